@@ -1,0 +1,151 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { EngineError, toEngineError, type EngineErrorKind } from "../engine/errors.ts";
+
+export interface RequestContext {
+  req: IncomingMessage;
+  res: ServerResponse;
+  params: Record<string, string>;
+  query: URLSearchParams;
+  /** API version the client asked for (from the /vX.Y prefix), or the server's own. */
+  apiVersion: string;
+}
+
+export type Handler = (ctx: RequestContext) => Promise<void> | void;
+
+interface Route {
+  method: string;
+  pattern: RegExp;
+  keys: string[];
+  handler: Handler;
+}
+
+/** Engine error kinds → HTTP status codes, in one place. */
+const STATUS: Record<EngineErrorKind, number> = {
+  InvalidArgument: 400,
+  NotFound: 404,
+  AlreadyExists: 409,
+  Conflict: 409,
+  Unauthorized: 401,
+  Unavailable: 503,
+  DataLoss: 500,
+  NotImplemented: 501,
+  Canceled: 499,
+  Internal: 500,
+};
+
+export function statusOf(e: EngineError): number {
+  return STATUS[e.kind];
+}
+
+/**
+ * A small router for the Docker Engine API: paths are matched after the optional
+ * `/vX.Y` prefix; `{name}` captures one segment, `{name*}` the rest of the path
+ * (image names contain slashes).
+ */
+export class Router {
+  private readonly routes: Route[] = [];
+
+  add(method: string, path: string, handler: Handler): this {
+    const keys: string[] = [];
+    const source = path.replace(/\{(\w+)(\*?)\}/g, (_m, key: string, rest: string) => {
+      keys.push(key);
+      return rest ? "(.+?)" : "([^/]+)";
+    });
+    this.routes.push({ method, pattern: new RegExp(`^${source}$`), keys, handler });
+    return this;
+  }
+
+  get(path: string, h: Handler) { return this.add("GET", path, h); }
+  post(path: string, h: Handler) { return this.add("POST", path, h); }
+  delete(path: string, h: Handler) { return this.add("DELETE", path, h); }
+  head(path: string, h: Handler) { return this.add("HEAD", path, h); }
+  put(path: string, h: Handler) { return this.add("PUT", path, h); }
+
+  async dispatch(req: IncomingMessage, res: ServerResponse, serverVersion: string): Promise<void> {
+    const url = new URL(req.url ?? "/", "http://docker");
+    let path = url.pathname;
+    let apiVersion = serverVersion;
+    const v = /^\/v(\d+\.\d+)(\/.*)$/.exec(path);
+    if (v) {
+      apiVersion = v[1]!;
+      path = v[2]!;
+    }
+    const method = req.method ?? "GET";
+    let pathMatched = false;
+    for (const route of this.routes) {
+      const m = route.pattern.exec(path);
+      if (!m) continue;
+      pathMatched = true;
+      if (route.method !== method) continue;
+      const params: Record<string, string> = {};
+      route.keys.forEach((k, i) => (params[k] = decodeURIComponent(m[i + 1]!)));
+      try {
+        await route.handler({ req, res, params, query: url.searchParams, apiVersion });
+      } catch (e) {
+        sendError(res, toEngineError(e));
+      }
+      return;
+    }
+    sendJson(res, pathMatched ? 405 : 404, { message: pathMatched ? `method ${method} not allowed on ${path}` : `page not found` });
+  }
+}
+
+export function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const data = JSON.stringify(body);
+  res.writeHead(status, { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(data) });
+  res.end(data);
+}
+
+export function sendError(res: ServerResponse, e: EngineError): void {
+  if (res.headersSent) {
+    // A stream already started: the error goes into the stream as Docker does.
+    if (!res.writableEnded) res.end(JSON.stringify({ errorDetail: { message: e.message }, error: e.message }) + "\n");
+    return;
+  }
+  sendJson(res, statusOf(e), { message: e.message });
+}
+
+export function sendNoContent(res: ServerResponse, status = 204): void {
+  res.writeHead(status);
+  res.end();
+}
+
+export async function readJsonBody<T = unknown>(req: IncomingMessage, maxBytes = 1024 * 1024): Promise<T> {
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const c of req) {
+    n += (c as Buffer).length;
+    if (n > maxBytes) throw new EngineError("InvalidArgument", `request body larger than ${maxBytes} bytes`);
+    chunks.push(c as Buffer);
+  }
+  const text = Buffer.concat(chunks).toString("utf8");
+  if (!text.trim()) return {} as T;
+  try {
+    return JSON.parse(text) as T;
+  } catch (e) {
+    throw new EngineError("InvalidArgument", `invalid JSON in request body: ${(e as Error).message}`);
+  }
+}
+
+export function boolParam(q: URLSearchParams, name: string): boolean {
+  const v = q.get(name);
+  return v === "1" || v === "true" || v === "True";
+}
+
+/** Docker's `filters` query parameter: {"key":{"value":true}} or the older {"key":["value"]}. */
+export function parseFilters(q: URLSearchParams): Map<string, string[]> {
+  const raw = q.get("filters");
+  const out = new Map<string, string[]>();
+  if (!raw) return out;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    throw new EngineError("InvalidArgument", `invalid filter: ${raw}`);
+  }
+  for (const [k, v] of Object.entries(parsed as Record<string, unknown>)) {
+    if (Array.isArray(v)) out.set(k, v.map(String));
+    else if (v && typeof v === "object") out.set(k, Object.entries(v).filter(([, on]) => on).map(([val]) => val));
+  }
+  return out;
+}

@@ -1,0 +1,50 @@
+import { createServer, type Server } from "node:http";
+import { chmod, mkdir, rm } from "node:fs/promises";
+import { dirname } from "node:path";
+import type { Logger } from "pino";
+import type { Engine } from "../engine/engine.ts";
+import { addImageRoutes } from "./images-routes.ts";
+import { Router } from "./router.ts";
+import { API_VERSION, addSystemRoutes } from "./system-routes.ts";
+
+/**
+ * The Docker Engine API door: an HTTP server on a unix socket that translates
+ * requests into engine calls. It owns the socket file and removes it on close.
+ */
+export async function serveDockerApi(engine: Engine, socketPath: string, logger: Logger): Promise<{ server: Server; close(): Promise<void> }> {
+  const router = new Router();
+  addSystemRoutes(router, engine);
+  addImageRoutes(router, engine);
+
+  const server = createServer((req, res) => {
+    const started = Date.now();
+    res.once("finish", () => logger.debug({ method: req.method, url: req.url, status: res.statusCode, ms: Date.now() - started }, "docker api"));
+    router.dispatch(req, res, API_VERSION).catch((e: unknown) => {
+      logger.error({ err: e }, "docker api handler crashed");
+      if (!res.headersSent) res.writeHead(500);
+      res.end();
+    });
+  });
+  server.keepAliveTimeout = 0;
+  server.requestTimeout = 0;
+  server.headersTimeout = 0;
+
+  await mkdir(dirname(socketPath), { recursive: true });
+  await rm(socketPath, { force: true });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(socketPath, () => resolve());
+  });
+  await chmod(socketPath, 0o660);
+  logger.info({ socket: socketPath }, "serving the Docker Engine API");
+  return {
+    server,
+    close: async () => {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      await rm(socketPath, { force: true });
+    },
+  };
+}

@@ -1,0 +1,137 @@
+import type { Engine } from "../engine/engine.ts";
+import { notFound } from "../engine/errors.ts";
+import { imageSummaryJson } from "./images-routes.ts";
+import { registryDomain } from "./registry-auth.ts";
+import { readJsonBody, sendJson, type Router } from "./router.ts";
+
+/** The API version this agent speaks, and the oldest it accepts (docker CLI 20.10 speaks 1.41). */
+export const API_VERSION = "1.47";
+export const MIN_API_VERSION = "1.24";
+export const ENGINE_VERSION = "27.5.0-berth";
+export const BERTH_VERSION = "0.1.0";
+
+export function addSystemRoutes(router: Router, engine: Engine): void {
+  const ping = ({ res, req }: { res: import("node:http").ServerResponse; req: import("node:http").IncomingMessage }) => {
+    res.writeHead(200, {
+      "Content-Type": "text/plain; charset=utf-8",
+      "Api-Version": API_VERSION,
+      "Docker-Experimental": "false",
+      "Ostype": "linux",
+      "Builder-Version": "1",
+      "Cache-Control": "no-cache, no-store, must-revalidate",
+      "Pragma": "no-cache",
+    });
+    res.end(req.method === "HEAD" ? undefined : "OK");
+  };
+  router.get("/_ping", ping);
+  router.head("/_ping", ping);
+
+  router.get("/version", ({ res }) => {
+    const f = engine.facts;
+    sendJson(res, 200, {
+      Platform: { Name: "Berth Engine" },
+      Components: [
+        {
+          Name: "Engine",
+          Version: ENGINE_VERSION,
+          Details: { ApiVersion: API_VERSION, MinAPIVersion: MIN_API_VERSION, Os: "linux", Arch: f.goArch, KernelVersion: f.kernelVersion, BerthVersion: BERTH_VERSION, GitCommit: "berth", GoVersion: `node${process.versions.node}` },
+        },
+      ],
+      Version: ENGINE_VERSION,
+      ApiVersion: API_VERSION,
+      MinAPIVersion: MIN_API_VERSION,
+      GitCommit: "berth",
+      GoVersion: `node${process.versions.node}`,
+      Os: "linux",
+      Arch: f.goArch,
+      KernelVersion: f.kernelVersion,
+      BuildTime: new Date(0).toISOString(),
+    });
+  });
+
+  router.get("/info", async ({ res }) => {
+    const f = engine.facts;
+    const images = engine.images.deps.store.images().length;
+    sendJson(res, 200, {
+      ID: engine.id,
+      Containers: 0,
+      ContainersRunning: 0,
+      ContainersPaused: 0,
+      ContainersStopped: 0,
+      Images: images,
+      Driver: "overlay2",
+      DriverStatus: [["Backing Filesystem", "extfs"], ["Supports d_type", "true"], ["Using metacopy", "false"], ["Native Overlay Diff", "true"]],
+      Plugins: { Volume: ["local"], Network: ["bridge", "host", "null"], Authorization: null, Log: ["json-file"] },
+      MemoryLimit: true,
+      SwapLimit: true,
+      CpuCfsPeriod: true,
+      CpuCfsQuota: true,
+      CPUShares: true,
+      CPUSet: true,
+      PidsLimit: true,
+      IPv4Forwarding: true,
+      Debug: false,
+      NFd: 0,
+      OomKillDisable: false,
+      NGoroutines: 0,
+      SystemTime: new Date().toISOString(),
+      LoggingDriver: "json-file",
+      CgroupDriver: "cgroupfs",
+      CgroupVersion: f.cgroupVersion,
+      NEventsListener: 0,
+      KernelVersion: f.kernelVersion,
+      OperatingSystem: f.operatingSystem,
+      OSVersion: f.osVersion,
+      OSType: "linux",
+      Architecture: f.architecture,
+      IndexServerAddress: "https://index.docker.io/v1/",
+      RegistryConfig: {
+        InsecureRegistryCIDRs: ["127.0.0.0/8", "::1/128"],
+        IndexConfigs: indexConfigs(engine),
+        Mirrors: engine.config.registryMirrors,
+      },
+      NCPU: f.ncpu,
+      MemTotal: f.memTotal,
+      DockerRootDir: engine.config.dataRoot,
+      Name: f.hostname,
+      Labels: [],
+      ExperimentalBuild: false,
+      ServerVersion: ENGINE_VERSION,
+      Runtimes: { runc: { path: "runc" } },
+      DefaultRuntime: "runc",
+      Swarm: { LocalNodeState: "inactive", ControlAvailable: false, NodeID: "", NodeAddr: "", RemoteManagers: null },
+      LiveRestoreEnabled: true,
+      Isolation: "",
+      InitBinary: "",
+      SecurityOptions: ["name=seccomp,profile=unconfined"],
+      Warnings: null,
+    });
+  });
+
+  router.post("/auth", async ({ req, res }) => {
+    const body = await readJsonBody<{ username?: string; password?: string; serveraddress?: string; identitytoken?: string }>(req);
+    const domain = registryDomain(body.serveraddress);
+    const result = await engine.registry.checkLogin(domain, { username: body.username, password: body.password, identitytoken: body.identitytoken });
+    sendJson(res, 200, { Status: "Login Succeeded", IdentityToken: result.identityToken ?? "" });
+  });
+
+  router.get("/system/df", async ({ res }) => {
+    const du = await engine.images.diskUsage();
+    sendJson(res, 200, { LayersSize: du.layersSize, Images: du.images.map(imageSummaryJson), Containers: [], Volumes: [], BuildCache: [] });
+  });
+
+  // Until the container concern exists, every container lookup answers as Docker does for an unknown one.
+  router.get("/containers/json", ({ res }) => sendJson(res, 200, []));
+  router.get("/containers/{id}/json", ({ params }) => {
+    throw notFound(`No such container: ${params.id}`);
+  });
+
+}
+
+function indexConfigs(engine: Engine): Record<string, { Name: string; Mirrors: string[]; Secure: boolean; Official: boolean }> {
+  const out: Record<string, { Name: string; Mirrors: string[]; Secure: boolean; Official: boolean }> = {
+    "docker.io": { Name: "docker.io", Mirrors: engine.config.registryMirrors, Secure: true, Official: true },
+  };
+  for (const r of engine.config.insecureRegistries) out[r] = { Name: r, Mirrors: [], Secure: false, Official: false };
+  return out;
+}

@@ -1,0 +1,214 @@
+import { pipeline } from "node:stream/promises";
+import { dataLoss, invalidArgument, isEngineError, toEngineError, type EngineError } from "../errors.ts";
+import { chainIdOf } from "../layers/chain-id.ts";
+import { decompressStream } from "../layers/decompress.ts";
+import { familiarString, fullName, parseNormalizedReference, withDefaultTag, type ImageReference } from "../reference/reference.ts";
+import type { Credentials, Descriptor, ResolvedManifest } from "../registry/client.ts";
+import { countingStream, teeStream } from "../streams.ts";
+import { parseImageConfig } from "./image-config.ts";
+import type { ImageService } from "./image-service.ts";
+import type { ImageLayerRecord } from "./image-store.ts";
+import { noProgress, shortDigest, type ProgressSink } from "./progress.ts";
+
+export interface PullOptions {
+  credentials?: Credentials;
+  onProgress?: ProgressSink;
+  signal?: AbortSignal;
+  /** Layers downloading at once. */
+  concurrency?: number;
+}
+
+export interface PullResult {
+  id: string;
+  reference: ImageReference;
+  /** The digest the reference resolved to (the index's when it named one). */
+  digest: string;
+  upToDate: boolean;
+}
+
+const MAX_CONFIG_BYTES = 8 * 1024 * 1024;
+const LAYER_ATTEMPTS = 3;
+
+/** A small counting semaphore: at most `n` downloads run at once. */
+function limiter(n: number) {
+  let active = 0;
+  const queue: Array<() => void> = [];
+  return async <T>(fn: () => Promise<T>): Promise<T> => {
+    if (active >= n) await new Promise<void>((r) => queue.push(r));
+    active += 1;
+    try {
+      return await fn();
+    } finally {
+      active -= 1;
+      queue.shift()?.();
+    }
+  };
+}
+
+/**
+ * Pulls an image: resolves the manifest (an index to this node's platform), stores the
+ * config, and downloads the layers, several at once, each stored as a verified blob and
+ * unpacked while it streams in. The image and its reference become visible only after
+ * every layer is in place, so an interrupted pull leaves no image behind; complete,
+ * verified blobs and layers are kept and reused by the next pull.
+ *
+ * Pulls of the same layer at the same time share one download.
+ */
+export class Puller {
+  private readonly inflight = new Map<string, Promise<ImageLayerRecord>>();
+
+  constructor(private readonly images: ImageService) {}
+
+  async pull(name: string, opts: PullOptions = {}): Promise<PullResult> {
+    const onProgress = opts.onProgress ?? noProgress;
+    const { registry, content, logger } = this.images.deps;
+    const ref = withDefaultTag(parseNormalizedReference(name));
+    const target = { domain: ref.domain, path: ref.path };
+    onProgress({ id: ref.digest ?? ref.tag, status: `Pulling from ${ref.path}` });
+
+    const resolved = await registry.resolveManifest(ref, opts.credentials, opts.signal);
+    const manifest = resolved.manifest;
+    const configDesc = manifest.config;
+    if (!(await content.has(configDesc.digest))) {
+      await this.fetchBlobVerified(resolved, target, configDesc, opts, undefined);
+    }
+    const configBytes = await content.readBytes(configDesc.digest, MAX_CONFIG_BYTES);
+    const config = parseImageConfig(configBytes, `${familiarString(ref)}`);
+    const diffIds = config.rootfs.diff_ids;
+    if (diffIds.length !== manifest.layers.length) {
+      throw invalidArgument(
+        `${familiarString(ref)}: the manifest lists ${manifest.layers.length} layers but the image config has ${diffIds.length} diff IDs`,
+      );
+    }
+
+    const limit = limiter(opts.concurrency ?? 4);
+    const layerJobs = manifest.layers.map(async (desc, i) => {
+      const chainId = chainIdOf(diffIds.slice(0, i + 1));
+      const parent = i > 0 ? chainIdOf(diffIds.slice(0, i)) : undefined;
+      const id = shortDigest(desc.digest);
+      const existing = await this.images.deps.layers.get(chainId);
+      if (existing) {
+        onProgress({ id, status: "Already exists" });
+        const haveBlob = await content.has(desc.digest);
+        return { diffId: diffIds[i]!, chainId, size: existing.size, blob: haveBlob ? pickDescriptor(desc) : undefined } satisfies ImageLayerRecord;
+      }
+      onProgress({ id, status: "Pulling fs layer" });
+      onProgress({ id, status: "Waiting" });
+      return limit(() => this.layerOnce(chainId, () => this.pullLayer(resolved, target, desc, diffIds[i]!, chainId, parent, opts)));
+    });
+    const settled = await Promise.allSettled(layerJobs);
+    const failure = settled.find((s): s is PromiseRejectedResult => s.status === "rejected");
+    if (failure) throw toEngineError(failure.reason);
+    const layers = settled.map((s) => (s as PromiseFulfilledResult<ImageLayerRecord>).value);
+
+    // Keep the manifest (and the index it came from) so the image can be pushed byte-identically.
+    await content.writeBytes(resolved.bytes, resolved.digest);
+    const manifests = [{ repository: fullName(ref), digest: resolved.digest, mediaType: resolved.mediaType }];
+    if (resolved.indexDigest && resolved.indexBytes) {
+      await content.writeBytes(resolved.indexBytes, resolved.indexDigest);
+      manifests.push({ repository: fullName(ref), digest: resolved.indexDigest, mediaType: resolved.indexMediaType ?? "application/vnd.oci.image.index.v1+json" });
+    }
+    const repoDigest = resolved.indexDigest ?? resolved.digest;
+    const digestRef: ImageReference = { domain: ref.domain, path: ref.path, digest: repoDigest };
+    const references = ref.tag && !ref.digest ? [ref, digestRef] : [digestRef];
+    const before = this.images.deps.store.referenceTarget(`${fullName(ref)}${ref.tag && !ref.digest ? ":" + ref.tag : "@" + repoDigest}`);
+    const { id } = await this.images.registerImage({ configBytes, layers, manifests }, references);
+    logger.info({ image: familiarString(ref), id, digest: repoDigest }, "pulled image");
+    return { id, reference: ref, digest: repoDigest, upToDate: before === id };
+  }
+
+  private layerOnce(chainId: string, run: () => Promise<ImageLayerRecord>): Promise<ImageLayerRecord> {
+    const running = this.inflight.get(chainId);
+    if (running) return running;
+    const p = run().finally(() => this.inflight.delete(chainId));
+    this.inflight.set(chainId, p);
+    return p;
+  }
+
+  /** Downloads one blob into the content store, retrying broken transfers. */
+  private async fetchBlobVerified(resolved: ResolvedManifest, target: { domain: string; path: string }, desc: Descriptor, opts: PullOptions, onBytes: ((n: number) => void) | undefined): Promise<void> {
+    const { registry, content } = this.images.deps;
+    await this.withRetries(desc, async () => {
+      const { stream } = await registry.openBlob(resolved.endpoint, target, desc, opts.credentials, opts.signal);
+      await content.writeStream(onBytes ? stream.pipe(countingStream(onBytes)) : stream, { digest: desc.digest, size: desc.size }, opts.signal);
+    });
+  }
+
+  private async withRetries<T>(desc: Descriptor, attempt: () => Promise<T>): Promise<T> {
+    let last: EngineError | undefined;
+    for (let i = 0; i < LAYER_ATTEMPTS; i++) {
+      try {
+        return await attempt();
+      } catch (e) {
+        last = toEngineError(e);
+        // Only broken transfers are worth another try; a lying registry or bad content is not.
+        if (!isEngineError(last, "Unavailable") && !isNetworkReset(e)) throw last;
+        this.images.deps.logger.warn({ digest: desc.digest, attempt: i + 1, err: last.message }, "blob download broke, retrying");
+        await new Promise((r) => setTimeout(r, 200 * 2 ** i));
+      }
+    }
+    throw last!;
+  }
+
+  private async pullLayer(
+    resolved: ResolvedManifest,
+    target: { domain: string; path: string },
+    desc: Descriptor,
+    diffId: string,
+    chainId: string,
+    parent: string | undefined,
+    opts: PullOptions,
+  ): Promise<ImageLayerRecord> {
+    const onProgress = opts.onProgress ?? noProgress;
+    const { registry, content, layers } = this.images.deps;
+    const id = shortDigest(desc.digest);
+    let tarSize = 0;
+    const countTar = countingStream((n) => { tarSize = n; }, 1000);
+
+    if (await content.has(desc.digest)) {
+      // A verified blob from an earlier, interrupted pull: unpack it without downloading.
+      onProgress({ id, status: "Extracting", current: 0, total: desc.size });
+      const info = await layers.unpack({ parent, expectedDiffId: diffId }, decompressStream(content.read(desc.digest)).pipe(countTar), opts.signal);
+      onProgress({ id, status: "Pull complete" });
+      return { diffId, chainId, size: info.size, tarSize, blob: pickDescriptor(desc) };
+    }
+
+    return this.withRetries(desc, async () => {
+      const { stream } = await registry.openBlob(resolved.endpoint, target, desc, opts.credentials, opts.signal);
+      const counted = stream.pipe(countingStream((n) => onProgress({ id, status: "Downloading", current: n, total: desc.size })));
+      stream.once("error", (e) => counted.destroy(e));
+      const [toStore, toUnpack] = teeStream(counted);
+      const writer = await content.writer({ digest: desc.digest, size: desc.size });
+      const storing = pipeline(toStore, writer);
+      const unpacking = layers.unpack({ parent, expectedDiffId: diffId }, decompressStream(toUnpack).pipe(countTar), opts.signal);
+      const [stored, unpacked] = await Promise.allSettled([storing, unpacking]);
+      if (stored.status === "rejected" || unpacked.status === "rejected") {
+        await writer.abort();
+        if (unpacked.status === "fulfilled") await layers.remove(chainId).catch(() => undefined);
+        const reason = stored.status === "rejected" ? stored.reason : (unpacked as PromiseRejectedResult).reason;
+        throw toEngineError(reason);
+      }
+      onProgress({ id, status: "Verifying Checksum" });
+      try {
+        await writer.commit();
+      } catch (e) {
+        await layers.remove(chainId).catch(() => undefined);
+        throw isEngineError(e, "DataLoss") ? dataLoss(`filesystem layer verification failed for digest ${desc.digest}: ${(e as Error).message}`) : e;
+      }
+      onProgress({ id, status: "Download complete" });
+      onProgress({ id, status: "Extracting", current: desc.size, total: desc.size });
+      onProgress({ id, status: "Pull complete" });
+      return { diffId, chainId, size: unpacked.value.size, tarSize, blob: pickDescriptor(desc) };
+    });
+  }
+}
+
+function pickDescriptor(desc: Descriptor) {
+  return { mediaType: desc.mediaType, digest: desc.digest, size: desc.size };
+}
+
+function isNetworkReset(e: unknown): boolean {
+  const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  return code === "ECONNRESET" || code === "EPIPE" || code === "ETIMEDOUT" || code === "UND_ERR_SOCKET" || (e instanceof Error && /terminated|socket hang up|premature close/i.test(e.message));
+}
+

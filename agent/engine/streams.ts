@@ -1,0 +1,71 @@
+import { PassThrough, Transform, type Readable } from "node:stream";
+
+/**
+ * Splits one stream into two that are both fed every chunk. The source is paused
+ * until both branches have taken a chunk (backpressure from the slower side), so
+ * a layer can be stored and unpacked while it downloads without buffering it.
+ * An error on the source is forwarded to both branches.
+ */
+export function teeStream(source: Readable): [Readable, Readable] {
+  const a = new PassThrough();
+  const b = new PassThrough();
+  let waiting = 0;
+  const resumeWhenDrained = () => {
+    waiting -= 1;
+    if (waiting === 0) source.resume();
+  };
+  source.on("data", (chunk: Buffer) => {
+    const okA = a.write(chunk);
+    const okB = b.write(chunk);
+    if (!okA || !okB) {
+      source.pause();
+      if (!okA) { waiting += 1; a.once("drain", resumeWhenDrained); }
+      if (!okB) { waiting += 1; b.once("drain", resumeWhenDrained); }
+    }
+  });
+  source.once("end", () => { a.end(); b.end(); });
+  source.once("error", (err) => { a.destroy(err); b.destroy(err); });
+  // If a consumer gives up, stop reading the source so nothing keeps flowing nowhere.
+  const onBranchClose = (branch: PassThrough) => () => {
+    if (!branch.writableFinished && !source.destroyed) source.destroy(branch.errored ?? new Error("stream consumer closed early"));
+  };
+  a.once("close", onBranchClose(a));
+  b.once("close", onBranchClose(b));
+  return [a, b];
+}
+
+/** A pass-through that reports the running byte count (at most every `intervalMs`, and once at the end). */
+export function countingStream(onCount: (bytes: number) => void, intervalMs = 100): Transform {
+  let bytes = 0;
+  let last = 0;
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      bytes += chunk.length;
+      const now = Date.now();
+      if (now - last >= intervalMs) {
+        last = now;
+        onCount(bytes);
+      }
+      cb(null, chunk);
+    },
+    flush(cb) {
+      onCount(bytes);
+      cb();
+    },
+  });
+}
+
+/** Reads a whole stream into memory, refusing more than `maxBytes`. For small documents only. */
+export async function readAll(stream: Readable, maxBytes: number, what = "document"): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of stream) {
+    total += (chunk as Buffer).length;
+    if (total > maxBytes) {
+      stream.destroy();
+      throw new RangeError(`${what} is larger than ${maxBytes} bytes`);
+    }
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks);
+}

@@ -1,0 +1,44 @@
+import pino from "pino";
+import { AGENT_USAGE, ConfigError, loadAgentConfig } from "./config.ts";
+import { createEngine } from "./engine/engine.ts";
+import { serveDockerApi } from "./dockerapi/server.ts";
+
+/** berth-agent: the container engine of one node, with its Docker API door. */
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadAgentConfig(process.argv.slice(2));
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      process.stderr.write(`berth-agent: ${e.message}\n`);
+      process.exit(2);
+    }
+    throw e;
+  }
+  if (config === "help") {
+    process.stdout.write(AGENT_USAGE);
+    return;
+  }
+  const logger = pino({ level: config.logLevel, base: { service: "berth-agent", pid: process.pid } });
+  const engine = await createEngine(config, logger);
+  const api = await serveDockerApi(engine, config.dockerSocket, logger);
+  logger.info({ dataRoot: config.dataRoot, socket: config.dockerSocket }, "berth-agent started");
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, "stopping");
+    await api.close();
+    logger.info("stopped");
+    logger.flush();
+    process.exit(0);
+  };
+  process.on("SIGTERM", () => void stop("SIGTERM"));
+  process.on("SIGINT", () => void stop("SIGINT"));
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`berth-agent: ${(e as Error).stack ?? String(e)}\n`);
+  process.exit(1);
+});

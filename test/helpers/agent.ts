@@ -1,0 +1,139 @@
+import { spawn, execFile, type ChildProcess } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { promisify } from "node:util";
+
+const execFileP = promisify(execFile);
+const ROOT = resolve(import.meta.dirname, "../..");
+
+export interface AgentHandle {
+  dataRoot: string;
+  socket: string;
+  /** DOCKER_HOST value for the docker CLI. */
+  dockerHost: string;
+  /** A private DOCKER_CONFIG dir so `docker login` does not touch the machine's config. */
+  dockerConfig: string;
+  process: ChildProcess;
+  logs: () => string;
+  /** SIGTERM and wait; keeps the data root. */
+  stop(): Promise<void>;
+  /** SIGKILL, as a crash would; keeps the data root. */
+  kill(): Promise<void>;
+  /** Starts the agent again on the same data root and socket. */
+  restart(): Promise<void>;
+  /** Stops the agent and removes its data root. Idempotent. */
+  destroy(): Promise<void>;
+}
+
+export interface StartAgentOptions {
+  insecureRegistries?: string[];
+  registryMirrors?: string[];
+  dataRoot?: string;
+}
+
+/** Starts a real berth-agent (bin/berth-agent.mjs) on a temporary data root and socket. */
+export async function startAgent(opts: StartAgentOptions = {}): Promise<AgentHandle> {
+  const base = await mkdtemp(join(tmpdir(), "berth-agent-"));
+  const dataRoot = opts.dataRoot ?? join(base, "data");
+  const socket = join(base, "docker.sock");
+  const dockerConfig = join(base, "docker-config");
+  let output = "";
+  let child!: ChildProcess;
+  const args = [join(ROOT, "bin/berth-agent.mjs"), "--data-root", dataRoot, "--docker-socket", socket, "--log-level", "debug"];
+  for (const r of opts.insecureRegistries ?? []) args.push("--insecure-registry", r);
+  for (const m of opts.registryMirrors ?? []) args.push("--registry-mirror", m);
+
+  const launch = async () => {
+    child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
+    child.stdout!.on("data", (d: Buffer) => (output += d.toString()));
+    child.stderr!.on("data", (d: Buffer) => (output += d.toString()));
+    const deadline = Date.now() + 30_000;
+    while (!output.includes("berth-agent started")) {
+      if (child.exitCode !== null) throw new Error(`berth-agent exited with ${child.exitCode}:\n${output}`);
+      if (Date.now() > deadline) throw new Error(`berth-agent did not start in 30 s:\n${output}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    handle.process = child;
+  };
+  const waitExit = () => new Promise<void>((r) => (child.exitCode !== null || child.signalCode !== null ? r() : child.once("exit", () => r())));
+
+  let destroyed = false;
+  const handle: AgentHandle = {
+    dataRoot,
+    socket,
+    dockerHost: `unix://${socket}`,
+    dockerConfig,
+    process: undefined as unknown as ChildProcess,
+    logs: () => output,
+    stop: async () => {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill("SIGTERM");
+        await waitExit();
+      }
+    },
+    kill: async () => {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill("SIGKILL");
+        await waitExit();
+      }
+    },
+    restart: async () => {
+      await handle.stop();
+      output = "";
+      await launch();
+    },
+    destroy: async () => {
+      if (destroyed) return;
+      destroyed = true;
+      await handle.kill();
+      await umountUnder(base);
+      await rm(base, { recursive: true, force: true });
+    },
+  };
+  await launch();
+  return handle;
+}
+
+/** Unmounts anything still mounted below `dir` (deepest first), so a test never leaves mounts. */
+async function umountUnder(dir: string): Promise<void> {
+  if (!existsSync("/proc/self/mountinfo")) return;
+  const { readFile } = await import("node:fs/promises");
+  const lines = (await readFile("/proc/self/mountinfo", "utf8")).split("\n");
+  const mounts = lines.map((l) => l.split(" ")[4]).filter((m): m is string => !!m && m.startsWith(dir + "/"));
+  for (const m of mounts.sort((a, b) => b.length - a.length)) await execFileP("umount", ["-l", m]).catch(() => undefined);
+}
+
+export interface DockerResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the real docker CLI against an agent. Never throws on a non-zero exit: tests assert on it. */
+export async function docker(agent: AgentHandle, args: string[], opts: { input?: Buffer | string; timeoutMs?: number; env?: Record<string, string> } = {}): Promise<DockerResult> {
+  return new Promise((resolvePromise) => {
+    const child = spawn("docker", args, {
+      env: { ...process.env, DOCKER_HOST: agent.dockerHost, DOCKER_CONFIG: agent.dockerConfig, DOCKER_CLI_HINTS: "false", ...opts.env },
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs ?? 120_000);
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      resolvePromise({ code: code ?? -1, stdout, stderr });
+    });
+    child.stdin.end(opts.input ?? "");
+  });
+}
+
+/** docker(...) that must succeed; the error names the command and what the CLI printed. */
+export async function dockerOk(agent: AgentHandle, args: string[], opts: { input?: Buffer | string; timeoutMs?: number } = {}): Promise<string> {
+  const r = await docker(agent, args, opts);
+  if (r.code !== 0) throw new Error(`docker ${args.join(" ")} exited ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}\nagent log tail:\n${agent.logs().split("\n").slice(-20).join("\n")}`);
+  return r.stdout;
+}
