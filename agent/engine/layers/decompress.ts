@@ -1,4 +1,4 @@
-import { PassThrough, Readable, type Transform } from "node:stream";
+import { PassThrough, Readable, Writable, type Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import * as zlib from "node:zlib";
 import { dataLoss, invalidArgument } from "../errors.ts";
@@ -66,14 +66,29 @@ async function run(input: Readable, out: PassThrough): Promise<void> {
     { objectMode: false },
   );
   // The generator's `return` on early destroy calls it.return(), which destroys `input`.
+  // `out` is fed through a sink rather than being the pipeline's last stage, so that
+  // it is destroyed with the mapped error below, not with zlib's raw one.
   const decoder = decoderFor(kind);
-  if (decoder) {
-    await pipeline(rest, decoder, out).catch((e: unknown) => {
-      // A corrupt or truncated compressed stream is damaged content.
-      throw isZlibError(e) ? dataLoss(`corrupt ${kind} layer stream: ${e.message}`, e) : e;
-    });
-  } else {
-    await pipeline(rest, out);
+  const sink = new Writable({
+    highWaterMark: 256 * 1024,
+    write(chunk: Buffer, _enc, cb) {
+      if (out.destroyed) return cb(new Error("decompressed stream closed by its reader"));
+      if (out.write(chunk)) cb();
+      else out.once("drain", () => cb());
+    },
+    final(cb) {
+      out.end();
+      cb();
+    },
+  });
+  out.once("close", () => {
+    if (!out.writableFinished) sink.destroy(new Error("decompressed stream closed by its reader"));
+  });
+  try {
+    await (decoder ? pipeline(rest, decoder, sink) : pipeline(rest, sink));
+  } catch (e) {
+    // A corrupt or truncated compressed stream is damaged content.
+    throw isZlibError(e) ? dataLoss(`corrupt ${kind} layer stream: ${e.message}`, e) : e;
   }
 }
 

@@ -18,7 +18,7 @@ import { createHash } from "node:crypto";
 import type { Logger } from "pino";
 import { z } from "zod";
 import { EngineError, unauthorized } from "../errors.ts";
-import { discard, isRetryableStatus, kindForStatus, networkError, readLimited, retryAfterMs, RetryableError, send, withRetry } from "./http.ts";
+import { discard, isRetryableStatus, kindForStatus, fetchFailure, readLimited, retryAfterMs, RetryableError, send, withRetry } from "./http.ts";
 import type { Credentials } from "./types.ts";
 
 /** One challenge of a WWW-Authenticate header: the scheme (lower case) and its parameters (keys lower case). */
@@ -260,7 +260,7 @@ export async function fetchToken(req: TokenRequest): Promise<TokenResult> {
       try {
         r = await send({ method, url: url.toString(), headers, body, signal: req.signal });
       } catch (e) {
-        throw networkError(what, e);
+        throw fetchFailure(what, e);
       }
       const res = r.res;
       if (res.ok) return readLimited(res, 1024 * 1024, "token response");
@@ -350,10 +350,6 @@ export class Authenticator {
   noteChallenges(origin: string, header: string | null): void {
     const parsed = parseChallenges(header);
     if (parsed.length > 0) this.challenges.set(origin, parsed);
-  }
-
-  hasChallenges(origin: string): boolean {
-    return this.challenges.has(origin);
   }
 
   /**

@@ -39,7 +39,8 @@ export async function send(req: HttpRequest): Promise<HttpResponse> {
   const origin = new URL(url).origin;
   for (let hop = 0; ; hop++) {
     throwIfAborted(req.signal);
-    const res = await fetch(url, { method, headers, body, redirect: "manual", signal: req.signal });
+    // Node accepts any Uint8Array; the DOM typings want one backed by an ArrayBuffer.
+    const res = await fetch(url, { method, headers, body: body as Uint8Array<ArrayBuffer> | undefined, redirect: "manual", signal: req.signal });
     const location = res.headers.get("location");
     if (![301, 302, 303, 307, 308].includes(res.status) || !location) return { res, url };
     await discard(res);
@@ -176,6 +177,16 @@ export function redactUrl(url: string): string {
   } catch {
     return url;
   }
+}
+
+/**
+ * What a caller throws for a failed fetch: a RetryableError for resets and
+ * timeouts (withRetry tries again), otherwise networkError's result.
+ */
+export function fetchFailure(what: string, e: unknown): unknown {
+  const err = networkError(what, e);
+  if (err instanceof EngineError && err.kind === "Unavailable" && isRetryableNetworkError(e)) return new RetryableError(err);
+  return err;
 }
 
 export interface RetryOptions {
