@@ -210,9 +210,14 @@ describe("images through the docker CLI (anonymous registry)", () => {
   });
 
   test("malformed references and unknown tags are clear errors", async () => {
-    const bad = await docker(agent, ["pull", "UPPER/case"]);
+    const bad = await docker(agent, ["pull", "Busybox"]);
     assert.notEqual(bad.code, 0);
-    assert.match(bad.stderr, /invalid reference format/);
+    assert.match(bad.stderr, /invalid reference format: repository name \(library\/Busybox\) must be lowercase/);
+    // The daemon itself refuses a malformed reference from any API client, with a 400.
+    const { stdout: raw } = await execFileP("curl", ["-s", "-w", "\n%{http_code}", "--unix-socket", agent.socket, "-X", "POST", "http://d/v1.47/images/create?fromImage=bad::name&tag=latest"]);
+    const [body, status] = raw.trim().split("\n");
+    assert.equal(status, "400");
+    assert.match(JSON.parse(body!).message, /invalid reference format/);
     const unknown = await docker(agent, ["pull", `${reg.host}/library/busybox:nosuchtag`]);
     assert.notEqual(unknown.code, 0);
     assert.match(unknown.stderr, /manifest unknown|not found/);

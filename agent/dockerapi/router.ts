@@ -82,6 +82,12 @@ export class Router {
       try {
         await route.handler({ req, res, params, query: url.searchParams, apiVersion });
       } catch (e) {
+        // The client may still be sending a body (load, import): take it all before
+        // answering, or the socket is reset and the CLI never sees the message.
+        if (!req.complete && !req.destroyed) {
+          req.resume();
+          await new Promise<void>((resolve) => { req.once("end", resolve); req.once("close", resolve); });
+        }
         sendError(res, toEngineError(e));
       }
       return;
