@@ -1,4 +1,4 @@
-import { PassThrough, Transform, type Readable } from "node:stream";
+import { PassThrough, Transform, pipeline, type Duplex, type Readable } from "node:stream";
 
 /**
  * Splits one stream into two that are both fed every chunk. The source is paused
@@ -68,4 +68,14 @@ export async function readAll(stream: Readable, maxBytes: number, what = "docume
     chunks.push(chunk as Buffer);
   }
   return Buffer.concat(chunks);
+}
+
+/**
+ * `source.pipe(transform)` with errors carried both ways: a failing source destroys
+ * the transform (so its reader sees the error instead of waiting forever), and a
+ * destroyed transform destroys the source.
+ */
+export function through<T extends Duplex>(source: Readable, transform: T): T {
+  pipeline(source, transform, () => undefined);
+  return transform;
 }

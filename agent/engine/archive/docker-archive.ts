@@ -8,7 +8,7 @@ import { dataLoss, invalidArgument } from "../errors.ts";
 import { chainIdOf } from "../layers/chain-id.ts";
 import { decompressStream } from "../layers/decompress.ts";
 import { familiarString, parseNormalizedReference, withDefaultTag, type ImageReference } from "../reference/reference.ts";
-import { countingStream } from "../streams.ts";
+import { countingStream, through } from "../streams.ts";
 import { parseImageConfig } from "../images/image-config.ts";
 import type { ImageService } from "../images/image-service.ts";
 import type { ImageLayerRecord } from "../images/image-store.ts";
@@ -164,7 +164,7 @@ async function storeLayerFromFile(images: ImageService, file: string, diffIds: s
   const chainId = chainIdOf(diffIds);
   const parent = diffIds.length > 1 ? chainIdOf(diffIds.slice(0, -1)) : undefined;
   let tarSize = 0;
-  const counted = decompressStream(createReadStream(file)).pipe(countingStream((n) => (tarSize = n), 1000));
+  const counted = through(decompressStream(createReadStream(file)), countingStream((n) => (tarSize = n), 1000));
   const existing = await layers.get(chainId);
   const info = existing ?? (await layers.unpack({ parent, expectedDiffId: diffId }, counted, signal));
   if (existing) await pipeline(counted, new PassThrough().resume());

@@ -4,7 +4,7 @@ import { chainIdOf } from "../layers/chain-id.ts";
 import { decompressStream } from "../layers/decompress.ts";
 import { familiarString, fullName, parseNormalizedReference, withDefaultTag, type ImageReference } from "../reference/reference.ts";
 import type { Credentials, Descriptor, ResolvedManifest } from "../registry/client.ts";
-import { countingStream, teeStream } from "../streams.ts";
+import { countingStream, teeStream, through } from "../streams.ts";
 import { parseImageConfig } from "./image-config.ts";
 import type { ImageService } from "./image-service.ts";
 import type { ImageLayerRecord } from "./image-store.ts";
@@ -56,6 +56,8 @@ function limiter(n: number) {
  */
 export class Puller {
   private readonly inflight = new Map<string, Promise<ImageLayerRecord>>();
+  /** Layers each running pull relies on, so a failing pull never removes a layer another one needs. */
+  private readonly claims = new Map<string, number>();
 
   constructor(private readonly images: ImageService) {}
 
@@ -81,6 +83,48 @@ export class Puller {
       );
     }
 
+    const chainIds = diffIds.map((_, i) => chainIdOf(diffIds.slice(0, i + 1)));
+    for (const c of chainIds) this.claims.set(c, (this.claims.get(c) ?? 0) + 1);
+    const created = new Set<string>();
+    try {
+      return await this.pullClaimed(ref, resolved, configBytes, diffIds, created, opts);
+    } catch (e) {
+      await this.releaseNewLayers(created);
+      throw e;
+    } finally {
+      for (const c of chainIds) {
+        const n = (this.claims.get(c) ?? 1) - 1;
+        if (n === 0) this.claims.delete(c);
+        else this.claims.set(c, n);
+      }
+    }
+  }
+
+  /** Removes layers a failed pull unpacked, unless an image or another pull uses them (blobs stay for the next try). */
+  private async releaseNewLayers(created: Set<string>): Promise<void> {
+    const { layers, store, logger } = this.images.deps;
+    const used = new Set(store.images().flatMap((img) => img.layers.map((l) => l.chainId)));
+    const ordered = (await layers.list()).filter((l) => created.has(l.chainId));
+    // Children before parents: the layer store refuses to remove a parent.
+    const depth = (c: string | undefined): number => { const l = ordered.find((x) => x.chainId === c); return l ? 1 + depth(l.parent) : 0; };
+    for (const l of ordered.sort((a, b) => depth(b.chainId) - depth(a.chainId))) {
+      if (used.has(l.chainId) || (this.claims.get(l.chainId) ?? 0) > 1) continue;
+      await layers.remove(l.chainId).catch((err: unknown) => logger.warn({ err, chainId: l.chainId }, "could not remove a layer of a failed pull"));
+    }
+  }
+
+  private async pullClaimed(
+    ref: ImageReference,
+    resolved: ResolvedManifest,
+    configBytes: Buffer,
+    diffIds: string[],
+    created: Set<string>,
+    opts: PullOptions,
+  ): Promise<PullResult> {
+    const onProgress = opts.onProgress ?? noProgress;
+    const { content, logger } = this.images.deps;
+    const target = { domain: ref.domain, path: ref.path };
+    const manifest = resolved.manifest;
     const limit = limiter(opts.concurrency ?? 4);
     const layerJobs = manifest.layers.map(async (desc, i) => {
       const chainId = chainIdOf(diffIds.slice(0, i + 1));
@@ -89,11 +133,13 @@ export class Puller {
       const existing = await this.images.deps.layers.get(chainId);
       if (existing) {
         onProgress({ id, status: "Already exists" });
-        const haveBlob = await content.has(desc.digest);
-        return { diffId: diffIds[i]!, chainId, size: existing.size, blob: haveBlob ? pickDescriptor(desc) : undefined } satisfies ImageLayerRecord;
+        const known = this.images.deps.store.images().flatMap((img) => img.layers).find((l) => l.chainId === chainId);
+        const blob = (await content.has(desc.digest)) ? pickDescriptor(desc) : known?.blob;
+        return { diffId: diffIds[i]!, chainId, size: existing.size, tarSize: known?.tarSize, blob } satisfies ImageLayerRecord;
       }
       onProgress({ id, status: "Pulling fs layer" });
       onProgress({ id, status: "Waiting" });
+      created.add(chainId);
       return limit(() => this.layerOnce(chainId, () => this.pullLayer(resolved, target, desc, diffIds[i]!, chainId, parent, opts)));
     });
     const settled = await Promise.allSettled(layerJobs);
@@ -130,7 +176,7 @@ export class Puller {
     const { registry, content } = this.images.deps;
     await this.withRetries(desc, async () => {
       const { stream } = await registry.openBlob(resolved.endpoint, target, desc, opts.credentials, opts.signal);
-      await content.writeStream(onBytes ? stream.pipe(countingStream(onBytes)) : stream, { digest: desc.digest, size: desc.size }, opts.signal);
+      await content.writeStream(onBytes ? through(stream, countingStream(onBytes)) : stream, { digest: desc.digest, size: desc.size }, opts.signal);
     });
   }
 
@@ -168,19 +214,18 @@ export class Puller {
     if (await content.has(desc.digest)) {
       // A verified blob from an earlier, interrupted pull: unpack it without downloading.
       onProgress({ id, status: "Extracting", current: 0, total: desc.size });
-      const info = await layers.unpack({ parent, expectedDiffId: diffId }, decompressStream(content.read(desc.digest)).pipe(countTar), opts.signal);
+      const info = await layers.unpack({ parent, expectedDiffId: diffId }, through(decompressStream(content.read(desc.digest)), countTar), opts.signal);
       onProgress({ id, status: "Pull complete" });
       return { diffId, chainId, size: info.size, tarSize, blob: pickDescriptor(desc) };
     }
 
     return this.withRetries(desc, async () => {
       const { stream } = await registry.openBlob(resolved.endpoint, target, desc, opts.credentials, opts.signal);
-      const counted = stream.pipe(countingStream((n) => onProgress({ id, status: "Downloading", current: n, total: desc.size })));
-      stream.once("error", (e) => counted.destroy(e));
+      const counted = through(stream, countingStream((n) => onProgress({ id, status: "Downloading", current: n, total: desc.size })));
       const [toStore, toUnpack] = teeStream(counted);
       const writer = await content.writer({ digest: desc.digest, size: desc.size });
       const storing = pipeline(toStore, writer);
-      const unpacking = layers.unpack({ parent, expectedDiffId: diffId }, decompressStream(toUnpack).pipe(countTar), opts.signal);
+      const unpacking = layers.unpack({ parent, expectedDiffId: diffId }, through(decompressStream(toUnpack), countTar), opts.signal);
       const [stored, unpacked] = await Promise.allSettled([storing, unpacking]);
       if (stored.status === "rejected" || unpacked.status === "rejected") {
         await writer.abort();

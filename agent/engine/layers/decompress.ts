@@ -1,4 +1,4 @@
-import { PassThrough, Readable, Writable, type Transform } from "node:stream";
+import { Readable, type Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import * as zlib from "node:zlib";
 import { dataLoss, invalidArgument } from "../errors.ts";
@@ -22,22 +22,24 @@ export function detectCompression(head: Uint8Array): Compression {
  * tar either, the tar reader rejects it). zstd is decompressed only when this
  * Node has `zlib.createZstdDecompress` (Node ≥ 22.15); bzip2 and xz never are.
  *
- * Errors (unsupported compression: InvalidArgument "unsupported layer
- * compression: zstd"; corrupt gzip: DataLoss; the input's own errors) are
- * emitted on the returned stream, which the caller owns: destroying it
- * destroys `input`.
+ * Lazy: nothing is read from `input` until the returned stream is read, so its
+ * errors cannot fire before the reader is listening. Errors are emitted on the
+ * returned stream (`pipeline`/`for await` reject with them): unsupported
+ * compression is InvalidArgument "unsupported layer compression: zstd", a
+ * corrupt or truncated gzip stream is DataLoss, the input's own errors pass
+ * through unchanged. The caller owns the returned stream; destroying it
+ * destroys `input`. (`.pipe()` does not forward errors: use `pipeline`.)
  */
 export function decompressStream(input: Readable): Readable {
-  const out = new PassThrough({ highWaterMark: 256 * 1024 });
-  void run(input, out).catch((e: unknown) => {
-    input.destroy();
-    out.destroy(e instanceof Error ? e : new Error(String(e)));
+  const out = Readable.from(decompress(input), { objectMode: false, highWaterMark: 256 * 1024 });
+  out.once("close", () => {
+    if (!input.readableEnded) input.destroy();
   });
   return out;
 }
 
-async function run(input: Readable, out: PassThrough): Promise<void> {
-  const it = input[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+async function* decompress(input: Readable): AsyncGenerator<Buffer> {
+  const it = input[Symbol.asyncIterator]() as AsyncIterator<Buffer | string>;
   const headChunks: Buffer[] = [];
   let headLen = 0;
   let ended = false;
@@ -53,42 +55,38 @@ async function run(input: Readable, out: PassThrough): Promise<void> {
   }
   const head = Buffer.concat(headChunks);
   const kind = detectCompression(head);
-  const rest = Readable.from(
-    (async function* () {
-      if (head.length) yield head;
-      if (ended) return;
-      for (;;) {
-        const r = await it.next();
-        if (r.done) return;
-        yield r.value;
-      }
-    })(),
-    { objectMode: false },
-  );
-  // The generator's `return` on early destroy calls it.return(), which destroys `input`.
-  // `out` is fed through a sink rather than being the pipeline's last stage, so that
-  // it is destroyed with the mapped error below, not with zlib's raw one.
-  const decoder = decoderFor(kind);
-  const sink = new Writable({
-    highWaterMark: 256 * 1024,
-    write(chunk: Buffer, _enc, cb) {
-      if (out.destroyed) return cb(new Error("decompressed stream closed by its reader"));
-      if (out.write(chunk)) cb();
-      else out.once("drain", () => cb());
-    },
-    final(cb) {
-      out.end();
-      cb();
-    },
-  });
-  out.once("close", () => {
-    if (!out.writableFinished) sink.destroy(new Error("decompressed stream closed by its reader"));
-  });
+  const rest = async function* (): AsyncGenerator<Buffer> {
+    if (head.length) yield head;
+    if (ended) return;
+    for (;;) {
+      const r = await it.next();
+      if (r.done) return;
+      yield typeof r.value === "string" ? Buffer.from(r.value) : r.value;
+    }
+  };
+  let decoder: Transform | undefined;
   try {
-    await (decoder ? pipeline(rest, decoder, sink) : pipeline(rest, sink));
+    decoder = decoderFor(kind);
+  } catch (e) {
+    input.destroy();
+    throw e;
+  }
+  if (!decoder) {
+    yield* rest();
+    return;
+  }
+  // Feed the decoder in the background; its output (and any error, the input's
+  // included, since pipeline destroys the decoder with it) comes out below.
+  const feeding = pipeline(Readable.from(rest(), { objectMode: false }), decoder);
+  feeding.catch(() => undefined);
+  try {
+    for await (const chunk of decoder as AsyncIterable<Buffer>) yield chunk;
+    await feeding;
   } catch (e) {
     // A corrupt or truncated compressed stream is damaged content.
     throw isZlibError(e) ? dataLoss(`corrupt ${kind} layer stream: ${e.message}`, e) : e;
+  } finally {
+    decoder.destroy();
   }
 }
 

@@ -317,3 +317,13 @@ test("an abort signal cancels extraction", async (t) => {
   setTimeout(() => ac2.abort(), 30);
   await assert.rejects(extractLayer(slow, sb.layer, { signal: ac2.signal }), (e) => isEngineError(e, "Canceled"));
 });
+
+test("a filesystem error names the entry (and does not hang)", async (t) => {
+  const sb = await sandbox(t);
+  const tooLong = "n".repeat(300);
+  await assert.rejects(extract([{ name: "ok", data: "1" }, { name: tooLong, data: "x" }, { name: "after", data: "2" }], sb.layer), (e) => {
+    assert.ok(isEngineError(e, "Internal"));
+    assert.match(e.message, new RegExp(`extracting layer tar entry ${tooLong}: .*name too long`));
+    return true;
+  });
+});

@@ -444,22 +444,20 @@ class Extractor {
     const abs = this.abs(rel);
     this.whiteouts.delete(rel);
     const st = await lstatOrUndefined(abs);
-    if (!st) {
-      this.forget(rel);
-      return false;
-    }
+    if (!st) return false; // nothing is remembered about a path that does not exist
     if (st.isDirectory()) {
       if (keepDir) return true;
       await rm(abs, { recursive: true, force: true });
+      this.forgetTree(rel);
     } else {
       await unlink(abs);
+      this.xattrs.delete(rel);
     }
-    this.forget(rel);
     return false;
   }
 
-  /** Drops everything remembered about `rel` and below it. */
-  private forget(rel: string): void {
+  /** Drops everything remembered about a removed directory `rel` and below it (rare: not on the hot path). */
+  private forgetTree(rel: string): void {
     for (const set of [this.dirs, this.opaque]) for (const k of set) if (under(k, rel)) set.delete(k);
     for (const map of [this.whiteouts, this.xattrs, this.dirTimes]) for (const k of map.keys()) if (under(k, rel)) map.delete(k);
   }

@@ -13,8 +13,9 @@
  * 0/0 character devices and `trusted.overlay.opaque=y`), so a layer does not
  * need its parent's files to be unpacked: the layers of one image can be
  * unpacked in parallel, in any order. Only the *record* of a layer names its
- * parent; `unpack` needs the parent layer to exist already only when the
- * caller passes `parent` (it does not read it).
+ * parent, and the parent need not exist yet when a child is unpacked (a pull
+ * unpacks all layers of an image at once); the image service makes an image
+ * visible only when its whole chain exists, and `lowerDirs` refuses a broken chain.
  *
  * Life cycle and ownership:
  * 1. `removeStale()` once at start-up, before any unpack (deletes the leftovers
@@ -34,7 +35,7 @@
  *    parent, so the top of a chain must be removed first.
  *
  * Errors are EngineErrors: InvalidArgument (bad digest string, unsafe or
- * malformed tar, unsupported compression), NotFound (unknown chain / parent),
+ * malformed tar, unsupported compression), NotFound (unknown chain, or a broken chain in lowerDirs),
  * DataLoss (diff ID mismatch, truncated tar), Conflict (remove of a parent),
  * Canceled (AbortSignal).
  */
@@ -78,7 +79,7 @@ export interface LayerStore {
    * Unpacks an (already decompressed) layer tar into a new layer whose chain ID
    * is computed from `parent` and the tar's diff ID. See the life cycle above.
    * @throws DataLoss if `expectedDiffId` differs from the tar's digest, or the tar is truncated;
-   *   InvalidArgument for an unsafe or malformed tar; NotFound if `parent` does not exist.
+   *   InvalidArgument for an unsafe or malformed tar.
    *   In every failure case nothing is left on disk.
    */
   unpack(params: UnpackParams, tar: Readable, signal?: AbortSignal): Promise<LayerInfo>;

@@ -98,7 +98,7 @@ export class OverlayLayerStore implements LayerStore {
     const { parent, expectedDiffId } = params;
     try {
       if (expectedDiffId !== undefined) parseDigest(expectedDiffId);
-      if (parent !== undefined && !(await this.get(parent))) throw notFound(`parent layer ${parent} not found`);
+      if (parent !== undefined) parseDigest(parent);
       signal?.throwIfAborted();
     } catch (e) {
       tar.destroy();
