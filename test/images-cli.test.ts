@@ -8,7 +8,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { startRegistry, type RegistryFixture } from "./fixtures/registry.ts";
-import { pushFixtureImages, type FixtureImages } from "./fixtures/images.ts";
+import { BUSYBOX_EXPECTED, MULTILAYER_ABSENT, MULTILAYER_EXPECTED, checkRootfs, pushFixtureImages, type FixtureImages } from "./fixtures/images.ts";
+import { OverlayLayerStore } from "../agent/engine/layers/overlay-layer-store.ts";
+import { chainIdOf } from "../agent/engine/layers/chain-id.ts";
 import { docker, dockerOk, startAgent, type AgentHandle } from "./helpers/agent.ts";
 
 const execFileP = promisify(execFile);
@@ -74,6 +76,19 @@ describe("images through the docker CLI (anonymous registry)", () => {
     assert.ok((out.match(/Pull complete|Already exists/g) ?? []).length >= 4, out);
     const inspect = JSON.parse(await dockerOk(agent, ["image", "inspect", fx.multilayer.ref]))[0];
     assert.equal(inspect.RootFS.Layers.length, fx.multilayer.layerCount);
+
+    // Stack the stored layers as overlayfs does for a container: whiteouts and the
+    // opaque directory must hide lower content; modes, owners and links must survive.
+    const layers = new OverlayLayerStore(join(agent.dataRoot, "layers"));
+    const { cwd, lowers } = await layers.lowerDirs(chainIdOf(inspect.RootFS.Layers));
+    const merged = await mkdtemp(join(tmpdir(), "berth-merged-"));
+    await execFileP("mount", ["-t", "overlay", "overlay", "-o", `ro,lowerdir=${lowers.join(":")}`, merged], { cwd });
+    try {
+      assert.deepEqual(await checkRootfs(merged, [...BUSYBOX_EXPECTED, ...MULTILAYER_EXPECTED], MULTILAYER_ABSENT), []);
+    } finally {
+      await execFileP("umount", [merged]);
+      await rm(merged, { recursive: true, force: true });
+    }
   });
 
   test("images filters and formats", async () => {

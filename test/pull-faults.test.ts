@@ -168,6 +168,14 @@ describe("pulls through a faulty registry fail cleanly", () => {
     await assertCleanFailure(agent, repoPrefix);
   });
 
+  test("a config blob cut off mid-body fails after retries as truncated", async (t) => {
+    const { agent, proxy, img, ref, repoPrefix } = await setup(t, "truncated-config", (i) => [{ path: new RegExp(`/blobs/${i.configDigest}$`), fault: { kind: "truncate" } }]);
+    const r = await pullFails(agent, ref);
+    assert.match(r.stderr, /unexpected EOF|truncated/i, withTail(agent, r));
+    assert.ok(seen(proxy, img.configDigest) >= 2, `a broken transfer was not retried (${seen(proxy, img.configDigest)} request)`);
+    await assertCleanFailure(agent, repoPrefix);
+  });
+
   test("a manifest answered with 500 every time fails after retries, naming the status", async (t) => {
     const { agent, proxy, ref, repoPrefix } = await setup(t, "manifest-500", () => [{ path: /\/manifests\//, fault: { kind: "status", status: 500 } }]);
     const r = await pullFails(agent, ref);
