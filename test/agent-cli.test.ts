@@ -1,0 +1,85 @@
+// berth-agent as a program: its config file and flags, JSON logs, and a clean stop on SIGTERM.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { loadAgentConfig } from "../agent/config.ts";
+
+const BIN = resolve(import.meta.dirname, "../bin/berth-agent.mjs");
+
+test("flags and the config file give the same keys; flags win; defaults as documented", async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), "berth-config-"));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  assert.deepEqual(loadAgentConfig([]), {
+    dataRoot: "/var/lib/berth",
+    dockerSocket: "/run/berth/docker.sock",
+    registryMirrors: [],
+    insecureRegistries: [],
+    logLevel: "info",
+  });
+  const file = join(dir, "agent.json");
+  await writeFile(file, JSON.stringify({ "data-root": "/srv/berth", "insecure-registries": ["reg.local:5000"], "registry-mirrors": ["https://mirror.local"] }));
+  const fromFile = loadAgentConfig(["--config", file]);
+  assert.equal(fromFile !== "help" && fromFile.dataRoot, "/srv/berth");
+  assert.deepEqual(fromFile !== "help" && fromFile.insecureRegistries, ["reg.local:5000"]);
+  const both = loadAgentConfig(["--config", file, "--data-root", "/tmp/x", "--insecure-registry", "a:1", "--insecure-registry", "b:2", "--registry-mirror", "http://m:5000"]);
+  assert.ok(both !== "help");
+  assert.equal(both.dataRoot, "/tmp/x");
+  assert.deepEqual(both.insecureRegistries, ["a:1", "b:2"]);
+  assert.deepEqual(both.registryMirrors, ["http://m:5000"]);
+});
+
+test("bad configuration is refused with a message naming what is wrong", async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), "berth-config-"));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  assert.throws(() => loadAgentConfig(["--no-such-flag"]), /Unknown option '--no-such-flag'/);
+  assert.throws(() => loadAgentConfig(["--config", join(dir, "missing.json")]), /cannot read config file .*missing\.json/);
+  await writeFile(join(dir, "bad.json"), "{ not json");
+  assert.throws(() => loadAgentConfig(["--config", join(dir, "bad.json")]), /is not valid JSON/);
+  await writeFile(join(dir, "typo.json"), JSON.stringify({ "data-rot": "/x" }));
+  assert.throws(() => loadAgentConfig(["--config", join(dir, "typo.json")]), /data-rot/);
+  assert.throws(() => loadAgentConfig(["--registry-mirror", "not a url"]), /registry-mirrors/);
+});
+
+test("the agent logs JSON lines, serves its socket, and stops cleanly on SIGTERM", async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), "berth-agent-bin-"));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const socket = join(dir, "docker.sock");
+  const config = join(dir, "agent.json");
+  await writeFile(config, JSON.stringify({ "data-root": join(dir, "data"), "docker-socket": socket }));
+  const child = spawn(process.execPath, [BIN, "--config", config], { stdio: ["ignore", "pipe", "pipe"] });
+  t.after(() => { if (child.exitCode === null) child.kill("SIGKILL"); });
+  let out = "";
+  child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+  child.stderr.on("data", (d: Buffer) => (out += d.toString()));
+  const deadline = Date.now() + 30_000;
+  while (!out.includes("berth-agent started") && Date.now() < deadline && child.exitCode === null) await new Promise((r) => setTimeout(r, 50));
+  assert.ok(existsSync(socket), out);
+  const lines = out.trim().split("\n");
+  for (const l of lines) assert.doesNotThrow(() => JSON.parse(l), `not a JSON log line: ${l}`);
+  const exit = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+  child.kill("SIGTERM");
+  assert.equal(await exit, 0);
+  assert.ok(!existsSync(socket), "the socket file is removed on stop");
+  assert.match(out, /"msg":"stopped"/);
+});
+
+test("--help prints the usage and an unknown flag exits 2", async () => {
+  const run = (args: string[]) =>
+    new Promise<{ code: number | null; out: string }>((r) => {
+      const c = spawn(process.execPath, [BIN, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+      let out = "";
+      c.stdout.on("data", (d: Buffer) => (out += d.toString()));
+      c.stderr.on("data", (d: Buffer) => (out += d.toString()));
+      c.once("exit", (code) => r({ code, out }));
+    });
+  const help = await run(["--help"]);
+  assert.equal(help.code, 0);
+  assert.match(help.out, /--insecure-registry HOST\[:PORT\]/);
+  const bad = await run(["--bogus"]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.out, /Unknown option '--bogus'/);
+});
