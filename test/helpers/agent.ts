@@ -127,6 +127,7 @@ export async function docker(agent: AgentHandle, args: string[], opts: { input?:
       clearTimeout(timer);
       resolvePromise({ code: code ?? -1, stdout, stderr });
     });
+    child.stdin.on("error", () => undefined); // the CLI may exit before reading its input
     child.stdin.end(opts.input ?? "");
   });
 }

@@ -7,7 +7,7 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import { gzipSync } from "node:zlib";
-import tarStream from "tar-stream";
+import tarStream, { type Header } from "tar-stream";
 import { registryFetch, type RegistryFixture } from "../fixtures/registry.ts";
 
 export interface RawEntry {
@@ -64,7 +64,7 @@ export async function makeTar(entries: RawEntry[]): Promise<Buffer> {
   });
   for (const e of entries) {
     const content = typeof e.content === "string" ? Buffer.from(e.content) : (e.content ?? Buffer.alloc(0));
-    const header: tarStream.Headers = {
+    const header: Partial<Header> & { name: string } = {
       name: e.name,
       type: e.type,
       mode: e.mode ?? (e.type === "directory" ? 0o755 : 0o644),

@@ -143,7 +143,6 @@ export class ImageService {
       const config = await this.config(record.id);
       const created = unixSeconds(config.created);
       const refs = store.referencesOf(record.id);
-      const dangling = refs.tags.length === 0 && refs.digests.length === 0;
       if (filters.dangling !== undefined && filters.dangling !== (refs.tags.length === 0)) continue;
       if (since !== undefined && !(created > since)) continue;
       if (before !== undefined && !(created < before)) continue;
@@ -158,7 +157,6 @@ export class ImageService {
         repoDigests = repoDigests.filter((k) => patterns.some((p) => matchesReferencePattern(p, k)));
         if (repoTags.length === 0 && repoDigests.length === 0) continue;
       }
-      void dangling;
       const shared = record.layers.filter((l) => (layerUse.get(l.chainId) ?? 0) > 1).reduce((n, l) => n + l.size, 0);
       const users = this.deps.containersUsing?.(record.id) ?? [];
       out.push({

@@ -209,12 +209,12 @@ export class Puller {
     const { registry, content, layers } = this.images.deps;
     const id = shortDigest(desc.digest);
     let tarSize = 0;
-    const countTar = countingStream((n) => { tarSize = n; }, 1000);
+    const countTar = () => countingStream((n) => { tarSize = n; }, 1000);
 
     if (await content.has(desc.digest)) {
       // A verified blob from an earlier, interrupted pull: unpack it without downloading.
       onProgress({ id, status: "Extracting", current: 0, total: desc.size });
-      const info = await layers.unpack({ parent, expectedDiffId: diffId }, through(decompressStream(content.read(desc.digest)), countTar), opts.signal);
+      const info = await layers.unpack({ parent, expectedDiffId: diffId }, through(decompressStream(content.read(desc.digest)), countTar()), opts.signal);
       onProgress({ id, status: "Pull complete" });
       return { diffId, chainId, size: info.size, tarSize, blob: pickDescriptor(desc) };
     }
@@ -225,8 +225,19 @@ export class Puller {
       const [toStore, toUnpack] = teeStream(counted);
       const writer = await content.writer({ digest: desc.digest, size: desc.size });
       const storing = pipeline(toStore, writer);
-      const unpacking = layers.unpack({ parent, expectedDiffId: diffId }, through(decompressStream(toUnpack), countTar), opts.signal);
+      const unpacking = layers.unpack({ parent, expectedDiffId: diffId }, through(decompressStream(toUnpack), countTar()), opts.signal);
       const [stored, unpacked] = await Promise.allSettled([storing, unpacking]);
+      if (stored.status === "fulfilled" && unpacked.status === "rejected") {
+        // Every byte arrived: if they are not the blob the manifest names, that is the
+        // error to report (a corrupt stream shows up in gunzip before the digest check).
+        try {
+          await writer.commit();
+        } catch (e) {
+          if (isEngineError(e, "DataLoss")) throw dataLoss(`filesystem layer verification failed for digest ${desc.digest}: ${e.message}`);
+        }
+        await content.delete(desc.digest).catch(() => undefined);
+        throw toEngineError(unpacked.reason);
+      }
       if (stored.status === "rejected" || unpacked.status === "rejected") {
         await writer.abort();
         if (unpacked.status === "fulfilled") await layers.remove(chainId).catch(() => undefined);

@@ -76,7 +76,7 @@ export class Pusher {
         }
         for (const from of sources) {
           if (await registry.mountBlob(target, blob.digest, from, opts.credentials)) {
-            onProgress({ id: pid, status: `Mounted from ${familiarName(parseNormalizedReference(`${ref.domain}/${from}`))}` });
+            onProgress({ id: pid, status: `Mounted from ${from}` });
             return;
           }
         }

@@ -385,7 +385,7 @@ export class RegistryClient {
           throw dataLoss(`blob ${desc.digest} is ${declared} bytes at the registry, the manifest says ${desc.size}`);
         }
       }
-      const raw = Readable.fromWeb(res.body as unknown as NodeReadableStream<Uint8Array>);
+      const raw = truncationAware(Readable.fromWeb(res.body as unknown as NodeReadableStream<Uint8Array>), desc, offset);
       if (skip === 0) return { stream: raw, size: desc.size - offset };
       // pipeline: an error on either side, or the caller destroying the result, closes the connection
       const skipper = new SkipBytes(skip);
@@ -745,7 +745,8 @@ export class RegistryClient {
   private async retryable(res: Response, what: string): Promise<RetryableError> {
     const ra = retryAfterMs(res);
     const errors = await readRegistryErrors(res);
-    const cause = errors[0] ? formatRegistryError(errors[0]) : `${res.status} ${res.statusText}`;
+    const status = `received unexpected HTTP status: ${res.status} ${res.statusText}`;
+    const cause = errors[0] ? `${status} (${formatRegistryError(errors[0])})` : status;
     return new RetryableError(new EngineError("Unavailable", `${redactUrl(what)}: ${cause}`), ra);
   }
 
@@ -764,4 +765,26 @@ export function parseDescriptor(value: unknown): Descriptor {
   const r = descriptorSchema.safeParse(value);
   if (!r.success) throw invalidArgument(`invalid descriptor: ${r.error.issues[0]?.message ?? "malformed"}`);
   return r.data;
+}
+
+/**
+ * Names a download that broke off ("unexpected EOF", as Docker says) instead of the
+ * HTTP stack's bare "terminated"; it stays Unavailable, so the caller may retry.
+ */
+function truncationAware(body: Readable, desc: Descriptor, offset: number): Readable {
+  let got = offset;
+  async function* counted() {
+    try {
+      for await (const chunk of body) {
+        got += (chunk as Uint8Array).length;
+        yield chunk as Uint8Array;
+      }
+    } catch (e) {
+      if (e instanceof EngineError) throw e;
+      throw new EngineError("Unavailable", `unexpected EOF: the download of blob ${desc.digest} broke off after ${got} of ${desc.size} bytes (${(e as Error).message})`, { cause: e });
+    }
+  }
+  const out = Readable.from(counted(), { objectMode: false });
+  out.once("close", () => { if (!body.destroyed) body.destroy(); });
+  return out;
 }
