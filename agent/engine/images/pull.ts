@@ -140,7 +140,8 @@ export class Puller {
       onProgress({ id, status: "Pulling fs layer" });
       onProgress({ id, status: "Waiting" });
       created.add(chainId);
-      return limit(() => this.layerOnce(chainId, () => this.pullLayer(resolved, target, desc, diffIds[i]!, chainId, parent, opts)));
+      // Joined before waiting for a download slot, so a concurrent pull of the same layer shares it.
+      return this.layerOnce(chainId, () => limit(() => this.pullLayer(resolved, target, desc, diffIds[i]!, chainId, parent, opts)));
     });
     const settled = await Promise.allSettled(layerJobs);
     const failure = settled.find((s): s is PromiseRejectedResult => s.status === "rejected");
@@ -208,6 +209,12 @@ export class Puller {
     const onProgress = opts.onProgress ?? noProgress;
     const { registry, content, layers } = this.images.deps;
     const id = shortDigest(desc.digest);
+    const done = await layers.get(chainId);
+    if (done) {
+      // Another pull finished this layer while this one was deciding.
+      onProgress({ id, status: "Already exists" });
+      return { diffId, chainId, size: done.size, blob: (await content.has(desc.digest)) ? pickDescriptor(desc) : undefined };
+    }
     let tarSize = 0;
     const countTar = () => countingStream((n) => { tarSize = n; }, 1000);
 
