@@ -13,6 +13,9 @@ export const AgentConfigSchema = z.object({
   "registry-mirrors": z.array(z.url()).default([]),
   "insecure-registries": z.array(z.string().min(1)).default([]),
   "log-level": z.enum(["trace", "debug", "info", "warn", "error", "fatal"]).default("info"),
+  "exec-root": z.string().min(1).default("/run/berth"),
+  bridge: z.string().regex(/^[a-zA-Z0-9_.-]{1,15}$/, "a network interface name of at most 15 characters").default("berth0"),
+  "bridge-subnet": z.string().regex(/^\d+\.\d+\.\d+\.\d+\/\d+$/, "an IPv4 CIDR such as 10.209.0.0/16").default("10.209.0.0/16"),
 });
 
 export type AgentConfigFile = z.input<typeof AgentConfigSchema>;
@@ -23,6 +26,9 @@ export interface AgentConfig {
   registryMirrors: string[];
   insecureRegistries: string[];
   logLevel: string;
+  execRoot: string;
+  bridge: string;
+  bridgeSubnet: string;
 }
 
 export const AGENT_USAGE = `Usage: berth-agent [--config FILE] [options]
@@ -33,6 +39,9 @@ Options (each is also a key of the JSON config file):
   --registry-mirror URL        mirror tried first for Docker Hub images (repeatable)
   --insecure-registry HOST[:PORT]  registry reached over plain http (repeatable)
   --log-level LEVEL            trace|debug|info|warn|error (default info)
+  --exec-root DIR              run-time state: runc state, network namespaces (default /run/berth)
+  --bridge NAME                the default bridge (default berth0)
+  --bridge-subnet CIDR         its subnet (default 10.209.0.0/16; Docker's 172.17.0.0/16 is left alone)
   --help                       show this text
 `;
 
@@ -55,6 +64,9 @@ export function loadAgentConfig(argv: string[]): AgentConfig | "help" {
         "registry-mirror": { type: "string", multiple: true },
         "insecure-registry": { type: "string", multiple: true },
         "log-level": { type: "string" },
+        "exec-root": { type: "string" },
+        bridge: { type: "string" },
+        "bridge-subnet": { type: "string" },
         help: { type: "boolean" },
       },
     });
@@ -83,7 +95,7 @@ export function loadAgentConfig(argv: string[]): AgentConfig | "help" {
   if (v["docker-socket"] !== undefined) merged["docker-socket"] = v["docker-socket"];
   if (v["registry-mirror"] !== undefined) merged["registry-mirrors"] = v["registry-mirror"];
   if (v["insecure-registry"] !== undefined) merged["insecure-registries"] = v["insecure-registry"];
-  if (v["log-level"] !== undefined) merged["log-level"] = v["log-level"];
+  for (const key of ["log-level", "exec-root", "bridge", "bridge-subnet"] as const) if (v[key] !== undefined) merged[key] = v[key];
 
   const result = AgentConfigSchema.strict().safeParse(merged);
   if (!result.success) {
@@ -98,5 +110,8 @@ export function loadAgentConfig(argv: string[]): AgentConfig | "help" {
     registryMirrors: c["registry-mirrors"],
     insecureRegistries: c["insecure-registries"],
     logLevel: c["log-level"],
+    execRoot: c["exec-root"],
+    bridge: c.bridge,
+    bridgeSubnet: c["bridge-subnet"],
   };
 }

@@ -20,7 +20,19 @@ async function main(): Promise<void> {
     return;
   }
   const logger = pino({ level: config.logLevel, base: { service: "berth-agent", pid: process.pid } });
-  const engine = await createEngine(config, logger);
+  const engine = await createEngine(
+    {
+      dataRoot: config.dataRoot,
+      registryMirrors: config.registryMirrors,
+      insecureRegistries: config.insecureRegistries,
+      execRoot: config.execRoot,
+      bridgeName: config.bridge,
+      bridgeSubnet: config.bridgeSubnet,
+      // The chains of a second agent on one host (tests) must not collide with the default agent's.
+      chainPrefix: config.bridge === "berth0" ? "BERTH" : config.bridge.toUpperCase().replace(/[^A-Z0-9]/g, ""),
+    },
+    logger,
+  );
   const api = await serveDockerApi(engine, config.dockerSocket, logger);
   logger.info({ dataRoot: config.dataRoot, socket: config.dockerSocket }, "berth-agent started");
 
@@ -30,6 +42,7 @@ async function main(): Promise<void> {
     stopping = true;
     logger.info({ signal }, "stopping");
     await api.close();
+    engine.close();
     logger.info("stopped");
     logger.flush();
     process.exit(0);

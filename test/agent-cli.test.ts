@@ -19,6 +19,9 @@ test("flags and the config file give the same keys; flags win; defaults as docum
     registryMirrors: [],
     insecureRegistries: [],
     logLevel: "info",
+    execRoot: "/run/berth",
+    bridge: "berth0",
+    bridgeSubnet: "10.209.0.0/16",
   });
   const file = join(dir, "agent.json");
   await writeFile(file, JSON.stringify({ "data-root": "/srv/berth", "insecure-registries": ["reg.local:5000"], "registry-mirrors": ["https://mirror.local"] }));

@@ -1,9 +1,12 @@
-import type { IncomingMessage, ServerResponse } from "node:http";
+import { ServerResponse, type IncomingMessage } from "node:http";
+import type { Duplex } from "node:stream";
 import { EngineError, toEngineError, type EngineErrorKind } from "../engine/errors.ts";
 
 export interface RequestContext {
   req: IncomingMessage;
   res: ServerResponse;
+  /** Set when the client asked to upgrade the connection (attach, exec start): the raw socket. */
+  upgrade?: { socket: Duplex; head: Buffer };
   params: Record<string, string>;
   query: URLSearchParams;
   /** API version the client asked for (from the /vX.Y prefix), or the server's own. */
@@ -61,7 +64,19 @@ export class Router {
   head(path: string, h: Handler) { return this.add("HEAD", path, h); }
   put(path: string, h: Handler) { return this.add("PUT", path, h); }
 
-  async dispatch(req: IncomingMessage, res: ServerResponse, serverVersion: string): Promise<void> {
+  /**
+   * A request with `Upgrade: tcp` (docker attach, exec start): the handler gets the raw
+   * socket in `ctx.upgrade`; a response object bound to the same socket still serves
+   * error replies written before the upgrade.
+   */
+  async dispatchUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, serverVersion: string): Promise<void> {
+    const res = new ServerResponse(req);
+    res.assignSocket(socket as import("node:net").Socket);
+    res.shouldKeepAlive = false;
+    await this.dispatch(req, res, serverVersion, { socket, head });
+  }
+
+  async dispatch(req: IncomingMessage, res: ServerResponse, serverVersion: string, upgrade?: { socket: Duplex; head: Buffer }): Promise<void> {
     const url = new URL(req.url ?? "/", "http://docker");
     let path = url.pathname;
     let apiVersion = serverVersion;
@@ -80,11 +95,11 @@ export class Router {
       const params: Record<string, string> = {};
       route.keys.forEach((k, i) => (params[k] = decodeURIComponent(m[i + 1]!)));
       try {
-        await route.handler({ req, res, params, query: url.searchParams, apiVersion });
+        await route.handler({ req, res, params, query: url.searchParams, apiVersion, upgrade });
       } catch (e) {
         // The client may still be sending a body (load, import): take it all before
         // answering, or the socket is reset and the CLI never sees the message.
-        if (!req.complete && !req.destroyed) {
+        if (!upgrade && !req.complete && !req.destroyed) {
           req.resume();
           await new Promise<void>((resolve) => { req.once("end", resolve); req.once("close", resolve); });
         }

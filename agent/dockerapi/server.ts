@@ -3,7 +3,9 @@ import { chmod, mkdir, rm } from "node:fs/promises";
 import { dirname } from "node:path";
 import type { Logger } from "pino";
 import type { Engine } from "../engine/engine.ts";
+import { addContainerRoutes } from "./containers-routes.ts";
 import { addImageRoutes } from "./images-routes.ts";
+import { addVolumeNetworkRoutes } from "./volumes-networks-routes.ts";
 import { Router } from "./router.ts";
 import { API_VERSION, addSystemRoutes } from "./system-routes.ts";
 
@@ -15,6 +17,8 @@ export async function serveDockerApi(engine: Engine, socketPath: string, logger:
   const router = new Router();
   addSystemRoutes(router, engine);
   addImageRoutes(router, engine);
+  addContainerRoutes(router, engine);
+  addVolumeNetworkRoutes(router, engine);
 
   const server = createServer((req, res) => {
     const started = Date.now();
@@ -23,6 +27,13 @@ export async function serveDockerApi(engine: Engine, socketPath: string, logger:
       logger.error({ err: e }, "docker api handler crashed");
       if (!res.headersSent) res.writeHead(500);
       res.end();
+    });
+  });
+  // docker attach / exec start ask to take over the connection (Upgrade: tcp).
+  server.on("upgrade", (req, socket, head) => {
+    router.dispatchUpgrade(req, socket, head, API_VERSION).catch((e: unknown) => {
+      logger.error({ err: e }, "docker api upgrade handler crashed");
+      socket.destroy();
     });
   });
   server.keepAliveTimeout = 0;

@@ -1,5 +1,4 @@
 import type { Engine } from "../engine/engine.ts";
-import { notFound } from "../engine/errors.ts";
 import { imageSummaryJson } from "./images-routes.ts";
 import { registryDomain } from "./registry-auth.ts";
 import { readJsonBody, sendJson, type Router } from "./router.ts";
@@ -52,12 +51,14 @@ export function addSystemRoutes(router: Router, engine: Engine): void {
   router.get("/info", async ({ res }) => {
     const f = engine.facts;
     const images = engine.images.deps.store.images().length;
+    const all = engine.containers.list();
+    const count = (st: string) => all.filter((c) => c.state.status === st).length;
     sendJson(res, 200, {
       ID: engine.id,
-      Containers: 0,
-      ContainersRunning: 0,
-      ContainersPaused: 0,
-      ContainersStopped: 0,
+      Containers: all.length,
+      ContainersRunning: count("running"),
+      ContainersPaused: count("paused"),
+      ContainersStopped: all.length - count("running") - count("paused"),
       Images: images,
       Driver: "overlay2",
       DriverStatus: [["Backing Filesystem", "extfs"], ["Supports d_type", "true"], ["Using metacopy", "false"], ["Native Overlay Diff", "true"]],
@@ -117,13 +118,15 @@ export function addSystemRoutes(router: Router, engine: Engine): void {
 
   router.get("/system/df", async ({ res }) => {
     const du = await engine.images.diskUsage();
-    sendJson(res, 200, { LayersSize: du.layersSize, Images: du.images.map(imageSummaryJson), Containers: [], Volumes: [], BuildCache: [] });
-  });
-
-  // Until the container concern exists, every container lookup answers as Docker does for an unknown one.
-  router.get("/containers/json", ({ res }) => sendJson(res, 200, []));
-  router.get("/containers/{id}/json", ({ params }) => {
-    throw notFound(`No such container: ${params.id}`);
+    const containers = [];
+    for (const c of engine.containers.list()) {
+      containers.push({ Id: c.id, Names: [`/${c.name}`], Image: c.imageName, ImageID: c.imageId, Command: [c.path, ...c.args].join(" "), Created: Math.floor(Date.parse(c.created) / 1000), State: c.state.status, Status: c.state.status, SizeRw: await engine.containers.sizeRw(c.id), SizeRootFs: 0, Labels: c.options.labels, Mounts: [], Ports: [] });
+    }
+    const volumes = [];
+    for (const v of await engine.volumes.list({})) {
+      volumes.push({ Name: v.name, Driver: v.driver, Mountpoint: v.mountpoint, CreatedAt: v.createdAt, Labels: v.labels, Scope: v.scope, Options: v.options, UsageData: { Size: await engine.volumes.usage(v.name), RefCount: engine.containers.volumeUsers(v.name).length } });
+    }
+    sendJson(res, 200, { LayersSize: du.layersSize, Images: du.images.map(imageSummaryJson), Containers: containers, Volumes: volumes, BuildCache: [] });
   });
 
 }

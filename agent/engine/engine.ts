@@ -1,9 +1,18 @@
-import { mkdir } from "node:fs/promises";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { randomUUID } from "node:crypto";
 import { join } from "node:path";
 import type { Logger } from "pino";
-import { FsContentStore } from "../engine/content/fs-store.ts";
-import { OverlayLayerStore } from "../engine/layers/overlay-layer-store.ts";
-import { RegistryClient } from "../engine/registry/client.ts";
+import { FsContentStore } from "./content/fs-store.ts";
+import { ContainerService } from "./containers/container-service.ts";
+import { ContainerStore } from "./containers/container-store.ts";
+import { OverlayLayerStore } from "./layers/overlay-layer-store.ts";
+import { ConmonMonitor } from "./monitor/conmon.ts";
+import { NetworkManager } from "./network/network-manager.ts";
+import { RegistryClient } from "./registry/client.ts";
+import { Runc } from "./runtime/runc.ts";
+import { readSpecHost } from "./runtime/spec-host.ts";
+import { OverlaySnapshotter } from "./snapshots/overlay.ts";
+import { LocalVolumeStore } from "./volumes/local-volumes.ts";
 import { ImageService } from "./images/image-service.ts";
 import { ImageStore } from "./images/image-store.ts";
 import { Puller } from "./images/pull.ts";
@@ -14,6 +23,12 @@ export interface EngineConfig {
   dataRoot: string;
   registryMirrors: string[];
   insecureRegistries: string[];
+  /** Where run-time state lives (runc state, network namespaces): gone after a reboot. */
+  execRoot?: string;
+  /** Name of the default bridge and its subnet (tests use their own). */
+  bridgeName?: string;
+  bridgeSubnet?: string;
+  chainPrefix?: string;
 }
 
 /** The engine of one node, built from the agent's config: the one place where concerns are wired. */
@@ -24,12 +39,17 @@ export interface Engine {
   images: ImageService;
   puller: Puller;
   pusher: Pusher;
+  containers: ContainerService;
+  network: NetworkManager;
+  volumes: LocalVolumeStore;
   /** A stable ID for this engine (Docker's `info.ID`). */
   id: string;
+  close(): void;
 }
 
 export async function createEngine(config: EngineConfig, logger: Logger): Promise<Engine> {
   const root = config.dataRoot;
+  const execRoot = config.execRoot ?? "/run/berth";
   const tmpDir = join(root, "tmp");
   await mkdir(tmpDir, { recursive: true, mode: 0o700 });
   const content = new FsContentStore(join(root, "content"));
@@ -40,20 +60,54 @@ export async function createEngine(config: EngineConfig, logger: Logger): Promis
     logger: logger.child({ concern: "registry" }),
   });
   const store = new ImageStore(join(root, "images"));
-  const images = new ImageService({ content, layers, store, registry, logger: logger.child({ concern: "images" }), tmpDir });
+  let containers: ContainerService | undefined;
+  const images = new ImageService({
+    content,
+    layers,
+    store,
+    registry,
+    logger: logger.child({ concern: "images" }),
+    tmpDir,
+    containersUsing: (id) => containers?.usingImage(id) ?? [],
+  });
   await images.init();
+
+  const runcRoot = join(execRoot, "runc");
+  const runc = new Runc({ root: runcRoot });
+  const network = new NetworkManager({
+    stateDir: join(root, "network"),
+    netnsDir: join(execRoot, "netns"),
+    bridgeName: config.bridgeName,
+    defaultSubnet: config.bridgeSubnet,
+    chainPrefix: config.chainPrefix,
+    logger: logger.child({ concern: "network" }),
+  });
+  const volumes = new LocalVolumeStore(join(root, "volumes"));
+  containers = new ContainerService({
+    store: new ContainerStore(join(root, "containers"), logger.child({ concern: "containers" })),
+    images,
+    layers,
+    snapshots: new OverlaySnapshotter(join(root, "snapshots"), layers),
+    monitor: new ConmonMonitor({ runcRoot, logger: logger.child({ concern: "monitor" }) }),
+    runc,
+    network,
+    volumes,
+    specHost: await readSpecHost(),
+    logger: logger.child({ concern: "containers" }),
+    cgroupParent: "/berth",
+  });
+  await containers.init();
   const facts = await readHostFacts();
   const id = await engineId(root);
-  return { config, facts, registry, images, puller: new Puller(images), pusher: new Pusher(images), id };
+  const c = containers;
+  return { config, facts, registry, images, puller: new Puller(images), pusher: new Pusher(images), containers: c, network, volumes, id, close: () => c.close() };
 }
 
 async function engineId(root: string): Promise<string> {
-  const { readFile, writeFile } = await import("node:fs/promises");
   const file = join(root, "engine-id");
   try {
     return (await readFile(file, "utf8")).trim();
   } catch {
-    const { randomUUID } = await import("node:crypto");
     const id = randomUUID();
     await writeFile(file, id + "\n", { mode: 0o600 });
     return id;

@@ -4,6 +4,7 @@ import { existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
+import { randomBytes, randomInt } from "node:crypto";
 
 const execFileP = promisify(execFile);
 const ROOT = resolve(import.meta.dirname, "../..");
@@ -41,7 +42,11 @@ export async function startAgent(opts: StartAgentOptions = {}): Promise<AgentHan
   const dockerConfig = join(base, "docker-config");
   let output = "";
   let child!: ChildProcess;
-  const args = [join(ROOT, "bin/berth-agent.mjs"), "--data-root", dataRoot, "--docker-socket", socket, "--log-level", "debug"];
+  // Each test agent gets its own exec root, bridge, subnet and firewall chains, so
+  // agents never see (or clean up) each other's containers.
+  const tag = randomBytes(2).toString("hex");
+  const subnet = `10.${200 + randomInt(50)}.${randomInt(256)}.0/24`;
+  const args = [join(ROOT, "bin/berth-agent.mjs"), "--data-root", dataRoot, "--docker-socket", socket, "--log-level", "debug", "--exec-root", join(base, "run"), "--bridge", `bt${tag}`, "--bridge-subnet", subnet];
   for (const r of opts.insecureRegistries ?? []) args.push("--insecure-registry", r);
   for (const m of opts.registryMirrors ?? []) args.push("--registry-mirror", m);
 
@@ -88,12 +93,39 @@ export async function startAgent(opts: StartAgentOptions = {}): Promise<AgentHan
       if (destroyed) return;
       destroyed = true;
       await handle.kill();
+      await removeContainersAndNetwork(join(base, "run", "runc"), `bt${tag}`, `BT${tag.toUpperCase()}`);
       await umountUnder(base);
       await rm(base, { recursive: true, force: true });
     },
   };
   await launch();
   return handle;
+}
+
+/**
+ * What a test agent leaves on the host by design (as Docker leaves docker0 and its
+ * chains): its containers' runc state, its bridge, its firewall chains. Tests remove
+ * them so the next test starts from a clean host.
+ */
+export async function removeContainersAndNetwork(runcRoot: string, bridge: string, chainPrefix: string): Promise<void> {
+  const runc = (args: string[]) => execFileP("runc", ["--root", runcRoot, ...args]).catch(() => ({ stdout: "" }));
+  const ids = (await runc(["list", "-q"])).stdout.split("\n").filter(Boolean);
+  for (const id of ids) {
+    await runc(["kill", "--all", id, "KILL"]);
+    await runc(["delete", "--force", id]);
+  }
+  await execFileP("ip", ["link", "del", bridge]).catch(() => undefined);
+  for (const table of ["filter", "nat"]) {
+    const rules = (await execFileP("iptables", ["-t", table, "-S"]).catch(() => ({ stdout: "" }))).stdout.split("\n");
+    const chains = rules.filter((l) => l.startsWith(`-N ${chainPrefix}`)).map((l) => l.slice(3).trim());
+    for (const l of rules) {
+      if (!l.startsWith("-A ") || !chains.some((c) => l.includes(`-j ${c}`))) continue;
+      // The shell re-reads the rule as iptables -S printed it (quoted comments included).
+      await execFileP("sh", ["-c", `iptables -t ${table} -D ${l.slice(3)}`]).catch(() => undefined);
+    }
+    for (const c of chains) await execFileP("iptables", ["-t", table, "-F", c]).catch(() => undefined);
+    for (const c of chains) await execFileP("iptables", ["-t", table, "-X", c]).catch(() => undefined);
+  }
 }
 
 /** Unmounts anything still mounted below `dir` (deepest first), so a test never leaves mounts. */

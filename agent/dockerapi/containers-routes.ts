@@ -1,0 +1,683 @@
+import type { Engine } from "../engine/engine.ts";
+import type { ContainerRecord, CreateOptions, MountSpec, PortSpec } from "../engine/containers/container-record.ts";
+import { readContainerStats } from "../engine/containers/stats.ts";
+import { invalidArgument, notFound } from "../engine/errors.ts";
+import { parseUntil } from "../engine/images/image-service.ts";
+import { frame, hijack, readUpgradeBody, type HijackedStream } from "./stdio-stream.ts";
+import { boolParam, parseFilters, readJsonBody, sendJson, sendNoContent, type Router } from "./router.ts";
+
+/** The /containers and /exec endpoints of the Docker Engine API, translated into engine calls. */
+export function addContainerRoutes(router: Router, engine: Engine): void {
+  const { containers } = engine;
+
+  router.post("/containers/create", async ({ req, res, query }) => {
+    const body = await readJsonBody<DockerCreateBody>(req);
+    const options = createOptionsFromDocker(body, query.get("name") ?? undefined);
+    try {
+      engine.images.resolve(options.image);
+    } catch (e) {
+      throw notFound(`No such image: ${options.image}`, e);
+    }
+    const record = await containers.create(options);
+    sendJson(res, 201, { Id: record.id, Warnings: [] });
+  });
+
+  router.get("/containers/json", async ({ res, query }) => {
+    const f = parseFilters(query);
+    const all = boolParam(query, "all");
+    const limit = Number(query.get("limit") ?? -1);
+    let list = containers.list();
+    list = filterContainers(list, f, all || limit > 0 || f.has("status") || f.has("exited"), engine);
+    if (limit > 0) list = list.slice(0, limit);
+    const size = boolParam(query, "size");
+    const out = [];
+    for (const c of list) out.push(await containerSummaryJson(engine, c, size));
+    sendJson(res, 200, out);
+  });
+
+  router.post("/containers/prune", async ({ res }) => {
+    const r = await containers.prune();
+    sendJson(res, 200, { ContainersDeleted: r.deleted.length ? r.deleted : null, SpaceReclaimed: r.spaceReclaimed });
+  });
+
+  router.get("/containers/{id}/json", async ({ res, params, query }) => {
+    sendJson(res, 200, await containerInspectJson(engine, containers.get(params.id!), boolParam(query, "size")));
+  });
+
+  router.post("/containers/{id}/start", async ({ res, params }) => {
+    const started = await containers.start(params.id!);
+    sendNoContent(res, started ? 204 : 304);
+  });
+
+  router.post("/containers/{id}/stop", async ({ res, params, query }) => {
+    const t = query.get("t") ?? query.get("timeout");
+    const stopped = await containers.stop(params.id!, t !== null && t !== "" ? Number(t) : undefined, query.get("signal") ?? undefined);
+    sendNoContent(res, stopped ? 204 : 304);
+  });
+
+  router.post("/containers/{id}/restart", async ({ res, params, query }) => {
+    const t = query.get("t");
+    await containers.restart(params.id!, t !== null && t !== "" ? Number(t) : undefined);
+    sendNoContent(res);
+  });
+
+  router.post("/containers/{id}/kill", async ({ res, params, query }) => {
+    await containers.kill(params.id!, query.get("signal") || "SIGKILL");
+    sendNoContent(res);
+  });
+
+  router.post("/containers/{id}/pause", async ({ res, params }) => {
+    await containers.pause(params.id!);
+    sendNoContent(res);
+  });
+
+  router.post("/containers/{id}/unpause", async ({ res, params }) => {
+    await containers.unpause(params.id!);
+    sendNoContent(res);
+  });
+
+  router.post("/containers/{id}/rename", async ({ res, params, query }) => {
+    await containers.rename(params.id!, query.get("name") ?? "");
+    sendNoContent(res);
+  });
+
+  router.post("/containers/{id}/wait", async ({ req, res, params, query }) => {
+    const condition = (query.get("condition") || "not-running") as "not-running" | "next-exit" | "removed";
+    if (!["not-running", "next-exit", "removed"].includes(condition)) throw invalidArgument(`invalid condition: "${condition}"`);
+    const record = containers.get(params.id!);
+    const ac = new AbortController();
+    req.socket.once("close", () => ac.abort());
+    const waiting = containers.wait(record.id, condition, ac.signal);
+    // Headers go out at once so the CLI knows the wait is registered before it starts the container.
+    res.writeHead(200, { "Content-Type": "application/json" });
+    res.flushHeaders();
+    const r = await waiting;
+    res.end(JSON.stringify({ StatusCode: r.statusCode, Error: r.error ? { Message: r.error } : null }));
+  });
+
+  router.delete("/containers/{id}", async ({ res, params, query }) => {
+    await containers.remove(params.id!, { force: boolParam(query, "force"), volumes: boolParam(query, "v") });
+    sendNoContent(res);
+  });
+
+  router.post("/containers/{id}/resize", async ({ res, params, query }) => {
+    await containers.resize(params.id!, Number(query.get("w") ?? 80), Number(query.get("h") ?? 24));
+    sendNoContent(res, 200);
+  });
+
+  router.post("/containers/{id}/attach", async (ctx) => {
+    const { params, query } = ctx;
+    const record = containers.get(params.id!);
+    const wantStdin = boolParam(query, "stdin");
+    const attaching = containers.attach(record.id, { stdin: wantStdin, stdout: boolParam(query, "stdout"), stderr: boolParam(query, "stderr") });
+    // The CLI (docker run) waits for the upgrade before it starts the container, and the
+    // session of a created container only exists once it starts: switch protocols first.
+    const stream = hijack(ctx, !record.options.tty);
+    let session;
+    try {
+      session = await attaching;
+    } catch (e) {
+      stream.close();
+      throw e;
+    }
+    pumpSession(stream, session, record.options.tty, wantStdin, record.options.stdinOnce);
+  });
+
+  router.get("/containers/{id}/logs", async ({ req, res, params, query }) => {
+    const record = containers.get(params.id!);
+    const stdout = boolParam(query, "stdout");
+    const stderr = boolParam(query, "stderr");
+    if (!stdout && !stderr) throw invalidArgument("Bad parameters: you must choose at least one stream");
+    const tailParam = query.get("tail");
+    const tail = tailParam && tailParam !== "all" ? Number(tailParam) : undefined;
+    const since = query.get("since") ? parseUntil(query.get("since")!) : undefined;
+    const until = query.get("until") ? parseUntil(query.get("until")!) : undefined;
+    const timestamps = boolParam(query, "timestamps");
+    const ac = new AbortController();
+    req.socket.once("close", () => ac.abort());
+    const tty = record.options.tty;
+    res.writeHead(200, { "Content-Type": tty ? "application/vnd.docker.raw-stream" : "application/vnd.docker.multiplexed-stream" });
+    res.flushHeaders();
+    try {
+      for await (const entry of containers.logs(record.id, { follow: boolParam(query, "follow"), tail, since, until, signal: ac.signal })) {
+        if ((entry.stream === "stdout" && !stdout) || (entry.stream === "stderr" && !stderr)) continue;
+        const data = timestamps ? Buffer.concat([Buffer.from(entry.time + " "), entry.data]) : entry.data;
+        res.write(tty ? data : frame(entry.stream, data));
+      }
+    } catch (e) {
+      if (!ac.signal.aborted) throw e;
+    }
+    res.end();
+  });
+
+  router.get("/containers/{id}/top", async ({ res, params, query }) => {
+    const r = await containers.top(params.id!, query.get("ps_args") || "-ef");
+    sendJson(res, 200, { Titles: r.titles, Processes: r.processes });
+  });
+
+  router.get("/containers/{id}/changes", async ({ res, params }) => {
+    const changes = await containers.diff(params.id!);
+    sendJson(res, 200, changes.map((c) => ({ Path: c.path, Kind: c.kind })));
+  });
+
+  router.get("/containers/{id}/export", async ({ res, params }) => {
+    const record = containers.get(params.id!);
+    res.writeHead(200, { "Content-Type": "application/x-tar" });
+    await containers.exportTo(record.id, res);
+  });
+
+  router.get("/containers/{id}/stats", async ({ req, res, params, query }) => {
+    const record = containers.get(params.id!);
+    const stream = query.get("stream") === null ? true : boolParam(query, "stream");
+    const oneShot = boolParam(query, "one-shot");
+    const ac = new AbortController();
+    req.socket.once("close", () => ac.abort());
+    res.writeHead(200, { "Content-Type": "application/json" });
+    let previous: StatsSample | undefined;
+    const sample = async () => statsJson(engine, containers.get(record.id), previous);
+    if (!oneShot) {
+      previous = await sample();
+      await sleep(stream ? 0 : 1000);
+    }
+    do {
+      const current = await sample();
+      res.write(JSON.stringify(current) + "\n");
+      previous = current;
+      if (!stream) break;
+      await sleep(1000);
+    } while (!ac.signal.aborted && containers.exists(record.id));
+    res.end();
+  });
+
+  router.post("/containers/{id}/exec", async ({ req, res, params }) => {
+    const body = await readJsonBody<{ Cmd?: string[]; Tty?: boolean; AttachStdin?: boolean; Env?: string[]; User?: string; WorkingDir?: string; Privileged?: boolean }>(req);
+    const exec = containers.createExec(params.id!, {
+      cmd: body.Cmd ?? [],
+      tty: !!body.Tty,
+      attachStdin: !!body.AttachStdin,
+      env: body.Env ?? [],
+      user: body.User || undefined,
+      workingDir: body.WorkingDir || undefined,
+      privileged: !!body.Privileged,
+    });
+    sendJson(res, 201, { Id: exec.id });
+  });
+
+  router.post("/exec/{id}/start", async (ctx) => {
+    const { body } = await readUpgradeBody(ctx);
+    const exec = containers.getExec(ctx.params.id!);
+    const detach = !!body.Detach;
+    const session = await containers.startExec(exec.id, { detach });
+    if (detach) {
+      sendNoContent(ctx.res, 200);
+      return;
+    }
+    pumpSession(hijack(ctx, !exec.config.tty), session, exec.config.tty, exec.config.attachStdin, true);
+  });
+
+  router.post("/exec/{id}/resize", async ({ res, params, query }) => {
+    const exec = containers.getExec(params.id!);
+    await exec.session?.resize(Number(query.get("w") ?? 80), Number(query.get("h") ?? 24));
+    sendNoContent(res, 200);
+  });
+
+  router.get("/exec/{id}/json", ({ res, params }) => {
+    const e = containers.getExec(params.id!);
+    sendJson(res, 200, {
+      ID: e.id,
+      Running: e.running,
+      ExitCode: e.exitCode,
+      ProcessConfig: { tty: e.config.tty, entrypoint: e.config.cmd[0], arguments: e.config.cmd.slice(1), privileged: false, user: e.config.user ?? "" },
+      OpenStdin: e.config.attachStdin,
+      OpenStderr: true,
+      OpenStdout: true,
+      CanRemove: false,
+      ContainerID: e.containerId,
+      DetachKeys: "",
+      Pid: e.pid,
+    });
+  });
+
+  router.post("/commit", async ({ req, res, query }) => {
+    const body = await readJsonBody<{ Cmd?: string[]; Entrypoint?: string[]; Env?: string[]; Labels?: Record<string, string> }>(req);
+    const container = query.get("container");
+    if (!container) throw invalidArgument("container is required");
+    const repo = query.get("repo") ?? "";
+    const tag = query.get("tag") ?? "";
+    const id = await containers.commit(container, {
+      reference: repo ? (tag ? `${repo}:${tag}` : repo) : undefined,
+      author: query.get("author") ?? "",
+      comment: query.get("comment") ?? "",
+      changes: query.getAll("changes").flatMap((c) => c.split("\n")).filter(Boolean),
+      pause: query.get("pause") === null ? true : boolParam(query, "pause"),
+      config: body,
+    });
+    sendJson(res, 201, { Id: id });
+  });
+}
+
+/** Streams a stdio session over a hijacked connection until the process ends or the client leaves. */
+function pumpSession(stream: HijackedStream, session: import("../engine/monitor/monitor.ts").StdioSession, tty: boolean, stdin: boolean, closeStdinOnEof: boolean): void {
+  session.output.on("data", (chunk: { stream: "stdout" | "stderr"; data: Buffer }) => {
+    stream.output.write(tty ? chunk.data : frame(chunk.stream, chunk.data));
+  });
+  session.output.once("end", () => stream.close());
+  session.output.once("error", () => stream.close());
+  if (stdin && session.stdin) {
+    stream.input.on("data", (d: Buffer) => session.stdin!.write(d));
+    stream.input.once("end", () => { if (closeStdinOnEof) session.stdin!.end(); });
+  }
+  stream.input.once("error", () => session.close());
+  stream.output.once("close", () => session.close());
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+// --- Docker JSON ↔ engine options ------------------------------------------------------------
+
+export interface DockerCreateBody {
+  Hostname?: string;
+  Domainname?: string;
+  User?: string;
+  AttachStdin?: boolean;
+  Tty?: boolean;
+  OpenStdin?: boolean;
+  StdinOnce?: boolean;
+  Env?: string[] | null;
+  Cmd?: string[] | string | null;
+  Entrypoint?: string[] | string | null;
+  Image?: string;
+  Volumes?: Record<string, object> | null;
+  WorkingDir?: string;
+  Labels?: Record<string, string> | null;
+  ExposedPorts?: Record<string, object> | null;
+  StopSignal?: string;
+  StopTimeout?: number | null;
+  HostConfig?: {
+    Binds?: string[] | null;
+    NetworkMode?: string;
+    PortBindings?: Record<string, Array<{ HostIp?: string; HostPort?: string }> | null> | null;
+    PublishAllPorts?: boolean;
+    RestartPolicy?: { Name?: string; MaximumRetryCount?: number };
+    AutoRemove?: boolean;
+    Memory?: number;
+    MemorySwap?: number;
+    NanoCpus?: number;
+    CpuShares?: number;
+    CpusetCpus?: string;
+    PidsLimit?: number | null;
+    ReadonlyRootfs?: boolean;
+    CapAdd?: string[] | null;
+    CapDrop?: string[] | null;
+    SecurityOpt?: string[] | null;
+    ShmSize?: number;
+    Privileged?: boolean;
+    Mounts?: Array<{ Type?: string; Source?: string; Target?: string; ReadOnly?: boolean }> | null;
+    ConsoleSize?: [number, number] | null;
+  };
+  NetworkingConfig?: { EndpointsConfig?: Record<string, { Aliases?: string[] | null } | null> | null };
+}
+
+function asArray(v: string[] | string | null | undefined): string[] | undefined {
+  if (v === null || v === undefined) return undefined;
+  return typeof v === "string" ? [v] : v;
+}
+
+/** "name:/path[:ro]", "/host:/path[:rw]" (Docker's -v syntax) → a mount. */
+export function parseBind(spec: string): MountSpec {
+  const parts = spec.split(":");
+  if (parts.length < 2 || parts.length > 3) throw invalidArgument(`invalid volume specification: '${spec}'`);
+  const [source, destination, mode = "rw"] = parts as [string, string, string?];
+  const modes = mode.split(",");
+  for (const m of modes) if (!["ro", "rw", "z", "Z", "private", "rprivate", "shared", "rshared", "slave", "rslave", "nocopy"].includes(m)) throw invalidArgument(`invalid mode: ${mode}`);
+  if (!destination.startsWith("/")) throw invalidArgument(`invalid volume specification: '${spec}': invalid mount config for type "volume": invalid mount path: '${destination}' mount path must be absolute`);
+  const readonly = modes.includes("ro");
+  if (source.startsWith("/")) return { type: "bind", source, destination, readonly, anonymous: false };
+  if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(source)) throw invalidArgument(`create ${source}: "${source}" includes invalid characters for a local volume name, only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass a host directory, use absolute path`);
+  return { type: "volume", source, destination, readonly, anonymous: false };
+}
+
+export function createOptionsFromDocker(body: DockerCreateBody, name: string | undefined): CreateOptions {
+  if (!body.Image) throw invalidArgument("Config.Image is required");
+  if (body.HostConfig?.Privileged) throw invalidArgument("--privileged is not supported by Berth: containers always run with Docker's default capability set");
+  const hc = body.HostConfig ?? {};
+  const ports: PortSpec[] = [];
+  for (const [key, bindings] of Object.entries(hc.PortBindings ?? {})) {
+    const [p, proto = "tcp"] = key.split("/");
+    const containerPort = Number(p);
+    if (!Number.isInteger(containerPort) || containerPort < 1 || containerPort > 65535) throw invalidArgument(`invalid containerPort: ${p}`);
+    if (proto !== "tcp" && proto !== "udp") throw invalidArgument(`invalid proto: ${proto}`);
+    for (const b of bindings ?? [{}]) {
+      const hostPort = b.HostPort ? Number(b.HostPort) : 0;
+      if (!Number.isInteger(hostPort) || hostPort < 0 || hostPort > 65535) throw invalidArgument(`invalid hostPort: ${b.HostPort}`);
+      ports.push({ containerPort, protocol: proto, hostIp: b.HostIp ?? "", hostPort });
+    }
+  }
+  const mounts: MountSpec[] = [];
+  for (const b of hc.Binds ?? []) mounts.push(parseBind(b));
+  for (const m of hc.Mounts ?? []) {
+    if (m.Type !== "bind" && m.Type !== "volume") throw invalidArgument(`mount type ${m.Type} is not supported`);
+    mounts.push({ type: m.Type, source: m.Source ?? "", destination: m.Target ?? "", readonly: !!m.ReadOnly, anonymous: m.Type === "volume" && !m.Source });
+  }
+  for (const dest of Object.keys(body.Volumes ?? {})) {
+    if (!mounts.some((m) => m.destination === dest)) mounts.push({ type: "volume", source: "", destination: dest, readonly: false, anonymous: true });
+  }
+  const restart = hc.RestartPolicy?.Name || "no";
+  if (!["no", "always", "on-failure", "unless-stopped"].includes(restart)) throw invalidArgument(`invalid restart policy '${restart}'`);
+  if (hc.AutoRemove && restart !== "no") throw invalidArgument("can't create 'AutoRemove' container with restart policy");
+  const entrypoint = asArray(body.Entrypoint);
+  const aliases = Object.values(body.NetworkingConfig?.EndpointsConfig ?? {}).flatMap((e) => e?.Aliases ?? []);
+  return {
+    name,
+    image: body.Image,
+    cmd: asArray(body.Cmd),
+    entrypoint: entrypoint === undefined ? undefined : entrypoint.length === 0 || (entrypoint.length === 1 && entrypoint[0] === "") ? "" : entrypoint,
+    env: body.Env ?? [],
+    workingDir: body.WorkingDir || undefined,
+    user: body.User || undefined,
+    hostname: body.Hostname || undefined,
+    domainname: body.Domainname || undefined,
+    labels: body.Labels ?? {},
+    tty: !!body.Tty,
+    openStdin: !!body.OpenStdin,
+    stdinOnce: !!body.StdinOnce,
+    exposedPorts: Object.keys(body.ExposedPorts ?? {}),
+    stopSignal: body.StopSignal || undefined,
+    stopTimeout: body.StopTimeout ?? undefined,
+    networkMode: hc.NetworkMode || "bridge",
+    ports,
+    publishAll: !!hc.PublishAllPorts,
+    aliases,
+    mounts,
+    restartPolicy: { name: restart as "no", maximumRetryCount: hc.RestartPolicy?.MaximumRetryCount ?? 0 },
+    autoRemove: !!hc.AutoRemove,
+    memory: hc.Memory ?? 0,
+    memorySwap: hc.MemorySwap ?? 0,
+    nanoCpus: hc.NanoCpus ?? 0,
+    cpuShares: hc.CpuShares ?? 0,
+    cpusetCpus: hc.CpusetCpus ?? "",
+    pidsLimit: hc.PidsLimit ?? undefined,
+    readonlyRootfs: !!hc.ReadonlyRootfs,
+    capAdd: hc.CapAdd ?? [],
+    capDrop: hc.CapDrop ?? [],
+    noNewPrivileges: (hc.SecurityOpt ?? []).some((o) => /^no-new-privileges(=true|:true)?$/.test(o)),
+    shmSize: hc.ShmSize ?? 0,
+    consoleSize: hc.ConsoleSize && hc.ConsoleSize[0] > 0 ? { height: hc.ConsoleSize[0], width: hc.ConsoleSize[1] } : undefined,
+  };
+}
+
+// --- engine records → Docker JSON ------------------------------------------------------------
+
+/** Docker's units.HumanDuration. */
+export function humanDuration(ms: number): string {
+  const s = Math.round(ms / 1000);
+  if (s < 1) return "Less than a second";
+  if (s === 1) return "1 second";
+  if (s < 60) return `${s} seconds`;
+  const m = Math.round(s / 60);
+  if (m === 1) return "About a minute";
+  if (m < 60) return `${m} minutes`;
+  const h = Math.round(s / 3600);
+  if (h === 1) return "About an hour";
+  if (h < 48) return `${h} hours`;
+  if (h < 24 * 7 * 2) return `${Math.round(h / 24)} days`;
+  if (h < 24 * 30 * 2) return `${Math.round(h / 24 / 7)} weeks`;
+  if (h < 24 * 365 * 2) return `${Math.round(h / 24 / 30)} months`;
+  return `${Math.round(h / 24 / 365)} years`;
+}
+
+export function statusText(c: ContainerRecord): string {
+  const now = Date.now();
+  switch (c.state.status) {
+    case "running":
+      return `Up ${humanDuration(now - Date.parse(c.state.startedAt))}`;
+    case "paused":
+      return `Up ${humanDuration(now - Date.parse(c.state.startedAt))} (Paused)`;
+    case "restarting":
+      return `Restarting (${c.state.exitCode}) ${humanDuration(now - Date.parse(c.state.finishedAt))} ago`;
+    case "exited":
+      return `Exited (${c.state.exitCode}) ${humanDuration(now - Date.parse(c.state.finishedAt))} ago`;
+    case "removing":
+      return "Removal In Progress";
+    case "dead":
+      return "Dead";
+    default:
+      return "Created";
+  }
+}
+
+function portsJson(c: ContainerRecord, config: { ExposedPorts?: Record<string, object> | null } | undefined) {
+  const out: Array<{ IP?: string; PrivatePort: number; PublicPort?: number; Type: string }> = [];
+  for (const p of c.publishedPorts) out.push({ IP: p.hostIp || "0.0.0.0", PrivatePort: p.containerPort, PublicPort: p.hostPort, Type: p.protocol });
+  const exposed = new Set([...Object.keys(config?.ExposedPorts ?? {}), ...c.options.exposedPorts]);
+  for (const e of exposed) {
+    const [port, proto = "tcp"] = e.split("/");
+    if (!out.some((o) => o.PrivatePort === Number(port) && o.Type === proto)) out.push({ PrivatePort: Number(port), Type: proto });
+  }
+  return out;
+}
+
+function filterContainers(list: ContainerRecord[], f: Map<string, string[]>, all: boolean, engine: Engine): ContainerRecord[] {
+  const statuses = f.get("status");
+  for (const s of statuses ?? []) if (!["created", "restarting", "running", "removing", "paused", "exited", "dead"].includes(s)) throw invalidArgument(`invalid filter 'status=${s}'`);
+  for (const key of f.keys()) if (!["status", "name", "id", "ancestor", "label", "exited", "before", "since", "network", "volume", "publish", "expose", "health", "isolation", "is-task"].includes(key)) throw invalidArgument(`invalid filter '${key}'`);
+  const ancestorIds = (f.get("ancestor") ?? []).map((a) => {
+    try {
+      return engine.images.resolve(a).id;
+    } catch {
+      return `none:${a}`;
+    }
+  });
+  const before = f.get("before")?.[0];
+  const since = f.get("since")?.[0];
+  const beforeCreated = before ? engine.containers.get(before).created : undefined;
+  const sinceCreated = since ? engine.containers.get(since).created : undefined;
+  return list.filter((c) => {
+    if (!all && c.state.status !== "running" && c.state.status !== "paused" && c.state.status !== "restarting") return false;
+    if (statuses && !statuses.includes(c.state.status)) return false;
+    const names = f.get("name");
+    if (names && !names.some((n) => new RegExp(n.replace(/^\//, "")).test(c.name))) return false;
+    const ids = f.get("id");
+    if (ids && !ids.some((i) => c.id.startsWith(i))) return false;
+    if (ancestorIds.length && !ancestorIds.includes(c.imageId)) return false;
+    const labels = f.get("label");
+    if (labels && !labels.every((l) => (l.includes("=") ? c.options.labels[l.split("=")[0]!] === l.slice(l.indexOf("=") + 1) : l in c.options.labels))) return false;
+    const exited = f.get("exited");
+    if (exited && !(c.state.status === "exited" && exited.map(Number).includes(c.state.exitCode))) return false;
+    if (beforeCreated && !(c.created < beforeCreated)) return false;
+    if (sinceCreated && !(c.created > sinceCreated)) return false;
+    const networks = f.get("network");
+    if (networks && !networks.some((n) => c.options.networkMode === n || c.endpoints.some((e) => e.networkName === n || e.networkId.startsWith(n)))) return false;
+    const volumes = f.get("volume");
+    if (volumes && !volumes.some((v) => c.mounts.some((m) => m.source === v || m.destination === v))) return false;
+    return true;
+  });
+}
+
+async function containerSummaryJson(engine: Engine, c: ContainerRecord, size: boolean) {
+  const config = (await engine.images.config(c.imageId).catch(() => undefined))?.config ?? undefined;
+  const rw = size ? (await engine.containers.sizeRw(c.id)) : undefined;
+  return {
+    Id: c.id,
+    Names: [`/${c.name}`],
+    Image: c.imageName,
+    ImageID: c.imageId,
+    Command: [c.path, ...c.args].map((a) => (a.includes(" ") ? JSON.stringify(a) : a)).join(" "),
+    Created: Math.floor(Date.parse(c.created) / 1000),
+    Ports: portsJson(c, config ?? undefined),
+    Labels: c.options.labels,
+    State: c.state.status,
+    Status: statusText(c),
+    HostConfig: { NetworkMode: c.options.networkMode },
+    NetworkSettings: { Networks: networksJson(c) },
+    Mounts: await mountsJson(engine, c),
+    ...(rw !== undefined ? { SizeRw: rw, SizeRootFs: rw + (engine.images.deps.store.get(c.imageId)?.layers.reduce((n, l) => n + l.size, 0) ?? 0) } : {}),
+  };
+}
+
+function networksJson(c: ContainerRecord) {
+  const out: Record<string, unknown> = {};
+  for (const e of c.endpoints) {
+    out[e.networkName] = { IPAMConfig: null, Links: null, Aliases: e.aliases.length ? e.aliases : null, NetworkID: e.networkId, EndpointID: e.networkId.slice(0, 12) + c.id.slice(0, 12), Gateway: e.gateway, IPAddress: e.ipAddress, IPPrefixLen: e.prefixLen, IPv6Gateway: "", GlobalIPv6Address: "", GlobalIPv6PrefixLen: 0, MacAddress: e.macAddress, DriverOpts: null };
+  }
+  if (c.endpoints.length === 0 && c.options.networkMode !== "bridge") out[c.options.networkMode] = { NetworkID: "", EndpointID: "", Gateway: "", IPAddress: "", IPPrefixLen: 0, MacAddress: "" };
+  return out;
+}
+
+async function mountsJson(engine: Engine, c: ContainerRecord) {
+  const out = [];
+  for (const m of c.mounts) out.push({
+    Type: m.type,
+    ...(m.type === "volume" ? { Name: m.source, Source: await engine.containers.volumeMountpoint(m.source), Driver: "local" } : { Source: m.source }),
+    Destination: m.destination,
+    Mode: m.readonly ? "ro" : m.type === "volume" ? "z" : "",
+    RW: !m.readonly,
+    Propagation: m.type === "bind" ? "rprivate" : "",
+  });
+  return out;
+}
+
+async function containerInspectJson(engine: Engine, c: ContainerRecord, size: boolean) {
+  const p = engine.containers.paths(c.id);
+  const image = (await engine.images.config(c.imageId).catch(() => undefined))?.config ?? {};
+  const o = c.options;
+  const portsMap: Record<string, Array<{ HostIp: string; HostPort: string }> | null> = {};
+  for (const e of new Set([...Object.keys(image.ExposedPorts ?? {}), ...o.exposedPorts])) portsMap[e.includes("/") ? e : `${e}/tcp`] = null;
+  for (const pb of c.publishedPorts) {
+    const key = `${pb.containerPort}/${pb.protocol}`;
+    (portsMap[key] ??= []).push({ HostIp: pb.hostIp || "0.0.0.0", HostPort: String(pb.hostPort) });
+  }
+  const portBindings: Record<string, Array<{ HostIp: string; HostPort: string }>> = {};
+  for (const pb of o.ports) (portBindings[`${pb.containerPort}/${pb.protocol}`] ??= []).push({ HostIp: pb.hostIp, HostPort: pb.hostPort ? String(pb.hostPort) : "" });
+  const bridge = c.endpoints.find((e) => e.networkName === "bridge");
+  const rw = size ? await engine.containers.sizeRw(c.id) : undefined;
+  return {
+    Id: c.id,
+    Created: c.created,
+    Path: c.path,
+    Args: c.args,
+    State: {
+      Status: c.state.status,
+      Running: c.state.status === "running" || c.state.status === "paused",
+      Paused: c.state.status === "paused",
+      Restarting: c.state.status === "restarting",
+      OOMKilled: c.state.oomKilled,
+      Dead: c.state.status === "dead",
+      Pid: c.state.pid,
+      ExitCode: c.state.exitCode,
+      Error: c.state.error,
+      StartedAt: c.state.startedAt,
+      FinishedAt: c.state.finishedAt,
+    },
+    Image: c.imageId,
+    ResolvConfPath: p.resolvConfPath,
+    HostnamePath: p.hostnamePath,
+    HostsPath: p.hostsPath,
+    LogPath: p.logPath,
+    Name: `/${c.name}`,
+    RestartCount: c.state.restartCount,
+    Driver: "overlay2",
+    Platform: "linux",
+    MountLabel: "",
+    ProcessLabel: "",
+    AppArmorProfile: "",
+    ExecIDs: [...engine.containers.execs.values()].filter((e) => e.containerId === c.id).map((e) => e.id),
+    HostConfig: {
+      Binds: o.mounts.filter((m) => !m.anonymous).map((m) => `${m.source}:${m.destination}${m.readonly ? ":ro" : ""}`),
+      NetworkMode: o.networkMode,
+      PortBindings: portBindings,
+      RestartPolicy: { Name: o.restartPolicy.name, MaximumRetryCount: o.restartPolicy.maximumRetryCount },
+      AutoRemove: o.autoRemove,
+      PublishAllPorts: o.publishAll,
+      ReadonlyRootfs: o.readonlyRootfs,
+      CapAdd: o.capAdd.length ? o.capAdd : null,
+      CapDrop: o.capDrop.length ? o.capDrop : null,
+      Memory: o.memory,
+      MemorySwap: o.memorySwap,
+      NanoCpus: o.nanoCpus,
+      CpuShares: o.cpuShares,
+      CpusetCpus: o.cpusetCpus,
+      PidsLimit: o.pidsLimit ?? null,
+      ShmSize: o.shmSize || 67108864,
+      SecurityOpt: o.noNewPrivileges ? ["no-new-privileges"] : null,
+      LogConfig: { Type: "json-file", Config: {} },
+      Privileged: false,
+    },
+    GraphDriver: { Name: "overlay2", Data: { UpperDir: await engine.containers.upperDir(c.id).catch(() => ""), MergedDir: p.rootfs } },
+    ...(rw !== undefined ? { SizeRw: rw } : {}),
+    Mounts: await mountsJson(engine, c),
+    Config: {
+      Hostname: o.hostname || c.id.slice(0, 12),
+      Domainname: o.domainname ?? "",
+      User: o.user ?? image.User ?? "",
+      AttachStdin: false,
+      AttachStdout: false,
+      AttachStderr: false,
+      ExposedPorts: Object.keys(portsMap).length ? Object.fromEntries(Object.keys(portsMap).map((k) => [k, {}])) : undefined,
+      Tty: o.tty,
+      OpenStdin: o.openStdin,
+      StdinOnce: o.stdinOnce,
+      Env: mergedEnv(image.Env ?? [], o.env),
+      Cmd: o.cmd ?? (o.entrypoint !== undefined ? null : image.Cmd ?? null),
+      Image: c.imageName,
+      Volumes: null,
+      WorkingDir: o.workingDir ?? image.WorkingDir ?? "",
+      Entrypoint: o.entrypoint === "" ? null : o.entrypoint ?? image.Entrypoint ?? null,
+      OnBuild: null,
+      Labels: { ...(image.Labels ?? {}), ...o.labels },
+      ...(o.stopSignal || image.StopSignal ? { StopSignal: o.stopSignal ?? image.StopSignal } : {}),
+    },
+    NetworkSettings: {
+      Bridge: "",
+      SandboxID: c.state.pid ? c.id : "",
+      SandboxKey: c.state.pid ? `/run/berth/netns/${c.id.slice(0, 12)}` : "",
+      Ports: portsMap,
+      Gateway: bridge?.gateway ?? "",
+      IPAddress: bridge?.ipAddress ?? "",
+      IPPrefixLen: bridge?.prefixLen ?? 0,
+      MacAddress: bridge?.macAddress ?? "",
+      Networks: networksJson(c),
+    },
+  };
+}
+
+function mergedEnv(image: string[], run: string[]): string[] {
+  const env = [...image];
+  for (const e of run) {
+    const k = e.split("=")[0];
+    const i = env.findIndex((x) => x.split("=")[0] === k);
+    if (i >= 0) env[i] = e;
+    else env.push(e);
+  }
+  return env;
+}
+
+interface StatsSample {
+  read: string;
+  cpu_stats: unknown;
+}
+
+async function statsJson(engine: Engine, c: ContainerRecord, previous: StatsSample | undefined) {
+  const running = c.state.status === "running" || c.state.status === "paused";
+  const s = running ? await readContainerStats(`${engine.containers.deps.cgroupParent}/${c.id}`, c.state.pid, engine.facts.ncpu) : undefined;
+  const cpuStats = s
+    ? { cpu_usage: { total_usage: s.cpu.totalUsage, percpu_usage: s.cpu.perCpu, usage_in_kernelmode: s.cpu.kernel, usage_in_usermode: s.cpu.user }, system_cpu_usage: s.cpu.systemUsage, online_cpus: s.cpu.onlineCpus, throttling_data: { periods: s.cpu.periods, throttled_periods: s.cpu.throttledPeriods, throttled_time: s.cpu.throttledTime } }
+    : { cpu_usage: { total_usage: 0, usage_in_kernelmode: 0, usage_in_usermode: 0 }, throttling_data: { periods: 0, throttled_periods: 0, throttled_time: 0 } };
+  return {
+    read: s?.read ?? new Date().toISOString(),
+    preread: previous?.read ?? "0001-01-01T00:00:00Z",
+    pids_stats: s ? { current: s.pids.current, ...(s.pids.limit ? { limit: s.pids.limit } : {}) } : {},
+    blkio_stats: { io_service_bytes_recursive: s ? s.blkio.map((b) => ({ major: b.major, minor: b.minor, op: b.op, value: b.value })) : null },
+    num_procs: 0,
+    storage_stats: {},
+    cpu_stats: cpuStats,
+    precpu_stats: previous?.cpu_stats ?? { cpu_usage: { total_usage: 0, usage_in_kernelmode: 0, usage_in_usermode: 0 }, throttling_data: { periods: 0, throttled_periods: 0, throttled_time: 0 } },
+    memory_stats: s ? { usage: s.memory.usage, max_usage: s.memory.maxUsage, stats: s.memory.stats, limit: s.memory.limit } : {},
+    name: `/${c.name}`,
+    id: c.id,
+    networks: s ? Object.fromEntries(Object.entries(s.networks).map(([k, n]) => [k, { rx_bytes: n.rxBytes, rx_packets: n.rxPackets, rx_errors: n.rxErrors, rx_dropped: n.rxDropped, tx_bytes: n.txBytes, tx_packets: n.txPackets, tx_errors: n.txErrors, tx_dropped: n.txDropped }])) : undefined,
+  };
+}
+

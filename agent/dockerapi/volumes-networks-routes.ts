@@ -1,0 +1,130 @@
+import type { Engine } from "../engine/engine.ts";
+import type { ContainerEvent } from "../engine/containers/container-service.ts";
+import { invalidArgument } from "../engine/errors.ts";
+import { parseUntil } from "../engine/images/image-service.ts";
+import { boolParam, parseFilters, readJsonBody, sendJson, sendNoContent, type Router } from "./router.ts";
+
+/** /volumes, /networks and /events of the Docker Engine API. */
+export function addVolumeNetworkRoutes(router: Router, engine: Engine): void {
+  const { volumes, network, containers } = engine;
+  const inUse = (name: string) => containers.volumeUsers(name).length > 0;
+
+  const volumeJson = (v: Awaited<ReturnType<typeof volumes.get>>) => ({
+    Name: v.name,
+    Driver: v.driver,
+    Mountpoint: v.mountpoint,
+    CreatedAt: v.createdAt,
+    Labels: Object.keys(v.labels).length ? v.labels : null,
+    Scope: v.scope,
+    Options: Object.keys(v.options).length ? v.options : null,
+  });
+
+  router.get("/volumes", async ({ res, query }) => {
+    const f = parseFilters(query);
+    const dangling = f.get("dangling")?.[0];
+    const list = await volumes.list({ dangling: dangling === undefined ? undefined : dangling === "true" || dangling === "1", name: f.get("name"), label: f.get("label") }, inUse);
+    sendJson(res, 200, { Volumes: list.map(volumeJson), Warnings: null });
+  });
+  router.post("/volumes/create", async ({ req, res }) => {
+    const body = await readJsonBody<{ Name?: string; Driver?: string; Labels?: Record<string, string>; DriverOpts?: Record<string, string> }>(req);
+    if (body.Driver && body.Driver !== "local") throw invalidArgument(`volume driver ${body.Driver} is not supported; only "local"`);
+    sendJson(res, 201, volumeJson(await volumes.create({ name: body.Name || undefined, labels: body.Labels ?? {}, options: body.DriverOpts ?? {} })));
+  });
+  router.post("/volumes/prune", async ({ res, query }) => {
+    const f = parseFilters(query);
+    const all = f.get("all")?.[0];
+    const r = await volumes.prune(inUse, { all: all === "true" || all === "1", label: f.get("label") });
+    sendJson(res, 200, { VolumesDeleted: r.deleted.length ? r.deleted : null, SpaceReclaimed: r.spaceReclaimed });
+  });
+  router.get("/volumes/{name}", async ({ res, params }) => {
+    sendJson(res, 200, volumeJson(await volumes.get(params.name!)));
+  });
+  router.delete("/volumes/{name}", async ({ res, params, query }) => {
+    await volumes.remove(params.name!, { force: boolParam(query, "force") }, (n) => containers.volumeUsers(n));
+    sendNoContent(res);
+  });
+
+  const networkJson = (n: Awaited<ReturnType<typeof network.inspect>>) => ({
+    Name: n.name,
+    Id: n.id,
+    Created: n.created,
+    Scope: "local",
+    Driver: n.driver,
+    EnableIPv6: false,
+    IPAM: { Driver: "default", Options: null, Config: n.subnet ? [{ Subnet: n.subnet, Gateway: n.gateway }] : [] },
+    Internal: n.internal,
+    Attachable: false,
+    Ingress: false,
+    ConfigFrom: { Network: "" },
+    ConfigOnly: false,
+    Containers: Object.fromEntries(
+      Object.entries(n.containers).map(([id, e]) => [id, { Name: e.name, EndpointID: id.slice(0, 12), MacAddress: e.macAddress, IPv4Address: `${e.ipAddress}/${e.prefixLen}`, IPv6Address: "" }]),
+    ),
+    Options: n.bridge ? { "com.docker.network.bridge.name": n.bridge } : {},
+    Labels: n.labels,
+  });
+
+  router.get("/networks", async ({ res, query }) => {
+    const f = parseFilters(query);
+    let list = await network.list();
+    const names = f.get("name");
+    if (names) list = list.filter((n) => names.some((x) => n.name.includes(x)));
+    const ids = f.get("id");
+    if (ids) list = list.filter((n) => ids.some((x) => n.id.startsWith(x)));
+    const drivers = f.get("driver");
+    if (drivers) list = list.filter((n) => drivers.includes(n.driver));
+    sendJson(res, 200, list.map(networkJson));
+  });
+  router.post("/networks/create", async ({ req, res }) => {
+    const body = await readJsonBody<{ Name?: string; Driver?: string; Internal?: boolean; Labels?: Record<string, string>; IPAM?: { Config?: Array<{ Subnet?: string; Gateway?: string }> } }>(req);
+    if (!body.Name) throw invalidArgument("network name is required");
+    if (body.Driver && body.Driver !== "bridge") throw invalidArgument(`network driver ${body.Driver} is not supported; only "bridge"`);
+    const cfg = body.IPAM?.Config?.[0];
+    const n = await network.createNetwork({ name: body.Name, subnet: cfg?.Subnet, gateway: cfg?.Gateway, internal: !!body.Internal, labels: body.Labels ?? {} });
+    sendJson(res, 201, { Id: n.id, Warning: "" });
+  });
+  router.post("/networks/prune", async ({ res }) => {
+    const deleted = await network.prune();
+    sendJson(res, 200, { NetworksDeleted: deleted.length ? deleted : null });
+  });
+  router.get("/networks/{id}", async ({ res, params }) => {
+    sendJson(res, 200, networkJson(await network.inspect(params.id!)));
+  });
+  router.delete("/networks/{id}", async ({ res, params }) => {
+    await network.removeNetwork(params.id!);
+    sendNoContent(res);
+  });
+  router.post("/networks/{id}/connect", async ({ req, res, params }) => {
+    const body = await readJsonBody<{ Container?: string; EndpointConfig?: { Aliases?: string[] } }>(req);
+    await containers.connect(body.Container ?? "", params.id!, body.EndpointConfig?.Aliases ?? []);
+    sendNoContent(res, 200);
+  });
+  router.post("/networks/{id}/disconnect", async ({ req, res, params }) => {
+    const body = await readJsonBody<{ Container?: string; Force?: boolean }>(req);
+    await containers.disconnect(body.Container ?? "", params.id!, !!body.Force);
+    sendNoContent(res, 200);
+  });
+
+  router.get("/events", async ({ req, res, query }) => {
+    const since = query.get("since") ? parseUntil(query.get("since")!) : undefined;
+    const until = query.get("until") ? parseUntil(query.get("until")!) : undefined;
+    const f = parseFilters(query);
+    res.writeHead(200, { "Content-Type": "application/json" });
+    res.flushHeaders();
+    const send = (e: ContainerEvent) => {
+      if (f.get("type") && !f.get("type")!.includes(e.type)) return;
+      if (f.get("event") && !f.get("event")!.includes(e.action)) return;
+      if (f.get("container") && !f.get("container")!.some((c) => e.id.startsWith(c) || e.attributes.name === c)) return;
+      const secs = Math.floor(e.time / 1000);
+      if (since !== undefined && secs < since) return;
+      res.write(JSON.stringify({ status: e.action, id: e.id, from: e.attributes.image, Type: e.type, Action: e.action, Actor: { ID: e.id, Attributes: e.attributes }, scope: "local", time: secs, timeNano: e.time * 1e6 }) + "\n");
+    };
+    containers.on("event", send);
+    const stop = () => {
+      containers.off("event", send);
+      res.end();
+    };
+    req.socket.once("close", stop);
+    if (until !== undefined) setTimeout(stop, Math.max(0, until * 1000 - Date.now()));
+  });
+}

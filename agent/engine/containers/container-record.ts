@@ -1,0 +1,122 @@
+import { z } from "zod";
+
+/**
+ * What the engine keeps about one container: the options it was created with (the
+ * engine's own vocabulary, translated from the Docker API by the door), its state,
+ * and what it was given at start (network endpoints, mounts). One JSON file per
+ * container, replaced atomically.
+ */
+
+export const ContainerStatusSchema = z.enum(["created", "running", "paused", "restarting", "removing", "exited", "dead"]);
+export type ContainerStatus = z.infer<typeof ContainerStatusSchema>;
+
+export const PortBindingSchema = z.object({
+  containerPort: z.number().int(),
+  protocol: z.enum(["tcp", "udp"]),
+  hostIp: z.string(),
+  hostPort: z.number().int(),
+});
+export type PortSpec = z.infer<typeof PortBindingSchema>;
+
+export const MountSpecSchema = z.object({
+  type: z.enum(["volume", "bind"]),
+  /** Volume name (type volume) or absolute host path (type bind). */
+  source: z.string(),
+  destination: z.string(),
+  readonly: z.boolean().default(false),
+  /** An anonymous volume created for this container (image VOLUME or `-v /path`). */
+  anonymous: z.boolean().default(false),
+});
+export type MountSpec = z.infer<typeof MountSpecSchema>;
+
+export const RestartPolicySchema = z.object({
+  name: z.enum(["no", "always", "on-failure", "unless-stopped"]),
+  maximumRetryCount: z.number().int().nonnegative().default(0),
+});
+export type RestartPolicy = z.infer<typeof RestartPolicySchema>;
+
+export const CreateOptionsSchema = z.object({
+  name: z.string().optional(),
+  image: z.string(),
+  cmd: z.array(z.string()).optional(),
+  entrypoint: z.union([z.array(z.string()), z.literal("")]).optional(),
+  env: z.array(z.string()).default([]),
+  workingDir: z.string().optional(),
+  user: z.string().optional(),
+  hostname: z.string().optional(),
+  domainname: z.string().optional(),
+  labels: z.record(z.string(), z.string()).default({}),
+  tty: z.boolean().default(false),
+  openStdin: z.boolean().default(false),
+  stdinOnce: z.boolean().default(false),
+  exposedPorts: z.array(z.string()).default([]),
+  stopSignal: z.string().optional(),
+  stopTimeout: z.number().int().optional(),
+  networkMode: z.string().default("bridge"),
+  ports: z.array(PortBindingSchema).default([]),
+  publishAll: z.boolean().default(false),
+  aliases: z.array(z.string()).default([]),
+  mounts: z.array(MountSpecSchema).default([]),
+  restartPolicy: RestartPolicySchema.default({ name: "no", maximumRetryCount: 0 }),
+  autoRemove: z.boolean().default(false),
+  memory: z.number().int().nonnegative().default(0),
+  memorySwap: z.number().int().default(0),
+  nanoCpus: z.number().int().nonnegative().default(0),
+  cpuShares: z.number().int().nonnegative().default(0),
+  cpusetCpus: z.string().default(""),
+  pidsLimit: z.number().int().optional(),
+  readonlyRootfs: z.boolean().default(false),
+  capAdd: z.array(z.string()).default([]),
+  capDrop: z.array(z.string()).default([]),
+  noNewPrivileges: z.boolean().default(false),
+  shmSize: z.number().int().nonnegative().default(0),
+  consoleSize: z.object({ height: z.number(), width: z.number() }).optional(),
+});
+export type CreateOptions = z.input<typeof CreateOptionsSchema>;
+export type ContainerOptions = z.infer<typeof CreateOptionsSchema>;
+
+export const ContainerStateSchema = z.object({
+  status: ContainerStatusSchema,
+  pid: z.number().int().default(0),
+  exitCode: z.number().int().default(0),
+  error: z.string().default(""),
+  oomKilled: z.boolean().default(false),
+  startedAt: z.string().default("0001-01-01T00:00:00Z"),
+  finishedAt: z.string().default("0001-01-01T00:00:00Z"),
+  restartCount: z.number().int().default(0),
+  /** Set by `docker stop`/`kill` so restart policies do not bring the container back. */
+  stoppedByUser: z.boolean().default(false),
+});
+export type ContainerState = z.infer<typeof ContainerStateSchema>;
+
+export const EndpointSchema = z.object({
+  networkId: z.string(),
+  networkName: z.string(),
+  ipAddress: z.string(),
+  prefixLen: z.number(),
+  gateway: z.string(),
+  macAddress: z.string(),
+  aliases: z.array(z.string()),
+});
+export type Endpoint = z.infer<typeof EndpointSchema>;
+
+export const ContainerRecordSchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  created: z.string(),
+  /** Image ID (config digest) and the name it was created from. */
+  imageId: z.string(),
+  imageName: z.string(),
+  /** Top layer chain of the image: the snapshot's parent. */
+  imageChainId: z.string().optional(),
+  options: CreateOptionsSchema,
+  /** The resolved command line: what `docker ps` shows. */
+  path: z.string(),
+  args: z.array(z.string()),
+  state: ContainerStateSchema,
+  endpoints: z.array(EndpointSchema).default([]),
+  /** Published ports with host ports resolved (while running). */
+  publishedPorts: z.array(PortBindingSchema).default([]),
+  mounts: z.array(MountSpecSchema).default([]),
+});
+export type ContainerRecord = z.infer<typeof ContainerRecordSchema>;

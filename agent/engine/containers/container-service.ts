@@ -1,0 +1,979 @@
+import { randomBytes } from "node:crypto";
+import { EventEmitter } from "node:events";
+import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+
+import type { Logger } from "pino";
+import { conflict, invalidArgument, isEngineError, notFound, notImplemented, toEngineError } from "../errors.ts";
+import type { ImageService } from "../images/image-service.ts";
+import type { ContainerConfig } from "../images/image-config.ts";
+import type { LayerStore } from "../layers/layer-store.ts";
+import { chainIdOf } from "../layers/chain-id.ts";
+import type { ContainerMonitor, ExecSession, ExitStatus, MonitorPaths, StdioSession } from "../monitor/monitor.ts";
+import { readLogs } from "../monitor/monitor.ts";
+import { resizeLine, writeCtl } from "../monitor/attach.ts";
+import type { NetworkManager } from "../network/network-manager.ts";
+import { buildRuntimeSpec, type SpecHost, type SpecProcess, type BindMount } from "../runtime/spec.ts";
+import { Runc, signalNumber } from "../runtime/runc.ts";
+import { resolveUser } from "../runtime/user.ts";
+import { mkdirInRoot } from "../runtime/mkdir-in-root.ts";
+import { mountAll, unmountAll, isMounted } from "../snapshots/mount.ts";
+import type { Snapshotter } from "../snapshots/snapshotter.ts";
+import type { VolumeStore } from "../volumes/volume-store.ts";
+import { applyChanges, mergeEnv } from "../images/changes.ts";
+import { parseNormalizedReference, withDefaultTag } from "../reference/reference.ts";
+import { teeStream } from "../streams.ts";
+import { pipeline } from "node:stream/promises";
+import { diffUpper, type Change } from "../archive/upper-diff.ts";
+import { upperToLayerTar } from "../archive/layer-tar.ts";
+import { rootfsTar } from "../archive/rootfs-tar.ts";
+import { CreateOptionsSchema, type ContainerRecord, type CreateOptions, type MountSpec, type PortSpec } from "./container-record.ts";
+import type { ContainerStore } from "./container-store.ts";
+import { generateName, VALID_CONTAINER_NAME } from "./names.ts";
+
+export interface ContainerServiceDeps {
+  store: ContainerStore;
+  images: ImageService;
+  layers: LayerStore;
+  snapshots: Snapshotter;
+  monitor: ContainerMonitor;
+  runc: Runc;
+  network: NetworkManager;
+  volumes: VolumeStore;
+  specHost: SpecHost;
+  logger: Logger;
+  /** cgroup parent of every container ("/berth" → /sys/fs/cgroup/<controller>/berth/<id>). */
+  cgroupParent: string;
+}
+
+export interface ContainerEvent {
+  type: "container";
+  action: string;
+  id: string;
+  attributes: Record<string, string>;
+  time: number;
+}
+
+export interface WaitResult {
+  statusCode: number;
+  error?: string;
+}
+
+export interface ExecConfig {
+  cmd: string[];
+  tty: boolean;
+  attachStdin: boolean;
+  env: string[];
+  user?: string;
+  workingDir?: string;
+  privileged?: boolean;
+}
+
+export interface ExecInstance {
+  id: string;
+  containerId: string;
+  config: ExecConfig;
+  running: boolean;
+  exitCode: number | null;
+  pid: number;
+  session?: ExecSession;
+}
+
+const NEVER = "0001-01-01T00:00:00Z";
+const RESTART_BACKOFF_START_MS = 100;
+const RESTART_BACKOFF_MAX_MS = 60_000;
+
+/**
+ * The container lifecycle (Docker's semantics): create, start, stop, kill, restart,
+ * pause, remove, rename, wait, logs, exec, attach, top, diff, export, commit, and
+ * restart policies, built from the snapshotter (root filesystem), the runtime spec,
+ * the monitor (conmon holds stdio, logs and the exit code, so containers outlive the
+ * agent), the network manager and the volume store.
+ *
+ * Each container has one owner of its resources: start builds them with an undo
+ * stack (nothing is left if a step fails); the exit handler releases them; remove
+ * releases what is left. Operations on one container are serialised.
+ */
+export class ContainerService extends EventEmitter {
+  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly exitWatchers = new Map<string, AbortController>();
+  private readonly exitWaiters = new Map<string, Array<(r: WaitResult) => void>>();
+  private readonly removeWaiters = new Map<string, Array<() => void>>();
+  private readonly pendingAttach = new Map<string, Array<{ opts: { stdin: boolean; stdout: boolean; stderr: boolean }; resolve: (s: StdioSession) => void; reject: (e: unknown) => void }>>();
+  private readonly restartTimers = new Map<string, NodeJS.Timeout>();
+  readonly execs = new Map<string, ExecInstance>();
+  private reconcileTimer?: NodeJS.Timeout;
+
+  constructor(readonly deps: ContainerServiceDeps) {
+    super();
+  }
+
+  // --- lookups --------------------------------------------------------------
+
+  get(idOrName: string): ContainerRecord {
+    return this.deps.store.resolve(idOrName);
+  }
+
+  list(): ContainerRecord[] {
+    return this.deps.store.list().sort((a, b) => b.created.localeCompare(a.created));
+  }
+
+  /** Containers using an image (for image removal). */
+  usingImage(imageId: string): Array<{ id: string; running: boolean }> {
+    return this.deps.store.list().filter((c) => c.imageId === imageId).map((c) => ({ id: c.id, running: c.state.status === "running" || c.state.status === "paused" || c.state.status === "restarting" }));
+  }
+
+  /** Volume names used by containers. */
+  volumeUsers(name: string): string[] {
+    return this.deps.store.list().filter((c) => c.mounts.some((m) => m.type === "volume" && m.source === name)).map((c) => c.id);
+  }
+
+  paths(id: string): MonitorPaths & { dir: string; rootfs: string; hostsPath: string; hostnamePath: string; resolvConfPath: string } {
+    const dir = this.deps.store.dir(id);
+    return {
+      dir,
+      stateDir: join(dir, "monitor"),
+      bundle: dir,
+      logPath: join(dir, "container.log"),
+      rootfs: join(dir, "rootfs"),
+      hostsPath: join(dir, "hosts"),
+      hostnamePath: join(dir, "hostname"),
+      resolvConfPath: join(dir, "resolv.conf"),
+    };
+  }
+
+  private emitEvent(action: string, record: ContainerRecord, extra: Record<string, string> = {}): void {
+    const event: ContainerEvent = { type: "container", action, id: record.id, attributes: { name: record.name, image: record.imageName, ...extra }, time: Date.now() };
+    this.emit("event", event);
+  }
+
+  private withLock<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.locks.get(id) ?? Promise.resolve();
+    const next = prev.then(fn, fn);
+    const settled = next.catch(() => undefined);
+    this.locks.set(id, settled);
+    void settled.then(() => { if (this.locks.get(id) === settled) this.locks.delete(id); });
+    return next;
+  }
+
+  // --- start-up: adopt what survived the agent --------------------------------
+
+  /**
+   * Adopts every container found on disk with its true state: running ones are
+   * watched again; those that exited while the agent was away get their exit
+   * handled (resources released, restart policy applied); leftovers of crashed
+   * operations (a half-created or half-removed container, orphan snapshots, runc
+   * state, mounts) are cleaned up.
+   */
+  async init(): Promise<void> {
+    const { store, network, snapshots, runc, logger } = this.deps;
+    const records = await store.load();
+    const live: ContainerRecord[] = [];
+    for (const r of records) {
+      if (r.state.status === "removing") {
+        await this.finishRemove(r, { volumes: false }).catch((err: unknown) => logger.warn({ err, id: r.id }, "could not finish an interrupted remove"));
+        continue;
+      }
+      if (["running", "paused", "restarting"].includes(r.state.status)) live.push(r);
+    }
+    const stillRunning: ContainerRecord[] = [];
+    for (const r of live) {
+      const paths = this.paths(r.id);
+      const state = await runc.state(r.id).catch(() => undefined);
+      const alive = state && (state.status === "running" || state.status === "paused") && (await this.deps.monitor.monitorAlive(paths));
+      if (alive) {
+        r.state.status = state.status === "paused" ? "paused" : "running";
+        r.state.pid = state.pid ?? r.state.pid;
+        stillRunning.push(r);
+      }
+    }
+    await network.init(stillRunning.map((r) => r.id));
+    for (const r of stillRunning) {
+      await store.save(r);
+      this.watchExit(r);
+      logger.info({ id: r.id, name: r.name }, "adopted a running container");
+    }
+    for (const r of live) {
+      if (stillRunning.includes(r)) continue;
+      const status = (await this.deps.monitor.exitStatus(this.paths(r.id)).catch(() => undefined)) ?? { exitCode: 255, oomKilled: false, finishedAt: new Date().toISOString() };
+      logger.info({ id: r.id, exitCode: status.exitCode }, "container exited while the agent was away");
+      await this.handleExit(r, status, { adopting: true });
+    }
+    // Orphans: runc state and snapshots without a record, mounts of stopped containers.
+    const known = new Set(store.list().map((r) => r.id));
+    for (const s of await runc.list().catch(() => [])) {
+      if (!known.has(s.id)) await runc.delete(s.id, { force: true }).catch(() => undefined);
+    }
+    for (const s of await snapshots.list()) {
+      if (!known.has(s.key)) {
+        await unmountAll(join(store.dir(s.key), "rootfs"), { detach: true }).catch(() => undefined);
+        await snapshots.remove(s.key).catch((err: unknown) => logger.warn({ err, key: s.key }, "could not remove an orphan snapshot"));
+      }
+    }
+    for (const r of store.list()) {
+      if (r.state.status === "running" || r.state.status === "paused") continue;
+      const { rootfs } = this.paths(r.id);
+      if (await isMounted(rootfs)) await unmountAll(rootfs, { detach: true }).catch(() => undefined);
+    }
+    await snapshots.removeStale();
+    // Restart policies that apply after a host reboot or agent restart.
+    for (const r of store.list()) {
+      if (r.state.status === "running" || r.state.status === "paused") continue;
+      const p = r.options.restartPolicy.name;
+      if ((p === "always" || p === "unless-stopped") && !r.state.stoppedByUser && r.state.startedAt !== NEVER) {
+        this.start(r.id).catch((err: unknown) => logger.warn({ err, id: r.id }, "restart policy: start failed"));
+      }
+    }
+    this.reconcileTimer = setInterval(() => {
+      network.reconcileRules().catch((err: unknown) => logger.warn({ err }, "firewall reconcile failed"));
+    }, 10_000);
+    this.reconcileTimer.unref();
+  }
+
+  close(): void {
+    if (this.reconcileTimer) clearInterval(this.reconcileTimer);
+    for (const c of this.exitWatchers.values()) c.abort();
+    for (const t of this.restartTimers.values()) clearTimeout(t);
+  }
+
+  // --- create ----------------------------------------------------------------
+
+  async create(input: CreateOptions): Promise<ContainerRecord> {
+    const parsed = CreateOptionsSchema.safeParse(input);
+    if (!parsed.success) throw invalidArgument(`invalid container options: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
+    const options = parsed.data;
+    const { images, store, snapshots, volumes, network } = this.deps;
+    const image = images.resolve(options.image);
+    const config = (await images.config(image.id)).config ?? {};
+
+    let name = options.name?.replace(/^\//, "");
+    if (name !== undefined && name !== "") {
+      if (!VALID_CONTAINER_NAME.test(name)) throw invalidArgument(`Invalid container name (${name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
+    } else {
+      do name = generateName(); while (store.nameTaken(name));
+    }
+    const existing = store.nameTaken(name);
+    if (existing) throw conflict(`Conflict. The container name "/${name}" is already in use by container "${existing.id}". You have to remove (or rename) that container to be able to reuse that name.`);
+
+    const { path, args } = commandLine(config, options);
+    if (options.networkMode.startsWith("container:")) throw notImplemented("--network container:NAME is not supported");
+    if (!["bridge", "host", "none", "default"].includes(options.networkMode)) await network.inspect(options.networkMode);
+    if (options.networkMode === "default") options.networkMode = "bridge";
+
+    // Validate resources and security options now, as Docker does at create (a 400, nothing made).
+    buildRuntimeSpec({
+      image: config,
+      run: runOptions(options, "x"),
+      rootfs: "rootfs",
+      user: { uid: 0, gid: 0, additionalGids: [] },
+      namespaces: { network: "none" },
+      cgroupsPath: "/validate",
+      host: this.deps.specHost,
+    });
+
+    const ports = publishedPortSpecs(options, config);
+    const mounts = await this.mountSpecs(options, config);
+    const id = randomBytes(32).toString("hex");
+    const record: ContainerRecord = {
+      id,
+      name,
+      created: new Date().toISOString(),
+      imageId: image.id,
+      imageName: options.image,
+      imageChainId: image.layers.length ? chainIdOf(image.layers.map((l) => l.diffId)) : undefined,
+      options: { ...options, ports, hostname: options.hostname || undefined },
+      path,
+      args,
+      state: { status: "created", pid: 0, exitCode: 0, error: "", oomKilled: false, startedAt: NEVER, finishedAt: NEVER, restartCount: 0, stoppedByUser: false },
+      endpoints: [],
+      publishedPorts: [],
+      mounts,
+    };
+    await store.add(record);
+    try {
+      await snapshots.prepare(id, record.imageChainId);
+      for (const m of mounts) if (m.type === "volume") await volumes.create({ name: m.source, anonymous: m.anonymous });
+    } catch (e) {
+      await snapshots.remove(id).catch(() => undefined);
+      await store.delete(id);
+      throw e;
+    }
+    this.emitEvent("create", record);
+    return record;
+  }
+
+  /** Mounts from `-v`/`--mount`, plus an anonymous volume for each image VOLUME not covered. */
+  private async mountSpecs(options: ReturnType<typeof CreateOptionsSchema.parse>, config: ContainerConfig): Promise<MountSpec[]> {
+    const mounts: MountSpec[] = [];
+    const seen = new Set<string>();
+    for (const m of options.mounts) {
+      if (!m.destination.startsWith("/")) throw invalidArgument(`invalid mount config: mount path must be absolute: ${m.destination}`);
+      if (seen.has(m.destination)) throw invalidArgument(`Duplicate mount point: ${m.destination}`);
+      seen.add(m.destination);
+      if (m.type === "bind") {
+        if (!m.source.startsWith("/")) throw invalidArgument(`invalid mount config for type "bind": invalid mount path: '${m.source}' mount path must be absolute`);
+        mounts.push(m);
+      } else {
+        mounts.push({ ...m, source: m.source || randomBytes(32).toString("hex"), anonymous: m.anonymous || !m.source });
+      }
+    }
+    for (const dest of Object.keys(config.Volumes ?? {})) {
+      if (seen.has(dest)) continue;
+      mounts.push({ type: "volume", source: randomBytes(32).toString("hex"), destination: dest, readonly: false, anonymous: true });
+    }
+    return mounts;
+  }
+
+  // --- start -----------------------------------------------------------------
+
+  /** @returns false when the container was already running (Docker's 304) */
+  start(idOrName: string): Promise<boolean> {
+    const record = this.get(idOrName);
+    return this.withLock(record.id, () => this.startLocked(record));
+  }
+
+  private async startLocked(record: ContainerRecord): Promise<boolean> {
+    if (record.state.status === "running") return false;
+    if (record.state.status === "paused") throw conflict("cannot start a paused container, try unpause instead");
+    if (record.state.status === "removing" || record.state.status === "dead") throw conflict(`container ${record.id} is marked for removal and cannot be started`);
+    const timer = this.restartTimers.get(record.id);
+    if (timer) {
+      clearTimeout(timer);
+      this.restartTimers.delete(record.id);
+    }
+    const { images, snapshots, network, volumes, monitor, runc, logger } = this.deps;
+    const p = this.paths(record.id);
+    const undo: Array<() => Promise<unknown>> = [];
+    try {
+      const image = await images.config(record.imageId).catch(() => undefined);
+      const config = image?.config ?? {};
+      await mkdir(p.rootfs, { recursive: true });
+      await mountAll(await snapshots.mounts(record.id), p.rootfs);
+      undo.push(() => unmountAll(p.rootfs, { detach: true }));
+
+      const hostname = record.options.hostname || record.id.slice(0, 12);
+      await writeFile(p.hostnamePath, `${hostname}\n`);
+      const attached = await network.attach({
+        containerId: record.id,
+        name: record.name,
+        hostname,
+        networkMode: record.options.networkMode,
+        ports: record.options.ports,
+        aliases: record.options.aliases,
+        hostsPath: p.hostsPath,
+        resolvConfPath: p.resolvConfPath,
+      });
+      undo.push(() => network.detach(record.id));
+
+      const binds: BindMount[] = [];
+      for (const m of record.mounts) {
+        if (m.type === "bind") {
+          binds.push({ source: m.source, destination: m.destination, readonly: m.readonly });
+          continue;
+        }
+        const v = await volumes.create({ name: m.source, anonymous: m.anonymous });
+        await volumes.populate(m.source, p.rootfs, m.destination);
+        binds.push({ source: v.mountpoint, destination: m.destination, readonly: m.readonly });
+      }
+      for (const b of binds) await mkdirInRoot(p.rootfs, b.destination).catch(() => undefined);
+
+      const user = await resolveUser(p.rootfs, record.options.user ?? config.User ?? "");
+      const spec = buildRuntimeSpec({
+        image: config,
+        run: runOptions(record.options, hostname),
+        rootfs: p.rootfs,
+        user,
+        namespaces: { network: attached.netnsPath ? { path: attached.netnsPath } : record.options.networkMode === "host" ? "host" : "none" },
+        mounts: binds,
+        files: { hosts: p.hostsPath, hostname: p.hostnamePath, resolvConf: p.resolvConfPath },
+        cgroupsPath: `${this.deps.cgroupParent}/${record.id}`,
+        host: this.deps.specHost,
+      });
+      await mkdirInRoot(p.rootfs, spec.process.cwd);
+      await writeFile(join(p.bundle, "config.json"), JSON.stringify(spec));
+      await runc.delete(record.id, { force: true }).catch(() => undefined);
+      await rm(p.stateDir, { recursive: true, force: true });
+      const created = await monitor.create({ ...monitorPaths(p), id: record.id, name: record.name, tty: record.options.tty, stdin: record.options.openStdin, stdinOnce: record.options.stdinOnce });
+      undo.push(() => runc.delete(record.id, { force: true }));
+      // Clients that asked to attach before the start (docker run) are connected now, so they miss no output.
+      for (const pending of this.pendingAttach.get(record.id) ?? []) {
+        await monitor.attach(monitorPaths(p), pending.opts).then(pending.resolve, pending.reject);
+      }
+      this.pendingAttach.delete(record.id);
+      await monitor.start(record.id, monitorPaths(p));
+      record.state = { ...record.state, status: "running", pid: created.pid, exitCode: 0, error: "", oomKilled: false, startedAt: new Date().toISOString(), finishedAt: NEVER, stoppedByUser: false };
+      record.endpoints = attached.endpoints;
+      record.publishedPorts = attached.ports;
+      await this.deps.store.save(record);
+      this.watchExit(record);
+      this.emitEvent("start", record);
+      return true;
+    } catch (e) {
+      for (const step of undo.reverse()) await step().catch((err: unknown) => logger.warn({ err, id: record.id }, "undo of a failed start failed"));
+      const err = toEngineError(e);
+      const notFoundExec = /executable file not found|no such file or directory/.test(err.message);
+      record.state.exitCode = notFoundExec ? 127 : /permission denied/.test(err.message) ? 126 : 128;
+      record.state.error = err.message;
+      record.state.pid = 0;
+      await this.deps.store.save(record);
+      for (const pending of this.pendingAttach.get(record.id) ?? []) pending.reject(err);
+      this.pendingAttach.delete(record.id);
+      throw err;
+    }
+  }
+
+  private watchExit(record: ContainerRecord): void {
+    this.exitWatchers.get(record.id)?.abort();
+    const ac = new AbortController();
+    this.exitWatchers.set(record.id, ac);
+    this.deps.monitor
+      .waitExit(monitorPaths(this.paths(record.id)), ac.signal)
+      .then((status) => {
+        if (ac.signal.aborted) return;
+        this.exitWatchers.delete(record.id);
+        return this.withLock(record.id, () => this.handleExit(record, status, {}));
+      })
+      .catch((err: unknown) => {
+        if (!ac.signal.aborted) this.deps.logger.error({ err, id: record.id }, "waiting for the container to exit failed");
+      });
+  }
+
+  /** The container's main process ended: release its resources, record the exit, apply the restart policy. */
+  private async handleExit(record: ContainerRecord, status: ExitStatus, opts: { adopting?: boolean }): Promise<void> {
+    const { network, runc, logger } = this.deps;
+    if (!this.deps.store.get(record.id)) return;
+    const p = this.paths(record.id);
+    await network.detach(record.id).catch((err: unknown) => logger.warn({ err, id: record.id }, "network detach failed"));
+    await runc.delete(record.id, { force: true }).catch(() => undefined);
+    await unmountAll(p.rootfs, { detach: true }).catch((err: unknown) => logger.warn({ err, id: record.id }, "unmount failed"));
+    const ranFor = record.state.startedAt !== NEVER ? Date.now() - Date.parse(record.state.startedAt) : 0;
+    record.state = { ...record.state, status: "exited", pid: 0, exitCode: status.exitCode, oomKilled: status.oomKilled, finishedAt: status.finishedAt };
+    record.endpoints = [];
+    record.publishedPorts = [];
+    await this.deps.store.save(record);
+    if (status.oomKilled) this.emitEvent("oom", record);
+    this.emitEvent("die", record, { exitCode: String(status.exitCode) });
+    for (const w of this.exitWaiters.get(record.id) ?? []) w({ statusCode: status.exitCode });
+    this.exitWaiters.delete(record.id);
+
+    if (this.shouldRestart(record)) {
+      record.state.restartCount += 1;
+      record.state.status = "restarting";
+      await this.deps.store.save(record);
+      // Docker's back-off: doubles from 100 ms while the container keeps failing fast; reset after 10 s of running.
+      const delay = ranFor > 10_000 ? RESTART_BACKOFF_START_MS : Math.min(RESTART_BACKOFF_MAX_MS, RESTART_BACKOFF_START_MS * 2 ** Math.min(record.state.restartCount, 10));
+      const t = setTimeout(() => {
+        this.restartTimers.delete(record.id);
+        const current = this.deps.store.get(record.id);
+        if (!current || current.state.status !== "restarting") return;
+        current.state.status = "exited";
+        this.start(record.id).catch((err: unknown) => logger.warn({ err, id: record.id }, "restart policy: start failed"));
+      }, opts.adopting ? 0 : delay);
+      this.restartTimers.set(record.id, t);
+      return;
+    }
+    if (record.options.autoRemove) {
+      await this.finishRemove(record, { volumes: true }).catch((err: unknown) => logger.warn({ err, id: record.id }, "auto-remove failed"));
+    }
+  }
+
+  private shouldRestart(record: ContainerRecord): boolean {
+    if (record.state.stoppedByUser) return false;
+    const policy = record.options.restartPolicy;
+    switch (policy.name) {
+      case "always":
+      case "unless-stopped":
+        return true;
+      case "on-failure":
+        return record.state.exitCode !== 0 && (policy.maximumRetryCount === 0 || record.state.restartCount < policy.maximumRetryCount);
+      default:
+        return false;
+    }
+  }
+
+  // --- stop, kill, restart, pause ------------------------------------------------
+
+  /** @returns false when it was not running (Docker's 304) */
+  async stop(idOrName: string, timeoutSeconds?: number, signal?: string): Promise<boolean> {
+    const record = this.get(idOrName);
+    if (record.state.status === "restarting") {
+      const t = this.restartTimers.get(record.id);
+      if (t) clearTimeout(t);
+      this.restartTimers.delete(record.id);
+      record.state.status = "exited";
+      record.state.stoppedByUser = true;
+      await this.deps.store.save(record);
+      return true;
+    }
+    if (record.state.status !== "running" && record.state.status !== "paused") return false;
+    record.state.stoppedByUser = true;
+    await this.deps.store.save(record);
+    const exited = this.nextExit(record.id);
+    const timeout = timeoutSeconds ?? record.options.stopTimeout ?? 10;
+    const sig = signal ?? record.options.stopSignal ?? (await this.deps.images.config(record.imageId).catch(() => undefined))?.config?.StopSignal ?? "SIGTERM";
+    if (record.state.status === "paused") await this.deps.runc.resume(record.id).catch(() => undefined);
+    await this.deps.runc.kill(record.id, sig).catch(() => undefined);
+    const graceful = timeout < 0 ? await exited.then(() => true) : await Promise.race([exited.then(() => true), sleep(timeout * 1000).then(() => false)]);
+    if (!graceful) {
+      await this.deps.runc.kill(record.id, "SIGKILL", { all: true }).catch(() => undefined);
+      await exited;
+    }
+    this.emitEvent("stop", record);
+    return true;
+  }
+
+  async kill(idOrName: string, signal = "SIGKILL"): Promise<void> {
+    const record = this.get(idOrName);
+    signalNumber(signal);
+    if (record.state.status !== "running" && record.state.status !== "paused") {
+      throw conflict(`Cannot kill container: ${idOrName}: Container ${record.id} is not running`);
+    }
+    const num = signalNumber(signal);
+    if (num === 9 || num === 15 || num === 2) {
+      record.state.stoppedByUser = true;
+      await this.deps.store.save(record);
+    }
+    const exited = num === 9 ? this.nextExit(record.id) : undefined;
+    await this.deps.runc.kill(record.id, signal, { all: num === 9 });
+    this.emitEvent("kill", record, { signal: String(num) });
+    await exited;
+  }
+
+  async restart(idOrName: string, timeoutSeconds?: number): Promise<void> {
+    const record = this.get(idOrName);
+    await this.stop(record.id, timeoutSeconds);
+    await this.start(record.id);
+    this.emitEvent("restart", record);
+  }
+
+  async pause(idOrName: string): Promise<void> {
+    const record = this.get(idOrName);
+    await this.withLock(record.id, async () => {
+      if (record.state.status === "paused") throw conflict(`Container ${record.id} is already paused`);
+      if (record.state.status !== "running") throw conflict(`Container ${record.id} is not running`);
+      await this.deps.runc.pause(record.id);
+      record.state.status = "paused";
+      await this.deps.store.save(record);
+    });
+    this.emitEvent("pause", record);
+  }
+
+  async unpause(idOrName: string): Promise<void> {
+    const record = this.get(idOrName);
+    await this.withLock(record.id, async () => {
+      if (record.state.status !== "paused") throw conflict(`Container ${record.id} is not paused`);
+      await this.deps.runc.resume(record.id);
+      record.state.status = "running";
+      await this.deps.store.save(record);
+    });
+    this.emitEvent("unpause", record);
+  }
+
+  // --- remove, rename, wait ------------------------------------------------------
+
+  async remove(idOrName: string, opts: { force?: boolean; volumes?: boolean } = {}): Promise<void> {
+    const record = this.get(idOrName);
+    if (record.state.status === "running" || record.state.status === "paused" || record.state.status === "restarting") {
+      if (!opts.force) {
+        throw conflict(`You cannot remove a ${record.state.status} container ${record.id}. Stop the container before attempting removal or force remove`);
+      }
+      if (record.state.status === "restarting") await this.stop(record.id);
+      else await this.kill(record.id, "SIGKILL").catch((e: unknown) => { if (!isEngineError(e, "Conflict")) throw e; });
+    }
+    await this.withLock(record.id, () => this.finishRemove(record, { volumes: !!opts.volumes }));
+  }
+
+  private async finishRemove(record: ContainerRecord, opts: { volumes: boolean }): Promise<void> {
+    const { store, snapshots, network, runc, monitor, volumes, logger } = this.deps;
+    if (!store.get(record.id)) return;
+    record.state.status = "removing";
+    await store.save(record);
+    this.exitWatchers.get(record.id)?.abort();
+    this.exitWatchers.delete(record.id);
+    const p = this.paths(record.id);
+    await runc.delete(record.id, { force: true }).catch(() => undefined);
+    await network.detach(record.id);
+    await unmountAll(p.rootfs, { detach: true }).catch(() => undefined);
+    await snapshots.remove(record.id);
+    await monitor.cleanup(monitorPaths(p)).catch(() => undefined);
+    await store.delete(record.id);
+    if (opts.volumes) {
+      for (const m of record.mounts) {
+        if (m.type !== "volume" || !m.anonymous) continue;
+        await volumes.remove(m.source, {}, (n: string) => this.volumeUsers(n)).catch((err: unknown) => logger.warn({ err, volume: m.source }, "could not remove an anonymous volume"));
+      }
+    }
+    this.emitEvent("destroy", record);
+    for (const w of this.removeWaiters.get(record.id) ?? []) w();
+    this.removeWaiters.delete(record.id);
+    for (const [execId, e] of this.execs) if (e.containerId === record.id) this.execs.delete(execId);
+  }
+
+  async rename(idOrName: string, newName: string): Promise<void> {
+    const record = this.get(idOrName);
+    const name = newName.replace(/^\//, "");
+    if (!name) throw invalidArgument("Neither old nor new names may be empty");
+    if (!VALID_CONTAINER_NAME.test(name)) throw invalidArgument(`Invalid container name (${name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
+    if (name === record.name) throw conflict(`Renaming a container with the same name as its current name`);
+    const other = this.deps.store.nameTaken(name, record.id);
+    if (other) throw conflict(`Error when allocating new name: Conflict. The container name "/${name}" is already in use by container "${other.id}". You have to remove (or rename) that container to be able to reuse that name.`);
+    const old = record.name;
+    record.name = name;
+    await this.deps.store.save(record);
+    this.emitEvent("rename", record, { oldName: `/${old}` });
+  }
+
+  private nextExit(id: string): Promise<WaitResult> {
+    return new Promise((resolve) => {
+      const list = this.exitWaiters.get(id) ?? [];
+      list.push(resolve);
+      this.exitWaiters.set(id, list);
+    });
+  }
+
+  /** `docker wait` conditions: not-running (default), next-exit, removed. */
+  async wait(idOrName: string, condition: "not-running" | "next-exit" | "removed" = "not-running", signal?: AbortSignal): Promise<WaitResult> {
+    const record = this.get(idOrName);
+    const running = ["running", "paused", "restarting"].includes(record.state.status);
+    if (condition === "removed") {
+      if (!this.deps.store.get(record.id)) return { statusCode: record.state.exitCode };
+      await new Promise<void>((resolve) => {
+        const list = this.removeWaiters.get(record.id) ?? [];
+        list.push(resolve);
+        this.removeWaiters.set(record.id, list);
+        signal?.addEventListener("abort", () => resolve(), { once: true });
+      });
+      return { statusCode: record.state.exitCode };
+    }
+    if (condition === "not-running" && !running && record.state.status !== "created") return { statusCode: record.state.exitCode };
+    const r = await Promise.race([this.nextExit(record.id), new Promise<WaitResult>((resolve) => signal?.addEventListener("abort", () => resolve({ statusCode: -1 }), { once: true }))]);
+    return r;
+  }
+
+  // --- stdio: attach, logs, exec ---------------------------------------------------
+
+  /** Attaches to the container's stdio; before start, the session is connected when the container starts. */
+  attach(idOrName: string, opts: { stdin: boolean; stdout: boolean; stderr: boolean }): Promise<StdioSession> {
+    const record = this.get(idOrName);
+    if (record.state.status === "running" || record.state.status === "paused") {
+      return this.deps.monitor.attach(monitorPaths(this.paths(record.id)), opts);
+    }
+    return new Promise((resolve, reject) => {
+      const list = this.pendingAttach.get(record.id) ?? [];
+      list.push({ opts, resolve, reject });
+      this.pendingAttach.set(record.id, list);
+    });
+  }
+
+  logs(idOrName: string, opts: { follow?: boolean; tail?: number; since?: number; until?: number; signal?: AbortSignal }) {
+    const record = this.get(idOrName);
+    return readLogs(this.paths(record.id).logPath, {
+      ...opts,
+      isRunning: async () => {
+        const r = this.deps.store.get(record.id);
+        return !!r && ["running", "paused", "restarting"].includes(r.state.status);
+      },
+    });
+  }
+
+  createExec(idOrName: string, config: ExecConfig): ExecInstance {
+    const record = this.get(idOrName);
+    if (record.state.status === "paused") throw conflict(`Container ${record.id} is paused, unpause the container before exec`);
+    if (record.state.status !== "running") throw conflict(`Container ${record.id} is not running`);
+    if (config.cmd.length === 0) throw invalidArgument("No exec command specified");
+    if (config.privileged) throw notImplemented("privileged exec is not supported");
+    const exec: ExecInstance = { id: randomBytes(32).toString("hex"), containerId: record.id, config, running: false, exitCode: null, pid: 0 };
+    this.execs.set(exec.id, exec);
+    return exec;
+  }
+
+  getExec(id: string): ExecInstance {
+    const e = this.execs.get(id);
+    if (!e) throw notFound(`No such exec instance: ${id}`);
+    return e;
+  }
+
+  async startExec(execId: string, opts: { detach?: boolean } = {}): Promise<ExecSession> {
+    const exec = this.getExec(execId);
+    if (exec.running || exec.exitCode !== null) throw conflict(`Error: Exec command ${execId} has already run`);
+    const record = this.deps.store.get(exec.containerId);
+    if (!record || record.state.status !== "running") throw conflict(`Container ${exec.containerId} is not running`);
+    const p = this.paths(record.id);
+    const image = (await this.deps.images.config(record.imageId).catch(() => undefined))?.config ?? {};
+    const user = await resolveUser(p.rootfs, exec.config.user || record.options.user || image.User || "");
+    const spec = buildRuntimeSpec({
+      image,
+      run: { ...runOptions(record.options, record.options.hostname || record.id.slice(0, 12)), cmd: exec.config.cmd, entrypoint: "", env: [...record.options.env, ...exec.config.env], tty: exec.config.tty, workingDir: exec.config.workingDir || record.options.workingDir },
+      rootfs: p.rootfs,
+      user,
+      namespaces: { network: "none" },
+      cgroupsPath: `${this.deps.cgroupParent}/${record.id}`,
+      host: this.deps.specHost,
+    });
+    const process: SpecProcess = spec.process;
+    exec.running = true;
+    const session = await this.deps.monitor.exec(record.id, monitorPaths(p), process, { tty: exec.config.tty, stdin: exec.config.attachStdin, detach: opts.detach });
+    exec.session = session;
+    exec.pid = session.pid;
+    session.wait().then(
+      (code) => { exec.running = false; exec.exitCode = code; },
+      () => { exec.running = false; exec.exitCode = 126; },
+    );
+    this.emitEvent("exec_start", record, { execID: exec.id });
+    return session;
+  }
+
+  // --- inspection: top, stats handled by callers with these paths ------------------------
+
+  async top(idOrName: string, psArgs = "-ef"): Promise<{ titles: string[]; processes: string[][] }> {
+    const record = this.get(idOrName);
+    if (record.state.status !== "running" && record.state.status !== "paused") throw conflict(`Container ${record.id} is not running`);
+    const pids = new Set(await this.deps.runc.ps(record.id));
+    const { execFile } = await import("node:child_process");
+    const { promisify } = await import("node:util");
+    const args = psArgs.split(/\s+/).filter(Boolean);
+    let out: string;
+    try {
+      out = (await promisify(execFile)("ps", args)).stdout;
+    } catch (e) {
+      throw invalidArgument(`ps: ${(e as Error).message}`);
+    }
+    const lines = out.trimEnd().split("\n");
+    const titles = lines[0]!.trim().split(/\s+/);
+    const pidCol = titles.indexOf("PID");
+    if (pidCol < 0) throw invalidArgument(`Couldn't find PID field in ps output`);
+    const processes: string[][] = [];
+    for (const line of lines.slice(1)) {
+      const fields = line.trim().split(/\s+/);
+      if (!pids.has(Number(fields[pidCol]))) continue;
+      const row = fields.slice(0, titles.length - 1);
+      row.push(fields.slice(titles.length - 1).join(" "));
+      processes.push(row);
+    }
+    return { titles, processes };
+  }
+
+  /** Runs `fn` with the container's root filesystem mounted (it is mounted already while running). */
+  async withRootfs<T>(idOrName: string, fn: (rootfs: string) => Promise<T>): Promise<T> {
+    const record = this.get(idOrName);
+    const p = this.paths(record.id);
+    if (await isMounted(p.rootfs)) return fn(p.rootfs);
+    await mkdir(p.rootfs, { recursive: true });
+    await mountAll(await this.deps.snapshots.mounts(record.id), p.rootfs);
+    try {
+      return await fn(p.rootfs);
+    } finally {
+      await unmountAll(p.rootfs, { detach: true });
+    }
+  }
+
+  async upperDir(idOrName: string): Promise<string> {
+    return this.deps.snapshots.upperDir(this.get(idOrName).id);
+  }
+
+  /** Absolute lower dirs of the container's image, topmost first. */
+  async lowerDirs(idOrName: string): Promise<string[]> {
+    const record = this.get(idOrName);
+    if (!record.imageChainId) return [];
+    const { cwd, lowers } = await this.deps.layers.lowerDirs(record.imageChainId);
+    return lowers.map((l) => join(cwd, l));
+  }
+
+  /** Removes every stopped container. */
+  async prune(): Promise<{ deleted: string[]; spaceReclaimed: number }> {
+    const deleted: string[] = [];
+    let spaceReclaimed = 0;
+    for (const r of this.deps.store.list()) {
+      if (r.state.status !== "exited" && r.state.status !== "created" && r.state.status !== "dead") continue;
+      spaceReclaimed += (await this.deps.snapshots.usage(r.id).catch(() => ({ size: 0 }))).size;
+      await this.remove(r.id);
+      deleted.push(r.id);
+    }
+    return { deleted, spaceReclaimed };
+  }
+
+  /** `docker network connect`: a running container joins another network. */
+  async connect(idOrName: string, networkName: string, aliases: string[]): Promise<void> {
+    const record = this.get(idOrName);
+    if (record.state.status !== "running" && record.state.status !== "paused") throw conflict(`Container ${record.id} is not running`);
+    const ep = await this.deps.network.connect(record.id, networkName, aliases);
+    record.endpoints = [...record.endpoints.filter((e) => e.networkId !== ep.networkId), ep];
+    await this.deps.store.save(record);
+  }
+
+  async disconnect(idOrName: string, networkName: string, force: boolean): Promise<void> {
+    const record = this.get(idOrName);
+    await this.deps.network.disconnect(record.id, networkName, force);
+    const info = await this.deps.network.inspect(networkName).catch(() => undefined);
+    record.endpoints = record.endpoints.filter((e) => e.networkName !== networkName && e.networkId !== info?.id);
+    await this.deps.store.save(record);
+  }
+
+  exists(id: string): boolean {
+    return this.deps.store.get(id) !== undefined;
+  }
+
+  async resize(idOrName: string, cols: number, rows: number): Promise<void> {
+    const record = this.get(idOrName);
+    if (record.state.status !== "running") throw conflict(`Container ${record.id} is not running`);
+    // Straight to conmon's control fifo: an attach session would close stdin (stdinOnce) when it ends.
+    await writeCtl(join(this.paths(record.id).bundle, "ctl"), resizeLine(cols, rows), "container");
+  }
+
+  async volumeMountpoint(name: string): Promise<string> {
+    return (await this.deps.volumes.get(name).catch(() => undefined))?.mountpoint ?? "";
+  }
+
+  /** Bytes in the container's writable layer. */
+  async sizeRw(idOrName: string): Promise<number> {
+    return (await this.deps.snapshots.usage(this.get(idOrName).id).catch(() => ({ size: 0 }))).size;
+  }
+
+  /** `docker diff`: changes of the writable layer against the image. */
+  async diff(idOrName: string): Promise<Change[]> {
+    const record = this.get(idOrName);
+    return diffUpper(await this.upperDir(record.id), await this.lowerDirs(record.id), { exclude: BIND_TARGETS });
+  }
+
+  /** `docker export`: the container's merged filesystem as a tar. */
+  async exportTo(idOrName: string, out: NodeJS.WritableStream): Promise<void> {
+    await this.withRootfs(idOrName, (rootfs) => pipeline(rootfsTar(rootfs), out as import("node:stream").Writable));
+  }
+
+  /**
+   * `docker commit`: the writable layer becomes a new layer on top of the image; the
+   * new config is the container's (command, env, ports…) with `changes` applied, and a
+   * history entry records author and message.
+   */
+  async commit(idOrName: string, opts: { reference?: string; author?: string; comment?: string; changes?: string[]; pause?: boolean; config?: { Cmd?: string[]; Entrypoint?: string[]; Env?: string[]; Labels?: Record<string, string> } }): Promise<string> {
+    const record = this.get(idOrName);
+    const { images, layers, content, runc } = { ...this.deps, content: this.deps.images.deps.content };
+    const ref = opts.reference ? withDefaultTag(parseNormalizedReference(opts.reference)) : undefined;
+    const base = await images.config(record.imageId);
+    const baseRecord = images.deps.store.get(record.imageId);
+    const containerConfig = applyChanges(
+      {
+        ...(base.config ?? {}),
+        Env: mergeEnvList(base.config?.Env ?? [], record.options.env),
+        Cmd: record.options.cmd?.length ? record.options.cmd : record.options.entrypoint !== undefined ? [] : base.config?.Cmd,
+        Entrypoint: record.options.entrypoint === "" ? null : record.options.entrypoint ?? base.config?.Entrypoint,
+        WorkingDir: record.options.workingDir ?? base.config?.WorkingDir,
+        User: record.options.user ?? base.config?.User,
+        Labels: { ...(base.config?.Labels ?? {}), ...record.options.labels },
+        ...(opts.config?.Cmd ? { Cmd: opts.config.Cmd } : {}),
+        ...(opts.config?.Entrypoint ? { Entrypoint: opts.config.Entrypoint } : {}),
+      },
+      opts.changes ?? [],
+    );
+    const paused = opts.pause !== false && record.state.status === "running";
+    if (paused) await runc.pause(record.id);
+    try {
+      const upper = await this.upperDir(record.id);
+      const [toStore, toUnpack] = teeStream(upperToLayerTar(upper, { exclude: BIND_TARGETS }));
+      const [blob, layer] = await Promise.all([content.writeStream(toStore), layers.unpack({ parent: record.imageChainId }, toUnpack)]);
+      const now = new Date().toISOString();
+      const config = {
+        ...base,
+        created: now,
+        author: opts.author ?? "",
+        ...(opts.comment ? { comment: opts.comment } : {}),
+        config: containerConfig,
+        rootfs: { type: "layers", diff_ids: [...base.rootfs.diff_ids, blob.digest] },
+        history: [
+          ...(base.history ?? []),
+          { created: now, created_by: [record.path, ...record.args].join(" "), ...(opts.author ? { author: opts.author } : {}), ...(opts.comment ? { comment: opts.comment } : {}) },
+        ],
+      };
+      const { id } = await images.registerImage(
+        {
+          configBytes: Buffer.from(JSON.stringify(config)),
+          layers: [
+            ...(baseRecord?.layers ?? []),
+            { diffId: blob.digest, chainId: layer.chainId, size: layer.size, tarSize: blob.size, blob: { mediaType: "application/vnd.docker.image.rootfs.diff.tar", digest: blob.digest, size: blob.size } },
+          ],
+          parent: record.imageId,
+        },
+        ref ? [ref] : [],
+      );
+      this.emitEvent("commit", record, { comment: opts.comment ?? "" });
+      return id;
+    } finally {
+      if (paused) await runc.resume(record.id).catch(() => undefined);
+    }
+  }
+
+  async readTextFile(id: string, name: "hosts" | "hostname" | "resolv.conf"): Promise<string> {
+    return readFile(join(this.deps.store.dir(id), name), "utf8").catch(() => "");
+  }
+}
+
+/** Files the engine bind-mounts into every container: not part of its filesystem. */
+const BIND_TARGETS = ["/etc/hosts", "/etc/hostname", "/etc/resolv.conf"];
+
+function mergeEnvList(base: readonly string[], run: readonly string[]): string[] {
+  return mergeEnv(base, run.filter((e) => e.includes("=")).map((e) => [e.slice(0, e.indexOf("=")), e.slice(e.indexOf("=") + 1)] as const));
+}
+
+function monitorPaths(p: MonitorPaths): MonitorPaths {
+  return { stateDir: p.stateDir, bundle: p.bundle, logPath: p.logPath };
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms).unref());
+}
+
+/** Docker's command line of a container: entrypoint and cmd, with run-time overrides. */
+export function commandLine(image: ContainerConfig, options: { cmd?: string[]; entrypoint?: string[] | "" }): { path: string; args: string[] } {
+  let entrypoint = image.Entrypoint ?? [];
+  let cmd = image.Cmd ?? [];
+  if (options.entrypoint !== undefined) {
+    entrypoint = options.entrypoint === "" ? [] : options.entrypoint.filter((x, i) => !(i === 0 && x === "" && options.entrypoint!.length === 1));
+    cmd = [];
+  }
+  if (options.cmd && options.cmd.length > 0) cmd = options.cmd;
+  const full = [...entrypoint, ...cmd];
+  if (full.length === 0) throw invalidArgument("No command specified");
+  return { path: full[0]!, args: full.slice(1) };
+}
+
+function runOptions(o: ReturnType<typeof CreateOptionsSchema.parse>, hostname: string) {
+  return {
+    cmd: o.cmd,
+    entrypoint: o.entrypoint,
+    env: o.env,
+    workingDir: o.workingDir || undefined,
+    hostname,
+    domainname: o.domainname,
+    tty: o.tty,
+    openStdin: o.openStdin,
+    consoleSize: o.consoleSize,
+    readonlyRootfs: o.readonlyRootfs,
+    capAdd: o.capAdd,
+    capDrop: o.capDrop,
+    noNewPrivileges: o.noNewPrivileges,
+    memory: o.memory || undefined,
+    memorySwap: o.memorySwap || undefined,
+    cpus: o.nanoCpus ? o.nanoCpus / 1e9 : undefined,
+    cpuShares: o.cpuShares || undefined,
+    cpusetCpus: o.cpusetCpus || undefined,
+    pidsLimit: o.pidsLimit,
+    shmSize: o.shmSize || undefined,
+  };
+}
+
+/** Port bindings, with `-P` adding every exposed port (image EXPOSE and --expose) on a free host port. */
+function publishedPortSpecs(o: ReturnType<typeof CreateOptionsSchema.parse>, config: ContainerConfig): PortSpec[] {
+  const ports = [...o.ports];
+  if (o.publishAll) {
+    const exposed = new Set([...Object.keys(config.ExposedPorts ?? {}), ...o.exposedPorts]);
+    for (const e of exposed) {
+      const [port, proto] = e.split("/");
+      const containerPort = Number(port);
+      const protocol = (proto === "udp" ? "udp" : "tcp") as "tcp" | "udp";
+      if (!ports.some((p) => p.containerPort === containerPort && p.protocol === protocol)) ports.push({ containerPort, protocol, hostIp: "", hostPort: 0 });
+    }
+  }
+  return ports;
+}
+
+

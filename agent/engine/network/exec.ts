@@ -1,0 +1,51 @@
+/**
+ * Runs the host tools networking is built from (`ip`, `iptables-restore`,
+ * `unshare`, `nsenter`, `umount`) and collects their output. Every call is one
+ * short-lived process; callers batch their work (`ip -batch -`,
+ * `iptables-restore`) so that an attach costs a handful of processes.
+ */
+import { spawn } from "node:child_process";
+import { unavailable } from "../errors.ts";
+
+export interface RunResult {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs `cmd args…`, feeding `input` on stdin, and resolves with its output
+ * whatever the exit status (the caller decides what a failure means).
+ * @throws Unavailable when the program cannot be started at all (not installed).
+ */
+export function runRaw(cmd: string, args: string[], input?: string): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: [input === undefined ? "ignore" : "pipe", "pipe", "pipe"] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout!.on("data", (b: Buffer) => out.push(b));
+    child.stderr!.on("data", (b: Buffer) => err.push(b));
+    if (input !== undefined) {
+      child.stdin!.on("error", () => undefined); // the tool may exit without reading everything
+      child.stdin!.end(input);
+    }
+    child.on("error", (e) => reject(unavailable(`cannot run ${cmd}: ${e.message}`, e)));
+    child.on("close", (code, signal) => {
+      resolve({ exitCode: code ?? (signal ? 128 : 1), stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() });
+    });
+  });
+}
+
+/**
+ * Like `runRaw` but a non-zero exit is an error naming the command and its stderr.
+ * @throws Unavailable "ip -batch - failed (exit 1): RTNETLINK answers: File exists"
+ */
+export async function run(cmd: string, args: string[], input?: string): Promise<string> {
+  const r = await runRaw(cmd, args, input);
+  if (r.exitCode !== 0) {
+    const what = [cmd, ...args].join(" ");
+    const detail = (r.stderr || r.stdout).trim().split("\n").slice(-5).join("; ");
+    throw unavailable(`${what} failed (exit ${r.exitCode}): ${detail}`);
+  }
+  return r.stdout;
+}

@@ -1,0 +1,34 @@
+import assert from "node:assert/strict";
+import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import { filterResolvConf, hostnameNames, renderHosts, writeInPlace } from "./hosts.ts";
+
+test("resolv.conf: 127.x nameservers dropped, options kept, Google's as the fallback", () => {
+  assert.equal(filterResolvConf("search lan\nnameserver 127.0.0.53\nnameserver 10.0.0.2\noptions edns0\n"), "search lan\nnameserver 10.0.0.2\noptions edns0\n");
+  assert.equal(filterResolvConf("nameserver 127.0.0.53\nsearch lan\n"), "search lan\nnameserver 8.8.8.8\nnameserver 8.8.4.4\n");
+  assert.equal(filterResolvConf(""), "nameserver 8.8.8.8\nnameserver 8.8.4.4\n");
+});
+
+test("hosts: localhost lines, own entries, then peers, Docker's layout", () => {
+  const text = renderHosts([{ ip: "10.1.0.2", names: ["web", "web", "w"] }], [{ ip: "10.1.0.3", names: ["db", "database", ""] }, { ip: "10.1.0.9", names: [] }]);
+  const lines = text.split("\n");
+  assert.equal(lines[0], "127.0.0.1\tlocalhost");
+  assert.equal(lines[1], "::1\tlocalhost ip6-localhost ip6-loopback");
+  assert.ok(text.endsWith("10.1.0.2\tweb w\n10.1.0.3\tdb database\n"));
+  assert.deepEqual(hostnameNames("a.example.com"), ["a.example.com", "a"]);
+  assert.deepEqual(hostnameNames(""), []);
+});
+
+test("writeInPlace keeps the inode (bind mounts see the change)", async (t) => {
+  let dir = "";
+  t.after(() => (dir ? rm(dir, { recursive: true, force: true }) : undefined));
+  dir = await mkdtemp(join(tmpdir(), "berth-hosts-"));
+  const p = join(dir, "hosts");
+  await writeFile(p, "a much longer original content\n");
+  const before = (await stat(p)).ino;
+  await writeInPlace(p, "short\n");
+  assert.equal((await stat(p)).ino, before);
+  assert.equal(await readFile(p, "utf8"), "short\n");
+});

@@ -1,0 +1,94 @@
+/**
+ * The `/etc/hosts` and `/etc/resolv.conf` a container gets.
+ *
+ * Name resolution on user-defined networks is done with hosts files (Berth has
+ * no embedded DNS server): every member's file lists the peers it shares a user
+ * network with, and is rewritten whenever a member comes or goes. The files are
+ * bind-mounted into the container, so they are rewritten in place (truncate and
+ * write the same inode); a rename would leave the container looking at the old
+ * file.
+ */
+import { readFile, writeFile } from "node:fs/promises";
+
+export interface HostsEntry {
+  ip: string;
+  names: string[];
+}
+
+const LOCALHOST_LINES = [
+  "127.0.0.1\tlocalhost",
+  "::1\tlocalhost ip6-localhost ip6-loopback",
+  "fe00::0\tip6-localnet",
+  "ff00::0\tip6-mcastprefix",
+  "ff02::1\tip6-allnodes",
+  "ff02::2\tip6-allrouters",
+];
+
+/** "web.example.com" → ["web.example.com", "web"]; "web" → ["web"]. */
+export function hostnameNames(hostname: string): string[] {
+  if (!hostname) return [];
+  const short = hostname.split(".")[0]!;
+  return short && short !== hostname ? [hostname, short] : [hostname];
+}
+
+/**
+ * Docker's layout: the localhost lines, the container's own entries, then one
+ * `IP\tname alias…` line per peer. Names are deduplicated within a line; lines
+ * without names are dropped.
+ */
+export function renderHosts(own: HostsEntry[], peers: HostsEntry[]): string {
+  const lines = [...LOCALHOST_LINES];
+  for (const e of [...own, ...peers]) {
+    // Names with blanks or '#' would break the line (or smuggle in another): never written.
+    const names = [...new Set(e.names.filter((n) => /^[^\s#]+$/.test(n)))];
+    if (names.length > 0) lines.push(`${e.ip}\t${names.join(" ")}`);
+  }
+  return lines.join("\n") + "\n";
+}
+
+/**
+ * The host's resolv.conf for a container on a bridge: nameserver lines with a
+ * 127.x address are dropped (they point at the host's own loopback, unreachable
+ * from the container's namespace), and if no nameserver is left Google's public
+ * ones are added, as Docker does. Everything else (search, options) is kept.
+ */
+export function filterResolvConf(host: string): string {
+  const kept: string[] = [];
+  let nameservers = 0;
+  for (const line of host.split("\n")) {
+    const m = /^\s*nameserver\s+(\S+)/.exec(line);
+    if (m) {
+      const addr = m[1]!;
+      if (addr.startsWith("127.") || addr === "::1") continue;
+      nameservers++;
+    }
+    kept.push(line);
+  }
+  while (kept.length > 0 && kept[kept.length - 1]!.trim() === "") kept.pop();
+  if (nameservers === 0) kept.push("nameserver 8.8.8.8", "nameserver 8.8.4.4");
+  return kept.join("\n") + "\n";
+}
+
+/** Nameserver addresses of a resolv.conf (so new subnets can avoid them). */
+export function nameserversOf(resolvConf: string): string[] {
+  const out: string[] = [];
+  for (const line of resolvConf.split("\n")) {
+    const m = /^\s*nameserver\s+(\S+)/.exec(line);
+    if (m) out.push(m[1]!);
+  }
+  return out;
+}
+
+export async function readHostFile(path: string): Promise<string> {
+  try {
+    return await readFile(path, "utf8");
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return "";
+    throw e;
+  }
+}
+
+/** Truncates and rewrites `path` keeping its inode (creates it if missing). */
+export async function writeInPlace(path: string, content: string): Promise<void> {
+  await writeFile(path, content, { flag: "w", mode: 0o644 });
+}

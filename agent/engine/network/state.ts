@@ -1,0 +1,154 @@
+/**
+ * The network manager's persisted state: one JSON file per network
+ * (`<stateDir>/networks/<id>.json`) and one per attached container
+ * (`<stateDir>/containers/<containerId>.json`, holding its address leases,
+ * host-side interface names, netns path and published ports).
+ *
+ * Every file is replaced atomically (written to a temporary file in the same
+ * directory, fsynced, renamed over the old one), so after a crash each record
+ * is either the old or the new version, never half of one. A container record
+ * is written *before* anything it names is created on the host: whatever a
+ * crash leaves behind is named by some record, and reconciliation at start-up
+ * can remove it.
+ */
+import { randomBytes } from "node:crypto";
+import { mkdir, open, readdir, readFile, rename, rm } from "node:fs/promises";
+import { join } from "node:path";
+import type { Logger } from "pino";
+
+export interface NetworkRecord {
+  /** 64 lowercase hex. */
+  id: string;
+  name: string;
+  driver: "bridge" | "host" | "null";
+  /** Bridge networks only. */
+  subnet?: string;
+  gateway?: string;
+  /** Name of the Linux bridge (bridge networks only). */
+  bridge?: string;
+  internal: boolean;
+  labels: Record<string, string>;
+  /** RFC 3339. */
+  created: string;
+  /** "bridge", "host" and "none": created by the manager, never removable. */
+  predefined: boolean;
+}
+
+export interface StoredPort {
+  containerPort: number;
+  protocol: "tcp" | "udp";
+  hostIp: string;
+  hostPort: number;
+}
+
+export interface EndpointRecord {
+  networkId: string;
+  /** Interface name inside the container: eth0, eth1… */
+  ifName: string;
+  /** Host side of the veth pair (on the network's bridge). */
+  hostVeth: string;
+  ipAddress: string;
+  prefixLen: number;
+  gateway: string;
+  macAddress: string;
+  aliases: string[];
+}
+
+export interface ContainerRecord {
+  containerId: string;
+  name: string;
+  hostname: string;
+  /** How the container was attached: its network namespace is the host's, an empty one, or wired to bridges. */
+  mode: "host" | "none" | "bridge";
+  /** Absent for host mode. */
+  netnsPath?: string;
+  hostsPath: string;
+  resolvConfPath: string;
+  /** Published ports with host ports resolved; they target the first endpoint. */
+  ports: StoredPort[];
+  /** In the order they were attached; the first one is eth0. */
+  endpoints: EndpointRecord[];
+}
+
+export class StateStore {
+  private readonly networksDir: string;
+  private readonly containersDir: string;
+
+  constructor(
+    dir: string,
+    private readonly log: Logger,
+    private readonly durable = true,
+  ) {
+    this.networksDir = join(dir, "networks");
+    this.containersDir = join(dir, "containers");
+  }
+
+  async open(): Promise<void> {
+    await mkdir(this.networksDir, { recursive: true, mode: 0o700 });
+    await mkdir(this.containersDir, { recursive: true, mode: 0o700 });
+  }
+
+  loadNetworks(): Promise<NetworkRecord[]> {
+    return this.loadAll<NetworkRecord>(this.networksDir, (r) => typeof r.id === "string" && typeof r.name === "string");
+  }
+
+  loadContainers(): Promise<ContainerRecord[]> {
+    return this.loadAll<ContainerRecord>(this.containersDir, (r) => typeof r.containerId === "string" && Array.isArray(r.endpoints));
+  }
+
+  saveNetwork(r: NetworkRecord): Promise<void> {
+    return this.write(this.networksDir, r.id, r);
+  }
+
+  saveContainer(r: ContainerRecord): Promise<void> {
+    return this.write(this.containersDir, r.containerId, r);
+  }
+
+  async deleteNetwork(id: string): Promise<void> {
+    await rm(join(this.networksDir, `${id}.json`), { force: true });
+  }
+
+  async deleteContainer(id: string): Promise<void> {
+    await rm(join(this.containersDir, `${id}.json`), { force: true });
+  }
+
+  private async write(dir: string, id: string, value: unknown): Promise<void> {
+    const final = join(dir, `${id}.json`);
+    const tmp = join(dir, `.${id}.${randomBytes(4).toString("hex")}.tmp`);
+    const fh = await open(tmp, "w", 0o600);
+    try {
+      await fh.writeFile(JSON.stringify(value));
+      if (this.durable) await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    try {
+      await rename(tmp, final);
+    } catch (e) {
+      await rm(tmp, { force: true });
+      throw e;
+    }
+  }
+
+  /** Reads every record of a directory; deletes temporary files a crash left; sets aside unreadable records. */
+  private async loadAll<T>(dir: string, valid: (r: T) => boolean): Promise<T[]> {
+    const out: T[] = [];
+    for (const name of await readdir(dir)) {
+      const path = join(dir, name);
+      if (name.endsWith(".tmp")) {
+        await rm(path, { force: true });
+        continue;
+      }
+      if (!name.endsWith(".json")) continue;
+      try {
+        const r = JSON.parse(await readFile(path, "utf8")) as T;
+        if (!valid(r)) throw new Error("missing fields");
+        out.push(r);
+      } catch (e) {
+        this.log.error({ err: e, path }, "unreadable network state record set aside");
+        await rename(path, `${path}.corrupt`).catch(() => undefined);
+      }
+    }
+    return out;
+  }
+}
