@@ -123,7 +123,7 @@ describe("containers through the docker CLI", () => {
     assert.equal(exited.length, 2);
     await dockerOk(agent, ["rm", ...exited]);
     const rest = (await dockerOk(agent, ["ps", "-aq"])).trim().split("\n").filter(Boolean);
-    assert.equal(rest.length, 1);
+    assert.equal(rest.length, 1, await dockerOk(agent, ["ps", "-a"]));
     await dockerOk(agent, ["rm", "-f", ...rest]);
     assert.equal((await dockerOk(agent, ["ps", "-aq"])).trim(), "");
   });

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
-import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, readFile, realpath, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 
 import type { Logger } from "pino";
@@ -776,7 +776,8 @@ export class ContainerService extends EventEmitter {
     const record = this.get(idOrName);
     if (!record.imageChainId) return [];
     const { cwd, lowers } = await this.deps.layers.lowerDirs(record.imageChainId);
-    return lowers.map((l) => join(cwd, l));
+    // The short links are symlinks; the diff walks real directories without following any.
+    return Promise.all(lowers.map((l) => realpath(join(cwd, l))));
   }
 
   /** Removes every stopped container. */

@@ -2,13 +2,13 @@
 // namespaces, veths, iptables rules and traffic with busybox. Every test has its own bridge,
 // subnet, chain prefix and directories (testing.ts) and a cleanup registered before setup.
 import assert from "node:assert/strict";
-import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { test } from "node:test";
 import { isEngineError } from "../errors.ts";
 import { run } from "./exec.ts";
-import { listLinks } from "./netns.ts";
+import { deleteLinks, listLinks } from "./netns.ts";
 import { eventually, freePort, hostAddress, httpGet, netTestEnv, udpAsk, udpEchoScript, type NetTestEnv } from "./testing.ts";
 
 /** Starts busybox httpd on port 80 inside a namespace, serving `body`. */
@@ -282,6 +282,7 @@ test("init() after a crash: dead containers lose everything, live ones keep thei
 test("50 attach/detach cycles leak no interface, namespace, rule, lease or port", async (t) => {
   const env = await netTestEnv(t);
   const rulesBefore = (await env.ourRules()).length;
+  const fdsBefore = (await readdir("/proc/self/fd")).length;
   const linksBefore = (await listLinks()).filter((l) => l.ifname.startsWith("berth")).length;
   const seen = new Set<string>();
   for (let i = 0; i < 50; i++) {
@@ -299,6 +300,29 @@ test("50 attach/detach cycles leak no interface, namespace, rule, lease or port"
   assert.deepEqual(await env.netnsFiles(), []);
   assert.deepEqual(await env.stateFiles(), []);
   assert.deepEqual((await env.m.inspect("bridge")).containers, {});
+  assert.ok((await readdir("/proc/self/fd")).length <= fdsBefore + 2, "no held host port (socket) is left open");
+  // Every address is free again: a /24 has room for all of them at once.
+  const many = [];
+  for (let i = 0; i < 20; i++) many.push(await env.m.attach(await env.request(`again${i}`)));
+  assert.equal(new Set(many.map((c) => c.endpoints[0]!.ipAddress)).size, 20);
+});
+
+test("init() removes namespaces and veths that no record names (a crash in the middle of attach)", async (t) => {
+  const env = await netTestEnv(t);
+  const live = await env.m.attach(await env.request("keep"));
+  const stray = join(env.opts.netnsDir, env.containerId());
+  await writeFile(stray, "");
+  await run("unshare", [`--net=${stray}`, "true"]);
+  const veth = `berth${Math.random().toString(16).slice(2, 12).padEnd(10, "0")}`;
+  t.after(() => deleteLinks([veth]));
+  await run("ip", ["link", "add", veth, "type", "veth", "peer", "name", `${veth.slice(0, 13)}p`]);
+  await run("ip", ["link", "set", veth, "master", env.opts.bridgeName]);
+  assert.equal((await env.bridgePorts()).length, 2);
+  const m2 = env.newManager();
+  await m2.init([live.netnsPath!.split("/").pop()!]);
+  assert.deepEqual(await env.netnsFiles(), [live.netnsPath!.split("/").pop()]);
+  assert.equal((await env.bridgePorts()).length, 1);
+  assert.ok(!(await listLinks()).some((l) => l.ifname === veth));
 });
 
 test("none mode: a namespace with only lo; host mode: no namespace, the host's files", async (t) => {
