@@ -3,7 +3,7 @@
 // limits, volumes and networks.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -42,6 +42,33 @@ describe("containers through the docker CLI", () => {
     await agent?.destroy();
     await reg?.stop();
     await rm(work, { recursive: true, force: true });
+  });
+
+  test("docker run -it busybox sh gives a working interactive shell (and exec -it too)", async () => {
+    // script(1) gives the docker CLI a real terminal, as a person at a shell has.
+    const session = async (command: string, lines: string[]) => {
+      const child = spawn("script", ["-qfec", command, "/dev/null"], { env: { ...process.env, DOCKER_HOST: agent.dockerHost, DOCKER_CONFIG: agent.dockerConfig, TERM: "xterm" } });
+      let out = "";
+      child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+      const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+      for (const line of lines) {
+        for (let i = 0; i < 100 && !out.includes("# "); i++) await sleep(50);
+        child.stdin.write(line + "\r");
+        await sleep(300);
+      }
+      const timer = setTimeout(() => child.kill("SIGKILL"), 20_000);
+      const code = await exited;
+      clearTimeout(timer);
+      return { code, out };
+    };
+    const run = await session("docker run -it --rm --name tty1 busybox sh", ["echo inside-$((6*7)); tty", "exit 4"]);
+    assert.equal(run.code, 4, run.out);
+    assert.match(run.out, /inside-42\r\n\/dev\/pts\/0/);
+    await dockerOk(agent, ["run", "-d", "--name", "tty2", "busybox", "sleep", "60"]);
+    const exec = await session("docker exec -it tty2 sh", ["echo exec-$((2+3)); tty", "exit 2"]);
+    assert.equal(exec.code, 2, exec.out);
+    assert.match(exec.out, /exec-5\r\n\/dev\/pts\/\d+/);
+    await dockerOk(agent, ["rm", "-f", "tty2"]);
   });
 
   test("docker run prints the command's output and returns its exit code", async () => {

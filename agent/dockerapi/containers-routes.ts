@@ -212,7 +212,8 @@ export function addContainerRoutes(router: Router, engine: Engine): void {
       sendNoContent(ctx.res, 200);
       return;
     }
-    pumpSession(hijack(ctx, !exec.config.tty), session, exec.config.tty, exec.config.attachStdin, true);
+    // The CLI reads the exit code (GET /exec/ID/json) as soon as the stream ends: end it only once the code is known.
+    pumpSession(hijack(ctx, !exec.config.tty), session, exec.config.tty, exec.config.attachStdin, true, () => containers.execDone(exec.id));
   });
 
   router.post("/exec/{id}/resize", async ({ res, params, query }) => {
@@ -257,11 +258,14 @@ export function addContainerRoutes(router: Router, engine: Engine): void {
 }
 
 /** Streams a stdio session over a hijacked connection until the process ends or the client leaves. */
-function pumpSession(stream: HijackedStream, session: import("../engine/monitor/monitor.ts").StdioSession, tty: boolean, stdin: boolean, closeStdinOnEof: boolean): void {
+function pumpSession(stream: HijackedStream, session: import("../engine/monitor/monitor.ts").StdioSession, tty: boolean, stdin: boolean, closeStdinOnEof: boolean, beforeClose?: () => Promise<unknown>): void {
   session.output.on("data", (chunk: { stream: "stdout" | "stderr"; data: Buffer }) => {
     stream.output.write(tty ? chunk.data : frame(chunk.stream, chunk.data));
   });
-  session.output.once("end", () => stream.close());
+  session.output.once("end", () => {
+    if (beforeClose) void beforeClose().finally(() => stream.close());
+    else stream.close();
+  });
   session.output.once("error", () => stream.close());
   if (stdin && session.stdin) {
     stream.input.on("data", (d: Buffer) => session.stdin!.write(d));

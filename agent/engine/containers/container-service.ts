@@ -77,6 +77,8 @@ export interface ExecInstance {
   exitCode: number | null;
   pid: number;
   session?: ExecSession;
+  /** Settles when the exec process has ended and its exit code is recorded. */
+  done: Promise<void>;
 }
 
 const NEVER = "0001-01-01T00:00:00Z";
@@ -682,9 +684,13 @@ export class ContainerService extends EventEmitter {
     if (record.state.status !== "running") throw conflict(`Container ${record.id} is not running`);
     if (config.cmd.length === 0) throw invalidArgument("No exec command specified");
     if (config.privileged) throw notImplemented("privileged exec is not supported");
-    const exec: ExecInstance = { id: randomBytes(32).toString("hex"), containerId: record.id, config, running: false, exitCode: null, pid: 0 };
+    const exec: ExecInstance = { id: randomBytes(32).toString("hex"), containerId: record.id, config, running: false, exitCode: null, pid: 0, done: Promise.resolve() };
     this.execs.set(exec.id, exec);
     return exec;
+  }
+
+  execDone(id: string): Promise<void> {
+    return this.getExec(id).done;
   }
 
   getExec(id: string): ExecInstance {
@@ -715,7 +721,7 @@ export class ContainerService extends EventEmitter {
     const session = await this.deps.monitor.exec(record.id, monitorPaths(p), process, { tty: exec.config.tty, stdin: exec.config.attachStdin, detach: opts.detach });
     exec.session = session;
     exec.pid = session.pid;
-    session.wait().then(
+    exec.done = session.wait().then(
       (code) => { exec.running = false; exec.exitCode = code; },
       () => { exec.running = false; exec.exitCode = 126; },
     );

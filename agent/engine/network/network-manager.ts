@@ -55,10 +55,10 @@
  * host tool failed: the message names the command and its error).
  */
 import { randomBytes } from "node:crypto";
-import { mkdir, readdir, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { isAbsolute, join } from "node:path";
 import pino, { type Logger } from "pino";
-import { alreadyExists, conflict, invalidArgument, notFound } from "../errors.ts";
+import { alreadyExists, conflict, invalidArgument, notFound, unavailable } from "../errors.ts";
 import { run } from "./exec.ts";
 import { filterResolvConf, hostnameNames, type HostsEntry, nameserversOf, readHostFile, renderHosts, writeInPlace } from "./hosts.ts";
 import { IptablesChains, renderRules, type RuleNetwork, type RulePort, type Ruleset } from "./iptables.ts";
@@ -164,6 +164,16 @@ export interface NetworkManagerOptions {
 }
 
 const ID_RE = /^[0-9a-f]{64}$/;
+
+/** net.ipv4.ip_forward=1. @throws Unavailable when it is off and cannot be turned on (read-only /proc/sys). */
+async function enableForwarding(): Promise<void> {
+  const path = "/proc/sys/net/ipv4/ip_forward";
+  try {
+    await writeFile(path, "1");
+  } catch (e) {
+    if ((await readFile(path, "utf8").catch(() => "0")).trim() !== "1") throw unavailable(`cannot enable IPv4 forwarding (${path}): ${(e as Error).message}`, e);
+  }
+}
 const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 const IFNAME_RE = /^[a-zA-Z0-9_.-]{1,15}$/;
 const DOCKER_SUBNET = parseSubnet("172.17.0.0/16");
@@ -262,7 +272,8 @@ export class NetworkManager {
         this.containers.set(c.containerId, c);
       }
 
-      await writeFile("/proc/sys/net/ipv4/ip_forward", "1");
+      for (const id of [...this.holds.keys()]) if (!this.containers.has(id)) await this.releaseHolds(id); // init() called again
+      await enableForwarding();
       const links = await this.ensureBridges();
 
       // Veths on our bridges and namespace files that no live container owns.
@@ -320,7 +331,7 @@ export class NetworkManager {
   reconcileRules(): Promise<void> {
     return this.exclusive(async () => {
       this.requireInit();
-      await writeFile("/proc/sys/net/ipv4/ip_forward", "1");
+      await enableForwarding();
       const rules = this.rules();
       this.applied = undefined;
       if (await this.chains.reconcile(rules)) this.log.warn("firewall rules were missing or changed: restored");
@@ -544,22 +555,19 @@ export class NetworkManager {
     });
   }
 
-  list(): Promise<NetworkInfo[]> {
-    return this.exclusive(async () => {
-      this.requireInit();
-      return [...this.networks.values()].sort((a, b) => a.created.localeCompare(b.created) || a.name.localeCompare(b.name)).map((n) => this.info(n));
-    });
+  /** Reads answer from memory at once, without waiting for operations under way. */
+  async list(): Promise<NetworkInfo[]> {
+    this.requireInit();
+    return [...this.networks.values()].sort((a, b) => a.created.localeCompare(b.created) || a.name.localeCompare(b.name)).map((n) => this.info(n));
   }
 
   /**
    * Resolves a full ID, a name, or a unique ID prefix (in that order, as Docker does).
    * @throws NotFound "network X not found"; InvalidArgument for an ambiguous prefix.
    */
-  inspect(nameOrId: string): Promise<NetworkInfo> {
-    return this.exclusive(async () => {
-      this.requireInit();
-      return this.info(this.resolve(nameOrId));
-    });
+  async inspect(nameOrId: string): Promise<NetworkInfo> {
+    this.requireInit();
+    return this.info(this.resolve(nameOrId));
   }
 
   // ─── internals ────────────────────────────────────────────────────────────
@@ -623,7 +631,7 @@ export class NetworkManager {
       if (containers.some((c) => c.endpoints.some((e) => e.networkId === bridge!.id))) {
         this.log.warn({ configured: want, kept: { subnet: bridge.subnet, bridge: bridge.bridge } }, "default network settings changed but containers still use it: keeping the old ones");
       } else {
-        if (bridge.bridge && bridge.bridge !== want.bridge) await deleteLinks([bridge.bridge]);
+        if (bridge.bridge) await deleteLinks([bridge.bridge]); // ours, unused; re-created with the new settings below
         Object.assign(bridge, want);
         await this.store.saveNetwork(bridge);
       }
