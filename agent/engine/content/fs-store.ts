@@ -14,6 +14,7 @@ import { Readable, Writable } from "node:stream";
 import { finished, pipeline } from "node:stream/promises";
 import { canceled, dataLoss, invalidArgument, notFound } from "../errors.ts";
 import { parseDigest, type BlobExpectation, type BlobInfo, type BlobWriter, type ContentStore } from "./store.ts";
+import { fsyncDir, isErrno } from "../fs-util.ts";
 
 const DEFAULT_MAX_READ_BYTES = 4 * 1024 * 1024;
 const HEX64 = /^[0-9a-f]{64}$/;
@@ -308,15 +309,4 @@ async function exists(p: string): Promise<boolean> {
   }
 }
 
-async function fsyncDir(dir: string): Promise<void> {
-  const fh = await open(dir, "r");
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
 
-function isErrno(e: unknown, code: string): boolean {
-  return (e as NodeJS.ErrnoException | undefined)?.code === code;
-}

@@ -22,6 +22,7 @@ import { canceled, conflict, dataLoss, EngineError, notFound } from "../errors.t
 import { chainIdOf } from "./chain-id.ts";
 import { extractLayer } from "./extract.ts";
 import type { LayerInfo, LayerStore, LowerDirs, UnpackParams } from "./layer-store.ts";
+import { fsyncDir, isErrno, pathExists, readdirOrEmpty } from "../fs-util.ts";
 
 const HEX64 = /^[0-9a-f]{64}$/;
 const LINK_RE = /^[A-Z0-9]{26}$/;
@@ -181,7 +182,7 @@ export class OverlayLayerStore implements LayerStore {
     const dir = this.layerDir(chainId);
     const info = await this.get(chainId);
     if (!info) {
-      if (await exists(dir)) await this.trash(dir, parseDigest(chainId).hex); // a half-made directory
+      if (await pathExists(dir)) await this.trash(dir, parseDigest(chainId).hex); // a half-made directory
       return;
     }
     if ((this.pinned.get(chainId) ?? 0) > 0) throw conflict(`layer ${chainId} cannot be removed: a layer is being unpacked on top of it`);
@@ -254,7 +255,7 @@ export class OverlayLayerStore implements LayerStore {
     }
     for (const name of await readdirOrEmpty(this.root)) {
       if (!HEX64.test(name)) continue;
-      if (!(await exists(join(this.root, name, "meta.json")))) {
+      if (!(await pathExists(join(this.root, name, "meta.json")))) {
         await rm(join(this.root, name), { recursive: true, force: true });
         n++;
       }
@@ -263,7 +264,7 @@ export class OverlayLayerStore implements LayerStore {
       const p = join(this.linkDir, name);
       const st = await lstat(p).catch(() => undefined);
       if (!st) continue;
-      if (st.isSymbolicLink() && (await exists(p))) continue; // resolves: a live layer
+      if (st.isSymbolicLink() && (await stat(p).then(() => true, () => false))) continue; // resolves: a live layer
       await rm(p, { recursive: true, force: true });
       n++;
     }
@@ -331,14 +332,6 @@ async function writeFileSynced(p: string, text: string): Promise<void> {
   }
 }
 
-async function fsyncDir(dir: string): Promise<void> {
-  const fh = await open(dir, "r");
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
 
 /** Flushes the filesystem holding `path` (coreutils `sync -f`, i.e. syncfs(2)). */
 function syncfs(path: string): Promise<void> {
@@ -347,25 +340,5 @@ function syncfs(path: string): Promise<void> {
   });
 }
 
-async function exists(p: string): Promise<boolean> {
-  try {
-    await stat(p);
-    return true;
-  } catch (e) {
-    if (isErrno(e, "ENOENT") || isErrno(e, "ENOTDIR")) return false;
-    throw e;
-  }
-}
 
-async function readdirOrEmpty(dir: string): Promise<string[]> {
-  try {
-    return await readdir(dir);
-  } catch (e) {
-    if (isErrno(e, "ENOENT")) return [];
-    throw e;
-  }
-}
 
-function isErrno(e: unknown, code: string): boolean {
-  return (e as NodeJS.ErrnoException | undefined)?.code === code;
-}

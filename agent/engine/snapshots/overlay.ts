@@ -28,6 +28,7 @@ import { alreadyExists, conflict, dataLoss, invalidArgument, notFound } from "..
 import type { LayerStore } from "../layers/layer-store.ts";
 import { mountInfo } from "./mount.ts";
 import type { Mount, SnapshotInfo, Snapshotter, SnapshotUsage } from "./snapshotter.ts";
+import { isErrno, readdirOrEmpty } from "../fs-util.ts";
 
 /** Container IDs and names as Docker allows them; "tmp" is ours. */
 const KEY_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/;
@@ -259,15 +260,4 @@ async function diskUsage(dir: string): Promise<SnapshotUsage> {
   return { size, inodes };
 }
 
-async function readdirOrEmpty(dir: string): Promise<string[]> {
-  try {
-    return await readdir(dir);
-  } catch (e) {
-    if (isErrno(e, "ENOENT")) return [];
-    throw e;
-  }
-}
 
-function isErrno(e: unknown, code: string): boolean {
-  return (e as NodeJS.ErrnoException | undefined)?.code === code;
-}

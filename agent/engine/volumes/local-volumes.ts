@@ -25,6 +25,7 @@ import { mountInfo } from "../snapshots/mount.ts";
 import { copyTree } from "./copy-tree.ts";
 import { resolveInRoot } from "./resolve-in-root.ts";
 import type { Volume, VolumeListFilters, VolumeStore } from "./volume-store.ts";
+import { fsyncDir, isErrno, pathExists, readdirOrEmpty } from "../fs-util.ts";
 
 const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
 const NAME_CHARS = "[a-zA-Z0-9][a-zA-Z0-9_.-]";
@@ -183,7 +184,7 @@ export class LocalVolumeStore implements VolumeStore {
     await this.locked(name, async () => {
       const v = await this.get(name);
       const marker = join(this.dir(name), POPULATING);
-      const interrupted = await exists(marker);
+      const interrupted = await pathExists(marker);
       if (interrupted) {
         // A copy-up cut short by a crash: its partial data is ours to discard.
         for (const entry of await readdir(v.mountpoint)) await rm(join(v.mountpoint, entry), { recursive: true, force: true });
@@ -215,7 +216,7 @@ export class LocalVolumeStore implements VolumeStore {
       n++;
     }
     for (const name of await readdirOrEmpty(this.root)) {
-      if (!NAME_RE.test(name) || (await exists(join(this.root, name, META)))) continue;
+      if (!NAME_RE.test(name) || (await pathExists(join(this.root, name, META)))) continue;
       await this.trash(join(this.root, name), `stale-${name}`);
       n++;
     }
@@ -340,34 +341,6 @@ async function writeFileSynced(p: string, text: string): Promise<void> {
   }
 }
 
-async function fsyncDir(dir: string): Promise<void> {
-  const fh = await open(dir, "r");
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
 
-async function exists(p: string): Promise<boolean> {
-  try {
-    await lstat(p);
-    return true;
-  } catch (e) {
-    if (isErrno(e, "ENOENT") || isErrno(e, "ENOTDIR")) return false;
-    throw e;
-  }
-}
 
-async function readdirOrEmpty(dir: string): Promise<string[]> {
-  try {
-    return await readdir(dir);
-  } catch (e) {
-    if (isErrno(e, "ENOENT")) return [];
-    throw e;
-  }
-}
 
-function isErrno(e: unknown, code: string): boolean {
-  return (e as NodeJS.ErrnoException | undefined)?.code === code;
-}
