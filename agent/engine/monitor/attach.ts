@@ -21,7 +21,7 @@ import { closeSync, constants as fsConstants, openSync } from "node:fs";
 import { open } from "node:fs/promises";
 import { basename, dirname } from "node:path";
 import { Readable, Writable } from "node:stream";
-import { SeqpacketSocket } from "node-unix-socket";
+import { SeqpacketSocket } from "./seqpacket-socket.ts";
 import { conflict, EngineError } from "../errors.ts";
 import type { OutputChunk, StdioSession } from "./monitor.ts";
 
