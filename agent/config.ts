@@ -1,6 +1,16 @@
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { z } from "zod";
+import { normalizeFingerprint } from "./link/pinned-tls.ts";
+
+function isFingerprint(value: string): boolean {
+  try {
+    normalizeFingerprint(value);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /**
  * The agent's configuration. Every key of the JSON config file (daemon.json style,
@@ -16,6 +26,10 @@ export const AgentConfigSchema = z.object({
   "exec-root": z.string().min(1).default("/run/berth"),
   bridge: z.string().regex(/^[a-zA-Z0-9_.-]{1,15}$/, "a network interface name of at most 15 characters").default("berth0"),
   "bridge-subnet": z.string().regex(/^\d+\.\d+\.\d+\.\d+\/\d+$/, "an IPv4 CIDR such as 10.209.0.0/16").default("10.209.0.0/16"),
+  "console-url": z.url({ protocol: /^(https?|wss?)$/, error: "an http(s):// or ws(s):// URL of the console" }).optional(),
+  "join-token": z.string().min(8, "a join token from the console").optional(),
+  "credential-file": z.string().min(1).default("/etc/berth/node-credential"),
+  "console-fingerprint": z.string().refine(isFingerprint, "a SHA-256 certificate fingerprint: 64 hex digits, colons allowed").optional(),
 });
 
 export type AgentConfigFile = z.input<typeof AgentConfigSchema>;
@@ -29,6 +43,16 @@ export interface AgentConfig {
   execRoot: string;
   bridge: string;
   bridgeSubnet: string;
+  /** Present only when a console URL is configured. */
+  link?: LinkConfig;
+}
+
+/** How the agent reaches its console (the agent link). */
+export interface LinkConfig {
+  consoleUrl: string;
+  joinToken?: string;
+  credentialFile: string;
+  consoleFingerprint?: string;
 }
 
 export const AGENT_USAGE = `Usage: berth-agent [--config FILE] [options]
@@ -42,6 +66,10 @@ Options (each is also a key of the JSON config file):
   --exec-root DIR              run-time state: runc state, network namespaces (default /run/berth)
   --bridge NAME                the default bridge (default berth0)
   --bridge-subnet CIDR         its subnet (default 10.209.0.0/16; Docker's 172.17.0.0/16 is left alone)
+  --console-url URL            the Berth console to dial (https://console:8443); none: no console link
+  --join-token TOKEN           one-time token to enroll this node (used only while there is no credential file)
+  --credential-file PATH       where the node credential is kept, mode 0600 (default /etc/berth/node-credential)
+  --console-fingerprint SHA256 accept only the console certificate with this SHA-256 fingerprint
   --help                       show this text
 `;
 
@@ -67,6 +95,10 @@ export function loadAgentConfig(argv: string[]): AgentConfig | "help" {
         "exec-root": { type: "string" },
         bridge: { type: "string" },
         "bridge-subnet": { type: "string" },
+        "console-url": { type: "string" },
+        "join-token": { type: "string" },
+        "credential-file": { type: "string" },
+        "console-fingerprint": { type: "string" },
         help: { type: "boolean" },
       },
     });
@@ -95,7 +127,7 @@ export function loadAgentConfig(argv: string[]): AgentConfig | "help" {
   if (v["docker-socket"] !== undefined) merged["docker-socket"] = v["docker-socket"];
   if (v["registry-mirror"] !== undefined) merged["registry-mirrors"] = v["registry-mirror"];
   if (v["insecure-registry"] !== undefined) merged["insecure-registries"] = v["insecure-registry"];
-  for (const key of ["log-level", "exec-root", "bridge", "bridge-subnet"] as const) if (v[key] !== undefined) merged[key] = v[key];
+  for (const key of ["log-level", "exec-root", "bridge", "bridge-subnet", "console-url", "join-token", "credential-file", "console-fingerprint"] as const) if (v[key] !== undefined) merged[key] = v[key];
 
   const result = AgentConfigSchema.strict().safeParse(merged);
   if (!result.success) {
@@ -104,7 +136,15 @@ export function loadAgentConfig(argv: string[]): AgentConfig | "help" {
     throw new ConfigError(`invalid configuration${where}: ${issues}`);
   }
   const c = result.data;
-  return {
+  const consoleUrl = c["console-url"];
+  if (consoleUrl === undefined) {
+    for (const key of ["join-token", "console-fingerprint"] as const) {
+      if (c[key] !== undefined) throw new ConfigError(`invalid configuration: ${key} needs console-url`);
+    }
+  } else if (c["console-fingerprint"] !== undefined && !/^(https|wss):/.test(consoleUrl)) {
+    throw new ConfigError("invalid configuration: console-fingerprint pins a TLS certificate, so console-url must be https:// or wss://");
+  }
+  const config: AgentConfig = {
     dataRoot: c["data-root"],
     dockerSocket: c["docker-socket"],
     registryMirrors: c["registry-mirrors"],
@@ -114,4 +154,10 @@ export function loadAgentConfig(argv: string[]): AgentConfig | "help" {
     bridge: c.bridge,
     bridgeSubnet: c["bridge-subnet"],
   };
+  if (consoleUrl !== undefined) {
+    config.link = { consoleUrl, credentialFile: c["credential-file"] };
+    if (c["join-token"] !== undefined) config.link.joinToken = c["join-token"];
+    if (c["console-fingerprint"] !== undefined) config.link.consoleFingerprint = c["console-fingerprint"];
+  }
+  return config;
 }

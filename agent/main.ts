@@ -2,6 +2,8 @@ import pino from "pino";
 import { AGENT_USAGE, ConfigError, loadAgentConfig } from "./config.ts";
 import { createEngine } from "./engine/engine.ts";
 import { serveDockerApi } from "./dockerapi/server.ts";
+import { checkLinkConfig, ConsoleLink, LinkConfigError } from "./link/link-client.ts";
+import { CredentialFileError } from "./link/credential-file.ts";
 
 /** berth-agent: the container engine of one node, with its Docker API door. */
 async function main(): Promise<void> {
@@ -19,6 +21,16 @@ async function main(): Promise<void> {
     process.stdout.write(AGENT_USAGE);
     return;
   }
+  if (config.link) {
+    // Refuse a link that cannot work before touching the host (bridge, firewall, containers).
+    try {
+      await checkLinkConfig({ url: config.link.consoleUrl, credentialFile: config.link.credentialFile, joinToken: config.link.joinToken, fingerprint: config.link.consoleFingerprint });
+    } catch (e) {
+      if (!(e instanceof LinkConfigError || e instanceof CredentialFileError)) throw e;
+      process.stderr.write(`berth-agent: ${e.message}\n`);
+      process.exit(2);
+    }
+  }
   const logger = pino({ level: config.logLevel, base: { service: "berth-agent", pid: process.pid } });
   const engine = await createEngine(
     {
@@ -34,13 +46,26 @@ async function main(): Promise<void> {
     logger,
   );
   const api = await serveDockerApi(engine, config.dockerSocket, logger);
-  logger.info({ dataRoot: config.dataRoot, socket: config.dockerSocket }, "berth-agent started");
+  let link: ConsoleLink | undefined;
+  if (config.link) {
+    link = new ConsoleLink({
+      url: config.link.consoleUrl,
+      engine,
+      credentialFile: config.link.credentialFile,
+      joinToken: config.link.joinToken,
+      fingerprint: config.link.consoleFingerprint,
+      logger,
+    });
+    await link.start();
+  }
+  logger.info({ dataRoot: config.dataRoot, socket: config.dockerSocket, console: config.link?.consoleUrl }, "berth-agent started");
 
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, "stopping");
+    await link?.stop();
     await api.close();
     engine.close();
     logger.info("stopped");

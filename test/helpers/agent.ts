@@ -16,6 +16,8 @@ export interface AgentHandle {
   dockerHost: string;
   /** A private DOCKER_CONFIG dir so `docker login` does not touch the machine's config. */
   dockerConfig: string;
+  /** The node credential file the agent uses (inside its temporary directory unless given). */
+  credentialFile: string;
   process: ChildProcess;
   logs: () => string;
   /** SIGTERM and wait; keeps the data root. */
@@ -32,6 +34,12 @@ export interface StartAgentOptions {
   insecureRegistries?: string[];
   registryMirrors?: string[];
   dataRoot?: string;
+  /** Dial this console (`--console-url`). */
+  consoleUrl?: string;
+  joinToken?: string;
+  /** Default: `node-credential` in the agent's temporary directory. */
+  credentialFile?: string;
+  consoleFingerprint?: string;
 }
 
 /** Starts a real berth-agent (bin/berth-agent.mjs) on a temporary data root and socket. */
@@ -40,6 +48,7 @@ export async function startAgent(opts: StartAgentOptions = {}): Promise<AgentHan
   const dataRoot = opts.dataRoot ?? join(base, "data");
   const socket = join(base, "docker.sock");
   const dockerConfig = join(base, "docker-config");
+  const credentialFile = opts.credentialFile ?? join(base, "node-credential");
   let output = "";
   let child!: ChildProcess;
   // Each test agent gets its own exec root, bridge, subnet and firewall chains, so
@@ -49,6 +58,11 @@ export async function startAgent(opts: StartAgentOptions = {}): Promise<AgentHan
   const args = [join(ROOT, "bin/berth-agent.mjs"), "--data-root", dataRoot, "--docker-socket", socket, "--log-level", "debug", "--exec-root", join(base, "run"), "--bridge", `bt${tag}`, "--bridge-subnet", subnet];
   for (const r of opts.insecureRegistries ?? []) args.push("--insecure-registry", r);
   for (const m of opts.registryMirrors ?? []) args.push("--registry-mirror", m);
+  if (opts.consoleUrl !== undefined) {
+    args.push("--console-url", opts.consoleUrl, "--credential-file", credentialFile);
+    if (opts.joinToken !== undefined) args.push("--join-token", opts.joinToken);
+    if (opts.consoleFingerprint !== undefined) args.push("--console-fingerprint", opts.consoleFingerprint);
+  }
 
   const launch = async () => {
     child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
@@ -70,6 +84,7 @@ export async function startAgent(opts: StartAgentOptions = {}): Promise<AgentHan
     socket,
     dockerHost: `unix://${socket}`,
     dockerConfig,
+    credentialFile,
     process: undefined as unknown as ChildProcess,
     logs: () => output,
     stop: async () => {
@@ -98,7 +113,12 @@ export async function startAgent(opts: StartAgentOptions = {}): Promise<AgentHan
       await rm(base, { recursive: true, force: true });
     },
   };
-  await launch();
+  try {
+    await launch();
+  } catch (e) {
+    await handle.destroy(); // an agent that did not start leaves nothing behind either
+    throw e;
+  }
   return handle;
 }
 

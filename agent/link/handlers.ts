@@ -1,0 +1,145 @@
+import type { Engine } from "../engine/engine.ts";
+import type { DeleteRecord } from "../engine/images/image-service.ts";
+import { familiarString } from "../engine/reference/reference.ts";
+import { API_VERSION, BERTH_VERSION, ENGINE_VERSION } from "../dockerapi/system-routes.ts";
+import { MAX_LOG_BYTES, type EngineEvent, type LinkRequest, type LogLine, type MethodName, type ResultOf, type StreamEventOf } from "./contract.ts";
+
+/** What a request handler gets besides its params. */
+export interface HandlerContext {
+  /** Aborted on `cancel` or on the request's time limit (abortable methods only). */
+  signal: AbortSignal;
+  /** Reports a stream event of the request (progress, log lines). */
+  stream: (event: unknown) => void;
+  /** Reports an engine event the engine itself does not emit (image events of link requests). */
+  engineEvent: (event: EngineEvent) => void;
+  /** Asks for an inventory look soon (after a change the engine does not announce). */
+  inventoryChanged: () => void;
+  /** Sends a fresh full snapshot on the link and returns it (`inventory.snapshot`). */
+  snapshot: () => Promise<ResultOf<"inventory.snapshot">>;
+}
+
+type Handlers = { [M in MethodName]: (params: Extract<LinkRequest, { method: M }>["params"], ctx: HandlerContext & { stream: (event: StreamEventOf<M>) => void }) => Promise<ResultOf<M>> };
+
+function deleteLists(records: DeleteRecord[]): { untagged: string[]; deleted: string[] } {
+  const untagged: string[] = [];
+  const deleted: string[] = [];
+  for (const r of records) {
+    if ("Untagged" in r) untagged.push(r.Untagged);
+    else deleted.push(r.Deleted);
+  }
+  return { untagged, deleted };
+}
+
+const imageEvent = (action: string, id: string, attributes: Record<string, string> = {}): EngineEvent => ({ type: "image", action, id, attributes, time: Date.now() });
+
+/**
+ * The link's methods as engine calls: one translation per method, nothing else. Errors
+ * are the engine's own (EngineError); the caller turns them into acknowledgements.
+ */
+export function linkHandlers(engine: Engine): Handlers {
+  const { images, containers } = engine;
+  return {
+    "inventory.snapshot": async (_p, ctx) => ctx.snapshot(),
+    "system.info": async () => {
+      const all = engine.containers.list();
+      const count = (st: string) => all.filter((c) => c.state.status === st).length;
+      return {
+        engineId: engine.id,
+        agentVersion: BERTH_VERSION,
+        engineVersion: ENGINE_VERSION,
+        apiVersion: API_VERSION,
+        facts: engine.facts,
+        dataRoot: engine.config.dataRoot,
+        driver: "overlay2",
+        images: images.deps.store.images().length,
+        containers: all.length,
+        containersRunning: count("running"),
+        containersPaused: count("paused"),
+        containersStopped: all.length - count("running") - count("paused"),
+        registryMirrors: engine.config.registryMirrors,
+        insecureRegistries: engine.config.insecureRegistries,
+        systemTime: new Date().toISOString(),
+      };
+    },
+    "image.pull": async (p, ctx) => {
+      const r = await engine.puller.pull(p.reference, { credentials: p.credentials, onProgress: ctx.stream, signal: ctx.signal });
+      const reference = familiarString(r.reference);
+      ctx.engineEvent(imageEvent("pull", reference));
+      ctx.inventoryChanged();
+      return { id: r.id, reference, digest: r.digest, upToDate: r.upToDate };
+    },
+    "image.push": async (p, ctx) => {
+      const pushed = await engine.pusher.push(p.reference, p.tag, { credentials: p.credentials, onProgress: ctx.stream, signal: ctx.signal });
+      ctx.engineEvent(imageEvent("push", p.reference));
+      return { pushed };
+    },
+    "image.tag": async (p, ctx) => {
+      await images.tag(p.source, p.target);
+      ctx.engineEvent(imageEvent("tag", p.source, { name: p.target }));
+      ctx.inventoryChanged();
+      return {};
+    },
+    "image.remove": async (p, ctx) => {
+      const result = deleteLists(await images.remove(p.reference, { force: p.force, noPrune: p.noPrune }));
+      for (const u of result.untagged) ctx.engineEvent(imageEvent("untag", u));
+      const image = result.deleted[0]; // the image ID comes first, then its layers
+      if (image) ctx.engineEvent(imageEvent("delete", image));
+      ctx.inventoryChanged();
+      return result;
+    },
+    "image.prune": async (p, ctx) => {
+      const r = await images.prune({ all: p.all, until: p.until, label: p.label });
+      ctx.inventoryChanged();
+      return { ...deleteLists(r.deleted), spaceReclaimed: r.spaceReclaimed };
+    },
+    "image.history": async (p) => ({ items: await images.history(p.reference) }),
+    "container.create": async (p) => {
+      const record = await containers.create(p);
+      return { id: record.id, name: record.name };
+    },
+    "container.start": async (p) => ({ changed: await containers.start(p.id) }),
+    "container.stop": async (p) => ({ changed: await containers.stop(p.id, p.timeoutSeconds, p.signal) }),
+    "container.restart": async (p) => {
+      await containers.restart(p.id, p.timeoutSeconds);
+      return {};
+    },
+    "container.pause": async (p) => {
+      await containers.pause(p.id);
+      return {};
+    },
+    "container.unpause": async (p) => {
+      await containers.unpause(p.id);
+      return {};
+    },
+    "container.kill": async (p) => {
+      await containers.kill(p.id, p.signal);
+      return {};
+    },
+    "container.remove": async (p, ctx) => {
+      await containers.remove(p.id, { force: p.force, volumes: p.volumes });
+      ctx.inventoryChanged();
+      return {};
+    },
+    "container.logs": async (p, ctx) => {
+      const lines: LogLine[] = [];
+      let bytes = 0;
+      let truncated = false;
+      const entries = containers.logs(p.id, { tail: p.tail, since: p.since, until: p.until, follow: p.follow, signal: ctx.signal });
+      for await (const e of entries) {
+        const line: LogLine = { stream: e.stream, time: e.time, text: e.data.toString("utf8") };
+        if (p.follow) {
+          ctx.stream(line);
+          continue;
+        }
+        lines.push(line);
+        bytes += e.data.length;
+        while (bytes > MAX_LOG_BYTES && lines.length > 1) {
+          bytes -= Buffer.byteLength(lines.shift()!.text);
+          truncated = true;
+        }
+      }
+      ctx.signal.throwIfAborted(); // reading stops quietly on abort: say it was canceled, not done
+      return { lines, truncated };
+    },
+  };
+}
