@@ -9,6 +9,15 @@ import { randomBytes, randomInt } from "node:crypto";
 const execFileP = promisify(execFile);
 const ROOT = resolve(import.meta.dirname, "../..");
 
+/**
+ * Agents of this test process. If the process ends without destroy() (a failed
+ * hook, a runner time-out), they are killed with it rather than left running.
+ */
+const liveAgents = new Set<ChildProcess>();
+process.once("exit", () => {
+  for (const c of liveAgents) c.kill("SIGKILL");
+});
+
 export interface AgentHandle {
   dataRoot: string;
   socket: string;
@@ -66,6 +75,8 @@ export async function startAgent(opts: StartAgentOptions = {}): Promise<AgentHan
 
   const launch = async () => {
     child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
+    liveAgents.add(child);
+    child.once("exit", () => liveAgents.delete(child));
     child.stdout!.on("data", (d: Buffer) => (output += d.toString()));
     child.stderr!.on("data", (d: Buffer) => (output += d.toString()));
     const deadline = Date.now() + 30_000;
