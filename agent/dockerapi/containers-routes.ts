@@ -130,8 +130,8 @@ export function addContainerRoutes(router: Router, engine: Engine): void {
     if (!stdout && !stderr) throw invalidArgument("Bad parameters: you must choose at least one stream");
     const tailParam = query.get("tail");
     const tail = tailParam && tailParam !== "all" ? Number(tailParam) : undefined;
-    const since = query.get("since") ? parseUntil(query.get("since")!) : undefined;
-    const until = query.get("until") ? parseUntil(query.get("until")!) : undefined;
+    const since = query.get("since") ? logTime(query.get("since")!) : undefined;
+    const until = query.get("until") ? logTime(query.get("until")!) : undefined;
     const timestamps = boolParam(query, "timestamps");
     const ac = new AbortController();
     req.socket.once("close", () => ac.abort());
@@ -277,6 +277,16 @@ function pumpSession(stream: HijackedStream, session: import("../engine/monitor/
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+/**
+ * `since`/`until` of the logs endpoint as Unix seconds with their fraction: the CLI sends
+ * "SECONDS.NANOSECONDS" (`--since 1s`, `--since 2024-05-01T10:00:00.5Z` are converted by it),
+ * and Docker compares log times at that precision. Other forms as parseUntil.
+ */
+function logTime(value: string): number {
+  if (/^\d+(\.\d+)?$/.test(value)) return Number(value);
+  return parseUntil(value);
 }
 
 // --- Docker JSON ↔ engine options ------------------------------------------------------------
@@ -474,6 +484,15 @@ function filterContainers(list: ContainerRecord[], f: Map<string, string[]>, all
       return `none:${a}`;
     }
   });
+  // Docker's ancestor filter also matches containers of images built on the given ones (their parent chain).
+  const descendsFromAncestor = (imageId: string) => {
+    const seen = new Set<string>();
+    for (let id: string | undefined = imageId; id && !seen.has(id); id = engine.images.deps.store.get(id)?.parent) {
+      if (ancestorIds.includes(id)) return true;
+      seen.add(id);
+    }
+    return false;
+  };
   const before = f.get("before")?.[0];
   const since = f.get("since")?.[0];
   const beforeCreated = before ? engine.containers.get(before).created : undefined;
@@ -485,7 +504,7 @@ function filterContainers(list: ContainerRecord[], f: Map<string, string[]>, all
     if (names && !names.some((n) => new RegExp(n.replace(/^\//, "")).test(c.name))) return false;
     const ids = f.get("id");
     if (ids && !ids.some((i) => c.id.startsWith(i))) return false;
-    if (ancestorIds.length && !ancestorIds.includes(c.imageId)) return false;
+    if (ancestorIds.length && !descendsFromAncestor(c.imageId)) return false;
     const labels = f.get("label");
     if (labels && !labels.every((l) => (l.includes("=") ? c.options.labels[l.split("=")[0]!] === l.slice(l.indexOf("=") + 1) : l in c.options.labels))) return false;
     const exited = f.get("exited");
@@ -599,7 +618,8 @@ async function containerInspectJson(engine: Engine, c: ContainerRecord, size: bo
       CapAdd: o.capAdd.length ? o.capAdd : null,
       CapDrop: o.capDrop.length ? o.capDrop : null,
       Memory: o.memory,
-      MemorySwap: o.memorySwap,
+      // Docker records the swap limit it applies: without --memory-swap, twice --memory (when swap can be limited).
+      MemorySwap: o.memorySwap || (o.memory > 0 && engine.containers.deps.specHost.swapLimit ? o.memory * 2 : 0),
       NanoCpus: o.nanoCpus,
       CpuShares: o.cpuShares,
       CpusetCpus: o.cpusetCpus,

@@ -61,7 +61,8 @@ export const CreateOptionsSchema = z.object({
   autoRemove: z.boolean().default(false),
   memory: z.number().int().nonnegative().default(0),
   memorySwap: z.number().int().default(0),
-  nanoCpus: z.number().int().nonnegative().default(0),
+  /** Negative values are refused with Docker's message when the runtime spec is built (create). */
+  nanoCpus: z.number().int().default(0),
   cpuShares: z.number().int().nonnegative().default(0),
   cpusetCpus: z.string().default(""),
   pidsLimit: z.number().int().optional(),

@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
-import { mkdir, readFile, realpath, rm, writeFile } from "node:fs/promises";
+import { mkdir, readFile, realpath, rm, stat, writeFile } from "node:fs/promises";
+import { hostname as osHostname } from "node:os";
 import { join } from "node:path";
 
 import type { Logger } from "pino";
@@ -17,6 +18,7 @@ import { buildRuntimeSpec, type SpecHost, type SpecProcess, type BindMount } fro
 import { Runc, signalNumber } from "../runtime/runc.ts";
 import { resolveUser } from "../runtime/user.ts";
 import { mkdirInRoot } from "../runtime/mkdir-in-root.ts";
+import { guardRuntimeDirs } from "../runtime/rootfs-guard.ts";
 import { mountAll, unmountAll, isMounted } from "../snapshots/mount.ts";
 import type { Snapshotter } from "../snapshots/snapshotter.ts";
 import type { VolumeStore } from "../volumes/volume-store.ts";
@@ -171,12 +173,10 @@ export class ContainerService extends EventEmitter {
     const { store, network, snapshots, runc, logger } = this.deps;
     const records = await store.load();
     const live: ContainerRecord[] = [];
+    const removing: ContainerRecord[] = [];
     for (const r of records) {
-      if (r.state.status === "removing") {
-        await this.finishRemove(r, { volumes: false }).catch((err: unknown) => logger.warn({ err, id: r.id }, "could not finish an interrupted remove"));
-        continue;
-      }
-      if (["running", "paused", "restarting"].includes(r.state.status)) live.push(r);
+      if (r.state.status === "removing") removing.push(r);
+      else if (["running", "paused", "restarting"].includes(r.state.status)) live.push(r);
     }
     const stillRunning: ContainerRecord[] = [];
     for (const r of live) {
@@ -190,21 +190,25 @@ export class ContainerService extends EventEmitter {
       }
     }
     await network.init(stillRunning.map((r) => r.id));
+    // Removals cut short by a crash are finished (they need the network manager initialised).
+    for (const r of removing) {
+      await this.finishRemove(r, { volumes: false }).catch((err: unknown) => logger.warn({ err, id: r.id }, "could not finish an interrupted remove"));
+    }
     for (const r of stillRunning) {
       await store.save(r);
       this.watchExit(r);
       logger.info({ id: r.id, name: r.name }, "adopted a running container");
     }
-    for (const r of live) {
-      if (stillRunning.includes(r)) continue;
-      const status = (await this.deps.monitor.exitStatus(this.paths(r.id)).catch(() => undefined)) ?? { exitCode: 255, oomKilled: false, finishedAt: new Date().toISOString() };
-      logger.info({ id: r.id, exitCode: status.exitCode }, "container exited while the agent was away");
-      await this.handleExit(r, status, { adopting: true });
-    }
-    // Orphans: runc state and snapshots without a record, mounts of stopped containers.
+    // Orphans, before any restart policy can start a container again: runc containers and
+    // rootfs mounts of every container that is not running (a start cut short after `runc
+    // create` leaves a "created" runc container, its init process and cgroups), and runc
+    // state and snapshots without a record.
+    const running = new Set(stillRunning.map((r) => r.id));
     const known = new Set(store.list().map((r) => r.id));
     for (const s of await runc.list().catch(() => [])) {
-      if (!known.has(s.id)) await runc.delete(s.id, { force: true }).catch(() => undefined);
+      if (running.has(s.id)) continue;
+      if (known.has(s.id)) logger.info({ id: s.id, status: s.status }, "removing the runc container of a container that is not running");
+      await runc.delete(s.id, { force: true }).catch((err: unknown) => logger.warn({ err, id: s.id }, "could not delete an orphan runc container"));
     }
     for (const s of await snapshots.list()) {
       if (!known.has(s.key)) {
@@ -213,16 +217,23 @@ export class ContainerService extends EventEmitter {
       }
     }
     for (const r of store.list()) {
-      if (r.state.status === "running" || r.state.status === "paused") continue;
+      if (running.has(r.id)) continue;
       const { rootfs } = this.paths(r.id);
       if (await isMounted(rootfs)) await unmountAll(rootfs, { detach: true }).catch(() => undefined);
     }
     await snapshots.removeStale();
-    // Restart policies that apply after a host reboot or agent restart.
+    for (const r of live) {
+      if (stillRunning.includes(r)) continue;
+      const status = (await this.deps.monitor.exitStatus(this.paths(r.id)).catch(() => undefined)) ?? { exitCode: 255, oomKilled: false, finishedAt: new Date().toISOString() };
+      logger.info({ id: r.id, exitCode: status.exitCode }, "container exited while the agent was away");
+      await this.handleExit(r, status, { adopting: true });
+    }
+    // Restart policies that apply after a host reboot or agent restart. As Docker at daemon
+    // start: `always` even when it was stopped by hand, `unless-stopped` only if it was not.
     for (const r of store.list()) {
       if (r.state.status === "running" || r.state.status === "paused") continue;
       const p = r.options.restartPolicy.name;
-      if ((p === "always" || p === "unless-stopped") && !r.state.stoppedByUser && r.state.startedAt !== NEVER) {
+      if ((p === "always" || (p === "unless-stopped" && !r.state.stoppedByUser)) && r.state.startedAt !== NEVER) {
         this.start(r.id).catch((err: unknown) => logger.warn({ err, id: r.id }, "restart policy: start failed"));
       }
     }
@@ -283,7 +294,8 @@ export class ContainerService extends EventEmitter {
       imageId: image.id,
       imageName: options.image,
       imageChainId: image.layers.length ? chainIdOf(image.layers.map((l) => l.diffId)) : undefined,
-      options: { ...options, ports, hostname: options.hostname || undefined },
+      // Docker: with the host's network a container also gets the host's name, unless --hostname.
+      options: { ...options, ports, hostname: options.hostname || (options.networkMode === "host" ? osHostname() : undefined) },
       path,
       args,
       state: { status: "created", pid: 0, exitCode: 0, error: "", oomKilled: false, startedAt: NEVER, finishedAt: NEVER, restartCount: 0, stoppedByUser: false },
@@ -352,6 +364,8 @@ export class ContainerService extends EventEmitter {
       await mkdir(p.rootfs, { recursive: true });
       await mountAll(await snapshots.mounts(record.id), p.rootfs);
       undo.push(() => unmountAll(p.rootfs, { detach: true }));
+      const replaced = await guardRuntimeDirs(p.rootfs);
+      if (replaced.length) logger.info({ id: record.id, replaced }, "image paths runc mounts over were not directories: replaced in the container's layer");
 
       const hostname = record.options.hostname || record.id.slice(0, 12);
       await writeFile(p.hostnamePath, `${hostname}\n`);
@@ -377,7 +391,12 @@ export class ContainerService extends EventEmitter {
         await volumes.populate(m.source, p.rootfs, m.destination);
         binds.push({ source: v.mountpoint, destination: m.destination, readonly: m.readonly });
       }
-      for (const b of binds) await mkdirInRoot(p.rootfs, b.destination).catch(() => undefined);
+      // Directories are made in advance (safely, inside the rootfs); a file bind's destination is
+      // left to runc, which creates an empty file there (a directory would make the mount fail).
+      for (const b of binds) {
+        if (!(await stat(b.source).then((st) => st.isDirectory(), () => true))) continue;
+        await mkdirInRoot(p.rootfs, b.destination).catch(() => undefined);
+      }
 
       const user = await resolveUser(p.rootfs, record.options.user ?? config.User ?? "");
       const spec = buildRuntimeSpec({
@@ -420,6 +439,11 @@ export class ContainerService extends EventEmitter {
       await this.deps.store.save(record);
       for (const pending of this.pendingAttach.get(record.id) ?? []) pending.reject(err);
       this.pendingAttach.delete(record.id);
+      // Docker removes an AutoRemove (`--rm`) container whose start failed: `docker run --rm`
+      // waits for the removal after a failed start, and would otherwise wait forever.
+      if (record.options.autoRemove) {
+        await this.finishRemove(record, { volumes: true }).catch((rmErr: unknown) => logger.warn({ err: rmErr, id: record.id }, "auto-remove after a failed start failed"));
+      }
       throw err;
     }
   }
@@ -452,24 +476,40 @@ export class ContainerService extends EventEmitter {
     record.state = { ...record.state, status: "exited", pid: 0, exitCode: status.exitCode, oomKilled: status.oomKilled, finishedAt: status.finishedAt };
     record.endpoints = [];
     record.publishedPorts = [];
+    // Straight from running to restarting: never "exited" in between, where a `docker stop`
+    // would find nothing to stop and the policy would bring the container back anyway.
+    const restart = this.shouldRestart(record);
+    if (restart) {
+      record.state.restartCount += 1;
+      record.state.status = "restarting";
+    }
     await this.deps.store.save(record);
     if (status.oomKilled) this.emitEvent("oom", record);
     this.emitEvent("die", record, { exitCode: String(status.exitCode) });
     for (const w of this.exitWaiters.get(record.id) ?? []) w({ statusCode: status.exitCode });
     this.exitWaiters.delete(record.id);
 
-    if (this.shouldRestart(record)) {
-      record.state.restartCount += 1;
-      record.state.status = "restarting";
-      await this.deps.store.save(record);
+    if (restart) {
       // Docker's back-off: doubles from 100 ms while the container keeps failing fast; reset after 10 s of running.
       const delay = ranFor > 10_000 ? RESTART_BACKOFF_START_MS : Math.min(RESTART_BACKOFF_MAX_MS, RESTART_BACKOFF_START_MS * 2 ** Math.min(record.state.restartCount, 10));
       const t = setTimeout(() => {
         this.restartTimers.delete(record.id);
-        const current = this.deps.store.get(record.id);
-        if (!current || current.state.status !== "restarting") return;
-        current.state.status = "exited";
-        this.start(record.id).catch((err: unknown) => logger.warn({ err, id: record.id }, "restart policy: start failed"));
+        // Under the container's lock, and still "restarting" while it starts: a `docker stop`
+        // meanwhile waits for the lock and then stops what this start made (see stop()).
+        this.withLock(record.id, async () => {
+          const current = this.deps.store.get(record.id);
+          if (!current || current.state.status !== "restarting" || current.state.stoppedByUser) return;
+          try {
+            await this.startLocked(current);
+          } catch (err) {
+            // Docker leaves a container whose policy restart failed exited, and does not retry.
+            if (current.state.status === "restarting") {
+              current.state.status = "exited";
+              await this.deps.store.save(current);
+            }
+            throw err;
+          }
+        }).catch((err: unknown) => logger.warn({ err, id: record.id }, "restart policy: start failed"));
       }, opts.adopting ? 0 : delay);
       this.restartTimers.set(record.id, t);
       return;
@@ -499,18 +539,28 @@ export class ContainerService extends EventEmitter {
   async stop(idOrName: string, timeoutSeconds?: number, signal?: string): Promise<boolean> {
     const record = this.get(idOrName);
     if (record.state.status === "restarting") {
-      const t = this.restartTimers.get(record.id);
-      if (t) clearTimeout(t);
-      this.restartTimers.delete(record.id);
-      record.state.status = "exited";
-      record.state.stoppedByUser = true;
-      await this.deps.store.save(record);
-      return true;
+      // Waiting for the back-off: cancel the restart. Under the lock, so that a policy restart
+      // already under way finishes first (then the container is running and is stopped below).
+      const cancelled = await this.withLock(record.id, async () => {
+        if (record.state.status !== "restarting") return false;
+        const t = this.restartTimers.get(record.id);
+        if (t) clearTimeout(t);
+        this.restartTimers.delete(record.id);
+        record.state.status = "exited";
+        record.state.stoppedByUser = true;
+        await this.deps.store.save(record);
+        return true;
+      });
+      if (cancelled) {
+        this.emitEvent("stop", record);
+        return true;
+      }
     }
     if (record.state.status !== "running" && record.state.status !== "paused") return false;
     record.state.stoppedByUser = true;
-    await this.deps.store.save(record);
+    // Registered before any await: an exit being handled right now must not be missed.
     const exited = this.nextExit(record.id);
+    await this.deps.store.save(record);
     const timeout = timeoutSeconds ?? record.options.stopTimeout ?? 10;
     const sig = signal ?? record.options.stopSignal ?? (await this.deps.images.config(record.imageId).catch(() => undefined))?.config?.StopSignal ?? "SIGTERM";
     if (record.state.status === "paused") await this.deps.runc.resume(record.id).catch(() => undefined);
@@ -531,11 +581,12 @@ export class ContainerService extends EventEmitter {
       throw conflict(`Cannot kill container: ${idOrName}: Container ${record.id} is not running`);
     }
     const num = signalNumber(signal);
+    // Registered before any await: an exit being handled right now must not be missed.
+    const exited = num === 9 ? this.nextExit(record.id) : undefined;
     if (num === 9 || num === 15 || num === 2) {
       record.state.stoppedByUser = true;
       await this.deps.store.save(record);
     }
-    const exited = num === 9 ? this.nextExit(record.id) : undefined;
     await this.deps.runc.kill(record.id, signal, { all: num === 9 });
     this.emitEvent("kill", record, { signal: String(num) });
     await exited;
@@ -740,7 +791,8 @@ export class ContainerService extends EventEmitter {
     const args = psArgs.split(/\s+/).filter(Boolean);
     let out: string;
     try {
-      out = (await promisify(execFile)("ps", args)).stdout;
+      // ps lists every process of the host (Docker filters by PID afterwards): a busy host prints megabytes.
+      out = (await promisify(execFile)("ps", args, { maxBuffer: 256 * 1024 * 1024 })).stdout;
     } catch (e) {
       throw invalidArgument(`ps: ${(e as Error).message}`);
     }
