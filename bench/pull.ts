@@ -17,16 +17,15 @@
  *
  * Usage: bench/pull [--runs N]   (default 5). Exits 1 if any pull failed.
  */
-import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
-import { mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { startRegistry, registryFetch, type RegistryFixture } from "../test/fixtures/registry.ts";
 import { buildLargeImageLayout, copyLayoutToRegistry, pushFixtureImages, MEDIA_TYPES, type FixtureImage } from "../test/fixtures/images.ts";
 import { dockerCli, startDockerd, umountUnder, type CliTarget, type DockerdHandle } from "../test/helpers/dockerd.ts";
+import { cpuCount, failure, gitRev, mb, median, onCleanup, pad, podmanFlags, privateEnv, runMain, startBerth, timed, type Agent } from "./lib.ts";
 
-const ROOT = resolve(import.meta.dirname, "..");
 const RSS_SAMPLE_MS = 20;
 const TARGETS = { vsDocker: 0.7, vsSkopeo: 1.5, rssMB: 200 };
 
@@ -47,104 +46,6 @@ interface Sample {
 interface Cell {
   samples: Sample[];
   errors: string[];
-}
-
-// ---------------------------------------------------------------------------
-// Processes
-
-interface RunResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-  seconds: number;
-}
-
-/** Runs a command to completion, timing it from spawn to exit. Never throws. */
-function timed(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env, timeoutMs = 600_000): Promise<RunResult> {
-  return new Promise((resolvePromise) => {
-    const start = process.hrtime.bigint();
-    const child = spawn(cmd, args, { env, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
-    child.on("error", (e) => (stderr += `spawn error: ${e.message}\n`));
-    child.on("close", (code, signal) => {
-      const seconds = Number(process.hrtime.bigint() - start) / 1e9;
-      clearTimeout(timer);
-      resolvePromise({ code: code ?? (signal ? 128 : -1), stdout, stderr, seconds });
-    });
-  });
-}
-
-function failure(what: string, r: { code: number; stdout: string; stderr: string }): string {
-  return `${what} exited ${r.code}: ${(r.stderr || r.stdout).trim().split("\n").slice(-3).join(" | ")}`;
-}
-
-/** Files this process must remove, whatever happens. */
-const cleanups: Array<() => Promise<void>> = [];
-let cleaningUp: Promise<void> | undefined;
-function cleanupAll(): Promise<void> {
-  return (cleaningUp ??= (async () => {
-    for (const c of cleanups.reverse()) {
-      try {
-        await c();
-      } catch (e) {
-        process.stderr.write(`cleanup: ${(e as Error).message}\n`);
-      }
-    }
-  })());
-}
-for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
-  process.on(sig, () => {
-    process.stderr.write(`\n${sig}: cleaning up\n`);
-    void cleanupAll().then(() => process.exit(130));
-  });
-}
-
-// ---------------------------------------------------------------------------
-// Berth: a fresh agent per run
-
-interface Agent extends CliTarget {
-  pid: number;
-  dataRoot: string;
-  stop(): Promise<void>;
-}
-
-async function startBerth(): Promise<Agent> {
-  const base = await mkdtemp(join(tmpdir(), "berth-bench-agent-"));
-  const socket = join(base, "docker.sock");
-  let output = "";
-  const child: ChildProcess = spawn(
-    process.execPath,
-    [join(ROOT, "bin/berth-agent.mjs"), "--data-root", join(base, "data"), "--docker-socket", socket, "--log-level", "info"],
-    { stdio: ["ignore", "pipe", "pipe"] },
-  );
-  child.stdout!.on("data", (d: Buffer) => (output = (output + d.toString()).slice(-65536)));
-  child.stderr!.on("data", (d: Buffer) => (output = (output + d.toString()).slice(-65536)));
-  let stopped: Promise<void> | undefined;
-  const stop = () =>
-    (stopped ??= (async () => {
-      if (child.exitCode === null && child.signalCode === null) {
-        const gone = new Promise<void>((r) => child.once("exit", () => r()));
-        child.kill("SIGTERM");
-        const t = setTimeout(() => child.kill("SIGKILL"), 10_000);
-        await gone;
-        clearTimeout(t);
-      }
-      await umountUnder(base);
-      await rm(base, { recursive: true, force: true });
-    })());
-  cleanups.push(stop);
-  const deadline = Date.now() + 30_000;
-  while (!output.includes("berth-agent started")) {
-    if (child.exitCode !== null) throw new Error(`berth-agent exited with ${child.exitCode}:\n${output}`);
-    if (Date.now() > deadline) throw new Error(`berth-agent did not start in 30 s:\n${output}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  await mkdir(join(base, "docker-config"), { recursive: true });
-  return { pid: child.pid!, dataRoot: join(base, "data"), dockerHost: `unix://${socket}`, dockerConfig: join(base, "docker-config"), logs: () => output, stop };
 }
 
 /** Peak VmRSS (sampled) of a process while `work` runs, plus its VmHWM afterwards, in bytes. */
@@ -284,24 +185,12 @@ async function leftovers(dataRoot: string): Promise<string[]> {
 // ---------------------------------------------------------------------------
 // Report
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-}
-
-const mb = (bytes: number) => (bytes / 1024 / 1024).toFixed(1);
-
 async function imageSize(reg: RegistryFixture, fx: FixtureImage): Promise<{ bytes: number; layers: number }> {
   const res = await registryFetch(reg, `/v2/${fx.repository}/manifests/${fx.manifestDigest}`, {
     headers: { Accept: [MEDIA_TYPES.dockerManifest, MEDIA_TYPES.ociManifest].join(", ") },
   });
   const m = (await res.json()) as { layers: Array<{ size: number }> };
   return { bytes: m.layers.reduce((a, l) => a + l.size, 0), layers: m.layers.length };
-}
-
-function pad(s: string, n: number, right = false): string {
-  return right ? s.padStart(n) : s.padEnd(n);
 }
 
 async function main(): Promise<number> {
@@ -313,32 +202,24 @@ async function main(): Promise<number> {
     if (!existsSync(bin)) throw new Error(`${bin} is missing: apt-get install ${pkg}`);
 
   const work = await mkdtemp(join(tmpdir(), "berth-bench-pull-"));
-  cleanups.push(async () => {
+  onCleanup(async () => {
     await umountUnder(work);
     await rm(work, { recursive: true, force: true });
   });
 
   process.stderr.write("setting up: registry, fixture images (the large layout is built once and cached), dockerd...\n");
   const reg = await startRegistry({ auth: "none" });
-  cleanups.push(() => reg.stop());
+  onCleanup(() => reg.stop());
   const busybox = (await pushFixtureImages(reg, { only: ["busybox"] })).busybox;
   const large = await copyLayoutToRegistry(await buildLargeImageLayout(), reg, "bench/large:latest", { format: "v2s2" });
   const dockerd = await startDockerd();
-  cleanups.push(() => dockerd.stop());
+  onCleanup(() => dockerd.stop());
 
   // An empty auth file of our own (podman insists that REGISTRY_AUTH_FILE exists).
   await writeFile(join(work, "no-auth.json"), '{"auths":{}}\n');
   const podmanDir = join(work, "podman");
-  const podmanBase = [
-    "--root", join(podmanDir, "root"),
-    "--runroot", join(podmanDir, "runroot"),
-    "--tmpdir", join(podmanDir, "tmp"),
-    "--network-config-dir", join(podmanDir, "networks"),
-    "--storage-driver", "overlay",
-    "--cgroup-manager", "cgroupfs",
-    "--events-backend", "file",
-  ];
-  cleanups.push(async () => {
+  const podmanBase = podmanFlags(podmanDir);
+  onCleanup(async () => {
     await timed("podman", [...podmanBase, "rmi", "-a", "-f"], privateEnv(work));
     await umountUnder(podmanDir);
   });
@@ -382,7 +263,7 @@ async function main(): Promise<number> {
     timed("skopeo", ["--version"]),
   ]);
   const out: string[] = [];
-  out.push(`Cold pull from a local registry (127.0.0.1, plain HTTP), ${runs} runs each; ${process.version}, ${readFileSync("/proc/cpuinfo", "utf8").match(/^processor/gm)?.length ?? "?"} CPUs`);
+  out.push(`Cold pull from a local registry (127.0.0.1, plain HTTP), ${runs} runs each; ${process.version}, ${cpuCount()} CPUs`);
   out.push(`docker engine ${versions[0].stdout.trim()}, ${versions[1].stdout.trim()}, ${versions[2].stdout.trim()}, berth ${await gitRev()}`);
   out.push("");
   const w = [9, 34, 9, 7, 7];
@@ -426,22 +307,4 @@ async function main(): Promise<number> {
   return failed.length ? 1 : 0;
 }
 
-/** Keeps skopeo and podman away from the host's login files. */
-function privateEnv(work: string): NodeJS.ProcessEnv {
-  return { ...process.env, REGISTRY_AUTH_FILE: join(work, "no-auth.json"), DOCKER_CONFIG: join(work, "no-docker-config") };
-}
-
-async function gitRev(): Promise<string> {
-  const r = await timed("git", ["-C", ROOT, "describe", "--always", "--dirty"]);
-  return r.code === 0 ? r.stdout.trim() : "(unknown revision)";
-}
-
-let code = 1;
-try {
-  code = await main();
-} catch (e) {
-  process.stderr.write(`bench/pull: ${(e as Error).stack ?? String(e)}\n`);
-} finally {
-  await cleanupAll();
-}
-process.exit(code);
+await runMain("bench/pull", main);

@@ -84,6 +84,8 @@ export interface ExecInstance {
 }
 
 const NEVER = "0001-01-01T00:00:00Z";
+/** conmon rotates a container's log at this size, so a chatty container cannot fill the disk. */
+const LOG_MAX_BYTES = 64 * 1024 * 1024;
 const RESTART_BACKOFF_START_MS = 100;
 const RESTART_BACKOFF_MAX_MS = 60_000;
 
@@ -414,7 +416,7 @@ export class ContainerService extends EventEmitter {
       await writeFile(join(p.bundle, "config.json"), JSON.stringify(spec));
       await runc.delete(record.id, { force: true }).catch(() => undefined);
       await rm(p.stateDir, { recursive: true, force: true });
-      const created = await monitor.create({ ...monitorPaths(p), id: record.id, name: record.name, tty: record.options.tty, stdin: record.options.openStdin, stdinOnce: record.options.stdinOnce });
+      const created = await monitor.create({ ...monitorPaths(p), id: record.id, name: record.name, tty: record.options.tty, stdin: record.options.openStdin, stdinOnce: record.options.stdinOnce, logMaxSize: LOG_MAX_BYTES });
       undo.push(() => runc.delete(record.id, { force: true }));
       // Clients that asked to attach before the start (docker run) are connected now, so they miss no output.
       for (const pending of this.pendingAttach.get(record.id) ?? []) {

@@ -54,16 +54,23 @@ async function networkStats(pid: number): Promise<ContainerStats["networks"]> {
   return out;
 }
 
-export async function readContainerStats(cgroupsPath: string, pid: number, onlineCpus: number): Promise<ContainerStats> {
-  const cpuDir = join(V1, "cpuacct", cgroupsPath);
-  const memDir = join(V1, "memory", cgroupsPath);
+/**
+ * Reads a container's usage. `root` is the cgroup mount (tests point it elsewhere);
+ * the version is detected from it: a unified (v2) hierarchy has cgroup.controllers at its top.
+ */
+export async function readContainerStats(cgroupsPath: string, pid: number, onlineCpus: number, root = V1): Promise<ContainerStats> {
+  const unified = await readFile(join(root, "cgroup.controllers"), "utf8").then(() => true, () => false);
+  if (unified) return readV2Stats(join(root, cgroupsPath), pid, onlineCpus);
+  const V1root = root;
+  const cpuDir = join(V1root, "cpuacct", cgroupsPath);
+  const memDir = join(V1root, "memory", cgroupsPath);
   const perCpu = (await readFile(join(cpuDir, "cpuacct.usage_percpu"), "utf8").catch(() => "")).trim().split(/\s+/).filter(Boolean).map(Number);
   const cpuStat = await keyed(join(cpuDir, "cpuacct.stat"));
-  const throttling = await keyed(join(V1, "cpu", cgroupsPath, "cpu.stat"));
+  const throttling = await keyed(join(V1root, "cpu", cgroupsPath, "cpu.stat"));
   const memStats = await keyed(join(memDir, "memory.stat"));
   let limit = await num(join(memDir, "memory.limit_in_bytes"));
   if (!limit || limit >= HOST_MEMORY_LIMIT) limit = (await import("node:os")).totalmem();
-  const blk = (await readFile(join(V1, "blkio", cgroupsPath, "blkio.throttle.io_service_bytes"), "utf8").catch(() => ""))
+  const blk = (await readFile(join(V1root, "blkio", cgroupsPath, "blkio.throttle.io_service_bytes"), "utf8").catch(() => ""))
     .split("\n")
     .map((l) => l.trim().split(/\s+/))
     .filter((f) => f.length === 3 && f[0]!.includes(":"))
@@ -82,8 +89,45 @@ export async function readContainerStats(cgroupsPath: string, pid: number, onlin
       throttledTime: throttling.throttled_time ?? 0,
     },
     memory: { usage: await num(join(memDir, "memory.usage_in_bytes")), maxUsage: await num(join(memDir, "memory.max_usage_in_bytes")), limit, stats: memStats },
-    pids: { current: await num(join(V1, "pids", cgroupsPath, "pids.current")), limit: await num(join(V1, "pids", cgroupsPath, "pids.max")) },
+    pids: { current: await num(join(V1root, "pids", cgroupsPath, "pids.current")), limit: await num(join(V1root, "pids", cgroupsPath, "pids.max")) },
     blkio: blk,
+    networks: await networkStats(pid),
+  };
+}
+
+/** cgroup v2: one directory with cpu.stat (µs), memory.current/max/stat, pids.*, io.stat. */
+async function readV2Stats(dir: string, pid: number, onlineCpus: number): Promise<ContainerStats> {
+  const cpu = await keyed(join(dir, "cpu.stat"));
+  const memStats = await keyed(join(dir, "memory.stat"));
+  let limit = await num(join(dir, "memory.max"));
+  if (!limit) limit = (await import("node:os")).totalmem();
+  const blkio: ContainerStats["blkio"] = [];
+  for (const line of (await readFile(join(dir, "io.stat"), "utf8").catch(() => "")).split("\n")) {
+    const [dev, ...pairs] = line.trim().split(/\s+/);
+    if (!dev || !dev.includes(":")) continue;
+    const [major, minor] = dev.split(":").map(Number) as [number, number];
+    for (const pair of pairs) {
+      const [k, v] = pair.split("=");
+      if (k === "rbytes") blkio.push({ major, minor, op: "read", value: Number(v) });
+      if (k === "wbytes") blkio.push({ major, minor, op: "write", value: Number(v) });
+    }
+  }
+  return {
+    read: new Date().toISOString(),
+    cpu: {
+      totalUsage: (cpu.usage_usec ?? 0) * 1000,
+      perCpu: [],
+      kernel: (cpu.system_usec ?? 0) * 1000,
+      user: (cpu.user_usec ?? 0) * 1000,
+      systemUsage: await systemCpuUsage(),
+      onlineCpus,
+      periods: cpu.nr_periods ?? 0,
+      throttledPeriods: cpu.nr_throttled ?? 0,
+      throttledTime: (cpu.throttled_usec ?? 0) * 1000,
+    },
+    memory: { usage: await num(join(dir, "memory.current")), maxUsage: await num(join(dir, "memory.peak")), limit, stats: memStats },
+    pids: { current: await num(join(dir, "pids.current")), limit: await num(join(dir, "pids.max")) },
+    blkio,
     networks: await networkStats(pid),
   };
 }
