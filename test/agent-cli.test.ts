@@ -7,6 +7,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { loadAgentConfig } from "../agent/config.ts";
+import { removeContainersAndNetwork } from "./helpers/agent.ts";
 
 const BIN = resolve(import.meta.dirname, "../bin/berth-agent.mjs");
 
@@ -52,7 +53,10 @@ test("the agent logs JSON lines, serves its socket, and stops cleanly on SIGTERM
   t.after(() => rm(dir, { recursive: true, force: true }));
   const socket = join(dir, "docker.sock");
   const config = join(dir, "agent.json");
-  await writeFile(config, JSON.stringify({ "data-root": join(dir, "data"), "docker-socket": socket }));
+  // Its own exec root, bridge and subnet: the test must not touch a real agent's berth0.
+  const tag = `bc${process.pid % 10000}`;
+  await writeFile(config, JSON.stringify({ "data-root": join(dir, "data"), "docker-socket": socket, "exec-root": join(dir, "run"), bridge: tag, "bridge-subnet": "10.198.77.0/24" }));
+  t.after(() => removeContainersAndNetwork(join(dir, "run", "runc"), tag, tag.toUpperCase()));
   const child = spawn(process.execPath, [BIN, "--config", config], { stdio: ["ignore", "pipe", "pipe"] });
   t.after(() => { if (child.exitCode === null) child.kill("SIGKILL"); });
   let out = "";
