@@ -5,6 +5,7 @@ import { invalidArgument, notFound } from "../engine/errors.ts";
 import { parseUntil } from "../engine/images/image-service.ts";
 import { frame, hijack, readUpgradeBody, type HijackedStream } from "./stdio-stream.ts";
 import { boolParam, parseFilters, readJsonBody, sendJson, sendNoContent, type Router } from "./router.ts";
+import { containerStatusText } from "../engine/containers/status-text.ts";
 
 /** The /containers and /exec endpoints of the Docker Engine API, translated into engine calls. */
 export function addContainerRoutes(router: Router, engine: Engine): void {
@@ -424,42 +425,8 @@ export function createOptionsFromDocker(body: DockerCreateBody, name: string | u
 
 // --- engine records → Docker JSON ------------------------------------------------------------
 
-/** Docker's units.HumanDuration. */
-export function humanDuration(ms: number): string {
-  const s = Math.round(ms / 1000);
-  if (s < 1) return "Less than a second";
-  if (s === 1) return "1 second";
-  if (s < 60) return `${s} seconds`;
-  const m = Math.round(s / 60);
-  if (m === 1) return "About a minute";
-  if (m < 60) return `${m} minutes`;
-  const h = Math.round(s / 3600);
-  if (h === 1) return "About an hour";
-  if (h < 48) return `${h} hours`;
-  if (h < 24 * 7 * 2) return `${Math.round(h / 24)} days`;
-  if (h < 24 * 30 * 2) return `${Math.round(h / 24 / 7)} weeks`;
-  if (h < 24 * 365 * 2) return `${Math.round(h / 24 / 30)} months`;
-  return `${Math.round(h / 24 / 365)} years`;
-}
-
 export function statusText(c: ContainerRecord): string {
-  const now = Date.now();
-  switch (c.state.status) {
-    case "running":
-      return `Up ${humanDuration(now - Date.parse(c.state.startedAt))}`;
-    case "paused":
-      return `Up ${humanDuration(now - Date.parse(c.state.startedAt))} (Paused)`;
-    case "restarting":
-      return `Restarting (${c.state.exitCode}) ${humanDuration(now - Date.parse(c.state.finishedAt))} ago`;
-    case "exited":
-      return `Exited (${c.state.exitCode}) ${humanDuration(now - Date.parse(c.state.finishedAt))} ago`;
-    case "removing":
-      return "Removal In Progress";
-    case "dead":
-      return "Dead";
-    default:
-      return "Created";
-  }
+  return containerStatusText({ state: c.state.status, exitCode: c.state.exitCode, startedAt: c.state.startedAt, finishedAt: c.state.finishedAt }, Date.now());
 }
 
 function portsJson(c: ContainerRecord, config: { ExposedPorts?: Record<string, object> | null } | undefined) {

@@ -28,6 +28,7 @@
 import { z } from "zod";
 import { CreateOptionsSchema } from "../engine/containers/container-record.ts";
 import type { EngineErrorKind } from "../engine/errors.ts";
+import { containerStatusText as statusText } from "../engine/containers/status-text.ts";
 
 /** Bumped on any incompatible change of this file. Both ends refuse a different version. */
 export const LINK_PROTOCOL_VERSION = 1;
@@ -502,45 +503,9 @@ export function parseStreamEvent<M extends MethodName>(method: M, v: unknown): P
 
 // --- helpers both ends use ----------------------------------------------------------
 
-const NEVER = "0001-01-01T00:00:00Z";
-
-/** Docker's units.HumanDuration. */
-function humanDuration(ms: number): string {
-  const s = Math.round(ms / 1000);
-  if (s < 1) return "Less than a second";
-  if (s === 1) return "1 second";
-  if (s < 60) return `${s} seconds`;
-  const m = Math.round(s / 60);
-  if (m === 1) return "About a minute";
-  if (m < 60) return `${m} minutes`;
-  const h = Math.round(s / 3600);
-  if (h === 1) return "About an hour";
-  if (h < 48) return `${h} hours`;
-  if (h < 24 * 7 * 2) return `${Math.round(h / 24)} days`;
-  if (h < 24 * 30 * 2) return `${Math.round(h / 24 / 7)} weeks`;
-  if (h < 24 * 365 * 2) return `${Math.round(h / 24 / 30)} months`;
-  return `${Math.round(h / 24 / 365)} years`;
-}
-
 /** Docker's STATUS column for a container at time `now` (unix ms). */
 export function containerStatusText(c: Pick<InventoryContainer, "state" | "exitCode" | "startedAt" | "finishedAt">, now: number): string {
-  const since = (iso: string) => (iso === NEVER ? 0 : now - Date.parse(iso));
-  switch (c.state) {
-    case "running":
-      return `Up ${humanDuration(since(c.startedAt))}`;
-    case "paused":
-      return `Up ${humanDuration(since(c.startedAt))} (Paused)`;
-    case "restarting":
-      return `Restarting (${c.exitCode}) ${humanDuration(since(c.finishedAt))} ago`;
-    case "exited":
-      return `Exited (${c.exitCode}) ${humanDuration(since(c.finishedAt))} ago`;
-    case "removing":
-      return "Removal In Progress";
-    case "dead":
-      return "Dead";
-    default:
-      return "Created";
-  }
+  return statusText(c, now);
 }
 
 type Keyed = { id: string } | { name: string };
