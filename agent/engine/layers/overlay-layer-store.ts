@@ -23,6 +23,7 @@ import { chainIdOf } from "./chain-id.ts";
 import { extractLayer } from "./extract.ts";
 import type { LayerInfo, LayerStore, LowerDirs, UnpackParams } from "./layer-store.ts";
 import { fsyncDir, isErrno, pathExists, readdirOrEmpty } from "../fs-util.ts";
+import { ScratchDir } from "../scratch-dir.ts";
 
 const HEX64 = /^[0-9a-f]{64}$/;
 const LINK_RE = /^[A-Z0-9]{26}$/;
@@ -46,7 +47,7 @@ export class OverlayLayerStore implements LayerStore {
   private readonly linkDir: string;
   private readonly tmpDir: string;
   /** Temporary directories of this process's unpacks: removeStale keeps them. */
-  private readonly busyTemps = new Set<string>();
+  private readonly scratch: ScratchDir;
   /** Parents of unpacks in progress, with counts: remove() refuses them. */
   private readonly pinned = new Map<string, number>();
 
@@ -55,6 +56,7 @@ export class OverlayLayerStore implements LayerStore {
     this.durable = opts?.durable ?? true;
     this.linkDir = join(root, "l");
     this.tmpDir = join(root, "tmp");
+    this.scratch = new ScratchDir(this.tmpDir);
   }
 
   private layerDir(chainId: string): string {
@@ -124,8 +126,7 @@ export class OverlayLayerStore implements LayerStore {
     await mkdir(this.tmpDir, { recursive: true });
     await mkdir(this.linkDir, { recursive: true });
     const tmpName = `unpack-${randomBytes(8).toString("hex")}`;
-    const tmp = join(this.tmpDir, tmpName);
-    this.busyTemps.add(tmpName);
+    const tmp = this.scratch.hold(tmpName);
     let linkPath: string | undefined;
     try {
       await mkdir(join(tmp, "diff"), { recursive: true, mode: 0o700 });
@@ -174,7 +175,7 @@ export class OverlayLayerStore implements LayerStore {
     } finally {
       if (linkPath) await unlink(linkPath).catch(() => undefined);
       await rm(tmp, { recursive: true, force: true });
-      this.busyTemps.delete(tmpName);
+      this.scratch.release(tmpName);
     }
   }
 
@@ -182,38 +183,20 @@ export class OverlayLayerStore implements LayerStore {
     const dir = this.layerDir(chainId);
     const info = await this.get(chainId);
     if (!info) {
-      if (await pathExists(dir)) await this.trash(dir, parseDigest(chainId).hex); // a half-made directory
+      if (await pathExists(dir)) await this.scratch.trash(dir, `remove-${parseDigest(chainId).hex.slice(0, 12)}`); // a half-made directory
       return;
     }
     if ((this.pinned.get(chainId) ?? 0) > 0) throw conflict(`layer ${chainId} cannot be removed: a layer is being unpacked on top of it`);
     const child = (await this.list()).find((l) => l.parent === chainId);
     if (child) throw conflict(`layer ${chainId} cannot be removed: it is the parent of layer ${child.chainId}`);
-    const moved = await this.trash(dir, parseDigest(chainId).hex);
+    const moved = await this.scratch.trash(dir, `remove-${parseDigest(chainId).hex.slice(0, 12)}`);
     if (!moved) return; // removed concurrently
     await unlink(join(this.linkDir, info.link)).catch((e: unknown) => {
       if (!isErrno(e, "ENOENT")) throw e;
     });
   }
 
-  /** Renames a directory into ROOT/tmp (it vanishes atomically), then deletes it. */
-  private async trash(dir: string, hex: string): Promise<boolean> {
-    await mkdir(this.tmpDir, { recursive: true });
-    const name = `remove-${hex.slice(0, 12)}-${randomBytes(6).toString("hex")}`;
-    const dest = join(this.tmpDir, name);
-    this.busyTemps.add(name);
-    try {
-      try {
-        await rename(dir, dest);
-      } catch (e) {
-        if (isErrno(e, "ENOENT")) return false;
-        throw e;
-      }
-      await rm(dest, { recursive: true, force: true });
-      return true;
-    } finally {
-      this.busyTemps.delete(name);
-    }
-  }
+
 
   async lowerDirs(chainId: string): Promise<LowerDirs> {
     const lowers: string[] = [];
@@ -248,11 +231,7 @@ export class OverlayLayerStore implements LayerStore {
 
   async removeStale(): Promise<number> {
     let n = 0;
-    for (const name of await readdirOrEmpty(this.tmpDir)) {
-      if (this.busyTemps.has(name)) continue;
-      await rm(join(this.tmpDir, name), { recursive: true, force: true });
-      n++;
-    }
+    n += await this.scratch.sweep();
     for (const name of await readdirOrEmpty(this.root)) {
       if (!HEX64.test(name)) continue;
       if (!(await pathExists(join(this.root, name, "meta.json")))) {

@@ -29,6 +29,7 @@ import type { LayerStore } from "../layers/layer-store.ts";
 import { mountInfo } from "./mount.ts";
 import type { Mount, SnapshotInfo, Snapshotter, SnapshotUsage } from "./snapshotter.ts";
 import { isErrno, readdirOrEmpty } from "../fs-util.ts";
+import { ScratchDir } from "../scratch-dir.ts";
 
 /** Container IDs and names as Docker allows them; "tmp" is ours. */
 const KEY_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/;
@@ -46,7 +47,7 @@ export class OverlaySnapshotter implements Snapshotter {
   private readonly layers: LayerStore;
   private readonly tmpDir: string;
   /** Temporary directories of this process's operations: removeStale keeps them. */
-  private readonly busyTemps = new Set<string>();
+  private readonly scratch: ScratchDir;
 
   /**
    * @param root directory of the snapshots (created on demand); must not contain "," or ":"
@@ -57,6 +58,7 @@ export class OverlaySnapshotter implements Snapshotter {
     this.root = root;
     this.layers = layers;
     this.tmpDir = join(root, "tmp");
+    this.scratch = new ScratchDir(this.tmpDir);
   }
 
   async prepare(key: string, parentChainId: string | undefined): Promise<Mount[]> {
@@ -69,8 +71,7 @@ export class OverlaySnapshotter implements Snapshotter {
 
     await mkdir(this.tmpDir, { recursive: true });
     const tmpName = `prepare-${key}-${randomBytes(6).toString("hex")}`;
-    const tmp = join(this.tmpDir, tmpName);
-    this.busyTemps.add(tmpName);
+    const tmp = this.scratch.hold(tmpName);
     try {
       await mkdir(tmp, { mode: 0o711 });
       await mkdir(join(tmp, "upper"), { mode: 0o755 });
@@ -87,7 +88,7 @@ export class OverlaySnapshotter implements Snapshotter {
       return mounts;
     } finally {
       await rm(tmp, { recursive: true, force: true });
-      this.busyTemps.delete(tmpName);
+      this.scratch.release(tmpName);
     }
   }
 
@@ -139,22 +140,18 @@ export class OverlaySnapshotter implements Snapshotter {
     if (!st) return;
     const where = await this.mountedAt(key);
     if (where) throw conflict(`snapshot ${key} is mounted on ${where}: unmount it before removing`);
-    await this.trash(dir, `remove-${key}`);
+    await this.scratch.trash(dir, `remove-${key}`);
   }
 
   async removeStale(): Promise<number> {
     let n = 0;
-    for (const name of await readdirOrEmpty(this.tmpDir)) {
-      if (this.busyTemps.has(name)) continue;
-      await rm(join(this.tmpDir, name), { recursive: true, force: true });
-      n++;
-    }
+    n += await this.scratch.sweep();
     // Not made by rename of a complete directory (no meta.json): delete, unless mounted.
     for (const name of await readdirOrEmpty(this.root)) {
       if (name === "tmp" || !KEY_RE.test(name)) continue;
       if (await lstat(join(this.root, name, "meta.json")).then(() => true, () => false)) continue;
       if (await this.mountedAt(name)) continue;
-      await this.trash(join(this.root, name), `stale-${name}`);
+      await this.scratch.trash(join(this.root, name), `stale-${name}`);
       n++;
     }
     return n;
@@ -207,24 +204,7 @@ export class OverlaySnapshotter implements Snapshotter {
     }
   }
 
-  /** Renames a directory into ROOT/tmp (it vanishes atomically), then deletes it. */
-  private async trash(dir: string, prefix: string): Promise<void> {
-    await mkdir(this.tmpDir, { recursive: true });
-    const name = `${prefix}-${randomBytes(6).toString("hex")}`;
-    const dest = join(this.tmpDir, name);
-    this.busyTemps.add(name);
-    try {
-      try {
-        await rename(dir, dest);
-      } catch (e) {
-        if (isErrno(e, "ENOENT")) return;
-        throw e;
-      }
-      await rm(dest, { recursive: true, force: true });
-    } finally {
-      this.busyTemps.delete(name);
-    }
-  }
+
 }
 
 /** Sizes of regular files and symlinks under `dir` (hard links once) and the number of inodes. */

@@ -26,6 +26,7 @@ import { copyTree } from "./copy-tree.ts";
 import { resolveInRoot } from "./resolve-in-root.ts";
 import type { Volume, VolumeListFilters, VolumeStore } from "./volume-store.ts";
 import { fsyncDir, isErrno, pathExists, readdirOrEmpty } from "../fs-util.ts";
+import { ScratchDir } from "../scratch-dir.ts";
 
 const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
 const NAME_CHARS = "[a-zA-Z0-9][a-zA-Z0-9_.-]";
@@ -49,7 +50,7 @@ export class LocalVolumeStore implements VolumeStore {
   readonly root: string;
   private readonly tmpDir: string;
   /** Temporary directories of this process's operations: removeStale keeps them. */
-  private readonly busyTemps = new Set<string>();
+  private readonly scratch: ScratchDir;
   /** Per-volume serialisation of create, remove and populate. */
   private readonly locks = new Map<string, Promise<unknown>>();
 
@@ -57,6 +58,7 @@ export class LocalVolumeStore implements VolumeStore {
   constructor(root: string) {
     this.root = root;
     this.tmpDir = join(root, TMP);
+    this.scratch = new ScratchDir(this.tmpDir);
   }
 
   async create(opts: { name?: string; labels?: Record<string, string>; options?: Record<string, string>; anonymous?: boolean }): Promise<Volume> {
@@ -73,8 +75,7 @@ export class LocalVolumeStore implements VolumeStore {
       const meta: Meta = { name, createdAt: new Date().toISOString().replace(/\.\d+Z$/, "Z"), labels, options, anonymous };
       await mkdir(this.tmpDir, { recursive: true });
       const tmpName = `create-${randomBytes(8).toString("hex")}`;
-      const tmp = join(this.tmpDir, tmpName);
-      this.busyTemps.add(tmpName);
+      const tmp = this.scratch.hold(tmpName);
       try {
         await mkdir(tmp, { mode: 0o701 });
         await mkdir(join(tmp, DATA), { mode: 0o755 });
@@ -92,7 +93,7 @@ export class LocalVolumeStore implements VolumeStore {
         return this.toVolume(meta);
       } finally {
         await rm(tmp, { recursive: true, force: true });
-        this.busyTemps.delete(tmpName);
+        this.scratch.release(tmpName);
       }
     });
   }
@@ -134,7 +135,7 @@ export class LocalVolumeStore implements VolumeStore {
       const dir = this.dir(name);
       const mounted = (await mountInfo()).find((m) => m.mountPoint === dir || m.mountPoint.startsWith(dir + "/"));
       if (mounted) throw conflict(`remove ${name}: volume is in use - something is mounted on ${mounted.mountPoint}`);
-      await this.trash(dir, `remove-${name}`);
+      await this.scratch.trash(dir, `remove-${name}`, { syncParent: this.root });
     });
   }
 
@@ -210,14 +211,10 @@ export class LocalVolumeStore implements VolumeStore {
    */
   async removeStale(): Promise<number> {
     let n = 0;
-    for (const name of await readdirOrEmpty(this.tmpDir)) {
-      if (this.busyTemps.has(name)) continue;
-      await rm(join(this.tmpDir, name), { recursive: true, force: true });
-      n++;
-    }
+    n += await this.scratch.sweep();
     for (const name of await readdirOrEmpty(this.root)) {
       if (!NAME_RE.test(name) || (await pathExists(join(this.root, name, META)))) continue;
-      await this.trash(join(this.root, name), `stale-${name}`);
+      await this.scratch.trash(join(this.root, name), `stale-${name}`, { syncParent: this.root });
       n++;
     }
     return n;
@@ -258,25 +255,7 @@ export class LocalVolumeStore implements VolumeStore {
     return this.toVolume({ ...meta, labels: meta.labels ?? {}, options: meta.options ?? {}, anonymous: meta.anonymous === true });
   }
 
-  /** Renames a directory into ROOT/.tmp (it vanishes atomically), then deletes it. */
-  private async trash(dir: string, prefix: string): Promise<void> {
-    await mkdir(this.tmpDir, { recursive: true });
-    const name = `${prefix}-${randomBytes(6).toString("hex")}`;
-    const dest = join(this.tmpDir, name);
-    this.busyTemps.add(name);
-    try {
-      try {
-        await rename(dir, dest);
-      } catch (e) {
-        if (isErrno(e, "ENOENT")) return;
-        throw e;
-      }
-      await fsyncDir(this.root).catch(() => undefined);
-      await rm(dest, { recursive: true, force: true });
-    } finally {
-      this.busyTemps.delete(name);
-    }
-  }
+
 
   private async locked<T>(name: string, fn: () => Promise<T>): Promise<T> {
     const prev = this.locks.get(name) ?? Promise.resolve();
