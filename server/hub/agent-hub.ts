@@ -193,6 +193,32 @@ export class AgentHub extends EventEmitter<HubEvents> {
     return [...this.states.values()].map((s) => this.status(s));
   }
 
+  /**
+   * Makes nodes known from the console's database (at start): shown offline with their
+   * last-known inventory until they connect. Nodes already connected are left as they are.
+   */
+  seed(known: ReadonlyArray<{ nodeId: string; hostname: string; revoked: boolean; lastSeen?: number; agentVersion?: string; facts?: HostFactsWire; inventory?: InventorySnapshot; inventoryAt?: number }>): void {
+    for (const k of known) {
+      if (this.states.get(k.nodeId)?.online) continue;
+      const s = this.stateOf(k.nodeId, k.hostname);
+      s.revoked = k.revoked;
+      s.lastSeen = k.lastSeen ?? 0;
+      if (k.agentVersion !== undefined) s.agentVersion = k.agentVersion;
+      if (k.facts) s.facts = k.facts;
+      if (k.inventory) {
+        s.inventory = k.inventory;
+        s.inventoryAt = k.inventoryAt ?? k.inventory.takenAt;
+      }
+    }
+  }
+
+  /** Forgets a node (deleted by an administrator after revocation). */
+  forget(nodeId: string): void {
+    const s = this.states.get(nodeId);
+    if (s?.socket) s.socket.disconnect(true);
+    this.states.delete(nodeId);
+  }
+
   node(nodeId: string): NodeStatus | undefined {
     const s = this.states.get(nodeId);
     return s ? this.status(s) : undefined;
@@ -316,7 +342,10 @@ export class AgentHub extends EventEmitter<HubEvents> {
           this.log.warn({ address, hostname: auth.hostname, reason: consumed.reason }, "enrollment refused");
           throw refusal("join_refused", consumed.reason);
         }
-        const { nodeId, credential } = await this.registry.createNode(auth.hostname, auth.facts);
+        const { nodeId, credential } = await this.registry.createNode(auth.hostname, auth.facts, {
+          agentVersion: auth.agentVersion,
+          ...(consumed.joinTokenId ? { joinTokenId: consumed.joinTokenId } : {}),
+        });
         socket.data = { nodeId, hostname: auth.hostname, agentVersion: auth.agentVersion, enrollment: { nodeId, credential } };
         this.log.info({ nodeId, hostname: auth.hostname, address }, "node enrolled");
         this.emit("node.enrolled", { nodeId, hostname: auth.hostname });

@@ -19,10 +19,10 @@ export interface NodeRegistry {
    * so two agents presenting one token cannot both get `ok`.
    * @returns `{ ok: false, reason }` with a reason the agent's log shows ("join token already used")
    */
-  consumeJoinToken(token: string): Promise<{ ok: true } | { ok: false; reason: string }>;
+  consumeJoinToken(token: string): Promise<{ ok: true; joinTokenId?: string } | { ok: false; reason: string }>;
 
   /** Records a new node; returns its ID and its credential in clear, the one time it exists so. */
-  createNode(hostname: string, facts: HostFactsWire): Promise<{ nodeId: string; credential: string }>;
+  createNode(hostname: string, facts: HostFactsWire, options?: { joinTokenId?: string; agentVersion?: string }): Promise<{ nodeId: string; credential: string }>;
 
   /** Whether `credential` is this node's (constant-time comparison of hashes); false for unknown nodes. */
   verifyNode(nodeId: string, credential: string): Promise<boolean>;
