@@ -239,6 +239,8 @@ export const InventorySnapshotSchema = z.object({
   networks: z.array(InventoryNetworkSchema),
   /** Unix milliseconds when the agent read it. */
   takenAt: z.number(),
+  /** The filesystem of the data root, bytes (read at each full snapshot). */
+  disk: z.object({ total: z.number().nonnegative(), free: z.number().nonnegative() }).optional(),
 });
 export type InventorySnapshot = z.infer<typeof InventorySnapshotSchema>;
 

@@ -1,3 +1,4 @@
+import { statfs } from "node:fs/promises";
 import type { Engine } from "../engine/engine.ts";
 import type { ContainerRecord } from "../engine/containers/container-record.ts";
 import { BERTH_VERSION } from "../dockerapi/system-routes.ts";
@@ -26,7 +27,12 @@ export function inventoryContainer(c: ContainerRecord, now: number): InventoryCo
 /** Reads the node's whole inventory from the engine (memory and a few small files). */
 export async function readInventory(engine: Engine): Promise<InventorySnapshot> {
   const now = Date.now();
-  const [images, volumes, networks] = await Promise.all([engine.images.list(), engine.volumes.list({}), engine.network.list()]);
+  const [images, volumes, networks, fs] = await Promise.all([
+    engine.images.list(),
+    engine.volumes.list({}),
+    engine.network.list(),
+    statfs(engine.config.dataRoot).catch(() => undefined),
+  ]);
   return {
     protocol: LINK_PROTOCOL_VERSION,
     agentVersion: BERTH_VERSION,
@@ -47,5 +53,6 @@ export async function readInventory(engine: Engine): Promise<InventorySnapshot> 
       containers: Object.keys(n.containers).sort(),
     })),
     takenAt: now,
+    ...(fs ? { disk: { total: fs.blocks * fs.bsize, free: fs.bavail * fs.bsize } } : {}),
   };
 }

@@ -37,7 +37,7 @@ export function parseSecretKey(text: string): Buffer {
  * Reads the key from the environment.
  * @throws SecretKeyError when BERTH_SECRET_KEY is missing or malformed.
  */
-export function secretKeyFromEnv(env: NodeJS.ProcessEnv = process.env): Buffer {
+export function secretKeyFromEnv(env: Record<string, string | undefined> = process.env): Buffer {
   const value = env[SECRET_KEY_ENV];
   if (!value) {
     throw new SecretKeyError(

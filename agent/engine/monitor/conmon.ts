@@ -328,12 +328,13 @@ export class ConmonMonitor implements ContainerMonitor {
 
   /** Spawns conmon with the sync and start pipes (and the attach pipe for exec). */
   private launch(args: string[], cwd: string, withAttachPipe: boolean): Launch {
-    const env: NodeJS.ProcessEnv = {
+    // (A cast: Next.js's types, in the same program, make NODE_ENV a required key of ProcessEnv.)
+    const env = {
       PATH: process.env.PATH ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
       _OCI_SYNCPIPE: "3",
       _OCI_STARTPIPE: "4",
       ...(withAttachPipe ? { _OCI_ATTACHPIPE: "5" } : {}),
-    };
+    } as unknown as NodeJS.ProcessEnv;
     const stdio = ["ignore", "ignore", "pipe", "pipe", "pipe", ...(withAttachPipe ? ["pipe"] : [])] as ("ignore" | "pipe")[];
     this.logger?.debug({ args }, "starting conmon");
     const child = spawn(this.conmon, args, { cwd, env, stdio, detached: true });

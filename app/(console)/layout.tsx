@@ -1,0 +1,85 @@
+"use client";
+import Link from "next/link";
+import { usePathname, useRouter } from "next/navigation";
+import { signOut } from "next-auth/react";
+import { useCallback, useEffect, type ReactNode } from "react";
+import { trpc } from "../lib/trpc.ts";
+import { closeLiveSocket, useLive, useLiveConnected } from "../lib/live.ts";
+
+const NAV: Array<{ href: string; label: string; admin?: boolean; operate?: boolean; section?: string }> = [
+  { href: "/", label: "Fleet" },
+  { href: "/images", label: "Images" },
+  { href: "/containers", label: "Containers" },
+  { href: "/volumes", label: "Volumes" },
+  { href: "/networks", label: "Networks" },
+  { href: "/jobs", label: "Jobs" },
+  { href: "/run", label: "Run a container", operate: true },
+  { href: "/admin/users", label: "Users", admin: true, section: "Administration" },
+  { href: "/admin/teams", label: "Teams", admin: true },
+  { href: "/admin/groups", label: "Node groups", admin: true },
+  { href: "/admin/tokens", label: "Join tokens", admin: true },
+  { href: "/admin/add-node", label: "Add node", admin: true },
+  { href: "/admin/registries", label: "Registries", admin: true },
+  { href: "/admin/audit", label: "Audit log", admin: true },
+];
+
+export default function ConsoleLayout({ children }: { children: ReactNode }) {
+  const me = trpc.auth.me.useQuery(undefined, { staleTime: 10_000 });
+  const router = useRouter();
+  const path = usePathname();
+  const utils = trpc.useUtils();
+  const connected = useLiveConnected();
+
+  useEffect(() => {
+    if (me.isSuccess && me.data === null) router.replace(`/login?next=${encodeURIComponent(path)}`);
+    else if (me.data?.mustChangePassword && path !== "/account") router.replace("/account");
+  }, [me.isSuccess, me.data, path, router]);
+
+  // Any change on a node refreshes what shows nodes and inventory; jobs refresh on job notices.
+  const onNode = useCallback(() => {
+    void utils.nodes.invalidate();
+    void utils.inventory.invalidate();
+  }, [utils]);
+  const onJob = useCallback(() => void utils.jobs.invalidate(), [utils]);
+  const onAdmin = useCallback(() => void utils.admin.invalidate(), [utils]);
+  useLive("node.changed", onNode);
+  useLive("job.changed", onJob);
+  useLive("admin.changed", onAdmin);
+
+  if (!me.data) return <div className="main muted">{me.error ? me.error.message : "Loading…"}</div>;
+  const user = me.data;
+  return (
+    <div className="shell">
+      <nav className="nav">
+        <div className="brand">Berth</div>
+        {NAV.filter((n) => (!n.admin || user.can.admin) && (!n.operate || user.can.operate)).map((n) => (
+          <div key={n.href}>
+            {n.section && <div className="section">{n.section}</div>}
+            <Link href={n.href} className={path === n.href || (n.href !== "/" && path.startsWith(n.href)) ? "active" : ""}>
+              {n.label}
+            </Link>
+          </div>
+        ))}
+      </nav>
+      <div className="main">
+        <div className="topbar">
+          <div />
+          <div className="who">
+            <span className={`dot ${connected ? "on" : ""}`} title={connected ? "live updates connected" : "live updates disconnected"} />
+            <Link href="/account">{user.email}</Link>
+            <span className="badge" data-testid="role">{user.role}</span>
+            <button
+              onClick={() => {
+                closeLiveSocket();
+                void signOut({ callbackUrl: "/login" });
+              }}
+            >
+              Sign out
+            </button>
+          </div>
+        </div>
+        {children}
+      </div>
+    </div>
+  );
+}

@@ -1,0 +1,41 @@
+"use client";
+import type { ReactNode } from "react";
+
+export function Badge({ kind, children }: { kind?: string; children: ReactNode }) {
+  return <span className={`badge ${kind ?? ""}`}>{children}</span>;
+}
+
+/** A tRPC error as the user should read it: the server's message. */
+export function ErrorBox({ error }: { error: { message: string } | null | undefined }) {
+  if (!error) return null;
+  return (
+    <div className="error" role="alert">
+      {error.message}
+    </div>
+  );
+}
+
+export function Pager({ page, pages, total, onPage }: { page: number; pages: number; total: number; onPage: (p: number) => void }) {
+  return (
+    <div className="pager">
+      <button disabled={page <= 1} onClick={() => onPage(page - 1)}>
+        ‹ Previous
+      </button>
+      <span className="muted">
+        page {page} of {pages} · {total} in all
+      </span>
+      <button disabled={page >= pages} onClick={() => onPage(page + 1)}>
+        Next ›
+      </button>
+    </div>
+  );
+}
+
+export function ProgressBar({ current, total }: { current?: number; total?: number }) {
+  const pct = total && total > 0 ? Math.min(100, Math.round(((current ?? 0) / total) * 100)) : 0;
+  return (
+    <div className="bar" role="progressbar" aria-valuenow={pct} aria-valuemin={0} aria-valuemax={100}>
+      <div style={{ width: `${pct}%` }} />
+    </div>
+  );
+}

@@ -1,0 +1,125 @@
+/**
+ * next-auth configuration: email + password (credentials provider), and an OIDC
+ * provider when BERTH_OIDC_ISSUER, BERTH_OIDC_CLIENT_ID and BERTH_OIDC_CLIENT_SECRET
+ * are set. The JWT next-auth keeps in its cookie carries only our database session
+ * token (server/auth/sessions.ts), so sessions end server-side (logout, expiry,
+ * disabled user) and roles are read from the database on every request.
+ * OIDC signs in only users an admin created (matched by verified email).
+ */
+import type { AuthOptions, User } from "next-auth";
+import CredentialsModule from "next-auth/providers/credentials";
+import { cjsDefault } from "../cjs-default.ts";
+import type { OAuthConfig } from "next-auth/providers/oauth";
+import type { Logger } from "pino";
+import type { PrismaClient } from "../db/generated/client.ts";
+import { recordAudit } from "../db/audit.ts";
+import { normalizeEmail } from "./email.ts";
+import { authenticatePassword } from "./login.ts";
+import { createSession, revokeSession } from "./sessions.ts";
+
+// next-auth is CommonJS: under Node's ESM loader its default export sits one level down.
+const CredentialsProvider = cjsDefault(CredentialsModule);
+
+interface SessionCarrier extends User {
+  bst: string;
+}
+
+interface OidcProfile {
+  sub: string;
+  email?: string;
+  email_verified?: boolean;
+  name?: string;
+}
+
+export function oidcProviderFromEnv(env: Record<string, string | undefined> = process.env): OAuthConfig<OidcProfile> | undefined {
+  const issuer = env.BERTH_OIDC_ISSUER;
+  const clientId = env.BERTH_OIDC_CLIENT_ID;
+  const clientSecret = env.BERTH_OIDC_CLIENT_SECRET;
+  if (!issuer || !clientId || !clientSecret) return undefined;
+  return {
+    id: "oidc",
+    name: env.BERTH_OIDC_NAME ?? "Single sign-on",
+    type: "oauth",
+    wellKnown: `${issuer.replace(/\/+$/, "")}/.well-known/openid-configuration`,
+    clientId,
+    clientSecret,
+    idToken: true,
+    checks: ["pkce", "state"],
+    authorization: { params: { scope: "openid email profile" } },
+    profile: (p) => ({ id: p.sub, email: p.email ?? null, name: p.name ?? null }),
+  };
+}
+
+export function buildAuthOptions(deps: { prisma: PrismaClient; authSecret: string; sessionTtlMs: number; logger: Logger; secureCookies: boolean }): AuthOptions {
+  const { prisma, sessionTtlMs } = deps;
+  const oidc = oidcProviderFromEnv();
+  return {
+    secret: deps.authSecret,
+    useSecureCookies: deps.secureCookies,
+    session: { strategy: "jwt", maxAge: Math.floor(sessionTtlMs / 1000) },
+    pages: { signIn: "/login", error: "/login" },
+    providers: [
+      CredentialsProvider({
+        name: "Email and password",
+        credentials: { email: { label: "Email", type: "email" }, password: { label: "Password", type: "password" } },
+        async authorize(credentials, req) {
+          const email = String(credentials?.email ?? "");
+          const password = String(credentials?.password ?? "");
+          const headers = (req?.headers ?? {}) as Record<string, string | undefined>;
+          const ip = headers["x-forwarded-for"]?.split(",")[0]?.trim() ?? null;
+          const user = email && password ? await authenticatePassword(prisma, email, password).catch((e: unknown) => {
+                deps.logger.error({ err: (e as Error).message }, "password check failed");
+                return null;
+              }) : null;
+          await recordAudit(prisma, {
+            actorUserId: user?.id ?? null,
+            actorLabel: user?.email ?? (email.slice(0, 320) || "anonymous"),
+            action: "auth.login",
+            outcome: user ? "success" : "denied",
+            details: { method: "password", ...(user ? {} : { reason: "wrong email or password, or the account is disabled" }) },
+            ip,
+          }).catch(() => undefined);
+          if (!user) return null;
+          const s = await createSession(prisma, user.id, { ttlMs: sessionTtlMs, ...(headers["user-agent"] ? { userAgent: headers["user-agent"] } : {}), ...(ip ? { ip } : {}) });
+          return { id: user.id, email: user.email, name: user.name, bst: s.token } satisfies SessionCarrier;
+        },
+      }),
+      ...(oidc ? [oidc] : []),
+    ],
+    callbacks: {
+      async signIn({ user, account, profile }) {
+        if (account?.provider !== "oidc") return true;
+        const p = profile as OidcProfile | undefined;
+        if (!p?.email || p.email_verified === false) return "/login?error=oidc-email";
+        const known = await prisma.user.findUnique({ where: { email: normalizeEmail(p.email) }, select: { id: true, disabled: true } });
+        const ok = !!known && !known.disabled;
+        await recordAudit(prisma, { actorUserId: known?.id ?? null, actorLabel: p.email, action: "auth.login", outcome: ok ? "success" : "denied", details: { method: "oidc" } }).catch(() => undefined);
+        if (!ok) return "/login?error=oidc-unknown";
+        await prisma.account.upsert({
+          where: { provider_providerAccountId: { provider: "oidc", providerAccountId: account.providerAccountId } },
+          create: { provider: "oidc", providerAccountId: account.providerAccountId, userId: known.id },
+          update: {},
+        });
+        (user as Partial<SessionCarrier>).id = known.id;
+        return true;
+      },
+      async jwt({ token, user, account }) {
+        if (user && "bst" in user && typeof user.bst === "string") {
+          token.bst = user.bst;
+        } else if (user && account?.provider === "oidc") {
+          token.bst = (await createSession(prisma, user.id, { ttlMs: sessionTtlMs })).token;
+        }
+        return token;
+      },
+      async session({ session }) {
+        // The browser learns who it is from tRPC's auth.me; the session token stays in the encrypted cookie.
+        return session;
+      },
+    },
+    events: {
+      async signOut({ token }) {
+        if (typeof token?.bst === "string") await revokeSession(prisma, token.bst).catch(() => undefined);
+      },
+    },
+  };
+}

@@ -1,0 +1,74 @@
+/**
+ * `berth-console`: starts the console. Options (flags, or the environment in brackets):
+ *   --port N            [BERTH_PORT, default 8080]
+ *   --host ADDR         [BERTH_HOST, default 0.0.0.0]
+ *   --data-dir DIR      [BERTH_DATA_DIR, default /var/lib/berth-console]
+ *   --public-url URL    [BERTH_PUBLIC_URL] the URL browsers and agents use
+ *   --tls-cert FILE --tls-key FILE   [BERTH_TLS_CERT, BERTH_TLS_KEY] serve HTTPS
+ *   --dev               Next.js development mode
+ * DATABASE_URL selects an external PostgreSQL (else an embedded one in the data dir);
+ * BERTH_SECRET_KEY the key for secrets at rest (else <data dir>/secret.key).
+ */
+import { readFile } from "node:fs/promises";
+import { parseArgs } from "node:util";
+import { startConsole } from "./console.ts";
+import { firstAdminMessage } from "./auth/first-admin.ts";
+
+const { values } = parseArgs({
+  options: {
+    port: { type: "string" },
+    host: { type: "string" },
+    "data-dir": { type: "string" },
+    "public-url": { type: "string" },
+    "tls-cert": { type: "string" },
+    "tls-key": { type: "string" },
+    dev: { type: "boolean", default: false },
+    help: { type: "boolean", default: false },
+  },
+});
+if (values.help) {
+  console.log("usage: berth-console [--port N] [--host ADDR] [--data-dir DIR] [--public-url URL] [--tls-cert FILE --tls-key FILE] [--dev]");
+  process.exit(0);
+}
+const env = process.env;
+const port = Number(values.port ?? env.BERTH_PORT ?? 8080);
+if (!Number.isInteger(port) || port < 0 || port > 65535) {
+  console.error(`berth-console: --port must be a port number, got ${values.port ?? env.BERTH_PORT}`);
+  process.exit(2);
+}
+const certFile = values["tls-cert"] ?? env.BERTH_TLS_CERT;
+const keyFile = values["tls-key"] ?? env.BERTH_TLS_KEY;
+if (!!certFile !== !!keyFile) {
+  console.error("berth-console: --tls-cert and --tls-key go together");
+  process.exit(2);
+}
+const publicUrl = values["public-url"] ?? env.BERTH_PUBLIC_URL;
+const host = values.host ?? env.BERTH_HOST;
+try {
+  const running = await startConsole({
+    port,
+    dataDir: values["data-dir"] ?? env.BERTH_DATA_DIR ?? "/var/lib/berth-console",
+    ...(host ? { host } : {}),
+    ...(env.DATABASE_URL ? { databaseUrl: env.DATABASE_URL } : {}),
+    ...(publicUrl ? { publicUrl } : {}),
+    ...(certFile && keyFile ? { tls: { cert: await readFile(certFile, "utf8"), key: await readFile(keyFile, "utf8") } } : {}),
+    dev: values.dev,
+  });
+  // The first admin's login goes to stdout, plainly, for the person who started the console.
+  if (running.firstAdmin.created) console.log(`\n${firstAdminMessage(running.firstAdmin, running.url)}\n`);
+  console.log(`Berth console: ${running.url}`);
+  let stopping = false;
+  const stop = () => {
+    if (stopping) return;
+    stopping = true;
+    running.close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.on("SIGTERM", stop);
+  process.on("SIGINT", stop);
+} catch (e) {
+  console.error(`berth-console: ${(e as Error).message}`);
+  process.exit(1);
+}

@@ -1,0 +1,22 @@
+/** What the console's procedures and socket handlers work with; built once by server/console.ts. */
+import type { Logger } from "pino";
+import type { PrismaClient } from "./db/generated/client.ts";
+import type { DbNodeRegistry } from "./db/node-registry-db.ts";
+import type { RegistryStore } from "./db/registries.ts";
+import type { SecretBox } from "./auth/secret-box.ts";
+import type { AgentHub } from "./hub/agent-hub.ts";
+import type { JobService } from "./jobs/job-service.ts";
+import type { LiveUpdates } from "./live/live-updates.ts";
+
+export interface ConsoleServices {
+  prisma: PrismaClient;
+  hub: AgentHub;
+  nodeRegistry: DbNodeRegistry;
+  registries: RegistryStore;
+  secretBox: SecretBox;
+  jobs: JobService;
+  live: LiveUpdates;
+  logger: Logger;
+  /** The console's own URL as browsers and agents reach it (https://console.example:8443). */
+  publicUrl: string;
+}

@@ -1,0 +1,149 @@
+/**
+ * One inventory across the fleet, from each node's last-known inventory (live for
+ * connected nodes, the saved one for the others), filtered and paginated here so the
+ * browser never receives the whole fleet.
+ */
+import { z } from "zod";
+import type { InventoryContainer, InventoryImage, InventoryNetwork, InventoryVolume, LogLine } from "../../../agent/link/contract.ts";
+import { LinkRequestError } from "../../hub/agent-hub.ts";
+import { TRPCError } from "@trpc/server";
+import { authedProcedure, requireNodes, router, type AuthedContext } from "../trpc.ts";
+import { visibleNodes } from "./nodes.ts";
+
+const Page = {
+  nodeId: z.uuid().optional(),
+  search: z.string().max(300).optional(),
+  page: z.number().int().min(1).max(100_000).default(1),
+  pageSize: z.number().int().min(1).max(500).default(50),
+};
+
+export interface NodeRef {
+  id: string;
+  name: string;
+  online: boolean;
+}
+
+async function nodesWithInventory(ctx: AuthedContext, nodeId: string | undefined) {
+  if (nodeId) await requireNodes(ctx, [nodeId], "read");
+  else await requireNodes(ctx, [], "read");
+  const nodes = (await visibleNodes(ctx)).filter((n) => !nodeId || n.id === nodeId);
+  return nodes.map((n) => ({ node: { id: n.id, name: n.name, online: n.online } as NodeRef, inv: ctx.services.hub.node(n.id)?.inventory }));
+}
+
+function paginate<T>(rows: T[], page: number, pageSize: number) {
+  const total = rows.length;
+  return { total, page, pageSize, pages: Math.max(1, Math.ceil(total / pageSize)), items: rows.slice((page - 1) * pageSize, page * pageSize) };
+}
+
+const has = (q: string | undefined, ...values: Array<string | undefined>) => !q || values.some((v) => v?.toLowerCase().includes(q));
+
+export interface FleetImage {
+  repository: string;
+  tag: string;
+  id: string;
+  digest: string | null;
+  size: number;
+  created: number;
+  nodes: NodeRef[];
+}
+
+export interface FleetContainer extends Omit<InventoryContainer, "labels"> {
+  node: NodeRef;
+}
+
+export const inventoryRouter = router({
+  /** Images by repository:tag and ID, each with the nodes holding it. `digest` answers "which nodes hold this digest". */
+  images: authedProcedure.input(z.object({ ...Page, digest: z.string().max(100).optional(), dangling: z.boolean().optional() })).query(async ({ ctx, input }) => {
+    const q = input.search?.trim().toLowerCase();
+    const rows = new Map<string, FleetImage>();
+    for (const { node, inv } of await nodesWithInventory(ctx, input.nodeId)) {
+      for (const img of inv?.images ?? []) {
+        const digest = img.repoDigests[0]?.split("@")[1] ?? null;
+        if (input.digest && !img.repoDigests.some((d) => d.endsWith(`@${input.digest}`)) && img.id !== input.digest) continue;
+        const tags = img.repoTags.length ? img.repoTags : ["<none>:<none>"];
+        if (input.dangling !== undefined && input.dangling !== (img.repoTags.length === 0)) continue;
+        for (const rt of tags) {
+          const i = rt.lastIndexOf(":");
+          const repository = rt.slice(0, i);
+          const tag = rt.slice(i + 1);
+          if (!has(q, repository, tag, img.id, ...img.repoDigests)) continue;
+          const key = `${rt}|${img.id}`;
+          let row = rows.get(key);
+          if (!row) rows.set(key, (row = { repository, tag, id: img.id, digest, size: img.size, created: img.created, nodes: [] }));
+          row.nodes.push(node);
+        }
+      }
+    }
+    const sorted = [...rows.values()].sort((a, b) => b.created - a.created || a.repository.localeCompare(b.repository) || a.tag.localeCompare(b.tag));
+    return paginate(sorted, input.page, input.pageSize);
+  }),
+
+  /** Containers with their node ("where does this container run"). */
+  containers: authedProcedure
+    .input(z.object({ ...Page, state: z.enum(["created", "running", "paused", "restarting", "removing", "exited", "dead"]).optional() }))
+    .query(async ({ ctx, input }) => {
+      const q = input.search?.trim().toLowerCase();
+      const rows: FleetContainer[] = [];
+      for (const { node, inv } of await nodesWithInventory(ctx, input.nodeId)) {
+        for (const c of inv?.containers ?? []) {
+          if (input.state && c.state !== input.state) continue;
+          if (!has(q, c.name, c.id, c.image, c.command, node.name)) continue;
+          const { labels: _labels, ...rest } = c;
+          rows.push({ ...rest, node });
+        }
+      }
+      rows.sort((a, b) => b.created - a.created || a.name.localeCompare(b.name));
+      return paginate(rows, input.page, input.pageSize);
+    }),
+
+  volumes: authedProcedure.input(z.object(Page)).query(async ({ ctx, input }) => {
+    const q = input.search?.trim().toLowerCase();
+    const rows: Array<Omit<InventoryVolume, "labels"> & { node: NodeRef }> = [];
+    for (const { node, inv } of await nodesWithInventory(ctx, input.nodeId)) {
+      for (const v of inv?.volumes ?? []) if (has(q, v.name, v.driver, node.name)) rows.push({ name: v.name, driver: v.driver, mountpoint: v.mountpoint, createdAt: v.createdAt, anonymous: v.anonymous, node });
+    }
+    rows.sort((a, b) => a.name.localeCompare(b.name) || a.node.name.localeCompare(b.node.name));
+    return paginate(rows, input.page, input.pageSize);
+  }),
+
+  networks: authedProcedure.input(z.object(Page)).query(async ({ ctx, input }) => {
+    const q = input.search?.trim().toLowerCase();
+    const rows: Array<Omit<InventoryNetwork, "labels"> & { node: NodeRef }> = [];
+    for (const { node, inv } of await nodesWithInventory(ctx, input.nodeId)) {
+      for (const n of inv?.networks ?? []) if (has(q, n.name, n.id, n.driver, n.subnet, node.name)) rows.push({ id: n.id, name: n.name, driver: n.driver, subnet: n.subnet, gateway: n.gateway, internal: n.internal, created: n.created, containers: n.containers, node });
+    }
+    rows.sort((a, b) => a.name.localeCompare(b.name) || a.node.name.localeCompare(b.node.name));
+    return paginate(rows, input.page, input.pageSize);
+  }),
+
+  /** One container's last log lines, read from its node now. */
+  containerLogs: authedProcedure
+    .input(z.object({ nodeId: z.uuid(), id: z.string().min(1).max(128), tail: z.number().int().min(0).max(10_000).default(200) }))
+    .query(async ({ ctx, input }): Promise<{ lines: LogLine[]; truncated: boolean }> => {
+      await requireNodes(ctx, [input.nodeId], "read");
+      try {
+        return await ctx.services.hub.request(input.nodeId, "container.logs", { id: input.id, tail: input.tail }, { timeoutMs: 30_000 });
+      } catch (e) {
+        throw linkError(e);
+      }
+    }),
+
+  /** The `docker image history` of an image on a node. */
+  imageHistory: authedProcedure.input(z.object({ nodeId: z.uuid(), reference: z.string().min(1).max(512) })).query(async ({ ctx, input }) => {
+    await requireNodes(ctx, [input.nodeId], "read");
+    try {
+      return await ctx.services.hub.request(input.nodeId, "image.history", { reference: input.reference }, { timeoutMs: 30_000 });
+    } catch (e) {
+      throw linkError(e);
+    }
+  }),
+});
+
+/** A link failure as the API's error: the engine's message, with a code the browser can act on. */
+export function linkError(e: unknown): TRPCError {
+  if (!(e instanceof LinkRequestError)) return new TRPCError({ code: "INTERNAL_SERVER_ERROR", message: (e as Error).message, cause: e });
+  const code = e.kind === "NotFound" ? "NOT_FOUND" : e.kind === "InvalidArgument" ? "BAD_REQUEST" : e.kind === "Conflict" ? "CONFLICT" : e.kind === "Unavailable" ? "SERVICE_UNAVAILABLE" : "INTERNAL_SERVER_ERROR";
+  return new TRPCError({ code, message: e.message, cause: e });
+}
+
+export type { InventoryImage };

@@ -1,0 +1,113 @@
+// The console's API end to end with a real agent: enrollment by join token, the fleet
+// and inventory queries, a pull job with per-layer progress from the fixture registry,
+// running a container from the form, its lifecycle, and the audit log of each step.
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { startRegistry, type RegistryFixture } from "./fixtures/registry.ts";
+import { pushFixtureImages, type FixtureImages } from "./fixtures/images.ts";
+import { startAgent, dockerOk, type AgentHandle } from "./helpers/agent.ts";
+import { apiClient, codeOf, createUser, sessionCookie, startTestConsole, type ApiClient, type TestConsole } from "./helpers/console.ts";
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (e) {
+      last = e;
+    }
+    await sleep(200);
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ""}`);
+}
+
+describe("console API with a real agent", () => {
+  let registry: RegistryFixture;
+  let images: FixtureImages;
+  let consoleUp: TestConsole;
+  let agent: AgentHandle;
+  let admin: ApiClient;
+  let nodeId: string;
+
+  before(async () => {
+    registry = await startRegistry({ auth: "none" });
+    images = await pushFixtureImages(registry);
+    consoleUp = await startTestConsole("console-api");
+    const a = await createUser(consoleUp, "admin");
+    admin = apiClient(consoleUp, await sessionCookie(consoleUp, a.id));
+    const token = await consoleUp.services.nodeRegistry.createJoinToken({ note: "test" });
+    agent = await startAgent({ consoleUrl: consoleUp.url, joinToken: token.token });
+    nodeId = await until("the agent to enroll and come online", async () => {
+      const list = await admin.nodes.list.query();
+      return list.nodes.find((n) => n.online)?.id;
+    });
+  });
+
+  after(async () => {
+    await agent?.destroy();
+    await consoleUp?.stop();
+    await registry?.stop();
+  });
+
+  test("the fleet shows the node online with its facts", async () => {
+    const list = await admin.nodes.list.query();
+    assert.equal(list.nodes.length, 1);
+    const n = list.nodes[0]!;
+    assert.equal(n.online, true);
+    assert.ok(n.kernel && n.os && n.cpus && n.memory, "kernel, OS, CPUs and memory are shown");
+    assert.ok(n.disk && n.disk.total > 0, "disk is shown");
+    assert.ok(n.agentVersion);
+  });
+
+  test("a pull job runs on the node with per-layer progress, and the image shows in the fleet inventory", async () => {
+    const reference = `${registry.host}/${images.multilayer.repository}:${images.multilayer.tag}`;
+    const { jobId } = await admin.jobs.pull.mutate({ nodeIds: [nodeId], reference });
+    const job = await until("the pull job to finish", async () => {
+      const j = await admin.jobs.get.query({ jobId });
+      return j.status !== "running" && j.status !== "queued" ? j : undefined;
+    }, 120_000);
+    assert.equal(job.status, "succeeded", JSON.stringify(job.steps));
+    const progress = job.steps[0]!.progress as { layers: Array<{ id: string; status: string }> };
+    assert.ok(progress.layers.length >= 3, `per-layer progress recorded: ${JSON.stringify(progress)}`);
+    const found = await until("the image in the inventory", async () => {
+      const page = await admin.inventory.images.query({ search: images.multilayer.repository });
+      return page.items.find((i) => i.nodes.some((n) => n.id === nodeId));
+    });
+    assert.equal(found.tag, images.multilayer.tag);
+    const byDigest = await admin.inventory.images.query({ digest: found.digest ?? "" });
+    assert.deepEqual(byDigest.items.map((i) => i.nodes.map((n) => n.id)), [[nodeId]]);
+  });
+
+  test("run from the form, see it running, stop and remove it; the audit log has each step", async () => {
+    const image = `${registry.host}/${images.busybox.repository}:${images.busybox.tag}`;
+    const run = await admin.jobs.run.mutate({ nodeId, image, name: "web1", command: "sleep 300", ports: ["18181:80"], env: ["A=1"], restart: "no" });
+    await until("the run job", async () => (await admin.jobs.get.query({ jobId: run.jobId })).status === "succeeded", 60_000);
+    const c = await until("web1 running in the inventory", async () => {
+      const page = await admin.inventory.containers.query({ search: "web1" });
+      return page.items.find((x) => x.name === "web1" && x.state === "running");
+    });
+    assert.equal(c.node.id, nodeId);
+    assert.match(await dockerOk(agent, ["ps", "--format", "{{.Names}} {{.Ports}}"]), /web1 .*18181->80\/tcp/);
+    for (const action of ["stop", "remove"] as const) {
+      const j = await admin.jobs.container.mutate({ action, targets: [{ nodeId, id: c.id }] });
+      await until(`${action} job`, async () => (await admin.jobs.get.query({ jobId: j.jobId })).status === "succeeded", 60_000);
+    }
+    await until("web1 gone", async () => (await admin.inventory.containers.query({ search: "web1" })).total === 0);
+    const audit = await consoleUp.services.prisma.auditLog.findMany({ where: { action: { startsWith: "jobs." } }, orderBy: { at: "asc" } });
+    assert.deepEqual(audit.map((a) => `${a.action} ${a.outcome}`).slice(-3), ["jobs.run success", "jobs.container success", "jobs.container success"]);
+    assert.ok(audit.some((a) => a.action === "jobs.run" && a.targetNodeIds.includes(nodeId)));
+  });
+
+  test("a malformed reference and a bad port are refused with a clear error naming them", async () => {
+    await assert.rejects(admin.jobs.pull.mutate({ nodeIds: [nodeId], reference: "Bad Ref!!" }), /invalid reference format/);
+    await assert.rejects(admin.jobs.run.mutate({ nodeId, image: "busybox", ports: ["80:x"] }), /ports\[0\] "80:x"/);
+  });
+
+  test("signed out: refused", async () => {
+    assert.equal(await codeOf(apiClient(consoleUp).nodes.list.query()), "UNAUTHORIZED");
+  });
+});
