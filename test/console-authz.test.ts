@@ -1,0 +1,253 @@
+// The authorisation matrix: every tRPC procedure of the console, called over HTTP by
+// each kind of caller — admin, operator and viewer of the node's team, an operator of
+// another team, a disabled user, no session, an expired session — and the browser
+// socket with each of them and with a foreign Origin. Nothing a caller may not do
+// succeeds, and every refusal says why.
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { io as ioClient, type Socket } from "socket.io-client";
+import { appRouter } from "../server/trpc/router.ts";
+import { createTeamWithGroup, createUser, sessionCookie, startTestConsole, type TestConsole, type TestUser } from "./helpers/console.ts";
+
+type Need = "public" | "signed-in" | "read" | "operate" | "admin";
+
+/**
+ * What each procedure needs. A procedure missing here fails the test: a new procedure
+ * must be placed in the matrix before it ships.
+ */
+function needOf(path: string): Need | undefined {
+  if (path === "auth.me") return "public";
+  if (path === "auth.changePassword" || path === "auth.logoutEverywhere") return "signed-in";
+  if (path.startsWith("admin.") || path.startsWith("installer.") || ["nodes.revoke", "nodes.delete", "nodes.update"].includes(path)) return "admin";
+  if (path.startsWith("jobs.") && !["jobs.list", "jobs.get"].includes(path)) return "operate";
+  if (path.startsWith("nodes.") || path.startsWith("inventory.") || path.startsWith("jobs.")) return "read";
+  return undefined;
+}
+
+type Principal = "admin" | "operator" | "viewer" | "outsider" | "disabled" | "anonymous" | "expired";
+const PRINCIPALS: Principal[] = ["admin", "operator", "viewer", "outsider", "disabled", "anonymous", "expired"];
+
+/** Whether `who` may call a procedure needing `need` on the team's node. */
+function allowed(who: Principal, need: Need, nodeScoped: boolean): boolean {
+  if (need === "public") return true;
+  if (who === "disabled" || who === "anonymous" || who === "expired") return false;
+  if (need === "signed-in") return true;
+  if (need === "admin") return who === "admin";
+  if (need === "operate") return who === "admin" || who === "operator";
+  // read: an outsider may list (and sees nothing of the team's nodes) but not name a node of theirs.
+  return who !== "outsider" || !nodeScoped;
+}
+
+interface CallResult {
+  status: number;
+  code: string;
+  message: string;
+}
+
+describe("authorisation matrix", () => {
+  let c: TestConsole;
+  let nodeId: string;
+  let jobId: string;
+  let secondNodeId: string;
+  const users = {} as Record<"admin" | "operator" | "viewer" | "outsider" | "disabled", TestUser>;
+
+  before(async () => {
+    c = await startTestConsole("console-authz");
+    const p = c.services.prisma;
+    const group = await p.nodeGroup.create({ data: { name: "prod" } });
+    const other = await p.nodeGroup.create({ data: { name: "staging" } });
+    const node = await p.node.create({ data: { hostname: "node-a", name: "node-a", groupId: group.id } });
+    nodeId = node.id;
+    secondNodeId = (await p.node.create({ data: { hostname: "node-b", name: "node-b", groupId: group.id } })).id;
+    const job = await p.job.create({ data: { kind: "image.pull", status: "succeeded", steps: { create: [{ nodeId, action: "image.pull", status: "succeeded" }] } } });
+    jobId = job.id;
+    const team = await createTeamWithGroup(c, "ops", group.id);
+    const otherTeam = await createTeamWithGroup(c, "web", other.id);
+    users.admin = await createUser(c, "admin");
+    users.operator = await createUser(c, "operator", { teamIds: [team] });
+    users.viewer = await createUser(c, "viewer", { teamIds: [team] });
+    users.outsider = await createUser(c, "operator", { teamIds: [otherTeam] });
+    users.disabled = await createUser(c, "operator", { teamIds: [team] });
+  });
+
+  after(async () => {
+    await c?.stop();
+  });
+
+  async function cookieOf(who: Principal): Promise<string | undefined> {
+    if (who === "anonymous") return undefined;
+    if (who === "expired") return sessionCookie(c, users.operator.id, { ttlMs: 1_000, now: new Date(Date.now() - 60_000) });
+    const cookie = await sessionCookie(c, users[who].id);
+    // Disabled after signing in: the session exists, the account no longer works.
+    if (who === "disabled") await c.services.prisma.user.update({ where: { id: users.disabled.id }, data: { disabled: true } });
+    return cookie;
+  }
+
+  async function call(path: string, type: string, input: unknown, cookie: string | undefined, origin = c.url): Promise<CallResult> {
+    const headers: Record<string, string> = { origin, "content-type": "application/json" };
+    if (cookie) headers.cookie = cookie;
+    const url = `${c.url}/api/trpc/${path}`;
+    const res =
+      type === "query"
+        ? await fetch(`${url}?input=${encodeURIComponent(JSON.stringify(input))}`, { headers })
+        : await fetch(url, { method: "POST", headers, body: JSON.stringify(input) });
+    const body = (await res.json().catch(() => ({}))) as { error?: { message?: string; data?: { code?: string } } };
+    return { status: res.status, code: body.error?.data?.code ?? (res.ok ? "OK" : `HTTP ${res.status}`), message: body.error?.message ?? "" };
+  }
+
+  /** Inputs that pass validation, aimed at the team's node (or at nothing, for destructive admin calls). */
+  function sampleInput(path: string): { input: unknown; nodeScoped: boolean } {
+    const ref = "127.0.0.1:5999/none/such:1";
+    const samples: Record<string, unknown> = {
+      "auth.changePassword": { current: "not the password", next: "a new password 123" },
+      "nodes.list": {},
+      "nodes.get": { nodeId },
+      "nodes.revoke": { nodeId: randomUUID() },
+      "nodes.delete": { nodeId: randomUUID() },
+      "nodes.update": { nodeId: randomUUID(), name: "x" },
+      "inventory.images": { nodeId },
+      "inventory.containers": { nodeId },
+      "inventory.volumes": { nodeId },
+      "inventory.networks": { nodeId },
+      "inventory.containerLogs": { nodeId, id: "web" },
+      "inventory.imageHistory": { nodeId, reference: "busybox" },
+      "jobs.list": { nodeId },
+      "jobs.get": { jobId },
+      "jobs.cancel": { jobId },
+      "jobs.pull": { nodeIds: [nodeId], reference: ref },
+      "jobs.push": { nodeIds: [nodeId], reference: ref },
+      "jobs.tag": { nodeIds: [nodeId], source: ref, target: `${ref}-b` },
+      "jobs.removeImage": { nodeIds: [nodeId], reference: ref },
+      "jobs.prune": { nodeIds: [nodeId] },
+      "jobs.distribute": { sourceNodeId: nodeId, targetNodeIds: [secondNodeId], reference: ref },
+      "jobs.container": { action: "stop", targets: [{ nodeId, id: "web" }] },
+      "jobs.run": { nodeId, image: ref },
+    };
+    const input = path in samples ? samples[path] : {};
+    const nodeScoped = JSON.stringify(input).includes(nodeId) || JSON.stringify(input).includes(jobId);
+    return { input, nodeScoped };
+  }
+
+  test("every procedure is in the matrix", () => {
+    const missing = Object.keys(appRouter._def.procedures).filter((p) => needOf(p) === undefined);
+    assert.deepEqual(missing, [], "procedures without an entry in the matrix");
+  });
+
+  for (const who of PRINCIPALS) {
+    test(`${who}: allowed calls pass the check, the rest are refused with a clear error`, async () => {
+      const wrong: string[] = [];
+      for (const [path, proc] of Object.entries(appRouter._def.procedures)) {
+        const need = needOf(path);
+        if (!need) continue;
+        const { input, nodeScoped } = sampleInput(path);
+        const r = await call(path, (proc as { _def: { type: string } })._def.type, input, await cookieOf(who));
+        const refused = r.code === "UNAUTHORIZED" || r.code === "FORBIDDEN";
+        const expectAllowed = allowed(who, need, nodeScoped);
+        if (expectAllowed && refused) wrong.push(`${path}: refused (${r.code}: ${r.message})`);
+        if (!expectAllowed) {
+          if (!refused) wrong.push(`${path}: not refused (${r.code} ${r.message})`);
+          else if (r.message.length < 10) wrong.push(`${path}: refusal without a clear message: "${r.message}"`);
+          else if (["disabled", "anonymous", "expired"].includes(who) && r.code !== "UNAUTHORIZED") wrong.push(`${path}: ${r.code} instead of UNAUTHORIZED`);
+        }
+      }
+      assert.deepEqual(wrong, []);
+    });
+  }
+
+  test("the messages say what is wrong", async () => {
+    const viewer = await cookieOf("viewer");
+    const r = await call("jobs.pull", "mutation", { nodeIds: [nodeId], reference: "busybox" }, viewer);
+    assert.equal(r.code, "FORBIDDEN");
+    assert.match(r.message, /viewer role may not/);
+    const outsider = await cookieOf("outsider");
+    const o = await call("nodes.get", "query", { nodeId }, outsider);
+    assert.match(o.message, new RegExp(`node ${nodeId} is not in a node group of your teams`));
+    const anon = await call("nodes.list", "query", {}, undefined);
+    assert.match(anon.message, /not signed in/);
+  });
+
+  test("an outsider's lists hold nothing of the team's nodes", async () => {
+    const outsider = await cookieOf("outsider");
+    const nodes = await call("nodes.list", "query", {}, outsider);
+    assert.equal(nodes.code, "OK");
+    const res = await fetch(`${c.url}/api/trpc/nodes.list?input=${encodeURIComponent("{}")}`, { headers: { cookie: outsider ?? "" } });
+    const body = (await res.json()) as { result: { data: { nodes: Array<{ id: string }> } } };
+    assert.deepEqual(body.result.data.nodes, []);
+    const jobs = await fetch(`${c.url}/api/trpc/jobs.list?input=${encodeURIComponent("{}")}`, { headers: { cookie: outsider ?? "" } });
+    assert.equal(((await jobs.json()) as { result: { data: { total: number } } }).result.data.total, 0);
+  });
+
+  test("a foreign Origin is refused on the API", async () => {
+    const r = await call("nodes.list", "query", {}, await cookieOf("admin"), "https://evil.example");
+    assert.equal(r.status, 403);
+  });
+
+  test("refusals are in the audit log as denied", async () => {
+    const rows = await c.services.prisma.auditLog.findMany({ where: { outcome: "denied", action: "jobs.pull" } });
+    assert.ok(rows.length >= 3, `viewer, outsider, disabled, anonymous, expired pulls recorded as denied (${rows.length})`);
+    assert.ok(rows.every((r) => r.targetNodeIds.includes(nodeId) || r.actorLabel === "anonymous" || r.actorUserId !== null));
+  });
+
+  // --- the browser socket --------------------------------------------------------------
+
+  function connect(cookie: string | undefined, origin: string): Promise<{ socket: Socket; error?: string }> {
+    return new Promise((resolve) => {
+      const socket = ioClient(`${c.url}/ui`, { transports: ["websocket"], reconnection: false, forceNew: true, extraHeaders: { origin, ...(cookie ? { cookie } : {}) } });
+      socket.once("connect", () => resolve({ socket }));
+      socket.once("connect_error", (e) => resolve({ socket, error: e.message }));
+    });
+  }
+
+  test("the browser socket: signed-in callers connect; none, expired, disabled or a foreign Origin are refused", async () => {
+    const cases: Array<[Principal, string, boolean]> = [
+      ["admin", c.url, true],
+      ["viewer", c.url, true],
+      ["outsider", c.url, true],
+      ["anonymous", c.url, false],
+      ["expired", c.url, false],
+      ["disabled", c.url, false],
+      ["admin", "https://evil.example", false],
+    ];
+    for (const [who, origin, ok] of cases) {
+      const { socket, error } = await connect(await cookieOf(who), origin);
+      socket.close();
+      assert.equal(!error, ok, `${who} from ${origin}: ${error ?? "connected"}`);
+      if (!ok) assert.match(error ?? "", /not signed in|expired|origin/);
+    }
+  });
+
+  test("the browser socket: a node's changes reach its team and admins, not other teams; a role change applies at once", async () => {
+    const viewer = await connect(await cookieOf("viewer"), c.url);
+    const outsider = await connect(await cookieOf("outsider"), c.url);
+    const seen = { viewer: 0, outsider: 0 };
+    viewer.socket.on("node.changed", () => seen.viewer++);
+    outsider.socket.on("node.changed", () => seen.outsider++);
+    await new Promise((r) => setTimeout(r, 200));
+    c.services.live.nodeChanged(nodeId, "status");
+    await new Promise((r) => setTimeout(r, 300));
+    assert.deepEqual(seen, { viewer: 1, outsider: 0 });
+
+    const dropped = new Promise<string>((r) => outsider.socket.once("disconnect", (reason) => r(reason)));
+    await c.services.prisma.user.update({ where: { id: users.outsider.id }, data: { disabled: true } });
+    await c.services.live.refreshUser(users.outsider.id);
+    assert.equal(await dropped, "io server disconnect");
+    viewer.socket.close();
+    outsider.socket.close();
+  });
+
+  test("the agents' namespace refuses a browser Origin", async () => {
+    const r = await new Promise<string>((resolve) => {
+      const s = ioClient(`${c.url}/agents`, { transports: ["websocket"], reconnection: false, forceNew: true, extraHeaders: { origin: "https://evil.example" }, auth: {} });
+      s.once("connect", () => {
+        s.close();
+        resolve("connected");
+      });
+      s.once("connect_error", (e) => {
+        s.close();
+        resolve(e.message);
+      });
+    });
+    assert.match(r, /origin/);
+  });
+});
