@@ -10,7 +10,7 @@ import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { createServer as createHttpServer, type Server as HttpServer } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
-import { createServer as createNetServer, connect as netConnect, type Socket as NetSocket } from "node:net";
+import { connect as netConnect } from "node:net";
 import os, { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -20,6 +20,7 @@ import { io as ioClient } from "socket.io-client";
 import { startRegistry, type RegistryFixture } from "./fixtures/registry.ts";
 import { pushFixtureImages, type FixtureImages } from "./fixtures/images.ts";
 import { startAgent, type AgentHandle } from "./helpers/agent.ts";
+import { startLinkProxy as startProxy, type LinkProxy } from "./helpers/link-proxy.ts";
 import { AgentHub, LinkRequestError } from "../server/hub/agent-hub.ts";
 import { MemoryNodeRegistry } from "../server/hub/memory-node-registry.ts";
 import { LINK_MAX_MESSAGE_BYTES, LINK_PROTOCOL_VERSION, type EngineEvent, type InventoryContainer, type ProgressEventWire } from "../agent/link/contract.ts";
@@ -63,65 +64,6 @@ async function startConsole(registry: MemoryNodeRegistry, opts: { port?: number;
       closed = true;
       await hub.close();
       await io.close();
-    },
-  };
-}
-
-// --- a TCP proxy between agent and console that can cut the line -----------------------------
-
-interface LinkProxy {
-  url: string;
-  /** The line goes dead: open connections stop carrying data (nobody is told), new ones are refused. */
-  cut(): void;
-  restore(): void;
-  close(): Promise<void>;
-}
-
-async function startProxy(targetPort: () => number): Promise<LinkProxy> {
-  let down = false;
-  const pairs = new Set<{ client: NetSocket; upstream: NetSocket; dead: boolean }>();
-  const server = createNetServer((client) => {
-    if (down) {
-      client.destroy();
-      return;
-    }
-    const upstream = netConnect(targetPort(), "127.0.0.1");
-    const pair = { client, upstream, dead: false };
-    pairs.add(pair);
-    const end = () => {
-      pairs.delete(pair);
-      if (pair.dead) return; // a dead line tells nobody
-      client.destroy();
-      upstream.destroy();
-    };
-    client.on("data", (d) => void (!pair.dead && upstream.write(d)));
-    upstream.on("data", (d) => void (!pair.dead && client.write(d)));
-    client.on("close", end).on("error", end);
-    upstream.on("close", end).on("error", end);
-  });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
-  const port = (server.address() as { port: number }).port;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    cut: () => {
-      down = true;
-      for (const p of pairs) p.dead = true;
-    },
-    restore: () => {
-      down = false;
-      for (const p of [...pairs]) {
-        if (!p.dead) continue;
-        pairs.delete(p);
-        p.client.destroy();
-        p.upstream.destroy();
-      }
-    },
-    close: async () => {
-      for (const p of pairs) {
-        p.client.destroy();
-        p.upstream.destroy();
-      }
-      await new Promise<void>((r) => server.close(() => r()));
     },
   };
 }

@@ -61,7 +61,7 @@ export const jobsRouter = router({
         items: jobs.map((j) => ({
           id: j.id,
           kind: j.kind,
-          params: j.params,
+          params: j.params as Record<string, unknown>,
           status: j.status,
           createdBy: j.createdBy?.email ?? null,
           createdAt: j.createdAt.toISOString(),
@@ -82,7 +82,7 @@ export const jobsRouter = router({
     return {
       id: job.id,
       kind: job.kind,
-      params: job.params,
+      params: job.params as Record<string, unknown>,
       status: job.status,
       createdBy: job.createdBy?.email ?? null,
       createdAt: job.createdAt.toISOString(),
@@ -95,8 +95,8 @@ export const jobsRouter = router({
         nodeName: s.node.name,
         action: s.action,
         status: s.status,
-        progress: s.progress,
-        result: s.result,
+        progress: s.progress as unknown,
+        result: s.result as unknown,
         error: s.error,
         startedAt: s.startedAt?.toISOString() ?? null,
         finishedAt: s.finishedAt?.toISOString() ?? null,
