@@ -3,6 +3,7 @@
 //
 //   <out>/berth-agent/            berth-agent.mjs (agent/main.ts and its npm dependencies, one ESM file
 //                                 for Node 18, what Debian 12 ships), berth-agent (launcher),
+//                                 berth-agent-teardown.mjs (removes the agent's containers and data),
 //                                 berth-agent.service (systemd unit template), VERSION, and
 //                                 node_modules/node-unix-socket-linux-x64-gnu/ (the SOCK_SEQPACKET addon
 //                                 for attach, when installed: it is published for linux/x64 only)
@@ -51,9 +52,7 @@ const versionPlugin = {
   },
 };
 
-const result = await build({
-  entryPoints: [join(ROOT, "agent/main.ts")],
-  outfile: join(dir, "berth-agent.mjs"),
+const common = {
   bundle: true,
   platform: "node",
   format: "esm",
@@ -73,9 +72,10 @@ const result = await build({
   plugins: [versionPlugin],
   legalComments: "eof",
   logLevel: "warning",
-  metafile: true,
-});
-if (result.errors.length) process.exit(1);
+};
+// The agent, and the node-side teardown that "remove node and its data" runs with the agent stopped.
+await build({ ...common, entryPoints: [join(ROOT, "agent/main.ts")], outfile: join(dir, "berth-agent.mjs") });
+await build({ ...common, entryPoints: [join(ROOT, "server/installer/node/teardown.ts")], outfile: join(dir, "berth-agent-teardown.mjs") });
 
 const addonDir = join(ROOT, "node_modules", ADDON);
 if (existsSync(addonDir)) {

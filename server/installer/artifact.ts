@@ -42,7 +42,7 @@ export async function readArtifact(path: string): Promise<AgentArtifact> {
     seen.add(name);
     if (name === "berth-agent/VERSION") {
       const chunks: Buffer[] = [];
-      stream.on("data", (c: Buffer) => chunks.push(c));
+      stream.on("data", (c: unknown) => void chunks.push(c as Buffer));
       stream.on("end", () => {
         version = Buffer.concat(chunks).toString("utf8").trim();
         next();

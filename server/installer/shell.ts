@@ -57,10 +57,10 @@ export function nodePaths(prefix: string): NodePaths {
 }
 
 /**
- * A shell function `mkd DIR MODE` that creates DIR and its missing parents and prints
+ * A shell function `mkd DIR MODE` that creates DIR (MODE) and its missing parents (0755) and prints
  * `created:PATH` for each directory it made, so the caller can undo exactly those.
  */
-export const MKD = `mkd() { _p=$1; _m=$2; set --; while [ ! -e "$_p" ]; do set -- "$_p" "$@"; _p=$(dirname "$_p"); done; for _d in "$@"; do mkdir -m "$_m" "$_d" && echo "created:$_d"; done; }`;
+export const MKD = `mkd() { _l=$1; _p=$1; _m=$2; set --; while [ ! -e "$_p" ]; do set -- "$_p" "$@"; _p=$(dirname "$_p"); done; for _d in "$@"; do if [ "$_d" = "$_l" ]; then mkdir -m "$_m" "$_d"; else mkdir -m 0755 "$_d"; fi && echo "created:$_d"; done; }`;
 
 /** The directories a script using MKD reported as created, outermost first. */
 export function createdDirs(stdout: string): string[] {

@@ -242,7 +242,8 @@ export class SshSession {
 
   /** Runs a shell script as root (directly, or through sudo as checkPrivilege() found). */
   root(script: string, opts: Omit<ExecOptions, "stdin"> = {}): Promise<ExecResult> {
-    const body = `export LC_ALL=C PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH"; ${script}`;
+    // Appended, not prepended: the login environment decides first (sudo applies its secure_path anyway).
+    const body = `export LC_ALL=C PATH="$PATH:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"; ${script}`;
     switch (this.#privilege) {
       case "root":
         return this.exec(`sh -c ${q(body)}`, opts);
