@@ -1,0 +1,129 @@
+"use client";
+import Link from "next/link";
+import { useParams } from "next/navigation";
+import { trpc } from "../../../lib/trpc.ts";
+import { ApiError, useCan } from "../../../components/action-bar.tsx";
+import { ago } from "../../../components/format.ts";
+import { asProgress, LayerBars, useLiveSteps } from "../../../components/job-progress.tsx";
+import { describeJob } from "../../../components/jobs-table.tsx";
+import { Badge, ErrorBox } from "../../../components/ui.tsx";
+
+// A live notice and a refetch can arrive in either order; the later state wins.
+const RANK: Record<string, number> = { pending: 0, running: 1, succeeded: 2, failed: 2, canceled: 2, skipped: 2 };
+const later = (a: string, b: string | undefined) => (b !== undefined && (RANK[b] ?? 0) > (RANK[a] ?? 0) ? b : a);
+
+function duration(from: string | null, to: string | null, now = Date.now()): string {
+  if (!from) return "";
+  const ms = (to ? Date.parse(to) : now) - Date.parse(from);
+  return ms < 1000 ? `${ms} ms` : ms < 120_000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.round(ms / 60_000)} min`;
+}
+
+function ResultCell({ action, result }: { action: string; result: unknown }) {
+  if (!result || typeof result !== "object" || Object.keys(result).length === 0) return null;
+  const r = result as Record<string, unknown>;
+  if (action === "container.run" && typeof r.name === "string") {
+    return (
+      <div>
+        container <Link href="/containers">{r.name}</Link> <span className="muted mono">{String(r.id ?? "").slice(0, 12)}</span>
+      </div>
+    );
+  }
+  return (
+    <details>
+      <summary className="muted">result</summary>
+      <pre className="mono" style={{ whiteSpace: "pre-wrap", margin: 0 }}>
+        {JSON.stringify(result, null, 2)}
+      </pre>
+    </details>
+  );
+}
+
+export default function JobPage() {
+  const { id } = useParams<{ id: string }>();
+  const can = useCan();
+  const job = trpc.jobs.get.useQuery({ jobId: id });
+  const live = useLiveSteps(id);
+  const cancel = trpc.jobs.cancel.useMutation();
+  const j = job.data;
+  const stages = j ? new Set(j.steps.map((s) => s.seq)).size : 0;
+  return (
+    <>
+      <p>
+        <Link href="/jobs">‹ Jobs</Link>
+      </p>
+      <ErrorBox error={job.error} />
+      {j && (
+        <>
+          <div className="row" style={{ justifyContent: "space-between" }}>
+            <h1 style={{ margin: "0 0 8px" }}>{describeJob(j.kind, j.params)}</h1>
+            {can.operate && (j.status === "running" || j.status === "queued") && (
+              <button type="button" className="danger" onClick={() => cancel.mutate({ jobId: j.id })} disabled={cancel.isPending}>
+                Cancel
+              </button>
+            )}
+          </div>
+          <ApiError error={cancel.error} />
+          <div className="panel row" style={{ gap: 18 }}>
+            <span>
+              <Badge kind={j.status}>{j.status}</Badge>
+            </span>
+            <span className="mono">{j.kind}</span>
+            <span>by {j.createdBy ?? "system"}</span>
+            <span title={new Date(j.createdAt).toLocaleString()}>created {ago(Date.parse(j.createdAt))}</span>
+            {j.startedAt && <span>ran {duration(j.startedAt, j.finishedAt)}{j.finishedAt ? "" : " so far"}</span>}
+            <span>
+              {j.steps.filter((s) => s.status === "succeeded").length} of {j.steps.length} steps succeeded
+              {j.steps.some((s) => s.status === "failed") ? `, ${j.steps.filter((s) => s.status === "failed").length} failed` : ""}
+            </span>
+          </div>
+          <table data-testid="steps">
+            <thead>
+              <tr>
+                <th>Node</th>
+                {stages > 1 && <th>Stage</th>}
+                <th>Action</th>
+                <th>Status</th>
+                <th>Time</th>
+                <th style={{ width: "55%" }}>Progress / error</th>
+              </tr>
+            </thead>
+            <tbody>
+              {j.steps.map((s) => {
+                const l = live.get(s.id);
+                const status = later(s.status, l?.status);
+                const progress = l?.progress ?? asProgress(s.progress);
+                return (
+                  <tr key={s.id} data-testid="step" data-node={s.nodeName} data-status={status}>
+                    <td>
+                      <Link href={`/nodes/${s.nodeId}`}>{s.nodeName}</Link>
+                    </td>
+                    {stages > 1 && <td className="num">{s.seq + 1}</td>}
+                    <td className="mono">{s.action}</td>
+                    <td>
+                      <Badge kind={status}>{status}</Badge>
+                    </td>
+                    <td className="muted">{duration(s.startedAt, s.finishedAt)}</td>
+                    <td>
+                      {s.error && (status === "failed" || status === "skipped" || status === "canceled") && (
+                        <div className="error" style={{ margin: "0 0 4px" }} data-testid="step-error">
+                          {s.error}
+                        </div>
+                      )}
+                      <LayerBars progress={progress} />
+                      <ResultCell action={s.action} result={s.result} />
+                    </td>
+                  </tr>
+                );
+              })}
+            </tbody>
+          </table>
+          <details style={{ marginTop: 12 }}>
+            <summary className="muted">Parameters</summary>
+            <pre className="mono">{JSON.stringify(j.params, null, 2)}</pre>
+          </details>
+        </>
+      )}
+      {!j && !job.error && <p className="muted">Loading…</p>}
+    </>
+  );
+}

@@ -1,0 +1,167 @@
+"use client";
+// Volumes and networks: read-only inventory tables, across the fleet or on one node.
+import Link from "next/link";
+import { useEffect, useState, type ReactNode } from "react";
+import { trpc } from "../lib/trpc.ts";
+import { shortId } from "./format.ts";
+import { NodeFilter } from "./node-picker.tsx";
+import { Badge, ErrorBox, Pager } from "./ui.tsx";
+
+const PAGE_SIZE = 50;
+
+function usePaging(fixedNodeId: string | undefined) {
+  const [search, setSearch] = useState("");
+  const [nodeFilter, setNodeFilter] = useState("");
+  const [page, setPage] = useState(1);
+  const nodeId = fixedNodeId ?? nodeFilter;
+  return {
+    search,
+    nodeFilter,
+    page,
+    setPage,
+    setSearch: (v: string) => {
+      setSearch(v);
+      setPage(1);
+    },
+    setNodeFilter: (v: string) => {
+      setNodeFilter(v);
+      setPage(1);
+    },
+    input: { page, pageSize: PAGE_SIZE, ...(search.trim() ? { search: search.trim() } : {}), ...(nodeId ? { nodeId } : {}) },
+  };
+}
+
+function Frame(props: {
+  what: string;
+  placeholder: string;
+  fixedNodeId: string | undefined;
+  paging: ReturnType<typeof usePaging>;
+  data: { total: number; page: number; pages: number; items: unknown[] } | undefined;
+  error: { message: string } | null;
+  head: ReactNode;
+  cols: number;
+  children: ReactNode;
+}) {
+  const { paging: p, data } = props;
+  useEffect(() => {
+    if (data && p.page > data.pages) p.setPage(data.pages);
+  }, [data, p.page, p.setPage]);
+  return (
+    <>
+      <div className="row panel">
+        <input placeholder={props.placeholder} value={p.search} onChange={(e) => p.setSearch(e.target.value)} style={{ flex: 1, minWidth: 200 }} aria-label={`search ${props.what}`} />
+        {!props.fixedNodeId && <NodeFilter value={p.nodeFilter} onChange={p.setNodeFilter} />}
+      </div>
+      <ErrorBox error={props.error} />
+      <table data-testid={props.what}>
+        <thead>{props.head}</thead>
+        <tbody>
+          {props.children}
+          {data && data.items.length === 0 && (
+            <tr>
+              <td colSpan={props.cols} className="muted">
+                No {props.what}
+                {p.search || p.nodeFilter ? " match" : ""}.
+              </td>
+            </tr>
+          )}
+        </tbody>
+      </table>
+      {data && data.pages > 1 && <Pager page={data.page} pages={data.pages} total={data.total} onPage={p.setPage} />}
+      {data && data.pages <= 1 && <div className="muted" style={{ marginTop: 6 }}>{data.total} in all</div>}
+    </>
+  );
+}
+
+function NodeCell({ node }: { node: { id: string; name: string; online: boolean } }) {
+  return (
+    <td>
+      <Link href={`/nodes/${node.id}`} className={node.online ? "" : "muted"}>
+        {node.name}
+      </Link>
+    </td>
+  );
+}
+
+export function VolumesTable({ nodeId }: { nodeId?: string }) {
+  const paging = usePaging(nodeId);
+  const q = trpc.inventory.volumes.useQuery(paging.input, { placeholderData: (p) => p });
+  return (
+    <Frame
+      what="volumes"
+      placeholder="Search volumes (name, driver, node)"
+      fixedNodeId={nodeId}
+      paging={paging}
+      data={q.data}
+      error={q.error}
+      cols={nodeId ? 4 : 5}
+      head={
+        <tr>
+          <th>Name</th>
+          <th>Driver</th>
+          <th>Mount point</th>
+          {!nodeId && <th>Node</th>}
+          <th>Created</th>
+        </tr>
+      }
+    >
+      {q.data?.items.map((v) => (
+        <tr key={`${v.node.id}|${v.name}`} data-volume={v.name}>
+          <td className="mono">
+            {v.anonymous ? shortId(v.name) : v.name} {v.anonymous && <Badge>anonymous</Badge>}
+          </td>
+          <td>{v.driver}</td>
+          <td className="mono muted">{v.mountpoint}</td>
+          {!nodeId && <NodeCell node={v.node} />}
+          <td>{v.createdAt ? new Date(v.createdAt).toLocaleString() : "—"}</td>
+        </tr>
+      ))}
+    </Frame>
+  );
+}
+
+export function NetworksTable({ nodeId }: { nodeId?: string }) {
+  const paging = usePaging(nodeId);
+  const q = trpc.inventory.networks.useQuery(paging.input, { placeholderData: (p) => p });
+  return (
+    <Frame
+      what="networks"
+      placeholder="Search networks (name, ID, driver, subnet, node)"
+      fixedNodeId={nodeId}
+      paging={paging}
+      data={q.data}
+      error={q.error}
+      cols={nodeId ? 6 : 7}
+      head={
+        <tr>
+          <th>Name</th>
+          <th>ID</th>
+          <th>Driver</th>
+          <th>Subnet / gateway</th>
+          <th className="num">Containers</th>
+          {!nodeId && <th>Node</th>}
+          <th>Created</th>
+        </tr>
+      }
+    >
+      {q.data?.items.map((n) => (
+        <tr key={`${n.node.id}|${n.id}`} data-network={n.name}>
+          <td>
+            {n.name} {n.internal && <Badge>internal</Badge>}
+          </td>
+          <td className="mono" title={n.id}>
+            {shortId(n.id)}
+          </td>
+          <td>{n.driver}</td>
+          <td className="mono">
+            {n.subnet ?? "—"}
+            {n.gateway ? <span className="muted"> via {n.gateway}</span> : null}
+          </td>
+          <td className="num">{n.containers.length}</td>
+          {!nodeId && <NodeCell node={n.node} />}
+          <td>{n.created ? new Date(n.created).toLocaleString() : "—"}</td>
+        </tr>
+      ))}
+    </Frame>
+  );
+}
