@@ -6,10 +6,12 @@
  *   --public-url URL    [BERTH_PUBLIC_URL] the URL browsers and agents use
  *   --tls-cert FILE --tls-key FILE   [BERTH_TLS_CERT, BERTH_TLS_KEY] serve HTTPS
  *   --dev               Next.js development mode
+ *   --join-token-file F a fresh join token (single use, 1 h) written to F (0600) at each start,
+ *                       for an agent on the same machine to enroll with (bin/berth-up)
  * DATABASE_URL selects an external PostgreSQL (else an embedded one in the data dir);
  * BERTH_SECRET_KEY the key for secrets at rest (else <data dir>/secret.key).
  */
-import { readFile } from "node:fs/promises";
+import { chmod, readFile, writeFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { startConsole } from "./console.ts";
 import { firstAdminMessage } from "./auth/first-admin.ts";
@@ -23,6 +25,7 @@ const { values } = parseArgs({
     "tls-cert": { type: "string" },
     "tls-key": { type: "string" },
     dev: { type: "boolean", default: false },
+    "join-token-file": { type: "string" },
     help: { type: "boolean", default: false },
   },
 });
@@ -56,6 +59,12 @@ try {
   });
   // The first admin's login goes to stdout, plainly, for the person who started the console.
   if (running.firstAdmin.created) console.log(`\n${firstAdminMessage(running.firstAdmin, running.url)}\n`);
+  const tokenFile = values["join-token-file"];
+  if (tokenFile) {
+    const { token } = await running.services.nodeRegistry.createJoinToken({ note: "local agent (berth-up)" });
+    await writeFile(tokenFile, `${token}\n`, { mode: 0o600 });
+    await chmod(tokenFile, 0o600);
+  }
   console.log(`Berth console: ${running.url}`);
   let stopping = false;
   const stop = () => {
