@@ -1,0 +1,156 @@
+"use client";
+import { useState, type FormEvent } from "react";
+import { trpc, type RouterOutputs } from "../../../lib/trpc.ts";
+import { Badge, ErrorBox } from "../../../components/ui.tsx";
+import { ConfirmButton } from "../../../components/admin-ui.tsx";
+
+type Group = RouterOutputs["admin"]["groups"]["list"][number];
+
+export default function GroupsPage() {
+  const groups = trpc.admin.groups.list.useQuery();
+  const nodes = trpc.nodes.list.useQuery();
+  const utils = trpc.useUtils();
+  const refresh = () => {
+    void utils.admin.invalidate();
+    void utils.nodes.invalidate();
+  };
+  const [name, setName] = useState("");
+  const create = trpc.admin.groups.create.useMutation({ onSuccess: () => (refresh(), setName("")) });
+  const assign = trpc.nodes.update.useMutation({ onSuccess: refresh });
+
+  function submit(e: FormEvent) {
+    e.preventDefault();
+    create.mutate({ name });
+  }
+
+  return (
+    <>
+      <h1>Node groups</h1>
+      <p className="muted">Teams are given node groups. A node in no group is reached by admins only.</p>
+      <form className="panel row" onSubmit={submit} aria-label="new node group">
+        <label htmlFor="group-name" style={{ margin: 0 }}>
+          Group name
+        </label>
+        <input id="group-name" value={name} onChange={(e) => setName(e.target.value)} required />
+        <button className="primary" type="submit" disabled={create.isPending}>
+          Create group
+        </button>
+      </form>
+      <ErrorBox error={create.error} />
+      <ErrorBox error={groups.error} />
+      <table data-testid="groups">
+        <thead>
+          <tr>
+            <th>Group</th>
+            <th className="num">Nodes</th>
+            <th>Which</th>
+            <th>Teams</th>
+            <th>Actions</th>
+          </tr>
+        </thead>
+        <tbody>
+          {groups.data?.map((g) => <GroupRow key={g.id} group={g} onChanged={refresh} />)}
+          {groups.data?.length === 0 && (
+            <tr>
+              <td colSpan={5} className="muted">
+                No node groups yet.
+              </td>
+            </tr>
+          )}
+        </tbody>
+      </table>
+
+      <h2 style={{ fontSize: 16, marginTop: 24 }}>Nodes and their group</h2>
+      <ErrorBox error={nodes.error ?? assign.error} />
+      <table data-testid="node-groups">
+        <thead>
+          <tr>
+            <th>Node</th>
+            <th>Status</th>
+            <th>Group</th>
+          </tr>
+        </thead>
+        <tbody>
+          {nodes.data?.nodes.map((n) => (
+            <tr key={n.id} data-node={n.name}>
+              <td>
+                {n.name} <span className="muted mono">{n.hostname !== n.name ? n.hostname : ""}</span>
+              </td>
+              <td>
+                <Badge kind={n.revoked ? "revoked" : n.online ? "online" : "offline"}>{n.revoked ? "revoked" : n.online ? "online" : "offline"}</Badge>
+              </td>
+              <td>
+                <select
+                  aria-label={`group of ${n.name}`}
+                  value={n.group?.id ?? ""}
+                  disabled={assign.isPending}
+                  onChange={(e) => assign.mutate({ nodeId: n.id, groupId: e.target.value || null })}
+                >
+                  <option value="">no group</option>
+                  {groups.data?.map((g) => (
+                    <option key={g.id} value={g.id}>
+                      {g.name}
+                    </option>
+                  ))}
+                </select>
+              </td>
+            </tr>
+          ))}
+          {nodes.data?.nodes.length === 0 && (
+            <tr>
+              <td colSpan={3} className="muted">
+                No nodes enrolled yet.
+              </td>
+            </tr>
+          )}
+        </tbody>
+      </table>
+    </>
+  );
+}
+
+function GroupRow({ group: g, onChanged }: { group: Group; onChanged: () => void }) {
+  const rename = trpc.admin.groups.rename.useMutation({ onSuccess: () => (onChanged(), setEditing(false)) });
+  const del = trpc.admin.groups.delete.useMutation({ onSuccess: onChanged });
+  const [editing, setEditing] = useState(false);
+  const [name, setName] = useState(g.name);
+  return (
+    <tr data-group={g.name}>
+      <td>
+        {editing ? (
+          <form
+            className="row"
+            onSubmit={(e) => {
+              e.preventDefault();
+              rename.mutate({ groupId: g.id, name });
+            }}
+          >
+            <input aria-label={`new name of ${g.name}`} value={name} onChange={(e) => setName(e.target.value)} required />
+            <button type="submit" disabled={rename.isPending}>
+              Save name
+            </button>
+            <button type="button" onClick={() => setEditing(false)}>
+              Cancel
+            </button>
+          </form>
+        ) : (
+          g.name
+        )}
+        <ErrorBox error={rename.error ?? del.error} />
+      </td>
+      <td className="num">{g.nodeCount}</td>
+      <td>{g.nodes.length ? g.nodes.map((n) => n.name).join(", ") : <span className="muted">none</span>}</td>
+      <td>{g.teams.length ? g.teams.map((t) => t.name).join(", ") : <span className="muted">none</span>}</td>
+      <td>
+        <div className="row">
+          {!editing && (
+            <button type="button" onClick={() => (setName(g.name), setEditing(true))} aria-label={`Rename ${g.name}`}>
+              Rename
+            </button>
+          )}
+          <ConfirmButton label={`Delete group ${g.name}`} confirmLabel={`Really delete ${g.name} (its ${g.nodeCount} nodes move to no group)`} onConfirm={() => del.mutate({ groupId: g.id })} />
+        </div>
+      </td>
+    </tr>
+  );
+}

@@ -1,0 +1,67 @@
+"use client";
+// Pieces the admin pages share: a two-step confirm (a native confirm() dialog would be
+// dismissed by browser automation and is easy to click through), and a one-time secret box.
+import { useState, type ReactNode } from "react";
+
+/** A destructive button that asks once more in place: first click arms it, the second acts. */
+export function ConfirmButton({ label, confirmLabel, onConfirm, disabled }: { label: string; confirmLabel: string; onConfirm: () => void; disabled?: boolean }) {
+  const [armed, setArmed] = useState(false);
+  if (!armed) {
+    return (
+      <button type="button" className="danger" disabled={disabled} onClick={() => setArmed(true)}>
+        {label}
+      </button>
+    );
+  }
+  return (
+    <span className="row" style={{ display: "inline-flex" }}>
+      <button
+        type="button"
+        className="danger"
+        disabled={disabled}
+        onClick={() => {
+          setArmed(false);
+          onConfirm();
+        }}
+      >
+        {confirmLabel}
+      </button>
+      <button type="button" onClick={() => setArmed(false)}>
+        Cancel
+      </button>
+    </span>
+  );
+}
+
+/** A secret shown once (a generated password, a join token), with a copy button. */
+export function OneTimeSecret({ title, testId, value, children, onDismiss }: { title: string; testId: string; value: string; children?: ReactNode; onDismiss: () => void }) {
+  const [copied, setCopied] = useState(false);
+  return (
+    <div className="panel" role="status" aria-label={title}>
+      <b>{title}</b> <span className="muted">— shown only this once; copy it now.</span>
+      <div className="row" style={{ marginTop: 6 }}>
+        <code data-testid={testId} style={{ userSelect: "all", wordBreak: "break-all" }}>
+          {value}
+        </code>
+        <button
+          type="button"
+          onClick={() => {
+            void navigator.clipboard?.writeText(value).then(() => setCopied(true), () => setCopied(false));
+          }}
+        >
+          {copied ? "Copied" : "Copy"}
+        </button>
+        <button type="button" onClick={onDismiss}>
+          Done
+        </button>
+      </div>
+      {children}
+    </div>
+  );
+}
+
+export function when(iso: string | null | undefined): string {
+  if (!iso) return "—";
+  const d = new Date(iso);
+  return Number.isNaN(d.getTime()) ? "—" : d.toLocaleString();
+}
