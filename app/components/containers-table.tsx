@@ -92,7 +92,7 @@ export function ContainersTable({ nodeId: fixedNodeId }: { nodeId?: string }) {
       return next;
     });
   const openContainer = open ? items.find((c) => c.node.id === open.nodeId && c.id === open.id) : undefined;
-  const cols = (can.operate ? 2 : 0) + (fixedNodeId ? 7 : 8);
+  const cols = (can.operate ? 2 : 0) + (fixedNodeId ? 5 : 6);
 
   return (
     <>
@@ -149,12 +149,10 @@ export function ContainersTable({ nodeId: fixedNodeId }: { nodeId?: string }) {
             )}
             <th>Name</th>
             <th>Image</th>
-            <th>State</th>
-            <th>Status</th>
+            <th>State / status</th>
             <th>Ports</th>
             {!fixedNodeId && <th>Node</th>}
             <th>Created</th>
-            <th>Command</th>
             {can.operate && <th>Actions</th>}
           </tr>
         </thead>
@@ -176,13 +174,15 @@ export function ContainersTable({ nodeId: fixedNodeId }: { nodeId?: string }) {
                 >
                   {c.name}
                 </button>
-                <div className="muted mono">{shortId(c.id)}</div>
+                <div className="muted mono" title={c.command}>
+                  {shortId(c.id)}
+                </div>
               </td>
               <td className="mono">{c.image}</td>
-              <td>
-                <Badge kind={c.state}>{c.state}</Badge>
+              <td className="muted">
+                {/* The status text stays a bare text node beside the badge, so the state word ("exited") is one element of the row even though "Exited (0) …" repeats it. */}
+                <Badge kind={c.state}>{c.state}</Badge> {containerStatusText(c, now)}
               </td>
-              <td>{containerStatusText(c, now)}</td>
               <td className="mono">{ports(c.ports) || <span className="muted">—</span>}</td>
               {!fixedNodeId && (
                 <td>
@@ -192,9 +192,6 @@ export function ContainersTable({ nodeId: fixedNodeId }: { nodeId?: string }) {
                 </td>
               )}
               <td>{ago(c.created * 1000, now)}</td>
-              <td className="mono" style={{ maxWidth: 220, overflow: "hidden", textOverflow: "ellipsis", whiteSpace: "nowrap" }} title={c.command}>
-                {c.command}
-              </td>
               {can.operate && (
                 <td>
                   <div className="row" style={{ gap: 4, flexWrap: "nowrap" }}>

@@ -5,15 +5,20 @@ import { useEffect, useId, useRef, type ReactNode } from "react";
 export function Dialog({ title, onClose, children }: { title: string; onClose: () => void; children: ReactNode }) {
   const titleId = useId();
   const body = useRef<HTMLDivElement>(null);
+  // The parent re-renders on every live update; a ref keeps the effect (and the focus) from re-running.
+  const close = useRef(onClose);
+  useEffect(() => {
+    close.current = onClose;
+  });
   useEffect(() => {
     const onKey = (e: KeyboardEvent) => {
-      if (e.key === "Escape") onClose();
+      if (e.key === "Escape") close.current();
     };
     document.addEventListener("keydown", onKey);
     // Focus the first field so keyboard users start in the dialog, not behind it.
     body.current?.querySelector<HTMLElement>("input, select, textarea, button")?.focus();
     return () => document.removeEventListener("keydown", onKey);
-  }, [onClose]);
+  }, []);
   return (
     <div
       style={{ position: "fixed", inset: 0, background: "rgba(17,24,39,.45)", display: "flex", alignItems: "flex-start", justifyContent: "center", paddingTop: "10vh", zIndex: 50 }}

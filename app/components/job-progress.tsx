@@ -28,12 +28,23 @@ export function asProgress(v: unknown): StepProgress | null {
   return { status: typeof o.status === "string" ? o.status : "", layers };
 }
 
-/** Live step progress and status of one job, keyed by step ID. */
-export function useLiveSteps(jobId: string): Map<string, { status?: string; progress?: StepProgress }> {
+export interface LiveJob {
+  /** The job's own status from the last notice without a step. */
+  status?: string;
+  steps: Map<string, { status?: string; progress?: StepProgress }>;
+}
+
+/** Live status and step progress of one job (steps keyed by step ID). */
+export function useLiveJob(jobId: string): LiveJob {
+  const [status, setStatus] = useState<string | undefined>();
   const [steps, setSteps] = useState(() => new Map<string, { status?: string; progress?: StepProgress }>());
   const onJob = useCallback(
     (p: { jobId: string; stepId?: string; status?: string; progress?: unknown }) => {
-      if (p.jobId !== jobId || !p.stepId) return;
+      if (p.jobId !== jobId) return;
+      if (!p.stepId) {
+        if (p.status) setStatus(p.status);
+        return;
+      }
       const stepId = p.stepId;
       const progress = asProgress(p.progress);
       setSteps((prev) => {
@@ -46,7 +57,7 @@ export function useLiveSteps(jobId: string): Map<string, { status?: string; prog
     [jobId],
   );
   useLive("job.changed", onJob);
-  return steps;
+  return { status, steps };
 }
 
 // Every layer row has the same columns so the bars line up from row to row.
@@ -55,11 +66,23 @@ const ROW = { display: "grid", gridTemplateColumns: "110px minmax(140px, 1fr) 15
 const finished = (status: string) => /complete|already exists|pushed|mounted from|^done/i.test(status);
 
 /** One bar per layer: its ID, the engine's status text, and bytes so far of the total. */
+// Docker's stream opens with "<tag>: Pulling from <repo>" (or "The push refers to…") under
+// the tag's ID: a heading, not a layer.
+const isHeading = (l: LayerProgress) => /^(Pulling from|The push refers to)/.test(l.status) && !/^[0-9a-f]{12,}$/.test(l.id);
+
 export function LayerBars({ progress }: { progress: StepProgress | null }) {
-  if (!progress || progress.layers.length === 0) return progress?.status ? <div className="muted">{progress.status}</div> : null;
+  if (!progress) return null;
+  const headings = progress.layers.filter(isHeading);
+  const layers = progress.layers.filter((l) => !isHeading(l));
+  const shown = new Set(progress.layers.map((l) => l.status));
   return (
     <div style={{ marginTop: 6 }}>
-      {progress.layers.map((l) => {
+      {headings.map((h) => (
+        <div key={h.id} className="mono">
+          {h.id}: {h.status}
+        </div>
+      ))}
+      {layers.map((l) => {
         const done = finished(l.status);
         const total = l.total && l.total > 0 ? l.total : undefined;
         return (
@@ -73,7 +96,7 @@ export function LayerBars({ progress }: { progress: StepProgress | null }) {
           </div>
         );
       })}
-      {progress.status && !progress.layers.some((l) => l.status === progress.status) && (
+      {progress.status && !shown.has(progress.status) && (
         <div className="muted">
           {progress.status}
         </div>

@@ -4,12 +4,12 @@ import { useParams } from "next/navigation";
 import { trpc } from "../../../lib/trpc.ts";
 import { ApiError, useCan } from "../../../components/action-bar.tsx";
 import { ago } from "../../../components/format.ts";
-import { asProgress, LayerBars, useLiveSteps } from "../../../components/job-progress.tsx";
+import { asProgress, LayerBars, useLiveJob } from "../../../components/job-progress.tsx";
 import { describeJob } from "../../../components/jobs-table.tsx";
 import { Badge, ErrorBox } from "../../../components/ui.tsx";
 
 // A live notice and a refetch can arrive in either order; the later state wins.
-const RANK: Record<string, number> = { pending: 0, running: 1, succeeded: 2, failed: 2, canceled: 2, skipped: 2 };
+const RANK: Record<string, number> = { pending: 0, queued: 0, running: 1, succeeded: 2, failed: 2, partial: 2, canceled: 2, skipped: 2 };
 const later = (a: string, b: string | undefined) => (b !== undefined && (RANK[b] ?? 0) > (RANK[a] ?? 0) ? b : a);
 
 function duration(from: string | null, to: string | null, now = Date.now()): string {
@@ -42,9 +42,15 @@ export default function JobPage() {
   const { id } = useParams<{ id: string }>();
   const can = useCan();
   const job = trpc.jobs.get.useQuery({ jobId: id });
-  const live = useLiveSteps(id);
+  const live = useLiveJob(id);
   const cancel = trpc.jobs.cancel.useMutation();
   const j = job.data;
+  const steps = (j?.steps ?? []).map((s) => {
+    const l = live.steps.get(s.id);
+    return { ...s, status: later(s.status, l?.status), progress: l?.progress ?? asProgress(s.progress) };
+  });
+  const status = j ? later(j.status, live.status) : "";
+  const count = (st: string) => steps.filter((s) => s.status === st).length;
   const stages = j ? new Set(j.steps.map((s) => s.seq)).size : 0;
   return (
     <>
@@ -56,7 +62,7 @@ export default function JobPage() {
         <>
           <div className="row" style={{ justifyContent: "space-between" }}>
             <h1 style={{ margin: "0 0 8px" }}>{describeJob(j.kind, j.params)}</h1>
-            {can.operate && (j.status === "running" || j.status === "queued") && (
+            {can.operate && (status === "running" || status === "queued") && (
               <button type="button" className="danger" onClick={() => cancel.mutate({ jobId: j.id })} disabled={cancel.isPending}>
                 Cancel
               </button>
@@ -65,15 +71,16 @@ export default function JobPage() {
           <ApiError error={cancel.error} />
           <div className="panel row" style={{ gap: 18 }}>
             <span>
-              <Badge kind={j.status}>{j.status}</Badge>
+              <Badge kind={status}>{status}</Badge>
             </span>
             <span className="mono">{j.kind}</span>
             <span>by {j.createdBy ?? "system"}</span>
             <span title={new Date(j.createdAt).toLocaleString()}>created {ago(Date.parse(j.createdAt))}</span>
             {j.startedAt && <span>ran {duration(j.startedAt, j.finishedAt)}{j.finishedAt ? "" : " so far"}</span>}
             <span>
-              {j.steps.filter((s) => s.status === "succeeded").length} of {j.steps.length} steps succeeded
-              {j.steps.some((s) => s.status === "failed") ? `, ${j.steps.filter((s) => s.status === "failed").length} failed` : ""}
+              {count("succeeded")} of {steps.length} steps succeeded
+              {count("failed") ? `, ${count("failed")} failed` : ""}
+              {count("skipped") ? `, ${count("skipped")} skipped` : ""}
             </span>
           </div>
           <table data-testid="steps">
@@ -88,28 +95,25 @@ export default function JobPage() {
               </tr>
             </thead>
             <tbody>
-              {j.steps.map((s) => {
-                const l = live.get(s.id);
-                const status = later(s.status, l?.status);
-                const progress = l?.progress ?? asProgress(s.progress);
+              {steps.map((s) => {
                 return (
-                  <tr key={s.id} data-testid="step" data-node={s.nodeName} data-status={status}>
+                  <tr key={s.id} data-testid="step" data-node={s.nodeName} data-status={s.status}>
                     <td>
                       <Link href={`/nodes/${s.nodeId}`}>{s.nodeName}</Link>
                     </td>
                     {stages > 1 && <td className="num">{s.seq + 1}</td>}
                     <td className="mono">{s.action}</td>
                     <td>
-                      <Badge kind={status}>{status}</Badge>
+                      <Badge kind={s.status}>{s.status}</Badge>
                     </td>
                     <td className="muted">{duration(s.startedAt, s.finishedAt)}</td>
                     <td>
-                      {s.error && (status === "failed" || status === "skipped" || status === "canceled") && (
+                      {s.error && (s.status === "failed" || s.status === "skipped" || s.status === "canceled") && (
                         <div className="error" style={{ margin: "0 0 4px" }} data-testid="step-error">
                           {s.error}
                         </div>
                       )}
-                      <LayerBars progress={progress} />
+                      <LayerBars progress={s.progress} />
                       <ResultCell action={s.action} result={s.result} />
                     </td>
                   </tr>
