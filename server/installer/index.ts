@@ -4,6 +4,7 @@
  * the script served to hosts the console cannot reach.
  */
 export { installAgent, type InstallOptions, type InstallResult, type AgentConfigExtras } from "./install.ts";
+export { nodeWaiter, type NodeWaiterOptions, type WaitForNode } from "./enrollment.ts";
 export { removeAgent, type RemoveOptions, type RemoveResult } from "./remove.ts";
 export { probeHost, type SshTarget, type SshCredentials } from "./ssh-session.ts";
 export { KnownHosts, type PinnedHost } from "./known-hosts.ts";

@@ -49,10 +49,11 @@ export interface InstallOptions {
   /** More agent config keys (bridge, bridge-subnet, registry-mirrors, …). */
   agentConfig?: AgentConfigExtras;
   /**
-   * Resolves once the node is enrolled (new install) or online again (upgrade), with its id.
-   * Called after the service was started. The signal fires when the run gives up waiting.
+   * Resolves once the node is enrolled (new install) or online again (upgrade) running
+   * `version`, with its id. Called after the service was started; the signal fires when the
+   * run gives up waiting. enrollment.ts nodeWaiter() builds one from the hub.
    */
-  waitForNode: (ctx: { upgrade: boolean; signal: AbortSignal }) => Promise<{ nodeId: string }>;
+  waitForNode: (ctx: { upgrade: boolean; version: string; signal: AbortSignal }) => Promise<{ nodeId: string }>;
   /** How long to wait for waitForNode (default 180 s). */
   enrollTimeoutMs?: number;
   /** Preflight threshold for free space on the data root's filesystem (default 2 GiB). */
@@ -405,22 +406,29 @@ echo written`,
       const onOuter = () => ac.abort();
       signal?.addEventListener("abort", onOuter, { once: true });
       let timer: NodeJS.Timeout | undefined;
+      let timedOut = false;
       try {
         const timeout = new Promise<never>((_, reject) => {
           timer = setTimeout(() => {
-            ac.abort();
+            timedOut = true;
             reject(new Error("timeout"));
+            ac.abort();
           }, timeoutMs);
         });
         const outerAbort = new Promise<never>((_, reject) => (signal?.aborted ? reject(new Error("canceled")) : signal?.addEventListener("abort", () => reject(new Error("canceled")), { once: true })));
-        const r = await Promise.race([opts.waitForNode({ upgrade, signal: ac.signal }), timeout, outerAbort]);
+        const r = await Promise.race([opts.waitForNode({ upgrade, version, signal: ac.signal }), timeout, outerAbort]);
+        // The hub counts a node online before the agent has written its credential; without
+        // that file the node could not reconnect after its next restart.
+        const cred = typeof existing.config?.["credential-file"] === "string" ? (existing.config["credential-file"] as string) : paths.credential;
+        const stored = await s.root(`i=0; while [ ! -s ${q(cred)} ] && [ $i -lt 75 ]; do sleep 0.2; i=$((i+1)); done; [ -s ${q(cred)} ] && echo stored`);
+        if (!stored.stdout.includes("stored")) throw new Error(`it connected, but its credential never appeared at ${cred}`);
         ctx.detail(`node ${r.nodeId}`);
         return r;
       } catch (e) {
         if (signal?.aborted) throw new InstallError("enroll", "canceled", "canceled while waiting for the node");
         const journal = systemd ? await s.root(`journalctl -u ${UNIT_NAME} -n 15 --no-pager -o cat 2>/dev/null`).catch(() => undefined) : undefined;
         const tail = journal?.stdout.trim() ? `; the agent's last log lines:\n${journal.stdout.trim()}` : "";
-        const why = (e as Error).message === "timeout" ? `within ${Math.round(timeoutMs / 1000)} s` : `(${(e as Error).message})`;
+        const why = timedOut ? `within ${Math.round(timeoutMs / 1000)} s` : `(${(e as Error).message})`;
         throw new InstallError("enroll", "enrollment", `node never ${upgrade ? "came back online" : "enrolled"}: the agent on ${s.where} did not ${upgrade ? "reconnect to" : "enroll with"} ${opts.consoleUrl} ${why}${tail}`, { cause: e });
       } finally {
         clearTimeout(timer);

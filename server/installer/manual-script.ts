@@ -48,6 +48,9 @@ export function manualInstallScript(opts: ManualInstallOptions): string {
 # Served by the Berth console with a one-time join token: do not share this script.
 #   curl -fsSL '<console>/install.sh?token=…' | sudo bash
 # BERTH_PREFIX=/dir installs every file under /dir and leaves systemd alone.
+# One brace group: bash reads the whole script before running any of it, so nothing run
+# below can swallow the rest of a script piped in from curl.
+{
 set -euo pipefail
 
 CONSOLE_URL=${q(opts.consoleUrl)}
@@ -135,11 +138,11 @@ if [ -n "$missing" ]; then
   if [ $PM = apt ]; then
     undo "DEBIAN_FRONTEND=noninteractive apt-get remove -y -q$missing"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -q -o DPkg::Lock::Timeout=120 || say "apt-get update failed; trying the package lists this host has"
-    apt-get install -y -q --no-install-recommends -o DPkg::Lock::Timeout=120 $missing || die "package install failed:$missing"
+    apt-get update -q -o DPkg::Lock::Timeout=120 </dev/null || say "apt-get update failed; trying the package lists this host has"
+    apt-get install -y -q --no-install-recommends -o DPkg::Lock::Timeout=120 $missing </dev/null || die "package install failed:$missing"
   else
     undo "dnf remove -y$missing"
-    dnf install -y $missing || die "package install failed:$missing"
+    dnf install -y $missing </dev/null || die "package install failed:$missing"
   fi
   nm=$(node_major)
   [ -n "$nm" ] && [ "$nm" -ge "$MIN_NODE_MAJOR" ] || die "Node.js $MIN_NODE_MAJOR or later is needed; this host's packages give \${nm:-none}"
@@ -255,5 +258,7 @@ for d in "$LIB"/*/; do n=$(basename "$d"); [ -L "$LIB/$n" ] && continue; [ "$n" 
 [ \${#CLEANUP[@]} -eq 0 ] || rm -rf "\${CLEANUP[@]}"
 say "berth-agent $VERSION installed; the node shows up in the console at $CONSOLE_URL once it $([ $UPGRADE = 1 ] && echo reconnects || echo enrolls)"
 [ $SYSTEMD = 0 ] || say "follow its log with: journalctl -u berth-agent -f"
+exit 0
+}
 `;
 }

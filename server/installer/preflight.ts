@@ -58,8 +58,9 @@ kv cgroupfs "$(stat -fc %T /sys/fs/cgroup 2>/dev/null)"
 if [ -d /sys/fs/cgroup/memory ] || [ -d /sys/fs/cgroup/cpu,cpuacct ] || [ -d /sys/fs/cgroup/cpu ]; then kv cgroup_v1 yes; else kv cgroup_v1 no; fi
 if [ -f /sys/fs/cgroup/cgroup.controllers ] || [ -f /sys/fs/cgroup/unified/cgroup.controllers ]; then kv cgroup_v2 yes; else kv cgroup_v2 no; fi
 kv iptables "$(iptables --version 2>/dev/null)"
-kv node "$(node --version 2>/dev/null || nodejs --version 2>/dev/null)"
-if command -v apt-cache >/dev/null 2>&1; then kv node_candidate "$(apt-cache policy nodejs 2>/dev/null | awk '/Candidate:/ {print $2}')"; fi
+nv=$(node --version 2>/dev/null || nodejs --version 2>/dev/null); kv node "$nv"
+# apt-cache is slow: ask it only when Node.js must come from the packages.
+case "$nv" in v1[89].*|v[2-9][0-9].*) ;; *) if command -v apt-cache >/dev/null 2>&1; then kv node_candidate "$(apt-cache policy nodejs 2>/dev/null | awk '/Candidate:/ {print $2}')"; fi;; esac
 d=${q(dataRoot)}; while [ ! -e "$d" ]; do d=$(dirname "$d"); done
 kv disk_path "$d"; kv disk_avail_kb "$(df -Pk "$d" 2>/dev/null | awk 'NR==2 {print $4}')"
 url=${q(url)}

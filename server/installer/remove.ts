@@ -91,8 +91,9 @@ export async function removeAgent(opts: RemoveOptions, onEvent: EventSink = () =
       const waitS = Math.ceil((opts.stopTimeoutMs ?? 20_000) / 1000);
       const r = await s.root(
         // The pattern is assembled at run time so that this script's own command line never matches it.
-        `cfg=${q(paths.config)}
-pids() { for p in /proc/[0-9]*; do c=$(tr '\\0' ' ' 2>/dev/null < "$p/cmdline") || continue; case "$c" in *"berth-agent.mjs --config $cfg "*) echo "\${p#/proc/}";; esac; done; }
+        `cfg=${q(paths.config.replace(/\./g, "\\."))}
+if command -v pgrep >/dev/null 2>&1; then pids() { pgrep -f -- "berth-agent\\.mjs --config $cfg( |\$)"; }
+else pids() { for p in /proc/[0-9]*; do c=$(tr '\\0' ' ' 2>/dev/null < "$p/cmdline") || continue; case "$c" in *"berth-agent.mjs --config $cfg "*) echo "\${p#/proc/}";; esac; done; }; fi
 found=$(pids); [ -n "$found" ] || { echo none; exit 0; }
 kill -TERM $found 2>/dev/null || true
 i=0; while [ -n "$(pids)" ] && [ $i -lt ${waitS * 5} ]; do sleep 0.2; i=$((i+1)); done

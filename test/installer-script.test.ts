@@ -1,0 +1,210 @@
+// The manual install (server/installer/manual-script.ts): the console serves /install.sh with
+// an embedded join token and the artifact at /downloads/berth-agent.tar.gz; on the node,
+// `curl -fsSL …/install.sh?token=… | bash` installs the agent (here under BERTH_PREFIX, as
+// root, on this machine), which then enrolls; re-running upgrades; a failure rolls back.
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { execFile, spawn } from "node:child_process";
+import { randomBytes, randomInt } from "node:crypto";
+import { createReadStream } from "node:fs";
+import { mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { promisify } from "node:util";
+import { DbNodeRegistry } from "../server/db/node-registry-db.ts";
+import { manualInstallCommand, manualInstallScript, nodeWaiter, readArtifact, type AgentArtifact } from "../server/installer/index.ts";
+import { startFromUnit, startTestConsole, type TestConsole, type UnitProcess } from "../server/installer/testing.ts";
+import { openTestDatabase, type MigratedTestDatabase } from "./helpers/postgres.ts";
+import { removeContainersAndNetwork } from "./helpers/agent.ts";
+
+const execFileP = promisify(execFile);
+const ROOT = resolve(import.meta.dirname, "..");
+const V1 = "0.9.0-s1";
+const V2 = "0.9.0-s2";
+
+async function tree(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (d: string, rel: string) => {
+    for (const e of await readdir(d, { withFileTypes: true }).catch(() => [])) {
+      const r = rel ? `${rel}/${e.name}` : e.name;
+      out.push(r);
+      if (e.isDirectory()) await walk(join(d, e.name), r);
+    }
+  };
+  await walk(dir, "");
+  return out.sort();
+}
+
+/** `curl -fsSL URL | BERTH_PREFIX=… bash`, as an admin would paste it (plus the prefix). */
+function runPasted(url: string, prefix: string): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((res) => {
+    const c = spawn("bash", ["-c", `${manualInstallCommand(url).replace(/\| sudo bash$/, "| BERTH_PREFIX=\"$P\" bash")}`], { env: { ...process.env, P: prefix }, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    c.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    c.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    c.on("close", (code) => res({ code: code ?? -1, stdout, stderr }));
+  });
+}
+
+describe("manual install script", () => {
+  let work: string;
+  let db: MigratedTestDatabase;
+  let registry: DbNodeRegistry;
+  let cons: TestConsole;
+  const artifacts: Record<string, AgentArtifact> = {};
+  /** What /downloads serves, and the SHA-256 /install.sh announces. */
+  let served: AgentArtifact;
+  let announcedSha: string | undefined;
+  const tag = randomBytes(2).toString("hex");
+  const bridge = `bs${tag}`;
+  const agentConfig = { bridge, "bridge-subnet": `10.${200 + randomInt(50)}.${randomInt(256)}.0/24` };
+  const agents: UnitProcess[] = [];
+  const prefixes: string[] = [];
+  let nodeId = "";
+
+  const newPrefix = async () => {
+    const p = join(work, `prefix${prefixes.length}`);
+    await mkdir(p);
+    prefixes.push(p);
+    return p;
+  };
+  const agentLog = () => agents.map((a) => a.logs().split("\n").slice(-20).join("\n")).join("\n---\n");
+
+  before(async () => {
+    work = await mkdtemp(join(tmpdir(), "berth-install-script-"));
+    for (const v of [V1, V2]) {
+      await execFileP(process.execPath, [join(ROOT, "scripts/build-agent.mjs"), "--out", join(work, v), "--version", v]);
+      artifacts[v] = await readArtifact(join(work, v, "berth-agent.tar.gz"));
+    }
+    served = artifacts[V1]!;
+    db = await openTestDatabase("installer_script");
+    registry = new DbNodeRegistry(db.prisma);
+    cons = await startTestConsole(registry, (req, res) => {
+      const u = new URL(req.url ?? "/", "http://console");
+      if (u.pathname === "/install.sh") {
+        const token = u.searchParams.get("token");
+        if (!token) return (res.writeHead(400).end(), true);
+        res.writeHead(200, { "content-type": "text/x-shellscript" });
+        res.end(manualInstallScript({ consoleUrl: cons.url, joinToken: token, artifactUrl: `${cons.url}/downloads/berth-agent.tar.gz`, artifactSha256: announcedSha ?? served.sha256, agentConfig }));
+        return true;
+      }
+      if (u.pathname === "/downloads/berth-agent.tar.gz") {
+        res.writeHead(200, { "content-type": "application/gzip", "content-length": served.bytes });
+        createReadStream(served.path).pipe(res);
+        return true;
+      }
+      return false;
+    });
+  });
+
+  after(async () => {
+    for (const a of agents) {
+      a.child.kill("SIGKILL");
+      await a.stop().catch(() => undefined);
+    }
+    for (const p of prefixes) await removeContainersAndNetwork(join(p, "run/berth/runc"), bridge, bridge.toUpperCase());
+    if (work) {
+      const mounts = (await readFile("/proc/self/mountinfo", "utf8")).split("\n").map((l) => l.split(" ")[4] ?? "");
+      for (const m of mounts.filter((m) => m.startsWith(work + "/")).sort((a, b) => b.length - a.length)) await execFileP("umount", ["-l", m]).catch(() => undefined);
+    }
+    await cons?.close();
+    await db?.close();
+    if (work) await rm(work, { recursive: true, force: true });
+  });
+
+  test("the pasted one-liner installs the agent; started by its unit's ExecStart it enrolls with the embedded token", async () => {
+    const prefix = await newPrefix();
+    const issued = await registry.createJoinToken({ note: "manual" });
+    const r = await runPasted(`${cons.url}/install.sh?token=${issued.token}`, prefix);
+    assert.equal(r.code, 0, `install.sh failed:\n${r.stderr}`);
+    assert.match(r.stderr, new RegExp(`berth-install: berth-agent ${V1} installed`));
+    assert.match(r.stderr, /systemd left alone; start the agent with the ExecStart line/);
+    assert.doesNotMatch(r.stdout + r.stderr, new RegExp(issued.token), "the token is not printed");
+
+    const lib = join(prefix, "usr/lib/berth-agent");
+    assert.equal(await readlink(join(lib, "current")), V1);
+    const configPath = join(prefix, "etc/berth/agent.json");
+    assert.equal((await stat(configPath)).mode & 0o777, 0o600);
+    assert.equal((await stat(join(prefix, "etc/berth"))).mode & 0o777, 0o700);
+    const config = JSON.parse(await readFile(configPath, "utf8")) as Record<string, unknown>;
+    assert.deepEqual(config, {
+      "join-token": issued.token,
+      "credential-file": join(prefix, "etc/berth/node-credential"),
+      "data-root": join(prefix, "var/lib/berth"),
+      "exec-root": join(prefix, "run/berth"),
+      "docker-socket": join(prefix, "run/berth/docker.sock"),
+      "console-url": cons.url,
+      ...agentConfig,
+    });
+    const unitPath = join(prefix, "etc/systemd/system/berth-agent.service");
+    assert.match(await readFile(unitPath, "utf8"), new RegExp(`^ExecStart=${lib}/current/berth-agent --config ${configPath}$`, "m"));
+    await execFileP("systemd-analyze", ["verify", unitPath]);
+
+    agents.push(await startFromUnit(unitPath));
+    const { nodeId: id } = await nodeWaiter({ hub: cons.hub, prisma: db.prisma, joinTokenId: issued.id })({ upgrade: false, version: V1, signal: AbortSignal.timeout(60_000) }).catch((e: Error) => {
+      throw new Error(`${e.message}\n${agentLog()}`);
+    });
+    nodeId = id;
+    assert.equal(cons.hub.node(nodeId)?.online, true);
+    // The hub counts the node online a moment before the agent has written its credential.
+    for (let i = 0; i < 100 && !(await stat(join(prefix, "etc/berth/node-credential")).catch(() => undefined)); i++) await new Promise((r) => setTimeout(r, 100));
+    assert.equal((await stat(join(prefix, "etc/berth/node-credential"))).mode & 0o777, 0o600);
+    assert.equal(cons.hub.node(nodeId)?.agentVersion, V1);
+  });
+
+  test("re-running the script upgrades in place: config and credential kept, the restarted agent is the same node", async () => {
+    const prefix = prefixes[0]!;
+    const credential = await readFile(join(prefix, "etc/berth/node-credential"), "utf8");
+    const configBefore = JSON.parse(await readFile(join(prefix, "etc/berth/agent.json"), "utf8")) as Record<string, unknown>;
+    served = artifacts[V2]!;
+    const issued = await registry.createJoinToken({ note: "manual upgrade" });
+    const r = await runPasted(`${cons.url}/install.sh?token=${issued.token}`, prefix);
+    assert.equal(r.code, 0, `install.sh failed:\n${r.stderr}`);
+    assert.match(r.stderr, /kept .*agent\.json \(upgrade: credential and data stay\)/);
+    const lib = join(prefix, "usr/lib/berth-agent");
+    assert.equal(await readlink(join(lib, "current")), V2);
+    assert.deepEqual((await readdir(lib)).sort(), [V1, V2, "current"]);
+    assert.equal(await readFile(join(prefix, "etc/berth/node-credential"), "utf8"), credential);
+    assert.deepEqual(JSON.parse(await readFile(join(prefix, "etc/berth/agent.json"), "utf8")), configBefore, "a node with a credential keeps its config (the new token is not used)");
+
+    const waiter = nodeWaiter({ hub: cons.hub, prisma: db.prisma, nodeId });
+    await agents.at(-1)!.stop();
+    agents.push(await startFromUnit(join(prefix, "etc/systemd/system/berth-agent.service")));
+    await waiter({ upgrade: true, version: V2, signal: AbortSignal.timeout(60_000) }).catch((e: Error) => {
+      throw new Error(`${e.message}\n${agentLog()}`);
+    });
+    assert.equal(cons.hub.node(nodeId)?.agentVersion, V2);
+    assert.equal(cons.hub.nodes().length, 1, "no second node enrolled");
+    const unused = await db.prisma.joinToken.findUniqueOrThrow({ where: { id: issued.id } });
+    assert.equal(unused.usedAt, null);
+  });
+
+  test("a failure late in the script (the unit cannot be written) rolls back everything the run changed", async () => {
+    const prefix = await newPrefix();
+    // etc/systemd is a file: unpack, config and switch succeed, then writing the unit fails.
+    await mkdir(join(prefix, "etc"));
+    await writeFile(join(prefix, "etc/systemd"), "not a directory\n");
+    const before = await tree(prefix);
+    served = artifacts[V1]!;
+    const r = await runPasted(`${cons.url}/install.sh?token=${(await registry.createJoinToken()).token}`, prefix);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, new RegExp(`unpacked berth-agent ${V1}[^]*wrote .*agent\\.json[^]*berth-install: failed: rolling back`), "it failed after writing files");
+    assert.doesNotMatch(r.stderr, /rollback step failed/);
+    assert.deepEqual(await tree(prefix), before, "nothing from the failed run is left");
+  });
+
+  test("an artifact that does not match the announced SHA-256 is refused before anything is written", async () => {
+    const prefix = await newPrefix();
+    served = artifacts[V2]!;
+    announcedSha = artifacts[V1]!.sha256;
+    try {
+      const r = await runPasted(`${cons.url}/install.sh?token=${(await registry.createJoinToken()).token}`, prefix);
+      assert.notEqual(r.code, 0);
+      assert.match(r.stderr, new RegExp(`the download's SHA-256 is ${artifacts[V2]!.sha256}, expected ${artifacts[V1]!.sha256}`));
+      assert.deepEqual(await tree(prefix), []);
+    } finally {
+      announcedSha = undefined;
+    }
+  });
+});
