@@ -21,10 +21,12 @@ const SSHD = "/usr/sbin/sshd";
 
 /** Servers and users of this test process, removed if it ends without cleaning up (a failed hook). */
 const liveServers = new Set<ChildProcess>();
+const liveDirs = new Set<string>();
 const liveUsers = new Set<string>();
 process.once("exit", () => {
   for (const c of liveServers) c.kill("SIGKILL");
   // An exit handler cannot wait: synchronous removal.
+  for (const d of liveDirs) rmSync(d, { recursive: true, force: true });
   for (const u of liveUsers) {
     rmSync(`/etc/sudoers.d/${u}`, { force: true });
     try {
@@ -75,6 +77,7 @@ export async function startSshd(opts: SshdOptions = {}): Promise<SshdHandle> {
   // sshd's privilege separation directory; systemd's tmpfiles make it on a normal boot.
   await mkdir("/run/sshd", { recursive: true, mode: 0o755 });
   const dir = await mkdtemp(join(tmpdir(), "berth-sshd-"));
+  liveDirs.add(dir);
   const port = await freePort();
   const hostKey = join(dir, "ssh_host_ed25519_key");
   const logFile = join(dir, "sshd.log");
@@ -134,7 +137,13 @@ export async function startSshd(opts: SshdOptions = {}): Promise<SshdHandle> {
       c.kill("SIGTERM");
     });
   };
-  await launch();
+  try {
+    await launch();
+  } catch (e) {
+    await rm(dir, { recursive: true, force: true });
+    liveDirs.delete(dir);
+    throw e;
+  }
 
   return {
     host: "127.0.0.1",
@@ -160,6 +169,7 @@ export async function startSshd(opts: SshdOptions = {}): Promise<SshdHandle> {
     stop: async () => {
       await stop();
       await rm(dir, { recursive: true, force: true });
+      liveDirs.delete(dir);
     },
   };
 }
