@@ -43,11 +43,15 @@ export function ApiError({ error }: { error: { message: string } | null | undefi
 }
 
 /** "Stop started on 2 containers — view job" after an action that stays on the page. */
-export function JobNotice({ jobId, children, onClose }: { jobId: string; children: ReactNode; onClose?: () => void }) {
+export function JobNotice({ jobIds, children, onClose }: { jobIds: readonly string[]; children: ReactNode; onClose?: () => void }) {
   return (
     <div className="panel row" role="status" data-testid="job-notice">
       <span>{children}</span>
-      <Link href={`/jobs/${jobId}`}>view job</Link>
+      {jobIds.map((id, i) => (
+        <Link key={id} href={`/jobs/${id}`}>
+          {jobIds.length === 1 ? "view job" : `job ${i + 1}`}
+        </Link>
+      ))}
       {onClose && (
         <button type="button" onClick={onClose} aria-label="dismiss">
           ×

@@ -48,6 +48,22 @@ function useClock(ms = 30_000): number {
 
 const keyOf = (c: { node: { id: string }; id: string }) => `${c.node.id}|${c.id}`;
 
+/**
+ * The targets as jobs that hold at most one container per node: a job has one step per
+ * node and stage (job_steps is unique on job, node and seq), and stages would make one
+ * container's failure skip the others. Round k holds the k-th container of every node.
+ */
+function rounds<T extends { nodeId: string }>(targets: T[]): T[][] {
+  const out: T[][] = [];
+  const seen = new Map<string, number>();
+  for (const t of targets) {
+    const k = seen.get(t.nodeId) ?? 0;
+    seen.set(t.nodeId, k + 1);
+    (out[k] ??= []).push(t);
+  }
+  return out;
+}
+
 export function ContainersTable({ nodeId: fixedNodeId }: { nodeId?: string }) {
   const can = useCan();
   const now = useClock();
@@ -59,7 +75,7 @@ export function ContainersTable({ nodeId: fixedNodeId }: { nodeId?: string }) {
   const [selected, setSelected] = useState<Map<string, { nodeId: string; id: string; name: string }>>(new Map());
   const [force, setForce] = useState(false);
   const [open, setOpen] = useState<{ nodeId: string; id: string } | null>(null);
-  const [notice, setNotice] = useState<{ jobId: string; text: string } | null>(null);
+  const [notice, setNotice] = useState<{ jobIds: string[]; text: string } | null>(null);
   const nodeId = fixedNodeId ?? nodeFilter;
   const containers = trpc.inventory.containers.useQuery(
     { page, pageSize: PAGE_SIZE, ...(search.trim() ? { search: search.trim() } : {}), ...(nodeId ? { nodeId } : {}), ...(state ? { state } : {}) },
@@ -70,13 +86,19 @@ export function ContainersTable({ nodeId: fixedNodeId }: { nodeId?: string }) {
     if (data && page > data.pages) setPage(data.pages);
   }, [data, page]);
 
-  const lifecycle = trpc.jobs.container.useMutation({
-    onSuccess: (r, input) => {
-      setNotice({ jobId: r.jobId, text: `${label(input.action)} started on ${input.targets.length} container${input.targets.length === 1 ? "" : "s"}.` });
+  const lifecycle = trpc.jobs.container.useMutation();
+  const run = async (action: Lifecycle, targets: Array<{ nodeId: string; id: string }>) => {
+    const jobIds: string[] = [];
+    try {
+      for (const round of rounds(targets)) jobIds.push((await lifecycle.mutateAsync({ action, targets: round, ...(action === "remove" ? { force } : {}) })).jobId);
+    } catch {
+      // lifecycle.error shows why; the jobs already started still get their notice
+    }
+    if (jobIds.length) {
+      setNotice({ jobIds, text: `${label(action)} started on ${targets.length} container${targets.length === 1 ? "" : "s"}.` });
       setSelected(new Map());
-    },
-  });
-  const run = (action: Lifecycle, targets: Array<{ nodeId: string; id: string }>) => lifecycle.mutate({ action, targets, ...(action === "remove" ? { force } : {}) });
+    }
+  };
 
   const reset = <T,>(set: (v: T) => void) => (v: T) => {
     set(v);
@@ -123,7 +145,7 @@ export function ContainersTable({ nodeId: fixedNodeId }: { nodeId?: string }) {
             {selected.size > 5 ? ", …" : ""}):
           </span>
           {ACTIONS.map((a) => (
-            <button key={a} type="button" className={a === "remove" || a === "kill" ? "danger" : ""} disabled={lifecycle.isPending} onClick={() => run(a, [...selected.values()].map(({ nodeId, id }) => ({ nodeId, id })))}>
+            <button key={a} type="button" className={a === "remove" || a === "kill" ? "danger" : ""} disabled={lifecycle.isPending} onClick={() => void run(a, [...selected.values()].map(({ nodeId, id }) => ({ nodeId, id })))}>
               {label(a)}
             </button>
           ))}
@@ -133,7 +155,7 @@ export function ContainersTable({ nodeId: fixedNodeId }: { nodeId?: string }) {
         </div>
       )}
       {notice && (
-        <JobNotice jobId={notice.jobId} onClose={() => setNotice(null)}>
+        <JobNotice jobIds={notice.jobIds} onClose={() => setNotice(null)}>
           {notice.text}
         </JobNotice>
       )}
@@ -196,7 +218,7 @@ export function ContainersTable({ nodeId: fixedNodeId }: { nodeId?: string }) {
                 <td>
                   <div className="row" style={{ gap: 4, flexWrap: "nowrap" }}>
                     {actionsFor(c.state).map((a) => (
-                      <button key={a} type="button" className={a === "remove" || a === "kill" ? "danger" : ""} disabled={lifecycle.isPending} onClick={() => run(a, [{ nodeId: c.node.id, id: c.id }])}>
+                      <button key={a} type="button" className={a === "remove" || a === "kill" ? "danger" : ""} disabled={lifecycle.isPending} onClick={() => void run(a, [{ nodeId: c.node.id, id: c.id }])}>
                         {label(a)}
                       </button>
                     ))}
