@@ -40,7 +40,14 @@ export default function ConsoleLayout({ children }: { children: ReactNode }) {
     void utils.nodes.invalidate();
     void utils.inventory.invalidate();
   }, [utils]);
-  const onJob = useCallback(() => void utils.jobs.invalidate(), [utils]);
+  // Progress notices (several a second during a pull) are drawn by the job page itself; lists refetch on status changes only.
+  const onJob = useCallback(
+    (p: { status?: string; progress?: unknown }) => {
+      if (p.progress !== undefined && p.status === "running") return;
+      void utils.jobs.invalidate();
+    },
+    [utils],
+  );
   const onAdmin = useCallback(() => void utils.admin.invalidate(), [utils]);
   useLive("node.changed", onNode);
   useLive("job.changed", onJob);

@@ -53,17 +53,6 @@ const keyOf = (c: { node: { id: string }; id: string }) => `${c.node.id}|${c.id}
  * node and stage (job_steps is unique on job, node and seq), and stages would make one
  * container's failure skip the others. Round k holds the k-th container of every node.
  */
-function rounds<T extends { nodeId: string }>(targets: T[]): T[][] {
-  const out: T[][] = [];
-  const seen = new Map<string, number>();
-  for (const t of targets) {
-    const k = seen.get(t.nodeId) ?? 0;
-    seen.set(t.nodeId, k + 1);
-    (out[k] ??= []).push(t);
-  }
-  return out;
-}
-
 export function ContainersTable({ nodeId: fixedNodeId }: { nodeId?: string }) {
   const can = useCan();
   const now = useClock();
@@ -90,7 +79,7 @@ export function ContainersTable({ nodeId: fixedNodeId }: { nodeId?: string }) {
   const run = async (action: Lifecycle, targets: Array<{ nodeId: string; id: string }>) => {
     const jobIds: string[] = [];
     try {
-      for (const round of rounds(targets)) jobIds.push((await lifecycle.mutateAsync({ action, targets: round, ...(action === "remove" ? { force } : {}) })).jobId);
+      jobIds.push((await lifecycle.mutateAsync({ action, targets, ...(action === "remove" ? { force } : {}) })).jobId);
     } catch {
       // lifecycle.error shows why; the jobs already started still get their notice
     }
