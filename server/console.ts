@@ -113,6 +113,8 @@ export async function startConsole(options: ConsoleOptions): Promise<RunningCons
       ...(options.databaseUrl ? { url: options.databaseUrl } : {}),
       dataDir: options.dataDir,
       log: (m) => logger.debug({ concern: "postgres" }, m),
+      // Enrollment storms and inventory saves of many nodes at once share this pool.
+      poolSize: 20,
     });
     cleanups.push(() => db.close());
     const prisma = db.prisma;

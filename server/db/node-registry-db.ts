@@ -94,6 +94,11 @@ export class DbNodeRegistry implements NodeRegistry {
     return { ok: false, reason: "join token expired" };
   }
 
+  async releaseJoinToken(token: string): Promise<void> {
+    if (typeof token !== "string" || token.length === 0 || token.length > 512) return;
+    await this.#prisma.joinToken.updateMany({ where: { tokenHash: hashToken(token), nodeId: null }, data: { usedAt: null } });
+  }
+
   async createNode(hostname: string, facts: HostFactsWire, options: CreateNodeOptions = {}): Promise<{ nodeId: string; credential: string }> {
     const credential = generateToken("bnc");
     const nodeId = await this.#prisma.$transaction(async (tx) => {

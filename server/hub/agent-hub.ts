@@ -342,10 +342,18 @@ export class AgentHub extends EventEmitter<HubEvents> {
           this.log.warn({ address, hostname: auth.hostname, reason: consumed.reason }, "enrollment refused");
           throw refusal("join_refused", consumed.reason);
         }
-        const { nodeId, credential } = await this.registry.createNode(auth.hostname, auth.facts, {
-          agentVersion: auth.agentVersion,
-          ...(consumed.joinTokenId ? { joinTokenId: consumed.joinTokenId } : {}),
-        });
+        let created: { nodeId: string; credential: string };
+        try {
+          created = await this.registry.createNode(auth.hostname, auth.facts, {
+            agentVersion: auth.agentVersion,
+            ...(consumed.joinTokenId ? { joinTokenId: consumed.joinTokenId } : {}),
+          });
+        } catch (e) {
+          // The agent is told "unavailable" and retries: its token must still work then.
+          await this.registry.releaseJoinToken(auth.token).catch((r: unknown) => this.log.error({ err: (r as Error).message }, "cannot give back a join token"));
+          throw e;
+        }
+        const { nodeId, credential } = created;
         socket.data = { nodeId, hostname: auth.hostname, agentVersion: auth.agentVersion, enrollment: { nodeId, credential } };
         this.log.info({ nodeId, hostname: auth.hostname, address }, "node enrolled");
         this.emit("node.enrolled", { nodeId, hostname: auth.hostname });

@@ -51,6 +51,11 @@ export class MemoryNodeRegistry implements NodeRegistry {
     return { ok: true };
   }
 
+  async releaseJoinToken(token: string): Promise<void> {
+    const t = this.tokens.get(tokenKey(token));
+    if (t) t.usedAt = undefined;
+  }
+
   async createNode(hostname: string, facts: HostFactsWire): Promise<{ nodeId: string; credential: string }> {
     const nodeId = randomUUID();
     const credential = `bnc_${randomBytes(32).toString("base64url")}`;

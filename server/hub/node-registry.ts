@@ -21,6 +21,13 @@ export interface NodeRegistry {
    */
   consumeJoinToken(token: string): Promise<{ ok: true; joinTokenId?: string } | { ok: false; reason: string }>;
 
+  /**
+   * Gives back a join token consumed by a handshake that then failed before the node was
+   * created (the database was busy): the agent retries, and must not find its token used up.
+   * Does nothing once a node holds the token.
+   */
+  releaseJoinToken(token: string): Promise<void>;
+
   /** Records a new node; returns its ID and its credential in clear, the one time it exists so. */
   createNode(hostname: string, facts: HostFactsWire, options?: { joinTokenId?: string; agentVersion?: string }): Promise<{ nodeId: string; credential: string }>;
 

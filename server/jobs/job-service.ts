@@ -31,6 +31,8 @@ export interface StepSpec {
   params: Record<string, unknown>;
 }
 
+type RegistryCredentials = NonNullable<ParamsOf<"image.pull">["credentials"]>;
+
 export interface LayerProgress {
   id: string;
   status: string;
@@ -144,8 +146,12 @@ export class JobService {
         for (const s of steps) this.notify(jobId, { stepId: s.id, nodeId: s.nodeId, status: "skipped" }, job.createdById);
         continue;
       }
+      // One write marks the stage running, so sending to 100s of nodes does not wait on 100s of updates.
+      await prisma.jobStep.updateMany({ where: { id: { in: steps.map((s) => s.id) } }, data: { status: "running", startedAt: new Date(), error: null } });
+      for (const st of steps) this.notify(jobId, { stepId: st.id, nodeId: st.nodeId, status: "running" }, job.createdById);
+      const credentials = new Map<string, Promise<RegistryCredentials | undefined>>();
       for (let i = 0; i < steps.length; i += MAX_PARALLEL_STEPS) {
-        await Promise.all(steps.slice(i, i + MAX_PARALLEL_STEPS).map((s) => this.runStep(jobId, job.createdById, s, signal)));
+        await Promise.all(steps.slice(i, i + MAX_PARALLEL_STEPS).map((s) => this.runStep(jobId, job.createdById, s, signal, credentials)));
       }
       if (this.closed) return;
       const failed = await prisma.jobStep.count({ where: { jobId, seq, status: { not: "succeeded" } } });
@@ -161,11 +167,15 @@ export class JobService {
     if (updated.count) this.notify(jobId, { status }, job.createdById);
   }
 
-  private async runStep(jobId: string, createdById: string | null, step: { id: string; nodeId: string; action: string; params: unknown }, signal: AbortSignal): Promise<void> {
-    const { prisma, hub } = this.deps;
+  private async runStep(
+    jobId: string,
+    createdById: string | null,
+    step: { id: string; nodeId: string; action: string; params: unknown },
+    signal: AbortSignal,
+    credentials: Map<string, Promise<RegistryCredentials | undefined>>,
+  ): Promise<void> {
+    const { prisma } = this.deps;
     const params = (step.params ?? {}) as Record<string, unknown>;
-    await prisma.jobStep.update({ where: { id: step.id }, data: { status: "running", startedAt: new Date(), error: null } });
-    this.notify(jobId, { stepId: step.id, nodeId: step.nodeId, status: "running" }, createdById);
 
     const progress: StepProgress = { status: "", layers: [] };
     let lastLive = 0;
@@ -192,7 +202,7 @@ export class JobService {
 
     try {
       await this.waitOnline(step.nodeId, signal);
-      const result = await this.send(step.id, step.nodeId, step.action as StepAction, params, onStream, signal);
+      const result = await this.send(step.id, step.nodeId, step.action as StepAction, params, onStream, signal, credentials);
       await prisma.jobStep.update({
         where: { id: step.id },
         data: { status: "succeeded", finishedAt: new Date(), result: (result ?? {}) as InputJsonObject, progress: progress.layers.length ? (progress as unknown as InputJsonObject) : undefined },
@@ -218,21 +228,33 @@ export class JobService {
     }
   }
 
-  private async credentialsFor(reference: unknown): Promise<ParamsOf<"image.pull">["credentials"]> {
+  /** The registry credentials for a reference, looked up once per stage of a job (every step pulls the same image). */
+  private credentialsFor(reference: unknown, cache: Map<string, Promise<RegistryCredentials | undefined>>): Promise<RegistryCredentials | undefined> {
     const host = typeof reference === "string" ? registryOf(reference) : undefined;
-    if (!host) return undefined;
-    const c = await this.deps.registries.getCredentials(host);
-    if (!c?.username || !c.password) return undefined;
-    return { username: c.username, password: c.password };
+    if (!host) return Promise.resolve(undefined);
+    let p = cache.get(host);
+    if (!p) {
+      p = this.deps.registries.getCredentials(host).then((c) => (c?.username && c.password ? { username: c.username, password: c.password } : undefined));
+      cache.set(host, p);
+    }
+    return p;
   }
 
-  private async send(stepId: string, nodeId: string, action: StepAction, params: Record<string, unknown>, onStream: (e: ProgressEventWire) => void, signal: AbortSignal): Promise<unknown> {
+  private async send(
+    stepId: string,
+    nodeId: string,
+    action: StepAction,
+    params: Record<string, unknown>,
+    onStream: (e: ProgressEventWire) => void,
+    signal: AbortSignal,
+    cache: Map<string, Promise<RegistryCredentials | undefined>>,
+  ): Promise<unknown> {
     const { hub } = this.deps;
     const opts = { requestId: stepId, signal };
     switch (action) {
       case "image.pull":
       case "image.push": {
-        const credentials = await this.credentialsFor(params.reference);
+        const credentials = await this.credentialsFor(params.reference, cache);
         return hub.request(nodeId, action, { ...(params as ParamsOf<"image.pull">), ...(credentials ? { credentials } : {}) }, { ...opts, onStream });
       }
       case "container.run": {
@@ -243,7 +265,7 @@ export class JobService {
         } catch (e) {
           // `docker run` pulls a missing image first; so does the console.
           if (!(e instanceof LinkRequestError && e.kind === "NotFound" && /image/i.test(e.message))) throw e;
-          const credentials = await this.credentialsFor(create.image);
+          const credentials = await this.credentialsFor(create.image, cache);
           await hub.request(nodeId, "image.pull", { reference: create.image, ...(credentials ? { credentials } : {}) }, { requestId: derivedRequestId(stepId, "pull"), signal, onStream });
           created = await hub.request(nodeId, "container.create", create, { requestId: derivedRequestId(stepId, "create"), signal });
         }

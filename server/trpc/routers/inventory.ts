@@ -83,17 +83,24 @@ export const inventoryRouter = router({
     .input(z.object({ ...Page, state: z.enum(["created", "running", "paused", "restarting", "removing", "exited", "dead"]).optional() }))
     .query(async ({ ctx, input }) => {
       const q = input.search?.trim().toLowerCase();
-      const rows: FleetContainer[] = [];
+      // 10,000s of containers in a big fleet: filter and sort references, copy only the page.
+      const matches: Array<{ c: InventoryContainer; node: NodeRef }> = [];
       for (const { node, inv } of await nodesWithInventory(ctx, input.nodeId)) {
         for (const c of inv?.containers ?? []) {
           if (input.state && c.state !== input.state) continue;
           if (!has(q, c.name, c.id, c.image, c.command, node.name)) continue;
-          const { labels: _labels, ...rest } = c;
-          rows.push({ ...rest, node });
+          matches.push({ c, node });
         }
       }
-      rows.sort((a, b) => b.created - a.created || a.name.localeCompare(b.name));
-      return paginate(rows, input.page, input.pageSize);
+      matches.sort((a, b) => b.c.created - a.c.created || (a.c.name < b.c.name ? -1 : a.c.name > b.c.name ? 1 : 0));
+      const page = paginate(matches, input.page, input.pageSize);
+      return {
+        ...page,
+        items: page.items.map(({ c, node }): FleetContainer => {
+          const { labels: _labels, ...rest } = c;
+          return { ...rest, node };
+        }),
+      };
     }),
 
   volumes: authedProcedure.input(z.object(Page)).query(async ({ ctx, input }) => {
