@@ -15,7 +15,7 @@ import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { DbNodeRegistry } from "../server/db/node-registry-db.ts";
 import { SecretBox } from "../server/auth/secret-box.ts";
-import { InstallError, installAgent, KnownHosts, nodeWaiter, probeHost, removeAgent, type InstallEvent, type InstallOptions, type SshTarget } from "../server/installer/index.ts";
+import { checkHost, InstallError, installAgent, KnownHosts, nodeWaiter, probeHost, removeAgent, type InstallEvent, type InstallOptions, type SshTarget } from "../server/installer/index.ts";
 import { startFromUnit, startTestConsole, type TestConsole, type UnitProcess } from "../server/installer/testing.ts";
 import { clientKey, createTestUser, freePort, startSshd, type SshdHandle, type TestUser } from "./helpers/sshd.ts";
 import { openTestDatabase, type MigratedTestDatabase } from "./helpers/postgres.ts";
@@ -266,6 +266,14 @@ describe("installing the agent over SSH", () => {
     assert.equal(byId.get("disk")?.ok, false);
     assert.match(byId.get("os")!.detail, /Debian|Ubuntu|Fedora/);
     assert.match(byId.get("privilege")!.detail, new RegExp(`sudo works for ${user.name}`));
+    // The same checklist on its own, as "Add node" shows it before installing.
+    const alone = await checkHost({ target: await pinned(), consoleUrl: dead, prefix, minFreeDiskBytes: 2 ** 60 });
+    assert.equal(alone.ok, false);
+    assert.deepEqual(
+      alone.checks.filter((c) => !c.ok).map((c) => c.id),
+      ["disk", "console"],
+    );
+    assert.equal(alone.installedVersion, undefined);
     assert.deepEqual(await tree(prefix), []);
   });
 
@@ -407,6 +415,10 @@ exit 100
     assert.equal(live?.agentVersion, V1);
     assert.match(agents[0]!.argv.join(" "), new RegExp(`^${lib}/current/berth-agent --config ${configPath}$`));
 
+    const again = await checkHost({ target: await pinned(), consoleUrl: cons.url, prefix });
+    assert.equal(again.ok, true, JSON.stringify(again.checks));
+    assert.equal(again.installedVersion, V1, "installing again would upgrade");
+
     // The console keeps what the admin asked for: the pin, the node, and (sealed) credentials.
     await knownHosts.remember(sshd.host, sshd.port, { nodeId, username: user.name, installPrefix: prefix, credentials: { password: user.password } });
     const row = await db.prisma.sshHost.findFirstOrThrow({ where: { port: sshd.port } });
@@ -438,6 +450,27 @@ exit 100
     assert.equal(await knownHosts.fingerprint(sshd.host, sshd.port), old, "the installer never re-pins by itself");
     // The admin checks the new key out of band and pins it again.
     await knownHosts.pin(sshd.host, sshd.port, await probeHost({ host: sshd.host, port: sshd.port }));
+  });
+
+  test("a failed upgrade (the new version never comes back online) switches back to the running version", async () => {
+    const before = await tree(prefix);
+    const config = await readFile(join(prefix, "etc/berth/agent.json"), "utf8");
+    const seen: InstallEvent[] = [];
+    await rejectsWith(
+      installAgent(baseOptions({ target: await pinned(), artifactPath: artifacts[V2]!, enrollTimeoutMs: 1_000, waitForNode: ({ signal }) => new Promise((_, reject) => signal.addEventListener("abort", () => reject(new Error("aborted")))) }), (e) => {
+        record(e);
+        seen.push(e);
+      }),
+      (e) => {
+        assert.equal(e.kind, "enrollment");
+        assert.match(e.message, /node never came back online/);
+      },
+    );
+    assert.ok(seen.some((e) => e.type === "rollback" && e.step === "switch" && e.label.includes(`back to ${V1}`) && e.status === "ok"));
+    assert.equal(await readlink(join(prefix, "usr/lib/berth-agent/current")), V1);
+    assert.equal(await readFile(join(prefix, "etc/berth/agent.json"), "utf8"), config);
+    assert.deepEqual(await tree(prefix).then((t) => t.filter((p) => !p.startsWith("var/lib/berth/") && !p.startsWith("run/berth/"))), before.filter((p) => !p.startsWith("var/lib/berth/") && !p.startsWith("run/berth/")), "the prefix is as before the run (the agent's own data aside)");
+    assert.equal(cons.hub.node(nodeId)?.online, true, "the running agent was never touched");
   });
 
   test("upgrade with a container running: new version switched in, the agent restarted, the container keeps its PID and is adopted", async () => {

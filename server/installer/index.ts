@@ -3,7 +3,7 @@
  * the steps, remove.ts for removal, known-hosts.ts for host key pins, manual-script.ts for
  * the script served to hosts the console cannot reach.
  */
-export { installAgent, type InstallOptions, type InstallResult, type AgentConfigExtras } from "./install.ts";
+export { installAgent, checkHost, type InstallOptions, type InstallResult, type AgentConfigExtras, type HostCheck, type PreflightOptions } from "./install.ts";
 export { nodeWaiter, type NodeWaiterOptions, type WaitForNode } from "./enrollment.ts";
 export { removeAgent, type RemoveOptions, type RemoveResult } from "./remove.ts";
 export { probeHost, type SshTarget, type SshCredentials } from "./ssh-session.ts";

@@ -130,21 +130,56 @@ if [ -e ${q(paths.unit)} ]; then echo unit=yes; fi`,
   return out;
 }
 
-/** Runs the facts script and the sudo check; emits the checklist. Throws when an item fails. */
-export async function preflightStep(run: StepRunner, session: SshSession, opts: { prefix: string; consoleUrl: string; minFreeDiskBytes?: number; dataRoot: string }): Promise<PreflightResult> {
-  return run.step("preflight", "Preflight checks", async (ctx) => {
-    const privilege = await session.checkPrivilege();
-    const r = await session.exec(factsScript(opts.dataRoot, healthUrl(opts.consoleUrl)), { ...(ctx.signal ? { signal: ctx.signal } : {}) });
-    if (r.code !== 0 && !r.stdout) throw new InstallError("preflight", "command", `the preflight script failed on ${session.where}: ${lastLines(r.stderr)}`);
-    const result = evaluatePreflight({ facts: parseFacts(r.stdout), privilege, prefix: opts.prefix, consoleUrl: opts.consoleUrl, minFreeDiskBytes: opts.minFreeDiskBytes ?? DEFAULT_MIN_FREE_DISK_BYTES });
-    run.emit({ type: "checklist", checks: result.checks });
-    const failed = result.checks.filter((c) => !c.ok);
-    if (failed.length) {
-      throw new InstallError("preflight", preflightErrorKind(result.checks), `preflight failed on ${session.where}: ${failed.map((c) => `${c.label}: ${c.detail}`).join("; ")}`);
+export interface PreflightOptions {
+  /** "/" (default) or a test prefix. */
+  prefix?: string;
+  /** The console URL the node must reach. */
+  consoleUrl: string;
+  /** Default 2 GiB. */
+  minFreeDiskBytes?: number;
+  /** Where the agent will keep its data (default <prefix>/var/lib/berth): its filesystem's free space counts. */
+  dataRoot?: string;
+}
+
+/** The sudo check and the facts script, evaluated. Changes nothing on the host. */
+export async function gatherPreflight(session: SshSession, opts: PreflightOptions, signal?: AbortSignal): Promise<PreflightResult> {
+  const prefix = normalizePrefix(opts.prefix);
+  const privilege = await session.checkPrivilege();
+  const r = await session.exec(factsScript(opts.dataRoot ?? nodePaths(prefix).dataRoot, healthUrl(opts.consoleUrl)), signal ? { signal } : {});
+  if (r.code !== 0 && !r.stdout) throw new InstallError("preflight", "command", `the preflight script failed on ${session.where}: ${lastLines(r.stderr)}`);
+  return evaluatePreflight({ facts: parseFacts(r.stdout), privilege, prefix, consoleUrl: opts.consoleUrl, minFreeDiskBytes: opts.minFreeDiskBytes ?? DEFAULT_MIN_FREE_DISK_BYTES });
+}
+
+export interface HostCheck {
+  hostKey: HostKey;
+  checks: PreflightCheck[];
+  ok: boolean;
+  /** The agent version installed under the prefix, when one is (installing again upgrades it). */
+  installedVersion?: string;
+}
+
+/**
+ * The preflight checklist on its own, for the console to show before installing: connects
+ * (host key checked against the pin as for an install), checks, changes nothing.
+ * @throws InstallError only when the host cannot be reached or logged into; failed checks are in the result.
+ */
+export async function checkHost(opts: PreflightOptions & { target: SshTarget }, signal?: AbortSignal): Promise<HostCheck> {
+  let session: SshSession | undefined;
+  try {
+    session = await SshSession.open(opts.target, signal);
+    const pre = await gatherPreflight(session, opts, signal);
+    const out: HostCheck = { hostKey: session.hostKey, checks: pre.checks, ok: pre.ok };
+    if (session.privilege) {
+      const existing = await inspectInstall(session, nodePaths(normalizePrefix(opts.prefix)));
+      if (existing.config && existing.currentVersion) out.installedVersion = existing.currentVersion;
     }
-    ctx.detail(`${result.checks.length} checks passed`);
-    return result;
-  });
+    return out;
+  } catch (e) {
+    if (e instanceof InstallError) throw e;
+    throw new InstallError("preflight", "command", (e as Error).message, { cause: e });
+  } finally {
+    session?.close();
+  }
 }
 
 const PACKAGES: Record<PackageManager, string[]> = {
@@ -231,8 +266,18 @@ export async function installAgent(opts: InstallOptions, onEvent: EventSink = ()
   try {
     session = await connectStep(run, opts.target, signal);
     const s = session;
-    const pre = await preflightStep(run, s, { prefix, consoleUrl: opts.consoleUrl, dataRoot: paths.dataRoot, ...(opts.minFreeDiskBytes !== undefined ? { minFreeDiskBytes: opts.minFreeDiskBytes } : {}) });
-    const existing = await inspectInstall(s, paths);
+    const { pre, existing } = await run.step("preflight", "Preflight checks", async (ctx) => {
+      const dataRoot = typeof opts.agentConfig?.["data-root"] === "string" ? opts.agentConfig["data-root"] : paths.dataRoot;
+      const pre = await gatherPreflight(s, { prefix, consoleUrl: opts.consoleUrl, dataRoot, ...(opts.minFreeDiskBytes !== undefined ? { minFreeDiskBytes: opts.minFreeDiskBytes } : {}) }, signal);
+      run.emit({ type: "checklist", checks: pre.checks });
+      const failed = pre.checks.filter((c) => !c.ok);
+      if (failed.length) {
+        throw new InstallError("preflight", preflightErrorKind(pre.checks), `preflight failed on ${s.where}: ${failed.map((c) => `${c.label}: ${c.detail}`).join("; ")}`);
+      }
+      const existing = await inspectInstall(s, paths);
+      ctx.detail(`${pre.checks.length} checks passed; ${existing.config ? `berth-agent ${existing.currentVersion ?? "(unknown version)"} is installed: upgrading it` : "no agent installed yet"}`);
+      return { pre, existing };
+    });
     const upgrade = existing.config !== undefined;
     if (!upgrade && !opts.joinToken) throw new InstallError("config", "invalid", `a join token is needed to enroll ${s.where}: no agent is installed there yet`);
     const systemd = prefix === "/";

@@ -90,7 +90,8 @@ export async function probeHost(target: { host: string; port?: number; timeoutMs
   try {
     return await new Promise<HostKey>((resolve, reject) => {
       let key: HostKey | undefined;
-      client.once("error", (e) => (key ? resolve(key) : reject(connectError(e, where, "(probe)"))));
+      // on, not once: ssh2 may report a second error while closing, and an unheard one would crash the console.
+      client.on("error", (e) => (key ? resolve(key) : reject(connectError(e, where, "(probe)"))));
       client.once("ready", () => reject(new InstallError("connect", "invalid", `${where} accepted an unauthenticated login; refusing to treat it as a node`)));
       client.once("close", () => (key ? resolve(key) : reject(new InstallError("connect", "unreachable", `${where} closed the connection before showing a host key`))));
       client.connect({
@@ -179,7 +180,9 @@ export class SshSession {
         signal?.removeEventListener("abort", onAbort);
         resolve();
       });
-      client.once("error", (e) => {
+      // on, not once: errors after the connection is up (a reset mid-install) must not go unheard
+      // and crash the console; the command that was running sees its channel close.
+      client.on("error", (e) => {
         signal?.removeEventListener("abort", onAbort);
         reject(refusal ?? connectError(e, where, target.username));
       });
