@@ -51,6 +51,8 @@ export const LINK_EVENTS = {
   request: "request",
   /** console → agent. */
   cancel: "cancel",
+  /** console → agent: keystrokes, window size and end of input for a running `container.exec`. */
+  input: "input",
   /** console → agent, just before the console disconnects the node for good. */
   revoked: "revoked",
   /** agent → console: inventory and engine events. */
@@ -396,6 +398,22 @@ export const METHODS = {
   "container.unpause": { params: z.object({ id: ContainerRefSchema }), result: NoResult, stream: z.never(), mutating: true, abortable: false, defaultTimeoutMs: MINUTE },
   "container.kill": { params: z.object({ id: ContainerRefSchema, signal: z.string().max(16).optional() }), result: NoResult, stream: z.never(), mutating: true, abortable: false, defaultTimeoutMs: MINUTE },
   "container.remove": { params: z.object({ id: ContainerRefSchema, force: z.boolean().default(false), volumes: z.boolean().default(false) }), result: NoResult, stream: z.never(), mutating: true, abortable: false, defaultTimeoutMs: 5 * MINUTE },
+  /** A process in a running container with a terminal; output arrives as stream events, input as `input` messages. Canceling kills the session. */
+  "container.exec": {
+    params: z.object({
+      id: ContainerRefSchema,
+      cmd: z.array(z.string().max(4096)).min(1, "a command is needed").max(64),
+      tty: z.boolean().default(true),
+      cols: z.number().int().min(1).max(1000).default(80),
+      rows: z.number().int().min(1).max(1000).default(24),
+      user: z.string().max(256).optional(),
+    }),
+    result: z.object({ exitCode: z.number().int() }),
+    stream: z.object({ data: z.base64() }),
+    mutating: true,
+    abortable: true,
+    defaultTimeoutMs: 12 * 60 * MINUTE,
+  },
   "container.logs": {
     params: z.object({
       id: ContainerRefSchema,
@@ -452,6 +470,7 @@ export const RequestSchema = z.discriminatedUnion("method", [
   requestOf("container.unpause"),
   requestOf("container.kill"),
   requestOf("container.remove"),
+  requestOf("container.exec"),
   requestOf("container.logs"),
 ]);
 export type LinkRequest = z.infer<typeof RequestSchema>;
@@ -473,6 +492,17 @@ export const StreamMessageSchema = z.object({ requestId: z.string(), seq: z.numb
 export type StreamMessage = z.infer<typeof StreamMessageSchema>;
 
 export const CancelSchema = z.object({ requestId: z.string() });
+/** Largest stdin chunk of an exec per message (base64 of it is 4/3 larger). */
+export const EXEC_INPUT_MAX_BYTES = 64 * 1024;
+export const ExecInputSchema = z.object({
+  requestId: z.string(),
+  /** Base64 of the bytes typed. */
+  data: z.base64().max(Math.ceil(EXEC_INPUT_MAX_BYTES / 3) * 4).optional(),
+  resize: z.object({ cols: z.number().int().min(1).max(1000), rows: z.number().int().min(1).max(1000) }).optional(),
+  /** Closes the process's stdin. */
+  eof: z.boolean().optional(),
+});
+export type ExecInput = z.infer<typeof ExecInputSchema>;
 
 // --- parsing ------------------------------------------------------------------------
 
@@ -490,6 +520,7 @@ export const parseRequest = (v: unknown): Parsed<LinkRequest> => parsed(RequestS
 export const parseAck = (v: unknown): Parsed<Ack> => parsed(AckSchema.safeParse(v), "acknowledgement");
 export const parseStreamMessage = (v: unknown): Parsed<StreamMessage> => parsed(StreamMessageSchema.safeParse(v), "stream message");
 export const parseEvent = (v: unknown): Parsed<AgentEvent> => parsed(AgentEventSchema.safeParse(v), "agent event");
+export const parseExecInput = (v: unknown): Parsed<ExecInput> => parsed(ExecInputSchema.safeParse(v), "exec input");
 export const parseCancel = (v: unknown): Parsed<z.infer<typeof CancelSchema>> => parsed(CancelSchema.safeParse(v), "cancel");
 export const parseRevoked = (v: unknown): Parsed<z.infer<typeof RevokedSchema>> => parsed(RevokedSchema.safeParse(v), "revocation");
 
@@ -568,6 +599,7 @@ export interface ConsoleToAgentEvents {
   enrolled: (enrollment: Enrollment, ack: AckFn<{ ok: boolean; message?: string }>) => void;
   request: (request: LinkRequestInput, ack: AckFn<Ack>) => void;
   cancel: (cancel: { requestId: string }) => void;
+  input: (input: ExecInput) => void;
   revoked: (message: { reason: string }) => void;
 }
 

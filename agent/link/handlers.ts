@@ -1,8 +1,9 @@
 import type { Engine } from "../engine/engine.ts";
+import { killProcessTree } from "../engine/monitor/process-tree.ts";
 import type { DeleteRecord } from "../engine/images/image-service.ts";
 import { familiarString } from "../engine/reference/reference.ts";
 import { API_VERSION, BERTH_VERSION, ENGINE_VERSION } from "../dockerapi/system-routes.ts";
-import { MAX_LOG_BYTES, type EngineEvent, type LinkRequest, type LogLine, type MethodName, type ResultOf, type StreamEventOf } from "./contract.ts";
+import { MAX_LOG_BYTES, type EngineEvent, type ExecInput, type LinkRequest, type LogLine, type MethodName, type ResultOf, type StreamEventOf } from "./contract.ts";
 
 /** What a request handler gets besides its params. */
 export interface HandlerContext {
@@ -16,6 +17,8 @@ export interface HandlerContext {
   inventoryChanged: () => void;
   /** Sends a fresh full snapshot on the link and returns it (`inventory.snapshot`). */
   snapshot: () => Promise<ResultOf<"inventory.snapshot">>;
+  /** Receives the console's `input` messages for this request (exec). */
+  onInput: (listener: (input: ExecInput) => void) => void;
 }
 
 type Handlers = { [M in MethodName]: (params: Extract<LinkRequest, { method: M }>["params"], ctx: HandlerContext & { stream: (event: StreamEventOf<M>) => void }) => Promise<ResultOf<M>> };
@@ -119,6 +122,27 @@ export function linkHandlers(engine: Engine): Handlers {
       await containers.remove(p.id, { force: p.force, volumes: p.volumes });
       ctx.inventoryChanged();
       return {};
+    },
+    "container.exec": async (p, ctx) => {
+      const exec = containers.createExec(p.id, { cmd: p.cmd, tty: p.tty, attachStdin: true, env: [], ...(p.user ? { user: p.user } : {}) });
+      const session = await containers.startExec(exec.id);
+      if (p.tty) await session.resize(p.cols, p.rows).catch(() => undefined);
+      session.output.on("data", (chunk: { data: Buffer }) => ctx.stream({ data: chunk.data.toString("base64") }));
+      ctx.onInput((input) => {
+        if (input.data && session.stdin) session.stdin.write(Buffer.from(input.data, "base64"));
+        if (input.resize) void session.resize(input.resize.cols, input.resize.rows).catch(() => undefined);
+        if (input.eof) session.stdin?.end();
+      });
+      // The console's user left (closed terminal, logout, role taken away): end what they ran, not only the stream.
+      const abort = () => void killProcessTree(session.pid).finally(() => session.close());
+      ctx.signal.addEventListener("abort", abort, { once: true });
+      try {
+        await containers.execDone(exec.id);
+        return { exitCode: containers.getExec(exec.id).exitCode ?? 0 };
+      } finally {
+        ctx.signal.removeEventListener("abort", abort);
+        session.close();
+      }
     },
     "container.logs": async (p, ctx) => {
       const lines: LogLine[] = [];

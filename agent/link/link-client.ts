@@ -13,11 +13,13 @@ import {
   LINK_PROTOCOL_VERSION,
   METHODS,
   parseCancel,
+  parseExecInput,
   parseEnrollment,
   parseRefusal,
   parseRequest,
   parseRevoked,
   type Ack,
+  type ExecInput,
   type AgentEvent,
   type AgentToConsoleEvents,
   type ConsoleToAgentEvents,
@@ -145,6 +147,8 @@ export class ConsoleLink extends EventEmitter {
   private pendingEvents: EngineEvent[] = [];
   private pollTimer?: NodeJS.Timeout;
   private readonly streamSeq = new Map<string, number>();
+  /** Where `input` messages of running execs go, by request id. */
+  private readonly inputs = new Map<string, (input: ExecInput) => void>();
 
   constructor(opts: ConsoleLinkOptions) {
     super();
@@ -196,6 +200,10 @@ export class ConsoleLink extends EventEmitter {
     socket.on(LINK_EVENTS.enrolled, (raw, ack) => void this.onEnrolled(raw, ack));
     socket.on(LINK_EVENTS.request, (raw, ack) => void this.onRequest(raw, ack));
     socket.on(LINK_EVENTS.cancel, (raw) => this.onCancel(raw));
+    socket.on(LINK_EVENTS.input, (raw) => {
+      const input = parseExecInput(raw);
+      if (input.ok) this.inputs.get(input.value.requestId)?.(input.value);
+    });
     socket.on(LINK_EVENTS.revoked, (raw) => {
       const r = parseRevoked(raw);
       void this.onRevoked(r.ok ? r.value.reason : "revoked by the console");
@@ -392,6 +400,7 @@ export class ConsoleLink extends EventEmitter {
       engineEvent: (event) => this.queueEvent(event),
       inventoryChanged: () => this.markDirty(),
       snapshot: () => this.sendSnapshot(),
+      onInput: (listener) => this.inputs.set(req.id, listener),
     };
     try {
       const handler = this.handlers[req.method] as (params: unknown, ctx: HandlerContext) => Promise<unknown>;
@@ -399,6 +408,7 @@ export class ConsoleLink extends EventEmitter {
     } finally {
       coalescer.flush();
       this.streamSeq.delete(req.id);
+      this.inputs.delete(req.id);
     }
   }
 

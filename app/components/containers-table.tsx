@@ -7,6 +7,7 @@ import { useEffect, useId, useState } from "react";
 import { containerStatusText } from "../../agent/engine/containers/status-text.ts";
 import { trpc, type RouterOutputs } from "../lib/trpc.ts";
 import { ApiError, JobNotice, useCan } from "./action-bar.tsx";
+import { ContainerTerminal } from "./terminal.tsx";
 import { ago, ports, shortId } from "./format.ts";
 import { NodeFilter } from "./node-picker.tsx";
 import { Badge, ErrorBox, Pager } from "./ui.tsx";
@@ -235,6 +236,8 @@ export function ContainersTable({ nodeId: fixedNodeId }: { nodeId?: string }) {
 /** A container's facts and its last log lines, read from its node on demand. */
 export function ContainerPanel({ container: c, nodeId, id, now, onClose }: { container: Container | undefined; nodeId: string; id: string; now: number; onClose: () => void }) {
   const [tail, setTail] = useState(200);
+  const can = useCan();
+  const [terminal, setTerminal] = useState(false);
   const logs = trpc.inventory.containerLogs.useQuery({ nodeId, id, tail }, { staleTime: Infinity, refetchOnWindowFocus: false, retry: false });
   return (
     <section className="panel" style={{ marginTop: 16 }} aria-label="container details" data-testid="container-panel">
@@ -258,6 +261,14 @@ export function ContainerPanel({ container: c, nodeId, id, now, onClose }: { con
       ) : (
         <p className="muted">This container is no longer in the inventory (removed, or on another page).</p>
       )}
+      {can.exec && c?.state === "running" && !terminal && (
+        <p>
+          <button type="button" onClick={() => setTerminal(true)}>
+            Open terminal
+          </button>
+        </p>
+      )}
+      {terminal && <ContainerTerminal nodeId={nodeId} containerId={id} onClose={() => setTerminal(false)} />}
       <div className="row">
         <b>Logs</b>
         <label htmlFor="log-tail" style={{ margin: 0, fontWeight: 400 }}>

@@ -4,10 +4,11 @@
 import { useEffect, useState } from "react";
 import { io, type Socket } from "socket.io-client";
 import type { UiServerEvents } from "../../server/live/live-updates.ts";
+import type { ExecClientEvents } from "../../server/live/exec-sessions.ts";
 
-let shared: Socket<UiServerEvents> | undefined;
+let shared: Socket<UiServerEvents, ExecClientEvents> | undefined;
 
-export function liveSocket(): Socket<UiServerEvents> {
+export function liveSocket(): Socket<UiServerEvents, ExecClientEvents> {
   shared ??= io("/ui", { path: "/socket.io", withCredentials: true, transports: ["websocket", "polling"] });
   return shared;
 }

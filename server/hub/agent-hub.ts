@@ -22,6 +22,7 @@ import {
   type ConsoleToAgentEvents,
   type EngineEvent,
   type Enrollment,
+  type ExecInput,
   type HostFactsWire,
   type InventoryChanges,
   type InventorySnapshot,
@@ -290,6 +291,14 @@ export class AgentHub extends EventEmitter<HubEvents> {
   /** Asks the node to abort a running request (abortable methods only); the request then fails with kind Canceled. */
   cancel(nodeId: string, requestId: string): void {
     this.states.get(nodeId)?.socket?.emit(LINK_EVENTS.cancel, { requestId });
+  }
+
+  /** Sends keystrokes, a window size or end of input to a running `container.exec` request. */
+  sendInput(nodeId: string, input: ExecInput): boolean {
+    const socket = this.states.get(nodeId)?.socket;
+    if (!socket || !this.pending.has(input.requestId)) return false;
+    socket.emit(LINK_EVENTS.input, input);
+    return true;
   }
 
   /** Revokes a node for good: recorded in the registry, its connection closed at once, its requests failed. */

@@ -21,7 +21,7 @@ import { parseNormalizedReference } from "../../agent/engine/reference/reference
 import type { LiveUpdates } from "../live/live-updates.ts";
 
 /** A step runs one link method, or `container.run` (create, then start). */
-export type StepAction = Exclude<MethodName, "inventory.snapshot" | "system.info" | "container.logs" | "image.history"> | "container.run";
+export type StepAction = Exclude<MethodName, "inventory.snapshot" | "system.info" | "container.logs" | "container.exec" | "image.history"> | "container.run";
 
 export interface StepSpec {
   nodeId: string;
