@@ -107,6 +107,31 @@ describe("console API with a real agent", () => {
     await assert.rejects(admin.jobs.run.mutate({ nodeId, image: "busybox", ports: ["80:x"] }), /ports\[0\] "80:x"/);
   });
 
+  test("a registry's credentials saved in the console are used by pull jobs on the node", async () => {
+    const locked = await startRegistry({ auth: "basic" });
+    try {
+      const img = await pushFixtureImages(locked, { only: ["busybox"] });
+      const reference = `${locked.host}/${img.busybox.repository}:${img.busybox.tag}`;
+      const run = async () => {
+        const { jobId } = await admin.jobs.pull.mutate({ nodeIds: [nodeId], reference });
+        return until("the pull job", async () => {
+          const j = await admin.jobs.get.query({ jobId });
+          return j.status === "running" || j.status === "queued" ? undefined : j;
+        }, 60_000);
+      };
+      const without = await run();
+      assert.equal(without.status, "failed");
+      assert.match(without.steps[0]!.error ?? "", /unauthorized|authentication required|credentials/i);
+      await admin.admin.registries.save.mutate({ address: locked.host, username: locked.username, password: locked.password, insecure: false });
+      const withCreds = await run();
+      assert.equal(withCreds.status, "succeeded", JSON.stringify(withCreds.steps));
+      const stored = await consoleUp.services.prisma.jobStep.findMany({ select: { params: true } });
+      assert.ok(!JSON.stringify(stored).includes(locked.password), "the password is not stored with job steps");
+    } finally {
+      await locked.stop();
+    }
+  });
+
   test("signed out: refused", async () => {
     assert.equal(await codeOf(apiClient(consoleUp).nodes.list.query()), "UNAUTHORIZED");
   });

@@ -350,7 +350,8 @@ export const METHODS = {
   "inventory.snapshot": { params: NoParams, result: InventorySnapshotSchema, stream: z.never(), mutating: false, abortable: false, defaultTimeoutMs: MINUTE },
   "system.info": { params: NoParams, result: SystemInfoSchema, stream: z.never(), mutating: false, abortable: false, defaultTimeoutMs: MINUTE },
   "image.pull": {
-    params: z.object({ reference: ReferenceSchema, credentials: RegistryCredentialsSchema.optional() }),
+    /** `insecure`: the console's registry entry allows plain HTTP for this registry. */
+    params: z.object({ reference: ReferenceSchema, credentials: RegistryCredentialsSchema.optional(), insecure: z.boolean().optional() }),
     result: z.object({ id: z.string(), reference: z.string(), digest: z.string(), upToDate: z.boolean() }),
     stream: ProgressEventSchema,
     mutating: true,
@@ -358,7 +359,7 @@ export const METHODS = {
     defaultTimeoutMs: 60 * MINUTE,
   },
   "image.push": {
-    params: z.object({ reference: ReferenceSchema, tag: z.string().max(128).optional(), credentials: RegistryCredentialsSchema.optional() }),
+    params: z.object({ reference: ReferenceSchema, tag: z.string().max(128).optional(), credentials: RegistryCredentialsSchema.optional(), insecure: z.boolean().optional() }),
     result: z.object({ pushed: z.array(PushedTagSchema) }),
     stream: ProgressEventSchema,
     mutating: true,

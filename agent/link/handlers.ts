@@ -1,7 +1,7 @@
 import type { Engine } from "../engine/engine.ts";
 import { killProcessTree } from "../engine/monitor/process-tree.ts";
 import type { DeleteRecord } from "../engine/images/image-service.ts";
-import { familiarString } from "../engine/reference/reference.ts";
+import { familiarString, parseNormalizedReference } from "../engine/reference/reference.ts";
 import { API_VERSION, BERTH_VERSION, ENGINE_VERSION } from "../dockerapi/system-routes.ts";
 import { MAX_LOG_BYTES, type EngineEvent, type ExecInput, type LinkRequest, type LogLine, type MethodName, type ResultOf, type StreamEventOf } from "./contract.ts";
 
@@ -65,6 +65,7 @@ export function linkHandlers(engine: Engine): Handlers {
       };
     },
     "image.pull": async (p, ctx) => {
+      if (p.insecure) engine.registry.allowInsecure(parseNormalizedReference(p.reference).domain);
       const r = await engine.puller.pull(p.reference, { credentials: p.credentials, onProgress: ctx.stream, signal: ctx.signal });
       const reference = familiarString(r.reference);
       ctx.engineEvent(imageEvent("pull", reference));
@@ -72,6 +73,7 @@ export function linkHandlers(engine: Engine): Handlers {
       return { id: r.id, reference, digest: r.digest, upToDate: r.upToDate };
     },
     "image.push": async (p, ctx) => {
+      if (p.insecure) engine.registry.allowInsecure(parseNormalizedReference(p.reference).domain);
       const pushed = await engine.pusher.push(p.reference, p.tag, { credentials: p.credentials, onProgress: ctx.stream, signal: ctx.signal });
       ctx.engineEvent(imageEvent("push", p.reference));
       return { pushed };

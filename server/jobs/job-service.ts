@@ -31,7 +31,11 @@ export interface StepSpec {
   params: Record<string, unknown>;
 }
 
-type RegistryCredentials = NonNullable<ParamsOf<"image.pull">["credentials"]>;
+/** What the console's registries table says for a step's registry. */
+interface RegistryAccess {
+  credentials?: NonNullable<ParamsOf<"image.pull">["credentials"]>;
+  insecure?: true;
+}
 
 export interface LayerProgress {
   id: string;
@@ -149,7 +153,7 @@ export class JobService {
       // One write marks the stage running, so sending to 100s of nodes does not wait on 100s of updates.
       await prisma.jobStep.updateMany({ where: { id: { in: steps.map((s) => s.id) } }, data: { status: "running", startedAt: new Date(), error: null } });
       for (const st of steps) this.notify(jobId, { stepId: st.id, nodeId: st.nodeId, status: "running" }, job.createdById);
-      const credentials = new Map<string, Promise<RegistryCredentials | undefined>>();
+      const credentials = new Map<string, Promise<RegistryAccess>>();
       for (let i = 0; i < steps.length; i += MAX_PARALLEL_STEPS) {
         await Promise.all(steps.slice(i, i + MAX_PARALLEL_STEPS).map((s) => this.runStep(jobId, job.createdById, s, signal, credentials)));
       }
@@ -172,7 +176,7 @@ export class JobService {
     createdById: string | null,
     step: { id: string; nodeId: string; action: string; params: unknown },
     signal: AbortSignal,
-    credentials: Map<string, Promise<RegistryCredentials | undefined>>,
+    credentials: Map<string, Promise<RegistryAccess>>,
   ): Promise<void> {
     const { prisma } = this.deps;
     const params = (step.params ?? {}) as Record<string, unknown>;
@@ -228,13 +232,16 @@ export class JobService {
     }
   }
 
-  /** The registry credentials for a reference, looked up once per stage of a job (every step pulls the same image). */
-  private credentialsFor(reference: unknown, cache: Map<string, Promise<RegistryCredentials | undefined>>): Promise<RegistryCredentials | undefined> {
+  /** The registry settings for a reference, looked up once per stage of a job (every step pulls the same image). */
+  private registryAccess(reference: unknown, cache: Map<string, Promise<RegistryAccess>>): Promise<RegistryAccess> {
     const host = typeof reference === "string" ? registryOf(reference) : undefined;
-    if (!host) return Promise.resolve(undefined);
+    if (!host) return Promise.resolve({});
     let p = cache.get(host);
     if (!p) {
-      p = this.deps.registries.getCredentials(host).then((c) => (c?.username && c.password ? { username: c.username, password: c.password } : undefined));
+      p = this.deps.registries.getCredentials(host).then((c) => ({
+        ...(c?.username && c.password ? { credentials: { username: c.username, password: c.password } } : {}),
+        ...(c?.insecure ? { insecure: true as const } : {}),
+      }));
       cache.set(host, p);
     }
     return p;
@@ -247,15 +254,15 @@ export class JobService {
     params: Record<string, unknown>,
     onStream: (e: ProgressEventWire) => void,
     signal: AbortSignal,
-    cache: Map<string, Promise<RegistryCredentials | undefined>>,
+    cache: Map<string, Promise<RegistryAccess>>,
   ): Promise<unknown> {
     const { hub } = this.deps;
     const opts = { requestId: stepId, signal };
     switch (action) {
       case "image.pull":
       case "image.push": {
-        const credentials = await this.credentialsFor(params.reference, cache);
-        return hub.request(nodeId, action, { ...(params as ParamsOf<"image.pull">), ...(credentials ? { credentials } : {}) }, { ...opts, onStream });
+        const access = await this.registryAccess(params.reference, cache);
+        return hub.request(nodeId, action, { ...(params as ParamsOf<"image.pull">), ...access }, { ...opts, onStream });
       }
       case "container.run": {
         const create = params as ParamsOf<"container.create">;
@@ -265,8 +272,8 @@ export class JobService {
         } catch (e) {
           // `docker run` pulls a missing image first; so does the console.
           if (!(e instanceof LinkRequestError && e.kind === "NotFound" && /image/i.test(e.message))) throw e;
-          const credentials = await this.credentialsFor(create.image, cache);
-          await hub.request(nodeId, "image.pull", { reference: create.image, ...(credentials ? { credentials } : {}) }, { requestId: derivedRequestId(stepId, "pull"), signal, onStream });
+          const access = await this.registryAccess(create.image, cache);
+          await hub.request(nodeId, "image.pull", { reference: create.image, ...access }, { requestId: derivedRequestId(stepId, "pull"), signal, onStream });
           created = await hub.request(nodeId, "container.create", create, { requestId: derivedRequestId(stepId, "create"), signal });
         }
         await hub.request(nodeId, "container.start", { id: created.id }, { requestId: derivedRequestId(stepId, "start"), signal });

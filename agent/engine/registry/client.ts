@@ -193,6 +193,14 @@ export class RegistryClient {
     this.auth = new Authenticator({ userAgent: this.userAgent, retry: this.retry, logger: this.logger });
   }
 
+  /**
+   * Lets this client use plain HTTP (or unverified TLS: see baseUrl) for `domain` from now on,
+   * as if it were in the agent's insecure-registries: the console's registry settings say so.
+   */
+  allowInsecure(domain: string): void {
+    if (!this.insecure.includes(domain)) this.insecure.push(domain);
+  }
+
   /** The origin for a domain under this client's insecure-registry settings. */
   baseUrl(domain: string): string {
     return registryBaseUrl(domain, { insecureRegistries: this.insecure });
