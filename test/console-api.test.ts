@@ -132,6 +132,35 @@ describe("console API with a real agent", () => {
     }
   });
 
+  test("distribute an image: pushed from one node, pulled on another, in two stages", async () => {
+    const token = await consoleUp.services.nodeRegistry.createJoinToken({ note: "second" });
+    const second = await startAgent({ consoleUrl: consoleUp.url, joinToken: token.token });
+    try {
+      const secondId = await until("the second node online", async () => (await admin.nodes.list.query()).nodes.find((n) => n.online && n.id !== nodeId)?.id, 30_000);
+      const reference = `${registry.host}/${images.multilayer.repository}:distributed`;
+      const tag = await admin.jobs.tag.mutate({ nodeIds: [nodeId], source: `${registry.host}/${images.multilayer.repository}:${images.multilayer.tag}`, target: reference });
+      await until("the tag job", async () => (await admin.jobs.get.query({ jobId: tag.jobId })).status === "succeeded");
+      const { jobId } = await admin.jobs.distribute.mutate({ sourceNodeId: nodeId, targetNodeIds: [secondId], reference });
+      const job = await until("the distribution", async () => {
+        const j = await admin.jobs.get.query({ jobId });
+        return j.status === "running" || j.status === "queued" ? undefined : j;
+      }, 120_000);
+      assert.equal(job.status, "succeeded", JSON.stringify(job.steps));
+      assert.deepEqual(job.steps.map((st) => [st.seq, st.action, st.nodeId]), [
+        [0, "image.push", nodeId],
+        [1, "image.pull", secondId],
+      ]);
+      assert.match(await dockerOk(second, ["images", "--format", "{{.Repository}}:{{.Tag}}"]), new RegExp(`${images.multilayer.repository}:distributed`));
+      const holders = await until("both nodes holding the image", async () => {
+        const page = await admin.inventory.images.query({ search: "distributed" });
+        return page.items[0]?.nodes.length === 2 ? page.items[0] : undefined;
+      });
+      assert.deepEqual(holders.nodes.map((n) => n.id).sort(), [nodeId, secondId].sort());
+    } finally {
+      await second.destroy();
+    }
+  });
+
   test("signed out: refused", async () => {
     assert.equal(await codeOf(apiClient(consoleUp).nodes.list.query()), "UNAUTHORIZED");
   });
