@@ -62,6 +62,8 @@ export interface ConsoleOptions {
   /** Options for the hub (tests shorten heartbeats). */
   socketPingIntervalMs?: number;
   socketPingTimeoutMs?: number;
+  /** How long a job step waits for its offline node to come back (ms, default 60 s). */
+  jobOfflineWaitMs?: number;
   /** First admin's email on a fresh database. */
   firstAdminEmail?: string;
 }
@@ -155,7 +157,7 @@ export async function startConsole(options: ConsoleOptions): Promise<RunningCons
     const registries = new RegistryStore(prisma, secretBox);
     const live = new LiveUpdates({ io, prisma, hub, authSecret, allowedOrigins, logger });
     cleanups.push(() => live.close());
-    const jobs = new JobService({ prisma, hub, registries, live, logger });
+    const jobs = new JobService({ prisma, hub, registries, live, logger, ...(options.jobOfflineWaitMs !== undefined ? { offlineWaitMs: options.jobOfflineWaitMs } : {}) });
     cleanups.push(() => jobs.close());
 
     const services: ConsoleServices = { prisma, hub, nodeRegistry, registries, secretBox, jobs, live, logger, publicUrl };

@@ -161,6 +161,22 @@ describe("console API with a real agent", () => {
     }
   });
 
+  test("a job on an online and an offline node ends partial, with the reason on the offline node's step", async () => {
+    const offline = await consoleUp.services.prisma.node.create({ data: { hostname: "gone", name: "gone" } });
+    const reference = `${registry.host}/${images.busybox.repository}:${images.busybox.tag}`;
+    const { jobId } = await admin.jobs.pull.mutate({ nodeIds: [nodeId, offline.id], reference });
+    const job = await until("the job to end", async () => {
+      const j = await admin.jobs.get.query({ jobId });
+      return j.status === "running" || j.status === "queued" ? undefined : j;
+    }, 60_000);
+    assert.equal(job.status, "partial");
+    const byNode = new Map(job.steps.map((st) => [st.nodeId, st]));
+    assert.equal(byNode.get(nodeId)?.status, "succeeded");
+    assert.equal(byNode.get(offline.id)?.status, "failed");
+    assert.match(byNode.get(offline.id)?.error ?? "", /offline/);
+    await consoleUp.services.prisma.node.delete({ where: { id: offline.id } });
+  });
+
   test("signed out: refused", async () => {
     assert.equal(await codeOf(apiClient(consoleUp).nodes.list.query()), "UNAUTHORIZED");
   });

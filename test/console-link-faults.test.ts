@@ -45,7 +45,8 @@ describe("console link faults", () => {
   before(async () => {
     registry = await startRegistry({ auth: "none" });
     images = await pushFixtureImages(registry);
-    c = await startTestConsole("console-link-faults");
+    // Steps wait for a node that is away (the console restart test relies on it).
+    c = await startTestConsole("console-link-faults", { jobOfflineWaitMs: 30_000 });
     port = c.port;
     proxy = await startLinkProxy(() => c.port);
     adminId = (await createUser(c, "admin")).id;
@@ -100,7 +101,7 @@ describe("console link faults", () => {
     await until("the step running", async () => (await admin.jobs.get.query({ jobId })).steps[0]?.status === "running");
     await sleep(1_000);
     await c.stop({ keepDatabase: true });
-    c = await startTestConsole("console-link-faults", { db: c.db, dataDir: c.dataDir, port });
+    c = await startTestConsole("console-link-faults", { db: c.db, dataDir: c.dataDir, port, jobOfflineWaitMs: 30_000 });
     admin = apiClient(c, await sessionCookie(c, adminId));
     // Known nodes are listed at once from the database, offline until they reconnect.
     const listed = (await admin.nodes.list.query()).nodes.find((n) => n.id === nodeId);

@@ -52,7 +52,7 @@ export interface StepProgress {
 const LIVE_INTERVAL_MS = 150;
 const SAVE_INTERVAL_MS = 1_000;
 /** How long a step waits for an offline node to come back (after a console restart agents reconnect within seconds). */
-const OFFLINE_WAIT_MS = 60_000;
+const DEFAULT_OFFLINE_WAIT_MS = 60_000;
 const MAX_PARALLEL_STEPS = 200;
 
 /** A second request id derived from a step's id (for the start after a create), stable across retries. */
@@ -75,7 +75,7 @@ export class JobService {
   private closed = false;
 
   constructor(
-    private readonly deps: { prisma: PrismaClient; hub: AgentHub; registries: RegistryStore; live: LiveUpdates; logger: Logger },
+    private readonly deps: { prisma: PrismaClient; hub: AgentHub; registries: RegistryStore; live: LiveUpdates; logger: Logger; offlineWaitMs?: number },
   ) {}
 
   /** Records the job and starts it; returns at once (the job goes on without the caller). */
@@ -222,11 +222,12 @@ export class JobService {
   }
 
   private async waitOnline(nodeId: string, signal: AbortSignal): Promise<void> {
-    const deadline = Date.now() + OFFLINE_WAIT_MS;
+    const waitMs = this.deps.offlineWaitMs ?? DEFAULT_OFFLINE_WAIT_MS;
+    const deadline = Date.now() + waitMs;
     while (!this.deps.hub.node(nodeId)?.online) {
       const st = this.deps.hub.node(nodeId);
       if (st?.revoked) throw new LinkRequestError("Unavailable", `node ${st.hostname} is revoked`, nodeId, "job");
-      if (Date.now() > deadline) throw new LinkRequestError("Unavailable", `node ${st?.hostname ?? nodeId} is offline (waited ${OFFLINE_WAIT_MS / 1000} s for it)`, nodeId, "job");
+      if (Date.now() > deadline) throw new LinkRequestError("Unavailable", `node ${st?.hostname ?? nodeId} is offline (waited ${waitMs / 1000} s for it)`, nodeId, "job");
       if (signal.aborted) throw new LinkRequestError("Canceled", "the job was canceled", nodeId, "job");
       await new Promise((r) => setTimeout(r, 250));
     }

@@ -43,6 +43,7 @@ export async function startTestConsole(label: string, opts: Partial<ConsoleOptio
       firstAdminEmail: "admin@test.local",
       socketPingIntervalMs: 1_000,
       socketPingTimeoutMs: 1_500,
+      jobOfflineWaitMs: 3_000,
       ...rest,
     });
   } catch (e) {
