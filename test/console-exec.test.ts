@@ -7,9 +7,9 @@ import { io as ioClient, type Socket } from "socket.io-client";
 import { startRegistry, type RegistryFixture } from "./fixtures/registry.ts";
 import { pushFixtureImages, type FixtureImages } from "./fixtures/images.ts";
 import { startAgent, dockerOk, type AgentHandle } from "./helpers/agent.ts";
+import { sleep, until } from "./helpers/wait.ts";
 import { createTeamWithGroup, createUser, sessionCookie, startTestConsole, type TestConsole, type TestUser } from "./helpers/console.ts";
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface Terminal {
   socket: Socket;
@@ -53,13 +53,6 @@ async function openTerminal(c: TestConsole, cookie: string): Promise<Terminal> {
   };
 }
 
-async function until(what: string, fn: () => boolean | Promise<boolean>, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await fn())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
 
 describe("terminals through the console", () => {
   let registry: RegistryFixture;

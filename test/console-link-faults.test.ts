@@ -9,26 +9,12 @@ import { startRegistry, type RegistryFixture } from "./fixtures/registry.ts";
 import { pushFixtureImages, type FixtureImages } from "./fixtures/images.ts";
 import { startAgent, dockerOk, type AgentHandle } from "./helpers/agent.ts";
 import { startLinkProxy, type LinkProxy } from "./helpers/link-proxy.ts";
+import { sleep, until } from "./helpers/wait.ts";
 import { apiClient, createUser, sessionCookie, startTestConsole, type ApiClient, type TestConsole } from "./helpers/console.ts";
 
 /** How long the agent is cut off (the issue's minute; BERTH_LINK_OUTAGE_MS shortens it when working on this test). */
 const OUTAGE_MS = Number(process.env.BERTH_LINK_OUTAGE_MS ?? 60_000);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 30_000, agent?: AgentHandle): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (e) {
-      last = e;
-    }
-    await sleep(200);
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ""}${agent ? `\nagent log tail:\n${agent.logs().split("\n").slice(-15).join("\n")}` : ""}`);
-}
 
 describe("console link faults", () => {
   let registry: RegistryFixture;

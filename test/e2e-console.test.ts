@@ -1,7 +1,8 @@
 // End to end in Debian's Chromium (playwright-core): the first admin signs in with the
 // one-time password and sets a new one, creates a join token, a real agent on this machine
 // enrolls with it, the admin pulls an image from the fixture registry on it watching the
-// per-layer progress, runs a container from the form, sees it running, stops and removes
+// per-layer progress, runs a container from the form, sees it running, opens a shell in it,
+// stops and removes
 // it, and finds each step in the audit log. A viewer sees the same pages without action
 // buttons, and the API refuses the viewer's direct call. Screenshots go to test-artifacts/e2e/.
 import { after, before, describe, test } from "node:test";
@@ -133,6 +134,15 @@ describe("the console in a browser", () => {
     const row = page.locator("tr", { hasText: "e2e-web" });
     await row.getByText("running", { exact: true }).waitFor();
     await screenshot(page, "container-running");
+    // A shell in it, in the browser.
+    await row.getByRole("button", { name: "e2e-web" }).click();
+    await page.getByRole("button", { name: "Open terminal" }).click();
+    await page.getByTestId("terminal-status").getByText("connected").waitFor();
+    await page.locator(".xterm-helper-textarea").focus();
+    await page.keyboard.type("echo hi-$((6*7)) $GREETING\n");
+    await page.locator(".xterm-rows", { hasText: "hi-42 hello" }).waitFor();
+    await screenshot(page, "terminal");
+    await page.getByRole("button", { name: "Close terminal" }).click();
     await row.getByRole("button", { name: "Stop" }).click();
     await row.getByText("exited", { exact: true }).waitFor({ timeout: 60_000 });
     await screenshot(page, "container-stopped");
@@ -143,7 +153,7 @@ describe("the console in a browser", () => {
 
   test("the audit log shows each step", async () => {
     await page.goto("/admin/audit");
-    for (const action of ["jobs.pull", "jobs.run", "jobs.container", "admin."]) await page.getByText(action).first().waitFor();
+    for (const action of ["jobs.pull", "jobs.run", "jobs.container", "container.exec", "admin."]) await page.getByText(action).first().waitFor();
     await screenshot(page, "audit-log");
   });
 

@@ -7,17 +7,9 @@ import { useLive } from "../lib/live.ts";
 import { bytes } from "./format.ts";
 import { ProgressBar } from "./ui.tsx";
 
-export interface LayerProgress {
-  id: string;
-  status: string;
-  current?: number;
-  total?: number;
-}
+import type { LayerProgress, StepProgress } from "../../server/jobs/job-service.ts";
 
-export interface StepProgress {
-  status: string;
-  layers: LayerProgress[];
-}
+export type { LayerProgress, StepProgress };
 
 /** The progress a step holds, if it has the expected shape (it is JSON from the database or the socket). */
 export function asProgress(v: unknown): StepProgress | null {
