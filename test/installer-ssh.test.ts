@@ -13,12 +13,13 @@ import { chmod, mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, writeFile
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
-import { DbNodeRegistry } from "../server/db/node-registry-db.ts";
+import type { DbNodeRegistry } from "../server/db/node-registry-db.ts";
+import type { PrismaClient } from "../server/db/generated/client.ts";
 import { SecretBox } from "../server/auth/secret-box.ts";
 import { checkHost, InstallError, installAgent, KnownHosts, nodeWaiter, probeHost, removeAgent, type InstallEvent, type InstallOptions, type SshTarget } from "../server/installer/index.ts";
-import { startFromUnit, startTestConsole, type TestConsole, type UnitProcess } from "../server/installer/testing.ts";
+import { startFromUnit, type UnitProcess } from "./helpers/unit.ts";
+import { startTestConsole, type TestConsole } from "./helpers/console.ts";
 import { clientKey, createTestUser, freePort, startSshd, type SshdHandle, type TestUser } from "./helpers/sshd.ts";
-import { openTestDatabase, type MigratedTestDatabase } from "./helpers/postgres.ts";
 import { removeContainersAndNetwork } from "./helpers/agent.ts";
 import { startRegistry, type RegistryFixture } from "./fixtures/registry.ts";
 import { pushFixtureImages } from "./fixtures/images.ts";
@@ -73,7 +74,7 @@ interface DockerResult {
 describe("installing the agent over SSH", () => {
   let work: string;
   let prefix: string;
-  let db: MigratedTestDatabase;
+  let db: { prisma: PrismaClient };
   let registry: DbNodeRegistry;
   let cons: TestConsole;
   let sshd: SshdHandle;
@@ -137,10 +138,11 @@ describe("installing the agent over SSH", () => {
       await execFileP(process.execPath, [join(ROOT, "scripts/build-agent.mjs"), "--out", join(work, v), "--version", v]);
       artifacts[v] = join(work, v, "berth-agent.tar.gz");
     }
-    db = await openTestDatabase("installer_ssh");
-    registry = new DbNodeRegistry(db.prisma);
+    // The real console (tRPC, socket.io, the hub on its database), API only.
+    cons = await startTestConsole("installer-ssh");
+    db = { prisma: cons.services.prisma };
+    registry = cons.services.nodeRegistry;
     knownHosts = new KnownHosts(db.prisma, new SecretBox(randomBytes(32)));
-    cons = await startTestConsole(registry);
     sshd = await startSshd();
     user = await createTestUser({ sudo: "password" });
     plainUser = await createTestUser({ sudo: "none" });
@@ -165,9 +167,8 @@ describe("installing the agent over SSH", () => {
     await user?.remove();
     await plainUser?.remove();
     await sshd?.stop();
-    await cons?.close();
+    await cons?.stop();
     await reg?.stop();
-    await db?.close();
     if (work) await rm(work, { recursive: true, force: true });
   });
 
@@ -349,7 +350,7 @@ exit 100
   test("installs into the prefix; the unit passes systemd-analyze verify; the agent started by its ExecStart enrolls and is online", async () => {
     const issued = await registry.createJoinToken({ note: "ssh install" });
     secrets.push(issued.token);
-    const waiter = nodeWaiter({ hub: cons.hub, prisma: db.prisma, joinTokenId: issued.id });
+    const waiter = nodeWaiter({ hub: cons.services.hub, prisma: db.prisma, joinTokenId: issued.id });
     const seen: InstallEvent[] = [];
     const result = await installAgent(
       baseOptions({
@@ -410,7 +411,7 @@ exit 100
     // The console sees it: enrolled through that token, online, running the installed build.
     const node = await db.prisma.node.findUniqueOrThrow({ where: { id: nodeId }, include: { joinToken: true } });
     assert.equal(node.joinToken?.id, issued.id);
-    const live = cons.hub.node(nodeId);
+    const live = cons.services.hub.node(nodeId);
     assert.equal(live?.online, true);
     assert.equal(live?.agentVersion, V1);
     assert.match(agents[0]!.argv.join(" "), new RegExp(`^${lib}/current/berth-agent --config ${configPath}$`));
@@ -470,7 +471,7 @@ exit 100
     assert.equal(await readlink(join(prefix, "usr/lib/berth-agent/current")), V1);
     assert.equal(await readFile(join(prefix, "etc/berth/agent.json"), "utf8"), config);
     assert.deepEqual(await tree(prefix).then((t) => t.filter((p) => !p.startsWith("var/lib/berth/") && !p.startsWith("run/berth/"))), before.filter((p) => !p.startsWith("var/lib/berth/") && !p.startsWith("run/berth/")), "the prefix is as before the run (the agent's own data aside)");
-    assert.equal(cons.hub.node(nodeId)?.online, true, "the running agent was never touched");
+    assert.equal(cons.services.hub.node(nodeId)?.online, true, "the running agent was never touched");
   });
 
   test("upgrade with a container running: new version switched in, the agent restarted, the container keeps its PID and is adopted", async () => {
@@ -480,14 +481,14 @@ exit 100
     const pid = (await inspect()).State.Pid;
     assert.ok(pid > 0 && existsSync(`/proc/${pid}`));
     const startTime = (await readFile(`/proc/${pid}/stat`, "utf8")).split(" ")[21];
-    await waitFor("the console to list the container", () => cons.hub.node(nodeId)?.inventory?.containers.some((c) => c.name.replace(/^\//, "") === "keeper"));
+    await waitFor("the console to list the container", () => cons.services.hub.node(nodeId)?.inventory?.containers.some((c) => c.name.replace(/^\//, "") === "keeper"));
     const configBefore = await readFile(join(prefix, "etc/berth/agent.json"), "utf8");
     const credentialBefore = await readFile(join(prefix, "etc/berth/node-credential"), "utf8");
     const old = agents.at(-1)!;
 
     // Root by key this time (no sudo), and the v2 artifact.
     const rootTarget: SshTarget = { host: sshd.host, port: sshd.port, username: "root", credentials: { privateKey: rootKey.privateKey, passphrase: rootKeyPassphrase }, hostKeyFingerprint: await knownHosts.fingerprint(sshd.host, sshd.port) };
-    const waiter = nodeWaiter({ hub: cons.hub, prisma: db.prisma, nodeId });
+    const waiter = nodeWaiter({ hub: cons.services.hub, prisma: db.prisma, nodeId });
     const result = await installAgent(
       baseOptions({
         target: rootTarget,
@@ -519,7 +520,7 @@ exit 100
     const agentPid = agents.at(-1)!.child.pid!;
     const cmdline = (await readFile(`/proc/${agentPid}/cmdline`, "utf8")).split("\0");
     assert.ok(cmdline.includes(join(lib, V2, "berth-agent.mjs")), `the agent runs the new version: ${cmdline.join(" ")}`);
-    assert.equal(cons.hub.node(nodeId)?.agentVersion, V2);
+    assert.equal(cons.services.hub.node(nodeId)?.agentVersion, V2);
 
     const after = await inspect();
     assert.equal(after.State.Pid, pid, "the container's PID is unchanged");
@@ -527,7 +528,7 @@ exit 100
     assert.equal((await readFile(`/proc/${pid}/stat`, "utf8")).split(" ")[21], startTime, "the very same process (not a reused PID)");
     const ps = await docker(["ps", "--format", "{{.Names}} {{.Status}}"]);
     assert.match(ps.stdout, /^keeper Up/m, `docker ps after the upgrade: ${ps.stdout}${ps.stderr}`);
-    await waitFor("the console to list the adopted container as running", () => cons.hub.node(nodeId)?.inventory?.containers.some((c) => c.name.replace(/^\//, "") === "keeper" && c.state === "running"));
+    await waitFor("the console to list the adopted container as running", () => cons.services.hub.node(nodeId)?.inventory?.containers.some((c) => c.name.replace(/^\//, "") === "keeper" && c.state === "running"));
   });
 
   test("remove: stops the agent and removes unit, agent, config and (asked) the containers and data", async () => {
@@ -548,7 +549,7 @@ exit 100
     await assert.rejects(execFileP("ip", ["link", "show", bridge]), "the agent's bridge is gone");
     const status = seen.filter((e): e is Extract<InstallEvent, { type: "step" }> => e.type === "step" && e.status !== "running").map((e) => `${e.step}:${e.status}`);
     assert.deepEqual(status, ["connect:ok", "inspect:ok", "stop:ok", "files:ok", "data:ok", "cleanup:ok"]);
-    await waitFor("the console to see the node offline", () => cons.hub.node(nodeId)?.online === false);
+    await waitFor("the console to see the node offline", () => cons.services.hub.node(nodeId)?.online === false);
     // The console's part: revoke the node's credential.
     await registry.revokeNode(nodeId);
     assert.equal(await registry.isRevoked(nodeId), true);

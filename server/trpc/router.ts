@@ -5,6 +5,7 @@ import { nodesRouter } from "./routers/nodes.ts";
 import { inventoryRouter } from "./routers/inventory.ts";
 import { jobsRouter } from "./routers/jobs.ts";
 import { adminRouter } from "./routers/admin.ts";
+import { installerRouter } from "./routers/installer.ts";
 
 export const appRouter = router({
   auth: authRouter,
@@ -12,6 +13,7 @@ export const appRouter = router({
   inventory: inventoryRouter,
   jobs: jobsRouter,
   admin: adminRouter,
+  installer: installerRouter,
 });
 
 export type AppRouter = typeof appRouter;
