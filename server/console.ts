@@ -29,6 +29,7 @@ import { pruneExpiredSessions } from "./auth/sessions.ts";
 import { AgentHub } from "./hub/agent-hub.ts";
 import { LiveUpdates } from "./live/live-updates.ts";
 import { JobService } from "./jobs/job-service.ts";
+import { InstallRuns } from "./installer/runs.ts";
 import { appRouter } from "./trpc/router.ts";
 import type { ConsoleServices } from "./services.ts";
 import type { HostFactsWire, InventorySnapshot } from "../agent/link/contract.ts";
@@ -160,7 +161,12 @@ export async function startConsole(options: ConsoleOptions): Promise<RunningCons
     const jobs = new JobService({ prisma, hub, registries, live, logger, ...(options.jobOfflineWaitMs !== undefined ? { offlineWaitMs: options.jobOfflineWaitMs } : {}) });
     cleanups.push(() => jobs.close());
 
-    const services: ConsoleServices = { prisma, hub, nodeRegistry, registries, secretBox, jobs, live, logger, publicUrl };
+    const installs = new InstallRuns();
+    // Small notices: the page refetches the run through `installer.run`, where access is checked again.
+    installs.onChange((run, change) => live.installOutput({ runId: run.view.id, step: change.step, status: change.status, ...(change.line !== undefined ? { line: change.line } : {}) }));
+    cleanups.push(() => installs.close());
+
+    const services: ConsoleServices = { prisma, hub, nodeRegistry, registries, secretBox, jobs, live, installs, logger, publicUrl };
 
     const firstAdmin = await createFirstAdmin(prisma, options.firstAdminEmail ? { email: options.firstAdminEmail } : {});
 

@@ -7,6 +7,7 @@ import type { SecretBox } from "./auth/secret-box.ts";
 import type { AgentHub } from "./hub/agent-hub.ts";
 import type { JobService } from "./jobs/job-service.ts";
 import type { LiveUpdates } from "./live/live-updates.ts";
+import type { InstallRuns } from "./installer/runs.ts";
 
 export interface ConsoleServices {
   prisma: PrismaClient;
@@ -16,6 +17,8 @@ export interface ConsoleServices {
   secretBox: SecretBox;
   jobs: JobService;
   live: LiveUpdates;
+  /** Install and remove runs over SSH (in memory; the audit log keeps their outcome). */
+  installs: InstallRuns;
   logger: Logger;
   /** The console's own URL as browsers and agents reach it (https://console.example:8443). */
   publicUrl: string;

@@ -264,7 +264,7 @@ describe("console administration", () => {
     const t = await admin.admin.tokens.create.mutate({ note: "rack 4", nodeGroupId: groupId, ttlHours: 2 });
     assert.match(t.token, /^bjt_/);
     assert.equal(t.agentCommand, `berth-agent --console-url ${c.url} --join-token ${t.token}`);
-    assert.equal(t.installCommand, `curl -fsSL ${c.url}/install.sh?token=${t.token} | sudo bash`);
+    assert.equal(t.installCommand, `curl -fsSL '${c.url}/install.sh?token=${t.token}' | sudo bash`);
     const hours = (Date.parse(t.expiresAt) - Date.now()) / 3600_000;
     assert.ok(hours > 1.9 && hours <= 2, `expires in 2 hours (${hours})`);
 

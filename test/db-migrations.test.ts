@@ -25,6 +25,7 @@ const EXPECTED_TABLES = [
   "nodes",
   "registries",
   "sessions",
+  "ssh_hosts",
   "team_node_groups",
   "teams",
   "users",

@@ -176,8 +176,8 @@ describe("Add node over SSH in the browser", () => {
     await page.goto("/admin/add-node");
     await page.getByRole("button", { name: "Create install command" }).click();
     const cmd = (await page.getByTestId("manual-install-command").innerText()).trim();
-    assert.match(cmd, new RegExp(`^curl -fsSL ${c.url.replace(/[.]/g, "\\.")}/install\\.sh\\?token=bjt_[A-Za-z0-9_-]{43} \\| sudo bash$`));
-    const script = await fetch(cmd.split(" ")[2]!);
+    assert.match(cmd, new RegExp(`^curl -fsSL '${c.url.replace(/[.]/g, "\\.")}/install\\.sh\\?token=bjt_[A-Za-z0-9_-]{43}' \\| sudo bash$`));
+    const script = await fetch(cmd.split(" ")[2]!.replace(/^'|'$/g, ""));
     assert.equal(script.status, 200);
     assert.match(await script.text(), /^#!\/bin\/bash/);
     await screenshot("manual-install");

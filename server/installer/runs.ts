@@ -60,6 +60,8 @@ type ChangeListener = (run: InstallRun, change: RunChange) => void;
 
 export class InstallRun {
   readonly view: RunView;
+  /** Aborted when the console shuts down: the run rolls back what it did instead of stopping half-way. */
+  readonly #abort = new AbortController();
   readonly #secrets: string[];
   readonly #linesPerStep: number;
   readonly #onChange: ChangeListener;
@@ -74,6 +76,14 @@ export class InstallRun {
 
   get key(): string {
     return hostKey(this.view.host, this.view.port);
+  }
+
+  get signal(): AbortSignal {
+    return this.#abort.signal;
+  }
+
+  abort(reason: string): void {
+    this.#abort.abort(new Error(reason));
   }
 
   scrub(text: string): string {
@@ -195,6 +205,11 @@ export class InstallRuns {
     this.#runs.set(view.id, run);
     this.#prune();
     return run;
+  }
+
+  /** Aborts the runs still going (console shutdown). */
+  close(): void {
+    for (const r of this.#runs.values()) if (r.view.status === "running") r.abort("the console is shutting down");
   }
 
   get(id: string): InstallRun | undefined {

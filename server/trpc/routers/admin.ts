@@ -10,6 +10,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { TRPCError } from "@trpc/server";
+import { manualInstallCommand } from "../../installer/manual-script.ts";
 import { z } from "zod";
 import { normalizeEmail } from "../../auth/email.ts";
 import { hashPassword, MAX_PASSWORD_BYTES } from "../../auth/password.ts";
@@ -365,7 +366,7 @@ const groupsRouter = router({
 export function enrollCommands(publicUrl: string, token: string): { agentCommand: string; installCommand: string } {
   return {
     agentCommand: `berth-agent --console-url ${publicUrl} --join-token ${token}`,
-    installCommand: `curl -fsSL ${publicUrl}/install.sh?token=${token} | sudo bash`,
+    installCommand: manualInstallCommand(`${publicUrl}/install.sh?token=${encodeURIComponent(token)}`),
   };
 }
 

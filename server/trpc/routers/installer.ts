@@ -16,7 +16,7 @@ import { z } from "zod";
 import { recordAudit } from "../../db/audit.ts";
 import { checkHost, installAgent, InstallError, KnownHosts, nodeWaiter, probeHost, removeAgent, type SshCredentials, type SshTarget } from "../../installer/index.ts";
 import { normalizeHostFingerprint } from "../../installer/host-key.ts";
-import { InstallRuns, RunConflictError, type InstallRun } from "../../installer/runs.ts";
+import { RunConflictError, type InstallRun, type InstallRuns } from "../../installer/runs.ts";
 import { normalizePrefix } from "../../installer/shell.ts";
 import type { ConsoleServices } from "../../services.ts";
 import { adminProcedure, router, type AuthedContext } from "../trpc.ts";
@@ -57,21 +57,6 @@ const Target = z.object({
 });
 type TargetInput = z.infer<typeof Target>;
 
-// ---------------------------------------------------------------- per-console state
-
-/** One run store per console process (services is built once by server/console.ts). */
-const perConsole = new WeakMap<ConsoleServices, InstallRuns>();
-
-export function installRunsOf(services: ConsoleServices): InstallRuns {
-  let runs = perConsole.get(services);
-  if (!runs) {
-    runs = new InstallRuns();
-    // Small notices: the page refetches the run through `run`, where access is checked again.
-    runs.onChange((run, change) => services.live.installOutput({ runId: run.view.id, step: change.step, status: change.status, ...(change.line !== undefined ? { line: change.line } : {}) }));
-    perConsole.set(services, runs);
-  }
-  return runs;
-}
 
 // ---------------------------------------------------------------- helpers
 
@@ -159,7 +144,7 @@ export const installerRouter = router({
     const rows = await knownHosts(ctx).list();
     const nodeIds = rows.map((r) => r.nodeId).filter((id): id is string => !!id);
     const nodes = nodeIds.length ? await ctx.services.prisma.node.findMany({ where: { id: { in: nodeIds } }, select: { id: true, name: true, revokedAt: true } }) : [];
-    const runs = installRunsOf(ctx.services);
+    const runs = ctx.services.installs;
     return rows.map((r) => {
       const n = nodes.find((x) => x.id === r.nodeId);
       const active = runs.active(r.host, r.port);
@@ -223,7 +208,7 @@ export const installerRouter = router({
 
   /** Forgets a pin and any credentials kept with it. */
   forget: adminProcedure.input(z.object({ host: Host, port: Port })).mutation(async ({ ctx, input }) => {
-    if (installRunsOf(ctx.services).active(input.host, input.port)) throw new TRPCError({ code: "CONFLICT", message: `a run is going on ${input.host}:${input.port}: wait for it to end` });
+    if (ctx.services.installs.active(input.host, input.port)) throw new TRPCError({ code: "CONFLICT", message: `a run is going on ${input.host}:${input.port}: wait for it to end` });
     const removed = await knownHosts(ctx).forget(input.host, input.port);
     if (!removed) throw new TRPCError({ code: "NOT_FOUND", message: `${input.host}:${input.port} has no pinned host key` });
     ctx.services.live.adminChanged("ssh-hosts");
@@ -263,7 +248,7 @@ export const installerRouter = router({
         if (!g) throw new TRPCError({ code: "NOT_FOUND", message: `node group ${input.nodeGroupId} does not exist` });
         ctx.audit.details.group = g.name;
       }
-      const runs = installRunsOf(services);
+      const runs = services.installs;
       // Refused before a join token is made: a conflicting run must leave nothing behind.
       if (runs.active(input.host, input.port)) beginRun(runs, "install", input.host, input.port, []);
       const pin = await kh.get(input.host, input.port);
@@ -297,6 +282,7 @@ export const installerRouter = router({
               waitForNode: (w) => (w.upgrade && upgradeWaiter ? upgradeWaiter(w) : enrollWaiter(w)),
             },
             (e) => run.record(e),
+            run.signal,
           );
           await kh
             .remember(input.host, input.port, { nodeId: result.nodeId, username: input.username, installPrefix: prefix, credentials: input.keepCredentials ? credentials : null })
@@ -317,7 +303,7 @@ export const installerRouter = router({
 
   /** A run's state: steps with output, checklist, rollback, and the result or error. */
   run: adminProcedure.input(z.object({ runId: z.uuid({ error: "not a run ID" }) })).query(({ ctx, input }) => {
-    const run = installRunsOf(ctx.services).get(input.runId);
+    const run = ctx.services.installs.get(input.runId);
     if (!run) throw new TRPCError({ code: "NOT_FOUND", message: `install run ${input.runId} is not known (runs are kept in memory; the audit log has its outcome)` });
     return run.view;
   }),
@@ -348,7 +334,7 @@ export const installerRouter = router({
       }
       const username = input.credentials?.username || pin.username;
       if (!username) throw new TRPCError({ code: "BAD_REQUEST", message: `no SSH user is known for ${pin.host}:${pin.port}: give one` });
-      const run = beginRun(installRunsOf(services), "remove", pin.host, pin.port, secretsOf(credentials));
+      const run = beginRun(services.installs, "remove", pin.host, pin.port, secretsOf(credentials));
       ctx.audit.details.runId = run.view.id;
       ctx.audit.details.host = `${pin.host}:${pin.port}`;
       const actor = { ...ctx };
@@ -357,6 +343,7 @@ export const installerRouter = router({
           const r = await removeAgent(
             { target: { host: pin.host, port: pin.port, username, credentials, hostKeyFingerprint: pin.hostKey.fingerprint }, prefix: pin.installPrefix, removeData: input.removeData },
             (e) => run.record(e),
+            run.signal,
           );
           await services.hub.revoke(input.nodeId, "agent removed over SSH");
           await kh.remember(pin.host, pin.port, { nodeId: null, credentials: null }).catch(() => undefined);
