@@ -20,8 +20,7 @@ import { chromium, type Browser, type Page } from "playwright-core";
 import { PROJECT_ROOT } from "../server/console.ts";
 import { createUser, sessionCookie, startTestConsole, type TestConsole } from "./helpers/console.ts";
 import { createTestUser, startSshd, type SshdHandle, type TestUser } from "./helpers/sshd.ts";
-import { startFromUnit, type UnitProcess } from "./helpers/unit.ts";
-import { removeContainersAndNetwork } from "./helpers/agent.ts";
+import { cleanUpInstalledAgents, startFromUnit, type UnitProcess } from "./helpers/unit.ts";
 
 const execFileP = promisify(execFile);
 const ARTIFACTS = join(PROJECT_ROOT, "test-artifacts", "e2e-installer");
@@ -72,15 +71,7 @@ describe("Add node over SSH in the browser", () => {
 
   after(async () => {
     await browser?.close();
-    for (const a of agents) {
-      a.child.kill("SIGKILL");
-      await a.stop().catch(() => undefined);
-    }
-    if (prefix) {
-      await removeContainersAndNetwork(join(prefix, "run/berth/runc"), bridge, bridge.toUpperCase());
-      const mounts = (await readFile("/proc/self/mountinfo", "utf8")).split("\n").map((l) => l.split(" ")[4] ?? "");
-      for (const m of mounts.filter((m) => m.startsWith(work + "/")).sort((a, b) => b.length - a.length)) await execFileP("umount", ["-l", m]).catch(() => undefined);
-    }
+    await cleanUpInstalledAgents({ agents, ...(prefix ? { prefix } : {}), bridge, work });
     await user?.remove();
     await sshd?.stop();
     await c?.stop();

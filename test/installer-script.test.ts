@@ -14,7 +14,7 @@ import { promisify } from "node:util";
 import type { DbNodeRegistry } from "../server/db/node-registry-db.ts";
 import type { PrismaClient } from "../server/db/generated/client.ts";
 import { manualInstallCommand, nodeWaiter, readArtifact, type AgentArtifact } from "../server/installer/index.ts";
-import { startFromUnit, type UnitProcess } from "./helpers/unit.ts";
+import { tree, startFromUnit, type UnitProcess } from "./helpers/unit.ts";
 import { startTestConsole, type TestConsole } from "./helpers/console.ts";
 import { removeContainersAndNetwork } from "./helpers/agent.ts";
 
@@ -23,18 +23,6 @@ const ROOT = resolve(import.meta.dirname, "..");
 const V1 = "0.9.0-s1";
 const V2 = "0.9.0-s2";
 
-async function tree(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  const walk = async (d: string, rel: string) => {
-    for (const e of await readdir(d, { withFileTypes: true }).catch(() => [])) {
-      const r = rel ? `${rel}/${e.name}` : e.name;
-      out.push(r);
-      if (e.isDirectory()) await walk(join(d, e.name), r);
-    }
-  };
-  await walk(dir, "");
-  return out.sort();
-}
 
 /** `curl -fsSL URL | BERTH_PREFIX=… bash`, as an admin would paste it (plus the prefix). */
 function runPasted(url: string, prefix: string): Promise<{ code: number; stdout: string; stderr: string }> {

@@ -17,10 +17,9 @@ import type { DbNodeRegistry } from "../server/db/node-registry-db.ts";
 import type { PrismaClient } from "../server/db/generated/client.ts";
 import { SecretBox } from "../server/auth/secret-box.ts";
 import { checkHost, InstallError, installAgent, KnownHosts, nodeWaiter, probeHost, removeAgent, type InstallEvent, type InstallOptions, type SshTarget } from "../server/installer/index.ts";
-import { startFromUnit, type UnitProcess } from "./helpers/unit.ts";
+import { cleanUpInstalledAgents, startFromUnit, tree, type UnitProcess } from "./helpers/unit.ts";
 import { startTestConsole, type TestConsole } from "./helpers/console.ts";
 import { clientKey, createTestUser, freePort, startSshd, type SshdHandle, type TestUser } from "./helpers/sshd.ts";
-import { removeContainersAndNetwork } from "./helpers/agent.ts";
 import { startRegistry, type RegistryFixture } from "./fixtures/registry.ts";
 import { pushFixtureImages } from "./fixtures/images.ts";
 
@@ -30,19 +29,6 @@ const V1 = "0.9.0-t1";
 const V2 = "0.9.0-t2";
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Every path under `dir`, relative, sorted: what a run left behind. */
-async function tree(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  const walk = async (d: string, rel: string) => {
-    for (const e of await readdir(d, { withFileTypes: true }).catch(() => [])) {
-      const r = rel ? `${rel}/${e.name}` : e.name;
-      out.push(r);
-      if (e.isDirectory()) await walk(join(d, e.name), r);
-    }
-  };
-  await walk(dir, "");
-  return out.sort();
-}
 
 async function waitFor<T>(what: string, check: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 30_000, why?: () => string): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -155,15 +141,7 @@ describe("installing the agent over SSH", () => {
   });
 
   after(async () => {
-    for (const a of agents) {
-      a.child.kill("SIGKILL");
-      await a.stop().catch(() => undefined);
-    }
-    if (prefix) {
-      await removeContainersAndNetwork(join(prefix, "run/berth/runc"), bridge, bridge.toUpperCase());
-      const mounts = (await readFile("/proc/self/mountinfo", "utf8")).split("\n").map((l) => l.split(" ")[4] ?? "");
-      for (const m of mounts.filter((m) => m.startsWith(work + "/")).sort((a, b) => b.length - a.length)) await execFileP("umount", ["-l", m]).catch(() => undefined);
-    }
+    await cleanUpInstalledAgents({ agents, ...(prefix ? { prefix } : {}), bridge, work });
     await user?.remove();
     await plainUser?.remove();
     await sshd?.stop();

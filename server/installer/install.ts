@@ -507,10 +507,7 @@ ${cleanups.length ? `rm -rf ${cleanups.map(q).join(" ")}` : "true"}`,
       configPath: paths.config,
     };
   } catch (e) {
-    const err = e instanceof InstallError ? e : new InstallError("connect", "command", (e as Error).message, { cause: e });
-    err.rollbackFailures = await run.rollback();
-    if (err.rollbackFailures.length) err.message += ` (rollback incomplete: ${err.rollbackFailures.join("; ")})`;
-    throw err;
+    throw await run.failWith(e);
   } finally {
     if (session && tmp) await session.exec(`rm -rf ${q(tmp)}`).catch(() => undefined);
     session?.close();

@@ -147,10 +147,7 @@ echo "stopped $found"`,
       hostKey: s.hostKey,
     };
   } catch (e) {
-    const err = e instanceof InstallError ? e : new InstallError("connect", "command", (e as Error).message, { cause: e });
-    err.rollbackFailures = await run.rollback();
-    if (err.rollbackFailures.length) err.message += ` (rollback incomplete: ${err.rollbackFailures.join("; ")})`;
-    throw err;
+    throw await run.failWith(e);
   } finally {
     session?.close();
   }

@@ -115,6 +115,17 @@ export class StepRunner {
     }
   }
 
+  /**
+   * What a run throws when it failed: `e` as an InstallError (any other error counts as a
+   * failed command), after rolling back; the message says when the rollback was incomplete.
+   */
+  async failWith(e: unknown): Promise<InstallError> {
+    const err = e instanceof InstallError ? e : new InstallError("connect", "command", (e as Error).message, { cause: e });
+    err.rollbackFailures = await this.rollback();
+    if (err.rollbackFailures.length) err.message += ` (rollback incomplete: ${err.rollbackFailures.join("; ")})`;
+    return err;
+  }
+
   /** Runs the registered undo actions newest first; returns those that failed (and keeps going). */
   async rollback(): Promise<string[]> {
     const failures: string[] = [];

@@ -2,8 +2,11 @@
  * For tests of the installer: the installed agent started as its systemd unit says, for
  * hosts where systemd is not PID 1 (these test machines).
  */
-import { spawn, type ChildProcess } from "node:child_process";
-import { readFile } from "node:fs/promises";
+import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { readdir, readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { removeContainersAndNetwork } from "./agent.ts";
 import { serviceCommand } from "../../server/installer/unit.ts";
 
 export interface UnitProcess {
@@ -49,4 +52,33 @@ export async function startFromUnit(unitPath: string): Promise<UnitProcess> {
       });
     },
   };
+}
+
+/** Every path under `dir`, relative, sorted: what a run left behind. */
+export async function tree(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (d: string, rel: string) => {
+    for (const e of await readdir(d, { withFileTypes: true }).catch(() => [])) {
+      const r = rel ? `${rel}/${e.name}` : e.name;
+      out.push(r);
+      if (e.isDirectory()) await walk(join(d, e.name), r);
+    }
+  };
+  await walk(dir, "");
+  return out.sort();
+}
+
+/**
+ * Stops agents started from an installed unit and removes what they made on this machine:
+ * containers, the bridge and its iptables chains, and mounts under the test's work dir.
+ */
+export async function cleanUpInstalledAgents(opts: { agents: UnitProcess[]; prefix?: string; bridge: string; work: string }): Promise<void> {
+  for (const a of opts.agents) {
+    a.child.kill("SIGKILL");
+    await a.stop().catch(() => undefined);
+  }
+  if (!opts.prefix) return;
+  await removeContainersAndNetwork(join(opts.prefix, "run/berth/runc"), opts.bridge, opts.bridge.toUpperCase());
+  const mounts = (await readFile("/proc/self/mountinfo", "utf8")).split("\n").map((l) => l.split(" ")[4] ?? "");
+  for (const m of mounts.filter((m) => m.startsWith(opts.work + "/")).sort((a, b) => b.length - a.length)) await promisify(execFile)("umount", ["-l", m]).catch(() => undefined);
 }
