@@ -49,6 +49,8 @@ export interface StartAgentOptions {
   /** Default: `node-credential` in the agent's temporary directory. */
   credentialFile?: string;
   consoleFingerprint?: string;
+  /** Run another build of the agent under another Node.js (default: bin/berth-agent.mjs under this Node). */
+  runtime?: { node: string; entry: string };
 }
 
 /** Starts a real berth-agent (bin/berth-agent.mjs) on a temporary data root and socket. */
@@ -64,7 +66,7 @@ export async function startAgent(opts: StartAgentOptions = {}): Promise<AgentHan
   // agents never see (or clean up) each other's containers.
   const tag = randomBytes(2).toString("hex");
   const subnet = `10.${200 + randomInt(50)}.${randomInt(256)}.0/24`;
-  const args = [join(ROOT, "bin/berth-agent.mjs"), "--data-root", dataRoot, "--docker-socket", socket, "--log-level", "debug", "--exec-root", join(base, "run"), "--bridge", `bt${tag}`, "--bridge-subnet", subnet];
+  const args = [opts.runtime?.entry ?? join(ROOT, "bin/berth-agent.mjs"), "--data-root", dataRoot, "--docker-socket", socket, "--log-level", "debug", "--exec-root", join(base, "run"), "--bridge", `bt${tag}`, "--bridge-subnet", subnet];
   for (const r of opts.insecureRegistries ?? []) args.push("--insecure-registry", r);
   for (const m of opts.registryMirrors ?? []) args.push("--registry-mirror", m);
   if (opts.consoleUrl !== undefined) {
@@ -74,7 +76,7 @@ export async function startAgent(opts: StartAgentOptions = {}): Promise<AgentHan
   }
 
   const launch = async () => {
-    child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
+    child = spawn(opts.runtime?.node ?? process.execPath, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, UV_THREADPOOL_SIZE: "16" } });
     liveAgents.add(child);
     child.once("exit", () => liveAgents.delete(child));
     child.stdout!.on("data", (d: Buffer) => (output += d.toString()));
