@@ -177,6 +177,12 @@ describe("the console in a browser", () => {
     await vp.getByRole("heading").first().waitFor();
     assert.equal(await vp.getByRole("button", { name: /^(Start|Stop|Restart|Pause|Unpause|Kill|Remove)$/ }).count(), 0, "no lifecycle buttons for a viewer");
     assert.equal(await vp.getByRole("link", { name: "Run a container" }).count(), 0);
+    // Live: a container started on the node shows on the open page without a reload.
+    assert.ok(agent);
+    const started = Date.now();
+    await dockerOk(agent, ["run", "-d", "--name", "live-check", `${registry.host}/${images.busybox.repository}:${images.busybox.tag}`, "sleep", "60"]);
+    await vp.locator("tr", { hasText: "live-check" }).getByText("running", { exact: true }).waitFor({ timeout: 10_000 });
+    console.log(`# a new container showed in the viewer's open page ${Date.now() - started} ms after docker run returned`);
     await screenshot(vp, "viewer-containers");
     const refused = await vp.evaluate(async (id) => {
       const r = await fetch("/api/trpc/jobs.pull", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ nodeIds: [id], reference: "busybox" }) });

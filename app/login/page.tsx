@@ -1,15 +1,27 @@
 "use client";
-import { signIn } from "next-auth/react";
+import { getProviders, signIn } from "next-auth/react";
 import { useRouter, useSearchParams } from "next/navigation";
-import { Suspense, useState, type FormEvent } from "react";
+import { Suspense, useEffect, useState, type FormEvent } from "react";
+
+function loginError(code: string | null): string | null {
+  if (!code) return null;
+  if (code === "oidc-unknown") return "Single sign-on worked, but no enabled Berth account has that email: ask an admin to create one.";
+  if (code === "oidc-email") return "The single sign-on provider gave no verified email address.";
+  return "Sign-in was refused.";
+}
 
 function LoginForm() {
   const router = useRouter();
   const params = useSearchParams();
   const [email, setEmail] = useState("");
   const [password, setPassword] = useState("");
-  const [error, setError] = useState<string | null>(params.get("error") ? "Sign-in was refused." : null);
+  const [error, setError] = useState<string | null>(loginError(params.get("error")));
   const [busy, setBusy] = useState(false);
+  // Single sign-on shows when the console is configured with an OIDC provider.
+  const [sso, setSso] = useState<Array<{ id: string; name: string }>>([]);
+  useEffect(() => {
+    void getProviders().then((p) => setSso(Object.values(p ?? {}).filter((x) => x.type !== "credentials")));
+  }, []);
 
   async function submit(e: FormEvent) {
     e.preventDefault();
@@ -38,6 +50,13 @@ function LoginForm() {
           {busy ? "Signing in…" : "Sign in"}
         </button>
       </p>
+      {sso.map((p) => (
+        <p key={p.id}>
+          <button type="button" onClick={() => void signIn(p.id, { callbackUrl: params.get("next") ?? "/" })}>
+            Sign in with {p.name}
+          </button>
+        </p>
+      ))}
     </form>
   );
 }
