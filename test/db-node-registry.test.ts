@@ -86,6 +86,16 @@ describe("DbNodeRegistry", () => {
     for (const r of results.filter((r) => !r.ok)) assert.deepEqual(r, { ok: false, reason: "join token already used" });
   });
 
+  test("a token consumed by a handshake that failed before its node was made is given back; one that made a node is not", async () => {
+    const { token, id } = await reg.createJoinToken();
+    assert.equal((await reg.consumeJoinToken(token)).ok, true);
+    await reg.releaseJoinToken(token);
+    assert.deepEqual(await reg.consumeJoinToken(token), { ok: true, joinTokenId: id, nodeGroupId: null });
+    await reg.createNode("node-r", facts, { joinTokenId: id });
+    await reg.releaseJoinToken(token);
+    assert.deepEqual(await reg.consumeJoinToken(token), { ok: false, reason: "join token already used" });
+  });
+
   test("a join token expires, and unknown tokens are refused", async () => {
     const { token, expiresAt } = await reg.createJoinToken({ ttlMs: 60_000 });
     assert.equal(expiresAt.getTime(), clock.getTime() + 60_000);
