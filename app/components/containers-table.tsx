@@ -8,6 +8,7 @@ import { containerStatusText } from "../../agent/engine/containers/status-text.t
 import { trpc, type RouterOutputs } from "../lib/trpc.ts";
 import { ApiError, JobNotice, useCan } from "./action-bar.tsx";
 import { ContainerTerminal } from "./terminal.tsx";
+import { LiveLogs } from "./live-logs.tsx";
 import { ago, ports, shortId } from "./format.ts";
 import { NodeFilter } from "./node-picker.tsx";
 import { Badge, ErrorBox, Pager } from "./ui.tsx";
@@ -238,6 +239,7 @@ export function ContainerPanel({ container: c, nodeId, id, now, onClose }: { con
   const [tail, setTail] = useState(200);
   const can = useCan();
   const [terminal, setTerminal] = useState(false);
+  const [follow, setFollow] = useState(false);
   const logs = trpc.inventory.containerLogs.useQuery({ nodeId, id, tail }, { staleTime: Infinity, refetchOnWindowFocus: false, retry: false });
   return (
     <section className="panel" style={{ marginTop: 16 }} aria-label="container details" data-testid="container-panel">
@@ -281,14 +283,18 @@ export function ContainerPanel({ container: c, nodeId, id, now, onClose }: { con
             </option>
           ))}
         </select>
-        <button type="button" onClick={() => void logs.refetch()} disabled={logs.isFetching}>
+        <button type="button" onClick={() => void logs.refetch()} disabled={logs.isFetching || follow}>
           Refresh
         </button>
+        <label style={{ margin: 0, fontWeight: 400 }}>
+          <input type="checkbox" checked={follow} onChange={(e) => setFollow(e.target.checked)} /> Follow
+        </label>
         {logs.isFetching && <span className="muted">reading…</span>}
         {logs.data?.truncated && <span className="muted">(earlier lines left out)</span>}
       </div>
-      <ErrorBox error={logs.error} />
-      {logs.data && (
+      {follow && <LiveLogs nodeId={nodeId} containerId={id} tail={tail} />}
+      {!follow && <ErrorBox error={logs.error} />}
+      {!follow && logs.data && (
         <pre className="logs" data-testid="logs">
           {logs.data.lines.length === 0 ? "(no output)" : logs.data.lines.map((l) => (l.stream === "stderr" ? `[err] ${l.text}` : l.text)).join("")}
         </pre>

@@ -4,11 +4,11 @@
 import { useEffect, useState } from "react";
 import { io, type Socket } from "socket.io-client";
 import type { UiServerEvents } from "../../server/live/live-updates.ts";
-import type { ExecClientEvents } from "../../server/live/exec-sessions.ts";
+import type { SessionClientEvents } from "../../server/live/container-sessions.ts";
 
-let shared: Socket<UiServerEvents, ExecClientEvents> | undefined;
+let shared: Socket<UiServerEvents, SessionClientEvents> | undefined;
 
-export function liveSocket(): Socket<UiServerEvents, ExecClientEvents> {
+export function liveSocket(): Socket<UiServerEvents, SessionClientEvents> {
   shared ??= io("/ui", { path: "/socket.io", withCredentials: true, transports: ["websocket", "polling"] });
   return shared;
 }

@@ -15,7 +15,7 @@ import type { ValidSession } from "../auth/sessions.ts";
 import { sessionFromCookie } from "../auth/request-session.ts";
 import { nodeScopeOf } from "../trpc/authz.ts";
 import type { AgentHub } from "../hub/agent-hub.ts";
-import { attachExecHandlers, type ExecServerEvents } from "./exec-sessions.ts";
+import { attachContainerSessions, type SessionServerEvents } from "./container-sessions.ts";
 
 export const UI_NAMESPACE = "/ui";
 const ADMINS_ROOM = "admins";
@@ -23,7 +23,7 @@ const nodeRoom = (nodeId: string) => `node:${nodeId}`;
 const userRoom = (userId: string) => `user:${userId}`;
 
 /** What the browser receives (socket event name → payload). */
-export interface UiServerEvents extends ExecServerEvents {
+export interface UiServerEvents extends SessionServerEvents {
   /** Node status, facts or inventory changed: refetch node and inventory queries. */
   "node.changed": (p: { nodeId: string; what: "status" | "inventory" | "removed" }) => void;
   /** A job or one of its steps changed; `progress` carries live per-layer bytes. */
@@ -82,7 +82,7 @@ export class LiveUpdates {
       );
     });
     this.nsp.on("connection", (socket) => {
-      attachExecHandlers(socket as unknown as Socket, { prisma: this.prisma, hub: opts.hub, authSecret: opts.authSecret, logger: this.log });
+      attachContainerSessions(socket as unknown as Socket, { prisma: this.prisma, hub: opts.hub, authSecret: opts.authSecret, logger: this.log });
       this.joinRooms(socket).catch((e: unknown) => {
         this.log.error({ err: (e as Error).message }, "cannot compute a browser socket's rooms");
         socket.disconnect(true);

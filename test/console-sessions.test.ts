@@ -1,6 +1,7 @@
-// Terminals through the console: a shell in a container on a real agent, over the browser
-// socket and the agent link. Only roles with exec on the node's team get one; each session
-// is in the audit log; a role change ends a running session at once.
+// Container sessions through the console: a shell in a container on a real agent, and its
+// log followed as it is written, over the browser socket and the agent link. Only roles with
+// exec on the node's team get a shell (each session in the audit log), readers of the team
+// follow logs; a role change ends a running shell at once.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { io as ioClient, type Socket } from "socket.io-client";
@@ -54,7 +55,7 @@ async function openTerminal(c: TestConsole, cookie: string): Promise<Terminal> {
 }
 
 
-describe("terminals through the console", () => {
+describe("container sessions through the console: terminals and followed logs", () => {
   let registry: RegistryFixture;
   let images: FixtureImages;
   let c: TestConsole;
@@ -123,6 +124,40 @@ describe("terminals through the console", () => {
       }
       const denied = await c.services.prisma.auditLog.count({ where: { action: "container.exec", actorUserId: who.id, outcome: "denied" } });
       assert.equal(denied, 1);
+    }
+  });
+
+  test("followed logs: a viewer of the team sees new lines as they are written; another team's operator is refused", async () => {
+    const ticker = (await dockerOk(agent, ["run", "-d", "--name", "ticker", images.busybox.ref, "sh", "-c", "i=0; while :; do i=$((i+1)); echo tick-$i; sleep 0.2; done"])).trim();
+    const follow = async (who: TestUser) => {
+      const socket = ioClient(`${c.url}/ui`, { transports: ["websocket"], forceNew: true, reconnection: false, extraHeaders: { cookie: await sessionCookie(c, who.id), origin: c.url } });
+      await new Promise<void>((resolve, reject) => {
+        socket.once("connect", () => resolve());
+        socket.once("connect_error", reject);
+      });
+      const lines: string[] = [];
+      socket.on("logs.line", (m: { line: { text: string } }) => lines.push(m.line.text));
+      const r = (await socket.timeout(10_000).emitWithAck("logs.follow", { nodeId, containerId: ticker, tail: 0 })) as { ok: true; sessionId: string } | { ok: false; error: string };
+      return { socket, lines, r };
+    };
+    const outsider = await follow(users.outsider);
+    outsider.socket.close();
+    assert.equal(outsider.r.ok, false);
+    if (!outsider.r.ok) assert.match(outsider.r.error, /not in a node group of your teams/);
+
+    const viewer = await follow(users.viewer);
+    try {
+      assert.ok(viewer.r.ok);
+      await until("three new lines", () => viewer.lines.length >= 3);
+      assert.ok(viewer.lines.every((l) => /^tick-\d+\n$/.test(l)), viewer.lines.join(""));
+      const numbers = viewer.lines.map((l) => Number(/\d+/.exec(l)![0]));
+      assert.deepEqual(numbers, [...numbers].sort((a, b) => a - b), "in order");
+      const ended = new Promise<{ error?: string }>((r) => viewer.socket.once("logs.end", r));
+      if (viewer.r.ok) viewer.socket.emit("logs.stop", { sessionId: viewer.r.sessionId });
+      assert.match((await ended).error ?? "", /cancel/i);
+    } finally {
+      viewer.socket.close();
+      await dockerOk(agent, ["rm", "-f", "ticker"]);
     }
   });
 

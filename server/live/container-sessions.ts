@@ -1,8 +1,9 @@
 /**
- * Terminals in the browser: `exec.*` events on a browser socket become a `container.exec`
- * request on the node, with the bytes going both ways. Each start is authorised at that
- * moment against the database (role with exec, node in the user's teams, session still
- * valid) and recorded in the audit log, as is its end. A session lives only as long as
+ * Long-lived container sessions on a browser socket: terminals (`exec.*` events → a
+ * `container.exec` request on the node, bytes both ways) and followed logs (`logs.*` →
+ * `container.logs` with follow). Each start is authorised at that moment against the
+ * database (session still valid, role with exec or read, node in the user's teams);
+ * terminals are recorded in the audit log, start and end. A session lives only as long as
  * its socket: a disconnect (logout, disabled user, role change) ends it on the node.
  */
 import { randomUUID } from "node:crypto";
@@ -14,20 +15,27 @@ import { recordAudit } from "../db/audit.ts";
 import { sessionFromCookie } from "../auth/request-session.ts";
 import { inScope, nodeScopeOf, roleAllows } from "../trpc/authz.ts";
 import type { AgentHub } from "../hub/agent-hub.ts";
-import { EXEC_INPUT_MAX_BYTES } from "../../agent/link/contract.ts";
+import { EXEC_INPUT_MAX_BYTES, type LogLine } from "../../agent/link/contract.ts";
+import type { ValidSession } from "../auth/sessions.ts";
+import type { Permission } from "../trpc/authz.ts";
 
 /** browser → console */
-export interface ExecClientEvents {
+export interface SessionClientEvents {
   "exec.start": (req: { nodeId: string; containerId: string; cmd?: string[]; cols?: number; rows?: number }, ack: (r: { ok: true; sessionId: string } | { ok: false; error: string }) => void) => void;
   "exec.input": (m: { sessionId: string; data: string }) => void;
   "exec.resize": (m: { sessionId: string; cols: number; rows: number }) => void;
   "exec.close": (m: { sessionId: string }) => void;
+  /** Follows a container's log from its last `tail` lines on. */
+  "logs.follow": (req: { nodeId: string; containerId: string; tail?: number }, ack: (r: { ok: true; sessionId: string } | { ok: false; error: string }) => void) => void;
+  "logs.stop": (m: { sessionId: string }) => void;
 }
 
 /** console → browser */
-export interface ExecServerEvents {
+export interface SessionServerEvents {
   "exec.output": (m: { sessionId: string; data: string }) => void;
   "exec.exit": (m: { sessionId: string; exitCode?: number; error?: string }) => void;
+  "logs.line": (m: { sessionId: string; line: LogLine }) => void;
+  "logs.end": (m: { sessionId: string; error?: string }) => void;
 }
 
 const StartSchema = z.object({
@@ -40,8 +48,27 @@ const StartSchema = z.object({
 const InputSchema = z.object({ sessionId: z.uuid(), data: z.string().max(EXEC_INPUT_MAX_BYTES) });
 const ResizeSchema = z.object({ sessionId: z.uuid(), cols: z.number().int().min(1).max(1000), rows: z.number().int().min(1).max(1000) });
 const CloseSchema = z.object({ sessionId: z.uuid() });
+const FollowSchema = z.object({ nodeId: z.uuid(), containerId: z.string().min(1).max(128), tail: z.number().int().min(0).max(10_000).default(200) });
+/** How long a followed log may stay open. */
+const FOLLOW_LIMIT_MS = 12 * 60 * 60 * 1000;
 
-export interface ExecDeps {
+const PERMISSION_WORDS: Partial<Record<Permission, string>> = { exec: "open a shell on", read: "see" };
+
+/** The session behind the socket now, and whether it may `permission` on `nodeId`: a refusal names why. */
+async function authorise(socket: AnySocket, deps: SessionDeps, nodeId: string, permission: Permission): Promise<{ session: ValidSession | null; refusal?: string; reason?: string }> {
+  // Checked now, not at connection time: the role or team may have changed since.
+  const session = await sessionFromCookie(deps.prisma, socket.handshake.headers.cookie, deps.authSecret).catch(() => null);
+  if (!session) return { session, refusal: "not signed in, or the session has expired: sign in again", reason: "no valid session" };
+  if (!roleAllows(session.user.role, permission)) return { session, refusal: `the ${session.user.role} role may not ${PERMISSION_WORDS[permission] ?? permission} nodes`, reason: `role ${session.user.role}` };
+  if (!inScope(await nodeScopeOf(deps.prisma, session.user), nodeId)) return { session, refusal: `node ${nodeId} is not in a node group of your teams`, reason: "node outside the user's teams" };
+  return { session };
+}
+
+function invalid(event: string, error: z.ZodError): string {
+  return `${event}: ${error.issues.map((i) => `${i.path.join(".") || "input"}: ${i.message}`).join("; ")}`;
+}
+
+export interface SessionDeps {
   prisma: PrismaClient;
   hub: AgentHub;
   authSecret: string;
@@ -51,18 +78,17 @@ export interface ExecDeps {
 // A loose socket type: the namespace's own event maps are merged in live-updates.ts.
 type AnySocket = Socket;
 
-export function attachExecHandlers(socket: AnySocket, deps: ExecDeps): void {
+export function attachContainerSessions(socket: AnySocket, deps: SessionDeps): void {
   const sessions = new Map<string, { nodeId: string }>();
   const ip = socket.handshake.address;
 
   socket.on("exec.start", async (raw: unknown, ack: unknown) => {
-    const reply = typeof ack === "function" ? (ack as Parameters<ExecClientEvents["exec.start"]>[1]) : () => undefined;
+    const reply = typeof ack === "function" ? (ack as Parameters<SessionClientEvents["exec.start"]>[1]) : () => undefined;
     const parsed = StartSchema.safeParse(raw);
-    if (!parsed.success) return reply({ ok: false, error: `exec.start: ${parsed.error.issues.map((i) => `${i.path.join(".") || "input"}: ${i.message}`).join("; ")}` });
+    if (!parsed.success) return reply({ ok: false, error: invalid("exec.start", parsed.error) });
     const req = parsed.data;
     const cmd = req.cmd ?? ["/bin/sh"];
-    // Checked now, not at connection time: the role or team may have changed since.
-    const session = await sessionFromCookie(deps.prisma, socket.handshake.headers.cookie, deps.authSecret).catch(() => null);
+    const { session, refusal, reason } = await authorise(socket, deps, req.nodeId, "exec");
     const audit = (outcome: "success" | "failure" | "denied", details: Record<string, unknown>) =>
       recordAudit(deps.prisma, {
         actorUserId: session?.user.id ?? null,
@@ -73,18 +99,10 @@ export function attachExecHandlers(socket: AnySocket, deps: ExecDeps): void {
         details: { containerId: req.containerId, cmd, ...details },
         ip,
       }).catch((e: unknown) => deps.logger.error({ err: (e as Error).message }, "cannot write the audit log"));
-    if (!session) {
-      await audit("denied", { reason: "no valid session" });
-      socket.disconnect(true);
-      return reply({ ok: false, error: "not signed in, or the session has expired: sign in again" });
-    }
-    if (!roleAllows(session.user.role, "exec")) {
-      await audit("denied", { reason: `role ${session.user.role}` });
-      return reply({ ok: false, error: `the ${session.user.role} role may not open a shell on nodes` });
-    }
-    if (!inScope(await nodeScopeOf(deps.prisma, session.user), req.nodeId)) {
-      await audit("denied", { reason: "node outside the user's teams" });
-      return reply({ ok: false, error: `node ${req.nodeId} is not in a node group of your teams` });
+    if (refusal) {
+      await audit("denied", { reason });
+      if (!session) socket.disconnect(true);
+      return reply({ ok: false, error: refusal });
     }
     const sessionId = randomUUID();
     const startedAt = Date.now();
@@ -144,6 +162,32 @@ export function attachExecHandlers(socket: AnySocket, deps: ExecDeps): void {
     if (m.success && s) deps.hub.sendInput(s.nodeId, { requestId: m.data.sessionId, resize: { cols: m.data.cols, rows: m.data.rows } });
   });
   socket.on("exec.close", (raw: unknown) => {
+    const m = CloseSchema.safeParse(raw);
+    const s = m.success ? owned(m.data.sessionId) : undefined;
+    if (m.success && s) deps.hub.cancel(s.nodeId, m.data.sessionId);
+  });
+  socket.on("logs.follow", async (raw: unknown, ack: unknown) => {
+    const reply = typeof ack === "function" ? (ack as Parameters<SessionClientEvents["logs.follow"]>[1]) : () => undefined;
+    const parsed = FollowSchema.safeParse(raw);
+    if (!parsed.success) return reply({ ok: false, error: invalid("logs.follow", parsed.error) });
+    const req = parsed.data;
+    const { session, refusal } = await authorise(socket, deps, req.nodeId, "read");
+    if (refusal) {
+      if (!session) socket.disconnect(true);
+      return reply({ ok: false, error: refusal });
+    }
+    const sessionId = randomUUID();
+    sessions.set(sessionId, { nodeId: req.nodeId });
+    reply({ ok: true, sessionId });
+    deps.hub
+      .request(req.nodeId, "container.logs", { id: req.containerId, tail: req.tail, follow: true }, { requestId: sessionId, timeoutMs: FOLLOW_LIMIT_MS, onStream: (line) => socket.emit("logs.line", { sessionId, line }) })
+      .then(
+        () => socket.emit("logs.end", { sessionId }),
+        (e: Error) => socket.emit("logs.end", { sessionId, error: e.message }),
+      )
+      .finally(() => sessions.delete(sessionId));
+  });
+  socket.on("logs.stop", (raw: unknown) => {
     const m = CloseSchema.safeParse(raw);
     const s = m.success ? owned(m.data.sessionId) : undefined;
     if (m.success && s) deps.hub.cancel(s.nodeId, m.data.sessionId);
