@@ -7,7 +7,7 @@
 // buttons, and the API refuses the viewer's direct call. Screenshots go to test-artifacts/e2e/.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdir } from "node:fs/promises";
+import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
 import { startRegistry, type RegistryFixture } from "./fixtures/registry.ts";
@@ -37,6 +37,8 @@ describe("the console in a browser", () => {
   };
 
   before(async () => {
+    // Only this run's screenshots: older ones would pass for pages this run never showed.
+    await rm(ARTIFACTS, { recursive: true, force: true });
     await mkdir(ARTIFACTS, { recursive: true });
     registry = await startRegistry({ auth: "none" });
     images = await pushFixtureImages(registry);
@@ -78,6 +80,10 @@ describe("the console in a browser", () => {
     await page.waitForURL("**/login**");
     await signIn(page, c.firstAdmin.email, NEW_PASSWORD);
     await page.getByRole("heading", { name: "Fleet" }).waitFor();
+    // The sign-out ended the first session on the server, and both are in the audit log.
+    const auth = await c.services.prisma.auditLog.findMany({ where: { action: { startsWith: "auth." } }, orderBy: { at: "asc" } });
+    assert.deepEqual(auth.map((a) => `${a.action} ${a.outcome}`), ["auth.login success", "auth.changePassword success", "auth.logout success", "auth.login success"]);
+    assert.equal(await c.services.prisma.session.count({ where: { userId: c.firstAdmin.userId } }), 1);
     await screenshot(page, "fleet-empty");
   });
 

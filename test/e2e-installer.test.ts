@@ -49,6 +49,8 @@ describe("Add node over SSH in the browser", () => {
   const agentLog = () => agents.map((a) => a.logs().split("\n").slice(-20).join("\n")).join("\n---\n");
 
   before(async () => {
+    // Only this run's screenshots: older ones would pass for pages this run never showed.
+    await rm(ARTIFACTS, { recursive: true, force: true });
     await mkdir(ARTIFACTS, { recursive: true });
     work = await mkdtemp(join(tmpdir(), "berth-e2e-installer-"));
     prefix = join(work, "prefix");

@@ -15,7 +15,7 @@ import type { PrismaClient } from "../db/generated/client.ts";
 import { recordAudit } from "../db/audit.ts";
 import { normalizeEmail } from "./email.ts";
 import { authenticatePassword } from "./login.ts";
-import { createSession, revokeSession } from "./sessions.ts";
+import { createSession, revokeSession, validateSession } from "./sessions.ts";
 
 // next-auth is CommonJS: under Node's ESM loader its default export sits one level down.
 const CredentialsProvider = cjsDefault(CredentialsModule);
@@ -118,7 +118,10 @@ export function buildAuthOptions(deps: { prisma: PrismaClient; authSecret: strin
     },
     events: {
       async signOut({ token }) {
-        if (typeof token?.bst === "string") await revokeSession(prisma, token.bst).catch(() => undefined);
+        if (typeof token?.bst !== "string") return;
+        const session = await validateSession(prisma, token.bst).catch(() => null);
+        await revokeSession(prisma, token.bst).catch(() => undefined);
+        if (session) await recordAudit(prisma, { actorUserId: session.user.id, actorLabel: session.user.email, action: "auth.logout", outcome: "success" }).catch(() => undefined);
       },
     },
   };
