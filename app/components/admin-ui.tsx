@@ -65,3 +65,17 @@ export function when(iso: string | null | undefined): string {
   const d = new Date(iso);
   return Number.isNaN(d.getTime()) ? "—" : d.toLocaleString();
 }
+
+/** The options of a node-group select: "no group", then every group by name. */
+export function NodeGroupOptions({ groups }: { groups: ReadonlyArray<{ id: string; name: string }> | undefined }) {
+  return (
+    <>
+      <option value="">no group</option>
+      {groups?.map((g) => (
+        <option key={g.id} value={g.id}>
+          {g.name}
+        </option>
+      ))}
+    </>
+  );
+}

@@ -11,7 +11,7 @@ import { ContainerTerminal } from "./terminal.tsx";
 import { LiveLogs } from "./live-logs.tsx";
 import { ago, ports, shortId } from "./format.ts";
 import { NodeFilter } from "./node-picker.tsx";
-import { Badge, ErrorBox, Pager } from "./ui.tsx";
+import { Badge, ErrorBox, Pager, useClampPage } from "./ui.tsx";
 
 const PAGE_SIZE = 50;
 const STATES = ["created", "running", "paused", "restarting", "removing", "exited", "dead"] as const;
@@ -73,9 +73,7 @@ export function ContainersTable({ nodeId: fixedNodeId }: { nodeId?: string }) {
     { placeholderData: (p) => p },
   );
   const data = containers.data;
-  useEffect(() => {
-    if (data && page > data.pages) setPage(data.pages);
-  }, [data, page]);
+  useClampPage(data?.pages, page, setPage);
 
   const lifecycle = trpc.jobs.container.useMutation();
   const run = async (action: Lifecycle, targets: Array<{ nodeId: string; id: string }>) => {

@@ -2,13 +2,13 @@
 // The image inventory, across the fleet or on one node (`nodeId`), with the image actions
 // for those who may operate. Searching, filtering and paging happen on the server.
 import Link from "next/link";
-import { useEffect, useState } from "react";
+import { useState } from "react";
 import { trpc } from "../lib/trpc.ts";
 import { useCan } from "./action-bar.tsx";
 import { ago, bytes, shortId } from "./format.ts";
 import { ImageActionDialog, type ImageAction } from "./image-actions.tsx";
 import { NodeFilter } from "./node-picker.tsx";
-import { ErrorBox, Pager } from "./ui.tsx";
+import { ErrorBox, Pager, useClampPage } from "./ui.tsx";
 
 const PAGE_SIZE = 50;
 
@@ -25,9 +25,7 @@ export function ImagesTable({ nodeId: fixedNodeId }: { nodeId?: string }) {
     { placeholderData: (p) => p },
   );
   const data = images.data;
-  useEffect(() => {
-    if (data && page > data.pages) setPage(data.pages);
-  }, [data, page]);
+  useClampPage(data?.pages, page, setPage);
   const reset = <T,>(set: (v: T) => void) => (v: T) => {
     set(v);
     setPage(1);

@@ -1,5 +1,5 @@
 "use client";
-import type { ReactNode } from "react";
+import { useEffect, type ReactNode } from "react";
 
 export function Badge({ kind, children }: { kind?: string; children: ReactNode }) {
   return <span className={`badge ${kind ?? ""}`}>{children}</span>;
@@ -38,4 +38,11 @@ export function ProgressBar({ current, total }: { current?: number; total?: numb
       <div style={{ width: `${pct}%` }} />
     </div>
   );
+}
+
+/** Moves back to the last page when the list shrank below the page shown (a filter, removals). */
+export function useClampPage(pages: number | undefined, page: number, setPage: (p: number) => void): void {
+  useEffect(() => {
+    if (pages !== undefined && page > pages) setPage(pages);
+  }, [pages, page, setPage]);
 }

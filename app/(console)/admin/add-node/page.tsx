@@ -9,7 +9,7 @@ import { useCallback, useState, type FormEvent } from "react";
 import { trpc, type RouterOutputs } from "../../../lib/trpc.ts";
 import { useLive } from "../../../lib/live.ts";
 import { Badge, ErrorBox } from "../../../components/ui.tsx";
-import { ConfirmButton, OneTimeSecret, when } from "../../../components/admin-ui.tsx";
+import { ConfirmButton, NodeGroupOptions, OneTimeSecret, when } from "../../../components/admin-ui.tsx";
 import { Checklist, InstallRunView } from "../../../components/install-run.tsx";
 
 type Probe = RouterOutputs["installer"]["probe"];
@@ -125,12 +125,7 @@ export default function AddNodePage() {
           <div>
             <label htmlFor="an-group">Node group</label>
             <select id="an-group" value={groupId} onChange={(e) => setGroupId(e.target.value)}>
-              <option value="">no group</option>
-              {groups.data?.map((g) => (
-                <option key={g.id} value={g.id}>
-                  {g.name}
-                </option>
-              ))}
+              <NodeGroupOptions groups={groups.data} />
             </select>
           </div>
         </div>

@@ -2,7 +2,7 @@
 import { useState, type FormEvent } from "react";
 import { trpc, type RouterOutputs } from "../../../lib/trpc.ts";
 import { Badge, ErrorBox } from "../../../components/ui.tsx";
-import { ConfirmButton } from "../../../components/admin-ui.tsx";
+import { ConfirmButton, NodeGroupOptions } from "../../../components/admin-ui.tsx";
 
 type Group = RouterOutputs["admin"]["groups"]["list"][number];
 
@@ -86,12 +86,7 @@ export default function GroupsPage() {
                   disabled={assign.isPending}
                   onChange={(e) => assign.mutate({ nodeId: n.id, groupId: e.target.value || null })}
                 >
-                  <option value="">no group</option>
-                  {groups.data?.map((g) => (
-                    <option key={g.id} value={g.id}>
-                      {g.name}
-                    </option>
-                  ))}
+                  <NodeGroupOptions groups={groups.data} />
                 </select>
               </td>
             </tr>

@@ -2,7 +2,7 @@
 import { useState, type FormEvent } from "react";
 import { trpc, type RouterOutputs } from "../../../lib/trpc.ts";
 import { Badge, ErrorBox } from "../../../components/ui.tsx";
-import { ConfirmButton, OneTimeSecret, when } from "../../../components/admin-ui.tsx";
+import { ConfirmButton, NodeGroupOptions, OneTimeSecret, when } from "../../../components/admin-ui.tsx";
 
 type Issued = RouterOutputs["admin"]["tokens"]["create"];
 
@@ -36,12 +36,7 @@ export default function TokensPage() {
           <div>
             <label htmlFor="token-group">Node group the node joins</label>
             <select id="token-group" value={groupId} onChange={(e) => setGroupId(e.target.value)}>
-              <option value="">no group</option>
-              {groups.data?.map((g) => (
-                <option key={g.id} value={g.id}>
-                  {g.name}
-                </option>
-              ))}
+              <NodeGroupOptions groups={groups.data} />
             </select>
           </div>
           <div>
