@@ -106,7 +106,19 @@ export async function createTestDatabase(label: string): Promise<TestDatabase> {
       dropped = true;
       const c = await adminClient();
       try {
-        await c.query(`DROP DATABASE IF EXISTS ${c.escapeIdentifier(name)} WITH (FORCE)`);
+        // FORCE ends our own leftover connections; an autovacuum worker busy on the database
+        // belongs to the superuser and cannot be ended by the test role (42501): it finishes
+        // within moments, so try again.
+        for (let attempt = 1; ; attempt++) {
+          try {
+            await c.query(`DROP DATABASE IF EXISTS ${c.escapeIdentifier(name)} WITH (FORCE)`);
+            break;
+          } catch (e) {
+            const code = (e as { code?: string }).code;
+            if (attempt >= 50 || (code !== "42501" && code !== "55006")) throw e;
+            await new Promise((r) => setTimeout(r, 200));
+          }
+        }
       } finally {
         await c.end();
       }
