@@ -8,7 +8,7 @@ import type { InventoryContainer, InventoryImage, InventoryNetwork, InventoryVol
 import { LinkRequestError } from "../../hub/agent-hub.ts";
 import { TRPCError } from "@trpc/server";
 import { authedProcedure, requireNodes, router, type AuthedContext } from "../trpc.ts";
-import { visibleNodes } from "./nodes.ts";
+import { visibleNodeRefs } from "./nodes.ts";
 
 const Page = {
   nodeId: z.uuid().optional(),
@@ -26,8 +26,8 @@ export interface NodeRef {
 async function nodesWithInventory(ctx: AuthedContext, nodeId: string | undefined) {
   if (nodeId) await requireNodes(ctx, [nodeId], "read");
   else await requireNodes(ctx, [], "read");
-  const nodes = (await visibleNodes(ctx)).filter((n) => !nodeId || n.id === nodeId);
-  return nodes.map((n) => ({ node: { id: n.id, name: n.name, online: n.online } as NodeRef, inv: ctx.services.hub.node(n.id)?.inventory }));
+  const nodes = (await visibleNodeRefs(ctx)).filter((n) => !nodeId || n.id === nodeId);
+  return nodes.map((node: NodeRef) => ({ node, inv: ctx.services.hub.node(node.id)?.inventory }));
 }
 
 function paginate<T>(rows: T[], page: number, pageSize: number) {

@@ -1,7 +1,6 @@
 import { TRPCError } from "@trpc/server";
 import { z } from "zod";
 import type { NodeStatus } from "../../hub/agent-hub.ts";
-import { inScope } from "../authz.ts";
 import { adminProcedure, authedProcedure, requireNodes, router, type AuthedContext } from "../trpc.ts";
 
 const NodeId = z.uuid({ error: "not a node ID" });
@@ -63,7 +62,17 @@ export async function visibleNodes(ctx: AuthedContext): Promise<NodeSummary[]> {
     select: { id: true, name: true, hostname: true, createdAt: true, revokedAt: true, lastSeenAt: true, agentVersion: true, group: { select: { id: true, name: true } } },
     orderBy: { name: "asc" },
   });
-  return rows.filter((r) => inScope(scope, r.id)).map((r) => summarizeNode(r, ctx.services.hub.node(r.id)));
+  return rows.map((r) => summarizeNode(r, ctx.services.hub.node(r.id)));
+}
+
+/**
+ * The nodes the user may see as {id, name, online}: what the inventory queries need,
+ * without building every node's summary (they run on each page of a fleet-wide table).
+ */
+export async function visibleNodeRefs(ctx: AuthedContext): Promise<Array<{ id: string; name: string; online: boolean }>> {
+  const scope = await ctx.nodeScope();
+  const rows = await ctx.services.prisma.node.findMany({ where: scope.all ? {} : { id: { in: [...scope.nodeIds] } }, select: { id: true, name: true }, orderBy: { name: "asc" } });
+  return rows.map((r) => ({ id: r.id, name: r.name, online: ctx.services.hub.node(r.id)?.online ?? false }));
 }
 
 export const nodesRouter = router({
