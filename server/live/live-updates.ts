@@ -158,11 +158,7 @@ export class LiveUpdates {
 
   /** Teams, memberships or group grants changed: every socket's rooms are computed again. */
   async refreshAll(): Promise<void> {
-    const sockets = await this.nsp.fetchSockets();
-    for (const s of sockets) {
-      const local = this.nsp.sockets.get(s.id);
-      if (local) await this.joinRooms(local).catch(() => local.disconnect(true));
-    }
+    for (const socket of [...this.nsp.sockets.values()]) await this.joinRooms(socket).catch(() => socket.disconnect(true));
   }
 
   close(): void {
