@@ -254,13 +254,15 @@ describe("containers through the docker CLI: run flags, commands, volumes and ne
     removeAfter(t, c);
     await dockerOk(agent, ["run", "-d", "--name", c, "--restart", "always", "busybox", "sh", "-c", "echo run; exit 1"]);
     const runs = () => dockerOk(agent, ["logs", "-t", c]).then((l) => l.trim().split("\n"));
-    assert.ok(await until(async () => (await runs()).length >= 5, 20_000), await inspect(c, "{{.RestartCount}}"));
-    assert.ok(Number(await inspect(c, "{{.RestartCount}}")) >= 4);
-    // Back-off: the pauses between runs grow.
-    const times = (await runs()).map((l) => Date.parse(l.split(" ")[0]!));
-    assert.ok(times.length >= 5, `runs: ${times.length}`);
+    assert.ok(await until(async () => (await runs()).length >= 6, 25_000), await inspect(c, "{{.RestartCount}}"));
+    assert.ok(Number(await inspect(c, "{{.RestartCount}}")) >= 5);
+    // Back-off: 100, 200, 400, 800, 1600 ms… Each gap is that pause plus the time a start takes, which
+    // varies with the machine's load, so the check is on the fifth pause alone and on growth against the
+    // shortest gap, not on a strict order of every gap.
+    const times = (await runs()).slice(0, 6).map((l) => Date.parse(l.split(" ")[0]!));
     const gaps = times.slice(1).map((x, i) => x - times[i]!);
-    assert.ok(gaps[gaps.length - 1]! > gaps[0]! * 2, `gaps between runs do not grow: ${gaps.join(", ")} ms`);
+    const last = gaps[gaps.length - 1]!;
+    assert.ok(last >= 1600 && last > Math.min(...gaps) * 2, `gaps between runs do not grow: ${gaps.join(", ")} ms`);
     assert.match(await dockerOk(agent, ["ps", "-a", "--filter", `name=${c}`, "--format", "{{.Status}}"]), /^(Restarting \(1\) .* ago|Up .*)\n$/);
     await dockerOk(agent, ["stop", "-t", "1", c]);
     const stoppedAt = await inspect(c, "{{.State.Status}} {{.RestartCount}}");
