@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { startRegistry, type RegistryFixture } from "./fixtures/registry.ts";
 import { pushFixtureImages, type FixtureImages } from "./fixtures/images.ts";
 import { startAgent, dockerOk, type AgentHandle } from "./helpers/agent.ts";
-import { sleep, until } from "./helpers/wait.ts";
+import { until } from "./helpers/wait.ts";
 import { apiClient, codeOf, createUser, sessionCookie, startTestConsole, type ApiClient, type TestConsole } from "./helpers/console.ts";
 
 

@@ -4,13 +4,11 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile, spawn } from "node:child_process";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { startRegistry, type RegistryFixture } from "./fixtures/registry.ts";
-import { pushFixtureImages } from "./fixtures/images.ts";
-import { docker, dockerOk, startAgent, type AgentHandle } from "./helpers/agent.ts";
+import { docker, dockerOk, type AgentHandle } from "./helpers/agent.ts";
+import { startBusyboxAgent, type BusyboxAgent } from "./helpers/busybox-agent.ts";
 
 const execFileP = promisify(execFile);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -27,22 +25,12 @@ async function freePort(): Promise<number> {
 }
 
 describe("containers through the docker CLI", () => {
-  let reg: RegistryFixture;
   let agent: AgentHandle;
   let work: string;
 
-  before(async () => {
-    work = await mkdtemp(join(tmpdir(), "berth-containers-"));
-    reg = await startRegistry({ auth: "none" });
-    await pushFixtureImages(reg, { only: ["busybox"] });
-    agent = await startAgent({ registryMirrors: [reg.url] });
-    await dockerOk(agent, ["pull", "busybox"]);
-  });
-  after(async () => {
-    await agent?.destroy();
-    await reg?.stop();
-    await rm(work, { recursive: true, force: true });
-  });
+  let suite: BusyboxAgent | undefined;
+  before(async () => void ({ agent, work } = suite = await startBusyboxAgent("containers")));
+  after(() => suite?.stop());
 
   test("docker run -it busybox sh gives a working interactive shell (and exec -it too)", async () => {
     // script(1) gives the docker CLI a real terminal, as a person at a shell has.

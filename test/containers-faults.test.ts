@@ -22,9 +22,9 @@ import { createConnection, createServer, type Server, type Socket } from "node:n
 import { availableParallelism, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { promisify } from "node:util";
-import { startRegistry, freePort, type RegistryFixture } from "./fixtures/registry.ts";
-import { pushFixtureImages } from "./fixtures/images.ts";
-import { docker, dockerOk, startAgent, type AgentHandle } from "./helpers/agent.ts";
+import { freePort } from "./fixtures/registry.ts";
+import { docker, dockerOk, type AgentHandle } from "./helpers/agent.ts";
+import { startBusyboxAgent, type BusyboxAgent } from "./helpers/busybox-agent.ts";
 
 const execFileP = promisify(execFile);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -297,7 +297,6 @@ function api(agent: AgentHandle, method: string, path: string, body?: unknown): 
 // ─── the tests ─────────────────────────────────────────────────────────────────────
 
 describe("container faults, escapes and bad input through the docker CLI", () => {
-  let reg: RegistryFixture;
   let agent: AgentHandle;
   let work: string;
   /** Every container ID any test saw, so the leak checks also cover containers the agent forgot. */
@@ -308,18 +307,9 @@ describe("container faults, escapes and bad input through the docker CLI", () =>
     for (const id of await allContainerIds(agent)) seenIds.add(id);
   };
 
-  before(async () => {
-    work = await mkdtemp(join(tmpdir(), "berth-containers-faults-"));
-    reg = await startRegistry({ auth: "none" });
-    await pushFixtureImages(reg, { only: ["busybox"] });
-    agent = await startAgent({ registryMirrors: [reg.url] });
-    await dockerOk(agent, ["pull", "busybox"]);
-  });
-  after(async () => {
-    await agent?.destroy();
-    await reg?.stop();
-    if (work) await rm(work, { recursive: true, force: true });
-  });
+  let suite: BusyboxAgent | undefined;
+  before(async () => void ({ agent, work } = suite = await startBusyboxAgent("containers-faults")));
+  after(() => suite?.stop());
 
   test("kill -9 of the agent in the middle of docker run -d leaves no orphan mount, veth, rule, cgroup or lease", async (t) => {
     const tap = await startTap(agent, work);

@@ -13,11 +13,11 @@ import { randomBytes } from "node:crypto";
 import { createSocket } from "node:dgram";
 import { existsSync } from "node:fs";
 import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
-import { hostname as hostHostname, tmpdir } from "node:os";
+import { hostname as hostHostname } from "node:os";
 import { join } from "node:path";
-import { startRegistry, freePort, type RegistryFixture } from "./fixtures/registry.ts";
-import { pushFixtureImages } from "./fixtures/images.ts";
-import { docker, dockerOk, startAgent, type AgentHandle } from "./helpers/agent.ts";
+import { freePort } from "./fixtures/registry.ts";
+import { docker, dockerOk, type AgentHandle } from "./helpers/agent.ts";
+import { startBusyboxAgent, type BusyboxAgent } from "./helpers/busybox-agent.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const uniq = (prefix: string) => `${prefix}-${randomBytes(3).toString("hex")}`;
@@ -57,7 +57,6 @@ function dockerBackground(agent: AgentHandle, args: string[]) {
 }
 
 describe("containers through the docker CLI: run flags, commands, volumes and networks", () => {
-  let reg: RegistryFixture;
   let agent: AgentHandle;
   let work: string;
 
@@ -66,18 +65,9 @@ describe("containers through the docker CLI: run flags, commands, volumes and ne
   const inspect = async (name: string, format: string) => (await dockerOk(agent, ["inspect", "--format", format, name])).trim();
   const waitStatus = (name: string, status: string, ms = 10_000) => until(async () => (await docker(agent, ["inspect", "--format", "{{.State.Status}}", name])).stdout.trim() === status, ms);
 
-  before(async () => {
-    work = await mkdtemp(join(tmpdir(), "berth-containers-more-"));
-    reg = await startRegistry({ auth: "none" });
-    await pushFixtureImages(reg, { only: ["busybox"] });
-    agent = await startAgent({ registryMirrors: [reg.url] });
-    await dockerOk(agent, ["pull", "busybox"]);
-  });
-  after(async () => {
-    await agent?.destroy();
-    await reg?.stop();
-    if (work) await rm(work, { recursive: true, force: true });
-  });
+  let suite: BusyboxAgent | undefined;
+  before(async () => void ({ agent, work } = suite = await startBusyboxAgent("containers-more")));
+  after(() => suite?.stop());
 
   // ─── run flags ───────────────────────────────────────────────────────────
 

@@ -10,7 +10,6 @@ import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { createServer as createHttpServer, type Server as HttpServer } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
-import { connect as netConnect } from "node:net";
 import os, { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -251,7 +250,7 @@ describe("agent link with real agents", () => {
     const t0 = Date.now();
     const slow = randomUUID();
     await assert.rejects(cons.hub.request(nodeId, "container.logs", { id: created.id, follow: true }, { timeoutMs: 500, requestId: slow }), (e: LinkRequestError) => e.kind === "Unavailable" && /did not answer container.logs within 500 ms/.test(e.message));
-    assert.ok(Date.now() - t0 < 1_500);
+    assert.ok(Date.now() - t0 < 5_000, "the follow, which never ends by itself, was cut by the time limit");
     await waitFor("the agent to end the work", () => agent.logs().includes(`"requestId":"${slow}","method":"container.logs","kind":"Canceled"`), 3_000, agent);
     await assert.rejects(cons.hub.request(nodeId, "system.info", {}, { requestId: "not-a-uuid" }), (e: LinkRequestError) => e.kind === "InvalidArgument");
 

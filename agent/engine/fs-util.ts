@@ -36,3 +36,29 @@ export async function fsyncDir(dir: string): Promise<void> {
     await fh.close();
   }
 }
+
+/** "/a/./b/" → "a/b" ("" is the root); undefined if it climbs above the root. Lexical: links are not followed. */
+export function cleanRelativePath(p: string): string | undefined {
+  const out: string[] = [];
+  for (const part of p.split("/")) {
+    if (part === "" || part === ".") continue;
+    if (part === "..") {
+      if (out.length === 0) return undefined;
+      out.pop();
+      continue;
+    }
+    out.push(part);
+  }
+  return out.join("/");
+}
+
+/** Creates `p` (it must not exist) with `text`, flushed to disk before returning. */
+export async function writeNewFileSynced(p: string, text: string): Promise<void> {
+  const fh = await open(p, "wx", 0o644);
+  try {
+    await fh.writeFile(text);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}

@@ -79,3 +79,72 @@ export function NodeGroupOptions({ groups }: { groups: ReadonlyArray<{ id: strin
     </>
   );
 }
+
+/** One labelled text field and a submit button: "create a thing by its name". `onCreate` gets a `clear` to call once it worked. */
+export function CreateByNameForm({ id, ariaLabel, label, button, pending, onCreate }: { id: string; ariaLabel: string; label: string; button: string; pending: boolean; onCreate: (name: string, clear: () => void) => void }) {
+  const [name, setName] = useState("");
+  return (
+    <form
+      className="panel row"
+      aria-label={ariaLabel}
+      onSubmit={(e) => {
+        e.preventDefault();
+        onCreate(name, () => setName(""));
+      }}
+    >
+      <label htmlFor={id} style={{ margin: 0 }}>
+        {label}
+      </label>
+      <input id={id} value={name} onChange={(e) => setName(e.target.value)} required />
+      <button className="primary" type="submit" disabled={pending}>
+        {button}
+      </button>
+    </form>
+  );
+}
+
+/** A labelled select of what may be added and a submit button: "add a member", "give a group". */
+export function ChooseAndAddForm({
+  id,
+  label,
+  placeholder,
+  options,
+  button,
+  pending,
+  onAdd,
+}: {
+  id: string;
+  label: string;
+  placeholder: string;
+  options: ReadonlyArray<{ value: string; label: string }>;
+  button: string;
+  pending: boolean;
+  onAdd: (value: string, clear: () => void) => void;
+}) {
+  const [value, setValue] = useState("");
+  return (
+    <form
+      className="row"
+      style={{ marginTop: 8 }}
+      onSubmit={(e) => {
+        e.preventDefault();
+        if (value) onAdd(value, () => setValue(""));
+      }}
+    >
+      <label htmlFor={id} style={{ margin: 0 }}>
+        {label}
+      </label>
+      <select id={id} value={value} onChange={(e) => setValue(e.target.value)}>
+        <option value="">{placeholder}</option>
+        {options.map((o) => (
+          <option key={o.value} value={o.value}>
+            {o.label}
+          </option>
+        ))}
+      </select>
+      <button type="submit" disabled={!value || pending}>
+        {button}
+      </button>
+    </form>
+  );
+}

@@ -11,7 +11,7 @@ import { ContainerTerminal } from "./terminal.tsx";
 import { LiveLogs } from "./live-logs.tsx";
 import { ago, ports, shortId } from "./format.ts";
 import { NodeFilter } from "./node-picker.tsx";
-import { Badge, ErrorBox, Pager, useClampPage } from "./ui.tsx";
+import { Badge, EmptyRow, ErrorBox, PageFooter, useClampPage } from "./ui.tsx";
 
 const PAGE_SIZE = 50;
 const STATES = ["created", "running", "paused", "restarting", "removing", "exited", "dead"] as const;
@@ -217,16 +217,11 @@ export function ContainersTable({ nodeId: fixedNodeId }: { nodeId?: string }) {
             </tr>
           ))}
           {data && items.length === 0 && (
-            <tr>
-              <td colSpan={cols} className="muted">
-                No containers{search || state || nodeFilter ? " match" : ""}.
-              </td>
-            </tr>
+            <EmptyRow cols={cols}>No containers{search || state || nodeFilter ? " match" : ""}.</EmptyRow>
           )}
         </tbody>
       </table>
-      {data && data.pages > 1 && <Pager page={data.page} pages={data.pages} total={data.total} onPage={setPage} />}
-      {data && data.pages <= 1 && <div className="muted" style={{ marginTop: 6 }}>{data.total} in all</div>}
+      <PageFooter data={data} onPage={setPage} />
       {open && <ContainerPanel container={openContainer} nodeId={open.nodeId} id={open.id} now={now} onClose={() => setOpen(null)} />}
     </>
   );

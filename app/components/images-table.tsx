@@ -8,7 +8,7 @@ import { useCan } from "./action-bar.tsx";
 import { ago, bytes, shortId } from "./format.ts";
 import { ImageActionDialog, type ImageAction } from "./image-actions.tsx";
 import { NodeFilter } from "./node-picker.tsx";
-import { ErrorBox, Pager, useClampPage } from "./ui.tsx";
+import { EmptyRow, ErrorBox, PageFooter, useClampPage } from "./ui.tsx";
 
 const PAGE_SIZE = 50;
 
@@ -129,16 +129,11 @@ export function ImagesTable({ nodeId: fixedNodeId }: { nodeId?: string }) {
             );
           })}
           {data && data.items.length === 0 && (
-            <tr>
-              <td colSpan={can.operate ? 8 : 7} className="muted">
-                No images{search || nodeFilter || digest ? " match" : ""}.
-              </td>
-            </tr>
+            <EmptyRow cols={can.operate ? 8 : 7}>No images{search || nodeFilter || digest ? " match" : ""}.</EmptyRow>
           )}
         </tbody>
       </table>
-      {data && data.pages > 1 && <Pager page={data.page} pages={data.pages} total={data.total} onPage={setPage} />}
-      {data && data.pages <= 1 && <div className="muted" style={{ marginTop: 6 }}>{data.total} in all</div>}
+      <PageFooter data={data} onPage={setPage} />
       {action && <ImageActionDialog action={action} onClose={() => setAction(null)} />}
     </>
   );

@@ -1,11 +1,11 @@
 "use client";
 // Volumes and networks: read-only inventory tables, across the fleet or on one node.
 import Link from "next/link";
-import { useEffect, useState, type ReactNode } from "react";
+import { useState, type ReactNode } from "react";
 import { trpc } from "../lib/trpc.ts";
 import { shortId } from "./format.ts";
 import { NodeFilter } from "./node-picker.tsx";
-import { Badge, ErrorBox, Pager } from "./ui.tsx";
+import { Badge, EmptyRow, ErrorBox, PageFooter, useClampPage } from "./ui.tsx";
 
 const PAGE_SIZE = 50;
 
@@ -43,9 +43,7 @@ function Frame(props: {
   children: ReactNode;
 }) {
   const { paging: p, data } = props;
-  useEffect(() => {
-    if (data && p.page > data.pages) p.setPage(data.pages);
-  }, [data, p.page, p.setPage]);
+  useClampPage(data?.pages, p.page, p.setPage);
   return (
     <>
       <div className="row panel">
@@ -58,17 +56,14 @@ function Frame(props: {
         <tbody>
           {props.children}
           {data && data.items.length === 0 && (
-            <tr>
-              <td colSpan={props.cols} className="muted">
-                No {props.what}
-                {p.search || p.nodeFilter ? " match" : ""}.
-              </td>
-            </tr>
+            <EmptyRow cols={props.cols}>
+              No {props.what}
+              {p.search || p.nodeFilter ? " match" : ""}.
+            </EmptyRow>
           )}
         </tbody>
       </table>
-      {data && data.pages > 1 && <Pager page={data.page} pages={data.pages} total={data.total} onPage={p.setPage} />}
-      {data && data.pages <= 1 && <div className="muted" style={{ marginTop: 6 }}>{data.total} in all</div>}
+      <PageFooter data={data} onPage={p.setPage} />
     </>
   );
 }

@@ -4,7 +4,7 @@ import Link from "next/link";
 import { useEffect, useState } from "react";
 import { trpc } from "../lib/trpc.ts";
 import { ago } from "./format.ts";
-import { Badge, ErrorBox, Pager } from "./ui.tsx";
+import { Badge, EmptyRow, ErrorBox, Pager } from "./ui.tsx";
 
 const STATUSES = ["queued", "running", "succeeded", "failed", "partial", "canceled"] as const;
 const PAGE_SIZE = 30;
@@ -93,11 +93,7 @@ export function JobsTable({ nodeId }: { nodeId?: string }) {
             </tr>
           ))}
           {data && data.items.length === 0 && (
-            <tr>
-              <td colSpan={8} className="muted">
-                No jobs{status ? " with that status" : " yet"}.
-              </td>
-            </tr>
+            <EmptyRow cols={8}>No jobs{status ? " with that status" : " yet"}.</EmptyRow>
           )}
         </tbody>
       </table>

@@ -31,6 +31,28 @@ export function Pager({ page, pages, total, onPage }: { page: number; pages: num
   );
 }
 
+/** Under a paginated table: the pager when there is more than one page, else the count. */
+export function PageFooter({ data, onPage }: { data: { page: number; pages: number; total: number } | undefined; onPage: (p: number) => void }) {
+  if (!data) return null;
+  if (data.pages > 1) return <Pager page={data.page} pages={data.pages} total={data.total} onPage={onPage} />;
+  return (
+    <div className="muted" style={{ marginTop: 6 }}>
+      {data.total} in all
+    </div>
+  );
+}
+
+/** The one row of an empty table, saying why it is empty. */
+export function EmptyRow({ cols, children }: { cols: number; children: ReactNode }) {
+  return (
+    <tr>
+      <td colSpan={cols} className="muted">
+        {children}
+      </td>
+    </tr>
+  );
+}
+
 export function ProgressBar({ current, total }: { current?: number; total?: number }) {
   const pct = total && total > 0 ? Math.min(100, Math.round(((current ?? 0) / total) * 100)) : 0;
   return (

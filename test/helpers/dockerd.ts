@@ -46,6 +46,7 @@ export interface DockerdHandle {
   /** The cgroup parent of containers (a path below each cgroup controller). */
   cgroupParent: string;
   dockerdPid(): number | undefined;
+  containerdPid(): number | undefined;
   /** Recent dockerd and containerd output (last 256 KiB each). */
   logs(): string;
   /** Stops everything, unmounts and removes `base`. Idempotent. */
@@ -57,6 +58,15 @@ export interface StartDockerdOptions {
   insecureRegistries?: string[];
   /** Milliseconds to wait for /_ping. Default 60 s. */
   startTimeoutMs?: number;
+  /**
+   * A Linux bridge the caller created (with its gateway address): dockerd's default network
+   * goes on it with Docker's own iptables rules (`--iptables=true --ip-masq=true`), instead of
+   * no bridge and no rules. The watchdog deletes it if this process dies; stop() leaves it to
+   * its creator.
+   */
+  bridge?: string;
+  /** Prefix of the temporary directory and cgroup parent. Default "berth-dockerd". */
+  name?: string;
 }
 
 const LOG_LIMIT = 256 * 1024;
@@ -66,11 +76,11 @@ const CONTAINERD_BIN = "/usr/bin/containerd";
 /**
  * Watchdog: waits for EOF on its stdin (a pipe from Node), then stops dockerd
  * and containerd, kills what is left in the containers' cgroup, unmounts and
- * removes the base directory. Arguments: $1 base dir, $2 cgroup parent name,
- * $3 dockerd pid, $4 containerd pid. Normal stop() SIGKILLs it first.
+ * removes the base directory (and the bridge given). Arguments: $1 base dir, $2 cgroup
+ * parent name, $3 dockerd pid, $4 containerd pid, $5 bridge or "". Normal stop() SIGKILLs it first.
  */
 const WATCHDOG = `
-base="$1"; cg="$2"; dpid="$3"; cpid="$4"
+base="$1"; cg="$2"; dpid="$3"; cpid="$4"; br="$5"
 read -r _ || true
 kill -TERM "$dpid" 2>/dev/null
 i=0; while kill -0 "$dpid" 2>/dev/null && [ $i -lt 150 ]; do sleep 0.1; i=$((i+1)); done
@@ -84,10 +94,11 @@ done
 kill -TERM "$cpid" 2>/dev/null; sleep 1; kill -KILL "$cpid" 2>/dev/null
 awk -v b="$base/" 'index($5, b) == 1 { print $5 }' /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done
 rm -rf "$base"
+[ -n "$br" ] && ip link del "$br" 2>/dev/null
 for d in /sys/fs/cgroup/*/"$cg"/* /sys/fs/cgroup/*/"$cg"; do [ -d "$d" ] && rmdir "$d" 2>/dev/null; done
 `;
 
-class LogBuffer {
+export class LogBuffer {
   private text = "";
   append(chunk: Buffer | string): void {
     this.text += chunk.toString();
@@ -103,14 +114,15 @@ export async function startDockerd(opts: StartDockerdOptions = {}): Promise<Dock
   for (const bin of [DOCKERD_BIN, CONTAINERD_BIN, "/usr/bin/containerd-shim-runc-v2", "/usr/sbin/runc"]) {
     if (!existsSync(bin)) throw new Error(`${bin} is missing: install the Debian package docker.io (it brings containerd and runc)`);
   }
-  const base = await mkdtemp(join(tmpdir(), "berth-dockerd-"));
+  const name = opts.name ?? "berth-dockerd";
+  const base = await mkdtemp(join(tmpdir(), `${name}-`));
   const id = base.slice(base.lastIndexOf("-") + 1);
   const dataRoot = join(base, "data");
   const execRoot = join(base, "exec");
   const socket = join(base, "docker.sock");
   const dockerConfig = join(base, "docker-config");
   const containerdSocket = join(base, "containerd", "containerd.sock");
-  const cgroupParent = `berth-dockerd-${id}`;
+  const cgroupParent = `${name}-${id}`;
   const pidfile = join(base, "dockerd.pid");
   const dockerdLog = new LogBuffer();
   const containerdLog = new LogBuffer();
@@ -177,12 +189,9 @@ export async function startDockerd(opts: StartDockerdOptions = {}): Promise<Dock
       "--exec-root", execRoot,
       "--pidfile", pidfile,
       "--containerd", containerdSocket,
-      "--bridge=none",
-      "--iptables=false",
-      "--ip6tables=false",
-      "--ip-forward=false",
-      "--ip-masq=false",
-      "--userland-proxy=false",
+      ...(opts.bridge
+        ? ["--bridge", opts.bridge, "--iptables=true", "--ip-masq=true", "--ip6tables=false"]
+        : ["--bridge=none", "--iptables=false", "--ip6tables=false", "--ip-forward=false", "--ip-masq=false", "--userland-proxy=false"]),
       "--cgroup-parent", `/${cgroupParent}`,
       "--exec-opt", "native.cgroupdriver=cgroupfs",
       "--storage-driver", "overlay2",
@@ -193,7 +202,7 @@ export async function startDockerd(opts: StartDockerdOptions = {}): Promise<Dock
     pipeLogs(dockerd, dockerdLog);
 
     // The safety net, armed as soon as both pids exist.
-    watchdog = spawn("/bin/sh", ["-c", WATCHDOG, "berth-dockerd-watchdog", base, cgroupParent, String(dockerd.pid), String(containerd.pid)], {
+    watchdog = spawn("/bin/sh", ["-c", WATCHDOG, `${name}-watchdog`, base, cgroupParent, String(dockerd.pid), String(containerd.pid), opts.bridge ?? ""], {
       stdio: ["pipe", "ignore", "ignore"],
       detached: true,
     });
@@ -216,6 +225,7 @@ export async function startDockerd(opts: StartDockerdOptions = {}): Promise<Dock
     containerdSocket,
     cgroupParent,
     dockerdPid: () => dockerd?.pid,
+    containerdPid: () => containerd?.pid,
     logs,
     stop,
   };

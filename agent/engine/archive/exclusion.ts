@@ -11,6 +11,7 @@
  * /etc) is not seen while it holds nothing else.
  */
 import { lstat, open, readdir } from "node:fs/promises";
+import { cleanRelativePath } from "../fs-util.ts";
 import { atFd, DIR_FLAGS, isErrno } from "./tree-walk.ts";
 
 export class Exclusion {
@@ -21,7 +22,7 @@ export class Exclusion {
   /** @param paths absolute paths inside the container ("/etc/hosts"); "/" and empty entries are ignored. */
   constructor(paths: readonly string[] | undefined) {
     for (const p of paths ?? []) {
-      const rel = cleanRel(p);
+      const rel = cleanRelativePath(p);
       if (rel === undefined || rel === "") continue;
       this.paths.add(rel);
       const parts = rel.split("/");
@@ -60,19 +61,4 @@ export class Exclusion {
       await fh.close();
     }
   }
-}
-
-/** "/a/./b/" → "a/b"; undefined if it climbs above the root. */
-export function cleanRel(p: string): string | undefined {
-  const out: string[] = [];
-  for (const part of p.split("/")) {
-    if (part === "" || part === ".") continue;
-    if (part === "..") {
-      if (out.length === 0) return undefined;
-      out.pop();
-      continue;
-    }
-    out.push(part);
-  }
-  return out.join("/");
 }

@@ -59,14 +59,7 @@ export class FsContentStore implements ContentStore {
   }
 
   async readBytes(digest: string, maxBytes = DEFAULT_MAX_READ_BYTES): Promise<Buffer> {
-    const p = this.path(digest);
-    let fh: FileHandle;
-    try {
-      fh = await open(p, "r");
-    } catch (e) {
-      if (isErrno(e, "ENOENT")) throw notFound(`blob ${digest} not found`);
-      throw e;
-    }
+    const fh = await openBlob(this.path(digest), digest);
     try {
       const { size } = await fh.stat();
       if (size > maxBytes) throw invalidArgument(`blob ${digest} is ${size} bytes, more than the limit of ${maxBytes} bytes`);
@@ -166,14 +159,17 @@ export class FsContentStore implements ContentStore {
   }
 }
 
-async function* readFile(p: string, digest: string, start: number): AsyncGenerator<Buffer> {
-  let fh: FileHandle;
+async function openBlob(p: string, digest: string): Promise<FileHandle> {
   try {
-    fh = await open(p, "r");
+    return await open(p, "r");
   } catch (e) {
     if (isErrno(e, "ENOENT")) throw notFound(`blob ${digest} not found`);
     throw e;
   }
+}
+
+async function* readFile(p: string, digest: string, start: number): AsyncGenerator<Buffer> {
+  const fh = await openBlob(p, digest);
   // The file stream closes the handle when it ends or is destroyed (generator return).
   yield* fh.createReadStream({ start, highWaterMark: 256 * 1024 }) as AsyncIterable<Buffer>;
 }

@@ -1,4 +1,4 @@
-import { mkdir, readFile, rename, writeFile, open } from "node:fs/promises";
+import { mkdir, readFile, rename, open } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
 import { conflict, invalidArgument, notFound } from "../errors.ts";

@@ -63,7 +63,7 @@ export class Puller {
 
   async pull(name: string, opts: PullOptions = {}): Promise<PullResult> {
     const onProgress = opts.onProgress ?? noProgress;
-    const { registry, content, logger } = this.images.deps;
+    const { registry, content } = this.images.deps;
     const ref = withDefaultTag(parseNormalizedReference(name));
     const target = { domain: ref.domain, path: ref.path };
     onProgress({ id: ref.digest ?? ref.tag, status: `Pulling from ${ref.path}` });

@@ -34,6 +34,7 @@ import { Transform, type Readable, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import * as tarStream from "tar-stream";
 import { canceled, dataLoss, EngineError, invalidArgument, unavailable } from "../errors.ts";
+import { cleanRelativePath } from "../fs-util.ts";
 
 export interface ExtractResult {
   /** Total bytes of regular files written (hard links not counted twice). */
@@ -277,23 +278,14 @@ function parsePax(buf: Buffer): Map<string, Buffer> {
 // ---------------------------------------------------------------------------
 // Names
 
-/**
- * Cleans a tar name to a path relative to the layer root ("" is the root).
- * @throws InvalidArgument if the name climbs above the root.
- */
+/** "a/b/c" → "a", "a/b": the directories an entry needs, outermost first. */
+function* parentPaths(rel: string): Generator<string> {
+  for (let i = rel.indexOf("/"); i >= 0; i = rel.indexOf("/", i + 1)) yield rel.slice(0, i);
+}
+
+/** A tar name as a path relative to the layer root ("" is the root); undefined if it climbs above the root or holds a NUL. */
 export function cleanEntryName(raw: string): string | undefined {
-  if (raw.includes("\0")) return undefined;
-  const out: string[] = [];
-  for (const part of raw.split("/")) {
-    if (part === "" || part === ".") continue;
-    if (part === "..") {
-      if (out.length === 0) return undefined;
-      out.pop();
-      continue;
-    }
-    out.push(part);
-  }
-  return out.join("/");
+  return raw.includes("\0") ? undefined : cleanRelativePath(raw);
 }
 
 const WH = ".wh.";
@@ -398,11 +390,7 @@ class Extractor {
 
   /** Creates missing parent directories of `rel`; refuses symlinks and non-directories on the way. */
   private async ensureParents(rel: string, name: string): Promise<void> {
-    const parts = rel.split("/");
-    parts.pop();
-    let cur = "";
-    for (const p of parts) {
-      cur = cur ? `${cur}/${p}` : p;
+    for (const cur of parentPaths(rel)) {
       if (this.dirs.has(cur)) continue;
       const abs = this.abs(cur);
       const st = await lstatOrUndefined(abs);
@@ -421,11 +409,7 @@ class Extractor {
 
   /** Like ensureParents, creating nothing: false if a parent is missing. */
   private async parentsAreDirs(rel: string, name: string, what: string): Promise<boolean> {
-    const parts = rel.split("/");
-    parts.pop();
-    let cur = "";
-    for (const p of parts) {
-      cur = cur ? `${cur}/${p}` : p;
+    for (const cur of parentPaths(rel)) {
       if (this.dirs.has(cur)) continue;
       const st = await lstatOrUndefined(this.abs(cur));
       if (!st) return false;

@@ -14,7 +14,7 @@
  */
 import { execFile } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { lstat, mkdir, open, readdir, readFile, readlink, rename, rm, stat, symlink, unlink } from "node:fs/promises";
+import { lstat, mkdir, readFile, readlink, rename, rm, stat, symlink, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { parseDigest } from "../content/store.ts";
@@ -22,7 +22,7 @@ import { canceled, conflict, dataLoss, EngineError, notFound } from "../errors.t
 import { chainIdOf } from "./chain-id.ts";
 import { extractLayer } from "./extract.ts";
 import type { LayerInfo, LayerStore, LowerDirs, UnpackParams } from "./layer-store.ts";
-import { fsyncDir, isErrno, pathExists, readdirOrEmpty } from "../fs-util.ts";
+import { fsyncDir, isErrno, pathExists, readdirOrEmpty, writeNewFileSynced } from "../fs-util.ts";
 import { ScratchDir } from "../scratch-dir.ts";
 
 const HEX64 = /^[0-9a-f]{64}$/;
@@ -152,8 +152,8 @@ export class OverlayLayerStore implements LayerStore {
 
       const link = newLink();
       const meta: Meta = { chainId, diffId, ...(parent ? { parent } : {}), size };
-      await writeFileSynced(join(tmp, "link"), link);
-      await writeFileSynced(join(tmp, "meta.json"), JSON.stringify(meta, null, 2) + "\n");
+      await writeNewFileSynced(join(tmp, "link"), link);
+      await writeNewFileSynced(join(tmp, "meta.json"), JSON.stringify(meta, null, 2) + "\n");
       if (this.durable) await syncfs(tmp);
       // The short link first (dangling until the rename): a crash leaves at worst a dangling link.
       linkPath = join(this.linkDir, link);
@@ -195,8 +195,6 @@ export class OverlayLayerStore implements LayerStore {
       if (!isErrno(e, "ENOENT")) throw e;
     });
   }
-
-
 
   async lowerDirs(chainId: string): Promise<LowerDirs> {
     const lowers: string[] = [];
@@ -301,23 +299,10 @@ function newLink(): string {
   return s;
 }
 
-async function writeFileSynced(p: string, text: string): Promise<void> {
-  const fh = await open(p, "wx", 0o644);
-  try {
-    await fh.writeFile(text);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
-
-
 /** Flushes the filesystem holding `path` (coreutils `sync -f`, i.e. syncfs(2)). */
 function syncfs(path: string): Promise<void> {
   return new Promise((resolve, reject) => {
     execFile("sync", ["-f", path], (err, _out, stderr) => (err ? reject(new Error(`sync -f ${path}: ${stderr.trim() || err.message}`)) : resolve()));
   });
 }
-
-
 

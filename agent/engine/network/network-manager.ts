@@ -114,21 +114,8 @@ export interface AttachResult {
   ports: PortBinding[];
 }
 
-export interface NetworkInfo {
-  /** 64 lowercase hex. */
-  id: string;
-  name: string;
-  driver: "bridge" | "host" | "null";
-  subnet?: string;
-  gateway?: string;
-  /** Linux bridge name. */
-  bridge?: string;
-  internal: boolean;
-  labels: Record<string, string>;
-  /** RFC 3339. */
-  created: string;
-  containers: Record<string, NetworkEndpoint & { name: string }>;
-}
+/** A network as inspect and list show it: its record (but whether it is predefined) and its members. */
+export type NetworkInfo = Omit<NetworkRecord, "predefined"> & { containers: Record<string, NetworkEndpoint & { name: string }> };
 
 export interface CreateNetworkOptions {
   name: string;

@@ -79,16 +79,7 @@ export async function holdPort(p: PortBinding, endpoint: string): Promise<PortHo
     });
     server.on("error", () => undefined);
     server.unref();
-    const port = (server.address() as { port: number }).port;
-    let closed = false;
-    return {
-      port,
-      close: () => {
-        if (closed) return Promise.resolve();
-        closed = true;
-        return new Promise<void>((resolve) => server.close(() => resolve()));
-      },
-    };
+    return portHold((server.address() as { port: number }).port, (done) => server.close(() => done()));
   }
   const sock: UdpSocket = createSocket({ type: "udp4", reuseAddr: false });
   await new Promise<void>((resolve, reject) => {
@@ -101,14 +92,10 @@ export async function holdPort(p: PortBinding, endpoint: string): Promise<PortHo
   sock.on("error", () => undefined);
   sock.on("message", () => undefined);
   sock.unref();
-  const port = sock.address().port;
-  let closed = false;
-  return {
-    port,
-    close: () => {
-      if (closed) return Promise.resolve();
-      closed = true;
-      return new Promise<void>((resolve) => sock.close(() => resolve()));
-    },
-  };
+  return portHold(sock.address().port, (done) => sock.close(() => done()));
+}
+
+function portHold(port: number, release: (done: () => void) => void): PortHold {
+  let closing: Promise<void> | undefined;
+  return { port, close: () => (closing ??= new Promise<void>((resolve) => release(resolve))) };
 }

@@ -17,7 +17,7 @@
  * and `size` (quota) is refused since the store has no quota support.
  */
 import { randomBytes } from "node:crypto";
-import { lstat, mkdir, open, readdir, readFile, rename, rm, unlink } from "node:fs/promises";
+import { lstat, mkdir, readdir, readFile, rename, rm, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { conflict, dataLoss, invalidArgument, isEngineError, notFound } from "../errors.ts";
 import { walkTree } from "../archive/tree-walk.ts";
@@ -25,7 +25,7 @@ import { mountInfo } from "../snapshots/mount.ts";
 import { copyTree } from "./copy-tree.ts";
 import { resolveInRoot } from "./resolve-in-root.ts";
 import type { Volume, VolumeListFilters, VolumeStore } from "./volume-store.ts";
-import { fsyncDir, isErrno, pathExists, readdirOrEmpty } from "../fs-util.ts";
+import { fsyncDir, isErrno, pathExists, readdirOrEmpty, writeNewFileSynced } from "../fs-util.ts";
 import { ScratchDir } from "../scratch-dir.ts";
 
 const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
@@ -79,7 +79,7 @@ export class LocalVolumeStore implements VolumeStore {
       try {
         await mkdir(tmp, { mode: 0o701 });
         await mkdir(join(tmp, DATA), { mode: 0o755 });
-        await writeFileSynced(join(tmp, META), JSON.stringify(meta, null, 2) + "\n");
+        await writeNewFileSynced(join(tmp, META), JSON.stringify(meta, null, 2) + "\n");
         await fsyncDir(tmp);
         try {
           await rename(tmp, this.dir(name));
@@ -198,7 +198,7 @@ export class LocalVolumeStore implements VolumeStore {
         if (interrupted) await unlink(marker);
         return;
       }
-      if (!interrupted) await writeFileSynced(marker, JSON.stringify({ rootfs, containerPath }) + "\n");
+      if (!interrupted) await writeNewFileSynced(marker, JSON.stringify({ rootfs, containerPath }) + "\n");
       await copyTree(source, v.mountpoint);
       await unlink(marker);
     });
@@ -255,8 +255,6 @@ export class LocalVolumeStore implements VolumeStore {
     return this.toVolume({ ...meta, labels: meta.labels ?? {}, options: meta.options ?? {}, anonymous: meta.anonymous === true });
   }
 
-
-
   private async locked<T>(name: string, fn: () => Promise<T>): Promise<T> {
     const prev = this.locks.get(name) ?? Promise.resolve();
     const run = prev.then(fn, fn);
@@ -309,17 +307,4 @@ function labelsMatch(filters: string[], labels: Record<string, string>): boolean
     return Object.hasOwn(labels, k) && labels[k] === f.slice(eq + 1);
   });
 }
-
-async function writeFileSynced(p: string, text: string): Promise<void> {
-  const fh = await open(p, "wx", 0o644);
-  try {
-    await fh.writeFile(text);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
-
-
-
 

@@ -34,6 +34,19 @@ async function startJob(ctx: AuthedContext, kind: string, params: Record<string,
 
 const JOB_LIST_STATUS = z.enum(["queued", "running", "succeeded", "failed", "partial", "canceled"]);
 
+/** What the job list and a job's page both show of it. */
+function jobSummary<Kind extends string, Status extends string>(j: { id: string; kind: Kind; params: unknown; status: Status; createdBy: { email: string } | null; createdAt: Date; finishedAt: Date | null }) {
+  return {
+    id: j.id,
+    kind: j.kind,
+    params: j.params as Record<string, unknown>,
+    status: j.status,
+    createdBy: j.createdBy?.email ?? null,
+    createdAt: j.createdAt.toISOString(),
+    finishedAt: j.finishedAt?.toISOString() ?? null,
+  };
+}
+
 export const jobsRouter = router({
   list: authedProcedure
     .input(z.object({ page: z.number().int().min(1).default(1), pageSize: z.number().int().min(1).max(200).default(30), status: JOB_LIST_STATUS.optional(), nodeId: z.uuid().optional() }))
@@ -59,13 +72,7 @@ export const jobsRouter = router({
         page: input.page,
         pageSize: input.pageSize,
         items: jobs.map((j) => ({
-          id: j.id,
-          kind: j.kind,
-          params: j.params as Record<string, unknown>,
-          status: j.status,
-          createdBy: j.createdBy?.email ?? null,
-          createdAt: j.createdAt.toISOString(),
-          finishedAt: j.finishedAt?.toISOString() ?? null,
+          ...jobSummary(j),
           nodes: new Set(j.steps.map((s) => s.nodeId)).size,
           steps: { total: j.steps.length, succeeded: j.steps.filter((s) => s.status === "succeeded").length, failed: j.steps.filter((s) => s.status === "failed").length },
         })),
@@ -80,14 +87,8 @@ export const jobsRouter = router({
     if (!job) throw new TRPCError({ code: "NOT_FOUND", message: `job ${input.jobId} does not exist` });
     await requireNodes(ctx, [...new Set(job.steps.map((s) => s.nodeId))], "read");
     return {
-      id: job.id,
-      kind: job.kind,
-      params: job.params as Record<string, unknown>,
-      status: job.status,
-      createdBy: job.createdBy?.email ?? null,
-      createdAt: job.createdAt.toISOString(),
+      ...jobSummary(job),
       startedAt: job.startedAt?.toISOString() ?? null,
-      finishedAt: job.finishedAt?.toISOString() ?? null,
       steps: job.steps.map((s) => ({
         id: s.id,
         seq: s.seq,

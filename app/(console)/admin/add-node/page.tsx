@@ -8,7 +8,7 @@ import Link from "next/link";
 import { useCallback, useState, type FormEvent } from "react";
 import { trpc, type RouterOutputs } from "../../../lib/trpc.ts";
 import { useLive } from "../../../lib/live.ts";
-import { Badge, ErrorBox } from "../../../components/ui.tsx";
+import { Badge, EmptyRow, ErrorBox } from "../../../components/ui.tsx";
 import { ConfirmButton, NodeGroupOptions, OneTimeSecret, when } from "../../../components/admin-ui.tsx";
 import { Checklist, InstallRunView } from "../../../components/install-run.tsx";
 
@@ -225,11 +225,7 @@ export default function AddNodePage() {
         <tbody>
           {hosts.data?.map((h) => <PinnedRow key={`${h.host}:${h.port}`} h={h} onForget={() => forgetM.mutate({ host: h.host, port: h.port })} forgetting={forgetM.isPending} />)}
           {hosts.data?.length === 0 && (
-            <tr>
-              <td colSpan={6} className="muted">
-                No pinned hosts yet.
-              </td>
-            </tr>
+            <EmptyRow cols={6}>No pinned hosts yet.</EmptyRow>
           )}
         </tbody>
       </table>

@@ -1,7 +1,7 @@
 "use client";
 import { useState } from "react";
 import { trpc } from "../../../lib/trpc.ts";
-import { Badge, ErrorBox, Pager } from "../../../components/ui.tsx";
+import { Badge, EmptyRow, ErrorBox, Pager } from "../../../components/ui.tsx";
 import { when } from "../../../components/admin-ui.tsx";
 
 type Outcome = "" | "success" | "failure" | "denied";
@@ -127,11 +127,7 @@ export default function AuditPage() {
             </tr>
           ))}
           {list.data?.items.length === 0 && (
-            <tr>
-              <td colSpan={7} className="muted">
-                Nothing matches these filters.
-              </td>
-            </tr>
+            <EmptyRow cols={7}>Nothing matches these filters.</EmptyRow>
           )}
         </tbody>
       </table>

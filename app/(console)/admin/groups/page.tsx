@@ -1,8 +1,8 @@
 "use client";
-import { useState, type FormEvent } from "react";
+import { useState } from "react";
 import { trpc, type RouterOutputs } from "../../../lib/trpc.ts";
-import { Badge, ErrorBox } from "../../../components/ui.tsx";
-import { ConfirmButton, NodeGroupOptions } from "../../../components/admin-ui.tsx";
+import { Badge, EmptyRow, ErrorBox } from "../../../components/ui.tsx";
+import { ConfirmButton, CreateByNameForm, NodeGroupOptions } from "../../../components/admin-ui.tsx";
 
 type Group = RouterOutputs["admin"]["groups"]["list"][number];
 
@@ -14,28 +14,14 @@ export default function GroupsPage() {
     void utils.admin.invalidate();
     void utils.nodes.invalidate();
   };
-  const [name, setName] = useState("");
-  const create = trpc.admin.groups.create.useMutation({ onSuccess: () => (refresh(), setName("")) });
+  const create = trpc.admin.groups.create.useMutation({ onSuccess: refresh });
   const assign = trpc.nodes.update.useMutation({ onSuccess: refresh });
-
-  function submit(e: FormEvent) {
-    e.preventDefault();
-    create.mutate({ name });
-  }
 
   return (
     <>
       <h1>Node groups</h1>
       <p className="muted">Teams are given node groups. A node in no group is reached by admins only.</p>
-      <form className="panel row" onSubmit={submit} aria-label="new node group">
-        <label htmlFor="group-name" style={{ margin: 0 }}>
-          Group name
-        </label>
-        <input id="group-name" value={name} onChange={(e) => setName(e.target.value)} required />
-        <button className="primary" type="submit" disabled={create.isPending}>
-          Create group
-        </button>
-      </form>
+      <CreateByNameForm id="group-name" ariaLabel="new node group" label="Group name" button="Create group" pending={create.isPending} onCreate={(name, clear) => create.mutate({ name }, { onSuccess: clear })} />
       <ErrorBox error={create.error} />
       <ErrorBox error={groups.error} />
       <table data-testid="groups">
@@ -51,11 +37,7 @@ export default function GroupsPage() {
         <tbody>
           {groups.data?.map((g) => <GroupRow key={g.id} group={g} onChanged={refresh} />)}
           {groups.data?.length === 0 && (
-            <tr>
-              <td colSpan={5} className="muted">
-                No node groups yet.
-              </td>
-            </tr>
+            <EmptyRow cols={5}>No node groups yet.</EmptyRow>
           )}
         </tbody>
       </table>
@@ -92,11 +74,7 @@ export default function GroupsPage() {
             </tr>
           ))}
           {nodes.data?.nodes.length === 0 && (
-            <tr>
-              <td colSpan={3} className="muted">
-                No nodes enrolled yet.
-              </td>
-            </tr>
+            <EmptyRow cols={3}>No nodes enrolled yet.</EmptyRow>
           )}
         </tbody>
       </table>

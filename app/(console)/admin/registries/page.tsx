@@ -1,7 +1,7 @@
 "use client";
 import { useState, type FormEvent } from "react";
 import { trpc } from "../../../lib/trpc.ts";
-import { Badge, ErrorBox } from "../../../components/ui.tsx";
+import { Badge, EmptyRow, ErrorBox } from "../../../components/ui.tsx";
 import { ConfirmButton, when } from "../../../components/admin-ui.tsx";
 
 export default function RegistriesPage() {
@@ -126,11 +126,7 @@ export default function RegistriesPage() {
             </tr>
           ))}
           {registries.data?.length === 0 && (
-            <tr>
-              <td colSpan={6} className="muted">
-                No registries. Images from registries not listed here are pulled anonymously.
-              </td>
-            </tr>
+            <EmptyRow cols={6}>No registries. Images from registries not listed here are pulled anonymously.</EmptyRow>
           )}
         </tbody>
       </table>

@@ -1,8 +1,8 @@
 "use client";
-import { useState, type FormEvent } from "react";
+import { useState } from "react";
 import { trpc, type RouterOutputs } from "../../../lib/trpc.ts";
 import { ErrorBox } from "../../../components/ui.tsx";
-import { ConfirmButton } from "../../../components/admin-ui.tsx";
+import { ChooseAndAddForm, ConfirmButton, CreateByNameForm } from "../../../components/admin-ui.tsx";
 
 type Team = RouterOutputs["admin"]["teams"]["list"][number];
 
@@ -13,27 +13,13 @@ export default function TeamsPage() {
   const utils = trpc.useUtils();
   // Memberships show on the users page too, grants on the groups page.
   const refresh = () => void utils.admin.invalidate();
-  const [name, setName] = useState("");
-  const create = trpc.admin.teams.create.useMutation({ onSuccess: () => (refresh(), setName("")) });
-
-  function submit(e: FormEvent) {
-    e.preventDefault();
-    create.mutate({ name });
-  }
+  const create = trpc.admin.teams.create.useMutation({ onSuccess: refresh });
 
   return (
     <>
       <h1>Teams</h1>
       <p className="muted">A team&apos;s members act, with their own role, on the nodes of the node groups given to the team.</p>
-      <form className="panel row" onSubmit={submit} aria-label="new team">
-        <label htmlFor="team-name" style={{ margin: 0 }}>
-          Team name
-        </label>
-        <input id="team-name" value={name} onChange={(e) => setName(e.target.value)} required />
-        <button className="primary" type="submit" disabled={create.isPending}>
-          Create team
-        </button>
-      </form>
+      <CreateByNameForm id="team-name" ariaLabel="new team" label="Team name" button="Create team" pending={create.isPending} onCreate={(name, clear) => create.mutate({ name }, { onSuccess: clear })} />
       <ErrorBox error={create.error} />
       <ErrorBox error={teams.error ?? users.error ?? groups.error} />
       {teams.data?.map((t) => (
@@ -63,8 +49,6 @@ function TeamPanel({
   const grant = trpc.admin.teams.grantGroup.useMutation(opts);
   const revoke = trpc.admin.teams.revokeGroup.useMutation(opts);
   const [newName, setNewName] = useState(t.name);
-  const [userId, setUserId] = useState("");
-  const [groupId, setGroupId] = useState("");
   const error = rename.error ?? del.error ?? addMember.error ?? removeMember.error ?? grant.error ?? revoke.error;
   const nonMembers = users.filter((u) => !t.members.some((m) => m.id === u.id));
   const notGranted = groups.filter((g) => !t.groups.some((x) => x.id === g.id));
@@ -118,29 +102,15 @@ function TeamPanel({
               )}
             </tbody>
           </table>
-          <form
-            className="row"
-            style={{ marginTop: 8 }}
-            onSubmit={(e) => {
-              e.preventDefault();
-              if (userId) addMember.mutate({ teamId: t.id, userId }, { onSuccess: () => setUserId("") });
-            }}
-          >
-            <label htmlFor={`${idp}-member`} style={{ margin: 0 }}>
-              Add member to {t.name}
-            </label>
-            <select id={`${idp}-member`} value={userId} onChange={(e) => setUserId(e.target.value)}>
-              <option value="">choose a user…</option>
-              {nonMembers.map((u) => (
-                <option key={u.id} value={u.id}>
-                  {u.email}
-                </option>
-              ))}
-            </select>
-            <button type="submit" disabled={!userId || addMember.isPending}>
-              Add member
-            </button>
-          </form>
+          <ChooseAndAddForm
+            id={`${idp}-member`}
+            label={`Add member to ${t.name}`}
+            placeholder="choose a user…"
+            options={nonMembers.map((u) => ({ value: u.id, label: u.email }))}
+            button="Add member"
+            pending={addMember.isPending}
+            onAdd={(userId, clear) => addMember.mutate({ teamId: t.id, userId }, { onSuccess: clear })}
+          />
         </div>
         <div>
           <h3 style={{ fontSize: 14 }}>Node groups</h3>
@@ -163,29 +133,15 @@ function TeamPanel({
               )}
             </tbody>
           </table>
-          <form
-            className="row"
-            style={{ marginTop: 8 }}
-            onSubmit={(e) => {
-              e.preventDefault();
-              if (groupId) grant.mutate({ teamId: t.id, nodeGroupId: groupId }, { onSuccess: () => setGroupId("") });
-            }}
-          >
-            <label htmlFor={`${idp}-group`} style={{ margin: 0 }}>
-              Give node group to {t.name}
-            </label>
-            <select id={`${idp}-group`} value={groupId} onChange={(e) => setGroupId(e.target.value)}>
-              <option value="">choose a node group…</option>
-              {notGranted.map((g) => (
-                <option key={g.id} value={g.id}>
-                  {g.name}
-                </option>
-              ))}
-            </select>
-            <button type="submit" disabled={!groupId || grant.isPending}>
-              Give group
-            </button>
-          </form>
+          <ChooseAndAddForm
+            id={`${idp}-group`}
+            label={`Give node group to ${t.name}`}
+            placeholder="choose a node group…"
+            options={notGranted.map((g) => ({ value: g.id, label: g.name }))}
+            button="Give group"
+            pending={grant.isPending}
+            onAdd={(nodeGroupId, clear) => grant.mutate({ teamId: t.id, nodeGroupId }, { onSuccess: clear })}
+          />
         </div>
       </div>
     </section>

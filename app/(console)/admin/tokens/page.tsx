@@ -1,7 +1,7 @@
 "use client";
 import { useState, type FormEvent } from "react";
 import { trpc, type RouterOutputs } from "../../../lib/trpc.ts";
-import { Badge, ErrorBox } from "../../../components/ui.tsx";
+import { Badge, EmptyRow, ErrorBox } from "../../../components/ui.tsx";
 import { ConfirmButton, NodeGroupOptions, OneTimeSecret, when } from "../../../components/admin-ui.tsx";
 
 type Issued = RouterOutputs["admin"]["tokens"]["create"];
@@ -96,11 +96,7 @@ export default function TokensPage() {
             </tr>
           ))}
           {tokens.data?.length === 0 && (
-            <tr>
-              <td colSpan={8} className="muted">
-                No join tokens.
-              </td>
-            </tr>
+            <EmptyRow cols={8}>No join tokens.</EmptyRow>
           )}
         </tbody>
       </table>

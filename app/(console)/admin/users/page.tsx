@@ -1,7 +1,7 @@
 "use client";
 import { useState, type FormEvent } from "react";
 import { trpc, type RouterOutputs } from "../../../lib/trpc.ts";
-import { Badge, ErrorBox } from "../../../components/ui.tsx";
+import { Badge, EmptyRow, ErrorBox } from "../../../components/ui.tsx";
 import { ConfirmButton, OneTimeSecret, when } from "../../../components/admin-ui.tsx";
 
 type Role = "admin" | "operator" | "viewer";
@@ -107,11 +107,7 @@ export default function UsersPage() {
             />
           ))}
           {users.data?.length === 0 && (
-            <tr>
-              <td colSpan={8} className="muted">
-                No users.
-              </td>
-            </tr>
+            <EmptyRow cols={8}>No users.</EmptyRow>
           )}
         </tbody>
       </table>
