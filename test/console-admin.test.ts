@@ -10,12 +10,12 @@ import { verifyPassword } from "../server/auth/password.ts";
 import { apiClient, codeOf, createUser, sessionCookie, startTestConsole, type ApiClient, type TestConsole, type TestUser } from "./helpers/console.ts";
 import { TRPCClientError } from "@trpc/client";
 import type { inferRouterInputs } from "@trpc/server";
+import { sleep } from "./helpers/wait.ts";
 
 type RouterInputs = inferRouterInputs<typeof appRouter>;
 
 type AuditFilter = Partial<RouterInputs["admin"]["audit"]["list"]>;
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The refusal's code and message of a call expected to fail. */
 async function refusal(p: Promise<unknown>): Promise<{ code: string; message: string }> {

@@ -25,9 +25,9 @@ import { promisify } from "node:util";
 import { freePort } from "./fixtures/registry.ts";
 import { docker, dockerOk, type AgentHandle } from "./helpers/agent.ts";
 import { startBusyboxAgent, type BusyboxAgent } from "./helpers/busybox-agent.ts";
+import { sleep } from "./helpers/wait.ts";
 
 const execFileP = promisify(execFile);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const uniq = (prefix: string) => `${prefix}-${randomBytes(3).toString("hex")}`;
 
 // ─── the agent's own resources on the host ─────────────────────────────────────────────

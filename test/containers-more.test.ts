@@ -18,20 +18,11 @@ import { join } from "node:path";
 import { freePort } from "./fixtures/registry.ts";
 import { docker, dockerOk, type AgentHandle } from "./helpers/agent.ts";
 import { startBusyboxAgent, type BusyboxAgent } from "./helpers/busybox-agent.ts";
+import { poll, sleep } from "./helpers/wait.ts";
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const uniq = (prefix: string) => `${prefix}-${randomBytes(3).toString("hex")}`;
 
 /** Polls `fn` until it returns a truthy value or `ms` pass; returns the last value. */
-async function until<T>(fn: () => Promise<T>, ms = 10_000, every = 100): Promise<T> {
-  const deadline = Date.now() + ms;
-  let v = await fn();
-  while (!v && Date.now() < deadline) {
-    await sleep(every);
-    v = await fn();
-  }
-  return v;
-}
 
 /** A docker CLI process left running (attach, events, streaming stats): its output so far, and a way to end it. */
 function dockerBackground(agent: AgentHandle, args: string[]) {
@@ -63,7 +54,7 @@ describe("containers through the docker CLI: run flags, commands, volumes and ne
   /** Registers the removal of containers (with their anonymous volumes) for the end of the test. */
   const removeAfter = (t: TestContext, ...names: string[]) => t.after(async () => void (await docker(agent, ["rm", "-fv", ...names])));
   const inspect = async (name: string, format: string) => (await dockerOk(agent, ["inspect", "--format", format, name])).trim();
-  const waitStatus = (name: string, status: string, ms = 10_000) => until(async () => (await docker(agent, ["inspect", "--format", "{{.State.Status}}", name])).stdout.trim() === status, ms);
+  const waitStatus = (name: string, status: string, ms = 10_000) => poll(async () => (await docker(agent, ["inspect", "--format", "{{.State.Status}}", name])).stdout.trim() === status, ms);
 
   let suite: BusyboxAgent | undefined;
   before(async () => void ({ agent, work } = suite = await startBusyboxAgent("containers-more")));
@@ -172,7 +163,7 @@ describe("containers through the docker CLI: run flags, commands, volumes and ne
     assert.ok(hostPort >= 1024, port);
     assert.equal((await dockerOk(agent, ["port", web, "8080"])).trim().split("\n")[0], `0.0.0.0:${hostPort}`);
     assert.match(await dockerOk(agent, ["ps", "--filter", `name=${web}`, "--format", "{{.Ports}}"]), new RegExp(`0\\.0\\.0\\.0:${hostPort}->8080/tcp`));
-    const body = await until(() => fetch(`http://127.0.0.1:${hostPort}/passwd`).then((r) => r.text(), () => ""));
+    const body = await poll(() => fetch(`http://127.0.0.1:${hostPort}/passwd`).then((r) => r.text(), () => ""));
     assert.match(body, /^root:/);
     assert.equal(await inspect(web, "{{json .NetworkSettings.Ports}}"), `{"8080/tcp":[{"HostIp":"0.0.0.0","HostPort":"${hostPort}"}]}`);
   });
@@ -183,7 +174,7 @@ describe("containers through the docker CLI: run flags, commands, volumes and ne
     const port = await freePort();
     await dockerOk(agent, ["run", "-d", "--name", web, "-p", `127.0.0.1:${port}:80`, "busybox", "httpd", "-f", "-p", "80", "-h", "/etc"]);
     assert.equal((await dockerOk(agent, ["port", web])).trim(), `80/tcp -> 127.0.0.1:${port}`);
-    const body = await until(() => fetch(`http://127.0.0.1:${port}/passwd`).then((r) => r.text(), () => ""));
+    const body = await poll(() => fetch(`http://127.0.0.1:${port}/passwd`).then((r) => r.text(), () => ""));
     assert.match(body, /^root:/);
     // Another container reaches the host through the bridge's gateway: the port is not there.
     const gateway = (await dockerOk(agent, ["network", "inspect", "--format", "{{range .IPAM.Config}}{{.Gateway}}{{end}}", "bridge"])).trim();
@@ -203,7 +194,7 @@ describe("containers through the docker CLI: run flags, commands, volumes and ne
     const server = '$|=1; my $s = IO::Socket::INET->new(LocalPort => 9999, Proto => "udp") or die "socket: $!"; print "listening\\n"; while (1) { $s->recv(my $d, 1000); print "got: $d"; }';
     await dockerOk(agent, ["run", "-d", "--name", udp, "-p", `${port}:9999/udp`, "-v", "/usr:/usr:ro", "-v", "/usr/lib:/lib:ro", "-v", "/usr/lib64:/lib64:ro", "busybox", "/usr/bin/perl", "-MIO::Socket::INET", "-e", server]);
     assert.equal((await dockerOk(agent, ["port", udp])).trim(), `9999/udp -> 0.0.0.0:${port}`);
-    assert.ok(await until(async () => (await dockerOk(agent, ["logs", udp])).includes("listening")), await dockerOk(agent, ["logs", udp]));
+    assert.ok(await poll(async () => (await dockerOk(agent, ["logs", udp])).includes("listening")), await dockerOk(agent, ["logs", udp]));
     const send = (msg: string) =>
       new Promise<void>((resolve, reject) => {
         const s = createSocket("udp4");
@@ -213,7 +204,7 @@ describe("containers through the docker CLI: run flags, commands, volumes and ne
           else resolve();
         });
       });
-    const got = await until(async () => {
+    const got = await poll(async () => {
       await send("hello over udp\n");
       return (await dockerOk(agent, ["logs", udp])).includes("got: hello over udp");
     }, 10_000, 300);
@@ -225,7 +216,7 @@ describe("containers through the docker CLI: run flags, commands, volumes and ne
     const c = uniq("onfail");
     removeAfter(t, c);
     await dockerOk(agent, ["run", "-d", "--name", c, "--restart", "on-failure:2", "busybox", "sh", "-c", "echo run; exit 1"]);
-    assert.ok(await until(async () => (await inspect(c, "{{.State.Status}} {{.RestartCount}}")) === "exited 2", 15_000), await inspect(c, "{{.State.Status}} {{.RestartCount}}"));
+    assert.ok(await poll(async () => (await inspect(c, "{{.State.Status}} {{.RestartCount}}")) === "exited 2", 15_000), await inspect(c, "{{.State.Status}} {{.RestartCount}}"));
     await sleep(1500);
     assert.equal(await inspect(c, "{{.State.Status}} {{.RestartCount}} {{.State.ExitCode}}"), "exited 2 1");
     assert.equal(await dockerOk(agent, ["logs", c]), "run\nrun\nrun\n");
@@ -244,7 +235,7 @@ describe("containers through the docker CLI: run flags, commands, volumes and ne
     removeAfter(t, c);
     await dockerOk(agent, ["run", "-d", "--name", c, "--restart", "always", "busybox", "sh", "-c", "echo run; exit 1"]);
     const runs = () => dockerOk(agent, ["logs", "-t", c]).then((l) => l.trim().split("\n"));
-    assert.ok(await until(async () => (await runs()).length >= 6, 25_000), await inspect(c, "{{.RestartCount}}"));
+    assert.ok(await poll(async () => (await runs()).length >= 6, 25_000), await inspect(c, "{{.RestartCount}}"));
     assert.ok(Number(await inspect(c, "{{.RestartCount}}")) >= 5);
     // Back-off: 100, 200, 400, 800, 1600 ms… Each gap is that pause plus the time a start takes, which
     // varies with the machine's load, so the check is on the fifth pause alone and on growth against the
@@ -267,7 +258,7 @@ describe("containers through the docker CLI: run flags, commands, volumes and ne
     const no = uniq("norestart");
     removeAfter(t, us, no);
     await dockerOk(agent, ["run", "-d", "--name", us, "--restart", "unless-stopped", "busybox", "sh", "-c", "sleep 1; exit 3"]);
-    assert.ok(await until(async () => Number(await inspect(us, "{{.RestartCount}}")) >= 1, 15_000));
+    assert.ok(await poll(async () => Number(await inspect(us, "{{.RestartCount}}")) >= 1, 15_000));
     await dockerOk(agent, ["run", "-d", "--name", no, "--restart", "no", "busybox", "sh", "-c", "exit 1"]);
     await waitStatus(no, "exited");
     await dockerOk(agent, ["stop", "-t", "0", us]);
@@ -316,7 +307,7 @@ describe("containers through the docker CLI: run flags, commands, volumes and ne
     const web = uniq("nethost");
     removeAfter(t, web);
     await dockerOk(agent, ["run", "-d", "--name", web, "--network", "host", "busybox", "httpd", "-f", "-p", `127.0.0.1:${port}`, "-h", "/etc"]);
-    const body = await until(() => fetch(`http://127.0.0.1:${port}/passwd`).then((r) => r.text(), () => ""));
+    const body = await poll(() => fetch(`http://127.0.0.1:${port}/passwd`).then((r) => r.text(), () => ""));
     assert.match(body, /^root:/);
   });
 
@@ -384,7 +375,7 @@ describe("containers through the docker CLI: run flags, commands, volumes and ne
     removeAfter(t, c);
     await dockerOk(agent, ["run", "-d", "--name", c, "busybox", "sh", "-c", "sleep 301 & sleep 302 & wait"]);
     const pid = await inspect(c, "{{.State.Pid}}");
-    const top = (await until(async () => {
+    const top = (await poll(async () => {
       const o = await dockerOk(agent, ["top", c]);
       return o.includes("sleep 301") && o.includes("sleep 302") ? o : "";
     }))!;
@@ -426,7 +417,7 @@ describe("containers through the docker CLI: run flags, commands, volumes and ne
     const c = uniq("export");
     removeAfter(t, c);
     await dockerOk(agent, ["run", "-d", "--name", c, "busybox", "sh", "-c", "echo exported > /root/written.txt; sleep 300"]);
-    await until(async () => (await docker(agent, ["exec", c, "cat", "/root/written.txt"])).stdout === "exported\n");
+    await poll(async () => (await docker(agent, ["exec", c, "cat", "/root/written.txt"])).stdout === "exported\n");
     const tarPath = join(work, `${c}.tar`);
     await dockerOk(agent, ["export", "-o", tarPath, c]);
     const list = await new Promise<string>((resolve, reject) => {
@@ -542,12 +533,12 @@ describe("containers through the docker CLI: run flags, commands, volumes and ne
     const c = uniq("since");
     removeAfter(t, c);
     await dockerOk(agent, ["run", "-d", "--name", c, "busybox", "sh", "-c", "echo early; while [ ! -f /go ]; do sleep 0.05; done; echo late; sleep 300"]);
-    assert.ok(await until(async () => (await dockerOk(agent, ["logs", c])) === "early\n"));
+    assert.ok(await poll(async () => (await dockerOk(agent, ["logs", c])) === "early\n"));
     await sleep(300);
     const middle = Date.now() / 1000;
     await sleep(300);
     await dockerOk(agent, ["exec", c, "touch", "/go"]);
-    assert.ok(await until(async () => (await dockerOk(agent, ["logs", c])) === "early\nlate\n"));
+    assert.ok(await poll(async () => (await dockerOk(agent, ["logs", c])) === "early\nlate\n"));
     assert.equal(await dockerOk(agent, ["logs", "--since", middle.toFixed(3), c]), "late\n");
     assert.equal(await dockerOk(agent, ["logs", "--since", new Date(middle * 1000).toISOString(), c]), "late\n");
     assert.equal(await dockerOk(agent, ["logs", "--since", (middle - 600).toFixed(0), c]), "early\nlate\n");
@@ -563,7 +554,7 @@ describe("containers through the docker CLI: run flags, commands, volumes and ne
     await sleep(1000);
     const id = (await dockerOk(agent, ["run", "-d", "--name", c, "busybox", "sleep", "300"])).trim();
     await dockerOk(agent, ["stop", "-t", "1", c]);
-    const seen = await until(async () => /container stop /.test(events.stdout), 10_000);
+    const seen = await poll(async () => /container stop /.test(events.stdout), 10_000);
     await events.kill();
     assert.ok(seen, events.stdout + events.stderr);
     const lines = events.stdout.trim().split("\n");
@@ -744,14 +735,14 @@ describe("containers through the docker CLI: run flags, commands, volumes and ne
     process.kill(Number(unlessPid), "SIGKILL");
     await sleep(500);
     await agent.restart();
-    assert.ok(await until(async () => (await inspect(c, "{{.State.Status}}")) === "running", 15_000), await inspect(c, "{{.State.Status}} {{.State.Error}}"));
+    assert.ok(await poll(async () => (await inspect(c, "{{.State.Status}}")) === "running", 15_000), await inspect(c, "{{.State.Status}} {{.State.Error}}"));
     const now = await inspect(c, "{{.State.Pid}} {{.RestartCount}}");
     assert.notEqual(now.split(" ")[0], pid);
     assert.ok(Number(now.split(" ")[1]) >= 1, now);
     assert.equal(await dockerOk(agent, ["exec", c, "echo", "back"]), "back\n");
-    assert.ok(await until(async () => (await inspect(unlessDied, "{{.State.Status}}")) === "running", 15_000), "an unless-stopped container that died comes back");
+    assert.ok(await poll(async () => (await inspect(unlessDied, "{{.State.Status}}")) === "running", 15_000), "an unless-stopped container that died comes back");
     // Docker's daemon start: `always` ignores a manual stop, `unless-stopped` honours it.
-    assert.ok(await until(async () => (await inspect(alwaysStopped, "{{.State.Status}}")) === "running", 15_000), "a stopped always container comes back after an agent restart");
+    assert.ok(await poll(async () => (await inspect(alwaysStopped, "{{.State.Status}}")) === "running", 15_000), "a stopped always container comes back after an agent restart");
     assert.equal(await inspect(unlessStopped, "{{.State.Status}}"), "exited", "a stopped unless-stopped container stays stopped");
   });
 });

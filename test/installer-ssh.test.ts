@@ -22,23 +22,14 @@ import { startTestConsole, type TestConsole } from "./helpers/console.ts";
 import { clientKey, createTestUser, freePort, startSshd, type SshdHandle, type TestUser } from "./helpers/sshd.ts";
 import { startRegistry, type RegistryFixture } from "./fixtures/registry.ts";
 import { pushFixtureImages } from "./fixtures/images.ts";
+import { until } from "./helpers/wait.ts";
 
 const execFileP = promisify(execFile);
 const ROOT = resolve(import.meta.dirname, "..");
 const V1 = "0.9.0-t1";
 const V2 = "0.9.0-t2";
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 
-async function waitFor<T>(what: string, check: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 30_000, why?: () => string): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${why ? `\n${why()}` : ""}`);
-    await sleep(100);
-  }
-}
 
 async function rejectsWith(p: Promise<unknown>, check: (e: InstallError) => void): Promise<InstallError> {
   try {
@@ -163,7 +154,7 @@ describe("installing the agent over SSH", () => {
       assert.match(e.message, /first contact with 127\.0\.0\.1:\d+: its ssh-ed25519 host key is SHA256:/);
     });
     assert.ok(err.message.includes(key.fingerprint));
-    const log = await waitFor("sshd to log the connection end", async () => {
+    const log = await until("sshd to log the connection end", async () => {
       const l = await sshd.logSince(mark);
       return /Connection (closed|reset) by|Disconnected from|kex_exchange_identification|ssh_dispatch_run_fatal|Read error/.test(l) ? l : undefined;
     });
@@ -188,7 +179,7 @@ describe("installing the agent over SSH", () => {
       assert.equal(e.step, "connect");
       assert.match(e.message, new RegExp(`authentication failed for ${user.name}@127\\.0\\.0\\.1:${sshd.port}`));
     });
-    assert.match(await waitFor("sshd to log the failure", async () => ((await sshd.logSince(mark)).includes("Failed password") ? sshd.logSince(mark) : undefined)), new RegExp(`Failed password for ${user.name}`));
+    assert.match(await until("sshd to log the failure", async () => ((await sshd.logSince(mark)).includes("Failed password") ? sshd.logSince(mark) : undefined)), new RegExp(`Failed password for ${user.name}`));
 
     const closed = await freePort();
     await rejectsWith(installAgent(baseOptions({ target: { ...(await pinned()), port: closed }, joinToken: token }), record), (e) => {
@@ -420,7 +411,7 @@ exit 100
       assert.equal(e.expectedFingerprint, old);
       assert.match(e.message, /host key of 127\.0\.0\.1:\d+ changed.*No credential was sent/s);
     });
-    const log = await waitFor("sshd to log the connection end", async () => {
+    const log = await until("sshd to log the connection end", async () => {
       const l = await sshd.logSince(mark);
       return /Connection (closed|reset) by|Disconnected from|ssh_dispatch_run_fatal|Read error/.test(l) ? l : undefined;
     });
@@ -459,7 +450,7 @@ exit 100
     const pid = (await inspect()).State.Pid;
     assert.ok(pid > 0 && existsSync(`/proc/${pid}`));
     const startTime = (await readFile(`/proc/${pid}/stat`, "utf8")).split(" ")[21];
-    await waitFor("the console to list the container", () => cons.services.hub.node(nodeId)?.inventory?.containers.some((c) => c.name.replace(/^\//, "") === "keeper"));
+    await until("the console to list the container", () => cons.services.hub.node(nodeId)?.inventory?.containers.some((c) => c.name.replace(/^\//, "") === "keeper"));
     const configBefore = await readFile(join(prefix, "etc/berth/agent.json"), "utf8");
     const credentialBefore = await readFile(join(prefix, "etc/berth/node-credential"), "utf8");
     const old = agents.at(-1)!;
@@ -506,7 +497,7 @@ exit 100
     assert.equal((await readFile(`/proc/${pid}/stat`, "utf8")).split(" ")[21], startTime, "the very same process (not a reused PID)");
     const ps = await docker(["ps", "--format", "{{.Names}} {{.Status}}"]);
     assert.match(ps.stdout, /^keeper Up/m, `docker ps after the upgrade: ${ps.stdout}${ps.stderr}`);
-    await waitFor("the console to list the adopted container as running", () => cons.services.hub.node(nodeId)?.inventory?.containers.some((c) => c.name.replace(/^\//, "") === "keeper" && c.state === "running"));
+    await until("the console to list the adopted container as running", () => cons.services.hub.node(nodeId)?.inventory?.containers.some((c) => c.name.replace(/^\//, "") === "keeper" && c.state === "running"));
   });
 
   test("remove: stops the agent and removes unit, agent, config and (asked) the containers and data", async () => {
@@ -520,14 +511,14 @@ exit 100
     assert.equal(result.found, true);
     assert.equal(result.version, V2);
     assert.equal(result.dataRemoved, true);
-    await waitFor("the agent to exit", () => agent.child.exitCode !== null || agent.child.signalCode !== null);
-    await waitFor("the container to be gone", () => !existsSync(`/proc/${pid}`));
+    await until("the agent to exit", () => agent.child.exitCode !== null || agent.child.signalCode !== null);
+    await until("the container to be gone", () => !existsSync(`/proc/${pid}`));
     for (const p of ["usr/lib/berth-agent", "etc/berth", "etc/systemd/system/berth-agent.service", "var/lib/berth", "run/berth"]) assert.equal(existsSync(join(prefix, p)), false, `${p} is removed`);
     assert.deepEqual((await tree(prefix)).filter((p) => p.includes("berth")), [], "no berth file or directory left, also no moved-aside copy");
     await assert.rejects(execFileP("ip", ["link", "show", bridge]), "the agent's bridge is gone");
     const status = seen.filter((e): e is Extract<InstallEvent, { type: "step" }> => e.type === "step" && e.status !== "running").map((e) => `${e.step}:${e.status}`);
     assert.deepEqual(status, ["connect:ok", "inspect:ok", "stop:ok", "files:ok", "data:ok", "cleanup:ok"]);
-    await waitFor("the console to see the node offline", () => cons.services.hub.node(nodeId)?.online === false);
+    await until("the console to see the node offline", () => cons.services.hub.node(nodeId)?.online === false);
     // The console's part: revoke the node's credential.
     await registry.revokeNode(nodeId);
     assert.equal(await registry.isRevoked(nodeId), true);

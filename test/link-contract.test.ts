@@ -27,8 +27,8 @@ import { normalizeFingerprint } from "../agent/link/pinned-tls.ts";
 import { MemoryNodeRegistry } from "../server/hub/memory-node-registry.ts";
 import { notFound } from "../agent/engine/errors.ts";
 import { loadAgentConfig } from "../agent/config.ts";
+import { sleep } from "./helpers/wait.ts";
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const facts = { hostname: "node-1", kernelVersion: "6.1.0", operatingSystem: "Debian GNU/Linux 12 (bookworm)", osVersion: "12", architecture: "x86_64", goArch: "amd64", ncpu: 2, memTotal: 4e9, cgroupVersion: "1" as const };
 

@@ -24,6 +24,7 @@ import { OverlaySnapshotter } from "../snapshots/overlay.ts";
 import { ConmonMonitor } from "./conmon.ts";
 import { readLogs, type CreateOptions, type MonitorPaths, type OutputChunk } from "./monitor.ts";
 import type { ChildInput } from "./testing-child.ts";
+import { until } from "../../../test/helpers/wait.ts";
 
 const CGROUP_ROOT = "/sys/fs/cgroup";
 const APPLETS = ["sh", "echo", "cat", "sleep", "yes", "head", "stty", "printf", "true"];
@@ -154,15 +155,6 @@ async function readUntil(output: Readable, done: (o: { stdout: string; stderr: s
   });
 }
 
-async function waitFor<T>(what: string, f: () => Promise<T | undefined>, ms = 10_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await f();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 const alive = (pid: number) => {
   try {
@@ -203,7 +195,7 @@ test("create + start: both streams logged in order with timestamps, exit code 3;
   assert.deepEqual([...times].sort(), times, "timestamps in order");
   assert.ok(Date.parse(times[0]!) >= before - 1000);
 
-  await waitFor("the monitor to end", async () => ((await env.monitor.monitorAlive(c.paths)) ? undefined : true));
+  await until("the monitor to end", async () => ((await env.monitor.monitorAlive(c.paths)) ? undefined : true));
   await assert.rejects(env.monitor.attach(c.paths, { stdin: false, stdout: true, stderr: true }), (e) => isEngineError(e, "Conflict") && /not running/.test(e.message));
 
   // A new run on the same paths replaces the old exit record.
@@ -284,7 +276,7 @@ test("a container outlives the SIGKILLed process that started it; a new monitor 
   for (let i = 1; i < seen.length; i++) assert.equal(seen[i], seen[0]! + i, "no line lost or repeated");
   const end = await fresh.waitExit(c.paths, AbortSignal.timeout(10_000));
   assert.equal(end.exitCode, 137);
-  await waitFor("the monitor to end", async () => ((await fresh.monitorAlive(c.paths)) ? undefined : true));
+  await until("the monitor to end", async () => ((await fresh.monitorAlive(c.paths)) ? undefined : true));
   await env.runc.delete(c.id);
   await fresh.cleanup(c.paths);
   assert.deepEqual((await readdir(c.paths.stateDir)).sort(), [], "cleanup left nothing of the monitor");
@@ -360,7 +352,7 @@ test("exec: output and exit code, stdin, tty with resize, detached; refused into
   assert.equal(await e4.wait(), 2);
 
   await assert.rejects(env.monitor.exec(c.id, c.paths, proc(["nosuchcmd"]), { tty: false, stdin: false }), (e) => isEngineError(e, "InvalidArgument") && /nosuchcmd/.test(e.message));
-  await waitFor("exec sessions to be cleaned up", async () => ((await readdir(join(c.paths.stateDir, "exec"))).length === 0 ? true : undefined));
+  await until("exec sessions to be cleaned up", async () => ((await readdir(join(c.paths.stateDir, "exec"))).length === 0 ? true : undefined));
 
   await env.runc.kill(c.id, "KILL");
   assert.equal((await env.monitor.waitExit(c.paths, AbortSignal.timeout(10_000))).exitCode, 137);

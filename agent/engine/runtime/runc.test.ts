@@ -20,6 +20,7 @@ import { Runc, RuncError, signalNumber } from "./runc.ts";
 import { buildRuntimeSpec, type RunOptions, type SpecInput } from "./spec.ts";
 import { readSpecHost } from "./spec-host.ts";
 import { resolveUser } from "./user.ts";
+import { until } from "../../../test/helpers/wait.ts";
 
 const CGROUP_ROOT = "/sys/fs/cgroup";
 const APPLETS = ["sh", "id", "echo", "cat", "pwd", "sleep", "ls", "true"];
@@ -122,15 +123,6 @@ async function exists(p: string): Promise<boolean> {
   );
 }
 
-async function waitFor<T>(what: string, f: () => Promise<T | undefined>, ms = 5000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await f();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 test("runc run: sh -c 'echo hi; id -u' as --user 1000, with /etc/hosts bound in and the exit code passed on", async (t) => {
   const env = await setup(t);
@@ -192,7 +184,7 @@ test("runc create/start with limits: memory, pids and CPU quota land in the cont
   await assert.rejects(env.runc.delete(b.id), (e) => isEngineError(e, "Conflict") && /not stopped/.test(e.message));
   await assert.rejects(env.runc.kill(b.id, "SIGNOPE"), (e) => isEngineError(e, "InvalidArgument") && e.message === "Invalid signal: SIGNOPE");
   await env.runc.kill(b.id, "KILL");
-  await waitFor("stopped", async () => ((await env.runc.state(b.id)).status === "stopped" ? true : undefined));
+  await until("stopped", async () => ((await env.runc.state(b.id)).status === "stopped" ? true : undefined));
   await assert.rejects(env.runc.kill(b.id, "TERM"), (e) => isEngineError(e, "Conflict"));
   await env.runc.delete(b.id);
   await assert.rejects(env.runc.state(b.id), (e) => isEngineError(e, "NotFound") && /does not exist/.test(e.message));
