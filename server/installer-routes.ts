@@ -6,8 +6,10 @@
  *
  * The script is served only for a join token that exists, is unused and unexpired: anyone
  * could ask for /install.sh, and a script for a dead token would fail later, on the node,
- * with a less useful message. Refusals are one `echo` line, so that `curl … | sudo bash`
- * prints why instead of running an HTML error page. The token is never logged.
+ * with a less useful message. A refusal is a script too, one `echo` line that exits 1, served
+ * with status 200: `curl -fsSL … | sudo bash` (the command the console shows) would turn an
+ * error status into curl's bare "error: 404" and an empty script, hiding why. The token is
+ * never logged.
  */
 import { createReadStream } from "node:fs";
 import { stat } from "node:fs/promises";
@@ -36,9 +38,9 @@ async function currentArtifact(path: string): Promise<AgentArtifact | null> {
 const NOT_BUILT = "the agent artifact is not built on the console: run npm run build:agent there";
 
 /** A shell line that says why, for a script piped into bash; exits non-zero. */
-function refuseScript(res: ServerResponse, status: number, why: string): void {
+function refuseScript(res: ServerResponse, why: string): void {
   const text = `echo ${shellQuote(`berth-install: ${why}`)} >&2; exit 1\n`;
-  res.writeHead(status, { "content-type": "text/x-shellscript; charset=utf-8", "cache-control": "no-store" }).end(text);
+  res.writeHead(200, { "content-type": "text/x-shellscript; charset=utf-8", "cache-control": "no-store" }).end(text);
 }
 
 function shellQuote(s: string): string {
@@ -47,14 +49,14 @@ function shellQuote(s: string): string {
 
 async function serveScript(url: URL, res: ServerResponse, services: ConsoleServices): Promise<void> {
   const token = url.searchParams.get("token");
-  if (!token) return refuseScript(res, 404, "no join token in the URL: create one in the console (Add node → Manual install)");
-  if (!isTokenOfKind(token, "bjt")) return refuseScript(res, 404, "that is not a join token: copy the whole command from the console again");
+  if (!token) return refuseScript(res, "no join token in the URL: create one in the console (Add node → Manual install)");
+  if (!isTokenOfKind(token, "bjt")) return refuseScript(res, "that is not a join token: copy the whole command from the console again");
   const row = await services.prisma.joinToken.findUnique({ where: { tokenHash: hashToken(token) }, select: { usedAt: true, expiresAt: true } });
-  if (!row) return refuseScript(res, 404, "unknown join token (revoked, or from another console): create a new one in the console");
-  if (row.usedAt) return refuseScript(res, 404, "this join token was already used to enroll a node: create a new one in the console");
-  if (row.expiresAt.getTime() <= Date.now()) return refuseScript(res, 404, "this join token has expired: create a new one in the console");
+  if (!row) return refuseScript(res, "unknown join token (revoked, or from another console): create a new one in the console");
+  if (row.usedAt) return refuseScript(res, "this join token was already used to enroll a node: create a new one in the console");
+  if (row.expiresAt.getTime() <= Date.now()) return refuseScript(res, "this join token has expired: create a new one in the console");
   const artifact = await currentArtifact(defaultArtifactPath());
-  if (!artifact) return refuseScript(res, 404, NOT_BUILT);
+  if (!artifact) return refuseScript(res, NOT_BUILT);
   const base = services.publicUrl;
   const script = manualInstallScript({ consoleUrl: base, joinToken: token, artifactUrl: `${base}${ARTIFACT_DOWNLOAD_PATH}`, artifactSha256: artifact.sha256 });
   res.writeHead(200, { "content-type": "text/x-shellscript; charset=utf-8", "cache-control": "no-store" }).end(script);
@@ -90,7 +92,7 @@ export function handleDownloads(req: IncomingMessage, res: ServerResponse, servi
     // The URL holds the token: log the path only.
     services.logger.error({ path: url.pathname, err: (e as Error).message }, "download failed");
     if (!res.headersSent) {
-      if (url.pathname === INSTALL_SCRIPT_PATH) refuseScript(res, 500, "the console failed to make the install script; see its log");
+      if (url.pathname === INSTALL_SCRIPT_PATH) refuseScript(res, "the console failed to make the install script; see its log");
       else res.writeHead(500, { "content-type": "text/plain" }).end("internal error\n");
     } else res.destroy();
   });

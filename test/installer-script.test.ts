@@ -211,16 +211,16 @@ describe("manual install script", () => {
 
   test("no script for a join token that is unknown, used or expired; the artifact route says how to build a missing one", async () => {
     const check = async (url: string, why: RegExp) => {
+      // A refusal is a script that says why and fails: curl -f must not hide it behind an error status.
       const res = await fetch(url);
-      assert.equal(res.status, 404, url.replace(/token=.*/, "token=…"));
+      assert.equal(res.status, 200, url.replace(/token=.*/, "token=…"));
       assert.equal(res.headers.get("cache-control"), "no-store");
       const text = await res.text();
       assert.match(text, why);
       assert.match(text, /^echo '[^\n]*' >&2; exit 1\n$/, "one line of shell that says why");
-      // `curl -f` pipes nothing on a 404 (and bash does nothing); without -f, or saved and run,
-      // the body prints the reason and fails without doing anything.
+      // The one-liner the console shows, as pasted: it prints the reason and fails, doing nothing.
       const prefix = await newPrefix();
-      const r = await runScript(text, prefix);
+      const r = await runPasted(url, prefix);
       assert.notEqual(r.code, 0);
       assert.match(r.stderr, why);
       assert.deepEqual(await tree(prefix), []);

@@ -70,6 +70,12 @@ async function teamOrThrow(ctx: AuthedContext, teamId: string) {
   return t;
 }
 
+/** Who reaches which nodes changed: every open browser socket re-reads its scope, and the admin pages their teams. */
+async function teamAccessChanged(ctx: AuthedContext) {
+  await ctx.services.live.refreshAll();
+  ctx.services.live.adminChanged("teams");
+}
+
 async function groupOrThrow(ctx: AuthedContext, groupId: string) {
   const g = await ctx.services.prisma.nodeGroup.findUnique({ where: { id: groupId }, select: { id: true, name: true } });
   if (!g) throw new TRPCError({ code: "NOT_FOUND", message: `node group ${groupId} does not exist` });
@@ -242,8 +248,7 @@ const teamsRouter = router({
     const t = await teamOrThrow(ctx, input.teamId);
     ctx.audit.details.team = t.name;
     await ctx.services.prisma.team.delete({ where: { id: t.id } });
-    await ctx.services.live.refreshAll();
-    ctx.services.live.adminChanged("teams");
+    await teamAccessChanged(ctx);
     return { ok: true };
   }),
 
@@ -254,8 +259,7 @@ const teamsRouter = router({
     ctx.audit.details.email = u.email;
     const r = await ctx.services.prisma.membership.createMany({ data: [{ teamId: t.id, userId: u.id }], skipDuplicates: true });
     if (r.count === 0) throw new TRPCError({ code: "CONFLICT", message: `${u.email} is already a member of team "${t.name}"` });
-    await ctx.services.live.refreshAll();
-    ctx.services.live.adminChanged("teams");
+    await teamAccessChanged(ctx);
     return { ok: true };
   }),
 
@@ -266,8 +270,7 @@ const teamsRouter = router({
     ctx.audit.details.email = u.email;
     const r = await ctx.services.prisma.membership.deleteMany({ where: { teamId: t.id, userId: u.id } });
     if (r.count === 0) throw new TRPCError({ code: "NOT_FOUND", message: `${u.email} is not a member of team "${t.name}"` });
-    await ctx.services.live.refreshAll();
-    ctx.services.live.adminChanged("teams");
+    await teamAccessChanged(ctx);
     return { ok: true };
   }),
 
@@ -278,8 +281,7 @@ const teamsRouter = router({
     ctx.audit.details.group = g.name;
     const r = await ctx.services.prisma.teamNodeGroup.createMany({ data: [{ teamId: t.id, nodeGroupId: g.id }], skipDuplicates: true });
     if (r.count === 0) throw new TRPCError({ code: "CONFLICT", message: `team "${t.name}" already has node group "${g.name}"` });
-    await ctx.services.live.refreshAll();
-    ctx.services.live.adminChanged("teams");
+    await teamAccessChanged(ctx);
     return { ok: true };
   }),
 
@@ -290,8 +292,7 @@ const teamsRouter = router({
     ctx.audit.details.group = g.name;
     const r = await ctx.services.prisma.teamNodeGroup.deleteMany({ where: { teamId: t.id, nodeGroupId: g.id } });
     if (r.count === 0) throw new TRPCError({ code: "NOT_FOUND", message: `team "${t.name}" does not have node group "${g.name}"` });
-    await ctx.services.live.refreshAll();
-    ctx.services.live.adminChanged("teams");
+    await teamAccessChanged(ctx);
     return { ok: true };
   }),
 });
