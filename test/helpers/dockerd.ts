@@ -11,6 +11,8 @@
  *   `--bridge=none --iptables=false --ip6tables=false --ip-forward=false
  *   --ip-masq=false`: no docker0, no iptables rules, no sysctl changes; the
  *   built-in `none` and `host` networks still exist, so `docker run --network none` works.
+ *   With `bridge` (the benchmarks, bench/dockerd-bridge.ts) the default network is that bridge
+ *   instead, with Docker's own iptables rules.
  * - containers under a cgroup parent of their own (`/berth-dockerd-XXXX`).
  * - registries on 127.0.0.0/8 are insecure (plain HTTP) by default in dockerd;
  *   `insecureRegistries` adds others.
