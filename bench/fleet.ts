@@ -1,8 +1,10 @@
 /**
  * The console under a simulated fleet (issue 4 §5): a real console (bench/fleet-console.ts,
  * its own process, on a fresh PostgreSQL database) and N simulated nodes spread over
- * worker processes (bench/fleet-agents.ts), each a real ConsoleLink speaking the link
- * protocol in front of a STAND-IN ENGINE with 20 containers and 10 images.
+ * worker processes (bench/fleet-agents.ts, bundled to plain JavaScript), each a real
+ * ConsoleLink speaking the link protocol in front of a STAND-IN ENGINE with 20 containers
+ * and 10 images. By default every node is its own process (500 agent processes, about
+ * 18 MiB PSS each); --workers N packs them into N processes on a smaller machine.
  *
  * Figures, each with its target: the console's RSS with the fleet connected, p50/p95 of
  * the fleet containers query over HTTP (first page, and a search), p95 from a container
@@ -15,6 +17,7 @@ import { fork, type ChildProcess } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { build } from "esbuild";
 import { io as ioClient, type Socket } from "socket.io-client";
 import { createTestDatabase } from "../test/helpers/postgres.ts";
 import { checkInterrupted, cpuCount, gitRev, mb, median, onCleanup, processMemory, ROOT, runMain, table } from "./lib.ts";
@@ -38,7 +41,7 @@ interface Args {
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { agents: 500, workers: 10, samples: 200, pullNodes: 100, enrollConcurrency: 2 };
+  const a: Args = { agents: 500, workers: 0, samples: 200, pullNodes: 100, enrollConcurrency: 2 };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i]!;
     const key = ({ "--agents": "agents", "--workers": "workers", "--samples": "samples", "--pull-nodes": "pullNodes", "--enroll-concurrency": "enrollConcurrency" } as const)[flag];
@@ -46,7 +49,7 @@ function parseArgs(argv: string[]): Args {
     if (!key || !Number.isInteger(value) || value < 1) throw new Error(`${flag}: ${USAGE}`);
     a[key] = value;
   }
-  a.workers = Math.min(a.workers, a.agents);
+  a.workers = a.workers === 0 ? a.agents : Math.min(a.workers, a.agents);
   a.pullNodes = Math.min(a.pullNodes, a.agents);
   return a;
 }
@@ -74,8 +77,10 @@ interface Child<Req, Rep> {
   stop(request: Req, timeoutMs: number): Promise<void>;
 }
 
-function spawnChild<Req, Rep extends { type: string }>(file: string, name: string, onMessage: (m: Rep) => void): Child<Req, Rep> {
-  const proc = fork(join(ROOT, "bench", file), [], { execArgv: ["--import", "tsx"], stdio: ["ignore", "pipe", "pipe", "ipc"], env: process.env });
+/** `script` is a TypeScript file of bench/ (run through tsx) or a bundled .mjs (plain node). */
+function spawnChild<Req, Rep extends { type: string }>(script: string, name: string, onMessage: (m: Rep) => void): Child<Req, Rep> {
+  const execArgv = script.endsWith(".ts") ? ["--import", "tsx"] : [];
+  const proc = fork(script, [], { execArgv, stdio: ["ignore", "pipe", "pipe", "ipc"], env: process.env });
   let out = "";
   const keep = (d: Buffer) => {
     out += d.toString();
@@ -137,6 +142,23 @@ function spawnChild<Req, Rep extends { type: string }>(file: string, name: strin
 
 // ---------------------------------------------------------------------------
 
+async function bundleWorker(dir: string): Promise<string> {
+  const outfile = join(dir, "fleet-agents.mjs");
+  await build({
+    entryPoints: [join(ROOT, "bench", "fleet-agents.ts")],
+    outfile,
+    bundle: true,
+    platform: "node",
+    format: "esm",
+    target: "node18",
+    external: ["bufferutil", "utf-8-validate"],
+    // Bundled CommonJS dependencies (pino, socket.io-client) call require() for Node's builtins.
+    banner: { js: 'import { createRequire as __benchCreateRequire } from "node:module"; const require = __benchCreateRequire(import.meta.url);' },
+    logLevel: "warning",
+  });
+  return outfile;
+}
+
 async function statusKb(pid: number, field: string): Promise<number> {
   const text = await readFile(`/proc/${pid}/status`, "utf8").catch(() => "");
   const m = new RegExp(`^${field}:\\s+(\\d+) kB$`, "m").exec(text);
@@ -154,7 +176,7 @@ async function main(): Promise<number> {
   process.stderr.write(`bench/fleet: ${args.agents} simulated nodes (stand-in engine) over ${args.workers} workers; database ${db.name}\n`);
 
   // --- the console ---------------------------------------------------------------
-  const consoleChild = spawnChild<ConsoleRequest, ConsoleReply>("fleet-console.ts", "console", () => undefined);
+  const consoleChild = spawnChild<ConsoleRequest, ConsoleReply>(join(ROOT, "bench", "fleet-console.ts"), "console", () => undefined);
   onCleanup(() => consoleChild.stop({ type: "stop" }, 30_000));
   consoleChild.send({ type: "start", databaseUrl: db.url, dataDir: join(work, "console"), tokens: args.agents });
   const ready = await consoleChild.next((m): m is Extract<ConsoleReply, { type: "ready" }> => m.type === "ready", "console start", 120_000);
@@ -172,10 +194,13 @@ async function main(): Promise<number> {
   const ownerOf = new Map<number, Child<WorkerRequest, WorkerReply>>();
   const workers: Array<Child<WorkerRequest, WorkerReply>> = [];
   const perWorker = Math.ceil(args.agents / args.workers);
+  // Workers run a plain-JavaScript bundle: with one node per process (the default), 500
+  // processes under tsx would each carry a TypeScript compiler and an esbuild service.
+  const workerScript = await bundleWorker(work);
   const enrollStart = wallNow();
   for (let w = 0; w < args.workers; w++) {
     checkInterrupted();
-    const worker = spawnChild<WorkerRequest, WorkerReply>("fleet-agents.ts", `worker ${w}`, (m) => {
+    const worker = spawnChild<WorkerRequest, WorkerReply>(workerScript, `worker ${w}`, (m) => {
       if (m.type === "enrolled") {
         nodeIdOf.set(m.index, m.nodeId);
         indexOf.set(m.nodeId, m.index);
@@ -351,7 +376,12 @@ async function main(): Promise<number> {
   const rssEnd = (await processMemory(consolePid)).rss;
   const rssPeak = await statusKb(consolePid, "VmHWM");
   let workersRss = 0;
-  for (const w of workers) workersRss += (await processMemory(w.proc.pid!)).rss;
+  let workersPss = 0;
+  for (const w of workers) {
+    const m = await processMemory(w.proc.pid!);
+    workersRss += m.rss;
+    workersPss += m.pss;
+  }
 
   // --- report ----------------------------------------------------------------------------
   const GiB = 1024 ** 3;
@@ -384,7 +414,7 @@ async function main(): Promise<number> {
     ),
   );
   lines.push("");
-  lines.push(`fleet online with inventory in ${secs(enrollMs)}; console RSS before agents ${mb(rssBaseline)} MiB; workers' RSS in all ${mb(workersRss)} MiB`);
+  lines.push(`fleet online with inventory in ${secs(enrollMs)}; console RSS before agents ${mb(rssBaseline)} MiB; workers' RSS in all ${mb(workersRss)} MiB (PSS ${mb(workersPss)} MiB)`);
   lines.push(`console event-loop delay during queries and events: p99 ${ms(hubInfo.loopDelayP99Ms)}, max ${ms(hubInfo.loopDelayMaxMs)}; median query ${ms(median(firstPage))}`);
   lines.push(`event path: stand-in emits a container event → ConsoleLink coalesces (≥ 100 ms since its last flush) → inventory.changed → hub → LiveUpdates (≤ 1 notice / 200 ms / node) → /ui node.changed`);
   process.stdout.write(lines.join("\n") + "\n");
