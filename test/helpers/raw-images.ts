@@ -6,6 +6,7 @@
  * in the images that test it, and so images may hold what no tool would write.
  */
 import { createHash, randomBytes } from "node:crypto";
+import { readFile } from "node:fs/promises";
 import { gzipSync } from "node:zlib";
 import tarStream, { type Header } from "tar-stream";
 import { registryFetch, type RegistryFixture } from "../fixtures/registry.ts";
@@ -13,7 +14,8 @@ import { registryFetch, type RegistryFixture } from "../fixtures/registry.ts";
 export interface RawEntry {
   /** Written into the tar header verbatim ("../evil", "/abs/file" included). */
   name: string;
-  type: "file" | "directory" | "symlink" | "link" | "block-device" | "character-device" | "fifo";
+  /** Default "file". */
+  type?: "file" | "directory" | "symlink" | "link" | "block-device" | "character-device" | "fifo";
   mode?: number;
   uid?: number;
   gid?: number;
@@ -63,25 +65,42 @@ export async function makeTar(entries: RawEntry[]): Promise<Buffer> {
     pack.on("error", reject);
   });
   for (const e of entries) {
+    const type = e.type ?? "file";
     const content = typeof e.content === "string" ? Buffer.from(e.content) : (e.content ?? Buffer.alloc(0));
     const header: Partial<Header> & { name: string } = {
       name: e.name,
-      type: e.type,
-      mode: e.mode ?? (e.type === "directory" ? 0o755 : 0o644),
+      type,
+      mode: e.mode ?? (type === "directory" ? 0o755 : 0o644),
       uid: e.uid ?? 0,
       gid: e.gid ?? 0,
       mtime: FIXED_MTIME,
-      size: e.type === "file" ? content.length : 0,
+      size: type === "file" ? content.length : 0,
       ...(e.linkname !== undefined ? { linkname: e.linkname } : {}),
       ...(e.devmajor !== undefined ? { devmajor: e.devmajor } : {}),
       ...(e.devminor !== undefined ? { devminor: e.devminor } : {}),
     };
-    if (e.type === "file") pack.entry(header, content);
+    if (type === "file") pack.entry(header, content);
     else pack.entry(header);
   }
   pack.finalize();
   await done;
   return Buffer.concat(chunks);
+}
+
+/**
+ * A busybox root filesystem as one uncompressed layer: this machine's static
+ * /bin/busybox, a symlink per applet, the usual top directories, and passwd/group
+ * with root and an `app` user (1000, also in group staff 50).
+ */
+export async function busyboxLayerTar(applets: readonly string[]): Promise<Buffer> {
+  return makeTar([
+    ...["bin/", "etc/", "proc/", "sys/", "dev/", "root/", "home/"].map((name): RawEntry => ({ name, type: "directory" })),
+    { name: "tmp/", type: "directory", mode: 0o1777 },
+    { name: "bin/busybox", mode: 0o755, content: await readFile("/bin/busybox") },
+    ...applets.map((a): RawEntry => ({ name: `bin/${a}`, type: "symlink", linkname: "busybox" })),
+    { name: "etc/passwd", content: "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n" },
+    { name: "etc/group", content: "root:x:0:\napp:x:1000:\nstaff:x:50:app\n" },
+  ]);
 }
 
 /** A gzipped layer of `entries`. */

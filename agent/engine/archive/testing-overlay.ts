@@ -1,5 +1,5 @@
 /**
- * Test helper: an image of two layers (tars written with tar-stream, unpacked
+ * Test helper: an image of two layers (tars written with tar-stream by makeTar, unpacked
  * by OverlayLayerStore), a real overlay mount of it with an upper directory,
  * and a container's worth of changes made through the merged directory.
  * Also an independent tree description for comparing two directory trees.
@@ -13,81 +13,41 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import type { TestContext } from "node:test";
-import * as tarStream from "tar-stream";
+import { makeTar, type RawEntry } from "../../../test/helpers/raw-images.ts";
 import { OverlayLayerStore } from "../layers/overlay-layer-store.ts";
 import type { LayerInfo } from "../layers/layer-store.ts";
 import { portableList, readTreeXattrs } from "./xattrs.ts";
 
-export interface PackEntry {
-  name: string;
-  type?: "file" | "directory" | "symlink" | "link";
-  data?: string;
-  mode?: number;
-  uid?: number;
-  gid?: number;
-  linkname?: string;
-}
 
-/** A layer tar written by tar-stream. */
-export async function packTar(entries: PackEntry[]): Promise<Buffer> {
-  const pack = tarStream.pack();
-  const chunks: Buffer[] = [];
-  pack.on("data", (b: unknown) => void chunks.push(b as Buffer));
-  const ended = new Promise<void>((resolve, reject) => {
-    pack.on("end", () => resolve());
-    pack.on("error", reject);
-  });
-  for (const e of entries) {
-    const type = e.type ?? "file";
-    await new Promise<void>((resolve, reject) => {
-      const done = (err?: Error | null) => (err ? reject(err) : resolve());
-      const header = {
-        name: e.name,
-        type,
-        mode: e.mode ?? (type === "directory" ? 0o755 : 0o644),
-        uid: e.uid ?? 0,
-        gid: e.gid ?? 0,
-        mtime: new Date(1_600_000_000_000),
-        ...(e.linkname ? { linkname: e.linkname } : {}),
-      };
-      if (type === "file") pack.entry(header, e.data ?? "", done);
-      else pack.entry(header, done);
-    });
-  }
-  pack.finalize();
-  await ended;
-  return Buffer.concat(chunks);
-}
-
-export const BASE_LAYER: PackEntry[] = [
+export const BASE_LAYER: RawEntry[] = [
   { name: "bin/", type: "directory" },
-  { name: "bin/tool", data: "#!tool\n", mode: 0o755 },
+  { name: "bin/tool", content: "#!tool\n", mode: 0o755 },
   { name: "etc/", type: "directory" },
-  { name: "etc/hostname", data: "box\n" },
-  { name: "etc/motd", data: "welcome\n" },
+  { name: "etc/hostname", content: "box\n" },
+  { name: "etc/motd", content: "welcome\n" },
   { name: "keep/", type: "directory" },
-  { name: "keep/x", data: "x" },
-  { name: "keep/y", data: "y" },
+  { name: "keep/x", content: "x" },
+  { name: "keep/y", content: "y" },
   { name: "keep/y2", type: "link", linkname: "keep/y" },
   { name: "opt/", type: "directory" },
-  { name: "opt/old", data: "old" },
+  { name: "opt/old", content: "old" },
   { name: "srv/", type: "directory" },
   { name: "srv/dir/", type: "directory", uid: 1000, gid: 1000 },
-  { name: "srv/dir/f", data: "f", uid: 1000, gid: 1000 },
+  { name: "srv/dir/f", content: "f", uid: 1000, gid: 1000 },
   { name: "var/", type: "directory" },
   { name: "var/cache/", type: "directory" },
-  { name: "var/cache/a", data: "a" },
-  { name: "var/cache/b", data: "b" },
+  { name: "var/cache/a", content: "a" },
+  { name: "var/cache/b", content: "b" },
   { name: "var/cache/sub/", type: "directory" },
-  { name: "var/cache/sub/s", data: "s" },
+  { name: "var/cache/sub/s", content: "s" },
 ];
 
-export const TOP_LAYER: PackEntry[] = [
+export const TOP_LAYER: RawEntry[] = [
   { name: "etc/", type: "directory" },
-  { name: "etc/extra", data: "extra\n" },
+  { name: "etc/extra", content: "extra\n" },
   { name: "home/", type: "directory" },
   { name: "home/u/", type: "directory", mode: 0o750, uid: 1000, gid: 1000 },
-  { name: "home/u/.profile", data: "PS1=$\n", uid: 1000, gid: 1000 },
+  { name: "home/u/.profile", content: "PS1=$\n", uid: 1000, gid: 1000 },
   { name: "opt/", type: "directory" },
   { name: "opt/.wh.old" },
 ];
@@ -175,8 +135,8 @@ export async function setUpScenario(t: TestContext): Promise<Scenario> {
     await rm(base, { recursive: true, force: true });
   });
   const store = new OverlayLayerStore(join(base, "layers"), { durable: false });
-  const l1 = await store.unpack({}, Readable.from([await packTar(BASE_LAYER)]));
-  const l2 = await store.unpack({ parent: l1.chainId }, Readable.from([await packTar(TOP_LAYER)]));
+  const l1 = await store.unpack({}, Readable.from([await makeTar(BASE_LAYER)]));
+  const l2 = await store.unpack({ parent: l1.chainId }, Readable.from([await makeTar(TOP_LAYER)]));
   const lowers = [l2.diffDir, l1.diffDir];
   const upper = join(base, "upper");
   const work = join(base, "work");

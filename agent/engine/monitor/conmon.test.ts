@@ -12,7 +12,6 @@ import { join } from "node:path";
 import { Readable } from "node:stream";
 import { test, type TestContext } from "node:test";
 import { fileURLToPath } from "node:url";
-import * as tarStream from "tar-stream";
 import { isEngineError } from "../errors.ts";
 import { OverlayLayerStore } from "../layers/overlay-layer-store.ts";
 import { Runc } from "../runtime/runc.ts";
@@ -24,24 +23,12 @@ import { OverlaySnapshotter } from "../snapshots/overlay.ts";
 import { ConmonMonitor } from "./conmon.ts";
 import { readLogs, type CreateOptions, type MonitorPaths, type OutputChunk } from "./monitor.ts";
 import type { ChildInput } from "./testing-child.ts";
+import { busyboxLayerTar } from "../../../test/helpers/raw-images.ts";
 import { until } from "../../../test/helpers/wait.ts";
 
 const CGROUP_ROOT = "/sys/fs/cgroup";
 const APPLETS = ["sh", "echo", "cat", "sleep", "yes", "head", "stty", "printf", "true"];
 
-async function busyboxLayer(): Promise<Buffer> {
-  const pack = tarStream.pack();
-  for (const d of ["bin/", "etc/", "proc/", "sys/", "dev/", "root/"]) pack.entry({ name: d, type: "directory", mode: 0o755 });
-  pack.entry({ name: "tmp/", type: "directory", mode: 0o1777 });
-  pack.entry({ name: "bin/busybox", mode: 0o755 }, await readFile("/bin/busybox"));
-  for (const a of APPLETS) pack.entry({ name: `bin/${a}`, type: "symlink", linkname: "busybox" });
-  pack.entry({ name: "etc/passwd", mode: 0o644 }, "root:x:0:0:root:/root:/bin/sh\n");
-  pack.entry({ name: "etc/group", mode: 0o644 }, "root:x:0:\n");
-  pack.finalize();
-  const chunks: Buffer[] = [];
-  for await (const c of pack as AsyncIterable<Uint8Array>) chunks.push(Buffer.from(c));
-  return Buffer.concat(chunks);
-}
 
 interface Ctr {
   id: string;
@@ -81,7 +68,7 @@ async function setup(t: TestContext): Promise<Env> {
   monitor = new ConmonMonitor({ runcRoot });
   const layers = new OverlayLayerStore(join(base, "layers"), { durable: false });
   const snaps = new OverlaySnapshotter(join(base, "snapshots"), layers);
-  const layer = await layers.unpack({}, Readable.from([await busyboxLayer()]));
+  const layer = await layers.unpack({}, Readable.from([await busyboxLayerTar(APPLETS)]));
   const host = await readSpecHost();
   return {
     base,

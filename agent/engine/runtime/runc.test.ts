@@ -9,7 +9,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { test, type TestContext } from "node:test";
-import * as tarStream from "tar-stream";
 import { isEngineError } from "../errors.ts";
 import type { ContainerConfig } from "../images/image-config.ts";
 import { OverlayLayerStore } from "../layers/overlay-layer-store.ts";
@@ -20,26 +19,12 @@ import { Runc, RuncError, signalNumber } from "./runc.ts";
 import { buildRuntimeSpec, type RunOptions, type SpecInput } from "./spec.ts";
 import { readSpecHost } from "./spec-host.ts";
 import { resolveUser } from "./user.ts";
+import { busyboxLayerTar } from "../../../test/helpers/raw-images.ts";
 import { until } from "../../../test/helpers/wait.ts";
 
 const CGROUP_ROOT = "/sys/fs/cgroup";
 const APPLETS = ["sh", "id", "echo", "cat", "pwd", "sleep", "ls", "true"];
 
-/** A busybox image layer: static busybox, applet symlinks, passwd/group with an `app` user (1000). */
-async function busyboxLayer(): Promise<Buffer> {
-  const pack = tarStream.pack();
-  const dir = (name: string, mode = 0o755) => pack.entry({ name, type: "directory", mode });
-  for (const d of ["bin/", "etc/", "proc/", "sys/", "dev/", "root/", "home/"]) dir(d);
-  dir("tmp/", 0o1777);
-  pack.entry({ name: "bin/busybox", mode: 0o755 }, await readFile("/bin/busybox"));
-  for (const a of APPLETS) pack.entry({ name: `bin/${a}`, type: "symlink", linkname: "busybox" });
-  pack.entry({ name: "etc/passwd", mode: 0o644 }, "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n");
-  pack.entry({ name: "etc/group", mode: 0o644 }, "root:x:0:\napp:x:1000:\nstaff:x:50:app\n");
-  pack.finalize();
-  const chunks: Buffer[] = [];
-  for await (const c of pack as AsyncIterable<Uint8Array>) chunks.push(Buffer.from(c));
-  return Buffer.concat(chunks);
-}
 
 interface Env {
   base: string;
@@ -66,7 +51,7 @@ async function setup(t: TestContext): Promise<Env> {
   runc = new Runc({ root: join(base, "runc-state") });
   const layers = new OverlayLayerStore(join(base, "layers"), { durable: false });
   const snaps = new OverlaySnapshotter(join(base, "snapshots"), layers);
-  const layer = await layers.unpack({}, Readable.from([await busyboxLayer()]));
+  const layer = await layers.unpack({}, Readable.from([await busyboxLayerTar(APPLETS)]));
   const r = runc;
   return {
     base,

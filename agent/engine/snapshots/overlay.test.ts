@@ -7,32 +7,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { test, type TestContext } from "node:test";
-import * as tarStream from "tar-stream";
 import { isEngineError } from "../errors.ts";
 import type { LayerInfo } from "../layers/layer-store.ts";
 import { OverlayLayerStore } from "../layers/overlay-layer-store.ts";
 import { isMounted, mountAll, unmountAll } from "./mount.ts";
 import { MAX_MOUNT_DATA, OverlaySnapshotter } from "./overlay.ts";
+import { makeTar, type RawEntry } from "../../../test/helpers/raw-images.ts";
 
-interface Entry {
-  name: string;
-  type?: "file" | "directory" | "symlink";
-  data?: string;
-  linkname?: string;
-}
-
-/** A layer tar made with tar-stream. */
-async function layerTar(entries: Entry[]): Promise<Buffer> {
-  const pack = tarStream.pack();
-  for (const e of entries) {
-    const type = e.type ?? "file";
-    pack.entry({ name: e.name, type, mode: type === "directory" ? 0o755 : 0o644, mtime: new Date(1_600_000_000_000), ...(e.linkname ? { linkname: e.linkname } : {}) }, e.data ?? "");
-  }
-  pack.finalize();
-  const chunks: Buffer[] = [];
-  for await (const c of pack as AsyncIterable<Uint8Array>) chunks.push(Buffer.from(c));
-  return Buffer.concat(chunks);
-}
 
 interface Env {
   base: string;
@@ -67,8 +48,8 @@ async function setup(t: TestContext, opts?: { nest?: string }): Promise<Env> {
   };
 }
 
-async function unpack(layers: OverlayLayerStore, parent: string | undefined, entries: Entry[]): Promise<LayerInfo> {
-  return layers.unpack(parent ? { parent } : {}, Readable.from([await layerTar(entries)]));
+async function unpack(layers: OverlayLayerStore, parent: string | undefined, entries: RawEntry[]): Promise<LayerInfo> {
+  return layers.unpack(parent ? { parent } : {}, Readable.from([await makeTar(entries)]));
 }
 
 async function exists(p: string): Promise<boolean> {
@@ -82,16 +63,16 @@ test("2-layer chain: merged view, writes land in upper, lower layers untouched",
   const { layers, snaps, target, base } = await setup(t);
   const l0 = await unpack(layers, undefined, [
     { name: "etc/", type: "directory" },
-    { name: "etc/motd", data: "base motd\n" },
-    { name: "etc/gone", data: "removed by the top layer\n" },
+    { name: "etc/motd", content: "base motd\n" },
+    { name: "etc/gone", content: "removed by the top layer\n" },
     { name: "bin/", type: "directory" },
-    { name: "bin/tool", data: "v1\n" },
+    { name: "bin/tool", content: "v1\n" },
   ]);
   const l1 = await unpack(layers, l0.chainId, [
     { name: "etc/", type: "directory" },
-    { name: "etc/.wh.gone", data: "" },
+    { name: "etc/.wh.gone", content: "" },
     { name: "bin/", type: "directory" },
-    { name: "bin/tool", data: "v2\n" },
+    { name: "bin/tool", content: "v2\n" },
   ]);
 
   const mounts = await snaps.prepare("c1", l1.chainId);
@@ -144,7 +125,7 @@ test("2-layer chain: merged view, writes land in upper, lower layers untouched",
 
 test("single-layer image and scratch: still an overlay with a lower and an upper", async (t) => {
   const { layers, snaps, target } = await setup(t);
-  const only = await unpack(layers, undefined, [{ name: "hello", data: "one layer\n" }]);
+  const only = await unpack(layers, undefined, [{ name: "hello", content: "one layer\n" }]);
   const one = await snaps.prepare("single", only.chainId);
   assert.ok(one[0]!.options.includes(`lowerdir=l/${only.link}`));
   const r1 = await target("single");
@@ -179,7 +160,7 @@ test("120-layer chain mounts within one page of options; 140 layers is refused n
   const { layers, snaps, target } = await setup(t, { nest: join("d".repeat(200), "e".repeat(200)) });
   const chain: LayerInfo[] = [];
   for (let i = 0; i < 140; i++) {
-    chain.push(await unpack(layers, chain.at(-1)?.chainId, [{ name: `layer-${i}`, data: `${i}\n` }, { name: "top", data: `top ${i}\n` }]));
+    chain.push(await unpack(layers, chain.at(-1)?.chainId, [{ name: `layer-${i}`, content: `${i}\n` }, { name: "top", content: `top ${i}\n` }]));
   }
   const l120 = chain[119]!;
   const mounts = await snaps.prepare("deep", l120.chainId);
@@ -210,7 +191,7 @@ test("120-layer chain mounts within one page of options; 140 layers is refused n
 
 test("refusals: existing key, missing chain, bad key, bad chain ID — nothing left behind", async (t) => {
   const { layers, snaps } = await setup(t);
-  const l = await unpack(layers, undefined, [{ name: "a", data: "a" }]);
+  const l = await unpack(layers, undefined, [{ name: "a", content: "a" }]);
   await snaps.prepare("c", l.chainId);
   await assert.rejects(snaps.prepare("c", l.chainId), (e) => isEngineError(e, "AlreadyExists") && /snapshot c already exists/.test(e.message));
   const missing = `sha256:${"ab".repeat(32)}`;
@@ -226,7 +207,7 @@ test("refusals: existing key, missing chain, bad key, bad chain ID — nothing l
 
 test("removeStale deletes crash leftovers and keeps live snapshots", async (t) => {
   const { layers, snaps, target } = await setup(t);
-  const l = await unpack(layers, undefined, [{ name: "a", data: "a" }]);
+  const l = await unpack(layers, undefined, [{ name: "a", content: "a" }]);
   const live = await snaps.prepare("live", l.chainId);
   const rootfs = await target("live");
   await mountAll(live, rootfs);
@@ -249,7 +230,7 @@ test("removeStale deletes crash leftovers and keeps live snapshots", async (t) =
 
 test("mountAll is all or nothing", async (t) => {
   const { layers, snaps, target } = await setup(t);
-  const l = await unpack(layers, undefined, [{ name: "a", data: "a" }]);
+  const l = await unpack(layers, undefined, [{ name: "a", content: "a" }]);
   const good = await snaps.prepare("g", l.chainId);
   const rootfs = await target("g");
   await assert.rejects(
