@@ -307,11 +307,8 @@ describe("container faults, escapes and bad input through the docker CLI", () =>
     for (const id of await allContainerIds(agent)) seenIds.add(id);
   };
 
-  let suite: BusyboxAgent | undefined;
-  before(async () => void ({ agent, work } = suite = await startBusyboxAgent("containers-faults")));
-  after(() => suite?.stop());
-
-  test("kill -9 of the agent in the middle of docker run -d leaves no orphan mount, veth, rule, cgroup or lease", async (t) => {
+  /** A tap that kills the agent on a request line; the test's containers (`names`) are removed after it, the agent restarted first if it is down. */
+  const killingTap = async (t: TestContext) => {
     const tap = await startTap(agent, work);
     t.after(() => tap.close());
     const names: string[] = [];
@@ -319,6 +316,15 @@ describe("container faults, escapes and bad input through the docker CLI", () =>
       if (agent.process.exitCode !== null || agent.process.signalCode !== null) await agent.restart();
       await docker(agent, ["rm", "-f", ...names]);
     });
+    return { tap, names };
+  };
+
+  let suite: BusyboxAgent | undefined;
+  before(async () => void ({ agent, work } = suite = await startBusyboxAgent("containers-faults")));
+  after(() => suite?.stop());
+
+  test("kill -9 of the agent in the middle of docker run -d leaves no orphan mount, veth, rule, cgroup or lease", async (t) => {
+    const { tap, names } = await killingTap(t);
     const create = /^POST \/v[\d.]+\/containers\/create/;
     const start = /^POST \/v[\d.]+\/containers\/[0-9a-f]{64}\/start$/;
     const tries: Array<[RegExp, number]> = [
@@ -359,13 +365,7 @@ describe("container faults, escapes and bad input through the docker CLI", () =>
   });
 
   test("kill -9 of the agent in the middle of docker rm -f leaves no orphan mount, veth, rule, cgroup or lease", async (t) => {
-    const tap = await startTap(agent, work);
-    t.after(() => tap.close());
-    const names: string[] = [];
-    t.after(async () => {
-      if (agent.process.exitCode !== null || agent.process.signalCode !== null) await agent.restart();
-      await docker(agent, ["rm", "-f", ...names]);
-    });
+    const { tap, names } = await killingTap(t);
     for (const delay of [0, 5, 15, 30, 60, 100, 200]) {
       const name = uniq("midrm");
       names.push(name);

@@ -1,5 +1,5 @@
 "use client";
-import { useEffect, type ReactNode } from "react";
+import { isValidElement, useEffect, type ReactNode } from "react";
 
 export function Badge({ kind, children }: { kind?: string; children: ReactNode }) {
   return <span className={`badge ${kind ?? ""}`}>{children}</span>;
@@ -11,6 +11,17 @@ export function ErrorBox({ error }: { error: { message: string } | null | undefi
   return (
     <div className="error" role="alert">
       {error.message}
+    </div>
+  );
+}
+
+/** A labelled form control: the label points at the control's own `id`, so the two cannot drift apart. */
+export function Field({ label, children }: { label: string; children: ReactNode }) {
+  const id = isValidElement<{ id?: string }>(children) ? children.props.id : undefined;
+  return (
+    <div>
+      <label htmlFor={id}>{label}</label>
+      {children}
     </div>
   );
 }

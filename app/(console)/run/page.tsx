@@ -4,6 +4,7 @@ import { useId, useState, type FormEvent } from "react";
 import { trpc } from "../../lib/trpc.ts";
 import { ApiError, useCan } from "../../components/action-bar.tsx";
 import { NodeSelect } from "../../components/node-picker.tsx";
+import { Field } from "../../components/ui.tsx";
 
 const RESTART = ["no", "always", "on-failure", "unless-stopped"] as const;
 const lines = (text: string) => text.split("\n").map((l) => l.trim()).filter(Boolean);
@@ -76,50 +77,39 @@ export default function RunPage() {
       <h1>Run a container</h1>
       <form className="panel" onSubmit={submit} style={{ maxWidth: 860 }} aria-label="run a container">
         <div className="grid2">
-          <div>
-            <label htmlFor={f("node")}>Node</label>
+          <Field label="Node">
             <NodeSelect id={f("node")} value={nodeId} onChange={setNodeId} />
-          </div>
-          <div>
-            <label htmlFor={f("image")}>Image</label>
+          </Field>
+          <Field label="Image">
             <input id={f("image")} value={image} onChange={(e) => setImage(e.target.value)} placeholder="127.0.0.1:5000/library/busybox:latest" required style={{ width: "100%" }} />
-          </div>
-          <div>
-            <label htmlFor={f("name")}>Name</label>
+          </Field>
+          <Field label="Name">
             <input id={f("name")} value={name} onChange={(e) => setName(e.target.value)} placeholder="optional, e.g. web" style={{ width: "100%" }} />
-          </div>
-          <div>
-            <label htmlFor={f("command")}>Command</label>
+          </Field>
+          <Field label="Command">
             <input id={f("command")} value={command} onChange={(e) => setCommand(e.target.value)} placeholder="empty: the image's command" className="mono" style={{ width: "100%" }} />
-          </div>
-          <div>
-            <label htmlFor={f("env")}>Environment</label>
+          </Field>
+          <Field label="Environment">
             <textarea id={f("env")} value={env} onChange={(e) => setEnv(e.target.value)} placeholder={"one per line: NAME=value"} rows={4} className="mono" style={{ width: "100%" }} />
-          </div>
-          <div>
-            <label htmlFor={f("ports")}>Ports</label>
+          </Field>
+          <Field label="Ports">
             <textarea id={f("ports")} value={ports} onChange={(e) => setPorts(e.target.value)} placeholder={"one per line: 8080:80, 127.0.0.1:5353:53/udp"} rows={4} className="mono" style={{ width: "100%" }} />
-          </div>
-          <div>
-            <label htmlFor={f("volumes")}>Volumes</label>
+          </Field>
+          <Field label="Volumes">
             <textarea id={f("volumes")} value={volumes} onChange={(e) => setVolumes(e.target.value)} placeholder={"one per line: data:/var/lib/app, /srv/www:/www:ro"} rows={4} className="mono" style={{ width: "100%" }} />
-          </div>
+          </Field>
           <div>
             <div className="grid2">
-              <div>
-                <label htmlFor={f("memory")}>Memory</label>
+              <Field label="Memory">
                 <input id={f("memory")} value={memory} onChange={(e) => setMemory(e.target.value)} placeholder="e.g. 256m" style={{ width: "100%" }} />
-              </div>
-              <div>
-                <label htmlFor={f("cpus")}>CPUs</label>
+              </Field>
+              <Field label="CPUs">
                 <input id={f("cpus")} value={cpus} onChange={(e) => setCpus(e.target.value)} inputMode="decimal" placeholder="e.g. 0.5" style={{ width: "100%" }} />
-              </div>
-              <div>
-                <label htmlFor={f("pids")}>PIDs limit</label>
+              </Field>
+              <Field label="PIDs limit">
                 <input id={f("pids")} value={pidsLimit} onChange={(e) => setPidsLimit(e.target.value)} inputMode="numeric" placeholder="e.g. 100" style={{ width: "100%" }} />
-              </div>
-              <div>
-                <label htmlFor={f("restart")}>Restart policy</label>
+              </Field>
+              <Field label="Restart policy">
                 <select id={f("restart")} value={restart} onChange={(e) => setRestart(e.target.value as typeof restart)} style={{ width: "100%" }}>
                   {RESTART.map((r) => (
                     <option key={r} value={r}>
@@ -127,11 +117,10 @@ export default function RunPage() {
                     </option>
                   ))}
                 </select>
-              </div>
+              </Field>
             </div>
           </div>
-          <div>
-            <label htmlFor={f("network")}>Network</label>
+          <Field label="Network">
             <input id={f("network")} value={network} onChange={(e) => setNetwork(e.target.value)} list={f("networks")} style={{ width: "100%" }} />
             <datalist id={f("networks")}>
               {["bridge", "host", "none", ...(networks.data?.items.map((n) => n.name) ?? [])]
@@ -140,7 +129,7 @@ export default function RunPage() {
                   <option key={n} value={n} />
                 ))}
             </datalist>
-          </div>
+          </Field>
         </div>
         {formError && (
           <div className="error" role="alert">

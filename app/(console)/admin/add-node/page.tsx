@@ -8,7 +8,7 @@ import Link from "next/link";
 import { useCallback, useState, type FormEvent } from "react";
 import { trpc, type RouterOutputs } from "../../../lib/trpc.ts";
 import { useLive } from "../../../lib/live.ts";
-import { Badge, EmptyRow, ErrorBox } from "../../../components/ui.tsx";
+import { Badge, EmptyRow, ErrorBox, Field } from "../../../components/ui.tsx";
 import { ConfirmButton, NodeGroupOptions, OneTimeSecret, when } from "../../../components/admin-ui.tsx";
 import { Checklist, InstallRunView } from "../../../components/install-run.tsx";
 
@@ -94,40 +94,32 @@ export default function AddNodePage() {
 
       <form className="panel" onSubmit={checkKey} aria-label="SSH host">
         <div className="grid2">
-          <div>
-            <label htmlFor="an-host">Host</label>
+          <Field label="Host">
             <input id="an-host" value={host} onChange={(e) => (setHost(e.target.value), reset())} placeholder="node7.example.com or 10.0.0.7" required style={wide} />
-          </div>
-          <div>
-            <label htmlFor="an-port">Port</label>
+          </Field>
+          <Field label="Port">
             <input id="an-port" type="number" min={1} max={65535} value={port} onChange={(e) => (setPort(e.target.value), reset())} required />
-          </div>
-          <div>
-            <label htmlFor="an-user">User</label>
+          </Field>
+          <Field label="User">
             <input id="an-user" value={username} onChange={(e) => setUsername(e.target.value)} required autoComplete="off" />
-          </div>
-          <div>
-            <label htmlFor="an-password">Password</label>
+          </Field>
+          <Field label="Password">
             <input id="an-password" type="password" value={password} onChange={(e) => setPassword(e.target.value)} autoComplete="new-password" />
-          </div>
-          <div>
-            <label htmlFor="an-key">Private key</label>
+          </Field>
+          <Field label="Private key">
             <textarea id="an-key" value={privateKey} onChange={(e) => setPrivateKey(e.target.value)} rows={3} placeholder="-----BEGIN OPENSSH PRIVATE KEY-----" className="mono" style={wide} />
-          </div>
-          <div>
-            <label htmlFor="an-passphrase">Passphrase</label>
+          </Field>
+          <Field label="Passphrase">
             <input id="an-passphrase" type="password" value={passphrase} onChange={(e) => setPassphrase(e.target.value)} autoComplete="new-password" />
-          </div>
-          <div>
-            <label htmlFor="an-sudo">Sudo password</label>
+          </Field>
+          <Field label="Sudo password">
             <input id="an-sudo" type="password" value={sudoPassword} onChange={(e) => setSudoPassword(e.target.value)} placeholder="the login password if empty" autoComplete="new-password" />
-          </div>
-          <div>
-            <label htmlFor="an-group">Node group</label>
+          </Field>
+          <Field label="Node group">
             <select id="an-group" value={groupId} onChange={(e) => setGroupId(e.target.value)}>
               <NodeGroupOptions groups={groups.data} />
             </select>
-          </div>
+          </Field>
         </div>
         <p className="row">
           <input id="an-keep" type="checkbox" checked={keep} onChange={(e) => setKeep(e.target.checked)} />

@@ -1,7 +1,7 @@
 "use client";
 import { useState } from "react";
 import { trpc } from "../../../lib/trpc.ts";
-import { Badge, EmptyRow, ErrorBox, Pager } from "../../../components/ui.tsx";
+import { Badge, EmptyRow, ErrorBox, Pager, Field } from "../../../components/ui.tsx";
 import { when } from "../../../components/admin-ui.tsx";
 
 type Outcome = "" | "success" | "failure" | "denied";
@@ -51,19 +51,16 @@ export default function AuditPage() {
       <h1>Audit log</h1>
       <div className="panel">
         <div className="row">
-          <div>
-            <label htmlFor="audit-actor">Actor (email contains)</label>
+          <Field label="Actor (email contains)">
             <input id="audit-actor" value={actor} onChange={(e) => set(setActor)(e.target.value)} />
-          </div>
-          <div>
-            <label htmlFor="audit-action">Action (starts with)</label>
+          </Field>
+          <Field label="Action (starts with)">
             <input id="audit-action" list="audit-actions" value={action} onChange={(e) => set(setAction)(e.target.value)} placeholder="e.g. jobs. or admin.users." />
             <datalist id="audit-actions">
               {actions.data?.map((a) => <option key={a} value={a} />)}
             </datalist>
-          </div>
-          <div>
-            <label htmlFor="audit-node">Node</label>
+          </Field>
+          <Field label="Node">
             <select id="audit-node" value={nodeId} onChange={(e) => set(setNodeId)(e.target.value)}>
               <option value="">any node</option>
               {nodes.data?.nodes.map((n) => (
@@ -72,24 +69,21 @@ export default function AuditPage() {
                 </option>
               ))}
             </select>
-          </div>
-          <div>
-            <label htmlFor="audit-outcome">Outcome</label>
+          </Field>
+          <Field label="Outcome">
             <select id="audit-outcome" value={outcome} onChange={(e) => set(setOutcome)(e.target.value as Outcome)}>
               <option value="">any outcome</option>
               <option value="success">success</option>
               <option value="failure">failure</option>
               <option value="denied">denied</option>
             </select>
-          </div>
-          <div>
-            <label htmlFor="audit-from">From</label>
+          </Field>
+          <Field label="From">
             <input id="audit-from" type="datetime-local" value={from} onChange={(e) => set(setFrom)(e.target.value)} />
-          </div>
-          <div>
-            <label htmlFor="audit-to">To</label>
+          </Field>
+          <Field label="To">
             <input id="audit-to" type="datetime-local" value={to} onChange={(e) => set(setTo)(e.target.value)} />
-          </div>
+          </Field>
         </div>
       </div>
       <ErrorBox error={list.error} />

@@ -1,7 +1,7 @@
 "use client";
 import { useState, type FormEvent } from "react";
 import { trpc } from "../../../lib/trpc.ts";
-import { Badge, EmptyRow, ErrorBox } from "../../../components/ui.tsx";
+import { Badge, EmptyRow, ErrorBox, Field } from "../../../components/ui.tsx";
 import { ConfirmButton, when } from "../../../components/admin-ui.tsx";
 
 export default function RegistriesPage() {
@@ -38,18 +38,15 @@ export default function RegistriesPage() {
       <form className="panel" onSubmit={submit} aria-label="registry">
         <b>{known ? `Edit ${known.address}` : "Add a registry"}</b>
         <div className="grid2">
-          <div>
-            <label htmlFor="registry-address">Address (host[:port])</label>
+          <Field label="Address (host[:port])">
             <input id="registry-address" value={address} onChange={(e) => setAddress(e.target.value)} placeholder="registry.example.com:5000" required style={{ width: "100%" }} />
-          </div>
-          <div>
-            <label htmlFor="registry-username">Username</label>
+          </Field>
+          <Field label="Username">
             <input id="registry-username" value={username} onChange={(e) => setUsername(e.target.value)} autoComplete="off" style={{ width: "100%" }} />
-          </div>
-          <div>
-            <label htmlFor="registry-password">Password{known?.hasPassword ? " (empty: keep the stored one)" : ""}</label>
+          </Field>
+          <Field label={`Password${known?.hasPassword ? " (empty: keep the stored one)" : ""}`}>
             <input id="registry-password" type="password" value={password} onChange={(e) => setPassword(e.target.value)} autoComplete="new-password" disabled={clearPassword} style={{ width: "100%" }} />
-          </div>
+          </Field>
           <div>
             <label htmlFor="registry-insecure">
               <input id="registry-insecure" type="checkbox" checked={insecure} onChange={(e) => setInsecure(e.target.checked)} /> Insecure (plain HTTP or an unverified certificate)

@@ -1,7 +1,7 @@
 "use client";
 import { useState, type FormEvent } from "react";
 import { trpc, type RouterOutputs } from "../../../lib/trpc.ts";
-import { Badge, EmptyRow, ErrorBox } from "../../../components/ui.tsx";
+import { Badge, EmptyRow, ErrorBox, Field } from "../../../components/ui.tsx";
 import { ConfirmButton, NodeGroupOptions, OneTimeSecret, when } from "../../../components/admin-ui.tsx";
 
 type Issued = RouterOutputs["admin"]["tokens"]["create"];
@@ -29,20 +29,17 @@ export default function TokensPage() {
       <p className="muted">A join token enrolls one node, once, before it expires. Only its hash is kept: the token is shown once, right after it is made.</p>
       <form className="panel" onSubmit={submit} aria-label="new join token">
         <div className="grid2">
-          <div>
-            <label htmlFor="token-note">Note</label>
+          <Field label="Note">
             <input id="token-note" value={note} onChange={(e) => setNote(e.target.value)} placeholder="e.g. rack 4, web-07" style={{ width: "100%" }} />
-          </div>
-          <div>
-            <label htmlFor="token-group">Node group the node joins</label>
+          </Field>
+          <Field label="Node group the node joins">
             <select id="token-group" value={groupId} onChange={(e) => setGroupId(e.target.value)}>
               <NodeGroupOptions groups={groups.data} />
             </select>
-          </div>
-          <div>
-            <label htmlFor="token-ttl">Valid for (hours, 1 to 168)</label>
+          </Field>
+          <Field label="Valid for (hours, 1 to 168)">
             <input id="token-ttl" type="number" min={1} max={168} step={1} value={ttl} onChange={(e) => setTtl(e.target.value)} required />
-          </div>
+          </Field>
         </div>
         <ErrorBox error={create.error} />
         <p>

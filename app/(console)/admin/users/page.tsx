@@ -1,7 +1,7 @@
 "use client";
 import { useState, type FormEvent } from "react";
 import { trpc, type RouterOutputs } from "../../../lib/trpc.ts";
-import { Badge, EmptyRow, ErrorBox } from "../../../components/ui.tsx";
+import { Badge, EmptyRow, ErrorBox, Field } from "../../../components/ui.tsx";
 import { ConfirmButton, OneTimeSecret, when } from "../../../components/admin-ui.tsx";
 
 type Role = "admin" | "operator" | "viewer";
@@ -45,16 +45,13 @@ export default function UsersPage() {
       <form className="panel" onSubmit={submit} aria-label="new user">
         <b>New user</b>
         <div className="grid2">
-          <div>
-            <label htmlFor="user-email">Email</label>
+          <Field label="Email">
             <input id="user-email" type="email" value={email} onChange={(e) => setEmail(e.target.value)} required style={{ width: "100%" }} />
-          </div>
-          <div>
-            <label htmlFor="user-name">Name</label>
+          </Field>
+          <Field label="Name">
             <input id="user-name" value={name} onChange={(e) => setName(e.target.value)} style={{ width: "100%" }} />
-          </div>
-          <div>
-            <label htmlFor="user-role">Role</label>
+          </Field>
+          <Field label="Role">
             <select id="user-role" value={role} onChange={(e) => setRole(e.target.value as Role)}>
               {ROLES.map((r) => (
                 <option key={r} value={r}>
@@ -62,11 +59,10 @@ export default function UsersPage() {
                 </option>
               ))}
             </select>
-          </div>
-          <div>
-            <label htmlFor="user-password">Initial password (empty: generate a one-time password)</label>
+          </Field>
+          <Field label="Initial password (empty: generate a one-time password)">
             <input id="user-password" type="password" autoComplete="new-password" value={password} onChange={(e) => setPassword(e.target.value)} style={{ width: "100%" }} />
-          </div>
+          </Field>
         </div>
         <p className="muted">The user must choose a new password at the first sign-in.</p>
         <ErrorBox error={create.error} />
