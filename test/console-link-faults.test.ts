@@ -60,9 +60,12 @@ describe("console link faults", () => {
     assert.equal((await admin.nodes.list.query()).nodes.length, 1);
   });
 
-  test(`an agent cut off for ${OUTAGE_MS / 1000} s shows offline with its last inventory, then online again`, async () => {
+  test(`an agent cut off for ${OUTAGE_MS / 1000} s shows offline with its last inventory, then online again`, async (t) => {
     await dockerOk(agent, ["run", "-d", "--name", "keeper", images.busybox.ref, "sleep", "3600"]);
-    await until("keeper in the inventory", async () => (await admin.inventory.containers.query({ search: "keeper" })).total === 1);
+    // Create and start may reach the console as two changes: wait for the second.
+    await until("keeper running in the inventory", async () => (await admin.inventory.containers.query({ search: "keeper" })).items[0]?.state === "running");
+    // Restored also when an assertion fails, so the next tests find the link up.
+    t.after(() => proxy.restore());
     proxy.cut();
     const cutAt = Date.now();
     const offline = await until("the node offline", async () => (await admin.nodes.list.query()).nodes.find((n) => n.id === nodeId && !n.online), 30_000);
