@@ -3,21 +3,18 @@
 // and met, and nothing left behind (its database is dropped, its processes gone).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { execFile, type ExecFileException } from "node:child_process";
 import { resolve } from "node:path";
-import pg from "pg";
-import { testServerUrl } from "./helpers/postgres.ts";
+import { promisify } from "node:util";
+import { databaseExists } from "./helpers/postgres.ts";
 
-const ROOT = resolve(import.meta.dirname, "..");
+const execFileP = promisify(execFile);
 
 test("bench/fleet prints every figure for 6 agent processes and each target is met", { timeout: 300_000 }, async () => {
-  const child = spawn("bash", [resolve(ROOT, "bench/fleet"), "--agents", "6", "--samples", "10", "--pull-nodes", "4"], { stdio: ["ignore", "pipe", "pipe"] });
-  let out = "";
-  let err = "";
-  child.stdout.on("data", (d: Buffer) => (out += d.toString()));
-  child.stderr.on("data", (d: Buffer) => (err += d.toString()));
-  const code = await new Promise<number | null>((r) => child.on("close", r));
-  assert.equal(code, 0, `bench/fleet failed:\n${err.slice(-3000)}`);
+  const bench = resolve(import.meta.dirname, "../bench/fleet");
+  const { stdout: out, stderr: err } = await execFileP("bash", [bench, "--agents", "6", "--samples", "10", "--pull-nodes", "4"], { maxBuffer: 16 << 20 }).catch(
+    (e: ExecFileException & { stderr: string }) => assert.fail(`bench/fleet failed (exit ${e.code}):\n${e.stderr.slice(-3000)}`),
+  );
 
   assert.match(out, /6 simulated nodes over 6 worker processes/);
   for (const figure of [
@@ -38,19 +35,7 @@ test("bench/fleet prints every figure for 6 agent processes and each target is m
   const database = /database (berth_t_fleet_\S+)/.exec(err)?.[1];
   assert.ok(database, `the run names its database:\n${err}`);
 
-  const admin = new pg.Client({ connectionString: testServerUrl() });
-  await admin.connect();
-  try {
-    const left = await admin.query("SELECT 1 FROM pg_database WHERE datname = $1", [database]);
-    assert.equal(left.rowCount, 0, `database ${database} is dropped`);
-  } finally {
-    await admin.end();
-  }
-  const ps = await new Promise<string>((r) => {
-    let text = "";
-    const p = spawn("ps", ["-eo", "args"], { stdio: ["ignore", "pipe", "ignore"] });
-    p.stdout.on("data", (d: Buffer) => (text += d.toString()));
-    p.on("close", () => r(text));
-  });
+  assert.equal(await databaseExists(database), false, `database ${database} is dropped`);
+  const { stdout: ps } = await execFileP("ps", ["-eo", "args"]);
   assert.deepEqual(ps.split("\n").filter((l) => /fleet-(agents|console)/.test(l)), [], "no agent or console process of the run is left");
 });

@@ -86,6 +86,16 @@ async function dropStale(client: pg.Client): Promise<void> {
   }
 }
 
+/** Whether the test server holds a database of this name (to check that a run dropped its own). */
+export async function databaseExists(name: string): Promise<boolean> {
+  const client = await adminClient();
+  try {
+    return ((await client.query("SELECT 1 FROM pg_database WHERE datname = $1", [name])).rowCount ?? 0) > 0;
+  } finally {
+    await client.end();
+  }
+}
+
 /** Creates an empty database for one test file. @param label a short name, e.g. the test file's. */
 export async function createTestDatabase(label: string): Promise<TestDatabase> {
   const safe = label.toLowerCase().replace(/[^a-z0-9]+/g, "_").slice(0, 30);

@@ -18,7 +18,6 @@ import { OverlayLayerStore } from "../layers/overlay-layer-store.ts";
 import type { LayerInfo } from "../layers/layer-store.ts";
 import { portableList, readTreeXattrs } from "./xattrs.ts";
 
-
 export const BASE_LAYER: RawEntry[] = [
   { name: "bin/", type: "directory" },
   { name: "bin/tool", content: "#!tool\n", mode: 0o755 },

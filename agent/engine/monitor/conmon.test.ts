@@ -29,7 +29,6 @@ import { until } from "../../../test/helpers/wait.ts";
 const CGROUP_ROOT = "/sys/fs/cgroup";
 const APPLETS = ["sh", "echo", "cat", "sleep", "yes", "head", "stty", "printf", "true"];
 
-
 interface Ctr {
   id: string;
   paths: MonitorPaths;
@@ -141,7 +140,6 @@ async function readUntil(output: Readable, done: (o: { stdout: string; stderr: s
     output.resume();
   });
 }
-
 
 const alive = (pid: number) => {
   try {

@@ -25,7 +25,6 @@ import { until } from "../../../test/helpers/wait.ts";
 const CGROUP_ROOT = "/sys/fs/cgroup";
 const APPLETS = ["sh", "id", "echo", "cat", "pwd", "sleep", "ls", "true"];
 
-
 interface Env {
   base: string;
   runc: Runc;
@@ -107,7 +106,6 @@ async function exists(p: string): Promise<boolean> {
     () => false,
   );
 }
-
 
 test("runc run: sh -c 'echo hi; id -u' as --user 1000, with /etc/hosts bound in and the exit code passed on", async (t) => {
   const env = await setup(t);

@@ -14,7 +14,6 @@ import { isMounted, mountAll, unmountAll } from "./mount.ts";
 import { MAX_MOUNT_DATA, OverlaySnapshotter } from "./overlay.ts";
 import { makeTar, type RawEntry } from "../../../test/helpers/raw-images.ts";
 
-
 interface Env {
   base: string;
   layers: OverlayLayerStore;
