@@ -82,7 +82,7 @@ type NodeRow = { id: string; name: string; online: boolean; hostname?: string };
 const deadline = Date.now() + 30_000;
 let nodes: NodeRow[] = [];
 while (Date.now() < deadline) {
-  nodes = (await trpc("nodes.list")) as NodeRow[];
+  nodes = ((await trpc("nodes.list")) as { nodes: NodeRow[] }).nodes;
   if (nodes.some((n) => n.online)) break;
   await new Promise((r) => setTimeout(r, 500));
 }
@@ -114,11 +114,20 @@ try {
 const readme = readFileSync(new URL("../README.md", import.meta.url), "utf8");
 const block = /<!-- readme-examples -->\s*```bash\n([\s\S]*?)```/.exec(readme)?.[1];
 if (!block) fail("README.md has its examples block (marked <!-- readme-examples -->)", "");
+/** What a reader is promised to see: a part of the command, a part of its output. */
+const EXPECTED_OUTPUT: Array<[string, string]> = [
+  ["docker images", "busybox"],
+  ["echo hello from Berth", "hello from Berth"],
+  ["curl", "hello from web"],
+  ["ls /srv", "index.html"],
+];
 for (const line of block.split("\n").map((l) => l.replace(/\s+#.*$/, "").trim()).filter((l) => l && !l.startsWith("#"))) {
   if (/\s-(it|ti)\s/.test(line)) continue;
   const r = spawnSync("bash", ["-euo", "pipefail", "-c", line], { encoding: "utf8", env: { ...process.env, DOCKER_HOST: `unix://${SOCKET}` }, timeout: 120_000 });
   if (r.status !== 0) fail(`README example: ${line}`, `${r.stdout}${r.stderr}`);
-  ok(`README example: ${line}`);
+  const expected = EXPECTED_OUTPUT.find(([command]) => line.includes(command))?.[1];
+  if (expected && !r.stdout.includes(expected)) fail(`README example prints "${expected}": ${line}`, `${r.stdout}${r.stderr}`);
+  ok(`README example: ${line}${r.stdout.trim() ? `\n    ${r.stdout.trim().split("\n").slice(0, 4).join("\n    ")}` : ""}`);
 }
 
 const again = spawnSync("bin/berth-up", { encoding: "utf8", cwd: new URL("..", import.meta.url).pathname });
