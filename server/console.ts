@@ -154,7 +154,7 @@ export async function startConsole(options: ConsoleOptions): Promise<RunningCons
       pingInterval: options.socketPingIntervalMs ?? 10_000,
       pingTimeout: options.socketPingTimeoutMs ?? 10_000,
     });
-    cleanups.push(() => new Promise<void>((ok) => io.close(() => ok())));
+    cleanups.push(() => io.close());
 
     const nodeRegistry = new DbNodeRegistry(prisma);
     const hub = new AgentHub({ io, registry: nodeRegistry, logger, allowedOrigins });

@@ -458,11 +458,9 @@ export class ConsoleLink extends EventEmitter {
     }, delay);
   }
 
-  /** Runs inventory work one at a time, so messages leave in the order they were read. */
-  private enqueue(task: () => Promise<void>): Promise<void> {
-    const run = this.inventoryChain.then(task);
-    this.inventoryChain = run.catch((e: unknown) => this.log.error({ err: (e as Error).message }, "inventory update failed"));
-    return run;
+  /** Runs inventory work one at a time, so messages leave in the order they were read. A failure is logged here and ends only that task. */
+  private enqueue(task: () => Promise<void>): void {
+    this.inventoryChain = this.inventoryChain.then(task).catch((err: unknown) => this.log.error({ err }, "inventory update failed"));
   }
 
   private emitEvent(event: AgentEvent): void {
@@ -487,7 +485,7 @@ export class ConsoleLink extends EventEmitter {
   /** Reads and sends a full snapshot (after each connect, and when the console asks). */
   private sendSnapshot(): Promise<InventorySnapshot> {
     return new Promise((resolve, reject) => {
-      void this.enqueue(async () => {
+      this.enqueue(async () => {
         try {
           const gen = this.generation;
           this.dirty = false;
