@@ -7,6 +7,7 @@ import { addContainerRoutes } from "./containers-routes.ts";
 import { addImageRoutes } from "./images-routes.ts";
 import { addVolumeNetworkRoutes } from "./volumes-networks-routes.ts";
 import { Router } from "./router.ts";
+import { addSwarmRoutes } from "./swarm-routes.ts";
 import { API_VERSION, addSystemRoutes } from "./system-routes.ts";
 
 /**
@@ -19,6 +20,7 @@ export async function serveDockerApi(engine: Engine, socketPath: string, logger:
   addImageRoutes(router, engine);
   addContainerRoutes(router, engine);
   addVolumeNetworkRoutes(router, engine);
+  addSwarmRoutes(router);
 
   const server = createServer((req, res) => {
     const started = Date.now();
