@@ -4,7 +4,7 @@ import type { Logger } from "pino";
 import { Manager, type Socket } from "socket.io-client";
 import type { Engine } from "../engine/engine.ts";
 import type { ContainerEvent } from "../engine/containers/container-service.ts";
-import { BERTH_VERSION } from "../dockerapi/system-routes.ts";
+import { BERTH_VERSION } from "../version.ts";
 import {
   AGENTS_NAMESPACE,
   diffInventory,

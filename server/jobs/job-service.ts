@@ -17,7 +17,7 @@ import type { JobStatus, StepStatus } from "../db/generated/enums.ts";
 import type { RegistryStore } from "../db/registries.ts";
 import { LinkRequestError, type AgentHub } from "../hub/agent-hub.ts";
 import type { MethodName, ParamsOf, ProgressEventWire } from "../../agent/link/contract.ts";
-import { parseNormalizedReference } from "../../agent/engine/reference/reference.ts";
+import { parseNormalizedReference } from "../../shared/reference.ts";
 import type { LiveUpdates } from "../live/live-updates.ts";
 
 /** A step runs one link method, or `container.run` (create, then start). */

@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { randomBytes, randomInt } from "node:crypto";
+import { chainPrefixOf } from "../../agent/config.ts";
 
 const execFileP = promisify(execFile);
 const ROOT = resolve(import.meta.dirname, "../..");
@@ -121,7 +122,7 @@ export async function startAgent(opts: StartAgentOptions = {}): Promise<AgentHan
       if (destroyed) return;
       destroyed = true;
       await handle.kill();
-      await removeContainersAndNetwork(join(base, "run", "runc"), `bt${tag}`, `BT${tag.toUpperCase()}`);
+      await removeContainersAndNetwork(join(base, "run", "runc"), `bt${tag}`, chainPrefixOf(`bt${tag}`));
       await umountUnder(base);
       await rm(base, { recursive: true, force: true });
     },
