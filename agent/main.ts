@@ -1,3 +1,4 @@
+import { join } from "node:path";
 import pino from "pino";
 import { AGENT_USAGE, chainPrefixOf, ConfigError, loadAgentConfig } from "./config.ts";
 import { createEngine } from "./engine/engine.ts";
@@ -53,6 +54,7 @@ async function main(): Promise<void> {
       credentialFile: config.link.credentialFile,
       joinToken: config.link.joinToken,
       fingerprint: config.link.consoleFingerprint,
+      requestJournal: join(config.dataRoot, "link", "requests.journal"),
       logger,
     });
     await link.start();
