@@ -18,7 +18,9 @@
  *  4. The console sends `request` `{ id, method, params }` with a socket.io
  *     acknowledgement that carries an `Ack`. `id` is an idempotency key: the agent runs a
  *     request id once; a repeat within the retention window gets the recorded answer, or
- *     waits for the running one. Long requests report `stream` messages
+ *     waits for the running one. The agent journals requests on disk, so this outlives
+ *     it: a request it was running when it died is answered after its restart with kind
+ *     `Interrupted`, never run again. Long requests report `stream` messages
  *     `{ requestId, seq, event }` before their acknowledgement. `cancel` `{ requestId }`
  *     asks the agent to abort a running request (abortable methods only).
  *  5. `revoked` from the console: the agent deletes its credential and stops dialling.

@@ -98,7 +98,7 @@ export class RequestJournal {
   async close(): Promise<void> {
     this.closed = true;
     await this.flushing;
-    await this.fh?.close().catch(() => undefined);
+    await this.fh?.close().catch((e: unknown) => this.log.debug({ err: e }, "request journal: closing failed"));
     this.fh = undefined;
   }
 
@@ -180,7 +180,7 @@ export class RequestJournal {
       text += lines;
     }
     if (dropped) this.log.warn({ file: this.file, dropped }, "request journal: the oldest recorded outcomes do not fit its size limit; a retry of those requests after a restart runs them again");
-    await this.fh?.close().catch(() => undefined);
+    await this.fh?.close().catch((e: unknown) => this.log.debug({ err: e }, "request journal: closing before the rewrite failed"));
     this.fh = undefined;
     await writeFileAtomic(this.file, text, 0o600);
     this.fh = await open(this.file, "a", 0o600);

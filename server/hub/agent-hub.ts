@@ -150,7 +150,8 @@ function refusal(code: RefusalCode, message: string): ExtendedError {
  *
  * Requests survive a dropped connection: a request in flight when its node disconnects
  * is sent again, with the same id, when the node comes back (the agent answers a repeated
- * id from its first run), until the request's time limit. A request to a node that is
+ * id from its first run, and one it was running when it died, restarting, with kind
+ * Interrupted), until the request's time limit. A request to a node that is
  * offline when it is made fails at once with kind Unavailable.
  */
 export class AgentHub extends EventEmitter<HubEvents> {
