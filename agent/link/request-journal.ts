@@ -1,5 +1,5 @@
-import { mkdir, open, readFile, type FileHandle } from "node:fs/promises";
-import { dirname } from "node:path";
+import { mkdir, open, readdir, readFile, rm, type FileHandle } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
 import type { Logger } from "pino";
 import { z } from "zod";
 import { LinkErrorSchema } from "./contract.ts";
@@ -74,6 +74,9 @@ export class RequestJournal {
   static async open(file: string, opts: RequestJournalOptions, prepare: (read: JournalEntry[]) => JournalEntry[], live: () => JournalEntry[]): Promise<RequestJournal> {
     const journal = new RequestJournal(file, opts, live);
     await mkdir(dirname(file), { recursive: true, mode: 0o700 });
+    // Temporary files of a rewrite the previous agent died in.
+    const leftover = `.${basename(file)}.tmp-`;
+    for (const name of await readdir(dirname(file))) if (name.startsWith(leftover)) await rm(join(dirname(file), name), { force: true });
     let text = "";
     try {
       text = await readFile(file, "utf8");

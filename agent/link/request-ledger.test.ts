@@ -3,7 +3,7 @@
 // retention and size bounds, and journals left torn or unusable.
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { appendFile, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { appendFile, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pino from "pino";
@@ -189,7 +189,9 @@ describe("the request ledger's journal", () => {
       return new Promise(() => undefined);
     });
     await running;
-    // Garbage between lines (a disk error), then a last line cut off by the crash.
+    // A rewrite's temporary file left by a crash; garbage between lines (a disk error), then a last line cut off by the crash.
+    const leftover = join(file, "..", ".requests.journal.tmp-4242-0badf00d");
+    await writeFile(leftover, "half a rewrite");
     await appendFile(file, '\u0000\u0000{"end":\n{"start":"x","at":"not a number","fingerprint":"f","what":"w"}\n{"start":"torn","fingerpr');
 
     const { logger, lines } = capture();
@@ -203,6 +205,7 @@ describe("the request ledger's journal", () => {
     assert.equal(!cut.ok && cut.error.kind, "Interrupted");
     assert.equal(run(second, "torn", async () => "ran").joined, false, "the torn request was never known to have started");
 
+    assert.deepEqual(await readdir(join(file, "..")), ["requests.journal"], "the leftover temporary file is gone");
     const text = await readFile(file, "utf8");
     for (const line of text.split("\n").filter(Boolean)) JSON.parse(line);
     await second.close();
