@@ -19,7 +19,10 @@ import type { Outcome } from "./request-ledger.ts";
  */
 
 const StartLine = z.object({ start: z.string().min(1), fingerprint: z.string(), what: z.string(), at: z.number() });
-const OutcomeSchema = z.discriminatedUnion("ok", [z.object({ ok: z.literal(true), result: z.unknown() }), z.object({ ok: z.literal(false), error: LinkErrorSchema })]);
+const OutcomeSchema = z.discriminatedUnion("ok", [
+  z.object({ ok: z.literal(true), result: z.unknown() }),
+  z.object({ ok: z.literal(false), error: LinkErrorSchema }),
+]);
 const EndLine = z.object({ end: z.string().min(1), at: z.number(), outcome: OutcomeSchema.optional() });
 const JournalLine = z.union([StartLine, EndLine]);
 
@@ -71,7 +74,12 @@ export class RequestJournal {
    * settled, old outcomes dropped); the file is rewritten to exactly that.
    * @throws when the journal's directory or file cannot be read or written
    */
-  static async open(file: string, opts: RequestJournalOptions, prepare: (read: JournalEntry[]) => JournalEntry[], live: () => JournalEntry[]): Promise<RequestJournal> {
+  static async open(
+    file: string,
+    opts: RequestJournalOptions,
+    prepare: (read: JournalEntry[]) => JournalEntry[],
+    live: () => JournalEntry[],
+  ): Promise<RequestJournal> {
     const journal = new RequestJournal(file, opts, live);
     await mkdir(dirname(file), { recursive: true, mode: 0o700 });
     // Temporary files of a rewrite the previous agent died in.
@@ -128,7 +136,10 @@ export class RequestJournal {
       else entries.delete(line.end);
     });
     if (torn.length) {
-      const tail = torn.length === 1 && torn[0] === lines.length ? "its last line was cut short (a write the crash interrupted)" : `lines ${torn.slice(0, 10).join(", ")}${torn.length > 10 ? ", …" : ""} are unreadable`;
+      const tail =
+        torn.length === 1 && torn[0] === lines.length
+          ? "its last line was cut short (a write the crash interrupted)"
+          : `lines ${torn.slice(0, 10).join(", ")}${torn.length > 10 ? ", …" : ""} are unreadable`;
       this.log.warn({ file: this.file, unreadable: torn.length, kept: entries.size }, `request journal: ${tail}; skipped`);
     }
     return [...entries.values()];
@@ -182,7 +193,10 @@ export class RequestJournal {
       budget -= size;
       text += lines;
     }
-    if (dropped) this.log.warn({ file: this.file, dropped }, "request journal: the oldest recorded outcomes do not fit its size limit; a retry of those requests after a restart runs them again");
+    if (dropped) {
+      const why = "request journal: the oldest recorded outcomes do not fit its size limit; a retry of those requests after a restart runs them again";
+      this.log.warn({ file: this.file, dropped }, why);
+    }
     await this.fh?.close().catch((e: unknown) => this.log.debug({ err: e }, "request journal: closing before the rewrite failed"));
     this.fh = undefined;
     await writeFileAtomic(this.file, text, 0o600);

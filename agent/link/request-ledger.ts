@@ -101,9 +101,18 @@ export class RequestLedger {
     if (!journalFile || this.journal) return;
     const log = logger?.child({ journal: journalFile });
     try {
-      this.journal = await RequestJournal.open(journalFile, { logger: log ?? pino({ level: "silent" }), ...(this.opts.journalMaxBytes ? { maxBytes: this.opts.journalMaxBytes } : {}) }, (read) => this.restore(read, log), () => this.journalEntries());
+      const journalOpts = { logger: log ?? pino({ level: "silent" }), ...(this.opts.journalMaxBytes ? { maxBytes: this.opts.journalMaxBytes } : {}) };
+      this.journal = await RequestJournal.open(
+        journalFile,
+        journalOpts,
+        (read) => this.restore(read, log),
+        () => this.journalEntries(),
+      );
     } catch (e) {
-      log?.error({ err: e }, "cannot use the request journal: requests are remembered in memory only, and a request that crashes the agent would run again after the restart");
+      log?.error(
+        { err: e },
+        "cannot use the request journal: requests are remembered in memory only, and a request that crashes the agent would run again after the restart",
+      );
     }
   }
 
@@ -120,14 +129,24 @@ export class RequestLedger {
     const kept: JournalEntry[] = [];
     for (const e of read) {
       if (e.settledAt === undefined) {
-        log?.warn({ requestId: e.id, method: e.what, startedAt: new Date(e.startedAt).toISOString() }, "a request was running when the agent stopped: it is answered as interrupted, not run again");
+        const startedAt = new Date(e.startedAt).toISOString();
+        log?.warn({ requestId: e.id, method: e.what, startedAt }, "a request was running when the agent stopped: it is answered as interrupted, not run again");
         kept.push({ ...e, settledAt: now, outcome: interrupted(e) });
       } else if (e.settledAt >= horizon && e.outcome) kept.push(e);
     }
     kept.sort((a, b) => b.settledAt! - a.settledAt!);
     for (const e of kept.slice(0, this.maxEntries)) {
       const outcome = e.outcome!;
-      this.entries.set(e.id, { fingerprint: e.fingerprint, what: e.what, startedAt: e.startedAt, outcome: Promise.resolve(outcome), controller: new AbortController(), settledAt: e.settledAt!, journaled: outcome, abortable: false });
+      this.entries.set(e.id, {
+        fingerprint: e.fingerprint,
+        what: e.what,
+        startedAt: e.startedAt,
+        outcome: Promise.resolve(outcome),
+        controller: new AbortController(),
+        settledAt: e.settledAt!,
+        journaled: outcome,
+        abortable: false,
+      });
     }
     return kept.slice(0, this.maxEntries);
   }
@@ -137,7 +156,8 @@ export class RequestLedger {
     const out: JournalEntry[] = [];
     for (const [id, e] of this.entries) {
       if (e.settledAt !== undefined && !e.journaled) continue;
-      out.push({ id, fingerprint: e.fingerprint, what: e.what, startedAt: e.startedAt, ...(e.settledAt !== undefined ? { settledAt: e.settledAt, outcome: e.journaled! } : {}) });
+      const settled = e.settledAt !== undefined ? { settledAt: e.settledAt, outcome: e.journaled! } : {};
+      out.push({ id, fingerprint: e.fingerprint, what: e.what, startedAt: e.startedAt, ...settled });
     }
     return out;
   }
@@ -146,7 +166,8 @@ export class RequestLedger {
   private toJournal(outcome: Outcome, what: string): Outcome {
     const size = Buffer.byteLength(JSON.stringify(outcome));
     if (size <= this.maxJournaledOutcomeBytes) return outcome;
-    return { ok: false, error: { kind: "Unavailable", message: `${what} finished before the agent restarted, but its answer (${Math.ceil(size / 1024)} KiB) was too large to keep: check the node for its effect` } };
+    const message = `${what} finished before the agent restarted, but its answer (${Math.ceil(size / 1024)} KiB) was too large to keep: check the node for its effect`;
+    return { ok: false, error: { kind: "Unavailable", message } };
   }
 
   /**
@@ -166,13 +187,21 @@ export class RequestLedger {
     if (opts.abortable) {
       timer = setTimeout(() => controller.abort(new Error(`${opts.what} did not finish within ${formatDuration(opts.timeoutMs)}`)), opts.timeoutMs);
     }
-    const entry: Entry = { fingerprint: opts.fingerprint, what: opts.what, startedAt: this.now(), controller, abortable: opts.abortable, outcome: undefined as unknown as Promise<Outcome> };
+    const entry: Entry = {
+      fingerprint: opts.fingerprint,
+      what: opts.what,
+      startedAt: this.now(),
+      controller,
+      abortable: opts.abortable,
+      outcome: undefined as unknown as Promise<Outcome>,
+    };
     entry.outcome = (async (): Promise<Outcome> => {
       const journal = this.journal;
       if (journal) {
         // On disk before the work runs: if the work kills the agent, the next one knows.
         await journal.started({ id, fingerprint: opts.fingerprint, what: opts.what, startedAt: entry.startedAt }).catch((e: unknown) => {
-          this.opts.logger?.error({ err: e, requestId: id, method: opts.what }, "cannot journal the request; running it anyway (should it crash the agent, it would run again after the restart)");
+          const why = "cannot journal the request; running it anyway (should it crash the agent, it would run again after the restart)";
+          this.opts.logger?.error({ err: e, requestId: id, method: opts.what }, why);
         });
       }
       let outcome: Outcome;
