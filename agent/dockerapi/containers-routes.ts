@@ -5,7 +5,7 @@ import { invalidArgument, notFound } from "../engine/errors.ts";
 import { parseUntil } from "../engine/images/image-service.ts";
 import { frame, hijack, readUpgradeBody, type HijackedStream } from "./stdio-stream.ts";
 import { boolParam, parseFilters, readJsonBody, sendJson, sendNoContent, type Router } from "./router.ts";
-import { containerStatusText } from "../engine/containers/status-text.ts";
+import { containerStatusText } from "../../shared/container-status-text.ts";
 
 /** The /containers and /exec endpoints of the Docker Engine API, translated into engine calls. */
 export function addContainerRoutes(router: Router, engine: Engine): void {

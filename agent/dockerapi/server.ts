@@ -8,7 +8,8 @@ import { addImageRoutes } from "./images-routes.ts";
 import { addVolumeNetworkRoutes } from "./volumes-networks-routes.ts";
 import { Router } from "./router.ts";
 import { addSwarmRoutes } from "./swarm-routes.ts";
-import { API_VERSION, addSystemRoutes } from "./system-routes.ts";
+import { addSystemRoutes } from "./system-routes.ts";
+import { API_VERSION } from "../version.ts";
 
 /**
  * The Docker Engine API door: an HTTP server on a unix socket that translates

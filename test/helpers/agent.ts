@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { randomBytes, randomInt } from "node:crypto";
+import { chainPrefixOf } from "../../agent/config.ts";
 
 const execFileP = promisify(execFile);
 const ROOT = resolve(import.meta.dirname, "../..");
@@ -51,6 +52,8 @@ export interface StartAgentOptions {
   consoleFingerprint?: string;
   /** Run another build of the agent under another Node.js (default: bin/berth-agent.mjs under this Node). */
   runtime?: { node: string; entry: string };
+  /** More environment for the agent (kept across restart()), e.g. the test-only BERTH_TEST_CRASH_ON. */
+  env?: Record<string, string>;
 }
 
 /** Starts a real berth-agent (bin/berth-agent.mjs) on a temporary data root and socket. */
@@ -76,7 +79,7 @@ export async function startAgent(opts: StartAgentOptions = {}): Promise<AgentHan
   }
 
   const launch = async () => {
-    child = spawn(opts.runtime?.node ?? process.execPath, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, UV_THREADPOOL_SIZE: "16" } });
+    child = spawn(opts.runtime?.node ?? process.execPath, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, UV_THREADPOOL_SIZE: "16", ...opts.env } });
     liveAgents.add(child);
     child.once("exit", () => liveAgents.delete(child));
     child.stdout!.on("data", (d: Buffer) => (output += d.toString()));
@@ -121,7 +124,7 @@ export async function startAgent(opts: StartAgentOptions = {}): Promise<AgentHan
       if (destroyed) return;
       destroyed = true;
       await handle.kill();
-      await removeContainersAndNetwork(join(base, "run", "runc"), `bt${tag}`, `BT${tag.toUpperCase()}`);
+      await removeContainersAndNetwork(join(base, "run", "runc"), `bt${tag}`, chainPrefixOf(`bt${tag}`));
       await umountUnder(base);
       await rm(base, { recursive: true, force: true });
     },

@@ -23,7 +23,7 @@ import { mountAll, unmountAll, isMounted } from "../snapshots/mount.ts";
 import type { Snapshotter } from "../snapshots/snapshotter.ts";
 import type { VolumeStore } from "../volumes/volume-store.ts";
 import { applyChanges, mergeEnv } from "../images/changes.ts";
-import { parseNormalizedReference, withDefaultTag } from "../reference/reference.ts";
+import { parseNormalizedReference, withDefaultTag } from "../../../shared/reference.ts";
 import { teeStream } from "../streams.ts";
 import { pipeline } from "node:stream/promises";
 import { diffUpper, type Change } from "../archive/upper-diff.ts";
