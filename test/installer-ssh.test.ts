@@ -5,9 +5,10 @@
 // There is no systemd as PID 1 here: the test starts the agent with the unit's own ExecStart
 // line where systemd would, and plays systemd's restart during the upgrade.
 import { after, before, describe, test } from "node:test";
+import { testBridgeSubnet } from "./helpers/agent.ts";
 import assert from "node:assert/strict";
 import { execFile, spawn } from "node:child_process";
-import { randomBytes, randomInt } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { chmod, mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -65,7 +66,7 @@ describe("installing the agent over SSH", () => {
   const artifacts: Record<string, string> = {};
   const tag = randomBytes(2).toString("hex");
   const bridge = `bi${tag}`;
-  const agentConfig = { bridge, "bridge-subnet": `10.${200 + randomInt(50)}.${randomInt(256)}.0/24`, "log-level": "debug" as const };
+  const agentConfig = { bridge, "bridge-subnet": testBridgeSubnet(), "log-level": "debug" as const };
   const agents: UnitProcess[] = [];
   const events: InstallEvent[] = [];
   const secrets: string[] = [rootKeyPassphrase];

@@ -56,6 +56,16 @@ export interface StartAgentOptions {
   env?: Record<string, string>;
 }
 
+/**
+ * A /24 for a test agent's bridge, at random in 10.200.0.0–10.249.255.0 but never inside the
+ * default agent's 10.209.0.0/16: a machine that ran bin/berth-up keeps that bridge, and an
+ * overlapping subnet would route the test's containers to it.
+ */
+export function testBridgeSubnet(): string {
+  const second = 200 + randomInt(49);
+  return `10.${second >= 209 ? second + 1 : second}.${randomInt(256)}.0/24`;
+}
+
 /** Starts a real berth-agent (bin/berth-agent.mjs) on a temporary data root and socket. */
 export async function startAgent(opts: StartAgentOptions = {}): Promise<AgentHandle> {
   const base = await mkdtemp(join(tmpdir(), "berth-agent-"));
@@ -68,7 +78,7 @@ export async function startAgent(opts: StartAgentOptions = {}): Promise<AgentHan
   // Each test agent gets its own exec root, bridge, subnet and firewall chains, so
   // agents never see (or clean up) each other's containers.
   const tag = randomBytes(2).toString("hex");
-  const subnet = `10.${200 + randomInt(50)}.${randomInt(256)}.0/24`;
+  const subnet = testBridgeSubnet();
   const args = [opts.runtime?.entry ?? join(ROOT, "bin/berth-agent.mjs"), "--data-root", dataRoot, "--docker-socket", socket, "--log-level", "debug", "--exec-root", join(base, "run"), "--bridge", `bt${tag}`, "--bridge-subnet", subnet];
   for (const r of opts.insecureRegistries ?? []) args.push("--insecure-registry", r);
   for (const m of opts.registryMirrors ?? []) args.push("--registry-mirror", m);
