@@ -3,14 +3,24 @@
  * start: the spec builder itself stays pure.
  */
 import { readFile, access } from "node:fs/promises";
-import { availableParallelism } from "node:os";
+import { availableParallelism, release } from "node:os";
 import { join } from "node:path";
+import { nativeArch } from "./seccomp.ts";
 import { NOFILE_LIMIT, type SpecHost } from "./spec.ts";
 
 const CAP_SYS_RESOURCE = 24n;
 
 export async function readSpecHost(): Promise<SpecHost> {
-  return { ncpu: availableParallelism(), swapLimit: await swapLimit(), maxNofile: await maxNofile() };
+  const status = await readFile("/proc/self/status", "utf8").catch(() => "");
+  return {
+    ncpu: availableParallelism(),
+    swapLimit: await swapLimit(),
+    maxNofile: await maxNofile(),
+    // Docker's test: a kernel with seccomp shows the Seccomp line.
+    seccomp: /^Seccomp:/m.test(status),
+    arch: nativeArch(process.arch),
+    kernel: release(),
+  };
 }
 
 /** Whether the memory controller can limit swap (Docker's `sysInfo.SwapLimit`). */
