@@ -278,6 +278,10 @@ test("privileged: every capability, all devices, writable /sys and cgroups, no m
   assert.deepEqual(s.linux.resources.devices, [{ allow: true, access: "rwm" }]);
   assert.deepEqual(s.linux.devices, [{ path: "/dev/sda", type: "b", major: 8, minor: 0, fileMode: 0o660, uid: 0, gid: 6 }]);
   assert.deepEqual([s.linux.maskedPaths, s.linux.readonlyPaths], [[], []]);
+  const bounded = buildRuntimeSpec(input({ Cmd: ["sh"] }, { privileged: true }, { host: { ...amd64, boundingCapabilities: ["CAP_CHOWN", "CAP_SYS_ADMIN"] } }));
+  assert.deepEqual(bounded.process.capabilities!.bounding, ["CAP_CHOWN", "CAP_SYS_ADMIN"], "no more than the agent's own bounding set");
+  const addAll = buildRuntimeSpec(input({ Cmd: ["sh"] }, { capAdd: ["ALL"], capDrop: ["CHOWN"] }, { host: { ...amd64, boundingCapabilities: ["CAP_CHOWN", "CAP_KILL"] } }));
+  assert.deepEqual(addAll.process.capabilities!.bounding, ["CAP_KILL"]);
   assert.equal(s.linux.seccomp, undefined);
   assert.deepEqual(s.mounts.find((m) => m.destination === "/sys")!.options, ["nosuid", "noexec", "nodev"]);
   assert.deepEqual(s.mounts.find((m) => m.destination === "/sys/fs/cgroup")!.options, ["nosuid", "noexec", "nodev"]);

@@ -323,6 +323,11 @@ export interface SpecHost {
    * CAP_SYS_RESOURCE and its own hard limit is lower. Default 1048576.
    */
   maxNofile?: number;
+  /**
+   * The agent's bounding set: what `--privileged` and `--cap-add ALL` can give (runc fails to
+   * raise a capability the agent lacks, e.g. under a restricted supervisor). Default: all.
+   */
+  boundingCapabilities?: readonly string[];
   /** Whether the kernel has seccomp (Docker runs without its profile when not). Default true. */
   seccomp?: boolean;
   /** libseccomp's name of the host's architecture ("amd64", "arm64"…). Default: this process's. */
@@ -365,7 +370,8 @@ export function buildRuntimeSpec(input: SpecInput): RuntimeSpec {
   const cwd = workingDir(image, run);
   checkHostname(run.hostname);
   // Docker: a privileged container has every capability, whatever --cap-add/--cap-drop say.
-  const caps = privileged ? [...ALL_CAPABILITIES] : capabilities(run.capAdd ?? [], run.capDrop ?? []);
+  const all = host.boundingCapabilities ? ALL_CAPABILITIES.filter((c) => host.boundingCapabilities!.includes(c)) : ALL_CAPABILITIES;
+  const caps = privileged ? [...all] : capabilities(run.capAdd ?? [], run.capDrop ?? [], all);
   const resources = cgroupResources(run, host);
   const user = input.user;
   const nofile = Math.min(NOFILE_LIMIT, host.maxNofile ?? NOFILE_LIMIT);
@@ -552,12 +558,12 @@ function checkHostname(h: string): void {
   if (!h || Buffer.byteLength(h) > 64 || !/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(h)) throw invalidArgument(`invalid hostname format: ${h}`);
 }
 
-/** moby `oci/caps.TweakCapabilities`. */
-function capabilities(capAdd: string[], capDrop: string[]): string[] {
+/** moby `oci/caps.TweakCapabilities`; `all` is what "ALL" means on this host. */
+function capabilities(capAdd: string[], capDrop: string[], all: readonly string[]): string[] {
   const adds = normalizeCaps(capAdd);
   const drops = normalizeCaps(capDrop);
   let caps: string[];
-  if (adds.includes("ALL")) caps = ALL_CAPABILITIES.filter((c) => !drops.includes(c));
+  if (adds.includes("ALL")) caps = all.filter((c) => !drops.includes(c));
   else if (drops.includes("ALL")) caps = adds;
   else caps = [...DEFAULT_CAPABILITIES.filter((c) => !drops.includes(c)), ...adds];
   return [...new Set(caps)];
