@@ -51,6 +51,7 @@ describe("confinement: seccomp, security options, privileged, host namespaces, d
 
   test("every container runs under Docker's default seccomp profile: filter mode, unshare refused, also in exec", async (t) => {
     assert.equal(await dockerOk(agent, ["run", "--rm", "busybox", ...SECCOMP]), "Seccomp:\t2\n");
+    assert.equal((await dockerOk(agent, ["info", "--format", "{{json .SecurityOptions}}"])).trim(), '["name=seccomp,profile=default"]');
     // Creating a user namespace needs no capability: only the profile (unshare needs CAP_SYS_ADMIN there) stops it.
     const userns = await docker(agent, ["run", "--rm", "busybox", "unshare", "-U", "true"]);
     assert.notEqual(userns.code, 0);
@@ -142,7 +143,7 @@ describe("confinement: seccomp, security options, privileged, host namespaces, d
     const c = uniq("priv");
     removeAfter(t, c);
     await dockerOk(agent, ["create", "--name", c, "--privileged", "busybox", "true"]);
-    assert.equal(await inspect(c, "{{.HostConfig.Privileged}} {{json .HostConfig.MaskedPaths}}"), "true null");
+    assert.equal(await inspect(c, "{{.HostConfig.Privileged}} {{json .HostConfig.MaskedPaths}} {{json .HostConfig.SecurityOpt}}"), 'true null ["label=disable"]');
   });
 
   test("--pid host sees the host's PID 1; --pid container:NAME shares another container's processes", async (t) => {
@@ -158,7 +159,7 @@ describe("confinement: seccomp, security options, privileged, host namespaces, d
     const ps = await dockerOk(agent, ["run", "--rm", "--pid", `container:${donor}`, "busybox", "ps", "-o", "pid,args"]);
     assert.match(ps, /^\s*1\s+sleep 321$/m, ps);
     await dockerOk(agent, ["create", "--name", c, "--pid", "host", "busybox", "true"]);
-    assert.equal(await inspect(c, "{{.HostConfig.PidMode}}"), "host");
+    assert.equal(await inspect(c, "{{.HostConfig.PidMode}} {{json .HostConfig.SecurityOpt}}"), 'host ["label=disable"]', "as Docker 20.10 records it");
 
     const stopped = uniq("pid-stopped");
     removeAfter(t, stopped);
@@ -170,7 +171,7 @@ describe("confinement: seccomp, security options, privileged, host namespaces, d
   test("--uts host: the host's hostname (and --hostname with it is refused); --ipc host: the host's IPC namespace", async (t) => {
     assert.equal((await dockerOk(agent, ["run", "--rm", "--uts", "host", "busybox", "hostname"])).trim(), hostHostname());
     assert.equal((await dockerOk(agent, ["run", "--rm", "--uts", "host", "busybox", "readlink", "/proc/self/ns/uts"])).trim(), await readlink("/proc/self/ns/uts"));
-    assert.match(await refused(["--uts", "host", "--hostname", "x", "busybox", "true"]), /Conflicting options: hostname and the UTS mode/);
+    assert.match(await refused(["--uts", "host", "--hostname", "x", "busybox", "true"]), /Error response from daemon: conflicting options: hostname and the UTS mode/);
 
     assert.equal((await dockerOk(agent, ["run", "--rm", "--ipc", "host", "busybox", "readlink", "/proc/self/ns/ipc"])).trim(), await readlink("/proc/self/ns/ipc"));
     assert.notEqual((await dockerOk(agent, ["run", "--rm", "busybox", "readlink", "/proc/self/ns/ipc"])).trim(), await readlink("/proc/self/ns/ipc"));

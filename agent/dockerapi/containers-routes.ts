@@ -400,7 +400,9 @@ export function createOptionsFromDocker(body: DockerCreateBody, name: string | u
     if (v !== undefined && v !== null && isSet(v)) throw invalidArgument(`${flag} is not supported by Berth (HostConfig.${field}: ${JSON.stringify(v)})`);
   }
   if (hc.CgroupnsMode && hc.CgroupnsMode !== "host" && hc.CgroupnsMode !== "private") throw invalidArgument(`invalid cgroup namespace mode: ${hc.CgroupnsMode}`);
-  const securityOpt = hc.SecurityOpt ?? [];
+  // Docker records "label=disable" for what shares the host's processes or IPC when no option was given.
+  const sharesHost = !!hc.Privileged || hc.PidMode === "host" || hc.IpcMode === "host";
+  const securityOpt = hc.SecurityOpt ?? (sharesHost ? ["label=disable"] : []);
   const security = parseSecurityOpts(securityOpt);
   const ports: PortSpec[] = [];
   for (const [key, bindings] of Object.entries(hc.PortBindings ?? {})) {

@@ -104,7 +104,8 @@ export function addSystemRoutes(router: Router, engine: Engine): void {
       LiveRestoreEnabled: true,
       Isolation: "",
       InitBinary: "",
-      SecurityOptions: ["name=seccomp,profile=unconfined"],
+      // Docker's wording: containers get its default profile unless the kernel has no seccomp.
+      SecurityOptions: engine.containers.deps.specHost.seccomp === false ? [] : ["name=seccomp,profile=default"],
       Warnings: null,
     });
   });

@@ -285,7 +285,7 @@ export class ContainerService extends EventEmitter {
 
     checkNamespaceModes(options);
     if (options.pidMode.startsWith("container:")) this.get(options.pidMode.slice("container:".length));
-    if (options.utsMode === "host" && options.hostname) throw invalidArgument("Conflicting options: hostname and the UTS mode");
+    if (options.utsMode === "host" && options.hostname) throw invalidArgument("conflicting options: hostname and the UTS mode");
     // A missing or non-device path is refused now (Docker finds out only at start).
     const devices: DeviceNode[] = [];
     for (const d of options.devices) devices.push(...(await deviceNodes(d)));
