@@ -105,7 +105,7 @@ export function addSystemRoutes(router: Router, engine: Engine): void {
       Isolation: "",
       InitBinary: "",
       // Docker's wording: containers get its default profile unless the kernel has no seccomp.
-      SecurityOptions: engine.containers.deps.specHost.seccomp === false ? [] : ["name=seccomp,profile=default"],
+      SecurityOptions: engine.containers.seccompAvailable ? ["name=seccomp,profile=default"] : [],
       Warnings: null,
     });
   });

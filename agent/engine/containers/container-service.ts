@@ -117,6 +117,11 @@ export class ContainerService extends EventEmitter {
 
   // --- lookups --------------------------------------------------------------
 
+  /** Whether containers get a seccomp filter (Docker's default profile) on this kernel. */
+  get seccompAvailable(): boolean {
+    return this.deps.specHost.seccomp !== false;
+  }
+
   get(idOrName: string): ContainerRecord {
     return this.deps.store.resolve(idOrName);
   }
