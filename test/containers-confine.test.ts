@@ -70,6 +70,10 @@ describe("confinement: seccomp, security options, privileged, host namespaces, d
     assert.notEqual(inExec.code, 0);
     assert.match(inExec.stderr + inExec.stdout, /Operation not permitted/);
     assert.equal(await inspect(c, "{{json .HostConfig.SecurityOpt}}"), "null");
+    // exec --privileged: every capability (the agent's), still under the container's filter, as in Docker.
+    const hostCapEff = /^CapEff:\s*(\S+)$/m.exec(await readFile("/proc/self/status", "utf8"))![1];
+    assert.equal(await dockerOk(agent, ["exec", "--privileged", c, "sh", "-c", "grep -E '^(CapEff|Seccomp):' /proc/self/status"]), `CapEff:\t${hostCapEff}\nSeccomp:\t2\n`);
+    assert.equal(await dockerOk(agent, ["exec", c, "grep", "^CapEff:", "/proc/self/status"]), "CapEff:\t00000000a80425fb\n", "Docker's default set otherwise");
   });
 
   test("--security-opt seccomp=unconfined: no filter, unshare -U works; shown in inspect", async (t) => {
@@ -212,6 +216,18 @@ describe("confinement: seccomp, security options, privileged, host namespaces, d
     removeAfter(t, c);
     await dockerOk(agent, ["create", "--name", c, "--device", "/dev/null:/dev/mynull:rw", "busybox", "true"]);
     assert.equal(await inspect(c, "{{json .HostConfig.Devices}}"), '[{"PathOnHost":"/dev/null","PathInContainer":"/dev/mynull","CgroupPermissions":"rw"}]');
+  });
+
+  test("--security-opt systempaths=unconfined lifts the masked and read-only paths; --cgroupns private", async () => {
+    const look = "stat -c %F /proc/timer_list; grep -q ' /proc/sys proc ro' /proc/mounts && echo sys-ro || echo sys-rw";
+    assert.equal(await dockerOk(agent, ["run", "--rm", "--security-opt", "systempaths=unconfined", "busybox", "sh", "-c", look]), "regular empty file\nsys-rw\n");
+    assert.equal(await dockerOk(agent, ["run", "--rm", "busybox", "sh", "-c", look]), "character special file\nsys-ro\n");
+    const hostCgroupns = await readlink("/proc/self/ns/cgroup");
+    assert.equal((await dockerOk(agent, ["run", "--rm", "busybox", "readlink", "/proc/self/ns/cgroup"])).trim(), hostCgroupns, "Docker's default on cgroup v1: the host's");
+    const own = await dockerOk(agent, ["run", "--rm", "--cgroupns", "private", "busybox", "sh", "-c", "readlink /proc/self/ns/cgroup; grep -v ':/$' /proc/self/cgroup | wc -l"]);
+    const [ns, notRoot] = own.trim().split("\n");
+    assert.notEqual(ns, hostCgroupns);
+    assert.equal(notRoot, "0", "every hierarchy is rooted at the container's own cgroup");
   });
 
   test("--sysctl: namespaced parameters are set; others, and net.* with the host's network, are refused", async () => {

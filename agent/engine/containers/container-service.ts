@@ -763,7 +763,6 @@ export class ContainerService extends EventEmitter {
     if (record.state.status === "paused") throw conflict(`Container ${record.id} is paused, unpause the container before exec`);
     if (record.state.status !== "running") throw conflict(`Container ${record.id} is not running`);
     if (config.cmd.length === 0) throw invalidArgument("No exec command specified");
-    if (config.privileged) throw notImplemented("privileged exec is not supported");
     const exec: ExecInstance = { id: randomBytes(32).toString("hex"), containerId: record.id, config, running: false, exitCode: null, pid: 0, done: Promise.resolve() };
     this.execs.set(exec.id, exec);
     return exec;
@@ -789,7 +788,8 @@ export class ContainerService extends EventEmitter {
     const user = await resolveUser(p.rootfs, exec.config.user || record.options.user || image.User || "");
     const spec = buildRuntimeSpec({
       image,
-      run: { ...runOptions(record.options, record.options.hostname || record.id.slice(0, 12)), cmd: exec.config.cmd, entrypoint: "", env: [...record.options.env, ...exec.config.env], tty: exec.config.tty, workingDir: exec.config.workingDir || record.options.workingDir },
+      // `exec --privileged` gives the process every capability; runc keeps the container's seccomp filter, as with Docker.
+      run: { ...runOptions(record.options, record.options.hostname || record.id.slice(0, 12)), cmd: exec.config.cmd, entrypoint: "", env: [...record.options.env, ...exec.config.env], tty: exec.config.tty, workingDir: exec.config.workingDir || record.options.workingDir, privileged: record.options.privileged || !!exec.config.privileged },
       rootfs: p.rootfs,
       user,
       namespaces: { network: "none" },
