@@ -5,10 +5,19 @@
  * 20.10 (Debian docker.io, same runc) for reference. Variants are interleaved so all see
  * the same machine load; wall time of the docker CLI, spawn to exit. A private agent,
  * dockerd and fixture registry (test/helpers).
+ *
+ * Then the cost where it is paid: `runc run` of a one-binary busybox bundle whose config.json
+ * is what Berth writes (buildRuntimeSpec), with and without the profile, as CPU time of
+ * runc and its children (runc compiles the filter with libseccomp in `runc init`, for
+ * x86_64 and its x86 and x32 sub-architectures, at every container start).
  * Usage: node --import tsx bench/seccomp-run-rm.ts [--runs N] [--docker]   (default 40 runs of each)
  */
-import { spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { buildRuntimeSpec } from "../agent/engine/runtime/spec.ts";
+import { readSpecHost } from "../agent/engine/runtime/spec-host.ts";
 import { startBusyboxAgent } from "../test/helpers/busybox-agent.ts";
 import { dockerCliOk, startDockerd, type CliTarget, type DockerdHandle } from "../test/helpers/dockerd.ts";
 
@@ -66,4 +75,56 @@ try {
 } finally {
   await dockerd?.stop();
   await suite.stop();
+}
+
+/** CPU seconds of this process's waited-for children so far (/proc/self/stat cutime + cstime). */
+function childrenCpu(): number {
+  const fields = readFileSync("/proc/self/stat", "utf8").split(") ")[1]!.split(" ");
+  return (Number(fields[13]) + Number(fields[14])) / 100;
+}
+
+const host = await readSpecHost();
+const base = mkdtempSync(join(tmpdir(), "berth-bench-seccomp-runc-"));
+const cgroupParent = `berth-bench-seccomp-${process.pid}`;
+try {
+  const bundles = ["default", "unconfined"].map((name) => {
+    const bundle = join(base, name);
+    mkdirSync(join(bundle, "rootfs", "bin"), { recursive: true });
+    copyFileSync("/bin/busybox", join(bundle, "rootfs", "bin", "busybox"));
+    symlinkSync("busybox", join(bundle, "rootfs", "bin", "true"));
+    const spec = buildRuntimeSpec({
+      image: { Cmd: ["/bin/true"] },
+      run: { hostname: "bench", seccompProfile: name === "default" ? undefined : "unconfined" },
+      rootfs: "rootfs",
+      user: { uid: 0, gid: 0, additionalGids: [] },
+      namespaces: { network: "none" },
+      cgroupsPath: `/${cgroupParent}/${name}`,
+      host,
+    });
+    writeFileSync(join(bundle, "config.json"), JSON.stringify(spec));
+    return { name, bundle, cpu: 0, wall: [] as number[] };
+  });
+  for (let i = 0; i < runs; i++) {
+    for (const b of i % 2 ? [...bundles].reverse() : bundles) {
+      const cpu0 = childrenCpu();
+      const t0 = process.hrtime.bigint();
+      const r = spawnSync("runc", ["--root", join(base, "runc"), "run", "--bundle", b.bundle, `bench-${process.pid}-${b.name}-${i}`], { stdio: ["ignore", "ignore", "pipe"] });
+      if (r.status !== 0) throw new Error(`runc run failed: ${r.stderr.toString()}`);
+      b.wall.push(Number(process.hrtime.bigint() - t0) / 1e6);
+      b.cpu += childrenCpu() - cpu0;
+    }
+  }
+  console.log(`runc run (${spawnSync("runc", ["--version"]).stdout.toString().split("\n")[0]}), the spec Berth writes, ${runs} runs of each, interleaved:`);
+  for (const b of bundles) console.log(`  ${b.name.padEnd(11)} CPU ${((b.cpu / runs) * 1000).toFixed(1)} ms per run, wall median ${quantile(b.wall, 0.5).toFixed(0)} ms, p10 ${quantile(b.wall, 0.1).toFixed(0)} ms`);
+} finally {
+  rmSync(base, { recursive: true, force: true });
+  for (const controller of ["blkio", "cpu", "cpuacct", "cpuset", "devices", "freezer", "memory", "pids", "systemd", "unified"]) {
+    for (const leaf of ["default", "unconfined", ""]) {
+      try {
+        rmdirSync(join("/sys/fs/cgroup", controller, cgroupParent, leaf));
+      } catch {
+        // absent on this hierarchy
+      }
+    }
+  }
 }
