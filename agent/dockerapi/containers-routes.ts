@@ -339,6 +339,7 @@ export interface DockerCreateBody {
     CgroupnsMode?: string;
     Devices?: Array<{ PathOnHost?: string; PathInContainer?: string; CgroupPermissions?: string }> | null;
     Sysctls?: Record<string, string> | null;
+    DeviceCgroupRules?: string[] | null;
     MaskedPaths?: string[] | null;
     ReadonlyPaths?: string[] | null;
   } & UnsupportedHostConfig;
@@ -352,7 +353,6 @@ export interface DockerCreateBody {
 interface UnsupportedHostConfig {
   UsernsMode?: string;
   Capabilities?: string[] | null;
-  DeviceCgroupRules?: string[] | null;
   DeviceRequests?: unknown[] | null;
   GroupAdd?: string[] | null;
   Ulimits?: unknown[] | null;
@@ -364,7 +364,6 @@ interface UnsupportedHostConfig {
 const UNSUPPORTED_HOST_CONFIG: Array<[keyof UnsupportedHostConfig, string, (v: unknown) => boolean]> = [
   ["UsernsMode", "--userns", (v) => v !== "" && v !== "host"],
   ["Capabilities", "HostConfig.Capabilities", (v) => Array.isArray(v) && v.length > 0],
-  ["DeviceCgroupRules", "--device-cgroup-rule", (v) => Array.isArray(v) && v.length > 0],
   ["DeviceRequests", "--gpus", (v) => Array.isArray(v) && v.length > 0],
   ["GroupAdd", "--group-add", (v) => Array.isArray(v) && v.length > 0],
   ["Ulimits", "--ulimit", (v) => Array.isArray(v) && v.length > 0],
@@ -473,6 +472,7 @@ export function createOptionsFromDocker(body: DockerCreateBody, name: string | u
     cgroupns: hc.CgroupnsMode === "private" ? "private" : "host",
     devices: (hc.Devices ?? []).map((d) => ({ pathOnHost: d.PathOnHost ?? "", pathInContainer: d.PathInContainer || d.PathOnHost || "", cgroupPermissions: d.CgroupPermissions || "rwm" })),
     sysctls: hc.Sysctls ?? {},
+    deviceCgroupRules: hc.DeviceCgroupRules ?? [],
     maskedPaths: hc.MaskedPaths ?? undefined,
     readonlyPaths: hc.ReadonlyPaths ?? undefined,
     shmSize: hc.ShmSize ?? 0,
@@ -657,6 +657,7 @@ async function containerInspectJson(engine: Engine, c: ContainerRecord, size: bo
       UTSMode: o.utsMode,
       CgroupnsMode: o.cgroupns,
       Devices: o.devices.map((d) => ({ PathOnHost: d.pathOnHost, PathInContainer: d.pathInContainer, CgroupPermissions: d.cgroupPermissions })),
+      DeviceCgroupRules: o.deviceCgroupRules.length ? o.deviceCgroupRules : null,
       ...(Object.keys(o.sysctls).length ? { Sysctls: o.sysctls } : {}),
       MaskedPaths: o.maskedPaths ?? (o.privileged ? null : MASKED_PATHS),
       ReadonlyPaths: o.readonlyPaths ?? (o.privileged ? null : READONLY_PATHS),

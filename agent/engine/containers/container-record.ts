@@ -93,6 +93,8 @@ export const CreateOptionsSchema = z.object({
   /** `--cgroupns`: Docker's default on cgroup v1 hosts is the host's. */
   cgroupns: z.enum(["host", "private"]).default("host"),
   devices: z.array(DeviceMappingSchema).default([]),
+  /** `--device-cgroup-rule`, e.g. "c 10:237 rw". */
+  deviceCgroupRules: z.array(z.string()).default([]),
   sysctls: z.record(z.string(), z.string()).default({}),
   /** HostConfig.MaskedPaths/ReadonlyPaths; absent: Docker's defaults. */
   maskedPaths: z.array(z.string()).optional(),

@@ -1057,6 +1057,7 @@ function runOptions(o: ReturnType<typeof CreateOptionsSchema.parse>, hostname: s
     privileged: o.privileged,
     seccompProfile: o.seccompProfile,
     sysctls: o.sysctls,
+    deviceCgroupRules: o.deviceCgroupRules,
     maskedPaths: o.maskedPaths,
     readonlyPaths: o.readonlyPaths,
     memory: o.memory || undefined,

@@ -310,6 +310,15 @@ test("devices and sysctls", () => {
   assert.deepEqual(s.linux.resources.devices.at(-1), { allow: true, type: "c", major: 1, minor: 3, access: "rw" });
   assert.deepEqual(s.linux.resources.devices[0], { allow: false, access: "rwm" }, "still deny-all first");
   rejectsWith(() => buildRuntimeSpec(input({ Cmd: ["sh"] }, {}, { devices: [{ ...node, access: "rwx" }] })), "InvalidArgument", "invalid device mode: rwx");
+  const rules = buildRuntimeSpec(input({ Cmd: ["sh"] }, { deviceCgroupRules: ["c 10:237 rw", "b *:* m", "a 7:* r"] }, { host: amd64 })).linux.resources.devices.slice(-3);
+  assert.deepEqual(rules, [
+    { allow: true, type: "c", major: 10, minor: 237, access: "rw" },
+    { allow: true, type: "b", access: "m" },
+    { allow: true, type: "a", major: 7, access: "r" },
+  ]);
+  for (const bad of ["c 10:237", "x 1:2 r", "c 1:2 rwx", "c 1:2 rr", "c a:b r", "c 99999:1 r"]) {
+    rejectsWith(() => buildRuntimeSpec(input({ Cmd: ["sh"] }, { deviceCgroupRules: [bad] })), "InvalidArgument", `invalid device cgroup rule format: '${bad}'`);
+  }
 
   const sys = (sysctls: Record<string, string>, namespaces: Partial<SpecInput["namespaces"]> = {}) =>
     buildRuntimeSpec(input({ Cmd: ["sh"] }, { sysctls }, { host: amd64, namespaces: { network: "new", ...namespaces } })).linux.sysctl;

@@ -236,6 +236,8 @@ export interface RunOptions {
    * "unconfined" for none, else the JSON text of a Docker-format profile.
    */
   seccompProfile?: string;
+  /** `--device-cgroup-rule`: "TYPE MAJOR:MINOR ACCESS" (e.g. "c 10:237 rw", "b *:* m"), added to the allow-list. */
+  deviceCgroupRules?: string[];
   /** `--sysctl`: namespaced kernel parameters only, as runc allows. */
   sysctls?: Record<string, string>;
   /** HostConfig.MaskedPaths / ReadonlyPaths (`--security-opt systempaths=unconfined` sends []); absent: Docker's. */
@@ -423,8 +425,10 @@ export function buildRuntimeSpec(input: SpecInput): RuntimeSpec {
 
   const devices = input.devices ?? [];
   for (const d of devices) checkDevice(d);
+  const rules = (run.deviceCgroupRules ?? []).map(deviceCgroupRule);
   if (privileged) resources.devices = [{ allow: true, access: "rwm" }];
   else for (const d of devices) resources.devices.push({ allow: true, type: d.type, major: d.major, minor: d.minor, access: d.access });
+  if (!privileged) resources.devices.push(...rules);
 
   const linux: SpecLinux = {
     namespaces,
@@ -489,6 +493,17 @@ function checkSysctl(key: string, value: string, host: { hostNetwork: boolean; h
     return;
   }
   throw invalidArgument(`sysctl ${JSON.stringify(key)} is not in a separate kernel namespace`);
+}
+
+/** Docker's `--device-cgroup-rule` syntax (moby `daemon/oci_linux.go` deviceCgroupRuleRegex); "*" is any number. */
+function deviceCgroupRule(rule: string): SpecDeviceRule {
+  const m = /^([acb]) ([0-9]+|\*):([0-9]+|\*) ([rwm]{1,3})$/.exec(rule);
+  if (!m || /(.).*\1/.test(m[4]!)) throw invalidArgument(`invalid device cgroup rule format: '${rule}'`);
+  const num = (v: string) => (v === "*" ? undefined : Number(v));
+  const major = num(m[2]!);
+  const minor = num(m[3]!);
+  if ((major ?? 0) > 0xfff || (minor ?? 0) > 0xfffff) throw invalidArgument(`invalid device cgroup rule format: '${rule}'`);
+  return { allow: true, type: m[1] as "a" | "b" | "c", ...(major === undefined ? {} : { major }), ...(minor === undefined ? {} : { minor }), access: m[4]! };
 }
 
 function checkDevice(d: DeviceNode): void {
