@@ -32,6 +32,14 @@ export const RestartPolicySchema = z.object({
 });
 export type RestartPolicy = z.infer<typeof RestartPolicySchema>;
 
+/** `--device`: a host device node (or a directory of them) made in the container. */
+export const DeviceMappingSchema = z.object({
+  pathOnHost: z.string(),
+  pathInContainer: z.string(),
+  cgroupPermissions: z.string().default("rwm"),
+});
+export type DeviceMappingSpec = z.infer<typeof DeviceMappingSchema>;
+
 export const CreateOptionsSchema = z.object({
   name: z.string().optional(),
   image: z.string(),
@@ -67,6 +75,27 @@ export const CreateOptionsSchema = z.object({
   capAdd: z.array(z.string()).default([]),
   capDrop: z.array(z.string()).default([]),
   noNewPrivileges: z.boolean().default(false),
+  /** `--privileged`: every capability and device, no seccomp, writable /sys (Docker's meaning). */
+  privileged: z.boolean().default(false),
+  /** `--security-opt` as given (inspect shows it); what it means is in the fields beside it. */
+  securityOpt: z.array(z.string()).default([]),
+  /** `--security-opt seccomp=`: absent for Docker's default profile, "unconfined", or a profile's JSON. */
+  seccompProfile: z.string().optional(),
+  /** `--pid`: "" (a PID namespace of its own), "host", or "container:<id or name>". */
+  pidMode: z.string().default(""),
+  /** `--ipc`: "" or "private" (its own), "none" (own, without /dev/shm), "host". */
+  ipcMode: z.string().default(""),
+  /** `--uts`: "" (its own) or "host". */
+  utsMode: z.string().default(""),
+  /** `--cgroupns`: Docker's default on cgroup v1 hosts is the host's. */
+  cgroupns: z.enum(["host", "private"]).default("host"),
+  devices: z.array(DeviceMappingSchema).default([]),
+  /** `--device-cgroup-rule`, e.g. "c 10:237 rw". */
+  deviceCgroupRules: z.array(z.string()).default([]),
+  sysctls: z.record(z.string(), z.string()).default({}),
+  /** HostConfig.MaskedPaths/ReadonlyPaths; absent: Docker's defaults. */
+  maskedPaths: z.array(z.string()).optional(),
+  readonlyPaths: z.array(z.string()).optional(),
   shmSize: z.number().int().nonnegative().default(0),
   consoleSize: z.object({ height: z.number(), width: z.number() }).optional(),
 });

@@ -100,7 +100,8 @@ export function addSystemRoutes(router: Router, engine: Engine): void {
       LiveRestoreEnabled: true,
       Isolation: "",
       InitBinary: "",
-      SecurityOptions: ["name=seccomp,profile=unconfined"],
+      // Docker's wording: containers get its default profile unless the kernel has no seccomp.
+      SecurityOptions: engine.containers.seccompAvailable ? ["name=seccomp,profile=default"] : [],
       Warnings: null,
     });
   });

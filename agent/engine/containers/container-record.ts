@@ -12,8 +12,8 @@ export const ContainerStatusSchema = z.enum(["created", "running", "paused", "re
 export type ContainerStatus = z.infer<typeof ContainerStatusSchema>;
 
 // The create options are shared with the console link (shared/container-options.ts).
-export { CreateOptionsSchema, MountSpecSchema, PortBindingSchema, RestartPolicySchema } from "../../../shared/container-options.ts";
-export type { ContainerOptions, CreateOptions, MountSpec, PortSpec, RestartPolicy } from "../../../shared/container-options.ts";
+export { CreateOptionsSchema, DeviceMappingSchema, MountSpecSchema, PortBindingSchema, RestartPolicySchema } from "../../../shared/container-options.ts";
+export type { ContainerOptions, CreateOptions, DeviceMappingSpec, MountSpec, PortSpec, RestartPolicy } from "../../../shared/container-options.ts";
 
 export const ContainerStateSchema = z.object({
   status: ContainerStatusSchema,
