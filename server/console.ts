@@ -36,6 +36,7 @@ import type { ConsoleServices } from "./services.ts";
 import type { HostFactsWire, InventorySnapshot } from "../agent/link/contract.ts";
 import { handleDownloads } from "./installer-routes.ts";
 import { cjsDefault } from "./cjs-default.ts";
+import { bestEffort } from "../shared/best-effort.ts";
 
 export const PROJECT_ROOT = resolve(fileURLToPath(new URL("..", import.meta.url)));
 
@@ -238,7 +239,7 @@ export async function startConsole(options: ConsoleOptions): Promise<RunningCons
 
     await jobs.resumeUnfinished();
     const pruneTimer = setInterval(() => {
-      pruneExpiredSessions(prisma).catch(() => undefined);
+      pruneExpiredSessions(prisma).catch(bestEffort(logger, "prune expired sessions"));
     }, 60 * 60 * 1000);
     pruneTimer.unref();
     cleanups.push(() => clearInterval(pruneTimer));

@@ -21,6 +21,7 @@ import { LinkRequestError, type AgentHub } from "../hub/agent-hub.ts";
 import type { MethodName, ParamsOf, ProgressEventWire } from "../../agent/link/contract.ts";
 import { parseNormalizedReference } from "../../shared/reference.ts";
 import type { LiveUpdates } from "../live/live-updates.ts";
+import { bestEffort } from "../../shared/best-effort.ts";
 
 /** A step runs one link method, or `container.run` (create, then start). */
 export type StepAction = Exclude<MethodName, "inventory.snapshot" | "system.info" | "container.logs" | "container.exec" | "image.history"> | "container.run";
@@ -202,7 +203,7 @@ export class JobService {
       }
       if (now - lastSave >= SAVE_INTERVAL_MS) {
         lastSave = now;
-        prisma.jobStep.update({ where: { id: step.id }, data: { progress: progress as unknown as InputJsonObject } }).catch(() => undefined);
+        prisma.jobStep.update({ where: { id: step.id }, data: { progress: progress as unknown as InputJsonObject } }).catch(bestEffort(this.deps.logger, `save the progress of job step ${step.id}`));
       }
     };
 
