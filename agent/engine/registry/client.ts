@@ -34,6 +34,7 @@ import { canceled, dataLoss, EngineError, invalidArgument, notFound, notImplemen
 import { familiarName, familiarString, type ImageReference } from "../reference/reference.ts";
 import { Authenticator, CATALOG_SCOPE, fetchToken, repositoryScope, type Authorization } from "./auth.ts";
 import {
+  DEFAULT_STALL_TIMEOUT_MS,
   discard,
   formatRegistryError,
   isRetryableStatus,
@@ -84,6 +85,8 @@ export interface RegistryClientOptions {
   logger?: Logger;
   /** Attempts in total (1 = no retry) and the first backoff delay. Default 4 attempts, 200 ms. */
   retry?: { attempts: number; baseDelayMs: number };
+  /** A request or body without progress for this long fails (RegistryStallError). Default 30 s. */
+  stallTimeoutMs?: number;
 }
 
 const DOCKER_HUB_DOMAINS = new Set(["docker.io", "index.docker.io", "registry-1.docker.io"]);
@@ -131,6 +134,29 @@ function manifestMediaType(body: Record<string, unknown>, contentType: string | 
   if (ct && ct !== "application/json" && ct !== "text/plain" && ct !== "application/octet-stream") return ct;
   if (Array.isArray(body["manifests"])) return MediaType.OciIndex;
   return MediaType.OciManifest;
+}
+
+/**
+ * Refuses a document that could be read both as an image manifest and as an index
+ * (CVE-2021-41190): its meaning must not depend on the Content-Type a registry sends.
+ * As containerd's validateMediaType and distribution's unmarshallers: a document with
+ * both `manifests` and `layers` (or `config`) is refused whatever it claims to be; a
+ * manifest media type with `manifests`, or an index media type with `layers` or
+ * `config`, too.
+ * @throws EngineError(DataLoss) "invalid manifest for <name>: …"
+ */
+export function refuseAmbiguousManifest(body: Record<string, unknown>, mediaType: string, name: string): void {
+  const has = (k: string) => Object.prototype.hasOwnProperty.call(body, k) && body[k] !== undefined && body[k] !== null;
+  const imageFields = ["layers", "config"].filter(has);
+  const why =
+    has("manifests") && imageFields.length > 0
+      ? `it has both "manifests" and "${imageFields.join('" and "')}"`
+      : isIndexMediaType(mediaType) && imageFields.length > 0
+        ? `an index (${mediaType}) must not have "${imageFields.join('" or "')}"`
+        : !isIndexMediaType(mediaType) && has("manifests")
+          ? `an image manifest (${mediaType}) must not have "manifests"`
+          : undefined;
+  if (why) throw dataLoss(`invalid manifest for ${name}: ambiguous document refused: ${why} (CVE-2021-41190)`);
 }
 
 function schema1Error(name: string): EngineError {
@@ -181,6 +207,7 @@ export class RegistryClient {
   private readonly userAgent: string;
   private readonly logger?: Logger;
   private readonly retry: { attempts: number; baseDelayMs: number };
+  private readonly stallTimeoutMs: number;
   private readonly auth: Authenticator;
 
   constructor(opts: RegistryClientOptions = {}) {
@@ -190,7 +217,8 @@ export class RegistryClient {
     this.userAgent = opts.userAgent ?? "berth/0.1.0";
     this.logger = opts.logger;
     this.retry = opts.retry ?? { attempts: 4, baseDelayMs: 200 };
-    this.auth = new Authenticator({ userAgent: this.userAgent, retry: this.retry, logger: this.logger });
+    this.stallTimeoutMs = opts.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS;
+    this.auth = new Authenticator({ userAgent: this.userAgent, retry: this.retry, logger: this.logger, stallTimeoutMs: this.stallTimeoutMs });
   }
 
   /**
@@ -228,7 +256,7 @@ export class RegistryClient {
         return await this.resolveAt(endpoint, ref, isMirror ? undefined : creds, signal);
       } catch (e) {
         if (!isMirror || signal?.aborted || (e instanceof EngineError && e.kind === "Canceled")) throw e;
-        this.logger?.warn({ mirror: endpoint, err: e instanceof Error ? e.message : String(e) }, "mirror failed, trying the next endpoint");
+        this.logger?.warn({ mirror: endpoint, err: e }, "mirror failed, trying the next endpoint");
         lastError = e;
       }
     }
@@ -320,6 +348,7 @@ export class RegistryClient {
     if (obj["schemaVersion"] === 1 || mediaType === MediaType.DockerSchema1 || mediaType === MediaType.DockerSchema1Signed) {
       throw schema1Error(`${ref.domain}/${ref.path}`);
     }
+    refuseAmbiguousManifest(obj, mediaType, familiarString(ref));
     // A digest computed by the engine is always sha256; keep reference digests of other algorithms as given.
     return { bytes, digest: isDigestRef ? reference : digest, mediaType, body: obj };
   }
@@ -544,7 +573,7 @@ export class RegistryClient {
       const { res } = await this.request({ method: "DELETE", url: location, scopes, creds, signal: AbortSignal.timeout(10_000) });
       await discard(res);
     } catch (e) {
-      this.logger?.debug({ err: e instanceof Error ? e.message : String(e) }, "cancelling an upload failed");
+      this.logger?.debug({ err: e }, "cancelling an upload failed");
     }
   }
 
@@ -629,7 +658,7 @@ export class RegistryClient {
         } else {
           if (!creds.identitytoken && !(creds.username && creds.password)) throw refused("authentication required");
           try {
-            const t = await fetchToken({ challenge: bearer, scopes: [], creds, offline: true, userAgent: this.userAgent, signal, retry: this.retry, logger: this.logger });
+            const t = await fetchToken({ challenge: bearer, scopes: [], creds, offline: true, userAgent: this.userAgent, signal, retry: this.retry, logger: this.logger, stallTimeoutMs: this.stallTimeoutMs });
             header = `Bearer ${t.token}`;
             identityToken = t.refreshToken;
           } catch (e) {
@@ -715,7 +744,7 @@ export class RegistryClient {
   /** One HTTP exchange with redirects followed by hand; network failures become EngineErrors. */
   private async sendRaw(spec: { method: RequestSpec["method"]; url: string; headers?: Record<string, string>; body?: Uint8Array; signal?: AbortSignal }): Promise<HttpResponse> {
     try {
-      return await send({ ...spec, headers: { "user-agent": this.userAgent, ...spec.headers } });
+      return await send({ ...spec, headers: { "user-agent": this.userAgent, ...spec.headers }, stallTimeoutMs: this.stallTimeoutMs });
     } catch (e) {
       if (spec.signal?.aborted) throw canceled("operation canceled", spec.signal.reason);
       throw fetchFailure(`${spec.method} ${redactUrl(spec.url)}`, e);
