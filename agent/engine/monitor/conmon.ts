@@ -573,7 +573,8 @@ class MonitorWatch {
       },
     };
     this.watched.add(entry);
-    this.timer ??= setInterval(() => this.tick(), MonitorWatch.TICK_MS).unref();
+    // Kept referenced, as a wait is: it ends when nothing is watched (waits end or are aborted).
+    this.timer ??= setInterval(() => this.tick(), MonitorWatch.TICK_MS);
     return () => {
       this.watched.delete(entry);
       this.stopIfIdle();

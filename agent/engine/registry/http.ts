@@ -283,7 +283,10 @@ export function isRetryableNetworkError(e: unknown): boolean {
 /** A short description of a network failure: its error code or message. */
 function describeNetworkError(e: unknown): string {
   const code = networkCode(e);
-  if (code) return code;
+  let deepest: unknown = e;
+  for (let depth = 0; deepest instanceof Error && deepest.cause instanceof Error && depth < 5; depth++) deepest = deepest.cause;
+  // undici's codes alone ("UND_ERR_SOCKET") say little; its innermost message says what happened.
+  if (code) return deepest instanceof Error && deepest !== e && !deepest.message.includes(code) ? `${code}: ${deepest.message}` : code;
   if (e instanceof Error) return e.cause instanceof Error ? e.cause.message : e.message;
   return String(e);
 }
