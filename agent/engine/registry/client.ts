@@ -13,7 +13,8 @@
  * Authentication: see auth.ts. Each operation names the scopes it needs; a
  * 401 teaches the client the registry's scheme and is answered once.
  *
- * Retries: 5xx, 429 and connection resets / timeouts are retried with
+ * Retries: 5xx, 429, connection resets / timeouts and stalls (a registry that
+ * makes no progress for the stall timeout, see stall.ts) are retried with
  * exponential backoff and jitter, before any body is handed to the caller.
  * Other 4xx are final. A blob stream that breaks after openBlob returned is
  * the caller's to resume, with `offset` (a Range request).
@@ -50,6 +51,7 @@ import {
   withRetry,
   type HttpResponse,
 } from "./http.ts";
+import { manifestMediaType, refuseAmbiguousManifest, schema1Error } from "./manifest-doc.ts";
 import { formatPlatform, platformFromNode, selectPlatformManifest, type Platform } from "./platform.ts";
 import {
   descriptorSchema,
@@ -68,6 +70,7 @@ import {
 
 export type { Credentials, CredentialLookup, Descriptor, ImageManifest, ImageIndex, RepositoryTarget, ResolvedManifest } from "./types.ts";
 export type { Platform } from "./platform.ts";
+export { refuseAmbiguousManifest } from "./manifest-doc.ts";
 
 /** Manifests and indexes larger than this are refused (as containerd and Docker do). */
 export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
@@ -125,44 +128,6 @@ function digestLike(like: string, bytes: Uint8Array): string {
   const algo = like.slice(0, like.indexOf(":"));
   if (algo !== "sha256" && algo !== "sha384" && algo !== "sha512") throw invalidArgument(`unsupported digest algorithm: ${algo}`);
   return `${algo}:${createHash(algo).update(bytes).digest("hex")}`;
-}
-
-/** Media type of a manifest body: its own mediaType field, else the Content-Type, else its shape. */
-function manifestMediaType(body: Record<string, unknown>, contentType: string | null): string {
-  if (typeof body["mediaType"] === "string" && body["mediaType"] !== "") return body["mediaType"];
-  const ct = contentType?.split(";")[0]?.trim();
-  if (ct && ct !== "application/json" && ct !== "text/plain" && ct !== "application/octet-stream") return ct;
-  if (Array.isArray(body["manifests"])) return MediaType.OciIndex;
-  return MediaType.OciManifest;
-}
-
-/**
- * Refuses a document that could be read both as an image manifest and as an index
- * (CVE-2021-41190): its meaning must not depend on the Content-Type a registry sends.
- * As containerd's validateMediaType and distribution's unmarshallers: a document with
- * both `manifests` and `layers` (or `config`) is refused whatever it claims to be; a
- * manifest media type with `manifests`, or an index media type with `layers` or
- * `config`, too.
- * @throws EngineError(DataLoss) "invalid manifest for <name>: …"
- */
-export function refuseAmbiguousManifest(body: Record<string, unknown>, mediaType: string, name: string): void {
-  const has = (k: string) => Object.prototype.hasOwnProperty.call(body, k) && body[k] !== undefined && body[k] !== null;
-  const imageFields = ["layers", "config"].filter(has);
-  const why =
-    has("manifests") && imageFields.length > 0
-      ? `it has both "manifests" and "${imageFields.join('" and "')}"`
-      : isIndexMediaType(mediaType) && imageFields.length > 0
-        ? `an index (${mediaType}) must not have "${imageFields.join('" or "')}"`
-        : !isIndexMediaType(mediaType) && has("manifests")
-          ? `an image manifest (${mediaType}) must not have "manifests"`
-          : undefined;
-  if (why) throw dataLoss(`invalid manifest for ${name}: ambiguous document refused: ${why} (CVE-2021-41190)`);
-}
-
-function schema1Error(name: string): EngineError {
-  return notImplemented(
-    `Docker Image Format v1 and Docker Image manifest version 2, schema 1 support has been removed. Suggest the author of ${name} to upgrade the image to the OCI Format or Docker Image manifest v2, schema 2. More information at https://docs.docker.com/go/deprecated-image-specs/`,
-  );
 }
 
 /** Drops the first `n` bytes of a stream (a registry that ignored our Range header). */

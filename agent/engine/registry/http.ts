@@ -1,13 +1,16 @@
 /**
  * HTTP plumbing shared by the registry client and its token fetcher:
  * requests that follow redirects by hand (so an Authorization header never
- * leaves the host it was meant for), bounded body reads, retries with
+ * leaves the host it was meant for) under the stall timeout (stall.ts), bounded body reads, retries with
  * exponential backoff and jitter, and registry error bodies turned into
  * readable messages.
  */
 import type { Logger } from "pino";
 import { canceled, dataLoss, EngineError, type EngineErrorKind } from "../errors.ts";
+import { DEFAULT_STALL_TIMEOUT_MS, RegistryStallError, requestSubject, StallClock, UPLOAD_FLOOR_BYTES_PER_S, watchBody } from "./stall.ts";
 import { registryErrorsSchema, type RegistryErrorEntry } from "./types.ts";
+
+export { DEFAULT_STALL_TIMEOUT_MS, RegistryStallError, STALL_MIN_BYTES } from "./stall.ts";
 
 export interface HttpRequest {
   method: "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE";
@@ -27,85 +30,6 @@ export interface HttpResponse {
 
 const MAX_REDIRECTS = 10;
 
-/** How long a registry may keep a request without progress (agent flag --registry-stall-timeout). */
-export const DEFAULT_STALL_TIMEOUT_MS = 30_000;
-/**
- * Progress means at least this many bytes in one stall window: a registry that drips a
- * byte a second is as stuck as one that sends nothing (curl's --speed-limit idea).
- */
-export const STALL_MIN_BYTES = 1024;
-/**
- * A request body (a push chunk of up to 8 MiB) leaves before any answer can come: the wait
- * for the answer's headers gets the time to send it at this floor rate on top of the limit.
- */
-const UPLOAD_FLOOR_BYTES_PER_S = 64 * 1024;
-
-/**
- * A registry made no progress for the stall timeout: no answer to a request, or less than
- * STALL_MIN_BYTES of a body while the agent was waiting to read it. Unavailable, and
- * retried like a reset connection (withRetry; the puller retries blob bodies).
- */
-export class RegistryStallError extends EngineError {
-  constructor(
-    readonly registry: string,
-    readonly subject: string,
-    readonly limitMs: number,
-    phase: "answer" | "body",
-  ) {
-    const limit = limitMs % 1000 === 0 ? `${limitMs / 1000} s` : `${limitMs} ms`;
-    const what = phase === "answer" ? "did not answer" : `sent less than ${STALL_MIN_BYTES} bytes`;
-    super("Unavailable", `registry ${registry} stalled: it ${what} in ${limit} (the registry stall timeout) for ${subject}`);
-  }
-}
-
-/** What a registry URL is about, for messages: "blob sha256:…", "manifest v1", else the path. */
-export function requestSubject(url: string): string {
-  const u = new URL(url);
-  const m = /^\/v2\/(.+)\/(blobs|manifests)\/([^/]+)$/.exec(u.pathname);
-  if (m) return `${m[2] === "blobs" ? "blob" : "manifest"} ${decodeURIComponent(m[3]!)} of ${m[1]}`;
-  return `${u.pathname}`;
-}
-
-/**
- * Measures a registry's progress for one request. The clock runs only while the agent
- * waits on the registry (for the answer, or for a body chunk it asked for), never while
- * the agent's own side (disk, unpacking) holds the reading back.
- */
-class StallClock {
-  private waitedMs = 0;
-  private bytes = 0;
-  private since = 0;
-  private timer: NodeJS.Timeout | undefined;
-
-  constructor(
-    private readonly limitMs: number,
-    private readonly onStall: (phase: "answer" | "body") => void,
-  ) {}
-
-  /** The agent starts waiting; `graceMs` extends this wait only (time to send a request body). */
-  waiting(phase: "answer" | "body", graceMs = 0): void {
-    this.stop();
-    this.since = Date.now();
-    this.timer = setTimeout(() => this.onStall(phase), Math.max(0, this.limitMs + graceMs - this.waitedMs));
-  }
-
-  /** `n` bytes (or the answer's head, n = 0) arrived. */
-  arrived(n: number, phase: "answer" | "body"): void {
-    if (this.timer) this.waitedMs += Date.now() - this.since;
-    this.stop();
-    this.bytes += n;
-    if (phase === "answer" || this.bytes >= STALL_MIN_BYTES) {
-      this.waitedMs = 0;
-      this.bytes = 0;
-    }
-  }
-
-  stop(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
-  }
-}
-
 /**
  * Sends a request, following redirects by hand. When a redirect leads to
  * another origin (scheme, host or port), the Authorization header is dropped.
@@ -119,31 +43,36 @@ export async function send(req: HttpRequest): Promise<HttpResponse> {
   const headers: Record<string, string> = { ...req.headers };
   const origin = new URL(url).origin;
   const limitMs = req.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS;
-  // Aborting this controller with the stall error fails the pending fetch (or body read) with it.
-  const stalled = new AbortController();
-  const signal = req.signal ? AbortSignal.any([req.signal, stalled.signal]) : stalled.signal;
+  // One signal for fetch: the caller's abort or the stall (AbortSignal.any is not in Node 18,
+  // which the agent supports). Aborting with the stall error fails the pending fetch or body read.
+  const aborter = new AbortController();
+  const onCallerAbort = () => aborter.abort(req.signal?.reason);
+  req.signal?.addEventListener("abort", onCallerAbort, { once: true });
+  const release = () => req.signal?.removeEventListener("abort", onCallerAbort);
   let current = url;
-  const clock = new StallClock(limitMs, (phase) => stalled.abort(new RegistryStallError(new URL(current).host, requestSubject(current), limitMs, phase)));
+  const clock = new StallClock(limitMs, (phase) => aborter.abort(new RegistryStallError(new URL(current).host, requestSubject(current), limitMs, phase)));
+  const stallOf = () => (aborter.signal.reason instanceof RegistryStallError ? aborter.signal.reason : undefined);
   for (let hop = 0; ; hop++) {
-    throwIfAborted(req.signal);
-    current = url;
-    clock.waiting("answer", body ? Math.ceil((body.byteLength / UPLOAD_FLOOR_BYTES_PER_S) * 1000) : 0);
     let res: Response;
     try {
+      throwIfAborted(req.signal);
+      current = url;
+      clock.waiting("answer", body ? Math.ceil((body.byteLength / UPLOAD_FLOOR_BYTES_PER_S) * 1000) : 0);
       // Node accepts any Uint8Array; the DOM typings want one backed by an ArrayBuffer.
-      res = await fetch(url, { method, headers, body: body as Uint8Array<ArrayBuffer> | undefined, redirect: "manual", signal });
+      res = await fetch(url, { method, headers, body: body as Uint8Array<ArrayBuffer> | undefined, redirect: "manual", signal: aborter.signal });
     } catch (e) {
       clock.stop();
-      if (stalled.signal.aborted && !req.signal?.aborted) throw stalled.signal.reason;
-      throw e;
+      release();
+      throw stallOf() ?? e;
     }
     clock.arrived(0, "answer");
     const location = res.headers.get("location");
-    if (![301, 302, 303, 307, 308].includes(res.status) || !location) return { res: watchBody(res, clock, stalled), url };
+    if (![301, 302, 303, 307, 308].includes(res.status) || !location) return { res: watchBody(res, clock, stallOf, release), url };
     await discard(res);
-    if (hop >= MAX_REDIRECTS) throw new EngineError("Unavailable", `stopped after ${MAX_REDIRECTS} redirects at ${url}`);
     const next = new URL(location, url);
-    if (next.protocol !== "http:" && next.protocol !== "https:") {
+    if (hop >= MAX_REDIRECTS || (next.protocol !== "http:" && next.protocol !== "https:")) {
+      release();
+      if (hop >= MAX_REDIRECTS) throw new EngineError("Unavailable", `stopped after ${MAX_REDIRECTS} redirects at ${url}`);
       throw new EngineError("Unavailable", `refusing redirect to ${next.protocol} URL from ${url}`);
     }
     if (res.status === 303 || ((res.status === 301 || res.status === 302) && method === "POST")) {
@@ -157,42 +86,6 @@ export async function send(req: HttpRequest): Promise<HttpResponse> {
     }
     url = next.toString();
   }
-}
-
-/**
- * The response with its body read through the stall clock: a read the registry leaves
- * unanswered for the limit fails with the RegistryStallError and closes the connection.
- */
-function watchBody(res: Response, clock: StallClock, stalled: AbortController): Response {
-  if (!res.body || [204, 205, 304].includes(res.status)) return res;
-  const reader = res.body.getReader();
-  const watched = new ReadableStream<Uint8Array>(
-    {
-      async pull(controller) {
-        clock.waiting("body");
-        try {
-          const { done, value } = await reader.read();
-          clock.arrived(value?.byteLength ?? 0, "body");
-          if (done) {
-            clock.stop();
-            controller.close();
-          } else {
-            controller.enqueue(value);
-          }
-        } catch (e) {
-          clock.stop();
-          controller.error(stalled.signal.aborted ? stalled.signal.reason : e);
-        }
-      },
-      async cancel(reason) {
-        clock.stop();
-        await reader.cancel(reason).catch(() => undefined);
-      },
-    },
-    { highWaterMark: 0 },
-  );
-  // Response refuses a body with a null-body status; those have no body to watch anyway.
-  return new Response(watched, { status: res.status, statusText: res.statusText, headers: res.headers });
 }
 
 /** Releases a response's connection without reading what nobody needs. */
