@@ -255,21 +255,19 @@ export class Puller {
 
     return this.withRetries(desc, async () => {
       const { stream } = await registry.openBlob(resolved.endpoint, target, desc, opts.credentials, opts.signal);
+      // The writer first: the body is not read (so cannot fail unheard) until it is teed below.
+      let writer;
+      try {
+        writer = await content.writer({ digest: desc.digest, size: desc.size });
+      } catch (e) {
+        stream.destroy();
+        throw e;
+      }
       const counted = through(stream, countingStream((n) => onProgress({ id, status: "Downloading", current: n, total: desc.size })));
       const [toStore, toUnpack] = teeStream(counted);
       // Both branches are watched from here on: a branch whose consumer gave up before
       // reading (an unpack refused at once) must not carry an unheard 'error'.
       const unpackBranchDone = finished(toUnpack).catch(() => undefined);
-      let writer;
-      try {
-        writer = await content.writer({ digest: desc.digest, size: desc.size });
-      } catch (e) {
-        counted.destroy();
-        toStore.destroy();
-        toUnpack.destroy();
-        await unpackBranchDone;
-        throw e;
-      }
       const storing = pipeline(toStore, writer);
       const unpacking = layers.unpack({ parent, expectedDiffId: diffId }, through(decompressStream(toUnpack), countTar()), opts.signal);
       const [stored, unpacked] = await Promise.allSettled([storing, unpacking]);
