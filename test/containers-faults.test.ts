@@ -607,6 +607,48 @@ describe("container faults, escapes and bad input through the docker CLI", () =>
     await expectNoLeftovers(agent, seenIds, "after rm -f of the container of a dead monitor");
   });
 
+  test("a conmon killed while the agent is down: after the restart the container is Exited (255), its monitor died, and nothing is left", async (t) => {
+    const name = uniq("deadmon-away");
+    removeAfter(t, name);
+    const id = (await dockerOk(agent, ["run", "-d", "--name", name, "busybox", "sleep", "300"])).trim();
+    seenIds.add(id);
+    const containerPid = Number((await dockerOk(agent, ["inspect", "--format", "{{.State.Pid}}", id])).trim());
+    await agent.kill();
+    process.kill(await monitorOf(id), "SIGKILL");
+    await agent.restart();
+    const state = JSON.parse(await dockerOk(agent, ["inspect", "--format", "{{json .State}}", id])) as { Status: string; ExitCode: number; Error: string };
+    assert.deepEqual([state.Status, state.ExitCode], ["exited", 255]);
+    assert.match(state.Error, /its monitor died/);
+    await until("the container's process to end", async () => !(await processAlive(containerPid)), 10_000, agent);
+    await expectNoLeftovers(agent, seenIds, "after the restart");
+    await dockerOk(agent, ["rm", name]);
+    await expectNoLeftovers(agent, seenIds, "after the removal");
+  });
+
+  test("a container with --restart always whose conmon is killed is started again under a new monitor", async (t) => {
+    const name = uniq("deadmon-always");
+    removeAfter(t, name);
+    const id = (await dockerOk(agent, ["run", "-d", "--restart", "always", "--name", name, "busybox", "sleep", "300"])).trim();
+    seenIds.add(id);
+    const firstMonitor = await monitorOf(id);
+    process.kill(firstMonitor, "SIGKILL");
+    await until(
+      "the container to run again under a new monitor",
+      async () => {
+        const s = JSON.parse(await dockerOk(agent, ["inspect", "--format", "{{json .State}}", id])) as { Status: string; Pid: number };
+        if (s.Status !== "running" || !(await processAlive(s.Pid))) return undefined;
+        const monitor = await monitorOf(id).catch(() => undefined);
+        return monitor !== undefined && monitor !== firstMonitor;
+      },
+      15_000,
+      agent,
+    );
+    assert.equal((await dockerOk(agent, ["inspect", "--format", "{{.RestartCount}}", id])).trim(), "1");
+    await dockerOk(agent, ["exec", name, "true"]);
+    await dockerOk(agent, ["rm", "-f", name]);
+    await expectNoLeftovers(agent, seenIds, "after rm -f of the restarted container");
+  });
+
   // ─── bad input ─────────────────────────────────────────────────────────────
 
   test("bad input gets Docker's status and message", async (t) => {

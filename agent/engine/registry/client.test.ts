@@ -586,6 +586,26 @@ describe("faults", () => {
     assert.ok(proxy.requests.some((q) => q.method === "DELETE"), "DELETE of the failed upload");
   });
 
+  test("a registry that takes an upload chunk and never answers fails the push with the stall timeout", async () => {
+    let patches = 0;
+    const proxy = await serve((req, res) => {
+      if (req.method === "PATCH") {
+        patches++;
+        req.resume(); // takes the bytes, answers nothing
+        return;
+      }
+      forward(req, res, reg!.host);
+    });
+    const blob = randomBytes(3000);
+    const client = new RegistryClient({ retry: { attempts: 2, baseDelayMs: 5 }, stallTimeoutMs: 300 });
+    await rejectsWith(
+      client.uploadBlob({ domain: proxy.host, path: "library/mute" }, sha256(blob), blob.length, () => Readable.from([blob])),
+      "Unavailable",
+      new RegExp(`^registry ${proxy.host.replace(/\./g, "\\.")} stalled: it did not answer in 300 ms \\(the registry stall timeout\\) for /v2/library/mute/blobs/uploads/`),
+    );
+    assert.equal(patches, 2, "the stalled chunk was not retried exactly once");
+  });
+
   test("a 429 is retried, honouring Retry-After", async () => {
     let n = 0;
     const proxy = await serve((req, res) => {
