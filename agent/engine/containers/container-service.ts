@@ -87,9 +87,9 @@ const NEVER = "0001-01-01T00:00:00Z";
 /** conmon rotates a container's log at this size, so a chatty container cannot fill the disk. */
 const LOG_MAX_BYTES = 64 * 1024 * 1024;
 const RESTART_BACKOFF_START_MS = 100;
+const RESTART_BACKOFF_MAX_MS = 60_000;
 /** State.Error of a container whose monitor (conmon) died without recording its exit. */
 const MONITOR_DIED = "its monitor died: the container was stopped";
-const RESTART_BACKOFF_MAX_MS = 60_000;
 
 /**
  * The container lifecycle (Docker's semantics): create, start, stop, kill, restart,

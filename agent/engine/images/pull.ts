@@ -320,15 +320,14 @@ function hasErrno(e: unknown, code: string): boolean {
  * The failure to report when storing and unpacking a layer both failed: when one side
  * fails, the tee ends the other with a mere consequence ("stream consumer closed early",
  * a premature close); that one must not mask the cause (a full disk, a bad tar).
- * Errors pass through as thrown (an errno error keeps its code for the caller).
+ * A full disk passes through as thrown (its errno code tells the caller what to report).
  */
 function rootCause(stored: unknown, unpacked: unknown): unknown {
   const failures = [stored, unpacked].filter((e) => e !== undefined);
   const noSpace = failures.find((e) => hasErrno(e, "ENOSPC"));
   if (noSpace) return noSpace;
   const consequence = (e: unknown) => e instanceof Error && (/stream consumer closed early|premature close/i.test(e.message) || (e as NodeJS.ErrnoException).code === "ERR_STREAM_PREMATURE_CLOSE");
-  const cause = failures.find((e) => !consequence(e)) ?? failures[0];
-  return hasErrno(cause, "ENOSPC") ? cause : toEngineError(cause);
+  return toEngineError(failures.find((e) => !consequence(e)) ?? failures[0]);
 }
 
 function isNetworkReset(e: unknown): boolean {
