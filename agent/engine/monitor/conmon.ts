@@ -184,7 +184,17 @@ export class ConmonMonitor implements ContainerMonitor {
 
   async attach(paths: MonitorPaths, opts: { stdin: boolean; stdout: boolean; stderr: boolean }): Promise<StdioSession> {
     const sock = await connectSeqpacket(join(paths.bundle, "attach"), "container");
-    return stdioSession(sock, { ...opts, ctlPath: join(paths.bundle, "ctl"), what: "container" });
+    const session = stdioSession(sock, { ...opts, ctlPath: join(paths.bundle, "ctl"), what: "container" });
+    const persistDir = files(paths).persistDir;
+    return {
+      ...session,
+      // conmon records the exit, then lingers a moment with its ctl fifo still open: a resize
+      // then must not look like it reached a terminal that is gone.
+      resize: async (cols, rows) => {
+        if (await readExitStatus(persistDir)) throw conflict("container is not running");
+        return session.resize(cols, rows);
+      },
+    };
   }
 
   async exitStatus(paths: MonitorPaths): Promise<ExitStatus | undefined> {
