@@ -22,6 +22,7 @@ export const AgentConfigSchema = z.object({
   "docker-socket": z.string().min(1).default("/run/berth/docker.sock"),
   "registry-mirrors": z.array(z.url()).default([]),
   "insecure-registries": z.array(z.string().min(1)).default([]),
+  "registry-stall-timeout": z.coerce.number().positive("a number of seconds greater than 0").max(3600).default(30),
   "log-level": z.enum(["trace", "debug", "info", "warn", "error", "fatal"]).default("info"),
   "exec-root": z.string().min(1).default("/run/berth"),
   bridge: z.string().regex(/^[a-zA-Z0-9_.-]{1,15}$/, "a network interface name of at most 15 characters").default("berth0"),
@@ -39,6 +40,8 @@ export interface AgentConfig {
   dockerSocket: string;
   registryMirrors: string[];
   insecureRegistries: string[];
+  /** Milliseconds a registry may go without progress on a request or body before it fails. */
+  registryStallTimeoutMs: number;
   logLevel: string;
   execRoot: string;
   bridge: string;
@@ -62,6 +65,7 @@ Options (each is also a key of the JSON config file):
   --docker-socket PATH         unix socket serving the Docker Engine API (default /run/berth/docker.sock)
   --registry-mirror URL        mirror tried first for Docker Hub images (repeatable)
   --insecure-registry HOST[:PORT]  registry reached over plain http (repeatable)
+  --registry-stall-timeout SECONDS  a registry request or download without progress for this long fails (default 30)
   --log-level LEVEL            trace|debug|info|warn|error (default info)
   --exec-root DIR              run-time state: runc state, network namespaces (default /run/berth)
   --bridge NAME                the default bridge (default berth0)
@@ -91,6 +95,7 @@ export function loadAgentConfig(argv: string[]): AgentConfig | "help" {
         "docker-socket": { type: "string" },
         "registry-mirror": { type: "string", multiple: true },
         "insecure-registry": { type: "string", multiple: true },
+        "registry-stall-timeout": { type: "string" },
         "log-level": { type: "string" },
         "exec-root": { type: "string" },
         bridge: { type: "string" },
@@ -127,7 +132,7 @@ export function loadAgentConfig(argv: string[]): AgentConfig | "help" {
   if (v["docker-socket"] !== undefined) merged["docker-socket"] = v["docker-socket"];
   if (v["registry-mirror"] !== undefined) merged["registry-mirrors"] = v["registry-mirror"];
   if (v["insecure-registry"] !== undefined) merged["insecure-registries"] = v["insecure-registry"];
-  for (const key of ["log-level", "exec-root", "bridge", "bridge-subnet", "console-url", "join-token", "credential-file", "console-fingerprint"] as const) if (v[key] !== undefined) merged[key] = v[key];
+  for (const key of ["registry-stall-timeout", "log-level", "exec-root", "bridge", "bridge-subnet", "console-url", "join-token", "credential-file", "console-fingerprint"] as const) if (v[key] !== undefined) merged[key] = v[key];
 
   const result = AgentConfigSchema.strict().safeParse(merged);
   if (!result.success) {
@@ -149,6 +154,7 @@ export function loadAgentConfig(argv: string[]): AgentConfig | "help" {
     dockerSocket: c["docker-socket"],
     registryMirrors: c["registry-mirrors"],
     insecureRegistries: c["insecure-registries"],
+    registryStallTimeoutMs: Math.round(c["registry-stall-timeout"] * 1000),
     logLevel: c["log-level"],
     execRoot: c["exec-root"],
     bridge: c.bridge,

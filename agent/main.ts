@@ -38,6 +38,7 @@ async function main(): Promise<void> {
       dataRoot: config.dataRoot,
       registryMirrors: config.registryMirrors,
       insecureRegistries: config.insecureRegistries,
+      registryStallTimeoutMs: config.registryStallTimeoutMs,
       execRoot: config.execRoot,
       bridgeName: config.bridge,
       bridgeSubnet: config.bridgeSubnet,

@@ -23,6 +23,8 @@ export interface EngineConfig {
   dataRoot: string;
   registryMirrors: string[];
   insecureRegistries: string[];
+  /** A registry request or body without progress for this long fails (default 30 s). */
+  registryStallTimeoutMs?: number;
   /** Where run-time state lives (runc state, network namespaces): gone after a reboot. */
   execRoot?: string;
   /** Name of the default bridge and its subnet (tests use their own). */
@@ -57,6 +59,7 @@ export async function createEngine(config: EngineConfig, logger: Logger): Promis
   const registry = new RegistryClient({
     insecureRegistries: config.insecureRegistries,
     mirrors: config.registryMirrors,
+    stallTimeoutMs: config.registryStallTimeoutMs,
     logger: logger.child({ concern: "registry" }),
   });
   const store = new ImageStore(join(root, "images"));
@@ -100,7 +103,7 @@ export async function createEngine(config: EngineConfig, logger: Logger): Promis
   const facts = await readHostFacts();
   const id = await engineId(root);
   const c = containers;
-  return { config, facts, registry, images, puller: new Puller(images), pusher: new Pusher(images), containers: c, network, volumes, id, close: () => c.close() };
+  return { config, facts, registry, images, puller: new Puller(images, { dataRoot: root }), pusher: new Pusher(images), containers: c, network, volumes, id, close: () => c.close() };
 }
 
 async function engineId(root: string): Promise<string> {

@@ -50,6 +50,8 @@ export interface StartAgentOptions {
   /** Default: `node-credential` in the agent's temporary directory. */
   credentialFile?: string;
   consoleFingerprint?: string;
+  /** Further agent flags, e.g. ["--registry-stall-timeout", "1"]. */
+  extraArgs?: string[];
   /** Run another build of the agent under another Node.js (default: bin/berth-agent.mjs under this Node). */
   runtime?: { node: string; entry: string };
   /** More environment for the agent (kept across restart()), e.g. the test-only BERTH_TEST_CRASH_ON. */
@@ -82,6 +84,7 @@ export async function startAgent(opts: StartAgentOptions = {}): Promise<AgentHan
   const args = [opts.runtime?.entry ?? join(ROOT, "bin/berth-agent.mjs"), "--data-root", dataRoot, "--docker-socket", socket, "--log-level", "debug", "--exec-root", join(base, "run"), "--bridge", `bt${tag}`, "--bridge-subnet", subnet];
   for (const r of opts.insecureRegistries ?? []) args.push("--insecure-registry", r);
   for (const m of opts.registryMirrors ?? []) args.push("--registry-mirror", m);
+  args.push(...(opts.extraArgs ?? []));
   if (opts.consoleUrl !== undefined) {
     args.push("--console-url", opts.consoleUrl, "--credential-file", credentialFile);
     if (opts.joinToken !== undefined) args.push("--join-token", opts.joinToken);

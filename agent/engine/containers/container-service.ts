@@ -89,6 +89,8 @@ const NEVER = "0001-01-01T00:00:00Z";
 const LOG_MAX_BYTES = 64 * 1024 * 1024;
 const RESTART_BACKOFF_START_MS = 100;
 const RESTART_BACKOFF_MAX_MS = 60_000;
+/** State.Error of a container whose monitor (conmon) died without recording its exit. */
+const MONITOR_DIED = "its monitor died: the container was stopped";
 
 /**
  * The container lifecycle (Docker's semantics): create, start, stop, kill, restart,
@@ -239,9 +241,10 @@ export class ContainerService extends EventEmitter {
     await snapshots.removeStale();
     for (const r of live) {
       if (stillRunning.includes(r)) continue;
-      const status = (await this.deps.monitor.exitStatus(this.paths(r.id)).catch(() => undefined)) ?? { exitCode: 255, oomKilled: false, finishedAt: new Date().toISOString() };
-      logger.info({ id: r.id, exitCode: status.exitCode }, "container exited while the agent was away");
-      await this.handleExit(r, status, { adopting: true });
+      const recorded = await this.deps.monitor.exitStatus(this.paths(r.id)).catch(() => undefined);
+      const status = recorded ?? { exitCode: 255, oomKilled: false, finishedAt: new Date().toISOString() };
+      logger.info({ id: r.id, exitCode: status.exitCode, monitorDied: !recorded }, "container exited while the agent was away");
+      await this.handleExit(r, status, { adopting: true, monitorDied: !recorded });
     }
     // Restart policies that apply after a host reboot or agent restart. As Docker at daemon
     // start: `always` even when it was stopped by hand, `unless-stopped` only if it was not.
@@ -489,20 +492,39 @@ export class ContainerService extends EventEmitter {
         return this.withLock(record.id, () => this.handleExit(record, status, {}));
       })
       .catch((err: unknown) => {
-        if (!ac.signal.aborted) this.deps.logger.error({ err, id: record.id }, "waiting for the container to exit failed");
+        if (ac.signal.aborted) return;
+        this.exitWatchers.delete(record.id);
+        // The monitor died without recording an exit (kill -9 of conmon, an OOM kill of it):
+        // nothing holds the container's stdio or will report its end, so it is ended here
+        // and recorded as Docker records a container whose shim died.
+        this.deps.logger.error({ err, id: record.id }, "the container's monitor died: stopping the container");
+        const status: ExitStatus = { exitCode: 255, oomKilled: false, finishedAt: new Date().toISOString() };
+        this.withLock(record.id, () => this.handleExit(record, status, { monitorDied: true })).catch((e: unknown) =>
+          this.deps.logger.error({ err: e, id: record.id }, "handling the death of a container's monitor failed"),
+        );
       });
   }
 
   /** The container's main process ended: release its resources, record the exit, apply the restart policy. */
-  private async handleExit(record: ContainerRecord, status: ExitStatus, opts: { adopting?: boolean }): Promise<void> {
+  private async handleExit(record: ContainerRecord, status: ExitStatus, opts: { adopting?: boolean; monitorDied?: boolean }): Promise<void> {
     const { network, runc, logger } = this.deps;
     if (!this.deps.store.get(record.id)) return;
+    if (record.state.status !== "running" && record.state.status !== "paused" && record.state.status !== "restarting") return; // handled already
     const p = this.paths(record.id);
+    // Without a monitor the processes may still run: --force kills them all (the cgroup) before deleting.
+    await runc.delete(record.id, { force: true }).catch((err: unknown) => logger.warn({ err, id: record.id }, "runc delete after the exit failed"));
     await network.detach(record.id).catch((err: unknown) => logger.warn({ err, id: record.id }, "network detach failed"));
-    await runc.delete(record.id, { force: true }).catch(() => undefined);
     await unmountAll(p.rootfs, { detach: true }).catch((err: unknown) => logger.warn({ err, id: record.id }, "unmount failed"));
     const ranFor = record.state.startedAt !== NEVER ? Date.now() - Date.parse(record.state.startedAt) : 0;
-    record.state = { ...record.state, status: "exited", pid: 0, exitCode: status.exitCode, oomKilled: status.oomKilled, finishedAt: status.finishedAt };
+    record.state = {
+      ...record.state,
+      status: "exited",
+      pid: 0,
+      exitCode: status.exitCode,
+      oomKilled: status.oomKilled,
+      finishedAt: status.finishedAt,
+      error: opts.monitorDied ? MONITOR_DIED : record.state.error,
+    };
     record.endpoints = [];
     record.publishedPorts = [];
     // Straight from running to restarting: never "exited" in between, where a `docker stop`
