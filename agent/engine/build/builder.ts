@@ -312,10 +312,22 @@ export class Builder {
   }
 
   private async dispatch(run: BuildRun, stage: Stage, ins: DockerfileInstruction): Promise<void> {
+    try {
+      await this.dispatchOne(run, stage, ins);
+    } catch (e) {
+      // Docker's "COPY failed: …" form for what a step found wrong (not for parse errors or a failed RUN).
+      if (e instanceof EngineError && ins.line > 0 && (e.kind === "InvalidArgument" || e.kind === "NotFound") && !e.message.startsWith("dockerfile parse error") && !e.message.startsWith("The command")) {
+        throw new EngineError(e.kind, `${ins.keyword} failed: ${e.message}`, { cause: e });
+      }
+      throw e;
+    }
+  }
+
+  private async dispatchOne(run: BuildRun, stage: Stage, ins: DockerfileInstruction): Promise<void> {
     const env = this.env(run, stage);
     const word = (w: string) => processWord(w, env, run.escape);
     const rc = stage.runConfig;
-    try {
+    {
       switch (ins.keyword) {
         case "ENV": {
           const pairs: string[] = [];
@@ -417,11 +429,6 @@ export class Builder {
         default:
           throw parseError(ins.line, `unknown instruction: ${ins.keyword}`);
       }
-    } catch (e) {
-      if (e instanceof EngineError && ins.line > 0 && (e.kind === "InvalidArgument" || e.kind === "NotFound") && !e.message.startsWith("dockerfile parse error") && !e.message.startsWith("The command")) {
-        throw new EngineError(e.kind, `${ins.keyword} failed: ${e.message}`, { cause: e });
-      }
-      throw e;
     }
   }
 
@@ -462,9 +469,14 @@ export class Builder {
 
   // --- commits ---------------------------------------------------------------------
 
-  /** The container config a step is cached under: Docker's `withCmdComment` for non-RUN steps. */
-  private commentConfig(stage: Stage, comment: string): ContainerConfig {
-    return { ...structuredClone(stage.runConfig), Cmd: [...(stage.runConfig.Shell ?? DEFAULT_SHELL), "#(nop) ", comment] };
+  /**
+   * The container config a step is cached under. Docker writes the comment as two words for
+   * metadata steps (`withCmdComment`: "#(nop) ", "ENV A=1") and as one for the steps with a
+   * layer (`withCmdCommentString`: "#(nop) COPY …"), hence one or two spaces in `docker history`.
+   */
+  private commentConfig(stage: Stage, comment: string, oneWord = false): ContainerConfig {
+    const shell = stage.runConfig.Shell ?? DEFAULT_SHELL;
+    return { ...structuredClone(stage.runConfig), Cmd: oneWord ? [...shell, `#(nop) ${comment}`] : [...shell, "#(nop) ", comment] };
   }
 
   /** A metadata-only step: a new config, no layer. Cache: a child of the current image made the same way. */
@@ -561,7 +573,7 @@ export class Builder {
   private async workdir(run: BuildRun, stage: Stage, path: string): Promise<void> {
     const dir = posix.isAbsolute(path) ? posix.normalize(path) : posix.join(stage.runConfig.WorkingDir || "/", path);
     stage.runConfig.WorkingDir = dir;
-    const probe = this.commentConfig(stage, "WORKDIR " + dir);
+    const probe = this.commentConfig(stage, "WORKDIR " + dir, true);
     if (await this.useCache(run, stage, probe)) return;
     const chain = stage.layers[stage.layers.length - 1]?.chainId;
     const layer = await this.withSnapshot(run, chain, async (rootfs, upper) => {
@@ -700,7 +712,7 @@ export class Builder {
       const local = items.map((i) => ("url" in i ? downloads.get(i.url)! : i));
       const hash = await hashSources(local);
       const kind = local.length > 1 ? "multi" : local[0]!.stat.isDirectory() ? "dir" : "file";
-      const probe = this.commentConfig(stage, `${ins.keyword} ${kind}:${hash} in ${dest} `);
+      const probe = this.commentConfig(stage, `${ins.keyword} ${kind}:${hash} in ${dest} `, true);
       if (await this.useCache(run, stage, probe)) return;
       const chain = stage.layers[stage.layers.length - 1]?.chainId;
       const layer = await this.withSnapshot(run, chain, async (rootfs, upper) => {
