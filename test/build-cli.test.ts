@@ -3,13 +3,14 @@
 // fixture busybox (pulled through the agent's mirror as `busybox`), everything else as written.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { link, mkdir, readdir, symlink, writeFile } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { docker, dockerOk } from "./helpers/agent.ts";
+import { until } from "./helpers/wait.ts";
 import { startBusyboxAgent, type BusyboxAgent } from "./helpers/busybox-agent.ts";
 import { makeTar } from "../agent/engine/layers/testing-tar.ts";
 
@@ -248,5 +249,67 @@ describe("docker build (classic builder) through the docker CLI", () => {
     }
     for (const t of ["escape:1", "escape:2", "escape:3", "escape:4"]) assert.equal((await docker(bb.agent, ["image", "inspect", t])).code, 1);
     assert.deepEqual(await leftovers(), { containers: "", buildDirs: [], mounts: [] });
+  });
+
+  test("contexts: a Dockerfile outside the context (-f), a gzip tar on stdin (-), -q prints only the ID", async () => {
+    const dir = await context({ "app.txt": "app\n" });
+    const outsideDir = await context({ "Dockerfile.special": "FROM busybox\nCOPY app.txt /\nCMD cat /app.txt\n" });
+    const r = await build(["-t", "ctx:f", "-f", join(outsideDir, "Dockerfile.special"), dir]);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.equal(await run(["ctx:f"]), "app\n");
+    const tgz = (await execFileP("tar", ["-czf", "-", "-C", dir, ".", "-C", outsideDir, "Dockerfile.special"], { encoding: "buffer", maxBuffer: 1 << 20 })).stdout;
+    const s = await build(["-t", "ctx:stdin", "-f", "Dockerfile.special", "-"], { input: tgz });
+    assert.equal(s.code, 0, s.stdout + s.stderr);
+    assert.equal(await run(["ctx:stdin"]), "app\n");
+    const q = await build(["-q", "-t", "ctx:q", "-f", join(outsideDir, "Dockerfile.special"), dir]);
+    assert.equal(q.code, 0, q.stderr);
+    const id = (await dockerOk(bb.agent, ["image", "inspect", "--format", "{{.Id}}", "ctx:q"])).trim();
+    assert.equal(q.stdout, `${id}\n`);
+    const noFile = await build(["-f", "Nope", "-"], { input: tgz });
+    assert.match(noFile.stderr, /Cannot locate specified Dockerfile: Nope/);
+  });
+
+  test("a client hanging up mid-RUN stops the build: no container, mount or build directory left", async () => {
+    const dir = await context({ Dockerfile: "FROM busybox\nRUN echo started && sleep 300\n" });
+    const child = spawn("docker", ["build", "-t", "hangup:1", dir], {
+      env: { ...process.env, DOCKER_HOST: bb.agent.dockerHost, DOCKER_CONFIG: bb.agent.dockerConfig, ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    try {
+      await until("the RUN step started", () => out.includes("started\n"), 60_000);
+      assert.equal((await dockerOk(bb.agent, ["ps", "-q"])).trim().split("\n").length, 1);
+    } finally {
+      child.kill("SIGKILL");
+    }
+    const left = await until("the build cleaned up", async () => {
+      const l = await leftovers();
+      return l.containers === "" && l.buildDirs.length === 0 && l.mounts.length === 0 ? l : undefined;
+    }, 30_000, bb.agent);
+    assert.deepEqual(left, { containers: "", buildDirs: [], mounts: [] });
+    assert.equal((await docker(bb.agent, ["image", "inspect", "hangup:1"])).code, 1);
+  });
+
+  test("the agent killed mid-RUN: after its restart no build container, mount or half image is left", async () => {
+    const imagesBefore = (await dockerOk(bb.agent, ["images", "-aq"])).trim();
+    const dir = await context({ Dockerfile: "FROM busybox\nRUN echo running && sleep 300\n" });
+    const child = spawn("docker", ["build", "-t", "killed:1", dir], {
+      env: { ...process.env, DOCKER_HOST: bb.agent.dockerHost, DOCKER_CONFIG: bb.agent.dockerConfig, ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    try {
+      await until("the RUN step started", () => out.includes("running\n"), 60_000);
+      await bb.agent.kill();
+    } finally {
+      child.kill("SIGKILL");
+    }
+    await bb.agent.restart();
+    assert.deepEqual(await leftovers(), { containers: "", buildDirs: [], mounts: [] });
+    assert.equal((await dockerOk(bb.agent, ["images", "-aq"])).trim(), imagesBefore);
+    const snapshots = await readdir(join(bb.agent.dataRoot, "snapshots")).catch(() => []);
+    assert.deepEqual(snapshots.filter((s) => /^[0-9a-f]{64}$/.test(s)), []);
   });
 });

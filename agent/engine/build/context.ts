@@ -9,7 +9,7 @@
 import dockerignore from "@balena/dockerignore";
 import { lstat, readdir, readFile, rm, rmdir } from "node:fs/promises";
 import { join, posix } from "node:path";
-import type { Readable } from "node:stream";
+import { pipeline, Transform, type Readable } from "node:stream";
 import { invalidArgument, notFound } from "../errors.ts";
 import { extractLayer } from "../layers/extract.ts";
 import { decompressStream } from "../layers/decompress.ts";
@@ -28,7 +28,9 @@ export interface BuildContext {
  * @throws InvalidArgument for an unsafe or malformed tar, NotFound when the Dockerfile is missing.
  */
 export async function unpackContext(tar: Readable, dir: string, dockerfileParam: string, signal?: AbortSignal): Promise<BuildContext> {
-  await extractLayer(decompressStream(tar), dir, { signal }).catch((e: unknown) => {
+  // pipeline (callback form) hands the input's and the decompressor's errors on to the padded stream.
+  const padded = pipeline(decompressStream(tar), endOfArchive(), () => undefined);
+  await extractLayer(padded, dir, { signal }).catch((e: unknown) => {
     throw e instanceof Error ? invalidArgument(`invalid build context: ${e.message}`, e) : e;
   });
   const name = dockerfileParam || "Dockerfile";
@@ -78,4 +80,23 @@ async function applyIgnore(dir: string, patterns: string[]): Promise<void> {
     }
   };
   await visit("");
+}
+
+/**
+ * The docker CLI sends a context whose Dockerfile came from outside it (`-f`) without the
+ * last entry's padding and the end-of-archive blocks (its tar rewriting stops writing
+ * there); Docker's reader takes that. Padding to a block and two zero blocks are added
+ * after the stream's end: after a complete archive they are ignored.
+ */
+function endOfArchive(): Transform {
+  let length = 0;
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      length += chunk.length;
+      cb(null, chunk);
+    },
+    flush(cb) {
+      cb(null, Buffer.alloc((512 - (length % 512)) % 512 + 1024));
+    },
+  });
 }
