@@ -334,7 +334,12 @@ export class Builder {
           for (const p of ins.properties ?? []) {
             const value = word(p.raw ?? "");
             env.set(p.name, value);
-            rc.Env = [...(rc.Env ?? []).filter((e) => !e.startsWith(p.name + "=")), `${p.name}=${value}`];
+            // As Docker: a variable set again keeps its place in the list.
+            const list = [...(rc.Env ?? [])];
+            const at = list.findIndex((e) => e.startsWith(p.name + "="));
+            if (at >= 0) list[at] = `${p.name}=${value}`;
+            else list.push(`${p.name}=${value}`);
+            rc.Env = list;
             pairs.push(`${p.name}=${value}`);
           }
           return this.commitConfig(run, stage, "ENV " + pairs.join(" "));
@@ -376,7 +381,7 @@ export class Builder {
             const hi = m[2] ? Number(m[2]) : lo;
             for (let port = lo; port <= hi; port++) rc.ExposedPorts[`${port}/${(m[3] ?? "tcp").toLowerCase()}`] = {};
           }
-          return this.commitConfig(run, stage, "EXPOSE " + ports.map((p) => (p.includes("/") ? p : `${p}/tcp`)).sort().join(" "));
+          return this.commitConfig(run, stage, "EXPOSE " + [...ports].sort().join(" "));
         }
         case "USER": {
           rc.User = word(ins.args);
@@ -403,7 +408,6 @@ export class Builder {
         }
         case "CMD": {
           rc.Cmd = ins.json ?? [...(rc.Shell ?? DEFAULT_SHELL), ins.args];
-          if (!ins.json) rc.ArgsEscaped = true;
           stage.cmdSet = true;
           return this.commitConfig(run, stage, `CMD ${goQuote(rc.Cmd)}`);
         }
@@ -712,7 +716,9 @@ export class Builder {
       const local = items.map((i) => ("url" in i ? downloads.get(i.url)! : i));
       const hash = await hashSources(local);
       const kind = local.length > 1 ? "multi" : local[0]!.stat.isDirectory() ? "dir" : "file";
-      const probe = this.commentConfig(stage, `${ins.keyword} ${kind}:${hash} in ${dest} `, true);
+      // Docker's comment, its missing space after the --chown value included (moby's copy.go).
+      const chownComment = chown ? `--chown=${processWord(chown, env, run.escape)}` : "";
+      const probe = this.commentConfig(stage, `${ins.keyword} ${chownComment}${kind}:${hash} in ${dest} `, true);
       if (await this.useCache(run, stage, probe)) return;
       const chain = stage.layers[stage.layers.length - 1]?.chainId;
       const layer = await this.withSnapshot(run, chain, async (rootfs, upper) => {
