@@ -64,7 +64,7 @@ export function globRegExp(pattern: string): RegExp {
 }
 
 function escapeRe(c: string): string {
-  return c.replace(/[.+^${}()|\\/\]]/g, "\\$&");
+  return c.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
 }
 
 /**
