@@ -206,6 +206,28 @@ describe("docker build (classic builder) through the docker CLI", () => {
     assert.equal((await docker(bb.agent, ["image", "inspect", "fails:1"])).code, 1);
   });
 
+  test("rmi of a built image removes its intermediate images; builder prune removes what a failed build left", async () => {
+    const all = async () => (await dockerOk(bb.agent, ["images", "-aq"])).trim().split("\n").filter(Boolean).sort();
+    const before = await all();
+    const topLevel = async () => (await dockerOk(bb.agent, ["images", "-q"])).trim().split("\n").filter(Boolean).length;
+    const topBefore = await topLevel();
+    const ok = await build(["-t", "rmi:1", await context({ Dockerfile: "FROM busybox\nENV X=1\nRUN echo x > /x\nCMD cat /x\n" })]);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.equal((await all()).length, before.length + 3);
+    assert.equal(await topLevel(), topBefore + 1, "intermediate images are listed only with -a");
+    const rmi = await dockerOk(bb.agent, ["rmi", "rmi:1"]);
+    // Three images (ENV, RUN, CMD steps) and the RUN step's layer, as Docker lists them.
+    assert.equal(rmi.match(/^Deleted: sha256:/gm)?.length, 4, rmi);
+    assert.deepEqual(await all(), before);
+
+    const failed = await build([await context({ Dockerfile: "FROM busybox\nENV Y=1\nRUN exit 1\n" })]);
+    assert.equal(failed.code, 1);
+    assert.equal((await dockerOk(bb.agent, ["images", "-q", "-f", "dangling=true"])).trim().split("\n").filter(Boolean).length, 1);
+    const prune = await dockerOk(bb.agent, ["builder", "prune", "-f"]);
+    assert.match(prune, /Total reclaimed space:/);
+    assert.deepEqual(await all(), before);
+  });
+
   test("Dockerfile errors name the line", async () => {
     const dir = await context({ Dockerfile: "FROM busybox\nRUN true\nRUNN foo\n" });
     const r = await build([dir]);

@@ -2,7 +2,7 @@ import type { Engine } from "../engine/engine.ts";
 import type { Builder } from "../engine/build/builder.ts";
 import { invalidArgument, notImplemented, toEngineError } from "../engine/errors.ts";
 import { JsonMessageStream } from "./json-stream.ts";
-import { boolParam, type Router } from "./router.ts";
+import { boolParam, sendJson, type Router } from "./router.ts";
 
 /**
  * `POST /build`: the classic builder's API (what docker CLI 28 uses without
@@ -60,6 +60,14 @@ export function addBuildRoutes(router: Router, engine: Engine & { builder: Build
       stream.write({ errorDetail: { ...(code !== undefined ? { code } : {}), message: err.message }, error: err.message });
       stream.end();
     }
+  });
+
+  // `docker builder prune`: the classic builder's cache is its intermediate images, so pruning it
+  // removes the dangling images stale or failed builds left (their untagged parents go with them).
+  router.post("/build/prune", async ({ res }) => {
+    const { deleted, spaceReclaimed } = await engine.images.prune({});
+    const ids = deleted.flatMap((d) => ("Deleted" in d ? [d.Deleted] : []));
+    sendJson(res, 200, { CachesDeleted: ids, SpaceReclaimed: spaceReclaimed });
   });
 
   // The CLI asks before a build whether the daemon could use a session (BuildKit); the classic builder needs none.
