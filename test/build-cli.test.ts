@@ -220,12 +220,16 @@ describe("docker build (classic builder) through the docker CLI", () => {
     assert.equal(rmi.match(/^Deleted: sha256:/gm)?.length, 4, rmi);
     assert.deepEqual(await all(), before);
 
+    const dangling = async () => (await dockerOk(bb.agent, ["images", "-q", "-f", "dangling=true"])).trim().split("\n").filter(Boolean);
+    const danglingBefore = await dangling();
     const failed = await build([await context({ Dockerfile: "FROM busybox\nENV Y=1\nRUN exit 1\n" })]);
     assert.equal(failed.code, 1);
-    assert.equal((await dockerOk(bb.agent, ["images", "-q", "-f", "dangling=true"])).trim().split("\n").filter(Boolean).length, 1);
+    assert.equal((await dangling()).length, danglingBefore.length + 1, "the failed build's ENV step is left as Docker leaves it");
     const prune = await dockerOk(bb.agent, ["builder", "prune", "-f"]);
     assert.match(prune, /Total reclaimed space:/);
-    assert.deepEqual(await all(), before);
+    assert.deepEqual(await dangling(), []);
+    const after = await all();
+    assert.ok(after.every((id) => before.includes(id)), "nothing of the failed build is left");
   });
 
   test("Dockerfile errors name the line", async () => {
@@ -269,6 +273,17 @@ describe("docker build (classic builder) through the docker CLI", () => {
       assert.match(r4.stdout + r4.stderr, /refusing to follow a redirect to file:/);
     } finally {
       server.close();
+    }
+    // A context tar crafted to climb out, or to write through a symlink of its own: refused before any step.
+    const outsideDir = join(bb.work, "ctx-escape-target");
+    for (const entries of [
+      [{ name: "Dockerfile", data: "FROM busybox\n" }, { name: `../../../../../../../..${outsideDir}/x`, data: "pwned" }],
+      [{ name: "Dockerfile", data: "FROM busybox\n" }, { name: "up", type: "symlink" as const, linkname: outsideDir }, { name: "up/x", data: "pwned" }],
+    ]) {
+      const r = await build(["-"], { input: makeTar(entries) });
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /Error response from daemon: build context entry (escapes the context: \.\.\/|up\/x would be written through a symlink: up)/);
+      await assert.rejects(readdir(outsideDir));
     }
     for (const t of ["escape:1", "escape:2", "escape:3", "escape:4"]) assert.equal((await docker(bb.agent, ["image", "inspect", t])).code, 1);
     assert.deepEqual(await leftovers(), { containers: "", buildDirs: [], mounts: [] });
