@@ -16,7 +16,8 @@
 import { createHash } from "node:crypto";
 import { constants as fsc } from "node:fs";
 import type { Stats } from "node:fs";
-import { chmod, chown, lchown, link, lstat, lutimes, mkdir, open, readdir, readlink, rm, symlink, unlink, utimes } from "node:fs/promises";
+import { chmodSync, chownSync, closeSync, fchmodSync, fchownSync, futimesSync, lchownSync, linkSync, lstatSync, lutimesSync, mkdirSync, openSync, readdirSync, readlinkSync, readSync, rmSync, symlinkSync, unlinkSync, utimesSync, writeSync } from "node:fs";
+import { lstat, readdir } from "node:fs/promises";
 import { join, posix } from "node:path";
 import { invalidArgument, notFound } from "../errors.ts";
 import { secureJoin } from "../runtime/secure-join.ts";
@@ -116,25 +117,26 @@ async function* walkPaths(root: string, rel: string): AsyncGenerator<string> {
  */
 export async function hashSources(items: SourceItem[]): Promise<string> {
   const h = createHash("sha256");
+  const buf = Buffer.allocUnsafe(CHUNK);
   const visit = async (hostPath: string, rel: string): Promise<void> => {
-    const st = await lstat(hostPath);
+    const st = lstatSync(hostPath);
     h.update(`${rel}\0${st.mode}\0`);
-    if (st.isSymbolicLink()) h.update(`link:${await readlink(hostPath)}\0`);
+    if (st.isSymbolicLink()) h.update(`link:${readlinkSync(hostPath)}\0`);
     else if (st.isFile()) {
       h.update(`size:${st.size}\0`);
-      const fh = await open(hostPath, fsc.O_RDONLY | fsc.O_NOFOLLOW);
+      const fd = openSync(hostPath, fsc.O_RDONLY | fsc.O_NOFOLLOW);
       try {
-        const buf = Buffer.allocUnsafe(CHUNK);
         for (;;) {
-          const { bytesRead } = await fh.read(buf, 0, CHUNK, null);
-          if (bytesRead === 0) break;
-          h.update(buf.subarray(0, bytesRead));
+          const n = readSync(fd, buf, 0, CHUNK, null);
+          if (n === 0) break;
+          h.update(buf.subarray(0, n));
         }
       } finally {
-        await fh.close();
+        closeSync(fd);
       }
     } else if (st.isDirectory()) {
-      for (const name of (await readdir(hostPath)).sort()) await visit(join(hostPath, name), `${rel}/${name}`);
+      for (const name of readdirSync(hostPath).sort()) await visit(join(hostPath, name), `${rel}/${name}`);
+      await new Promise<void>((r) => setImmediate(r));
     }
   };
   for (const item of items) await visit(item.hostPath, item.treePath);
@@ -151,41 +153,53 @@ export interface CopyOptions {
 /**
  * Copies `src` (a file, symlink or directory on the host) to `destPath` inside
  * `root`. A directory's contents are copied into `destPath`.
+ *
+ * The destination is resolved inside the root once; below it every entry is created
+ * by name in a directory this copy made or found to be a real directory (never a
+ * symlink), and the final name is removed, never followed. The calls are synchronous:
+ * both trees are private to the build (the context, a snapshot mounted for this step),
+ * and a COPY is many small files where each asynchronous call costs a thread-pool trip.
  */
 export async function copyInto(root: string, src: string, destPath: string, opts: CopyOptions): Promise<void> {
   const links = new Map<string, string>();
-  const st = await lstat(src);
+  const st = lstatSync(src);
   if (st.isDirectory()) {
-    const destHost = await ensureDir(root, destPath, opts, st);
-    await applyMeta(destHost, st, opts, true);
-    for (const name of (await readdir(src)).sort()) await copyEntry(root, join(src, name), posix.join(destPath, name), opts, links);
+    const { host, created } = await ensureDir(root, destPath, opts);
+    applyMeta(host, st, opts, created);
+    await copyChildren(src, host, opts, links);
+    utimesSync(host, st.atime, st.mtime);
     return;
   }
-  await ensureDir(root, posix.dirname(destPath), opts);
-  await copyEntry(root, src, destPath, opts, links);
+  const { host: parent } = await ensureDir(root, posix.dirname(destPath), opts);
+  await copyEntry(src, parent, posix.basename(destPath), destPath, opts, links);
 }
 
-async function copyEntry(root: string, src: string, destPath: string, opts: CopyOptions, links: Map<string, string>): Promise<void> {
-  const st = await lstat(src);
-  // The parent is resolved inside the root; the entry itself is never followed.
-  const parent = await secureJoin(root, posix.dirname(destPath));
-  const dest = join(parent, posix.basename(destPath));
-  const existing = await lstat(dest).catch(() => undefined);
+async function copyChildren(src: string, destDir: string, opts: CopyOptions, links: Map<string, string>): Promise<void> {
+  for (const name of readdirSync(src).sort()) await copyEntry(join(src, name), destDir, name, name, opts, links);
+}
+
+async function copyEntry(src: string, destDir: string, name: string, shown: string, opts: CopyOptions, links: Map<string, string>): Promise<void> {
+  const st = lstatSync(src);
+  const dest = join(destDir, name);
+  const existing = lstatOr(dest);
   if (st.isDirectory()) {
-    if (existing && !existing.isDirectory()) await rm(dest, { recursive: true, force: true });
-    if (!existing || !existing.isDirectory()) await mkdir(dest, { mode: st.mode & 0o7777 });
-    await applyMeta(dest, st, opts, true);
-    for (const name of (await readdir(src)).sort()) await copyEntry(root, join(src, name), posix.join(destPath, name), opts, links);
-    await lutimes(dest, st.atime, st.mtime);
+    if (existing && !existing.isDirectory()) rmSync(dest, { recursive: true, force: true });
+    const created = !existing?.isDirectory();
+    if (created) mkdirSync(dest, { mode: 0o700 });
+    applyMeta(dest, st, opts, created);
+    await copyChildren(src, dest, opts, links);
+    utimesSync(dest, st.atime, st.mtime);
+    // Many entries: give the event loop back now and then.
+    await new Promise<void>((r) => setImmediate(r));
     return;
   }
-  if (existing?.isDirectory()) throw invalidArgument(`cannot overwrite directory ${destPath} with a non-directory`);
-  if (existing) await unlink(dest);
+  if (existing?.isDirectory()) throw invalidArgument(`cannot overwrite directory ${shown} with a non-directory`);
+  if (existing) unlinkSync(dest);
   if (st.isSymbolicLink()) {
-    await symlink(await readlink(src), dest);
+    symlinkSync(readlinkSync(src), dest);
     const owner = opts.owner ?? { uid: st.uid, gid: st.gid };
-    await lchown(dest, owner.uid, owner.gid);
-    await lutimes(dest, st.atime, st.mtime);
+    lchownSync(dest, owner.uid, owner.gid);
+    lutimesSync(dest, st.atime, st.mtime);
     return;
   }
   if (!st.isFile()) return; // devices, sockets, FIFOs and whiteouts are never copied
@@ -193,55 +207,72 @@ async function copyEntry(root: string, src: string, destPath: string, opts: Copy
   if (st.nlink > 1) {
     const first = links.get(key);
     if (first) {
-      await link(first, dest);
+      linkSync(first, dest);
       return;
     }
     links.set(key, dest);
   }
-  const input = await open(src, fsc.O_RDONLY | fsc.O_NOFOLLOW);
+  const input = openSync(src, fsc.O_RDONLY | fsc.O_NOFOLLOW);
   try {
-    const out = await open(dest, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
+    const out = openSync(dest, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
     try {
-      const buf = Buffer.allocUnsafe(CHUNK);
+      const buf = Buffer.allocUnsafe(Math.min(CHUNK, Math.max(st.size, 1)));
       for (;;) {
-        const { bytesRead } = await input.read(buf, 0, CHUNK, null);
-        if (bytesRead === 0) break;
-        await out.write(buf, 0, bytesRead);
+        const n = readSync(input, buf, 0, buf.length, null);
+        if (n === 0) break;
+        let off = 0;
+        while (off < n) off += writeSync(out, buf, off, n - off);
       }
+      const owner = opts.owner ?? { uid: st.uid, gid: st.gid };
+      fchownSync(out, owner.uid, owner.gid);
+      // chown clears setuid bits: the mode goes last.
+      fchmodSync(out, opts.mode ?? st.mode & 0o7777);
+      futimesSync(out, st.atime, st.mtime);
     } finally {
-      await out.close();
+      closeSync(out);
     }
   } finally {
-    await input.close();
+    closeSync(input);
   }
-  await applyMeta(dest, st, opts, false);
-  await utimes(dest, st.atime, st.mtime);
 }
 
-async function applyMeta(dest: string, st: Stats, opts: CopyOptions, isDir: boolean): Promise<void> {
-  const owner = opts.owner ?? { uid: st.uid, gid: st.gid };
-  await chown(dest, owner.uid, owner.gid);
-  // chown clears setuid bits: the mode goes last.
-  await chmod(dest, opts.mode ?? st.mode & 0o7777);
+/** Owner and mode of a copied directory; an existing one keeps its owner (Docker chowns only what it made). */
+function applyMeta(dest: string, st: Stats, opts: CopyOptions, created: boolean): void {
+  if (created) {
+    const owner = opts.owner ?? { uid: st.uid, gid: st.gid };
+    chownSync(dest, owner.uid, owner.gid);
+  }
+  chmodSync(dest, opts.mode ?? st.mode & 0o7777);
 }
 
-/** Creates `path` inside `root` (and missing parents, 0755, owned by `owner`). @returns its host path */
-async function ensureDir(root: string, path: string, opts: CopyOptions, like?: Stats): Promise<string> {
+function lstatOr(p: string): Stats | undefined {
+  try {
+    return lstatSync(p);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw e;
+  }
+}
+
+/** Creates `path` inside `root` (and missing parents, 0755, owned by `owner`). @returns its host path, and whether it was made */
+async function ensureDir(root: string, path: string, opts: CopyOptions): Promise<{ host: string; created: boolean }> {
   const parts = path.split("/").filter(Boolean);
   let current = "/";
-  for (const [i, part] of parts.entries()) {
+  let created = false;
+  for (const part of parts) {
     current = posix.join(current, part);
     const host = await secureJoin(root, current);
-    const st = await lstat(host).catch(() => undefined);
+    const st = lstatOr(host);
+    created = false;
     if (st?.isDirectory()) continue;
     if (st) throw invalidArgument(`cannot copy to ${path}: ${current} is not a directory`);
-    await mkdir(host, { mode: 0o755 });
+    mkdirSync(host, { mode: 0o755 });
     const owner = opts.owner ?? { uid: 0, gid: 0 };
-    await chown(host, owner.uid, owner.gid);
-    const last = i === parts.length - 1;
-    await chmod(host, last && like ? (opts.mode ?? like.mode & 0o7777) : 0o755);
+    chownSync(host, owner.uid, owner.gid);
+    chmodSync(host, 0o755);
+    created = true;
   }
-  return secureJoin(root, path);
+  return { host: await secureJoin(root, path), created };
 }
 
 /** Whether a destination inside `root` is an existing directory (symlinks followed inside the root). */
