@@ -350,4 +350,35 @@ describe("docker build (classic builder) through the docker CLI", () => {
     const snapshots = await readdir(join(bb.agent.dataRoot, "snapshots")).catch(() => []);
     assert.deepEqual(snapshots.filter((s) => /^[0-9a-f]{64}$/.test(s)), []);
   });
+
+  test("compose `build:` sections and the Python SDK's images.build, output streamed", async () => {
+    const project = await context({
+      "docker-compose.yml": "version: '3'\nservices:\n  web:\n    build:\n      context: ./app\n      args:\n        WHO: compose\n    image: compose-built:1\n",
+      "app/Dockerfile": "FROM busybox\nARG WHO\nRUN echo building for $WHO\nCMD echo hello from $WHO-built\nENV WHO=$WHO\n",
+    });
+    const composeEnv = { ...process.env, DOCKER_HOST: bb.agent.dockerHost, DOCKER_CONFIG: bb.agent.dockerConfig, COMPOSE_DOCKER_CLI_BUILD: "0" };
+    const built = await execFileP("docker-compose", ["--project-directory", project, "-f", join(project, "docker-compose.yml"), "build"], { env: composeEnv, cwd: project });
+    assert.match(built.stdout + built.stderr, /building for compose/);
+    assert.match(built.stdout + built.stderr, /Successfully tagged compose-built:1/);
+    assert.equal(await run(["compose-built:1"]), "hello from compose-built\n");
+
+    const sdkDir = await context({ Dockerfile: "FROM busybox\nRUN echo step output from the sdk\nCMD echo sdk image runs\n" });
+    const failing = await context({ Dockerfile: "FROM busybox\nRUN echo nope && exit 5\n" });
+    const script = `
+import docker, json, sys
+client = docker.DockerClient(base_url=sys.argv[1])
+image, logs = client.images.build(path=sys.argv[2], tag="sdk-built:1", rm=True)
+print("STREAM " + json.dumps("".join(l.get("stream", "") for l in logs)))
+print("RUN " + json.dumps(client.containers.run("sdk-built:1", remove=True).decode()))
+try:
+    client.images.build(path=sys.argv[3])
+except docker.errors.BuildError as e:
+    print("ERROR " + json.dumps(e.msg))
+`;
+    const { stdout } = await execFileP("python3", ["-c", script, bb.agent.dockerHost, sdkDir, failing]);
+    const line = (tag: string) => JSON.parse(stdout.split("\n").find((l) => l.startsWith(tag + " "))!.slice(tag.length + 1)) as string;
+    assert.match(line("STREAM"), /Step 2\/3 : RUN echo step output from the sdk\n ---> Running in [0-9a-f]{12}\nstep output from the sdk\n/);
+    assert.equal(line("RUN"), "sdk image runs\n");
+    assert.equal(line("ERROR"), "The command '/bin/sh -c echo nope && exit 5' returned a non-zero code: 5");
+  });
 });
