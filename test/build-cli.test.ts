@@ -381,4 +381,26 @@ except docker.errors.BuildError as e:
     assert.equal(line("RUN"), "sdk image runs\n");
     assert.equal(line("ERROR"), "The command '/bin/sh -c echo nope && exit 5' returned a non-zero code: 5");
   });
+
+  test("--cache-from: an image without its build's intermediates (saved and loaded) serves as the cache", async () => {
+    const dir = await context({ Dockerfile: "FROM busybox\nENV A=1\nRUN echo layer > /f\nCOPY x /x\nCMD cat /f /x\n", x: "copied\n" });
+    const first = await build(["-t", "cf:1", dir]);
+    assert.equal(first.code, 0, first.stderr);
+    const tar = join(bb.work, "cf.tar");
+    await dockerOk(bb.agent, ["save", "-o", tar, "cf:1"]);
+    await dockerOk(bb.agent, ["rmi", "cf:1"]);
+    await dockerOk(bb.agent, ["load", "-i", tar]);
+    const id = await imageId("cf:1");
+    // Without --cache-from nothing of the loaded image is a cache: its intermediates are gone.
+    const without = await build(["-t", "cf:3", dir]);
+    assert.match(without.stdout, /Running in/);
+    // With it, only the source counts (not the intermediates just made): every step from cf:1.
+    const cached = await build(["-t", "cf:2", "--cache-from", "cf:1", "--cache-from", "not-here:1", dir]);
+    assert.equal(cached.code, 0, cached.stderr);
+    assert.equal(cached.stdout.match(/ ---> Using cache/g)?.length, 4, cached.stdout);
+    assert.doesNotMatch(cached.stdout, /Running in/);
+    assert.match(cached.stdout, /cache-from image not-here:1 not found locally/);
+    assert.match(cached.stdout, new RegExp(`Successfully built ${id}`));
+    assert.equal(await run(["cf:2"]), "layer\ncopied\n");
+  });
 });

@@ -130,6 +130,8 @@ interface BuildRun {
   metaArgs: Map<string, string | undefined>;
   stages: Map<string, Stage>;
   usedArgs: Set<string>;
+  /** --cache-from images found locally (IDs). */
+  cacheSources: string[];
   signal: AbortSignal;
 }
 
@@ -175,7 +177,7 @@ export class Builder {
       await mkdir(contextDir);
       const ctx = await unpackContext(opts.context, contextDir, opts.dockerfile ?? "", ac.signal);
       const parsed = parseDockerfile(ctx.dockerfile, ctx.dockerfileName);
-      const run: BuildRun = { opts, out, dir, contextDir, escape: parsed.escape, metaArgs: new Map(), stages: new Map(), usedArgs: new Set(), signal: ac.signal };
+      const run: BuildRun = { opts, out, dir, contextDir, escape: parsed.escape, metaArgs: new Map(), stages: new Map(), usedArgs: new Set(), cacheSources: this.cacheSources(opts.cacheFrom, out), signal: ac.signal };
       const imageId = await this.runDockerfile(run, parsed);
       const unused = Object.keys(opts.buildArgs).filter((k) => !run.usedArgs.has(k) && !PROXY_ARGS.has(k)).sort();
       if (unused.length) out.stream(`[Warning] One or more build-args [${unused.join(" ")}] were not consumed\n`);
@@ -189,6 +191,20 @@ export class Builder {
       opts.signal?.removeEventListener("abort", onAbort);
       await rm(dir, { recursive: true, force: true }).catch((err: unknown) => this.deps.logger.warn({ err, dir }, "could not remove a build's directory"));
     }
+  }
+
+  /** --cache-from names resolved to local images; those not found are skipped with a note, as Docker does. */
+  private cacheSources(names: string[], out: BuildOutput): string[] {
+    const ids: string[] = [];
+    for (const name of names) {
+      try {
+        ids.push(this.deps.images.resolve(name).id);
+      } catch (e) {
+        if (!isEngineError(e, "NotFound")) throw e;
+        out.stream(`[Warning] cache-from image ${name} not found locally: not used\n`);
+      }
+    }
+    return ids;
   }
 
   private async runDockerfile(run: BuildRun, parsed: ParsedDockerfile): Promise<string> {
@@ -490,23 +506,79 @@ export class Builder {
     await this.commitImage(stage, probe, undefined, "");
   }
 
-  /** Docker's cache probe: a child image of the current one whose container config equals `probe`. */
+  /**
+   * Docker's cache probe (image/cache): a child image of the current one whose container config
+   * equals `probe`. With --cache-from, only images of those sources count: a local child that is
+   * one of their ancestors, or a step of a source image whose history and layers so far are the
+   * current image's (a pulled or loaded image has no parent chain): that step is restored as an
+   * image on top of the current one.
+   */
   private async useCache(run: BuildRun, stage: Stage, probe: ContainerConfig): Promise<boolean> {
     if (run.opts.noCache) return false;
+    const { store } = this.deps.images.deps;
     const key = cacheKey(probe);
     const parent = stage.imageId ?? "";
-    const candidates = this.deps.images.deps.store.images().filter((img) => (img.parent ?? "") === parent && img.id !== parent).sort((a, b) => b.created.localeCompare(a.created));
+    const candidates = store.images().filter((img) => (img.parent ?? "") === parent && img.id !== parent).sort((a, b) => b.created.localeCompare(a.created));
     for (const img of candidates) {
       const config = await this.deps.images.config(img.id).catch(() => undefined);
       if (!config?.container_config || cacheKey(config.container_config as ContainerConfig) !== key) continue;
-      run.out.stream(" ---> Using cache\n");
-      stage.imageId = img.id;
-      stage.image = config;
-      stage.layers = img.layers;
-      // The cached image's config carries what the step set (ENV, CMD…); keep the stage's own view consistent with it.
-      stage.runConfig = { ...structuredClone(config.config ?? {}), Image: img.id };
-      return true;
+      if (run.cacheSources.length > 0 && !run.cacheSources.some((src) => this.isAncestorOrSelf(img.id, src))) continue;
+      return this.cacheHit(run, stage, img.id);
     }
+    const createdBy = (probe.Cmd ?? []).join(" ");
+    const history = stage.image.history ?? [];
+    const diffIds = stage.image.rootfs?.diff_ids ?? [];
+    for (const srcId of run.cacheSources) {
+      const record = store.get(srcId);
+      const src = await this.deps.images.config(srcId).catch(() => undefined);
+      if (!record || !src) continue;
+      const srcHistory = src.history ?? [];
+      const srcDiffs = src.rootfs?.diff_ids ?? [];
+      const entry = srcHistory[history.length];
+      if (!entry || entry.created_by !== createdBy) continue;
+      if (!history.every((h, i) => srcHistory[i]?.created_by === h.created_by) || !diffIds.every((d, i) => srcDiffs[i] === d)) continue;
+      const layer = entry.empty_layer ? undefined : record.layers[diffIds.length];
+      if (!entry.empty_layer && !layer) continue;
+      if (srcHistory.length === history.length + 1) {
+        // The source's last step: the source itself is the result, as in Docker, now a child of the current image.
+        const bytes = await this.deps.images.deps.content.readBytes(srcId, 8 * 1024 * 1024);
+        await this.deps.images.registerImage({ configBytes: bytes, layers: record.layers, ...(stage.imageId ? { parent: stage.imageId } : {}) }, []);
+        return this.cacheHit(run, stage, srcId);
+      }
+      const now = entry.created ?? new Date().toISOString();
+      const doc = {
+        architecture: src.architecture ?? nodeArch(),
+        config: orderedConfig(stage.runConfig, stage.imageId),
+        container_config: orderedConfig(probe, stage.imageId),
+        created: now,
+        docker_version: "20.10.24+berth",
+        history: [...history, entry],
+        os: src.os ?? "linux",
+        rootfs: { type: "layers", diff_ids: [...diffIds, ...(layer ? [layer.diffId] : [])] },
+      };
+      const layers = layer ? [...stage.layers, layer] : stage.layers;
+      const { id } = await this.deps.images.registerImage({ configBytes: Buffer.from(JSON.stringify(doc)), layers, ...(stage.imageId ? { parent: stage.imageId } : {}) }, []);
+      // Docker keeps to the source it started with, so that steps never mix two images' layers.
+      run.cacheSources = [srcId];
+      return this.cacheHit(run, stage, id);
+    }
+    return false;
+  }
+
+  private async cacheHit(run: BuildRun, stage: Stage, id: string): Promise<true> {
+    run.out.stream(" ---> Using cache\n");
+    const record = this.deps.images.resolve(id);
+    stage.imageId = id;
+    stage.image = await this.deps.images.config(id);
+    stage.layers = record.layers;
+    // The stage's own config already holds what the step set (as Docker's builder keeps its own).
+    stage.runConfig.Image = id;
+    return true;
+  }
+
+  private isAncestorOrSelf(id: string, of: string): boolean {
+    const { store } = this.deps.images.deps;
+    for (let cur: string | undefined = of, n = 0; cur && n < 10_000; cur = store.get(cur)?.parent, n++) if (cur === id) return true;
     return false;
   }
 
