@@ -403,4 +403,10 @@ except docker.errors.BuildError as e:
     assert.match(cached.stdout, new RegExp(`Successfully built ${id}`));
     assert.equal(await run(["cf:2"]), "layer\ncopied\n");
   });
+
+  test("recent contexts are kept for unchanged rebuilds: at most four, no spooled tar left", async () => {
+    const names = await readdir(join(bb.agent.dataRoot, "build-contexts"));
+    assert.deepEqual(names.filter((n) => !n.startsWith("ctx-")), []);
+    assert.ok(names.length >= 1 && names.length <= 4, names.join(" "));
+  });
 });

@@ -47,7 +47,7 @@ import { mkdirInRoot } from "../runtime/mkdir-in-root.ts";
 import { resolveUser } from "../runtime/user.ts";
 import { mountAll, unmountAll, isMounted } from "../snapshots/mount.ts";
 import { teeStream } from "../streams.ts";
-import { unpackContext } from "./context.ts";
+import { ContextCache } from "./context.ts";
 import { copyInto, findSources, hashSources, isDirInRoot, type CopyOwner, type SourceItem } from "./copy.ts";
 import { parseDockerfile, parseError, parseTrigger, type DockerfileInstruction, type ParsedDockerfile } from "./dockerfile.ts";
 import { processWord, processWords } from "./shell-lex.ts";
@@ -95,6 +95,8 @@ export interface BuilderDeps {
   puller: Puller;
   /** `<dataRoot>/build`: the builder's private directory. */
   root: string;
+  /** `<dataRoot>/build-contexts`: recent builds' unpacked contexts (context.ts ContextCache). */
+  contextsRoot: string;
   logger: Logger;
 }
 
@@ -136,10 +138,15 @@ interface BuildRun {
 }
 
 export class Builder {
-  constructor(private readonly deps: BuilderDeps) {}
+  private readonly contexts: ContextCache;
+
+  constructor(private readonly deps: BuilderDeps) {
+    this.contexts = new ContextCache(deps.contextsRoot);
+  }
 
   /** Start-up, before the container service adopts snapshots: unmounts and deletes what a crash left. */
   async recover(): Promise<void> {
+    await this.contexts.reset();
     await mkdir(this.deps.root, { recursive: true, mode: 0o700 });
     for (const name of await readdir(this.deps.root)) {
       const dir = join(this.deps.root, name);
@@ -172,10 +179,11 @@ export class Builder {
     const ac = new AbortController();
     const onAbort = () => ac.abort(opts.signal?.reason);
     opts.signal?.addEventListener("abort", onAbort, { once: true });
+    let releaseContext: (() => void) | undefined;
     try {
-      const contextDir = join(dir, "context");
-      await mkdir(contextDir);
-      const ctx = await unpackContext(opts.context, contextDir, opts.dockerfile ?? "", ac.signal);
+      const { ctx, release } = await this.contexts.acquire(opts.context, opts.dockerfile ?? "", ac.signal);
+      releaseContext = release;
+      const contextDir = ctx.dir;
       const parsed = parseDockerfile(ctx.dockerfile, ctx.dockerfileName);
       const run: BuildRun = { opts, out, dir, contextDir, escape: parsed.escape, metaArgs: new Map(), stages: new Map(), usedArgs: new Set(), cacheSources: this.cacheSources(opts.cacheFrom, out), signal: ac.signal };
       const imageId = await this.runDockerfile(run, parsed);
@@ -188,6 +196,7 @@ export class Builder {
       }
       return { imageId, tags: tags.map(familiarString) };
     } finally {
+      releaseContext?.();
       opts.signal?.removeEventListener("abort", onAbort);
       await rm(dir, { recursive: true, force: true }).catch((err: unknown) => this.deps.logger.warn({ err, dir }, "could not remove a build's directory"));
     }

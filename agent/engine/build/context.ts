@@ -8,7 +8,10 @@
  */
 import dockerignore from "@balena/dockerignore";
 import { constants as fsc, chmodSync, closeSync, fchmodSync, futimesSync, linkSync, lstatSync, lutimesSync, mkdirSync, openSync, rmSync, symlinkSync, unlinkSync, utimesSync, writeSync, type Stats } from "node:fs";
-import { lstat, readdir, readFile, rm, rmdir } from "node:fs/promises";
+import { createHash, randomBytes } from "node:crypto";
+import { createReadStream, createWriteStream } from "node:fs";
+import { lstat, mkdir, readdir, readFile, rm, rmdir } from "node:fs/promises";
+import { pipeline as pipelineAsync } from "node:stream/promises";
 import * as tarStream from "tar-stream";
 import { join, posix } from "node:path";
 import { pipeline, Transform, type Readable } from "node:stream";
@@ -239,4 +242,82 @@ function endOfArchive(): Transform {
       cb(null, Buffer.alloc((512 - (length % 512)) % 512 + 1024));
     },
   });
+}
+
+/**
+ * Unpacked contexts of recent builds, keyed by the sha256 of the context tar as sent (and the
+ * Dockerfile name): an unchanged rebuild sends the very same bytes, and unpacking a context of
+ * many small files costs more than the rest of a fully cached build. The tar is spooled to one
+ * file while it is hashed; a known one reuses its directory, read-only to every build (COPY
+ * only reads a context). At most `max` unused contexts are kept; the owner deletes the whole
+ * directory at start-up.
+ */
+export class ContextCache {
+  private readonly entries = new Map<string, { ctx: BuildContext; refs: number; used: number }>();
+  private readonly pending = new Map<string, Promise<BuildContext>>();
+
+  constructor(private readonly root: string, private readonly max = 4) {}
+
+  async reset(): Promise<void> {
+    await rm(this.root, { recursive: true, force: true });
+    await mkdir(this.root, { recursive: true, mode: 0o700 });
+  }
+
+  /** The unpacked context of `tar`; call `release()` when the build is done with it. */
+  async acquire(tar: Readable, dockerfileParam: string, signal?: AbortSignal): Promise<{ ctx: BuildContext; release(): void }> {
+    await mkdir(this.root, { recursive: true, mode: 0o700 });
+    const spool = join(this.root, `spool-${randomBytes(8).toString("hex")}`);
+    try {
+      const hash = createHash("sha256");
+      await pipelineAsync(tar, new Transform({ transform(chunk: Buffer, _e, cb) { hash.update(chunk); cb(null, chunk); } }), createWriteStream(spool, { mode: 0o600 }), { signal });
+      const key = `${hash.digest("hex")}:${dockerfileParam}`;
+      let entry = this.entries.get(key);
+      if (!entry) {
+        let making = this.pending.get(key);
+        if (!making) {
+          const dir = join(this.root, `ctx-${randomBytes(8).toString("hex")}`);
+          making = (async () => {
+            await mkdir(dir, { mode: 0o700 });
+            try {
+              return await unpackContext(createReadStream(spool), dir, dockerfileParam, signal);
+            } catch (e) {
+              await rm(dir, { recursive: true, force: true });
+              throw e;
+            }
+          })();
+          this.pending.set(key, making);
+          making.then(
+            (ctx) => this.entries.set(key, { ctx, refs: 0, used: Date.now() }),
+            () => undefined,
+          ).finally(() => this.pending.delete(key));
+        }
+        const ctx = await making;
+        entry = this.entries.get(key) ?? { ctx, refs: 0, used: Date.now() };
+        this.entries.set(key, entry);
+      }
+      const e = entry;
+      e.refs++;
+      e.used = Date.now();
+      let released = false;
+      return {
+        ctx: e.ctx,
+        release: () => {
+          if (released) return;
+          released = true;
+          e.refs--;
+          void this.evict();
+        },
+      };
+    } finally {
+      await rm(spool, { force: true });
+    }
+  }
+
+  private async evict(): Promise<void> {
+    const idle = [...this.entries].filter(([, e]) => e.refs === 0).sort((a, b) => b[1].used - a[1].used);
+    for (const [key, e] of idle.slice(this.max)) {
+      this.entries.delete(key);
+      await rm(e.ctx.dir, { recursive: true, force: true }).catch(() => undefined);
+    }
+  }
 }
