@@ -15,8 +15,9 @@
  *   builder's own directory, its upper directory becomes the layer.
  * - Metadata steps: a new config only, with an empty-layer history entry.
  *
- * Ownership: the builder owns `<dataRoot>/build` (contexts, mount points) and
- * the containers and snapshots it makes; each step releases what it made, also
+ * Ownership: the builder owns `<dataRoot>/build` (mount points, downloads),
+ * `<dataRoot>/build-contexts` (recent contexts, context.ts) and the containers
+ * and snapshots it makes; each step releases what it made, also
  * on failure or cancel. After a crash, `recover()` unmounts and deletes what is
  * left in its directory and `removeLeftoverContainers()` removes build
  * containers; the snapshotter's own start-up sweep removes orphan snapshots.
