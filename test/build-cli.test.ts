@@ -9,6 +9,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { gzipSync } from "node:zlib";
 import { docker, dockerOk } from "./helpers/agent.ts";
 import { until } from "./helpers/wait.ts";
 import { startBusyboxAgent, type BusyboxAgent } from "./helpers/busybox-agent.ts";
@@ -402,6 +403,33 @@ except docker.errors.BuildError as e:
     assert.match(cached.stdout, /cache-from image not-here:1 not found locally/);
     assert.match(cached.stdout, new RegExp(`Successfully built ${id}`));
     assert.equal(await run(["cf:2"]), "layer\ncopied\n");
+  });
+
+  test("ADD: a local tar archive is unpacked, a URL is downloaded (0600, named after the URL), SHELL applies to RUN", async () => {
+    const archive = makeTar([{ name: "pkg/", type: "directory" }, { name: "pkg/bin.sh", data: "echo from archive\n", mode: 0o755, uid: 1000, gid: 1000 }]);
+    const server: Server = createServer((req, res) => {
+      if (req.url === "/moved") {
+        res.writeHead(301, { Location: "/files/notes.txt" });
+        res.end();
+        return;
+      }
+      res.writeHead(200, { "Content-Type": "text/plain" });
+      res.end("downloaded notes\n");
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    try {
+      const port = (server.address() as AddressInfo).port;
+      const dir = await context({
+        Dockerfile: `FROM busybox\nADD pkg.tar.gz /opt/\nADD http://127.0.0.1:${port}/moved /downloads/\nSHELL ["/bin/sh", "-ec"]\nRUN sh /opt/pkg/bin.sh > /from-run\n`,
+        "pkg.tar.gz": async (p) => writeFile(p, gzipSync(archive)),
+      });
+      const r = await build(["-t", "add:1", dir]);
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      const out = await run(["add:1", "sh", "-c", "stat -c '%a %u:%g %n' /opt/pkg/bin.sh /downloads/moved; cat /downloads/moved /from-run"]);
+      assert.equal(out, "755 1000:1000 /opt/pkg/bin.sh\n600 0:0 /downloads/moved\ndownloaded notes\nfrom archive\n");
+    } finally {
+      server.close();
+    }
   });
 
   test("recent contexts are kept for unchanged rebuilds: at most four, no spooled tar left", async () => {
