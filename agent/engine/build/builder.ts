@@ -353,112 +353,110 @@ export class Builder {
     const env = this.env(run, stage);
     const word = (w: string) => processWord(w, env, run.escape);
     const rc = stage.runConfig;
-    {
-      switch (ins.keyword) {
-        case "ENV": {
-          const pairs: string[] = [];
-          for (const p of ins.properties ?? []) {
-            const value = word(p.raw ?? "");
-            env.set(p.name, value);
-            // As Docker: a variable set again keeps its place in the list.
-            const list = [...(rc.Env ?? [])];
-            const at = list.findIndex((e) => e.startsWith(p.name + "="));
-            if (at >= 0) list[at] = `${p.name}=${value}`;
-            else list.push(`${p.name}=${value}`);
-            rc.Env = list;
-            pairs.push(`${p.name}=${value}`);
-          }
-          return this.commitConfig(run, stage, "ENV " + pairs.join(" "));
+    switch (ins.keyword) {
+      case "ENV": {
+        const pairs: string[] = [];
+        for (const p of ins.properties ?? []) {
+          const value = word(p.raw ?? "");
+          env.set(p.name, value);
+          // As Docker: a variable set again keeps its place in the list.
+          const list = [...(rc.Env ?? [])];
+          const at = list.findIndex((e) => e.startsWith(p.name + "="));
+          if (at >= 0) list[at] = `${p.name}=${value}`;
+          else list.push(`${p.name}=${value}`);
+          rc.Env = list;
+          pairs.push(`${p.name}=${value}`);
         }
-        case "LABEL": {
-          const pairs: string[] = [];
-          rc.Labels = { ...(rc.Labels ?? {}) };
-          for (const p of ins.properties ?? []) {
-            const key = word(p.name);
-            const value = word(p.raw ?? "");
-            rc.Labels[key] = value;
-            pairs.push(`${key}=${value}`);
-          }
-          return this.commitConfig(run, stage, "LABEL " + pairs.join(" "));
-        }
-        case "MAINTAINER": {
-          stage.image = { ...stage.image, author: word(ins.args) };
-          return this.commitConfig(run, stage, "MAINTAINER " + word(ins.args));
-        }
-        case "ARG": {
-          const parts: string[] = [];
-          for (const p of ins.properties ?? []) {
-            const given = run.opts.buildArgs[p.name];
-            const meta = run.metaArgs.get(p.name);
-            const dflt = p.raw === null ? meta : word(p.raw);
-            stage.args.set(p.name, given !== undefined && given !== null ? given : dflt);
-            if (p.name in run.opts.buildArgs) run.usedArgs.add(p.name);
-            parts.push(p.raw === null ? p.name : `${p.name}=${dflt ?? ""}`);
-          }
-          return this.commitConfig(run, stage, "ARG " + parts.join(" "));
-        }
-        case "EXPOSE": {
-          const ports = processWords(ins.args, env, run.escape);
-          rc.ExposedPorts = { ...(rc.ExposedPorts ?? {}) };
-          for (const p of ports) {
-            const m = /^(\d+)(?:-(\d+))?(?:\/(tcp|udp|sctp))?$/i.exec(p);
-            if (!m) throw invalidArgument(`invalid containerPort: ${p}`);
-            const lo = Number(m[1]);
-            const hi = m[2] ? Number(m[2]) : lo;
-            for (let port = lo; port <= hi; port++) rc.ExposedPorts[`${port}/${(m[3] ?? "tcp").toLowerCase()}`] = {};
-          }
-          return this.commitConfig(run, stage, "EXPOSE " + [...ports].sort().join(" "));
-        }
-        case "USER": {
-          rc.User = word(ins.args);
-          return this.commitConfig(run, stage, "USER " + rc.User);
-        }
-        case "VOLUME": {
-          const vols = ins.json ?? processWords(ins.args, env, run.escape);
-          rc.Volumes = { ...(rc.Volumes ?? {}) };
-          for (const v of vols) {
-            if (v.trim() === "") throw invalidArgument("VOLUME specified can not be an empty string");
-            rc.Volumes[ins.json ? word(v) : v] = {};
-          }
-          return this.commitConfig(run, stage, `VOLUME [${vols.join(" ")}]`);
-        }
-        case "STOPSIGNAL": {
-          const sig = word(ins.args);
-          if (!/^(SIG[A-Z0-9+-]+|\d+|[A-Z]+[0-9]*)$/.test(sig)) throw invalidArgument(`Invalid signal: ${sig}`);
-          rc.StopSignal = sig;
-          return this.commitConfig(run, stage, "STOPSIGNAL " + sig);
-        }
-        case "SHELL": {
-          rc.Shell = ins.json!;
-          return this.commitConfig(run, stage, `SHELL ${goQuote(rc.Shell)}`);
-        }
-        case "CMD": {
-          rc.Cmd = ins.json ?? [...(rc.Shell ?? DEFAULT_SHELL), ins.args];
-          stage.cmdSet = true;
-          return this.commitConfig(run, stage, `CMD ${goQuote(rc.Cmd)}`);
-        }
-        case "ENTRYPOINT": {
-          rc.Entrypoint = ins.json ?? (ins.args === "" ? null : [...(rc.Shell ?? DEFAULT_SHELL), ins.args]);
-          if (!stage.cmdSet) rc.Cmd = null;
-          return this.commitConfig(run, stage, `ENTRYPOINT ${goQuote(rc.Entrypoint ?? [])}`);
-        }
-        case "ONBUILD": {
-          const trigger = ins.args;
-          rc.OnBuild = [...(rc.OnBuild ?? []), trigger];
-          return this.commitConfig(run, stage, "ONBUILD " + trigger);
-        }
-        case "HEALTHCHECK":
-          return this.healthcheck(run, stage, ins);
-        case "WORKDIR":
-          return this.workdir(run, stage, word(ins.args));
-        case "RUN":
-          return this.runStep(run, stage, ins);
-        case "COPY":
-        case "ADD":
-          return this.copyStep(run, stage, ins, env);
-        default:
-          throw parseError(ins.line, `unknown instruction: ${ins.keyword}`);
+        return this.commitConfig(run, stage, "ENV " + pairs.join(" "));
       }
+      case "LABEL": {
+        const pairs: string[] = [];
+        rc.Labels = { ...(rc.Labels ?? {}) };
+        for (const p of ins.properties ?? []) {
+          const key = word(p.name);
+          const value = word(p.raw ?? "");
+          rc.Labels[key] = value;
+          pairs.push(`${key}=${value}`);
+        }
+        return this.commitConfig(run, stage, "LABEL " + pairs.join(" "));
+      }
+      case "MAINTAINER": {
+        stage.image = { ...stage.image, author: word(ins.args) };
+        return this.commitConfig(run, stage, "MAINTAINER " + word(ins.args));
+      }
+      case "ARG": {
+        const parts: string[] = [];
+        for (const p of ins.properties ?? []) {
+          const given = run.opts.buildArgs[p.name];
+          const meta = run.metaArgs.get(p.name);
+          const dflt = p.raw === null ? meta : word(p.raw);
+          stage.args.set(p.name, given !== undefined && given !== null ? given : dflt);
+          if (p.name in run.opts.buildArgs) run.usedArgs.add(p.name);
+          parts.push(p.raw === null ? p.name : `${p.name}=${dflt ?? ""}`);
+        }
+        return this.commitConfig(run, stage, "ARG " + parts.join(" "));
+      }
+      case "EXPOSE": {
+        const ports = processWords(ins.args, env, run.escape);
+        rc.ExposedPorts = { ...(rc.ExposedPorts ?? {}) };
+        for (const p of ports) {
+          const m = /^(\d+)(?:-(\d+))?(?:\/(tcp|udp|sctp))?$/i.exec(p);
+          if (!m) throw invalidArgument(`invalid containerPort: ${p}`);
+          const lo = Number(m[1]);
+          const hi = m[2] ? Number(m[2]) : lo;
+          for (let port = lo; port <= hi; port++) rc.ExposedPorts[`${port}/${(m[3] ?? "tcp").toLowerCase()}`] = {};
+        }
+        return this.commitConfig(run, stage, "EXPOSE " + [...ports].sort().join(" "));
+      }
+      case "USER": {
+        rc.User = word(ins.args);
+        return this.commitConfig(run, stage, "USER " + rc.User);
+      }
+      case "VOLUME": {
+        const vols = ins.json ?? processWords(ins.args, env, run.escape);
+        rc.Volumes = { ...(rc.Volumes ?? {}) };
+        for (const v of vols) {
+          if (v.trim() === "") throw invalidArgument("VOLUME specified can not be an empty string");
+          rc.Volumes[ins.json ? word(v) : v] = {};
+        }
+        return this.commitConfig(run, stage, `VOLUME [${vols.join(" ")}]`);
+      }
+      case "STOPSIGNAL": {
+        const sig = word(ins.args);
+        if (!/^(SIG[A-Z0-9+-]+|\d+|[A-Z]+[0-9]*)$/.test(sig)) throw invalidArgument(`Invalid signal: ${sig}`);
+        rc.StopSignal = sig;
+        return this.commitConfig(run, stage, "STOPSIGNAL " + sig);
+      }
+      case "SHELL": {
+        rc.Shell = ins.json!;
+        return this.commitConfig(run, stage, `SHELL ${goQuote(rc.Shell)}`);
+      }
+      case "CMD": {
+        rc.Cmd = ins.json ?? [...(rc.Shell ?? DEFAULT_SHELL), ins.args];
+        stage.cmdSet = true;
+        return this.commitConfig(run, stage, `CMD ${goQuote(rc.Cmd)}`);
+      }
+      case "ENTRYPOINT": {
+        rc.Entrypoint = ins.json ?? (ins.args === "" ? null : [...(rc.Shell ?? DEFAULT_SHELL), ins.args]);
+        if (!stage.cmdSet) rc.Cmd = null;
+        return this.commitConfig(run, stage, `ENTRYPOINT ${goQuote(rc.Entrypoint ?? [])}`);
+      }
+      case "ONBUILD": {
+        const trigger = ins.args;
+        rc.OnBuild = [...(rc.OnBuild ?? []), trigger];
+        return this.commitConfig(run, stage, "ONBUILD " + trigger);
+      }
+      case "HEALTHCHECK":
+        return this.healthcheck(run, stage, ins);
+      case "WORKDIR":
+        return this.workdir(run, stage, word(ins.args));
+      case "RUN":
+        return this.runStep(run, stage, ins);
+      case "COPY":
+      case "ADD":
+        return this.copyStep(run, stage, ins, env);
+      default:
+        throw parseError(ins.line, `unknown instruction: ${ins.keyword}`);
     }
   }
 
