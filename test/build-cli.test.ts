@@ -175,8 +175,10 @@ describe("docker build (classic builder) through the docker CLI", () => {
 
   test("USER and WORKDIR: the directory is created, RUN runs as the user there", async () => {
     const dir = await context({ Dockerfile: "FROM busybox\nWORKDIR /srv/app\nUSER nobody\nWORKDIR sub\nRUN id -u && pwd\n" });
-    const r = await build(["-t", "user:1", dir]);
+    // --pull: the base is pulled again (from the fixture registry, the agent's mirror) before the build.
+    const r = await build(["--pull", "-t", "user:1", dir]);
     assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /Step 1\/5 : FROM busybox\nlatest: Pulling from library\/busybox\n/);
     assert.match(r.stdout, /\n65534\n\/srv\/app\/sub\n/);
     assert.equal(await run(["user:1", "sh", "-c", "id -un; pwd"]), "nobody\n/srv/app/sub\n");
   });
