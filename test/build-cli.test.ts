@@ -434,6 +434,17 @@ except docker.errors.BuildError as e:
     }
   });
 
+  test("two builds of one context at once both succeed; --shm-size reaches RUN", async () => {
+    const files: Record<string, string> = { Dockerfile: "FROM busybox\nCOPY . /ctx/\nRUN df -k /dev/shm | awk 'NR==2{print \"shm\", $2}'\n" };
+    for (let i = 0; i < 50; i++) files[`f${i}.txt`] = `file ${i}\n`;
+    const dir = await context(files);
+    const [a, b] = await Promise.all([build(["--shm-size", "33554432", "-t", "twice:a", dir]), build(["--shm-size", "33554432", "-t", "twice:b", dir])]);
+    assert.equal(a.code, 0, a.stdout + a.stderr);
+    assert.equal(b.code, 0, b.stdout + b.stderr);
+    assert.match(a.stdout + b.stdout, /\nshm 32768\n/);
+    assert.equal(await run(["twice:b", "sh", "-c", "ls /ctx | wc -l"]), "51\n");
+  });
+
   test("recent contexts are kept for unchanged rebuilds: at most four, no spooled tar left", async () => {
     const names = await readdir(join(bb.agent.dataRoot, "build-contexts"));
     assert.deepEqual(names.filter((n) => !n.startsWith("ctx-")), []);
