@@ -25,6 +25,7 @@ export function addImageRoutes(router: Router, engine: Engine): void {
       before: f.get("before")?.[0],
       label: f.get("label"),
       until: f.get("until")?.[0],
+      all: boolParam(query, "all"),
     });
     sendJson(res, 200, list.map(imageSummaryJson));
   });

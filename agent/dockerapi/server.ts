@@ -3,6 +3,7 @@ import { chmod, mkdir, rm } from "node:fs/promises";
 import { dirname } from "node:path";
 import type { Logger } from "pino";
 import type { Engine } from "../engine/engine.ts";
+import { addBuildRoutes } from "./build-routes.ts";
 import { addContainerRoutes } from "./containers-routes.ts";
 import { addImageRoutes } from "./images-routes.ts";
 import { addVolumeNetworkRoutes } from "./volumes-networks-routes.ts";
@@ -22,6 +23,7 @@ export async function serveDockerApi(engine: Engine, socketPath: string, logger:
   addContainerRoutes(router, engine);
   addVolumeNetworkRoutes(router, engine);
   addSwarmRoutes(router);
+  addBuildRoutes(router, engine);
 
   const server = createServer((req, res) => {
     const started = Date.now();
