@@ -14,6 +14,7 @@ import type { Logger } from "pino";
 import type { ValidSession } from "../auth/sessions.ts";
 import type { PrismaClient } from "../db/generated/client.ts";
 import { recordAudit } from "../db/audit.ts";
+import { getSecuritySettings } from "../auth/settings.ts";
 import { inScope, nodeScopeOf, roleAllows, type NodeScope, type Permission } from "./authz.ts";
 import type { ConsoleServices } from "../services.ts";
 
@@ -71,11 +72,19 @@ const audited = t.middleware(async ({ ctx, type, path, getRawInput, next }) => {
 });
 
 /** A signed-in user whose session and account are valid right now. */
-export const authedProcedure = publicProcedure.use(audited).use(({ ctx, path, next }) => {
+/** What a user who must first change the password or enrol two-factor may still call. */
+const ACCOUNT_SETUP_PATHS = new Set(["auth.me", "auth.changePassword", "auth.sessions", "auth.revokeSession", "auth.logoutEverywhere"]);
+
+export const authedProcedure = publicProcedure.use(audited).use(async ({ ctx, path, next }) => {
   const session = ctx.session;
   if (!session) throw new TRPCError({ code: "UNAUTHORIZED", message: "not signed in, or the session has expired: sign in again" });
-  if (session.user.mustChangePassword && path !== "auth.changePassword" && path !== "auth.me") {
+  if (session.user.mustChangePassword && !ACCOUNT_SETUP_PATHS.has(path)) {
     throw new TRPCError({ code: "FORBIDDEN", message: "change the one-time password first (Account page)" });
+  }
+  if (session.user.role === "admin" && !session.user.twoFactor && !ACCOUNT_SETUP_PATHS.has(path) && !path.startsWith("auth.twoFactor.")) {
+    if ((await getSecuritySettings(ctx.services.prisma)).requireAdminTwoFactor) {
+      throw new TRPCError({ code: "FORBIDDEN", message: "two-factor sign-in is required for admins: turn it on on the Account page first" });
+    }
   }
   let scope: Promise<NodeScope> | undefined;
   return next({
