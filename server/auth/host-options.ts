@@ -42,7 +42,7 @@ export type HostPolicyRules = z.output<typeof HostPolicyRulesSchema>;
 export const NO_HOST_ACCESS: HostPolicyRules = Object.freeze({ allowHostNetwork: false, bindMounts: [] });
 
 /** Where an admin grants what operators may use (named in refusals). */
-export const POLICY_SETTING = "Admin → Node groups → Host access";
+export const POLICY_SETTING = "Admin → Security → Host access";
 
 export interface HostOptionUse {
   /** The docker-run spelling: `--volume`, `--network`, `--privileged`… */
