@@ -183,8 +183,8 @@ function SessionsPanel() {
         <tbody>
           {sessions.data?.map((s) => (
             <tr key={s.id}>
-              <td title={s.userAgent ?? ""}>
-                {s.userAgent ? s.userAgent.slice(0, 80) : <span className="muted">unknown</span>} {s.current && <span className="badge ok">this browser</span>}
+              <td style={{ maxWidth: 420, wordBreak: "break-word" }}>
+                {s.userAgent ?? <span className="muted">unknown</span>} {s.current && <span className="badge ok">this browser</span>}
               </td>
               <td>{s.ip ?? "—"}</td>
               <td>{when(s.createdAt)}</td>

@@ -97,7 +97,6 @@ export default function RunPage() {
           </Field>
           <Field label="Volumes">
             <textarea id={f("volumes")} value={volumes} onChange={(e) => setVolumes(e.target.value)} placeholder={"one per line: data:/var/lib/app, /srv/www:/www:ro"} rows={4} className="mono" style={{ width: "100%" }} />
-            {!can.admin && <div className="muted">Named volumes are always allowed; host paths (starting with /) and the host network only where your node group's host access allows them.</div>}
           </Field>
           <div>
             <div className="grid2">
@@ -137,6 +136,7 @@ export default function RunPage() {
             {formError}
           </div>
         )}
+        {!can.admin && <p className="muted">Named volumes are always allowed; host paths (starting with /) and the host network only where your node group&apos;s host access allows them.</p>}
         <ApiError error={run.error} />
         <p className="row">
           <button type="submit" className="primary" disabled={run.isPending}>

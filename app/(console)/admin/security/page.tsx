@@ -53,19 +53,21 @@ function HostAccessRow({ g }: { g: GroupAccess }) {
   );
 }
 
+type Settings = RouterOutputs["admin"]["security"]["settings"];
+
+/** Shown once the settings are loaded, so what the admin types is never overwritten by their arrival. */
 function SettingsForm() {
-  const utils = trpc.useUtils();
   const settings = trpc.admin.security.settings.useQuery();
+  if (!settings.data) return <ErrorBox error={settings.error} />;
+  return <SettingsFields initial={settings.data} />;
+}
+
+function SettingsFields({ initial }: { initial: Settings }) {
+  const utils = trpc.useUtils();
   const update = trpc.admin.security.updateSettings.useMutation({ onSuccess: () => utils.admin.security.invalidate() });
-  const [idle, setIdle] = useState("");
-  const [absolute, setAbsolute] = useState("");
-  const [require2fa, setRequire2fa] = useState(false);
-  useEffect(() => {
-    if (!settings.data) return;
-    setIdle(String(settings.data.sessionIdleMinutes));
-    setAbsolute(String(settings.data.sessionAbsoluteMinutes));
-    setRequire2fa(settings.data.requireAdminTwoFactor);
-  }, [settings.data]);
+  const [idle, setIdle] = useState(String(initial.sessionIdleMinutes));
+  const [absolute, setAbsolute] = useState(String(initial.sessionAbsoluteMinutes));
+  const [require2fa, setRequire2fa] = useState(initial.requireAdminTwoFactor);
   function submit(e: FormEvent) {
     e.preventDefault();
     update.mutate({ sessionIdleMinutes: Number(idle), sessionAbsoluteMinutes: Number(absolute), requireAdminTwoFactor: require2fa });
@@ -81,7 +83,7 @@ function SettingsForm() {
       <label>
         <input type="checkbox" checked={require2fa} onChange={(e) => setRequire2fa(e.target.checked)} /> Require two-factor sign-in for every admin
       </label>
-      <ErrorBox error={settings.error ?? update.error} />
+      <ErrorBox error={update.error} />
       {update.isSuccess && <p className="badge ok">Saved.</p>}
       <p>
         <button className="primary" type="submit" disabled={update.isPending}>
