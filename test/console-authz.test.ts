@@ -187,6 +187,42 @@ describe("authorisation matrix", () => {
     assert.equal(((await jobs.json()) as { result: { data: { total: number } } }).result.data.total, 0);
   });
 
+  test("no answer of any query holds a secret: registry passwords, kept SSH credentials, TOTP secrets, password or token hashes", async () => {
+    const p = c.services.prisma;
+    const box = c.services.secretBox;
+    const clear = ["registry-pw-Zq81", "ssh-pw-Kx93", "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"];
+    const reg = await p.registry.create({ data: { address: "registry.secret.test:5000", username: "deploy", passwordEncrypted: box.seal(clear[0]!, "registry-password:registry.secret.test:5000") } });
+    const ssh = await p.sshHost.create({ data: { host: "10.9.8.7", hostKeyAlgorithm: "ssh-ed25519", hostKeyFingerprint: "SHA256:abc", username: "root", credentialsSealed: box.seal(JSON.stringify({ password: clear[1] }), "ssh-credentials:10.9.8.7:22"), nodeId } });
+    await p.user.update({ where: { id: users.admin.id }, data: { totpSecretSealed: box.seal(clear[2]!, `totp:${users.admin.id}`) } });
+    const stored = [
+      reg.passwordEncrypted!,
+      ssh.credentialsSealed!,
+      ...(await p.user.findMany({ select: { passwordHash: true, totpSecretSealed: true } })).flatMap((u) => [u.passwordHash, u.totpSecretSealed]).filter((x): x is string => !!x),
+      ...(await p.session.findMany({ select: { tokenHash: true } })).map((x) => x.tokenHash),
+    ];
+    try {
+      const leaks: string[] = [];
+      let answered = 0;
+      for (const who of ["admin", "operator", "viewer"] as const) {
+        const cookie = await cookieOf(who);
+        for (const [path, proc] of Object.entries(appRouter._def.procedures)) {
+          if ((proc as unknown as { _def: { type: string } })._def.type !== "query") continue;
+          const res = await fetch(`${c.url}/api/trpc/${path}?input=${encodeURIComponent(JSON.stringify(sampleInput(path).input))}`, { headers: { origin: c.url, ...(cookie ? { cookie } : {}) } });
+          const body = await res.text();
+          if (res.ok) answered++;
+          for (const secret of [...clear, ...stored]) if (body.includes(secret)) leaks.push(`${who} ${path}: ${secret.slice(0, 12)}…`);
+          if (/\$scrypt\$|passwordEncrypted|credentialsSealed|totpSecret|tokenHash|codeHash/.test(body)) leaks.push(`${who} ${path}: a secret column's name`);
+        }
+      }
+      assert.ok(answered > 20, `queries answered (${answered})`);
+      assert.deepEqual(leaks, []);
+    } finally {
+      await p.registry.delete({ where: { id: reg.id } });
+      await p.sshHost.delete({ where: { id: ssh.id } });
+      await p.user.update({ where: { id: users.admin.id }, data: { totpSecretSealed: null } });
+    }
+  });
+
   test("a foreign Origin is refused on the API", async () => {
     const r = await call("nodes.list", "query", {}, await cookieOf("admin"), "https://evil.example");
     assert.equal(r.status, 403);
