@@ -80,7 +80,7 @@ describe("console security in a browser", () => {
     await page.goto("/account");
     const form = page.getByRole("form", { name: "change password" });
     await form.getByLabel("Current password").fill(admin.password);
-    await form.getByLabel("New password (12 characters or more").fill("aaaaaaaaaaaa");
+    await form.getByLabel("New password (12 characters or more)").fill("aaaaaaaaaaaa");
     await form.getByLabel("New password again").fill("aaaaaaaaaaaa");
     await form.getByRole("button", { name: "Change password" }).click();
     await form.getByRole("alert").filter({ hasText: 'new password: the password is too easy to guess: Repeated characters like "aaa"' }).waitFor();

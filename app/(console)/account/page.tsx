@@ -27,9 +27,10 @@ function PasswordPanel() {
       <Field label="Current password">
         <input id="current" type="password" value={current} onChange={(e) => setCurrent(e.target.value)} autoComplete="current-password" required />
       </Field>
-      <Field label="New password (12 characters or more, not easy to guess)">
+      <Field label="New password (12 characters or more)">
         <input id="new" type="password" value={next} onChange={(e) => setNext(e.target.value)} autoComplete="new-password" required />
       </Field>
+      <p className="muted">Not a common password, a keyboard pattern, a repeat or your own name or email: the console estimates how easy it is to guess.</p>
       <Field label="New password again">
         <input id="repeat" type="password" value={repeat} onChange={(e) => setRepeat(e.target.value)} autoComplete="new-password" required />
       </Field>
