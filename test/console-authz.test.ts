@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { io as ioClient, type Socket } from "socket.io-client";
 import { appRouter } from "../server/trpc/router.ts";
+import { updateSecuritySettings } from "../server/auth/settings.ts";
 import { createTeamWithGroup, createUser, sessionCookie, startTestConsole, type TestConsole, type TestUser } from "./helpers/console.ts";
 
 type Need = "public" | "signed-in" | "read" | "operate" | "admin";
@@ -433,5 +434,20 @@ describe("authorisation matrix: host-level options", () => {
     // What an admin used is on record too.
     const allowed = await c.services.prisma.auditLog.findMany({ where: { action: "jobs.run", outcome: "success" } });
     assert.ok(allowed.some((r) => ((r.details as { hostOptions?: string[] }).hostOptions ?? []).includes("--volume /:/host")));
+  });
+
+  test("when admins must use two-factor, an admin without it may only enrol (API), until they have it", async () => {
+    await updateSecuritySettings(c.services.prisma, { requireAdminTwoFactor: true });
+    try {
+      const r = await run("admin", { volumes: ["data:/d"] });
+      assert.equal(r.code, "FORBIDDEN");
+      assert.match(r.message, /two-factor sign-in is required for admins/);
+      const status = await fetch(`${c.url}/api/trpc/auth.twoFactor.status`, { headers: { origin: c.url, cookie: cookies.admin } });
+      assert.equal(status.status, 200);
+      assert.equal(((await status.json()) as { result: { data: { requiredForYou: boolean } } }).result.data.requiredForYou, true);
+      assert.equal((await run("operator", { volumes: ["data:/d"] })).code, "OK", "operators are not concerned");
+    } finally {
+      await updateSecuritySettings(c.services.prisma, { requireAdminTwoFactor: false });
+    }
   });
 });

@@ -44,3 +44,16 @@ export async function updateSecuritySettings(prisma: PrismaClient, change: Parti
   cache.delete(prisma);
   return next;
 }
+
+/**
+ * Why this signed-in user may do nothing yet but finish setting up their account (a
+ * one-time password to change; two-factor to turn on when admins must have it), or
+ * null. The API and the browser socket both ask.
+ */
+export async function accountSetupPending(prisma: PrismaClient, user: { role: string; mustChangePassword: boolean; twoFactor: boolean }): Promise<string | null> {
+  if (user.mustChangePassword) return "change the one-time password first (Account page)";
+  if (user.role === "admin" && !user.twoFactor && (await getSecuritySettings(prisma)).requireAdminTwoFactor) {
+    return "two-factor sign-in is required for admins: turn it on on the Account page first";
+  }
+  return null;
+}

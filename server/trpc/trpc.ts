@@ -14,7 +14,7 @@ import type { Logger } from "pino";
 import type { ValidSession } from "../auth/sessions.ts";
 import type { PrismaClient } from "../db/generated/client.ts";
 import { recordAudit } from "../db/audit.ts";
-import { getSecuritySettings } from "../auth/settings.ts";
+import { accountSetupPending } from "../auth/settings.ts";
 import { inScope, nodeScopeOf, roleAllows, type NodeScope, type Permission } from "./authz.ts";
 import type { ConsoleServices } from "../services.ts";
 
@@ -78,13 +78,10 @@ const ACCOUNT_SETUP_PATHS = new Set(["auth.me", "auth.changePassword", "auth.ses
 export const authedProcedure = publicProcedure.use(audited).use(async ({ ctx, path, next }) => {
   const session = ctx.session;
   if (!session) throw new TRPCError({ code: "UNAUTHORIZED", message: "not signed in, or the session has expired: sign in again" });
-  if (session.user.mustChangePassword && !ACCOUNT_SETUP_PATHS.has(path)) {
-    throw new TRPCError({ code: "FORBIDDEN", message: "change the one-time password first (Account page)" });
-  }
-  if (session.user.role === "admin" && !session.user.twoFactor && !ACCOUNT_SETUP_PATHS.has(path) && !path.startsWith("auth.twoFactor.")) {
-    if ((await getSecuritySettings(ctx.services.prisma)).requireAdminTwoFactor) {
-      throw new TRPCError({ code: "FORBIDDEN", message: "two-factor sign-in is required for admins: turn it on on the Account page first" });
-    }
+  if (!ACCOUNT_SETUP_PATHS.has(path)) {
+    const pending = await accountSetupPending(ctx.services.prisma, session.user);
+    // Enrolling is what an admin without two-factor must do; a one-time password comes first.
+    if (pending && !(path.startsWith("auth.twoFactor.") && !session.user.mustChangePassword)) throw new TRPCError({ code: "FORBIDDEN", message: pending });
   }
   let scope: Promise<NodeScope> | undefined;
   return next({
