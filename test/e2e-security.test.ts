@@ -172,7 +172,7 @@ describe("console security in a browser", () => {
     await table.locator("tr", { hasText: "this browser" }).getByText("HeadlessChrome").waitFor();
     await table.locator("tr", { hasText: "this browser" }).getByText("127.0.0.1").waitFor();
     await screenshot(page, "sessions");
-    await otherRow.getByRole("button", { name: "Sign out" }).click();
+    await otherRow.getByRole("button", { name: "End session" }).click();
     await otherRow.waitFor({ state: "detached" });
     assert.equal(await c.services.prisma.session.count({ where: { id: other.sessionId } }), 0);
     await page.context().close();

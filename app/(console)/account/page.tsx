@@ -194,7 +194,7 @@ function SessionsPanel() {
               <td>
                 {s.current ? null : (
                   <button type="button" onClick={() => revoke.mutate({ sessionId: s.id })} disabled={revoke.isPending}>
-                    Sign out
+                    End session
                   </button>
                 )}
               </td>
@@ -203,7 +203,7 @@ function SessionsPanel() {
         </tbody>
       </table>
       <p>
-        <ConfirmButton label="Sign out everywhere" confirmLabel="Sign out of every browser" onConfirm={() => everywhere.mutate()} disabled={everywhere.isPending} />
+        <ConfirmButton label="End every session" confirmLabel="End every session, this one too" onConfirm={() => everywhere.mutate()} disabled={everywhere.isPending} />
       </p>
     </section>
   );
