@@ -11,10 +11,15 @@
  * as before throttling existed); "with throttling" leaves them. Then the right password
  * is tried while locked, and after an admin's unlock.
  *
+ * First, the time a wrong password takes for a known and for an unknown email (the
+ * unknown one verifies against a dummy hash of the same cost), as medians.
+ *
  * Needs `npm run build:ui` and the test PostgreSQL (scripts/start-test-postgres.sh).
  * Usage: node --import tsx bench/login-throttle.ts [--seconds N]   (default 60 per phase)
  */
 import { parseArgs } from "node:util";
+import { authenticatePassword } from "../server/auth/login.ts";
+import { hashPassword } from "../server/auth/password.ts";
 import { createUser, startTestConsole } from "../test/helpers/console.ts";
 import { signInOverHttp } from "../test/helpers/sign-in-http.ts";
 
@@ -25,6 +30,18 @@ const c = await startTestConsole("bench_login", { ui: true });
 try {
   const prisma = c.services.prisma;
   const user = await createUser(c, "operator");
+  // Known and unknown emails, alternating, with the console's own hash cost.
+  await prisma.user.create({ data: { email: "timed@bench.local", passwordHash: await hashPassword("a password that is not guessed") } });
+  const times = { known: [] as number[], unknown: [] as number[] };
+  for (let i = 0; i < 15; i++) {
+    for (const [kind, email] of [["known", "timed@bench.local"], ["unknown", `nobody-${i}@bench.local`]] as const) {
+      const t = process.hrtime.bigint();
+      await authenticatePassword(prisma, email, `wrong-${i}`);
+      times[kind].push(Number(process.hrtime.bigint() - t) / 1e6);
+    }
+  }
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!.toFixed(0);
+  console.log(`wrong password, median of 15: known email ${median(times.known)} ms, unknown email ${median(times.unknown)} ms`);
   const checkedSince = async (since: Date) => {
     const rows = await prisma.auditLog.findMany({ where: { action: "auth.login", outcome: "denied", at: { gte: since } }, select: { details: true } });
     return rows.filter((r) => (r.details as { checked?: boolean }).checked !== false).length;
