@@ -20,8 +20,14 @@ export async function serveDockerApi(engine: Engine, socketPath: string, logger:
   addContainerRoutes(router, engine);
   addVolumeNetworkRoutes(router, engine);
 
+  // A client may hang up at any moment (Ctrl-C, a killed process, a library dropping its
+  // streams at exit): its request's work ends then, and the error stops here.
+  const clientError = (what: string, req: { method?: string; url?: string }) => (err: Error) =>
+    logger.debug({ err, method: req.method, url: req.url }, `docker api ${what} error (client gone)`);
   const server = createServer((req, res) => {
     const started = Date.now();
+    req.on("error", clientError("request", req));
+    res.on("error", clientError("response", req));
     res.once("finish", () => logger.debug({ method: req.method, url: req.url, status: res.statusCode, ms: Date.now() - started }, "docker api"));
     router.dispatch(req, res, API_VERSION).catch((e: unknown) => {
       logger.error({ err: e }, "docker api handler crashed");
@@ -31,6 +37,12 @@ export async function serveDockerApi(engine: Engine, socketPath: string, logger:
   });
   // docker attach / exec start ask to take over the connection (Upgrade: tcp).
   server.on("upgrade", (req, socket, head) => {
+    // The HTTP server let go of the socket: its errors (EPIPE, ECONNRESET) are ours now.
+    socket.on("error", (err: Error) => {
+      clientError("upgraded connection", req)(err);
+      socket.destroy();
+    });
+    req.on("error", clientError("request", req));
     router.dispatchUpgrade(req, socket, head, API_VERSION).catch((e: unknown) => {
       logger.error({ err: e }, "docker api upgrade handler crashed");
       socket.destroy();

@@ -1,5 +1,5 @@
-import type { IncomingMessage, ServerResponse } from "node:http";
-import { PassThrough, type Duplex, type Readable, type Writable } from "node:stream";
+import type { Duplex, Readable, Writable } from "node:stream";
+import { canceled, invalidArgument } from "../engine/errors.ts";
 import type { RequestContext } from "./router.ts";
 
 /**
@@ -13,12 +13,23 @@ export function frame(stream: "stdout" | "stderr" | "stdin", data: Buffer): Buff
   return Buffer.concat([header, data]);
 }
 
+/**
+ * A bidirectional stream with a client. The client may hang up at any moment:
+ * `write` then drops the data, and `onGone` callbacks run once.
+ */
 export interface HijackedStream {
-  /** What the client sends (stdin). */
+  /** What the client sends (stdin). Errors on it are handled here (they mean the client is gone). */
   input: Readable;
-  /** Where output goes. */
-  output: Writable;
+  /** Sends output; false when the caller should wait for `onDrain` (or the client is gone). */
+  write(chunk: Buffer): boolean;
+  /** Calls `fn` once the client has taken what was written (after `write` returned false). */
+  onDrain(fn: () => void): void;
+  /** Ends the stream after what was written (the process ended). */
   close(): void;
+  /** Calls `fn` once if the client goes away before `close()`. */
+  onGone(fn: () => void): void;
+  /** Whether the client has gone away before `close()`. */
+  readonly gone: boolean;
 }
 
 /**
@@ -28,29 +39,77 @@ export interface HijackedStream {
  */
 export function hijack(ctx: RequestContext, multiplexed: boolean): HijackedStream {
   const contentType = multiplexed ? "application/vnd.docker.multiplexed-stream" : "application/vnd.docker.raw-stream";
+  let input: Readable;
+  let output: Writable;
+  let closed = false;
+  let gone = false;
+  const goneCallbacks: Array<() => void> = [];
+  const markGone = () => {
+    if (closed || gone) return;
+    gone = true;
+    for (const fn of goneCallbacks.splice(0)) fn();
+  };
   if (ctx.upgrade) {
     const { socket, head } = ctx.upgrade;
-    socket.write(`HTTP/1.1 101 UPGRADED\r\nContent-Type: ${contentType}\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n`);
-    const input = new PassThrough();
-    if (head.length) input.write(head);
-    socket.pipe(input);
-    return { input, output: socket, close: () => socket.end() };
+    // Bytes the client sent after the request head (stdin typed early) are read first.
+    if (head.length) socket.unshift(head);
+    ctx.upgrade.head = Buffer.alloc(0);
+    writeIfOpen(socket, `HTTP/1.1 101 UPGRADED\r\nContent-Type: ${contentType}\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n`);
+    input = socket;
+    output = socket;
+    socket.once("close", markGone);
+    ctx.hijacked = true;
+  } else {
+    const { req, res } = ctx;
+    res.writeHead(200, { "Content-Type": contentType });
+    res.flushHeaders();
+    input = req;
+    output = res;
+    res.once("close", () => {
+      if (!res.writableFinished) markGone();
+    });
   }
-  const res: ServerResponse = ctx.res;
-  res.writeHead(200, { "Content-Type": contentType });
-  res.flushHeaders();
-  const req: IncomingMessage = ctx.req;
-  return { input: req, output: res, close: () => res.end() };
+  if (isClosed(output)) markGone();
+  return {
+    input,
+    write: (chunk) => (isClosed(output) ? false : output.write(chunk)),
+    onDrain: (fn) => {
+      if (isClosed(output)) return;
+      output.once("drain", fn);
+    },
+    close: () => {
+      if (closed || gone) return;
+      closed = true;
+      if (!isClosed(output)) output.end();
+    },
+    onGone: (fn) => {
+      if (gone) queueMicrotask(fn);
+      else if (!closed) goneCallbacks.push(fn);
+    },
+    get gone() {
+      return gone;
+    },
+  };
 }
 
-/** Reads a JSON body from an upgraded connection (exec start sends {Detach, Tty} before switching). */
+function isClosed(w: Writable): boolean {
+  return w.destroyed || w.writableEnded;
+}
+
+function writeIfOpen(socket: Duplex, data: string): void {
+  if (!socket.destroyed && !socket.writableEnded) socket.write(data);
+}
+
+/**
+ * Reads a JSON body from an upgraded connection (exec start sends {Detach, Tty} before switching).
+ * @throws InvalidArgument for a body that is not JSON; Canceled-like errors when the client leaves mid-body.
+ */
 export async function readUpgradeBody(ctx: RequestContext): Promise<{ body: Record<string, unknown>; rest: Buffer }> {
   const length = Number(ctx.req.headers["content-length"] ?? 0);
   if (!ctx.upgrade) {
     const chunks: Buffer[] = [];
     for await (const c of ctx.req) chunks.push(c as Buffer);
-    const text = Buffer.concat(chunks).toString("utf8");
-    return { body: text ? (JSON.parse(text) as Record<string, unknown>) : {}, rest: Buffer.alloc(0) };
+    return { body: parseBody(Buffer.concat(chunks).toString("utf8")), rest: Buffer.alloc(0) };
   }
   const socket: Duplex = ctx.upgrade.socket;
   let buf = ctx.upgrade.head;
@@ -58,15 +117,32 @@ export async function readUpgradeBody(ctx: RequestContext): Promise<{ body: Reco
     const chunk = await new Promise<Buffer | null>((resolve) => {
       const onData = (d: Buffer) => { cleanup(); resolve(d); };
       const onEnd = () => { cleanup(); resolve(null); };
-      const cleanup = () => { socket.off("data", onData); socket.off("end", onEnd); socket.pause(); };
+      const cleanup = () => {
+        socket.off("data", onData);
+        socket.off("end", onEnd);
+        socket.off("close", onEnd);
+        socket.pause();
+      };
+      if (socket.destroyed || socket.readableEnded) return resolve(null);
       socket.on("data", onData);
       socket.once("end", onEnd);
+      socket.once("close", onEnd);
       socket.resume();
     });
     if (!chunk) break;
     buf = Buffer.concat([buf, chunk]);
   }
+  if (buf.length < length) throw canceled(`the client closed the connection after ${buf.length} of ${length} bytes of the request body`);
   const text = buf.subarray(0, length).toString("utf8");
   ctx.upgrade.head = buf.subarray(length);
-  return { body: text ? (JSON.parse(text) as Record<string, unknown>) : {}, rest: buf.subarray(length) };
+  return { body: parseBody(text), rest: buf.subarray(length) };
+}
+
+function parseBody(text: string): Record<string, unknown> {
+  if (!text.trim()) return {};
+  try {
+    return JSON.parse(text) as Record<string, unknown>;
+  } catch (e) {
+    throw invalidArgument(`invalid JSON in request body: ${(e as Error).message}`, e);
+  }
 }

@@ -5,7 +5,7 @@ import { hostname as osHostname } from "node:os";
 import { join } from "node:path";
 
 import type { Logger } from "pino";
-import { conflict, invalidArgument, isEngineError, notFound, notImplemented, toEngineError } from "../errors.ts";
+import { canceled, conflict, invalidArgument, isEngineError, notFound, notImplemented, toEngineError } from "../errors.ts";
 import type { ImageService } from "../images/image-service.ts";
 import type { ContainerConfig } from "../images/image-config.ts";
 import type { LayerStore } from "../layers/layer-store.ts";
@@ -707,15 +707,39 @@ export class ContainerService extends EventEmitter {
 
   // --- stdio: attach, logs, exec ---------------------------------------------------
 
-  /** Attaches to the container's stdio; before start, the session is connected when the container starts. */
-  attach(idOrName: string, opts: { stdin: boolean; stdout: boolean; stderr: boolean }): Promise<StdioSession> {
+  /**
+   * Attaches to the container's stdio; before start, the session is connected when the container starts.
+   * @throws Canceled when `signal` fires while waiting for the start (the client left).
+   */
+  attach(idOrName: string, opts: { stdin: boolean; stdout: boolean; stderr: boolean }, signal?: AbortSignal): Promise<StdioSession> {
     const record = this.get(idOrName);
     if (record.state.status === "running" || record.state.status === "paused") {
       return this.deps.monitor.attach(monitorPaths(this.paths(record.id)), opts);
     }
     return new Promise((resolve, reject) => {
+      if (signal?.aborted) return reject(canceled("attach canceled: the client left"));
       const list = this.pendingAttach.get(record.id) ?? [];
-      list.push({ opts, resolve, reject });
+      const onAbort = () => {
+        const left = (this.pendingAttach.get(record.id) ?? []).filter((p) => p !== pending);
+        if (left.length) this.pendingAttach.set(record.id, left);
+        else this.pendingAttach.delete(record.id);
+        reject(canceled("attach canceled: the client left"));
+      };
+      const pending = {
+        opts,
+        resolve: (s: StdioSession) => {
+          signal?.removeEventListener("abort", onAbort);
+          // The client left while the session was being connected: nobody will read it.
+          if (signal?.aborted) s.close();
+          resolve(s);
+        },
+        reject: (e: unknown) => {
+          signal?.removeEventListener("abort", onAbort);
+          reject(e);
+        },
+      };
+      signal?.addEventListener("abort", onAbort, { once: true });
+      list.push(pending);
       this.pendingAttach.set(record.id, list);
     });
   }
@@ -744,6 +768,21 @@ export class ContainerService extends EventEmitter {
 
   execDone(id: string): Promise<void> {
     return this.getExec(id).done;
+  }
+
+  /**
+   * Ends a running exec process with SIGKILL: what Docker does when the client of an
+   * attached (not detached) exec goes away. A process that already ended is left alone.
+   */
+  killExec(id: string): void {
+    const exec = this.execs.get(id);
+    if (!exec?.running || exec.pid <= 0) return;
+    try {
+      process.kill(exec.pid, "SIGKILL");
+      this.deps.logger.debug({ exec: id, pid: exec.pid }, "killed an exec process whose client left");
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "ESRCH") this.deps.logger.warn({ err: e, exec: id, pid: exec.pid }, "could not kill an exec process whose client left");
+    }
   }
 
   getExec(id: string): ExecInstance {
