@@ -98,10 +98,18 @@ export class Router {
     res.shouldKeepAlive = false;
     // Its failures are the socket's, which the server handles and logs.
     res.on("error", () => undefined);
-    await this.dispatch(req, res, serverVersion, { socket, head });
+    // Not taken over (an error, a detached exec): the connection ends with the answer, as
+    // the HTTP server would end it. Taken over, the handler's stream owns it.
+    let ctx: RequestContext | undefined;
+    res.once("finish", () => {
+      if (!ctx?.hijacked) (socket as import("node:net").Socket).destroySoon();
+    });
+    ctx = await this.dispatch(req, res, serverVersion, { socket, head });
+    if (!ctx?.hijacked && res.writableFinished) (socket as import("node:net").Socket).destroySoon();
   }
 
-  async dispatch(req: IncomingMessage, res: ServerResponse, serverVersion: string, upgrade?: { socket: Duplex; head: Buffer }): Promise<void> {
+  /** @returns the request's context once its handler is done (undefined when no route matched). */
+  async dispatch(req: IncomingMessage, res: ServerResponse, serverVersion: string, upgrade?: { socket: Duplex; head: Buffer }): Promise<RequestContext | undefined> {
     const url = new URL(req.url ?? "/", "http://docker");
     let path = url.pathname;
     let apiVersion = serverVersion;
@@ -126,9 +134,9 @@ export class Router {
         if (ctx.hijacked) {
           // The connection is a raw stream now: an HTTP answer would be garbage in it.
           upgrade?.socket.destroy();
-          return;
+          return ctx;
         }
-        if (res.destroyed) return; // the client is gone: nobody to answer
+        if (res.destroyed) return ctx; // the client is gone: nobody to answer
         // The client may still be sending a body (load, import): take it all before
         // answering, or the socket is reset and the CLI never sees the message.
         if (!upgrade && !req.complete && !req.destroyed) {
@@ -137,9 +145,10 @@ export class Router {
         }
         sendError(res, toEngineError(e));
       }
-      return;
+      return ctx;
     }
     sendJson(res, pathMatched ? 405 : 404, { message: pathMatched ? `method ${method} not allowed on ${path}` : `page not found` });
+    return undefined;
   }
 }
 

@@ -1,3 +1,4 @@
+import type { Socket } from "node:net";
 import type { Duplex, Readable, Writable } from "node:stream";
 import { canceled, invalidArgument } from "../engine/errors.ts";
 import type { RequestContext } from "./router.ts";
@@ -80,7 +81,10 @@ export function hijack(ctx: RequestContext, multiplexed: boolean): HijackedStrea
     close: () => {
       if (closed || gone) return;
       closed = true;
-      if (!isClosed(output)) output.end();
+      if (isClosed(output)) return;
+      // A hijacked connection ends with the stream, whatever the client does with its side.
+      if (ctx.upgrade) (ctx.upgrade.socket as Socket).destroySoon();
+      else output.end();
     },
     onGone: (fn) => {
       if (gone) queueMicrotask(fn);
