@@ -13,13 +13,14 @@
 // restarted agent sweeps what the load left in its scratch folders.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { randomInt } from "node:crypto";
 import { once } from "node:events";
 import { readdir, readFile } from "node:fs/promises";
 import { createConnection, type Socket } from "node:net";
 import { join } from "node:path";
-import { dockerOk, type AgentHandle } from "./helpers/agent.ts";
+import { docker, dockerOk, type AgentHandle } from "./helpers/agent.ts";
+import { makeTar } from "./helpers/raw-images.ts";
 import { startBusyboxAgent, type BusyboxAgent } from "./helpers/busybox-agent.ts";
 import { sleep, until } from "./helpers/wait.ts";
 
@@ -452,6 +453,46 @@ describe("connection chaos: clients hang up at random points of every streaming 
     await dockerOk(agent, ["pull", pullRef]);
     assert.match(await dockerOk(agent, ["load"], { input: saved }), /Loaded image: busybox:latest/);
     assert.equal((await dockerOk(agent, ["inspect", "-f", "{{.State.Running}}", "chaos-plain", "chaos-tty"])).trim(), "true\ntrue");
+  });
+
+  test("Ctrl-C of docker exec (the CLI killed mid-stream) ends the exec process and nothing else (issue 11)", async () => {
+    const pid = agent.process.pid;
+    for (const flags of [[], ["-i"], ["-d"]]) {
+      const marker = `chaos-cli-${randomInt(1e9)}`;
+      const cli = spawn("docker", ["exec", ...flags, "chaos-plain", "sh", "-c", `: ${marker}; while true; do echo x; sleep 0.05; done`], {
+        env: { ...process.env, DOCKER_HOST: agent.dockerHost, DOCKER_CONFIG: agent.dockerConfig },
+        stdio: ["pipe", "pipe", "pipe"],
+      });
+      cli.stdin.on("error", () => undefined);
+      let out = "";
+      cli.stdout.on("data", (d: Buffer) => (out += d.toString()));
+      const exited = once(cli, "exit");
+      if (flags[0] === "-d") await exited;
+      else await until(`docker exec ${flags.join(" ")} printing`, () => out.includes("x"), 20_000, agent);
+      await until("the exec process running", async () => (await processesWith(marker)).length > 0, 20_000, agent);
+      cli.kill("SIGKILL");
+      await exited;
+      if (flags[0] === "-d") {
+        // Detached: its own life, as with Docker; it goes when killed inside the container.
+        await sleep(500);
+        assert.equal((await processesWith(marker)).length, 1, "a detached exec keeps running after its client left");
+        for (const p of await processesWith(marker)) process.kill(Number(p.split(" ")[0]), "SIGKILL");
+      }
+      await until(`no process of docker exec ${flags.join(" ")} after its client was killed`, async () => (await processesWith(marker)).length === 0, 20_000, agent);
+      assert.equal(agent.process.pid, pid);
+      assert.equal(agent.process.exitCode, null, "the agent exited");
+    }
+    assert.equal((await dockerOk(agent, ["exec", "chaos-plain", "echo", "ok"])).trim(), "ok");
+  });
+
+  test("docker load of an archive whose member is ../x is refused with a message; the agent stays up and keeps no spool (issue 11)", async () => {
+    const evil = await makeTar([{ name: "../x", content: "outside".repeat(1000) }]);
+    const r = await docker(agent, ["load"], { input: evil });
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /archive entry escapes the archive: \.\.\/x/);
+    assert.equal(agent.process.exitCode, null, "the agent exited");
+    assert.deepEqual(await scratchLeftovers(agent.dataRoot), []);
+    assert.match(await dockerOk(agent, ["load"], { input: saved }), /Loaded image: busybox:latest/);
   });
 
   test("kill -9 in the middle of docker load: the restarted agent sweeps the spooled archive", async () => {

@@ -5,8 +5,7 @@ import { invalidArgument, notFound } from "../engine/errors.ts";
 import { parseUntil } from "../engine/images/image-service.ts";
 import { once } from "node:events";
 import { setTimeout as delay } from "node:timers/promises";
-import type { OutputChunk, StdioSession } from "../engine/monitor/monitor.ts";
-import { frame, hijack, readUpgradeBody, type HijackedStream } from "./stdio-stream.ts";
+import { frame, hijack, pumpSession, readUpgradeBody } from "./stdio-stream.ts";
 import { boolParam, clientGone, parseFilters, readJsonBody, sendJson, sendNoContent, type Router } from "./router.ts";
 import { containerStatusText } from "../engine/containers/status-text.ts";
 
@@ -273,52 +272,6 @@ export function addContainerRoutes(router: Router, engine: Engine): void {
       config: body,
     });
     sendJson(res, 201, { Id: id });
-  });
-}
-
-interface PumpOptions {
-  tty: boolean;
-  /** Forward what the client sends to the process's stdin. */
-  stdin: boolean;
-  /** Close the process's stdin when the client ends its input. */
-  closeStdinOnEof: boolean;
-  /** Awaited between the end of the output and the end of the stream. */
-  beforeClose?: () => Promise<unknown>;
-  /** What else ends when the client leaves before the output ended (the session always does). */
-  onClientGone?: () => void;
-}
-
-/**
- * Streams a stdio session over a hijacked connection until the process ends or the
- * client leaves. Owns the session: it is closed when the client goes away.
- */
-function pumpSession(stream: HijackedStream, session: StdioSession, o: PumpOptions): void {
-  const output = session.output;
-  output.on("data", (chunk: OutputChunk) => {
-    if (stream.write(o.tty ? chunk.data : frame(chunk.stream, chunk.data)) || stream.gone) return;
-    // A slow client: the session's own limit ends it rather than let memory grow.
-    output.pause();
-    stream.onDrain(() => output.resume());
-  });
-  output.once("end", () => {
-    if (o.beforeClose) void o.beforeClose().catch(() => undefined).finally(() => stream.close());
-    else stream.close();
-  });
-  output.once("error", () => stream.close());
-  const stdin = o.stdin ? session.stdin : undefined;
-  if (stdin) {
-    stream.input.on("data", (d: Buffer) => {
-      if (!stdin.destroyed && !stdin.writableEnded) stdin.write(d);
-    });
-    stream.input.once("end", () => {
-      if (o.closeStdinOnEof && !stdin.destroyed && !stdin.writableEnded) stdin.end();
-    });
-  } else {
-    stream.input.resume(); // nothing to forward: read (and drop) it so the client's end is seen
-  }
-  stream.onGone(() => {
-    session.close();
-    o.onClientGone?.();
   });
 }
 

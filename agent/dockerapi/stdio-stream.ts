@@ -1,6 +1,7 @@
 import type { Socket } from "node:net";
 import type { Duplex, Readable, Writable } from "node:stream";
 import { canceled, invalidArgument } from "../engine/errors.ts";
+import type { OutputChunk, StdioSession } from "../engine/monitor/monitor.ts";
 import type { RequestContext } from "./router.ts";
 
 /**
@@ -102,6 +103,53 @@ function isClosed(w: Writable): boolean {
 
 function writeIfOpen(socket: Duplex, data: string): void {
   if (!socket.destroyed && !socket.writableEnded) socket.write(data);
+}
+
+export interface PumpOptions {
+  tty: boolean;
+  /** Forward what the client sends to the process's stdin. */
+  stdin: boolean;
+  /** Close the process's stdin when the client ends its input. */
+  closeStdinOnEof: boolean;
+  /** Awaited between the end of the output and the end of the stream. */
+  beforeClose?: () => Promise<unknown>;
+  /** What else ends when the client leaves before the output ended (the session always does). */
+  onClientGone?: () => void;
+}
+
+/**
+ * Streams a stdio session over a hijacked connection until the process ends or the
+ * client leaves. Owns the session: it is closed when the client goes away.
+ */
+export function pumpSession(stream: HijackedStream, session: StdioSession, o: PumpOptions): void {
+  const output = session.output;
+  output.on("data", (chunk: OutputChunk) => {
+    if (stream.write(o.tty ? chunk.data : frame(chunk.stream, chunk.data)) || stream.gone) return;
+    // A slow client: the session's own limit ends it rather than let memory grow.
+    output.pause();
+    stream.onDrain(() => output.resume());
+  });
+  output.once("end", () => {
+    if (o.beforeClose) void o.beforeClose().catch(() => undefined).finally(() => stream.close());
+    else stream.close();
+  });
+  output.once("error", () => stream.close());
+  const stdin = o.stdin ? session.stdin : undefined;
+  if (stdin) {
+    stream.input.on("data", (d: Buffer) => {
+      if (!stdin.destroyed && !stdin.writableEnded) stdin.write(d);
+    });
+    stream.input.once("end", () => {
+      if (o.closeStdinOnEof && !stdin.destroyed && !stdin.writableEnded) stdin.end();
+    });
+  }
+  // Without stdin to forward, what the client sends is read and dropped, so its end is seen.
+  // (Explicitly: reading exec start's body paused the socket, and a "data" listener does not undo that.)
+  stream.input.resume();
+  stream.onGone(() => {
+    session.close();
+    o.onClientGone?.();
+  });
 }
 
 /**

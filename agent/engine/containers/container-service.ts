@@ -678,12 +678,8 @@ export class ContainerService extends EventEmitter {
     this.emitEvent("rename", record, { oldName: `/${old}` });
   }
 
-  private nextExit(id: string): Promise<WaitResult> {
-    return new Promise((resolve) => {
-      const list = this.exitWaiters.get(id) ?? [];
-      list.push(resolve);
-      this.exitWaiters.set(id, list);
-    });
+  private nextExit(id: string, signal?: AbortSignal): Promise<WaitResult> {
+    return waitInList(this.exitWaiters, id, { statusCode: -1 }, signal);
   }
 
   /** `docker wait` conditions: not-running (default), next-exit, removed. */
@@ -692,17 +688,11 @@ export class ContainerService extends EventEmitter {
     const running = ["running", "paused", "restarting"].includes(record.state.status);
     if (condition === "removed") {
       if (!this.deps.store.get(record.id)) return { statusCode: record.state.exitCode };
-      await new Promise<void>((resolve) => {
-        const list = this.removeWaiters.get(record.id) ?? [];
-        list.push(resolve);
-        this.removeWaiters.set(record.id, list);
-        signal?.addEventListener("abort", () => resolve(), { once: true });
-      });
+      await waitInList(this.removeWaiters, record.id, undefined, signal);
       return { statusCode: record.state.exitCode };
     }
     if (condition === "not-running" && !running && record.state.status !== "created") return { statusCode: record.state.exitCode };
-    const r = await Promise.race([this.nextExit(record.id), new Promise<WaitResult>((resolve) => signal?.addEventListener("abort", () => resolve({ statusCode: -1 }), { once: true }))]);
-    return r;
+    return this.nextExit(record.id, signal);
   }
 
   // --- stdio: attach, logs, exec ---------------------------------------------------
@@ -1005,6 +995,28 @@ export class ContainerService extends EventEmitter {
   async readTextFile(id: string, name: "hosts" | "hostname" | "resolv.conf"): Promise<string> {
     return readFile(join(this.deps.store.dir(id), name), "utf8").catch(() => "");
   }
+}
+
+/**
+ * Joins the waiters of `key` until one of them is called, or `signal` fires: then the
+ * waiter leaves the list (a client that gave up leaves nothing behind) and `onAbort` is the answer.
+ */
+function waitInList<T>(lists: Map<string, Array<(v: T) => void>>, key: string, onAbort: T, signal?: AbortSignal): Promise<T> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve(onAbort);
+    const abort = () => {
+      const left = (lists.get(key) ?? []).filter((w) => w !== waiter);
+      if (left.length) lists.set(key, left);
+      else lists.delete(key);
+      resolve(onAbort);
+    };
+    const waiter = (v: T) => {
+      signal?.removeEventListener("abort", abort);
+      resolve(v);
+    };
+    signal?.addEventListener("abort", abort, { once: true });
+    lists.set(key, [...(lists.get(key) ?? []), waiter]);
+  });
 }
 
 /** Files the engine bind-mounts into every container: not part of its filesystem. */
