@@ -6,8 +6,8 @@
 //
 // The clients are raw sockets on the agent's unix socket (not the docker CLI), so the cut point
 // is ours. The random plan is seeded: the seed is printed, and CHAOS_SEED=<seed> replays it.
-// CHAOS_ITERATIONS (hang-ups per endpoint, default 24) and CHAOS_CONCURRENCY (clients at once,
-// default 6) make a longer run.
+// CHAOS_ITERATIONS (hang-ups per endpoint, default 40) and CHAOS_CONCURRENCY (clients at once,
+// default 8) make a longer run.
 //
 // A second test kills the agent (kill -9) in the middle of a `docker load` and checks that the
 // restarted agent sweeps what the load left in its scratch folders.
@@ -24,8 +24,8 @@ import { makeTar } from "./helpers/raw-images.ts";
 import { startBusyboxAgent, type BusyboxAgent } from "./helpers/busybox-agent.ts";
 import { sleep, until } from "./helpers/wait.ts";
 
-const ITERATIONS = Number(process.env.CHAOS_ITERATIONS ?? 24);
-const CONCURRENCY = Number(process.env.CHAOS_CONCURRENCY ?? 6);
+const ITERATIONS = Number(process.env.CHAOS_ITERATIONS ?? 40);
+const CONCURRENCY = Number(process.env.CHAOS_CONCURRENCY ?? 8);
 const SEED = Number(process.env.CHAOS_SEED ?? randomInt(2 ** 31));
 
 /** mulberry32: a small seeded generator, so a failing plan can be replayed. */

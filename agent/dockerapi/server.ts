@@ -3,6 +3,7 @@ import { chmod, mkdir, rm } from "node:fs/promises";
 import { dirname } from "node:path";
 import type { Logger } from "pino";
 import type { Engine } from "../engine/engine.ts";
+import { isEngineError } from "../engine/errors.ts";
 import { addContainerRoutes } from "./containers-routes.ts";
 import { addImageRoutes } from "./images-routes.ts";
 import { addVolumeNetworkRoutes } from "./volumes-networks-routes.ts";
@@ -22,8 +23,10 @@ export async function serveDockerApi(engine: Engine, socketPath: string, logger:
 
   // A client may hang up at any moment (Ctrl-C, a killed process, a library dropping its
   // streams at exit): its request's work ends then, and the error stops here.
-  const clientError = (what: string, req: { method?: string; url?: string }) => (err: Error) =>
-    logger.debug({ err, method: req.method, url: req.url }, `docker api ${what} error (client gone)`);
+  const clientError = (what: string, req: { method?: string; url?: string }) => (err: Error) => {
+    if (isClientGone(err)) logger.debug({ err, method: req.method, url: req.url }, `docker api ${what}: the client left`);
+    else logger.warn({ err, method: req.method, url: req.url }, `docker api ${what} failed mid-stream`);
+  };
   const server = createServer((req, res) => {
     const started = Date.now();
     req.on("error", clientError("request", req));
@@ -34,6 +37,16 @@ export async function serveDockerApi(engine: Engine, socketPath: string, logger:
       if (!res.headersSent) res.writeHead(500);
       res.end();
     });
+  });
+  // A connection's own failures: a malformed request, a reset, a response cut off on purpose
+  // (a save or export that broke midway destroys it with its reason).
+  server.on("clientError", (err: Error, socket: import("node:stream").Duplex) => {
+    const parseError = ((err as NodeJS.ErrnoException).code ?? "").startsWith("HPE_");
+    if (parseError) logger.debug({ err }, "docker api: malformed request");
+    else clientError("connection", {})(err);
+    // As Node's default: a request that cannot be parsed is answered 400 before the close.
+    if (parseError && socket.writable) (socket as import("node:net").Socket).end("HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n", () => socket.destroy());
+    else socket.destroy();
   });
   // docker attach / exec start ask to take over the connection (Upgrade: tcp).
   server.on("upgrade", (req, socket, head) => {
@@ -70,4 +83,10 @@ export async function serveDockerApi(engine: Engine, socketPath: string, logger:
       await rm(socketPath, { force: true });
     },
   };
+}
+
+/** Errors that only say the client went away (hung up, reset, stopped reading). */
+function isClientGone(err: Error): boolean {
+  const code = (err as NodeJS.ErrnoException).code;
+  return ["ECONNRESET", "EPIPE", "ECONNABORTED", "ERR_STREAM_PREMATURE_CLOSE", "ERR_STREAM_DESTROYED"].includes(code ?? "") || isEngineError(err, "Canceled") || err.message === "aborted";
 }
