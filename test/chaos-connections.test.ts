@@ -259,7 +259,7 @@ describe("connection chaos: clients hang up at random points of every streaming 
   let rootfsTar: Buffer;
   let pushRef: string;
   let pullRef: string;
-  const ids: Record<"plain" | "tty", string> = { plain: "", tty: "" };
+  const ids: Record<"plain" | "tty" | "created", string> = { plain: "", tty: "", created: "" };
 
   before(async () => {
     b = await startBusyboxAgent("chaos");
@@ -269,6 +269,8 @@ describe("connection chaos: clients hang up at random points of every streaming 
     // The TTY one prints too: a client that half-closed its side (as the CLI does when it has no
     // stdin) is only known to be gone when the next write fails, as with Docker.
     ids.tty = (await dockerOk(agent, ["run", "-d", "-i", "-t", "--name", "chaos-tty", "busybox", "sh", "-c", "while true; do echo tty; sleep 0.1; done"])).trim();
+    // Never started: an attach to it waits for the start (as `docker run` attaches first).
+    ids.created = (await dockerOk(agent, ["create", "--name", "chaos-created", "busybox", "echo", "started"])).trim();
     // An image with a layer of its own in the registry, so each pull downloads (and tees) a blob.
     await dockerOk(agent, ["exec", "chaos-plain", "sh", "-c", "head -c 2000000 /dev/urandom > /blob"]);
     pullRef = `${b.reg.host}/chaos/pullme:latest`;
@@ -305,6 +307,7 @@ describe("connection chaos: clients hang up at random points of every streaming 
     const endpoints: Endpoint[] = [
       { name: "attach", cuts: ["request-head", "before-response", "mid-hijack"], bodyBytes: 200, request: async () => ({ method: "POST", path: `/containers/${ids.plain}/attach?stream=1&stdout=1&stderr=1`, upgrade: true }) },
       { name: "attach (tty)", cuts: ["request-head", "before-response", "mid-hijack"], bodyBytes: 200, request: async () => ({ method: "POST", path: `/containers/${ids.tty}/attach?stream=1&stdin=1&stdout=1&stderr=1`, upgrade: true }) },
+      { name: "attach (before start)", cuts: ["request-head", "before-response", "mid-hijack"], bodyBytes: 200, request: async () => ({ method: "POST", path: `/containers/${ids.created}/attach?stream=1&stdin=1&stdout=1&stderr=1`, upgrade: true }) },
       {
         name: "exec start",
         cuts: ["request-head", "before-response", "mid-hijack"],
@@ -453,6 +456,8 @@ describe("connection chaos: clients hang up at random points of every streaming 
     await dockerOk(agent, ["pull", pullRef]);
     assert.match(await dockerOk(agent, ["load"], { input: saved }), /Loaded image: busybox:latest/);
     assert.equal((await dockerOk(agent, ["inspect", "-f", "{{.State.Running}}", "chaos-plain", "chaos-tty"])).trim(), "true\ntrue");
+    // Hundreds of attach clients waited for its start and left: it starts, and its one attached client sees the output.
+    assert.equal(await dockerOk(agent, ["start", "-a", "chaos-created"]), "started\n");
   });
 
   test("Ctrl-C of docker exec (the CLI killed mid-stream) ends the exec process and nothing else (issue 11)", async () => {

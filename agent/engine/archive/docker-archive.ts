@@ -175,10 +175,15 @@ async function storeLayerFromFile(images: ImageService, file: string, diffIds: s
   const chainId = chainIdOf(diffIds);
   const parent = diffIds.length > 1 ? chainIdOf(diffIds.slice(0, -1)) : undefined;
   let tarSize = 0;
-  const counted = through(decompressStream(createReadStream(file)), countingStream((n) => (tarSize = n), 1000));
   const existing = await layers.get(chainId);
-  const info = existing ?? (await layers.unpack({ parent, expectedDiffId: diffId }, counted, signal));
-  if (existing) await pipeline(counted, new PassThrough().resume());
+  const counted = through(decompressStream(createReadStream(file)), countingStream((n) => (tarSize = n), 1000));
+  let info;
+  try {
+    info = existing ?? (await layers.unpack({ parent, expectedDiffId: diffId }, counted, signal));
+    if (existing) await pipeline(counted, new PassThrough().resume(), { signal });
+  } finally {
+    counted.destroy(); // done or failed: its file is closed either way
+  }
   // Keep the layer's tar as an uncompressed blob whose digest is the diff ID itself.
   const blob = await content.writeStream(decompressStream(createReadStream(file)), { digest: diffId }, signal).catch((e) => {
     throw dataLoss(`layer ${diffId}: the tar in the archive does not match the config's diff ID: ${(e as Error).message}`);
