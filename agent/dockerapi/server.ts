@@ -3,12 +3,12 @@ import { chmod, mkdir, rm } from "node:fs/promises";
 import { dirname } from "node:path";
 import type { Logger } from "pino";
 import type { Engine } from "../engine/engine.ts";
-import { isEngineError } from "../engine/errors.ts";
 import { addContainerRoutes } from "./containers-routes.ts";
 import { addImageRoutes } from "./images-routes.ts";
 import { addVolumeNetworkRoutes } from "./volumes-networks-routes.ts";
 import { Router } from "./router.ts";
 import { API_VERSION, addSystemRoutes } from "./system-routes.ts";
+import { isEngineError } from "../engine/errors.ts";
 
 /**
  * The Docker Engine API door: an HTTP server on a unix socket that translates
