@@ -643,6 +643,9 @@ export class ContainerService extends EventEmitter {
     if (!store.get(record.id)) return;
     record.state.status = "removing";
     await store.save(record);
+    // Clients attached before a start that will never come: their connections end now.
+    for (const pending of this.pendingAttach.get(record.id) ?? []) pending.reject(conflict(`container ${record.id} was removed before it started`));
+    this.pendingAttach.delete(record.id);
     this.exitWatchers.get(record.id)?.abort();
     this.exitWatchers.delete(record.id);
     const p = this.paths(record.id);
