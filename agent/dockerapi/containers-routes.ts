@@ -115,11 +115,6 @@ export function addContainerRoutes(router: Router, engine: Engine): void {
     // The CLI (docker run) waits for the upgrade before it starts the container, and the
     // session of a created container only exists once it starts: switch protocols first.
     const stream = hijack(ctx, !record.options.tty);
-    // Until the start, nothing is written, and a client that left cannot be told from one that
-    // only closed its stdin (the CLI does at once without -i): an empty frame now and then finds
-    // out (Docker's stream readers skip it). A raw TTY stream has no such frame: its departed
-    // clients go at the start or removal, as with Docker.
-    const probe = record.options.tty ? undefined : setInterval(() => stream.write(EMPTY_FRAME), ATTACH_PROBE_MS);
     let session;
     try {
       session = await attaching;
@@ -127,8 +122,6 @@ export function addContainerRoutes(router: Router, engine: Engine): void {
       if (stream.gone) return;
       stream.close();
       throw e;
-    } finally {
-      clearInterval(probe);
     }
     // The container keeps running when its client leaves: only the session ends.
     pumpSession(stream, session, { tty: record.options.tty, stdin: wantStdin, closeStdinOnEof: record.options.stdinOnce });
@@ -281,10 +274,6 @@ export function addContainerRoutes(router: Router, engine: Engine): void {
     sendJson(res, 201, { Id: id });
   });
 }
-
-/** An output frame of no bytes: probes a connection without showing anything. */
-const EMPTY_FRAME = frame("stdout", Buffer.alloc(0));
-const ATTACH_PROBE_MS = 1000;
 
 /** Waits `ms`; false when `signal` fired first. */
 async function pause(ms: number, signal: AbortSignal): Promise<boolean> {

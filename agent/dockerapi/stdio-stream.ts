@@ -45,10 +45,12 @@ export function hijack(ctx: RequestContext, multiplexed: boolean): HijackedStrea
   let output: Writable;
   let closed = false;
   let gone = false;
+  let probe: NodeJS.Timeout | undefined;
   const goneCallbacks: Array<() => void> = [];
   const markGone = () => {
     if (closed || gone) return;
     gone = true;
+    clearInterval(probe);
     for (const fn of goneCallbacks.splice(0)) fn();
   };
   if (ctx.upgrade) {
@@ -72,6 +74,17 @@ export function hijack(ctx: RequestContext, multiplexed: boolean): HijackedStrea
     });
   }
   if (isClosed(output)) markGone();
+  // A client that left cannot be told from one that only closed its stdin (the CLI does at
+  // once without -i) until a write fails, and a quiet process (or a container not started
+  // yet) writes nothing: an empty frame now and then finds out; Docker's stream readers skip
+  // it. A raw TTY stream has no such frame: its departed clients go with the next output, the
+  // process's end or the container's removal, as with Docker.
+  else if (multiplexed) {
+    probe = setInterval(() => {
+      if (!isClosed(output)) output.write(EMPTY_FRAME);
+    }, PROBE_MS);
+    probe.unref();
+  }
   return {
     input,
     write: (chunk) => (isClosed(output) ? false : output.write(chunk)),
@@ -82,6 +95,7 @@ export function hijack(ctx: RequestContext, multiplexed: boolean): HijackedStrea
     close: () => {
       if (closed || gone) return;
       closed = true;
+      clearInterval(probe);
       if (isClosed(output)) return;
       // A hijacked connection ends with the stream, whatever the client does with its side.
       if (ctx.upgrade) (ctx.upgrade.socket as Socket).destroySoon();
@@ -96,6 +110,10 @@ export function hijack(ctx: RequestContext, multiplexed: boolean): HijackedStrea
     },
   };
 }
+
+/** An output frame of no bytes: probes a connection without showing anything. */
+const EMPTY_FRAME = frame("stdout", Buffer.alloc(0));
+const PROBE_MS = 1000;
 
 function isClosed(w: Writable): boolean {
   return w.destroyed || w.writableEnded;
@@ -154,7 +172,7 @@ export function pumpSession(stream: HijackedStream, session: StdioSession, o: Pu
 
 /**
  * Reads a JSON body from an upgraded connection (exec start sends {Detach, Tty} before switching).
- * @throws InvalidArgument for a body that is not JSON; Canceled-like errors when the client leaves mid-body.
+ * @throws InvalidArgument for a body that is not JSON; Canceled when the client leaves mid-body.
  */
 export async function readUpgradeBody(ctx: RequestContext): Promise<{ body: Record<string, unknown>; rest: Buffer }> {
   const length = Number(ctx.req.headers["content-length"] ?? 0);
