@@ -161,3 +161,12 @@ export function loadAgentConfig(argv: string[]): AgentConfig | "help" {
   }
   return config;
 }
+
+/**
+ * The iptables chain prefix of the agent's bridge: "BERTH" for the default bridge, the
+ * bridge name in capitals otherwise, so a second agent on one host (tests) never touches
+ * the default agent's chains. The agent and its node-side teardown both derive it here.
+ */
+export function chainPrefixOf(bridge: string): string {
+  return bridge === "berth0" ? "BERTH" : bridge.toUpperCase().replace(/[^A-Z0-9]/g, "");
+}

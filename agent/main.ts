@@ -1,5 +1,6 @@
+import { join } from "node:path";
 import pino from "pino";
-import { AGENT_USAGE, ConfigError, loadAgentConfig } from "./config.ts";
+import { AGENT_USAGE, chainPrefixOf, ConfigError, loadAgentConfig } from "./config.ts";
 import { createEngine } from "./engine/engine.ts";
 import { serveDockerApi } from "./dockerapi/server.ts";
 import { checkLinkConfig, ConsoleLink, LinkConfigError } from "./link/link-client.ts";
@@ -50,8 +51,7 @@ async function main(): Promise<void> {
       execRoot: config.execRoot,
       bridgeName: config.bridge,
       bridgeSubnet: config.bridgeSubnet,
-      // The chains of a second agent on one host (tests) must not collide with the default agent's.
-      chainPrefix: config.bridge === "berth0" ? "BERTH" : config.bridge.toUpperCase().replace(/[^A-Z0-9]/g, ""),
+      chainPrefix: chainPrefixOf(config.bridge),
     },
     logger,
   );
@@ -64,6 +64,7 @@ async function main(): Promise<void> {
       credentialFile: config.link.credentialFile,
       joinToken: config.link.joinToken,
       fingerprint: config.link.consoleFingerprint,
+      requestJournal: join(config.dataRoot, "link", "requests.journal"),
       logger,
     });
     await link.start();

@@ -9,6 +9,7 @@
 import { hkdfSync, randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
+import type { AddressInfo } from "node:net";
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import { join, resolve } from "node:path";
@@ -22,7 +23,7 @@ import { openDatabase, type Database } from "./db/open-database.ts";
 import { DbNodeRegistry } from "./db/node-registry-db.ts";
 import { RegistryStore } from "./db/registries.ts";
 import { parseSecretKey, SecretBox, SECRET_KEY_ENV } from "./auth/secret-box.ts";
-import { createFirstAdmin, firstAdminMessage, type FirstAdminResult } from "./auth/first-admin.ts";
+import { createFirstAdmin, forgetFirstAdminLogin, keepFirstAdminLogin, type FirstAdminResult } from "./auth/first-admin.ts";
 import { sessionFromCookie } from "./auth/request-session.ts";
 import { buildAuthOptions } from "./auth/next-auth-options.ts";
 import { pruneExpiredSessions } from "./auth/sessions.ts";
@@ -71,6 +72,8 @@ export interface ConsoleOptions {
 
 export interface RunningConsole {
   url: string;
+  /** The address and port the server really listens on ("0.0.0.0:8080"). */
+  listenAddress: string;
   port: number;
   services: ConsoleServices;
   firstAdmin: FirstAdminResult;
@@ -137,17 +140,21 @@ export async function startConsole(options: ConsoleOptions): Promise<RunningCons
     });
     cleanups.push(() => new Promise<void>((ok) => http.close(() => ok())));
     http.on("error", (e) => logger.error({ err: e.message }, "http server error"));
-    const port = (http.address() as { port: number }).port;
-    const publicUrl = (options.publicUrl ?? `${options.tls ? "https" : "http"}://${!options.host || options.host === "0.0.0.0" ? "127.0.0.1" : options.host}:${port}`).replace(/\/+$/, "");
-    const allowedOrigins = [originOf(publicUrl), ...(options.extraOrigins ?? []).map(originOf)];
-    if (/^http:\/\/127\.0\.0\.1:/.test(publicUrl)) allowedOrigins.push(`http://localhost:${port}`);
+    const bound = http.address() as AddressInfo;
+    const port = bound.port;
+    const listenAddress = `${bound.family === "IPv6" ? `[${bound.address}]` : bound.address}:${port}`;
+    const scheme = options.tls ? "https" : "http";
+    const publicUrl = (options.publicUrl ?? `${scheme}://${!options.host || options.host === "0.0.0.0" ? "127.0.0.1" : options.host}:${port}`).replace(/\/+$/, "");
+    // The console's own loopback addresses are always its own origins (a browser on this host or
+    // through an SSH tunnel), whatever the public URL says.
+    const allowedOrigins = [...new Set([originOf(publicUrl), ...(options.extraOrigins ?? []).map(originOf), `${scheme}://127.0.0.1:${port}`, `${scheme}://localhost:${port}`])];
 
     const io = new IoServer(http, {
       maxHttpBufferSize: LINK_MAX_MESSAGE_BYTES,
       pingInterval: options.socketPingIntervalMs ?? 10_000,
       pingTimeout: options.socketPingTimeoutMs ?? 10_000,
     });
-    cleanups.push(() => new Promise<void>((ok) => io.close(() => ok())));
+    cleanups.push(() => io.close());
 
     const nodeRegistry = new DbNodeRegistry(prisma);
     const hub = new AgentHub({ io, registry: nodeRegistry, logger, allowedOrigins });
@@ -166,9 +173,11 @@ export async function startConsole(options: ConsoleOptions): Promise<RunningCons
     installs.onChange((run, change) => live.installOutput({ runId: run.view.id, step: change.step, status: change.status, ...(change.line !== undefined ? { line: change.line } : {}) }));
     cleanups.push(() => installs.close());
 
-    const services: ConsoleServices = { prisma, hub, nodeRegistry, registries, secretBox, jobs, live, installs, logger, publicUrl };
+    const services: ConsoleServices = { prisma, hub, nodeRegistry, registries, secretBox, jobs, live, installs, logger, publicUrl, dataDir: options.dataDir };
 
     const firstAdmin = await createFirstAdmin(prisma, options.firstAdminEmail ? { email: options.firstAdminEmail } : {});
+    if (firstAdmin.created) await keepFirstAdminLogin(options.dataDir, firstAdmin, publicUrl);
+    else await forgetFirstAdminLogin(options.dataDir, prisma);
 
     const sessionTtlMs = options.sessionTtlMs ?? 12 * 60 * 60 * 1000;
     const authOptions: AuthOptions = buildAuthOptions({ prisma, authSecret, sessionTtlMs, logger, secureCookies: publicUrl.startsWith("https:") });
@@ -212,7 +221,8 @@ export async function startConsole(options: ConsoleOptions): Promise<RunningCons
         return;
       }
       if (url === "/api/health") {
-        res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ ok: true, service: "berth-console" }));
+        // The public URL is no secret (the login page shows it): bin/berth-up prints it from here.
+        res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ ok: true, service: "berth-console", url: publicUrl }));
         return;
       }
       if (handleDownloads(req, res, services)) return;
@@ -233,9 +243,10 @@ export async function startConsole(options: ConsoleOptions): Promise<RunningCons
     pruneTimer.unref();
     cleanups.push(() => clearInterval(pruneTimer));
 
-    if (firstAdmin.created) logger.info(firstAdminMessage(firstAdmin, publicUrl));
-    logger.info({ url: publicUrl, embeddedPostgres: db.embedded }, "Berth console listening");
-    return { url: publicUrl, port, services, firstAdmin, authSecret, close: closeAll };
+    // The first admin's password is not logged: the caller prints it once (bin/berth-console), and
+    // it is kept in a 0600 file until changed (keepFirstAdminLogin).
+    logger.info({ url: publicUrl, listen: listenAddress, embeddedPostgres: db.embedded }, "Berth console listening");
+    return { url: publicUrl, listenAddress, port, services, firstAdmin, authSecret, close: closeAll };
   } catch (e) {
     await closeAll();
     throw e;

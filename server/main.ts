@@ -3,7 +3,9 @@
  *   --port N            [BERTH_PORT, default 8080]
  *   --host ADDR         [BERTH_HOST, default 0.0.0.0]
  *   --data-dir DIR      [BERTH_DATA_DIR, default /var/lib/berth-console]
- *   --public-url URL    [BERTH_PUBLIC_URL] the URL browsers and agents use
+ *   --public-url URL    [BERTH_PUBLIC_URL] the URL browsers and agents use (the join and install
+ *                       commands name it); default when listening on all interfaces: this host's
+ *                       primary address (the default route's), else the listen address
  *   --tls-cert FILE --tls-key FILE   [BERTH_TLS_CERT, BERTH_TLS_KEY] serve HTTPS
  *   --dev               Next.js development mode
  *   --join-token-file F a fresh join token (single use, 1 h) written to F (0600) at each start,
@@ -15,6 +17,7 @@ import { chmod, readFile, writeFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { startConsole } from "./console.ts";
 import { firstAdminMessage } from "./auth/first-admin.ts";
+import { primaryAddress } from "./net/primary-address.ts";
 
 const { values } = parseArgs({
   options: {
@@ -45,12 +48,37 @@ if (!!certFile !== !!keyFile) {
   console.error("berth-console: --tls-cert and --tls-key go together");
   process.exit(2);
 }
-const publicUrl = values["public-url"] ?? env.BERTH_PUBLIC_URL;
 const host = values.host ?? env.BERTH_HOST;
+const givenPublicUrl = values["public-url"] ?? env.BERTH_PUBLIC_URL;
+if (givenPublicUrl !== undefined && !/^https?:\/\/[^/\s]+/.test(givenPublicUrl)) {
+  console.error(`berth-console: --public-url must be an http:// or https:// URL, got ${JSON.stringify(givenPublicUrl)}`);
+  process.exit(2);
+}
+const listensEverywhere = !host || host === "0.0.0.0" || host === "::";
+const publicUrl = givenPublicUrl ?? (listensEverywhere ? `${certFile ? "https" : "http"}://${primaryAddress()}:${port}` : undefined);
+const dataDir = values["data-dir"] ?? env.BERTH_DATA_DIR ?? "/var/lib/berth-console";
+
+/** One line saying what went wrong and what to do, for the errors a first start meets. */
+function startFailure(e: Error & { code?: string; path?: string }): string {
+  switch (e.code) {
+    case "EADDRINUSE":
+      return `port ${port} is already in use (see \`ss -ltnp 'sport = :${port}'\`): stop what holds it, or choose another port with --port or BERTH_PORT`;
+    case "EACCES":
+      if (e.path === undefined) return `may not listen on port ${port} (${e.message}): choose a port above 1023 or run as root`;
+      return `no permission for ${e.path}: run as root, or choose another data directory with --data-dir or BERTH_DATA_DIR`;
+    case "EROFS":
+      return `the data directory ${dataDir} is on a read-only filesystem: choose another with --data-dir or BERTH_DATA_DIR`;
+    case "ENOSPC":
+      return `no space left on the filesystem of ${dataDir}: free some, or choose another data directory with --data-dir`;
+    default:
+      return e.message;
+  }
+}
+
 try {
   const running = await startConsole({
     port,
-    dataDir: values["data-dir"] ?? env.BERTH_DATA_DIR ?? "/var/lib/berth-console",
+    dataDir,
     ...(host ? { host } : {}),
     ...(env.DATABASE_URL ? { databaseUrl: env.DATABASE_URL } : {}),
     ...(publicUrl ? { publicUrl } : {}),
@@ -65,7 +93,10 @@ try {
     await writeFile(tokenFile, `${token}\n`, { mode: 0o600 });
     await chmod(tokenFile, 0o600);
   }
-  console.log(`Berth console: ${running.url}`);
+  console.log(`Berth console: ${running.url} (listening on ${running.listenAddress})`);
+  if (givenPublicUrl === undefined && publicUrl !== undefined) {
+    console.log(`  ${publicUrl} is this host's primary address, used in the join and install commands; change it with --public-url or BERTH_PUBLIC_URL`);
+  }
   let stopping = false;
   const stop = () => {
     if (stopping) return;
@@ -78,6 +109,6 @@ try {
   process.on("SIGTERM", stop);
   process.on("SIGINT", stop);
 } catch (e) {
-  console.error(`berth-console: ${(e as Error).message}`);
+  console.error(`berth-console: ${startFailure(e as Error)}`);
   process.exit(1);
 }

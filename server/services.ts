@@ -22,4 +22,6 @@ export interface ConsoleServices {
   logger: Logger;
   /** The console's own URL as browsers and agents reach it (https://console.example:8443). */
   publicUrl: string;
+  /** The console's data directory (embedded PostgreSQL, secret key, the first admin's kept login). */
+  dataDir: string;
 }

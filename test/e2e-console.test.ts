@@ -30,6 +30,8 @@ describe("the console in a browser", () => {
   let page: Page;
   let shot = 0;
   let viewer: TestUser;
+  /** URLs the admin's pages got a 404 for (a missing favicon or asset shows here). */
+  const notFound: string[] = [];
 
   const screenshot = async (p: Page, name: string) => {
     shot += 1;
@@ -47,6 +49,9 @@ describe("the console in a browser", () => {
     adminContext = await browser.newContext({ baseURL: c.url, viewport: { width: 1400, height: 900 } });
     page = await adminContext.newPage();
     page.setDefaultTimeout(30_000);
+    page.on("response", (r) => {
+      if (r.status() === 404) notFound.push(r.url());
+    });
   });
 
   after(async () => {
@@ -155,6 +160,13 @@ describe("the console in a browser", () => {
     await row.getByRole("button", { name: "Remove" }).click();
     await page.locator("tr", { hasText: "e2e-web" }).waitFor({ state: "detached", timeout: 60_000 });
     assert.doesNotMatch(await dockerOk(agent, ["ps", "-a", "--format", "{{.Names}}"]), /e2e-web/);
+  });
+
+  test("no page asked for anything missing: the favicon and static assets are served", async () => {
+    const icon = await page.request.get("/favicon.ico");
+    assert.equal(icon.status(), 200);
+    assert.equal((await page.request.get("/favicon.svg")).headers()["content-type"], "image/svg+xml");
+    assert.deepEqual(notFound, [], "404s seen by the admin's pages");
   });
 
   test("the audit log shows each step", async () => {

@@ -7,7 +7,9 @@ import { once } from "node:events";
 import { setTimeout as delay } from "node:timers/promises";
 import { frame, hijack, pumpSession, readUpgradeBody } from "./stdio-stream.ts";
 import { boolParam, clientGone, parseFilters, readJsonBody, sendJson, sendNoContent, type Router } from "./router.ts";
-import { containerStatusText } from "../engine/containers/status-text.ts";
+import { containerStatusText } from "../../shared/container-status-text.ts";
+import { parseSecurityOpts } from "../engine/runtime/security-opt.ts";
+import { MASKED_PATHS, READONLY_PATHS } from "../engine/runtime/spec.ts";
 
 /** The /containers and /exec endpoints of the Docker Engine API, translated into engine calls. */
 export function addContainerRoutes(router: Router, engine: Engine): void {
@@ -337,9 +339,44 @@ export interface DockerCreateBody {
     Privileged?: boolean;
     Mounts?: Array<{ Type?: string; Source?: string; Target?: string; ReadOnly?: boolean }> | null;
     ConsoleSize?: [number, number] | null;
-  };
+    PidMode?: string;
+    IpcMode?: string;
+    UTSMode?: string;
+    CgroupnsMode?: string;
+    Devices?: Array<{ PathOnHost?: string; PathInContainer?: string; CgroupPermissions?: string }> | null;
+    Sysctls?: Record<string, string> | null;
+    DeviceCgroupRules?: string[] | null;
+    MaskedPaths?: string[] | null;
+    ReadonlyPaths?: string[] | null;
+  } & UnsupportedHostConfig;
   NetworkingConfig?: { EndpointsConfig?: Record<string, { Aliases?: string[] | null } | null> | null };
 }
+
+/**
+ * Security-relevant HostConfig fields Berth does not implement: refused when set (not
+ * their empty or default value, which the docker CLI always sends) instead of ignored.
+ */
+interface UnsupportedHostConfig {
+  UsernsMode?: string;
+  Capabilities?: string[] | null;
+  DeviceRequests?: unknown[] | null;
+  GroupAdd?: string[] | null;
+  Ulimits?: unknown[] | null;
+  OomScoreAdj?: number;
+  CgroupParent?: string;
+  Runtime?: string;
+}
+
+const UNSUPPORTED_HOST_CONFIG: Array<[keyof UnsupportedHostConfig, string, (v: unknown) => boolean]> = [
+  ["UsernsMode", "--userns", (v) => v !== "" && v !== "host"],
+  ["Capabilities", "HostConfig.Capabilities", (v) => Array.isArray(v) && v.length > 0],
+  ["DeviceRequests", "--gpus", (v) => Array.isArray(v) && v.length > 0],
+  ["GroupAdd", "--group-add", (v) => Array.isArray(v) && v.length > 0],
+  ["Ulimits", "--ulimit", (v) => Array.isArray(v) && v.length > 0],
+  ["OomScoreAdj", "--oom-score-adj", (v) => v !== 0],
+  ["CgroupParent", "--cgroup-parent", (v) => v !== ""],
+  ["Runtime", "--runtime", (v) => v !== "" && v !== "runc"],
+];
 
 function asArray(v: string[] | string | null | undefined): string[] | undefined {
   if (v === null || v === undefined) return undefined;
@@ -362,8 +399,16 @@ export function parseBind(spec: string): MountSpec {
 
 export function createOptionsFromDocker(body: DockerCreateBody, name: string | undefined): CreateOptions {
   if (!body.Image) throw invalidArgument("Config.Image is required");
-  if (body.HostConfig?.Privileged) throw invalidArgument("--privileged is not supported by Berth: containers always run with Docker's default capability set");
   const hc = body.HostConfig ?? {};
+  for (const [field, flag, isSet] of UNSUPPORTED_HOST_CONFIG) {
+    const v = hc[field];
+    if (v !== undefined && v !== null && isSet(v)) throw invalidArgument(`${flag} is not supported by Berth (HostConfig.${field}: ${JSON.stringify(v)})`);
+  }
+  if (hc.CgroupnsMode && hc.CgroupnsMode !== "host" && hc.CgroupnsMode !== "private") throw invalidArgument(`invalid cgroup namespace mode: ${hc.CgroupnsMode}`);
+  // Docker records "label=disable" for what shares the host's processes or IPC when no option was given.
+  const sharesHost = !!hc.Privileged || hc.PidMode === "host" || hc.IpcMode === "host";
+  const securityOpt = hc.SecurityOpt ?? (sharesHost ? ["label=disable"] : []);
+  const security = parseSecurityOpts(securityOpt);
   const ports: PortSpec[] = [];
   for (const [key, bindings] of Object.entries(hc.PortBindings ?? {})) {
     const [p, proto = "tcp"] = key.split("/");
@@ -423,7 +468,19 @@ export function createOptionsFromDocker(body: DockerCreateBody, name: string | u
     readonlyRootfs: !!hc.ReadonlyRootfs,
     capAdd: hc.CapAdd ?? [],
     capDrop: hc.CapDrop ?? [],
-    noNewPrivileges: (hc.SecurityOpt ?? []).some((o) => /^no-new-privileges(=true|:true)?$/.test(o)),
+    noNewPrivileges: security.noNewPrivileges,
+    seccompProfile: security.seccompProfile,
+    securityOpt,
+    privileged: !!hc.Privileged,
+    pidMode: hc.PidMode ?? "",
+    ipcMode: hc.IpcMode ?? "",
+    utsMode: hc.UTSMode ?? "",
+    cgroupns: hc.CgroupnsMode === "private" ? "private" : "host",
+    devices: (hc.Devices ?? []).map((d) => ({ pathOnHost: d.PathOnHost ?? "", pathInContainer: d.PathInContainer || d.PathOnHost || "", cgroupPermissions: d.CgroupPermissions || "rwm" })),
+    sysctls: hc.Sysctls ?? {},
+    deviceCgroupRules: hc.DeviceCgroupRules ?? [],
+    maskedPaths: hc.MaskedPaths ?? undefined,
+    readonlyPaths: hc.ReadonlyPaths ?? undefined,
     shmSize: hc.ShmSize ?? 0,
     consoleSize: hc.ConsoleSize && hc.ConsoleSize[0] > 0 ? { height: hc.ConsoleSize[0], width: hc.ConsoleSize[1] } : undefined,
   };
@@ -598,9 +655,18 @@ async function containerInspectJson(engine: Engine, c: ContainerRecord, size: bo
       CpusetCpus: o.cpusetCpus,
       PidsLimit: o.pidsLimit ?? null,
       ShmSize: o.shmSize || 67108864,
-      SecurityOpt: o.noNewPrivileges ? ["no-new-privileges"] : null,
+      SecurityOpt: o.securityOpt.length ? o.securityOpt : o.noNewPrivileges ? ["no-new-privileges"] : null,
       LogConfig: { Type: "json-file", Config: {} },
-      Privileged: false,
+      Privileged: o.privileged,
+      PidMode: o.pidMode,
+      IpcMode: o.ipcMode || "private",
+      UTSMode: o.utsMode,
+      CgroupnsMode: o.cgroupns,
+      Devices: o.devices.map((d) => ({ PathOnHost: d.pathOnHost, PathInContainer: d.pathInContainer, CgroupPermissions: d.cgroupPermissions })),
+      DeviceCgroupRules: o.deviceCgroupRules.length ? o.deviceCgroupRules : null,
+      ...(Object.keys(o.sysctls).length ? { Sysctls: o.sysctls } : {}),
+      MaskedPaths: o.maskedPaths ?? (o.privileged ? null : MASKED_PATHS),
+      ReadonlyPaths: o.readonlyPaths ?? (o.privileged ? null : READONLY_PATHS),
     },
     GraphDriver: { Name: "overlay2", Data: { UpperDir: await engine.containers.upperDir(c.id).catch(() => ""), MergedDir: p.rootfs } },
     ...(rw !== undefined ? { SizeRw: rw } : {}),

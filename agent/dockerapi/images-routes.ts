@@ -2,7 +2,7 @@ import type { Engine } from "../engine/engine.ts";
 import { importRootfs, loadImages, saveImages } from "../engine/archive/docker-archive.ts";
 import { invalidArgument } from "../engine/errors.ts";
 import { configuredRegistryDomains, searchRegistries } from "../engine/images/search.ts";
-import { familiarString, parseNormalizedReference } from "../engine/reference/reference.ts";
+import { familiarString, parseNormalizedReference } from "../../shared/reference.ts";
 import { JsonMessageStream } from "./json-stream.ts";
 import { credentialsFromHeader } from "./registry-auth.ts";
 import { boolParam, clientGone, parseFilters, sendJson, type Router } from "./router.ts";

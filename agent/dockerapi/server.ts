@@ -7,7 +7,9 @@ import { addContainerRoutes } from "./containers-routes.ts";
 import { addImageRoutes } from "./images-routes.ts";
 import { addVolumeNetworkRoutes } from "./volumes-networks-routes.ts";
 import { Router } from "./router.ts";
-import { API_VERSION, addSystemRoutes } from "./system-routes.ts";
+import { addSwarmRoutes } from "./swarm-routes.ts";
+import { addSystemRoutes } from "./system-routes.ts";
+import { API_VERSION } from "../version.ts";
 import { isEngineError } from "../engine/errors.ts";
 
 /**
@@ -20,6 +22,7 @@ export async function serveDockerApi(engine: Engine, socketPath: string, logger:
   addImageRoutes(router, engine);
   addContainerRoutes(router, engine);
   addVolumeNetworkRoutes(router, engine);
+  addSwarmRoutes(router);
 
   // A client may hang up at any moment (Ctrl-C, a killed process, a library dropping its
   // streams at exit): its request's work ends then, and the error stops here.

@@ -6,6 +6,8 @@
  * transaction-scoped advisory lock, so exactly one admin is made.
  */
 import { randomBytes } from "node:crypto";
+import { readFile, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import type { PrismaClient } from "../db/generated/client.ts";
 import { recordAudit } from "../db/audit.ts";
 import { normalizeEmail } from "./email.ts";
@@ -57,4 +59,29 @@ export function firstAdminMessage(r: Extract<FirstAdminResult, { created: true }
     `  password: ${r.password}`,
     `Log in${url ? ` at ${url}` : ""} and change the password; it is shown only this once.`,
   ].join("\n");
+}
+
+/**
+ * The first admin's login is also kept in this 0600 file of the console's data directory until
+ * that admin changes the password, so that `bin/berth-up` can show it again to the person who
+ * set the machine up (and never once it no longer works). Line 1: user id; then the message.
+ */
+export const FIRST_ADMIN_FILE = "first-admin-login";
+
+export async function keepFirstAdminLogin(dataDir: string, r: Extract<FirstAdminResult, { created: true }>, url: string): Promise<void> {
+  await writeFile(join(dataDir, FIRST_ADMIN_FILE), `${r.userId}\n${firstAdminMessage(r, url)}\n`, { mode: 0o600 });
+}
+
+/** Removes the kept login once it is no longer valid: `userId` changed its password (or, without it, whoever it was). */
+export async function forgetFirstAdminLogin(dataDir: string, prisma: PrismaClient, userId?: string): Promise<void> {
+  const file = join(dataDir, FIRST_ADMIN_FILE);
+  let owner: string;
+  try {
+    owner = (await readFile(file, "utf8")).split("\n", 1)[0] ?? "";
+  } catch {
+    return;
+  }
+  if (userId !== undefined && owner !== userId) return;
+  const user = await prisma.user.findUnique({ where: { id: owner }, select: { mustChangePassword: true } });
+  if (!user?.mustChangePassword) await rm(file, { force: true });
 }

@@ -139,6 +139,18 @@ export interface PreflightOptions {
   minFreeDiskBytes?: number;
   /** Where the agent will keep its data (default <prefix>/var/lib/berth): its filesystem's free space counts. */
   dataRoot?: string;
+  /** The artifact tarball the install would upload (default: defaultArtifactPath()). */
+  artifactPath?: string;
+}
+
+/** The console's side of the checklist: the agent artifact it would upload must exist and be whole. */
+async function artifactCheck(path: string): Promise<PreflightCheck> {
+  try {
+    const a = await readArtifact(path);
+    return { id: "artifact", label: "Agent artifact", ok: true, detail: `berth-agent ${a.version} (${Math.round(a.bytes / 1024 ** 2)} MiB) on the console` };
+  } catch (e) {
+    return { id: "artifact", label: "Agent artifact", ok: false, detail: e instanceof ArtifactError ? e.message : `cannot read the agent artifact: ${(e as Error).message}` };
+  }
 }
 
 /** The sudo check and the facts script, evaluated. Changes nothing on the host. */
@@ -147,7 +159,9 @@ export async function gatherPreflight(session: SshSession, opts: PreflightOption
   const privilege = await session.checkPrivilege();
   const r = await session.exec(factsScript(opts.dataRoot ?? nodePaths(prefix).dataRoot, healthUrl(opts.consoleUrl)), signal ? { signal } : {});
   if (r.code !== 0 && !r.stdout) throw new InstallError("preflight", "command", `the preflight script failed on ${session.where}: ${lastLines(r.stderr)}`);
-  return evaluatePreflight({ facts: parseFacts(r.stdout), privilege, prefix, consoleUrl: opts.consoleUrl, minFreeDiskBytes: opts.minFreeDiskBytes ?? DEFAULT_MIN_FREE_DISK_BYTES });
+  const pre = evaluatePreflight({ facts: parseFacts(r.stdout), privilege, prefix, consoleUrl: opts.consoleUrl, minFreeDiskBytes: opts.minFreeDiskBytes ?? DEFAULT_MIN_FREE_DISK_BYTES });
+  const artifact = await artifactCheck(opts.artifactPath ?? defaultArtifactPath());
+  return { ...pre, checks: [...pre.checks, artifact], ok: pre.ok && artifact.ok };
 }
 
 export interface HostCheck {
@@ -268,7 +282,7 @@ export async function installAgent(opts: InstallOptions, onEvent: EventSink = ()
     const s = session;
     const { pre, existing } = await run.step("preflight", "Preflight checks", async (ctx) => {
       const dataRoot = typeof opts.agentConfig?.["data-root"] === "string" ? opts.agentConfig["data-root"] : paths.dataRoot;
-      const pre = await gatherPreflight(s, { prefix, consoleUrl: opts.consoleUrl, dataRoot, ...(opts.minFreeDiskBytes !== undefined ? { minFreeDiskBytes: opts.minFreeDiskBytes } : {}) }, signal);
+      const pre = await gatherPreflight(s, { prefix, consoleUrl: opts.consoleUrl, dataRoot, ...(opts.artifactPath !== undefined ? { artifactPath: opts.artifactPath } : {}), ...(opts.minFreeDiskBytes !== undefined ? { minFreeDiskBytes: opts.minFreeDiskBytes } : {}) }, signal);
       run.emit({ type: "checklist", checks: pre.checks });
       const failed = pre.checks.filter((c) => !c.ok);
       if (failed.length) {

@@ -6,7 +6,7 @@
 import type { InstallErrorKind } from "./errors.ts";
 import { q } from "./shell.ts";
 
-export type PreflightCheckId = "os" | "arch" | "kernel" | "privilege" | "init" | "overlayfs" | "cgroups" | "iptables" | "disk" | "nodejs" | "console";
+export type PreflightCheckId = "os" | "arch" | "kernel" | "privilege" | "init" | "overlayfs" | "cgroups" | "iptables" | "disk" | "nodejs" | "console" | "artifact";
 
 export interface PreflightCheck {
   id: PreflightCheckId;

@@ -4,7 +4,9 @@
  * pulls on the others at seq 1). The job outlives the browser that started it and
  * the console process: at start, `resumeUnfinished()` runs again what was queued or
  * running, sending each step with its own id as the link's idempotency key, so a
- * step the node already ran is answered from the node's ledger instead of running twice.
+ * step the node already ran is answered from the node's ledger instead of running twice,
+ * and a step the node was running when its agent died fails with the agent's Interrupted
+ * answer ("the agent restarted while running this") instead of running again.
  *
  * Registry credentials are never stored with a step: they are looked up from the
  * registries table each time the step is sent.
@@ -17,7 +19,7 @@ import type { JobStatus, StepStatus } from "../db/generated/enums.ts";
 import type { RegistryStore } from "../db/registries.ts";
 import { LinkRequestError, type AgentHub } from "../hub/agent-hub.ts";
 import type { MethodName, ParamsOf, ProgressEventWire } from "../../agent/link/contract.ts";
-import { parseNormalizedReference } from "../../agent/engine/reference/reference.ts";
+import { parseNormalizedReference } from "../../shared/reference.ts";
 import type { LiveUpdates } from "../live/live-updates.ts";
 
 /** A step runs one link method, or `container.run` (create, then start). */

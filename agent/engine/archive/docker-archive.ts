@@ -7,7 +7,7 @@ import * as tarStream from "tar-stream";
 import { canceled, dataLoss, invalidArgument } from "../errors.ts";
 import { chainIdOf } from "../layers/chain-id.ts";
 import { decompressStream } from "../layers/decompress.ts";
-import { familiarString, parseNormalizedReference, withDefaultTag, type ImageReference } from "../reference/reference.ts";
+import { familiarString, parseNormalizedReference, withDefaultTag, type ImageReference } from "../../../shared/reference.ts";
 import { countingStream, through } from "../streams.ts";
 import { parseImageConfig } from "../images/image-config.ts";
 import type { ImageService } from "../images/image-service.ts";

@@ -14,7 +14,8 @@ import type { ContainerMonitor, ExecSession, ExitStatus, MonitorPaths, StdioSess
 import { readLogs } from "../monitor/monitor.ts";
 import { resizeLine, writeCtl } from "../monitor/attach.ts";
 import type { NetworkManager } from "../network/network-manager.ts";
-import { buildRuntimeSpec, type SpecHost, type SpecProcess, type BindMount } from "../runtime/spec.ts";
+import { buildRuntimeSpec, type DeviceNode, type NamespaceOptions, type SpecHost, type SpecProcess, type BindMount } from "../runtime/spec.ts";
+import { deviceNodes, hostDevices } from "../runtime/devices.ts";
 import { Runc, signalNumber } from "../runtime/runc.ts";
 import { resolveUser } from "../runtime/user.ts";
 import { mkdirInRoot } from "../runtime/mkdir-in-root.ts";
@@ -23,7 +24,7 @@ import { mountAll, unmountAll, isMounted } from "../snapshots/mount.ts";
 import type { Snapshotter } from "../snapshots/snapshotter.ts";
 import type { VolumeStore } from "../volumes/volume-store.ts";
 import { applyChanges, mergeEnv } from "../images/changes.ts";
-import { parseNormalizedReference, withDefaultTag } from "../reference/reference.ts";
+import { parseNormalizedReference, withDefaultTag } from "../../../shared/reference.ts";
 import { teeStream } from "../streams.ts";
 import { pipeline } from "node:stream/promises";
 import { diffUpper, type Change } from "../archive/upper-diff.ts";
@@ -116,6 +117,11 @@ export class ContainerService extends EventEmitter {
 
   // --- lookups --------------------------------------------------------------
 
+  /** Whether containers get a seccomp filter (Docker's default profile) on this kernel. */
+  get seccompAvailable(): boolean {
+    return this.deps.specHost.seccomp !== false;
+  }
+
   get(idOrName: string): ContainerRecord {
     return this.deps.store.resolve(idOrName);
   }
@@ -146,6 +152,13 @@ export class ContainerService extends EventEmitter {
       hostnamePath: join(dir, "hostname"),
       resolvConfPath: join(dir, "resolv.conf"),
     };
+  }
+
+  /** The init PID of a running container another one joins (`--pid container:NAME`). */
+  private runningPid(idOrName: string, what: string): number {
+    const target = this.get(idOrName);
+    if (target.state.status !== "running" || !target.state.pid) throw conflict(`cannot join ${what} of a non running container: ${target.id}`);
+    return target.state.pid;
   }
 
   private emitEvent(action: string, record: ContainerRecord, extra: Record<string, string> = {}): void {
@@ -275,13 +288,21 @@ export class ContainerService extends EventEmitter {
     if (!["bridge", "host", "none", "default"].includes(options.networkMode)) await network.inspect(options.networkMode);
     if (options.networkMode === "default") options.networkMode = "bridge";
 
+    checkNamespaceModes(options);
+    if (options.pidMode.startsWith("container:")) this.get(options.pidMode.slice("container:".length));
+    if (options.utsMode === "host" && options.hostname) throw invalidArgument("conflicting options: hostname and the UTS mode");
+    // A missing or non-device path is refused now (Docker finds out only at start).
+    const devices: DeviceNode[] = [];
+    for (const d of options.devices) devices.push(...(await deviceNodes(d)));
+
     // Validate resources and security options now, as Docker does at create (a 400, nothing made).
     buildRuntimeSpec({
       image: config,
       run: runOptions(options, "x"),
       rootfs: "rootfs",
       user: { uid: 0, gid: 0, additionalGids: [] },
-      namespaces: { network: "none" },
+      namespaces: { ...namespaceModes(options, () => 1), network: options.networkMode === "host" ? "host" : "none" },
+      devices,
       cgroupsPath: "/validate",
       host: this.deps.specHost,
     });
@@ -297,7 +318,7 @@ export class ContainerService extends EventEmitter {
       imageName: options.image,
       imageChainId: image.layers.length ? chainIdOf(image.layers.map((l) => l.diffId)) : undefined,
       // Docker: with the host's network a container also gets the host's name, unless --hostname.
-      options: { ...options, ports, hostname: options.hostname || (options.networkMode === "host" ? osHostname() : undefined) },
+      options: { ...options, ports, hostname: options.hostname || (options.networkMode === "host" || options.utsMode === "host" ? osHostname() : undefined) },
       path,
       args,
       state: { status: "created", pid: 0, exitCode: 0, error: "", oomKilled: false, startedAt: NEVER, finishedAt: NEVER, restartCount: 0, stoppedByUser: false },
@@ -401,12 +422,18 @@ export class ContainerService extends EventEmitter {
       }
 
       const user = await resolveUser(p.rootfs, record.options.user ?? config.User ?? "");
+      const devices: DeviceNode[] = record.options.privileged ? await hostDevices() : [];
+      for (const d of record.options.devices) devices.push(...(await deviceNodes(d)));
       const spec = buildRuntimeSpec({
         image: config,
         run: runOptions(record.options, hostname),
         rootfs: p.rootfs,
         user,
-        namespaces: { network: attached.netnsPath ? { path: attached.netnsPath } : record.options.networkMode === "host" ? "host" : "none" },
+        namespaces: {
+          ...namespaceModes(record.options, (target) => this.runningPid(target, "PID")),
+          network: attached.netnsPath ? { path: attached.netnsPath } : record.options.networkMode === "host" ? "host" : "none",
+        },
+        devices,
         mounts: binds,
         files: { hosts: p.hostsPath, hostname: p.hostnamePath, resolvConf: p.resolvConfPath },
         cgroupsPath: `${this.deps.cgroupParent}/${record.id}`,
@@ -753,7 +780,6 @@ export class ContainerService extends EventEmitter {
     if (record.state.status === "paused") throw conflict(`Container ${record.id} is paused, unpause the container before exec`);
     if (record.state.status !== "running") throw conflict(`Container ${record.id} is not running`);
     if (config.cmd.length === 0) throw invalidArgument("No exec command specified");
-    if (config.privileged) throw notImplemented("privileged exec is not supported");
     const exec: ExecInstance = { id: randomBytes(32).toString("hex"), containerId: record.id, config, running: false, exitCode: null, pid: 0, done: Promise.resolve() };
     this.execs.set(exec.id, exec);
     return exec;
@@ -794,7 +820,8 @@ export class ContainerService extends EventEmitter {
     const user = await resolveUser(p.rootfs, exec.config.user || record.options.user || image.User || "");
     const spec = buildRuntimeSpec({
       image,
-      run: { ...runOptions(record.options, record.options.hostname || record.id.slice(0, 12)), cmd: exec.config.cmd, entrypoint: "", env: [...record.options.env, ...exec.config.env], tty: exec.config.tty, workingDir: exec.config.workingDir || record.options.workingDir },
+      // `exec --privileged` gives the process every capability; runc keeps the container's seccomp filter, as with Docker.
+      run: { ...runOptions(record.options, record.options.hostname || record.id.slice(0, 12)), cmd: exec.config.cmd, entrypoint: "", env: [...record.options.env, ...exec.config.env], tty: exec.config.tty, workingDir: exec.config.workingDir || record.options.workingDir, privileged: record.options.privileged || !!exec.config.privileged },
       rootfs: p.rootfs,
       user,
       namespaces: { network: "none" },
@@ -1051,6 +1078,21 @@ export function commandLine(image: ContainerConfig, options: { cmd?: string[]; e
   return { path: full[0]!, args: full.slice(1) };
 }
 
+/** Docker's accepted `--pid`, `--ipc` and `--uts` values; what Berth cannot do is refused by name. */
+function checkNamespaceModes(o: ReturnType<typeof CreateOptionsSchema.parse>): void {
+  if (!(o.pidMode === "" || o.pidMode === "host" || /^container:.+$/.test(o.pidMode))) throw invalidArgument(`invalid PID mode: ${o.pidMode}`);
+  if (!(o.utsMode === "" || o.utsMode === "host")) throw invalidArgument(`invalid UTS mode: ${o.utsMode}`);
+  if (o.ipcMode.startsWith("container:")) throw notImplemented(`--ipc ${o.ipcMode} is not supported by Berth: a container can have an IPC namespace of its own (private, shareable, none) or the host's`);
+  if (!["", "private", "shareable", "none", "host"].includes(o.ipcMode)) throw invalidArgument(`invalid IPC mode: ${o.ipcMode}`);
+}
+
+/** The pid, ipc and uts namespaces of a container; `pidOf` gives a `container:<name>` target's init PID. */
+function namespaceModes(o: ReturnType<typeof CreateOptionsSchema.parse>, pidOf: (target: string) => number): Omit<NamespaceOptions, "network"> {
+  const pid = o.pidMode === "host" ? "host" : o.pidMode.startsWith("container:") ? { path: `/proc/${pidOf(o.pidMode.slice("container:".length))}/ns/pid` } : "private";
+  const ipc = o.ipcMode === "host" ? "host" : o.ipcMode === "none" ? "none" : "private";
+  return { pid, ipc, uts: o.utsMode === "host" ? "host" : "private", cgroup: o.cgroupns };
+}
+
 function runOptions(o: ReturnType<typeof CreateOptionsSchema.parse>, hostname: string) {
   return {
     cmd: o.cmd,
@@ -1066,6 +1108,12 @@ function runOptions(o: ReturnType<typeof CreateOptionsSchema.parse>, hostname: s
     capAdd: o.capAdd,
     capDrop: o.capDrop,
     noNewPrivileges: o.noNewPrivileges,
+    privileged: o.privileged,
+    seccompProfile: o.seccompProfile,
+    sysctls: o.sysctls,
+    deviceCgroupRules: o.deviceCgroupRules,
+    maskedPaths: o.maskedPaths,
+    readonlyPaths: o.readonlyPaths,
     memory: o.memory || undefined,
     memorySwap: o.memorySwap || undefined,
     cpus: o.nanoCpus ? o.nanoCpus / 1e9 : undefined,

@@ -3,7 +3,7 @@ import type { ContentStore } from "../content/store.ts";
 import type { LayerStore } from "../layers/layer-store.ts";
 import type { RegistryClient } from "../registry/client.ts";
 import { conflict, invalidArgument, notFound } from "../errors.ts";
-import { familiarName, familiarString, parseNormalizedReference, withDefaultTag, type ImageReference } from "../reference/reference.ts";
+import { familiarName, familiarString, parseNormalizedReference, withDefaultTag, type ImageReference } from "../../../shared/reference.ts";
 import { parseImageConfig, type ImageConfig } from "./image-config.ts";
 import { familiarKey, referenceKey, type ImageLayerRecord, type ImageRecord, type ImageStore } from "./image-store.ts";
 import { ScratchDir } from "../scratch-dir.ts";

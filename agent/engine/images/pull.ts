@@ -2,7 +2,7 @@ import { pipeline } from "node:stream/promises";
 import { dataLoss, invalidArgument, isEngineError, toEngineError, type EngineError } from "../errors.ts";
 import { chainIdOf } from "../layers/chain-id.ts";
 import { decompressStream } from "../layers/decompress.ts";
-import { familiarString, fullName, parseNormalizedReference, withDefaultTag, type ImageReference } from "../reference/reference.ts";
+import { familiarString, fullName, parseNormalizedReference, withDefaultTag, type ImageReference } from "../../../shared/reference.ts";
 import type { Credentials, Descriptor, ResolvedManifest } from "../registry/client.ts";
 import { countingStream, teeStream, through } from "../streams.ts";
 import { parseImageConfig } from "./image-config.ts";

@@ -1,7 +1,7 @@
 import { createGzip } from "node:zlib";
 import { pipeline } from "node:stream/promises";
 import { invalidArgument, notFound } from "../errors.ts";
-import { familiarName, fullName, parseNormalizedReference, type ImageReference } from "../reference/reference.ts";
+import { familiarName, fullName, parseNormalizedReference, type ImageReference } from "../../../shared/reference.ts";
 import type { Credentials, Descriptor } from "../registry/client.ts";
 import type { ImageService } from "./image-service.ts";
 import type { ImageLayerRecord, ImageRecord } from "./image-store.ts";

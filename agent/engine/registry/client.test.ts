@@ -18,7 +18,7 @@ import { Readable } from "node:stream";
 import { registryFetch, startRegistry, type RegistryFixture } from "../../../test/fixtures/registry.ts";
 import { pushFixtureImages, type FixtureImages } from "../../../test/fixtures/images.ts";
 import { isEngineError } from "../errors.ts";
-import { parseNormalizedReference } from "../reference/reference.ts";
+import { parseNormalizedReference } from "../../../shared/reference.ts";
 import { RegistryClient, registryBaseUrl, MAX_MANIFEST_BYTES } from "./client.ts";
 import { MediaType } from "./types.ts";
 

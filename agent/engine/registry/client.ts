@@ -31,7 +31,7 @@ import { pipeline, Readable, Transform, type TransformCallback } from "node:stre
 import type { ReadableStream as NodeReadableStream } from "node:stream/web";
 import type { Logger } from "pino";
 import { canceled, dataLoss, EngineError, invalidArgument, notFound, notImplemented, unauthorized } from "../errors.ts";
-import { familiarName, familiarString, type ImageReference } from "../reference/reference.ts";
+import { familiarName, familiarString, type ImageReference } from "../../../shared/reference.ts";
 import { Authenticator, CATALOG_SCOPE, fetchToken, repositoryScope, type Authorization } from "./auth.ts";
 import {
   discard,

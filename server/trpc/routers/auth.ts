@@ -2,6 +2,7 @@ import { TRPCError } from "@trpc/server";
 import { z } from "zod";
 import { hashPassword, verifyPassword, MAX_PASSWORD_BYTES } from "../../auth/password.ts";
 import { revokeUserSessions } from "../../auth/sessions.ts";
+import { forgetFirstAdminLogin } from "../../auth/first-admin.ts";
 import { roleAllows } from "../authz.ts";
 import { authedProcedure, publicProcedure, router } from "../trpc.ts";
 
@@ -32,6 +33,7 @@ export const authRouter = router({
       await prisma.user.update({ where: { id: ctx.user.id }, data: { passwordHash: await hashPassword(input.next), mustChangePassword: false } });
       // Other browsers signed in as this user must sign in again; this one keeps its session.
       await prisma.session.deleteMany({ where: { userId: ctx.user.id, id: { not: ctx.session.sessionId } } });
+      await forgetFirstAdminLogin(ctx.services.dataDir, prisma, ctx.user.id);
       return { ok: true };
     }),
 

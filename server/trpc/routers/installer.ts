@@ -271,7 +271,7 @@ export const installerRouter = router({
       const enrollWaiter = nodeWaiter({ hub: services.hub, prisma: services.prisma, joinTokenId: issued.id });
       const upgradeWaiter = pin?.nodeId ? nodeWaiter({ hub: services.hub, prisma: services.prisma, nodeId: pin.nodeId }) : undefined;
       const actor = { ...ctx };
-      void (async () => {
+      (async () => {
         try {
           const result = await installAgent(
             {
@@ -297,7 +297,7 @@ export const installerRouter = router({
           services.live.adminChanged("ssh-hosts");
           await auditEnd(services, actor, "installer.install.finished", run, { prefix, keepCredentials: input.keepCredentials });
         }
-      })();
+      })().catch((err: unknown) => services.logger.error({ err, runId: run.view.id }, "the install run's clean-up or audit failed"));
       return { runId: run.view.id };
     }),
 
@@ -338,7 +338,7 @@ export const installerRouter = router({
       ctx.audit.details.runId = run.view.id;
       ctx.audit.details.host = `${pin.host}:${pin.port}`;
       const actor = { ...ctx };
-      void (async () => {
+      (async () => {
         try {
           const r = await removeAgent(
             { target: { host: pin.host, port: pin.port, username, credentials, hostKeyFingerprint: pin.hostKey.fingerprint }, prefix: pin.installPrefix, removeData: input.removeData },
@@ -355,7 +355,7 @@ export const installerRouter = router({
           services.live.adminChanged("ssh-hosts");
           await auditEnd(services, actor, "installer.remove.finished", run, { removeData: input.removeData }, input.nodeId);
         }
-      })();
+      })().catch((err: unknown) => services.logger.error({ err, runId: run.view.id }, "the remove run's audit failed"));
       return { runId: run.view.id };
     }),
 });

@@ -5,7 +5,7 @@
  */
 import { TRPCError } from "@trpc/server";
 import { z } from "zod";
-import { parseNormalizedReference } from "../../../agent/engine/reference/reference.ts";
+import { parseNormalizedReference } from "../../../shared/reference.ts";
 import type { StepSpec } from "../../jobs/job-service.ts";
 import { createOptionsFromForm, RunFormError, RunFormSchema } from "../run-form.ts";
 import { authedProcedure, requireNodes, router, type AuthedContext } from "../trpc.ts";
