@@ -33,6 +33,16 @@ async function main(): Promise<void> {
     }
   }
   const logger = pino({ level: config.logLevel, base: { service: "berth-agent", pid: process.pid } });
+  // Last resort: every stream and promise has its error handled where it is made. Should
+  // one still escape, the engine's state is unknown, so the agent says what happened
+  // (with the stack) and exits for its service manager to start it afresh.
+  const fatal = (what: string) => (err: unknown) => {
+    logger.fatal({ err }, what);
+    logger.flush();
+    process.exit(1);
+  };
+  process.on("uncaughtException", fatal("uncaught exception: the agent exits"));
+  process.on("unhandledRejection", fatal("unhandled promise rejection: the agent exits"));
   const engine = await createEngine(
     {
       dataRoot: config.dataRoot,

@@ -11,6 +11,7 @@ import { Router } from "./router.ts";
 import { addSwarmRoutes } from "./swarm-routes.ts";
 import { addSystemRoutes } from "./system-routes.ts";
 import { API_VERSION } from "../version.ts";
+import { isEngineError } from "../engine/errors.ts";
 
 /**
  * The Docker Engine API door: an HTTP server on a unix socket that translates
@@ -25,8 +26,16 @@ export async function serveDockerApi(engine: Engine, socketPath: string, logger:
   addSwarmRoutes(router);
   addBuildRoutes(router, engine);
 
+  // A client may hang up at any moment (Ctrl-C, a killed process, a library dropping its
+  // streams at exit): its request's work ends then, and the error stops here.
+  const clientError = (what: string, req: { method?: string; url?: string }) => (err: Error) => {
+    if (isClientGone(err)) logger.debug({ err, method: req.method, url: req.url }, `docker api ${what}: the client left`);
+    else logger.warn({ err, method: req.method, url: req.url }, `docker api ${what} failed mid-stream`);
+  };
   const server = createServer((req, res) => {
     const started = Date.now();
+    req.on("error", clientError("request", req));
+    res.on("error", clientError("response", req));
     res.once("finish", () => logger.debug({ method: req.method, url: req.url, status: res.statusCode, ms: Date.now() - started }, "docker api"));
     router.dispatch(req, res, API_VERSION).catch((e: unknown) => {
       logger.error({ err: e }, "docker api handler crashed");
@@ -34,8 +43,24 @@ export async function serveDockerApi(engine: Engine, socketPath: string, logger:
       res.end();
     });
   });
+  // A connection's own failures: a malformed request, a reset, a response cut off on purpose
+  // (a save or export that broke midway destroys it with its reason).
+  server.on("clientError", (err: Error, socket: import("node:stream").Duplex) => {
+    const parseError = ((err as NodeJS.ErrnoException).code ?? "").startsWith("HPE_");
+    if (parseError) logger.debug({ err }, "docker api: malformed request");
+    else clientError("connection", {})(err);
+    // As Node's default: a request that cannot be parsed is answered 400 before the close.
+    if (parseError && socket.writable) (socket as import("node:net").Socket).end("HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n", () => socket.destroy());
+    else socket.destroy();
+  });
   // docker attach / exec start ask to take over the connection (Upgrade: tcp).
   server.on("upgrade", (req, socket, head) => {
+    // The HTTP server let go of the socket: its errors (EPIPE, ECONNRESET) are ours now.
+    socket.on("error", (err: Error) => {
+      clientError("upgraded connection", req)(err);
+      socket.destroy();
+    });
+    req.on("error", clientError("request", req));
     router.dispatchUpgrade(req, socket, head, API_VERSION).catch((e: unknown) => {
       logger.error({ err: e }, "docker api upgrade handler crashed");
       socket.destroy();
@@ -63,4 +88,10 @@ export async function serveDockerApi(engine: Engine, socketPath: string, logger:
       await rm(socketPath, { force: true });
     },
   };
+}
+
+/** Errors that only say the client went away (hung up, reset, stopped reading). */
+function isClientGone(err: Error): boolean {
+  const code = (err as NodeJS.ErrnoException).code;
+  return ["ECONNRESET", "EPIPE", "ECONNABORTED", "ERR_STREAM_PREMATURE_CLOSE", "ERR_STREAM_DESTROYED"].includes(code ?? "") || isEngineError(err, "Canceled") || err.message === "aborted";
 }

@@ -5,7 +5,7 @@ import { hostname as osHostname } from "node:os";
 import { join } from "node:path";
 
 import type { Logger } from "pino";
-import { conflict, invalidArgument, isEngineError, notFound, notImplemented, toEngineError } from "../errors.ts";
+import { canceled, conflict, invalidArgument, isEngineError, notFound, notImplemented, toEngineError } from "../errors.ts";
 import type { ImageService } from "../images/image-service.ts";
 import type { ContainerConfig } from "../images/image-config.ts";
 import type { LayerStore } from "../layers/layer-store.ts";
@@ -692,6 +692,9 @@ export class ContainerService extends EventEmitter {
     if (!store.get(record.id)) return;
     record.state.status = "removing";
     await store.save(record);
+    // Clients attached before a start that will never come: their connections end now.
+    for (const pending of this.pendingAttach.get(record.id) ?? []) pending.reject(conflict(`container ${record.id} was removed before it started`));
+    this.pendingAttach.delete(record.id);
     this.exitWatchers.get(record.id)?.abort();
     this.exitWatchers.delete(record.id);
     const p = this.paths(record.id);
@@ -727,12 +730,8 @@ export class ContainerService extends EventEmitter {
     this.emitEvent("rename", record, { oldName: `/${old}` });
   }
 
-  private nextExit(id: string): Promise<WaitResult> {
-    return new Promise((resolve) => {
-      const list = this.exitWaiters.get(id) ?? [];
-      list.push(resolve);
-      this.exitWaiters.set(id, list);
-    });
+  private nextExit(id: string, signal?: AbortSignal): Promise<WaitResult> {
+    return waitInList(this.exitWaiters, id, { statusCode: -1 }, signal);
   }
 
   /** `docker wait` conditions: not-running (default), next-exit, removed. */
@@ -741,30 +740,48 @@ export class ContainerService extends EventEmitter {
     const running = ["running", "paused", "restarting"].includes(record.state.status);
     if (condition === "removed") {
       if (!this.deps.store.get(record.id)) return { statusCode: record.state.exitCode };
-      await new Promise<void>((resolve) => {
-        const list = this.removeWaiters.get(record.id) ?? [];
-        list.push(resolve);
-        this.removeWaiters.set(record.id, list);
-        signal?.addEventListener("abort", () => resolve(), { once: true });
-      });
+      await waitInList(this.removeWaiters, record.id, undefined, signal);
       return { statusCode: record.state.exitCode };
     }
     if (condition === "not-running" && !running && record.state.status !== "created") return { statusCode: record.state.exitCode };
-    const r = await Promise.race([this.nextExit(record.id), new Promise<WaitResult>((resolve) => signal?.addEventListener("abort", () => resolve({ statusCode: -1 }), { once: true }))]);
-    return r;
+    return this.nextExit(record.id, signal);
   }
 
   // --- stdio: attach, logs, exec ---------------------------------------------------
 
-  /** Attaches to the container's stdio; before start, the session is connected when the container starts. */
-  attach(idOrName: string, opts: { stdin: boolean; stdout: boolean; stderr: boolean }): Promise<StdioSession> {
+  /**
+   * Attaches to the container's stdio; before start, the session is connected when the container starts.
+   * @throws Canceled when `signal` fires while waiting for the start (the client left).
+   */
+  attach(idOrName: string, opts: { stdin: boolean; stdout: boolean; stderr: boolean }, signal?: AbortSignal): Promise<StdioSession> {
     const record = this.get(idOrName);
     if (record.state.status === "running" || record.state.status === "paused") {
       return this.deps.monitor.attach(monitorPaths(this.paths(record.id)), opts);
     }
     return new Promise((resolve, reject) => {
+      if (signal?.aborted) return reject(canceled("attach canceled: the client left"));
       const list = this.pendingAttach.get(record.id) ?? [];
-      list.push({ opts, resolve, reject });
+      const onAbort = () => {
+        const left = (this.pendingAttach.get(record.id) ?? []).filter((p) => p !== pending);
+        if (left.length) this.pendingAttach.set(record.id, left);
+        else this.pendingAttach.delete(record.id);
+        reject(canceled("attach canceled: the client left"));
+      };
+      const pending = {
+        opts,
+        resolve: (s: StdioSession) => {
+          signal?.removeEventListener("abort", onAbort);
+          // The client left while the session was being connected: nobody will read it.
+          if (signal?.aborted) s.close();
+          resolve(s);
+        },
+        reject: (e: unknown) => {
+          signal?.removeEventListener("abort", onAbort);
+          reject(e);
+        },
+      };
+      signal?.addEventListener("abort", onAbort, { once: true });
+      list.push(pending);
       this.pendingAttach.set(record.id, list);
     });
   }
@@ -792,6 +809,21 @@ export class ContainerService extends EventEmitter {
 
   execDone(id: string): Promise<void> {
     return this.getExec(id).done;
+  }
+
+  /**
+   * Ends a running exec process with SIGKILL: what Docker does when the client of an
+   * attached (not detached) exec goes away. A process that already ended is left alone.
+   */
+  killExec(id: string): void {
+    const exec = this.execs.get(id);
+    if (!exec?.running || exec.pid <= 0) return;
+    try {
+      process.kill(exec.pid, "SIGKILL");
+      this.deps.logger.debug({ exec: id, pid: exec.pid }, "killed an exec process whose client left");
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "ESRCH") this.deps.logger.warn({ err: e, exec: id, pid: exec.pid }, "could not kill an exec process whose client left");
+    }
   }
 
   getExec(id: string): ExecInstance {
@@ -1015,6 +1047,28 @@ export class ContainerService extends EventEmitter {
   async readTextFile(id: string, name: "hosts" | "hostname" | "resolv.conf"): Promise<string> {
     return readFile(join(this.deps.store.dir(id), name), "utf8").catch(() => "");
   }
+}
+
+/**
+ * Joins the waiters of `key` until one of them is called, or `signal` fires: then the
+ * waiter leaves the list (a client that gave up leaves nothing behind) and `onAbort` is the answer.
+ */
+function waitInList<T>(lists: Map<string, Array<(v: T) => void>>, key: string, onAbort: T, signal?: AbortSignal): Promise<T> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve(onAbort);
+    const abort = () => {
+      const left = (lists.get(key) ?? []).filter((w) => w !== waiter);
+      if (left.length) lists.set(key, left);
+      else lists.delete(key);
+      resolve(onAbort);
+    };
+    const waiter = (v: T) => {
+      signal?.removeEventListener("abort", abort);
+      resolve(v);
+    };
+    signal?.addEventListener("abort", abort, { once: true });
+    lists.set(key, [...(lists.get(key) ?? []), waiter]);
+  });
 }
 
 /** Files the engine bind-mounts into every container: not part of its filesystem. */

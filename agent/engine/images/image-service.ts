@@ -6,6 +6,7 @@ import { conflict, invalidArgument, notFound } from "../errors.ts";
 import { familiarName, familiarString, parseNormalizedReference, withDefaultTag, type ImageReference } from "../../../shared/reference.ts";
 import { parseImageConfig, type ImageConfig } from "./image-config.ts";
 import { familiarKey, referenceKey, type ImageLayerRecord, type ImageRecord, type ImageStore } from "./image-store.ts";
+import { ScratchDir } from "../scratch-dir.ts";
 
 /** What the image concern needs from the rest of the engine. */
 export interface ImageServiceDeps {
@@ -14,7 +15,7 @@ export interface ImageServiceDeps {
   store: ImageStore;
   registry: RegistryClient;
   logger: Logger;
-  /** Directory for temporary files of load/import (on the same filesystem as the stores). */
+  /** The engine's private directory for temporary files of load/import (on the same filesystem as the stores); emptied by init(). */
   tmpDir: string;
   /** Containers using an image; the container concern plugs in here (none until it exists). */
   containersUsing?: (imageId: string) => Array<{ id: string; running: boolean }>;
@@ -95,7 +96,11 @@ export class ImageService {
     await this.deps.store.load();
     const ingests = await this.deps.content.removeStaleIngests();
     const layerTemps = await this.deps.layers.removeStale();
-    if (ingests || layerTemps) this.deps.logger.info({ ingests, layerTemps }, "removed leftovers of interrupted work");
+    // Nothing runs yet: whatever is in the engine's scratch folder (load-*, import-*) or
+    // beside the image index is left from work a crash interrupted.
+    const scratch = await new ScratchDir(this.deps.tmpDir).sweep();
+    const indexTemps = await this.deps.store.removeStaleTemps();
+    if (ingests || layerTemps || scratch || indexTemps) this.deps.logger.info({ ingests, layerTemps, scratch, indexTemps }, "removed leftovers of interrupted work");
   }
 
   /** The image's config document. @throws NotFound */

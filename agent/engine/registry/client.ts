@@ -774,6 +774,9 @@ export function parseDescriptor(value: unknown): Descriptor {
  * HTTP stack's bare "terminated"; it stays Unavailable, so the caller may retry.
  */
 function truncationAware(body: Readable, desc: Descriptor, offset: number): Readable {
+  // The body fails when the request is aborted (the client left) even before anyone reads
+  // it; the reader below sees that error through its iterator, nobody else needs the event.
+  body.on("error", () => undefined);
   let got = offset;
   async function* counted() {
     try {
