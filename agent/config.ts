@@ -20,6 +20,7 @@ function isFingerprint(value: string): boolean {
 export const AgentConfigSchema = z.object({
   "data-root": z.string().min(1).default("/var/lib/berth"),
   "docker-socket": z.string().min(1).default("/run/berth/docker.sock"),
+  "docker-socket-group": z.string().regex(/^[a-z_][a-z0-9_-]*\$?$|^\d+$/, "a group name or a numeric gid").optional(),
   "registry-mirrors": z.array(z.url()).default([]),
   "insecure-registries": z.array(z.string().min(1)).default([]),
   "registry-stall-timeout": z.coerce.number().positive("a number of seconds greater than 0").max(3600).default(30),
@@ -38,6 +39,8 @@ export type AgentConfigFile = z.input<typeof AgentConfigSchema>;
 export interface AgentConfig {
   dataRoot: string;
   dockerSocket: string;
+  /** A group whose members may use the Docker API socket (root only when unset). */
+  dockerSocketGroup?: string;
   registryMirrors: string[];
   insecureRegistries: string[];
   /** Milliseconds a registry may go without progress on a request or body before it fails. */
@@ -63,6 +66,8 @@ export const AGENT_USAGE = `Usage: berth-agent [--config FILE] [options]
 Options (each is also a key of the JSON config file):
   --data-root DIR              where images, layers and containers live (default /var/lib/berth)
   --docker-socket PATH         unix socket serving the Docker Engine API (default /run/berth/docker.sock)
+  --docker-socket-group GROUP  members of GROUP may use that socket (default: root only). Whoever can use
+                               it can run a privileged container, so GROUP is as good as root on this host
   --registry-mirror URL        mirror tried first for Docker Hub images (repeatable)
   --insecure-registry HOST[:PORT]  registry reached over plain http (repeatable)
   --registry-stall-timeout SECONDS  a registry request or download without progress for this long fails (default 30)
@@ -93,6 +98,7 @@ export function loadAgentConfig(argv: string[]): AgentConfig | "help" {
         config: { type: "string" },
         "data-root": { type: "string" },
         "docker-socket": { type: "string" },
+        "docker-socket-group": { type: "string" },
         "registry-mirror": { type: "string", multiple: true },
         "insecure-registry": { type: "string", multiple: true },
         "registry-stall-timeout": { type: "string" },
@@ -130,6 +136,7 @@ export function loadAgentConfig(argv: string[]): AgentConfig | "help" {
   const merged: Record<string, unknown> = { ...fromFile };
   if (v["data-root"] !== undefined) merged["data-root"] = v["data-root"];
   if (v["docker-socket"] !== undefined) merged["docker-socket"] = v["docker-socket"];
+  if (v["docker-socket-group"] !== undefined) merged["docker-socket-group"] = v["docker-socket-group"];
   if (v["registry-mirror"] !== undefined) merged["registry-mirrors"] = v["registry-mirror"];
   if (v["insecure-registry"] !== undefined) merged["insecure-registries"] = v["insecure-registry"];
   for (const key of ["registry-stall-timeout", "log-level", "exec-root", "bridge", "bridge-subnet", "console-url", "join-token", "credential-file", "console-fingerprint"] as const) if (v[key] !== undefined) merged[key] = v[key];
@@ -152,6 +159,7 @@ export function loadAgentConfig(argv: string[]): AgentConfig | "help" {
   const config: AgentConfig = {
     dataRoot: c["data-root"],
     dockerSocket: c["docker-socket"],
+    ...(c["docker-socket-group"] !== undefined ? { dockerSocketGroup: c["docker-socket-group"] } : {}),
     registryMirrors: c["registry-mirrors"],
     insecureRegistries: c["insecure-registries"],
     registryStallTimeoutMs: Math.round(c["registry-stall-timeout"] * 1000),

@@ -56,7 +56,7 @@ async function main(): Promise<void> {
     },
     logger,
   );
-  const api = await serveDockerApi(engine, config.dockerSocket, logger);
+  const api = await serveDockerApi(engine, config.dockerSocket, logger, config.dockerSocketGroup !== undefined ? { group: config.dockerSocketGroup } : {});
   let link: ConsoleLink | undefined;
   if (config.link) {
     link = new ConsoleLink({

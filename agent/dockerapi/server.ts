@@ -1,5 +1,5 @@
 import { createServer, type Server } from "node:http";
-import { chmod, mkdir, rm } from "node:fs/promises";
+import { chmod, chown, mkdir, readFile, rm } from "node:fs/promises";
 import { dirname } from "node:path";
 import type { Logger } from "pino";
 import type { Engine } from "../engine/engine.ts";
@@ -17,7 +17,21 @@ import { isEngineError } from "../engine/errors.ts";
  * The Docker Engine API door: an HTTP server on a unix socket that translates
  * requests into engine calls. It owns the socket file and removes it on close.
  */
-export async function serveDockerApi(engine: Engine, socketPath: string, logger: Logger): Promise<{ server: Server; close(): Promise<void> }> {
+/**
+ * The gid of `group` (a name from /etc/group, or a number).
+ * @throws Error naming the group when it does not exist.
+ */
+export async function groupId(group: string): Promise<number> {
+  if (/^\d+$/.test(group)) return Number(group);
+  const line = (await readFile("/etc/group", "utf8")).split("\n").find((l) => l.split(":")[0] === group);
+  const gid = line?.split(":")[2];
+  if (gid === undefined || !/^\d+$/.test(gid)) throw new Error(`docker-socket-group: there is no group ${JSON.stringify(group)} in /etc/group (create it with groupadd)`);
+  return Number(gid);
+}
+
+export async function serveDockerApi(engine: Engine, socketPath: string, logger: Logger, opts: { group?: string } = {}): Promise<{ server: Server; close(): Promise<void> }> {
+  // Resolved before listening: a wrong group name must not leave a socket behind.
+  const gid = opts.group === undefined ? undefined : await groupId(opts.group);
   const router = new Router();
   addSystemRoutes(router, engine);
   addImageRoutes(router, engine);
@@ -76,6 +90,8 @@ export async function serveDockerApi(engine: Engine, socketPath: string, logger:
     server.once("error", reject);
     server.listen(socketPath, () => resolve());
   });
+  // Root only unless a group is named: the socket is as good as root on this host.
+  if (gid !== undefined) await chown(socketPath, 0, gid);
   await chmod(socketPath, 0o660);
   logger.info({ socket: socketPath }, "serving the Docker Engine API");
   return {
