@@ -101,3 +101,10 @@ test("a local volume with bind driver options is a bind in disguise", () => {
   assert.deepEqual(volumeOptionsAsBind({ type: "none", o: "bind", device: "/" }), { source: "/", destination: "", readonly: false });
   assert.equal(volumeOptionsAsBind({ type: "tmpfs", device: "tmpfs" }), null);
 });
+
+test("a seccomp profile other than the default, and unmasked /proc and /sys paths, are host-level", () => {
+  const options = (params: Record<string, unknown>) => refusedHostOptions(params, NO_HOST_ACCESS, { container: true }).map((r) => `${r.option} ${r.value}`);
+  assert.deepEqual(options({ seccompProfile: "unconfined" }), ["--security-opt seccomp=unconfined"]);
+  assert.deepEqual(options({ maskedPaths: [], readonlyPaths: [] }), ["--security-opt systempaths=unconfined (maskedPaths)", "--security-opt systempaths=unconfined (readonlyPaths)"]);
+  assert.deepEqual(options({ cgroupns: "private", securityOpt: ["no-new-privileges"] }), []);
+});

@@ -119,6 +119,8 @@ const ORDINARY_FIELDS = new Set([
   "logConfig",
   "macAddress",
   "stopTimeoutSeconds",
+  // "host" (Docker's default on cgroup v1 hosts) or "private": neither reaches past the container.
+  "cgroupns",
 ]);
 
 /** Fields this module reads and judges (see hostOptionUses). */
@@ -132,6 +134,9 @@ const JUDGED_FIELDS = new Set([
   "devices",
   "deviceCgroupRules",
   "securityOpt",
+  "seccompProfile",
+  "maskedPaths",
+  "readonlyPaths",
   "sysctls",
   "pidMode",
   "ipcMode",
@@ -231,6 +236,12 @@ export function hostOptionUses(params: Record<string, unknown>, container: boole
     const opts = (Array.isArray(params.securityOpt) ? params.securityOpt : [params.securityOpt]).map(String);
     const widening = opts.filter((o) => !/^no-new-privileges(?:[=:]true)?$/.test(o));
     if (widening.length) uses.push({ option: "--security-opt", value: widening.join(",") });
+  }
+  // Any profile but the default one (unconfined, or one of the user's) can only widen what Docker allows.
+  if (params.seccompProfile !== undefined && params.seccompProfile !== null) uses.push({ option: "--security-opt", value: `seccomp=${String(params.seccompProfile).slice(0, 60)}` });
+  // Present at all (even empty) replaces Docker's masked and read-only /proc and /sys paths.
+  for (const field of ["maskedPaths", "readonlyPaths"] as const) {
+    if (params[field] !== undefined && params[field] !== null) uses.push({ option: "--security-opt", value: `systempaths=unconfined (${field})` });
   }
   if (container) {
     for (const [field, value] of Object.entries(params)) {
