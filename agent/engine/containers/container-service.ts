@@ -33,6 +33,8 @@ import { rootfsTar } from "../archive/rootfs-tar.ts";
 import { CreateOptionsSchema, type ContainerRecord, type CreateOptions, type MountSpec, type PortSpec } from "./container-record.ts";
 import type { ContainerStore } from "./container-store.ts";
 import { generateName, VALID_CONTAINER_NAME } from "./names.ts";
+import { isErrno } from "../fs-util.ts";
+import { bestEffort } from "../../../shared/best-effort.ts";
 
 export interface ContainerServiceDeps {
   store: ContainerStore;
@@ -698,12 +700,19 @@ export class ContainerService extends EventEmitter {
     this.exitWatchers.get(record.id)?.abort();
     this.exitWatchers.delete(record.id);
     const p = this.paths(record.id);
-    await runc.delete(record.id, { force: true }).catch(() => undefined);
+    await runc.delete(record.id, { force: true }).catch(bestEffort(logger, `runc delete ${record.id}`));
     await network.detach(record.id);
-    await unmountAll(p.rootfs, { detach: true }).catch(() => undefined);
+    await unmountAll(p.rootfs, { detach: true }).catch((err: unknown) => logger.warn({ err, id: record.id }, "unmounting the container's root failed"));
     await snapshots.remove(record.id);
-    await monitor.cleanup(monitorPaths(p)).catch(() => undefined);
-    await store.delete(record.id);
+    await monitor.cleanup(monitorPaths(p)).catch(bestEffort(logger, `clean up the monitor files of ${record.id}`));
+    await store.delete(record.id).catch(async (err: unknown) => {
+      // Seen once under heavy load: the root was a mount point again at this moment. Unmount and
+      // retry once rather than leave a record without its directory's removal.
+      if (!isErrno(err, "EBUSY")) throw err;
+      logger.warn({ err, id: record.id }, "the container's directory was busy while removing it: unmounting its root again");
+      await unmountAll(p.rootfs, { detach: true });
+      await store.delete(record.id);
+    });
     if (opts.volumes) {
       for (const m of record.mounts) {
         if (m.type !== "volume" || !m.anonymous) continue;
