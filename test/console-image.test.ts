@@ -61,6 +61,9 @@ const images = {
   console: `berth-console:test-${tag}`,
 };
 let composeEnv: NodeJS.ProcessEnv = { ...process.env };
+// The daemons' pipes are unref'd (test/helpers/dockerd.ts) and a fetch in flight does not hold the
+// event loop: without this, a slow answer ends the run with "Promise resolution is still pending".
+let keepAlive: NodeJS.Timeout | undefined;
 
 interface Run {
   code: number;
@@ -126,6 +129,7 @@ before(async () => {
     const r = await run("sh", ["-c", `command -v ${bin}`]);
     assert.equal(r.code, 0, `${bin} is missing: install the Debian package ${pkg} (scripts/debian-packages-test.txt)`);
   }
+  keepAlive = setInterval(() => undefined, 1000);
   work = await mkdtemp(join(tmpdir(), "berth-console-image-"));
   dockerd = await startBridgedDockerd();
   phase(`private dockerd 20.10 on bridge ${dockerd.bridge} (${dockerd.subnet})`);
@@ -140,6 +144,7 @@ after(async () => {
   await dockerd?.stop();
   if (work) await rm(work, { recursive: true, force: true });
   phase("cleaned up");
+  clearInterval(keepAlive);
 });
 
 test("the console image, run by docker-compose.yml with PostgreSQL: healthy, first admin signs in, runs as non-root, an agent enrolls", { timeout: 40 * 60_000 }, async () => {
@@ -202,7 +207,7 @@ test("the console image, run by docker-compose.yml with PostgreSQL: healthy, fir
   const health = await until(
     `${publicUrl}/api/health from this host`,
     async () => {
-      const body = (await (await fetch(`${publicUrl}/api/health`)).json()) as { ok?: boolean; url?: string };
+      const body = (await (await fetch(`${publicUrl}/api/health`, { signal: AbortSignal.timeout(5000) })).json()) as { ok?: boolean; url?: string };
       return body.ok === true ? body : undefined;
     },
     180_000,
@@ -242,6 +247,7 @@ test("the console image, run by docker-compose.yml with PostgreSQL: healthy, fir
   const jar = new Map<string, string>();
   const call = async (path: string, init: RequestInit = {}): Promise<Response> => {
     const res = await fetch(`${publicUrl}${path}`, {
+      signal: AbortSignal.timeout(30_000),
       ...init,
       redirect: "manual",
       headers: { ...(init.headers as Record<string, string>), cookie: [...jar].map(([k, v]) => `${k}=${v}`).join("; ") },
@@ -274,7 +280,7 @@ test("the console image, run by docker-compose.yml with PostgreSQL: healthy, fir
   phase(`first admin ${email} signed in with the one-time password from docker-compose logs`);
 
   // ---- the agent artifact Add node and install.sh ship, served from the image
-  const artifact = await fetch(`${publicUrl}/downloads/berth-agent.tar.gz`);
+  const artifact = await fetch(`${publicUrl}/downloads/berth-agent.tar.gz`, { signal: AbortSignal.timeout(30_000) });
   assert.equal(artifact.status, 200, "the console serves the agent artifact built into the image");
   assert.ok((await artifact.arrayBuffer()).byteLength > 100_000, "the artifact is the built agent");
 
