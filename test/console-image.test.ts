@@ -67,7 +67,9 @@ let keepAlive: NodeJS.Timeout | undefined;
 
 interface Run {
   code: number;
+  /** stdout and stderr as they came. */
   out: string;
+  stdout: string;
 }
 
 /** Runs a command; never throws (the caller asserts with what it printed). */
@@ -75,17 +77,21 @@ function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?:
   return new Promise((done) => {
     const child = spawn(cmd, args, { env: opts.env ?? process.env, cwd: opts.cwd ?? ROOT, stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
+    let stdout = "";
     const keep = (d: Buffer) => {
       out += d.toString();
       if (out.length > 512 * 1024) out = out.slice(-256 * 1024);
     };
-    child.stdout.on("data", keep);
+    child.stdout.on("data", (d: Buffer) => {
+      keep(d);
+      if (stdout.length < 1024 * 1024) stdout += d.toString();
+    });
     child.stderr.on("data", keep);
     const timer = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs ?? 15 * 60_000);
     child.on("error", (e) => (out += `spawn error: ${e.message}\n`));
     child.on("close", (code, signal) => {
       clearTimeout(timer);
-      done({ code: code ?? (signal ? 128 : -1), out });
+      done({ code: code ?? (signal ? 128 : -1), out, stdout });
     });
   });
 }
@@ -97,7 +103,7 @@ async function runOk(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEn
 }
 
 const docker = (args: string[], timeoutMs?: number) => dockerCliOk(dockerd!, args, timeoutMs ? { timeoutMs } : {});
-const compose = (args: string[], timeoutMs?: number) => run("docker-compose", ["-p", project, "-f", join(ROOT, "docker-compose.yml"), "--no-ansi", ...args], { env: composeEnv, ...(timeoutMs ? { timeoutMs } : {}) });
+const compose = (args: string[], timeoutMs?: number) => run("docker-compose", ["-p", project, "-f", join(ROOT, "docker-compose.yml"), "--ansi", "never", ...args], { env: composeEnv, ...(timeoutMs ? { timeoutMs } : {}) });
 
 async function freePort(): Promise<number> {
   const server = createServer();
@@ -203,7 +209,7 @@ test("the console image, run by docker-compose.yml with PostgreSQL: healthy, fir
   assert.doesNotMatch(up.out, /[Bb]uilding console|[Pp]ulling/, `docker-compose used the given images:\n${up.out}`);
   phase("docker-compose up -d");
 
-  const consoleLogs = async () => (await compose(["logs", "--no-color", "console"])).out;
+  const consoleLogs = async () => (await compose(["logs", "--no-color", "console"])).stdout;
   const health = await until(
     `${publicUrl}/api/health from this host`,
     async () => {
@@ -217,7 +223,7 @@ test("the console image, run by docker-compose.yml with PostgreSQL: healthy, fir
     throw new Error(`${e.message}\ndocker-compose logs:\n${(await compose(["logs", "--no-color", "--tail", "60"])).out}`);
   });
   assert.equal(health.url, publicUrl, "the console says the public URL it was given");
-  const consoleId = (await compose(["ps", "-q", "console"])).out.trim();
+  const consoleId = (await compose(["ps", "-q", "console"])).stdout.trim();
   assert.match(consoleId, /^[0-9a-f]{12,}$/, "docker-compose ps -q console");
   const healthStatus = await until(
     "Docker's HEALTHCHECK of the console to say healthy",
@@ -235,8 +241,9 @@ test("the console image, run by docker-compose.yml with PostgreSQL: healthy, fir
   const uid = (await docker(["exec", consoleId, "id", "-u"])).trim();
   assert.notEqual(uid, "0", "the console does not run as root");
   assert.match(uid, /^\d+$/);
-  const processes = (await docker(["top", consoleId, "-eo", "uid,args"])).split("\n").filter((l) => /node/.test(l));
-  assert.ok(processes.length > 0 && processes.every((l) => !/^\s*0\s/.test(l)), `every process of the console is non-root:\n${processes.join("\n")}`);
+  // docker top needs the pid column; the second is the owner's uid as the host sees it.
+  const processes = (await docker(["top", consoleId, "-eo", "pid,uid,args"])).split("\n").slice(1).filter((l) => l.trim());
+  assert.ok(processes.length > 0 && processes.every((l) => l.trim().split(/\s+/)[1] !== "0"), `every process of the console is non-root:\n${processes.join("\n")}`);
 
   // ---- the first admin, as the operator finds it: in `docker-compose logs console`
   const logs = await consoleLogs();
