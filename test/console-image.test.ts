@@ -207,6 +207,13 @@ test("the console image, run by docker-compose.yml with PostgreSQL: healthy, fir
   const up = await compose(["up", "-d"], 5 * 60_000);
   assert.equal(up.code, 0, `docker-compose up -d:\n${up.out}`);
   assert.doesNotMatch(up.out, /[Bb]uilding console|[Pp]ulling/, `docker-compose used the given images:\n${up.out}`);
+  // depends_on's `condition: service_healthy` held under docker-compose 1.29: the console started
+  // only after PostgreSQL's healthcheck first passed (checked at once: Docker keeps 5 results).
+  const postgresId = (await compose(["ps", "-q", "postgres"])).stdout.trim();
+  const consoleStartedAt = Date.parse((await docker(["inspect", "--format", "{{.State.StartedAt}}", (await compose(["ps", "-q", "console"])).stdout.trim()])).trim());
+  const postgresChecks = JSON.parse(await docker(["inspect", "--format", "{{json .State.Health.Log}}", postgresId])) as Array<{ End: string; ExitCode: number }>;
+  const firstHealthy = postgresChecks.find((c) => c.ExitCode === 0);
+  assert.ok(firstHealthy && Date.parse(firstHealthy.End) <= consoleStartedAt, `the console started (${new Date(consoleStartedAt).toISOString()}) after PostgreSQL was healthy: ${JSON.stringify(postgresChecks)}`);
   phase("docker-compose up -d");
 
   const consoleLogs = async () => (await compose(["logs", "--no-color", "console"])).stdout;
@@ -236,6 +243,7 @@ test("the console image, run by docker-compose.yml with PostgreSQL: healthy, fir
     1000,
   );
   assert.equal(healthStatus, "healthy");
+  assert.equal((await docker(["inspect", "--format", "{{.RestartCount}}", consoleId])).trim(), "0", "the console did not restart");
   phase("/api/health answers and Docker's HEALTHCHECK says healthy");
 
   const uid = (await docker(["exec", consoleId, "id", "-u"])).trim();
