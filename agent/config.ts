@@ -20,8 +20,10 @@ function isFingerprint(value: string): boolean {
 export const AgentConfigSchema = z.object({
   "data-root": z.string().min(1).default("/var/lib/berth"),
   "docker-socket": z.string().min(1).default("/run/berth/docker.sock"),
+  "docker-socket-group": z.string().regex(/^[a-z_][a-z0-9_-]*\$?$|^\d+$/, "a group name or a numeric gid").optional(),
   "registry-mirrors": z.array(z.url()).default([]),
   "insecure-registries": z.array(z.string().min(1)).default([]),
+  "registry-stall-timeout": z.coerce.number().positive("a number of seconds greater than 0").max(3600).default(30),
   "log-level": z.enum(["trace", "debug", "info", "warn", "error", "fatal"]).default("info"),
   "exec-root": z.string().min(1).default("/run/berth"),
   bridge: z.string().regex(/^[a-zA-Z0-9_.-]{1,15}$/, "a network interface name of at most 15 characters").default("berth0"),
@@ -37,8 +39,12 @@ export type AgentConfigFile = z.input<typeof AgentConfigSchema>;
 export interface AgentConfig {
   dataRoot: string;
   dockerSocket: string;
+  /** A group whose members may use the Docker API socket (root only when unset). */
+  dockerSocketGroup?: string;
   registryMirrors: string[];
   insecureRegistries: string[];
+  /** Milliseconds a registry may go without progress on a request or body before it fails. */
+  registryStallTimeoutMs: number;
   logLevel: string;
   execRoot: string;
   bridge: string;
@@ -60,8 +66,11 @@ export const AGENT_USAGE = `Usage: berth-agent [--config FILE] [options]
 Options (each is also a key of the JSON config file):
   --data-root DIR              where images, layers and containers live (default /var/lib/berth)
   --docker-socket PATH         unix socket serving the Docker Engine API (default /run/berth/docker.sock)
+  --docker-socket-group GROUP  members of GROUP may use that socket (default: root only). Whoever can use
+                               it can run a privileged container, so GROUP is as good as root on this host
   --registry-mirror URL        mirror tried first for Docker Hub images (repeatable)
   --insecure-registry HOST[:PORT]  registry reached over plain http (repeatable)
+  --registry-stall-timeout SECONDS  a registry request or download without progress for this long fails (default 30)
   --log-level LEVEL            trace|debug|info|warn|error (default info)
   --exec-root DIR              run-time state: runc state, network namespaces (default /run/berth)
   --bridge NAME                the default bridge (default berth0)
@@ -89,8 +98,10 @@ export function loadAgentConfig(argv: string[]): AgentConfig | "help" {
         config: { type: "string" },
         "data-root": { type: "string" },
         "docker-socket": { type: "string" },
+        "docker-socket-group": { type: "string" },
         "registry-mirror": { type: "string", multiple: true },
         "insecure-registry": { type: "string", multiple: true },
+        "registry-stall-timeout": { type: "string" },
         "log-level": { type: "string" },
         "exec-root": { type: "string" },
         bridge: { type: "string" },
@@ -125,9 +136,10 @@ export function loadAgentConfig(argv: string[]): AgentConfig | "help" {
   const merged: Record<string, unknown> = { ...fromFile };
   if (v["data-root"] !== undefined) merged["data-root"] = v["data-root"];
   if (v["docker-socket"] !== undefined) merged["docker-socket"] = v["docker-socket"];
+  if (v["docker-socket-group"] !== undefined) merged["docker-socket-group"] = v["docker-socket-group"];
   if (v["registry-mirror"] !== undefined) merged["registry-mirrors"] = v["registry-mirror"];
   if (v["insecure-registry"] !== undefined) merged["insecure-registries"] = v["insecure-registry"];
-  for (const key of ["log-level", "exec-root", "bridge", "bridge-subnet", "console-url", "join-token", "credential-file", "console-fingerprint"] as const) if (v[key] !== undefined) merged[key] = v[key];
+  for (const key of ["registry-stall-timeout", "log-level", "exec-root", "bridge", "bridge-subnet", "console-url", "join-token", "credential-file", "console-fingerprint"] as const) if (v[key] !== undefined) merged[key] = v[key];
 
   const result = AgentConfigSchema.strict().safeParse(merged);
   if (!result.success) {
@@ -147,8 +159,10 @@ export function loadAgentConfig(argv: string[]): AgentConfig | "help" {
   const config: AgentConfig = {
     dataRoot: c["data-root"],
     dockerSocket: c["docker-socket"],
+    ...(c["docker-socket-group"] !== undefined ? { dockerSocketGroup: c["docker-socket-group"] } : {}),
     registryMirrors: c["registry-mirrors"],
     insecureRegistries: c["insecure-registries"],
+    registryStallTimeoutMs: Math.round(c["registry-stall-timeout"] * 1000),
     logLevel: c["log-level"],
     execRoot: c["exec-root"],
     bridge: c.bridge,
@@ -160,4 +174,13 @@ export function loadAgentConfig(argv: string[]): AgentConfig | "help" {
     if (c["console-fingerprint"] !== undefined) config.link.consoleFingerprint = c["console-fingerprint"];
   }
   return config;
+}
+
+/**
+ * The iptables chain prefix of the agent's bridge: "BERTH" for the default bridge, the
+ * bridge name in capitals otherwise, so a second agent on one host (tests) never touches
+ * the default agent's chains. The agent and its node-side teardown both derive it here.
+ */
+export function chainPrefixOf(bridge: string): string {
+  return bridge === "berth0" ? "BERTH" : bridge.toUpperCase().replace(/[^A-Z0-9]/g, "");
 }

@@ -1,5 +1,6 @@
+import { join } from "node:path";
 import pino from "pino";
-import { AGENT_USAGE, ConfigError, loadAgentConfig } from "./config.ts";
+import { AGENT_USAGE, chainPrefixOf, ConfigError, loadAgentConfig } from "./config.ts";
 import { createEngine } from "./engine/engine.ts";
 import { serveDockerApi } from "./dockerapi/server.ts";
 import { checkLinkConfig, ConsoleLink, LinkConfigError } from "./link/link-client.ts";
@@ -32,20 +33,30 @@ async function main(): Promise<void> {
     }
   }
   const logger = pino({ level: config.logLevel, base: { service: "berth-agent", pid: process.pid } });
+  // Last resort: every stream and promise has its error handled where it is made. Should
+  // one still escape, the engine's state is unknown, so the agent says what happened
+  // (with the stack) and exits for its service manager to start it afresh.
+  const fatal = (what: string) => (err: unknown) => {
+    logger.fatal({ err }, what);
+    logger.flush();
+    process.exit(1);
+  };
+  process.on("uncaughtException", fatal("uncaught exception: the agent exits"));
+  process.on("unhandledRejection", fatal("unhandled promise rejection: the agent exits"));
   const engine = await createEngine(
     {
       dataRoot: config.dataRoot,
       registryMirrors: config.registryMirrors,
       insecureRegistries: config.insecureRegistries,
+      registryStallTimeoutMs: config.registryStallTimeoutMs,
       execRoot: config.execRoot,
       bridgeName: config.bridge,
       bridgeSubnet: config.bridgeSubnet,
-      // The chains of a second agent on one host (tests) must not collide with the default agent's.
-      chainPrefix: config.bridge === "berth0" ? "BERTH" : config.bridge.toUpperCase().replace(/[^A-Z0-9]/g, ""),
+      chainPrefix: chainPrefixOf(config.bridge),
     },
     logger,
   );
-  const api = await serveDockerApi(engine, config.dockerSocket, logger);
+  const api = await serveDockerApi(engine, config.dockerSocket, logger, config.dockerSocketGroup !== undefined ? { group: config.dockerSocketGroup } : {});
   let link: ConsoleLink | undefined;
   if (config.link) {
     link = new ConsoleLink({
@@ -54,6 +65,7 @@ async function main(): Promise<void> {
       credentialFile: config.link.credentialFile,
       joinToken: config.link.joinToken,
       fingerprint: config.link.consoleFingerprint,
+      requestJournal: join(config.dataRoot, "link", "requests.journal"),
       logger,
     });
     await link.start();

@@ -15,7 +15,7 @@ import { conflict, notFound } from "../agent/engine/errors.ts";
 import type { ImageService, ImageSummary } from "../agent/engine/images/image-service.ts";
 import type { PullOptions, PullResult, Puller } from "../agent/engine/images/pull.ts";
 import type { NetworkInfo, NetworkManager } from "../agent/engine/network/network-manager.ts";
-import { familiarString, parseNormalizedReference, withDefaultTag } from "../agent/engine/reference/reference.ts";
+import { familiarString, parseNormalizedReference, withDefaultTag } from "../shared/reference.ts";
 import type { LocalVolumeStore } from "../agent/engine/volumes/local-volumes.ts";
 import type { Volume } from "../agent/engine/volumes/volume-store.ts";
 

@@ -24,7 +24,7 @@ import { parseArgs } from "node:util";
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const ADDON = "node-unix-socket-linux-x64-gnu";
 /** The line in the agent's sources that holds the version it reports (Docker API and console link). */
-const VERSION_FILE = /agent[\\/]dockerapi[\\/]system-routes\.ts$/;
+const VERSION_FILE = /[\\/]agent[\\/]version\.ts$/;
 const VERSION_LINE = /export const BERTH_VERSION = "[^"]*";/;
 
 const { values } = parseArgs({ options: { out: { type: "string" }, version: { type: "string" } } });
@@ -75,7 +75,7 @@ const common = {
 };
 // The agent, and the node-side teardown that "remove node and its data" runs with the agent stopped.
 await build({ ...common, entryPoints: [join(ROOT, "agent/main.ts")], outfile: join(dir, "berth-agent.mjs") });
-await build({ ...common, entryPoints: [join(ROOT, "server/installer/node/teardown.ts")], outfile: join(dir, "berth-agent-teardown.mjs") });
+await build({ ...common, entryPoints: [join(ROOT, "agent/teardown.ts")], outfile: join(dir, "berth-agent-teardown.mjs") });
 
 const addonDir = join(ROOT, "node_modules", ADDON);
 if (existsSync(addonDir)) {

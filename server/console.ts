@@ -26,6 +26,8 @@ import { parseSecretKey, SecretBox, SECRET_KEY_ENV } from "./auth/secret-box.ts"
 import { createFirstAdmin, forgetFirstAdminLogin, keepFirstAdminLogin, type FirstAdminResult } from "./auth/first-admin.ts";
 import { sessionFromCookie } from "./auth/request-session.ts";
 import { buildAuthOptions } from "./auth/next-auth-options.ts";
+import { clientAddress, stampClientAddress } from "./auth/client-address.ts";
+import { pruneThrottles } from "./auth/throttle.ts";
 import { pruneExpiredSessions } from "./auth/sessions.ts";
 import { AgentHub } from "./hub/agent-hub.ts";
 import { LiveUpdates } from "./live/live-updates.ts";
@@ -36,6 +38,7 @@ import type { ConsoleServices } from "./services.ts";
 import type { HostFactsWire, InventorySnapshot } from "../agent/link/contract.ts";
 import { handleDownloads } from "./installer-routes.ts";
 import { cjsDefault } from "./cjs-default.ts";
+import { bestEffort } from "../shared/best-effort.ts";
 
 export const PROJECT_ROOT = resolve(fileURLToPath(new URL("..", import.meta.url)));
 
@@ -59,8 +62,11 @@ export interface ConsoleOptions {
   /** 32-byte key for secrets at rest (BERTH_SECRET_KEY); default: <dataDir>/secret.key, made on first start. */
   secretKey?: Buffer;
   logger?: Logger;
-  /** Browser session lifetime (ms, default 12 h). */
-  sessionTtlMs?: number;
+  /**
+   * Behind a reverse proxy: take the client's address from the last X-Forwarded-For
+   * entry (for sign-in throttling and the audit log). Off, a client could pick its own.
+   */
+  trustProxy?: boolean;
   /** Options for the hub (tests shorten heartbeats). */
   socketPingIntervalMs?: number;
   socketPingTimeoutMs?: number;
@@ -154,7 +160,7 @@ export async function startConsole(options: ConsoleOptions): Promise<RunningCons
       pingInterval: options.socketPingIntervalMs ?? 10_000,
       pingTimeout: options.socketPingTimeoutMs ?? 10_000,
     });
-    cleanups.push(() => new Promise<void>((ok) => io.close(() => ok())));
+    cleanups.push(() => io.close());
 
     const nodeRegistry = new DbNodeRegistry(prisma);
     const hub = new AgentHub({ io, registry: nodeRegistry, logger, allowedOrigins });
@@ -179,8 +185,7 @@ export async function startConsole(options: ConsoleOptions): Promise<RunningCons
     if (firstAdmin.created) await keepFirstAdminLogin(options.dataDir, firstAdmin, publicUrl);
     else await forgetFirstAdminLogin(options.dataDir, prisma);
 
-    const sessionTtlMs = options.sessionTtlMs ?? 12 * 60 * 60 * 1000;
-    const authOptions: AuthOptions = buildAuthOptions({ prisma, authSecret, sessionTtlMs, logger, secureCookies: publicUrl.startsWith("https:") });
+    const authOptions: AuthOptions = buildAuthOptions({ prisma, secretBox, authSecret, logger, secureCookies: publicUrl.startsWith("https:") });
     // The next-auth route (app/api/auth/[...nextauth]/route.ts) runs inside Next.js in this
     // process and takes its options from here, so that Next's bundle holds no database code.
     (globalThis as { berthAuthOptions?: AuthOptions }).berthAuthOptions = authOptions;
@@ -193,7 +198,7 @@ export async function startConsole(options: ConsoleOptions): Promise<RunningCons
       createContext: async ({ req }) => ({
         services,
         session: await sessionFromCookie(prisma, req.headers.cookie, authSecret),
-        ip: req.socket.remoteAddress ?? "",
+        ip: clientAddress(req, options.trustProxy ?? false),
       }),
       onError: ({ error, path }) => {
         if (error.code === "INTERNAL_SERVER_ERROR") logger.error({ path, err: error.message, cause: error.cause?.message }, "tRPC procedure failed");
@@ -211,6 +216,7 @@ export async function startConsole(options: ConsoleOptions): Promise<RunningCons
 
     requestHandler = (req, res) => {
       const url = req.url ?? "/";
+      stampClientAddress(req, options.trustProxy ?? false);
       if (url.startsWith("/api/trpc/")) {
         const origin = req.headers.origin;
         if (origin && !allowedOrigins.includes(origin)) {
@@ -238,7 +244,8 @@ export async function startConsole(options: ConsoleOptions): Promise<RunningCons
 
     await jobs.resumeUnfinished();
     const pruneTimer = setInterval(() => {
-      pruneExpiredSessions(prisma).catch(() => undefined);
+      pruneExpiredSessions(prisma).catch(bestEffort(logger, "prune expired sessions"));
+      pruneThrottles(prisma).catch(bestEffort(logger, "prune sign-in throttles"));
     }, 60 * 60 * 1000);
     pruneTimer.unref();
     cleanups.push(() => clearInterval(pruneTimer));

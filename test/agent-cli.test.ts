@@ -19,6 +19,7 @@ test("flags and the config file give the same keys; flags win; defaults as docum
     dockerSocket: "/run/berth/docker.sock",
     registryMirrors: [],
     insecureRegistries: [],
+    registryStallTimeoutMs: 30_000,
     logLevel: "info",
     execRoot: "/run/berth",
     bridge: "berth0",
@@ -34,6 +35,8 @@ test("flags and the config file give the same keys; flags win; defaults as docum
   assert.equal(both.dataRoot, "/tmp/x");
   assert.deepEqual(both.insecureRegistries, ["a:1", "b:2"]);
   assert.deepEqual(both.registryMirrors, ["http://m:5000"]);
+  const stall = loadAgentConfig(["--registry-stall-timeout", "2.5"]);
+  assert.equal(stall !== "help" && stall.registryStallTimeoutMs, 2500);
 });
 
 test("bad configuration is refused with a message naming what is wrong", async (t) => {
@@ -46,6 +49,7 @@ test("bad configuration is refused with a message naming what is wrong", async (
   await writeFile(join(dir, "typo.json"), JSON.stringify({ "data-rot": "/x" }));
   assert.throws(() => loadAgentConfig(["--config", join(dir, "typo.json")]), /data-rot/);
   assert.throws(() => loadAgentConfig(["--registry-mirror", "not a url"]), /registry-mirrors/);
+  assert.throws(() => loadAgentConfig(["--registry-stall-timeout", "0"]), /registry-stall-timeout/);
 });
 
 test("the agent logs JSON lines, serves its socket, and stops cleanly on SIGTERM", async (t) => {

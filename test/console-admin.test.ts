@@ -95,7 +95,7 @@ describe("console administration", () => {
 
     const list = await admin.admin.users.list.query();
     const alice = list.find((u) => u.id === made.id);
-    assert.deepEqual({ ...alice, createdAt: undefined }, { id: made.id, email: "alice@test.local", name: "Alice", role: "operator", disabled: false, mustChangePassword: true, teams: [], createdAt: undefined, lastLoginAt: null, lastActiveAt: null });
+    assert.deepEqual({ ...alice, createdAt: undefined }, { id: made.id, email: "alice@test.local", name: "Alice", role: "operator", disabled: false, mustChangePassword: true, twoFactor: false, teams: [], createdAt: undefined, lastLoginAt: null, lastActiveAt: null });
     const me = list.find((u) => u.id === adminUser.id);
     assert.ok(me?.lastLoginAt, "the last sign-in comes from the sessions");
     const json = JSON.stringify(list);

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { io as ioClient, type Socket } from "socket.io-client";
 import { appRouter } from "../server/trpc/router.ts";
+import { updateSecuritySettings } from "../server/auth/settings.ts";
 import { createTeamWithGroup, createUser, sessionCookie, startTestConsole, type TestConsole, type TestUser } from "./helpers/console.ts";
 
 type Need = "public" | "signed-in" | "read" | "operate" | "admin";
@@ -18,7 +19,7 @@ type Need = "public" | "signed-in" | "read" | "operate" | "admin";
  */
 function needOf(path: string): Need | undefined {
   if (path === "auth.me") return "public";
-  if (path === "auth.changePassword" || path === "auth.logoutEverywhere") return "signed-in";
+  if (["auth.changePassword", "auth.logoutEverywhere", "auth.sessions", "auth.revokeSession"].includes(path) || path.startsWith("auth.twoFactor.")) return "signed-in";
   if (path.startsWith("admin.") || path.startsWith("installer.") || ["nodes.revoke", "nodes.delete", "nodes.update"].includes(path)) return "admin";
   if (path.startsWith("jobs.") && !["jobs.list", "jobs.get"].includes(path)) return "operate";
   if (path.startsWith("nodes.") || path.startsWith("inventory.") || path.startsWith("jobs.")) return "read";
@@ -101,6 +102,15 @@ describe("authorisation matrix", () => {
     const ref = "127.0.0.1:5999/none/such:1";
     const samples: Record<string, unknown> = {
       "auth.changePassword": { current: "not the password", next: "a new password 123" },
+      "auth.revokeSession": { sessionId: randomUUID() },
+      "auth.twoFactor.begin": { password: "not the password" },
+      "auth.twoFactor.confirm": { token: "123456" },
+      "auth.twoFactor.disable": { password: "not the password" },
+      "auth.twoFactor.newRecoveryCodes": { password: "not the password" },
+      "admin.security.hostAccess.set": { groupId: randomUUID(), allowHostNetwork: false, bindMounts: [] },
+      "admin.security.locks.unlock": { key: "account:nobody@test.local" },
+      "admin.security.updateSettings": {},
+      "admin.security.resetTwoFactor": { userId: randomUUID() },
       "nodes.list": {},
       "nodes.get": { nodeId },
       "nodes.revoke": { nodeId: randomUUID() },
@@ -178,6 +188,42 @@ describe("authorisation matrix", () => {
     assert.equal(((await jobs.json()) as { result: { data: { total: number } } }).result.data.total, 0);
   });
 
+  test("no answer of any query holds a secret: registry passwords, kept SSH credentials, TOTP secrets, password or token hashes", async () => {
+    const p = c.services.prisma;
+    const box = c.services.secretBox;
+    const clear = ["registry-pw-Zq81", "ssh-pw-Kx93", "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"];
+    const reg = await p.registry.create({ data: { address: "registry.secret.test:5000", username: "deploy", passwordEncrypted: box.seal(clear[0]!, "registry-password:registry.secret.test:5000") } });
+    const ssh = await p.sshHost.create({ data: { host: "10.9.8.7", hostKeyAlgorithm: "ssh-ed25519", hostKeyFingerprint: "SHA256:abc", username: "root", credentialsSealed: box.seal(JSON.stringify({ password: clear[1] }), "ssh-credentials:10.9.8.7:22"), nodeId } });
+    await p.user.update({ where: { id: users.admin.id }, data: { totpSecretSealed: box.seal(clear[2]!, `totp:${users.admin.id}`) } });
+    const stored = [
+      reg.passwordEncrypted!,
+      ssh.credentialsSealed!,
+      ...(await p.user.findMany({ select: { passwordHash: true, totpSecretSealed: true } })).flatMap((u) => [u.passwordHash, u.totpSecretSealed]).filter((x): x is string => !!x),
+      ...(await p.session.findMany({ select: { tokenHash: true } })).map((x) => x.tokenHash),
+    ];
+    try {
+      const leaks: string[] = [];
+      let answered = 0;
+      for (const who of ["admin", "operator", "viewer"] as const) {
+        const cookie = await cookieOf(who);
+        for (const [path, proc] of Object.entries(appRouter._def.procedures)) {
+          if ((proc as unknown as { _def: { type: string } })._def.type !== "query") continue;
+          const res = await fetch(`${c.url}/api/trpc/${path}?input=${encodeURIComponent(JSON.stringify(sampleInput(path).input))}`, { headers: { origin: c.url, ...(cookie ? { cookie } : {}) } });
+          const body = await res.text();
+          if (res.ok) answered++;
+          for (const secret of [...clear, ...stored]) if (body.includes(secret)) leaks.push(`${who} ${path}: ${secret.slice(0, 12)}…`);
+          if (/\$scrypt\$|passwordEncrypted|credentialsSealed|totpSecret|tokenHash|codeHash/.test(body)) leaks.push(`${who} ${path}: a secret column's name`);
+        }
+      }
+      assert.ok(answered > 20, `queries answered (${answered})`);
+      assert.deepEqual(leaks, []);
+    } finally {
+      await p.registry.delete({ where: { id: reg.id } });
+      await p.sshHost.delete({ where: { id: ssh.id } });
+      await p.user.update({ where: { id: users.admin.id }, data: { totpSecretSealed: null } });
+    }
+  });
+
   test("a foreign Origin is refused on the API", async () => {
     const r = await call("nodes.list", "query", {}, await cookieOf("admin"), "https://evil.example");
     assert.equal(r.status, 403);
@@ -249,5 +295,159 @@ describe("authorisation matrix", () => {
       });
     });
     assert.match(r, /origin/);
+  });
+});
+
+// --- host-level container options -------------------------------------------------------
+//
+// A container that binds `/` or joins the host's network is root on the node. Each such
+// option is a row: the operator is refused (naming the option and the setting that allows
+// it), the admin is allowed, the operator is allowed only inside the node group's host
+// policy; refusals are audited as denied. The check sits on every job the console makes,
+// so the escape is also tried through every mutation of the API.
+
+describe("authorisation matrix: host-level options", () => {
+  let c: TestConsole;
+  let nodeId: string;
+  let groupId: string;
+  let otherNodeId: string;
+  let operatorId: string;
+  const cookies = {} as Record<"admin" | "operator" | "viewer" | "outsider", string>;
+
+  before(async () => {
+    c = await startTestConsole("console-authz-host");
+    const p = c.services.prisma;
+    groupId = (await p.nodeGroup.create({ data: { name: "prod" } })).id;
+    const other = await p.nodeGroup.create({ data: { name: "staging" } });
+    nodeId = (await p.node.create({ data: { hostname: "node-a", name: "node-a", groupId } })).id;
+    otherNodeId = (await p.node.create({ data: { hostname: "node-s", name: "node-s", groupId: other.id } })).id;
+    const team = await createTeamWithGroup(c, "ops", groupId);
+    const otherTeam = await createTeamWithGroup(c, "web", other.id);
+    cookies.admin = await sessionCookie(c, (await createUser(c, "admin")).id);
+    operatorId = (await createUser(c, "operator", { teamIds: [team] })).id;
+    cookies.operator = await sessionCookie(c, operatorId);
+    cookies.viewer = await sessionCookie(c, (await createUser(c, "viewer", { teamIds: [team] })).id);
+    cookies.outsider = await sessionCookie(c, (await createUser(c, "operator", { teamIds: [otherTeam] })).id);
+  });
+
+  after(async () => {
+    await c?.stop();
+  });
+
+  async function run(who: keyof typeof cookies, form: Record<string, unknown>, node = nodeId): Promise<CallResult> {
+    const res = await fetch(`${c.url}/api/trpc/jobs.run`, { method: "POST", headers: { origin: c.url, "content-type": "application/json", cookie: cookies[who] }, body: JSON.stringify({ nodeId: node, image: "busybox", ...form }) });
+    const body = (await res.json().catch(() => ({}))) as { error?: { message?: string; data?: { code?: string } } };
+    return { status: res.status, code: body.error?.data?.code ?? (res.ok ? "OK" : `HTTP ${res.status}`), message: body.error?.message ?? "" };
+  }
+
+  async function setPolicy(rules: { allowHostNetwork: boolean; bindMounts: Array<{ path: string; access: "ro" | "rw" }> }) {
+    const res = await fetch(`${c.url}/api/trpc/admin.security.hostAccess.set`, { method: "POST", headers: { origin: c.url, "content-type": "application/json", cookie: cookies.admin }, body: JSON.stringify({ groupId, ...rules }) });
+    assert.equal(res.status, 200, await res.text());
+  }
+
+  /** Each host-level option of the run form, the option the refusal must name, and whether the engine can apply it today. */
+  const ROWS: Array<{ form: Record<string, unknown>; names: RegExp; engine: boolean }> = [
+    { form: { volumes: ["/:/host"] }, names: /--volume "\/:\/host" binds host path \/,/, engine: true },
+    { form: { volumes: ["/var/lib/berth:/x"] }, names: /--volume "\/var\/lib\/berth:\/x" binds host path \/var\/lib\/berth,/, engine: true },
+    { form: { volumes: ["/var/../:/host"] }, names: /binds host path \/,/, engine: true },
+    { form: { volumes: ["//etc//:/e:ro"] }, names: /binds host path \/etc,/, engine: true },
+    { form: { network: "host" }, names: /--network "host" uses the host's network/, engine: true },
+    { form: { network: "container:db" }, names: /--network "container:db"/, engine: true },
+    { form: { capAdd: ["SYS_ADMIN"] }, names: /--cap-add .*SYS_ADMIN.* only admins/, engine: true },
+    { form: { privileged: true }, names: /--privileged "true" is a host-level option/, engine: false },
+    { form: { pid: "host" }, names: /--pid "host"/, engine: false },
+    { form: { ipc: "host" }, names: /--ipc "host"/, engine: false },
+    { form: { uts: "host" }, names: /--uts "host"/, engine: false },
+    { form: { devices: ["/dev/sda"] }, names: /--device .*\/dev\/sda/, engine: false },
+    { form: { securityOpt: ["seccomp=unconfined"] }, names: /--security-opt "seccomp=unconfined"/, engine: false },
+    { form: { sysctls: ["kernel.core_pattern=|/tmp/x"] }, names: /--sysctl /, engine: false },
+  ];
+
+  for (const row of ROWS) {
+    test(`${JSON.stringify(row.form)}: operator refused naming it, viewer refused, admin allowed`, async () => {
+      const op = await run("operator", row.form);
+      assert.equal(op.code, "FORBIDDEN", op.message);
+      assert.match(op.message, row.names);
+      assert.match(op.message, /Admin → Security → Host access|only admins/);
+      const viewer = await run("viewer", row.form);
+      assert.equal(viewer.code, "FORBIDDEN");
+      const admin = await run("admin", row.form);
+      if (row.engine) assert.equal(admin.code, "OK", admin.message);
+      // Options the node's engine cannot apply yet pass the check and are then refused by name, not dropped.
+      else assert.ok(admin.code === "BAD_REQUEST" && /engine/.test(admin.message), `${admin.code}: ${admin.message}`);
+    });
+  }
+
+  test("named volumes and ordinary options stay allowed for operators", async () => {
+    const r = await run("operator", { volumes: ["data:/var/lib/data", "/anonymous"], network: "bridge", securityOpt: ["no-new-privileges"], ports: ["8080:80"] });
+    assert.equal(r.code, "OK", r.message);
+  });
+
+  test("a node group's policy: operators inside its prefixes, read-only where it says so, nothing else", async () => {
+    await setPolicy({ allowHostNetwork: false, bindMounts: [{ path: "/srv/data/", access: "rw" }, { path: "/srv/data/keys", access: "ro" }] });
+    const expect = async (form: Record<string, unknown>, code: string, message?: RegExp) => {
+      const r = await run("operator", form);
+      assert.equal(r.code, code, `${JSON.stringify(form)}: ${r.message}`);
+      if (message) assert.match(r.message, message);
+    };
+    await expect({ volumes: ["/srv/data/app:/app"] }, "OK");
+    await expect({ volumes: ["/srv/data:/d:ro"] }, "OK");
+    await expect({ volumes: ["/srv/data/keys/k:/k"] }, "FORBIDDEN", /read-only only/);
+    await expect({ volumes: ["/srv/data/keys/k:/k:ro"] }, "OK");
+    await expect({ volumes: ["/srv/data/../../:/host"] }, "FORBIDDEN", /host path \/,/);
+    await expect({ volumes: ["/srv/database:/d"] }, "FORBIDDEN", /does not list/);
+    await expect({ volumes: ["/:/host"] }, "FORBIDDEN");
+    await expect({ network: "host" }, "FORBIDDEN", /does not allow it/);
+    await expect({ privileged: true }, "FORBIDDEN", /only admins/);
+    // The policy is the group's: another team's operator on another group's node gains nothing.
+    const outsider = await run("outsider", { volumes: ["/srv/data/app:/app"] }, otherNodeId);
+    assert.equal(outsider.code, "FORBIDDEN");
+    assert.match(outsider.message, /node group "staging"/);
+
+    await setPolicy({ allowHostNetwork: true, bindMounts: [] });
+    await expect({ network: "host" }, "OK");
+    await expect({ volumes: ["/srv/data/app:/app"] }, "FORBIDDEN", /does not list/);
+    await setPolicy({ allowHostNetwork: false, bindMounts: [] });
+  });
+
+  test("the escape through every mutation of the API: no job is made with a host-level option for an operator", async () => {
+    const escape = { volumes: ["/:/host"], network: "host", networkMode: "host", mounts: [{ type: "bind", source: "/", destination: "/host" }], privileged: true, binds: ["/:/host"] };
+    const since = new Date();
+    for (const [path, proc] of Object.entries(appRouter._def.procedures)) {
+      if ((proc as unknown as { _def: { type: string } })._def.type !== "mutation" || !path.startsWith("jobs.")) continue;
+      const base: Record<string, unknown> = { nodeId, nodeIds: [nodeId], image: "busybox", reference: "busybox", source: "busybox", target: "busybox:b", sourceNodeId: otherNodeId, targetNodeIds: [nodeId], action: "start", targets: [{ nodeId, id: "web" }] };
+      await fetch(`${c.url}/api/trpc/${path}`, { method: "POST", headers: { origin: c.url, "content-type": "application/json", cookie: cookies.operator }, body: JSON.stringify({ ...base, ...escape }) });
+    }
+    const steps = await c.services.prisma.jobStep.findMany({ where: { job: { createdById: operatorId, createdAt: { gte: since } } }, select: { action: true, params: true } });
+    assert.ok(steps.length > 0, "the operator's ordinary jobs were made (the escape fields were dropped or refused)");
+    const escaped = steps.filter((s) => JSON.stringify(s.params).match(/"source":"\/"|"networkMode":"host"|"privileged":true|"\/:\/host"/));
+    assert.deepEqual(escaped, [], "job steps an operator made with host-level options");
+  });
+
+  test("refusals are audited as denied, with the option and the operator", async () => {
+    const rows = await c.services.prisma.auditLog.findMany({ where: { action: "jobs.run", outcome: "denied" }, orderBy: { at: "asc" } });
+    const bindRoot = rows.find((r) => JSON.stringify(r.details).includes('--volume \\"/:/host\\"'));
+    assert.ok(bindRoot, "the /:/host attempt is in the audit log");
+    assert.match(bindRoot.actorLabel, /^operator-/);
+    assert.deepEqual(bindRoot.targetNodeIds, [nodeId]);
+    assert.ok(rows.some((r) => JSON.stringify(r.details).includes("--network \\\"host\\\"")));
+    // What an admin used is on record too.
+    const allowed = await c.services.prisma.auditLog.findMany({ where: { action: "jobs.run", outcome: "success" } });
+    assert.ok(allowed.some((r) => ((r.details as { hostOptions?: string[] }).hostOptions ?? []).includes("--volume /:/host")));
+  });
+
+  test("when admins must use two-factor, an admin without it may only enrol (API), until they have it", async () => {
+    await updateSecuritySettings(c.services.prisma, { requireAdminTwoFactor: true });
+    try {
+      const r = await run("admin", { volumes: ["data:/d"] });
+      assert.equal(r.code, "FORBIDDEN");
+      assert.match(r.message, /two-factor sign-in is required for admins/);
+      const status = await fetch(`${c.url}/api/trpc/auth.twoFactor.status`, { headers: { origin: c.url, cookie: cookies.admin } });
+      assert.equal(status.status, 200);
+      assert.equal(((await status.json()) as { result: { data: { requiredForYou: boolean } } }).result.data.requiredForYou, true);
+      assert.equal((await run("operator", { volumes: ["data:/d"] })).code, "OK", "operators are not concerned");
+    } finally {
+      await updateSecuritySettings(c.services.prisma, { requireAdminTwoFactor: false });
+    }
   });
 });

@@ -25,7 +25,7 @@ import { promisify } from "node:util";
 import { freePort } from "./fixtures/registry.ts";
 import { docker, dockerOk, type AgentHandle } from "./helpers/agent.ts";
 import { startBusyboxAgent, type BusyboxAgent } from "./helpers/busybox-agent.ts";
-import { sleep } from "./helpers/wait.ts";
+import { sleep, until } from "./helpers/wait.ts";
 
 const execFileP = promisify(execFile);
 const uniq = (prefix: string) => `${prefix}-${randomBytes(3).toString("hex")}`;
@@ -529,6 +529,124 @@ describe("container faults, escapes and bad input through the docker CLI", () =>
     assert.equal((await dockerOk(agent, ["start", "-a", c])).includes("bind"), true);
     assert.equal(await readlink(join(rootfs, "data")), hostDir);
     assert.deepEqual(await readdir(hostDir), ["keep"]);
+  });
+
+  // ─── a dead monitor ──────────────────────────────────────────────────────────
+
+  /** The conmon of a container (not of an exec session), by its `-c ID` and its own `-u ID`. */
+  async function monitorOf(id: string): Promise<number> {
+    const found = (await conmons()).find((c) => c.argv[c.argv.indexOf("-c") + 1] === id && c.argv[c.argv.indexOf("-u") + 1] === id);
+    assert.ok(found, `no conmon of ${id.slice(0, 12)} is running`);
+    return found.pid;
+  }
+
+  /** Whether `pid` is a live process (a zombie is not: it only waits for its reaper). */
+  async function processAlive(pid: number): Promise<boolean> {
+    const stat = await readFile(`/proc/${pid}/stat`, "utf8").catch(() => "");
+    if (!stat) return false;
+    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+    return state !== "Z" && state !== "X";
+  }
+
+  test("kill -9 of a container's conmon: Exited (255) at once, 'its monitor died'; stop, exec and rm act as on any exited container; nothing is left", async (t) => {
+    const name = uniq("deadmon");
+    removeAfter(t, name);
+    const port = await freePort();
+    const agentPid = agent.process.pid;
+    const id = (await dockerOk(agent, ["run", "-d", "--name", name, "-p", `${port}:80`, "-v", "/anon", "busybox", "httpd", "-f", "-p", "80", "-h", "/etc"])).trim();
+    seenIds.add(id);
+    const containerPid = Number((await dockerOk(agent, ["inspect", "--format", "{{.State.Pid}}", id])).trim());
+    assert.ok(containerPid > 0 && (await processAlive(containerPid)));
+
+    process.kill(await monitorOf(id), "SIGKILL");
+    const status = await until(
+      "docker ps -a to show the container as Exited (255)",
+      async () => {
+        const s = (await dockerOk(agent, ["ps", "-a", "--filter", `id=${id}`, "--format", "{{.Status}}"])).trim();
+        return /^Exited \(255\)/.test(s) ? s : undefined;
+      },
+      15_000,
+      agent,
+    );
+    assert.match(status, /^Exited \(255\)/);
+    const state = JSON.parse(await dockerOk(agent, ["inspect", "--format", "{{json .State}}", id])) as { Status: string; ExitCode: number; Error: string; Running: boolean; Pid: number };
+    assert.equal(state.Status, "exited");
+    assert.equal(state.ExitCode, 255);
+    assert.equal(state.Running, false);
+    assert.match(state.Error, /its monitor died/);
+    // The container's processes did not outlive their monitor.
+    await until("the container's process to end", async () => !(await processAlive(containerPid)), 10_000, agent);
+
+    // As for any exited container: exec is refused with 409, stop is a no-op, rm (no -f) works.
+    const ex = await docker(agent, ["exec", name, "true"], { timeoutMs: 20_000 });
+    assert.notEqual(ex.code, 0);
+    assert.match(ex.stderr, new RegExp(`[Cc]ontainer ${id} is not running`));
+    assert.equal((await api(agent, "POST", `/containers/${id}/exec`, { Cmd: ["true"] })).status, 409);
+    await dockerOk(agent, ["stop", name], { timeoutMs: 20_000 });
+    await expectNoLeftovers(agent, seenIds, "after the monitor died");
+    await dockerOk(agent, ["rm", "-v", name], { timeoutMs: 20_000 });
+    await expectNoLeftovers(agent, seenIds, "after the container of the dead monitor was removed");
+    assert.ok(!(await allContainerIds(agent)).includes(id));
+    // The port is free again, and the agent is the same process.
+    const again = uniq("deadmon-port");
+    removeAfter(t, again);
+    await dockerOk(agent, ["run", "-d", "--name", again, "-p", `${port}:80`, "busybox", "httpd", "-f", "-p", "80", "-h", "/etc"]);
+    assert.equal(agent.process.pid, agentPid);
+    assert.equal(agent.process.exitCode, null);
+  });
+
+  test("kill -9 of a container's conmon, then docker rm -f at once: the removal completes and nothing is left", async (t) => {
+    const name = uniq("deadmon-rm");
+    removeAfter(t, name);
+    const id = (await dockerOk(agent, ["run", "-d", "--name", name, "busybox", "sleep", "300"])).trim();
+    seenIds.add(id);
+    process.kill(await monitorOf(id), "SIGKILL");
+    const rmr = await docker(agent, ["rm", "-f", name], { timeoutMs: 20_000 });
+    assert.equal(rmr.code, 0, `docker rm -f: ${rmr.stderr}`);
+    assert.ok(!(await allContainerIds(agent)).includes(id));
+    await expectNoLeftovers(agent, seenIds, "after rm -f of the container of a dead monitor");
+  });
+
+  test("a conmon killed while the agent is down: after the restart the container is Exited (255), its monitor died, and nothing is left", async (t) => {
+    const name = uniq("deadmon-away");
+    removeAfter(t, name);
+    const id = (await dockerOk(agent, ["run", "-d", "--name", name, "busybox", "sleep", "300"])).trim();
+    seenIds.add(id);
+    const containerPid = Number((await dockerOk(agent, ["inspect", "--format", "{{.State.Pid}}", id])).trim());
+    await agent.kill();
+    process.kill(await monitorOf(id), "SIGKILL");
+    await agent.restart();
+    const state = JSON.parse(await dockerOk(agent, ["inspect", "--format", "{{json .State}}", id])) as { Status: string; ExitCode: number; Error: string };
+    assert.deepEqual([state.Status, state.ExitCode], ["exited", 255]);
+    assert.match(state.Error, /its monitor died/);
+    await until("the container's process to end", async () => !(await processAlive(containerPid)), 10_000, agent);
+    await expectNoLeftovers(agent, seenIds, "after the restart");
+    await dockerOk(agent, ["rm", name]);
+    await expectNoLeftovers(agent, seenIds, "after the removal");
+  });
+
+  test("a container with --restart always whose conmon is killed is started again under a new monitor", async (t) => {
+    const name = uniq("deadmon-always");
+    removeAfter(t, name);
+    const id = (await dockerOk(agent, ["run", "-d", "--restart", "always", "--name", name, "busybox", "sleep", "300"])).trim();
+    seenIds.add(id);
+    const firstMonitor = await monitorOf(id);
+    process.kill(firstMonitor, "SIGKILL");
+    await until(
+      "the container to run again under a new monitor",
+      async () => {
+        const s = JSON.parse(await dockerOk(agent, ["inspect", "--format", "{{json .State}}", id])) as { Status: string; Pid: number };
+        if (s.Status !== "running" || !(await processAlive(s.Pid))) return undefined;
+        const monitor = await monitorOf(id).catch(() => undefined);
+        return monitor !== undefined && monitor !== firstMonitor;
+      },
+      15_000,
+      agent,
+    );
+    assert.equal((await dockerOk(agent, ["inspect", "--format", "{{.RestartCount}}", id])).trim(), "1");
+    await dockerOk(agent, ["exec", name, "true"]);
+    await dockerOk(agent, ["rm", "-f", name]);
+    await expectNoLeftovers(agent, seenIds, "after rm -f of the restarted container");
   });
 
   // ─── bad input ─────────────────────────────────────────────────────────────

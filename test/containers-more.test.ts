@@ -268,7 +268,7 @@ describe("containers through the docker CLI: run flags, commands, volumes and ne
     assert.equal(await inspect(no, "{{.State.Status}} {{.RestartCount}} {{.HostConfig.RestartPolicy.Name}}"), "exited 0 no");
   });
 
-  test("--memory, --cpus, --pids-limit are in inspect .HostConfig and the cgroups; --cpus 0.5 holds a busy loop near half a core", async (t) => {
+  test("--memory, --cpus, --pids-limit are in inspect .HostConfig and the cgroups; --cpus 0.5 holds a busy loop to at most half a core", async (t) => {
     const c = uniq("limits");
     removeAfter(t, c);
     const id = (await dockerOk(agent, ["run", "-d", "--name", c, "--memory", "64m", "--cpus", "0.5", "--pids-limit", "50", "busybox", "sh", "-c", "while :; do :; done"])).trim();
@@ -289,7 +289,11 @@ describe("containers through the docker CLI: run flags, commands, volumes and ne
     const u1 = await usage();
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
     const perSecond = (u1 - u0) / 1e9 / seconds;
-    assert.ok(perSecond >= 0.35 && perSecond <= 0.65, `the busy loop used ${perSecond.toFixed(3)} s of CPU per second`);
+    // The quota is a ceiling: on a busy machine the loop may get less than half a core, never more.
+    // (A lower bound would measure the machine's load, not Berth.)
+    assert.ok(perSecond > 0 && perSecond <= 0.65, `the busy loop used ${perSecond.toFixed(3)} s of CPU per second`);
+    const throttled = Number(/nr_throttled (\d+)/.exec(await cg("cpu", "cpu.stat"))?.[1]);
+    assert.ok(perSecond < 0.45 || throttled > 0, `the loop got ${perSecond.toFixed(3)} s/s yet was never throttled`);
   });
 
   test("--network none has only lo; --network host shares the host's interfaces and hostname", async (t) => {

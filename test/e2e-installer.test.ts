@@ -8,9 +8,10 @@
 // changes the page refuses the host and offers no install. Screenshots go to
 // test-artifacts/e2e-installer/.
 import { after, before, describe, test } from "node:test";
+import { testBridgeSubnet } from "./helpers/agent.ts";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { randomBytes, randomInt } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -126,7 +127,7 @@ describe("Add node over SSH in the browser", () => {
     await screenshot("waiting-for-enrollment");
     const config = join(prefix, "etc/berth/agent.json");
     const json = JSON.parse(await readFile(config, "utf8")) as Record<string, unknown>;
-    await writeFile(config, JSON.stringify({ ...json, bridge, "bridge-subnet": `10.${200 + randomInt(50)}.${randomInt(256)}.0/24` }, null, 2) + "\n", { mode: 0o600 });
+    await writeFile(config, JSON.stringify({ ...json, bridge, "bridge-subnet": testBridgeSubnet() }, null, 2) + "\n", { mode: 0o600 });
     agents.push(await startFromUnit(join(prefix, "etc/systemd/system/berth-agent.service")));
 
     const result = page.locator("[data-testid=install-result]");

@@ -30,7 +30,10 @@ describe("single sign-on with OpenID Connect", () => {
       conformIdTokenClaims: false,
       cookies: { keys: ["berth-test-cookie-key"] },
     });
-    op = createServer(provider.callback());
+    const handle = provider.callback();
+    op = createServer((req, res) => {
+      Promise.resolve(handle(req, res)).catch((e: unknown) => res.writeHead(500).end(String(e)));
+    });
     await new Promise<void>((r) => op.listen(opPort, "127.0.0.1", () => r()));
     Object.assign(process.env, { BERTH_OIDC_ISSUER: issuer, BERTH_OIDC_CLIENT_ID: "berth", BERTH_OIDC_CLIENT_SECRET: "berth-test-secret", BERTH_OIDC_NAME: "Test SSO" });
     c = await startTestConsole("e2e-oidc", { ui: true, port: consolePort });

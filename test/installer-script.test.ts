@@ -4,9 +4,10 @@
 // installs the agent (here under BERTH_PREFIX, as root, on this machine), which then enrolls;
 // re-running upgrades; a failure rolls back; dead tokens get no script.
 import { after, before, describe, test } from "node:test";
+import { testBridgeSubnet } from "./helpers/agent.ts";
 import assert from "node:assert/strict";
 import { execFile, spawn } from "node:child_process";
-import { randomBytes, randomInt } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -72,7 +73,7 @@ describe("manual install script", () => {
   };
   const tag = randomBytes(2).toString("hex");
   const bridge = `bs${tag}`;
-  const agentConfig = { bridge, "bridge-subnet": `10.${200 + randomInt(50)}.${randomInt(256)}.0/24` };
+  const agentConfig = { bridge, "bridge-subnet": testBridgeSubnet() };
   const agents: UnitProcess[] = [];
   const prefixes: string[] = [];
   let nodeId = "";

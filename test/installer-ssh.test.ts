@@ -5,9 +5,10 @@
 // There is no systemd as PID 1 here: the test starts the agent with the unit's own ExecStart
 // line where systemd would, and plays systemd's restart during the upgrade.
 import { after, before, describe, test } from "node:test";
+import { testBridgeSubnet } from "./helpers/agent.ts";
 import assert from "node:assert/strict";
 import { execFile, spawn } from "node:child_process";
-import { randomBytes, randomInt } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { chmod, mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -65,7 +66,7 @@ describe("installing the agent over SSH", () => {
   const artifacts: Record<string, string> = {};
   const tag = randomBytes(2).toString("hex");
   const bridge = `bi${tag}`;
-  const agentConfig = { bridge, "bridge-subnet": `10.${200 + randomInt(50)}.${randomInt(256)}.0/24`, "log-level": "debug" as const };
+  const agentConfig = { bridge, "bridge-subnet": testBridgeSubnet(), "log-level": "debug" as const };
   const agents: UnitProcess[] = [];
   const events: InstallEvent[] = [];
   const secrets: string[] = [rootKeyPassphrase];
@@ -229,9 +230,9 @@ describe("installing the agent over SSH", () => {
     const byId = new Map(checks[0]!.checks.map((c) => [c.id, c]));
     assert.deepEqual(
       [...byId.keys()].sort(),
-      ["arch", "cgroups", "console", "disk", "init", "iptables", "kernel", "nodejs", "os", "overlayfs", "privilege"],
+      ["arch", "artifact", "cgroups", "console", "disk", "init", "iptables", "kernel", "nodejs", "os", "overlayfs", "privilege"],
     );
-    for (const id of ["os", "arch", "kernel", "privilege", "init", "overlayfs", "cgroups", "iptables", "nodejs"]) assert.equal(byId.get(id as never)?.ok, true, `${id}: ${byId.get(id as never)?.detail}`);
+    for (const id of ["os", "arch", "kernel", "privilege", "init", "overlayfs", "cgroups", "iptables", "nodejs", "artifact"]) assert.equal(byId.get(id as never)?.ok, true, `${id}: ${byId.get(id as never)?.detail}`);
     assert.equal(byId.get("console")?.ok, false);
     assert.equal(byId.get("disk")?.ok, false);
     assert.match(byId.get("os")!.detail, /Debian|Ubuntu|Fedora/);
@@ -243,6 +244,12 @@ describe("installing the agent over SSH", () => {
       alone.checks.filter((c) => !c.ok).map((c) => c.id),
       ["disk", "console"],
     );
+    // No agent artifact on the console: the checklist says so before anything is uploaded.
+    const missing = join(tmpdir(), `no-such-artifact-${process.pid}.tar.gz`);
+    const noArtifact = await checkHost({ target: await pinned(), consoleUrl: dead, prefix, artifactPath: missing });
+    const artifact = noArtifact.checks.find((c) => c.id === "artifact");
+    assert.equal(artifact?.ok, false);
+    assert.equal(artifact?.detail, `the agent artifact ${missing} does not exist: build it with \`npm run build:agent\``);
     assert.equal(alone.installedVersion, undefined);
     assert.deepEqual(await tree(prefix), []);
   });

@@ -6,11 +6,13 @@
 // with the raw registry API (helpers/raw-images.ts), never with Berth's push.
 import { after, before, describe, test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { lstat, mkdir, mkdtemp, readdir, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
+import { promisify } from "node:util";
 import { startRegistry, type RegistryFixture } from "./fixtures/registry.ts";
 import { docker, dockerOk, startAgent, type AgentHandle, type DockerResult } from "./helpers/agent.ts";
 import { evilLayerCases } from "./helpers/evil-images.ts";
@@ -18,6 +20,7 @@ import { startFaultyProxy, type FaultRule, type FaultyProxy, type ProxyRequestRe
 import { makeLayer, pushRawImage, randomFileLayer, type RawImage } from "./helpers/raw-images.ts";
 
 const HEX64 = /^[0-9a-f]{64}$/;
+const execFileP = promisify(execFile);
 
 function uniq(): string {
   return randomBytes(4).toString("hex");
@@ -219,6 +222,212 @@ describe("pulls through a faulty registry fail cleanly", () => {
       await assertCleanFailure(agent, repoPrefix);
     });
   }
+});
+
+describe("registries that cut, reset, stall or drip: every pull fails cleanly or succeeds, and the agent lives on", () => {
+  // One agent for every case, with a 1 s stall timeout: its PID must not change across them.
+  const STALL_S = 1;
+  let reg: RegistryFixture;
+  let proxy: FaultyProxy;
+  let agent: AgentHandle;
+  let agentPid: number | undefined;
+
+  before(async () => {
+    reg = await startRegistry({ auth: "none" });
+    proxy = await startFaultyProxy(reg.url);
+    agent = await startAgent({ extraArgs: ["--registry-stall-timeout", String(STALL_S)] });
+    agentPid = agent.process.pid;
+  });
+  after(async () => {
+    await agent?.destroy();
+    await proxy?.stop();
+    await reg?.stop();
+  });
+
+  /** A fresh single-layer image (unique digests) behind the proxy, and the rules for it. */
+  async function image(slug: string, rules: (img: RawImage) => FaultRule[]) {
+    const repo = `drip/${slug}-${uniq()}`;
+    const img = await pushRawImage(reg, repo, "v1", [await randomFileLayer(`data/${slug}.bin`, 64 * 1024)]);
+    proxy.setRules(rules(img));
+    proxy.requests.length = 0;
+    return { img, ref: `${proxy.host}/${repo}:v1`, repoPrefix: `${proxy.host}/${repo}` };
+  }
+
+  async function assertAgentAlive(): Promise<void> {
+    assert.equal(agent.process.exitCode, null, `the agent exited:\n${agent.logs().split("\n").slice(-20).join("\n")}`);
+    assert.equal(agent.process.signalCode, null);
+    assert.equal(agent.process.pid, agentPid, "the agent was restarted");
+    await dockerOk(agent, ["version"]);
+  }
+
+  /** After a failed pull: no image, no layer of it, nothing half-written; the agent is the same process. */
+  async function assertCleanFailure(img: RawImage, repoPrefix: string): Promise<void> {
+    await assertAgentAlive();
+    assert.deepEqual(await listed(agent, repoPrefix), [], "docker images lists the image of a failed pull");
+    assert.ok(!(await layerDirs(agent)).includes(img.layers[0]!.diffId.slice(7)), "a failed pull left its layer");
+    await assertNoLeftovers(agent, "after the failed pull");
+  }
+
+  const blob = (img: RawImage) => new RegExp(`/blobs/${img.layers[0]!.digest}$`);
+
+  for (const at of [{ name: "after the headers", bytes: 0 }, { name: "after 1 byte", bytes: 1 }, { name: "after 100 bytes", bytes: 100 }, { name: "half-way", bytes: undefined }, { name: "1 byte short", bytes: -1 }]) {
+    test(`a layer cut off ${at.name} every time: the pull fails as truncated`, async () => {
+      const { img, ref, repoPrefix } = await image("cut", (i) => [{ path: blob(i), fault: { kind: "truncate", afterBytes: at.bytes === -1 ? i.layers[0]!.size - 1 : at.bytes } }]);
+      const r = await pullFails(agent, ref);
+      assert.match(r.stderr, /unexpected EOF|truncated/i, withTail(agent, r));
+      assert.ok(seen(proxy, img.layers[0]!.digest) >= 2, "a broken transfer was not retried");
+      await assertCleanFailure(img, repoPrefix);
+    });
+  }
+
+  for (const at of [{ name: "after the headers", bytes: 0 }, { name: "half-way", bytes: undefined }]) {
+    test(`a layer whose connection is reset ${at.name} every time: the pull fails cleanly`, async () => {
+      const { img, ref, repoPrefix } = await image("reset", (i) => [{ path: blob(i), fault: { kind: "reset", afterBytes: at.bytes } }]);
+      const r = await pullFails(agent, ref);
+      assert.match(r.stderr, /unexpected EOF|ECONNRESET|reset|terminated/i, withTail(agent, r));
+      await assertCleanFailure(img, repoPrefix);
+    });
+  }
+
+  for (const fault of [{ kind: "truncate" }, { kind: "reset" }, { kind: "stall" }] as const) {
+    test(`a layer that is ${fault.kind === "stall" ? "stalled" : fault.kind === "reset" ? "reset" : "cut off"} once is fetched again and the pull succeeds`, async () => {
+      const { img, ref, repoPrefix } = await image(`once-${fault.kind}`, (i) => [{ path: blob(i), fault, times: 1 }]);
+      const out = await docker(agent, ["pull", ref]);
+      assert.equal(out.code, 0, withTail(agent, out));
+      assert.deepEqual(await listed(agent, repoPrefix), [`${repoPrefix}:v1`]);
+      assert.equal(seen(proxy, img.layers[0]!.digest), 2, "the layer was not fetched exactly twice");
+      await assertAgentAlive();
+      await assertNoLeftovers(agent, "after the retried pull");
+    });
+  }
+
+  test("a layer that stalls mid-body fails with the stall timeout, naming the registry, the blob and the limit", async () => {
+    const { img, ref, repoPrefix } = await image("stall", (i) => [{ path: blob(i), fault: { kind: "stall" } }]);
+    const r = await pullFails(agent, ref, 60_000);
+    const digest = img.layers[0]!.digest;
+    assert.match(r.stderr, new RegExp(`registry ${escapeRe(proxy.host)} stalled.*in ${STALL_S} s \\(the registry stall timeout\\).*blob ${digest}`), withTail(agent, r));
+    assert.ok(seen(proxy, digest) >= 2, "a stalled download was not retried");
+    await assertCleanFailure(img, repoPrefix);
+  });
+
+  test("a registry that drips a layer one byte a second fails with the stall timeout instead of hanging", async () => {
+    const { img, ref, repoPrefix } = await image("drip", (i) => [{ path: blob(i), fault: { kind: "drip" } }]);
+    const r = await pullFails(agent, ref, 60_000);
+    assert.match(r.stderr, new RegExp(`registry ${escapeRe(proxy.host)} stalled: it sent less than \\d+ bytes in ${STALL_S} s.*blob ${img.layers[0]!.digest}`), withTail(agent, r));
+    await assertCleanFailure(img, repoPrefix);
+  });
+
+  test("a registry that never answers the manifest request fails with the stall timeout, naming the manifest", async () => {
+    const { img, ref, repoPrefix } = await image("mute", () => [{ path: /\/manifests\//, fault: { kind: "stall-headers" } }]);
+    const r = await pullFails(agent, ref, 60_000);
+    assert.match(r.stderr, new RegExp(`registry ${escapeRe(proxy.host)} stalled: it did not answer in ${STALL_S} s.*manifest v1`), withTail(agent, r));
+    assert.ok(seen(proxy, "/manifests/") >= 2, "a stalled request was not retried");
+    await assertCleanFailure(img, repoPrefix);
+  });
+
+  test("after all of that, a normal pull through the same proxy works and the agent is the same process", async () => {
+    const { img, ref, repoPrefix } = await image("normal", () => []);
+    const out = await docker(agent, ["pull", ref]);
+    assert.equal(out.code, 0, withTail(agent, out));
+    assert.match(out.stdout, new RegExp(`Digest: ${img.manifestDigest}`));
+    assert.deepEqual(await listed(agent, repoPrefix), [`${repoPrefix}:v1`]);
+    await assertAgentAlive();
+    await assertNoLeftovers(agent, "after the normal pull");
+  });
+});
+
+describe("ambiguous manifests (CVE-2021-41190) are refused whatever their Content-Type", () => {
+  let reg: RegistryFixture;
+  let proxy: FaultyProxy;
+  let agent: AgentHandle;
+
+  before(async () => {
+    reg = await startRegistry({ auth: "none" });
+    proxy = await startFaultyProxy(reg.url);
+    agent = await startAgent();
+  });
+  after(async () => {
+    await agent?.destroy();
+    await proxy?.stop();
+    await reg?.stop();
+  });
+
+  const contentTypes = [
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+  ];
+  for (const contentType of contentTypes) {
+    test(`a document with both "manifests" and "layers" served as ${contentType}`, async () => {
+      // The fixture registry (distribution with the CVE fix) refuses to store such a document,
+      // so the proxy serves it in place of a real image's manifest: its blobs are real.
+      const repo = `ambiguous/x-${uniq()}`;
+      const img = await pushRawImage(reg, repo, "v1", [await randomFileLayer("data/a.bin", 4096)]);
+      const real = JSON.parse((await (await fetch(`${reg.url}/v2/${repo}/manifests/v1`, { headers: { accept: "application/vnd.docker.distribution.manifest.v2+json" } })).text())) as Record<string, unknown>;
+      const doc = Buffer.from(
+        JSON.stringify({
+          schemaVersion: 2,
+          config: real["config"],
+          layers: real["layers"],
+          manifests: [{ mediaType: "application/vnd.docker.distribution.manifest.v2+json", digest: img.manifestDigest, size: 100, platform: { architecture: "amd64", os: "linux" } }],
+        }),
+      );
+      proxy.setRules([{ path: /\/manifests\//, fault: { kind: "document", body: doc, contentType } }]);
+      const ref = `${proxy.host}/${repo}:v1`;
+      const r = await pullFails(agent, ref);
+      assert.match(r.stderr, /invalid manifest for .*ambiguous document refused: it has both "manifests" and "layers"/, withTail(agent, r));
+      assert.deepEqual(await listed(agent, `${proxy.host}/${repo}`), []);
+      await assertNoLeftovers(agent, "after the refused manifest");
+    });
+  }
+});
+
+describe("a disk that fills up mid-pull", () => {
+  // The data root is a 64 MB ext4 on a loop device; the image is larger than that.
+  let reg: RegistryFixture;
+  let agent: AgentHandle | undefined;
+  let base: string;
+  let mnt: string;
+
+  before(async () => {
+    reg = await startRegistry({ auth: "none" });
+    base = await mkdtemp(join(tmpdir(), "berth-enospc-"));
+    mnt = join(base, "mnt");
+    await mkdir(mnt);
+    await execFileP("truncate", ["-s", "64M", join(base, "fs.img")]);
+    await execFileP("mkfs.ext4", ["-q", "-F", join(base, "fs.img")]);
+    await execFileP("mount", ["-o", "loop", join(base, "fs.img"), mnt]);
+  });
+  after(async () => {
+    await agent?.destroy();
+    // umount releases the loop device too (mount -o loop sets it to clear itself).
+    await execFileP("umount", [mnt]).catch(() => execFileP("umount", ["-l", mnt]).catch(() => undefined));
+    await rm(base, { recursive: true, force: true });
+    await reg?.stop();
+  });
+
+  test("the pull fails with 'no space left on device under <data root>', in the API error and the log; the store stays consistent; a pull that fits works", async () => {
+    const dataRoot = join(mnt, "data");
+    agent = await startAgent({ dataRoot });
+    const pid = agent.process.pid;
+    const big = await pushRawImage(reg, `full/big-${uniq()}`, "v1", [await randomFileLayer("data/big.bin", 72 * 1024 * 1024)]);
+    const r = await pullFails(agent, big.ref, 180_000);
+    const expected = `no space left on device under ${dataRoot}`;
+    assert.ok(r.stderr.includes(expected), `the error does not say "${expected}"\n${withTail(agent, r)}`);
+    assert.doesNotMatch(r.stderr, /stream consumer closed early/);
+    assert.ok(agent.logs().split("\n").some((l) => l.includes(expected) && l.includes('"level":50')), `the agent did not log "${expected}" as an error`);
+    assert.equal(agent.process.exitCode, null, "the agent exited");
+    assert.equal(agent.process.pid, pid);
+    assert.deepEqual(await listed(agent, `${reg.host}/full/`), [], "docker images lists the image that did not fit");
+    assert.deepEqual(await layerDirs(agent), [], "the layer that did not fit was left");
+    await assertNoLeftovers(agent, "after the disk filled up");
+
+    const small = await pushRawImage(reg, `full/small-${uniq()}`, "v1", [await randomFileLayer("data/small.bin", 1024 * 1024)]);
+    await dockerOk(agent, ["pull", small.ref]);
+    assert.deepEqual(await listed(agent, `${reg.host}/full/`), [`${reg.host}/full/${small.repository.slice("full/".length)}:v1`]);
+    await assertNoLeftovers(agent, "after the pull that fits");
+  });
 });
 
 describe("layers that try to escape their directory are refused", () => {

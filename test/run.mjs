@@ -1,4 +1,4 @@
-// Runs every test file (agent/**, server/**, test/**) with Node's test runner, one file
+// Runs every test file (agent/**, server/**, shared/**, test/**) with Node's test runner, one file
 // at a time: the integration tests share root-only resources (mounts, iptables, ports).
 import { spawnSync } from "node:child_process";
 import { readdirSync, statSync } from "node:fs";
@@ -15,7 +15,7 @@ function collect(dir, out) {
 }
 
 const only = process.argv.slice(2);
-const files = (only.length ? only : ["agent", "server", "test"].flatMap((d) => { try { return collect(d, []); } catch { return []; } })).sort();
+const files = (only.length ? only : ["agent", "server", "shared", "test"].flatMap((d) => { try { return collect(d, []); } catch { return []; } })).sort();
 if (files.length === 0) {
   console.error("no test files found");
   process.exit(1);

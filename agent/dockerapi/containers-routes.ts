@@ -3,9 +3,13 @@ import type { ContainerRecord, CreateOptions, MountSpec, PortSpec } from "../eng
 import { readContainerStats } from "../engine/containers/stats.ts";
 import { invalidArgument, notFound } from "../engine/errors.ts";
 import { parseUntil } from "../engine/images/image-service.ts";
-import { frame, hijack, readUpgradeBody, type HijackedStream } from "./stdio-stream.ts";
-import { boolParam, parseFilters, readJsonBody, sendJson, sendNoContent, type Router } from "./router.ts";
-import { containerStatusText } from "../engine/containers/status-text.ts";
+import { once } from "node:events";
+import { setTimeout as delay } from "node:timers/promises";
+import { frame, hijack, pumpSession, readUpgradeBody } from "./stdio-stream.ts";
+import { boolParam, clientGone, parseFilters, readJsonBody, sendJson, sendNoContent, type Router } from "./router.ts";
+import { containerStatusText } from "../../shared/container-status-text.ts";
+import { parseSecurityOpts } from "../engine/runtime/security-opt.ts";
+import { MASKED_PATHS, READONLY_PATHS } from "../engine/runtime/spec.ts";
 
 /** The /containers and /exec endpoints of the Docker Engine API, translated into engine calls. */
 export function addContainerRoutes(router: Router, engine: Engine): void {
@@ -82,13 +86,12 @@ export function addContainerRoutes(router: Router, engine: Engine): void {
     sendNoContent(res);
   });
 
-  router.post("/containers/{id}/wait", async ({ req, res, params, query }) => {
+  router.post("/containers/{id}/wait", async (ctx) => {
+    const { res, params, query } = ctx;
     const condition = (query.get("condition") || "not-running") as "not-running" | "next-exit" | "removed";
     if (!["not-running", "next-exit", "removed"].includes(condition)) throw invalidArgument(`invalid condition: "${condition}"`);
     const record = containers.get(params.id!);
-    const ac = new AbortController();
-    req.socket.once("close", () => ac.abort());
-    const waiting = containers.wait(record.id, condition, ac.signal);
+    const waiting = containers.wait(record.id, condition, clientGone(ctx));
     // Headers go out at once so the CLI knows the wait is registered before it starts the container.
     res.writeHead(200, { "Content-Type": "application/json" });
     res.flushHeaders();
@@ -110,7 +113,7 @@ export function addContainerRoutes(router: Router, engine: Engine): void {
     const { params, query } = ctx;
     const record = containers.get(params.id!);
     const wantStdin = boolParam(query, "stdin");
-    const attaching = containers.attach(record.id, { stdin: wantStdin, stdout: boolParam(query, "stdout"), stderr: boolParam(query, "stderr") });
+    const attaching = containers.attach(record.id, { stdin: wantStdin, stdout: boolParam(query, "stdout"), stderr: boolParam(query, "stderr") }, clientGone(ctx));
     // The CLI (docker run) waits for the upgrade before it starts the container, and the
     // session of a created container only exists once it starts: switch protocols first.
     const stream = hijack(ctx, !record.options.tty);
@@ -118,13 +121,16 @@ export function addContainerRoutes(router: Router, engine: Engine): void {
     try {
       session = await attaching;
     } catch (e) {
+      if (stream.gone) return;
       stream.close();
       throw e;
     }
-    pumpSession(stream, session, record.options.tty, wantStdin, record.options.stdinOnce);
+    // The container keeps running when its client leaves: only the session ends.
+    pumpSession(stream, session, { tty: record.options.tty, stdin: wantStdin, closeStdinOnEof: record.options.stdinOnce });
   });
 
-  router.get("/containers/{id}/logs", async ({ req, res, params, query }) => {
+  router.get("/containers/{id}/logs", async (ctx) => {
+    const { res, params, query } = ctx;
     const record = containers.get(params.id!);
     const stdout = boolParam(query, "stdout");
     const stderr = boolParam(query, "stderr");
@@ -134,19 +140,20 @@ export function addContainerRoutes(router: Router, engine: Engine): void {
     const since = query.get("since") ? logTime(query.get("since")!) : undefined;
     const until = query.get("until") ? logTime(query.get("until")!) : undefined;
     const timestamps = boolParam(query, "timestamps");
-    const ac = new AbortController();
-    req.socket.once("close", () => ac.abort());
+    const signal = clientGone(ctx);
     const tty = record.options.tty;
     res.writeHead(200, { "Content-Type": tty ? "application/vnd.docker.raw-stream" : "application/vnd.docker.multiplexed-stream" });
     res.flushHeaders();
     try {
-      for await (const entry of containers.logs(record.id, { follow: boolParam(query, "follow"), tail, since, until, signal: ac.signal })) {
+      for await (const entry of containers.logs(record.id, { follow: boolParam(query, "follow"), tail, since, until, signal })) {
         if ((entry.stream === "stdout" && !stdout) || (entry.stream === "stderr" && !stderr)) continue;
         const data = timestamps ? Buffer.concat([Buffer.from(entry.time + " "), entry.data]) : entry.data;
-        res.write(tty ? data : frame(entry.stream, data));
+        // A slow reader holds the log reader back instead of filling memory.
+        if (!res.write(tty ? data : frame(entry.stream, data))) await once(res, "drain", { signal });
       }
     } catch (e) {
-      if (!ac.signal.aborted) throw e;
+      if (!signal.aborted) throw e;
+      return;
     }
     res.end();
   });
@@ -164,29 +171,34 @@ export function addContainerRoutes(router: Router, engine: Engine): void {
   router.get("/containers/{id}/export", async ({ res, params }) => {
     const record = containers.get(params.id!);
     res.writeHead(200, { "Content-Type": "application/x-tar" });
-    await containers.exportTo(record.id, res);
+    try {
+      await containers.exportTo(record.id, res);
+    } catch (e) {
+      // Half a tar was sent: cutting the connection is how the client learns it is incomplete.
+      res.destroy(e as Error);
+    }
   });
 
-  router.get("/containers/{id}/stats", async ({ req, res, params, query }) => {
+  router.get("/containers/{id}/stats", async (ctx) => {
+    const { res, params, query } = ctx;
     const record = containers.get(params.id!);
     const stream = query.get("stream") === null ? true : boolParam(query, "stream");
     const oneShot = boolParam(query, "one-shot");
-    const ac = new AbortController();
-    req.socket.once("close", () => ac.abort());
+    const signal = clientGone(ctx);
     res.writeHead(200, { "Content-Type": "application/json" });
     let previous: StatsSample | undefined;
     const sample = async () => statsJson(engine, containers.get(record.id), previous);
     if (!oneShot) {
       previous = await sample();
-      await sleep(stream ? 0 : 1000);
+      if (!(await pause(stream ? 0 : 1000, signal))) return;
     }
     do {
       const current = await sample();
+      if (signal.aborted) return;
       res.write(JSON.stringify(current) + "\n");
       previous = current;
       if (!stream) break;
-      await sleep(1000);
-    } while (!ac.signal.aborted && containers.exists(record.id));
+    } while ((await pause(1000, signal)) && containers.exists(record.id));
     res.end();
   });
 
@@ -213,8 +225,15 @@ export function addContainerRoutes(router: Router, engine: Engine): void {
       sendNoContent(ctx.res, 200);
       return;
     }
-    // The CLI reads the exit code (GET /exec/ID/json) as soon as the stream ends: end it only once the code is known.
-    pumpSession(hijack(ctx, !exec.config.tty), session, exec.config.tty, exec.config.attachStdin, true, () => containers.execDone(exec.id));
+    pumpSession(hijack(ctx, !exec.config.tty), session, {
+      tty: exec.config.tty,
+      stdin: exec.config.attachStdin,
+      closeStdinOnEof: true,
+      // The CLI reads the exit code (GET /exec/ID/json) as soon as the stream ends: end it only once the code is known.
+      beforeClose: () => containers.execDone(exec.id),
+      // As Docker: the process of an attached exec ends with its client (Ctrl-C of `docker exec`).
+      onClientGone: () => containers.killExec(exec.id),
+    });
   });
 
   router.post("/exec/{id}/resize", async ({ res, params, query }) => {
@@ -258,26 +277,15 @@ export function addContainerRoutes(router: Router, engine: Engine): void {
   });
 }
 
-/** Streams a stdio session over a hijacked connection until the process ends or the client leaves. */
-function pumpSession(stream: HijackedStream, session: import("../engine/monitor/monitor.ts").StdioSession, tty: boolean, stdin: boolean, closeStdinOnEof: boolean, beforeClose?: () => Promise<unknown>): void {
-  session.output.on("data", (chunk: { stream: "stdout" | "stderr"; data: Buffer }) => {
-    stream.output.write(tty ? chunk.data : frame(chunk.stream, chunk.data));
-  });
-  session.output.once("end", () => {
-    if (beforeClose) void beforeClose().finally(() => stream.close());
-    else stream.close();
-  });
-  session.output.once("error", () => stream.close());
-  if (stdin && session.stdin) {
-    stream.input.on("data", (d: Buffer) => session.stdin!.write(d));
-    stream.input.once("end", () => { if (closeStdinOnEof) session.stdin!.end(); });
+/** Waits `ms`; false when `signal` fired first. */
+async function pause(ms: number, signal: AbortSignal): Promise<boolean> {
+  if (signal.aborted) return false;
+  try {
+    await delay(ms, undefined, { signal });
+    return true;
+  } catch {
+    return false;
   }
-  stream.input.once("error", () => session.close());
-  stream.output.once("close", () => session.close());
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }
 
 /**
@@ -331,9 +339,44 @@ export interface DockerCreateBody {
     Privileged?: boolean;
     Mounts?: Array<{ Type?: string; Source?: string; Target?: string; ReadOnly?: boolean }> | null;
     ConsoleSize?: [number, number] | null;
-  };
+    PidMode?: string;
+    IpcMode?: string;
+    UTSMode?: string;
+    CgroupnsMode?: string;
+    Devices?: Array<{ PathOnHost?: string; PathInContainer?: string; CgroupPermissions?: string }> | null;
+    Sysctls?: Record<string, string> | null;
+    DeviceCgroupRules?: string[] | null;
+    MaskedPaths?: string[] | null;
+    ReadonlyPaths?: string[] | null;
+  } & UnsupportedHostConfig;
   NetworkingConfig?: { EndpointsConfig?: Record<string, { Aliases?: string[] | null } | null> | null };
 }
+
+/**
+ * Security-relevant HostConfig fields Berth does not implement: refused when set (not
+ * their empty or default value, which the docker CLI always sends) instead of ignored.
+ */
+interface UnsupportedHostConfig {
+  UsernsMode?: string;
+  Capabilities?: string[] | null;
+  DeviceRequests?: unknown[] | null;
+  GroupAdd?: string[] | null;
+  Ulimits?: unknown[] | null;
+  OomScoreAdj?: number;
+  CgroupParent?: string;
+  Runtime?: string;
+}
+
+const UNSUPPORTED_HOST_CONFIG: Array<[keyof UnsupportedHostConfig, string, (v: unknown) => boolean]> = [
+  ["UsernsMode", "--userns", (v) => v !== "" && v !== "host"],
+  ["Capabilities", "HostConfig.Capabilities", (v) => Array.isArray(v) && v.length > 0],
+  ["DeviceRequests", "--gpus", (v) => Array.isArray(v) && v.length > 0],
+  ["GroupAdd", "--group-add", (v) => Array.isArray(v) && v.length > 0],
+  ["Ulimits", "--ulimit", (v) => Array.isArray(v) && v.length > 0],
+  ["OomScoreAdj", "--oom-score-adj", (v) => v !== 0],
+  ["CgroupParent", "--cgroup-parent", (v) => v !== ""],
+  ["Runtime", "--runtime", (v) => v !== "" && v !== "runc"],
+];
 
 function asArray(v: string[] | string | null | undefined): string[] | undefined {
   if (v === null || v === undefined) return undefined;
@@ -356,8 +399,16 @@ export function parseBind(spec: string): MountSpec {
 
 export function createOptionsFromDocker(body: DockerCreateBody, name: string | undefined): CreateOptions {
   if (!body.Image) throw invalidArgument("Config.Image is required");
-  if (body.HostConfig?.Privileged) throw invalidArgument("--privileged is not supported by Berth: containers always run with Docker's default capability set");
   const hc = body.HostConfig ?? {};
+  for (const [field, flag, isSet] of UNSUPPORTED_HOST_CONFIG) {
+    const v = hc[field];
+    if (v !== undefined && v !== null && isSet(v)) throw invalidArgument(`${flag} is not supported by Berth (HostConfig.${field}: ${JSON.stringify(v)})`);
+  }
+  if (hc.CgroupnsMode && hc.CgroupnsMode !== "host" && hc.CgroupnsMode !== "private") throw invalidArgument(`invalid cgroup namespace mode: ${hc.CgroupnsMode}`);
+  // Docker records "label=disable" for what shares the host's processes or IPC when no option was given.
+  const sharesHost = !!hc.Privileged || hc.PidMode === "host" || hc.IpcMode === "host";
+  const securityOpt = hc.SecurityOpt ?? (sharesHost ? ["label=disable"] : []);
+  const security = parseSecurityOpts(securityOpt);
   const ports: PortSpec[] = [];
   for (const [key, bindings] of Object.entries(hc.PortBindings ?? {})) {
     const [p, proto = "tcp"] = key.split("/");
@@ -417,7 +468,19 @@ export function createOptionsFromDocker(body: DockerCreateBody, name: string | u
     readonlyRootfs: !!hc.ReadonlyRootfs,
     capAdd: hc.CapAdd ?? [],
     capDrop: hc.CapDrop ?? [],
-    noNewPrivileges: (hc.SecurityOpt ?? []).some((o) => /^no-new-privileges(=true|:true)?$/.test(o)),
+    noNewPrivileges: security.noNewPrivileges,
+    seccompProfile: security.seccompProfile,
+    securityOpt,
+    privileged: !!hc.Privileged,
+    pidMode: hc.PidMode ?? "",
+    ipcMode: hc.IpcMode ?? "",
+    utsMode: hc.UTSMode ?? "",
+    cgroupns: hc.CgroupnsMode === "private" ? "private" : "host",
+    devices: (hc.Devices ?? []).map((d) => ({ pathOnHost: d.PathOnHost ?? "", pathInContainer: d.PathInContainer || d.PathOnHost || "", cgroupPermissions: d.CgroupPermissions || "rwm" })),
+    sysctls: hc.Sysctls ?? {},
+    deviceCgroupRules: hc.DeviceCgroupRules ?? [],
+    maskedPaths: hc.MaskedPaths ?? undefined,
+    readonlyPaths: hc.ReadonlyPaths ?? undefined,
     shmSize: hc.ShmSize ?? 0,
     consoleSize: hc.ConsoleSize && hc.ConsoleSize[0] > 0 ? { height: hc.ConsoleSize[0], width: hc.ConsoleSize[1] } : undefined,
   };
@@ -592,9 +655,18 @@ async function containerInspectJson(engine: Engine, c: ContainerRecord, size: bo
       CpusetCpus: o.cpusetCpus,
       PidsLimit: o.pidsLimit ?? null,
       ShmSize: o.shmSize || 67108864,
-      SecurityOpt: o.noNewPrivileges ? ["no-new-privileges"] : null,
+      SecurityOpt: o.securityOpt.length ? o.securityOpt : o.noNewPrivileges ? ["no-new-privileges"] : null,
       LogConfig: { Type: "json-file", Config: {} },
-      Privileged: false,
+      Privileged: o.privileged,
+      PidMode: o.pidMode,
+      IpcMode: o.ipcMode || "private",
+      UTSMode: o.utsMode,
+      CgroupnsMode: o.cgroupns,
+      Devices: o.devices.map((d) => ({ PathOnHost: d.pathOnHost, PathInContainer: d.pathInContainer, CgroupPermissions: d.cgroupPermissions })),
+      DeviceCgroupRules: o.deviceCgroupRules.length ? o.deviceCgroupRules : null,
+      ...(Object.keys(o.sysctls).length ? { Sysctls: o.sysctls } : {}),
+      MaskedPaths: o.maskedPaths ?? (o.privileged ? null : MASKED_PATHS),
+      ReadonlyPaths: o.readonlyPaths ?? (o.privileged ? null : READONLY_PATHS),
     },
     GraphDriver: { Name: "overlay2", Data: { UpperDir: await engine.containers.upperDir(c.id).catch(() => ""), MergedDir: p.rootfs } },
     ...(rw !== undefined ? { SizeRw: rw } : {}),

@@ -2,10 +2,10 @@ import type { Engine } from "../engine/engine.ts";
 import { importRootfs, loadImages, saveImages } from "../engine/archive/docker-archive.ts";
 import { invalidArgument } from "../engine/errors.ts";
 import { configuredRegistryDomains, searchRegistries } from "../engine/images/search.ts";
-import { familiarString, parseNormalizedReference } from "../engine/reference/reference.ts";
+import { familiarString, parseNormalizedReference } from "../../shared/reference.ts";
 import { JsonMessageStream } from "./json-stream.ts";
 import { credentialsFromHeader } from "./registry-auth.ts";
-import { boolParam, parseFilters, sendJson, type Router } from "./router.ts";
+import { boolParam, clientGone, parseFilters, sendJson, type Router } from "./router.ts";
 
 /** The /images endpoints of the Docker Engine API, translated into engine calls. */
 export function addImageRoutes(router: Router, engine: Engine): void {
@@ -25,11 +25,13 @@ export function addImageRoutes(router: Router, engine: Engine): void {
       before: f.get("before")?.[0],
       label: f.get("label"),
       until: f.get("until")?.[0],
+      all: boolParam(query, "all"),
     });
     sendJson(res, 200, list.map(imageSummaryJson));
   });
 
-  router.post("/images/create", async ({ req, res, query }) => {
+  router.post("/images/create", async (ctx) => {
+    const { req, res, query } = ctx;
     const fromImage = query.get("fromImage");
     const fromSrc = query.get("fromSrc");
     const tag = query.get("tag") ?? "";
@@ -39,7 +41,7 @@ export function addImageRoutes(router: Router, engine: Engine): void {
       const reference = repo ? (tag ? `${repo}:${tag}` : repo) : undefined;
       const stream = new JsonMessageStream(res);
       try {
-        const id = await importRootfs(images, req, { reference, message: query.get("message") ?? undefined, changes: query.getAll("changes") });
+        const id = await importRootfs(images, req, { reference, message: query.get("message") ?? undefined, changes: query.getAll("changes"), signal: clientGone(ctx) });
         stream.write({ status: id });
         stream.end();
       } catch (e) {
@@ -52,10 +54,8 @@ export function addImageRoutes(router: Router, engine: Engine): void {
     const name = tag ? (tag.startsWith("sha256:") ? `${fromImage}@${tag}` : `${fromImage}:${tag}`) : fromImage;
     parseNormalizedReference(name); // a malformed reference is a 400 before any stream starts
     const stream = new JsonMessageStream(res);
-    const abort = new AbortController();
-    res.once("close", () => { if (!res.writableFinished) abort.abort(); });
     try {
-      const result = await engine.puller.pull(name, { credentials: credentialsFromHeader(req), onProgress: (e) => stream.progress(e), signal: abort.signal });
+      const result = await engine.puller.pull(name, { credentials: credentialsFromHeader(req), onProgress: (e) => stream.progress(e), signal: clientGone(ctx) });
       stream.write({ status: `Digest: ${result.digest}` });
       const shown = familiarString(result.reference);
       stream.write({ status: result.upToDate ? `Status: Image is up to date for ${shown}` : `Status: Downloaded newer image for ${shown}` });
@@ -88,13 +88,15 @@ export function addImageRoutes(router: Router, engine: Engine): void {
     try {
       await saveImages(images, names, res);
     } catch (e) {
+      // Half a tar was sent: cutting the connection is how the client learns it is incomplete.
       res.destroy(e as Error);
     }
   });
 
-  router.post("/images/load", async ({ req, res, query }) => {
+  router.post("/images/load", async (ctx) => {
+    const { req, res, query } = ctx;
     const quiet = boolParam(query, "quiet");
-    const result = await loadImages(images, req);
+    const result = await loadImages(images, req, clientGone(ctx));
     const stream = new JsonMessageStream(res);
     for (const m of result.messages) stream.write({ stream: m + "\n" });
     void quiet;
@@ -129,12 +131,13 @@ export function addImageRoutes(router: Router, engine: Engine): void {
     res.end();
   });
 
-  router.post("/images/{name*}/push", async ({ req, res, params, query }) => {
+  router.post("/images/{name*}/push", async (ctx) => {
+    const { req, res, params, query } = ctx;
     const name = params.name!;
     parseNormalizedReference(name);
     const stream = new JsonMessageStream(res);
     try {
-      const pushed = await engine.pusher.push(name, query.get("tag") ?? undefined, { credentials: credentialsFromHeader(req), onProgress: (e) => stream.progress(e) });
+      const pushed = await engine.pusher.push(name, query.get("tag") ?? undefined, { credentials: credentialsFromHeader(req), onProgress: (e) => stream.progress(e), signal: clientGone(ctx) });
       for (const p of pushed) stream.write({ progressDetail: {}, aux: { Tag: p.tag, Digest: p.digest, Size: p.size } });
       stream.end();
     } catch (e) {

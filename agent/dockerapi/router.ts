@@ -1,6 +1,6 @@
 import { ServerResponse, type IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
-import { EngineError, toEngineError, type EngineErrorKind } from "../engine/errors.ts";
+import { canceled, EngineError, toEngineError, type EngineErrorKind } from "../engine/errors.ts";
 
 export interface RequestContext {
   req: IncomingMessage;
@@ -11,6 +11,29 @@ export interface RequestContext {
   query: URLSearchParams;
   /** API version the client asked for (from the /vX.Y prefix), or the server's own. */
   apiVersion: string;
+  /** Set once a handler took the upgraded socket over (101 sent): errors can no longer be answered in HTTP. */
+  hijacked?: boolean;
+}
+
+/**
+ * Fires when the client goes away before its answer is complete (it hung up, its
+ * process was killed): the request's work should stop then.
+ */
+export function clientGone(ctx: Pick<RequestContext, "res" | "upgrade">): AbortSignal {
+  const ac = new AbortController();
+  const abort = () => ac.abort(canceled("the client closed the connection"));
+  if (ctx.upgrade) {
+    const { socket } = ctx.upgrade;
+    if (socket.destroyed) abort();
+    else socket.once("close", abort);
+  } else {
+    const { res } = ctx;
+    if (res.destroyed && !res.writableFinished) abort();
+    else res.once("close", () => {
+      if (!res.writableFinished) abort();
+    });
+  }
+  return ac.signal;
 }
 
 export type Handler = (ctx: RequestContext) => Promise<void> | void;
@@ -73,10 +96,20 @@ export class Router {
     const res = new ServerResponse(req);
     res.assignSocket(socket as import("node:net").Socket);
     res.shouldKeepAlive = false;
-    await this.dispatch(req, res, serverVersion, { socket, head });
+    // Its failures are the socket's, which the server handles and logs.
+    res.on("error", () => undefined);
+    // Not taken over (an error, a detached exec): the connection ends with the answer, as
+    // the HTTP server would end it. Taken over, the handler's stream owns it.
+    let ctx: RequestContext | undefined;
+    res.once("finish", () => {
+      if (!ctx?.hijacked) (socket as import("node:net").Socket).destroySoon();
+    });
+    ctx = await this.dispatch(req, res, serverVersion, { socket, head });
+    if (!ctx?.hijacked && res.writableFinished) (socket as import("node:net").Socket).destroySoon();
   }
 
-  async dispatch(req: IncomingMessage, res: ServerResponse, serverVersion: string, upgrade?: { socket: Duplex; head: Buffer }): Promise<void> {
+  /** @returns the request's context once its handler is done (undefined when no route matched). */
+  async dispatch(req: IncomingMessage, res: ServerResponse, serverVersion: string, upgrade?: { socket: Duplex; head: Buffer }): Promise<RequestContext | undefined> {
     const url = new URL(req.url ?? "/", "http://docker");
     let path = url.pathname;
     let apiVersion = serverVersion;
@@ -94,9 +127,16 @@ export class Router {
       if (route.method !== method) continue;
       const params: Record<string, string> = {};
       route.keys.forEach((k, i) => (params[k] = decodeURIComponent(m[i + 1]!)));
+      const ctx: RequestContext = { req, res, params, query: url.searchParams, apiVersion, upgrade };
       try {
-        await route.handler({ req, res, params, query: url.searchParams, apiVersion, upgrade });
+        await route.handler(ctx);
       } catch (e) {
+        if (ctx.hijacked) {
+          // The connection is a raw stream now: an HTTP answer would be garbage in it.
+          upgrade?.socket.destroy();
+          return ctx;
+        }
+        if (res.destroyed) return ctx; // the client is gone: nobody to answer
         // The client may still be sending a body (load, import): take it all before
         // answering, or the socket is reset and the CLI never sees the message.
         if (!upgrade && !req.complete && !req.destroyed) {
@@ -105,9 +145,10 @@ export class Router {
         }
         sendError(res, toEngineError(e));
       }
-      return;
+      return ctx;
     }
     sendJson(res, pathMatched ? 405 : 404, { message: pathMatched ? `method ${method} not allowed on ${path}` : `page not found` });
+    return undefined;
   }
 }
 
@@ -118,6 +159,7 @@ export function sendJson(res: ServerResponse, status: number, body: unknown): vo
 }
 
 export function sendError(res: ServerResponse, e: EngineError): void {
+  if (res.destroyed) return;
   if (res.headersSent) {
     // A stream already started: the error goes into the stream as Docker does.
     if (!res.writableEnded) res.end(JSON.stringify({ errorDetail: { message: e.message }, error: e.message }) + "\n");

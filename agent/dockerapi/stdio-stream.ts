@@ -1,5 +1,7 @@
-import type { IncomingMessage, ServerResponse } from "node:http";
-import { PassThrough, type Duplex, type Readable, type Writable } from "node:stream";
+import type { Socket } from "node:net";
+import type { Duplex, Readable, Writable } from "node:stream";
+import { canceled, invalidArgument } from "../engine/errors.ts";
+import type { OutputChunk, StdioSession } from "../engine/monitor/monitor.ts";
 import type { RequestContext } from "./router.ts";
 
 /**
@@ -13,12 +15,23 @@ export function frame(stream: "stdout" | "stderr" | "stdin", data: Buffer): Buff
   return Buffer.concat([header, data]);
 }
 
+/**
+ * A bidirectional stream with a client. The client may hang up at any moment:
+ * `write` then drops the data, and `onGone` callbacks run once.
+ */
 export interface HijackedStream {
-  /** What the client sends (stdin). */
+  /** What the client sends (stdin). Errors on it are handled here (they mean the client is gone). */
   input: Readable;
-  /** Where output goes. */
-  output: Writable;
+  /** Sends output; false when the caller should wait for `onDrain` (or the client is gone). */
+  write(chunk: Buffer): boolean;
+  /** Calls `fn` once the client has taken what was written (after `write` returned false). */
+  onDrain(fn: () => void): void;
+  /** Ends the stream after what was written (the process ended). */
   close(): void;
+  /** Calls `fn` once if the client goes away before `close()`. */
+  onGone(fn: () => void): void;
+  /** Whether the client has gone away before `close()`. */
+  readonly gone: boolean;
 }
 
 /**
@@ -28,29 +41,145 @@ export interface HijackedStream {
  */
 export function hijack(ctx: RequestContext, multiplexed: boolean): HijackedStream {
   const contentType = multiplexed ? "application/vnd.docker.multiplexed-stream" : "application/vnd.docker.raw-stream";
+  let input: Readable;
+  let output: Writable;
+  let closed = false;
+  let gone = false;
+  let probe: NodeJS.Timeout | undefined;
+  const goneCallbacks: Array<() => void> = [];
+  const markGone = () => {
+    if (closed || gone) return;
+    gone = true;
+    clearInterval(probe);
+    for (const fn of goneCallbacks.splice(0)) fn();
+  };
   if (ctx.upgrade) {
     const { socket, head } = ctx.upgrade;
-    socket.write(`HTTP/1.1 101 UPGRADED\r\nContent-Type: ${contentType}\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n`);
-    const input = new PassThrough();
-    if (head.length) input.write(head);
-    socket.pipe(input);
-    return { input, output: socket, close: () => socket.end() };
+    // Bytes the client sent after the request head (stdin typed early) are read first.
+    if (head.length) socket.unshift(head);
+    ctx.upgrade.head = Buffer.alloc(0);
+    writeIfOpen(socket, `HTTP/1.1 101 UPGRADED\r\nContent-Type: ${contentType}\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n`);
+    input = socket;
+    output = socket;
+    socket.once("close", markGone);
+    ctx.hijacked = true;
+  } else {
+    const { req, res } = ctx;
+    res.writeHead(200, { "Content-Type": contentType });
+    res.flushHeaders();
+    input = req;
+    output = res;
+    res.once("close", () => {
+      if (!res.writableFinished) markGone();
+    });
   }
-  const res: ServerResponse = ctx.res;
-  res.writeHead(200, { "Content-Type": contentType });
-  res.flushHeaders();
-  const req: IncomingMessage = ctx.req;
-  return { input: req, output: res, close: () => res.end() };
+  if (isClosed(output)) markGone();
+  // A client that left cannot be told from one that only closed its stdin (the CLI does at
+  // once without -i) until a write fails, and a quiet process (or a container not started
+  // yet) writes nothing: an empty frame now and then finds out; Docker's stream readers skip
+  // it. A raw TTY stream has no such frame: its departed clients go with the next output, the
+  // process's end or the container's removal, as with Docker.
+  else if (multiplexed) {
+    probe = setInterval(() => {
+      if (!isClosed(output)) output.write(EMPTY_FRAME);
+    }, PROBE_MS);
+    probe.unref();
+  }
+  return {
+    input,
+    write: (chunk) => (isClosed(output) ? false : output.write(chunk)),
+    onDrain: (fn) => {
+      if (isClosed(output)) return;
+      output.once("drain", fn);
+    },
+    close: () => {
+      if (closed || gone) return;
+      closed = true;
+      clearInterval(probe);
+      if (isClosed(output)) return;
+      // A hijacked connection ends with the stream, whatever the client does with its side.
+      if (ctx.upgrade) (ctx.upgrade.socket as Socket).destroySoon();
+      else output.end();
+    },
+    onGone: (fn) => {
+      if (gone) queueMicrotask(fn);
+      else if (!closed) goneCallbacks.push(fn);
+    },
+    get gone() {
+      return gone;
+    },
+  };
 }
 
-/** Reads a JSON body from an upgraded connection (exec start sends {Detach, Tty} before switching). */
+/** An output frame of no bytes: probes a connection without showing anything. */
+const EMPTY_FRAME = frame("stdout", Buffer.alloc(0));
+const PROBE_MS = 1000;
+
+function isClosed(w: Writable): boolean {
+  return w.destroyed || w.writableEnded;
+}
+
+function writeIfOpen(socket: Duplex, data: string): void {
+  if (!socket.destroyed && !socket.writableEnded) socket.write(data);
+}
+
+export interface PumpOptions {
+  tty: boolean;
+  /** Forward what the client sends to the process's stdin. */
+  stdin: boolean;
+  /** Close the process's stdin when the client ends its input. */
+  closeStdinOnEof: boolean;
+  /** Awaited between the end of the output and the end of the stream. */
+  beforeClose?: () => Promise<unknown>;
+  /** What else ends when the client leaves before the output ended (the session always does). */
+  onClientGone?: () => void;
+}
+
+/**
+ * Streams a stdio session over a hijacked connection until the process ends or the
+ * client leaves. Owns the session: it is closed when the client goes away.
+ */
+export function pumpSession(stream: HijackedStream, session: StdioSession, o: PumpOptions): void {
+  const output = session.output;
+  output.on("data", (chunk: OutputChunk) => {
+    if (stream.write(o.tty ? chunk.data : frame(chunk.stream, chunk.data)) || stream.gone) return;
+    // A slow client: the session's own limit ends it rather than let memory grow.
+    output.pause();
+    stream.onDrain(() => output.resume());
+  });
+  output.once("end", () => {
+    if (o.beforeClose) void o.beforeClose().catch(() => undefined).finally(() => stream.close());
+    else stream.close();
+  });
+  output.once("error", () => stream.close());
+  const stdin = o.stdin ? session.stdin : undefined;
+  if (stdin) {
+    stream.input.on("data", (d: Buffer) => {
+      if (!stdin.destroyed && !stdin.writableEnded) stdin.write(d);
+    });
+    stream.input.once("end", () => {
+      if (o.closeStdinOnEof && !stdin.destroyed && !stdin.writableEnded) stdin.end();
+    });
+  }
+  // Without stdin to forward, what the client sends is read and dropped, so its end is seen.
+  // (Explicitly: reading exec start's body paused the socket, and a "data" listener does not undo that.)
+  stream.input.resume();
+  stream.onGone(() => {
+    session.close();
+    o.onClientGone?.();
+  });
+}
+
+/**
+ * Reads a JSON body from an upgraded connection (exec start sends {Detach, Tty} before switching).
+ * @throws InvalidArgument for a body that is not JSON; Canceled when the client leaves mid-body.
+ */
 export async function readUpgradeBody(ctx: RequestContext): Promise<{ body: Record<string, unknown>; rest: Buffer }> {
   const length = Number(ctx.req.headers["content-length"] ?? 0);
   if (!ctx.upgrade) {
     const chunks: Buffer[] = [];
     for await (const c of ctx.req) chunks.push(c as Buffer);
-    const text = Buffer.concat(chunks).toString("utf8");
-    return { body: text ? (JSON.parse(text) as Record<string, unknown>) : {}, rest: Buffer.alloc(0) };
+    return { body: parseBody(Buffer.concat(chunks).toString("utf8")), rest: Buffer.alloc(0) };
   }
   const socket: Duplex = ctx.upgrade.socket;
   let buf = ctx.upgrade.head;
@@ -58,15 +187,32 @@ export async function readUpgradeBody(ctx: RequestContext): Promise<{ body: Reco
     const chunk = await new Promise<Buffer | null>((resolve) => {
       const onData = (d: Buffer) => { cleanup(); resolve(d); };
       const onEnd = () => { cleanup(); resolve(null); };
-      const cleanup = () => { socket.off("data", onData); socket.off("end", onEnd); socket.pause(); };
+      const cleanup = () => {
+        socket.off("data", onData);
+        socket.off("end", onEnd);
+        socket.off("close", onEnd);
+        socket.pause();
+      };
+      if (socket.destroyed || socket.readableEnded) return resolve(null);
       socket.on("data", onData);
       socket.once("end", onEnd);
+      socket.once("close", onEnd);
       socket.resume();
     });
     if (!chunk) break;
     buf = Buffer.concat([buf, chunk]);
   }
+  if (buf.length < length) throw canceled(`the client closed the connection after ${buf.length} of ${length} bytes of the request body`);
   const text = buf.subarray(0, length).toString("utf8");
   ctx.upgrade.head = buf.subarray(length);
-  return { body: text ? (JSON.parse(text) as Record<string, unknown>) : {}, rest: buf.subarray(length) };
+  return { body: parseBody(text), rest: buf.subarray(length) };
+}
+
+function parseBody(text: string): Record<string, unknown> {
+  if (!text.trim()) return {};
+  try {
+    return JSON.parse(text) as Record<string, unknown>;
+  } catch (e) {
+    throw invalidArgument(`invalid JSON in request body: ${(e as Error).message}`, e);
+  }
 }

@@ -1,13 +1,9 @@
 import type { Engine } from "../engine/engine.ts";
+import { API_VERSION, BERTH_VERSION, ENGINE_VERSION, MIN_API_VERSION } from "../version.ts";
 import { imageSummaryJson } from "./images-routes.ts";
 import { registryDomain } from "./registry-auth.ts";
 import { readJsonBody, sendJson, type Router } from "./router.ts";
 
-/** The API version this agent speaks, and the oldest it accepts (docker CLI 20.10 speaks 1.41). */
-export const API_VERSION = "1.47";
-export const MIN_API_VERSION = "1.24";
-export const ENGINE_VERSION = "27.5.0-berth";
-export const BERTH_VERSION = "0.1.0";
 
 export function addSystemRoutes(router: Router, engine: Engine): void {
   const ping = ({ res, req }: { res: import("node:http").ServerResponse; req: import("node:http").IncomingMessage }) => {
@@ -104,7 +100,8 @@ export function addSystemRoutes(router: Router, engine: Engine): void {
       LiveRestoreEnabled: true,
       Isolation: "",
       InitBinary: "",
-      SecurityOptions: ["name=seccomp,profile=unconfined"],
+      // Docker's wording: containers get its default profile unless the kernel has no seccomp.
+      SecurityOptions: engine.containers.seccompAvailable ? ["name=seccomp,profile=default"] : [],
       Warnings: null,
     });
   });

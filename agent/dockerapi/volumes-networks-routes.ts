@@ -2,7 +2,7 @@ import type { Engine } from "../engine/engine.ts";
 import type { ContainerEvent } from "../engine/containers/container-service.ts";
 import { invalidArgument } from "../engine/errors.ts";
 import { parseUntil } from "../engine/images/image-service.ts";
-import { boolParam, parseFilters, readJsonBody, sendJson, sendNoContent, type Router } from "./router.ts";
+import { boolParam, clientGone, parseFilters, readJsonBody, sendJson, sendNoContent, type Router } from "./router.ts";
 
 /** /volumes, /networks and /events of the Docker Engine API. */
 export function addVolumeNetworkRoutes(router: Router, engine: Engine): void {
@@ -105,7 +105,8 @@ export function addVolumeNetworkRoutes(router: Router, engine: Engine): void {
     sendNoContent(res, 200);
   });
 
-  router.get("/events", async ({ req, res, query }) => {
+  router.get("/events", async (ctx) => {
+    const { res, query } = ctx;
     const since = query.get("since") ? parseUntil(query.get("since")!) : undefined;
     const until = query.get("until") ? parseUntil(query.get("until")!) : undefined;
     const f = parseFilters(query);
@@ -117,14 +118,18 @@ export function addVolumeNetworkRoutes(router: Router, engine: Engine): void {
       if (f.get("container") && !f.get("container")!.some((c) => e.id.startsWith(c) || e.attributes.name === c)) return;
       const secs = Math.floor(e.time / 1000);
       if (since !== undefined && secs < since) return;
-      res.write(JSON.stringify({ status: e.action, id: e.id, from: e.attributes.image, Type: e.type, Action: e.action, Actor: { ID: e.id, Attributes: e.attributes }, scope: "local", time: secs, timeNano: e.time * 1e6 }) + "\n");
+      if (!res.writableEnded) res.write(JSON.stringify({ status: e.action, id: e.id, from: e.attributes.image, Type: e.type, Action: e.action, Actor: { ID: e.id, Attributes: e.attributes }, scope: "local", time: secs, timeNano: e.time * 1e6 }) + "\n");
     };
     containers.on("event", send);
+    let timer: NodeJS.Timeout | undefined;
     const stop = () => {
       containers.off("event", send);
+      clearTimeout(timer);
       res.end();
     };
-    req.socket.once("close", stop);
-    if (until !== undefined) setTimeout(stop, Math.max(0, until * 1000 - Date.now()));
+    const gone = clientGone(ctx);
+    if (gone.aborted) return stop();
+    gone.addEventListener("abort", stop, { once: true });
+    if (until !== undefined) timer = setTimeout(stop, Math.max(0, until * 1000 - Date.now()));
   });
 }

@@ -18,11 +18,14 @@ import { ImageStore } from "./images/image-store.ts";
 import { Puller } from "./images/pull.ts";
 import { Pusher } from "./images/push.ts";
 import { readHostFacts, type HostFacts } from "./system/host-facts.ts";
+import { Builder } from "./build/builder.ts";
 
 export interface EngineConfig {
   dataRoot: string;
   registryMirrors: string[];
   insecureRegistries: string[];
+  /** A registry request or body without progress for this long fails (default 30 s). */
+  registryStallTimeoutMs?: number;
   /** Where run-time state lives (runc state, network namespaces): gone after a reboot. */
   execRoot?: string;
   /** Name of the default bridge and its subnet (tests use their own). */
@@ -42,6 +45,7 @@ export interface Engine {
   containers: ContainerService;
   network: NetworkManager;
   volumes: LocalVolumeStore;
+  builder: Builder;
   /** A stable ID for this engine (Docker's `info.ID`). */
   id: string;
   close(): void;
@@ -57,6 +61,7 @@ export async function createEngine(config: EngineConfig, logger: Logger): Promis
   const registry = new RegistryClient({
     insecureRegistries: config.insecureRegistries,
     mirrors: config.registryMirrors,
+    stallTimeoutMs: config.registryStallTimeoutMs,
     logger: logger.child({ concern: "registry" }),
   });
   const store = new ImageStore(join(root, "images"));
@@ -96,11 +101,15 @@ export async function createEngine(config: EngineConfig, logger: Logger): Promis
     logger: logger.child({ concern: "containers" }),
     cgroupParent: "/berth",
   });
+  const puller = new Puller(images, { dataRoot: root });
+  const builder = new Builder({ images, containers, puller, root: join(root, "build"), contextsRoot: join(root, "build-contexts"), logger: logger.child({ concern: "build" }) });
+  await builder.recover(); // before the snapshots are swept: a crashed build's mounts hold them
   await containers.init();
+  await builder.removeLeftoverContainers();
   const facts = await readHostFacts();
   const id = await engineId(root);
   const c = containers;
-  return { config, facts, registry, images, puller: new Puller(images), pusher: new Pusher(images), containers: c, network, volumes, id, close: () => c.close() };
+  return { config, facts, registry, images, puller, pusher: new Pusher(images), containers: c, network, volumes, builder, id, close: () => c.close() };
 }
 
 async function engineId(root: string): Promise<string> {

@@ -4,11 +4,17 @@ import { PassThrough, Transform, pipeline, type Duplex, type Readable } from "no
  * Splits one stream into two that are both fed every chunk. The source is paused
  * until both branches have taken a chunk (backpressure from the slower side), so
  * a layer can be stored and unpacked while it downloads without buffering it.
- * An error on the source is forwarded to both branches.
+ * An error on the source is forwarded to both branches; a branch closed early
+ * (its consumer gave up) destroys the source, and with it the other branch.
  */
 export function teeStream(source: Readable): [Readable, Readable] {
   const a = new PassThrough();
   const b = new PassThrough();
+  // The source's error reaches each consumer through its own pipeline or iterator; a
+  // branch whose consumer already gave up (the other side failed first) has nobody
+  // listening, and an unheard 'error' would end the process.
+  a.on("error", () => undefined);
+  b.on("error", () => undefined);
   let waiting = 0;
   const resumeWhenDrained = () => {
     waiting -= 1;

@@ -1,6 +1,7 @@
 /**
  * The wire contract of the agent link: the one definition both ends import (the agent
- * in `agent/link/`, the console in `server/hub/`). Nothing here does I/O.
+ * in `agent/link/`, the console in `server/hub/`). Nothing here does I/O, and it imports
+ * nothing of the engine: only zod and the leaf modules in `shared/`.
  *
  * Shape of a link, in call order:
  *
@@ -17,7 +18,9 @@
  *  4. The console sends `request` `{ id, method, params }` with a socket.io
  *     acknowledgement that carries an `Ack`. `id` is an idempotency key: the agent runs a
  *     request id once; a repeat within the retention window gets the recorded answer, or
- *     waits for the running one. Long requests report `stream` messages
+ *     waits for the running one. The agent journals requests on disk, so this outlives
+ *     it: a request it was running when it died is answered after its restart with kind
+ *     `Interrupted`, never run again. Long requests report `stream` messages
  *     `{ requestId, seq, event }` before their acknowledgement. `cancel` `{ requestId }`
  *     asks the agent to abort a running request (abortable methods only).
  *  5. `revoked` from the console: the agent deletes its credential and stops dialling.
@@ -26,9 +29,9 @@
  * receiving end (`parse*` functions); TypeScript types alone are never trusted.
  */
 import { z } from "zod";
-import { CreateOptionsSchema } from "../engine/containers/container-record.ts";
-import type { EngineErrorKind } from "../engine/errors.ts";
-import { containerStatusText as statusText } from "../engine/containers/status-text.ts";
+import { CreateOptionsSchema } from "../../shared/container-options.ts";
+import { containerStatusText as statusText } from "../../shared/container-status-text.ts";
+import { ENGINE_ERROR_KINDS } from "../../shared/errors.ts";
 
 /** Bumped on any incompatible change of this file. Both ends refuse a different version. */
 export const LINK_PROTOCOL_VERSION = 1;
@@ -63,19 +66,18 @@ export const LINK_EVENTS = {
 
 // --- shared pieces ------------------------------------------------------------------
 
-const EngineErrorKinds = [
-  "InvalidArgument",
-  "NotFound",
-  "AlreadyExists",
-  "Conflict",
-  "Unauthorized",
-  "Unavailable",
-  "DataLoss",
-  "NotImplemented",
-  "Canceled",
-  "Internal",
-] as const satisfies readonly EngineErrorKind[];
-export const EngineErrorKindSchema = z.enum(EngineErrorKinds);
+/**
+ * The kinds of a failed request's answer: the engine's error kinds, and the link's own
+ * `Interrupted`: the agent stopped (crashed, was killed) while it ran the request; the
+ * agent answers a repeat of its id with it after its restart and does not run it again,
+ * since running it may be what brought the agent down. What the request had done on the
+ * node by then is unknown: look at the node before trying again.
+ */
+export const LINK_ERROR_KINDS = [...ENGINE_ERROR_KINDS, "Interrupted"] as const;
+export type LinkErrorKind = (typeof LINK_ERROR_KINDS)[number];
+export const LinkErrorKindSchema = z.enum(LINK_ERROR_KINDS);
+/** The message of an `Interrupted` answer (the console shows it as the step's error). */
+export const AGENT_RESTARTED_MESSAGE = "the agent restarted while running this";
 
 /** The engine's HostFacts (`agent/engine/system/host-facts.ts`): what `docker info` shows about the machine. */
 export const HostFactsSchema = z.object({
@@ -478,7 +480,7 @@ export type LinkRequest = z.infer<typeof RequestSchema>;
 /** The request as the console builds it (defaults may be left out). */
 export type LinkRequestInput<M extends MethodName = MethodName> = { id: string; method: M; params: ParamsOf<M>; timeoutMs?: number };
 
-export const LinkErrorSchema = z.object({ kind: EngineErrorKindSchema, message: z.string() });
+export const LinkErrorSchema = z.object({ kind: LinkErrorKindSchema, message: z.string() });
 export type LinkErrorBody = z.infer<typeof LinkErrorSchema>;
 
 /** agent → console: the acknowledgement of a request. `result` is checked per method with `parseResult`. */

@@ -1,7 +1,7 @@
-import { randomBytes } from "node:crypto";
-import { mkdir, open, readFile, rename, rm, stat } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
+import { mkdir, readFile, rm, stat } from "node:fs/promises";
+import { dirname } from "node:path";
 import { z } from "zod";
+import { writeFileAtomic } from "./atomic-file.ts";
 
 /**
  * The node's credential on disk: `{ nodeId, credential, console, enrolledAt }` as JSON,
@@ -50,29 +50,8 @@ export async function readCredential(path: string): Promise<StoredCredential | u
 
 /** Replaces the credential file atomically with mode 0600; creates its directory (0700) if needed. */
 export async function writeCredential(path: string, value: StoredCredential): Promise<void> {
-  const dir = dirname(path);
-  await mkdir(dir, { recursive: true, mode: 0o700 });
-  const tmp = join(dir, `.${basename(path)}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`);
-  try {
-    const fh = await open(tmp, "wx", 0o600);
-    try {
-      await fh.writeFile(JSON.stringify(value, null, 2) + "\n");
-      await fh.chmod(0o600); // the umask cannot widen it, but make the intent explicit
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, path);
-  } catch (e) {
-    await rm(tmp, { force: true });
-    throw e;
-  }
-  const d = await open(dir, "r");
-  try {
-    await d.sync();
-  } finally {
-    await d.close();
-  }
+  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+  await writeFileAtomic(path, JSON.stringify(value, null, 2) + "\n", 0o600);
 }
 
 export async function deleteCredential(path: string): Promise<void> {

@@ -1,8 +1,8 @@
 import type { Engine } from "../engine/engine.ts";
 import { killProcessTree } from "../engine/monitor/process-tree.ts";
 import type { DeleteRecord } from "../engine/images/image-service.ts";
-import { familiarString, parseNormalizedReference } from "../engine/reference/reference.ts";
-import { API_VERSION, BERTH_VERSION, ENGINE_VERSION } from "../dockerapi/system-routes.ts";
+import { familiarString, parseNormalizedReference } from "../../shared/reference.ts";
+import { API_VERSION, BERTH_VERSION, ENGINE_VERSION } from "../version.ts";
 import { MAX_LOG_BYTES, type EngineEvent, type ExecInput, type LinkRequest, type LogLine, type MethodName, type ResultOf, type StreamEventOf } from "./contract.ts";
 
 /** What a request handler gets besides its params. */

@@ -1,7 +1,7 @@
 import { statfs } from "node:fs/promises";
 import type { Engine } from "../engine/engine.ts";
 import type { ContainerRecord } from "../engine/containers/container-record.ts";
-import { BERTH_VERSION } from "../dockerapi/system-routes.ts";
+import { BERTH_VERSION } from "../version.ts";
 import { containerStatusText, LINK_PROTOCOL_VERSION, type InventoryContainer, type InventorySnapshot } from "./contract.ts";
 
 /** One container as the console's inventory shows it. */

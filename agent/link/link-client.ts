@@ -1,10 +1,11 @@
 import { createHash } from "node:crypto";
 import { EventEmitter } from "node:events";
+import { writeSync } from "node:fs";
 import type { Logger } from "pino";
 import { Manager, type Socket } from "socket.io-client";
 import type { Engine } from "../engine/engine.ts";
 import type { ContainerEvent } from "../engine/containers/container-service.ts";
-import { BERTH_VERSION } from "../dockerapi/system-routes.ts";
+import { BERTH_VERSION } from "../version.ts";
 import {
   AGENTS_NAMESPACE,
   diffInventory,
@@ -58,12 +59,32 @@ export interface ConsoleLinkOptions {
   minInventoryIntervalMs?: number;
   /** How long finished requests are remembered for idempotent retries (ms, default 10 min). */
   requestRetentionMs?: number;
+  /**
+   * The request journal (in the agent's data root): requests running when the agent died
+   * are answered as interrupted after its restart instead of running again. Memory only when unset.
+   */
+  requestJournal?: string;
 }
 
 export type LinkState = "idle" | "connecting" | "connected" | "refused" | "revoked" | "stopped";
 
 export class LinkConfigError extends Error {
   override name = "LinkConfigError";
+}
+
+/**
+ * TEST ONLY: `BERTH_TEST_CRASH_ON=<method>` (a link method such as image.pull) makes the
+ * agent die at once, by SIGKILL to itself, when it starts running a request of that
+ * method (after the ledger journaled it): how the tests make a request that crashes the
+ * agent. Unset, as it is outside tests, it does nothing.
+ */
+const CRASH_ON = process.env.BERTH_TEST_CRASH_ON || undefined;
+
+function crashForTest(req: LinkRequest): never {
+  // Straight to stderr: the logger writes asynchronously and would lose the line.
+  writeSync(2, `BERTH_TEST_CRASH_ON: crashing on ${req.method} ${req.id}\n`);
+  process.kill(process.pid, "SIGKILL");
+  throw new Error("unreachable: SIGKILL was sent to this process");
 }
 
 const DEFAULT_BACKOFF = { initialMs: 500, maxMs: 5_000, jitter: 0.5 };
@@ -154,7 +175,7 @@ export class ConsoleLink extends EventEmitter {
     super();
     this.opts = opts;
     this.log = opts.logger.child({ concern: "link" });
-    this.ledger = new RequestLedger({ retentionMs: opts.requestRetentionMs });
+    this.ledger = new RequestLedger({ retentionMs: opts.requestRetentionMs, journalFile: opts.requestJournal, logger: this.log });
     this.handlers = linkHandlers(opts.engine);
   }
 
@@ -175,6 +196,8 @@ export class ConsoleLink extends EventEmitter {
   async start(): Promise<void> {
     const { target, credential } = await checkLinkConfig(this.opts);
     this.credential = credential;
+    // Before the first request can arrive: the console re-sends what it had in flight.
+    await this.ledger.open();
     let agent: PinnedAgent | undefined;
     if (this.opts.fingerprint) {
       agent = new PinnedAgent(this.opts.fingerprint);
@@ -222,6 +245,7 @@ export class ConsoleLink extends EventEmitter {
     this.stopped = true;
     this.teardown();
     this.ledger.abortAll("the agent is stopping");
+    await this.ledger.close();
     await this.inventoryChain.catch(() => undefined);
     this.setState("stopped");
   }
@@ -393,6 +417,7 @@ export class ConsoleLink extends EventEmitter {
   }
 
   private async execute(req: LinkRequest, signal: AbortSignal): Promise<unknown> {
+    if (CRASH_ON === req.method) crashForTest(req);
     const coalescer = new ProgressCoalescer((e: ProgressEventWire) => this.sendStream(req.id, e));
     const ctx: HandlerContext = {
       signal,
@@ -458,11 +483,9 @@ export class ConsoleLink extends EventEmitter {
     }, delay);
   }
 
-  /** Runs inventory work one at a time, so messages leave in the order they were read. */
-  private enqueue(task: () => Promise<void>): Promise<void> {
-    const run = this.inventoryChain.then(task);
-    this.inventoryChain = run.catch((e: unknown) => this.log.error({ err: (e as Error).message }, "inventory update failed"));
-    return run;
+  /** Runs inventory work one at a time, so messages leave in the order they were read. A failure is logged here and ends only that task. */
+  private enqueue(task: () => Promise<void>): void {
+    this.inventoryChain = this.inventoryChain.then(task).catch((err: unknown) => this.log.error({ err }, "inventory update failed"));
   }
 
   private emitEvent(event: AgentEvent): void {
@@ -487,7 +510,7 @@ export class ConsoleLink extends EventEmitter {
   /** Reads and sends a full snapshot (after each connect, and when the console asks). */
   private sendSnapshot(): Promise<InventorySnapshot> {
     return new Promise((resolve, reject) => {
-      void this.enqueue(async () => {
+      this.enqueue(async () => {
         try {
           const gen = this.generation;
           this.dirty = false;

@@ -21,6 +21,7 @@ const NAV: Array<{ href: string; label: string; admin?: boolean; operate?: boole
   { href: "/admin/add-node", label: "Add node", admin: true },
   { href: "/admin/registries", label: "Registries", admin: true },
   { href: "/admin/audit", label: "Audit log", admin: true },
+  { href: "/admin/security", label: "Security", admin: true },
 ];
 
 export default function ConsoleLayout({ children }: { children: ReactNode }) {
@@ -32,7 +33,7 @@ export default function ConsoleLayout({ children }: { children: ReactNode }) {
 
   useEffect(() => {
     if (me.isSuccess && me.data === null) router.replace(`/login?next=${encodeURIComponent(path)}`);
-    else if (me.data?.mustChangePassword && path !== "/account") router.replace("/account");
+    else if ((me.data?.mustChangePassword || me.data?.mustEnrolTwoFactor) && path !== "/account") router.replace("/account");
   }, [me.isSuccess, me.data, path, router]);
 
   // Any change on a node refreshes what shows nodes and inventory; jobs refresh on job notices.

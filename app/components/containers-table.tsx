@@ -4,7 +4,7 @@
 // Lifecycle actions stay on the page: the rows change live as the nodes report.
 import Link from "next/link";
 import { useEffect, useId, useState } from "react";
-import { containerStatusText } from "../../agent/engine/containers/status-text.ts";
+import { containerStatusText } from "../../shared/container-status-text.ts";
 import { trpc, type RouterOutputs } from "../lib/trpc.ts";
 import { ApiError, JobNotice, useCan } from "./action-bar.tsx";
 import { ContainerTerminal } from "./terminal.tsx";

@@ -17,6 +17,10 @@ function LoginForm() {
   const [password, setPassword] = useState("");
   const [error, setError] = useState<string | null>(loginError(params.get("error")));
   const [busy, setBusy] = useState(false);
+  // The password was right and the account has two-factor on: the form asks for a code.
+  const [secondStep, setSecondStep] = useState(false);
+  const [useRecovery, setUseRecovery] = useState(false);
+  const [code, setCode] = useState("");
   // Single sign-on shows when the console is configured with an OIDC provider.
   const [sso, setSso] = useState<Array<{ id: string; name: string }>>([]);
   useEffect(() => {
@@ -27,10 +31,17 @@ function LoginForm() {
     e.preventDefault();
     setBusy(true);
     setError(null);
-    const r = await signIn("credentials", { email, password, redirect: false });
+    const factor = secondStep ? (useRecovery ? { recoveryCode: code } : { token: code }) : {};
+    const r = await signIn("credentials", { email, password, ...factor, redirect: false });
     setBusy(false);
+    if (r?.error === "second-factor-needed") {
+      setSecondStep(true);
+      return;
+    }
     if (!r || r.error) {
-      setError("Wrong email or password, or the account is disabled.");
+      // The console's own sentence (wrong password, locked until…, wrong code); next-auth's codes otherwise.
+      setError(r?.error && / /.test(r.error) ? r.error : "Wrong email or password, or the account is disabled.");
+      setCode("");
       return;
     }
     router.replace(params.get("next") ?? "/");
@@ -44,6 +55,26 @@ function LoginForm() {
       <input id="email" name="email" type="email" autoComplete="username" value={email} onChange={(e) => setEmail(e.target.value)} required />
       <label htmlFor="password">Password</label>
       <input id="password" name="password" type="password" autoComplete="current-password" value={password} onChange={(e) => setPassword(e.target.value)} required />
+      {secondStep && (
+        <>
+          <label htmlFor="code">{useRecovery ? "Recovery code" : "Code from your authenticator app"}</label>
+          <input
+            id="code"
+            name="code"
+            autoComplete="one-time-code"
+            inputMode={useRecovery ? "text" : "numeric"}
+            value={code}
+            onChange={(e) => setCode(e.target.value)}
+            autoFocus
+            required
+          />
+          <p>
+            <button type="button" className="link" onClick={() => { setUseRecovery(!useRecovery); setCode(""); }}>
+              {useRecovery ? "Use the authenticator app instead" : "Use a recovery code instead"}
+            </button>
+          </p>
+        </>
+      )}
       {error && <div className="error" role="alert">{error}</div>}
       <p>
         <button className="primary" type="submit" disabled={busy}>

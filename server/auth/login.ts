@@ -13,12 +13,12 @@ import { hashPassword, needsRehash, verifyAgainstDummy, verifyPassword } from ".
 export async function authenticatePassword(prisma: PrismaClient, email: string, password: string): Promise<SessionUser | null> {
   const user = await prisma.user.findUnique({
     where: { email: normalizeEmail(email) },
-    select: { id: true, email: true, name: true, role: true, disabled: true, mustChangePassword: true, passwordHash: true },
+    select: { id: true, email: true, name: true, role: true, disabled: true, mustChangePassword: true, passwordHash: true, totpEnabledAt: true },
   });
   if (!user || !user.passwordHash) return verifyAgainstDummy(password).then(() => null);
   if (!(await verifyPassword(password, user.passwordHash)) || user.disabled) return null;
   if (needsRehash(user.passwordHash)) {
     await prisma.user.update({ where: { id: user.id }, data: { passwordHash: await hashPassword(password) } });
   }
-  return { id: user.id, email: user.email, name: user.name, role: user.role, mustChangePassword: user.mustChangePassword };
+  return { id: user.id, email: user.email, name: user.name, role: user.role, mustChangePassword: user.mustChangePassword, twoFactor: user.totpEnabledAt !== null };
 }

@@ -14,7 +14,10 @@ import type { Logger } from "pino";
 import type { PrismaClient } from "../db/generated/client.ts";
 import { recordAudit } from "../db/audit.ts";
 import { normalizeEmail } from "./email.ts";
-import { authenticatePassword } from "./login.ts";
+import { CLIENT_ADDRESS_HEADER } from "./client-address.ts";
+import type { SecretBox } from "./secret-box.ts";
+import { getSecuritySettings } from "./settings.ts";
+import { signInWithPassword } from "./sign-in.ts";
 import { createSession, revokeSession, validateSession } from "./sessions.ts";
 
 // next-auth is CommonJS: under Node's ESM loader its default export sits one level down.
@@ -50,37 +53,52 @@ export function oidcProviderFromEnv(env: Record<string, string | undefined> = pr
   };
 }
 
-export function buildAuthOptions(deps: { prisma: PrismaClient; authSecret: string; sessionTtlMs: number; logger: Logger; secureCookies: boolean }): AuthOptions {
-  const { prisma, sessionTtlMs } = deps;
+/** The cookie outlives any database session (90 days, the longest absolute timeout): the database decides when a session ends. */
+const JWT_MAX_AGE_SECONDS = 90 * 24 * 60 * 60;
+
+async function sessionTtlMs(prisma: PrismaClient): Promise<number> {
+  return (await getSecuritySettings(prisma)).sessionAbsoluteMinutes * 60_000;
+}
+
+/**
+ * `secureCookies` (the public URL is https) gives the cookies the Secure flag and the
+ * __Secure- prefix, so a browser never sends the session over plain HTTP.
+ */
+export function buildAuthOptions(deps: { prisma: PrismaClient; secretBox: SecretBox; authSecret: string; logger: Logger; secureCookies: boolean }): AuthOptions {
+  const { prisma } = deps;
   const oidc = oidcProviderFromEnv();
   return {
     secret: deps.authSecret,
     useSecureCookies: deps.secureCookies,
-    session: { strategy: "jwt", maxAge: Math.floor(sessionTtlMs / 1000) },
+    session: { strategy: "jwt", maxAge: JWT_MAX_AGE_SECONDS },
     pages: { signIn: "/login", error: "/login" },
     providers: [
       CredentialsProvider({
         name: "Email and password",
-        credentials: { email: { label: "Email", type: "email" }, password: { label: "Password", type: "password" } },
+        credentials: {
+          email: { label: "Email", type: "email" },
+          password: { label: "Password", type: "password" },
+          token: { label: "Authenticator code", type: "text" },
+          recoveryCode: { label: "Recovery code", type: "text" },
+        },
         async authorize(credentials, req) {
-          const email = String(credentials?.email ?? "");
-          const password = String(credentials?.password ?? "");
           const headers = (req?.headers ?? {}) as Record<string, string | undefined>;
-          const ip = headers["x-forwarded-for"]?.split(",")[0]?.trim() ?? null;
-          const user = email && password ? await authenticatePassword(prisma, email, password).catch((e: unknown) => {
-                deps.logger.error({ err: (e as Error).message }, "password check failed");
-                return null;
-              }) : null;
-          await recordAudit(prisma, {
-            actorUserId: user?.id ?? null,
-            actorLabel: user?.email ?? (email.slice(0, 320) || "anonymous"),
-            action: "auth.login",
-            outcome: user ? "success" : "denied",
-            details: { method: "password", ...(user ? {} : { reason: "wrong email or password, or the account is disabled" }) },
-            ip,
-          }).catch(() => undefined);
-          if (!user) return null;
-          const s = await createSession(prisma, user.id, { ttlMs: sessionTtlMs, ...(headers["user-agent"] ? { userAgent: headers["user-agent"] } : {}), ...(ip ? { ip } : {}) });
+          // Set by the console's HTTP server from the socket (or a trusted proxy), never taken from the client as is.
+          const ip = headers[CLIENT_ADDRESS_HEADER] || null;
+          const result = await signInWithPassword(
+            { prisma, secretBox: deps.secretBox },
+            {
+              email: String(credentials?.email ?? ""),
+              password: String(credentials?.password ?? ""),
+              ...(credentials?.token ? { token: String(credentials.token) } : {}),
+              ...(credentials?.recoveryCode ? { recoveryCode: String(credentials.recoveryCode) } : {}),
+              address: ip,
+            },
+          );
+          // next-auth hands a thrown message to the sign-in form (signIn(…).error).
+          if (!result.ok) throw new Error(result.message);
+          const { user } = result;
+          const s = await createSession(prisma, user.id, { ttlMs: await sessionTtlMs(prisma), ...(headers["user-agent"] ? { userAgent: headers["user-agent"] } : {}), ...(ip ? { ip } : {}) });
           return { id: user.id, email: user.email, name: user.name, bst: s.token } satisfies SessionCarrier;
         },
       }),
@@ -107,7 +125,7 @@ export function buildAuthOptions(deps: { prisma: PrismaClient; authSecret: strin
         if (user && "bst" in user && typeof user.bst === "string") {
           token.bst = user.bst;
         } else if (user && account?.provider === "oidc") {
-          token.bst = (await createSession(prisma, user.id, { ttlMs: sessionTtlMs })).token;
+          token.bst = (await createSession(prisma, user.id, { ttlMs: await sessionTtlMs(prisma) })).token;
         }
         return token;
       },

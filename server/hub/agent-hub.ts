@@ -2,7 +2,6 @@ import { randomUUID } from "node:crypto";
 import { EventEmitter } from "node:events";
 import type { Logger } from "pino";
 import type { ExtendedError, Namespace, Server, Socket } from "socket.io";
-import type { EngineErrorKind } from "../../agent/engine/errors.ts";
 import {
   AGENTS_NAMESPACE,
   applyInventoryChanges,
@@ -26,6 +25,7 @@ import {
   type HostFactsWire,
   type InventoryChanges,
   type InventorySnapshot,
+  type LinkErrorKind,
   type LinkRefusal,
   type LinkRequestInput,
   type MethodName,
@@ -69,7 +69,7 @@ export interface HubEvents {
 export class LinkRequestError extends Error {
   override name = "LinkRequestError";
   constructor(
-    readonly kind: EngineErrorKind,
+    readonly kind: LinkErrorKind,
     message: string,
     readonly nodeId: string,
     readonly method: string,
@@ -150,7 +150,8 @@ function refusal(code: RefusalCode, message: string): ExtendedError {
  *
  * Requests survive a dropped connection: a request in flight when its node disconnects
  * is sent again, with the same id, when the node comes back (the agent answers a repeated
- * id from its first run), until the request's time limit. A request to a node that is
+ * id from its first run, and one it was running when it died, restarting, with kind
+ * Interrupted), until the request's time limit. A request to a node that is
  * offline when it is made fails at once with kind Unavailable.
  */
 export class AgentHub extends EventEmitter<HubEvents> {
@@ -233,7 +234,7 @@ export class AgentHub extends EventEmitter<HubEvents> {
    */
   request<M extends MethodName>(nodeId: string, method: M, params: ParamsOf<M>, opts: RequestOptions<M> = {}): Promise<ResultOf<M>> {
     const id = opts.requestId ?? randomUUID();
-    const fail = (kind: EngineErrorKind, message: string) => Promise.reject(new LinkRequestError(kind, message, nodeId, method));
+    const fail = (kind: LinkErrorKind, message: string) => Promise.reject(new LinkRequestError(kind, message, nodeId, method));
     if (!isRequestId(id)) return fail("InvalidArgument", `request id ${id} is not a UUID`);
     const known = this.pending.get(id);
     if (known) {

@@ -4,7 +4,9 @@
  * pulls on the others at seq 1). The job outlives the browser that started it and
  * the console process: at start, `resumeUnfinished()` runs again what was queued or
  * running, sending each step with its own id as the link's idempotency key, so a
- * step the node already ran is answered from the node's ledger instead of running twice.
+ * step the node already ran is answered from the node's ledger instead of running twice,
+ * and a step the node was running when its agent died fails with the agent's Interrupted
+ * answer ("the agent restarted while running this") instead of running again.
  *
  * Registry credentials are never stored with a step: they are looked up from the
  * registries table each time the step is sent.
@@ -17,8 +19,9 @@ import type { JobStatus, StepStatus } from "../db/generated/enums.ts";
 import type { RegistryStore } from "../db/registries.ts";
 import { LinkRequestError, type AgentHub } from "../hub/agent-hub.ts";
 import type { MethodName, ParamsOf, ProgressEventWire } from "../../agent/link/contract.ts";
-import { parseNormalizedReference } from "../../agent/engine/reference/reference.ts";
+import { parseNormalizedReference } from "../../shared/reference.ts";
 import type { LiveUpdates } from "../live/live-updates.ts";
+import { bestEffort } from "../../shared/best-effort.ts";
 
 /** A step runs one link method, or `container.run` (create, then start). */
 export type StepAction = Exclude<MethodName, "inventory.snapshot" | "system.info" | "container.logs" | "container.exec" | "image.history"> | "container.run";
@@ -200,7 +203,7 @@ export class JobService {
       }
       if (now - lastSave >= SAVE_INTERVAL_MS) {
         lastSave = now;
-        prisma.jobStep.update({ where: { id: step.id }, data: { progress: progress as unknown as InputJsonObject } }).catch(() => undefined);
+        prisma.jobStep.update({ where: { id: step.id }, data: { progress: progress as unknown as InputJsonObject } }).catch(bestEffort(this.deps.logger, `save the progress of job step ${step.id}`));
       }
     };
 

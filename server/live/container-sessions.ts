@@ -13,6 +13,7 @@ import { z } from "zod";
 import type { PrismaClient } from "../db/generated/client.ts";
 import { recordAudit } from "../db/audit.ts";
 import { sessionFromCookie } from "../auth/request-session.ts";
+import { accountSetupPending } from "../auth/settings.ts";
 import { inScope, nodeScopeOf, roleAllows } from "../trpc/authz.ts";
 import type { AgentHub } from "../hub/agent-hub.ts";
 import { EXEC_INPUT_MAX_BYTES, type LogLine } from "../../agent/link/contract.ts";
@@ -59,6 +60,8 @@ async function authorise(socket: AnySocket, deps: SessionDeps, nodeId: string, p
   // Checked now, not at connection time: the role or team may have changed since.
   const session = await sessionFromCookie(deps.prisma, socket.handshake.headers.cookie, deps.authSecret).catch(() => null);
   if (!session) return { session, refusal: "not signed in, or the session has expired: sign in again", reason: "no valid session" };
+  const pending = await accountSetupPending(deps.prisma, session.user);
+  if (pending) return { session, refusal: pending, reason: "account setup pending" };
   if (!roleAllows(session.user.role, permission)) return { session, refusal: `the ${session.user.role} role may not ${PERMISSION_WORDS[permission] ?? permission} nodes`, reason: `role ${session.user.role}` };
   if (!inScope(await nodeScopeOf(deps.prisma, session.user), nodeId)) return { session, refusal: `node ${nodeId} is not in a node group of your teams`, reason: "node outside the user's teams" };
   return { session };

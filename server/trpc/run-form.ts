@@ -23,6 +23,21 @@ export const RunFormSchema = z.object({
   pidsLimit: z.number().int().positive().max(4_194_304).optional(),
   restart: z.enum(["no", "always", "on-failure", "unless-stopped"]).default("no"),
   network: z.string().max(128).default("bridge"),
+  // Host-level options (server/auth/host-options.ts): admins only unless a node group's
+  // host policy grants them; listed here so that a request for one is refused by name
+  // instead of being dropped unseen.
+  privileged: z.boolean().default(false),
+  /** Added capabilities, e.g. NET_ADMIN. */
+  capAdd: z.array(z.string().trim().max(64)).max(64).default([]),
+  /** "host" shares the node's namespace. */
+  pid: z.string().max(140).optional(),
+  ipc: z.string().max(140).optional(),
+  uts: z.string().max(140).optional(),
+  /** "/dev/fuse", "/dev/sda:/dev/xvda:rwm". */
+  devices: z.array(z.string().max(4096)).max(64).default([]),
+  securityOpt: z.array(z.string().max(4096)).max(64).default([]),
+  /** "net.ipv4.ip_forward=1". */
+  sysctls: z.array(z.string().max(4096)).max(64).default([]),
 });
 export type RunForm = z.input<typeof RunFormSchema>;
 
@@ -109,8 +124,44 @@ function parseVolume(spec: string, i: number): { type: "volume" | "bind"; source
   return { type: "volume", source, destination, readonly: mode === "ro", anonymous: false };
 }
 
+/**
+ * What the form asks of the host, under the create options' field names, for the
+ * host-level check (server/auth/host-access.ts) to judge before anything else: an
+ * operator is told which option is refused and why even when it is one the engine
+ * would refuse later.
+ * @throws RunFormError for a malformed volume.
+ */
+export function hostRequestOfForm(form: z.output<typeof RunFormSchema>): Record<string, unknown> {
+  return {
+    mounts: form.volumes.filter((v) => v.trim()).map(parseVolume),
+    networkMode: form.network,
+    privileged: form.privileged,
+    capAdd: form.capAdd.filter((c) => c),
+    pidMode: form.pid,
+    ipcMode: form.ipc,
+    utsMode: form.uts,
+    devices: form.devices.filter((d) => d.trim()),
+    securityOpt: form.securityOpt.filter((o) => o.trim()),
+    sysctls: form.sysctls.filter((o) => o.trim()),
+  };
+}
+
+/** Host-level options the node's engine cannot apply yet: refused by name rather than dropped. */
+function unsupportedByEngine(form: z.output<typeof RunFormSchema>): string | undefined {
+  if (form.privileged) return "--privileged: the node's engine does not run privileged containers";
+  for (const [flag, v] of [["--pid", form.pid], ["--ipc", form.ipc], ["--uts", form.uts]] as const) if (v && v !== "private" && v !== "") return `${flag} ${v}: the node's engine does not support sharing this namespace yet`;
+  if (form.devices.some((d) => d.trim())) return "--device: the node's engine does not pass devices into containers yet";
+  if (form.sysctls.some((d) => d.trim())) return "--sysctl: the node's engine does not set sysctls yet";
+  const widening = form.securityOpt.filter((o) => o.trim() && !/^no-new-privileges(?:[=:]true)?$/.test(o.trim()));
+  if (widening.length) return `--security-opt ${widening.join(",")}: the node's engine supports only no-new-privileges`;
+  return undefined;
+}
+
 /** @throws RunFormError naming the field that is wrong. */
 export function createOptionsFromForm(form: z.output<typeof RunFormSchema>): ParamsOf<"container.create"> {
+  const unsupported = unsupportedByEngine(form);
+  if (unsupported) throw new RunFormError(unsupported);
+  for (const [i, c] of form.capAdd.entries()) if (c && !/^(CAP_)?[A-Z_]+$|^ALL$/i.test(c)) throw new RunFormError(`capAdd[${i}] "${c}": write a capability name such as NET_ADMIN`);
   for (const [i, e] of form.env.entries()) if (!/^[^=\s]+(=|$)/.test(e)) throw new RunFormError(`env[${i}] "${e}": write NAME=value`);
   const cmd = form.command?.trim() ? splitCommand(form.command) : undefined;
   const ports = form.ports.filter((p) => p.trim()).map(parsePort);
@@ -127,5 +178,7 @@ export function createOptionsFromForm(form: z.output<typeof RunFormSchema>): Par
     ...(form.pidsLimit ? { pidsLimit: form.pidsLimit } : {}),
     restartPolicy: { name: form.restart, maximumRetryCount: 0 },
     networkMode: form.network,
+    ...(form.capAdd.some((c) => c) ? { capAdd: form.capAdd.filter((c) => c) } : {}),
+    ...(form.securityOpt.some((o) => o.trim()) ? { noNewPrivileges: true } : {}),
   };
 }

@@ -14,6 +14,7 @@ import type { Logger } from "pino";
 import type { ValidSession } from "../auth/sessions.ts";
 import type { PrismaClient } from "../db/generated/client.ts";
 import { recordAudit } from "../db/audit.ts";
+import { accountSetupPending } from "../auth/settings.ts";
 import { inScope, nodeScopeOf, roleAllows, type NodeScope, type Permission } from "./authz.ts";
 import type { ConsoleServices } from "../services.ts";
 
@@ -71,11 +72,16 @@ const audited = t.middleware(async ({ ctx, type, path, getRawInput, next }) => {
 });
 
 /** A signed-in user whose session and account are valid right now. */
-export const authedProcedure = publicProcedure.use(audited).use(({ ctx, path, next }) => {
+/** What a user who must first change the password or enrol two-factor may still call. */
+const ACCOUNT_SETUP_PATHS = new Set(["auth.me", "auth.changePassword", "auth.sessions", "auth.revokeSession", "auth.logoutEverywhere"]);
+
+export const authedProcedure = publicProcedure.use(audited).use(async ({ ctx, path, next }) => {
   const session = ctx.session;
   if (!session) throw new TRPCError({ code: "UNAUTHORIZED", message: "not signed in, or the session has expired: sign in again" });
-  if (session.user.mustChangePassword && path !== "auth.changePassword" && path !== "auth.me") {
-    throw new TRPCError({ code: "FORBIDDEN", message: "change the one-time password first (Account page)" });
+  if (!ACCOUNT_SETUP_PATHS.has(path)) {
+    const pending = await accountSetupPending(ctx.services.prisma, session.user);
+    // Enrolling is what an admin without two-factor must do; a one-time password comes first.
+    if (pending && !(path.startsWith("auth.twoFactor.") && !session.user.mustChangePassword)) throw new TRPCError({ code: "FORBIDDEN", message: pending });
   }
   let scope: Promise<NodeScope> | undefined;
   return next({

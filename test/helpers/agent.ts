@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { randomBytes, randomInt } from "node:crypto";
+import { chainPrefixOf } from "../../agent/config.ts";
 
 const execFileP = promisify(execFile);
 const ROOT = resolve(import.meta.dirname, "../..");
@@ -49,8 +50,22 @@ export interface StartAgentOptions {
   /** Default: `node-credential` in the agent's temporary directory. */
   credentialFile?: string;
   consoleFingerprint?: string;
+  /** Further agent flags, e.g. ["--registry-stall-timeout", "1"]. */
+  extraArgs?: string[];
   /** Run another build of the agent under another Node.js (default: bin/berth-agent.mjs under this Node). */
   runtime?: { node: string; entry: string };
+  /** More environment for the agent (kept across restart()), e.g. the test-only BERTH_TEST_CRASH_ON. */
+  env?: Record<string, string>;
+}
+
+/**
+ * A /24 for a test agent's bridge, at random in 10.200.0.0–10.249.255.0 but never inside the
+ * default agent's 10.209.0.0/16: a machine that ran bin/berth-up keeps that bridge, and an
+ * overlapping subnet would route the test's containers to it.
+ */
+export function testBridgeSubnet(): string {
+  const second = 200 + randomInt(49);
+  return `10.${second >= 209 ? second + 1 : second}.${randomInt(256)}.0/24`;
 }
 
 /** Starts a real berth-agent (bin/berth-agent.mjs) on a temporary data root and socket. */
@@ -65,10 +80,11 @@ export async function startAgent(opts: StartAgentOptions = {}): Promise<AgentHan
   // Each test agent gets its own exec root, bridge, subnet and firewall chains, so
   // agents never see (or clean up) each other's containers.
   const tag = randomBytes(2).toString("hex");
-  const subnet = `10.${200 + randomInt(50)}.${randomInt(256)}.0/24`;
+  const subnet = testBridgeSubnet();
   const args = [opts.runtime?.entry ?? join(ROOT, "bin/berth-agent.mjs"), "--data-root", dataRoot, "--docker-socket", socket, "--log-level", "debug", "--exec-root", join(base, "run"), "--bridge", `bt${tag}`, "--bridge-subnet", subnet];
   for (const r of opts.insecureRegistries ?? []) args.push("--insecure-registry", r);
   for (const m of opts.registryMirrors ?? []) args.push("--registry-mirror", m);
+  args.push(...(opts.extraArgs ?? []));
   if (opts.consoleUrl !== undefined) {
     args.push("--console-url", opts.consoleUrl, "--credential-file", credentialFile);
     if (opts.joinToken !== undefined) args.push("--join-token", opts.joinToken);
@@ -76,7 +92,7 @@ export async function startAgent(opts: StartAgentOptions = {}): Promise<AgentHan
   }
 
   const launch = async () => {
-    child = spawn(opts.runtime?.node ?? process.execPath, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, UV_THREADPOOL_SIZE: "16" } });
+    child = spawn(opts.runtime?.node ?? process.execPath, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, UV_THREADPOOL_SIZE: "16", ...opts.env } });
     liveAgents.add(child);
     child.once("exit", () => liveAgents.delete(child));
     child.stdout!.on("data", (d: Buffer) => (output += d.toString()));
@@ -121,7 +137,7 @@ export async function startAgent(opts: StartAgentOptions = {}): Promise<AgentHan
       if (destroyed) return;
       destroyed = true;
       await handle.kill();
-      await removeContainersAndNetwork(join(base, "run", "runc"), `bt${tag}`, `BT${tag.toUpperCase()}`);
+      await removeContainersAndNetwork(join(base, "run", "runc"), `bt${tag}`, chainPrefixOf(`bt${tag}`));
       await umountUnder(base);
       await rm(base, { recursive: true, force: true });
     },

@@ -2,8 +2,11 @@
  * A small HTTP proxy for tests, put in front of a real fixture registry, that
  * misbehaves on purpose for the requests it is told to: it flips a byte of a
  * blob (content no longer matching its digest), cuts a body off mid-way and
- * closes the socket, answers an error status (always, or N times then passes),
- * serves a manifest larger than 4 MiB, or streams a body slowly.
+ * closes the socket (or resets it), answers an error status, serves a manifest
+ * larger than 4 MiB or a document of the test's choosing, streams a body
+ * slowly, drips it a byte at a time, or stops sending (before the answer or
+ * mid-body) while keeping the connection open. A rule may apply `times` times
+ * only, then requests pass (a fault a retry cures).
  *
  * Everything else is forwarded unchanged, Host header included, so the
  * registry builds its Location URLs with the proxy's address and uploads stay
@@ -29,7 +32,17 @@ export type Fault =
    */
   | { kind: "oversize-manifest"; bytes: number; declareLength: boolean }
   /** Forward the body at about `bytesPerSecond`. */
-  | { kind: "throttle"; bytesPerSecond: number };
+  | { kind: "throttle"; bytesPerSecond: number }
+  /** Forward the headers and the first `afterBytes` (default: half) of the body, then reset the connection (TCP RST). */
+  | { kind: "reset"; afterBytes?: number }
+  /** Forward the headers and the first `afterBytes` (default: half) of the body, then send nothing more; the connection stays open. */
+  | { kind: "stall"; afterBytes?: number }
+  /** Never answer the request; the connection stays open. */
+  | { kind: "stall-headers" }
+  /** Forward the body one byte every `intervalMs` (default 1000: a byte a second). */
+  | { kind: "drip"; intervalMs?: number }
+  /** Answer 200 with `body` and `contentType`, never asking the registry (a registry that serves what it likes). */
+  | { kind: "document"; body: Buffer; contentType: string };
 
 export interface FaultRule {
   /** Matched against the request path (with query). */
@@ -37,6 +50,8 @@ export interface FaultRule {
   /** Only this method (default: GET). */
   method?: string;
   fault: Fault;
+  /** Apply the fault to this many matching requests, then let them pass (default: always; `status` faults may also say it). */
+  times?: number;
 }
 
 export interface ProxyRequestRecord {
@@ -84,9 +99,8 @@ export async function startFaultyProxy(upstream: string, rules: FaultRule[] = []
   const pickFault = (req: IncomingMessage): Fault | undefined => {
     for (const r of live) {
       if ((r.method ?? "GET") !== req.method || !r.path.test(req.url ?? "")) continue;
-      if (r.fault.kind === "status" && r.fault.times !== undefined) {
-        if (r.used >= r.fault.times) continue; // used up: the request passes
-      }
+      const times = r.times ?? (r.fault.kind === "status" ? r.fault.times : undefined);
+      if (times !== undefined && r.used >= times) continue; // used up: the request passes
       r.used++;
       return r.fault;
     }
@@ -113,6 +127,20 @@ export async function startFaultyProxy(upstream: string, rules: FaultRule[] = []
         res.writeHead(fault.status, { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(body) });
         record.bytes = Buffer.byteLength(body);
         res.end(body);
+      });
+      return;
+    }
+    if (fault?.kind === "stall-headers") {
+      req.resume(); // read the request, answer nothing; stop() or the client ends it
+      return;
+    }
+    if (fault?.kind === "document") {
+      req.resume();
+      req.once("end", () => {
+        record.status = 200;
+        res.writeHead(200, { "Content-Type": fault.contentType, "Content-Length": fault.body.length, "Docker-Distribution-Api-Version": "registry/2.0" });
+        record.bytes = req.method === "HEAD" ? 0 : fault.body.length;
+        res.end(req.method === "HEAD" ? undefined : fault.body);
       });
       return;
     }
@@ -173,6 +201,8 @@ export async function startFaultyProxy(upstream: string, rules: FaultRule[] = []
 /** Sends a 200 body from upstream to the client with a fault applied (corrupt, truncate, throttle). */
 async function transfer(upRes: IncomingMessage, res: ServerResponse, record: ProxyRequestRecord, fault: Fault): Promise<void> {
   const declared = Number(upRes.headers["content-length"] ?? NaN);
+  // The head goes out now, so a cut "after 0 bytes" is a body cut, not a connection closed unanswered.
+  res.flushHeaders();
   const write = (chunk: Buffer) =>
     new Promise<void>((resolve, reject) => {
       if (res.destroyed) return reject(new Error("client went away"));
@@ -194,6 +224,35 @@ async function transfer(upRes: IncomingMessage, res: ServerResponse, record: Pro
     await new Promise((r) => setTimeout(r, 50));
     res.socket?.destroy();
     res.destroy();
+    return;
+  }
+
+  if (fault.kind === "reset" || fault.kind === "stall") {
+    const limit = fault.afterBytes ?? Math.floor((Number.isFinite(declared) ? declared : 0) / 2);
+    let sent = 0;
+    for await (const c of upRes as AsyncIterable<Buffer>) {
+      const take = Math.min(c.length, limit - sent);
+      if (take > 0) await write(c.subarray(0, take));
+      sent += take;
+      if (sent >= limit) break;
+    }
+    upRes.destroy();
+    if (fault.kind === "stall") return; // headers and some bytes sent; nothing more until the client gives up or stop()
+    await new Promise((r) => setTimeout(r, 50));
+    if (res.socket && !res.socket.destroyed) res.socket.resetAndDestroy();
+    res.destroy();
+    return;
+  }
+
+  if (fault.kind === "drip") {
+    const interval = fault.intervalMs ?? 1000;
+    for await (const c of upRes as AsyncIterable<Buffer>) {
+      for (let off = 0; off < c.length; off++) {
+        await write(c.subarray(off, off + 1));
+        await new Promise((r) => setTimeout(r, interval));
+      }
+    }
+    res.end();
     return;
   }
 

@@ -4,10 +4,10 @@ import { join, posix } from "node:path";
 import { PassThrough, type Readable, type Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import * as tarStream from "tar-stream";
-import { dataLoss, invalidArgument } from "../errors.ts";
+import { canceled, dataLoss, invalidArgument } from "../errors.ts";
 import { chainIdOf } from "../layers/chain-id.ts";
 import { decompressStream } from "../layers/decompress.ts";
-import { familiarString, parseNormalizedReference, withDefaultTag, type ImageReference } from "../reference/reference.ts";
+import { familiarString, parseNormalizedReference, withDefaultTag, type ImageReference } from "../../../shared/reference.ts";
 import { countingStream, through } from "../streams.ts";
 import { parseImageConfig } from "../images/image-config.ts";
 import type { ImageService } from "../images/image-service.ts";
@@ -31,7 +31,10 @@ const ArchiveManifestSchema = z.array(
 
 const UNCOMPRESSED_LAYER = "application/vnd.docker.image.rootfs.diff.tar";
 
-/** Writes the named images into `out` as one docker-archive. */
+/**
+ * Writes the named images into `out` as one docker-archive.
+ * @throws when `out` closes early (the client left) or a layer cannot be read; the work stops then.
+ */
 export async function saveImages(images: ImageService, names: readonly string[], out: Writable): Promise<void> {
   if (names.length === 0) throw invalidArgument("no images given to save");
   const byId = new Map<string, string[]>();
@@ -46,11 +49,17 @@ export async function saveImages(images: ImageService, names: readonly string[],
     byId.set(id, tags);
   }
   const pack = tarStream.pack();
+  // `out` closing early (the client left) breaks the pipeline: pack is destroyed with it,
+  // which fails the entry being written (its callback), so the writing below stops too.
   const piping = pipeline(pack, out);
+  piping.catch(() => undefined); // awaited below; an early failure must not go unheard meanwhile
   const manifest: Array<{ Config: string; RepoTags: string[] | null; Layers: string[] }> = [];
   const written = new Set<string>();
   const addBuffer = (name: string, data: Buffer) =>
-    new Promise<void>((resolve, reject) => pack.entry({ name, size: data.length, mode: 0o644, mtime: new Date(0) }, data, (err) => (err ? reject(err) : resolve())));
+    new Promise<void>((resolve, reject) => {
+      // The entry's failure is reported to the callback; the event would have no listener.
+      pack.entry({ name, size: data.length, mode: 0o644, mtime: new Date(0) }, data, (err) => (err ? reject(err) : resolve())).on("error", () => undefined);
+    });
   try {
     for (const [id, tags] of byId) {
       const record = images.deps.store.get(id)!;
@@ -79,6 +88,8 @@ export async function saveImages(images: ImageService, names: readonly string[],
     await piping;
   } catch (e) {
     pack.destroy(e as Error);
+    // The pipeline's own error (the client left) says more than the entry it broke.
+    await piping;
     throw e;
   }
 }
@@ -164,10 +175,15 @@ async function storeLayerFromFile(images: ImageService, file: string, diffIds: s
   const chainId = chainIdOf(diffIds);
   const parent = diffIds.length > 1 ? chainIdOf(diffIds.slice(0, -1)) : undefined;
   let tarSize = 0;
-  const counted = through(decompressStream(createReadStream(file)), countingStream((n) => (tarSize = n), 1000));
   const existing = await layers.get(chainId);
-  const info = existing ?? (await layers.unpack({ parent, expectedDiffId: diffId }, counted, signal));
-  if (existing) await pipeline(counted, new PassThrough().resume());
+  const counted = through(decompressStream(createReadStream(file)), countingStream((n) => (tarSize = n), 1000));
+  let info;
+  try {
+    info = existing ?? (await layers.unpack({ parent, expectedDiffId: diffId }, counted, signal));
+    if (existing) await pipeline(counted, new PassThrough().resume(), { signal });
+  } finally {
+    counted.destroy(); // done or failed: its file is closed either way
+  }
   // Keep the layer's tar as an uncompressed blob whose digest is the diff ID itself.
   const blob = await content.writeStream(decompressStream(createReadStream(file)), { digest: diffId }, signal).catch((e) => {
     throw dataLoss(`layer ${diffId}: the tar in the archive does not match the config's diff ID: ${(e as Error).message}`);
@@ -182,30 +198,38 @@ async function spoolArchive(input: Readable, dir: string, signal?: AbortSignal):
   const extract = tarStream.extract();
   let n = 0;
   let sawEntry = false;
+  // Files being written: all are settled before the caller may remove `dir`.
+  const writing = new Set<Promise<void>>();
   extract.on("entry", (header, stream, next) => {
+    // Destroying the extractor (a refused entry, the client leaving) destroys the entry
+    // being read with the same error, which the pipeline below reports.
+    stream.on("error", () => undefined);
     sawEntry = true;
     const name = posix.normalize(header.name.replace(/^\/+/, "")).replace(/\/$/, "");
-    if (name.startsWith("..")) {
-      stream.resume();
+    if (name === ".." || name.startsWith("../")) {
       extract.destroy(invalidArgument(`archive entry escapes the archive: ${header.name}`));
       return;
     }
     if (header.type === "file" || header.type === "contiguous-file") {
       const path = join(dir, String(n++));
       files.set(name, path);
-      pipeline(stream, createWriteStream(path)).then(() => next(), (e: Error) => extract.destroy(e));
+      const written = pipeline(stream, createWriteStream(path)).then(() => next(), (e: Error) => extract.destroy(e));
+      writing.add(written);
+      void written.finally(() => writing.delete(written));
       return;
     }
     if ((header.type === "symlink" || header.type === "link") && header.linkname) {
       const target = header.type === "symlink" ? posix.normalize(posix.join(posix.dirname(name), header.linkname)) : posix.normalize(header.linkname);
       links.set(name, target);
     }
-    stream.resume();
     stream.on("end", () => next());
+    stream.resume();
   });
   try {
     await pipeline(decompressStream(input), extract, { signal });
   } catch (e) {
+    await Promise.all(writing);
+    if (signal?.aborted) throw canceled("loading the archive canceled", signal.reason);
     if ((e as Error).name === "AbortError") throw e;
     if (e instanceof Error && "kind" in e) throw e;
     throw invalidArgument(`this is not a docker image archive: ${(e as Error).message}`);

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { CreateOptionsSchema, MountSpecSchema, PortBindingSchema } from "../../../shared/container-options.ts";
 
 /**
  * What the engine keeps about one container: the options it was created with (the
@@ -10,71 +11,9 @@ import { z } from "zod";
 export const ContainerStatusSchema = z.enum(["created", "running", "paused", "restarting", "removing", "exited", "dead"]);
 export type ContainerStatus = z.infer<typeof ContainerStatusSchema>;
 
-export const PortBindingSchema = z.object({
-  containerPort: z.number().int(),
-  protocol: z.enum(["tcp", "udp"]),
-  hostIp: z.string(),
-  hostPort: z.number().int(),
-});
-export type PortSpec = z.infer<typeof PortBindingSchema>;
-
-export const MountSpecSchema = z.object({
-  type: z.enum(["volume", "bind"]),
-  /** Volume name (type volume) or absolute host path (type bind). */
-  source: z.string(),
-  destination: z.string(),
-  readonly: z.boolean().default(false),
-  /** An anonymous volume created for this container (image VOLUME or `-v /path`). */
-  anonymous: z.boolean().default(false),
-});
-export type MountSpec = z.infer<typeof MountSpecSchema>;
-
-export const RestartPolicySchema = z.object({
-  name: z.enum(["no", "always", "on-failure", "unless-stopped"]),
-  maximumRetryCount: z.number().int().nonnegative().default(0),
-});
-export type RestartPolicy = z.infer<typeof RestartPolicySchema>;
-
-export const CreateOptionsSchema = z.object({
-  name: z.string().optional(),
-  image: z.string(),
-  cmd: z.array(z.string()).optional(),
-  entrypoint: z.union([z.array(z.string()), z.literal("")]).optional(),
-  env: z.array(z.string()).default([]),
-  workingDir: z.string().optional(),
-  user: z.string().optional(),
-  hostname: z.string().optional(),
-  domainname: z.string().optional(),
-  labels: z.record(z.string(), z.string()).default({}),
-  tty: z.boolean().default(false),
-  openStdin: z.boolean().default(false),
-  stdinOnce: z.boolean().default(false),
-  exposedPorts: z.array(z.string()).default([]),
-  stopSignal: z.string().optional(),
-  stopTimeout: z.number().int().optional(),
-  networkMode: z.string().default("bridge"),
-  ports: z.array(PortBindingSchema).default([]),
-  publishAll: z.boolean().default(false),
-  aliases: z.array(z.string()).default([]),
-  mounts: z.array(MountSpecSchema).default([]),
-  restartPolicy: RestartPolicySchema.default({ name: "no", maximumRetryCount: 0 }),
-  autoRemove: z.boolean().default(false),
-  memory: z.number().int().nonnegative().default(0),
-  memorySwap: z.number().int().default(0),
-  /** Negative values are refused with Docker's message when the runtime spec is built (create). */
-  nanoCpus: z.number().int().default(0),
-  cpuShares: z.number().int().nonnegative().default(0),
-  cpusetCpus: z.string().default(""),
-  pidsLimit: z.number().int().optional(),
-  readonlyRootfs: z.boolean().default(false),
-  capAdd: z.array(z.string()).default([]),
-  capDrop: z.array(z.string()).default([]),
-  noNewPrivileges: z.boolean().default(false),
-  shmSize: z.number().int().nonnegative().default(0),
-  consoleSize: z.object({ height: z.number(), width: z.number() }).optional(),
-});
-export type CreateOptions = z.input<typeof CreateOptionsSchema>;
-export type ContainerOptions = z.infer<typeof CreateOptionsSchema>;
+// The create options are shared with the console link (shared/container-options.ts).
+export { CreateOptionsSchema, DeviceMappingSchema, MountSpecSchema, PortBindingSchema, RestartPolicySchema } from "../../../shared/container-options.ts";
+export type { ContainerOptions, CreateOptions, DeviceMappingSpec, MountSpec, PortSpec, RestartPolicy } from "../../../shared/container-options.ts";
 
 export const ContainerStateSchema = z.object({
   status: ContainerStatusSchema,

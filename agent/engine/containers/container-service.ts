@@ -5,7 +5,7 @@ import { hostname as osHostname } from "node:os";
 import { join } from "node:path";
 
 import type { Logger } from "pino";
-import { conflict, invalidArgument, isEngineError, notFound, notImplemented, toEngineError } from "../errors.ts";
+import { canceled, conflict, invalidArgument, isEngineError, notFound, notImplemented, toEngineError } from "../errors.ts";
 import type { ImageService } from "../images/image-service.ts";
 import type { ContainerConfig } from "../images/image-config.ts";
 import type { LayerStore } from "../layers/layer-store.ts";
@@ -14,7 +14,8 @@ import type { ContainerMonitor, ExecSession, ExitStatus, MonitorPaths, StdioSess
 import { readLogs } from "../monitor/monitor.ts";
 import { resizeLine, writeCtl } from "../monitor/attach.ts";
 import type { NetworkManager } from "../network/network-manager.ts";
-import { buildRuntimeSpec, type SpecHost, type SpecProcess, type BindMount } from "../runtime/spec.ts";
+import { buildRuntimeSpec, type DeviceNode, type NamespaceOptions, type SpecHost, type SpecProcess, type BindMount } from "../runtime/spec.ts";
+import { deviceNodes, hostDevices } from "../runtime/devices.ts";
 import { Runc, signalNumber } from "../runtime/runc.ts";
 import { resolveUser } from "../runtime/user.ts";
 import { mkdirInRoot } from "../runtime/mkdir-in-root.ts";
@@ -23,7 +24,7 @@ import { mountAll, unmountAll, isMounted } from "../snapshots/mount.ts";
 import type { Snapshotter } from "../snapshots/snapshotter.ts";
 import type { VolumeStore } from "../volumes/volume-store.ts";
 import { applyChanges, mergeEnv } from "../images/changes.ts";
-import { parseNormalizedReference, withDefaultTag } from "../reference/reference.ts";
+import { parseNormalizedReference, withDefaultTag } from "../../../shared/reference.ts";
 import { teeStream } from "../streams.ts";
 import { pipeline } from "node:stream/promises";
 import { diffUpper, type Change } from "../archive/upper-diff.ts";
@@ -88,6 +89,8 @@ const NEVER = "0001-01-01T00:00:00Z";
 const LOG_MAX_BYTES = 64 * 1024 * 1024;
 const RESTART_BACKOFF_START_MS = 100;
 const RESTART_BACKOFF_MAX_MS = 60_000;
+/** State.Error of a container whose monitor (conmon) died without recording its exit. */
+const MONITOR_DIED = "its monitor died: the container was stopped";
 
 /**
  * The container lifecycle (Docker's semantics): create, start, stop, kill, restart,
@@ -115,6 +118,11 @@ export class ContainerService extends EventEmitter {
   }
 
   // --- lookups --------------------------------------------------------------
+
+  /** Whether containers get a seccomp filter (Docker's default profile) on this kernel. */
+  get seccompAvailable(): boolean {
+    return this.deps.specHost.seccomp !== false;
+  }
 
   get(idOrName: string): ContainerRecord {
     return this.deps.store.resolve(idOrName);
@@ -146,6 +154,13 @@ export class ContainerService extends EventEmitter {
       hostnamePath: join(dir, "hostname"),
       resolvConfPath: join(dir, "resolv.conf"),
     };
+  }
+
+  /** The init PID of a running container another one joins (`--pid container:NAME`). */
+  private runningPid(idOrName: string, what: string): number {
+    const target = this.get(idOrName);
+    if (target.state.status !== "running" || !target.state.pid) throw conflict(`cannot join ${what} of a non running container: ${target.id}`);
+    return target.state.pid;
   }
 
   private emitEvent(action: string, record: ContainerRecord, extra: Record<string, string> = {}): void {
@@ -226,9 +241,10 @@ export class ContainerService extends EventEmitter {
     await snapshots.removeStale();
     for (const r of live) {
       if (stillRunning.includes(r)) continue;
-      const status = (await this.deps.monitor.exitStatus(this.paths(r.id)).catch(() => undefined)) ?? { exitCode: 255, oomKilled: false, finishedAt: new Date().toISOString() };
-      logger.info({ id: r.id, exitCode: status.exitCode }, "container exited while the agent was away");
-      await this.handleExit(r, status, { adopting: true });
+      const recorded = await this.deps.monitor.exitStatus(this.paths(r.id)).catch(() => undefined);
+      const status = recorded ?? { exitCode: 255, oomKilled: false, finishedAt: new Date().toISOString() };
+      logger.info({ id: r.id, exitCode: status.exitCode, monitorDied: !recorded }, "container exited while the agent was away");
+      await this.handleExit(r, status, { adopting: true, monitorDied: !recorded });
     }
     // Restart policies that apply after a host reboot or agent restart. As Docker at daemon
     // start: `always` even when it was stopped by hand, `unless-stopped` only if it was not.
@@ -275,13 +291,21 @@ export class ContainerService extends EventEmitter {
     if (!["bridge", "host", "none", "default"].includes(options.networkMode)) await network.inspect(options.networkMode);
     if (options.networkMode === "default") options.networkMode = "bridge";
 
+    checkNamespaceModes(options);
+    if (options.pidMode.startsWith("container:")) this.get(options.pidMode.slice("container:".length));
+    if (options.utsMode === "host" && options.hostname) throw invalidArgument("conflicting options: hostname and the UTS mode");
+    // A missing or non-device path is refused now (Docker finds out only at start).
+    const devices: DeviceNode[] = [];
+    for (const d of options.devices) devices.push(...(await deviceNodes(d)));
+
     // Validate resources and security options now, as Docker does at create (a 400, nothing made).
     buildRuntimeSpec({
       image: config,
       run: runOptions(options, "x"),
       rootfs: "rootfs",
       user: { uid: 0, gid: 0, additionalGids: [] },
-      namespaces: { network: "none" },
+      namespaces: { ...namespaceModes(options, () => 1), network: options.networkMode === "host" ? "host" : "none" },
+      devices,
       cgroupsPath: "/validate",
       host: this.deps.specHost,
     });
@@ -297,7 +321,7 @@ export class ContainerService extends EventEmitter {
       imageName: options.image,
       imageChainId: image.layers.length ? chainIdOf(image.layers.map((l) => l.diffId)) : undefined,
       // Docker: with the host's network a container also gets the host's name, unless --hostname.
-      options: { ...options, ports, hostname: options.hostname || (options.networkMode === "host" ? osHostname() : undefined) },
+      options: { ...options, ports, hostname: options.hostname || (options.networkMode === "host" || options.utsMode === "host" ? osHostname() : undefined) },
       path,
       args,
       state: { status: "created", pid: 0, exitCode: 0, error: "", oomKilled: false, startedAt: NEVER, finishedAt: NEVER, restartCount: 0, stoppedByUser: false },
@@ -401,12 +425,18 @@ export class ContainerService extends EventEmitter {
       }
 
       const user = await resolveUser(p.rootfs, record.options.user ?? config.User ?? "");
+      const devices: DeviceNode[] = record.options.privileged ? await hostDevices() : [];
+      for (const d of record.options.devices) devices.push(...(await deviceNodes(d)));
       const spec = buildRuntimeSpec({
         image: config,
         run: runOptions(record.options, hostname),
         rootfs: p.rootfs,
         user,
-        namespaces: { network: attached.netnsPath ? { path: attached.netnsPath } : record.options.networkMode === "host" ? "host" : "none" },
+        namespaces: {
+          ...namespaceModes(record.options, (target) => this.runningPid(target, "PID")),
+          network: attached.netnsPath ? { path: attached.netnsPath } : record.options.networkMode === "host" ? "host" : "none",
+        },
+        devices,
         mounts: binds,
         files: { hosts: p.hostsPath, hostname: p.hostnamePath, resolvConf: p.resolvConfPath },
         cgroupsPath: `${this.deps.cgroupParent}/${record.id}`,
@@ -462,20 +492,39 @@ export class ContainerService extends EventEmitter {
         return this.withLock(record.id, () => this.handleExit(record, status, {}));
       })
       .catch((err: unknown) => {
-        if (!ac.signal.aborted) this.deps.logger.error({ err, id: record.id }, "waiting for the container to exit failed");
+        if (ac.signal.aborted) return;
+        this.exitWatchers.delete(record.id);
+        // The monitor died without recording an exit (kill -9 of conmon, an OOM kill of it):
+        // nothing holds the container's stdio or will report its end, so it is ended here
+        // and recorded as Docker records a container whose shim died.
+        this.deps.logger.error({ err, id: record.id }, "the container's monitor died: stopping the container");
+        const status: ExitStatus = { exitCode: 255, oomKilled: false, finishedAt: new Date().toISOString() };
+        this.withLock(record.id, () => this.handleExit(record, status, { monitorDied: true })).catch((e: unknown) =>
+          this.deps.logger.error({ err: e, id: record.id }, "handling the death of a container's monitor failed"),
+        );
       });
   }
 
   /** The container's main process ended: release its resources, record the exit, apply the restart policy. */
-  private async handleExit(record: ContainerRecord, status: ExitStatus, opts: { adopting?: boolean }): Promise<void> {
+  private async handleExit(record: ContainerRecord, status: ExitStatus, opts: { adopting?: boolean; monitorDied?: boolean }): Promise<void> {
     const { network, runc, logger } = this.deps;
     if (!this.deps.store.get(record.id)) return;
+    if (record.state.status !== "running" && record.state.status !== "paused" && record.state.status !== "restarting") return; // handled already
     const p = this.paths(record.id);
+    // Without a monitor the processes may still run: --force kills them all (the cgroup) before deleting.
+    await runc.delete(record.id, { force: true }).catch((err: unknown) => logger.warn({ err, id: record.id }, "runc delete after the exit failed"));
     await network.detach(record.id).catch((err: unknown) => logger.warn({ err, id: record.id }, "network detach failed"));
-    await runc.delete(record.id, { force: true }).catch(() => undefined);
     await unmountAll(p.rootfs, { detach: true }).catch((err: unknown) => logger.warn({ err, id: record.id }, "unmount failed"));
     const ranFor = record.state.startedAt !== NEVER ? Date.now() - Date.parse(record.state.startedAt) : 0;
-    record.state = { ...record.state, status: "exited", pid: 0, exitCode: status.exitCode, oomKilled: status.oomKilled, finishedAt: status.finishedAt };
+    record.state = {
+      ...record.state,
+      status: "exited",
+      pid: 0,
+      exitCode: status.exitCode,
+      oomKilled: status.oomKilled,
+      finishedAt: status.finishedAt,
+      error: opts.monitorDied ? MONITOR_DIED : record.state.error,
+    };
     record.endpoints = [];
     record.publishedPorts = [];
     // Straight from running to restarting: never "exited" in between, where a `docker stop`
@@ -643,6 +692,9 @@ export class ContainerService extends EventEmitter {
     if (!store.get(record.id)) return;
     record.state.status = "removing";
     await store.save(record);
+    // Clients attached before a start that will never come: their connections end now.
+    for (const pending of this.pendingAttach.get(record.id) ?? []) pending.reject(conflict(`container ${record.id} was removed before it started`));
+    this.pendingAttach.delete(record.id);
     this.exitWatchers.get(record.id)?.abort();
     this.exitWatchers.delete(record.id);
     const p = this.paths(record.id);
@@ -678,12 +730,8 @@ export class ContainerService extends EventEmitter {
     this.emitEvent("rename", record, { oldName: `/${old}` });
   }
 
-  private nextExit(id: string): Promise<WaitResult> {
-    return new Promise((resolve) => {
-      const list = this.exitWaiters.get(id) ?? [];
-      list.push(resolve);
-      this.exitWaiters.set(id, list);
-    });
+  private nextExit(id: string, signal?: AbortSignal): Promise<WaitResult> {
+    return waitInList(this.exitWaiters, id, { statusCode: -1 }, signal);
   }
 
   /** `docker wait` conditions: not-running (default), next-exit, removed. */
@@ -692,30 +740,48 @@ export class ContainerService extends EventEmitter {
     const running = ["running", "paused", "restarting"].includes(record.state.status);
     if (condition === "removed") {
       if (!this.deps.store.get(record.id)) return { statusCode: record.state.exitCode };
-      await new Promise<void>((resolve) => {
-        const list = this.removeWaiters.get(record.id) ?? [];
-        list.push(resolve);
-        this.removeWaiters.set(record.id, list);
-        signal?.addEventListener("abort", () => resolve(), { once: true });
-      });
+      await waitInList(this.removeWaiters, record.id, undefined, signal);
       return { statusCode: record.state.exitCode };
     }
     if (condition === "not-running" && !running && record.state.status !== "created") return { statusCode: record.state.exitCode };
-    const r = await Promise.race([this.nextExit(record.id), new Promise<WaitResult>((resolve) => signal?.addEventListener("abort", () => resolve({ statusCode: -1 }), { once: true }))]);
-    return r;
+    return this.nextExit(record.id, signal);
   }
 
   // --- stdio: attach, logs, exec ---------------------------------------------------
 
-  /** Attaches to the container's stdio; before start, the session is connected when the container starts. */
-  attach(idOrName: string, opts: { stdin: boolean; stdout: boolean; stderr: boolean }): Promise<StdioSession> {
+  /**
+   * Attaches to the container's stdio; before start, the session is connected when the container starts.
+   * @throws Canceled when `signal` fires while waiting for the start (the client left).
+   */
+  attach(idOrName: string, opts: { stdin: boolean; stdout: boolean; stderr: boolean }, signal?: AbortSignal): Promise<StdioSession> {
     const record = this.get(idOrName);
     if (record.state.status === "running" || record.state.status === "paused") {
       return this.deps.monitor.attach(monitorPaths(this.paths(record.id)), opts);
     }
     return new Promise((resolve, reject) => {
+      if (signal?.aborted) return reject(canceled("attach canceled: the client left"));
       const list = this.pendingAttach.get(record.id) ?? [];
-      list.push({ opts, resolve, reject });
+      const onAbort = () => {
+        const left = (this.pendingAttach.get(record.id) ?? []).filter((p) => p !== pending);
+        if (left.length) this.pendingAttach.set(record.id, left);
+        else this.pendingAttach.delete(record.id);
+        reject(canceled("attach canceled: the client left"));
+      };
+      const pending = {
+        opts,
+        resolve: (s: StdioSession) => {
+          signal?.removeEventListener("abort", onAbort);
+          // The client left while the session was being connected: nobody will read it.
+          if (signal?.aborted) s.close();
+          resolve(s);
+        },
+        reject: (e: unknown) => {
+          signal?.removeEventListener("abort", onAbort);
+          reject(e);
+        },
+      };
+      signal?.addEventListener("abort", onAbort, { once: true });
+      list.push(pending);
       this.pendingAttach.set(record.id, list);
     });
   }
@@ -736,7 +802,6 @@ export class ContainerService extends EventEmitter {
     if (record.state.status === "paused") throw conflict(`Container ${record.id} is paused, unpause the container before exec`);
     if (record.state.status !== "running") throw conflict(`Container ${record.id} is not running`);
     if (config.cmd.length === 0) throw invalidArgument("No exec command specified");
-    if (config.privileged) throw notImplemented("privileged exec is not supported");
     const exec: ExecInstance = { id: randomBytes(32).toString("hex"), containerId: record.id, config, running: false, exitCode: null, pid: 0, done: Promise.resolve() };
     this.execs.set(exec.id, exec);
     return exec;
@@ -744,6 +809,21 @@ export class ContainerService extends EventEmitter {
 
   execDone(id: string): Promise<void> {
     return this.getExec(id).done;
+  }
+
+  /**
+   * Ends a running exec process with SIGKILL: what Docker does when the client of an
+   * attached (not detached) exec goes away. A process that already ended is left alone.
+   */
+  killExec(id: string): void {
+    const exec = this.execs.get(id);
+    if (!exec?.running || exec.pid <= 0) return;
+    try {
+      process.kill(exec.pid, "SIGKILL");
+      this.deps.logger.debug({ exec: id, pid: exec.pid }, "killed an exec process whose client left");
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "ESRCH") this.deps.logger.warn({ err: e, exec: id, pid: exec.pid }, "could not kill an exec process whose client left");
+    }
   }
 
   getExec(id: string): ExecInstance {
@@ -762,7 +842,8 @@ export class ContainerService extends EventEmitter {
     const user = await resolveUser(p.rootfs, exec.config.user || record.options.user || image.User || "");
     const spec = buildRuntimeSpec({
       image,
-      run: { ...runOptions(record.options, record.options.hostname || record.id.slice(0, 12)), cmd: exec.config.cmd, entrypoint: "", env: [...record.options.env, ...exec.config.env], tty: exec.config.tty, workingDir: exec.config.workingDir || record.options.workingDir },
+      // `exec --privileged` gives the process every capability; runc keeps the container's seccomp filter, as with Docker.
+      run: { ...runOptions(record.options, record.options.hostname || record.id.slice(0, 12)), cmd: exec.config.cmd, entrypoint: "", env: [...record.options.env, ...exec.config.env], tty: exec.config.tty, workingDir: exec.config.workingDir || record.options.workingDir, privileged: record.options.privileged || !!exec.config.privileged },
       rootfs: p.rootfs,
       user,
       namespaces: { network: "none" },
@@ -968,6 +1049,28 @@ export class ContainerService extends EventEmitter {
   }
 }
 
+/**
+ * Joins the waiters of `key` until one of them is called, or `signal` fires: then the
+ * waiter leaves the list (a client that gave up leaves nothing behind) and `onAbort` is the answer.
+ */
+function waitInList<T>(lists: Map<string, Array<(v: T) => void>>, key: string, onAbort: T, signal?: AbortSignal): Promise<T> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve(onAbort);
+    const abort = () => {
+      const left = (lists.get(key) ?? []).filter((w) => w !== waiter);
+      if (left.length) lists.set(key, left);
+      else lists.delete(key);
+      resolve(onAbort);
+    };
+    const waiter = (v: T) => {
+      signal?.removeEventListener("abort", abort);
+      resolve(v);
+    };
+    signal?.addEventListener("abort", abort, { once: true });
+    lists.set(key, [...(lists.get(key) ?? []), waiter]);
+  });
+}
+
 /** Files the engine bind-mounts into every container: not part of its filesystem. */
 const BIND_TARGETS = ["/etc/hosts", "/etc/hostname", "/etc/resolv.conf"];
 
@@ -997,6 +1100,21 @@ export function commandLine(image: ContainerConfig, options: { cmd?: string[]; e
   return { path: full[0]!, args: full.slice(1) };
 }
 
+/** Docker's accepted `--pid`, `--ipc` and `--uts` values; what Berth cannot do is refused by name. */
+function checkNamespaceModes(o: ReturnType<typeof CreateOptionsSchema.parse>): void {
+  if (!(o.pidMode === "" || o.pidMode === "host" || /^container:.+$/.test(o.pidMode))) throw invalidArgument(`invalid PID mode: ${o.pidMode}`);
+  if (!(o.utsMode === "" || o.utsMode === "host")) throw invalidArgument(`invalid UTS mode: ${o.utsMode}`);
+  if (o.ipcMode.startsWith("container:")) throw notImplemented(`--ipc ${o.ipcMode} is not supported by Berth: a container can have an IPC namespace of its own (private, shareable, none) or the host's`);
+  if (!["", "private", "shareable", "none", "host"].includes(o.ipcMode)) throw invalidArgument(`invalid IPC mode: ${o.ipcMode}`);
+}
+
+/** The pid, ipc and uts namespaces of a container; `pidOf` gives a `container:<name>` target's init PID. */
+function namespaceModes(o: ReturnType<typeof CreateOptionsSchema.parse>, pidOf: (target: string) => number): Omit<NamespaceOptions, "network"> {
+  const pid = o.pidMode === "host" ? "host" : o.pidMode.startsWith("container:") ? { path: `/proc/${pidOf(o.pidMode.slice("container:".length))}/ns/pid` } : "private";
+  const ipc = o.ipcMode === "host" ? "host" : o.ipcMode === "none" ? "none" : "private";
+  return { pid, ipc, uts: o.utsMode === "host" ? "host" : "private", cgroup: o.cgroupns };
+}
+
 function runOptions(o: ReturnType<typeof CreateOptionsSchema.parse>, hostname: string) {
   return {
     cmd: o.cmd,
@@ -1012,6 +1130,12 @@ function runOptions(o: ReturnType<typeof CreateOptionsSchema.parse>, hostname: s
     capAdd: o.capAdd,
     capDrop: o.capDrop,
     noNewPrivileges: o.noNewPrivileges,
+    privileged: o.privileged,
+    seccompProfile: o.seccompProfile,
+    sysctls: o.sysctls,
+    deviceCgroupRules: o.deviceCgroupRules,
+    maskedPaths: o.maskedPaths,
+    readonlyPaths: o.readonlyPaths,
     memory: o.memory || undefined,
     memorySwap: o.memorySwap || undefined,
     cpus: o.nanoCpus ? o.nanoCpus / 1e9 : undefined,

@@ -103,7 +103,13 @@ export class FsContentStore implements ContentStore {
   }
 
   async writeStream(source: Readable, expected?: BlobExpectation, signal?: AbortSignal): Promise<BlobInfo> {
-    const w = await this.writer(expected);
+    let w: BlobWriter;
+    try {
+      w = await this.writer(expected);
+    } catch (e) {
+      source.destroy(); // ours to release, also when nothing was read (an open file)
+      throw e;
+    }
     try {
       await pipeline(source, w, signal ? { signal } : {});
       return await w.commit();

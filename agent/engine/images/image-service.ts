@@ -3,9 +3,10 @@ import type { ContentStore } from "../content/store.ts";
 import type { LayerStore } from "../layers/layer-store.ts";
 import type { RegistryClient } from "../registry/client.ts";
 import { conflict, invalidArgument, notFound } from "../errors.ts";
-import { familiarName, familiarString, parseNormalizedReference, withDefaultTag, type ImageReference } from "../reference/reference.ts";
+import { familiarName, familiarString, parseNormalizedReference, withDefaultTag, type ImageReference } from "../../../shared/reference.ts";
 import { parseImageConfig, type ImageConfig } from "./image-config.ts";
 import { familiarKey, referenceKey, type ImageLayerRecord, type ImageRecord, type ImageStore } from "./image-store.ts";
+import { ScratchDir } from "../scratch-dir.ts";
 
 /** What the image concern needs from the rest of the engine. */
 export interface ImageServiceDeps {
@@ -14,7 +15,7 @@ export interface ImageServiceDeps {
   store: ImageStore;
   registry: RegistryClient;
   logger: Logger;
-  /** Directory for temporary files of load/import (on the same filesystem as the stores). */
+  /** The engine's private directory for temporary files of load/import (on the same filesystem as the stores); emptied by init(). */
   tmpDir: string;
   /** Containers using an image; the container concern plugs in here (none until it exists). */
   containersUsing?: (imageId: string) => Array<{ id: string; running: boolean }>;
@@ -39,6 +40,8 @@ export interface ImageFilters {
   before?: string;
   label?: string[];
   until?: string;
+  /** Include intermediate images (untagged parents of other images, such as a build's steps). */
+  all?: boolean;
 }
 
 export type DeleteRecord = { Untagged: string } | { Deleted: string };
@@ -93,7 +96,11 @@ export class ImageService {
     await this.deps.store.load();
     const ingests = await this.deps.content.removeStaleIngests();
     const layerTemps = await this.deps.layers.removeStale();
-    if (ingests || layerTemps) this.deps.logger.info({ ingests, layerTemps }, "removed leftovers of interrupted work");
+    // Nothing runs yet: whatever is in the engine's scratch folder (load-*, import-*) or
+    // beside the image index is left from work a crash interrupted.
+    const scratch = await new ScratchDir(this.deps.tmpDir).sweep();
+    const indexTemps = await this.deps.store.removeStaleTemps();
+    if (ingests || layerTemps || scratch || indexTemps) this.deps.logger.info({ ingests, layerTemps, scratch, indexTemps }, "removed leftovers of interrupted work");
   }
 
   /** The image's config document. @throws NotFound */
@@ -138,11 +145,14 @@ export class ImageService {
     const before = filters.before !== undefined ? await createdOf(filters.before) : undefined;
     const until = filters.until !== undefined ? parseUntil(filters.until) : undefined;
 
+    const parents = new Set(images.flatMap((img) => (img.parent ? [img.parent] : [])));
     const out: ImageSummary[] = [];
     for (const record of images) {
+      const refs = store.referencesOf(record.id);
+      // As Docker: an untagged image with children is an intermediate one (a build step), listed only with -a.
+      if (!filters.all && refs.tags.length === 0 && refs.digests.length === 0 && parents.has(record.id)) continue;
       const config = await this.config(record.id);
       const created = unixSeconds(config.created);
-      const refs = store.referencesOf(record.id);
       if (filters.dangling !== undefined && filters.dangling !== (refs.tags.length === 0)) continue;
       if (since !== undefined && !(created > since)) continue;
       if (before !== undefined && !(created < before)) continue;
@@ -273,8 +283,29 @@ export class ImageService {
     }
     const leftKeys = store.referencesOf(id);
     for (const k of [...leftKeys.tags, ...leftKeys.digests]) records.push({ Untagged: familiarKey(k) });
+    const parent = store.get(id)?.parent;
     records.push(...(await this.deleteImage(id)));
+    if (!opts.noPrune) records.push(...(await this.deleteUntaggedParents(parent)));
     return records;
+  }
+
+  /** Docker's rmi/prune walk up the parents: untagged ones nothing else uses (a build's intermediate images) go too. */
+  private async deleteUntaggedParents(parentId: string | undefined): Promise<DeleteRecord[]> {
+    const { store } = this.deps;
+    const out: DeleteRecord[] = [];
+    let p = parentId;
+    while (p) {
+      const rec = store.get(p);
+      if (!rec) break;
+      const refs = store.referencesOf(p);
+      if (refs.tags.length || refs.digests.length) break;
+      if (store.images().some((img) => img.parent === p)) break;
+      if ((this.deps.containersUsing?.(p) ?? []).length) break;
+      const next = rec.parent;
+      out.push(...(await this.deleteImage(p)));
+      p = next;
+    }
+    return out;
   }
 
   /** Removes an image record, its references, and every layer and blob no other image needs. */
@@ -312,7 +343,9 @@ export class ImageService {
       if (this.deps.store.images().some((other) => other.parent === img.id)) continue;
       const before = await this.layerBytes();
       for (const k of [...img.repoTags, ...img.repoDigests]) deleted.push({ Untagged: k });
+      const parent = this.deps.store.get(img.id)?.parent;
       deleted.push(...(await this.deleteImage(img.id)));
+      deleted.push(...(await this.deleteUntaggedParents(parent)));
       spaceReclaimed += before - (await this.layerBytes());
     }
     return { deleted, spaceReclaimed };

@@ -1,8 +1,8 @@
-import { mkdir, readFile, rename, open } from "node:fs/promises";
-import { join } from "node:path";
+import { mkdir, open, readdir, readFile, rename, rm } from "node:fs/promises";
+import { basename, join } from "node:path";
 import { z } from "zod";
 import { conflict, invalidArgument, notFound } from "../errors.ts";
-import { familiarString, fullName, parseNormalizedReference, withDefaultTag, type ImageReference } from "../reference/reference.ts";
+import { familiarString, fullName, parseNormalizedReference, withDefaultTag, type ImageReference } from "../../../shared/reference.ts";
 
 /**
  * Image metadata and references (repository:tag and repository@digest → image ID),
@@ -85,6 +85,18 @@ export class ImageStore {
       throw e;
     }
     this.state = StoreFileSchema.parse(JSON.parse(text));
+  }
+
+  /** Deletes temp files of writes a crash interrupted (before their rename). Call before the first write. @returns how many. */
+  async removeStaleTemps(): Promise<number> {
+    const prefix = `${basename(this.file)}.tmp-`;
+    let n = 0;
+    for (const name of await readdir(this.root).catch(() => [] as string[])) {
+      if (!name.startsWith(prefix)) continue;
+      await rm(join(this.root, name), { force: true });
+      n++;
+    }
+    return n;
   }
 
   /** Runs a mutation with exclusive access and persists the result; a failed mutation changes nothing. */

@@ -1,8 +1,8 @@
-import { pipeline } from "node:stream/promises";
-import { dataLoss, invalidArgument, isEngineError, toEngineError, type EngineError } from "../errors.ts";
+import { finished, pipeline } from "node:stream/promises";
+import { dataLoss, EngineError, invalidArgument, isEngineError, toEngineError } from "../errors.ts";
 import { chainIdOf } from "../layers/chain-id.ts";
 import { decompressStream } from "../layers/decompress.ts";
-import { familiarString, fullName, parseNormalizedReference, withDefaultTag, type ImageReference } from "../reference/reference.ts";
+import { familiarString, fullName, parseNormalizedReference, withDefaultTag, type ImageReference } from "../../../shared/reference.ts";
 import type { Credentials, Descriptor, ResolvedManifest } from "../registry/client.ts";
 import { countingStream, teeStream, through } from "../streams.ts";
 import { parseImageConfig } from "./image-config.ts";
@@ -59,9 +59,33 @@ export class Puller {
   /** Layers each running pull relies on, so a failing pull never removes a layer another one needs. */
   private readonly claims = new Map<string, number>();
 
-  constructor(private readonly images: ImageService) {}
+  constructor(
+    private readonly images: ImageService,
+    private readonly where: { dataRoot: string },
+  ) {}
 
+  /**
+   * @throws EngineError, among others Unavailable "no space left on device under <data root>"
+   *   (the store is left as before the pull: the next pull, after space is freed, works)
+   */
   async pull(name: string, opts: PullOptions = {}): Promise<PullResult> {
+    try {
+      return await this.pullUnlogged(name, opts);
+    } catch (e) {
+      const { logger } = this.images.deps;
+      if (hasErrno(e, "ENOSPC")) {
+        const err = new EngineError("Unavailable", `no space left on device under ${this.where.dataRoot} while pulling ${name}`, { cause: e });
+        logger.error({ err, image: name, dataRoot: this.where.dataRoot }, "pull failed: no space left on device under the data root");
+        throw err;
+      }
+      const err = toEngineError(e);
+      if (err.kind === "Canceled") logger.info({ image: name }, "pull canceled");
+      else logger.warn({ err, image: name }, "pull failed");
+      throw err;
+    }
+  }
+
+  private async pullUnlogged(name: string, opts: PullOptions): Promise<PullResult> {
     const onProgress = opts.onProgress ?? noProgress;
     const { registry, content } = this.images.deps;
     const ref = withDefaultTag(parseNormalizedReference(name));
@@ -187,10 +211,13 @@ export class Puller {
       try {
         return await attempt();
       } catch (e) {
+        // A full disk stays full: the caller reports it with the data root.
+        if (hasErrno(e, "ENOSPC")) throw e;
         last = toEngineError(e);
         // Only broken transfers are worth another try; a lying registry or bad content is not.
         if (!isEngineError(last, "Unavailable") && !isNetworkReset(e)) throw last;
-        this.images.deps.logger.warn({ digest: desc.digest, attempt: i + 1, err: last.message }, "blob download broke, retrying");
+        if (i + 1 === LAYER_ATTEMPTS) break;
+        this.images.deps.logger.warn({ digest: desc.digest, attempt: i + 1, err: last }, "blob download broke, retrying");
         await new Promise((r) => setTimeout(r, 200 * 2 ** i));
       }
     }
@@ -228,12 +255,23 @@ export class Puller {
 
     return this.withRetries(desc, async () => {
       const { stream } = await registry.openBlob(resolved.endpoint, target, desc, opts.credentials, opts.signal);
+      // The writer first: the body is not read (so cannot fail unheard) until it is teed below.
+      let writer;
+      try {
+        writer = await content.writer({ digest: desc.digest, size: desc.size });
+      } catch (e) {
+        stream.destroy();
+        throw e;
+      }
       const counted = through(stream, countingStream((n) => onProgress({ id, status: "Downloading", current: n, total: desc.size })));
       const [toStore, toUnpack] = teeStream(counted);
-      const writer = await content.writer({ digest: desc.digest, size: desc.size });
+      // Both branches are watched from here on: a branch whose consumer gave up before
+      // reading (an unpack refused at once) must not carry an unheard 'error'.
+      const unpackBranchDone = finished(toUnpack).catch(() => undefined);
       const storing = pipeline(toStore, writer);
       const unpacking = layers.unpack({ parent, expectedDiffId: diffId }, through(decompressStream(toUnpack), countTar()), opts.signal);
       const [stored, unpacked] = await Promise.allSettled([storing, unpacking]);
+      await unpackBranchDone;
       if (stored.status === "fulfilled" && unpacked.status === "rejected") {
         // Every byte arrived: if they are not the blob the manifest names, that is the
         // error to report (a corrupt stream shows up in gunzip before the digest check).
@@ -248,8 +286,7 @@ export class Puller {
       if (stored.status === "rejected" || unpacked.status === "rejected") {
         await writer.abort();
         if (unpacked.status === "fulfilled") await layers.remove(chainId).catch(() => undefined);
-        const reason = stored.status === "rejected" ? stored.reason : (unpacked as PromiseRejectedResult).reason;
-        throw toEngineError(reason);
+        throw rootCause(stored.status === "rejected" ? stored.reason : undefined, unpacked.status === "rejected" ? unpacked.reason : undefined);
       }
       onProgress({ id, status: "Verifying Checksum" });
       try {
@@ -268,6 +305,29 @@ export class Puller {
 
 function pickDescriptor(desc: Descriptor) {
   return { mediaType: desc.mediaType, digest: desc.digest, size: desc.size };
+}
+
+/** Whether an errno error with `code` is `e` or in its cause chain. */
+function hasErrno(e: unknown, code: string): boolean {
+  for (let cur: unknown = e, depth = 0; cur && depth < 8; depth++) {
+    if ((cur as NodeJS.ErrnoException).code === code) return true;
+    cur = (cur as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
+/**
+ * The failure to report when storing and unpacking a layer both failed: when one side
+ * fails, the tee ends the other with a mere consequence ("stream consumer closed early",
+ * a premature close); that one must not mask the cause (a full disk, a bad tar).
+ * A full disk passes through as thrown (its errno code tells the caller what to report).
+ */
+function rootCause(stored: unknown, unpacked: unknown): unknown {
+  const failures = [stored, unpacked].filter((e) => e !== undefined);
+  const noSpace = failures.find((e) => hasErrno(e, "ENOSPC"));
+  if (noSpace) return noSpace;
+  const consequence = (e: unknown) => e instanceof Error && (/stream consumer closed early|premature close/i.test(e.message) || (e as NodeJS.ErrnoException).code === "ERR_STREAM_PREMATURE_CLOSE");
+  return toEngineError(failures.find((e) => !consequence(e)) ?? failures[0]);
 }
 
 function isNetworkReset(e: unknown): boolean {

@@ -1,7 +1,7 @@
 import { createGzip } from "node:zlib";
 import { pipeline } from "node:stream/promises";
-import { invalidArgument, notFound } from "../errors.ts";
-import { familiarName, fullName, parseNormalizedReference, type ImageReference } from "../reference/reference.ts";
+import { invalidArgument, notFound, toEngineError } from "../errors.ts";
+import { familiarName, fullName, parseNormalizedReference, type ImageReference } from "../../../shared/reference.ts";
 import type { Credentials, Descriptor } from "../registry/client.ts";
 import type { ImageService } from "./image-service.ts";
 import type { ImageLayerRecord, ImageRecord } from "./image-store.ts";
@@ -34,6 +34,17 @@ export class Pusher {
   constructor(private readonly images: ImageService) {}
 
   async push(name: string, tag: string | undefined, opts: PushOptions = {}): Promise<PushedTag[]> {
+    try {
+      return await this.pushUnlogged(name, tag, opts);
+    } catch (e) {
+      const err = toEngineError(e);
+      if (err.kind === "Canceled") this.images.deps.logger.info({ image: name }, "push canceled");
+      else this.images.deps.logger.warn({ err, image: name, tag }, "push failed");
+      throw err;
+    }
+  }
+
+  private async pushUnlogged(name: string, tag: string | undefined, opts: PushOptions): Promise<PushedTag[]> {
     const onProgress = opts.onProgress ?? noProgress;
     const ref = parseNormalizedReference(name);
     if (ref.digest) throw invalidArgument("cannot push a digest reference");

@@ -117,6 +117,9 @@ export class OverlayLayerStore implements LayerStore {
         }
       }
       return await this.unpackNew(parent, expectedDiffId, tar, signal);
+    } catch (e) {
+      tar.destroy(); // the stream is ours: a failure before it was read must still release it (an open file)
+      throw e;
     } finally {
       this.unpin(parent);
     }

@@ -111,6 +111,9 @@ export function stdioSession(
   let ended = false;
   let closed = false;
   const output = new Readable({ objectMode: true, read() {} });
+  // A consumer that only reads "data" (it learns the end from the process's exit) must not
+  // take the agent down when the session fails; those that listen still get the error.
+  output.on("error", () => undefined);
   const finish = (err?: Error) => {
     if (ended) return;
     ended = true;

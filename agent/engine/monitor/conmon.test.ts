@@ -369,3 +369,25 @@ test("a fast writer nobody reads is not blocked: the log rotates at logMaxSize a
   for await (const e of readLogs(c.paths.logPath, { tail: 1 })) lines.push(e.data.toString());
   assert.deepEqual(lines, ["done\n"]);
 });
+
+test("a monitor killed with SIGKILL: waitExit of the container and of an exec session fail as Unavailable at once, several waits sharing one watch", async (t) => {
+  const env = await setup(t);
+  const c = await env.container(["sleep", "300"]);
+  const { monitorPid } = await env.monitor.create(c.createOptions());
+  await env.monitor.start(c.id, c.paths);
+  const session = await env.monitor.exec(c.id, c.paths, { ...c.process, args: ["sleep", "300"] }, { tty: false, stdin: false, detach: true });
+  const waits = [env.monitor.waitExit(c.paths), env.monitor.waitExit(c.paths), env.monitor.waitExit(c.paths)];
+  const execWait = session.wait();
+  process.kill(monitorPid, "SIGKILL");
+  for (const r of await Promise.allSettled(waits)) {
+    assert.equal(r.status, "rejected");
+    const e = (r as PromiseRejectedResult).reason as Error;
+    assert.ok(isEngineError(e, "Unavailable") && /the container's monitor died and recorded no exit status/.test(e.message), String(e));
+  }
+  assert.equal(await env.monitor.monitorAlive(c.paths), false);
+  // The container's processes outlive their monitor: the caller ends them (runc delete --force),
+  // and then the exec session's own monitor records how its process ended.
+  assert.equal((await env.runc.state(c.id)).status, "running");
+  await env.runc.delete(c.id, { force: true });
+  assert.equal(await execWait, 137);
+});

@@ -72,7 +72,6 @@ interface SyncMessage {
 
 const CGROUP_ROOT = "/sys/fs/cgroup";
 const ID_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/;
-const POLL_MS = 1000;
 
 export class ConmonMonitor implements ContainerMonitor {
   private readonly conmon: string;
@@ -185,7 +184,17 @@ export class ConmonMonitor implements ContainerMonitor {
 
   async attach(paths: MonitorPaths, opts: { stdin: boolean; stdout: boolean; stderr: boolean }): Promise<StdioSession> {
     const sock = await connectSeqpacket(join(paths.bundle, "attach"), "container");
-    return stdioSession(sock, { ...opts, ctlPath: join(paths.bundle, "ctl"), what: "container" });
+    const session = stdioSession(sock, { ...opts, ctlPath: join(paths.bundle, "ctl"), what: "container" });
+    const persistDir = files(paths).persistDir;
+    return {
+      ...session,
+      // conmon records the exit, then lingers a moment with its ctl fifo still open: a resize
+      // then must not look like it reached a terminal that is gone.
+      resize: async (cols, rows) => {
+        if (await readExitStatus(persistDir)) throw conflict("container is not running");
+        return session.resize(cols, rows);
+      },
+    };
   }
 
   async exitStatus(paths: MonitorPaths): Promise<ExitStatus | undefined> {
@@ -194,7 +203,7 @@ export class ConmonMonitor implements ContainerMonitor {
 
   async waitExit(paths: MonitorPaths, signal?: AbortSignal): Promise<ExitStatus> {
     const f = files(paths);
-    return waitForExit({ watchDir: f.exitDir, persistDir: f.persistDir, monitorAlive: () => this.monitorAlive(paths), signal, what: "container" });
+    return waitForExit({ watchDir: f.exitDir, persistDir: f.persistDir, pidFile: f.conmonPid, signal, what: "container" });
   }
 
   async monitorAlive(paths: MonitorPaths): Promise<boolean> {
@@ -266,10 +275,7 @@ export class ConmonMonitor implements ContainerMonitor {
           const st = await waitForExit({
             watchDir: ef.exitDir,
             persistDir: ef.persistDir,
-            monitorAlive: async () => {
-              const p = await readPid(ef.conmonPid);
-              return p !== undefined && (await isMonitorProcess(p, ef.persistDir));
-            },
+            pidFile: ef.conmonPid,
             what: "exec session",
           });
           return st.exitCode;
@@ -542,40 +548,125 @@ async function readExitStatus(persistDir: string): Promise<ExitStatus | undefine
   return { exitCode, oomKilled, finishedAt: mtime.toISOString() };
 }
 
-/** Waits for PERSIST/exit: a watch on the exit directory, and a poll that also notices a dead monitor. */
-async function waitForExit(o: { watchDir: string; persistDir: string; monitorAlive: () => Promise<boolean>; signal?: AbortSignal; what: string }): Promise<ExitStatus> {
+/**
+ * One watch over the liveness of every monitor the agent waits on (containers and exec
+ * sessions), so a monitor that dies without recording an exit (kill -9 of conmon) is
+ * noticed at once, and a monitor that records its exit is noticed even if the exit
+ * directory's inotify event is lost.
+ *
+ * Why a poll: conmon double-forks, so the agent is not the monitor's parent and never
+ * sees it exit (no 'exit' event, no SIGCHLD); Node has no pidfd; /proc cannot be
+ * watched with inotify; and the agent may be a new process adopting monitors started by
+ * an earlier one. So one timer, shared by all, runs while anything is watched: every
+ * tick a signal-0 probe per monitor (a syscall, no I/O) catches a monitor that was
+ * reaped; every fourth tick a look at /proc/PID also catches one that is a zombie
+ * (its reaper is slow) and a PID taken by another process.
+ */
+class MonitorWatch {
+  static readonly TICK_MS = 250;
+  private static readonly VERIFY_EVERY = 4;
+  private readonly watched = new Set<{ pid: number; persistDir: string; gone: () => void }>();
+  private timer: NodeJS.Timeout | undefined;
+  private ticks = 0;
+
+  /** Calls `gone` once, when the monitor `pid` is no longer alive. @returns the unwatch function */
+  add(pid: number, persistDir: string, gone: () => void): () => void {
+    let fired = false;
+    const entry = {
+      pid,
+      persistDir,
+      gone: () => {
+        if (fired) return;
+        fired = true;
+        this.watched.delete(entry);
+        gone();
+      },
+    };
+    this.watched.add(entry);
+    // Kept referenced, as a wait is: it ends when nothing is watched (waits end or are aborted).
+    this.timer ??= setInterval(() => this.tick(), MonitorWatch.TICK_MS);
+    return () => {
+      this.watched.delete(entry);
+      this.stopIfIdle();
+    };
+  }
+
+  private tick(): void {
+    const verify = ++this.ticks % MonitorWatch.VERIFY_EVERY === 0;
+    for (const e of [...this.watched]) {
+      try {
+        process.kill(e.pid, 0);
+      } catch (err) {
+        // EPERM: a process of another user holds the PID now, so the monitor is gone too.
+        if ((err as NodeJS.ErrnoException).code === "ESRCH" || (err as NodeJS.ErrnoException).code === "EPERM") e.gone();
+        continue;
+      }
+      if (verify) void isMonitorProcess(e.pid, e.persistDir).then((alive) => alive || e.gone());
+    }
+    this.stopIfIdle();
+  }
+
+  private stopIfIdle(): void {
+    if (this.watched.size > 0 || !this.timer) return;
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+}
+
+const monitorWatch = new MonitorWatch();
+
+/**
+ * Waits for PERSIST/exit: woken by an inotify watch on the exit directory (conmon writes
+ * there as the process ends) and by the shared MonitorWatch when the monitor is gone.
+ * @throws Unavailable when the monitor is gone and recorded no exit status
+ */
+async function waitForExit(o: { watchDir: string; persistDir: string; pidFile: string; signal?: AbortSignal; what: string }): Promise<ExitStatus> {
   if (o.signal?.aborted) throw canceled(`waiting for the ${o.what} canceled`);
   let wake: (() => void) | undefined;
+  let pending = false;
+  const poke = () => {
+    if (wake) wake();
+    else pending = true;
+  };
   let watcher: FSWatcher | undefined;
   try {
-    watcher = watch(o.watchDir, { persistent: false }, () => wake?.());
-    watcher.on("error", () => undefined);
+    watcher = watch(o.watchDir, { persistent: false }, poke);
+    watcher.on("error", () => undefined); // the monitor watch still wakes us
   } catch {
-    watcher = undefined; // the poll still works
+    watcher = undefined; // the monitor watch still wakes us
   }
-  const onAbort = () => wake?.();
+  let monitorGone = false;
+  let unwatch: (() => void) | undefined;
+  const onAbort = () => poke();
   o.signal?.addEventListener("abort", onAbort);
   try {
+    const pid = await readPid(o.pidFile);
+    if (pid === undefined || !(await isMonitorProcess(pid, o.persistDir))) monitorGone = true;
+    else
+      unwatch = monitorWatch.add(pid, o.persistDir, () => {
+        monitorGone = true;
+        poke();
+      });
     for (;;) {
+      // Read before deciding: a monitor records its exit, then ends.
+      const gone = monitorGone;
       const s = await readExitStatus(o.persistDir);
       if (s) return s;
       if (o.signal?.aborted) throw canceled(`waiting for the ${o.what} canceled`);
-      if (!(await o.monitorAlive())) {
-        const again = await readExitStatus(o.persistDir);
-        if (again) return again;
-        throw unavailable(`the ${o.what}'s monitor is gone and recorded no exit status`);
+      if (gone) throw unavailable(`the ${o.what}'s monitor died and recorded no exit status`);
+      if (pending) {
+        pending = false;
+        continue;
       }
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(done, POLL_MS);
-        function done() {
-          clearTimeout(timer);
+        wake = () => {
           wake = undefined;
           resolve();
-        }
-        wake = done;
+        };
       });
     }
   } finally {
+    unwatch?.();
     watcher?.close();
     o.signal?.removeEventListener("abort", onAbort);
   }
@@ -632,7 +723,7 @@ function moveToCgroup(pid: number, path: string, logger?: Logger): void {
       mkdirSync(dir, { recursive: true });
       writeFileSync(join(dir, "cgroup.procs"), String(pid));
     } catch (e) {
-      logger?.warn({ pid, cgroup: join(root, rel), err: (e as Error).message }, "could not move conmon into its cgroup");
+      logger?.warn({ pid, cgroup: join(root, rel), err: e }, "could not move conmon into its cgroup");
     }
   }
 }

@@ -66,6 +66,7 @@ import { AddressAllocator, coveredSubnet, defaultGateway, formatSubnet, ipToInt,
 import { addInterface, createNetns, deleteLinks, type InterfaceSpec, ipInNetns, listAddresses, listLinks, listRoutes, removeNetns, removeNetnsAll } from "./netns.ts";
 import { allocatedError, clash, holdPort, normalizePorts, type PortBinding, type PortHold } from "./ports.ts";
 import { type ContainerRecord, type EndpointRecord, type NetworkRecord, StateStore } from "./state.ts";
+import { bestEffort } from "../../../shared/best-effort.ts";
 
 export type { PortBinding } from "./ports.ts";
 
@@ -408,8 +409,8 @@ export class NetworkManager {
       } catch (err) {
         c.endpoints = c.endpoints.filter((x) => x !== e);
         alloc.release(ip);
-        await deleteLinks([e.hostVeth]).catch(() => undefined);
-        await this.store.saveContainer(c).catch(() => undefined);
+        await deleteLinks([e.hostVeth]).catch(bestEffort(this.log, `delete veth ${e.hostVeth}`));
+        await this.store.saveContainer(c).catch(bestEffort(this.log, `save the network state of ${c.containerId}`));
         throw err;
       }
       await this.writeHosts(c);
@@ -508,8 +509,8 @@ export class NetworkManager {
       } catch (err) {
         this.networks.delete(id);
         this.allocators.delete(id);
-        await deleteLinks([rec.bridge!]).catch(() => undefined);
-        await this.store.deleteNetwork(id).catch(() => undefined);
+        await deleteLinks([rec.bridge!]).catch(bestEffort(this.log, `delete bridge ${rec.bridge}`));
+        await this.store.deleteNetwork(id).catch(bestEffort(this.log, `forget network ${id}`));
         throw err;
       }
       this.log.info({ network: rec.name, id, subnet: rec.subnet }, "network created");
@@ -711,8 +712,8 @@ export class NetworkManager {
       await this.writeHosts(c, true);
     } catch (err) {
       this.containers.delete(c.containerId);
-      await removeNetns(netnsPath).catch(() => undefined);
-      await this.store.deleteContainer(c.containerId).catch(() => undefined);
+      await removeNetns(netnsPath).catch(bestEffort(this.log, `remove netns ${netnsPath}`));
+      await this.store.deleteContainer(c.containerId).catch(bestEffort(this.log, `forget the network state of ${c.containerId}`));
       throw err;
     }
     return { netnsPath, endpoints: [this.emptyEndpoint(net)], ports: [] };
@@ -756,9 +757,9 @@ export class NetworkManager {
       for (const h of held) await h.close();
       if (c) {
         this.containers.delete(c.containerId);
-        await deleteLinks(c.endpoints.map((e) => e.hostVeth)).catch(() => undefined);
-        await removeNetns(netnsPath).catch(() => undefined);
-        await this.store.deleteContainer(c.containerId).catch(() => undefined);
+        await deleteLinks(c.endpoints.map((e) => e.hostVeth)).catch(bestEffort(this.log, `delete the veths of ${c.containerId}`));
+        await removeNetns(netnsPath).catch(bestEffort(this.log, `remove netns ${netnsPath}`));
+        await this.store.deleteContainer(c.containerId).catch(bestEffort(this.log, `forget the network state of ${c.containerId}`));
       }
       if (ip) alloc.release(ip);
       throw err;

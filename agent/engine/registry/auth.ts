@@ -203,6 +203,8 @@ export interface TokenRequest {
   signal?: AbortSignal;
   retry: { attempts: number; baseDelayMs: number };
   logger?: Logger;
+  /** See RegistryStallError (http.ts); default 30 s. */
+  stallTimeoutMs?: number;
 }
 
 /**
@@ -258,7 +260,7 @@ export async function fetchToken(req: TokenRequest): Promise<TokenResult> {
     async () => {
       let r;
       try {
-        r = await send({ method, url: url.toString(), headers, body, signal: req.signal });
+        r = await send({ method, url: url.toString(), headers, body, signal: req.signal, stallTimeoutMs: req.stallTimeoutMs });
       } catch (e) {
         throw fetchFailure(what, e);
       }
@@ -343,7 +345,7 @@ export class Authenticator {
   private readonly inflight = new Map<string, Promise<TokenResult>>();
 
   constructor(
-    private readonly opts: { userAgent: string; retry: { attempts: number; baseDelayMs: number }; logger?: Logger },
+    private readonly opts: { userAgent: string; retry: { attempts: number; baseDelayMs: number }; logger?: Logger; stallTimeoutMs?: number },
   ) {}
 
   /** Records the challenges of a 401 from `origin` ("https://host:port"). */
@@ -371,7 +373,7 @@ export class Authenticator {
       const flightKey = `${key}\n${[...scopes].sort().join(" ")}\n${opts.fresh ? "fresh" : ""}`;
       let p = this.inflight.get(flightKey);
       if (!p) {
-        p = fetchToken({ challenge: bearer, scopes, creds, userAgent: this.opts.userAgent, signal: opts.signal, retry: this.opts.retry, logger: this.opts.logger });
+        p = fetchToken({ challenge: bearer, scopes, creds, userAgent: this.opts.userAgent, signal: opts.signal, retry: this.opts.retry, logger: this.opts.logger, stallTimeoutMs: this.opts.stallTimeoutMs });
         this.inflight.set(flightKey, p);
         p.then(
           (t) => this.cache.store(key, scopes, t.token, t.expiresAt),

@@ -18,8 +18,9 @@ import { Readable } from "node:stream";
 import { registryFetch, startRegistry, type RegistryFixture } from "../../../test/fixtures/registry.ts";
 import { pushFixtureImages, type FixtureImages } from "../../../test/fixtures/images.ts";
 import { isEngineError } from "../errors.ts";
-import { parseNormalizedReference } from "../reference/reference.ts";
-import { RegistryClient, registryBaseUrl, MAX_MANIFEST_BYTES } from "./client.ts";
+import { parseNormalizedReference } from "../../../shared/reference.ts";
+import { RegistryClient, registryBaseUrl, refuseAmbiguousManifest, MAX_MANIFEST_BYTES } from "./client.ts";
+import { STALL_MIN_BYTES } from "./http.ts";
 import { MediaType } from "./types.ts";
 
 const FAST_RETRY = { attempts: 3, baseDelayMs: 5 };
@@ -144,6 +145,28 @@ describe("registryBaseUrl", () => {
     assert.equal(registryBaseUrl("10.0.0.5:5000", { insecureRegistries: ["10.0.0.5:5000"] }), "http://10.0.0.5:5000");
     assert.equal(registryBaseUrl("10.0.0.5:5001", { insecureRegistries: ["10.0.0.5:5000"] }), "https://10.0.0.5:5001");
     assert.equal(registryBaseUrl("[::1]:5000"), "https://[::1]:5000");
+  });
+});
+
+describe("refuseAmbiguousManifest (CVE-2021-41190)", () => {
+  const desc = { mediaType: MediaType.OciLayer, digest: `sha256:${"a".repeat(64)}`, size: 1 };
+  const refused = (body: Record<string, unknown>, mediaType: string, why: RegExp) =>
+    assert.throws(() => refuseAmbiguousManifest(body, mediaType, "x/y:z"), (e: unknown) => isEngineError(e, "DataLoss") && why.test(e.message) && e.message.startsWith("invalid manifest for x/y:z: ambiguous document refused: "));
+  test("manifests together with layers or config: refused under any media type", () => {
+    for (const mt of [MediaType.DockerManifest, MediaType.OciManifest, MediaType.OciIndex, MediaType.DockerManifestList]) {
+      refused({ manifests: [], layers: [desc] }, mt, /it has both "manifests" and "layers"/);
+      refused({ manifests: [desc], config: desc }, mt, /it has both "manifests" and "config"/);
+    }
+  });
+  test("an index with layers or config, a manifest with manifests: refused", () => {
+    refused({ layers: [] }, MediaType.OciIndex, /an index \(application\/vnd\.oci\.image\.index\.v1\+json\) must not have "layers"/);
+    refused({ config: desc }, MediaType.DockerManifestList, /must not have "config"/);
+    refused({ manifests: [] }, MediaType.OciManifest, /an image manifest \(application\/vnd\.oci\.image\.manifest\.v1\+json\) must not have "manifests"/);
+  });
+  test("plain manifests and indexes pass; null fields count as absent", () => {
+    refuseAmbiguousManifest({ config: desc, layers: [desc] }, MediaType.OciManifest, "x/y:z");
+    refuseAmbiguousManifest({ manifests: [desc] }, MediaType.OciIndex, "x/y:z");
+    refuseAmbiguousManifest({ manifests: [desc], layers: null }, MediaType.OciIndex, "x/y:z");
   });
 });
 
@@ -563,6 +586,26 @@ describe("faults", () => {
     assert.ok(proxy.requests.some((q) => q.method === "DELETE"), "DELETE of the failed upload");
   });
 
+  test("a registry that takes an upload chunk and never answers fails the push with the stall timeout", async () => {
+    let patches = 0;
+    const proxy = await serve((req, res) => {
+      if (req.method === "PATCH") {
+        patches++;
+        req.resume(); // takes the bytes, answers nothing
+        return;
+      }
+      forward(req, res, reg!.host);
+    });
+    const blob = randomBytes(3000);
+    const client = new RegistryClient({ retry: { attempts: 2, baseDelayMs: 5 }, stallTimeoutMs: 300 });
+    await rejectsWith(
+      client.uploadBlob({ domain: proxy.host, path: "library/mute" }, sha256(blob), blob.length, () => Readable.from([blob])),
+      "Unavailable",
+      new RegExp(`^registry ${proxy.host.replace(/\./g, "\\.")} stalled: it did not answer in 300 ms \\(the registry stall timeout\\) for /v2/library/mute/blobs/uploads/`),
+    );
+    assert.equal(patches, 2, "the stalled chunk was not retried exactly once");
+  });
+
   test("a 429 is retried, honouring Retry-After", async () => {
     let n = 0;
     const proxy = await serve((req, res) => {
@@ -755,6 +798,64 @@ describe("faults", () => {
     // blobs come from the endpoint the manifest came from
     const { stream } = await client.openBlob(got.endpoint, ref, got.manifest.layers[0]!, { username: "hub-user", password: "hub-secret" });
     assert.deepEqual(await collect(stream), raw.layer);
+  });
+
+  test("a manifest holding both manifests and layers is refused whatever its Content-Type (CVE-2021-41190)", async () => {
+    const doc = JSON.parse(raw.manifest.toString("utf8")) as Record<string, unknown>;
+    const ambiguous = Buffer.from(JSON.stringify({ ...doc, mediaType: undefined, manifests: [{ mediaType: MediaType.DockerManifest, digest: raw.manifestDigest, size: raw.manifest.length, platform: AMD64 }] }));
+    for (const contentType of [MediaType.DockerManifest, MediaType.OciManifest, MediaType.OciIndex, MediaType.DockerManifestList, "application/json"]) {
+      const s = await serve((_req, res) => {
+        res.writeHead(200, { "content-type": contentType });
+        res.end(ambiguous);
+      });
+      await rejectsWith(
+        new RegistryClient({ platform: AMD64, retry: FAST_RETRY }).resolveManifest(parseNormalizedReference(`${s.host}/x/y:z`)),
+        "DataLoss",
+        /^invalid manifest for .*x\/y:z: ambiguous document refused: it has both "manifests" and "layers" and "config" \(CVE-2021-41190\)$/,
+      );
+    }
+  });
+
+  test("a registry that answers nothing, stops mid-body or drips fails with the stall timeout (retried); a slow reader is no stall", async () => {
+    const blob = randomBytes(8 * STALL_MIN_BYTES);
+    const desc = { mediaType: MediaType.OciLayer, digest: sha256(blob), size: blob.length };
+    let mode: "mute" | "stop" | "drip" | "ok" = "mute";
+    let requests = 0;
+    const s = await serve((_req, res) => {
+      requests++;
+      if (mode === "mute") return; // never answers
+      res.writeHead(200, { "content-length": String(blob.length) });
+      if (mode === "ok") return void res.end(blob);
+      res.write(blob.subarray(0, 100));
+      if (mode === "stop") return;
+      let at = 100;
+      const timer = setInterval(() => {
+        if (res.destroyed || at >= blob.length) return clearInterval(timer);
+        res.write(blob.subarray(at, ++at));
+      }, 20);
+      res.on("close", () => clearInterval(timer));
+    });
+    const client = new RegistryClient({ retry: { attempts: 2, baseDelayMs: 5 }, stallTimeoutMs: 300 });
+    const target = { domain: s.host, path: "x/y" };
+
+    await rejectsWith(client.openBlob(s.url, target, desc), "Unavailable", `registry ${s.host} stalled: it did not answer in 300 ms (the registry stall timeout) for blob ${desc.digest} of x/y`);
+    assert.equal(requests, 2, "a stalled request was not retried exactly once");
+
+    for (const m of ["stop", "drip"] as const) {
+      mode = m;
+      const { stream } = await client.openBlob(s.url, target, desc);
+      await rejectsWith(collect(stream), "Unavailable", `registry ${s.host} stalled: it sent less than ${STALL_MIN_BYTES} bytes in 300 ms (the registry stall timeout) for blob ${desc.digest} of x/y`);
+    }
+
+    // The clock runs only while the agent waits on the registry: a reader that takes its time is no stall.
+    mode = "ok";
+    const { stream } = await client.openBlob(s.url, target, desc);
+    const parts: Buffer[] = [];
+    for await (const c of stream) {
+      parts.push(c as Buffer);
+      await new Promise((r) => setTimeout(r, 400));
+    }
+    assert.deepEqual(Buffer.concat(parts), blob);
   });
 
   test("openBlob resumes from an offset even when the server ignores Range", async () => {

@@ -13,7 +13,8 @@
  * Authentication: see auth.ts. Each operation names the scopes it needs; a
  * 401 teaches the client the registry's scheme and is answered once.
  *
- * Retries: 5xx, 429 and connection resets / timeouts are retried with
+ * Retries: 5xx, 429, connection resets / timeouts and stalls (a registry that
+ * makes no progress for the stall timeout, see stall.ts) are retried with
  * exponential backoff and jitter, before any body is handed to the caller.
  * Other 4xx are final. A blob stream that breaks after openBlob returned is
  * the caller's to resume, with `offset` (a Range request).
@@ -31,9 +32,10 @@ import { pipeline, Readable, Transform, type TransformCallback } from "node:stre
 import type { ReadableStream as NodeReadableStream } from "node:stream/web";
 import type { Logger } from "pino";
 import { canceled, dataLoss, EngineError, invalidArgument, notFound, notImplemented, unauthorized } from "../errors.ts";
-import { familiarName, familiarString, type ImageReference } from "../reference/reference.ts";
+import { familiarName, familiarString, type ImageReference } from "../../../shared/reference.ts";
 import { Authenticator, CATALOG_SCOPE, fetchToken, repositoryScope, type Authorization } from "./auth.ts";
 import {
+  DEFAULT_STALL_TIMEOUT_MS,
   discard,
   formatRegistryError,
   isRetryableStatus,
@@ -49,6 +51,7 @@ import {
   withRetry,
   type HttpResponse,
 } from "./http.ts";
+import { manifestMediaType, refuseAmbiguousManifest, schema1Error } from "./manifest-doc.ts";
 import { formatPlatform, platformFromNode, selectPlatformManifest, type Platform } from "./platform.ts";
 import {
   descriptorSchema,
@@ -67,6 +70,7 @@ import {
 
 export type { Credentials, CredentialLookup, Descriptor, ImageManifest, ImageIndex, RepositoryTarget, ResolvedManifest } from "./types.ts";
 export type { Platform } from "./platform.ts";
+export { refuseAmbiguousManifest } from "./manifest-doc.ts";
 
 /** Manifests and indexes larger than this are refused (as containerd and Docker do). */
 export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
@@ -84,6 +88,8 @@ export interface RegistryClientOptions {
   logger?: Logger;
   /** Attempts in total (1 = no retry) and the first backoff delay. Default 4 attempts, 200 ms. */
   retry?: { attempts: number; baseDelayMs: number };
+  /** A request or body without progress for this long fails (RegistryStallError). Default 30 s. */
+  stallTimeoutMs?: number;
 }
 
 const DOCKER_HUB_DOMAINS = new Set(["docker.io", "index.docker.io", "registry-1.docker.io"]);
@@ -122,21 +128,6 @@ function digestLike(like: string, bytes: Uint8Array): string {
   const algo = like.slice(0, like.indexOf(":"));
   if (algo !== "sha256" && algo !== "sha384" && algo !== "sha512") throw invalidArgument(`unsupported digest algorithm: ${algo}`);
   return `${algo}:${createHash(algo).update(bytes).digest("hex")}`;
-}
-
-/** Media type of a manifest body: its own mediaType field, else the Content-Type, else its shape. */
-function manifestMediaType(body: Record<string, unknown>, contentType: string | null): string {
-  if (typeof body["mediaType"] === "string" && body["mediaType"] !== "") return body["mediaType"];
-  const ct = contentType?.split(";")[0]?.trim();
-  if (ct && ct !== "application/json" && ct !== "text/plain" && ct !== "application/octet-stream") return ct;
-  if (Array.isArray(body["manifests"])) return MediaType.OciIndex;
-  return MediaType.OciManifest;
-}
-
-function schema1Error(name: string): EngineError {
-  return notImplemented(
-    `Docker Image Format v1 and Docker Image manifest version 2, schema 1 support has been removed. Suggest the author of ${name} to upgrade the image to the OCI Format or Docker Image manifest v2, schema 2. More information at https://docs.docker.com/go/deprecated-image-specs/`,
-  );
 }
 
 /** Drops the first `n` bytes of a stream (a registry that ignored our Range header). */
@@ -181,6 +172,7 @@ export class RegistryClient {
   private readonly userAgent: string;
   private readonly logger?: Logger;
   private readonly retry: { attempts: number; baseDelayMs: number };
+  private readonly stallTimeoutMs: number;
   private readonly auth: Authenticator;
 
   constructor(opts: RegistryClientOptions = {}) {
@@ -190,7 +182,8 @@ export class RegistryClient {
     this.userAgent = opts.userAgent ?? "berth/0.1.0";
     this.logger = opts.logger;
     this.retry = opts.retry ?? { attempts: 4, baseDelayMs: 200 };
-    this.auth = new Authenticator({ userAgent: this.userAgent, retry: this.retry, logger: this.logger });
+    this.stallTimeoutMs = opts.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS;
+    this.auth = new Authenticator({ userAgent: this.userAgent, retry: this.retry, logger: this.logger, stallTimeoutMs: this.stallTimeoutMs });
   }
 
   /**
@@ -228,7 +221,7 @@ export class RegistryClient {
         return await this.resolveAt(endpoint, ref, isMirror ? undefined : creds, signal);
       } catch (e) {
         if (!isMirror || signal?.aborted || (e instanceof EngineError && e.kind === "Canceled")) throw e;
-        this.logger?.warn({ mirror: endpoint, err: e instanceof Error ? e.message : String(e) }, "mirror failed, trying the next endpoint");
+        this.logger?.warn({ mirror: endpoint, err: e }, "mirror failed, trying the next endpoint");
         lastError = e;
       }
     }
@@ -320,6 +313,7 @@ export class RegistryClient {
     if (obj["schemaVersion"] === 1 || mediaType === MediaType.DockerSchema1 || mediaType === MediaType.DockerSchema1Signed) {
       throw schema1Error(`${ref.domain}/${ref.path}`);
     }
+    refuseAmbiguousManifest(obj, mediaType, familiarString(ref));
     // A digest computed by the engine is always sha256; keep reference digests of other algorithms as given.
     return { bytes, digest: isDigestRef ? reference : digest, mediaType, body: obj };
   }
@@ -544,7 +538,7 @@ export class RegistryClient {
       const { res } = await this.request({ method: "DELETE", url: location, scopes, creds, signal: AbortSignal.timeout(10_000) });
       await discard(res);
     } catch (e) {
-      this.logger?.debug({ err: e instanceof Error ? e.message : String(e) }, "cancelling an upload failed");
+      this.logger?.debug({ err: e }, "cancelling an upload failed");
     }
   }
 
@@ -629,7 +623,7 @@ export class RegistryClient {
         } else {
           if (!creds.identitytoken && !(creds.username && creds.password)) throw refused("authentication required");
           try {
-            const t = await fetchToken({ challenge: bearer, scopes: [], creds, offline: true, userAgent: this.userAgent, signal, retry: this.retry, logger: this.logger });
+            const t = await fetchToken({ challenge: bearer, scopes: [], creds, offline: true, userAgent: this.userAgent, signal, retry: this.retry, logger: this.logger, stallTimeoutMs: this.stallTimeoutMs });
             header = `Bearer ${t.token}`;
             identityToken = t.refreshToken;
           } catch (e) {
@@ -715,7 +709,7 @@ export class RegistryClient {
   /** One HTTP exchange with redirects followed by hand; network failures become EngineErrors. */
   private async sendRaw(spec: { method: RequestSpec["method"]; url: string; headers?: Record<string, string>; body?: Uint8Array; signal?: AbortSignal }): Promise<HttpResponse> {
     try {
-      return await send({ ...spec, headers: { "user-agent": this.userAgent, ...spec.headers } });
+      return await send({ ...spec, headers: { "user-agent": this.userAgent, ...spec.headers }, stallTimeoutMs: this.stallTimeoutMs });
     } catch (e) {
       if (spec.signal?.aborted) throw canceled("operation canceled", spec.signal.reason);
       throw fetchFailure(`${spec.method} ${redactUrl(spec.url)}`, e);
@@ -780,6 +774,9 @@ export function parseDescriptor(value: unknown): Descriptor {
  * HTTP stack's bare "terminated"; it stays Unavailable, so the caller may retry.
  */
 function truncationAware(body: Readable, desc: Descriptor, offset: number): Readable {
+  // The body fails when the request is aborted (the client left) even before anyone reads
+  // it; the reader below sees that error through its iterator, nobody else needs the event.
+  body.on("error", () => undefined);
   let got = offset;
   async function* counted() {
     try {

@@ -1,13 +1,16 @@
 /**
  * HTTP plumbing shared by the registry client and its token fetcher:
  * requests that follow redirects by hand (so an Authorization header never
- * leaves the host it was meant for), bounded body reads, retries with
+ * leaves the host it was meant for) under the stall timeout (stall.ts), bounded body reads, retries with
  * exponential backoff and jitter, and registry error bodies turned into
  * readable messages.
  */
 import type { Logger } from "pino";
 import { canceled, dataLoss, EngineError, type EngineErrorKind } from "../errors.ts";
+import { DEFAULT_STALL_TIMEOUT_MS, RegistryStallError, requestSubject, StallClock, UPLOAD_FLOOR_BYTES_PER_S, watchBody } from "./stall.ts";
 import { registryErrorsSchema, type RegistryErrorEntry } from "./types.ts";
+
+export { DEFAULT_STALL_TIMEOUT_MS, RegistryStallError, STALL_MIN_BYTES } from "./stall.ts";
 
 export interface HttpRequest {
   method: "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE";
@@ -15,6 +18,8 @@ export interface HttpRequest {
   headers?: Record<string, string>;
   body?: Uint8Array;
   signal?: AbortSignal;
+  /** See RegistryStallError; default DEFAULT_STALL_TIMEOUT_MS. */
+  stallTimeoutMs?: number;
 }
 
 export interface HttpResponse {
@@ -37,16 +42,37 @@ export async function send(req: HttpRequest): Promise<HttpResponse> {
   let body: Uint8Array | undefined = req.body;
   const headers: Record<string, string> = { ...req.headers };
   const origin = new URL(url).origin;
+  const limitMs = req.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS;
+  // One signal for fetch: the caller's abort or the stall (AbortSignal.any is not in Node 18,
+  // which the agent supports). Aborting with the stall error fails the pending fetch or body read.
+  const aborter = new AbortController();
+  const onCallerAbort = () => aborter.abort(req.signal?.reason);
+  req.signal?.addEventListener("abort", onCallerAbort, { once: true });
+  const release = () => req.signal?.removeEventListener("abort", onCallerAbort);
+  let current = url;
+  const clock = new StallClock(limitMs, (phase) => aborter.abort(new RegistryStallError(new URL(current).host, requestSubject(current), limitMs, phase)));
+  const stallOf = () => (aborter.signal.reason instanceof RegistryStallError ? aborter.signal.reason : undefined);
   for (let hop = 0; ; hop++) {
-    throwIfAborted(req.signal);
-    // Node accepts any Uint8Array; the DOM typings want one backed by an ArrayBuffer.
-    const res = await fetch(url, { method, headers, body: body as Uint8Array<ArrayBuffer> | undefined, redirect: "manual", signal: req.signal });
+    let res: Response;
+    try {
+      throwIfAborted(req.signal);
+      current = url;
+      clock.waiting("answer", body ? Math.ceil((body.byteLength / UPLOAD_FLOOR_BYTES_PER_S) * 1000) : 0);
+      // Node accepts any Uint8Array; the DOM typings want one backed by an ArrayBuffer.
+      res = await fetch(url, { method, headers, body: body as Uint8Array<ArrayBuffer> | undefined, redirect: "manual", signal: aborter.signal });
+    } catch (e) {
+      clock.stop();
+      release();
+      throw stallOf() ?? e;
+    }
+    clock.arrived(0, "answer");
     const location = res.headers.get("location");
-    if (![301, 302, 303, 307, 308].includes(res.status) || !location) return { res, url };
+    if (![301, 302, 303, 307, 308].includes(res.status) || !location) return { res: watchBody(res, clock, stallOf, release), url };
     await discard(res);
-    if (hop >= MAX_REDIRECTS) throw new EngineError("Unavailable", `stopped after ${MAX_REDIRECTS} redirects at ${url}`);
     const next = new URL(location, url);
-    if (next.protocol !== "http:" && next.protocol !== "https:") {
+    if (hop >= MAX_REDIRECTS || (next.protocol !== "http:" && next.protocol !== "https:")) {
+      release();
+      if (hop >= MAX_REDIRECTS) throw new EngineError("Unavailable", `stopped after ${MAX_REDIRECTS} redirects at ${url}`);
       throw new EngineError("Unavailable", `refusing redirect to ${next.protocol} URL from ${url}`);
     }
     if (res.status === 303 || ((res.status === 301 || res.status === 302) && method === "POST")) {
@@ -150,7 +176,10 @@ export function isRetryableNetworkError(e: unknown): boolean {
 /** A short description of a network failure: its error code or message. */
 function describeNetworkError(e: unknown): string {
   const code = networkCode(e);
-  if (code) return code;
+  let deepest: unknown = e;
+  for (let depth = 0; deepest instanceof Error && deepest.cause instanceof Error && depth < 5; depth++) deepest = deepest.cause;
+  // undici's codes alone ("UND_ERR_SOCKET") say little; its innermost message says what happened.
+  if (code) return deepest instanceof Error && deepest !== e && !deepest.message.includes(code) ? `${code}: ${deepest.message}` : code;
   if (e instanceof Error) return e.cause instanceof Error ? e.cause.message : e.message;
   return String(e);
 }
@@ -216,6 +245,8 @@ export async function withRetry<T>(op: (attempt: number) => Promise<T>, opts: Re
       if (e instanceof RetryableError) {
         failure = e.final;
         retryAfter = e.retryAfterMs;
+      } else if (e instanceof RegistryStallError) {
+        failure = e;
       } else if (isRetryableNetworkError(e)) {
         failure = new EngineError("Unavailable", `${opts.what}: ${describeNetworkError(e)}`, { cause: e });
       } else {
@@ -225,7 +256,7 @@ export async function withRetry<T>(op: (attempt: number) => Promise<T>, opts: Re
     if (attempt >= attempts) throw failure;
     const backoff = Math.min(30_000, opts.baseDelayMs * 2 ** (attempt - 1) * (0.5 + Math.random()));
     const delay = Math.min(30_000, Math.max(backoff, retryAfter ?? 0));
-    opts.logger?.warn({ what: opts.what, attempt, delayMs: Math.round(delay), err: failure.message }, "registry request failed, retrying");
+    opts.logger?.warn({ what: opts.what, attempt, delayMs: Math.round(delay), err: failure }, "registry request failed, retrying");
     await sleep(delay, opts.signal);
   }
 }

@@ -3,14 +3,25 @@
  * start: the spec builder itself stays pure.
  */
 import { readFile, access } from "node:fs/promises";
-import { availableParallelism } from "node:os";
+import { availableParallelism, release } from "node:os";
 import { join } from "node:path";
-import { NOFILE_LIMIT, type SpecHost } from "./spec.ts";
+import { nativeArch } from "./seccomp.ts";
+import { ALL_CAPABILITIES, NOFILE_LIMIT, type SpecHost } from "./spec.ts";
 
 const CAP_SYS_RESOURCE = 24n;
 
 export async function readSpecHost(): Promise<SpecHost> {
-  return { ncpu: availableParallelism(), swapLimit: await swapLimit(), maxNofile: await maxNofile() };
+  const status = await readFile("/proc/self/status", "utf8").catch(() => "");
+  return {
+    ncpu: availableParallelism(),
+    swapLimit: await swapLimit(),
+    maxNofile: await maxNofile(),
+    // Docker's test: a kernel with seccomp shows the Seccomp line.
+    boundingCapabilities: boundingCapabilities(status),
+    seccomp: /^Seccomp:/m.test(status),
+    arch: nativeArch(process.arch),
+    kernel: release(),
+  };
 }
 
 /** Whether the memory controller can limit swap (Docker's `sysInfo.SwapLimit`). */
@@ -35,4 +46,12 @@ async function maxNofile(): Promise<number> {
   const hard = /^Max open files\s+\S+\s+(\S+)/m.exec(limits)?.[1];
   if (hard === undefined || hard === "unlimited") return NOFILE_LIMIT;
   return Math.min(NOFILE_LIMIT, Number(hard));
+}
+
+/** The capabilities of this process's bounding set (ALL_CAPABILITIES is in kernel number order). */
+function boundingCapabilities(status: string): string[] | undefined {
+  const hex = /^CapBnd:\s*([0-9a-f]+)$/m.exec(status)?.[1];
+  if (hex === undefined) return undefined;
+  const mask = BigInt(`0x${hex}`);
+  return ALL_CAPABILITIES.filter((_, bit) => (mask >> BigInt(bit)) & 1n);
 }

@@ -102,7 +102,7 @@ test("capabilities: Docker's default set in bounding/effective/permitted only; a
   rejectsWith(() => caps(undefined, ["cap_bar"]), "InvalidArgument", 'unknown capability: "CAP_BAR"');
 });
 
-test("security defaults: masked and read-only paths, devices deny-all first, rlimits, no-new-privileges, privileged refused", () => {
+test("security defaults: masked and read-only paths, devices deny-all first, rlimits, no-new-privileges", () => {
   const s = buildRuntimeSpec(input({ Cmd: ["sh"] }));
   assert.equal(s.ociVersion, "1.0.2");
   assert.deepEqual(s.linux.maskedPaths, [...MASKED_PATHS]);
@@ -136,7 +136,6 @@ test("security defaults: masked and read-only paths, devices deny-all first, rli
   assert.equal(buildRuntimeSpec(input({ Cmd: ["sh"] }, { readonlyRootfs: true })).root.readonly, true);
   assert.equal(s.hostname, "0123456789ab");
   assert.equal(s.linux.cgroupsPath, "/berth/c1");
-  rejectsWith(() => buildRuntimeSpec(input({ Cmd: ["sh"] }, { privileged: true })), "NotImplemented", /privileged/);
   rejectsWith(() => buildRuntimeSpec(input({ Cmd: ["sh"] }, { hostname: "a b" })), "InvalidArgument", "invalid hostname format: a b");
 });
 
@@ -242,4 +241,89 @@ test("the spec is plain JSON (round-trips) and deterministic", () => {
   assert.deepEqual(JSON.parse(JSON.stringify(a)), a);
   assert.deepEqual(buildRuntimeSpec(i), a);
   assert.deepEqual(a.process.consoleSize, { height: 24, width: 80 });
+});
+
+const amd64 = { ncpu: 2, swapLimit: true, arch: "amd64", kernel: "6.1.0-18-amd64" };
+const allowsPlainly = (sc: { syscalls?: { names: string[]; action: string; args?: unknown[] }[] } | undefined, name: string) =>
+  !!sc?.syscalls?.some((c) => c.action === "SCMP_ACT_ALLOW" && !c.args && c.names.includes(name));
+
+test("seccomp: Docker's default profile for the container's capabilities, unconfined, a profile of its own", () => {
+  const spec = (run: Partial<RunOptions>, host: SpecInput["host"] = amd64) => buildRuntimeSpec(input({ Cmd: ["sh"] }, run, { host }));
+  const def = spec({}).linux.seccomp!;
+  assert.equal(def.defaultAction, "SCMP_ACT_ERRNO");
+  assert.equal(def.defaultErrnoRet, 1);
+  assert.deepEqual(def.architectures, ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"]);
+  assert.ok(allowsPlainly(def, "read") && allowsPlainly(def, "chroot"), "CAP_SYS_CHROOT is a default capability");
+  for (const blocked of ["unshare", "mount", "setns", "keyctl", "add_key", "reboot", "init_module"]) assert.ok(!allowsPlainly(def, blocked), blocked);
+  assert.deepEqual(spec({ seccompProfile: "builtin" }).linux.seccomp, def);
+  assert.ok(allowsPlainly(spec({ capAdd: ["SYS_ADMIN"] }).linux.seccomp, "unshare"), "CAP_SYS_ADMIN allows unshare, as in Docker");
+  assert.ok(!allowsPlainly(spec({ capDrop: ["SYS_CHROOT"] }).linux.seccomp, "chroot"), "the profile follows the bounding set");
+
+  assert.equal(spec({ seccompProfile: "unconfined" }).linux.seccomp, undefined);
+  assert.equal(spec({ seccompProfile: "unconfined" }).linux.maskedPaths!.length, MASKED_PATHS.length, "unconfined drops only seccomp");
+  const own = spec({ seccompProfile: JSON.stringify({ defaultAction: "SCMP_ACT_ALLOW", syscalls: [{ names: ["mkdir"], action: "SCMP_ACT_ERRNO", errnoRet: 13 }] }) }).linux.seccomp;
+  assert.deepEqual(own, { defaultAction: "SCMP_ACT_ALLOW", syscalls: [{ names: ["mkdir"], action: "SCMP_ACT_ERRNO", errnoRet: 13 }] });
+  rejectsWith(() => spec({ seccompProfile: "{nope" }), "InvalidArgument", /^Decoding seccomp profile failed: /);
+  rejectsWith(() => spec({ seccompProfile: JSON.stringify({ defaultAction: "SCMP_ACT_NOPE" }) }), "InvalidArgument", /unknown defaultAction "SCMP_ACT_NOPE"/);
+
+  const noSeccomp = { ...amd64, seccomp: false };
+  assert.equal(spec({}, noSeccomp).linux.seccomp, undefined, "Docker runs without its profile on a kernel without seccomp");
+  rejectsWith(() => spec({ seccompProfile: "{}" }, noSeccomp), "InvalidArgument", "seccomp is not enabled in your kernel, cannot run a custom seccomp profile.");
+});
+
+test("privileged: every capability, all devices, writable /sys and cgroups, no masked paths, no seccomp", () => {
+  const devices = [{ path: "/dev/sda", type: "b" as const, major: 8, minor: 0, fileMode: 0o660, uid: 0, gid: 6, access: "rwm" }];
+  const s = buildRuntimeSpec(input({ Cmd: ["sh"] }, { privileged: true, capDrop: ["ALL"] }, { host: amd64, devices }));
+  assert.equal(s.process.capabilities!.bounding.length, 41);
+  assert.deepEqual(s.linux.resources.devices, [{ allow: true, access: "rwm" }]);
+  assert.deepEqual(s.linux.devices, [{ path: "/dev/sda", type: "b", major: 8, minor: 0, fileMode: 0o660, uid: 0, gid: 6 }]);
+  assert.deepEqual([s.linux.maskedPaths, s.linux.readonlyPaths], [[], []]);
+  const bounded = buildRuntimeSpec(input({ Cmd: ["sh"] }, { privileged: true }, { host: { ...amd64, boundingCapabilities: ["CAP_CHOWN", "CAP_SYS_ADMIN"] } }));
+  assert.deepEqual(bounded.process.capabilities!.bounding, ["CAP_CHOWN", "CAP_SYS_ADMIN"], "no more than the agent's own bounding set");
+  const addAll = buildRuntimeSpec(input({ Cmd: ["sh"] }, { capAdd: ["ALL"], capDrop: ["CHOWN"] }, { host: { ...amd64, boundingCapabilities: ["CAP_CHOWN", "CAP_KILL"] } }));
+  assert.deepEqual(addAll.process.capabilities!.bounding, ["CAP_KILL"]);
+  assert.equal(s.linux.seccomp, undefined);
+  assert.deepEqual(s.mounts.find((m) => m.destination === "/sys")!.options, ["nosuid", "noexec", "nodev"]);
+  assert.deepEqual(s.mounts.find((m) => m.destination === "/sys/fs/cgroup")!.options, ["nosuid", "noexec", "nodev"]);
+  const plain = buildRuntimeSpec(input({ Cmd: ["sh"] }, { maskedPaths: [], readonlyPaths: ["/proc/sys"] }, { host: amd64 }));
+  assert.deepEqual([plain.linux.maskedPaths, plain.linux.readonlyPaths], [[], ["/proc/sys"]], "HostConfig.MaskedPaths/ReadonlyPaths replace Docker's");
+});
+
+test("pid, ipc and uts: private by default, the host's, another container's PID namespace", () => {
+  const spec = (namespaces: Partial<SpecInput["namespaces"]>) => buildRuntimeSpec(input({ Cmd: ["sh"] }, {}, { host: amd64, namespaces: { network: "new", ...namespaces } }));
+  const types = (namespaces: Partial<SpecInput["namespaces"]>) => spec(namespaces).linux.namespaces.map((n) => n.type);
+  assert.deepEqual(types({ pid: "host" }), ["mount", "network", "uts", "ipc"]);
+  assert.deepEqual(types({ ipc: "host" }), ["mount", "network", "uts", "pid"]);
+  assert.deepEqual(types({ uts: "host" }), ["mount", "network", "pid", "ipc"]);
+  assert.deepEqual(spec({ pid: { path: "/proc/42/ns/pid" } }).linux.namespaces.find((n) => n.type === "pid"), { type: "pid", path: "/proc/42/ns/pid" });
+  assert.equal(spec({ uts: "host" }).hostname, undefined, "runc sets no hostname in the host's UTS namespace");
+  const shm = (ipc: "host" | "none") => spec({ ipc }).mounts.find((m) => m.destination === "/dev/shm");
+  assert.deepEqual(shm("host"), { destination: "/dev/shm", type: "bind", source: "/dev/shm", options: ["rbind", "nosuid", "noexec", "nodev", "rprivate"] });
+  assert.equal(shm("none"), undefined);
+  rejectsWith(() => spec({ pid: "nope" as "host" }), "InvalidArgument", "invalid PID mode: nope");
+});
+
+test("devices and sysctls", () => {
+  const node = { path: "/dev/mynull", type: "c" as const, major: 1, minor: 3, fileMode: 0o666, uid: 0, gid: 0, access: "rw" };
+  const s = buildRuntimeSpec(input({ Cmd: ["sh"] }, {}, { host: amd64, devices: [node] }));
+  assert.deepEqual(s.linux.devices, [{ path: "/dev/mynull", type: "c", major: 1, minor: 3, fileMode: 0o666, uid: 0, gid: 0 }]);
+  assert.deepEqual(s.linux.resources.devices.at(-1), { allow: true, type: "c", major: 1, minor: 3, access: "rw" });
+  assert.deepEqual(s.linux.resources.devices[0], { allow: false, access: "rwm" }, "still deny-all first");
+  rejectsWith(() => buildRuntimeSpec(input({ Cmd: ["sh"] }, {}, { devices: [{ ...node, access: "rwx" }] })), "InvalidArgument", "invalid device mode: rwx");
+  const rules = buildRuntimeSpec(input({ Cmd: ["sh"] }, { deviceCgroupRules: ["c 10:237 rw", "b *:* m", "a 7:* r"] }, { host: amd64 })).linux.resources.devices.slice(-3);
+  assert.deepEqual(rules, [
+    { allow: true, type: "c", major: 10, minor: 237, access: "rw" },
+    { allow: true, type: "b", access: "m" },
+    { allow: true, type: "a", major: 7, access: "r" },
+  ]);
+  for (const bad of ["c 10:237", "x 1:2 r", "c 1:2 rwx", "c 1:2 rr", "c a:b r", "c 99999:1 r"]) {
+    rejectsWith(() => buildRuntimeSpec(input({ Cmd: ["sh"] }, { deviceCgroupRules: [bad] })), "InvalidArgument", `invalid device cgroup rule format: '${bad}'`);
+  }
+
+  const sys = (sysctls: Record<string, string>, namespaces: Partial<SpecInput["namespaces"]> = {}) =>
+    buildRuntimeSpec(input({ Cmd: ["sh"] }, { sysctls }, { host: amd64, namespaces: { network: "new", ...namespaces } })).linux.sysctl;
+  assert.equal(sys({ "net.ipv4.ip_forward": "1", "kernel.shmmax": "100" })!["net.ipv4.ip_forward"], "1");
+  rejectsWith(() => sys({ "net.ipv4.ip_forward": "1" }, { network: "host" }), "InvalidArgument", `sysctl "net.ipv4.ip_forward" not allowed in host network namespace`);
+  rejectsWith(() => sys({ "kernel.shmmax": "1" }, { ipc: "host" }), "InvalidArgument", /conflicts with the OCI "ipc" setting/);
+  rejectsWith(() => sys({ "vm.swappiness": "1" }), "InvalidArgument", `sysctl "vm.swappiness" is not in a separate kernel namespace`);
 });

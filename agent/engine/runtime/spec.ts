@@ -13,12 +13,19 @@
  * - /etc/hosts, /etc/hostname, /etc/resolv.conf are written in the container's
  *   directory and passed in `files`.
  *
- * Not generated (yet): seccomp and AppArmor profiles, user namespaces,
- * `--privileged` (refused), devices from `--device`.
+ * - `--device` nodes (and, with `--privileged`, every host device) are read from the
+ *   host with `deviceNodes` (devices.ts) and passed in `devices`.
+ *
+ * Seccomp is Docker's default profile (seccomp-default.json, translated by
+ * seccomp.ts for the container's capabilities), a profile of the run's own, or
+ * none (`seccomp=unconfined`, `--privileged`). Not generated: AppArmor and
+ * SELinux labels (the hosts run neither), user namespaces.
  */
+import { release } from "node:os";
 import { posix } from "node:path";
-import { invalidArgument, notImplemented } from "../errors.ts";
+import { invalidArgument } from "../errors.ts";
 import type { ContainerConfig } from "../images/image-config.ts";
+import { defaultSeccomp, nativeArch, parseSeccompProfile, seccompForContainer, type SpecSeccomp } from "./seccomp.ts";
 import type { ResolvedUser } from "./user.ts";
 
 export const OCI_VERSION = "1.0.2";
@@ -178,6 +185,7 @@ export interface SpecLinux {
   cgroupsPath?: string;
   devices?: { path: string; type: string; major: number; minor: number; fileMode?: number; uid?: number; gid?: number }[];
   sysctl?: Record<string, string>;
+  seccomp?: SpecSeccomp;
   maskedPaths?: string[];
   readonlyPaths?: string[];
   rootfsPropagation?: string;
@@ -218,8 +226,23 @@ export interface RunOptions {
   /** Initial terminal size with `tty`. */
   consoleSize?: { height: number; width: number };
   readonlyRootfs?: boolean;
-  /** Not supported: refused with NotImplemented. */
+  /**
+   * `--privileged`, as Docker: every capability, every device (pass the host's in
+   * `SpecInput.devices`), no masked or read-only paths, /sys and cgroups writable, no seccomp.
+   */
   privileged?: boolean;
+  /**
+   * `--security-opt seccomp=…`: absent, "" or "builtin" for Docker's default profile,
+   * "unconfined" for none, else the JSON text of a Docker-format profile.
+   */
+  seccompProfile?: string;
+  /** `--device-cgroup-rule`: "TYPE MAJOR:MINOR ACCESS" (e.g. "c 10:237 rw", "b *:* m"), added to the allow-list. */
+  deviceCgroupRules?: string[];
+  /** `--sysctl`: namespaced kernel parameters only, as runc allows. */
+  sysctls?: Record<string, string>;
+  /** HostConfig.MaskedPaths / ReadonlyPaths (`--security-opt systempaths=unconfined` sends []); absent: Docker's. */
+  maskedPaths?: string[];
+  readonlyPaths?: string[];
   /** Capability names with or without `CAP_`, any case, or `ALL`. */
   capAdd?: string[];
   capDrop?: string[];
@@ -268,6 +291,26 @@ export interface NamespaceOptions {
   network: "new" | "none" | "host" | { path: string };
   /** Cgroup namespace; Docker's default is "host" on cgroup v1, "private" on v2. Default "host". */
   cgroup?: "private" | "host";
+  /** `--pid`: a new PID namespace (default), the host's, or another container's (`/proc/PID/ns/pid`). */
+  pid?: "private" | "host" | { path: string };
+  /** `--ipc`: private (default; "none" also drops /dev/shm) or the host's (with the host's /dev/shm). */
+  ipc?: "private" | "none" | "host";
+  /** `--uts host`: the host's hostname and domain name (the spec sets none). */
+  uts?: "private" | "host";
+}
+
+/** A device node made in the container (`--device`), with its cgroup permissions. */
+export interface DeviceNode {
+  /** Path in the container. */
+  path: string;
+  type: "c" | "b";
+  major: number;
+  minor: number;
+  fileMode: number;
+  uid: number;
+  gid: number;
+  /** Device cgroup access: any of "r", "w", "m". */
+  access: string;
 }
 
 /** What the spec needs to know of the host; `readSpecHost()` (spec-host.ts) reads it. */
@@ -282,6 +325,17 @@ export interface SpecHost {
    * CAP_SYS_RESOURCE and its own hard limit is lower. Default 1048576.
    */
   maxNofile?: number;
+  /**
+   * The agent's bounding set: what `--privileged` and `--cap-add ALL` can give (runc fails to
+   * raise a capability the agent lacks, e.g. under a restricted supervisor). Default: all.
+   */
+  boundingCapabilities?: readonly string[];
+  /** Whether the kernel has seccomp (Docker runs without its profile when not). Default true. */
+  seccomp?: boolean;
+  /** libseccomp's name of the host's architecture ("amd64", "arm64"…). Default: this process's. */
+  arch?: string;
+  /** The kernel release, for the profile's `minKernel` rules. Default: `os.release()`. */
+  kernel?: string;
 }
 
 export interface SpecInput {
@@ -295,6 +349,8 @@ export interface SpecInput {
   namespaces: NamespaceOptions;
   mounts?: BindMount[];
   files?: ContainerFiles;
+  /** `--device` nodes and, with `privileged`, the host's devices. */
+  devices?: DeviceNode[];
   /** runc's `linux.cgroupsPath`, e.g. "/berth/<id>" (cgroupfs driver). */
   cgroupsPath: string;
   host: SpecHost;
@@ -309,13 +365,15 @@ export interface SpecInput {
 export function buildRuntimeSpec(input: SpecInput): RuntimeSpec {
   const { run, host } = input;
   const image = input.image ?? {};
-  if (run.privileged) throw notImplemented("privileged containers are not supported");
+  const privileged = !!run.privileged;
 
   const args = processArgs(image, run);
   const env = processEnv(image, run);
   const cwd = workingDir(image, run);
   checkHostname(run.hostname);
-  const caps = capabilities(run.capAdd ?? [], run.capDrop ?? []);
+  // Docker: a privileged container has every capability, whatever --cap-add/--cap-drop say.
+  const all = host.boundingCapabilities ? ALL_CAPABILITIES.filter((c) => host.boundingCapabilities!.includes(c)) : ALL_CAPABILITIES;
+  const caps = privileged ? [...all] : capabilities(run.capAdd ?? [], run.capDrop ?? [], all);
   const resources = cgroupResources(run, host);
   const user = input.user;
   const nofile = Math.min(NOFILE_LIMIT, host.maxNofile ?? NOFILE_LIMIT);
@@ -337,7 +395,8 @@ export function buildRuntimeSpec(input: SpecInput): RuntimeSpec {
     oomScoreAdj: 0,
   };
 
-  const net = input.namespaces.network;
+  const ns = input.namespaces;
+  const net = ns.network;
   const namespaces: SpecLinux["namespaces"] = [{ type: "mount" }];
   if (typeof net === "object") {
     if (!posix.isAbsolute(net.path)) throw invalidArgument(`network namespace path ${JSON.stringify(net.path)} must be absolute`);
@@ -347,31 +406,113 @@ export function buildRuntimeSpec(input: SpecInput): RuntimeSpec {
   } else if (net !== "host") {
     throw invalidArgument(`unknown network namespace mode ${JSON.stringify(net)}`);
   }
-  namespaces.push({ type: "uts" }, { type: "pid" }, { type: "ipc" });
-  if (input.namespaces.cgroup === "private") namespaces.push({ type: "cgroup" });
+  const uts = ns.uts ?? "private";
+  if (uts === "private") namespaces.push({ type: "uts" });
+  else if (uts !== "host") throw invalidArgument(`invalid UTS mode: ${String(uts)}`);
+  const pid = ns.pid ?? "private";
+  if (typeof pid === "object") {
+    if (!posix.isAbsolute(pid.path)) throw invalidArgument(`PID namespace path ${JSON.stringify(pid.path)} must be absolute`);
+    namespaces.push({ type: "pid", path: pid.path });
+  } else if (pid === "private") {
+    namespaces.push({ type: "pid" });
+  } else if (pid !== "host") {
+    throw invalidArgument(`invalid PID mode: ${String(pid)}`);
+  }
+  const ipc = ns.ipc ?? "private";
+  if (ipc === "private" || ipc === "none") namespaces.push({ type: "ipc" });
+  else if (ipc !== "host") throw invalidArgument(`invalid IPC mode: ${String(ipc)}`);
+  if (ns.cgroup === "private") namespaces.push({ type: "cgroup" });
+
+  const devices = input.devices ?? [];
+  for (const d of devices) checkDevice(d);
+  const rules = (run.deviceCgroupRules ?? []).map(deviceCgroupRule);
+  if (privileged) resources.devices = [{ allow: true, access: "rwm" }];
+  else for (const d of devices) resources.devices.push({ allow: true, type: d.type, major: d.major, minor: d.minor, access: d.access });
+  if (!privileged) resources.devices.push(...rules);
 
   const linux: SpecLinux = {
     namespaces,
     resources,
     cgroupsPath: input.cgroupsPath,
-    devices: [],
-    maskedPaths: [...MASKED_PATHS],
-    readonlyPaths: [...READONLY_PATHS],
+    devices: devices.map((d) => ({ path: d.path, type: d.type, major: d.major, minor: d.minor, fileMode: d.fileMode, uid: d.uid, gid: d.gid })),
+    maskedPaths: privileged ? [] : [...(run.maskedPaths ?? MASKED_PATHS)],
+    readonlyPaths: privileged ? [] : [...(run.readonlyPaths ?? READONLY_PATHS)],
   };
+  const sysctl: Record<string, string> = {};
   if (net !== "host") {
     // Docker 20.10+: ping and low ports without capabilities, inside the container's own network namespace.
-    linux.sysctl = { "net.ipv4.ip_unprivileged_port_start": "0", "net.ipv4.ping_group_range": "0 2147483647" };
+    sysctl["net.ipv4.ip_unprivileged_port_start"] = "0";
+    sysctl["net.ipv4.ping_group_range"] = "0 2147483647";
   }
+  for (const [key, value] of Object.entries(run.sysctls ?? {})) {
+    checkSysctl(key, value, { hostNetwork: net === "host", hostIpc: ipc === "host", hostUts: uts === "host" });
+    sysctl[key] = value;
+  }
+  if (Object.keys(sysctl).length) linux.sysctl = sysctl;
+  const seccomp = privileged ? undefined : seccompOf(run.seccompProfile, caps, host);
+  if (seccomp) linux.seccomp = seccomp;
 
   return {
     ociVersion: OCI_VERSION,
     process,
     root: { path: input.rootfs, readonly: !!run.readonlyRootfs },
-    hostname: run.hostname,
-    ...(run.domainname ? { domainname: run.domainname } : {}),
-    mounts: specMounts(input),
+    // runc sets no hostname in the host's UTS namespace (Docker leaves it out too).
+    ...(uts === "private" ? { hostname: run.hostname, ...(run.domainname ? { domainname: run.domainname } : {}) } : {}),
+    mounts: specMounts(input, { privileged, ipc }),
     linux,
   };
+}
+
+/** moby `WithSeccomp`: none when privileged or unconfined, the run's own profile, else Docker's default. */
+function seccompOf(profile: string | undefined, caps: readonly string[], host: SpecHost): SpecSeccomp | undefined {
+  if (profile === "unconfined") return undefined;
+  const builtin = profile === undefined || profile === "" || profile === "builtin";
+  if (host.seccomp === false) {
+    if (builtin) return undefined;
+    throw invalidArgument("seccomp is not enabled in your kernel, cannot run a custom seccomp profile.");
+  }
+  const target = { capabilities: caps, arch: host.arch ?? nativeArch(globalThis.process.arch), kernel: host.kernel ?? release() };
+  return builtin ? defaultSeccomp(target) : seccompForContainer(parseSeccompProfile(profile), target);
+}
+
+/** runc's rules (libcontainer/configs/validate): only namespaced parameters, and only in a namespace of the container's own. */
+function checkSysctl(key: string, value: string, host: { hostNetwork: boolean; hostIpc: boolean; hostUts: boolean }): void {
+  if (!/^[a-z0-9_]+(?:[./][a-zA-Z0-9_*-]+)+$/.test(key)) throw invalidArgument(`invalid sysctl name ${JSON.stringify(key)}`);
+  if (value.includes("\0") || value.includes("\n")) throw invalidArgument(`invalid value for sysctl ${key}`);
+  const ipc = ["kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"];
+  if (ipc.includes(key) || key.startsWith("fs.mqueue.")) {
+    if (host.hostIpc) throw invalidArgument(`sysctl ${JSON.stringify(key)} is not allowed as it conflicts with the OCI "ipc" setting (the container uses the host's IPC namespace)`);
+    return;
+  }
+  if (key.startsWith("net.")) {
+    if (host.hostNetwork) throw invalidArgument(`sysctl ${JSON.stringify(key)} not allowed in host network namespace`);
+    return;
+  }
+  if (key === "kernel.domainname" || key === "kernel.hostname") {
+    if (host.hostUts) throw invalidArgument(`sysctl ${JSON.stringify(key)} is not allowed as it conflicts with the OCI "uts" setting (the container uses the host's UTS namespace)`);
+    return;
+  }
+  throw invalidArgument(`sysctl ${JSON.stringify(key)} is not in a separate kernel namespace`);
+}
+
+/** Docker's `--device-cgroup-rule` syntax (moby `daemon/oci_linux.go` deviceCgroupRuleRegex); "*" is any number. */
+function deviceCgroupRule(rule: string): SpecDeviceRule {
+  const m = /^([acb]) ([0-9]+|\*):([0-9]+|\*) ([rwm]{1,3})$/.exec(rule);
+  if (!m || /(.).*\1/.test(m[4]!)) throw invalidArgument(`invalid device cgroup rule format: '${rule}'`);
+  const num = (v: string) => (v === "*" ? undefined : Number(v));
+  const major = num(m[2]!);
+  const minor = num(m[3]!);
+  if ((major ?? 0) > 0xfff || (minor ?? 0) > 0xfffff) throw invalidArgument(`invalid device cgroup rule format: '${rule}'`);
+  return { allow: true, type: m[1] as "a" | "b" | "c", ...(major === undefined ? {} : { major }), ...(minor === undefined ? {} : { minor }), access: m[4]! };
+}
+
+function checkDevice(d: DeviceNode): void {
+  if (!posix.isAbsolute(d.path) || d.path.includes("\0")) throw invalidArgument(`${JSON.stringify(d.path)} is not an absolute path`);
+  if (d.type !== "c" && d.type !== "b") throw invalidArgument(`device ${d.path}: type must be "c" or "b"`);
+  for (const n of [d.major, d.minor, d.uid, d.gid, d.fileMode]) {
+    if (!Number.isSafeInteger(n) || n < 0) throw invalidArgument(`device ${d.path}: invalid number ${n}`);
+  }
+  if (!/^(?!.*(.).*\1)[rwm]{1,3}$/.test(d.access)) throw invalidArgument(`invalid device mode: ${d.access}`);
 }
 
 /** Docker's Entrypoint/Cmd rules: moby `daemon/commit.go` merge, then `mergeAndVerifyConfig`. */
@@ -432,12 +573,12 @@ function checkHostname(h: string): void {
   if (!h || Buffer.byteLength(h) > 64 || !/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(h)) throw invalidArgument(`invalid hostname format: ${h}`);
 }
 
-/** moby `oci/caps.TweakCapabilities`. */
-function capabilities(capAdd: string[], capDrop: string[]): string[] {
+/** moby `oci/caps.TweakCapabilities`; `all` is what "ALL" means on this host. */
+function capabilities(capAdd: string[], capDrop: string[], all: readonly string[]): string[] {
   const adds = normalizeCaps(capAdd);
   const drops = normalizeCaps(capDrop);
   let caps: string[];
-  if (adds.includes("ALL")) caps = ALL_CAPABILITIES.filter((c) => !drops.includes(c));
+  if (adds.includes("ALL")) caps = all.filter((c) => !drops.includes(c));
   else if (drops.includes("ALL")) caps = adds;
   else caps = [...DEFAULT_CAPABILITIES.filter((c) => !drops.includes(c)), ...adds];
   return [...new Set(caps)];
@@ -543,7 +684,7 @@ function defaultDeviceRules(): SpecDeviceRule[] {
 }
 
 /** Docker's default mounts, minus those a user mount replaces, then the user's mounts, parents first. */
-function specMounts(input: SpecInput): SpecMount[] {
+function specMounts(input: SpecInput, opts: { privileged: boolean; ipc: "private" | "none" | "host" }): SpecMount[] {
   const { run } = input;
   const shmSize = run.shmSize ?? DEFAULT_SHM_SIZE;
   if (!Number.isSafeInteger(shmSize) || shmSize <= 0) throw invalidArgument(`invalid shm size ${shmSize}`);
@@ -556,6 +697,17 @@ function specMounts(input: SpecInput): SpecMount[] {
     { destination: "/dev/mqueue", type: "mqueue", source: "mqueue", options: ["nosuid", "noexec", "nodev"] },
     { destination: "/dev/shm", type: "tmpfs", source: "shm", options: ["nosuid", "noexec", "nodev", "mode=1777", `size=${shmSize}`] },
   ];
+  if (opts.privileged) {
+    // moby `WithMounts`: a privileged container may write /sys and its cgroups.
+    for (const m of defaults) if (m.type === "sysfs" || m.type === "cgroup") m.options = m.options!.filter((o) => o !== "ro");
+  }
+  if (opts.ipc === "host") {
+    // Docker: the host's IPC namespace comes with the host's /dev/shm.
+    const shm = defaults.findIndex((m) => m.destination === "/dev/shm");
+    defaults[shm] = { destination: "/dev/shm", type: "bind", source: "/dev/shm", options: ["rbind", "nosuid", "noexec", "nodev", "rprivate"] };
+  } else if (opts.ipc === "none") {
+    defaults.splice(defaults.findIndex((m) => m.destination === "/dev/shm"), 1);
+  }
 
   const user: BindMount[] = [...(input.mounts ?? [])];
   const files = input.files ?? {};

@@ -136,6 +136,7 @@ export default function RunPage() {
             {formError}
           </div>
         )}
+        {!can.admin && <p className="muted">Named volumes are always allowed; host paths (starting with /) and the host network only where your node group&apos;s host access allows them.</p>}
         <ApiError error={run.error} />
         <p className="row">
           <button type="submit" className="primary" disabled={run.isPending}>

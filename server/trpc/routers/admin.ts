@@ -16,6 +16,7 @@ import { normalizeEmail } from "../../auth/email.ts";
 import { hashPassword, MAX_PASSWORD_BYTES } from "../../auth/password.ts";
 import { revokeUserSessions } from "../../auth/sessions.ts";
 import { MIN_PASSWORD_LENGTH } from "./auth.ts";
+import { securityRouter } from "./security.ts";
 import { adminProcedure, router, type AuthedContext } from "../trpc.ts";
 
 const ROLES = ["admin", "operator", "viewer"] as const;
@@ -97,6 +98,7 @@ const usersRouter = router({
           role: true,
           disabled: true,
           mustChangePassword: true,
+          totpEnabledAt: true,
           createdAt: true,
           memberships: { select: { team: { select: { id: true, name: true } } }, orderBy: { team: { name: "asc" } } },
         },
@@ -115,6 +117,7 @@ const usersRouter = router({
         role: u.role,
         disabled: u.disabled,
         mustChangePassword: u.mustChangePassword,
+        twoFactor: u.totpEnabledAt !== null,
         teams: u.memberships.map((m) => m.team),
         createdAt: u.createdAt.toISOString(),
         lastLoginAt: l?.createdAt?.toISOString() ?? null,
@@ -559,4 +562,5 @@ export const adminRouter = router({
   tokens: tokensRouter,
   registries: registriesRouter,
   audit: auditRouter,
+  security: securityRouter,
 });

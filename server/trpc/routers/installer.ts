@@ -20,6 +20,7 @@ import { RunConflictError, type InstallRun, type InstallRuns } from "../../insta
 import { normalizePrefix } from "../../installer/shell.ts";
 import type { ConsoleServices } from "../../services.ts";
 import { adminProcedure, router, type AuthedContext } from "../trpc.ts";
+import { bestEffort } from "../../../shared/best-effort.ts";
 
 // ---------------------------------------------------------------- inputs
 
@@ -261,7 +262,7 @@ export const installerRouter = router({
       try {
         run = beginRun(runs, "install", input.host, input.port, secretsOf(credentials, [issued.token]));
       } catch (e) {
-        await services.prisma.joinToken.deleteMany({ where: { id: issued.id, usedAt: null } }).catch(() => undefined);
+        await services.prisma.joinToken.deleteMany({ where: { id: issued.id, usedAt: null } }).catch(bestEffort(services.logger, "delete the unused join token"));
         throw e;
       }
       ctx.audit.details.runId = run.view.id;
@@ -271,7 +272,7 @@ export const installerRouter = router({
       const enrollWaiter = nodeWaiter({ hub: services.hub, prisma: services.prisma, joinTokenId: issued.id });
       const upgradeWaiter = pin?.nodeId ? nodeWaiter({ hub: services.hub, prisma: services.prisma, nodeId: pin.nodeId }) : undefined;
       const actor = { ...ctx };
-      void (async () => {
+      (async () => {
         try {
           const result = await installAgent(
             {
@@ -293,11 +294,11 @@ export const installerRouter = router({
           run.fail({ step: err.step, kind: err.kind, message: err.message });
         } finally {
           // An unused token is a live bearer secret: gone once the run no longer needs it.
-          await services.prisma.joinToken.deleteMany({ where: { id: issued.id, usedAt: null } }).catch(() => undefined);
+          await services.prisma.joinToken.deleteMany({ where: { id: issued.id, usedAt: null } }).catch(bestEffort(services.logger, "delete the unused join token"));
           services.live.adminChanged("ssh-hosts");
           await auditEnd(services, actor, "installer.install.finished", run, { prefix, keepCredentials: input.keepCredentials });
         }
-      })();
+      })().catch((err: unknown) => services.logger.error({ err, runId: run.view.id }, "the install run's clean-up or audit failed"));
       return { runId: run.view.id };
     }),
 
@@ -338,7 +339,7 @@ export const installerRouter = router({
       ctx.audit.details.runId = run.view.id;
       ctx.audit.details.host = `${pin.host}:${pin.port}`;
       const actor = { ...ctx };
-      void (async () => {
+      (async () => {
         try {
           const r = await removeAgent(
             { target: { host: pin.host, port: pin.port, username, credentials, hostKeyFingerprint: pin.hostKey.fingerprint }, prefix: pin.installPrefix, removeData: input.removeData },
@@ -346,7 +347,7 @@ export const installerRouter = router({
             run.signal,
           );
           await services.hub.revoke(input.nodeId, "agent removed over SSH");
-          await kh.remember(pin.host, pin.port, { nodeId: null, credentials: null }).catch(() => undefined);
+          await kh.remember(pin.host, pin.port, { nodeId: null, credentials: null }).catch(bestEffort(services.logger, `forget the node of ${pin.host}:${pin.port}`));
           run.succeed({ nodeId: input.nodeId, found: r.found, dataRemoved: r.dataRemoved, ...(r.version ? { version: r.version } : {}) });
         } catch (e) {
           const err = e instanceof InstallError ? e : new InstallError("stop", "command", (e as Error)?.message ?? String(e));
@@ -355,7 +356,7 @@ export const installerRouter = router({
           services.live.adminChanged("ssh-hosts");
           await auditEnd(services, actor, "installer.remove.finished", run, { removeData: input.removeData }, input.nodeId);
         }
-      })();
+      })().catch((err: unknown) => services.logger.error({ err, runId: run.view.id }, "the remove run's audit failed"));
       return { runId: run.view.id };
     }),
 });

@@ -5,9 +5,11 @@
  */
 import { TRPCError } from "@trpc/server";
 import { z } from "zod";
-import { parseNormalizedReference } from "../../../agent/engine/reference/reference.ts";
+import { parseNormalizedReference } from "../../../shared/reference.ts";
 import type { StepSpec } from "../../jobs/job-service.ts";
-import { createOptionsFromForm, RunFormError, RunFormSchema } from "../run-form.ts";
+import { judgeHostAccess, type StepRequest } from "../../auth/host-access.ts";
+import { hostOptionsMessage } from "../../auth/host-options.ts";
+import { createOptionsFromForm, hostRequestOfForm, RunFormError, RunFormSchema } from "../run-form.ts";
 import { authedProcedure, requireNodes, router, type AuthedContext } from "../trpc.ts";
 
 const NodeIds = z.array(z.uuid({ error: "not a node ID" })).min(1, "choose at least one node").max(1000);
@@ -25,8 +27,21 @@ const Reference = z
   });
 const ContainerAction = z.enum(["start", "stop", "restart", "pause", "unpause", "kill", "remove"]);
 
+/**
+ * Refuses host-level container options (bind mounts of host paths, host network,
+ * --privileged…) the user's role and the nodes' host policies do not allow; the ones
+ * used are noted in the audit log either way.
+ */
+async function requireHostAccess(ctx: AuthedContext, steps: readonly StepRequest[]): Promise<void> {
+  const { used, refused } = await judgeHostAccess(ctx.services.prisma, ctx.user, steps);
+  if (used.length) ctx.audit.details.hostOptions = used.map((u) => `${u.option} ${u.value}`);
+  if (refused.length) throw new TRPCError({ code: "FORBIDDEN", message: hostOptionsMessage(refused) });
+}
+
 async function startJob(ctx: AuthedContext, kind: string, params: Record<string, unknown>, steps: StepSpec[]) {
   await requireNodes(ctx, steps.map((s) => s.nodeId), "operate");
+  // Every job passes here, so no procedure that makes a container can skip the host check.
+  await requireHostAccess(ctx, steps.map((s) => ({ nodeId: s.nodeId, action: s.action, params: s.params })));
   const { jobId } = await ctx.services.jobs.create({ kind, params, steps, createdById: ctx.user.id });
   ctx.audit.details.jobId = jobId;
   return { jobId };
@@ -178,9 +193,12 @@ export const jobsRouter = router({
     }),
 
   /** Run a container from the form on one node (pulls the image first when the node lacks it). */
-  run: authedProcedure.input(RunFormSchema).mutation(({ ctx, input }) => {
+  run: authedProcedure.input(RunFormSchema).mutation(async ({ ctx, input }) => {
     let options;
     try {
+      await requireNodes(ctx, [input.nodeId], "operate");
+      // Judged on the form first, so an operator hears which option is refused even when the engine could not apply it.
+      await requireHostAccess(ctx, [{ nodeId: input.nodeId, action: "container.run", params: hostRequestOfForm(input) }]);
       options = createOptionsFromForm(input);
     } catch (e) {
       if (e instanceof RunFormError) throw new TRPCError({ code: "BAD_REQUEST", message: e.message });

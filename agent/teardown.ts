@@ -15,15 +15,10 @@ import { execFile } from "node:child_process";
 import { readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { ConfigError, loadAgentConfig } from "../../../agent/config.ts";
-import { removeNetworking } from "../../../agent/engine/network/teardown.ts";
+import { chainPrefixOf, ConfigError, loadAgentConfig } from "./config.ts";
+import { removeNetworking } from "./engine/network/teardown.ts";
 
 const execFileP = promisify(execFile);
-
-/** The agent's chain prefix for its bridge, as agent/main.ts derives it. */
-function chainPrefixOf(bridge: string): string {
-  return bridge === "berth0" ? "BERTH" : bridge.toUpperCase().replace(/[^A-Z0-9]/g, "");
-}
 
 async function main(): Promise<number> {
   let config;

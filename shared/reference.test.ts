@@ -12,7 +12,7 @@ import {
   parseNormalizedReference,
   withDefaultTag,
 } from "./reference.ts";
-import { isEngineError } from "../errors.ts";
+import { isEngineError } from "./errors.ts";
 
 const F64 = "f".repeat(64);
 const HEX64 = "1a3f5e7d9c1b3a5f7e9d1c3b5a7f9e1d3c5b7a9f1e3d5d7c9b1a3f5e7d9c1b3a";

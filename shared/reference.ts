@@ -23,7 +23,7 @@
  * Docker Hub names carrying domain "docker.io" and the "library/" prefix for
  * official images ("busybox" → docker.io/library/busybox).
  */
-import { invalidArgument } from "../errors.ts";
+import { invalidArgument } from "./errors.ts";
 
 export interface ImageReference {
   /** Registry host[:port]; "docker.io" for Docker Hub names. */

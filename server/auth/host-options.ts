@@ -1,0 +1,297 @@
+/**
+ * Host-level container options: what lets a container reach past its own sandbox into
+ * the node (a bind mount of a host path, the host's network, PID, IPC or UTS namespace,
+ * --privileged, added capabilities, devices, security options, sysctls, another
+ * container's namespaces or volumes). Any of them turns "may run containers" into "is
+ * root on the node": `-v /:/host` writes the host's files as uid 0. So they are the
+ * admin's by default, and operators get only what their node group's host policy
+ * grants (host path prefixes, read-only or read-write, and the host network).
+ *
+ * This module is pure: it reads a request (the link's `container.create` options, or
+ * any job step's params) and says which options a policy refuses, each naming the
+ * option, its value and the setting that would allow it. The server calls it for every
+ * job step before the job exists (server/trpc/routers/jobs.ts startJob), so no way of
+ * making a container can skip it; the UI only mirrors it.
+ *
+ * Options the console does not know yet (a field added to the create options later)
+ * are refused for operators until they are classified here: failing closed is the
+ * point (test/console-authz.test.ts checks that every field of the contract is known).
+ */
+import { posix } from "node:path";
+import { z } from "zod";
+
+export const BindRuleSchema = z.object({
+  path: z
+    .string()
+    .trim()
+    .min(1, "a host path is required")
+    .max(4096)
+    .refine((p) => normalizeHostPath(p) !== null, "a host path must be absolute (start with /)")
+    .transform((p) => normalizeHostPath(p) as string),
+  access: z.enum(["ro", "rw"], { error: "access must be ro (read-only) or rw (read-write)" }),
+});
+export type BindRule = z.output<typeof BindRuleSchema>;
+
+export const HostPolicyRulesSchema = z.object({
+  allowHostNetwork: z.boolean().default(false),
+  bindMounts: z.array(BindRuleSchema).max(64, "at most 64 host paths").default([]),
+});
+export type HostPolicyRules = z.output<typeof HostPolicyRulesSchema>;
+
+/** No host access: nodes without a group, groups without a policy. */
+export const NO_HOST_ACCESS: HostPolicyRules = Object.freeze({ allowHostNetwork: false, bindMounts: [] });
+
+/** Where an admin grants what operators may use (named in refusals). */
+export const POLICY_SETTING = "Admin → Security → Host access";
+
+export interface HostOptionUse {
+  /** The docker-run spelling: `--volume`, `--network`, `--privileged`… */
+  option: string;
+  /** The value as given, for the message and the audit log. */
+  value: string;
+}
+
+export interface HostOptionRefusal extends HostOptionUse {
+  /** Why, and which setting would allow it. */
+  reason: string;
+}
+
+/**
+ * `path` made absolute-canonical without touching the disk: `.` and `..` resolved
+ * (never above /), `//` collapsed, no trailing slash. Null for relative paths and
+ * paths with NUL bytes, which are never host paths.
+ */
+export function normalizeHostPath(path: string): string | null {
+  if (typeof path !== "string" || !path.startsWith("/") || path.includes("\0")) return null;
+  const n = posix.normalize(path);
+  // normalize keeps a leading "//" (POSIX leaves its meaning to the system); Linux treats it as "/".
+  const collapsed = n.replace(/^\/+/, "/");
+  return collapsed.length > 1 ? collapsed.replace(/\/+$/, "") : collapsed;
+}
+
+/** True when `path` is `prefix` or below it (both normalised). */
+export function isWithin(path: string, prefix: string): boolean {
+  return prefix === "/" || path === prefix || path.startsWith(`${prefix}/`);
+}
+
+/**
+ * Fields of a container request that never reach past the container: resources,
+ * command, environment, ports, names, restart policy. Everything else is either
+ * checked below or refused for operators.
+ */
+const ORDINARY_FIELDS = new Set([
+  "name",
+  "image",
+  "cmd",
+  "entrypoint",
+  "env",
+  "workingDir",
+  "user",
+  "hostname",
+  "domainname",
+  "labels",
+  "tty",
+  "openStdin",
+  "stdinOnce",
+  "exposedPorts",
+  "stopSignal",
+  "stopTimeout",
+  "ports",
+  "publishAll",
+  "aliases",
+  "restartPolicy",
+  "autoRemove",
+  "memory",
+  "memorySwap",
+  "nanoCpus",
+  "cpuShares",
+  "cpusetCpus",
+  "pidsLimit",
+  "readonlyRootfs",
+  "capDrop",
+  "noNewPrivileges",
+  "shmSize",
+  "consoleSize",
+  "init",
+  "tmpfs",
+  "groupAdd",
+  "healthcheck",
+  "logConfig",
+  "macAddress",
+  "stopTimeoutSeconds",
+]);
+
+/** Fields this module reads and judges (see hostOptionUses). */
+const JUDGED_FIELDS = new Set([
+  "networkMode",
+  "network",
+  "mounts",
+  "binds",
+  "privileged",
+  "capAdd",
+  "devices",
+  "deviceCgroupRules",
+  "securityOpt",
+  "sysctls",
+  "pidMode",
+  "ipcMode",
+  "utsMode",
+  "cgroupnsMode",
+  "usernsMode",
+  "volumesFrom",
+  "cgroupParent",
+  "runtime",
+]);
+
+/** The fields of a container request this module knows (ordinary or judged). */
+export function isClassifiedField(field: string): boolean {
+  return ORDINARY_FIELDS.has(field) || JUDGED_FIELDS.has(field);
+}
+
+/** Set to something other than its harmless default. */
+function isSet(v: unknown): boolean {
+  if (v === undefined || v === null || v === false || v === "" || v === 0) return false;
+  if (Array.isArray(v)) return v.length > 0;
+  if (typeof v === "object") return Object.keys(v as object).length > 0;
+  return true;
+}
+
+function show(v: unknown): string {
+  return typeof v === "string" ? v : JSON.stringify(v);
+}
+
+interface BindUse {
+  source: string;
+  destination: string;
+  readonly: boolean;
+}
+
+/** Bind mounts of a request: the link's `mounts` (type bind) and Docker-style `binds` strings. */
+function bindsOf(params: Record<string, unknown>): BindUse[] {
+  const out: BindUse[] = [];
+  if (Array.isArray(params.mounts)) {
+    for (const m of params.mounts as Array<Record<string, unknown>>) {
+      if (!m || typeof m !== "object") continue;
+      if (m.type === "volume" || m.type === "tmpfs") continue;
+      // Anything else with a source (bind, or a type this module does not know) is judged as a bind.
+      out.push({ source: String(m.source ?? ""), destination: String(m.destination ?? m.target ?? ""), readonly: m.readonly === true || m.readOnly === true });
+    }
+  }
+  if (Array.isArray(params.binds)) {
+    for (const b of params.binds) {
+      const [source = "", destination = "", mode = ""] = String(b).split(":");
+      if (!source.startsWith("/")) continue; // a named volume
+      out.push({ source, destination, readonly: mode.split(",").includes("ro") });
+    }
+  }
+  return out;
+}
+
+/** Namespace modes that share the host's or another container's: `host`, `container:<id>`. */
+function sharesNamespace(mode: unknown): boolean {
+  return typeof mode === "string" && (mode === "host" || mode.startsWith("container:"));
+}
+
+/**
+ * What a request asks of the host, each as the docker-run option a user would
+ * recognise. `container` says the params create a container (then unknown fields
+ * count too); other job steps are read only for the known host-level fields.
+ */
+export function hostOptionUses(params: Record<string, unknown>, container: boolean): Array<HostOptionUse & { bind?: BindUse; hostNetwork?: true }> {
+  const uses: Array<HostOptionUse & { bind?: BindUse; hostNetwork?: true }> = [];
+  for (const b of bindsOf(params)) uses.push({ option: "--volume", value: `${b.source}:${b.destination}${b.readonly ? ":ro" : ""}`, bind: b });
+  for (const field of ["networkMode", "network"]) {
+    const mode = params[field];
+    if (mode === "host") uses.push({ option: "--network", value: "host", hostNetwork: true });
+    else if (typeof mode === "string" && mode.startsWith("container:")) uses.push({ option: "--network", value: mode });
+  }
+  for (const [field, option] of [
+    ["pidMode", "--pid"],
+    ["ipcMode", "--ipc"],
+    ["utsMode", "--uts"],
+    ["cgroupnsMode", "--cgroupns"],
+    ["usernsMode", "--userns"],
+  ] as const) {
+    if (sharesNamespace(params[field])) uses.push({ option, value: String(params[field]) });
+  }
+  if (params.privileged === true) uses.push({ option: "--privileged", value: "true" });
+  for (const [field, option] of [
+    ["capAdd", "--cap-add"],
+    ["devices", "--device"],
+    ["deviceCgroupRules", "--device-cgroup-rule"],
+    ["sysctls", "--sysctl"],
+    ["volumesFrom", "--volumes-from"],
+    ["cgroupParent", "--cgroup-parent"],
+    ["runtime", "--runtime"],
+  ] as const) {
+    if (isSet(params[field])) uses.push({ option, value: show(params[field]) });
+  }
+  if (isSet(params.securityOpt)) {
+    // no-new-privileges only takes power away; anything else (seccomp, apparmor, label) can give it back.
+    const opts = (Array.isArray(params.securityOpt) ? params.securityOpt : [params.securityOpt]).map(String);
+    const widening = opts.filter((o) => !/^no-new-privileges(?:[=:]true)?$/.test(o));
+    if (widening.length) uses.push({ option: "--security-opt", value: widening.join(",") });
+  }
+  if (container) {
+    for (const [field, value] of Object.entries(params)) {
+      if (!isClassifiedField(field) && isSet(value)) uses.push({ option: field, value: show(value) });
+    }
+  }
+  return uses;
+}
+
+/**
+ * The options in `params` that `rules` does not allow for an operator (empty: all
+ * allowed). Admins are not asked: they may use every option.
+ */
+export function refusedHostOptions(params: Record<string, unknown>, rules: HostPolicyRules, opts: { container: boolean; groupName?: string | null }): HostOptionRefusal[] {
+  const where = opts.groupName ? `node group "${opts.groupName}"` : "the node's group (this node is in no group)";
+  const out: HostOptionRefusal[] = [];
+  for (const use of hostOptionUses(params, opts.container)) {
+    if (use.bind) {
+      const path = normalizeHostPath(use.bind.source);
+      if (!path) {
+        out.push({ option: use.option, value: use.value, reason: "the host path must be absolute" });
+        continue;
+      }
+      const rule = rules.bindMounts
+        .filter((r) => isWithin(path, r.path))
+        // The longest matching prefix decides, so a read-only subtree inside a read-write one holds.
+        .sort((a, b) => b.path.length - a.path.length)[0];
+      if (!rule) {
+        out.push({ ...use, reason: `binds host path ${path}, which the host policy of ${where} does not list; an admin may allow it in ${POLICY_SETTING}` });
+      } else if (rule.access === "ro" && !use.bind.readonly) {
+        out.push({ ...use, reason: `host path ${path} may be bound read-only only (${rule.path} is read-only in the host policy of ${where}): add :ro, or ask an admin to change ${POLICY_SETTING}` });
+      }
+      continue;
+    }
+    if (use.hostNetwork) {
+      if (!rules.allowHostNetwork) out.push({ ...use, reason: `uses the host's network; the host policy of ${where} does not allow it (${POLICY_SETTING})` });
+      continue;
+    }
+    out.push({
+      ...use,
+      reason: use.option.startsWith("--")
+        ? "is a host-level option: only admins may use it (no host policy grants it to operators)"
+        : "is a container option the console does not classify yet: only admins may use it",
+    });
+  }
+  return out;
+}
+
+/** One message for a refusal: every refused option with its reason. */
+export function hostOptionsMessage(refusals: readonly HostOptionRefusal[]): string {
+  return `refused for the operator role: ${refusals.map((r) => `${r.option} ${JSON.stringify(r.value)} ${r.reason}`).join("; ")}`;
+}
+
+/**
+ * Volume driver options that make a named volume a bind mount in disguise
+ * (`--opt type=none --opt o=bind --opt device=/`): for a volume-create procedure to
+ * judge like a bind of `device`.
+ */
+export function volumeOptionsAsBind(driverOpts: Record<string, string> | undefined): BindUse | null {
+  if (!driverOpts) return null;
+  const o = (driverOpts.o ?? "").split(",");
+  if (!driverOpts.device || !(o.includes("bind") || o.includes("rbind") || driverOpts.type === "none")) return null;
+  return { source: driverOpts.device, destination: "", readonly: o.includes("ro") };
+}

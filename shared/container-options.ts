@@ -1,0 +1,103 @@
+import { z } from "zod";
+
+/**
+ * The options a container is created with, in the engine's own vocabulary: the engine
+ * keeps them in each container's record, and the console link sends them as the params
+ * of `container.create`. A leaf module (zod only), shared by the engine, the link
+ * contract and the console.
+ */
+
+export const PortBindingSchema = z.object({
+  containerPort: z.number().int(),
+  protocol: z.enum(["tcp", "udp"]),
+  hostIp: z.string(),
+  hostPort: z.number().int(),
+});
+export type PortSpec = z.infer<typeof PortBindingSchema>;
+
+export const MountSpecSchema = z.object({
+  type: z.enum(["volume", "bind"]),
+  /** Volume name (type volume) or absolute host path (type bind). */
+  source: z.string(),
+  destination: z.string(),
+  readonly: z.boolean().default(false),
+  /** An anonymous volume created for this container (image VOLUME or `-v /path`). */
+  anonymous: z.boolean().default(false),
+});
+export type MountSpec = z.infer<typeof MountSpecSchema>;
+
+export const RestartPolicySchema = z.object({
+  name: z.enum(["no", "always", "on-failure", "unless-stopped"]),
+  maximumRetryCount: z.number().int().nonnegative().default(0),
+});
+export type RestartPolicy = z.infer<typeof RestartPolicySchema>;
+
+/** `--device`: a host device node (or a directory of them) made in the container. */
+export const DeviceMappingSchema = z.object({
+  pathOnHost: z.string(),
+  pathInContainer: z.string(),
+  cgroupPermissions: z.string().default("rwm"),
+});
+export type DeviceMappingSpec = z.infer<typeof DeviceMappingSchema>;
+
+export const CreateOptionsSchema = z.object({
+  name: z.string().optional(),
+  image: z.string(),
+  cmd: z.array(z.string()).optional(),
+  entrypoint: z.union([z.array(z.string()), z.literal("")]).optional(),
+  env: z.array(z.string()).default([]),
+  workingDir: z.string().optional(),
+  user: z.string().optional(),
+  hostname: z.string().optional(),
+  domainname: z.string().optional(),
+  labels: z.record(z.string(), z.string()).default({}),
+  tty: z.boolean().default(false),
+  openStdin: z.boolean().default(false),
+  stdinOnce: z.boolean().default(false),
+  exposedPorts: z.array(z.string()).default([]),
+  stopSignal: z.string().optional(),
+  stopTimeout: z.number().int().optional(),
+  networkMode: z.string().default("bridge"),
+  ports: z.array(PortBindingSchema).default([]),
+  publishAll: z.boolean().default(false),
+  aliases: z.array(z.string()).default([]),
+  mounts: z.array(MountSpecSchema).default([]),
+  restartPolicy: RestartPolicySchema.default({ name: "no", maximumRetryCount: 0 }),
+  autoRemove: z.boolean().default(false),
+  memory: z.number().int().nonnegative().default(0),
+  memorySwap: z.number().int().default(0),
+  /** Negative values are refused with Docker's message when the runtime spec is built (create). */
+  nanoCpus: z.number().int().default(0),
+  cpuShares: z.number().int().nonnegative().default(0),
+  cpusetCpus: z.string().default(""),
+  pidsLimit: z.number().int().optional(),
+  readonlyRootfs: z.boolean().default(false),
+  capAdd: z.array(z.string()).default([]),
+  capDrop: z.array(z.string()).default([]),
+  noNewPrivileges: z.boolean().default(false),
+  /** `--privileged`: every capability and device, no seccomp, writable /sys (Docker's meaning). */
+  privileged: z.boolean().default(false),
+  /** `--security-opt` as given (inspect shows it); what it means is in the fields beside it. */
+  securityOpt: z.array(z.string()).default([]),
+  /** `--security-opt seccomp=`: absent for Docker's default profile, "unconfined", or a profile's JSON. */
+  seccompProfile: z.string().optional(),
+  /** `--pid`: "" (a PID namespace of its own), "host", or "container:<id or name>". */
+  pidMode: z.string().default(""),
+  /** `--ipc`: "" or "private" (its own), "none" (own, without /dev/shm), "host". */
+  ipcMode: z.string().default(""),
+  /** `--uts`: "" (its own) or "host". */
+  utsMode: z.string().default(""),
+  /** `--cgroupns`: Docker's default on cgroup v1 hosts is the host's. */
+  cgroupns: z.enum(["host", "private"]).default("host"),
+  devices: z.array(DeviceMappingSchema).default([]),
+  /** `--device-cgroup-rule`, e.g. "c 10:237 rw". */
+  deviceCgroupRules: z.array(z.string()).default([]),
+  sysctls: z.record(z.string(), z.string()).default({}),
+  /** HostConfig.MaskedPaths/ReadonlyPaths; absent: Docker's defaults. */
+  maskedPaths: z.array(z.string()).optional(),
+  readonlyPaths: z.array(z.string()).optional(),
+  shmSize: z.number().int().nonnegative().default(0),
+  consoleSize: z.object({ height: z.number(), width: z.number() }).optional(),
+});
+export type CreateOptions = z.input<typeof CreateOptionsSchema>;
+export type ContainerOptions = z.infer<typeof CreateOptionsSchema>;
