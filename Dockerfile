@@ -30,16 +30,11 @@ ENV NODE_ENV=production \
     NEXT_TELEMETRY_DISABLED=1 \
     BERTH_PORT=8080 \
     BERTH_DATA_DIR=/var/lib/berth-console
-# Owned by root and read-only to the console's user: only the data directory is its own.
-COPY --from=build /opt/berth/package.json /opt/berth/next.config.mjs /opt/berth/tsconfig.json ./
-COPY --from=build /opt/berth/node_modules ./node_modules
-COPY --from=build /opt/berth/.next ./.next
-COPY --from=build /opt/berth/dist ./dist
-COPY --from=build /opt/berth/bin ./bin
-COPY --from=build /opt/berth/server ./server
-COPY --from=build /opt/berth/agent ./agent
-COPY --from=build /opt/berth/prisma ./prisma
-COPY --from=build /opt/berth/public ./public
+# The build's tree as it is after the prune: the sources tsx runs (bin, server, agent, shared, ...),
+# the pruned node_modules, .next, the Prisma client, prisma/migrations, public/, dist/ (the
+# .dockerignore kept tests, .git and local output out). Owned by root, read-only to the console's
+# user: only the data directory is its own.
+COPY --from=build /opt/berth ./
 RUN mkdir -p /var/lib/berth-console && chown node:node /var/lib/berth-console && chmod 0700 /var/lib/berth-console
 USER node
 EXPOSE 8080
