@@ -111,7 +111,7 @@ export async function startConsole(options: ConsoleOptions): Promise<RunningCons
       try {
         await c();
       } catch (e) {
-        logger.error({ err: (e as Error).message }, "error while closing the console");
+        logger.error({ err: e }, "error while closing the console");
       }
     }
   };
@@ -145,7 +145,7 @@ export async function startConsole(options: ConsoleOptions): Promise<RunningCons
       http.listen(options.port, options.host ?? "0.0.0.0", () => ok());
     });
     cleanups.push(() => new Promise<void>((ok) => http.close(() => ok())));
-    http.on("error", (e) => logger.error({ err: e.message }, "http server error"));
+    http.on("error", (e) => logger.error({ err: e }, "http server error"));
     const bound = http.address() as AddressInfo;
     const port = bound.port;
     const listenAddress = `${bound.family === "IPv6" ? `[${bound.address}]` : bound.address}:${port}`;
@@ -234,7 +234,7 @@ export async function startConsole(options: ConsoleOptions): Promise<RunningCons
       if (handleDownloads(req, res, services)) return;
       if (nextHandler) {
         nextHandler(req, res).catch((e: unknown) => {
-          logger.error({ err: (e as Error).message, url }, "page failed");
+          logger.error({ err: e, url }, "page failed");
           if (!res.headersSent) res.writeHead(500).end("internal error");
         });
         return;

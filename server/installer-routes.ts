@@ -90,7 +90,7 @@ export function handleDownloads(req: IncomingMessage, res: ServerResponse, servi
   const work = url.pathname === INSTALL_SCRIPT_PATH ? serveScript(url, res, services) : serveArtifact(req, res);
   work.catch((e: unknown) => {
     // The URL holds the token: log the path only.
-    services.logger.error({ path: url.pathname, err: (e as Error).message }, "download failed");
+    services.logger.error({ path: url.pathname, err: e }, "download failed");
     if (!res.headersSent) {
       if (url.pathname === INSTALL_SCRIPT_PATH) refuseScript(res, "the console failed to make the install script; see its log");
       else res.writeHead(500, { "content-type": "text/plain" }).end("internal error\n");

@@ -201,7 +201,7 @@ export class ConsoleLink extends EventEmitter {
     let agent: PinnedAgent | undefined;
     if (this.opts.fingerprint) {
       agent = new PinnedAgent(this.opts.fingerprint);
-      agent.onMismatch = (e) => this.log.error({ err: e.message }, "console certificate does not match the pinned fingerprint");
+      agent.onMismatch = (e) => this.log.error({ err: e }, "console certificate does not match the pinned fingerprint");
     }
     const backoff = { ...DEFAULT_BACKOFF, ...this.opts.backoff };
     this.manager = new Manager(target.origin, {
@@ -287,7 +287,7 @@ export class ConsoleLink extends EventEmitter {
     this.baseline = undefined;
     this.pendingEvents = [];
     this.setState("connected");
-    void this.sendSnapshot().catch((e: unknown) => this.log.error({ err: (e as Error).message }, "cannot read the inventory"));
+    void this.sendSnapshot().catch((e: unknown) => this.log.error({ err: e }, "cannot read the inventory"));
   }
 
   private onDisconnect(reason: string): void {
@@ -304,6 +304,7 @@ export class ConsoleLink extends EventEmitter {
     if (this.socket?.active) {
       // A transport failure: the manager retries with back-off. Say so once, then quietly.
       const level = this.failedAttempts === 1 ? "warn" : "debug";
+      // The message alone: this repeats every few seconds while the console is away.
       this.log[level]({ err: err.message, attempt: this.failedAttempts }, "console unreachable; retrying with back-off");
       return;
     }
@@ -341,7 +342,7 @@ export class ConsoleLink extends EventEmitter {
     const reply = typeof ack === "function" ? (ack as (r: { ok: boolean; message?: string }) => void) : () => undefined;
     const e = parseEnrollment(raw);
     if (!e.ok) {
-      this.log.error({ err: e.message }, "malformed enrollment from the console");
+      this.log.error({ err: e }, "malformed enrollment from the console");
       reply({ ok: false, message: e.message });
       return;
     }
@@ -357,7 +358,7 @@ export class ConsoleLink extends EventEmitter {
     try {
       await writeCredential(this.opts.credentialFile, stored);
     } catch (err) {
-      this.log.error({ err: (err as Error).message, file: this.opts.credentialFile }, "enrolled, but the credential cannot be stored: this node will need a new join token after the agent restarts");
+      this.log.error({ err, file: this.opts.credentialFile }, "enrolled, but the credential cannot be stored: this node will need a new join token after the agent restarts");
       reply({ ok: false, message: `cannot store the credential: ${(err as Error).message}` });
       return;
     }
@@ -376,7 +377,7 @@ export class ConsoleLink extends EventEmitter {
     try {
       await deleteCredential(this.opts.credentialFile);
     } catch (e) {
-      this.log.error({ err: (e as Error).message, file: this.opts.credentialFile }, "cannot delete the revoked credential");
+      this.log.error({ err: e, file: this.opts.credentialFile }, "cannot delete the revoked credential");
     }
     this.emit("revoked", reason);
   }

@@ -328,7 +328,7 @@ export class AgentHub extends EventEmitter<HubEvents> {
     for (const s of this.states.values()) {
       clearTimeout(s.saveTimer);
       s.saveTimer = undefined;
-      if (s.inventory) saves.push(this.registry.saveInventory(s.nodeId, s.inventory).catch((e: unknown) => this.log.error({ nodeId: s.nodeId, err: (e as Error).message }, "cannot save inventory")));
+      if (s.inventory) saves.push(this.registry.saveInventory(s.nodeId, s.inventory).catch((e: unknown) => this.log.error({ nodeId: s.nodeId, err: e }, "cannot save inventory")));
     }
     await Promise.all(saves);
     this.nsp.removeAllListeners("connection");
@@ -383,7 +383,7 @@ export class AgentHub extends EventEmitter<HubEvents> {
       socket.data = { nodeId: auth.nodeId, hostname: known?.hostname ?? auth.nodeId, agentVersion: auth.agentVersion };
     } catch (e) {
       if ((e as ExtendedError).data) throw e;
-      this.log.error({ address, err: (e as Error).message }, "node registry failed during the handshake");
+      this.log.error({ address, err: e }, "node registry failed during the handshake");
       throw refusal("unavailable", "the console cannot check nodes right now; retry later");
     }
   }
@@ -451,7 +451,7 @@ export class AgentHub extends EventEmitter<HubEvents> {
     const now = Date.now();
     if (!force && now - state.lastMarkSeen < this.seenIntervalMs) return;
     state.lastMarkSeen = now;
-    this.registry.markSeen(state.nodeId, new Date(state.lastSeen)).catch((e: unknown) => this.log.error({ nodeId: state.nodeId, err: (e as Error).message }, "cannot record last seen"));
+    this.registry.markSeen(state.nodeId, new Date(state.lastSeen)).catch((e: unknown) => this.log.error({ nodeId: state.nodeId, err: e }, "cannot record last seen"));
   }
 
   private saveInventory(state: NodeState, now: boolean): void {
@@ -460,7 +460,7 @@ export class AgentHub extends EventEmitter<HubEvents> {
       state.saveTimer = undefined;
       state.lastSave = Date.now();
       const inv = state.inventory;
-      if (inv) this.registry.saveInventory(state.nodeId, inv).catch((e: unknown) => this.log.error({ nodeId: state.nodeId, err: (e as Error).message }, "cannot save inventory"));
+      if (inv) this.registry.saveInventory(state.nodeId, inv).catch((e: unknown) => this.log.error({ nodeId: state.nodeId, err: e }, "cannot save inventory"));
     };
     if (now) {
       clearTimeout(state.saveTimer);
@@ -533,7 +533,7 @@ export class AgentHub extends EventEmitter<HubEvents> {
     this.log.warn({ nodeId: state.nodeId, why }, "inventory out of step; asking for a snapshot");
     this.request(state.nodeId, "inventory.snapshot", {}, { timeoutMs: 60_000 }).catch((e: unknown) => {
       state.resyncing = false;
-      this.log.warn({ nodeId: state.nodeId, err: (e as Error).message }, "inventory resync failed");
+      this.log.warn({ nodeId: state.nodeId, err: e }, "inventory resync failed");
     });
   }
 
@@ -553,7 +553,7 @@ export class AgentHub extends EventEmitter<HubEvents> {
       try {
         l(ev.value);
       } catch (e) {
-        this.log.error({ requestId: p.id, err: (e as Error).message }, "stream listener failed");
+        this.log.error({ requestId: p.id, err: e }, "stream listener failed");
       }
     }
   }

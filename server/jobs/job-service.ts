@@ -131,7 +131,7 @@ export class JobService {
     if (this.running.has(jobId) || this.closed) return;
     const abort = new AbortController();
     const done = this.run(jobId, abort.signal)
-      .catch((e: unknown) => this.deps.logger.error({ jobId, err: (e as Error).message }, "job failed to run"))
+      .catch((e: unknown) => this.deps.logger.error({ jobId, err: e }, "job failed to run"))
       .finally(() => this.running.delete(jobId));
     this.running.set(jobId, { abort, done });
   }

@@ -101,7 +101,7 @@ export function attachContainerSessions(socket: AnySocket, deps: SessionDeps): v
         outcome,
         details: { containerId: req.containerId, cmd, ...details },
         ip,
-      }).catch((e: unknown) => deps.logger.error({ err: (e as Error).message }, "cannot write the audit log"));
+      }).catch((e: unknown) => deps.logger.error({ err: e }, "cannot write the audit log"));
     if (refusal) {
       await audit("denied", { reason });
       if (!session) socket.disconnect(true);

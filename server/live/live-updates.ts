@@ -84,7 +84,7 @@ export class LiveUpdates {
     this.nsp.on("connection", (socket) => {
       attachContainerSessions(socket as unknown as Socket, { prisma: this.prisma, hub: opts.hub, authSecret: opts.authSecret, logger: this.log });
       this.joinRooms(socket).catch((e: unknown) => {
-        this.log.error({ err: (e as Error).message }, "cannot compute a browser socket's rooms");
+        this.log.error({ err: e }, "cannot compute a browser socket's rooms");
         socket.disconnect(true);
       });
     });

@@ -67,7 +67,7 @@ const audited = t.middleware(async ({ ctx, type, path, getRawInput, next }) => {
     outcome,
     details: { input, ...audit.details, ...(result.ok ? {} : { error: result.error.message }) },
     ip: ctx.ip ?? null,
-  }).catch((e: unknown) => ctx.services.logger.error({ err: (e as Error).message, action: path }, "cannot write the audit log"));
+  }).catch((e: unknown) => ctx.services.logger.error({ err: e, action: path }, "cannot write the audit log"));
   return result;
 });
 

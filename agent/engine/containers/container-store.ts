@@ -28,7 +28,7 @@ export class ContainerStore {
         this.records.set(id, ContainerRecordSchema.parse(JSON.parse(text)));
       } catch (e) {
         // A directory without a complete record is a create that crashed before it finished.
-        this.logger?.warn({ id, err: (e as Error).message }, "removing the leftovers of an unfinished container");
+        this.logger?.warn({ id, err: e }, "removing the leftovers of an unfinished container");
         await rm(join(this.root, id), { recursive: true, force: true });
       }
     }

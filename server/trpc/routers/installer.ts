@@ -125,7 +125,7 @@ async function auditEnd(services: ConsoleServices, ctx: AuthedContext, action: s
     outcome: v.status === "succeeded" ? "success" : "failure",
     details: { runId: v.id, host: v.host, port: v.port, ...extra, ...(v.result ? { result: v.result } : {}), ...(v.error ? { error: v.error } : {}) },
     ip: ctx.ip ?? null,
-  }).catch((e: unknown) => services.logger.error({ err: (e as Error).message, action }, "cannot write the audit log"));
+  }).catch((e: unknown) => services.logger.error({ err: e, action }, "cannot write the audit log"));
 }
 
 function beginRun(runs: InstallRuns, kind: "install" | "remove", host: string, port: number, secrets: string[]): InstallRun {
@@ -287,7 +287,7 @@ export const installerRouter = router({
           );
           await kh
             .remember(input.host, input.port, { nodeId: result.nodeId, username: input.username, installPrefix: prefix, credentials: input.keepCredentials ? credentials : null })
-            .catch((e: unknown) => services.logger.error({ err: (e as Error).message, host: input.host }, "cannot record the installed node with its pinned host"));
+            .catch((e: unknown) => services.logger.error({ err: e, host: input.host }, "cannot record the installed node with its pinned host"));
           run.succeed({ nodeId: result.nodeId, version: result.version, upgraded: result.upgraded });
         } catch (e) {
           const err = e instanceof InstallError ? e : new InstallError("connect", "command", (e as Error)?.message ?? String(e));
