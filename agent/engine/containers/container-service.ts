@@ -200,7 +200,7 @@ export class ContainerService extends EventEmitter {
     const stillRunning: ContainerRecord[] = [];
     for (const r of live) {
       const paths = this.paths(r.id);
-      const state = await runc.state(r.id).catch(() => undefined);
+      const state = await runc.state(r.id).catch(bestEffort(this.deps.logger, `runc state ${r.id}`));
       const alive = state && (state.status === "running" || state.status === "paused") && (await this.deps.monitor.monitorAlive(paths));
       if (alive) {
         r.state.status = state.status === "paused" ? "paused" : "running";
@@ -231,19 +231,19 @@ export class ContainerService extends EventEmitter {
     }
     for (const s of await snapshots.list()) {
       if (!known.has(s.key)) {
-        await unmountAll(join(store.dir(s.key), "rootfs"), { detach: true }).catch(() => undefined);
+        await unmountAll(join(store.dir(s.key), "rootfs"), { detach: true }).catch(bestEffort(this.deps.logger, "unmount a leftover root"));
         await snapshots.remove(s.key).catch((err: unknown) => logger.warn({ err, key: s.key }, "could not remove an orphan snapshot"));
       }
     }
     for (const r of store.list()) {
       if (running.has(r.id)) continue;
       const { rootfs } = this.paths(r.id);
-      if (await isMounted(rootfs)) await unmountAll(rootfs, { detach: true }).catch(() => undefined);
+      if (await isMounted(rootfs)) await unmountAll(rootfs, { detach: true }).catch(bestEffort(this.deps.logger, `unmount ${rootfs}`));
     }
     await snapshots.removeStale();
     for (const r of live) {
       if (stillRunning.includes(r)) continue;
-      const recorded = await this.deps.monitor.exitStatus(this.paths(r.id)).catch(() => undefined);
+      const recorded = await this.deps.monitor.exitStatus(this.paths(r.id)).catch(bestEffort(this.deps.logger, `read the recorded exit of ${r.id}`));
       const status = recorded ?? { exitCode: 255, oomKilled: false, finishedAt: new Date().toISOString() };
       logger.info({ id: r.id, exitCode: status.exitCode, monitorDied: !recorded }, "container exited while the agent was away");
       await this.handleExit(r, status, { adopting: true, monitorDied: !recorded });
@@ -336,7 +336,7 @@ export class ContainerService extends EventEmitter {
       await snapshots.prepare(id, record.imageChainId);
       for (const m of mounts) if (m.type === "volume") await volumes.create({ name: m.source, anonymous: m.anonymous });
     } catch (e) {
-      await snapshots.remove(id).catch(() => undefined);
+      await snapshots.remove(id).catch(bestEffort(this.deps.logger, `remove the snapshot of ${id}`));
       await store.delete(id);
       throw e;
     }
@@ -387,7 +387,7 @@ export class ContainerService extends EventEmitter {
     const p = this.paths(record.id);
     const undo: Array<() => Promise<unknown>> = [];
     try {
-      const image = await images.config(record.imageId).catch(() => undefined);
+      const image = await images.config(record.imageId).catch(bestEffort(this.deps.logger, `read the config of image ${record.imageId}`));
       const config = image?.config ?? {};
       await mkdir(p.rootfs, { recursive: true });
       await mountAll(await snapshots.mounts(record.id), p.rootfs);
@@ -423,7 +423,7 @@ export class ContainerService extends EventEmitter {
       // left to runc, which creates an empty file there (a directory would make the mount fail).
       for (const b of binds) {
         if (!(await stat(b.source).then((st) => st.isDirectory(), () => true))) continue;
-        await mkdirInRoot(p.rootfs, b.destination).catch(() => undefined);
+        await mkdirInRoot(p.rootfs, b.destination).catch(bestEffort(this.deps.logger, `make the mount point ${b.destination}`));
       }
 
       const user = await resolveUser(p.rootfs, record.options.user ?? config.User ?? "");
@@ -446,7 +446,7 @@ export class ContainerService extends EventEmitter {
       });
       await mkdirInRoot(p.rootfs, spec.process.cwd);
       await writeFile(join(p.bundle, "config.json"), JSON.stringify(spec));
-      await runc.delete(record.id, { force: true }).catch(() => undefined);
+      await runc.delete(record.id, { force: true }).catch(bestEffort(this.deps.logger, `runc delete ${record.id}`));
       await rm(p.stateDir, { recursive: true, force: true });
       const created = await monitor.create({ ...monitorPaths(p), id: record.id, name: record.name, tty: record.options.tty, stdin: record.options.openStdin, stdinOnce: record.options.stdinOnce, logMaxSize: LOG_MAX_BYTES });
       undo.push(() => runc.delete(record.id, { force: true }));
@@ -615,12 +615,12 @@ export class ContainerService extends EventEmitter {
     const exited = this.nextExit(record.id);
     await this.deps.store.save(record);
     const timeout = timeoutSeconds ?? record.options.stopTimeout ?? 10;
-    const sig = signal ?? record.options.stopSignal ?? (await this.deps.images.config(record.imageId).catch(() => undefined))?.config?.StopSignal ?? "SIGTERM";
-    if (record.state.status === "paused") await this.deps.runc.resume(record.id).catch(() => undefined);
-    await this.deps.runc.kill(record.id, sig).catch(() => undefined);
+    const sig = signal ?? record.options.stopSignal ?? (await this.deps.images.config(record.imageId).catch(bestEffort(this.deps.logger, `read the config of image ${record.imageId}`)))?.config?.StopSignal ?? "SIGTERM";
+    if (record.state.status === "paused") await this.deps.runc.resume(record.id).catch(bestEffort(this.deps.logger, `resume ${record.id} before stopping it`));
+    await this.deps.runc.kill(record.id, sig).catch(bestEffort(this.deps.logger, `send ${sig} to ${record.id}`));
     const graceful = timeout < 0 ? await exited.then(() => true) : await Promise.race([exited.then(() => true), sleep(timeout * 1000).then(() => false)]);
     if (!graceful) {
-      await this.deps.runc.kill(record.id, "SIGKILL", { all: true }).catch(() => undefined);
+      await this.deps.runc.kill(record.id, "SIGKILL", { all: true }).catch(bestEffort(this.deps.logger, `SIGKILL ${record.id}`));
       await exited;
     }
     this.emitEvent("stop", record);
@@ -847,7 +847,7 @@ export class ContainerService extends EventEmitter {
     const record = this.deps.store.get(exec.containerId);
     if (!record || record.state.status !== "running") throw conflict(`Container ${exec.containerId} is not running`);
     const p = this.paths(record.id);
-    const image = (await this.deps.images.config(record.imageId).catch(() => undefined))?.config ?? {};
+    const image = (await this.deps.images.config(record.imageId).catch(bestEffort(this.deps.logger, `read the config of image ${record.imageId}`)))?.config ?? {};
     const user = await resolveUser(p.rootfs, exec.config.user || record.options.user || image.User || "");
     const spec = buildRuntimeSpec({
       image,
@@ -955,7 +955,7 @@ export class ContainerService extends EventEmitter {
   async disconnect(idOrName: string, networkName: string, force: boolean): Promise<void> {
     const record = this.get(idOrName);
     await this.deps.network.disconnect(record.id, networkName, force);
-    const info = await this.deps.network.inspect(networkName).catch(() => undefined);
+    const info = await this.deps.network.inspect(networkName).catch(bestEffort(this.deps.logger, `inspect network ${networkName}`));
     record.endpoints = record.endpoints.filter((e) => e.networkName !== networkName && e.networkId !== info?.id);
     await this.deps.store.save(record);
   }
@@ -972,7 +972,7 @@ export class ContainerService extends EventEmitter {
   }
 
   async volumeMountpoint(name: string): Promise<string> {
-    return (await this.deps.volumes.get(name).catch(() => undefined))?.mountpoint ?? "";
+    return (await this.deps.volumes.get(name).catch(bestEffort(this.deps.logger, `read volume ${name}`)))?.mountpoint ?? "";
   }
 
   /** Bytes in the container's writable layer. */
@@ -1049,7 +1049,7 @@ export class ContainerService extends EventEmitter {
       this.emitEvent("commit", record, { comment: opts.comment ?? "" });
       return id;
     } finally {
-      if (paused) await runc.resume(record.id).catch(() => undefined);
+      if (paused) await runc.resume(record.id).catch(bestEffort(this.deps.logger, `resume ${record.id}`));
     }
   }
 
