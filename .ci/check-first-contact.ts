@@ -19,6 +19,7 @@ import { readFileSync } from "node:fs";
 import { promisify } from "node:util";
 import { startRegistry } from "../test/fixtures/registry.ts";
 import { pushFixtureImages } from "../test/fixtures/images.ts";
+import { HttpBrowser } from "../test/helpers/http-browser.ts";
 
 const execFileP = promisify(execFile);
 const LOCAL = `http://127.0.0.1:${process.env.BERTH_PORT ?? 8080}`;
@@ -43,33 +44,11 @@ const health = await fetch(`${LOCAL}/api/health`).then((r) => r.json() as Promis
 if (health.ok !== true || health.url !== url) fail(`/api/health answers ok with the printed URL ${url}`, health);
 ok("/api/health answers");
 
-/** A cookie jar of one browser. */
-const jar = new Map<string, string>();
-async function call(path: string, init: RequestInit = {}): Promise<Response> {
-  const res = await fetch(`${LOCAL}${path}`, { ...init, redirect: "manual", headers: { ...(init.headers as Record<string, string>), cookie: [...jar].map(([k, v]) => `${k}=${v}`).join("; ") } });
-  for (const c of res.headers.getSetCookie()) {
-    const [pair] = c.split(";");
-    const i = pair!.indexOf("=");
-    jar.set(pair!.slice(0, i), pair!.slice(i + 1));
-  }
-  return res;
-}
+const browser = new HttpBrowser(LOCAL);
 async function trpc(path: string, input?: unknown, mutation = false): Promise<unknown> {
-  const res = mutation
-    ? await call(`/api/trpc/${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(input ?? {}) })
-    : await call(`/api/trpc/${path}${input === undefined ? "" : `?input=${encodeURIComponent(JSON.stringify(input))}`}`);
-  const body = (await res.json()) as { result?: { data: unknown }; error?: unknown };
-  if (!res.ok || !body.result) fail(`tRPC ${path}`, body);
-  return body.result.data;
+  return browser.trpc(path, input, mutation).catch((e: unknown) => fail(`tRPC ${path}`, (e as Error).message));
 }
-
-const { csrfToken } = (await (await call("/api/auth/csrf")).json()) as { csrfToken: string };
-const signIn = await call("/api/auth/callback/credentials", {
-  method: "POST",
-  headers: { "content-type": "application/x-www-form-urlencoded" },
-  body: new URLSearchParams({ csrfToken, email, password, json: "true" }).toString(),
-});
-if (![...jar.keys()].some((k) => k.endsWith("next-auth.session-token"))) fail("sign-in with the printed one-time password gives a session", { status: signIn.status, body: await signIn.text() });
+await browser.signIn(email, password).catch((e: unknown) => fail("sign-in with the printed one-time password gives a session", (e as Error).message));
 const me = (await trpc("auth.me")) as { email: string; role: string; mustChangePassword: boolean } | null;
 if (me?.email !== email || me.role !== "admin" || !me.mustChangePassword) fail("the signed-in user is the first admin, asked to change the password", me);
 ok("the first admin signed in over HTTP with the one-time password");

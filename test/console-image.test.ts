@@ -30,6 +30,7 @@ import { startBridgedDockerd, type BridgedDockerd } from "../bench/dockerd-bridg
 import { dockerCliOk } from "./helpers/dockerd.ts";
 import { startAgent, type AgentHandle } from "./helpers/agent.ts";
 import { until } from "./helpers/wait.ts";
+import { HttpBrowser } from "./helpers/http-browser.ts";
 
 const execFileP = promisify(execFile);
 const ROOT = resolve(import.meta.dirname, "..");
@@ -259,36 +260,9 @@ test("the console image, run by docker-compose.yml with PostgreSQL: healthy, fir
   const password = /^\S*\s*\|\s+password:\s+(\S+)/m.exec(logs)?.[1];
   assert.ok(email && password, `docker-compose logs console shows the first admin's login:\n${logs}`);
 
-  const jar = new Map<string, string>();
-  const call = async (path: string, init: RequestInit = {}): Promise<Response> => {
-    const res = await fetch(`${publicUrl}${path}`, {
-      signal: AbortSignal.timeout(30_000),
-      ...init,
-      redirect: "manual",
-      headers: { ...(init.headers as Record<string, string>), cookie: [...jar].map(([k, v]) => `${k}=${v}`).join("; ") },
-    });
-    for (const c of res.headers.getSetCookie()) {
-      const [pair] = c.split(";");
-      const i = pair!.indexOf("=");
-      jar.set(pair!.slice(0, i), pair!.slice(i + 1));
-    }
-    return res;
-  };
-  const trpc = async (path: string, input?: unknown, mutation = false): Promise<unknown> => {
-    const res = mutation
-      ? await call(`/api/trpc/${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(input ?? {}) })
-      : await call(`/api/trpc/${path}${input === undefined ? "" : `?input=${encodeURIComponent(JSON.stringify(input))}`}`);
-    const body = (await res.json()) as { result?: { data: unknown }; error?: unknown };
-    assert.ok(res.ok && body.result, `tRPC ${path}: ${JSON.stringify(body)}`);
-    return body.result.data;
-  };
-  const { csrfToken } = (await (await call("/api/auth/csrf")).json()) as { csrfToken: string };
-  const signIn = await call("/api/auth/callback/credentials", {
-    method: "POST",
-    headers: { "content-type": "application/x-www-form-urlencoded" },
-    body: new URLSearchParams({ csrfToken, email, password, json: "true" }).toString(),
-  });
-  assert.ok([...jar.keys()].some((k) => k.endsWith("next-auth.session-token")), `sign-in with the one-time password from the logs gives a session (HTTP ${signIn.status})`);
+  const browser = new HttpBrowser(publicUrl);
+  const trpc = (path: string, input?: unknown, mutation = false) => browser.trpc(path, input, mutation);
+  await browser.signIn(email, password);
   const me = (await trpc("auth.me")) as { email: string; role: string; mustChangePassword: boolean } | null;
   assert.deepEqual(me && { email: me.email, role: me.role, mustChangePassword: me.mustChangePassword }, { email, role: "admin", mustChangePassword: true });
   await trpc("auth.changePassword", { current: password, next: `the image ${tag} keeps the fleet afloat` }, true);
