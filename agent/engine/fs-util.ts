@@ -1,3 +1,4 @@
+import { lstatSync, type Stats } from "node:fs";
 import { lstat, open, readdir } from "node:fs/promises";
 
 /** Small filesystem helpers the on-disk stores share. */
@@ -60,5 +61,15 @@ export async function writeNewFileSynced(p: string, text: string): Promise<void>
     await fh.sync();
   } finally {
     await fh.close();
+  }
+}
+
+/** lstat(2), synchronously, or undefined when nothing is there. */
+export function lstatOr(p: string): Stats | undefined {
+  try {
+    return lstatSync(p);
+  } catch (e) {
+    if (isErrno(e, "ENOENT")) return undefined;
+    throw e;
   }
 }

@@ -7,7 +7,7 @@
  * and stay out of the context when `.dockerignore` names them.
  */
 import dockerignore from "@balena/dockerignore";
-import { constants as fsc, chmodSync, closeSync, fchmodSync, futimesSync, linkSync, lstatSync, lutimesSync, mkdirSync, openSync, rmSync, symlinkSync, unlinkSync, utimesSync, writeSync, type Stats } from "node:fs";
+import { constants as fsc, chmodSync, closeSync, fchmodSync, futimesSync, linkSync, lutimesSync, mkdirSync, openSync, rmSync, symlinkSync, unlinkSync, utimesSync, writeSync } from "node:fs";
 import { createHash, randomBytes } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
 import { lstat, mkdir, readdir, readFile, rm, rmdir } from "node:fs/promises";
@@ -19,6 +19,7 @@ import { canceled, EngineError, invalidArgument, notFound } from "../errors.ts";
 import { cleanEntryName } from "../layers/extract.ts";
 import { decompressStream } from "../layers/decompress.ts";
 import { secureJoin } from "../runtime/secure-join.ts";
+import { lstatOr } from "../fs-util.ts";
 
 const MAX_DOCKERFILE = 8 << 20;
 
@@ -183,14 +184,6 @@ async function extractContext(tar: Readable, dir: string, signal?: AbortSignal):
   for (const [rel, t] of dirTimes.sort((a, b) => b[0].split("/").length - a[0].split("/").length)) utimesSync(join(dir, rel), t, t);
 }
 
-function lstatOr(p: string): Stats | undefined {
-  try {
-    return lstatSync(p);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-    throw e;
-  }
-}
 
 async function readInside(dir: string, name: string): Promise<string | undefined> {
   const p = await secureJoin(dir, name);

@@ -21,6 +21,7 @@ import { lstat, readdir } from "node:fs/promises";
 import { join, posix } from "node:path";
 import { invalidArgument, notFound } from "../errors.ts";
 import { secureJoin } from "../runtime/secure-join.ts";
+import { lstatOr } from "../fs-util.ts";
 
 export interface CopyOwner {
   uid: number;
@@ -245,14 +246,6 @@ function applyMeta(dest: string, st: Stats, opts: CopyOptions, created: boolean)
   chmodSync(dest, opts.mode ?? st.mode & 0o7777);
 }
 
-function lstatOr(p: string): Stats | undefined {
-  try {
-    return lstatSync(p);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-    throw e;
-  }
-}
 
 /** Creates `path` inside `root` (and missing parents, 0755, owned by `owner`). @returns its host path, and whether it was made */
 async function ensureDir(root: string, path: string, opts: CopyOptions): Promise<{ host: string; created: boolean }> {
