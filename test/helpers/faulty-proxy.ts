@@ -210,7 +210,8 @@ async function transfer(upRes: IncomingMessage, res: ServerResponse, record: Pro
       res.write(chunk, (err) => (err ? reject(err) : resolve()));
     });
 
-  if (fault.kind === "truncate") {
+  if (fault.kind === "truncate" || fault.kind === "reset" || fault.kind === "stall") {
+    // The first bytes of the body as the registry sent them, then the fault.
     const limit = fault.afterBytes ?? Math.floor((Number.isFinite(declared) ? declared : 0) / 2);
     let sent = 0;
     for await (const c of upRes as AsyncIterable<Buffer>) {
@@ -220,23 +221,13 @@ async function transfer(upRes: IncomingMessage, res: ServerResponse, record: Pro
       if (sent >= limit) break;
     }
     upRes.destroy();
-    // Let the bytes reach the client, then cut the connection as a dying server would.
-    await new Promise((r) => setTimeout(r, 50));
-    res.socket?.destroy();
-    res.destroy();
-    return;
-  }
-
-  if (fault.kind === "reset" || fault.kind === "stall") {
-    const limit = fault.afterBytes ?? Math.floor((Number.isFinite(declared) ? declared : 0) / 2);
-    let sent = 0;
-    for await (const c of upRes as AsyncIterable<Buffer>) {
-      const take = Math.min(c.length, limit - sent);
-      if (take > 0) await write(c.subarray(0, take));
-      sent += take;
-      if (sent >= limit) break;
+    if (fault.kind === "truncate") {
+      // Let the bytes reach the client, then cut the connection as a dying server would.
+      await new Promise((r) => setTimeout(r, 50));
+      res.socket?.destroy();
+      res.destroy();
+      return;
     }
-    upRes.destroy();
     if (fault.kind === "stall") return; // headers and some bytes sent; nothing more until the client gives up or stop()
     await new Promise((r) => setTimeout(r, 50));
     if (res.socket && !res.socket.destroyed) res.socket.resetAndDestroy();
