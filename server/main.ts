@@ -7,6 +7,10 @@
  *                       commands name it); default when listening on all interfaces: this host's
  *                       primary address (the default route's), else the listen address
  *   --tls-cert FILE --tls-key FILE   [BERTH_TLS_CERT, BERTH_TLS_KEY] serve HTTPS
+ *   --trust-proxy       [BERTH_TRUST_PROXY=1] the console is behind a reverse proxy: take the
+ *                       client's address (sign-in throttling, audit log) from the last entry of
+ *                       X-Forwarded-For, which the proxy appends; never set it without a proxy,
+ *                       or any client can claim any address
  *   --dev               Next.js development mode
  *   --join-token-file F a fresh join token (single use, 1 h) written to F (0600) at each start,
  *                       for an agent on the same machine to enroll with (bin/berth-up)
@@ -28,12 +32,13 @@ const { values } = parseArgs({
     "tls-cert": { type: "string" },
     "tls-key": { type: "string" },
     dev: { type: "boolean", default: false },
+    "trust-proxy": { type: "boolean", default: false },
     "join-token-file": { type: "string" },
     help: { type: "boolean", default: false },
   },
 });
 if (values.help) {
-  console.log("usage: berth-console [--port N] [--host ADDR] [--data-dir DIR] [--public-url URL] [--tls-cert FILE --tls-key FILE] [--dev]");
+  console.log("usage: berth-console [--port N] [--host ADDR] [--data-dir DIR] [--public-url URL] [--tls-cert FILE --tls-key FILE] [--trust-proxy] [--dev]");
   process.exit(0);
 }
 const env = process.env;
@@ -56,6 +61,12 @@ if (givenPublicUrl !== undefined && !/^https?:\/\/[^/\s]+/.test(givenPublicUrl))
 }
 const listensEverywhere = !host || host === "0.0.0.0" || host === "::";
 const publicUrl = givenPublicUrl ?? (listensEverywhere ? `${certFile ? "https" : "http"}://${primaryAddress()}:${port}` : undefined);
+const trustProxyEnv = env.BERTH_TRUST_PROXY?.trim().toLowerCase();
+if (trustProxyEnv !== undefined && !["", "0", "1", "true", "false", "yes", "no"].includes(trustProxyEnv)) {
+  console.error(`berth-console: BERTH_TRUST_PROXY must be 1 or 0 (true/false), got ${JSON.stringify(env.BERTH_TRUST_PROXY)}`);
+  process.exit(2);
+}
+const trustProxy = values["trust-proxy"] || ["1", "true", "yes"].includes(trustProxyEnv ?? "");
 const dataDir = values["data-dir"] ?? env.BERTH_DATA_DIR ?? "/var/lib/berth-console";
 
 /** One line saying what went wrong and what to do, for the errors a first start meets. */
@@ -84,6 +95,7 @@ try {
     ...(publicUrl ? { publicUrl } : {}),
     ...(certFile && keyFile ? { tls: { cert: await readFile(certFile, "utf8"), key: await readFile(keyFile, "utf8") } } : {}),
     dev: values.dev,
+    trustProxy,
   });
   // The first admin's login goes to stdout, plainly, for the person who started the console.
   if (running.firstAdmin.created) console.log(`\n${firstAdminMessage(running.firstAdmin, running.url)}\n`);

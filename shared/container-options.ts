@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { HostPathRuleSchema } from "./host-paths.ts";
 
 /**
  * The options a container is created with, in the engine's own vocabulary: the engine
@@ -62,6 +63,13 @@ export const CreateOptionsSchema = z.object({
   publishAll: z.boolean().default(false),
   aliases: z.array(z.string()).default([]),
   mounts: z.array(MountSpecSchema).default([]),
+  /**
+   * Set by the console for a request it judged against a node group's host policy (an
+   * operator's): every bind source must resolve on the node, symbolic links followed, inside
+   * one of these prefixes, or the create (and each later start) is refused. Unset: no
+   * confinement (admins, the local Docker socket).
+   */
+  hostPathRules: z.array(HostPathRuleSchema).optional(),
   restartPolicy: RestartPolicySchema.default({ name: "no", maximumRetryCount: 0 }),
   autoRemove: z.boolean().default(false),
   memory: z.number().int().nonnegative().default(0),

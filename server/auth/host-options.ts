@@ -17,19 +17,12 @@
  * are refused for operators until they are classified here: failing closed is the
  * point (test/console-authz.test.ts checks that every field of the contract is known).
  */
-import { posix } from "node:path";
 import { z } from "zod";
+import { HostPathRuleSchema, isWithin, normalizeHostPath, ruleForHostPath } from "../../shared/host-paths.ts";
 
-export const BindRuleSchema = z.object({
-  path: z
-    .string()
-    .trim()
-    .min(1, "a host path is required")
-    .max(4096)
-    .refine((p) => normalizeHostPath(p) !== null, "a host path must be absolute (start with /)")
-    .transform((p) => normalizeHostPath(p) as string),
-  access: z.enum(["ro", "rw"], { error: "access must be ro (read-only) or rw (read-write)" }),
-});
+export { isWithin, normalizeHostPath };
+
+export const BindRuleSchema = HostPathRuleSchema;
 export type BindRule = z.output<typeof BindRuleSchema>;
 
 export const HostPolicyRulesSchema = z.object({
@@ -54,24 +47,6 @@ export interface HostOptionUse {
 export interface HostOptionRefusal extends HostOptionUse {
   /** Why, and which setting would allow it. */
   reason: string;
-}
-
-/**
- * `path` made absolute-canonical without touching the disk: `.` and `..` resolved
- * (never above /), `//` collapsed, no trailing slash. Null for relative paths and
- * paths with NUL bytes, which are never host paths.
- */
-export function normalizeHostPath(path: string): string | null {
-  if (typeof path !== "string" || !path.startsWith("/") || path.includes("\0")) return null;
-  const n = posix.normalize(path);
-  // normalize keeps a leading "//" (POSIX leaves its meaning to the system); Linux treats it as "/".
-  const collapsed = n.replace(/^\/+/, "/");
-  return collapsed.length > 1 ? collapsed.replace(/\/+$/, "") : collapsed;
-}
-
-/** True when `path` is `prefix` or below it (both normalised). */
-export function isWithin(path: string, prefix: string): boolean {
-  return prefix === "/" || path === prefix || path.startsWith(`${prefix}/`);
 }
 
 /**
@@ -123,6 +98,9 @@ const ORDINARY_FIELDS = new Set([
   "cgroupns",
 ]);
 
+/** Fields the console sets itself when it sends a step (server/jobs/job-service.ts), whatever the request held. */
+const CONSOLE_SET_FIELDS = new Set(["hostPathRules"]);
+
 /** Fields this module reads and judges (see hostOptionUses). */
 const JUDGED_FIELDS = new Set([
   "networkMode",
@@ -150,7 +128,7 @@ const JUDGED_FIELDS = new Set([
 
 /** The fields of a container request this module knows (ordinary or judged). */
 export function isClassifiedField(field: string): boolean {
-  return ORDINARY_FIELDS.has(field) || JUDGED_FIELDS.has(field);
+  return ORDINARY_FIELDS.has(field) || JUDGED_FIELDS.has(field) || CONSOLE_SET_FIELDS.has(field);
 }
 
 /** Set to something other than its harmless default. */
@@ -265,10 +243,7 @@ export function refusedHostOptions(params: Record<string, unknown>, rules: HostP
         out.push({ option: use.option, value: use.value, reason: "the host path must be absolute" });
         continue;
       }
-      const rule = rules.bindMounts
-        .filter((r) => isWithin(path, r.path))
-        // The longest matching prefix decides, so a read-only subtree inside a read-write one holds.
-        .sort((a, b) => b.path.length - a.path.length)[0];
+      const rule = ruleForHostPath(path, rules.bindMounts);
       if (!rule) {
         out.push({ ...use, reason: `binds host path ${path}, which the host policy of ${where} does not list; an admin may allow it in ${POLICY_SETTING}` });
       } else if (rule.access === "ro" && !use.bind.readonly) {

@@ -22,6 +22,8 @@ import type { MethodName, ParamsOf, ProgressEventWire } from "../../agent/link/c
 import { parseNormalizedReference } from "../../shared/reference.ts";
 import type { LiveUpdates } from "../live/live-updates.ts";
 import { bestEffort } from "../../shared/best-effort.ts";
+import { CONTAINER_MAKING_ACTIONS, hostRulesOfNodes, judgeHostAccess } from "../auth/host-access.ts";
+import { hostOptionsMessage, NO_HOST_ACCESS } from "../auth/host-options.ts";
 
 /** A step runs one link method, or `container.run` (create, then start). */
 export type StepAction = Exclude<MethodName, "inventory.snapshot" | "system.info" | "container.logs" | "container.exec" | "image.history"> | "container.run";
@@ -209,7 +211,8 @@ export class JobService {
 
     try {
       await this.waitOnline(step.nodeId, signal);
-      const result = await this.send(step.id, step.nodeId, step.action as StepAction, params, onStream, signal, credentials);
+      const judged = await this.judgeAtRunTime(createdById, step.nodeId, step.action, params);
+      const result = await this.send(step.id, step.nodeId, step.action as StepAction, judged, onStream, signal, credentials);
       await prisma.jobStep.update({
         where: { id: step.id },
         data: { status: "succeeded", finishedAt: new Date(), result: (result ?? {}) as InputJsonObject, progress: progress.layers.length ? (progress as unknown as InputJsonObject) : undefined },
@@ -222,6 +225,29 @@ export class JobService {
       await prisma.jobStep.update({ where: { id: step.id }, data: { status: canceled ? "canceled" : "failed", finishedAt: new Date(), error: message.slice(0, 4000) } });
       this.notify(jobId, { stepId: step.id, nodeId: step.nodeId, status: canceled ? "canceled" : "failed" }, createdById);
     }
+  }
+
+  /**
+   * Judged again when the step runs, not only when the job was created: a job may wait
+   * a long time for an offline node, and meanwhile an admin may have narrowed the node
+   * group's host policy, moved the node, demoted or disabled the job's creator. The
+   * params sent carry the policy's host paths for an operator's container, so that the
+   * agent also checks each bind source as it resolves on the node (a symbolic link made by
+   * an earlier container inside an allowed prefix can point anywhere).
+   */
+  private async judgeAtRunTime(createdById: string | null, nodeId: string, action: string, params: Record<string, unknown>): Promise<Record<string, unknown>> {
+    if (!CONTAINER_MAKING_ACTIONS.has(action)) return params;
+    const { prisma } = this.deps;
+    const creator = createdById ? await prisma.user.findUnique({ where: { id: createdById }, select: { role: true, disabled: true } }) : null;
+    if (creator?.disabled) throw new Error("refused when the step ran: the account that created this job is disabled");
+    // A job whose creator was deleted keeps only what any operator may do.
+    const role = creator?.role ?? "operator";
+    const { refused } = await judgeHostAccess(prisma, { role }, [{ nodeId, action, params }]);
+    if (refused.length) throw new Error(`refused when the step ran (the host policy or the creator's role changed since the job was created): ${hostOptionsMessage(refused)}`);
+    const { hostPathRules: _fromRequest, ...rest } = params;
+    if (role === "admin") return rest;
+    const rules = (await hostRulesOfNodes(prisma, [nodeId])).get(nodeId)?.rules ?? NO_HOST_ACCESS;
+    return { ...rest, hostPathRules: rules.bindMounts };
   }
 
   private async waitOnline(nodeId: string, signal: AbortSignal): Promise<void> {

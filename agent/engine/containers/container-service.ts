@@ -34,6 +34,7 @@ import { CreateOptionsSchema, type ContainerRecord, type CreateOptions, type Mou
 import type { ContainerStore } from "./container-store.ts";
 import { generateName, VALID_CONTAINER_NAME } from "./names.ts";
 import { isErrno } from "../fs-util.ts";
+import { confineBindSource } from "./bind-confinement.ts";
 import { bestEffort } from "../../../shared/best-effort.ts";
 
 export interface ContainerServiceDeps {
@@ -354,7 +355,7 @@ export class ContainerService extends EventEmitter {
       seen.add(m.destination);
       if (m.type === "bind") {
         if (!m.source.startsWith("/")) throw invalidArgument(`invalid mount config for type "bind": invalid mount path: '${m.source}' mount path must be absolute`);
-        mounts.push(m);
+        mounts.push(options.hostPathRules ? { ...m, source: await confineBindSource(m.source, m.readonly, options.hostPathRules) } : m);
       } else {
         mounts.push({ ...m, source: m.source || randomBytes(32).toString("hex"), anonymous: m.anonymous || !m.source });
       }
@@ -412,7 +413,9 @@ export class ContainerService extends EventEmitter {
       const binds: BindMount[] = [];
       for (const m of record.mounts) {
         if (m.type === "bind") {
-          binds.push({ source: m.source, destination: m.destination, readonly: m.readonly });
+          // Checked again at every start: the host path may have become a link since the create.
+          const source = record.options.hostPathRules ? await confineBindSource(m.source, m.readonly, record.options.hostPathRules) : m.source;
+          binds.push({ source, destination: m.destination, readonly: m.readonly });
           continue;
         }
         const v = await volumes.create({ name: m.source, anonymous: m.anonymous });
