@@ -15,13 +15,16 @@
  *   --join-token-file F a fresh join token (single use, 1 h) written to F (0600) at each start,
  *                       for an agent on the same machine to enroll with (bin/berth-up)
  * DATABASE_URL selects an external PostgreSQL (else an embedded one in the data dir);
- * BERTH_SECRET_KEY the key for secrets at rest (else <data dir>/secret.key).
+ * BERTH_SECRET_KEY the key for secrets at rest (else <data dir>/secret.key). Every variable is
+ * validated at start (server/env.ts).
  */
 import { chmod, readFile, writeFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { startConsole } from "./console.ts";
 import { firstAdminMessage } from "./auth/first-admin.ts";
 import { primaryAddress } from "./net/primary-address.ts";
+import { parseConsoleEnv, PortSchema, PublicUrlSchema } from "./env.ts";
+import type { z } from "zod";
 
 const { values } = parseArgs({
   options: {
@@ -41,12 +44,20 @@ if (values.help) {
   console.log("usage: berth-console [--port N] [--host ADDR] [--data-dir DIR] [--public-url URL] [--tls-cert FILE --tls-key FILE] [--trust-proxy] [--dev]");
   process.exit(0);
 }
-const env = process.env;
-const port = Number(values.port ?? env.BERTH_PORT ?? 8080);
-if (!Number.isInteger(port) || port < 0 || port > 65535) {
-  console.error(`berth-console: --port must be a port number, got ${values.port ?? env.BERTH_PORT}`);
+const parsedEnv = parseConsoleEnv(process.env);
+if (!parsedEnv.ok) {
+  for (const p of parsedEnv.problems) console.error(`berth-console: ${p}`);
   process.exit(2);
 }
+const env = parsedEnv.env;
+function flagOr<T>(name: string, value: string | undefined, schema: z.ZodType<T>, fallback: T | undefined): T | undefined {
+  if (value === undefined) return fallback;
+  const r = schema.safeParse(value);
+  if (r.success) return r.data;
+  console.error(`berth-console: --${name} ${r.error.issues[0]?.message ?? "is not valid"}, got ${JSON.stringify(value)}`);
+  process.exit(2);
+}
+const port = flagOr("port", values.port, PortSchema, env.BERTH_PORT) ?? 8080;
 const certFile = values["tls-cert"] ?? env.BERTH_TLS_CERT;
 const keyFile = values["tls-key"] ?? env.BERTH_TLS_KEY;
 if (!!certFile !== !!keyFile) {
@@ -54,19 +65,10 @@ if (!!certFile !== !!keyFile) {
   process.exit(2);
 }
 const host = values.host ?? env.BERTH_HOST;
-const givenPublicUrl = values["public-url"] ?? env.BERTH_PUBLIC_URL;
-if (givenPublicUrl !== undefined && !/^https?:\/\/[^/\s]+/.test(givenPublicUrl)) {
-  console.error(`berth-console: --public-url must be an http:// or https:// URL, got ${JSON.stringify(givenPublicUrl)}`);
-  process.exit(2);
-}
+const givenPublicUrl = flagOr("public-url", values["public-url"], PublicUrlSchema, env.BERTH_PUBLIC_URL);
 const listensEverywhere = !host || host === "0.0.0.0" || host === "::";
 const publicUrl = givenPublicUrl ?? (listensEverywhere ? `${certFile ? "https" : "http"}://${primaryAddress()}:${port}` : undefined);
-const trustProxyEnv = env.BERTH_TRUST_PROXY?.trim().toLowerCase();
-if (trustProxyEnv !== undefined && !["", "0", "1", "true", "false", "yes", "no"].includes(trustProxyEnv)) {
-  console.error(`berth-console: BERTH_TRUST_PROXY must be 1 or 0 (true/false), got ${JSON.stringify(env.BERTH_TRUST_PROXY)}`);
-  process.exit(2);
-}
-const trustProxy = values["trust-proxy"] || ["1", "true", "yes"].includes(trustProxyEnv ?? "");
+const trustProxy = values["trust-proxy"] || (env.BERTH_TRUST_PROXY ?? false);
 const dataDir = values["data-dir"] ?? env.BERTH_DATA_DIR ?? "/var/lib/berth-console";
 
 /** One line saying what went wrong and what to do, for the errors a first start meets. */
