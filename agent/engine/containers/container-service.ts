@@ -225,6 +225,7 @@ export class ContainerService extends EventEmitter {
     for (const r of stillRunning) {
       // As Docker at daemon start: the check starts again, from "starting".
       this.health.start(r, await this.healthProbeOf(r));
+      if (r.state.status === "paused") await this.health.stop(r); // as at pause()
       await store.save(r);
       this.watchExit(r);
       logger.info({ id: r.id, name: r.name }, "adopted a running container");
@@ -674,6 +675,8 @@ export class ContainerService extends EventEmitter {
       if (record.state.status !== "running") throw conflict(`Container ${record.id} is not running`);
       await this.deps.runc.pause(record.id);
       record.state.status = "paused";
+      // As Docker: no checks while paused, and the container counts as unhealthy meanwhile.
+      await this.health.stop(record);
       await this.deps.store.save(record);
     });
     this.emitEvent("pause", record);
@@ -685,6 +688,7 @@ export class ContainerService extends EventEmitter {
       if (record.state.status !== "paused") throw conflict(`Container ${record.id} is not paused`);
       await this.deps.runc.resume(record.id);
       record.state.status = "running";
+      this.health.resume(record, await this.healthProbeOf(record));
       await this.deps.store.save(record);
     });
     this.emitEvent("unpause", record);

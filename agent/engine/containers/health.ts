@@ -225,19 +225,33 @@ export class HealthMonitor {
       return;
     }
     record.state.health = startingHealth(record.state.health);
+    this.run(record, probe);
+  }
+
+  /**
+   * Checks again after an unpause. As Docker, the status is left as the pause made it
+   * (unhealthy) until the next result.
+   */
+  resume(record: ContainerRecord, probe: HealthProbe | undefined): void {
+    if (!probe || this.loops.has(record.id)) return;
+    record.state.health ??= startingHealth(undefined);
+    this.run(record, probe);
+  }
+
+  private run(record: ContainerRecord, probe: HealthProbe): void {
     const stop = new AbortController();
     const done = this.loop(record.id, probe, stop.signal).catch((err: unknown) => this.deps.logger.warn({ err, id: record.id }, "the health monitor failed"));
     this.loops.set(record.id, { stop, done });
   }
 
   /**
-   * Stops checking (the container stopped): a probe under way is killed and awaited. As
-   * Docker, a container whose monitor stopped is unhealthy (the caller saves the record).
+   * Stops checking (the container stopped or was paused): a probe under way is killed and
+   * awaited. As Docker, a container whose monitor stopped is unhealthy (the caller saves the record).
    */
   async stop(record: ContainerRecord): Promise<void> {
-    const loop = this.abort(record.id);
-    await loop?.done;
-    if (loop && record.state.health) record.state.health.status = "unhealthy";
+    await this.abort(record.id)?.done;
+    // Also when no loop ran (the container exited while the agent was away).
+    if (record.state.health) record.state.health.status = "unhealthy";
   }
 
   /** Stops every loop (the agent is shutting down): containers keep their recorded health. */
@@ -256,8 +270,6 @@ export class HealthMonitor {
 
   private async loop(id: string, probe: HealthProbe, stop: AbortSignal): Promise<void> {
     while (await delay(probe.intervalMs, stop)) {
-      // Docker's probe of a paused (frozen) container hangs until its timeout; none is run here.
-      if (this.deps.record(id)?.state.status === "paused") continue;
       const start = new Date();
       const result = await this.probeOnce(id, probe, stop, start);
       // Docker drops the result of a probe cut short by the container stopping.
