@@ -140,16 +140,19 @@ describe("container health checks through the docker CLI", () => {
   test("a check that outlives --health-timeout is killed, counts as a failure, and leaves no process behind", async (t) => {
     const c = uniq("slow");
     removeAfter(t, c);
-    await dockerOk(bb.agent, ["run", "-d", "--name", c, "--network", "none", "--health-cmd", "sleep 100", "--health-timeout", "1s", "--health-interval", "2s", "--health-retries", "1", "busybox", "sleep", "1000"]);
+    await dockerOk(bb.agent, ["run", "-d", "--name", c, "--network", "none", "--health-cmd", "sleep 100; echo never", "--health-timeout", "1s", "--health-interval", "2s", "--health-retries", "1", "busybox", "sleep", "1000"]);
     const h = await waitHealth(bb.agent, c, "unhealthy");
     assert.deepEqual({ ExitCode: h.Log[0]!.ExitCode, Output: h.Log[0]!.Output }, { ExitCode: -1, Output: "Health check exceeded timeout (1s)" });
     const took = Date.parse(h.Log[0]!.End) - Date.parse(h.Log[0]!.Start);
     assert.ok(took >= 900 && took < 5000, `the probe ran ${took} ms`);
-    // Right after a result is recorded the next probe is an interval away: nothing of the last one runs.
-    const before = h.Log.length;
+    // Right after a result is recorded the next probe is an interval away: nothing of the last one
+    // runs, neither its shell nor the shell's child (Docker would leave the child to the container).
+    // While a probe runs, `docker top` shows it (so its absence below means something).
+    await until("a probe in docker top", async () => /sleep 100$/m.test(await dockerOk(bb.agent, ["top", c])), 10_000, bb.agent, 50);
+    const before = (await health(bb.agent, c))!.Log.length;
     await until("the next result", async () => ((await health(bb.agent, c))!.Log.length > before ? true : undefined), 10_000);
     const top = await dockerOk(bb.agent, ["top", c]);
-    assert.doesNotMatch(top, /sleep 100$/m, top);
+    assert.doesNotMatch(top, /sleep 100$|echo never/m, top);
     assert.match(top, /sleep 1000/);
   });
 
@@ -203,6 +206,18 @@ describe("container health checks through the docker CLI", () => {
     assert.equal(await health(bb.agent, off), null);
     assert.match(await statusColumn(bb.agent, plain), /^Up .+ \(healthy\)$/);
     assert.match(await statusColumn(bb.agent, off), /^Up [^(]+$/);
+  });
+
+  test("an agent that stops kills the probe under way: nothing of it is left in the container", async (t) => {
+    const c = uniq("orphan");
+    removeAfter(t, c);
+    await dockerOk(bb.agent, ["run", "-d", "--name", c, "--network", "none", "--health-cmd", "sleep 100; echo never", "--health-interval", "3s", "--health-timeout", "60s", "busybox", "sleep", "1000"]);
+    await until("a probe in docker top", async () => /sleep 100$/m.test(await dockerOk(bb.agent, ["top", c])), 15_000, bb.agent, 50);
+    await bb.agent.restart();
+    // The restarted agent's first probe is an interval (3 s) away.
+    const top = await dockerOk(bb.agent, ["top", c]);
+    assert.doesNotMatch(top, /sleep 100$|echo never/m, top);
+    assert.equal((await health(bb.agent, c))!.Status, "starting");
   });
 
   test("the checks go on after the agent restarts (from \"starting\", as Docker after a daemon restart)", async (t) => {

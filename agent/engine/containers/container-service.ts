@@ -279,7 +279,7 @@ export class ContainerService extends EventEmitter {
     if (this.reconcileTimer) clearInterval(this.reconcileTimer);
     for (const c of this.exitWatchers.values()) c.abort();
     for (const t of this.restartTimers.values()) clearTimeout(t);
-    void this.health.close();
+    this.health.close();
   }
 
   // --- create ----------------------------------------------------------------

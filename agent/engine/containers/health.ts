@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import type { Logger } from "pino";
 import { invalidArgument } from "../errors.ts";
 import type { ExecSession, OutputChunk } from "../monitor/monitor.ts";
-import { killProcessTree } from "../monitor/process-tree.ts";
+import { killProcessTree, killProcessTreeSync } from "../monitor/process-tree.ts";
 import type { ContainerRecord, HealthcheckSpec, HealthResult, HealthState } from "./container-record.ts";
 
 /**
@@ -211,6 +211,8 @@ export interface HealthMonitorDeps {
  */
 export class HealthMonitor {
   private readonly loops = new Map<string, { stop: AbortController; done: Promise<void> }>();
+  /** Host PIDs of the probes running now, by container. */
+  private readonly probing = new Map<string, number>();
 
   constructor(private readonly deps: HealthMonitorDeps) {}
 
@@ -254,10 +256,13 @@ export class HealthMonitor {
     if (record.state.health) record.state.health.status = "unhealthy";
   }
 
-  /** Stops every loop (the agent is shutting down): containers keep their recorded health. */
-  async close(): Promise<void> {
-    const loops = [...this.loops.keys()].map((id) => this.abort(id)?.done);
-    await Promise.all(loops);
+  /**
+   * Stops every loop (the agent is shutting down; containers keep their recorded health).
+   * The probes under way are killed at once: the agent may exit before the loops end.
+   */
+  close(): void {
+    for (const pid of this.probing.values()) killProcessTreeSync(pid);
+    for (const id of [...this.loops.keys()]) this.abort(id);
   }
 
   private abort(id: string) {
@@ -297,6 +302,7 @@ export class HealthMonitor {
     try {
       event(`exec_create: ${command}`);
       const session = await this.deps.exec(id, probe.cmd);
+      this.probing.set(id, session.pid);
       event(`exec_start: ${command}`);
       const { exitCode, output } = await runProbe(session, timeout.signal);
       event("exec_die", { exitCode: String(exitCode) });
@@ -306,6 +312,7 @@ export class HealthMonitor {
       // Docker records an exec that could not start (paused container, missing binary) as a failure.
       return { start: start.toISOString(), end: new Date().toISOString(), exitCode: -1, output: e instanceof Error ? e.message : String(e) };
     } finally {
+      this.probing.delete(id);
       clearTimeout(timer);
       stop.removeEventListener("abort", onStop);
     }
