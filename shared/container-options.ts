@@ -41,6 +41,21 @@ export const DeviceMappingSchema = z.object({
 });
 export type DeviceMappingSpec = z.infer<typeof DeviceMappingSchema>;
 
+/**
+ * Docker's Config.Healthcheck: `test` is ["NONE"] (no check, also none from the image),
+ * ["CMD", arg…], ["CMD-SHELL", command] or [] (the image's test, with these timings).
+ * Durations are nanoseconds; 0 means the image's value, else Docker's default.
+ */
+export const HealthcheckSchema = z.object({
+  test: z.array(z.string()).default([]),
+  // Out-of-range values are refused at create with Docker's texts (engine: containers/health.ts).
+  interval: z.number().int().default(0),
+  timeout: z.number().int().default(0),
+  startPeriod: z.number().int().default(0),
+  retries: z.number().int().default(0),
+});
+export type HealthcheckSpec = z.infer<typeof HealthcheckSchema>;
+
 export const CreateOptionsSchema = z.object({
   name: z.string().optional(),
   image: z.string(),
@@ -106,6 +121,8 @@ export const CreateOptionsSchema = z.object({
   readonlyPaths: z.array(z.string()).optional(),
   shmSize: z.number().int().nonnegative().default(0),
   consoleSize: z.object({ height: z.number(), width: z.number() }).optional(),
+  /** `--health-*` / `--no-healthcheck`; absent: the image's HEALTHCHECK, if any. */
+  healthcheck: HealthcheckSchema.optional(),
 });
 export type CreateOptions = z.input<typeof CreateOptionsSchema>;
 export type ContainerOptions = z.infer<typeof CreateOptionsSchema>;

@@ -25,6 +25,8 @@ export interface StatusFacts {
   exitCode: number;
   startedAt: string;
   finishedAt: string;
+  /** The health check's status, when the container has one. */
+  health?: string;
 }
 
 /** The STATUS text of a container at time `now` (unix ms). */
@@ -32,6 +34,8 @@ export function containerStatusText(c: StatusFacts, now: number): string {
   const since = (iso: string) => (iso === NEVER ? 0 : now - Date.parse(iso));
   switch (c.state) {
     case "running":
+      // Docker: "Up 5 seconds (healthy)", "(unhealthy)", and "(health: starting)".
+      if (c.health) return `Up ${humanDuration(since(c.startedAt))} (${c.health === "starting" ? "health: starting" : c.health})`;
       return `Up ${humanDuration(since(c.startedAt))}`;
     case "paused":
       return `Up ${humanDuration(since(c.startedAt))} (Paused)`;

@@ -10,6 +10,7 @@ import { boolParam, clientGone, parseFilters, readJsonBody, sendJson, sendNoCont
 import { containerStatusText } from "../../shared/container-status-text.ts";
 import { parseSecurityOpts } from "../engine/runtime/security-opt.ts";
 import { MASKED_PATHS, READONLY_PATHS } from "../engine/runtime/spec.ts";
+import { effectiveHealthcheck, healthcheckToDocker } from "../engine/containers/health.ts";
 
 /** The /containers and /exec endpoints of the Docker Engine API, translated into engine calls. */
 export function addContainerRoutes(router: Router, engine: Engine): void {
@@ -318,6 +319,7 @@ export interface DockerCreateBody {
   ExposedPorts?: Record<string, object> | null;
   StopSignal?: string;
   StopTimeout?: number | null;
+  Healthcheck?: DockerHealthcheck | null;
   HostConfig?: {
     Binds?: string[] | null;
     NetworkMode?: string;
@@ -350,6 +352,16 @@ export interface DockerCreateBody {
     ReadonlyPaths?: string[] | null;
   } & UnsupportedHostConfig;
   NetworkingConfig?: { EndpointsConfig?: Record<string, { Aliases?: string[] | null } | null> | null };
+}
+
+/** Config.Healthcheck; durations in nanoseconds. StartInterval (API 1.44) is accepted and not used. */
+interface DockerHealthcheck {
+  Test?: string[] | null;
+  Interval?: number;
+  Timeout?: number;
+  StartPeriod?: number;
+  StartInterval?: number;
+  Retries?: number;
 }
 
 /**
@@ -483,13 +495,24 @@ export function createOptionsFromDocker(body: DockerCreateBody, name: string | u
     readonlyPaths: hc.ReadonlyPaths ?? undefined,
     shmSize: hc.ShmSize ?? 0,
     consoleSize: hc.ConsoleSize && hc.ConsoleSize[0] > 0 ? { height: hc.ConsoleSize[0], width: hc.ConsoleSize[1] } : undefined,
+    healthcheck: body.Healthcheck
+      ? { test: body.Healthcheck.Test ?? [], interval: body.Healthcheck.Interval ?? 0, timeout: body.Healthcheck.Timeout ?? 0, startPeriod: body.Healthcheck.StartPeriod ?? 0, retries: body.Healthcheck.Retries ?? 0 }
+      : undefined,
   };
 }
 
 // --- engine records → Docker JSON ------------------------------------------------------------
 
 export function statusText(c: ContainerRecord): string {
-  return containerStatusText({ state: c.state.status, exitCode: c.state.exitCode, startedAt: c.state.startedAt, finishedAt: c.state.finishedAt }, Date.now());
+  return containerStatusText({ state: c.state.status, exitCode: c.state.exitCode, startedAt: c.state.startedAt, finishedAt: c.state.finishedAt, health: c.state.health?.status }, Date.now());
+}
+
+const HEALTH_FILTER_VALUES = ["starting", "healthy", "unhealthy", "none"];
+
+/** Config.Healthcheck as Docker returns it: the merged check, zero fields left out. */
+function healthcheckJson(imageHealthcheck: unknown, c: ContainerRecord) {
+  const h = effectiveHealthcheck(imageHealthcheck, c.options.healthcheck);
+  return h ? { Healthcheck: healthcheckToDocker(h) } : {};
 }
 
 function portsJson(c: ContainerRecord, config: { ExposedPorts?: Record<string, object> | null } | undefined) {
@@ -507,6 +530,8 @@ function filterContainers(list: ContainerRecord[], f: Map<string, string[]>, all
   const statuses = f.get("status");
   for (const s of statuses ?? []) if (!["created", "restarting", "running", "removing", "paused", "exited", "dead"].includes(s)) throw invalidArgument(`invalid filter 'status=${s}'`);
   for (const key of f.keys()) if (!["status", "name", "id", "ancestor", "label", "exited", "before", "since", "network", "volume", "publish", "expose", "health", "isolation", "is-task"].includes(key)) throw invalidArgument(`invalid filter '${key}'`);
+  const health = f.get("health");
+  for (const h of health ?? []) if (!HEALTH_FILTER_VALUES.includes(h)) throw invalidArgument(`Unrecognised filter value for health: ${h}`);
   const ancestorIds = (f.get("ancestor") ?? []).map((a) => {
     try {
       return engine.images.resolve(a).id;
@@ -545,6 +570,7 @@ function filterContainers(list: ContainerRecord[], f: Map<string, string[]>, all
     if (networks && !networks.some((n) => c.options.networkMode === n || c.endpoints.some((e) => e.networkName === n || e.networkId.startsWith(n)))) return false;
     const volumes = f.get("volume");
     if (volumes && !volumes.some((v) => c.mounts.some((m) => m.source === v || m.destination === v))) return false;
+    if (health && !health.includes(c.state.health?.status ?? "none")) return false;
     return true;
   });
 }
@@ -623,6 +649,9 @@ async function containerInspectJson(engine: Engine, c: ContainerRecord, size: bo
       Error: c.state.error,
       StartedAt: c.state.startedAt,
       FinishedAt: c.state.finishedAt,
+      ...(c.state.health
+        ? { Health: { Status: c.state.health.status, FailingStreak: c.state.health.failingStreak, Log: c.state.health.log.map((r) => ({ Start: r.start, End: r.end, ExitCode: r.exitCode, Output: r.output })) } }
+        : {}),
     },
     Image: c.imageId,
     ResolvConfPath: p.resolvConfPath,
@@ -691,6 +720,7 @@ async function containerInspectJson(engine: Engine, c: ContainerRecord, size: bo
       OnBuild: null,
       Labels: { ...(image.Labels ?? {}), ...o.labels },
       ...(o.stopSignal || image.StopSignal ? { StopSignal: o.stopSignal ?? image.StopSignal } : {}),
+      ...healthcheckJson(image.Healthcheck, c),
     },
     NetworkSettings: {
       Bridge: "",

@@ -114,7 +114,7 @@ export function addVolumeNetworkRoutes(router: Router, engine: Engine): void {
     res.flushHeaders();
     const send = (e: ContainerEvent) => {
       if (f.get("type") && !f.get("type")!.includes(e.type)) return;
-      if (f.get("event") && !f.get("event")!.includes(e.action)) return;
+      if (f.get("event") && !eventMatches(f.get("event")!, e.action)) return;
       if (f.get("container") && !f.get("container")!.some((c) => e.id.startsWith(c) || e.attributes.name === c)) return;
       const secs = Math.floor(e.time / 1000);
       if (since !== undefined && secs < since) return;
@@ -132,4 +132,14 @@ export function addVolumeNetworkRoutes(router: Router, engine: Engine): void {
     gone.addEventListener("abort", stop, { once: true });
     if (until !== undefined) timer = setTimeout(stop, Math.max(0, until * 1000 - Date.now()));
   });
+}
+
+/**
+ * Docker's `event` filter: exact, except that health_status, exec_create and exec_start
+ * (whose actions carry a suffix, "health_status: healthy") also match as prefixes once any
+ * of them is asked for (moby daemon/events/filter.go).
+ */
+export function eventMatches(wanted: string[], action: string): boolean {
+  if (wanted.some((w) => ["health_status", "exec_create", "exec_start"].includes(w))) return wanted.some((w) => action.startsWith(w));
+  return wanted.includes(action);
 }

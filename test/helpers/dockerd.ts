@@ -414,6 +414,7 @@ export function dockerCli(
       clearTimeout(timer);
       resolve({ code: code ?? (signal ? 128 : -1), stdout, stderr });
     });
+    child.stdin.on("error", () => undefined); // the CLI may exit before reading its input (EPIPE)
     child.stdin.end(opts.input ?? "");
   });
 }

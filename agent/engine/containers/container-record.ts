@@ -13,7 +13,28 @@ export type ContainerStatus = z.infer<typeof ContainerStatusSchema>;
 
 // The create options are shared with the console link (shared/container-options.ts).
 export { CreateOptionsSchema, DeviceMappingSchema, MountSpecSchema, PortBindingSchema, RestartPolicySchema } from "../../../shared/container-options.ts";
-export type { ContainerOptions, CreateOptions, DeviceMappingSpec, MountSpec, PortSpec, RestartPolicy } from "../../../shared/container-options.ts";
+export type { ContainerOptions, CreateOptions, DeviceMappingSpec, HealthcheckSpec, MountSpec, PortSpec, RestartPolicy } from "../../../shared/container-options.ts";
+
+/** One run of a health check (Docker's HealthcheckResult); times are ISO 8601. */
+export const HealthResultSchema = z.object({
+  start: z.string(),
+  end: z.string(),
+  exitCode: z.number().int(),
+  output: z.string(),
+});
+export type HealthResult = z.infer<typeof HealthResultSchema>;
+
+export const HealthStatusSchema = z.enum(["starting", "healthy", "unhealthy"]);
+export type HealthStatus = z.infer<typeof HealthStatusSchema>;
+
+/** Docker's State.Health: present once a container with a health check has started. */
+export const HealthStateSchema = z.object({
+  status: HealthStatusSchema,
+  failingStreak: z.number().int().default(0),
+  /** The last results, oldest first. */
+  log: z.array(HealthResultSchema).default([]),
+});
+export type HealthState = z.infer<typeof HealthStateSchema>;
 
 export const ContainerStateSchema = z.object({
   status: ContainerStatusSchema,
@@ -26,6 +47,7 @@ export const ContainerStateSchema = z.object({
   restartCount: z.number().int().default(0),
   /** Set by `docker stop`/`kill` so restart policies do not bring the container back. */
   stoppedByUser: z.boolean().default(false),
+  health: HealthStateSchema.optional(),
 });
 export type ContainerState = z.infer<typeof ContainerStateSchema>;
 

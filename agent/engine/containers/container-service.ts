@@ -33,6 +33,7 @@ import { rootfsTar } from "../archive/rootfs-tar.ts";
 import { CreateOptionsSchema, type ContainerRecord, type CreateOptions, type MountSpec, type PortSpec } from "./container-record.ts";
 import type { ContainerStore } from "./container-store.ts";
 import { generateName, VALID_CONTAINER_NAME } from "./names.ts";
+import { effectiveHealthcheck, healthcheckToDocker, healthProbe, HealthMonitor, validateHealthcheck } from "./health.ts";
 import { isErrno } from "../fs-util.ts";
 import { confineBindSource } from "./bind-confinement.ts";
 import { bestEffort } from "../../../shared/best-effort.ts";
@@ -115,9 +116,17 @@ export class ContainerService extends EventEmitter {
   private readonly restartTimers = new Map<string, NodeJS.Timeout>();
   readonly execs = new Map<string, ExecInstance>();
   private reconcileTimer?: NodeJS.Timeout;
+  private readonly health: HealthMonitor;
 
   constructor(readonly deps: ContainerServiceDeps) {
     super();
+    this.health = new HealthMonitor({
+      exec: (id, cmd) => this.probeExec(id, cmd),
+      record: (id) => this.deps.store.get(id),
+      save: (record) => this.deps.store.save(record),
+      event: (record, action, attributes) => this.emitEvent(action, record, attributes),
+      logger: deps.logger.child({ part: "health" }),
+    });
   }
 
   // --- lookups --------------------------------------------------------------
@@ -215,6 +224,9 @@ export class ContainerService extends EventEmitter {
       await this.finishRemove(r, { volumes: false }).catch((err: unknown) => logger.warn({ err, id: r.id }, "could not finish an interrupted remove"));
     }
     for (const r of stillRunning) {
+      // As Docker at daemon start: the check starts again, from "starting".
+      this.health.start(r, await this.healthProbeOf(r));
+      if (r.state.status === "paused") await this.health.stop(r); // as at pause()
       await store.save(r);
       this.watchExit(r);
       logger.info({ id: r.id, name: r.name }, "adopted a running container");
@@ -268,6 +280,7 @@ export class ContainerService extends EventEmitter {
     if (this.reconcileTimer) clearInterval(this.reconcileTimer);
     for (const c of this.exitWatchers.values()) c.abort();
     for (const t of this.restartTimers.values()) clearTimeout(t);
+    this.health.close();
   }
 
   // --- create ----------------------------------------------------------------
@@ -295,6 +308,7 @@ export class ContainerService extends EventEmitter {
     if (options.networkMode === "default") options.networkMode = "bridge";
 
     checkNamespaceModes(options);
+    validateHealthcheck(options.healthcheck);
     if (options.pidMode.startsWith("container:")) this.get(options.pidMode.slice("container:".length));
     if (options.utsMode === "host" && options.hostname) throw invalidArgument("conflicting options: hostname and the UTS mode");
     // A missing or non-device path is refused now (Docker finds out only at start).
@@ -460,6 +474,7 @@ export class ContainerService extends EventEmitter {
       this.pendingAttach.delete(record.id);
       await monitor.start(record.id, monitorPaths(p));
       record.state = { ...record.state, status: "running", pid: created.pid, exitCode: 0, error: "", oomKilled: false, startedAt: new Date().toISOString(), finishedAt: NEVER, stoppedByUser: false };
+      this.health.start(record, healthProbe(effectiveHealthcheck(config.Healthcheck, record.options.healthcheck), config.Shell));
       record.endpoints = attached.endpoints;
       record.publishedPorts = attached.ports;
       await this.deps.store.save(record);
@@ -516,6 +531,7 @@ export class ContainerService extends EventEmitter {
     if (!this.deps.store.get(record.id)) return;
     if (record.state.status !== "running" && record.state.status !== "paused" && record.state.status !== "restarting") return; // handled already
     const p = this.paths(record.id);
+    await this.health.stop(record);
     // Without a monitor the processes may still run: --force kills them all (the cgroup) before deleting.
     await runc.delete(record.id, { force: true }).catch((err: unknown) => logger.warn({ err, id: record.id }, "runc delete after the exit failed"));
     await network.detach(record.id).catch((err: unknown) => logger.warn({ err, id: record.id }, "network detach failed"));
@@ -662,6 +678,8 @@ export class ContainerService extends EventEmitter {
       if (record.state.status !== "running") throw conflict(`Container ${record.id} is not running`);
       await this.deps.runc.pause(record.id);
       record.state.status = "paused";
+      // As Docker: no checks while paused, and the container counts as unhealthy meanwhile.
+      await this.health.stop(record);
       await this.deps.store.save(record);
     });
     this.emitEvent("pause", record);
@@ -673,6 +691,7 @@ export class ContainerService extends EventEmitter {
       if (record.state.status !== "paused") throw conflict(`Container ${record.id} is not paused`);
       await this.deps.runc.resume(record.id);
       record.state.status = "running";
+      this.health.resume(record, await this.healthProbeOf(record));
       await this.deps.store.save(record);
     });
     this.emitEvent("unpause", record);
@@ -702,6 +721,7 @@ export class ContainerService extends EventEmitter {
     this.pendingAttach.delete(record.id);
     this.exitWatchers.get(record.id)?.abort();
     this.exitWatchers.delete(record.id);
+    await this.health.stop(record);
     const p = this.paths(record.id);
     await runc.delete(record.id, { force: true }).catch(bestEffort(logger, `runc delete ${record.id}`));
     await network.detach(record.id);
@@ -849,22 +869,9 @@ export class ContainerService extends EventEmitter {
     if (exec.running || exec.exitCode !== null) throw conflict(`Error: Exec command ${execId} has already run`);
     const record = this.deps.store.get(exec.containerId);
     if (!record || record.state.status !== "running") throw conflict(`Container ${exec.containerId} is not running`);
-    const p = this.paths(record.id);
-    const image = (await this.deps.images.config(record.imageId).catch(bestEffort(this.deps.logger, `read the config of image ${record.imageId}`)))?.config ?? {};
-    const user = await resolveUser(p.rootfs, exec.config.user || record.options.user || image.User || "");
-    const spec = buildRuntimeSpec({
-      image,
-      // `exec --privileged` gives the process every capability; runc keeps the container's seccomp filter, as with Docker.
-      run: { ...runOptions(record.options, record.options.hostname || record.id.slice(0, 12)), cmd: exec.config.cmd, entrypoint: "", env: [...record.options.env, ...exec.config.env], tty: exec.config.tty, workingDir: exec.config.workingDir || record.options.workingDir, privileged: record.options.privileged || !!exec.config.privileged },
-      rootfs: p.rootfs,
-      user,
-      namespaces: { network: "none" },
-      cgroupsPath: `${this.deps.cgroupParent}/${record.id}`,
-      host: this.deps.specHost,
-    });
-    const process: SpecProcess = spec.process;
+    const process = await this.execProcess(record, exec.config);
     exec.running = true;
-    const session = await this.deps.monitor.exec(record.id, monitorPaths(p), process, { tty: exec.config.tty, stdin: exec.config.attachStdin, detach: opts.detach });
+    const session = await this.deps.monitor.exec(record.id, monitorPaths(this.paths(record.id)), process, { tty: exec.config.tty, stdin: exec.config.attachStdin, detach: opts.detach });
     exec.session = session;
     exec.pid = session.pid;
     exec.done = session.wait().then(
@@ -873,6 +880,40 @@ export class ContainerService extends EventEmitter {
     );
     this.emitEvent("exec_start", record, { execID: exec.id });
     return session;
+  }
+
+  /** The process of an exec in a running container: its user, environment and working directory as Docker resolves them. */
+  private async execProcess(record: ContainerRecord, config: ExecConfig): Promise<SpecProcess> {
+    const p = this.paths(record.id);
+    const image = (await this.deps.images.config(record.imageId).catch(bestEffort(this.deps.logger, `read the config of image ${record.imageId}`)))?.config ?? {};
+    const user = await resolveUser(p.rootfs, config.user || record.options.user || image.User || "");
+    const spec = buildRuntimeSpec({
+      image,
+      // `exec --privileged` gives the process every capability; runc keeps the container's seccomp filter, as with Docker.
+      run: { ...runOptions(record.options, record.options.hostname || record.id.slice(0, 12)), cmd: config.cmd, entrypoint: "", env: [...record.options.env, ...config.env], tty: config.tty, workingDir: config.workingDir || record.options.workingDir, privileged: record.options.privileged || !!config.privileged },
+      rootfs: p.rootfs,
+      user,
+      namespaces: { network: "none" },
+      cgroupsPath: `${this.deps.cgroupParent}/${record.id}`,
+      host: this.deps.specHost,
+    });
+    return spec.process;
+  }
+
+  // --- health checks (the monitor is health.ts; these feed it) -----------------------------
+
+  /** A health probe's exec: the container's user and environment, output attached, no stdin. */
+  private async probeExec(id: string, cmd: string[]): Promise<ExecSession> {
+    const record = this.deps.store.get(id);
+    if (record?.state.status === "paused") throw conflict(`Container ${id} is paused, unpause the container before exec`);
+    if (!record || record.state.status !== "running") throw conflict(`Container ${id} is not running`);
+    const process = await this.execProcess(record, { cmd, tty: false, attachStdin: false, env: [] });
+    return this.deps.monitor.exec(record.id, monitorPaths(this.paths(record.id)), process, { tty: false, stdin: false });
+  }
+
+  private async healthProbeOf(record: ContainerRecord) {
+    const config = (await this.deps.images.config(record.imageId).catch(bestEffort(this.deps.logger, `read the config of image ${record.imageId}`)))?.config ?? {};
+    return healthProbe(effectiveHealthcheck(config.Healthcheck, record.options.healthcheck), config.Shell);
   }
 
   // --- inspection: top, stats handled by callers with these paths ------------------------
@@ -1014,6 +1055,7 @@ export class ContainerService extends EventEmitter {
         WorkingDir: record.options.workingDir ?? base.config?.WorkingDir,
         User: record.options.user ?? base.config?.User,
         Labels: { ...(base.config?.Labels ?? {}), ...record.options.labels },
+        ...(record.options.healthcheck ? { Healthcheck: healthcheckToDocker(effectiveHealthcheck(base.config?.Healthcheck, record.options.healthcheck)!) } : {}),
         ...(opts.config?.Cmd ? { Cmd: opts.config.Cmd } : {}),
         ...(opts.config?.Entrypoint ? { Entrypoint: opts.config.Entrypoint } : {}),
       },

@@ -12,6 +12,7 @@ import { ContainerRecordSchema, type ContainerRecord } from "./container-record.
  */
 export class ContainerStore {
   private readonly records = new Map<string, ContainerRecord>();
+  private readonly saving = new Map<string, Promise<unknown>>();
 
   constructor(readonly root: string, private readonly logger?: Logger) {}
 
@@ -72,8 +73,21 @@ export class ContainerStore {
     await this.save(record);
   }
 
-  /** Persists the record as it is now (temp file, fsync, rename). */
-  async save(record: ContainerRecord): Promise<void> {
+  /**
+   * Persists the record as it is now (temp file, fsync, rename). Saves of one record are
+   * serialised: writers that overlapped on the one temp file could leave it mixed (the health
+   * monitor saves while the lifecycle does).
+   */
+  save(record: ContainerRecord): Promise<void> {
+    const prev = this.saving.get(record.id) ?? Promise.resolve();
+    const next = prev.then(() => this.write(record));
+    const settled = next.catch(() => undefined);
+    this.saving.set(record.id, settled);
+    void settled.then(() => { if (this.saving.get(record.id) === settled) this.saving.delete(record.id); });
+    return next;
+  }
+
+  private async write(record: ContainerRecord): Promise<void> {
     if (!this.records.has(record.id)) return; // removed meanwhile
     const file = join(this.dir(record.id), "container.json");
     const tmp = `${file}.tmp`;

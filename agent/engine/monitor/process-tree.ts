@@ -1,3 +1,4 @@
+import { readdirSync, readFileSync } from "node:fs";
 import { readdir, readFile } from "node:fs/promises";
 
 /** The PIDs of `pid`'s descendants (children first found, then theirs), read from /proc. */
@@ -33,6 +34,30 @@ export async function descendantsOf(pid: number): Promise<number[]> {
  */
 export async function killProcessTree(pid: number, signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
   const all = [pid, ...(await descendantsOf(pid))];
+  for (const p of all) {
+    try {
+      process.kill(p, signal);
+    } catch {
+      // already gone
+    }
+  }
+}
+
+/** killProcessTree for a process about to exit (no await left): reads /proc synchronously. */
+export function killProcessTreeSync(pid: number, signal: NodeJS.Signals = "SIGKILL"): void {
+  const children = new Map<number, number[]>();
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, "utf8");
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      children.set(ppid, [...(children.get(ppid) ?? []), Number(name)]);
+    } catch {
+      // the process ended while we looked
+    }
+  }
+  const all = [pid];
+  for (let i = 0; i < all.length; i++) all.push(...(children.get(all[i]!) ?? []));
   for (const p of all) {
     try {
       process.kill(p, signal);
