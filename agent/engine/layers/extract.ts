@@ -25,7 +25,6 @@
  * External tools: /usr/bin/mknod and /usr/bin/mkfifo (coreutils), setfattr
  * (Debian package `attr`).
  */
-import { execFile } from "node:child_process";
 import { constants as fsc } from "node:fs";
 import { chmod, link, lchown, lstat, lutimes, mkdir, open, rm, symlink, unlink, type FileHandle } from "node:fs/promises";
 import type { Stats } from "node:fs";
@@ -34,7 +33,8 @@ import { Transform, type Readable, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import * as tarStream from "tar-stream";
 import { canceled, dataLoss, EngineError, invalidArgument, unavailable } from "../errors.ts";
-import { cleanRelativePath } from "../fs-util.ts";
+import { runTool, toolDetail } from "../child-process.ts";
+import { cleanRelativePath, isErrno } from "../fs-util.ts";
 
 export interface ExtractResult {
   /** Total bytes of regular files written (hard links not counted twice). */
@@ -632,14 +632,13 @@ async function setXattr(name: string, value: Buffer, paths: string[], what: stri
   }
 }
 
-function run(cmd: string, args: string[], debianPackage: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    execFile(cmd, args, { encoding: "utf8" }, (err, _stdout, stderr) => {
-      if (!err) return resolve();
-      if ((err as NodeJS.ErrnoException).code === "ENOENT") {
-        return reject(unavailable(`${cmd} is not installed (Debian package ${debianPackage}); it is needed to unpack layers`, err));
-      }
-      reject(new Error(stderr.trim() || err.message));
-    });
-  });
+async function run(cmd: string, args: string[], debianPackage: string): Promise<void> {
+  let r;
+  try {
+    r = await runTool(cmd, args);
+  } catch (e) {
+    if (isErrno(e, "ENOENT")) throw unavailable(`${cmd} is not installed (Debian package ${debianPackage}); it is needed to unpack layers`, e);
+    throw e;
+  }
+  if (r.exitCode !== 0) throw new Error(toolDetail(r) || `${cmd} failed with exit code ${r.exitCode}`);
 }

@@ -12,12 +12,12 @@
  * by rename into ROOT/tmp before it is deleted; so after a crash only ROOT/tmp
  * and dangling short links need cleaning (`removeStale`).
  */
-import { execFile } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { lstat, mkdir, readFile, readlink, rename, rm, stat, symlink, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { parseDigest } from "../content/store.ts";
+import { runTool, toolDetail } from "../child-process.ts";
 import { canceled, conflict, dataLoss, EngineError, notFound } from "../errors.ts";
 import { chainIdOf } from "./chain-id.ts";
 import { extractLayer } from "./extract.ts";
@@ -303,9 +303,8 @@ function newLink(): string {
 }
 
 /** Flushes the filesystem holding `path` (coreutils `sync -f`, i.e. syncfs(2)). */
-function syncfs(path: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    execFile("sync", ["-f", path], (err, _out, stderr) => (err ? reject(new Error(`sync -f ${path}: ${stderr.trim() || err.message}`)) : resolve()));
-  });
+async function syncfs(path: string): Promise<void> {
+  const r = await runTool("sync", ["-f", path]);
+  if (r.exitCode !== 0) throw new Error(`sync -f ${path}: ${toolDetail(r) || `exit code ${r.exitCode}`}`);
 }
 

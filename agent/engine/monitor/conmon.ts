@@ -37,6 +37,7 @@ import { access, mkdir, readdir, readFile, rm, stat, writeFile } from "node:fs/p
 import { basename, join } from "node:path";
 import { PassThrough, type Readable } from "node:stream";
 import type { Logger } from "pino";
+import { guardChild } from "../child-process.ts";
 import { canceled, conflict, EngineError, invalidArgument, isEngineError, unavailable, type EngineErrorKind } from "../errors.ts";
 import { Runc, RuncError } from "../runtime/runc.ts";
 import type { SpecProcess } from "../runtime/spec.ts";
@@ -364,12 +365,12 @@ class Launch {
     this.sync = new JsonLines(sync as Readable);
     this.attach = attach ? new JsonLines(attach as Readable) : undefined;
     this.startPipe = start as unknown as NodeJS.WritableStream & { destroy(): void };
-    (start as unknown as NodeJS.EventEmitter).on("error", () => undefined); // conmon may be gone already: its answer tells
     err?.on("data", (b: Buffer) => {
       if (this.stderr.length < 8192) this.stderr += b.toString("utf8");
     });
     this.exited = new Promise((resolve) => {
-      child.once("error", (e) => {
+      // Also the pipes: conmon may be gone already (EPIPE on the start pipe); its answer, or its absence, tells.
+      guardChild(child, (e) => {
         this.stderr += `${e.message}\n`;
         resolve(null);
       });

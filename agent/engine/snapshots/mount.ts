@@ -12,9 +12,9 @@
  * (a container's rootfs directory), never a path inside a container's
  * filesystem (the runtime does those, inside the container's mount namespace).
  */
-import { execFile } from "node:child_process";
 import { readFile, realpath } from "node:fs/promises";
 import { isAbsolute, join, resolve } from "node:path";
+import { runTool, toolDetail } from "../child-process.ts";
 import { invalidArgument, unavailable } from "../errors.ts";
 import type { Mount } from "./snapshotter.ts";
 
@@ -129,11 +129,12 @@ async function mountOne(m: Mount, where: string): Promise<void> {
   await run(MOUNT, args, `mount ${m.type} ${m.source} on ${where}`, m.cwd);
 }
 
-function run(cmd: string, args: string[], what: string, cwd?: string): Promise<void> {
-  return new Promise((resolvePromise, reject) => {
-    execFile(cmd, args, { cwd, encoding: "utf8" }, (err, _stdout, stderr) => {
-      if (!err) return resolvePromise();
-      reject(unavailable(`${what}: ${stderr.trim() || err.message}`, err));
-    });
-  });
+async function run(cmd: string, args: string[], what: string, cwd?: string): Promise<void> {
+  let r;
+  try {
+    r = await runTool(cmd, args, { cwd });
+  } catch (e) {
+    throw unavailable(`${what}: ${(e as Error).message}`, e);
+  }
+  if (r.exitCode !== 0) throw unavailable(`${what}: ${toolDetail(r) || `exit code ${r.exitCode}`}`);
 }

@@ -12,9 +12,9 @@
  *
  * External tools: mkfifo (coreutils), getfattr/setfattr (attr).
  */
-import { execFile } from "node:child_process";
 import { constants as fsc, type BigIntStats } from "node:fs";
 import { lchown, link, lutimes, mkdir, open, readlink, symlink, type FileHandle } from "node:fs/promises";
+import { runTool, toolDetail } from "../child-process.ts";
 import { EngineError, unavailable } from "../errors.ts";
 import { atFd, atFdForChild, DIR_FLAGS, isErrno, walkTree } from "../archive/tree-walk.ts";
 import { portableList, readTreeXattrs, writeXattrs, type Xattrs } from "../archive/xattrs.ts";
@@ -158,14 +158,15 @@ async function copyFile(from: string, to: string): Promise<number | undefined> {
   }
 }
 
-function mkfifo(path: string, st: BigIntStats): Promise<void> {
-  return new Promise((resolve, reject) => {
-    execFile("/usr/bin/mkfifo", ["-m", (st.mode & 0o7777n).toString(8), "--", path], (err, _out, stderr) => {
-      if (!err) return resolve();
-      if ((err as NodeJS.ErrnoException).code === "ENOENT") return reject(unavailable("mkfifo is not installed (Debian package coreutils)", err));
-      reject(new EngineError("Internal", `mkfifo ${path}: ${stderr.trim() || err.message}`, { cause: err }));
-    });
-  });
+async function mkfifo(path: string, st: BigIntStats): Promise<void> {
+  let r;
+  try {
+    r = await runTool("/usr/bin/mkfifo", ["-m", (st.mode & 0o7777n).toString(8), "--", path]);
+  } catch (e) {
+    if (isErrno(e, "ENOENT")) throw unavailable("mkfifo is not installed (Debian package coreutils)", e);
+    throw new EngineError("Internal", `mkfifo ${path}: ${(e as Error).message}`, { cause: e });
+  }
+  if (r.exitCode !== 0) throw new EngineError("Internal", `mkfifo ${path}: ${toolDetail(r) || `exit code ${r.exitCode}`}`);
 }
 
 function seconds(ns: bigint): number {
