@@ -15,7 +15,7 @@
 import { readFile, realpath } from "node:fs/promises";
 import { isAbsolute, join, resolve } from "node:path";
 import { runTool, toolDetail } from "../child-process.ts";
-import { invalidArgument, unavailable } from "../errors.ts";
+import { EngineError, invalidArgument, unavailable } from "../errors.ts";
 import type { Mount } from "./snapshotter.ts";
 
 const MOUNT = "/bin/mount";
@@ -42,8 +42,23 @@ export async function mountAll(mounts: Mount[], target: string): Promise<void> {
       done.push(where);
     }
   } catch (e) {
-    for (const where of done.reverse()) await run(UMOUNT, [where], `unmount ${where}`).catch(() => undefined);
-    throw e;
+    // A mount the rollback cannot take off is detached (released once no longer busy); one
+    // that even survives that is named in the error, as a leak the caller must hear of.
+    const left: string[] = [];
+    for (const where of done.reverse()) {
+      try {
+        await run(UMOUNT, [where], `unmount ${where}`);
+      } catch {
+        try {
+          await run(UMOUNT, ["-l", where], `unmount ${where}`);
+        } catch (u) {
+          left.push((u as Error).message);
+        }
+      }
+    }
+    if (left.length === 0) throw e;
+    const kind = e instanceof EngineError ? e.kind : "Unavailable";
+    throw new EngineError(kind, `${(e as Error).message}; and the mounts made before it stay: ${left.join("; ")}`, { cause: e });
   }
 }
 

@@ -14,6 +14,7 @@
  */
 import { constants as fsc, type BigIntStats } from "node:fs";
 import { lchown, link, lutimes, mkdir, open, readlink, symlink, type FileHandle } from "node:fs/promises";
+import { bestEffort, type DebugLog } from "../../../shared/best-effort.ts";
 import { runTool, toolDetail } from "../child-process.ts";
 import { EngineError, unavailable } from "../errors.ts";
 import { atFd, atFdForChild, DIR_FLAGS, isErrno, walkTree } from "../archive/tree-walk.ts";
@@ -26,7 +27,7 @@ const CHUNK = 256 * 1024;
  * `dest` the owner and mode of `src`. Existing names in `dest` are an error (EEXIST).
  * @returns bytes of regular files copied.
  */
-export async function copyTree(src: string, dest: string): Promise<number> {
+export async function copyTree(src: string, dest: string, log: DebugLog): Promise<number> {
   const xattrs = await readTreeXattrs(src);
   const destRoot = await open(dest, DIR_FLAGS);
   const dirs = new Map<string, FileHandle>([["", destRoot]]);
@@ -118,7 +119,7 @@ export async function copyTree(src: string, dest: string): Promise<number> {
       queueXattrs(parentRel, parent, e.name, e.rel);
     }
   } finally {
-    for (const fh of new Set([...dirs.values(), ...keptOpen])) await fh.close().catch(() => undefined);
+    for (const fh of new Set([...dirs.values(), ...keptOpen])) await fh.close().catch(bestEffort(log, "close a directory of the copy"));
   }
   return bytes;
 }
