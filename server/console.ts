@@ -125,6 +125,7 @@ export async function startConsole(options: ConsoleOptions): Promise<RunningCons
       ...(options.databaseUrl ? { url: options.databaseUrl } : {}),
       dataDir: options.dataDir,
       log: (m) => logger.debug({ concern: "postgres" }, m),
+      logger: logger.child({ concern: "postgres" }),
       // Enrollment storms and inventory saves of many nodes at once share this pool.
       poolSize: 20,
     });

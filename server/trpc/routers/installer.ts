@@ -262,7 +262,7 @@ export const installerRouter = router({
       try {
         run = beginRun(runs, "install", input.host, input.port, secretsOf(credentials, [issued.token]));
       } catch (e) {
-        await services.prisma.joinToken.deleteMany({ where: { id: issued.id, usedAt: null } }).catch(bestEffort(services.logger, "delete the unused join token"));
+        await services.prisma.joinToken.deleteMany({ where: { id: issued.id, usedAt: null } }).catch((err: unknown) => services.logger.warn({ err }, "could not delete an unused join token; it stays valid until it expires"));
         throw e;
       }
       ctx.audit.details.runId = run.view.id;
@@ -281,6 +281,7 @@ export const installerRouter = router({
               joinToken: issued.token,
               prefix,
               waitForNode: (w) => (w.upgrade && upgradeWaiter ? upgradeWaiter(w) : enrollWaiter(w)),
+              logger: services.logger,
             },
             (e) => run.record(e),
             run.signal,
@@ -294,7 +295,7 @@ export const installerRouter = router({
           run.fail({ step: err.step, kind: err.kind, message: err.message });
         } finally {
           // An unused token is a live bearer secret: gone once the run no longer needs it.
-          await services.prisma.joinToken.deleteMany({ where: { id: issued.id, usedAt: null } }).catch(bestEffort(services.logger, "delete the unused join token"));
+          await services.prisma.joinToken.deleteMany({ where: { id: issued.id, usedAt: null } }).catch((err: unknown) => services.logger.warn({ err }, "could not delete an unused join token; it stays valid until it expires"));
           services.live.adminChanged("ssh-hosts");
           await auditEnd(services, actor, "installer.install.finished", run, { prefix, keepCredentials: input.keepCredentials });
         }
