@@ -331,7 +331,11 @@ export const installerRouter = router({
       if (!pin) throw new TRPCError({ code: "NOT_FOUND", message: `node ${input.nodeId} was not installed over SSH from this console (no pinned host): remove the agent on the host itself` });
       let credentials = input.credentials ? credentialsOf(input.credentials) : {};
       if (!credentials.password && !credentials.privateKey) {
-        credentials = (await kh.credentials(pin.host, pin.port).catch(() => null)) ?? {};
+        credentials =
+          (await kh.credentials(pin.host, pin.port).catch((err: unknown) => {
+            services.logger.warn({ err, host: pin.host, port: pin.port }, "could not read the SSH credentials kept for a host");
+            return null;
+          })) ?? {};
         if (!credentials.password && !credentials.privateKey) throw new TRPCError({ code: "PRECONDITION_FAILED", message: `no credentials are kept for ${pin.host}:${pin.port}: give the SSH login to remove the agent` });
       }
       const username = input.credentials?.username || pin.username;
