@@ -19,6 +19,7 @@ import { Puller } from "./images/pull.ts";
 import { Pusher } from "./images/push.ts";
 import { readHostFacts, type HostFacts } from "./system/host-facts.ts";
 import { Builder } from "./build/builder.ts";
+import { isErrno } from "./fs-util.ts";
 
 export interface EngineConfig {
   dataRoot: string;
@@ -116,7 +117,8 @@ async function engineId(root: string): Promise<string> {
   const file = join(root, "engine-id");
   try {
     return (await readFile(file, "utf8")).trim();
-  } catch {
+  } catch (e) {
+    if (!isErrno(e, "ENOENT")) throw e; // a new id for an unreadable file would make this another engine
     const id = randomUUID();
     await writeFile(file, id + "\n", { mode: 0o600 });
     return id;
