@@ -202,7 +202,7 @@ export async function startConsole(options: ConsoleOptions): Promise<RunningCons
         ip: clientAddress(req, options.trustProxy ?? false),
       }),
       onError: ({ error, path }) => {
-        if (error.code === "INTERNAL_SERVER_ERROR") logger.error({ path, err: error.message, cause: error.cause?.message }, "tRPC procedure failed");
+        if (error.code === "INTERNAL_SERVER_ERROR") logger.error({ path, err: error }, "tRPC procedure failed"); // pino's err serializer carries the cause and its stack
       },
     });
 
