@@ -125,6 +125,7 @@ export async function startConsole(options: ConsoleOptions): Promise<RunningCons
       ...(options.databaseUrl ? { url: options.databaseUrl } : {}),
       dataDir: options.dataDir,
       log: (m) => logger.debug({ concern: "postgres" }, m),
+      logger: logger.child({ concern: "postgres" }),
       // Enrollment storms and inventory saves of many nodes at once share this pool.
       poolSize: 20,
     });
@@ -201,7 +202,7 @@ export async function startConsole(options: ConsoleOptions): Promise<RunningCons
         ip: clientAddress(req, options.trustProxy ?? false),
       }),
       onError: ({ error, path }) => {
-        if (error.code === "INTERNAL_SERVER_ERROR") logger.error({ path, err: error.message, cause: error.cause?.message }, "tRPC procedure failed");
+        if (error.code === "INTERNAL_SERVER_ERROR") logger.error({ path, err: error }, "tRPC procedure failed"); // pino's err serializer carries the cause and its stack
       },
     });
 

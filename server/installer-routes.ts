@@ -22,11 +22,16 @@ import type { ConsoleServices } from "./services.ts";
 export const INSTALL_SCRIPT_PATH = "/install.sh";
 export const ARTIFACT_DOWNLOAD_PATH = "/downloads/berth-agent.tar.gz";
 
+function nullIfMissing(e: unknown): null {
+  if ((e as NodeJS.ErrnoException).code === "ENOENT") return null;
+  throw e;
+}
+
 /** Hashing the artifact reads all of it: remembered per file until it changes. */
 const artifactCache = new Map<string, { mtimeMs: number; size: number; artifact: AgentArtifact }>();
 
 async function currentArtifact(path: string): Promise<AgentArtifact | null> {
-  const st = await stat(path).catch(() => null);
+  const st = await stat(path).catch(nullIfMissing);
   if (!st?.isFile()) return null;
   const hit = artifactCache.get(path);
   if (hit && hit.mtimeMs === st.mtimeMs && hit.size === st.size) return hit.artifact;
@@ -64,7 +69,7 @@ async function serveScript(url: URL, res: ServerResponse, services: ConsoleServi
 
 async function serveArtifact(req: IncomingMessage, res: ServerResponse): Promise<void> {
   const path = defaultArtifactPath();
-  const st = await stat(path).catch(() => null);
+  const st = await stat(path).catch(nullIfMissing);
   if (!st?.isFile()) {
     res.writeHead(404, { "content-type": "text/plain; charset=utf-8" }).end(`${NOT_BUILT}\n`);
     return;

@@ -14,3 +14,25 @@ export function bestEffort(log: DebugLog, what: string): (err: unknown) => undef
     return undefined;
   };
 }
+
+/**
+ * Waits for `p` to settle, whatever its outcome: for a promise whose failure is already
+ * reported to whoever awaits it (the tail of a queue, a commit an abort waits out), so that
+ * this second waiter neither hears it again nor leaves it unhandled.
+ */
+export function settled(p: Promise<unknown>): Promise<void> {
+  return p.then(
+    () => undefined,
+    () => undefined,
+  );
+}
+
+/**
+ * Returns `p`, marked as handled: for a promise its owner awaits later, after other awaits,
+ * so that a failure meanwhile is not reported (and fatal) as an unhandled rejection. The
+ * failure still reaches whoever awaits `p`.
+ */
+export function awaitedLater<T>(p: Promise<T>): Promise<T> {
+  void settled(p);
+  return p;
+}

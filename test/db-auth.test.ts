@@ -7,6 +7,7 @@ import { createFirstAdmin, DEFAULT_FIRST_ADMIN_EMAIL } from "../server/auth/firs
 import { authenticatePassword } from "../server/auth/login.ts";
 import { createSession, listUserSessions, revokeSession, revokeSessionById, revokeUserSessions, validateSession } from "../server/auth/sessions.ts";
 import { randomUUID } from "node:crypto";
+import { pino } from "pino";
 import { PrismaPg } from "@prisma/adapter-pg";
 import { PrismaClient } from "../server/db/generated/client.ts";
 import { SecretBox } from "../server/auth/secret-box.ts";
@@ -153,7 +154,7 @@ describe("sign-in throttling, password policy, two-factor, session timeouts", ()
   });
   after(() => db?.close());
 
-  const deps = () => ({ prisma: db.prisma, secretBox: box });
+  const deps = () => ({ prisma: db.prisma, secretBox: box, logger: pino({ level: "silent" }) });
   const attempt = (email: string, password: string, address: string, at: Date, extra: { token?: string; recoveryCode?: string } = {}) => signInWithPassword(deps(), { email, password, address, ...extra }, () => at);
 
   /** Guesses as fast as the throttle answers, waiting out each delay, until the account locks; the outcomes in order. */

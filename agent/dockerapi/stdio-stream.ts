@@ -3,6 +3,7 @@ import type { Duplex, Readable, Writable } from "node:stream";
 import { canceled, invalidArgument } from "../engine/errors.ts";
 import type { OutputChunk, StdioSession } from "../engine/monitor/monitor.ts";
 import type { RequestContext } from "./router.ts";
+import { settled } from "../../shared/best-effort.ts";
 
 /**
  * Docker's stream framing for attach, exec and logs: raw bytes for a TTY, or the
@@ -148,7 +149,7 @@ export function pumpSession(stream: HijackedStream, session: StdioSession, o: Pu
     stream.onDrain(() => output.resume());
   });
   output.once("end", () => {
-    if (o.beforeClose) void o.beforeClose().catch(() => undefined).finally(() => stream.close());
+    if (o.beforeClose) void settled(o.beforeClose()).finally(() => stream.close()); // a failure shows in the inspect of what it waited for
     else stream.close();
   });
   output.once("error", () => stream.close());

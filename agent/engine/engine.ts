@@ -19,6 +19,7 @@ import { Puller } from "./images/pull.ts";
 import { Pusher } from "./images/push.ts";
 import { readHostFacts, type HostFacts } from "./system/host-facts.ts";
 import { Builder } from "./build/builder.ts";
+import { isErrno } from "./fs-util.ts";
 
 export interface EngineConfig {
   dataRoot: string;
@@ -56,8 +57,8 @@ export async function createEngine(config: EngineConfig, logger: Logger): Promis
   const execRoot = config.execRoot ?? "/run/berth";
   const tmpDir = join(root, "tmp");
   await mkdir(tmpDir, { recursive: true, mode: 0o700 });
-  const content = new FsContentStore(join(root, "content"));
-  const layers = new OverlayLayerStore(join(root, "layers"));
+  const content = new FsContentStore(join(root, "content"), logger.child({ concern: "content" }));
+  const layers = new OverlayLayerStore(join(root, "layers"), { logger: logger.child({ concern: "layers" }) });
   const registry = new RegistryClient({
     insecureRegistries: config.insecureRegistries,
     mirrors: config.registryMirrors,
@@ -87,12 +88,12 @@ export async function createEngine(config: EngineConfig, logger: Logger): Promis
     chainPrefix: config.chainPrefix,
     logger: logger.child({ concern: "network" }),
   });
-  const volumes = new LocalVolumeStore(join(root, "volumes"));
+  const volumes = new LocalVolumeStore(join(root, "volumes"), logger.child({ concern: "volumes" }));
   containers = new ContainerService({
     store: new ContainerStore(join(root, "containers"), logger.child({ concern: "containers" })),
     images,
     layers,
-    snapshots: new OverlaySnapshotter(join(root, "snapshots"), layers),
+    snapshots: new OverlaySnapshotter(join(root, "snapshots"), layers, logger.child({ concern: "snapshots" })),
     monitor: new ConmonMonitor({ runcRoot, logger: logger.child({ concern: "monitor" }) }),
     runc,
     network,
@@ -116,7 +117,8 @@ async function engineId(root: string): Promise<string> {
   const file = join(root, "engine-id");
   try {
     return (await readFile(file, "utf8")).trim();
-  } catch {
+  } catch (e) {
+    if (!isErrno(e, "ENOENT")) throw e; // a new id for an unreadable file would make this another engine
     const id = randomUUID();
     await writeFile(file, id + "\n", { mode: 0o600 });
     return id;

@@ -18,6 +18,22 @@ export async function pathExists(p: string): Promise<boolean> {
   }
 }
 
+/** A catch handler for a read of something that may not be there: ENOENT becomes undefined, the rest is thrown on. */
+export function ifMissing(e: unknown): undefined {
+  if (isErrno(e, "ENOENT")) return undefined;
+  throw e;
+}
+
+/** lstat(2), or undefined when nothing is there (an entry that vanished meanwhile is not a failure). */
+export async function lstatIfAny(p: string): Promise<Stats | undefined> {
+  try {
+    return await lstat(p);
+  } catch (e) {
+    if (isErrno(e, "ENOENT")) return undefined;
+    throw e;
+  }
+}
+
 /** The names in a directory, or none when it does not exist. */
 export async function readdirOrEmpty(dir: string): Promise<string[]> {
   try {

@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { mkdir, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
+import { bestEffort, type DebugLog } from "../../shared/best-effort.ts";
 import { fsyncDir, isErrno, readdirOrEmpty } from "./fs-util.ts";
 
 /**
@@ -11,7 +12,10 @@ import { fsyncDir, isErrno, readdirOrEmpty } from "./fs-util.ts";
 export class ScratchDir {
   private readonly busy = new Set<string>();
 
-  constructor(readonly path: string) {}
+  constructor(
+    readonly path: string,
+    private readonly log: DebugLog,
+  ) {}
 
   hold(name: string): string {
     this.busy.add(name);
@@ -37,7 +41,8 @@ export class ScratchDir {
         if (isErrno(e, "ENOENT")) return false;
         throw e;
       }
-      if (opts.syncParent) await fsyncDir(opts.syncParent).catch(() => undefined);
+      // Not durable only means a crash may bring the entry back, to be removed again.
+      if (opts.syncParent) await fsyncDir(opts.syncParent).catch(bestEffort(this.log, `flush ${opts.syncParent} after moving ${dir} away`));
       await rm(dest, { recursive: true, force: true });
       return true;
     } finally {

@@ -4,6 +4,7 @@ import type { DeleteRecord } from "../engine/images/image-service.ts";
 import { familiarString, parseNormalizedReference } from "../../shared/reference.ts";
 import { API_VERSION, BERTH_VERSION, ENGINE_VERSION } from "../version.ts";
 import { MAX_LOG_BYTES, type EngineEvent, type ExecInput, type LinkRequest, type LogLine, type MethodName, type ResultOf, type StreamEventOf } from "./contract.ts";
+import { bestEffort, type DebugLog } from "../../shared/best-effort.ts";
 
 /** What a request handler gets besides its params. */
 export interface HandlerContext {
@@ -39,7 +40,7 @@ const imageEvent = (action: string, id: string, attributes: Record<string, strin
  * The link's methods as engine calls: one translation per method, nothing else. Errors
  * are the engine's own (EngineError); the caller turns them into acknowledgements.
  */
-export function linkHandlers(engine: Engine): Handlers {
+export function linkHandlers(engine: Engine, log: DebugLog): Handlers {
   const { images, containers } = engine;
   return {
     "inventory.snapshot": async (_p, ctx) => ctx.snapshot(),
@@ -128,11 +129,11 @@ export function linkHandlers(engine: Engine): Handlers {
     "container.exec": async (p, ctx) => {
       const exec = containers.createExec(p.id, { cmd: p.cmd, tty: p.tty, attachStdin: true, env: [], ...(p.user ? { user: p.user } : {}) });
       const session = await containers.startExec(exec.id);
-      if (p.tty) await session.resize(p.cols, p.rows).catch(() => undefined);
+      if (p.tty) await session.resize(p.cols, p.rows).catch(bestEffort(log, `resize the terminal of an exec in ${p.id}`));
       session.output.on("data", (chunk: { data: Buffer }) => ctx.stream({ data: chunk.data.toString("base64") }));
       ctx.onInput((input) => {
         if (input.data && session.stdin) session.stdin.write(Buffer.from(input.data, "base64"));
-        if (input.resize) void session.resize(input.resize.cols, input.resize.rows).catch(() => undefined);
+        if (input.resize) void session.resize(input.resize.cols, input.resize.rows).catch(bestEffort(log, `resize the terminal of an exec in ${p.id}`)); // it may have ended
         if (input.eof) session.stdin?.end();
       });
       // The console's user left (closed terminal, logout, role taken away): end what they ran, not only the stream.

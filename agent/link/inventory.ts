@@ -3,6 +3,7 @@ import type { Engine } from "../engine/engine.ts";
 import type { ContainerRecord } from "../engine/containers/container-record.ts";
 import { BERTH_VERSION } from "../version.ts";
 import { containerStatusText, LINK_PROTOCOL_VERSION, type InventoryContainer, type InventorySnapshot } from "./contract.ts";
+import { bestEffort, type DebugLog } from "../../shared/best-effort.ts";
 
 /** One container as the console's inventory shows it. */
 export function inventoryContainer(c: ContainerRecord, now: number): InventoryContainer {
@@ -25,13 +26,13 @@ export function inventoryContainer(c: ContainerRecord, now: number): InventoryCo
 }
 
 /** Reads the node's whole inventory from the engine (memory and a few small files). */
-export async function readInventory(engine: Engine): Promise<InventorySnapshot> {
+export async function readInventory(engine: Engine, log: DebugLog): Promise<InventorySnapshot> {
   const now = Date.now();
   const [images, volumes, networks, fs] = await Promise.all([
     engine.images.list(),
     engine.volumes.list({}),
     engine.network.list(),
-    statfs(engine.config.dataRoot).catch(() => undefined),
+    statfs(engine.config.dataRoot).catch(bestEffort(log, `statfs ${engine.config.dataRoot}`)), // the snapshot goes without disk figures
   ]);
   return {
     protocol: LINK_PROTOCOL_VERSION,

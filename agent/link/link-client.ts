@@ -176,7 +176,7 @@ export class ConsoleLink extends EventEmitter {
     this.opts = opts;
     this.log = opts.logger.child({ concern: "link" });
     this.ledger = new RequestLedger({ retentionMs: opts.requestRetentionMs, journalFile: opts.requestJournal, logger: this.log });
-    this.handlers = linkHandlers(opts.engine);
+    this.handlers = linkHandlers(opts.engine, this.log);
   }
 
   get state(): LinkState {
@@ -246,7 +246,7 @@ export class ConsoleLink extends EventEmitter {
     this.teardown();
     this.ledger.abortAll("the agent is stopping");
     await this.ledger.close();
-    await this.inventoryChain.catch(() => undefined);
+    await this.inventoryChain; // never rejects: its tasks log their own failure
     this.setState("stopped");
   }
 
@@ -499,7 +499,7 @@ export class ConsoleLink extends EventEmitter {
     if (events.length && this.socket?.connected) this.emitEvent({ type: "engine.events", events });
     if (!this.dirty || this.baselineGeneration !== gen || !this.baseline) return;
     this.dirty = false;
-    const next = await readInventory(this.opts.engine);
+    const next = await readInventory(this.opts.engine, this.log);
     if (gen !== this.generation || !this.socket?.connected) return;
     const changes = diffInventory(this.baseline, next);
     this.baseline = next;
@@ -515,7 +515,7 @@ export class ConsoleLink extends EventEmitter {
         try {
           const gen = this.generation;
           this.dirty = false;
-          const snapshot = await readInventory(this.opts.engine);
+          const snapshot = await readInventory(this.opts.engine, this.log);
           if (gen === this.generation && this.socket?.connected) {
             this.seq += 1;
             this.baseline = snapshot;

@@ -78,8 +78,10 @@ export async function forgetFirstAdminLogin(dataDir: string, prisma: PrismaClien
   let owner: string;
   try {
     owner = (await readFile(file, "utf8")).split("\n", 1)[0] ?? "";
-  } catch {
-    return;
+  } catch (e) {
+    // Only "no such file" means there is nothing to forget: a password kept on disk must not outlive its use unheard.
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return;
+    throw e;
   }
   if (userId !== undefined && owner !== userId) return;
   const user = await prisma.user.findUnique({ where: { id: owner }, select: { mustChangePassword: true } });

@@ -9,6 +9,7 @@
 import type { AuthOptions, User } from "next-auth";
 import CredentialsModule from "next-auth/providers/credentials";
 import { cjsDefault } from "../cjs-default.ts";
+import { bestEffort } from "../../shared/best-effort.ts";
 import type { OAuthConfig } from "next-auth/providers/oauth";
 import type { Logger } from "pino";
 import type { PrismaClient } from "../db/generated/client.ts";
@@ -86,7 +87,7 @@ export function buildAuthOptions(deps: { prisma: PrismaClient; secretBox: Secret
           // Set by the console's HTTP server from the socket (or a trusted proxy), never taken from the client as is.
           const ip = headers[CLIENT_ADDRESS_HEADER] || null;
           const result = await signInWithPassword(
-            { prisma, secretBox: deps.secretBox },
+            { prisma, secretBox: deps.secretBox, logger: deps.logger },
             {
               email: String(credentials?.email ?? ""),
               password: String(credentials?.password ?? ""),
@@ -111,7 +112,7 @@ export function buildAuthOptions(deps: { prisma: PrismaClient; secretBox: Secret
         if (!p?.email || p.email_verified === false) return "/login?error=oidc-email";
         const known = await prisma.user.findUnique({ where: { email: normalizeEmail(p.email) }, select: { id: true, disabled: true } });
         const ok = !!known && !known.disabled;
-        await recordAudit(prisma, { actorUserId: known?.id ?? null, actorLabel: p.email, action: "auth.login", outcome: ok ? "success" : "denied", details: { method: "oidc" } }).catch(() => undefined);
+        await recordAudit(prisma, { actorUserId: known?.id ?? null, actorLabel: p.email, action: "auth.login", outcome: ok ? "success" : "denied", details: { method: "oidc" } }).catch((err: unknown) => deps.logger.error({ err, email: p.email }, "could not write the audit record of an OIDC sign-in"));
         if (!ok) return "/login?error=oidc-unknown";
         await prisma.account.upsert({
           where: { provider_providerAccountId: { provider: "oidc", providerAccountId: account.providerAccountId } },
@@ -137,9 +138,10 @@ export function buildAuthOptions(deps: { prisma: PrismaClient; secretBox: Secret
     events: {
       async signOut({ token }) {
         if (typeof token?.bst !== "string") return;
-        const session = await validateSession(prisma, token.bst).catch(() => null);
-        await revokeSession(prisma, token.bst).catch(() => undefined);
-        if (session) await recordAudit(prisma, { actorUserId: session.user.id, actorLabel: session.user.email, action: "auth.logout", outcome: "success" }).catch(() => undefined);
+        // Sign-out goes on whatever fails here (the cookie is cleared anyway), but a session left valid is news.
+        const session = await validateSession(prisma, token.bst).catch(bestEffort(deps.logger, "look up the session being signed out"));
+        await revokeSession(prisma, token.bst).catch((err: unknown) => deps.logger.error({ err, userId: session?.user.id }, "could not revoke a session at sign-out"));
+        if (session) await recordAudit(prisma, { actorUserId: session.user.id, actorLabel: session.user.email, action: "auth.logout", outcome: "success" }).catch((err: unknown) => deps.logger.error({ err, userId: session.user.id }, "could not write the audit record of a sign-out"));
       },
     },
   };

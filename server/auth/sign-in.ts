@@ -8,6 +8,7 @@
  * 4. every refusal counts a failure on the account and the address, and is audited
  *    with the address; a failure that starts a lock is audited as `auth.lock`.
  */
+import type { Logger } from "pino";
 import type { PrismaClient } from "../db/generated/client.ts";
 import { recordAudit } from "../db/audit.ts";
 import { normalizeEmail } from "./email.ts";
@@ -49,13 +50,13 @@ export function blockMessage(b: ThrottleBlock, now: Date): string {
   return `Too many failed sign-ins: wait ${Math.max(1, Math.ceil((b.until.getTime() - now.getTime()) / 1000))} s before trying again.`;
 }
 
-export async function signInWithPassword(deps: { prisma: PrismaClient; secretBox: SecretBox }, attempt: SignInAttempt, now: () => Date = () => new Date()): Promise<SignInResult> {
+export async function signInWithPassword(deps: { prisma: PrismaClient; secretBox: SecretBox; logger: Logger }, attempt: SignInAttempt, now: () => Date = () => new Date()): Promise<SignInResult> {
   const { prisma } = deps;
   const email = normalizeEmail(attempt.email).slice(0, 320);
   const keys: Array<{ scope: ThrottleScope; key: string }> = [{ scope: "account", key: throttleKey("account", email) }];
   if (attempt.address) keys.push({ scope: "address", key: throttleKey("address", attempt.address) });
   const audit = (outcome: "success" | "denied", details: Record<string, unknown>, userId?: string) =>
-    recordAudit(prisma, { actorUserId: userId ?? null, actorLabel: email || "anonymous", action: "auth.login", outcome, details: { method: "password", ...details }, ip: attempt.address }).catch(() => undefined);
+    recordAudit(prisma, { actorUserId: userId ?? null, actorLabel: email || "anonymous", action: "auth.login", outcome, details: { method: "password", ...details }, ip: attempt.address }).catch((err: unknown) => deps.logger.error({ err, email, outcome }, "could not write the audit record of a sign-in"));
 
   const block = await throttleBlock(prisma, keys, now());
   if (block) {
@@ -74,7 +75,7 @@ export async function signInWithPassword(deps: { prisma: PrismaClient; secretBox
           outcome: "success",
           details: { scope, subject: scope === "account" ? email : attempt.address, failures: r.failures, lockedUntil: r.lockedUntil.toISOString() },
           ip: attempt.address,
-        }).catch(() => undefined);
+        }).catch((err: unknown) => deps.logger.error({ err, scope }, "could not write the audit record of a lock-out"));
       }
     }
     await audit("denied", { reason: why }, userId);

@@ -15,6 +15,7 @@ import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
+import { bestEffort, type DebugLog } from "../../shared/best-effort.ts";
 
 export const DEFAULT_MIGRATIONS_DIR = fileURLToPath(new URL("../../prisma/migrations/", import.meta.url));
 
@@ -32,6 +33,8 @@ export interface Migration {
 export interface ApplyMigrationsOptions {
   migrationsDir?: string;
   log?: (message: string) => void;
+  /** Where failures that change nothing go (a ROLLBACK on a connection about to be closed). */
+  logger?: DebugLog;
 }
 
 export class MigrationError extends Error {
@@ -76,6 +79,7 @@ interface AppliedRow {
  */
 export async function applyMigrations(connectionString: string, options: ApplyMigrationsOptions = {}): Promise<{ applied: string[] }> {
   const migrations = await readMigrations(options.migrationsDir);
+  const quiet: DebugLog = options.logger ?? { debug: () => undefined };
   const client = new pg.Client({ connectionString });
   await client.connect();
   try {
@@ -120,14 +124,14 @@ export async function applyMigrations(connectionString: string, options: ApplyMi
           await client.query(`UPDATE "_prisma_migrations" SET finished_at = now(), applied_steps_count = 1 WHERE id = $1`, [id]);
           await client.query("COMMIT");
         } catch (cause) {
-          await client.query("ROLLBACK").catch(() => {});
+          await client.query("ROLLBACK").catch(bestEffort(quiet, "ROLLBACK")); // ending the connection below undoes it anyway
           throw new MigrationError(`migration ${m.name} failed: ${(cause as Error).message}`, { cause });
         }
         applied.push(m.name);
       }
       return { applied };
     } finally {
-      await client.query("SELECT pg_advisory_unlock($1)", [LOCK_KEY]).catch(() => {});
+      await client.query("SELECT pg_advisory_unlock($1)", [LOCK_KEY]).catch(bestEffort(quiet, "release the migration lock")); // so does the end of the connection
     }
   } finally {
     await client.end();

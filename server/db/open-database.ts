@@ -15,6 +15,7 @@ import { PrismaPg } from "@prisma/adapter-pg";
 import { PrismaClient } from "./generated/client.ts";
 import { startEmbeddedPostgres } from "./embedded-postgres.ts";
 import { applyMigrations } from "./migrate.ts";
+import type { DebugLog } from "../../shared/best-effort.ts";
 
 export interface OpenDatabaseOptions {
   /** A PostgreSQL connection string; when set, dataDir is not used. */
@@ -23,6 +24,8 @@ export interface OpenDatabaseOptions {
   dataDir?: string;
   /** Progress and server log lines. */
   log?: (message: string) => void;
+  /** Where failures that change nothing go (at debug). */
+  logger?: DebugLog;
   /** Connection pool size of the client (default 10). */
   poolSize?: number;
 }
@@ -54,7 +57,7 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
   }
   let applied: string[];
   try {
-    ({ applied } = await applyMigrations(url, options.log ? { log: options.log } : {}));
+    ({ applied } = await applyMigrations(url, { ...(options.log ? { log: options.log } : {}), ...(options.logger ? { logger: options.logger } : {}) }));
   } catch (e) {
     await stopServer?.();
     throw e;

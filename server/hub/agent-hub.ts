@@ -360,7 +360,7 @@ export class AgentHub extends EventEmitter<HubEvents> {
           });
         } catch (e) {
           // The agent is told "unavailable" and retries: its token must still work then.
-          await this.registry.releaseJoinToken(auth.token).catch((r: unknown) => this.log.error({ err: (r as Error).message }, "cannot give back a join token"));
+          await this.registry.releaseJoinToken(auth.token).catch((err: unknown) => this.log.error({ err }, "cannot give back a join token"));
           throw e;
         }
         const { nodeId, credential } = created;
@@ -419,7 +419,7 @@ export class AgentHub extends EventEmitter<HubEvents> {
 
     if (enrollment) {
       socket.timeout(this.enrollAckTimeoutMs).emit(LINK_EVENTS.enrolled, enrollment, (err: Error | null, reply?: { ok: boolean; message?: string }) => {
-        if (err || !reply?.ok) this.log.error({ nodeId, err: err?.message ?? reply?.message }, "the agent did not confirm storing its credential; it may need a new join token after a restart");
+        if (err || !reply?.ok) this.log.error({ nodeId, ...(err ? { err } : { reply: reply?.message }) }, "the agent did not confirm storing its credential; it may need a new join token after a restart");
         else this.log.info({ nodeId }, "the agent stored its credential");
       });
       socket.data.enrollment = undefined;

@@ -21,6 +21,8 @@
  * throws an InstallError that names the step and the kind of failure.
  */
 import { randomBytes } from "node:crypto";
+import { pino, type Logger } from "pino";
+import { bestEffort } from "../../shared/best-effort.ts";
 import type { AgentConfigFile } from "../../agent/config.ts";
 import { ArtifactError, defaultArtifactPath, readArtifact, type AgentArtifact } from "./artifact.ts";
 import { InstallError } from "./errors.ts";
@@ -60,6 +62,8 @@ export interface InstallOptions {
   minFreeDiskBytes?: number;
   /** Packages to install besides the agent's own (the host's package names). */
   extraPackages?: string[];
+  /** Where failures no step reports go (a temporary directory left on the node). */
+  logger?: Pick<Logger, "debug" | "warn">;
 }
 
 export interface InstallResult {
@@ -275,6 +279,7 @@ export async function installAgent(opts: InstallOptions, onEvent: EventSink = ()
   const sig = signal ? { signal } : {};
   let session: SshSession | undefined;
   let tmp: string | undefined;
+  const log = opts.logger ?? pino({ enabled: false });
   /** What the cleanup step deletes once the run stands: the copies that made undo possible. */
   const cleanups: string[] = [];
   try {
@@ -485,7 +490,7 @@ echo written`,
         return r;
       } catch (e) {
         if (signal?.aborted) throw new InstallError("enroll", "canceled", "canceled while waiting for the node");
-        const journal = systemd ? await s.root(`journalctl -u ${UNIT_NAME} -n 15 --no-pager -o cat 2>/dev/null`).catch(() => undefined) : undefined;
+        const journal = systemd ? await s.root(`journalctl -u ${UNIT_NAME} -n 15 --no-pager -o cat 2>/dev/null`).catch(bestEffort(log, "read the agent's journal for the error")) : undefined;
         const tail = journal?.stdout.trim() ? `; the agent's last log lines:\n${journal.stdout.trim()}` : "";
         const why = timedOut ? `within ${Math.round(timeoutMs / 1000)} s` : `(${(e as Error).message})`;
         throw new InstallError("enroll", "enrollment", `node never ${upgrade ? "came back online" : "enrolled"}: the agent on ${s.where} did not ${upgrade ? "reconnect to" : "enroll with"} ${opts.consoleUrl} ${why}${tail}`, { cause: e });
@@ -508,7 +513,7 @@ ${cleanups.length ? `rm -rf ${cleanups.map(q).join(" ")}` : "true"}`,
         if (r.code !== 0) ctx.output(r.stderr, "stderr");
         ctx.detail(`kept ${keep.join(", ")}`);
       })
-      .catch(() => undefined); // leftovers of old versions are not worth failing an install that works
+      .catch((err: unknown) => log.warn({ err }, "the install's clean-up step failed (the install stands)")); // shown as a failed step too
     return {
       nodeId: enrolled.nodeId,
       version,
@@ -523,7 +528,7 @@ ${cleanups.length ? `rm -rf ${cleanups.map(q).join(" ")}` : "true"}`,
   } catch (e) {
     throw await run.failWith(e);
   } finally {
-    if (session && tmp) await session.exec(`rm -rf ${q(tmp)}`).catch(() => undefined);
+    if (session && tmp) await session.exec(`rm -rf ${q(tmp)}`).catch((err: unknown) => log.warn({ err, dir: tmp }, "could not remove the install's temporary directory on the node"));
     session?.close();
   }
 }

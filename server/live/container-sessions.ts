@@ -58,7 +58,10 @@ const PERMISSION_WORDS: Partial<Record<Permission, string>> = { exec: "open a sh
 /** The session behind the socket now, and whether it may `permission` on `nodeId`: a refusal names why. */
 async function authorise(socket: AnySocket, deps: SessionDeps, nodeId: string, permission: Permission): Promise<{ session: ValidSession | null; refusal?: string; reason?: string }> {
   // Checked now, not at connection time: the role or team may have changed since.
-  const session = await sessionFromCookie(deps.prisma, socket.handshake.headers.cookie, deps.authSecret).catch(() => null);
+  const session = await sessionFromCookie(deps.prisma, socket.handshake.headers.cookie, deps.authSecret).catch((err: unknown) => {
+    deps.logger.warn({ err }, "could not check a live session's cookie: treated as signed out");
+    return null;
+  });
   if (!session) return { session, refusal: "not signed in, or the session has expired: sign in again", reason: "no valid session" };
   const pending = await accountSetupPending(deps.prisma, session.user);
   if (pending) return { session, refusal: pending, reason: "account setup pending" };

@@ -14,6 +14,7 @@ import type { Logger } from "pino";
 import type { ValidSession } from "../auth/sessions.ts";
 import type { PrismaClient } from "../db/generated/client.ts";
 import { recordAudit } from "../db/audit.ts";
+import { bestEffort } from "../../shared/best-effort.ts";
 import { accountSetupPending } from "../auth/settings.ts";
 import { inScope, nodeScopeOf, roleAllows, type NodeScope, type Permission } from "./authz.ts";
 import type { ConsoleServices } from "../services.ts";
@@ -55,7 +56,7 @@ const audited = t.middleware(async ({ ctx, type, path, getRawInput, next }) => {
   if (type !== "mutation") return next({ ctx: { audit: { nodeIds: new Set<string>(), details: {} } as AuditNote } });
   const audit: AuditNote = { nodeIds: new Set(), details: {} };
   const result = await next({ ctx: { audit } });
-  const input = await getRawInput().catch(() => undefined);
+  const input = await getRawInput().catch(bestEffort(ctx.services.logger, `read the input of ${path} for its audit record`)); // the record goes without node ids
   const nodeIds = audit.nodeIds.size ? [...audit.nodeIds] : nodeIdsOfInput(input);
   const outcome = result.ok ? "success" : DENIED_CODES.has(result.error.code) ? "denied" : "failure";
   const user = ctx.session?.user;

@@ -14,6 +14,7 @@ import type { ImageService } from "../images/image-service.ts";
 import type { ImageLayerRecord } from "../images/image-store.ts";
 import { referenceKey } from "../images/image-store.ts";
 import { z } from "zod";
+import { awaitedLater } from "../../../shared/best-effort.ts";
 
 /**
  * The docker-archive format of `docker save` / `docker load`: a tar holding
@@ -51,8 +52,7 @@ export async function saveImages(images: ImageService, names: readonly string[],
   const pack = tarStream.pack();
   // `out` closing early (the client left) breaks the pipeline: pack is destroyed with it,
   // which fails the entry being written (its callback), so the writing below stops too.
-  const piping = pipeline(pack, out);
-  piping.catch(() => undefined); // awaited below; an early failure must not go unheard meanwhile
+  const piping = awaitedLater(pipeline(pack, out));
   const manifest: Array<{ Config: string; RepoTags: string[] | null; Layers: string[] }> = [];
   const written = new Set<string>();
   const addBuffer = (name: string, data: Buffer) =>

@@ -10,9 +10,10 @@
  * shows them). The price: a metadata-only change to such a directory (chmod of
  * /etc) is not seen while it holds nothing else.
  */
-import { lstat, open, readdir } from "node:fs/promises";
+import { open, readdir } from "node:fs/promises";
 import { cleanRelativePath } from "../fs-util.ts";
 import { atFd, DIR_FLAGS, isErrno } from "./tree-walk.ts";
+import { lstatIfAny } from "../fs-util.ts";
 
 export class Exclusion {
   private readonly paths = new Set<string>();
@@ -51,7 +52,7 @@ export class Exclusion {
       for (const name of await readdir(atFd(fh.fd))) {
         const childRel = `${rel}/${name}`;
         if (this.paths.has(childRel)) continue;
-        const st = await lstat(atFd(fh.fd, name)).catch(() => undefined);
+        const st = await lstatIfAny(atFd(fh.fd, name)); // gone meanwhile: nothing to keep
         if (!st) continue;
         if (st.isDirectory() && (await this.onlyExcluded(atFd(fh.fd, name), childRel, opaque))) continue;
         return false;

@@ -10,7 +10,8 @@
  *
  * External tools: getfattr and setfattr (Debian package `attr`).
  */
-import { spawn } from "node:child_process";
+import { runTool } from "../child-process.ts";
+import { isErrno } from "../fs-util.ts";
 import { resolve } from "node:path";
 import { EngineError, invalidArgument, unavailable } from "../errors.ts";
 
@@ -149,17 +150,12 @@ function decodeValue(raw: string): Buffer {
   return Buffer.from(raw, "latin1");
 }
 
-function run(cmd: string, args: string[]): Promise<{ code: number; stdout: Buffer; stderr: string }> {
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on("data", (b: Buffer) => out.push(b));
-    child.stderr.on("data", (b: Buffer) => err.push(b));
-    child.once("error", (e: NodeJS.ErrnoException) => {
-      if (e.code === "ENOENT") reject(unavailable(`${cmd} is not installed (Debian package attr); it is needed for extended attributes`, e));
-      else reject(new EngineError("Internal", `${cmd}: ${e.message}`, { cause: e }));
-    });
-    child.once("close", (code) => resolvePromise({ code: code ?? 1, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString("utf8") }));
-  });
+async function run(cmd: string, args: string[]): Promise<{ code: number; stdout: Buffer; stderr: string }> {
+  try {
+    const r = await runTool(cmd, args);
+    return { code: r.exitCode, stdout: r.stdout, stderr: r.stderr.toString("utf8") };
+  } catch (e) {
+    if (isErrno(e, "ENOENT")) throw unavailable(`${cmd} is not installed (Debian package attr); it is needed for extended attributes`, e);
+    throw new EngineError("Internal", `${cmd}: ${(e as Error).message}`, { cause: e });
+  }
 }

@@ -42,6 +42,8 @@ import type { Puller } from "../images/pull.ts";
 import { detectCompression } from "../layers/decompress.ts";
 import { extractLayer } from "../layers/extract.ts";
 import { decompressStream } from "../layers/decompress.ts";
+import { bestEffort } from "../../../shared/best-effort.ts";
+import { isErrno } from "../fs-util.ts";
 import { familiarString, parseNormalizedReference, withDefaultTag } from "../../../shared/reference.ts";
 import { formatPlatform, normalizePlatform, platformFromNode } from "../registry/platform.ts";
 import { mkdirInRoot } from "../runtime/mkdir-in-root.ts";
@@ -142,7 +144,7 @@ export class Builder {
   private readonly contexts: ContextCache;
 
   constructor(private readonly deps: BuilderDeps) {
-    this.contexts = new ContextCache(deps.contextsRoot);
+    this.contexts = new ContextCache(deps.contextsRoot, deps.logger);
   }
 
   /** Start-up, before the container service adopts snapshots: unmounts and deletes what a crash left. */
@@ -151,9 +153,15 @@ export class Builder {
     await mkdir(this.deps.root, { recursive: true, mode: 0o700 });
     for (const name of await readdir(this.deps.root)) {
       const dir = join(this.deps.root, name);
-      for (const sub of await readdir(dir).catch(() => [] as string[])) {
+      let subs: string[] = [];
+      try {
+        subs = await readdir(dir);
+      } catch (e) {
+        if (!isErrno(e, "ENOTDIR")) throw e; // a stray file: removed below
+      }
+      for (const sub of subs) {
         const p = join(dir, sub);
-        if (await isMounted(p).catch(() => false)) await unmountAll(p, { detach: true }).catch(() => undefined);
+        if (await isMounted(p)) await unmountAll(p, { detach: true }).catch((err: unknown) => this.deps.logger.warn({ err, path: p }, "could not unmount what a crashed build left"));
       }
       await rm(dir, { recursive: true, force: true });
     }
@@ -528,7 +536,7 @@ export class Builder {
     const parent = stage.imageId ?? "";
     const candidates = store.images().filter((img) => (img.parent ?? "") === parent && img.id !== parent).sort((a, b) => b.created.localeCompare(a.created));
     for (const img of candidates) {
-      const config = await this.deps.images.config(img.id).catch(() => undefined);
+      const config = await this.deps.images.config(img.id).catch(bestEffort(this.deps.logger, `read the config of ${img.id} for the build cache`)); // a miss, then
       if (!config?.container_config || cacheKey(config.container_config as ContainerConfig) !== key) continue;
       if (run.cacheSources.length > 0 && !run.cacheSources.some((src) => this.isAncestorOrSelf(img.id, src))) continue;
       return this.cacheHit(run, stage, img.id);
@@ -538,7 +546,7 @@ export class Builder {
     const diffIds = stage.image.rootfs?.diff_ids ?? [];
     for (const srcId of run.cacheSources) {
       const record = store.get(srcId);
-      const src = await this.deps.images.config(srcId).catch(() => undefined);
+      const src = await this.deps.images.config(srcId).catch(bestEffort(this.deps.logger, `read the config of cache source ${srcId}`));
       if (!record || !src) continue;
       const srcHistory = src.history ?? [];
       const srcDiffs = src.rootfs?.diff_ids ?? [];
@@ -713,7 +721,7 @@ export class Builder {
       run.out.stream(` ---> Running in ${id.slice(0, 12)}\n`);
       const exited = containers.wait(id, "next-exit");
       const attaching = containers.attach(id, { stdin: false, stdout: true, stderr: true });
-      const onAbort = () => void containers.kill(id, "SIGKILL").catch(() => undefined);
+      const onAbort = () => void containers.kill(id, "SIGKILL").catch(bestEffort(this.deps.logger, `kill build container ${id}`)); // it may have exited already
       run.signal.addEventListener("abort", onAbort, { once: true });
       try {
         await containers.start(id);

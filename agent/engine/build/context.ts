@@ -19,7 +19,8 @@ import { canceled, EngineError, invalidArgument, notFound } from "../errors.ts";
 import { cleanEntryName } from "../layers/extract.ts";
 import { decompressStream } from "../layers/decompress.ts";
 import { secureJoin } from "../runtime/secure-join.ts";
-import { lstatOr } from "../fs-util.ts";
+import { isErrno, lstatIfAny, lstatOr } from "../fs-util.ts";
+import { bestEffort, settled, type DebugLog } from "../../../shared/best-effort.ts";
 
 const MAX_DOCKERFILE = 8 << 20;
 
@@ -176,7 +177,7 @@ async function extractContext(tar: Readable, dir: string, signal?: AbortSignal):
   } catch (e) {
     tar.destroy();
     ex.destroy();
-    await feeding.catch(() => undefined);
+    await settled(feeding); // it fails of the destroys above; e is the error to report
     if (e instanceof EngineError) throw e;
     const msg = e instanceof Error ? e.message : String(e);
     throw invalidArgument(`invalid build context: ${msg}`, e);
@@ -187,10 +188,14 @@ async function extractContext(tar: Readable, dir: string, signal?: AbortSignal):
 
 async function readInside(dir: string, name: string): Promise<string | undefined> {
   const p = await secureJoin(dir, name);
-  const st = await lstat(p).catch(() => undefined);
+  const st = await lstatIfAny(p);
   if (!st?.isFile()) return undefined;
   if (st.size > MAX_DOCKERFILE) throw invalidArgument(`${name} is larger than ${MAX_DOCKERFILE} bytes`);
   return readFile(p, "utf8");
+}
+
+function keepIfNotEmpty(e: unknown): void {
+  if (!isErrno(e, "ENOTEMPTY") && !isErrno(e, "EEXIST")) throw e;
 }
 
 /** Removes what `.dockerignore` excludes; a directory is entered only when an exception (`!`) may re-include part of it. */
@@ -209,7 +214,7 @@ async function applyIgnore(dir: string, patterns: string[]): Promise<void> {
           continue;
         }
         await visit(r);
-        if (ignored) await rmdir(host).catch(() => undefined); // kept only when something inside was re-included
+        if (ignored) await rmdir(host).catch(keepIfNotEmpty); // kept only when something inside was re-included
         continue;
       }
       if (ignored) await rm(host, { force: true });
@@ -249,7 +254,11 @@ export class ContextCache {
   private readonly entries = new Map<string, { ctx: BuildContext; refs: number; used: number }>();
   private readonly pending = new Map<string, Promise<BuildContext>>();
 
-  constructor(private readonly root: string, private readonly max = 4) {}
+  constructor(
+    private readonly root: string,
+    private readonly log: DebugLog,
+    private readonly max = 4,
+  ) {}
 
   async reset(): Promise<void> {
     await rm(this.root, { recursive: true, force: true });
@@ -310,7 +319,7 @@ export class ContextCache {
     const idle = [...this.entries].filter(([, e]) => e.refs === 0).sort((a, b) => b[1].used - a[1].used);
     for (const [key, e] of idle.slice(this.max)) {
       this.entries.delete(key);
-      await rm(e.ctx.dir, { recursive: true, force: true }).catch(() => undefined);
+      await rm(e.ctx.dir, { recursive: true, force: true }).catch(bestEffort(this.log, `remove the build context ${e.ctx.dir}`)); // reset() at start removes it then
     }
   }
 }

@@ -21,7 +21,7 @@ import { lstat, readdir } from "node:fs/promises";
 import { join, posix } from "node:path";
 import { invalidArgument, notFound } from "../errors.ts";
 import { secureJoin } from "../runtime/secure-join.ts";
-import { lstatOr } from "../fs-util.ts";
+import { isErrno, lstatOr } from "../fs-util.ts";
 
 export interface CopyOwner {
   uid: number;
@@ -271,6 +271,11 @@ async function ensureDir(root: string, path: string, opts: CopyOptions): Promise
 /** Whether a destination inside `root` is an existing directory (symlinks followed inside the root). */
 export async function isDirInRoot(root: string, path: string): Promise<boolean> {
   const host = await secureJoin(root, path);
-  return (await lstat(host).catch(() => undefined))?.isDirectory() ?? false;
+  try {
+    return (await lstat(host)).isDirectory();
+  } catch (e) {
+    if (isErrno(e, "ENOENT") || isErrno(e, "ENOTDIR")) return false;
+    throw e;
+  }
 }
 

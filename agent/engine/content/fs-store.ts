@@ -15,6 +15,8 @@ import { finished, pipeline } from "node:stream/promises";
 import { canceled, dataLoss, invalidArgument, notFound } from "../errors.ts";
 import { parseDigest, type BlobExpectation, type BlobInfo, type BlobWriter, type ContentStore } from "./store.ts";
 import { fsyncDir, isErrno } from "../fs-util.ts";
+import { pino, type Logger } from "pino";
+import { bestEffort, settled } from "../../../shared/best-effort.ts";
 
 const DEFAULT_MAX_READ_BYTES = 4 * 1024 * 1024;
 const HEX64 = /^[0-9a-f]{64}$/;
@@ -26,8 +28,11 @@ export class FsContentStore implements ContentStore {
   /** Temp file names of writers open in this process; removeStaleIngests keeps them. */
   private readonly active = new Set<string>();
 
-  constructor(root: string) {
+  private readonly log: Logger;
+
+  constructor(root: string, logger?: Logger) {
     this.root = root;
+    this.log = logger ?? pino({ enabled: false });
     this.blobDir = join(root, "blobs", "sha256");
     this.ingestDir = join(root, "ingest");
   }
@@ -86,6 +91,7 @@ export class FsContentStore implements ContentStore {
       finalPath: (digest) => this.path(digest),
       blobDir: this.blobDir,
       onRelease: () => this.active.delete(name),
+      log: this.log,
     });
   }
 
@@ -187,6 +193,7 @@ interface WriterParts {
   finalPath: (digest: string) => string;
   blobDir: string;
   onRelease: () => void;
+  log: Logger;
 }
 
 class FsBlobWriter extends Writable implements BlobWriter {
@@ -236,7 +243,7 @@ class FsBlobWriter extends Writable implements BlobWriter {
 
   async abort(): Promise<void> {
     if (this.committing) {
-      await this.committing.catch(() => undefined);
+      await settled(this.committing); // its failure goes to commit()'s caller
       return;
     }
     this.aborted = true;
@@ -269,7 +276,7 @@ class FsBlobWriter extends Writable implements BlobWriter {
       const finalPath = this.parts.finalPath(digest);
       await mkdir(this.parts.blobDir, { recursive: true });
       if (await exists(finalPath)) {
-        await unlink(tempPath).catch(() => undefined);
+        await unlink(tempPath).catch(bestEffort(this.parts.log, `remove ${tempPath}, a duplicate of ${digest}`));
       } else {
         // Replacing an identical blob written concurrently is atomic and harmless.
         await rename(tempPath, finalPath);
@@ -285,8 +292,8 @@ class FsBlobWriter extends Writable implements BlobWriter {
 
   private release(): Promise<void> {
     this.released ??= (async () => {
-      await this.parts.fh.close().catch(() => undefined);
-      if (!this.renamed) await unlink(this.parts.tempPath).catch(() => undefined);
+      await this.parts.fh.close().catch(bestEffort(this.parts.log, `close ${this.parts.tempPath}`));
+      if (!this.renamed) await unlink(this.parts.tempPath).catch(bestEffort(this.parts.log, `remove ${this.parts.tempPath}`));
       this.parts.onRelease();
     })();
     return this.released;

@@ -98,7 +98,7 @@ export class ImageService {
     const layerTemps = await this.deps.layers.removeStale();
     // Nothing runs yet: whatever is in the engine's scratch folder (load-*, import-*) or
     // beside the image index is left from work a crash interrupted.
-    const scratch = await new ScratchDir(this.deps.tmpDir).sweep();
+    const scratch = await new ScratchDir(this.deps.tmpDir, this.deps.logger).sweep();
     const indexTemps = await this.deps.store.removeStaleTemps();
     if (ingests || layerTemps || scratch || indexTemps) this.deps.logger.info({ ingests, layerTemps, scratch, indexTemps }, "removed leftovers of interrupted work");
   }

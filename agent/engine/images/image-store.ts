@@ -3,6 +3,7 @@ import { basename, join } from "node:path";
 import { z } from "zod";
 import { conflict, invalidArgument, notFound } from "../errors.ts";
 import { familiarString, fullName, parseNormalizedReference, withDefaultTag, type ImageReference } from "../../../shared/reference.ts";
+import { settled } from "../../../shared/best-effort.ts";
 
 /**
  * Image metadata and references (repository:tag and repository@digest → image ID),
@@ -109,7 +110,7 @@ export class ImageStore {
       return result;
     };
     const p = this.chain.then(run, run);
-    this.chain = p.catch(() => undefined);
+    this.chain = settled(p); // p's failure goes to this caller
     return p;
   }
 

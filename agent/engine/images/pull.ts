@@ -1,5 +1,6 @@
 import { finished, pipeline } from "node:stream/promises";
 import { dataLoss, EngineError, invalidArgument, isEngineError, toEngineError } from "../errors.ts";
+import { bestEffort, settled } from "../../../shared/best-effort.ts";
 import { chainIdOf } from "../layers/chain-id.ts";
 import { decompressStream } from "../layers/decompress.ts";
 import { familiarString, fullName, parseNormalizedReference, withDefaultTag, type ImageReference } from "../../../shared/reference.ts";
@@ -267,7 +268,7 @@ export class Puller {
       const [toStore, toUnpack] = teeStream(counted);
       // Both branches are watched from here on: a branch whose consumer gave up before
       // reading (an unpack refused at once) must not carry an unheard 'error'.
-      const unpackBranchDone = finished(toUnpack).catch(() => undefined);
+      const unpackBranchDone = settled(finished(toUnpack)); // its failure reaches unpacking
       const storing = pipeline(toStore, writer);
       const unpacking = layers.unpack({ parent, expectedDiffId: diffId }, through(decompressStream(toUnpack), countTar()), opts.signal);
       const [stored, unpacked] = await Promise.allSettled([storing, unpacking]);
@@ -280,19 +281,19 @@ export class Puller {
         } catch (e) {
           if (isEngineError(e, "DataLoss")) throw dataLoss(`filesystem layer verification failed for digest ${desc.digest}: ${e.message}`);
         }
-        await content.delete(desc.digest).catch(() => undefined);
+        await content.delete(desc.digest).catch(bestEffort(this.images.deps.logger, `delete blob ${desc.digest} of a layer that did not unpack`));
         throw toEngineError(unpacked.reason);
       }
       if (stored.status === "rejected" || unpacked.status === "rejected") {
         await writer.abort();
-        if (unpacked.status === "fulfilled") await layers.remove(chainId).catch(() => undefined);
+        if (unpacked.status === "fulfilled") await layers.remove(chainId).catch((err: unknown) => this.images.deps.logger.warn({ err, chainId }, "could not remove a layer of a failed pull"));
         throw rootCause(stored.status === "rejected" ? stored.reason : undefined, unpacked.status === "rejected" ? unpacked.reason : undefined);
       }
       onProgress({ id, status: "Verifying Checksum" });
       try {
         await writer.commit();
       } catch (e) {
-        await layers.remove(chainId).catch(() => undefined);
+        await layers.remove(chainId).catch((err: unknown) => this.images.deps.logger.warn({ err, chainId }, "could not remove a layer of a failed pull"));
         throw isEngineError(e, "DataLoss") ? dataLoss(`filesystem layer verification failed for digest ${desc.digest}: ${(e as Error).message}`) : e;
       }
       onProgress({ id, status: "Download complete" });

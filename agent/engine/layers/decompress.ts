@@ -2,6 +2,7 @@ import { Readable, type Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import * as zlib from "node:zlib";
 import { dataLoss, invalidArgument } from "../errors.ts";
+import { awaitedLater } from "../../../shared/best-effort.ts";
 
 export type Compression = "gzip" | "zstd" | "bzip2" | "xz" | "none";
 
@@ -77,8 +78,7 @@ async function* decompress(input: Readable): AsyncGenerator<Buffer> {
   }
   // Feed the decoder in the background; its output (and any error, the input's
   // included, since pipeline destroys the decoder with it) comes out below.
-  const feeding = pipeline(Readable.from(rest(), { objectMode: false }), decoder);
-  feeding.catch(() => undefined);
+  const feeding = awaitedLater(pipeline(Readable.from(rest(), { objectMode: false }), decoder));
   try {
     for await (const chunk of decoder as AsyncIterable<Buffer>) yield chunk;
     await feeding;

@@ -25,16 +25,15 @@
  * External tools: /usr/bin/mknod and /usr/bin/mkfifo (coreutils), setfattr
  * (Debian package `attr`).
  */
-import { execFile } from "node:child_process";
 import { constants as fsc } from "node:fs";
 import { chmod, link, lchown, lstat, lutimes, mkdir, open, rm, symlink, unlink, type FileHandle } from "node:fs/promises";
-import type { Stats } from "node:fs";
 import { join } from "node:path";
 import { Transform, type Readable, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import * as tarStream from "tar-stream";
 import { canceled, dataLoss, EngineError, invalidArgument, unavailable } from "../errors.ts";
-import { cleanRelativePath } from "../fs-util.ts";
+import { runTool, toolDetail } from "../child-process.ts";
+import { cleanRelativePath, isErrno, lstatIfAny } from "../fs-util.ts";
 
 export interface ExtractResult {
   /** Total bytes of regular files written (hard links not counted twice). */
@@ -393,7 +392,7 @@ class Extractor {
     for (const cur of parentPaths(rel)) {
       if (this.dirs.has(cur)) continue;
       const abs = this.abs(cur);
-      const st = await lstatOrUndefined(abs);
+      const st = await lstatIfAny(abs);
       if (!st) {
         await mkdir(abs);
         await chmod(abs, 0o755);
@@ -411,7 +410,7 @@ class Extractor {
   private async parentsAreDirs(rel: string, name: string, what: string): Promise<boolean> {
     for (const cur of parentPaths(rel)) {
       if (this.dirs.has(cur)) continue;
-      const st = await lstatOrUndefined(this.abs(cur));
+      const st = await lstatIfAny(this.abs(cur));
       if (!st) return false;
       if (st.isSymbolicLink()) throw invalidArgument(`layer tar entry ${name}: ${what} is reached through a symlink: ${cur}`);
       if (!st.isDirectory()) return false;
@@ -427,7 +426,7 @@ class Extractor {
   private async clear(rel: string, keepDir: boolean): Promise<boolean> {
     const abs = this.abs(rel);
     this.whiteouts.delete(rel);
-    const st = await lstatOrUndefined(abs);
+    const st = await lstatIfAny(abs);
     if (!st) return false; // nothing is remembered about a path that does not exist
     if (st.isDirectory()) {
       if (keepDir) return true;
@@ -498,7 +497,7 @@ class Extractor {
     if (target === rel) throw invalidArgument(`layer tar entry ${name} is a hardlink to itself`);
     const missing = () => invalidArgument(`layer tar entry ${name}: hardlink target ${rawTarget} does not exist in the layer`);
     if (!(await this.parentsAreDirs(target, name, `hardlink target ${rawTarget}`))) throw missing();
-    const st = await lstatOrUndefined(this.abs(target));
+    const st = await lstatIfAny(this.abs(target));
     if (!st) throw missing();
     if (st.isDirectory()) throw invalidArgument(`layer tar entry ${name}: hardlink target ${rawTarget} is a directory`);
     await this.ensureParents(rel, name);
@@ -554,7 +553,7 @@ class Extractor {
     const opaque = [...this.opaque];
     for (const rel of opaque) {
       await check(rel, "opaque directory");
-      const st = await lstatOrUndefined(this.abs(rel));
+      const st = await lstatIfAny(this.abs(rel));
       if (!st?.isDirectory()) throw new EngineError("Internal", `opaque marker for ${rel || "/"} has no directory`);
     }
     await setXattr("trusted.overlay.opaque", Buffer.from("y"), opaque.map((r) => this.abs(r)), "an opaque directory marker (.wh..wh..opq)");
@@ -593,15 +592,6 @@ function mtimeOf(h: tarStream.Header): Date {
   return t instanceof Date && !Number.isNaN(t.getTime()) ? t : new Date(0);
 }
 
-async function lstatOrUndefined(p: string): Promise<Stats | undefined> {
-  try {
-    return await lstat(p);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-    throw e;
-  }
-}
-
 async function forEachLimit<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
   let failed: unknown;
@@ -632,14 +622,13 @@ async function setXattr(name: string, value: Buffer, paths: string[], what: stri
   }
 }
 
-function run(cmd: string, args: string[], debianPackage: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    execFile(cmd, args, { encoding: "utf8" }, (err, _stdout, stderr) => {
-      if (!err) return resolve();
-      if ((err as NodeJS.ErrnoException).code === "ENOENT") {
-        return reject(unavailable(`${cmd} is not installed (Debian package ${debianPackage}); it is needed to unpack layers`, err));
-      }
-      reject(new Error(stderr.trim() || err.message));
-    });
-  });
+async function run(cmd: string, args: string[], debianPackage: string): Promise<void> {
+  let r;
+  try {
+    r = await runTool(cmd, args);
+  } catch (e) {
+    if (isErrno(e, "ENOENT")) throw unavailable(`${cmd} is not installed (Debian package ${debianPackage}); it is needed to unpack layers`, e);
+    throw e;
+  }
+  if (r.exitCode !== 0) throw new Error(toolDetail(r) || `${cmd} failed with exit code ${r.exitCode}`);
 }

@@ -12,17 +12,19 @@
  * by rename into ROOT/tmp before it is deleted; so after a crash only ROOT/tmp
  * and dangling short links need cleaning (`removeStale`).
  */
-import { execFile } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { lstat, mkdir, readFile, readlink, rename, rm, stat, symlink, unlink } from "node:fs/promises";
+import { mkdir, readFile, readlink, rename, rm, stat, symlink, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { parseDigest } from "../content/store.ts";
+import { runTool, toolDetail } from "../child-process.ts";
 import { canceled, conflict, dataLoss, EngineError, notFound } from "../errors.ts";
 import { chainIdOf } from "./chain-id.ts";
 import { extractLayer } from "./extract.ts";
 import type { LayerInfo, LayerStore, LowerDirs, UnpackParams } from "./layer-store.ts";
-import { fsyncDir, isErrno, pathExists, readdirOrEmpty, writeNewFileSynced } from "../fs-util.ts";
+import { fsyncDir, isErrno, lstatIfAny, pathExists, readdirOrEmpty, writeNewFileSynced } from "../fs-util.ts";
+import { pino, type Logger } from "pino";
+import { bestEffort } from "../../../shared/best-effort.ts";
 import { ScratchDir } from "../scratch-dir.ts";
 
 const HEX64 = /^[0-9a-f]{64}$/;
@@ -39,6 +41,7 @@ interface Meta {
 export interface OverlayLayerStoreOptions {
   /** Flush a layer's files to disk (syncfs) before it gets its final name. Default true. */
   durable?: boolean;
+  logger?: Logger;
 }
 
 export class OverlayLayerStore implements LayerStore {
@@ -50,13 +53,15 @@ export class OverlayLayerStore implements LayerStore {
   private readonly scratch: ScratchDir;
   /** Parents of unpacks in progress, with counts: remove() refuses them. */
   private readonly pinned = new Map<string, number>();
+  private readonly log: Logger;
 
   constructor(root: string, opts?: OverlayLayerStoreOptions) {
     this.root = root;
     this.durable = opts?.durable ?? true;
     this.linkDir = join(root, "l");
     this.tmpDir = join(root, "tmp");
-    this.scratch = new ScratchDir(this.tmpDir);
+    this.log = opts?.logger ?? pino({ enabled: false });
+    this.scratch = new ScratchDir(this.tmpDir, this.log);
   }
 
   private layerDir(chainId: string): string {
@@ -176,7 +181,7 @@ export class OverlayLayerStore implements LayerStore {
     } catch (e) {
       throw mapAbort(e, signal);
     } finally {
-      if (linkPath) await unlink(linkPath).catch(() => undefined);
+      if (linkPath) await unlink(linkPath).catch(bestEffort(this.log, `remove the link ${linkPath}`)); // else the sweep does
       await rm(tmp, { recursive: true, force: true });
       this.scratch.release(tmpName);
     }
@@ -242,7 +247,7 @@ export class OverlayLayerStore implements LayerStore {
     }
     for (const name of await readdirOrEmpty(this.linkDir)) {
       const p = join(this.linkDir, name);
-      const st = await lstat(p).catch(() => undefined);
+      const st = await lstatIfAny(p);
       if (!st) continue;
       if (st.isSymbolicLink() && (await stat(p).then(() => true, () => false))) continue; // resolves: a live layer
       await rm(p, { recursive: true, force: true });
@@ -303,9 +308,8 @@ function newLink(): string {
 }
 
 /** Flushes the filesystem holding `path` (coreutils `sync -f`, i.e. syncfs(2)). */
-function syncfs(path: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    execFile("sync", ["-f", path], (err, _out, stderr) => (err ? reject(new Error(`sync -f ${path}: ${stderr.trim() || err.message}`)) : resolve()));
-  });
+async function syncfs(path: string): Promise<void> {
+  const r = await runTool("sync", ["-f", path]);
+  if (r.exitCode !== 0) throw new Error(`sync -f ${path}: ${toolDetail(r) || `exit code ${r.exitCode}`}`);
 }
 

@@ -37,6 +37,8 @@ import { access, mkdir, readdir, readFile, rm, stat, writeFile } from "node:fs/p
 import { basename, join } from "node:path";
 import { PassThrough, type Readable } from "node:stream";
 import type { Logger } from "pino";
+import { bestEffort, settled, type DebugLog } from "../../../shared/best-effort.ts";
+import { guardChild } from "../child-process.ts";
 import { canceled, conflict, EngineError, invalidArgument, isEngineError, unavailable, type EngineErrorKind } from "../errors.ts";
 import { Runc, RuncError } from "../runtime/runc.ts";
 import type { SpecProcess } from "../runtime/spec.ts";
@@ -79,6 +81,8 @@ export class ConmonMonitor implements ContainerMonitor {
   private readonly runcRoot: string;
   private readonly runc: Runc;
   private readonly logger?: Logger;
+  /** The logger, or a silent one: for failures that change nothing (bestEffort). */
+  private readonly log: DebugLog;
   private readonly monitorCgroup?: string;
   private readonly timeoutMs: number;
 
@@ -88,6 +92,7 @@ export class ConmonMonitor implements ContainerMonitor {
     this.runcRoot = opts.runcRoot;
     this.runc = new Runc({ root: opts.runcRoot, binary: this.runcPath });
     this.logger = opts.logger;
+    this.log = opts.logger ?? { debug: () => undefined };
     this.monitorCgroup = opts.monitorCgroup;
     this.timeoutMs = opts.timeoutMs ?? 60_000;
   }
@@ -130,7 +135,7 @@ export class ConmonMonitor implements ContainerMonitor {
       launch.start();
       const reply = await launch.reply(this.timeoutMs);
       if (reply.data < 0) {
-        await this.runc.delete(opts.id, { force: true }).catch(() => undefined);
+        await this.runc.delete(opts.id, { force: true }).catch((err: unknown) => this.logger?.warn({ err, id: opts.id }, "could not delete the runc container of a failed create"));
         throw await runtimeError("create", opts.id, reply, f.runcLog);
       }
       const monitorPid = await readPid(f.conmonPid);
@@ -169,7 +174,7 @@ export class ConmonMonitor implements ContainerMonitor {
       if (Date.now() > deadline) return;
       await delay(1);
     }
-    const status = await this.waitExit(paths, AbortSignal.timeout(2000)).catch(() => undefined);
+    const status = await this.waitExit(paths, AbortSignal.timeout(2000)).catch(bestEffort(this.log, `wait for ${id} to show whether its command ran`));
     if (!status || status.exitCode !== 1) return;
     const spec = JSON.parse(await readFile(join(paths.bundle, "config.json"), "utf8").catch(() => "{}")) as { process?: { args?: string[] } };
     const arg0 = spec.process?.args?.[0];
@@ -270,7 +275,7 @@ export class ConmonMonitor implements ContainerMonitor {
       // Attached: read at once (the pipe is open anyway); detached: only when someone waits.
       const waitExitCode = async () => {
         try {
-          const end = attached ? await l.reply(0).catch(() => undefined) : undefined;
+          const end = attached ? await l.reply(0).catch(bestEffort(this.log, `read the exit code of an exec in ${id} from conmon`)) : undefined; // else the exit file
           if (end && end.data >= 0) return end.data;
           const st = await waitForExit({
             watchDir: ef.exitDir,
@@ -281,19 +286,19 @@ export class ConmonMonitor implements ContainerMonitor {
           return st.exitCode;
         } finally {
           l.close();
-          await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+          await rm(dir, { recursive: true, force: true }).catch(bestEffort(this.log, `remove the exec directory ${dir}`));
         }
       };
       let exitCode: Promise<number> | undefined;
       const wait = () => (exitCode ??= waitExitCode());
-      if (attached) wait().catch(() => undefined); // reported through wait()
+      if (attached) void settled(wait()); // its failure goes to whoever calls wait()
       else l.close();
       const s = session ?? detachedSession(join(dir, "ctl"));
       return { ...s, pid, wait };
     } catch (e) {
       session?.close();
       launch?.close();
-      await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+      await rm(dir, { recursive: true, force: true }).catch(bestEffort(this.log, `remove the exec directory ${dir}`));
       throw e;
     }
   }
@@ -364,12 +369,12 @@ class Launch {
     this.sync = new JsonLines(sync as Readable);
     this.attach = attach ? new JsonLines(attach as Readable) : undefined;
     this.startPipe = start as unknown as NodeJS.WritableStream & { destroy(): void };
-    (start as unknown as NodeJS.EventEmitter).on("error", () => undefined); // conmon may be gone already: its answer tells
     err?.on("data", (b: Buffer) => {
       if (this.stderr.length < 8192) this.stderr += b.toString("utf8");
     });
     this.exited = new Promise((resolve) => {
-      child.once("error", (e) => {
+      // Also the pipes: conmon may be gone already (EPIPE on the start pipe); its answer, or its absence, tells.
+      guardChild(child, (e) => {
         this.stderr += `${e.message}\n`;
         resolve(null);
       });

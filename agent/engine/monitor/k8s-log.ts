@@ -25,6 +25,7 @@ import { watch, type FSWatcher } from "node:fs";
 import { open, stat, type FileHandle } from "node:fs/promises";
 import { basename, dirname } from "node:path";
 import { canceled } from "../errors.ts";
+import { ifMissing } from "../fs-util.ts";
 
 export interface LogEntry {
   stream: "stdout" | "stderr";
@@ -113,7 +114,7 @@ export async function* readLogs(logPath: string, opts: ReadLogsOptions = {}): As
         if (inRange(l)) yield entry(l);
       }
       // Rotated (a new inode at the path) or truncated: continue with the new content from its start.
-      const st = await stat(logPath).catch(() => undefined);
+      const st = await stat(logPath).catch(ifMissing); // between the rename and the new file
       if (st && (st.ino !== ino || st.size < pos)) {
         if (st.ino !== ino) {
           // What was written to the old file after the read above, before the rename.

@@ -4,7 +4,7 @@
  * short-lived process; callers batch their work (`ip -batch -`,
  * `iptables-restore`) so that an attach costs a handful of processes.
  */
-import { spawn } from "node:child_process";
+import { runTool } from "../child-process.ts";
 import { unavailable } from "../errors.ts";
 
 export interface RunResult {
@@ -18,22 +18,13 @@ export interface RunResult {
  * whatever the exit status (the caller decides what a failure means).
  * @throws Unavailable when the program cannot be started at all (not installed).
  */
-export function runRaw(cmd: string, args: string[], input?: string): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: [input === undefined ? "ignore" : "pipe", "pipe", "pipe"] });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout!.on("data", (b: Buffer) => out.push(b));
-    child.stderr!.on("data", (b: Buffer) => err.push(b));
-    if (input !== undefined) {
-      child.stdin!.on("error", () => undefined); // the tool may exit without reading everything
-      child.stdin!.end(input);
-    }
-    child.on("error", (e) => reject(unavailable(`cannot run ${cmd}: ${e.message}`, e)));
-    child.on("close", (code, signal) => {
-      resolve({ exitCode: code ?? (signal ? 128 : 1), stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() });
-    });
-  });
+export async function runRaw(cmd: string, args: string[], input?: string): Promise<RunResult> {
+  try {
+    const r = await runTool(cmd, args, { input });
+    return { exitCode: r.exitCode, stdout: r.stdout.toString(), stderr: r.stderr.toString() };
+  } catch (e) {
+    throw unavailable(`cannot run ${cmd}: ${(e as Error).message}`, e);
+  }
 }
 
 /**

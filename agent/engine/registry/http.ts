@@ -7,7 +7,7 @@
  */
 import type { Logger } from "pino";
 import { canceled, dataLoss, EngineError, type EngineErrorKind } from "../errors.ts";
-import { DEFAULT_STALL_TIMEOUT_MS, RegistryStallError, requestSubject, StallClock, UPLOAD_FLOOR_BYTES_PER_S, watchBody } from "./stall.ts";
+import { cancelBody, DEFAULT_STALL_TIMEOUT_MS, RegistryStallError, requestSubject, StallClock, UPLOAD_FLOOR_BYTES_PER_S, watchBody } from "./stall.ts";
 import { registryErrorsSchema, type RegistryErrorEntry } from "./types.ts";
 
 export { DEFAULT_STALL_TIMEOUT_MS, RegistryStallError, STALL_MIN_BYTES } from "./stall.ts";
@@ -90,11 +90,7 @@ export async function send(req: HttpRequest): Promise<HttpResponse> {
 
 /** Releases a response's connection without reading what nobody needs. */
 export async function discard(res: Response): Promise<void> {
-  try {
-    await res.body?.cancel();
-  } catch {
-    // already consumed or errored: nothing to release
-  }
+  await cancelBody(res.body);
 }
 
 /**
@@ -118,7 +114,7 @@ export async function readLimited(res: Response, limit: number, what: string): P
     if (done) break;
     total += value.byteLength;
     if (total > limit) {
-      await reader.cancel().catch(() => undefined);
+      await cancelBody(reader);
       throw dataLoss(`${what} too large: more than the limit of ${limit} bytes`);
     }
     parts.push(Buffer.from(value.buffer, value.byteOffset, value.byteLength));

@@ -6,6 +6,18 @@
 import { EngineError } from "../errors.ts";
 
 /** How long a registry may keep a request without progress (agent flag --registry-stall-timeout). */
+/**
+ * Cancels a body nobody reads any more. cancel() rejects only with the body's own failure,
+ * which is no news to a reader that has already stopped (and has its own error to report).
+ */
+export async function cancelBody(body: { cancel(reason?: unknown): Promise<void> } | null | undefined, reason?: unknown): Promise<void> {
+  try {
+    await body?.cancel(reason);
+  } catch {
+    // the body had already failed: nothing left to release
+  }
+}
+
 export const DEFAULT_STALL_TIMEOUT_MS = 30_000;
 /**
  * Progress means at least this many bytes in one stall window: a registry that drips a
@@ -117,7 +129,7 @@ export function watchBody(res: Response, clock: StallClock, stallOf: () => Regis
       async cancel(reason) {
         clock.stop();
         release();
-        await reader.cancel(reason).catch(() => undefined);
+        await cancelBody(reader, reason);
       },
     },
     { highWaterMark: 0 },

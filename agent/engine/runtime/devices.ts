@@ -8,6 +8,7 @@ import { lstat, readdir, realpath, stat } from "node:fs/promises";
 import { posix } from "node:path";
 import { invalidArgument } from "../errors.ts";
 import type { DeviceNode } from "./spec.ts";
+import { ifMissing } from "../fs-util.ts";
 
 /** `--device` as the Docker API sends it (HostConfig.Devices). */
 export interface DeviceMapping {
@@ -66,7 +67,7 @@ export async function hostDevices(dev = "/dev"): Promise<DeviceNode[]> {
 }
 
 async function walk(dir: string, visit: (path: string) => Promise<void>): Promise<void> {
-  const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+  const entries = (await readdir(dir, { withFileTypes: true }).catch(ifMissing)) ?? [];
   for (const e of entries) {
     const p = posix.join(dir, e.name);
     if (e.isDirectory()) {
@@ -79,7 +80,7 @@ async function walk(dir: string, visit: (path: string) => Promise<void>): Promis
 
 /** The node at `hostPath` (not following a symlink), or undefined if it is no device. */
 async function nodeAt(hostPath: string, path: string, access: string): Promise<DeviceNode | undefined> {
-  const st = await lstat(hostPath, { bigint: true }).catch(() => undefined);
+  const st = await lstat(hostPath, { bigint: true }).catch(ifMissing);
   if (!st || !(st.isCharacterDevice() || st.isBlockDevice())) return undefined;
   const rdev = st.rdev;
   // Linux's dev_t encoding (glibc gnu_dev_major/minor).

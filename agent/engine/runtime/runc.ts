@@ -29,12 +29,13 @@
  * "cannot delete container … that is not stopped"), InvalidArgument (unknown
  * signal, bad id), Internal (anything else), each with runc's message and stderr.
  */
-import { spawn, type StdioNull, type StdioPipe } from "node:child_process";
+import type { StdioNull, StdioPipe } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { constants as osConstants, tmpdir } from "node:os";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Stream } from "node:stream";
+import { runTool } from "../child-process.ts";
 import { EngineError, invalidArgument, type EngineErrorKind } from "../errors.ts";
 import type { SpecProcess } from "./spec.ts";
 
@@ -296,32 +297,15 @@ interface CallResult {
   logErrors: string[];
 }
 
-function spawnCollect(cmd: string, args: string[], opts?: CallOptions): Promise<{ exitCode: number | null; stdout: Buffer; stderr: Buffer }> {
-  return new Promise((resolve, reject) => {
-    const stdin: StdioPipe | StdioNull = opts?.stdin !== undefined ? "pipe" : "ignore";
-    const stdio = opts?.stdio ? opts.stdio : opts?.capture ? [stdin, "pipe", "pipe"] : ["ignore", "pipe", "pipe"];
-    const child = spawn(cmd, args, { stdio: stdio as never, ...(opts?.signal ? { signal: opts.signal, killSignal: "SIGTERM" as const } : {}) });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout?.on("data", (b: Buffer) => out.push(b));
-    child.stderr?.on("data", (b: Buffer) => err.push(b));
-    if (child.stdin && opts?.stdin !== undefined) {
-      child.stdin.on("error", () => undefined); // the process may exit without reading
-      child.stdin.end(opts.stdin);
-    }
-    let settled = false;
-    child.on("error", (e) => {
-      if (settled) return;
-      settled = true;
-      reject(e.name === "AbortError" ? new EngineError("Canceled", `runc ${args.find((a) => !a.startsWith("-"))} canceled`, { cause: e }) : e);
-    });
-    child.on("close", (code, sig) => {
-      if (settled) return;
-      settled = true;
-      const exitCode = code ?? (sig ? 128 + (osConstants.signals[sig] ?? 0) : null);
-      resolve({ exitCode, stdout: Buffer.concat(out), stderr: Buffer.concat(err) });
-    });
-  });
+async function spawnCollect(cmd: string, args: string[], opts?: CallOptions): Promise<{ exitCode: number | null; stdout: Buffer; stderr: Buffer }> {
+  const stdin: StdioPipe | StdioNull = opts?.stdin !== undefined ? "pipe" : "ignore";
+  const stdio = opts?.stdio ? opts.stdio : opts?.capture ? [stdin, "pipe", "pipe"] : ["ignore", "pipe", "pipe"];
+  try {
+    return await runTool(cmd, args, { stdio: stdio as never, input: stdio[0] === "pipe" ? opts?.stdin : undefined, signal: opts?.signal });
+  } catch (e) {
+    if ((e as Error).name === "AbortError") throw new EngineError("Canceled", `runc ${args.find((a) => !a.startsWith("-"))} canceled`, { cause: e });
+    throw e;
+  }
 }
 
 function checkId(id: string): void {

@@ -12,10 +12,10 @@
  * (a container's rootfs directory), never a path inside a container's
  * filesystem (the runtime does those, inside the container's mount namespace).
  */
-import { execFile } from "node:child_process";
 import { readFile, realpath } from "node:fs/promises";
 import { isAbsolute, join, resolve } from "node:path";
-import { invalidArgument, unavailable } from "../errors.ts";
+import { runTool, toolDetail } from "../child-process.ts";
+import { EngineError, invalidArgument, unavailable } from "../errors.ts";
 import type { Mount } from "./snapshotter.ts";
 
 const MOUNT = "/bin/mount";
@@ -42,8 +42,23 @@ export async function mountAll(mounts: Mount[], target: string): Promise<void> {
       done.push(where);
     }
   } catch (e) {
-    for (const where of done.reverse()) await run(UMOUNT, [where], `unmount ${where}`).catch(() => undefined);
-    throw e;
+    // A mount the rollback cannot take off is detached (released once no longer busy); one
+    // that even survives that is named in the error, as a leak the caller must hear of.
+    const left: string[] = [];
+    for (const where of done.reverse()) {
+      try {
+        await run(UMOUNT, [where], `unmount ${where}`);
+      } catch {
+        try {
+          await run(UMOUNT, ["-l", where], `unmount ${where}`);
+        } catch (u) {
+          left.push((u as Error).message);
+        }
+      }
+    }
+    if (left.length === 0) throw e;
+    const kind = e instanceof EngineError ? e.kind : "Unavailable";
+    throw new EngineError(kind, `${(e as Error).message}; and the mounts made before it stay: ${left.join("; ")}`, { cause: e });
   }
 }
 
@@ -129,11 +144,12 @@ async function mountOne(m: Mount, where: string): Promise<void> {
   await run(MOUNT, args, `mount ${m.type} ${m.source} on ${where}`, m.cwd);
 }
 
-function run(cmd: string, args: string[], what: string, cwd?: string): Promise<void> {
-  return new Promise((resolvePromise, reject) => {
-    execFile(cmd, args, { cwd, encoding: "utf8" }, (err, _stdout, stderr) => {
-      if (!err) return resolvePromise();
-      reject(unavailable(`${what}: ${stderr.trim() || err.message}`, err));
-    });
-  });
+async function run(cmd: string, args: string[], what: string, cwd?: string): Promise<void> {
+  let r;
+  try {
+    r = await runTool(cmd, args, { cwd });
+  } catch (e) {
+    throw unavailable(`${what}: ${(e as Error).message}`, e);
+  }
+  if (r.exitCode !== 0) throw unavailable(`${what}: ${toolDetail(r) || `exit code ${r.exitCode}`}`);
 }

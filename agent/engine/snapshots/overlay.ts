@@ -30,6 +30,7 @@ import { mountInfo } from "./mount.ts";
 import type { Mount, SnapshotInfo, Snapshotter, SnapshotUsage } from "./snapshotter.ts";
 import { isErrno, readdirOrEmpty } from "../fs-util.ts";
 import { ScratchDir } from "../scratch-dir.ts";
+import type { DebugLog } from "../../../shared/best-effort.ts";
 
 /** Container IDs and names as Docker allows them; "tmp" is ours. */
 const KEY_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/;
@@ -54,11 +55,11 @@ export class OverlaySnapshotter implements Snapshotter {
    *   (overlay's option separators).
    * @param layers where the parent chains' lower directories come from.
    */
-  constructor(root: string, layers: LayerStore) {
+  constructor(root: string, layers: LayerStore, logger?: DebugLog) {
     this.root = root;
     this.layers = layers;
     this.tmpDir = join(root, "tmp");
-    this.scratch = new ScratchDir(this.tmpDir);
+    this.scratch = new ScratchDir(this.tmpDir, logger ?? { debug: () => undefined });
   }
 
   async prepare(key: string, parentChainId: string | undefined): Promise<Mount[]> {

@@ -12,9 +12,10 @@
  *
  * External tools: mkfifo (coreutils), getfattr/setfattr (attr).
  */
-import { execFile } from "node:child_process";
 import { constants as fsc, type BigIntStats } from "node:fs";
 import { lchown, link, lutimes, mkdir, open, readlink, symlink, type FileHandle } from "node:fs/promises";
+import { bestEffort, type DebugLog } from "../../../shared/best-effort.ts";
+import { runTool, toolDetail } from "../child-process.ts";
 import { EngineError, unavailable } from "../errors.ts";
 import { atFd, atFdForChild, DIR_FLAGS, isErrno, walkTree } from "../archive/tree-walk.ts";
 import { portableList, readTreeXattrs, writeXattrs, type Xattrs } from "../archive/xattrs.ts";
@@ -26,7 +27,7 @@ const CHUNK = 256 * 1024;
  * `dest` the owner and mode of `src`. Existing names in `dest` are an error (EEXIST).
  * @returns bytes of regular files copied.
  */
-export async function copyTree(src: string, dest: string): Promise<number> {
+export async function copyTree(src: string, dest: string, log: DebugLog): Promise<number> {
   const xattrs = await readTreeXattrs(src);
   const destRoot = await open(dest, DIR_FLAGS);
   const dirs = new Map<string, FileHandle>([["", destRoot]]);
@@ -118,7 +119,7 @@ export async function copyTree(src: string, dest: string): Promise<number> {
       queueXattrs(parentRel, parent, e.name, e.rel);
     }
   } finally {
-    for (const fh of new Set([...dirs.values(), ...keptOpen])) await fh.close().catch(() => undefined);
+    for (const fh of new Set([...dirs.values(), ...keptOpen])) await fh.close().catch(bestEffort(log, "close a directory of the copy"));
   }
   return bytes;
 }
@@ -158,14 +159,15 @@ async function copyFile(from: string, to: string): Promise<number | undefined> {
   }
 }
 
-function mkfifo(path: string, st: BigIntStats): Promise<void> {
-  return new Promise((resolve, reject) => {
-    execFile("/usr/bin/mkfifo", ["-m", (st.mode & 0o7777n).toString(8), "--", path], (err, _out, stderr) => {
-      if (!err) return resolve();
-      if ((err as NodeJS.ErrnoException).code === "ENOENT") return reject(unavailable("mkfifo is not installed (Debian package coreutils)", err));
-      reject(new EngineError("Internal", `mkfifo ${path}: ${stderr.trim() || err.message}`, { cause: err }));
-    });
-  });
+async function mkfifo(path: string, st: BigIntStats): Promise<void> {
+  let r;
+  try {
+    r = await runTool("/usr/bin/mkfifo", ["-m", (st.mode & 0o7777n).toString(8), "--", path]);
+  } catch (e) {
+    if (isErrno(e, "ENOENT")) throw unavailable("mkfifo is not installed (Debian package coreutils)", e);
+    throw new EngineError("Internal", `mkfifo ${path}: ${(e as Error).message}`, { cause: e });
+  }
+  if (r.exitCode !== 0) throw new EngineError("Internal", `mkfifo ${path}: ${toolDetail(r) || `exit code ${r.exitCode}`}`);
 }
 
 function seconds(ns: bigint): number {

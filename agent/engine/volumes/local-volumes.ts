@@ -17,7 +17,7 @@
  * and `size` (quota) is refused since the store has no quota support.
  */
 import { randomBytes } from "node:crypto";
-import { lstat, mkdir, readdir, readFile, rename, rm, unlink } from "node:fs/promises";
+import { mkdir, readdir, readFile, rename, rm, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { conflict, dataLoss, invalidArgument, isEngineError, notFound } from "../errors.ts";
 import { walkTree } from "../archive/tree-walk.ts";
@@ -25,7 +25,9 @@ import { mountInfo } from "../snapshots/mount.ts";
 import { copyTree } from "./copy-tree.ts";
 import { resolveInRoot } from "./resolve-in-root.ts";
 import type { Volume, VolumeListFilters, VolumeStore } from "./volume-store.ts";
-import { fsyncDir, isErrno, pathExists, readdirOrEmpty, writeNewFileSynced } from "../fs-util.ts";
+import { fsyncDir, isErrno, lstatIfAny, pathExists, readdirOrEmpty, writeNewFileSynced } from "../fs-util.ts";
+import { pino, type Logger } from "pino";
+import { bestEffort, settled } from "../../../shared/best-effort.ts";
 import { ScratchDir } from "../scratch-dir.ts";
 
 const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
@@ -54,11 +56,14 @@ export class LocalVolumeStore implements VolumeStore {
   /** Per-volume serialisation of create, remove and populate. */
   private readonly locks = new Map<string, Promise<unknown>>();
 
+  private readonly log: Logger;
+
   /** @param root directory of the volumes (created on demand). */
-  constructor(root: string) {
+  constructor(root: string, logger?: Logger) {
     this.root = root;
     this.tmpDir = join(root, TMP);
-    this.scratch = new ScratchDir(this.tmpDir);
+    this.log = logger ?? pino({ enabled: false });
+    this.scratch = new ScratchDir(this.tmpDir, this.log);
   }
 
   async create(opts: { name?: string; labels?: Record<string, string>; options?: Record<string, string>; anonymous?: boolean }): Promise<Volume> {
@@ -146,7 +151,7 @@ export class LocalVolumeStore implements VolumeStore {
       if (!opts?.all && !v.anonymous) continue;
       if (opts?.label?.length && !labelsMatch(opts.label, v.labels)) continue;
       if (inUse(v.name)) continue;
-      const size = await this.usage(v.name).catch(() => 0);
+      const size = (await this.usage(v.name).catch(bestEffort(this.log, `measure volume ${v.name}`))) ?? 0; // only the reclaimed figure
       try {
         await this.remove(v.name, {}, (n) => (inUse(n) ? ["(in use)"] : []));
       } catch (e) {
@@ -193,13 +198,13 @@ export class LocalVolumeStore implements VolumeStore {
         return;
       }
       const source = await resolveInRoot(rootfs, containerPath);
-      const st = source === undefined ? undefined : await lstat(source).catch(() => undefined);
+      const st = source === undefined ? undefined : await lstatIfAny(source);
       if (source === undefined || !st?.isDirectory()) {
         if (interrupted) await unlink(marker);
         return;
       }
       if (!interrupted) await writeNewFileSynced(marker, JSON.stringify({ rootfs, containerPath }) + "\n");
-      await copyTree(source, v.mountpoint);
+      await copyTree(source, v.mountpoint, this.log);
       await unlink(marker);
     });
   }
@@ -258,7 +263,7 @@ export class LocalVolumeStore implements VolumeStore {
   private async locked<T>(name: string, fn: () => Promise<T>): Promise<T> {
     const prev = this.locks.get(name) ?? Promise.resolve();
     const run = prev.then(fn, fn);
-    const tail = run.catch(() => undefined);
+    const tail = settled(run); // run's failure goes to this caller
     this.locks.set(name, tail);
     try {
       return await run;

@@ -262,7 +262,7 @@ export const installerRouter = router({
       try {
         run = beginRun(runs, "install", input.host, input.port, secretsOf(credentials, [issued.token]));
       } catch (e) {
-        await services.prisma.joinToken.deleteMany({ where: { id: issued.id, usedAt: null } }).catch(bestEffort(services.logger, "delete the unused join token"));
+        await services.prisma.joinToken.deleteMany({ where: { id: issued.id, usedAt: null } }).catch((err: unknown) => services.logger.warn({ err }, "could not delete an unused join token; it stays valid until it expires"));
         throw e;
       }
       ctx.audit.details.runId = run.view.id;
@@ -281,6 +281,7 @@ export const installerRouter = router({
               joinToken: issued.token,
               prefix,
               waitForNode: (w) => (w.upgrade && upgradeWaiter ? upgradeWaiter(w) : enrollWaiter(w)),
+              logger: services.logger,
             },
             (e) => run.record(e),
             run.signal,
@@ -294,7 +295,7 @@ export const installerRouter = router({
           run.fail({ step: err.step, kind: err.kind, message: err.message });
         } finally {
           // An unused token is a live bearer secret: gone once the run no longer needs it.
-          await services.prisma.joinToken.deleteMany({ where: { id: issued.id, usedAt: null } }).catch(bestEffort(services.logger, "delete the unused join token"));
+          await services.prisma.joinToken.deleteMany({ where: { id: issued.id, usedAt: null } }).catch((err: unknown) => services.logger.warn({ err }, "could not delete an unused join token; it stays valid until it expires"));
           services.live.adminChanged("ssh-hosts");
           await auditEnd(services, actor, "installer.install.finished", run, { prefix, keepCredentials: input.keepCredentials });
         }
@@ -330,7 +331,11 @@ export const installerRouter = router({
       if (!pin) throw new TRPCError({ code: "NOT_FOUND", message: `node ${input.nodeId} was not installed over SSH from this console (no pinned host): remove the agent on the host itself` });
       let credentials = input.credentials ? credentialsOf(input.credentials) : {};
       if (!credentials.password && !credentials.privateKey) {
-        credentials = (await kh.credentials(pin.host, pin.port).catch(() => null)) ?? {};
+        credentials =
+          (await kh.credentials(pin.host, pin.port).catch((err: unknown) => {
+            services.logger.warn({ err, host: pin.host, port: pin.port }, "could not read the SSH credentials kept for a host");
+            return null;
+          })) ?? {};
         if (!credentials.password && !credentials.privateKey) throw new TRPCError({ code: "PRECONDITION_FAILED", message: `no credentials are kept for ${pin.host}:${pin.port}: give the SSH login to remove the agent` });
       }
       const username = input.credentials?.username || pin.username;
