@@ -1,3 +1,4 @@
+import { settled } from "../../../shared/best-effort.ts";
 import { mkdir, open, readdir, readFile, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "pino";
@@ -81,9 +82,12 @@ export class ContainerStore {
   save(record: ContainerRecord): Promise<void> {
     const prev = this.saving.get(record.id) ?? Promise.resolve();
     const next = prev.then(() => this.write(record));
-    const settled = next.catch(() => undefined);
-    this.saving.set(record.id, settled);
-    void settled.then(() => { if (this.saving.get(record.id) === settled) this.saving.delete(record.id); });
+    // The caller hears a failure through `next`; the queue only waits for it to settle.
+    const tail = settled(next);
+    this.saving.set(record.id, tail);
+    void tail.then(() => {
+      if (this.saving.get(record.id) === tail) this.saving.delete(record.id);
+    });
     return next;
   }
 
