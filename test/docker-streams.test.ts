@@ -226,7 +226,7 @@ describe("exec and attach streams as Docker frames them", () => {
     assert.equal((await dockerOk(agent, ["inspect", "-f", "{{.State.Status}}", name])).trim(), "running");
   });
 
-  describe("the docker CLI against the agent and against Docker Engine 20.10", () => {
+  describe("the same clients against the agent and against Docker Engine 20.10", () => {
     let engine: CliTarget;
     before(async () => {
       dockerd = await startDockerd();
@@ -235,12 +235,12 @@ describe("exec and attach streams as Docker frames them", () => {
     });
 
     /** Runs the same commands on both daemons, in a container of each with the same /etc/passwd and /etc/group. */
-    async function onBoth(t: { after: (fn: () => Promise<void>) => void }, fn: (target: CliTarget, container: string) => Promise<unknown>) {
+    async function onBoth(t: { after: (fn: () => Promise<void>) => void }, fn: (target: CliTarget, container: string) => Promise<unknown>, cmd = ["sleep", "100000"]) {
       const results = [];
       for (const target of [berth, engine]) {
         const name = uniq("parity");
         t.after(async () => void (await dockerCli(target, ["rm", "-f", name])));
-        await dockerCliOk(target, ["run", "-d", "--network", "none", "--name", name, ref, "sleep", "100000"]);
+        await dockerCliOk(target, ["run", "-d", "--network", "none", "--name", name, ref, ...cmd]);
         // wheel lists root and app; app's own group lists nobody: primary and supplementary groups both show.
         await dockerCliOk(target, ["exec", name, "sh", "-c", "echo wheel:x:10:root,app >> /etc/group; echo app:x:1000: >> /etc/group; echo app:x:1000:1000::/:/bin/sh >> /etc/passwd"]);
         results.push(await fn(target, name));
@@ -287,6 +287,30 @@ describe("exec and attach streams as Docker frames them", () => {
       for (const k of ["notExecutable", "unknownUser", "detached"]) assert.equal(b[k]!.code, d[k]!.code, `${k}: exit code`);
       assert.equal(b.notExecutable!.code, 126);
       assert.equal(b.detached!.code, 1);
+    });
+
+    test("dockerode reads the same from both: exec demuxed, a TTY exec raw or framed by the start's Tty, attach logs without stream", async (t) => {
+      const r = await onBoth(
+        t,
+        async (target, c) => {
+          const client = new Docker({ socketPath: target === berth ? agent.socket : dockerd!.socket });
+          const ctr = client.getContainer(c);
+          await poll(async () => (await dockerCli(target, ["logs", c])).stderr.includes("err1"));
+          const cmd = ["sh", "-c", "echo out; echo err >&2"];
+          const plain = await ctr.exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
+          const plainOut = await demuxed(client, await plain.start({ hijack: true, stdin: false }));
+          const tty = await ctr.exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true, Tty: true });
+          const ttyOut = (await readAll(await tty.start({ hijack: true, stdin: false, Tty: true }))).toString();
+          const mixed = await ctr.exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true, Tty: true });
+          const mixedOut = await demuxed(client, await mixed.start({ hijack: true, stdin: false }));
+          const logs = await demuxed(client, await ctr.attach({ stream: false, logs: true, stdout: true, stderr: true }));
+          const logsOut = await demuxed(client, await ctr.attach({ stream: false, logs: true, stdout: true, stderr: false }));
+          return { plainOut, ttyOut, mixedOut, logs, logsOut };
+        },
+        ["sh", "-c", "echo out1; echo err1 >&2; sleep 100000"],
+      );
+      assert.deepEqual(r.berth, r.docker);
+      assert.deepEqual((r.berth as { logs: unknown }).logs, { stdout: "out1\n", stderr: "err1\n" });
     });
 
     test("GET /exec/{id}/json of an exec that could not start: not running, its exit code set", async (t) => {
