@@ -194,7 +194,8 @@ describe("exec and attach streams as Docker frames them", () => {
     await type(ex.sock, [1]);
     await Promise.race([ex.closed, sleep(5000)]);
     assert.ok(ex.isClosed(), "the exec's connection ended");
-    await sleep(300);
+    // Long enough for a hang-up of its terminal to have ended it, had the detach closed it.
+    await sleep(1500);
     const inspect = await exec.inspect();
     assert.equal(inspect.Running, true, "the detached exec's process still runs");
     assert.ok(inspect.Pid > 0);
