@@ -290,7 +290,7 @@ describe("exec and attach streams as Docker frames them", () => {
       assert.equal(b.detached!.code, 1);
     });
 
-    test("dockerode reads the same from both: exec demuxed, a TTY exec raw or framed by the start's Tty, attach logs without stream", async (t) => {
+    test("dockerode reads the same from both: exec demuxed (only the streams attached), a TTY exec raw or framed by the start's Tty, attach logs without stream", async (t) => {
       const r = await onBoth(
         t,
         async (target, c) => {
@@ -304,14 +304,17 @@ describe("exec and attach streams as Docker frames them", () => {
           const ttyOut = (await readAll(await tty.start({ hijack: true, stdin: false, Tty: true }))).toString();
           const mixed = await ctr.exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true, Tty: true });
           const mixedOut = await demuxed(client, await mixed.start({ hijack: true, stdin: false }));
+          const stdoutOnly = await ctr.exec({ Cmd: cmd, AttachStdout: true, AttachStderr: false });
+          const stdoutOnlyOut = await demuxed(client, await stdoutOnly.start({ hijack: true, stdin: false }));
           const logs = await demuxed(client, await ctr.attach({ stream: false, logs: true, stdout: true, stderr: true }));
           const logsOut = await demuxed(client, await ctr.attach({ stream: false, logs: true, stdout: true, stderr: false }));
-          return { plainOut, ttyOut, mixedOut, logs, logsOut };
+          return { plainOut, ttyOut, mixedOut, stdoutOnlyOut, logs, logsOut };
         },
         ["sh", "-c", "echo out1; echo err1 >&2; sleep 100000"],
       );
       assert.deepEqual(r.berth, r.docker);
       assert.deepEqual((r.berth as { logs: unknown }).logs, { stdout: "out1\n", stderr: "err1\n" });
+      assert.deepEqual((r.berth as { stdoutOnlyOut: unknown }).stdoutOnlyOut, { stdout: "out\n", stderr: "" });
     });
 
     test("GET /exec/{id}/json of an exec that could not start: not running, its exit code set", async (t) => {

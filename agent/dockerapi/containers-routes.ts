@@ -229,7 +229,7 @@ export function addContainerRoutes(router: Router, engine: Engine): void {
   });
 
   router.post("/containers/{id}/exec", async ({ req, res, params }) => {
-    const body = await readJsonBody<{ Cmd?: string[]; Tty?: boolean; AttachStdin?: boolean; Env?: string[]; User?: string; WorkingDir?: string; Privileged?: boolean; DetachKeys?: string }>(req);
+    const body = await readJsonBody<{ Cmd?: string[]; Tty?: boolean; AttachStdin?: boolean; AttachStdout?: boolean; AttachStderr?: boolean; Env?: string[]; User?: string; WorkingDir?: string; Privileged?: boolean; DetachKeys?: string }>(req);
     const detachKeys = body.DetachKeys ?? "";
     try {
       parseDetachKeys(detachKeys);
@@ -240,6 +240,8 @@ export function addContainerRoutes(router: Router, engine: Engine): void {
       cmd: body.Cmd ?? [],
       tty: !!body.Tty,
       attachStdin: !!body.AttachStdin,
+      attachStdout: !!body.AttachStdout,
+      attachStderr: !!body.AttachStderr,
       env: body.Env ?? [],
       user: body.User || undefined,
       workingDir: body.WorkingDir || undefined,
@@ -281,6 +283,8 @@ export function addContainerRoutes(router: Router, engine: Engine): void {
     }
     pumpSession(stream, session, {
       framed,
+      stdout: exec.config.attachStdout !== false,
+      stderr: exec.config.attachStderr !== false,
       stdin: exec.config.attachStdin,
       closeStdinOnEof: true,
       detachKeys: exec.config.tty && exec.config.attachStdin ? parseDetachKeys(exec.config.detachKeys ?? "") : undefined,
@@ -305,8 +309,8 @@ export function addContainerRoutes(router: Router, engine: Engine): void {
       ExitCode: e.exitCode,
       ProcessConfig: { tty: e.config.tty, entrypoint: e.config.cmd[0], arguments: e.config.cmd.slice(1), privileged: false, user: e.config.user ?? "" },
       OpenStdin: e.config.attachStdin,
-      OpenStderr: true,
-      OpenStdout: true,
+      OpenStderr: e.config.attachStderr !== false,
+      OpenStdout: e.config.attachStdout !== false,
       CanRemove: false,
       ContainerID: e.containerId,
       DetachKeys: "",

@@ -127,6 +127,9 @@ function writeIfOpen(socket: Duplex, data: string): void {
 export interface PumpOptions {
   /** Multiplexed frames (stdcopy) on the way out; false: the bytes as they are (a TTY client). */
   framed: boolean;
+  /** Which of the process's streams the client asked for (default both); the others are dropped. With a TTY all is stdout. */
+  stdout?: boolean;
+  stderr?: boolean;
   /** Forward what the client sends to the process's stdin. */
   stdin: boolean;
   /** Close the process's stdin when the client ends its input. */
@@ -176,7 +179,7 @@ export function pumpSession(stream: HijackedStream, session: StdioSession, o: Pu
   const output = session.output;
   let detached = false;
   output.on("data", (chunk: OutputChunk) => {
-    if (detached) return;
+    if (detached || o[chunk.stream] === false) return;
     if (stream.write(o.framed ? frame(chunk.stream, chunk.data) : chunk.data) || stream.gone) return;
     // A slow client: the session's own limit ends it rather than let memory grow.
     output.pause();

@@ -68,6 +68,9 @@ export interface ExecConfig {
   cmd: string[];
   tty: boolean;
   attachStdin: boolean;
+  /** Whether the client reads the process's stdout / stderr (Docker's AttachStdout/AttachStderr); undefined: it does. */
+  attachStdout?: boolean;
+  attachStderr?: boolean;
   env: string[];
   user?: string;
   workingDir?: string;
