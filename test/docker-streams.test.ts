@@ -308,7 +308,9 @@ describe("exec and attach streams as Docker frames them", () => {
           const stdoutOnlyOut = await demuxed(client, await stdoutOnly.start({ hijack: true, stdin: false }));
           const logs = await demuxed(client, await ctr.attach({ stream: false, logs: true, stdout: true, stderr: true }));
           const logsOut = await demuxed(client, await ctr.attach({ stream: false, logs: true, stdout: true, stderr: false }));
-          return { plainOut, ttyOut, mixedOut, stdoutOnlyOut, logs, logsOut };
+          // Neither logs nor stream asked for: an empty answer that ends.
+          const neither = (await readAll(await ctr.attach({ stdout: true, stderr: true }))).toString();
+          return { plainOut, ttyOut, mixedOut, stdoutOnlyOut, logs, logsOut, neither };
         },
         ["sh", "-c", "echo out1; echo err1 >&2; sleep 100000"],
       );

@@ -120,7 +120,8 @@ export function addContainerRoutes(router: Router, engine: Engine): void {
     const live = boolParam(query, "stream");
     const detachKeys = parseDetachKeys(query.get("detachKeys") ?? "");
     const tty = record.options.tty;
-    const attach = () => containers.attach(record.id, { stdin: wantStdin, stdout: wantStdout, stderr: wantStderr }, clientGone(ctx));
+    const gone = clientGone(ctx);
+    const attach = () => containers.attach(record.id, { stdin: wantStdin, stdout: wantStdout, stderr: wantStderr }, gone);
     // The CLI (docker run) waits for the upgrade before it starts the container, and the
     // session of a created container only exists once it starts: register before switching
     // protocols. With logs to replay first, the session is connected after them, as Docker does.
@@ -129,7 +130,7 @@ export function addContainerRoutes(router: Router, engine: Engine): void {
     let session;
     try {
       if (replay) {
-        for await (const entry of containers.logs(record.id, { signal: clientGone(ctx) })) {
+        for await (const entry of containers.logs(record.id, { signal: gone })) {
           if ((entry.stream === "stdout" && !wantStdout) || (entry.stream === "stderr" && !wantStderr)) continue;
           await writeOut(stream, tty ? entry.data : frame(entry.stream, entry.data));
           if (stream.gone) return;
