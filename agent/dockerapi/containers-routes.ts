@@ -5,7 +5,7 @@ import { invalidArgument, notFound } from "../engine/errors.ts";
 import { parseUntil } from "../engine/images/image-service.ts";
 import { once } from "node:events";
 import { setTimeout as delay } from "node:timers/promises";
-import { frame, hijack, pumpSession, readUpgradeBody } from "./stdio-stream.ts";
+import { frame, hijack, parseDetachKeys, pumpSession, readUpgradeBody, type HijackedStream } from "./stdio-stream.ts";
 import { boolParam, clientGone, parseFilters, readJsonBody, sendJson, sendNoContent, type Router } from "./router.ts";
 import { containerStatusText } from "../../shared/container-status-text.ts";
 import { parseSecurityOpts } from "../engine/runtime/security-opt.ts";
@@ -114,20 +114,47 @@ export function addContainerRoutes(router: Router, engine: Engine): void {
     const { params, query } = ctx;
     const record = containers.get(params.id!);
     const wantStdin = boolParam(query, "stdin");
-    const attaching = containers.attach(record.id, { stdin: wantStdin, stdout: boolParam(query, "stdout"), stderr: boolParam(query, "stderr") }, clientGone(ctx));
+    const wantStdout = boolParam(query, "stdout");
+    const wantStderr = boolParam(query, "stderr");
+    // Docker's defaults: neither the logs nor the live stream unless asked for (the CLI asks for stream=1).
+    const replay = boolParam(query, "logs");
+    const live = boolParam(query, "stream");
+    const detachKeys = parseDetachKeys(query.get("detachKeys") ?? "");
+    const tty = record.options.tty;
+    const gone = clientGone(ctx);
+    const attach = () => containers.attach(record.id, { stdin: wantStdin, stdout: wantStdout, stderr: wantStderr }, gone);
     // The CLI (docker run) waits for the upgrade before it starts the container, and the
-    // session of a created container only exists once it starts: switch protocols first.
-    const stream = hijack(ctx, !record.options.tty);
+    // session of a created container only exists once it starts: register before switching
+    // protocols. With logs to replay first, the session is connected after them, as Docker does.
+    let attaching = live && !replay ? attach() : undefined;
+    const stream = hijack(ctx, !tty);
     let session;
     try {
+      if (replay) {
+        for await (const entry of containers.logs(record.id, { signal: gone })) {
+          if ((entry.stream === "stdout" && !wantStdout) || (entry.stream === "stderr" && !wantStderr)) continue;
+          await writeOut(stream, tty ? entry.data : frame(entry.stream, entry.data));
+          if (stream.gone) return;
+        }
+      }
+      if (!live) {
+        stream.close();
+        return;
+      }
+      attaching ??= attach();
       session = await attaching;
     } catch (e) {
       if (stream.gone) return;
       stream.close();
       throw e;
     }
-    // The container keeps running when its client leaves: only the session ends.
-    pumpSession(stream, session, { tty: record.options.tty, stdin: wantStdin, closeStdinOnEof: record.options.stdinOnce });
+    // The container keeps running when its client leaves or detaches: only the session ends.
+    pumpSession(stream, session, {
+      framed: !tty,
+      stdin: wantStdin,
+      closeStdinOnEof: record.options.stdinOnce,
+      detachKeys: tty && wantStdin ? detachKeys : undefined,
+    });
   });
 
   router.get("/containers/{id}/logs", async (ctx) => {
@@ -204,15 +231,24 @@ export function addContainerRoutes(router: Router, engine: Engine): void {
   });
 
   router.post("/containers/{id}/exec", async ({ req, res, params }) => {
-    const body = await readJsonBody<{ Cmd?: string[]; Tty?: boolean; AttachStdin?: boolean; Env?: string[]; User?: string; WorkingDir?: string; Privileged?: boolean }>(req);
+    const body = await readJsonBody<{ Cmd?: string[]; Tty?: boolean; AttachStdin?: boolean; AttachStdout?: boolean; AttachStderr?: boolean; Env?: string[]; User?: string; WorkingDir?: string; Privileged?: boolean; DetachKeys?: string }>(req);
+    const detachKeys = body.DetachKeys ?? "";
+    try {
+      parseDetachKeys(detachKeys);
+    } catch (e) {
+      throw invalidArgument(`Invalid escape keys (${detachKeys}) provided`, e);
+    }
     const exec = containers.createExec(params.id!, {
       cmd: body.Cmd ?? [],
       tty: !!body.Tty,
       attachStdin: !!body.AttachStdin,
+      attachStdout: !!body.AttachStdout,
+      attachStderr: !!body.AttachStderr,
       env: body.Env ?? [],
       user: body.User || undefined,
       workingDir: body.WorkingDir || undefined,
       privileged: !!body.Privileged,
+      detachKeys,
     });
     sendJson(res, 201, { Id: exec.id });
   });
@@ -221,15 +257,39 @@ export function addContainerRoutes(router: Router, engine: Engine): void {
     const { body } = await readUpgradeBody(ctx);
     const exec = containers.getExec(ctx.params.id!);
     const detach = !!body.Detach;
-    const session = await containers.startExec(exec.id, { detach });
     if (detach) {
+      await containers.startExec(exec.id, { detach });
       sendNoContent(ctx.res, 200);
       return;
     }
-    pumpSession(hijack(ctx, !exec.config.tty), session, {
-      tty: exec.config.tty,
+    // Docker frames by what the start request says (Tty), not by how the exec was created: a
+    // client that created a TTY exec but starts it without Tty gets the terminal's bytes framed as stdout.
+    const framed = !body.Tty;
+    const stream = hijack(ctx, framed);
+    let session;
+    try {
+      session = await containers.startExec(exec.id);
+    } catch (e) {
+      // As Docker: the exec did not start (a missing binary, an unknown user…); the stream
+      // carries the error on stdout and ends, and the exec's exit code (126/127) tells the CLI.
+      if (!stream.gone) {
+        const text = Buffer.from(`${e instanceof Error ? e.message : String(e)}\r\n`);
+        stream.write(framed ? frame("stdout", text) : text);
+        stream.close();
+      }
+      return;
+    }
+    const size = body.ConsoleSize;
+    if (exec.config.tty && Array.isArray(size) && size.length === 2 && Number(size[0]) > 0 && Number(size[1]) > 0) {
+      await session.resize(Number(size[1]), Number(size[0])).catch(() => undefined);
+    }
+    pumpSession(stream, session, {
+      framed,
+      stdout: exec.config.attachStdout !== false,
+      stderr: exec.config.attachStderr !== false,
       stdin: exec.config.attachStdin,
       closeStdinOnEof: true,
+      detachKeys: exec.config.tty && exec.config.attachStdin ? parseDetachKeys(exec.config.detachKeys ?? "") : undefined,
       // The CLI reads the exit code (GET /exec/ID/json) as soon as the stream ends: end it only once the code is known.
       beforeClose: () => containers.execDone(exec.id),
       // As Docker: the process of an attached exec ends with its client (Ctrl-C of `docker exec`).
@@ -251,8 +311,8 @@ export function addContainerRoutes(router: Router, engine: Engine): void {
       ExitCode: e.exitCode,
       ProcessConfig: { tty: e.config.tty, entrypoint: e.config.cmd[0], arguments: e.config.cmd.slice(1), privileged: false, user: e.config.user ?? "" },
       OpenStdin: e.config.attachStdin,
-      OpenStderr: true,
-      OpenStdout: true,
+      OpenStderr: e.config.attachStderr !== false,
+      OpenStdout: e.config.attachStdout !== false,
       CanRemove: false,
       ContainerID: e.containerId,
       DetachKeys: "",
@@ -275,6 +335,15 @@ export function addContainerRoutes(router: Router, engine: Engine): void {
       config: body,
     });
     sendJson(res, 201, { Id: id });
+  });
+}
+
+/** Writes to a client stream, waiting while it is full; returns at once once the client is gone. */
+async function writeOut(stream: HijackedStream, chunk: Buffer): Promise<void> {
+  if (stream.write(chunk) || stream.gone) return;
+  await new Promise<void>((resolve) => {
+    stream.onDrain(resolve);
+    stream.onGone(resolve);
   });
 }
 

@@ -5,7 +5,7 @@ import { hostname as osHostname } from "node:os";
 import { join } from "node:path";
 
 import type { Logger } from "pino";
-import { canceled, conflict, invalidArgument, isEngineError, notFound, notImplemented, toEngineError } from "../errors.ts";
+import { canceled, conflict, EngineError, invalidArgument, isEngineError, notFound, notImplemented, toEngineError } from "../errors.ts";
 import type { ImageService } from "../images/image-service.ts";
 import type { ContainerConfig } from "../images/image-config.ts";
 import type { LayerStore } from "../layers/layer-store.ts";
@@ -16,7 +16,7 @@ import { resizeLine, writeCtl } from "../monitor/attach.ts";
 import type { NetworkManager } from "../network/network-manager.ts";
 import { buildRuntimeSpec, type DeviceNode, type NamespaceOptions, type SpecHost, type SpecProcess, type BindMount } from "../runtime/spec.ts";
 import { deviceNodes, hostDevices } from "../runtime/devices.ts";
-import { Runc, signalNumber } from "../runtime/runc.ts";
+import { Runc, RuncError, signalNumber } from "../runtime/runc.ts";
 import { resolveUser } from "../runtime/user.ts";
 import { mkdirInRoot } from "../runtime/mkdir-in-root.ts";
 import { guardRuntimeDirs } from "../runtime/rootfs-guard.ts";
@@ -70,10 +70,15 @@ export interface ExecConfig {
   cmd: string[];
   tty: boolean;
   attachStdin: boolean;
+  /** Whether the client reads the process's stdout / stderr (Docker's AttachStdout/AttachStderr); undefined: it does. */
+  attachStdout?: boolean;
+  attachStderr?: boolean;
   env: string[];
   user?: string;
   workingDir?: string;
   privileged?: boolean;
+  /** The client's detach keys as it gave them (Docker's form, e.g. "ctrl-p,ctrl-q"); kept for its door. */
+  detachKeys?: string;
 }
 
 export interface ExecInstance {
@@ -869,8 +874,22 @@ export class ContainerService extends EventEmitter {
     if (exec.running || exec.exitCode !== null) throw conflict(`Error: Exec command ${execId} has already run`);
     const record = this.deps.store.get(exec.containerId);
     if (!record || record.state.status !== "running") throw conflict(`Container ${exec.containerId} is not running`);
-    const process = await this.execProcess(record, exec.config);
     exec.running = true;
+    try {
+      return await this.runExec(exec, record, opts);
+    } catch (e) {
+      // As Docker: an exec that could not start has ended, with 127 for a command that is not
+      // there and 126 for anything else (not executable, unknown user…); its client reads that.
+      exec.running = false;
+      exec.exitCode = /executable file not found|no such file or directory/.test(e instanceof Error ? e.message : "") ? 127 : 126;
+      // containerd's wording around runc's message, which Docker's clients print.
+      if (e instanceof RuncError) throw new EngineError(e.kind, `OCI runtime exec failed: ${e.message}: unknown`, { cause: e });
+      throw e;
+    }
+  }
+
+  private async runExec(exec: ExecInstance, record: ContainerRecord, opts: { detach?: boolean }): Promise<ExecSession> {
+    const process = await this.execProcess(record, exec.config);
     const session = await this.deps.monitor.exec(record.id, monitorPaths(this.paths(record.id)), process, { tty: exec.config.tty, stdin: exec.config.attachStdin, detach: opts.detach });
     exec.session = session;
     exec.pid = session.pid;

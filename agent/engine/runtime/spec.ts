@@ -385,7 +385,9 @@ export function buildRuntimeSpec(input: SpecInput): RuntimeSpec {
   const process: SpecProcess = {
     terminal: !!run.tty,
     ...(run.tty && run.consoleSize ? { consoleSize: run.consoleSize } : {}),
-    user: { uid: user.uid, gid: user.gid, ...(user.additionalGids.length ? { additionalGids: [...user.additionalGids] } : {}) },
+    // Docker (since 20.10.18, CVE-2022-36109) counts the primary group among the supplementary
+    // ones, so a group's "deny" permission bits apply whatever setgroups the process calls later.
+    user: { uid: user.uid, gid: user.gid, additionalGids: [...new Set([user.gid, ...user.additionalGids])] },
     args,
     env,
     cwd,
