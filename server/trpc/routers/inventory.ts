@@ -4,7 +4,7 @@
  * browser never receives the whole fleet.
  */
 import { z } from "zod";
-import type { InventoryContainer, InventoryImage, InventoryNetwork, InventoryVolume, LogLine } from "../../../agent/link/contract.ts";
+import type { InventoryContainer, InventoryImage, InventoryNetwork, InventoryVolume, LinkErrorKind, LogLine } from "../../../agent/link/contract.ts";
 import { LinkRequestError } from "../../hub/agent-hub.ts";
 import { TRPCError } from "@trpc/server";
 import { authedProcedure, requireNodes, router, type AuthedContext } from "../trpc.ts";
@@ -146,11 +146,26 @@ export const inventoryRouter = router({
   }),
 });
 
+/** Each kind of a failed link request, once, as the tRPC code the browser can act on. */
+const TRPC_CODE_OF: Record<LinkErrorKind, TRPCError["code"]> = {
+  InvalidArgument: "BAD_REQUEST",
+  NotFound: "NOT_FOUND",
+  AlreadyExists: "CONFLICT",
+  Conflict: "CONFLICT",
+  // A registry refused the credentials: not the console session (401 would read as "signed out").
+  Unauthorized: "PRECONDITION_FAILED",
+  Unavailable: "SERVICE_UNAVAILABLE",
+  DataLoss: "UNPROCESSABLE_CONTENT",
+  NotImplemented: "NOT_IMPLEMENTED",
+  Canceled: "CLIENT_CLOSED_REQUEST",
+  Internal: "INTERNAL_SERVER_ERROR",
+  Interrupted: "INTERNAL_SERVER_ERROR",
+};
+
 /** A link failure as the API's error: the engine's message, with a code the browser can act on. */
 export function linkError(e: unknown): TRPCError {
   if (!(e instanceof LinkRequestError)) return new TRPCError({ code: "INTERNAL_SERVER_ERROR", message: (e as Error).message, cause: e });
-  const code = e.kind === "NotFound" ? "NOT_FOUND" : e.kind === "InvalidArgument" ? "BAD_REQUEST" : e.kind === "Conflict" ? "CONFLICT" : e.kind === "Unavailable" ? "SERVICE_UNAVAILABLE" : "INTERNAL_SERVER_ERROR";
-  return new TRPCError({ code, message: e.message, cause: e });
+  return new TRPCError({ code: TRPC_CODE_OF[e.kind], message: e.message, cause: e });
 }
 
 export type { InventoryImage };
