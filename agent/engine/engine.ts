@@ -4,6 +4,7 @@ import { join } from "node:path";
 import type { Logger } from "pino";
 import { FsContentStore } from "./content/fs-store.ts";
 import { ContainerService } from "./containers/container-service.ts";
+import { ContainerFiles, type ContainerFilesystem } from "./containers/filesystem.ts";
 import { ContainerStore } from "./containers/container-store.ts";
 import { OverlayLayerStore } from "./layers/overlay-layer-store.ts";
 import { ConmonMonitor } from "./monitor/conmon.ts";
@@ -43,6 +44,8 @@ export interface Engine {
   puller: Puller;
   pusher: Pusher;
   containers: ContainerService;
+  /** `docker cp`: paths inside containers, read and written without leaving them. */
+  files: ContainerFilesystem;
   network: NetworkManager;
   volumes: LocalVolumeStore;
   builder: Builder;
@@ -109,7 +112,7 @@ export async function createEngine(config: EngineConfig, logger: Logger): Promis
   const facts = await readHostFacts();
   const id = await engineId(root);
   const c = containers;
-  return { config, facts, registry, images, puller, pusher: new Pusher(images), containers: c, network, volumes, builder, id, close: () => c.close() };
+  return { config, facts, registry, images, puller, pusher: new Pusher(images), containers: c, files: new ContainerFiles(c), network, volumes, builder, id, close: () => c.close() };
 }
 
 async function engineId(root: string): Promise<string> {

@@ -22,7 +22,7 @@
  * its header announced, so the tar stays well-formed; entries that vanish are skipped.
  */
 import { constants as fsc } from "node:fs";
-import { open, readlink } from "node:fs/promises";
+import { lstat, open, readlink } from "node:fs/promises";
 import { Readable } from "node:stream";
 import { EngineError } from "../errors.ts";
 import { Exclusion } from "./exclusion.ts";
@@ -36,6 +36,11 @@ export interface TreeTarOptions {
   upper: boolean;
   /** Absolute paths inside the tree to leave out (exclusion.ts). */
   exclude?: readonly string[];
+  /**
+   * The root itself is an entry of this name, and every other entry is below it
+   * (`NAME/etc/passwd`), as Docker's archive of one path (`docker cp`) rebases its entries.
+   */
+  rebase?: string;
 }
 
 const CHUNK = 64 * 1024;
@@ -43,6 +48,34 @@ const CHUNK = 64 * 1024;
 /** The tree as a tar stream. Errors (a missing root, a missing tool) destroy the stream. */
 export function treeTar(root: string, opts: TreeTarOptions): Readable {
   return Readable.from(generate(root, opts), { objectMode: false, highWaterMark: CHUNK });
+}
+
+/**
+ * One path as a tar whose entries are named `name` and, for a directory, `name/…`
+ * (Docker's archive of a container path). `at` must reach the path without following a
+ * symlink but a final one, which is archived as a symlink (never followed).
+ * @throws ENOENT (on the stream) when nothing is at `at`.
+ */
+export function pathTar(at: string, name: string): Readable {
+  return Readable.from(generatePath(at, name), { objectMode: false, highWaterMark: CHUNK });
+}
+
+async function* generatePath(at: string, name: string): AsyncGenerator<Buffer> {
+  const st = await lstat(at, { bigint: true });
+  if (st.isDirectory()) {
+    yield* generate(at, { upper: false, rebase: name });
+    return;
+  }
+  const base = { mode: Number(st.mode & 0o7777n), uid: Number(st.uid), gid: Number(st.gid), size: 0, mtime: seconds(st.mtimeNs) };
+  const e: TreeEntry = { rel: name, name, st, at };
+  if (st.isFile()) yield* fileEntry(e, base, []);
+  else if (st.isSymbolicLink()) yield encodeHeader({ ...base, name, type: "symlink", linkname: await readlink(at) });
+  else if (st.isFIFO()) yield encodeHeader({ ...base, name, type: "fifo" });
+  else if (st.isCharacterDevice() || st.isBlockDevice()) {
+    const { major, minor } = majorMinor(st.rdev);
+    yield encodeHeader({ ...base, name, type: st.isCharacterDevice() ? "char" : "block", devmajor: major, devminor: minor });
+  }
+  yield END_OF_ARCHIVE;
 }
 
 async function* generate(root: string, opts: TreeTarOptions): AsyncGenerator<Buffer> {
@@ -59,10 +92,12 @@ async function* generate(root: string, opts: TreeTarOptions): AsyncGenerator<Buf
     return true;
   };
 
-  for await (const e of walkTree(root, { keep })) {
-    if (e.rel === "") continue;
+  for await (const walked of walkTree(root, { keep })) {
+    if (walked.rel === "" && opts.rebase === undefined) continue;
+    // Rebased, every name starts with the root's; `name` is Go's filepath.Base of a path, "/" for the root.
+    const e = opts.rebase === undefined ? walked : { ...walked, rel: walked.rel === "" ? opts.rebase : opts.rebase === "/" ? `/${walked.rel}` : `${opts.rebase}/${walked.rel}` };
     const st = e.st;
-    const x = xattrs.get(e.rel);
+    const x = xattrs.get(walked.rel);
     if (opts.upper) checkSelfContained(e.rel, x);
     const base = { mode: Number(st.mode & 0o7777n), uid: Number(st.uid), gid: Number(st.gid), size: 0, mtime: seconds(st.mtimeNs) };
 
@@ -71,7 +106,7 @@ async function* generate(root: string, opts: TreeTarOptions): AsyncGenerator<Buf
       continue;
     }
     if (st.isDirectory()) {
-      yield encodeHeader({ ...base, name: `${e.rel}/`, type: "directory", xattrs: portableList(x) });
+      yield encodeHeader({ ...base, name: e.rel.endsWith("/") ? e.rel : `${e.rel}/`, type: "directory", xattrs: portableList(x) });
       if (opaque(e.rel)) yield encodeHeader({ ...base, name: `${e.rel}/.wh..wh..opq`, type: "file", mode: base.mode & 0o777, mtime: 0 });
       continue;
     }

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
-import { mkdir, readFile, realpath, rm, stat, writeFile } from "node:fs/promises";
+import { readFile, realpath, rm, stat, writeFile } from "node:fs/promises";
 import { hostname as osHostname } from "node:os";
 import { join } from "node:path";
 
@@ -20,7 +20,8 @@ import { Runc, signalNumber } from "../runtime/runc.ts";
 import { resolveUser } from "../runtime/user.ts";
 import { mkdirInRoot } from "../runtime/mkdir-in-root.ts";
 import { guardRuntimeDirs } from "../runtime/rootfs-guard.ts";
-import { mountAll, unmountAll, isMounted } from "../snapshots/mount.ts";
+import { unmountAll, isMounted } from "../snapshots/mount.ts";
+import { RootfsMounts, RUNNING } from "./rootfs-mounts.ts";
 import type { Snapshotter } from "../snapshots/snapshotter.ts";
 import type { VolumeStore } from "../volumes/volume-store.ts";
 import { applyChanges, mergeEnv } from "../images/changes.ts";
@@ -114,9 +115,12 @@ export class ContainerService extends EventEmitter {
   private readonly restartTimers = new Map<string, NodeJS.Timeout>();
   readonly execs = new Map<string, ExecInstance>();
   private reconcileTimer?: NodeJS.Timeout;
+  /** The one owner of every container's rootfs mount: the running container and copies share it. */
+  private readonly rootfsMounts: RootfsMounts;
 
   constructor(readonly deps: ContainerServiceDeps) {
     super();
+    this.rootfsMounts = new RootfsMounts((id) => deps.snapshots.mounts(id));
   }
 
   // --- lookups --------------------------------------------------------------
@@ -214,6 +218,7 @@ export class ContainerService extends EventEmitter {
       await this.finishRemove(r, { volumes: false }).catch((err: unknown) => logger.warn({ err, id: r.id }, "could not finish an interrupted remove"));
     }
     for (const r of stillRunning) {
+      this.rootfsMounts.adopt(r.id, RUNNING);
       await store.save(r);
       this.watchExit(r);
       logger.info({ id: r.id, name: r.name }, "adopted a running container");
@@ -383,15 +388,14 @@ export class ContainerService extends EventEmitter {
       clearTimeout(timer);
       this.restartTimers.delete(record.id);
     }
-    const { images, snapshots, network, volumes, monitor, runc, logger } = this.deps;
+    const { images, network, volumes, monitor, runc, logger } = this.deps;
     const p = this.paths(record.id);
     const undo: Array<() => Promise<unknown>> = [];
     try {
       const image = await images.config(record.imageId).catch(bestEffort(this.deps.logger, `read the config of image ${record.imageId}`));
       const config = image?.config ?? {};
-      await mkdir(p.rootfs, { recursive: true });
-      await mountAll(await snapshots.mounts(record.id), p.rootfs);
-      undo.push(() => unmountAll(p.rootfs, { detach: true }));
+      await this.rootfsMounts.acquire(record.id, p.rootfs, RUNNING);
+      undo.push(() => this.rootfsMounts.release(record.id, p.rootfs, RUNNING));
       const replaced = await guardRuntimeDirs(p.rootfs);
       if (replaced.length) logger.info({ id: record.id, replaced }, "image paths runc mounts over were not directories: replaced in the container's layer");
 
@@ -516,7 +520,7 @@ export class ContainerService extends EventEmitter {
     // Without a monitor the processes may still run: --force kills them all (the cgroup) before deleting.
     await runc.delete(record.id, { force: true }).catch((err: unknown) => logger.warn({ err, id: record.id }, "runc delete after the exit failed"));
     await network.detach(record.id).catch((err: unknown) => logger.warn({ err, id: record.id }, "network detach failed"));
-    await unmountAll(p.rootfs, { detach: true }).catch((err: unknown) => logger.warn({ err, id: record.id }, "unmount failed"));
+    await this.rootfsMounts.release(record.id, p.rootfs, RUNNING).catch((err: unknown) => logger.warn({ err, id: record.id }, "unmount failed"));
     const ranFor = record.state.startedAt !== NEVER ? Date.now() - Date.parse(record.state.startedAt) : 0;
     record.state = {
       ...record.state,
@@ -702,7 +706,7 @@ export class ContainerService extends EventEmitter {
     const p = this.paths(record.id);
     await runc.delete(record.id, { force: true }).catch(bestEffort(logger, `runc delete ${record.id}`));
     await network.detach(record.id);
-    await unmountAll(p.rootfs, { detach: true }).catch((err: unknown) => logger.warn({ err, id: record.id }, "unmounting the container's root failed"));
+    await this.rootfsMounts.releaseAll(record.id, p.rootfs).catch((err: unknown) => logger.warn({ err, id: record.id }, "unmounting the container's root failed"));
     await snapshots.remove(record.id);
     await monitor.cleanup(monitorPaths(p)).catch(bestEffort(logger, `clean up the monitor files of ${record.id}`));
     await store.delete(record.id).catch(async (err: unknown) => {
@@ -903,17 +907,19 @@ export class ContainerService extends EventEmitter {
     return { titles, processes };
   }
 
-  /** Runs `fn` with the container's root filesystem mounted (it is mounted already while running). */
-  async withRootfs<T>(idOrName: string, fn: (rootfs: string) => Promise<T>): Promise<T> {
+  /**
+   * Runs `fn` with the container's root filesystem mounted (it is mounted already while
+   * running). The mount is shared: a start or another operation meanwhile keeps it.
+   */
+  async withRootfs<T>(idOrName: string, fn: (rootfs: string, record: ContainerRecord) => Promise<T>): Promise<T> {
     const record = this.get(idOrName);
     const p = this.paths(record.id);
-    if (await isMounted(p.rootfs)) return fn(p.rootfs);
-    await mkdir(p.rootfs, { recursive: true });
-    await mountAll(await this.deps.snapshots.mounts(record.id), p.rootfs);
+    const holder = randomBytes(8).toString("hex");
+    await this.rootfsMounts.acquire(record.id, p.rootfs, holder);
     try {
-      return await fn(p.rootfs);
+      return await fn(p.rootfs, record);
     } finally {
-      await unmountAll(p.rootfs, { detach: true });
+      await this.rootfsMounts.release(record.id, p.rootfs, holder).catch(bestEffort(this.deps.logger, `unmount the root of ${record.id}`));
     }
   }
 

@@ -1,0 +1,203 @@
+// Issue 12's missing endpoints through the real docker CLI against a real agent:
+// `docker cp` both ways (archive GET/HEAD/PUT) on running and stopped containers, into
+// volumes, and with symlinks in the container that point out of it (nothing on the host
+// is read or written); `docker update`; `docker commit` of a running container;
+// DELETE /containers/{name}/{link}; GET /distribution/{name}/json.
+//
+// Every test uses its own names (uniq()) and registers its cleanup before it creates anything.
+import { after, before, describe, test, type TestContext } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
+import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { request } from "node:http";
+import { join } from "node:path";
+import { docker, dockerOk, type AgentHandle } from "./helpers/agent.ts";
+import { startBusyboxAgent, type BusyboxAgent } from "./helpers/busybox-agent.ts";
+import { until } from "./helpers/wait.ts";
+
+const uniq = (prefix: string) => `${prefix}-${randomBytes(3).toString("hex")}`;
+
+/** Lists a tar (GNU tar on the host) as "type name[ -> target]" lines. */
+function tarList(tar: Buffer): string[] {
+  return execFileSync("tar", ["-tvf", "-"], { input: tar }).toString().trim().split("\n").filter(Boolean);
+}
+
+/** One file's content out of a tar. */
+function tarFile(tar: Buffer, name: string): string {
+  return execFileSync("tar", ["-xOf", "-", name], { input: tar }).toString();
+}
+
+/** A raw Docker API call over the agent's socket. */
+function api(agent: AgentHandle, method: string, path: string): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ socketPath: agent.socket, method, path }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+      res.on("error", reject);
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+/** Whether anything of the agent's data root is still mounted for container `id`'s root filesystem. */
+async function rootfsMounted(agent: AgentHandle, id: string): Promise<string | false> {
+  const info = await readFile("/proc/self/mountinfo", "utf8");
+  return info.split("\n").find((l) => l.split(" ")[4]?.includes(`${id}/rootfs`) && l.split(" ")[4]?.startsWith(agent.dataRoot)) ?? false;
+}
+
+describe("docker cp, update, commit and the other missing endpoints against the agent", () => {
+  let agent: AgentHandle;
+  let work: string;
+  let suite: BusyboxAgent | undefined;
+  before(async () => void ({ agent, work } = suite = await startBusyboxAgent("cp")));
+  after(() => suite?.stop());
+
+  const removeAfter = (t: TestContext, ...names: string[]) => t.after(async () => void (await docker(agent, ["rm", "-fv", ...names])));
+  const cpOut = async (src: string) => {
+    const r = await docker(agent, ["cp", src, "-"], {});
+    return r;
+  };
+
+  test("cp out of and into a running container: a file, a directory, its contents with /., a missing path", async (t) => {
+    const c = uniq("cp-run");
+    removeAfter(t, c);
+    await dockerOk(agent, ["run", "-d", "--name", c, "busybox", "sh", "-c", "mkdir -p /srv/d/sub && echo one > /srv/d/a && echo two > /srv/d/sub/b && sleep 1000"]);
+    const out = join(work, c);
+    await mkdir(out);
+    // A file out: the same bytes the container sees.
+    await dockerOk(agent, ["cp", `${c}:/etc/passwd`, join(out, "passwd")]);
+    assert.equal(await readFile(join(out, "passwd"), "utf8"), await dockerOk(agent, ["exec", c, "cat", "/etc/passwd"]));
+    // A directory out, by name and by contents.
+    await dockerOk(agent, ["exec", c, "sh", "-c", "until [ -f /srv/d/sub/b ]; do sleep 0.1; done"]);
+    await dockerOk(agent, ["cp", `${c}:/srv/d`, join(out, "d")]);
+    assert.equal(await readFile(join(out, "d/a"), "utf8"), "one\n");
+    assert.equal(await readFile(join(out, "d/sub/b"), "utf8"), "two\n");
+    await mkdir(join(out, "contents"));
+    await dockerOk(agent, ["cp", `${c}:/srv/d/.`, join(out, "contents")]);
+    assert.equal(await readFile(join(out, "contents/sub/b"), "utf8"), "two\n");
+    // The tar's top name is the requested path's last element, as Docker's.
+    const tar = execFileSync("docker", ["cp", `${c}:/srv/d`, "-"], { env: { ...process.env, DOCKER_HOST: agent.dockerHost, DOCKER_CONFIG: agent.dockerConfig } });
+    const names = tarList(tar).map((l) => l.split(/\s+/).at(-1));
+    assert.deepEqual(names.sort(), ["d/", "d/a", "d/sub/", "d/sub/b"]);
+
+    // In: a file, and a directory tree with a mode.
+    const src = join(work, `${c}-src`);
+    await mkdir(join(src, "tree/inner"), { recursive: true });
+    await writeFile(join(src, "tree/inner/f.txt"), "in the tree\n");
+    await writeFile(join(src, "tree/run.sh"), "#!/bin/sh\necho ran\n", { mode: 0o755 });
+    await writeFile(join(src, "single"), "single file\n");
+    await dockerOk(agent, ["cp", join(src, "single"), `${c}:/tmp/`]);
+    await dockerOk(agent, ["cp", join(src, "tree"), `${c}:/srv/tree`]);
+    assert.equal(await dockerOk(agent, ["exec", c, "cat", "/tmp/single"]), "single file\n");
+    assert.equal(await dockerOk(agent, ["exec", c, "cat", "/srv/tree/inner/f.txt"]), "in the tree\n");
+    assert.equal(await dockerOk(agent, ["exec", c, "/srv/tree/run.sh"]), "ran\n");
+    // A file onto a new name in an existing directory.
+    await dockerOk(agent, ["cp", join(src, "single"), `${c}:/tmp/renamed`]);
+    assert.equal(await dockerOk(agent, ["exec", c, "cat", "/tmp/renamed"]), "single file\n");
+
+    // Missing: Docker's message, and HEAD's 404.
+    const missing = await docker(agent, ["cp", `${c}:/nope/nothing`, join(out, "x")]);
+    assert.notEqual(missing.code, 0);
+    assert.match(missing.stderr, new RegExp(`Could not find the file /nope/nothing in container ${c}`));
+    const head = await api(agent, "HEAD", `/v1.47/containers/${c}/archive?path=/nope`);
+    assert.equal(head.status, 404);
+    const ok = await api(agent, "HEAD", `/v1.47/containers/${c}/archive?path=/etc/passwd`);
+    assert.equal(ok.status, 200);
+    const stat = JSON.parse(Buffer.from(String(ok.headers["x-docker-container-path-stat"]), "base64").toString()) as Record<string, unknown>;
+    assert.equal(stat.name, "passwd");
+    assert.equal(stat.mode, 0o644);
+    assert.equal(stat.linkTarget, "");
+    const dirStat = await api(agent, "HEAD", `/v1.47/containers/${c}/archive?path=/srv/d`);
+    const ds = JSON.parse(Buffer.from(String(dirStat.headers["x-docker-container-path-stat"]), "base64").toString()) as { mode: number };
+    assert.equal(ds.mode >>> 0, (2 ** 31 + 0o755) >>> 0);
+    const empty = await api(agent, "GET", `/v1.47/containers/${c}/archive`);
+    assert.equal(empty.status, 400);
+    assert.match(empty.body.toString(), /path cannot be empty/);
+  });
+
+  test("cp into and out of a stopped container, which is mounted only for the copy and starts with the file", async (t) => {
+    const c = uniq("cp-stopped");
+    removeAfter(t, c);
+    const id = (await dockerOk(agent, ["create", "--name", c, "busybox", "cat", "/etc/copied"])).trim();
+    const src = join(work, `${c}-file`);
+    await writeFile(src, "copied while stopped\n");
+    await dockerOk(agent, ["cp", src, `${c}:/etc/copied`]);
+    assert.equal(await rootfsMounted(agent, id), false, "the root filesystem of a created container is unmounted after the copy");
+    const back = join(work, `${c}-back`);
+    await dockerOk(agent, ["cp", `${c}:/etc/copied`, back]);
+    assert.equal(await readFile(back, "utf8"), "copied while stopped\n");
+    await dockerOk(agent, ["start", "-a", c]).then((o) => assert.equal(o, "copied while stopped\n"));
+    // Exited now: copy again, out and in.
+    await dockerOk(agent, ["cp", src, `${c}:/tmp/again`]);
+    await dockerOk(agent, ["cp", `${c}:/tmp/again`, join(work, `${c}-again`)]);
+    assert.equal(await readFile(join(work, `${c}-again`), "utf8"), "copied while stopped\n");
+    // The answer's last byte goes out before the mount is released: a moment later it is.
+    await until("the root filesystem unmounted after the copy of an exited container", async () => !(await rootfsMounted(agent, id)), 5000, agent);
+  });
+
+  test("cp into a volume's path goes to the volume, running or stopped", async (t) => {
+    const c = uniq("cp-vol");
+    const vol = uniq("vol");
+    removeAfter(t, c);
+    t.after(async () => void (await docker(agent, ["volume", "rm", "-f", vol])));
+    await dockerOk(agent, ["run", "-d", "--name", c, "-v", `${vol}:/data`, "busybox", "sleep", "1000"]);
+    const src = join(work, `${c}-f`);
+    await writeFile(src, "into the volume\n");
+    await dockerOk(agent, ["cp", src, `${c}:/data/`]);
+    assert.equal(await dockerOk(agent, ["exec", c, "cat", `/data/${c}-f`]), "into the volume\n");
+    await dockerOk(agent, ["stop", "-t", "0", c]);
+    await dockerOk(agent, ["cp", src, `${c}:/data/second`]);
+    const other = await dockerOk(agent, ["run", "--rm", "-v", `${vol}:/v`, "busybox", "cat", `/v/${c}-f`, "/v/second"]);
+    assert.equal(other, "into the volume\ninto the volume\n");
+    const tar = (await api(agent, "GET", `/v1.47/containers/${c}/archive?path=/data/second`)).body;
+    assert.equal(tarFile(tar, "second"), "into the volume\n");
+  });
+
+  test("symlinks pointing out of the container are resolved inside it: nothing of the host is read or written", async (t) => {
+    const c = uniq("cp-escape");
+    removeAfter(t, c);
+    const marker = uniq("container-only");
+    await dockerOk(agent, ["run", "-d", "--name", c, "busybox", "sh", "-c", `ln -s / /escape && ln -s /etc/shadow /x && echo ${marker}:x:0:0 > /etc/shadow && echo ${marker} >> /etc/passwd && touch /ready && sleep 1000`]);
+    await dockerOk(agent, ["exec", c, "sh", "-c", "until [ -f /ready ]; do sleep 0.1; done"]);
+    for (const state of ["running", "stopped"]) {
+      // Out through /escape: the container's passwd, not the host's.
+      const tar = execFileSync("docker", ["cp", `${c}:/escape/etc/passwd`, "-"], { env: { ...process.env, DOCKER_HOST: agent.dockerHost, DOCKER_CONFIG: agent.dockerConfig } });
+      const passwd = tarFile(tar, "passwd");
+      assert.ok(passwd.includes(marker), `${state}: the container's /etc/passwd: ${passwd}`);
+      // /x is a symlink: archived as one; followed (-L), it is the container's /etc/shadow.
+      const link = tarList(execFileSync("docker", ["cp", `${c}:/x`, "-"], { env: { ...process.env, DOCKER_HOST: agent.dockerHost, DOCKER_CONFIG: agent.dockerConfig } }));
+      assert.match(link[0]!, /^l.* x -> \/etc\/shadow$/);
+      const followed = join(work, `${c}-${state}-shadow`);
+      await dockerOk(agent, ["cp", "-L", `${c}:/x`, followed]);
+      assert.equal(await readFile(followed, "utf8"), `${marker}:x:0:0\n`);
+      // In through /escape/tmp/: lands in the container's /tmp, never the host's.
+      const name = uniq("escaped");
+      const src = join(work, name);
+      await writeFile(src, "must stay inside\n");
+      await dockerOk(agent, ["cp", src, `${c}:/escape/tmp/`]);
+      assert.equal(existsSync(join("/tmp", name)), false, `${state}: nothing written on the host`);
+      // And onto /x (a symlink to /etc/shadow): the container's file is replaced, the host's untouched.
+      const hostShadow = await readFile("/etc/shadow", "utf8");
+      const dir = join(work, `${name}-d`);
+      await mkdir(dir);
+      await writeFile(join(dir, "shadow"), "replaced\n");
+      await dockerOk(agent, ["cp", join(dir, "shadow"), `${c}:/escape/etc/shadow`]);
+      assert.equal(await readFile("/etc/shadow", "utf8"), hostShadow, `${state}: the host's /etc/shadow is unchanged`);
+      await rm(src);
+      if (state === "running") {
+        assert.equal(await dockerOk(agent, ["exec", c, "cat", `/tmp/${name}`]), "must stay inside\n");
+        assert.equal(await dockerOk(agent, ["exec", c, "cat", "/etc/shadow"]), "replaced\n");
+        await dockerOk(agent, ["exec", c, "sh", "-c", `echo ${marker}:x:0:0 > /etc/shadow`]);
+        await dockerOk(agent, ["stop", "-t", "0", c]);
+      } else {
+        const back = join(work, `${name}-back`);
+        await dockerOk(agent, ["cp", `${c}:/tmp/${name}`, back]);
+        assert.equal(await readFile(back, "utf8"), "must stay inside\n");
+      }
+    }
+  });
+});
