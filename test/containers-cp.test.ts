@@ -7,7 +7,7 @@
 // Every test uses its own names (uniq()) and registers its cleanup before it creates anything.
 import { after, before, describe, test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
@@ -15,7 +15,7 @@ import { request } from "node:http";
 import { join } from "node:path";
 import { docker, dockerOk, type AgentHandle } from "./helpers/agent.ts";
 import { startBusyboxAgent, type BusyboxAgent } from "./helpers/busybox-agent.ts";
-import { until } from "./helpers/wait.ts";
+import { sleep, until } from "./helpers/wait.ts";
 
 const uniq = (prefix: string) => `${prefix}-${randomBytes(3).toString("hex")}`;
 
@@ -43,6 +43,18 @@ function api(agent: AgentHandle, method: string, path: string): Promise<{ status
   });
 }
 
+/** Records a container's events from now on; the returned function stops and gives the actions. */
+function dockerEvents(agent: AgentHandle, container: string): () => Promise<string[]> {
+  const child = spawn("docker", ["events", "--format", "{{.Action}}", "--filter", `container=${container}`], { env: { ...process.env, DOCKER_HOST: agent.dockerHost, DOCKER_CONFIG: agent.dockerConfig } });
+  let out = "";
+  child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+  return async () => {
+    await sleep(500);
+    child.kill("SIGKILL");
+    return out.split("\n").filter(Boolean);
+  };
+}
+
 /** Whether anything of the agent's data root is still mounted for container `id`'s root filesystem. */
 async function rootfsMounted(agent: AgentHandle, id: string): Promise<string | false> {
   const info = await readFile("/proc/self/mountinfo", "utf8");
@@ -57,10 +69,6 @@ describe("docker cp, update, commit and the other missing endpoints against the 
   after(() => suite?.stop());
 
   const removeAfter = (t: TestContext, ...names: string[]) => t.after(async () => void (await docker(agent, ["rm", "-fv", ...names])));
-  const cpOut = async (src: string) => {
-    const r = await docker(agent, ["cp", src, "-"], {});
-    return r;
-  };
 
   test("cp out of and into a running container: a file, a directory, its contents with /., a missing path", async (t) => {
     const c = uniq("cp-run");
@@ -199,5 +207,103 @@ describe("docker cp, update, commit and the other missing endpoints against the 
         assert.equal(await readFile(back, "utf8"), "must stay inside\n");
       }
     }
+  });
+
+  test("update: limits applied live (cgroup) and kept (inspect), the restart policy with them; Docker's refusals", async (t) => {
+    const c = uniq("upd");
+    const rm = uniq("upd-rm");
+    removeAfter(t, c, rm);
+    // Created with a memory limit: Docker records twice that as the swap limit, so 64m fits under it.
+    // Runs until told to stop (/tmp/stop), which it removes on the way out.
+    const id = (await dockerOk(agent, ["run", "-d", "--name", c, "-m", "32m", "busybox", "sh", "-c", "while [ ! -f /tmp/stop ]; do sleep 0.2; done; rm /tmp/stop"])).trim();
+    const out = await dockerOk(agent, ["update", "--memory", "64m", "--restart", "always", c]);
+    assert.equal(out.trim(), c);
+    const hc = JSON.parse(await dockerOk(agent, ["inspect", "--format", "{{json .HostConfig}}", c])) as Record<string, unknown>;
+    assert.equal(hc.Memory, 64 * 1024 * 1024);
+    assert.deepEqual(hc.RestartPolicy, { Name: "always", MaximumRetryCount: 0 });
+    const cg = `/sys/fs/cgroup/memory/berth/${id}/memory.limit_in_bytes`;
+    assert.equal((await readFile(cg, "utf8")).trim(), String(64 * 1024 * 1024));
+    // CPU, pids and shares, live.
+    await dockerOk(agent, ["update", "--cpus", "0.5", "--pids-limit", "50", "--cpu-shares", "512", "--cpuset-cpus", "0", c]);
+    assert.equal((await readFile(`/sys/fs/cgroup/cpu/berth/${id}/cpu.cfs_quota_us`, "utf8")).trim(), "50000");
+    assert.equal((await readFile(`/sys/fs/cgroup/cpu/berth/${id}/cpu.shares`, "utf8")).trim(), "512");
+    assert.equal((await readFile(`/sys/fs/cgroup/pids/berth/${id}/pids.max`, "utf8")).trim(), "50");
+    const after = JSON.parse(await dockerOk(agent, ["inspect", "--format", "{{json .HostConfig}}", c])) as Record<string, unknown>;
+    assert.equal(after.NanoCpus, 500_000_000);
+    assert.equal(after.PidsLimit, 50);
+    assert.equal(after.CpuShares, 512);
+    assert.equal(after.CpusetCpus, "0");
+    // Docker's refusals, word for word.
+    const quota = await docker(agent, ["update", "--cpu-quota", "20000", c]);
+    assert.match(quota.stderr, new RegExp(`Cannot update container ${id}: Conflicting options: CPU Quota cannot be updated as NanoCPUs has already been set`));
+    const small = await docker(agent, ["update", "--memory", "2m", c]);
+    assert.match(small.stderr, /Minimum memory limit allowed is 6MB/);
+    const above = await docker(agent, ["update", "--memory", "512m", c]);
+    assert.match(above.stderr, /Memory limit should be smaller than already set memoryswap limit, update the memoryswap at the same time/);
+    const bogus = await docker(agent, ["update", "--restart", "bogus", c]);
+    assert.match(bogus.stderr, /invalid restart policy 'bogus'/);
+    // The restart policy now applies: the killed process comes back.
+    await dockerOk(agent, ["exec", c, "touch", "/tmp/stop"]);
+    await until("the container restarted by its new policy", async () => (await dockerOk(agent, ["inspect", "--format", "{{.RestartCount}} {{.State.Status}}", c])).trim() === "1 running", 15_000, agent);
+    // --rm containers keep their policy.
+    await dockerOk(agent, ["run", "-d", "--rm", "--name", rm, "busybox", "sleep", "1000"]);
+    const auto = await docker(agent, ["update", "--restart", "always", rm]);
+    assert.match(auto.stderr, /Restart policy cannot be updated because AutoRemove is enabled for the container/);
+    // A stopped container: stored, and applied at its next start.
+    await dockerOk(agent, ["update", "--restart", "no", c]);
+    await dockerOk(agent, ["stop", "-t", "0", c]);
+    await dockerOk(agent, ["update", "--memory", "48m", c]);
+    assert.equal((await dockerOk(agent, ["inspect", "--format", "{{.HostConfig.Memory}}", c])).trim(), String(48 * 1024 * 1024));
+    await dockerOk(agent, ["start", c]);
+    assert.equal((await readFile(cg, "utf8")).trim(), String(48 * 1024 * 1024));
+  });
+
+  test("commit of a running container pauses it for the commit and leaves it running", async (t) => {
+    const c = uniq("commit-run");
+    const image = uniq("committed");
+    removeAfter(t, c);
+    t.after(async () => void (await docker(agent, ["rmi", "-f", `${image}:1`])));
+    await dockerOk(agent, ["run", "-d", "--name", c, "busybox", "sh", "-c", "echo committed > /marker && sleep 1000"]);
+    await dockerOk(agent, ["exec", c, "sh", "-c", "until [ -f /marker ]; do sleep 0.1; done"]);
+    const events = dockerEvents(agent, c);
+    await sleep(700); // the events stream is subscribed
+    await dockerOk(agent, ["commit", c, `${image}:1`]);
+    assert.equal((await dockerOk(agent, ["inspect", "--format", "{{.State.Status}}", c])).trim(), "running");
+    assert.equal(await dockerOk(agent, ["run", "--rm", `${image}:1`, "cat", "/marker"]), "committed\n");
+    const seen = await events();
+    assert.ok(seen.indexOf("pause") >= 0 && seen.indexOf("pause") < seen.indexOf("commit") && seen.indexOf("commit") < seen.indexOf("unpause"), seen.join(","));
+    // --pause=false: committed without pausing.
+    await dockerOk(agent, ["commit", "--pause=false", c, `${image}:1`]);
+    assert.equal((await dockerOk(agent, ["inspect", "--format", "{{.State.Status}}", c])).trim(), "running");
+  });
+
+  test("links: DELETE /containers/{name}/{link} and rm --link answer as Docker does for unknown links", async (t) => {
+    const c = uniq("web");
+    removeAfter(t, c);
+    await dockerOk(agent, ["create", "--name", c, "busybox", "true"]);
+    const r = await docker(agent, ["rm", "--link", `/${c}/redis`]);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, new RegExp(`No such container: ${c}/redis`));
+    const raw = await api(agent, "DELETE", `/v1.47/containers/${c}/redis`);
+    assert.equal(raw.status, 404);
+    assert.equal(JSON.parse(raw.body.toString()).message, `No such container: ${c}/redis`);
+    const own = await docker(agent, ["rm", "--link", c]);
+    assert.match(own.stderr, /Conflict, cannot remove the default link name of the container/);
+    assert.equal((await dockerOk(agent, ["inspect", "--format", "{{.State.Status}}", c])).trim(), "created");
+  });
+
+  test("GET /distribution/{name}/json: the registry's descriptor and platforms", async () => {
+    const ref = `${suite!.reg.host}/library/busybox:latest`;
+    const r = await api(agent, "GET", `/v1.47/distribution/${ref}/json`);
+    assert.equal(r.status, 200, r.body.toString());
+    const body = JSON.parse(r.body.toString()) as { Descriptor: { mediaType: string; digest: string; size: number }; Platforms: Array<{ architecture: string; os: string }> };
+    const local = (await dockerOk(agent, ["image", "inspect", "--format", "{{index .RepoDigests 0}}", "busybox"])).trim();
+    assert.equal(body.Descriptor.digest, local.slice(local.indexOf("@") + 1));
+    assert.equal(body.Descriptor.mediaType, "application/vnd.docker.distribution.manifest.v2+json");
+    assert.ok(body.Descriptor.size > 0);
+    assert.deepEqual(body.Platforms, [{ architecture: "amd64", os: "linux" }]);
+    const missing = await api(agent, "GET", `/v1.47/distribution/${suite!.reg.host}/library/busybox:nope/json`);
+    assert.equal(missing.status, 404);
+    assert.match(JSON.parse(missing.body.toString()).message, /manifest unknown/);
   });
 });

@@ -1,7 +1,7 @@
 import type { Engine } from "../engine/engine.ts";
 import type { ContainerRecord, CreateOptions, MountSpec, PortSpec } from "../engine/containers/container-record.ts";
 import { readContainerStats } from "../engine/containers/stats.ts";
-import { invalidArgument, notFound } from "../engine/errors.ts";
+import { EngineError, invalidArgument, notFound } from "../engine/errors.ts";
 import { parseUntil } from "../engine/images/image-service.ts";
 import { once } from "node:events";
 import { setTimeout as delay } from "node:timers/promises";
@@ -100,6 +100,11 @@ export function addContainerRoutes(router: Router, engine: Engine): void {
   });
 
   router.delete("/containers/{id}", async ({ res, params, query }) => {
+    if (boolParam(query, "link")) {
+      // A legacy link is named /parent/name; a plain container name is its own default link, which Docker never removes.
+      containers.get(params.id!);
+      throw new EngineError("Internal", "Conflict, cannot remove the default link name of the container");
+    }
     await containers.remove(params.id!, { force: boolParam(query, "force"), volumes: boolParam(query, "v") });
     sendNoContent(res);
   });

@@ -22,6 +22,7 @@ import { mkdirInRoot } from "../runtime/mkdir-in-root.ts";
 import { guardRuntimeDirs } from "../runtime/rootfs-guard.ts";
 import { unmountAll, isMounted } from "../snapshots/mount.ts";
 import { RootfsMounts, RUNNING } from "./rootfs-mounts.ts";
+import { applyUpdate, type ContainerUpdate } from "./update.ts";
 import type { Snapshotter } from "../snapshots/snapshotter.ts";
 import type { VolumeStore } from "../volumes/volume-store.ts";
 import { applyChanges, mergeEnv } from "../images/changes.ts";
@@ -679,6 +680,41 @@ export class ContainerService extends EventEmitter {
     this.emitEvent("unpause", record);
   }
 
+  /**
+   * `docker update`: new limits and restart policy, kept in the record (inspect shows them)
+   * and applied at once to a running or paused container (runc update); a restarting or
+   * stopped one gets them at its next start. All or nothing: a refused change changes nothing.
+   * @returns Docker's warnings (none).
+   * @throws InvalidArgument for a bad value (Docker's text), Conflict for what Docker refuses.
+   */
+  update(idOrName: string, changes: ContainerUpdate): Promise<string[]> {
+    const record = this.get(idOrName);
+    return this.withLock(record.id, async () => {
+      if (record.state.status === "removing" || record.state.status === "dead") throw conflict(`Cannot update container ${record.id}: container is marked for removal and cannot be "update"`);
+      const next = applyUpdate(record.id, record.options, changes, this.deps.specHost.swapLimit);
+      // Docker's checks of the values (the same as at create), and the cgroup values to apply.
+      const spec = buildRuntimeSpec({
+        image: {},
+        run: { ...runOptions(next, "x"), cmd: ["x"] },
+        rootfs: "rootfs",
+        user: { uid: 0, gid: 0, additionalGids: [] },
+        namespaces: { ...namespaceModes(next, () => 1), network: "none" },
+        cgroupsPath: "/validate",
+        host: this.deps.specHost,
+      });
+      if (record.state.status === "running" || record.state.status === "paused") {
+        const { memory, cpu, pids } = spec.linux.resources;
+        await this.deps.runc.update(record.id, { ...(memory ? { memory } : {}), ...(cpu ? { cpu } : {}), ...(pids ? { pids } : {}) }).catch((e: unknown) => {
+          throw conflict(`Cannot update container ${record.id}: ${(e as Error).message}`, e);
+        });
+      }
+      record.options = next;
+      await this.deps.store.save(record);
+      this.emitEvent("update", record);
+      return [];
+    });
+  }
+
   // --- remove, rename, wait ------------------------------------------------------
 
   async remove(idOrName: string, opts: { force?: boolean; volumes?: boolean } = {}): Promise<void> {
@@ -1022,8 +1058,13 @@ export class ContainerService extends EventEmitter {
       },
       opts.changes ?? [],
     );
+    // As Docker: a running container is paused while its layer is read (consistent files), and
+    // resumed after, also when the commit fails.
     const paused = opts.pause !== false && record.state.status === "running";
-    if (paused) await runc.pause(record.id);
+    if (paused) {
+      await runc.pause(record.id);
+      this.emitEvent("pause", record);
+    }
     try {
       const upper = await this.upperDir(record.id);
       const [toStore, toUnpack] = teeStream(upperToLayerTar(upper, { exclude: BIND_TARGETS }));
@@ -1055,7 +1096,10 @@ export class ContainerService extends EventEmitter {
       this.emitEvent("commit", record, { comment: opts.comment ?? "" });
       return id;
     } finally {
-      if (paused) await runc.resume(record.id).catch(bestEffort(this.deps.logger, `resume ${record.id}`));
+      if (paused) {
+        await runc.resume(record.id).catch((err: unknown) => this.deps.logger.warn({ err, id: record.id }, "could not resume the container after its commit"));
+        this.emitEvent("unpause", record);
+      }
     }
   }
 
@@ -1155,6 +1199,8 @@ function runOptions(o: ReturnType<typeof CreateOptionsSchema.parse>, hostname: s
     memorySwap: o.memorySwap || undefined,
     cpus: o.nanoCpus ? o.nanoCpus / 1e9 : undefined,
     cpuShares: o.cpuShares || undefined,
+    cpuQuota: o.cpuQuota || undefined,
+    cpuPeriod: o.cpuPeriod || undefined,
     cpusetCpus: o.cpusetCpus || undefined,
     pidsLimit: o.pidsLimit,
     shmSize: o.shmSize || undefined,

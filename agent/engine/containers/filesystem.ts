@@ -23,7 +23,7 @@ import { constants as fsc, type BigIntStats } from "node:fs";
 import { lstat, open, readlink, stat, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
-import { conflict, invalidArgument, notFound } from "../errors.ts";
+import { conflict, EngineError, invalidArgument, notFound } from "../errors.ts";
 import { pathTar } from "../archive/tree-tar.ts";
 import { extractCopy } from "../archive/copy-extract.ts";
 import { atFdForChild, DIR_FLAGS, isErrno } from "../archive/tree-walk.ts";
@@ -121,7 +121,8 @@ export class ContainerFiles implements ContainerFilesystem {
         dir = await openDir(view, comps);
       } catch (e) {
         if (isErrno(e, "ENOENT")) throw notFound(`Could not find the file ${path} in container ${container}`);
-        if (isErrno(e, "ENOTDIR") || isErrno(e, "ELOOP")) throw invalidArgument("extraction point is not a directory");
+        // Docker answers this one with a 500.
+        if (isErrno(e, "ENOTDIR") || isErrno(e, "ELOOP")) throw new EngineError("Internal", "extraction point is not a directory");
         throw e;
       }
       try {
