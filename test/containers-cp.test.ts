@@ -13,6 +13,8 @@ import { existsSync } from "node:fs";
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { request } from "node:http";
 import { join } from "node:path";
+import { gzipSync } from "node:zlib";
+import * as tarStream from "tar-stream";
 import { docker, dockerOk, type AgentHandle } from "./helpers/agent.ts";
 import { startBusyboxAgent, type BusyboxAgent } from "./helpers/busybox-agent.ts";
 import { sleep, until } from "./helpers/wait.ts";
@@ -40,6 +42,34 @@ function api(agent: AgentHandle, method: string, path: string): Promise<{ status
     });
     req.on("error", reject);
     req.end();
+  });
+}
+
+/** A tar made with tar-stream (what a client library would send). */
+async function makeTar(entries: Array<{ name: string; body?: string; type?: "file" | "symlink"; linkname?: string }>): Promise<Buffer> {
+  const pack = tarStream.pack();
+  const chunks: Buffer[] = [];
+  pack.on("data", (c: unknown) => void chunks.push(c as Buffer));
+  const done = new Promise<void>((r) => pack.on("end", () => r()));
+  for (const e of entries) {
+    await new Promise<void>((resolve, reject) => pack.entry({ name: e.name, type: e.type ?? "file", linkname: e.linkname, mode: 0o644 }, e.body ?? "", (err) => (err ? reject(err) : resolve())));
+  }
+  pack.finalize();
+  await done;
+  return Buffer.concat(chunks);
+}
+
+/** A raw Docker API call with a body. */
+function apiBody(agent: AgentHandle, method: string, path: string, body: Buffer): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ socketPath: agent.socket, method, path, headers: { "Content-Type": "application/x-tar", "Content-Length": body.length } }, (res) => {
+      let text = "";
+      res.on("data", (c: Buffer) => (text += c.toString()));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body: text }));
+      res.on("error", reject);
+    });
+    req.on("error", reject);
+    req.end(body);
   });
 }
 
@@ -207,6 +237,34 @@ describe("docker cp, update, commit and the other missing endpoints against the 
         assert.equal(await readFile(back, "utf8"), "must stay inside\n");
       }
     }
+  });
+
+  test("PUT archive: gzip accepted; entries leaving the destination or passing through a symlink refused, nothing written outside", async (t) => {
+    const c = uniq("cp-put");
+    removeAfter(t, c);
+    await dockerOk(agent, ["run", "-d", "--name", c, "busybox", "sh", "-c", "mkdir /dst && ln -s / /dst/up && sleep 1000"]);
+    await dockerOk(agent, ["exec", c, "sh", "-c", "until [ -L /dst/up ]; do sleep 0.1; done"]);
+    const put = (body: Buffer, path = "/dst") => apiBody(agent, "PUT", `/v1.47/containers/${c}/archive?path=${encodeURIComponent(path)}`, body);
+    // gzip-compressed: unpacked.
+    const ok = await put(gzipSync(await makeTar([{ name: "zipped.txt", body: "from gzip\n" }])));
+    assert.equal(ok.status, 200, ok.body);
+    assert.equal(await dockerOk(agent, ["exec", c, "cat", "/dst/zipped.txt"]), "from gzip\n");
+    const host = uniq("never-on-host");
+    for (const [what, entries, message] of [
+      ["a name climbing out", [{ name: `../../../../tmp/${host}`, body: "x" }], /is outside of/],
+      ["a symlink that leads out, then a file through it", [{ name: "out", type: "symlink" as const, linkname: "../../../../.." }], /invalid symlink/],
+      ["a file through an existing symlink", [{ name: `up/tmp/${host}`, body: "x" }], /symbolic link/],
+    ] as const) {
+      const r = await put(await makeTar(entries as never));
+      assert.equal(r.status, 400, `${what}: ${r.body}`);
+      assert.match(JSON.parse(r.body).message, message, what);
+    }
+    assert.equal(existsSync(join("/tmp", host)), false, "nothing written on the host");
+    assert.equal((await docker(agent, ["exec", c, "ls", `/tmp/${host}`])).code, 1, "nor through the container's symlink");
+    // Onto a file: Docker's 500.
+    const notDir = await put(await makeTar([{ name: "f", body: "x" }]), "/dst/zipped.txt");
+    assert.equal(notDir.status, 500);
+    assert.equal(JSON.parse(notDir.body).message, "extraction point is not a directory");
   });
 
   test("update: limits applied live (cgroup) and kept (inspect), the restart policy with them; Docker's refusals", async (t) => {

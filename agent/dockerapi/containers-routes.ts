@@ -334,6 +334,8 @@ export interface DockerCreateBody {
     MemorySwap?: number;
     NanoCpus?: number;
     CpuShares?: number;
+    CpuQuota?: number;
+    CpuPeriod?: number;
     CpusetCpus?: string;
     PidsLimit?: number | null;
     ReadonlyRootfs?: boolean;
@@ -468,6 +470,8 @@ export function createOptionsFromDocker(body: DockerCreateBody, name: string | u
     memorySwap: hc.MemorySwap ?? 0,
     nanoCpus: hc.NanoCpus ?? 0,
     cpuShares: hc.CpuShares ?? 0,
+    cpuQuota: hc.CpuQuota ?? 0,
+    cpuPeriod: hc.CpuPeriod ?? 0,
     cpusetCpus: hc.CpusetCpus ?? "",
     pidsLimit: hc.PidsLimit ?? undefined,
     readonlyRootfs: !!hc.ReadonlyRootfs,
@@ -657,6 +661,8 @@ async function containerInspectJson(engine: Engine, c: ContainerRecord, size: bo
       MemorySwap: o.memorySwap || (o.memory > 0 && engine.containers.deps.specHost.swapLimit ? o.memory * 2 : 0),
       NanoCpus: o.nanoCpus,
       CpuShares: o.cpuShares,
+      CpuQuota: o.cpuQuota,
+      CpuPeriod: o.cpuPeriod,
       CpusetCpus: o.cpusetCpus,
       PidsLimit: o.pidsLimit ?? null,
       ShmSize: o.shmSize || 67108864,

@@ -196,8 +196,11 @@ class CopyExtractor {
         return this.dir(rel, false);
       }
       if (isErrno(e, "ENOENT")) throw notFound(`${this.shown(rel)}: no such directory`);
-      if (isErrno(e, "ELOOP")) throw invalidArgument(`cannot extract into ${this.shown(rel)}: it is a symbolic link, which is not followed`);
-      if (isErrno(e, "ENOTDIR")) throw invalidArgument(`cannot extract into ${this.shown(rel)}: not a directory`);
+      if (isErrno(e, "ELOOP") || isErrno(e, "ENOTDIR")) {
+        // O_DIRECTORY|O_NOFOLLOW on a symlink fails with either.
+        const link = (await lstatOr(at))?.isSymbolicLink();
+        throw invalidArgument(`cannot extract into ${this.shown(rel)}: ${link ? "it is a symbolic link, which is not followed" : "not a directory"}`);
+      }
       throw e;
     }
     this.dirs.set(rel, fh);

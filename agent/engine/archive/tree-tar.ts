@@ -41,6 +41,12 @@ export interface TreeTarOptions {
    * (`NAME/etc/passwd`), as Docker's archive of one path (`docker cp`) rebases its entries.
    */
   rebase?: string;
+  /**
+   * Leave extended attributes out (default: carried). They are read by path (getfattr -R),
+   * which a tree that its owner changes meanwhile (a running container) could lead out of
+   * the tree: a copy out of a container must not carry what is read that way.
+   */
+  noXattrs?: boolean;
 }
 
 const CHUNK = 64 * 1024;
@@ -63,7 +69,7 @@ export function pathTar(at: string, name: string): Readable {
 async function* generatePath(at: string, name: string): AsyncGenerator<Buffer> {
   const st = await lstat(at, { bigint: true });
   if (st.isDirectory()) {
-    yield* generate(at, { upper: false, rebase: name });
+    yield* generate(at, { upper: false, rebase: name, noXattrs: true });
     return;
   }
   const base = { mode: Number(st.mode & 0o7777n), uid: Number(st.uid), gid: Number(st.gid), size: 0, mtime: seconds(st.mtimeNs) };
@@ -79,7 +85,7 @@ async function* generatePath(at: string, name: string): AsyncGenerator<Buffer> {
 }
 
 async function* generate(root: string, opts: TreeTarOptions): AsyncGenerator<Buffer> {
-  const xattrs = await readTreeXattrs(root);
+  const xattrs = opts.noXattrs ? new Map<string, Map<string, Buffer>>() : await readTreeXattrs(root);
   const exclusion = new Exclusion(opts.exclude);
   const opaque = (rel: string) => opts.upper && isOpaque(xattrs.get(rel));
   // dev:ino → the first entry with that inode, for hard links. The stat must match too: in an
