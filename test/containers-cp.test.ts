@@ -177,6 +177,18 @@ describe("docker cp, update, commit and the other missing endpoints against the 
     await until("the root filesystem unmounted after the copy of an exited container", async () => !(await rootfsMounted(agent, id)), 5000, agent);
   });
 
+  test("cp -a: files owned by the container's user; without it, by the tar's owner", async (t) => {
+    const c = uniq("cp-owner");
+    removeAfter(t, c);
+    await dockerOk(agent, ["run", "-d", "--name", c, "--user", "1234:2345", "busybox", "sleep", "1000"]);
+    const src = join(work, `${c}-f`);
+    await writeFile(src, "owned\n");
+    await dockerOk(agent, ["cp", "-a", src, `${c}:/tmp/archived`]);
+    await dockerOk(agent, ["cp", src, `${c}:/tmp/plain`]);
+    assert.equal((await dockerOk(agent, ["exec", c, "stat", "-c", "%u:%g", "/tmp/archived"])).trim(), "1234:2345");
+    assert.equal((await dockerOk(agent, ["exec", c, "stat", "-c", "%u:%g", "/tmp/plain"])).trim(), `${process.getuid!()}:${process.getgid!()}`);
+  });
+
   test("cp into a volume's path goes to the volume, running or stopped", async (t) => {
     const c = uniq("cp-vol");
     const vol = uniq("vol");

@@ -20,6 +20,7 @@ import { Puller } from "./images/pull.ts";
 import { Pusher } from "./images/push.ts";
 import { readHostFacts, type HostFacts } from "./system/host-facts.ts";
 import { Builder } from "./build/builder.ts";
+import { bestEffort } from "../../shared/best-effort.ts";
 
 export interface EngineConfig {
   dataRoot: string;
@@ -112,7 +113,13 @@ export async function createEngine(config: EngineConfig, logger: Logger): Promis
   const facts = await readHostFacts();
   const id = await engineId(root);
   const c = containers;
-  return { config, facts, registry, images, puller, pusher: new Pusher(images), containers: c, files: new ContainerFiles(c), network, volumes, builder, id, close: () => c.close() };
+  const files = new ContainerFiles({
+    withRootfs: (name, fn) => c.withRootfs(name, fn),
+    volumeMountpoint: (name) => c.volumeMountpoint(name),
+    paths: (cid) => c.paths(cid),
+    imageUser: async (imageId) => (await images.config(imageId).catch(bestEffort(logger, `read the config of image ${imageId}`)))?.config?.User ?? "",
+  });
+  return { config, facts, registry, images, puller, pusher: new Pusher(images), containers: c, files, network, volumes, builder, id, close: () => c.close() };
 }
 
 async function engineId(root: string): Promise<string> {

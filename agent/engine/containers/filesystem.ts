@@ -74,7 +74,9 @@ export interface FsView {
 export interface FilesystemDeps {
   withRootfs<T>(container: string, fn: (rootfs: string, record: ContainerRecord) => Promise<T>): Promise<T>;
   volumeMountpoint(name: string): Promise<string>;
-  readonly paths: (id: string) => { hostsPath: string; hostnamePath: string; resolvConfPath: string };
+  paths(id: string): { hostsPath: string; hostnamePath: string; resolvConfPath: string };
+  /** The image's USER, which a container without `--user` runs as. */
+  imageUser(imageId: string): Promise<string>;
 }
 
 const MAX_LINKS = 255;
@@ -126,7 +128,9 @@ export class ContainerFiles implements ContainerFilesystem {
         throw e;
       }
       try {
-        const owner = opts.copyUIDGID && record.options.user ? await resolveUser(rootfs, record.options.user) : undefined;
+        // Docker's copyUIDGID: everything owned by the container's user (its --user, else the image's USER).
+        const user = opts.copyUIDGID ? record.options.user || (await this.deps.imageUser(record.imageId)) : "";
+        const owner = user ? await resolveUser(rootfs, user) : undefined;
         await extractCopy(decompressStream(tar), dir, { noOverwriteDirNonDir: opts.noOverwriteDirNonDir, owner, destination: "/" + comps.join("/") });
       } finally {
         await dir.close();
