@@ -12,6 +12,8 @@ import { ContainerRecordSchema, type ContainerRecord } from "./container-record.
  */
 export class ContainerStore {
   private readonly records = new Map<string, ContainerRecord>();
+  /** Per record: the save under way, which the next one waits for. */
+  private readonly saving = new Map<string, Promise<void>>();
 
   constructor(readonly root: string, private readonly logger?: Logger) {}
 
@@ -72,8 +74,23 @@ export class ContainerStore {
     await this.save(record);
   }
 
-  /** Persists the record as it is now (temp file, fsync, rename). */
-  async save(record: ContainerRecord): Promise<void> {
+  /**
+   * Persists the record as it is now (temp file, fsync, rename). Saves of one record run
+   * one after another: they share the temp file, and two at once (a stop saving while a
+   * policy restart saves) made one rename fail with ENOENT.
+   */
+  save(record: ContainerRecord): Promise<void> {
+    const prev = this.saving.get(record.id) ?? Promise.resolve();
+    const next = prev.then(() => this.write(record));
+    const settled = next.catch(() => undefined);
+    this.saving.set(record.id, settled);
+    void settled.then(() => {
+      if (this.saving.get(record.id) === settled) this.saving.delete(record.id);
+    });
+    return next;
+  }
+
+  private async write(record: ContainerRecord): Promise<void> {
     if (!this.records.has(record.id)) return; // removed meanwhile
     const file = join(this.dir(record.id), "container.json");
     const tmp = `${file}.tmp`;
