@@ -205,6 +205,15 @@ describe("docker cp, update, commit and the other missing endpoints against the 
     assert.equal(other, "into the volume\ninto the volume\n");
     const tar = (await api(agent, "GET", `/v1.47/containers/${c}/archive?path=/data/second`)).body;
     assert.equal(tarFile(tar, "second"), "into the volume\n");
+    // A directory holding a mount point is copied out with the mount's content, as the container sees it.
+    const nested = uniq("cp-nested");
+    removeAfter(t, nested);
+    await dockerOk(agent, ["create", "--name", nested, "-v", `${vol}:/tmp/vol`, "busybox", "true"]);
+    await dockerOk(agent, ["cp", src, `${nested}:/tmp/beside`]);
+    const out = join(work, nested);
+    await dockerOk(agent, ["cp", `${nested}:/tmp`, out]);
+    assert.equal(await readFile(join(out, "vol/second"), "utf8"), "into the volume\n");
+    assert.equal(await readFile(join(out, "beside"), "utf8"), "into the volume\n");
   });
 
   test("symlinks pointing out of the container are resolved inside it: nothing of the host is read or written", async (t) => {

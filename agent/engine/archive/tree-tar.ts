@@ -47,6 +47,8 @@ export interface TreeTarOptions {
    * the tree: a copy out of a container must not carry what is read that way.
    */
   noXattrs?: boolean;
+  /** Leave out the end-of-archive marker (more entries follow). */
+  noEnd?: boolean;
 }
 
 const CHUNK = 64 * 1024;
@@ -56,22 +58,46 @@ export function treeTar(root: string, opts: TreeTarOptions): Readable {
   return Readable.from(generate(root, opts), { objectMode: false, highWaterMark: CHUNK });
 }
 
+/** A tree mounted below an archived directory: `rel` below it, `source` on the host. */
+export interface SubTree {
+  rel: string;
+  source: string;
+}
+
 /**
  * One path as a tar whose entries are named `name` and, for a directory, `name/…`
  * (Docker's archive of a container path). `at` must reach the path without following a
  * symlink but a final one, which is archived as a symlink (never followed).
+ * For a directory, `mounts` are trees mounted below it (volumes, binds): their content
+ * replaces what the directory holds at their place, as the container sees it.
  * @throws ENOENT (on the stream) when nothing is at `at`.
  */
-export function pathTar(at: string, name: string): Readable {
-  return Readable.from(generatePath(at, name), { objectMode: false, highWaterMark: CHUNK });
+export function pathTar(at: string, name: string, mounts: readonly SubTree[] = []): Readable {
+  return Readable.from(generatePath(at, name, mounts), { objectMode: false, highWaterMark: CHUNK });
 }
 
-async function* generatePath(at: string, name: string): AsyncGenerator<Buffer> {
+async function* generatePath(at: string, name: string, mounts: readonly SubTree[]): AsyncGenerator<Buffer> {
   const st = await lstat(at, { bigint: true });
-  if (st.isDirectory()) {
-    yield* generate(at, { upper: false, rebase: name, noXattrs: true });
+  if (!st.isDirectory()) {
+    yield* pathEntry(at, name);
+    yield END_OF_ARCHIVE;
     return;
   }
+  const below = (rel: string) => mounts.filter((m) => m.rel.startsWith(rel === "" ? "" : `${rel}/`) && m.rel !== rel);
+  const joined = (rel: string) => (name === "/" ? `/${rel}` : `${name}/${rel}`);
+  yield* generate(at, { upper: false, rebase: name, noXattrs: true, noEnd: true, exclude: mounts.map((m) => `/${m.rel}`) });
+  for (const m of [...mounts].sort((a, b) => a.rel.length - b.rel.length)) {
+    const inner = below(m.rel).map((o) => `/${o.rel.slice(m.rel.length + 1)}`);
+    const mst = await lstat(m.source, { bigint: true });
+    if (mst.isDirectory()) yield* generate(m.source, { upper: false, rebase: joined(m.rel), noXattrs: true, noEnd: true, exclude: inner });
+    else yield* pathEntry(m.source, joined(m.rel));
+  }
+  yield END_OF_ARCHIVE;
+}
+
+/** The entry of one non-directory. */
+async function* pathEntry(at: string, name: string): AsyncGenerator<Buffer> {
+  const st = await lstat(at, { bigint: true });
   const base = { mode: Number(st.mode & 0o7777n), uid: Number(st.uid), gid: Number(st.gid), size: 0, mtime: seconds(st.mtimeNs) };
   const e: TreeEntry = { rel: name, name, st, at };
   if (st.isFile()) yield* fileEntry(e, base, []);
@@ -81,7 +107,6 @@ async function* generatePath(at: string, name: string): AsyncGenerator<Buffer> {
     const { major, minor } = majorMinor(st.rdev);
     yield encodeHeader({ ...base, name, type: st.isCharacterDevice() ? "char" : "block", devmajor: major, devminor: minor });
   }
-  yield END_OF_ARCHIVE;
 }
 
 async function* generate(root: string, opts: TreeTarOptions): AsyncGenerator<Buffer> {
@@ -150,7 +175,7 @@ async function* generate(root: string, opts: TreeTarOptions): AsyncGenerator<Buf
       yield encodeHeader({ ...base, name: e.rel, type: st.isCharacterDevice() ? "char" : "block", devmajor: major, devminor: minor, xattrs: portableList(x) });
     }
   }
-  yield END_OF_ARCHIVE;
+  if (!opts.noEnd) yield END_OF_ARCHIVE;
 }
 
 /** Header and data of a regular file; returns false if it vanished before it could be opened. */

@@ -24,7 +24,7 @@ import { lstat, open, readlink, stat, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { conflict, EngineError, invalidArgument, notFound } from "../errors.ts";
-import { pathTar } from "../archive/tree-tar.ts";
+import { pathTar, type SubTree } from "../archive/tree-tar.ts";
 import { extractCopy } from "../archive/copy-extract.ts";
 import { atFdForChild, DIR_FLAGS, isErrno } from "../archive/tree-walk.ts";
 import { decompressStream } from "../layers/decompress.ts";
@@ -104,7 +104,7 @@ export class ContainerFiles implements ContainerFilesystem {
       const t = await openPath(view, path).catch(notFoundAs(path, container));
       try {
         const st = await t.stat().catch(notFoundAs(path, container));
-        return await use(st, pathTar(t.at, t.name));
+        return await use(st, pathTar(t.at, t.name, t.mounts));
       } finally {
         await t.close();
       }
@@ -266,6 +266,8 @@ interface OpenedPath {
   at: string;
   /** The tar's top name: Go's filepath.Base of the requested path. */
   name: string;
+  /** Mounts below the path (when it is a directory), relative to it. */
+  mounts: SubTree[];
   stat(): Promise<PathStat>;
   close(): Promise<void>;
 }
@@ -298,7 +300,12 @@ async function openPath(view: FsView, path: string): Promise<OpenedPath> {
     if (st.isSymbolicLink()) linkTarget = "/" + (await resolveComponents(view, abs, true)).join("/");
     return { name, size: Number(st.size), mode: goFileMode(st), mtime: goTime(st.mtimeNs), linkTarget };
   };
-  return { at, name, stat: statOf, close: async () => void (await parent?.close()) };
+  const mounts: SubTree[] = [];
+  for (const m of view.mounts) {
+    const dest = split(m.destination);
+    if (dest.length > comps.length && isPrefix(comps, dest)) mounts.push({ rel: dest.slice(comps.length).join("/"), source: m.source });
+  }
+  return { at, name, mounts, stat: statOf, close: async () => void (await parent?.close()) };
 }
 
 /** Go's filepath.Base: "/" for the root, the last element otherwise ("." for "/x/."). */
