@@ -92,6 +92,9 @@ export const CreateOptionsSchema = z.object({
   /** Negative values are refused with Docker's message when the runtime spec is built (create). */
   nanoCpus: z.number().int().default(0),
   cpuShares: z.number().int().nonnegative().default(0),
+  /** `--cpu-quota`/`--cpu-period` in microseconds (0: unset); `nanoCpus` excludes them. */
+  cpuQuota: z.number().int().default(0),
+  cpuPeriod: z.number().int().nonnegative().default(0),
   cpusetCpus: z.string().default(""),
   pidsLimit: z.number().int().optional(),
   readonlyRootfs: z.boolean().default(false),

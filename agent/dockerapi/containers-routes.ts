@@ -1,7 +1,7 @@
 import type { Engine } from "../engine/engine.ts";
 import type { ContainerRecord, CreateOptions, MountSpec, PortSpec } from "../engine/containers/container-record.ts";
 import { readContainerStats } from "../engine/containers/stats.ts";
-import { invalidArgument, notFound } from "../engine/errors.ts";
+import { EngineError, invalidArgument, notFound } from "../engine/errors.ts";
 import { parseUntil } from "../engine/images/image-service.ts";
 import { once } from "node:events";
 import { setTimeout as delay } from "node:timers/promises";
@@ -101,6 +101,11 @@ export function addContainerRoutes(router: Router, engine: Engine): void {
   });
 
   router.delete("/containers/{id}", async ({ res, params, query }) => {
+    if (boolParam(query, "link")) {
+      // A legacy link is named /parent/name; a plain container name is its own default link, which Docker never removes.
+      containers.get(params.id!);
+      throw new EngineError("Internal", "Conflict, cannot remove the default link name of the container");
+    }
     await containers.remove(params.id!, { force: boolParam(query, "force"), volumes: boolParam(query, "v") });
     sendNoContent(res);
   });
@@ -400,6 +405,8 @@ export interface DockerCreateBody {
     MemorySwap?: number;
     NanoCpus?: number;
     CpuShares?: number;
+    CpuQuota?: number;
+    CpuPeriod?: number;
     CpusetCpus?: string;
     PidsLimit?: number | null;
     ReadonlyRootfs?: boolean;
@@ -544,6 +551,8 @@ export function createOptionsFromDocker(body: DockerCreateBody, name: string | u
     memorySwap: hc.MemorySwap ?? 0,
     nanoCpus: hc.NanoCpus ?? 0,
     cpuShares: hc.CpuShares ?? 0,
+    cpuQuota: hc.CpuQuota ?? 0,
+    cpuPeriod: hc.CpuPeriod ?? 0,
     cpusetCpus: hc.CpusetCpus ?? "",
     pidsLimit: hc.PidsLimit ?? undefined,
     readonlyRootfs: !!hc.ReadonlyRootfs,
@@ -750,6 +759,8 @@ async function containerInspectJson(engine: Engine, c: ContainerRecord, size: bo
       MemorySwap: o.memorySwap || (o.memory > 0 && engine.containers.deps.specHost.swapLimit ? o.memory * 2 : 0),
       NanoCpus: o.nanoCpus,
       CpuShares: o.cpuShares,
+      CpuQuota: o.cpuQuota,
+      CpuPeriod: o.cpuPeriod,
       CpusetCpus: o.cpusetCpus,
       PidsLimit: o.pidsLimit ?? null,
       ShmSize: o.shmSize || 67108864,

@@ -3,7 +3,9 @@ import { chmod, chown, mkdir, readFile, rm } from "node:fs/promises";
 import { dirname } from "node:path";
 import type { Logger } from "pino";
 import type { Engine } from "../engine/engine.ts";
+import { addArchiveRoutes } from "./archive-routes.ts";
 import { addBuildRoutes } from "./build-routes.ts";
+import { addContainerUpdateRoutes } from "./container-update-routes.ts";
 import { addContainerRoutes } from "./containers-routes.ts";
 import { addImageRoutes } from "./images-routes.ts";
 import { addVolumeNetworkRoutes } from "./volumes-networks-routes.ts";
@@ -36,6 +38,8 @@ export async function serveDockerApi(engine: Engine, socketPath: string, logger:
   addSystemRoutes(router, engine);
   addImageRoutes(router, engine);
   addContainerRoutes(router, engine);
+  addArchiveRoutes(router, engine);
+  addContainerUpdateRoutes(router, engine);
   addVolumeNetworkRoutes(router, engine);
   addSwarmRoutes(router);
   addBuildRoutes(router, engine);

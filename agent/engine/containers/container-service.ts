@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
-import { mkdir, readFile, realpath, rm, stat, writeFile } from "node:fs/promises";
+import { readFile, realpath, rm, stat, writeFile } from "node:fs/promises";
 import { hostname as osHostname } from "node:os";
 import { join } from "node:path";
 
@@ -20,7 +20,9 @@ import { Runc, RuncError, signalNumber } from "../runtime/runc.ts";
 import { resolveUser } from "../runtime/user.ts";
 import { mkdirInRoot } from "../runtime/mkdir-in-root.ts";
 import { guardRuntimeDirs } from "../runtime/rootfs-guard.ts";
-import { mountAll, unmountAll, isMounted } from "../snapshots/mount.ts";
+import { unmountAll, isMounted } from "../snapshots/mount.ts";
+import { RootfsMounts, RUNNING } from "./rootfs-mounts.ts";
+import { applyUpdate, type ContainerUpdate } from "./update.ts";
 import type { Snapshotter } from "../snapshots/snapshotter.ts";
 import type { VolumeStore } from "../volumes/volume-store.ts";
 import { applyChanges, mergeEnv } from "../images/changes.ts";
@@ -36,6 +38,7 @@ import { generateName, VALID_CONTAINER_NAME } from "./names.ts";
 import { effectiveHealthcheck, healthcheckToDocker, healthProbe, HealthMonitor, validateHealthcheck } from "./health.ts";
 import { isErrno } from "../fs-util.ts";
 import { confineBindSource } from "./bind-confinement.ts";
+import { KeyedQueue } from "../keyed-queue.ts";
 import { bestEffort } from "../../../shared/best-effort.ts";
 
 export interface ContainerServiceDeps {
@@ -113,7 +116,7 @@ const MONITOR_DIED = "its monitor died: the container was stopped";
  * releases what is left. Operations on one container are serialised.
  */
 export class ContainerService extends EventEmitter {
-  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly locks = new KeyedQueue();
   private readonly exitWatchers = new Map<string, AbortController>();
   private readonly exitWaiters = new Map<string, Array<(r: WaitResult) => void>>();
   private readonly removeWaiters = new Map<string, Array<() => void>>();
@@ -122,9 +125,12 @@ export class ContainerService extends EventEmitter {
   readonly execs = new Map<string, ExecInstance>();
   private reconcileTimer?: NodeJS.Timeout;
   private readonly health: HealthMonitor;
+  /** The one owner of every container's rootfs mount: the running container and copies share it. */
+  private readonly rootfsMounts: RootfsMounts;
 
   constructor(readonly deps: ContainerServiceDeps) {
     super();
+    this.rootfsMounts = new RootfsMounts((id) => deps.snapshots.mounts(id));
     this.health = new HealthMonitor({
       exec: (id, cmd) => this.probeExec(id, cmd),
       record: (id) => this.deps.store.get(id),
@@ -186,12 +192,7 @@ export class ContainerService extends EventEmitter {
   }
 
   private withLock<T>(id: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.locks.get(id) ?? Promise.resolve();
-    const next = prev.then(fn, fn);
-    const settled = next.catch(() => undefined);
-    this.locks.set(id, settled);
-    void settled.then(() => { if (this.locks.get(id) === settled) this.locks.delete(id); });
-    return next;
+    return this.locks.run(id, fn);
   }
 
   // --- start-up: adopt what survived the agent --------------------------------
@@ -229,6 +230,7 @@ export class ContainerService extends EventEmitter {
       await this.finishRemove(r, { volumes: false }).catch((err: unknown) => logger.warn({ err, id: r.id }, "could not finish an interrupted remove"));
     }
     for (const r of stillRunning) {
+      this.rootfsMounts.adopt(r.id, RUNNING);
       // As Docker at daemon start: the check starts again, from "starting".
       this.health.start(r, await this.healthProbeOf(r));
       if (r.state.status === "paused") await this.health.stop(r); // as at pause()
@@ -403,15 +405,14 @@ export class ContainerService extends EventEmitter {
       clearTimeout(timer);
       this.restartTimers.delete(record.id);
     }
-    const { images, snapshots, network, volumes, monitor, runc, logger } = this.deps;
+    const { images, network, volumes, monitor, runc, logger } = this.deps;
     const p = this.paths(record.id);
     const undo: Array<() => Promise<unknown>> = [];
     try {
       const image = await images.config(record.imageId).catch(bestEffort(this.deps.logger, `read the config of image ${record.imageId}`));
       const config = image?.config ?? {};
-      await mkdir(p.rootfs, { recursive: true });
-      await mountAll(await snapshots.mounts(record.id), p.rootfs);
-      undo.push(() => unmountAll(p.rootfs, { detach: true }));
+      await this.rootfsMounts.acquire(record.id, p.rootfs, RUNNING);
+      undo.push(() => this.rootfsMounts.release(record.id, p.rootfs, RUNNING));
       const replaced = await guardRuntimeDirs(p.rootfs);
       if (replaced.length) logger.info({ id: record.id, replaced }, "image paths runc mounts over were not directories: replaced in the container's layer");
 
@@ -540,7 +541,7 @@ export class ContainerService extends EventEmitter {
     // Without a monitor the processes may still run: --force kills them all (the cgroup) before deleting.
     await runc.delete(record.id, { force: true }).catch((err: unknown) => logger.warn({ err, id: record.id }, "runc delete after the exit failed"));
     await network.detach(record.id).catch((err: unknown) => logger.warn({ err, id: record.id }, "network detach failed"));
-    await unmountAll(p.rootfs, { detach: true }).catch((err: unknown) => logger.warn({ err, id: record.id }, "unmount failed"));
+    await this.rootfsMounts.release(record.id, p.rootfs, RUNNING).catch((err: unknown) => logger.warn({ err, id: record.id }, "unmount failed"));
     const ranFor = record.state.startedAt !== NEVER ? Date.now() - Date.parse(record.state.startedAt) : 0;
     record.state = {
       ...record.state,
@@ -702,6 +703,41 @@ export class ContainerService extends EventEmitter {
     this.emitEvent("unpause", record);
   }
 
+  /**
+   * `docker update`: new limits and restart policy, kept in the record (inspect shows them)
+   * and applied at once to a running or paused container (runc update); a restarting or
+   * stopped one gets them at its next start. All or nothing: a refused change changes nothing.
+   * @returns Docker's warnings (none).
+   * @throws InvalidArgument for a bad value (Docker's text), Conflict for what Docker refuses.
+   */
+  update(idOrName: string, changes: ContainerUpdate): Promise<string[]> {
+    const record = this.get(idOrName);
+    return this.withLock(record.id, async () => {
+      if (record.state.status === "removing" || record.state.status === "dead") throw conflict(`Cannot update container ${record.id}: container is marked for removal and cannot be "update"`);
+      const next = applyUpdate(record.id, record.options, changes, this.deps.specHost.swapLimit);
+      // Docker's checks of the values (the same as at create), and the cgroup values to apply.
+      const spec = buildRuntimeSpec({
+        image: {},
+        run: { ...runOptions(next, "x"), cmd: ["x"] },
+        rootfs: "rootfs",
+        user: { uid: 0, gid: 0, additionalGids: [] },
+        namespaces: { ...namespaceModes(next, () => 1), network: "none" },
+        cgroupsPath: "/validate",
+        host: this.deps.specHost,
+      });
+      if (record.state.status === "running" || record.state.status === "paused") {
+        const { memory, cpu, pids } = spec.linux.resources;
+        await this.deps.runc.update(record.id, { ...(memory ? { memory } : {}), ...(cpu ? { cpu } : {}), ...(pids ? { pids } : {}) }).catch((e: unknown) => {
+          throw conflict(`Cannot update container ${record.id}: ${(e as Error).message}`, e);
+        });
+      }
+      record.options = next;
+      await this.deps.store.save(record);
+      this.emitEvent("update", record);
+      return [];
+    });
+  }
+
   // --- remove, rename, wait ------------------------------------------------------
 
   async remove(idOrName: string, opts: { force?: boolean; volumes?: boolean } = {}): Promise<void> {
@@ -730,7 +766,7 @@ export class ContainerService extends EventEmitter {
     const p = this.paths(record.id);
     await runc.delete(record.id, { force: true }).catch(bestEffort(logger, `runc delete ${record.id}`));
     await network.detach(record.id);
-    await unmountAll(p.rootfs, { detach: true }).catch((err: unknown) => logger.warn({ err, id: record.id }, "unmounting the container's root failed"));
+    await this.rootfsMounts.releaseAll(record.id, p.rootfs).catch((err: unknown) => logger.warn({ err, id: record.id }, "unmounting the container's root failed"));
     await snapshots.remove(record.id);
     await monitor.cleanup(monitorPaths(p)).catch(bestEffort(logger, `clean up the monitor files of ${record.id}`));
     await store.delete(record.id).catch(async (err: unknown) => {
@@ -966,17 +1002,19 @@ export class ContainerService extends EventEmitter {
     return { titles, processes };
   }
 
-  /** Runs `fn` with the container's root filesystem mounted (it is mounted already while running). */
-  async withRootfs<T>(idOrName: string, fn: (rootfs: string) => Promise<T>): Promise<T> {
+  /**
+   * Runs `fn` with the container's root filesystem mounted (it is mounted already while
+   * running). The mount is shared: a start or another operation meanwhile keeps it.
+   */
+  async withRootfs<T>(idOrName: string, fn: (rootfs: string, record: ContainerRecord) => Promise<T>): Promise<T> {
     const record = this.get(idOrName);
     const p = this.paths(record.id);
-    if (await isMounted(p.rootfs)) return fn(p.rootfs);
-    await mkdir(p.rootfs, { recursive: true });
-    await mountAll(await this.deps.snapshots.mounts(record.id), p.rootfs);
+    const holder = randomBytes(8).toString("hex");
+    await this.rootfsMounts.acquire(record.id, p.rootfs, holder);
     try {
-      return await fn(p.rootfs);
+      return await fn(p.rootfs, record);
     } finally {
-      await unmountAll(p.rootfs, { detach: true });
+      await this.rootfsMounts.release(record.id, p.rootfs, holder).catch(bestEffort(this.deps.logger, `unmount the root of ${record.id}`));
     }
   }
 
@@ -1080,8 +1118,13 @@ export class ContainerService extends EventEmitter {
       },
       opts.changes ?? [],
     );
+    // As Docker: a running container is paused while its layer is read (consistent files), and
+    // resumed after, also when the commit fails.
     const paused = opts.pause !== false && record.state.status === "running";
-    if (paused) await runc.pause(record.id);
+    if (paused) {
+      await runc.pause(record.id);
+      this.emitEvent("pause", record);
+    }
     try {
       const upper = await this.upperDir(record.id);
       const [toStore, toUnpack] = teeStream(upperToLayerTar(upper, { exclude: BIND_TARGETS }));
@@ -1113,7 +1156,10 @@ export class ContainerService extends EventEmitter {
       this.emitEvent("commit", record, { comment: opts.comment ?? "" });
       return id;
     } finally {
-      if (paused) await runc.resume(record.id).catch(bestEffort(this.deps.logger, `resume ${record.id}`));
+      if (paused) {
+        await runc.resume(record.id).catch((err: unknown) => this.deps.logger.warn({ err, id: record.id }, "could not resume the container after its commit"));
+        this.emitEvent("unpause", record);
+      }
     }
   }
 
@@ -1213,6 +1259,8 @@ function runOptions(o: ReturnType<typeof CreateOptionsSchema.parse>, hostname: s
     memorySwap: o.memorySwap || undefined,
     cpus: o.nanoCpus ? o.nanoCpus / 1e9 : undefined,
     cpuShares: o.cpuShares || undefined,
+    cpuQuota: o.cpuQuota || undefined,
+    cpuPeriod: o.cpuPeriod || undefined,
     cpusetCpus: o.cpusetCpus || undefined,
     pidsLimit: o.pidsLimit,
     shmSize: o.shmSize || undefined,

@@ -1,4 +1,4 @@
-import { settled } from "../../../shared/best-effort.ts";
+import { KeyedQueue } from "../keyed-queue.ts";
 import { mkdir, open, readdir, readFile, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "pino";
@@ -13,7 +13,8 @@ import { ContainerRecordSchema, type ContainerRecord } from "./container-record.
  */
 export class ContainerStore {
   private readonly records = new Map<string, ContainerRecord>();
-  private readonly saving = new Map<string, Promise<unknown>>();
+  /** Per record: the save under way, which the next one waits for. */
+  private readonly saving = new KeyedQueue();
 
   constructor(readonly root: string, private readonly logger?: Logger) {}
 
@@ -75,20 +76,12 @@ export class ContainerStore {
   }
 
   /**
-   * Persists the record as it is now (temp file, fsync, rename). Saves of one record are
-   * serialised: writers that overlapped on the one temp file could leave it mixed (the health
-   * monitor saves while the lifecycle does).
+   * Persists the record as it is now (temp file, fsync, rename). Saves of one record run
+   * one after another: they share the temp file, and two at once (a stop saving while a
+   * policy restart saves) made one rename fail with ENOENT.
    */
   save(record: ContainerRecord): Promise<void> {
-    const prev = this.saving.get(record.id) ?? Promise.resolve();
-    const next = prev.then(() => this.write(record));
-    // The caller hears a failure through `next`; the queue only waits for it to settle.
-    const tail = settled(next);
-    this.saving.set(record.id, tail);
-    void tail.then(() => {
-      if (this.saving.get(record.id) === tail) this.saving.delete(record.id);
-    });
-    return next;
+    return this.saving.run(record.id, () => this.write(record));
   }
 
   private async write(record: ContainerRecord): Promise<void> {

@@ -228,6 +228,44 @@ export class RegistryClient {
     throw lastError;
   }
 
+  /**
+   * What the registry has under a reference, without pulling (Docker's
+   * `GET /distribution/{name}/json`): the descriptor of the document the reference
+   * names (an index or a manifest) and the platforms it serves (the index's entries, or
+   * the platform in a single manifest's config).
+   * @throws as resolveManifest
+   */
+  async inspectDistribution(ref: ImageReference, creds?: Credentials, signal?: AbortSignal): Promise<{ descriptor: Descriptor; platforms: Platform[] }> {
+    const origin = this.baseUrl(ref.domain);
+    const endpoints = DOCKER_HUB_DOMAINS.has(ref.domain) ? [...this.mirrors, origin] : [origin];
+    let lastError: unknown;
+    for (const endpoint of endpoints) {
+      const isMirror = endpoint !== origin;
+      try {
+        const target = { domain: ref.domain, path: ref.path };
+        const top = await this.fetchManifest(endpoint, target, ref.digest ?? ref.tag ?? "latest", ref, isMirror ? undefined : creds, signal);
+        const descriptor: Descriptor = { mediaType: top.mediaType, digest: top.digest, size: top.bytes.length };
+        if (isIndexMediaType(top.mediaType)) {
+          const parsed = imageIndexSchema.safeParse(top.body);
+          if (!parsed.success) throw dataLoss(`invalid manifest list for ${familiarString(ref)}: ${parsed.error.issues[0]?.message ?? "malformed"}`);
+          return { descriptor, platforms: parsed.data.manifests.flatMap((m) => (m.platform ? [m.platform as Platform] : [])) };
+        }
+        const manifest = this.parseManifest(top.body, ref);
+        const { stream } = await this.openBlob(endpoint, target, manifest.config, isMirror ? undefined : creds, signal);
+        const chunks: Buffer[] = [];
+        for await (const c of stream) chunks.push(c as Buffer);
+        const config = JSON.parse(Buffer.concat(chunks).toString("utf8")) as { architecture?: string; os?: string; variant?: string; "os.version"?: string };
+        const platform = { architecture: config.architecture ?? "", os: config.os ?? "", ...(config.variant ? { variant: config.variant } : {}), ...(config["os.version"] ? { "os.version": config["os.version"] } : {}) } as Platform;
+        return { descriptor, platforms: [platform] };
+      } catch (e) {
+        if (!isMirror || signal?.aborted || (e instanceof EngineError && e.kind === "Canceled")) throw e;
+        this.logger?.warn({ mirror: endpoint, err: e }, "mirror failed, trying the next endpoint");
+        lastError = e;
+      }
+    }
+    throw lastError;
+  }
+
   private async resolveAt(endpoint: string, ref: ImageReference, creds: Credentials | undefined, signal?: AbortSignal): Promise<ResolvedManifest> {
     const target = { domain: ref.domain, path: ref.path };
     const reference = ref.digest ?? ref.tag ?? "latest";

@@ -254,6 +254,9 @@ export interface RunOptions {
   memorySwap?: number;
   /** `--cpus`: fractional CPUs, as a CFS quota over a 100 ms period. */
   cpus?: number;
+  /** `--cpu-quota` and `--cpu-period` (microseconds): the CFS values themselves; not with `cpus`. */
+  cpuQuota?: number;
+  cpuPeriod?: number;
   /** `--cpu-shares`: relative weight (cgroup v1 cpu.shares, clamped to 2..262144). */
   cpuShares?: number;
   /** `--cpuset-cpus`, e.g. "0-2,4". */
@@ -624,6 +627,17 @@ function cgroupResources(run: RunOptions, host: SpecHost): SpecResources {
     }
     cpu.period = CPU_PERIOD;
     cpu.quota = Math.floor((nano * CPU_PERIOD) / 1e9);
+  }
+  if ((run.cpuQuota || run.cpuPeriod) && run.cpus !== undefined) {
+    throw invalidArgument(run.cpuPeriod ? "Conflicting options: Nano CPUs and CPU Period cannot both be set" : "Conflicting options: Nano CPUs and CPU Quota cannot both be set");
+  }
+  if (run.cpuPeriod) {
+    if (!Number.isSafeInteger(run.cpuPeriod) || run.cpuPeriod < 1000 || run.cpuPeriod > 1_000_000) throw invalidArgument("CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1 second (i.e. 1000000)");
+    cpu.period = run.cpuPeriod;
+  }
+  if (run.cpuQuota) {
+    if (!Number.isSafeInteger(run.cpuQuota) || (run.cpuQuota > 0 && run.cpuQuota < 1000)) throw invalidArgument("CPU cfs quota can not be less than 1ms (i.e. 1000)");
+    cpu.quota = run.cpuQuota;
   }
   if (run.cpuShares !== undefined && run.cpuShares !== 0) {
     if (!Number.isSafeInteger(run.cpuShares)) throw invalidArgument(`invalid CPU shares ${run.cpuShares}`);
