@@ -1,8 +1,9 @@
-import { mkdir, open, readdir, readFile, rename, rm } from "node:fs/promises";
+import { mkdir, readdir, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import { alreadyExists, conflict, invalidArgument, notFound } from "../errors.ts";
 import { ContainerRecordSchema, type ContainerRecord } from "./container-record.ts";
+import { writeFileAtomic } from "../fs-util.ts";
 
 /**
  * Container records on disk: ROOT/<id>/container.json (replaced atomically), with the
@@ -72,19 +73,10 @@ export class ContainerStore {
     await this.save(record);
   }
 
-  /** Persists the record as it is now (temp file, fsync, rename). */
+  /** Persists the record as it is now, atomically. */
   async save(record: ContainerRecord): Promise<void> {
     if (!this.records.has(record.id)) return; // removed meanwhile
-    const file = join(this.dir(record.id), "container.json");
-    const tmp = `${file}.tmp`;
-    const fh = await open(tmp, "w", 0o600);
-    try {
-      await fh.writeFile(JSON.stringify(record));
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, file);
+    await writeFileAtomic(join(this.dir(record.id), "container.json"), JSON.stringify(record));
   }
 
   async delete(id: string): Promise<void> {
