@@ -8,6 +8,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import { frame, hijack, pumpSession, readUpgradeBody } from "./stdio-stream.ts";
 import { boolParam, clientGone, parseFilters, readJsonBody, sendJson, sendNoContent, type Router } from "./router.ts";
 import { containerStatusText } from "../../shared/container-status-text.ts";
+import { containerEnv } from "../../shared/env.ts";
 import { parseSecurityOpts } from "../engine/runtime/security-opt.ts";
 import { MASKED_PATHS, READONLY_PATHS } from "../engine/runtime/spec.ts";
 
@@ -682,7 +683,7 @@ async function containerInspectJson(engine: Engine, c: ContainerRecord, size: bo
       Tty: o.tty,
       OpenStdin: o.openStdin,
       StdinOnce: o.stdinOnce,
-      Env: mergedEnv(image.Env ?? [], o.env),
+      Env: containerEnv(image.Env, o.env),
       Cmd: o.cmd ?? (o.entrypoint !== undefined ? null : image.Cmd ?? null),
       Image: c.imageName,
       Volumes: null,
@@ -704,17 +705,6 @@ async function containerInspectJson(engine: Engine, c: ContainerRecord, size: bo
       Networks: networksJson(c),
     },
   };
-}
-
-function mergedEnv(image: string[], run: string[]): string[] {
-  const env = [...image];
-  for (const e of run) {
-    const k = e.split("=")[0];
-    const i = env.findIndex((x) => x.split("=")[0] === k);
-    if (i >= 0) env[i] = e;
-    else env.push(e);
-  }
-  return env;
 }
 
 interface StatsSample {

@@ -23,7 +23,8 @@ import { guardRuntimeDirs } from "../runtime/rootfs-guard.ts";
 import { mountAll, unmountAll, isMounted } from "../snapshots/mount.ts";
 import type { Snapshotter } from "../snapshots/snapshotter.ts";
 import type { VolumeStore } from "../volumes/volume-store.ts";
-import { applyChanges, mergeEnv } from "../images/changes.ts";
+import { applyChanges } from "../images/changes.ts";
+import { containerEnv } from "../../../shared/env.ts";
 import { parseNormalizedReference, withDefaultTag } from "../../../shared/reference.ts";
 import { teeStream } from "../streams.ts";
 import { pipeline } from "node:stream/promises";
@@ -1005,7 +1006,7 @@ export class ContainerService extends EventEmitter {
     const containerConfig = applyChanges(
       {
         ...(base.config ?? {}),
-        Env: mergeEnvList(base.config?.Env ?? [], record.options.env),
+        Env: containerEnv(base.config?.Env, record.options.env),
         Cmd: record.options.cmd?.length ? record.options.cmd : record.options.entrypoint !== undefined ? [] : base.config?.Cmd,
         Entrypoint: record.options.entrypoint === "" ? null : record.options.entrypoint ?? base.config?.Entrypoint,
         WorkingDir: record.options.workingDir ?? base.config?.WorkingDir,
@@ -1082,10 +1083,6 @@ function waitInList<T>(lists: Map<string, Array<(v: T) => void>>, key: string, o
 
 /** Files the engine bind-mounts into every container: not part of its filesystem. */
 const BIND_TARGETS = ["/etc/hosts", "/etc/hostname", "/etc/resolv.conf"];
-
-function mergeEnvList(base: readonly string[], run: readonly string[]): string[] {
-  return mergeEnv(base, run.filter((e) => e.includes("=")).map((e) => [e.slice(0, e.indexOf("=")), e.slice(e.indexOf("=") + 1)] as const));
-}
 
 function monitorPaths(p: MonitorPaths): MonitorPaths {
   return { stateDir: p.stateDir, bundle: p.bundle, logPath: p.logPath };

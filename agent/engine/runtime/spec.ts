@@ -27,9 +27,9 @@ import { invalidArgument } from "../errors.ts";
 import type { ContainerConfig } from "../images/image-config.ts";
 import { defaultSeccomp, nativeArch, parseSeccompProfile, seccompForContainer, type SpecSeccomp } from "./seccomp.ts";
 import type { ResolvedUser } from "./user.ts";
+import { containerEnv, processEnv } from "../../../shared/env.ts";
 
 export const OCI_VERSION = "1.0.2";
-export const DEFAULT_PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 /** Docker refuses smaller `--memory` values. */
 export const MIN_MEMORY = 6 * 1024 * 1024;
 export const DEFAULT_SHM_SIZE = 64 * 1024 * 1024;
@@ -368,7 +368,7 @@ export function buildRuntimeSpec(input: SpecInput): RuntimeSpec {
   const privileged = !!run.privileged;
 
   const args = processArgs(image, run);
-  const env = processEnv(image, run);
+  const env = runProcessEnv(image, run);
   const cwd = workingDir(image, run);
   checkHostname(run.hostname);
   // Docker: a privileged container has every capability, whatever --cap-add/--cap-drop say.
@@ -533,32 +533,13 @@ function processArgs(image: ContainerConfig, run: RunOptions): string[] {
   return args;
 }
 
-/**
- * Docker's environment: image Env merged with the run's `-e` (run wins by key),
- * then laid over the defaults PATH, HOSTNAME and (with a TTY) TERM=xterm. A bare
- * `KEY` in the run's env removes that key. Later duplicates of a key replace
- * the earlier value in place.
- */
-function processEnv(image: ContainerConfig, run: RunOptions): string[] {
+/** The process environment: the image's and the run's env merged as Docker does (shared/env.ts). */
+function runProcessEnv(image: ContainerConfig, run: RunOptions): string[] {
   const runEnv = run.env ?? [];
   for (const e of runEnv) {
     if (e === "" || e.startsWith("=")) throw invalidArgument(`invalid environment variable: ${e}`);
   }
-  const keyOf = (e: string) => (e.includes("=") ? e.slice(0, e.indexOf("=")) : e);
-  const runKeys = new Set(runEnv.map(keyOf));
-  const merged = [...runEnv, ...(image.Env ?? []).filter((e) => !runKeys.has(keyOf(e)))];
-
-  const out = new Map<string, string>();
-  out.set("PATH", DEFAULT_PATH_ENV);
-  out.set("HOSTNAME", `HOSTNAME=${run.hostname}`);
-  if (run.tty) out.set("TERM", "TERM=xterm");
-  for (const e of merged) {
-    const key = keyOf(e);
-    if (key === "") continue;
-    if (!e.includes("=")) out.delete(key);
-    else out.set(key, e);
-  }
-  return [...out.values()];
+  return processEnv(containerEnv(image.Env, runEnv), { hostname: run.hostname, tty: !!run.tty });
 }
 
 function workingDir(image: ContainerConfig, run: RunOptions): string {
