@@ -34,6 +34,7 @@ import { rootfsTar } from "../archive/rootfs-tar.ts";
 import { CreateOptionsSchema, type ContainerRecord, type CreateOptions, type MountSpec, type PortSpec } from "./container-record.ts";
 import type { ContainerStore } from "./container-store.ts";
 import { generateName, VALID_CONTAINER_NAME } from "./names.ts";
+import { checkHostOptions, logsReadable, parseVolumesFrom } from "./host-options.ts";
 import { isErrno } from "../fs-util.ts";
 import { bestEffort } from "../../../shared/best-effort.ts";
 
@@ -276,6 +277,7 @@ export class ContainerService extends EventEmitter {
     const parsed = CreateOptionsSchema.safeParse(input);
     if (!parsed.success) throw invalidArgument(`invalid container options: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
     const options = parsed.data;
+    checkHostOptions(options);
     const { images, store, snapshots, volumes, network } = this.deps;
     const image = images.resolve(options.image);
     const config = (await images.config(image.id)).config ?? {};
@@ -360,6 +362,16 @@ export class ContainerService extends EventEmitter {
         mounts.push({ ...m, source: m.source || randomBytes(32).toString("hex"), anonymous: m.anonymous || !m.source });
       }
     }
+    // --volumes-from: the other container's volumes and binds (its own mounts win over none of ours);
+    // shared, so they are not this container's anonymous volumes to remove.
+    for (const vf of options.volumesFrom) {
+      const { container, mode } = parseVolumesFrom(vf);
+      for (const m of this.get(container).mounts) {
+        if (seen.has(m.destination)) continue;
+        seen.add(m.destination);
+        mounts.push({ ...m, readonly: mode === "" ? m.readonly : mode === "ro", anonymous: false });
+      }
+    }
     for (const dest of Object.keys(config.Volumes ?? {})) {
       if (seen.has(dest)) continue;
       mounts.push({ type: "volume", source: randomBytes(32).toString("hex"), destination: dest, readonly: false, anonymous: true });
@@ -405,6 +417,7 @@ export class ContainerService extends EventEmitter {
         networkMode: record.options.networkMode,
         ports: record.options.ports,
         aliases: record.options.aliases,
+        macAddress: record.options.macAddress || undefined,
         hostsPath: p.hostsPath,
         resolvConfPath: p.resolvConfPath,
       });
@@ -427,7 +440,7 @@ export class ContainerService extends EventEmitter {
         await mkdirInRoot(p.rootfs, b.destination).catch(bestEffort(this.deps.logger, `make the mount point ${b.destination}`));
       }
 
-      const user = await resolveUser(p.rootfs, record.options.user ?? config.User ?? "");
+      const user = await resolveUser(p.rootfs, record.options.user ?? config.User ?? "", record.options.groupAdd);
       const devices: DeviceNode[] = record.options.privileged ? await hostDevices() : [];
       for (const d of record.options.devices) devices.push(...(await deviceNodes(d)));
       const spec = buildRuntimeSpec({
@@ -798,6 +811,7 @@ export class ContainerService extends EventEmitter {
 
   logs(idOrName: string, opts: { follow?: boolean; tail?: number; since?: number; until?: number; signal?: AbortSignal }) {
     const record = this.get(idOrName);
+    if (!logsReadable(record.options)) throw notImplemented("configured logging driver does not support reading");
     return readLogs(this.paths(record.id).logPath, {
       ...opts,
       isRunning: async () => {
@@ -849,11 +863,11 @@ export class ContainerService extends EventEmitter {
     if (!record || record.state.status !== "running") throw conflict(`Container ${exec.containerId} is not running`);
     const p = this.paths(record.id);
     const image = (await this.deps.images.config(record.imageId).catch(bestEffort(this.deps.logger, `read the config of image ${record.imageId}`)))?.config ?? {};
-    const user = await resolveUser(p.rootfs, exec.config.user || record.options.user || image.User || "");
+    const user = await resolveUser(p.rootfs, exec.config.user || record.options.user || image.User || "", record.options.groupAdd);
     const spec = buildRuntimeSpec({
       image,
       // `exec --privileged` gives the process every capability; runc keeps the container's seccomp filter, as with Docker.
-      run: { ...runOptions(record.options, record.options.hostname || record.id.slice(0, 12)), cmd: exec.config.cmd, entrypoint: "", env: [...record.options.env, ...exec.config.env], tty: exec.config.tty, workingDir: exec.config.workingDir || record.options.workingDir, privileged: record.options.privileged || !!exec.config.privileged },
+      run: { ...runOptions(record.options, record.options.hostname || record.id.slice(0, 12)), cmd: exec.config.cmd, entrypoint: "", init: false, env: [...record.options.env, ...exec.config.env], tty: exec.config.tty, workingDir: exec.config.workingDir || record.options.workingDir, privileged: record.options.privileged || !!exec.config.privileged },
       rootfs: p.rootfs,
       user,
       namespaces: { network: "none" },
@@ -1149,6 +1163,10 @@ function runOptions(o: ReturnType<typeof CreateOptionsSchema.parse>, hostname: s
     cpusetCpus: o.cpusetCpus || undefined,
     pidsLimit: o.pidsLimit,
     shmSize: o.shmSize || undefined,
+    init: o.init,
+    tmpfs: o.tmpfs,
+    memorySwappiness: o.memorySwappiness,
+    oomKillDisable: o.oomKillDisable,
   };
 }
 

@@ -139,10 +139,10 @@ test("security defaults: masked and read-only paths, devices deny-all first, rli
   rejectsWith(() => buildRuntimeSpec(input({ Cmd: ["sh"] }, { hostname: "a b" })), "InvalidArgument", "invalid hostname format: a b");
 });
 
-test("user: uid, gid and supplementary groups from the resolved user", () => {
+test("user: uid, gid and supplementary groups from the resolved user, the primary group first (Docker's CVE-2022-36109 fix)", () => {
   const s = buildRuntimeSpec(input({ Cmd: ["sh"] }, {}, { user: { uid: 1000, gid: 100, additionalGids: [10, 20] } }));
-  assert.deepEqual(s.process.user, { uid: 1000, gid: 100, additionalGids: [10, 20] });
-  assert.deepEqual(buildRuntimeSpec(input({ Cmd: ["sh"] })).process.user, { uid: 0, gid: 0 });
+  assert.deepEqual(s.process.user, { uid: 1000, gid: 100, additionalGids: [100, 10, 20] });
+  assert.deepEqual(buildRuntimeSpec(input({ Cmd: ["sh"] })).process.user, { uid: 0, gid: 0, additionalGids: [0] });
 });
 
 test("namespaces: new, none, host and joined network namespaces", () => {
