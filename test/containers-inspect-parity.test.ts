@@ -231,6 +231,11 @@ describe("create/inspect round trip and flag behaviour: Berth against Docker Eng
     }
     assert.equal(execGroups[0], "uid=0(root) gid=0(root) groups=0(root),1234\n");
     assert.equal(execGroups[1], execGroups[0]);
+    // The primary group is also a supplementary one (Docker since 20.10.18, CVE-2022-36109).
+    for (const user of ["nobody", "1234:5678"]) {
+      const args = ["run", "--rm", "--network", "none", "-u", user, image, "id"];
+      assert.equal(await cliOk(berth, args), await cliOk(engine, args), `-u ${user}`);
+    }
     for (const target of [engine, berth]) {
       const r = await cli(target, ["run", "--rm", "--network", "none", "--group-add", "nosuchgroup", image, "id"]);
       assert.notEqual(r.code, 0);

@@ -87,8 +87,9 @@ describe("containers through the docker CLI: run flags, commands, volumes and ne
   });
 
   test("run -u: a user name and a uid:gid, checked with id", async () => {
-    assert.equal(await dockerOk(agent, ["run", "--rm", "-u", "nobody", "busybox", "id"]), "uid=65534(nobody) gid=65534(nobody)\n");
-    assert.equal(await dockerOk(agent, ["run", "--rm", "-u", "1234:5678", "busybox", "id"]), "uid=1234 gid=5678\n");
+    // The primary group is a supplementary one too, as with Docker (test/containers-inspect-parity.test.ts).
+    assert.equal(await dockerOk(agent, ["run", "--rm", "-u", "nobody", "busybox", "id"]), "uid=65534(nobody) gid=65534(nobody) groups=65534(nobody)\n");
+    assert.equal(await dockerOk(agent, ["run", "--rm", "-u", "1234:5678", "busybox", "id"]), "uid=1234 gid=5678 groups=5678\n");
     assert.equal(await dockerOk(agent, ["run", "--rm", "-u", "nobody", "-w", "/made/for/nobody", "busybox", "sh", "-c", "id -u; pwd"]), "65534\n/made/for/nobody\n");
     const unknown = await docker(agent, ["run", "--rm", "-u", "no-such-user", "busybox", "id"]);
     assert.notEqual(unknown.code, 0);

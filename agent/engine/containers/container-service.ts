@@ -362,8 +362,8 @@ export class ContainerService extends EventEmitter {
         mounts.push({ ...m, source: m.source || randomBytes(32).toString("hex"), anonymous: m.anonymous || !m.source });
       }
     }
-    // --volumes-from: the other container's volumes and binds (its own mounts win over none of ours);
-    // shared, so they are not this container's anonymous volumes to remove.
+    // --volumes-from: the other container's volumes and binds, where this one mounts nothing itself;
+    // shared, so never this container's anonymous volumes to remove with it.
     for (const vf of options.volumesFrom) {
       const { container, mode } = parseVolumesFrom(vf);
       for (const m of this.get(container).mounts) {
