@@ -92,6 +92,7 @@ const MANY_FLAGS = [
   "--pids-limit", "50",
   "--sysctl", "net.ipv4.ip_forward=1",
   "--entrypoint", "sh",
+  "-v", "/data",
 ];
 
 /**

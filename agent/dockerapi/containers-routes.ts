@@ -9,7 +9,7 @@ import { frame, hijack, pumpSession, readUpgradeBody } from "./stdio-stream.ts";
 import { boolParam, clientGone, parseFilters, readJsonBody, sendJson, sendNoContent, type Router } from "./router.ts";
 import { containerStatusText } from "../../shared/container-status-text.ts";
 import { containerEnv } from "../../shared/env.ts";
-import { configFields, hostConfigFields } from "./inspect-fields.ts";
+import { configFields, configVolumes, hostConfigFields } from "./inspect-fields.ts";
 import { parseSecurityOpts } from "../engine/runtime/security-opt.ts";
 import { MASKED_PATHS, READONLY_PATHS } from "../engine/runtime/spec.ts";
 
@@ -713,7 +713,7 @@ async function containerInspectJson(engine: Engine, c: ContainerRecord, size: bo
       Env: containerEnv(image.Env, o.env),
       Cmd: o.cmd ?? (o.entrypoint !== undefined ? null : image.Cmd ?? null),
       Image: c.imageName,
-      Volumes: null,
+      Volumes: configVolumes(image.Volumes, o.mounts),
       WorkingDir: o.workingDir ?? image.WorkingDir ?? "",
       Entrypoint: o.entrypoint === "" ? null : o.entrypoint ?? image.Entrypoint ?? null,
       OnBuild: null,

@@ -1,4 +1,4 @@
-import type { ContainerOptions } from "../engine/containers/container-record.ts";
+import type { ContainerOptions, MountSpec } from "../engine/containers/container-record.ts";
 
 /**
  * The HostConfig fields of `docker inspect` beyond those containers-routes.ts builds from
@@ -64,4 +64,14 @@ export function configFields(o: ContainerOptions) {
     ...(o.stopTimeout !== undefined ? { StopTimeout: o.stopTimeout } : {}),
     ...(o.macAddress ? { MacAddress: o.macAddress } : {}),
   };
+}
+
+/**
+ * Config.Volumes as Docker merges it at create: the image's VOLUMEs and the request's own
+ * (`-v /path`, which the door records as anonymous volumes without a name); null when none.
+ */
+export function configVolumes(image: Record<string, object> | null | undefined, mounts: readonly MountSpec[]): Record<string, object> | null {
+  const out: Record<string, object> = { ...(image ?? {}) };
+  for (const m of mounts) if (m.type === "volume" && m.anonymous && m.source === "") out[m.destination] = {};
+  return Object.keys(out).length ? out : null;
 }
