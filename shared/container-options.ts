@@ -126,6 +126,32 @@ export const CreateOptionsSchema = z.object({
   consoleSize: z.object({ height: z.number(), width: z.number() }).optional(),
   /** `--health-*` / `--no-healthcheck`; absent: the image's HEALTHCHECK, if any. */
   healthcheck: HealthcheckSchema.optional(),
+  /** Config.AttachStdin/Stdout/Stderr as the client sent them (inspect shows them; attaching is per request). */
+  attachStdin: z.boolean().default(false),
+  attachStdout: z.boolean().default(false),
+  attachStderr: z.boolean().default(false),
+  /** `--init`: Docker's docker-init (the host's tini) runs as PID 1 and starts the command. */
+  init: z.boolean().default(false),
+  /** `--group-add`: group names (looked up in the container's /etc/group at start) or numeric IDs. */
+  groupAdd: z.array(z.string()).default([]),
+  /** `--log-driver` and `--log-opt`; Docker's default driver is json-file. */
+  logConfig: z.object({ type: z.string(), config: z.record(z.string(), z.string()).default({}) }).default({ type: "json-file", config: {} }),
+  /** `--tmpfs`: mount point → mount options ("" for the defaults). */
+  tmpfs: z.record(z.string(), z.string()).default({}),
+  /** `--volumes-from`: "container[:ro|:rw]", resolved into `mounts` at create and kept for inspect. */
+  volumesFrom: z.array(z.string()).default([]),
+  /** `--runtime`: only runc. */
+  runtime: z.string().default("runc"),
+  /** `--isolation`: "" or "default" (Linux has no other). */
+  isolation: z.string().default(""),
+  /** `--memory-swappiness` (0-100); absent: the kernel's. */
+  memorySwappiness: z.number().int().optional(),
+  /** `--oom-kill-disable`. */
+  oomKillDisable: z.boolean().default(false),
+  /** `--volume-driver`: "" or "local". */
+  volumeDriver: z.string().default(""),
+  /** `--mac-address`: the MAC of the container's interface ("" for a generated one). */
+  macAddress: z.string().default(""),
 });
 export type CreateOptions = z.input<typeof CreateOptionsSchema>;
 export type ContainerOptions = z.infer<typeof CreateOptionsSchema>;

@@ -8,6 +8,8 @@ import { setTimeout as delay } from "node:timers/promises";
 import { frame, hijack, parseDetachKeys, pumpSession, readUpgradeBody, type HijackedStream } from "./stdio-stream.ts";
 import { boolParam, clientGone, parseFilters, readJsonBody, sendJson, sendNoContent, type Router } from "./router.ts";
 import { containerStatusText } from "../../shared/container-status-text.ts";
+import { containerEnv } from "../../shared/env.ts";
+import { configFields, configVolumes, hostConfigFields } from "./inspect-fields.ts";
 import { parseSecurityOpts } from "../engine/runtime/security-opt.ts";
 import { MASKED_PATHS, READONLY_PATHS } from "../engine/runtime/spec.ts";
 import { effectiveHealthcheck, healthcheckToDocker } from "../engine/containers/health.ts";
@@ -175,10 +177,12 @@ export function addContainerRoutes(router: Router, engine: Engine): void {
     const timestamps = boolParam(query, "timestamps");
     const signal = clientGone(ctx);
     const tty = record.options.tty;
+    // Before the headers: a driver that cannot be read is refused with a status of its own.
+    const entries = containers.logs(record.id, { follow: boolParam(query, "follow"), tail, since, until, signal });
     res.writeHead(200, { "Content-Type": tty ? "application/vnd.docker.raw-stream" : "application/vnd.docker.multiplexed-stream" });
     res.flushHeaders();
     try {
-      for await (const entry of containers.logs(record.id, { follow: boolParam(query, "follow"), tail, since, until, signal })) {
+      for await (const entry of entries) {
         if ((entry.stream === "stdout" && !stdout) || (entry.stream === "stderr" && !stderr)) continue;
         const data = timestamps ? Buffer.concat([Buffer.from(entry.time + " "), entry.data]) : entry.data;
         // A slow reader holds the log reader back instead of filling memory.
@@ -394,6 +398,10 @@ export interface DockerCreateBody {
   StopSignal?: string;
   StopTimeout?: number | null;
   Healthcheck?: DockerHealthcheck | null;
+  AttachStdout?: boolean;
+  AttachStderr?: boolean;
+  /** API < 1.44; later clients send it per network (EndpointsConfig.*.MacAddress). */
+  MacAddress?: string;
   HostConfig?: {
     Binds?: string[] | null;
     NetworkMode?: string;
@@ -426,8 +434,18 @@ export interface DockerCreateBody {
     DeviceCgroupRules?: string[] | null;
     MaskedPaths?: string[] | null;
     ReadonlyPaths?: string[] | null;
+    Init?: boolean | null;
+    GroupAdd?: string[] | null;
+    LogConfig?: { Type?: string; Config?: Record<string, string> | null } | null;
+    Tmpfs?: Record<string, string> | null;
+    VolumesFrom?: string[] | null;
+    Runtime?: string;
+    Isolation?: string;
+    MemorySwappiness?: number | null;
+    OomKillDisable?: boolean | null;
+    VolumeDriver?: string;
   } & UnsupportedHostConfig;
-  NetworkingConfig?: { EndpointsConfig?: Record<string, { Aliases?: string[] | null } | null> | null };
+  NetworkingConfig?: { EndpointsConfig?: Record<string, { Aliases?: string[] | null; MacAddress?: string } | null> | null };
 }
 
 /** Config.Healthcheck; durations in nanoseconds. StartInterval (API 1.44) is accepted and not used. */
@@ -448,22 +466,18 @@ interface UnsupportedHostConfig {
   UsernsMode?: string;
   Capabilities?: string[] | null;
   DeviceRequests?: unknown[] | null;
-  GroupAdd?: string[] | null;
   Ulimits?: unknown[] | null;
   OomScoreAdj?: number;
   CgroupParent?: string;
-  Runtime?: string;
 }
 
 const UNSUPPORTED_HOST_CONFIG: Array<[keyof UnsupportedHostConfig, string, (v: unknown) => boolean]> = [
   ["UsernsMode", "--userns", (v) => v !== "" && v !== "host"],
   ["Capabilities", "HostConfig.Capabilities", (v) => Array.isArray(v) && v.length > 0],
   ["DeviceRequests", "--gpus", (v) => Array.isArray(v) && v.length > 0],
-  ["GroupAdd", "--group-add", (v) => Array.isArray(v) && v.length > 0],
   ["Ulimits", "--ulimit", (v) => Array.isArray(v) && v.length > 0],
   ["OomScoreAdj", "--oom-score-adj", (v) => v !== 0],
   ["CgroupParent", "--cgroup-parent", (v) => v !== ""],
-  ["Runtime", "--runtime", (v) => v !== "" && v !== "runc"],
 ];
 
 function asArray(v: string[] | string | null | undefined): string[] | undefined {
@@ -576,6 +590,21 @@ export function createOptionsFromDocker(body: DockerCreateBody, name: string | u
     healthcheck: body.Healthcheck
       ? { test: body.Healthcheck.Test ?? [], interval: body.Healthcheck.Interval ?? 0, timeout: body.Healthcheck.Timeout ?? 0, startPeriod: body.Healthcheck.StartPeriod ?? 0, retries: body.Healthcheck.Retries ?? 0 }
       : undefined,
+    attachStdin: !!body.AttachStdin,
+    attachStdout: !!body.AttachStdout,
+    attachStderr: !!body.AttachStderr,
+    init: !!hc.Init,
+    groupAdd: hc.GroupAdd ?? [],
+    logConfig: { type: hc.LogConfig?.Type || "json-file", config: hc.LogConfig?.Config ?? {} },
+    tmpfs: hc.Tmpfs ?? {},
+    volumesFrom: hc.VolumesFrom ?? [],
+    runtime: hc.Runtime || "runc",
+    isolation: hc.Isolation ?? "",
+    // -1 is the API's "unset".
+    memorySwappiness: hc.MemorySwappiness === null || hc.MemorySwappiness === undefined || hc.MemorySwappiness === -1 ? undefined : hc.MemorySwappiness,
+    oomKillDisable: !!hc.OomKillDisable,
+    volumeDriver: hc.VolumeDriver ?? "",
+    macAddress: body.MacAddress || Object.values(body.NetworkingConfig?.EndpointsConfig ?? {}).find((e) => e?.MacAddress)?.MacAddress || "",
   };
 }
 
@@ -745,7 +774,7 @@ async function containerInspectJson(engine: Engine, c: ContainerRecord, size: bo
     AppArmorProfile: "",
     ExecIDs: [...engine.containers.execs.values()].filter((e) => e.containerId === c.id).map((e) => e.id),
     HostConfig: {
-      Binds: o.mounts.filter((m) => !m.anonymous).map((m) => `${m.source}:${m.destination}${m.readonly ? ":ro" : ""}`),
+      Binds: nullIfEmpty(o.mounts.filter((m) => !m.anonymous).map((m) => `${m.source}:${m.destination}${m.readonly ? ":ro" : ""}`)),
       NetworkMode: o.networkMode,
       PortBindings: portBindings,
       RestartPolicy: { Name: o.restartPolicy.name, MaximumRetryCount: o.restartPolicy.maximumRetryCount },
@@ -762,10 +791,10 @@ async function containerInspectJson(engine: Engine, c: ContainerRecord, size: bo
       CpuQuota: o.cpuQuota,
       CpuPeriod: o.cpuPeriod,
       CpusetCpus: o.cpusetCpus,
-      PidsLimit: o.pidsLimit ?? null,
+      // Docker normalizes 0 and negative limits ("unlimited") to null.
+      PidsLimit: o.pidsLimit !== undefined && o.pidsLimit > 0 ? o.pidsLimit : null,
       ShmSize: o.shmSize || 67108864,
       SecurityOpt: o.securityOpt.length ? o.securityOpt : o.noNewPrivileges ? ["no-new-privileges"] : null,
-      LogConfig: { Type: "json-file", Config: {} },
       Privileged: o.privileged,
       PidMode: o.pidMode,
       IpcMode: o.ipcMode || "private",
@@ -776,6 +805,7 @@ async function containerInspectJson(engine: Engine, c: ContainerRecord, size: bo
       ...(Object.keys(o.sysctls).length ? { Sysctls: o.sysctls } : {}),
       MaskedPaths: o.maskedPaths ?? (o.privileged ? null : MASKED_PATHS),
       ReadonlyPaths: o.readonlyPaths ?? (o.privileged ? null : READONLY_PATHS),
+      ...hostConfigFields(o),
     },
     GraphDriver: { Name: "overlay2", Data: { UpperDir: await engine.containers.upperDir(c.id).catch(() => ""), MergedDir: p.rootfs } },
     ...(rw !== undefined ? { SizeRw: rw } : {}),
@@ -784,17 +814,15 @@ async function containerInspectJson(engine: Engine, c: ContainerRecord, size: bo
       Hostname: o.hostname || c.id.slice(0, 12),
       Domainname: o.domainname ?? "",
       User: o.user ?? image.User ?? "",
-      AttachStdin: false,
-      AttachStdout: false,
-      AttachStderr: false,
+      ...configFields(o),
       ExposedPorts: Object.keys(portsMap).length ? Object.fromEntries(Object.keys(portsMap).map((k) => [k, {}])) : undefined,
       Tty: o.tty,
       OpenStdin: o.openStdin,
       StdinOnce: o.stdinOnce,
-      Env: mergedEnv(image.Env ?? [], o.env),
+      Env: containerEnv(image.Env, o.env),
       Cmd: o.cmd ?? (o.entrypoint !== undefined ? null : image.Cmd ?? null),
       Image: c.imageName,
-      Volumes: null,
+      Volumes: configVolumes(image.Volumes, o.mounts),
       WorkingDir: o.workingDir ?? image.WorkingDir ?? "",
       Entrypoint: o.entrypoint === "" ? null : o.entrypoint ?? image.Entrypoint ?? null,
       OnBuild: null,
@@ -816,15 +844,9 @@ async function containerInspectJson(engine: Engine, c: ContainerRecord, size: bo
   };
 }
 
-function mergedEnv(image: string[], run: string[]): string[] {
-  const env = [...image];
-  for (const e of run) {
-    const k = e.split("=")[0];
-    const i = env.findIndex((x) => x.split("=")[0] === k);
-    if (i >= 0) env[i] = e;
-    else env.push(e);
-  }
-  return env;
+/** Docker's JSON null for an empty list (Go's nil slice). */
+function nullIfEmpty<T>(list: T[]): T[] | null {
+  return list.length ? list : null;
 }
 
 interface StatsSample {

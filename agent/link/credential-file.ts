@@ -1,7 +1,7 @@
 import { mkdir, readFile, rm, stat } from "node:fs/promises";
 import { dirname } from "node:path";
 import { z } from "zod";
-import { writeFileAtomic } from "./atomic-file.ts";
+import { writeFileAtomic } from "../engine/fs-util.ts";
 
 /**
  * The node's credential on disk: `{ nodeId, credential, console, enrolledAt }` as JSON,
@@ -51,7 +51,7 @@ export async function readCredential(path: string): Promise<StoredCredential | u
 /** Replaces the credential file atomically with mode 0600; creates its directory (0700) if needed. */
 export async function writeCredential(path: string, value: StoredCredential): Promise<void> {
   await mkdir(dirname(path), { recursive: true, mode: 0o700 });
-  await writeFileAtomic(path, JSON.stringify(value, null, 2) + "\n", 0o600);
+  await writeFileAtomic(path, JSON.stringify(value, null, 2) + "\n", { mode: 0o600 });
 }
 
 export async function deleteCredential(path: string): Promise<void> {

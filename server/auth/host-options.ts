@@ -96,6 +96,15 @@ const ORDINARY_FIELDS = new Set([
   "stopTimeoutSeconds",
   // "host" (Docker's default on cgroup v1 hosts) or "private": neither reaches past the container.
   "cgroupns",
+  "cpuQuota",
+  "cpuPeriod",
+  "attachStdin",
+  "attachStdout",
+  "attachStderr",
+  // The engine accepts only Linux's one isolation and the local volume driver.
+  "isolation",
+  "volumeDriver",
+  "memorySwappiness",
 ]);
 
 /** Fields the console sets itself when it sends a step (server/jobs/job-service.ts), whatever the request held. */
@@ -124,6 +133,8 @@ const JUDGED_FIELDS = new Set([
   "volumesFrom",
   "cgroupParent",
   "runtime",
+  // Without a memory limit a container the OOM killer may not touch can take the node's memory.
+  "oomKillDisable",
 ]);
 
 /** The fields of a container request this module knows (ordinary or judged). */
@@ -206,7 +217,10 @@ export function hostOptionUses(params: Record<string, unknown>, container: boole
     ["volumesFrom", "--volumes-from"],
     ["cgroupParent", "--cgroup-parent"],
     ["runtime", "--runtime"],
+    ["oomKillDisable", "--oom-kill-disable"],
   ] as const) {
+    // runc is the engine's default runtime: naming it changes nothing.
+    if (field === "runtime" && params[field] === "runc") continue;
     if (isSet(params[field])) uses.push({ option, value: show(params[field]) });
   }
   if (isSet(params.securityOpt)) {

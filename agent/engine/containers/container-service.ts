@@ -25,7 +25,8 @@ import { RootfsMounts, RUNNING } from "./rootfs-mounts.ts";
 import { applyUpdate, type ContainerUpdate } from "./update.ts";
 import type { Snapshotter } from "../snapshots/snapshotter.ts";
 import type { VolumeStore } from "../volumes/volume-store.ts";
-import { applyChanges, mergeEnv } from "../images/changes.ts";
+import { applyChanges } from "../images/changes.ts";
+import { containerEnv } from "../../../shared/env.ts";
 import { parseNormalizedReference, withDefaultTag } from "../../../shared/reference.ts";
 import { teeStream } from "../streams.ts";
 import { pipeline } from "node:stream/promises";
@@ -36,6 +37,7 @@ import { CreateOptionsSchema, type ContainerRecord, type CreateOptions, type Mou
 import type { ContainerStore } from "./container-store.ts";
 import { generateName, VALID_CONTAINER_NAME } from "./names.ts";
 import { effectiveHealthcheck, healthcheckToDocker, healthProbe, HealthMonitor, validateHealthcheck } from "./health.ts";
+import { checkHostOptions, logsReadable, parseVolumesFrom } from "./host-options.ts";
 import { isErrno } from "../fs-util.ts";
 import { confineBindSource } from "./bind-confinement.ts";
 import { KeyedQueue } from "../keyed-queue.ts";
@@ -296,6 +298,7 @@ export class ContainerService extends EventEmitter {
     const parsed = CreateOptionsSchema.safeParse(input);
     if (!parsed.success) throw invalidArgument(`invalid container options: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
     const options = parsed.data;
+    checkHostOptions(options);
     const { images, store, snapshots, volumes, network } = this.deps;
     const image = images.resolve(options.image);
     const config = (await images.config(image.id)).config ?? {};
@@ -381,6 +384,16 @@ export class ContainerService extends EventEmitter {
         mounts.push({ ...m, source: m.source || randomBytes(32).toString("hex"), anonymous: m.anonymous || !m.source });
       }
     }
+    // --volumes-from: the other container's volumes and binds, where this one mounts nothing itself;
+    // shared, so never this container's anonymous volumes to remove with it.
+    for (const vf of options.volumesFrom) {
+      const { container, mode } = parseVolumesFrom(vf);
+      for (const m of this.get(container).mounts) {
+        if (seen.has(m.destination)) continue;
+        seen.add(m.destination);
+        mounts.push({ ...m, readonly: mode === "" ? m.readonly : mode === "ro", anonymous: false });
+      }
+    }
     for (const dest of Object.keys(config.Volumes ?? {})) {
       if (seen.has(dest)) continue;
       mounts.push({ type: "volume", source: randomBytes(32).toString("hex"), destination: dest, readonly: false, anonymous: true });
@@ -425,6 +438,7 @@ export class ContainerService extends EventEmitter {
         networkMode: record.options.networkMode,
         ports: record.options.ports,
         aliases: record.options.aliases,
+        macAddress: record.options.macAddress || undefined,
         hostsPath: p.hostsPath,
         resolvConfPath: p.resolvConfPath,
       });
@@ -449,7 +463,7 @@ export class ContainerService extends EventEmitter {
         await mkdirInRoot(p.rootfs, b.destination).catch(bestEffort(this.deps.logger, `make the mount point ${b.destination}`));
       }
 
-      const user = await resolveUser(p.rootfs, record.options.user ?? config.User ?? "");
+      const user = await resolveUser(p.rootfs, record.options.user ?? config.User ?? "", record.options.groupAdd);
       const devices: DeviceNode[] = record.options.privileged ? await hostDevices() : [];
       for (const d of record.options.devices) devices.push(...(await deviceNodes(d)));
       const spec = buildRuntimeSpec({
@@ -861,6 +875,7 @@ export class ContainerService extends EventEmitter {
 
   logs(idOrName: string, opts: { follow?: boolean; tail?: number; since?: number; until?: number; signal?: AbortSignal }) {
     const record = this.get(idOrName);
+    if (!logsReadable(record.options)) throw notImplemented("configured logging driver does not support reading");
     return readLogs(this.paths(record.id).logPath, {
       ...opts,
       isRunning: async () => {
@@ -941,11 +956,11 @@ export class ContainerService extends EventEmitter {
   private async execProcess(record: ContainerRecord, config: ExecConfig): Promise<SpecProcess> {
     const p = this.paths(record.id);
     const image = (await this.deps.images.config(record.imageId).catch(bestEffort(this.deps.logger, `read the config of image ${record.imageId}`)))?.config ?? {};
-    const user = await resolveUser(p.rootfs, config.user || record.options.user || image.User || "");
+    const user = await resolveUser(p.rootfs, config.user || record.options.user || image.User || "", record.options.groupAdd);
     const spec = buildRuntimeSpec({
       image,
       // `exec --privileged` gives the process every capability; runc keeps the container's seccomp filter, as with Docker.
-      run: { ...runOptions(record.options, record.options.hostname || record.id.slice(0, 12)), cmd: config.cmd, entrypoint: "", env: [...record.options.env, ...config.env], tty: config.tty, workingDir: config.workingDir || record.options.workingDir, privileged: record.options.privileged || !!config.privileged },
+      run: { ...runOptions(record.options, record.options.hostname || record.id.slice(0, 12)), cmd: config.cmd, entrypoint: "", init: false, env: [...record.options.env, ...config.env], tty: config.tty, workingDir: config.workingDir || record.options.workingDir, privileged: record.options.privileged || !!config.privileged },
       rootfs: p.rootfs,
       user,
       namespaces: { network: "none" },
@@ -1106,7 +1121,7 @@ export class ContainerService extends EventEmitter {
     const containerConfig = applyChanges(
       {
         ...(base.config ?? {}),
-        Env: mergeEnvList(base.config?.Env ?? [], record.options.env),
+        Env: containerEnv(base.config?.Env, record.options.env),
         Cmd: record.options.cmd?.length ? record.options.cmd : record.options.entrypoint !== undefined ? [] : base.config?.Cmd,
         Entrypoint: record.options.entrypoint === "" ? null : record.options.entrypoint ?? base.config?.Entrypoint,
         WorkingDir: record.options.workingDir ?? base.config?.WorkingDir,
@@ -1193,10 +1208,6 @@ function waitInList<T>(lists: Map<string, Array<(v: T) => void>>, key: string, o
 /** Files the engine bind-mounts into every container: not part of its filesystem. */
 const BIND_TARGETS = ["/etc/hosts", "/etc/hostname", "/etc/resolv.conf"];
 
-function mergeEnvList(base: readonly string[], run: readonly string[]): string[] {
-  return mergeEnv(base, run.filter((e) => e.includes("=")).map((e) => [e.slice(0, e.indexOf("=")), e.slice(e.indexOf("=") + 1)] as const));
-}
-
 function monitorPaths(p: MonitorPaths): MonitorPaths {
   return { stateDir: p.stateDir, bundle: p.bundle, logPath: p.logPath };
 }
@@ -1264,6 +1275,10 @@ function runOptions(o: ReturnType<typeof CreateOptionsSchema.parse>, hostname: s
     cpusetCpus: o.cpusetCpus || undefined,
     pidsLimit: o.pidsLimit,
     shmSize: o.shmSize || undefined,
+    init: o.init,
+    tmpfs: o.tmpfs,
+    memorySwappiness: o.memorySwappiness,
+    oomKillDisable: o.oomKillDisable,
   };
 }
 

@@ -1,9 +1,10 @@
 import { KeyedQueue } from "../keyed-queue.ts";
-import { mkdir, open, readdir, readFile, rename, rm } from "node:fs/promises";
+import { mkdir, readdir, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import { alreadyExists, conflict, invalidArgument, notFound } from "../errors.ts";
 import { ContainerRecordSchema, type ContainerRecord } from "./container-record.ts";
+import { writeFileAtomic } from "../fs-util.ts";
 
 /**
  * Container records on disk: ROOT/<id>/container.json (replaced atomically), with the
@@ -76,9 +77,8 @@ export class ContainerStore {
   }
 
   /**
-   * Persists the record as it is now (temp file, fsync, rename). Saves of one record run
-   * one after another: they share the temp file, and two at once (a stop saving while a
-   * policy restart saves) made one rename fail with ENOENT.
+   * Persists the record as it is now, atomically. Saves of one record run one after another:
+   * two at once (a stop saving while a policy restart saves) could finish out of order.
    */
   save(record: ContainerRecord): Promise<void> {
     return this.saving.run(record.id, () => this.write(record));
@@ -86,16 +86,7 @@ export class ContainerStore {
 
   private async write(record: ContainerRecord): Promise<void> {
     if (!this.records.has(record.id)) return; // removed meanwhile
-    const file = join(this.dir(record.id), "container.json");
-    const tmp = `${file}.tmp`;
-    const fh = await open(tmp, "w", 0o600);
-    try {
-      await fh.writeFile(JSON.stringify(record));
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, file);
+    await writeFileAtomic(join(this.dir(record.id), "container.json"), JSON.stringify(record));
   }
 
   async delete(id: string): Promise<void> {

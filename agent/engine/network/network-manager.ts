@@ -104,6 +104,8 @@ export interface AttachRequest {
    * 8.8.4.4 if none is left); host mode: an unchanged copy of the host's.
    */
   resolvConfPath: string;
+  /** `--mac-address` of the first interface; default: derived from its IP, as Docker does. */
+  macAddress?: string;
 }
 
 export interface AttachResult {
@@ -743,7 +745,7 @@ export class NetworkManager {
         ports.push(resolved);
       }
       ip = alloc.allocate(net.name);
-      const e = this.endpointRecord(net, ip, "eth0", aliases);
+      const e = this.endpointRecord(net, ip, "eth0", aliases, req.macAddress);
       c = { containerId: req.containerId, name: req.name, hostname: req.hostname, mode: "bridge", netnsPath, hostsPath: req.hostsPath, resolvConfPath: req.resolvConfPath, ports, endpoints: [e] };
       // The record first: after a crash from here on, init() finds and removes what follows.
       await this.store.saveContainer(c);
@@ -776,7 +778,7 @@ export class NetworkManager {
     return list;
   }
 
-  private endpointRecord(net: NetworkRecord, ip: string, ifName: string, aliases: string[]): EndpointRecord {
+  private endpointRecord(net: NetworkRecord, ip: string, ifName: string, aliases: string[], macAddress?: string): EndpointRecord {
     return {
       networkId: net.id,
       ifName,
@@ -786,7 +788,7 @@ export class NetworkManager {
       ipAddress: ip,
       prefixLen: parseSubnet(net.subnet!).prefixLen,
       gateway: net.gateway!,
-      macAddress: macFromIp(ip),
+      macAddress: macAddress || macFromIp(ip),
       aliases,
     };
   }

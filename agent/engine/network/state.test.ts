@@ -16,6 +16,8 @@ test("records round-trip; temporary files of a crash are deleted, unreadable rec
   await store.saveContainer(c);
   await store.saveContainer({ ...c, name: "y" });
   await writeFile(join(dir, "containers", `.${"b".repeat(64)}.0000.tmp`), "{half");
+  // writeFileAtomic's temporary name (fs-util.ts tempPrefixOf), left by a crash before its rename.
+  await writeFile(join(dir, "containers", `.${"d".repeat(64)}.json.tmp-4242-0badf00d`), "{half");
   await writeFile(join(dir, "containers", `${"c".repeat(64)}.json`), "{half");
   const loaded = await store.loadContainers();
   assert.deepEqual(loaded, [{ ...c, name: "y" }]);

@@ -11,9 +11,9 @@
  * crash leaves behind is named by some record, and reconciliation at start-up
  * can remove it.
  */
-import { randomBytes } from "node:crypto";
-import { mkdir, open, readdir, readFile, rename, rm } from "node:fs/promises";
+import { mkdir, readdir, readFile, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
+import { writeFileAtomic } from "../fs-util.ts";
 import type { Logger } from "pino";
 
 export interface NetworkRecord {
@@ -113,21 +113,7 @@ export class StateStore {
   }
 
   private async write(dir: string, id: string, value: unknown): Promise<void> {
-    const final = join(dir, `${id}.json`);
-    const tmp = join(dir, `.${id}.${randomBytes(4).toString("hex")}.tmp`);
-    const fh = await open(tmp, "w", 0o600);
-    try {
-      await fh.writeFile(JSON.stringify(value));
-      if (this.durable) await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    try {
-      await rename(tmp, final);
-    } catch (e) {
-      await rm(tmp, { force: true });
-      throw e;
-    }
+    await writeFileAtomic(join(dir, `${id}.json`), JSON.stringify(value), { durable: this.durable });
   }
 
   /** Reads every record of a directory; deletes temporary files a crash left; sets aside unreadable records. */
@@ -135,7 +121,8 @@ export class StateStore {
     const out: T[] = [];
     for (const name of await readdir(dir)) {
       const path = join(dir, name);
-      if (name.endsWith(".tmp")) {
+      // writeFileAtomic's temporary files (`.ID.json.tmp-…`); `.ID.RANDOM.tmp` of earlier versions.
+      if (name.startsWith(".") && (name.endsWith(".tmp") || name.includes(".json.tmp-"))) {
         await rm(path, { force: true });
         continue;
       }

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { isEngineError } from "../errors.ts";
 import type { ContainerConfig } from "../images/image-config.ts";
-import { buildRuntimeSpec, DEFAULT_CAPABILITIES, MASKED_PATHS, READONLY_PATHS, type RunOptions, type SpecInput } from "./spec.ts";
+import { buildRuntimeSpec, DEFAULT_CAPABILITIES, MASKED_PATHS, READONLY_PATHS, tmpfsOptions, type RunOptions, type SpecInput } from "./spec.ts";
 
 const root = { uid: 0, gid: 0, additionalGids: [] };
 
@@ -328,4 +328,34 @@ test("devices and sysctls", () => {
   rejectsWith(() => sys({ "net.ipv4.ip_forward": "1" }, { network: "host" }), "InvalidArgument", `sysctl "net.ipv4.ip_forward" not allowed in host network namespace`);
   rejectsWith(() => sys({ "kernel.shmmax": "1" }, { ipc: "host" }), "InvalidArgument", /conflicts with the OCI "ipc" setting/);
   rejectsWith(() => sys({ "vm.swappiness": "1" }), "InvalidArgument", `sysctl "vm.swappiness" is not in a separate kernel namespace`);
+});
+
+test("--init: the host's init mounted read-only at /sbin/docker-init runs the command; refused without one", () => {
+  const host = { ncpu: 2, swapLimit: true, initPath: "/usr/bin/tini-static" };
+  const s = buildRuntimeSpec(input({ Entrypoint: ["sh"], Cmd: ["-c", "x"] }, { init: true }, { host }));
+  assert.deepEqual(s.process.args, ["/sbin/docker-init", "--", "sh", "-c", "x"]);
+  assert.deepEqual(s.mounts.find((m) => m.destination === "/sbin/docker-init"), { destination: "/sbin/docker-init", type: "bind", source: "/usr/bin/tini-static", options: ["rbind", "ro", "rprivate"] });
+  assert.equal(buildRuntimeSpec(input({ Cmd: ["sh"] }, {}, { host })).mounts.some((m) => m.destination === "/sbin/docker-init"), false);
+  rejectsWith(() => buildRuntimeSpec(input({ Cmd: ["sh"] }, { init: true })), "InvalidArgument", /--init: no docker-init on this node/);
+});
+
+test("--tmpfs: Docker's noexec,nosuid,nodev,rprivate with the given options merged over them", () => {
+  const table: Array<[string, string[]]> = [
+    ["", ["noexec", "nosuid", "nodev", "rprivate"]],
+    ["rw,size=1m", ["noexec", "nosuid", "nodev", "rprivate", "rw", "size=1m"]],
+    ["exec,mode=1777", ["exec", "nosuid", "nodev", "rprivate", "mode=1777"]],
+    ["size=1m,size=2m,ro,rw", ["noexec", "nosuid", "nodev", "rprivate", "size=2m", "rw"]],
+  ];
+  for (const [data, want] of table) assert.deepEqual(tmpfsOptions(data), want, data);
+  const s = buildRuntimeSpec(input({ Cmd: ["sh"] }, { tmpfs: { "/run": "size=1m" } }));
+  assert.deepEqual(s.mounts.find((m) => m.destination === "/run"), { destination: "/run", type: "tmpfs", source: "tmpfs", options: ["noexec", "nosuid", "nodev", "rprivate", "size=1m"] });
+  rejectsWith(() => buildRuntimeSpec(input({ Cmd: ["sh"] }, { tmpfs: { run: "" } })), "InvalidArgument", /invalid mount path: 'run' mount path must be absolute/);
+  rejectsWith(() => buildRuntimeSpec(input({ Cmd: ["sh"] }, { tmpfs: { "/run": "" } }, { mounts: [{ source: "/x", destination: "/run" }] })), "InvalidArgument", "Duplicate mount point: /run");
+});
+
+test("--memory-swappiness and --oom-kill-disable: cgroup v1 knobs, checked as Docker does", () => {
+  const v1 = { ncpu: 2, swapLimit: true, memoryV1: true };
+  assert.deepEqual(buildRuntimeSpec(input({ Cmd: ["sh"] }, { memorySwappiness: 30, oomKillDisable: true }, { host: v1 })).linux.resources.memory, { swappiness: 30, disableOOMKiller: true });
+  assert.equal(buildRuntimeSpec(input({ Cmd: ["sh"] }, { memorySwappiness: 30, oomKillDisable: true })).linux.resources.memory, undefined, "cgroup v2: dropped, as Docker does");
+  rejectsWith(() => buildRuntimeSpec(input({ Cmd: ["sh"] }, { memorySwappiness: 101 })), "InvalidArgument", "Invalid value: 101, valid memory swappiness range is 0-100");
 });
