@@ -1,5 +1,7 @@
 import { Readable } from "node:stream";
 import type { Engine } from "../engine/engine.ts";
+import { isDockerfileError } from "../engine/build/dockerfile.ts";
+import { invalidArgument } from "../engine/errors.ts";
 import { killProcessTree } from "../engine/monitor/process-tree.ts";
 import type { DeleteRecord } from "../engine/images/image-service.ts";
 import { familiarString, parseNormalizedReference } from "../../shared/reference.ts";
@@ -150,6 +152,10 @@ export function linkHandlers(engine: Engine): Handlers {
         for (const tag of r.tags) ctx.engineEvent(imageEvent("tag", r.imageId, { name: tag }));
         ctx.inventoryChanged();
         return { imageId: r.imageId, tags: r.tags };
+      } catch (e) {
+        // The console shows the Dockerfile in an editor: point at its line the way editors and BuildKit do.
+        if (isDockerfileError(e)) throw invalidArgument(`Dockerfile:${e.dockerfileLine}: ${e.reason}`);
+        throw e;
       } finally {
         text.flush();
         if (p.context) await engine.builder.uploads.remove(p.context.uploadId);

@@ -4,7 +4,7 @@ import { useParams } from "next/navigation";
 import { trpc } from "../../../lib/trpc.ts";
 import { ApiError, useCan } from "../../../components/action-bar.tsx";
 import { ago } from "../../../components/format.ts";
-import { asProgress, LayerBars, useLiveJob } from "../../../components/job-progress.tsx";
+import { asProgress, BuildLog, LayerBars, useLiveJob } from "../../../components/job-progress.tsx";
 import { describeJob } from "../../../components/jobs-table.tsx";
 import { Badge, ErrorBox } from "../../../components/ui.tsx";
 
@@ -21,6 +21,15 @@ function duration(from: string | null, to: string | null, now = Date.now()): str
 function ResultCell({ action, result }: { action: string; result: unknown }) {
   if (!result || typeof result !== "object" || Object.keys(result).length === 0) return null;
   const r = result as Record<string, unknown>;
+  if (action === "image.build" && typeof r.imageId === "string") {
+    const tags = Array.isArray(r.tags) ? r.tags.filter((t): t is string => typeof t === "string") : [];
+    return (
+      <div data-testid="build-result">
+        built <span className="mono">{r.imageId.replace(/^sha256:/, "").slice(0, 12)}</span>
+        {tags.length > 0 && <> tagged <span className="mono">{tags.join(", ")}</span></>}
+      </div>
+    );
+  }
   if (action === "container.run" && typeof r.name === "string") {
     return (
       <div>
@@ -114,6 +123,7 @@ export default function JobPage() {
                         </div>
                       )}
                       <LayerBars progress={s.progress} />
+                      <BuildLog progress={s.progress} />
                       <ResultCell action={s.action} result={s.result} />
                     </td>
                   </tr>
