@@ -137,6 +137,20 @@ describe("build through the console", () => {
     assert.deepEqual(kept, [], "no context is left behind by finished or refused builds");
   });
 
+  test("cancelling the job ends the build on the node: no build container is left", async () => {
+    const { jobId } = await operatorApi.jobs.build.mutate({ nodeId, dockerfile: `FROM ${base}\nRUN echo sleeping && sleep 120\n`, noCache: true });
+    await until("the RUN step running", async () => {
+      const j = await operatorApi.jobs.get.query({ jobId });
+      return ((j.steps[0]?.progress as { log?: string } | null)?.log ?? "").includes("sleeping");
+    }, 60_000);
+    await operatorApi.jobs.cancel.mutate({ jobId });
+    const job = await finished(operatorApi, jobId, 30_000);
+    assert.equal(job.status, "canceled");
+    await until("no build container on the node", async () => (await dockerOk(agent, ["ps", "-aq", "--filter", "label=io.berth.build-step"])).trim() === "", 30_000).catch(async (e: unknown) => {
+      throw new Error(`${(e as Error).message}:\n${await dockerOk(agent, ["ps", "-a", "--no-trunc"])}\n${JSON.stringify(job.steps)}\n${agent.logs().split("\n").filter((l) => /request|build|cancel/i.test(l)).slice(-30).join("\n")}`);
+    });
+  });
+
   test("in the browser: Images → Build, type a Dockerfile, build, watch the output to 'Successfully built'", async () => {
     let browser: Browser | undefined;
     try {

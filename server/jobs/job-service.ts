@@ -221,6 +221,9 @@ export class JobService {
     let lastSave = 0;
     let trailing: NodeJS.Timeout | undefined;
     let settled = false;
+    const save = () => {
+      prisma.jobStep.update({ where: { id: step.id }, data: { progress: progress as unknown as InputJsonObject } }).catch(bestEffort(this.deps.logger, `save the progress of job step ${step.id}`));
+    };
     const onStream = (e: ProgressEventWire | BuildStreamEvent) => {
       if ("text" in e) {
         const log = (progress.log ?? "") + e.text;
@@ -237,18 +240,19 @@ export class JobService {
       if (now - lastLive >= LIVE_INTERVAL_MS) {
         lastLive = now;
         this.notify(jobId, { stepId: step.id, nodeId: step.nodeId, status: "running", progress }, createdById);
-      } else {
-        // The last event before a quiet spell (a RUN that sleeps) still reaches the browser.
-        trailing ??= setTimeout(() => {
-          trailing = undefined;
-          lastLive = Date.now();
-          if (!settled) this.notify(jobId, { stepId: step.id, nodeId: step.nodeId, status: "running", progress }, createdById);
-        }, LIVE_INTERVAL_MS);
       }
       if (now - lastSave >= SAVE_INTERVAL_MS) {
         lastSave = now;
-        prisma.jobStep.update({ where: { id: step.id }, data: { progress: progress as unknown as InputJsonObject } }).catch(bestEffort(this.deps.logger, `save the progress of job step ${step.id}`));
+        save();
       }
+      // The last events before a quiet spell (a RUN that sleeps) still reach the browser and the database.
+      trailing ??= setTimeout(() => {
+        trailing = undefined;
+        if (settled) return;
+        lastLive = lastSave = Date.now();
+        this.notify(jobId, { stepId: step.id, nodeId: step.nodeId, status: "running", progress }, createdById);
+        save();
+      }, SAVE_INTERVAL_MS);
     };
 
     try {
