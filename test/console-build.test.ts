@@ -16,6 +16,7 @@ import { startRegistry, type RegistryFixture } from "./fixtures/registry.ts";
 import { pushFixtureImages, type FixtureImages } from "./fixtures/images.ts";
 import { startAgent, dockerOk, type AgentHandle } from "./helpers/agent.ts";
 import { until } from "./helpers/wait.ts";
+import { startLinkProxy } from "./helpers/link-proxy.ts";
 import { apiClient, codeOf, createTeamWithGroup, createUser, sessionCookie, startTestConsole, type ApiClient, type TestConsole, type TestUser } from "./helpers/console.ts";
 import { PROJECT_ROOT } from "../server/console.ts";
 
@@ -141,7 +142,7 @@ describe("build through the console", () => {
     const { jobId } = await operatorApi.jobs.build.mutate({ nodeId, dockerfile: `FROM ${base}\nRUN echo sleeping && sleep 120\n`, noCache: true });
     await until("the RUN step running", async () => {
       const j = await operatorApi.jobs.get.query({ jobId });
-      return ((j.steps[0]?.progress as { log?: string } | null)?.log ?? "").includes("sleeping");
+      return /\nsleeping\n/.test((j.steps[0]?.progress as { log?: string } | null)?.log ?? "");
     }, 60_000);
     await operatorApi.jobs.cancel.mutate({ jobId });
     const job = await finished(operatorApi, jobId, 30_000);
@@ -149,6 +150,25 @@ describe("build through the console", () => {
     await until("no build container on the node", async () => (await dockerOk(agent, ["ps", "-aq", "--filter", "label=io.berth.build-step"])).trim() === "", 30_000).catch(async (e: unknown) => {
       throw new Error(`${(e as Error).message}:\n${await dockerOk(agent, ["ps", "-a", "--no-trunc"])}\n${JSON.stringify(job.steps)}\n${agent.logs().split("\n").filter((l) => /request|build|cancel/i.test(l)).slice(-30).join("\n")}`);
     });
+  });
+
+  test("a link that drops ends the build on the node; after the reconnect the step says why", async (t) => {
+    const proxy = await startLinkProxy(() => c.port);
+    t.after(() => proxy.close());
+    const admin = apiClient(c, await sessionCookie(c, (await createUser(c, "admin")).id));
+    const token = await c.services.nodeRegistry.createJoinToken({ note: "behind a proxy" });
+    const far = await startAgent({ consoleUrl: proxy.url, joinToken: token.token });
+    t.after(() => far.destroy());
+    const farId = await until("the second agent online", async () => c.services.hub.nodes().find((n) => n.online && n.nodeId !== nodeId)?.nodeId, 60_000);
+    const { jobId } = await admin.jobs.build.mutate({ nodeId: farId, dockerfile: `FROM ${base}\nRUN echo sleeping && sleep 120\n`, noCache: true });
+    await until("the RUN step running", async () => ((await admin.jobs.get.query({ jobId })).steps[0]?.progress as { log?: string } | null)?.log?.match(/\nsleeping\n/), 60_000);
+    proxy.cut();
+    // The agent notices the dead line by its heartbeat and ends the build: its container goes.
+    await until("no build container on the far node", async () => (await dockerOk(far, ["ps", "-aq", "--filter", "label=io.berth.build-step"])).trim() === "", 30_000);
+    proxy.restore();
+    const job = await finished(admin, jobId, 60_000);
+    assert.equal(job.steps[0]!.status, "canceled", JSON.stringify(job.steps[0]));
+    assert.match(job.steps[0]!.error ?? "", /the link to the console dropped while image\.build ran/);
   });
 
   test("in the browser: Images → Build, type a Dockerfile, build, watch the output to 'Successfully built'", async () => {

@@ -725,7 +725,11 @@ export class Builder {
       const onAbort = () => void containers.kill(id, "SIGKILL").catch(() => undefined);
       run.signal.addEventListener("abort", onAbort, { once: true });
       try {
+        // Canceled while the container was made: the listener above never fires for it.
+        if (run.signal.aborted) throw canceled("Build cancelled");
         await containers.start(id);
+        // Canceled while it started: a kill then may have found nothing running yet.
+        if (run.signal.aborted) onAbort();
         const session = await attaching;
         const decoders = { stdout: new StringDecoder("utf8"), stderr: new StringDecoder("utf8") };
         for await (const chunk of session.output as AsyncIterable<{ stream: "stdout" | "stderr"; data: Buffer }>) {
