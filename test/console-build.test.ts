@@ -152,14 +152,31 @@ describe("build through the console", () => {
     });
   });
 
+  test("build, push and distribute: the tag is pulled on another node, in three stages", async (t) => {
+    const admin = apiClient(c, await sessionCookie(c, (await createUser(c, "admin")).id));
+    const token = await c.services.nodeRegistry.createJoinToken({ note: "target" });
+    const known = new Set(c.services.hub.nodes().map((n) => n.nodeId));
+    const other = await startAgent({ consoleUrl: c.url, joinToken: token.token });
+    t.after(() => other.destroy());
+    const otherId = await until("the target node online", async () => c.services.hub.nodes().find((n) => n.online && !known.has(n.nodeId))?.nodeId, 60_000);
+    const tag = `${registry.host}/built/spread:1`;
+    const { jobId } = await admin.jobs.build.mutate({ nodeId, dockerfile: `FROM ${base}\nLABEL spread=yes\n`, tags: [tag], distributeTo: [otherId] });
+    const job = await finished(admin, jobId);
+    assert.equal(job.status, "succeeded", JSON.stringify(job.steps, null, 1));
+    assert.deepEqual(job.steps.map((s) => [s.seq, s.action, s.nodeId]), [[0, "image.build", nodeId], [1, "image.push", nodeId], [2, "image.pull", otherId]]);
+    assert.equal((await dockerOk(other, ["image", "inspect", "--format", "{{.Config.Labels.spread}}", tag])).trim(), "yes");
+    assert.equal(await codeOf(admin.jobs.build.mutate({ nodeId, dockerfile: `FROM ${base}\n`, distributeTo: [otherId] })), "BAD_REQUEST", "distributing needs a tag");
+  });
+
   test("a link that drops ends the build on the node; after the reconnect the step says why", async (t) => {
     const proxy = await startLinkProxy(() => c.port);
     t.after(() => proxy.close());
     const admin = apiClient(c, await sessionCookie(c, (await createUser(c, "admin")).id));
     const token = await c.services.nodeRegistry.createJoinToken({ note: "behind a proxy" });
+    const known = new Set(c.services.hub.nodes().map((n) => n.nodeId));
     const far = await startAgent({ consoleUrl: proxy.url, joinToken: token.token });
     t.after(() => far.destroy());
-    const farId = await until("the second agent online", async () => c.services.hub.nodes().find((n) => n.online && n.nodeId !== nodeId)?.nodeId, 60_000);
+    const farId = await until("the agent behind the proxy online", async () => c.services.hub.nodes().find((n) => n.online && !known.has(n.nodeId))?.nodeId, 60_000);
     const { jobId } = await admin.jobs.build.mutate({ nodeId: farId, dockerfile: `FROM ${base}\nRUN echo sleeping && sleep 120\n`, noCache: true });
     await until("the RUN step running", async () => ((await admin.jobs.get.query({ jobId })).steps[0]?.progress as { log?: string } | null)?.log?.match(/\nsleeping\n/), 60_000);
     proxy.cut();
@@ -197,6 +214,7 @@ describe("build through the console", () => {
       await output.getByText(/Successfully built/).waitFor({ timeout: 120_000 });
       await page.getByTestId("step").getByText("succeeded").waitFor({ timeout: 30_000 });
       assert.match(await output.innerText(), /built-in-the-browser[\s\S]*Successfully tagged browser\/built:1/);
+      await page.getByTestId("build-result").getByText("browser/built:1").waitFor();
       await page.screenshot({ path: join(ARTIFACTS, "02-build-job.png"), fullPage: true });
     } finally {
       await browser?.close();

@@ -1,6 +1,7 @@
 "use client";
 import Link from "next/link";
 import { useParams } from "next/navigation";
+import { useEffect } from "react";
 import { trpc } from "../../../lib/trpc.ts";
 import { ApiError, useCan } from "../../../components/action-bar.tsx";
 import { ago } from "../../../components/format.ts";
@@ -59,6 +60,12 @@ export default function JobPage() {
     return { ...s, status: later(s.status, l?.status), progress: l?.progress ?? asProgress(s.progress) };
   });
   const status = j ? later(j.status, live.status) : "";
+  // Live notices carry status and progress, not a step's result: read the job again once it ends.
+  const refetch = job.refetch;
+  const ended = (RANK[live.status ?? ""] ?? 0) === 2;
+  useEffect(() => {
+    if (ended) void refetch();
+  }, [ended, refetch]);
   const count = (st: string) => steps.filter((s) => s.status === st).length;
   const stages = j ? new Set(j.steps.map((s) => s.seq)).size : 0;
   return (
