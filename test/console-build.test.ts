@@ -2,13 +2,16 @@
 // team builds a Dockerfile with an uploaded context archive (and pushes the tag to the
 // fixture registry) as one job whose step records the builder's output; a viewer is refused
 // and audited; a Dockerfile typo fails the job naming the line; the host network for RUN is
-// refused for an operator naming the option; a file that is no tar is refused before any
-// job exists. Then in Chromium: Images → Build, the Dockerfile typed in, the job page shows
-// the output live until "Successfully built" (screenshots in test-artifacts/build/).
+// refused for an operator naming the option; a file that is no tar, or too large, is refused
+// before any job exists; canceling the job or a dropped link ends the build on the node
+// (no build container left); build, push and distribute to a second node. Then in Chromium:
+// Images → Build (a too large archive refused in the page), the Dockerfile typed in, the job
+// page shows the output live until "Successfully built" (screenshots in test-artifacts/build/).
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdir, readdir, rm } from "node:fs/promises";
-import { join } from "node:path";
+import { mkdir, mkdtemp, readdir, rm, truncate, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
 import { gzipSync } from "node:zlib";
 import * as tarStream from "tar-stream";
 import { chromium, type Browser } from "playwright-core";
@@ -134,6 +137,11 @@ describe("build through the console", () => {
       operatorApi.jobs.build.mutate({ nodeId, dockerfile: `FROM ${base}\n`, context: { name: "notes.txt", contentBase64: Buffer.from("just text\n".repeat(100)).toString("base64") } }),
       /the context archive notes\.txt is not a tar archive/,
     );
+    const tooBig = "A".repeat(Math.ceil((64 * 1024 * 1024) / 3) * 4 + 4);
+    await assert.rejects(
+      operatorApi.jobs.build.mutate({ nodeId, dockerfile: `FROM ${base}\n`, context: { name: "huge.tar", contentBase64: tooBig } }),
+      /the context archive is larger than 64 MiB, the most a build through the console takes/,
+    );
     const kept = await readdir(join(c.dataDir, "build-contexts"));
     assert.deepEqual(kept, [], "no context is left behind by finished or refused builds");
   });
@@ -188,7 +196,7 @@ describe("build through the console", () => {
     assert.match(job.steps[0]!.error ?? "", /the link to the console dropped while image\.build ran/);
   });
 
-  test("in the browser: Images → Build, type a Dockerfile, build, watch the output to 'Successfully built'", async () => {
+  test("in the browser: Images → Build, type a Dockerfile, build, watch the output to 'Successfully built'", async (t) => {
     let browser: Browser | undefined;
     try {
       browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: CHROMIUM_ARGS });
@@ -203,6 +211,15 @@ describe("build through the console", () => {
       await page.goto("/images");
       await page.getByRole("link", { name: "Build" }).click();
       await page.waitForURL("**/images/build");
+      // Too large an archive is refused in the page, before it is read or sent.
+      const huge = join(await mkdtemp(join(tmpdir(), "berth-build-")), "huge.tar");
+      t.after(() => rm(dirname(huge), { recursive: true, force: true }));
+      await writeFile(huge, "");
+      await truncate(huge, 65 * 1024 * 1024); // sparse: nothing is written
+      await page.getByLabel(/Context archive/).setInputFiles(huge);
+      await page.getByRole("button", { name: "Build" }).click();
+      await page.getByRole("alert").getByText("the context archive huge.tar is 65.0 MiB; a build through the console takes at most 64 MiB").waitFor();
+      await page.getByLabel(/Context archive/).setInputFiles([]);
       await page.getByLabel("Dockerfile", { exact: true }).fill(`FROM ${base}\nRUN echo built-in-the-browser\nCMD ["echo", "hi"]\n`);
       await page.getByLabel("Tags", { exact: true }).fill("browser/built:1");
       await page.getByLabel("Node", { exact: true }).selectOption(nodeId);

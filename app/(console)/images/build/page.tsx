@@ -6,11 +6,11 @@ import { useId, useState, type FormEvent } from "react";
 import { trpc } from "../../../lib/trpc.ts";
 import { ApiError, useCan } from "../../../components/action-bar.tsx";
 import { NodeMultiSelect, NodeSelect } from "../../../components/node-picker.tsx";
-import { bytes } from "../../../components/format.ts";
 import { Field } from "../../../components/ui.tsx";
 
 /** The server's limit (MAX_BUILD_CONTEXT_BYTES): checked here too, so a big file is refused before it is read. */
-const MAX_CONTEXT = 64 * 1024 * 1024;
+const MIB = 1024 * 1024;
+const MAX_CONTEXT = 64 * MIB;
 
 const EXAMPLE = `FROM busybox
 WORKDIR /app
@@ -71,7 +71,7 @@ export default function BuildPage() {
       args[l.slice(0, eq)] = l.slice(eq + 1);
     }
     if (file && file.size > MAX_CONTEXT) {
-      setFormError(`the context archive ${file.name} is ${bytes(file.size)}; a build through the console takes at most ${bytes(MAX_CONTEXT)}`);
+      setFormError(`the context archive ${file.name} is ${(file.size / MIB).toFixed(1)} MiB; a build through the console takes at most ${MAX_CONTEXT / MIB} MiB`);
       return;
     }
     let context: { name: string; contentBase64: string } | undefined;
