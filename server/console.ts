@@ -18,7 +18,7 @@ import pino, { type Logger } from "pino";
 import { Server as IoServer } from "socket.io";
 import { createHTTPHandler } from "@trpc/server/adapters/standalone";
 import type { AuthOptions } from "next-auth";
-import { LINK_MAX_MESSAGE_BYTES } from "../agent/link/contract.ts";
+import { LINK_MAX_MESSAGE_BYTES, MAX_BUILD_CONTEXT_BYTES } from "../agent/link/contract.ts";
 import { openDatabase, type Database } from "./db/open-database.ts";
 import { DbNodeRegistry } from "./db/node-registry-db.ts";
 import { RegistryStore } from "./db/registries.ts";
@@ -39,6 +39,9 @@ import type { HostFactsWire, InventorySnapshot } from "../agent/link/contract.ts
 import { handleDownloads } from "./installer-routes.ts";
 import { cjsDefault } from "./cjs-default.ts";
 import { bestEffort } from "../shared/best-effort.ts";
+
+/** A tRPC call's largest body: a build's context as base64 (4/3 of its bytes) and the rest of the form. */
+const TRPC_MAX_BODY_BYTES = Math.ceil(MAX_BUILD_CONTEXT_BYTES / 3) * 4 + 1024 * 1024;
 
 export const PROJECT_ROOT = resolve(fileURLToPath(new URL("..", import.meta.url)));
 
@@ -172,7 +175,9 @@ export async function startConsole(options: ConsoleOptions): Promise<RunningCons
     const registries = new RegistryStore(prisma, secretBox);
     const live = new LiveUpdates({ io, prisma, hub, authSecret, allowedOrigins, logger });
     cleanups.push(() => live.close());
-    const jobs = new JobService({ prisma, hub, registries, live, logger, ...(options.jobOfflineWaitMs !== undefined ? { offlineWaitMs: options.jobOfflineWaitMs } : {}) });
+    const buildContextsDir = join(options.dataDir, "build-contexts");
+    await mkdir(buildContextsDir, { recursive: true, mode: 0o700 });
+    const jobs = new JobService({ prisma, hub, registries, live, logger, buildContextsDir, ...(options.jobOfflineWaitMs !== undefined ? { offlineWaitMs: options.jobOfflineWaitMs } : {}) });
     cleanups.push(() => jobs.close());
 
     const installs = new InstallRuns();
@@ -196,6 +201,8 @@ export async function startConsole(options: ConsoleOptions): Promise<RunningCons
     const trpc = createHTTPHandler({
       router: appRouter,
       basePath: "/api/trpc/",
+      // The largest call is a build with its context archive as base64 (jobs.build: 64 MiB, 4/3 of it as text).
+      maxBodySize: TRPC_MAX_BODY_BYTES,
       createContext: async ({ req }) => ({
         services,
         session: await sessionFromCookie(prisma, req.headers.cookie, authSecret),

@@ -133,6 +133,7 @@ describe("authorisation matrix", () => {
       "jobs.distribute": { sourceNodeId: nodeId, targetNodeIds: [secondNodeId], reference: ref },
       "jobs.container": { action: "stop", targets: [{ nodeId, id: "web" }] },
       "jobs.run": { nodeId, image: ref },
+      "jobs.build": { nodeId, dockerfile: `FROM ${ref}\n` },
     };
     const input = path in samples ? samples[path] : {};
     const nodeScoped = JSON.stringify(input).includes(nodeId) || JSON.stringify(input).includes(jobId);
@@ -415,7 +416,7 @@ describe("authorisation matrix: host-level options", () => {
     const since = new Date();
     for (const [path, proc] of Object.entries(appRouter._def.procedures)) {
       if ((proc as unknown as { _def: { type: string } })._def.type !== "mutation" || !path.startsWith("jobs.")) continue;
-      const base: Record<string, unknown> = { nodeId, nodeIds: [nodeId], image: "busybox", reference: "busybox", source: "busybox", target: "busybox:b", sourceNodeId: otherNodeId, targetNodeIds: [nodeId], action: "start", targets: [{ nodeId, id: "web" }] };
+      const base: Record<string, unknown> = { nodeId, nodeIds: [nodeId], dockerfile: "FROM busybox\nRUN true\n", image: "busybox", reference: "busybox", source: "busybox", target: "busybox:b", sourceNodeId: otherNodeId, targetNodeIds: [nodeId], action: "start", targets: [{ nodeId, id: "web" }] };
       await fetch(`${c.url}/api/trpc/${path}`, { method: "POST", headers: { origin: c.url, "content-type": "application/json", cookie: cookies.operator }, body: JSON.stringify({ ...base, ...escape }) });
     }
     const steps = await c.services.prisma.jobStep.findMany({ where: { job: { createdById: operatorId, createdAt: { gte: since } } }, select: { action: true, params: true } });

@@ -309,6 +309,17 @@ const Changed = z.object({ changed: z.boolean() });
 const PushedTagSchema = z.object({ tag: z.string(), digest: z.string(), size: z.number() });
 const HistoryItemSchema = z.object({ id: z.string(), created: z.number(), createdBy: z.string(), tags: z.array(z.string()), size: z.number(), comment: z.string() });
 
+/** The largest build context the console sends (an uploaded archive, as it was uploaded). */
+export const MAX_BUILD_CONTEXT_BYTES = 64 * 1024 * 1024;
+/** A build context travels in pieces of at most this many bytes (base64 of it is 4/3 larger), each a `build.upload` request. */
+export const BUILD_UPLOAD_CHUNK_BYTES = 4 * 1024 * 1024;
+/** The largest Dockerfile the console's editor sends. */
+export const MAX_DOCKERFILE_TEXT = 256 * 1024;
+
+/** What an `image.build` streams: the builder's text (`Step 1/3 : FROM …`, RUN output), or a base image's pull progress. */
+export const BuildStreamEventSchema = z.union([z.object({ text: z.string() }).strict(), ProgressEventSchema]);
+export type BuildStreamEvent = z.infer<typeof BuildStreamEventSchema>;
+
 export const MAX_LOG_LINES = 10_000;
 /** `container.logs` answers at most this much text; older lines go first (`truncated`). */
 export const MAX_LOG_BYTES = 1024 * 1024;
@@ -343,6 +354,11 @@ interface MethodSpec {
   abortable: boolean;
   /** The agent's time limit when the request names none. */
   defaultTimeoutMs: number;
+  /**
+   * The agent aborts it when the link drops (a build whose output nobody can see any more
+   * should not go on holding the node); a repeat after the reconnect hears Canceled.
+   */
+  endsWithLink?: boolean;
 }
 
 const MINUTE = 60_000;
@@ -367,6 +383,43 @@ export const METHODS = {
     mutating: true,
     abortable: true,
     defaultTimeoutMs: 60 * MINUTE,
+  },
+  /** One piece of a build context: written at `offset` of upload `uploadId` on the node, for an `image.build` to use. */
+  "build.upload": {
+    params: z.object({
+      uploadId: z.uuid(),
+      offset: z.number().int().nonnegative().max(MAX_BUILD_CONTEXT_BYTES),
+      data: z.base64().max(Math.ceil(BUILD_UPLOAD_CHUNK_BYTES / 3) * 4),
+    }),
+    result: z.object({ size: z.number().int().nonnegative() }),
+    stream: z.never(),
+    mutating: true,
+    abortable: false,
+    defaultTimeoutMs: 2 * MINUTE,
+  },
+  /**
+   * `docker build` with the Dockerfile given as text and the context (optional) uploaded
+   * before with `build.upload`; the upload is removed when the build ends. `networkMode`
+   * is what RUN steps use (the console judges `host` as a host-level option).
+   */
+  "image.build": {
+    params: z.object({
+      dockerfile: z.string().min(1, "the Dockerfile is empty").max(MAX_DOCKERFILE_TEXT),
+      context: z.object({ uploadId: z.uuid(), size: z.number().int().nonnegative().max(MAX_BUILD_CONTEXT_BYTES) }).optional(),
+      tags: z.array(ReferenceSchema).max(32).default([]),
+      buildArgs: z.record(z.string().min(1).max(256), z.string().max(8192)).default({}),
+      target: z.string().max(256).optional(),
+      noCache: z.boolean().default(false),
+      pull: z.boolean().default(false),
+      networkMode: z.string().max(256).default("bridge"),
+      labels: z.record(z.string().min(1).max(256), z.string().max(8192)).default({}),
+    }),
+    result: z.object({ imageId: z.string(), tags: z.array(z.string()) }),
+    stream: BuildStreamEventSchema,
+    mutating: true,
+    abortable: true,
+    endsWithLink: true,
+    defaultTimeoutMs: 120 * MINUTE,
   },
   "image.tag": { params: z.object({ source: ReferenceSchema, target: ReferenceSchema }), result: NoResult, stream: z.never(), mutating: true, abortable: false, defaultTimeoutMs: MINUTE },
   "image.remove": {
@@ -437,6 +490,8 @@ export const METHODS = {
 } as const satisfies Record<string, MethodSpec>;
 
 export type MethodName = keyof typeof METHODS;
+/** The agent ends a running request of `method` when the link drops (MethodSpec.endsWithLink). */
+export const endsWithLink = (method: MethodName): boolean => (METHODS[method] as MethodSpec).endsWithLink === true;
 export const METHOD_NAMES = Object.keys(METHODS) as MethodName[];
 /** What the caller gives (defaults may be left out). */
 export type ParamsOf<M extends MethodName> = z.input<(typeof METHODS)[M]["params"]>;
@@ -461,6 +516,8 @@ export const RequestSchema = z.discriminatedUnion("method", [
   requestOf("system.info"),
   requestOf("image.pull"),
   requestOf("image.push"),
+  requestOf("build.upload"),
+  requestOf("image.build"),
   requestOf("image.tag"),
   requestOf("image.remove"),
   requestOf("image.prune"),

@@ -1,4 +1,7 @@
+import { Readable } from "node:stream";
 import type { Engine } from "../engine/engine.ts";
+import { isDockerfileError } from "../engine/build/dockerfile.ts";
+import { invalidArgument } from "../engine/errors.ts";
 import { killProcessTree } from "../engine/monitor/process-tree.ts";
 import type { DeleteRecord } from "../engine/images/image-service.ts";
 import { familiarString, parseNormalizedReference } from "../../shared/reference.ts";
@@ -32,6 +35,39 @@ function deleteLists(records: DeleteRecord[]): { untagged: string[]; deleted: st
     else deleted.push(r.Deleted);
   }
   return { untagged, deleted };
+}
+
+/** An empty tar archive: the context of a build that has only its Dockerfile. */
+const EMPTY_TAR = Buffer.alloc(1024);
+
+/**
+ * Gathers a build's text (RUN output arrives in small chunks) into one stream event per
+ * `intervalMs`, or sooner when `maxChars` are held, so a chatty RUN does not send a link
+ * message per write.
+ */
+class TextBatcher {
+  private held = "";
+  private timer?: NodeJS.Timeout;
+  constructor(
+    private readonly send: (text: string) => void,
+    private readonly intervalMs = 100,
+    private readonly maxChars = 64 * 1024,
+  ) {}
+
+  push(text: string): void {
+    this.held += text;
+    if (this.held.length >= this.maxChars) this.flush();
+    else this.timer ??= setTimeout(() => this.flush(), this.intervalMs);
+  }
+
+  flush(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    if (!this.held) return;
+    const t = this.held;
+    this.held = "";
+    this.send(t);
+  }
 }
 
 const imageEvent = (action: string, id: string, attributes: Record<string, string> = {}): EngineEvent => ({ type: "image", action, id, attributes, time: Date.now() });
@@ -78,6 +114,53 @@ export function linkHandlers(engine: Engine, log: DebugLog): Handlers {
       const pushed = await engine.pusher.push(p.reference, p.tag, { credentials: p.credentials, onProgress: ctx.stream, signal: ctx.signal });
       ctx.engineEvent(imageEvent("push", p.reference));
       return { pushed };
+    },
+    "build.upload": async (p) => ({ size: await engine.builder.uploads.write(p.uploadId, p.offset, Buffer.from(p.data, "base64")) }),
+    "image.build": async (p, ctx) => {
+      const text = new TextBatcher((t) => ctx.stream({ text: t }));
+      try {
+        const context = p.context ? await engine.builder.uploads.open(p.context.uploadId, p.context.size) : Readable.from([EMPTY_TAR]);
+        const r = await engine.builder.build(
+          {
+            context,
+            dockerfileText: p.dockerfile,
+            tags: p.tags,
+            buildArgs: p.buildArgs,
+            ...(p.target ? { target: p.target } : {}),
+            noCache: p.noCache,
+            pull: p.pull,
+            labels: p.labels,
+            networkMode: p.networkMode,
+            extraHosts: [],
+            shmSize: 0,
+            rm: true,
+            forceRm: true,
+            cacheFrom: [],
+            signal: ctx.signal,
+          },
+          {
+            stream: (t) => text.push(t),
+            // Byte counters of a base image's pull would flood the link; its status changes say enough here.
+            progress: (e) => {
+              if (e.current === undefined) {
+                text.flush();
+                ctx.stream(e);
+              }
+            },
+            aux: () => undefined,
+          },
+        );
+        for (const tag of r.tags) ctx.engineEvent(imageEvent("tag", r.imageId, { name: tag }));
+        ctx.inventoryChanged();
+        return { imageId: r.imageId, tags: r.tags };
+      } catch (e) {
+        // The console shows the Dockerfile in an editor: point at its line the way editors and BuildKit do.
+        if (isDockerfileError(e)) throw invalidArgument(`Dockerfile:${e.dockerfileLine}: ${e.reason}`);
+        throw e;
+      } finally {
+        text.flush();
+        if (p.context) await engine.builder.uploads.remove(p.context.uploadId);
+      }
     },
     "image.tag": async (p, ctx) => {
       await images.tag(p.source, p.target);

@@ -13,6 +13,7 @@ import {
   LINK_EVENTS,
   LINK_PROTOCOL_VERSION,
   METHODS,
+  endsWithLink,
   parseCancel,
   parseExecInput,
   parseEnrollment,
@@ -29,6 +30,7 @@ import {
   type InventorySnapshot,
   type LinkRefusal,
   type LinkRequest,
+  type MethodName,
   type ProgressEventWire,
 } from "./contract.ts";
 import { deleteCredential, readCredential, writeCredential, type StoredCredential } from "./credential-file.ts";
@@ -170,6 +172,8 @@ export class ConsoleLink extends EventEmitter {
   private readonly streamSeq = new Map<string, number>();
   /** Where `input` messages of running execs go, by request id. */
   private readonly inputs = new Map<string, (input: ExecInput) => void>();
+  /** Requests running now, by id: the link's drop ends those whose method says so (`endsWithLink`). */
+  private readonly runningMethods = new Map<string, MethodName>();
 
   constructor(opts: ConsoleLinkOptions) {
     super();
@@ -293,6 +297,9 @@ export class ConsoleLink extends EventEmitter {
   private onDisconnect(reason: string): void {
     if (this.stopped || this.currentState === "revoked") return;
     this.log.warn({ reason }, "disconnected from the console");
+    for (const [id, method] of this.runningMethods) {
+      if (endsWithLink(method) && this.ledger.cancel(id, `the link to the console dropped while ${method} ran`)) this.log.info({ requestId: id, method }, "request ended with the link");
+    }
     this.setState("connecting");
     // The console closing our socket on purpose (not a transport failure): socket.io leaves reconnecting to us.
     if (reason === "io server disconnect") this.reconnectByHand();
@@ -428,10 +435,12 @@ export class ConsoleLink extends EventEmitter {
       snapshot: () => this.sendSnapshot(),
       onInput: (listener) => this.inputs.set(req.id, listener),
     };
+    this.runningMethods.set(req.id, req.method);
     try {
       const handler = this.handlers[req.method] as (params: unknown, ctx: HandlerContext) => Promise<unknown>;
       return await handler(req.params, ctx);
     } finally {
+      this.runningMethods.delete(req.id);
       coalescer.flush();
       this.streamSeq.delete(req.id);
       this.inputs.delete(req.id);

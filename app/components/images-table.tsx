@@ -48,6 +48,9 @@ export function ImagesTable({ nodeId: fixedNodeId }: { nodeId?: string }) {
             <button type="button" onClick={() => setAction({ kind: "prune", ...(here ? { nodeIds: here } : {}) })}>
               Prune
             </button>
+            <Link href="/images/build" className="button">
+              Build
+            </Link>
           </>
         )}
       </div>

@@ -18,15 +18,26 @@ import type { InputJsonObject } from "../db/generated/internal/prismaNamespace.t
 import type { JobStatus, StepStatus } from "../db/generated/enums.ts";
 import type { RegistryStore } from "../db/registries.ts";
 import { LinkRequestError, type AgentHub } from "../hub/agent-hub.ts";
-import type { MethodName, ParamsOf, ProgressEventWire } from "../../agent/link/contract.ts";
+import { readFile, rm } from "node:fs/promises";
+import { join } from "node:path";
+import { BUILD_UPLOAD_CHUNK_BYTES, type BuildStreamEvent, type MethodName, type ParamsOf, type ProgressEventWire } from "../../agent/link/contract.ts";
 import { parseNormalizedReference } from "../../shared/reference.ts";
 import type { LiveUpdates } from "../live/live-updates.ts";
 import { bestEffort } from "../../shared/best-effort.ts";
 import { CONTAINER_MAKING_ACTIONS, hostRulesOfNodes, judgeHostAccess } from "../auth/host-access.ts";
-import { hostOptionsMessage, NO_HOST_ACCESS } from "../auth/host-options.ts";
+import { hostOptionsMessage, hostOptionUses, NO_HOST_ACCESS } from "../auth/host-options.ts";
 
 /** A step runs one link method, or `container.run` (create, then start). */
-export type StepAction = Exclude<MethodName, "inventory.snapshot" | "system.info" | "container.logs" | "container.exec" | "image.history"> | "container.run";
+export type StepAction = Exclude<MethodName, "inventory.snapshot" | "system.info" | "container.logs" | "container.exec" | "image.history" | "build.upload"> | "container.run";
+
+/**
+ * The params of an `image.build` step as stored: the link's params without the context,
+ * which is a file of the console's (`contextFile` in the build contexts directory, not in
+ * the database) sent to the node in pieces when the step runs.
+ */
+export type BuildStepParams = Omit<ParamsOf<"image.build">, "context"> & { contextFile?: string; contextBytes?: number };
+/** Names of the console's stored build contexts: what `contextFile` may be. */
+export const CONTEXT_FILE = /^[0-9a-f-]{36}\.ctx$/;
 
 export interface StepSpec {
   nodeId: string;
@@ -52,7 +63,12 @@ export interface LayerProgress {
 export interface StepProgress {
   status: string;
   layers: LayerProgress[];
+  /** A build's output (`Step 1/3 : FROM …`, RUN output), its last MAX_STEP_LOG characters. */
+  log?: string;
 }
+
+/** How much of a build's output a step keeps (the start is dropped first). */
+export const MAX_STEP_LOG = 256 * 1024;
 
 const LIVE_INTERVAL_MS = 150;
 const SAVE_INTERVAL_MS = 1_000;
@@ -80,8 +96,24 @@ export class JobService {
   private closed = false;
 
   constructor(
-    private readonly deps: { prisma: PrismaClient; hub: AgentHub; registries: RegistryStore; live: LiveUpdates; logger: Logger; offlineWaitMs?: number },
+    private readonly deps: {
+      prisma: PrismaClient;
+      hub: AgentHub;
+      registries: RegistryStore;
+      live: LiveUpdates;
+      logger: Logger;
+      offlineWaitMs?: number;
+      /** Where build contexts wait for their job (`<dataDir>/build-contexts`); the build step removes its own when it ends. */
+      buildContextsDir?: string;
+    },
   ) {}
+
+  /** Where a build context uploaded by a user waits for its job's build step. */
+  buildContextPath(name: string): string {
+    if (!this.deps.buildContextsDir) throw new Error("this console keeps no build contexts (no buildContextsDir)");
+    if (!CONTEXT_FILE.test(name)) throw new RangeError(`not a build context name: ${name}`);
+    return join(this.deps.buildContextsDir, name);
+  }
 
   /** Records the job and starts it; returns at once (the job goes on without the caller). */
   async create(input: { kind: string; params: Record<string, unknown>; steps: StepSpec[]; createdById: string | null }): Promise<{ jobId: string }> {
@@ -189,9 +221,17 @@ export class JobService {
     const progress: StepProgress = { status: "", layers: [] };
     let lastLive = 0;
     let lastSave = 0;
-    const onStream = (e: ProgressEventWire) => {
-      progress.status = e.status;
-      if (e.id) {
+    let trailing: NodeJS.Timeout | undefined;
+    let settled = false;
+    const save = () => {
+      prisma.jobStep.update({ where: { id: step.id }, data: { progress: progress as unknown as InputJsonObject } }).catch(bestEffort(this.deps.logger, `save the progress of job step ${step.id}`));
+    };
+    const onStream = (e: ProgressEventWire | BuildStreamEvent) => {
+      if ("text" in e) {
+        const log = (progress.log ?? "") + e.text;
+        progress.log = log.length > MAX_STEP_LOG ? log.slice(log.length - MAX_STEP_LOG) : log;
+      } else progress.status = e.status;
+      if (!("text" in e) && e.id) {
         let layer = progress.layers.find((l) => l.id === e.id);
         if (!layer) progress.layers.push((layer = { id: e.id, status: e.status }));
         layer.status = e.status;
@@ -205,25 +245,40 @@ export class JobService {
       }
       if (now - lastSave >= SAVE_INTERVAL_MS) {
         lastSave = now;
-        prisma.jobStep.update({ where: { id: step.id }, data: { progress: progress as unknown as InputJsonObject } }).catch(bestEffort(this.deps.logger, `save the progress of job step ${step.id}`));
+        save();
       }
+      // The last events before a quiet spell (a RUN that sleeps) still reach the browser and the database.
+      trailing ??= setTimeout(() => {
+        trailing = undefined;
+        if (settled) return;
+        lastLive = lastSave = Date.now();
+        this.notify(jobId, { stepId: step.id, nodeId: step.nodeId, status: "running", progress }, createdById);
+        save();
+      }, SAVE_INTERVAL_MS);
     };
 
     try {
       await this.waitOnline(step.nodeId, signal);
       const judged = await this.judgeAtRunTime(createdById, step.nodeId, step.action, params);
-      const result = await this.send(step.id, step.nodeId, step.action as StepAction, judged, onStream, signal, credentials);
+      const result = await this.send(step.id, step.nodeId, step.action as StepAction, judged, onStream, signal, credentials).finally(() => {
+        settled = true;
+        clearTimeout(trailing);
+      });
       await prisma.jobStep.update({
         where: { id: step.id },
-        data: { status: "succeeded", finishedAt: new Date(), result: (result ?? {}) as InputJsonObject, progress: progress.layers.length ? (progress as unknown as InputJsonObject) : undefined },
+        data: { status: "succeeded", finishedAt: new Date(), result: (result ?? {}) as InputJsonObject, progress: progress.layers.length || progress.log ? (progress as unknown as InputJsonObject) : undefined },
       });
       this.notify(jobId, { stepId: step.id, nodeId: step.nodeId, status: "succeeded", progress }, createdById);
     } catch (e) {
       if (this.closed) return; // left "running": the next console process resumes it
       const canceled = e instanceof LinkRequestError && e.kind === "Canceled";
       const message = e instanceof Error ? e.message : String(e);
-      await prisma.jobStep.update({ where: { id: step.id }, data: { status: canceled ? "canceled" : "failed", finishedAt: new Date(), error: message.slice(0, 4000) } });
-      this.notify(jobId, { stepId: step.id, nodeId: step.nodeId, status: canceled ? "canceled" : "failed" }, createdById);
+      await prisma.jobStep.update({ where: { id: step.id }, data: { status: canceled ? "canceled" : "failed", finishedAt: new Date(), error: message.slice(0, 4000), ...(progress.log ? { progress: progress as unknown as InputJsonObject } : {}) } });
+      this.notify(jobId, { stepId: step.id, nodeId: step.nodeId, status: canceled ? "canceled" : "failed", progress }, createdById);
+    } finally {
+      // A build's context is needed until its step ends, also across a console restart (then `closed`).
+      const file = params.contextFile;
+      if (step.action === "image.build" && typeof file === "string" && !this.closed) await rm(this.buildContextPath(file), { force: true }).catch(bestEffort(this.deps.logger, `remove build context ${file}`));
     }
   }
 
@@ -236,7 +291,9 @@ export class JobService {
    * an earlier container inside an allowed prefix can point anywhere).
    */
   private async judgeAtRunTime(createdById: string | null, nodeId: string, action: string, params: Record<string, unknown>): Promise<Record<string, unknown>> {
-    if (!CONTAINER_MAKING_ACTIONS.has(action)) return params;
+    const makesContainer = CONTAINER_MAKING_ACTIONS.has(action);
+    // Other steps only matter when they carry a host-level option (a build's host network).
+    if (!makesContainer && hostOptionUses(params, false).length === 0) return params;
     const { prisma } = this.deps;
     const creator = createdById ? await prisma.user.findUnique({ where: { id: createdById }, select: { role: true, disabled: true } }) : null;
     if (creator?.disabled) throw new Error("refused when the step ran: the account that created this job is disabled");
@@ -244,6 +301,7 @@ export class JobService {
     const role = creator?.role ?? "operator";
     const { refused } = await judgeHostAccess(prisma, { role }, [{ nodeId, action, params }]);
     if (refused.length) throw new Error(`refused when the step ran (the host policy or the creator's role changed since the job was created): ${hostOptionsMessage(refused)}`);
+    if (!makesContainer) return params;
     const { hostPathRules: _fromRequest, ...rest } = params;
     if (role === "admin") return rest;
     const rules = (await hostRulesOfNodes(prisma, [nodeId])).get(nodeId)?.rules ?? NO_HOST_ACCESS;
@@ -282,7 +340,7 @@ export class JobService {
     nodeId: string,
     action: StepAction,
     params: Record<string, unknown>,
-    onStream: (e: ProgressEventWire) => void,
+    onStream: (e: ProgressEventWire | BuildStreamEvent) => void,
     signal: AbortSignal,
     cache: Map<string, Promise<RegistryAccess>>,
   ): Promise<unknown> {
@@ -308,6 +366,23 @@ export class JobService {
         }
         await hub.request(nodeId, "container.start", { id: created.id }, { requestId: derivedRequestId(stepId, "start"), signal });
         return created;
+      }
+      case "image.build": {
+        const { contextFile, contextBytes: _size, ...build } = params as BuildStepParams;
+        let context: ParamsOf<"image.build">["context"];
+        if (contextFile) {
+          // In pieces, each its own idempotent request: no link message grows past its limit, and a
+          // piece sent again after a reconnect (or a console restart) lands on the same bytes.
+          const data = await readFile(this.buildContextPath(contextFile));
+          const uploadId = derivedRequestId(stepId, "context");
+          for (let offset = 0; offset < data.length || offset === 0; offset += BUILD_UPLOAD_CHUNK_BYTES) {
+            const chunk = data.subarray(offset, offset + BUILD_UPLOAD_CHUNK_BYTES).toString("base64");
+            await hub.request(nodeId, "build.upload", { uploadId, offset, data: chunk }, { requestId: derivedRequestId(stepId, `upload:${offset}`), signal });
+            if (data.length === 0) break;
+          }
+          context = { uploadId, size: data.length };
+        }
+        return hub.request(nodeId, "image.build", { ...build, ...(context ? { context } : {}) }, { ...opts, onStream });
       }
       default:
         return hub.request(nodeId, action, params as never, opts);

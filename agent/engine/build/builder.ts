@@ -54,11 +54,14 @@ import { ContextCache } from "./context.ts";
 import { copyInto, findSources, hashSources, isDirInRoot, type CopyOwner, type SourceItem } from "./copy.ts";
 import { parseDockerfile, parseError, parseTrigger, type DockerfileInstruction, type ParsedDockerfile } from "./dockerfile.ts";
 import { processWord, processWords } from "./shell-lex.ts";
+import { BuildUploads } from "./uploads.ts";
 
 export interface BuildOptions {
   /** The context tar (plain or compressed). */
   context: Readable;
   dockerfile?: string;
+  /** The Dockerfile's text, given beside the context instead of inside it (the console's editor); named "Dockerfile" in errors. */
+  dockerfileText?: string;
   tags: string[];
   buildArgs: Record<string, string | null>;
   target?: string;
@@ -140,11 +143,17 @@ interface BuildRun {
   signal: AbortSignal;
 }
 
+/** The largest build context a node takes in pieces (BuildUploads): the console's upload limit. */
+export const MAX_CONTEXT_UPLOAD_BYTES = 64 * 1024 * 1024;
+
 export class Builder {
   private readonly contexts: ContextCache;
+  /** Contexts sent in pieces over the console link, under `<root>/uploads` (emptied by `recover()`). */
+  readonly uploads: BuildUploads;
 
   constructor(private readonly deps: BuilderDeps) {
     this.contexts = new ContextCache(deps.contextsRoot, deps.logger);
+    this.uploads = new BuildUploads(join(deps.root, "uploads"), MAX_CONTEXT_UPLOAD_BYTES);
   }
 
   /** Start-up, before the container service adopts snapshots: unmounts and deletes what a crash left. */
@@ -190,7 +199,7 @@ export class Builder {
     opts.signal?.addEventListener("abort", onAbort, { once: true });
     let releaseContext: (() => void) | undefined;
     try {
-      const { ctx, release } = await this.contexts.acquire(opts.context, opts.dockerfile ?? "", ac.signal);
+      const { ctx, release } = await this.contexts.acquire(opts.context, opts.dockerfile ?? "", ac.signal, opts.dockerfileText);
       releaseContext = release;
       const contextDir = ctx.dir;
       const parsed = parseDockerfile(ctx.dockerfile, ctx.dockerfileName);
@@ -724,7 +733,11 @@ export class Builder {
       const onAbort = () => void containers.kill(id, "SIGKILL").catch(bestEffort(this.deps.logger, `kill build container ${id}`)); // it may have exited already
       run.signal.addEventListener("abort", onAbort, { once: true });
       try {
+        // Canceled while the container was made: the listener above never fires for it.
+        if (run.signal.aborted) throw canceled("Build cancelled");
         await containers.start(id);
+        // Canceled while it started: a kill then may have found nothing running yet.
+        if (run.signal.aborted) onAbort();
         const session = await attaching;
         const decoders = { stdout: new StringDecoder("utf8"), stderr: new StringDecoder("utf8") };
         for await (const chunk of session.output as AsyncIterable<{ stream: "stdout" | "stderr"; data: Buffer }>) {

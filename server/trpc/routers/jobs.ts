@@ -6,7 +6,11 @@
 import { TRPCError } from "@trpc/server";
 import { z } from "zod";
 import { parseNormalizedReference } from "../../../shared/reference.ts";
-import type { StepSpec } from "../../jobs/job-service.ts";
+import { randomUUID } from "node:crypto";
+import { rm, writeFile } from "node:fs/promises";
+import { MAX_BUILD_CONTEXT_BYTES, MAX_DOCKERFILE_TEXT } from "../../../agent/link/contract.ts";
+import { contextArchiveProblem } from "../../jobs/build-context.ts";
+import type { BuildStepParams, StepSpec } from "../../jobs/job-service.ts";
 import { judgeHostAccess, type StepRequest } from "../../auth/host-access.ts";
 import { hostOptionsMessage } from "../../auth/host-options.ts";
 import { createOptionsFromForm, hostRequestOfForm, RunFormError, RunFormSchema } from "../run-form.ts";
@@ -46,6 +50,41 @@ async function startJob(ctx: AuthedContext, kind: string, params: Record<string,
   ctx.audit.details.jobId = jobId;
   return { jobId };
 }
+
+const MIB = 1024 * 1024;
+
+/**
+ * The Build form. The context archive comes inline as base64 (4/3 of its size): one
+ * authenticated, authorised and audited call, with no second upload route to secure, which
+ * is acceptable up to MAX_BUILD_CONTEXT_BYTES; larger contexts belong in a registry image or
+ * a `docker build` on the node.
+ */
+const BuildInput = z
+  .object({
+    nodeId: z.uuid({ error: "choose the node to build on" }),
+    dockerfile: z.string().min(1, "the Dockerfile is empty").max(MAX_DOCKERFILE_TEXT, `the Dockerfile is longer than ${MAX_DOCKERFILE_TEXT / 1024} KiB`),
+    context: z
+      .object({
+        name: z.string().trim().min(1).max(255),
+        contentBase64: z.base64("the context archive is not base64").max(Math.ceil(MAX_BUILD_CONTEXT_BYTES / 3) * 4, `the context archive is larger than ${MAX_BUILD_CONTEXT_BYTES / MIB} MiB, the most a build through the console takes`),
+      })
+      .optional(),
+    tags: z.array(Reference).max(32).default([]),
+    buildArgs: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "a build arg name is letters, digits and _"), z.string().max(8192)).default({}),
+    target: z.string().trim().max(256).optional(),
+    noCache: z.boolean().default(false),
+    pull: z.boolean().default(false),
+    /** The network of RUN steps: `host` is a host-level option (admins, or where the host policy allows it). */
+    networkMode: z.string().trim().min(1).max(256).default("bridge"),
+    /** Push every tag to its registry (credentials from Admin → Registries). */
+    push: z.boolean().default(false),
+    /** Then pull the tags on these nodes (the Distribute job's stages). */
+    distributeTo: z.array(z.uuid({ error: "not a node ID" })).max(1000).default([]),
+  })
+  .superRefine((b, c) => {
+    if ((b.push || b.distributeTo.length) && b.tags.length === 0) c.addIssue({ code: "custom", path: ["tags"], message: "pushing or distributing a build needs a tag that names the registry" });
+    if (b.distributeTo.includes(b.nodeId)) c.addIssue({ code: "custom", path: ["distributeTo"], message: "the node that builds cannot also be a distribution target" });
+  });
 
 const JOB_LIST_STATUS = z.enum(["queued", "running", "succeeded", "failed", "partial", "canceled"]);
 
@@ -158,6 +197,46 @@ export const jobsRouter = router({
         ...input.targetNodeIds.map((nodeId) => ({ nodeId, seq: 1, action: "image.pull" as const, params: { reference: input.reference } })),
       ]);
     }),
+
+  /** Build an image on one node from a Dockerfile (and a context archive), then push it and pull it on other nodes. */
+  build: authedProcedure.input(BuildInput).mutation(async ({ ctx, input }) => {
+    const params: BuildStepParams = {
+      dockerfile: input.dockerfile,
+      tags: input.tags,
+      buildArgs: input.buildArgs,
+      ...(input.target ? { target: input.target } : {}),
+      noCache: input.noCache,
+      pull: input.pull,
+      networkMode: input.networkMode,
+      labels: {},
+    };
+    const distribute = input.push || input.distributeTo.length > 0;
+    const steps: StepSpec[] = [
+      { nodeId: input.nodeId, seq: 0, action: "image.build", params },
+      ...(distribute ? input.tags.map((reference) => ({ nodeId: input.nodeId, seq: 1, action: "image.push" as const, params: { reference } })) : []),
+      ...input.distributeTo.flatMap((nodeId) => input.tags.map((reference) => ({ nodeId, seq: 2, action: "image.pull" as const, params: { reference } }))),
+    ];
+    // Refused before the archive is decoded or stored: a viewer's 64 MiB costs nothing but the upload.
+    await requireNodes(ctx, steps.map((s) => s.nodeId), "operate");
+    await requireHostAccess(ctx, steps.map((s) => ({ nodeId: s.nodeId, action: s.action, params: s.params })));
+    let contextFile: string | undefined;
+    if (input.context) {
+      const archive = Buffer.from(input.context.contentBase64, "base64");
+      const problem = contextArchiveProblem(archive, input.context.name);
+      if (problem) throw new TRPCError({ code: "BAD_REQUEST", message: problem });
+      contextFile = `${randomUUID()}.ctx`;
+      await writeFile(ctx.services.jobs.buildContextPath(contextFile), archive, { mode: 0o600 });
+      params.contextFile = contextFile;
+      params.contextBytes = archive.length;
+      ctx.audit.details.context = { name: input.context.name, bytes: archive.length };
+    }
+    try {
+      return await startJob(ctx, "image.build", { reference: input.tags[0] ?? "", nodeId: input.nodeId, tags: input.tags, push: distribute, distributeTo: input.distributeTo, ...(input.context ? { context: input.context.name } : {}) }, steps);
+    } catch (e) {
+      if (contextFile) await rm(ctx.services.jobs.buildContextPath(contextFile), { force: true });
+      throw e;
+    }
+  }),
 
   /** The container lifecycle on containers anywhere in the fleet. */
   container: authedProcedure
