@@ -135,6 +135,16 @@ export const inventoryRouter = router({
       }
     }),
 
+  /** One container as its node keeps it (the container page, and the Run form's prefill). */
+  containerInspect: authedProcedure.input(z.object({ nodeId: z.uuid(), id: z.string().min(1).max(128) })).query(async ({ ctx, input }) => {
+    await requireNodes(ctx, [input.nodeId], "read");
+    try {
+      return await ctx.services.hub.request(input.nodeId, "container.inspect", { id: input.id }, { timeoutMs: 30_000 });
+    } catch (e) {
+      throw linkError(e);
+    }
+  }),
+
   /** The `docker image history` of an image on a node. */
   imageHistory: authedProcedure.input(z.object({ nodeId: z.uuid(), reference: z.string().min(1).max(512) })).query(async ({ ctx, input }) => {
     await requireNodes(ctx, [input.nodeId], "read");
