@@ -5,6 +5,7 @@ import { signOut } from "next-auth/react";
 import { useCallback, useEffect, type ReactNode } from "react";
 import { trpc } from "../lib/trpc.ts";
 import { closeLiveSocket, useLive, useLiveConnected } from "../lib/live.ts";
+import { Toasts } from "../components/toasts.tsx";
 
 const NAV: Array<{ href: string; label: string; admin?: boolean; operate?: boolean; section?: string }> = [
   { href: "/", label: "Fleet" },
@@ -88,6 +89,7 @@ export default function ConsoleLayout({ children }: { children: ReactNode }) {
         </div>
         {children}
       </div>
+      <Toasts />
     </div>
   );
 }

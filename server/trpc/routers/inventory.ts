@@ -139,7 +139,9 @@ export const inventoryRouter = router({
   containerInspect: authedProcedure.input(z.object({ nodeId: z.uuid(), id: z.string().min(1).max(128) })).query(async ({ ctx, input }) => {
     await requireNodes(ctx, [input.nodeId], "read");
     try {
-      return await ctx.services.hub.request(input.nodeId, "container.inspect", { id: input.id }, { timeoutMs: 30_000 });
+      const inspect = await ctx.services.hub.request(input.nodeId, "container.inspect", { id: input.id }, { timeoutMs: 30_000 });
+      const st = ctx.services.hub.node(input.nodeId);
+      return { ...inspect, node: { id: input.nodeId, hostname: st?.facts?.hostname ?? st?.hostname ?? "", online: !!st?.online, address: st?.remoteAddress ?? null } };
     } catch (e) {
       throw linkError(e);
     }
