@@ -272,7 +272,7 @@ function RunForm() {
             <div className="row">
               <input id={f("pull")} type="checkbox" checked={pullLatest} onChange={(e) => setPullLatest(e.target.checked)} />
               <label htmlFor={f("pull")} style={{ margin: 0, fontWeight: 400 }}>
-                Pull the latest image first
+                Pull latest before running
               </label>
             </div>
             {mode === "recreate" && (
