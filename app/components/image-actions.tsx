@@ -119,6 +119,9 @@ function RemoveForm({ initial }: { initial: { reference: string; nodeIds: string
       <input id={`${id}-ref`} value={reference} onChange={(e) => setReference(e.target.value)} required style={{ width: "100%" }} />
       <label htmlFor={`${id}-nodes`}>Nodes</label>
       <NodeMultiSelect id={`${id}-nodes`} value={nodeIds} onChange={setNodeIds} />
+      <p data-testid="remove-loss">
+        Removed on each node: this tag{force ? ", and the image itself even when containers use it or other tags name it" : "; the image's layers too when no other tag names it"}. Containers made from it later pull it again.
+      </p>
       <div className="row" style={{ marginTop: 8 }}>
         <input id={`${id}-force`} type="checkbox" checked={force} onChange={(e) => setForce(e.target.checked)} />
         <label htmlFor={`${id}-force`} style={{ margin: 0 }}>

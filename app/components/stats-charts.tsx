@@ -92,7 +92,7 @@ export function StatsCharts({ nodeId, containerId, running }: { nodeId: string; 
         <span className="muted">· {samples.length} readings, last {Math.round((KEEP * 1000) / 60_000)} minutes kept</span>
       </div>
       <div className="charts">
-        <Chart title="CPU" value={last?.cpu === null || last?.cpu === undefined ? "—" : `${last.cpu.toFixed(1)} %`} testId="cpu" data={[xs, pts.map((p) => p.cpu)]} series={[{ label: "CPU %", stroke: "#0969da", fill: "rgba(9,105,218,.08)" }]} format={(v) => `${v.toFixed(0)} %`} />
+        <Chart title="CPU" value={last?.cpu === null || last?.cpu === undefined ? "—" : `${last.cpu.toFixed(1)} %`} testId="cpu" data={[xs, pts.map((p) => p.cpu)]} series={[{ label: "CPU %", stroke: "#0969da", fill: "rgba(9,105,218,.08)" }]} format={(v) => `${v.toFixed(0)} %`} floor={10} />
         <Chart
           title="Memory"
           value={last ? `${bytes(last.mem)} / ${bytes(last.limit)}` : "—"}
@@ -100,6 +100,7 @@ export function StatsCharts({ nodeId, containerId, running }: { nodeId: string; 
           data={[xs, pts.map((p) => p.mem)]}
           series={[{ label: "in use", stroke: "#8250df", fill: "rgba(130,80,223,.08)" }]}
           format={(v) => bytes(v)}
+          floor={1024 * 1024}
         />
         <Chart
           title="Network"
@@ -111,6 +112,7 @@ export function StatsCharts({ nodeId, containerId, running }: { nodeId: string; 
             { label: "sent", stroke: "#bc4c00" },
           ]}
           format={(v) => `${bytes(v)}/s`}
+          floor={10_000}
         />
         <Chart
           title="Block I/O"
@@ -122,13 +124,15 @@ export function StatsCharts({ nodeId, containerId, running }: { nodeId: string; 
             { label: "write", stroke: "#cf222e" },
           ]}
           format={(v) => `${bytes(v)}/s`}
+          floor={10_000}
         />
       </div>
     </section>
   );
 }
 
-function Chart({ title, value, testId, data, series, format }: { title: string; value: string; testId: string; data: Array<Array<number | null>>; series: uPlot.Series[]; format: (v: number) => string }) {
+/** `floor`: the least top of the y axis, so an idle container's flat line is not scaled into noise. */
+function Chart({ title, value, testId, data, series, format, floor }: { title: string; value: string; testId: string; data: Array<Array<number | null>>; series: uPlot.Series[]; format: (v: number) => string; floor: number }) {
   const box = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
   const latest = useRef(data);
@@ -148,7 +152,7 @@ function Chart({ title, value, testId, data, series, format }: { title: string; 
           width,
           height: 170,
           legend: { show: true },
-          scales: { x: { time: true }, y: { range: (_u, _min, max) => [0, max > 0 ? max * 1.1 : 1] } },
+          scales: { x: { time: true }, y: { range: (_u, _min, max) => [0, Math.max(floor, max * 1.1)] } },
           axes: [{}, { values: (_u, splits) => splits.map((v) => fmt.current(v)), size: 70 }],
           series: [{}, ...series.map((s) => ({ ...s, width: 1.5, spanGaps: false, value: (_u: uPlot, v: number | null) => (v === null ? "—" : fmt.current(v)) }))],
         },

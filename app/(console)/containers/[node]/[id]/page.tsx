@@ -44,7 +44,7 @@ function portHost(hostIp: string, nodeAddress: string | null): string {
 export default function ContainerPage() {
   const { node: nodeId, id } = useParams<{ node: string; id: string }>();
   const can = useCan();
-  const now = useClock();
+  const now = useClock(5_000);
   const [tab, setTab] = useState<Tab>("Overview");
   const inspect = trpc.inventory.containerInspect.useQuery({ nodeId, id: decodeURIComponent(id) }, { retry: false, placeholderData: (p) => p });
   const node = trpc.nodes.get.useQuery({ nodeId }, { retry: false });
