@@ -5,7 +5,7 @@
 // job's outcome shows on this page: the new container's link, or why it failed.
 import Link from "next/link";
 import { useSearchParams } from "next/navigation";
-import { Suspense, useEffect, useId, useState, type FormEvent } from "react";
+import { Suspense, useEffect, useId, useRef, useState, type FormEvent } from "react";
 import { trpc, type RouterOutputs } from "../../lib/trpc.ts";
 import { ApiError, useCan } from "../../components/action-bar.tsx";
 import { NodeSelect } from "../../components/node-picker.tsx";
@@ -103,8 +103,11 @@ function RunForm() {
   });
 
   const c = source.data;
+  // Filled once per source: a refetch (the node reported a change) must not undo the user's edits.
+  const filled = useRef<string | null>(null);
   useEffect(() => {
-    if (!c || !mode) return;
+    if (!c || !mode || filled.current === `${mode}:${c.id}`) return;
+    filled.current = `${mode}:${c.id}`;
     const f = formOf(c, mode);
     setNodeId(f.nodeId);
     setImage(f.image);
@@ -183,7 +186,7 @@ function RunForm() {
   return (
     <>
       <h1>{title}</h1>
-      {mode && <ApiError error={source.error} />}
+      {mode && !c && <ApiError error={source.error} />}
       {mode === "recreate" && c && (
         <p className="muted">
           {c.name} is removed (with force) when this runs, then created again from the fields below under its name. Its writable layer is lost; {keepVolumes ? "its volumes are kept and mounted again" : "its anonymous volumes are removed too"}.
