@@ -121,6 +121,7 @@ describe("authorisation matrix", () => {
       "inventory.volumes": { nodeId },
       "inventory.networks": { nodeId },
       "inventory.containerLogs": { nodeId, id: "web" },
+      "inventory.containerInspect": { nodeId, id: "web" },
       "inventory.imageHistory": { nodeId, reference: "busybox" },
       "jobs.list": { nodeId },
       "jobs.get": { jobId },

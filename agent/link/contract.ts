@@ -343,6 +343,70 @@ export const SystemInfoSchema = z.object({
 });
 export type SystemInfo = z.infer<typeof SystemInfoSchema>;
 
+/** One reading of a container's usage, as `docker stats` computes it. */
+export const StatsSampleSchema = z.object({
+  /** Unix milliseconds of the reading. */
+  time: z.number(),
+  /** CPU use since the previous reading, percent of one CPU (Docker's formula: can exceed 100 with several CPUs); null for the first reading. */
+  cpuPercent: z.number().nonnegative().nullable(),
+  onlineCpus: z.number().int().nonnegative(),
+  /** Bytes in use without the page cache (what `docker stats` shows as MEM USAGE). */
+  memoryUsage: z.number().nonnegative(),
+  memoryLimit: z.number().nonnegative(),
+  /** Cumulative bytes since the container started (all interfaces, all devices). */
+  netRx: z.number().nonnegative(),
+  netTx: z.number().nonnegative(),
+  blockRead: z.number().nonnegative(),
+  blockWrite: z.number().nonnegative(),
+  pids: z.number().int().nonnegative(),
+});
+export type StatsSample = z.infer<typeof StatsSampleSchema>;
+
+/** A container as the engine keeps it: what it was created with, what it got at start, and its state. */
+export const ContainerInspectSchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  created: z.string(),
+  imageId: z.string(),
+  imageName: z.string(),
+  /** The process it runs (entrypoint and command resolved with the image's). */
+  path: z.string(),
+  args: z.array(z.string()),
+  state: z.object({
+    status: ContainerStateSchema,
+    pid: z.number().int(),
+    exitCode: z.number().int(),
+    error: z.string(),
+    oomKilled: z.boolean(),
+    startedAt: z.string(),
+    finishedAt: z.string(),
+    restartCount: z.number().int(),
+  }),
+  /** The create options as given (the Run form's fields come from here). */
+  options: CreateOptionsSchema,
+  /** In effect: the image's settings with the container's own over them. */
+  config: z.object({
+    env: z.array(z.string()),
+    labels: z.record(z.string(), z.string()),
+    user: z.string(),
+    workingDir: z.string(),
+    entrypoint: z.array(z.string()).nullable(),
+    cmd: z.array(z.string()).nullable(),
+  }),
+  mounts: z.array(z.object({ type: z.enum(["volume", "bind"]), source: z.string(), destination: z.string(), readonly: z.boolean(), anonymous: z.boolean() })),
+  networks: z.array(z.object({ name: z.string(), networkId: z.string(), ipAddress: z.string(), prefixLen: z.number(), gateway: z.string(), macAddress: z.string(), aliases: z.array(z.string()) })),
+  ports: z.array(PortSchema),
+  /** Present only when a health check runs for the container. */
+  health: z
+    .object({
+      status: z.string(),
+      failingStreak: z.number().int(),
+      log: z.array(z.object({ start: z.string(), end: z.string(), exitCode: z.number().int(), output: z.string() })),
+    })
+    .optional(),
+});
+export type ContainerInspect = z.infer<typeof ContainerInspectSchema>;
+
 interface MethodSpec {
   params: z.ZodType;
   result: z.ZodType;
@@ -470,6 +534,16 @@ export const METHODS = {
     abortable: true,
     defaultTimeoutMs: 12 * 60 * MINUTE,
   },
+  "container.inspect": { params: z.object({ id: ContainerRefSchema }), result: ContainerInspectSchema, stream: z.never(), mutating: false, abortable: false, defaultTimeoutMs: MINUTE },
+  /** Usage readings every `intervalMs` as stream events, until the container stops or the request is canceled. */
+  "container.stats": {
+    params: z.object({ id: ContainerRefSchema, intervalMs: z.number().int().min(250).max(60_000).default(1000) }),
+    result: z.object({}).strict(),
+    stream: StatsSampleSchema,
+    mutating: false,
+    abortable: true,
+    defaultTimeoutMs: 12 * 60 * MINUTE,
+  },
   "container.logs": {
     params: z.object({
       id: ContainerRefSchema,
@@ -532,6 +606,8 @@ export const RequestSchema = z.discriminatedUnion("method", [
   requestOf("container.remove"),
   requestOf("container.exec"),
   requestOf("container.logs"),
+  requestOf("container.inspect"),
+  requestOf("container.stats"),
 ]);
 export type LinkRequest = z.infer<typeof RequestSchema>;
 /** The request as the console builds it (defaults may be left out). */

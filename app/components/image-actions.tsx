@@ -1,12 +1,13 @@
 "use client";
 // The image actions (pull, tag, remove, push, distribute, prune) as dialogs. Each one
-// starts a job and opens the job's page, where per-node steps and layer progress show.
-import { useRouter } from "next/navigation";
-import { useId, useState, type FormEvent, type ReactNode } from "react";
+// starts a job and stays on the page: the dialog closes and a toast follows the job
+// (red with the node's error if it fails), with a link to its page.
+import { createContext, useContext, useId, useState, type FormEvent, type ReactNode } from "react";
 import { trpc } from "../lib/trpc.ts";
 import { ApiError } from "./action-bar.tsx";
 import { Dialog } from "./dialog.tsx";
 import { NodeMultiSelect, NodeSelect } from "./node-picker.tsx";
+import { showToast } from "./toasts.tsx";
 
 export type ImageAction =
   | { kind: "pull"; reference?: string; nodeIds?: string[] }
@@ -25,8 +26,11 @@ const TITLES: Record<ImageAction["kind"], string> = {
   prune: "Prune unused images",
 };
 
+const Closing = createContext<{ close: () => void; title: string }>({ close: () => undefined, title: "" });
+
 export function ImageActionDialog({ action, onClose }: { action: ImageAction; onClose: () => void }) {
   return (
+    <Closing.Provider value={{ close: onClose, title: TITLES[action.kind] }}>
     <Dialog title={TITLES[action.kind]} onClose={onClose}>
       {action.kind === "pull" && <PullForm initial={action} />}
       {action.kind === "tag" && <TagForm initial={action} />}
@@ -35,13 +39,19 @@ export function ImageActionDialog({ action, onClose }: { action: ImageAction; on
       {action.kind === "distribute" && <DistributeForm initial={action} />}
       {action.kind === "prune" && <PruneForm initial={action} />}
     </Dialog>
+    </Closing.Provider>
   );
 }
 
-/** Opens the job page once the job exists. */
+/** Once the job exists: the dialog closes and a toast follows the job. */
 function useOpenJob() {
-  const router = useRouter();
-  return { onSuccess: (r: { jobId: string }) => router.push(`/jobs/${r.jobId}`) };
+  const { close, title } = useContext(Closing);
+  return {
+    onSuccess: (r: { jobId: string }) => {
+      showToast({ text: `${title}:`, jobId: r.jobId });
+      close();
+    },
+  };
 }
 
 function Form({ onSubmit, error, pending, submit, danger, children }: { onSubmit: () => void; error: { message: string } | null; pending: boolean; submit: string; danger?: boolean; children: ReactNode }) {
@@ -109,6 +119,9 @@ function RemoveForm({ initial }: { initial: { reference: string; nodeIds: string
       <input id={`${id}-ref`} value={reference} onChange={(e) => setReference(e.target.value)} required style={{ width: "100%" }} />
       <label htmlFor={`${id}-nodes`}>Nodes</label>
       <NodeMultiSelect id={`${id}-nodes`} value={nodeIds} onChange={setNodeIds} />
+      <p data-testid="remove-loss">
+        Removed on each node: this tag{force ? ", and the image itself even when containers use it or other tags name it" : "; the image's layers too when no other tag names it"}. Containers made from it later pull it again.
+      </p>
       <div className="row" style={{ marginTop: 8 }}>
         <input id={`${id}-force`} type="checkbox" checked={force} onChange={(e) => setForce(e.target.checked)} />
         <label htmlFor={`${id}-force`} style={{ margin: 0 }}>
@@ -167,6 +180,9 @@ function PruneForm({ initial }: { initial: { nodeIds?: string[] } }) {
     <Form onSubmit={() => m.mutate({ nodeIds, all })} error={m.error} pending={m.isPending} submit="Prune" danger>
       <label htmlFor={`${id}-nodes`}>Nodes</label>
       <NodeMultiSelect id={`${id}-nodes`} value={nodeIds} onChange={setNodeIds} />
+      <p data-testid="prune-loss">
+        Deleted on each node: {all ? "every image no container uses, tagged or not" : "untagged (dangling) images no container uses"}. A container made later from a deleted image pulls it again, which needs its registry.
+      </p>
       <div className="row" style={{ marginTop: 8 }}>
         <input id={`${id}-all`} type="checkbox" checked={all} onChange={(e) => setAll(e.target.checked)} />
         <label htmlFor={`${id}-all`} style={{ margin: 0 }}>

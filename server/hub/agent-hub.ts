@@ -52,6 +52,8 @@ export interface NodeStatus {
   inventory?: InventorySnapshot;
   /** Unix ms when the agent read `inventory`. */
   inventoryAt?: number;
+  /** The address the node's current (or last) link came from: where its published ports are reached. */
+  remoteAddress?: string;
 }
 
 /** The hub's events, for the browser socket to relay. */
@@ -404,7 +406,7 @@ export class AgentHub extends EventEmitter<HubEvents> {
     const state = this.stateOf(nodeId, hostname);
     const previous = state.socket;
     const now = Date.now();
-    Object.assign(state, { socket, online: true, revoked: false, connectedAt: now, lastSeen: now, agentVersion, seq: -1, resyncing: false });
+    Object.assign(state, { socket, online: true, revoked: false, connectedAt: now, lastSeen: now, agentVersion, seq: -1, resyncing: false, remoteAddress: socket.handshake.address.replace(/^::ffff:/, "") });
     if (previous && previous !== socket) {
       this.log.warn({ nodeId }, "node connected again while its previous connection was open: closing the previous one");
       previous.disconnect(true);
@@ -480,6 +482,7 @@ export class AgentHub extends EventEmitter<HubEvents> {
     if (s.facts) out.facts = s.facts;
     if (s.inventory) out.inventory = s.inventory;
     if (s.inventoryAt !== undefined) out.inventoryAt = s.inventoryAt;
+    if (s.remoteAddress) out.remoteAddress = s.remoteAddress;
     return out;
   }
 

@@ -8,6 +8,11 @@
  * and a step the node was running when its agent died fails with the agent's Interrupted
  * answer ("the agent restarted while running this") instead of running again.
  *
+ * Steps on one container are ordered by the console: a step waits for the steps on the
+ * same container (node and container ID or name) that were queued before it, in any
+ * job, so a Pause clicked during a Restart pauses the restarted container instead of
+ * racing it.
+ *
  * Registry credentials are never stored with a step: they are looked up from the
  * registries table each time the step is sent.
  */
@@ -28,7 +33,7 @@ import { CONTAINER_MAKING_ACTIONS, hostRulesOfNodes, judgeHostAccess } from "../
 import { hostOptionsMessage, hostOptionUses, NO_HOST_ACCESS } from "../auth/host-options.ts";
 
 /** A step runs one link method, or `container.run` (create, then start). */
-export type StepAction = Exclude<MethodName, "inventory.snapshot" | "system.info" | "container.logs" | "container.exec" | "image.history" | "build.upload"> | "container.run";
+export type StepAction = Exclude<MethodName, "inventory.snapshot" | "system.info" | "container.logs" | "container.exec" | "image.history" | "build.upload" | "container.inspect" | "container.stats"> | "container.run";
 
 /**
  * The params of an `image.build` step as stored: the link's params without the context,
@@ -91,8 +96,43 @@ export function registryOf(reference: string): string | undefined {
   }
 }
 
+/** A step's place in the line of one container's steps. */
+interface LineEntry {
+  jobId: string;
+  stepId: string;
+  keys: string[];
+  done: Promise<void>;
+  release: () => void;
+}
+
+/** The container a step acts on, as keys shared by every step on it: its ID and its name. */
+export function containerKeys(nodeId: string, action: string, params: Record<string, unknown>, known: ReadonlyArray<{ id: string; name: string }>): string[] {
+  if (!action.startsWith("container.")) return [];
+  const keys = new Set<string>();
+  const add = (c: { id: string; name: string }) => {
+    keys.add(`${nodeId}|id:${c.id}`);
+    keys.add(`${nodeId}|name:${c.name.replace(/^\//, "")}`);
+  };
+  const ref = typeof params.id === "string" ? params.id : undefined;
+  const name = typeof params.name === "string" && params.name ? params.name.replace(/^\//, "") : undefined;
+  if (ref) {
+    const r = ref.replace(/^\//, "");
+    const c = known.find((k) => k.id === r || k.name.replace(/^\//, "") === r) ?? (r.length >= 4 ? known.find((k) => k.id.startsWith(r)) : undefined);
+    if (c) add(c);
+    else keys.add(`${nodeId}|ref:${r}`);
+  }
+  if (name) {
+    keys.add(`${nodeId}|name:${name}`);
+    const c = known.find((k) => k.name.replace(/^\//, "") === name);
+    if (c) add(c);
+  }
+  return [...keys];
+}
+
 export class JobService {
   private readonly running = new Map<string, { abort: AbortController; done: Promise<void> }>();
+  /** Unfinished container steps in the order they were queued (see containerKeys). */
+  private readonly line: LineEntry[] = [];
   private closed = false;
 
   constructor(
@@ -127,15 +167,21 @@ export class JobService {
           create: input.steps.map((s) => ({ nodeId: s.nodeId, seq: s.seq ?? 0, action: s.action, params: s.params as InputJsonObject })),
         },
       },
-      select: { id: true },
+      select: { id: true, steps: { select: { id: true, nodeId: true, action: true, params: true } } },
     });
+    this.enqueue(job.id, job.steps);
     this.start(job.id);
     return { jobId: job.id };
   }
 
   /** Runs again every job left queued or running by a previous console process. */
   async resumeUnfinished(): Promise<number> {
-    const jobs = await this.deps.prisma.job.findMany({ where: { status: { in: ["queued", "running"] } }, select: { id: true } });
+    const jobs = await this.deps.prisma.job.findMany({
+      where: { status: { in: ["queued", "running"] } },
+      orderBy: { createdAt: "asc" },
+      select: { id: true, steps: { where: { status: { in: ["pending", "running"] } }, orderBy: { seq: "asc" }, select: { id: true, nodeId: true, action: true, params: true } } },
+    });
+    for (const j of jobs) this.enqueue(j.id, j.steps);
     for (const j of jobs) this.start(j.id);
     if (jobs.length) this.deps.logger.info({ jobs: jobs.length }, "resuming unfinished jobs");
     return jobs.length;
@@ -166,7 +212,11 @@ export class JobService {
     const abort = new AbortController();
     const done = this.run(jobId, abort.signal)
       .catch((e: unknown) => this.deps.logger.error({ jobId, err: e }, "job failed to run"))
-      .finally(() => this.running.delete(jobId));
+      .finally(() => {
+        this.running.delete(jobId);
+        // Steps that never ran (skipped, canceled) no longer hold up later steps on their containers.
+        for (const e of this.line.filter((l) => l.jobId === jobId)) this.leave(e);
+      });
     this.running.set(jobId, { abort, done });
   }
 
@@ -257,7 +307,13 @@ export class JobService {
       }, SAVE_INTERVAL_MS);
     };
 
+    const entry = () => this.line.find((l) => l.stepId === step.id);
     try {
+      await this.waitForEarlierSteps(step.id, signal, () => {
+        progress.status = "waiting for an earlier action on this container to finish";
+        this.notify(jobId, { stepId: step.id, nodeId: step.nodeId, status: "running", progress }, createdById);
+      });
+      progress.status = "";
       await this.waitOnline(step.nodeId, signal);
       const judged = await this.judgeAtRunTime(createdById, step.nodeId, step.action, params);
       const result = await this.send(step.id, step.nodeId, step.action as StepAction, judged, onStream, signal, credentials).finally(() => {
@@ -279,6 +335,9 @@ export class JobService {
       // A build's context is needed until its step ends, also across a console restart (then `closed`).
       const file = params.contextFile;
       if (step.action === "image.build" && typeof file === "string" && !this.closed) await rm(this.buildContextPath(file), { force: true }).catch(bestEffort(this.deps.logger, `remove build context ${file}`));
+      const e = entry();
+      // On shutdown the step stays in line: the next console process runs it in its turn.
+      if (e && !this.closed) this.leave(e);
     }
   }
 
@@ -306,6 +365,40 @@ export class JobService {
     if (role === "admin") return rest;
     const rules = (await hostRulesOfNodes(prisma, [nodeId])).get(nodeId)?.rules ?? NO_HOST_ACCESS;
     return { ...rest, hostPathRules: rules.bindMounts };
+  }
+
+  /** Puts a job's container steps at the end of their containers' lines. */
+  private enqueue(jobId: string, steps: ReadonlyArray<{ id: string; nodeId: string; action: string; params: unknown }>): void {
+    for (const st of steps) {
+      const known = this.deps.hub.node(st.nodeId)?.inventory?.containers ?? [];
+      const keys = containerKeys(st.nodeId, st.action, (st.params ?? {}) as Record<string, unknown>, known);
+      if (!keys.length) continue;
+      let release!: () => void;
+      const done = new Promise<void>((r) => (release = r));
+      this.line.push({ jobId, stepId: st.id, keys, done, release });
+    }
+  }
+
+  private leave(entry: LineEntry): void {
+    const i = this.line.indexOf(entry);
+    if (i >= 0) this.line.splice(i, 1);
+    entry.release();
+  }
+
+  /** Waits for the steps queued before this one on the same container; says so on the step meanwhile. */
+  private async waitForEarlierSteps(stepId: string, signal: AbortSignal, waiting: () => void): Promise<void> {
+    const me = this.line.find((l) => l.stepId === stepId);
+    if (!me) return;
+    const earlier = this.line.slice(0, this.line.indexOf(me)).filter((l) => l.keys.some((k) => me.keys.includes(k)));
+    if (!earlier.length) return;
+    waiting();
+    const aborted = new Promise<never>((_, reject) => {
+      const fail = () => reject(new LinkRequestError("Canceled", "the job was canceled", "", "job"));
+      if (signal.aborted) fail();
+      signal.addEventListener("abort", fail, { once: true });
+    });
+    aborted.catch(() => undefined);
+    await Promise.race([Promise.all(earlier.map((l) => l.done)), aborted]);
   }
 
   private async waitOnline(nodeId: string, signal: AbortSignal): Promise<void> {
@@ -364,7 +457,20 @@ export class JobService {
           await hub.request(nodeId, "image.pull", { reference: create.image, ...access }, { requestId: derivedRequestId(stepId, "pull"), signal, onStream });
           created = await hub.request(nodeId, "container.create", create, { requestId: derivedRequestId(stepId, "create"), signal });
         }
-        await hub.request(nodeId, "container.start", { id: created.id }, { requestId: derivedRequestId(stepId, "start"), signal });
+        try {
+          await hub.request(nodeId, "container.start", { id: created.id }, { requestId: derivedRequestId(stepId, "start"), signal });
+        } catch (e) {
+          if (e instanceof LinkRequestError && (e.kind === "Canceled" || e.kind === "Interrupted" || this.closed)) throw e;
+          // `docker run` leaves a container that cannot start behind; the console does not:
+          // the user asked for a running container, and a Created one only holds the name.
+          const why = e instanceof Error ? e.message : String(e);
+          try {
+            await hub.request(nodeId, "container.remove", { id: created.id, force: true, volumes: true }, { requestId: derivedRequestId(stepId, "cleanup") });
+          } catch (cleanup) {
+            throw new Error(`the container could not start: ${why}; removing ${created.name} failed too: ${(cleanup as Error).message}`, { cause: e });
+          }
+          throw new Error(`the container could not start: ${why} (${created.name} was removed)`, { cause: e });
+        }
         return created;
       }
       case "image.build": {

@@ -135,6 +135,18 @@ export const inventoryRouter = router({
       }
     }),
 
+  /** One container as its node keeps it (the container page, and the Run form's prefill). */
+  containerInspect: authedProcedure.input(z.object({ nodeId: z.uuid(), id: z.string().min(1).max(128) })).query(async ({ ctx, input }) => {
+    await requireNodes(ctx, [input.nodeId], "read");
+    try {
+      const inspect = await ctx.services.hub.request(input.nodeId, "container.inspect", { id: input.id }, { timeoutMs: 30_000 });
+      const st = ctx.services.hub.node(input.nodeId);
+      return { ...inspect, node: { id: input.nodeId, hostname: st?.facts?.hostname ?? st?.hostname ?? "", online: !!st?.online, address: st?.remoteAddress ?? null } };
+    } catch (e) {
+      throw linkError(e);
+    }
+  }),
+
   /** The `docker image history` of an image on a node. */
   imageHistory: authedProcedure.input(z.object({ nodeId: z.uuid(), reference: z.string().min(1).max(512) })).query(async ({ ctx, input }) => {
     await requireNodes(ctx, [input.nodeId], "read");

@@ -272,7 +272,16 @@ export const jobsRouter = router({
     }),
 
   /** Run a container from the form on one node (pulls the image first when the node lacks it). */
-  run: authedProcedure.input(RunFormSchema).mutation(async ({ ctx, input }) => {
+  run: authedProcedure
+    .input(
+      RunFormSchema.extend({
+        /** Pull the image first even when the node has it (`docker run --pull always`). */
+        pullLatest: z.boolean().default(false),
+        /** Recreate: this container is removed first (the new one takes its place); `keepVolumes` keeps its anonymous volumes. */
+        replace: z.object({ id: z.string().min(1).max(128), keepVolumes: z.boolean().default(true) }).optional(),
+      }),
+    )
+    .mutation(async ({ ctx, input }) => {
     let options;
     try {
       await requireNodes(ctx, [input.nodeId], "operate");
@@ -283,6 +292,11 @@ export const jobsRouter = router({
       if (e instanceof RunFormError) throw new TRPCError({ code: "BAD_REQUEST", message: e.message });
       throw e;
     }
-    return startJob(ctx, "container.run", { image: input.image, name: input.name ?? null }, [{ nodeId: input.nodeId, action: "container.run", params: options }]);
+    // Stages: each runs only when the one before succeeded, so a failed pull leaves the old container in place.
+    const steps: StepSpec[] = [];
+    if (input.pullLatest) steps.push({ nodeId: input.nodeId, seq: steps.length, action: "image.pull", params: { reference: input.image } });
+    if (input.replace) steps.push({ nodeId: input.nodeId, seq: steps.length, action: "container.remove", params: { id: input.replace.id, force: true, volumes: !input.replace.keepVolumes } });
+    steps.push({ nodeId: input.nodeId, seq: steps.length, action: "container.run", params: options });
+    return startJob(ctx, input.replace ? "container.recreate" : "container.run", { image: input.image, name: input.name ?? null, ...(input.replace ? { replaces: input.replace.id } : {}) }, steps);
   }),
 });
