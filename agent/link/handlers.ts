@@ -263,7 +263,7 @@ export function linkHandlers(engine: Engine, log: DebugLog): Handlers {
     },
     "container.inspect": async (p): Promise<ContainerInspect> => {
       const c = containers.get(p.id);
-      const image = (await images.config(c.imageId).catch(() => undefined))?.config ?? {};
+      const image = (await images.config(c.imageId).catch(bestEffort(log, `read the config of image ${c.imageId}`)))?.config ?? {};
       const o = c.options;
       return {
         id: c.id,

@@ -28,7 +28,7 @@ import { join } from "node:path";
 import { BUILD_UPLOAD_CHUNK_BYTES, type BuildStreamEvent, type MethodName, type ParamsOf, type ProgressEventWire } from "../../agent/link/contract.ts";
 import { parseNormalizedReference } from "../../shared/reference.ts";
 import type { LiveUpdates } from "../live/live-updates.ts";
-import { bestEffort } from "../../shared/best-effort.ts";
+import { awaitedLater, bestEffort } from "../../shared/best-effort.ts";
 import { CONTAINER_MAKING_ACTIONS, hostRulesOfNodes, judgeHostAccess } from "../auth/host-access.ts";
 import { hostOptionsMessage, hostOptionUses, NO_HOST_ACCESS } from "../auth/host-options.ts";
 
@@ -397,8 +397,8 @@ export class JobService {
       if (signal.aborted) fail();
       signal.addEventListener("abort", fail, { once: true });
     });
-    aborted.catch(() => undefined);
-    await Promise.race([Promise.all(earlier.map((l) => l.done)), aborted]);
+    // Raced below; when the earlier steps win, the cancel that may follow must not go unhandled.
+    await Promise.race([Promise.all(earlier.map((l) => l.done)), awaitedLater(aborted)]);
   }
 
   private async waitOnline(nodeId: string, signal: AbortSignal): Promise<void> {
