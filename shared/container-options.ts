@@ -40,6 +40,22 @@ export const DeviceMappingSchema = z.object({
 });
 export type DeviceMappingSpec = z.infer<typeof DeviceMappingSchema>;
 
+/**
+ * One network a container joins and its endpoint settings (Docker's NetworkingConfig.EndpointsConfig
+ * entry, `docker network connect --alias --ip`).
+ */
+export const NetworkAttachmentSchema = z.object({
+  /** The network's name (as Docker keys NetworkSettings.Networks). */
+  name: z.string(),
+  aliases: z.array(z.string()).default([]),
+  /** `--ip`. */
+  ipv4Address: z.string().optional(),
+  /** Legacy links given with the endpoint ("container:alias"); kept and shown. */
+  links: z.array(z.string()).default([]),
+  driverOpts: z.record(z.string(), z.string()).default({}),
+});
+export type NetworkAttachment = z.infer<typeof NetworkAttachmentSchema>;
+
 export const CreateOptionsSchema = z.object({
   name: z.string().optional(),
   image: z.string(),
@@ -61,6 +77,8 @@ export const CreateOptionsSchema = z.object({
   ports: z.array(PortBindingSchema).default([]),
   publishAll: z.boolean().default(false),
   aliases: z.array(z.string()).default([]),
+  /** The networks to join with their settings; absent: `networkMode` with `aliases`. */
+  networks: z.array(NetworkAttachmentSchema).optional(),
   mounts: z.array(MountSpecSchema).default([]),
   restartPolicy: RestartPolicySchema.default({ name: "no", maximumRetryCount: 0 }),
   autoRemove: z.boolean().default(false),

@@ -53,7 +53,7 @@ test("members of a user network resolve each other by name; connect and disconne
   const gammaReq = await env.request("gamma");
   const gamma = await env.m.attach(gammaReq);
   assert.equal(await ping(env, gamma.netnsPath!, ipA), false, "networks are isolated");
-  const ep = await env.m.connect(gammaReq.containerId, "appnet", ["g"]);
+  const ep = await env.m.connect(gammaReq.containerId, { network: "appnet", aliases: ["g"] });
   assert.equal(ep.networkId, net.id);
   const eth1 = await env.execIn(gamma.netnsPath!, ["ip", "-4", "-o", "addr", "show", "dev", "eth1"]);
   assert.match(eth1.stdout, new RegExp(`inet ${ep.ipAddress}/`));
@@ -61,9 +61,9 @@ test("members of a user network resolve each other by name; connect and disconne
   assert.ok(await pingByName(env, gamma.netnsPath!, gammaReq.hostsPath, "alpha"), "gamma → alpha by name after connect");
   assert.match(await readFile(alphaReq.hostsPath, "utf8"), new RegExp(`^${ep.ipAddress}\\tgamma g `, "m"));
   assert.equal(Object.keys((await env.m.inspect("appnet")).containers).length, 3);
-  await assert.rejects(env.m.connect(gammaReq.containerId, "appnet"), is("AlreadyExists"));
-  await assert.rejects(env.m.connect(gammaReq.containerId, "host"), is("Conflict"));
-  await assert.rejects(env.m.connect(gammaReq.containerId, "nonexistent"), is("NotFound", /network nonexistent not found/));
+  await assert.rejects(env.m.connect(gammaReq.containerId, { network: "appnet" }), is("AlreadyExists"));
+  await assert.rejects(env.m.connect(gammaReq.containerId, { network: "host" }), is("Conflict"));
+  await assert.rejects(env.m.connect(gammaReq.containerId, { network: "nonexistent" }), is("NotFound", /network nonexistent not found/));
 
   await env.m.disconnect(gammaReq.containerId, "appnet");
   assert.notEqual((await env.execIn(gamma.netnsPath!, ["ip", "link", "show", "eth1"])).exitCode, 0, "eth1 is gone");

@@ -1,0 +1,153 @@
+/**
+ * Name resolution on user-defined networks, as Docker's embedded DNS server
+ * (127.0.0.11) gives it: containers resolve their peers by name, alias and short
+ * ID, an alias several containers share answers with all their addresses, and
+ * other names are forwarded to the host's resolvers.
+ *
+ * Why Debian's `aardvark-dns` (podman's server) rather than a server in the
+ * agent: it is packaged, kept, and driven by plain config files plus SIGHUP, so
+ * the agent only writes files; a server of our own would need a DNS-packet
+ * library we do not have (package.json has none), and hand-written packet code
+ * is exactly the kind of parser that should not live in a root daemon.
+ *
+ * How: one config file per user network that has members (`<dir>/networks/<network id>`):
+ * the first line is the network's gateway (the address aardvark listens on, port
+ * 53, in the host's namespace), then one line per member: container ID, its
+ * address, no IPv6, and its names (name, aliases, short ID). A container's
+ * resolv.conf names the gateway of its first user network. aardvark answers a
+ * client only with names of the networks the client is on, and forwards other
+ * names to the resolvers of the host's /etc/resolv.conf (which it reads in the
+ * host's namespace, so a 127.x resolver such as systemd-resolved works too).
+ * Differences from Docker: several addresses behind one name come in a fixed
+ * order (Docker shuffles them); the server address is the gateway, not 127.0.0.11.
+ *
+ * Ownership: the process is ours (its pid file is in our directory): started
+ * when the first member appears, told to reload on every change, and it exits
+ * by itself when the last config file is gone (aardvark does that on SIGHUP with
+ * an empty directory). It is left running when the agent stops, as containers
+ * are, so running containers keep resolving; `sync()` at start-up adopts it.
+ */
+import { spawn } from "node:child_process";
+import { access, mkdir, open, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { Logger } from "pino";
+
+export const AARDVARK_BIN = "/usr/lib/podman/aardvark-dns";
+const PID_FILE = "aardvark.pid";
+
+export interface DnsMember {
+  containerId: string;
+  ipAddress: string;
+  /** Name, aliases, short ID: lower-cased by aardvark. */
+  names: string[];
+}
+
+export interface DnsNetwork {
+  id: string;
+  gateway: string;
+  members: DnsMember[];
+}
+
+export class EmbeddedDns {
+  private available: boolean | undefined;
+  /** What the files hold, by network id (no rewrite, no reload when nothing changed). */
+  private written = new Map<string, string>();
+  /** aardvark reads every file of its directory as a network but its pid file: the log lives beside it. */
+  private readonly dir: string;
+  private readonly logFile: string;
+
+  constructor(
+    base: string,
+    private readonly log: Logger,
+    private readonly bin = AARDVARK_BIN,
+    private readonly port = 53,
+  ) {
+    this.dir = join(base, "networks");
+    this.logFile = join(base, "aardvark.log");
+  }
+
+  /** Whether the server can run here; without it, user networks resolve through hosts files only. */
+  async isAvailable(): Promise<boolean> {
+    if (this.available === undefined) {
+      this.available = await access(this.bin).then(
+        () => true,
+        () => false,
+      );
+      if (!this.available) this.log.warn({ bin: this.bin }, "aardvark-dns not installed: containers on user networks resolve each other through /etc/hosts only (apt-get install aardvark-dns)");
+    }
+    return this.available;
+  }
+
+  /**
+   * Brings the config files and the server to `networks` (those with members). Failures are
+   * logged: name resolution degrades to hosts files, nothing else depends on it.
+   */
+  async sync(networks: DnsNetwork[]): Promise<void> {
+    if (!(await this.isAvailable())) return;
+    try {
+      await mkdir(this.dir, { recursive: true, mode: 0o700 });
+      const want = new Map<string, string>();
+      for (const n of networks) {
+        const lines = [n.gateway];
+        for (const m of n.members) {
+          // Names with blanks or commas would break the line format: never written (as in hosts files).
+          const names = [...new Set(m.names.filter((x) => /^[^\s,]+$/.test(x)))];
+          if (names.length > 0) lines.push(`${m.containerId} ${m.ipAddress}  ${names.join(",")}`);
+        }
+        if (lines.length > 1) want.set(n.id, lines.join("\n") + "\n");
+      }
+      let changed = false;
+      for (const f of await readdir(this.dir)) {
+        if (f === PID_FILE || want.has(f)) continue;
+        await rm(join(this.dir, f), { force: true });
+        changed = true;
+      }
+      for (const [id, text] of want) {
+        if (this.written.get(id) === text) continue;
+        await writeFile(join(this.dir, id), text, { mode: 0o644 });
+        changed = true;
+      }
+      this.written = want;
+      const pid = await this.runningPid();
+      if (pid !== undefined) {
+        if (changed) process.kill(pid, "SIGHUP");
+      } else if (want.size > 0) {
+        await this.start();
+      }
+    } catch (err) {
+      this.written.clear(); // rewrite everything next time
+      this.log.warn({ err }, "cannot update the DNS server of user networks");
+    }
+  }
+
+  /** The server's pid if our server runs (the pid file names a live aardvark-dns reading our directory). */
+  private async runningPid(): Promise<number | undefined> {
+    const pid = Number((await readFile(join(this.dir, PID_FILE), "utf8").catch(() => "")).trim());
+    if (!Number.isInteger(pid) || pid <= 0) return undefined;
+    const cmdline = await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "");
+    const stat = await readFile(`/proc/${pid}/stat`, "utf8").catch(() => "");
+    // A zombie (exited, not yet reaped) or a reused pid is not our server.
+    if (!cmdline.includes("aardvark-dns") || !cmdline.split("\0").includes(this.dir) || / Z /.test(stat.slice(stat.lastIndexOf(")")))) return undefined;
+    return pid;
+  }
+
+  /** `aardvark-dns run` forks the server and returns once it serves (or failed). */
+  private async start(): Promise<void> {
+    // The forked server keeps the output it inherits for its whole life: a file, never a pipe of ours.
+    const out = await open(this.logFile, "a", 0o600);
+    try {
+      const code = await new Promise<number | null>((resolve, reject) => {
+        const child = spawn(this.bin, ["--config", this.dir, "--port", String(this.port), "run"], { stdio: ["ignore", out.fd, out.fd] });
+        child.on("error", reject);
+        child.on("exit", resolve);
+      });
+      if (code !== 0) {
+        const said = (await readFile(this.logFile, "utf8").catch(() => "")).split("\n").filter((l) => l.trim() && !l.includes("syslog")).slice(-3).join("; ");
+        throw new Error(`aardvark-dns exited with ${code}: ${said}`);
+      }
+    } finally {
+      await out.close();
+    }
+    this.log.info({ dir: this.dir }, "DNS server for user networks started");
+  }
+}

@@ -1,0 +1,214 @@
+// A docker-compose 1.29 project (Debian's docker-compose) run against a real agent, step by step as
+// a user would: a web server with a published port and a named volume, a client that reaches it by
+// name over the project's network (DNS, not only /etc/hosts), a scaled worker. Each step asserts
+// what Docker 20.10 answers to the same command (its known outputs: compose's own messages and the
+// state it reports), and at the end nothing is left: no container, network, volume or firewall rule.
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { execFile, spawn } from "node:child_process";
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { freePort } from "./fixtures/registry.ts";
+import { dockerOk } from "./helpers/agent.ts";
+import { startBusyboxAgent, type BusyboxAgent } from "./helpers/busybox-agent.ts";
+import { until } from "./helpers/wait.ts";
+
+const execFileP = promisify(execFile);
+
+// Health checks are another change's (the stack below declares one; this test does not wait on it).
+const COMPOSE_FILE = `version: "2.4"
+services:
+  web:
+    image: busybox
+    command: ["sh", "-c", "mkdir -p /www && echo hello-from-web > /www/index.html && date > /data/started && exec httpd -f -p 80 -h /www"]
+    ports: ["127.0.0.1:\${WEB_PORT}:80"]
+    volumes: ["data:/data"]
+    healthcheck:
+      test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1/"]
+      interval: 1s
+      retries: 30
+    stop_grace_period: 1s
+  client:
+    image: busybox
+    command: ["sh", "-c", "while true; do wget -q -O - http://web/ && echo reached-web; sleep 1; done"]
+    depends_on:
+      web:
+        condition: service_started
+    stop_grace_period: 1s
+  worker:
+    image: busybox
+    command: ["sh", "-c", "echo worker-up; trap 'exit 0' TERM; while true; do sleep 1; done"]
+    stop_grace_period: 1s
+volumes:
+  data: {}
+`;
+
+interface Run {
+  code: number;
+  out: string;
+  stdout: string;
+}
+
+let suite: BusyboxAgent;
+let project: string;
+let port: number;
+
+function compose(args: string[], timeoutMs = 120_000): Promise<Run> {
+  return new Promise((done) => {
+    const child = spawn("docker-compose", ["-p", project, "-f", join(suite.work, "docker-compose.yml"), "--ansi", "never", ...args], {
+      env: { ...process.env, DOCKER_HOST: suite.agent.dockerHost, DOCKER_CONFIG: suite.agent.dockerConfig, WEB_PORT: String(port) },
+      cwd: suite.work,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    let stdout = "";
+    child.stdout.on("data", (d: Buffer) => ((out += d.toString()), (stdout += d.toString())));
+    child.stderr.on("data", (d: Buffer) => (out += d.toString()));
+    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+    child.on("error", (e) => (out += `spawn error: ${e.message}\n`));
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      done({ code: code ?? -1, out, stdout });
+    });
+  });
+}
+
+async function composeOk(args: string[], timeoutMs?: number): Promise<Run> {
+  const r = await compose(args, timeoutMs);
+  assert.equal(r.code, 0, `docker-compose ${args.join(" ")} exited ${r.code}:\n${r.out}\nagent log tail:\n${suite.agent.logs().split("\n").slice(-30).join("\n")}`);
+  return r;
+}
+
+/** `docker-compose ps` rows: name → state column. */
+async function psStates(): Promise<Map<string, string>> {
+  const rows = (await composeOk(["ps"])).stdout.split("\n").slice(2).filter((l) => l.trim());
+  return new Map(rows.map((l) => [l.split(/\s+/)[0]!, /\s(Up(?: \([a-z: ]+\))?|Exit \d+|Paused)\s/.exec(l)?.[1] ?? l]));
+}
+
+const fetchWeb = async () => (await fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(3000) })).text();
+
+before(async () => {
+  await execFileP("which", ["docker-compose"]).catch(() => {
+    throw new Error("docker-compose is not installed: apt-get install docker-compose (scripts/debian-packages-test.txt)");
+  });
+  suite = await startBusyboxAgent("compose");
+  project = `cmp${Date.now().toString(36)}`;
+  port = await freePort();
+  await writeFile(join(suite.work, "docker-compose.yml"), COMPOSE_FILE);
+});
+
+after(async () => {
+  if (suite) {
+    await compose(["down", "-v", "--remove-orphans"]).catch(() => undefined);
+    await suite.stop();
+  }
+});
+
+test("a 3-service compose project: up, ps, port, by-name reach, exec, logs, scale, pause, restart, stop/start, down -v", { timeout: 10 * 60_000 }, async () => {
+  const web = `${project}_web_1`;
+  const client = `${project}_client_1`;
+
+  // ---- up -d: network, volume, three containers (compose disconnects and reconnects each
+  // just-created container to give it its aliases).
+  const up = await composeOk(["up", "-d"]);
+  assert.match(up.out, new RegExp(`Creating network "${project}_default" with the default driver`));
+  assert.match(up.out, new RegExp(`Creating volume "${project}_data" with default driver`));
+  for (const c of [web, client, `${project}_worker_1`]) assert.match(up.out, new RegExp(`Creating ${c}\\s+\\.\\.\\. done`));
+
+  // ---- ps: all three up.
+  const states = await until("all three services up", async () => {
+    const s = await psStates();
+    return s.size === 3 && [...s.values()].every((v) => v.startsWith("Up")) ? s : undefined;
+  });
+  assert.deepEqual([...states.keys()].sort(), [client, web, `${project}_worker_1`].sort());
+
+  // ---- the network and the aliases compose gave (service name and short ID), as Docker shows them.
+  const webId = (await composeOk(["ps", "-q", "web"])).stdout.trim();
+  const aliases = JSON.parse(await dockerOk(suite.agent, ["inspect", "--format", `{{json (index .NetworkSettings.Networks "${project}_default").Aliases}}`, web])) as string[];
+  assert.deepEqual([...aliases].sort(), ["web", webId.slice(0, 12)].sort());
+  const netOptions = (await dockerOk(suite.agent, ["network", "inspect", "--format", "{{json .Options}}", `${project}_default`])).trim();
+  assert.equal(netOptions, "{}", "a network's options are only what the user gave");
+
+  // ---- the published port, from the host.
+  assert.equal((await until("the web server on the published port", fetchWeb)).trim(), "hello-from-web");
+
+  // ---- by name, through the DNS server (nslookup asks it directly) and through the resolver (wget).
+  const webIp = (await dockerOk(suite.agent, ["inspect", "--format", `{{(index .NetworkSettings.Networks "${project}_default").IPAddress}}`, web])).trim();
+  const lookup = await composeOk(["exec", "-T", "client", "nslookup", "web"]);
+  assert.match(lookup.stdout, new RegExp(`Address:\\s+${webIp.replace(/\./g, "\\.")}\\b`), lookup.stdout);
+  const byShortId = await composeOk(["exec", "-T", "client", "nslookup", webId.slice(0, 12)]);
+  assert.match(byShortId.stdout, new RegExp(`Address:\\s+${webIp.replace(/\./g, "\\.")}\\b`), byShortId.stdout);
+  const missing = await compose(["exec", "-T", "client", "nslookup", "no-such-service"]);
+  assert.notEqual(missing.code, 0, "an unknown name is not found");
+  const got = await composeOk(["exec", "-T", "client", "wget", "-q", "-O", "-", "http://web/"]);
+  assert.equal(got.stdout.trim(), "hello-from-web");
+  const resolv = await composeOk(["exec", "-T", "client", "cat", "/etc/resolv.conf"]);
+  assert.match(resolv.stdout, /^nameserver \d+\.\d+\.\d+\.\d+$/m);
+
+  // ---- exec in the web container; its volume holds what it wrote.
+  assert.match((await composeOk(["exec", "-T", "web", "cat", "/www/index.html"])).stdout, /hello-from-web/);
+  assert.notEqual((await composeOk(["exec", "-T", "web", "cat", "/data/started"])).stdout.trim(), "");
+
+  // ---- logs: the client reached web by name on its own.
+  await until("the client's log shows it reached web", async () => /reached-web/.test((await composeOk(["logs", "--no-color", "client"])).stdout));
+  assert.match((await composeOk(["logs", "--no-color", "worker"])).stdout, /worker-up/);
+
+  // ---- scale up and down: the network is unchanged, so nothing is recreated.
+  const scaleUp = await composeOk(["up", "-d", "--scale", "worker=3"]);
+  assert.doesNotMatch(scaleUp.out, /needs to be recreated|Recreating/, scaleUp.out);
+  assert.match(scaleUp.out, new RegExp(`Creating ${project}_worker_2\\s+\\.\\.\\. done`));
+  assert.match(scaleUp.out, new RegExp(`Creating ${project}_worker_3\\s+\\.\\.\\. done`));
+  const workers = (await composeOk(["ps", "-q", "worker"])).stdout.trim().split("\n");
+  assert.equal(workers.length, 3);
+  // One name, three containers: the DNS server answers with all their addresses.
+  const workerLookup = await until("the three workers behind the name worker", async () => {
+    const r = await composeOk(["exec", "-T", "client", "nslookup", "worker"]);
+    return (r.stdout.match(/Address:\s+\d+\.\d+\.\d+\.\d+/g) ?? []).length >= 4 ? r.stdout : undefined; // the server's own line + 3
+  });
+  assert.equal(new Set(workerLookup.match(/^Address:\s+\d+\.\d+\.\d+\.\d+$/gm)).size, 3, workerLookup); // not the server's "Address: IP:53"
+  const scaleDown = await composeOk(["up", "-d", "--scale", "worker=1"]);
+  assert.doesNotMatch(scaleDown.out, /needs to be recreated|Recreating/, scaleDown.out);
+  assert.equal((await composeOk(["ps", "-q", "worker"])).stdout.trim().split("\n").length, 1);
+
+  // ---- pause / unpause.
+  const paused = await composeOk(["pause"]);
+  assert.match(paused.out, new RegExp(`Pausing ${web}\\s+\\.\\.\\. done`));
+  assert.ok([...(await psStates()).values()].every((s) => s === "Paused"), "all paused");
+  const unpaused = await composeOk(["unpause"]);
+  assert.match(unpaused.out, new RegExp(`Unpausing ${web}\\s+\\.\\.\\. done`));
+  assert.ok([...(await psStates()).values()].every((s) => s.startsWith("Up")), "all up again");
+
+  // ---- restart.
+  const restarted = await composeOk(["restart"]);
+  assert.match(restarted.out, new RegExp(`Restarting ${web}\\s+\\.\\.\\. done`));
+  assert.equal((await until("the web server after restart", fetchWeb)).trim(), "hello-from-web");
+  await until("web by name after restart", async () => (await compose(["exec", "-T", "client", "wget", "-q", "-O", "-", "http://web/"])).stdout.includes("hello-from-web"));
+
+  // ---- stop / start: the containers keep their network settings and join again.
+  const stopped = await composeOk(["stop"]);
+  assert.match(stopped.out, new RegExp(`Stopping ${web}\\s+\\.\\.\\. done`));
+  assert.ok([...(await psStates()).values()].every((s) => /^Exit \d+$/.test(s)), "all exited");
+  const started = await composeOk(["start"]);
+  assert.match(started.out, /Starting web\s+\.\.\. done/);
+  assert.ok([...(await psStates()).values()].every((s) => s.startsWith("Up")), "all up after start");
+  await until("web by name after stop/start", async () => (await compose(["exec", "-T", "client", "wget", "-q", "-O", "-", "http://web/"])).stdout.includes("hello-from-web"));
+  const aliasesAfter = JSON.parse(await dockerOk(suite.agent, ["inspect", "--format", `{{json (index .NetworkSettings.Networks "${project}_default").Aliases}}`, web])) as string[];
+  assert.deepEqual([...aliasesAfter].sort(), ["web", webId.slice(0, 12)].sort());
+
+  // ---- down -v: nothing left.
+  const bridge = `berth-${(await dockerOk(suite.agent, ["network", "inspect", "--format", "{{.Id}}", `${project}_default`])).trim().slice(0, 9)}`;
+  const down = await composeOk(["down", "-v"]);
+  assert.match(down.out, new RegExp(`Removing network ${project}_default`));
+  assert.match(down.out, new RegExp(`Removing volume ${project}_data`));
+  assert.equal((await dockerOk(suite.agent, ["ps", "-aq"])).trim(), "");
+  assert.deepEqual((await dockerOk(suite.agent, ["network", "ls", "--format", "{{.Name}}"])).trim().split("\n").sort(), ["bridge", "host", "none"]);
+  assert.equal((await dockerOk(suite.agent, ["volume", "ls", "-q"])).trim(), "");
+  const rules = (await execFileP("iptables-save")).stdout;
+  assert.doesNotMatch(rules, new RegExp(bridge), "no firewall rule for the project's bridge");
+  assert.doesNotMatch(rules, new RegExp(`--dport ${port}\\b`), "no rule for the published port");
+  const links = (await execFileP("ip", ["-o", "link", "show"])).stdout;
+  assert.doesNotMatch(links, new RegExp(bridge), "the project's bridge is gone");
+  // The DNS server stops once no user network has members.
+  await until("the DNS server stopped", async () => !(await execFileP("pgrep", ["-af", "aardvark-dns"]).then((r) => r.stdout, () => "")).includes(suite.agent.dataRoot.replace(/data$/, "run")));
+});
