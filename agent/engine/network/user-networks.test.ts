@@ -2,11 +2,16 @@
 // hosts files the manager maintains, connect/disconnect, isolation, and the network lifecycle.
 // Each test has its own manager, bridge, subnet pool and chain prefix (testing.ts).
 import assert from "node:assert/strict";
+import { lookup } from "node:dns/promises";
 import { readFile } from "node:fs/promises";
+import { join } from "node:path";
 import { test } from "node:test";
 import { isEngineError } from "../errors.ts";
 import { overlaps, parseSubnet } from "./ipam.ts";
 import { listLinks } from "./netns.ts";
+import { NetworkManager } from "./network-manager.ts";
+import { AARDVARK_BIN } from "./dns.ts";
+import { existsSync } from "node:fs";
 import { eventually, netTestEnv, type NetTestEnv } from "./testing.ts";
 
 const is = (kind: string, re?: RegExp) => (e: unknown) => isEngineError(e) && e.kind === kind && (!re || re.test(e.message));
@@ -97,7 +102,12 @@ test("network lifecycle: predefined networks, validation, internal networks, pru
   await assert.rejects(env.m.createNetwork({ name: "three", subnet: a.subnet! }), is("Conflict", /Pool overlaps/));
   await assert.rejects(env.m.createNetwork({ name: "three", subnet: "10.1.2.3/24" }), is("InvalidArgument"));
   await assert.rejects(env.m.createNetwork({ name: "three", subnet: "10.1.2.0/24", gateway: "10.1.3.1" }), is("InvalidArgument"));
-  await assert.rejects(env.m.createNetwork({ name: "bad name!" }), is("InvalidArgument"));
+  // Docker takes any non-empty name, spaces too.
+  await assert.rejects(env.m.createNetwork({ name: " " }), is("InvalidArgument"));
+  await assert.rejects(env.m.createNetwork({ name: "bridge" }), is("Conflict", /pre-defined/));
+  const spaced = await env.m.createNetwork({ name: "my net!" });
+  assert.equal((await env.m.inspect("my net!")).id, spaced.id);
+  await env.m.removeNetwork("my net!");
   await assert.rejects(env.m.createNetwork({ name: "three", driver: "overlay" as "bridge" }), is("NotFound", /plugin "overlay" not found/));
   await assert.rejects(env.m.inspect("nope"), is("NotFound", /network nope not found/));
 
@@ -130,4 +140,57 @@ test("network lifecycle: predefined networks, validation, internal networks, pru
   await m2.detach(inner.containerId);
   assert.deepEqual(await m2.prune(), ["secret"]);
   await eventually(async () => assert.ok(!(await listLinks()).some((l) => l.ifname.startsWith("berth-") && [a.bridge, b.bridge, internal.bridge].includes(l.ifname))));
+});
+
+test("user networks: DNS by name, alias and short ID, one alias for several, other names forwarded; --ip, ip-range, options", async (t) => {
+  assert.ok(existsSync(AARDVARK_BIN), "aardvark-dns is installed (scripts/debian-packages.txt)");
+  const env = await netTestEnv(t);
+  const dnsDir = join(env.dir, "dns");
+  const m = new NetworkManager({ ...env.opts, dnsDir });
+  t.after(async () => {
+    const pid = Number((await readFile(join(dnsDir, "networks", "aardvark.pid"), "utf8").catch(() => "")).trim());
+    if (pid > 0) process.kill(pid, "SIGKILL");
+  });
+  await m.init([]);
+  const subnet = env.opts.subnetPool!.replace(/\.\d+\/20$/, ".0/24").replace(/^(\d+\.\d+\.)(\d+)/, (_, a: string, b: string) => `${a}${Number(b) + 15}`);
+  const gateway = subnet.replace(/0\/24$/, "1");
+  const range = subnet.replace(/0\/24$/, "128/25");
+  const net = await m.createNetwork({ name: "dns net", subnet, ipRange: range, options: { "com.example.opt": "1" } });
+  assert.deepEqual(net.options, { "com.example.opt": "1" }, "only the user's options");
+  assert.equal(net.ipRange, range);
+
+  const aReq = await env.request("alpha", { networkMode: "dns net", networks: [{ network: "dns net", aliases: ["pool"] }] });
+  const bReq = await env.request("beta", { networkMode: "dns net", networks: [{ network: net.id, aliases: ["pool"], ipv4Address: subnet.replace(/0\/24$/, "10") }] });
+  const a = await m.attach(aReq);
+  const b = await m.attach(bReq);
+  assert.ok(Number(a.endpoints[0]!.ipAddress.split(".")[3]) >= 128, "dynamic addresses from the ip-range");
+  assert.equal(b.endpoints[0]!.ipAddress, subnet.replace(/0\/24$/, "10"), "--ip anywhere in the subnet");
+  await assert.rejects(m.attach(await env.request("gamma", { networkMode: "dns net", networks: [{ network: "dns net", ipv4Address: b.endpoints[0]!.ipAddress }] })), is("Conflict", /Address already in use/));
+  await assert.rejects(m.attach(await env.request("delta", { networks: [{ network: "bridge", ipv4Address: "10.0.0.9" }] })), is("InvalidArgument", /user defined networks only/));
+  assert.equal(await readFile(aReq.resolvConfPath, "utf8").then((r) => /^nameserver (\S+)$/m.exec(r)?.[1]), gateway, "resolv.conf names the DNS server");
+
+  const ask = async (name: string) => {
+    const r = await env.execIn(a.netnsPath!, ["busybox", "nslookup", "-type=a", name, gateway]);
+    return r.exitCode === 0 ? [...r.stdout.matchAll(/^Address:\s+(\d+\.\d+\.\d+\.\d+)$/gm)].map((x) => x[1]!).sort() : [];
+  };
+  const ipA = a.endpoints[0]!.ipAddress;
+  const ipB = b.endpoints[0]!.ipAddress;
+  assert.deepEqual(await eventually(async () => {
+    const r = await ask("beta");
+    assert.equal(r.length, 1);
+    return r;
+  }), [ipB]);
+  assert.deepEqual(await ask(bReq.containerId.slice(0, 12)), [ipB], "by short ID");
+  assert.deepEqual(await ask("pool"), [ipA, ipB].sort(), "one alias, both members");
+  assert.deepEqual(await ask("nothing-here"), []);
+  // Other names go to the host's resolvers, as the host resolves them.
+  const upstream = await lookup("deb.debian.org", { family: 4, all: true }).then((r) => r.map((x) => x.address).sort(), () => []);
+  assert.deepEqual((await ask("deb.debian.org")).length > 0, upstream.length > 0, "forwarded like the host resolves it");
+
+  // A member that leaves is no longer answered for; the server ends with the last member.
+  await m.detach(bReq.containerId);
+  await eventually(async () => assert.deepEqual(await ask("pool"), [ipA]));
+  await m.detach(aReq.containerId);
+  await eventually(async () => assert.equal(await readFile(join(dnsDir, "networks", "aardvark.pid"), "utf8").catch(() => "gone"), "gone"));
+  await m.removeNetwork("dns net");
 });
