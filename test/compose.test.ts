@@ -10,7 +10,8 @@ import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { freePort } from "./fixtures/registry.ts";
-import { dockerOk } from "./helpers/agent.ts";
+import { request } from "node:http";
+import { docker, dockerOk } from "./helpers/agent.ts";
 import { startBusyboxAgent, type BusyboxAgent } from "./helpers/busybox-agent.ts";
 import { until } from "./helpers/wait.ts";
 
@@ -211,4 +212,98 @@ test("a 3-service compose project: up, ps, port, by-name reach, exec, logs, scal
   assert.doesNotMatch(links, new RegExp(bridge), "the project's bridge is gone");
   // The DNS server stops once no user network has members.
   await until("the DNS server stopped", async () => !(await execFileP("pgrep", ["-af", "aardvark-dns"]).then((r) => r.stdout, () => "")).includes(suite.agent.dataRoot.replace(/data$/, "run")));
+});
+
+/** One Docker API call on the agent's socket: status and parsed body. */
+function api(method: string, path: string, body?: unknown): Promise<{ status: number; body: { message?: string; Id?: string } }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ socketPath: suite.agent.socket, method, path, headers: { "Content-Type": "application/json" } }, (res) => {
+      let text = "";
+      res.on("data", (d: Buffer) => (text += d.toString()));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body: text ? (JSON.parse(text) as { message?: string }) : {} }));
+      res.on("error", reject);
+    });
+    req.on("error", reject);
+    req.end(body === undefined ? undefined : JSON.stringify(body));
+  });
+}
+
+test("networks as compose and the SDKs use them: connect/disconnect before start, EndpointSettings, --ip, IPAM config, names with spaces", { timeout: 5 * 60_000 }, async (t) => {
+  const tag = Date.now().toString(36);
+  const ipnet = `ipnet-${tag}`;
+  const spaced = `spaced net ${tag}`;
+  const c1 = `c1-${tag}`;
+  t.after(async () => {
+    await docker(suite.agent, ["rm", "-f", c1]);
+    await docker(suite.agent, ["network", "rm", ipnet, spaced]);
+  });
+  const sub = `10.${211 + Math.floor(Math.random() * 20)}.${Math.floor(Math.random() * 256)}`;
+  await dockerOk(suite.agent, ["network", "create", "--subnet", `${sub}.0/24`, "--ip-range", `${sub}.128/25`, "--gateway", `${sub}.254`, "-o", "com.example.opt=1", ipnet]);
+  const ipam = JSON.parse(await dockerOk(suite.agent, ["network", "inspect", "--format", "{{json .IPAM.Config}}", ipnet])) as unknown;
+  assert.deepEqual(ipam, [{ Subnet: `${sub}.0/24`, IPRange: `${sub}.128/25`, Gateway: `${sub}.254` }]);
+  assert.equal((await dockerOk(suite.agent, ["network", "inspect", "--format", "{{json .Options}}", ipnet])).trim(), '{"com.example.opt":"1"}');
+  await dockerOk(suite.agent, ["network", "create", spaced]);
+  assert.equal((await dockerOk(suite.agent, ["network", "inspect", "--format", "{{.Name}}", spaced])).trim(), spaced);
+
+  // Created, not started: --ip and --network-alias recorded as given.
+  await dockerOk(suite.agent, ["create", "--name", c1, "--network", ipnet, "--ip", `${sub}.7`, "--network-alias", "first", "busybox", "sleep", "600"]);
+  const settings = async () => JSON.parse(await dockerOk(suite.agent, ["inspect", "--format", "{{json .NetworkSettings.Networks}}", c1])) as Record<string, { IPAMConfig: { IPv4Address: string } | null; Aliases: string[] | null; IPAddress: string; NetworkID: string; EndpointID: string; Gateway: string; IPPrefixLen: number; MacAddress: string; Links: unknown; DriverOpts: unknown }>;
+  const created = await settings();
+  assert.deepEqual(Object.keys(created), [ipnet]);
+  assert.deepEqual(created[ipnet]!.IPAMConfig, { IPv4Address: `${sub}.7` });
+  assert.deepEqual(created[ipnet]!.Aliases, ["first"]);
+  assert.equal(created[ipnet]!.IPAddress, "");
+  for (const k of ["IPAMConfig", "Links", "Aliases", "NetworkID", "EndpointID", "Gateway", "IPAddress", "IPPrefixLen", "IPv6Gateway", "GlobalIPv6Address", "GlobalIPv6PrefixLen", "MacAddress", "DriverOpts"]) assert.ok(k in created[ipnet]!, `EndpointSettings.${k}`);
+
+  // connect/disconnect while created (compose's sequence), then start: both networks joined.
+  await dockerOk(suite.agent, ["network", "connect", "--alias", "second", spaced, c1]);
+  await dockerOk(suite.agent, ["network", "disconnect", ipnet, c1]);
+  const notOn = await docker(suite.agent, ["network", "disconnect", ipnet, c1]);
+  assert.notEqual(notOn.code, 0);
+  assert.match(notOn.stderr, /is not connected to the network/);
+  await dockerOk(suite.agent, ["network", "connect", "--ip", `${sub}.7`, "--alias", "first", ipnet, c1]);
+  const id = (await dockerOk(suite.agent, ["inspect", "--format", "{{.Id}}", c1])).trim();
+  assert.deepEqual((await settings())[ipnet]!.Aliases, ["first", id.slice(0, 12)], "Docker adds the short ID on connect");
+  await dockerOk(suite.agent, ["start", c1]);
+  const running = await settings();
+  assert.deepEqual(Object.keys(running).sort(), [ipnet, spaced].sort());
+  assert.equal(running[ipnet]!.IPAddress, `${sub}.7`);
+  assert.equal(running[ipnet]!.Gateway, `${sub}.254`);
+  assert.equal(running[ipnet]!.IPPrefixLen, 24);
+  assert.match(running[spaced]!.IPAddress, /^\d+\.\d+\.\d+\.\d+$/);
+  assert.deepEqual(running[spaced]!.Aliases, ["second", id.slice(0, 12)]);
+  const addrs = await dockerOk(suite.agent, ["exec", c1, "ip", "-4", "-o", "addr"]);
+  assert.match(addrs, new RegExp(`inet ${sub.replace(/\./g, "\\.")}\\.7/24`));
+
+  // Stop and start again: the same networks, the same --ip.
+  await dockerOk(suite.agent, ["stop", "-t", "0", c1]);
+  const stopped = await settings();
+  assert.equal(stopped[ipnet]!.IPAddress, "");
+  assert.notEqual(stopped[ipnet]!.NetworkID, "", "the network's ID stays after stop");
+  await dockerOk(suite.agent, ["start", c1]);
+  assert.equal((await settings())[ipnet]!.IPAddress, `${sub}.7`);
+  // A running container: disconnect is at once and for good; --ip where Docker refuses it.
+  await dockerOk(suite.agent, ["network", "disconnect", spaced, c1]);
+  assert.deepEqual(Object.keys(await settings()), [ipnet]);
+  const noSubnet = await docker(suite.agent, ["network", "connect", "--ip", "10.1.2.3", spaced, c1]);
+  assert.notEqual(noSubnet.code, 0);
+  assert.match(noSubnet.stderr, /user specified IP address is supported only when connecting to networks with user configured subnets/);
+
+  // Docker's refusals: an unknown network (NetworkMode's or one only NetworkingConfig names) at
+  // start, with a 404 the docker CLI shows as is; several networks before API 1.44 at create.
+  const img = { Image: "busybox", Cmd: ["true"] };
+  for (const [mode, endpoint] of [["nosuch", "nosuch"], [ipnet, "nosuch2"]]) {
+    const made = await api("POST", "/v1.41/containers/create", { ...img, HostConfig: { NetworkMode: mode }, NetworkingConfig: { EndpointsConfig: { [endpoint!]: {} } } });
+    assert.equal(made.status, 201, JSON.stringify(made.body));
+    t.after(() => api("DELETE", `/v1.41/containers/${made.body.Id}?force=1`));
+    const start = await api("POST", `/v1.41/containers/${made.body.Id}/start`);
+    assert.equal(start.status, 404);
+    assert.equal(start.body.message, `network ${endpoint} not found`);
+  }
+  const several = await api("POST", "/v1.41/containers/create", { ...img, NetworkingConfig: { EndpointsConfig: { [ipnet]: {}, [spaced]: {} } } });
+  assert.equal(several.status, 400);
+  assert.match(several.body.message ?? "", /^Container cannot be connected to network endpoints: /);
+  const ipOnBridge = await docker(suite.agent, ["run", "--rm", "--ip", "10.209.9.9", "busybox", "true"]);
+  assert.notEqual(ipOnBridge.code, 0);
+  assert.match(ipOnBridge.stderr, /user specified IP address is supported on user defined networks only/);
 });

@@ -290,11 +290,12 @@ export class ContainerService extends EventEmitter {
 
     const { path, args } = commandLine(config, options);
     if (options.networkMode.startsWith("container:")) throw notImplemented("--network container:NAME is not supported");
-    if (!["bridge", "host", "none", "default"].includes(options.networkMode)) await network.inspect(options.networkMode);
     if (options.networkMode === "default") options.networkMode = "bridge";
-    // Docker joins the networks of NetworkingConfig (when given) rather than NetworkMode's; each must exist.
+    // Docker joins the networks of NetworkingConfig (when given) rather than NetworkMode's. A network
+    // that does not exist is refused at start ("network X not found"), as Docker does: a 404 here
+    // would make the docker CLI believe the image is missing and pull it.
     const networks = joinsNetworks(options.networkMode) ? defaultNetworks(options) : [];
-    for (const n of networks) n.name = (await network.inspect(n.name)).name;
+    for (const n of networks) n.name = (await network.inspect(n.name).catch(() => undefined))?.name ?? n.name;
 
     checkNamespaceModes(options);
     if (options.pidMode.startsWith("container:")) this.get(options.pidMode.slice("container:".length));
@@ -961,7 +962,7 @@ export class ContainerService extends EventEmitter {
     const cfg = Array.isArray(settings) ? { aliases: settings, links: [], driverOpts: {} } : settings;
     await this.withLock(record.id, async () => {
       if (record.state.status === "removing" || record.state.status === "dead") throw conflict(`container ${record.id} is marked for removal and cannot be connected or disconnected to the network`);
-      const net = await this.deps.network.inspect(networkName);
+      const net = await this.deps.network.inspect(networkName === "default" ? "bridge" : networkName);
       const mode = record.options.networkMode;
       if (mode === "host" || net.driver === "host") throw conflict("container cannot be disconnected from host network or connected to host network");
       if (mode === "none" || net.driver === "null") throw conflict("container cannot be connected to multiple networks with one of the networks in private (none) mode");
@@ -1183,7 +1184,7 @@ function joinsNetworks(mode: string): boolean {
 
 /** The networks a container created with these options joins: NetworkingConfig's, or else NetworkMode's. */
 function defaultNetworks(o: ContainerOptions): NetworkAttachment[] {
-  if (o.networks && o.networks.length > 0) return o.networks.map((n) => ({ ...n, aliases: [...n.aliases], links: [...n.links], driverOpts: { ...n.driverOpts } }));
+  if (o.networks && o.networks.length > 0) return o.networks.map((n) => ({ ...n, name: n.name === "default" ? "bridge" : n.name, aliases: [...n.aliases], links: [...n.links], driverOpts: { ...n.driverOpts } }));
   return [{ name: o.networkMode === "default" ? "bridge" : o.networkMode, aliases: [...o.aliases], links: [], driverOpts: {} }];
 }
 
