@@ -957,9 +957,8 @@ export class ContainerService extends EventEmitter {
    * @throws NotFound container or network; Conflict host/none modes, a container being removed; and
    *         the network manager's errors (address in use, aliases or `--ip` where Docker refuses them).
    */
-  async connect(idOrName: string, networkName: string, settings: Omit<NetworkAttachment, "name"> | string[]): Promise<void> {
+  async connect(idOrName: string, networkName: string, cfg: Partial<Omit<NetworkAttachment, "name">>): Promise<void> {
     const record = this.get(idOrName);
-    const cfg = Array.isArray(settings) ? { aliases: settings, links: [], driverOpts: {} } : settings;
     await this.withLock(record.id, async () => {
       if (record.state.status === "removing" || record.state.status === "dead") throw conflict(`container ${record.id} is marked for removal and cannot be connected or disconnected to the network`);
       const net = await this.deps.network.inspect(networkName === "default" ? "bridge" : networkName);
