@@ -1,8 +1,9 @@
 // A docker-compose 1.29 project (Debian's docker-compose) run against a real agent, step by step as
 // a user would: a web server with a published port and a named volume, a client that reaches it by
 // name over the project's network (DNS, not only /etc/hosts), a scaled worker. Each step asserts
-// what Docker 20.10 answers to the same command (its known outputs: compose's own messages and the
-// state it reports), and at the end nothing is left: no container, network, volume or firewall rule.
+// what a user sees (compose's messages, the state it reports), and at the end nothing is left: no
+// container, network, volume or firewall rule. The lifecycle steps then run against Docker Engine
+// 20.10 (test/helpers/dockerd.ts) on the same project, and compose's output must be the same.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile, spawn } from "node:child_process";
@@ -12,6 +13,7 @@ import { promisify } from "node:util";
 import { freePort } from "./fixtures/registry.ts";
 import { request } from "node:http";
 import { docker, dockerOk } from "./helpers/agent.ts";
+import { dockerCliOk, startDockerd, type DockerdHandle } from "./helpers/dockerd.ts";
 import { startBusyboxAgent, type BusyboxAgent } from "./helpers/busybox-agent.ts";
 import { until } from "./helpers/wait.ts";
 
@@ -52,13 +54,24 @@ interface Run {
 }
 
 let suite: BusyboxAgent;
+let dockerd: DockerdHandle | undefined;
 let project: string;
 let port: number;
+/** compose's output of each lifecycle step on the agent, compared with Docker's at the end. */
+const berthSteps = new Map<string, string>();
 
-function compose(args: string[], timeoutMs = 120_000): Promise<Run> {
+interface Target {
+  dockerHost: string;
+  dockerConfig: string;
+  project: string;
+  port: number;
+}
+
+function compose(args: string[], timeoutMs = 120_000, target?: Target): Promise<Run> {
+  const to = target ?? { dockerHost: suite.agent.dockerHost, dockerConfig: suite.agent.dockerConfig, project, port };
   return new Promise((done) => {
-    const child = spawn("docker-compose", ["-p", project, "-f", join(suite.work, "docker-compose.yml"), "--ansi", "never", ...args], {
-      env: { ...process.env, DOCKER_HOST: suite.agent.dockerHost, DOCKER_CONFIG: suite.agent.dockerConfig, WEB_PORT: String(port) },
+    const child = spawn("docker-compose", ["-p", to.project, "-f", join(suite.work, "docker-compose.yml"), "--ansi", "never", ...args], {
+      env: { ...process.env, DOCKER_HOST: to.dockerHost, DOCKER_CONFIG: to.dockerConfig, WEB_PORT: String(to.port) },
       cwd: suite.work,
       stdio: ["ignore", "pipe", "pipe"],
     });
@@ -75,10 +88,41 @@ function compose(args: string[], timeoutMs = 120_000): Promise<Run> {
   });
 }
 
-async function composeOk(args: string[], timeoutMs?: number): Promise<Run> {
-  const r = await compose(args, timeoutMs);
-  assert.equal(r.code, 0, `docker-compose ${args.join(" ")} exited ${r.code}:\n${r.out}\nagent log tail:\n${suite.agent.logs().split("\n").slice(-30).join("\n")}`);
+async function composeOk(args: string[], timeoutMs?: number, target?: Target): Promise<Run> {
+  const r = await compose(args, timeoutMs, target);
+  const logs = target ? dockerd!.logs() : suite.agent.logs();
+  assert.equal(r.code, 0, `docker-compose ${args.join(" ")} exited ${r.code}:\n${r.out}\ndaemon log tail:\n${logs.split("\n").slice(-30).join("\n")}`);
   return r;
+}
+
+/** The lifecycle steps whose output is compared with Docker's, in order. */
+const STEPS: Array<[string, string[]]> = [
+  ["up", ["up", "-d"]],
+  ["scale 3", ["up", "-d", "--scale", "worker=3"]],
+  ["scale 1", ["up", "-d", "--scale", "worker=1"]],
+  ["pause", ["pause"]],
+  ["unpause", ["unpause"]],
+  ["restart", ["restart"]],
+  ["stop", ["stop"]],
+  ["start", ["start"]],
+  ["down", ["down", "-v"]],
+];
+
+/** Runs a step on the agent, keeping its output for the comparison with Docker. */
+async function step(name: string): Promise<Run> {
+  const r = await composeOk(STEPS.find(([n]) => n === name)![1]);
+  berthSteps.set(name, r.out);
+  return r;
+}
+
+/** compose prints in completion order with padding: compare the set of lines, project name neutral. */
+function normalized(out: string, projectName: string): string[] {
+  return out
+    .replaceAll(projectName, "P")
+    .split(/\r?\n/)
+    .map((l) => l.replace(/\s+\.\.\. /, " ... ").trimEnd())
+    .filter((l) => l && !/\.\.\. ?$/.test(l)) // "Creating x ... " before its "done" line
+    .sort();
 }
 
 /** `docker-compose ps` rows: name → state column. */
@@ -100,6 +144,7 @@ before(async () => {
 });
 
 after(async () => {
+  await dockerd?.stop();
   if (suite) {
     await compose(["down", "-v", "--remove-orphans"]).catch(() => undefined);
     await suite.stop();
@@ -112,7 +157,7 @@ test("a 3-service compose project: up, ps, port, by-name reach, exec, logs, scal
 
   // ---- up -d: network, volume, three containers (compose disconnects and reconnects each
   // just-created container to give it its aliases).
-  const up = await composeOk(["up", "-d"]);
+  const up = await step("up");
   assert.match(up.out, new RegExp(`Creating network "${project}_default" with the default driver`));
   assert.match(up.out, new RegExp(`Creating volume "${project}_data" with default driver`));
   for (const c of [web, client, `${project}_worker_1`]) assert.match(up.out, new RegExp(`Creating ${c}\\s+\\.\\.\\. done`));
@@ -156,7 +201,7 @@ test("a 3-service compose project: up, ps, port, by-name reach, exec, logs, scal
   assert.match((await composeOk(["logs", "--no-color", "worker"])).stdout, /worker-up/);
 
   // ---- scale up and down: the network is unchanged, so nothing is recreated.
-  const scaleUp = await composeOk(["up", "-d", "--scale", "worker=3"]);
+  const scaleUp = await step("scale 3");
   assert.doesNotMatch(scaleUp.out, /needs to be recreated|Recreating/, scaleUp.out);
   assert.match(scaleUp.out, new RegExp(`Creating ${project}_worker_2\\s+\\.\\.\\. done`));
   assert.match(scaleUp.out, new RegExp(`Creating ${project}_worker_3\\s+\\.\\.\\. done`));
@@ -168,29 +213,29 @@ test("a 3-service compose project: up, ps, port, by-name reach, exec, logs, scal
     return (r.stdout.match(/Address:\s+\d+\.\d+\.\d+\.\d+/g) ?? []).length >= 4 ? r.stdout : undefined; // the server's own line + 3
   });
   assert.equal(new Set(workerLookup.match(/^Address:\s+\d+\.\d+\.\d+\.\d+$/gm)).size, 3, workerLookup); // not the server's "Address: IP:53"
-  const scaleDown = await composeOk(["up", "-d", "--scale", "worker=1"]);
+  const scaleDown = await step("scale 1");
   assert.doesNotMatch(scaleDown.out, /needs to be recreated|Recreating/, scaleDown.out);
   assert.equal((await composeOk(["ps", "-q", "worker"])).stdout.trim().split("\n").length, 1);
 
   // ---- pause / unpause.
-  const paused = await composeOk(["pause"]);
+  const paused = await step("pause");
   assert.match(paused.out, new RegExp(`Pausing ${web}\\s+\\.\\.\\. done`));
   assert.ok([...(await psStates()).values()].every((s) => s === "Paused"), "all paused");
-  const unpaused = await composeOk(["unpause"]);
+  const unpaused = await step("unpause");
   assert.match(unpaused.out, new RegExp(`Unpausing ${web}\\s+\\.\\.\\. done`));
   assert.ok([...(await psStates()).values()].every((s) => s.startsWith("Up")), "all up again");
 
   // ---- restart.
-  const restarted = await composeOk(["restart"]);
+  const restarted = await step("restart");
   assert.match(restarted.out, new RegExp(`Restarting ${web}\\s+\\.\\.\\. done`));
   assert.equal((await until("the web server after restart", fetchWeb)).trim(), "hello-from-web");
   await until("web by name after restart", async () => (await compose(["exec", "-T", "client", "wget", "-q", "-O", "-", "http://web/"])).stdout.includes("hello-from-web"));
 
   // ---- stop / start: the containers keep their network settings and join again.
-  const stopped = await composeOk(["stop"]);
+  const stopped = await step("stop");
   assert.match(stopped.out, new RegExp(`Stopping ${web}\\s+\\.\\.\\. done`));
   assert.ok([...(await psStates()).values()].every((s) => /^Exit \d+$/.test(s)), "all exited");
-  const started = await composeOk(["start"]);
+  const started = await step("start");
   assert.match(started.out, /Starting web\s+\.\.\. done/);
   assert.ok([...(await psStates()).values()].every((s) => s.startsWith("Up")), "all up after start");
   await until("web by name after stop/start", async () => (await compose(["exec", "-T", "client", "wget", "-q", "-O", "-", "http://web/"])).stdout.includes("hello-from-web"));
@@ -199,7 +244,7 @@ test("a 3-service compose project: up, ps, port, by-name reach, exec, logs, scal
 
   // ---- down -v: nothing left.
   const bridge = `berth-${(await dockerOk(suite.agent, ["network", "inspect", "--format", "{{.Id}}", `${project}_default`])).trim().slice(0, 9)}`;
-  const down = await composeOk(["down", "-v"]);
+  const down = await step("down");
   assert.match(down.out, new RegExp(`Removing network ${project}_default`));
   assert.match(down.out, new RegExp(`Removing volume ${project}_data`));
   assert.equal((await dockerOk(suite.agent, ["ps", "-aq"])).trim(), "");
@@ -306,4 +351,21 @@ test("networks as compose and the SDKs use them: connect/disconnect before start
   const ipOnBridge = await docker(suite.agent, ["run", "--rm", "--ip", "10.209.9.9", "busybox", "true"]);
   assert.notEqual(ipOnBridge.code, 0);
   assert.match(ipOnBridge.stderr, /user specified IP address is supported on user defined networks only/);
+});
+
+test("Docker Engine 20.10 gives the same compose output for each lifecycle step", { timeout: 10 * 60_000 }, async () => {
+  assert.equal(berthSteps.size, STEPS.length, "the compose project ran on the agent first");
+  dockerd = await startDockerd({ name: "berth-compose" });
+  assert.match((await dockerCliOk(dockerd, ["version", "--format", "{{.Server.Version}}"])).trim(), /^20\.10\./);
+  const ref = `${suite.reg.host}/library/busybox:latest`;
+  await dockerCliOk(dockerd, ["pull", ref]);
+  await dockerCliOk(dockerd, ["tag", ref, "busybox"]);
+  const target: Target = { dockerHost: dockerd.dockerHost, dockerConfig: dockerd.dockerConfig, project: `${project}d`, port: await freePort() };
+  const differences: string[] = [];
+  for (const [name, args] of STEPS) {
+    const docker = normalized((await composeOk(args, undefined, target)).out, target.project);
+    const berth = normalized(berthSteps.get(name)!, project);
+    if (JSON.stringify(docker) !== JSON.stringify(berth)) differences.push(`${name}:\n  Docker: ${JSON.stringify(docker)}\n  Berth:  ${JSON.stringify(berth)}`);
+  }
+  assert.deepEqual(differences, [], differences.join("\n"));
 });
