@@ -934,7 +934,9 @@ export class NetworkManager {
 
   private rules() {
     const networks: RuleNetwork[] = [];
-    for (const n of this.networks.values()) if (n.driver === "bridge" && n.bridge && n.subnet) networks.push({ bridge: n.bridge, subnet: n.subnet, internal: n.internal });
+    for (const n of this.networks.values()) {
+      if (n.driver === "bridge" && n.bridge && n.subnet) networks.push({ bridge: n.bridge, subnet: n.subnet, internal: n.internal, ...(this.dns && !n.predefined && n.gateway ? { dnsServer: n.gateway } : {}) });
+    }
     const ports: RulePort[] = [];
     for (const c of this.containers.values()) {
       const e = c.endpoints[0];

@@ -158,6 +158,9 @@ test("user networks: DNS by name, alias and short ID, one alias for several, oth
   const net = await m.createNetwork({ name: "dns net", subnet, ipRange: range, options: { "com.example.opt": "1" } });
   assert.deepEqual(net.options, { "com.example.opt": "1" }, "only the user's options");
   assert.equal(net.ipRange, range);
+  // Queries to the server pass the host's INPUT chain even where its policy is DROP (rules exactly as iptables-save prints them).
+  const P = env.opts.chainPrefix;
+  for (const proto of ["udp", "tcp"]) assert.ok((await env.ourRules()).includes(`-A ${P}-INPUT -d ${gateway}/32 -i ${net.bridge} -p ${proto} -m ${proto} --dport 53 -j ACCEPT`), proto);
 
   const aReq = await env.request("alpha", { networkMode: "dns net", networks: [{ network: "dns net", aliases: ["pool"] }] });
   const bReq = await env.request("beta", { networkMode: "dns net", networks: [{ network: net.id, aliases: ["pool"], ipv4Address: subnet.replace(/0\/24$/, "10") }] });
@@ -187,10 +190,18 @@ test("user networks: DNS by name, alias and short ID, one alias for several, oth
   const upstream = await lookup("deb.debian.org", { family: 4, all: true }).then((r) => r.map((x) => x.address).sort(), () => []);
   assert.deepEqual((await ask("deb.debian.org")).length > 0, upstream.length > 0, "forwarded like the host resolves it");
 
+  // An agent restart (a new manager on the same state, the containers alive) keeps the server and its answers.
+  const pidFile = join(dnsDir, "networks", "aardvark.pid");
+  const pid = await readFile(pidFile, "utf8");
+  const m2 = new NetworkManager({ ...env.opts, dnsDir });
+  await m2.init([aReq.containerId, bReq.containerId]);
+  assert.equal(await readFile(pidFile, "utf8"), pid, "the running server is adopted");
+  assert.deepEqual(await ask("pool"), [ipA, ipB].sort());
+
   // A member that leaves is no longer answered for; the server ends with the last member.
-  await m.detach(bReq.containerId);
+  await m2.detach(bReq.containerId);
   await eventually(async () => assert.deepEqual(await ask("pool"), [ipA]));
-  await m.detach(aReq.containerId);
-  await eventually(async () => assert.equal(await readFile(join(dnsDir, "networks", "aardvark.pid"), "utf8").catch(() => "gone"), "gone"));
-  await m.removeNetwork("dns net");
+  await m2.detach(aReq.containerId);
+  await eventually(async () => assert.equal(await readFile(pidFile, "utf8").catch(() => "gone"), "gone"));
+  await m2.removeNetwork("dns net");
 });
