@@ -282,7 +282,11 @@ test("networks as compose and the SDKs use them: connect/disconnect before start
     await docker(suite.agent, ["rm", "-f", c1]);
     await docker(suite.agent, ["network", "rm", ipnet, spaced]);
   });
-  const sub = `10.${211 + Math.floor(Math.random() * 20)}.${Math.floor(Math.random() * 256)}`;
+  // A subnet no route of the host (other test agents' bridges) uses: outside 10.200-10.249, and checked.
+  const routes = (await execFileP("ip", ["-4", "route"])).stdout;
+  let sub = "";
+  do sub = `10.${150 + Math.floor(Math.random() * 40)}.${Math.floor(Math.random() * 256)}`;
+  while (routes.includes(`${sub}.`));
   await dockerOk(suite.agent, ["network", "create", "--subnet", `${sub}.0/24`, "--ip-range", `${sub}.128/25`, "--gateway", `${sub}.254`, "-o", "com.example.opt=1", ipnet]);
   const ipam = JSON.parse(await dockerOk(suite.agent, ["network", "inspect", "--format", "{{json .IPAM.Config}}", ipnet])) as unknown;
   assert.deepEqual(ipam, [{ Subnet: `${sub}.0/24`, IPRange: `${sub}.128/25`, Gateway: `${sub}.254` }]);
