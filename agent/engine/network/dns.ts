@@ -28,8 +28,10 @@
  * are, so running containers keep resolving; `sync()` at start-up adopts it.
  */
 import { spawn } from "node:child_process";
-import { access, mkdir, open, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { access, mkdir, open, readdir, readFile, readlink, rm, writeFile } from "node:fs/promises";
+import { endianness } from "node:os";
 import { join } from "node:path";
+import { setTimeout as delay } from "node:timers/promises";
 import type { Logger } from "pino";
 
 export const AARDVARK_BIN = "/usr/lib/podman/aardvark-dns";
@@ -55,6 +57,7 @@ export class EmbeddedDns {
   /** aardvark reads every file of its directory as a network but its pid file: the log lives beside it. */
   private readonly dir: string;
   private readonly logFile: string;
+  private readonly unserved = new Map<string, number>();
 
   constructor(
     base: string,
@@ -118,6 +121,52 @@ export class EmbeddedDns {
       this.written.clear(); // rewrite everything next time
       this.log.warn({ err }, "cannot update the DNS server of user networks");
     }
+  }
+
+  /**
+   * Whether the server listens on `ip` port 53 (UDP), waiting up to `ms` for a reload to take
+   * effect. False where it cannot bind (another DNS server holds 0.0.0.0:53): the container then
+   * gets the host's resolvers instead of a nameserver that never answers.
+   */
+  async serving(ip: string, ms = 2000): Promise<boolean> {
+    // A gateway found unserved is not waited for again for a while (each start would pay the wait).
+    if ((this.unserved.get(ip) ?? 0) > Date.now()) return false;
+    const o = ip.split(".").map(Number);
+    const b = Buffer.from(o);
+    const want = `${(endianness() === "LE" ? b.readUInt32LE(0) : b.readUInt32BE(0)).toString(16).toUpperCase().padStart(8, "0")}:${(this.port).toString(16).toUpperCase().padStart(4, "0")}`;
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const table = await readFile("/proc/net/udp", "utf8").catch(() => "");
+      const inodes = table.split("\n").flatMap((l) => {
+        const f = l.trim().split(/\s+/);
+        return f[1] === want && f[9] ? [f[9]] : [];
+      });
+      // Our server's socket, not another program's on the same address.
+      const ours = inodes.length > 0 ? await this.serverSockets() : new Set<string>();
+      if (inodes.some((i) => ours.has(i))) {
+        this.unserved.delete(ip);
+        return true;
+      }
+      if (Date.now() >= deadline) {
+        this.unserved.set(ip, Date.now() + 30_000);
+        this.log.warn({ ip, port: this.port, log: this.logFile }, "the DNS server does not listen on the network's gateway (is port 53 taken?): containers use the host's resolvers");
+        return false;
+      }
+      await delay(50);
+    }
+  }
+
+  /** Inodes of the sockets our server holds. */
+  private async serverSockets(): Promise<Set<string>> {
+    const out = new Set<string>();
+    const pid = await this.runningPid();
+    if (pid === undefined) return out;
+    const fds = await readdir(`/proc/${pid}/fd`).catch(() => []);
+    for (const fd of fds) {
+      const m = /^socket:\[(\d+)\]$/.exec(await readlink(`/proc/${pid}/fd/${fd}`).catch(() => ""));
+      if (m) out.add(m[1]!);
+    }
+    return out;
   }
 
   /** The server's pid if our server runs (the pid file names a live aardvark-dns reading our directory). */

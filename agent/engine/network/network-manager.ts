@@ -444,6 +444,7 @@ export class NetworkManager {
         throw err;
       }
       await this.writeHosts(c);
+      await this.syncDns();
       await this.updateResolvConf(c);
       await this.refreshPeers([net.id], c.containerId);
       return this.endpointInfo(e);
@@ -811,6 +812,8 @@ export class NetworkManager {
         netnsPath,
         endpoints.map((e, i) => this.interfaceSpec(c!, e, i === route)),
       );
+      // The server learns the new member (and listens on a new network's gateway) before resolv.conf names it.
+      await this.syncDns();
       await this.updateResolvConf(c, true);
       await this.writeHosts(c, true);
       if (ports.length > 0) await this.applyRules();
@@ -824,6 +827,7 @@ export class NetworkManager {
         await this.store.deleteContainer(c.containerId).catch(bestEffort(this.log, `forget the network state of ${c.containerId}`));
       }
       for (const l of leases) this.allocators.get(l.net.id)?.release(l.ip);
+      await this.syncDns();
       throw err;
     }
     await this.refreshPeers(
@@ -982,7 +986,8 @@ export class NetworkManager {
   /** The DNS server a container uses: the gateway of its first user network, when the server runs. */
   private async dnsServerOf(c: ContainerRecord): Promise<string | undefined> {
     if (!this.dns || !(await this.dns.isAvailable())) return undefined;
-    return c.endpoints.find((e) => !this.networks.get(e.networkId)?.predefined)?.gateway;
+    const gateway = c.endpoints.find((e) => !this.networks.get(e.networkId)?.predefined)?.gateway;
+    return gateway && (await this.dns.serving(gateway)) ? gateway : undefined;
   }
 
   /**

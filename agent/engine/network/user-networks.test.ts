@@ -2,6 +2,7 @@
 // hosts files the manager maintains, connect/disconnect, isolation, and the network lifecycle.
 // Each test has its own manager, bridge, subnet pool and chain prefix (testing.ts).
 import assert from "node:assert/strict";
+import { createSocket } from "node:dgram";
 import { lookup } from "node:dns/promises";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -189,6 +190,17 @@ test("user networks: DNS by name, alias and short ID, one alias for several, oth
   // Other names go to the host's resolvers, as the host resolves them.
   const upstream = await lookup("deb.debian.org", { family: 4, all: true }).then((r) => r.map((x) => x.address).sort(), () => []);
   assert.deepEqual((await ask("deb.debian.org")).length > 0, upstream.length > 0, "forwarded like the host resolves it");
+
+  // Port 53 of a network's gateway held by another server: its members get the host's resolvers, not a silent nameserver.
+  const taken = await m.createNetwork({ name: "taken" });
+  const squatter = createSocket("udp4");
+  t.after(() => new Promise<void>((r) => squatter.close(() => r())));
+  await new Promise<void>((r, j) => squatter.once("error", j).bind(53, taken.gateway, () => r()));
+  const cReq = await env.request("gamma", { networkMode: "taken" });
+  await m.attach(cReq);
+  assert.doesNotMatch(await readFile(cReq.resolvConfPath, "utf8"), new RegExp(`nameserver ${taken.gateway}`));
+  await m.detach(cReq.containerId);
+  await m.removeNetwork("taken");
 
   // An agent restart (a new manager on the same state, the containers alive) keeps the server and its answers.
   const pidFile = join(dnsDir, "networks", "aardvark.pid");
