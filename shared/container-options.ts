@@ -53,6 +53,8 @@ export const NetworkAttachmentSchema = z.object({
   /** Legacy links given with the endpoint ("container:alias"); kept and shown. */
   links: z.array(z.string()).default([]),
   driverOpts: z.record(z.string(), z.string()).default({}),
+  /** Set once the container has been on the network (Docker shows NetworkID from then on, also after stop). */
+  networkId: z.string().optional(),
 });
 export type NetworkAttachment = z.infer<typeof NetworkAttachmentSchema>;
 

@@ -277,10 +277,11 @@ test("networks as compose and the SDKs use them: connect/disconnect before start
   const tag = Date.now().toString(36);
   const ipnet = `ipnet-${tag}`;
   const spaced = `spaced net ${tag}`;
+  const nogw = `nogw-${tag}`;
   const c1 = `c1-${tag}`;
   t.after(async () => {
     await docker(suite.agent, ["rm", "-f", c1]);
-    await docker(suite.agent, ["network", "rm", ipnet, spaced]);
+    await docker(suite.agent, ["network", "rm", ipnet, spaced, nogw]);
   });
   // A subnet no route of the host (other test agents' bridges) uses: outside 10.200-10.249, and checked.
   const routes = (await execFileP("ip", ["-4", "route"])).stdout;
@@ -292,6 +293,13 @@ test("networks as compose and the SDKs use them: connect/disconnect before start
   assert.deepEqual(ipam, [{ Subnet: `${sub}.0/24`, IPRange: `${sub}.128/25`, Gateway: `${sub}.254` }]);
   assert.equal((await dockerOk(suite.agent, ["network", "inspect", "--format", "{{json .Options}}", ipnet])).trim(), '{"com.example.opt":"1"}');
   await dockerOk(suite.agent, ["network", "create", spaced]);
+  // As Docker 20.10: with --subnet alone, the IPAM config shows no gateway (compose compares it).
+  let sub2 = "";
+  do sub2 = `10.${150 + Math.floor(Math.random() * 40)}.${Math.floor(Math.random() * 256)}`;
+  while (routes.includes(`${sub2}.`) || sub2 === sub);
+  await dockerOk(suite.agent, ["network", "create", "--subnet", `${sub2}.0/24`, nogw]);
+  const nogwIpam = JSON.parse(await dockerOk(suite.agent, ["network", "inspect", "--format", "{{json .IPAM}}", nogw])) as { Options: unknown; Config: Array<Record<string, string>> };
+  assert.deepEqual(nogwIpam, { Driver: "default", Options: {}, Config: [{ Subnet: `${sub2}.0/24` }] });
   assert.equal((await dockerOk(suite.agent, ["network", "inspect", "--format", "{{.Name}}", spaced])).trim(), spaced);
 
   // Created, not started: --ip and --network-alias recorded as given.
@@ -302,6 +310,7 @@ test("networks as compose and the SDKs use them: connect/disconnect before start
   assert.deepEqual(created[ipnet]!.IPAMConfig, { IPv4Address: `${sub}.7` });
   assert.deepEqual(created[ipnet]!.Aliases, ["first"]);
   assert.equal(created[ipnet]!.IPAddress, "");
+  assert.equal(created[ipnet]!.NetworkID, "", "no network ID before the container was ever on it (Docker 20.10)");
   for (const k of ["IPAMConfig", "Links", "Aliases", "NetworkID", "EndpointID", "Gateway", "IPAddress", "IPPrefixLen", "IPv6Gateway", "GlobalIPv6Address", "GlobalIPv6PrefixLen", "MacAddress", "DriverOpts"]) assert.ok(k in created[ipnet]!, `EndpointSettings.${k}`);
 
   // connect/disconnect while created (compose's sequence), then start: both networks joined.
@@ -319,6 +328,9 @@ test("networks as compose and the SDKs use them: connect/disconnect before start
   assert.equal(running[ipnet]!.IPAddress, `${sub}.7`);
   assert.equal(running[ipnet]!.Gateway, `${sub}.254`);
   assert.equal(running[ipnet]!.IPPrefixLen, 24);
+  assert.match(running[ipnet]!.EndpointID, /^[0-9a-f]{64}$/);
+  const members = JSON.parse(await dockerOk(suite.agent, ["network", "inspect", "--format", "{{json .Containers}}", ipnet])) as Record<string, { EndpointID: string }>;
+  assert.equal(members[id]!.EndpointID, running[ipnet]!.EndpointID, "one endpoint ID in both inspects");
   assert.match(running[spaced]!.IPAddress, /^\d+\.\d+\.\d+\.\d+$/);
   assert.deepEqual(running[spaced]!.Aliases, ["second", id.slice(0, 12)]);
   const addrs = await dockerOk(suite.agent, ["exec", c1, "ip", "-4", "-o", "addr"]);

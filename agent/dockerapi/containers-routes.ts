@@ -3,6 +3,7 @@ import type { ContainerRecord, CreateOptions, MountSpec, PortSpec } from "../eng
 import { readContainerStats } from "../engine/containers/stats.ts";
 import { invalidArgument, notFound } from "../engine/errors.ts";
 import { parseUntil } from "../engine/images/image-service.ts";
+import { createHash } from "node:crypto";
 import { once } from "node:events";
 import { setTimeout as delay } from "node:timers/promises";
 import { frame, hijack, pumpSession, readUpgradeBody } from "./stdio-stream.ts";
@@ -603,10 +604,12 @@ function networksJson(engine: Engine, c: ContainerRecord) {
   const out: Record<string, unknown> = {};
   const ids = new Map<string, string>();
   for (const n of engine.network.listNow()) ids.set(n.name, n.id);
+  // Docker's endpoint IDs are 64 hex; one per container and network.
+  const endpointId = (networkId: string) => createHash("sha256").update(`${networkId}/${c.id}`).digest("hex");
   const configured = c.networks ?? (["host", "none"].includes(c.options.networkMode) ? [] : [{ name: c.options.networkMode, aliases: c.options.aliases, links: [], driverOpts: {} as Record<string, string>, ipv4Address: undefined }]);
   const endpoint = (e: ContainerRecord["endpoints"][number] | undefined) => ({
     NetworkID: e?.networkId ?? "",
-    EndpointID: e ? e.networkId.slice(0, 12) + c.id.slice(0, 12) : "",
+    EndpointID: e ? endpointId(e.networkId) : "",
     Gateway: e?.gateway ?? "",
     IPAddress: e?.ipAddress ?? "",
     IPPrefixLen: e?.prefixLen ?? 0,
@@ -622,8 +625,8 @@ function networksJson(engine: Engine, c: ContainerRecord) {
       Links: n.links.length ? n.links : null,
       Aliases: n.aliases.length ? n.aliases : null,
       ...endpoint(e),
-      // Docker keeps the network's ID once the container has been on it.
-      NetworkID: e?.networkId ?? ids.get(n.name) ?? "",
+      // Docker shows the network's ID once the container has been on it (also after stop).
+      NetworkID: e?.networkId ?? n.networkId ?? "",
       DriverOpts: Object.keys(n.driverOpts).length ? n.driverOpts : null,
     };
   }

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import type { Engine } from "../engine/engine.ts";
 import type { ContainerEvent } from "../engine/containers/container-service.ts";
 import { invalidArgument } from "../engine/errors.ts";
@@ -51,14 +52,15 @@ export function addVolumeNetworkRoutes(router: Router, engine: Engine): void {
     Scope: "local",
     Driver: n.driver,
     EnableIPv6: false,
-    IPAM: { Driver: "default", Options: null, Config: n.subnet ? [{ Subnet: n.subnet, ...(n.ipRange ? { IPRange: n.ipRange } : {}), Gateway: n.gateway }] : [] },
+    // As Docker 20.10: a gateway only when given, or when the subnet was picked too.
+    IPAM: { Driver: "default", Options: n.name === "bridge" ? null : {}, Config: n.subnet ? [{ Subnet: n.subnet, ...(n.ipRange ? { IPRange: n.ipRange } : {}), ...(!n.userSubnet || n.userGateway ? { Gateway: n.gateway } : {}) }] : [] },
     Internal: n.internal,
     Attachable: false,
     Ingress: false,
     ConfigFrom: { Network: "" },
     ConfigOnly: false,
     Containers: Object.fromEntries(
-      Object.entries(n.containers).map(([id, e]) => [id, { Name: e.name, EndpointID: id.slice(0, 12), MacAddress: e.macAddress, IPv4Address: `${e.ipAddress}/${e.prefixLen}`, IPv6Address: "" }]),
+      Object.entries(n.containers).map(([id, e]) => [id, { Name: e.name, EndpointID: createHash("sha256").update(`${n.id}/${id}`).digest("hex"), MacAddress: e.macAddress, IPv4Address: `${e.ipAddress}/${e.prefixLen}`, IPv6Address: "" }]),
     ),
     // Only what the user gave: compose compares them with its file and recreates a network whose
     // options differ. The default bridge shows Docker's own.

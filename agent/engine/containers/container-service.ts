@@ -465,6 +465,7 @@ export class ContainerService extends EventEmitter {
       await monitor.start(record.id, monitorPaths(p));
       record.state = { ...record.state, status: "running", pid: created.pid, exitCode: 0, error: "", oomKilled: false, startedAt: new Date().toISOString(), finishedAt: NEVER, stoppedByUser: false };
       record.endpoints = attached.endpoints;
+      record.networks = joins.map((n) => ({ ...n, networkId: attached.endpoints.find((e) => e.networkName === n.name)?.networkId ?? n.networkId }));
       record.publishedPorts = attached.ports;
       await this.deps.store.save(record);
       this.watchExit(record);
@@ -970,6 +971,7 @@ export class ContainerService extends EventEmitter {
       if (record.state.status === "running" || record.state.status === "paused") {
         const ep = await this.deps.network.connect(record.id, { network: net.id, aliases: attachment!.aliases, ipv4Address: attachment!.ipv4Address });
         record.endpoints = [...record.endpoints.filter((e) => e.networkId !== ep.networkId), ep];
+        attachment!.networkId = ep.networkId;
       } else {
         if (desired.some((n) => n.name === net.name)) return; // Docker keeps the first settings
         if (net.name === "bridge" && attachment!.aliases.length > 0) throw invalidArgument("network-scoped alias is supported only for containers in user defined networks");

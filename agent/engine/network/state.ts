@@ -28,6 +28,8 @@ export interface NetworkRecord {
   bridge?: string;
   /** `--subnet` was given (Docker allows `--ip` only then); absent in records of older agents. */
   userSubnet?: boolean;
+  /** `--gateway` was given (Docker shows a gateway in the IPAM config only then, or with no `--subnet`). */
+  userGateway?: boolean;
   /** `--ip-range`: where dynamic addresses come from. */
   ipRange?: string;
   /** Driver options as the user gave them (`-o`), shown unchanged. */
