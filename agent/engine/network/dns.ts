@@ -34,7 +34,8 @@ import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import type { Logger } from "pino";
 
-export const AARDVARK_BIN = "/usr/lib/podman/aardvark-dns";
+/** Where Debian/Ubuntu and Fedora/RHEL put it (package `aardvark-dns`). */
+export const AARDVARK_BINS = ["/usr/lib/podman/aardvark-dns", "/usr/libexec/podman/aardvark-dns"];
 const PID_FILE = "aardvark.pid";
 
 export interface DnsMember {
@@ -51,6 +52,7 @@ export interface DnsNetwork {
 }
 
 export class EmbeddedDns {
+  private bin: string | undefined;
   private available: boolean | undefined;
   /** What the files hold, by network id (no rewrite, no reload when nothing changed). */
   private written = new Map<string, string>();
@@ -62,7 +64,7 @@ export class EmbeddedDns {
   constructor(
     base: string,
     private readonly log: Logger,
-    private readonly bin = AARDVARK_BIN,
+    private readonly bins = AARDVARK_BINS,
     private readonly port = 53,
   ) {
     this.dir = join(base, "networks");
@@ -72,11 +74,14 @@ export class EmbeddedDns {
   /** Whether the server can run here; without it, user networks resolve through hosts files only. */
   async isAvailable(): Promise<boolean> {
     if (this.available === undefined) {
-      this.available = await access(this.bin).then(
-        () => true,
-        () => false,
-      );
-      if (!this.available) this.log.warn({ bin: this.bin }, "aardvark-dns not installed: containers on user networks resolve each other through /etc/hosts only (apt-get install aardvark-dns)");
+      for (const b of this.bins) {
+        if (await access(b).then(() => true, () => false)) {
+          this.bin = b;
+          break;
+        }
+      }
+      this.available = this.bin !== undefined;
+      if (!this.available) this.log.warn({ looked: this.bins }, "aardvark-dns not installed: containers on user networks resolve each other through /etc/hosts only (apt-get install aardvark-dns)");
     }
     return this.available;
   }
@@ -186,7 +191,7 @@ export class EmbeddedDns {
     const out = await open(this.logFile, "a", 0o600);
     try {
       const code = await new Promise<number | null>((resolve, reject) => {
-        const child = spawn(this.bin, ["--config", this.dir, "--port", String(this.port), "run"], { stdio: ["ignore", out.fd, out.fd] });
+        const child = spawn(this.bin!, ["--config", this.dir, "--port", String(this.port), "run"], { stdio: ["ignore", out.fd, out.fd] });
         child.on("error", reject);
         child.on("exit", resolve);
       });
