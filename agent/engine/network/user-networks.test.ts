@@ -2,7 +2,9 @@
 // hosts files the manager maintains, connect/disconnect, isolation, and the network lifecycle.
 // Each test has its own manager, bridge, subnet pool and chain prefix (testing.ts).
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
 import { createSocket } from "node:dgram";
+import { promisify } from "node:util";
 import { lookup } from "node:dns/promises";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -15,6 +17,7 @@ import { AARDVARK_BINS } from "./dns.ts";
 import { existsSync } from "node:fs";
 import { eventually, netTestEnv, type NetTestEnv } from "./testing.ts";
 
+const run = promisify(execFile);
 const is = (kind: string, re?: RegExp) => (e: unknown) => isEngineError(e) && e.kind === kind && (!re || re.test(e.message));
 
 /** busybox ping inside a namespace with `hostsPath` bind-mounted on /etc/hosts (private mount namespace). */
@@ -148,9 +151,10 @@ test("user networks: DNS by name, alias and short ID, one alias for several, oth
   const env = await netTestEnv(t);
   const dnsDir = join(env.dir, "dns");
   const m = new NetworkManager({ ...env.opts, dnsDir });
+  // By its command line, not its pid file: the environment's own clean-up may have removed the directory first.
   t.after(async () => {
-    const pid = Number((await readFile(join(dnsDir, "networks", "aardvark.pid"), "utf8").catch(() => "")).trim());
-    if (pid > 0) process.kill(pid, "SIGKILL");
+    const found = await run("pgrep", ["-f", `--config ${join(dnsDir, "networks")} `]).catch(() => ({ stdout: "" }));
+    for (const pid of found.stdout.split("\n").filter(Boolean)) process.kill(Number(pid), "SIGKILL");
   });
   await m.init([]);
   const subnet = env.opts.subnetPool!.replace(/\.\d+\/20$/, ".0/24").replace(/^(\d+\.\d+\.)(\d+)/, (_, a: string, b: string) => `${a}${Number(b) + 15}`);
