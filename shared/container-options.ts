@@ -56,6 +56,24 @@ export const HealthcheckSchema = z.object({
 });
 export type HealthcheckSpec = z.infer<typeof HealthcheckSchema>;
 
+/**
+ * One network a container joins and its endpoint settings (Docker's NetworkingConfig.EndpointsConfig
+ * entry, `docker network connect --alias --ip`).
+ */
+export const NetworkAttachmentSchema = z.object({
+  /** The network's name (as Docker keys NetworkSettings.Networks). */
+  name: z.string(),
+  aliases: z.array(z.string()).default([]),
+  /** `--ip`. */
+  ipv4Address: z.string().optional(),
+  /** Legacy links given with the endpoint ("container:alias"); kept and shown. */
+  links: z.array(z.string()).default([]),
+  driverOpts: z.record(z.string(), z.string()).default({}),
+  /** Set once the container has been on the network (Docker shows NetworkID from then on, also after stop). */
+  networkId: z.string().optional(),
+});
+export type NetworkAttachment = z.infer<typeof NetworkAttachmentSchema>;
+
 export const CreateOptionsSchema = z.object({
   name: z.string().optional(),
   image: z.string(),
@@ -77,6 +95,8 @@ export const CreateOptionsSchema = z.object({
   ports: z.array(PortBindingSchema).default([]),
   publishAll: z.boolean().default(false),
   aliases: z.array(z.string()).default([]),
+  /** The networks to join with their settings; absent: `networkMode` with `aliases`. */
+  networks: z.array(NetworkAttachmentSchema).optional(),
   mounts: z.array(MountSpecSchema).default([]),
   /**
    * Set by the console for a request it judged against a node group's host policy (an

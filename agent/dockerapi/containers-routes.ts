@@ -3,6 +3,7 @@ import type { ContainerRecord, CreateOptions, MountSpec, PortSpec } from "../eng
 import { readContainerStats } from "../engine/containers/stats.ts";
 import { EngineError, invalidArgument, notFound } from "../engine/errors.ts";
 import { parseUntil } from "../engine/images/image-service.ts";
+import { createHash } from "node:crypto";
 import { once } from "node:events";
 import { setTimeout as delay } from "node:timers/promises";
 import { frame, hijack, parseDetachKeys, pumpSession, readUpgradeBody, type HijackedStream } from "./stdio-stream.ts";
@@ -18,8 +19,11 @@ import { effectiveHealthcheck, healthcheckToDocker } from "../engine/containers/
 export function addContainerRoutes(router: Router, engine: Engine): void {
   const { containers } = engine;
 
-  router.post("/containers/create", async ({ req, res, query }) => {
+  router.post("/containers/create", async ({ req, res, query, apiVersion }) => {
     const body = await readJsonBody<DockerCreateBody>(req);
+    const endpoints = Object.keys(body.NetworkingConfig?.EndpointsConfig ?? {});
+    // Before API 1.44 Docker took one network at create (the others by connect), and says so.
+    if (endpoints.length > 1 && versionBelow(apiVersion, "1.44")) throw invalidArgument(`Container cannot be connected to network endpoints: ${endpoints.join(", ")}`);
     const options = createOptionsFromDocker(body, query.get("name") ?? undefined);
     try {
       engine.images.resolve(options.image);
@@ -445,7 +449,16 @@ export interface DockerCreateBody {
     OomKillDisable?: boolean | null;
     VolumeDriver?: string;
   } & UnsupportedHostConfig;
-  NetworkingConfig?: { EndpointsConfig?: Record<string, { Aliases?: string[] | null; MacAddress?: string } | null> | null };
+  NetworkingConfig?: { EndpointsConfig?: Record<string, DockerEndpointSettings | null> | null };
+}
+
+interface DockerEndpointSettings {
+  Aliases?: string[] | null;
+  IPAMConfig?: { IPv4Address?: string; IPv6Address?: string; LinkLocalIPs?: string[] | null } | null;
+  Links?: string[] | null;
+  DriverOpts?: Record<string, string> | null;
+  /** API ≥ 1.44 sends --mac-address per network. */
+  MacAddress?: string;
 }
 
 /** Config.Healthcheck; durations in nanoseconds. StartInterval (API 1.44) is accepted and not used. */
@@ -456,6 +469,13 @@ interface DockerHealthcheck {
   StartPeriod?: number;
   StartInterval?: number;
   Retries?: number;
+}
+
+/** "1.41" < "1.44" */
+function versionBelow(v: string, than: string): boolean {
+  const [a = 0, b = 0] = v.split(".").map(Number);
+  const [c = 0, d = 0] = than.split(".").map(Number);
+  return a < c || (a === c && b < d);
 }
 
 /**
@@ -536,7 +556,14 @@ export function createOptionsFromDocker(body: DockerCreateBody, name: string | u
   if (!["no", "always", "on-failure", "unless-stopped"].includes(restart)) throw invalidArgument(`invalid restart policy '${restart}'`);
   if (hc.AutoRemove && restart !== "no") throw invalidArgument("can't create 'AutoRemove' container with restart policy");
   const entrypoint = asArray(body.Entrypoint);
-  const aliases = Object.values(body.NetworkingConfig?.EndpointsConfig ?? {}).flatMap((e) => e?.Aliases ?? []);
+  const endpoints = Object.entries(body.NetworkingConfig?.EndpointsConfig ?? {});
+  const aliases = endpoints.flatMap(([, e]) => e?.Aliases ?? []);
+  const networks = endpoints.map(([name, e]) => {
+    if (e?.IPAMConfig?.IPv6Address) throw invalidArgument("IPv6 addresses are not supported by Berth (--ip6)");
+    const ip = e?.IPAMConfig?.IPv4Address;
+    if (ip && !/^\d{1,3}(\.\d{1,3}){3}$/.test(ip)) throw invalidArgument(`invalid IPv4 address: ${ip}`);
+    return { name, aliases: e?.Aliases ?? [], ipv4Address: ip || undefined, links: e?.Links ?? [], driverOpts: e?.DriverOpts ?? {} };
+  });
   return {
     name,
     image: body.Image,
@@ -558,6 +585,7 @@ export function createOptionsFromDocker(body: DockerCreateBody, name: string | u
     ports,
     publishAll: !!hc.PublishAllPorts,
     aliases,
+    ...(networks.length > 0 ? { networks } : {}),
     mounts,
     restartPolicy: { name: restart as "no", maximumRetryCount: hc.RestartPolicy?.MaximumRetryCount ?? 0 },
     autoRemove: !!hc.AutoRemove,
@@ -674,7 +702,7 @@ function filterContainers(list: ContainerRecord[], f: Map<string, string[]>, all
     if (beforeCreated && !(c.created < beforeCreated)) return false;
     if (sinceCreated && !(c.created > sinceCreated)) return false;
     const networks = f.get("network");
-    if (networks && !networks.some((n) => c.options.networkMode === n || c.endpoints.some((e) => e.networkName === n || e.networkId.startsWith(n)))) return false;
+    if (networks && !networks.some((n) => c.options.networkMode === n || (c.networks ?? []).some((x) => x.name === n) || c.endpoints.some((e) => e.networkName === n || e.networkId.startsWith(n)))) return false;
     const volumes = f.get("volume");
     if (volumes && !volumes.some((v) => c.mounts.some((m) => m.source === v || m.destination === v))) return false;
     if (health && !health.includes(c.state.health?.status ?? "none")) return false;
@@ -697,18 +725,52 @@ async function containerSummaryJson(engine: Engine, c: ContainerRecord, size: bo
     State: c.state.status,
     Status: statusText(c),
     HostConfig: { NetworkMode: c.options.networkMode },
-    NetworkSettings: { Networks: networksJson(c) },
+    NetworkSettings: { Networks: networksJson(engine, c) },
     Mounts: await mountsJson(engine, c),
     ...(rw !== undefined ? { SizeRw: rw, SizeRootFs: rw + (engine.images.deps.store.get(c.imageId)?.layers.reduce((n, l) => n + l.size, 0) ?? 0) } : {}),
   };
 }
 
-function networksJson(c: ContainerRecord) {
+/**
+ * NetworkSettings.Networks: every network the container is set to join, with the settings it was
+ * given (aliases, IPAMConfig, links, driver options) and, while it runs, its live endpoint.
+ */
+function networksJson(engine: Engine, c: ContainerRecord) {
   const out: Record<string, unknown> = {};
-  for (const e of c.endpoints) {
-    out[e.networkName] = { IPAMConfig: null, Links: null, Aliases: e.aliases.length ? e.aliases : null, NetworkID: e.networkId, EndpointID: e.networkId.slice(0, 12) + c.id.slice(0, 12), Gateway: e.gateway, IPAddress: e.ipAddress, IPPrefixLen: e.prefixLen, IPv6Gateway: "", GlobalIPv6Address: "", GlobalIPv6PrefixLen: 0, MacAddress: e.macAddress, DriverOpts: null };
+  const ids = new Map<string, string>();
+  for (const n of engine.network.listNow()) ids.set(n.name, n.id);
+  // Docker's endpoint IDs are 64 hex; one per container and network.
+  const endpointId = (networkId: string) => createHash("sha256").update(`${networkId}/${c.id}`).digest("hex");
+  const configured = c.networks ?? (["host", "none"].includes(c.options.networkMode) ? [] : [{ name: c.options.networkMode, aliases: c.options.aliases, links: [], driverOpts: {} as Record<string, string>, ipv4Address: undefined }]);
+  const endpoint = (e: ContainerRecord["endpoints"][number] | undefined) => ({
+    NetworkID: e?.networkId ?? "",
+    EndpointID: e ? endpointId(e.networkId) : "",
+    Gateway: e?.gateway ?? "",
+    IPAddress: e?.ipAddress ?? "",
+    IPPrefixLen: e?.prefixLen ?? 0,
+    IPv6Gateway: "",
+    GlobalIPv6Address: "",
+    GlobalIPv6PrefixLen: 0,
+    MacAddress: e?.macAddress ?? "",
+  });
+  for (const n of configured) {
+    const e = c.endpoints.find((x) => x.networkName === n.name);
+    out[n.name] = {
+      IPAMConfig: n.ipv4Address ? { IPv4Address: n.ipv4Address } : null,
+      Links: n.links.length ? n.links : null,
+      Aliases: n.aliases.length ? n.aliases : null,
+      ...endpoint(e),
+      // Docker shows the network's ID once the container has been on it (also after stop).
+      NetworkID: e?.networkId ?? n.networkId ?? "",
+      DriverOpts: Object.keys(n.driverOpts).length ? n.driverOpts : null,
+    };
   }
-  if (c.endpoints.length === 0 && c.options.networkMode !== "bridge") out[c.options.networkMode] = { NetworkID: "", EndpointID: "", Gateway: "", IPAddress: "", IPPrefixLen: 0, MacAddress: "" };
+  for (const e of c.endpoints) {
+    if (!(e.networkName in out)) out[e.networkName] = { IPAMConfig: null, Links: null, Aliases: e.aliases.length ? e.aliases : null, ...endpoint(e), DriverOpts: null };
+  }
+  if (c.endpoints.length === 0 && (c.options.networkMode === "host" || c.options.networkMode === "none")) {
+    out[c.options.networkMode] = { IPAMConfig: null, Links: null, Aliases: null, ...endpoint(undefined), NetworkID: ids.get(c.options.networkMode) ?? "", DriverOpts: null };
+  }
   return out;
 }
 
@@ -839,7 +901,7 @@ async function containerInspectJson(engine: Engine, c: ContainerRecord, size: bo
       IPAddress: bridge?.ipAddress ?? "",
       IPPrefixLen: bridge?.prefixLen ?? 0,
       MacAddress: bridge?.macAddress ?? "",
-      Networks: networksJson(c),
+      Networks: networksJson(engine, c),
     },
   };
 }

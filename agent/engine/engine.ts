@@ -87,6 +87,7 @@ export async function createEngine(config: EngineConfig, logger: Logger): Promis
   const network = new NetworkManager({
     stateDir: join(root, "network"),
     netnsDir: join(execRoot, "netns"),
+    dnsDir: join(execRoot, "dns"),
     bridgeName: config.bridgeName,
     defaultSubnet: config.bridgeSubnet,
     chainPrefix: config.chainPrefix,

@@ -114,6 +114,7 @@ const CONSOLE_SET_FIELDS = new Set(["hostPathRules"]);
 const JUDGED_FIELDS = new Set([
   "networkMode",
   "network",
+  "networks",
   "mounts",
   "binds",
   "privileged",
@@ -194,8 +195,9 @@ function sharesNamespace(mode: unknown): boolean {
 export function hostOptionUses(params: Record<string, unknown>, container: boolean): Array<HostOptionUse & { bind?: BindUse; hostNetwork?: true }> {
   const uses: Array<HostOptionUse & { bind?: BindUse; hostNetwork?: true }> = [];
   for (const b of bindsOf(params)) uses.push({ option: "--volume", value: `${b.source}:${b.destination}${b.readonly ? ":ro" : ""}`, bind: b });
-  for (const field of ["networkMode", "network"]) {
-    const mode = params[field];
+  // The networks a container joins (NetworkingConfig): named like --network, so judged like it.
+  const joined = Array.isArray(params.networks) ? params.networks.map((n) => (n && typeof n === "object" ? (n as { name?: unknown }).name : undefined)) : [];
+  for (const mode of new Set([params.networkMode, params.network, ...joined])) {
     if (mode === "host") uses.push({ option: "--network", value: "host", hostNetwork: true });
     else if (typeof mode === "string" && mode.startsWith("container:")) uses.push({ option: "--network", value: mode });
   }

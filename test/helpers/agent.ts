@@ -1,8 +1,8 @@
 import { spawn, execFile, type ChildProcess } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { existsSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { randomBytes, randomInt } from "node:crypto";
 import { chainPrefixOf } from "../../agent/config.ts";
@@ -162,6 +162,16 @@ export async function removeContainersAndNetwork(runcRoot: string, bridge: strin
   for (const id of ids) {
     await runc(["kill", "--all", id, "KILL"]);
     await runc(["delete", "--force", id]);
+  }
+  // The DNS server of its user networks (agent/engine/network/dns.ts), in the exec root beside runc's.
+  const dnsDir = join(dirname(runcRoot), "dns", "networks");
+  const pid = Number((await readFile(join(dnsDir, "aardvark.pid"), "utf8").catch(() => "")).trim());
+  if (pid > 0 && (await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "")).split("\0").includes(dnsDir)) {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      // gone already
+    }
   }
   await execFileP("ip", ["link", "del", bridge]).catch(() => undefined);
   for (const table of ["filter", "nat"]) {

@@ -33,7 +33,7 @@ import { pipeline } from "node:stream/promises";
 import { diffUpper, type Change } from "../archive/upper-diff.ts";
 import { upperToLayerTar } from "../archive/layer-tar.ts";
 import { rootfsTar } from "../archive/rootfs-tar.ts";
-import { CreateOptionsSchema, type ContainerRecord, type CreateOptions, type MountSpec, type PortSpec } from "./container-record.ts";
+import { CreateOptionsSchema, type ContainerOptions, type ContainerRecord, type CreateOptions, type MountSpec, type NetworkAttachment, type PortSpec } from "./container-record.ts";
 import type { ContainerStore } from "./container-store.ts";
 import { generateName, VALID_CONTAINER_NAME } from "./names.ts";
 import { effectiveHealthcheck, healthcheckToDocker, healthProbe, HealthMonitor, validateHealthcheck } from "./health.ts";
@@ -314,8 +314,12 @@ export class ContainerService extends EventEmitter {
 
     const { path, args } = commandLine(config, options);
     if (options.networkMode.startsWith("container:")) throw notImplemented("--network container:NAME is not supported");
-    if (!["bridge", "host", "none", "default"].includes(options.networkMode)) await network.inspect(options.networkMode);
     if (options.networkMode === "default") options.networkMode = "bridge";
+    // Docker joins the networks of NetworkingConfig (when given) rather than NetworkMode's. A network
+    // that does not exist is refused at start ("network X not found"), as Docker does: a 404 here
+    // would make the docker CLI believe the image is missing and pull it.
+    const networks = joinsNetworks(options.networkMode) ? defaultNetworks(options) : [];
+    for (const n of networks) n.name = (await network.inspect(n.name).catch(() => undefined))?.name ?? n.name;
 
     checkNamespaceModes(options);
     validateHealthcheck(options.healthcheck);
@@ -353,6 +357,7 @@ export class ContainerService extends EventEmitter {
       args,
       state: { status: "created", pid: 0, exitCode: 0, error: "", oomKilled: false, startedAt: NEVER, finishedAt: NEVER, restartCount: 0, stoppedByUser: false },
       endpoints: [],
+      networks,
       publishedPorts: [],
       mounts,
     };
@@ -431,13 +436,15 @@ export class ContainerService extends EventEmitter {
 
       const hostname = record.options.hostname || record.id.slice(0, 12);
       await writeFile(p.hostnamePath, `${hostname}\n`);
+      const joins = joinsNetworks(record.options.networkMode) ? this.withShortIdAliases(record, record.networks ?? defaultNetworks(record.options)) : [];
+      record.networks = joins;
       const attached = await network.attach({
         containerId: record.id,
         name: record.name,
         hostname,
         networkMode: record.options.networkMode,
         ports: record.options.ports,
-        aliases: record.options.aliases,
+        networks: joins.map((n) => ({ network: n.name, aliases: n.aliases, ipv4Address: n.ipv4Address })),
         macAddress: record.options.macAddress || undefined,
         hostsPath: p.hostsPath,
         resolvConfPath: p.resolvConfPath,
@@ -496,6 +503,7 @@ export class ContainerService extends EventEmitter {
       record.state = { ...record.state, status: "running", pid: created.pid, exitCode: 0, error: "", oomKilled: false, startedAt: new Date().toISOString(), finishedAt: NEVER, stoppedByUser: false };
       this.health.start(record, healthProbe(effectiveHealthcheck(config.Healthcheck, record.options.healthcheck), config.Shell));
       record.endpoints = attached.endpoints;
+      record.networks = joins.map((n) => ({ ...n, networkId: attached.endpoints.find((e) => e.networkName === n.name)?.networkId ?? n.networkId }));
       record.publishedPorts = attached.ports;
       await this.deps.store.save(record);
       this.watchExit(record);
@@ -1059,21 +1067,73 @@ export class ContainerService extends EventEmitter {
     return { deleted, spaceReclaimed };
   }
 
-  /** `docker network connect`: a running container joins another network. */
-  async connect(idOrName: string, networkName: string, aliases: string[]): Promise<void> {
+  /**
+   * `docker network connect`. A running container joins at once; a created or stopped one gets the
+   * network recorded and joins it at its next start (as Docker: compose disconnects and reconnects
+   * containers it has just created).
+   * @throws NotFound container or network; Conflict host/none modes, a container being removed; and
+   *         the network manager's errors (address in use, aliases or `--ip` where Docker refuses them).
+   */
+  async connect(idOrName: string, networkName: string, cfg: Partial<Omit<NetworkAttachment, "name">>): Promise<void> {
     const record = this.get(idOrName);
-    if (record.state.status !== "running" && record.state.status !== "paused") throw conflict(`Container ${record.id} is not running`);
-    const ep = await this.deps.network.connect(record.id, networkName, aliases);
-    record.endpoints = [...record.endpoints.filter((e) => e.networkId !== ep.networkId), ep];
-    await this.deps.store.save(record);
+    await this.withLock(record.id, async () => {
+      if (record.state.status === "removing" || record.state.status === "dead") throw conflict(`container ${record.id} is marked for removal and cannot be connected or disconnected to the network`);
+      const net = await this.deps.network.inspect(networkName === "default" ? "bridge" : networkName);
+      const mode = record.options.networkMode;
+      if (mode === "host" || net.driver === "host") throw conflict("container cannot be disconnected from host network or connected to host network");
+      if (mode === "none" || net.driver === "null") throw conflict("container cannot be connected to multiple networks with one of the networks in private (none) mode");
+      const desired = record.networks ?? defaultNetworks(record.options);
+      const [attachment] = this.withShortIdAliases(record, [{ name: net.name, aliases: cfg.aliases ?? [], ipv4Address: cfg.ipv4Address || undefined, links: cfg.links ?? [], driverOpts: cfg.driverOpts ?? {} }]);
+      if (record.state.status === "running" || record.state.status === "paused") {
+        const ep = await this.deps.network.connect(record.id, { network: net.id, aliases: attachment!.aliases, ipv4Address: attachment!.ipv4Address });
+        record.endpoints = [...record.endpoints.filter((e) => e.networkId !== ep.networkId), ep];
+        attachment!.networkId = ep.networkId;
+      } else {
+        if (desired.some((n) => n.name === net.name)) return; // Docker keeps the first settings
+        if (net.name === "bridge" && attachment!.aliases.length > 0) throw invalidArgument("network-scoped alias is supported only for containers in user defined networks");
+        if (attachment!.ipv4Address && (net.name === "bridge" || !net.userSubnet)) {
+          throw invalidArgument(net.name === "bridge" ? "user specified IP address is supported on user defined networks only" : "user specified IP address is supported only when connecting to networks with user configured subnets");
+        }
+      }
+      record.networks = [...desired.filter((n) => n.name !== net.name), attachment!];
+      await this.deps.store.save(record);
+    });
   }
 
+  /**
+   * `docker network disconnect`: off the network now if running, and in any case not joined again
+   * at the next start. `force`: also for a network that no longer exists.
+   */
   async disconnect(idOrName: string, networkName: string, force: boolean): Promise<void> {
     const record = this.get(idOrName);
-    await this.deps.network.disconnect(record.id, networkName, force);
-    const info = await this.deps.network.inspect(networkName).catch(bestEffort(this.deps.logger, `inspect network ${networkName}`));
-    record.endpoints = record.endpoints.filter((e) => e.networkName !== networkName && e.networkId !== info?.id);
-    await this.deps.store.save(record);
+    await this.withLock(record.id, async () => {
+      const net = await this.deps.network.inspect(networkName).catch((e: unknown) => {
+        if (force) return undefined;
+        throw e;
+      });
+      const name = net?.name ?? networkName;
+      if (record.options.networkMode === "host" || net?.driver === "host") throw conflict("container cannot be disconnected from host network or connected to host network");
+      const desired = record.networks ?? defaultNetworks(record.options);
+      if (record.state.status === "running" || record.state.status === "paused") {
+        if (net) await this.deps.network.disconnect(record.id, net.id, force);
+        record.endpoints = record.endpoints.filter((e) => e.networkName !== name && e.networkId !== net?.id);
+      } else if (!desired.some((n) => n.name === name) && !force) {
+        throw conflict(`container ${record.id} is not connected to the network ${name}`);
+      }
+      record.networks = desired.filter((n) => n.name !== name);
+      await this.deps.store.save(record);
+    });
+  }
+
+  /** Docker adds a container's short ID to its aliases on every user-defined network it joins. */
+  private withShortIdAliases(record: ContainerRecord, networks: NetworkAttachment[]): NetworkAttachment[] {
+    const short = record.id.slice(0, 12);
+    const out: NetworkAttachment[] = [];
+    for (const n of networks) {
+      const predefined = ["bridge", "host", "none"].includes(n.name);
+      out.push(predefined || n.aliases.includes(short) ? n : { ...n, aliases: [...n.aliases, short] });
+    }
+    return out;
   }
 
   exists(id: string): boolean {
@@ -1239,6 +1299,17 @@ function checkNamespaceModes(o: ReturnType<typeof CreateOptionsSchema.parse>): v
 }
 
 /** The pid, ipc and uts namespaces of a container; `pidOf` gives a `container:<name>` target's init PID. */
+/** Whether a network mode joins networks (bridge or a user network), rather than host, none or another container's. */
+function joinsNetworks(mode: string): boolean {
+  return !["host", "none"].includes(mode) && !mode.startsWith("container:");
+}
+
+/** The networks a container created with these options joins: NetworkingConfig's, or else NetworkMode's. */
+function defaultNetworks(o: ContainerOptions): NetworkAttachment[] {
+  if (o.networks && o.networks.length > 0) return o.networks.map((n) => ({ ...n, name: n.name === "default" ? "bridge" : n.name, aliases: [...n.aliases], links: [...n.links], driverOpts: { ...n.driverOpts } }));
+  return [{ name: o.networkMode === "default" ? "bridge" : o.networkMode, aliases: [...o.aliases], links: [], driverOpts: {} }];
+}
+
 function namespaceModes(o: ReturnType<typeof CreateOptionsSchema.parse>, pidOf: (target: string) => number): Omit<NamespaceOptions, "network"> {
   const pid = o.pidMode === "host" ? "host" : o.pidMode.startsWith("container:") ? { path: `/proc/${pidOf(o.pidMode.slice("container:".length))}/ns/pid` } : "private";
   const ipc = o.ipcMode === "host" ? "host" : o.ipcMode === "none" ? "none" : "private";

@@ -3,12 +3,18 @@ import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { filterResolvConf, hostnameNames, renderHosts, writeInPlace } from "./hosts.ts";
+import { dnsResolvConf, filterResolvConf, hostnameNames, renderHosts, writeInPlace } from "./hosts.ts";
 
 test("resolv.conf: 127.x nameservers dropped, options kept, Google's as the fallback", () => {
   assert.equal(filterResolvConf("search lan\nnameserver 127.0.0.53\nnameserver 10.0.0.2\noptions edns0\n"), "search lan\nnameserver 10.0.0.2\noptions edns0\n");
   assert.equal(filterResolvConf("nameserver 127.0.0.53\nsearch lan\n"), "search lan\nnameserver 8.8.8.8\nnameserver 8.8.4.4\n");
   assert.equal(filterResolvConf(""), "nameserver 8.8.8.8\nnameserver 8.8.4.4\n");
+});
+
+test("resolv.conf on a user network: the DNS server only (it forwards), the host's search and options, ndots:0 as Docker", () => {
+  assert.equal(dnsResolvConf("search lan\nnameserver 127.0.0.53\nnameserver 10.0.0.2\noptions edns0\n", "10.210.0.1"), "nameserver 10.210.0.1\nsearch lan\noptions edns0\noptions ndots:0\n");
+  assert.equal(dnsResolvConf("nameserver 10.0.0.2\noptions ndots:2\n", "10.210.0.1"), "nameserver 10.210.0.1\noptions ndots:2\n");
+  assert.equal(dnsResolvConf("", "10.210.0.1"), "nameserver 10.210.0.1\noptions ndots:0\n");
 });
 
 test("hosts: localhost lines, own entries, then peers, Docker's layout", () => {

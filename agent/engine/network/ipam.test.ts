@@ -48,3 +48,14 @@ test("pickSubnet skips taken blocks", () => {
   assert.equal(formatSubnet(s), "10.210.2.0/24");
   assert.throws(() => pickSubnet(parseSubnet("10.1.0.0/24"), 24, [parseSubnet("10.0.0.0/8")]), (e: unknown) => isEngineError(e, "Conflict"));
 });
+
+test("allocator with an ip-range: dynamic addresses from the range, --ip anywhere in the subnet, Docker's texts", () => {
+  const a = new AddressAllocator(parseSubnet("10.1.1.0/24"), "10.1.1.254", parseSubnet("10.1.1.128/30"));
+  const got = [a.allocate("n"), a.allocate("n"), a.allocate("n"), a.allocate("n")].sort();
+  assert.deepEqual(got, ["10.1.1.128", "10.1.1.129", "10.1.1.130", "10.1.1.131"]);
+  assert.throws(() => a.allocate("n"), (e: unknown) => isEngineError(e, "Conflict") && /no available IPv4 addresses on network n \(10\.1\.1\.128\/30\)/.test(e.message));
+  a.reserve("10.1.1.7");
+  assert.throws(() => a.reserve("10.1.1.7"), (e: unknown) => isEngineError(e, "Conflict") && /^Address already in use$/.test(e.message));
+  assert.throws(() => a.reserve("10.1.2.7"), (e: unknown) => isEngineError(e, "InvalidArgument") && /does not belong to any of this network's subnets/.test(e.message));
+  assert.throws(() => new AddressAllocator(parseSubnet("10.1.1.0/24"), "10.1.1.1", parseSubnet("10.1.2.0/25")), (e: unknown) => isEngineError(e, "InvalidArgument"));
+});

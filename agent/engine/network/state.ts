@@ -26,6 +26,14 @@ export interface NetworkRecord {
   gateway?: string;
   /** Name of the Linux bridge (bridge networks only). */
   bridge?: string;
+  /** `--subnet` was given (Docker allows `--ip` only then); absent in records of older agents. */
+  userSubnet?: boolean;
+  /** `--gateway` was given (Docker shows a gateway in the IPAM config only then, or with no `--subnet`). */
+  userGateway?: boolean;
+  /** `--ip-range`: where dynamic addresses come from. */
+  ipRange?: string;
+  /** Driver options as the user gave them (`-o`), shown unchanged. */
+  options?: Record<string, string>;
   internal: boolean;
   labels: Record<string, string>;
   /** RFC 3339. */
@@ -68,6 +76,8 @@ export interface ContainerRecord {
   ports: StoredPort[];
   /** In the order they were attached; the first one is eth0. */
   endpoints: EndpointRecord[];
+  /** The nameserver its resolv.conf names: a user network's gateway (the DNS server), or absent (the host's). */
+  dnsServer?: string;
 }
 
 export class StateStore {
