@@ -7,43 +7,13 @@
 // Docker here has no bridge (test/helpers/dockerd.ts), so runs on both use `--network none`.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { startRegistry, type RegistryFixture } from "./fixtures/registry.ts";
-import { pushFixtureImages, type FixtureImages } from "./fixtures/images.ts";
-import { startAgent, type AgentHandle } from "./helpers/agent.ts";
-import { startDockerd, type CliTarget, type DockerdHandle } from "./helpers/dockerd.ts";
-
-interface Cli {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+import { dockerCli, dockerCliOk, type CliTarget } from "./helpers/dockerd.ts";
+import { startBerthAndDocker, type BerthAndDocker } from "./helpers/parity.ts";
 
 /** The docker CLI against `target`, with extra client environment (for `-e FOO` taken from it). */
-function cli(target: CliTarget, args: string[], env: Record<string, string> = {}): Promise<Cli> {
-  return new Promise((resolve) => {
-    const child = spawn("docker", args, {
-      env: { ...process.env, DOCKER_HOST: target.dockerHost, DOCKER_CONFIG: target.dockerConfig, DOCKER_CLI_HINTS: "false", ...env },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill("SIGKILL"), 120_000);
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? -1, stdout, stderr });
-    });
-  });
-}
-
-async function cliOk(target: CliTarget, args: string[], env: Record<string, string> = {}): Promise<string> {
-  const r = await cli(target, args, env);
-  if (r.code !== 0) throw new Error(`docker ${args.join(" ")} (${target.dockerHost}) exited ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}\nlog tail:\n${target.logs().split("\n").slice(-20).join("\n")}`);
-  return r.stdout;
-}
+const cli = (target: CliTarget, args: string[], env: Record<string, string> = {}) => dockerCli(target, args, { env, timeoutMs: 120_000 });
+const cliOk = (target: CliTarget, args: string[], env: Record<string, string> = {}) => dockerCliOk(target, args, { env, timeoutMs: 120_000 });
 
 const uniq = (prefix: string) => `${prefix}-${randomBytes(3).toString("hex")}`;
 
@@ -107,31 +77,19 @@ const UNORDERED = new Set(["Config.Env"]);
 const sorted = (v: unknown) => (Array.isArray(v) ? [...(v as string[])].sort() : v);
 
 describe("create/inspect round trip and flag behaviour: Berth against Docker Engine 20.10", () => {
-  let reg: RegistryFixture | undefined;
-  let fx: FixtureImages;
-  let agent: AgentHandle | undefined;
-  let dockerd: DockerdHandle | undefined;
+  let pair: BerthAndDocker | undefined;
   let berth: CliTarget;
   let engine: CliTarget;
   let image: string;
 
   after(async () => {
-    await dockerd?.stop();
-    await agent?.destroy();
-    await reg?.stop();
+    await pair?.stop();
   });
 
   before(async () => {
-    reg = await startRegistry({ auth: "none" });
-    fx = await pushFixtureImages(reg, { only: ["busybox"] });
-    image = fx.busybox.ref;
-    agent = await startAgent();
-    berth = agent;
-    dockerd = await startDockerd();
-    engine = dockerd;
-    assert.match((await cliOk(engine, ["version", "--format", "{{.Server.Version}}"])).trim(), /^20\.10\./);
-    await cliOk(berth, ["pull", image]);
-    await cliOk(engine, ["pull", image]);
+    pair = await startBerthAndDocker({ images: ["busybox"], pull: ["busybox"] });
+    ({ berth, engine } = pair);
+    image = pair.fx.busybox.ref;
   });
 
   /** Creates the same container on both daemons; returns both inspect documents. */

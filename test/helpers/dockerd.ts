@@ -393,15 +393,19 @@ export interface CliResult {
   stderr: string;
 }
 
+export interface CliOptions {
+  input?: Buffer | string;
+  timeoutMs?: number;
+  /** More client environment (e.g. for `-e FOO`, which the CLI takes from its own). */
+  env?: Record<string, string>;
+}
+
 /** The docker CLI (/usr/local/bin/docker, 28.x) against any daemon (Berth's agent or dockerd). Never throws. */
-export function dockerCli(
-  target: CliTarget,
-  args: string[],
-  opts: { input?: Buffer | string; timeoutMs?: number } = {},
-): Promise<CliResult> {
+export function dockerCli(target: CliTarget, args: string[], opts: CliOptions = {}): Promise<CliResult> {
   return new Promise((resolve) => {
     const child = spawn("docker", args, {
-      env: { ...process.env, DOCKER_HOST: target.dockerHost, DOCKER_CONFIG: target.dockerConfig, DOCKER_CLI_HINTS: "false" },
+      // No DOCKER_BUILDKIT: the CLI without buildx uses the classic builder, as a user's would.
+      env: { ...process.env, DOCKER_HOST: target.dockerHost, DOCKER_CONFIG: target.dockerConfig, DOCKER_CLI_HINTS: "false", ...opts.env },
       stdio: ["pipe", "pipe", "pipe"],
     });
     let stdout = "";
@@ -420,11 +424,7 @@ export function dockerCli(
 }
 
 /** dockerCli that must succeed; the error names the command, what the CLI printed and the daemon's log tail. */
-export async function dockerCliOk(
-  target: CliTarget,
-  args: string[],
-  opts: { input?: Buffer | string; timeoutMs?: number } = {},
-): Promise<string> {
+export async function dockerCliOk(target: CliTarget, args: string[], opts: CliOptions = {}): Promise<string> {
   const r = await dockerCli(target, args, opts);
   if (r.code !== 0)
     throw new Error(
