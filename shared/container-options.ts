@@ -98,6 +98,8 @@ export const CreateOptionsSchema = z.object({
   /** The networks to join with their settings; absent: `networkMode` with `aliases`. */
   networks: z.array(NetworkAttachmentSchema).optional(),
   mounts: z.array(MountSpecSchema).default([]),
+  /** `--add-host NAME:IP` (IP may be `host-gateway`: the default bridge's gateway, as Docker's default). */
+  extraHosts: z.array(z.string()).default([]),
   /**
    * Set by the console for a request it judged against a node group's host policy (an
    * operator's): every bind source must resolve on the node, symbolic links followed, inside

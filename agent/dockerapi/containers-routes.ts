@@ -442,6 +442,8 @@ export interface DockerCreateBody {
     GroupAdd?: string[] | null;
     LogConfig?: { Type?: string; Config?: Record<string, string> | null } | null;
     Tmpfs?: Record<string, string> | null;
+    /** `--add-host`: "NAME:IP". */
+    ExtraHosts?: string[] | null;
     VolumesFrom?: string[] | null;
     Runtime?: string;
     Isolation?: string;
@@ -625,6 +627,7 @@ export function createOptionsFromDocker(body: DockerCreateBody, name: string | u
     groupAdd: hc.GroupAdd ?? [],
     logConfig: { type: hc.LogConfig?.Type || "json-file", config: hc.LogConfig?.Config ?? {} },
     tmpfs: hc.Tmpfs ?? {},
+    extraHosts: hc.ExtraHosts ?? [],
     volumesFrom: hc.VolumesFrom ?? [],
     runtime: hc.Runtime || "runc",
     isolation: hc.Isolation ?? "",

@@ -17,7 +17,7 @@ export function hostConfigFields(o: ContainerOptions) {
     Dns: [] as string[],
     DnsOptions: [] as string[],
     DnsSearch: [] as string[],
-    ExtraHosts: null,
+    ExtraHosts: o.extraHosts.length ? o.extraHosts : null,
     GroupAdd: o.groupAdd.length ? o.groupAdd : null,
     Cgroup: "",
     Links: null,

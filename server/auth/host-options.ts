@@ -105,6 +105,8 @@ const ORDINARY_FIELDS = new Set([
   "isolation",
   "volumeDriver",
   "memorySwappiness",
+  // Lines of the container's own hosts file.
+  "extraHosts",
 ]);
 
 /** Fields the console sets itself when it sends a step (server/jobs/job-service.ts), whatever the request held. */

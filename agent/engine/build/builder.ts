@@ -33,7 +33,7 @@ import type { Logger } from "pino";
 import { diffUpper } from "../archive/upper-diff.ts";
 import { upperToLayerTar } from "../archive/layer-tar.ts";
 import type { ContainerService } from "../containers/container-service.ts";
-import { canceled, EngineError, invalidArgument, isEngineError, notFound, notImplemented } from "../errors.ts";
+import { canceled, EngineError, invalidArgument, isEngineError, notFound } from "../errors.ts";
 import type { ContainerConfig, HistoryEntry, ImageConfig } from "../images/image-config.ts";
 import type { ImageService } from "../images/image-service.ts";
 import type { ImageLayerRecord } from "../images/image-store.ts";
@@ -191,7 +191,6 @@ export class Builder {
       return withDefaultTag(ref);
     });
     checkPlatform(opts.platform);
-    if (opts.extraHosts.length > 0) throw notImplemented("--add-host is not supported by this node's builder yet");
     const dir = join(this.deps.root, randomBytes(8).toString("hex"));
     await mkdir(dir, { recursive: true, mode: 0o700 });
     const ac = new AbortController();
@@ -715,6 +714,7 @@ export class Builder {
       user: rc.User || undefined,
       workingDir: rc.WorkingDir || undefined,
       networkMode: run.opts.networkMode || "bridge",
+      extraHosts: run.opts.extraHosts,
       shmSize: run.opts.shmSize,
       labels: { [BUILD_CONTAINER_LABEL]: "1" },
     });

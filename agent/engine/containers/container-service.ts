@@ -40,6 +40,7 @@ import { effectiveHealthcheck, healthcheckToDocker, healthProbe, HealthMonitor, 
 import { checkHostOptions, logsReadable, parseVolumesFrom } from "./host-options.ts";
 import { isErrno } from "../fs-util.ts";
 import { confineBindSource } from "./bind-confinement.ts";
+import { parseExtraHost } from "../network/hosts.ts";
 import { KeyedQueue } from "../keyed-queue.ts";
 import { bestEffort } from "../../../shared/best-effort.ts";
 
@@ -297,6 +298,7 @@ export class ContainerService extends EventEmitter {
   async create(input: CreateOptions): Promise<ContainerRecord> {
     const parsed = CreateOptionsSchema.safeParse(input);
     if (!parsed.success) throw invalidArgument(`invalid container options: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
+    for (const h of parsed.data.extraHosts) parseExtraHost(h); // refused at create, as Docker does
     const options = parsed.data;
     checkHostOptions(options);
     const { images, store, snapshots, volumes, network } = this.deps;
@@ -446,6 +448,7 @@ export class ContainerService extends EventEmitter {
         ports: record.options.ports,
         networks: joins.map((n) => ({ network: n.name, aliases: n.aliases, ipv4Address: n.ipv4Address })),
         macAddress: record.options.macAddress || undefined,
+        extraHosts: record.options.extraHosts,
         hostsPath: p.hostsPath,
         resolvConfPath: p.resolvConfPath,
       });

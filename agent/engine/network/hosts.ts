@@ -10,6 +10,8 @@
  * file.
  */
 import { readFile, writeFile } from "node:fs/promises";
+import { isIP } from "node:net";
+import { invalidArgument } from "../errors.ts";
 
 export interface HostsEntry {
   ip: string;
@@ -24,6 +26,19 @@ const LOCALHOST_LINES = [
   "ff02::1\tip6-allnodes",
   "ff02::2\tip6-allrouters",
 ];
+
+/**
+ * One `--add-host` entry, "NAME:IP", split at the first colon (an IPv6 address keeps its own);
+ * the IP may be `host-gateway`, which the network manager resolves. Docker's error otherwise.
+ */
+export function parseExtraHost(entry: string): { name: string; ip: string } {
+  const i = entry.indexOf(":");
+  const name = i > 0 ? entry.slice(0, i) : "";
+  const ip = i > 0 ? entry.slice(i + 1) : "";
+  if (!name || /[\s#]/.test(name)) throw invalidArgument(`bad format for add-host: ${JSON.stringify(entry)}`);
+  if (ip !== "host-gateway" && isIP(ip) === 0) throw invalidArgument(`invalid IP address in add-host: ${JSON.stringify(ip)}`);
+  return { name, ip };
+}
 
 /** "web.example.com" → ["web.example.com", "web"]; "web" → ["web"]. */
 export function hostnameNames(hostname: string): string[] {

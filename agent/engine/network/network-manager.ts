@@ -62,7 +62,7 @@ import pino, { type Logger } from "pino";
 import { alreadyExists, conflict, invalidArgument, notFound, unavailable } from "../errors.ts";
 import { run } from "./exec.ts";
 import { EmbeddedDns, type DnsNetwork } from "./dns.ts";
-import { dnsResolvConf, filterResolvConf, hostnameNames, type HostsEntry, nameserversOf, readHostFile, renderHosts, writeInPlace } from "./hosts.ts";
+import { dnsResolvConf, filterResolvConf, hostnameNames, parseExtraHost, type HostsEntry, nameserversOf, readHostFile, renderHosts, writeInPlace } from "./hosts.ts";
 import { IptablesChains, renderRules, type RuleNetwork, type RulePort, type Ruleset } from "./iptables.ts";
 import { AddressAllocator, coveredSubnet, defaultGateway, formatSubnet, ipToInt, isIPv4, macFromIp, overlaps, parseSubnet, pickSubnet, contains, type Subnet, subnetSize } from "./ipam.ts";
 import { addInterface, createNetns, deleteLinks, type InterfaceSpec, ipInNetns, listAddresses, listLinks, listRoutes, removeNetns, removeNetnsAll } from "./netns.ts";
@@ -123,6 +123,8 @@ export interface AttachRequest {
   resolvConfPath: string;
   /** `--mac-address` of the first interface; default: derived from its IP, as Docker does. */
   macAddress?: string;
+  /** `--add-host` entries ("NAME:IP", IP may be `host-gateway`), written to the hosts file before its own entry, as Docker does. */
+  extraHosts?: string[];
 }
 
 export interface AttachResult {
@@ -371,6 +373,7 @@ export class NetworkManager {
       this.requireInit();
       if (typeof req.containerId !== "string" || !ID_RE.test(req.containerId)) throw invalidArgument(`invalid container id ${JSON.stringify(req.containerId)}`);
       if (!isAbsolute(req.hostsPath) || !isAbsolute(req.resolvConfPath)) throw invalidArgument("hostsPath and resolvConfPath must be absolute");
+      this.extraHostEntries(req.extraHosts); // refused before anything is made
       if (this.containers.has(req.containerId)) throw conflict(`container ${req.containerId} is already attached to its networks`);
       const mode = req.networkMode === "default" || req.networkMode === "" ? "bridge" : req.networkMode;
       const net = this.resolve(mode);
@@ -742,9 +745,12 @@ export class NetworkManager {
   }
 
   private async attachHost(req: AttachRequest, net: NetworkRecord): Promise<AttachResult> {
-    const c: ContainerRecord = { containerId: req.containerId, name: req.name, hostname: req.hostname, mode: "host", hostsPath: req.hostsPath, resolvConfPath: req.resolvConfPath, ports: [], endpoints: [] };
+    const extraHosts = this.extraHostEntries(req.extraHosts);
+    const c: ContainerRecord = { containerId: req.containerId, name: req.name, hostname: req.hostname, mode: "host", hostsPath: req.hostsPath, resolvConfPath: req.resolvConfPath, ports: [], endpoints: [], extraHosts };
     await writeInPlace(req.resolvConfPath, await readHostFile(this.hostResolvConfPath));
-    await writeInPlace(req.hostsPath, await readHostFile(this.hostHostsPath));
+    // The host's own file, then the added entries (Docker appends them in host mode).
+    const hostHosts = await readHostFile(this.hostHostsPath);
+    await writeInPlace(req.hostsPath, hostHosts + (hostHosts && !hostHosts.endsWith("\n") ? "\n" : "") + extraHosts.map((e) => `${e.ip}\t${e.names.join(" ")}\n`).join(""));
     await this.store.saveContainer(c);
     this.containers.set(c.containerId, c);
     return { endpoints: [this.emptyEndpoint(net)], ports: [] };
@@ -752,7 +758,7 @@ export class NetworkManager {
 
   private async attachNone(req: AttachRequest, net: NetworkRecord): Promise<AttachResult> {
     const netnsPath = join(this.netnsDir, req.containerId);
-    const c: ContainerRecord = { containerId: req.containerId, name: req.name, hostname: req.hostname, mode: "none", netnsPath, hostsPath: req.hostsPath, resolvConfPath: req.resolvConfPath, ports: [], endpoints: [] };
+    const c: ContainerRecord = { containerId: req.containerId, name: req.name, hostname: req.hostname, mode: "none", netnsPath, hostsPath: req.hostsPath, resolvConfPath: req.resolvConfPath, ports: [], endpoints: [], extraHosts: this.extraHostEntries(req.extraHosts) };
     await this.store.saveContainer(c);
     this.containers.set(c.containerId, c);
     try {
@@ -807,7 +813,7 @@ export class NetworkManager {
         // --mac-address is the first interface's, as Docker applies it.
         endpoints.push(this.endpointRecord(j.net, ip, `eth${i}`, j.aliases, i === 0 ? req.macAddress : undefined));
       }
-      c = { containerId: req.containerId, name: req.name, hostname: req.hostname, mode: "bridge", netnsPath, hostsPath: req.hostsPath, resolvConfPath: req.resolvConfPath, ports, endpoints };
+      c = { containerId: req.containerId, name: req.name, hostname: req.hostname, mode: "bridge", netnsPath, hostsPath: req.hostsPath, resolvConfPath: req.resolvConfPath, ports, endpoints, extraHosts: this.extraHostEntries(req.extraHosts) };
       // The record first: after a crash from here on, init() finds and removes what follows.
       await this.store.saveContainer(c);
       this.containers.set(c.containerId, c);
@@ -1032,8 +1038,18 @@ export class NetworkManager {
   }
 
   /** Own entries and peers (members of the same user networks) of a container. */
+  /** `--add-host` entries as hosts lines, `host-gateway` as the default bridge's gateway (Docker's default host-gateway-ip). */
+  private extraHostEntries(extraHosts: readonly string[] | undefined): HostsEntry[] {
+    return (extraHosts ?? []).map((entry) => {
+      const { name, ip } = parseExtraHost(entry);
+      const resolved = ip === "host-gateway" ? [...this.networks.values()].find((n) => n.predefined && n.name === "bridge")?.gateway : ip;
+      if (!resolved) throw invalidArgument("add-host: host-gateway has no address (the default bridge has no gateway)");
+      return { ip: resolved, names: [name] };
+    });
+  }
+
   private hostsEntries(c: ContainerRecord): { own: HostsEntry[]; peers: HostsEntry[] } {
-    const own: HostsEntry[] = [];
+    const own: HostsEntry[] = [...(c.extraHosts ?? [])];
     const peers: HostsEntry[] = [];
     const first = c.endpoints[0];
     if (first) {

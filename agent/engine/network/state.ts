@@ -76,6 +76,8 @@ export interface ContainerRecord {
   ports: StoredPort[];
   /** In the order they were attached; the first one is eth0. */
   endpoints: EndpointRecord[];
+  /** `--add-host` lines of its hosts file, before its own entry (absent in state of older agents). */
+  extraHosts?: Array<{ ip: string; names: string[] }>;
   /** The nameserver its resolv.conf names: a user network's gateway (the DNS server), or absent (the host's). */
   dnsServer?: string;
 }
