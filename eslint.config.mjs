@@ -25,14 +25,7 @@ export default tseslint.config(
     // clean-ups hid why mounts, veths and temp dirs were left behind (issue 11). A catch block that
     // means to do nothing says why in a comment.
     files: ["agent/**/*.ts", "server/**/*.ts", "shared/**/*.ts"],
-    ignores: [
-      "**/*.test.ts",
-      // Being cleaned up in parallel (issue 11); drop each from this list once it passes.
-      "agent/engine/containers/container-service.ts",
-      "agent/dockerapi/containers-routes.ts",
-      "agent/engine/network/**",
-      "agent/engine/monitor/attach.ts",
-    ],
+    ignores: ["**/*.test.ts"],
     rules: {
       "no-empty": ["error", { allowEmptyCatch: false }],
       "no-restricted-syntax": [

@@ -1,7 +1,8 @@
 import type { Engine } from "../engine/engine.ts";
 import type { ContainerRecord, CreateOptions, MountSpec, PortSpec } from "../engine/containers/container-record.ts";
 import { readContainerStats } from "../engine/containers/stats.ts";
-import { EngineError, invalidArgument, notFound } from "../engine/errors.ts";
+import { EngineError, invalidArgument, isEngineError, notFound } from "../engine/errors.ts";
+import { settled } from "../../shared/best-effort.ts";
 import { parseUntil } from "../engine/images/image-service.ts";
 import { createHash } from "node:crypto";
 import { once } from "node:events";
@@ -294,7 +295,8 @@ export function addContainerRoutes(router: Router, engine: Engine): void {
     }
     const size = body.ConsoleSize;
     if (exec.config.tty && Array.isArray(size) && size.length === 2 && Number(size[0]) > 0 && Number(size[1]) > 0) {
-      await session.resize(Number(size[1]), Number(size[0])).catch(() => undefined);
+      // An exec that already ended has no terminal to size; its client hears the end itself.
+      await settled(session.resize(Number(size[1]), Number(size[0])));
     }
     pumpSession(stream, session, {
       framed,
@@ -713,8 +715,16 @@ function filterContainers(list: ContainerRecord[], f: Map<string, string[]>, all
   });
 }
 
+/** The config of a container's image, or undefined when the image was removed since (`rmi -f`), as Docker shows such containers. */
+function imageConfigIfPresent(engine: Engine, imageId: string) {
+  return engine.images.config(imageId).catch((e: unknown) => {
+    if (isEngineError(e) && e.kind === "NotFound") return undefined;
+    throw e;
+  });
+}
+
 async function containerSummaryJson(engine: Engine, c: ContainerRecord, size: boolean) {
-  const config = (await engine.images.config(c.imageId).catch(() => undefined))?.config ?? undefined;
+  const config = (await imageConfigIfPresent(engine, c.imageId))?.config ?? undefined;
   const rw = size ? (await engine.containers.sizeRw(c.id)) : undefined;
   return {
     Id: c.id,
@@ -792,7 +802,7 @@ async function mountsJson(engine: Engine, c: ContainerRecord) {
 
 async function containerInspectJson(engine: Engine, c: ContainerRecord, size: boolean) {
   const p = engine.containers.paths(c.id);
-  const image = (await engine.images.config(c.imageId).catch(() => undefined))?.config ?? {};
+  const image = (await imageConfigIfPresent(engine, c.imageId))?.config ?? {};
   const o = c.options;
   const portsMap: Record<string, Array<{ HostIp: string; HostPort: string }> | null> = {};
   for (const e of new Set([...Object.keys(image.ExposedPorts ?? {}), ...o.exposedPorts])) portsMap[e.includes("/") ? e : `${e}/tcp`] = null;

@@ -20,6 +20,7 @@
  * Device nodes are refused (they would give the container access to host devices).
  * Extended attributes are not applied.
  */
+import { settled } from "../../../shared/best-effort.ts";
 import { execFile } from "node:child_process";
 import { constants as fsc, type Stats } from "node:fs";
 import { link, lchown, lstat, lutimes, mkdir, open, readdir, rmdir, symlink, unlink, type FileHandle } from "node:fs/promises";
@@ -232,7 +233,8 @@ class CopyExtractor {
   }
 
   async close(): Promise<void> {
-    for (const [rel, fh] of this.dirs) if (rel !== "") await fh.close().catch(() => undefined);
+    // Closing a directory descriptor changes nothing on disk; what failed before is already the caller's error.
+    for (const [rel, fh] of this.dirs) if (rel !== "") await settled(fh.close());
     this.dirs.clear();
   }
 }

@@ -7,8 +7,9 @@
  * Ownership: this store owns its directory. An upload no build consumed (the console went
  * away mid-upload) is removed after `maxAgeMs`, and the directory is emptied at start-up.
  */
+import { ifMissing, readdirOrEmpty } from "../fs-util.ts";
 import { constants as fsc, createReadStream } from "node:fs";
-import { mkdir, open, readdir, rm, stat } from "node:fs/promises";
+import { mkdir, open, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { invalidArgument, notFound } from "../errors.ts";
@@ -47,7 +48,7 @@ export class BuildUploads {
   /** The upload's bytes, checked to be complete: `size` as the sender counted them. */
   async open(id: string, size: number): Promise<Readable> {
     const file = this.file(id);
-    const st = await stat(file).catch(() => undefined);
+    const st = await stat(file).catch(ifMissing);
     if (!st) throw notFound(`build context upload ${id} is not on this node (the agent may have restarted since it was sent): start the build again`);
     if (st.size !== size) throw invalidArgument(`build context upload ${id} is incomplete: ${st.size} of ${size} bytes arrived`);
     return createReadStream(file);
@@ -64,9 +65,9 @@ export class BuildUploads {
 
   private async sweep(): Promise<void> {
     const horizon = Date.now() - this.maxAgeMs;
-    for (const name of await readdir(this.root).catch(() => [] as string[])) {
+    for (const name of await readdirOrEmpty(this.root)) {
       const p = join(this.root, name);
-      const st = await stat(p).catch(() => undefined);
+      const st = await stat(p).catch(ifMissing);
       if (st && st.mtimeMs < horizon) await rm(p, { force: true });
     }
   }

@@ -321,7 +321,8 @@ export class ContainerService extends EventEmitter {
     // that does not exist is refused at start ("network X not found"), as Docker does: a 404 here
     // would make the docker CLI believe the image is missing and pull it.
     const networks = joinsNetworks(options.networkMode) ? defaultNetworks(options) : [];
-    for (const n of networks) n.name = (await network.inspect(n.name).catch(() => undefined))?.name ?? n.name;
+    // A network that does not exist (yet) is refused at start, as Docker does; only its name is looked up here.
+    for (const n of networks) n.name = (await network.inspect(n.name).catch((e: unknown) => (isEngineError(e) && e.kind === "NotFound" ? undefined : Promise.reject(e))))?.name ?? n.name;
 
     checkNamespaceModes(options);
     validateHealthcheck(options.healthcheck);

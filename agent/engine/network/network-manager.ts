@@ -69,6 +69,7 @@ import { addInterface, createNetns, deleteLinks, type InterfaceSpec, ipInNetns, 
 import { allocatedError, clash, holdPort, normalizePorts, type PortBinding, type PortHold } from "./ports.ts";
 import { type ContainerRecord, type EndpointRecord, type NetworkRecord, StateStore } from "./state.ts";
 import { bestEffort } from "../../../shared/best-effort.ts";
+import { KeyedQueue } from "../keyed-queue.ts";
 
 export type { PortBinding } from "./ports.ts";
 
@@ -212,7 +213,8 @@ export class NetworkManager {
   private readonly containers = new Map<string, ContainerRecord>();
   private readonly allocators = new Map<string, AddressAllocator>();
   private readonly holds = new Map<string, PortHold[]>();
-  private queue: Promise<unknown> = Promise.resolve();
+  /** Changes to networks and attachments, one at a time. */
+  private readonly queue = new KeyedQueue();
   private readonly sweepSet = new Set<string>();
   private sweepTimer: NodeJS.Timeout | undefined;
   /** The ruleset our chains hold, as far as we know (undefined: unknown, rewrite in full next time). */
@@ -635,9 +637,7 @@ export class NetworkManager {
   }
 
   private exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    const p = this.queue.then(fn, fn);
-    this.queue = p.catch(() => undefined);
-    return p;
+    return this.queue.run("networks", fn);
   }
 
   private requireInit(): void {

@@ -7,6 +7,7 @@
  * cleanup registered with `t.after` before anything is created, which removes
  * everything the test made, also on failure.
  */
+import { settled } from "../../../shared/best-effort.ts";
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { createSocket } from "node:dgram";
@@ -77,8 +78,9 @@ export async function netTestEnv(t: TestContext): Promise<NetTestEnv> {
     for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill("SIGKILL");
     await Promise.all(procs.map((p) => (p.exitCode === null && p.signalCode === null ? new Promise((r) => p.once("close", r)) : undefined)));
     for (const x of externals) {
-      await deleteLinks([x.veth]).catch(() => undefined);
-      await removeNetns(x.netnsPath).catch(() => undefined);
+      // Gone already when the test removed them itself.
+      await settled(deleteLinks([x.veth]));
+      await settled(removeNetns(x.netnsPath));
     }
     if (opts) await removeNetworking(opts);
     if (dir) await rm(dir, { recursive: true, force: true });
