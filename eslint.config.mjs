@@ -15,7 +15,14 @@ export default tseslint.config(
     linterOptions: { reportUnusedDisableDirectives: "error" },
     rules: {
       // node:test's describe/test return promises the runner itself tracks.
-      "@typescript-eslint/no-floating-promises": ["error", { allowForKnownSafeCalls: [{ from: "package", package: "node:test", name: ["describe", "test", "it", "suite", "before", "after", "beforeEach", "afterEach"] }] }],
+      "@typescript-eslint/no-floating-promises": [
+        "error",
+        {
+          allowForKnownSafeCalls: [
+            { from: "package", package: "node:test", name: ["describe", "test", "it", "suite", "before", "after", "beforeEach", "afterEach"] },
+          ],
+        },
+      ],
       "@typescript-eslint/no-misused-promises": ["error", { checksVoidReturn: { arguments: true, attributes: false } }],
     },
   },
@@ -34,7 +41,7 @@ export default tseslint.config(
           selector:
             "CallExpression[callee.property.name='catch'] > ArrowFunctionExpression.arguments:matches([body.type='Identifier'][body.name='undefined'], [body.type='Literal'][body.raw='null'], [body.type='BlockStatement'][body.body.length=0], [body.type='UnaryExpression'][body.operator='void'])",
           message:
-            "A swallowed failure: use bestEffort(log, \"what\") (logged at debug with its stack), settled(p) when the failure reaches someone else, or handle it and log { err }.",
+            'A swallowed failure: use bestEffort(log, "what") (logged at debug with its stack), settled(p) when the failure reaches someone else, or handle it and log { err }.',
         },
       ],
     },

@@ -154,10 +154,15 @@ export async function startConsole(options: ConsoleOptions): Promise<RunningCons
     const port = bound.port;
     const listenAddress = `${bound.family === "IPv6" ? `[${bound.address}]` : bound.address}:${port}`;
     const scheme = options.tls ? "https" : "http";
-    const publicUrl = (options.publicUrl ?? `${scheme}://${!options.host || options.host === "0.0.0.0" ? "127.0.0.1" : options.host}:${port}`).replace(/\/+$/, "");
+    const publicUrl = (options.publicUrl ?? `${scheme}://${!options.host || options.host === "0.0.0.0" ? "127.0.0.1" : options.host}:${port}`).replace(
+      /\/+$/,
+      "",
+    );
     // The console's own loopback addresses are always its own origins (a browser on this host or
     // through an SSH tunnel), whatever the public URL says.
-    const allowedOrigins = [...new Set([originOf(publicUrl), ...(options.extraOrigins ?? []).map(originOf), `${scheme}://127.0.0.1:${port}`, `${scheme}://localhost:${port}`])];
+    const allowedOrigins = [
+      ...new Set([originOf(publicUrl), ...(options.extraOrigins ?? []).map(originOf), `${scheme}://127.0.0.1:${port}`, `${scheme}://localhost:${port}`]),
+    ];
 
     const io = new IoServer(http, {
       maxHttpBufferSize: LINK_MAX_MESSAGE_BYTES,
@@ -177,12 +182,22 @@ export async function startConsole(options: ConsoleOptions): Promise<RunningCons
     cleanups.push(() => live.close());
     const buildContextsDir = join(options.dataDir, "build-contexts");
     await mkdir(buildContextsDir, { recursive: true, mode: 0o700 });
-    const jobs = new JobService({ prisma, hub, registries, live, logger, buildContextsDir, ...(options.jobOfflineWaitMs !== undefined ? { offlineWaitMs: options.jobOfflineWaitMs } : {}) });
+    const jobs = new JobService({
+      prisma,
+      hub,
+      registries,
+      live,
+      logger,
+      buildContextsDir,
+      ...(options.jobOfflineWaitMs !== undefined ? { offlineWaitMs: options.jobOfflineWaitMs } : {}),
+    });
     cleanups.push(() => jobs.close());
 
     const installs = new InstallRuns();
     // Small notices: the page refetches the run through `installer.run`, where access is checked again.
-    installs.onChange((run, change) => live.installOutput({ runId: run.view.id, step: change.step, status: change.status, ...(change.line !== undefined ? { line: change.line } : {}) }));
+    installs.onChange((run, change) =>
+      live.installOutput({ runId: run.view.id, step: change.step, status: change.status, ...(change.line !== undefined ? { line: change.line } : {}) }),
+    );
     cleanups.push(() => installs.close());
 
     const services: ConsoleServices = { prisma, hub, nodeRegistry, registries, secretBox, jobs, live, installs, logger, publicUrl, dataDir: options.dataDir };
@@ -251,10 +266,13 @@ export async function startConsole(options: ConsoleOptions): Promise<RunningCons
     };
 
     await jobs.resumeUnfinished();
-    const pruneTimer = setInterval(() => {
-      pruneExpiredSessions(prisma).catch(bestEffort(logger, "prune expired sessions"));
-      pruneThrottles(prisma).catch(bestEffort(logger, "prune sign-in throttles"));
-    }, 60 * 60 * 1000);
+    const pruneTimer = setInterval(
+      () => {
+        pruneExpiredSessions(prisma).catch(bestEffort(logger, "prune expired sessions"));
+        pruneThrottles(prisma).catch(bestEffort(logger, "prune sign-in throttles"));
+      },
+      60 * 60 * 1000,
+    );
     pruneTimer.unref();
     cleanups.push(() => clearInterval(pruneTimer));
 

@@ -29,7 +29,12 @@ test("processEnv: Docker's defaults (PATH, HOSTNAME, TERM with a TTY) overridden
     ["TERM with a TTY", [], true, [DEFAULT_PATH_ENV, "HOSTNAME=0123456789ab", "TERM=xterm"]],
     // The probe `docker run -e FOO -e BAR= -e A=1 -e A=2 -e PATH=/x:/bin busybox env` printed
     // PATH=/x:/bin HOSTNAME=… BAR= A=2 (then HOME, set by the runtime).
-    ["Docker's probe", containerEnv(IMAGE.slice(0, 1), ["FOO", "BAR=", "A=1", "A=2", "PATH=/x:/bin"]), false, ["PATH=/x:/bin", "HOSTNAME=0123456789ab", "BAR=", "A=2"]],
+    [
+      "Docker's probe",
+      containerEnv(IMAGE.slice(0, 1), ["FOO", "BAR=", "A=1", "A=2", "PATH=/x:/bin"]),
+      false,
+      ["PATH=/x:/bin", "HOSTNAME=0123456789ab", "BAR=", "A=2"],
+    ],
     ["a bare key unsets a default", ["PATH"], false, ["HOSTNAME=0123456789ab"]],
     ["a bare key of nothing set is dropped", ["FOO", "B=1"], false, [DEFAULT_PATH_ENV, "HOSTNAME=0123456789ab", "B=1"]],
     ["HOSTNAME and TERM can be overridden in place", ["TERM=vt100", "HOSTNAME=other"], true, [DEFAULT_PATH_ENV, "HOSTNAME=other", "TERM=vt100"]],

@@ -10,7 +10,6 @@ import { join } from "node:path";
 import { dockerCli, dockerCliOk, type CliTarget } from "./helpers/dockerd.ts";
 import { startBerthAndDocker, type BerthAndDocker } from "./helpers/parity.ts";
 
-
 type Files = Record<string, string | ((p: string) => Promise<void>)>;
 
 const CASES: Array<{ name: string; files: Files; run?: string[] }> = [
@@ -40,7 +39,8 @@ const CASES: Array<{ name: string; files: Files; run?: string[] }> = [
   {
     name: "files",
     files: {
-      Dockerfile: "FROM busybox\nCOPY . /app/\nCOPY *.txt /globbed/\nCOPY --chown=nobody data/ /owned/\nCMD find /app /globbed /owned | sort; ls -ln /owned | awk 'NR>1{print $1, $2, $3, $4, $NF}'; readlink /app/data/link\n",
+      Dockerfile:
+        "FROM busybox\nCOPY . /app/\nCOPY *.txt /globbed/\nCOPY --chown=nobody data/ /owned/\nCMD find /app /globbed /owned | sort; ls -ln /owned | awk 'NR>1{print $1, $2, $3, $4, $NF}'; readlink /app/data/link\n",
       ".dockerignore": "secret*\nbuild/\n!build/keep\n",
       "one.txt": "1",
       "two.txt": "2",
@@ -52,7 +52,13 @@ const CASES: Array<{ name: string; files: Files; run?: string[] }> = [
       "data/hard": (p) => link(join(p, "..", "a"), p),
     },
   },
-  { name: "user-workdir", files: { Dockerfile: "FROM busybox\nWORKDIR /srv/app\nUSER nobody\nWORKDIR sub\nRUN id -u > /tmp/uid\nCMD pwd; id -un; cat /tmp/uid; ls -ld /srv/app/sub | awk '{print $1, $3}'\n" } },
+  {
+    name: "user-workdir",
+    files: {
+      Dockerfile:
+        "FROM busybox\nWORKDIR /srv/app\nUSER nobody\nWORKDIR sub\nRUN id -u > /tmp/uid\nCMD pwd; id -un; cat /tmp/uid; ls -ld /srv/app/sub | awk '{print $1, $3}'\n",
+    },
+  },
 ];
 
 describe("docker build: Berth and Docker Engine 20.10 agree", () => {

@@ -127,7 +127,10 @@ function normalized(out: string, projectName: string): string[] {
 
 /** `docker-compose ps` rows: name → state column. */
 async function psStates(): Promise<Map<string, string>> {
-  const rows = (await composeOk(["ps"])).stdout.split("\n").slice(2).filter((l) => l.trim());
+  const rows = (await composeOk(["ps"])).stdout
+    .split("\n")
+    .slice(2)
+    .filter((l) => l.trim());
   return new Map(rows.map((l) => [l.split(/\s+/)[0]!, /\s(Up(?: \([a-z: ]+\))?|Exit \d+|Paused)\s/.exec(l)?.[1] ?? l]));
 }
 
@@ -171,7 +174,9 @@ test("a 3-service compose project: up, ps, port, by-name reach, exec, logs, scal
 
   // ---- the network and the aliases compose gave (service name and short ID), as Docker shows them.
   const webId = (await composeOk(["ps", "-q", "web"])).stdout.trim();
-  const aliases = JSON.parse(await dockerOk(suite.agent, ["inspect", "--format", `{{json (index .NetworkSettings.Networks "${project}_default").Aliases}}`, web])) as string[];
+  const aliases = JSON.parse(
+    await dockerOk(suite.agent, ["inspect", "--format", `{{json (index .NetworkSettings.Networks "${project}_default").Aliases}}`, web]),
+  ) as string[];
   assert.deepEqual([...aliases].sort(), ["web", webId.slice(0, 12)].sort());
   const netOptions = (await dockerOk(suite.agent, ["network", "inspect", "--format", "{{json .Options}}", `${project}_default`])).trim();
   assert.equal(netOptions, "{}", "a network's options are only what the user gave");
@@ -220,26 +225,44 @@ test("a 3-service compose project: up, ps, port, by-name reach, exec, logs, scal
   // ---- pause / unpause.
   const paused = await step("pause");
   assert.match(paused.out, new RegExp(`Pausing ${web}\\s+\\.\\.\\. done`));
-  assert.ok([...(await psStates()).values()].every((s) => s === "Paused"), "all paused");
+  assert.ok(
+    [...(await psStates()).values()].every((s) => s === "Paused"),
+    "all paused",
+  );
   const unpaused = await step("unpause");
   assert.match(unpaused.out, new RegExp(`Unpausing ${web}\\s+\\.\\.\\. done`));
-  assert.ok([...(await psStates()).values()].every((s) => s.startsWith("Up")), "all up again");
+  assert.ok(
+    [...(await psStates()).values()].every((s) => s.startsWith("Up")),
+    "all up again",
+  );
 
   // ---- restart.
   const restarted = await step("restart");
   assert.match(restarted.out, new RegExp(`Restarting ${web}\\s+\\.\\.\\. done`));
   assert.equal((await until("the web server after restart", fetchWeb)).trim(), "hello-from-web");
-  await until("web by name after restart", async () => (await compose(["exec", "-T", "client", "wget", "-q", "-O", "-", "http://web/"])).stdout.includes("hello-from-web"));
+  await until("web by name after restart", async () =>
+    (await compose(["exec", "-T", "client", "wget", "-q", "-O", "-", "http://web/"])).stdout.includes("hello-from-web"),
+  );
 
   // ---- stop / start: the containers keep their network settings and join again.
   const stopped = await step("stop");
   assert.match(stopped.out, new RegExp(`Stopping ${web}\\s+\\.\\.\\. done`));
-  assert.ok([...(await psStates()).values()].every((s) => /^Exit \d+$/.test(s)), "all exited");
+  assert.ok(
+    [...(await psStates()).values()].every((s) => /^Exit \d+$/.test(s)),
+    "all exited",
+  );
   const started = await step("start");
   assert.match(started.out, /Starting web\s+\.\.\. done/);
-  assert.ok([...(await psStates()).values()].every((s) => s.startsWith("Up")), "all up after start");
-  await until("web by name after stop/start", async () => (await compose(["exec", "-T", "client", "wget", "-q", "-O", "-", "http://web/"])).stdout.includes("hello-from-web"));
-  const aliasesAfter = JSON.parse(await dockerOk(suite.agent, ["inspect", "--format", `{{json (index .NetworkSettings.Networks "${project}_default").Aliases}}`, web])) as string[];
+  assert.ok(
+    [...(await psStates()).values()].every((s) => s.startsWith("Up")),
+    "all up after start",
+  );
+  await until("web by name after stop/start", async () =>
+    (await compose(["exec", "-T", "client", "wget", "-q", "-O", "-", "http://web/"])).stdout.includes("hello-from-web"),
+  );
+  const aliasesAfter = JSON.parse(
+    await dockerOk(suite.agent, ["inspect", "--format", `{{json (index .NetworkSettings.Networks "${project}_default").Aliases}}`, web]),
+  ) as string[];
   assert.deepEqual([...aliasesAfter].sort(), ["web", webId.slice(0, 12)].sort());
 
   // ---- down -v: nothing left.
@@ -256,7 +279,16 @@ test("a 3-service compose project: up, ps, port, by-name reach, exec, logs, scal
   const links = (await execFileP("ip", ["-o", "link", "show"])).stdout;
   assert.doesNotMatch(links, new RegExp(bridge), "the project's bridge is gone");
   // The DNS server stops once no user network has members.
-  await until("the DNS server stopped", async () => !(await execFileP("pgrep", ["-af", "aardvark-dns"]).then((r) => r.stdout, () => "")).includes(suite.agent.dataRoot.replace(/data$/, "run")));
+  await until(
+    "the DNS server stopped",
+    async () =>
+      !(
+        await execFileP("pgrep", ["-af", "aardvark-dns"]).then(
+          (r) => r.stdout,
+          () => "",
+        )
+      ).includes(suite.agent.dataRoot.replace(/data$/, "run")),
+  );
 });
 
 /** One Docker API call on the agent's socket: status and parsed body. */
@@ -273,101 +305,160 @@ function api(method: string, path: string, body?: unknown): Promise<{ status: nu
   });
 }
 
-test("networks as compose and the SDKs use them: connect/disconnect before start, EndpointSettings, --ip, IPAM config, names with spaces", { timeout: 5 * 60_000 }, async (t) => {
-  const tag = Date.now().toString(36);
-  const ipnet = `ipnet-${tag}`;
-  const spaced = `spaced net ${tag}`;
-  const nogw = `nogw-${tag}`;
-  const c1 = `c1-${tag}`;
-  t.after(async () => {
-    await docker(suite.agent, ["rm", "-f", c1]);
-    await docker(suite.agent, ["network", "rm", ipnet, spaced, nogw]);
-  });
-  // A subnet no route of the host (other test agents' bridges) uses: outside 10.200-10.249, and checked.
-  const routes = (await execFileP("ip", ["-4", "route"])).stdout;
-  let sub = "";
-  do sub = `10.${150 + Math.floor(Math.random() * 40)}.${Math.floor(Math.random() * 256)}`;
-  while (routes.includes(`${sub}.`));
-  await dockerOk(suite.agent, ["network", "create", "--subnet", `${sub}.0/24`, "--ip-range", `${sub}.128/25`, "--gateway", `${sub}.254`, "-o", "com.example.opt=1", ipnet]);
-  const ipam = JSON.parse(await dockerOk(suite.agent, ["network", "inspect", "--format", "{{json .IPAM.Config}}", ipnet])) as unknown;
-  assert.deepEqual(ipam, [{ Subnet: `${sub}.0/24`, IPRange: `${sub}.128/25`, Gateway: `${sub}.254` }]);
-  assert.equal((await dockerOk(suite.agent, ["network", "inspect", "--format", "{{json .Options}}", ipnet])).trim(), '{"com.example.opt":"1"}');
-  await dockerOk(suite.agent, ["network", "create", spaced]);
-  // As Docker 20.10: with --subnet alone, the IPAM config shows no gateway (compose compares it).
-  let sub2 = "";
-  do sub2 = `10.${150 + Math.floor(Math.random() * 40)}.${Math.floor(Math.random() * 256)}`;
-  while (routes.includes(`${sub2}.`) || sub2 === sub);
-  await dockerOk(suite.agent, ["network", "create", "--subnet", `${sub2}.0/24`, nogw]);
-  const nogwIpam = JSON.parse(await dockerOk(suite.agent, ["network", "inspect", "--format", "{{json .IPAM}}", nogw])) as { Options: unknown; Config: Array<Record<string, string>> };
-  assert.deepEqual(nogwIpam, { Driver: "default", Options: {}, Config: [{ Subnet: `${sub2}.0/24` }] });
-  assert.equal((await dockerOk(suite.agent, ["network", "inspect", "--format", "{{.Name}}", spaced])).trim(), spaced);
+test(
+  "networks as compose and the SDKs use them: connect/disconnect before start, EndpointSettings, --ip, IPAM config, names with spaces",
+  { timeout: 5 * 60_000 },
+  async (t) => {
+    const tag = Date.now().toString(36);
+    const ipnet = `ipnet-${tag}`;
+    const spaced = `spaced net ${tag}`;
+    const nogw = `nogw-${tag}`;
+    const c1 = `c1-${tag}`;
+    t.after(async () => {
+      await docker(suite.agent, ["rm", "-f", c1]);
+      await docker(suite.agent, ["network", "rm", ipnet, spaced, nogw]);
+    });
+    // A subnet no route of the host (other test agents' bridges) uses: outside 10.200-10.249, and checked.
+    const routes = (await execFileP("ip", ["-4", "route"])).stdout;
+    let sub = "";
+    do sub = `10.${150 + Math.floor(Math.random() * 40)}.${Math.floor(Math.random() * 256)}`;
+    while (routes.includes(`${sub}.`));
+    await dockerOk(suite.agent, [
+      "network",
+      "create",
+      "--subnet",
+      `${sub}.0/24`,
+      "--ip-range",
+      `${sub}.128/25`,
+      "--gateway",
+      `${sub}.254`,
+      "-o",
+      "com.example.opt=1",
+      ipnet,
+    ]);
+    const ipam = JSON.parse(await dockerOk(suite.agent, ["network", "inspect", "--format", "{{json .IPAM.Config}}", ipnet])) as unknown;
+    assert.deepEqual(ipam, [{ Subnet: `${sub}.0/24`, IPRange: `${sub}.128/25`, Gateway: `${sub}.254` }]);
+    assert.equal((await dockerOk(suite.agent, ["network", "inspect", "--format", "{{json .Options}}", ipnet])).trim(), '{"com.example.opt":"1"}');
+    await dockerOk(suite.agent, ["network", "create", spaced]);
+    // As Docker 20.10: with --subnet alone, the IPAM config shows no gateway (compose compares it).
+    let sub2 = "";
+    do sub2 = `10.${150 + Math.floor(Math.random() * 40)}.${Math.floor(Math.random() * 256)}`;
+    while (routes.includes(`${sub2}.`) || sub2 === sub);
+    await dockerOk(suite.agent, ["network", "create", "--subnet", `${sub2}.0/24`, nogw]);
+    const nogwIpam = JSON.parse(await dockerOk(suite.agent, ["network", "inspect", "--format", "{{json .IPAM}}", nogw])) as {
+      Options: unknown;
+      Config: Array<Record<string, string>>;
+    };
+    assert.deepEqual(nogwIpam, { Driver: "default", Options: {}, Config: [{ Subnet: `${sub2}.0/24` }] });
+    assert.equal((await dockerOk(suite.agent, ["network", "inspect", "--format", "{{.Name}}", spaced])).trim(), spaced);
 
-  // Created, not started: --ip and --network-alias recorded as given.
-  await dockerOk(suite.agent, ["create", "--name", c1, "--network", ipnet, "--ip", `${sub}.7`, "--network-alias", "first", "busybox", "sleep", "600"]);
-  const settings = async () => JSON.parse(await dockerOk(suite.agent, ["inspect", "--format", "{{json .NetworkSettings.Networks}}", c1])) as Record<string, { IPAMConfig: { IPv4Address: string } | null; Aliases: string[] | null; IPAddress: string; NetworkID: string; EndpointID: string; Gateway: string; IPPrefixLen: number; MacAddress: string; Links: unknown; DriverOpts: unknown }>;
-  const created = await settings();
-  assert.deepEqual(Object.keys(created), [ipnet]);
-  assert.deepEqual(created[ipnet]!.IPAMConfig, { IPv4Address: `${sub}.7` });
-  assert.deepEqual(created[ipnet]!.Aliases, ["first"]);
-  assert.equal(created[ipnet]!.IPAddress, "");
-  assert.equal(created[ipnet]!.NetworkID, "", "no network ID before the container was ever on it (Docker 20.10)");
-  for (const k of ["IPAMConfig", "Links", "Aliases", "NetworkID", "EndpointID", "Gateway", "IPAddress", "IPPrefixLen", "IPv6Gateway", "GlobalIPv6Address", "GlobalIPv6PrefixLen", "MacAddress", "DriverOpts"]) assert.ok(k in created[ipnet]!, `EndpointSettings.${k}`);
+    // Created, not started: --ip and --network-alias recorded as given.
+    await dockerOk(suite.agent, ["create", "--name", c1, "--network", ipnet, "--ip", `${sub}.7`, "--network-alias", "first", "busybox", "sleep", "600"]);
+    const settings = async () =>
+      JSON.parse(await dockerOk(suite.agent, ["inspect", "--format", "{{json .NetworkSettings.Networks}}", c1])) as Record<
+        string,
+        {
+          IPAMConfig: { IPv4Address: string } | null;
+          Aliases: string[] | null;
+          IPAddress: string;
+          NetworkID: string;
+          EndpointID: string;
+          Gateway: string;
+          IPPrefixLen: number;
+          MacAddress: string;
+          Links: unknown;
+          DriverOpts: unknown;
+        }
+      >;
+    const created = await settings();
+    assert.deepEqual(Object.keys(created), [ipnet]);
+    assert.deepEqual(created[ipnet]!.IPAMConfig, { IPv4Address: `${sub}.7` });
+    assert.deepEqual(created[ipnet]!.Aliases, ["first"]);
+    assert.equal(created[ipnet]!.IPAddress, "");
+    assert.equal(created[ipnet]!.NetworkID, "", "no network ID before the container was ever on it (Docker 20.10)");
+    for (const k of [
+      "IPAMConfig",
+      "Links",
+      "Aliases",
+      "NetworkID",
+      "EndpointID",
+      "Gateway",
+      "IPAddress",
+      "IPPrefixLen",
+      "IPv6Gateway",
+      "GlobalIPv6Address",
+      "GlobalIPv6PrefixLen",
+      "MacAddress",
+      "DriverOpts",
+    ])
+      assert.ok(k in created[ipnet]!, `EndpointSettings.${k}`);
 
-  // connect/disconnect while created (compose's sequence), then start: both networks joined.
-  await dockerOk(suite.agent, ["network", "connect", "--alias", "second", spaced, c1]);
-  await dockerOk(suite.agent, ["network", "disconnect", ipnet, c1]);
-  const notOn = await docker(suite.agent, ["network", "disconnect", ipnet, c1]);
-  assert.notEqual(notOn.code, 0);
-  assert.match(notOn.stderr, /is not connected to the network/);
-  await dockerOk(suite.agent, ["network", "connect", "--ip", `${sub}.7`, "--alias", "first", ipnet, c1]);
-  const id = (await dockerOk(suite.agent, ["inspect", "--format", "{{.Id}}", c1])).trim();
-  assert.deepEqual((await settings())[ipnet]!.Aliases, ["first", id.slice(0, 12)], "Docker adds the short ID on connect");
-  await dockerOk(suite.agent, ["start", c1]);
-  const running = await settings();
-  assert.deepEqual(Object.keys(running).sort(), [ipnet, spaced].sort());
-  assert.equal(running[ipnet]!.IPAddress, `${sub}.7`);
-  assert.equal(running[ipnet]!.Gateway, `${sub}.254`);
-  assert.equal(running[ipnet]!.IPPrefixLen, 24);
-  assert.match(running[ipnet]!.EndpointID, /^[0-9a-f]{64}$/);
-  const members = JSON.parse(await dockerOk(suite.agent, ["network", "inspect", "--format", "{{json .Containers}}", ipnet])) as Record<string, { EndpointID: string }>;
-  assert.equal(members[id]!.EndpointID, running[ipnet]!.EndpointID, "one endpoint ID in both inspects");
-  assert.match(running[spaced]!.IPAddress, /^\d+\.\d+\.\d+\.\d+$/);
-  assert.deepEqual(running[spaced]!.Aliases, ["second", id.slice(0, 12)]);
-  const addrs = await dockerOk(suite.agent, ["exec", c1, "ip", "-4", "-o", "addr"]);
-  assert.match(addrs, new RegExp(`inet ${sub.replace(/\./g, "\\.")}\\.7/24`));
+    // connect/disconnect while created (compose's sequence), then start: both networks joined.
+    await dockerOk(suite.agent, ["network", "connect", "--alias", "second", spaced, c1]);
+    await dockerOk(suite.agent, ["network", "disconnect", ipnet, c1]);
+    const notOn = await docker(suite.agent, ["network", "disconnect", ipnet, c1]);
+    assert.notEqual(notOn.code, 0);
+    assert.match(notOn.stderr, /is not connected to the network/);
+    await dockerOk(suite.agent, ["network", "connect", "--ip", `${sub}.7`, "--alias", "first", ipnet, c1]);
+    const id = (await dockerOk(suite.agent, ["inspect", "--format", "{{.Id}}", c1])).trim();
+    assert.deepEqual((await settings())[ipnet]!.Aliases, ["first", id.slice(0, 12)], "Docker adds the short ID on connect");
+    await dockerOk(suite.agent, ["start", c1]);
+    const running = await settings();
+    assert.deepEqual(Object.keys(running).sort(), [ipnet, spaced].sort());
+    assert.equal(running[ipnet]!.IPAddress, `${sub}.7`);
+    assert.equal(running[ipnet]!.Gateway, `${sub}.254`);
+    assert.equal(running[ipnet]!.IPPrefixLen, 24);
+    assert.match(running[ipnet]!.EndpointID, /^[0-9a-f]{64}$/);
+    const members = JSON.parse(await dockerOk(suite.agent, ["network", "inspect", "--format", "{{json .Containers}}", ipnet])) as Record<
+      string,
+      { EndpointID: string }
+    >;
+    assert.equal(members[id]!.EndpointID, running[ipnet]!.EndpointID, "one endpoint ID in both inspects");
+    assert.match(running[spaced]!.IPAddress, /^\d+\.\d+\.\d+\.\d+$/);
+    assert.deepEqual(running[spaced]!.Aliases, ["second", id.slice(0, 12)]);
+    const addrs = await dockerOk(suite.agent, ["exec", c1, "ip", "-4", "-o", "addr"]);
+    assert.match(addrs, new RegExp(`inet ${sub.replace(/\./g, "\\.")}\\.7/24`));
 
-  // Stop and start again: the same networks, the same --ip.
-  await dockerOk(suite.agent, ["stop", "-t", "0", c1]);
-  const stopped = await settings();
-  assert.equal(stopped[ipnet]!.IPAddress, "");
-  assert.notEqual(stopped[ipnet]!.NetworkID, "", "the network's ID stays after stop");
-  await dockerOk(suite.agent, ["start", c1]);
-  assert.equal((await settings())[ipnet]!.IPAddress, `${sub}.7`);
-  // A running container: disconnect is at once and for good; --ip where Docker refuses it.
-  await dockerOk(suite.agent, ["network", "disconnect", spaced, c1]);
-  assert.deepEqual(Object.keys(await settings()), [ipnet]);
-  const noSubnet = await docker(suite.agent, ["network", "connect", "--ip", "10.1.2.3", spaced, c1]);
-  assert.notEqual(noSubnet.code, 0);
-  assert.match(noSubnet.stderr, /user specified IP address is supported only when connecting to networks with user configured subnets/);
+    // Stop and start again: the same networks, the same --ip.
+    await dockerOk(suite.agent, ["stop", "-t", "0", c1]);
+    const stopped = await settings();
+    assert.equal(stopped[ipnet]!.IPAddress, "");
+    assert.notEqual(stopped[ipnet]!.NetworkID, "", "the network's ID stays after stop");
+    await dockerOk(suite.agent, ["start", c1]);
+    assert.equal((await settings())[ipnet]!.IPAddress, `${sub}.7`);
+    // A running container: disconnect is at once and for good; --ip where Docker refuses it.
+    await dockerOk(suite.agent, ["network", "disconnect", spaced, c1]);
+    assert.deepEqual(Object.keys(await settings()), [ipnet]);
+    const noSubnet = await docker(suite.agent, ["network", "connect", "--ip", "10.1.2.3", spaced, c1]);
+    assert.notEqual(noSubnet.code, 0);
+    assert.match(noSubnet.stderr, /user specified IP address is supported only when connecting to networks with user configured subnets/);
 
-  // Docker's refusals: an unknown network (NetworkMode's or one only NetworkingConfig names) at
-  // start, with a 404 the docker CLI shows as is; several networks before API 1.44 at create.
-  const img = { Image: "busybox", Cmd: ["true"] };
-  for (const [mode, endpoint] of [["nosuch", "nosuch"], [ipnet, "nosuch2"]]) {
-    const made = await api("POST", "/v1.41/containers/create", { ...img, HostConfig: { NetworkMode: mode }, NetworkingConfig: { EndpointsConfig: { [endpoint!]: {} } } });
-    assert.equal(made.status, 201, JSON.stringify(made.body));
-    t.after(() => api("DELETE", `/v1.41/containers/${made.body.Id}?force=1`));
-    const start = await api("POST", `/v1.41/containers/${made.body.Id}/start`);
-    assert.equal(start.status, 404);
-    assert.equal(start.body.message, `network ${endpoint} not found`);
-  }
-  const several = await api("POST", "/v1.41/containers/create", { ...img, NetworkingConfig: { EndpointsConfig: { [ipnet]: {}, [spaced]: {} } } });
-  assert.equal(several.status, 400);
-  assert.match(several.body.message ?? "", /^Container cannot be connected to network endpoints: /);
-  const ipOnBridge = await docker(suite.agent, ["run", "--rm", "--ip", "10.209.9.9", "busybox", "true"]);
-  assert.notEqual(ipOnBridge.code, 0);
-  assert.match(ipOnBridge.stderr, /user specified IP address is supported on user defined networks only/);
-});
+    // Docker's refusals: an unknown network (NetworkMode's or one only NetworkingConfig names) at
+    // start, with a 404 the docker CLI shows as is; several networks before API 1.44 at create.
+    const img = { Image: "busybox", Cmd: ["true"] };
+    for (const [mode, endpoint] of [
+      ["nosuch", "nosuch"],
+      [ipnet, "nosuch2"],
+    ]) {
+      const made = await api("POST", "/v1.41/containers/create", {
+        ...img,
+        HostConfig: { NetworkMode: mode },
+        NetworkingConfig: { EndpointsConfig: { [endpoint!]: {} } },
+      });
+      assert.equal(made.status, 201, JSON.stringify(made.body));
+      t.after(() => api("DELETE", `/v1.41/containers/${made.body.Id}?force=1`));
+      const start = await api("POST", `/v1.41/containers/${made.body.Id}/start`);
+      assert.equal(start.status, 404);
+      assert.equal(start.body.message, `network ${endpoint} not found`);
+    }
+    const several = await api("POST", "/v1.41/containers/create", { ...img, NetworkingConfig: { EndpointsConfig: { [ipnet]: {}, [spaced]: {} } } });
+    assert.equal(several.status, 400);
+    assert.match(several.body.message ?? "", /^Container cannot be connected to network endpoints: /);
+    const ipOnBridge = await docker(suite.agent, ["run", "--rm", "--ip", "10.209.9.9", "busybox", "true"]);
+    assert.notEqual(ipOnBridge.code, 0);
+    assert.match(ipOnBridge.stderr, /user specified IP address is supported on user defined networks only/);
+  },
+);
 
 test("Docker Engine 20.10 gives the same compose output for each lifecycle step", { timeout: 10 * 60_000 }, async () => {
   assert.equal(berthSteps.size, STEPS.length, "the compose project ran on the agent first");

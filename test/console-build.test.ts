@@ -20,11 +20,31 @@ import { pushFixtureImages, type FixtureImages } from "./fixtures/images.ts";
 import { startAgent, dockerOk, type AgentHandle } from "./helpers/agent.ts";
 import { until } from "./helpers/wait.ts";
 import { startLinkProxy } from "./helpers/link-proxy.ts";
-import { apiClient, codeOf, createTeamWithGroup, createUser, sessionCookie, startTestConsole, type ApiClient, type TestConsole, type TestUser } from "./helpers/console.ts";
+import {
+  apiClient,
+  codeOf,
+  createTeamWithGroup,
+  createUser,
+  sessionCookie,
+  startTestConsole,
+  type ApiClient,
+  type TestConsole,
+  type TestUser,
+} from "./helpers/console.ts";
 import { PROJECT_ROOT } from "../server/console.ts";
 
 const ARTIFACTS = join(PROJECT_ROOT, "test-artifacts", "build");
-const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"];
+const CHROMIUM_ARGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+  "--disable-dev-shm-usage",
+];
 
 /** A gzip-compressed tar holding `files`. */
 async function tarGz(files: Record<string, string>): Promise<Buffer> {
@@ -48,10 +68,14 @@ describe("build through the console", () => {
   let base: string;
 
   const finished = (api: ApiClient, jobId: string, timeoutMs = 120_000) =>
-    until(`job ${jobId} to end`, async () => {
-      const j = await api.jobs.get.query({ jobId });
-      return j.status === "running" || j.status === "queued" ? undefined : j;
-    }, timeoutMs);
+    until(
+      `job ${jobId} to end`,
+      async () => {
+        const j = await api.jobs.get.query({ jobId });
+        return j.status === "running" || j.status === "queued" ? undefined : j;
+      },
+      timeoutMs,
+    );
 
   before(async () => {
     await rm(ARTIFACTS, { recursive: true, force: true });
@@ -79,15 +103,35 @@ describe("build through the console", () => {
 
   test("an operator builds a 3-step Dockerfile with a context archive: the image is on the node, pushed, the output recorded", async () => {
     const tag = `${registry.host}/built/hello:1`;
-    const context = await tarGz({ "hello.txt": "hello from the context\n", "Dockerfile": "FROM scratch\n" });
+    const context = await tarGz({ "hello.txt": "hello from the context\n", Dockerfile: "FROM scratch\n" });
     const dockerfile = `FROM ${base}\nCOPY hello.txt /hello.txt\nRUN cat /hello.txt && echo step-three-ran\n`;
-    const { jobId } = await operatorApi.jobs.build.mutate({ nodeId, dockerfile, context: { name: "ctx.tar.gz", contentBase64: context.toString("base64") }, tags: [tag], push: true });
+    const { jobId } = await operatorApi.jobs.build.mutate({
+      nodeId,
+      dockerfile,
+      context: { name: "ctx.tar.gz", contentBase64: context.toString("base64") },
+      tags: [tag],
+      push: true,
+    });
     const job = await finished(operatorApi, jobId);
     assert.equal(job.status, "succeeded", JSON.stringify(job.steps, null, 1));
-    assert.deepEqual(job.steps.map((s) => [s.seq, s.action]), [[0, "image.build"], [1, "image.push"]]);
+    assert.deepEqual(
+      job.steps.map((s) => [s.seq, s.action]),
+      [
+        [0, "image.build"],
+        [1, "image.push"],
+      ],
+    );
     const build = job.steps[0]!;
     const log = (build.progress as { log?: string }).log ?? "";
-    for (const line of [`Step 1/3 : FROM ${base}`, "Step 2/3 : COPY hello.txt /hello.txt", "Step 3/3 : RUN cat /hello.txt && echo step-three-ran", "hello from the context", "step-three-ran", "Successfully built", `Successfully tagged ${tag}`]) {
+    for (const line of [
+      `Step 1/3 : FROM ${base}`,
+      "Step 2/3 : COPY hello.txt /hello.txt",
+      "Step 3/3 : RUN cat /hello.txt && echo step-three-ran",
+      "hello from the context",
+      "step-three-ran",
+      "Successfully built",
+      `Successfully tagged ${tag}`,
+    ]) {
       assert.ok(log.includes(line), `the output has ${JSON.stringify(line)}:\n${log}`);
     }
     const result = build.result as { imageId: string; tags: string[] };
@@ -97,7 +141,10 @@ describe("build through the console", () => {
     assert.ok(listed.split("\n").includes(`${tag} ${result.imageId}`), listed);
     assert.equal((await dockerOk(agent, ["run", "--rm", tag, "cat", "/hello.txt"])).trim(), "hello from the context");
     // Pushed: the registry serves the tag.
-    const res = await fetch(`http://${registry.host}/v2/built/hello/manifests/1`, { method: "HEAD", headers: { accept: "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json" } });
+    const res = await fetch(`http://${registry.host}/v2/built/hello/manifests/1`, {
+      method: "HEAD",
+      headers: { accept: "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json" },
+    });
     assert.equal(res.status, 200);
     const audit = await c.services.prisma.auditLog.findFirst({ where: { action: "jobs.build", outcome: "success" } });
     assert.ok(audit, "the build is audited");
@@ -134,7 +181,11 @@ describe("build through the console", () => {
 
   test("a file that is no tar archive is refused before a job exists", async () => {
     await assert.rejects(
-      operatorApi.jobs.build.mutate({ nodeId, dockerfile: `FROM ${base}\n`, context: { name: "notes.txt", contentBase64: Buffer.from("just text\n".repeat(100)).toString("base64") } }),
+      operatorApi.jobs.build.mutate({
+        nodeId,
+        dockerfile: `FROM ${base}\n`,
+        context: { name: "notes.txt", contentBase64: Buffer.from("just text\n".repeat(100)).toString("base64") },
+      }),
       /the context archive notes\.txt is not a tar archive/,
     );
     const tooBig = "A".repeat(Math.ceil((64 * 1024 * 1024) / 3) * 4 + 4);
@@ -148,15 +199,30 @@ describe("build through the console", () => {
 
   test("cancelling the job ends the build on the node: no build container is left", async () => {
     const { jobId } = await operatorApi.jobs.build.mutate({ nodeId, dockerfile: `FROM ${base}\nRUN echo sleeping && sleep 120\n`, noCache: true });
-    await until("the RUN step running", async () => {
-      const j = await operatorApi.jobs.get.query({ jobId });
-      return /\nsleeping\n/.test((j.steps[0]?.progress as { log?: string } | null)?.log ?? "");
-    }, 60_000);
+    await until(
+      "the RUN step running",
+      async () => {
+        const j = await operatorApi.jobs.get.query({ jobId });
+        return /\nsleeping\n/.test((j.steps[0]?.progress as { log?: string } | null)?.log ?? "");
+      },
+      60_000,
+    );
     await operatorApi.jobs.cancel.mutate({ jobId });
     const job = await finished(operatorApi, jobId, 30_000);
     assert.equal(job.status, "canceled");
-    await until("no build container on the node", async () => (await dockerOk(agent, ["ps", "-aq", "--filter", "label=io.berth.build-step"])).trim() === "", 30_000).catch(async (e: unknown) => {
-      throw new Error(`${(e as Error).message}:\n${await dockerOk(agent, ["ps", "-a", "--no-trunc"])}\n${JSON.stringify(job.steps)}\n${agent.logs().split("\n").filter((l) => /request|build|cancel/i.test(l)).slice(-30).join("\n")}`);
+    await until(
+      "no build container on the node",
+      async () => (await dockerOk(agent, ["ps", "-aq", "--filter", "label=io.berth.build-step"])).trim() === "",
+      30_000,
+    ).catch(async (e: unknown) => {
+      throw new Error(
+        `${(e as Error).message}:\n${await dockerOk(agent, ["ps", "-a", "--no-trunc"])}\n${JSON.stringify(job.steps)}\n${agent
+          .logs()
+          .split("\n")
+          .filter((l) => /request|build|cancel/i.test(l))
+          .slice(-30)
+          .join("\n")}`,
+      );
     });
   });
 
@@ -171,9 +237,20 @@ describe("build through the console", () => {
     const { jobId } = await admin.jobs.build.mutate({ nodeId, dockerfile: `FROM ${base}\nLABEL spread=yes\n`, tags: [tag], distributeTo: [otherId] });
     const job = await finished(admin, jobId);
     assert.equal(job.status, "succeeded", JSON.stringify(job.steps, null, 1));
-    assert.deepEqual(job.steps.map((s) => [s.seq, s.action, s.nodeId]), [[0, "image.build", nodeId], [1, "image.push", nodeId], [2, "image.pull", otherId]]);
+    assert.deepEqual(
+      job.steps.map((s) => [s.seq, s.action, s.nodeId]),
+      [
+        [0, "image.build", nodeId],
+        [1, "image.push", nodeId],
+        [2, "image.pull", otherId],
+      ],
+    );
     assert.equal((await dockerOk(other, ["image", "inspect", "--format", "{{.Config.Labels.spread}}", tag])).trim(), "yes");
-    assert.equal(await codeOf(admin.jobs.build.mutate({ nodeId, dockerfile: `FROM ${base}\n`, distributeTo: [otherId] })), "BAD_REQUEST", "distributing needs a tag");
+    assert.equal(
+      await codeOf(admin.jobs.build.mutate({ nodeId, dockerfile: `FROM ${base}\n`, distributeTo: [otherId] })),
+      "BAD_REQUEST",
+      "distributing needs a tag",
+    );
   });
 
   test("a link that drops ends the build on the node; after the reconnect the step says why", async (t) => {
@@ -184,12 +261,24 @@ describe("build through the console", () => {
     const known = new Set(c.services.hub.nodes().map((n) => n.nodeId));
     const far = await startAgent({ consoleUrl: proxy.url, joinToken: token.token });
     t.after(() => far.destroy());
-    const farId = await until("the agent behind the proxy online", async () => c.services.hub.nodes().find((n) => n.online && !known.has(n.nodeId))?.nodeId, 60_000);
+    const farId = await until(
+      "the agent behind the proxy online",
+      async () => c.services.hub.nodes().find((n) => n.online && !known.has(n.nodeId))?.nodeId,
+      60_000,
+    );
     const { jobId } = await admin.jobs.build.mutate({ nodeId: farId, dockerfile: `FROM ${base}\nRUN echo sleeping && sleep 120\n`, noCache: true });
-    await until("the RUN step running", async () => ((await admin.jobs.get.query({ jobId })).steps[0]?.progress as { log?: string } | null)?.log?.match(/\nsleeping\n/), 60_000);
+    await until(
+      "the RUN step running",
+      async () => ((await admin.jobs.get.query({ jobId })).steps[0]?.progress as { log?: string } | null)?.log?.match(/\nsleeping\n/),
+      60_000,
+    );
     proxy.cut();
     // The agent notices the dead line by its heartbeat and ends the build: its container goes.
-    await until("no build container on the far node", async () => (await dockerOk(far, ["ps", "-aq", "--filter", "label=io.berth.build-step"])).trim() === "", 30_000);
+    await until(
+      "no build container on the far node",
+      async () => (await dockerOk(far, ["ps", "-aq", "--filter", "label=io.berth.build-step"])).trim() === "",
+      30_000,
+    );
     proxy.restore();
     const job = await finished(admin, jobId, 60_000);
     assert.equal(job.steps[0]!.status, "canceled", JSON.stringify(job.steps[0]));

@@ -41,15 +41,21 @@ describe("ordered container actions, clean failed runs, recreate and stats", () 
   });
 
   const finished = (jobId: string, ms = 90_000) =>
-    until(`job ${jobId} to finish`, async () => {
-      const j = await admin.jobs.get.query({ jobId });
-      return j.status !== "running" && j.status !== "queued" ? j : undefined;
-    }, ms);
+    until(
+      `job ${jobId} to finish`,
+      async () => {
+        const j = await admin.jobs.get.query({ jobId });
+        return j.status !== "running" && j.status !== "queued" ? j : undefined;
+      },
+      ms,
+    );
 
   test("Pause sent during a 10 s Restart waits for it: the container ends paused", async () => {
     // A process that ignores SIGTERM: the restart takes its whole 10 s timeout.
     await dockerOk(agent, ["run", "-d", "--name", "slowstop", image, "sh", "-c", "trap '' TERM; while :; do sleep 1; done"]);
-    const c = await until("slowstop in the inventory", async () => (await admin.inventory.containers.query({ search: "slowstop" })).items.find((x) => x.state === "running"));
+    const c = await until("slowstop in the inventory", async () =>
+      (await admin.inventory.containers.query({ search: "slowstop" })).items.find((x) => x.state === "running"),
+    );
     const restart = await admin.jobs.container.mutate({ action: "restart", targets: [{ nodeId, id: c.id }], timeoutSeconds: 10 });
     await new Promise((r) => setTimeout(r, 1000));
     const pause = await admin.jobs.container.mutate({ action: "pause", targets: [{ nodeId, id: "slowstop" }] });
@@ -76,17 +82,40 @@ describe("ordered container actions, clean failed runs, recreate and stats", () 
   });
 
   test("Recreate with a changed env: same name, new env in inspect, the old one gone", async () => {
-    const run = await admin.jobs.run.mutate({ nodeId, image, name: "recreated", command: "sleep 300", env: ["MODE=old"], labels: ["team=ops"], workdir: "/tmp", restart: "on-failure", restartRetries: 3 });
+    const run = await admin.jobs.run.mutate({
+      nodeId,
+      image,
+      name: "recreated",
+      command: "sleep 300",
+      env: ["MODE=old"],
+      labels: ["team=ops"],
+      workdir: "/tmp",
+      restart: "on-failure",
+      restartRetries: 3,
+    });
     assert.equal((await finished(run.jobId)).status, "succeeded");
-    const old = await until("recreated running", async () => (await admin.inventory.containers.query({ search: "recreated" })).items.find((x) => x.state === "running"));
+    const old = await until("recreated running", async () =>
+      (await admin.inventory.containers.query({ search: "recreated" })).items.find((x) => x.state === "running"),
+    );
     const before = await admin.inventory.containerInspect.query({ nodeId, id: old.id });
     assert.deepEqual(before.options.labels, { team: "ops" });
     assert.equal(before.config.workingDir, "/tmp");
     assert.deepEqual(before.options.restartPolicy, { name: "on-failure", maximumRetryCount: 3 });
-    const again = await admin.jobs.run.mutate({ nodeId, image, name: "recreated", command: "sleep 300", env: ["MODE=new"], replace: { id: old.id, keepVolumes: true }, pullLatest: true });
+    const again = await admin.jobs.run.mutate({
+      nodeId,
+      image,
+      name: "recreated",
+      command: "sleep 300",
+      env: ["MODE=new"],
+      replace: { id: old.id, keepVolumes: true },
+      pullLatest: true,
+    });
     const j = await finished(again.jobId);
     assert.equal(j.status, "succeeded", JSON.stringify(j.steps));
-    assert.deepEqual(j.steps.map((s) => s.action), ["image.pull", "container.remove", "container.run"]);
+    assert.deepEqual(
+      j.steps.map((s) => s.action),
+      ["image.pull", "container.remove", "container.run"],
+    );
     const now = await admin.inventory.containerInspect.query({ nodeId, id: "recreated" });
     assert.notEqual(now.id, old.id);
     assert.ok(now.config.env.includes("MODE=new"), now.config.env.join(" "));
@@ -97,7 +126,9 @@ describe("ordered container actions, clean failed runs, recreate and stats", () 
     await dockerOk(agent, ["run", "-d", "--name", "burner", image, "sh", "-c", "while :; do :; done"]);
     const samples: StatsSample[] = [];
     const ac = new AbortController();
-    const done = consoleUp.services.hub.request(nodeId, "container.stats", { id: "burner" }, { signal: ac.signal, onStream: (s) => samples.push(s) }).catch(() => undefined);
+    const done = consoleUp.services.hub
+      .request(nodeId, "container.stats", { id: "burner" }, { signal: ac.signal, onStream: (s) => samples.push(s) })
+      .catch(() => undefined);
     await until("four samples", async () => samples.length >= 4, 20_000);
     const cli = Number((await dockerOk(agent, ["stats", "--no-stream", "--format", "{{.CPUPerc}}", "burner"])).trim().replace("%", ""));
     await until("two more samples", async () => samples.length >= 6, 20_000);

@@ -32,7 +32,21 @@ describe("--add-host", () => {
   test("the entries come after localhost and before the container's own line; host-gateway is the bridge's gateway; inspect shows them", async (t) => {
     const name = uniq("addhost");
     removeAfter(t, name);
-    await dockerOk(agent, ["run", "-d", "--name", name, "--add-host", "db.internal:10.1.2.3", "--add-host", "gw:host-gateway", "--add-host", "v6:fd00::1", "busybox", "sleep", "300"]);
+    await dockerOk(agent, [
+      "run",
+      "-d",
+      "--name",
+      name,
+      "--add-host",
+      "db.internal:10.1.2.3",
+      "--add-host",
+      "gw:host-gateway",
+      "--add-host",
+      "v6:fd00::1",
+      "busybox",
+      "sleep",
+      "300",
+    ]);
     const hosts = (await dockerOk(agent, ["exec", name, "cat", "/etc/hosts"])).split("\n");
     const gateway = (await dockerOk(agent, ["network", "inspect", "--format", "{{(index .IPAM.Config 0).Gateway}}", "bridge"])).trim();
     const ip = (await dockerOk(agent, ["inspect", "--format", "{{.NetworkSettings.IPAddress}}", name])).trim();
@@ -42,7 +56,10 @@ describe("--add-host", () => {
     assert.ok(at("fd00::1\tv6") > 0, hosts.join("\n"));
     const own = hosts.findIndex((l) => l.startsWith(`${ip}\t`));
     assert.ok(own > at("fd00::1\tv6"), `the container's own line comes last:\n${hosts.join("\n")}`);
-    assert.equal((await dockerOk(agent, ["inspect", "--format", "{{json .HostConfig.ExtraHosts}}", name])).trim(), '["db.internal:10.1.2.3","gw:host-gateway","v6:fd00::1"]');
+    assert.equal(
+      (await dockerOk(agent, ["inspect", "--format", "{{json .HostConfig.ExtraHosts}}", name])).trim(),
+      '["db.internal:10.1.2.3","gw:host-gateway","v6:fd00::1"]',
+    );
     assert.equal((await dockerOk(agent, ["exec", name, "ping", "-c", "1", "-W", "2", "gw"])).includes("1 packets received"), true);
   });
 
@@ -65,7 +82,18 @@ describe("--add-host", () => {
   test("a malformed entry is refused at create by the engine (not only by the CLI), naming it; nothing is created", async () => {
     const name = uniq("bad");
     // Straight to the API: the docker CLI checks --add-host itself before sending.
-    const { stdout } = await execFileP("curl", ["-s", "-w", "\n%{http_code}", "--unix-socket", agent.socket, "-H", "Content-Type: application/json", "-d", JSON.stringify({ Image: "busybox", Cmd: ["true"], HostConfig: { ExtraHosts: ["db:not-an-ip"] } }), `http://localhost/v1.41/containers/create?name=${name}`]);
+    const { stdout } = await execFileP("curl", [
+      "-s",
+      "-w",
+      "\n%{http_code}",
+      "--unix-socket",
+      agent.socket,
+      "-H",
+      "Content-Type: application/json",
+      "-d",
+      JSON.stringify({ Image: "busybox", Cmd: ["true"], HostConfig: { ExtraHosts: ["db:not-an-ip"] } }),
+      `http://localhost/v1.41/containers/create?name=${name}`,
+    ]);
     const [body, status] = stdout.split("\n");
     assert.equal(status, "400", stdout);
     assert.match(body!, /invalid IP address in add-host: \\?"not-an-ip\\?"/);

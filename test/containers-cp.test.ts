@@ -32,7 +32,11 @@ function tarFile(tar: Buffer, name: string): string {
 }
 
 /** A raw Docker API call over the agent's socket. */
-function api(agent: AgentHandle, method: string, path: string): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }> {
+function api(
+  agent: AgentHandle,
+  method: string,
+  path: string,
+): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }> {
   return new Promise((resolve, reject) => {
     const req = request({ socketPath: agent.socket, method, path }, (res) => {
       const chunks: Buffer[] = [];
@@ -52,7 +56,9 @@ async function makeTar(entries: Array<{ name: string; body?: string; type?: "fil
   pack.on("data", (c: unknown) => void chunks.push(c as Buffer));
   const done = new Promise<void>((r) => pack.on("end", () => r()));
   for (const e of entries) {
-    await new Promise<void>((resolve, reject) => pack.entry({ name: e.name, type: e.type ?? "file", linkname: e.linkname, mode: 0o644 }, e.body ?? "", (err) => (err ? reject(err) : resolve())));
+    await new Promise<void>((resolve, reject) =>
+      pack.entry({ name: e.name, type: e.type ?? "file", linkname: e.linkname, mode: 0o644 }, e.body ?? "", (err) => (err ? reject(err) : resolve())),
+    );
   }
   pack.finalize();
   await done;
@@ -75,7 +81,9 @@ function apiBody(agent: AgentHandle, method: string, path: string, body: Buffer)
 
 /** Records a container's events from now on; the returned function stops and gives the actions. */
 function dockerEvents(agent: AgentHandle, container: string): () => Promise<string[]> {
-  const child = spawn("docker", ["events", "--format", "{{.Action}}", "--filter", `container=${container}`], { env: { ...process.env, DOCKER_HOST: agent.dockerHost, DOCKER_CONFIG: agent.dockerConfig } });
+  const child = spawn("docker", ["events", "--format", "{{.Action}}", "--filter", `container=${container}`], {
+    env: { ...process.env, DOCKER_HOST: agent.dockerHost, DOCKER_CONFIG: agent.dockerConfig },
+  });
   let out = "";
   child.stdout.on("data", (d: Buffer) => (out += d.toString()));
   return async () => {
@@ -103,7 +111,16 @@ describe("docker cp, update, commit and the other missing endpoints against the 
   test("cp out of and into a running container: a file, a directory, its contents with /., a missing path", async (t) => {
     const c = uniq("cp-run");
     removeAfter(t, c);
-    await dockerOk(agent, ["run", "-d", "--name", c, "busybox", "sh", "-c", "mkdir -p /srv/d/sub && echo one > /srv/d/a && echo two > /srv/d/sub/b && sleep 1000"]);
+    await dockerOk(agent, [
+      "run",
+      "-d",
+      "--name",
+      c,
+      "busybox",
+      "sh",
+      "-c",
+      "mkdir -p /srv/d/sub && echo one > /srv/d/a && echo two > /srv/d/sub/b && sleep 1000",
+    ]);
     const out = join(work, c);
     await mkdir(out);
     // A file out: the same bytes the container sees.
@@ -118,7 +135,9 @@ describe("docker cp, update, commit and the other missing endpoints against the 
     await dockerOk(agent, ["cp", `${c}:/srv/d/.`, join(out, "contents")]);
     assert.equal(await readFile(join(out, "contents/sub/b"), "utf8"), "two\n");
     // The tar's top name is the requested path's last element, as Docker's.
-    const tar = execFileSync("docker", ["cp", `${c}:/srv/d`, "-"], { env: { ...process.env, DOCKER_HOST: agent.dockerHost, DOCKER_CONFIG: agent.dockerConfig } });
+    const tar = execFileSync("docker", ["cp", `${c}:/srv/d`, "-"], {
+      env: { ...process.env, DOCKER_HOST: agent.dockerHost, DOCKER_CONFIG: agent.dockerConfig },
+    });
     const names = tarList(tar).map((l) => l.split(/\s+/).at(-1));
     assert.deepEqual(names.sort(), ["d/", "d/a", "d/sub/", "d/sub/b"]);
 
@@ -220,15 +239,28 @@ describe("docker cp, update, commit and the other missing endpoints against the 
     const c = uniq("cp-escape");
     removeAfter(t, c);
     const marker = uniq("container-only");
-    await dockerOk(agent, ["run", "-d", "--name", c, "busybox", "sh", "-c", `ln -s / /escape && ln -s /etc/shadow /x && echo ${marker}:x:0:0 > /etc/shadow && echo ${marker} >> /etc/passwd && touch /ready && sleep 1000`]);
+    await dockerOk(agent, [
+      "run",
+      "-d",
+      "--name",
+      c,
+      "busybox",
+      "sh",
+      "-c",
+      `ln -s / /escape && ln -s /etc/shadow /x && echo ${marker}:x:0:0 > /etc/shadow && echo ${marker} >> /etc/passwd && touch /ready && sleep 1000`,
+    ]);
     await dockerOk(agent, ["exec", c, "sh", "-c", "until [ -f /ready ]; do sleep 0.1; done"]);
     for (const state of ["running", "stopped"]) {
       // Out through /escape: the container's passwd, not the host's.
-      const tar = execFileSync("docker", ["cp", `${c}:/escape/etc/passwd`, "-"], { env: { ...process.env, DOCKER_HOST: agent.dockerHost, DOCKER_CONFIG: agent.dockerConfig } });
+      const tar = execFileSync("docker", ["cp", `${c}:/escape/etc/passwd`, "-"], {
+        env: { ...process.env, DOCKER_HOST: agent.dockerHost, DOCKER_CONFIG: agent.dockerConfig },
+      });
       const passwd = tarFile(tar, "passwd");
       assert.ok(passwd.includes(marker), `${state}: the container's /etc/passwd: ${passwd}`);
       // /x is a symlink: archived as one; followed (-L), it is the container's /etc/shadow.
-      const link = tarList(execFileSync("docker", ["cp", `${c}:/x`, "-"], { env: { ...process.env, DOCKER_HOST: agent.dockerHost, DOCKER_CONFIG: agent.dockerConfig } }));
+      const link = tarList(
+        execFileSync("docker", ["cp", `${c}:/x`, "-"], { env: { ...process.env, DOCKER_HOST: agent.dockerHost, DOCKER_CONFIG: agent.dockerConfig } }),
+      );
       assert.match(link[0]!, /^l.* x -> \/etc\/shadow$/);
       const followed = join(work, `${c}-${state}-shadow`);
       await dockerOk(agent, ["cp", "-L", `${c}:/x`, followed]);
@@ -294,7 +326,9 @@ describe("docker cp, update, commit and the other missing endpoints against the 
     removeAfter(t, c, rm);
     // Created with a memory limit: Docker records twice that as the swap limit, so 64m fits under it.
     // Runs until told to stop (/tmp/stop), which it removes on the way out.
-    const id = (await dockerOk(agent, ["run", "-d", "--name", c, "-m", "32m", "busybox", "sh", "-c", "while [ ! -f /tmp/stop ]; do sleep 0.2; done; rm /tmp/stop"])).trim();
+    const id = (
+      await dockerOk(agent, ["run", "-d", "--name", c, "-m", "32m", "busybox", "sh", "-c", "while [ ! -f /tmp/stop ]; do sleep 0.2; done; rm /tmp/stop"])
+    ).trim();
     const out = await dockerOk(agent, ["update", "--memory", "64m", "--restart", "always", c]);
     assert.equal(out.trim(), c);
     const hc = JSON.parse(await dockerOk(agent, ["inspect", "--format", "{{json .HostConfig}}", c])) as Record<string, unknown>;
@@ -323,7 +357,12 @@ describe("docker cp, update, commit and the other missing endpoints against the 
     assert.match(bogus.stderr, /invalid restart policy 'bogus'/);
     // The restart policy now applies: the killed process comes back.
     await dockerOk(agent, ["exec", c, "touch", "/tmp/stop"]);
-    await until("the container restarted by its new policy", async () => (await dockerOk(agent, ["inspect", "--format", "{{.RestartCount}} {{.State.Status}}", c])).trim() === "1 running", 15_000, agent);
+    await until(
+      "the container restarted by its new policy",
+      async () => (await dockerOk(agent, ["inspect", "--format", "{{.RestartCount}} {{.State.Status}}", c])).trim() === "1 running",
+      15_000,
+      agent,
+    );
     // --rm containers keep their policy.
     await dockerOk(agent, ["run", "-d", "--rm", "--name", rm, "busybox", "sleep", "1000"]);
     const auto = await docker(agent, ["update", "--restart", "always", rm]);
@@ -375,7 +414,10 @@ describe("docker cp, update, commit and the other missing endpoints against the 
     const ref = `${suite!.reg.host}/library/busybox:latest`;
     const r = await api(agent, "GET", `/v1.47/distribution/${ref}/json`);
     assert.equal(r.status, 200, r.body.toString());
-    const body = JSON.parse(r.body.toString()) as { Descriptor: { mediaType: string; digest: string; size: number }; Platforms: Array<{ architecture: string; os: string }> };
+    const body = JSON.parse(r.body.toString()) as {
+      Descriptor: { mediaType: string; digest: string; size: number };
+      Platforms: Array<{ architecture: string; os: string }>;
+    };
     const local = (await dockerOk(agent, ["image", "inspect", "--format", "{{index .RepoDigests 0}}", "busybox"])).trim();
     assert.equal(body.Descriptor.digest, local.slice(local.indexOf("@") + 1));
     assert.equal(body.Descriptor.mediaType, "application/vnd.docker.distribution.manifest.v2+json");

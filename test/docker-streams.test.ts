@@ -56,7 +56,9 @@ async function hijacked(socketPath: string, path: string, body?: unknown) {
   sock.on("error", () => undefined);
   const closed = new Promise<void>((r) => sock.once("close", () => r()));
   const text = body === undefined ? "" : JSON.stringify(body);
-  sock.write(`POST ${path} HTTP/1.1\r\nHost: docker\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(text)}\r\n\r\n${text}`);
+  sock.write(
+    `POST ${path} HTTP/1.1\r\nHost: docker\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(text)}\r\n\r\n${text}`,
+  );
   await poll(async () => received.includes("\r\n\r\n"), 10_000);
   assert.match(received.toString(), /^HTTP\/1\.1 101 UPGRADED\r\n/);
   return {
@@ -114,7 +116,8 @@ describe("exec and attach streams as Docker frames them", () => {
     for (const hijack of [true, false]) {
       const exec = await c.exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
       const stream = await exec.start({ hijack, stdin: false });
-      if (!hijack) assert.equal((stream as unknown as { headers: Record<string, string> }).headers["content-type"], "application/vnd.docker.multiplexed-stream");
+      if (!hijack)
+        assert.equal((stream as unknown as { headers: Record<string, string> }).headers["content-type"], "application/vnd.docker.multiplexed-stream");
       assert.deepEqual(await demuxed(api, stream), { stdout: "out\nout2\n", stderr: "err\n" }, `hijack=${hijack}`);
       assert.equal((await exec.inspect()).ExitCode, 0);
     }
@@ -236,14 +239,24 @@ describe("exec and attach streams as Docker frames them", () => {
     });
 
     /** Runs the same commands on both daemons, in a container of each with the same /etc/passwd and /etc/group. */
-    async function onBoth(t: { after: (fn: () => Promise<void>) => void }, fn: (target: CliTarget, container: string) => Promise<unknown>, cmd = ["sleep", "100000"]) {
+    async function onBoth(
+      t: { after: (fn: () => Promise<void>) => void },
+      fn: (target: CliTarget, container: string) => Promise<unknown>,
+      cmd = ["sleep", "100000"],
+    ) {
       const results = [];
       for (const target of [berth, engine]) {
         const name = uniq("parity");
         t.after(async () => void (await dockerCli(target, ["rm", "-f", name])));
         await dockerCliOk(target, ["run", "-d", "--network", "none", "--name", name, ref, ...cmd]);
         // wheel lists root and app; app's own group lists nobody: primary and supplementary groups both show.
-        await dockerCliOk(target, ["exec", name, "sh", "-c", "echo wheel:x:10:root,app >> /etc/group; echo app:x:1000: >> /etc/group; echo app:x:1000:1000::/:/bin/sh >> /etc/passwd"]);
+        await dockerCliOk(target, [
+          "exec",
+          name,
+          "sh",
+          "-c",
+          "echo wheel:x:10:root,app >> /etc/group; echo app:x:1000: >> /etc/group; echo app:x:1000:1000::/:/bin/sh >> /etc/passwd",
+        ]);
         results.push(await fn(target, name));
       }
       return { berth: results[0], docker: results[1] };
@@ -252,7 +265,8 @@ describe("exec and attach streams as Docker frames them", () => {
     test("exec -u: a name, a uid, uid:gid, name:group — the same ids and groups as Docker", async (t) => {
       const r = await onBoth(t, async (target, c) => {
         const out: string[] = [];
-        for (const u of ["root", "app", "1000", "1000:10", "app:wheel", "0:0", "nobody"]) out.push(`${u}: ${await dockerCliOk(target, ["exec", "-u", u, c, "id"])}`);
+        for (const u of ["root", "app", "1000", "1000:10", "app:wheel", "0:0", "nobody"])
+          out.push(`${u}: ${await dockerCliOk(target, ["exec", "-u", u, c, "id"])}`);
         return out.join("");
       });
       assert.equal(r.berth, r.docker);
@@ -275,7 +289,10 @@ describe("exec and attach streams as Docker frames them", () => {
       });
       const b = r.berth as Record<string, { code: number; stdout: string; stderr: string }>;
       const d = r.docker as typeof b;
-      assert.equal(b.missing!.stdout, 'OCI runtime exec failed: exec failed: unable to start container process: exec: "nosuch": executable file not found in $PATH: unknown\r\n');
+      assert.equal(
+        b.missing!.stdout,
+        'OCI runtime exec failed: exec failed: unable to start container process: exec: "nosuch": executable file not found in $PATH: unknown\r\n',
+      );
       for (const k of Object.keys(d)) {
         assert.equal(b[k]!.stdout, d[k]!.stdout, `${k}: stdout`);
         assert.equal(b[k]!.stderr, d[k]!.stderr, `${k}: stderr`);

@@ -17,7 +17,17 @@ import { createTeamWithGroup, createUser, startTestConsole, type TestConsole, ty
 import { PROJECT_ROOT } from "../server/console.ts";
 
 const ARTIFACTS = join(PROJECT_ROOT, "test-artifacts", "e2e");
-const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"];
+const CHROMIUM_ARGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+  "--disable-dev-shm-usage",
+];
 const NEW_PASSWORD = "a long new admin password";
 
 describe("the console in a browser", () => {
@@ -87,7 +97,10 @@ describe("the console in a browser", () => {
     await page.getByRole("heading", { name: "Fleet" }).waitFor();
     // The sign-out ended the first session on the server, and both are in the audit log.
     const auth = await c.services.prisma.auditLog.findMany({ where: { action: { startsWith: "auth." } }, orderBy: { at: "asc" } });
-    assert.deepEqual(auth.map((a) => `${a.action} ${a.outcome}`), ["auth.login success", "auth.changePassword success", "auth.logout success", "auth.login success"]);
+    assert.deepEqual(
+      auth.map((a) => `${a.action} ${a.outcome}`),
+      ["auth.login success", "auth.changePassword success", "auth.logout success", "auth.login success"],
+    );
     assert.equal(await c.services.prisma.session.count({ where: { userId: c.firstAdmin.userId } }), 1);
     await screenshot(page, "fleet-empty");
   });
@@ -209,7 +222,11 @@ describe("the console in a browser", () => {
     console.log(`# a new container showed in the viewer's open page ${Date.now() - started} ms after docker run returned`);
     await screenshot(vp, "viewer-containers");
     const refused = await vp.evaluate(async (id) => {
-      const r = await fetch("/api/trpc/jobs.pull", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ nodeIds: [id], reference: "busybox" }) });
+      const r = await fetch("/api/trpc/jobs.pull", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ nodeIds: [id], reference: "busybox" }),
+      });
       return { status: r.status, body: await r.text() };
     }, nodeId);
     assert.equal(refused.status, 403);

@@ -17,7 +17,17 @@ import { createUser, startTestConsole, type TestConsole } from "./helpers/consol
 import { PROJECT_ROOT } from "../server/console.ts";
 
 const ARTIFACTS = join(PROJECT_ROOT, "test-artifacts", "container");
-const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"];
+const CHROMIUM_ARGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+  "--disable-dev-shm-usage",
+];
 
 describe("the container page and safe actions in a browser", () => {
   let registry: RegistryFixture;
@@ -44,7 +54,14 @@ describe("the container page and safe actions in a browser", () => {
     c = await startTestConsole("e2e-container", { ui: true });
     const token = await c.services.nodeRegistry.createJoinToken({ note: "e2e" });
     agent = await startAgent({ consoleUrl: c.url, joinToken: token.token });
-    nodeId = await until("the node online", async () => (await c.services.prisma.node.findFirst())?.id && c.services.hub.node((await c.services.prisma.node.findFirstOrThrow()).id)?.online ? (await c.services.prisma.node.findFirstOrThrow()).id : undefined, 60_000);
+    nodeId = await until(
+      "the node online",
+      async () =>
+        (await c.services.prisma.node.findFirst())?.id && c.services.hub.node((await c.services.prisma.node.findFirstOrThrow()).id)?.online
+          ? (await c.services.prisma.node.findFirstOrThrow()).id
+          : undefined,
+      60_000,
+    );
     const admin = await createUser(c, "admin");
     browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: CHROMIUM_ARGS });
     const ctx = await browser.newContext({ baseURL: c.url, viewport: { width: 1400, height: 1000 } });
@@ -66,7 +83,22 @@ describe("the container page and safe actions in a browser", () => {
   });
 
   test("a click anywhere on the row opens the container page; the CPU chart follows a busy loop like docker stats", async () => {
-    await docker("run", "-d", "--name", "burner", "-e", "MODE=busy", "-e", "API_TOKEN=s3cr3t-value", "-p", "18377:80", image, "sh", "-c", "while :; do :; done");
+    await docker(
+      "run",
+      "-d",
+      "--name",
+      "burner",
+      "-e",
+      "MODE=busy",
+      "-e",
+      "API_TOKEN=s3cr3t-value",
+      "-p",
+      "18377:80",
+      image,
+      "sh",
+      "-c",
+      "while :; do :; done",
+    );
     await page.goto("/containers");
     await row("burner").getByText("running", { exact: true }).waitFor();
     await row("burner").locator("td").nth(2).click(); // the image column: not the name's link
@@ -176,8 +208,15 @@ describe("the container page and safe actions in a browser", () => {
     await row("slowstop").getByText("paused", { exact: true }).waitFor({ timeout: 60_000 });
     await page.waitForTimeout(1500);
     assert.equal(await stateOf("slowstop"), "paused");
-    const jobs = await c.services.prisma.job.findMany({ where: { kind: { in: ["container.restart", "container.pause"] } }, include: { steps: true }, orderBy: { createdAt: "asc" } });
-    assert.deepEqual(jobs.map((j) => `${j.kind} ${j.status}`), ["container.restart succeeded", "container.pause succeeded"]);
+    const jobs = await c.services.prisma.job.findMany({
+      where: { kind: { in: ["container.restart", "container.pause"] } },
+      include: { steps: true },
+      orderBy: { createdAt: "asc" },
+    });
+    assert.deepEqual(
+      jobs.map((j) => `${j.kind} ${j.status}`),
+      ["container.restart succeeded", "container.pause succeeded"],
+    );
     assert.ok(jobs[1]!.steps[0]!.finishedAt! >= jobs[0]!.steps[0]!.finishedAt!, "the pause finished after the restart");
     await screenshot("paused-after-restart");
     await docker("rm", "-f", "slowstop");

@@ -192,7 +192,8 @@ describe("interoperability with Docker Engine 20.10 and skopeo", () => {
     const problems: string[] = [];
     const wantPaths = MULTILAYER_EXPECTED.map((e) => e.path).sort();
     const gotPaths = [...rows.keys()].sort();
-    if (JSON.stringify(gotPaths) !== JSON.stringify(wantPaths)) problems.push(`tree under /data: ${JSON.stringify(gotPaths)}, want ${JSON.stringify(wantPaths)}`);
+    if (JSON.stringify(gotPaths) !== JSON.stringify(wantPaths))
+      problems.push(`tree under /data: ${JSON.stringify(gotPaths)}, want ${JSON.stringify(wantPaths)}`);
     const typeName = { file: "regular file", dir: "directory", symlink: "symbolic link" } as const;
     for (const e of MULTILAYER_EXPECTED) {
       const r = rows.get(e.path);
@@ -208,7 +209,18 @@ describe("interoperability with Docker Engine 20.10 and skopeo", () => {
     assert.deepEqual(problems, [], `the image Berth saved, as Docker runs it:\n${lsOut}\n${statOut}`);
 
     // And the busybox part still works (the first layer).
-    const cat = await dockerCliOk(engine, ["run", "--rm", "--pull", "never", "--network", "none", fx.multilayer.ref, "cat", "/data/keep.txt", "/data/old/new.txt"]);
+    const cat = await dockerCliOk(engine, [
+      "run",
+      "--rm",
+      "--pull",
+      "never",
+      "--network",
+      "none",
+      fx.multilayer.ref,
+      "cat",
+      "/data/keep.txt",
+      "/data/old/new.txt",
+    ]);
     assert.equal(cat, "kept\nnew content\n");
   });
 });

@@ -94,4 +94,3 @@ export function addContainerUpdateRoutes(router: Router, engine: Engine): void {
     sendJson(ctx.res, 200, { Descriptor: { mediaType: descriptor.mediaType, digest: descriptor.digest, size: descriptor.size }, Platforms: platforms });
   });
 }
-

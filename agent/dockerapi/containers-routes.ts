@@ -24,7 +24,8 @@ export function addContainerRoutes(router: Router, engine: Engine): void {
     const body = await readJsonBody<DockerCreateBody>(req);
     const endpoints = Object.keys(body.NetworkingConfig?.EndpointsConfig ?? {});
     // Before API 1.44 Docker took one network at create (the others by connect), and says so.
-    if (endpoints.length > 1 && versionBelow(apiVersion, "1.44")) throw invalidArgument(`Container cannot be connected to network endpoints: ${endpoints.join(", ")}`);
+    if (endpoints.length > 1 && versionBelow(apiVersion, "1.44"))
+      throw invalidArgument(`Container cannot be connected to network endpoints: ${endpoints.join(", ")}`);
     const options = createOptionsFromDocker(body, query.get("name") ?? undefined);
     try {
       engine.images.resolve(options.image);
@@ -207,7 +208,11 @@ export function addContainerRoutes(router: Router, engine: Engine): void {
 
   router.get("/containers/{id}/changes", async ({ res, params }) => {
     const changes = await containers.diff(params.id!);
-    sendJson(res, 200, changes.map((c) => ({ Path: c.path, Kind: c.kind })));
+    sendJson(
+      res,
+      200,
+      changes.map((c) => ({ Path: c.path, Kind: c.kind })),
+    );
   });
 
   router.get("/containers/{id}/export", async ({ res, params }) => {
@@ -245,7 +250,18 @@ export function addContainerRoutes(router: Router, engine: Engine): void {
   });
 
   router.post("/containers/{id}/exec", async ({ req, res, params }) => {
-    const body = await readJsonBody<{ Cmd?: string[]; Tty?: boolean; AttachStdin?: boolean; AttachStdout?: boolean; AttachStderr?: boolean; Env?: string[]; User?: string; WorkingDir?: string; Privileged?: boolean; DetachKeys?: string }>(req);
+    const body = await readJsonBody<{
+      Cmd?: string[];
+      Tty?: boolean;
+      AttachStdin?: boolean;
+      AttachStdout?: boolean;
+      AttachStderr?: boolean;
+      Env?: string[];
+      User?: string;
+      WorkingDir?: string;
+      Privileged?: boolean;
+      DetachKeys?: string;
+    }>(req);
     const detachKeys = body.DetachKeys ?? "";
     try {
       parseDetachKeys(detachKeys);
@@ -345,7 +361,10 @@ export function addContainerRoutes(router: Router, engine: Engine): void {
       reference: repo ? (tag ? `${repo}:${tag}` : repo) : undefined,
       author: query.get("author") ?? "",
       comment: query.get("comment") ?? "",
-      changes: query.getAll("changes").flatMap((c) => c.split("\n")).filter(Boolean),
+      changes: query
+        .getAll("changes")
+        .flatMap((c) => c.split("\n"))
+        .filter(Boolean),
       pause: query.get("pause") === null ? true : boolParam(query, "pause"),
       config: body,
     });
@@ -515,11 +534,19 @@ export function parseBind(spec: string): MountSpec {
   if (parts.length < 2 || parts.length > 3) throw invalidArgument(`invalid volume specification: '${spec}'`);
   const [source, destination, mode = "rw"] = parts as [string, string, string?];
   const modes = mode.split(",");
-  for (const m of modes) if (!["ro", "rw", "z", "Z", "private", "rprivate", "shared", "rshared", "slave", "rslave", "nocopy"].includes(m)) throw invalidArgument(`invalid mode: ${mode}`);
-  if (!destination.startsWith("/")) throw invalidArgument(`invalid volume specification: '${spec}': invalid mount config for type "volume": invalid mount path: '${destination}' mount path must be absolute`);
+  for (const m of modes)
+    if (!["ro", "rw", "z", "Z", "private", "rprivate", "shared", "rshared", "slave", "rslave", "nocopy"].includes(m))
+      throw invalidArgument(`invalid mode: ${mode}`);
+  if (!destination.startsWith("/"))
+    throw invalidArgument(
+      `invalid volume specification: '${spec}': invalid mount config for type "volume": invalid mount path: '${destination}' mount path must be absolute`,
+    );
   const readonly = modes.includes("ro");
   if (source.startsWith("/")) return { type: "bind", source, destination, readonly, anonymous: false };
-  if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(source)) throw invalidArgument(`create ${source}: "${source}" includes invalid characters for a local volume name, only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass a host directory, use absolute path`);
+  if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(source))
+    throw invalidArgument(
+      `create ${source}: "${source}" includes invalid characters for a local volume name, only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass a host directory, use absolute path`,
+    );
   return { type: "volume", source, destination, readonly, anonymous: false };
 }
 
@@ -530,7 +557,8 @@ export function createOptionsFromDocker(body: DockerCreateBody, name: string | u
     const v = hc[field];
     if (v !== undefined && v !== null && isSet(v)) throw invalidArgument(`${flag} is not supported by Berth (HostConfig.${field}: ${JSON.stringify(v)})`);
   }
-  if (hc.CgroupnsMode && hc.CgroupnsMode !== "host" && hc.CgroupnsMode !== "private") throw invalidArgument(`invalid cgroup namespace mode: ${hc.CgroupnsMode}`);
+  if (hc.CgroupnsMode && hc.CgroupnsMode !== "host" && hc.CgroupnsMode !== "private")
+    throw invalidArgument(`invalid cgroup namespace mode: ${hc.CgroupnsMode}`);
   // Docker records "label=disable" for what shares the host's processes or IPC when no option was given.
   const sharesHost = !!hc.Privileged || hc.PidMode === "host" || hc.IpcMode === "host";
   const securityOpt = hc.SecurityOpt ?? (sharesHost ? ["label=disable"] : []);
@@ -612,7 +640,11 @@ export function createOptionsFromDocker(body: DockerCreateBody, name: string | u
     ipcMode: hc.IpcMode ?? "",
     utsMode: hc.UTSMode ?? "",
     cgroupns: hc.CgroupnsMode === "private" ? "private" : "host",
-    devices: (hc.Devices ?? []).map((d) => ({ pathOnHost: d.PathOnHost ?? "", pathInContainer: d.PathInContainer || d.PathOnHost || "", cgroupPermissions: d.CgroupPermissions || "rwm" })),
+    devices: (hc.Devices ?? []).map((d) => ({
+      pathOnHost: d.PathOnHost ?? "",
+      pathInContainer: d.PathInContainer || d.PathOnHost || "",
+      cgroupPermissions: d.CgroupPermissions || "rwm",
+    })),
     sysctls: hc.Sysctls ?? {},
     deviceCgroupRules: hc.DeviceCgroupRules ?? [],
     maskedPaths: hc.MaskedPaths ?? undefined,
@@ -620,7 +652,13 @@ export function createOptionsFromDocker(body: DockerCreateBody, name: string | u
     shmSize: hc.ShmSize ?? 0,
     consoleSize: hc.ConsoleSize && hc.ConsoleSize[0] > 0 ? { height: hc.ConsoleSize[0], width: hc.ConsoleSize[1] } : undefined,
     healthcheck: body.Healthcheck
-      ? { test: body.Healthcheck.Test ?? [], interval: body.Healthcheck.Interval ?? 0, timeout: body.Healthcheck.Timeout ?? 0, startPeriod: body.Healthcheck.StartPeriod ?? 0, retries: body.Healthcheck.Retries ?? 0 }
+      ? {
+          test: body.Healthcheck.Test ?? [],
+          interval: body.Healthcheck.Interval ?? 0,
+          timeout: body.Healthcheck.Timeout ?? 0,
+          startPeriod: body.Healthcheck.StartPeriod ?? 0,
+          retries: body.Healthcheck.Retries ?? 0,
+        }
       : undefined,
     attachStdin: !!body.AttachStdin,
     attachStdout: !!body.AttachStdout,
@@ -644,7 +682,10 @@ export function createOptionsFromDocker(body: DockerCreateBody, name: string | u
 // --- engine records → Docker JSON ------------------------------------------------------------
 
 export function statusText(c: ContainerRecord): string {
-  return containerStatusText({ state: c.state.status, exitCode: c.state.exitCode, startedAt: c.state.startedAt, finishedAt: c.state.finishedAt, health: c.state.health?.status }, Date.now());
+  return containerStatusText(
+    { state: c.state.status, exitCode: c.state.exitCode, startedAt: c.state.startedAt, finishedAt: c.state.finishedAt, health: c.state.health?.status },
+    Date.now(),
+  );
 }
 
 const HEALTH_FILTER_VALUES = ["starting", "healthy", "unhealthy", "none"];
@@ -668,8 +709,29 @@ function portsJson(c: ContainerRecord, config: { ExposedPorts?: Record<string, o
 
 function filterContainers(list: ContainerRecord[], f: Map<string, string[]>, all: boolean, engine: Engine): ContainerRecord[] {
   const statuses = f.get("status");
-  for (const s of statuses ?? []) if (!["created", "restarting", "running", "removing", "paused", "exited", "dead"].includes(s)) throw invalidArgument(`invalid filter 'status=${s}'`);
-  for (const key of f.keys()) if (!["status", "name", "id", "ancestor", "label", "exited", "before", "since", "network", "volume", "publish", "expose", "health", "isolation", "is-task"].includes(key)) throw invalidArgument(`invalid filter '${key}'`);
+  for (const s of statuses ?? [])
+    if (!["created", "restarting", "running", "removing", "paused", "exited", "dead"].includes(s)) throw invalidArgument(`invalid filter 'status=${s}'`);
+  for (const key of f.keys())
+    if (
+      ![
+        "status",
+        "name",
+        "id",
+        "ancestor",
+        "label",
+        "exited",
+        "before",
+        "since",
+        "network",
+        "volume",
+        "publish",
+        "expose",
+        "health",
+        "isolation",
+        "is-task",
+      ].includes(key)
+    )
+      throw invalidArgument(`invalid filter '${key}'`);
   const health = f.get("health");
   for (const h of health ?? []) if (!HEALTH_FILTER_VALUES.includes(h)) throw invalidArgument(`Unrecognised filter value for health: ${h}`);
   const ancestorIds = (f.get("ancestor") ?? []).map((a) => {
@@ -701,13 +763,23 @@ function filterContainers(list: ContainerRecord[], f: Map<string, string[]>, all
     if (ids && !ids.some((i) => c.id.startsWith(i))) return false;
     if (ancestorIds.length && !descendsFromAncestor(c.imageId)) return false;
     const labels = f.get("label");
-    if (labels && !labels.every((l) => (l.includes("=") ? c.options.labels[l.split("=")[0]!] === l.slice(l.indexOf("=") + 1) : l in c.options.labels))) return false;
+    if (labels && !labels.every((l) => (l.includes("=") ? c.options.labels[l.split("=")[0]!] === l.slice(l.indexOf("=") + 1) : l in c.options.labels)))
+      return false;
     const exited = f.get("exited");
     if (exited && !(c.state.status === "exited" && exited.map(Number).includes(c.state.exitCode))) return false;
     if (beforeCreated && !(c.created < beforeCreated)) return false;
     if (sinceCreated && !(c.created > sinceCreated)) return false;
     const networks = f.get("network");
-    if (networks && !networks.some((n) => c.options.networkMode === n || (c.networks ?? []).some((x) => x.name === n) || c.endpoints.some((e) => e.networkName === n || e.networkId.startsWith(n)))) return false;
+    if (
+      networks &&
+      !networks.some(
+        (n) =>
+          c.options.networkMode === n ||
+          (c.networks ?? []).some((x) => x.name === n) ||
+          c.endpoints.some((e) => e.networkName === n || e.networkId.startsWith(n)),
+      )
+    )
+      return false;
     const volumes = f.get("volume");
     if (volumes && !volumes.some((v) => c.mounts.some((m) => m.source === v || m.destination === v))) return false;
     if (health && !health.includes(c.state.health?.status ?? "none")) return false;
@@ -725,7 +797,7 @@ function imageConfigIfPresent(engine: Engine, imageId: string) {
 
 async function containerSummaryJson(engine: Engine, c: ContainerRecord, size: boolean) {
   const config = (await imageConfigIfPresent(engine, c.imageId))?.config ?? undefined;
-  const rw = size ? (await engine.containers.sizeRw(c.id)) : undefined;
+  const rw = size ? await engine.containers.sizeRw(c.id) : undefined;
   return {
     Id: c.id,
     Names: [`/${c.name}`],
@@ -754,7 +826,11 @@ function networksJson(engine: Engine, c: ContainerRecord) {
   for (const n of engine.network.listNow()) ids.set(n.name, n.id);
   // Docker's endpoint IDs are 64 hex; one per container and network.
   const endpointId = (networkId: string) => createHash("sha256").update(`${networkId}/${c.id}`).digest("hex");
-  const configured = c.networks ?? (["host", "none"].includes(c.options.networkMode) ? [] : [{ name: c.options.networkMode, aliases: c.options.aliases, links: [], driverOpts: {} as Record<string, string>, ipv4Address: undefined }]);
+  const configured =
+    c.networks ??
+    (["host", "none"].includes(c.options.networkMode)
+      ? []
+      : [{ name: c.options.networkMode, aliases: c.options.aliases, links: [], driverOpts: {} as Record<string, string>, ipv4Address: undefined }]);
   const endpoint = (e: ContainerRecord["endpoints"][number] | undefined) => ({
     NetworkID: e?.networkId ?? "",
     EndpointID: e ? endpointId(e.networkId) : "",
@@ -779,24 +855,33 @@ function networksJson(engine: Engine, c: ContainerRecord) {
     };
   }
   for (const e of c.endpoints) {
-    if (!(e.networkName in out)) out[e.networkName] = { IPAMConfig: null, Links: null, Aliases: e.aliases.length ? e.aliases : null, ...endpoint(e), DriverOpts: null };
+    if (!(e.networkName in out))
+      out[e.networkName] = { IPAMConfig: null, Links: null, Aliases: e.aliases.length ? e.aliases : null, ...endpoint(e), DriverOpts: null };
   }
   if (c.endpoints.length === 0 && (c.options.networkMode === "host" || c.options.networkMode === "none")) {
-    out[c.options.networkMode] = { IPAMConfig: null, Links: null, Aliases: null, ...endpoint(undefined), NetworkID: ids.get(c.options.networkMode) ?? "", DriverOpts: null };
+    out[c.options.networkMode] = {
+      IPAMConfig: null,
+      Links: null,
+      Aliases: null,
+      ...endpoint(undefined),
+      NetworkID: ids.get(c.options.networkMode) ?? "",
+      DriverOpts: null,
+    };
   }
   return out;
 }
 
 async function mountsJson(engine: Engine, c: ContainerRecord) {
   const out = [];
-  for (const m of c.mounts) out.push({
-    Type: m.type,
-    ...(m.type === "volume" ? { Name: m.source, Source: await engine.containers.volumeMountpoint(m.source), Driver: "local" } : { Source: m.source }),
-    Destination: m.destination,
-    Mode: m.readonly ? "ro" : m.type === "volume" ? "z" : "",
-    RW: !m.readonly,
-    Propagation: m.type === "bind" ? "rprivate" : "",
-  });
+  for (const m of c.mounts)
+    out.push({
+      Type: m.type,
+      ...(m.type === "volume" ? { Name: m.source, Source: await engine.containers.volumeMountpoint(m.source), Driver: "local" } : { Source: m.source }),
+      Destination: m.destination,
+      Mode: m.readonly ? "ro" : m.type === "volume" ? "z" : "",
+      RW: !m.readonly,
+      Propagation: m.type === "bind" ? "rprivate" : "",
+    });
   return out;
 }
 
@@ -811,7 +896,8 @@ async function containerInspectJson(engine: Engine, c: ContainerRecord, size: bo
     (portsMap[key] ??= []).push({ HostIp: pb.hostIp || "0.0.0.0", HostPort: String(pb.hostPort) });
   }
   const portBindings: Record<string, Array<{ HostIp: string; HostPort: string }>> = {};
-  for (const pb of o.ports) (portBindings[`${pb.containerPort}/${pb.protocol}`] ??= []).push({ HostIp: pb.hostIp, HostPort: pb.hostPort ? String(pb.hostPort) : "" });
+  for (const pb of o.ports)
+    (portBindings[`${pb.containerPort}/${pb.protocol}`] ??= []).push({ HostIp: pb.hostIp, HostPort: pb.hostPort ? String(pb.hostPort) : "" });
   const bridge = c.endpoints.find((e) => e.networkName === "bridge");
   const rw = size ? await engine.containers.sizeRw(c.id) : undefined;
   return {
@@ -832,7 +918,13 @@ async function containerInspectJson(engine: Engine, c: ContainerRecord, size: bo
       StartedAt: c.state.startedAt,
       FinishedAt: c.state.finishedAt,
       ...(c.state.health
-        ? { Health: { Status: c.state.health.status, FailingStreak: c.state.health.failingStreak, Log: c.state.health.log.map((r) => ({ Start: r.start, End: r.end, ExitCode: r.exitCode, Output: r.output })) } }
+        ? {
+            Health: {
+              Status: c.state.health.status,
+              FailingStreak: c.state.health.failingStreak,
+              Log: c.state.health.log.map((r) => ({ Start: r.start, End: r.end, ExitCode: r.exitCode, Output: r.output })),
+            },
+          }
         : {}),
     },
     Image: c.imageId,
@@ -895,11 +987,11 @@ async function containerInspectJson(engine: Engine, c: ContainerRecord, size: bo
       OpenStdin: o.openStdin,
       StdinOnce: o.stdinOnce,
       Env: containerEnv(image.Env, o.env),
-      Cmd: o.cmd ?? (o.entrypoint !== undefined ? null : image.Cmd ?? null),
+      Cmd: o.cmd ?? (o.entrypoint !== undefined ? null : (image.Cmd ?? null)),
       Image: c.imageName,
       Volumes: configVolumes(image.Volumes, o.mounts),
       WorkingDir: o.workingDir ?? image.WorkingDir ?? "",
-      Entrypoint: o.entrypoint === "" ? null : o.entrypoint ?? image.Entrypoint ?? null,
+      Entrypoint: o.entrypoint === "" ? null : (o.entrypoint ?? image.Entrypoint ?? null),
       OnBuild: null,
       Labels: { ...(image.Labels ?? {}), ...o.labels },
       ...(o.stopSignal || image.StopSignal ? { StopSignal: o.stopSignal ?? image.StopSignal } : {}),
@@ -933,7 +1025,12 @@ async function statsJson(engine: Engine, c: ContainerRecord, previous: StatsSamp
   const running = c.state.status === "running" || c.state.status === "paused";
   const s = running ? await readContainerStats(`${engine.containers.deps.cgroupParent}/${c.id}`, c.state.pid, engine.facts.ncpu) : undefined;
   const cpuStats = s
-    ? { cpu_usage: { total_usage: s.cpu.totalUsage, percpu_usage: s.cpu.perCpu, usage_in_kernelmode: s.cpu.kernel, usage_in_usermode: s.cpu.user }, system_cpu_usage: s.cpu.systemUsage, online_cpus: s.cpu.onlineCpus, throttling_data: { periods: s.cpu.periods, throttled_periods: s.cpu.throttledPeriods, throttled_time: s.cpu.throttledTime } }
+    ? {
+        cpu_usage: { total_usage: s.cpu.totalUsage, percpu_usage: s.cpu.perCpu, usage_in_kernelmode: s.cpu.kernel, usage_in_usermode: s.cpu.user },
+        system_cpu_usage: s.cpu.systemUsage,
+        online_cpus: s.cpu.onlineCpus,
+        throttling_data: { periods: s.cpu.periods, throttled_periods: s.cpu.throttledPeriods, throttled_time: s.cpu.throttledTime },
+      }
     : { cpu_usage: { total_usage: 0, usage_in_kernelmode: 0, usage_in_usermode: 0 }, throttling_data: { periods: 0, throttled_periods: 0, throttled_time: 0 } };
   return {
     read: s?.read ?? new Date().toISOString(),
@@ -943,11 +1040,29 @@ async function statsJson(engine: Engine, c: ContainerRecord, previous: StatsSamp
     num_procs: 0,
     storage_stats: {},
     cpu_stats: cpuStats,
-    precpu_stats: previous?.cpu_stats ?? { cpu_usage: { total_usage: 0, usage_in_kernelmode: 0, usage_in_usermode: 0 }, throttling_data: { periods: 0, throttled_periods: 0, throttled_time: 0 } },
+    precpu_stats: previous?.cpu_stats ?? {
+      cpu_usage: { total_usage: 0, usage_in_kernelmode: 0, usage_in_usermode: 0 },
+      throttling_data: { periods: 0, throttled_periods: 0, throttled_time: 0 },
+    },
     memory_stats: s ? { usage: s.memory.usage, max_usage: s.memory.maxUsage, stats: s.memory.stats, limit: s.memory.limit } : {},
     name: `/${c.name}`,
     id: c.id,
-    networks: s ? Object.fromEntries(Object.entries(s.networks).map(([k, n]) => [k, { rx_bytes: n.rxBytes, rx_packets: n.rxPackets, rx_errors: n.rxErrors, rx_dropped: n.rxDropped, tx_bytes: n.txBytes, tx_packets: n.txPackets, tx_errors: n.txErrors, tx_dropped: n.txDropped }])) : undefined,
+    networks: s
+      ? Object.fromEntries(
+          Object.entries(s.networks).map(([k, n]) => [
+            k,
+            {
+              rx_bytes: n.rxBytes,
+              rx_packets: n.rxPackets,
+              rx_errors: n.rxErrors,
+              rx_dropped: n.rxDropped,
+              tx_bytes: n.txBytes,
+              tx_packets: n.txPackets,
+              tx_errors: n.txErrors,
+              tx_dropped: n.txDropped,
+            },
+          ]),
+        )
+      : undefined,
   };
 }
-

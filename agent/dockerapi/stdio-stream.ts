@@ -188,7 +188,8 @@ export function pumpSession(stream: HijackedStream, session: StdioSession, o: Pu
   });
   output.once("end", () => {
     if (detached) return;
-    if (o.beforeClose) void settled(o.beforeClose()).finally(() => stream.close()); // a failure shows in the inspect of what it waited for
+    if (o.beforeClose)
+      void settled(o.beforeClose()).finally(() => stream.close()); // a failure shows in the inspect of what it waited for
     else stream.close();
   });
   output.once("error", () => stream.close());
@@ -238,8 +239,14 @@ export async function readUpgradeBody(ctx: RequestContext): Promise<{ body: Reco
   let buf = ctx.upgrade.head;
   while (buf.length < length) {
     const chunk = await new Promise<Buffer | null>((resolve) => {
-      const onData = (d: Buffer) => { cleanup(); resolve(d); };
-      const onEnd = () => { cleanup(); resolve(null); };
+      const onData = (d: Buffer) => {
+        cleanup();
+        resolve(d);
+      };
+      const onEnd = () => {
+        cleanup();
+        resolve(null);
+      };
       const cleanup = () => {
         socket.off("data", onData);
         socket.off("end", onEnd);

@@ -108,7 +108,14 @@ export async function createEngine(config: EngineConfig, logger: Logger): Promis
     cgroupParent: "/berth",
   });
   const puller = new Puller(images, { dataRoot: root });
-  const builder = new Builder({ images, containers, puller, root: join(root, "build"), contextsRoot: join(root, "build-contexts"), logger: logger.child({ concern: "build" }) });
+  const builder = new Builder({
+    images,
+    containers,
+    puller,
+    root: join(root, "build"),
+    contextsRoot: join(root, "build-contexts"),
+    logger: logger.child({ concern: "build" }),
+  });
   await builder.recover(); // before the snapshots are swept: a crashed build's mounts hold them
   await containers.init();
   await builder.removeLeftoverContainers();

@@ -72,7 +72,21 @@ await writeFileAtomic(process.argv[1], "a");
 await writeFileAtomic(process.argv[1], "b", { durable: false });`;
   const { stderr } = await promisify(execFile)(
     "strace",
-    ["-f", "-qq", "-e", "trace=openat,fsync,fdatasync,rename,renameat,renameat2", "-e", "signal=none", process.execPath, "--import", "tsx", "--input-type=module", "-e", script, file],
+    [
+      "-f",
+      "-qq",
+      "-e",
+      "trace=openat,fsync,fdatasync,rename,renameat,renameat2",
+      "-e",
+      "signal=none",
+      process.execPath,
+      "--import",
+      "tsx",
+      "--input-type=module",
+      "-e",
+      script,
+      file,
+    ],
     { maxBuffer: 16 * 1024 * 1024 },
   );
   // strace prints to stderr; keep the calls on our directory, in order, as "call path".

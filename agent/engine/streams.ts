@@ -25,12 +25,24 @@ export function teeStream(source: Readable): [Readable, Readable] {
     const okB = b.write(chunk);
     if (!okA || !okB) {
       source.pause();
-      if (!okA) { waiting += 1; a.once("drain", resumeWhenDrained); }
-      if (!okB) { waiting += 1; b.once("drain", resumeWhenDrained); }
+      if (!okA) {
+        waiting += 1;
+        a.once("drain", resumeWhenDrained);
+      }
+      if (!okB) {
+        waiting += 1;
+        b.once("drain", resumeWhenDrained);
+      }
     }
   });
-  source.once("end", () => { a.end(); b.end(); });
-  source.once("error", (err) => { a.destroy(err); b.destroy(err); });
+  source.once("end", () => {
+    a.end();
+    b.end();
+  });
+  source.once("error", (err) => {
+    a.destroy(err);
+    b.destroy(err);
+  });
   // If a consumer gives up, stop reading the source so nothing keeps flowing nowhere.
   const onBranchClose = (branch: PassThrough) => () => {
     if (!branch.writableFinished && !source.destroyed) source.destroy(branch.errored ?? new Error("stream consumer closed early"));

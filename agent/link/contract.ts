@@ -307,7 +307,14 @@ const NoParams = z.object({}).strict();
 const NoResult = z.object({}).strict();
 const Changed = z.object({ changed: z.boolean() });
 const PushedTagSchema = z.object({ tag: z.string(), digest: z.string(), size: z.number() });
-const HistoryItemSchema = z.object({ id: z.string(), created: z.number(), createdBy: z.string(), tags: z.array(z.string()), size: z.number(), comment: z.string() });
+const HistoryItemSchema = z.object({
+  id: z.string(),
+  created: z.number(),
+  createdBy: z.string(),
+  tags: z.array(z.string()),
+  size: z.number(),
+  comment: z.string(),
+});
 
 /** The largest build context the console sends (an uploaded archive, as it was uploaded). */
 export const MAX_BUILD_CONTEXT_BYTES = 64 * 1024 * 1024;
@@ -394,7 +401,17 @@ export const ContainerInspectSchema = z.object({
     cmd: z.array(z.string()).nullable(),
   }),
   mounts: z.array(z.object({ type: z.enum(["volume", "bind"]), source: z.string(), destination: z.string(), readonly: z.boolean(), anonymous: z.boolean() })),
-  networks: z.array(z.object({ name: z.string(), networkId: z.string(), ipAddress: z.string(), prefixLen: z.number(), gateway: z.string(), macAddress: z.string(), aliases: z.array(z.string()) })),
+  networks: z.array(
+    z.object({
+      name: z.string(),
+      networkId: z.string(),
+      ipAddress: z.string(),
+      prefixLen: z.number(),
+      gateway: z.string(),
+      macAddress: z.string(),
+      aliases: z.array(z.string()),
+    }),
+  ),
   ports: z.array(PortSchema),
   /** Present only when a health check runs for the container. */
   health: z
@@ -441,7 +458,12 @@ export const METHODS = {
     defaultTimeoutMs: 60 * MINUTE,
   },
   "image.push": {
-    params: z.object({ reference: ReferenceSchema, tag: z.string().max(128).optional(), credentials: RegistryCredentialsSchema.optional(), insecure: z.boolean().optional() }),
+    params: z.object({
+      reference: ReferenceSchema,
+      tag: z.string().max(128).optional(),
+      credentials: RegistryCredentialsSchema.optional(),
+      insecure: z.boolean().optional(),
+    }),
     result: z.object({ pushed: z.array(PushedTagSchema) }),
     stream: ProgressEventSchema,
     mutating: true,
@@ -485,7 +507,14 @@ export const METHODS = {
     endsWithLink: true,
     defaultTimeoutMs: 120 * MINUTE,
   },
-  "image.tag": { params: z.object({ source: ReferenceSchema, target: ReferenceSchema }), result: NoResult, stream: z.never(), mutating: true, abortable: false, defaultTimeoutMs: MINUTE },
+  "image.tag": {
+    params: z.object({ source: ReferenceSchema, target: ReferenceSchema }),
+    result: NoResult,
+    stream: z.never(),
+    mutating: true,
+    abortable: false,
+    defaultTimeoutMs: MINUTE,
+  },
   "image.remove": {
     params: z.object({ reference: ReferenceSchema, force: z.boolean().default(false), noPrune: z.boolean().default(false) }),
     result: z.object({ untagged: z.array(z.string()), deleted: z.array(z.string()) }),
@@ -502,9 +531,30 @@ export const METHODS = {
     abortable: false,
     defaultTimeoutMs: 10 * MINUTE,
   },
-  "image.history": { params: z.object({ reference: ReferenceSchema }), result: z.object({ items: z.array(HistoryItemSchema) }), stream: z.never(), mutating: false, abortable: false, defaultTimeoutMs: MINUTE },
-  "container.create": { params: CreateOptionsSchema, result: z.object({ id: z.string(), name: z.string() }), stream: z.never(), mutating: true, abortable: false, defaultTimeoutMs: 2 * MINUTE },
-  "container.start": { params: z.object({ id: ContainerRefSchema }), result: Changed, stream: z.never(), mutating: true, abortable: false, defaultTimeoutMs: 2 * MINUTE },
+  "image.history": {
+    params: z.object({ reference: ReferenceSchema }),
+    result: z.object({ items: z.array(HistoryItemSchema) }),
+    stream: z.never(),
+    mutating: false,
+    abortable: false,
+    defaultTimeoutMs: MINUTE,
+  },
+  "container.create": {
+    params: CreateOptionsSchema,
+    result: z.object({ id: z.string(), name: z.string() }),
+    stream: z.never(),
+    mutating: true,
+    abortable: false,
+    defaultTimeoutMs: 2 * MINUTE,
+  },
+  "container.start": {
+    params: z.object({ id: ContainerRefSchema }),
+    result: Changed,
+    stream: z.never(),
+    mutating: true,
+    abortable: false,
+    defaultTimeoutMs: 2 * MINUTE,
+  },
   "container.stop": {
     params: z.object({ id: ContainerRefSchema, timeoutSeconds: z.number().int().min(-1).max(3600).optional(), signal: z.string().max(16).optional() }),
     result: Changed,
@@ -513,11 +563,46 @@ export const METHODS = {
     abortable: false,
     defaultTimeoutMs: 65 * MINUTE,
   },
-  "container.restart": { params: z.object({ id: ContainerRefSchema, timeoutSeconds: z.number().int().min(-1).max(3600).optional() }), result: NoResult, stream: z.never(), mutating: true, abortable: false, defaultTimeoutMs: 65 * MINUTE },
-  "container.pause": { params: z.object({ id: ContainerRefSchema }), result: NoResult, stream: z.never(), mutating: true, abortable: false, defaultTimeoutMs: MINUTE },
-  "container.unpause": { params: z.object({ id: ContainerRefSchema }), result: NoResult, stream: z.never(), mutating: true, abortable: false, defaultTimeoutMs: MINUTE },
-  "container.kill": { params: z.object({ id: ContainerRefSchema, signal: z.string().max(16).optional() }), result: NoResult, stream: z.never(), mutating: true, abortable: false, defaultTimeoutMs: MINUTE },
-  "container.remove": { params: z.object({ id: ContainerRefSchema, force: z.boolean().default(false), volumes: z.boolean().default(false) }), result: NoResult, stream: z.never(), mutating: true, abortable: false, defaultTimeoutMs: 5 * MINUTE },
+  "container.restart": {
+    params: z.object({ id: ContainerRefSchema, timeoutSeconds: z.number().int().min(-1).max(3600).optional() }),
+    result: NoResult,
+    stream: z.never(),
+    mutating: true,
+    abortable: false,
+    defaultTimeoutMs: 65 * MINUTE,
+  },
+  "container.pause": {
+    params: z.object({ id: ContainerRefSchema }),
+    result: NoResult,
+    stream: z.never(),
+    mutating: true,
+    abortable: false,
+    defaultTimeoutMs: MINUTE,
+  },
+  "container.unpause": {
+    params: z.object({ id: ContainerRefSchema }),
+    result: NoResult,
+    stream: z.never(),
+    mutating: true,
+    abortable: false,
+    defaultTimeoutMs: MINUTE,
+  },
+  "container.kill": {
+    params: z.object({ id: ContainerRefSchema, signal: z.string().max(16).optional() }),
+    result: NoResult,
+    stream: z.never(),
+    mutating: true,
+    abortable: false,
+    defaultTimeoutMs: MINUTE,
+  },
+  "container.remove": {
+    params: z.object({ id: ContainerRefSchema, force: z.boolean().default(false), volumes: z.boolean().default(false) }),
+    result: NoResult,
+    stream: z.never(),
+    mutating: true,
+    abortable: false,
+    defaultTimeoutMs: 5 * MINUTE,
+  },
   /** A process in a running container with a terminal; output arrives as stream events, input as `input` messages. Canceling kills the session. */
   "container.exec": {
     params: z.object({
@@ -534,7 +619,14 @@ export const METHODS = {
     abortable: true,
     defaultTimeoutMs: 12 * 60 * MINUTE,
   },
-  "container.inspect": { params: z.object({ id: ContainerRefSchema }), result: ContainerInspectSchema, stream: z.never(), mutating: false, abortable: false, defaultTimeoutMs: MINUTE },
+  "container.inspect": {
+    params: z.object({ id: ContainerRefSchema }),
+    result: ContainerInspectSchema,
+    stream: z.never(),
+    mutating: false,
+    abortable: false,
+    defaultTimeoutMs: MINUTE,
+  },
   /** Usage readings every `intervalMs` as stream events, until the container stops or the request is canceled. */
   "container.stats": {
     params: z.object({ id: ContainerRefSchema, intervalMs: z.number().int().min(250).max(60_000).default(1000) }),
@@ -580,7 +672,12 @@ function requestOf<M extends MethodName>(method: M) {
     method: z.literal(method),
     params: METHODS[method].params as (typeof METHODS)[M]["params"],
     /** How long the console waits; the agent stops abortable work after it. */
-    timeoutMs: z.number().int().positive().max(24 * 60 * MINUTE).optional(),
+    timeoutMs: z
+      .number()
+      .int()
+      .positive()
+      .max(24 * 60 * MINUTE)
+      .optional(),
   });
 }
 
@@ -633,7 +730,10 @@ export const EXEC_INPUT_MAX_BYTES = 64 * 1024;
 export const ExecInputSchema = z.object({
   requestId: z.string(),
   /** Base64 of the bytes typed. */
-  data: z.base64().max(Math.ceil(EXEC_INPUT_MAX_BYTES / 3) * 4).optional(),
+  data: z
+    .base64()
+    .max(Math.ceil(EXEC_INPUT_MAX_BYTES / 3) * 4)
+    .optional(),
   resize: z.object({ cols: z.number().int().min(1).max(1000), rows: z.number().int().min(1).max(1000) }).optional(),
   /** Closes the process's stdin. */
   eof: z.boolean().optional(),
@@ -646,7 +746,13 @@ export type Parsed<T> = { ok: true; value: T } | { ok: false; message: string };
 
 function parsed<T>(r: { success: true; data: T } | { success: false; error: z.ZodError }, what: string): Parsed<T> {
   if (r.success) return { ok: true, value: r.data };
-  return { ok: false, message: `invalid ${what}: ${r.error.issues.slice(0, 5).map((i) => `${i.path.join(".") || what}: ${i.message}`).join("; ")}` };
+  return {
+    ok: false,
+    message: `invalid ${what}: ${r.error.issues
+      .slice(0, 5)
+      .map((i) => `${i.path.join(".") || what}: ${i.message}`)
+      .join("; ")}`,
+  };
 }
 
 export const parseHandshake = (v: unknown): Parsed<Handshake> => parsed(HandshakeSchema.safeParse(v), "handshake");
@@ -667,7 +773,10 @@ export function parseResult<M extends MethodName>(method: M, v: unknown): Parsed
   return parsed(METHODS[method].result.safeParse(v) as { success: true; data: ResultOf<M> } | { success: false; error: z.ZodError }, `${method} result`);
 }
 export function parseStreamEvent<M extends MethodName>(method: M, v: unknown): Parsed<StreamEventOf<M>> {
-  return parsed(METHODS[method].stream.safeParse(v) as { success: true; data: StreamEventOf<M> } | { success: false; error: z.ZodError }, `${method} stream event`);
+  return parsed(
+    METHODS[method].stream.safeParse(v) as { success: true; data: StreamEventOf<M> } | { success: false; error: z.ZodError },
+    `${method} stream event`,
+  );
 }
 
 // --- helpers both ends use ----------------------------------------------------------

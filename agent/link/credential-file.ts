@@ -30,7 +30,10 @@ export async function readCredential(path: string): Promise<StoredCredential | u
   let text: string;
   try {
     const st = await stat(path);
-    if ((st.mode & 0o077) !== 0) throw new CredentialFileError(`${path} is readable by others (mode ${(st.mode & 0o777).toString(8)}); chmod 600 it, or revoke the node and enroll it again`);
+    if ((st.mode & 0o077) !== 0)
+      throw new CredentialFileError(
+        `${path} is readable by others (mode ${(st.mode & 0o777).toString(8)}); chmod 600 it, or revoke the node and enroll it again`,
+      );
     text = await readFile(path, "utf8");
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
@@ -44,7 +47,10 @@ export async function readCredential(path: string): Promise<StoredCredential | u
     throw new CredentialFileError(`${path} is not a node credential file (not JSON)`);
   }
   const r = CredentialFileSchema.safeParse(json);
-  if (!r.success) throw new CredentialFileError(`${path} is not a node credential file: ${r.error.issues.map((i) => i.path.join(".") || "file").join(", ")} missing or wrong`);
+  if (!r.success)
+    throw new CredentialFileError(
+      `${path} is not a node credential file: ${r.error.issues.map((i) => i.path.join(".") || "file").join(", ")} missing or wrong`,
+    );
   return r.data;
 }
 

@@ -8,7 +8,18 @@ import type { ContainerRecord } from "../engine/containers/container-record.ts";
 import type { DeleteRecord } from "../engine/images/image-service.ts";
 import { familiarString, parseNormalizedReference } from "../../shared/reference.ts";
 import { API_VERSION, BERTH_VERSION, ENGINE_VERSION } from "../version.ts";
-import { MAX_LOG_BYTES, type ContainerInspect, type EngineEvent, type StatsSample, type ExecInput, type LinkRequest, type LogLine, type MethodName, type ResultOf, type StreamEventOf } from "./contract.ts";
+import {
+  MAX_LOG_BYTES,
+  type ContainerInspect,
+  type EngineEvent,
+  type StatsSample,
+  type ExecInput,
+  type LinkRequest,
+  type LogLine,
+  type MethodName,
+  type ResultOf,
+  type StreamEventOf,
+} from "./contract.ts";
 import { bestEffort, type DebugLog } from "../../shared/best-effort.ts";
 import { containerEnv } from "../../shared/env.ts";
 
@@ -28,7 +39,12 @@ export interface HandlerContext {
   onInput: (listener: (input: ExecInput) => void) => void;
 }
 
-type Handlers = { [M in MethodName]: (params: Extract<LinkRequest, { method: M }>["params"], ctx: HandlerContext & { stream: (event: StreamEventOf<M>) => void }) => Promise<ResultOf<M>> };
+type Handlers = {
+  [M in MethodName]: (
+    params: Extract<LinkRequest, { method: M }>["params"],
+    ctx: HandlerContext & { stream: (event: StreamEventOf<M>) => void },
+  ) => Promise<ResultOf<M>>;
+};
 
 function deleteLists(records: DeleteRecord[]): { untagged: string[]; deleted: string[] } {
   const untagged: string[] = [];
@@ -101,7 +117,13 @@ export function statsSample(s: ContainerStats, previous: ContainerStats | undefi
 
 const isLive = (c: ContainerRecord) => c.state.status === "running" || c.state.status === "paused";
 
-const imageEvent = (action: string, id: string, attributes: Record<string, string> = {}): EngineEvent => ({ type: "image", action, id, attributes, time: Date.now() });
+const imageEvent = (action: string, id: string, attributes: Record<string, string> = {}): EngineEvent => ({
+  type: "image",
+  action,
+  id,
+  attributes,
+  time: Date.now(),
+});
 
 /**
  * The link's methods as engine calls: one translation per method, nothing else. Errors
@@ -284,7 +306,15 @@ export function linkHandlers(engine: Engine, log: DebugLog): Handlers {
           cmd: o.cmd ?? (o.entrypoint !== undefined ? null : (image.Cmd ?? null)),
         },
         mounts: c.mounts.map((m) => ({ type: m.type, source: m.source, destination: m.destination, readonly: m.readonly, anonymous: m.anonymous })),
-        networks: c.endpoints.map((e) => ({ name: e.networkName, networkId: e.networkId, ipAddress: e.ipAddress, prefixLen: e.prefixLen, gateway: e.gateway, macAddress: e.macAddress, aliases: e.aliases })),
+        networks: c.endpoints.map((e) => ({
+          name: e.networkName,
+          networkId: e.networkId,
+          ipAddress: e.ipAddress,
+          prefixLen: e.prefixLen,
+          gateway: e.gateway,
+          macAddress: e.macAddress,
+          aliases: e.aliases,
+        })),
         ports: c.publishedPorts,
       };
     },

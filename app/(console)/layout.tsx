@@ -85,7 +85,9 @@ export default function ConsoleLayout({ children }: { children: ReactNode }) {
           <div className="who">
             <span className={`dot ${connected ? "on" : ""}`} title={connected ? "live updates connected" : "live updates disconnected"} />
             <Link href="/account">{user.email}</Link>
-            <span className="badge" data-testid="role">{user.role}</span>
+            <span className="badge" data-testid="role">
+              {user.role}
+            </span>
             <button
               onClick={() => {
                 closeLiveSocket();

@@ -15,13 +15,32 @@ export default function FleetPage() {
       <h1>Fleet</h1>
       {t && (
         <div className="cards">
-          <div className="card"><div className="v">{t.online} / {t.nodes}</div><div className="k">nodes online</div></div>
-          <div className="card"><div className="v">{t.running} / {t.containers}</div><div className="k">containers running</div></div>
-          <div className="card"><div className="v">{t.images}</div><div className="k">images</div></div>
+          <div className="card">
+            <div className="v">
+              {t.online} / {t.nodes}
+            </div>
+            <div className="k">nodes online</div>
+          </div>
+          <div className="card">
+            <div className="v">
+              {t.running} / {t.containers}
+            </div>
+            <div className="k">containers running</div>
+          </div>
+          <div className="card">
+            <div className="v">{t.images}</div>
+            <div className="k">images</div>
+          </div>
         </div>
       )}
       <div className="row panel">
-        <input placeholder="Search nodes (name, OS, kernel, group, version)" value={search} onChange={(e) => setSearch(e.target.value)} style={{ flex: 1 }} aria-label="search nodes" />
+        <input
+          placeholder="Search nodes (name, OS, kernel, group, version)"
+          value={search}
+          onChange={(e) => setSearch(e.target.value)}
+          style={{ flex: 1 }}
+          aria-label="search nodes"
+        />
         <select value={status} onChange={(e) => setStatus(e.target.value as typeof status)} aria-label="status">
           <option value="">any status</option>
           <option value="online">online</option>
@@ -33,27 +52,52 @@ export default function FleetPage() {
       <table data-testid="nodes">
         <thead>
           <tr>
-            <th>Node</th><th>Status</th><th>Last seen</th><th>Agent</th><th>OS / kernel</th><th className="num">CPUs</th><th className="num">Memory</th><th className="num">Disk free</th><th className="num">Containers (run / pause / stop)</th><th className="num">Images</th><th>Group</th>
+            <th>Node</th>
+            <th>Status</th>
+            <th>Last seen</th>
+            <th>Agent</th>
+            <th>OS / kernel</th>
+            <th className="num">CPUs</th>
+            <th className="num">Memory</th>
+            <th className="num">Disk free</th>
+            <th className="num">Containers (run / pause / stop)</th>
+            <th className="num">Images</th>
+            <th>Group</th>
           </tr>
         </thead>
         <tbody>
           {nodes.data?.nodes.map((n) => (
             <tr key={n.id} data-node={n.name}>
-              <td><Link href={`/nodes/${n.id}`}>{n.name}</Link></td>
-              <td><Badge kind={n.revoked ? "revoked" : n.online ? "online" : "offline"}>{n.revoked ? "revoked" : n.online ? "online" : "offline"}</Badge></td>
+              <td>
+                <Link href={`/nodes/${n.id}`}>{n.name}</Link>
+              </td>
+              <td>
+                <Badge kind={n.revoked ? "revoked" : n.online ? "online" : "offline"}>{n.revoked ? "revoked" : n.online ? "online" : "offline"}</Badge>
+              </td>
               <td>{n.online ? "now" : ago(n.lastSeen)}</td>
               <td className="mono">{n.agentVersion ?? "—"}</td>
-              <td>{n.os ?? "—"}<div className="muted mono">{n.kernel ?? ""} {n.architecture ?? ""}</div></td>
+              <td>
+                {n.os ?? "—"}
+                <div className="muted mono">
+                  {n.kernel ?? ""} {n.architecture ?? ""}
+                </div>
+              </td>
               <td className="num">{n.cpus ?? "—"}</td>
               <td className="num">{bytes(n.memory)}</td>
               <td className="num">{n.disk ? `${bytes(n.disk.free)} of ${bytes(n.disk.total)}` : "—"}</td>
-              <td className="num">{n.containers.running} / {n.containers.paused} / {n.containers.stopped}</td>
+              <td className="num">
+                {n.containers.running} / {n.containers.paused} / {n.containers.stopped}
+              </td>
               <td className="num">{n.images}</td>
               <td>{n.group?.name ?? <span className="muted">none</span>}</td>
             </tr>
           ))}
           {nodes.data && nodes.data.nodes.length === 0 && (
-            <tr><td colSpan={11} className="muted">No nodes{search || status ? " match" : " yet: an admin adds them under Join tokens or Add node"}.</td></tr>
+            <tr>
+              <td colSpan={11} className="muted">
+                No nodes{search || status ? " match" : " yet: an admin adds them under Join tokens or Add node"}.
+              </td>
+            </tr>
           )}
         </tbody>
       </table>

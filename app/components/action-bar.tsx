@@ -22,7 +22,17 @@ export function errorText(error: { message: string } | null | undefined): string
     try {
       const issues = JSON.parse(m) as Array<{ path?: Array<string | number>; message?: string }>;
       if (Array.isArray(issues) && issues.length) {
-        return issues.map((i) => (i.path?.length ? `${i.path.map((p) => (typeof p === "number" ? `[${p}]` : p)).join(".").replace(/\.\[/g, "[")}: ` : "") + (i.message ?? "")).join("\n");
+        return issues
+          .map(
+            (i) =>
+              (i.path?.length
+                ? `${i.path
+                    .map((p) => (typeof p === "number" ? `[${p}]` : p))
+                    .join(".")
+                    .replace(/\.\[/g, "[")}: `
+                : "") + (i.message ?? ""),
+          )
+          .join("\n");
       }
     } catch {
       // not JSON after all: show it as it is
@@ -63,5 +73,9 @@ export function JobNotice({ jobIds, children, onClose }: { jobIds: readonly stri
 
 /** A row of buttons above a table, right of its title. */
 export function Toolbar({ children }: { children: ReactNode }) {
-  return <div className="row" style={{ marginBottom: 8 }}>{children}</div>;
+  return (
+    <div className="row" style={{ marginBottom: 8 }}>
+      {children}
+    </div>
+  );
 }

@@ -13,7 +13,15 @@ export type State = (typeof STATES)[number];
 export type Lifecycle = "start" | "stop" | "restart" | "pause" | "unpause" | "kill" | "remove";
 export const ACTIONS: readonly Lifecycle[] = ["start", "stop", "restart", "pause", "unpause", "kill", "remove"];
 export const actionLabel = (a: Lifecycle) => a[0]!.toUpperCase() + a.slice(1);
-const PENDING_WORDS: Record<string, string> = { start: "starting…", stop: "stopping…", restart: "restarting…", pause: "pausing…", unpause: "unpausing…", kill: "killing…", remove: "removing…" };
+const PENDING_WORDS: Record<string, string> = {
+  start: "starting…",
+  stop: "stopping…",
+  restart: "restarting…",
+  pause: "pausing…",
+  unpause: "unpausing…",
+  kill: "killing…",
+  remove: "removing…",
+};
 export const pendingWord = (p: Pending) => PENDING_WORDS[p.action] ?? `${p.action}…`;
 
 /**
@@ -55,7 +63,13 @@ export interface Target {
 }
 
 const live = (t: Target) => t.state === "running" || t.state === "paused" || t.state === "restarting";
-const names = (ts: readonly Target[]) => (ts.length <= 3 ? ts.map((t) => t.name).join(", ") : `${ts.slice(0, 3).map((t) => t.name).join(", ")} and ${ts.length - 3} more`);
+const names = (ts: readonly Target[]) =>
+  ts.length <= 3
+    ? ts.map((t) => t.name).join(", ")
+    : `${ts
+        .slice(0, 3)
+        .map((t) => t.name)
+        .join(", ")} and ${ts.length - 3} more`;
 
 /** `request(action, targets)` runs an action, asking first for Kill and Remove; render `dialog`. */
 export function useContainerActions(): { request: (a: Lifecycle, targets: Target[]) => void; dialog: ReactNode; busy: boolean } {
@@ -63,8 +77,15 @@ export function useContainerActions(): { request: (a: Lifecycle, targets: Target
   const [asking, setAsking] = useState<{ action: "kill" | "remove"; targets: Target[] } | null>(null);
   const run = async (action: Lifecycle, targets: Target[], force = false) => {
     try {
-      const { jobId } = await mutation.mutateAsync({ action, targets: targets.map(({ nodeId, id }) => ({ nodeId, id })), ...(action === "remove" ? { force } : {}) });
-      markPending(targets.map((t) => containerKey(t.nodeId, t.id)), { action, jobId });
+      const { jobId } = await mutation.mutateAsync({
+        action,
+        targets: targets.map(({ nodeId, id }) => ({ nodeId, id })),
+        ...(action === "remove" ? { force } : {}),
+      });
+      markPending(
+        targets.map((t) => containerKey(t.nodeId, t.id)),
+        { action, jobId },
+      );
       showToast({ text: `${actionLabel(action)} ${names(targets)}:`, jobId });
     } catch (e) {
       showToast({ text: `${actionLabel(action)} ${names(targets)} refused: ${errorText(e as { message: string }) ?? String(e)}`, error: true });
@@ -91,7 +112,17 @@ export function useContainerActions(): { request: (a: Lifecycle, targets: Target
 }
 
 /** Kill or Remove, with what it destroys spelled out; Remove of a running container needs its force box ticked. */
-function ConfirmAction({ action, targets, onCancel, onConfirm }: { action: "kill" | "remove"; targets: Target[]; onCancel: () => void; onConfirm: (force: boolean) => void }) {
+function ConfirmAction({
+  action,
+  targets,
+  onCancel,
+  onConfirm,
+}: {
+  action: "kill" | "remove";
+  targets: Target[];
+  onCancel: () => void;
+  onConfirm: (force: boolean) => void;
+}) {
   const id = useId();
   const running = targets.filter(live);
   const [force, setForce] = useState(false);
@@ -101,17 +132,20 @@ function ConfirmAction({ action, targets, onCancel, onConfirm }: { action: "kill
       <div data-testid="confirm-action">
         {action === "kill" ? (
           <p>
-            <b>{names(targets)}</b> {targets.length === 1 ? "gets" : "get"} SIGKILL now: no clean shutdown. Whatever the processes hold in memory and have not written is lost, and open connections are cut.
+            <b>{names(targets)}</b> {targets.length === 1 ? "gets" : "get"} SIGKILL now: no clean shutdown. Whatever the processes hold in memory and have not
+            written is lost, and open connections are cut.
           </p>
         ) : (
           <>
             <p>
-              <b>{names(targets)}</b> will be deleted with {targets.length === 1 ? "its" : "their"} writable layer: every file written in the container outside volumes is lost, and so are its logs. Named volumes stay; anonymous volumes stay too (until a volume prune).
+              <b>{names(targets)}</b> will be deleted with {targets.length === 1 ? "its" : "their"} writable layer: every file written in the container outside
+              volumes is lost, and so are its logs. Named volumes stay; anonymous volumes stay too (until a volume prune).
             </p>
             {running.length > 0 && (
               <>
                 <p>
-                  {running.length === 1 ? `${running[0]!.name} is` : `${names(running)} are`} running: removing needs force, which kills {running.length === 1 ? "it" : "them"} first (SIGKILL, no clean shutdown).
+                  {running.length === 1 ? `${running[0]!.name} is` : `${names(running)} are`} running: removing needs force, which kills{" "}
+                  {running.length === 1 ? "it" : "them"} first (SIGKILL, no clean shutdown).
                 </p>
                 <div className="row">
                   <input id={`${id}-force`} type="checkbox" checked={force} onChange={(e) => setForce(e.target.checked)} />
@@ -147,7 +181,13 @@ export function ContainerButtons({ target, request, busy }: { target: Target; re
         </span>
       )}
       {actionsFor(target.state).map((a) => (
-        <button key={a} type="button" className={a === "remove" || a === "kill" ? "danger" : ""} disabled={busy || conflicts(pending, a)} onClick={() => request(a, [target])}>
+        <button
+          key={a}
+          type="button"
+          className={a === "remove" || a === "kill" ? "danger" : ""}
+          disabled={busy || conflicts(pending, a)}
+          onClick={() => request(a, [target])}
+        >
           {actionLabel(a)}
         </button>
       ))}

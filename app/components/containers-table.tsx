@@ -53,10 +53,12 @@ export function ContainersTable({ nodeId: fixedNodeId }: { nodeId?: string }) {
   useClampPage(data?.pages, page, setPage);
   const actions = useContainerActions();
 
-  const reset = <T,>(set: (v: T) => void) => (v: T) => {
-    set(v);
-    setPage(1);
-  };
+  const reset =
+    <T,>(set: (v: T) => void) =>
+    (v: T) => {
+      set(v);
+      setPage(1);
+    };
   const items = data?.items ?? [];
   const allSelected = items.length > 0 && items.every((c) => selected.has(keyOf(c)));
   const targetOf = (c: Container): Target => ({ nodeId: c.node.id, id: c.id, name: c.name, state: c.state });
@@ -82,7 +84,13 @@ export function ContainersTable({ nodeId: fixedNodeId }: { nodeId?: string }) {
   return (
     <>
       <div className="row panel">
-        <input placeholder="Search containers (name, ID, image, command, node)" value={search} onChange={(e) => reset(setSearch)(e.target.value)} style={{ flex: 1, minWidth: 200 }} aria-label="search containers" />
+        <input
+          placeholder="Search containers (name, ID, image, command, node)"
+          value={search}
+          onChange={(e) => reset(setSearch)(e.target.value)}
+          style={{ flex: 1, minWidth: 200 }}
+          aria-label="search containers"
+        />
         <select value={state} onChange={(e) => reset(setState)(e.target.value as typeof state)} aria-label="state">
           <option value="">any state</option>
           {STATES.map((s) => (
@@ -96,7 +104,11 @@ export function ContainersTable({ nodeId: fixedNodeId }: { nodeId?: string }) {
       {can.operate && selected.size > 0 && (
         <div className="panel row" data-testid="selection-actions" aria-label="actions on the selected containers">
           <span>
-            {selected.size} selected ({selection.map((s) => s.name).slice(0, 5).join(", ")}
+            {selected.size} selected (
+            {selection
+              .map((s) => s.name)
+              .slice(0, 5)
+              .join(", ")}
             {selected.size > 5 ? ", …" : ""}):
           </span>
           {ACTIONS.map((a) => (
@@ -125,7 +137,12 @@ export function ContainersTable({ nodeId: fixedNodeId }: { nodeId?: string }) {
           <tr>
             {can.operate && (
               <th>
-                <input type="checkbox" aria-label="select every container on this page" checked={allSelected} onChange={(e) => items.forEach((c) => toggle(c, e.target.checked))} />
+                <input
+                  type="checkbox"
+                  aria-label="select every container on this page"
+                  checked={allSelected}
+                  onChange={(e) => items.forEach((c) => toggle(c, e.target.checked))}
+                />
               </th>
             )}
             <th>Name</th>
@@ -141,7 +158,15 @@ export function ContainersTable({ nodeId: fixedNodeId }: { nodeId?: string }) {
           {items.map((c) => {
             const p = pending.get(containerKey(c.node.id, c.id));
             return (
-              <tr key={keyOf(c)} data-container={c.name} data-state={c.state} data-pending={p?.action} onClick={(e) => openRow(e, c)} style={{ cursor: "pointer" }} className="clickable">
+              <tr
+                key={keyOf(c)}
+                data-container={c.name}
+                data-state={c.state}
+                data-pending={p?.action}
+                onClick={(e) => openRow(e, c)}
+                style={{ cursor: "pointer" }}
+                className="clickable"
+              >
                 {can.operate && (
                   <td>
                     <input type="checkbox" aria-label={`select ${c.name}`} checked={selected.has(keyOf(c))} onChange={(e) => toggle(c, e.target.checked)} />
@@ -177,9 +202,7 @@ export function ContainersTable({ nodeId: fixedNodeId }: { nodeId?: string }) {
               </tr>
             );
           })}
-          {data && items.length === 0 && (
-            <EmptyRow cols={cols}>No containers{search || state || nodeFilter ? " match" : ""}.</EmptyRow>
-          )}
+          {data && items.length === 0 && <EmptyRow cols={cols}>No containers{search || state || nodeFilter ? " match" : ""}.</EmptyRow>}
         </tbody>
       </table>
       <PageFooter data={data} onPage={setPage} />

@@ -31,14 +31,14 @@ const Closing = createContext<{ close: () => void; title: string }>({ close: () 
 export function ImageActionDialog({ action, onClose }: { action: ImageAction; onClose: () => void }) {
   return (
     <Closing.Provider value={{ close: onClose, title: TITLES[action.kind] }}>
-    <Dialog title={TITLES[action.kind]} onClose={onClose}>
-      {action.kind === "pull" && <PullForm initial={action} />}
-      {action.kind === "tag" && <TagForm initial={action} />}
-      {action.kind === "remove" && <RemoveForm initial={action} />}
-      {action.kind === "push" && <PushForm initial={action} />}
-      {action.kind === "distribute" && <DistributeForm initial={action} />}
-      {action.kind === "prune" && <PruneForm initial={action} />}
-    </Dialog>
+      <Dialog title={TITLES[action.kind]} onClose={onClose}>
+        {action.kind === "pull" && <PullForm initial={action} />}
+        {action.kind === "tag" && <TagForm initial={action} />}
+        {action.kind === "remove" && <RemoveForm initial={action} />}
+        {action.kind === "push" && <PushForm initial={action} />}
+        {action.kind === "distribute" && <DistributeForm initial={action} />}
+        {action.kind === "prune" && <PruneForm initial={action} />}
+      </Dialog>
     </Closing.Provider>
   );
 }
@@ -54,7 +54,21 @@ function useOpenJob() {
   };
 }
 
-function Form({ onSubmit, error, pending, submit, danger, children }: { onSubmit: () => void; error: { message: string } | null; pending: boolean; submit: string; danger?: boolean; children: ReactNode }) {
+function Form({
+  onSubmit,
+  error,
+  pending,
+  submit,
+  danger,
+  children,
+}: {
+  onSubmit: () => void;
+  error: { message: string } | null;
+  pending: boolean;
+  submit: string;
+  danger?: boolean;
+  children: ReactNode;
+}) {
   return (
     <form
       onSubmit={(e: FormEvent) => {
@@ -82,7 +96,14 @@ function PullForm({ initial }: { initial: { reference?: string; nodeIds?: string
   return (
     <Form onSubmit={() => m.mutate({ reference, nodeIds })} error={m.error} pending={m.isPending} submit="Pull">
       <label htmlFor={`${id}-ref`}>Image reference</label>
-      <input id={`${id}-ref`} value={reference} onChange={(e) => setReference(e.target.value)} placeholder="registry.example.com/team/app:1.2" required style={{ width: "100%" }} />
+      <input
+        id={`${id}-ref`}
+        value={reference}
+        onChange={(e) => setReference(e.target.value)}
+        placeholder="registry.example.com/team/app:1.2"
+        required
+        style={{ width: "100%" }}
+      />
       <label htmlFor={`${id}-nodes`}>Nodes</label>
       <NodeMultiSelect id={`${id}-nodes`} value={nodeIds} onChange={setNodeIds} />
     </Form>
@@ -100,7 +121,14 @@ function TagForm({ initial }: { initial: { source: string; nodeIds: string[] } }
       <label htmlFor={`${id}-src`}>Source image</label>
       <input id={`${id}-src`} value={source} onChange={(e) => setSource(e.target.value)} required style={{ width: "100%" }} />
       <label htmlFor={`${id}-target`}>New reference</label>
-      <input id={`${id}-target`} value={target} onChange={(e) => setTarget(e.target.value)} placeholder="127.0.0.1:5000/team/app:v2" required style={{ width: "100%" }} />
+      <input
+        id={`${id}-target`}
+        value={target}
+        onChange={(e) => setTarget(e.target.value)}
+        placeholder="127.0.0.1:5000/team/app:v2"
+        required
+        style={{ width: "100%" }}
+      />
       <label htmlFor={`${id}-nodes`}>Nodes</label>
       <NodeMultiSelect id={`${id}-nodes`} value={nodeIds} onChange={setNodeIds} />
     </Form>
@@ -120,7 +148,9 @@ function RemoveForm({ initial }: { initial: { reference: string; nodeIds: string
       <label htmlFor={`${id}-nodes`}>Nodes</label>
       <NodeMultiSelect id={`${id}-nodes`} value={nodeIds} onChange={setNodeIds} />
       <p data-testid="remove-loss">
-        Removed on each node: this tag{force ? ", and the image itself even when containers use it or other tags name it" : "; the image's layers too when no other tag names it"}. Containers made from it later pull it again.
+        Removed on each node: this tag
+        {force ? ", and the image itself even when containers use it or other tags name it" : "; the image's layers too when no other tag names it"}. Containers
+        made from it later pull it again.
       </p>
       <div className="row" style={{ marginTop: 8 }}>
         <input id={`${id}-force`} type="checkbox" checked={force} onChange={(e) => setForce(e.target.checked)} />
@@ -157,12 +187,24 @@ function DistributeForm({ initial }: { initial: { reference?: string; sourceNode
   const [targetNodeIds, setTargets] = useState<string[]>([]);
   const m = trpc.jobs.distribute.useMutation(useOpenJob());
   return (
-    <Form onSubmit={() => m.mutate({ reference, sourceNodeId, targetNodeIds: targetNodeIds.filter((t) => t !== sourceNodeId) })} error={m.error} pending={m.isPending} submit="Distribute">
+    <Form
+      onSubmit={() => m.mutate({ reference, sourceNodeId, targetNodeIds: targetNodeIds.filter((t) => t !== sourceNodeId) })}
+      error={m.error}
+      pending={m.isPending}
+      submit="Distribute"
+    >
       <p className="muted" style={{ margin: "4px 0" }}>
         The source node pushes the image to its registry; then every target node pulls it.
       </p>
       <label htmlFor={`${id}-ref`}>Image reference</label>
-      <input id={`${id}-ref`} value={reference} onChange={(e) => setReference(e.target.value)} placeholder="127.0.0.1:5000/team/app:1.2" required style={{ width: "100%" }} />
+      <input
+        id={`${id}-ref`}
+        value={reference}
+        onChange={(e) => setReference(e.target.value)}
+        placeholder="127.0.0.1:5000/team/app:1.2"
+        required
+        style={{ width: "100%" }}
+      />
       <label htmlFor={`${id}-src`}>Source node</label>
       <NodeSelect id={`${id}-src`} value={sourceNodeId} onChange={setSource} />
       <label htmlFor={`${id}-targets`}>Target nodes</label>
@@ -181,7 +223,8 @@ function PruneForm({ initial }: { initial: { nodeIds?: string[] } }) {
       <label htmlFor={`${id}-nodes`}>Nodes</label>
       <NodeMultiSelect id={`${id}-nodes`} value={nodeIds} onChange={setNodeIds} />
       <p data-testid="prune-loss">
-        Deleted on each node: {all ? "every image no container uses, tagged or not" : "untagged (dangling) images no container uses"}. A container made later from a deleted image pulls it again, which needs its registry.
+        Deleted on each node: {all ? "every image no container uses, tagged or not" : "untagged (dangling) images no container uses"}. A container made later
+        from a deleted image pulls it again, which needs its registry.
       </p>
       <div className="row" style={{ marginTop: 8 }}>
         <input id={`${id}-all`} type="checkbox" checked={all} onChange={(e) => setAll(e.target.checked)} />

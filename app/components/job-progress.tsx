@@ -106,11 +106,7 @@ export function LayerBars({ progress }: { progress: StepProgress | null }) {
           </div>
         );
       })}
-      {progress.status && !shown.has(progress.status) && (
-        <div className="muted">
-          {progress.status}
-        </div>
-      )}
+      {progress.status && !shown.has(progress.status) && <div className="muted">{progress.status}</div>}
     </div>
   );
 }

@@ -19,7 +19,19 @@ export function useNodeOptions(): { nodes: NodeOption[]; loading: boolean; error
 const label = (n: NodeOption) => (n.online ? n.name : `${n.name} (offline)`);
 
 /** A node `<select>`; with one node only, it is chosen already. */
-export function NodeSelect({ id, value, onChange, exclude, required = true }: { id: string; value: string; onChange: (id: string) => void; exclude?: readonly string[]; required?: boolean }) {
+export function NodeSelect({
+  id,
+  value,
+  onChange,
+  exclude,
+  required = true,
+}: {
+  id: string;
+  value: string;
+  onChange: (id: string) => void;
+  exclude?: readonly string[];
+  required?: boolean;
+}) {
   const { nodes } = useNodeOptions();
   const choices = nodes.filter((n) => !exclude?.includes(n.id));
   const only = choices.length === 1 ? choices[0]?.id : undefined;
@@ -39,7 +51,17 @@ export function NodeSelect({ id, value, onChange, exclude, required = true }: { 
 }
 
 /** A node `<select multiple>`; with one node only, it is chosen already. */
-export function NodeMultiSelect({ id, value, onChange, exclude }: { id: string; value: readonly string[]; onChange: (ids: string[]) => void; exclude?: readonly string[] }) {
+export function NodeMultiSelect({
+  id,
+  value,
+  onChange,
+  exclude,
+}: {
+  id: string;
+  value: readonly string[];
+  onChange: (ids: string[]) => void;
+  exclude?: readonly string[];
+}) {
   const { nodes } = useNodeOptions();
   const choices = nodes.filter((n) => !exclude?.includes(n.id));
   const only = choices.length === 1 ? choices[0]?.id : undefined;

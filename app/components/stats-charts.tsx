@@ -31,7 +31,16 @@ function points(samples: readonly StatsSample[]): Point[] {
     const prev = samples[i - 1];
     const dt = prev ? (s.time - prev.time) / 1000 : 0;
     const rate = (a: number, b: number | undefined) => (prev && dt > 0 && b !== undefined && a >= b ? (a - b) / dt : null);
-    return { t: s.time / 1000, cpu: s.cpuPercent, mem: s.memoryUsage, limit: s.memoryLimit, rx: rate(s.netRx, prev?.netRx), tx: rate(s.netTx, prev?.netTx), rd: rate(s.blockRead, prev?.blockRead), wr: rate(s.blockWrite, prev?.blockWrite) };
+    return {
+      t: s.time / 1000,
+      cpu: s.cpuPercent,
+      mem: s.memoryUsage,
+      limit: s.memoryLimit,
+      rx: rate(s.netRx, prev?.netRx),
+      tx: rate(s.netTx, prev?.netTx),
+      rd: rate(s.blockRead, prev?.blockRead),
+      wr: rate(s.blockWrite, prev?.blockWrite),
+    };
   });
 }
 
@@ -89,10 +98,20 @@ export function StatsCharts({ nodeId, containerId, running }: { nodeId: string; 
         <span className="muted" data-testid="stats-status">
           {status}
         </span>
-        <span className="muted">· {samples.length} readings, last {Math.round((KEEP * 1000) / 60_000)} minutes kept</span>
+        <span className="muted">
+          · {samples.length} readings, last {Math.round((KEEP * 1000) / 60_000)} minutes kept
+        </span>
       </div>
       <div className="charts">
-        <Chart title="CPU" value={last?.cpu === null || last?.cpu === undefined ? "—" : `${last.cpu.toFixed(1)} %`} testId="cpu" data={[xs, pts.map((p) => p.cpu)]} series={[{ label: "CPU %", stroke: "#0969da", fill: "rgba(9,105,218,.08)" }]} format={(v) => `${v.toFixed(0)} %`} floor={10} />
+        <Chart
+          title="CPU"
+          value={last?.cpu === null || last?.cpu === undefined ? "—" : `${last.cpu.toFixed(1)} %`}
+          testId="cpu"
+          data={[xs, pts.map((p) => p.cpu)]}
+          series={[{ label: "CPU %", stroke: "#0969da", fill: "rgba(9,105,218,.08)" }]}
+          format={(v) => `${v.toFixed(0)} %`}
+          floor={10}
+        />
         <Chart
           title="Memory"
           value={last ? `${bytes(last.mem)} / ${bytes(last.limit)}` : "—"}
@@ -132,7 +151,23 @@ export function StatsCharts({ nodeId, containerId, running }: { nodeId: string; 
 }
 
 /** `floor`: the least top of the y axis, so an idle container's flat line is not scaled into noise. */
-function Chart({ title, value, testId, data, series, format, floor }: { title: string; value: string; testId: string; data: Array<Array<number | null>>; series: uPlot.Series[]; format: (v: number) => string; floor: number }) {
+function Chart({
+  title,
+  value,
+  testId,
+  data,
+  series,
+  format,
+  floor,
+}: {
+  title: string;
+  value: string;
+  testId: string;
+  data: Array<Array<number | null>>;
+  series: uPlot.Series[];
+  format: (v: number) => string;
+  floor: number;
+}) {
   const box = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
   const latest = useRef(data);
@@ -154,7 +189,10 @@ function Chart({ title, value, testId, data, series, format, floor }: { title: s
           legend: { show: true },
           scales: { x: { time: true }, y: { range: (_u, _min, max) => [0, Math.max(floor, max * 1.1)] } },
           axes: [{}, { values: (_u, splits) => splits.map((v) => fmt.current(v)), size: 70 }],
-          series: [{}, ...series.map((s) => ({ ...s, width: 1.5, spanGaps: false, value: (_u: uPlot, v: number | null) => (v === null ? "—" : fmt.current(v)) }))],
+          series: [
+            {},
+            ...series.map((s) => ({ ...s, width: 1.5, spanGaps: false, value: (_u: uPlot, v: number | null) => (v === null ? "—" : fmt.current(v)) })),
+          ],
         },
         latest.current as uPlot.AlignedData,
         box.current,

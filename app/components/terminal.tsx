@@ -5,7 +5,19 @@ import "@xterm/xterm/css/xterm.css";
 import { liveSocket } from "../lib/live.ts";
 
 /** `cmd`: the program and its arguments (default: /bin/sh); `user`: as `docker exec --user` (default: the container's). */
-export function ContainerTerminal({ nodeId, containerId, cmd, user, onClose }: { nodeId: string; containerId: string; cmd?: string[]; user?: string; onClose: () => void }) {
+export function ContainerTerminal({
+  nodeId,
+  containerId,
+  cmd,
+  user,
+  onClose,
+}: {
+  nodeId: string;
+  containerId: string;
+  cmd?: string[];
+  user?: string;
+  onClose: () => void;
+}) {
   const box = useRef<HTMLDivElement>(null);
   const [status, setStatus] = useState("connecting…");
   const [error, setError] = useState<string | null>(null);
@@ -42,14 +54,14 @@ export function ContainerTerminal({ nodeId, containerId, cmd, user, onClose }: {
       });
       cleanups.push(() => input.dispose());
       socket.emit("exec.start", { nodeId, containerId, ...(cmd?.length ? { cmd } : {}), ...(user ? { user } : {}), cols: term.cols, rows: term.rows }, (r) => {
-          if (disposed) return;
-          if (!r.ok) {
-            setStatus("refused");
-            setError(r.error);
-            return;
-          }
-          sessionId = r.sessionId;
-          setStatus("connected");
+        if (disposed) return;
+        if (!r.ok) {
+          setStatus("refused");
+          setError(r.error);
+          return;
+        }
+        sessionId = r.sessionId;
+        setStatus("connected");
       });
     })();
     return () => {
@@ -64,7 +76,9 @@ export function ContainerTerminal({ nodeId, containerId, cmd, user, onClose }: {
     <div className="panel" data-testid="terminal">
       <div className="row" style={{ justifyContent: "space-between" }}>
         <b>Terminal</b>
-        <span className="muted" data-testid="terminal-status">{status}</span>
+        <span className="muted" data-testid="terminal-status">
+          {status}
+        </span>
         <button type="button" onClick={onClose}>
           Close terminal
         </button>

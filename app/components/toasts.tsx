@@ -73,7 +73,10 @@ export function Toasts() {
   }, []);
   useLive("job.changed", onJob);
   return (
-    <div style={{ position: "fixed", right: 16, bottom: 16, display: "flex", flexDirection: "column", gap: 8, zIndex: 60, width: "min(420px, 90vw)" }} aria-live="polite">
+    <div
+      style={{ position: "fixed", right: 16, bottom: 16, display: "flex", flexDirection: "column", gap: 8, zIndex: 60, width: "min(420px, 90vw)" }}
+      aria-live="polite"
+    >
       {list.map((t) => (t.jobId ? <JobToast key={t.id} toast={t as Toast & { jobId: string }} /> : <Plain key={t.id} toast={t} />))}
     </div>
   );
@@ -81,7 +84,13 @@ export function Toasts() {
 
 function Frame({ toast, bad, children }: { toast: Toast; bad: boolean; children: React.ReactNode }) {
   return (
-    <div className={`panel ${bad ? "error" : ""}`} role={bad ? "alert" : "status"} data-testid="toast" data-bad={bad ? "true" : "false"} style={{ margin: 0, boxShadow: "0 4px 16px rgba(0,0,0,.15)" }}>
+    <div
+      className={`panel ${bad ? "error" : ""}`}
+      role={bad ? "alert" : "status"}
+      data-testid="toast"
+      data-bad={bad ? "true" : "false"}
+      style={{ margin: 0, boxShadow: "0 4px 16px rgba(0,0,0,.15)" }}
+    >
       <div className="row" style={{ justifyContent: "space-between", flexWrap: "nowrap", alignItems: "flex-start" }}>
         <div style={{ minWidth: 0 }}>{children}</div>
         <button type="button" aria-label="dismiss" onClick={() => dismiss(toast.id)}>
@@ -105,7 +114,9 @@ function JobToast({ toast }: { toast: Toast & { jobId: string } }) {
   const status = job.data?.status ?? "queued";
   const bad = status === "failed" || status === "partial";
   const errors = job.data?.steps.filter((s) => s.error).map((s) => s.error!) ?? [];
-  const waiting = job.data?.steps.some((s) => s.status === "running" && /waiting for an earlier/.test(String((s.progress as { status?: string } | null)?.status ?? "")));
+  const waiting = job.data?.steps.some(
+    (s) => s.status === "running" && /waiting for an earlier/.test(String((s.progress as { status?: string } | null)?.status ?? "")),
+  );
   useEffect(() => {
     if (FINAL.has(status)) jobEnded(toast.jobId);
     if (status !== "succeeded") return;

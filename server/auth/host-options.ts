@@ -234,7 +234,8 @@ export function hostOptionUses(params: Record<string, unknown>, container: boole
     if (widening.length) uses.push({ option: "--security-opt", value: widening.join(",") });
   }
   // Any profile but the default one (unconfined, or one of the user's) can only widen what Docker allows.
-  if (params.seccompProfile !== undefined && params.seccompProfile !== null) uses.push({ option: "--security-opt", value: `seccomp=${String(params.seccompProfile).slice(0, 60)}` });
+  if (params.seccompProfile !== undefined && params.seccompProfile !== null)
+    uses.push({ option: "--security-opt", value: `seccomp=${String(params.seccompProfile).slice(0, 60)}` });
   // Present at all (even empty) replaces Docker's masked and read-only /proc and /sys paths.
   for (const field of ["maskedPaths", "readonlyPaths"] as const) {
     if (params[field] !== undefined && params[field] !== null) uses.push({ option: "--security-opt", value: `systempaths=unconfined (${field})` });
@@ -251,7 +252,11 @@ export function hostOptionUses(params: Record<string, unknown>, container: boole
  * The options in `params` that `rules` does not allow for an operator (empty: all
  * allowed). Admins are not asked: they may use every option.
  */
-export function refusedHostOptions(params: Record<string, unknown>, rules: HostPolicyRules, opts: { container: boolean; groupName?: string | null }): HostOptionRefusal[] {
+export function refusedHostOptions(
+  params: Record<string, unknown>,
+  rules: HostPolicyRules,
+  opts: { container: boolean; groupName?: string | null },
+): HostOptionRefusal[] {
   const where = opts.groupName ? `node group "${opts.groupName}"` : "the node's group (this node is in no group)";
   const out: HostOptionRefusal[] = [];
   for (const use of hostOptionUses(params, opts.container)) {
@@ -265,7 +270,10 @@ export function refusedHostOptions(params: Record<string, unknown>, rules: HostP
       if (!rule) {
         out.push({ ...use, reason: `binds host path ${path}, which the host policy of ${where} does not list; an admin may allow it in ${POLICY_SETTING}` });
       } else if (rule.access === "ro" && !use.bind.readonly) {
-        out.push({ ...use, reason: `host path ${path} may be bound read-only only (${rule.path} is read-only in the host policy of ${where}): add :ro, or ask an admin to change ${POLICY_SETTING}` });
+        out.push({
+          ...use,
+          reason: `host path ${path} may be bound read-only only (${rule.path} is read-only in the host policy of ${where}): add :ro, or ask an admin to change ${POLICY_SETTING}`,
+        });
       }
       continue;
     }

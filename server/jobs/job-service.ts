@@ -33,7 +33,12 @@ import { CONTAINER_MAKING_ACTIONS, hostRulesOfNodes, judgeHostAccess } from "../
 import { hostOptionsMessage, hostOptionUses, NO_HOST_ACCESS } from "../auth/host-options.ts";
 
 /** A step runs one link method, or `container.run` (create, then start). */
-export type StepAction = Exclude<MethodName, "inventory.snapshot" | "system.info" | "container.logs" | "container.exec" | "image.history" | "build.upload" | "container.inspect" | "container.stats"> | "container.run";
+export type StepAction =
+  | Exclude<
+      MethodName,
+      "inventory.snapshot" | "system.info" | "container.logs" | "container.exec" | "image.history" | "build.upload" | "container.inspect" | "container.stats"
+    >
+  | "container.run";
 
 /**
  * The params of an `image.build` step as stored: the link's params without the context,
@@ -179,7 +184,10 @@ export class JobService {
     const jobs = await this.deps.prisma.job.findMany({
       where: { status: { in: ["queued", "running"] } },
       orderBy: { createdAt: "asc" },
-      select: { id: true, steps: { where: { status: { in: ["pending", "running"] } }, orderBy: { seq: "asc" }, select: { id: true, nodeId: true, action: true, params: true } } },
+      select: {
+        id: true,
+        steps: { where: { status: { in: ["pending", "running"] } }, orderBy: { seq: "asc" }, select: { id: true, nodeId: true, action: true, params: true } },
+      },
     });
     for (const j of jobs) this.enqueue(j.id, j.steps);
     for (const j of jobs) this.start(j.id);
@@ -191,7 +199,10 @@ export class JobService {
   async cancel(jobId: string): Promise<void> {
     this.running.get(jobId)?.abort.abort();
     await this.deps.prisma.jobStep.updateMany({ where: { jobId, status: "pending" }, data: { status: "canceled", finishedAt: new Date() } });
-    const j = await this.deps.prisma.job.updateMany({ where: { id: jobId, status: { in: ["queued", "running"] } }, data: { status: "canceled", finishedAt: new Date() } });
+    const j = await this.deps.prisma.job.updateMany({
+      where: { id: jobId, status: { in: ["queued", "running"] } },
+      data: { status: "canceled", finishedAt: new Date() },
+    });
     if (j.count) this.notify(jobId, { status: "canceled" });
   }
 
@@ -274,7 +285,9 @@ export class JobService {
     let trailing: NodeJS.Timeout | undefined;
     let settled = false;
     const save = () => {
-      prisma.jobStep.update({ where: { id: step.id }, data: { progress: progress as unknown as InputJsonObject } }).catch(bestEffort(this.deps.logger, `save the progress of job step ${step.id}`));
+      prisma.jobStep
+        .update({ where: { id: step.id }, data: { progress: progress as unknown as InputJsonObject } })
+        .catch(bestEffort(this.deps.logger, `save the progress of job step ${step.id}`));
     };
     const onStream = (e: ProgressEventWire | BuildStreamEvent) => {
       if ("text" in e) {
@@ -322,19 +335,33 @@ export class JobService {
       });
       await prisma.jobStep.update({
         where: { id: step.id },
-        data: { status: "succeeded", finishedAt: new Date(), result: (result ?? {}) as InputJsonObject, progress: progress.layers.length || progress.log ? (progress as unknown as InputJsonObject) : undefined },
+        data: {
+          status: "succeeded",
+          finishedAt: new Date(),
+          result: (result ?? {}) as InputJsonObject,
+          progress: progress.layers.length || progress.log ? (progress as unknown as InputJsonObject) : undefined,
+        },
       });
       this.notify(jobId, { stepId: step.id, nodeId: step.nodeId, status: "succeeded", progress }, createdById);
     } catch (e) {
       if (this.closed) return; // left "running": the next console process resumes it
       const canceled = e instanceof LinkRequestError && e.kind === "Canceled";
       const message = e instanceof Error ? e.message : String(e);
-      await prisma.jobStep.update({ where: { id: step.id }, data: { status: canceled ? "canceled" : "failed", finishedAt: new Date(), error: message.slice(0, 4000), ...(progress.log ? { progress: progress as unknown as InputJsonObject } : {}) } });
+      await prisma.jobStep.update({
+        where: { id: step.id },
+        data: {
+          status: canceled ? "canceled" : "failed",
+          finishedAt: new Date(),
+          error: message.slice(0, 4000),
+          ...(progress.log ? { progress: progress as unknown as InputJsonObject } : {}),
+        },
+      });
       this.notify(jobId, { stepId: step.id, nodeId: step.nodeId, status: canceled ? "canceled" : "failed", progress }, createdById);
     } finally {
       // A build's context is needed until its step ends, also across a console restart (then `closed`).
       const file = params.contextFile;
-      if (step.action === "image.build" && typeof file === "string" && !this.closed) await rm(this.buildContextPath(file), { force: true }).catch(bestEffort(this.deps.logger, `remove build context ${file}`));
+      if (step.action === "image.build" && typeof file === "string" && !this.closed)
+        await rm(this.buildContextPath(file), { force: true }).catch(bestEffort(this.deps.logger, `remove build context ${file}`));
       const e = entry();
       // On shutdown the step stays in line: the next console process runs it in its turn.
       if (e && !this.closed) this.leave(e);
@@ -359,7 +386,8 @@ export class JobService {
     // A job whose creator was deleted keeps only what any operator may do.
     const role = creator?.role ?? "operator";
     const { refused } = await judgeHostAccess(prisma, { role }, [{ nodeId, action, params }]);
-    if (refused.length) throw new Error(`refused when the step ran (the host policy or the creator's role changed since the job was created): ${hostOptionsMessage(refused)}`);
+    if (refused.length)
+      throw new Error(`refused when the step ran (the host policy or the creator's role changed since the job was created): ${hostOptionsMessage(refused)}`);
     if (!makesContainer) return params;
     const { hostPathRules: _fromRequest, ...rest } = params;
     if (role === "admin") return rest;
@@ -407,7 +435,8 @@ export class JobService {
     while (!this.deps.hub.node(nodeId)?.online) {
       const st = this.deps.hub.node(nodeId);
       if (st?.revoked) throw new LinkRequestError("Unavailable", `node ${st.hostname} is revoked`, nodeId, "job");
-      if (Date.now() > deadline) throw new LinkRequestError("Unavailable", `node ${st?.hostname ?? nodeId} is offline (waited ${waitMs / 1000} s for it)`, nodeId, "job");
+      if (Date.now() > deadline)
+        throw new LinkRequestError("Unavailable", `node ${st?.hostname ?? nodeId} is offline (waited ${waitMs / 1000} s for it)`, nodeId, "job");
       if (signal.aborted) throw new LinkRequestError("Canceled", "the job was canceled", nodeId, "job");
       await new Promise((r) => setTimeout(r, 250));
     }

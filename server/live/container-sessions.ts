@@ -22,12 +22,18 @@ import type { Permission } from "../trpc/authz.ts";
 
 /** browser → console */
 export interface SessionClientEvents {
-  "exec.start": (req: { nodeId: string; containerId: string; cmd?: string[]; user?: string; cols?: number; rows?: number }, ack: (r: { ok: true; sessionId: string } | { ok: false; error: string }) => void) => void;
+  "exec.start": (
+    req: { nodeId: string; containerId: string; cmd?: string[]; user?: string; cols?: number; rows?: number },
+    ack: (r: { ok: true; sessionId: string } | { ok: false; error: string }) => void,
+  ) => void;
   "exec.input": (m: { sessionId: string; data: string }) => void;
   "exec.resize": (m: { sessionId: string; cols: number; rows: number }) => void;
   "exec.close": (m: { sessionId: string }) => void;
   /** Follows a container's log from its last `tail` lines on. */
-  "logs.follow": (req: { nodeId: string; containerId: string; tail?: number }, ack: (r: { ok: true; sessionId: string } | { ok: false; error: string }) => void) => void;
+  "logs.follow": (
+    req: { nodeId: string; containerId: string; tail?: number },
+    ack: (r: { ok: true; sessionId: string } | { ok: false; error: string }) => void,
+  ) => void;
   "logs.stop": (m: { sessionId: string }) => void;
   /** Follows a container's usage (`docker stats`), one sample a second. */
   "stats.follow": (req: { nodeId: string; containerId: string }, ack: (r: { ok: true; sessionId: string } | { ok: false; error: string }) => void) => void;
@@ -64,7 +70,12 @@ const FOLLOW_LIMIT_MS = 12 * 60 * 60 * 1000;
 const PERMISSION_WORDS: Partial<Record<Permission, string>> = { exec: "open a shell on", read: "see" };
 
 /** The session behind the socket now, and whether it may `permission` on `nodeId`: a refusal names why. */
-async function authorise(socket: AnySocket, deps: SessionDeps, nodeId: string, permission: Permission): Promise<{ session: ValidSession | null; refusal?: string; reason?: string }> {
+async function authorise(
+  socket: AnySocket,
+  deps: SessionDeps,
+  nodeId: string,
+  permission: Permission,
+): Promise<{ session: ValidSession | null; refusal?: string; reason?: string }> {
   // Checked now, not at connection time: the role or team may have changed since.
   const session = await sessionFromCookie(deps.prisma, socket.handshake.headers.cookie, deps.authSecret).catch((err: unknown) => {
     deps.logger.warn({ err }, "could not check a live session's cookie: treated as signed out");
@@ -73,8 +84,14 @@ async function authorise(socket: AnySocket, deps: SessionDeps, nodeId: string, p
   if (!session) return { session, refusal: "not signed in, or the session has expired: sign in again", reason: "no valid session" };
   const pending = await accountSetupPending(deps.prisma, session.user);
   if (pending) return { session, refusal: pending, reason: "account setup pending" };
-  if (!roleAllows(session.user.role, permission)) return { session, refusal: `the ${session.user.role} role may not ${PERMISSION_WORDS[permission] ?? permission} nodes`, reason: `role ${session.user.role}` };
-  if (!inScope(await nodeScopeOf(deps.prisma, session.user), nodeId)) return { session, refusal: `node ${nodeId} is not in a node group of your teams`, reason: "node outside the user's teams" };
+  if (!roleAllows(session.user.role, permission))
+    return {
+      session,
+      refusal: `the ${session.user.role} role may not ${PERMISSION_WORDS[permission] ?? permission} nodes`,
+      reason: `role ${session.user.role}`,
+    };
+  if (!inScope(await nodeScopeOf(deps.prisma, session.user), nodeId))
+    return { session, refusal: `node ${nodeId} is not in a node group of your teams`, reason: "node outside the user's teams" };
   return { session };
 }
 
@@ -194,7 +211,12 @@ export function attachContainerSessions(socket: AnySocket, deps: SessionDeps): v
     sessions.set(sessionId, { nodeId: req.nodeId });
     reply({ ok: true, sessionId });
     deps.hub
-      .request(req.nodeId, "container.logs", { id: req.containerId, tail: req.tail, follow: true }, { requestId: sessionId, timeoutMs: FOLLOW_LIMIT_MS, onStream: (line) => socket.emit("logs.line", { sessionId, line }) })
+      .request(
+        req.nodeId,
+        "container.logs",
+        { id: req.containerId, tail: req.tail, follow: true },
+        { requestId: sessionId, timeoutMs: FOLLOW_LIMIT_MS, onStream: (line) => socket.emit("logs.line", { sessionId, line }) },
+      )
       .then(
         () => socket.emit("logs.end", { sessionId }),
         (e: Error) => socket.emit("logs.end", { sessionId, error: e.message }),
@@ -220,7 +242,12 @@ export function attachContainerSessions(socket: AnySocket, deps: SessionDeps): v
     sessions.set(sessionId, { nodeId: req.nodeId });
     reply({ ok: true, sessionId });
     deps.hub
-      .request(req.nodeId, "container.stats", { id: req.containerId }, { requestId: sessionId, timeoutMs: FOLLOW_LIMIT_MS, onStream: (sample) => socket.emit("stats.sample", { sessionId, sample }) })
+      .request(
+        req.nodeId,
+        "container.stats",
+        { id: req.containerId },
+        { requestId: sessionId, timeoutMs: FOLLOW_LIMIT_MS, onStream: (sample) => socket.emit("stats.sample", { sessionId, sample }) },
+      )
       .then(
         () => socket.emit("stats.end", { sessionId }),
         (e: Error) => socket.emit("stats.end", { sessionId, error: e.message }),

@@ -9,15 +9,30 @@ import type { ParamsOf } from "../../agent/link/contract.ts";
 export const RunFormSchema = z.object({
   nodeId: z.uuid({ error: "choose a node" }),
   image: z.string().trim().min(1, "image is required").max(512),
-  name: z.string().trim().max(128).regex(/^$|^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, "name may hold letters, digits, _ . - and must start with a letter or digit").optional(),
+  name: z
+    .string()
+    .trim()
+    .max(128)
+    .regex(/^$|^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, "name may hold letters, digits, _ . - and must start with a letter or digit")
+    .optional(),
   /** The command, split like a shell would (quotes kept together); empty: the image's CMD. */
   command: z.string().max(8192).optional(),
   /** Split like the command; empty: the image's ENTRYPOINT. */
   entrypoint: z.string().max(8192).optional(),
   /** `--workdir`: an absolute path in the container. */
-  workdir: z.string().trim().max(4096).regex(/^$|^\//, "workdir must be an absolute path, e.g. /app").optional(),
+  workdir: z
+    .string()
+    .trim()
+    .max(4096)
+    .regex(/^$|^\//, "workdir must be an absolute path, e.g. /app")
+    .optional(),
   /** `--user`: name or uid[:gid] inside the container. */
-  user: z.string().trim().max(256).regex(/^$|^[A-Za-z0-9_.-]+(:[A-Za-z0-9_.-]+)?$/, "user: write a name or uid, optionally :group").optional(),
+  user: z
+    .string()
+    .trim()
+    .max(256)
+    .regex(/^$|^[A-Za-z0-9_.-]+(:[A-Za-z0-9_.-]+)?$/, "user: write a name or uid, optionally :group")
+    .optional(),
   /** "key=value", one per entry. */
   labels: z.array(z.string().max(8192)).max(256).default([]),
   /** `-t`: a terminal for the main process. */
@@ -161,7 +176,12 @@ export function hostRequestOfForm(form: z.output<typeof RunFormSchema>): Record<
 /** Host-level options the node's engine cannot apply yet: refused by name rather than dropped. */
 function unsupportedByEngine(form: z.output<typeof RunFormSchema>): string | undefined {
   if (form.privileged) return "--privileged: the node's engine does not run privileged containers";
-  for (const [flag, v] of [["--pid", form.pid], ["--ipc", form.ipc], ["--uts", form.uts]] as const) if (v && v !== "private" && v !== "") return `${flag} ${v}: the node's engine does not support sharing this namespace yet`;
+  for (const [flag, v] of [
+    ["--pid", form.pid],
+    ["--ipc", form.ipc],
+    ["--uts", form.uts],
+  ] as const)
+    if (v && v !== "private" && v !== "") return `${flag} ${v}: the node's engine does not support sharing this namespace yet`;
   if (form.devices.some((d) => d.trim())) return "--device: the node's engine does not pass devices into containers yet";
   if (form.sysctls.some((d) => d.trim())) return "--sysctl: the node's engine does not set sysctls yet";
   const widening = form.securityOpt.filter((o) => o.trim() && !/^no-new-privileges(?:[=:]true)?$/.test(o.trim()));
@@ -173,7 +193,8 @@ function unsupportedByEngine(form: z.output<typeof RunFormSchema>): string | und
 export function createOptionsFromForm(form: z.output<typeof RunFormSchema>): ParamsOf<"container.create"> {
   const unsupported = unsupportedByEngine(form);
   if (unsupported) throw new RunFormError(unsupported);
-  for (const [i, c] of form.capAdd.entries()) if (c && !/^(CAP_)?[A-Z_]+$|^ALL$/i.test(c)) throw new RunFormError(`capAdd[${i}] "${c}": write a capability name such as NET_ADMIN`);
+  for (const [i, c] of form.capAdd.entries())
+    if (c && !/^(CAP_)?[A-Z_]+$|^ALL$/i.test(c)) throw new RunFormError(`capAdd[${i}] "${c}": write a capability name such as NET_ADMIN`);
   for (const [i, e] of form.env.entries()) if (!/^[^=\s]+(=|$)/.test(e)) throw new RunFormError(`env[${i}] "${e}": write NAME=value`);
   const labels: Record<string, string> = {};
   for (const [i, l] of form.labels.entries()) {
@@ -183,7 +204,8 @@ export function createOptionsFromForm(form: z.output<typeof RunFormSchema>): Par
     if (!key || /\s/.test(key)) throw new RunFormError(`labels[${i}] "${l}": write key=value`);
     labels[key] = eq < 0 ? "" : l.slice(eq + 1);
   }
-  if (form.restartRetries && form.restart !== "on-failure") throw new RunFormError(`restartRetries ${form.restartRetries}: a retry count goes with the on-failure restart policy only`);
+  if (form.restartRetries && form.restart !== "on-failure")
+    throw new RunFormError(`restartRetries ${form.restartRetries}: a retry count goes with the on-failure restart policy only`);
   const cmd = form.command?.trim() ? splitCommand(form.command) : undefined;
   const entrypoint = form.entrypoint?.trim() ? splitCommand(form.entrypoint) : undefined;
   const ports = form.ports.filter((p) => p.trim()).map(parsePort);

@@ -32,7 +32,14 @@ export interface Context {
 
 const t = initTRPC.context<Context>().create({
   errorFormatter({ shape, error }) {
-    return { ...shape, data: { ...shape.data, stack: undefined, cause: error.cause instanceof Error && error.code !== "INTERNAL_SERVER_ERROR" ? error.cause.message : undefined } };
+    return {
+      ...shape,
+      data: {
+        ...shape.data,
+        stack: undefined,
+        cause: error.cause instanceof Error && error.code !== "INTERNAL_SERVER_ERROR" ? error.cause.message : undefined,
+      },
+    };
   },
 });
 
@@ -51,7 +58,10 @@ function auditedInput(input: unknown, depth = 0): unknown {
   if (!input || typeof input !== "object" || depth > 4) return input;
   if (Array.isArray(input)) return input.map((v) => auditedInput(v, depth + 1));
   return Object.fromEntries(
-    Object.entries(input).map(([k, v]) => [k, k.endsWith("Base64") && typeof v === "string" ? `[${Math.floor((v.length * 3) / 4)} bytes]` : auditedInput(v, depth + 1)]),
+    Object.entries(input).map(([k, v]) => [
+      k,
+      k.endsWith("Base64") && typeof v === "string" ? `[${Math.floor((v.length * 3) / 4)} bytes]` : auditedInput(v, depth + 1),
+    ]),
   );
 }
 

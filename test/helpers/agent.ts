@@ -81,7 +81,21 @@ export async function startAgent(opts: StartAgentOptions = {}): Promise<AgentHan
   // agents never see (or clean up) each other's containers.
   const tag = randomBytes(2).toString("hex");
   const subnet = testBridgeSubnet();
-  const args = [opts.runtime?.entry ?? join(ROOT, "bin/berth-agent.mjs"), "--data-root", dataRoot, "--docker-socket", socket, "--log-level", "debug", "--exec-root", join(base, "run"), "--bridge", `bt${tag}`, "--bridge-subnet", subnet];
+  const args = [
+    opts.runtime?.entry ?? join(ROOT, "bin/berth-agent.mjs"),
+    "--data-root",
+    dataRoot,
+    "--docker-socket",
+    socket,
+    "--log-level",
+    "debug",
+    "--exec-root",
+    join(base, "run"),
+    "--bridge",
+    `bt${tag}`,
+    "--bridge-subnet",
+    subnet,
+  ];
   for (const r of opts.insecureRegistries ?? []) args.push("--insecure-registry", r);
   for (const m of opts.registryMirrors ?? []) args.push("--registry-mirror", m);
   args.push(...(opts.extraArgs ?? []));
@@ -92,7 +106,10 @@ export async function startAgent(opts: StartAgentOptions = {}): Promise<AgentHan
   }
 
   const launch = async () => {
-    child = spawn(opts.runtime?.node ?? process.execPath, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, UV_THREADPOOL_SIZE: "16", ...opts.env } });
+    child = spawn(opts.runtime?.node ?? process.execPath, args, {
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, UV_THREADPOOL_SIZE: "16", ...opts.env },
+    });
     liveAgents.add(child);
     child.once("exit", () => liveAgents.delete(child));
     child.stdout!.on("data", (d: Buffer) => (output += d.toString()));
@@ -203,7 +220,11 @@ export interface DockerResult {
 }
 
 /** Runs the real docker CLI against an agent. Never throws on a non-zero exit: tests assert on it. */
-export async function docker(agent: AgentHandle, args: string[], opts: { input?: Buffer | string; timeoutMs?: number; env?: Record<string, string> } = {}): Promise<DockerResult> {
+export async function docker(
+  agent: AgentHandle,
+  args: string[],
+  opts: { input?: Buffer | string; timeoutMs?: number; env?: Record<string, string> } = {},
+): Promise<DockerResult> {
   return new Promise((resolvePromise) => {
     const child = spawn("docker", args, {
       env: { ...process.env, DOCKER_HOST: agent.dockerHost, DOCKER_CONFIG: agent.dockerConfig, DOCKER_CLI_HINTS: "false", ...opts.env },
@@ -226,6 +247,9 @@ export async function docker(agent: AgentHandle, args: string[], opts: { input?:
 /** docker(...) that must succeed; the error names the command and what the CLI printed. */
 export async function dockerOk(agent: AgentHandle, args: string[], opts: { input?: Buffer | string; timeoutMs?: number } = {}): Promise<string> {
   const r = await docker(agent, args, opts);
-  if (r.code !== 0) throw new Error(`docker ${args.join(" ")} exited ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}\nagent log tail:\n${agent.logs().split("\n").slice(-20).join("\n")}`);
+  if (r.code !== 0)
+    throw new Error(
+      `docker ${args.join(" ")} exited ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}\nagent log tail:\n${agent.logs().split("\n").slice(-20).join("\n")}`,
+    );
   return r.stdout;
 }

@@ -182,22 +182,38 @@ export async function startDockerd(opts: StartDockerdOptions = {}): Promise<Dock
       detached: true,
     });
     pipeLogs(containerd, containerdLog);
-    await waitFor(() => existsSync(containerdSocket), containerd, 30_000, () => `containerd did not create ${containerdSocket}`, logs);
+    await waitFor(
+      () => existsSync(containerdSocket),
+      containerd,
+      30_000,
+      () => `containerd did not create ${containerdSocket}`,
+      logs,
+    );
 
     const args = [
-      "--config-file", daemonJson,
-      "--host", `unix://${socket}`,
-      "--data-root", dataRoot,
-      "--exec-root", execRoot,
-      "--pidfile", pidfile,
-      "--containerd", containerdSocket,
+      "--config-file",
+      daemonJson,
+      "--host",
+      `unix://${socket}`,
+      "--data-root",
+      dataRoot,
+      "--exec-root",
+      execRoot,
+      "--pidfile",
+      pidfile,
+      "--containerd",
+      containerdSocket,
       ...(opts.bridge
         ? ["--bridge", opts.bridge, "--iptables=true", "--ip-masq=true", "--ip6tables=false"]
         : ["--bridge=none", "--iptables=false", "--ip6tables=false", "--ip-forward=false", "--ip-masq=false", "--userland-proxy=false"]),
-      "--cgroup-parent", `/${cgroupParent}`,
-      "--exec-opt", "native.cgroupdriver=cgroupfs",
-      "--storage-driver", "overlay2",
-      "--log-level", "info",
+      "--cgroup-parent",
+      `/${cgroupParent}`,
+      "--exec-opt",
+      "native.cgroupdriver=cgroupfs",
+      "--storage-driver",
+      "overlay2",
+      "--log-level",
+      "info",
     ];
     for (const r of opts.insecureRegistries ?? []) args.push("--insecure-registry", r);
     dockerd = spawn(DOCKERD_BIN, args, { stdio: ["ignore", "pipe", "pipe"], detached: true });
@@ -211,7 +227,13 @@ export async function startDockerd(opts: StartDockerdOptions = {}): Promise<Dock
     watchdog.unref();
     (watchdog.stdin as unknown as { unref?: () => void } | null)?.unref?.();
 
-    await waitFor(() => ping(socket), dockerd, opts.startTimeoutMs ?? 60_000, () => `dockerd did not answer /_ping on ${socket}`, logs);
+    await waitFor(
+      () => ping(socket),
+      dockerd,
+      opts.startTimeoutMs ?? 60_000,
+      () => `dockerd did not answer /_ping on ${socket}`,
+      logs,
+    );
   } catch (err) {
     await stop();
     throw err instanceof Error ? err : new Error(String(err));
@@ -246,13 +268,7 @@ function exited(child: ChildProcess): boolean {
   return child.exitCode !== null || child.signalCode !== null;
 }
 
-async function waitFor(
-  ready: () => boolean | Promise<boolean>,
-  child: ChildProcess,
-  timeoutMs: number,
-  what: () => string,
-  logs: () => string,
-): Promise<void> {
+async function waitFor(ready: () => boolean | Promise<boolean>, child: ChildProcess, timeoutMs: number, what: () => string, logs: () => string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (await ready()) return;

@@ -26,7 +26,9 @@ export interface BerthAndDocker {
  * What started is stopped again when a later step fails.
  */
 export async function startBerthAndDocker(
-  opts: { images: Array<keyof FixtureImages>; pull?: Array<keyof FixtureImages>; agent?: StartAgentOptions | ((reg: RegistryFixture) => StartAgentOptions) } = { images: ["busybox"] },
+  opts: { images: Array<keyof FixtureImages>; pull?: Array<keyof FixtureImages>; agent?: StartAgentOptions | ((reg: RegistryFixture) => StartAgentOptions) } = {
+    images: ["busybox"],
+  },
 ): Promise<BerthAndDocker> {
   const started: Array<() => Promise<void>> = [];
   const stop = async () => {
@@ -42,7 +44,11 @@ export async function startBerthAndDocker(
     started.push(() => dockerd.stop());
     const berth: CliTarget = { dockerHost: agent.dockerHost, dockerConfig: agent.dockerConfig, logs: agent.logs };
     const engine: CliTarget = dockerd;
-    assert.match((await dockerCliOk(engine, ["version", "--format", "{{.Server.Version}}"])).trim(), /^20\.10\./, "the Docker Engine under comparison is 20.10");
+    assert.match(
+      (await dockerCliOk(engine, ["version", "--format", "{{.Server.Version}}"])).trim(),
+      /^20\.10\./,
+      "the Docker Engine under comparison is 20.10",
+    );
     for (const name of opts.pull ?? []) for (const target of [berth, engine]) await dockerCliOk(target, ["pull", fx[name].ref]);
     return { reg, fx, agent, dockerd, berth, engine, stop };
   } catch (e) {

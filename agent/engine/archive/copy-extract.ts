@@ -158,7 +158,8 @@ class CopyExtractor {
       }
       case "link": {
         const targetRel = cleanEntryName(h.linkname ?? "");
-        if (targetRel === undefined || targetRel === "") throw invalidArgument(`invalid hardlink ${JSON.stringify(h.name)} -> ${JSON.stringify(h.linkname)}: outside of the destination`);
+        if (targetRel === undefined || targetRel === "")
+          throw invalidArgument(`invalid hardlink ${JSON.stringify(h.name)} -> ${JSON.stringify(h.linkname)}: outside of the destination`);
         const tparent = await this.dir(posix.dirname(targetRel) === "." ? "" : posix.dirname(targetRel), false);
         await link(atFdForChild(tparent.fd, posix.basename(targetRel)), at); // link(2) does not follow a symlink target
         return;

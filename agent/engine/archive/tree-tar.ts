@@ -126,7 +126,10 @@ async function* generate(root: string, opts: TreeTarOptions): AsyncGenerator<Buf
   for await (const walked of walkTree(root, { keep })) {
     if (walked.rel === "" && opts.rebase === undefined) continue;
     // Rebased, every name starts with the root's; `name` is Go's filepath.Base of a path, "/" for the root.
-    const e = opts.rebase === undefined ? walked : { ...walked, rel: walked.rel === "" ? opts.rebase : opts.rebase === "/" ? `/${walked.rel}` : `${opts.rebase}/${walked.rel}` };
+    const e =
+      opts.rebase === undefined
+        ? walked
+        : { ...walked, rel: walked.rel === "" ? opts.rebase : opts.rebase === "/" ? `/${walked.rel}` : `${opts.rebase}/${walked.rel}` };
     const st = e.st;
     const x = xattrs.get(walked.rel);
     if (opts.upper) checkSelfContained(e.rel, x);
@@ -191,7 +194,17 @@ async function* fileEntry(e: TreeEntry, base: Omit<TarHeader, "name" | "type">, 
     const st = await fh.stat({ bigint: true });
     if (!st.isFile()) return false; // replaced meanwhile
     const size = Number(st.size);
-    yield encodeHeader({ ...base, mode: Number(st.mode & 0o7777n), uid: Number(st.uid), gid: Number(st.gid), mtime: seconds(st.mtimeNs), name: e.rel, type: "file", size, xattrs });
+    yield encodeHeader({
+      ...base,
+      mode: Number(st.mode & 0o7777n),
+      uid: Number(st.uid),
+      gid: Number(st.gid),
+      mtime: seconds(st.mtimeNs),
+      name: e.rel,
+      type: "file",
+      size,
+      xattrs,
+    });
     let done = 0;
     while (done < size) {
       const want = Math.min(CHUNK, size - done);

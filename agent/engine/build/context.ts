@@ -7,7 +7,22 @@
  * and stay out of the context when `.dockerignore` names them.
  */
 import dockerignore from "@balena/dockerignore";
-import { constants as fsc, chmodSync, closeSync, fchmodSync, futimesSync, linkSync, lutimesSync, mkdirSync, openSync, rmSync, symlinkSync, unlinkSync, utimesSync, writeSync } from "node:fs";
+import {
+  constants as fsc,
+  chmodSync,
+  closeSync,
+  fchmodSync,
+  futimesSync,
+  linkSync,
+  lutimesSync,
+  mkdirSync,
+  openSync,
+  rmSync,
+  symlinkSync,
+  unlinkSync,
+  utimesSync,
+  writeSync,
+} from "node:fs";
 import { createHash, randomBytes } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
 import { lstat, mkdir, readdir, readFile, rm, rmdir } from "node:fs/promises";
@@ -34,7 +49,13 @@ export interface BuildContext {
  * Unpacks `tar` into `dir` (an empty directory the caller owns and removes) and reads the Dockerfile.
  * @throws InvalidArgument for an unsafe or malformed tar, NotFound when the Dockerfile is missing.
  */
-export async function unpackContext(tar: Readable, dir: string, dockerfileParam: string, signal?: AbortSignal, inlineDockerfile?: string): Promise<BuildContext> {
+export async function unpackContext(
+  tar: Readable,
+  dir: string,
+  dockerfileParam: string,
+  signal?: AbortSignal,
+  inlineDockerfile?: string,
+): Promise<BuildContext> {
   // pipeline (callback form) hands the input's and the decompressor's errors on to the padded stream.
   const padded = pipeline(decompressStream(tar), endOfArchive(), () => undefined);
   await extractContext(padded, dir, signal);
@@ -56,7 +77,11 @@ export async function unpackContext(tar: Readable, dir: string, dockerfileParam:
   return { dir, dockerfile, dockerfileName };
 }
 
-const ignorePatterns = (text: string): string[] => text.split("\n").map((l) => l.trim()).filter((l) => l !== "" && !l.startsWith("#"));
+const ignorePatterns = (text: string): string[] =>
+  text
+    .split("\n")
+    .map((l) => l.trim())
+    .filter((l) => l !== "" && !l.startsWith("#"));
 
 /**
  * The context tar into `dir`, with the layer extractor's safety rules (layers/extract.ts) but
@@ -189,7 +214,6 @@ async function extractContext(tar: Readable, dir: string, signal?: AbortSignal):
   for (const [rel, t] of dirTimes.sort((a, b) => b[0].split("/").length - a[0].split("/").length)) utimesSync(join(dir, rel), t, t);
 }
 
-
 async function readInside(dir: string, name: string): Promise<string | undefined> {
   const p = await secureJoin(dir, name);
   const st = await lstatIfAny(p);
@@ -241,7 +265,7 @@ function endOfArchive(): Transform {
       cb(null, chunk);
     },
     flush(cb) {
-      cb(null, Buffer.alloc((512 - (length % 512)) % 512 + 1024));
+      cb(null, Buffer.alloc(((512 - (length % 512)) % 512) + 1024));
     },
   });
 }
@@ -275,7 +299,17 @@ export class ContextCache {
     const spool = join(this.root, `spool-${randomBytes(8).toString("hex")}`);
     try {
       const hash = createHash("sha256");
-      await pipelineAsync(tar, new Transform({ transform(chunk: Buffer, _e, cb) { hash.update(chunk); cb(null, chunk); } }), createWriteStream(spool, { mode: 0o600 }), { signal });
+      await pipelineAsync(
+        tar,
+        new Transform({
+          transform(chunk: Buffer, _e, cb) {
+            hash.update(chunk);
+            cb(null, chunk);
+          },
+        }),
+        createWriteStream(spool, { mode: 0o600 }),
+        { signal },
+      );
       const inline = inlineDockerfile === undefined ? "" : createHash("sha256").update(inlineDockerfile).digest("hex");
       const key = `${hash.digest("hex")}:${dockerfileParam}:${inline}`;
       let entry = this.entries.get(key);
@@ -293,10 +327,12 @@ export class ContextCache {
             }
           })();
           this.pending.set(key, making);
-          making.then(
-            (ctx) => this.entries.set(key, { ctx, refs: 0, used: Date.now() }),
-            () => undefined,
-          ).finally(() => this.pending.delete(key));
+          making
+            .then(
+              (ctx) => this.entries.set(key, { ctx, refs: 0, used: Date.now() }),
+              () => undefined,
+            )
+            .finally(() => this.pending.delete(key));
         }
         const ctx = await making;
         entry = this.entries.get(key) ?? { ctx, refs: 0, used: Date.now() };

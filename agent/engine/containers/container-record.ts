@@ -12,8 +12,24 @@ export const ContainerStatusSchema = z.enum(["created", "running", "paused", "re
 export type ContainerStatus = z.infer<typeof ContainerStatusSchema>;
 
 // The create options are shared with the console link (shared/container-options.ts).
-export { CreateOptionsSchema, DeviceMappingSchema, MountSpecSchema, NetworkAttachmentSchema, PortBindingSchema, RestartPolicySchema } from "../../../shared/container-options.ts";
-export type { ContainerOptions, CreateOptions, DeviceMappingSpec, HealthcheckSpec, MountSpec, NetworkAttachment, PortSpec, RestartPolicy } from "../../../shared/container-options.ts";
+export {
+  CreateOptionsSchema,
+  DeviceMappingSchema,
+  MountSpecSchema,
+  NetworkAttachmentSchema,
+  PortBindingSchema,
+  RestartPolicySchema,
+} from "../../../shared/container-options.ts";
+export type {
+  ContainerOptions,
+  CreateOptions,
+  DeviceMappingSpec,
+  HealthcheckSpec,
+  MountSpec,
+  NetworkAttachment,
+  PortSpec,
+  RestartPolicy,
+} from "../../../shared/container-options.ts";
 
 /** One run of a health check (Docker's HealthcheckResult); times are ISO 8601. */
 export const HealthResultSchema = z.object({

@@ -33,7 +33,15 @@ import { pipeline } from "node:stream/promises";
 import { diffUpper, type Change } from "../archive/upper-diff.ts";
 import { upperToLayerTar } from "../archive/layer-tar.ts";
 import { rootfsTar } from "../archive/rootfs-tar.ts";
-import { CreateOptionsSchema, type ContainerOptions, type ContainerRecord, type CreateOptions, type MountSpec, type NetworkAttachment, type PortSpec } from "./container-record.ts";
+import {
+  CreateOptionsSchema,
+  type ContainerOptions,
+  type ContainerRecord,
+  type CreateOptions,
+  type MountSpec,
+  type NetworkAttachment,
+  type PortSpec,
+} from "./container-record.ts";
 import type { ContainerStore } from "./container-store.ts";
 import { generateName, VALID_CONTAINER_NAME } from "./names.ts";
 import { effectiveHealthcheck, healthcheckToDocker, healthProbe, HealthMonitor, validateHealthcheck } from "./health.ts";
@@ -123,7 +131,10 @@ export class ContainerService extends EventEmitter {
   private readonly exitWatchers = new Map<string, AbortController>();
   private readonly exitWaiters = new Map<string, Array<(r: WaitResult) => void>>();
   private readonly removeWaiters = new Map<string, Array<() => void>>();
-  private readonly pendingAttach = new Map<string, Array<{ opts: { stdin: boolean; stdout: boolean; stderr: boolean }; resolve: (s: StdioSession) => void; reject: (e: unknown) => void }>>();
+  private readonly pendingAttach = new Map<
+    string,
+    Array<{ opts: { stdin: boolean; stdout: boolean; stderr: boolean }; resolve: (s: StdioSession) => void; reject: (e: unknown) => void }>
+  >();
   private readonly restartTimers = new Map<string, NodeJS.Timeout>();
   readonly execs = new Map<string, ExecInstance>();
   private reconcileTimer?: NodeJS.Timeout;
@@ -160,12 +171,18 @@ export class ContainerService extends EventEmitter {
 
   /** Containers using an image (for image removal). */
   usingImage(imageId: string): Array<{ id: string; running: boolean }> {
-    return this.deps.store.list().filter((c) => c.imageId === imageId).map((c) => ({ id: c.id, running: c.state.status === "running" || c.state.status === "paused" || c.state.status === "restarting" }));
+    return this.deps.store
+      .list()
+      .filter((c) => c.imageId === imageId)
+      .map((c) => ({ id: c.id, running: c.state.status === "running" || c.state.status === "paused" || c.state.status === "restarting" }));
   }
 
   /** Volume names used by containers. */
   volumeUsers(name: string): string[] {
-    return this.deps.store.list().filter((c) => c.mounts.some((m) => m.type === "volume" && m.source === name)).map((c) => c.id);
+    return this.deps.store
+      .list()
+      .filter((c) => c.mounts.some((m) => m.type === "volume" && m.source === name))
+      .map((c) => c.id);
   }
 
   paths(id: string): MonitorPaths & { dir: string; rootfs: string; hostsPath: string; hostnamePath: string; resolvConfPath: string } {
@@ -190,7 +207,13 @@ export class ContainerService extends EventEmitter {
   }
 
   private emitEvent(action: string, record: ContainerRecord, extra: Record<string, string> = {}): void {
-    const event: ContainerEvent = { type: "container", action, id: record.id, attributes: { name: record.name, image: record.imageName, ...extra }, time: Date.now() };
+    const event: ContainerEvent = {
+      type: "container",
+      action,
+      id: record.id,
+      attributes: { name: record.name, image: record.imageName, ...extra },
+      time: Date.now(),
+    };
     this.emit("event", event);
   }
 
@@ -309,10 +332,14 @@ export class ContainerService extends EventEmitter {
     if (name !== undefined && name !== "") {
       if (!VALID_CONTAINER_NAME.test(name)) throw invalidArgument(`Invalid container name (${name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
     } else {
-      do name = generateName(); while (store.nameTaken(name));
+      do name = generateName();
+      while (store.nameTaken(name));
     }
     const existing = store.nameTaken(name);
-    if (existing) throw conflict(`Conflict. The container name "/${name}" is already in use by container "${existing.id}". You have to remove (or rename) that container to be able to reuse that name.`);
+    if (existing)
+      throw conflict(
+        `Conflict. The container name "/${name}" is already in use by container "${existing.id}". You have to remove (or rename) that container to be able to reuse that name.`,
+      );
 
     const { path, args } = commandLine(config, options);
     if (options.networkMode.startsWith("container:")) throw notImplemented("--network container:NAME is not supported");
@@ -322,7 +349,9 @@ export class ContainerService extends EventEmitter {
     // would make the docker CLI believe the image is missing and pull it.
     const networks = joinsNetworks(options.networkMode) ? defaultNetworks(options) : [];
     // A network that does not exist (yet) is refused at start, as Docker does; only its name is looked up here.
-    for (const n of networks) n.name = (await network.inspect(n.name).catch((e: unknown) => (isEngineError(e) && e.kind === "NotFound" ? undefined : Promise.reject(e))))?.name ?? n.name;
+    for (const n of networks)
+      n.name =
+        (await network.inspect(n.name).catch((e: unknown) => (isEngineError(e) && e.kind === "NotFound" ? undefined : Promise.reject(e))))?.name ?? n.name;
 
     checkNamespaceModes(options);
     validateHealthcheck(options.healthcheck);
@@ -358,7 +387,17 @@ export class ContainerService extends EventEmitter {
       options: { ...options, ports, hostname: options.hostname || (options.networkMode === "host" || options.utsMode === "host" ? osHostname() : undefined) },
       path,
       args,
-      state: { status: "created", pid: 0, exitCode: 0, error: "", oomKilled: false, startedAt: NEVER, finishedAt: NEVER, restartCount: 0, stoppedByUser: false },
+      state: {
+        status: "created",
+        pid: 0,
+        exitCode: 0,
+        error: "",
+        oomKilled: false,
+        startedAt: NEVER,
+        finishedAt: NEVER,
+        restartCount: 0,
+        stoppedByUser: false,
+      },
       endpoints: [],
       networks,
       publishedPorts: [],
@@ -386,7 +425,8 @@ export class ContainerService extends EventEmitter {
       if (seen.has(m.destination)) throw invalidArgument(`Duplicate mount point: ${m.destination}`);
       seen.add(m.destination);
       if (m.type === "bind") {
-        if (!m.source.startsWith("/")) throw invalidArgument(`invalid mount config for type "bind": invalid mount path: '${m.source}' mount path must be absolute`);
+        if (!m.source.startsWith("/"))
+          throw invalidArgument(`invalid mount config for type "bind": invalid mount path: '${m.source}' mount path must be absolute`);
         mounts.push(options.hostPathRules ? { ...m, source: await confineBindSource(m.source, m.readonly, options.hostPathRules) } : m);
       } else {
         mounts.push({ ...m, source: m.source || randomBytes(32).toString("hex"), anonymous: m.anonymous || !m.source });
@@ -420,7 +460,8 @@ export class ContainerService extends EventEmitter {
   private async startLocked(record: ContainerRecord): Promise<boolean> {
     if (record.state.status === "running") return false;
     if (record.state.status === "paused") throw conflict("cannot start a paused container, try unpause instead");
-    if (record.state.status === "removing" || record.state.status === "dead") throw conflict(`container ${record.id} is marked for removal and cannot be started`);
+    if (record.state.status === "removing" || record.state.status === "dead")
+      throw conflict(`container ${record.id} is marked for removal and cannot be started`);
     const timer = this.restartTimers.get(record.id);
     if (timer) {
       clearTimeout(timer);
@@ -470,7 +511,13 @@ export class ContainerService extends EventEmitter {
       // Directories are made in advance (safely, inside the rootfs); a file bind's destination is
       // left to runc, which creates an empty file there (a directory would make the mount fail).
       for (const b of binds) {
-        if (!(await stat(b.source).then((st) => st.isDirectory(), () => true))) continue;
+        if (
+          !(await stat(b.source).then(
+            (st) => st.isDirectory(),
+            () => true,
+          ))
+        )
+          continue;
         await mkdirInRoot(p.rootfs, b.destination).catch(bestEffort(this.deps.logger, `make the mount point ${b.destination}`));
       }
 
@@ -496,7 +543,15 @@ export class ContainerService extends EventEmitter {
       await writeFile(join(p.bundle, "config.json"), JSON.stringify(spec));
       await runc.delete(record.id, { force: true }).catch(bestEffort(this.deps.logger, `runc delete ${record.id}`));
       await rm(p.stateDir, { recursive: true, force: true });
-      const created = await monitor.create({ ...monitorPaths(p), id: record.id, name: record.name, tty: record.options.tty, stdin: record.options.openStdin, stdinOnce: record.options.stdinOnce, logMaxSize: LOG_MAX_BYTES });
+      const created = await monitor.create({
+        ...monitorPaths(p),
+        id: record.id,
+        name: record.name,
+        tty: record.options.tty,
+        stdin: record.options.openStdin,
+        stdinOnce: record.options.stdinOnce,
+        logMaxSize: LOG_MAX_BYTES,
+      });
       undo.push(() => runc.delete(record.id, { force: true }));
       // Clients that asked to attach before the start (docker run) are connected now, so they miss no output.
       for (const pending of this.pendingAttach.get(record.id) ?? []) {
@@ -504,7 +559,17 @@ export class ContainerService extends EventEmitter {
       }
       this.pendingAttach.delete(record.id);
       await monitor.start(record.id, monitorPaths(p));
-      record.state = { ...record.state, status: "running", pid: created.pid, exitCode: 0, error: "", oomKilled: false, startedAt: new Date().toISOString(), finishedAt: NEVER, stoppedByUser: false };
+      record.state = {
+        ...record.state,
+        status: "running",
+        pid: created.pid,
+        exitCode: 0,
+        error: "",
+        oomKilled: false,
+        startedAt: new Date().toISOString(),
+        finishedAt: NEVER,
+        stoppedByUser: false,
+      };
       this.health.start(record, healthProbe(effectiveHealthcheck(config.Healthcheck, record.options.healthcheck), config.Shell));
       record.endpoints = attached.endpoints;
       record.networks = joins.map((n) => ({ ...n, networkId: attached.endpoints.find((e) => e.networkName === n.name)?.networkId ?? n.networkId }));
@@ -526,7 +591,9 @@ export class ContainerService extends EventEmitter {
       // Docker removes an AutoRemove (`--rm`) container whose start failed: `docker run --rm`
       // waits for the removal after a failed start, and would otherwise wait forever.
       if (record.options.autoRemove) {
-        await this.finishRemove(record, { volumes: true }).catch((rmErr: unknown) => logger.warn({ err: rmErr, id: record.id }, "auto-remove after a failed start failed"));
+        await this.finishRemove(record, { volumes: true }).catch((rmErr: unknown) =>
+          logger.warn({ err: rmErr, id: record.id }, "auto-remove after a failed start failed"),
+        );
       }
       throw err;
     }
@@ -595,26 +662,30 @@ export class ContainerService extends EventEmitter {
 
     if (restart) {
       // Docker's back-off: doubles from 100 ms while the container keeps failing fast; reset after 10 s of running.
-      const delay = ranFor > 10_000 ? RESTART_BACKOFF_START_MS : Math.min(RESTART_BACKOFF_MAX_MS, RESTART_BACKOFF_START_MS * 2 ** Math.min(record.state.restartCount, 10));
-      const t = setTimeout(() => {
-        this.restartTimers.delete(record.id);
-        // Under the container's lock, and still "restarting" while it starts: a `docker stop`
-        // meanwhile waits for the lock and then stops what this start made (see stop()).
-        this.withLock(record.id, async () => {
-          const current = this.deps.store.get(record.id);
-          if (!current || current.state.status !== "restarting" || current.state.stoppedByUser) return;
-          try {
-            await this.startLocked(current);
-          } catch (err) {
-            // Docker leaves a container whose policy restart failed exited, and does not retry.
-            if (current.state.status === "restarting") {
-              current.state.status = "exited";
-              await this.deps.store.save(current);
+      const delay =
+        ranFor > 10_000 ? RESTART_BACKOFF_START_MS : Math.min(RESTART_BACKOFF_MAX_MS, RESTART_BACKOFF_START_MS * 2 ** Math.min(record.state.restartCount, 10));
+      const t = setTimeout(
+        () => {
+          this.restartTimers.delete(record.id);
+          // Under the container's lock, and still "restarting" while it starts: a `docker stop`
+          // meanwhile waits for the lock and then stops what this start made (see stop()).
+          this.withLock(record.id, async () => {
+            const current = this.deps.store.get(record.id);
+            if (!current || current.state.status !== "restarting" || current.state.stoppedByUser) return;
+            try {
+              await this.startLocked(current);
+            } catch (err) {
+              // Docker leaves a container whose policy restart failed exited, and does not retry.
+              if (current.state.status === "restarting") {
+                current.state.status = "exited";
+                await this.deps.store.save(current);
+              }
+              throw err;
             }
-            throw err;
-          }
-        }).catch((err: unknown) => logger.warn({ err, id: record.id }, "restart policy: start failed"));
-      }, opts.adopting ? 0 : delay);
+          }).catch((err: unknown) => logger.warn({ err, id: record.id }, "restart policy: start failed"));
+        },
+        opts.adopting ? 0 : delay,
+      );
       this.restartTimers.set(record.id, t);
       return;
     }
@@ -666,7 +737,11 @@ export class ContainerService extends EventEmitter {
     const exited = this.nextExit(record.id);
     await this.deps.store.save(record);
     const timeout = timeoutSeconds ?? record.options.stopTimeout ?? 10;
-    const sig = signal ?? record.options.stopSignal ?? (await this.deps.images.config(record.imageId).catch(bestEffort(this.deps.logger, `read the config of image ${record.imageId}`)))?.config?.StopSignal ?? "SIGTERM";
+    const sig =
+      signal ??
+      record.options.stopSignal ??
+      (await this.deps.images.config(record.imageId).catch(bestEffort(this.deps.logger, `read the config of image ${record.imageId}`)))?.config?.StopSignal ??
+      "SIGTERM";
     if (record.state.status === "paused") await this.deps.runc.resume(record.id).catch(bestEffort(this.deps.logger, `resume ${record.id} before stopping it`));
     await this.deps.runc.kill(record.id, sig).catch(bestEffort(this.deps.logger, `send ${sig} to ${record.id}`));
     const graceful = timeout < 0 ? await exited.then(() => true) : await Promise.race([exited.then(() => true), sleep(timeout * 1000).then(() => false)]);
@@ -739,7 +814,8 @@ export class ContainerService extends EventEmitter {
   update(idOrName: string, changes: ContainerUpdate): Promise<string[]> {
     const record = this.get(idOrName);
     return this.withLock(record.id, async () => {
-      if (record.state.status === "removing" || record.state.status === "dead") throw conflict(`Cannot update container ${record.id}: container is marked for removal and cannot be "update"`);
+      if (record.state.status === "removing" || record.state.status === "dead")
+        throw conflict(`Cannot update container ${record.id}: container is marked for removal and cannot be "update"`);
       const next = applyUpdate(record.id, record.options, changes, this.deps.specHost.swapLimit);
       // Docker's checks of the values (the same as at create), and the cgroup values to apply.
       const spec = buildRuntimeSpec({
@@ -773,7 +849,10 @@ export class ContainerService extends EventEmitter {
         throw conflict(`You cannot remove a ${record.state.status} container ${record.id}. Stop the container before attempting removal or force remove`);
       }
       if (record.state.status === "restarting") await this.stop(record.id);
-      else await this.kill(record.id, "SIGKILL").catch((e: unknown) => { if (!isEngineError(e, "Conflict")) throw e; });
+      else
+        await this.kill(record.id, "SIGKILL").catch((e: unknown) => {
+          if (!isEngineError(e, "Conflict")) throw e;
+        });
     }
     await this.withLock(record.id, () => this.finishRemove(record, { volumes: !!opts.volumes }));
   }
@@ -792,7 +871,9 @@ export class ContainerService extends EventEmitter {
     const p = this.paths(record.id);
     await runc.delete(record.id, { force: true }).catch(bestEffort(logger, `runc delete ${record.id}`));
     await network.detach(record.id);
-    await this.rootfsMounts.releaseAll(record.id, p.rootfs).catch((err: unknown) => logger.warn({ err, id: record.id }, "unmounting the container's root failed"));
+    await this.rootfsMounts
+      .releaseAll(record.id, p.rootfs)
+      .catch((err: unknown) => logger.warn({ err, id: record.id }, "unmounting the container's root failed"));
     await snapshots.remove(record.id);
     await monitor.cleanup(monitorPaths(p)).catch(bestEffort(logger, `clean up the monitor files of ${record.id}`));
     await store.delete(record.id).catch(async (err: unknown) => {
@@ -806,7 +887,9 @@ export class ContainerService extends EventEmitter {
     if (opts.volumes) {
       for (const m of record.mounts) {
         if (m.type !== "volume" || !m.anonymous) continue;
-        await volumes.remove(m.source, {}, (n: string) => this.volumeUsers(n)).catch((err: unknown) => logger.warn({ err, volume: m.source }, "could not remove an anonymous volume"));
+        await volumes
+          .remove(m.source, {}, (n: string) => this.volumeUsers(n))
+          .catch((err: unknown) => logger.warn({ err, volume: m.source }, "could not remove an anonymous volume"));
       }
     }
     this.emitEvent("destroy", record);
@@ -822,7 +905,10 @@ export class ContainerService extends EventEmitter {
     if (!VALID_CONTAINER_NAME.test(name)) throw invalidArgument(`Invalid container name (${name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
     if (name === record.name) throw conflict(`Renaming a container with the same name as its current name`);
     const other = this.deps.store.nameTaken(name, record.id);
-    if (other) throw conflict(`Error when allocating new name: Conflict. The container name "/${name}" is already in use by container "${other.id}". You have to remove (or rename) that container to be able to reuse that name.`);
+    if (other)
+      throw conflict(
+        `Error when allocating new name: Conflict. The container name "/${name}" is already in use by container "${other.id}". You have to remove (or rename) that container to be able to reuse that name.`,
+      );
     const old = record.name;
     record.name = name;
     await this.deps.store.save(record);
@@ -902,7 +988,15 @@ export class ContainerService extends EventEmitter {
     if (record.state.status === "paused") throw conflict(`Container ${record.id} is paused, unpause the container before exec`);
     if (record.state.status !== "running") throw conflict(`Container ${record.id} is not running`);
     if (config.cmd.length === 0) throw invalidArgument("No exec command specified");
-    const exec: ExecInstance = { id: randomBytes(32).toString("hex"), containerId: record.id, config, running: false, exitCode: null, pid: 0, done: Promise.resolve() };
+    const exec: ExecInstance = {
+      id: randomBytes(32).toString("hex"),
+      containerId: record.id,
+      config,
+      running: false,
+      exitCode: null,
+      pid: 0,
+      done: Promise.resolve(),
+    };
     this.execs.set(exec.id, exec);
     return exec;
   }
@@ -922,7 +1016,8 @@ export class ContainerService extends EventEmitter {
       process.kill(exec.pid, "SIGKILL");
       this.deps.logger.debug({ exec: id, pid: exec.pid }, "killed an exec process whose client left");
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== "ESRCH") this.deps.logger.warn({ err: e, exec: id, pid: exec.pid }, "could not kill an exec process whose client left");
+      if ((e as NodeJS.ErrnoException).code !== "ESRCH")
+        this.deps.logger.warn({ err: e, exec: id, pid: exec.pid }, "could not kill an exec process whose client left");
     }
   }
 
@@ -953,12 +1048,22 @@ export class ContainerService extends EventEmitter {
 
   private async runExec(exec: ExecInstance, record: ContainerRecord, opts: { detach?: boolean }): Promise<ExecSession> {
     const process = await this.execProcess(record, exec.config);
-    const session = await this.deps.monitor.exec(record.id, monitorPaths(this.paths(record.id)), process, { tty: exec.config.tty, stdin: exec.config.attachStdin, detach: opts.detach });
+    const session = await this.deps.monitor.exec(record.id, monitorPaths(this.paths(record.id)), process, {
+      tty: exec.config.tty,
+      stdin: exec.config.attachStdin,
+      detach: opts.detach,
+    });
     exec.session = session;
     exec.pid = session.pid;
     exec.done = session.wait().then(
-      (code) => { exec.running = false; exec.exitCode = code; },
-      () => { exec.running = false; exec.exitCode = 126; },
+      (code) => {
+        exec.running = false;
+        exec.exitCode = code;
+      },
+      () => {
+        exec.running = false;
+        exec.exitCode = 126;
+      },
     );
     this.emitEvent("exec_start", record, { execID: exec.id });
     return session;
@@ -967,12 +1072,22 @@ export class ContainerService extends EventEmitter {
   /** The process of an exec in a running container: its user, environment and working directory as Docker resolves them. */
   private async execProcess(record: ContainerRecord, config: ExecConfig): Promise<SpecProcess> {
     const p = this.paths(record.id);
-    const image = (await this.deps.images.config(record.imageId).catch(bestEffort(this.deps.logger, `read the config of image ${record.imageId}`)))?.config ?? {};
+    const image =
+      (await this.deps.images.config(record.imageId).catch(bestEffort(this.deps.logger, `read the config of image ${record.imageId}`)))?.config ?? {};
     const user = await resolveUser(p.rootfs, config.user || record.options.user || image.User || "", record.options.groupAdd);
     const spec = buildRuntimeSpec({
       image,
       // `exec --privileged` gives the process every capability; runc keeps the container's seccomp filter, as with Docker.
-      run: { ...runOptions(record.options, record.options.hostname || record.id.slice(0, 12)), cmd: config.cmd, entrypoint: "", init: false, env: [...record.options.env, ...config.env], tty: config.tty, workingDir: config.workingDir || record.options.workingDir, privileged: record.options.privileged || !!config.privileged },
+      run: {
+        ...runOptions(record.options, record.options.hostname || record.id.slice(0, 12)),
+        cmd: config.cmd,
+        entrypoint: "",
+        init: false,
+        env: [...record.options.env, ...config.env],
+        tty: config.tty,
+        workingDir: config.workingDir || record.options.workingDir,
+        privileged: record.options.privileged || !!config.privileged,
+      },
       rootfs: p.rootfs,
       user,
       namespaces: { network: "none" },
@@ -994,7 +1109,8 @@ export class ContainerService extends EventEmitter {
   }
 
   private async healthProbeOf(record: ContainerRecord) {
-    const config = (await this.deps.images.config(record.imageId).catch(bestEffort(this.deps.logger, `read the config of image ${record.imageId}`)))?.config ?? {};
+    const config =
+      (await this.deps.images.config(record.imageId).catch(bestEffort(this.deps.logger, `read the config of image ${record.imageId}`)))?.config ?? {};
     return healthProbe(effectiveHealthcheck(config.Healthcheck, record.options.healthcheck), config.Shell);
   }
 
@@ -1081,22 +1197,31 @@ export class ContainerService extends EventEmitter {
   async connect(idOrName: string, networkName: string, cfg: Partial<Omit<NetworkAttachment, "name">>): Promise<void> {
     const record = this.get(idOrName);
     await this.withLock(record.id, async () => {
-      if (record.state.status === "removing" || record.state.status === "dead") throw conflict(`container ${record.id} is marked for removal and cannot be connected or disconnected to the network`);
+      if (record.state.status === "removing" || record.state.status === "dead")
+        throw conflict(`container ${record.id} is marked for removal and cannot be connected or disconnected to the network`);
       const net = await this.deps.network.inspect(networkName === "default" ? "bridge" : networkName);
       const mode = record.options.networkMode;
       if (mode === "host" || net.driver === "host") throw conflict("container cannot be disconnected from host network or connected to host network");
-      if (mode === "none" || net.driver === "null") throw conflict("container cannot be connected to multiple networks with one of the networks in private (none) mode");
+      if (mode === "none" || net.driver === "null")
+        throw conflict("container cannot be connected to multiple networks with one of the networks in private (none) mode");
       const desired = record.networks ?? defaultNetworks(record.options);
-      const [attachment] = this.withShortIdAliases(record, [{ name: net.name, aliases: cfg.aliases ?? [], ipv4Address: cfg.ipv4Address || undefined, links: cfg.links ?? [], driverOpts: cfg.driverOpts ?? {} }]);
+      const [attachment] = this.withShortIdAliases(record, [
+        { name: net.name, aliases: cfg.aliases ?? [], ipv4Address: cfg.ipv4Address || undefined, links: cfg.links ?? [], driverOpts: cfg.driverOpts ?? {} },
+      ]);
       if (record.state.status === "running" || record.state.status === "paused") {
         const ep = await this.deps.network.connect(record.id, { network: net.id, aliases: attachment!.aliases, ipv4Address: attachment!.ipv4Address });
         record.endpoints = [...record.endpoints.filter((e) => e.networkId !== ep.networkId), ep];
         attachment!.networkId = ep.networkId;
       } else {
         if (desired.some((n) => n.name === net.name)) return; // Docker keeps the first settings
-        if (net.name === "bridge" && attachment!.aliases.length > 0) throw invalidArgument("network-scoped alias is supported only for containers in user defined networks");
+        if (net.name === "bridge" && attachment!.aliases.length > 0)
+          throw invalidArgument("network-scoped alias is supported only for containers in user defined networks");
         if (attachment!.ipv4Address && (net.name === "bridge" || !net.userSubnet)) {
-          throw invalidArgument(net.name === "bridge" ? "user specified IP address is supported on user defined networks only" : "user specified IP address is supported only when connecting to networks with user configured subnets");
+          throw invalidArgument(
+            net.name === "bridge"
+              ? "user specified IP address is supported on user defined networks only"
+              : "user specified IP address is supported only when connecting to networks with user configured subnets",
+          );
         }
       }
       record.networks = [...desired.filter((n) => n.name !== net.name), attachment!];
@@ -1116,7 +1241,8 @@ export class ContainerService extends EventEmitter {
         throw e;
       });
       const name = net?.name ?? networkName;
-      if (record.options.networkMode === "host" || net?.driver === "host") throw conflict("container cannot be disconnected from host network or connected to host network");
+      if (record.options.networkMode === "host" || net?.driver === "host")
+        throw conflict("container cannot be disconnected from host network or connected to host network");
       const desired = record.networks ?? defaultNetworks(record.options);
       if (record.state.status === "running" || record.state.status === "paused") {
         if (net) await this.deps.network.disconnect(record.id, net.id, force);
@@ -1176,7 +1302,17 @@ export class ContainerService extends EventEmitter {
    * new config is the container's (command, env, ports…) with `changes` applied, and a
    * history entry records author and message.
    */
-  async commit(idOrName: string, opts: { reference?: string; author?: string; comment?: string; changes?: string[]; pause?: boolean; config?: { Cmd?: string[]; Entrypoint?: string[]; Env?: string[]; Labels?: Record<string, string> } }): Promise<string> {
+  async commit(
+    idOrName: string,
+    opts: {
+      reference?: string;
+      author?: string;
+      comment?: string;
+      changes?: string[];
+      pause?: boolean;
+      config?: { Cmd?: string[]; Entrypoint?: string[]; Env?: string[]; Labels?: Record<string, string> };
+    },
+  ): Promise<string> {
     const record = this.get(idOrName);
     const { images, layers, content, runc } = { ...this.deps, content: this.deps.images.deps.content };
     const ref = opts.reference ? withDefaultTag(parseNormalizedReference(opts.reference)) : undefined;
@@ -1187,11 +1323,13 @@ export class ContainerService extends EventEmitter {
         ...(base.config ?? {}),
         Env: containerEnv(base.config?.Env, record.options.env),
         Cmd: record.options.cmd?.length ? record.options.cmd : record.options.entrypoint !== undefined ? [] : base.config?.Cmd,
-        Entrypoint: record.options.entrypoint === "" ? null : record.options.entrypoint ?? base.config?.Entrypoint,
+        Entrypoint: record.options.entrypoint === "" ? null : (record.options.entrypoint ?? base.config?.Entrypoint),
         WorkingDir: record.options.workingDir ?? base.config?.WorkingDir,
         User: record.options.user ?? base.config?.User,
         Labels: { ...(base.config?.Labels ?? {}), ...record.options.labels },
-        ...(record.options.healthcheck ? { Healthcheck: healthcheckToDocker(effectiveHealthcheck(base.config?.Healthcheck, record.options.healthcheck)!) } : {}),
+        ...(record.options.healthcheck
+          ? { Healthcheck: healthcheckToDocker(effectiveHealthcheck(base.config?.Healthcheck, record.options.healthcheck)!) }
+          : {}),
         ...(opts.config?.Cmd ? { Cmd: opts.config.Cmd } : {}),
         ...(opts.config?.Entrypoint ? { Entrypoint: opts.config.Entrypoint } : {}),
       },
@@ -1218,7 +1356,12 @@ export class ContainerService extends EventEmitter {
         rootfs: { type: "layers", diff_ids: [...base.rootfs.diff_ids, blob.digest] },
         history: [
           ...(base.history ?? []),
-          { created: now, created_by: [record.path, ...record.args].join(" "), ...(opts.author ? { author: opts.author } : {}), ...(opts.comment ? { comment: opts.comment } : {}) },
+          {
+            created: now,
+            created_by: [record.path, ...record.args].join(" "),
+            ...(opts.author ? { author: opts.author } : {}),
+            ...(opts.comment ? { comment: opts.comment } : {}),
+          },
         ],
       };
       const { id } = await images.registerImage(
@@ -1226,7 +1369,13 @@ export class ContainerService extends EventEmitter {
           configBytes: Buffer.from(JSON.stringify(config)),
           layers: [
             ...(baseRecord?.layers ?? []),
-            { diffId: blob.digest, chainId: layer.chainId, size: layer.size, tarSize: blob.size, blob: { mediaType: "application/vnd.docker.image.rootfs.diff.tar", digest: blob.digest, size: blob.size } },
+            {
+              diffId: blob.digest,
+              chainId: layer.chainId,
+              size: layer.size,
+              tarSize: blob.size,
+              blob: { mediaType: "application/vnd.docker.image.rootfs.diff.tar", digest: blob.digest, size: blob.size },
+            },
           ],
           parent: record.imageId,
         },
@@ -1298,7 +1447,10 @@ export function commandLine(image: ContainerConfig, options: { cmd?: string[]; e
 function checkNamespaceModes(o: ReturnType<typeof CreateOptionsSchema.parse>): void {
   if (!(o.pidMode === "" || o.pidMode === "host" || /^container:.+$/.test(o.pidMode))) throw invalidArgument(`invalid PID mode: ${o.pidMode}`);
   if (!(o.utsMode === "" || o.utsMode === "host")) throw invalidArgument(`invalid UTS mode: ${o.utsMode}`);
-  if (o.ipcMode.startsWith("container:")) throw notImplemented(`--ipc ${o.ipcMode} is not supported by Berth: a container can have an IPC namespace of its own (private, shareable, none) or the host's`);
+  if (o.ipcMode.startsWith("container:"))
+    throw notImplemented(
+      `--ipc ${o.ipcMode} is not supported by Berth: a container can have an IPC namespace of its own (private, shareable, none) or the host's`,
+    );
   if (!["", "private", "shareable", "none", "host"].includes(o.ipcMode)) throw invalidArgument(`invalid IPC mode: ${o.ipcMode}`);
 }
 
@@ -1310,12 +1462,20 @@ function joinsNetworks(mode: string): boolean {
 
 /** The networks a container created with these options joins: NetworkingConfig's, or else NetworkMode's. */
 function defaultNetworks(o: ContainerOptions): NetworkAttachment[] {
-  if (o.networks && o.networks.length > 0) return o.networks.map((n) => ({ ...n, name: n.name === "default" ? "bridge" : n.name, aliases: [...n.aliases], links: [...n.links], driverOpts: { ...n.driverOpts } }));
+  if (o.networks && o.networks.length > 0)
+    return o.networks.map((n) => ({
+      ...n,
+      name: n.name === "default" ? "bridge" : n.name,
+      aliases: [...n.aliases],
+      links: [...n.links],
+      driverOpts: { ...n.driverOpts },
+    }));
   return [{ name: o.networkMode === "default" ? "bridge" : o.networkMode, aliases: [...o.aliases], links: [], driverOpts: {} }];
 }
 
 function namespaceModes(o: ReturnType<typeof CreateOptionsSchema.parse>, pidOf: (target: string) => number): Omit<NamespaceOptions, "network"> {
-  const pid = o.pidMode === "host" ? "host" : o.pidMode.startsWith("container:") ? { path: `/proc/${pidOf(o.pidMode.slice("container:".length))}/ns/pid` } : "private";
+  const pid =
+    o.pidMode === "host" ? "host" : o.pidMode.startsWith("container:") ? { path: `/proc/${pidOf(o.pidMode.slice("container:".length))}/ns/pid` } : "private";
   const ipc = o.ipcMode === "host" ? "host" : o.ipcMode === "none" ? "none" : "private";
   return { pid, ipc, uts: o.utsMode === "host" ? "host" : "private", cgroup: o.cgroupns };
 }
@@ -1371,5 +1531,3 @@ function publishedPortSpecs(o: ReturnType<typeof CreateOptionsSchema.parse>, con
   }
   return ports;
 }
-
-

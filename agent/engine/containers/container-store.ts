@@ -17,7 +17,10 @@ export class ContainerStore {
   /** Per record: the save under way, which the next one waits for. */
   private readonly saving = new KeyedQueue();
 
-  constructor(readonly root: string, private readonly logger?: Logger) {}
+  constructor(
+    readonly root: string,
+    private readonly logger?: Logger,
+  ) {}
 
   dir(id: string): string {
     return join(this.root, id);
@@ -70,7 +73,10 @@ export class ContainerStore {
   /** Reserves a new record (its directory is created here). @throws AlreadyExists for a taken name */
   async add(record: ContainerRecord): Promise<void> {
     const other = this.nameTaken(record.name);
-    if (other) throw alreadyExists(`Conflict. The container name "/${record.name}" is already in use by container "${other.id}". You have to remove (or rename) that container to be able to reuse that name.`);
+    if (other)
+      throw alreadyExists(
+        `Conflict. The container name "/${record.name}" is already in use by container "${other.id}". You have to remove (or rename) that container to be able to reuse that name.`,
+      );
     this.records.set(record.id, record);
     await mkdir(this.dir(record.id), { recursive: true, mode: 0o700 });
     await this.save(record);

@@ -38,5 +38,9 @@ test("resolveComponents: absolute and relative links stay in the root, .. stops 
 test("goFileMode: Go's os.FileMode bits the docker CLI reads", () => {
   assert.equal(goFileMode(lstatSync("/", { bigint: true })) >>> 31, 1, "a directory has ModeDir (1<<31)");
   assert.equal(goFileMode(lstatSync("/proc/self", { bigint: true })) & (1 << 27), 1 << 27, "a symlink has ModeSymlink");
-  assert.equal(goFileMode(lstatSync("/dev/null", { bigint: true })) & ((1 << 26) | (1 << 21)), (1 << 26) | (1 << 21), "a char device has ModeDevice|ModeCharDevice");
+  assert.equal(
+    goFileMode(lstatSync("/dev/null", { bigint: true })) & ((1 << 26) | (1 << 21)),
+    (1 << 26) | (1 << 21),
+    "a char device has ModeDevice|ModeCharDevice",
+  );
 });

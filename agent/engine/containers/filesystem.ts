@@ -146,8 +146,19 @@ export class ContainerFiles implements ContainerFilesystem {
         if (source) mounts.push({ destination: m.destination, source, readonly: m.readonly });
       }
       const p = this.deps.paths(record.id);
-      for (const [destination, source] of [["/etc/hosts", p.hostsPath], ["/etc/hostname", p.hostnamePath], ["/etc/resolv.conf", p.resolvConfPath]] as const) {
-        if (!mounts.some((m) => m.destination === destination) && (await stat(source).then(() => true, () => false))) mounts.push({ destination, source, readonly: false });
+      for (const [destination, source] of [
+        ["/etc/hosts", p.hostsPath],
+        ["/etc/hostname", p.hostnamePath],
+        ["/etc/resolv.conf", p.resolvConfPath],
+      ] as const) {
+        if (
+          !mounts.some((m) => m.destination === destination) &&
+          (await stat(source).then(
+            () => true,
+            () => false,
+          ))
+        )
+          mounts.push({ destination, source, readonly: false });
       }
       return fn({ rootfs, mounts, readonlyRootfs: record.options.readonlyRootfs }, record, rootfs);
     });
@@ -316,7 +327,9 @@ function goBase(p: string): string {
 }
 
 /** A Unix mode as Go's os.FileMode (type bits high), which the docker CLI reads. */
-export function goFileMode(st: Pick<BigIntStats, "mode" | "isDirectory" | "isSymbolicLink" | "isBlockDevice" | "isCharacterDevice" | "isFIFO" | "isSocket">): number {
+export function goFileMode(
+  st: Pick<BigIntStats, "mode" | "isDirectory" | "isSymbolicLink" | "isBlockDevice" | "isCharacterDevice" | "isFIFO" | "isSocket">,
+): number {
   const mode = Number(st.mode);
   let m = mode & 0o777;
   if (mode & 0o4000) m |= 1 << 23;

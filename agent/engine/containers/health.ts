@@ -140,7 +140,12 @@ export function startingHealth(previous: HealthState | undefined): HealthState {
  * container's start (ISO 8601): a failure whose probe began within the start period,
  * while the container has not been healthy yet, does not count.
  */
-export function applyProbeResult(health: HealthState, result: HealthResult, probe: Pick<HealthProbe, "retries" | "startPeriodMs">, startedAt: string): HealthState {
+export function applyProbeResult(
+  health: HealthState,
+  result: HealthResult,
+  probe: Pick<HealthProbe, "retries" | "startPeriodMs">,
+  startedAt: string,
+): HealthState {
   const log = [...health.log, result].slice(-MAX_LOG_ENTRIES);
   if (result.exitCode === 0) return { status: "healthy", failingStreak: 0, log };
   if (health.status === "starting" && Date.parse(result.start) - Date.parse(startedAt) < probe.startPeriodMs) {

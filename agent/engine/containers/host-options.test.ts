@@ -19,9 +19,20 @@ test("checkHostOptions: Docker's texts for what Docker refuses at create; what i
     [{ volumesFrom: ["other:rx"] }, "InvalidArgument", "invalid mode: rx"],
   ];
   for (const [more, kind, message] of refused) {
-    assert.throws(() => checkHostOptions(options(more)), (e) => isEngineError(e, kind) && e.message === message, JSON.stringify(more));
+    assert.throws(
+      () => checkHostOptions(options(more)),
+      (e) => isEngineError(e, kind) && e.message === message,
+      JSON.stringify(more),
+    );
   }
-  const ok = options({ logConfig: { type: "", config: {} }, runtime: "", isolation: "default", volumeDriver: "local", macAddress: "02:42:AC:11:00:99", volumesFrom: ["a", "b:ro", "c:rw"] });
+  const ok = options({
+    logConfig: { type: "", config: {} },
+    runtime: "",
+    isolation: "default",
+    volumeDriver: "local",
+    macAddress: "02:42:AC:11:00:99",
+    volumesFrom: ["a", "b:ro", "c:rw"],
+  });
   checkHostOptions(ok);
   assert.deepEqual(ok.logConfig, { type: "json-file", config: {} }, "an empty driver is Docker's default");
   assert.equal(ok.runtime, "runc");

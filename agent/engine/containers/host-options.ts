@@ -30,7 +30,8 @@ export function logsReadable(o: Pick<ContainerOptions, "logConfig">): boolean {
 export function checkHostOptions(o: ContainerOptions): void {
   if (o.logConfig.type === "") o.logConfig.type = "json-file";
   const driver = o.logConfig.type;
-  if (DOCKER_ONLY_LOG_DRIVERS.includes(driver)) throw notImplemented(`logging driver ${driver} is not supported by Berth (it writes ${LOG_DRIVERS.join(", ")})`);
+  if (DOCKER_ONLY_LOG_DRIVERS.includes(driver))
+    throw notImplemented(`logging driver ${driver} is not supported by Berth (it writes ${LOG_DRIVERS.join(", ")})`);
   if (!(LOG_DRIVERS as readonly string[]).includes(driver)) throw invalidArgument(`error looking up logging plugin ${driver}: plugin "${driver}" not found`);
   for (const key of Object.keys(o.logConfig.config)) {
     if (!LOG_OPTS[driver as (typeof LOG_DRIVERS)[number]].includes(key)) throw invalidArgument(`unknown log opt '${key}' for ${driver} log driver`);
@@ -38,7 +39,8 @@ export function checkHostOptions(o: ContainerOptions): void {
   if (o.runtime === "") o.runtime = "runc";
   if (o.runtime !== "runc") throw invalidArgument(`unknown or invalid runtime name: ${o.runtime}`);
   if (o.isolation !== "" && o.isolation !== "default") throw invalidArgument(`Invalid isolation: "${o.isolation}" - linux only supports 'default'`);
-  if (o.volumeDriver !== "" && o.volumeDriver !== "local") throw invalidArgument(`error looking up volume plugin ${o.volumeDriver}: plugin "${o.volumeDriver}" not found`);
+  if (o.volumeDriver !== "" && o.volumeDriver !== "local")
+    throw invalidArgument(`error looking up volume plugin ${o.volumeDriver}: plugin "${o.volumeDriver}" not found`);
   if (o.macAddress !== "" && !/^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$/.test(o.macAddress)) throw invalidArgument(`invalid MAC address: ${o.macAddress}`);
   for (const vf of o.volumesFrom) {
     const mode = vf.includes(":") ? vf.slice(vf.lastIndexOf(":") + 1) : "";

@@ -41,7 +41,8 @@ export function applyUpdate(id: string, o: ContainerOptions, u: ContainerUpdate,
   // The swap limit Docker has on record: what was given, or twice the memory limit.
   const recordedSwap = o.memorySwap || (o.memory > 0 && swapLimit ? o.memory * 2 : 0);
   if (u.memory) {
-    if (u.memory > recordedSwap && !u.memorySwap) throw refuse("Memory limit should be smaller than already set memoryswap limit, update the memoryswap at the same time");
+    if (u.memory > recordedSwap && !u.memorySwap)
+      throw refuse("Memory limit should be smaller than already set memoryswap limit, update the memoryswap at the same time");
     next.memory = u.memory;
     next.memorySwap = recordedSwap; // kept, not recomputed from the new memory limit
   }

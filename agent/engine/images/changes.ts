@@ -24,7 +24,10 @@ export function applyChanges(base: ContainerConfig, changes: readonly string[]):
         config.Entrypoint = execOrShell(rest, instruction);
         break;
       case "ENV":
-        config.Env = mergeEnv(config.Env ?? [], keyValues(rest, instruction).map(([k, v]) => `${k}=${v}`));
+        config.Env = mergeEnv(
+          config.Env ?? [],
+          keyValues(rest, instruction).map(([k, v]) => `${k}=${v}`),
+        );
         break;
       case "LABEL":
         config.Labels = { ...(config.Labels ?? {}), ...Object.fromEntries(keyValues(rest, instruction)) };

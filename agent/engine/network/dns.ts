@@ -75,13 +75,22 @@ export class EmbeddedDns {
   async isAvailable(): Promise<boolean> {
     if (this.available === undefined) {
       for (const b of this.bins) {
-        if (await access(b).then(() => true, () => false)) {
+        if (
+          await access(b).then(
+            () => true,
+            () => false,
+          )
+        ) {
           this.bin = b;
           break;
         }
       }
       this.available = this.bin !== undefined;
-      if (!this.available) this.log.warn({ looked: this.bins }, "aardvark-dns not installed: containers on user networks resolve each other through /etc/hosts only (apt-get install aardvark-dns)");
+      if (!this.available)
+        this.log.warn(
+          { looked: this.bins },
+          "aardvark-dns not installed: containers on user networks resolve each other through /etc/hosts only (apt-get install aardvark-dns)",
+        );
     }
     return this.available;
   }
@@ -138,7 +147,7 @@ export class EmbeddedDns {
     if ((this.unserved.get(ip) ?? 0) > Date.now()) return false;
     const o = ip.split(".").map(Number);
     const b = Buffer.from(o);
-    const want = `${(endianness() === "LE" ? b.readUInt32LE(0) : b.readUInt32BE(0)).toString(16).toUpperCase().padStart(8, "0")}:${(this.port).toString(16).toUpperCase().padStart(4, "0")}`;
+    const want = `${(endianness() === "LE" ? b.readUInt32LE(0) : b.readUInt32BE(0)).toString(16).toUpperCase().padStart(8, "0")}:${this.port.toString(16).toUpperCase().padStart(4, "0")}`;
     const deadline = Date.now() + ms;
     for (;;) {
       const table = await readFile("/proc/net/udp", "utf8").catch(() => "");
@@ -154,7 +163,10 @@ export class EmbeddedDns {
       }
       if (Date.now() >= deadline) {
         this.unserved.set(ip, Date.now() + 30_000);
-        this.log.warn({ ip, port: this.port, log: this.logFile }, "the DNS server does not listen on the network's gateway (is port 53 taken?): containers use the host's resolvers");
+        this.log.warn(
+          { ip, port: this.port, log: this.logFile },
+          "the DNS server does not listen on the network's gateway (is port 53 taken?): containers use the host's resolvers",
+        );
         return false;
       }
       await delay(50);
@@ -196,7 +208,11 @@ export class EmbeddedDns {
         child.on("exit", resolve);
       });
       if (code !== 0) {
-        const said = (await readFile(this.logFile, "utf8").catch(() => "")).split("\n").filter((l) => l.trim() && !l.includes("syslog")).slice(-3).join("; ");
+        const said = (await readFile(this.logFile, "utf8").catch(() => ""))
+          .split("\n")
+          .filter((l) => l.trim() && !l.includes("syslog"))
+          .slice(-3)
+          .join("; ");
         throw new Error(`aardvark-dns exited with ${code}: ${said}`);
       }
     } finally {

@@ -73,12 +73,12 @@ export function subnetSize(s: Subnet): number {
 }
 
 export function contains(s: Subnet, ip: number): boolean {
-  return ((ip & maskOf(s.prefixLen)) >>> 0) === s.base;
+  return (ip & maskOf(s.prefixLen)) >>> 0 === s.base;
 }
 
 export function overlaps(a: Subnet, b: Subnet): boolean {
   const len = Math.min(a.prefixLen, b.prefixLen);
-  return ((a.base & maskOf(len)) >>> 0) === ((b.base & maskOf(len)) >>> 0);
+  return (a.base & maskOf(len)) >>> 0 === (b.base & maskOf(len)) >>> 0;
 }
 
 /** The first host address: what Docker uses as the gateway. */
@@ -110,7 +110,8 @@ export class AddressAllocator {
     this.subnet = subnet;
     const gw = ipToInt(gateway);
     if (!contains(subnet, gw)) throw invalidArgument(`gateway ${gateway} is not in subnet ${formatSubnet(subnet)}`);
-    if (range && (range.prefixLen < subnet.prefixLen || !contains(subnet, range.base))) throw invalidArgument(`ip-range ${formatSubnet(range)} is not inside subnet ${formatSubnet(subnet)}`);
+    if (range && (range.prefixLen < subnet.prefixLen || !contains(subnet, range.base)))
+      throw invalidArgument(`ip-range ${formatSubnet(range)} is not inside subnet ${formatSubnet(subnet)}`);
     const last = subnet.base + subnetSize(subnet) - 1;
     this.reserved = new Set([subnet.base, last, gw]);
     this.pool = range ?? subnet;
@@ -174,5 +175,7 @@ export function pickSubnet(pool: Subnet, prefixLen: number, taken: Subnet[]): Su
     const candidate = { base: pool.base + i * step, prefixLen };
     if (!taken.some((t) => overlaps(t, candidate))) return candidate;
   }
-  throw conflict(`could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network (pool ${formatSubnet(pool)} exhausted)`);
+  throw conflict(
+    `could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network (pool ${formatSubnet(pool)} exhausted)`,
+  );
 }

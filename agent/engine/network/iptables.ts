@@ -104,7 +104,8 @@ export function renderRules(prefix: string, networks: RuleNetwork[], ports: Rule
     // The host reaching a published port on 127.0.0.1: the container must answer to the gateway.
     post.push(`-A ${POST} -s 127.0.0.0/8 -o ${n.bridge} -j MASQUERADE`);
     input.push(`-A ${IN} -d 127.0.0.0/8 -i ${n.bridge} -m conntrack ! --ctstate RELATED,ESTABLISHED -j DROP`);
-    if (n.dnsServer) for (const proto of ["udp", "tcp"]) input.push(`-A ${IN} -d ${n.dnsServer}/32 -i ${n.bridge} -p ${proto} -m ${proto} --dport 53 -j ACCEPT`);
+    if (n.dnsServer)
+      for (const proto of ["udp", "tcp"]) input.push(`-A ${IN} -d ${n.dnsServer}/32 -i ${n.bridge} -p ${proto} -m ${proto} --dport 53 -j ACCEPT`);
   }
   // Replies, and connections our DNAT rules sent to a published port (from anywhere, other bridges too).
   for (const n of networks) fwd.push(`-A ${FWD} -o ${n.bridge} -m conntrack --ctstate RELATED,ESTABLISHED${n.internal ? "" : ",DNAT"} -j ACCEPT`);

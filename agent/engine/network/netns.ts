@@ -69,7 +69,14 @@ export async function createNetns(path: string, interfaces: InterfaceSpec[]): Pr
     await removeNetns(path); // a leftover of an interrupted attempt for the same container
     await writeFile(path, "", { flag: "wx", mode: 0o444 });
   });
-  const enslave = interfaces.map((i) => ` && ${hostSide(i).map((l) => `ip ${l}`).join(" && ")}`).join("");
+  const enslave = interfaces
+    .map(
+      (i) =>
+        ` && ${hostSide(i)
+          .map((l) => `ip ${l}`)
+          .join(" && ")}`,
+    )
+    .join("");
   try {
     await run("sh", ["-c", `unshare --net="$1" ip -batch -${enslave}`, "sh", path], ["link set lo up", ...interfaces.flatMap(insideLines)].join("\n") + "\n");
   } catch (e) {

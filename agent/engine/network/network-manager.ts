@@ -62,10 +62,45 @@ import pino, { type Logger } from "pino";
 import { alreadyExists, conflict, invalidArgument, notFound, unavailable } from "../errors.ts";
 import { run } from "./exec.ts";
 import { EmbeddedDns, type DnsNetwork } from "./dns.ts";
-import { dnsResolvConf, filterResolvConf, hostnameNames, parseExtraHost, type HostsEntry, nameserversOf, readHostFile, renderHosts, writeInPlace } from "./hosts.ts";
+import {
+  dnsResolvConf,
+  filterResolvConf,
+  hostnameNames,
+  parseExtraHost,
+  type HostsEntry,
+  nameserversOf,
+  readHostFile,
+  renderHosts,
+  writeInPlace,
+} from "./hosts.ts";
 import { IptablesChains, renderRules, type RuleNetwork, type RulePort, type Ruleset } from "./iptables.ts";
-import { AddressAllocator, coveredSubnet, defaultGateway, formatSubnet, ipToInt, isIPv4, macFromIp, overlaps, parseSubnet, pickSubnet, contains, type Subnet, subnetSize } from "./ipam.ts";
-import { addInterface, createNetns, deleteLinks, type InterfaceSpec, ipInNetns, listAddresses, listLinks, listRoutes, removeNetns, removeNetnsAll } from "./netns.ts";
+import {
+  AddressAllocator,
+  coveredSubnet,
+  defaultGateway,
+  formatSubnet,
+  ipToInt,
+  isIPv4,
+  macFromIp,
+  overlaps,
+  parseSubnet,
+  pickSubnet,
+  contains,
+  type Subnet,
+  subnetSize,
+} from "./ipam.ts";
+import {
+  addInterface,
+  createNetns,
+  deleteLinks,
+  type InterfaceSpec,
+  ipInNetns,
+  listAddresses,
+  listLinks,
+  listRoutes,
+  removeNetns,
+  removeNetnsAll,
+} from "./netns.ts";
 import { allocatedError, clash, holdPort, normalizePorts, type PortBinding, type PortHold } from "./ports.ts";
 import { type ContainerRecord, type EndpointRecord, type NetworkRecord, StateStore } from "./state.ts";
 import { bestEffort } from "../../../shared/best-effort.ts";
@@ -190,7 +225,8 @@ async function enableForwarding(): Promise<void> {
   try {
     await writeFile(path, "1");
   } catch (e) {
-    if ((await readFile(path, "utf8").catch(() => "0")).trim() !== "1") throw unavailable(`cannot enable IPv4 forwarding (${path}): ${(e as Error).message}`, e);
+    if ((await readFile(path, "utf8").catch(() => "0")).trim() !== "1")
+      throw unavailable(`cannot enable IPv4 forwarding (${path}): ${(e as Error).message}`, e);
   }
 }
 const IFNAME_RE = /^[a-zA-Z0-9_.-]{1,15}$/;
@@ -228,7 +264,8 @@ export class NetworkManager {
     if (!IFNAME_RE.test(this.bridgeName)) throw invalidArgument(`invalid bridge name ${JSON.stringify(this.bridgeName)}`);
     if (this.bridgeName === "docker0") throw invalidArgument("the bridge name docker0 belongs to Docker Engine; choose another");
     this.defaultSubnet = parseSubnet(opts.defaultSubnet ?? "10.209.0.0/16");
-    if (overlaps(this.defaultSubnet, DOCKER_SUBNET)) throw invalidArgument(`default subnet ${formatSubnet(this.defaultSubnet)} overlaps Docker Engine's 172.17.0.0/16; choose another`);
+    if (overlaps(this.defaultSubnet, DOCKER_SUBNET))
+      throw invalidArgument(`default subnet ${formatSubnet(this.defaultSubnet)} overlaps Docker Engine's 172.17.0.0/16; choose another`);
     const prefix = opts.chainPrefix ?? "BERTH";
     if (!/^[A-Za-z0-9_-]{1,14}$/.test(prefix)) throw invalidArgument(`invalid chain prefix ${JSON.stringify(prefix)}: 1 to 14 of A-Z a-z 0-9 _ -`);
     this.chains = new IptablesChains(prefix);
@@ -426,7 +463,8 @@ export class NetworkManager {
       if (!c) throw notFound(`container ${containerId} is not running or has no network`);
       const net = this.resolve(request.network);
       if (net.driver === "host" || c.mode === "host") throw conflict("container cannot be disconnected from host network or connected to host network");
-      if (net.driver === "null" || c.mode === "none") throw conflict("container cannot be connected to multiple networks with one of the networks in private (none) mode");
+      if (net.driver === "null" || c.mode === "none")
+        throw conflict("container cannot be connected to multiple networks with one of the networks in private (none) mode");
       if (c.endpoints.some((e) => e.networkId === net.id)) throw alreadyExists(`endpoint with name ${c.name} already exists in network ${net.name}`);
       const names = this.checkAliases(net, request.aliases);
       this.checkStaticIp(net, request.ipv4Address);
@@ -528,7 +566,12 @@ export class NetworkManager {
       }
       const ipRange = opts.ipRange ? parseSubnet(opts.ipRange) : undefined;
       const gateway = opts.gateway ?? defaultGateway(subnet);
-      if (!isIPv4(gateway) || !contains(subnet, ipToInt(gateway)) || ipToInt(gateway) === subnet.base || ipToInt(gateway) === subnet.base + subnetSize(subnet) - 1) {
+      if (
+        !isIPv4(gateway) ||
+        !contains(subnet, ipToInt(gateway)) ||
+        ipToInt(gateway) === subnet.base ||
+        ipToInt(gateway) === subnet.base + subnetSize(subnet) - 1
+      ) {
         throw invalidArgument(`gateway ${gateway} is not a host address of subnet ${formatSubnet(subnet)}`);
       }
       const id = randomBytes(32).toString("hex");
@@ -660,7 +703,15 @@ export class NetworkManager {
   private async ensurePredefined(containers: ContainerRecord[]): Promise<void> {
     const find = (name: string) => [...this.networks.values()].find((n) => n.predefined && n.name === name);
     const created = new Date().toISOString();
-    const make = (name: string, driver: NetworkRecord["driver"]): NetworkRecord => ({ id: randomBytes(32).toString("hex"), name, driver, internal: false, labels: {}, created, predefined: true });
+    const make = (name: string, driver: NetworkRecord["driver"]): NetworkRecord => ({
+      id: randomBytes(32).toString("hex"),
+      name,
+      driver,
+      internal: false,
+      labels: {},
+      created,
+      predefined: true,
+    });
     const want = { subnet: formatSubnet(this.defaultSubnet), gateway: defaultGateway(this.defaultSubnet), bridge: this.bridgeName };
     let bridge = find("bridge");
     if (!bridge) {
@@ -669,7 +720,10 @@ export class NetworkManager {
     } else if (bridge.subnet !== want.subnet || bridge.bridge !== want.bridge) {
       // Configuration changed. Only safe when no container still uses the old addresses.
       if (containers.some((c) => c.endpoints.some((e) => e.networkId === bridge!.id))) {
-        this.log.warn({ configured: want, kept: { subnet: bridge.subnet, bridge: bridge.bridge } }, "default network settings changed but containers still use it: keeping the old ones");
+        this.log.warn(
+          { configured: want, kept: { subnet: bridge.subnet, bridge: bridge.bridge } },
+          "default network settings changed but containers still use it: keeping the old ones",
+        );
       } else {
         if (bridge.bridge) await deleteLinks([bridge.bridge]); // ours, unused; re-created with the new settings below
         Object.assign(bridge, want);
@@ -687,7 +741,8 @@ export class NetworkManager {
       await this.store.saveNetwork(rec);
     }
     for (const n of this.networks.values()) {
-      if (n.driver === "bridge" && n.subnet && n.gateway) this.allocators.set(n.id, new AddressAllocator(parseSubnet(n.subnet), n.gateway, n.ipRange ? parseSubnet(n.ipRange) : undefined));
+      if (n.driver === "bridge" && n.subnet && n.gateway)
+        this.allocators.set(n.id, new AddressAllocator(parseSubnet(n.subnet), n.gateway, n.ipRange ? parseSubnet(n.ipRange) : undefined));
     }
   }
 
@@ -703,7 +758,11 @@ export class NetworkManager {
       const prefixLen = parseSubnet(n.subnet).prefixLen;
       const link = links.find((l) => l.ifname === n.bridge);
       if (!link) {
-        lines.push(`link add ${n.bridge} address ${macFromIp(n.gateway)} type bridge`, `addr add ${n.gateway}/${prefixLen} dev ${n.bridge}`, `link set ${n.bridge} up`);
+        lines.push(
+          `link add ${n.bridge} address ${macFromIp(n.gateway)} type bridge`,
+          `addr add ${n.gateway}/${prefixLen} dev ${n.bridge}`,
+          `link set ${n.bridge} up`,
+        );
         continue;
       }
       const has = addrs.find((a) => a.ifname === n.bridge)?.addr_info?.some((a) => a.local === n.gateway && a.prefixlen === prefixLen);
@@ -746,11 +805,24 @@ export class NetworkManager {
 
   private async attachHost(req: AttachRequest, net: NetworkRecord): Promise<AttachResult> {
     const extraHosts = this.extraHostEntries(req.extraHosts);
-    const c: ContainerRecord = { containerId: req.containerId, name: req.name, hostname: req.hostname, mode: "host", hostsPath: req.hostsPath, resolvConfPath: req.resolvConfPath, ports: [], endpoints: [], extraHosts };
+    const c: ContainerRecord = {
+      containerId: req.containerId,
+      name: req.name,
+      hostname: req.hostname,
+      mode: "host",
+      hostsPath: req.hostsPath,
+      resolvConfPath: req.resolvConfPath,
+      ports: [],
+      endpoints: [],
+      extraHosts,
+    };
     await writeInPlace(req.resolvConfPath, await readHostFile(this.hostResolvConfPath));
     // The host's own file, then the added entries (Docker appends them in host mode).
     const hostHosts = await readHostFile(this.hostHostsPath);
-    await writeInPlace(req.hostsPath, hostHosts + (hostHosts && !hostHosts.endsWith("\n") ? "\n" : "") + extraHosts.map((e) => `${e.ip}\t${e.names.join(" ")}\n`).join(""));
+    await writeInPlace(
+      req.hostsPath,
+      hostHosts + (hostHosts && !hostHosts.endsWith("\n") ? "\n" : "") + extraHosts.map((e) => `${e.ip}\t${e.names.join(" ")}\n`).join(""),
+    );
     await this.store.saveContainer(c);
     this.containers.set(c.containerId, c);
     return { endpoints: [this.emptyEndpoint(net)], ports: [] };
@@ -758,7 +830,18 @@ export class NetworkManager {
 
   private async attachNone(req: AttachRequest, net: NetworkRecord): Promise<AttachResult> {
     const netnsPath = join(this.netnsDir, req.containerId);
-    const c: ContainerRecord = { containerId: req.containerId, name: req.name, hostname: req.hostname, mode: "none", netnsPath, hostsPath: req.hostsPath, resolvConfPath: req.resolvConfPath, ports: [], endpoints: [], extraHosts: this.extraHostEntries(req.extraHosts) };
+    const c: ContainerRecord = {
+      containerId: req.containerId,
+      name: req.name,
+      hostname: req.hostname,
+      mode: "none",
+      netnsPath,
+      hostsPath: req.hostsPath,
+      resolvConfPath: req.resolvConfPath,
+      ports: [],
+      endpoints: [],
+      extraHosts: this.extraHostEntries(req.extraHosts),
+    };
     await this.store.saveContainer(c);
     this.containers.set(c.containerId, c);
     try {
@@ -813,7 +896,18 @@ export class NetworkManager {
         // --mac-address is the first interface's, as Docker applies it.
         endpoints.push(this.endpointRecord(j.net, ip, `eth${i}`, j.aliases, i === 0 ? req.macAddress : undefined));
       }
-      c = { containerId: req.containerId, name: req.name, hostname: req.hostname, mode: "bridge", netnsPath, hostsPath: req.hostsPath, resolvConfPath: req.resolvConfPath, ports, endpoints, extraHosts: this.extraHostEntries(req.extraHosts) };
+      c = {
+        containerId: req.containerId,
+        name: req.name,
+        hostname: req.hostname,
+        mode: "bridge",
+        netnsPath,
+        hostsPath: req.hostsPath,
+        resolvConfPath: req.resolvConfPath,
+        ports,
+        endpoints,
+        extraHosts: this.extraHostEntries(req.extraHosts),
+      };
       // The record first: after a crash from here on, init() finds and removes what follows.
       await this.store.saveContainer(c);
       this.containers.set(c.containerId, c);
@@ -888,7 +982,15 @@ export class NetworkManager {
 
   private interfaceSpec(c: ContainerRecord, e: EndpointRecord, defaultRoute: boolean): InterfaceSpec {
     const net = this.networks.get(e.networkId)!;
-    return { ifName: e.ifName, hostVeth: e.hostVeth, macAddress: e.macAddress, ipAddress: e.ipAddress, prefixLen: e.prefixLen, bridge: net.bridge!, ...(defaultRoute ? { defaultGateway: e.gateway } : {}) };
+    return {
+      ifName: e.ifName,
+      hostVeth: e.hostVeth,
+      macAddress: e.macAddress,
+      ipAddress: e.ipAddress,
+      prefixLen: e.prefixLen,
+      bridge: net.bridge!,
+      ...(defaultRoute ? { defaultGateway: e.gateway } : {}),
+    };
   }
 
   /** Index of the endpoint carrying the container's default route: the first non-internal one, or -1. */
@@ -919,7 +1021,8 @@ export class NetworkManager {
   private membersOf(networkId: string): ContainerRecord[] {
     const net = this.networks.get(networkId);
     return [...this.containers.values()].filter(
-      (c) => c.endpoints.some((e) => e.networkId === networkId) || (net?.driver === "host" && c.mode === "host") || (net?.driver === "null" && c.mode === "none"),
+      (c) =>
+        c.endpoints.some((e) => e.networkId === networkId) || (net?.driver === "host" && c.mode === "host") || (net?.driver === "null" && c.mode === "none"),
     );
   }
 
@@ -950,7 +1053,13 @@ export class NetworkManager {
   private rules() {
     const networks: RuleNetwork[] = [];
     for (const n of this.networks.values()) {
-      if (n.driver === "bridge" && n.bridge && n.subnet) networks.push({ bridge: n.bridge, subnet: n.subnet, internal: n.internal, ...(this.dns && !n.predefined && n.gateway ? { dnsServer: n.gateway } : {}) });
+      if (n.driver === "bridge" && n.bridge && n.subnet)
+        networks.push({
+          bridge: n.bridge,
+          subnet: n.subnet,
+          internal: n.internal,
+          ...(this.dns && !n.predefined && n.gateway ? { dnsServer: n.gateway } : {}),
+        });
     }
     const ports: RulePort[] = [];
     for (const c of this.containers.values()) {
@@ -1093,4 +1202,3 @@ export class NetworkManager {
     }
   }
 }
-

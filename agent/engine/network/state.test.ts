@@ -12,7 +12,17 @@ test("records round-trip; temporary files of a crash are deleted, unreadable rec
   dir = await mkdtemp(join(tmpdir(), "berth-netstate-"));
   const store = new StateStore(dir, pino({ enabled: false }));
   await store.open();
-  const c: ContainerRecord = { containerId: "a".repeat(64), name: "x", hostname: "x", mode: "bridge", netnsPath: "/run/x", hostsPath: "/h", resolvConfPath: "/r", ports: [], endpoints: [] };
+  const c: ContainerRecord = {
+    containerId: "a".repeat(64),
+    name: "x",
+    hostname: "x",
+    mode: "bridge",
+    netnsPath: "/run/x",
+    hostsPath: "/h",
+    resolvConfPath: "/r",
+    ports: [],
+    endpoints: [],
+  };
   await store.saveContainer(c);
   await store.saveContainer({ ...c, name: "y" });
   await writeFile(join(dir, "containers", `.${"b".repeat(64)}.0000.tmp`), "{half");

@@ -145,7 +145,9 @@ export class StateStore {
         out.push(r);
       } catch (e) {
         this.log.error({ err: e, path }, "unreadable network state record set aside");
-        await rename(path, `${path}.corrupt`).catch((err: unknown) => this.log.warn({ err, path }, "could not set the unreadable record aside: it is skipped again at the next start"));
+        await rename(path, `${path}.corrupt`).catch((err: unknown) =>
+          this.log.warn({ err, path }, "could not set the unreadable record aside: it is skipped again at the next start"),
+        );
       }
     }
     return out;

@@ -56,7 +56,10 @@ test("members of a user network resolve each other by name; connect and disconne
   assert.ok(await pingByName(env, alpha.netnsPath!, alphaReq.hostsPath, "beta"), "alpha → beta by name");
   assert.ok(await pingByName(env, beta.netnsPath!, betaReq.hostsPath, "a1"), "beta → alpha by alias");
 
-  await assert.rejects(env.m.removeNetwork("appnet"), is("Conflict", new RegExp(`error while removing network: network appnet id ${net.id} has active endpoints`)));
+  await assert.rejects(
+    env.m.removeNetwork("appnet"),
+    is("Conflict", new RegExp(`error while removing network: network appnet id ${net.id} has active endpoints`)),
+  );
 
   // A container on the default bridge is isolated from the user network until it connects.
   const gammaReq = await env.request("gamma");
@@ -97,7 +100,8 @@ test("network lifecycle: predefined networks, validation, internal networks, pru
   const env = await netTestEnv(t);
   const names = (await env.m.list()).map((n) => `${n.name}/${n.driver}`);
   assert.deepEqual(names.sort(), ["bridge/bridge", "host/host", "none/null"]);
-  for (const n of ["bridge", "host", "none"]) await assert.rejects(env.m.removeNetwork(n), is("Conflict", new RegExp(`^${n} is a pre-defined network and cannot be removed$`)));
+  for (const n of ["bridge", "host", "none"])
+    await assert.rejects(env.m.removeNetwork(n), is("Conflict", new RegExp(`^${n} is a pre-defined network and cannot be removed$`)));
 
   const a = await env.m.createNetwork({ name: "one" });
   const b = await env.m.createNetwork({ name: "two" });
@@ -143,11 +147,16 @@ test("network lifecycle: predefined networks, validation, internal networks, pru
   assert.deepEqual((await m2.list()).map((n) => n.name).sort(), ["bridge", "host", "none", "secret"]);
   await m2.detach(inner.containerId);
   assert.deepEqual(await m2.prune(), ["secret"]);
-  await eventually(async () => assert.ok(!(await listLinks()).some((l) => l.ifname.startsWith("berth-") && [a.bridge, b.bridge, internal.bridge].includes(l.ifname))));
+  await eventually(async () =>
+    assert.ok(!(await listLinks()).some((l) => l.ifname.startsWith("berth-") && [a.bridge, b.bridge, internal.bridge].includes(l.ifname))),
+  );
 });
 
 test("user networks: DNS by name, alias and short ID, one alias for several, other names forwarded; --ip, ip-range, options", async (t) => {
-  assert.ok(AARDVARK_BINS.some((b) => existsSync(b)), "aardvark-dns is installed (scripts/debian-packages.txt)");
+  assert.ok(
+    AARDVARK_BINS.some((b) => existsSync(b)),
+    "aardvark-dns is installed (scripts/debian-packages.txt)",
+  );
   const env = await netTestEnv(t);
   const dnsDir = join(env.dir, "dns");
   const m = new NetworkManager({ ...env.opts, dnsDir });
@@ -165,16 +174,26 @@ test("user networks: DNS by name, alias and short ID, one alias for several, oth
   assert.equal(net.ipRange, range);
   // Queries to the server pass the host's INPUT chain even where its policy is DROP (rules exactly as iptables-save prints them).
   const P = env.opts.chainPrefix;
-  for (const proto of ["udp", "tcp"]) assert.ok((await env.ourRules()).includes(`-A ${P}-INPUT -d ${gateway}/32 -i ${net.bridge} -p ${proto} -m ${proto} --dport 53 -j ACCEPT`), proto);
+  for (const proto of ["udp", "tcp"])
+    assert.ok((await env.ourRules()).includes(`-A ${P}-INPUT -d ${gateway}/32 -i ${net.bridge} -p ${proto} -m ${proto} --dport 53 -j ACCEPT`), proto);
 
   const aReq = await env.request("alpha", { networkMode: "dns net", networks: [{ network: "dns net", aliases: ["pool"] }] });
-  const bReq = await env.request("beta", { networkMode: "dns net", networks: [{ network: net.id, aliases: ["pool"], ipv4Address: subnet.replace(/0\/24$/, "10") }] });
+  const bReq = await env.request("beta", {
+    networkMode: "dns net",
+    networks: [{ network: net.id, aliases: ["pool"], ipv4Address: subnet.replace(/0\/24$/, "10") }],
+  });
   const a = await m.attach(aReq);
   const b = await m.attach(bReq);
   assert.ok(Number(a.endpoints[0]!.ipAddress.split(".")[3]) >= 128, "dynamic addresses from the ip-range");
   assert.equal(b.endpoints[0]!.ipAddress, subnet.replace(/0\/24$/, "10"), "--ip anywhere in the subnet");
-  await assert.rejects(m.attach(await env.request("gamma", { networkMode: "dns net", networks: [{ network: "dns net", ipv4Address: b.endpoints[0]!.ipAddress }] })), is("Conflict", /Address already in use/));
-  await assert.rejects(m.attach(await env.request("delta", { networks: [{ network: "bridge", ipv4Address: "10.0.0.9" }] })), is("InvalidArgument", /user defined networks only/));
+  await assert.rejects(
+    m.attach(await env.request("gamma", { networkMode: "dns net", networks: [{ network: "dns net", ipv4Address: b.endpoints[0]!.ipAddress }] })),
+    is("Conflict", /Address already in use/),
+  );
+  await assert.rejects(
+    m.attach(await env.request("delta", { networks: [{ network: "bridge", ipv4Address: "10.0.0.9" }] })),
+    is("InvalidArgument", /user defined networks only/),
+  );
   assert.equal(await readFile(aReq.resolvConfPath, "utf8").then((r) => /^nameserver (\S+)$/m.exec(r)?.[1]), gateway, "resolv.conf names the DNS server");
 
   const ask = async (name: string) => {
@@ -183,16 +202,22 @@ test("user networks: DNS by name, alias and short ID, one alias for several, oth
   };
   const ipA = a.endpoints[0]!.ipAddress;
   const ipB = b.endpoints[0]!.ipAddress;
-  assert.deepEqual(await eventually(async () => {
-    const r = await ask("beta");
-    assert.equal(r.length, 1);
-    return r;
-  }), [ipB]);
+  assert.deepEqual(
+    await eventually(async () => {
+      const r = await ask("beta");
+      assert.equal(r.length, 1);
+      return r;
+    }),
+    [ipB],
+  );
   assert.deepEqual(await ask(bReq.containerId.slice(0, 12)), [ipB], "by short ID");
   assert.deepEqual(await ask("pool"), [ipA, ipB].sort(), "one alias, both members");
   assert.deepEqual(await ask("nothing-here"), []);
   // Other names go to the host's resolvers, as the host resolves them.
-  const upstream = await lookup("deb.debian.org", { family: 4, all: true }).then((r) => r.map((x) => x.address).sort(), () => []);
+  const upstream = await lookup("deb.debian.org", { family: 4, all: true }).then(
+    (r) => r.map((x) => x.address).sort(),
+    () => [],
+  );
   assert.deepEqual((await ask("deb.debian.org")).length > 0, upstream.length > 0, "forwarded like the host resolves it");
 
   // Port 53 of a network's gateway held by another server: its members get the host's resolvers, not a silent nameserver.

@@ -255,7 +255,12 @@ export class RegistryClient {
         const chunks: Buffer[] = [];
         for await (const c of stream) chunks.push(c as Buffer);
         const config = JSON.parse(Buffer.concat(chunks).toString("utf8")) as { architecture?: string; os?: string; variant?: string; "os.version"?: string };
-        const platform = { architecture: config.architecture ?? "", os: config.os ?? "", ...(config.variant ? { variant: config.variant } : {}), ...(config["os.version"] ? { "os.version": config["os.version"] } : {}) } as Platform;
+        const platform = {
+          architecture: config.architecture ?? "",
+          os: config.os ?? "",
+          ...(config.variant ? { variant: config.variant } : {}),
+          ...(config["os.version"] ? { "os.version": config["os.version"] } : {}),
+        } as Platform;
         return { descriptor, platforms: [platform] };
       } catch (e) {
         if (!isMirror || signal?.aborted || (e instanceof EngineError && e.kind === "Canceled")) throw e;
@@ -368,7 +373,9 @@ export class RegistryClient {
       return notFound(`manifest for ${familiarString(ref)} not found: ${first ? cause : "manifest unknown: manifest unknown"}`);
     }
     if (res.status === 401 || res.status === 403 || code === "DENIED" || code === "UNAUTHORIZED") {
-      return unauthorized(`pull access denied for ${familiarName(ref)}, repository does not exist or may require 'docker login': ${first ? cause : "denied: requested access to the resource is denied"}`);
+      return unauthorized(
+        `pull access denied for ${familiarName(ref)}, repository does not exist or may require 'docker login': ${first ? cause : "denied: requested access to the resource is denied"}`,
+      );
     }
     return new EngineError(kindForStatus(res.status), `${redactUrl(what)}: ${cause}`);
   }
@@ -585,7 +592,14 @@ export class RegistryClient {
    * in the repository already.
    * @returns the manifest's digest, computed from `bytes`
    */
-  async putManifest(target: RepositoryTarget, reference: string, bytes: Uint8Array, mediaType: string, creds?: Credentials, signal?: AbortSignal): Promise<string> {
+  async putManifest(
+    target: RepositoryTarget,
+    reference: string,
+    bytes: Uint8Array,
+    mediaType: string,
+    creds?: Credentials,
+    signal?: AbortSignal,
+  ): Promise<string> {
     const url = `${this.baseUrl(target.domain)}/v2/${target.path}/manifests/${reference}`;
     const digest = reference.includes(":") ? digestLike(reference, bytes) : sha256(bytes);
     if (reference.includes(":") && digest !== reference) throw invalidArgument(`manifest content does not match digest ${reference}`);
@@ -661,7 +675,17 @@ export class RegistryClient {
         } else {
           if (!creds.identitytoken && !(creds.username && creds.password)) throw refused("authentication required");
           try {
-            const t = await fetchToken({ challenge: bearer, scopes: [], creds, offline: true, userAgent: this.userAgent, signal, retry: this.retry, logger: this.logger, stallTimeoutMs: this.stallTimeoutMs });
+            const t = await fetchToken({
+              challenge: bearer,
+              scopes: [],
+              creds,
+              offline: true,
+              userAgent: this.userAgent,
+              signal,
+              retry: this.retry,
+              logger: this.logger,
+              stallTimeoutMs: this.stallTimeoutMs,
+            });
             header = `Bearer ${t.token}`;
             identityToken = t.refreshToken;
           } catch (e) {
@@ -745,7 +769,13 @@ export class RegistryClient {
   }
 
   /** One HTTP exchange with redirects followed by hand; network failures become EngineErrors. */
-  private async sendRaw(spec: { method: RequestSpec["method"]; url: string; headers?: Record<string, string>; body?: Uint8Array; signal?: AbortSignal }): Promise<HttpResponse> {
+  private async sendRaw(spec: {
+    method: RequestSpec["method"];
+    url: string;
+    headers?: Record<string, string>;
+    body?: Uint8Array;
+    signal?: AbortSignal;
+  }): Promise<HttpResponse> {
     try {
       return await send({ ...spec, headers: { "user-agent": this.userAgent, ...spec.headers }, stallTimeoutMs: this.stallTimeoutMs });
     } catch (e) {
@@ -824,10 +854,16 @@ function truncationAware(body: Readable, desc: Descriptor, offset: number): Read
       }
     } catch (e) {
       if (e instanceof EngineError) throw e;
-      throw new EngineError("Unavailable", `unexpected EOF: the download of blob ${desc.digest} broke off after ${got} of ${desc.size} bytes (${(e as Error).message})`, { cause: e });
+      throw new EngineError(
+        "Unavailable",
+        `unexpected EOF: the download of blob ${desc.digest} broke off after ${got} of ${desc.size} bytes (${(e as Error).message})`,
+        { cause: e },
+      );
     }
   }
   const out = Readable.from(counted(), { objectMode: false });
-  out.once("close", () => { if (!body.destroyed) body.destroy(); });
+  out.once("close", () => {
+    if (!body.destroyed) body.destroy();
+  });
   return out;
 }

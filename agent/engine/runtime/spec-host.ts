@@ -22,21 +22,32 @@ export async function readSpecHost(): Promise<SpecHost> {
     arch: nativeArch(process.arch),
     kernel: release(),
     initPath: await firstExisting(INIT_CANDIDATES),
-    memoryV1: await access("/sys/fs/cgroup/memory/memory.oom_control").then(() => true, () => false),
+    memoryV1: await access("/sys/fs/cgroup/memory/memory.oom_control").then(
+      () => true,
+      () => false,
+    ),
   };
 }
 
 async function firstExisting(paths: readonly string[]): Promise<string | undefined> {
-  for (const p of paths) if (await access(p).then(() => true, () => false)) return p;
+  for (const p of paths)
+    if (
+      await access(p).then(
+        () => true,
+        () => false,
+      )
+    )
+      return p;
   return undefined;
 }
 
 /** Whether the memory controller can limit swap (Docker's `sysInfo.SwapLimit`). */
 async function swapLimit(): Promise<boolean> {
-  const exists = (p: string) => access(p).then(
-    () => true,
-    () => false,
-  );
+  const exists = (p: string) =>
+    access(p).then(
+      () => true,
+      () => false,
+    );
   if (await exists("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes")) return true;
   if (!(await exists("/sys/fs/cgroup/cgroup.controllers"))) return false;
   // cgroup v2 only: the file exists in every non-root cgroup when swap accounting is on.

@@ -503,7 +503,10 @@ function checkSysctl(key: string, value: string, host: { hostNetwork: boolean; h
   if (value.includes("\0") || value.includes("\n")) throw invalidArgument(`invalid value for sysctl ${key}`);
   const ipc = ["kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"];
   if (ipc.includes(key) || key.startsWith("fs.mqueue.")) {
-    if (host.hostIpc) throw invalidArgument(`sysctl ${JSON.stringify(key)} is not allowed as it conflicts with the OCI "ipc" setting (the container uses the host's IPC namespace)`);
+    if (host.hostIpc)
+      throw invalidArgument(
+        `sysctl ${JSON.stringify(key)} is not allowed as it conflicts with the OCI "ipc" setting (the container uses the host's IPC namespace)`,
+      );
     return;
   }
   if (key.startsWith("net.")) {
@@ -511,7 +514,10 @@ function checkSysctl(key: string, value: string, host: { hostNetwork: boolean; h
     return;
   }
   if (key === "kernel.domainname" || key === "kernel.hostname") {
-    if (host.hostUts) throw invalidArgument(`sysctl ${JSON.stringify(key)} is not allowed as it conflicts with the OCI "uts" setting (the container uses the host's UTS namespace)`);
+    if (host.hostUts)
+      throw invalidArgument(
+        `sysctl ${JSON.stringify(key)} is not allowed as it conflicts with the OCI "uts" setting (the container uses the host's UTS namespace)`,
+      );
     return;
   }
   throw invalidArgument(`sysctl ${JSON.stringify(key)} is not in a separate kernel namespace`);
@@ -627,14 +633,18 @@ function cgroupResources(run: RunOptions, host: SpecHost): SpecResources {
     cpu.quota = Math.floor((nano * CPU_PERIOD) / 1e9);
   }
   if ((run.cpuQuota || run.cpuPeriod) && run.cpus !== undefined) {
-    throw invalidArgument(run.cpuPeriod ? "Conflicting options: Nano CPUs and CPU Period cannot both be set" : "Conflicting options: Nano CPUs and CPU Quota cannot both be set");
+    throw invalidArgument(
+      run.cpuPeriod ? "Conflicting options: Nano CPUs and CPU Period cannot both be set" : "Conflicting options: Nano CPUs and CPU Quota cannot both be set",
+    );
   }
   if (run.cpuPeriod) {
-    if (!Number.isSafeInteger(run.cpuPeriod) || run.cpuPeriod < 1000 || run.cpuPeriod > 1_000_000) throw invalidArgument("CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1 second (i.e. 1000000)");
+    if (!Number.isSafeInteger(run.cpuPeriod) || run.cpuPeriod < 1000 || run.cpuPeriod > 1_000_000)
+      throw invalidArgument("CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1 second (i.e. 1000000)");
     cpu.period = run.cpuPeriod;
   }
   if (run.cpuQuota) {
-    if (!Number.isSafeInteger(run.cpuQuota) || (run.cpuQuota > 0 && run.cpuQuota < 1000)) throw invalidArgument("CPU cfs quota can not be less than 1ms (i.e. 1000)");
+    if (!Number.isSafeInteger(run.cpuQuota) || (run.cpuQuota > 0 && run.cpuQuota < 1000))
+      throw invalidArgument("CPU cfs quota can not be less than 1ms (i.e. 1000)");
     cpu.quota = run.cpuQuota;
   }
   if (run.cpuShares !== undefined && run.cpuShares !== 0) {
@@ -653,7 +663,8 @@ function cgroupResources(run: RunOptions, host: SpecHost): SpecResources {
 
   const swappiness = run.memorySwappiness;
   if (swappiness !== undefined && swappiness !== -1) {
-    if (!Number.isInteger(swappiness) || swappiness < 0 || swappiness > 100) throw invalidArgument(`Invalid value: ${swappiness}, valid memory swappiness range is 0-100`);
+    if (!Number.isInteger(swappiness) || swappiness < 0 || swappiness > 100)
+      throw invalidArgument(`Invalid value: ${swappiness}, valid memory swappiness range is 0-100`);
     // Docker on cgroup v2 drops it with a warning; so does Berth.
     if (host.memoryV1) resources.memory = { ...resources.memory, swappiness };
   }
@@ -687,7 +698,13 @@ function parseCpuSet(s: string): number[] | undefined {
  * cgroup v1 a deny after the mknod wildcard is refused by runc.)
  */
 function defaultDeviceRules(): SpecDeviceRule[] {
-  const c = (major: number, minor: number | undefined, access = "rwm"): SpecDeviceRule => ({ allow: true, type: "c", major, ...(minor === undefined ? {} : { minor }), access });
+  const c = (major: number, minor: number | undefined, access = "rwm"): SpecDeviceRule => ({
+    allow: true,
+    type: "c",
+    major,
+    ...(minor === undefined ? {} : { minor }),
+    access,
+  });
   return [
     { allow: false, access: "rwm" },
     { allow: true, type: "c", access: "m" },
@@ -727,12 +744,16 @@ function specMounts(input: SpecInput, opts: { privileged: boolean; ipc: "private
     const shm = defaults.findIndex((m) => m.destination === "/dev/shm");
     defaults[shm] = { destination: "/dev/shm", type: "bind", source: "/dev/shm", options: ["rbind", "nosuid", "noexec", "nodev", "rprivate"] };
   } else if (opts.ipc === "none") {
-    defaults.splice(defaults.findIndex((m) => m.destination === "/dev/shm"), 1);
+    defaults.splice(
+      defaults.findIndex((m) => m.destination === "/dev/shm"),
+      1,
+    );
   }
 
   const user: Array<BindMount & { tmpfs?: string[] }> = [...(input.mounts ?? [])];
   for (const [destination, data] of Object.entries(run.tmpfs ?? {})) {
-    if (!posix.isAbsolute(destination)) throw invalidArgument(`invalid mount config for type "tmpfs": invalid mount path: '${destination}' mount path must be absolute`);
+    if (!posix.isAbsolute(destination))
+      throw invalidArgument(`invalid mount config for type "tmpfs": invalid mount path: '${destination}' mount path must be absolute`);
     user.push({ source: "tmpfs", destination, tmpfs: tmpfsOptions(data) });
   }
   if (run.init && input.host.initPath) user.push({ source: input.host.initPath, destination: DOCKER_INIT, readonly: true });

@@ -13,7 +13,11 @@ import { showToast } from "../../components/toasts.tsx";
 import { Badge, Field } from "../../components/ui.tsx";
 
 const RESTART = ["no", "always", "on-failure", "unless-stopped"] as const;
-const lines = (text: string) => text.split("\n").map((l) => l.trim()).filter(Boolean);
+const lines = (text: string) =>
+  text
+    .split("\n")
+    .map((l) => l.trim())
+    .filter(Boolean);
 type Inspect = RouterOutputs["inventory"]["containerInspect"];
 
 /** Words back into one command line the form's splitter reads the same way. */
@@ -29,10 +33,14 @@ function formOf(c: Inspect, mode: "recreate" | "duplicate") {
     entrypoint: Array.isArray(o.entrypoint) ? quote(o.entrypoint) : "",
     workdir: o.workingDir ?? "",
     user: o.user ?? "",
-    labels: Object.entries(o.labels).map(([k, v]) => `${k}=${v}`).join("\n"),
+    labels: Object.entries(o.labels)
+      .map(([k, v]) => `${k}=${v}`)
+      .join("\n"),
     tty: o.tty,
     env: o.env.join("\n"),
-    ports: o.ports.map((p) => `${p.hostIp ? `${p.hostIp}:` : ""}${p.hostPort ? `${p.hostPort}:` : p.hostIp ? ":" : ""}${p.containerPort}/${p.protocol}`).join("\n"),
+    ports: o.ports
+      .map((p) => `${p.hostIp ? `${p.hostIp}:` : ""}${p.hostPort ? `${p.hostPort}:` : p.hostIp ? ":" : ""}${p.containerPort}/${p.protocol}`)
+      .join("\n"),
     volumes: o.mounts.map((m) => (m.anonymous || !m.source ? m.destination : `${m.source}:${m.destination}${m.readonly ? ":ro" : ""}`)).join("\n"),
     memory: o.memory ? `${Math.round(o.memory / 1024 / 1024)}m` : "",
     cpus: o.nanoCpus ? String(o.nanoCpus / 1e9) : "",
@@ -49,7 +57,9 @@ function formOf(c: Inspect, mode: "recreate" | "duplicate") {
  */
 function keepingVolumes(volumes: string[], c: Inspect): string[] {
   const anonymous = c.mounts.filter((m) => m.type === "volume" && m.anonymous);
-  const out = volumes.map((v) => anonymous.find((m) => m.destination === v.trim()) ? `${anonymous.find((m) => m.destination === v.trim())!.source}:${v.trim()}` : v);
+  const out = volumes.map((v) =>
+    anonymous.find((m) => m.destination === v.trim()) ? `${anonymous.find((m) => m.destination === v.trim())!.source}:${v.trim()}` : v,
+  );
   for (const m of anonymous) if (!out.some((v) => v.split(":")[1] === m.destination || v === m.destination)) out.push(`${m.source}:${m.destination}`);
   return out;
 }
@@ -69,7 +79,10 @@ function RunForm() {
   const from = params.get("from");
   const mode = params.get("mode") === "recreate" ? "recreate" : from ? "duplicate" : null;
   const [fromNode, fromId] = from ? [from.slice(0, from.indexOf("/")), from.slice(from.indexOf("/") + 1)] : ["", ""];
-  const source = trpc.inventory.containerInspect.useQuery({ nodeId: fromNode, id: fromId }, { enabled: !!from && !!fromNode && !!fromId, retry: false, staleTime: Infinity, refetchOnWindowFocus: false });
+  const source = trpc.inventory.containerInspect.useQuery(
+    { nodeId: fromNode, id: fromId },
+    { enabled: !!from && !!fromNode && !!fromId, retry: false, staleTime: Infinity, refetchOnWindowFocus: false },
+  );
   const id = useId();
   const [nodeId, setNodeId] = useState("");
   const [image, setImage] = useState("");
@@ -182,14 +195,16 @@ function RunForm() {
 
   const f = (s: string) => `${id}-${s}`;
   const networkNames = ["bridge", "host", "none", ...(networks.data?.items.map((n) => n.name) ?? []), network].filter((v, i, a) => v && a.indexOf(v) === i);
-  const title = mode === "recreate" ? `Recreate ${c?.name ?? "a container"}` : mode === "duplicate" ? `Duplicate ${c?.name ?? "a container"}` : "Run a container";
+  const title =
+    mode === "recreate" ? `Recreate ${c?.name ?? "a container"}` : mode === "duplicate" ? `Duplicate ${c?.name ?? "a container"}` : "Run a container";
   return (
     <>
       <h1>{title}</h1>
       {mode && !c && <ApiError error={source.error} />}
       {mode === "recreate" && c && (
         <p className="muted">
-          {c.name} is removed (with force) when this runs, then created again from the fields below under its name. Its writable layer is lost; {keepVolumes ? "its volumes are kept and mounted again" : "its anonymous volumes are removed too"}.
+          {c.name} is removed (with force) when this runs, then created again from the fields below under its name. Its writable layer is lost;{" "}
+          {keepVolumes ? "its volumes are kept and mounted again" : "its anonymous volumes are removed too"}.
         </p>
       )}
       <form className="panel" onSubmit={submit} style={{ maxWidth: 860 }} aria-label="run a container">
@@ -198,36 +213,103 @@ function RunForm() {
             <NodeSelect id={f("node")} value={nodeId} onChange={setNodeId} />
           </Field>
           <Field label="Image">
-            <input id={f("image")} value={image} onChange={(e) => setImage(e.target.value)} placeholder="127.0.0.1:5000/library/busybox:latest" required style={{ width: "100%" }} />
+            <input
+              id={f("image")}
+              value={image}
+              onChange={(e) => setImage(e.target.value)}
+              placeholder="127.0.0.1:5000/library/busybox:latest"
+              required
+              style={{ width: "100%" }}
+            />
           </Field>
           <Field label="Name">
             <input id={f("name")} value={name} onChange={(e) => setName(e.target.value)} placeholder="optional, e.g. web" style={{ width: "100%" }} />
           </Field>
           <Field label="Command">
-            <input id={f("command")} value={command} onChange={(e) => setCommand(e.target.value)} placeholder="empty: the image's command" className="mono" style={{ width: "100%" }} />
+            <input
+              id={f("command")}
+              value={command}
+              onChange={(e) => setCommand(e.target.value)}
+              placeholder="empty: the image's command"
+              className="mono"
+              style={{ width: "100%" }}
+            />
           </Field>
           <Field label="Entrypoint">
-            <input id={f("entrypoint")} value={entrypoint} onChange={(e) => setEntrypoint(e.target.value)} placeholder="empty: the image's entrypoint" className="mono" style={{ width: "100%" }} />
+            <input
+              id={f("entrypoint")}
+              value={entrypoint}
+              onChange={(e) => setEntrypoint(e.target.value)}
+              placeholder="empty: the image's entrypoint"
+              className="mono"
+              style={{ width: "100%" }}
+            />
           </Field>
           <div className="grid2">
             <Field label="Working directory">
-              <input id={f("workdir")} value={workdir} onChange={(e) => setWorkdir(e.target.value)} placeholder="e.g. /app" className="mono" style={{ width: "100%" }} />
+              <input
+                id={f("workdir")}
+                value={workdir}
+                onChange={(e) => setWorkdir(e.target.value)}
+                placeholder="e.g. /app"
+                className="mono"
+                style={{ width: "100%" }}
+              />
             </Field>
             <Field label="User">
-              <input id={f("user")} value={user} onChange={(e) => setUser(e.target.value)} placeholder="e.g. 1000:1000" className="mono" style={{ width: "100%" }} />
+              <input
+                id={f("user")}
+                value={user}
+                onChange={(e) => setUser(e.target.value)}
+                placeholder="e.g. 1000:1000"
+                className="mono"
+                style={{ width: "100%" }}
+              />
             </Field>
           </div>
           <Field label="Environment">
-            <textarea id={f("env")} value={env} onChange={(e) => setEnv(e.target.value)} placeholder={"one per line: NAME=value"} rows={4} className="mono" style={{ width: "100%" }} />
+            <textarea
+              id={f("env")}
+              value={env}
+              onChange={(e) => setEnv(e.target.value)}
+              placeholder={"one per line: NAME=value"}
+              rows={4}
+              className="mono"
+              style={{ width: "100%" }}
+            />
           </Field>
           <Field label="Ports">
-            <textarea id={f("ports")} value={ports} onChange={(e) => setPorts(e.target.value)} placeholder={"one per line: 8080:80, 127.0.0.1:5353:53/udp"} rows={4} className="mono" style={{ width: "100%" }} />
+            <textarea
+              id={f("ports")}
+              value={ports}
+              onChange={(e) => setPorts(e.target.value)}
+              placeholder={"one per line: 8080:80, 127.0.0.1:5353:53/udp"}
+              rows={4}
+              className="mono"
+              style={{ width: "100%" }}
+            />
           </Field>
           <Field label="Volumes">
-            <textarea id={f("volumes")} value={volumes} onChange={(e) => setVolumes(e.target.value)} placeholder={"one per line: data:/var/lib/app, /srv/www:/www:ro"} rows={4} className="mono" style={{ width: "100%" }} />
+            <textarea
+              id={f("volumes")}
+              value={volumes}
+              onChange={(e) => setVolumes(e.target.value)}
+              placeholder={"one per line: data:/var/lib/app, /srv/www:/www:ro"}
+              rows={4}
+              className="mono"
+              style={{ width: "100%" }}
+            />
           </Field>
           <Field label="Labels">
-            <textarea id={f("labels")} value={labels} onChange={(e) => setLabels(e.target.value)} placeholder={"one per line: key=value"} rows={4} className="mono" style={{ width: "100%" }} />
+            <textarea
+              id={f("labels")}
+              value={labels}
+              onChange={(e) => setLabels(e.target.value)}
+              placeholder={"one per line: key=value"}
+              rows={4}
+              className="mono"
+              style={{ width: "100%" }}
+            />
           </Field>
           <div>
             <div className="grid2">
@@ -235,10 +317,24 @@ function RunForm() {
                 <input id={f("memory")} value={memory} onChange={(e) => setMemory(e.target.value)} placeholder="e.g. 256m" style={{ width: "100%" }} />
               </Field>
               <Field label="CPUs">
-                <input id={f("cpus")} value={cpus} onChange={(e) => setCpus(e.target.value)} inputMode="decimal" placeholder="e.g. 0.5" style={{ width: "100%" }} />
+                <input
+                  id={f("cpus")}
+                  value={cpus}
+                  onChange={(e) => setCpus(e.target.value)}
+                  inputMode="decimal"
+                  placeholder="e.g. 0.5"
+                  style={{ width: "100%" }}
+                />
               </Field>
               <Field label="PIDs limit">
-                <input id={f("pids")} value={pidsLimit} onChange={(e) => setPidsLimit(e.target.value)} inputMode="numeric" placeholder="e.g. 100" style={{ width: "100%" }} />
+                <input
+                  id={f("pids")}
+                  value={pidsLimit}
+                  onChange={(e) => setPidsLimit(e.target.value)}
+                  inputMode="numeric"
+                  placeholder="e.g. 100"
+                  style={{ width: "100%" }}
+                />
               </Field>
               <Field label="Restart policy">
                 <select id={f("restart")} value={restart} onChange={(e) => setRestart(e.target.value as typeof restart)} style={{ width: "100%" }}>
@@ -251,7 +347,14 @@ function RunForm() {
               </Field>
               {restart === "on-failure" && (
                 <Field label="Retries (0: no limit)">
-                  <input id={f("retries")} value={restartRetries} onChange={(e) => setRestartRetries(e.target.value)} inputMode="numeric" placeholder="e.g. 5" style={{ width: "100%" }} />
+                  <input
+                    id={f("retries")}
+                    value={restartRetries}
+                    onChange={(e) => setRestartRetries(e.target.value)}
+                    inputMode="numeric"
+                    placeholder="e.g. 5"
+                    style={{ width: "100%" }}
+                  />
                 </Field>
               )}
             </div>
@@ -293,7 +396,11 @@ function RunForm() {
             {formError}
           </div>
         )}
-        {!can.admin && <p className="muted">Named volumes are always allowed; host paths (starting with /) and the host network only where your node group&apos;s host access allows them.</p>}
+        {!can.admin && (
+          <p className="muted">
+            Named volumes are always allowed; host paths (starting with /) and the host network only where your node group&apos;s host access allows them.
+          </p>
+        )}
         <ApiError error={run.error} />
         <p className="row">
           <button type="submit" className="primary" disabled={run.isPending || (!!mode && !c)}>
@@ -309,7 +416,10 @@ function RunForm() {
 
 /** The run's job as it goes: its steps, then the new container's page or the reason it failed. */
 function RunOutcome({ jobId, nodeId }: { jobId: string; nodeId: string }) {
-  const job = trpc.jobs.get.useQuery({ jobId }, { refetchInterval: (q) => (q.state.data && !["queued", "running"].includes(q.state.data.status) ? false : 2000) });
+  const job = trpc.jobs.get.useQuery(
+    { jobId },
+    { refetchInterval: (q) => (q.state.data && !["queued", "running"].includes(q.state.data.status) ? false : 2000) },
+  );
   const j = job.data;
   if (!j) return <p className="muted">starting…</p>;
   const runStep = j.steps.find((s) => s.action === "container.run");
@@ -327,11 +437,13 @@ function RunOutcome({ jobId, nodeId }: { jobId: string; nodeId: string }) {
         <Link href={`/jobs/${jobId}`}>view job</Link>
         {created?.id && <Link href={`/containers/${nodeId}/${created.id}`}>open {created.name ?? "the container"}</Link>}
       </div>
-      {j.steps.filter((s) => s.error).map((s) => (
-        <div key={s.id} className="mono" style={{ marginTop: 4 }}>
-          {s.error}
-        </div>
-      ))}
+      {j.steps
+        .filter((s) => s.error)
+        .map((s) => (
+          <div key={s.id} className="mono" style={{ marginTop: 4 }}>
+            {s.error}
+          </div>
+        ))}
     </div>
   );
 }

@@ -53,30 +53,32 @@ export interface FleetContainer extends Omit<InventoryContainer, "labels"> {
 
 export const inventoryRouter = router({
   /** Images by repository:tag and ID, each with the nodes holding it. `digest` answers "which nodes hold this digest". */
-  images: authedProcedure.input(z.object({ ...Page, digest: z.string().max(100).optional(), dangling: z.boolean().optional() })).query(async ({ ctx, input }) => {
-    const q = input.search?.trim().toLowerCase();
-    const rows = new Map<string, FleetImage>();
-    for (const { node, inv } of await nodesWithInventory(ctx, input.nodeId)) {
-      for (const img of inv?.images ?? []) {
-        const digest = img.repoDigests[0]?.split("@")[1] ?? null;
-        if (input.digest && !img.repoDigests.some((d) => d.endsWith(`@${input.digest}`)) && img.id !== input.digest) continue;
-        const tags = img.repoTags.length ? img.repoTags : ["<none>:<none>"];
-        if (input.dangling !== undefined && input.dangling !== (img.repoTags.length === 0)) continue;
-        for (const rt of tags) {
-          const i = rt.lastIndexOf(":");
-          const repository = rt.slice(0, i);
-          const tag = rt.slice(i + 1);
-          if (!has(q, repository, tag, img.id, ...img.repoDigests)) continue;
-          const key = `${rt}|${img.id}`;
-          let row = rows.get(key);
-          if (!row) rows.set(key, (row = { repository, tag, id: img.id, digest, size: img.size, created: img.created, nodes: [] }));
-          row.nodes.push(node);
+  images: authedProcedure
+    .input(z.object({ ...Page, digest: z.string().max(100).optional(), dangling: z.boolean().optional() }))
+    .query(async ({ ctx, input }) => {
+      const q = input.search?.trim().toLowerCase();
+      const rows = new Map<string, FleetImage>();
+      for (const { node, inv } of await nodesWithInventory(ctx, input.nodeId)) {
+        for (const img of inv?.images ?? []) {
+          const digest = img.repoDigests[0]?.split("@")[1] ?? null;
+          if (input.digest && !img.repoDigests.some((d) => d.endsWith(`@${input.digest}`)) && img.id !== input.digest) continue;
+          const tags = img.repoTags.length ? img.repoTags : ["<none>:<none>"];
+          if (input.dangling !== undefined && input.dangling !== (img.repoTags.length === 0)) continue;
+          for (const rt of tags) {
+            const i = rt.lastIndexOf(":");
+            const repository = rt.slice(0, i);
+            const tag = rt.slice(i + 1);
+            if (!has(q, repository, tag, img.id, ...img.repoDigests)) continue;
+            const key = `${rt}|${img.id}`;
+            let row = rows.get(key);
+            if (!row) rows.set(key, (row = { repository, tag, id: img.id, digest, size: img.size, created: img.created, nodes: [] }));
+            row.nodes.push(node);
+          }
         }
       }
-    }
-    const sorted = [...rows.values()].sort((a, b) => b.created - a.created || a.repository.localeCompare(b.repository) || a.tag.localeCompare(b.tag));
-    return paginate(sorted, input.page, input.pageSize);
-  }),
+      const sorted = [...rows.values()].sort((a, b) => b.created - a.created || a.repository.localeCompare(b.repository) || a.tag.localeCompare(b.tag));
+      return paginate(sorted, input.page, input.pageSize);
+    }),
 
   /** Containers with their node ("where does this container run"). */
   containers: authedProcedure
@@ -107,7 +109,9 @@ export const inventoryRouter = router({
     const q = input.search?.trim().toLowerCase();
     const rows: Array<Omit<InventoryVolume, "labels"> & { node: NodeRef }> = [];
     for (const { node, inv } of await nodesWithInventory(ctx, input.nodeId)) {
-      for (const v of inv?.volumes ?? []) if (has(q, v.name, v.driver, node.name)) rows.push({ name: v.name, driver: v.driver, mountpoint: v.mountpoint, createdAt: v.createdAt, anonymous: v.anonymous, node });
+      for (const v of inv?.volumes ?? [])
+        if (has(q, v.name, v.driver, node.name))
+          rows.push({ name: v.name, driver: v.driver, mountpoint: v.mountpoint, createdAt: v.createdAt, anonymous: v.anonymous, node });
     }
     rows.sort((a, b) => a.name.localeCompare(b.name) || a.node.name.localeCompare(b.node.name));
     return paginate(rows, input.page, input.pageSize);
@@ -117,7 +121,19 @@ export const inventoryRouter = router({
     const q = input.search?.trim().toLowerCase();
     const rows: Array<Omit<InventoryNetwork, "labels"> & { node: NodeRef }> = [];
     for (const { node, inv } of await nodesWithInventory(ctx, input.nodeId)) {
-      for (const n of inv?.networks ?? []) if (has(q, n.name, n.id, n.driver, n.subnet, node.name)) rows.push({ id: n.id, name: n.name, driver: n.driver, subnet: n.subnet, gateway: n.gateway, internal: n.internal, created: n.created, containers: n.containers, node });
+      for (const n of inv?.networks ?? [])
+        if (has(q, n.name, n.id, n.driver, n.subnet, node.name))
+          rows.push({
+            id: n.id,
+            name: n.name,
+            driver: n.driver,
+            subnet: n.subnet,
+            gateway: n.gateway,
+            internal: n.internal,
+            created: n.created,
+            containers: n.containers,
+            node,
+          });
     }
     rows.sort((a, b) => a.name.localeCompare(b.name) || a.node.name.localeCompare(b.node.name));
     return paginate(rows, input.page, input.pageSize);
@@ -141,7 +157,10 @@ export const inventoryRouter = router({
     try {
       const inspect = await ctx.services.hub.request(input.nodeId, "container.inspect", { id: input.id }, { timeoutMs: 30_000 });
       const st = ctx.services.hub.node(input.nodeId);
-      return { ...inspect, node: { id: input.nodeId, hostname: st?.facts?.hostname ?? st?.hostname ?? "", online: !!st?.online, address: st?.remoteAddress ?? null } };
+      return {
+        ...inspect,
+        node: { id: input.nodeId, hostname: st?.facts?.hostname ?? st?.hostname ?? "", online: !!st?.online, address: st?.remoteAddress ?? null },
+      };
     } catch (e) {
       throw linkError(e);
     }

@@ -26,7 +26,19 @@ export interface NodeSummary {
   createdAt: string;
 }
 
-export function summarizeNode(row: { id: string; name: string; hostname: string; createdAt: Date; revokedAt: Date | null; lastSeenAt: Date | null; agentVersion: string | null; group: { id: string; name: string } | null }, st: NodeStatus | undefined): NodeSummary {
+export function summarizeNode(
+  row: {
+    id: string;
+    name: string;
+    hostname: string;
+    createdAt: Date;
+    revokedAt: Date | null;
+    lastSeenAt: Date | null;
+    agentVersion: string | null;
+    group: { id: string; name: string } | null;
+  },
+  st: NodeStatus | undefined,
+): NodeSummary {
   const inv = st?.inventory;
   const facts = st?.facts ?? inv?.facts;
   const cs = inv?.containers ?? [];
@@ -59,7 +71,16 @@ export async function visibleNodes(ctx: AuthedContext): Promise<NodeSummary[]> {
   const scope = await ctx.nodeScope();
   const rows = await ctx.services.prisma.node.findMany({
     where: scope.all ? {} : { id: { in: [...scope.nodeIds] } },
-    select: { id: true, name: true, hostname: true, createdAt: true, revokedAt: true, lastSeenAt: true, agentVersion: true, group: { select: { id: true, name: true } } },
+    select: {
+      id: true,
+      name: true,
+      hostname: true,
+      createdAt: true,
+      revokedAt: true,
+      lastSeenAt: true,
+      agentVersion: true,
+      group: { select: { id: true, name: true } },
+    },
     orderBy: { name: "asc" },
   });
   return rows.map((r) => summarizeNode(r, ctx.services.hub.node(r.id)));
@@ -71,38 +92,56 @@ export async function visibleNodes(ctx: AuthedContext): Promise<NodeSummary[]> {
  */
 export async function visibleNodeRefs(ctx: AuthedContext): Promise<Array<{ id: string; name: string; online: boolean }>> {
   const scope = await ctx.nodeScope();
-  const rows = await ctx.services.prisma.node.findMany({ where: scope.all ? {} : { id: { in: [...scope.nodeIds] } }, select: { id: true, name: true }, orderBy: { name: "asc" } });
+  const rows = await ctx.services.prisma.node.findMany({
+    where: scope.all ? {} : { id: { in: [...scope.nodeIds] } },
+    select: { id: true, name: true },
+    orderBy: { name: "asc" },
+  });
   return rows.map((r) => ({ id: r.id, name: r.name, online: ctx.services.hub.node(r.id)?.online ?? false }));
 }
 
 export const nodesRouter = router({
   /** The fleet dashboard: every node the user may see, with status and the `docker info` set; `search` matches name, hostname, OS, kernel, group, version. */
-  list: authedProcedure.input(z.object({ search: z.string().max(200).optional(), status: z.enum(["online", "offline", "revoked"]).optional() }).optional()).query(async ({ ctx, input }) => {
-    await requireNodes(ctx, [], "read");
-    const all = await visibleNodes(ctx);
-    let nodes = all;
-    const q = input?.search?.trim().toLowerCase();
-    if (q) nodes = nodes.filter((n) => [n.name, n.hostname, n.os, n.kernel, n.group?.name, n.agentVersion, n.architecture].some((v) => v?.toLowerCase().includes(q)));
-    if (input?.status === "online") nodes = nodes.filter((n) => n.online);
-    if (input?.status === "offline") nodes = nodes.filter((n) => !n.online && !n.revoked);
-    if (input?.status === "revoked") nodes = nodes.filter((n) => n.revoked);
-    return {
-      nodes,
-      totals: {
-        nodes: all.length,
-        online: all.filter((n) => n.online).length,
-        containers: all.reduce((a, n) => a + n.containers.total, 0),
-        running: all.reduce((a, n) => a + n.containers.running, 0),
-        images: all.reduce((a, n) => a + n.images, 0),
-      },
-    };
-  }),
+  list: authedProcedure
+    .input(z.object({ search: z.string().max(200).optional(), status: z.enum(["online", "offline", "revoked"]).optional() }).optional())
+    .query(async ({ ctx, input }) => {
+      await requireNodes(ctx, [], "read");
+      const all = await visibleNodes(ctx);
+      let nodes = all;
+      const q = input?.search?.trim().toLowerCase();
+      if (q)
+        nodes = nodes.filter((n) =>
+          [n.name, n.hostname, n.os, n.kernel, n.group?.name, n.agentVersion, n.architecture].some((v) => v?.toLowerCase().includes(q)),
+        );
+      if (input?.status === "online") nodes = nodes.filter((n) => n.online);
+      if (input?.status === "offline") nodes = nodes.filter((n) => !n.online && !n.revoked);
+      if (input?.status === "revoked") nodes = nodes.filter((n) => n.revoked);
+      return {
+        nodes,
+        totals: {
+          nodes: all.length,
+          online: all.filter((n) => n.online).length,
+          containers: all.reduce((a, n) => a + n.containers.total, 0),
+          running: all.reduce((a, n) => a + n.containers.running, 0),
+          images: all.reduce((a, n) => a + n.images, 0),
+        },
+      };
+    }),
 
   get: authedProcedure.input(z.object({ nodeId: NodeId })).query(async ({ ctx, input }) => {
     await requireNodes(ctx, [input.nodeId], "read");
     const row = await ctx.services.prisma.node.findUnique({
       where: { id: input.nodeId },
-      select: { id: true, name: true, hostname: true, createdAt: true, revokedAt: true, lastSeenAt: true, agentVersion: true, group: { select: { id: true, name: true } } },
+      select: {
+        id: true,
+        name: true,
+        hostname: true,
+        createdAt: true,
+        revokedAt: true,
+        lastSeenAt: true,
+        agentVersion: true,
+        group: { select: { id: true, name: true } },
+      },
     });
     if (!row) throw new TRPCError({ code: "NOT_FOUND", message: `node ${input.nodeId} does not exist` });
     const st = ctx.services.hub.node(row.id);

@@ -39,21 +39,38 @@ export default function RegistriesPage() {
         <b>{known ? `Edit ${known.address}` : "Add a registry"}</b>
         <div className="grid2">
           <Field label="Address (host[:port])">
-            <input id="registry-address" value={address} onChange={(e) => setAddress(e.target.value)} placeholder="registry.example.com:5000" required style={{ width: "100%" }} />
+            <input
+              id="registry-address"
+              value={address}
+              onChange={(e) => setAddress(e.target.value)}
+              placeholder="registry.example.com:5000"
+              required
+              style={{ width: "100%" }}
+            />
           </Field>
           <Field label="Username">
             <input id="registry-username" value={username} onChange={(e) => setUsername(e.target.value)} autoComplete="off" style={{ width: "100%" }} />
           </Field>
           <Field label={`Password${known?.hasPassword ? " (empty: keep the stored one)" : ""}`}>
-            <input id="registry-password" type="password" value={password} onChange={(e) => setPassword(e.target.value)} autoComplete="new-password" disabled={clearPassword} style={{ width: "100%" }} />
+            <input
+              id="registry-password"
+              type="password"
+              value={password}
+              onChange={(e) => setPassword(e.target.value)}
+              autoComplete="new-password"
+              disabled={clearPassword}
+              style={{ width: "100%" }}
+            />
           </Field>
           <div>
             <label htmlFor="registry-insecure">
-              <input id="registry-insecure" type="checkbox" checked={insecure} onChange={(e) => setInsecure(e.target.checked)} /> Insecure (plain HTTP or an unverified certificate)
+              <input id="registry-insecure" type="checkbox" checked={insecure} onChange={(e) => setInsecure(e.target.checked)} /> Insecure (plain HTTP or an
+              unverified certificate)
             </label>
             {known?.hasPassword && (
               <label htmlFor="registry-clear-password">
-                <input id="registry-clear-password" type="checkbox" checked={clearPassword} onChange={(e) => setClearPassword(e.target.checked)} /> Remove the stored password
+                <input id="registry-clear-password" type="checkbox" checked={clearPassword} onChange={(e) => setClearPassword(e.target.checked)} /> Remove the
+                stored password
               </label>
             )}
           </div>
@@ -117,14 +134,16 @@ export default function RegistriesPage() {
                   >
                     Edit
                   </button>
-                  <ConfirmButton label={`Remove ${r.address}`} confirmLabel={`Really remove ${r.address}`} onConfirm={() => remove.mutate({ address: r.address })} />
+                  <ConfirmButton
+                    label={`Remove ${r.address}`}
+                    confirmLabel={`Really remove ${r.address}`}
+                    onConfirm={() => remove.mutate({ address: r.address })}
+                  />
                 </div>
               </td>
             </tr>
           ))}
-          {registries.data?.length === 0 && (
-            <EmptyRow cols={6}>No registries. Images from registries not listed here are pulled anonymously.</EmptyRow>
-          )}
+          {registries.data?.length === 0 && <EmptyRow cols={6}>No registries. Images from registries not listed here are pulled anonymously.</EmptyRow>}
         </tbody>
       </table>
     </>

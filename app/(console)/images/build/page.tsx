@@ -18,7 +18,11 @@ RUN echo "built by Berth" > /app/message
 CMD ["cat", "/app/message"]
 `;
 
-const lines = (text: string) => text.split("\n").map((l) => l.trim()).filter(Boolean);
+const lines = (text: string) =>
+  text
+    .split("\n")
+    .map((l) => l.trim())
+    .filter(Boolean);
 
 function toBase64(buf: ArrayBuffer): string {
   const b = new Uint8Array(buf);
@@ -71,7 +75,9 @@ export default function BuildPage() {
       args[l.slice(0, eq)] = l.slice(eq + 1);
     }
     if (file && file.size > MAX_CONTEXT) {
-      setFormError(`the context archive ${file.name} is ${(file.size / MIB).toFixed(1)} MiB; a build through the console takes at most ${MAX_CONTEXT / MIB} MiB`);
+      setFormError(
+        `the context archive ${file.name} is ${(file.size / MIB).toFixed(1)} MiB; a build through the console takes at most ${MAX_CONTEXT / MIB} MiB`,
+      );
       return;
     }
     let context: { name: string; contentBase64: string } | undefined;
@@ -104,23 +110,57 @@ export default function BuildPage() {
       <h1>Build an image</h1>
       <form className="panel" onSubmit={(e) => void submit(e)} style={{ maxWidth: 960 }} aria-label="build an image">
         <Field label="Dockerfile">
-          <textarea id={f("dockerfile")} value={dockerfile} onChange={(e) => setDockerfile(e.target.value)} rows={14} className="mono" spellCheck={false} style={{ width: "100%" }} required />
+          <textarea
+            id={f("dockerfile")}
+            value={dockerfile}
+            onChange={(e) => setDockerfile(e.target.value)}
+            rows={14}
+            className="mono"
+            spellCheck={false}
+            style={{ width: "100%" }}
+            required
+          />
         </Field>
         <div className="grid2">
           <Field label="Node">
             <NodeSelect id={f("node")} value={nodeId} onChange={setNodeId} />
           </Field>
           <Field label="Context archive (.tar, .tar.gz; optional, at most 64 MiB)">
-            <input id={f("context")} type="file" accept=".tar,.tgz,.tar.gz,application/x-tar,application/gzip" onChange={(e) => setFile(e.target.files?.[0] ?? null)} />
+            <input
+              id={f("context")}
+              type="file"
+              accept=".tar,.tgz,.tar.gz,application/x-tar,application/gzip"
+              onChange={(e) => setFile(e.target.files?.[0] ?? null)}
+            />
           </Field>
           <Field label="Tags">
-            <input id={f("tags")} value={tags} onChange={(e) => setTags(e.target.value)} placeholder="optional: 127.0.0.1:5000/team/app:1.0 (several: space or comma)" style={{ width: "100%" }} />
+            <input
+              id={f("tags")}
+              value={tags}
+              onChange={(e) => setTags(e.target.value)}
+              placeholder="optional: 127.0.0.1:5000/team/app:1.0 (several: space or comma)"
+              style={{ width: "100%" }}
+            />
           </Field>
           <Field label="Build args">
-            <textarea id={f("args")} value={buildArgs} onChange={(e) => setBuildArgs(e.target.value)} placeholder="one per line: NAME=value" rows={3} className="mono" style={{ width: "100%" }} />
+            <textarea
+              id={f("args")}
+              value={buildArgs}
+              onChange={(e) => setBuildArgs(e.target.value)}
+              placeholder="one per line: NAME=value"
+              rows={3}
+              className="mono"
+              style={{ width: "100%" }}
+            />
           </Field>
           <Field label="Target stage">
-            <input id={f("target")} value={target} onChange={(e) => setTarget(e.target.value)} placeholder="optional: the last stage" style={{ width: "100%" }} />
+            <input
+              id={f("target")}
+              value={target}
+              onChange={(e) => setTarget(e.target.value)}
+              placeholder="optional: the last stage"
+              style={{ width: "100%" }}
+            />
           </Field>
           <Field label="Network for RUN">
             <input id={f("network")} value={network} onChange={(e) => setNetwork(e.target.value)} list={f("networks")} style={{ width: "100%" }} />
@@ -139,7 +179,8 @@ export default function BuildPage() {
             <input type="checkbox" checked={pull} onChange={(e) => setPull(e.target.checked)} /> always pull the base images
           </label>
           <label className="row">
-            <input type="checkbox" checked={push || distribute} disabled={distribute} onChange={(e) => setPush(e.target.checked)} /> push the tags to their registry
+            <input type="checkbox" checked={push || distribute} disabled={distribute} onChange={(e) => setPush(e.target.checked)} /> push the tags to their
+            registry
           </label>
           <label className="row">
             <input type="checkbox" checked={distribute} onChange={(e) => setDistribute(e.target.checked)} /> distribute to other nodes
@@ -150,7 +191,10 @@ export default function BuildPage() {
             <NodeMultiSelect id={f("targets")} value={targets} onChange={setTargets} exclude={nodeId ? [nodeId] : []} />
           </Field>
         )}
-        <p className="muted">Pushing uses the credentials of the tag&apos;s registry in Admin → Registries; distributing pushes, then pulls on the chosen nodes.{!can.admin && " The host network for RUN only where your node group's host access allows it."}</p>
+        <p className="muted">
+          Pushing uses the credentials of the tag&apos;s registry in Admin → Registries; distributing pushes, then pulls on the chosen nodes.
+          {!can.admin && " The host network for RUN only where your node group's host access allows it."}
+        </p>
         {formError && (
           <div className="error" role="alert">
             {formError}

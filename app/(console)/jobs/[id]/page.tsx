@@ -27,7 +27,12 @@ function ResultCell({ action, result }: { action: string; result: unknown }) {
     return (
       <div data-testid="build-result">
         built <span className="mono">{r.imageId.replace(/^sha256:/, "").slice(0, 12)}</span>
-        {tags.length > 0 && <> tagged <span className="mono">{tags.join(", ")}</span></>}
+        {tags.length > 0 && (
+          <>
+            {" "}
+            tagged <span className="mono">{tags.join(", ")}</span>
+          </>
+        )}
       </div>
     );
   }
@@ -92,7 +97,12 @@ export default function JobPage() {
             <span className="mono">{j.kind}</span>
             <span>by {j.createdBy ?? "system"}</span>
             <span title={new Date(j.createdAt).toLocaleString()}>created {ago(Date.parse(j.createdAt))}</span>
-            {j.startedAt && <span>ran {duration(j.startedAt, j.finishedAt)}{j.finishedAt ? "" : " so far"}</span>}
+            {j.startedAt && (
+              <span>
+                ran {duration(j.startedAt, j.finishedAt)}
+                {j.finishedAt ? "" : " so far"}
+              </span>
+            )}
             <span>
               {count("succeeded")} of {steps.length} steps succeeded
               {count("failed") ? `, ${count("failed")} failed` : ""}

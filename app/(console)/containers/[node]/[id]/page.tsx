@@ -118,14 +118,47 @@ function Overview({ c, running, nodeId }: { c: Inspect; running: boolean; nodeId
       <div className="grid2">
         <table className="kv panel">
           <tbody>
-            <tr><th>ID</th><td className="mono">{c.id}</td></tr>
-            <tr><th>Image</th><td className="mono">{c.imageName} <span className="muted">{shortId(c.imageId)}</span></td></tr>
-            <tr><th>Process</th><td className="mono">{[c.path, ...c.args].join(" ")}</td></tr>
-            <tr><th>User</th><td className="mono">{c.config.user || "(image default: root)"}</td></tr>
-            <tr><th>Working directory</th><td className="mono">{c.config.workingDir || "/"}</td></tr>
-            <tr><th>Restart policy</th><td>{c.options.restartPolicy.name}{c.options.restartPolicy.name === "on-failure" && c.options.restartPolicy.maximumRetryCount ? `:${c.options.restartPolicy.maximumRetryCount}` : ""}</td></tr>
-            <tr><th>Created</th><td>{new Date(c.created).toLocaleString()}</td></tr>
-            {c.state.error && <tr><th>Error</th><td className="error">{c.state.error}</td></tr>}
+            <tr>
+              <th>ID</th>
+              <td className="mono">{c.id}</td>
+            </tr>
+            <tr>
+              <th>Image</th>
+              <td className="mono">
+                {c.imageName} <span className="muted">{shortId(c.imageId)}</span>
+              </td>
+            </tr>
+            <tr>
+              <th>Process</th>
+              <td className="mono">{[c.path, ...c.args].join(" ")}</td>
+            </tr>
+            <tr>
+              <th>User</th>
+              <td className="mono">{c.config.user || "(image default: root)"}</td>
+            </tr>
+            <tr>
+              <th>Working directory</th>
+              <td className="mono">{c.config.workingDir || "/"}</td>
+            </tr>
+            <tr>
+              <th>Restart policy</th>
+              <td>
+                {c.options.restartPolicy.name}
+                {c.options.restartPolicy.name === "on-failure" && c.options.restartPolicy.maximumRetryCount
+                  ? `:${c.options.restartPolicy.maximumRetryCount}`
+                  : ""}
+              </td>
+            </tr>
+            <tr>
+              <th>Created</th>
+              <td>{new Date(c.created).toLocaleString()}</td>
+            </tr>
+            {c.state.error && (
+              <tr>
+                <th>Error</th>
+                <td className="error">{c.state.error}</td>
+              </tr>
+            )}
           </tbody>
         </table>
         <div className="panel">
@@ -146,14 +179,21 @@ function Ports({ c }: { c: Inspect }) {
     <ul data-testid="ports">
       {published.map((p, i) => {
         const text = `${p.hostIp || "0.0.0.0"}:${p.hostPort || "?"} → ${p.containerPort}/${p.protocol}`;
-        if (!p.hostPort || p.protocol !== "tcp") return <li key={i} className="mono">{text}</li>;
+        if (!p.hostPort || p.protocol !== "tcp")
+          return (
+            <li key={i} className="mono">
+              {text}
+            </li>
+          );
         const href = `http://${portHost(p.hostIp, c.node.address)}:${p.hostPort}`;
         return (
           <li key={i} className="mono">
             <a href={href} target="_blank" rel="noreferrer">
               {href}
             </a>{" "}
-            <span className="muted">→ {p.containerPort}/{p.protocol}</span>
+            <span className="muted">
+              → {p.containerPort}/{p.protocol}
+            </span>
           </li>
         );
       })}
@@ -167,7 +207,11 @@ function Environment({ env }: { env: readonly string[] }) {
   return (
     <table data-testid="env">
       <thead>
-        <tr><th>Name</th><th>Value</th><th /></tr>
+        <tr>
+          <th>Name</th>
+          <th>Value</th>
+          <th />
+        </tr>
       </thead>
       <tbody>
         {env.map((e) => {
@@ -177,10 +221,22 @@ function Environment({ env }: { env: readonly string[] }) {
           return (
             <tr key={k} data-env={k}>
               <td className="mono">{k}</td>
-              <td className="mono" style={{ wordBreak: "break-all" }}>{visible ? v : MASK}</td>
+              <td className="mono" style={{ wordBreak: "break-all" }}>
+                {visible ? v : MASK}
+              </td>
               <td>
                 {secret && (
-                  <button type="button" onClick={() => setShown((s) => { const n = new Set(s); if (n.has(k)) n.delete(k); else n.add(k); return n; })}>
+                  <button
+                    type="button"
+                    onClick={() =>
+                      setShown((s) => {
+                        const n = new Set(s);
+                        if (n.has(k)) n.delete(k);
+                        else n.add(k);
+                        return n;
+                      })
+                    }
+                  >
                     {visible ? "Hide" : "Reveal"}
                   </button>
                 )}
@@ -198,12 +254,20 @@ function Mounts({ c }: { c: Inspect }) {
   return (
     <table data-testid="mounts">
       <thead>
-        <tr><th>Type</th><th>Source</th><th>Destination</th><th>Mode</th></tr>
+        <tr>
+          <th>Type</th>
+          <th>Source</th>
+          <th>Destination</th>
+          <th>Mode</th>
+        </tr>
       </thead>
       <tbody>
         {c.mounts.map((m) => (
           <tr key={m.destination}>
-            <td>{m.type}{m.anonymous ? " (anonymous)" : ""}</td>
+            <td>
+              {m.type}
+              {m.anonymous ? " (anonymous)" : ""}
+            </td>
             <td className="mono">{m.source}</td>
             <td className="mono">{m.destination}</td>
             <td>{m.readonly ? "read-only" : "read-write"}</td>
@@ -215,11 +279,23 @@ function Mounts({ c }: { c: Inspect }) {
 }
 
 function Networks({ c }: { c: Inspect }) {
-  if (!c.networks.length) return <p className="muted">Network mode {c.options.networkMode}{c.state.status === "running" ? "" : " (addresses are given while it runs)"}.</p>;
+  if (!c.networks.length)
+    return (
+      <p className="muted">
+        Network mode {c.options.networkMode}
+        {c.state.status === "running" ? "" : " (addresses are given while it runs)"}.
+      </p>
+    );
   return (
     <table data-testid="networks">
       <thead>
-        <tr><th>Network</th><th>IP address</th><th>Gateway</th><th>MAC</th><th>Aliases</th></tr>
+        <tr>
+          <th>Network</th>
+          <th>IP address</th>
+          <th>Gateway</th>
+          <th>MAC</th>
+          <th>Aliases</th>
+        </tr>
       </thead>
       <tbody>
         {c.networks.map((n) => (
@@ -243,7 +319,10 @@ function Labels({ labels }: { labels: Record<string, string> }) {
     <table data-testid="labels">
       <tbody>
         {entries.map(([k, v]) => (
-          <tr key={k}><td className="mono">{k}</td><td className="mono">{v}</td></tr>
+          <tr key={k}>
+            <td className="mono">{k}</td>
+            <td className="mono">{v}</td>
+          </tr>
         ))}
       </tbody>
     </table>
@@ -251,17 +330,35 @@ function Labels({ labels }: { labels: Record<string, string> }) {
 }
 
 function Health({ c }: { c: Inspect }) {
-  if (!c.health) return <p className="muted" data-testid="health">No health check runs for this container.</p>;
+  if (!c.health)
+    return (
+      <p className="muted" data-testid="health">
+        No health check runs for this container.
+      </p>
+    );
   return (
     <div data-testid="health">
       <p>
-        <Badge kind={c.health.status === "healthy" ? "ok" : c.health.status === "unhealthy" ? "bad" : "warn"}>{c.health.status}</Badge> {c.health.failingStreak ? `${c.health.failingStreak} failures in a row` : ""}
+        <Badge kind={c.health.status === "healthy" ? "ok" : c.health.status === "unhealthy" ? "bad" : "warn"}>{c.health.status}</Badge>{" "}
+        {c.health.failingStreak ? `${c.health.failingStreak} failures in a row` : ""}
       </p>
       <table>
-        <thead><tr><th>Started</th><th>Exit code</th><th>Output</th></tr></thead>
+        <thead>
+          <tr>
+            <th>Started</th>
+            <th>Exit code</th>
+            <th>Output</th>
+          </tr>
+        </thead>
         <tbody>
           {c.health.log.map((l, i) => (
-            <tr key={i}><td>{new Date(l.start).toLocaleString()}</td><td>{l.exitCode}</td><td className="mono" style={{ whiteSpace: "pre-wrap" }}>{l.output}</td></tr>
+            <tr key={i}>
+              <td>{new Date(l.start).toLocaleString()}</td>
+              <td>{l.exitCode}</td>
+              <td className="mono" style={{ whiteSpace: "pre-wrap" }}>
+                {l.output}
+              </td>
+            </tr>
           ))}
         </tbody>
       </table>
@@ -273,7 +370,10 @@ function Logs({ nodeId, id }: { nodeId: string; id: string }) {
   const fid = useId();
   const [tail, setTail] = useState(200);
   const [follow, setFollow] = useState(true);
-  const logs = trpc.inventory.containerLogs.useQuery({ nodeId, id, tail }, { enabled: !follow, staleTime: Infinity, refetchOnWindowFocus: false, retry: false });
+  const logs = trpc.inventory.containerLogs.useQuery(
+    { nodeId, id, tail },
+    { enabled: !follow, staleTime: Infinity, refetchOnWindowFocus: false, retry: false },
+  );
   return (
     <div className="panel">
       <div className="row">
@@ -282,7 +382,9 @@ function Logs({ nodeId, id }: { nodeId: string; id: string }) {
         </label>
         <select id={`${fid}-tail`} value={tail} onChange={(e) => setTail(Number(e.target.value))}>
           {[50, 200, 1000, 5000].map((n) => (
-            <option key={n} value={n}>{n}</option>
+            <option key={n} value={n}>
+              {n}
+            </option>
           ))}
         </select>
         <label style={{ margin: 0, fontWeight: 400 }}>
