@@ -334,6 +334,10 @@ describe("connection chaos: clients hang up at random points of every streaming 
     };
     const execLoop = ["sh", "-c", `: ${MARKER}; while true; do echo x; echo y >&2; sleep 0.05; done`];
     const json = (v: unknown) => ({ headers: { "Content-Type": "application/json" }, body: Buffer.from(JSON.stringify(v)) });
+    const buildContext = await makeTar([
+      { name: "Dockerfile", content: `FROM busybox\nRUN i=0; while [ $i -lt 30 ]; do echo ${MARKER} step $i; i=$((i+1)); sleep 0.05; done\n` },
+      { name: "pad.bin", content: "x".repeat(200_000) },
+    ]);
     const endpoints: Endpoint[] = [
       {
         name: "attach",
@@ -456,6 +460,20 @@ describe("connection chaos: clients hang up at random points of every streaming 
         request: async () => ({ method: "GET", path: `/containers/${ids.plain}/export` }),
       },
       {
+        // A RUN that prints for a while: a hang-up mid-upload, before the answer or mid-step
+        // must end the build and remove its step container (checked below with the rest).
+        name: "build",
+        lane: "build",
+        cuts: ["request-head", "mid-upload", "before-response", "mid-body"],
+        bodyBytes: 400,
+        request: async () => ({
+          method: "POST",
+          path: "/build?t=chaos-build&rm=1&forcerm=1&nocache=1",
+          headers: { "Content-Type": "application/x-tar" },
+          body: buildContext,
+        }),
+      },
+      {
         name: "commit",
         lane: "commit",
         cuts: ["request-head", "before-response", "mid-body"],
@@ -549,6 +567,13 @@ describe("connection chaos: clients hang up at random points of every streaming 
     assert.equal(agent.process.pid, pid);
     assert.equal(agent.process.exitCode, null, "the agent exited");
     assert.doesNotMatch(agent.logs(), /"level":60|uncaught|unhandled/i, "the agent logged a fatal error");
+
+    // Builds whose clients left removed their step containers.
+    await until(
+      "no build step container left",
+      async () => (await dockerOk(agent, ["ps", "-aq", "--filter", "label=io.berth.build-step"])).trim() === "",
+      30_000,
+    );
 
     // Exec processes of departed clients were killed, detached ones ended; their monitors are gone.
     await until("no exec process left", async () => (await processesWith(MARKER)).length === 0, 20_000).catch(async (e: Error) => {

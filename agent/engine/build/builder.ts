@@ -42,7 +42,7 @@ import type { Puller } from "../images/pull.ts";
 import { detectCompression } from "../layers/decompress.ts";
 import { extractLayer } from "../layers/extract.ts";
 import { decompressStream } from "../layers/decompress.ts";
-import { bestEffort } from "../../../shared/best-effort.ts";
+import { awaitedLater, bestEffort } from "../../../shared/best-effort.ts";
 import { isErrno } from "../fs-util.ts";
 import { familiarString, parseNormalizedReference, withDefaultTag } from "../../../shared/reference.ts";
 import { formatPlatform, normalizePlatform, platformFromNode } from "../registry/platform.ts";
@@ -793,8 +793,10 @@ export class Builder {
     let ok = false;
     try {
       run.out.stream(` ---> Running in ${id.slice(0, 12)}\n`);
-      const exited = containers.wait(id, "next-exit");
-      const attaching = containers.attach(id, { stdin: false, stdout: true, stderr: true });
+      // Awaited only after the start: a start that fails or a cancel that removes the container
+      // first rejects them meanwhile, which must not go unhandled (and end the agent).
+      const exited = awaitedLater(containers.wait(id, "next-exit"));
+      const attaching = awaitedLater(containers.attach(id, { stdin: false, stdout: true, stderr: true }));
       const onAbort = () => void containers.kill(id, "SIGKILL").catch(bestEffort(this.deps.logger, `kill build container ${id}`)); // it may have exited already
       run.signal.addEventListener("abort", onAbort, { once: true });
       try {
