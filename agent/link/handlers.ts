@@ -112,7 +112,7 @@ export function linkHandlers(engine: Engine, log: DebugLog): Handlers {
         if (containers.volumeUsers(v.name).length) inUse++;
       }
       return {
-        images: { count: du.images.length, active: du.images.filter((i) => all.some((c) => c.imageId === i.Id)).length, size: du.layersSize },
+        images: { count: du.images.length, active: du.images.filter((i) => all.some((c) => c.imageId === i.id)).length, size: du.layersSize },
         containers: { count: all.length, running: all.filter((c) => c.state.status === "running").length, size: containerBytes },
         volumes: { count: vols.length, inUse, size: volumeBytes },
       };

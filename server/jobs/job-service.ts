@@ -26,7 +26,7 @@ import { CONTAINER_MAKING_ACTIONS, hostRulesOfNodes, judgeHostAccess } from "../
 import { hostOptionsMessage, NO_HOST_ACCESS } from "../auth/host-options.ts";
 
 /** A step runs one link method, or `container.run` (create, then start). */
-export type StepAction = Exclude<MethodName, "inventory.snapshot" | "system.info" | "container.logs" | "container.exec" | "image.history"> | "container.run";
+export type StepAction = Exclude<MethodName, "inventory.snapshot" | "system.info" | "container.logs" | "container.exec" | "image.history" | "system.df" | "volume.inspect"> | "container.run";
 
 export interface StepSpec {
   nodeId: string;
@@ -236,7 +236,8 @@ export class JobService {
    * an earlier container inside an allowed prefix can point anywhere).
    */
   private async judgeAtRunTime(createdById: string | null, nodeId: string, action: string, params: Record<string, unknown>): Promise<Record<string, unknown>> {
-    if (!CONTAINER_MAKING_ACTIONS.has(action)) return params;
+    // A volume whose driver options bind a host path is judged like that bind.
+    if (!CONTAINER_MAKING_ACTIONS.has(action) && action !== "volume.create") return params;
     const { prisma } = this.deps;
     const creator = createdById ? await prisma.user.findUnique({ where: { id: createdById }, select: { role: true, disabled: true } }) : null;
     if (creator?.disabled) throw new Error("refused when the step ran: the account that created this job is disabled");
@@ -244,6 +245,7 @@ export class JobService {
     const role = creator?.role ?? "operator";
     const { refused } = await judgeHostAccess(prisma, { role }, [{ nodeId, action, params }]);
     if (refused.length) throw new Error(`refused when the step ran (the host policy or the creator's role changed since the job was created): ${hostOptionsMessage(refused)}`);
+    if (action === "volume.create") return params;
     const { hostPathRules: _fromRequest, ...rest } = params;
     if (role === "admin") return rest;
     const rules = (await hostRulesOfNodes(prisma, [nodeId])).get(nodeId)?.rules ?? NO_HOST_ACCESS;

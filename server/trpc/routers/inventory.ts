@@ -8,7 +8,7 @@ import type { InventoryContainer, InventoryImage, InventoryNetwork, InventoryVol
 import { LinkRequestError } from "../../hub/agent-hub.ts";
 import { TRPCError } from "@trpc/server";
 import { authedProcedure, requireNodes, router, type AuthedContext } from "../trpc.ts";
-import { visibleNodeRefs } from "./nodes.ts";
+import { visibleNodeRefs, type NodeRef } from "./nodes.ts";
 
 const Page = {
   nodeId: z.uuid().optional(),
@@ -17,11 +17,7 @@ const Page = {
   pageSize: z.number().int().min(1).max(500).default(50),
 };
 
-export interface NodeRef {
-  id: string;
-  name: string;
-  online: boolean;
-}
+export type { NodeRef };
 
 async function nodesWithInventory(ctx: AuthedContext, nodeId: string | undefined) {
   if (nodeId) await requireNodes(ctx, [nodeId], "read");
@@ -121,6 +117,16 @@ export const inventoryRouter = router({
     }
     rows.sort((a, b) => a.name.localeCompare(b.name) || a.node.name.localeCompare(b.node.name));
     return paginate(rows, input.page, input.pageSize);
+  }),
+
+  /** One volume, read from its node now, with the containers that use it. */
+  volume: authedProcedure.input(z.object({ nodeId: z.uuid(), name: z.string().min(1).max(256) })).query(async ({ ctx, input }) => {
+    await requireNodes(ctx, [input.nodeId], "read");
+    try {
+      return await ctx.services.hub.request(input.nodeId, "volume.inspect", { name: input.name }, { timeoutMs: 30_000 });
+    } catch (e) {
+      throw linkError(e);
+    }
   }),
 
   /** One container's last log lines, read from its node now. */
