@@ -1,9 +1,9 @@
 "use client";
-import Link from "next/link";
 import { useState } from "react";
 import { trpc } from "../lib/trpc.ts";
 import { ago, bytes } from "../components/format.ts";
 import { Badge, ErrorBox } from "../components/ui.tsx";
+import { LastKnown, NodeName } from "../components/node-name.tsx";
 
 export default function FleetPage() {
   const [search, setSearch] = useState("");
@@ -21,7 +21,7 @@ export default function FleetPage() {
         </div>
       )}
       <div className="row panel">
-        <input placeholder="Search nodes (name, OS, kernel, group, version)" value={search} onChange={(e) => setSearch(e.target.value)} style={{ flex: 1 }} aria-label="search nodes" />
+        <input placeholder="Search nodes (name, ID, address, label env=prod, OS, kernel, group, version)" value={search} onChange={(e) => setSearch(e.target.value)} style={{ flex: 1 }} aria-label="search nodes" />
         <select value={status} onChange={(e) => setStatus(e.target.value as typeof status)} aria-label="status">
           <option value="">any status</option>
           <option value="online">online</option>
@@ -39,7 +39,19 @@ export default function FleetPage() {
         <tbody>
           {nodes.data?.nodes.map((n) => (
             <tr key={n.id} data-node={n.name}>
-              <td><Link href={`/nodes/${n.id}`}>{n.name}</Link></td>
+              <td>
+                <NodeName node={n} />
+                {n.hostname !== n.name && <div className="muted mono">{n.hostname}</div>}
+                {Object.keys(n.labels).length > 0 && (
+                  <div className="row" style={{ gap: 4, marginTop: 3 }}>
+                    {Object.entries(n.labels).map(([k, v]) => (
+                      <button key={k} type="button" className="badge" data-label={`${k}=${v}`} style={{ border: 0 }} title="show the nodes with this label" onClick={() => setSearch(`${k}=${v}`)}>
+                        {k}={v}
+                      </button>
+                    ))}
+                  </div>
+                )}
+              </td>
               <td><Badge kind={n.revoked ? "revoked" : n.online ? "online" : "offline"}>{n.revoked ? "revoked" : n.online ? "online" : "offline"}</Badge></td>
               <td>{n.online ? "now" : ago(n.lastSeen)}</td>
               <td className="mono">{n.agentVersion ?? "—"}</td>
@@ -47,7 +59,14 @@ export default function FleetPage() {
               <td className="num">{n.cpus ?? "—"}</td>
               <td className="num">{bytes(n.memory)}</td>
               <td className="num">{n.disk ? `${bytes(n.disk.free)} of ${bytes(n.disk.total)}` : "—"}</td>
-              <td className="num">{n.containers.running} / {n.containers.paused} / {n.containers.stopped}</td>
+              <td className="num">
+                {n.containers.running} / {n.containers.paused} / {n.containers.stopped}
+                {!n.online && n.containers.total + n.images > 0 && (
+                  <div>
+                    <LastKnown asOf={n.inventoryAt} />
+                  </div>
+                )}
+              </td>
               <td className="num">{n.images}</td>
               <td>{n.group?.name ?? <span className="muted">none</span>}</td>
             </tr>

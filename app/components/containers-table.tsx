@@ -11,6 +11,7 @@ import { ContainerTerminal } from "./terminal.tsx";
 import { LiveLogs } from "./live-logs.tsx";
 import { ago, ports, shortId } from "./format.ts";
 import { NodeFilter } from "./node-picker.tsx";
+import { NodeRefCell } from "./node-name.tsx";
 import { Badge, EmptyRow, ErrorBox, PageFooter, useClampPage } from "./ui.tsx";
 
 const PAGE_SIZE = 50;
@@ -195,13 +196,7 @@ export function ContainersTable({ nodeId: fixedNodeId }: { nodeId?: string }) {
                 <Badge kind={c.state}>{c.state}</Badge> {containerStatusText(c, now)}
               </td>
               <td className="mono">{ports(c.ports) || <span className="muted">—</span>}</td>
-              {!fixedNodeId && (
-                <td>
-                  <Link href={`/nodes/${c.node.id}`} className={c.node.online ? "" : "muted"}>
-                    {c.node.name}
-                  </Link>
-                </td>
-              )}
+              {!fixedNodeId && <NodeRefCell node={c.node} />}
               <td>{ago(c.created * 1000, now)}</td>
               {can.operate && (
                 <td>

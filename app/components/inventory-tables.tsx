@@ -1,10 +1,10 @@
 "use client";
 // Volumes and networks: read-only inventory tables, across the fleet or on one node.
-import Link from "next/link";
 import { useState, type ReactNode } from "react";
 import { trpc } from "../lib/trpc.ts";
 import { shortId } from "./format.ts";
 import { NodeFilter } from "./node-picker.tsx";
+import { NodeRefCell } from "./node-name.tsx";
 import { Badge, EmptyRow, ErrorBox, PageFooter, useClampPage } from "./ui.tsx";
 
 const PAGE_SIZE = 50;
@@ -68,15 +68,7 @@ function Frame(props: {
   );
 }
 
-function NodeCell({ node }: { node: { id: string; name: string; online: boolean } }) {
-  return (
-    <td>
-      <Link href={`/nodes/${node.id}`} className={node.online ? "" : "muted"}>
-        {node.name}
-      </Link>
-    </td>
-  );
-}
+const NodeCell = NodeRefCell;
 
 export function VolumesTable({ nodeId }: { nodeId?: string }) {
   const paging = usePaging(nodeId);
