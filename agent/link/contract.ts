@@ -334,6 +334,8 @@ export const SystemInfoSchema = z.object({
   registryMirrors: z.array(z.string()),
   insecureRegistries: z.array(z.string()),
   systemTime: z.string(),
+  /** The OCI runtime containers run with (`docker info` Default Runtime); optional: older agents leave it out. */
+  defaultRuntime: z.string().optional(),
 });
 export type SystemInfo = z.infer<typeof SystemInfoSchema>;
 

@@ -63,6 +63,7 @@ export function linkHandlers(engine: Engine, log: DebugLog): Handlers {
         registryMirrors: engine.config.registryMirrors,
         insecureRegistries: engine.config.insecureRegistries,
         systemTime: new Date().toISOString(),
+        defaultRuntime: "runc",
       };
     },
     "image.pull": async (p, ctx) => {
