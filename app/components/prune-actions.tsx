@@ -4,6 +4,7 @@ import { useState } from "react";
 import { trpc } from "../lib/trpc.ts";
 import { ApiError, JobNotice } from "./action-bar.tsx";
 import { Dialog } from "./dialog.tsx";
+import { NodeMultiSelect } from "./node-picker.tsx";
 
 export type PruneKind = "images" | "containers" | "volumes" | "networks";
 
@@ -25,8 +26,14 @@ const TEXT: Record<PruneKind, { title: string; lost: string; all?: { label: stri
   networks: { title: "Prune networks", lost: "Removes user-defined networks no container is attached to; containers created later cannot join them." },
 };
 
-/** A "Prune …" button; the job starts only from its dialog's confirm button. */
-export function PruneButton({ kind, nodeIds, nodesText }: { kind: PruneKind; nodeIds: readonly string[]; /** "on web-1" / "on 3 nodes" */ nodesText: string }) {
+/**
+ * A "Prune …" button; the job starts only from its dialog's confirm button. Without
+ * `nodeIds` the dialog asks on which nodes.
+ */
+export function PruneButton({ kind, nodeIds: fixed, nodesText: fixedText }: { kind: PruneKind; nodeIds?: readonly string[]; /** "on web-1" */ nodesText?: string }) {
+  const [chosen, setChosen] = useState<string[]>([]);
+  const nodeIds = fixed ?? chosen;
+  const nodesText = fixedText ?? `on ${chosen.length} node${chosen.length === 1 ? "" : "s"}`;
   const [open, setOpen] = useState(false);
   const [all, setAll] = useState(false);
   const [jobId, setJobId] = useState<string | null>(null);
@@ -49,7 +56,7 @@ export function PruneButton({ kind, nodeIds, nodesText }: { kind: PruneKind; nod
       <button
         type="button"
         className="danger"
-        disabled={!nodeIds.length}
+        disabled={fixed !== undefined && !fixed.length}
         onClick={() => {
           m.reset();
           setAll(false);
@@ -65,6 +72,12 @@ export function PruneButton({ kind, nodeIds, nodesText }: { kind: PruneKind; nod
       )}
       {open && (
         <Dialog title={`${t.title} ${nodesText}?`} onClose={() => setOpen(false)}>
+          {!fixed && (
+            <>
+              <label htmlFor={`prune-nodes-${kind}`}>Nodes</label>
+              <NodeMultiSelect id={`prune-nodes-${kind}`} value={chosen} onChange={setChosen} />
+            </>
+          )}
           <p data-testid="prune-lost">{t.lost}</p>
           {t.all && (
             <label htmlFor={`prune-all-${kind}`} style={{ fontWeight: 400 }}>
@@ -74,7 +87,7 @@ export function PruneButton({ kind, nodeIds, nodesText }: { kind: PruneKind; nod
           {all && t.all && <p className="error">{t.all.lost}</p>}
           <ApiError error={m.error} />
           <div className="row" style={{ marginTop: 12 }}>
-            <button type="button" className="danger" onClick={confirm} disabled={m.isPending}>
+            <button type="button" className="danger" onClick={confirm} disabled={m.isPending || !nodeIds.length}>
               Confirm: {t.title.toLowerCase()}
             </button>
             <button type="button" onClick={() => setOpen(false)}>
