@@ -1,7 +1,7 @@
 "use client";
 // The node page's panels: name and labels (admins), the engine's settings and versions,
 // disk use, and the prune actions.
-import { useEffect, useState, type FormEvent } from "react";
+import { useState, type FormEvent } from "react";
 import { trpc } from "../lib/trpc.ts";
 import { ApiError, FieldError } from "./action-bar.tsx";
 import { bytes } from "./format.ts";
@@ -29,19 +29,13 @@ const labelLines = (labels: Record<string, string>) =>
     .map(([k, v]) => `${k}=${v}`)
     .join("\n");
 
-/** Rename and label a node (admins). */
+/** Rename and label a node (admins). Starts from the stored values; the page keys it by node, and a save keeps what was typed. */
 export function NodeSettings({ node }: { node: { id: string; name: string; labels: Record<string, string> } }) {
   const utils = trpc.useUtils();
   const [name, setName] = useState(node.name);
   const [labels, setLabels] = useState(labelLines(node.labels));
   const [bad, setBad] = useState<number[]>([]);
   const update = trpc.nodes.update.useMutation({ onSuccess: () => void utils.nodes.invalidate() });
-  // A rename by someone else (live update) shows here unless this form is being edited.
-  const stored = `${node.name}\n${labelLines(node.labels)}`;
-  useEffect(() => {
-    setName(node.name);
-    setLabels(labelLines(node.labels));
-  }, [stored]);
   function submit(e: FormEvent) {
     e.preventDefault();
     update.reset();

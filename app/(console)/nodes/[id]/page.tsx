@@ -145,7 +145,7 @@ export default function NodePage() {
               ))}
             </dl>
           </div>
-          {can.admin && <NodeSettings node={n} />}
+          {can.admin && <NodeSettings key={n.id} node={n} />}
           <EnginePanel nodeId={n.id} online={n.online} />
           <DiskUsagePanel nodeId={n.id} nodeName={n.name} online={n.online} canOperate={can.operate && !n.revoked} />
           <h2 style={{ fontSize: 17 }}>Containers</h2>
