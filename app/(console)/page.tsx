@@ -63,7 +63,7 @@ export default function FleetPage() {
                 {n.containers.running} / {n.containers.paused} / {n.containers.stopped}
                 {!n.online && n.containers.total + n.images > 0 && (
                   <div>
-                    <LastKnown asOf={n.inventoryAt} />
+                    <LastKnown asOf={n.lastKnownAt} />
                   </div>
                 )}
               </td>

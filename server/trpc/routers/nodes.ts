@@ -16,6 +16,15 @@ export function labelsOf(json: unknown): Record<string, string> {
   return Object.fromEntries(Object.entries(json as Record<string, unknown>).filter((e): e is [string, string] => typeof e[1] === "string"));
 }
 
+/**
+ * How old an offline node's inventory is: the link keeps it current while connected, so
+ * it is as of the moment the node was last seen (or when it was taken, if later).
+ */
+export function lastKnownAt(st: NodeStatus | undefined): number | null {
+  const t = Math.max(st?.lastSeen ?? 0, st?.inventory?.takenAt ?? 0, st?.inventoryAt ?? 0);
+  return t > 0 ? t : null;
+}
+
 /** The first 8 hex digits of a node ID: enough to tell two nodes apart on screen. */
 export const shortId = (id: string): string => id.replace(/-/g, "").slice(0, 8);
 
@@ -56,6 +65,8 @@ export interface NodeSummary {
   containers: { total: number; running: number; paused: number; stopped: number };
   images: number;
   inventoryAt: number | null;
+  /** Offline nodes: what their inventory shows is as of then (unix ms). */
+  lastKnownAt: number | null;
   createdAt: string;
 }
 
@@ -90,6 +101,7 @@ export function summarizeNode(row: NodeRow, st: NodeStatus | undefined): NodeSum
     containers: { total: cs.length, running, paused, stopped: cs.length - running - paused },
     images: inv?.images.length ?? 0,
     inventoryAt: st?.inventoryAt ?? null,
+    lastKnownAt: st?.online ? null : lastKnownAt(st),
     createdAt: row.createdAt.toISOString(),
   };
 }
@@ -131,7 +143,7 @@ export async function visibleNodeRefs(ctx: AuthedContext): Promise<NodeRef[]> {
     const online = st?.online ?? false;
     const stored = r.facts as { addresses?: unknown } | null;
     const address = st?.facts?.addresses?.[0] ?? (Array.isArray(stored?.addresses) && typeof stored.addresses[0] === "string" ? stored.addresses[0] : null);
-    return { id: r.id, name: r.name, shortId: shortId(r.id), address, online, asOf: online ? null : (st?.inventory?.takenAt ?? st?.inventoryAt ?? null) };
+    return { id: r.id, name: r.name, shortId: shortId(r.id), address, online, asOf: online ? null : lastKnownAt(st) };
   });
 }
 

@@ -128,7 +128,7 @@ export default function NodePage() {
           )}
           {!n.online && (
             <p role="status">
-              <LastKnown asOf={n.inventoryAt} /> <span className="muted">The node is offline: what this page lists is its inventory as last received.</span>
+              <LastKnown asOf={n.lastKnownAt} /> <span className="muted">The node is offline: what this page lists is its inventory as last received.</span>
             </p>
           )}
           <div className="panel">
