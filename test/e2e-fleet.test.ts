@@ -147,7 +147,7 @@ describe("nodes, volumes and networks in a browser", () => {
     await page.getByRole("button", { name: "Distribute" }).first().click();
     const source = page.getByLabel("Source node");
     await source.selectOption({ value: otherId });
-    await page.getByLabel("choose nodes by label").fill("env=prod");
+    await page.getByLabel("select by label").fill("env=prod");
     await page.getByRole("button", { name: "all 1 with env=prod" }).click();
     const targets = page.getByLabel("Target nodes");
     assert.deepEqual(await targets.evaluate((el) => [...(el as HTMLSelectElement).selectedOptions].map((o) => o.value)), [prodId]);
@@ -161,7 +161,7 @@ describe("nodes, volumes and networks in a browser", () => {
     await page.getByRole("button", { name: "Create volume" }).click();
     const dialog = page.getByRole("dialog");
     await dialog.getByLabel("Name (empty: a random one)").fill("e2e-data");
-    await dialog.getByLabel("choose nodes by label").fill("env=prod");
+    await dialog.getByLabel("select by label").fill("env=prod");
     await dialog.getByRole("button", { name: "all 1 with env=prod" }).click();
     await dialog.getByLabel(/^Labels/).fill("team=web");
     await screenshot(page, "volume-create-form");
@@ -201,7 +201,7 @@ describe("nodes, volumes and networks in a browser", () => {
     await page.getByRole("button", { name: "Create network" }).click();
     const dialog = page.getByRole("dialog");
     await dialog.getByLabel("Name").fill("e2e-net");
-    await dialog.getByLabel("choose nodes by label").fill("env=prod");
+    await dialog.getByLabel("select by label").fill("env=prod");
     await dialog.getByRole("button", { name: "all 1 with env=prod" }).click();
     await dialog.getByLabel("Subnet (empty: chosen by the node)").fill("10.231.77.0/33x");
     await dialog.getByLabel("Gateway").fill("10.231.77.1");

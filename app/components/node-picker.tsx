@@ -104,7 +104,7 @@ export function NodeMultiSelect({ id, value, onChange, exclude }: { id: string; 
           value={selector}
           onChange={(e) => setSelector(e.target.value)}
           placeholder="label, e.g. env=prod"
-          aria-label="choose nodes by label"
+          aria-label="select by label"
           style={{ width: 150, fontSize: 12, padding: "2px 6px" }}
           onKeyDown={(e) => {
             if (e.key === "Enter") {

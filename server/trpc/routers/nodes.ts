@@ -2,13 +2,13 @@ import { TRPCError } from "@trpc/server";
 import { z } from "zod";
 import type { NodeStatus } from "../../hub/agent-hub.ts";
 import { linkError } from "./inventory.ts";
+import { labelsSchema } from "../labels.ts";
 import { adminProcedure, authedProcedure, requireNodes, router, type AuthedContext } from "../trpc.ts";
 
 const NodeId = z.uuid({ error: "not a node ID" });
 
-/** A label key: what `docker --label` accepts, without `=` or spaces. */
-const LabelKey = z.string().trim().min(1, "a label needs a key").max(128).regex(/^[A-Za-z0-9][A-Za-z0-9._\/-]*$/, "a label key has letters, digits and . _ / - only (no spaces, no =)");
-const Labels = z.record(LabelKey, z.string().trim().max(256)).refine((l) => Object.keys(l).length <= 64, "at most 64 labels");
+/** Node labels: keys as `docker --label` writes them, so "env=prod" selects cleanly. */
+const Labels = labelsSchema({ key: /^[A-Za-z0-9][A-Za-z0-9._\/-]*$/, keyRule: "letters, digits and . _ / - only (no spaces, no =)", maxKey: 128, maxValue: 256, maxLabels: 64 });
 
 /** The labels column as stored (anything not a string map counts as none). */
 export function labelsOf(json: unknown): Record<string, string> {

@@ -5,10 +5,10 @@
 import { z } from "zod";
 import { authedProcedure } from "../trpc.ts";
 import { startJob } from "../start-job.ts";
+import { labelsSchema } from "../labels.ts";
 
 const NodeIds = z.array(z.uuid({ error: "not a node ID" })).min(1, "choose at least one node").max(1000);
-const LabelKey = z.string().trim().min(1, "a label needs a key").max(256).regex(/^[^=\s]+$/, "a label key has no spaces and no =");
-const Labels = z.record(LabelKey, z.string().max(4096)).refine((l) => Object.keys(l).length <= 64, "at most 64 labels");
+const Labels = labelsSchema({ key: /^[^=\s]+$/, keyRule: "no spaces and no =", maxKey: 256, maxValue: 4096, maxLabels: 64 });
 /** Docker's volume and network name rule. */
 const ResourceName = z.string().trim().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, "letters, digits and _ . - only, starting with a letter or digit").max(128);
 const Cidr = z
