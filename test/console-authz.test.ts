@@ -123,6 +123,7 @@ describe("authorisation matrix", () => {
       "inventory.containerLogs": { nodeId, id: "web" },
       "inventory.imageHistory": { nodeId, reference: "busybox" },
       "inventory.volume": { nodeId, name: "data" },
+      "inventory.image": { nodeId, id: "sha256:0000" },
       "nodes.engine": { nodeId },
       "nodes.diskUsage": { nodeId },
       "jobs.createVolume": { nodeIds: [nodeId], name: "data", driverOpts: { type: "tmpfs", device: "tmpfs" } },

@@ -196,6 +196,40 @@ describe("nodes, volumes and networks in a browser", () => {
     assert.doesNotMatch(await dockerOk(prodAgent, ["volume", "ls", "--format", "{{.Name}}"]), /e2e-data/);
   });
 
+  test("the image page: tags with the CLI's digests, history, users, nodes; pull and remove stay on the page", async () => {
+    const image = `${registry.host}/${images.busybox.repository}:${images.busybox.tag}`;
+    await dockerOk(prodAgent, ["tag", image, "web:v2"]);
+    await dockerOk(prodAgent, ["run", "-d", "--name", "img-user", "web:v2", "sleep", "300"]);
+    const cli = await dockerOk(prodAgent, ["images", "--digests", "--format", "{{.Repository}}:{{.Tag}} {{.Digest}}"]);
+    await page.goto("/images");
+    const row = page.locator('tr[data-image="web:v2"]');
+    await row.getByText("—").first().waitFor();
+    assert.match(cli, /^web:v2 <none>$/m, "the CLI shows no digest for the local tag");
+    await row.getByRole("link").first().click();
+    await page.waitForURL("**/images/**");
+    const tags = page.getByTestId("image-tags");
+    await tags.locator("tr", { hasText: "web" }).getByText("<none>").waitFor();
+    const registryDigest = /sha256:[0-9a-f]{64}/.exec(cli.split("\n").find((l) => l.startsWith(`${registry.host}/${images.busybox.repository}:`)) ?? "")?.[0];
+    assert.ok(registryDigest, cli);
+    await tags.locator("tr", { hasText: images.busybox.repository }).getByText(registryDigest).waitFor();
+    await page.getByTestId("image-history").locator("tbody tr").first().waitFor();
+    await page.getByTestId("image-containers").getByText("img-user").waitFor();
+    await page.getByTestId("image-nodes").getByText("edge-prod").waitFor();
+    await screenshot(page, "image-page");
+
+    await page.getByRole("button", { name: /^Pull .* again$/ }).click();
+    await page.locator('[data-testid="inline-job"][data-status="succeeded"]').waitFor({ timeout: 60_000 });
+    assert.ok(page.url().includes("/images/"), "the pull stayed on the page");
+    await dockerOk(prodAgent, ["rm", "-f", "img-user"]);
+    await page.getByRole("button", { name: "Remove from this node" }).click();
+    await page.getByLabel(/force/).check();
+    await page.getByRole("button", { name: "Confirm remove" }).click();
+    await page.locator('[data-testid="inline-job"][data-status="succeeded"]').nth(1).waitFor({ timeout: 60_000 });
+    await page.getByText(/is not on this node/).waitFor();
+    await screenshot(page, "image-page-removed");
+    assert.doesNotMatch(await dockerOk(prodAgent, ["images", "--format", "{{.Repository}}:{{.Tag}}"]), /web:v2/);
+  });
+
   test("create a network with a subnet and gateway, remove it; a bad subnet is a field message, not JSON", async () => {
     await page.goto("/networks");
     await page.getByRole("button", { name: "Create network" }).click();

@@ -2,6 +2,7 @@
 // The image inventory, across the fleet or on one node (`nodeId`), with the image actions
 // for those who may operate. Searching, filtering and paging happen on the server.
 import { useState } from "react";
+import Link from "next/link";
 import { trpc } from "../lib/trpc.ts";
 import { useCan } from "./action-bar.tsx";
 import { ago, bytes, shortId } from "./format.ts";
@@ -84,7 +85,7 @@ export function ImagesTable({ nodeId: fixedNodeId }: { nodeId?: string }) {
                 <td className="mono">{img.repository}</td>
                 <td className="mono">{img.tag}</td>
                 <td className="mono" title={img.id}>
-                  {shortId(img.id)}
+                  {img.nodes[0] ? <Link href={`/images/${img.nodes.find((n) => n.online)?.id ?? img.nodes[0].id}/${encodeURIComponent(img.id)}`}>{shortId(img.id)}</Link> : shortId(img.id)}
                 </td>
                 <td className="mono">
                   {img.digest ? (
