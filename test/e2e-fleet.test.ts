@@ -224,7 +224,7 @@ describe("nodes, volumes and networks in a browser", () => {
     await page.getByRole("button", { name: "Remove from this node" }).click();
     await page.getByLabel(/force/).check();
     await page.getByRole("button", { name: "Confirm remove" }).click();
-    await page.locator('[data-testid="inline-job"][data-status="succeeded"]').nth(1).waitFor({ timeout: 60_000 });
+    await page.locator('[data-testid="inline-job"][data-status="succeeded"]', { hasText: "Removal of" }).waitFor({ timeout: 60_000 });
     await page.getByText(/is not on this node/).waitFor();
     await screenshot(page, "image-page-removed");
     assert.doesNotMatch(await dockerOk(prodAgent, ["images", "--format", "{{.Repository}}:{{.Tag}}"]), /web:v2/);
