@@ -15,7 +15,14 @@ export default tseslint.config(
     linterOptions: { reportUnusedDisableDirectives: "error" },
     rules: {
       // node:test's describe/test return promises the runner itself tracks.
-      "@typescript-eslint/no-floating-promises": ["error", { allowForKnownSafeCalls: [{ from: "package", package: "node:test", name: ["describe", "test", "it", "suite", "before", "after", "beforeEach", "afterEach"] }] }],
+      "@typescript-eslint/no-floating-promises": [
+        "error",
+        {
+          allowForKnownSafeCalls: [
+            { from: "package", package: "node:test", name: ["describe", "test", "it", "suite", "before", "after", "beforeEach", "afterEach"] },
+          ],
+        },
+      ],
       "@typescript-eslint/no-misused-promises": ["error", { checksVoidReturn: { arguments: true, attributes: false } }],
     },
   },
@@ -25,14 +32,7 @@ export default tseslint.config(
     // clean-ups hid why mounts, veths and temp dirs were left behind (issue 11). A catch block that
     // means to do nothing says why in a comment.
     files: ["agent/**/*.ts", "server/**/*.ts", "shared/**/*.ts"],
-    ignores: [
-      "**/*.test.ts",
-      // Being cleaned up in parallel (issue 11); drop each from this list once it passes.
-      "agent/engine/containers/container-service.ts",
-      "agent/dockerapi/containers-routes.ts",
-      "agent/engine/network/**",
-      "agent/engine/monitor/attach.ts",
-    ],
+    ignores: ["**/*.test.ts"],
     rules: {
       "no-empty": ["error", { allowEmptyCatch: false }],
       "no-restricted-syntax": [
@@ -41,7 +41,7 @@ export default tseslint.config(
           selector:
             "CallExpression[callee.property.name='catch'] > ArrowFunctionExpression.arguments:matches([body.type='Identifier'][body.name='undefined'], [body.type='Literal'][body.raw='null'], [body.type='BlockStatement'][body.body.length=0], [body.type='UnaryExpression'][body.operator='void'])",
           message:
-            "A swallowed failure: use bestEffort(log, \"what\") (logged at debug with its stack), settled(p) when the failure reaches someone else, or handle it and log { err }.",
+            'A swallowed failure: use bestEffort(log, "what") (logged at debug with its stack), settled(p) when the failure reaches someone else, or handle it and log { err }.',
         },
       ],
     },

@@ -100,9 +100,16 @@ const EXPECTED_OUTPUT: Array<[string, string]> = [
   ["curl", "hello from web"],
   ["ls /srv", "index.html"],
 ];
-for (const line of block.split("\n").map((l) => l.replace(/\s+#.*$/, "").trim()).filter((l) => l && !l.startsWith("#"))) {
+for (const line of block
+  .split("\n")
+  .map((l) => l.replace(/\s+#.*$/, "").trim())
+  .filter((l) => l && !l.startsWith("#"))) {
   if (/\s-(it|ti)\s/.test(line)) continue;
-  const r = spawnSync("bash", ["-euo", "pipefail", "-c", line], { encoding: "utf8", env: { ...process.env, DOCKER_HOST: `unix://${SOCKET}` }, timeout: 120_000 });
+  const r = spawnSync("bash", ["-euo", "pipefail", "-c", line], {
+    encoding: "utf8",
+    env: { ...process.env, DOCKER_HOST: `unix://${SOCKET}` },
+    timeout: 120_000,
+  });
   if (r.status !== 0) fail(`README example: ${line}`, `${r.stdout}${r.stderr}`);
   const expected = EXPECTED_OUTPUT.find(([command]) => line.includes(command))?.[1];
   if (expected && !r.stdout.includes(expected)) fail(`README example prints "${expected}": ${line}`, `${r.stdout}${r.stderr}`);
@@ -111,6 +118,7 @@ for (const line of block.split("\n").map((l) => l.replace(/\s+#.*$/, "").trim())
 
 const again = spawnSync("bin/berth-up", { encoding: "utf8", cwd: new URL("..", import.meta.url).pathname });
 const out = `${again.stdout}${again.stderr}`;
-if (again.status !== 0 || !/berth-console is already running/.test(out) || !/berth-agent is already running/.test(out)) fail("bin/berth-up again says what already runs", out);
+if (again.status !== 0 || !/berth-console is already running/.test(out) || !/berth-agent is already running/.test(out))
+  fail("bin/berth-up again says what already runs", out);
 if (out.includes(password)) fail("bin/berth-up again does not show the changed one-time password", out);
 ok("bin/berth-up again says what runs and no longer shows the one-time password");

@@ -20,14 +20,23 @@ function isFingerprint(value: string): boolean {
 export const AgentConfigSchema = z.object({
   "data-root": z.string().min(1).default("/var/lib/berth"),
   "docker-socket": z.string().min(1).default("/run/berth/docker.sock"),
-  "docker-socket-group": z.string().regex(/^[a-z_][a-z0-9_-]*\$?$|^\d+$/, "a group name or a numeric gid").optional(),
+  "docker-socket-group": z
+    .string()
+    .regex(/^[a-z_][a-z0-9_-]*\$?$|^\d+$/, "a group name or a numeric gid")
+    .optional(),
   "registry-mirrors": z.array(z.url()).default([]),
   "insecure-registries": z.array(z.string().min(1)).default([]),
   "registry-stall-timeout": z.coerce.number().positive("a number of seconds greater than 0").max(3600).default(30),
   "log-level": z.enum(["trace", "debug", "info", "warn", "error", "fatal"]).default("info"),
   "exec-root": z.string().min(1).default("/run/berth"),
-  bridge: z.string().regex(/^[a-zA-Z0-9_.-]{1,15}$/, "a network interface name of at most 15 characters").default("berth0"),
-  "bridge-subnet": z.string().regex(/^\d+\.\d+\.\d+\.\d+\/\d+$/, "an IPv4 CIDR such as 10.209.0.0/16").default("10.209.0.0/16"),
+  bridge: z
+    .string()
+    .regex(/^[a-zA-Z0-9_.-]{1,15}$/, "a network interface name of at most 15 characters")
+    .default("berth0"),
+  "bridge-subnet": z
+    .string()
+    .regex(/^\d+\.\d+\.\d+\.\d+\/\d+$/, "an IPv4 CIDR such as 10.209.0.0/16")
+    .default("10.209.0.0/16"),
   "console-url": z.url({ protocol: /^(https?|wss?)$/, error: "an http(s):// or ws(s):// URL of the console" }).optional(),
   "join-token": z.string().min(8, "a join token from the console").optional(),
   "credential-file": z.string().min(1).default("/etc/berth/node-credential"),
@@ -139,7 +148,18 @@ export function loadAgentConfig(argv: string[]): AgentConfig | "help" {
   if (v["docker-socket-group"] !== undefined) merged["docker-socket-group"] = v["docker-socket-group"];
   if (v["registry-mirror"] !== undefined) merged["registry-mirrors"] = v["registry-mirror"];
   if (v["insecure-registry"] !== undefined) merged["insecure-registries"] = v["insecure-registry"];
-  for (const key of ["registry-stall-timeout", "log-level", "exec-root", "bridge", "bridge-subnet", "console-url", "join-token", "credential-file", "console-fingerprint"] as const) if (v[key] !== undefined) merged[key] = v[key];
+  for (const key of [
+    "registry-stall-timeout",
+    "log-level",
+    "exec-root",
+    "bridge",
+    "bridge-subnet",
+    "console-url",
+    "join-token",
+    "credential-file",
+    "console-fingerprint",
+  ] as const)
+    if (v[key] !== undefined) merged[key] = v[key];
 
   const result = AgentConfigSchema.strict().safeParse(merged);
   if (!result.success) {

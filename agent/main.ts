@@ -25,7 +25,12 @@ async function main(): Promise<void> {
   if (config.link) {
     // Refuse a link that cannot work before touching the host (bridge, firewall, containers).
     try {
-      await checkLinkConfig({ url: config.link.consoleUrl, credentialFile: config.link.credentialFile, joinToken: config.link.joinToken, fingerprint: config.link.consoleFingerprint });
+      await checkLinkConfig({
+        url: config.link.consoleUrl,
+        credentialFile: config.link.credentialFile,
+        joinToken: config.link.joinToken,
+        fingerprint: config.link.consoleFingerprint,
+      });
     } catch (e) {
       if (!(e instanceof LinkConfigError || e instanceof CredentialFileError)) throw e;
       process.stderr.write(`berth-agent: ${e.message}\n`);

@@ -59,7 +59,12 @@ async function main(): Promise<number> {
     }
   });
   await attempt("networking", async () => {
-    await removeNetworking({ stateDir: join(config.dataRoot, "network"), netnsDir: join(config.execRoot, "netns"), bridgeName: config.bridge, chainPrefix: chainPrefixOf(config.bridge) });
+    await removeNetworking({
+      stateDir: join(config.dataRoot, "network"),
+      netnsDir: join(config.execRoot, "netns"),
+      bridgeName: config.bridge,
+      chainPrefix: chainPrefixOf(config.bridge),
+    });
     process.stdout.write(`removed bridge ${config.bridge} and chains ${chainPrefixOf(config.bridge)}-*\n`);
   });
   await attempt("mounts", async () => {

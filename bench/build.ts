@@ -139,7 +139,8 @@ async function main(): Promise<number> {
       `≤ ${target}× ${ratio <= target ? "met" : "MISSED"}`,
     ]);
   }
-  for (const l of table(["build", "berth", "docker classic", "docker buildkit", "berth/classic", "target"], rows, [false, true, true, true, true, false])) log(l);
+  for (const l of table(["build", "berth", "docker classic", "docker buildkit", "berth/classic", "target"], rows, [false, true, true, true, true, false]))
+    log(l);
   return missed === 0 ? 0 : 1;
 }
 

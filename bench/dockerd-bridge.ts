@@ -40,7 +40,8 @@ export async function startBridgedDockerd(): Promise<BridgedDockerd> {
   const removeNetwork = async () => {
     await deleteLink(bridge);
     await removeFirewallLeftovers(chainsBefore, /^DOCKER/, [bridge, subnet]);
-    if (forwardPolicyBefore && (await forwardPolicy()) !== forwardPolicyBefore) await execFileP("iptables", ["-P", "FORWARD", forwardPolicyBefore]).catch(() => undefined);
+    if (forwardPolicyBefore && (await forwardPolicy()) !== forwardPolicyBefore)
+      await execFileP("iptables", ["-P", "FORWARD", forwardPolicyBefore]).catch(() => undefined);
   };
   let daemon: DockerdHandle;
   try {

@@ -14,7 +14,15 @@ import { ConsoleLink } from "../agent/link/link-client.ts";
 import { StandInEngine } from "./stand-in-engine.ts";
 
 export type WorkerRequest =
-  | { type: "start"; url: string; dir: string; agents: Array<{ index: number; token: string }>; enrollConcurrency: number; connectTimeoutMs: number; pullReference: string }
+  | {
+      type: "start";
+      url: string;
+      dir: string;
+      agents: Array<{ index: number; token: string }>;
+      enrollConcurrency: number;
+      connectTimeoutMs: number;
+      pullReference: string;
+    }
   | { type: "toggle"; index: number; sample: number }
   | { type: "stop" };
 

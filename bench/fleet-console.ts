@@ -11,10 +11,7 @@ import pino from "pino";
 import { startConsole, type RunningConsole } from "../server/console.ts";
 import { createUser, sessionCookie } from "../test/helpers/console.ts";
 
-export type ConsoleRequest =
-  | { type: "start"; databaseUrl: string; dataDir: string; tokens: number }
-  | { type: "arrivals" }
-  | { type: "stop" };
+export type ConsoleRequest = { type: "start"; databaseUrl: string; dataDir: string; tokens: number } | { type: "arrivals" } | { type: "stop" };
 
 export type ConsoleReply =
   | { type: "ready"; url: string; cookie: string; tokens: string[] }
@@ -49,7 +46,11 @@ async function start(req: Extract<ConsoleRequest, { type: "start" }>): Promise<v
   const cookie = await sessionCookie(running, admin.id);
   const tokens: string[] = [];
   for (let i = 0; i < req.tokens; i += 50) {
-    const batch = await Promise.all(Array.from({ length: Math.min(50, req.tokens - i) }, () => running!.services.nodeRegistry.createJoinToken({ ttlMs: 2 * 3600 * 1000, note: "bench/fleet" })));
+    const batch = await Promise.all(
+      Array.from({ length: Math.min(50, req.tokens - i) }, () =>
+        running!.services.nodeRegistry.createJoinToken({ ttlMs: 2 * 3600 * 1000, note: "bench/fleet" }),
+      ),
+    );
     tokens.push(...batch.map((t) => t.token));
   }
   loopDelay.enable();

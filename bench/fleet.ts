@@ -44,7 +44,15 @@ function parseArgs(argv: string[]): Args {
   const a: Args = { agents: 500, workers: 0, samples: 200, pullNodes: 100, enrollConcurrency: 2 };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i]!;
-    const key = ({ "--agents": "agents", "--workers": "workers", "--samples": "samples", "--pull-nodes": "pullNodes", "--enroll-concurrency": "enrollConcurrency" } as const)[flag];
+    const key = (
+      {
+        "--agents": "agents",
+        "--workers": "workers",
+        "--samples": "samples",
+        "--pull-nodes": "pullNodes",
+        "--enroll-concurrency": "enrollConcurrency",
+      } as const
+    )[flag];
     const value = Number(argv[++i]);
     if (!key || !Number.isInteger(value) || value < 1) throw new Error(`${flag}: ${USAGE}`);
     a[key] = value;
@@ -219,7 +227,15 @@ async function main(): Promise<number> {
     // 10 s: the console consumes a join token before it creates the node, so a join that
     // fails after that (a 2 s transaction wait under a stampede of joins, or the agent
     // giving up) leaves the node with a used token and no way in. See --enroll-concurrency.
-    worker.send({ type: "start", url, dir: join(work, "agents"), agents, enrollConcurrency: args.enrollConcurrency, connectTimeoutMs: 60_000, pullReference: PULL_REFERENCE });
+    worker.send({
+      type: "start",
+      url,
+      dir: join(work, "agents"),
+      agents,
+      enrollConcurrency: args.enrollConcurrency,
+      connectTimeoutMs: 60_000,
+      pullReference: PULL_REFERENCE,
+    });
   }
 
   const api = async (path: string, input?: unknown, method: "GET" | "POST" = "GET") => {
@@ -245,10 +261,18 @@ async function main(): Promise<number> {
     withInventory = list.nodes.filter((n) => n.online && n.containers.total === CONTAINERS_PER_NODE).length;
     if (withInventory >= args.agents) break;
     if (refusals.length) {
-      const logs = workers.map((w) => w.output()).join("").split("\n").filter((l) => l.includes('"level":4') || l.includes('"level":5')).slice(-20);
-      throw new Error(`nodes refused by the console after ${secs(wallNow() - enrollStart)}:\n  ${refusals.slice(0, 10).join("\n  ")}\nagent warnings:\n  ${logs.join("\n  ")}\nconsole output:\n${consoleChild.output().slice(-3000)}`);
+      const logs = workers
+        .map((w) => w.output())
+        .join("")
+        .split("\n")
+        .filter((l) => l.includes('"level":4') || l.includes('"level":5'))
+        .slice(-20);
+      throw new Error(
+        `nodes refused by the console after ${secs(wallNow() - enrollStart)}:\n  ${refusals.slice(0, 10).join("\n  ")}\nagent warnings:\n  ${logs.join("\n  ")}\nconsole output:\n${consoleChild.output().slice(-3000)}`,
+      );
     }
-    if (Date.now() > deadline) throw new Error(`only ${online}/${args.agents} nodes online (${withInventory} with inventory) after ${Math.round((Date.now() - t0) / 1000)} s`);
+    if (Date.now() > deadline)
+      throw new Error(`only ${online}/${args.agents} nodes online (${withInventory} with inventory) after ${Math.round((Date.now() - t0) / 1000)} s`);
     await sleep(250);
   }
   const enrollMs = wallNow() - enrollStart;
@@ -274,7 +298,8 @@ async function main(): Promise<number> {
   };
   const queryN = args.samples;
   const firstPage = await timeQuery({ page: 1, pageSize: 50 }, queryN, (d) => {
-    if (d.total !== args.agents * CONTAINERS_PER_NODE || d.items.length !== 50) throw new Error(`first page: total ${d.total}, ${d.items.length} items; expected ${args.agents * CONTAINERS_PER_NODE}, 50`);
+    if (d.total !== args.agents * CONTAINERS_PER_NODE || d.items.length !== 50)
+      throw new Error(`first page: total ${d.total}, ${d.items.length} items; expected ${args.agents * CONTAINERS_PER_NODE}, 50`);
   });
   const searchTerm = rareContainerName(42 % args.agents);
   const expectedMatches = Array.from({ length: args.agents }, (_, i) => i).filter((i) => rareContainerName(i) === searchTerm).length;
@@ -389,7 +414,9 @@ async function main(): Promise<number> {
   const p95 = (xs: number[]) => percentile(xs, 95);
   const lines: string[] = [];
   lines.push(`bench/fleet — ${await gitRev()}, ${cpuCount()} CPUs, ${new Date().toISOString()}`);
-  lines.push(`${args.agents} simulated nodes over ${args.workers} worker processes: real ConsoleLink + STAND-IN ENGINE (${CONTAINERS_PER_NODE} containers, ${IMAGES_PER_NODE} images each); console in its own process on PostgreSQL`);
+  lines.push(
+    `${args.agents} simulated nodes over ${args.workers} worker processes: real ConsoleLink + STAND-IN ENGINE (${CONTAINERS_PER_NODE} containers, ${IMAGES_PER_NODE} images each); console in its own process on PostgreSQL`,
+  );
   lines.push("");
   lines.push(
     ...table(
@@ -401,7 +428,12 @@ async function main(): Promise<number> {
         [`containers query, first page (${queryN}×) p95`, ms(p95(firstPage)), "< 300 ms", verdict(p95(firstPage) < 300)],
         [`containers query, search "${searchTerm}" (${searchTotal} hits, ${queryN}×) p50`, ms(percentile(search, 50)), "", ""],
         [`containers query, search "${searchTerm}" (${searchTotal} hits, ${queryN}×) p95`, ms(p95(search)), "< 300 ms", verdict(p95(search) < 300)],
-        [`event on a node → browser socket (${samples.length} samples${timeouts ? `, ${timeouts} never shown within 5 s` : ""}) p50`, ms(percentile(eventMs, 50)), "", ""],
+        [
+          `event on a node → browser socket (${samples.length} samples${timeouts ? `, ${timeouts} never shown within 5 s` : ""}) p50`,
+          ms(percentile(eventMs, 50)),
+          "",
+          "",
+        ],
         [`event on a node → browser socket p95`, ms(p95(eventMs)), "< 500 ms", verdict(p95(eventMs) < 500 && timeouts === 0)],
         ["  of which node → console hub, p50 / p95", `${ms(percentile(agentToHub, 50))} / ${ms(p95(agentToHub))}`, "", ""],
         ["  of which hub → browser socket, p50 / p95", `${ms(percentile(hubToBrowser, 50))} / ${ms(p95(hubToBrowser))}`, "", ""],
@@ -414,9 +446,15 @@ async function main(): Promise<number> {
     ),
   );
   lines.push("");
-  lines.push(`fleet online with inventory in ${secs(enrollMs)}; console RSS before agents ${mb(rssBaseline)} MiB; workers' RSS in all ${mb(workersRss)} MiB (PSS ${mb(workersPss)} MiB)`);
-  lines.push(`console event-loop delay during queries and events: p99 ${ms(hubInfo.loopDelayP99Ms)}, max ${ms(hubInfo.loopDelayMaxMs)}; median query ${ms(median(firstPage))}`);
-  lines.push(`event path: stand-in emits a container event → ConsoleLink coalesces (≥ 100 ms since its last flush) → inventory.changed → hub → LiveUpdates (≤ 1 notice / 200 ms / node) → /ui node.changed`);
+  lines.push(
+    `fleet online with inventory in ${secs(enrollMs)}; console RSS before agents ${mb(rssBaseline)} MiB; workers' RSS in all ${mb(workersRss)} MiB (PSS ${mb(workersPss)} MiB)`,
+  );
+  lines.push(
+    `console event-loop delay during queries and events: p99 ${ms(hubInfo.loopDelayP99Ms)}, max ${ms(hubInfo.loopDelayMaxMs)}; median query ${ms(median(firstPage))}`,
+  );
+  lines.push(
+    `event path: stand-in emits a container event → ConsoleLink coalesces (≥ 100 ms since its last flush) → inventory.changed → hub → LiveUpdates (≤ 1 notice / 200 ms / node) → /ui node.changed`,
+  );
   process.stdout.write(lines.join("\n") + "\n");
   process.stderr.write(`total ${Math.round((Date.now() - t0) / 1000)} s; cleaning up\n`);
   // Missed targets are figures (the table says MISSED); only a run that went wrong fails.

@@ -149,12 +149,18 @@ export async function startBerth(opts: StartBerthOptions = {}): Promise<Agent> {
     process.execPath,
     [
       join(ROOT, "bin/berth-agent.mjs"),
-      "--data-root", join(base, "data"),
-      "--docker-socket", socket,
-      "--exec-root", join(base, "run"),
-      "--bridge", bridge,
-      "--bridge-subnet", subnet,
-      "--log-level", opts.logLevel ?? "info",
+      "--data-root",
+      join(base, "data"),
+      "--docker-socket",
+      socket,
+      "--exec-root",
+      join(base, "run"),
+      "--bridge",
+      bridge,
+      "--bridge-subnet",
+      subnet,
+      "--log-level",
+      opts.logLevel ?? "info",
     ],
     { stdio: ["ignore", "pipe", "pipe"] },
   );
@@ -206,13 +212,20 @@ export async function startBerth(opts: StartBerthOptions = {}): Promise<Agent> {
 /** Global flags giving podman a private root, run root, tmp dir and network config dir under `dir`. */
 export function podmanFlags(dir: string): string[] {
   return [
-    "--root", join(dir, "root"),
-    "--runroot", join(dir, "runroot"),
-    "--tmpdir", join(dir, "tmp"),
-    "--network-config-dir", join(dir, "networks"),
-    "--storage-driver", "overlay",
-    "--cgroup-manager", "cgroupfs",
-    "--events-backend", "file",
+    "--root",
+    join(dir, "root"),
+    "--runroot",
+    join(dir, "runroot"),
+    "--tmpdir",
+    join(dir, "tmp"),
+    "--network-config-dir",
+    join(dir, "networks"),
+    "--storage-driver",
+    "overlay",
+    "--cgroup-manager",
+    "cgroupfs",
+    "--events-backend",
+    "file",
   ];
 }
 
@@ -282,7 +295,10 @@ export async function removeFirewallLeftovers(before: ChainSet, chainPattern: Re
   for (const table of ["filter", "nat"] as const) {
     const { stdout } = await execFileP("iptables", ["-t", table, "-S"]).catch(() => ({ stdout: "" }));
     const lines = stdout.split("\n");
-    const chains = lines.filter((l) => l.startsWith("-N ")).map((l) => l.slice(3).trim()).filter((c) => chainPattern.test(c) && !before[table].has(c));
+    const chains = lines
+      .filter((l) => l.startsWith("-N "))
+      .map((l) => l.slice(3).trim())
+      .filter((c) => chainPattern.test(c) && !before[table].has(c));
     for (const l of lines) {
       if (!l.startsWith("-A ")) continue;
       const args = l.split(/\s+/);
@@ -325,7 +341,11 @@ export function pad(s: string, n: number, right = false): string {
 /** Rows of cells as a table with ` | ` between columns; `right` columns are right-aligned. */
 export function table(header: string[], rows: string[][], right: boolean[] = []): string[] {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
-  const line = (cells: string[]) => cells.map((c, i) => pad(c, widths[i]!, right[i])).join(" | ").trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => pad(c, widths[i]!, right[i]))
+      .join(" | ")
+      .trimEnd();
   return [line(header), widths.map((w) => "-".repeat(w)).join("-|-"), ...rows.map(line)];
 }
 

@@ -34,7 +34,10 @@ try {
   await prisma.user.create({ data: { email: "timed@bench.local", passwordHash: await hashPassword("a password that is not guessed") } });
   const times = { known: [] as number[], unknown: [] as number[] };
   for (let i = 0; i < 15; i++) {
-    for (const [kind, email] of [["known", "timed@bench.local"], ["unknown", `nobody-${i}@bench.local`]] as const) {
+    for (const [kind, email] of [
+      ["known", "timed@bench.local"],
+      ["unknown", `nobody-${i}@bench.local`],
+    ] as const) {
       const t = process.hrtime.bigint();
       await authenticatePassword(prisma, email, `wrong-${i}`);
       times[kind].push(Number(process.hrtime.bigint() - t) / 1e6);
@@ -59,7 +62,9 @@ try {
     }
     const checked = await checkedSince(since);
     const perMin = (n: number) => ((n * 60) / seconds).toFixed(1);
-    console.log(`${name}: ${answers} answers, ${checked} passwords checked in ${seconds} s → ${perMin(answers)} answers/min, ${perMin(checked)} checked/min; last answer: ${last}`);
+    console.log(
+      `${name}: ${answers} answers, ${checked} passwords checked in ${seconds} s → ${perMin(answers)} answers/min, ${perMin(checked)} checked/min; last answer: ${last}`,
+    );
   };
   await phase("without throttling", true);
   await prisma.auditLog.deleteMany({ where: { action: "auth.login" } });

@@ -198,7 +198,12 @@ async function main(): Promise<number> {
   const runs = runsArg > 0 ? Number(process.argv[runsArg + 1]) : 5;
   if (!Number.isInteger(runs) || runs < 1) throw new Error("--runs wants a positive integer");
   if (process.getuid?.() !== 0) throw new Error("bench/pull needs root (overlay mounts, dockerd)");
-  for (const [bin, pkg] of [["/usr/sbin/dockerd", "docker.io"], ["/usr/bin/podman", "podman"], ["/usr/bin/skopeo", "skopeo"], ["/usr/bin/umoci", "umoci"]] as const)
+  for (const [bin, pkg] of [
+    ["/usr/sbin/dockerd", "docker.io"],
+    ["/usr/bin/podman", "podman"],
+    ["/usr/bin/skopeo", "skopeo"],
+    ["/usr/bin/umoci", "umoci"],
+  ] as const)
     if (!existsSync(bin)) throw new Error(`${bin} is missing: apt-get install ${pkg}`);
 
   const work = await mkdtemp(join(tmpdir(), "berth-bench-pull-"));
@@ -225,7 +230,10 @@ async function main(): Promise<number> {
   });
 
   const images: BenchImage[] = [];
-  for (const [key, fx] of [["busybox", busybox], ["large", large]] as const) {
+  for (const [key, fx] of [
+    ["busybox", busybox],
+    ["large", large],
+  ] as const) {
     const s = await imageSize(reg, fx);
     images.push({ key, fx, label: `${key} (${s.layers} layer${s.layers > 1 ? "s" : ""}, ${mb(s.bytes)} MB gz)` });
   }
@@ -290,13 +298,21 @@ async function main(): Promise<number> {
     const xs = cell(t, images[1]!).samples.map((s) => s.seconds);
     return xs.length ? median(xs) : undefined;
   };
-  for (const [other, target] of [["docker", TARGETS.vsDocker], ["skopeo", TARGETS.vsSkopeo]] as const) {
+  for (const [other, target] of [
+    ["docker", TARGETS.vsDocker],
+    ["skopeo", TARGETS.vsSkopeo],
+  ] as const) {
     const o = largeMedian(other);
     const name = `Berth/${other === "docker" ? "Docker" : "skopeo"} (large, medians)`;
     const parts: string[] = [];
-    for (const [tool, what] of [["berth", "fresh agent"], ["berth-rmi", "one agent, rmi between"]] as const) {
+    for (const [tool, what] of [
+      ["berth", "fresh agent"],
+      ["berth-rmi", "one agent, rmi between"],
+    ] as const) {
       const b = largeMedian(tool);
-      parts.push(b === undefined || o === undefined ? `n/a (${what}: a pull failed)` : `${(b / o).toFixed(2)}× (${what}) ${b / o <= target ? "met" : "MISSED"}`);
+      parts.push(
+        b === undefined || o === undefined ? `n/a (${what}: a pull failed)` : `${(b / o).toFixed(2)}× (${what}) ${b / o <= target ? "met" : "MISSED"}`,
+      );
     }
     out.push(`${name}: ${parts.join(", ")} — target ≤ ${target}×`);
   }

@@ -133,7 +133,9 @@ async function containerIds(ctx: Context, engine: EngineName, running: boolean):
 async function engineProcesses(ctx: Context, engine: EngineName): Promise<Array<{ pid: number; what: string }>> {
   const all = await processes();
   const conmonOf = (dir: string) =>
-    all.filter((p) => p.argv[0]?.endsWith("conmon") && p.argv.some((a) => a.startsWith(dir + "/") || a.includes(`=${dir}/`))).map((p) => ({ pid: p.pid, what: "conmon" }));
+    all
+      .filter((p) => p.argv[0]?.endsWith("conmon") && p.argv.some((a) => a.startsWith(dir + "/") || a.includes(`=${dir}/`)))
+      .map((p) => ({ pid: p.pid, what: "conmon" }));
   switch (engine) {
     case "berth":
       return [{ pid: ctx.agent.pid, what: "agent" }, ...conmonOf(ctx.agent.base)];
@@ -228,7 +230,8 @@ async function batch(ctx: Context, engine: EngineName, count: number, progress: 
     const start = (performance.now() - t0) / 1000;
     const running = await containerIds(ctx, engine, true);
     const missing = ids.filter((id) => !running.some((r) => r.startsWith(id) || id.startsWith(r)));
-    if (running.length !== count || missing.length) throw new Error(`${engine}: ${running.length} running after ${count} starts (${missing.length} of ours missing)`);
+    if (running.length !== count || missing.length)
+      throw new Error(`${engine}: ${running.length} running after ${count} starts (${missing.length} of ours missing)`);
     await new Promise((r) => setTimeout(r, SETTLE_MS));
     const after = await engineMemory(ctx, engine);
     const t1 = performance.now();
@@ -237,7 +240,8 @@ async function batch(ctx: Context, engine: EngineName, count: number, progress: 
       const r = await client(ctx, engine, ["rm", "-f", ...(engine === "podman" ? ["--time", "0"] : []), id]);
       if (r.code !== 0) throw new Error(failure(`${engine} rm -f ${id.slice(0, 12)}`, r) + daemonTail(ctx, engine));
       ids.pop();
-      if (ids.length % 100 === 0 && count > 100 && ids.length) progress(`${count - ids.length}/${count} removed, ${((performance.now() - t1) / 1000).toFixed(1)} s`);
+      if (ids.length % 100 === 0 && count > 100 && ids.length)
+        progress(`${count - ids.length}/${count} removed, ${((performance.now() - t1) / 1000).toFixed(1)} s`);
     }
     const remove = (performance.now() - t1) / 1000;
     const left = await containerIds(ctx, engine, false);
@@ -430,7 +434,9 @@ async function main(): Promise<number> {
       try {
         const res = await batch(ctx, engine, count, (s) => log(`    ${engine}: ${s}`));
         b.results.push(res);
-        log(`  ${count} containers ${run}/${runs} ${engine}: start ${res.start.toFixed(2)} s, remove ${res.remove.toFixed(2)} s, ${mb(res.perContainer)} MiB PSS per container`);
+        log(
+          `  ${count} containers ${run}/${runs} ${engine}: start ${res.start.toFixed(2)} s, remove ${res.remove.toFixed(2)} s, ${mb(res.perContainer)} MiB PSS per container`,
+        );
       } catch (e) {
         checkInterrupted();
         b.errors.push((e as Error).message);
@@ -467,7 +473,9 @@ async function main(): Promise<number> {
   out.push(
     `berth ${revision} | docker engine ${dockerVersion.stdout.trim()} (CLI ${clientVersion.stdout.trim()} for both) | ${podmanVersion.stdout.trim()} | runc ${runcVersion.stdout.split("\n")[0]?.replace(/^runc version /, "")}`,
   );
-  out.push(`image ${ref} (fixture busybox, 1 layer); bridges: berth ${agent.bridge} ${agent.subnet}, docker ${dockerd.bridge} ${dockerd.subnet}, podman podman0 10.88.0.0/16 (netavark)`);
+  out.push(
+    `image ${ref} (fixture busybox, 1 layer); bridges: berth ${agent.bridge} ${agent.subnet}, docker ${dockerd.bridge} ${dockerd.subnet}, podman podman0 10.88.0.0/16 (netavark)`,
+  );
   out.push("");
   out.push("1. `run --rm busybox true`: wall time of the client, spawn to exit (s)");
   out.push(
@@ -475,7 +483,12 @@ async function main(): Promise<number> {
       ["engine", "network", "client", "median", "min", "max"],
       RUN_RM_VARIANTS.map((v) => {
         const c = cell(key(v));
-        const line = [v.engine, v.network, v.engine === "runc" ? "runc run (bundle)" : v.engine === "podman" ? "podman run --rm" : "docker run --rm", ...stats(c.samples)];
+        const line = [
+          v.engine,
+          v.network,
+          v.engine === "runc" ? "runc run (bundle)" : v.engine === "podman" ? "podman run --rm" : "docker run --rm",
+          ...stats(c.samples),
+        ];
         if (c.errors.length) line.push(`(${c.errors.length} FAILED: ${c.errors[0]!.split("\n")[0]})`);
         return line;
       }),
@@ -489,7 +502,20 @@ async function main(): Promise<number> {
   const memNote: Record<EngineName, string> = { berth: "agent + conmon", docker: "dockerd + containerd + shims", podman: "conmon (no daemon)" };
   out.push(
     ...table(
-      ["engine", `start ${count} median`, "min", "max", `remove ${count} median`, "min", "max", "MiB/container median", "min", "max", "RSS MiB/ctr", "processes measured (at count)"],
+      [
+        "engine",
+        `start ${count} median`,
+        "min",
+        "max",
+        `remove ${count} median`,
+        "min",
+        "max",
+        "MiB/container median",
+        "min",
+        "max",
+        "RSS MiB/ctr",
+        "processes measured (at count)",
+      ],
       ENGINES.map((engine) => {
         const b = batches.get(engine)!;
         const rs = b.results;
@@ -497,8 +523,14 @@ async function main(): Promise<number> {
         const last = rs[rs.length - 1];
         const line = [
           engine,
-          ...stats(rs.map((x) => x.start), 2),
-          ...stats(rs.map((x) => x.remove), 2),
+          ...stats(
+            rs.map((x) => x.start),
+            2,
+          ),
+          ...stats(
+            rs.map((x) => x.remove),
+            2,
+          ),
           ...stats(mem, 2),
           rs.length ? median(rs.map((x) => x.perContainerRss / 1024 / 1024)).toFixed(2) : "-",
           last ? `${memNote[engine]} (last run): ${memoryBreakdown(last, count)}` : memNote[engine],
@@ -533,19 +565,40 @@ async function main(): Promise<number> {
   out.push("Targets (Berth / Docker Engine, medians):");
   out.push(`  ${verdict(ratio(med("berth|bridge"), med("docker|bridge")), TARGETS.runRmVsDocker, "run --rm, bridge")}`);
   out.push(`  run --rm, --network none: ${ratio(med("berth|none"), med("docker|none"))?.toFixed(2) ?? "n/a"}× (no target)`);
-  out.push(`  ${verdict(ratio(bm("berth", (x) => x.start), bm("docker", (x) => x.start)), TARGETS.startVsDocker, `start ${count}`)}`);
-  out.push(`  ${verdict(ratio(bm("berth", (x) => x.remove), bm("docker", (x) => x.remove)), TARGETS.removeVsDocker, `remove ${count}`)}`);
+  out.push(
+    `  ${verdict(
+      ratio(
+        bm("berth", (x) => x.start),
+        bm("docker", (x) => x.start),
+      ),
+      TARGETS.startVsDocker,
+      `start ${count}`,
+    )}`,
+  );
+  out.push(
+    `  ${verdict(
+      ratio(
+        bm("berth", (x) => x.remove),
+        bm("docker", (x) => x.remove),
+      ),
+      TARGETS.removeVsDocker,
+      `remove ${count}`,
+    )}`,
+  );
   const perC = bm("berth", (x) => x.perContainer);
   out.push(
     `  memory per running container: ${perC === undefined ? "n/a" : `${mb(perC)} MiB ${perC <= TARGETS.perContainerMiB * 1024 * 1024 ? "met" : "MISSED"}`} (target ≤ ${TARGETS.perContainerMiB} MiB; Docker: ${mb(bm("docker", (x) => x.perContainer) ?? NaN)} MiB)`,
   );
-  if (thousand) out.push(`  1,000 running containers: ${thousandResult ? "met" : "MISSED"}${thousandResult ? ` (${mb(thousandResult.perContainer)} MiB per container)` : ""}`);
+  if (thousand)
+    out.push(
+      `  1,000 running containers: ${thousandResult ? "met" : "MISSED"}${thousandResult ? ` (${mb(thousandResult.perContainer)} MiB per container)` : ""}`,
+    );
   process.stdout.write(out.join("\n") + "\n");
 
   let failed = false;
-  for (const [k, c] of cells) if (c.errors.length) (failed = true), log(`\n${k} failures:\n${c.errors.map((e) => `- ${e}`).join("\n")}`);
-  for (const [k, b] of batches) if (b.errors.length) (failed = true), log(`\n${k} ${count}-container failures:\n${b.errors.map((e) => `- ${e}`).join("\n")}`);
-  if (thousandError) (failed = true), log(`\n1,000 containers: ${thousandError}`);
+  for (const [k, c] of cells) if (c.errors.length) ((failed = true), log(`\n${k} failures:\n${c.errors.map((e) => `- ${e}`).join("\n")}`));
+  for (const [k, b] of batches) if (b.errors.length) ((failed = true), log(`\n${k} ${count}-container failures:\n${b.errors.map((e) => `- ${e}`).join("\n")}`));
+  if (thousandError) ((failed = true), log(`\n1,000 containers: ${thousandError}`));
   return failed ? 1 : 0;
 }
 

@@ -29,7 +29,10 @@ const withDocker = argv.includes("--docker");
 function timedRun(target: CliTarget, image: string, extra: string[]): Promise<number> {
   return new Promise((resolve, reject) => {
     const t0 = process.hrtime.bigint();
-    const child = spawn("docker", ["run", "--rm", ...extra, image, "true"], { env: { ...process.env, DOCKER_HOST: target.dockerHost, DOCKER_CONFIG: target.dockerConfig, DOCKER_CLI_HINTS: "false" }, stdio: ["ignore", "ignore", "pipe"] });
+    const child = spawn("docker", ["run", "--rm", ...extra, image, "true"], {
+      env: { ...process.env, DOCKER_HOST: target.dockerHost, DOCKER_CONFIG: target.dockerConfig, DOCKER_CLI_HINTS: "false" },
+      stdio: ["ignore", "ignore", "pipe"],
+    });
     let err = "";
     child.stderr.on("data", (d: Buffer) => (err += d.toString()));
     child.on("error", reject);
@@ -66,11 +69,15 @@ try {
     if (i % 2) order.reverse();
     for (const k of order) samples[k]!.push(await timedRun(variants[k]!.target, variants[k]!.image, variants[k]!.extra));
   }
-  console.log(`run --rm busybox true: ${runs} runs of each, interleaved; ${process.version}; load average at the end ${readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ")}`);
+  console.log(
+    `run --rm busybox true: ${runs} runs of each, interleaved; ${process.version}; load average at the end ${readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ")}`,
+  );
   console.log("  engine network profile            median    p10    p90  (ms)");
   variants.forEach((v, k) => console.log(`  ${v.name.padEnd(32)} ${[0.5, 0.1, 0.9].map((p) => quantile(samples[k]!, p).toFixed(0).padStart(6)).join(" ")}`));
   for (let k = 0; k < variants.length; k += 2) {
-    console.log(`  ${variants[k]!.name.slice(0, 15)} profile - unconfined: median ${(quantile(samples[k]!, 0.5) - quantile(samples[k + 1]!, 0.5)).toFixed(0)} ms, p10 ${(quantile(samples[k]!, 0.1) - quantile(samples[k + 1]!, 0.1)).toFixed(0)} ms`);
+    console.log(
+      `  ${variants[k]!.name.slice(0, 15)} profile - unconfined: median ${(quantile(samples[k]!, 0.5) - quantile(samples[k + 1]!, 0.5)).toFixed(0)} ms, p10 ${(quantile(samples[k]!, 0.1) - quantile(samples[k + 1]!, 0.1)).toFixed(0)} ms`,
+    );
   }
 } finally {
   await dockerd?.stop();
@@ -108,14 +115,19 @@ try {
     for (const b of i % 2 ? [...bundles].reverse() : bundles) {
       const cpu0 = childrenCpu();
       const t0 = process.hrtime.bigint();
-      const r = spawnSync("runc", ["--root", join(base, "runc"), "run", "--bundle", b.bundle, `bench-${process.pid}-${b.name}-${i}`], { stdio: ["ignore", "ignore", "pipe"] });
+      const r = spawnSync("runc", ["--root", join(base, "runc"), "run", "--bundle", b.bundle, `bench-${process.pid}-${b.name}-${i}`], {
+        stdio: ["ignore", "ignore", "pipe"],
+      });
       if (r.status !== 0) throw new Error(`runc run failed: ${r.stderr.toString()}`);
       b.wall.push(Number(process.hrtime.bigint() - t0) / 1e6);
       b.cpu += childrenCpu() - cpu0;
     }
   }
   console.log(`runc run (${spawnSync("runc", ["--version"]).stdout.toString().split("\n")[0]}), the spec Berth writes, ${runs} runs of each, interleaved:`);
-  for (const b of bundles) console.log(`  ${b.name.padEnd(11)} CPU ${((b.cpu / runs) * 1000).toFixed(1)} ms per run, wall median ${quantile(b.wall, 0.5).toFixed(0)} ms, p10 ${quantile(b.wall, 0.1).toFixed(0)} ms`);
+  for (const b of bundles)
+    console.log(
+      `  ${b.name.padEnd(11)} CPU ${((b.cpu / runs) * 1000).toFixed(1)} ms per run, wall median ${quantile(b.wall, 0.5).toFixed(0)} ms, p10 ${quantile(b.wall, 0.1).toFixed(0)} ms`,
+    );
 } finally {
   rmSync(base, { recursive: true, force: true });
   for (const controller of ["blkio", "cpu", "cpuacct", "cpuset", "devices", "freezer", "memory", "pids", "systemd", "unified"]) {

@@ -171,14 +171,28 @@ export class StandInEngine implements StandInSurface {
         options: { image: image.repoTags[0]!, name, labels: { "com.example.service": SERVICES[k % SERVICES.length]!, "com.example.node": this.hostname } },
         path: "/usr/local/bin/serve",
         args: ["--port", String(8000 + k)],
-        state: { status, pid: status === "running" ? 1000 + k : 0, startedAt: iso(since), finishedAt: status === "exited" ? iso(since + 60_000) : "0001-01-01T00:00:00Z" },
+        state: {
+          status,
+          pid: status === "running" ? 1000 + k : 0,
+          startedAt: iso(since),
+          finishedAt: status === "exited" ? iso(since + 60_000) : "0001-01-01T00:00:00Z",
+        },
         publishedPorts: k < 3 ? [{ containerPort: 8000 + k, protocol: "tcp", hostIp: "0.0.0.0", hostPort: 18000 + k }] : [],
       });
     });
     this.containers = new StandInContainers(records);
 
     const volumes: Volume[] = [
-      { name: `data-${this.hostname}`, driver: "local", mountpoint: `${opts.dataRoot}/volumes/data`, createdAt: iso(since).replace(/\.\d+Z$/, "Z"), labels: {}, options: {}, scope: "local", anonymous: false },
+      {
+        name: `data-${this.hostname}`,
+        driver: "local",
+        mountpoint: `${opts.dataRoot}/volumes/data`,
+        createdAt: iso(since).replace(/\.\d+Z$/, "Z"),
+        labels: {},
+        options: {},
+        scope: "local",
+        anonymous: false,
+      },
     ];
     const networks: NetworkInfo[] = [
       {
@@ -214,7 +228,17 @@ export class StandInEngine implements StandInSurface {
         const digest = `sha256:${hex(`manifest ${tag}`)}`;
         const upToDate = images.some((i) => i.id === id);
         if (!upToDate) {
-          images.push({ id, parentId: "", repoTags: [tag], repoDigests: [`${familiarString({ ...ref, tag: undefined })}@${digest}`], created: Math.floor(Date.now() / 1000), size: 2_097_152, sharedSize: -1, labels: {}, containers: 0 });
+          images.push({
+            id,
+            parentId: "",
+            repoTags: [tag],
+            repoDigests: [`${familiarString({ ...ref, tag: undefined })}@${digest}`],
+            created: Math.floor(Date.now() / 1000),
+            size: 2_097_152,
+            sharedSize: -1,
+            labels: {},
+            containers: 0,
+          });
         }
         progress({ status: `Digest: ${digest}` });
         progress({ status: upToDate ? `Status: Image is up to date for ${tag}` : `Status: Downloaded newer image for ${tag}` });

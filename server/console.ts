@@ -18,7 +18,7 @@ import pino, { type Logger } from "pino";
 import { Server as IoServer } from "socket.io";
 import { createHTTPHandler } from "@trpc/server/adapters/standalone";
 import type { AuthOptions } from "next-auth";
-import { LINK_MAX_MESSAGE_BYTES } from "../agent/link/contract.ts";
+import { LINK_MAX_MESSAGE_BYTES, MAX_BUILD_CONTEXT_BYTES } from "../agent/link/contract.ts";
 import { openDatabase, type Database } from "./db/open-database.ts";
 import { DbNodeRegistry } from "./db/node-registry-db.ts";
 import { RegistryStore } from "./db/registries.ts";
@@ -39,6 +39,9 @@ import type { HostFactsWire, InventorySnapshot } from "../agent/link/contract.ts
 import { handleDownloads } from "./installer-routes.ts";
 import { cjsDefault } from "./cjs-default.ts";
 import { bestEffort } from "../shared/best-effort.ts";
+
+/** A tRPC call's largest body: a build's context as base64 (4/3 of its bytes) and the rest of the form. */
+const TRPC_MAX_BODY_BYTES = Math.ceil(MAX_BUILD_CONTEXT_BYTES / 3) * 4 + 1024 * 1024;
 
 export const PROJECT_ROOT = resolve(fileURLToPath(new URL("..", import.meta.url)));
 
@@ -151,10 +154,15 @@ export async function startConsole(options: ConsoleOptions): Promise<RunningCons
     const port = bound.port;
     const listenAddress = `${bound.family === "IPv6" ? `[${bound.address}]` : bound.address}:${port}`;
     const scheme = options.tls ? "https" : "http";
-    const publicUrl = (options.publicUrl ?? `${scheme}://${!options.host || options.host === "0.0.0.0" ? "127.0.0.1" : options.host}:${port}`).replace(/\/+$/, "");
+    const publicUrl = (options.publicUrl ?? `${scheme}://${!options.host || options.host === "0.0.0.0" ? "127.0.0.1" : options.host}:${port}`).replace(
+      /\/+$/,
+      "",
+    );
     // The console's own loopback addresses are always its own origins (a browser on this host or
     // through an SSH tunnel), whatever the public URL says.
-    const allowedOrigins = [...new Set([originOf(publicUrl), ...(options.extraOrigins ?? []).map(originOf), `${scheme}://127.0.0.1:${port}`, `${scheme}://localhost:${port}`])];
+    const allowedOrigins = [
+      ...new Set([originOf(publicUrl), ...(options.extraOrigins ?? []).map(originOf), `${scheme}://127.0.0.1:${port}`, `${scheme}://localhost:${port}`]),
+    ];
 
     const io = new IoServer(http, {
       maxHttpBufferSize: LINK_MAX_MESSAGE_BYTES,
@@ -172,12 +180,24 @@ export async function startConsole(options: ConsoleOptions): Promise<RunningCons
     const registries = new RegistryStore(prisma, secretBox);
     const live = new LiveUpdates({ io, prisma, hub, authSecret, allowedOrigins, logger });
     cleanups.push(() => live.close());
-    const jobs = new JobService({ prisma, hub, registries, live, logger, ...(options.jobOfflineWaitMs !== undefined ? { offlineWaitMs: options.jobOfflineWaitMs } : {}) });
+    const buildContextsDir = join(options.dataDir, "build-contexts");
+    await mkdir(buildContextsDir, { recursive: true, mode: 0o700 });
+    const jobs = new JobService({
+      prisma,
+      hub,
+      registries,
+      live,
+      logger,
+      buildContextsDir,
+      ...(options.jobOfflineWaitMs !== undefined ? { offlineWaitMs: options.jobOfflineWaitMs } : {}),
+    });
     cleanups.push(() => jobs.close());
 
     const installs = new InstallRuns();
     // Small notices: the page refetches the run through `installer.run`, where access is checked again.
-    installs.onChange((run, change) => live.installOutput({ runId: run.view.id, step: change.step, status: change.status, ...(change.line !== undefined ? { line: change.line } : {}) }));
+    installs.onChange((run, change) =>
+      live.installOutput({ runId: run.view.id, step: change.step, status: change.status, ...(change.line !== undefined ? { line: change.line } : {}) }),
+    );
     cleanups.push(() => installs.close());
 
     const services: ConsoleServices = { prisma, hub, nodeRegistry, registries, secretBox, jobs, live, installs, logger, publicUrl, dataDir: options.dataDir };
@@ -196,6 +216,8 @@ export async function startConsole(options: ConsoleOptions): Promise<RunningCons
     const trpc = createHTTPHandler({
       router: appRouter,
       basePath: "/api/trpc/",
+      // The largest call is a build with its context archive as base64 (jobs.build: 64 MiB, 4/3 of it as text).
+      maxBodySize: TRPC_MAX_BODY_BYTES,
       createContext: async ({ req }) => ({
         services,
         session: await sessionFromCookie(prisma, req.headers.cookie, authSecret),
@@ -244,10 +266,13 @@ export async function startConsole(options: ConsoleOptions): Promise<RunningCons
     };
 
     await jobs.resumeUnfinished();
-    const pruneTimer = setInterval(() => {
-      pruneExpiredSessions(prisma).catch(bestEffort(logger, "prune expired sessions"));
-      pruneThrottles(prisma).catch(bestEffort(logger, "prune sign-in throttles"));
-    }, 60 * 60 * 1000);
+    const pruneTimer = setInterval(
+      () => {
+        pruneExpiredSessions(prisma).catch(bestEffort(logger, "prune expired sessions"));
+        pruneThrottles(prisma).catch(bestEffort(logger, "prune sign-in throttles"));
+      },
+      60 * 60 * 1000,
+    );
     pruneTimer.unref();
     cleanups.push(() => clearInterval(pruneTimer));
 

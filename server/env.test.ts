@@ -9,7 +9,13 @@ test("the console's environment: values parsed, empty ones unset, other variable
 });
 
 test("each wrong variable is named with what it must be; secrets are never echoed", () => {
-  const r = parseConsoleEnv({ BERTH_PORT: "http", BERTH_TRUST_PROXY: "maybe", BERTH_SECRET_KEY: "hunter2", DATABASE_URL: "mysql://root:pw@db/x", BERTH_TLS_CERT: "/c.pem" });
+  const r = parseConsoleEnv({
+    BERTH_PORT: "http",
+    BERTH_TRUST_PROXY: "maybe",
+    BERTH_SECRET_KEY: "hunter2",
+    DATABASE_URL: "mysql://root:pw@db/x",
+    BERTH_TLS_CERT: "/c.pem",
+  });
   assert.ok(!r.ok);
   assert.deepEqual(r.problems.sort(), [
     'BERTH_PORT: must be a port number (got "http")',

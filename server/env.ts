@@ -21,20 +21,26 @@ export const PortSchema = z.coerce
 export const PublicUrlSchema = z.string().regex(/^https?:\/\/[^/\s]+/, "must be an http:// or https:// URL");
 
 const ConsoleEnvSchema = z.object({
-    BERTH_PORT: PortSchema.optional(),
-    BERTH_HOST: z.string().min(1).optional(),
-    BERTH_DATA_DIR: z.string().startsWith("/", "must be an absolute path").optional(),
-    BERTH_PUBLIC_URL: PublicUrlSchema.optional(),
-    BERTH_TLS_CERT: z.string().min(1).optional(),
-    BERTH_TLS_KEY: z.string().min(1).optional(),
-    BERTH_TRUST_PROXY: flag.optional(),
-    BERTH_LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).optional(),
-    DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, "must be a postgres:// or postgresql:// URL").optional(),
-    BERTH_SECRET_KEY: z.string().regex(/^[0-9a-fA-F]{64}$/, "must be 64 hexadecimal characters (openssl rand -hex 32)").optional(),
-    BERTH_OIDC_ISSUER: z.url({ error: "must be the issuer's URL" }).optional(),
-    BERTH_OIDC_CLIENT_ID: z.string().min(1).optional(),
-    BERTH_OIDC_CLIENT_SECRET: z.string().min(1).optional(),
-  });
+  BERTH_PORT: PortSchema.optional(),
+  BERTH_HOST: z.string().min(1).optional(),
+  BERTH_DATA_DIR: z.string().startsWith("/", "must be an absolute path").optional(),
+  BERTH_PUBLIC_URL: PublicUrlSchema.optional(),
+  BERTH_TLS_CERT: z.string().min(1).optional(),
+  BERTH_TLS_KEY: z.string().min(1).optional(),
+  BERTH_TRUST_PROXY: flag.optional(),
+  BERTH_LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).optional(),
+  DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, "must be a postgres:// or postgresql:// URL")
+    .optional(),
+  BERTH_SECRET_KEY: z
+    .string()
+    .regex(/^[0-9a-fA-F]{64}$/, "must be 64 hexadecimal characters (openssl rand -hex 32)")
+    .optional(),
+  BERTH_OIDC_ISSUER: z.url({ error: "must be the issuer's URL" }).optional(),
+  BERTH_OIDC_CLIENT_ID: z.string().min(1).optional(),
+  BERTH_OIDC_CLIENT_SECRET: z.string().min(1).optional(),
+});
 export type ConsoleEnv = z.output<typeof ConsoleEnvSchema>;
 
 /** Variables that only make sense together (checked on what is given, whatever else is wrong). */

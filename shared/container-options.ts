@@ -56,6 +56,24 @@ export const HealthcheckSchema = z.object({
 });
 export type HealthcheckSpec = z.infer<typeof HealthcheckSchema>;
 
+/**
+ * One network a container joins and its endpoint settings (Docker's NetworkingConfig.EndpointsConfig
+ * entry, `docker network connect --alias --ip`).
+ */
+export const NetworkAttachmentSchema = z.object({
+  /** The network's name (as Docker keys NetworkSettings.Networks). */
+  name: z.string(),
+  aliases: z.array(z.string()).default([]),
+  /** `--ip`. */
+  ipv4Address: z.string().optional(),
+  /** Legacy links given with the endpoint ("container:alias"); kept and shown. */
+  links: z.array(z.string()).default([]),
+  driverOpts: z.record(z.string(), z.string()).default({}),
+  /** Set once the container has been on the network (Docker shows NetworkID from then on, also after stop). */
+  networkId: z.string().optional(),
+});
+export type NetworkAttachment = z.infer<typeof NetworkAttachmentSchema>;
+
 export const CreateOptionsSchema = z.object({
   name: z.string().optional(),
   image: z.string(),
@@ -77,7 +95,11 @@ export const CreateOptionsSchema = z.object({
   ports: z.array(PortBindingSchema).default([]),
   publishAll: z.boolean().default(false),
   aliases: z.array(z.string()).default([]),
+  /** The networks to join with their settings; absent: `networkMode` with `aliases`. */
+  networks: z.array(NetworkAttachmentSchema).optional(),
   mounts: z.array(MountSpecSchema).default([]),
+  /** `--add-host NAME:IP` (IP may be `host-gateway`: the default bridge's gateway, as Docker's default). */
+  extraHosts: z.array(z.string()).default([]),
   /**
    * Set by the console for a request it judged against a node group's host policy (an
    * operator's): every bind source must resolve on the node, symbolic links followed, inside
@@ -92,6 +114,9 @@ export const CreateOptionsSchema = z.object({
   /** Negative values are refused with Docker's message when the runtime spec is built (create). */
   nanoCpus: z.number().int().default(0),
   cpuShares: z.number().int().nonnegative().default(0),
+  /** `--cpu-quota`/`--cpu-period` in microseconds (0: unset); `nanoCpus` excludes them. */
+  cpuQuota: z.number().int().default(0),
+  cpuPeriod: z.number().int().nonnegative().default(0),
   cpusetCpus: z.string().default(""),
   pidsLimit: z.number().int().optional(),
   readonlyRootfs: z.boolean().default(false),
@@ -123,6 +148,32 @@ export const CreateOptionsSchema = z.object({
   consoleSize: z.object({ height: z.number(), width: z.number() }).optional(),
   /** `--health-*` / `--no-healthcheck`; absent: the image's HEALTHCHECK, if any. */
   healthcheck: HealthcheckSchema.optional(),
+  /** Config.AttachStdin/Stdout/Stderr as the client sent them (inspect shows them; attaching is per request). */
+  attachStdin: z.boolean().default(false),
+  attachStdout: z.boolean().default(false),
+  attachStderr: z.boolean().default(false),
+  /** `--init`: Docker's docker-init (the host's tini) runs as PID 1 and starts the command. */
+  init: z.boolean().default(false),
+  /** `--group-add`: group names (looked up in the container's /etc/group at start) or numeric IDs. */
+  groupAdd: z.array(z.string()).default([]),
+  /** `--log-driver` and `--log-opt`; Docker's default driver is json-file. */
+  logConfig: z.object({ type: z.string(), config: z.record(z.string(), z.string()).default({}) }).default({ type: "json-file", config: {} }),
+  /** `--tmpfs`: mount point → mount options ("" for the defaults). */
+  tmpfs: z.record(z.string(), z.string()).default({}),
+  /** `--volumes-from`: "container[:ro|:rw]", resolved into `mounts` at create and kept for inspect. */
+  volumesFrom: z.array(z.string()).default([]),
+  /** `--runtime`: only runc. */
+  runtime: z.string().default("runc"),
+  /** `--isolation`: "" or "default" (Linux has no other). */
+  isolation: z.string().default(""),
+  /** `--memory-swappiness` (0-100); absent: the kernel's. */
+  memorySwappiness: z.number().int().optional(),
+  /** `--oom-kill-disable`. */
+  oomKillDisable: z.boolean().default(false),
+  /** `--volume-driver`: "" or "local". */
+  volumeDriver: z.string().default(""),
+  /** `--mac-address`: the MAC of the container's interface ("" for a generated one). */
+  macAddress: z.string().default(""),
 });
 export type CreateOptions = z.input<typeof CreateOptionsSchema>;
 export type ContainerOptions = z.infer<typeof CreateOptionsSchema>;

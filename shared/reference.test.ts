@@ -2,16 +2,7 @@
 // reference_test.go), run through our ParseNormalizedNamed equivalent.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import {
-  canonicalString,
-  familiarName,
-  familiarString,
-  fullName,
-  isDigest,
-  looksLikeImageId,
-  parseNormalizedReference,
-  withDefaultTag,
-} from "./reference.ts";
+import { canonicalString, familiarName, familiarString, fullName, isDigest, looksLikeImageId, parseNormalizedReference, withDefaultTag } from "./reference.ts";
 import { isEngineError } from "./errors.ts";
 
 const F64 = "f".repeat(64);
@@ -131,7 +122,13 @@ test("TestParseRepositoryInfo: familiar, full and domain", () => {
     { remote: "privatebase", familiar: "example.com/privatebase", full: "example.com/privatebase", domain: "example.com" },
     { remote: "private/moonbase", familiar: "example.com:8000/private/moonbase", full: "example.com:8000/private/moonbase", domain: "example.com:8000" },
     { remote: "privatebasee", familiar: "example.com:8000/privatebasee", full: "example.com:8000/privatebasee", domain: "example.com:8000" },
-    { remote: "library/ubuntu-12.04-base", familiar: "ubuntu-12.04-base", full: "docker.io/library/ubuntu-12.04-base", ambiguous: "index.docker.io/library/ubuntu-12.04-base", domain: "docker.io" },
+    {
+      remote: "library/ubuntu-12.04-base",
+      familiar: "ubuntu-12.04-base",
+      full: "docker.io/library/ubuntu-12.04-base",
+      ambiguous: "index.docker.io/library/ubuntu-12.04-base",
+      domain: "docker.io",
+    },
     { remote: "library/foo", familiar: "foo", full: "docker.io/library/foo", ambiguous: "docker.io/foo", domain: "docker.io" },
     { remote: "library/foo/bar", familiar: "library/foo/bar", full: "docker.io/library/foo/bar", domain: "docker.io" },
     { remote: "store/foo/bar", familiar: "store/foo/bar", full: "docker.io/store/foo/bar", domain: "docker.io" },
@@ -205,11 +202,7 @@ test("TestReferenceParse cases through normalisation", () => {
   ];
   for (const tc of cases) {
     const r = parseNormalizedReference(tc.input);
-    assert.deepEqual(
-      r,
-      { domain: tc.domain, path: tc.path, ...(tc.tag ? { tag: tc.tag } : {}), ...(tc.digest ? { digest: tc.digest } : {}) },
-      tc.input,
-    );
+    assert.deepEqual(r, { domain: tc.domain, path: tc.path, ...(tc.tag ? { tag: tc.tag } : {}), ...(tc.digest ? { digest: tc.digest } : {}) }, tc.input);
   }
 });
 

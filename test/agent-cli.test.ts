@@ -30,7 +30,18 @@ test("flags and the config file give the same keys; flags win; defaults as docum
   const fromFile = loadAgentConfig(["--config", file]);
   assert.equal(fromFile !== "help" && fromFile.dataRoot, "/srv/berth");
   assert.deepEqual(fromFile !== "help" && fromFile.insecureRegistries, ["reg.local:5000"]);
-  const both = loadAgentConfig(["--config", file, "--data-root", "/tmp/x", "--insecure-registry", "a:1", "--insecure-registry", "b:2", "--registry-mirror", "http://m:5000"]);
+  const both = loadAgentConfig([
+    "--config",
+    file,
+    "--data-root",
+    "/tmp/x",
+    "--insecure-registry",
+    "a:1",
+    "--insecure-registry",
+    "b:2",
+    "--registry-mirror",
+    "http://m:5000",
+  ]);
   assert.ok(both !== "help");
   assert.equal(both.dataRoot, "/tmp/x");
   assert.deepEqual(both.insecureRegistries, ["a:1", "b:2"]);
@@ -59,10 +70,15 @@ test("the agent logs JSON lines, serves its socket, and stops cleanly on SIGTERM
   const config = join(dir, "agent.json");
   // Its own exec root, bridge and subnet: the test must not touch a real agent's berth0.
   const tag = `bc${process.pid % 10000}`;
-  await writeFile(config, JSON.stringify({ "data-root": join(dir, "data"), "docker-socket": socket, "exec-root": join(dir, "run"), bridge: tag, "bridge-subnet": "10.198.77.0/24" }));
+  await writeFile(
+    config,
+    JSON.stringify({ "data-root": join(dir, "data"), "docker-socket": socket, "exec-root": join(dir, "run"), bridge: tag, "bridge-subnet": "10.198.77.0/24" }),
+  );
   t.after(() => removeContainersAndNetwork(join(dir, "run", "runc"), tag, tag.toUpperCase()));
   const child = spawn(process.execPath, [BIN, "--config", config], { stdio: ["ignore", "pipe", "pipe"] });
-  t.after(() => { if (child.exitCode === null) child.kill("SIGKILL"); });
+  t.after(() => {
+    if (child.exitCode === null) child.kill("SIGKILL");
+  });
   let out = "";
   child.stdout.on("data", (d: Buffer) => (out += d.toString()));
   child.stderr.on("data", (d: Buffer) => (out += d.toString()));

@@ -39,5 +39,9 @@ test("bench/fleet prints every figure for 6 agent processes, each target with it
 
   assert.equal(await databaseExists(database), false, `database ${database} is dropped`);
   const { stdout: ps } = await execFileP("ps", ["-eo", "args"]);
-  assert.deepEqual(ps.split("\n").filter((l) => /fleet-(agents|console)/.test(l)), [], "no agent or console process of the run is left");
+  assert.deepEqual(
+    ps.split("\n").filter((l) => /fleet-(agents|console)/.test(l)),
+    [],
+    "no agent or console process of the run is left",
+  );
 });

@@ -108,7 +108,9 @@ describe("bin/berth-up refuses what would fail half-way", () => {
     try {
       const r = await berthUp([], { BERTH_CONSOLE_DATA: join(ro, "console") });
       assert.equal(r.code, 1);
-      assert.deepEqual(errorLines(r), [`berth-up: the console data directory ${join(ro, "console")} is not writable (Read-only file system): choose another with BERTH_CONSOLE_DATA`]);
+      assert.deepEqual(errorLines(r), [
+        `berth-up: the console data directory ${join(ro, "console")} is not writable (Read-only file system): choose another with BERTH_CONSOLE_DATA`,
+      ]);
     } finally {
       await execFileP("umount", [ro]);
     }
@@ -119,7 +121,9 @@ describe("bin/berth-up refuses what would fail half-way", () => {
     const closed = await freePort();
     const r = await berthUp(["--registry-mirror", `http://127.0.0.1:${closed}`]);
     assert.equal(r.code, 1);
-    assert.deepEqual(errorLines(r), [`berth-up: the registry mirror http://127.0.0.1:${closed} is not reachable (no answer at http://127.0.0.1:${closed}/v2/): check the address, or leave out --registry-mirror`]);
+    assert.deepEqual(errorLines(r), [
+      `berth-up: the registry mirror http://127.0.0.1:${closed} is not reachable (no answer at http://127.0.0.1:${closed}/v2/): check the address, or leave out --registry-mirror`,
+    ]);
     await nothingStarted();
   });
 
@@ -140,7 +144,11 @@ describe("bin/berth-up refuses what would fail half-way", () => {
   test("the console's unit passes systemd-analyze verify", async () => {
     const dir = join(base, "units");
     await mkdir(dir, { recursive: true });
-    const unit = (await readFile(join(ROOT, "packaging/berth-console.service"), "utf8")).replaceAll("@NODE@", process.execPath).replaceAll("@ROOT@", ROOT).replaceAll("@LOG@", join(base, "log/console.log")).replace("EnvironmentFile=/etc/default/berth-console", `EnvironmentFile=${join(dir, "env")}`);
+    const unit = (await readFile(join(ROOT, "packaging/berth-console.service"), "utf8"))
+      .replaceAll("@NODE@", process.execPath)
+      .replaceAll("@ROOT@", ROOT)
+      .replaceAll("@LOG@", join(base, "log/console.log"))
+      .replace("EnvironmentFile=/etc/default/berth-console", `EnvironmentFile=${join(dir, "env")}`);
     await writeFile(join(dir, "berth-console.service"), unit);
     await writeFile(join(dir, "env"), "BERTH_CONSOLE_ARGS=--port 8080\n");
     const r = await execFileP("systemd-analyze", ["verify", "--man=no", join(dir, "berth-console.service")]).then(

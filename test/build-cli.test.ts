@@ -79,7 +79,10 @@ describe("docker build (classic builder) through the docker CLI", () => {
   }
 
   test("the seeds' RUN step: a layer from a real container, output streamed, and the cache on rebuild", async () => {
-    const dir = await context({ Dockerfile: `FROM busybox\nRUN echo installing && mkdir -p /opt/lrzsz && echo rz > /opt/lrzsz/bin\nCOPY hello.txt /opt/\nWORKDIR /opt/work\nCMD cat /opt/lrzsz/bin /opt/hello.txt\n`, "hello.txt": "hi from context\n" });
+    const dir = await context({
+      Dockerfile: `FROM busybox\nRUN echo installing && mkdir -p /opt/lrzsz && echo rz > /opt/lrzsz/bin\nCOPY hello.txt /opt/\nWORKDIR /opt/work\nCMD cat /opt/lrzsz/bin /opt/hello.txt\n`,
+      "hello.txt": "hi from context\n",
+    });
     const first = await build(["-t", "shuoliuchn/centos-lrzsz2", dir]);
     assert.equal(first.code, 0, first.stdout + first.stderr);
     assert.match(first.stdout, / ---> Running in [0-9a-f]{12}\ninstalling\nRemoving intermediate container [0-9a-f]{12}\n/);
@@ -111,8 +114,8 @@ describe("docker build (classic builder) through the docker CLI", () => {
         "ARG BASE=busybox",
         "FROM ${BASE} AS builder",
         "ARG GREETING=hello",
-        "ENV TARGET_DIR=/out WHO=\"the world\"",
-        "RUN mkdir -p $TARGET_DIR && echo \"$GREETING $WHO\" > ${TARGET_DIR}/msg",
+        'ENV TARGET_DIR=/out WHO="the world"',
+        'RUN mkdir -p $TARGET_DIR && echo "$GREETING $WHO" > ${TARGET_DIR}/msg',
         "",
         "FROM busybox AS other",
         "RUN echo other > /other",
@@ -170,7 +173,25 @@ describe("docker build (classic builder) through the docker CLI", () => {
     assert.match(r.stdout, /-rw-r----- 65534 65534 a\n/);
     assert.match(r.stdout, /\na\n2\n2\n/);
     const listing = await run(["files:1", "sh", "-c", "cd /app && find . | sort && ls /globbed"]);
-    assert.equal(listing, [".", "./.dockerignore", "./Dockerfile", "./build", "./build/keep", "./data", "./data/a", "./data/hard", "./data/link", "./one.txt", "./two.txt", "one.txt", "two.txt", ""].join("\n"));
+    assert.equal(
+      listing,
+      [
+        ".",
+        "./.dockerignore",
+        "./Dockerfile",
+        "./build",
+        "./build/keep",
+        "./data",
+        "./data/a",
+        "./data/hard",
+        "./data/link",
+        "./one.txt",
+        "./two.txt",
+        "one.txt",
+        "two.txt",
+        "",
+      ].join("\n"),
+    );
   });
 
   test("USER and WORKDIR: the directory is created, RUN runs as the user there", async () => {
@@ -232,7 +253,10 @@ describe("docker build (classic builder) through the docker CLI", () => {
     assert.match(prune, /Total reclaimed space:/);
     assert.deepEqual(await dangling(), []);
     const after = await all();
-    assert.ok(after.every((id) => before.includes(id)), "nothing of the failed build is left");
+    assert.ok(
+      after.every((id) => before.includes(id)),
+      "nothing of the failed build is left",
+    );
   });
 
   test("Dockerfile errors name the line", async () => {
@@ -260,13 +284,19 @@ describe("docker build (classic builder) through the docker CLI", () => {
     assert.notEqual(r2.code, 0);
     assert.match(r2.stderr, /COPY failed: file not found in build context/);
     const target = join(bb.work, "escaped-by-tar");
-    const tar = makeTar([{ name: "ok.txt", data: "ok" }, { name: `../../../../../../../..${target}`, data: "pwned" }]);
+    const tar = makeTar([
+      { name: "ok.txt", data: "ok" },
+      { name: `../../../../../../../..${target}`, data: "pwned" },
+    ]);
     const evilTar = await context({ Dockerfile: "FROM busybox\nADD evil.tar /x/\n", "evil.tar": async (p) => writeFile(p, tar) });
     const r3 = await build(["-t", "escape:3", evilTar]);
     assert.notEqual(r3.code, 0);
     assert.match(r3.stdout + r3.stderr, /ADD failed: extracting .*: .*(climbs|outside|unsafe|\.\.)/i);
     await assert.rejects(readdir(target));
-    const server: Server = createServer((_req, res) => { res.writeHead(302, { Location: `file://${outside}` }); res.end(); });
+    const server: Server = createServer((_req, res) => {
+      res.writeHead(302, { Location: `file://${outside}` });
+      res.end();
+    });
     await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
     try {
       const port = (server.address() as AddressInfo).port;
@@ -280,8 +310,15 @@ describe("docker build (classic builder) through the docker CLI", () => {
     // A context tar crafted to climb out, or to write through a symlink of its own: refused before any step.
     const outsideDir = join(bb.work, "ctx-escape-target");
     for (const entries of [
-      [{ name: "Dockerfile", data: "FROM busybox\n" }, { name: `../../../../../../../..${outsideDir}/x`, data: "pwned" }],
-      [{ name: "Dockerfile", data: "FROM busybox\n" }, { name: "up", type: "symlink" as const, linkname: outsideDir }, { name: "up/x", data: "pwned" }],
+      [
+        { name: "Dockerfile", data: "FROM busybox\n" },
+        { name: `../../../../../../../..${outsideDir}/x`, data: "pwned" },
+      ],
+      [
+        { name: "Dockerfile", data: "FROM busybox\n" },
+        { name: "up", type: "symlink" as const, linkname: outsideDir },
+        { name: "up/x", data: "pwned" },
+      ],
     ]) {
       const r = await build(["-"], { input: makeTar(entries) });
       assert.equal(r.code, 1);
@@ -298,7 +335,8 @@ describe("docker build (classic builder) through the docker CLI", () => {
     const r = await build(["-t", "ctx:f", "-f", join(outsideDir, "Dockerfile.special"), dir]);
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.equal(await run(["ctx:f"]), "app\n");
-    const tgz = (await execFileP("tar", ["-czf", "-", "-C", dir, ".", "-C", outsideDir, "Dockerfile.special"], { encoding: "buffer", maxBuffer: 1 << 20 })).stdout;
+    const tgz = (await execFileP("tar", ["-czf", "-", "-C", dir, ".", "-C", outsideDir, "Dockerfile.special"], { encoding: "buffer", maxBuffer: 1 << 20 }))
+      .stdout;
     const s = await build(["-t", "ctx:stdin", "-f", "Dockerfile.special", "-"], { input: tgz });
     assert.equal(s.code, 0, s.stdout + s.stderr);
     assert.equal(await run(["ctx:stdin"]), "app\n");
@@ -324,10 +362,15 @@ describe("docker build (classic builder) through the docker CLI", () => {
     } finally {
       child.kill("SIGKILL");
     }
-    const left = await until("the build cleaned up", async () => {
-      const l = await leftovers();
-      return l.containers === "" && l.buildDirs.length === 0 && l.mounts.length === 0 ? l : undefined;
-    }, 30_000, bb.agent);
+    const left = await until(
+      "the build cleaned up",
+      async () => {
+        const l = await leftovers();
+        return l.containers === "" && l.buildDirs.length === 0 && l.mounts.length === 0 ? l : undefined;
+      },
+      30_000,
+      bb.agent,
+    );
     assert.deepEqual(left, { containers: "", buildDirs: [], mounts: [] });
     assert.equal((await docker(bb.agent, ["image", "inspect", "hangup:1"])).code, 1);
   });
@@ -351,16 +394,23 @@ describe("docker build (classic builder) through the docker CLI", () => {
     assert.deepEqual(await leftovers(), { containers: "", buildDirs: [], mounts: [] });
     assert.equal((await dockerOk(bb.agent, ["images", "-aq"])).trim(), imagesBefore);
     const snapshots = await readdir(join(bb.agent.dataRoot, "snapshots")).catch(() => []);
-    assert.deepEqual(snapshots.filter((s) => /^[0-9a-f]{64}$/.test(s)), []);
+    assert.deepEqual(
+      snapshots.filter((s) => /^[0-9a-f]{64}$/.test(s)),
+      [],
+    );
   });
 
   test("compose `build:` sections and the Python SDK's images.build, output streamed", async () => {
     const project = await context({
-      "docker-compose.yml": "version: '3'\nservices:\n  web:\n    build:\n      context: ./app\n      args:\n        WHO: compose\n    image: compose-built:1\n",
+      "docker-compose.yml":
+        "version: '3'\nservices:\n  web:\n    build:\n      context: ./app\n      args:\n        WHO: compose\n    image: compose-built:1\n",
       "app/Dockerfile": "FROM busybox\nARG WHO\nRUN echo building for $WHO\nCMD echo hello from $WHO-built\nENV WHO=$WHO\n",
     });
     const composeEnv = { ...process.env, DOCKER_HOST: bb.agent.dockerHost, DOCKER_CONFIG: bb.agent.dockerConfig, COMPOSE_DOCKER_CLI_BUILD: "0" };
-    const built = await execFileP("docker-compose", ["--project-directory", project, "-f", join(project, "docker-compose.yml"), "build"], { env: composeEnv, cwd: project });
+    const built = await execFileP("docker-compose", ["--project-directory", project, "-f", join(project, "docker-compose.yml"), "build"], {
+      env: composeEnv,
+      cwd: project,
+    });
     assert.match(built.stdout + built.stderr, /building for compose/);
     assert.match(built.stdout + built.stderr, /Successfully tagged compose-built:1/);
     assert.equal(await run(["compose-built:1"]), "hello from compose-built\n");
@@ -379,7 +429,13 @@ except docker.errors.BuildError as e:
     print("ERROR " + json.dumps(e.msg))
 `;
     const { stdout } = await execFileP("python3", ["-c", script, bb.agent.dockerHost, sdkDir, failing]);
-    const line = (tag: string) => JSON.parse(stdout.split("\n").find((l) => l.startsWith(tag + " "))!.slice(tag.length + 1)) as string;
+    const line = (tag: string) =>
+      JSON.parse(
+        stdout
+          .split("\n")
+          .find((l) => l.startsWith(tag + " "))!
+          .slice(tag.length + 1),
+      ) as string;
     assert.match(line("STREAM"), /Step 2\/3 : RUN echo step output from the sdk\n ---> Running in [0-9a-f]{12}\nstep output from the sdk\n/);
     assert.equal(line("RUN"), "sdk image runs\n");
     assert.equal(line("ERROR"), "The command '/bin/sh -c echo nope && exit 5' returned a non-zero code: 5");
@@ -408,7 +464,10 @@ except docker.errors.BuildError as e:
   });
 
   test("ADD: a local tar archive is unpacked, a URL is downloaded (0600, named after the URL), SHELL applies to RUN", async () => {
-    const archive = makeTar([{ name: "pkg/", type: "directory" }, { name: "pkg/bin.sh", data: "echo from archive\n", mode: 0o755, uid: 1000, gid: 1000 }]);
+    const archive = makeTar([
+      { name: "pkg/", type: "directory" },
+      { name: "pkg/bin.sh", data: "echo from archive\n", mode: 0o755, uid: 1000, gid: 1000 },
+    ]);
     const server: Server = createServer((req, res) => {
       if (req.url === "/moved") {
         res.writeHead(301, { Location: "/files/notes.txt" });
@@ -447,7 +506,10 @@ except docker.errors.BuildError as e:
 
   test("recent contexts are kept for unchanged rebuilds: at most four, no spooled tar left", async () => {
     const names = await readdir(join(bb.agent.dataRoot, "build-contexts"));
-    assert.deepEqual(names.filter((n) => !n.startsWith("ctx-")), []);
+    assert.deepEqual(
+      names.filter((n) => !n.startsWith("ctx-")),
+      [],
+    );
     assert.ok(names.length >= 1 && names.length <= 4, names.join(" "));
   });
 });

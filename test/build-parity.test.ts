@@ -4,39 +4,11 @@
 // ubuntu and centos). Builds use `--network none` (the private dockerd has no bridge).
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { link, mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startRegistry, type RegistryFixture } from "./fixtures/registry.ts";
-import { pushFixtureImages } from "./fixtures/images.ts";
-import { startAgent, type AgentHandle } from "./helpers/agent.ts";
-import { dockerCliOk, startDockerd, type CliTarget, type DockerdHandle } from "./helpers/dockerd.ts";
-
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function cli(target: CliTarget, args: string[]): Promise<Result> {
-  return new Promise((resolve) => {
-    const child = spawn("docker", args, {
-      // No DOCKER_BUILDKIT: the CLI without buildx uses the classic builder, as a user's would.
-      env: { ...process.env, DOCKER_HOST: target.dockerHost, DOCKER_CONFIG: target.dockerConfig, DOCKER_CLI_HINTS: "false" },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill("SIGKILL"), 180_000);
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? -1, stdout, stderr });
-    });
-  });
-}
+import { dockerCli, dockerCliOk, type CliTarget } from "./helpers/dockerd.ts";
+import { startBerthAndDocker, type BerthAndDocker } from "./helpers/parity.ts";
 
 type Files = Record<string, string | ((p: string) => Promise<void>)>;
 
@@ -67,7 +39,8 @@ const CASES: Array<{ name: string; files: Files; run?: string[] }> = [
   {
     name: "files",
     files: {
-      Dockerfile: "FROM busybox\nCOPY . /app/\nCOPY *.txt /globbed/\nCOPY --chown=nobody data/ /owned/\nCMD find /app /globbed /owned | sort; ls -ln /owned | awk 'NR>1{print $1, $2, $3, $4, $NF}'; readlink /app/data/link\n",
+      Dockerfile:
+        "FROM busybox\nCOPY . /app/\nCOPY *.txt /globbed/\nCOPY --chown=nobody data/ /owned/\nCMD find /app /globbed /owned | sort; ls -ln /owned | awk 'NR>1{print $1, $2, $3, $4, $NF}'; readlink /app/data/link\n",
       ".dockerignore": "secret*\nbuild/\n!build/keep\n",
       "one.txt": "1",
       "two.txt": "2",
@@ -79,35 +52,34 @@ const CASES: Array<{ name: string; files: Files; run?: string[] }> = [
       "data/hard": (p) => link(join(p, "..", "a"), p),
     },
   },
-  { name: "user-workdir", files: { Dockerfile: "FROM busybox\nWORKDIR /srv/app\nUSER nobody\nWORKDIR sub\nRUN id -u > /tmp/uid\nCMD pwd; id -un; cat /tmp/uid; ls -ld /srv/app/sub | awk '{print $1, $3}'\n" } },
+  {
+    name: "user-workdir",
+    files: {
+      Dockerfile:
+        "FROM busybox\nWORKDIR /srv/app\nUSER nobody\nWORKDIR sub\nRUN id -u > /tmp/uid\nCMD pwd; id -un; cat /tmp/uid; ls -ld /srv/app/sub | awk '{print $1, $3}'\n",
+    },
+  },
 ];
 
 describe("docker build: Berth and Docker Engine 20.10 agree", () => {
-  let reg: RegistryFixture | undefined;
-  let agent: AgentHandle | undefined;
-  let dockerd: DockerdHandle | undefined;
+  let pair: BerthAndDocker | undefined;
   let work: string | undefined;
   let berth: CliTarget;
   let engine: CliTarget;
 
   after(async () => {
-    await dockerd?.stop();
-    await agent?.destroy();
-    await reg?.stop();
+    await pair?.stop();
     if (work) await rm(work, { recursive: true, force: true });
   });
 
   before(async () => {
     work = await mkdtemp(join(tmpdir(), "berth-build-parity-"));
-    reg = await startRegistry({ auth: "none" });
-    const fx = await pushFixtureImages(reg, { only: ["busybox"] });
-    agent = await startAgent({ registryMirrors: [reg.url] });
-    berth = { dockerHost: agent.dockerHost, dockerConfig: agent.dockerConfig, logs: agent.logs };
-    dockerd = await startDockerd();
-    engine = dockerd;
+    // The agent reaches the fixture registry as its Docker Hub mirror, so `FROM busybox` works as written.
+    pair = await startBerthAndDocker({ images: ["busybox"], agent: (reg) => ({ registryMirrors: [reg.url] }) });
+    ({ berth, engine } = pair);
     await dockerCliOk(berth, ["pull", "busybox"]);
-    await dockerCliOk(engine, ["pull", fx.busybox.ref]);
-    await dockerCliOk(engine, ["tag", fx.busybox.ref, "busybox:latest"]);
+    await dockerCliOk(engine, ["pull", pair.fx.busybox.ref]);
+    await dockerCliOk(engine, ["tag", pair.fx.busybox.ref, "busybox:latest"]);
   });
 
   async function contextDir(name: string, files: Files): Promise<string> {
@@ -140,9 +112,9 @@ describe("docker build: Berth and Docker Engine 20.10 agree", () => {
     test(c.name, async () => {
       const dir = await contextDir(c.name, c.files);
       const tag = `parity/${c.name}:1`;
-      const ours = await cli(berth, ["build", "--network", "none", "-t", tag, dir]);
+      const ours = await dockerCli(berth, ["build", "--network", "none", "-t", tag, dir]);
       assert.equal(ours.code, 0, ours.stdout + ours.stderr);
-      const theirs = await cli(engine, ["build", "--network", "none", "-t", tag, dir]);
+      const theirs = await dockerCli(engine, ["build", "--network", "none", "-t", tag, dir]);
       assert.equal(theirs.code, 0, theirs.stdout + theirs.stderr);
       const steps = (s: string) => s.split("\n").filter((l) => l.startsWith("Step ") || l.startsWith("Successfully tagged"));
       assert.deepEqual(steps(ours.stdout), steps(theirs.stdout));
@@ -158,9 +130,9 @@ describe("docker build: Berth and Docker Engine 20.10 agree", () => {
     const parent = await contextDir("onbuild-parent", { Dockerfile: "FROM busybox\nONBUILD COPY marker /marker\nONBUILD RUN echo triggered > /triggered\n" });
     const child = await contextDir("onbuild-child", { Dockerfile: "FROM parity/onbuild\nCMD cat /marker /triggered\n", marker: "child\n" });
     for (const t of [berth, engine]) {
-      const p = await cli(t, ["build", "--network", "none", "-t", "parity/onbuild", parent]);
+      const p = await dockerCli(t, ["build", "--network", "none", "-t", "parity/onbuild", parent]);
       assert.equal(p.code, 0, p.stdout + p.stderr);
-      const ch = await cli(t, ["build", "--network", "none", "-t", "parity/onbuild-child", child]);
+      const ch = await dockerCli(t, ["build", "--network", "none", "-t", "parity/onbuild-child", child]);
       assert.equal(ch.code, 0, ch.stdout + ch.stderr);
       assert.match(ch.stdout, /# Executing 2 build triggers\n/);
     }
@@ -172,8 +144,8 @@ describe("docker build: Berth and Docker Engine 20.10 agree", () => {
     assert.deepEqual(a.history, b.history);
 
     const failing = await contextDir("failing", { Dockerfile: "FROM busybox\nRUN echo about to fail && exit 7\n" });
-    const ours = await cli(berth, ["build", "--network", "none", failing]);
-    const theirs = await cli(engine, ["build", "--network", "none", failing]);
+    const ours = await dockerCli(berth, ["build", "--network", "none", failing]);
+    const theirs = await dockerCli(engine, ["build", "--network", "none", failing]);
     assert.equal(ours.code, 7);
     assert.equal(ours.code, theirs.code);
     const last = (s: string) => s.trim().split("\n").at(-1);

@@ -81,7 +81,11 @@ async function chaosRequest(socketPath: string, req: RawRequest, cut: Cut): Prom
   const headers: Record<string, string> = { Host: "docker", ...(req.headers ?? {}) };
   if (req.body) headers["Content-Length"] = String(body.length);
   if (req.upgrade) Object.assign(headers, { Connection: "Upgrade", Upgrade: "tcp" });
-  const head = Buffer.from(`${req.method} ${req.path} HTTP/1.1\r\n${Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join("")}\r\n`);
+  const head = Buffer.from(
+    `${req.method} ${req.path} HTTP/1.1\r\n${Object.entries(headers)
+      .map(([k, v]) => `${k}: ${v}\r\n`)
+      .join("")}\r\n`,
+  );
   let received = 0;
   let upgraded = false;
   let seen = "";
@@ -142,12 +146,23 @@ async function rawCall(socketPath: string, req: RawRequest): Promise<{ status: n
   const sock = createConnection(socketPath);
   const chunks: Buffer[] = [];
   sock.on("data", (d: Buffer) => chunks.push(d));
-  const failed = once(sock, "error").then(([e]) => { throw new Error(`${req.method} ${req.path}: ${(e as Error).message}`); });
+  const failed = once(sock, "error").then(([e]) => {
+    throw new Error(`${req.method} ${req.path}: ${(e as Error).message}`);
+  });
   const closed = Promise.race([once(sock, "close"), failed]);
   await once(sock, "connect");
   const body = req.body ?? Buffer.alloc(0);
   const headers: Record<string, string> = { Host: "docker", Connection: "close", "Content-Length": String(body.length), ...(req.headers ?? {}) };
-  sock.write(Buffer.concat([Buffer.from(`${req.method} ${req.path} HTTP/1.1\r\n${Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join("")}\r\n`), body]));
+  sock.write(
+    Buffer.concat([
+      Buffer.from(
+        `${req.method} ${req.path} HTTP/1.1\r\n${Object.entries(headers)
+          .map(([k, v]) => `${k}: ${v}\r\n`)
+          .join("")}\r\n`,
+      ),
+      body,
+    ]),
+  );
   await closed;
   const all = Buffer.concat(chunks);
   const split = all.indexOf("\r\n\r\n");
@@ -180,7 +195,7 @@ async function fdCount(pid: number): Promise<number> {
  */
 async function fdFloor(pid: number, ms = 3000): Promise<number> {
   let least = await fdCount(pid);
-  for (const end = Date.now() + ms; Date.now() < end; ) {
+  for (const end = Date.now() + ms; Date.now() < end;) {
     await sleep(100);
     least = Math.min(least, await fdCount(pid));
   }
@@ -263,10 +278,14 @@ describe("connection chaos: clients hang up at random points of every streaming 
     b = await startBusyboxAgent("chaos");
     agent = b.agent;
     // A container printing all the time (logs -f, attach, stats, wait, export, commit, exec) and one on a TTY.
-    ids.plain = (await dockerOk(agent, ["run", "-d", "--name", "chaos-plain", "busybox", "sh", "-c", "while true; do echo tick; echo tock >&2; sleep 0.1; done"])).trim();
+    ids.plain = (
+      await dockerOk(agent, ["run", "-d", "--name", "chaos-plain", "busybox", "sh", "-c", "while true; do echo tick; echo tock >&2; sleep 0.1; done"])
+    ).trim();
     // The TTY one prints too: a client that half-closed its side (as the CLI does when it has no
     // stdin) is only known to be gone when the next write fails, as with Docker.
-    ids.tty = (await dockerOk(agent, ["run", "-d", "-i", "-t", "--name", "chaos-tty", "busybox", "sh", "-c", "while true; do echo tty; sleep 0.1; done"])).trim();
+    ids.tty = (
+      await dockerOk(agent, ["run", "-d", "-i", "-t", "--name", "chaos-tty", "busybox", "sh", "-c", "while true; do echo tty; sleep 0.1; done"])
+    ).trim();
     // Never started: an attach to it waits for the start (as `docker run` attaches first).
     ids.created = (await dockerOk(agent, ["create", "--name", "chaos-created", "busybox", "echo", "started"])).trim();
     // An image with a layer of its own in the registry, so each pull downloads (and tees) a blob.
@@ -286,7 +305,15 @@ describe("connection chaos: clients hang up at random points of every streaming 
     assert.ok(rootfsTar.length > 100_000, `docker export gave ${rootfsTar.length} bytes`);
   });
   after(async () => {
-    if (agent && agent.process.exitCode !== null) console.error(`the agent exited; its log:\n${agent.logs().split("\n").filter((l) => !l.startsWith("{\"level\":20")).slice(-40).join("\n")}`);
+    if (agent && agent.process.exitCode !== null)
+      console.error(
+        `the agent exited; its log:\n${agent
+          .logs()
+          .split("\n")
+          .filter((l) => !l.startsWith('{"level":20'))
+          .slice(-40)
+          .join("\n")}`,
+      );
     await b?.stop();
   });
 
@@ -296,38 +323,88 @@ describe("connection chaos: clients hang up at random points of every streaming 
     const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)]!;
     const sock = agent.socket;
     const createExec = async (body: Record<string, unknown>) => {
-      const r = await rawCall(sock, { method: "POST", path: `/containers/${ids.plain}/exec`, headers: { "Content-Type": "application/json" }, body: Buffer.from(JSON.stringify(body)) });
+      const r = await rawCall(sock, {
+        method: "POST",
+        path: `/containers/${ids.plain}/exec`,
+        headers: { "Content-Type": "application/json" },
+        body: Buffer.from(JSON.stringify(body)),
+      });
       assert.equal(r.status, 201, `exec create: ${r.body.toString()}`);
       return (JSON.parse(r.body.toString()) as { Id: string }).Id;
     };
     const execLoop = ["sh", "-c", `: ${MARKER}; while true; do echo x; echo y >&2; sleep 0.05; done`];
     const json = (v: unknown) => ({ headers: { "Content-Type": "application/json" }, body: Buffer.from(JSON.stringify(v)) });
     const endpoints: Endpoint[] = [
-      { name: "attach", cuts: ["request-head", "before-response", "mid-hijack"], bodyBytes: 200, request: async () => ({ method: "POST", path: `/containers/${ids.plain}/attach?stream=1&stdout=1&stderr=1`, upgrade: true }) },
-      { name: "attach (tty)", cuts: ["request-head", "before-response", "mid-hijack"], bodyBytes: 200, request: async () => ({ method: "POST", path: `/containers/${ids.tty}/attach?stream=1&stdin=1&stdout=1&stderr=1`, upgrade: true }) },
-      { name: "attach (before start)", cuts: ["request-head", "before-response", "mid-hijack"], bodyBytes: 200, request: async () => ({ method: "POST", path: `/containers/${ids.created}/attach?stream=1&stdin=1&stdout=1&stderr=1`, upgrade: true }) },
+      {
+        name: "attach",
+        cuts: ["request-head", "before-response", "mid-hijack"],
+        bodyBytes: 200,
+        request: async () => ({ method: "POST", path: `/containers/${ids.plain}/attach?stream=1&stdout=1&stderr=1`, upgrade: true }),
+      },
+      {
+        name: "attach (tty)",
+        cuts: ["request-head", "before-response", "mid-hijack"],
+        bodyBytes: 200,
+        request: async () => ({ method: "POST", path: `/containers/${ids.tty}/attach?stream=1&stdin=1&stdout=1&stderr=1`, upgrade: true }),
+      },
+      {
+        name: "attach (before start)",
+        cuts: ["request-head", "before-response", "mid-hijack"],
+        bodyBytes: 200,
+        request: async () => ({ method: "POST", path: `/containers/${ids.created}/attach?stream=1&stdin=1&stdout=1&stderr=1`, upgrade: true }),
+      },
       {
         name: "exec start",
         cuts: ["request-head", "before-response", "mid-hijack"],
         bodyBytes: 300,
-        request: async () => ({ method: "POST", path: `/exec/${await createExec({ Cmd: execLoop, AttachStdout: true, AttachStderr: true })}/start`, upgrade: true, ...json({ Detach: false, Tty: false }) }),
+        request: async () => ({
+          method: "POST",
+          path: `/exec/${await createExec({ Cmd: execLoop, AttachStdout: true, AttachStderr: true })}/start`,
+          upgrade: true,
+          ...json({ Detach: false, Tty: false }),
+        }),
       },
       {
         name: "exec start (tty)",
         cuts: ["request-head", "before-response", "mid-hijack"],
         bodyBytes: 300,
-        request: async () => ({ method: "POST", path: `/exec/${await createExec({ Cmd: execLoop, Tty: true, AttachStdin: true, AttachStdout: true })}/start`, upgrade: true, ...json({ Detach: false, Tty: true }) }),
+        request: async () => ({
+          method: "POST",
+          path: `/exec/${await createExec({ Cmd: execLoop, Tty: true, AttachStdin: true, AttachStdout: true })}/start`,
+          upgrade: true,
+          ...json({ Detach: false, Tty: true }),
+        }),
       },
       {
         name: "exec start (detached)",
         cuts: ["request-head", "before-response", "mid-body"],
         bodyBytes: 40,
-        request: async () => ({ method: "POST", path: `/exec/${await createExec({ Cmd: ["sh", "-c", `sleep 0.3; : ${MARKER}`] })}/start`, upgrade: true, ...json({ Detach: true }) }),
+        request: async () => ({
+          method: "POST",
+          path: `/exec/${await createExec({ Cmd: ["sh", "-c", `sleep 0.3; : ${MARKER}`] })}/start`,
+          upgrade: true,
+          ...json({ Detach: true }),
+        }),
       },
-      { name: "logs -f", cuts: ["request-head", "before-response", "mid-body"], bodyBytes: 4000, request: async () => ({ method: "GET", path: `/containers/${ids.plain}/logs?follow=1&stdout=1&stderr=1&timestamps=1` }) },
+      {
+        name: "logs -f",
+        cuts: ["request-head", "before-response", "mid-body"],
+        bodyBytes: 4000,
+        request: async () => ({ method: "GET", path: `/containers/${ids.plain}/logs?follow=1&stdout=1&stderr=1&timestamps=1` }),
+      },
       { name: "events", cuts: ["request-head", "before-response", "mid-body"], bodyBytes: 300, request: async () => ({ method: "GET", path: "/events" }) },
-      { name: "stats", cuts: ["request-head", "before-response", "mid-body"], bodyBytes: 3000, request: async () => ({ method: "GET", path: `/containers/${ids.plain}/stats?stream=1` }) },
-      { name: "wait", cuts: ["request-head", "before-response", "mid-body"], bodyBytes: 100, request: async () => ({ method: "POST", path: `/containers/${ids.plain}/wait?condition=not-running` }) },
+      {
+        name: "stats",
+        cuts: ["request-head", "before-response", "mid-body"],
+        bodyBytes: 3000,
+        request: async () => ({ method: "GET", path: `/containers/${ids.plain}/stats?stream=1` }),
+      },
+      {
+        name: "wait",
+        cuts: ["request-head", "before-response", "mid-body"],
+        bodyBytes: 100,
+        request: async () => ({ method: "POST", path: `/containers/${ids.plain}/wait?condition=not-running` }),
+      },
       {
         name: "pull",
         lane: "pull",
@@ -340,8 +417,19 @@ describe("connection chaos: clients hang up at random points of every streaming 
           return { method: "POST", path: `/images/create?fromImage=${encodeURIComponent(name)}&tag=${tag}`, headers: { "X-Registry-Auth": auth } };
         },
       },
-      { name: "push", lane: "push", cuts: ["request-head", "before-response", "mid-body"], bodyBytes: 800, request: async () => ({ method: "POST", path: `/images/${pushRef}/push?tag=latest`, headers: { "X-Registry-Auth": auth } }) },
-      { name: "save", cuts: ["request-head", "before-response", "mid-body"], bodyBytes: 2_000_000, request: async () => ({ method: "GET", path: "/images/get?names=busybox" }) },
+      {
+        name: "push",
+        lane: "push",
+        cuts: ["request-head", "before-response", "mid-body"],
+        bodyBytes: 800,
+        request: async () => ({ method: "POST", path: `/images/${pushRef}/push?tag=latest`, headers: { "X-Registry-Auth": auth } }),
+      },
+      {
+        name: "save",
+        cuts: ["request-head", "before-response", "mid-body"],
+        bodyBytes: 2_000_000,
+        request: async () => ({ method: "GET", path: "/images/get?names=busybox" }),
+      },
       {
         name: "load",
         lane: "load",
@@ -354,10 +442,26 @@ describe("connection chaos: clients hang up at random points of every streaming 
         lane: "import",
         cuts: ["request-head", "mid-upload", "before-response", "mid-body"],
         bodyBytes: 100,
-        request: async () => ({ method: "POST", path: "/images/create?fromSrc=-&repo=chaos-import&tag=latest", headers: { "Content-Type": "application/x-tar" }, body: rootfsTar }),
+        request: async () => ({
+          method: "POST",
+          path: "/images/create?fromSrc=-&repo=chaos-import&tag=latest",
+          headers: { "Content-Type": "application/x-tar" },
+          body: rootfsTar,
+        }),
       },
-      { name: "export", cuts: ["request-head", "before-response", "mid-body"], bodyBytes: 2_000_000, request: async () => ({ method: "GET", path: `/containers/${ids.plain}/export` }) },
-      { name: "commit", lane: "commit", cuts: ["request-head", "before-response", "mid-body"], bodyBytes: 100, request: async () => ({ method: "POST", path: `/commit?container=${ids.plain}&repo=chaos-commit&tag=latest`, ...json({}) }) },
+      {
+        name: "export",
+        cuts: ["request-head", "before-response", "mid-body"],
+        bodyBytes: 2_000_000,
+        request: async () => ({ method: "GET", path: `/containers/${ids.plain}/export` }),
+      },
+      {
+        name: "commit",
+        lane: "commit",
+        cuts: ["request-head", "before-response", "mid-body"],
+        bodyBytes: 100,
+        request: async () => ({ method: "POST", path: `/commit?container=${ids.plain}&repo=chaos-commit&tag=latest`, ...json({}) }),
+      },
     ];
 
     // CHAOS_ENDPOINTS=regex narrows a replay to some endpoints.
@@ -381,11 +485,15 @@ describe("connection chaos: clients hang up at random points of every streaming 
         // A cut inside the request head is the dullest (the agent has not started): half as likely.
         const at = pick([...e.cuts, ...e.cuts.filter((c) => c !== "request-head")]);
         const cut: Cut =
-          at === "request-head" ? { at, fraction: random() }
-          : at === "before-response" ? { at, ms: Math.floor(random() * 40) }
-          : at === "mid-upload" ? { at, fraction: 0.05 + random() * 0.9 }
-          : at === "mid-body" ? { at, bytes: 1 + Math.floor(random() * e.bodyBytes), ms: Math.floor(random() * 400) }
-          : { at, ms: Math.floor(random() * 400), stdin: random() < 0.5 ? "echo hi\n" : "" };
+          at === "request-head"
+            ? { at, fraction: random() }
+            : at === "before-response"
+              ? { at, ms: Math.floor(random() * 40) }
+              : at === "mid-upload"
+                ? { at, fraction: 0.05 + random() * 0.9 }
+                : at === "mid-body"
+                  ? { at, bytes: 1 + Math.floor(random() * e.bodyBytes), ms: Math.floor(random() * 400) }
+                  : { at, ms: Math.floor(random() * 400), stdin: random() < 0.5 ? "echo hi\n" : "" };
         plan.push({ e, cut });
       }
     }
@@ -404,19 +512,38 @@ describe("connection chaos: clients hang up at random points of every streaming 
         if (e.lane) {
           const prev = lanes.get(e.lane) ?? Promise.resolve();
           const mine = prev.then(run, run);
-          lanes.set(e.lane, mine.catch(() => undefined));
+          lanes.set(
+            e.lane,
+            mine.catch(() => undefined),
+          );
           await mine;
         } else {
           await run();
         }
         counts.set(`${e.name} @${cut.at}`, (counts.get(`${e.name} @${cut.at}`) ?? 0) + 1);
-        assert.equal(agent.process.exitCode, null, `the agent exited during ${e.name} cut ${JSON.stringify(cut)} (seed ${SEED}):\n${agent.logs().split("\n").filter((l) => !l.startsWith("{\"level\":20")).slice(-30).join("\n")}`);
+        assert.equal(
+          agent.process.exitCode,
+          null,
+          `the agent exited during ${e.name} cut ${JSON.stringify(cut)} (seed ${SEED}):\n${agent
+            .logs()
+            .split("\n")
+            .filter((l) => !l.startsWith('{"level":20'))
+            .slice(-30)
+            .join("\n")}`,
+        );
       }
     };
     const started = Date.now();
     await Promise.all(Array.from({ length: CONCURRENCY }, worker));
-    t.diagnostic(`${plan.length} hang-ups over ${endpoints.length} endpoints × ${ITERATIONS} iterations, ${CONCURRENCY} clients at once, in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-    t.diagnostic([...counts].sort().map(([k, v]) => `${k}: ${v}`).join(", "));
+    t.diagnostic(
+      `${plan.length} hang-ups over ${endpoints.length} endpoints × ${ITERATIONS} iterations, ${CONCURRENCY} clients at once, in ${((Date.now() - started) / 1000).toFixed(1)} s`,
+    );
+    t.diagnostic(
+      [...counts]
+        .sort()
+        .map(([k, v]) => `${k}: ${v}`)
+        .join(", "),
+    );
 
     // The same agent, never restarted, and nothing logged as fatal.
     assert.equal(agent.process.pid, pid);
@@ -436,19 +563,31 @@ describe("connection chaos: clients hang up at random points of every streaming 
       throw new Error(`${e.message}: ${(await scratchLeftovers(dataRoot)).join(", ")}`);
     });
 
-
     // Every descriptor the requests opened was closed: the count comes back exactly.
     await until("the agent's descriptors back to the start", async () => (await fdFloor(pid, 1000)) === startFds, 30_000).catch(async (e: Error) => {
       const now = await fdTargets(pid);
-      const sockets = await new Promise<string>((r) => execFile("ss", ["-xapn"], (_e, out) => r(String(out).split("\n").filter((l) => l.includes(`pid=${pid},`)).join("\n"))));
-      throw new Error(`${e.message}: ${startFds} at the start, ${now.length} now\nnew: ${now.filter((x) => !startFdList.includes(x)).join("\n")}\ngone: ${startFdList.filter((x) => !now.includes(x)).join("\n")}\nunix sockets:\n${sockets}`);
+      const sockets = await new Promise<string>((r) =>
+        execFile("ss", ["-xapn"], (_e, out) =>
+          r(
+            String(out)
+              .split("\n")
+              .filter((l) => l.includes(`pid=${pid},`))
+              .join("\n"),
+          ),
+        ),
+      );
+      throw new Error(
+        `${e.message}: ${startFds} at the start, ${now.length} now\nnew: ${now.filter((x) => !startFdList.includes(x)).join("\n")}\ngone: ${startFdList.filter((x) => !now.includes(x)).join("\n")}\nunix sockets:\n${sockets}`,
+      );
     });
     const endFds = await fdFloor(pid);
     assert.equal(endFds, startFds, "fd delta");
 
     // Memory: a loose bound (the heap grows and shrinks with the garbage collector's moods).
     const endRss = await rssBytes(pid);
-    t.diagnostic(`agent pid ${pid}: fds ${startFds} → ${endFds} (delta ${endFds - startFds}), rss ${(startRss / 2 ** 20).toFixed(0)} MiB → ${(endRss / 2 ** 20).toFixed(0)} MiB, restarts 0`);
+    t.diagnostic(
+      `agent pid ${pid}: fds ${startFds} → ${endFds} (delta ${endFds - startFds}), rss ${(startRss / 2 ** 20).toFixed(0)} MiB → ${(endRss / 2 ** 20).toFixed(0)} MiB, restarts 0`,
+    );
     assert.ok(endRss < startRss * 2 + 64 * 2 ** 20, `rss grew from ${startRss} to ${endRss}`);
 
     // And everything still works, through the real CLI.
@@ -484,7 +623,12 @@ describe("connection chaos: clients hang up at random points of every streaming 
         assert.equal((await processesWith(marker)).length, 1, "a detached exec keeps running after its client left");
         for (const p of await processesWith(marker)) process.kill(Number(p.split(" ")[0]), "SIGKILL");
       }
-      await until(`no process of docker exec ${flags.join(" ")} after its client was killed`, async () => (await processesWith(marker)).length === 0, 20_000, agent);
+      await until(
+        `no process of docker exec ${flags.join(" ")} after its client was killed`,
+        async () => (await processesWith(marker)).length === 0,
+        20_000,
+        agent,
+      );
       assert.equal(agent.process.pid, pid);
       assert.equal(agent.process.exitCode, null, "the agent exited");
     }
@@ -509,10 +653,15 @@ describe("connection chaos: clients hang up at random points of every streaming 
     await once(sock, "connect");
     sock.write(`POST /images/load HTTP/1.1\r\nHost: docker\r\nContent-Type: application/x-tar\r\nContent-Length: ${saved.length}\r\n\r\n`);
     sock.write(saved.subarray(0, saved.length >> 1));
-    const spool = await until("a load-* spool folder", async () => {
-      const names = (await readdir(join(dataRoot, "tmp")).catch(() => [] as string[])).filter((n) => n.startsWith("load-"));
-      return names.length && (await readdir(join(dataRoot, "tmp", names[0]!))).length ? names : undefined;
-    }, 20_000, agent);
+    const spool = await until(
+      "a load-* spool folder",
+      async () => {
+        const names = (await readdir(join(dataRoot, "tmp")).catch(() => [] as string[])).filter((n) => n.startsWith("load-"));
+        return names.length && (await readdir(join(dataRoot, "tmp", names[0]!))).length ? names : undefined;
+      },
+      20_000,
+      agent,
+    );
     await agent.kill();
     sock.destroy();
     assert.ok((await readdir(join(dataRoot, "tmp"))).includes(spool[0]!), "the spool is there after the crash");

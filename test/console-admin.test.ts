@@ -16,7 +16,6 @@ type RouterInputs = inferRouterInputs<typeof appRouter>;
 
 type AuditFilter = Partial<RouterInputs["admin"]["audit"]["list"]>;
 
-
 /** The refusal's code and message of a call expected to fail. */
 async function refusal(p: Promise<unknown>): Promise<{ code: string; message: string }> {
   try {
@@ -69,7 +68,10 @@ describe("console administration", () => {
       for (const [path, proc] of paths) {
         const url = `${c.url}/api/trpc/${path}`;
         const headers = { cookie, origin: c.url, "content-type": "application/json" };
-        const res = proc._def.type === "query" ? await fetch(`${url}?input=${encodeURIComponent("{}")}`, { headers }) : await fetch(url, { method: "POST", headers, body: "{}" });
+        const res =
+          proc._def.type === "query"
+            ? await fetch(`${url}?input=${encodeURIComponent("{}")}`, { headers })
+            : await fetch(url, { method: "POST", headers, body: "{}" });
         const body = (await res.json()) as { error?: { message: string; data: { code: string } } };
         if (body.error?.data.code !== "FORBIDDEN") wrong.push(`${path}: ${body.error?.data.code ?? "OK"}`);
         else if (!body.error.message.includes(`${path} needs the admin role; you are ${role}`)) wrong.push(`${path}: unclear message "${body.error.message}"`);
@@ -95,7 +97,22 @@ describe("console administration", () => {
 
     const list = await admin.admin.users.list.query();
     const alice = list.find((u) => u.id === made.id);
-    assert.deepEqual({ ...alice, createdAt: undefined }, { id: made.id, email: "alice@test.local", name: "Alice", role: "operator", disabled: false, mustChangePassword: true, twoFactor: false, teams: [], createdAt: undefined, lastLoginAt: null, lastActiveAt: null });
+    assert.deepEqual(
+      { ...alice, createdAt: undefined },
+      {
+        id: made.id,
+        email: "alice@test.local",
+        name: "Alice",
+        role: "operator",
+        disabled: false,
+        mustChangePassword: true,
+        twoFactor: false,
+        teams: [],
+        createdAt: undefined,
+        lastLoginAt: null,
+        lastActiveAt: null,
+      },
+    );
     const me = list.find((u) => u.id === adminUser.id);
     assert.ok(me?.lastLoginAt, "the last sign-in comes from the sessions");
     const json = JSON.stringify(list);
@@ -112,7 +129,9 @@ describe("console administration", () => {
     assert.match(badRole.message, /role must be one of admin, operator, viewer/);
 
     // The generated password never reaches the audit log; the chosen one neither.
-    const leaked = await c.services.prisma.$queryRaw<Array<{ n: bigint }>>`SELECT count(*) AS n FROM audit_log WHERE details::text LIKE ${`%${made.oneTimePassword}%`} OR details::text LIKE ${"%a chosen password 1%"}`;
+    const leaked = await c.services.prisma.$queryRaw<
+      Array<{ n: bigint }>
+    >`SELECT count(*) AS n FROM audit_log WHERE details::text LIKE ${`%${made.oneTimePassword}%`} OR details::text LIKE ${"%a chosen password 1%"}`;
     assert.equal(Number(leaked[0]!.n), 0);
   });
 
@@ -203,7 +222,10 @@ describe("console administration", () => {
     const groups = await admin.admin.groups.list.query();
     const prod = groups.find((g) => g.id === groupId);
     assert.equal(prod?.nodeCount, 1);
-    assert.deepEqual(prod?.nodes.map((n) => n.name), ["n1"]);
+    assert.deepEqual(
+      prod?.nodes.map((n) => n.name),
+      ["n1"],
+    );
     assert.deepEqual(await refusal(admin.admin.groups.create.mutate({ name: "PROD" })), { code: "CONFLICT", message: 'node group "PROD" already exists' });
 
     const { id: teamId } = await admin.admin.teams.create.mutate({ name: "ops" });
@@ -219,7 +241,10 @@ describe("console administration", () => {
 
     await admin.admin.teams.addMember.mutate({ teamId, userId: op.id });
     await admin.admin.teams.grantGroup.mutate({ teamId, nodeGroupId: groupId });
-    assert.deepEqual((await api.nodes.list.query()).nodes.map((n) => n.id), [node.id]);
+    assert.deepEqual(
+      (await api.nodes.list.query()).nodes.map((n) => n.id),
+      [node.id],
+    );
     c.services.live.nodeChanged(node.id, "status");
     await sleep(300);
     assert.equal(seen, 1, "the open socket joined the node's room without reconnecting");
@@ -227,13 +252,25 @@ describe("console administration", () => {
 
     const teams = await admin.admin.teams.list.query();
     const ops = teams.find((t) => t.id === teamId);
-    assert.deepEqual(ops?.members.map((m) => m.email), [op.email]);
-    assert.deepEqual(ops?.groups.map((g) => g.name), ["prod"]);
-    assert.deepEqual((await admin.admin.users.list.query()).find((u) => u.id === op.id)?.teams.map((t) => t.name), ["ops"]);
+    assert.deepEqual(
+      ops?.members.map((m) => m.email),
+      [op.email],
+    );
+    assert.deepEqual(
+      ops?.groups.map((g) => g.name),
+      ["prod"],
+    );
+    assert.deepEqual(
+      (await admin.admin.users.list.query()).find((u) => u.id === op.id)?.teams.map((t) => t.name),
+      ["ops"],
+    );
 
     await admin.admin.teams.rename.mutate({ teamId, name: "operations" });
     await admin.admin.groups.rename.mutate({ groupId, name: "production" });
-    assert.deepEqual((await admin.admin.teams.list.query()).find((t) => t.id === teamId)?.groups.map((g) => g.name), ["production"]);
+    assert.deepEqual(
+      (await admin.admin.teams.list.query()).find((t) => t.id === teamId)?.groups.map((g) => g.name),
+      ["production"],
+    );
 
     await admin.admin.teams.revokeGroup.mutate({ teamId, nodeGroupId: groupId });
     assert.deepEqual((await api.nodes.list.query()).nodes, []);
@@ -252,7 +289,10 @@ describe("console administration", () => {
     assert.equal((await p.node.findUniqueOrThrow({ where: { id: node.id } })).groupId, null);
     assert.deepEqual((await admin.admin.teams.list.query()).find((t) => t.id === teamId)?.groups, []);
     await admin.admin.teams.delete.mutate({ teamId });
-    assert.equal((await admin.admin.teams.list.query()).some((t) => t.id === teamId), false);
+    assert.equal(
+      (await admin.admin.teams.list.query()).some((t) => t.id === teamId),
+      false,
+    );
     assert.equal((await refusal(admin.admin.teams.delete.mutate({ teamId }))).code, "NOT_FOUND");
   });
 
@@ -291,16 +331,24 @@ describe("console administration", () => {
     const unused = await admin.admin.tokens.create.mutate({ note: "spare", ttlHours: 1 });
     await admin.admin.tokens.revoke.mutate({ tokenId: unused.id });
     assert.deepEqual(await c.services.nodeRegistry.consumeJoinToken(unused.token), { ok: false, reason: "unknown join token" });
-    assert.equal((await admin.admin.tokens.list.query()).some((x) => x.id === unused.id), false);
+    assert.equal(
+      (await admin.admin.tokens.list.query()).some((x) => x.id === unused.id),
+      false,
+    );
 
-    const leaked = await c.services.prisma.$queryRaw<Array<{ n: bigint }>>`SELECT count(*) AS n FROM audit_log WHERE details::text LIKE ${`%${t.token}%`} OR details::text LIKE ${`%${unused.token}%`}`;
+    const leaked = await c.services.prisma.$queryRaw<
+      Array<{ n: bigint }>
+    >`SELECT count(*) AS n FROM audit_log WHERE details::text LIKE ${`%${t.token}%`} OR details::text LIKE ${`%${unused.token}%`}`;
     assert.equal(Number(leaked[0]!.n), 0, "no token in the audit log");
   });
 
   test("registries: the password is sealed, never listed, never in the audit log; an empty password keeps the old one", async () => {
     const secret = "s3cret-Registry-pw!";
     const saved = await admin.admin.registries.save.mutate({ address: "registry.test.local:5000", username: "deploy", password: secret, insecure: true });
-    assert.deepEqual({ ...saved, id: undefined }, { id: undefined, address: "registry.test.local:5000", username: "deploy", hasPassword: true, insecure: true });
+    assert.deepEqual(
+      { ...saved, id: undefined },
+      { id: undefined, address: "registry.test.local:5000", username: "deploy", hasPassword: true, insecure: true },
+    );
     const list = await admin.admin.registries.list.query();
     assert.equal(list.length, 1);
     assert.equal(list[0]!.hasPassword, true);
@@ -324,7 +372,10 @@ describe("console administration", () => {
 
     await admin.admin.registries.remove.mutate({ address: "registry.test.local:5000" });
     assert.deepEqual(await admin.admin.registries.list.query(), []);
-    assert.deepEqual(await refusal(admin.admin.registries.remove.mutate({ address: "registry.test.local:5000" })), { code: "NOT_FOUND", message: "registry registry.test.local:5000 does not exist" });
+    assert.deepEqual(await refusal(admin.admin.registries.remove.mutate({ address: "registry.test.local:5000" })), {
+      code: "NOT_FOUND",
+      message: "registry registry.test.local:5000 does not exist",
+    });
   });
 
   test("audit log: filters on actor, action prefix, node, outcome and time, paginated newest first", async () => {
@@ -334,8 +385,22 @@ describe("console administration", () => {
     const at = (min: number) => new Date(base + min * 60_000);
     await p.auditLog.createMany({
       data: [
-        { at: at(0), actorLabel: "ann@corp.example", action: "jobs.pull", targetNodeIds: [nodeA], outcome: "success", details: { input: { reference: "busybox" } } },
-        { at: at(1), actorLabel: "ann@corp.example", action: "jobs.container", targetNodeIds: [nodeA], outcome: "failure", details: { error: "no such container" } },
+        {
+          at: at(0),
+          actorLabel: "ann@corp.example",
+          action: "jobs.pull",
+          targetNodeIds: [nodeA],
+          outcome: "success",
+          details: { input: { reference: "busybox" } },
+        },
+        {
+          at: at(1),
+          actorLabel: "ann@corp.example",
+          action: "jobs.container",
+          targetNodeIds: [nodeA],
+          outcome: "failure",
+          details: { error: "no such container" },
+        },
         { at: at(2), actorLabel: "ben@corp.example", action: "jobs.pull", targetNodeIds: [], outcome: "denied", details: {} },
         { at: at(3), actorLabel: "ben@corp.example", action: "nodes.revoke", targetNodeIds: [nodeA], outcome: "success", details: {} },
       ],
@@ -343,15 +408,26 @@ describe("console administration", () => {
     const range = { from: at(0).toISOString(), to: at(10).toISOString() };
     const all = await admin.admin.audit.list.query({ ...range });
     assert.equal(all.total, 4);
-    assert.deepEqual(all.items.map((i) => i.action), ["nodes.revoke", "jobs.pull", "jobs.container", "jobs.pull"], "newest first");
+    assert.deepEqual(
+      all.items.map((i) => i.action),
+      ["nodes.revoke", "jobs.pull", "jobs.container", "jobs.pull"],
+      "newest first",
+    );
     assert.deepEqual(all.items[2]!.details, { error: "no such container" });
 
     const q = async (f: AuditFilter) => (await admin.admin.audit.list.query({ ...range, ...f })).items.map((i) => `${i.actor} ${i.action} ${i.outcome}`);
     assert.deepEqual(await q({ actor: "ANN@" }), ["ann@corp.example jobs.container failure", "ann@corp.example jobs.pull success"]);
-    assert.deepEqual(await q({ action: "jobs." }), ["ben@corp.example jobs.pull denied", "ann@corp.example jobs.container failure", "ann@corp.example jobs.pull success"]);
+    assert.deepEqual(await q({ action: "jobs." }), [
+      "ben@corp.example jobs.pull denied",
+      "ann@corp.example jobs.container failure",
+      "ann@corp.example jobs.pull success",
+    ]);
     assert.deepEqual(await q({ action: "jobs.pull", outcome: "denied" }), ["ben@corp.example jobs.pull denied"]);
     assert.deepEqual(await q({ nodeId: nodeA, actor: "ben" }), ["ben@corp.example nodes.revoke success"]);
-    assert.deepEqual(await q({ from: at(1).toISOString(), to: at(2).toISOString() }), ["ben@corp.example jobs.pull denied", "ann@corp.example jobs.container failure"]);
+    assert.deepEqual(await q({ from: at(1).toISOString(), to: at(2).toISOString() }), [
+      "ben@corp.example jobs.pull denied",
+      "ann@corp.example jobs.container failure",
+    ]);
 
     const page1 = await admin.admin.audit.list.query({ ...range, pageSize: 3 });
     const page2 = await admin.admin.audit.list.query({ ...range, pageSize: 3, page: 2 });

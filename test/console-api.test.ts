@@ -9,8 +9,6 @@ import { startAgent, dockerOk, type AgentHandle } from "./helpers/agent.ts";
 import { until } from "./helpers/wait.ts";
 import { apiClient, codeOf, createUser, sessionCookie, startTestConsole, type ApiClient, type TestConsole } from "./helpers/console.ts";
 
-
-
 describe("console API with a real agent", () => {
   let registry: RegistryFixture;
   let images: FixtureImages;
@@ -52,10 +50,14 @@ describe("console API with a real agent", () => {
   test("a pull job runs on the node with per-layer progress, and the image shows in the fleet inventory", async () => {
     const reference = `${registry.host}/${images.multilayer.repository}:${images.multilayer.tag}`;
     const { jobId } = await admin.jobs.pull.mutate({ nodeIds: [nodeId], reference });
-    const job = await until("the pull job to finish", async () => {
-      const j = await admin.jobs.get.query({ jobId });
-      return j.status !== "running" && j.status !== "queued" ? j : undefined;
-    }, 120_000);
+    const job = await until(
+      "the pull job to finish",
+      async () => {
+        const j = await admin.jobs.get.query({ jobId });
+        return j.status !== "running" && j.status !== "queued" ? j : undefined;
+      },
+      120_000,
+    );
     assert.equal(job.status, "succeeded", JSON.stringify(job.steps));
     const progress = job.steps[0]!.progress as { layers: Array<{ id: string; status: string }> };
     assert.ok(progress.layers.length >= 3, `per-layer progress recorded: ${JSON.stringify(progress)}`);
@@ -65,7 +67,10 @@ describe("console API with a real agent", () => {
     });
     assert.equal(found.tag, images.multilayer.tag);
     const byDigest = await admin.inventory.images.query({ digest: found.digest ?? "" });
-    assert.deepEqual(byDigest.items.map((i) => i.nodes.map((n) => n.id)), [[nodeId]]);
+    assert.deepEqual(
+      byDigest.items.map((i) => i.nodes.map((n) => n.id)),
+      [[nodeId]],
+    );
   });
 
   test("run from the form, see it running, stop and remove it; the audit log has each step", async () => {
@@ -100,10 +105,14 @@ describe("console API with a real agent", () => {
       const reference = `${locked.host}/${img.busybox.repository}:${img.busybox.tag}`;
       const run = async () => {
         const { jobId } = await admin.jobs.pull.mutate({ nodeIds: [nodeId], reference });
-        return until("the pull job", async () => {
-          const j = await admin.jobs.get.query({ jobId });
-          return j.status === "running" || j.status === "queued" ? undefined : j;
-        }, 60_000);
+        return until(
+          "the pull job",
+          async () => {
+            const j = await admin.jobs.get.query({ jobId });
+            return j.status === "running" || j.status === "queued" ? undefined : j;
+          },
+          60_000,
+        );
       };
       const without = await run();
       assert.equal(without.status, "failed");
@@ -122,20 +131,35 @@ describe("console API with a real agent", () => {
     const token = await consoleUp.services.nodeRegistry.createJoinToken({ note: "second" });
     const second = await startAgent({ consoleUrl: consoleUp.url, joinToken: token.token });
     try {
-      const secondId = await until("the second node online", async () => (await admin.nodes.list.query()).nodes.find((n) => n.online && n.id !== nodeId)?.id, 30_000);
+      const secondId = await until(
+        "the second node online",
+        async () => (await admin.nodes.list.query()).nodes.find((n) => n.online && n.id !== nodeId)?.id,
+        30_000,
+      );
       const reference = `${registry.host}/${images.multilayer.repository}:distributed`;
-      const tag = await admin.jobs.tag.mutate({ nodeIds: [nodeId], source: `${registry.host}/${images.multilayer.repository}:${images.multilayer.tag}`, target: reference });
+      const tag = await admin.jobs.tag.mutate({
+        nodeIds: [nodeId],
+        source: `${registry.host}/${images.multilayer.repository}:${images.multilayer.tag}`,
+        target: reference,
+      });
       await until("the tag job", async () => (await admin.jobs.get.query({ jobId: tag.jobId })).status === "succeeded");
       const { jobId } = await admin.jobs.distribute.mutate({ sourceNodeId: nodeId, targetNodeIds: [secondId], reference });
-      const job = await until("the distribution", async () => {
-        const j = await admin.jobs.get.query({ jobId });
-        return j.status === "running" || j.status === "queued" ? undefined : j;
-      }, 120_000);
+      const job = await until(
+        "the distribution",
+        async () => {
+          const j = await admin.jobs.get.query({ jobId });
+          return j.status === "running" || j.status === "queued" ? undefined : j;
+        },
+        120_000,
+      );
       assert.equal(job.status, "succeeded", JSON.stringify(job.steps));
-      assert.deepEqual(job.steps.map((st) => [st.seq, st.action, st.nodeId]), [
-        [0, "image.push", nodeId],
-        [1, "image.pull", secondId],
-      ]);
+      assert.deepEqual(
+        job.steps.map((st) => [st.seq, st.action, st.nodeId]),
+        [
+          [0, "image.push", nodeId],
+          [1, "image.pull", secondId],
+        ],
+      );
       assert.match(await dockerOk(second, ["images", "--format", "{{.Repository}}:{{.Tag}}"]), new RegExp(`${images.multilayer.repository}:distributed`));
       const holders = await until("both nodes holding the image", async () => {
         const page = await admin.inventory.images.query({ search: "distributed" });
@@ -151,10 +175,14 @@ describe("console API with a real agent", () => {
     const offline = await consoleUp.services.prisma.node.create({ data: { hostname: "gone", name: "gone" } });
     const reference = `${registry.host}/${images.busybox.repository}:${images.busybox.tag}`;
     const { jobId } = await admin.jobs.pull.mutate({ nodeIds: [nodeId, offline.id], reference });
-    const job = await until("the job to end", async () => {
-      const j = await admin.jobs.get.query({ jobId });
-      return j.status === "running" || j.status === "queued" ? undefined : j;
-    }, 60_000);
+    const job = await until(
+      "the job to end",
+      async () => {
+        const j = await admin.jobs.get.query({ jobId });
+        return j.status === "running" || j.status === "queued" ? undefined : j;
+      },
+      60_000,
+    );
     assert.equal(job.status, "partial");
     const byNode = new Map(job.steps.map((st) => [st.nodeId, st]));
     assert.equal(byNode.get(nodeId)?.status, "succeeded");

@@ -19,7 +19,8 @@ type Need = "public" | "signed-in" | "read" | "operate" | "admin";
  */
 function needOf(path: string): Need | undefined {
   if (path === "auth.me") return "public";
-  if (["auth.changePassword", "auth.logoutEverywhere", "auth.sessions", "auth.revokeSession"].includes(path) || path.startsWith("auth.twoFactor.")) return "signed-in";
+  if (["auth.changePassword", "auth.logoutEverywhere", "auth.sessions", "auth.revokeSession"].includes(path) || path.startsWith("auth.twoFactor."))
+    return "signed-in";
   if (path.startsWith("admin.") || path.startsWith("installer.") || ["nodes.revoke", "nodes.delete", "nodes.update"].includes(path)) return "admin";
   if (path.startsWith("jobs.") && !["jobs.list", "jobs.get"].includes(path)) return "operate";
   if (path.startsWith("nodes.") || path.startsWith("inventory.") || path.startsWith("jobs.")) return "read";
@@ -61,7 +62,9 @@ describe("authorisation matrix", () => {
     const node = await p.node.create({ data: { hostname: "node-a", name: "node-a", groupId: group.id } });
     nodeId = node.id;
     secondNodeId = (await p.node.create({ data: { hostname: "node-b", name: "node-b", groupId: group.id } })).id;
-    const job = await p.job.create({ data: { kind: "image.pull", status: "succeeded", steps: { create: [{ nodeId, action: "image.pull", status: "succeeded" }] } } });
+    const job = await p.job.create({
+      data: { kind: "image.pull", status: "succeeded", steps: { create: [{ nodeId, action: "image.pull", status: "succeeded" }] } },
+    });
     jobId = job.id;
     const team = await createTeamWithGroup(c, "ops", group.id);
     const otherTeam = await createTeamWithGroup(c, "web", other.id);
@@ -121,6 +124,7 @@ describe("authorisation matrix", () => {
       "inventory.volumes": { nodeId },
       "inventory.networks": { nodeId },
       "inventory.containerLogs": { nodeId, id: "web" },
+      "inventory.containerInspect": { nodeId, id: "web" },
       "inventory.imageHistory": { nodeId, reference: "busybox" },
       "inventory.volume": { nodeId, name: "data" },
       "inventory.image": { nodeId, id: "sha256:0000" },
@@ -144,6 +148,7 @@ describe("authorisation matrix", () => {
       "jobs.distribute": { sourceNodeId: nodeId, targetNodeIds: [secondNodeId], reference: ref },
       "jobs.container": { action: "stop", targets: [{ nodeId, id: "web" }] },
       "jobs.run": { nodeId, image: ref },
+      "jobs.build": { nodeId, dockerfile: `FROM ${ref}\n` },
     };
     const input = path in samples ? samples[path] : {};
     const nodeScoped = JSON.stringify(input).includes(nodeId) || JSON.stringify(input).includes(jobId);
@@ -203,13 +208,26 @@ describe("authorisation matrix", () => {
     const p = c.services.prisma;
     const box = c.services.secretBox;
     const clear = ["registry-pw-Zq81", "ssh-pw-Kx93", "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"];
-    const reg = await p.registry.create({ data: { address: "registry.secret.test:5000", username: "deploy", passwordEncrypted: box.seal(clear[0]!, "registry-password:registry.secret.test:5000") } });
-    const ssh = await p.sshHost.create({ data: { host: "10.9.8.7", hostKeyAlgorithm: "ssh-ed25519", hostKeyFingerprint: "SHA256:abc", username: "root", credentialsSealed: box.seal(JSON.stringify({ password: clear[1] }), "ssh-credentials:10.9.8.7:22"), nodeId } });
+    const reg = await p.registry.create({
+      data: { address: "registry.secret.test:5000", username: "deploy", passwordEncrypted: box.seal(clear[0]!, "registry-password:registry.secret.test:5000") },
+    });
+    const ssh = await p.sshHost.create({
+      data: {
+        host: "10.9.8.7",
+        hostKeyAlgorithm: "ssh-ed25519",
+        hostKeyFingerprint: "SHA256:abc",
+        username: "root",
+        credentialsSealed: box.seal(JSON.stringify({ password: clear[1] }), "ssh-credentials:10.9.8.7:22"),
+        nodeId,
+      },
+    });
     await p.user.update({ where: { id: users.admin.id }, data: { totpSecretSealed: box.seal(clear[2]!, `totp:${users.admin.id}`) } });
     const stored = [
       reg.passwordEncrypted!,
       ssh.credentialsSealed!,
-      ...(await p.user.findMany({ select: { passwordHash: true, totpSecretSealed: true } })).flatMap((u) => [u.passwordHash, u.totpSecretSealed]).filter((x): x is string => !!x),
+      ...(await p.user.findMany({ select: { passwordHash: true, totpSecretSealed: true } }))
+        .flatMap((u) => [u.passwordHash, u.totpSecretSealed])
+        .filter((x): x is string => !!x),
       ...(await p.session.findMany({ select: { tokenHash: true } })).map((x) => x.tokenHash),
     ];
     try {
@@ -219,7 +237,9 @@ describe("authorisation matrix", () => {
         const cookie = await cookieOf(who);
         for (const [path, proc] of Object.entries(appRouter._def.procedures)) {
           if ((proc as unknown as { _def: { type: string } })._def.type !== "query") continue;
-          const res = await fetch(`${c.url}/api/trpc/${path}?input=${encodeURIComponent(JSON.stringify(sampleInput(path).input))}`, { headers: { origin: c.url, ...(cookie ? { cookie } : {}) } });
+          const res = await fetch(`${c.url}/api/trpc/${path}?input=${encodeURIComponent(JSON.stringify(sampleInput(path).input))}`, {
+            headers: { origin: c.url, ...(cookie ? { cookie } : {}) },
+          });
           const body = await res.text();
           if (res.ok) answered++;
           for (const secret of [...clear, ...stored]) if (body.includes(secret)) leaks.push(`${who} ${path}: ${secret.slice(0, 12)}…`);
@@ -250,7 +270,12 @@ describe("authorisation matrix", () => {
 
   function connect(cookie: string | undefined, origin: string): Promise<{ socket: Socket; error?: string }> {
     return new Promise((resolve) => {
-      const socket = ioClient(`${c.url}/ui`, { transports: ["websocket"], reconnection: false, forceNew: true, extraHeaders: { origin, ...(cookie ? { cookie } : {}) } });
+      const socket = ioClient(`${c.url}/ui`, {
+        transports: ["websocket"],
+        reconnection: false,
+        forceNew: true,
+        extraHeaders: { origin, ...(cookie ? { cookie } : {}) },
+      });
       socket.once("connect", () => resolve({ socket }));
       socket.once("connect_error", (e) => resolve({ socket, error: e.message }));
     });
@@ -295,7 +320,13 @@ describe("authorisation matrix", () => {
 
   test("the agents' namespace refuses a browser Origin", async () => {
     const r = await new Promise<string>((resolve) => {
-      const s = ioClient(`${c.url}/agents`, { transports: ["websocket"], reconnection: false, forceNew: true, extraHeaders: { origin: "https://evil.example" }, auth: {} });
+      const s = ioClient(`${c.url}/agents`, {
+        transports: ["websocket"],
+        reconnection: false,
+        forceNew: true,
+        extraHeaders: { origin: "https://evil.example" },
+        auth: {},
+      });
       s.once("connect", () => {
         s.close();
         resolve("connected");
@@ -346,13 +377,21 @@ describe("authorisation matrix: host-level options", () => {
   });
 
   async function run(who: keyof typeof cookies, form: Record<string, unknown>, node = nodeId): Promise<CallResult> {
-    const res = await fetch(`${c.url}/api/trpc/jobs.run`, { method: "POST", headers: { origin: c.url, "content-type": "application/json", cookie: cookies[who] }, body: JSON.stringify({ nodeId: node, image: "busybox", ...form }) });
+    const res = await fetch(`${c.url}/api/trpc/jobs.run`, {
+      method: "POST",
+      headers: { origin: c.url, "content-type": "application/json", cookie: cookies[who] },
+      body: JSON.stringify({ nodeId: node, image: "busybox", ...form }),
+    });
     const body = (await res.json().catch(() => ({}))) as { error?: { message?: string; data?: { code?: string } } };
     return { status: res.status, code: body.error?.data?.code ?? (res.ok ? "OK" : `HTTP ${res.status}`), message: body.error?.message ?? "" };
   }
 
   async function setPolicy(rules: { allowHostNetwork: boolean; bindMounts: Array<{ path: string; access: "ro" | "rw" }> }) {
-    const res = await fetch(`${c.url}/api/trpc/admin.security.hostAccess.set`, { method: "POST", headers: { origin: c.url, "content-type": "application/json", cookie: cookies.admin }, body: JSON.stringify({ groupId, ...rules }) });
+    const res = await fetch(`${c.url}/api/trpc/admin.security.hostAccess.set`, {
+      method: "POST",
+      headers: { origin: c.url, "content-type": "application/json", cookie: cookies.admin },
+      body: JSON.stringify({ groupId, ...rules }),
+    });
     assert.equal(res.status, 200, await res.text());
   }
 
@@ -390,7 +429,12 @@ describe("authorisation matrix: host-level options", () => {
   }
 
   test("named volumes and ordinary options stay allowed for operators", async () => {
-    const r = await run("operator", { volumes: ["data:/var/lib/data", "/anonymous"], network: "bridge", securityOpt: ["no-new-privileges"], ports: ["8080:80"] });
+    const r = await run("operator", {
+      volumes: ["data:/var/lib/data", "/anonymous"],
+      network: "bridge",
+      securityOpt: ["no-new-privileges"],
+      ports: ["8080:80"],
+    });
     assert.equal(r.code, "OK", r.message);
   });
 
@@ -414,7 +458,13 @@ describe("authorisation matrix: host-level options", () => {
   });
 
   test("a node group's policy: operators inside its prefixes, read-only where it says so, nothing else", async () => {
-    await setPolicy({ allowHostNetwork: false, bindMounts: [{ path: "/srv/data/", access: "rw" }, { path: "/srv/data/keys", access: "ro" }] });
+    await setPolicy({
+      allowHostNetwork: false,
+      bindMounts: [
+        { path: "/srv/data/", access: "rw" },
+        { path: "/srv/data/keys", access: "ro" },
+      ],
+    });
     const expect = async (form: Record<string, unknown>, code: string, message?: RegExp) => {
       const r = await run("operator", form);
       assert.equal(r.code, code, `${JSON.stringify(form)}: ${r.message}`);
@@ -441,14 +491,40 @@ describe("authorisation matrix: host-level options", () => {
   });
 
   test("the escape through every mutation of the API: no job is made with a host-level option for an operator", async () => {
-    const escape = { volumes: ["/:/host"], network: "host", networkMode: "host", mounts: [{ type: "bind", source: "/", destination: "/host" }], privileged: true, binds: ["/:/host"] };
+    const escape = {
+      volumes: ["/:/host"],
+      network: "host",
+      networkMode: "host",
+      mounts: [{ type: "bind", source: "/", destination: "/host" }],
+      privileged: true,
+      binds: ["/:/host"],
+    };
     const since = new Date();
     for (const [path, proc] of Object.entries(appRouter._def.procedures)) {
       if ((proc as unknown as { _def: { type: string } })._def.type !== "mutation" || !path.startsWith("jobs.")) continue;
-      const base: Record<string, unknown> = { nodeId, nodeIds: [nodeId], image: "busybox", reference: "busybox", source: "busybox", target: "busybox:b", sourceNodeId: otherNodeId, targetNodeIds: [nodeId], action: "start", targets: [{ nodeId, id: "web" }] };
-      await fetch(`${c.url}/api/trpc/${path}`, { method: "POST", headers: { origin: c.url, "content-type": "application/json", cookie: cookies.operator }, body: JSON.stringify({ ...base, ...escape }) });
+      const base: Record<string, unknown> = {
+        nodeId,
+        nodeIds: [nodeId],
+        dockerfile: "FROM busybox\nRUN true\n",
+        image: "busybox",
+        reference: "busybox",
+        source: "busybox",
+        target: "busybox:b",
+        sourceNodeId: otherNodeId,
+        targetNodeIds: [nodeId],
+        action: "start",
+        targets: [{ nodeId, id: "web" }],
+      };
+      await fetch(`${c.url}/api/trpc/${path}`, {
+        method: "POST",
+        headers: { origin: c.url, "content-type": "application/json", cookie: cookies.operator },
+        body: JSON.stringify({ ...base, ...escape }),
+      });
     }
-    const steps = await c.services.prisma.jobStep.findMany({ where: { job: { createdById: operatorId, createdAt: { gte: since } } }, select: { action: true, params: true } });
+    const steps = await c.services.prisma.jobStep.findMany({
+      where: { job: { createdById: operatorId, createdAt: { gte: since } } },
+      select: { action: true, params: true },
+    });
     assert.ok(steps.length > 0, "the operator's ordinary jobs were made (the escape fields were dropped or refused)");
     const escaped = steps.filter((s) => JSON.stringify(s.params).match(/"source":"\/"|"networkMode":"host"|"privileged":true|"\/:\/host"/));
     assert.deepEqual(escaped, [], "job steps an operator made with host-level options");
@@ -460,7 +536,7 @@ describe("authorisation matrix: host-level options", () => {
     assert.ok(bindRoot, "the /:/host attempt is in the audit log");
     assert.match(bindRoot.actorLabel, /^operator-/);
     assert.deepEqual(bindRoot.targetNodeIds, [nodeId]);
-    assert.ok(rows.some((r) => JSON.stringify(r.details).includes("--network \\\"host\\\"")));
+    assert.ok(rows.some((r) => JSON.stringify(r.details).includes('--network \\"host\\"')));
     // What an admin used is on record too.
     const allowed = await c.services.prisma.auditLog.findMany({ where: { action: "jobs.run", outcome: "success" } });
     assert.ok(allowed.some((r) => ((r.details as { hostOptions?: string[] }).hostOptions ?? []).includes("--volume /:/host")));

@@ -52,31 +52,68 @@ describe("host paths an operator binds, judged on the node", () => {
   });
 
   async function finished(jobId: string) {
-    return until(`job ${jobId} to end`, async () => {
-      const j = await admin.jobs.get.query({ jobId });
-      return j.status === "running" || j.status === "queued" ? undefined : j;
-    }, 120_000);
+    return until(
+      `job ${jobId} to end`,
+      async () => {
+        const j = await admin.jobs.get.query({ jobId });
+        return j.status === "running" || j.status === "queued" ? undefined : j;
+      },
+      120_000,
+    );
   }
 
   test("inside the policy's prefix an operator's bind works, and a container can leave a link to / there", async () => {
-    const { jobId } = await operator.jobs.run.mutate({ nodeId, image, name: "linker", command: "ln -s / /data/escape", volumes: [`${srv}:/data`], restart: "no" });
+    const { jobId } = await operator.jobs.run.mutate({
+      nodeId,
+      image,
+      name: "linker",
+      command: "ln -s / /data/escape",
+      volumes: [`${srv}:/data`],
+      restart: "no",
+    });
     const job = await finished(jobId);
     assert.equal(job.status, "succeeded", JSON.stringify(job.steps));
-    await until("the link on the host", async () => (await lstat(join(srv, "escape")).then((s) => s.isSymbolicLink(), () => false)) || undefined);
+    await until(
+      "the link on the host",
+      async () =>
+        (await lstat(join(srv, "escape")).then(
+          (s) => s.isSymbolicLink(),
+          () => false,
+        )) || undefined,
+    );
     assert.equal(await readlink(join(srv, "escape")), "/");
   });
 
   test("a bind through that link is refused by the agent, naming where it resolves; nothing is created", async () => {
-    const { jobId } = await operator.jobs.run.mutate({ nodeId, image, name: "escaper", command: "cat /host/etc/shadow", volumes: [`${srv}/escape:/host`], restart: "no" });
+    const { jobId } = await operator.jobs.run.mutate({
+      nodeId,
+      image,
+      name: "escaper",
+      command: "cat /host/etc/shadow",
+      volumes: [`${srv}/escape:/host`],
+      restart: "no",
+    });
     const job = await finished(jobId);
     assert.equal(job.status, "failed");
-    assert.match(job.steps[0]!.error ?? "", new RegExp(`bind source ${srv}/escape \\(it resolves to / through a symbolic link\\) is outside the host paths this node's group allows operators: ${srv} \\(rw\\)`));
+    assert.match(
+      job.steps[0]!.error ?? "",
+      new RegExp(
+        `bind source ${srv}/escape \\(it resolves to / through a symbolic link\\) is outside the host paths this node's group allows operators: ${srv} \\(rw\\)`,
+      ),
+    );
     const names = await docker(agent, ["ps", "-a", "--format", "{{.Names}}"]);
     assert.doesNotMatch(names.stdout, /escaper/);
   });
 
   test("an admin's bind through the same link is not confined", async () => {
-    const { jobId } = await admin.jobs.run.mutate({ nodeId, image, name: "admin-box", command: "ls /host/etc/hostname", volumes: [`${srv}/escape:/host:ro`], restart: "no" });
+    const { jobId } = await admin.jobs.run.mutate({
+      nodeId,
+      image,
+      name: "admin-box",
+      command: "ls /host/etc/hostname",
+      volumes: [`${srv}/escape:/host:ro`],
+      restart: "no",
+    });
     const job = await finished(jobId);
     assert.equal(job.status, "succeeded", JSON.stringify(job.steps));
   });
@@ -89,7 +126,10 @@ describe("host paths an operator binds, judged on the node", () => {
     await agent.restart();
     const job = await finished(jobId);
     assert.equal(job.status, "failed");
-    assert.match(job.steps[0]!.error ?? "", /refused when the step ran \(the host policy or the creator's role changed since the job was created\): .*--volume .*\/app:\/app.* does not list/);
+    assert.match(
+      job.steps[0]!.error ?? "",
+      /refused when the step ran \(the host policy or the creator's role changed since the job was created\): .*--volume .*\/app:\/app.* does not list/,
+    );
     const names = await docker(agent, ["ps", "-a", "--format", "{{.Names}}"]);
     assert.doesNotMatch(names.stdout, /\blate\b/);
   });

@@ -104,7 +104,11 @@ async function runOk(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEn
 }
 
 const docker = (args: string[], timeoutMs?: number) => dockerCliOk(dockerd!, args, timeoutMs ? { timeoutMs } : {});
-const compose = (args: string[], timeoutMs?: number) => run("docker-compose", ["-p", project, "-f", join(ROOT, "docker-compose.yml"), "--ansi", "never", ...args], { env: composeEnv, ...(timeoutMs ? { timeoutMs } : {}) });
+const compose = (args: string[], timeoutMs?: number) =>
+  run("docker-compose", ["-p", project, "-f", join(ROOT, "docker-compose.yml"), "--ansi", "never", ...args], {
+    env: composeEnv,
+    ...(timeoutMs ? { timeoutMs } : {}),
+  });
 
 async function freePort(): Promise<number> {
   const server = createServer();
@@ -132,7 +136,11 @@ async function debianTarball(): Promise<string> {
 }
 
 before(async () => {
-  for (const [bin, pkg] of [["debootstrap", "debootstrap"], ["docker-compose", "docker-compose"], ["/usr/sbin/dockerd", "docker.io"]] as const) {
+  for (const [bin, pkg] of [
+    ["debootstrap", "debootstrap"],
+    ["docker-compose", "docker-compose"],
+    ["/usr/sbin/dockerd", "docker.io"],
+  ] as const) {
     const r = await run("sh", ["-c", `command -v ${bin}`]);
     assert.equal(r.code, 0, `${bin} is missing: install the Debian package ${pkg} (scripts/debian-packages-test.txt)`);
   }
@@ -154,149 +162,203 @@ after(async () => {
   clearInterval(keepAlive);
 });
 
-test("the console image, run by docker-compose.yml with PostgreSQL: healthy, first admin signs in, runs as non-root, an agent enrolls", { timeout: 40 * 60_000 }, async () => {
-  // ---- bases made here, in place of Docker Hub's
-  const tarball = await debianTarball();
-  phase(`Debian bookworm minbase rootfs (${tarball})`);
-  await runOk("sh", ["-c", `docker import - ${images.debian} < "${tarball}"`], { env: { ...process.env, DOCKER_HOST: dockerd!.dockerHost, DOCKER_CONFIG: dockerd!.dockerConfig } });
-  const nodeContext = join(work!, "node-base");
-  await mkdir(nodeContext);
-  await cp(join(FIXTURES, "node-base-image/Dockerfile"), join(nodeContext, "Dockerfile"));
-  await cp(process.execPath, join(nodeContext, "node"));
-  const npmDir = (await execFileP("npm", ["root", "-g"])).stdout.trim();
-  await cp(join(npmDir, "npm"), join(nodeContext, "npm"), { recursive: true, verbatimSymlinks: true });
-  await cp("/etc/ssl/certs/ca-certificates.crt", join(nodeContext, "ca-certificates.crt"));
-  await docker(["build", "-q", "--build-arg", `DEBIAN=${images.debian}`, "-t", images.node, nodeContext]);
-  phase(`base images imported: ${images.debian}, ${images.node}`);
+test(
+  "the console image, run by docker-compose.yml with PostgreSQL: healthy, first admin signs in, runs as non-root, an agent enrolls",
+  { timeout: 40 * 60_000 },
+  async () => {
+    // ---- bases made here, in place of Docker Hub's
+    const tarball = await debianTarball();
+    phase(`Debian bookworm minbase rootfs (${tarball})`);
+    await runOk("sh", ["-c", `docker import - ${images.debian} < "${tarball}"`], {
+      env: { ...process.env, DOCKER_HOST: dockerd!.dockerHost, DOCKER_CONFIG: dockerd!.dockerConfig },
+    });
+    const nodeContext = join(work!, "node-base");
+    await mkdir(nodeContext);
+    await cp(join(FIXTURES, "node-base-image/Dockerfile"), join(nodeContext, "Dockerfile"));
+    await cp(process.execPath, join(nodeContext, "node"));
+    const npmDir = (await execFileP("npm", ["root", "-g"])).stdout.trim();
+    await cp(join(npmDir, "npm"), join(nodeContext, "npm"), { recursive: true, verbatimSymlinks: true });
+    await cp("/etc/ssl/certs/ca-certificates.crt", join(nodeContext, "ca-certificates.crt"));
+    await docker(["build", "-q", "--build-arg", `DEBIAN=${images.debian}`, "-t", images.node, nodeContext]);
+    phase(`base images imported: ${images.debian}, ${images.node}`);
 
-  // ---- the console image from the repository's Dockerfile, and PostgreSQL, built side by side
-  const [consoleBuild, postgresBuild] = await Promise.all([
-    docker(["build", "--build-arg", `BASE=${images.node}`, "-t", images.console, ROOT], 30 * 60_000).then(() => phase(`console image ${images.console} built from the Dockerfile`)),
-    docker(["build", "-q", "--build-arg", `DEBIAN=${images.debian}`, "-t", images.postgres, join(FIXTURES, "postgres-image")], 30 * 60_000).then(() => phase(`PostgreSQL image ${images.postgres} built`)),
-  ].map((p) => p.then(() => undefined, (e: Error) => e)));
-  if (consoleBuild) throw consoleBuild;
-  if (postgresBuild) throw postgresBuild;
+    // ---- the console image from the repository's Dockerfile, and PostgreSQL, built side by side
+    const [consoleBuild, postgresBuild] = await Promise.all(
+      [
+        docker(["build", "--build-arg", `BASE=${images.node}`, "-t", images.console, ROOT], 30 * 60_000).then(() =>
+          phase(`console image ${images.console} built from the Dockerfile`),
+        ),
+        docker(["build", "-q", "--build-arg", `DEBIAN=${images.debian}`, "-t", images.postgres, join(FIXTURES, "postgres-image")], 30 * 60_000).then(() =>
+          phase(`PostgreSQL image ${images.postgres} built`),
+        ),
+      ].map((p) =>
+        p.then(
+          () => undefined,
+          (e: Error) => e,
+        ),
+      ),
+    );
+    if (consoleBuild) throw consoleBuild;
+    if (postgresBuild) throw postgresBuild;
 
-  // What the final stage holds: the production dependencies (npm's: every package the lockfile
-  // marks dev-only is gone, as `npm ci --omit=dev` would leave it), the built UI, Prisma client and
-  // agent artifact; nothing of the build's context that is not run (tests, .git), no build cache.
-  const lock = JSON.parse(await readFile(join(ROOT, "package-lock.json"), "utf8")) as { packages: Record<string, { dev?: boolean }> };
-  const devOnly = Object.entries(lock.packages).filter(([path, p]) => p.dev && path.startsWith("node_modules/")).map(([path]) => path);
-  assert.ok(devOnly.includes("node_modules/playwright-core"), "the lockfile marks dev-only packages");
-  const expected = ["node_modules/tsx", "node_modules/next", "node_modules/@prisma/client", "node_modules/pg", ".next/BUILD_ID", "dist/berth-agent.tar.gz", "server/db/generated/client.ts", "public/favicon.ico", "prisma/migrations"];
-  const unwanted = [...devOnly, ".next/cache", "test", "bench", ".git", "test-artifacts"];
-  const listing = await docker(["run", "--rm", "--entrypoint", "/bin/sh", images.console, "-c", 'for p in "$@"; do [ -e "$p" ] && echo "has $p" || echo "no $p"; done', "sh", ...expected, ...unwanted]);
-  for (const p of expected) assert.ok(listing.includes(`has ${p}\n`), `the image has ${p}`);
-  const found = unwanted.filter((p) => listing.includes(`has ${p}\n`));
-  assert.deepEqual(found, [], "the image holds no dev-only package, build cache, tests or .git");
+    // What the final stage holds: the production dependencies (npm's: every package the lockfile
+    // marks dev-only is gone, as `npm ci --omit=dev` would leave it), the built UI, Prisma client and
+    // agent artifact; nothing of the build's context that is not run (tests, .git), no build cache.
+    const lock = JSON.parse(await readFile(join(ROOT, "package-lock.json"), "utf8")) as { packages: Record<string, { dev?: boolean }> };
+    const devOnly = Object.entries(lock.packages)
+      .filter(([path, p]) => p.dev && path.startsWith("node_modules/"))
+      .map(([path]) => path);
+    assert.ok(devOnly.includes("node_modules/playwright-core"), "the lockfile marks dev-only packages");
+    const expected = [
+      "node_modules/tsx",
+      "node_modules/next",
+      "node_modules/@prisma/client",
+      "node_modules/pg",
+      ".next/BUILD_ID",
+      "dist/berth-agent.tar.gz",
+      "server/db/generated/client.ts",
+      "public/favicon.ico",
+      "prisma/migrations",
+    ];
+    const unwanted = [...devOnly, ".next/cache", "test", "bench", ".git", "test-artifacts"];
+    const listing = await docker([
+      "run",
+      "--rm",
+      "--entrypoint",
+      "/bin/sh",
+      images.console,
+      "-c",
+      'for p in "$@"; do [ -e "$p" ] && echo "has $p" || echo "no $p"; done',
+      "sh",
+      ...expected,
+      ...unwanted,
+    ]);
+    for (const p of expected) assert.ok(listing.includes(`has ${p}\n`), `the image has ${p}`);
+    const found = unwanted.filter((p) => listing.includes(`has ${p}\n`));
+    assert.deepEqual(found, [], "the image holds no dev-only package, build cache, tests or .git");
 
-  // ---- docker-compose up, the real file, images through its variables
-  const port = await freePort();
-  const publicUrl = `http://127.0.0.1:${port}`;
-  composeEnv = {
-    ...process.env,
-    DOCKER_HOST: dockerd!.dockerHost,
-    DOCKER_CONFIG: dockerd!.dockerConfig,
-    BERTH_CONSOLE_IMAGE: images.console,
-    BERTH_POSTGRES_IMAGE: images.postgres,
-    BERTH_SECRET_KEY: randomBytes(32).toString("hex"),
-    BERTH_PUBLIC_URL: publicUrl,
-    BERTH_PUBLISH: `127.0.0.1:${port}`,
-    POSTGRES_PASSWORD: randomBytes(12).toString("hex"),
-  };
-  composeUp = true;
-  const up = await compose(["up", "-d"], 5 * 60_000);
-  assert.equal(up.code, 0, `docker-compose up -d:\n${up.out}`);
-  assert.doesNotMatch(up.out, /[Bb]uilding console|[Pp]ulling/, `docker-compose used the given images:\n${up.out}`);
-  // depends_on's `condition: service_healthy` held under docker-compose 1.29: the console started
-  // only after PostgreSQL's healthcheck first passed (checked at once: Docker keeps 5 results).
-  const postgresId = (await compose(["ps", "-q", "postgres"])).stdout.trim();
-  const consoleStartedAt = Date.parse((await docker(["inspect", "--format", "{{.State.StartedAt}}", (await compose(["ps", "-q", "console"])).stdout.trim()])).trim());
-  const postgresChecks = JSON.parse(await docker(["inspect", "--format", "{{json .State.Health.Log}}", postgresId])) as Array<{ End: string; ExitCode: number }>;
-  const firstHealthy = postgresChecks.find((c) => c.ExitCode === 0);
-  assert.ok(firstHealthy && Date.parse(firstHealthy.End) <= consoleStartedAt, `the console started (${new Date(consoleStartedAt).toISOString()}) after PostgreSQL was healthy: ${JSON.stringify(postgresChecks)}`);
-  phase("docker-compose up -d");
+    // ---- docker-compose up, the real file, images through its variables
+    const port = await freePort();
+    const publicUrl = `http://127.0.0.1:${port}`;
+    composeEnv = {
+      ...process.env,
+      DOCKER_HOST: dockerd!.dockerHost,
+      DOCKER_CONFIG: dockerd!.dockerConfig,
+      BERTH_CONSOLE_IMAGE: images.console,
+      BERTH_POSTGRES_IMAGE: images.postgres,
+      BERTH_SECRET_KEY: randomBytes(32).toString("hex"),
+      BERTH_PUBLIC_URL: publicUrl,
+      BERTH_PUBLISH: `127.0.0.1:${port}`,
+      POSTGRES_PASSWORD: randomBytes(12).toString("hex"),
+    };
+    composeUp = true;
+    const up = await compose(["up", "-d"], 5 * 60_000);
+    assert.equal(up.code, 0, `docker-compose up -d:\n${up.out}`);
+    assert.doesNotMatch(up.out, /[Bb]uilding console|[Pp]ulling/, `docker-compose used the given images:\n${up.out}`);
+    // depends_on's `condition: service_healthy` held under docker-compose 1.29: the console started
+    // only after PostgreSQL's healthcheck first passed (checked at once: Docker keeps 5 results).
+    const postgresId = (await compose(["ps", "-q", "postgres"])).stdout.trim();
+    const consoleStartedAt = Date.parse(
+      (await docker(["inspect", "--format", "{{.State.StartedAt}}", (await compose(["ps", "-q", "console"])).stdout.trim()])).trim(),
+    );
+    const postgresChecks = JSON.parse(await docker(["inspect", "--format", "{{json .State.Health.Log}}", postgresId])) as Array<{
+      End: string;
+      ExitCode: number;
+    }>;
+    const firstHealthy = postgresChecks.find((c) => c.ExitCode === 0);
+    assert.ok(
+      firstHealthy && Date.parse(firstHealthy.End) <= consoleStartedAt,
+      `the console started (${new Date(consoleStartedAt).toISOString()}) after PostgreSQL was healthy: ${JSON.stringify(postgresChecks)}`,
+    );
+    phase("docker-compose up -d");
 
-  const consoleLogs = async () => (await compose(["logs", "--no-color", "console"])).stdout;
-  const health = await until(
-    `${publicUrl}/api/health from this host`,
-    async () => {
-      const body = (await (await fetch(`${publicUrl}/api/health`, { signal: AbortSignal.timeout(5000) })).json()) as { ok?: boolean; url?: string };
-      return body.ok === true ? body : undefined;
-    },
-    180_000,
-    undefined,
-    1000,
-  ).catch(async (e: Error) => {
-    throw new Error(`${e.message}\ndocker-compose logs:\n${(await compose(["logs", "--no-color", "--tail", "60"])).out}`);
-  });
-  assert.equal(health.url, publicUrl, "the console says the public URL it was given");
-  const consoleId = (await compose(["ps", "-q", "console"])).stdout.trim();
-  assert.match(consoleId, /^[0-9a-f]{12,}$/, "docker-compose ps -q console");
-  const healthStatus = await until(
-    "Docker's HEALTHCHECK of the console to say healthy",
-    async () => {
-      const s = (await docker(["inspect", "--format", "{{.State.Health.Status}}", consoleId])).trim();
-      return s === "healthy" ? s : undefined;
-    },
-    90_000,
-    undefined,
-    1000,
-  );
-  assert.equal(healthStatus, "healthy");
-  assert.equal((await docker(["inspect", "--format", "{{.RestartCount}}", consoleId])).trim(), "0", "the console did not restart");
-  phase("/api/health answers and Docker's HEALTHCHECK says healthy");
+    const consoleLogs = async () => (await compose(["logs", "--no-color", "console"])).stdout;
+    const health = await until(
+      `${publicUrl}/api/health from this host`,
+      async () => {
+        const body = (await (await fetch(`${publicUrl}/api/health`, { signal: AbortSignal.timeout(5000) })).json()) as { ok?: boolean; url?: string };
+        return body.ok === true ? body : undefined;
+      },
+      180_000,
+      undefined,
+      1000,
+    ).catch(async (e: Error) => {
+      throw new Error(`${e.message}\ndocker-compose logs:\n${(await compose(["logs", "--no-color", "--tail", "60"])).out}`);
+    });
+    assert.equal(health.url, publicUrl, "the console says the public URL it was given");
+    const consoleId = (await compose(["ps", "-q", "console"])).stdout.trim();
+    assert.match(consoleId, /^[0-9a-f]{12,}$/, "docker-compose ps -q console");
+    const healthStatus = await until(
+      "Docker's HEALTHCHECK of the console to say healthy",
+      async () => {
+        const s = (await docker(["inspect", "--format", "{{.State.Health.Status}}", consoleId])).trim();
+        return s === "healthy" ? s : undefined;
+      },
+      90_000,
+      undefined,
+      1000,
+    );
+    assert.equal(healthStatus, "healthy");
+    assert.equal((await docker(["inspect", "--format", "{{.RestartCount}}", consoleId])).trim(), "0", "the console did not restart");
+    phase("/api/health answers and Docker's HEALTHCHECK says healthy");
 
-  const uid = (await docker(["exec", consoleId, "id", "-u"])).trim();
-  assert.notEqual(uid, "0", "the console does not run as root");
-  assert.match(uid, /^\d+$/);
-  // docker top needs the pid column; the second is the owner's uid as the host sees it.
-  const processes = (await docker(["top", consoleId, "-eo", "pid,uid,args"])).split("\n").slice(1).filter((l) => l.trim());
-  assert.ok(processes.length > 0 && processes.every((l) => l.trim().split(/\s+/)[1] !== "0"), `every process of the console is non-root:\n${processes.join("\n")}`);
+    const uid = (await docker(["exec", consoleId, "id", "-u"])).trim();
+    assert.notEqual(uid, "0", "the console does not run as root");
+    assert.match(uid, /^\d+$/);
+    // docker top needs the pid column; the second is the owner's uid as the host sees it.
+    const processes = (await docker(["top", consoleId, "-eo", "pid,uid,args"]))
+      .split("\n")
+      .slice(1)
+      .filter((l) => l.trim());
+    assert.ok(
+      processes.length > 0 && processes.every((l) => l.trim().split(/\s+/)[1] !== "0"),
+      `every process of the console is non-root:\n${processes.join("\n")}`,
+    );
 
-  // ---- the first admin, as the operator finds it: in `docker-compose logs console`
-  const logs = await consoleLogs();
-  const email = /^\S*\s*\|\s+email:\s+(\S+)/m.exec(logs)?.[1];
-  const password = /^\S*\s*\|\s+password:\s+(\S+)/m.exec(logs)?.[1];
-  assert.ok(email && password, `docker-compose logs console shows the first admin's login:\n${logs}`);
+    // ---- the first admin, as the operator finds it: in `docker-compose logs console`
+    const logs = await consoleLogs();
+    const email = /^\S*\s*\|\s+email:\s+(\S+)/m.exec(logs)?.[1];
+    const password = /^\S*\s*\|\s+password:\s+(\S+)/m.exec(logs)?.[1];
+    assert.ok(email && password, `docker-compose logs console shows the first admin's login:\n${logs}`);
 
-  const browser = new HttpBrowser(publicUrl);
-  const trpc = (path: string, input?: unknown, mutation = false) => browser.trpc(path, input, mutation);
-  await browser.signIn(email, password);
-  const me = (await trpc("auth.me")) as { email: string; role: string; mustChangePassword: boolean } | null;
-  assert.deepEqual(me && { email: me.email, role: me.role, mustChangePassword: me.mustChangePassword }, { email, role: "admin", mustChangePassword: true });
-  await trpc("auth.changePassword", { current: password, next: `the image ${tag} keeps the fleet afloat` }, true);
-  phase(`first admin ${email} signed in with the one-time password from docker-compose logs`);
+    const browser = new HttpBrowser(publicUrl);
+    const trpc = (path: string, input?: unknown, mutation = false) => browser.trpc(path, input, mutation);
+    await browser.signIn(email, password);
+    const me = (await trpc("auth.me")) as { email: string; role: string; mustChangePassword: boolean } | null;
+    assert.deepEqual(me && { email: me.email, role: me.role, mustChangePassword: me.mustChangePassword }, { email, role: "admin", mustChangePassword: true });
+    await trpc("auth.changePassword", { current: password, next: `the image ${tag} keeps the fleet afloat` }, true);
+    phase(`first admin ${email} signed in with the one-time password from docker-compose logs`);
 
-  // ---- the agent artifact Add node and install.sh ship, served from the image
-  const artifact = await fetch(`${publicUrl}/downloads/berth-agent.tar.gz`, { signal: AbortSignal.timeout(30_000) });
-  assert.equal(artifact.status, 200, "the console serves the agent artifact built into the image");
-  assert.ok((await artifact.arrayBuffer()).byteLength > 100_000, "the artifact is the built agent");
+    // ---- the agent artifact Add node and install.sh ship, served from the image
+    const artifact = await fetch(`${publicUrl}/downloads/berth-agent.tar.gz`, { signal: AbortSignal.timeout(30_000) });
+    assert.equal(artifact.status, 200, "the console serves the agent artifact built into the image");
+    assert.ok((await artifact.arrayBuffer()).byteLength > 100_000, "the artifact is the built agent");
 
-  // ---- a real agent on this host enrolls into the containerised console
-  const issued = (await trpc("admin.tokens.create", { note: "console image test" }, true)) as { token: string; agentCommand: string };
-  assert.ok(issued.agentCommand.includes(publicUrl), `the join command names the public URL: ${issued.agentCommand}`);
-  agent = await startAgent({ consoleUrl: publicUrl, joinToken: issued.token });
-  type NodeRow = { name: string; online: boolean };
-  const online = await until(
-    "the agent online in nodes.list",
-    async () => ((await trpc("nodes.list")) as { nodes: NodeRow[] }).nodes.find((n) => n.online),
-    60_000,
-    agent,
-    500,
-  );
-  const nodes = ((await trpc("nodes.list")) as { nodes: NodeRow[] }).nodes;
-  assert.equal(nodes.length, 1, JSON.stringify(nodes));
-  assert.equal(nodes[0]!.name, online.name);
-  phase(`agent enrolled and online in nodes.list (${online.name})`);
+    // ---- a real agent on this host enrolls into the containerised console
+    const issued = (await trpc("admin.tokens.create", { note: "console image test" }, true)) as { token: string; agentCommand: string };
+    assert.ok(issued.agentCommand.includes(publicUrl), `the join command names the public URL: ${issued.agentCommand}`);
+    agent = await startAgent({ consoleUrl: publicUrl, joinToken: issued.token });
+    type NodeRow = { name: string; online: boolean };
+    const online = await until(
+      "the agent online in nodes.list",
+      async () => ((await trpc("nodes.list")) as { nodes: NodeRow[] }).nodes.find((n) => n.online),
+      60_000,
+      agent,
+      500,
+    );
+    const nodes = ((await trpc("nodes.list")) as { nodes: NodeRow[] }).nodes;
+    assert.equal(nodes.length, 1, JSON.stringify(nodes));
+    assert.equal(nodes[0]!.name, online.name);
+    phase(`agent enrolled and online in nodes.list (${online.name})`);
 
-  // ---- down -v leaves nothing of the project
-  await agent.destroy();
-  const down = await compose(["down", "-v", "--remove-orphans"], 120_000);
-  assert.equal(down.code, 0, `docker-compose down -v:\n${down.out}`);
-  composeUp = false;
-  assert.equal((await docker(["ps", "-aq"])).trim(), "", "no container left");
-  assert.equal((await docker(["volume", "ls", "-q", "--filter", `name=${project}`])).trim(), "", "no volume left");
-  assert.equal((await docker(["network", "ls", "-q", "--filter", `name=${project}`])).trim(), "", "no network left");
-  phase("docker-compose down -v");
-});
+    // ---- down -v leaves nothing of the project
+    await agent.destroy();
+    const down = await compose(["down", "-v", "--remove-orphans"], 120_000);
+    assert.equal(down.code, 0, `docker-compose down -v:\n${down.out}`);
+    composeUp = false;
+    assert.equal((await docker(["ps", "-aq"])).trim(), "", "no container left");
+    assert.equal((await docker(["volume", "ls", "-q", "--filter", `name=${project}`])).trim(), "", "no volume left");
+    assert.equal((await docker(["network", "ls", "-q", "--filter", `name=${project}`])).trim(), "", "no network left");
+    phase("docker-compose down -v");
+  },
+);

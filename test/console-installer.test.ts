@@ -35,7 +35,15 @@ describe("installer API", () => {
 
   test("calls without input are refused as bad requests at once", async () => {
     const t0 = Date.now();
-    const calls = [() => api.installer.probe.mutate({} as never), () => api.installer.trust.mutate({} as never), () => api.installer.preflight.mutate({} as never), () => api.installer.install.mutate({} as never), () => api.installer.run.query({} as never), () => api.installer.remove.mutate({} as never), () => api.installer.forget.mutate({} as never)];
+    const calls = [
+      () => api.installer.probe.mutate({} as never),
+      () => api.installer.trust.mutate({} as never),
+      () => api.installer.preflight.mutate({} as never),
+      () => api.installer.install.mutate({} as never),
+      () => api.installer.run.query({} as never),
+      () => api.installer.remove.mutate({} as never),
+      () => api.installer.forget.mutate({} as never),
+    ];
     for (const call of calls) assert.equal(await codeOf(call()), "BAD_REQUEST");
     assert.ok(Date.now() - t0 < 5_000);
     assert.deepEqual(await api.installer.hosts.query(), []);

@@ -15,7 +15,6 @@ import { apiClient, createUser, sessionCookie, startTestConsole, type ApiClient,
 /** How long the agent is cut off (the issue's minute; BERTH_LINK_OUTAGE_MS shortens it when working on this test). */
 const OUTAGE_MS = Number(process.env.BERTH_LINK_OUTAGE_MS ?? 60_000);
 
-
 describe("console link faults", () => {
   let registry: RegistryFixture;
   let images: FixtureImages;
@@ -95,15 +94,27 @@ describe("console link faults", () => {
     // Known nodes are listed at once from the database, offline until they reconnect.
     const listed = (await admin.nodes.list.query()).nodes.find((n) => n.id === nodeId);
     assert.ok(listed, "the node is known after the restart");
-    await until("the node online after the restart", async () => (await admin.nodes.list.query()).nodes.find((n) => n.id === nodeId && n.online), 30_000, agent);
-    const job = await until("the resumed job to finish", async () => {
-      const j = await admin.jobs.get.query({ jobId });
-      return j.status === "running" || j.status === "queued" ? undefined : j;
-    }, 60_000);
+    await until(
+      "the node online after the restart",
+      async () => (await admin.nodes.list.query()).nodes.find((n) => n.id === nodeId && n.online),
+      30_000,
+      agent,
+    );
+    const job = await until(
+      "the resumed job to finish",
+      async () => {
+        const j = await admin.jobs.get.query({ jobId });
+        return j.status === "running" || j.status === "queued" ? undefined : j;
+      },
+      60_000,
+    );
     assert.equal(job.status, "succeeded", JSON.stringify(job.steps));
     assert.match(await dockerOk(agent, ["ps", "-a", "--filter", "name=stubborn", "--format", "{{.State}}"]), /exited/);
     // Ran once on the node: the agent logs each first run as "request" and a repeated id as "request repeated".
-    const runs = agent.logs().split("\n").filter((l) => l.includes(job.steps[0]!.id) && l.includes('"msg":"request"'));
+    const runs = agent
+      .logs()
+      .split("\n")
+      .filter((l) => l.includes(job.steps[0]!.id) && l.includes('"msg":"request"'));
     assert.equal(runs.length, 1, `the stop ran once on the node:\n${runs.join("\n")}`);
   });
 

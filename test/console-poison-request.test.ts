@@ -60,7 +60,10 @@ describe("a request that crashes the agent", () => {
     await until("the agent to die of the pull", () => dead(), 30_000, agent);
     const job = await admin.jobs.get.query({ jobId });
     const stepId = job.steps[0]!.id;
-    const crashes = agent.logs().split("\n").filter((l) => l.includes(CRASH_MARK));
+    const crashes = agent
+      .logs()
+      .split("\n")
+      .filter((l) => l.includes(CRASH_MARK));
     assert.deepEqual(crashes, [`${CRASH_MARK} ${stepId}`], "the agent died starting the job's pull (the step's id is the request id)");
     assert.equal(job.status, "running");
     return { jobId, stepId };
@@ -70,7 +73,10 @@ describe("a request that crashes the agent", () => {
   async function assertAgentStaysUp(pid: number | undefined, stepId: string): Promise<void> {
     const logs = agent.logs();
     assert.ok(!logs.includes(CRASH_MARK), `the restarted agent did not run the pull again:\n${logs}`);
-    assert.ok(logs.split("\n").some((l) => l.includes(stepId) && l.includes("running when the agent stopped")), "the agent says which request it answers as interrupted");
+    assert.ok(
+      logs.split("\n").some((l) => l.includes(stepId) && l.includes("running when the agent stopped")),
+      "the agent says which request it answers as interrupted",
+    );
     assert.match(await dockerOk(agent, ["version", "--format", "{{.Server.Version}}"]), /berth/);
     assert.equal(agent.process.pid, pid, "same agent process after the answer");
     assert.ok(!dead());

@@ -14,7 +14,10 @@ test("the session and CSRF cookies carry Secure (and the __Secure-/__Host- prefi
     // Served over http on 127.0.0.1 here (TLS would be a proxy's); the flags follow the public URL.
     const base = `http://127.0.0.1:${c.port}`;
     const csrf = (await fetch(`${base}/api/auth/csrf`)).headers.getSetCookie();
-    assert.ok(csrf.some((s) => /^__Host-next-auth\.csrf-token=.*; Secure/.test(s)), JSON.stringify(csrf));
+    assert.ok(
+      csrf.some((s) => /^__Host-next-auth\.csrf-token=.*; Secure/.test(s)),
+      JSON.stringify(csrf),
+    );
     const r = await signInOverHttp(base, { email: u.email, password: u.password });
     assert.ok(r.ok, r.error);
     const session = r.setCookies.find((s) => s.startsWith("__Secure-next-auth.session-token="));

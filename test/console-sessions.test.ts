@@ -11,7 +11,6 @@ import { startAgent, dockerOk, type AgentHandle } from "./helpers/agent.ts";
 import { sleep, until } from "./helpers/wait.ts";
 import { createTeamWithGroup, createUser, sessionCookie, startTestConsole, type TestConsole, type TestUser } from "./helpers/console.ts";
 
-
 interface Terminal {
   socket: Socket;
   output: () => string;
@@ -42,7 +41,8 @@ async function openTerminal(c: TestConsole, cookie: string): Promise<Terminal> {
     socket,
     output: () => out,
     async start(nodeId, containerId) {
-      const r = (await socket.timeout(20_000).emitWithAck("exec.start", { nodeId, containerId, cmd: ["/bin/sh"], cols: 80, rows: 24 })) as { ok: true; sessionId: string } | { ok: false; error: string };
+      const r = (await socket.timeout(20_000).emitWithAck("exec.start", { nodeId, containerId, cmd: ["/bin/sh"], cols: 80, rows: 24 })) as
+        { ok: true; sessionId: string } | { ok: false; error: string };
       if (r.ok) sessionId = r.sessionId;
       return r;
     },
@@ -53,7 +53,6 @@ async function openTerminal(c: TestConsole, cookie: string): Promise<Terminal> {
     close: () => socket.close(),
   };
 }
-
 
 describe("container sessions through the console: terminals and followed logs", () => {
   let registry: RegistryFixture;
@@ -128,16 +127,24 @@ describe("container sessions through the console: terminals and followed logs", 
   });
 
   test("followed logs: a viewer of the team sees new lines as they are written; another team's operator is refused", async () => {
-    const ticker = (await dockerOk(agent, ["run", "-d", "--name", "ticker", images.busybox.ref, "sh", "-c", "i=0; while :; do i=$((i+1)); echo tick-$i; sleep 0.2; done"])).trim();
+    const ticker = (
+      await dockerOk(agent, ["run", "-d", "--name", "ticker", images.busybox.ref, "sh", "-c", "i=0; while :; do i=$((i+1)); echo tick-$i; sleep 0.2; done"])
+    ).trim();
     const follow = async (who: TestUser) => {
-      const socket = ioClient(`${c.url}/ui`, { transports: ["websocket"], forceNew: true, reconnection: false, extraHeaders: { cookie: await sessionCookie(c, who.id), origin: c.url } });
+      const socket = ioClient(`${c.url}/ui`, {
+        transports: ["websocket"],
+        forceNew: true,
+        reconnection: false,
+        extraHeaders: { cookie: await sessionCookie(c, who.id), origin: c.url },
+      });
       await new Promise<void>((resolve, reject) => {
         socket.once("connect", () => resolve());
         socket.once("connect_error", reject);
       });
       const lines: string[] = [];
       socket.on("logs.line", (m: { line: { text: string } }) => lines.push(m.line.text));
-      const r = (await socket.timeout(10_000).emitWithAck("logs.follow", { nodeId, containerId: ticker, tail: 0 })) as { ok: true; sessionId: string } | { ok: false; error: string };
+      const r = (await socket.timeout(10_000).emitWithAck("logs.follow", { nodeId, containerId: ticker, tail: 0 })) as
+        { ok: true; sessionId: string } | { ok: false; error: string };
       return { socket, lines, r };
     };
     const outsider = await follow(users.outsider);
@@ -149,9 +156,16 @@ describe("container sessions through the console: terminals and followed logs", 
     try {
       assert.ok(viewer.r.ok);
       await until("three new lines", () => viewer.lines.length >= 3);
-      assert.ok(viewer.lines.every((l) => /^tick-\d+\n$/.test(l)), viewer.lines.join(""));
+      assert.ok(
+        viewer.lines.every((l) => /^tick-\d+\n$/.test(l)),
+        viewer.lines.join(""),
+      );
       const numbers = viewer.lines.map((l) => Number(/\d+/.exec(l)![0]));
-      assert.deepEqual(numbers, [...numbers].sort((a, b) => a - b), "in order");
+      assert.deepEqual(
+        numbers,
+        [...numbers].sort((a, b) => a - b),
+        "in order",
+      );
       const ended = new Promise<{ error?: string }>((r) => viewer.socket.once("logs.end", r));
       if (viewer.r.ok) viewer.socket.emit("logs.stop", { sessionId: viewer.r.sessionId });
       assert.match((await ended).error ?? "", /cancel/i);

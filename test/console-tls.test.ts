@@ -38,7 +38,25 @@ describe("the console over HTTPS", () => {
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), "berth-console-tls-"));
-    await execFileP("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem"), "-days", "1", "-subj", "/CN=berth-console", "-addext", "subjectAltName=IP:127.0.0.1"]);
+    await execFileP("openssl", [
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:prime256v1",
+      "-nodes",
+      "-keyout",
+      join(dir, "key.pem"),
+      "-out",
+      join(dir, "cert.pem"),
+      "-days",
+      "1",
+      "-subj",
+      "/CN=berth-console",
+      "-addext",
+      "subjectAltName=IP:127.0.0.1",
+    ]);
     cert = await readFile(join(dir, "cert.pem"), "utf8");
     c = await startTestConsole("console-tls", { tls: { cert, key: await readFile(join(dir, "key.pem"), "utf8") } });
   });
@@ -66,7 +84,13 @@ describe("the console over HTTPS", () => {
     agent = await startAgent({ consoleUrl: c.url, joinToken: token.token, consoleFingerprint: fingerprint });
     await until("the node online over TLS", () => c.services.hub.nodes().some((n) => n.online), 30_000, agent);
     const admin = await createUser(c, "admin");
-    const socket = ioClient(`${c.url}/ui`, { transports: ["websocket"], forceNew: true, reconnection: false, ca: cert, extraHeaders: { cookie: await sessionCookie(c, admin.id), origin: c.url } });
+    const socket = ioClient(`${c.url}/ui`, {
+      transports: ["websocket"],
+      forceNew: true,
+      reconnection: false,
+      ca: cert,
+      extraHeaders: { cookie: await sessionCookie(c, admin.id), origin: c.url },
+    });
     try {
       await new Promise<void>((resolve, reject) => {
         socket.once("connect", () => resolve());

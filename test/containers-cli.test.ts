@@ -35,7 +35,9 @@ describe("containers through the docker CLI", () => {
   test("docker run -it busybox sh gives a working interactive shell (and exec -it too)", async () => {
     // script(1) gives the docker CLI a real terminal, as a person at a shell has.
     const session = async (command: string, lines: string[]) => {
-      const child = spawn("script", ["-qfec", command, "/dev/null"], { env: { ...process.env, DOCKER_HOST: agent.dockerHost, DOCKER_CONFIG: agent.dockerConfig, TERM: "xterm" } });
+      const child = spawn("script", ["-qfec", command, "/dev/null"], {
+        env: { ...process.env, DOCKER_HOST: agent.dockerHost, DOCKER_CONFIG: agent.dockerConfig, TERM: "xterm" },
+      });
       let out = "";
       child.stdout.on("data", (d: Buffer) => (out += d.toString()));
       const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
@@ -149,7 +151,10 @@ describe("containers through the docker CLI", () => {
     await dockerOk(agent, ["run", "-d", "--name", "web", "-p", `${port}:80`, "-v", `${work}:/www:ro`, "busybox", "httpd", "-f", "-p", "80", "-h", "/www"]);
     let body = "";
     for (let i = 0; i < 50 && !body; i++) {
-      body = await fetch(`http://127.0.0.1:${port}/index.html`).then((r) => r.text(), () => "");
+      body = await fetch(`http://127.0.0.1:${port}/index.html`).then(
+        (r) => r.text(),
+        () => "",
+      );
       if (!body) await sleep(100);
     }
     assert.equal(body, "hello from a container\n");
@@ -160,7 +165,10 @@ describe("containers through the docker CLI", () => {
     assert.match(busy.stderr, /port is already allocated|address already in use/);
     await docker(agent, ["rm", "-f", "web2"]);
     await dockerOk(agent, ["rm", "-f", "web"]);
-    const after = await fetch(`http://127.0.0.1:${port}/`).then(() => "reachable", () => "refused");
+    const after = await fetch(`http://127.0.0.1:${port}/`).then(
+      () => "reachable",
+      () => "refused",
+    );
     assert.equal(after, "refused");
   });
 
@@ -186,7 +194,19 @@ describe("containers through the docker CLI", () => {
   });
 
   test("limits: a process over --memory is OOM-killed and inspect says so; --pids-limit stops a fork bomb", async () => {
-    const oom = await docker(agent, ["run", "--name", "oom", "--memory", "16m", "--memory-swap", "16m", "busybox", "sh", "-c", "x=aaaaaaaaaaaaaaaa; while true; do x=$x$x; done"]);
+    const oom = await docker(agent, [
+      "run",
+      "--name",
+      "oom",
+      "--memory",
+      "16m",
+      "--memory-swap",
+      "16m",
+      "busybox",
+      "sh",
+      "-c",
+      "x=aaaaaaaaaaaaaaaa; while true; do x=$x$x; done",
+    ]);
     assert.equal(oom.code, 137);
     assert.equal((await dockerOk(agent, ["inspect", "--format", "{{.State.OOMKilled}}", "oom"])).trim(), "true");
     await dockerOk(agent, ["rm", "oom"]);

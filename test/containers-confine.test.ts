@@ -35,12 +35,15 @@ describe("confinement: seccomp, security options, privileged, host namespaces, d
   const api = (method: string, path: string, body: unknown) =>
     new Promise<{ status: number; message?: string }>((resolve, reject) => {
       const data = Buffer.from(JSON.stringify(body));
-      const req = request({ socketPath: agent.socket, method, path: `/v1.47${path}`, headers: { "Content-Type": "application/json", "Content-Length": data.length } }, (res) => {
-        let text = "";
-        res.on("data", (d: Buffer) => (text += d.toString()));
-        res.on("error", reject);
-        res.on("end", () => resolve({ status: res.statusCode ?? 0, message: (JSON.parse(text || "{}") as { message?: string }).message }));
-      });
+      const req = request(
+        { socketPath: agent.socket, method, path: `/v1.47${path}`, headers: { "Content-Type": "application/json", "Content-Length": data.length } },
+        (res) => {
+          let text = "";
+          res.on("data", (d: Buffer) => (text += d.toString()));
+          res.on("error", reject);
+          res.on("end", () => resolve({ status: res.statusCode ?? 0, message: (JSON.parse(text || "{}") as { message?: string }).message }));
+        },
+      );
       req.on("error", reject);
       req.end(data);
     });
@@ -72,13 +75,19 @@ describe("confinement: seccomp, security options, privileged, host namespaces, d
     assert.equal(await inspect(c, "{{json .HostConfig.SecurityOpt}}"), "null");
     // exec --privileged: every capability (the agent's), still under the container's filter, as in Docker.
     const hostCapEff = /^CapEff:\s*(\S+)$/m.exec(await readFile("/proc/self/status", "utf8"))![1];
-    assert.equal(await dockerOk(agent, ["exec", "--privileged", c, "sh", "-c", "grep -E '^(CapEff|Seccomp):' /proc/self/status"]), `CapEff:\t${hostCapEff}\nSeccomp:\t2\n`);
+    assert.equal(
+      await dockerOk(agent, ["exec", "--privileged", c, "sh", "-c", "grep -E '^(CapEff|Seccomp):' /proc/self/status"]),
+      `CapEff:\t${hostCapEff}\nSeccomp:\t2\n`,
+    );
     assert.equal(await dockerOk(agent, ["exec", c, "grep", "^CapEff:", "/proc/self/status"]), "CapEff:\t00000000a80425fb\n", "Docker's default set otherwise");
   });
 
   test("--security-opt seccomp=unconfined: no filter, unshare -U works; shown in inspect", async (t) => {
     assert.equal(await dockerOk(agent, ["run", "--rm", "--security-opt", "seccomp=unconfined", "busybox", ...SECCOMP]), "Seccomp:\t0\n");
-    assert.equal(await dockerOk(agent, ["run", "--rm", "--security-opt", "seccomp=unconfined", "busybox", "sh", "-c", "unshare -U true && echo userns-ok"]), "userns-ok\n");
+    assert.equal(
+      await dockerOk(agent, ["run", "--rm", "--security-opt", "seccomp=unconfined", "busybox", "sh", "-c", "unshare -U true && echo userns-ok"]),
+      "userns-ok\n",
+    );
     const c = uniq("sc-unconf");
     removeAfter(t, c);
     await dockerOk(agent, ["create", "--name", c, "--security-opt", "seccomp=unconfined", "busybox", "true"]);
@@ -95,12 +104,24 @@ describe("confinement: seccomp, security options, privileged, host namespaces, d
       profile,
       JSON.stringify({ defaultAction: "SCMP_ACT_ALLOW", syscalls: [{ names: ["mkdir", "mkdirat"], action: "SCMP_ACT_ERRNO", errnoRet: 13 }] }, null, 2),
     );
-    const r = await docker(agent, ["run", "--rm", "--security-opt", `seccomp=${profile}`, "busybox", "sh", "-c", "grep ^Seccomp: /proc/self/status; touch /tmp/f && echo touch-ok; mkdir /tmp/d"]);
+    const r = await docker(agent, [
+      "run",
+      "--rm",
+      "--security-opt",
+      `seccomp=${profile}`,
+      "busybox",
+      "sh",
+      "-c",
+      "grep ^Seccomp: /proc/self/status; touch /tmp/f && echo touch-ok; mkdir /tmp/d",
+    ]);
     assert.notEqual(r.code, 0);
     assert.equal(r.stdout, "Seccomp:\t2\ntouch-ok\n");
     assert.match(r.stderr, /mkdir: can't create directory '\/tmp\/d': Permission denied/);
     // Under this profile unshare is allowed: the default profile is replaced, not added to.
-    assert.equal(await dockerOk(agent, ["run", "--rm", "--security-opt", `seccomp=${profile}`, "busybox", "sh", "-c", "unshare -U true && echo userns-ok"]), "userns-ok\n");
+    assert.equal(
+      await dockerOk(agent, ["run", "--rm", "--security-opt", `seccomp=${profile}`, "busybox", "sh", "-c", "unshare -U true && echo userns-ok"]),
+      "userns-ok\n",
+    );
 
     const c = uniq("sc-file");
     removeAfter(t, c);
@@ -112,7 +133,10 @@ describe("confinement: seccomp, security options, privileged, host namespaces, d
 
     const bad = join(work, "bad.json");
     await writeFile(bad, JSON.stringify({ defaultAction: "SCMP_ACT_ALLOW", syscalls: [{ names: ["mkdir"], action: "SCMP_ACT_BOGUS" }] }));
-    assert.match(await refused(["--security-opt", `seccomp=${bad}`, "busybox", "true"]), /Error response from daemon: Decoding seccomp profile failed: syscalls\[0\]: unknown action "SCMP_ACT_BOGUS"/);
+    assert.match(
+      await refused(["--security-opt", `seccomp=${bad}`, "busybox", "true"]),
+      /Error response from daemon: Decoding seccomp profile failed: syscalls\[0\]: unknown action "SCMP_ACT_BOGUS"/,
+    );
   });
 
   test("no-new-privileges and its :true/:false forms", async () => {
@@ -147,14 +171,20 @@ describe("confinement: seccomp, security options, privileged, host namespaces, d
     const c = uniq("priv");
     removeAfter(t, c);
     await dockerOk(agent, ["create", "--name", c, "--privileged", "busybox", "true"]);
-    assert.equal(await inspect(c, "{{.HostConfig.Privileged}} {{json .HostConfig.MaskedPaths}} {{json .HostConfig.SecurityOpt}}"), 'true null ["label=disable"]');
+    assert.equal(
+      await inspect(c, "{{.HostConfig.Privileged}} {{json .HostConfig.MaskedPaths}} {{json .HostConfig.SecurityOpt}}"),
+      'true null ["label=disable"]',
+    );
   });
 
   test("--pid host sees the host's PID 1; --pid container:NAME shares another container's processes", async (t) => {
     const hostInit = (await readFile("/proc/1/comm", "utf8")).trim();
     assert.equal((await dockerOk(agent, ["run", "--rm", "--pid", "host", "busybox", "cat", "/proc/1/comm"])).trim(), hostInit);
     assert.equal((await dockerOk(agent, ["run", "--rm", "busybox", "cat", "/proc/1/comm"])).trim(), "cat", "a container of its own is its own PID 1");
-    assert.equal((await dockerOk(agent, ["run", "--rm", "--pid", "host", "busybox", "readlink", "/proc/self/ns/pid"])).trim(), await readlink("/proc/self/ns/pid"));
+    assert.equal(
+      (await dockerOk(agent, ["run", "--rm", "--pid", "host", "busybox", "readlink", "/proc/self/ns/pid"])).trim(),
+      await readlink("/proc/self/ns/pid"),
+    );
 
     const donor = uniq("pid-donor");
     const c = uniq("pid-host");
@@ -174,10 +204,19 @@ describe("confinement: seccomp, security options, privileged, host namespaces, d
 
   test("--uts host: the host's hostname (and --hostname with it is refused); --ipc host: the host's IPC namespace", async (t) => {
     assert.equal((await dockerOk(agent, ["run", "--rm", "--uts", "host", "busybox", "hostname"])).trim(), hostHostname());
-    assert.equal((await dockerOk(agent, ["run", "--rm", "--uts", "host", "busybox", "readlink", "/proc/self/ns/uts"])).trim(), await readlink("/proc/self/ns/uts"));
-    assert.match(await refused(["--uts", "host", "--hostname", "x", "busybox", "true"]), /Error response from daemon: conflicting options: hostname and the UTS mode/);
+    assert.equal(
+      (await dockerOk(agent, ["run", "--rm", "--uts", "host", "busybox", "readlink", "/proc/self/ns/uts"])).trim(),
+      await readlink("/proc/self/ns/uts"),
+    );
+    assert.match(
+      await refused(["--uts", "host", "--hostname", "x", "busybox", "true"]),
+      /Error response from daemon: conflicting options: hostname and the UTS mode/,
+    );
 
-    assert.equal((await dockerOk(agent, ["run", "--rm", "--ipc", "host", "busybox", "readlink", "/proc/self/ns/ipc"])).trim(), await readlink("/proc/self/ns/ipc"));
+    assert.equal(
+      (await dockerOk(agent, ["run", "--rm", "--ipc", "host", "busybox", "readlink", "/proc/self/ns/ipc"])).trim(),
+      await readlink("/proc/self/ns/ipc"),
+    );
     assert.notEqual((await dockerOk(agent, ["run", "--rm", "busybox", "readlink", "/proc/self/ns/ipc"])).trim(), await readlink("/proc/self/ns/ipc"));
     // The host's /dev/shm comes with it: a file made there is seen by the host.
     const marker = uniq("berth-shm");
@@ -198,19 +237,40 @@ describe("confinement: seccomp, security options, privileged, host namespaces, d
   });
 
   test("--device and --device-cgroup-rule: the node is made in the container and usable, cgroup permissions hold, inspect shows them", async (t) => {
-    assert.equal(await dockerOk(agent, ["run", "--rm", "--device", "/dev/null:/dev/mynull", "busybox", "sh", "-c", "echo hi > /dev/mynull && stat -c '%F %t:%T' /dev/mynull"]), "character special file 1:3\n");
+    assert.equal(
+      await dockerOk(agent, [
+        "run",
+        "--rm",
+        "--device",
+        "/dev/null:/dev/mynull",
+        "busybox",
+        "sh",
+        "-c",
+        "echo hi > /dev/mynull && stat -c '%F %t:%T' /dev/mynull",
+      ]),
+      "character special file 1:3\n",
+    );
     // A device outside Docker's default allow-list (null, zero, tty… are always rwm): its node and
     // cgroup rule come only with --device, and "r" lets it be opened for reading only.
     assert.ok(existsSync("/dev/loop-control"), "the host has /dev/loop-control (10:237)");
     const openBoth = "exec 3</dev/lc && echo read-open-ok; exec 4>/dev/lc && echo write-open-ok";
     const none = await docker(agent, ["run", "--rm", "busybox", "sh", "-c", "test -e /dev/loop-control || echo absent"]);
     assert.equal(none.stdout, "absent\n");
-    assert.equal(await dockerOk(agent, ["run", "--rm", "--device", "/dev/loop-control:/dev/lc:rw", "busybox", "sh", "-c", openBoth]), "read-open-ok\nwrite-open-ok\n");
+    assert.equal(
+      await dockerOk(agent, ["run", "--rm", "--device", "/dev/loop-control:/dev/lc:rw", "busybox", "sh", "-c", openBoth]),
+      "read-open-ok\nwrite-open-ok\n",
+    );
     const ro = await docker(agent, ["run", "--rm", "--device", "/dev/loop-control:/dev/lc:r", "busybox", "sh", "-c", openBoth]);
     assert.equal(ro.stdout, "read-open-ok\n");
     assert.match(ro.stderr, /can't create \/dev\/lc: Operation not permitted/);
-    assert.match(await refused(["--device", "/dev/no-such-device", "busybox", "true"]), /error gathering device information while adding custom device "\/dev\/no-such-device": no such file or directory/);
-    assert.match(await refused(["--device", "/etc/hostname:/dev/x", "busybox", "true"]), /error gathering device information while adding custom device "\/etc\/hostname": not a device node/);
+    assert.match(
+      await refused(["--device", "/dev/no-such-device", "busybox", "true"]),
+      /error gathering device information while adding custom device "\/dev\/no-such-device": no such file or directory/,
+    );
+    assert.match(
+      await refused(["--device", "/etc/hostname:/dev/x", "busybox", "true"]),
+      /error gathering device information while adding custom device "\/etc\/hostname": not a device node/,
+    );
 
     // --device-cgroup-rule: a node the container makes itself (CAP_MKNOD) opens only with a rule allowing it.
     const own = "mknod /dev/lc c 10 237 && exec 3</dev/lc && echo opened";
@@ -231,18 +291,48 @@ describe("confinement: seccomp, security options, privileged, host namespaces, d
 
   test("--security-opt systempaths=unconfined lifts the masked and read-only paths; --cgroupns private", async () => {
     const look = "stat -c %F /proc/timer_list; grep -q ' /proc/sys proc ro' /proc/mounts && echo sys-ro || echo sys-rw";
-    assert.equal(await dockerOk(agent, ["run", "--rm", "--security-opt", "systempaths=unconfined", "busybox", "sh", "-c", look]), "regular empty file\nsys-rw\n");
+    assert.equal(
+      await dockerOk(agent, ["run", "--rm", "--security-opt", "systempaths=unconfined", "busybox", "sh", "-c", look]),
+      "regular empty file\nsys-rw\n",
+    );
     assert.equal(await dockerOk(agent, ["run", "--rm", "busybox", "sh", "-c", look]), "character special file\nsys-ro\n");
     const hostCgroupns = await readlink("/proc/self/ns/cgroup");
-    assert.equal((await dockerOk(agent, ["run", "--rm", "busybox", "readlink", "/proc/self/ns/cgroup"])).trim(), hostCgroupns, "Docker's default on cgroup v1: the host's");
-    const own = await dockerOk(agent, ["run", "--rm", "--cgroupns", "private", "busybox", "sh", "-c", "readlink /proc/self/ns/cgroup; grep -v ':/$' /proc/self/cgroup | wc -l"]);
+    assert.equal(
+      (await dockerOk(agent, ["run", "--rm", "busybox", "readlink", "/proc/self/ns/cgroup"])).trim(),
+      hostCgroupns,
+      "Docker's default on cgroup v1: the host's",
+    );
+    const own = await dockerOk(agent, [
+      "run",
+      "--rm",
+      "--cgroupns",
+      "private",
+      "busybox",
+      "sh",
+      "-c",
+      "readlink /proc/self/ns/cgroup; grep -v ':/$' /proc/self/cgroup | wc -l",
+    ]);
     const [ns, notRoot] = own.trim().split("\n");
     assert.notEqual(ns, hostCgroupns);
     assert.equal(notRoot, "0", "every hierarchy is rooted at the container's own cgroup");
   });
 
   test("--sysctl: namespaced parameters are set; others, and net.* with the host's network, are refused", async () => {
-    assert.equal(await dockerOk(agent, ["run", "--rm", "--sysctl", "net.ipv4.ip_forward=1", "--sysctl", "kernel.shmmni=1234", "busybox", "cat", "/proc/sys/net/ipv4/ip_forward", "/proc/sys/kernel/shmmni"]), "1\n1234\n");
+    assert.equal(
+      await dockerOk(agent, [
+        "run",
+        "--rm",
+        "--sysctl",
+        "net.ipv4.ip_forward=1",
+        "--sysctl",
+        "kernel.shmmni=1234",
+        "busybox",
+        "cat",
+        "/proc/sys/net/ipv4/ip_forward",
+        "/proc/sys/kernel/shmmni",
+      ]),
+      "1\n1234\n",
+    );
     // The docker CLI itself refuses what is not namespaced; other clients meet the agent's refusal.
     const vm = await api("POST", "/containers/create", { Image: "busybox", HostConfig: { Sysctls: { "vm.swappiness": "10" } } });
     assert.equal(vm.status, 400);

@@ -74,12 +74,18 @@ async function liveContainers(agent: AgentHandle): Promise<Map<string, LiveConta
   if (ids.length === 0) return out;
   const r = await docker(agent, ["inspect", ...ids]);
   // A container may exit between ps and inspect: inspect prints what it found.
-  const list = JSON.parse(r.stdout || "[]") as Array<{ Id: string; State: { Status: string }; NetworkSettings: { Networks: Record<string, { IPAddress: string }>; Ports: Record<string, Array<{ HostPort: string }> | null> } }>;
+  const list = JSON.parse(r.stdout || "[]") as Array<{
+    Id: string;
+    State: { Status: string };
+    NetworkSettings: { Networks: Record<string, { IPAddress: string }>; Ports: Record<string, Array<{ HostPort: string }> | null> };
+  }>;
   for (const c of list) {
     if (c.State.Status !== "running" && c.State.Status !== "paused") continue;
     out.set(c.Id, {
       id: c.Id,
-      ips: Object.values(c.NetworkSettings.Networks ?? {}).map((n) => n.IPAddress).filter(Boolean),
+      ips: Object.values(c.NetworkSettings.Networks ?? {})
+        .map((n) => n.IPAddress)
+        .filter(Boolean),
       hostPorts: Object.values(c.NetworkSettings.Ports ?? {}).flatMap((b) => (b ?? []).map((x) => Number(x.HostPort))),
     });
   }
@@ -156,7 +162,8 @@ async function leftovers(agent: AgentHandle, known: Iterable<string>): Promise<s
   for (const rule of save.split("\n").filter((l) => l.startsWith(`-A ${where.chainPrefix}-`))) {
     for (const m of rule.matchAll(/(?:--to-destination |-d |-s )(\d+\.\d+\.\d+\.\d+)(?:\/32)?\b/g)) {
       const ip = m[1]!;
-      if (inSubnet(ip, where.subnet) && !ip.endsWith(".0") && !liveIps.has(ip) && /--to-destination|\/32/.test(m[0])) problems.push(`iptables rule for ${ip}, no running container has it: ${rule}`);
+      if (inSubnet(ip, where.subnet) && !ip.endsWith(".0") && !liveIps.has(ip) && /--to-destination|\/32/.test(m[0]))
+        problems.push(`iptables rule for ${ip}, no running container has it: ${rule}`);
     }
     for (const m of rule.matchAll(/--dport (\d+)/g)) {
       if (!livePorts.has(Number(m[1]))) problems.push(`iptables rule for host port ${m[1]}, no running container publishes it: ${rule}`);
@@ -173,7 +180,9 @@ async function leftovers(agent: AgentHandle, known: Iterable<string>): Promise<s
   }
 
   // runc containers and monitors.
-  const runcList = JSON.parse((await execFileP("runc", ["--root", where.runcRoot, "list", "-f", "json"]).catch(() => ({ stdout: "null" }))).stdout || "null") as Array<{ id: string; status: string; pid: number }> | null;
+  const runcList = JSON.parse(
+    (await execFileP("runc", ["--root", where.runcRoot, "list", "-f", "json"]).catch(() => ({ stdout: "null" }))).stdout || "null",
+  ) as Array<{ id: string; status: string; pid: number }> | null;
   for (const r of runcList ?? []) {
     ids.add(r.id);
     if (!live.has(r.id)) problems.push(`runc container ${r.id.slice(0, 12)} (${r.status}, pid ${r.pid}) of a container that is not running`);
@@ -202,7 +211,16 @@ async function expectNoLeftovers(agent: AgentHandle, known: Iterable<string>, co
     await sleep(250);
     problems = await leftovers(agent, ids);
   }
-  assert.deepEqual(problems, [], `${context}: leftovers\n${problems.join("\n")}\nagent log tail:\n${agent.logs().split("\n").filter((l) => !l.includes('"level":20')).slice(-15).join("\n")}`);
+  assert.deepEqual(
+    problems,
+    [],
+    `${context}: leftovers\n${problems.join("\n")}\nagent log tail:\n${agent
+      .logs()
+      .split("\n")
+      .filter((l) => !l.includes('"level":20'))
+      .slice(-15)
+      .join("\n")}`,
+  );
 }
 
 // ─── a tap in front of the agent's socket ─────────────────────────────────────────────
@@ -273,22 +291,30 @@ async function startTap(agent: AgentHandle, dir: string): Promise<Tap> {
 }
 
 /** A raw Docker API call on the agent's socket: the status code and the JSON body. */
-function api(agent: AgentHandle, method: string, path: string, body?: unknown): Promise<{ status: number; json: { message?: string } & Record<string, unknown> }> {
+function api(
+  agent: AgentHandle,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; json: { message?: string } & Record<string, unknown> }> {
   return new Promise((resolve, reject) => {
     const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-    const req = request({ socketPath: agent.socket, method, path: `/v1.47${path}`, headers: data ? { "Content-Type": "application/json", "Content-Length": data.length } : {} }, (res) => {
-      let text = "";
-      res.on("data", (d: Buffer) => (text += d.toString()));
-      res.on("end", () => {
-        let json = {};
-        try {
-          json = text ? JSON.parse(text) : {};
-        } catch {
-          json = { message: text };
-        }
-        resolve({ status: res.statusCode ?? 0, json });
-      });
-    });
+    const req = request(
+      { socketPath: agent.socket, method, path: `/v1.47${path}`, headers: data ? { "Content-Type": "application/json", "Content-Length": data.length } : {} },
+      (res) => {
+        let text = "";
+        res.on("data", (d: Buffer) => (text += d.toString()));
+        res.on("end", () => {
+          let json = {};
+          try {
+            json = text ? JSON.parse(text) : {};
+          } catch {
+            json = { message: text };
+          }
+          resolve({ status: res.statusCode ?? 0, json });
+        });
+      },
+    );
     req.on("error", reject);
     req.end(data);
   });
@@ -343,7 +369,10 @@ describe("container faults, escapes and bad input through the docker CLI", () =>
       names.push(name);
       const port = await freePort();
       tap.killOn(line, delay);
-      const run = await docker(agent, ["run", "-d", "--name", name, "-p", `${port}:80`, "busybox", "httpd", "-f", "-p", "80", "-h", "/etc"], { env: { DOCKER_HOST: tap.dockerHost }, timeoutMs: 30_000 });
+      const run = await docker(agent, ["run", "-d", "--name", name, "-p", `${port}:80`, "busybox", "httpd", "-f", "-p", "80", "-h", "/etc"], {
+        env: { DOCKER_HOST: tap.dockerHost },
+        timeoutMs: 30_000,
+      });
       await tap.killed();
       assert.ok(agent.process.signalCode === "SIGKILL", `the agent was not killed (${line} +${delay} ms); run: ${run.code} ${run.stderr}`);
       await agent.restart();
@@ -370,7 +399,9 @@ describe("container faults, escapes and bad input through the docker CLI", () =>
       const name = uniq("midrm");
       names.push(name);
       const port = await freePort();
-      const id = (await dockerOk(agent, ["run", "-d", "--name", name, "-p", `${port}:80`, "-v", "/anon", "busybox", "httpd", "-f", "-p", "80", "-h", "/etc"])).trim();
+      const id = (
+        await dockerOk(agent, ["run", "-d", "--name", name, "-p", `${port}:80`, "-v", "/anon", "busybox", "httpd", "-f", "-p", "80", "-h", "/etc"])
+      ).trim();
       seenIds.add(id);
       tap.killOn(/^DELETE \/v[\d.]+\/containers\//, delay);
       const rmr = await docker(agent, ["rm", "-f", name], { env: { DOCKER_HOST: tap.dockerHost }, timeoutMs: 30_000 });
@@ -418,12 +449,21 @@ describe("container faults, escapes and bad input through the docker CLI", () =>
     assert.deepEqual(await allContainerIds(agent), []);
     await expectNoLeftovers(agent, seenIds, "after removing the 50");
     assert.equal((await execFileP("runc", ["--root", where.runcRoot, "list", "-q"])).stdout.trim(), "", "runc containers left");
-    assert.deepEqual((await conmons()).filter((c) => c.argv.includes(`--root=${where.runcRoot}`)).map((c) => c.pid), [], "conmon processes left");
+    assert.deepEqual(
+      (await conmons()).filter((c) => c.argv.includes(`--root=${where.runcRoot}`)).map((c) => c.pid),
+      [],
+      "conmon processes left",
+    );
     assert.deepEqual(await readdir(join(where.dataRoot, "network", "containers")), [], "address leases left");
-    assert.deepEqual((await readdir(join(where.dataRoot, "snapshots"))).filter((d) => d !== "tmp"), [], "snapshots left");
+    assert.deepEqual(
+      (await readdir(join(where.dataRoot, "snapshots"))).filter((d) => d !== "tmp"),
+      [],
+      "snapshots left",
+    );
     assert.deepEqual(await readdir(join(where.dataRoot, "containers")), [], "container directories left");
     for (const id of ids) {
-      for (const controller of ["memory", "pids", "cpu", "cpuacct", "freezer"]) assert.ok(!existsSync(`/sys/fs/cgroup/${controller}/berth/${id}`), `cgroup ${controller}/berth/${id} left`);
+      for (const controller of ["memory", "pids", "cpu", "cpuacct", "freezer"])
+        assert.ok(!existsSync(`/sys/fs/cgroup/${controller}/berth/${id}`), `cgroup ${controller}/berth/${id} left`);
     }
   });
 
@@ -465,7 +505,13 @@ describe("container faults, escapes and bad input through the docker CLI", () =>
       if (r.code !== 0) assert.match(r.stderr, /Error response from daemon|error|not a directory|no such file/i, `fd ${fd}`);
     }
     // docker run --rm removed the containers whose start failed (as Docker does).
-    assert.deepEqual((await dockerOk(agent, ["ps", "-a", "--format", "{{.Image}}"])).trim().split("\n").filter((i) => i.startsWith("evil-")), []);
+    assert.deepEqual(
+      (await dockerOk(agent, ["ps", "-a", "--format", "{{.Image}}"]))
+        .trim()
+        .split("\n")
+        .filter((i) => i.startsWith("evil-")),
+      [],
+    );
     const c = uniq("execfd");
     removeAfter(t, c);
     await dockerOk(agent, ["run", "-d", "--name", c, "busybox", "sleep", "300"]);
@@ -484,11 +530,19 @@ describe("container faults, escapes and bad input through the docker CLI", () =>
       await rm(join(rootfs, path), { recursive: true, force: true });
       await symlink(hostDir, join(rootfs, path));
       const image = await importDir(t, rootfs, ['CMD ["sh"]']);
-      const r = await docker(agent, ["run", "--rm", image, "sh", "-c", `ls /${path}/ >/dev/null; echo ok > /dev/null; ls /dev/null /proc/self/status /sys/kernel >/dev/null && echo fine`], { timeoutMs: 30_000 });
+      const r = await docker(
+        agent,
+        ["run", "--rm", image, "sh", "-c", `ls /${path}/ >/dev/null; echo ok > /dev/null; ls /dev/null /proc/self/status /sys/kernel >/dev/null && echo fine`],
+        { timeoutMs: 30_000 },
+      );
       assert.notEqual(r.code, -1, `/${path}: docker run --rm hung`);
       const tty = await docker(agent, ["run", "--rm", "-t", image, "true"], { timeoutMs: 30_000 });
       assert.notEqual(tty.code, -1, `/${path}: docker run --rm -t hung`);
-      assert.deepEqual(await readdir(hostDir), ["keep"], `/${path} -> ${hostDir}: the host directory was changed (run: ${r.code} ${r.stdout} ${r.stderr}; -t: ${tty.code} ${tty.stderr})`);
+      assert.deepEqual(
+        await readdir(hostDir),
+        ["keep"],
+        `/${path} -> ${hostDir}: the host directory was changed (run: ${r.code} ${r.stdout} ${r.stderr}; -t: ${tty.code} ${tty.stderr})`,
+      );
       assert.equal(await readFile(join(hostDir, "keep"), "utf8"), "host file\n");
       // Docker masks these paths with real directories: the container works.
       assert.equal(r.code, 0, `/${path}: ${r.stderr}`);
@@ -517,7 +571,25 @@ describe("container faults, escapes and bad input through the docker CLI", () =>
     t.after(async () => void (await docker(agent, ["volume", "rm", "-f", vol])));
     const c = uniq("evilmounts");
     removeAfter(t, c);
-    const r = await docker(agent, ["run", "--name", c, "-v", `${vol}:/vol`, "-v", `${bindSrc}:/bound`, "-v", `${join(bindSrc, "from-bind")}:/data/file-bind`, image, "sh", "-c", "cat /etc/hostname /bound/from-bind /data/file-bind; grep -q ip6-localhost /etc/hosts && echo hosts-ok; echo in-vol > /vol/x; echo in-data > /data/y"], { timeoutMs: 30_000 });
+    const r = await docker(
+      agent,
+      [
+        "run",
+        "--name",
+        c,
+        "-v",
+        `${vol}:/vol`,
+        "-v",
+        `${bindSrc}:/bound`,
+        "-v",
+        `${join(bindSrc, "from-bind")}:/data/file-bind`,
+        image,
+        "sh",
+        "-c",
+        "cat /etc/hostname /bound/from-bind /data/file-bind; grep -q ip6-localhost /etc/hosts && echo hosts-ok; echo in-vol > /vol/x; echo in-data > /data/y",
+      ],
+      { timeoutMs: 30_000 },
+    );
     assert.deepEqual(await readdir(hostDir), ["keep"], `the host directory was changed (run: ${r.code} ${r.stdout} ${r.stderr})`);
     assert.equal(r.code, 0, r.stderr);
     const id = (await dockerOk(agent, ["inspect", "--format", "{{.Id}}", c])).trim();
@@ -553,7 +625,9 @@ describe("container faults, escapes and bad input through the docker CLI", () =>
     removeAfter(t, name);
     const port = await freePort();
     const agentPid = agent.process.pid;
-    const id = (await dockerOk(agent, ["run", "-d", "--name", name, "-p", `${port}:80`, "-v", "/anon", "busybox", "httpd", "-f", "-p", "80", "-h", "/etc"])).trim();
+    const id = (
+      await dockerOk(agent, ["run", "-d", "--name", name, "-p", `${port}:80`, "-v", "/anon", "busybox", "httpd", "-f", "-p", "80", "-h", "/etc"])
+    ).trim();
     seenIds.add(id);
     const containerPid = Number((await dockerOk(agent, ["inspect", "--format", "{{.State.Pid}}", id])).trim());
     assert.ok(containerPid > 0 && (await processAlive(containerPid)));
@@ -569,7 +643,13 @@ describe("container faults, escapes and bad input through the docker CLI", () =>
       agent,
     );
     assert.match(status, /^Exited \(255\)/);
-    const state = JSON.parse(await dockerOk(agent, ["inspect", "--format", "{{json .State}}", id])) as { Status: string; ExitCode: number; Error: string; Running: boolean; Pid: number };
+    const state = JSON.parse(await dockerOk(agent, ["inspect", "--format", "{{json .State}}", id])) as {
+      Status: string;
+      ExitCode: number;
+      Error: string;
+      Running: boolean;
+      Pid: number;
+    };
     assert.equal(state.Status, "exited");
     assert.equal(state.ExitCode, 255);
     assert.equal(state.Running, false);
@@ -699,7 +779,12 @@ describe("container faults, escapes and bad input through the docker CLI", () =>
     // A name already taken: 409.
     r = await docker(agent, ["create", "--name", stopped, "busybox", "true"]);
     assert.equal(r.code, 1);
-    assert.match(r.stderr, new RegExp(`Conflict\\. The container name "/${stopped}" is already in use by container "${stoppedId}"\\. You have to remove \\(or rename\\) that container to be able to reuse that name\\.`));
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `Conflict\\. The container name "/${stopped}" is already in use by container "${stoppedId}"\\. You have to remove \\(or rename\\) that container to be able to reuse that name\\.`,
+      ),
+    );
     a = await api(agent, "POST", `/containers/create?name=${stopped}`, { Image: "busybox" });
     assert.equal(a.status, 409);
 

@@ -25,7 +25,10 @@ interface Health {
 
 /** `docker events` left running: what it printed so far, and a way to end it. */
 function eventsOf(target: CliTarget, args: string[]) {
-  const child = spawn("docker", ["events", ...args], { env: { ...process.env, DOCKER_HOST: target.dockerHost, DOCKER_CONFIG: target.dockerConfig }, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn("docker", ["events", ...args], {
+    env: { ...process.env, DOCKER_HOST: target.dockerHost, DOCKER_CONFIG: target.dockerConfig },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   let out = "";
   child.stdout.on("data", (d: Buffer) => (out += d.toString()));
   child.stderr.on("data", (d: Buffer) => (out += d.toString()));
@@ -41,14 +44,22 @@ function eventsOf(target: CliTarget, args: string[]) {
   };
 }
 
-const health = async (target: CliTarget, name: string): Promise<Health | null> => JSON.parse(await dockerCliOk(target, ["inspect", "--format", "{{json .State.Health}}", name])) as Health | null;
-const statusColumn = async (target: CliTarget, name: string) => (await dockerCliOk(target, ["ps", "-a", "--filter", `name=^${name}$`, "--format", "{{.Status}}"])).trim();
-const psNames = async (target: CliTarget, filter: string) => (await dockerCliOk(target, ["ps", "-a", "--filter", filter, "--format", "{{.Names}}"])).trim().split("\n").filter(Boolean);
+const health = async (target: CliTarget, name: string): Promise<Health | null> =>
+  JSON.parse(await dockerCliOk(target, ["inspect", "--format", "{{json .State.Health}}", name])) as Health | null;
+const statusColumn = async (target: CliTarget, name: string) =>
+  (await dockerCliOk(target, ["ps", "-a", "--filter", `name=^${name}$`, "--format", "{{.Status}}"])).trim();
+const psNames = async (target: CliTarget, filter: string) =>
+  (await dockerCliOk(target, ["ps", "-a", "--filter", filter, "--format", "{{.Names}}"])).trim().split("\n").filter(Boolean);
 const waitHealth = (target: CliTarget, name: string, status: string, ms = 30_000) =>
-  until(`${name} to be ${status}`, async () => {
-    const h = await health(target, name);
-    return h?.Status === status ? h : undefined;
-  }, ms, () => target.logs().split("\n").slice(-25).join("\n"));
+  until(
+    `${name} to be ${status}`,
+    async () => {
+      const h = await health(target, name);
+      return h?.Status === status ? h : undefined;
+    },
+    ms,
+    () => target.logs().split("\n").slice(-25).join("\n"),
+  );
 
 /**
  * The walk-through of the issue, on any engine; returns what a user sees, with times and
@@ -60,7 +71,23 @@ async function walkThrough(target: CliTarget, image: string) {
   const events = eventsOf(target, ["--filter", "event=health_status", "--filter", `container=${c}`, "--format", "{{.Action}}"]);
   try {
     await new Promise((r) => setTimeout(r, 300)); // the events stream is listening
-    await dockerCliOk(target, ["run", "-d", "--name", c, "--network", "none", "--health-cmd", "test -f /tmp/ok", "--health-interval", "1s", "--health-retries", "2", image, "sleep", "1000"]);
+    await dockerCliOk(target, [
+      "run",
+      "-d",
+      "--name",
+      c,
+      "--network",
+      "none",
+      "--health-cmd",
+      "test -f /tmp/ok",
+      "--health-interval",
+      "1s",
+      "--health-retries",
+      "2",
+      image,
+      "sleep",
+      "1000",
+    ]);
     await dockerCliOk(target, ["run", "-d", "--name", none, "--network", "none", "--no-healthcheck", image, "sleep", "1000"]);
     const seen: Record<string, unknown> = {};
     seen.initial = await health(target, c);
@@ -68,13 +95,23 @@ async function walkThrough(target: CliTarget, image: string) {
     seen.startingStatus = (await statusColumn(target, c)).replace(/^Up .+? \(/, "Up … (");
 
     const unhealthy = await waitHealth(target, c, "unhealthy");
-    seen.unhealthy = { Status: unhealthy.Status, FailingStreak: unhealthy.FailingStreak >= 2, keys: Object.keys(unhealthy).sort(), entryKeys: Object.keys(unhealthy.Log[0]!).sort(), entry: { ExitCode: unhealthy.Log[0]!.ExitCode, Output: unhealthy.Log[0]!.Output } };
+    seen.unhealthy = {
+      Status: unhealthy.Status,
+      FailingStreak: unhealthy.FailingStreak >= 2,
+      keys: Object.keys(unhealthy).sort(),
+      entryKeys: Object.keys(unhealthy.Log[0]!).sort(),
+      entry: { ExitCode: unhealthy.Log[0]!.ExitCode, Output: unhealthy.Log[0]!.Output },
+    };
     seen.unhealthyStatus = (await statusColumn(target, c)).replace(/^Up .+? \(/, "Up … (");
     seen.filterUnhealthy = (await psNames(target, "health=unhealthy")).includes(c);
 
     await dockerCliOk(target, ["exec", c, "touch", "/tmp/ok"]);
     const healthy = await waitHealth(target, c, "healthy");
-    seen.healthy = { Status: healthy.Status, FailingStreak: healthy.FailingStreak, last: { ExitCode: healthy.Log.at(-1)!.ExitCode, Output: healthy.Log.at(-1)!.Output } };
+    seen.healthy = {
+      Status: healthy.Status,
+      FailingStreak: healthy.FailingStreak,
+      last: { ExitCode: healthy.Log.at(-1)!.ExitCode, Output: healthy.Log.at(-1)!.Output },
+    };
     seen.healthyStatus = (await statusColumn(target, c)).replace(/^Up .+? \(/, "Up … (");
     seen.filters = {
       healthy: (await psNames(target, "health=healthy")).filter((n) => n === c || n === none),
@@ -82,7 +119,11 @@ async function walkThrough(target: CliTarget, image: string) {
       none: (await psNames(target, "health=none")).filter((n) => n === c || n === none),
     };
     seen.badFilter = (await dockerCli(target, ["ps", "--filter", "health=fine"])).stderr.trim();
-    seen.noCheck = { health: await health(target, none), config: JSON.parse(await dockerCliOk(target, ["inspect", "--format", "{{json .Config.Healthcheck}}", none])), status: (await statusColumn(target, none)).replace(/^Up .+$/, "Up …") };
+    seen.noCheck = {
+      health: await health(target, none),
+      config: JSON.parse(await dockerCliOk(target, ["inspect", "--format", "{{json .Config.Healthcheck}}", none])),
+      status: (await statusColumn(target, none)).replace(/^Up .+$/, "Up …"),
+    };
 
     // Paused: no checks, and Docker calls the container unhealthy until a check passes after the unpause.
     await dockerCliOk(target, ["pause", c]);
@@ -121,7 +162,13 @@ describe("container health checks through the docker CLI", () => {
     assert.deepEqual(seen.initial, { Status: "starting", FailingStreak: 0, Log: [] });
     assert.deepEqual(seen.config, { Test: ["CMD-SHELL", "test -f /tmp/ok"], Interval: 1_000_000_000, Retries: 2 });
     assert.equal(seen.startingStatus, "Up … (health: starting)");
-    assert.deepEqual(seen.unhealthy, { Status: "unhealthy", FailingStreak: true, keys: ["FailingStreak", "Log", "Status"], entryKeys: ["End", "ExitCode", "Output", "Start"], entry: { ExitCode: 1, Output: "" } });
+    assert.deepEqual(seen.unhealthy, {
+      Status: "unhealthy",
+      FailingStreak: true,
+      keys: ["FailingStreak", "Log", "Status"],
+      entryKeys: ["End", "ExitCode", "Output", "Start"],
+      entry: { ExitCode: 1, Output: "" },
+    });
     assert.equal(seen.unhealthyStatus, "Up … (unhealthy)");
     assert.equal(seen.filterUnhealthy, true);
     assert.deepEqual(seen.healthy, { Status: "healthy", FailingStreak: 0, last: { ExitCode: 0, Output: "" } });
@@ -140,7 +187,25 @@ describe("container health checks through the docker CLI", () => {
   test("a check that outlives --health-timeout is killed, counts as a failure, and leaves no process behind", async (t) => {
     const c = uniq("slow");
     removeAfter(t, c);
-    await dockerOk(bb.agent, ["run", "-d", "--name", c, "--network", "none", "--health-cmd", "sleep 100; echo never", "--health-timeout", "1s", "--health-interval", "2s", "--health-retries", "1", "busybox", "sleep", "1000"]);
+    await dockerOk(bb.agent, [
+      "run",
+      "-d",
+      "--name",
+      c,
+      "--network",
+      "none",
+      "--health-cmd",
+      "sleep 100; echo never",
+      "--health-timeout",
+      "1s",
+      "--health-interval",
+      "2s",
+      "--health-retries",
+      "1",
+      "busybox",
+      "sleep",
+      "1000",
+    ]);
     const h = await waitHealth(bb.agent, c, "unhealthy");
     assert.deepEqual({ ExitCode: h.Log[0]!.ExitCode, Output: h.Log[0]!.Output }, { ExitCode: -1, Output: "Health check exceeded timeout (1s)" });
     const took = Date.parse(h.Log[0]!.End) - Date.parse(h.Log[0]!.Start);
@@ -156,14 +221,35 @@ describe("container health checks through the docker CLI", () => {
     assert.match(top, /sleep 1000/);
   });
 
-  test("a probe's output is kept up to 4 KiB, then \"...\"; the log keeps the last five results", async (t) => {
+  test('a probe\'s output is kept up to 4 KiB, then "..."; the log keeps the last five results', async (t) => {
     const c = uniq("chatty");
     removeAfter(t, c);
-    await dockerOk(bb.agent, ["run", "-d", "--name", c, "--network", "none", "--health-cmd", "head -c 5000 /dev/zero | tr '\\0' a; echo; exit 1", "--health-interval", "1s", "--health-retries", "100", "busybox", "sleep", "1000"]);
-    const h = await until("six results", async () => {
-      const x = (await health(bb.agent, c))!;
-      return x.FailingStreak >= 6 ? x : undefined;
-    }, 30_000, bb.agent);
+    await dockerOk(bb.agent, [
+      "run",
+      "-d",
+      "--name",
+      c,
+      "--network",
+      "none",
+      "--health-cmd",
+      "head -c 5000 /dev/zero | tr '\\0' a; echo; exit 1",
+      "--health-interval",
+      "1s",
+      "--health-retries",
+      "100",
+      "busybox",
+      "sleep",
+      "1000",
+    ]);
+    const h = await until(
+      "six results",
+      async () => {
+        const x = (await health(bb.agent, c))!;
+        return x.FailingStreak >= 6 ? x : undefined;
+      },
+      30_000,
+      bb.agent,
+    );
     assert.equal(h.Log.length, 5);
     assert.equal(h.Log[0]!.Output.length, 4099);
     assert.match(h.Log[0]!.Output, /^a{4096}\.\.\.$/);
@@ -173,11 +259,34 @@ describe("container health checks through the docker CLI", () => {
   test("--health-start-period: failures before it ends do not count", async (t) => {
     const c = uniq("slowstart");
     removeAfter(t, c);
-    await dockerOk(bb.agent, ["run", "-d", "--name", c, "--network", "none", "--health-cmd", "false", "--health-interval", "1s", "--health-retries", "1", "--health-start-period", "4s", "busybox", "sleep", "1000"]);
-    const early = await until("a first result", async () => {
-      const x = (await health(bb.agent, c))!;
-      return x.Log.length >= 1 ? x : undefined;
-    }, 10_000, bb.agent);
+    await dockerOk(bb.agent, [
+      "run",
+      "-d",
+      "--name",
+      c,
+      "--network",
+      "none",
+      "--health-cmd",
+      "false",
+      "--health-interval",
+      "1s",
+      "--health-retries",
+      "1",
+      "--health-start-period",
+      "4s",
+      "busybox",
+      "sleep",
+      "1000",
+    ]);
+    const early = await until(
+      "a first result",
+      async () => {
+        const x = (await health(bb.agent, c))!;
+        return x.Log.length >= 1 ? x : undefined;
+      },
+      10_000,
+      bb.agent,
+    );
     assert.deepEqual({ Status: early.Status, FailingStreak: early.FailingStreak }, { Status: "starting", FailingStreak: 0 });
     const late = await waitHealth(bb.agent, c, "unhealthy");
     const started = Date.parse((await dockerOk(bb.agent, ["inspect", "--format", "{{.State.StartedAt}}", c])).trim());
@@ -211,7 +320,23 @@ describe("container health checks through the docker CLI", () => {
   test("an agent that stops kills the probe under way: nothing of it is left in the container", async (t) => {
     const c = uniq("orphan");
     removeAfter(t, c);
-    await dockerOk(bb.agent, ["run", "-d", "--name", c, "--network", "none", "--health-cmd", "sleep 100; echo never", "--health-interval", "3s", "--health-timeout", "60s", "busybox", "sleep", "1000"]);
+    await dockerOk(bb.agent, [
+      "run",
+      "-d",
+      "--name",
+      c,
+      "--network",
+      "none",
+      "--health-cmd",
+      "sleep 100; echo never",
+      "--health-interval",
+      "3s",
+      "--health-timeout",
+      "60s",
+      "busybox",
+      "sleep",
+      "1000",
+    ]);
     await until("a probe in docker top", async () => /sleep 100$/m.test(await dockerOk(bb.agent, ["top", c])), 15_000, bb.agent, 50);
     await bb.agent.restart();
     // The restarted agent's first probe is an interval (3 s) away.
@@ -220,10 +345,27 @@ describe("container health checks through the docker CLI", () => {
     assert.equal((await health(bb.agent, c))!.Status, "starting");
   });
 
-  test("the checks go on after the agent restarts (from \"starting\", as Docker after a daemon restart)", async (t) => {
+  test('the checks go on after the agent restarts (from "starting", as Docker after a daemon restart)', async (t) => {
     const c = uniq("survivor");
     removeAfter(t, c);
-    await dockerOk(bb.agent, ["run", "-d", "--name", c, "--network", "none", "--health-cmd", "test -f /tmp/ok", "--health-interval", "1s", "--health-retries", "1", "busybox", "sh", "-c", "touch /tmp/ok; exec sleep 1000"]);
+    await dockerOk(bb.agent, [
+      "run",
+      "-d",
+      "--name",
+      c,
+      "--network",
+      "none",
+      "--health-cmd",
+      "test -f /tmp/ok",
+      "--health-interval",
+      "1s",
+      "--health-retries",
+      "1",
+      "busybox",
+      "sh",
+      "-c",
+      "touch /tmp/ok; exec sleep 1000",
+    ]);
     await waitHealth(bb.agent, c, "healthy");
     await bb.agent.restart();
     const after = (await health(bb.agent, c))!;

@@ -26,7 +26,10 @@ const uniq = (prefix: string) => `${prefix}-${randomBytes(3).toString("hex")}`;
 
 /** A docker CLI process left running (attach, events, streaming stats): its output so far, and a way to end it. */
 function dockerBackground(agent: AgentHandle, args: string[]) {
-  const child = spawn("docker", args, { env: { ...process.env, DOCKER_HOST: agent.dockerHost, DOCKER_CONFIG: agent.dockerConfig, DOCKER_CLI_HINTS: "false" }, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn("docker", args, {
+    env: { ...process.env, DOCKER_HOST: agent.dockerHost, DOCKER_CONFIG: agent.dockerConfig, DOCKER_CLI_HINTS: "false" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   let stdout = "";
   let stderr = "";
   child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
@@ -54,7 +57,8 @@ describe("containers through the docker CLI: run flags, commands, volumes and ne
   /** Registers the removal of containers (with their anonymous volumes) for the end of the test. */
   const removeAfter = (t: TestContext, ...names: string[]) => t.after(async () => void (await docker(agent, ["rm", "-fv", ...names])));
   const inspect = async (name: string, format: string) => (await dockerOk(agent, ["inspect", "--format", format, name])).trim();
-  const waitStatus = (name: string, status: string, ms = 10_000) => poll(async () => (await docker(agent, ["inspect", "--format", "{{.State.Status}}", name])).stdout.trim() === status, ms);
+  const waitStatus = (name: string, status: string, ms = 10_000) =>
+    poll(async () => (await docker(agent, ["inspect", "--format", "{{.State.Status}}", name])).stdout.trim() === status, ms);
 
   let suite: BusyboxAgent | undefined;
   before(async () => void ({ agent, work } = suite = await startBusyboxAgent("containers-more")));
@@ -65,7 +69,9 @@ describe("containers through the docker CLI: run flags, commands, volumes and ne
   test("run -e and --env-file: values, comments skipped, a bare name taken from the client's environment, -e wins", async () => {
     const envFile = join(work, "env.list");
     await writeFile(envFile, "A=1\n# a comment\nB=two words\nFROM_CLIENT\nX=from-file\n");
-    const out = await docker(agent, ["run", "--rm", "--env-file", envFile, "-e", "X=from-flag", "-e", "Y=", "busybox", "env"], { env: { FROM_CLIENT: "client-value" } });
+    const out = await docker(agent, ["run", "--rm", "--env-file", envFile, "-e", "X=from-flag", "-e", "Y=", "busybox", "env"], {
+      env: { FROM_CLIENT: "client-value" },
+    });
     assert.equal(out.code, 0, out.stderr);
     const env = out.stdout.split("\n");
     assert.ok(env.includes("A=1"), out.stdout);
@@ -74,22 +80,31 @@ describe("containers through the docker CLI: run flags, commands, volumes and ne
     assert.ok(env.includes("X=from-flag"), out.stdout);
     assert.ok(!env.includes("X=from-file"), out.stdout);
     assert.ok(env.includes("Y="), out.stdout);
-    assert.ok(env.some((e) => e.startsWith("PATH=/usr/local/sbin:")), out.stdout);
+    assert.ok(
+      env.some((e) => e.startsWith("PATH=/usr/local/sbin:")),
+      out.stdout,
+    );
     assert.ok(!env.some((e) => e.startsWith("#")), out.stdout);
   });
 
   test("run -w: the working directory, created when missing", async () => {
-    assert.equal(await dockerOk(agent, ["run", "--rm", "-w", "/new/deep/dir", "busybox", "sh", "-c", "pwd; test -d /new/deep/dir && echo isdir"]), "/new/deep/dir\nisdir\n");
+    assert.equal(
+      await dockerOk(agent, ["run", "--rm", "-w", "/new/deep/dir", "busybox", "sh", "-c", "pwd; test -d /new/deep/dir && echo isdir"]),
+      "/new/deep/dir\nisdir\n",
+    );
     assert.equal(await dockerOk(agent, ["run", "--rm", "-w", "/etc", "busybox", "pwd"]), "/etc\n");
     const rel = await docker(agent, ["run", "--rm", "-w", "relative", "busybox", "pwd"]);
     assert.notEqual(rel.code, 0);
     assert.match(rel.stderr, /the working directory 'relative' is invalid, it needs to be an absolute path/);
   });
 
-  test("run -u: a user name and a uid:gid, checked with id", async () => {
-    assert.equal(await dockerOk(agent, ["run", "--rm", "-u", "nobody", "busybox", "id"]), "uid=65534(nobody) gid=65534(nobody)\n");
-    assert.equal(await dockerOk(agent, ["run", "--rm", "-u", "1234:5678", "busybox", "id"]), "uid=1234 gid=5678\n");
-    assert.equal(await dockerOk(agent, ["run", "--rm", "-u", "nobody", "-w", "/made/for/nobody", "busybox", "sh", "-c", "id -u; pwd"]), "65534\n/made/for/nobody\n");
+  test("run -u: a user name and a uid:gid, checked with id (the primary group among the supplementary ones, as Docker since 20.10.18)", async () => {
+    assert.equal(await dockerOk(agent, ["run", "--rm", "-u", "nobody", "busybox", "id"]), "uid=65534(nobody) gid=65534(nobody) groups=65534(nobody)\n");
+    assert.equal(await dockerOk(agent, ["run", "--rm", "-u", "1234:5678", "busybox", "id"]), "uid=1234 gid=5678 groups=5678\n");
+    assert.equal(
+      await dockerOk(agent, ["run", "--rm", "-u", "nobody", "-w", "/made/for/nobody", "busybox", "sh", "-c", "id -u; pwd"]),
+      "65534\n/made/for/nobody\n",
+    );
     const unknown = await docker(agent, ["run", "--rm", "-u", "no-such-user", "busybox", "id"]);
     assert.notEqual(unknown.code, 0);
     assert.match(unknown.stderr, /unable to find user no-such-user: no matching entries in passwd file/);
@@ -102,13 +117,15 @@ describe("containers through the docker CLI: run flags, commands, volumes and ne
     const out = await dockerOk(agent, ["run", "--name", named, "--hostname", "myhost", "busybox", "sh", "-c", "hostname; cat /etc/hostname; echo $HOSTNAME"]);
     assert.equal(out, "myhost\nmyhost\nmyhost\n");
     assert.equal(await inspect(named, "{{.Config.Hostname}}"), "myhost");
-    const id = (await dockerOk(agent, ["run", "-d", "--name", dflt, "busybox", "sh", "-c", "hostname; cat /etc/hostname; grep -c \"$(hostname)\" /etc/hosts"])).trim();
+    const id = (
+      await dockerOk(agent, ["run", "-d", "--name", dflt, "busybox", "sh", "-c", 'hostname; cat /etc/hostname; grep -c "$(hostname)" /etc/hosts'])
+    ).trim();
     assert.equal((await dockerOk(agent, ["wait", dflt])).trim(), "0");
     assert.equal(await dockerOk(agent, ["logs", dflt]), `${id.slice(0, 12)}\n${id.slice(0, 12)}\n1\n`);
     assert.equal(await inspect(dflt, "{{.Config.Hostname}}"), id.slice(0, 12));
   });
 
-  test("run --entrypoint: overrides the image's, and \"\" clears it", async (t) => {
+  test('run --entrypoint: overrides the image\'s, and "" clears it', async (t) => {
     const src = uniq("epsrc");
     const image = uniq("epimg");
     removeAfter(t, src);
@@ -136,13 +153,14 @@ describe("containers through the docker CLI: run flags, commands, volumes and ne
     removeAfter(t, a, b);
     await dockerOk(agent, ["run", "-d", "--name", a, "--label", "team=blue", "--label", "solo", "busybox", "sleep", "60"]);
     await dockerOk(agent, ["run", "-d", "--name", b, "--label", "team=red", "busybox", "sleep", "60"]);
-    const names = async (...filters: string[]) => (await dockerOk(agent, ["ps", ...filters.flatMap((f) => ["--filter", f]), "--format", "{{.Names}}"])).trim().split("\n").filter(Boolean).sort();
+    const names = async (...filters: string[]) =>
+      (await dockerOk(agent, ["ps", ...filters.flatMap((f) => ["--filter", f]), "--format", "{{.Names}}"])).trim().split("\n").filter(Boolean).sort();
     assert.deepEqual(await names("label=team=blue"), [a]);
     assert.deepEqual(await names("label=team"), [a, b].sort());
     assert.deepEqual(await names("label=solo"), [a]);
     assert.deepEqual(await names("label=team=green"), []);
     assert.deepEqual(await names("label=team", "label=solo"), [a]);
-    assert.equal(await inspect(a, "{{index .Config.Labels \"team\"}}"), "blue");
+    assert.equal(await inspect(a, '{{index .Config.Labels "team"}}'), "blue");
     assert.equal((await dockerOk(agent, ["ps", "--filter", `name=${a}`, "--format", '{{.Label "team"}}'])).trim(), "blue");
   });
 
@@ -163,7 +181,12 @@ describe("containers through the docker CLI: run flags, commands, volumes and ne
     assert.ok(hostPort >= 1024, port);
     assert.equal((await dockerOk(agent, ["port", web, "8080"])).trim().split("\n")[0], `0.0.0.0:${hostPort}`);
     assert.match(await dockerOk(agent, ["ps", "--filter", `name=${web}`, "--format", "{{.Ports}}"]), new RegExp(`0\\.0\\.0\\.0:${hostPort}->8080/tcp`));
-    const body = await poll(() => fetch(`http://127.0.0.1:${hostPort}/passwd`).then((r) => r.text(), () => ""));
+    const body = await poll(() =>
+      fetch(`http://127.0.0.1:${hostPort}/passwd`).then(
+        (r) => r.text(),
+        () => "",
+      ),
+    );
     assert.match(body, /^root:/);
     assert.equal(await inspect(web, "{{json .NetworkSettings.Ports}}"), `{"8080/tcp":[{"HostIp":"0.0.0.0","HostPort":"${hostPort}"}]}`);
   });
@@ -174,7 +197,12 @@ describe("containers through the docker CLI: run flags, commands, volumes and ne
     const port = await freePort();
     await dockerOk(agent, ["run", "-d", "--name", web, "-p", `127.0.0.1:${port}:80`, "busybox", "httpd", "-f", "-p", "80", "-h", "/etc"]);
     assert.equal((await dockerOk(agent, ["port", web])).trim(), `80/tcp -> 127.0.0.1:${port}`);
-    const body = await poll(() => fetch(`http://127.0.0.1:${port}/passwd`).then((r) => r.text(), () => ""));
+    const body = await poll(() =>
+      fetch(`http://127.0.0.1:${port}/passwd`).then(
+        (r) => r.text(),
+        () => "",
+      ),
+    );
     assert.match(body, /^root:/);
     // Another container reaches the host through the bridge's gateway: the port is not there.
     const gateway = (await dockerOk(agent, ["network", "inspect", "--format", "{{range .IPAM.Config}}{{.Gateway}}{{end}}", "bridge"])).trim();
@@ -191,8 +219,27 @@ describe("containers through the docker CLI: run flags, commands, volumes and ne
     removeAfter(t, udp);
     const port = await freePort();
     // busybox's nc has no -u here: the server is the host's perl, run from the host's /usr mounted read-only.
-    const server = '$|=1; my $s = IO::Socket::INET->new(LocalPort => 9999, Proto => "udp") or die "socket: $!"; print "listening\\n"; while (1) { $s->recv(my $d, 1000); print "got: $d"; }';
-    await dockerOk(agent, ["run", "-d", "--name", udp, "-p", `${port}:9999/udp`, "-v", "/usr:/usr:ro", "-v", "/usr/lib:/lib:ro", "-v", "/usr/lib64:/lib64:ro", "busybox", "/usr/bin/perl", "-MIO::Socket::INET", "-e", server]);
+    const server =
+      '$|=1; my $s = IO::Socket::INET->new(LocalPort => 9999, Proto => "udp") or die "socket: $!"; print "listening\\n"; while (1) { $s->recv(my $d, 1000); print "got: $d"; }';
+    await dockerOk(agent, [
+      "run",
+      "-d",
+      "--name",
+      udp,
+      "-p",
+      `${port}:9999/udp`,
+      "-v",
+      "/usr:/usr:ro",
+      "-v",
+      "/usr/lib:/lib:ro",
+      "-v",
+      "/usr/lib64:/lib64:ro",
+      "busybox",
+      "/usr/bin/perl",
+      "-MIO::Socket::INET",
+      "-e",
+      server,
+    ]);
     assert.equal((await dockerOk(agent, ["port", udp])).trim(), `9999/udp -> 0.0.0.0:${port}`);
     assert.ok(await poll(async () => (await dockerOk(agent, ["logs", udp])).includes("listening")), await dockerOk(agent, ["logs", udp]));
     const send = (msg: string) =>
@@ -204,10 +251,14 @@ describe("containers through the docker CLI: run flags, commands, volumes and ne
           else resolve();
         });
       });
-    const got = await poll(async () => {
-      await send("hello over udp\n");
-      return (await dockerOk(agent, ["logs", udp])).includes("got: hello over udp");
-    }, 10_000, 300);
+    const got = await poll(
+      async () => {
+        await send("hello over udp\n");
+        return (await dockerOk(agent, ["logs", udp])).includes("got: hello over udp");
+      },
+      10_000,
+      300,
+    );
     assert.ok(got, await dockerOk(agent, ["logs", udp]));
     assert.match(await dockerOk(agent, ["ps", "--filter", `name=${udp}`, "--format", "{{.Ports}}"]), new RegExp(`0\\.0\\.0\\.0:${port}->9999/udp`));
   });
@@ -216,7 +267,10 @@ describe("containers through the docker CLI: run flags, commands, volumes and ne
     const c = uniq("onfail");
     removeAfter(t, c);
     await dockerOk(agent, ["run", "-d", "--name", c, "--restart", "on-failure:2", "busybox", "sh", "-c", "echo run; exit 1"]);
-    assert.ok(await poll(async () => (await inspect(c, "{{.State.Status}} {{.RestartCount}}")) === "exited 2", 15_000), await inspect(c, "{{.State.Status}} {{.RestartCount}}"));
+    assert.ok(
+      await poll(async () => (await inspect(c, "{{.State.Status}} {{.RestartCount}}")) === "exited 2", 15_000),
+      await inspect(c, "{{.State.Status}} {{.RestartCount}}"),
+    );
     await sleep(1500);
     assert.equal(await inspect(c, "{{.State.Status}} {{.RestartCount}} {{.State.ExitCode}}"), "exited 2 1");
     assert.equal(await dockerOk(agent, ["logs", c]), "run\nrun\nrun\n");
@@ -271,7 +325,9 @@ describe("containers through the docker CLI: run flags, commands, volumes and ne
   test("--memory, --cpus, --pids-limit are in inspect .HostConfig and the cgroups; --cpus 0.5 holds a busy loop to at most half a core", async (t) => {
     const c = uniq("limits");
     removeAfter(t, c);
-    const id = (await dockerOk(agent, ["run", "-d", "--name", c, "--memory", "64m", "--cpus", "0.5", "--pids-limit", "50", "busybox", "sh", "-c", "while :; do :; done"])).trim();
+    const id = (
+      await dockerOk(agent, ["run", "-d", "--name", c, "--memory", "64m", "--cpus", "0.5", "--pids-limit", "50", "busybox", "sh", "-c", "while :; do :; done"])
+    ).trim();
     assert.equal(await inspect(c, "{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}} {{.HostConfig.PidsLimit}}"), "67108864 500000000 50");
     const cg = (controller: string, file: string) => readFile(`/sys/fs/cgroup/${controller}/berth/${id}/${file}`, "utf8").then((s) => s.trim());
     assert.equal(await cg("memory", "memory.limit_in_bytes"), "67108864");
@@ -301,7 +357,13 @@ describe("containers through the docker CLI: run flags, commands, volumes and ne
     removeAfter(t, none);
     await dockerOk(agent, ["run", "-d", "--name", none, "--network", "none", "busybox", "sleep", "60"]);
     const links = await dockerOk(agent, ["exec", none, "ip", "-o", "link"]);
-    assert.deepEqual(links.trim().split("\n").map((l) => l.split(":")[1]!.trim()), ["lo"]);
+    assert.deepEqual(
+      links
+        .trim()
+        .split("\n")
+        .map((l) => l.split(":")[1]!.trim()),
+      ["lo"],
+    );
     assert.equal(await inspect(none, "{{.HostConfig.NetworkMode}} [{{.NetworkSettings.IPAddress}}]"), "none []");
     const hostLinks = await dockerOk(agent, ["run", "--rm", "--network", "host", "busybox", "ip", "-o", "link"]);
     const bridge = agent.process.spawnargs[agent.process.spawnargs.indexOf("--bridge") + 1]!;
@@ -311,7 +373,12 @@ describe("containers through the docker CLI: run flags, commands, volumes and ne
     const web = uniq("nethost");
     removeAfter(t, web);
     await dockerOk(agent, ["run", "-d", "--name", web, "--network", "host", "busybox", "httpd", "-f", "-p", `127.0.0.1:${port}`, "-h", "/etc"]);
-    const body = await poll(() => fetch(`http://127.0.0.1:${port}/passwd`).then((r) => r.text(), () => ""));
+    const body = await poll(() =>
+      fetch(`http://127.0.0.1:${port}/passwd`).then(
+        (r) => r.text(),
+        () => "",
+      ),
+    );
     assert.match(body, /^root:/);
   });
 
@@ -342,7 +409,16 @@ describe("containers through the docker CLI: run flags, commands, volumes and ne
   test("attach to a running container prints its output and returns its exit code", async (t) => {
     const c = uniq("attach");
     removeAfter(t, c);
-    await dockerOk(agent, ["run", "-d", "--name", c, "busybox", "sh", "-c", "echo before-attach; while [ ! -f /go ]; do sleep 0.1; done; for i in 1 2 3; do echo tick $i; done; echo oops >&2; exit 3"]);
+    await dockerOk(agent, [
+      "run",
+      "-d",
+      "--name",
+      c,
+      "busybox",
+      "sh",
+      "-c",
+      "echo before-attach; while [ ! -f /go ]; do sleep 0.1; done; for i in 1 2 3; do echo tick $i; done; echo oops >&2; exit 3",
+    ]);
     const att = dockerBackground(agent, ["attach", "--sig-proxy=false", c]);
     t.after(() => att.kill());
     await sleep(1000);
@@ -386,7 +462,10 @@ describe("containers through the docker CLI: run flags, commands, volumes and ne
     const [header, ...rows] = top.trim().split("\n");
     assert.match(header!, /^UID\s+PID\s+PPID\s+C\s+STIME\s+TTY\s+TIME\s+CMD$/);
     assert.equal(rows.length, 3, top);
-    assert.ok(rows.some((r) => r.split(/\s+/)[1] === pid && /sh -c sleep 301 & sleep 302 & wait$/.test(r)), top);
+    assert.ok(
+      rows.some((r) => r.split(/\s+/)[1] === pid && /sh -c sleep 301 & sleep 302 & wait$/.test(r)),
+      top,
+    );
     const custom = await dockerOk(agent, ["top", c, "-o", "pid,comm"]);
     assert.match(custom, /^PID\s+COMMAND\n/);
     assert.equal(custom.trim().split("\n").length, 4, custom);
@@ -444,7 +523,9 @@ describe("containers through the docker CLI: run flags, commands, volumes and ne
     // Also to stdout, from a stopped container.
     await dockerOk(agent, ["stop", "-t", "0", c]);
     const r = await new Promise<number>((resolve) => {
-      const child = spawn("sh", ["-c", `docker export ${c} | tar -t | grep -c -e '^\\(\\./\\)\\?root/written.txt$' -e '^\\(\\./\\)\\?bin/busybox$'`], { env: { ...process.env, DOCKER_HOST: agent.dockerHost, DOCKER_CONFIG: agent.dockerConfig } });
+      const child = spawn("sh", ["-c", `docker export ${c} | tar -t | grep -c -e '^\\(\\./\\)\\?root/written.txt$' -e '^\\(\\./\\)\\?bin/busybox$'`], {
+        env: { ...process.env, DOCKER_HOST: agent.dockerHost, DOCKER_CONFIG: agent.dockerConfig },
+      });
       let out = "";
       child.stdout.on("data", (d: Buffer) => (out += d.toString()));
       child.once("close", () => resolve(Number(out.trim())));
@@ -474,7 +555,11 @@ describe("containers through the docker CLI: run flags, commands, volumes and ne
     const names = [uniq("psa"), uniq("psb"), uniq("psc")];
     removeAfter(t, ...names);
     const ids: string[] = [];
-    ids.push((await dockerOk(agent, ["run", "-d", "--name", names[0]!, "busybox", "sh", "-c", "dd if=/dev/zero of=/big bs=1024 count=1024 2>/dev/null; sleep 300"])).trim());
+    ids.push(
+      (
+        await dockerOk(agent, ["run", "-d", "--name", names[0]!, "busybox", "sh", "-c", "dd if=/dev/zero of=/big bs=1024 count=1024 2>/dev/null; sleep 300"])
+      ).trim(),
+    );
     await sleep(1100); // creation times one second apart: ps sorts by them
     ids.push((await dockerOk(agent, ["create", "--name", names[1]!, "busybox", "true"])).trim());
     await sleep(1100);
@@ -493,13 +578,23 @@ describe("containers through the docker CLI: run flags, commands, volumes and ne
     assert.match(table.split("\n")[0]!, /NAMES\s+SIZE$/);
     const custom = await dockerOk(agent, ["ps", "-a", "--filter", `name=${names[2]}`, "--format", "{{.ID}} {{.Image}} {{.Command}} {{.Status}} {{.Names}}"]);
     assert.match(custom, new RegExp(`^${short[2]} busybox "true" Exited \\(0\\) .* ago ${names[2]}\\n$`));
-    const json = JSON.parse((await dockerOk(agent, ["ps", "-a", "--filter", `name=${names[1]}`, "--format", "json"])).trim()) as { Names: string; State: string; ID: string };
+    const json = JSON.parse((await dockerOk(agent, ["ps", "-a", "--filter", `name=${names[1]}`, "--format", "json"])).trim()) as {
+      Names: string;
+      State: string;
+      ID: string;
+    };
     assert.deepEqual([json.Names, json.State, json.ID], [names[1], "created", short[1]]);
   });
 
   test("ps --filter status=, name=, ancestor= and label=", async (t) => {
     const tag = randomBytes(3).toString("hex");
-    const n = { created: `flt-created-${tag}`, running: `flt-running-${tag}`, paused: `flt-paused-${tag}`, exited: `flt-exited-${tag}`, child: `flt-child-${tag}` };
+    const n = {
+      created: `flt-created-${tag}`,
+      running: `flt-running-${tag}`,
+      paused: `flt-paused-${tag}`,
+      exited: `flt-exited-${tag}`,
+      child: `flt-child-${tag}`,
+    };
     const childImage = `fltchild-${tag}`;
     removeAfter(t, ...Object.values(n));
     t.after(async () => void (await docker(agent, ["rmi", "-f", childImage])));
@@ -511,7 +606,12 @@ describe("containers through the docker CLI: run flags, commands, volumes and ne
     await dockerOk(agent, ["commit", n.created, childImage]);
     await dockerOk(agent, ["run", "-d", "--name", n.child, childImage, "sleep", "300"]);
     // Several name= filters are alternatives (as in Docker): this test's containers are picked out afterwards.
-    const ps = async (...filters: string[]) => (await dockerOk(agent, ["ps", "-a", ...filters.flatMap((f) => ["--filter", f]), "--format", "{{.Names}}"])).trim().split("\n").filter((x) => x.endsWith(tag)).sort();
+    const ps = async (...filters: string[]) =>
+      (await dockerOk(agent, ["ps", "-a", ...filters.flatMap((f) => ["--filter", f]), "--format", "{{.Names}}"]))
+        .trim()
+        .split("\n")
+        .filter((x) => x.endsWith(tag))
+        .sort();
     assert.deepEqual(await ps("status=created"), [n.created]);
     assert.deepEqual(await ps("status=running"), [n.child, n.running].sort());
     assert.deepEqual(await ps("status=paused"), [n.paused]);
@@ -566,7 +666,10 @@ describe("containers through the docker CLI: run flags, commands, volumes and ne
     for (const a of ["create", "start", "die", "stop"]) assert.ok(actions.includes(a), `no ${a} event in:\n${events.stdout}`);
     assert.ok(actions.indexOf("start") < actions.indexOf("die") && actions.indexOf("die") <= actions.lastIndexOf("stop"), events.stdout);
     for (const l of lines) assert.match(l, new RegExp(`^\\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z container \\w+ ${id} \\(.*name=${c}.*\\)$`));
-    assert.match(lines.find((l) => l.includes(" die "))!, /exitCode=137/);
+    assert.match(
+      lines.find((l) => l.includes(" die "))!,
+      /exitCode=137/,
+    );
   });
 
   test("volume prune removes unused anonymous volumes, -a also unused named ones, never volumes in use", async (t) => {
@@ -605,9 +708,21 @@ describe("containers through the docker CLI: run flags, commands, volumes and ne
     const netId = (await dockerOk(agent, ["network", "create", net])).trim();
     const ls = await dockerOk(agent, ["network", "ls"]);
     assert.match(ls, /^NETWORK ID\s+NAME\s+DRIVER\s+SCOPE$/m);
-    for (const [name, driver] of [["bridge", "bridge"], ["host", "host"], ["none", "null"], [net, "bridge"]]) assert.match(ls, new RegExp(`^[0-9a-f]{12}\\s+${name}\\s+${driver}\\s+local$`, "m"));
+    for (const [name, driver] of [
+      ["bridge", "bridge"],
+      ["host", "host"],
+      ["none", "null"],
+      [net, "bridge"],
+    ])
+      assert.match(ls, new RegExp(`^[0-9a-f]{12}\\s+${name}\\s+${driver}\\s+local$`, "m"));
     assert.equal((await dockerOk(agent, ["network", "ls", "-q", "--filter", `name=${net}`])).trim(), netId.slice(0, 12));
-    const info = JSON.parse(await dockerOk(agent, ["network", "inspect", net])) as Array<{ Name: string; Id: string; Driver: string; IPAM: { Config: Array<{ Subnet: string; Gateway: string }> }; Containers: Record<string, { Name: string; IPv4Address: string }> }>;
+    const info = JSON.parse(await dockerOk(agent, ["network", "inspect", net])) as Array<{
+      Name: string;
+      Id: string;
+      Driver: string;
+      IPAM: { Config: Array<{ Subnet: string; Gateway: string }> };
+      Containers: Record<string, { Name: string; IPv4Address: string }>;
+    }>;
     assert.equal(info[0]!.Name, net);
     assert.equal(info[0]!.Id, netId);
     assert.equal(info[0]!.Driver, "bridge");
@@ -620,8 +735,14 @@ describe("containers through the docker CLI: run flags, commands, volumes and ne
     assert.equal(netIp.split(".").slice(0, 3).join("."), subnet.split(".").slice(0, 3).join("."));
     assert.match(await dockerOk(agent, ["exec", c, "ip", "-o", "-4", "addr"]), new RegExp(`eth1\\s+inet ${netIp.replace(/\./g, "\\.")}/24`));
     assert.equal((await dockerOk(agent, ["exec", c, "ping", "-c", "1", "-W", "2", gateway])).includes("1 packets received"), true);
-    const members = JSON.parse(await dockerOk(agent, ["network", "inspect", "--format", "{{json .Containers}}", net])) as Record<string, { Name: string; IPv4Address: string }>;
-    assert.deepEqual(Object.values(members).map((m) => [m.Name, m.IPv4Address]), [[c, `${netIp}/24`]]);
+    const members = JSON.parse(await dockerOk(agent, ["network", "inspect", "--format", "{{json .Containers}}", net])) as Record<
+      string,
+      { Name: string; IPv4Address: string }
+    >;
+    assert.deepEqual(
+      Object.values(members).map((m) => [m.Name, m.IPv4Address]),
+      [[c, `${netIp}/24`]],
+    );
     const again = await docker(agent, ["network", "connect", net, c]);
     assert.notEqual(again.code, 0);
     assert.match(again.stderr, /already exists in network/);
@@ -695,20 +816,38 @@ describe("containers through the docker CLI: run flags, commands, volumes and ne
   test("a new named volume is first filled from the image's content at its path; a non-empty one is left alone", async (t) => {
     const vol = uniq("filled");
     t.after(async () => void (await docker(agent, ["volume", "rm", "-f", vol])));
-    assert.equal(await dockerOk(agent, ["run", "--rm", "-v", `${vol}:/etc`, "busybox", "sh", "-c", "echo added > /etc/added; cat /etc/passwd | head -1"]), "root:x:0:0:root:/root:/bin/sh\n");
+    assert.equal(
+      await dockerOk(agent, ["run", "--rm", "-v", `${vol}:/etc`, "busybox", "sh", "-c", "echo added > /etc/added; cat /etc/passwd | head -1"]),
+      "root:x:0:0:root:/root:/bin/sh\n",
+    );
     const mp = (await dockerOk(agent, ["volume", "inspect", "--format", "{{.Mountpoint}}", vol])).trim();
     const files = await readdir(mp);
     for (const f of ["passwd", "group", "added"]) assert.ok(files.includes(f), `${f} not in the volume: ${files.join(" ")}`);
     assert.equal(await readFile(join(mp, "passwd"), "utf8"), await dockerOk(agent, ["run", "--rm", "busybox", "cat", "/etc/passwd"]));
     // Not copied again: the change made in the volume stays, a deletion too.
     await rm(join(mp, "group"));
-    assert.equal(await dockerOk(agent, ["run", "--rm", "-v", `${vol}:/etc`, "busybox", "sh", "-c", "cat /etc/added; test -e /etc/group && echo group-back || echo no-group"]), "added\nno-group\n");
+    assert.equal(
+      await dockerOk(agent, [
+        "run",
+        "--rm",
+        "-v",
+        `${vol}:/etc`,
+        "busybox",
+        "sh",
+        "-c",
+        "cat /etc/added; test -e /etc/group && echo group-back || echo no-group",
+      ]),
+      "added\nno-group\n",
+    );
   });
 
   test("bind mounts: read-write changes the host directory, :ro refuses writes", async (t) => {
     const dir = await mkdtemp(join(work, "bind-"));
     await writeFile(join(dir, "host.txt"), "from the host\n");
-    assert.equal(await dockerOk(agent, ["run", "--rm", "-v", `${dir}:/b`, "busybox", "sh", "-c", "cat /b/host.txt; echo from-container > /b/c.txt"]), "from the host\n");
+    assert.equal(
+      await dockerOk(agent, ["run", "--rm", "-v", `${dir}:/b`, "busybox", "sh", "-c", "cat /b/host.txt; echo from-container > /b/c.txt"]),
+      "from the host\n",
+    );
     assert.equal(await readFile(join(dir, "c.txt"), "utf8"), "from-container\n");
     const ro = await docker(agent, ["run", "--rm", "-v", `${dir}:/b:ro`, "busybox", "sh", "-c", "cat /b/host.txt; echo nope > /b/host.txt"]);
     assert.notEqual(ro.code, 0);
@@ -744,9 +883,15 @@ describe("containers through the docker CLI: run flags, commands, volumes and ne
     assert.notEqual(now.split(" ")[0], pid);
     assert.ok(Number(now.split(" ")[1]) >= 1, now);
     assert.equal(await dockerOk(agent, ["exec", c, "echo", "back"]), "back\n");
-    assert.ok(await poll(async () => (await inspect(unlessDied, "{{.State.Status}}")) === "running", 15_000), "an unless-stopped container that died comes back");
+    assert.ok(
+      await poll(async () => (await inspect(unlessDied, "{{.State.Status}}")) === "running", 15_000),
+      "an unless-stopped container that died comes back",
+    );
     // Docker's daemon start: `always` ignores a manual stop, `unless-stopped` honours it.
-    assert.ok(await poll(async () => (await inspect(alwaysStopped, "{{.State.Status}}")) === "running", 15_000), "a stopped always container comes back after an agent restart");
+    assert.ok(
+      await poll(async () => (await inspect(alwaysStopped, "{{.State.Status}}")) === "running", 15_000),
+      "a stopped always container comes back after an agent restart",
+    );
     assert.equal(await inspect(unlessStopped, "{{.State.Status}}"), "exited", "a stopped unless-stopped container stays stopped");
   });
 });

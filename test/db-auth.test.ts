@@ -150,12 +150,15 @@ describe("sign-in throttling, password policy, two-factor, session timeouts", ()
 
   before(async () => {
     db = await openTestDatabase("db_auth_guard");
-    alice = await db.prisma.user.create({ data: { email: "alice@example.com", role: "operator", passwordHash: await hashPassword(PASSWORD, { ln: 15, r: 8, p: 1 }) } });
+    alice = await db.prisma.user.create({
+      data: { email: "alice@example.com", role: "operator", passwordHash: await hashPassword(PASSWORD, { ln: 15, r: 8, p: 1 }) },
+    });
   });
   after(() => db?.close());
 
   const deps = () => ({ prisma: db.prisma, secretBox: box, logger: pino({ level: "silent" }) });
-  const attempt = (email: string, password: string, address: string, at: Date, extra: { token?: string; recoveryCode?: string } = {}) => signInWithPassword(deps(), { email, password, address, ...extra }, () => at);
+  const attempt = (email: string, password: string, address: string, at: Date, extra: { token?: string; recoveryCode?: string } = {}) =>
+    signInWithPassword(deps(), { email, password, address, ...extra }, () => at);
 
   /** Guesses as fast as the throttle answers, waiting out each delay, until the account locks; the outcomes in order. */
   async function guessUntilLocked(email: string, address: string, start: Date): Promise<{ outcomes: string[]; end: Date; checked: number }> {
@@ -194,7 +197,10 @@ describe("sign-in throttling, password policy, two-factor, session timeouts", ()
     assert.equal(lock.actorLabel, "alice@example.com");
     assert.deepEqual(lock.details, { scope: "account", subject: "alice@example.com", failures: 10, lockedUntil: "2026-12-07T10:16:01.000Z" });
     const refused = await db.prisma.auditLog.findMany({ where: { action: "auth.login", outcome: "denied", actorLabel: "alice@example.com" } });
-    assert.ok(refused.some((r) => r.ip === "192.0.2.11" && (r.details as { checked?: boolean }).checked === false), "the locked attempt is audited with its address");
+    assert.ok(
+      refused.some((r) => r.ip === "192.0.2.11" && (r.details as { checked?: boolean }).checked === false),
+      "the locked attempt is audited with its address",
+    );
 
     // The counters are rows in PostgreSQL: another console process (a restart, a replica) sees the lock.
     const replica = new PrismaClient({ adapter: new PrismaPg({ connectionString: db.url }) });
@@ -204,7 +210,10 @@ describe("sign-in throttling, password policy, two-factor, session timeouts", ()
       await replica.$disconnect();
     }
 
-    assert.deepEqual((await listThrottles(db.prisma, end)).map((l) => [l.key, l.failures, l.lastAddress]), [["account:alice@example.com", 10, "192.0.2.10"]]);
+    assert.deepEqual(
+      (await listThrottles(db.prisma, end)).map((l) => [l.key, l.failures, l.lastAddress]),
+      [["account:alice@example.com", 10, "192.0.2.10"]],
+    );
     assert.equal(await clearThrottle(db.prisma, "account:alice@example.com"), true);
     const r = await attempt("alice@example.com", PASSWORD, "192.0.2.11", new Date(end.getTime() + 60_000));
     assert.equal(r.ok, true);
@@ -258,15 +267,24 @@ describe("sign-in throttling, password policy, two-factor, session timeouts", ()
     const codes = await confirmEnrolment(db.prisma, box, alice.id, right, t0);
     assert.equal(codes?.length, 10);
     const rows = await db.prisma.recoveryCode.findMany({ where: { userId: alice.id } });
-    assert.ok(rows.every((r) => !codes!.some((c) => r.codeHash.includes(c.replace(/-/g, "")))), "recovery codes are stored hashed");
+    assert.ok(
+      rows.every((r) => !codes!.some((c) => r.codeHash.includes(c.replace(/-/g, "")))),
+      "recovery codes are stored hashed",
+    );
 
     const at = (s: number) => new Date(t0 + s * 1000);
     const needs = await attempt("alice@example.com", PASSWORD, "192.0.2.30", at(60));
     assert.deepEqual(needs, { ok: false, reason: "second-factor-needed", message: "second-factor-needed" });
     assert.equal(await db.prisma.loginThrottle.count({ where: { key: "account:alice@example.com" } }), 0, "asking for the code is not a failure");
-    const bad = await attempt("alice@example.com", PASSWORD, "192.0.2.30", at(60), { token: String((Number(currentCode(enrol.secret, at(60).getTime())) + 7) % 1_000_000).padStart(6, "0") });
+    const bad = await attempt("alice@example.com", PASSWORD, "192.0.2.30", at(60), {
+      token: String((Number(currentCode(enrol.secret, at(60).getTime())) + 7) % 1_000_000).padStart(6, "0"),
+    });
     assert.equal(bad.ok ? "" : bad.message, "The two-factor code is wrong or was already used.");
-    assert.equal((await db.prisma.loginThrottle.findUniqueOrThrow({ where: { key: "account:alice@example.com" } })).failures, 1, "a wrong code counts as a failure");
+    assert.equal(
+      (await db.prisma.loginThrottle.findUniqueOrThrow({ where: { key: "account:alice@example.com" } })).failures,
+      1,
+      "a wrong code counts as a failure",
+    );
     const code = currentCode(enrol.secret, at(90).getTime());
     const good = await attempt("alice@example.com", PASSWORD, "192.0.2.30", at(90), { token: code });
     assert.equal(good.ok && good.method, "password + authenticator code");
@@ -279,7 +297,9 @@ describe("sign-in throttling, password policy, two-factor, session timeouts", ()
     assert.equal(viaRecovery.ok && viaRecovery.method, "password + recovery code");
     const again = await attempt("alice@example.com", PASSWORD, "192.0.2.30", at(201), { recoveryCode: recovery });
     assert.equal(again.ok, false, "a recovery code works once");
-    const audit = await db.prisma.auditLog.findFirstOrThrow({ where: { action: "auth.login", outcome: "success", details: { path: ["method"], equals: "password + recovery code" } } });
+    const audit = await db.prisma.auditLog.findFirstOrThrow({
+      where: { action: "auth.login", outcome: "success", details: { path: ["method"], equals: "password + recovery code" } },
+    });
     assert.equal((audit.details as { recoveryCodesLeft?: number }).recoveryCodesLeft, 9);
 
     // An admin's reset: password alone signs in again.
@@ -302,7 +322,13 @@ describe("sign-in throttling, password policy, two-factor, session timeouts", ()
     const a = await createSession(db.prisma, alice.id, { now: t0, ttlMs: 8 * 60 * 60_000, userAgent: "Mozilla/5.0 one", ip: "192.0.2.41" });
     const b = await createSession(db.prisma, alice.id, { now: t0, ttlMs: 8 * 60 * 60_000, userAgent: "Mozilla/5.0 two", ip: "192.0.2.42" });
     const listed = await listUserSessions(db.prisma, alice.id, t0);
-    assert.deepEqual(listed.map((l) => [l.userAgent, l.ip]).sort(), [["Mozilla/5.0 one", "192.0.2.41"], ["Mozilla/5.0 two", "192.0.2.42"]].sort());
+    assert.deepEqual(
+      listed.map((l) => [l.userAgent, l.ip]).sort(),
+      [
+        ["Mozilla/5.0 one", "192.0.2.41"],
+        ["Mozilla/5.0 two", "192.0.2.42"],
+      ].sort(),
+    );
     assert.equal(await revokeSessionById(db.prisma, alice.id, a.sessionId), true);
     assert.equal(await validateSession(db.prisma, a.token, t0), null);
     assert.ok(await validateSession(db.prisma, b.token, t0));

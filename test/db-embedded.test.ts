@@ -39,7 +39,10 @@ describe("openDatabase with the embedded PostgreSQL", () => {
     const db1 = await openDatabase({ dataDir });
     open.push(db1);
     assert.equal(db1.embedded, true);
-    assert.deepEqual(db1.applied, migrations.map((m) => m.name));
+    assert.deepEqual(
+      db1.applied,
+      migrations.map((m) => m.name),
+    );
     assert.match(db1.url, /^postgresql:\/\/berth:[^@]+@127\.0\.0\.1:\d+\/berth$/);
     await db1.prisma.user.create({ data: { email: "kept@example.com" } });
     if (isRoot) {

@@ -74,7 +74,11 @@ describe("migrations", () => {
     assert.match(files[0]!.name, /^\d{14}_init$/);
     // Comments and layout aside, the schema must be the one the last migration leads to:
     // a schema change without `npm run prisma:migration -- NAME` fails here.
-    const strip = (s: string) => s.replace(/\/\/.*$/gm, "").replace(/\s+/g, " ").trim();
+    const strip = (s: string) =>
+      s
+        .replace(/\/\/.*$/gm, "")
+        .replace(/\s+/g, " ")
+        .trim();
     const snapshot = await readFile(join(DEFAULT_MIGRATIONS_DIR, files.at(-1)!.name, "schema.snapshot"), "utf8");
     const schema = await readFile(fileURLToPath(new URL("../prisma/schema.prisma", import.meta.url)), "utf8");
     assert.equal(strip(schema), strip(snapshot), "prisma/schema.prisma changed without a migration: run npm run prisma:migration -- NAME");
@@ -83,16 +87,25 @@ describe("migrations", () => {
   test("apply to an empty database, then nothing to do on the next start", async () => {
     const db = await fresh();
     const first = await applyMigrations(db.url);
-    assert.deepEqual(first.applied, files.map((f) => f.name));
+    assert.deepEqual(
+      first.applied,
+      files.map((f) => f.name),
+    );
     const tables = await query<{ tablename: string }>(db.url, "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename");
-    assert.deepEqual(tables.map((t) => t.tablename), EXPECTED_TABLES);
+    assert.deepEqual(
+      tables.map((t) => t.tablename),
+      EXPECTED_TABLES,
+    );
     const second = await applyMigrations(db.url);
     assert.deepEqual(second.applied, []);
     const rows = await query<{ migration_name: string; checksum: string; finished_at: Date | null; applied_steps_count: number }>(
       db.url,
       `SELECT migration_name, checksum, finished_at, applied_steps_count FROM "_prisma_migrations" ORDER BY migration_name`,
     );
-    assert.deepEqual(rows.map((r) => r.migration_name), files.map((f) => f.name));
+    assert.deepEqual(
+      rows.map((r) => r.migration_name),
+      files.map((f) => f.name),
+    );
     for (const [i, r] of rows.entries()) {
       assert.equal(r.checksum, files[i]!.checksum, "Prisma's checksum: SHA-256 of migration.sql");
       assert.ok(r.finished_at instanceof Date);
@@ -146,7 +159,10 @@ describe("migrations", () => {
   test("refuses a database migrated by a newer console", async () => {
     const db = await fresh();
     await applyMigrations(db.url);
-    await query(db.url, `INSERT INTO "_prisma_migrations" (id, checksum, migration_name, finished_at, applied_steps_count) VALUES ('x', 'y', '29991231000000_future', now(), 1)`);
+    await query(
+      db.url,
+      `INSERT INTO "_prisma_migrations" (id, checksum, migration_name, finished_at, applied_steps_count) VALUES ('x', 'y', '29991231000000_future', now(), 1)`,
+    );
     await assert.rejects(applyMigrations(db.url), /29991231000000_future, which this console does not have/);
   });
 

@@ -25,7 +25,10 @@ async function tableText(url: string, table: string): Promise<string> {
 
 describe("the secret key", () => {
   test("missing or malformed BERTH_SECRET_KEY is a clear error", () => {
-    assert.throws(() => secretKeyFromEnv({}), (e: unknown) => e instanceof SecretKeyError && /BERTH_SECRET_KEY is not set.*openssl rand -hex 32/s.test(e.message));
+    assert.throws(
+      () => secretKeyFromEnv({}),
+      (e: unknown) => e instanceof SecretKeyError && /BERTH_SECRET_KEY is not set.*openssl rand -hex 32/s.test(e.message),
+    );
     assert.throws(() => secretKeyFromEnv({ BERTH_SECRET_KEY: "short" }), /must be 32 bytes/);
     assert.throws(() => secretKeyFromEnv({ BERTH_SECRET_KEY: "ab".repeat(31) }), /must be 32 bytes/);
   });

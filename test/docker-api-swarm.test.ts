@@ -20,7 +20,12 @@ describe("swarm and plugin endpoints", () => {
   });
 
   test("docker service ls / node ls: not a swarm manager", async () => {
-    for (const args of [["service", "ls"], ["node", "ls"], ["secret", "ls"], ["config", "ls"]]) {
+    for (const args of [
+      ["service", "ls"],
+      ["node", "ls"],
+      ["secret", "ls"],
+      ["config", "ls"],
+    ]) {
       const r = await docker(agent, args);
       assert.notEqual(r.code, 0, args.join(" "));
       assert.match(r.stderr, /This node is not a swarm manager/, args.join(" "));

@@ -17,7 +17,17 @@ import { createTeamWithGroup, createUser, startTestConsole, type TestConsole, ty
 import { PROJECT_ROOT } from "../server/console.ts";
 
 const ARTIFACTS = join(PROJECT_ROOT, "test-artifacts", "e2e");
-const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"];
+const CHROMIUM_ARGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+  "--disable-dev-shm-usage",
+];
 const NEW_PASSWORD = "a long new admin password";
 
 describe("the console in a browser", () => {
@@ -87,7 +97,10 @@ describe("the console in a browser", () => {
     await page.getByRole("heading", { name: "Fleet" }).waitFor();
     // The sign-out ended the first session on the server, and both are in the audit log.
     const auth = await c.services.prisma.auditLog.findMany({ where: { action: { startsWith: "auth." } }, orderBy: { at: "asc" } });
-    assert.deepEqual(auth.map((a) => `${a.action} ${a.outcome}`), ["auth.login success", "auth.changePassword success", "auth.logout success", "auth.login success"]);
+    assert.deepEqual(
+      auth.map((a) => `${a.action} ${a.outcome}`),
+      ["auth.login success", "auth.changePassword success", "auth.logout success", "auth.login success"],
+    );
     assert.equal(await c.services.prisma.session.count({ where: { userId: c.firstAdmin.userId } }), 1);
     await screenshot(page, "fleet-empty");
   });
@@ -114,6 +127,8 @@ describe("the console in a browser", () => {
     if ((await nodes.evaluate((el) => el.tagName)) === "SELECT") await nodes.selectOption({ index: 0 });
     else await nodes.check();
     await page.getByRole("button", { name: "Pull" }).last().click();
+    // The page stays; a toast follows the job and links to it.
+    await page.getByTestId("toast").getByRole("link", { name: "view job" }).click();
     await page.waitForURL("**/jobs/**");
     await page.getByTestId("layer-progress").first().waitFor();
     await screenshot(page, "pull-progress");
@@ -136,8 +151,8 @@ describe("the console in a browser", () => {
     await page.getByLabel("Environment").fill("GREETING=hello");
     await screenshot(page, "run-form");
     await page.getByRole("button", { name: "Run" }).click();
-    await page.waitForURL("**/jobs/**");
-    await page.getByTestId("step").getByText("succeeded").waitFor({ timeout: 60_000 });
+    // The outcome shows on the Run page.
+    await page.locator('[data-testid=run-outcome][data-status="succeeded"]').waitFor({ timeout: 60_000 });
     assert.ok(agent);
     assert.match(await dockerOk(agent, ["ps", "--format", "{{.Names}} {{.Status}}"]), /e2e-web Up/);
 
@@ -145,8 +160,10 @@ describe("the console in a browser", () => {
     const row = page.locator("tr", { hasText: "e2e-web" });
     await row.getByText("running", { exact: true }).waitFor();
     await screenshot(page, "container-running");
-    // A shell in it, in the browser.
-    await row.getByRole("button", { name: "e2e-web" }).click();
+    // A shell in it, in the browser, from the container's page.
+    await row.getByRole("link", { name: "e2e-web" }).click();
+    await page.waitForURL("**/containers/*/*");
+    await page.getByRole("tab", { name: "Terminal" }).click();
     await page.getByRole("button", { name: "Open terminal" }).click();
     await page.getByTestId("terminal-status").getByText("connected").waitFor();
     await page.locator(".xterm-helper-textarea").focus();
@@ -154,10 +171,12 @@ describe("the console in a browser", () => {
     await page.locator(".xterm-rows", { hasText: "hi-42 hello" }).waitFor();
     await screenshot(page, "terminal");
     await page.getByRole("button", { name: "Close terminal" }).click();
+    await page.goto("/containers");
     await row.getByRole("button", { name: "Stop" }).click();
     await row.getByText("exited", { exact: true }).waitFor({ timeout: 60_000 });
     await screenshot(page, "container-stopped");
     await row.getByRole("button", { name: "Remove" }).click();
+    await page.getByTestId("confirm-action").getByRole("button", { name: "Remove" }).click();
     await page.locator("tr", { hasText: "e2e-web" }).waitFor({ state: "detached", timeout: 60_000 });
     assert.doesNotMatch(await dockerOk(agent, ["ps", "-a", "--format", "{{.Names}}"]), /e2e-web/);
   });
@@ -203,7 +222,11 @@ describe("the console in a browser", () => {
     console.log(`# a new container showed in the viewer's open page ${Date.now() - started} ms after docker run returned`);
     await screenshot(vp, "viewer-containers");
     const refused = await vp.evaluate(async (id) => {
-      const r = await fetch("/api/trpc/jobs.pull", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ nodeIds: [id], reference: "busybox" }) });
+      const r = await fetch("/api/trpc/jobs.pull", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ nodeIds: [id], reference: "busybox" }),
+      });
       return { status: r.status, body: await r.text() };
     }, nodeId);
     assert.equal(refused.status, 403);

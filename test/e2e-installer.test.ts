@@ -25,7 +25,17 @@ import { cleanUpInstalledAgents, startFromUnit, type UnitProcess } from "./helpe
 
 const execFileP = promisify(execFile);
 const ARTIFACTS = join(PROJECT_ROOT, "test-artifacts", "e2e-installer");
-const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"];
+const CHROMIUM_ARGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+  "--disable-dev-shm-usage",
+];
 const VERSION = "0.9.0-e2e";
 
 describe("Add node over SSH in the browser", () => {
@@ -112,10 +122,20 @@ describe("Add node over SSH in the browser", () => {
     await page.getByRole("button", { name: "Run preflight" }).click();
     const checks = page.locator("[data-testid=preflight] [data-testid=preflight-check]");
     await checks.first().waitFor({ timeout: 60_000 });
-    const rows = await checks.evaluateAll((trs) => trs.map((tr) => ({ id: tr.getAttribute("data-check"), ok: tr.getAttribute("data-ok"), text: (tr as HTMLElement).innerText })));
+    const rows = await checks.evaluateAll((trs) =>
+      trs.map((tr) => ({ id: tr.getAttribute("data-check"), ok: tr.getAttribute("data-ok"), text: (tr as HTMLElement).innerText })),
+    );
     assert.ok(rows.length >= 10, `one row per check: ${JSON.stringify(rows)}`);
-    for (const id of ["os", "arch", "kernel", "privilege", "overlayfs", "cgroups", "disk", "nodejs", "console"]) assert.ok(rows.some((r) => r.id === id), `a ${id} check`);
-    assert.deepEqual(rows.filter((r) => r.ok !== "yes"), [], "every check passes");
+    for (const id of ["os", "arch", "kernel", "privilege", "overlayfs", "cgroups", "disk", "nodejs", "console"])
+      assert.ok(
+        rows.some((r) => r.id === id),
+        `a ${id} check`,
+      );
+    assert.deepEqual(
+      rows.filter((r) => r.ok !== "yes"),
+      [],
+      "every check passes",
+    );
     assert.match(rows.find((r) => r.id === "privilege")!.text, /pass/);
     await screenshot("preflight");
 
@@ -136,10 +156,23 @@ describe("Add node over SSH in the browser", () => {
     });
     assert.equal(await result.getAttribute("data-outcome"), "succeeded", `${await result.innerText()}\n${agentLog()}`);
     assert.match(await result.innerText(), /online/);
-    const steps = await page.getByTestId("install-step").evaluateAll((lis) => lis.map((li) => `${li.getAttribute("data-step")}:${li.getAttribute("data-status")}`));
+    const steps = await page
+      .getByTestId("install-step")
+      .evaluateAll((lis) => lis.map((li) => `${li.getAttribute("data-step")}:${li.getAttribute("data-status")}`));
     assert.deepEqual(
       steps.filter((s) => !s.startsWith("cleanup")),
-      ["connect:ok", "preflight:ok", steps.find((s) => s.startsWith("packages:"))!, "upload:ok", "unpack:ok", "config:ok", "switch:ok", "unit:ok", "service:skipped", "enroll:ok"],
+      [
+        "connect:ok",
+        "preflight:ok",
+        steps.find((s) => s.startsWith("packages:"))!,
+        "upload:ok",
+        "unpack:ok",
+        "config:ok",
+        "switch:ok",
+        "unit:ok",
+        "service:skipped",
+        "enroll:ok",
+      ],
     );
     await screenshot("installed");
     const href = await page.getByTestId("install-node-link").getAttribute("href");
@@ -192,10 +225,14 @@ describe("Add node over SSH in the browser", () => {
     assert.match(await result.innerText(), /revoked/);
     await screenshot("removed");
     await Promise.all(agents.map((a) => a.stop()));
-    for (const p of ["usr/lib/berth-agent", "etc/berth", "etc/systemd/system/berth-agent.service", "var/lib/berth"]) assert.equal(existsSync(join(prefix, p)), false, `${p} is removed`);
+    for (const p of ["usr/lib/berth-agent", "etc/berth", "etc/systemd/system/berth-agent.service", "var/lib/berth"])
+      assert.equal(existsSync(join(prefix, p)), false, `${p} is removed`);
     assert.notEqual((await c.services.prisma.node.findUniqueOrThrow({ where: { id: nodeId } })).revokedAt, null);
     await page.goto("/");
-    await page.locator("[data-testid=nodes] tbody tr", { has: page.locator(`a[href="/nodes/${nodeId}"]`) }).getByText("revoked", { exact: true }).waitFor();
+    await page
+      .locator("[data-testid=nodes] tbody tr", { has: page.locator(`a[href="/nodes/${nodeId}"]`) })
+      .getByText("revoked", { exact: true })
+      .waitFor();
   });
 
   test("after the host key changed, Check host key shows it changed and offers no install", async () => {

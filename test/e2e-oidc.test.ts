@@ -9,7 +9,17 @@ import Provider from "oidc-provider";
 import { createUser, startTestConsole, type TestConsole, type TestUser } from "./helpers/console.ts";
 import { freePort } from "./helpers/sshd.ts";
 
-const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"];
+const CHROMIUM_ARGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+  "--disable-dev-shm-usage",
+];
 
 describe("single sign-on with OpenID Connect", () => {
   let op: Server;
@@ -23,7 +33,15 @@ describe("single sign-on with OpenID Connect", () => {
     const issuer = `http://127.0.0.1:${opPort}`;
     const consoleUrl = `http://127.0.0.1:${consolePort}`;
     const provider = new Provider(issuer, {
-      clients: [{ client_id: "berth", client_secret: "berth-test-secret", redirect_uris: [`${consoleUrl}/api/auth/callback/oidc`], grant_types: ["authorization_code"], response_types: ["code"] }],
+      clients: [
+        {
+          client_id: "berth",
+          client_secret: "berth-test-secret",
+          redirect_uris: [`${consoleUrl}/api/auth/callback/oidc`],
+          grant_types: ["authorization_code"],
+          response_types: ["code"],
+        },
+      ],
       // The development login page takes any login; the account's email is that login.
       findAccount: (_ctx, id) => ({ accountId: id, claims: () => ({ sub: id, email: id, email_verified: true, name: id.split("@")[0] }) }),
       claims: { openid: ["sub"], email: ["email", "email_verified"], profile: ["name"] },
@@ -35,7 +53,12 @@ describe("single sign-on with OpenID Connect", () => {
       Promise.resolve(handle(req, res)).catch((e: unknown) => res.writeHead(500).end(String(e)));
     });
     await new Promise<void>((r) => op.listen(opPort, "127.0.0.1", () => r()));
-    Object.assign(process.env, { BERTH_OIDC_ISSUER: issuer, BERTH_OIDC_CLIENT_ID: "berth", BERTH_OIDC_CLIENT_SECRET: "berth-test-secret", BERTH_OIDC_NAME: "Test SSO" });
+    Object.assign(process.env, {
+      BERTH_OIDC_ISSUER: issuer,
+      BERTH_OIDC_CLIENT_ID: "berth",
+      BERTH_OIDC_CLIENT_SECRET: "berth-test-secret",
+      BERTH_OIDC_NAME: "Test SSO",
+    });
     c = await startTestConsole("e2e-oidc", { ui: true, port: consolePort });
     user = await createUser(c, "operator", { email: "sso-user@test.local" });
     browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: CHROMIUM_ARGS });
@@ -56,7 +79,10 @@ describe("single sign-on with OpenID Connect", () => {
     await page.getByRole("button", { name: "Sign-in" }).click();
     // The provider asks to authorise the client once.
     const consent = page.getByRole("button", { name: /continue|authorize/i });
-    await consent.waitFor({ timeout: 10_000 }).then(() => consent.click()).catch(() => undefined);
+    await consent
+      .waitFor({ timeout: 10_000 })
+      .then(() => consent.click())
+      .catch(() => undefined);
   }
 
   test("a known user signs in through the provider and lands on the fleet with their role", async () => {

@@ -18,7 +18,17 @@ import { ACCOUNT_RULE, recordFailure } from "../server/auth/throttle.ts";
 import { currentCode } from "../server/auth/two-factor.ts";
 
 const ARTIFACTS = join(PROJECT_ROOT, "test-artifacts", "e2e-security");
-const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"];
+const CHROMIUM_ARGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+  "--disable-dev-shm-usage",
+];
 
 describe("console security in a browser", () => {
   let c: TestConsole;
@@ -151,8 +161,15 @@ describe("console security in a browser", () => {
     await page.getByRole("heading", { name: "Fleet" }).waitFor();
 
     const logins = await c.services.prisma.auditLog.findMany({ where: { action: "auth.login", actorLabel: admin.email }, orderBy: { at: "asc" } });
-    const methods = logins.map((l) => `${l.outcome} ${(l.details as { method?: string; reason?: string }).reason ?? (l.details as { method?: string }).method}`);
-    assert.deepEqual(methods.slice(-4), ["success password + recovery code", "denied wrong or used recovery code", "denied wrong or reused two-factor code", "success password + authenticator code"]);
+    const methods = logins.map(
+      (l) => `${l.outcome} ${(l.details as { method?: string; reason?: string }).reason ?? (l.details as { method?: string }).method}`,
+    );
+    assert.deepEqual(methods.slice(-4), [
+      "success password + recovery code",
+      "denied wrong or used recovery code",
+      "denied wrong or reused two-factor code",
+      "success password + authenticator code",
+    ]);
     await page.context().close();
   });
 
@@ -182,7 +199,10 @@ describe("console security in a browser", () => {
     for (let i = 0; i < ACCOUNT_RULE.lockAfter; i++) await recordFailure(c.services.prisma, `account:${operator.email}`, ACCOUNT_RULE, "203.0.113.9");
     const op = await newPage();
     await signIn(op, operator.email, operator.password);
-    await op.getByRole("alert").filter({ hasText: /Too many failed sign-ins for this account: it is locked until \d\d:\d\d:\d\d UTC\. An admin can unlock it sooner\./ }).waitFor();
+    await op
+      .getByRole("alert")
+      .filter({ hasText: /Too many failed sign-ins for this account: it is locked until \d\d:\d\d:\d\d UTC\. An admin can unlock it sooner\./ })
+      .waitFor();
     await screenshot(op, "operator-locked");
 
     const page = await newPage();
@@ -209,7 +229,11 @@ describe("console security in a browser", () => {
     await op.getByLabel("Image").fill("busybox");
     await op.getByLabel("Volumes", { exact: true }).fill("/:/host");
     await op.getByRole("button", { name: /^Run/ }).click();
-    await op.getByText(/--volume "\/:\/host" binds host path \/, which the host policy of node group "prod" does not list; an admin may allow it in Admin → Security → Host access/).waitFor();
+    await op
+      .getByText(
+        /--volume "\/:\/host" binds host path \/, which the host policy of node group "prod" does not list; an admin may allow it in Admin → Security → Host access/,
+      )
+      .waitFor();
     await screenshot(op, "operator-host-bind-refused");
     await op.context().close();
     await page.context().close();

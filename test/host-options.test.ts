@@ -4,7 +4,16 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { METHODS } from "../agent/link/contract.ts";
-import { HostPolicyRulesSchema, hostOptionUses, isClassifiedField, isWithin, NO_HOST_ACCESS, normalizeHostPath, refusedHostOptions, volumeOptionsAsBind } from "../server/auth/host-options.ts";
+import {
+  HostPolicyRulesSchema,
+  hostOptionUses,
+  isClassifiedField,
+  isWithin,
+  NO_HOST_ACCESS,
+  normalizeHostPath,
+  refusedHostOptions,
+  volumeOptionsAsBind,
+} from "../server/auth/host-options.ts";
 
 const bind = (source: string, readonly = false) => ({ mounts: [{ type: "bind", source, destination: "/x", readonly }] });
 
@@ -52,7 +61,17 @@ test("without a policy every host-level option is refused, each named with what 
 });
 
 test("ordinary requests pass: named volumes, bridge networks, no-new-privileges, dropped capabilities", () => {
-  const params = { image: "busybox", mounts: [{ type: "volume", source: "data", destination: "/d" }], networkMode: "bridge", noNewPrivileges: true, capDrop: ["ALL"], securityOpt: ["no-new-privileges"], capAdd: [], privileged: false, devices: [] };
+  const params = {
+    image: "busybox",
+    mounts: [{ type: "volume", source: "data", destination: "/d" }],
+    networkMode: "bridge",
+    noNewPrivileges: true,
+    capDrop: ["ALL"],
+    securityOpt: ["no-new-privileges"],
+    capAdd: [],
+    privileged: false,
+    devices: [],
+  };
   assert.deepEqual(refusedHostOptions(params, NO_HOST_ACCESS, { container: true }), []);
 });
 
@@ -65,7 +84,10 @@ test("a policy's prefixes: inside allowed, outside and escapes refused, read-onl
       { path: "//opt//shared", access: "ro" },
     ],
   });
-  assert.deepEqual(rules.bindMounts.map((b) => b.path), ["/srv/data", "/srv/data/keys", "/opt/shared"]);
+  assert.deepEqual(
+    rules.bindMounts.map((b) => b.path),
+    ["/srv/data", "/srv/data/keys", "/opt/shared"],
+  );
   const refused = (source: string, readonly = false) => refusedHostOptions(bind(source, readonly), rules, { container: true }).map((r) => r.reason);
   assert.deepEqual(refused("/srv/data/app"), []);
   assert.deepEqual(refused("/srv/data"), []);
@@ -94,7 +116,11 @@ test("fields the policy does not know are refused for container requests, ignore
 
 test("every field of the link's container.create options is classified", () => {
   const shape = (METHODS["container.create"].params as unknown as { shape: Record<string, unknown> }).shape;
-  assert.deepEqual(Object.keys(shape).filter((k) => !isClassifiedField(k)), [], "classify new create options in server/auth/host-options.ts");
+  assert.deepEqual(
+    Object.keys(shape).filter((k) => !isClassifiedField(k)),
+    [],
+    "classify new create options in server/auth/host-options.ts",
+  );
 });
 
 test("a local volume with bind driver options is a bind in disguise", () => {
@@ -105,6 +131,9 @@ test("a local volume with bind driver options is a bind in disguise", () => {
 test("a seccomp profile other than the default, and unmasked /proc and /sys paths, are host-level", () => {
   const options = (params: Record<string, unknown>) => refusedHostOptions(params, NO_HOST_ACCESS, { container: true }).map((r) => `${r.option} ${r.value}`);
   assert.deepEqual(options({ seccompProfile: "unconfined" }), ["--security-opt seccomp=unconfined"]);
-  assert.deepEqual(options({ maskedPaths: [], readonlyPaths: [] }), ["--security-opt systempaths=unconfined (maskedPaths)", "--security-opt systempaths=unconfined (readonlyPaths)"]);
+  assert.deepEqual(options({ maskedPaths: [], readonlyPaths: [] }), [
+    "--security-opt systempaths=unconfined (maskedPaths)",
+    "--security-opt systempaths=unconfined (readonlyPaths)",
+  ]);
   assert.deepEqual(options({ cgroupns: "private", securityOpt: ["no-new-privileges"] }), []);
 });

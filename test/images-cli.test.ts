@@ -93,7 +93,12 @@ describe("images through the docker CLI (anonymous registry)", () => {
 
   test("images filters and formats", async () => {
     const ref = await dockerOk(agent, ["images", "--format", "{{.Repository}}:{{.Tag}}", "--filter", `reference=${reg.host}/test/*`]);
-    assert.deepEqual(ref.trim().split("\n").sort(), [`${reg.host}/test/multiarch:latest`, `${reg.host}/test/multilayer:latest`, `${reg.host}/test/oci:latest`, `${reg.host}/test/schema2:latest`]);
+    assert.deepEqual(ref.trim().split("\n").sort(), [
+      `${reg.host}/test/multiarch:latest`,
+      `${reg.host}/test/multilayer:latest`,
+      `${reg.host}/test/oci:latest`,
+      `${reg.host}/test/schema2:latest`,
+    ]);
     const byName = await dockerOk(agent, ["images", `${reg.host}/library/busybox`, "--format", "{{.ID}}"]);
     assert.equal(byName.trim(), fx.busybox.configDigest.slice(7, 19));
     const dangling = await dockerOk(agent, ["images", "-f", "dangling=true", "-q"]);
@@ -171,7 +176,7 @@ describe("images through the docker CLI (anonymous registry)", () => {
     await execFileP("sh", ["-c", `echo imported > ${join(rootfs, "etc/motd")}`]);
     const tarPath = join(work, "rootfs.tar.gz");
     await execFileP("tar", ["czf", tarPath, "-C", rootfs, "."]);
-    const out = await dockerOk(agent, ["import", "-m", "from a tarball", "-c", "CMD [\"/bin/busybox\",\"sh\"]", tarPath, "imported/rootfs:v1"]);
+    const out = await dockerOk(agent, ["import", "-m", "from a tarball", "-c", 'CMD ["/bin/busybox","sh"]', tarPath, "imported/rootfs:v1"]);
     assert.match(out.trim(), /^sha256:[0-9a-f]{64}$/);
     const inspect = JSON.parse(await dockerOk(agent, ["image", "inspect", "imported/rootfs:v1"]))[0];
     assert.deepEqual(inspect.Config.Cmd, ["/bin/busybox", "sh"]);
@@ -229,7 +234,16 @@ describe("images through the docker CLI (anonymous registry)", () => {
     assert.notEqual(bad.code, 0);
     assert.match(bad.stderr, /invalid reference format: repository name \(library\/Busybox\) must be lowercase/);
     // The daemon itself refuses a malformed reference from any API client, with a 400.
-    const { stdout: raw } = await execFileP("curl", ["-s", "-w", "\n%{http_code}", "--unix-socket", agent.socket, "-X", "POST", "http://d/v1.47/images/create?fromImage=bad::name&tag=latest"]);
+    const { stdout: raw } = await execFileP("curl", [
+      "-s",
+      "-w",
+      "\n%{http_code}",
+      "--unix-socket",
+      agent.socket,
+      "-X",
+      "POST",
+      "http://d/v1.47/images/create?fromImage=bad::name&tag=latest",
+    ]);
     const [body, status] = raw.trim().split("\n");
     assert.equal(status, "400");
     assert.match(JSON.parse(body!).message, /invalid reference format/);

@@ -24,11 +24,13 @@ const ROOT = resolve(import.meta.dirname, "..");
 const V1 = "0.9.0-s1";
 const V2 = "0.9.0-s2";
 
-
 /** `curl -fsSL URL | BERTH_PREFIX=… bash`, as an admin would paste it (plus the prefix). */
 function runPasted(url: string, prefix: string): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((res) => {
-    const c = spawn("bash", ["-c", `${manualInstallCommand(url).replace(/\| sudo bash$/, "| BERTH_PREFIX=\"$P\" bash")}`], { env: { ...process.env, P: prefix }, stdio: ["ignore", "pipe", "pipe"] });
+    const c = spawn("bash", ["-c", `${manualInstallCommand(url).replace(/\| sudo bash$/, '| BERTH_PREFIX="$P" bash')}`], {
+      env: { ...process.env, P: prefix },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let stdout = "";
     let stderr = "";
     c.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
@@ -107,7 +109,8 @@ describe("manual install script", () => {
     for (const p of prefixes) await removeContainersAndNetwork(join(p, "run/berth/runc"), bridge, bridge.toUpperCase());
     if (work) {
       const mounts = (await readFile("/proc/self/mountinfo", "utf8")).split("\n").map((l) => l.split(" ")[4] ?? "");
-      for (const m of mounts.filter((m) => m.startsWith(work + "/")).sort((a, b) => b.length - a.length)) await execFileP("umount", ["-l", m]).catch(() => undefined);
+      for (const m of mounts.filter((m) => m.startsWith(work + "/")).sort((a, b) => b.length - a.length))
+        await execFileP("umount", ["-l", m]).catch(() => undefined);
     }
     await cons?.stop();
     if (savedArtifactEnv === undefined) delete process.env.BERTH_AGENT_ARTIFACT;
@@ -144,13 +147,18 @@ describe("manual install script", () => {
 
     await giveOwnBridge(prefix);
     agents.push(await startFromUnit(unitPath));
-    const { nodeId: id } = await nodeWaiter({ hub: cons.services.hub, prisma: db.prisma, joinTokenId: issued.id })({ upgrade: false, version: V1, signal: AbortSignal.timeout(60_000) }).catch((e: Error) => {
+    const { nodeId: id } = await nodeWaiter({ hub: cons.services.hub, prisma: db.prisma, joinTokenId: issued.id })({
+      upgrade: false,
+      version: V1,
+      signal: AbortSignal.timeout(60_000),
+    }).catch((e: Error) => {
       throw new Error(`${e.message}\n${agentLog()}`);
     });
     nodeId = id;
     assert.equal(cons.services.hub.node(nodeId)?.online, true);
     // The hub counts the node online a moment before the agent has written its credential.
-    for (let i = 0; i < 100 && !(await stat(join(prefix, "etc/berth/node-credential")).catch(() => undefined)); i++) await new Promise((r) => setTimeout(r, 100));
+    for (let i = 0; i < 100 && !(await stat(join(prefix, "etc/berth/node-credential")).catch(() => undefined)); i++)
+      await new Promise((r) => setTimeout(r, 100));
     assert.equal((await stat(join(prefix, "etc/berth/node-credential"))).mode & 0o777, 0o600);
     assert.equal(cons.services.hub.node(nodeId)?.agentVersion, V1);
   });
@@ -168,7 +176,11 @@ describe("manual install script", () => {
     assert.equal(await readlink(join(lib, "current")), V2);
     assert.deepEqual((await readdir(lib)).sort(), [V1, V2, "current"]);
     assert.equal(await readFile(join(prefix, "etc/berth/node-credential"), "utf8"), credential);
-    assert.deepEqual(JSON.parse(await readFile(join(prefix, "etc/berth/agent.json"), "utf8")), configBefore, "a node with a credential keeps its config (the new token is not used)");
+    assert.deepEqual(
+      JSON.parse(await readFile(join(prefix, "etc/berth/agent.json"), "utf8")),
+      configBefore,
+      "a node with a credential keeps its config (the new token is not used)",
+    );
 
     const waiter = nodeWaiter({ hub: cons.services.hub, prisma: db.prisma, nodeId });
     await agents.at(-1)!.stop();
@@ -191,7 +203,11 @@ describe("manual install script", () => {
     serve(artifacts[V1]!);
     const r = await runPasted(`${cons.url}/install.sh?token=${(await registry.createJoinToken()).token}`, prefix);
     assert.notEqual(r.code, 0);
-    assert.match(r.stderr, new RegExp(`unpacked berth-agent ${V1}[^]*wrote .*agent\\.json[^]*berth-install: failed: rolling back`), "it failed after writing files");
+    assert.match(
+      r.stderr,
+      new RegExp(`unpacked berth-agent ${V1}[^]*wrote .*agent\\.json[^]*berth-install: failed: rolling back`),
+      "it failed after writing files",
+    );
     assert.doesNotMatch(r.stderr, /rollback step failed/);
     assert.deepEqual(await tree(prefix), before, "nothing from the failed run is left");
   });

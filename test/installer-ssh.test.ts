@@ -17,7 +17,18 @@ import { promisify } from "node:util";
 import type { DbNodeRegistry } from "../server/db/node-registry-db.ts";
 import type { PrismaClient } from "../server/db/generated/client.ts";
 import { SecretBox } from "../server/auth/secret-box.ts";
-import { checkHost, InstallError, installAgent, KnownHosts, nodeWaiter, probeHost, removeAgent, type InstallEvent, type InstallOptions, type SshTarget } from "../server/installer/index.ts";
+import {
+  checkHost,
+  InstallError,
+  installAgent,
+  KnownHosts,
+  nodeWaiter,
+  probeHost,
+  removeAgent,
+  type InstallEvent,
+  type InstallOptions,
+  type SshTarget,
+} from "../server/installer/index.ts";
 import { cleanUpInstalledAgents, startFromUnit, tree, type UnitProcess } from "./helpers/unit.ts";
 import { startTestConsole, type TestConsole } from "./helpers/console.ts";
 import { clientKey, createTestUser, freePort, startSshd, type SshdHandle, type TestUser } from "./helpers/sshd.ts";
@@ -29,8 +40,6 @@ const execFileP = promisify(execFile);
 const ROOT = resolve(import.meta.dirname, "..");
 const V1 = "0.9.0-t1";
 const V2 = "0.9.0-t2";
-
-
 
 async function rejectsWith(p: Promise<unknown>, check: (e: InstallError) => void): Promise<InstallError> {
   try {
@@ -76,14 +85,23 @@ describe("installing the agent over SSH", () => {
   const dockerConfig = () => join(work, "docker-config");
   const docker = (args: string[]): Promise<DockerResult> =>
     new Promise((res) => {
-      const c = spawn("docker", args, { env: { ...process.env, DOCKER_HOST: `unix://${sock()}`, DOCKER_CONFIG: dockerConfig(), DOCKER_CLI_HINTS: "false" }, stdio: ["ignore", "pipe", "pipe"] });
+      const c = spawn("docker", args, {
+        env: { ...process.env, DOCKER_HOST: `unix://${sock()}`, DOCKER_CONFIG: dockerConfig(), DOCKER_CLI_HINTS: "false" },
+        stdio: ["ignore", "pipe", "pipe"],
+      });
       let stdout = "";
       let stderr = "";
       c.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
       c.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
       c.on("close", (code) => res({ code: code ?? -1, stdout, stderr }));
     });
-  const userTarget = (over: Partial<SshTarget> = {}): SshTarget => ({ host: sshd.host, port: sshd.port, username: user.name, credentials: { password: user.password }, ...over });
+  const userTarget = (over: Partial<SshTarget> = {}): SshTarget => ({
+    host: sshd.host,
+    port: sshd.port,
+    username: user.name,
+    credentials: { password: user.password },
+    ...over,
+  });
   const baseOptions = (over: Partial<InstallOptions> = {}): InstallOptions => ({
     target: userTarget(),
     consoleUrl: cons.url,
@@ -175,12 +193,18 @@ describe("installing the agent over SSH", () => {
     const token = (await registry.createJoinToken()).token;
     secrets.push(token);
     const mark = await sshd.mark();
-    await rejectsWith(installAgent(baseOptions({ target: { ...(await pinned()), credentials: { password: "not-the-password" } }, joinToken: token }), record), (e) => {
-      assert.equal(e.kind, "auth");
-      assert.equal(e.step, "connect");
-      assert.match(e.message, new RegExp(`authentication failed for ${user.name}@127\\.0\\.0\\.1:${sshd.port}`));
-    });
-    assert.match(await until("sshd to log the failure", async () => ((await sshd.logSince(mark)).includes("Failed password") ? sshd.logSince(mark) : undefined)), new RegExp(`Failed password for ${user.name}`));
+    await rejectsWith(
+      installAgent(baseOptions({ target: { ...(await pinned()), credentials: { password: "not-the-password" } }, joinToken: token }), record),
+      (e) => {
+        assert.equal(e.kind, "auth");
+        assert.equal(e.step, "connect");
+        assert.match(e.message, new RegExp(`authentication failed for ${user.name}@127\\.0\\.0\\.1:${sshd.port}`));
+      },
+    );
+    assert.match(
+      await until("sshd to log the failure", async () => ((await sshd.logSince(mark)).includes("Failed password") ? sshd.logSince(mark) : undefined)),
+      new RegExp(`Failed password for ${user.name}`),
+    );
 
     const closed = await freePort();
     await rejectsWith(installAgent(baseOptions({ target: { ...(await pinned()), port: closed }, joinToken: token }), record), (e) => {
@@ -191,10 +215,13 @@ describe("installing the agent over SSH", () => {
 
     const checklists: InstallEvent[] = [];
     await rejectsWith(
-      installAgent(baseOptions({ target: { ...(await pinned()), username: plainUser.name, credentials: { password: plainUser.password } }, joinToken: token }), (e) => {
-        record(e);
-        if (e.type === "checklist") checklists.push(e);
-      }),
+      installAgent(
+        baseOptions({ target: { ...(await pinned()), username: plainUser.name, credentials: { password: plainUser.password } }, joinToken: token }),
+        (e) => {
+          record(e);
+          if (e.type === "checklist") checklists.push(e);
+        },
+      ),
       (e) => {
         assert.equal(e.kind, "no-sudo");
         assert.equal(e.step, "preflight");
@@ -202,10 +229,16 @@ describe("installing the agent over SSH", () => {
       },
     );
     assert.equal(checklists.length, 1);
-    await rejectsWith(installAgent(baseOptions({ target: { ...(await pinned()), credentials: { password: user.password, sudoPassword: "wrong-sudo-password" } }, joinToken: token }), record), (e) => {
-      assert.equal(e.kind, "no-sudo");
-      assert.match(e.message, /wrong or missing sudo password/);
-    });
+    await rejectsWith(
+      installAgent(
+        baseOptions({ target: { ...(await pinned()), credentials: { password: user.password, sudoPassword: "wrong-sudo-password" } }, joinToken: token }),
+        record,
+      ),
+      (e) => {
+        assert.equal(e.kind, "no-sudo");
+        assert.match(e.message, /wrong or missing sudo password/);
+      },
+    );
     assert.deepEqual(await tree(prefix), []);
     // The token was never used: nothing enrolled.
     assert.equal(await db.prisma.node.count(), 0);
@@ -228,11 +261,22 @@ describe("installing the agent over SSH", () => {
     );
     assert.equal(checks.length, 1);
     const byId = new Map(checks[0]!.checks.map((c) => [c.id, c]));
-    assert.deepEqual(
-      [...byId.keys()].sort(),
-      ["arch", "artifact", "cgroups", "console", "disk", "init", "iptables", "kernel", "nodejs", "os", "overlayfs", "privilege"],
-    );
-    for (const id of ["os", "arch", "kernel", "privilege", "init", "overlayfs", "cgroups", "iptables", "nodejs", "artifact"]) assert.equal(byId.get(id as never)?.ok, true, `${id}: ${byId.get(id as never)?.detail}`);
+    assert.deepEqual([...byId.keys()].sort(), [
+      "arch",
+      "artifact",
+      "cgroups",
+      "console",
+      "disk",
+      "init",
+      "iptables",
+      "kernel",
+      "nodejs",
+      "os",
+      "overlayfs",
+      "privilege",
+    ]);
+    for (const id of ["os", "arch", "kernel", "privilege", "init", "overlayfs", "cgroups", "iptables", "nodejs", "artifact"])
+      assert.equal(byId.get(id as never)?.ok, true, `${id}: ${byId.get(id as never)?.detail}`);
     assert.equal(byId.get("console")?.ok, false);
     assert.equal(byId.get("disk")?.ok, false);
     assert.match(byId.get("os")!.detail, /Debian|Ubuntu|Fedora/);
@@ -274,7 +318,13 @@ exit 100
     const shimmed = await startSshd({ sessionPath: `${shims}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin` });
     try {
       await shimmed.authorize("root", rootKey.publicKey);
-      const target: SshTarget = { host: shimmed.host, port: shimmed.port, username: "root", credentials: { privateKey: rootKey.privateKey, passphrase: rootKeyPassphrase }, hostKeyFingerprint: await shimmed.fingerprint() };
+      const target: SshTarget = {
+        host: shimmed.host,
+        port: shimmed.port,
+        username: "root",
+        credentials: { privateKey: rootKey.privateKey, passphrase: rootKeyPassphrase },
+        hostKeyFingerprint: await shimmed.fingerprint(),
+      };
       const before = await tree(prefix);
       const steps: InstallEvent[] = [];
       await rejectsWith(
@@ -285,13 +335,19 @@ exit 100
         (e) => {
           assert.equal(e.kind, "package");
           assert.equal(e.step, "packages");
-          assert.match(e.message, /installing .*berth-test-no-such-package with apt-get failed on 127\.0\.0\.1:\d+ \(exit 100\): .*E: Unable to locate package berth-test-no-such-package/s);
+          assert.match(
+            e.message,
+            /installing .*berth-test-no-such-package with apt-get failed on 127\.0\.0\.1:\d+ \(exit 100\): .*E: Unable to locate package berth-test-no-such-package/s,
+          );
         },
       );
       const calls = await readFile(join(shims, "apt-get.calls"), "utf8");
       assert.match(calls, /update/);
       assert.match(calls, /install -y -q --no-install-recommends .*berth-test-no-such-package/);
-      const output = steps.filter((e): e is Extract<InstallEvent, { type: "output" }> => e.type === "output" && e.step === "packages").map((e) => e.text).join("");
+      const output = steps
+        .filter((e): e is Extract<InstallEvent, { type: "output" }> => e.type === "output" && e.step === "packages")
+        .map((e) => e.text)
+        .join("");
       assert.match(output, /E: Unable to locate package berth-test-no-such-package/, "the package manager's output streams to the caller");
       assert.ok(steps.some((e) => e.type === "step" && e.step === "packages" && e.status === "failed"));
       assert.ok(steps.some((e) => e.type === "rollback" && e.step === "packages" && e.status === "ok"));
@@ -305,10 +361,18 @@ exit 100
     const before = await tree(prefix);
     const seen: InstallEvent[] = [];
     await rejectsWith(
-      installAgent(baseOptions({ target: await pinned(), joinToken: "bjt_never_used_token_0000", enrollTimeoutMs: 1_500, waitForNode: ({ signal }) => new Promise((_, reject) => signal.addEventListener("abort", () => reject(new Error("aborted")))) }), (e) => {
-        record(e);
-        seen.push(e);
-      }),
+      installAgent(
+        baseOptions({
+          target: await pinned(),
+          joinToken: "bjt_never_used_token_0000",
+          enrollTimeoutMs: 1_500,
+          waitForNode: ({ signal }) => new Promise((_, reject) => signal.addEventListener("abort", () => reject(new Error("aborted")))),
+        }),
+        (e) => {
+          record(e);
+          seen.push(e);
+        },
+      ),
       (e) => {
         assert.equal(e.kind, "enrollment");
         assert.equal(e.step, "enroll");
@@ -355,8 +419,22 @@ exit 100
       ["packages", "service"],
     );
     assert.match(result.skipped.find((s) => s.step === "service")!.reason, /install prefix .*: systemd is left alone/);
-    const status = seen.filter((e): e is Extract<InstallEvent, { type: "step" }> => e.type === "step" && e.status !== "running").map((e) => `${e.step}:${e.status}`);
-    assert.deepEqual(status, ["connect:ok", "preflight:ok", "packages:skipped", "upload:ok", "unpack:ok", "config:ok", "switch:ok", "unit:ok", "service:skipped", "enroll:ok", "cleanup:ok"]);
+    const status = seen
+      .filter((e): e is Extract<InstallEvent, { type: "step" }> => e.type === "step" && e.status !== "running")
+      .map((e) => `${e.step}:${e.status}`);
+    assert.deepEqual(status, [
+      "connect:ok",
+      "preflight:ok",
+      "packages:skipped",
+      "upload:ok",
+      "unpack:ok",
+      "config:ok",
+      "switch:ok",
+      "unit:ok",
+      "service:skipped",
+      "enroll:ok",
+      "cleanup:ok",
+    ]);
 
     // The files, where the issue says.
     const lib = join(prefix, "usr/lib/berth-agent");
@@ -374,7 +452,15 @@ exit 100
     assert.equal((await stat(join(prefix, "etc/berth/node-credential"))).mode & 0o777, 0o600, "the agent stored its credential");
     const unit = await readFile(result.unitPath, "utf8");
     assert.equal(result.unitPath, join(prefix, "etc/systemd/system/berth-agent.service"));
-    for (const line of ["KillMode=process", "Delegate=yes", "Restart=always", "After=network-online.target", "Wants=network-online.target", "Environment=UV_THREADPOOL_SIZE=16", `ExecStart=${lib}/current/berth-agent --config ${configPath}`]) {
+    for (const line of [
+      "KillMode=process",
+      "Delegate=yes",
+      "Restart=always",
+      "After=network-online.target",
+      "Wants=network-online.target",
+      "Environment=UV_THREADPOOL_SIZE=16",
+      `ExecStart=${lib}/current/berth-agent --config ${configPath}`,
+    ]) {
       assert.ok(unit.split("\n").includes(line), `the unit has ${line}`);
     }
     const verify = await execFileP("systemd-analyze", ["verify", result.unitPath]).then(
@@ -434,10 +520,18 @@ exit 100
     const config = await readFile(join(prefix, "etc/berth/agent.json"), "utf8");
     const seen: InstallEvent[] = [];
     await rejectsWith(
-      installAgent(baseOptions({ target: await pinned(), artifactPath: artifacts[V2]!, enrollTimeoutMs: 1_000, waitForNode: ({ signal }) => new Promise((_, reject) => signal.addEventListener("abort", () => reject(new Error("aborted")))) }), (e) => {
-        record(e);
-        seen.push(e);
-      }),
+      installAgent(
+        baseOptions({
+          target: await pinned(),
+          artifactPath: artifacts[V2]!,
+          enrollTimeoutMs: 1_000,
+          waitForNode: ({ signal }) => new Promise((_, reject) => signal.addEventListener("abort", () => reject(new Error("aborted")))),
+        }),
+        (e) => {
+          record(e);
+          seen.push(e);
+        },
+      ),
       (e) => {
         assert.equal(e.kind, "enrollment");
         assert.match(e.message, /node never came back online/);
@@ -446,7 +540,11 @@ exit 100
     assert.ok(seen.some((e) => e.type === "rollback" && e.step === "switch" && e.label.includes(`back to ${V1}`) && e.status === "ok"));
     assert.equal(await readlink(join(prefix, "usr/lib/berth-agent/current")), V1);
     assert.equal(await readFile(join(prefix, "etc/berth/agent.json"), "utf8"), config);
-    assert.deepEqual(await tree(prefix).then((t) => t.filter((p) => !p.startsWith("var/lib/berth/") && !p.startsWith("run/berth/"))), before.filter((p) => !p.startsWith("var/lib/berth/") && !p.startsWith("run/berth/")), "the prefix is as before the run (the agent's own data aside)");
+    assert.deepEqual(
+      await tree(prefix).then((t) => t.filter((p) => !p.startsWith("var/lib/berth/") && !p.startsWith("run/berth/"))),
+      before.filter((p) => !p.startsWith("var/lib/berth/") && !p.startsWith("run/berth/")),
+      "the prefix is as before the run (the agent's own data aside)",
+    );
     assert.equal(cons.services.hub.node(nodeId)?.online, true, "the running agent was never touched");
   });
 
@@ -457,13 +555,21 @@ exit 100
     const pid = (await inspect()).State.Pid;
     assert.ok(pid > 0 && existsSync(`/proc/${pid}`));
     const startTime = (await readFile(`/proc/${pid}/stat`, "utf8")).split(" ")[21];
-    await until("the console to list the container", () => cons.services.hub.node(nodeId)?.inventory?.containers.some((c) => c.name.replace(/^\//, "") === "keeper"));
+    await until("the console to list the container", () =>
+      cons.services.hub.node(nodeId)?.inventory?.containers.some((c) => c.name.replace(/^\//, "") === "keeper"),
+    );
     const configBefore = await readFile(join(prefix, "etc/berth/agent.json"), "utf8");
     const credentialBefore = await readFile(join(prefix, "etc/berth/node-credential"), "utf8");
     const old = agents.at(-1)!;
 
     // Root by key this time (no sudo), and the v2 artifact.
-    const rootTarget: SshTarget = { host: sshd.host, port: sshd.port, username: "root", credentials: { privateKey: rootKey.privateKey, passphrase: rootKeyPassphrase }, hostKeyFingerprint: await knownHosts.fingerprint(sshd.host, sshd.port) };
+    const rootTarget: SshTarget = {
+      host: sshd.host,
+      port: sshd.port,
+      username: "root",
+      credentials: { privateKey: rootKey.privateKey, passphrase: rootKeyPassphrase },
+      hostKeyFingerprint: await knownHosts.fingerprint(sshd.host, sshd.port),
+    };
     const waiter = nodeWaiter({ hub: cons.services.hub, prisma: db.prisma, nodeId });
     const result = await installAgent(
       baseOptions({
@@ -504,7 +610,9 @@ exit 100
     assert.equal((await readFile(`/proc/${pid}/stat`, "utf8")).split(" ")[21], startTime, "the very same process (not a reused PID)");
     const ps = await docker(["ps", "--format", "{{.Names}} {{.Status}}"]);
     assert.match(ps.stdout, /^keeper Up/m, `docker ps after the upgrade: ${ps.stdout}${ps.stderr}`);
-    await until("the console to list the adopted container as running", () => cons.services.hub.node(nodeId)?.inventory?.containers.some((c) => c.name.replace(/^\//, "") === "keeper" && c.state === "running"));
+    await until("the console to list the adopted container as running", () =>
+      cons.services.hub.node(nodeId)?.inventory?.containers.some((c) => c.name.replace(/^\//, "") === "keeper" && c.state === "running"),
+    );
   });
 
   test("remove: stops the agent and removes unit, agent, config and (asked) the containers and data", async () => {
@@ -520,10 +628,17 @@ exit 100
     assert.equal(result.dataRemoved, true);
     await until("the agent to exit", () => agent.child.exitCode !== null || agent.child.signalCode !== null);
     await until("the container to be gone", () => !existsSync(`/proc/${pid}`));
-    for (const p of ["usr/lib/berth-agent", "etc/berth", "etc/systemd/system/berth-agent.service", "var/lib/berth", "run/berth"]) assert.equal(existsSync(join(prefix, p)), false, `${p} is removed`);
-    assert.deepEqual((await tree(prefix)).filter((p) => p.includes("berth")), [], "no berth file or directory left, also no moved-aside copy");
+    for (const p of ["usr/lib/berth-agent", "etc/berth", "etc/systemd/system/berth-agent.service", "var/lib/berth", "run/berth"])
+      assert.equal(existsSync(join(prefix, p)), false, `${p} is removed`);
+    assert.deepEqual(
+      (await tree(prefix)).filter((p) => p.includes("berth")),
+      [],
+      "no berth file or directory left, also no moved-aside copy",
+    );
     await assert.rejects(execFileP("ip", ["link", "show", bridge]), "the agent's bridge is gone");
-    const status = seen.filter((e): e is Extract<InstallEvent, { type: "step" }> => e.type === "step" && e.status !== "running").map((e) => `${e.step}:${e.status}`);
+    const status = seen
+      .filter((e): e is Extract<InstallEvent, { type: "step" }> => e.type === "step" && e.status !== "running")
+      .map((e) => `${e.step}:${e.status}`);
     assert.deepEqual(status, ["connect:ok", "inspect:ok", "stop:ok", "files:ok", "data:ok", "cleanup:ok"]);
     await until("the console to see the node offline", () => cons.services.hub.node(nodeId)?.online === false);
     // The console's part: revoke the node's credential.

@@ -8,10 +8,9 @@ import { createHash } from "node:crypto";
 import { chmod, copyFile, mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startRegistry, type RegistryFixture } from "./fixtures/registry.ts";
-import { MULTILAYER_ABSENT, MULTILAYER_EXPECTED, pushFixtureImages, type FixtureImages } from "./fixtures/images.ts";
-import { startAgent, type AgentHandle } from "./helpers/agent.ts";
-import { dockerCli, dockerCliOk, startDockerd, type CliTarget, type DockerdHandle } from "./helpers/dockerd.ts";
+import { MULTILAYER_ABSENT, MULTILAYER_EXPECTED, type FixtureImages } from "./fixtures/images.ts";
+import { dockerCli, dockerCliOk, type CliTarget } from "./helpers/dockerd.ts";
+import { startBerthAndDocker, type BerthAndDocker } from "./helpers/parity.ts";
 
 function sha256(data: Buffer | string): string {
   return `sha256:${createHash("sha256").update(data).digest("hex")}`;
@@ -31,10 +30,8 @@ function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env):
 const SKOPEO_ENV: NodeJS.ProcessEnv = { ...process.env, REGISTRY_AUTH_FILE: "/dev/null/none.json", DOCKER_CONFIG: "/dev/null/none" };
 
 describe("interoperability with Docker Engine 20.10 and skopeo", () => {
-  let reg: RegistryFixture | undefined;
+  let pair: BerthAndDocker | undefined;
   let fx: FixtureImages;
-  let agent: AgentHandle | undefined;
-  let dockerd: DockerdHandle | undefined;
   let work: string | undefined;
   // The CLI targets; logs() gives the daemon's output for failure messages.
   let berth: CliTarget;
@@ -42,22 +39,14 @@ describe("interoperability with Docker Engine 20.10 and skopeo", () => {
 
   // Registered before any setup, so whatever started is stopped even if `before` fails.
   after(async () => {
-    await dockerd?.stop();
-    await agent?.destroy();
-    await reg?.stop();
+    await pair?.stop();
     if (work) await rm(work, { recursive: true, force: true });
   });
 
   before(async () => {
     work = await mkdtemp(join(tmpdir(), "berth-interop-"));
-    reg = await startRegistry({ auth: "none" });
-    fx = await pushFixtureImages(reg, { only: ["busybox", "multilayer"] });
-    agent = await startAgent();
-    berth = { dockerHost: agent.dockerHost, dockerConfig: agent.dockerConfig, logs: agent.logs };
-    dockerd = await startDockerd(); // throws with dockerd's and containerd's logs if it cannot start
-    engine = dockerd;
-    const v = await dockerCliOk(engine, ["version", "--format", "{{.Server.Version}}"]);
-    assert.match(v.trim(), /^20\.10\./, "the Docker Engine under test is 20.10");
+    pair = await startBerthAndDocker({ images: ["busybox", "multilayer"] });
+    ({ fx, berth, engine } = pair);
   });
 
   /** Asserts dockerd does not have `ref`, so that what it runs can only come from the loaded tar. */
@@ -133,7 +122,7 @@ describe("interoperability with Docker Engine 20.10 and skopeo", () => {
 
   test("an image pushed by Berth is read back by skopeo with the digest the push printed", async () => {
     await dockerCliOk(berth, ["pull", fx.busybox.ref]);
-    const target = `${reg!.host}/interop/pushed:v1`;
+    const target = `${pair!.reg.host}/interop/pushed:v1`;
     await dockerCliOk(berth, ["tag", fx.busybox.ref, target]);
     const out = await dockerCliOk(berth, ["push", target]);
     const m = /^v1: digest: (sha256:[0-9a-f]{64}) size: (\d+)$/m.exec(out);
@@ -203,7 +192,8 @@ describe("interoperability with Docker Engine 20.10 and skopeo", () => {
     const problems: string[] = [];
     const wantPaths = MULTILAYER_EXPECTED.map((e) => e.path).sort();
     const gotPaths = [...rows.keys()].sort();
-    if (JSON.stringify(gotPaths) !== JSON.stringify(wantPaths)) problems.push(`tree under /data: ${JSON.stringify(gotPaths)}, want ${JSON.stringify(wantPaths)}`);
+    if (JSON.stringify(gotPaths) !== JSON.stringify(wantPaths))
+      problems.push(`tree under /data: ${JSON.stringify(gotPaths)}, want ${JSON.stringify(wantPaths)}`);
     const typeName = { file: "regular file", dir: "directory", symlink: "symbolic link" } as const;
     for (const e of MULTILAYER_EXPECTED) {
       const r = rows.get(e.path);
@@ -219,7 +209,18 @@ describe("interoperability with Docker Engine 20.10 and skopeo", () => {
     assert.deepEqual(problems, [], `the image Berth saved, as Docker runs it:\n${lsOut}\n${statOut}`);
 
     // And the busybox part still works (the first layer).
-    const cat = await dockerCliOk(engine, ["run", "--rm", "--pull", "never", "--network", "none", fx.multilayer.ref, "cat", "/data/keep.txt", "/data/old/new.txt"]);
+    const cat = await dockerCliOk(engine, [
+      "run",
+      "--rm",
+      "--pull",
+      "never",
+      "--network",
+      "none",
+      fx.multilayer.ref,
+      "cat",
+      "/data/keep.txt",
+      "/data/old/new.txt",
+    ]);
     assert.equal(cat, "kept\nnew content\n");
   });
 });

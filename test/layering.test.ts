@@ -28,7 +28,11 @@ function importsOf(file: string): string[] {
 }
 
 function violations(files: string[], allowed: (target: string) => boolean): string[] {
-  return files.flatMap((f) => importsOf(f).filter((t) => !allowed(t)).map((t) => `${f} imports ${t}`));
+  return files.flatMap((f) =>
+    importsOf(f)
+      .filter((t) => !allowed(t))
+      .map((t) => `${f} imports ${t}`),
+  );
 }
 
 const under = (t: string, ...dirs: string[]) => dirs.some((d) => t.startsWith(d + "/"));
@@ -36,21 +40,36 @@ const isTest = (f: string) => f.endsWith(".test.ts");
 
 test("the console (server/, app/) imports nothing of the engine or the doors but the link contract", () => {
   const files = [...sources("server"), ...sources("app")].filter((f) => !isTest(f));
-  assert.deepEqual(violations(files, (t) => !under(t, "agent/engine", "agent/dockerapi", "agent/link") || t === "agent/link/contract.ts"), []);
+  assert.deepEqual(
+    violations(files, (t) => !under(t, "agent/engine", "agent/dockerapi", "agent/link") || t === "agent/link/contract.ts"),
+    [],
+  );
 });
 
 test("the link contract and shared/ are leaves: they import only shared/", () => {
   const files = ["agent/link/contract.ts", ...sources("shared").filter((f) => !isTest(f))];
-  assert.deepEqual(violations(files, (t) => under(t, "shared")), []);
+  assert.deepEqual(
+    violations(files, (t) => under(t, "shared")),
+    [],
+  );
 });
 
 test("the engine imports neither door; the doors do not import each other", () => {
   const engine = sources("agent/engine").filter((f) => !isTest(f));
-  assert.deepEqual(violations(engine, (t) => !under(t, "agent/dockerapi", "agent/link") && t !== "agent/main.ts"), []);
+  assert.deepEqual(
+    violations(engine, (t) => !under(t, "agent/dockerapi", "agent/link") && t !== "agent/main.ts"),
+    [],
+  );
   const link = sources("agent/link").filter((f) => !isTest(f));
-  assert.deepEqual(violations(link, (t) => !under(t, "agent/dockerapi")), []);
+  assert.deepEqual(
+    violations(link, (t) => !under(t, "agent/dockerapi")),
+    [],
+  );
   const dockerapi = sources("agent/dockerapi").filter((f) => !isTest(f));
-  assert.deepEqual(violations(dockerapi, (t) => !under(t, "agent/link")), []);
+  assert.deepEqual(
+    violations(dockerapi, (t) => !under(t, "agent/link")),
+    [],
+  );
 });
 
 test("the import scan sees imports (a check that cannot pass vacuously)", () => {

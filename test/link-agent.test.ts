@@ -69,21 +69,31 @@ async function startConsole(registry: MemoryNodeRegistry, opts: { port?: number;
 
 // --- waiting ------------------------------------------------------------------------------------
 
-
 const online = (hub: AgentHub, nodeId: string) => {
   const n = hub.node(nodeId);
   return n?.online && n.inventory ? n : undefined;
 };
 
-const containerIn = (hub: AgentHub, nodeId: string, id: string): InventoryContainer | undefined => hub.node(nodeId)?.inventory?.containers.find((c) => c.id === id);
+const containerIn = (hub: AgentHub, nodeId: string, id: string): InventoryContainer | undefined =>
+  hub.node(nodeId)?.inventory?.containers.find((c) => c.id === id);
 
 /**
  * A raw socket.io client on the agents namespace; resolves with the refusal it got, "closed"
  * when the server dropped the connection without a word (socket.io's own protocol check), or
  * "connected".
  */
-async function handshake(url: string, auth: unknown, extraHeaders?: Record<string, string>): Promise<{ code?: string; message: string } | "connected" | "closed"> {
-  const socket = ioClient(`${url}/agents`, { transports: ["websocket"], auth: auth as Record<string, unknown>, reconnection: false, forceNew: true, extraHeaders });
+async function handshake(
+  url: string,
+  auth: unknown,
+  extraHeaders?: Record<string, string>,
+): Promise<{ code?: string; message: string } | "connected" | "closed"> {
+  const socket = ioClient(`${url}/agents`, {
+    transports: ["websocket"],
+    auth: auth as Record<string, unknown>,
+    reconnection: false,
+    forceNew: true,
+    extraHeaders,
+  });
   let timer: NodeJS.Timeout | undefined;
   try {
     return await new Promise((resolve, reject) => {
@@ -135,7 +145,10 @@ describe("agent link with real agents", () => {
     assert.equal(inv.protocol, LINK_PROTOCOL_VERSION);
     assert.deepEqual(inv.images, []);
     assert.deepEqual(inv.containers, []);
-    assert.ok(inv.networks.some((n) => n.name === "bridge"), JSON.stringify(inv.networks));
+    assert.ok(
+      inv.networks.some((n) => n.name === "bridge"),
+      JSON.stringify(inv.networks),
+    );
     assert.equal(status.hostname, os.hostname());
 
     await until("the credential file", () => existsSync(agent.credentialFile), 5_000, agent);
@@ -173,7 +186,10 @@ describe("agent link with real agents", () => {
     await first.destroy();
     await until("the second node offline", () => cons.hub.node(firstNode.nodeId)?.online === false);
     assert.ok(cons.hub.node(firstNode.nodeId)!.inventory, "an offline node keeps its last inventory");
-    await assert.rejects(cons.hub.request(firstNode.nodeId, "system.info", {}), (e: LinkRequestError) => e.kind === "Unavailable" && /is offline \(last seen /.test(e.message));
+    await assert.rejects(
+      cons.hub.request(firstNode.nodeId, "system.info", {}),
+      (e: LinkRequestError) => e.kind === "Unavailable" && /is offline \(last seen /.test(e.message),
+    );
   });
 
   test("image.pull through the hub streams per-layer progress, and the image shows in the node's inventory", async () => {
@@ -188,14 +204,22 @@ describe("agent link with real agents", () => {
     const downloading = events.filter((e) => e.status === "Downloading");
     assert.ok(downloading.length > 0 && downloading.every((e) => typeof e.current === "number" && typeof e.total === "number"));
     assert.match(events[0]!.status, /^Pulling from test\/multilayer/);
-    const image = await until("the image in the inventory", () => cons.hub.node(nodeId)?.inventory?.images.find((i) => i.id === fx.multilayer.configDigest), 3_000, agent);
+    const image = await until(
+      "the image in the inventory",
+      () => cons.hub.node(nodeId)?.inventory?.images.find((i) => i.id === fx.multilayer.configDigest),
+      3_000,
+      agent,
+    );
     assert.deepEqual(image.repoTags, [`${reg.host}/test/multilayer:latest`]);
     assert.deepEqual(image.repoDigests, [`${reg.host}/test/multilayer@${fx.multilayer.manifestDigest}`]);
     assert.ok(image.size > 0);
     assert.ok(cons.events.some((e) => e.nodeId === nodeId && e.event.type === "image" && e.event.action === "pull"));
 
     // Errors come back as the engine's kinds.
-    await assert.rejects(cons.hub.request(nodeId, "image.pull", { reference: `${reg.host}/test/no-such-image:latest` }, { timeoutMs: 60_000 }), (e: LinkRequestError) => e.kind === "NotFound" && /no-such-image/.test(e.message));
+    await assert.rejects(
+      cons.hub.request(nodeId, "image.pull", { reference: `${reg.host}/test/no-such-image:latest` }, { timeoutMs: 60_000 }),
+      (e: LinkRequestError) => e.kind === "NotFound" && /no-such-image/.test(e.message),
+    );
     await assert.rejects(cons.hub.request(nodeId, "image.pull", { reference: "not a reference!" }), (e: LinkRequestError) => e.kind === "InvalidArgument");
   });
 
@@ -207,7 +231,11 @@ describe("agent link with real agents", () => {
       await until(what, () => check() || undefined, 5_000, agent, 20);
       t.diagnostic(`${what} after ${Date.now() - t0} ms`);
     };
-    const created = await cons.hub.request(nodeId, "container.create", { image: fx.busybox.ref, name: "link-lifecycle", cmd: ["sh", "-c", "echo hello-link; exec sleep 1000"] });
+    const created = await cons.hub.request(nodeId, "container.create", {
+      image: fx.busybox.ref,
+      name: "link-lifecycle",
+      cmd: ["sh", "-c", "echo hello-link; exec sleep 1000"],
+    });
     assert.equal(created.name, "link-lifecycle");
     await within("created in inventory", () => containerIn(cons.hub, nodeId, created.id)?.state === "created");
     const c = containerIn(cons.hub, nodeId, created.id)!;
@@ -219,29 +247,45 @@ describe("agent link with real agents", () => {
     await within("running in inventory", () => containerIn(cons.hub, nodeId, created.id)?.state === "running");
     assert.match(containerIn(cons.hub, nodeId, created.id)!.status, /^Up /);
 
-    const logs = await until("the container's output", async () => {
-      const r = await cons.hub.request(nodeId, "container.logs", { id: created.id, tail: 10 });
-      return r.lines.length ? r : undefined;
-    }, 5_000, agent);
-    assert.deepEqual(logs.lines.map((l) => [l.stream, l.text]), [["stdout", "hello-link\n"]]);
+    const logs = await until(
+      "the container's output",
+      async () => {
+        const r = await cons.hub.request(nodeId, "container.logs", { id: created.id, tail: 10 });
+        return r.lines.length ? r : undefined;
+      },
+      5_000,
+      agent,
+    );
+    assert.deepEqual(
+      logs.lines.map((l) => [l.stream, l.text]),
+      [["stdout", "hello-link\n"]],
+    );
     assert.equal(logs.truncated, false);
     // Followed logs stream line by line until the console cancels.
     const followed: string[] = [];
     const stopFollowing = new AbortController();
-    const following = cons.hub.request(nodeId, "container.logs", { id: created.id, follow: true }, {
-      signal: stopFollowing.signal,
-      onStream: (line) => {
-        followed.push(line.text);
-        stopFollowing.abort();
+    const following = cons.hub.request(
+      nodeId,
+      "container.logs",
+      { id: created.id, follow: true },
+      {
+        signal: stopFollowing.signal,
+        onStream: (line) => {
+          followed.push(line.text);
+          stopFollowing.abort();
+        },
       },
-    });
+    );
     await assert.rejects(following, (e: LinkRequestError) => e.kind === "Canceled");
     assert.deepEqual(followed, ["hello-link\n"]);
     await until("the agent to stop following", () => agent.logs().includes('"msg":"request canceled"'), 2_000, agent);
     // A request that outlives its time limit fails as Unavailable, and the agent stops the work too.
     const t0 = Date.now();
     const slow = randomUUID();
-    await assert.rejects(cons.hub.request(nodeId, "container.logs", { id: created.id, follow: true }, { timeoutMs: 500, requestId: slow }), (e: LinkRequestError) => e.kind === "Unavailable" && /did not answer container.logs within 500 ms/.test(e.message));
+    await assert.rejects(
+      cons.hub.request(nodeId, "container.logs", { id: created.id, follow: true }, { timeoutMs: 500, requestId: slow }),
+      (e: LinkRequestError) => e.kind === "Unavailable" && /did not answer container.logs within 500 ms/.test(e.message),
+    );
     assert.ok(Date.now() - t0 < 5_000, "the follow, which never ends by itself, was cut by the time limit");
     await until("the agent to end the work", () => agent.logs().includes(`"requestId":"${slow}","method":"container.logs","kind":"Canceled"`), 3_000, agent);
     await assert.rejects(cons.hub.request(nodeId, "system.info", {}, { requestId: "not-a-uuid" }), (e: LinkRequestError) => e.kind === "InvalidArgument");
@@ -267,7 +311,10 @@ describe("agent link with real agents", () => {
     const requestId = randomUUID();
     const label = { "test.request": requestId };
     const params = { image: fx.busybox.ref, cmd: ["true"], labels: label };
-    const [a, b] = await Promise.all([cons.hub.request(nodeId, "container.create", params, { requestId }), cons.hub.request(nodeId, "container.create", params, { requestId })]);
+    const [a, b] = await Promise.all([
+      cons.hub.request(nodeId, "container.create", params, { requestId }),
+      cons.hub.request(nodeId, "container.create", params, { requestId }),
+    ]);
     // Sent again after the first finished: the agent answers from its record.
     const c = await cons.hub.request(nodeId, "container.create", params, { requestId });
     assert.equal(a.id, b.id);
@@ -277,7 +324,10 @@ describe("agent link with real agents", () => {
     assert.equal(made.length, 1, "exactly one container was created");
     assert.match(agent.logs(), new RegExp(`"requestId":"${requestId}","method":"container.create","joined":true`));
     // The same id with other params is refused, not run.
-    await assert.rejects(cons.hub.request(nodeId, "container.create", { ...params, cmd: ["false"] }, { requestId }), (e: LinkRequestError) => e.kind === "InvalidArgument" && /already used/.test(e.message));
+    await assert.rejects(
+      cons.hub.request(nodeId, "container.create", { ...params, cmd: ["false"] }, { requestId }),
+      (e: LinkRequestError) => e.kind === "InvalidArgument" && /already used/.test(e.message),
+    );
     await cons.hub.request(nodeId, "container.remove", { id: a.id });
   });
 
@@ -295,7 +345,10 @@ describe("agent link with real agents", () => {
     assert.equal(pushed.pushed.length, 1);
     assert.equal(pushed.pushed[0]!.tag, "v1");
     assert.equal(pushed.pushed[0]!.digest, fx.multilayer.manifestDigest, "a pulled image is pushed with its own manifest");
-    assert.ok(progress.some((e) => e.status === "Pushed" || e.status === "Layer already exists" || e.status.startsWith("Mounted from")), JSON.stringify(progress));
+    assert.ok(
+      progress.some((e) => e.status === "Pushed" || e.status === "Layer already exists" || e.status.startsWith("Mounted from")),
+      JSON.stringify(progress),
+    );
 
     const history = await cons.hub.request(nodeId, "image.history", { reference: target });
     assert.ok(history.items.length >= fx.multilayer.layerCount);
@@ -303,14 +356,22 @@ describe("agent link with real agents", () => {
     const removed = await cons.hub.request(nodeId, "image.remove", { reference: target });
     assert.ok(removed.untagged.includes(target), JSON.stringify(removed));
     assert.deepEqual(removed.deleted, [], "untagging leaves the image to its other name");
-    await until("the tag gone from the inventory", () => !cons.hub.node(nodeId)?.inventory?.images.some((i) => i.repoTags.includes(target)) || undefined, 3_000);
+    await until(
+      "the tag gone from the inventory",
+      () => !cons.hub.node(nodeId)?.inventory?.images.some((i) => i.repoTags.includes(target)) || undefined,
+      3_000,
+    );
     await assert.rejects(cons.hub.request(nodeId, "image.remove", { reference: target }), (e: LinkRequestError) => e.kind === "NotFound");
     const pruned = await cons.hub.request(nodeId, "image.prune", {});
     assert.deepEqual(pruned.deleted, [], "nothing dangling");
   });
 
   test("console restart: the agent reconnects and resends its snapshot; a request running meanwhile answers its retry once", async (t) => {
-    const box = await cons.hub.request(nodeId, "container.create", { image: fx.busybox.ref, name: "link-restart", cmd: ["sh", "-c", "trap '' TERM; while :; do sleep 1; done"] });
+    const box = await cons.hub.request(nodeId, "container.create", {
+      image: fx.busybox.ref,
+      name: "link-restart",
+      cmd: ["sh", "-c", "trap '' TERM; while :; do sleep 1; done"],
+    });
     await cons.hub.request(nodeId, "container.start", { id: box.id });
     // A stop that takes 4 s (the process ignores SIGTERM) is under way when the console goes.
     const requestId = randomUUID();
@@ -328,7 +389,10 @@ describe("agent link with real agents", () => {
     const reconnectMs = Date.now() - t0;
     assert.ok(reconnectMs < 8_000, `reconnected after ${reconnectMs} ms`);
     t.diagnostic(`back on the new console ${reconnectMs} ms after it started`);
-    assert.ok(back.inventory!.images.some((i) => i.id === fx.multilayer.configDigest), "the new console has the full snapshot");
+    assert.ok(
+      back.inventory!.images.some((i) => i.id === fx.multilayer.configDigest),
+      "the new console has the full snapshot",
+    );
     assert.ok(back.inventory!.containers.some((c) => c.id === box.id));
     // The retry joins the stop still running (or gets its recorded outcome): changed is true only
     // because the stop ran once; a second stop of a stopped container would answer false.
@@ -338,7 +402,11 @@ describe("agent link with real agents", () => {
   });
 
   test(`an agent cut off for ${OUTAGE_MS / 1000} s shows as disconnected with its last inventory, and is back within seconds of the line returning`, async (t) => {
-    const box = await cons.hub.request(nodeId, "container.create", { image: fx.busybox.ref, name: "link-outage", cmd: ["sh", "-c", "trap '' TERM; while :; do sleep 1; done"] });
+    const box = await cons.hub.request(nodeId, "container.create", {
+      image: fx.busybox.ref,
+      name: "link-outage",
+      cmd: ["sh", "-c", "trap '' TERM; while :; do sleep 1; done"],
+    });
     await cons.hub.request(nodeId, "container.start", { id: box.id });
     await until("running", () => containerIn(cons.hub, nodeId, box.id)?.state === "running", 2_000);
     // A request in flight when the line dies is sent again when the node is back, and runs once.
@@ -346,22 +414,34 @@ describe("agent link with real agents", () => {
     await sleep(200);
     proxy.cut();
     const cutAt = Date.now();
-    const offline = await until("the node offline", () => {
-      const n = cons.hub.node(nodeId);
-      return n && !n.online ? n : undefined;
-    }, 10_000);
+    const offline = await until(
+      "the node offline",
+      () => {
+        const n = cons.hub.node(nodeId);
+        return n && !n.online ? n : undefined;
+      },
+      10_000,
+    );
     const offlineAfterMs = Date.now() - cutAt;
     assert.ok(offlineAfterMs < 5_000, "a silent node is noticed within the heartbeat timeout");
-    assert.ok(offline.inventory!.containers.some((c) => c.id === box.id && c.state === "running"), "the last-known inventory stays");
+    assert.ok(
+      offline.inventory!.containers.some((c) => c.id === box.id && c.state === "running"),
+      "the last-known inventory stays",
+    );
     assert.ok(offline.lastSeen <= Date.now() && offline.lastSeen >= cutAt - 2_000);
     await sleep(Math.max(0, OUTAGE_MS - (Date.now() - cutAt)));
     assert.equal(cons.hub.node(nodeId)!.online, false);
     proxy.restore();
     const restoredAt = Date.now();
-    const back = await until("the node back online with a fresh snapshot", () => {
-      const n = online(cons.hub, nodeId);
-      return n && n.inventoryAt! >= restoredAt ? n : undefined;
-    }, 15_000, agent);
+    const back = await until(
+      "the node back online with a fresh snapshot",
+      () => {
+        const n = online(cons.hub, nodeId);
+        return n && n.inventoryAt! >= restoredAt ? n : undefined;
+      },
+      15_000,
+      agent,
+    );
     const recoveryMs = Date.now() - restoredAt;
     assert.ok(recoveryMs < 8_000, `back after ${recoveryMs} ms`);
     t.diagnostic(`offline ${offlineAfterMs} ms after the cut; back with a fresh snapshot ${recoveryMs} ms after the line returned`);
@@ -391,7 +471,10 @@ describe("agent link with real agents", () => {
 
     // The stolen or restored credential is refused with the reason.
     const stored = JSON.parse(saved);
-    assert.deepEqual(await handshake(cons.url, { kind: "node", protocol: LINK_PROTOCOL_VERSION, agentVersion: "test", nodeId: stored.nodeId, credential: stored.credential }), { code: "revoked", message: "this node was revoked" });
+    assert.deepEqual(
+      await handshake(cons.url, { kind: "node", protocol: LINK_PROTOCOL_VERSION, agentVersion: "test", nodeId: stored.nodeId, credential: stored.credential }),
+      { code: "revoked", message: "this node was revoked" },
+    );
     await writeFile(doomed.credentialFile, saved, { mode: 0o600 });
     await doomed.restart();
     await until("the refusal", () => !existsSync(doomed.credentialFile), 10_000, doomed);
@@ -416,12 +499,24 @@ describe("agent link with real agents", () => {
     }
     assert.equal(await handshake(url, "a string"), "closed", "socket.io itself drops a non-object auth payload");
     const stored = JSON.parse(await readFile(agent.credentialFile, "utf8"));
-    assert.deepEqual(await handshake(url, { ...base, kind: "node", nodeId, credential: stored.credential.slice(0, -2) + "zz" }), { code: "unauthorized", message: "unknown node or wrong credential" });
-    assert.deepEqual(await handshake(url, { ...base, kind: "node", nodeId: randomUUID(), credential: stored.credential }), { code: "unauthorized", message: "unknown node or wrong credential" });
-    assert.deepEqual(await handshake(url, { ...base, kind: "join", token: "bjt_never-issued-token", hostname: "h", facts }), { code: "join_refused", message: "unknown join token" });
+    assert.deepEqual(await handshake(url, { ...base, kind: "node", nodeId, credential: stored.credential.slice(0, -2) + "zz" }), {
+      code: "unauthorized",
+      message: "unknown node or wrong credential",
+    });
+    assert.deepEqual(await handshake(url, { ...base, kind: "node", nodeId: randomUUID(), credential: stored.credential }), {
+      code: "unauthorized",
+      message: "unknown node or wrong credential",
+    });
+    assert.deepEqual(await handshake(url, { ...base, kind: "join", token: "bjt_never-issued-token", hostname: "h", facts }), {
+      code: "join_refused",
+      message: "unknown join token",
+    });
     const expiring = registry.createJoinToken(1);
     await sleep(5);
-    assert.deepEqual(await handshake(url, { ...base, kind: "join", token: expiring, hostname: "h", facts }), { code: "join_refused", message: "join token expired" });
+    assert.deepEqual(await handshake(url, { ...base, kind: "join", token: expiring, hostname: "h", facts }), {
+      code: "join_refused",
+      message: "join token expired",
+    });
     const r = await handshake(url, { ...base, protocol: LINK_PROTOCOL_VERSION + 1, kind: "node", nodeId, credential: stored.credential });
     assert.ok(typeof r === "object" && r.code === "protocol" && /upgrade the console/.test(r.message), JSON.stringify(r));
     // A browser page from elsewhere cannot open the agents namespace, even with a good credential.
@@ -435,7 +530,9 @@ describe("agent link with real agents", () => {
     const credentialFile = join(dir, "node-credential");
     // Without a credential or a token the agent refuses to start, before touching the host.
     await assert.rejects(startAgent({ consoleUrl: url, credentialFile }), /exited with 2:[\s\S]*no node credential in .*node-credential and no join token/);
-    await writeFile(credentialFile, JSON.stringify({ nodeId, credential: `bnc_${"x".repeat(43)}`, console: url, enrolledAt: new Date().toISOString() }), { mode: 0o600 });
+    await writeFile(credentialFile, JSON.stringify({ nodeId, credential: `bnc_${"x".repeat(43)}`, console: url, enrolledAt: new Date().toISOString() }), {
+      mode: 0o600,
+    });
     const impostor = await startAgent({ consoleUrl: url, credentialFile });
     t.after(() => impostor.destroy());
     await until("the refusal", () => impostor.logs().includes("the console refused this node; not dialling again"), 10_000, impostor);
@@ -448,7 +545,25 @@ describe("agent link with real agents", () => {
     t.after(() => rm(dir, { recursive: true, force: true }));
     const key = join(dir, "key.pem");
     const cert = join(dir, "cert.pem");
-    await execFileP("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=berth-console", "-addext", "subjectAltName=IP:127.0.0.1"]);
+    await execFileP("openssl", [
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:prime256v1",
+      "-nodes",
+      "-keyout",
+      key,
+      "-out",
+      cert,
+      "-days",
+      "1",
+      "-subj",
+      "/CN=berth-console",
+      "-addext",
+      "subjectAltName=IP:127.0.0.1",
+    ]);
     const pem = await readFile(cert, "utf8");
     const fingerprint = new X509Certificate(pem).fingerprint256;
     const tlsRegistry = new MemoryNodeRegistry();
@@ -462,7 +577,11 @@ describe("agent link with real agents", () => {
     assert.equal(secure.hub.nodes().length, 0);
 
     // openssl's own notation works as the pin.
-    const right = await startAgent({ consoleUrl: secure.url.replace("https:", "wss:"), joinToken: tlsRegistry.createJoinToken(), consoleFingerprint: `sha256 Fingerprint=${fingerprint}` });
+    const right = await startAgent({
+      consoleUrl: secure.url.replace("https:", "wss:"),
+      joinToken: tlsRegistry.createJoinToken(),
+      consoleFingerprint: `sha256 Fingerprint=${fingerprint}`,
+    });
     t.after(() => right.destroy());
     const n = await until("the pinned node online", () => secure.hub.nodes().find((x) => x.online && x.inventory), 15_000, right);
     assert.equal(n.facts?.hostname, os.hostname());

@@ -29,11 +29,36 @@ import { notFound } from "../agent/engine/errors.ts";
 import { loadAgentConfig } from "../agent/config.ts";
 import { sleep } from "./helpers/wait.ts";
 
-
-const facts = { hostname: "node-1", kernelVersion: "6.1.0", operatingSystem: "Debian GNU/Linux 12 (bookworm)", osVersion: "12", architecture: "x86_64", goArch: "amd64", ncpu: 2, memTotal: 4e9, cgroupVersion: "1" as const };
+const facts = {
+  hostname: "node-1",
+  kernelVersion: "6.1.0",
+  operatingSystem: "Debian GNU/Linux 12 (bookworm)",
+  osVersion: "12",
+  architecture: "x86_64",
+  goArch: "amd64",
+  ncpu: 2,
+  memTotal: 4e9,
+  cgroupVersion: "1" as const,
+};
 
 function container(id: string, over: Partial<InventoryContainer> = {}): InventoryContainer {
-  return { id, name: `c-${id}`, image: "busybox", imageId: "sha256:aa", command: "sh", state: "running", status: "Up 2 seconds", exitCode: 0, startedAt: "2024-01-01T00:00:00Z", finishedAt: "0001-01-01T00:00:00Z", restartCount: 0, ports: [], created: 1, labels: {}, ...over };
+  return {
+    id,
+    name: `c-${id}`,
+    image: "busybox",
+    imageId: "sha256:aa",
+    command: "sh",
+    state: "running",
+    status: "Up 2 seconds",
+    exitCode: 0,
+    startedAt: "2024-01-01T00:00:00Z",
+    finishedAt: "0001-01-01T00:00:00Z",
+    restartCount: 0,
+    ports: [],
+    created: 1,
+    labels: {},
+    ...over,
+  };
 }
 
 function snapshot(over: Partial<InventorySnapshot> = {}): InventorySnapshot {
@@ -73,7 +98,14 @@ describe("the wire contract", () => {
     const base = { protocol: 1, agentVersion: "0.1.0" };
     assert.ok(parseHandshake({ ...base, kind: "join", token: "bjt_abcdefgh", hostname: "n", facts }).ok);
     assert.ok(parseHandshake({ ...base, kind: "node", nodeId: "n", credential: "bnc_" + "x".repeat(40) }).ok);
-    for (const bad of [undefined, {}, { ...base, kind: "join", token: "short", hostname: "n", facts }, { ...base, kind: "join", token: "bjt_abcdefgh", hostname: "n", facts: { ...facts, ncpu: -1 } }, { ...base, kind: "node", nodeId: "", credential: "bnc_" + "x".repeat(40) }, { kind: "node", nodeId: "n", credential: "bnc_" + "x".repeat(40) }]) {
+    for (const bad of [
+      undefined,
+      {},
+      { ...base, kind: "join", token: "short", hostname: "n", facts },
+      { ...base, kind: "join", token: "bjt_abcdefgh", hostname: "n", facts: { ...facts, ncpu: -1 } },
+      { ...base, kind: "node", nodeId: "", credential: "bnc_" + "x".repeat(40) },
+      { kind: "node", nodeId: "n", credential: "bnc_" + "x".repeat(40) },
+    ]) {
       assert.equal(parseHandshake(bad).ok, false, JSON.stringify(bad));
     }
     assert.ok(parseAck({ id: "a", ok: true, result: { anything: 1 } }).ok);
@@ -87,13 +119,31 @@ describe("the wire contract", () => {
     assert.ok(parseEvent({ type: "inventory.snapshot", seq: 0, snapshot: snapshot() }).ok);
     assert.equal(parseEvent({ type: "inventory.changed", seq: 0, takenAt: 1, changes: {} }).ok, false, "a change is never message 0");
     assert.equal(parseEvent({ type: "inventory.snapshot", seq: 0, snapshot: { ...snapshot(), facts: undefined } }).ok, false);
-    assert.equal(parseEvent({ type: "engine.events", events: Array.from({ length: 1001 }, () => ({ type: "container", action: "start", id: "x", attributes: {}, time: 1 })) }).ok, false);
+    assert.equal(
+      parseEvent({
+        type: "engine.events",
+        events: Array.from({ length: 1001 }, () => ({ type: "container", action: "start", id: "x", attributes: {}, time: 1 })),
+      }).ok,
+      false,
+    );
   });
 
   test("inventory deltas: only real changes, applied they give the next inventory", () => {
-    const a = snapshot({ containers: [container("1"), container("2")], images: [{ id: "sha256:aa", repoTags: ["busybox:latest"], repoDigests: [], size: 1, created: 1, labels: {}, containers: 2 }] });
-    assert.equal(diffInventory(a, { ...a, containers: a.containers.map((c) => ({ ...c, status: "Up 3 minutes" })), takenAt: 2 }), undefined, "a STATUS text alone is no change");
-    const b = snapshot({ containers: [container("1", { state: "exited", exitCode: 137 }), container("3")], images: a.images, volumes: [{ name: "v", driver: "local", mountpoint: "/v", createdAt: "t", labels: {}, anonymous: false }], takenAt: 5 });
+    const a = snapshot({
+      containers: [container("1"), container("2")],
+      images: [{ id: "sha256:aa", repoTags: ["busybox:latest"], repoDigests: [], size: 1, created: 1, labels: {}, containers: 2 }],
+    });
+    assert.equal(
+      diffInventory(a, { ...a, containers: a.containers.map((c) => ({ ...c, status: "Up 3 minutes" })), takenAt: 2 }),
+      undefined,
+      "a STATUS text alone is no change",
+    );
+    const b = snapshot({
+      containers: [container("1", { state: "exited", exitCode: 137 }), container("3")],
+      images: a.images,
+      volumes: [{ name: "v", driver: "local", mountpoint: "/v", createdAt: "t", labels: {}, anonymous: false }],
+      takenAt: 5,
+    });
     const d = diffInventory(a, b)!;
     assert.deepEqual(d.containers?.remove, ["2"]);
     assert.deepEqual(d.containers?.upsert.map((c) => c.id).sort(), ["1", "3"]);
@@ -107,14 +157,27 @@ describe("the wire contract", () => {
 
   test("Docker's STATUS column", () => {
     const now = Date.parse("2024-01-01T00:03:00Z");
-    assert.equal(containerStatusText({ state: "running", exitCode: 0, startedAt: "2024-01-01T00:00:00Z", finishedAt: "0001-01-01T00:00:00Z" }, now), "Up 3 minutes");
-    assert.equal(containerStatusText({ state: "exited", exitCode: 137, startedAt: "2024-01-01T00:00:00Z", finishedAt: "2024-01-01T00:02:59Z" }, now), "Exited (137) 1 second ago");
+    assert.equal(
+      containerStatusText({ state: "running", exitCode: 0, startedAt: "2024-01-01T00:00:00Z", finishedAt: "0001-01-01T00:00:00Z" }, now),
+      "Up 3 minutes",
+    );
+    assert.equal(
+      containerStatusText({ state: "exited", exitCode: 137, startedAt: "2024-01-01T00:00:00Z", finishedAt: "2024-01-01T00:02:59Z" }, now),
+      "Exited (137) 1 second ago",
+    );
     assert.equal(containerStatusText({ state: "created", exitCode: 0, startedAt: "0001-01-01T00:00:00Z", finishedAt: "0001-01-01T00:00:00Z" }, now), "Created");
   });
 });
 
 describe("the request ledger", () => {
-  const opts = (over: Partial<Parameters<RequestLedger["begin"]>[1]> = {}) => ({ fingerprint: "f", record: true, abortable: false, timeoutMs: 60_000, what: "test.op", ...over });
+  const opts = (over: Partial<Parameters<RequestLedger["begin"]>[1]> = {}) => ({
+    fingerprint: "f",
+    record: true,
+    abortable: false,
+    timeoutMs: 60_000,
+    what: "test.op",
+    ...over,
+  });
 
   test("an id runs once: a repeat while running joins, a repeat after gets the record, other content is refused", async () => {
     const ledger = new RequestLedger();
@@ -162,7 +225,8 @@ describe("the request ledger", () => {
 
   test("abortable work is aborted by cancel and by its time limit, and the outcome says which", async () => {
     const ledger = new RequestLedger();
-    const waitAbort = (signal: AbortSignal) => new Promise((_, reject) => signal.addEventListener("abort", () => reject(Object.assign(new Error("aborted"), { name: "AbortError" }))));
+    const waitAbort = (signal: AbortSignal) =>
+      new Promise((_, reject) => signal.addEventListener("abort", () => reject(Object.assign(new Error("aborted"), { name: "AbortError" }))));
     const c = ledger.begin("c", opts({ abortable: true }), waitAbort);
     assert.equal(ledger.cancel("c", "canceled by the console"), true);
     assert.ok("outcome" in c);
@@ -188,10 +252,20 @@ test("progress coalescer: byte counters thinned per layer, status changes in ord
   await sleep(80);
   c.flush();
   const a = sent.filter((e) => e.id === "a");
-  assert.deepEqual(a.map((e) => e.status), ["Waiting", "Downloading", "Downloading", "Download complete"]);
-  assert.deepEqual(a.filter((e) => e.current !== undefined).map((e) => e.current), [1, 100], "the first and the latest counter");
+  assert.deepEqual(
+    a.map((e) => e.status),
+    ["Waiting", "Downloading", "Downloading", "Download complete"],
+  );
+  assert.deepEqual(
+    a.filter((e) => e.current !== undefined).map((e) => e.current),
+    [1, 100],
+    "the first and the latest counter",
+  );
   const b = sent.filter((e) => e.id === "b");
-  assert.deepEqual(b.map((e) => e.current), [1, 10]);
+  assert.deepEqual(
+    b.map((e) => e.current),
+    [1, 10],
+  );
 });
 
 test("credential file: written atomically with mode 0600, refused when others can read it, deleted on revocation", async (t) => {
@@ -234,9 +308,21 @@ test("memory registry: tokens single-use and expiring, credentials hashed and co
 });
 
 test("agent config: the link keys, and what they need", () => {
-  const c = loadAgentConfig(["--console-url", "https://console.example:8443", "--join-token", "bjt_abcdefgh", "--console-fingerprint", "sha256:" + "ab".repeat(32)]);
+  const c = loadAgentConfig([
+    "--console-url",
+    "https://console.example:8443",
+    "--join-token",
+    "bjt_abcdefgh",
+    "--console-fingerprint",
+    "sha256:" + "ab".repeat(32),
+  ]);
   assert.ok(c !== "help");
-  assert.deepEqual(c.link, { consoleUrl: "https://console.example:8443", joinToken: "bjt_abcdefgh", credentialFile: "/etc/berth/node-credential", consoleFingerprint: "sha256:" + "ab".repeat(32) });
+  assert.deepEqual(c.link, {
+    consoleUrl: "https://console.example:8443",
+    joinToken: "bjt_abcdefgh",
+    credentialFile: "/etc/berth/node-credential",
+    consoleFingerprint: "sha256:" + "ab".repeat(32),
+  });
   const none = loadAgentConfig([]);
   assert.ok(none !== "help" && none.link === undefined);
   assert.throws(() => loadAgentConfig(["--join-token", "bjt_abcdefgh"]), /join-token needs console-url/);

@@ -31,7 +31,10 @@ describe("mirrors and parallel pulls", () => {
     const out = await dockerOk(agent, ["pull", "busybox"]);
     assert.match(out, /latest: Pulling from library\/busybox/);
     assert.match(out, /Status: Downloaded newer image for busybox:latest/);
-    assert.ok(proxy.requests.some((r) => r.path.startsWith("/v2/library/busybox/manifests/latest")), "the mirror was asked for the manifest");
+    assert.ok(
+      proxy.requests.some((r) => r.path.startsWith("/v2/library/busybox/manifests/latest")),
+      "the mirror was asked for the manifest",
+    );
     const table = await dockerOk(agent, ["images", "--format", "{{.Repository}} {{.Tag}} {{.ID}}"]);
     assert.equal(table.trim(), `busybox latest ${fx.busybox.configDigest.slice(7, 19)}`);
     const info = await dockerOk(agent, ["info", "--format", "{{json .RegistryConfig.Mirrors}}"]);
@@ -45,9 +48,11 @@ describe("mirrors and parallel pulls", () => {
   test("layers download in parallel, and two concurrent pulls of one image download each blob once", async () => {
     const agent = await startAgent();
     agents.push(agent);
-    const manifest = (await (await fetch(`${reg.url}/v2/${fx.multilayer.repository}/manifests/${fx.multilayer.tag}`, {
-      headers: { Accept: fx.multilayer.mediaType },
-    })).json()) as { layers: Array<{ digest: string; size: number }> };
+    const manifest = (await (
+      await fetch(`${reg.url}/v2/${fx.multilayer.repository}/manifests/${fx.multilayer.tag}`, {
+        headers: { Accept: fx.multilayer.mediaType },
+      })
+    ).json()) as { layers: Array<{ digest: string; size: number }> };
     const small = manifest.layers.filter((l) => l.size < 100_000).map((l) => l.digest);
     assert.ok(small.length >= 3, "the multilayer fixture has at least 3 small layers");
     // Slow the small layers down (about a second each) so their downloads overlap measurably.
@@ -72,5 +77,4 @@ describe("mirrors and parallel pulls", () => {
     const ids = await dockerOk(agent, ["images", "-q"]);
     assert.equal(ids.trim(), fx.multilayer.configDigest.slice(7, 19));
   });
-
 });

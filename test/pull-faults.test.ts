@@ -139,7 +139,9 @@ describe("pulls through a faulty registry fail cleanly", () => {
   test("a layer whose bytes do not match its digest (gzip header changed, still unpacks) is refused", async (t) => {
     // Byte 4 of a gzip stream is part of its MTIME field: the layer still decompresses to
     // the right tar (diff ID matches), only the blob digest is wrong.
-    const { agent, img, ref, repoPrefix } = await setup(t, "digest-header", (i) => [{ path: new RegExp(`/blobs/${i.layers[0]!.digest}$`), fault: { kind: "corrupt", offset: 4 } }]);
+    const { agent, img, ref, repoPrefix } = await setup(t, "digest-header", (i) => [
+      { path: new RegExp(`/blobs/${i.layers[0]!.digest}$`), fault: { kind: "corrupt", offset: 4 } },
+    ]);
     const r = await pullFails(agent, ref);
     assert.match(r.stderr, /digest mismatch|verification failed/i, withTail(agent, r));
     assert.match(r.stderr, new RegExp(escapeRe(img.layers[0]!.digest.slice(7, 19))), `the error does not name the layer\n${withTail(agent, r)}`);
@@ -149,14 +151,18 @@ describe("pulls through a faulty registry fail cleanly", () => {
   test("a layer corrupted mid-stream is reported as failed verification", async (t) => {
     // Docker verifies the digest before unpacking and says "filesystem layer verification failed";
     // an engine that unpacks while downloading must still name the digest, not the gzip symptom.
-    const { agent, ref, repoPrefix } = await setup(t, "digest-middle", (i) => [{ path: new RegExp(`/blobs/${i.layers[0]!.digest}$`), fault: { kind: "corrupt" } }]);
+    const { agent, ref, repoPrefix } = await setup(t, "digest-middle", (i) => [
+      { path: new RegExp(`/blobs/${i.layers[0]!.digest}$`), fault: { kind: "corrupt" } },
+    ]);
     const r = await pullFails(agent, ref);
     assert.match(r.stderr, /digest mismatch|verification failed/i, withTail(agent, r));
     await assertCleanFailure(agent, repoPrefix);
   });
 
   test("a config blob whose bytes do not match its digest is refused", async (t) => {
-    const { agent, img, ref, repoPrefix } = await setup(t, "digest-config", (i) => [{ path: new RegExp(`/blobs/${i.configDigest}$`), fault: { kind: "corrupt" } }]);
+    const { agent, img, ref, repoPrefix } = await setup(t, "digest-config", (i) => [
+      { path: new RegExp(`/blobs/${i.configDigest}$`), fault: { kind: "corrupt" } },
+    ]);
     const r = await pullFails(agent, ref);
     assert.match(r.stderr, /digest mismatch|verification failed/i, withTail(agent, r));
     assert.match(r.stderr, new RegExp(img.configDigest.slice(7, 19)), `the error does not name the config blob\n${withTail(agent, r)}`);
@@ -164,7 +170,9 @@ describe("pulls through a faulty registry fail cleanly", () => {
   });
 
   test("a layer cut off mid-body (connection closed) fails after retries as truncated", async (t) => {
-    const { agent, proxy, img, ref, repoPrefix } = await setup(t, "truncated", (i) => [{ path: new RegExp(`/blobs/${i.layers[0]!.digest}$`), fault: { kind: "truncate" } }]);
+    const { agent, proxy, img, ref, repoPrefix } = await setup(t, "truncated", (i) => [
+      { path: new RegExp(`/blobs/${i.layers[0]!.digest}$`), fault: { kind: "truncate" } },
+    ]);
     const r = await pullFails(agent, ref);
     assert.match(r.stderr, /unexpected EOF|truncated/i, withTail(agent, r));
     assert.ok(seen(proxy, img.layers[0]!.digest) >= 2, `a broken transfer was not retried (${seen(proxy, img.layers[0]!.digest)} request)`);
@@ -172,7 +180,9 @@ describe("pulls through a faulty registry fail cleanly", () => {
   });
 
   test("a config blob cut off mid-body fails after retries as truncated", async (t) => {
-    const { agent, proxy, img, ref, repoPrefix } = await setup(t, "truncated-config", (i) => [{ path: new RegExp(`/blobs/${i.configDigest}$`), fault: { kind: "truncate" } }]);
+    const { agent, proxy, img, ref, repoPrefix } = await setup(t, "truncated-config", (i) => [
+      { path: new RegExp(`/blobs/${i.configDigest}$`), fault: { kind: "truncate" } },
+    ]);
     const r = await pullFails(agent, ref);
     assert.match(r.stderr, /unexpected EOF|truncated/i, withTail(agent, r));
     assert.ok(seen(proxy, img.configDigest) >= 2, `a broken transfer was not retried (${seen(proxy, img.configDigest)} request)`);
@@ -180,7 +190,9 @@ describe("pulls through a faulty registry fail cleanly", () => {
   });
 
   test("a manifest answered with 500 every time fails after retries, naming the status", async (t) => {
-    const { agent, proxy, ref, repoPrefix } = await setup(t, "manifest-always-fails", () => [{ path: /\/manifests\//, fault: { kind: "status", status: 500 } }]);
+    const { agent, proxy, ref, repoPrefix } = await setup(t, "manifest-always-fails", () => [
+      { path: /\/manifests\//, fault: { kind: "status", status: 500 } },
+    ]);
     const r = await pullFails(agent, ref);
     // Docker: "received unexpected HTTP status: 500 Internal Server Error" (the body of a 5xx is not trusted).
     assert.match(r.stderr, /\b500\b/, withTail(agent, r));
@@ -189,7 +201,9 @@ describe("pulls through a faulty registry fail cleanly", () => {
   });
 
   test("a layer answered with 500 every time fails after retries, naming the status", async (t) => {
-    const { agent, proxy, img, ref, repoPrefix } = await setup(t, "blob-always-fails", (i) => [{ path: new RegExp(`/blobs/${i.layers[0]!.digest}$`), fault: { kind: "status", status: 500 } }]);
+    const { agent, proxy, img, ref, repoPrefix } = await setup(t, "blob-always-fails", (i) => [
+      { path: new RegExp(`/blobs/${i.layers[0]!.digest}$`), fault: { kind: "status", status: 500 } },
+    ]);
     const r = await pullFails(agent, ref);
     // Docker: "received unexpected HTTP status: 500 Internal Server Error" (the body of a 5xx is not trusted).
     assert.match(r.stderr, /\b500\b/, withTail(agent, r));
@@ -270,9 +284,17 @@ describe("registries that cut, reset, stall or drip: every pull fails cleanly or
 
   const blob = (img: RawImage) => new RegExp(`/blobs/${img.layers[0]!.digest}$`);
 
-  for (const at of [{ name: "after the headers", bytes: 0 }, { name: "after 1 byte", bytes: 1 }, { name: "after 100 bytes", bytes: 100 }, { name: "half-way", bytes: undefined }, { name: "1 byte short", bytes: -1 }]) {
+  for (const at of [
+    { name: "after the headers", bytes: 0 },
+    { name: "after 1 byte", bytes: 1 },
+    { name: "after 100 bytes", bytes: 100 },
+    { name: "half-way", bytes: undefined },
+    { name: "1 byte short", bytes: -1 },
+  ]) {
     test(`a layer cut off ${at.name} every time: the pull fails as truncated`, async () => {
-      const { img, ref, repoPrefix } = await image("cut", (i) => [{ path: blob(i), fault: { kind: "truncate", afterBytes: at.bytes === -1 ? i.layers[0]!.size - 1 : at.bytes } }]);
+      const { img, ref, repoPrefix } = await image("cut", (i) => [
+        { path: blob(i), fault: { kind: "truncate", afterBytes: at.bytes === -1 ? i.layers[0]!.size - 1 : at.bytes } },
+      ]);
       const r = await pullFails(agent, ref);
       assert.match(r.stderr, /unexpected EOF|truncated/i, withTail(agent, r));
       assert.ok(seen(proxy, img.layers[0]!.digest) >= 2, "a broken transfer was not retried");
@@ -280,7 +302,10 @@ describe("registries that cut, reset, stall or drip: every pull fails cleanly or
     });
   }
 
-  for (const at of [{ name: "after the headers", bytes: 0 }, { name: "half-way", bytes: undefined }]) {
+  for (const at of [
+    { name: "after the headers", bytes: 0 },
+    { name: "half-way", bytes: undefined },
+  ]) {
     test(`a layer whose connection is reset ${at.name} every time: the pull fails cleanly`, async () => {
       const { img, ref, repoPrefix } = await image("reset", (i) => [{ path: blob(i), fault: { kind: "reset", afterBytes: at.bytes } }]);
       const r = await pullFails(agent, ref);
@@ -305,7 +330,11 @@ describe("registries that cut, reset, stall or drip: every pull fails cleanly or
     const { img, ref, repoPrefix } = await image("stall", (i) => [{ path: blob(i), fault: { kind: "stall" } }]);
     const r = await pullFails(agent, ref, 60_000);
     const digest = img.layers[0]!.digest;
-    assert.match(r.stderr, new RegExp(`registry ${escapeRe(proxy.host)} stalled.*in ${STALL_S} s \\(the registry stall timeout\\).*blob ${digest}`), withTail(agent, r));
+    assert.match(
+      r.stderr,
+      new RegExp(`registry ${escapeRe(proxy.host)} stalled.*in ${STALL_S} s \\(the registry stall timeout\\).*blob ${digest}`),
+      withTail(agent, r),
+    );
     assert.ok(seen(proxy, digest) >= 2, "a stalled download was not retried");
     await assertCleanFailure(img, repoPrefix);
   });
@@ -313,7 +342,11 @@ describe("registries that cut, reset, stall or drip: every pull fails cleanly or
   test("a registry that drips a layer one byte a second fails with the stall timeout instead of hanging", async () => {
     const { img, ref, repoPrefix } = await image("drip", (i) => [{ path: blob(i), fault: { kind: "drip" } }]);
     const r = await pullFails(agent, ref, 60_000);
-    assert.match(r.stderr, new RegExp(`registry ${escapeRe(proxy.host)} stalled: it sent less than \\d+ bytes in ${STALL_S} s.*blob ${img.layers[0]!.digest}`), withTail(agent, r));
+    assert.match(
+      r.stderr,
+      new RegExp(`registry ${escapeRe(proxy.host)} stalled: it sent less than \\d+ bytes in ${STALL_S} s.*blob ${img.layers[0]!.digest}`),
+      withTail(agent, r),
+    );
     await assertCleanFailure(img, repoPrefix);
   });
 
@@ -364,13 +397,22 @@ describe("ambiguous manifests (CVE-2021-41190) are refused whatever their Conten
       // so the proxy serves it in place of a real image's manifest: its blobs are real.
       const repo = `ambiguous/x-${uniq()}`;
       const img = await pushRawImage(reg, repo, "v1", [await randomFileLayer("data/a.bin", 4096)]);
-      const real = JSON.parse((await (await fetch(`${reg.url}/v2/${repo}/manifests/v1`, { headers: { accept: "application/vnd.docker.distribution.manifest.v2+json" } })).text())) as Record<string, unknown>;
+      const real = JSON.parse(
+        await (await fetch(`${reg.url}/v2/${repo}/manifests/v1`, { headers: { accept: "application/vnd.docker.distribution.manifest.v2+json" } })).text(),
+      ) as Record<string, unknown>;
       const doc = Buffer.from(
         JSON.stringify({
           schemaVersion: 2,
           config: real["config"],
           layers: real["layers"],
-          manifests: [{ mediaType: "application/vnd.docker.distribution.manifest.v2+json", digest: img.manifestDigest, size: 100, platform: { architecture: "amd64", os: "linux" } }],
+          manifests: [
+            {
+              mediaType: "application/vnd.docker.distribution.manifest.v2+json",
+              digest: img.manifestDigest,
+              size: 100,
+              platform: { architecture: "amd64", os: "linux" },
+            },
+          ],
         }),
       );
       proxy.setRules([{ path: /\/manifests\//, fault: { kind: "document", body: doc, contentType } }]);
@@ -416,7 +458,13 @@ describe("a disk that fills up mid-pull", () => {
     const expected = `no space left on device under ${dataRoot}`;
     assert.ok(r.stderr.includes(expected), `the error does not say "${expected}"\n${withTail(agent, r)}`);
     assert.doesNotMatch(r.stderr, /stream consumer closed early/);
-    assert.ok(agent.logs().split("\n").some((l) => l.includes(expected) && l.includes('"level":50')), `the agent did not log "${expected}" as an error`);
+    assert.ok(
+      agent
+        .logs()
+        .split("\n")
+        .some((l) => l.includes(expected) && l.includes('"level":50')),
+      `the agent did not log "${expected}" as an error`,
+    );
     assert.equal(agent.process.exitCode, null, "the agent exited");
     assert.equal(agent.process.pid, pid);
     assert.deepEqual(await listed(agent, `${reg.host}/full/`), [], "docker images lists the image that did not fit");

@@ -137,7 +137,11 @@ describe("docker login against a token-auth registry (the Docker Hub flow)", () 
     const r = await docker(agent, ["pull", fx.busybox.ref]);
     assert.notEqual(r.code, 0, r.stdout);
     assert.match(r.stderr, /unauthorized|pull access denied/i);
-    assert.deepEqual(reg.tokenRequests.filter((t) => t.status === 200), [], "the token server granted a token to an anonymous pull");
+    assert.deepEqual(
+      reg.tokenRequests.filter((t) => t.status === 200),
+      [],
+      "the token server granted a token to an anonymous pull",
+    );
     assert.ok(!(await listedRefs(agent)).some((l) => l.startsWith(reg.host)), "a refused pull left an image");
   });
 
@@ -171,8 +175,15 @@ describe("docker login against a token-auth registry (the Docker Hub flow)", () 
     assert.equal(granted.filter((t) => t.scopes.includes(pullScope)).length, 1, JSON.stringify(reg.tokenRequests));
     const scopeSets = granted.map((t) => [...t.scopes].sort().join(" "));
     assert.equal(new Set(scopeSets).size, scopeSets.length, `a scope set was fetched twice: ${JSON.stringify(reg.tokenRequests)}`);
-    assert.ok(granted.every((t) => t.user === reg.username), `tokens were not asked for as the logged-in user: ${JSON.stringify(reg.tokenRequests)}`);
-    assert.deepEqual(reg.tokenRequests.filter((t) => t.status !== 200), [], "the agent's token requests were refused");
+    assert.ok(
+      granted.every((t) => t.user === reg.username),
+      `tokens were not asked for as the logged-in user: ${JSON.stringify(reg.tokenRequests)}`,
+    );
+    assert.deepEqual(
+      reg.tokenRequests.filter((t) => t.status !== 200),
+      [],
+      "the agent's token requests were refused",
+    );
 
     // A second pull within the token's lifetime needs no new token.
     reg.tokenRequests.length = 0;

@@ -15,7 +15,17 @@ function collect(dir, out) {
 }
 
 const only = process.argv.slice(2);
-const files = (only.length ? only : ["agent", "server", "shared", "test"].flatMap((d) => { try { return collect(d, []); } catch { return []; } })).sort();
+const files = (
+  only.length
+    ? only
+    : ["agent", "server", "shared", "test"].flatMap((d) => {
+        try {
+          return collect(d, []);
+        } catch {
+          return [];
+        }
+      })
+).sort();
 if (files.length === 0) {
   console.error("no test files found");
   process.exit(1);

@@ -22,7 +22,9 @@ export function addBuildRoutes(router: Router, engine: Engine & { builder: Build
     const stream = new JsonMessageStream(res);
     const held: string[] = [];
     const abort = new AbortController();
-    res.once("close", () => { if (!res.writableFinished) abort.abort(new Error("client went away")); });
+    res.once("close", () => {
+      if (!res.writableFinished) abort.abort(new Error("client went away"));
+    });
     req.once("aborted", () => abort.abort(new Error("client went away")));
     try {
       const result = await engine.builder.build(
@@ -36,7 +38,10 @@ export function addBuildRoutes(router: Router, engine: Engine & { builder: Build
           pull: boolParam(query, "pull"),
           labels: jsonParam<Record<string, string>>(query, "labels", {}),
           networkMode: query.get("networkmode") || "bridge",
-          extraHosts: (query.getAll("extrahosts") ?? []).flatMap((h) => h.split(",")).map((h) => h.trim()).filter(Boolean),
+          extraHosts: (query.getAll("extrahosts") ?? [])
+            .flatMap((h) => h.split(","))
+            .map((h) => h.trim())
+            .filter(Boolean),
           shmSize: numberParam(query, "shmsize"),
           rm: query.get("rm") === null ? true : boolParam(query, "rm"),
           forceRm: boolParam(query, "forcerm"),
@@ -46,7 +51,9 @@ export function addBuildRoutes(router: Router, engine: Engine & { builder: Build
         },
         {
           stream: (text) => (quiet ? held.push(text) : stream.write({ stream: text })),
-          progress: (e) => { if (!quiet) stream.progress(e); },
+          progress: (e) => {
+            if (!quiet) stream.progress(e);
+          },
           aux: (id) => stream.write({ aux: { ID: id } }),
         },
       );

@@ -1,13 +1,17 @@
 import type { Engine } from "../engine/engine.ts";
 import type { ContainerRecord, CreateOptions, MountSpec, PortSpec } from "../engine/containers/container-record.ts";
 import { readContainerStats } from "../engine/containers/stats.ts";
-import { invalidArgument, notFound } from "../engine/errors.ts";
+import { EngineError, invalidArgument, isEngineError, notFound } from "../engine/errors.ts";
+import { settled } from "../../shared/best-effort.ts";
 import { parseUntil } from "../engine/images/image-service.ts";
+import { createHash } from "node:crypto";
 import { once } from "node:events";
 import { setTimeout as delay } from "node:timers/promises";
-import { frame, hijack, pumpSession, readUpgradeBody } from "./stdio-stream.ts";
+import { frame, hijack, parseDetachKeys, pumpSession, readUpgradeBody, type HijackedStream } from "./stdio-stream.ts";
 import { boolParam, clientGone, parseFilters, readJsonBody, sendJson, sendNoContent, type Router } from "./router.ts";
 import { containerStatusText } from "../../shared/container-status-text.ts";
+import { containerEnv } from "../../shared/env.ts";
+import { configFields, configVolumes, hostConfigFields } from "./inspect-fields.ts";
 import { parseSecurityOpts } from "../engine/runtime/security-opt.ts";
 import { MASKED_PATHS, READONLY_PATHS } from "../engine/runtime/spec.ts";
 import { effectiveHealthcheck, healthcheckToDocker } from "../engine/containers/health.ts";
@@ -16,8 +20,12 @@ import { effectiveHealthcheck, healthcheckToDocker } from "../engine/containers/
 export function addContainerRoutes(router: Router, engine: Engine): void {
   const { containers } = engine;
 
-  router.post("/containers/create", async ({ req, res, query }) => {
+  router.post("/containers/create", async ({ req, res, query, apiVersion }) => {
     const body = await readJsonBody<DockerCreateBody>(req);
+    const endpoints = Object.keys(body.NetworkingConfig?.EndpointsConfig ?? {});
+    // Before API 1.44 Docker took one network at create (the others by connect), and says so.
+    if (endpoints.length > 1 && versionBelow(apiVersion, "1.44"))
+      throw invalidArgument(`Container cannot be connected to network endpoints: ${endpoints.join(", ")}`);
     const options = createOptionsFromDocker(body, query.get("name") ?? undefined);
     try {
       engine.images.resolve(options.image);
@@ -101,6 +109,11 @@ export function addContainerRoutes(router: Router, engine: Engine): void {
   });
 
   router.delete("/containers/{id}", async ({ res, params, query }) => {
+    if (boolParam(query, "link")) {
+      // A legacy link is named /parent/name; a plain container name is its own default link, which Docker never removes.
+      containers.get(params.id!);
+      throw new EngineError("Internal", "Conflict, cannot remove the default link name of the container");
+    }
     await containers.remove(params.id!, { force: boolParam(query, "force"), volumes: boolParam(query, "v") });
     sendNoContent(res);
   });
@@ -114,20 +127,47 @@ export function addContainerRoutes(router: Router, engine: Engine): void {
     const { params, query } = ctx;
     const record = containers.get(params.id!);
     const wantStdin = boolParam(query, "stdin");
-    const attaching = containers.attach(record.id, { stdin: wantStdin, stdout: boolParam(query, "stdout"), stderr: boolParam(query, "stderr") }, clientGone(ctx));
+    const wantStdout = boolParam(query, "stdout");
+    const wantStderr = boolParam(query, "stderr");
+    // Docker's defaults: neither the logs nor the live stream unless asked for (the CLI asks for stream=1).
+    const replay = boolParam(query, "logs");
+    const live = boolParam(query, "stream");
+    const detachKeys = parseDetachKeys(query.get("detachKeys") ?? "");
+    const tty = record.options.tty;
+    const gone = clientGone(ctx);
+    const attach = () => containers.attach(record.id, { stdin: wantStdin, stdout: wantStdout, stderr: wantStderr }, gone);
     // The CLI (docker run) waits for the upgrade before it starts the container, and the
-    // session of a created container only exists once it starts: switch protocols first.
-    const stream = hijack(ctx, !record.options.tty);
+    // session of a created container only exists once it starts: register before switching
+    // protocols. With logs to replay first, the session is connected after them, as Docker does.
+    let attaching = live && !replay ? attach() : undefined;
+    const stream = hijack(ctx, !tty);
     let session;
     try {
+      if (replay) {
+        for await (const entry of containers.logs(record.id, { signal: gone })) {
+          if ((entry.stream === "stdout" && !wantStdout) || (entry.stream === "stderr" && !wantStderr)) continue;
+          await writeOut(stream, tty ? entry.data : frame(entry.stream, entry.data));
+          if (stream.gone) return;
+        }
+      }
+      if (!live) {
+        stream.close();
+        return;
+      }
+      attaching ??= attach();
       session = await attaching;
     } catch (e) {
       if (stream.gone) return;
       stream.close();
       throw e;
     }
-    // The container keeps running when its client leaves: only the session ends.
-    pumpSession(stream, session, { tty: record.options.tty, stdin: wantStdin, closeStdinOnEof: record.options.stdinOnce });
+    // The container keeps running when its client leaves or detaches: only the session ends.
+    pumpSession(stream, session, {
+      framed: !tty,
+      stdin: wantStdin,
+      closeStdinOnEof: record.options.stdinOnce,
+      detachKeys: tty && wantStdin ? detachKeys : undefined,
+    });
   });
 
   router.get("/containers/{id}/logs", async (ctx) => {
@@ -143,10 +183,12 @@ export function addContainerRoutes(router: Router, engine: Engine): void {
     const timestamps = boolParam(query, "timestamps");
     const signal = clientGone(ctx);
     const tty = record.options.tty;
+    // Before the headers: a driver that cannot be read is refused with a status of its own.
+    const entries = containers.logs(record.id, { follow: boolParam(query, "follow"), tail, since, until, signal });
     res.writeHead(200, { "Content-Type": tty ? "application/vnd.docker.raw-stream" : "application/vnd.docker.multiplexed-stream" });
     res.flushHeaders();
     try {
-      for await (const entry of containers.logs(record.id, { follow: boolParam(query, "follow"), tail, since, until, signal })) {
+      for await (const entry of entries) {
         if ((entry.stream === "stdout" && !stdout) || (entry.stream === "stderr" && !stderr)) continue;
         const data = timestamps ? Buffer.concat([Buffer.from(entry.time + " "), entry.data]) : entry.data;
         // A slow reader holds the log reader back instead of filling memory.
@@ -166,7 +208,11 @@ export function addContainerRoutes(router: Router, engine: Engine): void {
 
   router.get("/containers/{id}/changes", async ({ res, params }) => {
     const changes = await containers.diff(params.id!);
-    sendJson(res, 200, changes.map((c) => ({ Path: c.path, Kind: c.kind })));
+    sendJson(
+      res,
+      200,
+      changes.map((c) => ({ Path: c.path, Kind: c.kind })),
+    );
   });
 
   router.get("/containers/{id}/export", async ({ res, params }) => {
@@ -204,15 +250,35 @@ export function addContainerRoutes(router: Router, engine: Engine): void {
   });
 
   router.post("/containers/{id}/exec", async ({ req, res, params }) => {
-    const body = await readJsonBody<{ Cmd?: string[]; Tty?: boolean; AttachStdin?: boolean; Env?: string[]; User?: string; WorkingDir?: string; Privileged?: boolean }>(req);
+    const body = await readJsonBody<{
+      Cmd?: string[];
+      Tty?: boolean;
+      AttachStdin?: boolean;
+      AttachStdout?: boolean;
+      AttachStderr?: boolean;
+      Env?: string[];
+      User?: string;
+      WorkingDir?: string;
+      Privileged?: boolean;
+      DetachKeys?: string;
+    }>(req);
+    const detachKeys = body.DetachKeys ?? "";
+    try {
+      parseDetachKeys(detachKeys);
+    } catch (e) {
+      throw invalidArgument(`Invalid escape keys (${detachKeys}) provided`, e);
+    }
     const exec = containers.createExec(params.id!, {
       cmd: body.Cmd ?? [],
       tty: !!body.Tty,
       attachStdin: !!body.AttachStdin,
+      attachStdout: !!body.AttachStdout,
+      attachStderr: !!body.AttachStderr,
       env: body.Env ?? [],
       user: body.User || undefined,
       workingDir: body.WorkingDir || undefined,
       privileged: !!body.Privileged,
+      detachKeys,
     });
     sendJson(res, 201, { Id: exec.id });
   });
@@ -221,15 +287,40 @@ export function addContainerRoutes(router: Router, engine: Engine): void {
     const { body } = await readUpgradeBody(ctx);
     const exec = containers.getExec(ctx.params.id!);
     const detach = !!body.Detach;
-    const session = await containers.startExec(exec.id, { detach });
     if (detach) {
+      await containers.startExec(exec.id, { detach });
       sendNoContent(ctx.res, 200);
       return;
     }
-    pumpSession(hijack(ctx, !exec.config.tty), session, {
-      tty: exec.config.tty,
+    // Docker frames by what the start request says (Tty), not by how the exec was created: a
+    // client that created a TTY exec but starts it without Tty gets the terminal's bytes framed as stdout.
+    const framed = !body.Tty;
+    const stream = hijack(ctx, framed);
+    let session;
+    try {
+      session = await containers.startExec(exec.id);
+    } catch (e) {
+      // As Docker: the exec did not start (a missing binary, an unknown user…); the stream
+      // carries the error on stdout and ends, and the exec's exit code (126/127) tells the CLI.
+      if (!stream.gone) {
+        const text = Buffer.from(`${e instanceof Error ? e.message : String(e)}\r\n`);
+        stream.write(framed ? frame("stdout", text) : text);
+        stream.close();
+      }
+      return;
+    }
+    const size = body.ConsoleSize;
+    if (exec.config.tty && Array.isArray(size) && size.length === 2 && Number(size[0]) > 0 && Number(size[1]) > 0) {
+      // An exec that already ended has no terminal to size; its client hears the end itself.
+      await settled(session.resize(Number(size[1]), Number(size[0])));
+    }
+    pumpSession(stream, session, {
+      framed,
+      stdout: exec.config.attachStdout !== false,
+      stderr: exec.config.attachStderr !== false,
       stdin: exec.config.attachStdin,
       closeStdinOnEof: true,
+      detachKeys: exec.config.tty && exec.config.attachStdin ? parseDetachKeys(exec.config.detachKeys ?? "") : undefined,
       // The CLI reads the exit code (GET /exec/ID/json) as soon as the stream ends: end it only once the code is known.
       beforeClose: () => containers.execDone(exec.id),
       // As Docker: the process of an attached exec ends with its client (Ctrl-C of `docker exec`).
@@ -251,8 +342,8 @@ export function addContainerRoutes(router: Router, engine: Engine): void {
       ExitCode: e.exitCode,
       ProcessConfig: { tty: e.config.tty, entrypoint: e.config.cmd[0], arguments: e.config.cmd.slice(1), privileged: false, user: e.config.user ?? "" },
       OpenStdin: e.config.attachStdin,
-      OpenStderr: true,
-      OpenStdout: true,
+      OpenStderr: e.config.attachStderr !== false,
+      OpenStdout: e.config.attachStdout !== false,
       CanRemove: false,
       ContainerID: e.containerId,
       DetachKeys: "",
@@ -270,11 +361,23 @@ export function addContainerRoutes(router: Router, engine: Engine): void {
       reference: repo ? (tag ? `${repo}:${tag}` : repo) : undefined,
       author: query.get("author") ?? "",
       comment: query.get("comment") ?? "",
-      changes: query.getAll("changes").flatMap((c) => c.split("\n")).filter(Boolean),
+      changes: query
+        .getAll("changes")
+        .flatMap((c) => c.split("\n"))
+        .filter(Boolean),
       pause: query.get("pause") === null ? true : boolParam(query, "pause"),
       config: body,
     });
     sendJson(res, 201, { Id: id });
+  });
+}
+
+/** Writes to a client stream, waiting while it is full; returns at once once the client is gone. */
+async function writeOut(stream: HijackedStream, chunk: Buffer): Promise<void> {
+  if (stream.write(chunk) || stream.gone) return;
+  await new Promise<void>((resolve) => {
+    stream.onDrain(resolve);
+    stream.onGone(resolve);
   });
 }
 
@@ -320,6 +423,10 @@ export interface DockerCreateBody {
   StopSignal?: string;
   StopTimeout?: number | null;
   Healthcheck?: DockerHealthcheck | null;
+  AttachStdout?: boolean;
+  AttachStderr?: boolean;
+  /** API < 1.44; later clients send it per network (EndpointsConfig.*.MacAddress). */
+  MacAddress?: string;
   HostConfig?: {
     Binds?: string[] | null;
     NetworkMode?: string;
@@ -331,6 +438,8 @@ export interface DockerCreateBody {
     MemorySwap?: number;
     NanoCpus?: number;
     CpuShares?: number;
+    CpuQuota?: number;
+    CpuPeriod?: number;
     CpusetCpus?: string;
     PidsLimit?: number | null;
     ReadonlyRootfs?: boolean;
@@ -350,8 +459,29 @@ export interface DockerCreateBody {
     DeviceCgroupRules?: string[] | null;
     MaskedPaths?: string[] | null;
     ReadonlyPaths?: string[] | null;
+    Init?: boolean | null;
+    GroupAdd?: string[] | null;
+    LogConfig?: { Type?: string; Config?: Record<string, string> | null } | null;
+    Tmpfs?: Record<string, string> | null;
+    /** `--add-host`: "NAME:IP". */
+    ExtraHosts?: string[] | null;
+    VolumesFrom?: string[] | null;
+    Runtime?: string;
+    Isolation?: string;
+    MemorySwappiness?: number | null;
+    OomKillDisable?: boolean | null;
+    VolumeDriver?: string;
   } & UnsupportedHostConfig;
-  NetworkingConfig?: { EndpointsConfig?: Record<string, { Aliases?: string[] | null } | null> | null };
+  NetworkingConfig?: { EndpointsConfig?: Record<string, DockerEndpointSettings | null> | null };
+}
+
+interface DockerEndpointSettings {
+  Aliases?: string[] | null;
+  IPAMConfig?: { IPv4Address?: string; IPv6Address?: string; LinkLocalIPs?: string[] | null } | null;
+  Links?: string[] | null;
+  DriverOpts?: Record<string, string> | null;
+  /** API ≥ 1.44 sends --mac-address per network. */
+  MacAddress?: string;
 }
 
 /** Config.Healthcheck; durations in nanoseconds. StartInterval (API 1.44) is accepted and not used. */
@@ -364,6 +494,13 @@ interface DockerHealthcheck {
   Retries?: number;
 }
 
+/** "1.41" < "1.44" */
+function versionBelow(v: string, than: string): boolean {
+  const [a = 0, b = 0] = v.split(".").map(Number);
+  const [c = 0, d = 0] = than.split(".").map(Number);
+  return a < c || (a === c && b < d);
+}
+
 /**
  * Security-relevant HostConfig fields Berth does not implement: refused when set (not
  * their empty or default value, which the docker CLI always sends) instead of ignored.
@@ -372,22 +509,18 @@ interface UnsupportedHostConfig {
   UsernsMode?: string;
   Capabilities?: string[] | null;
   DeviceRequests?: unknown[] | null;
-  GroupAdd?: string[] | null;
   Ulimits?: unknown[] | null;
   OomScoreAdj?: number;
   CgroupParent?: string;
-  Runtime?: string;
 }
 
 const UNSUPPORTED_HOST_CONFIG: Array<[keyof UnsupportedHostConfig, string, (v: unknown) => boolean]> = [
   ["UsernsMode", "--userns", (v) => v !== "" && v !== "host"],
   ["Capabilities", "HostConfig.Capabilities", (v) => Array.isArray(v) && v.length > 0],
   ["DeviceRequests", "--gpus", (v) => Array.isArray(v) && v.length > 0],
-  ["GroupAdd", "--group-add", (v) => Array.isArray(v) && v.length > 0],
   ["Ulimits", "--ulimit", (v) => Array.isArray(v) && v.length > 0],
   ["OomScoreAdj", "--oom-score-adj", (v) => v !== 0],
   ["CgroupParent", "--cgroup-parent", (v) => v !== ""],
-  ["Runtime", "--runtime", (v) => v !== "" && v !== "runc"],
 ];
 
 function asArray(v: string[] | string | null | undefined): string[] | undefined {
@@ -401,11 +534,19 @@ export function parseBind(spec: string): MountSpec {
   if (parts.length < 2 || parts.length > 3) throw invalidArgument(`invalid volume specification: '${spec}'`);
   const [source, destination, mode = "rw"] = parts as [string, string, string?];
   const modes = mode.split(",");
-  for (const m of modes) if (!["ro", "rw", "z", "Z", "private", "rprivate", "shared", "rshared", "slave", "rslave", "nocopy"].includes(m)) throw invalidArgument(`invalid mode: ${mode}`);
-  if (!destination.startsWith("/")) throw invalidArgument(`invalid volume specification: '${spec}': invalid mount config for type "volume": invalid mount path: '${destination}' mount path must be absolute`);
+  for (const m of modes)
+    if (!["ro", "rw", "z", "Z", "private", "rprivate", "shared", "rshared", "slave", "rslave", "nocopy"].includes(m))
+      throw invalidArgument(`invalid mode: ${mode}`);
+  if (!destination.startsWith("/"))
+    throw invalidArgument(
+      `invalid volume specification: '${spec}': invalid mount config for type "volume": invalid mount path: '${destination}' mount path must be absolute`,
+    );
   const readonly = modes.includes("ro");
   if (source.startsWith("/")) return { type: "bind", source, destination, readonly, anonymous: false };
-  if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(source)) throw invalidArgument(`create ${source}: "${source}" includes invalid characters for a local volume name, only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass a host directory, use absolute path`);
+  if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(source))
+    throw invalidArgument(
+      `create ${source}: "${source}" includes invalid characters for a local volume name, only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass a host directory, use absolute path`,
+    );
   return { type: "volume", source, destination, readonly, anonymous: false };
 }
 
@@ -416,7 +557,8 @@ export function createOptionsFromDocker(body: DockerCreateBody, name: string | u
     const v = hc[field];
     if (v !== undefined && v !== null && isSet(v)) throw invalidArgument(`${flag} is not supported by Berth (HostConfig.${field}: ${JSON.stringify(v)})`);
   }
-  if (hc.CgroupnsMode && hc.CgroupnsMode !== "host" && hc.CgroupnsMode !== "private") throw invalidArgument(`invalid cgroup namespace mode: ${hc.CgroupnsMode}`);
+  if (hc.CgroupnsMode && hc.CgroupnsMode !== "host" && hc.CgroupnsMode !== "private")
+    throw invalidArgument(`invalid cgroup namespace mode: ${hc.CgroupnsMode}`);
   // Docker records "label=disable" for what shares the host's processes or IPC when no option was given.
   const sharesHost = !!hc.Privileged || hc.PidMode === "host" || hc.IpcMode === "host";
   const securityOpt = hc.SecurityOpt ?? (sharesHost ? ["label=disable"] : []);
@@ -446,7 +588,14 @@ export function createOptionsFromDocker(body: DockerCreateBody, name: string | u
   if (!["no", "always", "on-failure", "unless-stopped"].includes(restart)) throw invalidArgument(`invalid restart policy '${restart}'`);
   if (hc.AutoRemove && restart !== "no") throw invalidArgument("can't create 'AutoRemove' container with restart policy");
   const entrypoint = asArray(body.Entrypoint);
-  const aliases = Object.values(body.NetworkingConfig?.EndpointsConfig ?? {}).flatMap((e) => e?.Aliases ?? []);
+  const endpoints = Object.entries(body.NetworkingConfig?.EndpointsConfig ?? {});
+  const aliases = endpoints.flatMap(([, e]) => e?.Aliases ?? []);
+  const networks = endpoints.map(([name, e]) => {
+    if (e?.IPAMConfig?.IPv6Address) throw invalidArgument("IPv6 addresses are not supported by Berth (--ip6)");
+    const ip = e?.IPAMConfig?.IPv4Address;
+    if (ip && !/^\d{1,3}(\.\d{1,3}){3}$/.test(ip)) throw invalidArgument(`invalid IPv4 address: ${ip}`);
+    return { name, aliases: e?.Aliases ?? [], ipv4Address: ip || undefined, links: e?.Links ?? [], driverOpts: e?.DriverOpts ?? {} };
+  });
   return {
     name,
     image: body.Image,
@@ -468,6 +617,7 @@ export function createOptionsFromDocker(body: DockerCreateBody, name: string | u
     ports,
     publishAll: !!hc.PublishAllPorts,
     aliases,
+    ...(networks.length > 0 ? { networks } : {}),
     mounts,
     restartPolicy: { name: restart as "no", maximumRetryCount: hc.RestartPolicy?.MaximumRetryCount ?? 0 },
     autoRemove: !!hc.AutoRemove,
@@ -475,6 +625,8 @@ export function createOptionsFromDocker(body: DockerCreateBody, name: string | u
     memorySwap: hc.MemorySwap ?? 0,
     nanoCpus: hc.NanoCpus ?? 0,
     cpuShares: hc.CpuShares ?? 0,
+    cpuQuota: hc.CpuQuota ?? 0,
+    cpuPeriod: hc.CpuPeriod ?? 0,
     cpusetCpus: hc.CpusetCpus ?? "",
     pidsLimit: hc.PidsLimit ?? undefined,
     readonlyRootfs: !!hc.ReadonlyRootfs,
@@ -488,7 +640,11 @@ export function createOptionsFromDocker(body: DockerCreateBody, name: string | u
     ipcMode: hc.IpcMode ?? "",
     utsMode: hc.UTSMode ?? "",
     cgroupns: hc.CgroupnsMode === "private" ? "private" : "host",
-    devices: (hc.Devices ?? []).map((d) => ({ pathOnHost: d.PathOnHost ?? "", pathInContainer: d.PathInContainer || d.PathOnHost || "", cgroupPermissions: d.CgroupPermissions || "rwm" })),
+    devices: (hc.Devices ?? []).map((d) => ({
+      pathOnHost: d.PathOnHost ?? "",
+      pathInContainer: d.PathInContainer || d.PathOnHost || "",
+      cgroupPermissions: d.CgroupPermissions || "rwm",
+    })),
     sysctls: hc.Sysctls ?? {},
     deviceCgroupRules: hc.DeviceCgroupRules ?? [],
     maskedPaths: hc.MaskedPaths ?? undefined,
@@ -496,15 +652,40 @@ export function createOptionsFromDocker(body: DockerCreateBody, name: string | u
     shmSize: hc.ShmSize ?? 0,
     consoleSize: hc.ConsoleSize && hc.ConsoleSize[0] > 0 ? { height: hc.ConsoleSize[0], width: hc.ConsoleSize[1] } : undefined,
     healthcheck: body.Healthcheck
-      ? { test: body.Healthcheck.Test ?? [], interval: body.Healthcheck.Interval ?? 0, timeout: body.Healthcheck.Timeout ?? 0, startPeriod: body.Healthcheck.StartPeriod ?? 0, retries: body.Healthcheck.Retries ?? 0 }
+      ? {
+          test: body.Healthcheck.Test ?? [],
+          interval: body.Healthcheck.Interval ?? 0,
+          timeout: body.Healthcheck.Timeout ?? 0,
+          startPeriod: body.Healthcheck.StartPeriod ?? 0,
+          retries: body.Healthcheck.Retries ?? 0,
+        }
       : undefined,
+    attachStdin: !!body.AttachStdin,
+    attachStdout: !!body.AttachStdout,
+    attachStderr: !!body.AttachStderr,
+    init: !!hc.Init,
+    groupAdd: hc.GroupAdd ?? [],
+    logConfig: { type: hc.LogConfig?.Type || "json-file", config: hc.LogConfig?.Config ?? {} },
+    tmpfs: hc.Tmpfs ?? {},
+    extraHosts: hc.ExtraHosts ?? [],
+    volumesFrom: hc.VolumesFrom ?? [],
+    runtime: hc.Runtime || "runc",
+    isolation: hc.Isolation ?? "",
+    // -1 is the API's "unset".
+    memorySwappiness: hc.MemorySwappiness === null || hc.MemorySwappiness === undefined || hc.MemorySwappiness === -1 ? undefined : hc.MemorySwappiness,
+    oomKillDisable: !!hc.OomKillDisable,
+    volumeDriver: hc.VolumeDriver ?? "",
+    macAddress: body.MacAddress || Object.values(body.NetworkingConfig?.EndpointsConfig ?? {}).find((e) => e?.MacAddress)?.MacAddress || "",
   };
 }
 
 // --- engine records → Docker JSON ------------------------------------------------------------
 
 export function statusText(c: ContainerRecord): string {
-  return containerStatusText({ state: c.state.status, exitCode: c.state.exitCode, startedAt: c.state.startedAt, finishedAt: c.state.finishedAt, health: c.state.health?.status }, Date.now());
+  return containerStatusText(
+    { state: c.state.status, exitCode: c.state.exitCode, startedAt: c.state.startedAt, finishedAt: c.state.finishedAt, health: c.state.health?.status },
+    Date.now(),
+  );
 }
 
 const HEALTH_FILTER_VALUES = ["starting", "healthy", "unhealthy", "none"];
@@ -528,8 +709,29 @@ function portsJson(c: ContainerRecord, config: { ExposedPorts?: Record<string, o
 
 function filterContainers(list: ContainerRecord[], f: Map<string, string[]>, all: boolean, engine: Engine): ContainerRecord[] {
   const statuses = f.get("status");
-  for (const s of statuses ?? []) if (!["created", "restarting", "running", "removing", "paused", "exited", "dead"].includes(s)) throw invalidArgument(`invalid filter 'status=${s}'`);
-  for (const key of f.keys()) if (!["status", "name", "id", "ancestor", "label", "exited", "before", "since", "network", "volume", "publish", "expose", "health", "isolation", "is-task"].includes(key)) throw invalidArgument(`invalid filter '${key}'`);
+  for (const s of statuses ?? [])
+    if (!["created", "restarting", "running", "removing", "paused", "exited", "dead"].includes(s)) throw invalidArgument(`invalid filter 'status=${s}'`);
+  for (const key of f.keys())
+    if (
+      ![
+        "status",
+        "name",
+        "id",
+        "ancestor",
+        "label",
+        "exited",
+        "before",
+        "since",
+        "network",
+        "volume",
+        "publish",
+        "expose",
+        "health",
+        "isolation",
+        "is-task",
+      ].includes(key)
+    )
+      throw invalidArgument(`invalid filter '${key}'`);
   const health = f.get("health");
   for (const h of health ?? []) if (!HEALTH_FILTER_VALUES.includes(h)) throw invalidArgument(`Unrecognised filter value for health: ${h}`);
   const ancestorIds = (f.get("ancestor") ?? []).map((a) => {
@@ -561,13 +763,23 @@ function filterContainers(list: ContainerRecord[], f: Map<string, string[]>, all
     if (ids && !ids.some((i) => c.id.startsWith(i))) return false;
     if (ancestorIds.length && !descendsFromAncestor(c.imageId)) return false;
     const labels = f.get("label");
-    if (labels && !labels.every((l) => (l.includes("=") ? c.options.labels[l.split("=")[0]!] === l.slice(l.indexOf("=") + 1) : l in c.options.labels))) return false;
+    if (labels && !labels.every((l) => (l.includes("=") ? c.options.labels[l.split("=")[0]!] === l.slice(l.indexOf("=") + 1) : l in c.options.labels)))
+      return false;
     const exited = f.get("exited");
     if (exited && !(c.state.status === "exited" && exited.map(Number).includes(c.state.exitCode))) return false;
     if (beforeCreated && !(c.created < beforeCreated)) return false;
     if (sinceCreated && !(c.created > sinceCreated)) return false;
     const networks = f.get("network");
-    if (networks && !networks.some((n) => c.options.networkMode === n || c.endpoints.some((e) => e.networkName === n || e.networkId.startsWith(n)))) return false;
+    if (
+      networks &&
+      !networks.some(
+        (n) =>
+          c.options.networkMode === n ||
+          (c.networks ?? []).some((x) => x.name === n) ||
+          c.endpoints.some((e) => e.networkName === n || e.networkId.startsWith(n)),
+      )
+    )
+      return false;
     const volumes = f.get("volume");
     if (volumes && !volumes.some((v) => c.mounts.some((m) => m.source === v || m.destination === v))) return false;
     if (health && !health.includes(c.state.health?.status ?? "none")) return false;
@@ -575,9 +787,17 @@ function filterContainers(list: ContainerRecord[], f: Map<string, string[]>, all
   });
 }
 
+/** The config of a container's image, or undefined when the image was removed since (`rmi -f`), as Docker shows such containers. */
+function imageConfigIfPresent(engine: Engine, imageId: string) {
+  return engine.images.config(imageId).catch((e: unknown) => {
+    if (isEngineError(e) && e.kind === "NotFound") return undefined;
+    throw e;
+  });
+}
+
 async function containerSummaryJson(engine: Engine, c: ContainerRecord, size: boolean) {
-  const config = (await engine.images.config(c.imageId).catch(() => undefined))?.config ?? undefined;
-  const rw = size ? (await engine.containers.sizeRw(c.id)) : undefined;
+  const config = (await imageConfigIfPresent(engine, c.imageId))?.config ?? undefined;
+  const rw = size ? await engine.containers.sizeRw(c.id) : undefined;
   return {
     Id: c.id,
     Names: [`/${c.name}`],
@@ -590,37 +810,84 @@ async function containerSummaryJson(engine: Engine, c: ContainerRecord, size: bo
     State: c.state.status,
     Status: statusText(c),
     HostConfig: { NetworkMode: c.options.networkMode },
-    NetworkSettings: { Networks: networksJson(c) },
+    NetworkSettings: { Networks: networksJson(engine, c) },
     Mounts: await mountsJson(engine, c),
     ...(rw !== undefined ? { SizeRw: rw, SizeRootFs: rw + (engine.images.deps.store.get(c.imageId)?.layers.reduce((n, l) => n + l.size, 0) ?? 0) } : {}),
   };
 }
 
-function networksJson(c: ContainerRecord) {
+/**
+ * NetworkSettings.Networks: every network the container is set to join, with the settings it was
+ * given (aliases, IPAMConfig, links, driver options) and, while it runs, its live endpoint.
+ */
+function networksJson(engine: Engine, c: ContainerRecord) {
   const out: Record<string, unknown> = {};
-  for (const e of c.endpoints) {
-    out[e.networkName] = { IPAMConfig: null, Links: null, Aliases: e.aliases.length ? e.aliases : null, NetworkID: e.networkId, EndpointID: e.networkId.slice(0, 12) + c.id.slice(0, 12), Gateway: e.gateway, IPAddress: e.ipAddress, IPPrefixLen: e.prefixLen, IPv6Gateway: "", GlobalIPv6Address: "", GlobalIPv6PrefixLen: 0, MacAddress: e.macAddress, DriverOpts: null };
+  const ids = new Map<string, string>();
+  for (const n of engine.network.listNow()) ids.set(n.name, n.id);
+  // Docker's endpoint IDs are 64 hex; one per container and network.
+  const endpointId = (networkId: string) => createHash("sha256").update(`${networkId}/${c.id}`).digest("hex");
+  const configured =
+    c.networks ??
+    (["host", "none"].includes(c.options.networkMode)
+      ? []
+      : [{ name: c.options.networkMode, aliases: c.options.aliases, links: [], driverOpts: {} as Record<string, string>, ipv4Address: undefined }]);
+  const endpoint = (e: ContainerRecord["endpoints"][number] | undefined) => ({
+    NetworkID: e?.networkId ?? "",
+    EndpointID: e ? endpointId(e.networkId) : "",
+    Gateway: e?.gateway ?? "",
+    IPAddress: e?.ipAddress ?? "",
+    IPPrefixLen: e?.prefixLen ?? 0,
+    IPv6Gateway: "",
+    GlobalIPv6Address: "",
+    GlobalIPv6PrefixLen: 0,
+    MacAddress: e?.macAddress ?? "",
+  });
+  for (const n of configured) {
+    const e = c.endpoints.find((x) => x.networkName === n.name);
+    out[n.name] = {
+      IPAMConfig: n.ipv4Address ? { IPv4Address: n.ipv4Address } : null,
+      Links: n.links.length ? n.links : null,
+      Aliases: n.aliases.length ? n.aliases : null,
+      ...endpoint(e),
+      // Docker shows the network's ID once the container has been on it (also after stop).
+      NetworkID: e?.networkId ?? n.networkId ?? "",
+      DriverOpts: Object.keys(n.driverOpts).length ? n.driverOpts : null,
+    };
   }
-  if (c.endpoints.length === 0 && c.options.networkMode !== "bridge") out[c.options.networkMode] = { NetworkID: "", EndpointID: "", Gateway: "", IPAddress: "", IPPrefixLen: 0, MacAddress: "" };
+  for (const e of c.endpoints) {
+    if (!(e.networkName in out))
+      out[e.networkName] = { IPAMConfig: null, Links: null, Aliases: e.aliases.length ? e.aliases : null, ...endpoint(e), DriverOpts: null };
+  }
+  if (c.endpoints.length === 0 && (c.options.networkMode === "host" || c.options.networkMode === "none")) {
+    out[c.options.networkMode] = {
+      IPAMConfig: null,
+      Links: null,
+      Aliases: null,
+      ...endpoint(undefined),
+      NetworkID: ids.get(c.options.networkMode) ?? "",
+      DriverOpts: null,
+    };
+  }
   return out;
 }
 
 async function mountsJson(engine: Engine, c: ContainerRecord) {
   const out = [];
-  for (const m of c.mounts) out.push({
-    Type: m.type,
-    ...(m.type === "volume" ? { Name: m.source, Source: await engine.containers.volumeMountpoint(m.source), Driver: "local" } : { Source: m.source }),
-    Destination: m.destination,
-    Mode: m.readonly ? "ro" : m.type === "volume" ? "z" : "",
-    RW: !m.readonly,
-    Propagation: m.type === "bind" ? "rprivate" : "",
-  });
+  for (const m of c.mounts)
+    out.push({
+      Type: m.type,
+      ...(m.type === "volume" ? { Name: m.source, Source: await engine.containers.volumeMountpoint(m.source), Driver: "local" } : { Source: m.source }),
+      Destination: m.destination,
+      Mode: m.readonly ? "ro" : m.type === "volume" ? "z" : "",
+      RW: !m.readonly,
+      Propagation: m.type === "bind" ? "rprivate" : "",
+    });
   return out;
 }
 
 async function containerInspectJson(engine: Engine, c: ContainerRecord, size: boolean) {
   const p = engine.containers.paths(c.id);
-  const image = (await engine.images.config(c.imageId).catch(() => undefined))?.config ?? {};
+  const image = (await imageConfigIfPresent(engine, c.imageId))?.config ?? {};
   const o = c.options;
   const portsMap: Record<string, Array<{ HostIp: string; HostPort: string }> | null> = {};
   for (const e of new Set([...Object.keys(image.ExposedPorts ?? {}), ...o.exposedPorts])) portsMap[e.includes("/") ? e : `${e}/tcp`] = null;
@@ -629,7 +896,8 @@ async function containerInspectJson(engine: Engine, c: ContainerRecord, size: bo
     (portsMap[key] ??= []).push({ HostIp: pb.hostIp || "0.0.0.0", HostPort: String(pb.hostPort) });
   }
   const portBindings: Record<string, Array<{ HostIp: string; HostPort: string }>> = {};
-  for (const pb of o.ports) (portBindings[`${pb.containerPort}/${pb.protocol}`] ??= []).push({ HostIp: pb.hostIp, HostPort: pb.hostPort ? String(pb.hostPort) : "" });
+  for (const pb of o.ports)
+    (portBindings[`${pb.containerPort}/${pb.protocol}`] ??= []).push({ HostIp: pb.hostIp, HostPort: pb.hostPort ? String(pb.hostPort) : "" });
   const bridge = c.endpoints.find((e) => e.networkName === "bridge");
   const rw = size ? await engine.containers.sizeRw(c.id) : undefined;
   return {
@@ -650,7 +918,13 @@ async function containerInspectJson(engine: Engine, c: ContainerRecord, size: bo
       StartedAt: c.state.startedAt,
       FinishedAt: c.state.finishedAt,
       ...(c.state.health
-        ? { Health: { Status: c.state.health.status, FailingStreak: c.state.health.failingStreak, Log: c.state.health.log.map((r) => ({ Start: r.start, End: r.end, ExitCode: r.exitCode, Output: r.output })) } }
+        ? {
+            Health: {
+              Status: c.state.health.status,
+              FailingStreak: c.state.health.failingStreak,
+              Log: c.state.health.log.map((r) => ({ Start: r.start, End: r.end, ExitCode: r.exitCode, Output: r.output })),
+            },
+          }
         : {}),
     },
     Image: c.imageId,
@@ -667,7 +941,7 @@ async function containerInspectJson(engine: Engine, c: ContainerRecord, size: bo
     AppArmorProfile: "",
     ExecIDs: [...engine.containers.execs.values()].filter((e) => e.containerId === c.id).map((e) => e.id),
     HostConfig: {
-      Binds: o.mounts.filter((m) => !m.anonymous).map((m) => `${m.source}:${m.destination}${m.readonly ? ":ro" : ""}`),
+      Binds: nullIfEmpty(o.mounts.filter((m) => !m.anonymous).map((m) => `${m.source}:${m.destination}${m.readonly ? ":ro" : ""}`)),
       NetworkMode: o.networkMode,
       PortBindings: portBindings,
       RestartPolicy: { Name: o.restartPolicy.name, MaximumRetryCount: o.restartPolicy.maximumRetryCount },
@@ -681,11 +955,13 @@ async function containerInspectJson(engine: Engine, c: ContainerRecord, size: bo
       MemorySwap: o.memorySwap || (o.memory > 0 && engine.containers.deps.specHost.swapLimit ? o.memory * 2 : 0),
       NanoCpus: o.nanoCpus,
       CpuShares: o.cpuShares,
+      CpuQuota: o.cpuQuota,
+      CpuPeriod: o.cpuPeriod,
       CpusetCpus: o.cpusetCpus,
-      PidsLimit: o.pidsLimit ?? null,
+      // Docker normalizes 0 and negative limits ("unlimited") to null.
+      PidsLimit: o.pidsLimit !== undefined && o.pidsLimit > 0 ? o.pidsLimit : null,
       ShmSize: o.shmSize || 67108864,
       SecurityOpt: o.securityOpt.length ? o.securityOpt : o.noNewPrivileges ? ["no-new-privileges"] : null,
-      LogConfig: { Type: "json-file", Config: {} },
       Privileged: o.privileged,
       PidMode: o.pidMode,
       IpcMode: o.ipcMode || "private",
@@ -696,6 +972,7 @@ async function containerInspectJson(engine: Engine, c: ContainerRecord, size: bo
       ...(Object.keys(o.sysctls).length ? { Sysctls: o.sysctls } : {}),
       MaskedPaths: o.maskedPaths ?? (o.privileged ? null : MASKED_PATHS),
       ReadonlyPaths: o.readonlyPaths ?? (o.privileged ? null : READONLY_PATHS),
+      ...hostConfigFields(o),
     },
     GraphDriver: { Name: "overlay2", Data: { UpperDir: await engine.containers.upperDir(c.id).catch(() => ""), MergedDir: p.rootfs } },
     ...(rw !== undefined ? { SizeRw: rw } : {}),
@@ -704,19 +981,17 @@ async function containerInspectJson(engine: Engine, c: ContainerRecord, size: bo
       Hostname: o.hostname || c.id.slice(0, 12),
       Domainname: o.domainname ?? "",
       User: o.user ?? image.User ?? "",
-      AttachStdin: false,
-      AttachStdout: false,
-      AttachStderr: false,
+      ...configFields(o),
       ExposedPorts: Object.keys(portsMap).length ? Object.fromEntries(Object.keys(portsMap).map((k) => [k, {}])) : undefined,
       Tty: o.tty,
       OpenStdin: o.openStdin,
       StdinOnce: o.stdinOnce,
-      Env: mergedEnv(image.Env ?? [], o.env),
-      Cmd: o.cmd ?? (o.entrypoint !== undefined ? null : image.Cmd ?? null),
+      Env: containerEnv(image.Env, o.env),
+      Cmd: o.cmd ?? (o.entrypoint !== undefined ? null : (image.Cmd ?? null)),
       Image: c.imageName,
-      Volumes: null,
+      Volumes: configVolumes(image.Volumes, o.mounts),
       WorkingDir: o.workingDir ?? image.WorkingDir ?? "",
-      Entrypoint: o.entrypoint === "" ? null : o.entrypoint ?? image.Entrypoint ?? null,
+      Entrypoint: o.entrypoint === "" ? null : (o.entrypoint ?? image.Entrypoint ?? null),
       OnBuild: null,
       Labels: { ...(image.Labels ?? {}), ...o.labels },
       ...(o.stopSignal || image.StopSignal ? { StopSignal: o.stopSignal ?? image.StopSignal } : {}),
@@ -731,20 +1006,14 @@ async function containerInspectJson(engine: Engine, c: ContainerRecord, size: bo
       IPAddress: bridge?.ipAddress ?? "",
       IPPrefixLen: bridge?.prefixLen ?? 0,
       MacAddress: bridge?.macAddress ?? "",
-      Networks: networksJson(c),
+      Networks: networksJson(engine, c),
     },
   };
 }
 
-function mergedEnv(image: string[], run: string[]): string[] {
-  const env = [...image];
-  for (const e of run) {
-    const k = e.split("=")[0];
-    const i = env.findIndex((x) => x.split("=")[0] === k);
-    if (i >= 0) env[i] = e;
-    else env.push(e);
-  }
-  return env;
+/** Docker's JSON null for an empty list (Go's nil slice). */
+function nullIfEmpty<T>(list: T[]): T[] | null {
+  return list.length ? list : null;
 }
 
 interface StatsSample {
@@ -756,7 +1025,12 @@ async function statsJson(engine: Engine, c: ContainerRecord, previous: StatsSamp
   const running = c.state.status === "running" || c.state.status === "paused";
   const s = running ? await readContainerStats(`${engine.containers.deps.cgroupParent}/${c.id}`, c.state.pid, engine.facts.ncpu) : undefined;
   const cpuStats = s
-    ? { cpu_usage: { total_usage: s.cpu.totalUsage, percpu_usage: s.cpu.perCpu, usage_in_kernelmode: s.cpu.kernel, usage_in_usermode: s.cpu.user }, system_cpu_usage: s.cpu.systemUsage, online_cpus: s.cpu.onlineCpus, throttling_data: { periods: s.cpu.periods, throttled_periods: s.cpu.throttledPeriods, throttled_time: s.cpu.throttledTime } }
+    ? {
+        cpu_usage: { total_usage: s.cpu.totalUsage, percpu_usage: s.cpu.perCpu, usage_in_kernelmode: s.cpu.kernel, usage_in_usermode: s.cpu.user },
+        system_cpu_usage: s.cpu.systemUsage,
+        online_cpus: s.cpu.onlineCpus,
+        throttling_data: { periods: s.cpu.periods, throttled_periods: s.cpu.throttledPeriods, throttled_time: s.cpu.throttledTime },
+      }
     : { cpu_usage: { total_usage: 0, usage_in_kernelmode: 0, usage_in_usermode: 0 }, throttling_data: { periods: 0, throttled_periods: 0, throttled_time: 0 } };
   return {
     read: s?.read ?? new Date().toISOString(),
@@ -766,11 +1040,29 @@ async function statsJson(engine: Engine, c: ContainerRecord, previous: StatsSamp
     num_procs: 0,
     storage_stats: {},
     cpu_stats: cpuStats,
-    precpu_stats: previous?.cpu_stats ?? { cpu_usage: { total_usage: 0, usage_in_kernelmode: 0, usage_in_usermode: 0 }, throttling_data: { periods: 0, throttled_periods: 0, throttled_time: 0 } },
+    precpu_stats: previous?.cpu_stats ?? {
+      cpu_usage: { total_usage: 0, usage_in_kernelmode: 0, usage_in_usermode: 0 },
+      throttling_data: { periods: 0, throttled_periods: 0, throttled_time: 0 },
+    },
     memory_stats: s ? { usage: s.memory.usage, max_usage: s.memory.maxUsage, stats: s.memory.stats, limit: s.memory.limit } : {},
     name: `/${c.name}`,
     id: c.id,
-    networks: s ? Object.fromEntries(Object.entries(s.networks).map(([k, n]) => [k, { rx_bytes: n.rxBytes, rx_packets: n.rxPackets, rx_errors: n.rxErrors, rx_dropped: n.rxDropped, tx_bytes: n.txBytes, tx_packets: n.txPackets, tx_errors: n.txErrors, tx_dropped: n.txDropped }])) : undefined,
+    networks: s
+      ? Object.fromEntries(
+          Object.entries(s.networks).map(([k, n]) => [
+            k,
+            {
+              rx_bytes: n.rxBytes,
+              rx_packets: n.rxPackets,
+              rx_errors: n.rxErrors,
+              rx_dropped: n.rxDropped,
+              tx_bytes: n.txBytes,
+              tx_packets: n.txPackets,
+              tx_errors: n.txErrors,
+              tx_dropped: n.txDropped,
+            },
+          ]),
+        )
+      : undefined,
   };
 }
-

@@ -41,7 +41,12 @@ export function addImageRoutes(router: Router, engine: Engine): void {
       const reference = repo ? (tag ? `${repo}:${tag}` : repo) : undefined;
       const stream = new JsonMessageStream(res);
       try {
-        const id = await importRootfs(images, req, { reference, message: query.get("message") ?? undefined, changes: query.getAll("changes"), signal: clientGone(ctx) });
+        const id = await importRootfs(images, req, {
+          reference,
+          message: query.get("message") ?? undefined,
+          changes: query.getAll("changes"),
+          signal: clientGone(ctx),
+        });
         stream.write({ status: id });
         stream.end();
       } catch (e) {
@@ -55,7 +60,11 @@ export function addImageRoutes(router: Router, engine: Engine): void {
     parseNormalizedReference(name); // a malformed reference is a 400 before any stream starts
     const stream = new JsonMessageStream(res);
     try {
-      const result = await engine.puller.pull(name, { credentials: credentialsFromHeader(req), onProgress: (e) => stream.progress(e), signal: clientGone(ctx) });
+      const result = await engine.puller.pull(name, {
+        credentials: credentialsFromHeader(req),
+        onProgress: (e) => stream.progress(e),
+        signal: clientGone(ctx),
+      });
       stream.write({ status: `Digest: ${result.digest}` });
       const shown = familiarString(result.reference);
       stream.write({ status: result.upToDate ? `Status: Image is up to date for ${shown}` : `Status: Downloaded newer image for ${shown}` });
@@ -70,8 +79,18 @@ export function addImageRoutes(router: Router, engine: Engine): void {
     const term = query.get("term") ?? "";
     const limit = Number(query.get("limit") || 25);
     const creds = credentialsFromHeader(req);
-    const found = await searchRegistries(engine.registry, configuredRegistryDomains(engine.config.insecureRegistries, engine.config.registryMirrors), term, () => creds, limit);
-    sendJson(res, 200, found.map((r) => ({ name: r.name, description: r.description, star_count: r.starCount, is_official: r.isOfficial, is_automated: r.isAutomated })));
+    const found = await searchRegistries(
+      engine.registry,
+      configuredRegistryDomains(engine.config.insecureRegistries, engine.config.registryMirrors),
+      term,
+      () => creds,
+      limit,
+    );
+    sendJson(
+      res,
+      200,
+      found.map((r) => ({ name: r.name, description: r.description, star_count: r.starCount, is_official: r.isOfficial, is_automated: r.isAutomated })),
+    );
   });
 
   router.post("/images/prune", async ({ res, query }) => {
@@ -109,7 +128,11 @@ export function addImageRoutes(router: Router, engine: Engine): void {
 
   router.get("/images/{name*}/history", async ({ res, params }) => {
     const items = await images.history(params.name!);
-    sendJson(res, 200, items.map((h) => ({ Id: h.id, Created: h.created, CreatedBy: h.createdBy, Tags: h.tags.length ? h.tags : null, Size: h.size, Comment: h.comment })));
+    sendJson(
+      res,
+      200,
+      items.map((h) => ({ Id: h.id, Created: h.created, CreatedBy: h.createdBy, Tags: h.tags.length ? h.tags : null, Size: h.size, Comment: h.comment })),
+    );
   });
 
   router.get("/images/{name*}/get", async ({ res, params }) => {
@@ -137,7 +160,11 @@ export function addImageRoutes(router: Router, engine: Engine): void {
     parseNormalizedReference(name);
     const stream = new JsonMessageStream(res);
     try {
-      const pushed = await engine.pusher.push(name, query.get("tag") ?? undefined, { credentials: credentialsFromHeader(req), onProgress: (e) => stream.progress(e), signal: clientGone(ctx) });
+      const pushed = await engine.pusher.push(name, query.get("tag") ?? undefined, {
+        credentials: credentialsFromHeader(req),
+        onProgress: (e) => stream.progress(e),
+        signal: clientGone(ctx),
+      });
       for (const p of pushed) stream.write({ progressDetail: {}, aux: { Tag: p.tag, Digest: p.digest, Size: p.size } });
       stream.end();
     } catch (e) {

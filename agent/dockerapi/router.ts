@@ -29,9 +29,10 @@ export function clientGone(ctx: Pick<RequestContext, "res" | "upgrade">): AbortS
   } else {
     const { res } = ctx;
     if (res.destroyed && !res.writableFinished) abort();
-    else res.once("close", () => {
-      if (!res.writableFinished) abort();
-    });
+    else
+      res.once("close", () => {
+        if (!res.writableFinished) abort();
+      });
   }
   return ac.signal;
 }
@@ -81,11 +82,21 @@ export class Router {
     return this;
   }
 
-  get(path: string, h: Handler) { return this.add("GET", path, h); }
-  post(path: string, h: Handler) { return this.add("POST", path, h); }
-  delete(path: string, h: Handler) { return this.add("DELETE", path, h); }
-  head(path: string, h: Handler) { return this.add("HEAD", path, h); }
-  put(path: string, h: Handler) { return this.add("PUT", path, h); }
+  get(path: string, h: Handler) {
+    return this.add("GET", path, h);
+  }
+  post(path: string, h: Handler) {
+    return this.add("POST", path, h);
+  }
+  delete(path: string, h: Handler) {
+    return this.add("DELETE", path, h);
+  }
+  head(path: string, h: Handler) {
+    return this.add("HEAD", path, h);
+  }
+  put(path: string, h: Handler) {
+    return this.add("PUT", path, h);
+  }
 
   /**
    * A request with `Upgrade: tcp` (docker attach, exec start): the handler gets the raw
@@ -109,7 +120,12 @@ export class Router {
   }
 
   /** @returns the request's context once its handler is done (undefined when no route matched). */
-  async dispatch(req: IncomingMessage, res: ServerResponse, serverVersion: string, upgrade?: { socket: Duplex; head: Buffer }): Promise<RequestContext | undefined> {
+  async dispatch(
+    req: IncomingMessage,
+    res: ServerResponse,
+    serverVersion: string,
+    upgrade?: { socket: Duplex; head: Buffer },
+  ): Promise<RequestContext | undefined> {
     const url = new URL(req.url ?? "/", "http://docker");
     let path = url.pathname;
     let apiVersion = serverVersion;
@@ -141,7 +157,10 @@ export class Router {
         // answering, or the socket is reset and the CLI never sees the message.
         if (!upgrade && !req.complete && !req.destroyed) {
           req.resume();
-          await new Promise<void>((resolve) => { req.once("end", resolve); req.once("close", resolve); });
+          await new Promise<void>((resolve) => {
+            req.once("end", resolve);
+            req.once("close", resolve);
+          });
         }
         sendError(res, toEngineError(e));
       }
@@ -208,7 +227,13 @@ export function parseFilters(q: URLSearchParams): Map<string, string[]> {
   }
   for (const [k, v] of Object.entries(parsed as Record<string, unknown>)) {
     if (Array.isArray(v)) out.set(k, v.map(String));
-    else if (v && typeof v === "object") out.set(k, Object.entries(v).filter(([, on]) => on).map(([val]) => val));
+    else if (v && typeof v === "object")
+      out.set(
+        k,
+        Object.entries(v)
+          .filter(([, on]) => on)
+          .map(([val]) => val),
+      );
   }
   return out;
 }

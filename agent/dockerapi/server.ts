@@ -3,7 +3,9 @@ import { chmod, chown, mkdir, readFile, rm } from "node:fs/promises";
 import { dirname } from "node:path";
 import type { Logger } from "pino";
 import type { Engine } from "../engine/engine.ts";
+import { addArchiveRoutes } from "./archive-routes.ts";
 import { addBuildRoutes } from "./build-routes.ts";
+import { addContainerUpdateRoutes } from "./container-update-routes.ts";
 import { addContainerRoutes } from "./containers-routes.ts";
 import { addImageRoutes } from "./images-routes.ts";
 import { addVolumeNetworkRoutes } from "./volumes-networks-routes.ts";
@@ -25,17 +27,25 @@ export async function groupId(group: string): Promise<number> {
   if (/^\d+$/.test(group)) return Number(group);
   const line = (await readFile("/etc/group", "utf8")).split("\n").find((l) => l.split(":")[0] === group);
   const gid = line?.split(":")[2];
-  if (gid === undefined || !/^\d+$/.test(gid)) throw new Error(`docker-socket-group: there is no group ${JSON.stringify(group)} in /etc/group (create it with groupadd)`);
+  if (gid === undefined || !/^\d+$/.test(gid))
+    throw new Error(`docker-socket-group: there is no group ${JSON.stringify(group)} in /etc/group (create it with groupadd)`);
   return Number(gid);
 }
 
-export async function serveDockerApi(engine: Engine, socketPath: string, logger: Logger, opts: { group?: string } = {}): Promise<{ server: Server; close(): Promise<void> }> {
+export async function serveDockerApi(
+  engine: Engine,
+  socketPath: string,
+  logger: Logger,
+  opts: { group?: string } = {},
+): Promise<{ server: Server; close(): Promise<void> }> {
   // Resolved before listening: a wrong group name must not leave a socket behind.
   const gid = opts.group === undefined ? undefined : await groupId(opts.group);
   const router = new Router();
   addSystemRoutes(router, engine);
   addImageRoutes(router, engine);
   addContainerRoutes(router, engine);
+  addArchiveRoutes(router, engine);
+  addContainerUpdateRoutes(router, engine);
   addVolumeNetworkRoutes(router, engine);
   addSwarmRoutes(router);
   addBuildRoutes(router, engine);
@@ -64,7 +74,8 @@ export async function serveDockerApi(engine: Engine, socketPath: string, logger:
     if (parseError) logger.debug({ err }, "docker api: malformed request");
     else clientError("connection", {})(err);
     // As Node's default: a request that cannot be parsed is answered 400 before the close.
-    if (parseError && socket.writable) (socket as import("node:net").Socket).end("HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n", () => socket.destroy());
+    if (parseError && socket.writable)
+      (socket as import("node:net").Socket).end("HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n", () => socket.destroy());
     else socket.destroy();
   });
   // docker attach / exec start ask to take over the connection (Upgrade: tcp).
@@ -109,5 +120,9 @@ export async function serveDockerApi(engine: Engine, socketPath: string, logger:
 /** Errors that only say the client went away (hung up, reset, stopped reading). */
 function isClientGone(err: Error): boolean {
   const code = (err as NodeJS.ErrnoException).code;
-  return ["ECONNRESET", "EPIPE", "ECONNABORTED", "ERR_STREAM_PREMATURE_CLOSE", "ERR_STREAM_DESTROYED"].includes(code ?? "") || isEngineError(err, "Canceled") || err.message === "aborted";
+  return (
+    ["ECONNRESET", "EPIPE", "ECONNABORTED", "ERR_STREAM_PREMATURE_CLOSE", "ERR_STREAM_DESTROYED"].includes(code ?? "") ||
+    isEngineError(err, "Canceled") ||
+    err.message === "aborted"
+  );
 }

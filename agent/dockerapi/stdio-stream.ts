@@ -1,6 +1,7 @@
 import type { Socket } from "node:net";
 import type { Duplex, Readable, Writable } from "node:stream";
 import { canceled, invalidArgument } from "../engine/errors.ts";
+import { EscapeSequenceFilter } from "../engine/streams.ts";
 import type { OutputChunk, StdioSession } from "../engine/monitor/monitor.ts";
 import type { RequestContext } from "./router.ts";
 import { settled } from "../../shared/best-effort.ts";
@@ -125,41 +126,93 @@ function writeIfOpen(socket: Duplex, data: string): void {
 }
 
 export interface PumpOptions {
-  tty: boolean;
+  /** Multiplexed frames (stdcopy) on the way out; false: the bytes as they are (a TTY client). */
+  framed: boolean;
+  /** Which of the process's streams the client asked for (default both); the others are dropped. With a TTY all is stdout. */
+  stdout?: boolean;
+  stderr?: boolean;
   /** Forward what the client sends to the process's stdin. */
   stdin: boolean;
   /** Close the process's stdin when the client ends its input. */
   closeStdinOnEof: boolean;
+  /**
+   * Docker's detach keys (parseDetachKeys): typed on stdin they end this connection and only it,
+   * the process keeps running. Docker watches for them only on a TTY; undefined: not watched.
+   */
+  detachKeys?: Buffer;
   /** Awaited between the end of the output and the end of the stream. */
   beforeClose?: () => Promise<unknown>;
-  /** What else ends when the client leaves before the output ended (the session always does). */
+  /** What else ends when the client leaves before the output ended (the session always does). Not called on a detach. */
   onClientGone?: () => void;
 }
 
+/** Docker's default detach keys: ctrl-p, ctrl-q. */
+export const DEFAULT_DETACH_KEYS = Buffer.from([16, 17]);
+
 /**
- * Streams a stdio session over a hijacked connection until the process ends or the
- * client leaves. Owns the session: it is closed when the client goes away.
+ * Docker's `--detach-keys` form (moby/term ToBytes): comma-separated keys, each a single
+ * character, `ctrl-@`, `ctrl-a` … `ctrl-z`, `ctrl-[`, `ctrl-\`, `ctrl-]`, `ctrl-^`, `ctrl-_`, or `DEL`.
+ * "" gives the default (ctrl-p,ctrl-q).
+ * @throws InvalidArgument `Invalid detach keys (…) provided` (Docker's text)
+ */
+export function parseDetachKeys(keys: string): Buffer {
+  if (keys === "") return DEFAULT_DETACH_KEYS;
+  const codes: number[] = [];
+  for (const key of keys.split(",")) {
+    if (key.length === 1) codes.push(key.charCodeAt(0));
+    else if (key === "DEL") codes.push(127);
+    else {
+      const m = /^ctrl-([a-z@[\\\]^_])$/.exec(key);
+      if (!m) throw invalidArgument(`Invalid detach keys (${keys}) provided`);
+      const c = m[1]!;
+      codes.push(c >= "a" && c <= "z" ? c.charCodeAt(0) - 96 : "@abcdefghijklmnopqrstuvwxyz[\\]^_".indexOf(c));
+    }
+  }
+  if (codes.some((c) => c > 255)) throw invalidArgument(`Invalid detach keys (${keys}) provided`);
+  return Buffer.from(codes);
+}
+
+/**
+ * Streams a stdio session over a hijacked connection until the process ends, the client
+ * leaves or it types the detach keys. Owns the session: it is closed when the client goes away.
  */
 export function pumpSession(stream: HijackedStream, session: StdioSession, o: PumpOptions): void {
   const output = session.output;
+  let detached = false;
   output.on("data", (chunk: OutputChunk) => {
-    if (stream.write(o.tty ? chunk.data : frame(chunk.stream, chunk.data)) || stream.gone) return;
+    if (detached || o[chunk.stream] === false) return;
+    if (stream.write(o.framed ? frame(chunk.stream, chunk.data) : chunk.data) || stream.gone) return;
     // A slow client: the session's own limit ends it rather than let memory grow.
     output.pause();
     stream.onDrain(() => output.resume());
   });
   output.once("end", () => {
-    if (o.beforeClose) void settled(o.beforeClose()).finally(() => stream.close()); // a failure shows in the inspect of what it waited for
+    if (detached) return;
+    if (o.beforeClose)
+      void settled(o.beforeClose()).finally(() => stream.close()); // a failure shows in the inspect of what it waited for
     else stream.close();
   });
   output.once("error", () => stream.close());
   const stdin = o.stdin ? session.stdin : undefined;
   if (stdin) {
+    const escape = o.detachKeys ? new EscapeSequenceFilter(o.detachKeys) : undefined;
     stream.input.on("data", (d: Buffer) => {
-      if (!stdin.destroyed && !stdin.writableEnded) stdin.write(d);
+      if (detached) return;
+      let data = d;
+      if (escape) {
+        const r = escape.push(d);
+        data = r.forward;
+        if (r.detached) detached = true;
+      }
+      if (data.length && !stdin.destroyed && !stdin.writableEnded) stdin.write(data);
+      if (detached) {
+        // Only this connection ends: the session is let go without closing the process's stdin.
+        session.close();
+        stream.close();
+      }
     });
     stream.input.once("end", () => {
-      if (o.closeStdinOnEof && !stdin.destroyed && !stdin.writableEnded) stdin.end();
+      if (!detached && o.closeStdinOnEof && !stdin.destroyed && !stdin.writableEnded) stdin.end();
     });
   }
   // Without stdin to forward, what the client sends is read and dropped, so its end is seen.
@@ -186,8 +239,14 @@ export async function readUpgradeBody(ctx: RequestContext): Promise<{ body: Reco
   let buf = ctx.upgrade.head;
   while (buf.length < length) {
     const chunk = await new Promise<Buffer | null>((resolve) => {
-      const onData = (d: Buffer) => { cleanup(); resolve(d); };
-      const onEnd = () => { cleanup(); resolve(null); };
+      const onData = (d: Buffer) => {
+        cleanup();
+        resolve(d);
+      };
+      const onEnd = () => {
+        cleanup();
+        resolve(null);
+      };
       const cleanup = () => {
         socket.off("data", onData);
         socket.off("end", onEnd);

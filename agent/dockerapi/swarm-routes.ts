@@ -10,7 +10,22 @@ import { sendJson } from "./router.ts";
 const NOT_A_MANAGER = 'This node is not a swarm manager. Use "docker swarm init" or "docker swarm join" to connect this node to swarm and try again.';
 const NOT_IN_SWARM = "This node is not part of a swarm";
 
-const MANAGER_PATHS = ["/swarm", "/swarm/unlockkey", "/services", "/services/{id}", "/services/{id}/logs", "/nodes", "/nodes/{id}", "/tasks", "/tasks/{id}", "/tasks/{id}/logs", "/secrets", "/secrets/{id}", "/configs", "/configs/{id}"];
+const MANAGER_PATHS = [
+  "/swarm",
+  "/swarm/unlockkey",
+  "/services",
+  "/services/{id}",
+  "/services/{id}/logs",
+  "/nodes",
+  "/nodes/{id}",
+  "/tasks",
+  "/tasks/{id}",
+  "/tasks/{id}/logs",
+  "/secrets",
+  "/secrets/{id}",
+  "/configs",
+  "/configs/{id}",
+];
 
 export function addSwarmRoutes(router: Router): void {
   const notManager = () => (ctx: Parameters<Parameters<Router["get"]>[1]>[0]) => sendJson(ctx.res, 503, { message: NOT_A_MANAGER });

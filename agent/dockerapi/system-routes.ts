@@ -4,17 +4,16 @@ import { imageSummaryJson } from "./images-routes.ts";
 import { registryDomain } from "./registry-auth.ts";
 import { readJsonBody, sendJson, type Router } from "./router.ts";
 
-
 export function addSystemRoutes(router: Router, engine: Engine): void {
   const ping = ({ res, req }: { res: import("node:http").ServerResponse; req: import("node:http").IncomingMessage }) => {
     res.writeHead(200, {
       "Content-Type": "text/plain; charset=utf-8",
       "Api-Version": API_VERSION,
       "Docker-Experimental": "false",
-      "Ostype": "linux",
+      Ostype: "linux",
       "Builder-Version": "1",
       "Cache-Control": "no-cache, no-store, must-revalidate",
-      "Pragma": "no-cache",
+      Pragma: "no-cache",
     });
     res.end(req.method === "HEAD" ? undefined : "OK");
   };
@@ -29,7 +28,16 @@ export function addSystemRoutes(router: Router, engine: Engine): void {
         {
           Name: "Engine",
           Version: ENGINE_VERSION,
-          Details: { ApiVersion: API_VERSION, MinAPIVersion: MIN_API_VERSION, Os: "linux", Arch: f.goArch, KernelVersion: f.kernelVersion, BerthVersion: BERTH_VERSION, GitCommit: "berth", GoVersion: `node${process.versions.node}` },
+          Details: {
+            ApiVersion: API_VERSION,
+            MinAPIVersion: MIN_API_VERSION,
+            Os: "linux",
+            Arch: f.goArch,
+            KernelVersion: f.kernelVersion,
+            BerthVersion: BERTH_VERSION,
+            GitCommit: "berth",
+            GoVersion: `node${process.versions.node}`,
+          },
         },
       ],
       Version: ENGINE_VERSION,
@@ -57,7 +65,12 @@ export function addSystemRoutes(router: Router, engine: Engine): void {
       ContainersStopped: all.length - count("running") - count("paused"),
       Images: images,
       Driver: "overlay2",
-      DriverStatus: [["Backing Filesystem", "extfs"], ["Supports d_type", "true"], ["Using metacopy", "false"], ["Native Overlay Diff", "true"]],
+      DriverStatus: [
+        ["Backing Filesystem", "extfs"],
+        ["Supports d_type", "true"],
+        ["Using metacopy", "false"],
+        ["Native Overlay Diff", "true"],
+      ],
       Plugins: { Volume: ["local"], Network: ["bridge", "host", "null"], Authorization: null, Log: ["json-file"] },
       MemoryLimit: true,
       SwapLimit: true,
@@ -117,15 +130,37 @@ export function addSystemRoutes(router: Router, engine: Engine): void {
     const du = await engine.images.diskUsage();
     const containers = [];
     for (const c of engine.containers.list()) {
-      containers.push({ Id: c.id, Names: [`/${c.name}`], Image: c.imageName, ImageID: c.imageId, Command: [c.path, ...c.args].join(" "), Created: Math.floor(Date.parse(c.created) / 1000), State: c.state.status, Status: c.state.status, SizeRw: await engine.containers.sizeRw(c.id), SizeRootFs: 0, Labels: c.options.labels, Mounts: [], Ports: [] });
+      containers.push({
+        Id: c.id,
+        Names: [`/${c.name}`],
+        Image: c.imageName,
+        ImageID: c.imageId,
+        Command: [c.path, ...c.args].join(" "),
+        Created: Math.floor(Date.parse(c.created) / 1000),
+        State: c.state.status,
+        Status: c.state.status,
+        SizeRw: await engine.containers.sizeRw(c.id),
+        SizeRootFs: 0,
+        Labels: c.options.labels,
+        Mounts: [],
+        Ports: [],
+      });
     }
     const volumes = [];
     for (const v of await engine.volumes.list({})) {
-      volumes.push({ Name: v.name, Driver: v.driver, Mountpoint: v.mountpoint, CreatedAt: v.createdAt, Labels: v.labels, Scope: v.scope, Options: v.options, UsageData: { Size: await engine.volumes.usage(v.name), RefCount: engine.containers.volumeUsers(v.name).length } });
+      volumes.push({
+        Name: v.name,
+        Driver: v.driver,
+        Mountpoint: v.mountpoint,
+        CreatedAt: v.createdAt,
+        Labels: v.labels,
+        Scope: v.scope,
+        Options: v.options,
+        UsageData: { Size: await engine.volumes.usage(v.name), RefCount: engine.containers.volumeUsers(v.name).length },
+      });
     }
     sendJson(res, 200, { LayersSize: du.layersSize, Images: du.images.map(imageSummaryJson), Containers: containers, Volumes: volumes, BuildCache: [] });
   });
-
 }
 
 function indexConfigs(engine: Engine): Record<string, { Name: string; Mirrors: string[]; Secure: boolean; Official: boolean }> {

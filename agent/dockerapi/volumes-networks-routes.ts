@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import type { Engine } from "../engine/engine.ts";
 import type { ContainerEvent } from "../engine/containers/container-service.ts";
 import { invalidArgument } from "../engine/errors.ts";
@@ -22,7 +23,10 @@ export function addVolumeNetworkRoutes(router: Router, engine: Engine): void {
   router.get("/volumes", async ({ res, query }) => {
     const f = parseFilters(query);
     const dangling = f.get("dangling")?.[0];
-    const list = await volumes.list({ dangling: dangling === undefined ? undefined : dangling === "true" || dangling === "1", name: f.get("name"), label: f.get("label") }, inUse);
+    const list = await volumes.list(
+      { dangling: dangling === undefined ? undefined : dangling === "true" || dangling === "1", name: f.get("name"), label: f.get("label") },
+      inUse,
+    );
     sendJson(res, 200, { Volumes: list.map(volumeJson), Warnings: null });
   });
   router.post("/volumes/create", async ({ req, res }) => {
@@ -51,16 +55,34 @@ export function addVolumeNetworkRoutes(router: Router, engine: Engine): void {
     Scope: "local",
     Driver: n.driver,
     EnableIPv6: false,
-    IPAM: { Driver: "default", Options: null, Config: n.subnet ? [{ Subnet: n.subnet, Gateway: n.gateway }] : [] },
+    // As Docker 20.10: a gateway only when given, or when the subnet was picked too.
+    IPAM: {
+      Driver: "default",
+      Options: n.name === "bridge" ? null : {},
+      Config: n.subnet
+        ? [{ Subnet: n.subnet, ...(n.ipRange ? { IPRange: n.ipRange } : {}), ...(!n.userSubnet || n.userGateway ? { Gateway: n.gateway } : {}) }]
+        : [],
+    },
     Internal: n.internal,
     Attachable: false,
     Ingress: false,
     ConfigFrom: { Network: "" },
     ConfigOnly: false,
     Containers: Object.fromEntries(
-      Object.entries(n.containers).map(([id, e]) => [id, { Name: e.name, EndpointID: id.slice(0, 12), MacAddress: e.macAddress, IPv4Address: `${e.ipAddress}/${e.prefixLen}`, IPv6Address: "" }]),
+      Object.entries(n.containers).map(([id, e]) => [
+        id,
+        {
+          Name: e.name,
+          EndpointID: createHash("sha256").update(`${n.id}/${id}`).digest("hex"),
+          MacAddress: e.macAddress,
+          IPv4Address: `${e.ipAddress}/${e.prefixLen}`,
+          IPv6Address: "",
+        },
+      ]),
     ),
-    Options: n.bridge ? { "com.docker.network.bridge.name": n.bridge } : {},
+    // Only what the user gave: compose compares them with its file and recreates a network whose
+    // options differ. The default bridge shows Docker's own.
+    Options: n.name === "bridge" && n.bridge ? defaultBridgeOptions(n.bridge) : n.options,
     Labels: n.labels,
   });
 
@@ -73,14 +95,43 @@ export function addVolumeNetworkRoutes(router: Router, engine: Engine): void {
     if (ids) list = list.filter((n) => ids.some((x) => n.id.startsWith(x)));
     const drivers = f.get("driver");
     if (drivers) list = list.filter((n) => drivers.includes(n.driver));
+    const labels = f.get("label");
+    if (labels)
+      list = list.filter((n) => labels.every((l) => (l.includes("=") ? n.labels[l.slice(0, l.indexOf("="))] === l.slice(l.indexOf("=") + 1) : l in n.labels)));
+    const types = f.get("type");
+    if (types) list = list.filter((n) => types.includes(["bridge", "host", "none"].includes(n.name) ? "builtin" : "custom"));
     sendJson(res, 200, list.map(networkJson));
   });
   router.post("/networks/create", async ({ req, res }) => {
-    const body = await readJsonBody<{ Name?: string; Driver?: string; Internal?: boolean; Labels?: Record<string, string>; IPAM?: { Config?: Array<{ Subnet?: string; Gateway?: string }> } }>(req);
+    const body = await readJsonBody<{
+      Name?: string;
+      Driver?: string;
+      Internal?: boolean;
+      EnableIPv6?: boolean;
+      Labels?: Record<string, string> | null;
+      Options?: Record<string, string> | null;
+      IPAM?: {
+        Driver?: string;
+        Config?: Array<{ Subnet?: string; IPRange?: string; Gateway?: string; AuxiliaryAddresses?: Record<string, string> }> | null;
+      } | null;
+    }>(req);
     if (!body.Name) throw invalidArgument("network name is required");
     if (body.Driver && body.Driver !== "bridge") throw invalidArgument(`network driver ${body.Driver} is not supported; only "bridge"`);
-    const cfg = body.IPAM?.Config?.[0];
-    const n = await network.createNetwork({ name: body.Name, subnet: cfg?.Subnet, gateway: cfg?.Gateway, internal: !!body.Internal, labels: body.Labels ?? {} });
+    if (body.EnableIPv6) throw invalidArgument("IPv6 networks are not supported by Berth (EnableIPv6)");
+    if (body.IPAM?.Driver && body.IPAM.Driver !== "default") throw invalidArgument(`IPAM driver ${body.IPAM.Driver} is not supported; only "default"`);
+    const configs = body.IPAM?.Config ?? [];
+    if (configs.some((c) => c.Subnet?.includes(":") || c.Gateway?.includes(":"))) throw invalidArgument("IPv6 networks are not supported by Berth");
+    if (configs.length > 1) throw invalidArgument("bridge driver doesn't support multiple subnets");
+    const cfg = configs[0];
+    const n = await network.createNetwork({
+      name: body.Name,
+      subnet: cfg?.Subnet || undefined,
+      gateway: cfg?.Gateway || undefined,
+      ipRange: cfg?.IPRange || undefined,
+      internal: !!body.Internal,
+      labels: body.Labels ?? {},
+      options: body.Options ?? {},
+    });
     sendJson(res, 201, { Id: n.id, Warning: "" });
   });
   router.post("/networks/prune", async ({ res }) => {
@@ -95,8 +146,23 @@ export function addVolumeNetworkRoutes(router: Router, engine: Engine): void {
     sendNoContent(res);
   });
   router.post("/networks/{id}/connect", async ({ req, res, params }) => {
-    const body = await readJsonBody<{ Container?: string; EndpointConfig?: { Aliases?: string[] } }>(req);
-    await containers.connect(body.Container ?? "", params.id!, body.EndpointConfig?.Aliases ?? []);
+    const body = await readJsonBody<{
+      Container?: string;
+      EndpointConfig?: {
+        Aliases?: string[] | null;
+        IPAMConfig?: { IPv4Address?: string; IPv6Address?: string } | null;
+        Links?: string[] | null;
+        DriverOpts?: Record<string, string> | null;
+      } | null;
+    }>(req);
+    const ep = body.EndpointConfig ?? {};
+    if (ep.IPAMConfig?.IPv6Address) throw invalidArgument("IPv6 addresses are not supported by Berth (--ip6)");
+    await containers.connect(body.Container ?? "", params.id!, {
+      aliases: ep.Aliases ?? [],
+      ipv4Address: ep.IPAMConfig?.IPv4Address || undefined,
+      links: ep.Links ?? [],
+      driverOpts: ep.DriverOpts ?? {},
+    });
     sendNoContent(res, 200);
   });
   router.post("/networks/{id}/disconnect", async ({ req, res, params }) => {
@@ -118,7 +184,20 @@ export function addVolumeNetworkRoutes(router: Router, engine: Engine): void {
       if (f.get("container") && !f.get("container")!.some((c) => e.id.startsWith(c) || e.attributes.name === c)) return;
       const secs = Math.floor(e.time / 1000);
       if (since !== undefined && secs < since) return;
-      if (!res.writableEnded) res.write(JSON.stringify({ status: e.action, id: e.id, from: e.attributes.image, Type: e.type, Action: e.action, Actor: { ID: e.id, Attributes: e.attributes }, scope: "local", time: secs, timeNano: e.time * 1e6 }) + "\n");
+      if (!res.writableEnded)
+        res.write(
+          JSON.stringify({
+            status: e.action,
+            id: e.id,
+            from: e.attributes.image,
+            Type: e.type,
+            Action: e.action,
+            Actor: { ID: e.id, Attributes: e.attributes },
+            scope: "local",
+            time: secs,
+            timeNano: e.time * 1e6,
+          }) + "\n",
+        );
     };
     containers.on("event", send);
     let timer: NodeJS.Timeout | undefined;
@@ -142,4 +221,16 @@ export function addVolumeNetworkRoutes(router: Router, engine: Engine): void {
 export function eventMatches(wanted: string[], action: string): boolean {
   if (wanted.some((w) => ["health_status", "exec_create", "exec_start"].includes(w))) return wanted.some((w) => action.startsWith(w));
   return wanted.includes(action);
+}
+
+/** What Docker shows as the default bridge network's options (its bridge named as ours is). */
+function defaultBridgeOptions(bridge: string): Record<string, string> {
+  return {
+    "com.docker.network.bridge.default_bridge": "true",
+    "com.docker.network.bridge.enable_icc": "true",
+    "com.docker.network.bridge.enable_ip_masquerade": "true",
+    "com.docker.network.bridge.host_binding_ipv4": "0.0.0.0",
+    "com.docker.network.bridge.name": bridge,
+    "com.docker.network.driver.mtu": "1500",
+  };
 }

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import type { Logger } from "pino";
 import { FsContentStore } from "./content/fs-store.ts";
 import { ContainerService } from "./containers/container-service.ts";
+import { ContainerFiles, type ContainerFilesystem } from "./containers/filesystem.ts";
 import { ContainerStore } from "./containers/container-store.ts";
 import { OverlayLayerStore } from "./layers/overlay-layer-store.ts";
 import { ConmonMonitor } from "./monitor/conmon.ts";
@@ -20,6 +21,7 @@ import { Pusher } from "./images/push.ts";
 import { readHostFacts, type HostFacts } from "./system/host-facts.ts";
 import { Builder } from "./build/builder.ts";
 import { isErrno } from "./fs-util.ts";
+import { bestEffort } from "../../shared/best-effort.ts";
 
 export interface EngineConfig {
   dataRoot: string;
@@ -44,6 +46,8 @@ export interface Engine {
   puller: Puller;
   pusher: Pusher;
   containers: ContainerService;
+  /** `docker cp`: paths inside containers, read and written without leaving them. */
+  files: ContainerFilesystem;
   network: NetworkManager;
   volumes: LocalVolumeStore;
   builder: Builder;
@@ -83,6 +87,7 @@ export async function createEngine(config: EngineConfig, logger: Logger): Promis
   const network = new NetworkManager({
     stateDir: join(root, "network"),
     netnsDir: join(execRoot, "netns"),
+    dnsDir: join(execRoot, "dns"),
     bridgeName: config.bridgeName,
     defaultSubnet: config.bridgeSubnet,
     chainPrefix: config.chainPrefix,
@@ -103,14 +108,27 @@ export async function createEngine(config: EngineConfig, logger: Logger): Promis
     cgroupParent: "/berth",
   });
   const puller = new Puller(images, { dataRoot: root });
-  const builder = new Builder({ images, containers, puller, root: join(root, "build"), contextsRoot: join(root, "build-contexts"), logger: logger.child({ concern: "build" }) });
+  const builder = new Builder({
+    images,
+    containers,
+    puller,
+    root: join(root, "build"),
+    contextsRoot: join(root, "build-contexts"),
+    logger: logger.child({ concern: "build" }),
+  });
   await builder.recover(); // before the snapshots are swept: a crashed build's mounts hold them
   await containers.init();
   await builder.removeLeftoverContainers();
   const facts = await readHostFacts();
   const id = await engineId(root);
   const c = containers;
-  return { config, facts, registry, images, puller, pusher: new Pusher(images), containers: c, network, volumes, builder, id, close: () => c.close() };
+  const files = new ContainerFiles({
+    withRootfs: (name, fn) => c.withRootfs(name, fn),
+    volumeMountpoint: (name) => c.volumeMountpoint(name),
+    paths: (cid) => c.paths(cid),
+    imageUser: async (imageId) => (await images.config(imageId).catch(bestEffort(logger, `read the config of image ${imageId}`)))?.config?.User ?? "",
+  });
+  return { config, facts, registry, images, puller, pusher: new Pusher(images), containers: c, files, network, volumes, builder, id, close: () => c.close() };
 }
 
 async function engineId(root: string): Promise<string> {

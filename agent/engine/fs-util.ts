@@ -1,5 +1,7 @@
+import { randomBytes } from "node:crypto";
 import { lstatSync, type Stats } from "node:fs";
-import { lstat, open, readdir } from "node:fs/promises";
+import { lstat, open, readdir, rename, rm } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
 
 /** Small filesystem helpers the on-disk stores share. */
 
@@ -88,4 +90,39 @@ export function lstatOr(p: string): Stats | undefined {
     if (isErrno(e, "ENOENT")) return undefined;
     throw e;
   }
+}
+
+/**
+ * Replaces `path` atomically: a temporary file beside it (named `.NAME.tmp-PID-RANDOM`:
+ * `tempPrefixOf(path)` finds what a crash left), written, fsynced, renamed over `path`, then
+ * the directory fsynced so the rename itself survives a crash. Readers see the old content
+ * or the new, never a mix. The directory must exist. `durable: false` skips both fsyncs
+ * (tests of stores that make it configurable); the rename stays atomic.
+ */
+export async function writeFileAtomic(path: string, data: string | Uint8Array, opts: { mode?: number; durable?: boolean } = {}): Promise<void> {
+  const mode = opts.mode ?? 0o600;
+  const durable = opts.durable ?? true;
+  const dir = dirname(path);
+  const tmp = join(dir, `${tempPrefixOf(path)}${process.pid}-${randomBytes(4).toString("hex")}`);
+  try {
+    const fh = await open(tmp, "wx", mode);
+    try {
+      await fh.writeFile(data);
+      // open(2)'s mode is narrowed by the umask; chmod states the intended mode either way.
+      await fh.chmod(mode);
+      if (durable) await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, path);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw e;
+  }
+  if (durable) await fsyncDir(dir);
+}
+
+/** The name prefix of writeFileAtomic's temporary files for `path` (in its directory). */
+export function tempPrefixOf(path: string): string {
+  return `.${basename(path)}.tmp-`;
 }

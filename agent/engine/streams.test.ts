@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { PassThrough, Readable, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { test } from "node:test";
-import { teeStream } from "./streams.ts";
+import { EscapeSequenceFilter, teeStream } from "./streams.ts";
 
 /** Fails the test if anything escapes as an uncaught exception while `fn` runs (and a moment after). */
 async function noUncaught(fn: () => Promise<void>): Promise<void> {
@@ -69,4 +69,33 @@ test("a consumer leaving early stops the source, and the other branch fails with
     assert.equal(source.destroyed, true);
     assert.equal(b.destroyed, true);
   });
+});
+
+test("an escape sequence is found within and across chunks; the bytes around it are forwarded, the sequence never", () => {
+  const keys = Buffer.from([16, 17]); // ctrl-p, ctrl-q
+  const run = (chunks: number[][]) => {
+    const f = new EscapeSequenceFilter(keys);
+    const forwarded: number[] = [];
+    let detached = false;
+    for (const c of chunks) {
+      const r = f.push(Buffer.from(c));
+      forwarded.push(...r.forward);
+      detached = r.detached;
+      if (detached) break;
+    }
+    return { forwarded, detached };
+  };
+  assert.deepEqual(run([[97, 98, 99]]), { forwarded: [97, 98, 99], detached: false });
+  assert.deepEqual(run([[97, 16, 17, 98]]), { forwarded: [97], detached: true });
+  assert.deepEqual(run([[16], [17]]), { forwarded: [], detached: true });
+  // moby/term's cases: ctrl-p held, then 'a' releases it; a later ctrl-p ctrl-q detaches.
+  assert.deepEqual(run([[16], [97], [16, 17]]), { forwarded: [16, 97], detached: true });
+  // A partial match at the end of a chunk is held until the next one decides.
+  assert.deepEqual(run([[97, 16], [98]]), { forwarded: [97, 16, 98], detached: false });
+  // The byte that breaks a partial match can itself start the sequence.
+  assert.deepEqual(run([[16, 16, 17]]), { forwarded: [16], detached: true });
+  const three = new EscapeSequenceFilter(Buffer.from("abc"));
+  assert.deepEqual(three.push(Buffer.from("xab")), { forward: Buffer.from("x"), detached: false });
+  assert.deepEqual(three.push(Buffer.from("ad")), { forward: Buffer.from("abad"), detached: false });
+  assert.deepEqual(three.push(Buffer.from("abc")), { forward: Buffer.alloc(0), detached: true });
 });

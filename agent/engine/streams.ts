@@ -25,12 +25,24 @@ export function teeStream(source: Readable): [Readable, Readable] {
     const okB = b.write(chunk);
     if (!okA || !okB) {
       source.pause();
-      if (!okA) { waiting += 1; a.once("drain", resumeWhenDrained); }
-      if (!okB) { waiting += 1; b.once("drain", resumeWhenDrained); }
+      if (!okA) {
+        waiting += 1;
+        a.once("drain", resumeWhenDrained);
+      }
+      if (!okB) {
+        waiting += 1;
+        b.once("drain", resumeWhenDrained);
+      }
     }
   });
-  source.once("end", () => { a.end(); b.end(); });
-  source.once("error", (err) => { a.destroy(err); b.destroy(err); });
+  source.once("end", () => {
+    a.end();
+    b.end();
+  });
+  source.once("error", (err) => {
+    a.destroy(err);
+    b.destroy(err);
+  });
   // If a consumer gives up, stop reading the source so nothing keeps flowing nowhere.
   const onBranchClose = (branch: PassThrough) => () => {
     if (!branch.writableFinished && !source.destroyed) source.destroy(branch.errored ?? new Error("stream consumer closed early"));
@@ -84,4 +96,46 @@ export async function readAll(stream: Readable, maxBytes: number, what = "docume
 export function through<T extends Duplex>(source: Readable, transform: T): T {
   pipeline(source, transform, () => undefined);
   return transform;
+}
+
+/**
+ * Watches what a client types for a detach sequence (Docker's `--detach-keys`, ctrl-p ctrl-q by
+ * default). `push` returns the bytes to forward and whether the sequence was completed: the
+ * sequence itself is never forwarded, bytes before it are, and a partial match at the end of a
+ * chunk is held back until the next chunk shows whether it was the sequence (then dropped) or
+ * ordinary input (then forwarded first), as moby/term's escape proxy does across reads.
+ */
+export class EscapeSequenceFilter {
+  /** How many keys of the sequence the last bytes matched (those bytes are held back). */
+  private matched = 0;
+  private done = false;
+
+  constructor(private readonly keys: Buffer) {
+    if (keys.length === 0) throw new RangeError("an escape sequence needs at least one key");
+  }
+
+  push(chunk: Buffer): { forward: Buffer; detached: boolean } {
+    if (this.done) return { forward: Buffer.alloc(0), detached: true };
+    const out: Buffer[] = [];
+    let run = 0; // where the current run of ordinary bytes in `chunk` starts
+    for (let i = 0; i < chunk.length; i++) {
+      const b = chunk[i]!;
+      if (b !== this.keys[this.matched] && this.matched > 0) {
+        // Not the sequence after all: the held bytes were ordinary input; this byte may start a new match.
+        out.push(this.keys.subarray(0, this.matched));
+        this.matched = 0;
+        run = i;
+      }
+      if (b !== this.keys[this.matched]) continue;
+      if (this.matched === 0) out.push(chunk.subarray(run, i));
+      this.matched++;
+      run = i + 1;
+      if (this.matched === this.keys.length) {
+        this.done = true;
+        return { forward: Buffer.concat(out), detached: true };
+      }
+    }
+    if (this.matched === 0) out.push(chunk.subarray(run));
+    return { forward: Buffer.concat(out), detached: false };
+  }
 }

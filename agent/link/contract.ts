@@ -312,7 +312,25 @@ const NoParams = z.object({}).strict();
 const NoResult = z.object({}).strict();
 const Changed = z.object({ changed: z.boolean() });
 const PushedTagSchema = z.object({ tag: z.string(), digest: z.string(), size: z.number() });
-const HistoryItemSchema = z.object({ id: z.string(), created: z.number(), createdBy: z.string(), tags: z.array(z.string()), size: z.number(), comment: z.string() });
+const HistoryItemSchema = z.object({
+  id: z.string(),
+  created: z.number(),
+  createdBy: z.string(),
+  tags: z.array(z.string()),
+  size: z.number(),
+  comment: z.string(),
+});
+
+/** The largest build context the console sends (an uploaded archive, as it was uploaded). */
+export const MAX_BUILD_CONTEXT_BYTES = 64 * 1024 * 1024;
+/** A build context travels in pieces of at most this many bytes (base64 of it is 4/3 larger), each a `build.upload` request. */
+export const BUILD_UPLOAD_CHUNK_BYTES = 4 * 1024 * 1024;
+/** The largest Dockerfile the console's editor sends. */
+export const MAX_DOCKERFILE_TEXT = 256 * 1024;
+
+/** What an `image.build` streams: the builder's text (`Step 1/3 : FROM …`, RUN output), or a base image's pull progress. */
+export const BuildStreamEventSchema = z.union([z.object({ text: z.string() }).strict(), ProgressEventSchema]);
+export type BuildStreamEvent = z.infer<typeof BuildStreamEventSchema>;
 
 export const MAX_LOG_LINES = 10_000;
 /** `container.logs` answers at most this much text; older lines go first (`truncated`). */
@@ -351,6 +369,79 @@ const VolumeNameSchema = z.string().min(1).max(256);
 const NetworkRefSchema = z.string().min(1).max(256);
 const LabelsSchema = z.record(z.string().max(256), z.string().max(4096));
 const PruneResult = z.object({ deleted: z.array(z.string()), spaceReclaimed: z.number() });
+/** One reading of a container's usage, as `docker stats` computes it. */
+export const StatsSampleSchema = z.object({
+  /** Unix milliseconds of the reading. */
+  time: z.number(),
+  /** CPU use since the previous reading, percent of one CPU (Docker's formula: can exceed 100 with several CPUs); null for the first reading. */
+  cpuPercent: z.number().nonnegative().nullable(),
+  onlineCpus: z.number().int().nonnegative(),
+  /** Bytes in use without the page cache (what `docker stats` shows as MEM USAGE). */
+  memoryUsage: z.number().nonnegative(),
+  memoryLimit: z.number().nonnegative(),
+  /** Cumulative bytes since the container started (all interfaces, all devices). */
+  netRx: z.number().nonnegative(),
+  netTx: z.number().nonnegative(),
+  blockRead: z.number().nonnegative(),
+  blockWrite: z.number().nonnegative(),
+  pids: z.number().int().nonnegative(),
+});
+export type StatsSample = z.infer<typeof StatsSampleSchema>;
+
+/** A container as the engine keeps it: what it was created with, what it got at start, and its state. */
+export const ContainerInspectSchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  created: z.string(),
+  imageId: z.string(),
+  imageName: z.string(),
+  /** The process it runs (entrypoint and command resolved with the image's). */
+  path: z.string(),
+  args: z.array(z.string()),
+  state: z.object({
+    status: ContainerStateSchema,
+    pid: z.number().int(),
+    exitCode: z.number().int(),
+    error: z.string(),
+    oomKilled: z.boolean(),
+    startedAt: z.string(),
+    finishedAt: z.string(),
+    restartCount: z.number().int(),
+  }),
+  /** The create options as given (the Run form's fields come from here). */
+  options: CreateOptionsSchema,
+  /** In effect: the image's settings with the container's own over them. */
+  config: z.object({
+    env: z.array(z.string()),
+    labels: z.record(z.string(), z.string()),
+    user: z.string(),
+    workingDir: z.string(),
+    entrypoint: z.array(z.string()).nullable(),
+    cmd: z.array(z.string()).nullable(),
+  }),
+  mounts: z.array(z.object({ type: z.enum(["volume", "bind"]), source: z.string(), destination: z.string(), readonly: z.boolean(), anonymous: z.boolean() })),
+  networks: z.array(
+    z.object({
+      name: z.string(),
+      networkId: z.string(),
+      ipAddress: z.string(),
+      prefixLen: z.number(),
+      gateway: z.string(),
+      macAddress: z.string(),
+      aliases: z.array(z.string()),
+    }),
+  ),
+  ports: z.array(PortSchema),
+  /** Present only when a health check runs for the container. */
+  health: z
+    .object({
+      status: z.string(),
+      failingStreak: z.number().int(),
+      log: z.array(z.object({ start: z.string(), end: z.string(), exitCode: z.number().int(), output: z.string() })),
+    })
+    .optional(),
+});
+export type ContainerInspect = z.infer<typeof ContainerInspectSchema>;
 
 interface MethodSpec {
   params: z.ZodType;
@@ -363,6 +454,11 @@ interface MethodSpec {
   abortable: boolean;
   /** The agent's time limit when the request names none. */
   defaultTimeoutMs: number;
+  /**
+   * The agent aborts it when the link drops (a build whose output nobody can see any more
+   * should not go on holding the node); a repeat after the reconnect hears Canceled.
+   */
+  endsWithLink?: boolean;
 }
 
 const MINUTE = 60_000;
@@ -381,14 +477,63 @@ export const METHODS = {
     defaultTimeoutMs: 60 * MINUTE,
   },
   "image.push": {
-    params: z.object({ reference: ReferenceSchema, tag: z.string().max(128).optional(), credentials: RegistryCredentialsSchema.optional(), insecure: z.boolean().optional() }),
+    params: z.object({
+      reference: ReferenceSchema,
+      tag: z.string().max(128).optional(),
+      credentials: RegistryCredentialsSchema.optional(),
+      insecure: z.boolean().optional(),
+    }),
     result: z.object({ pushed: z.array(PushedTagSchema) }),
     stream: ProgressEventSchema,
     mutating: true,
     abortable: true,
     defaultTimeoutMs: 60 * MINUTE,
   },
-  "image.tag": { params: z.object({ source: ReferenceSchema, target: ReferenceSchema }), result: NoResult, stream: z.never(), mutating: true, abortable: false, defaultTimeoutMs: MINUTE },
+  /** One piece of a build context: written at `offset` of upload `uploadId` on the node, for an `image.build` to use. */
+  "build.upload": {
+    params: z.object({
+      uploadId: z.uuid(),
+      offset: z.number().int().nonnegative().max(MAX_BUILD_CONTEXT_BYTES),
+      data: z.base64().max(Math.ceil(BUILD_UPLOAD_CHUNK_BYTES / 3) * 4),
+    }),
+    result: z.object({ size: z.number().int().nonnegative() }),
+    stream: z.never(),
+    mutating: true,
+    abortable: false,
+    defaultTimeoutMs: 2 * MINUTE,
+  },
+  /**
+   * `docker build` with the Dockerfile given as text and the context (optional) uploaded
+   * before with `build.upload`; the upload is removed when the build ends. `networkMode`
+   * is what RUN steps use (the console judges `host` as a host-level option).
+   */
+  "image.build": {
+    params: z.object({
+      dockerfile: z.string().min(1, "the Dockerfile is empty").max(MAX_DOCKERFILE_TEXT),
+      context: z.object({ uploadId: z.uuid(), size: z.number().int().nonnegative().max(MAX_BUILD_CONTEXT_BYTES) }).optional(),
+      tags: z.array(ReferenceSchema).max(32).default([]),
+      buildArgs: z.record(z.string().min(1).max(256), z.string().max(8192)).default({}),
+      target: z.string().max(256).optional(),
+      noCache: z.boolean().default(false),
+      pull: z.boolean().default(false),
+      networkMode: z.string().max(256).default("bridge"),
+      labels: z.record(z.string().min(1).max(256), z.string().max(8192)).default({}),
+    }),
+    result: z.object({ imageId: z.string(), tags: z.array(z.string()) }),
+    stream: BuildStreamEventSchema,
+    mutating: true,
+    abortable: true,
+    endsWithLink: true,
+    defaultTimeoutMs: 120 * MINUTE,
+  },
+  "image.tag": {
+    params: z.object({ source: ReferenceSchema, target: ReferenceSchema }),
+    result: NoResult,
+    stream: z.never(),
+    mutating: true,
+    abortable: false,
+    defaultTimeoutMs: MINUTE,
+  },
   "image.remove": {
     params: z.object({ reference: ReferenceSchema, force: z.boolean().default(false), noPrune: z.boolean().default(false) }),
     result: z.object({ untagged: z.array(z.string()), deleted: z.array(z.string()) }),
@@ -405,7 +550,14 @@ export const METHODS = {
     abortable: false,
     defaultTimeoutMs: 10 * MINUTE,
   },
-  "image.history": { params: z.object({ reference: ReferenceSchema }), result: z.object({ items: z.array(HistoryItemSchema) }), stream: z.never(), mutating: false, abortable: false, defaultTimeoutMs: MINUTE },
+  "image.history": {
+    params: z.object({ reference: ReferenceSchema }),
+    result: z.object({ items: z.array(HistoryItemSchema) }),
+    stream: z.never(),
+    mutating: false,
+    abortable: false,
+    defaultTimeoutMs: MINUTE,
+  },
   "system.df": { params: NoParams, result: SystemDfSchema, stream: z.never(), mutating: false, abortable: false, defaultTimeoutMs: 5 * MINUTE },
   "container.prune": { params: NoParams, result: PruneResult, stream: z.never(), mutating: true, abortable: false, defaultTimeoutMs: 10 * MINUTE },
   "volume.create": {
@@ -446,8 +598,22 @@ export const METHODS = {
   },
   "network.remove": { params: z.object({ id: NetworkRefSchema }), result: NoResult, stream: z.never(), mutating: true, abortable: false, defaultTimeoutMs: 2 * MINUTE },
   "network.prune": { params: NoParams, result: z.object({ deleted: z.array(z.string()) }), stream: z.never(), mutating: true, abortable: false, defaultTimeoutMs: 5 * MINUTE },
-  "container.create": { params: CreateOptionsSchema, result: z.object({ id: z.string(), name: z.string() }), stream: z.never(), mutating: true, abortable: false, defaultTimeoutMs: 2 * MINUTE },
-  "container.start": { params: z.object({ id: ContainerRefSchema }), result: Changed, stream: z.never(), mutating: true, abortable: false, defaultTimeoutMs: 2 * MINUTE },
+  "container.create": {
+    params: CreateOptionsSchema,
+    result: z.object({ id: z.string(), name: z.string() }),
+    stream: z.never(),
+    mutating: true,
+    abortable: false,
+    defaultTimeoutMs: 2 * MINUTE,
+  },
+  "container.start": {
+    params: z.object({ id: ContainerRefSchema }),
+    result: Changed,
+    stream: z.never(),
+    mutating: true,
+    abortable: false,
+    defaultTimeoutMs: 2 * MINUTE,
+  },
   "container.stop": {
     params: z.object({ id: ContainerRefSchema, timeoutSeconds: z.number().int().min(-1).max(3600).optional(), signal: z.string().max(16).optional() }),
     result: Changed,
@@ -456,11 +622,46 @@ export const METHODS = {
     abortable: false,
     defaultTimeoutMs: 65 * MINUTE,
   },
-  "container.restart": { params: z.object({ id: ContainerRefSchema, timeoutSeconds: z.number().int().min(-1).max(3600).optional() }), result: NoResult, stream: z.never(), mutating: true, abortable: false, defaultTimeoutMs: 65 * MINUTE },
-  "container.pause": { params: z.object({ id: ContainerRefSchema }), result: NoResult, stream: z.never(), mutating: true, abortable: false, defaultTimeoutMs: MINUTE },
-  "container.unpause": { params: z.object({ id: ContainerRefSchema }), result: NoResult, stream: z.never(), mutating: true, abortable: false, defaultTimeoutMs: MINUTE },
-  "container.kill": { params: z.object({ id: ContainerRefSchema, signal: z.string().max(16).optional() }), result: NoResult, stream: z.never(), mutating: true, abortable: false, defaultTimeoutMs: MINUTE },
-  "container.remove": { params: z.object({ id: ContainerRefSchema, force: z.boolean().default(false), volumes: z.boolean().default(false) }), result: NoResult, stream: z.never(), mutating: true, abortable: false, defaultTimeoutMs: 5 * MINUTE },
+  "container.restart": {
+    params: z.object({ id: ContainerRefSchema, timeoutSeconds: z.number().int().min(-1).max(3600).optional() }),
+    result: NoResult,
+    stream: z.never(),
+    mutating: true,
+    abortable: false,
+    defaultTimeoutMs: 65 * MINUTE,
+  },
+  "container.pause": {
+    params: z.object({ id: ContainerRefSchema }),
+    result: NoResult,
+    stream: z.never(),
+    mutating: true,
+    abortable: false,
+    defaultTimeoutMs: MINUTE,
+  },
+  "container.unpause": {
+    params: z.object({ id: ContainerRefSchema }),
+    result: NoResult,
+    stream: z.never(),
+    mutating: true,
+    abortable: false,
+    defaultTimeoutMs: MINUTE,
+  },
+  "container.kill": {
+    params: z.object({ id: ContainerRefSchema, signal: z.string().max(16).optional() }),
+    result: NoResult,
+    stream: z.never(),
+    mutating: true,
+    abortable: false,
+    defaultTimeoutMs: MINUTE,
+  },
+  "container.remove": {
+    params: z.object({ id: ContainerRefSchema, force: z.boolean().default(false), volumes: z.boolean().default(false) }),
+    result: NoResult,
+    stream: z.never(),
+    mutating: true,
+    abortable: false,
+    defaultTimeoutMs: 5 * MINUTE,
+  },
   /** A process in a running container with a terminal; output arrives as stream events, input as `input` messages. Canceling kills the session. */
   "container.exec": {
     params: z.object({
@@ -474,6 +675,23 @@ export const METHODS = {
     result: z.object({ exitCode: z.number().int() }),
     stream: z.object({ data: z.base64() }),
     mutating: true,
+    abortable: true,
+    defaultTimeoutMs: 12 * 60 * MINUTE,
+  },
+  "container.inspect": {
+    params: z.object({ id: ContainerRefSchema }),
+    result: ContainerInspectSchema,
+    stream: z.never(),
+    mutating: false,
+    abortable: false,
+    defaultTimeoutMs: MINUTE,
+  },
+  /** Usage readings every `intervalMs` as stream events, until the container stops or the request is canceled. */
+  "container.stats": {
+    params: z.object({ id: ContainerRefSchema, intervalMs: z.number().int().min(250).max(60_000).default(1000) }),
+    result: z.object({}).strict(),
+    stream: StatsSampleSchema,
+    mutating: false,
     abortable: true,
     defaultTimeoutMs: 12 * 60 * MINUTE,
   },
@@ -497,6 +715,8 @@ export const METHODS = {
 } as const satisfies Record<string, MethodSpec>;
 
 export type MethodName = keyof typeof METHODS;
+/** The agent ends a running request of `method` when the link drops (MethodSpec.endsWithLink). */
+export const endsWithLink = (method: MethodName): boolean => (METHODS[method] as MethodSpec).endsWithLink === true;
 export const METHOD_NAMES = Object.keys(METHODS) as MethodName[];
 /** What the caller gives (defaults may be left out). */
 export type ParamsOf<M extends MethodName> = z.input<(typeof METHODS)[M]["params"]>;
@@ -511,7 +731,12 @@ function requestOf<M extends MethodName>(method: M) {
     method: z.literal(method),
     params: METHODS[method].params as (typeof METHODS)[M]["params"],
     /** How long the console waits; the agent stops abortable work after it. */
-    timeoutMs: z.number().int().positive().max(24 * 60 * MINUTE).optional(),
+    timeoutMs: z
+      .number()
+      .int()
+      .positive()
+      .max(24 * 60 * MINUTE)
+      .optional(),
   });
 }
 
@@ -521,6 +746,8 @@ export const RequestSchema = z.discriminatedUnion("method", [
   requestOf("system.info"),
   requestOf("image.pull"),
   requestOf("image.push"),
+  requestOf("build.upload"),
+  requestOf("image.build"),
   requestOf("image.tag"),
   requestOf("image.remove"),
   requestOf("image.prune"),
@@ -544,6 +771,8 @@ export const RequestSchema = z.discriminatedUnion("method", [
   requestOf("container.remove"),
   requestOf("container.exec"),
   requestOf("container.logs"),
+  requestOf("container.inspect"),
+  requestOf("container.stats"),
 ]);
 export type LinkRequest = z.infer<typeof RequestSchema>;
 /** The request as the console builds it (defaults may be left out). */
@@ -569,7 +798,10 @@ export const EXEC_INPUT_MAX_BYTES = 64 * 1024;
 export const ExecInputSchema = z.object({
   requestId: z.string(),
   /** Base64 of the bytes typed. */
-  data: z.base64().max(Math.ceil(EXEC_INPUT_MAX_BYTES / 3) * 4).optional(),
+  data: z
+    .base64()
+    .max(Math.ceil(EXEC_INPUT_MAX_BYTES / 3) * 4)
+    .optional(),
   resize: z.object({ cols: z.number().int().min(1).max(1000), rows: z.number().int().min(1).max(1000) }).optional(),
   /** Closes the process's stdin. */
   eof: z.boolean().optional(),
@@ -582,7 +814,13 @@ export type Parsed<T> = { ok: true; value: T } | { ok: false; message: string };
 
 function parsed<T>(r: { success: true; data: T } | { success: false; error: z.ZodError }, what: string): Parsed<T> {
   if (r.success) return { ok: true, value: r.data };
-  return { ok: false, message: `invalid ${what}: ${r.error.issues.slice(0, 5).map((i) => `${i.path.join(".") || what}: ${i.message}`).join("; ")}` };
+  return {
+    ok: false,
+    message: `invalid ${what}: ${r.error.issues
+      .slice(0, 5)
+      .map((i) => `${i.path.join(".") || what}: ${i.message}`)
+      .join("; ")}`,
+  };
 }
 
 export const parseHandshake = (v: unknown): Parsed<Handshake> => parsed(HandshakeSchema.safeParse(v), "handshake");
@@ -603,7 +841,10 @@ export function parseResult<M extends MethodName>(method: M, v: unknown): Parsed
   return parsed(METHODS[method].result.safeParse(v) as { success: true; data: ResultOf<M> } | { success: false; error: z.ZodError }, `${method} result`);
 }
 export function parseStreamEvent<M extends MethodName>(method: M, v: unknown): Parsed<StreamEventOf<M>> {
-  return parsed(METHODS[method].stream.safeParse(v) as { success: true; data: StreamEventOf<M> } | { success: false; error: z.ZodError }, `${method} stream event`);
+  return parsed(
+    METHODS[method].stream.safeParse(v) as { success: true; data: StreamEventOf<M> } | { success: false; error: z.ZodError },
+    `${method} stream event`,
+  );
 }
 
 // --- helpers both ends use ----------------------------------------------------------

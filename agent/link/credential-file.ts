@@ -1,7 +1,7 @@
 import { mkdir, readFile, rm, stat } from "node:fs/promises";
 import { dirname } from "node:path";
 import { z } from "zod";
-import { writeFileAtomic } from "./atomic-file.ts";
+import { writeFileAtomic } from "../engine/fs-util.ts";
 
 /**
  * The node's credential on disk: `{ nodeId, credential, console, enrolledAt }` as JSON,
@@ -30,7 +30,10 @@ export async function readCredential(path: string): Promise<StoredCredential | u
   let text: string;
   try {
     const st = await stat(path);
-    if ((st.mode & 0o077) !== 0) throw new CredentialFileError(`${path} is readable by others (mode ${(st.mode & 0o777).toString(8)}); chmod 600 it, or revoke the node and enroll it again`);
+    if ((st.mode & 0o077) !== 0)
+      throw new CredentialFileError(
+        `${path} is readable by others (mode ${(st.mode & 0o777).toString(8)}); chmod 600 it, or revoke the node and enroll it again`,
+      );
     text = await readFile(path, "utf8");
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
@@ -44,14 +47,17 @@ export async function readCredential(path: string): Promise<StoredCredential | u
     throw new CredentialFileError(`${path} is not a node credential file (not JSON)`);
   }
   const r = CredentialFileSchema.safeParse(json);
-  if (!r.success) throw new CredentialFileError(`${path} is not a node credential file: ${r.error.issues.map((i) => i.path.join(".") || "file").join(", ")} missing or wrong`);
+  if (!r.success)
+    throw new CredentialFileError(
+      `${path} is not a node credential file: ${r.error.issues.map((i) => i.path.join(".") || "file").join(", ")} missing or wrong`,
+    );
   return r.data;
 }
 
 /** Replaces the credential file atomically with mode 0600; creates its directory (0700) if needed. */
 export async function writeCredential(path: string, value: StoredCredential): Promise<void> {
   await mkdir(dirname(path), { recursive: true, mode: 0o700 });
-  await writeFileAtomic(path, JSON.stringify(value, null, 2) + "\n", 0o600);
+  await writeFileAtomic(path, JSON.stringify(value, null, 2) + "\n", { mode: 0o600 });
 }
 
 export async function deleteCredential(path: string): Promise<void> {

@@ -1,10 +1,27 @@
+import { Readable } from "node:stream";
 import type { Engine } from "../engine/engine.ts";
+import { isDockerfileError } from "../engine/build/dockerfile.ts";
+import { invalidArgument } from "../engine/errors.ts";
 import { killProcessTree } from "../engine/monitor/process-tree.ts";
+import { readContainerStats, type ContainerStats } from "../engine/containers/stats.ts";
+import type { ContainerRecord } from "../engine/containers/container-record.ts";
 import type { DeleteRecord } from "../engine/images/image-service.ts";
 import { familiarString, parseNormalizedReference } from "../../shared/reference.ts";
 import { API_VERSION, BERTH_VERSION, ENGINE_VERSION } from "../version.ts";
-import { MAX_LOG_BYTES, type EngineEvent, type ExecInput, type LinkRequest, type LogLine, type MethodName, type ResultOf, type StreamEventOf } from "./contract.ts";
+import {
+  MAX_LOG_BYTES,
+  type ContainerInspect,
+  type EngineEvent,
+  type StatsSample,
+  type ExecInput,
+  type LinkRequest,
+  type LogLine,
+  type MethodName,
+  type ResultOf,
+  type StreamEventOf,
+} from "./contract.ts";
 import { bestEffort, type DebugLog } from "../../shared/best-effort.ts";
+import { containerEnv } from "../../shared/env.ts";
 
 /** What a request handler gets besides its params. */
 export interface HandlerContext {
@@ -22,7 +39,12 @@ export interface HandlerContext {
   onInput: (listener: (input: ExecInput) => void) => void;
 }
 
-type Handlers = { [M in MethodName]: (params: Extract<LinkRequest, { method: M }>["params"], ctx: HandlerContext & { stream: (event: StreamEventOf<M>) => void }) => Promise<ResultOf<M>> };
+type Handlers = {
+  [M in MethodName]: (
+    params: Extract<LinkRequest, { method: M }>["params"],
+    ctx: HandlerContext & { stream: (event: StreamEventOf<M>) => void },
+  ) => Promise<ResultOf<M>>;
+};
 
 function deleteLists(records: DeleteRecord[]): { untagged: string[]; deleted: string[] } {
   const untagged: string[] = [];
@@ -34,7 +56,74 @@ function deleteLists(records: DeleteRecord[]): { untagged: string[]; deleted: st
   return { untagged, deleted };
 }
 
-const imageEvent = (action: string, id: string, attributes: Record<string, string> = {}): EngineEvent => ({ type: "image", action, id, attributes, time: Date.now() });
+/** An empty tar archive: the context of a build that has only its Dockerfile. */
+const EMPTY_TAR = Buffer.alloc(1024);
+
+/**
+ * Gathers a build's text (RUN output arrives in small chunks) into one stream event per
+ * `intervalMs`, or sooner when `maxChars` are held, so a chatty RUN does not send a link
+ * message per write.
+ */
+class TextBatcher {
+  private held = "";
+  private timer?: NodeJS.Timeout;
+  constructor(
+    private readonly send: (text: string) => void,
+    private readonly intervalMs = 100,
+    private readonly maxChars = 64 * 1024,
+  ) {}
+
+  push(text: string): void {
+    this.held += text;
+    if (this.held.length >= this.maxChars) this.flush();
+    else this.timer ??= setTimeout(() => this.flush(), this.intervalMs);
+  }
+
+  flush(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    if (!this.held) return;
+    const t = this.held;
+    this.held = "";
+    this.send(t);
+  }
+}
+
+/** `docker stats`'s numbers from two readings: CPU since the previous one, memory without the page cache. */
+export function statsSample(s: ContainerStats, previous: ContainerStats | undefined): StatsSample {
+  let cpuPercent: number | null = null;
+  if (previous) {
+    const cpuDelta = s.cpu.totalUsage - previous.cpu.totalUsage;
+    const systemDelta = s.cpu.systemUsage - previous.cpu.systemUsage;
+    const cpus = s.cpu.onlineCpus || s.cpu.perCpu.length || 1;
+    cpuPercent = systemDelta > 0 && cpuDelta > 0 ? (cpuDelta / systemDelta) * cpus * 100 : 0;
+  }
+  const cache = s.memory.stats.inactive_file ?? s.memory.stats.total_inactive_file ?? 0;
+  const sum = (op: string) => s.blkio.filter((b) => b.op === op).reduce((n, b) => n + b.value, 0);
+  const nets = Object.values(s.networks);
+  return {
+    time: Date.parse(s.read),
+    cpuPercent,
+    onlineCpus: s.cpu.onlineCpus,
+    memoryUsage: Math.max(0, cache < s.memory.usage ? s.memory.usage - cache : s.memory.usage),
+    memoryLimit: s.memory.limit,
+    netRx: nets.reduce((n, x) => n + x.rxBytes, 0),
+    netTx: nets.reduce((n, x) => n + x.txBytes, 0),
+    blockRead: sum("read"),
+    blockWrite: sum("write"),
+    pids: s.pids.current,
+  };
+}
+
+const isLive = (c: ContainerRecord) => c.state.status === "running" || c.state.status === "paused";
+
+const imageEvent = (action: string, id: string, attributes: Record<string, string> = {}): EngineEvent => ({
+  type: "image",
+  action,
+  id,
+  attributes,
+  time: Date.now(),
+});
 
 /**
  * The link's methods as engine calls: one translation per method, nothing else. Errors
@@ -79,6 +168,53 @@ export function linkHandlers(engine: Engine, log: DebugLog): Handlers {
       const pushed = await engine.pusher.push(p.reference, p.tag, { credentials: p.credentials, onProgress: ctx.stream, signal: ctx.signal });
       ctx.engineEvent(imageEvent("push", p.reference));
       return { pushed };
+    },
+    "build.upload": async (p) => ({ size: await engine.builder.uploads.write(p.uploadId, p.offset, Buffer.from(p.data, "base64")) }),
+    "image.build": async (p, ctx) => {
+      const text = new TextBatcher((t) => ctx.stream({ text: t }));
+      try {
+        const context = p.context ? await engine.builder.uploads.open(p.context.uploadId, p.context.size) : Readable.from([EMPTY_TAR]);
+        const r = await engine.builder.build(
+          {
+            context,
+            dockerfileText: p.dockerfile,
+            tags: p.tags,
+            buildArgs: p.buildArgs,
+            ...(p.target ? { target: p.target } : {}),
+            noCache: p.noCache,
+            pull: p.pull,
+            labels: p.labels,
+            networkMode: p.networkMode,
+            extraHosts: [],
+            shmSize: 0,
+            rm: true,
+            forceRm: true,
+            cacheFrom: [],
+            signal: ctx.signal,
+          },
+          {
+            stream: (t) => text.push(t),
+            // Byte counters of a base image's pull would flood the link; its status changes say enough here.
+            progress: (e) => {
+              if (e.current === undefined) {
+                text.flush();
+                ctx.stream(e);
+              }
+            },
+            aux: () => undefined,
+          },
+        );
+        for (const tag of r.tags) ctx.engineEvent(imageEvent("tag", r.imageId, { name: tag }));
+        ctx.inventoryChanged();
+        return { imageId: r.imageId, tags: r.tags };
+      } catch (e) {
+        // The console shows the Dockerfile in an editor: point at its line the way editors and BuildKit do.
+        if (isDockerfileError(e)) throw invalidArgument(`Dockerfile:${e.dockerfileLine}: ${e.reason}`);
+        throw e;
+      } finally {
+        text.flush();
+        if (p.context) await engine.builder.uploads.remove(p.context.uploadId);
+      }
     },
     "image.tag": async (p, ctx) => {
       await images.tag(p.source, p.target);
@@ -216,6 +352,62 @@ export function linkHandlers(engine: Engine, log: DebugLog): Handlers {
         ctx.signal.removeEventListener("abort", abort);
         session.close();
       }
+    },
+    "container.inspect": async (p): Promise<ContainerInspect> => {
+      const c = containers.get(p.id);
+      const image = (await images.config(c.imageId).catch(bestEffort(log, `read the config of image ${c.imageId}`)))?.config ?? {};
+      const o = c.options;
+      return {
+        id: c.id,
+        name: c.name,
+        created: c.created,
+        imageId: c.imageId,
+        imageName: c.imageName,
+        path: c.path,
+        args: c.args,
+        state: { ...c.state },
+        options: o,
+        config: {
+          env: containerEnv(image.Env, o.env),
+          labels: { ...(image.Labels ?? {}), ...o.labels },
+          user: o.user ?? image.User ?? "",
+          workingDir: o.workingDir ?? image.WorkingDir ?? "",
+          entrypoint: o.entrypoint === "" ? null : (o.entrypoint ?? image.Entrypoint ?? null),
+          cmd: o.cmd ?? (o.entrypoint !== undefined ? null : (image.Cmd ?? null)),
+        },
+        mounts: c.mounts.map((m) => ({ type: m.type, source: m.source, destination: m.destination, readonly: m.readonly, anonymous: m.anonymous })),
+        networks: c.endpoints.map((e) => ({
+          name: e.networkName,
+          networkId: e.networkId,
+          ipAddress: e.ipAddress,
+          prefixLen: e.prefixLen,
+          gateway: e.gateway,
+          macAddress: e.macAddress,
+          aliases: e.aliases,
+        })),
+        ports: c.publishedPorts,
+      };
+    },
+    "container.stats": async (p, ctx) => {
+      let previous: ContainerStats | undefined;
+      const cgroup = (c: ContainerRecord) => `${containers.deps.cgroupParent}/${c.id}`;
+      // Ends when the container stops (like `docker stats` on one container) or the viewer leaves.
+      for (let c = containers.get(p.id); isLive(c) && !ctx.signal.aborted; c = containers.get(c.id)) {
+        const s = await readContainerStats(cgroup(c), c.state.pid, engine.facts.ncpu);
+        ctx.stream(statsSample(s, previous));
+        previous = s;
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(done, p.intervalMs);
+          function done() {
+            clearTimeout(t);
+            ctx.signal.removeEventListener("abort", done);
+            resolve();
+          }
+          ctx.signal.addEventListener("abort", done, { once: true });
+        });
+      }
+      ctx.signal.throwIfAborted();
+      return {};
     },
     "container.logs": async (p, ctx) => {
       const lines: LogLine[] = [];

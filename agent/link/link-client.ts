@@ -13,6 +13,7 @@ import {
   LINK_EVENTS,
   LINK_PROTOCOL_VERSION,
   METHODS,
+  endsWithLink,
   parseCancel,
   parseExecInput,
   parseEnrollment,
@@ -29,6 +30,7 @@ import {
   type InventorySnapshot,
   type LinkRefusal,
   type LinkRequest,
+  type MethodName,
   type ProgressEventWire,
 } from "./contract.ts";
 import { deleteCredential, readCredential, writeCredential, type StoredCredential } from "./credential-file.ts";
@@ -112,7 +114,9 @@ function socketTarget(url: string): { origin: string; path: string; secure: bool
  * @returns the stored credential, if any
  * @throws LinkConfigError naming what is missing; CredentialFileError for an unusable credential file
  */
-export async function checkLinkConfig(opts: Pick<ConsoleLinkOptions, "url" | "credentialFile" | "joinToken" | "fingerprint">): Promise<{ target: ReturnType<typeof socketTarget>; credential?: StoredCredential }> {
+export async function checkLinkConfig(
+  opts: Pick<ConsoleLinkOptions, "url" | "credentialFile" | "joinToken" | "fingerprint">,
+): Promise<{ target: ReturnType<typeof socketTarget>; credential?: StoredCredential }> {
   const target = socketTarget(opts.url);
   if (opts.fingerprint !== undefined) {
     if (!target.secure) throw new LinkConfigError("console-fingerprint pins a TLS certificate: console-url must be https:// or wss://");
@@ -124,7 +128,9 @@ export async function checkLinkConfig(opts: Pick<ConsoleLinkOptions, "url" | "cr
   }
   const credential = await readCredential(opts.credentialFile);
   if (!credential && !opts.joinToken) {
-    throw new LinkConfigError(`no node credential in ${opts.credentialFile} and no join token: enroll this node with --join-token TOKEN (an admin creates one in the console)`);
+    throw new LinkConfigError(
+      `no node credential in ${opts.credentialFile} and no join token: enroll this node with --join-token TOKEN (an admin creates one in the console)`,
+    );
   }
   return credential ? { target, credential } : { target };
 }
@@ -170,6 +176,8 @@ export class ConsoleLink extends EventEmitter {
   private readonly streamSeq = new Map<string, number>();
   /** Where `input` messages of running execs go, by request id. */
   private readonly inputs = new Map<string, (input: ExecInput) => void>();
+  /** Requests running now, by id: the link's drop ends those whose method says so (`endsWithLink`). */
+  private readonly runningMethods = new Map<string, MethodName>();
 
   constructor(opts: ConsoleLinkOptions) {
     super();
@@ -235,7 +243,10 @@ export class ConsoleLink extends EventEmitter {
     this.pollTimer = setInterval(() => this.markDirty(), this.opts.pollIntervalMs ?? 2_000);
     this.pollTimer.unref();
     this.setState("connecting");
-    this.log.info({ url: this.opts.url, enrolled: !!this.credential, pinned: !!agent }, this.credential ? "dialling the console" : "dialling the console to enroll");
+    this.log.info(
+      { url: this.opts.url, enrolled: !!this.credential, pinned: !!agent },
+      this.credential ? "dialling the console" : "dialling the console to enroll",
+    );
     socket.connect();
   }
 
@@ -293,6 +304,10 @@ export class ConsoleLink extends EventEmitter {
   private onDisconnect(reason: string): void {
     if (this.stopped || this.currentState === "revoked") return;
     this.log.warn({ reason }, "disconnected from the console");
+    for (const [id, method] of this.runningMethods) {
+      if (endsWithLink(method) && this.ledger.cancel(id, `the link to the console dropped while ${method} ran`))
+        this.log.info({ requestId: id, method }, "request ended with the link");
+    }
     this.setState("connecting");
     // The console closing our socket on purpose (not a transport failure): socket.io leaves reconnecting to us.
     if (reason === "io server disconnect") this.reconnectByHand();
@@ -319,7 +334,12 @@ export class ConsoleLink extends EventEmitter {
       this.reconnectByHand();
       return;
     }
-    this.log.error({ code: refusal.code, err: refusal.message }, refusal.code === "join_refused" ? "enrollment refused; not dialling again (ask an admin for a new join token)" : "the console refused this node; not dialling again");
+    this.log.error(
+      { code: refusal.code, err: refusal.message },
+      refusal.code === "join_refused"
+        ? "enrollment refused; not dialling again (ask an admin for a new join token)"
+        : "the console refused this node; not dialling again",
+    );
     this.teardown();
     this.setState("refused");
     this.emit("refused", refusal);
@@ -358,7 +378,10 @@ export class ConsoleLink extends EventEmitter {
     try {
       await writeCredential(this.opts.credentialFile, stored);
     } catch (err) {
-      this.log.error({ err, file: this.opts.credentialFile }, "enrolled, but the credential cannot be stored: this node will need a new join token after the agent restarts");
+      this.log.error(
+        { err, file: this.opts.credentialFile },
+        "enrolled, but the credential cannot be stored: this node will need a new join token after the agent restarts",
+      );
       reply({ ok: false, message: `cannot store the credential: ${(err as Error).message}` });
       return;
     }
@@ -396,8 +419,12 @@ export class ConsoleLink extends EventEmitter {
     const req = parsed.value;
     const spec = METHODS[req.method];
     const timeoutMs = req.timeoutMs ?? spec.defaultTimeoutMs;
-    const fingerprint = createHash("sha256").update(JSON.stringify([req.method, req.params])).digest("hex");
-    const begun = this.ledger.begin(req.id, { fingerprint, record: spec.mutating, abortable: spec.abortable, timeoutMs, what: req.method }, (signal) => this.execute(req, signal));
+    const fingerprint = createHash("sha256")
+      .update(JSON.stringify([req.method, req.params]))
+      .digest("hex");
+    const begun = this.ledger.begin(req.id, { fingerprint, record: spec.mutating, abortable: spec.abortable, timeoutMs, what: req.method }, (signal) =>
+      this.execute(req, signal),
+    );
     if ("conflict" in begun) {
       reply({ id: req.id, ok: false, error: { kind: "InvalidArgument", message: begun.conflict } });
       return;
@@ -407,7 +434,14 @@ export class ConsoleLink extends EventEmitter {
     const late = new Promise<Outcome>((resolve) => {
       // Abortable work ends itself at the limit; this answers for work that cannot be aborted.
       timer = setTimeout(
-        () => resolve({ ok: false, error: { kind: "Unavailable", message: `${req.method} is still running after ${formatDuration(timeoutMs)}; ask again with the same request id for its outcome` } }),
+        () =>
+          resolve({
+            ok: false,
+            error: {
+              kind: "Unavailable",
+              message: `${req.method} is still running after ${formatDuration(timeoutMs)}; ask again with the same request id for its outcome`,
+            },
+          }),
         timeoutMs + (spec.abortable ? 1_000 : 0),
       );
     });
@@ -422,16 +456,19 @@ export class ConsoleLink extends EventEmitter {
     const coalescer = new ProgressCoalescer((e: ProgressEventWire) => this.sendStream(req.id, e));
     const ctx: HandlerContext = {
       signal,
-      stream: (event) => (req.method === "image.pull" || req.method === "image.push" ? coalescer.push(event as ProgressEventWire) : this.sendStream(req.id, event)),
+      stream: (event) =>
+        req.method === "image.pull" || req.method === "image.push" ? coalescer.push(event as ProgressEventWire) : this.sendStream(req.id, event),
       engineEvent: (event) => this.queueEvent(event),
       inventoryChanged: () => this.markDirty(),
       snapshot: () => this.sendSnapshot(),
       onInput: (listener) => this.inputs.set(req.id, listener),
     };
+    this.runningMethods.set(req.id, req.method);
     try {
       const handler = this.handlers[req.method] as (params: unknown, ctx: HandlerContext) => Promise<unknown>;
       return await handler(req.params, ctx);
     } finally {
+      this.runningMethods.delete(req.id);
       coalescer.flush();
       this.streamSeq.delete(req.id);
       this.inputs.delete(req.id);

@@ -8,7 +8,11 @@ import type { Duplex } from "node:stream";
  * @throws Error when it is not 32 bytes of hex
  */
 export function normalizeFingerprint(value: string): string {
-  const hex = value.trim().replace(/^sha256( fingerprint)?[:=]?\s*/i, "").replace(/[:\s]/g, "").toUpperCase();
+  const hex = value
+    .trim()
+    .replace(/^sha256( fingerprint)?[:=]?\s*/i, "")
+    .replace(/[:\s]/g, "")
+    .toUpperCase();
   if (!/^[0-9A-F]{64}$/.test(hex)) throw new Error(`not a SHA-256 certificate fingerprint (64 hex digits, colons allowed): ${value}`);
   return hex.match(/../g)!.join(":");
 }

@@ -1,9 +1,9 @@
 import { mkdir, open, readdir, readFile, rm, type FileHandle } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
+import { dirname, join } from "node:path";
 import type { Logger } from "pino";
 import { z } from "zod";
 import { LinkErrorSchema } from "./contract.ts";
-import { writeFileAtomic } from "./atomic-file.ts";
+import { tempPrefixOf, writeFileAtomic } from "../engine/fs-util.ts";
 import type { Outcome } from "./request-ledger.ts";
 
 /**
@@ -83,7 +83,7 @@ export class RequestJournal {
     const journal = new RequestJournal(file, opts, live);
     await mkdir(dirname(file), { recursive: true, mode: 0o700 });
     // Temporary files of a rewrite the previous agent died in.
-    const leftover = `.${basename(file)}.tmp-`;
+    const leftover = tempPrefixOf(file);
     for (const name of await readdir(dirname(file))) if (name.startsWith(leftover)) await rm(join(dirname(file), name), { force: true });
     let text = "";
     try {
@@ -199,7 +199,7 @@ export class RequestJournal {
     }
     await this.fh?.close().catch((e: unknown) => this.log.debug({ err: e }, "request journal: closing before the rewrite failed"));
     this.fh = undefined;
-    await writeFileAtomic(this.file, text, 0o600);
+    await writeFileAtomic(this.file, text, { mode: 0o600 });
     this.fh = await open(this.file, "a", 0o600);
     this.bytes = Buffer.byteLength(text);
     this.broken = false;

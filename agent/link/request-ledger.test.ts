@@ -35,10 +35,22 @@ async function openLedger(file: string, opts: LedgerOptions = {}): Promise<Reque
   return ledger;
 }
 
-const opts = (over: Partial<Parameters<RequestLedger["begin"]>[1]> = {}) => ({ fingerprint: "f", record: true, abortable: false, timeoutMs: 60_000, what: "image.pull", ...over });
+const opts = (over: Partial<Parameters<RequestLedger["begin"]>[1]> = {}) => ({
+  fingerprint: "f",
+  record: true,
+  abortable: false,
+  timeoutMs: 60_000,
+  what: "image.pull",
+  ...over,
+});
 
 /** Begins a request and returns its outcome; fails the test on a conflict. */
-function run(ledger: RequestLedger, id: string, work: () => Promise<unknown>, over: Partial<Parameters<RequestLedger["begin"]>[1]> = {}): { outcome: Promise<Outcome>; joined: boolean } {
+function run(
+  ledger: RequestLedger,
+  id: string,
+  work: () => Promise<unknown>,
+  over: Partial<Parameters<RequestLedger["begin"]>[1]> = {},
+): { outcome: Promise<Outcome>; joined: boolean } {
   const b = ledger.begin(id, opts(over), work);
   assert.ok("outcome" in b, "conflict" in b ? b.conflict : "");
   return b;
@@ -60,7 +72,10 @@ describe("the request ledger's journal", () => {
     const { logger, lines } = capture();
     const second = new RequestLedger({ journalFile: file, logger });
     await second.open();
-    assert.ok(lines.some((l) => l.msg.includes("running when the agent stopped") && l.requestId === "poison"), "the restart logs the interrupted request");
+    assert.ok(
+      lines.some((l) => l.msg.includes("running when the agent stopped") && l.requestId === "poison"),
+      "the restart logs the interrupted request",
+    );
     let ran = false;
     const again = run(second, "poison", async () => (ran = true));
     assert.equal(again.joined, true);
@@ -83,7 +98,10 @@ describe("the request ledger's journal", () => {
   test("settled outcomes are replayed after a restart; reads are forgotten", async () => {
     const file = await journalFile();
     const first = await openLedger(file);
-    assert.deepEqual(await run(first, "ok", async () => ({ id: "sha256:abc", upToDate: false })).outcome, { ok: true, result: { id: "sha256:abc", upToDate: false } });
+    assert.deepEqual(await run(first, "ok", async () => ({ id: "sha256:abc", upToDate: false })).outcome, {
+      ok: true,
+      result: { id: "sha256:abc", upToDate: false },
+    });
     const failed = await run(first, "failed", async () => {
       throw notFound("No such image: nothing:latest");
     }).outcome;

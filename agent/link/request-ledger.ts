@@ -175,7 +175,11 @@ export class RequestLedger {
    * @returns the outcome (never rejects) and whether this call joined an earlier one;
    *          `conflict` when the id was used for a different request (the work does not run).
    */
-  begin(id: string, opts: BeginOptions, work: (signal: AbortSignal) => Promise<unknown>): { outcome: Promise<Outcome>; joined: boolean } | { conflict: string } {
+  begin(
+    id: string,
+    opts: BeginOptions,
+    work: (signal: AbortSignal) => Promise<unknown>,
+  ): { outcome: Promise<Outcome>; joined: boolean } | { conflict: string } {
     this.sweep();
     const known = this.entries.get(id);
     if (known) {
@@ -256,4 +260,3 @@ export class RequestLedger {
     for (const [id] of settled.slice(0, this.entries.size - this.maxEntries + 1)) this.entries.delete(id);
   }
 }
-

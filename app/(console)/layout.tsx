@@ -5,6 +5,7 @@ import { signOut } from "next-auth/react";
 import { useCallback, useEffect, type ReactNode } from "react";
 import { trpc } from "../lib/trpc.ts";
 import { closeLiveSocket, useLive, useLiveConnected } from "../lib/live.ts";
+import { Toasts } from "../components/toasts.tsx";
 
 const NAV: Array<{ href: string; label: string; admin?: boolean; operate?: boolean; section?: string }> = [
   { href: "/", label: "Fleet" },
@@ -37,10 +38,19 @@ export default function ConsoleLayout({ children }: { children: ReactNode }) {
   }, [me.isSuccess, me.data, path, router]);
 
   // Any change on a node refreshes what shows nodes and inventory; jobs refresh on job notices.
-  const onNode = useCallback(() => {
-    void utils.nodes.invalidate();
-    void utils.inventory.invalidate();
-  }, [utils]);
+  // A container's inspect is read from its node: only a change on that node refreshes it.
+  const onNode = useCallback(
+    (p: { nodeId: string }) => {
+      void utils.nodes.invalidate();
+      void utils.inventory.invalidate(undefined, {
+        predicate: (q) => {
+          const [path, opts] = q.queryKey as [unknown, { input?: { nodeId?: string } } | undefined];
+          return !(Array.isArray(path) && path[1] === "containerInspect") || opts?.input?.nodeId === p.nodeId;
+        },
+      });
+    },
+    [utils],
+  );
   // Progress notices (several a second during a pull) are drawn by the job page itself; lists refetch on status changes only.
   const onJob = useCallback(
     (p: { status?: string; progress?: unknown }) => {
@@ -78,7 +88,9 @@ export default function ConsoleLayout({ children }: { children: ReactNode }) {
           <div className="who">
             <span className={`dot ${connected ? "on" : ""}`} title={connected ? "live updates connected" : "live updates disconnected"} />
             <Link href="/account">{user.email}</Link>
-            <span className="badge" data-testid="role">{user.role}</span>
+            <span className="badge" data-testid="role">
+              {user.role}
+            </span>
             <button
               onClick={() => {
                 closeLiveSocket();
@@ -91,6 +103,7 @@ export default function ConsoleLayout({ children }: { children: ReactNode }) {
         </div>
         {refused ? <NotAllowed who={refused} role={user.role} /> : children}
       </div>
+      <Toasts />
     </div>
   );
 }

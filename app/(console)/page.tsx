@@ -15,9 +15,22 @@ export default function FleetPage() {
       <h1>Fleet</h1>
       {t && (
         <div className="cards">
-          <div className="card"><div className="v">{t.online} / {t.nodes}</div><div className="k">nodes online</div></div>
-          <div className="card"><div className="v">{t.running} / {t.containers}</div><div className="k">containers running</div></div>
-          <div className="card"><div className="v">{t.images}</div><div className="k">images</div></div>
+          <div className="card">
+            <div className="v">
+              {t.online} / {t.nodes}
+            </div>
+            <div className="k">nodes online</div>
+          </div>
+          <div className="card">
+            <div className="v">
+              {t.running} / {t.containers}
+            </div>
+            <div className="k">containers running</div>
+          </div>
+          <div className="card">
+            <div className="v">{t.images}</div>
+            <div className="k">images</div>
+          </div>
         </div>
       )}
       <div className="row panel">
@@ -33,7 +46,17 @@ export default function FleetPage() {
       <table data-testid="nodes">
         <thead>
           <tr>
-            <th>Node</th><th>Status</th><th>Last seen</th><th>Agent</th><th>OS / kernel</th><th className="num">CPUs</th><th className="num">Memory</th><th className="num">Disk free</th><th className="num">Containers (run / pause / stop)</th><th className="num">Images</th><th>Group</th>
+            <th>Node</th>
+            <th>Status</th>
+            <th>Last seen</th>
+            <th>Agent</th>
+            <th>OS / kernel</th>
+            <th className="num">CPUs</th>
+            <th className="num">Memory</th>
+            <th className="num">Disk free</th>
+            <th className="num">Containers (run / pause / stop)</th>
+            <th className="num">Images</th>
+            <th>Group</th>
           </tr>
         </thead>
         <tbody>
@@ -55,7 +78,12 @@ export default function FleetPage() {
               <td><Badge kind={n.revoked ? "revoked" : n.online ? "online" : "offline"}>{n.revoked ? "revoked" : n.online ? "online" : "offline"}</Badge></td>
               <td>{n.online ? "now" : ago(n.lastSeen)}</td>
               <td className="mono">{n.agentVersion ?? "—"}</td>
-              <td>{n.os ?? "—"}<div className="muted mono">{n.kernel ?? ""} {n.architecture ?? ""}</div></td>
+              <td>
+                {n.os ?? "—"}
+                <div className="muted mono">
+                  {n.kernel ?? ""} {n.architecture ?? ""}
+                </div>
+              </td>
               <td className="num">{n.cpus ?? "—"}</td>
               <td className="num">{bytes(n.memory)}</td>
               <td className="num">{n.disk ? `${bytes(n.disk.free)} of ${bytes(n.disk.total)}` : "—"}</td>
@@ -72,7 +100,11 @@ export default function FleetPage() {
             </tr>
           ))}
           {nodes.data && nodes.data.nodes.length === 0 && (
-            <tr><td colSpan={11} className="muted">No nodes{search || status ? " match" : " yet: an admin adds them under Join tokens or Add node"}.</td></tr>
+            <tr>
+              <td colSpan={11} className="muted">
+                No nodes{search || status ? " match" : " yet: an admin adds them under Join tokens or Add node"}.
+              </td>
+            </tr>
           )}
         </tbody>
       </table>

@@ -50,7 +50,11 @@ export function JobNotice({ jobIds, children, onClose }: { jobIds: readonly stri
 
 /** A row of buttons above a table, right of its title. */
 export function Toolbar({ children }: { children: ReactNode }) {
-  return <div className="row" style={{ marginBottom: 8 }}>{children}</div>;
+  return (
+    <div className="row" style={{ marginBottom: 8 }}>
+      {children}
+    </div>
+  );
 }
 
 /** The message of one field, under its control (empty when the error is not about it). */

@@ -4,7 +4,17 @@
 import { useState, type ReactNode } from "react";
 
 /** A destructive button that asks once more in place: first click arms it, the second acts. */
-export function ConfirmButton({ label, confirmLabel, onConfirm, disabled }: { label: string; confirmLabel: string; onConfirm: () => void; disabled?: boolean }) {
+export function ConfirmButton({
+  label,
+  confirmLabel,
+  onConfirm,
+  disabled,
+}: {
+  label: string;
+  confirmLabel: string;
+  onConfirm: () => void;
+  disabled?: boolean;
+}) {
   const [armed, setArmed] = useState(false);
   if (!armed) {
     return (
@@ -34,7 +44,19 @@ export function ConfirmButton({ label, confirmLabel, onConfirm, disabled }: { la
 }
 
 /** A secret shown once (a generated password, a join token), with a copy button. */
-export function OneTimeSecret({ title, testId, value, children, onDismiss }: { title: string; testId: string; value: string; children?: ReactNode; onDismiss: () => void }) {
+export function OneTimeSecret({
+  title,
+  testId,
+  value,
+  children,
+  onDismiss,
+}: {
+  title: string;
+  testId: string;
+  value: string;
+  children?: ReactNode;
+  onDismiss: () => void;
+}) {
   const [copied, setCopied] = useState(false);
   return (
     <div className="panel" role="status" aria-label={title}>
@@ -46,7 +68,10 @@ export function OneTimeSecret({ title, testId, value, children, onDismiss }: { t
         <button
           type="button"
           onClick={() => {
-            void navigator.clipboard?.writeText(value).then(() => setCopied(true), () => setCopied(false));
+            void navigator.clipboard?.writeText(value).then(
+              () => setCopied(true),
+              () => setCopied(false),
+            );
           }}
         >
           {copied ? "Copied" : "Copy"}
@@ -81,7 +106,21 @@ export function NodeGroupOptions({ groups }: { groups: ReadonlyArray<{ id: strin
 }
 
 /** One labelled text field and a submit button: "create a thing by its name". `onCreate` gets a `clear` to call once it worked. */
-export function CreateByNameForm({ id, ariaLabel, label, button, pending, onCreate }: { id: string; ariaLabel: string; label: string; button: string; pending: boolean; onCreate: (name: string, clear: () => void) => void }) {
+export function CreateByNameForm({
+  id,
+  ariaLabel,
+  label,
+  button,
+  pending,
+  onCreate,
+}: {
+  id: string;
+  ariaLabel: string;
+  label: string;
+  button: string;
+  pending: boolean;
+  onCreate: (name: string, clear: () => void) => void;
+}) {
   const [name, setName] = useState("");
   return (
     <form

@@ -21,12 +21,27 @@ export function Dialog({ title, onClose, children }: { title: string; onClose: (
   }, []);
   return (
     <div
-      style={{ position: "fixed", inset: 0, background: "rgba(17,24,39,.45)", display: "flex", alignItems: "flex-start", justifyContent: "center", paddingTop: "10vh", zIndex: 50 }}
+      style={{
+        position: "fixed",
+        inset: 0,
+        background: "rgba(17,24,39,.45)",
+        display: "flex",
+        alignItems: "flex-start",
+        justifyContent: "center",
+        paddingTop: "10vh",
+        zIndex: 50,
+      }}
       onMouseDown={(e) => {
         if (e.target === e.currentTarget) onClose();
       }}
     >
-      <div role="dialog" aria-modal="true" aria-labelledby={titleId} className="panel" style={{ width: "min(560px, 92vw)", maxHeight: "80vh", overflow: "auto" }}>
+      <div
+        role="dialog"
+        aria-modal="true"
+        aria-labelledby={titleId}
+        className="panel"
+        style={{ width: "min(560px, 92vw)", maxHeight: "80vh", overflow: "auto" }}
+      >
         <div className="row" style={{ justifyContent: "space-between" }}>
           <h2 id={titleId} style={{ margin: 0, fontSize: 17 }}>
             {title}

@@ -25,5 +25,7 @@ export function shortId(id: string): string {
 }
 
 export function ports(ps: Array<{ containerPort: number; protocol: string; hostIp: string; hostPort: number }>): string {
-  return ps.map((p) => (p.hostPort ? `${p.hostIp || "0.0.0.0"}:${p.hostPort}->${p.containerPort}/${p.protocol}` : `${p.containerPort}/${p.protocol}`)).join(", ");
+  return ps
+    .map((p) => (p.hostPort ? `${p.hostIp || "0.0.0.0"}:${p.hostPort}->${p.containerPort}/${p.protocol}` : `${p.containerPort}/${p.protocol}`))
+    .join(", ");
 }

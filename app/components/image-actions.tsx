@@ -1,12 +1,13 @@
 "use client";
 // The image actions (pull, tag, remove, push, distribute, prune) as dialogs. Each one
-// starts a job and opens the job's page, where per-node steps and layer progress show.
-import { useRouter } from "next/navigation";
-import { useId, useState, type FormEvent, type ReactNode } from "react";
+// starts a job and stays on the page: the dialog closes and a toast follows the job
+// (red with the node's error if it fails), with a link to its page.
+import { createContext, useContext, useId, useState, type FormEvent, type ReactNode } from "react";
 import { trpc } from "../lib/trpc.ts";
 import { ApiError } from "./action-bar.tsx";
 import { Dialog } from "./dialog.tsx";
 import { NodeMultiSelect, NodeSelect } from "./node-picker.tsx";
+import { showToast } from "./toasts.tsx";
 
 export type ImageAction =
   | { kind: "pull"; reference?: string; nodeIds?: string[] }
@@ -25,26 +26,49 @@ const TITLES: Record<ImageAction["kind"], string> = {
   prune: "Prune unused images",
 };
 
+const Closing = createContext<{ close: () => void; title: string }>({ close: () => undefined, title: "" });
+
 export function ImageActionDialog({ action, onClose }: { action: ImageAction; onClose: () => void }) {
   return (
-    <Dialog title={TITLES[action.kind]} onClose={onClose}>
-      {action.kind === "pull" && <PullForm initial={action} />}
-      {action.kind === "tag" && <TagForm initial={action} />}
-      {action.kind === "remove" && <RemoveForm initial={action} />}
-      {action.kind === "push" && <PushForm initial={action} />}
-      {action.kind === "distribute" && <DistributeForm initial={action} />}
-      {action.kind === "prune" && <PruneForm initial={action} />}
-    </Dialog>
+    <Closing.Provider value={{ close: onClose, title: TITLES[action.kind] }}>
+      <Dialog title={TITLES[action.kind]} onClose={onClose}>
+        {action.kind === "pull" && <PullForm initial={action} />}
+        {action.kind === "tag" && <TagForm initial={action} />}
+        {action.kind === "remove" && <RemoveForm initial={action} />}
+        {action.kind === "push" && <PushForm initial={action} />}
+        {action.kind === "distribute" && <DistributeForm initial={action} />}
+        {action.kind === "prune" && <PruneForm initial={action} />}
+      </Dialog>
+    </Closing.Provider>
   );
 }
 
-/** Opens the job page once the job exists. */
+/** Once the job exists: the dialog closes and a toast follows the job. */
 function useOpenJob() {
-  const router = useRouter();
-  return { onSuccess: (r: { jobId: string }) => router.push(`/jobs/${r.jobId}`) };
+  const { close, title } = useContext(Closing);
+  return {
+    onSuccess: (r: { jobId: string }) => {
+      showToast({ text: `${title}:`, jobId: r.jobId });
+      close();
+    },
+  };
 }
 
-function Form({ onSubmit, error, pending, submit, danger, children }: { onSubmit: () => void; error: { message: string } | null; pending: boolean; submit: string; danger?: boolean; children: ReactNode }) {
+function Form({
+  onSubmit,
+  error,
+  pending,
+  submit,
+  danger,
+  children,
+}: {
+  onSubmit: () => void;
+  error: { message: string } | null;
+  pending: boolean;
+  submit: string;
+  danger?: boolean;
+  children: ReactNode;
+}) {
   return (
     <form
       onSubmit={(e: FormEvent) => {
@@ -72,7 +96,14 @@ function PullForm({ initial }: { initial: { reference?: string; nodeIds?: string
   return (
     <Form onSubmit={() => m.mutate({ reference, nodeIds })} error={m.error} pending={m.isPending} submit="Pull">
       <label htmlFor={`${id}-ref`}>Image reference</label>
-      <input id={`${id}-ref`} value={reference} onChange={(e) => setReference(e.target.value)} placeholder="registry.example.com/team/app:1.2" required style={{ width: "100%" }} />
+      <input
+        id={`${id}-ref`}
+        value={reference}
+        onChange={(e) => setReference(e.target.value)}
+        placeholder="registry.example.com/team/app:1.2"
+        required
+        style={{ width: "100%" }}
+      />
       <label htmlFor={`${id}-nodes`}>Nodes</label>
       <NodeMultiSelect id={`${id}-nodes`} value={nodeIds} onChange={setNodeIds} />
     </Form>
@@ -90,7 +121,14 @@ function TagForm({ initial }: { initial: { source: string; nodeIds: string[] } }
       <label htmlFor={`${id}-src`}>Source image</label>
       <input id={`${id}-src`} value={source} onChange={(e) => setSource(e.target.value)} required style={{ width: "100%" }} />
       <label htmlFor={`${id}-target`}>New reference</label>
-      <input id={`${id}-target`} value={target} onChange={(e) => setTarget(e.target.value)} placeholder="127.0.0.1:5000/team/app:v2" required style={{ width: "100%" }} />
+      <input
+        id={`${id}-target`}
+        value={target}
+        onChange={(e) => setTarget(e.target.value)}
+        placeholder="127.0.0.1:5000/team/app:v2"
+        required
+        style={{ width: "100%" }}
+      />
       <label htmlFor={`${id}-nodes`}>Nodes</label>
       <NodeMultiSelect id={`${id}-nodes`} value={nodeIds} onChange={setNodeIds} />
     </Form>
@@ -109,6 +147,11 @@ function RemoveForm({ initial }: { initial: { reference: string; nodeIds: string
       <input id={`${id}-ref`} value={reference} onChange={(e) => setReference(e.target.value)} required style={{ width: "100%" }} />
       <label htmlFor={`${id}-nodes`}>Nodes</label>
       <NodeMultiSelect id={`${id}-nodes`} value={nodeIds} onChange={setNodeIds} />
+      <p data-testid="remove-loss">
+        Removed on each node: this tag
+        {force ? ", and the image itself even when containers use it or other tags name it" : "; the image's layers too when no other tag names it"}. Containers
+        made from it later pull it again.
+      </p>
       <div className="row" style={{ marginTop: 8 }}>
         <input id={`${id}-force`} type="checkbox" checked={force} onChange={(e) => setForce(e.target.checked)} />
         <label htmlFor={`${id}-force`} style={{ margin: 0 }}>
@@ -144,12 +187,24 @@ function DistributeForm({ initial }: { initial: { reference?: string; sourceNode
   const [targetNodeIds, setTargets] = useState<string[]>([]);
   const m = trpc.jobs.distribute.useMutation(useOpenJob());
   return (
-    <Form onSubmit={() => m.mutate({ reference, sourceNodeId, targetNodeIds: targetNodeIds.filter((t) => t !== sourceNodeId) })} error={m.error} pending={m.isPending} submit="Distribute">
+    <Form
+      onSubmit={() => m.mutate({ reference, sourceNodeId, targetNodeIds: targetNodeIds.filter((t) => t !== sourceNodeId) })}
+      error={m.error}
+      pending={m.isPending}
+      submit="Distribute"
+    >
       <p className="muted" style={{ margin: "4px 0" }}>
         The source node pushes the image to its registry; then every target node pulls it.
       </p>
       <label htmlFor={`${id}-ref`}>Image reference</label>
-      <input id={`${id}-ref`} value={reference} onChange={(e) => setReference(e.target.value)} placeholder="127.0.0.1:5000/team/app:1.2" required style={{ width: "100%" }} />
+      <input
+        id={`${id}-ref`}
+        value={reference}
+        onChange={(e) => setReference(e.target.value)}
+        placeholder="127.0.0.1:5000/team/app:1.2"
+        required
+        style={{ width: "100%" }}
+      />
       <label htmlFor={`${id}-src`}>Source node</label>
       <NodeSelect id={`${id}-src`} value={sourceNodeId} onChange={setSource} />
       <label htmlFor={`${id}-targets`}>Target nodes</label>
@@ -167,6 +222,10 @@ function PruneForm({ initial }: { initial: { nodeIds?: string[] } }) {
     <Form onSubmit={() => m.mutate({ nodeIds, all })} error={m.error} pending={m.isPending} submit="Prune" danger>
       <label htmlFor={`${id}-nodes`}>Nodes</label>
       <NodeMultiSelect id={`${id}-nodes`} value={nodeIds} onChange={setNodeIds} />
+      <p data-testid="prune-loss">
+        Deleted on each node: {all ? "every image no container uses, tagged or not" : "untagged (dangling) images no container uses"}. A container made later
+        from a deleted image pulls it again, which needs its registry.
+      </p>
       <div className="row" style={{ marginTop: 8 }}>
         <input id={`${id}-all`} type="checkbox" checked={all} onChange={(e) => setAll(e.target.checked)} />
         <label htmlFor={`${id}-all`} style={{ margin: 0 }}>

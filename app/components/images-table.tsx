@@ -27,16 +27,24 @@ export function ImagesTable({ nodeId: fixedNodeId }: { nodeId?: string }) {
   );
   const data = images.data;
   useClampPage(data?.pages, page, setPage);
-  const reset = <T,>(set: (v: T) => void) => (v: T) => {
-    set(v);
-    setPage(1);
-  };
+  const reset =
+    <T,>(set: (v: T) => void) =>
+    (v: T) => {
+      set(v);
+      setPage(1);
+    };
   const here = fixedNodeId ? [fixedNodeId] : undefined;
 
   return (
     <>
       <div className="row panel">
-        <input placeholder="Search images (repository, tag, ID, digest)" value={search} onChange={(e) => reset(setSearch)(e.target.value)} style={{ flex: 1, minWidth: 200 }} aria-label="search images" />
+        <input
+          placeholder="Search images (repository, tag, ID, digest)"
+          value={search}
+          onChange={(e) => reset(setSearch)(e.target.value)}
+          style={{ flex: 1, minWidth: 200 }}
+          aria-label="search images"
+        />
         {!fixedNodeId && <NodeFilter value={nodeFilter} onChange={reset(setNodeFilter)} />}
         {can.operate && (
           <>
@@ -49,6 +57,9 @@ export function ImagesTable({ nodeId: fixedNodeId }: { nodeId?: string }) {
             <button type="button" onClick={() => setAction({ kind: "prune", ...(here ? { nodeIds: here } : {}) })}>
               Prune
             </button>
+            <Link href="/images/build" className="button">
+              Build
+            </Link>
           </>
         )}
       </div>
@@ -89,7 +100,13 @@ export function ImagesTable({ nodeId: fixedNodeId }: { nodeId?: string }) {
                 </td>
                 <td className="mono">
                   {img.digest ? (
-                    <button type="button" className="mono" title={`show the nodes holding ${img.digest}`} onClick={() => reset(setDigest)(img.digest ?? "")} style={{ padding: "0 4px", border: 0, color: "var(--accent)", background: "none" }}>
+                    <button
+                      type="button"
+                      className="mono"
+                      title={`show the nodes holding ${img.digest}`}
+                      onClick={() => reset(setDigest)(img.digest ?? "")}
+                      style={{ padding: "0 4px", border: 0, color: "var(--accent)", background: "none" }}
+                    >
                       {img.digest.slice(0, 19)}…
                     </button>
                   ) : (
@@ -116,7 +133,11 @@ export function ImagesTable({ nodeId: fixedNodeId }: { nodeId?: string }) {
                       <button type="button" onClick={() => setAction({ kind: "push", reference: ref, nodeIds })} disabled={img.repository === "<none>"}>
                         Push
                       </button>
-                      <button type="button" onClick={() => setAction({ kind: "distribute", reference: ref, ...(nodeIds[0] ? { sourceNodeId: nodeIds[0] } : {}) })} disabled={img.repository === "<none>"}>
+                      <button
+                        type="button"
+                        onClick={() => setAction({ kind: "distribute", reference: ref, ...(nodeIds[0] ? { sourceNodeId: nodeIds[0] } : {}) })}
+                        disabled={img.repository === "<none>"}
+                      >
                         Distribute
                       </button>
                       <button type="button" className="danger" onClick={() => setAction({ kind: "remove", reference: ref, nodeIds })}>
@@ -128,9 +149,7 @@ export function ImagesTable({ nodeId: fixedNodeId }: { nodeId?: string }) {
               </tr>
             );
           })}
-          {data && data.items.length === 0 && (
-            <EmptyRow cols={can.operate ? 8 : 7}>No images{search || nodeFilter || digest ? " match" : ""}.</EmptyRow>
-          )}
+          {data && data.items.length === 0 && <EmptyRow cols={can.operate ? 8 : 7}>No images{search || nodeFilter || digest ? " match" : ""}.</EmptyRow>}
         </tbody>
       </table>
       <PageFooter data={data} onPage={setPage} />

@@ -75,7 +75,11 @@ export function InstallRunView({ runId }: { runId: string }) {
             <span>{s.label}</span> <Badge kind={STEP_KIND[s.status] ?? ""}>{s.status}</Badge>
             {s.detail && <div className="muted">{s.detail}</div>}
             {s.output.length > 0 && (
-              <pre className="mono" data-testid="install-output" style={{ maxHeight: 220, overflow: "auto", background: "#f6f8fa", padding: 6, fontSize: 12, whiteSpace: "pre-wrap" }}>
+              <pre
+                className="mono"
+                data-testid="install-output"
+                style={{ maxHeight: 220, overflow: "auto", background: "#f6f8fa", padding: 6, fontSize: 12, whiteSpace: "pre-wrap" }}
+              >
                 {s.droppedLines > 0 && `… ${s.droppedLines} earlier lines\n`}
                 {s.output.map((o) => o.line).join("\n")}
               </pre>

@@ -56,7 +56,13 @@ function Frame(props: {
   return (
     <>
       <div className="row panel">
-        <input placeholder={props.placeholder} value={p.search} onChange={(e) => p.setSearch(e.target.value)} style={{ flex: 1, minWidth: 200 }} aria-label={`search ${props.what}`} />
+        <input
+          placeholder={props.placeholder}
+          value={p.search}
+          onChange={(e) => p.setSearch(e.target.value)}
+          style={{ flex: 1, minWidth: 200 }}
+          aria-label={`search ${props.what}`}
+        />
         {!props.fixedNodeId && <NodeFilter value={p.nodeFilter} onChange={p.setNodeFilter} />}
         {props.actions}
       </div>

@@ -17,7 +17,25 @@ export function asProgress(v: unknown): StepProgress | null {
   const o = v as { status?: unknown; layers?: unknown };
   if (!Array.isArray(o.layers)) return null;
   const layers = o.layers.filter((l): l is LayerProgress => !!l && typeof l === "object" && typeof (l as LayerProgress).id === "string");
-  return { status: typeof o.status === "string" ? o.status : "", layers };
+  const log = (v as { log?: unknown }).log;
+  return { status: typeof o.status === "string" ? o.status : "", layers, ...(typeof log === "string" ? { log } : {}) };
+}
+
+/** A build's output as it arrives, kept scrolled to its end while the step runs. */
+export function BuildLog({ progress }: { progress: StepProgress | null }) {
+  if (!progress?.log) return null;
+  return (
+    <pre
+      className="mono"
+      data-testid="build-output"
+      ref={(el) => {
+        if (el) el.scrollTop = el.scrollHeight;
+      }}
+      style={{ whiteSpace: "pre-wrap", maxHeight: 420, overflow: "auto", margin: "6px 0", padding: 8, background: "var(--panel, #f6f6f6)" }}
+    >
+      {progress.log}
+    </pre>
+  );
 }
 
 export interface LiveJob {
@@ -88,11 +106,7 @@ export function LayerBars({ progress }: { progress: StepProgress | null }) {
           </div>
         );
       })}
-      {progress.status && !shown.has(progress.status) && (
-        <div className="muted">
-          {progress.status}
-        </div>
-      )}
+      {progress.status && !shown.has(progress.status) && <div className="muted">{progress.status}</div>}
     </div>
   );
 }

@@ -31,7 +31,10 @@ export function describeJob(kind: string, rawParams: unknown): string {
 export function JobsTable({ nodeId }: { nodeId?: string }) {
   const [status, setStatus] = useState<"" | (typeof STATUSES)[number]>("");
   const [page, setPage] = useState(1);
-  const jobs = trpc.jobs.list.useQuery({ page, pageSize: PAGE_SIZE, ...(status ? { status } : {}), ...(nodeId ? { nodeId } : {}) }, { placeholderData: (p) => p });
+  const jobs = trpc.jobs.list.useQuery(
+    { page, pageSize: PAGE_SIZE, ...(status ? { status } : {}), ...(nodeId ? { nodeId } : {}) },
+    { placeholderData: (p) => p },
+  );
   const data = jobs.data;
   const pages = data ? Math.max(1, Math.ceil(data.total / data.pageSize)) : 1;
   useEffect(() => {
@@ -92,9 +95,7 @@ export function JobsTable({ nodeId }: { nodeId?: string }) {
               <td className="num">{j.steps.failed ? <span style={{ color: "var(--bad)" }}>{j.steps.failed}</span> : 0}</td>
             </tr>
           ))}
-          {data && data.items.length === 0 && (
-            <EmptyRow cols={8}>No jobs{status ? " with that status" : " yet"}.</EmptyRow>
-          )}
+          {data && data.items.length === 0 && <EmptyRow cols={8}>No jobs{status ? " with that status" : " yet"}.</EmptyRow>}
         </tbody>
       </table>
       {data && pages > 1 && <Pager page={data.page} pages={pages} total={data.total} onPage={setPage} />}

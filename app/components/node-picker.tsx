@@ -42,7 +42,19 @@ export function nodesWithLabels<T extends { labels: Record<string, string> }>(no
 }
 
 /** A node `<select>`; with one node only, it is chosen already. */
-export function NodeSelect({ id, value, onChange, exclude, required = true }: { id: string; value: string; onChange: (id: string) => void; exclude?: readonly string[]; required?: boolean }) {
+export function NodeSelect({
+  id,
+  value,
+  onChange,
+  exclude,
+  required = true,
+}: {
+  id: string;
+  value: string;
+  onChange: (id: string) => void;
+  exclude?: readonly string[];
+  required?: boolean;
+}) {
   const { nodes } = useNodeOptions();
   const choices = nodes.filter((n) => !exclude?.includes(n.id));
   const only = choices.length === 1 ? choices[0]?.id : undefined;
@@ -62,7 +74,17 @@ export function NodeSelect({ id, value, onChange, exclude, required = true }: { 
 }
 
 /** A node `<select multiple>`; with one node only, it is chosen already. */
-export function NodeMultiSelect({ id, value, onChange, exclude }: { id: string; value: readonly string[]; onChange: (ids: string[]) => void; exclude?: readonly string[] }) {
+export function NodeMultiSelect({
+  id,
+  value,
+  onChange,
+  exclude,
+}: {
+  id: string;
+  value: readonly string[];
+  onChange: (ids: string[]) => void;
+  exclude?: readonly string[];
+}) {
   const { nodes } = useNodeOptions();
   const choices = nodes.filter((n) => !exclude?.includes(n.id));
   const only = choices.length === 1 ? choices[0]?.id : undefined;

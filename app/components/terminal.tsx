@@ -4,7 +4,20 @@ import { useEffect, useRef, useState } from "react";
 import "@xterm/xterm/css/xterm.css";
 import { liveSocket } from "../lib/live.ts";
 
-export function ContainerTerminal({ nodeId, containerId, onClose }: { nodeId: string; containerId: string; onClose: () => void }) {
+/** `cmd`: the program and its arguments (default: /bin/sh); `user`: as `docker exec --user` (default: the container's). */
+export function ContainerTerminal({
+  nodeId,
+  containerId,
+  cmd,
+  user,
+  onClose,
+}: {
+  nodeId: string;
+  containerId: string;
+  cmd?: string[];
+  user?: string;
+  onClose: () => void;
+}) {
   const box = useRef<HTMLDivElement>(null);
   const [status, setStatus] = useState("connecting…");
   const [error, setError] = useState<string | null>(null);
@@ -40,15 +53,15 @@ export function ContainerTerminal({ nodeId, containerId, onClose }: { nodeId: st
         if (sessionId) socket.emit("exec.input", { sessionId, data });
       });
       cleanups.push(() => input.dispose());
-      socket.emit("exec.start", { nodeId, containerId, cols: term.cols, rows: term.rows }, (r) => {
-          if (disposed) return;
-          if (!r.ok) {
-            setStatus("refused");
-            setError(r.error);
-            return;
-          }
-          sessionId = r.sessionId;
-          setStatus("connected");
+      socket.emit("exec.start", { nodeId, containerId, ...(cmd?.length ? { cmd } : {}), ...(user ? { user } : {}), cols: term.cols, rows: term.rows }, (r) => {
+        if (disposed) return;
+        if (!r.ok) {
+          setStatus("refused");
+          setError(r.error);
+          return;
+        }
+        sessionId = r.sessionId;
+        setStatus("connected");
       });
     })();
     return () => {
@@ -56,13 +69,16 @@ export function ContainerTerminal({ nodeId, containerId, onClose }: { nodeId: st
       if (sessionId) socket.emit("exec.close", { sessionId });
       for (const c of cleanups.reverse()) c();
     };
-  }, [nodeId, containerId]);
+    // A new command or user is a new session: the key is their text, not the array's identity.
+  }, [nodeId, containerId, (cmd ?? []).join("\u0000"), user]);
 
   return (
     <div className="panel" data-testid="terminal">
       <div className="row" style={{ justifyContent: "space-between" }}>
         <b>Terminal</b>
-        <span className="muted" data-testid="terminal-status">{status}</span>
+        <span className="muted" data-testid="terminal-status">
+          {status}
+        </span>
         <button type="button" onClick={onClose}>
           Close terminal
         </button>

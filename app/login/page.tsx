@@ -54,7 +54,15 @@ function LoginForm() {
       <label htmlFor="email">Email</label>
       <input id="email" name="email" type="email" autoComplete="username" value={email} onChange={(e) => setEmail(e.target.value)} required />
       <label htmlFor="password">Password</label>
-      <input id="password" name="password" type="password" autoComplete="current-password" value={password} onChange={(e) => setPassword(e.target.value)} required />
+      <input
+        id="password"
+        name="password"
+        type="password"
+        autoComplete="current-password"
+        value={password}
+        onChange={(e) => setPassword(e.target.value)}
+        required
+      />
       {secondStep && (
         <>
           <label htmlFor="code">{useRecovery ? "Recovery code" : "Code from your authenticator app"}</label>
@@ -69,13 +77,24 @@ function LoginForm() {
             required
           />
           <p>
-            <button type="button" className="link" onClick={() => { setUseRecovery(!useRecovery); setCode(""); }}>
+            <button
+              type="button"
+              className="link"
+              onClick={() => {
+                setUseRecovery(!useRecovery);
+                setCode("");
+              }}
+            >
               {useRecovery ? "Use the authenticator app instead" : "Use a recovery code instead"}
             </button>
           </p>
         </>
       )}
-      {error && <div className="error" role="alert">{error}</div>}
+      {error && (
+        <div className="error" role="alert">
+          {error}
+        </div>
+      )}
       <p>
         <button className="primary" type="submit" disabled={busy}>
           {busy ? "Signing in…" : "Sign in"}

@@ -14,7 +14,11 @@ export function clientAddress(req: IncomingMessage, trustProxy: boolean): string
   const socket = (req.socket.remoteAddress ?? "").replace(/^::ffff:/, "");
   if (!trustProxy) return socket;
   const forwarded = req.headers["x-forwarded-for"];
-  const last = (Array.isArray(forwarded) ? forwarded.join(",") : (forwarded ?? "")).split(",").map((s) => s.trim()).filter(Boolean).at(-1);
+  const last = (Array.isArray(forwarded) ? forwarded.join(",") : (forwarded ?? ""))
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .at(-1);
   return last && /^[0-9a-fA-F.:]{2,45}$/.test(last) ? last.replace(/^::ffff:/, "") : socket;
 }
 

@@ -5,7 +5,15 @@
  */
 import type { PrismaClient } from "../db/generated/client.ts";
 import type { Role } from "../db/generated/enums.ts";
-import { HostPolicyRulesSchema, hostOptionUses, NO_HOST_ACCESS, refusedHostOptions, type HostOptionRefusal, type HostOptionUse, type HostPolicyRules } from "./host-options.ts";
+import {
+  HostPolicyRulesSchema,
+  hostOptionUses,
+  NO_HOST_ACCESS,
+  refusedHostOptions,
+  type HostOptionRefusal,
+  type HostOptionUse,
+  type HostPolicyRules,
+} from "./host-options.ts";
 
 /** Job step actions whose params are the options of a new container. */
 export const CONTAINER_MAKING_ACTIONS: ReadonlySet<string> = new Set(["container.run", "container.create", "container.recreate"]);
@@ -47,13 +55,18 @@ export interface HostAccessDecision {
 export async function judgeHostAccess(prisma: PrismaClient, user: { role: Role }, steps: readonly StepRequest[]): Promise<HostAccessDecision> {
   const used: HostAccessDecision["used"] = [];
   const candidates = steps.filter((s) => s.params && hostOptionUses(s.params, CONTAINER_MAKING_ACTIONS.has(s.action)).length > 0);
-  for (const s of candidates) for (const u of hostOptionUses(s.params!, CONTAINER_MAKING_ACTIONS.has(s.action))) used.push({ option: u.option, value: u.value, nodeId: s.nodeId });
+  for (const s of candidates)
+    for (const u of hostOptionUses(s.params!, CONTAINER_MAKING_ACTIONS.has(s.action))) used.push({ option: u.option, value: u.value, nodeId: s.nodeId });
   if (!candidates.length || user.role === "admin") return { used, refused: [] };
-  const rules = await hostRulesOfNodes(prisma, candidates.map((s) => s.nodeId));
+  const rules = await hostRulesOfNodes(
+    prisma,
+    candidates.map((s) => s.nodeId),
+  );
   const refused: HostAccessDecision["refused"] = [];
   for (const s of candidates) {
     const r = rules.get(s.nodeId) ?? { groupName: null, rules: NO_HOST_ACCESS };
-    for (const x of refusedHostOptions(s.params!, r.rules, { container: CONTAINER_MAKING_ACTIONS.has(s.action), groupName: r.groupName })) refused.push({ ...x, nodeId: s.nodeId });
+    for (const x of refusedHostOptions(s.params!, r.rules, { container: CONTAINER_MAKING_ACTIONS.has(s.action), groupName: r.groupName }))
+      refused.push({ ...x, nodeId: s.nodeId });
   }
   return { used, refused };
 }

@@ -96,6 +96,17 @@ const ORDINARY_FIELDS = new Set([
   "stopTimeoutSeconds",
   // "host" (Docker's default on cgroup v1 hosts) or "private": neither reaches past the container.
   "cgroupns",
+  "cpuQuota",
+  "cpuPeriod",
+  "attachStdin",
+  "attachStdout",
+  "attachStderr",
+  // The engine accepts only Linux's one isolation and the local volume driver.
+  "isolation",
+  "volumeDriver",
+  "memorySwappiness",
+  // Lines of the container's own hosts file.
+  "extraHosts",
 ]);
 
 /** Fields the console sets itself when it sends a step (server/jobs/job-service.ts), whatever the request held. */
@@ -105,6 +116,7 @@ const CONSOLE_SET_FIELDS = new Set(["hostPathRules"]);
 const JUDGED_FIELDS = new Set([
   "networkMode",
   "network",
+  "networks",
   "mounts",
   "binds",
   "privileged",
@@ -124,6 +136,8 @@ const JUDGED_FIELDS = new Set([
   "volumesFrom",
   "cgroupParent",
   "runtime",
+  // Without a memory limit a container the OOM killer may not touch can take the node's memory.
+  "oomKillDisable",
 ]);
 
 /** The fields of a container request this module knows (ordinary or judged). */
@@ -188,8 +202,9 @@ export function hostOptionUses(params: Record<string, unknown>, container: boole
     const b = volumeOptionsAsBind(params.driverOpts as Record<string, string>);
     if (b) uses.push({ option: "--opt", value: `device=${b.source}${b.readonly ? " (ro)" : ""}`, bind: b });
   }
-  for (const field of ["networkMode", "network"]) {
-    const mode = params[field];
+  // The networks a container joins (NetworkingConfig): named like --network, so judged like it.
+  const joined = Array.isArray(params.networks) ? params.networks.map((n) => (n && typeof n === "object" ? (n as { name?: unknown }).name : undefined)) : [];
+  for (const mode of new Set([params.networkMode, params.network, ...joined])) {
     if (mode === "host") uses.push({ option: "--network", value: "host", hostNetwork: true });
     else if (typeof mode === "string" && mode.startsWith("container:")) uses.push({ option: "--network", value: mode });
   }
@@ -211,7 +226,10 @@ export function hostOptionUses(params: Record<string, unknown>, container: boole
     ["volumesFrom", "--volumes-from"],
     ["cgroupParent", "--cgroup-parent"],
     ["runtime", "--runtime"],
+    ["oomKillDisable", "--oom-kill-disable"],
   ] as const) {
+    // runc is the engine's default runtime: naming it changes nothing.
+    if (field === "runtime" && params[field] === "runc") continue;
     if (isSet(params[field])) uses.push({ option, value: show(params[field]) });
   }
   if (isSet(params.securityOpt)) {
@@ -221,7 +239,8 @@ export function hostOptionUses(params: Record<string, unknown>, container: boole
     if (widening.length) uses.push({ option: "--security-opt", value: widening.join(",") });
   }
   // Any profile but the default one (unconfined, or one of the user's) can only widen what Docker allows.
-  if (params.seccompProfile !== undefined && params.seccompProfile !== null) uses.push({ option: "--security-opt", value: `seccomp=${String(params.seccompProfile).slice(0, 60)}` });
+  if (params.seccompProfile !== undefined && params.seccompProfile !== null)
+    uses.push({ option: "--security-opt", value: `seccomp=${String(params.seccompProfile).slice(0, 60)}` });
   // Present at all (even empty) replaces Docker's masked and read-only /proc and /sys paths.
   for (const field of ["maskedPaths", "readonlyPaths"] as const) {
     if (params[field] !== undefined && params[field] !== null) uses.push({ option: "--security-opt", value: `systempaths=unconfined (${field})` });
@@ -238,7 +257,11 @@ export function hostOptionUses(params: Record<string, unknown>, container: boole
  * The options in `params` that `rules` does not allow for an operator (empty: all
  * allowed). Admins are not asked: they may use every option.
  */
-export function refusedHostOptions(params: Record<string, unknown>, rules: HostPolicyRules, opts: { container: boolean; groupName?: string | null }): HostOptionRefusal[] {
+export function refusedHostOptions(
+  params: Record<string, unknown>,
+  rules: HostPolicyRules,
+  opts: { container: boolean; groupName?: string | null },
+): HostOptionRefusal[] {
   const where = opts.groupName ? `node group "${opts.groupName}"` : "the node's group (this node is in no group)";
   const out: HostOptionRefusal[] = [];
   for (const use of hostOptionUses(params, opts.container)) {
@@ -252,7 +275,10 @@ export function refusedHostOptions(params: Record<string, unknown>, rules: HostP
       if (!rule) {
         out.push({ ...use, reason: `binds host path ${path}, which the host policy of ${where} does not list; an admin may allow it in ${POLICY_SETTING}` });
       } else if (rule.access === "ro" && !use.bind.readonly) {
-        out.push({ ...use, reason: `host path ${path} may be bound read-only only (${rule.path} is read-only in the host policy of ${where}): add :ro, or ask an admin to change ${POLICY_SETTING}` });
+        out.push({
+          ...use,
+          reason: `host path ${path} may be bound read-only only (${rule.path} is read-only in the host policy of ${where}): add :ro, or ask an admin to change ${POLICY_SETTING}`,
+        });
       }
       continue;
     }

@@ -20,5 +20,12 @@ export async function authenticatePassword(prisma: PrismaClient, email: string, 
   if (needsRehash(user.passwordHash)) {
     await prisma.user.update({ where: { id: user.id }, data: { passwordHash: await hashPassword(password) } });
   }
-  return { id: user.id, email: user.email, name: user.name, role: user.role, mustChangePassword: user.mustChangePassword, twoFactor: user.totpEnabledAt !== null };
+  return {
+    id: user.id,
+    email: user.email,
+    name: user.name,
+    role: user.role,
+    mustChangePassword: user.mustChangePassword,
+    twoFactor: user.totpEnabledAt !== null,
+  };
 }

@@ -65,7 +65,13 @@ async function sessionTtlMs(prisma: PrismaClient): Promise<number> {
  * `secureCookies` (the public URL is https) gives the cookies the Secure flag and the
  * __Secure- prefix, so a browser never sends the session over plain HTTP.
  */
-export function buildAuthOptions(deps: { prisma: PrismaClient; secretBox: SecretBox; authSecret: string; logger: Logger; secureCookies: boolean }): AuthOptions {
+export function buildAuthOptions(deps: {
+  prisma: PrismaClient;
+  secretBox: SecretBox;
+  authSecret: string;
+  logger: Logger;
+  secureCookies: boolean;
+}): AuthOptions {
   const { prisma } = deps;
   const oidc = oidcProviderFromEnv();
   return {
@@ -99,7 +105,11 @@ export function buildAuthOptions(deps: { prisma: PrismaClient; secretBox: Secret
           // next-auth hands a thrown message to the sign-in form (signIn(…).error).
           if (!result.ok) throw new Error(result.message);
           const { user } = result;
-          const s = await createSession(prisma, user.id, { ttlMs: await sessionTtlMs(prisma), ...(headers["user-agent"] ? { userAgent: headers["user-agent"] } : {}), ...(ip ? { ip } : {}) });
+          const s = await createSession(prisma, user.id, {
+            ttlMs: await sessionTtlMs(prisma),
+            ...(headers["user-agent"] ? { userAgent: headers["user-agent"] } : {}),
+            ...(ip ? { ip } : {}),
+          });
           return { id: user.id, email: user.email, name: user.name, bst: s.token } satisfies SessionCarrier;
         },
       }),
@@ -112,7 +122,13 @@ export function buildAuthOptions(deps: { prisma: PrismaClient; secretBox: Secret
         if (!p?.email || p.email_verified === false) return "/login?error=oidc-email";
         const known = await prisma.user.findUnique({ where: { email: normalizeEmail(p.email) }, select: { id: true, disabled: true } });
         const ok = !!known && !known.disabled;
-        await recordAudit(prisma, { actorUserId: known?.id ?? null, actorLabel: p.email, action: "auth.login", outcome: ok ? "success" : "denied", details: { method: "oidc" } }).catch((err: unknown) => deps.logger.error({ err, email: p.email }, "could not write the audit record of an OIDC sign-in"));
+        await recordAudit(prisma, {
+          actorUserId: known?.id ?? null,
+          actorLabel: p.email,
+          action: "auth.login",
+          outcome: ok ? "success" : "denied",
+          details: { method: "oidc" },
+        }).catch((err: unknown) => deps.logger.error({ err, email: p.email }, "could not write the audit record of an OIDC sign-in"));
         if (!ok) return "/login?error=oidc-unknown";
         await prisma.account.upsert({
           where: { provider_providerAccountId: { provider: "oidc", providerAccountId: account.providerAccountId } },
@@ -140,8 +156,13 @@ export function buildAuthOptions(deps: { prisma: PrismaClient; secretBox: Secret
         if (typeof token?.bst !== "string") return;
         // Sign-out goes on whatever fails here (the cookie is cleared anyway), but a session left valid is news.
         const session = await validateSession(prisma, token.bst).catch(bestEffort(deps.logger, "look up the session being signed out"));
-        await revokeSession(prisma, token.bst).catch((err: unknown) => deps.logger.error({ err, userId: session?.user.id }, "could not revoke a session at sign-out"));
-        if (session) await recordAudit(prisma, { actorUserId: session.user.id, actorLabel: session.user.email, action: "auth.logout", outcome: "success" }).catch((err: unknown) => deps.logger.error({ err, userId: session.user.id }, "could not write the audit record of a sign-out"));
+        await revokeSession(prisma, token.bst).catch((err: unknown) =>
+          deps.logger.error({ err, userId: session?.user.id }, "could not revoke a session at sign-out"),
+        );
+        if (session)
+          await recordAudit(prisma, { actorUserId: session.user.id, actorLabel: session.user.email, action: "auth.logout", outcome: "success" }).catch(
+            (err: unknown) => deps.logger.error({ err, userId: session.user.id }, "could not write the audit record of a sign-out"),
+          );
       },
     },
   };

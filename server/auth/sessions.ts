@@ -93,7 +93,14 @@ export async function listUserSessions(prisma: PrismaClient, userId: string, now
     orderBy: [{ lastUsedAt: { sort: "desc", nulls: "last" } }, { createdAt: "desc" }],
     select: { id: true, createdAt: true, lastUsedAt: true, expiresAt: true, userAgent: true, ip: true },
   });
-  return rows.map((r) => ({ id: r.id, createdAt: r.createdAt.toISOString(), lastUsedAt: r.lastUsedAt?.toISOString() ?? null, expiresAt: r.expiresAt.toISOString(), userAgent: r.userAgent, ip: r.ip }));
+  return rows.map((r) => ({
+    id: r.id,
+    createdAt: r.createdAt.toISOString(),
+    lastUsedAt: r.lastUsedAt?.toISOString() ?? null,
+    expiresAt: r.expiresAt.toISOString(),
+    userAgent: r.userAgent,
+    ip: r.ip,
+  }));
 }
 
 /** Ends one session of a user by its ID; false when the user has no such session. */

@@ -13,9 +13,19 @@ export const SETTINGS_CACHE_MS = 5_000;
 
 export const SecuritySettingsSchema = z.object({
   /** A session unused this long ends (minutes; 0: never). */
-  sessionIdleMinutes: z.number().int().min(0).max(30 * 24 * 60, "the idle timeout is at most 30 days").default(120),
+  sessionIdleMinutes: z
+    .number()
+    .int()
+    .min(0)
+    .max(30 * 24 * 60, "the idle timeout is at most 30 days")
+    .default(120),
   /** A session ends this long after sign-in, used or not (minutes). */
-  sessionAbsoluteMinutes: z.number().int().min(5, "the absolute timeout is at least 5 minutes").max(90 * 24 * 60, "the absolute timeout is at most 90 days").default(12 * 60),
+  sessionAbsoluteMinutes: z
+    .number()
+    .int()
+    .min(5, "the absolute timeout is at least 5 minutes")
+    .max(90 * 24 * 60, "the absolute timeout is at most 90 days")
+    .default(12 * 60),
   /** Admins without two-factor may only enrol until they have it. */
   requireAdminTwoFactor: z.boolean().default(false),
 });
@@ -40,7 +50,11 @@ export function getSecuritySettings(prisma: PrismaClient, now = Date.now()): Pro
 export async function updateSecuritySettings(prisma: PrismaClient, change: Partial<SecuritySettings>): Promise<SecuritySettings> {
   cache.delete(prisma);
   const next = SecuritySettingsSchema.parse({ ...(await getSecuritySettings(prisma)), ...change });
-  await prisma.setting.upsert({ where: { key: SETTINGS_KEY }, create: { key: SETTINGS_KEY, value: next as InputJsonObject }, update: { value: next as InputJsonObject } });
+  await prisma.setting.upsert({
+    where: { key: SETTINGS_KEY },
+    create: { key: SETTINGS_KEY, value: next as InputJsonObject },
+    update: { value: next as InputJsonObject },
+  });
   cache.delete(prisma);
   return next;
 }
@@ -50,7 +64,10 @@ export async function updateSecuritySettings(prisma: PrismaClient, change: Parti
  * one-time password to change; two-factor to turn on when admins must have it), or
  * null. The API and the browser socket both ask.
  */
-export async function accountSetupPending(prisma: PrismaClient, user: { role: string; mustChangePassword: boolean; twoFactor: boolean }): Promise<string | null> {
+export async function accountSetupPending(
+  prisma: PrismaClient,
+  user: { role: string; mustChangePassword: boolean; twoFactor: boolean },
+): Promise<string | null> {
   if (user.mustChangePassword) return "change the one-time password first (Account page)";
   if (user.role === "admin" && !user.twoFactor && (await getSecuritySettings(prisma)).requireAdminTwoFactor) {
     return "two-factor sign-in is required for admins: turn it on on the Account page first";

@@ -50,17 +50,31 @@ export function blockMessage(b: ThrottleBlock, now: Date): string {
   return `Too many failed sign-ins: wait ${Math.max(1, Math.ceil((b.until.getTime() - now.getTime()) / 1000))} s before trying again.`;
 }
 
-export async function signInWithPassword(deps: { prisma: PrismaClient; secretBox: SecretBox; logger: Logger }, attempt: SignInAttempt, now: () => Date = () => new Date()): Promise<SignInResult> {
+export async function signInWithPassword(
+  deps: { prisma: PrismaClient; secretBox: SecretBox; logger: Logger },
+  attempt: SignInAttempt,
+  now: () => Date = () => new Date(),
+): Promise<SignInResult> {
   const { prisma } = deps;
   const email = normalizeEmail(attempt.email).slice(0, 320);
   const keys: Array<{ scope: ThrottleScope; key: string }> = [{ scope: "account", key: throttleKey("account", email) }];
   if (attempt.address) keys.push({ scope: "address", key: throttleKey("address", attempt.address) });
   const audit = (outcome: "success" | "denied", details: Record<string, unknown>, userId?: string) =>
-    recordAudit(prisma, { actorUserId: userId ?? null, actorLabel: email || "anonymous", action: "auth.login", outcome, details: { method: "password", ...details }, ip: attempt.address }).catch((err: unknown) => deps.logger.error({ err, email, outcome }, "could not write the audit record of a sign-in"));
+    recordAudit(prisma, {
+      actorUserId: userId ?? null,
+      actorLabel: email || "anonymous",
+      action: "auth.login",
+      outcome,
+      details: { method: "password", ...details },
+      ip: attempt.address,
+    }).catch((err: unknown) => deps.logger.error({ err, email, outcome }, "could not write the audit record of a sign-in"));
 
   const block = await throttleBlock(prisma, keys, now());
   if (block) {
-    await audit("denied", { reason: block.kind === "locked" ? `${block.scope} locked until ${block.until.toISOString()}` : `${block.scope} slowed until ${block.until.toISOString()}`, checked: false });
+    await audit("denied", {
+      reason: block.kind === "locked" ? `${block.scope} locked until ${block.until.toISOString()}` : `${block.scope} slowed until ${block.until.toISOString()}`,
+      checked: false,
+    });
     return { ok: false, reason: "blocked", message: blockMessage(block, now()) };
   }
 

@@ -27,9 +27,23 @@ export interface ThrottleRule {
   windowMs: number;
 }
 
-export const ACCOUNT_RULE: ThrottleRule = { freeFailures: 3, baseDelayMs: 1_000, maxDelayMs: 30_000, lockAfter: 10, lockMs: 15 * 60_000, windowMs: 60 * 60_000 };
+export const ACCOUNT_RULE: ThrottleRule = {
+  freeFailures: 3,
+  baseDelayMs: 1_000,
+  maxDelayMs: 30_000,
+  lockAfter: 10,
+  lockMs: 15 * 60_000,
+  windowMs: 60 * 60_000,
+};
 /** An address may be a whole office behind NAT: more room before it is slowed. */
-export const ADDRESS_RULE: ThrottleRule = { freeFailures: 10, baseDelayMs: 1_000, maxDelayMs: 60_000, lockAfter: 50, lockMs: 30 * 60_000, windowMs: 60 * 60_000 };
+export const ADDRESS_RULE: ThrottleRule = {
+  freeFailures: 10,
+  baseDelayMs: 1_000,
+  maxDelayMs: 60_000,
+  lockAfter: 50,
+  lockMs: 30 * 60_000,
+  windowMs: 60 * 60_000,
+};
 
 export type ThrottleScope = "account" | "address";
 
@@ -44,8 +58,15 @@ export interface ThrottleBlock {
 }
 
 /** The first block in force on any of the keys, or null when an attempt may be checked now. */
-export async function throttleBlock(prisma: PrismaClient, keys: Array<{ scope: ThrottleScope; key: string }>, now: Date = new Date()): Promise<ThrottleBlock | null> {
-  const rows = await prisma.loginThrottle.findMany({ where: { key: { in: keys.map((k) => k.key) } }, select: { key: true, lockedUntil: true, notBefore: true } });
+export async function throttleBlock(
+  prisma: PrismaClient,
+  keys: Array<{ scope: ThrottleScope; key: string }>,
+  now: Date = new Date(),
+): Promise<ThrottleBlock | null> {
+  const rows = await prisma.loginThrottle.findMany({
+    where: { key: { in: keys.map((k) => k.key) } },
+    select: { key: true, lockedUntil: true, notBefore: true },
+  });
   for (const { scope, key } of keys) {
     const r = rows.find((x) => x.key === key);
     if (r?.lockedUntil && r.lockedUntil > now) return { scope, kind: "locked", until: r.lockedUntil };
@@ -71,7 +92,13 @@ export function delayAfter(failures: number, rule: ThrottleRule): number {
 }
 
 /** Counts one failure on `key` (atomically) and sets its delay, or its lock when the count reaches the rule's limit. */
-export async function recordFailure(prisma: PrismaClient, key: string, rule: ThrottleRule, address: string | null, now: Date = new Date()): Promise<FailureOutcome> {
+export async function recordFailure(
+  prisma: PrismaClient,
+  key: string,
+  rule: ThrottleRule,
+  address: string | null,
+  now: Date = new Date(),
+): Promise<FailureOutcome> {
   const windowStart = new Date(now.getTime() - rule.windowMs);
   const [row] = await prisma.$queryRaw<Array<{ failures: number; locked_until: Date | null }>>`
     INSERT INTO login_throttles (key, failures, last_failure_at, last_address)
@@ -118,7 +145,11 @@ export interface ThrottleListing {
 
 /** Accounts and addresses locked or slowed now, for the admin page. */
 export async function listThrottles(prisma: PrismaClient, now: Date = new Date()): Promise<ThrottleListing[]> {
-  const rows = await prisma.loginThrottle.findMany({ where: { OR: [{ lockedUntil: { gt: now } }, { notBefore: { gt: now } }] }, orderBy: { lastFailureAt: "desc" }, take: 500 });
+  const rows = await prisma.loginThrottle.findMany({
+    where: { OR: [{ lockedUntil: { gt: now } }, { notBefore: { gt: now } }] },
+    orderBy: { lastFailureAt: "desc" },
+    take: 500,
+  });
   return rows.map((r) => {
     const i = r.key.indexOf(":");
     return {

@@ -33,7 +33,14 @@ function purpose(userId: string): string {
 }
 
 function totpOf(secretBase32: string, label: string): OTPAuth.TOTP {
-  return new OTPAuth.TOTP({ issuer: TOTP_ISSUER, label, algorithm: "SHA1", digits: 6, period: PERIOD_SECONDS, secret: OTPAuth.Secret.fromBase32(secretBase32) });
+  return new OTPAuth.TOTP({
+    issuer: TOTP_ISSUER,
+    label,
+    algorithm: "SHA1",
+    digits: 6,
+    period: PERIOD_SECONDS,
+    secret: OTPAuth.Secret.fromBase32(secretBase32),
+  });
 }
 
 export interface Enrolment {
@@ -70,7 +77,10 @@ async function acceptCode(prisma: PrismaClient, box: SecretBox, userId: string, 
   const step = matchStep(box.open(row.totpSecretSealed, purpose(userId)), token, now);
   if (step === null) return false;
   // Compare-and-set on the last step: two requests with one code cannot both pass.
-  const { count } = await prisma.user.updateMany({ where: { id: userId, OR: [{ totpLastStep: null }, { totpLastStep: { lt: BigInt(step) } }] }, data: { totpLastStep: BigInt(step) } });
+  const { count } = await prisma.user.updateMany({
+    where: { id: userId, OR: [{ totpLastStep: null }, { totpLastStep: { lt: BigInt(step) } }] },
+    data: { totpLastStep: BigInt(step) },
+  });
   return count === 1;
 }
 
@@ -124,7 +134,10 @@ export async function verifySecondFactor(prisma: PrismaClient, box: SecretBox, u
   if ("token" in factor) return acceptCode(prisma, box, userId, factor.token, now, { enabledOnly: true });
   const code = factor.recoveryCode.trim();
   if (!code || code.length > 64) return false;
-  const { count } = await prisma.recoveryCode.updateMany({ where: { userId, codeHash: hashRecoveryCode(code), usedAt: null }, data: { usedAt: new Date(now) } });
+  const { count } = await prisma.recoveryCode.updateMany({
+    where: { userId, codeHash: hashRecoveryCode(code), usedAt: null },
+    data: { usedAt: new Date(now) },
+  });
   return count === 1;
 }
 

@@ -25,7 +25,8 @@ export interface AuditEntry {
 export const REDACTED = "[redacted]";
 
 /** Keys whose values are secrets, whatever they hold. */
-const SECRET_KEY = /passw|passphrase|^pass$|pwd|secret|token|credential|authori[sz]ation|^auth$|cookie|api[-_]?key|private[-_]?key|^key$|signature|^recoveryCodes?$|^code$|^otp$/i;
+const SECRET_KEY =
+  /passw|passphrase|^pass$|pwd|secret|token|credential|authori[sz]ation|^auth$|cookie|api[-_]?key|private[-_]?key|^key$|signature|^recoveryCodes?$|^code$|^otp$/i;
 /** Values that are secrets wherever they appear: our bearer secrets, HTTP auth headers, PEM keys, URLs with a password. */
 const SECRET_VALUE = [
   /\b(bjt|bnc|bst)_[A-Za-z0-9_-]{20,}/g,

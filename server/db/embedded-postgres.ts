@@ -85,7 +85,9 @@ async function ensureServerUser(): Promise<{ uid: number; gid: number }> {
   try {
     await execFileP("useradd", ["--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin", SERVER_USER]);
   } catch (cause) {
-    throw new Error(`the embedded PostgreSQL must not run as root, and creating the system user "${SERVER_USER}" failed: ${(cause as Error).message}`, { cause });
+    throw new Error(`the embedded PostgreSQL must not run as root, and creating the system user "${SERVER_USER}" failed: ${(cause as Error).message}`, {
+      cause,
+    });
   }
   const created = await idOf(SERVER_USER);
   if (!created) throw new Error(`created the system user "${SERVER_USER}" but cannot read its uid`);

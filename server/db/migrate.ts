@@ -44,7 +44,10 @@ export class MigrationError extends Error {
 /** Reads the migrations folder: every sub-folder with a migration.sql, sorted by name. */
 export async function readMigrations(dir: string = DEFAULT_MIGRATIONS_DIR): Promise<Migration[]> {
   const entries = await readdir(dir, { withFileTypes: true });
-  const names = entries.filter((e) => e.isDirectory()).map((e) => e.name).sort();
+  const names = entries
+    .filter((e) => e.isDirectory())
+    .map((e) => e.name)
+    .sort();
   const out: Migration[] = [];
   for (const name of names) {
     const bytes = await readFile(join(dir, name, "migration.sql"));
@@ -99,9 +102,7 @@ export async function applyMigrations(connectionString: string, options: ApplyMi
         }
         const m = known.get(row.migration_name);
         if (!m) {
-          throw new MigrationError(
-            `the database has migration ${row.migration_name}, which this console does not have: it was migrated by a newer version`,
-          );
+          throw new MigrationError(`the database has migration ${row.migration_name}, which this console does not have: it was migrated by a newer version`);
         }
         if (m.checksum !== row.checksum) {
           throw new MigrationError(`migration ${m.name} was changed after it was applied (checksum differs); add a new migration instead`);

@@ -36,9 +36,7 @@ export interface IssuedJoinToken {
   expiresAt: Date;
 }
 
-export type ConsumeJoinTokenResult =
-  | { ok: true; joinTokenId: string; nodeGroupId: string | null }
-  | { ok: false; reason: string };
+export type ConsumeJoinTokenResult = { ok: true; joinTokenId: string; nodeGroupId: string | null } | { ok: false; reason: string };
 
 export interface CreateNodeOptions {
   /** The consumed join token (from consumeJoinToken): links the node to it and puts it in the token's group. */

@@ -52,6 +52,8 @@ export interface NodeStatus {
   inventory?: InventorySnapshot;
   /** Unix ms when the agent read `inventory`. */
   inventoryAt?: number;
+  /** The address the node's current (or last) link came from: where its published ports are reached. */
+  remoteAddress?: string;
 }
 
 /** The hub's events, for the browser socket to relay. */
@@ -176,7 +178,10 @@ export class AgentHub extends EventEmitter<HubEvents> {
     this.enrollAckTimeoutMs = opts.enrollAckTimeoutMs ?? 30_000;
     const limit = (opts.io.engine as { opts?: { maxHttpBufferSize?: number } } | undefined)?.opts?.maxHttpBufferSize;
     if (limit !== undefined && limit < LINK_MAX_MESSAGE_BYTES) {
-      this.log.warn({ maxHttpBufferSize: limit, needed: LINK_MAX_MESSAGE_BYTES }, "the socket.io server refuses messages the agent link may send (large inventories): set maxHttpBufferSize");
+      this.log.warn(
+        { maxHttpBufferSize: limit, needed: LINK_MAX_MESSAGE_BYTES },
+        "the socket.io server refuses messages the agent link may send (large inventories): set maxHttpBufferSize",
+      );
     }
     this.nsp = opts.io.of(AGENTS_NAMESPACE) as unknown as typeof this.nsp;
     this.nsp.use((socket, next) => {
@@ -199,7 +204,18 @@ export class AgentHub extends EventEmitter<HubEvents> {
    * Makes nodes known from the console's database (at start): shown offline with their
    * last-known inventory until they connect. Nodes already connected are left as they are.
    */
-  seed(known: ReadonlyArray<{ nodeId: string; hostname: string; revoked: boolean; lastSeen?: number; agentVersion?: string; facts?: HostFactsWire; inventory?: InventorySnapshot; inventoryAt?: number }>): void {
+  seed(
+    known: ReadonlyArray<{
+      nodeId: string;
+      hostname: string;
+      revoked: boolean;
+      lastSeen?: number;
+      agentVersion?: string;
+      facts?: HostFactsWire;
+      inventory?: InventorySnapshot;
+      inventoryAt?: number;
+    }>,
+  ): void {
     for (const k of known) {
       if (this.states.get(k.nodeId)?.online) continue;
       const s = this.stateOf(k.nodeId, k.hostname);
@@ -238,7 +254,8 @@ export class AgentHub extends EventEmitter<HubEvents> {
     if (!isRequestId(id)) return fail("InvalidArgument", `request id ${id} is not a UUID`);
     const known = this.pending.get(id);
     if (known) {
-      if (known.nodeId !== nodeId || known.method !== method) return fail("InvalidArgument", `request id ${id} is already in use for ${known.method} on node ${known.nodeId}`);
+      if (known.nodeId !== nodeId || known.method !== method)
+        return fail("InvalidArgument", `request id ${id} is already in use for ${known.method} on node ${known.nodeId}`);
       if (opts.onStream) known.listeners.add(opts.onStream as (e: unknown) => void);
       return known.promise as Promise<ResultOf<M>>;
     }
@@ -270,7 +287,15 @@ export class AgentHub extends EventEmitter<HubEvents> {
       resolve,
       reject,
       timer: setTimeout(() => {
-        this.settle(id, new LinkRequestError("Unavailable", `node ${state.hostname} (${nodeId}) did not answer ${method} within ${timeoutMs < 1_000 ? `${timeoutMs} ms` : `${Math.round(timeoutMs / 1_000)} s`}`, nodeId, method));
+        this.settle(
+          id,
+          new LinkRequestError(
+            "Unavailable",
+            `node ${state.hostname} (${nodeId}) did not answer ${method} within ${timeoutMs < 1_000 ? `${timeoutMs} ms` : `${Math.round(timeoutMs / 1_000)} s`}`,
+            nodeId,
+            method,
+          ),
+        );
         if (METHODS[method].abortable) this.states.get(nodeId)?.socket?.emit(LINK_EVENTS.cancel, { requestId: id });
       }, timeoutMs),
     };
@@ -316,7 +341,8 @@ export class AgentHub extends EventEmitter<HubEvents> {
         socket.disconnect(true);
       }
     }
-    for (const p of [...this.pending.values()]) if (p.nodeId === nodeId) this.settle(p.id, new LinkRequestError("Unavailable", `node ${nodeId} was revoked`, nodeId, p.method));
+    for (const p of [...this.pending.values()])
+      if (p.nodeId === nodeId) this.settle(p.id, new LinkRequestError("Unavailable", `node ${nodeId} was revoked`, nodeId, p.method));
     this.emit("node.revoked", { nodeId, reason });
   }
 
@@ -328,7 +354,10 @@ export class AgentHub extends EventEmitter<HubEvents> {
     for (const s of this.states.values()) {
       clearTimeout(s.saveTimer);
       s.saveTimer = undefined;
-      if (s.inventory) saves.push(this.registry.saveInventory(s.nodeId, s.inventory).catch((e: unknown) => this.log.error({ nodeId: s.nodeId, err: e }, "cannot save inventory")));
+      if (s.inventory)
+        saves.push(
+          this.registry.saveInventory(s.nodeId, s.inventory).catch((e: unknown) => this.log.error({ nodeId: s.nodeId, err: e }, "cannot save inventory")),
+        );
     }
     await Promise.all(saves);
     this.nsp.removeAllListeners("connection");
@@ -343,7 +372,11 @@ export class AgentHub extends EventEmitter<HubEvents> {
     const h = parseHandshake(socket.handshake.auth);
     if (!h.ok) throw refusal("bad_request", h.message);
     const auth = h.value;
-    if (auth.protocol !== LINK_PROTOCOL_VERSION) throw refusal("protocol", `the agent speaks link protocol ${auth.protocol}, this console speaks ${LINK_PROTOCOL_VERSION}: upgrade the ${auth.protocol < LINK_PROTOCOL_VERSION ? "agent" : "console"}`);
+    if (auth.protocol !== LINK_PROTOCOL_VERSION)
+      throw refusal(
+        "protocol",
+        `the agent speaks link protocol ${auth.protocol}, this console speaks ${LINK_PROTOCOL_VERSION}: upgrade the ${auth.protocol < LINK_PROTOCOL_VERSION ? "agent" : "console"}`,
+      );
     const address = socket.handshake.address;
     try {
       if (auth.kind === "join") {
@@ -404,7 +437,17 @@ export class AgentHub extends EventEmitter<HubEvents> {
     const state = this.stateOf(nodeId, hostname);
     const previous = state.socket;
     const now = Date.now();
-    Object.assign(state, { socket, online: true, revoked: false, connectedAt: now, lastSeen: now, agentVersion, seq: -1, resyncing: false });
+    Object.assign(state, {
+      socket,
+      online: true,
+      revoked: false,
+      connectedAt: now,
+      lastSeen: now,
+      agentVersion,
+      seq: -1,
+      resyncing: false,
+      remoteAddress: socket.handshake.address.replace(/^::ffff:/, ""),
+    });
     if (previous && previous !== socket) {
       this.log.warn({ nodeId }, "node connected again while its previous connection was open: closing the previous one");
       previous.disconnect(true);
@@ -419,7 +462,11 @@ export class AgentHub extends EventEmitter<HubEvents> {
 
     if (enrollment) {
       socket.timeout(this.enrollAckTimeoutMs).emit(LINK_EVENTS.enrolled, enrollment, (err: Error | null, reply?: { ok: boolean; message?: string }) => {
-        if (err || !reply?.ok) this.log.error({ nodeId, ...(err ? { err } : { reply: reply?.message }) }, "the agent did not confirm storing its credential; it may need a new join token after a restart");
+        if (err || !reply?.ok)
+          this.log.error(
+            { nodeId, ...(err ? { err } : { reply: reply?.message }) },
+            "the agent did not confirm storing its credential; it may need a new join token after a restart",
+          );
         else this.log.info({ nodeId }, "the agent stored its credential");
       });
       socket.data.enrollment = undefined;
@@ -451,7 +498,9 @@ export class AgentHub extends EventEmitter<HubEvents> {
     const now = Date.now();
     if (!force && now - state.lastMarkSeen < this.seenIntervalMs) return;
     state.lastMarkSeen = now;
-    this.registry.markSeen(state.nodeId, new Date(state.lastSeen)).catch((e: unknown) => this.log.error({ nodeId: state.nodeId, err: e }, "cannot record last seen"));
+    this.registry
+      .markSeen(state.nodeId, new Date(state.lastSeen))
+      .catch((e: unknown) => this.log.error({ nodeId: state.nodeId, err: e }, "cannot record last seen"));
   }
 
   private saveInventory(state: NodeState, now: boolean): void {
@@ -480,6 +529,7 @@ export class AgentHub extends EventEmitter<HubEvents> {
     if (s.facts) out.facts = s.facts;
     if (s.inventory) out.inventory = s.inventory;
     if (s.inventoryAt !== undefined) out.inventoryAt = s.inventoryAt;
+    if (s.remoteAddress) out.remoteAddress = s.remoteAddress;
     return out;
   }
 
@@ -571,7 +621,15 @@ export class AgentHub extends EventEmitter<HubEvents> {
   private onAck(p: Pending, raw: unknown): void {
     const a = parseAck(raw);
     if (!a.ok || a.value.id !== p.id) {
-      this.settle(p.id, new LinkRequestError("Internal", `node ${p.nodeId} sent a malformed answer to ${p.method}: ${a.ok ? "wrong request id" : a.message}`, p.nodeId, p.method));
+      this.settle(
+        p.id,
+        new LinkRequestError(
+          "Internal",
+          `node ${p.nodeId} sent a malformed answer to ${p.method}: ${a.ok ? "wrong request id" : a.message}`,
+          p.nodeId,
+          p.method,
+        ),
+      );
       return;
     }
     if (!a.value.ok) {
@@ -579,7 +637,8 @@ export class AgentHub extends EventEmitter<HubEvents> {
       return;
     }
     const r = parseResult(p.method, a.value.result);
-    if (!r.ok) this.settle(p.id, new LinkRequestError("Internal", `node ${p.nodeId} sent a malformed result for ${p.method}: ${r.message}`, p.nodeId, p.method));
+    if (!r.ok)
+      this.settle(p.id, new LinkRequestError("Internal", `node ${p.nodeId} sent a malformed result for ${p.method}: ${r.message}`, p.nodeId, p.method));
     else this.settle(p.id, undefined, r.value);
   }
 

@@ -29,7 +29,11 @@ export interface NodeRegistry {
   releaseJoinToken(token: string): Promise<void>;
 
   /** Records a new node; returns its ID and its credential in clear, the one time it exists so. */
-  createNode(hostname: string, facts: HostFactsWire, options?: { joinTokenId?: string; agentVersion?: string }): Promise<{ nodeId: string; credential: string }>;
+  createNode(
+    hostname: string,
+    facts: HostFactsWire,
+    options?: { joinTokenId?: string; agentVersion?: string },
+  ): Promise<{ nodeId: string; credential: string }>;
 
   /** Whether `credential` is this node's (constant-time comparison of hashes); false for unknown nodes. */
   verifyNode(nodeId: string, credential: string): Promise<boolean>;

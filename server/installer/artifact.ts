@@ -66,6 +66,7 @@ export async function readArtifact(path: string): Promise<AgentArtifact> {
   }
   const missing = REQUIRED.filter((r) => !seen.has(r));
   if (missing.length) throw new ArtifactError(`the agent artifact ${path} lacks ${missing.join(", ")}: rebuild it with \`npm run build:agent\``);
-  if (!version || !/^[0-9A-Za-z][0-9A-Za-z.+_-]{0,63}$/.test(version)) throw new ArtifactError(`the agent artifact ${path} has an invalid VERSION ${JSON.stringify(version)}`);
+  if (!version || !/^[0-9A-Za-z][0-9A-Za-z.+_-]{0,63}$/.test(version))
+    throw new ArtifactError(`the agent artifact ${path} has an invalid VERSION ${JSON.stringify(version)}`);
   return { path, version, sha256: hash.digest("hex"), bytes };
 }

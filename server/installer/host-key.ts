@@ -24,7 +24,11 @@ export function sha256Fingerprint(blob: Buffer): string {
 
 /** Accepts what an admin may paste: with or without the "SHA256:" prefix, padded or not. */
 export function normalizeHostFingerprint(text: string): string {
-  const t = text.trim().replace(/^SHA256:/i, "").replace(/=+$/, "");
-  if (!/^[A-Za-z0-9+/]{43}$/.test(t)) throw new TypeError(`not a SHA256 host key fingerprint (expected SHA256: and 43 base64 characters): ${JSON.stringify(text)}`);
+  const t = text
+    .trim()
+    .replace(/^SHA256:/i, "")
+    .replace(/=+$/, "");
+  if (!/^[A-Za-z0-9+/]{43}$/.test(t))
+    throw new TypeError(`not a SHA256 host key fingerprint (expected SHA256: and 43 base64 characters): ${JSON.stringify(text)}`);
   return "SHA256:" + t;
 }

@@ -27,7 +27,18 @@ import type { AgentConfigFile } from "../../agent/config.ts";
 import { ArtifactError, defaultArtifactPath, readArtifact, type AgentArtifact } from "./artifact.ts";
 import { InstallError } from "./errors.ts";
 import type { HostKey } from "./host-key.ts";
-import { DEFAULT_MIN_FREE_DISK_BYTES, evaluatePreflight, factsScript, healthUrl, MIN_NODE_MAJOR, parseFacts, preflightErrorKind, type PackageManager, type PreflightCheck, type PreflightResult } from "./preflight.ts";
+import {
+  DEFAULT_MIN_FREE_DISK_BYTES,
+  evaluatePreflight,
+  factsScript,
+  healthUrl,
+  MIN_NODE_MAJOR,
+  parseFacts,
+  preflightErrorKind,
+  type PackageManager,
+  type PreflightCheck,
+  type PreflightResult,
+} from "./preflight.ts";
 import { createdDirs, MKD, nodePaths, normalizePrefix, outermost, q, type NodePaths } from "./shell.ts";
 import { lastLines, SshSession, type SshTarget } from "./ssh-session.ts";
 import { skipped, StepRunner, type EventSink } from "./steps.ts";
@@ -116,7 +127,10 @@ if [ -e ${q(paths.unit)} ]; then echo unit=yes; fi`,
   if (r.code !== 0) throw new InstallError("preflight", "command", `cannot inspect ${session.where}: ${lastLines(r.stderr)}`);
   const lines = r.stdout.split("\n");
   const out: ExistingInstall = { credentialPresent: false, unitPresent: lines.includes("unit=yes") };
-  const current = lines.find((l) => l.startsWith("current="))?.slice("current=".length).trim();
+  const current = lines
+    .find((l) => l.startsWith("current="))
+    ?.slice("current=".length)
+    .trim();
   if (current) out.currentVersion = current.split("/").filter(Boolean).pop();
   const ci = lines.indexOf("config=yes");
   if (ci >= 0) {
@@ -153,7 +167,12 @@ async function artifactCheck(path: string): Promise<PreflightCheck> {
     const a = await readArtifact(path);
     return { id: "artifact", label: "Agent artifact", ok: true, detail: `berth-agent ${a.version} (${Math.round(a.bytes / 1024 ** 2)} MiB) on the console` };
   } catch (e) {
-    return { id: "artifact", label: "Agent artifact", ok: false, detail: e instanceof ArtifactError ? e.message : `cannot read the agent artifact: ${(e as Error).message}` };
+    return {
+      id: "artifact",
+      label: "Agent artifact",
+      ok: false,
+      detail: e instanceof ArtifactError ? e.message : `cannot read the agent artifact: ${(e as Error).message}`,
+    };
   }
 }
 
@@ -163,7 +182,13 @@ export async function gatherPreflight(session: SshSession, opts: PreflightOption
   const privilege = await session.checkPrivilege();
   const r = await session.exec(factsScript(opts.dataRoot ?? nodePaths(prefix).dataRoot, healthUrl(opts.consoleUrl)), signal ? { signal } : {});
   if (r.code !== 0 && !r.stdout) throw new InstallError("preflight", "command", `the preflight script failed on ${session.where}: ${lastLines(r.stderr)}`);
-  const pre = evaluatePreflight({ facts: parseFacts(r.stdout), privilege, prefix, consoleUrl: opts.consoleUrl, minFreeDiskBytes: opts.minFreeDiskBytes ?? DEFAULT_MIN_FREE_DISK_BYTES });
+  const pre = evaluatePreflight({
+    facts: parseFacts(r.stdout),
+    privilege,
+    prefix,
+    consoleUrl: opts.consoleUrl,
+    minFreeDiskBytes: opts.minFreeDiskBytes ?? DEFAULT_MIN_FREE_DISK_BYTES,
+  });
   const artifact = await artifactCheck(opts.artifactPath ?? defaultArtifactPath());
   return { ...pre, checks: [...pre.checks, artifact], ok: pre.ok && artifact.ok };
 }
@@ -216,7 +241,8 @@ async function packagesStep(run: StepRunner, session: SshSession, pre: Preflight
   await run.step("packages", "Install runtime packages", async (ctx) => {
     const pm = pre.packageManager;
     if (!pm) throw new InstallError("packages", "unsupported-os", "no supported package manager (apt-get or dnf)");
-    for (const p of extra) if (!/^[A-Za-z0-9][A-Za-z0-9.+_:-]*$/.test(p)) throw new InstallError("packages", "invalid", `not a package name: ${JSON.stringify(p)}`);
+    for (const p of extra)
+      if (!/^[A-Za-z0-9][A-Za-z0-9.+_:-]*$/.test(p)) throw new InstallError("packages", "invalid", `not a package name: ${JSON.stringify(p)}`);
     const wanted = [...PACKAGES[pm], ...(pre.needsNodePackage ? ["nodejs"] : []), ...extra];
     const probe = await session.exec(missingScript(pm, wanted));
     const missing = probe.stdout
@@ -243,7 +269,12 @@ apt-get install -y -q --no-install-recommends -o DPkg::Lock::Timeout=120 ${list}
     if (missing.includes("nodejs")) {
       const v = await session.exec("node --version 2>/dev/null || nodejs --version");
       const major = Number(/^v?(\d+)\./.exec(v.stdout.trim())?.[1]);
-      if (!(major >= MIN_NODE_MAJOR)) throw new InstallError("packages", "package", `the nodejs package installed Node.js ${v.stdout.trim() || "(none)"}; the agent needs ${MIN_NODE_MAJOR} or later`);
+      if (!(major >= MIN_NODE_MAJOR))
+        throw new InstallError(
+          "packages",
+          "package",
+          `the nodejs package installed Node.js ${v.stdout.trim() || "(none)"}; the agent needs ${MIN_NODE_MAJOR} or later`,
+        );
     }
     ctx.detail(`installed ${missing.join(", ")}`);
   });
@@ -271,7 +302,9 @@ export async function installAgent(opts: InstallOptions, onEvent: EventSink = ()
   try {
     artifact = await readArtifact(opts.artifactPath ?? defaultArtifactPath());
   } catch (e) {
-    throw new InstallError("upload", "invalid", e instanceof ArtifactError ? e.message : `cannot read the agent artifact: ${(e as Error).message}`, { cause: e });
+    throw new InstallError("upload", "invalid", e instanceof ArtifactError ? e.message : `cannot read the agent artifact: ${(e as Error).message}`, {
+      cause: e,
+    });
   }
   const paths = nodePaths(prefix);
   const version = artifact.version;
@@ -287,18 +320,35 @@ export async function installAgent(opts: InstallOptions, onEvent: EventSink = ()
     const s = session;
     const { pre, existing } = await run.step("preflight", "Preflight checks", async (ctx) => {
       const dataRoot = typeof opts.agentConfig?.["data-root"] === "string" ? opts.agentConfig["data-root"] : paths.dataRoot;
-      const pre = await gatherPreflight(s, { prefix, consoleUrl: opts.consoleUrl, dataRoot, ...(opts.artifactPath !== undefined ? { artifactPath: opts.artifactPath } : {}), ...(opts.minFreeDiskBytes !== undefined ? { minFreeDiskBytes: opts.minFreeDiskBytes } : {}) }, signal);
+      const pre = await gatherPreflight(
+        s,
+        {
+          prefix,
+          consoleUrl: opts.consoleUrl,
+          dataRoot,
+          ...(opts.artifactPath !== undefined ? { artifactPath: opts.artifactPath } : {}),
+          ...(opts.minFreeDiskBytes !== undefined ? { minFreeDiskBytes: opts.minFreeDiskBytes } : {}),
+        },
+        signal,
+      );
       run.emit({ type: "checklist", checks: pre.checks });
       const failed = pre.checks.filter((c) => !c.ok);
       if (failed.length) {
-        throw new InstallError("preflight", preflightErrorKind(pre.checks), `preflight failed on ${s.where}: ${failed.map((c) => `${c.label}: ${c.detail}`).join("; ")}`);
+        throw new InstallError(
+          "preflight",
+          preflightErrorKind(pre.checks),
+          `preflight failed on ${s.where}: ${failed.map((c) => `${c.label}: ${c.detail}`).join("; ")}`,
+        );
       }
       const existing = await inspectInstall(s, paths);
-      ctx.detail(`${pre.checks.length} checks passed; ${existing.config ? `berth-agent ${existing.currentVersion ?? "(unknown version)"} is installed: upgrading it` : "no agent installed yet"}`);
+      ctx.detail(
+        `${pre.checks.length} checks passed; ${existing.config ? `berth-agent ${existing.currentVersion ?? "(unknown version)"} is installed: upgrading it` : "no agent installed yet"}`,
+      );
       return { pre, existing };
     });
     const upgrade = existing.config !== undefined;
-    if (!upgrade && !opts.joinToken) throw new InstallError("config", "invalid", `a join token is needed to enroll ${s.where}: no agent is installed there yet`);
+    if (!upgrade && !opts.joinToken)
+      throw new InstallError("config", "invalid", `a join token is needed to enroll ${s.where}: no agent is installed there yet`);
     const systemd = prefix === "/";
 
     await packagesStep(run, s, pre, opts.extraPackages ?? []);
@@ -306,12 +356,14 @@ export async function installAgent(opts: InstallOptions, onEvent: EventSink = ()
     tmp = await run.step("upload", `Upload berth-agent ${version}`, async (ctx) => {
       const mk = await s.exec("umask 077 && mktemp -d /tmp/berth-install.XXXXXXXX");
       const dir = mk.stdout.trim();
-      if (mk.code !== 0 || !dir.startsWith("/tmp/berth-install.")) throw new InstallError("upload", "command", `cannot make a temporary directory on ${s.where}: ${lastLines(mk.stderr)}`);
+      if (mk.code !== 0 || !dir.startsWith("/tmp/berth-install."))
+        throw new InstallError("upload", "command", `cannot make a temporary directory on ${s.where}: ${lastLines(mk.stderr)}`);
       tmp = dir; // removed in finally whatever happens next
       await s.upload(artifact.path, `${dir}/berth-agent.tar.gz`);
       const sum = await s.exec(`sha256sum ${q(dir)}/berth-agent.tar.gz`);
       const got = sum.stdout.trim().split(/\s+/)[0];
-      if (got !== artifact.sha256) throw new InstallError("upload", "command", `the uploaded artifact is corrupt on ${s.where} (sha256 ${got ?? "unknown"}, expected ${artifact.sha256})`);
+      if (got !== artifact.sha256)
+        throw new InstallError("upload", "command", `the uploaded artifact is corrupt on ${s.where} (sha256 ${got ?? "unknown"}, expected ${artifact.sha256})`);
       ctx.detail(`${(artifact.bytes / 1024 / 1024).toFixed(1)} MiB, sha256 ${artifact.sha256.slice(0, 12)}…`);
       return dir;
     });
@@ -368,7 +420,8 @@ echo unpacked`,
       } else {
         next = { ...existing.config, ...link, ...opts.agentConfig };
         if (!existing.credentialPresent) {
-          if (!opts.joinToken) throw new InstallError("config", "invalid", `the agent on ${s.where} has no node credential: give a join token to enroll it again`);
+          if (!opts.joinToken)
+            throw new InstallError("config", "invalid", `the agent on ${s.where} has no node credential: give a join token to enroll it again`);
           next["join-token"] = opts.joinToken;
         }
         if (configJson(next) === configJson(existing.config ?? {})) return skipped(`kept ${paths.config}: the node keeps its credential and data`);
@@ -397,7 +450,13 @@ echo written`,
       if (created.length) ctx.onUndo(`remove ${created.join(", ")}`, () => rmrf(s, created));
       if (r.code !== 0) throw new InstallError("config", "command", `writing ${paths.config} failed: ${lastLines(r.stderr)}`);
       if (hadBackup) cleanups.push(backup);
-      ctx.detail(upgrade ? `updated (${Object.keys(link).concat(existing.credentialPresent ? [] : ["join-token"]).join(", ")})` : "console URL, join token, paths");
+      ctx.detail(
+        upgrade
+          ? `updated (${Object.keys(link)
+              .concat(existing.credentialPresent ? [] : ["join-token"])
+              .join(", ")})`
+          : "console URL, join token, paths",
+      );
     });
 
     await run.step("switch", `Switch ${paths.current} to ${version}`, async (ctx) => {
@@ -412,7 +471,9 @@ mv -Tf ${q(paths.libDir)}/.current.${id} ${q(paths.current)}`,
       const previous = /previous:(.*)/.exec(r.stdout)?.[1]?.trim() ?? "";
       if (previous === version) return skipped(`${paths.current} already points at ${version}`);
       ctx.onUndo(previous ? `switch ${paths.current} back to ${previous}` : `remove ${paths.current}`, async () => {
-        const back = previous ? `ln -sfn ${q(previous)} ${q(paths.libDir)}/.current.${id} && mv -Tf ${q(paths.libDir)}/.current.${id} ${q(paths.current)}` : `rm -f ${q(paths.current)}`;
+        const back = previous
+          ? `ln -sfn ${q(previous)} ${q(paths.libDir)}/.current.${id} && mv -Tf ${q(paths.libDir)}/.current.${id} ${q(paths.current)}`
+          : `rm -f ${q(paths.current)}`;
         // With the previous version back in place, an upgraded service runs it again.
         const restart = systemd && upgrade && previous ? ` && systemctl restart ${UNIT_NAME}` : "";
         const u = await s.root(back + restart);
@@ -460,7 +521,12 @@ echo written`,
         });
       }
       // restart, not start: a unit left running by an earlier attempt must pick up the new files.
-      await s.rootOk("service", `systemctl enable and restart ${UNIT_NAME}`, `systemctl daemon-reload && systemctl enable ${UNIT_NAME} && systemctl restart ${UNIT_NAME}`, { onOutput: ctx.output, ...sig });
+      await s.rootOk(
+        "service",
+        `systemctl enable and restart ${UNIT_NAME}`,
+        `systemctl daemon-reload && systemctl enable ${UNIT_NAME} && systemctl restart ${UNIT_NAME}`,
+        { onOutput: ctx.output, ...sig },
+      );
       ctx.detail(upgrade ? "restarted (containers keep running: KillMode=process)" : "enabled and started");
     });
 
@@ -479,7 +545,9 @@ echo written`,
             ac.abort();
           }, timeoutMs);
         });
-        const outerAbort = new Promise<never>((_, reject) => (signal?.aborted ? reject(new Error("canceled")) : signal?.addEventListener("abort", () => reject(new Error("canceled")), { once: true })));
+        const outerAbort = new Promise<never>((_, reject) =>
+          signal?.aborted ? reject(new Error("canceled")) : signal?.addEventListener("abort", () => reject(new Error("canceled")), { once: true }),
+        );
         const r = await Promise.race([opts.waitForNode({ upgrade, version, signal: ac.signal }), timeout, outerAbort]);
         // The hub counts a node online before the agent has written its credential; without
         // that file the node could not reconnect after its next restart.
@@ -490,10 +558,17 @@ echo written`,
         return r;
       } catch (e) {
         if (signal?.aborted) throw new InstallError("enroll", "canceled", "canceled while waiting for the node");
-        const journal = systemd ? await s.root(`journalctl -u ${UNIT_NAME} -n 15 --no-pager -o cat 2>/dev/null`).catch(bestEffort(log, "read the agent's journal for the error")) : undefined;
+        const journal = systemd
+          ? await s.root(`journalctl -u ${UNIT_NAME} -n 15 --no-pager -o cat 2>/dev/null`).catch(bestEffort(log, "read the agent's journal for the error"))
+          : undefined;
         const tail = journal?.stdout.trim() ? `; the agent's last log lines:\n${journal.stdout.trim()}` : "";
         const why = timedOut ? `within ${Math.round(timeoutMs / 1000)} s` : `(${(e as Error).message})`;
-        throw new InstallError("enroll", "enrollment", `node never ${upgrade ? "came back online" : "enrolled"}: the agent on ${s.where} did not ${upgrade ? "reconnect to" : "enroll with"} ${opts.consoleUrl} ${why}${tail}`, { cause: e });
+        throw new InstallError(
+          "enroll",
+          "enrollment",
+          `node never ${upgrade ? "came back online" : "enrolled"}: the agent on ${s.where} did not ${upgrade ? "reconnect to" : "enroll with"} ${opts.consoleUrl} ${why}${tail}`,
+          { cause: e },
+        );
       } finally {
         clearTimeout(timer);
         signal?.removeEventListener("abort", onOuter);
@@ -528,7 +603,10 @@ ${cleanups.length ? `rm -rf ${cleanups.map(q).join(" ")}` : "true"}`,
   } catch (e) {
     throw await run.failWith(e);
   } finally {
-    if (session && tmp) await session.exec(`rm -rf ${q(tmp)}`).catch((err: unknown) => log.warn({ err, dir: tmp }, "could not remove the install's temporary directory on the node"));
+    if (session && tmp)
+      await session
+        .exec(`rm -rf ${q(tmp)}`)
+        .catch((err: unknown) => log.warn({ err, dir: tmp }, "could not remove the install's temporary directory on the node"));
     session?.close();
   }
 }

@@ -74,7 +74,11 @@ export class KnownHosts {
    * credentials if the admin asked to keep them (null forgets kept ones; undefined leaves them).
    * @throws Error when the host is not pinned, or credentials are given without a SecretBox.
    */
-  async remember(host: string, port: number, info: { nodeId?: string | null; username?: string; installPrefix?: string; credentials?: SshCredentials | null }): Promise<PinnedHost> {
+  async remember(
+    host: string,
+    port: number,
+    info: { nodeId?: string | null; username?: string; installPrefix?: string; credentials?: SshCredentials | null },
+  ): Promise<PinnedHost> {
     const where = { host_port: { host: normalizeHost(host), port: checkPort(port) } };
     const row = await this.#prisma.sshHost.findUnique({ where, select: { id: true } });
     if (!row) throw new Error(`${host}:${port} has no pinned host key`);

@@ -6,7 +6,8 @@
 import type { InstallErrorKind } from "./errors.ts";
 import { q } from "./shell.ts";
 
-export type PreflightCheckId = "os" | "arch" | "kernel" | "privilege" | "init" | "overlayfs" | "cgroups" | "iptables" | "disk" | "nodejs" | "console" | "artifact";
+export type PreflightCheckId =
+  "os" | "arch" | "kernel" | "privilege" | "init" | "overlayfs" | "cgroups" | "iptables" | "disk" | "nodejs" | "console" | "artifact";
 
 export interface PreflightCheck {
   id: PreflightCheckId;
@@ -138,39 +139,96 @@ export function evaluatePreflight(input: PreflightInput): PreflightResult {
   const pm: PackageManager | undefined = f.pm === "apt" || f.pm === "dnf" ? f.pm : undefined;
   const osName = f.os_name || f.os_id || "unknown OS";
   if (!family) add("os", "Operating system", false, `${osName} is not supported (Debian, Ubuntu, Fedora and RHEL-like systems are)`);
-  else if (!pm) add("os", "Operating system", false, `${osName}: no supported package manager (apt-get or dnf) found${f.pm === "yum" ? "; yum-only systems are too old" : ""}`);
+  else if (!pm)
+    add(
+      "os",
+      "Operating system",
+      false,
+      `${osName}: no supported package manager (apt-get or dnf) found${f.pm === "yum" ? "; yum-only systems are too old" : ""}`,
+    );
   else add("os", "Operating system", true, `${osName} (${pm})`);
 
   const arch = f.arch ?? "";
-  add("arch", "Architecture", SUPPORTED_ARCHS.includes(arch), SUPPORTED_ARCHS.includes(arch) ? arch + (arch === "aarch64" ? " (docker attach and run -it need the x86_64-only SOCK_SEQPACKET addon)" : "") : `${arch || "unknown"} is not supported (x86_64 or aarch64)`);
+  add(
+    "arch",
+    "Architecture",
+    SUPPORTED_ARCHS.includes(arch),
+    SUPPORTED_ARCHS.includes(arch)
+      ? arch + (arch === "aarch64" ? " (docker attach and run -it need the x86_64-only SOCK_SEQPACKET addon)" : "")
+      : `${arch || "unknown"} is not supported (x86_64 or aarch64)`,
+  );
 
   const kernelOk = versionAtLeast(f.kernel ?? "", MIN_KERNEL);
-  add("kernel", "Kernel version", kernelOk, kernelOk ? f.kernel ?? "" : `${f.kernel || "unknown"} is older than ${MIN_KERNEL.join(".")}`);
+  add("kernel", "Kernel version", kernelOk, kernelOk ? (f.kernel ?? "") : `${f.kernel || "unknown"} is older than ${MIN_KERNEL.join(".")}`);
 
   add("privilege", "Root or sudo", input.privilege.ok, input.privilege.detail);
 
   if (input.prefix === "/") {
     const ok = f.systemd === "yes";
-    add("init", "systemd", ok, ok ? "systemd is running" : `systemd is not running (PID 1 is ${f.pid1 || "unknown"}): the agent is installed as a systemd service`);
+    add(
+      "init",
+      "systemd",
+      ok,
+      ok ? "systemd is running" : `systemd is not running (PID 1 is ${f.pid1 || "unknown"}): the agent is installed as a systemd service`,
+    );
   } else {
-    add("init", "systemd", true, f.systemd === "yes" ? `systemd is running (install prefix ${input.prefix}: the unit is written but not enabled)` : `not needed: install prefix ${input.prefix} (the unit is written but not enabled)`);
+    add(
+      "init",
+      "systemd",
+      true,
+      f.systemd === "yes"
+        ? `systemd is running (install prefix ${input.prefix}: the unit is written but not enabled)`
+        : `not needed: install prefix ${input.prefix} (the unit is written but not enabled)`,
+    );
   }
 
-  add("overlayfs", "overlayfs", f.overlay !== "no", f.overlay === "loaded" ? "overlay filesystem available" : f.overlay === "module" ? "overlay module present (loaded on first use)" : "the kernel has no overlay filesystem");
+  add(
+    "overlayfs",
+    "overlayfs",
+    f.overlay !== "no",
+    f.overlay === "loaded"
+      ? "overlay filesystem available"
+      : f.overlay === "module"
+        ? "overlay module present (loaded on first use)"
+        : "the kernel has no overlay filesystem",
+  );
 
   const v2 = f.cgroupfs === "cgroup2fs" || f.cgroup_v2 === "yes";
   const v1 = f.cgroup_v1 === "yes";
-  add("cgroups", "cgroups", v1 || v2, f.cgroupfs === "cgroup2fs" ? "cgroup v2 (unified)" : v1 ? `cgroup v1${v2 ? " with a cgroup2 hierarchy" : ""}` : v2 ? "cgroup v2" : "no cgroup hierarchy mounted at /sys/fs/cgroup");
+  add(
+    "cgroups",
+    "cgroups",
+    v1 || v2,
+    f.cgroupfs === "cgroup2fs"
+      ? "cgroup v2 (unified)"
+      : v1
+        ? `cgroup v1${v2 ? " with a cgroup2 hierarchy" : ""}`
+        : v2
+          ? "cgroup v2"
+          : "no cgroup hierarchy mounted at /sys/fs/cgroup",
+  );
 
   if (f.iptables) add("iptables", "iptables", true, f.iptables);
-  else add("iptables", "iptables", !!pm, pm ? `not installed yet: the packages step installs it (${pm})` : "iptables is missing and there is no package manager to install it");
+  else
+    add(
+      "iptables",
+      "iptables",
+      !!pm,
+      pm ? `not installed yet: the packages step installs it (${pm})` : "iptables is missing and there is no package manager to install it",
+    );
 
   const availKb = Number(f.disk_avail_kb);
-  if (!Number.isFinite(availKb) || f.disk_avail_kb === "") add("disk", "Free disk", false, `cannot read the free space of ${f.disk_path || "the data root's filesystem"}`);
+  if (!Number.isFinite(availKb) || f.disk_avail_kb === "")
+    add("disk", "Free disk", false, `cannot read the free space of ${f.disk_path || "the data root's filesystem"}`);
   else {
     const bytes = availKb * 1024;
     const ok = bytes >= input.minFreeDiskBytes;
-    add("disk", "Free disk", ok, `${formatBytes(bytes)} free on ${f.disk_path}${ok ? "" : `; at least ${formatBytes(input.minFreeDiskBytes)} needed for images and containers`}`);
+    add(
+      "disk",
+      "Free disk",
+      ok,
+      `${formatBytes(bytes)} free on ${f.disk_path}${ok ? "" : `; at least ${formatBytes(input.minFreeDiskBytes)} needed for images and containers`}`,
+    );
   }
 
   let needsNodePackage = false;
@@ -184,7 +242,12 @@ export function evaluatePreflight(input: PreflightInput): PreflightResult {
         needsNodePackage = true;
         add("nodejs", "Node.js", true, `${have}: the packages step installs nodejs ${f.node_candidate}`);
       } else {
-        add("nodejs", "Node.js", false, `${have} and the OS packages offer ${f.node_candidate && f.node_candidate !== "(none)" ? `nodejs ${f.node_candidate}` : "no nodejs"}; install Node.js ${MIN_NODE_MAJOR} or later and try again`);
+        add(
+          "nodejs",
+          "Node.js",
+          false,
+          `${have} and the OS packages offer ${f.node_candidate && f.node_candidate !== "(none)" ? `nodejs ${f.node_candidate}` : "no nodejs"}; install Node.js ${MIN_NODE_MAJOR} or later and try again`,
+        );
       }
     } else if (pm === "dnf") {
       needsNodePackage = true;

@@ -62,10 +62,14 @@ export async function removeAgent(opts: RemoveOptions, onEvent: EventSink = () =
       const privilege = await s.checkPrivilege();
       if (!privilege.ok) throw new InstallError("inspect", "no-sudo", privilege.detail);
       const existing = await inspectInstall(s, paths);
-      const found = await s.root(`for p in ${[paths.unit, paths.libDir, paths.etcDir].map(q).join(" ")}; do [ -e "$p" ] && echo "$p"; done; [ -d /run/systemd/system ] && echo systemd=yes; true`);
+      const found = await s.root(
+        `for p in ${[paths.unit, paths.libDir, paths.etcDir].map(q).join(" ")}; do [ -e "$p" ] && echo "$p"; done; [ -d /run/systemd/system ] && echo systemd=yes; true`,
+      );
       const present = found.stdout.split("\n").filter((l) => l.startsWith("/"));
       const systemd = prefix === "/" && found.stdout.includes("systemd=yes");
-      ctx.detail(present.length ? `berth-agent ${existing.currentVersion ?? "(unknown version)"} at ${present.join(", ")}` : `nothing installed under ${prefix}`);
+      ctx.detail(
+        present.length ? `berth-agent ${existing.currentVersion ?? "(unknown version)"} at ${present.join(", ")}` : `nothing installed under ${prefix}`,
+      );
       return { existing, present, systemd };
     });
     if (state.present.length === 0) {
@@ -82,7 +86,9 @@ export async function removeAgent(opts: RemoveOptions, onEvent: EventSink = () =
           const u = await s.root(`systemctl daemon-reload; systemctl enable --now ${UNIT_NAME}`);
           if (u.code !== 0) throw new Error(lastLines(u.stderr));
         });
-        await s.rootOk("stop", `systemctl disable --now ${UNIT_NAME}`, `systemctl disable --now ${UNIT_NAME} || ! systemctl is-active -q ${UNIT_NAME}`, { onOutput: ctx.output });
+        await s.rootOk("stop", `systemctl disable --now ${UNIT_NAME}`, `systemctl disable --now ${UNIT_NAME} || ! systemctl is-active -q ${UNIT_NAME}`, {
+          onOutput: ctx.output,
+        });
         ctx.detail("stopped and disabled (containers keep running until their data is removed)");
         return;
       }
@@ -127,9 +133,12 @@ echo "stopped $found"`,
       const confAside = moved.find(([from]) => from === paths.etcDir)?.[1];
       const version = state.existing.currentVersion;
       const teardown = libAside && version ? `${libAside}/${version}/berth-agent-teardown.mjs` : undefined;
-      if (!teardown) throw new InstallError("data", "command", `cannot remove the data: the agent's files (and its teardown) are missing under ${paths.libDir}`);
+      if (!teardown)
+        throw new InstallError("data", "command", `cannot remove the data: the agent's files (and its teardown) are missing under ${paths.libDir}`);
       const args = state.existing.config && confAside ? `--config ${q(`${confAside}/agent.json`)}` : `--data-root ${q(dataRoot)} --exec-root ${q(execRoot)}`;
-      await s.rootOk("data", "removing the agent's containers and data", `node=$(command -v node || command -v nodejs) && "$node" ${q(teardown)} ${args}`, { onOutput: ctx.output });
+      await s.rootOk("data", "removing the agent's containers and data", `node=$(command -v node || command -v nodejs) && "$node" ${q(teardown)} ${args}`, {
+        onOutput: ctx.output,
+      });
       ctx.detail(`removed ${dataRoot} and ${execRoot}`);
       return true;
     });

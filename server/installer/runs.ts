@@ -192,7 +192,16 @@ export class InstallRuns {
   begin(kind: RunKind, host: string, port: number, secrets: string[] = []): InstallRun {
     const busy = this.active(host, port);
     if (busy) throw new RunConflictError(`an ${busy.view.kind} run (${busy.view.id}) is still going on ${host}:${port}: wait for it to end`);
-    const view: RunView = { id: randomUUID(), kind, host: host.trim().toLowerCase(), port, status: "running", startedAt: new Date().toISOString(), steps: [], rollback: [] };
+    const view: RunView = {
+      id: randomUUID(),
+      kind,
+      host: host.trim().toLowerCase(),
+      port,
+      status: "running",
+      startedAt: new Date().toISOString(),
+      steps: [],
+      rollback: [],
+    };
     const run = new InstallRun(view, secrets, this.#linesPerStep, (r, change) => {
       for (const l of this.#listeners) {
         try {

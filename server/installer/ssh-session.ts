@@ -64,15 +64,28 @@ function connectError(e: unknown, where: string, username: string): InstallError
   const err = e as Error & { level?: string; code?: string };
   const code = err.code ?? "";
   if (err.level === "client-authentication") {
-    return new InstallError("connect", "auth", `authentication failed for ${username}@${where}: the host refused the password or key (${err.message})`, { cause: e });
+    return new InstallError("connect", "auth", `authentication failed for ${username}@${where}: the host refused the password or key (${err.message})`, {
+      cause: e,
+    });
   }
   if (/Cannot parse privateKey/.test(err.message)) {
-    return new InstallError("connect", "bad-key", `the private key cannot be used: ${err.message.replace(/^Cannot parse privateKey: /, "")} (wrong or missing passphrase, or not a private key)`, { cause: e });
+    return new InstallError(
+      "connect",
+      "bad-key",
+      `the private key cannot be used: ${err.message.replace(/^Cannot parse privateKey: /, "")} (wrong or missing passphrase, or not a private key)`,
+      { cause: e },
+    );
   }
-  if (code === "ECONNREFUSED") return new InstallError("connect", "unreachable", `cannot connect to ${where}: connection refused (no SSH server listens on that port)`, { cause: e });
-  if (code === "ENOTFOUND" || code === "EAI_AGAIN" || err.level === "client-dns") return new InstallError("connect", "unreachable", `cannot connect to ${where}: the host name does not resolve`, { cause: e });
-  if (code === "EHOSTUNREACH" || code === "ENETUNREACH") return new InstallError("connect", "unreachable", `cannot connect to ${where}: no route to host`, { cause: e });
-  if (code === "ETIMEDOUT" || err.level === "client-timeout") return new InstallError("connect", "unreachable", `cannot connect to ${where}: no answer in time (host down, or a firewall drops the connection)`, { cause: e });
+  if (code === "ECONNREFUSED")
+    return new InstallError("connect", "unreachable", `cannot connect to ${where}: connection refused (no SSH server listens on that port)`, { cause: e });
+  if (code === "ENOTFOUND" || code === "EAI_AGAIN" || err.level === "client-dns")
+    return new InstallError("connect", "unreachable", `cannot connect to ${where}: the host name does not resolve`, { cause: e });
+  if (code === "EHOSTUNREACH" || code === "ENETUNREACH")
+    return new InstallError("connect", "unreachable", `cannot connect to ${where}: no route to host`, { cause: e });
+  if (code === "ETIMEDOUT" || err.level === "client-timeout")
+    return new InstallError("connect", "unreachable", `cannot connect to ${where}: no answer in time (host down, or a firewall drops the connection)`, {
+      cause: e,
+    });
   if (code === "ECONNRESET" || err.level === "client-socket" || err.level === "protocol" || err.level === "handshake") {
     return new InstallError("connect", "unreachable", `the SSH connection to ${where} failed: ${err.message}`, { cause: e });
   }
@@ -93,7 +106,9 @@ export async function probeHost(target: { host: string; port?: number; timeoutMs
       // on, not once: ssh2 may report a second error while closing, and an unheard one would crash the console.
       client.on("error", (e) => (key ? resolve(key) : reject(connectError(e, where, "(probe)"))));
       client.once("ready", () => reject(new InstallError("connect", "invalid", `${where} accepted an unauthenticated login; refusing to treat it as a node`)));
-      client.once("close", () => (key ? resolve(key) : reject(new InstallError("connect", "unreachable", `${where} closed the connection before showing a host key`))));
+      client.once("close", () =>
+        key ? resolve(key) : reject(new InstallError("connect", "unreachable", `${where} closed the connection before showing a host key`)),
+      );
       client.connect({
         host: target.host,
         port: target.port ?? 22,
@@ -152,7 +167,12 @@ export class SshSession {
       hostVerifier: (blob: Buffer) => {
         presented = hostKeyOf(blob);
         if (!expected) {
-          refusal = new InstallError("connect", "host-key-unknown", `first contact with ${where}: its ${presented.algorithm} host key is ${presented.fingerprint}; confirm it to continue (nothing was sent to the host)`, { fingerprint: presented.fingerprint });
+          refusal = new InstallError(
+            "connect",
+            "host-key-unknown",
+            `first contact with ${where}: its ${presented.algorithm} host key is ${presented.fingerprint}; confirm it to continue (nothing was sent to the host)`,
+            { fingerprint: presented.fingerprint },
+          );
           return false;
         }
         if (presented.fingerprint !== expected) {
@@ -199,7 +219,8 @@ export class SshSession {
     try {
       const r = await execOn(client, "id -u");
       const uid = Number(r.stdout.trim());
-      if (r.code !== 0 || !Number.isInteger(uid)) throw new InstallError("connect", "command", `\`id -u\` failed on ${where}: ${r.stderr.trim() || r.stdout.trim()}`);
+      if (r.code !== 0 || !Number.isInteger(uid))
+        throw new InstallError("connect", "command", `\`id -u\` failed on ${where}: ${r.stderr.trim() || r.stdout.trim()}`);
       return new SshSession(client, target, presented!, uid);
     } catch (e) {
       client.end();
@@ -264,7 +285,13 @@ export class SshSession {
   }
 
   /** root() that must succeed. @throws InstallError(step, kind) with the command's own error output. */
-  async rootOk(step: StepId, what: string, script: string, opts: Omit<ExecOptions, "stdin"> = {}, kind: "command" | "package" = "command"): Promise<ExecResult> {
+  async rootOk(
+    step: StepId,
+    what: string,
+    script: string,
+    opts: Omit<ExecOptions, "stdin"> = {},
+    kind: "command" | "package" = "command",
+  ): Promise<ExecResult> {
     const r = await this.root(script, opts);
     if (opts.signal?.aborted) throw new InstallError(step, "canceled", `canceled while trying to ${what}`);
     if (r.code !== 0) throw new InstallError(step, kind, `${what} failed on ${this.where} (exit ${r.code}): ${lastLines(r.stderr || r.stdout)}`);

@@ -109,7 +109,10 @@ export class StepRunner {
     } catch (e) {
       flush("stdout", true);
       flush("stderr", true);
-      const err = this.#signal?.aborted && !(e instanceof InstallError && e.kind === "canceled") ? new InstallError(step, "canceled", `canceled during: ${label}`, { cause: e }) : toInstallError(e, step, label);
+      const err =
+        this.#signal?.aborted && !(e instanceof InstallError && e.kind === "canceled")
+          ? new InstallError(step, "canceled", `canceled during: ${label}`, { cause: e })
+          : toInstallError(e, step, label);
       this.#emit({ type: "step", step, label, status: "failed", detail: err.message });
       throw err;
     }

@@ -8,6 +8,11 @@
  * and a step the node was running when its agent died fails with the agent's Interrupted
  * answer ("the agent restarted while running this") instead of running again.
  *
+ * Steps on one container are ordered by the console: a step waits for the steps on the
+ * same container (node and container ID or name) that were queued before it, in any
+ * job, so a Pause clicked during a Restart pauses the restarted container instead of
+ * racing it.
+ *
  * Registry credentials are never stored with a step: they are looked up from the
  * registries table each time the step is sent.
  */
@@ -18,15 +23,31 @@ import type { InputJsonObject } from "../db/generated/internal/prismaNamespace.t
 import type { JobStatus, StepStatus } from "../db/generated/enums.ts";
 import type { RegistryStore } from "../db/registries.ts";
 import { LinkRequestError, type AgentHub } from "../hub/agent-hub.ts";
-import type { MethodName, ParamsOf, ProgressEventWire } from "../../agent/link/contract.ts";
+import { readFile, rm } from "node:fs/promises";
+import { join } from "node:path";
+import { BUILD_UPLOAD_CHUNK_BYTES, type BuildStreamEvent, type MethodName, type ParamsOf, type ProgressEventWire } from "../../agent/link/contract.ts";
 import { parseNormalizedReference } from "../../shared/reference.ts";
 import type { LiveUpdates } from "../live/live-updates.ts";
-import { bestEffort } from "../../shared/best-effort.ts";
+import { awaitedLater, bestEffort } from "../../shared/best-effort.ts";
 import { CONTAINER_MAKING_ACTIONS, hostRulesOfNodes, judgeHostAccess } from "../auth/host-access.ts";
-import { hostOptionsMessage, NO_HOST_ACCESS } from "../auth/host-options.ts";
+import { hostOptionsMessage, hostOptionUses, NO_HOST_ACCESS } from "../auth/host-options.ts";
 
 /** A step runs one link method, or `container.run` (create, then start). */
-export type StepAction = Exclude<MethodName, "inventory.snapshot" | "system.info" | "container.logs" | "container.exec" | "image.history" | "system.df" | "volume.inspect"> | "container.run";
+export type StepAction =
+  | Exclude<
+      MethodName,
+      "inventory.snapshot" | "system.info" | "container.logs" | "container.exec" | "image.history" | "build.upload" | "container.inspect" | "container.stats" | "system.df" | "volume.inspect"
+    >
+  | "container.run";
+
+/**
+ * The params of an `image.build` step as stored: the link's params without the context,
+ * which is a file of the console's (`contextFile` in the build contexts directory, not in
+ * the database) sent to the node in pieces when the step runs.
+ */
+export type BuildStepParams = Omit<ParamsOf<"image.build">, "context"> & { contextFile?: string; contextBytes?: number };
+/** Names of the console's stored build contexts: what `contextFile` may be. */
+export const CONTEXT_FILE = /^[0-9a-f-]{36}\.ctx$/;
 
 export interface StepSpec {
   nodeId: string;
@@ -52,7 +73,12 @@ export interface LayerProgress {
 export interface StepProgress {
   status: string;
   layers: LayerProgress[];
+  /** A build's output (`Step 1/3 : FROM …`, RUN output), its last MAX_STEP_LOG characters. */
+  log?: string;
 }
+
+/** How much of a build's output a step keeps (the start is dropped first). */
+export const MAX_STEP_LOG = 256 * 1024;
 
 const LIVE_INTERVAL_MS = 150;
 const SAVE_INTERVAL_MS = 1_000;
@@ -75,13 +101,64 @@ export function registryOf(reference: string): string | undefined {
   }
 }
 
+/** A step's place in the line of one container's steps. */
+interface LineEntry {
+  jobId: string;
+  stepId: string;
+  keys: string[];
+  done: Promise<void>;
+  release: () => void;
+}
+
+/** The container a step acts on, as keys shared by every step on it: its ID and its name. */
+export function containerKeys(nodeId: string, action: string, params: Record<string, unknown>, known: ReadonlyArray<{ id: string; name: string }>): string[] {
+  if (!action.startsWith("container.")) return [];
+  const keys = new Set<string>();
+  const add = (c: { id: string; name: string }) => {
+    keys.add(`${nodeId}|id:${c.id}`);
+    keys.add(`${nodeId}|name:${c.name.replace(/^\//, "")}`);
+  };
+  const ref = typeof params.id === "string" ? params.id : undefined;
+  const name = typeof params.name === "string" && params.name ? params.name.replace(/^\//, "") : undefined;
+  if (ref) {
+    const r = ref.replace(/^\//, "");
+    const c = known.find((k) => k.id === r || k.name.replace(/^\//, "") === r) ?? (r.length >= 4 ? known.find((k) => k.id.startsWith(r)) : undefined);
+    if (c) add(c);
+    else keys.add(`${nodeId}|ref:${r}`);
+  }
+  if (name) {
+    keys.add(`${nodeId}|name:${name}`);
+    const c = known.find((k) => k.name.replace(/^\//, "") === name);
+    if (c) add(c);
+  }
+  return [...keys];
+}
+
 export class JobService {
   private readonly running = new Map<string, { abort: AbortController; done: Promise<void> }>();
+  /** Unfinished container steps in the order they were queued (see containerKeys). */
+  private readonly line: LineEntry[] = [];
   private closed = false;
 
   constructor(
-    private readonly deps: { prisma: PrismaClient; hub: AgentHub; registries: RegistryStore; live: LiveUpdates; logger: Logger; offlineWaitMs?: number },
+    private readonly deps: {
+      prisma: PrismaClient;
+      hub: AgentHub;
+      registries: RegistryStore;
+      live: LiveUpdates;
+      logger: Logger;
+      offlineWaitMs?: number;
+      /** Where build contexts wait for their job (`<dataDir>/build-contexts`); the build step removes its own when it ends. */
+      buildContextsDir?: string;
+    },
   ) {}
+
+  /** Where a build context uploaded by a user waits for its job's build step. */
+  buildContextPath(name: string): string {
+    if (!this.deps.buildContextsDir) throw new Error("this console keeps no build contexts (no buildContextsDir)");
+    if (!CONTEXT_FILE.test(name)) throw new RangeError(`not a build context name: ${name}`);
+    return join(this.deps.buildContextsDir, name);
+  }
 
   /** Records the job and starts it; returns at once (the job goes on without the caller). */
   async create(input: { kind: string; params: Record<string, unknown>; steps: StepSpec[]; createdById: string | null }): Promise<{ jobId: string }> {
@@ -95,15 +172,24 @@ export class JobService {
           create: input.steps.map((s) => ({ nodeId: s.nodeId, seq: s.seq ?? 0, action: s.action, params: s.params as InputJsonObject })),
         },
       },
-      select: { id: true },
+      select: { id: true, steps: { select: { id: true, nodeId: true, action: true, params: true } } },
     });
+    this.enqueue(job.id, job.steps);
     this.start(job.id);
     return { jobId: job.id };
   }
 
   /** Runs again every job left queued or running by a previous console process. */
   async resumeUnfinished(): Promise<number> {
-    const jobs = await this.deps.prisma.job.findMany({ where: { status: { in: ["queued", "running"] } }, select: { id: true } });
+    const jobs = await this.deps.prisma.job.findMany({
+      where: { status: { in: ["queued", "running"] } },
+      orderBy: { createdAt: "asc" },
+      select: {
+        id: true,
+        steps: { where: { status: { in: ["pending", "running"] } }, orderBy: { seq: "asc" }, select: { id: true, nodeId: true, action: true, params: true } },
+      },
+    });
+    for (const j of jobs) this.enqueue(j.id, j.steps);
     for (const j of jobs) this.start(j.id);
     if (jobs.length) this.deps.logger.info({ jobs: jobs.length }, "resuming unfinished jobs");
     return jobs.length;
@@ -113,7 +199,10 @@ export class JobService {
   async cancel(jobId: string): Promise<void> {
     this.running.get(jobId)?.abort.abort();
     await this.deps.prisma.jobStep.updateMany({ where: { jobId, status: "pending" }, data: { status: "canceled", finishedAt: new Date() } });
-    const j = await this.deps.prisma.job.updateMany({ where: { id: jobId, status: { in: ["queued", "running"] } }, data: { status: "canceled", finishedAt: new Date() } });
+    const j = await this.deps.prisma.job.updateMany({
+      where: { id: jobId, status: { in: ["queued", "running"] } },
+      data: { status: "canceled", finishedAt: new Date() },
+    });
     if (j.count) this.notify(jobId, { status: "canceled" });
   }
 
@@ -134,7 +223,11 @@ export class JobService {
     const abort = new AbortController();
     const done = this.run(jobId, abort.signal)
       .catch((e: unknown) => this.deps.logger.error({ jobId, err: e }, "job failed to run"))
-      .finally(() => this.running.delete(jobId));
+      .finally(() => {
+        this.running.delete(jobId);
+        // Steps that never ran (skipped, canceled) no longer hold up later steps on their containers.
+        for (const e of this.line.filter((l) => l.jobId === jobId)) this.leave(e);
+      });
     this.running.set(jobId, { abort, done });
   }
 
@@ -189,9 +282,19 @@ export class JobService {
     const progress: StepProgress = { status: "", layers: [] };
     let lastLive = 0;
     let lastSave = 0;
-    const onStream = (e: ProgressEventWire) => {
-      progress.status = e.status;
-      if (e.id) {
+    let trailing: NodeJS.Timeout | undefined;
+    let settled = false;
+    const save = () => {
+      prisma.jobStep
+        .update({ where: { id: step.id }, data: { progress: progress as unknown as InputJsonObject } })
+        .catch(bestEffort(this.deps.logger, `save the progress of job step ${step.id}`));
+    };
+    const onStream = (e: ProgressEventWire | BuildStreamEvent) => {
+      if ("text" in e) {
+        const log = (progress.log ?? "") + e.text;
+        progress.log = log.length > MAX_STEP_LOG ? log.slice(log.length - MAX_STEP_LOG) : log;
+      } else progress.status = e.status;
+      if (!("text" in e) && e.id) {
         let layer = progress.layers.find((l) => l.id === e.id);
         if (!layer) progress.layers.push((layer = { id: e.id, status: e.status }));
         layer.status = e.status;
@@ -205,25 +308,63 @@ export class JobService {
       }
       if (now - lastSave >= SAVE_INTERVAL_MS) {
         lastSave = now;
-        prisma.jobStep.update({ where: { id: step.id }, data: { progress: progress as unknown as InputJsonObject } }).catch(bestEffort(this.deps.logger, `save the progress of job step ${step.id}`));
+        save();
       }
+      // The last events before a quiet spell (a RUN that sleeps) still reach the browser and the database.
+      trailing ??= setTimeout(() => {
+        trailing = undefined;
+        if (settled) return;
+        lastLive = lastSave = Date.now();
+        this.notify(jobId, { stepId: step.id, nodeId: step.nodeId, status: "running", progress }, createdById);
+        save();
+      }, SAVE_INTERVAL_MS);
     };
 
+    const entry = () => this.line.find((l) => l.stepId === step.id);
     try {
+      await this.waitForEarlierSteps(step.id, signal, () => {
+        progress.status = "waiting for an earlier action on this container to finish";
+        this.notify(jobId, { stepId: step.id, nodeId: step.nodeId, status: "running", progress }, createdById);
+      });
+      progress.status = "";
       await this.waitOnline(step.nodeId, signal);
       const judged = await this.judgeAtRunTime(createdById, step.nodeId, step.action, params);
-      const result = await this.send(step.id, step.nodeId, step.action as StepAction, judged, onStream, signal, credentials);
+      const result = await this.send(step.id, step.nodeId, step.action as StepAction, judged, onStream, signal, credentials).finally(() => {
+        settled = true;
+        clearTimeout(trailing);
+      });
       await prisma.jobStep.update({
         where: { id: step.id },
-        data: { status: "succeeded", finishedAt: new Date(), result: (result ?? {}) as InputJsonObject, progress: progress.layers.length ? (progress as unknown as InputJsonObject) : undefined },
+        data: {
+          status: "succeeded",
+          finishedAt: new Date(),
+          result: (result ?? {}) as InputJsonObject,
+          progress: progress.layers.length || progress.log ? (progress as unknown as InputJsonObject) : undefined,
+        },
       });
       this.notify(jobId, { stepId: step.id, nodeId: step.nodeId, status: "succeeded", progress }, createdById);
     } catch (e) {
       if (this.closed) return; // left "running": the next console process resumes it
       const canceled = e instanceof LinkRequestError && e.kind === "Canceled";
       const message = e instanceof Error ? e.message : String(e);
-      await prisma.jobStep.update({ where: { id: step.id }, data: { status: canceled ? "canceled" : "failed", finishedAt: new Date(), error: message.slice(0, 4000) } });
-      this.notify(jobId, { stepId: step.id, nodeId: step.nodeId, status: canceled ? "canceled" : "failed" }, createdById);
+      await prisma.jobStep.update({
+        where: { id: step.id },
+        data: {
+          status: canceled ? "canceled" : "failed",
+          finishedAt: new Date(),
+          error: message.slice(0, 4000),
+          ...(progress.log ? { progress: progress as unknown as InputJsonObject } : {}),
+        },
+      });
+      this.notify(jobId, { stepId: step.id, nodeId: step.nodeId, status: canceled ? "canceled" : "failed", progress }, createdById);
+    } finally {
+      // A build's context is needed until its step ends, also across a console restart (then `closed`).
+      const file = params.contextFile;
+      if (step.action === "image.build" && typeof file === "string" && !this.closed)
+        await rm(this.buildContextPath(file), { force: true }).catch(bestEffort(this.deps.logger, `remove build context ${file}`));
+      const e = entry();
+      // On shutdown the step stays in line: the next console process runs it in its turn.
+      if (e && !this.closed) this.leave(e);
     }
   }
 
@@ -236,20 +377,56 @@ export class JobService {
    * an earlier container inside an allowed prefix can point anywhere).
    */
   private async judgeAtRunTime(createdById: string | null, nodeId: string, action: string, params: Record<string, unknown>): Promise<Record<string, unknown>> {
-    // A volume whose driver options bind a host path is judged like that bind.
-    if (!CONTAINER_MAKING_ACTIONS.has(action) && action !== "volume.create") return params;
+    const makesContainer = CONTAINER_MAKING_ACTIONS.has(action);
+    // Other steps only matter when they carry a host-level option (a build's host network).
+    if (!makesContainer && hostOptionUses(params, false).length === 0) return params;
     const { prisma } = this.deps;
     const creator = createdById ? await prisma.user.findUnique({ where: { id: createdById }, select: { role: true, disabled: true } }) : null;
     if (creator?.disabled) throw new Error("refused when the step ran: the account that created this job is disabled");
     // A job whose creator was deleted keeps only what any operator may do.
     const role = creator?.role ?? "operator";
     const { refused } = await judgeHostAccess(prisma, { role }, [{ nodeId, action, params }]);
-    if (refused.length) throw new Error(`refused when the step ran (the host policy or the creator's role changed since the job was created): ${hostOptionsMessage(refused)}`);
-    if (action === "volume.create") return params;
+    if (refused.length)
+      throw new Error(`refused when the step ran (the host policy or the creator's role changed since the job was created): ${hostOptionsMessage(refused)}`);
+    if (!makesContainer) return params;
     const { hostPathRules: _fromRequest, ...rest } = params;
     if (role === "admin") return rest;
     const rules = (await hostRulesOfNodes(prisma, [nodeId])).get(nodeId)?.rules ?? NO_HOST_ACCESS;
     return { ...rest, hostPathRules: rules.bindMounts };
+  }
+
+  /** Puts a job's container steps at the end of their containers' lines. */
+  private enqueue(jobId: string, steps: ReadonlyArray<{ id: string; nodeId: string; action: string; params: unknown }>): void {
+    for (const st of steps) {
+      const known = this.deps.hub.node(st.nodeId)?.inventory?.containers ?? [];
+      const keys = containerKeys(st.nodeId, st.action, (st.params ?? {}) as Record<string, unknown>, known);
+      if (!keys.length) continue;
+      let release!: () => void;
+      const done = new Promise<void>((r) => (release = r));
+      this.line.push({ jobId, stepId: st.id, keys, done, release });
+    }
+  }
+
+  private leave(entry: LineEntry): void {
+    const i = this.line.indexOf(entry);
+    if (i >= 0) this.line.splice(i, 1);
+    entry.release();
+  }
+
+  /** Waits for the steps queued before this one on the same container; says so on the step meanwhile. */
+  private async waitForEarlierSteps(stepId: string, signal: AbortSignal, waiting: () => void): Promise<void> {
+    const me = this.line.find((l) => l.stepId === stepId);
+    if (!me) return;
+    const earlier = this.line.slice(0, this.line.indexOf(me)).filter((l) => l.keys.some((k) => me.keys.includes(k)));
+    if (!earlier.length) return;
+    waiting();
+    const aborted = new Promise<never>((_, reject) => {
+      const fail = () => reject(new LinkRequestError("Canceled", "the job was canceled", "", "job"));
+      if (signal.aborted) fail();
+      signal.addEventListener("abort", fail, { once: true });
+    });
+    // Raced below; when the earlier steps win, the cancel that may follow must not go unhandled.
+    await Promise.race([Promise.all(earlier.map((l) => l.done)), awaitedLater(aborted)]);
   }
 
   private async waitOnline(nodeId: string, signal: AbortSignal): Promise<void> {
@@ -258,7 +435,8 @@ export class JobService {
     while (!this.deps.hub.node(nodeId)?.online) {
       const st = this.deps.hub.node(nodeId);
       if (st?.revoked) throw new LinkRequestError("Unavailable", `node ${st.hostname} is revoked`, nodeId, "job");
-      if (Date.now() > deadline) throw new LinkRequestError("Unavailable", `node ${st?.hostname ?? nodeId} is offline (waited ${waitMs / 1000} s for it)`, nodeId, "job");
+      if (Date.now() > deadline)
+        throw new LinkRequestError("Unavailable", `node ${st?.hostname ?? nodeId} is offline (waited ${waitMs / 1000} s for it)`, nodeId, "job");
       if (signal.aborted) throw new LinkRequestError("Canceled", "the job was canceled", nodeId, "job");
       await new Promise((r) => setTimeout(r, 250));
     }
@@ -284,7 +462,7 @@ export class JobService {
     nodeId: string,
     action: StepAction,
     params: Record<string, unknown>,
-    onStream: (e: ProgressEventWire) => void,
+    onStream: (e: ProgressEventWire | BuildStreamEvent) => void,
     signal: AbortSignal,
     cache: Map<string, Promise<RegistryAccess>>,
   ): Promise<unknown> {
@@ -308,8 +486,38 @@ export class JobService {
           await hub.request(nodeId, "image.pull", { reference: create.image, ...access }, { requestId: derivedRequestId(stepId, "pull"), signal, onStream });
           created = await hub.request(nodeId, "container.create", create, { requestId: derivedRequestId(stepId, "create"), signal });
         }
-        await hub.request(nodeId, "container.start", { id: created.id }, { requestId: derivedRequestId(stepId, "start"), signal });
+        try {
+          await hub.request(nodeId, "container.start", { id: created.id }, { requestId: derivedRequestId(stepId, "start"), signal });
+        } catch (e) {
+          if (e instanceof LinkRequestError && (e.kind === "Canceled" || e.kind === "Interrupted" || this.closed)) throw e;
+          // `docker run` leaves a container that cannot start behind; the console does not:
+          // the user asked for a running container, and a Created one only holds the name.
+          const why = e instanceof Error ? e.message : String(e);
+          try {
+            await hub.request(nodeId, "container.remove", { id: created.id, force: true, volumes: true }, { requestId: derivedRequestId(stepId, "cleanup") });
+          } catch (cleanup) {
+            throw new Error(`the container could not start: ${why}; removing ${created.name} failed too: ${(cleanup as Error).message}`, { cause: e });
+          }
+          throw new Error(`the container could not start: ${why} (${created.name} was removed)`, { cause: e });
+        }
         return created;
+      }
+      case "image.build": {
+        const { contextFile, contextBytes: _size, ...build } = params as BuildStepParams;
+        let context: ParamsOf<"image.build">["context"];
+        if (contextFile) {
+          // In pieces, each its own idempotent request: no link message grows past its limit, and a
+          // piece sent again after a reconnect (or a console restart) lands on the same bytes.
+          const data = await readFile(this.buildContextPath(contextFile));
+          const uploadId = derivedRequestId(stepId, "context");
+          for (let offset = 0; offset < data.length || offset === 0; offset += BUILD_UPLOAD_CHUNK_BYTES) {
+            const chunk = data.subarray(offset, offset + BUILD_UPLOAD_CHUNK_BYTES).toString("base64");
+            await hub.request(nodeId, "build.upload", { uploadId, offset, data: chunk }, { requestId: derivedRequestId(stepId, `upload:${offset}`), signal });
+            if (data.length === 0) break;
+          }
+          context = { uploadId, size: data.length };
+        }
+        return hub.request(nodeId, "image.build", { ...build, ...(context ? { context } : {}) }, { ...opts, onStream });
       }
       default:
         return hub.request(nodeId, action, params as never, opts);

@@ -1,7 +1,7 @@
 /**
  * Long-lived container sessions on a browser socket: terminals (`exec.*` events → a
  * `container.exec` request on the node, bytes both ways) and followed logs (`logs.*` →
- * `container.logs` with follow). Each start is authorised at that moment against the
+ * `container.logs` with follow) and followed usage (`stats.*` → `container.stats`). Each start is authorised at that moment against the
  * database (session still valid, role with exec or read, node in the user's teams);
  * terminals are recorded in the audit log, start and end. A session lives only as long as
  * its socket: a disconnect (logout, disabled user, role change) ends it on the node.
@@ -16,19 +16,28 @@ import { sessionFromCookie } from "../auth/request-session.ts";
 import { accountSetupPending } from "../auth/settings.ts";
 import { inScope, nodeScopeOf, roleAllows } from "../trpc/authz.ts";
 import type { AgentHub } from "../hub/agent-hub.ts";
-import { EXEC_INPUT_MAX_BYTES, type LogLine } from "../../agent/link/contract.ts";
+import { EXEC_INPUT_MAX_BYTES, type LogLine, type StatsSample } from "../../agent/link/contract.ts";
 import type { ValidSession } from "../auth/sessions.ts";
 import type { Permission } from "../trpc/authz.ts";
 
 /** browser → console */
 export interface SessionClientEvents {
-  "exec.start": (req: { nodeId: string; containerId: string; cmd?: string[]; cols?: number; rows?: number }, ack: (r: { ok: true; sessionId: string } | { ok: false; error: string }) => void) => void;
+  "exec.start": (
+    req: { nodeId: string; containerId: string; cmd?: string[]; user?: string; cols?: number; rows?: number },
+    ack: (r: { ok: true; sessionId: string } | { ok: false; error: string }) => void,
+  ) => void;
   "exec.input": (m: { sessionId: string; data: string }) => void;
   "exec.resize": (m: { sessionId: string; cols: number; rows: number }) => void;
   "exec.close": (m: { sessionId: string }) => void;
   /** Follows a container's log from its last `tail` lines on. */
-  "logs.follow": (req: { nodeId: string; containerId: string; tail?: number }, ack: (r: { ok: true; sessionId: string } | { ok: false; error: string }) => void) => void;
+  "logs.follow": (
+    req: { nodeId: string; containerId: string; tail?: number },
+    ack: (r: { ok: true; sessionId: string } | { ok: false; error: string }) => void,
+  ) => void;
   "logs.stop": (m: { sessionId: string }) => void;
+  /** Follows a container's usage (`docker stats`), one sample a second. */
+  "stats.follow": (req: { nodeId: string; containerId: string }, ack: (r: { ok: true; sessionId: string } | { ok: false; error: string }) => void) => void;
+  "stats.stop": (m: { sessionId: string }) => void;
 }
 
 /** console → browser */
@@ -37,12 +46,16 @@ export interface SessionServerEvents {
   "exec.exit": (m: { sessionId: string; exitCode?: number; error?: string }) => void;
   "logs.line": (m: { sessionId: string; line: LogLine }) => void;
   "logs.end": (m: { sessionId: string; error?: string }) => void;
+  "stats.sample": (m: { sessionId: string; sample: StatsSample }) => void;
+  "stats.end": (m: { sessionId: string; error?: string }) => void;
 }
 
 const StartSchema = z.object({
   nodeId: z.uuid(),
   containerId: z.string().min(1).max(128),
   cmd: z.array(z.string().max(4096)).min(1).max(64).optional(),
+  /** As `docker exec --user`: name or uid[:gid]; absent: the container's user. */
+  user: z.string().trim().max(256).optional(),
   cols: z.number().int().min(1).max(1000).default(80),
   rows: z.number().int().min(1).max(1000).default(24),
 });
@@ -50,13 +63,19 @@ const InputSchema = z.object({ sessionId: z.uuid(), data: z.string().max(EXEC_IN
 const ResizeSchema = z.object({ sessionId: z.uuid(), cols: z.number().int().min(1).max(1000), rows: z.number().int().min(1).max(1000) });
 const CloseSchema = z.object({ sessionId: z.uuid() });
 const FollowSchema = z.object({ nodeId: z.uuid(), containerId: z.string().min(1).max(128), tail: z.number().int().min(0).max(10_000).default(200) });
+const StatsSchema = z.object({ nodeId: z.uuid(), containerId: z.string().min(1).max(128) });
 /** How long a followed log may stay open. */
 const FOLLOW_LIMIT_MS = 12 * 60 * 60 * 1000;
 
 const PERMISSION_WORDS: Partial<Record<Permission, string>> = { exec: "open a shell on", read: "see" };
 
 /** The session behind the socket now, and whether it may `permission` on `nodeId`: a refusal names why. */
-async function authorise(socket: AnySocket, deps: SessionDeps, nodeId: string, permission: Permission): Promise<{ session: ValidSession | null; refusal?: string; reason?: string }> {
+async function authorise(
+  socket: AnySocket,
+  deps: SessionDeps,
+  nodeId: string,
+  permission: Permission,
+): Promise<{ session: ValidSession | null; refusal?: string; reason?: string }> {
   // Checked now, not at connection time: the role or team may have changed since.
   const session = await sessionFromCookie(deps.prisma, socket.handshake.headers.cookie, deps.authSecret).catch((err: unknown) => {
     deps.logger.warn({ err }, "could not check a live session's cookie: treated as signed out");
@@ -65,8 +84,14 @@ async function authorise(socket: AnySocket, deps: SessionDeps, nodeId: string, p
   if (!session) return { session, refusal: "not signed in, or the session has expired: sign in again", reason: "no valid session" };
   const pending = await accountSetupPending(deps.prisma, session.user);
   if (pending) return { session, refusal: pending, reason: "account setup pending" };
-  if (!roleAllows(session.user.role, permission)) return { session, refusal: `the ${session.user.role} role may not ${PERMISSION_WORDS[permission] ?? permission} nodes`, reason: `role ${session.user.role}` };
-  if (!inScope(await nodeScopeOf(deps.prisma, session.user), nodeId)) return { session, refusal: `node ${nodeId} is not in a node group of your teams`, reason: "node outside the user's teams" };
+  if (!roleAllows(session.user.role, permission))
+    return {
+      session,
+      refusal: `the ${session.user.role} role may not ${PERMISSION_WORDS[permission] ?? permission} nodes`,
+      reason: `role ${session.user.role}`,
+    };
+  if (!inScope(await nodeScopeOf(deps.prisma, session.user), nodeId))
+    return { session, refusal: `node ${nodeId} is not in a node group of your teams`, reason: "node outside the user's teams" };
   return { session };
 }
 
@@ -102,7 +127,7 @@ export function attachContainerSessions(socket: AnySocket, deps: SessionDeps): v
         action: "container.exec",
         targetNodeIds: [req.nodeId],
         outcome,
-        details: { containerId: req.containerId, cmd, ...details },
+        details: { containerId: req.containerId, cmd, ...(req.user ? { user: req.user } : {}), ...details },
         ip,
       }).catch((e: unknown) => deps.logger.error({ err: e }, "cannot write the audit log"));
     if (refusal) {
@@ -117,7 +142,7 @@ export function attachContainerSessions(socket: AnySocket, deps: SessionDeps): v
     const done = deps.hub.request(
       req.nodeId,
       "container.exec",
-      { id: req.containerId, cmd, tty: true, cols: req.cols, rows: req.rows },
+      { id: req.containerId, cmd, tty: true, cols: req.cols, rows: req.rows, ...(req.user ? { user: req.user } : {}) },
       {
         requestId: sessionId,
         onStream: (e) => {
@@ -186,7 +211,12 @@ export function attachContainerSessions(socket: AnySocket, deps: SessionDeps): v
     sessions.set(sessionId, { nodeId: req.nodeId });
     reply({ ok: true, sessionId });
     deps.hub
-      .request(req.nodeId, "container.logs", { id: req.containerId, tail: req.tail, follow: true }, { requestId: sessionId, timeoutMs: FOLLOW_LIMIT_MS, onStream: (line) => socket.emit("logs.line", { sessionId, line }) })
+      .request(
+        req.nodeId,
+        "container.logs",
+        { id: req.containerId, tail: req.tail, follow: true },
+        { requestId: sessionId, timeoutMs: FOLLOW_LIMIT_MS, onStream: (line) => socket.emit("logs.line", { sessionId, line }) },
+      )
       .then(
         () => socket.emit("logs.end", { sessionId }),
         (e: Error) => socket.emit("logs.end", { sessionId, error: e.message }),
@@ -194,6 +224,37 @@ export function attachContainerSessions(socket: AnySocket, deps: SessionDeps): v
       .finally(() => sessions.delete(sessionId));
   });
   socket.on("logs.stop", (raw: unknown) => {
+    const m = CloseSchema.safeParse(raw);
+    const s = m.success ? owned(m.data.sessionId) : undefined;
+    if (m.success && s) deps.hub.cancel(s.nodeId, m.data.sessionId);
+  });
+  socket.on("stats.follow", async (raw: unknown, ack: unknown) => {
+    const reply = typeof ack === "function" ? (ack as Parameters<SessionClientEvents["stats.follow"]>[1]) : () => undefined;
+    const parsed = StatsSchema.safeParse(raw);
+    if (!parsed.success) return reply({ ok: false, error: invalid("stats.follow", parsed.error) });
+    const req = parsed.data;
+    const { session, refusal } = await authorise(socket, deps, req.nodeId, "read");
+    if (refusal) {
+      if (!session) socket.disconnect(true);
+      return reply({ ok: false, error: refusal });
+    }
+    const sessionId = randomUUID();
+    sessions.set(sessionId, { nodeId: req.nodeId });
+    reply({ ok: true, sessionId });
+    deps.hub
+      .request(
+        req.nodeId,
+        "container.stats",
+        { id: req.containerId },
+        { requestId: sessionId, timeoutMs: FOLLOW_LIMIT_MS, onStream: (sample) => socket.emit("stats.sample", { sessionId, sample }) },
+      )
+      .then(
+        () => socket.emit("stats.end", { sessionId }),
+        (e: Error) => socket.emit("stats.end", { sessionId, error: e.message }),
+      )
+      .finally(() => sessions.delete(sessionId));
+  });
+  socket.on("stats.stop", (raw: unknown) => {
     const m = CloseSchema.safeParse(raw);
     const s = m.success ? owned(m.data.sessionId) : undefined;
     if (m.success && s) deps.hub.cancel(s.nodeId, m.data.sessionId);

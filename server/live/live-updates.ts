@@ -130,7 +130,15 @@ export class LiveUpdates {
   }
 
   /** A job changed: its creator, the admins and everyone who sees the step's node are told. */
-  jobChanged(p: { jobId: string; createdById?: string | null; nodeIds: readonly string[]; stepId?: string; nodeId?: string; status?: string; progress?: unknown }): void {
+  jobChanged(p: {
+    jobId: string;
+    createdById?: string | null;
+    nodeIds: readonly string[];
+    stepId?: string;
+    nodeId?: string;
+    status?: string;
+    progress?: unknown;
+  }): void {
     const rooms = [ADMINS_ROOM, ...p.nodeIds.map(nodeRoom)];
     if (p.createdById) rooms.push(userRoom(p.createdById));
     const payload: Parameters<UiServerEvents["job.changed"]>[0] = { jobId: p.jobId };

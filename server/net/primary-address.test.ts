@@ -13,6 +13,13 @@ test("the default route's interface is read from /proc/net/route", () => {
 });
 
 test("no default route: no interface", () => {
-  assert.equal(defaultRouteInterface(TABLE.split("\n").filter((l) => !l.startsWith("eth0\t00000000")).join("\n")), undefined);
+  assert.equal(
+    defaultRouteInterface(
+      TABLE.split("\n")
+        .filter((l) => !l.startsWith("eth0\t00000000"))
+        .join("\n"),
+    ),
+    undefined,
+  );
   assert.equal(defaultRouteInterface(""), undefined);
 });

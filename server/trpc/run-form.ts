@@ -9,9 +9,34 @@ import type { ParamsOf } from "../../agent/link/contract.ts";
 export const RunFormSchema = z.object({
   nodeId: z.uuid({ error: "choose a node" }),
   image: z.string().trim().min(1, "image is required").max(512),
-  name: z.string().trim().max(128).regex(/^$|^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, "name may hold letters, digits, _ . - and must start with a letter or digit").optional(),
+  name: z
+    .string()
+    .trim()
+    .max(128)
+    .regex(/^$|^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, "name may hold letters, digits, _ . - and must start with a letter or digit")
+    .optional(),
   /** The command, split like a shell would (quotes kept together); empty: the image's CMD. */
   command: z.string().max(8192).optional(),
+  /** Split like the command; empty: the image's ENTRYPOINT. */
+  entrypoint: z.string().max(8192).optional(),
+  /** `--workdir`: an absolute path in the container. */
+  workdir: z
+    .string()
+    .trim()
+    .max(4096)
+    .regex(/^$|^\//, "workdir must be an absolute path, e.g. /app")
+    .optional(),
+  /** `--user`: name or uid[:gid] inside the container. */
+  user: z
+    .string()
+    .trim()
+    .max(256)
+    .regex(/^$|^[A-Za-z0-9_.-]+(:[A-Za-z0-9_.-]+)?$/, "user: write a name or uid, optionally :group")
+    .optional(),
+  /** "key=value", one per entry. */
+  labels: z.array(z.string().max(8192)).max(256).default([]),
+  /** `-t`: a terminal for the main process. */
+  tty: z.boolean().default(false),
   env: z.array(z.string().max(8192)).max(256).default([]),
   /** "8080:80", "127.0.0.1:8080:80/udp", "80" (any host port). */
   ports: z.array(z.string().max(64)).max(64).default([]),
@@ -22,6 +47,8 @@ export const RunFormSchema = z.object({
   cpus: z.number().positive().max(1024).optional(),
   pidsLimit: z.number().int().positive().max(4_194_304).optional(),
   restart: z.enum(["no", "always", "on-failure", "unless-stopped"]).default("no"),
+  /** `--restart on-failure:N`: at most N restarts (0: no limit). */
+  restartRetries: z.number().int().min(0).max(10_000).optional(),
   network: z.string().max(128).default("bridge"),
   // Host-level options (server/auth/host-options.ts): admins only unless a node group's
   // host policy grants them; listed here so that a request for one is refused by name
@@ -149,7 +176,12 @@ export function hostRequestOfForm(form: z.output<typeof RunFormSchema>): Record<
 /** Host-level options the node's engine cannot apply yet: refused by name rather than dropped. */
 function unsupportedByEngine(form: z.output<typeof RunFormSchema>): string | undefined {
   if (form.privileged) return "--privileged: the node's engine does not run privileged containers";
-  for (const [flag, v] of [["--pid", form.pid], ["--ipc", form.ipc], ["--uts", form.uts]] as const) if (v && v !== "private" && v !== "") return `${flag} ${v}: the node's engine does not support sharing this namespace yet`;
+  for (const [flag, v] of [
+    ["--pid", form.pid],
+    ["--ipc", form.ipc],
+    ["--uts", form.uts],
+  ] as const)
+    if (v && v !== "private" && v !== "") return `${flag} ${v}: the node's engine does not support sharing this namespace yet`;
   if (form.devices.some((d) => d.trim())) return "--device: the node's engine does not pass devices into containers yet";
   if (form.sysctls.some((d) => d.trim())) return "--sysctl: the node's engine does not set sysctls yet";
   const widening = form.securityOpt.filter((o) => o.trim() && !/^no-new-privileges(?:[=:]true)?$/.test(o.trim()));
@@ -161,14 +193,31 @@ function unsupportedByEngine(form: z.output<typeof RunFormSchema>): string | und
 export function createOptionsFromForm(form: z.output<typeof RunFormSchema>): ParamsOf<"container.create"> {
   const unsupported = unsupportedByEngine(form);
   if (unsupported) throw new RunFormError(unsupported);
-  for (const [i, c] of form.capAdd.entries()) if (c && !/^(CAP_)?[A-Z_]+$|^ALL$/i.test(c)) throw new RunFormError(`capAdd[${i}] "${c}": write a capability name such as NET_ADMIN`);
+  for (const [i, c] of form.capAdd.entries())
+    if (c && !/^(CAP_)?[A-Z_]+$|^ALL$/i.test(c)) throw new RunFormError(`capAdd[${i}] "${c}": write a capability name such as NET_ADMIN`);
   for (const [i, e] of form.env.entries()) if (!/^[^=\s]+(=|$)/.test(e)) throw new RunFormError(`env[${i}] "${e}": write NAME=value`);
+  const labels: Record<string, string> = {};
+  for (const [i, l] of form.labels.entries()) {
+    if (!l.trim()) continue;
+    const eq = l.indexOf("=");
+    const key = (eq < 0 ? l : l.slice(0, eq)).trim();
+    if (!key || /\s/.test(key)) throw new RunFormError(`labels[${i}] "${l}": write key=value`);
+    labels[key] = eq < 0 ? "" : l.slice(eq + 1);
+  }
+  if (form.restartRetries && form.restart !== "on-failure")
+    throw new RunFormError(`restartRetries ${form.restartRetries}: a retry count goes with the on-failure restart policy only`);
   const cmd = form.command?.trim() ? splitCommand(form.command) : undefined;
+  const entrypoint = form.entrypoint?.trim() ? splitCommand(form.entrypoint) : undefined;
   const ports = form.ports.filter((p) => p.trim()).map(parsePort);
   return {
     image: form.image,
     ...(form.name ? { name: form.name } : {}),
     ...(cmd ? { cmd } : {}),
+    ...(entrypoint ? { entrypoint } : {}),
+    ...(form.workdir ? { workingDir: form.workdir } : {}),
+    ...(form.user ? { user: form.user } : {}),
+    labels,
+    tty: form.tty,
     env: form.env.filter((e) => e.trim()),
     ports,
     exposedPorts: ports.map((p) => `${p.containerPort}/${p.protocol}`),
@@ -176,7 +225,7 @@ export function createOptionsFromForm(form: z.output<typeof RunFormSchema>): Par
     ...(form.memory ? { memory: parseMemory(form.memory) } : {}),
     ...(form.cpus ? { nanoCpus: Math.round(form.cpus * 1e9) } : {}),
     ...(form.pidsLimit ? { pidsLimit: form.pidsLimit } : {}),
-    restartPolicy: { name: form.restart, maximumRetryCount: 0 },
+    restartPolicy: { name: form.restart, maximumRetryCount: form.restart === "on-failure" ? (form.restartRetries ?? 0) : 0 },
     networkMode: form.network,
     ...(form.capAdd.some((c) => c) ? { capAdd: form.capAdd.filter((c) => c) } : {}),
     ...(form.securityOpt.some((o) => o.trim()) ? { noNewPrivileges: true } : {}),

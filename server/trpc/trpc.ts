@@ -46,6 +46,21 @@ export const publicProcedure = t.procedure;
 /** Refusals the audit log records as "denied" rather than "failure". */
 const DENIED_CODES = new Set(["UNAUTHORIZED", "FORBIDDEN"]);
 
+/**
+ * The input as the audit log keeps it: file contents sent inline (fields named `…Base64`, a
+ * build's context archive) become their size, not 4 KiB of base64 nobody can read.
+ */
+function auditedInput(input: unknown, depth = 0): unknown {
+  if (!input || typeof input !== "object" || depth > 4) return input;
+  if (Array.isArray(input)) return input.map((v) => auditedInput(v, depth + 1));
+  return Object.fromEntries(
+    Object.entries(input).map(([k, v]) => [
+      k,
+      k.endsWith("Base64") && typeof v === "string" ? `[${Math.floor((v.length * 3) / 4)} bytes]` : auditedInput(v, depth + 1),
+    ]),
+  );
+}
+
 function nodeIdsOfInput(input: unknown): string[] {
   if (!input || typeof input !== "object") return [];
   const o = input as { nodeId?: unknown; nodeIds?: unknown; sourceNodeId?: unknown; targetNodeIds?: unknown };
@@ -69,7 +84,7 @@ const audited = t.middleware(async ({ ctx, type, path, getRawInput, next }) => {
     action: path,
     targetNodeIds: nodeIds.filter((id) => /^[0-9a-f-]{36}$/i.test(id)),
     outcome,
-    details: { input, ...audit.details, ...(result.ok ? {} : { error: result.error.message }) },
+    details: { input: auditedInput(input), ...audit.details, ...(result.ok ? {} : { error: result.error.message }) },
     ip: ctx.ip ?? null,
   }).catch((e: unknown) => ctx.services.logger.error({ err: e, action: path }, "cannot write the audit log"));
   return result;

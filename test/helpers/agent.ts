@@ -1,8 +1,8 @@
 import { spawn, execFile, type ChildProcess } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { existsSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { randomBytes, randomInt } from "node:crypto";
 import { chainPrefixOf } from "../../agent/config.ts";
@@ -81,7 +81,21 @@ export async function startAgent(opts: StartAgentOptions = {}): Promise<AgentHan
   // agents never see (or clean up) each other's containers.
   const tag = randomBytes(2).toString("hex");
   const subnet = testBridgeSubnet();
-  const args = [opts.runtime?.entry ?? join(ROOT, "bin/berth-agent.mjs"), "--data-root", dataRoot, "--docker-socket", socket, "--log-level", "debug", "--exec-root", join(base, "run"), "--bridge", `bt${tag}`, "--bridge-subnet", subnet];
+  const args = [
+    opts.runtime?.entry ?? join(ROOT, "bin/berth-agent.mjs"),
+    "--data-root",
+    dataRoot,
+    "--docker-socket",
+    socket,
+    "--log-level",
+    "debug",
+    "--exec-root",
+    join(base, "run"),
+    "--bridge",
+    `bt${tag}`,
+    "--bridge-subnet",
+    subnet,
+  ];
   for (const r of opts.insecureRegistries ?? []) args.push("--insecure-registry", r);
   for (const m of opts.registryMirrors ?? []) args.push("--registry-mirror", m);
   args.push(...(opts.extraArgs ?? []));
@@ -92,7 +106,10 @@ export async function startAgent(opts: StartAgentOptions = {}): Promise<AgentHan
   }
 
   const launch = async () => {
-    child = spawn(opts.runtime?.node ?? process.execPath, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, UV_THREADPOOL_SIZE: "16", ...opts.env } });
+    child = spawn(opts.runtime?.node ?? process.execPath, args, {
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, UV_THREADPOOL_SIZE: "16", ...opts.env },
+    });
     liveAgents.add(child);
     child.once("exit", () => liveAgents.delete(child));
     child.stdout!.on("data", (d: Buffer) => (output += d.toString()));
@@ -163,6 +180,16 @@ export async function removeContainersAndNetwork(runcRoot: string, bridge: strin
     await runc(["kill", "--all", id, "KILL"]);
     await runc(["delete", "--force", id]);
   }
+  // The DNS server of its user networks (agent/engine/network/dns.ts), in the exec root beside runc's.
+  const dnsDir = join(dirname(runcRoot), "dns", "networks");
+  const pid = Number((await readFile(join(dnsDir, "aardvark.pid"), "utf8").catch(() => "")).trim());
+  if (pid > 0 && (await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "")).split("\0").includes(dnsDir)) {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      // gone already
+    }
+  }
   await execFileP("ip", ["link", "del", bridge]).catch(() => undefined);
   for (const table of ["filter", "nat"]) {
     const rules = (await execFileP("iptables", ["-t", table, "-S"]).catch(() => ({ stdout: "" }))).stdout.split("\n");
@@ -193,7 +220,11 @@ export interface DockerResult {
 }
 
 /** Runs the real docker CLI against an agent. Never throws on a non-zero exit: tests assert on it. */
-export async function docker(agent: AgentHandle, args: string[], opts: { input?: Buffer | string; timeoutMs?: number; env?: Record<string, string> } = {}): Promise<DockerResult> {
+export async function docker(
+  agent: AgentHandle,
+  args: string[],
+  opts: { input?: Buffer | string; timeoutMs?: number; env?: Record<string, string> } = {},
+): Promise<DockerResult> {
   return new Promise((resolvePromise) => {
     const child = spawn("docker", args, {
       env: { ...process.env, DOCKER_HOST: agent.dockerHost, DOCKER_CONFIG: agent.dockerConfig, DOCKER_CLI_HINTS: "false", ...opts.env },
@@ -216,6 +247,9 @@ export async function docker(agent: AgentHandle, args: string[], opts: { input?:
 /** docker(...) that must succeed; the error names the command and what the CLI printed. */
 export async function dockerOk(agent: AgentHandle, args: string[], opts: { input?: Buffer | string; timeoutMs?: number } = {}): Promise<string> {
   const r = await docker(agent, args, opts);
-  if (r.code !== 0) throw new Error(`docker ${args.join(" ")} exited ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}\nagent log tail:\n${agent.logs().split("\n").slice(-20).join("\n")}`);
+  if (r.code !== 0)
+    throw new Error(
+      `docker ${args.join(" ")} exited ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}\nagent log tail:\n${agent.logs().split("\n").slice(-20).join("\n")}`,
+    );
   return r.stdout;
 }

@@ -95,7 +95,10 @@ export async function createTeamWithGroup(c: RunningConsole, name: string, group
 
 /** The Cookie header of a browser signed in as `userId` (a real database session inside next-auth's JWT). */
 export async function sessionCookie(c: RunningConsole, userId: string, opts: { ttlMs?: number; now?: Date } = {}): Promise<string> {
-  const s = await createSession(c.services.prisma, userId, { ...(opts.ttlMs !== undefined ? { ttlMs: opts.ttlMs } : {}), ...(opts.now ? { now: opts.now } : {}) });
+  const s = await createSession(c.services.prisma, userId, {
+    ...(opts.ttlMs !== undefined ? { ttlMs: opts.ttlMs } : {}),
+    ...(opts.now ? { now: opts.now } : {}),
+  });
   const jwt = await encode({ token: { sub: userId, bst: s.token }, secret: c.authSecret });
   return `${SESSION_COOKIE}=${jwt}`;
 }
@@ -120,7 +123,8 @@ export async function codeOf(p: Promise<unknown>): Promise<string> {
     await p;
     return "OK";
   } catch (e) {
-    if (e instanceof TRPCClientError) return (e.data as { code?: string } | undefined)?.code ?? `HTTP ${(e.meta?.response as Response | undefined)?.status ?? "?"}`;
+    if (e instanceof TRPCClientError)
+      return (e.data as { code?: string } | undefined)?.code ?? `HTTP ${(e.meta?.response as Response | undefined)?.status ?? "?"}`;
     throw e;
   }
 }

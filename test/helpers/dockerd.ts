@@ -182,22 +182,38 @@ export async function startDockerd(opts: StartDockerdOptions = {}): Promise<Dock
       detached: true,
     });
     pipeLogs(containerd, containerdLog);
-    await waitFor(() => existsSync(containerdSocket), containerd, 30_000, () => `containerd did not create ${containerdSocket}`, logs);
+    await waitFor(
+      () => existsSync(containerdSocket),
+      containerd,
+      30_000,
+      () => `containerd did not create ${containerdSocket}`,
+      logs,
+    );
 
     const args = [
-      "--config-file", daemonJson,
-      "--host", `unix://${socket}`,
-      "--data-root", dataRoot,
-      "--exec-root", execRoot,
-      "--pidfile", pidfile,
-      "--containerd", containerdSocket,
+      "--config-file",
+      daemonJson,
+      "--host",
+      `unix://${socket}`,
+      "--data-root",
+      dataRoot,
+      "--exec-root",
+      execRoot,
+      "--pidfile",
+      pidfile,
+      "--containerd",
+      containerdSocket,
       ...(opts.bridge
         ? ["--bridge", opts.bridge, "--iptables=true", "--ip-masq=true", "--ip6tables=false"]
         : ["--bridge=none", "--iptables=false", "--ip6tables=false", "--ip-forward=false", "--ip-masq=false", "--userland-proxy=false"]),
-      "--cgroup-parent", `/${cgroupParent}`,
-      "--exec-opt", "native.cgroupdriver=cgroupfs",
-      "--storage-driver", "overlay2",
-      "--log-level", "info",
+      "--cgroup-parent",
+      `/${cgroupParent}`,
+      "--exec-opt",
+      "native.cgroupdriver=cgroupfs",
+      "--storage-driver",
+      "overlay2",
+      "--log-level",
+      "info",
     ];
     for (const r of opts.insecureRegistries ?? []) args.push("--insecure-registry", r);
     dockerd = spawn(DOCKERD_BIN, args, { stdio: ["ignore", "pipe", "pipe"], detached: true });
@@ -211,7 +227,13 @@ export async function startDockerd(opts: StartDockerdOptions = {}): Promise<Dock
     watchdog.unref();
     (watchdog.stdin as unknown as { unref?: () => void } | null)?.unref?.();
 
-    await waitFor(() => ping(socket), dockerd, opts.startTimeoutMs ?? 60_000, () => `dockerd did not answer /_ping on ${socket}`, logs);
+    await waitFor(
+      () => ping(socket),
+      dockerd,
+      opts.startTimeoutMs ?? 60_000,
+      () => `dockerd did not answer /_ping on ${socket}`,
+      logs,
+    );
   } catch (err) {
     await stop();
     throw err instanceof Error ? err : new Error(String(err));
@@ -246,13 +268,7 @@ function exited(child: ChildProcess): boolean {
   return child.exitCode !== null || child.signalCode !== null;
 }
 
-async function waitFor(
-  ready: () => boolean | Promise<boolean>,
-  child: ChildProcess,
-  timeoutMs: number,
-  what: () => string,
-  logs: () => string,
-): Promise<void> {
+async function waitFor(ready: () => boolean | Promise<boolean>, child: ChildProcess, timeoutMs: number, what: () => string, logs: () => string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (await ready()) return;
@@ -393,15 +409,19 @@ export interface CliResult {
   stderr: string;
 }
 
+export interface CliOptions {
+  input?: Buffer | string;
+  timeoutMs?: number;
+  /** More client environment (e.g. for `-e FOO`, which the CLI takes from its own). */
+  env?: Record<string, string>;
+}
+
 /** The docker CLI (/usr/local/bin/docker, 28.x) against any daemon (Berth's agent or dockerd). Never throws. */
-export function dockerCli(
-  target: CliTarget,
-  args: string[],
-  opts: { input?: Buffer | string; timeoutMs?: number } = {},
-): Promise<CliResult> {
+export function dockerCli(target: CliTarget, args: string[], opts: CliOptions = {}): Promise<CliResult> {
   return new Promise((resolve) => {
     const child = spawn("docker", args, {
-      env: { ...process.env, DOCKER_HOST: target.dockerHost, DOCKER_CONFIG: target.dockerConfig, DOCKER_CLI_HINTS: "false" },
+      // No DOCKER_BUILDKIT: the CLI without buildx uses the classic builder, as a user's would.
+      env: { ...process.env, DOCKER_HOST: target.dockerHost, DOCKER_CONFIG: target.dockerConfig, DOCKER_CLI_HINTS: "false", ...opts.env },
       stdio: ["pipe", "pipe", "pipe"],
     });
     let stdout = "";
@@ -420,11 +440,7 @@ export function dockerCli(
 }
 
 /** dockerCli that must succeed; the error names the command, what the CLI printed and the daemon's log tail. */
-export async function dockerCliOk(
-  target: CliTarget,
-  args: string[],
-  opts: { input?: Buffer | string; timeoutMs?: number } = {},
-): Promise<string> {
+export async function dockerCliOk(target: CliTarget, args: string[], opts: CliOptions = {}): Promise<string> {
   const r = await dockerCli(target, args, opts);
   if (r.code !== 0)
     throw new Error(

@@ -54,13 +54,19 @@ export function evilLayerCases(outsideDir: string): EvilLayerCase[] {
     {
       slug: "blockdev",
       title: "a block device",
-      entries: [{ name: "dev/", type: "directory" }, { name: "dev/sda", type: "block-device", mode: 0o660, devmajor: 8, devminor: 0 }],
+      entries: [
+        { name: "dev/", type: "directory" },
+        { name: "dev/sda", type: "block-device", mode: 0o660, devmajor: 8, devminor: 0 },
+      ],
       offending: "dev/sda",
     },
     {
       slug: "chardev",
       title: "a character device other than 0/0",
-      entries: [{ name: "dev/", type: "directory" }, { name: "dev/mem", type: "character-device", mode: 0o640, devmajor: 1, devminor: 1 }],
+      entries: [
+        { name: "dev/", type: "directory" },
+        { name: "dev/mem", type: "character-device", mode: 0o640, devmajor: 1, devminor: 1 },
+      ],
       offending: "dev/mem",
     },
   ];

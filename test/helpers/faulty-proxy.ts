@@ -150,20 +150,17 @@ export async function startFaultyProxy(upstream: string, rules: FaultRule[] = []
       return;
     }
 
-    const upReq = httpRequest(
-      { host: up.hostname, port: up.port, method: req.method, path: req.url, headers: req.headers },
-      (upRes) => {
-        record.status = upRes.statusCode ?? 502;
-        res.writeHead(upRes.statusCode ?? 502, upRes.statusMessage, upRes.headers);
-        const onlyHead = req.method === "HEAD" || upRes.statusCode === 204 || upRes.statusCode === 304;
-        if (onlyHead || !fault || upRes.statusCode !== 200) {
-          upRes.on("data", (c: Buffer) => (record.bytes += c.length));
-          upRes.pipe(res);
-          return;
-        }
-        void transfer(upRes, res, record, fault).catch(() => res.destroy());
-      },
-    );
+    const upReq = httpRequest({ host: up.hostname, port: up.port, method: req.method, path: req.url, headers: req.headers }, (upRes) => {
+      record.status = upRes.statusCode ?? 502;
+      res.writeHead(upRes.statusCode ?? 502, upRes.statusMessage, upRes.headers);
+      const onlyHead = req.method === "HEAD" || upRes.statusCode === 204 || upRes.statusCode === 304;
+      if (onlyHead || !fault || upRes.statusCode !== 200) {
+        upRes.on("data", (c: Buffer) => (record.bytes += c.length));
+        upRes.pipe(res);
+        return;
+      }
+      void transfer(upRes, res, record, fault).catch(() => res.destroy());
+    });
     upReq.on("error", (err) => {
       if (res.headersSent) return void res.destroy();
       record.status = 502;

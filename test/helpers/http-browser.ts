@@ -47,6 +47,7 @@ export class HttpBrowser {
       headers: { "content-type": "application/x-www-form-urlencoded" },
       body: new URLSearchParams({ csrfToken, email, password, json: "true" }).toString(),
     });
-    if (![...this.jar.keys()].some((k) => k.endsWith("next-auth.session-token"))) throw new Error(`sign-in as ${email} gave no session: HTTP ${res.status} ${await res.text()}`);
+    if (![...this.jar.keys()].some((k) => k.endsWith("next-auth.session-token")))
+      throw new Error(`sign-in as ${email} gave no session: HTTP ${res.status} ${await res.text()}`);
   }
 }

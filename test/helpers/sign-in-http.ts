@@ -16,7 +16,11 @@ function cookiePairs(setCookies: string[]): string {
   return setCookies.map((c) => c.split(";")[0]).join("; ");
 }
 
-export async function signInOverHttp(baseUrl: string, form: { email: string; password: string; token?: string; recoveryCode?: string }, headers: Record<string, string> = {}): Promise<HttpSignIn> {
+export async function signInOverHttp(
+  baseUrl: string,
+  form: { email: string; password: string; token?: string; recoveryCode?: string },
+  headers: Record<string, string> = {},
+): Promise<HttpSignIn> {
   const csrf = await fetch(`${baseUrl}/api/auth/csrf`, { headers });
   const { csrfToken } = (await csrf.json()) as { csrfToken: string };
   const body = new URLSearchParams({ ...form, csrfToken, callbackUrl: `${baseUrl}/`, json: "true" });

@@ -80,5 +80,6 @@ export async function cleanUpInstalledAgents(opts: { agents: UnitProcess[]; pref
   if (!opts.prefix) return;
   await removeContainersAndNetwork(join(opts.prefix, "run/berth/runc"), opts.bridge, opts.bridge.toUpperCase());
   const mounts = (await readFile("/proc/self/mountinfo", "utf8")).split("\n").map((l) => l.split(" ")[4] ?? "");
-  for (const m of mounts.filter((m) => m.startsWith(opts.work + "/")).sort((a, b) => b.length - a.length)) await promisify(execFile)("umount", ["-l", m]).catch(() => undefined);
+  for (const m of mounts.filter((m) => m.startsWith(opts.work + "/")).sort((a, b) => b.length - a.length))
+    await promisify(execFile)("umount", ["-l", m]).catch(() => undefined);
 }

@@ -107,7 +107,11 @@ async function layerTarSize(images: ImageService, layer: ImageLayerRecord): Prom
     if (info) return info.size;
   }
   let n = 0;
-  await pipeline(layerTar(images, layer), countingStream((c) => (n = c)), new PassThrough().resume());
+  await pipeline(
+    layerTar(images, layer),
+    countingStream((c) => (n = c)),
+    new PassThrough().resume(),
+  );
   return n;
 }
 
@@ -176,7 +180,10 @@ async function storeLayerFromFile(images: ImageService, file: string, diffIds: s
   const parent = diffIds.length > 1 ? chainIdOf(diffIds.slice(0, -1)) : undefined;
   let tarSize = 0;
   const existing = await layers.get(chainId);
-  const counted = through(decompressStream(createReadStream(file)), countingStream((n) => (tarSize = n), 1000));
+  const counted = through(
+    decompressStream(createReadStream(file)),
+    countingStream((n) => (tarSize = n), 1000),
+  );
   let info;
   try {
     info = existing ?? (await layers.unpack({ parent, expectedDiffId: diffId }, counted, signal));
@@ -213,7 +220,10 @@ async function spoolArchive(input: Readable, dir: string, signal?: AbortSignal):
     if (header.type === "file" || header.type === "contiguous-file") {
       const path = join(dir, String(n++));
       files.set(name, path);
-      const written = pipeline(stream, createWriteStream(path)).then(() => next(), (e: Error) => extract.destroy(e));
+      const written = pipeline(stream, createWriteStream(path)).then(
+        () => next(),
+        (e: Error) => extract.destroy(e),
+      );
       writing.add(written);
       void written.finally(() => writing.delete(written));
       return;
@@ -296,4 +306,3 @@ export function nodeArchitecture(): string {
       return process.arch;
   }
 }
-

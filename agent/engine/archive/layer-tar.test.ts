@@ -40,7 +40,11 @@ test("upperToLayerTar: the layer, unpacked on the image, reproduces the merged v
   const names = hs.map((h) => h.name);
   // Walk order, as Docker writes layers: by name within a directory (a whiteout where its name
   // would be), a directory before its contents, its opaque marker first.
-  const key = (n: string) => n.replace(/\/$/, "").split("/").map((c) => (c === ".wh..wh..opq" ? "" : c.replace(/^\.wh\./, "")));
+  const key = (n: string) =>
+    n
+      .replace(/\/$/, "")
+      .split("/")
+      .map((c) => (c === ".wh..wh..opq" ? "" : c.replace(/^\.wh\./, "")));
   const walkOrder = (a: string, b: string) => {
     const [ka, kb] = [key(a), key(b)];
     for (let i = 0; i < Math.min(ka.length, kb.length); i++) {

@@ -34,7 +34,9 @@ export function isOpaque(x: Xattrs | undefined): boolean {
 export function checkSelfContained(rel: string, x: Xattrs | undefined): void {
   if (!x) return;
   if (x.has(REDIRECT_XATTR)) {
-    throw notImplemented(`/${rel} is a redirected directory (overlay redirect_dir=on): its content is not in the upper layer; mount overlay with redirect_dir=off`);
+    throw notImplemented(
+      `/${rel} is a redirected directory (overlay redirect_dir=on): its content is not in the upper layer; mount overlay with redirect_dir=off`,
+    );
   }
   if (x.has(METACOPY_XATTR)) {
     throw notImplemented(`/${rel} is a metadata-only copy-up (overlay metacopy=on): its data is not in the upper layer; mount overlay with metacopy=off`);

@@ -35,8 +35,5 @@ test("rootfsTar: every file of the merged view, no whiteouts; exclude", async (t
   assert.equal(hs.find((h) => h.name === "newlink")?.type, "link");
   assert.equal(hs.find((h) => h.name === "keep/y2")?.type, "file", "a hard link whose partner was deleted is a file");
   const excluded = await list(["/etc/motd", "/var"]);
-  assert.deepEqual(
-    excluded.map((h) => h.name).sort(),
-    expected.filter((n) => n !== "etc/motd" && !n.startsWith("var/")).sort(),
-  );
+  assert.deepEqual(excluded.map((h) => h.name).sort(), expected.filter((n) => n !== "etc/motd" && !n.startsWith("var/")).sort());
 });

@@ -94,7 +94,19 @@ export function encodeHeader(h: TarHeader): Buffer {
   pax.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
   const records = Buffer.concat(pax.map(([k, v]) => paxRecord(k, v)));
   const paxName = truncateBytes(paxHeaderName(h.name), 100);
-  const paxBlock = ustar({ name: paxName, prefix: "", typeflag: "x", mode: 0o644, uid: 0, gid: 0, size: records.length, mtime: 0, linkname: "", devmajor: 0, devminor: 0 });
+  const paxBlock = ustar({
+    name: paxName,
+    prefix: "",
+    typeflag: "x",
+    mode: 0o644,
+    uid: 0,
+    gid: 0,
+    size: records.length,
+    mtime: 0,
+    linkname: "",
+    devmajor: 0,
+    devminor: 0,
+  });
   return Buffer.concat([paxBlock, records, padding(records.length), block]);
 }
 
@@ -192,5 +204,12 @@ function numeric(buf: Buffer, off: number, len: number, value: number): void {
 }
 
 function octal(buf: Buffer, off: number, len: number, value: number): void {
-  buf.write(Math.trunc(value).toString(8).padStart(len - 1, "0") + "\0", off, len, "latin1");
+  buf.write(
+    Math.trunc(value)
+      .toString(8)
+      .padStart(len - 1, "0") + "\0",
+    off,
+    len,
+    "latin1",
+  );
 }

@@ -177,12 +177,19 @@ export async function describeTree(root: string): Promise<Map<string, string>> {
       const cp = join(root, childRel);
       const st: BigIntStats = await lstat(cp, { bigint: true });
       let what = st.isDirectory() ? "dir" : st.isFile() ? "file" : st.isSymbolicLink() ? "symlink" : st.isFIFO() ? "fifo" : "other";
-      if (st.isFile()) what += ` sha256:${createHash("sha256").update(await readFile(cp)).digest("hex").slice(0, 16)}`;
+      if (st.isFile())
+        what += ` sha256:${createHash("sha256")
+          .update(await readFile(cp))
+          .digest("hex")
+          .slice(0, 16)}`;
       if (st.isSymbolicLink()) what += ` -> ${await readlink(cp)}`;
       const xs = portableList(xattrs.get(childRel))
         .map(([k, v]) => `${k}=${v.toString("hex")}`)
         .join(",");
-      out.set(childRel, `${what} mode=${(st.mode & 0o7777n).toString(8)} owner=${st.uid}:${st.gid} mtime=${st.mtimeNs / 1_000_000_000n}${xs ? ` xattrs=${xs}` : ""}`);
+      out.set(
+        childRel,
+        `${what} mode=${(st.mode & 0o7777n).toString(8)} owner=${st.uid}:${st.gid} mtime=${st.mtimeNs / 1_000_000_000n}${xs ? ` xattrs=${xs}` : ""}`,
+      );
       if (st.isDirectory()) await visit(childRel);
     }
   };

@@ -22,7 +22,7 @@
  * its header announced, so the tar stays well-formed; entries that vanish are skipped.
  */
 import { constants as fsc } from "node:fs";
-import { open, readlink } from "node:fs/promises";
+import { lstat, open, readlink } from "node:fs/promises";
 import { Readable } from "node:stream";
 import { EngineError } from "../errors.ts";
 import { Exclusion } from "./exclusion.ts";
@@ -36,6 +36,19 @@ export interface TreeTarOptions {
   upper: boolean;
   /** Absolute paths inside the tree to leave out (exclusion.ts). */
   exclude?: readonly string[];
+  /**
+   * The root itself is an entry of this name, and every other entry is below it
+   * (`NAME/etc/passwd`), as Docker's archive of one path (`docker cp`) rebases its entries.
+   */
+  rebase?: string;
+  /**
+   * Leave extended attributes out (default: carried). They are read by path (getfattr -R),
+   * which a tree that its owner changes meanwhile (a running container) could lead out of
+   * the tree: a copy out of a container must not carry what is read that way.
+   */
+  noXattrs?: boolean;
+  /** Leave out the end-of-archive marker (more entries follow). */
+  noEnd?: boolean;
 }
 
 const CHUNK = 64 * 1024;
@@ -45,8 +58,59 @@ export function treeTar(root: string, opts: TreeTarOptions): Readable {
   return Readable.from(generate(root, opts), { objectMode: false, highWaterMark: CHUNK });
 }
 
+/** A tree mounted below an archived directory: `rel` below it, `source` on the host. */
+export interface SubTree {
+  rel: string;
+  source: string;
+}
+
+/**
+ * One path as a tar whose entries are named `name` and, for a directory, `name/…`
+ * (Docker's archive of a container path). `at` must reach the path without following a
+ * symlink but a final one, which is archived as a symlink (never followed).
+ * For a directory, `mounts` are trees mounted below it (volumes, binds): their content
+ * replaces what the directory holds at their place, as the container sees it.
+ * @throws ENOENT (on the stream) when nothing is at `at`.
+ */
+export function pathTar(at: string, name: string, mounts: readonly SubTree[] = []): Readable {
+  return Readable.from(generatePath(at, name, mounts), { objectMode: false, highWaterMark: CHUNK });
+}
+
+async function* generatePath(at: string, name: string, mounts: readonly SubTree[]): AsyncGenerator<Buffer> {
+  const st = await lstat(at, { bigint: true });
+  if (!st.isDirectory()) {
+    yield* pathEntry(at, name);
+    yield END_OF_ARCHIVE;
+    return;
+  }
+  const below = (rel: string) => mounts.filter((m) => m.rel.startsWith(rel === "" ? "" : `${rel}/`) && m.rel !== rel);
+  const joined = (rel: string) => (name === "/" ? `/${rel}` : `${name}/${rel}`);
+  yield* generate(at, { upper: false, rebase: name, noXattrs: true, noEnd: true, exclude: mounts.map((m) => `/${m.rel}`) });
+  for (const m of [...mounts].sort((a, b) => a.rel.length - b.rel.length)) {
+    const inner = below(m.rel).map((o) => `/${o.rel.slice(m.rel.length + 1)}`);
+    const mst = await lstat(m.source, { bigint: true });
+    if (mst.isDirectory()) yield* generate(m.source, { upper: false, rebase: joined(m.rel), noXattrs: true, noEnd: true, exclude: inner });
+    else yield* pathEntry(m.source, joined(m.rel));
+  }
+  yield END_OF_ARCHIVE;
+}
+
+/** The entry of one non-directory. */
+async function* pathEntry(at: string, name: string): AsyncGenerator<Buffer> {
+  const st = await lstat(at, { bigint: true });
+  const base = { mode: Number(st.mode & 0o7777n), uid: Number(st.uid), gid: Number(st.gid), size: 0, mtime: seconds(st.mtimeNs) };
+  const e: TreeEntry = { rel: name, name, st, at };
+  if (st.isFile()) yield* fileEntry(e, base, []);
+  else if (st.isSymbolicLink()) yield encodeHeader({ ...base, name, type: "symlink", linkname: await readlink(at) });
+  else if (st.isFIFO()) yield encodeHeader({ ...base, name, type: "fifo" });
+  else if (st.isCharacterDevice() || st.isBlockDevice()) {
+    const { major, minor } = majorMinor(st.rdev);
+    yield encodeHeader({ ...base, name, type: st.isCharacterDevice() ? "char" : "block", devmajor: major, devminor: minor });
+  }
+}
+
 async function* generate(root: string, opts: TreeTarOptions): AsyncGenerator<Buffer> {
-  const xattrs = await readTreeXattrs(root);
+  const xattrs = opts.noXattrs ? new Map<string, Map<string, Buffer>>() : await readTreeXattrs(root);
   const exclusion = new Exclusion(opts.exclude);
   const opaque = (rel: string) => opts.upper && isOpaque(xattrs.get(rel));
   // dev:ino → the first entry with that inode, for hard links. The stat must match too: in an
@@ -59,10 +123,15 @@ async function* generate(root: string, opts: TreeTarOptions): AsyncGenerator<Buf
     return true;
   };
 
-  for await (const e of walkTree(root, { keep })) {
-    if (e.rel === "") continue;
+  for await (const walked of walkTree(root, { keep })) {
+    if (walked.rel === "" && opts.rebase === undefined) continue;
+    // Rebased, every name starts with the root's; `name` is Go's filepath.Base of a path, "/" for the root.
+    const e =
+      opts.rebase === undefined
+        ? walked
+        : { ...walked, rel: walked.rel === "" ? opts.rebase : opts.rebase === "/" ? `/${walked.rel}` : `${opts.rebase}/${walked.rel}` };
     const st = e.st;
-    const x = xattrs.get(e.rel);
+    const x = xattrs.get(walked.rel);
     if (opts.upper) checkSelfContained(e.rel, x);
     const base = { mode: Number(st.mode & 0o7777n), uid: Number(st.uid), gid: Number(st.gid), size: 0, mtime: seconds(st.mtimeNs) };
 
@@ -71,7 +140,7 @@ async function* generate(root: string, opts: TreeTarOptions): AsyncGenerator<Buf
       continue;
     }
     if (st.isDirectory()) {
-      yield encodeHeader({ ...base, name: `${e.rel}/`, type: "directory", xattrs: portableList(x) });
+      yield encodeHeader({ ...base, name: e.rel.endsWith("/") ? e.rel : `${e.rel}/`, type: "directory", xattrs: portableList(x) });
       if (opaque(e.rel)) yield encodeHeader({ ...base, name: `${e.rel}/.wh..wh..opq`, type: "file", mode: base.mode & 0o777, mtime: 0 });
       continue;
     }
@@ -109,7 +178,7 @@ async function* generate(root: string, opts: TreeTarOptions): AsyncGenerator<Buf
       yield encodeHeader({ ...base, name: e.rel, type: st.isCharacterDevice() ? "char" : "block", devmajor: major, devminor: minor, xattrs: portableList(x) });
     }
   }
-  yield END_OF_ARCHIVE;
+  if (!opts.noEnd) yield END_OF_ARCHIVE;
 }
 
 /** Header and data of a regular file; returns false if it vanished before it could be opened. */
@@ -125,7 +194,17 @@ async function* fileEntry(e: TreeEntry, base: Omit<TarHeader, "name" | "type">, 
     const st = await fh.stat({ bigint: true });
     if (!st.isFile()) return false; // replaced meanwhile
     const size = Number(st.size);
-    yield encodeHeader({ ...base, mode: Number(st.mode & 0o7777n), uid: Number(st.uid), gid: Number(st.gid), mtime: seconds(st.mtimeNs), name: e.rel, type: "file", size, xattrs });
+    yield encodeHeader({
+      ...base,
+      mode: Number(st.mode & 0o7777n),
+      uid: Number(st.uid),
+      gid: Number(st.gid),
+      mtime: seconds(st.mtimeNs),
+      name: e.rel,
+      type: "file",
+      size,
+      xattrs,
+    });
     let done = 0;
     while (done < size) {
       const want = Math.min(CHUNK, size - done);

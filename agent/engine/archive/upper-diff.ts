@@ -123,9 +123,7 @@ export async function diffUpper(upperDir: string, lowerDirs: string[], opts?: { 
     }
   }
 
-  return [...changes]
-    .map(([rel, kind]) => ({ path: `/${rel}`, kind }))
-    .sort((a, b) => byteOrder(a.path, b.path));
+  return [...changes].map(([rel, kind]) => ({ path: `/${rel}`, kind })).sort((a, b) => byteOrder(a.path, b.path));
 }
 
 function metadataDiffers(a: BigIntStats, b: BigIntStats): boolean {

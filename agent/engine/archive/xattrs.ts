@@ -139,7 +139,10 @@ export function parseDump(out: Buffer): Map<string, Xattrs> {
 }
 
 function unquote(s: string): string {
-  const bytes = Buffer.from(s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))), "latin1");
+  const bytes = Buffer.from(
+    s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))),
+    "latin1",
+  );
   return bytes.toString("utf8");
 }
 

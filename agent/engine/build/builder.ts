@@ -33,7 +33,7 @@ import type { Logger } from "pino";
 import { diffUpper } from "../archive/upper-diff.ts";
 import { upperToLayerTar } from "../archive/layer-tar.ts";
 import type { ContainerService } from "../containers/container-service.ts";
-import { canceled, EngineError, invalidArgument, isEngineError, notFound, notImplemented } from "../errors.ts";
+import { canceled, EngineError, invalidArgument, isEngineError, notFound } from "../errors.ts";
 import type { ContainerConfig, HistoryEntry, ImageConfig } from "../images/image-config.ts";
 import type { ImageService } from "../images/image-service.ts";
 import type { ImageLayerRecord } from "../images/image-store.ts";
@@ -54,11 +54,14 @@ import { ContextCache } from "./context.ts";
 import { copyInto, findSources, hashSources, isDirInRoot, type CopyOwner, type SourceItem } from "./copy.ts";
 import { parseDockerfile, parseError, parseTrigger, type DockerfileInstruction, type ParsedDockerfile } from "./dockerfile.ts";
 import { processWord, processWords } from "./shell-lex.ts";
+import { BuildUploads } from "./uploads.ts";
 
 export interface BuildOptions {
   /** The context tar (plain or compressed). */
   context: Readable;
   dockerfile?: string;
+  /** The Dockerfile's text, given beside the context instead of inside it (the console's editor); named "Dockerfile" in errors. */
+  dockerfileText?: string;
   tags: string[];
   buildArgs: Record<string, string | null>;
   target?: string;
@@ -110,7 +113,18 @@ const BIND_TARGETS = ["/etc/hosts", "/etc/hostname", "/etc/resolv.conf"];
 const DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 const DEFAULT_SHELL = ["/bin/sh", "-c"];
 /** Build args every build knows without an ARG (moby's builtinAllowedBuildArgs); never in history. */
-const PROXY_ARGS = new Set(["HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY", "ftp_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"]);
+const PROXY_ARGS = new Set([
+  "HTTP_PROXY",
+  "http_proxy",
+  "HTTPS_PROXY",
+  "https_proxy",
+  "FTP_PROXY",
+  "ftp_proxy",
+  "NO_PROXY",
+  "no_proxy",
+  "ALL_PROXY",
+  "all_proxy",
+]);
 const MAX_REDIRECTS = 10;
 
 interface Stage {
@@ -140,11 +154,17 @@ interface BuildRun {
   signal: AbortSignal;
 }
 
+/** The largest build context a node takes in pieces (BuildUploads): the console's upload limit. */
+export const MAX_CONTEXT_UPLOAD_BYTES = 64 * 1024 * 1024;
+
 export class Builder {
   private readonly contexts: ContextCache;
+  /** Contexts sent in pieces over the console link, under `<root>/uploads` (emptied by `recover()`). */
+  readonly uploads: BuildUploads;
 
   constructor(private readonly deps: BuilderDeps) {
     this.contexts = new ContextCache(deps.contextsRoot, deps.logger);
+    this.uploads = new BuildUploads(join(deps.root, "uploads"), MAX_CONTEXT_UPLOAD_BYTES);
   }
 
   /** Start-up, before the container service adopts snapshots: unmounts and deletes what a crash left. */
@@ -161,7 +181,8 @@ export class Builder {
       }
       for (const sub of subs) {
         const p = join(dir, sub);
-        if (await isMounted(p)) await unmountAll(p, { detach: true }).catch((err: unknown) => this.deps.logger.warn({ err, path: p }, "could not unmount what a crashed build left"));
+        if (await isMounted(p))
+          await unmountAll(p, { detach: true }).catch((err: unknown) => this.deps.logger.warn({ err, path: p }, "could not unmount what a crashed build left"));
       }
       await rm(dir, { recursive: true, force: true });
     }
@@ -171,7 +192,9 @@ export class Builder {
   async removeLeftoverContainers(): Promise<void> {
     for (const c of this.deps.containers.list()) {
       if (!c.options.labels[BUILD_CONTAINER_LABEL]) continue;
-      await this.deps.containers.remove(c.id, { force: true }).catch((err: unknown) => this.deps.logger.warn({ err, id: c.id }, "could not remove a build container"));
+      await this.deps.containers
+        .remove(c.id, { force: true })
+        .catch((err: unknown) => this.deps.logger.warn({ err, id: c.id }, "could not remove a build container"));
     }
   }
 
@@ -182,7 +205,6 @@ export class Builder {
       return withDefaultTag(ref);
     });
     checkPlatform(opts.platform);
-    if (opts.extraHosts.length > 0) throw notImplemented("--add-host is not supported by this node's builder yet");
     const dir = join(this.deps.root, randomBytes(8).toString("hex"));
     await mkdir(dir, { recursive: true, mode: 0o700 });
     const ac = new AbortController();
@@ -190,13 +212,26 @@ export class Builder {
     opts.signal?.addEventListener("abort", onAbort, { once: true });
     let releaseContext: (() => void) | undefined;
     try {
-      const { ctx, release } = await this.contexts.acquire(opts.context, opts.dockerfile ?? "", ac.signal);
+      const { ctx, release } = await this.contexts.acquire(opts.context, opts.dockerfile ?? "", ac.signal, opts.dockerfileText);
       releaseContext = release;
       const contextDir = ctx.dir;
       const parsed = parseDockerfile(ctx.dockerfile, ctx.dockerfileName);
-      const run: BuildRun = { opts, out, dir, contextDir, escape: parsed.escape, metaArgs: new Map(), stages: new Map(), usedArgs: new Set(), cacheSources: this.cacheSources(opts.cacheFrom, out), signal: ac.signal };
+      const run: BuildRun = {
+        opts,
+        out,
+        dir,
+        contextDir,
+        escape: parsed.escape,
+        metaArgs: new Map(),
+        stages: new Map(),
+        usedArgs: new Set(),
+        cacheSources: this.cacheSources(opts.cacheFrom, out),
+        signal: ac.signal,
+      };
       const imageId = await this.runDockerfile(run, parsed);
-      const unused = Object.keys(opts.buildArgs).filter((k) => !run.usedArgs.has(k) && !PROXY_ARGS.has(k)).sort();
+      const unused = Object.keys(opts.buildArgs)
+        .filter((k) => !run.usedArgs.has(k) && !PROXY_ARGS.has(k))
+        .sort();
       if (unused.length) out.stream(`[Warning] One or more build-args [${unused.join(" ")}] were not consumed\n`);
       out.stream(`Successfully built ${imageId.slice(7, 19)}\n`);
       for (const ref of tags) {
@@ -234,7 +269,14 @@ export class Builder {
     }
     const labelKeys = Object.keys(run.opts.labels).sort();
     const labelStep: DockerfileInstruction | undefined = labelKeys.length
-      ? { line: 0, keyword: "LABEL", original: "LABEL " + labelKeys.map((k) => `${JSON.stringify(k)}=${JSON.stringify(run.opts.labels[k])}`).join(" "), flags: new Map(), args: "", properties: labelKeys.map((k) => ({ name: k, raw: JSON.stringify(run.opts.labels[k]) })) }
+      ? {
+          line: 0,
+          keyword: "LABEL",
+          original: "LABEL " + labelKeys.map((k) => `${JSON.stringify(k)}=${JSON.stringify(run.opts.labels[k])}`).join(" "),
+          flags: new Map(),
+          args: "",
+          properties: labelKeys.map((k) => ({ name: k, raw: JSON.stringify(run.opts.labels[k]) })),
+        }
       : undefined;
     const total = parsed.metaArgs.length + stages.reduce((n, s) => n + 1 + s.commands.length, 0) + (labelStep ? 1 : 0);
     let step = 0;
@@ -289,7 +331,8 @@ export class Builder {
     const platform = from.flags.get("platform");
     if (platform) checkPlatform(processWord(platform, run.metaArgs, run.escape));
     const name = words[2]?.toLowerCase();
-    if (name !== undefined && !/^[a-z][a-z0-9-_.]*$/.test(name)) throw parseError(from.line, `invalid name for build stage: "${words[2]}", name can't start with a number or contain symbols`);
+    if (name !== undefined && !/^[a-z][a-z0-9-_.]*$/.test(name))
+      throw parseError(from.line, `invalid name for build stage: "${words[2]}", name can't start with a number or contain symbols`);
     if (name !== undefined && run.stages.has(name)) throw parseError(from.line, `duplicate name ${name}`);
     const base = words[0]!;
     const stage: Stage = { index, name, image: emptyImage(), layers: [], runConfig: {}, args: new Map(), cmdSet: false };
@@ -350,7 +393,13 @@ export class Builder {
       await this.dispatchOne(run, stage, ins);
     } catch (e) {
       // Docker's "COPY failed: …" form for what a step found wrong (not for parse errors or a failed RUN).
-      if (e instanceof EngineError && ins.line > 0 && (e.kind === "InvalidArgument" || e.kind === "NotFound") && !e.message.startsWith("dockerfile parse error") && !e.message.startsWith("The command")) {
+      if (
+        e instanceof EngineError &&
+        ins.line > 0 &&
+        (e.kind === "InvalidArgument" || e.kind === "NotFound") &&
+        !e.message.startsWith("dockerfile parse error") &&
+        !e.message.startsWith("The command")
+      ) {
         throw new EngineError(e.kind, `${ins.keyword} failed: ${e.message}`, { cause: e });
       }
       throw e;
@@ -484,7 +533,12 @@ export class Builder {
         test = ["CMD-SHELL", rest];
       }
       const hc: Record<string, unknown> = { Test: test };
-      for (const [flag, key] of [["interval", "Interval"], ["timeout", "Timeout"], ["start-period", "StartPeriod"], ["start-interval", "StartInterval"]] as const) {
+      for (const [flag, key] of [
+        ["interval", "Interval"],
+        ["timeout", "Timeout"],
+        ["start-period", "StartPeriod"],
+        ["start-interval", "StartInterval"],
+      ] as const) {
         const v = ins.flags.get(flag);
         if (v) hc[key] = durationNs(v, flag);
       }
@@ -500,7 +554,11 @@ export class Builder {
     }
     const hc = stage.runConfig.Healthcheck as { Test: string[]; Interval?: number; Timeout?: number; StartPeriod?: number; Retries?: number };
     const d = (ns?: number) => `"${ns ? `${ns / 1e9}s` : "0s"}"`;
-    await this.commitConfig(run, stage, `HEALTHCHECK &{${goQuote(hc.Test)} ${d(hc.Interval)} ${d(hc.Timeout)} ${d(hc.StartPeriod)} '\\x${(hc.Retries ?? 0).toString(16).padStart(2, "0")}'}`);
+    await this.commitConfig(
+      run,
+      stage,
+      `HEALTHCHECK &{${goQuote(hc.Test)} ${d(hc.Interval)} ${d(hc.Timeout)} ${d(hc.StartPeriod)} '\\x${(hc.Retries ?? 0).toString(16).padStart(2, "0")}'}`,
+    );
   }
 
   // --- commits ---------------------------------------------------------------------
@@ -534,7 +592,10 @@ export class Builder {
     const { store } = this.deps.images.deps;
     const key = cacheKey(probe);
     const parent = stage.imageId ?? "";
-    const candidates = store.images().filter((img) => (img.parent ?? "") === parent && img.id !== parent).sort((a, b) => b.created.localeCompare(a.created));
+    const candidates = store
+      .images()
+      .filter((img) => (img.parent ?? "") === parent && img.id !== parent)
+      .sort((a, b) => b.created.localeCompare(a.created));
     for (const img of candidates) {
       const config = await this.deps.images.config(img.id).catch(bestEffort(this.deps.logger, `read the config of ${img.id} for the build cache`)); // a miss, then
       if (!config?.container_config || cacheKey(config.container_config as ContainerConfig) !== key) continue;
@@ -573,7 +634,10 @@ export class Builder {
         rootfs: { type: "layers", diff_ids: [...diffIds, ...(layer ? [layer.diffId] : [])] },
       };
       const layers = layer ? [...stage.layers, layer] : stage.layers;
-      const { id } = await this.deps.images.registerImage({ configBytes: Buffer.from(JSON.stringify(doc)), layers, ...(stage.imageId ? { parent: stage.imageId } : {}) }, []);
+      const { id } = await this.deps.images.registerImage(
+        { configBytes: Buffer.from(JSON.stringify(doc)), layers, ...(stage.imageId ? { parent: stage.imageId } : {}) },
+        [],
+      );
       // Docker keeps to the source it started with, so that steps never mix two images' layers.
       run.cacheSources = [srcId];
       return this.cacheHit(run, stage, id);
@@ -617,7 +681,10 @@ export class Builder {
       rootfs: { type: "layers", diff_ids: [...(stage.image.rootfs?.diff_ids ?? []), ...(layer ? [layer.diffId] : [])] },
     };
     const layers = layer ? [...stage.layers, layer] : stage.layers;
-    const { id } = await this.deps.images.registerImage({ configBytes: Buffer.from(JSON.stringify(doc)), layers, ...(stage.imageId ? { parent: stage.imageId } : {}) }, []);
+    const { id } = await this.deps.images.registerImage(
+      { configBytes: Buffer.from(JSON.stringify(doc)), layers, ...(stage.imageId ? { parent: stage.imageId } : {}) },
+      [],
+    );
     stage.imageId = id;
     stage.image = await this.deps.images.config(id);
     stage.layers = layers;
@@ -637,7 +704,13 @@ export class Builder {
     if (changes.length === 0) return undefined;
     const [toStore, toUnpack] = teeStream(upperToLayerTar(upper, { exclude: BIND_TARGETS }));
     const [blob, layer] = await Promise.all([content.writeStream(toStore), layers.unpack({ parent: parentChain }, toUnpack)]);
-    return { diffId: blob.digest, chainId: layer.chainId, size: layer.size, tarSize: blob.size, blob: { mediaType: "application/vnd.docker.image.rootfs.diff.tar", digest: blob.digest, size: blob.size } };
+    return {
+      diffId: blob.digest,
+      chainId: layer.chainId,
+      size: layer.size,
+      tarSize: blob.size,
+      blob: { mediaType: "application/vnd.docker.image.rootfs.diff.tar", digest: blob.digest, size: blob.size },
+    };
   }
 
   /** Runs `fn` on a private snapshot of the stage's current image, mounted; the snapshot and mount go afterwards. */
@@ -706,6 +779,7 @@ export class Builder {
       user: rc.User || undefined,
       workingDir: rc.WorkingDir || undefined,
       networkMode: run.opts.networkMode || "bridge",
+      extraHosts: run.opts.extraHosts,
       shmSize: run.opts.shmSize,
       labels: { [BUILD_CONTAINER_LABEL]: "1" },
     });
@@ -724,7 +798,11 @@ export class Builder {
       const onAbort = () => void containers.kill(id, "SIGKILL").catch(bestEffort(this.deps.logger, `kill build container ${id}`)); // it may have exited already
       run.signal.addEventListener("abort", onAbort, { once: true });
       try {
+        // Canceled while the container was made: the listener above never fires for it.
+        if (run.signal.aborted) throw canceled("Build cancelled");
         await containers.start(id);
+        // Canceled while it started: a kill then may have found nothing running yet.
+        if (run.signal.aborted) onAbort();
         const session = await attaching;
         const decoders = { stdout: new StringDecoder("utf8"), stderr: new StringDecoder("utf8") };
         for await (const chunk of session.output as AsyncIterable<{ stream: "stdout" | "stderr"; data: Buffer }>) {
@@ -734,7 +812,9 @@ export class Builder {
         const { statusCode } = await exited;
         if (run.signal.aborted) throw canceled("Build cancelled");
         if (statusCode !== 0) {
-          throw Object.assign(new EngineError("InvalidArgument", `The command '${cmd.join(" ")}' returned a non-zero code: ${statusCode}`), { exitCode: statusCode });
+          throw Object.assign(new EngineError("InvalidArgument", `The command '${cmd.join(" ")}' returned a non-zero code: ${statusCode}`), {
+            exitCode: statusCode,
+          });
         }
       } finally {
         run.signal.removeEventListener("abort", onAbort);
@@ -755,7 +835,8 @@ export class Builder {
   private async copyStep(run: BuildRun, stage: Stage, ins: DockerfileInstruction, env: Map<string, string>): Promise<void> {
     const isAdd = ins.keyword === "ADD";
     const words = ins.json ?? processWords(ins.args, env, run.escape);
-    if (words.length < 2) throw invalidArgument(`${ins.keyword} requires at least two arguments, but only one was provided. Destination could not be determined`);
+    if (words.length < 2)
+      throw invalidArgument(`${ins.keyword} requires at least two arguments, but only one was provided. Destination could not be determined`);
     const srcs = words.slice(0, -1);
     let dest = words[words.length - 1]!;
     const from = ins.flags.get("from");
@@ -791,7 +872,8 @@ export class Builder {
         items.push(...found);
       }
       if (items.length === 0) throw invalidArgument("no source files were specified");
-      if (items.length > 1 && !dest.endsWith("/")) throw invalidArgument(`When using ${ins.keyword} with more than one source file, the destination must be a directory and end with a /`);
+      if (items.length > 1 && !dest.endsWith("/"))
+        throw invalidArgument(`When using ${ins.keyword} with more than one source file, the destination must be a directory and end with a /`);
 
       // Downloads first: their content is part of the cache key.
       const downloads = new Map<string, SourceItem>();
@@ -884,7 +966,7 @@ function goQuote(list: readonly string[]): string {
 
 function durationNs(v: string, flag: string): number {
   const re = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g;
-  const unit: Record<string, number> = { ns: 1, us: 1e3, "µs": 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 };
+  const unit: Record<string, number> = { ns: 1, us: 1e3, µs: 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 };
   let total = 0;
   let consumed = 0;
   for (const m of v.matchAll(re)) {
@@ -971,7 +1053,8 @@ async function download(url: string, file: string, signal: AbortSignal): Promise
   let current = url;
   for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
     const u = new URL(current);
-    if (u.protocol !== "http:" && u.protocol !== "https:") throw invalidArgument(`ADD ${url}: refusing to follow a redirect to ${u.protocol} (only http and https)`);
+    if (u.protocol !== "http:" && u.protocol !== "https:")
+      throw invalidArgument(`ADD ${url}: refusing to follow a redirect to ${u.protocol} (only http and https)`);
     let res: Response;
     try {
       res = await fetch(u, { redirect: "manual", signal });
@@ -991,4 +1074,3 @@ async function download(url: string, file: string, signal: AbortSignal): Promise
   }
   throw invalidArgument(`ADD ${url}: too many redirects`);
 }
-

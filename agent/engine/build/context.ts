@@ -7,7 +7,22 @@
  * and stay out of the context when `.dockerignore` names them.
  */
 import dockerignore from "@balena/dockerignore";
-import { constants as fsc, chmodSync, closeSync, fchmodSync, futimesSync, linkSync, lutimesSync, mkdirSync, openSync, rmSync, symlinkSync, unlinkSync, utimesSync, writeSync } from "node:fs";
+import {
+  constants as fsc,
+  chmodSync,
+  closeSync,
+  fchmodSync,
+  futimesSync,
+  linkSync,
+  lutimesSync,
+  mkdirSync,
+  openSync,
+  rmSync,
+  symlinkSync,
+  unlinkSync,
+  utimesSync,
+  writeSync,
+} from "node:fs";
 import { createHash, randomBytes } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
 import { lstat, mkdir, readdir, readFile, rm, rmdir } from "node:fs/promises";
@@ -34,10 +49,22 @@ export interface BuildContext {
  * Unpacks `tar` into `dir` (an empty directory the caller owns and removes) and reads the Dockerfile.
  * @throws InvalidArgument for an unsafe or malformed tar, NotFound when the Dockerfile is missing.
  */
-export async function unpackContext(tar: Readable, dir: string, dockerfileParam: string, signal?: AbortSignal): Promise<BuildContext> {
+export async function unpackContext(
+  tar: Readable,
+  dir: string,
+  dockerfileParam: string,
+  signal?: AbortSignal,
+  inlineDockerfile?: string,
+): Promise<BuildContext> {
   // pipeline (callback form) hands the input's and the decompressor's errors on to the padded stream.
   const padded = pipeline(decompressStream(tar), endOfArchive(), () => undefined);
   await extractContext(padded, dir, signal);
+  const ignoreText = await readInside(dir, ".dockerignore");
+  if (inlineDockerfile !== undefined) {
+    // A Dockerfile given beside the context (the console's editor) wins over one inside it, as `-f` does.
+    if (ignoreText !== undefined) await applyIgnore(dir, ignorePatterns(ignoreText));
+    return { dir, dockerfile: inlineDockerfile, dockerfileName: "Dockerfile" };
+  }
   const name = dockerfileParam || "Dockerfile";
   let dockerfile = await readInside(dir, name);
   let dockerfileName = name;
@@ -46,13 +73,15 @@ export async function unpackContext(tar: Readable, dir: string, dockerfileParam:
     dockerfileName = "dockerfile";
   }
   if (dockerfile === undefined) throw notFound(`Cannot locate specified Dockerfile: ${name}`);
-  const ignoreText = await readInside(dir, ".dockerignore");
-  if (ignoreText !== undefined) {
-    const patterns = ignoreText.split("\n").map((l) => l.trim()).filter((l) => l !== "" && !l.startsWith("#"));
-    await applyIgnore(dir, patterns);
-  }
+  if (ignoreText !== undefined) await applyIgnore(dir, ignorePatterns(ignoreText));
   return { dir, dockerfile, dockerfileName };
 }
+
+const ignorePatterns = (text: string): string[] =>
+  text
+    .split("\n")
+    .map((l) => l.trim())
+    .filter((l) => l !== "" && !l.startsWith("#"));
 
 /**
  * The context tar into `dir`, with the layer extractor's safety rules (layers/extract.ts) but
@@ -185,7 +214,6 @@ async function extractContext(tar: Readable, dir: string, signal?: AbortSignal):
   for (const [rel, t] of dirTimes.sort((a, b) => b[0].split("/").length - a[0].split("/").length)) utimesSync(join(dir, rel), t, t);
 }
 
-
 async function readInside(dir: string, name: string): Promise<string | undefined> {
   const p = await secureJoin(dir, name);
   const st = await lstatIfAny(p);
@@ -237,7 +265,7 @@ function endOfArchive(): Transform {
       cb(null, chunk);
     },
     flush(cb) {
-      cb(null, Buffer.alloc((512 - (length % 512)) % 512 + 1024));
+      cb(null, Buffer.alloc(((512 - (length % 512)) % 512) + 1024));
     },
   });
 }
@@ -266,13 +294,24 @@ export class ContextCache {
   }
 
   /** The unpacked context of `tar`; call `release()` when the build is done with it. */
-  async acquire(tar: Readable, dockerfileParam: string, signal?: AbortSignal): Promise<{ ctx: BuildContext; release(): void }> {
+  async acquire(tar: Readable, dockerfileParam: string, signal?: AbortSignal, inlineDockerfile?: string): Promise<{ ctx: BuildContext; release(): void }> {
     await mkdir(this.root, { recursive: true, mode: 0o700 });
     const spool = join(this.root, `spool-${randomBytes(8).toString("hex")}`);
     try {
       const hash = createHash("sha256");
-      await pipelineAsync(tar, new Transform({ transform(chunk: Buffer, _e, cb) { hash.update(chunk); cb(null, chunk); } }), createWriteStream(spool, { mode: 0o600 }), { signal });
-      const key = `${hash.digest("hex")}:${dockerfileParam}`;
+      await pipelineAsync(
+        tar,
+        new Transform({
+          transform(chunk: Buffer, _e, cb) {
+            hash.update(chunk);
+            cb(null, chunk);
+          },
+        }),
+        createWriteStream(spool, { mode: 0o600 }),
+        { signal },
+      );
+      const inline = inlineDockerfile === undefined ? "" : createHash("sha256").update(inlineDockerfile).digest("hex");
+      const key = `${hash.digest("hex")}:${dockerfileParam}:${inline}`;
       let entry = this.entries.get(key);
       if (!entry) {
         let making = this.pending.get(key);
@@ -281,17 +320,19 @@ export class ContextCache {
           making = (async () => {
             await mkdir(dir, { mode: 0o700 });
             try {
-              return await unpackContext(createReadStream(spool), dir, dockerfileParam, signal);
+              return await unpackContext(createReadStream(spool), dir, dockerfileParam, signal, inlineDockerfile);
             } catch (e) {
               await rm(dir, { recursive: true, force: true });
               throw e;
             }
           })();
           this.pending.set(key, making);
-          making.then(
-            (ctx) => this.entries.set(key, { ctx, refs: 0, used: Date.now() }),
-            () => undefined,
-          ).finally(() => this.pending.delete(key));
+          making
+            .then(
+              (ctx) => this.entries.set(key, { ctx, refs: 0, used: Date.now() }),
+              () => undefined,
+            )
+            .finally(() => this.pending.delete(key));
         }
         const ctx = await making;
         entry = this.entries.get(key) ?? { ctx, refs: 0, used: Date.now() };

@@ -16,7 +16,28 @@
 import { createHash } from "node:crypto";
 import { constants as fsc } from "node:fs";
 import type { Stats } from "node:fs";
-import { chmodSync, chownSync, closeSync, fchmodSync, fchownSync, futimesSync, lchownSync, linkSync, lstatSync, lutimesSync, mkdirSync, openSync, readdirSync, readlinkSync, readSync, rmSync, symlinkSync, unlinkSync, utimesSync, writeSync } from "node:fs";
+import {
+  chmodSync,
+  chownSync,
+  closeSync,
+  fchmodSync,
+  fchownSync,
+  futimesSync,
+  lchownSync,
+  linkSync,
+  lstatSync,
+  lutimesSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readlinkSync,
+  readSync,
+  rmSync,
+  symlinkSync,
+  unlinkSync,
+  utimesSync,
+  writeSync,
+} from "node:fs";
 import { lstat, readdir } from "node:fs/promises";
 import { join, posix } from "node:path";
 import { invalidArgument, notFound } from "../errors.ts";
@@ -91,7 +112,8 @@ export async function findSources(root: string, src: string, what: "build contex
     // The source itself is followed (Docker copies what a top-level symlink points to), inside the tree only.
     st = await lstat(hostPath);
   } catch {
-    if (what === "build context") throw notFound(`file not found in build context or excluded by .dockerignore: stat ${src.replace(/^\/+/, "")}: file does not exist`);
+    if (what === "build context")
+      throw notFound(`file not found in build context or excluded by .dockerignore: stat ${src.replace(/^\/+/, "")}: file does not exist`);
     throw notFound(`stat ${clean}: file does not exist`);
   }
   return [{ hostPath, treePath: clean, stat: st, wildcard: false }];
@@ -246,7 +268,6 @@ function applyMeta(dest: string, st: Stats, opts: CopyOptions, created: boolean)
   chmodSync(dest, opts.mode ?? st.mode & 0o7777);
 }
 
-
 /** Creates `path` inside `root` (and missing parents, 0755, owned by `owner`). @returns its host path, and whether it was made */
 async function ensureDir(root: string, path: string, opts: CopyOptions): Promise<{ host: string; created: boolean }> {
   const parts = path.split("/").filter(Boolean);
@@ -278,4 +299,3 @@ export async function isDirInRoot(root: string, path: string): Promise<boolean> 
     throw e;
   }
 }
-

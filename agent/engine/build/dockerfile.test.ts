@@ -5,7 +5,11 @@ import { parseDockerfile, parseTrigger } from "./dockerfile.ts";
 import { processWord, processWords } from "./shell-lex.ts";
 import { globRegExp } from "./copy.ts";
 
-const env = new Map<string, string | undefined>([["A", "1"], ["EMPTY", ""], ["SPACED", "x y"]]);
+const env = new Map<string, string | undefined>([
+  ["A", "1"],
+  ["EMPTY", ""],
+  ["SPACED", "x y"],
+]);
 
 test("processWord: quotes, escapes and Docker's substitution forms", () => {
   assert.equal(processWord("$A${A}", env), "11");
@@ -27,9 +31,24 @@ test("processWords: unquoted variables split, quoted ones do not", () => {
 });
 
 test("parseDockerfile: stages, meta ARGs, continuations, escape directive, JSON forms", () => {
-  const df = parseDockerfile(["# escape=`", "ARG V=1", "FROM busybox:${V} AS b", "RUN echo a `", "  # a comment inside", "  && echo b", 'CMD ["sh", "-c", "x y"]', "FROM b", "COPY --from=b /a /b"].join("\n"));
+  const df = parseDockerfile(
+    [
+      "# escape=`",
+      "ARG V=1",
+      "FROM busybox:${V} AS b",
+      "RUN echo a `",
+      "  # a comment inside",
+      "  && echo b",
+      'CMD ["sh", "-c", "x y"]',
+      "FROM b",
+      "COPY --from=b /a /b",
+    ].join("\n"),
+  );
   assert.equal(df.escape, "`");
-  assert.deepEqual(df.metaArgs.map((a) => a.original), ["ARG V=1"]);
+  assert.deepEqual(
+    df.metaArgs.map((a) => a.original),
+    ["ARG V=1"],
+  );
   assert.equal(df.stages.length, 2);
   const [run, cmd] = df.stages[0]!.commands;
   assert.equal(run!.original, "RUN echo a   && echo b");

@@ -37,7 +37,26 @@ export interface ParsedDockerfile {
   stages: DockerfileStage[];
 }
 
-const KNOWN = new Set(["ADD", "ARG", "CMD", "COPY", "ENTRYPOINT", "ENV", "EXPOSE", "FROM", "HEALTHCHECK", "LABEL", "MAINTAINER", "ONBUILD", "RUN", "SHELL", "STOPSIGNAL", "USER", "VOLUME", "WORKDIR"]);
+const KNOWN = new Set([
+  "ADD",
+  "ARG",
+  "CMD",
+  "COPY",
+  "ENTRYPOINT",
+  "ENV",
+  "EXPOSE",
+  "FROM",
+  "HEALTHCHECK",
+  "LABEL",
+  "MAINTAINER",
+  "ONBUILD",
+  "RUN",
+  "SHELL",
+  "STOPSIGNAL",
+  "USER",
+  "VOLUME",
+  "WORKDIR",
+]);
 
 /** Flags each instruction takes in the classic builder. */
 const FLAGS: Record<string, string[]> = {
@@ -47,8 +66,15 @@ const FLAGS: Record<string, string[]> = {
   HEALTHCHECK: ["interval", "timeout", "start-period", "start-interval", "retries"],
 };
 
-export function parseError(line: number, message: string): Error {
-  return invalidArgument(`dockerfile parse error on line ${line}: ${message}`);
+/** A Dockerfile error with its line: `message` is Docker's daemon text; a door with its own editor may say `Dockerfile:<line>: <reason>`. */
+export type DockerfileError = Error & { dockerfileLine: number; reason: string };
+
+export function parseError(line: number, message: string): DockerfileError {
+  return Object.assign(invalidArgument(`dockerfile parse error on line ${line}: ${message}`), { dockerfileLine: line, reason: message });
+}
+
+export function isDockerfileError(e: unknown): e is DockerfileError {
+  return e instanceof Error && typeof (e as Partial<DockerfileError>).dockerfileLine === "number" && typeof (e as Partial<DockerfileError>).reason === "string";
 }
 
 export function parseDockerfile(text: string, name = "Dockerfile"): ParsedDockerfile {

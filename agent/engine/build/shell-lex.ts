@@ -20,7 +20,10 @@ interface Piece {
 
 class Scanner {
   pos = 0;
-  constructor(readonly src: string, readonly escape: string) {}
+  constructor(
+    readonly src: string,
+    readonly escape: string,
+  ) {}
   peek(): string | undefined {
     return this.src[this.pos];
   }
@@ -34,7 +37,9 @@ class Scanner {
 
 /** One word, quotes removed, variables substituted (ENV values, WORKDIR, USER, labels…). */
 export function processWord(word: string, env: BuildEnv, escape = "\\"): string {
-  return lex(word, env, escape).map((p) => p.text).join("");
+  return lex(word, env, escape)
+    .map((p) => p.text)
+    .join("");
 }
 
 /** Whitespace-separated words, with quoting (COPY sources, EXPOSE, VOLUME…). */

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { CreateOptionsSchema, MountSpecSchema, PortBindingSchema } from "../../../shared/container-options.ts";
+import { CreateOptionsSchema, MountSpecSchema, NetworkAttachmentSchema, PortBindingSchema } from "../../../shared/container-options.ts";
 
 /**
  * What the engine keeps about one container: the options it was created with (the
@@ -12,8 +12,24 @@ export const ContainerStatusSchema = z.enum(["created", "running", "paused", "re
 export type ContainerStatus = z.infer<typeof ContainerStatusSchema>;
 
 // The create options are shared with the console link (shared/container-options.ts).
-export { CreateOptionsSchema, DeviceMappingSchema, MountSpecSchema, PortBindingSchema, RestartPolicySchema } from "../../../shared/container-options.ts";
-export type { ContainerOptions, CreateOptions, DeviceMappingSpec, HealthcheckSpec, MountSpec, PortSpec, RestartPolicy } from "../../../shared/container-options.ts";
+export {
+  CreateOptionsSchema,
+  DeviceMappingSchema,
+  MountSpecSchema,
+  NetworkAttachmentSchema,
+  PortBindingSchema,
+  RestartPolicySchema,
+} from "../../../shared/container-options.ts";
+export type {
+  ContainerOptions,
+  CreateOptions,
+  DeviceMappingSpec,
+  HealthcheckSpec,
+  MountSpec,
+  NetworkAttachment,
+  PortSpec,
+  RestartPolicy,
+} from "../../../shared/container-options.ts";
 
 /** One run of a health check (Docker's HealthcheckResult); times are ISO 8601. */
 export const HealthResultSchema = z.object({
@@ -76,7 +92,14 @@ export const ContainerRecordSchema = z.object({
   path: z.string(),
   args: z.array(z.string()),
   state: ContainerStateSchema,
+  /** What is running: one per network joined at start or by connect (empty while not running). */
   endpoints: z.array(EndpointSchema).default([]),
+  /**
+   * The networks the container joins at start, with their settings: changed by `network
+   * connect`/`disconnect`, also while it is not running (Docker's NetworkSettings.Networks).
+   * Absent in records of older agents: derived from the create options.
+   */
+  networks: z.array(NetworkAttachmentSchema).optional(),
   /** Published ports with host ports resolved (while running). */
   publishedPorts: z.array(PortBindingSchema).default([]),
   mounts: z.array(MountSpecSchema).default([]),

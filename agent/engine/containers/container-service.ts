@@ -1,11 +1,11 @@
 import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
-import { mkdir, readFile, realpath, rm, stat, writeFile } from "node:fs/promises";
+import { readFile, realpath, rm, stat, writeFile } from "node:fs/promises";
 import { hostname as osHostname } from "node:os";
 import { join } from "node:path";
 
 import type { Logger } from "pino";
-import { canceled, conflict, invalidArgument, isEngineError, notFound, notImplemented, toEngineError } from "../errors.ts";
+import { canceled, conflict, EngineError, invalidArgument, isEngineError, notFound, notImplemented, toEngineError } from "../errors.ts";
 import type { ImageService } from "../images/image-service.ts";
 import type { ContainerConfig } from "../images/image-config.ts";
 import type { LayerStore } from "../layers/layer-store.ts";
@@ -16,26 +16,40 @@ import { resizeLine, writeCtl } from "../monitor/attach.ts";
 import type { NetworkManager } from "../network/network-manager.ts";
 import { buildRuntimeSpec, type DeviceNode, type NamespaceOptions, type SpecHost, type SpecProcess, type BindMount } from "../runtime/spec.ts";
 import { deviceNodes, hostDevices } from "../runtime/devices.ts";
-import { Runc, signalNumber } from "../runtime/runc.ts";
+import { Runc, RuncError, signalNumber } from "../runtime/runc.ts";
 import { resolveUser } from "../runtime/user.ts";
 import { mkdirInRoot } from "../runtime/mkdir-in-root.ts";
 import { guardRuntimeDirs } from "../runtime/rootfs-guard.ts";
-import { mountAll, unmountAll, isMounted } from "../snapshots/mount.ts";
+import { unmountAll, isMounted } from "../snapshots/mount.ts";
+import { RootfsMounts, RUNNING } from "./rootfs-mounts.ts";
+import { applyUpdate, type ContainerUpdate } from "./update.ts";
 import type { Snapshotter } from "../snapshots/snapshotter.ts";
 import type { VolumeStore } from "../volumes/volume-store.ts";
-import { applyChanges, mergeEnv } from "../images/changes.ts";
+import { applyChanges } from "../images/changes.ts";
+import { containerEnv } from "../../../shared/env.ts";
 import { parseNormalizedReference, withDefaultTag } from "../../../shared/reference.ts";
 import { teeStream } from "../streams.ts";
 import { pipeline } from "node:stream/promises";
 import { diffUpper, type Change } from "../archive/upper-diff.ts";
 import { upperToLayerTar } from "../archive/layer-tar.ts";
 import { rootfsTar } from "../archive/rootfs-tar.ts";
-import { CreateOptionsSchema, type ContainerRecord, type CreateOptions, type MountSpec, type PortSpec } from "./container-record.ts";
+import {
+  CreateOptionsSchema,
+  type ContainerOptions,
+  type ContainerRecord,
+  type CreateOptions,
+  type MountSpec,
+  type NetworkAttachment,
+  type PortSpec,
+} from "./container-record.ts";
 import type { ContainerStore } from "./container-store.ts";
 import { generateName, VALID_CONTAINER_NAME } from "./names.ts";
 import { effectiveHealthcheck, healthcheckToDocker, healthProbe, HealthMonitor, validateHealthcheck } from "./health.ts";
+import { checkHostOptions, logsReadable, parseVolumesFrom } from "./host-options.ts";
 import { isErrno } from "../fs-util.ts";
 import { confineBindSource } from "./bind-confinement.ts";
+import { parseExtraHost } from "../network/hosts.ts";
+import { KeyedQueue } from "../keyed-queue.ts";
 import { bestEffort } from "../../../shared/best-effort.ts";
 
 export interface ContainerServiceDeps {
@@ -70,10 +84,15 @@ export interface ExecConfig {
   cmd: string[];
   tty: boolean;
   attachStdin: boolean;
+  /** Whether the client reads the process's stdout / stderr (Docker's AttachStdout/AttachStderr); undefined: it does. */
+  attachStdout?: boolean;
+  attachStderr?: boolean;
   env: string[];
   user?: string;
   workingDir?: string;
   privileged?: boolean;
+  /** The client's detach keys as it gave them (Docker's form, e.g. "ctrl-p,ctrl-q"); kept for its door. */
+  detachKeys?: string;
 }
 
 export interface ExecInstance {
@@ -108,18 +127,24 @@ const MONITOR_DIED = "its monitor died: the container was stopped";
  * releases what is left. Operations on one container are serialised.
  */
 export class ContainerService extends EventEmitter {
-  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly locks = new KeyedQueue();
   private readonly exitWatchers = new Map<string, AbortController>();
   private readonly exitWaiters = new Map<string, Array<(r: WaitResult) => void>>();
   private readonly removeWaiters = new Map<string, Array<() => void>>();
-  private readonly pendingAttach = new Map<string, Array<{ opts: { stdin: boolean; stdout: boolean; stderr: boolean }; resolve: (s: StdioSession) => void; reject: (e: unknown) => void }>>();
+  private readonly pendingAttach = new Map<
+    string,
+    Array<{ opts: { stdin: boolean; stdout: boolean; stderr: boolean }; resolve: (s: StdioSession) => void; reject: (e: unknown) => void }>
+  >();
   private readonly restartTimers = new Map<string, NodeJS.Timeout>();
   readonly execs = new Map<string, ExecInstance>();
   private reconcileTimer?: NodeJS.Timeout;
   private readonly health: HealthMonitor;
+  /** The one owner of every container's rootfs mount: the running container and copies share it. */
+  private readonly rootfsMounts: RootfsMounts;
 
   constructor(readonly deps: ContainerServiceDeps) {
     super();
+    this.rootfsMounts = new RootfsMounts((id) => deps.snapshots.mounts(id));
     this.health = new HealthMonitor({
       exec: (id, cmd) => this.probeExec(id, cmd),
       record: (id) => this.deps.store.get(id),
@@ -146,12 +171,18 @@ export class ContainerService extends EventEmitter {
 
   /** Containers using an image (for image removal). */
   usingImage(imageId: string): Array<{ id: string; running: boolean }> {
-    return this.deps.store.list().filter((c) => c.imageId === imageId).map((c) => ({ id: c.id, running: c.state.status === "running" || c.state.status === "paused" || c.state.status === "restarting" }));
+    return this.deps.store
+      .list()
+      .filter((c) => c.imageId === imageId)
+      .map((c) => ({ id: c.id, running: c.state.status === "running" || c.state.status === "paused" || c.state.status === "restarting" }));
   }
 
   /** Volume names used by containers. */
   volumeUsers(name: string): string[] {
-    return this.deps.store.list().filter((c) => c.mounts.some((m) => m.type === "volume" && m.source === name)).map((c) => c.id);
+    return this.deps.store
+      .list()
+      .filter((c) => c.mounts.some((m) => m.type === "volume" && m.source === name))
+      .map((c) => c.id);
   }
 
   paths(id: string): MonitorPaths & { dir: string; rootfs: string; hostsPath: string; hostnamePath: string; resolvConfPath: string } {
@@ -176,17 +207,18 @@ export class ContainerService extends EventEmitter {
   }
 
   private emitEvent(action: string, record: ContainerRecord, extra: Record<string, string> = {}): void {
-    const event: ContainerEvent = { type: "container", action, id: record.id, attributes: { name: record.name, image: record.imageName, ...extra }, time: Date.now() };
+    const event: ContainerEvent = {
+      type: "container",
+      action,
+      id: record.id,
+      attributes: { name: record.name, image: record.imageName, ...extra },
+      time: Date.now(),
+    };
     this.emit("event", event);
   }
 
   private withLock<T>(id: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.locks.get(id) ?? Promise.resolve();
-    const next = prev.then(fn, fn);
-    const settled = next.catch(() => undefined);
-    this.locks.set(id, settled);
-    void settled.then(() => { if (this.locks.get(id) === settled) this.locks.delete(id); });
-    return next;
+    return this.locks.run(id, fn);
   }
 
   // --- start-up: adopt what survived the agent --------------------------------
@@ -224,6 +256,7 @@ export class ContainerService extends EventEmitter {
       await this.finishRemove(r, { volumes: false }).catch((err: unknown) => logger.warn({ err, id: r.id }, "could not finish an interrupted remove"));
     }
     for (const r of stillRunning) {
+      this.rootfsMounts.adopt(r.id, RUNNING);
       // As Docker at daemon start: the check starts again, from "starting".
       this.health.start(r, await this.healthProbeOf(r));
       if (r.state.status === "paused") await this.health.stop(r); // as at pause()
@@ -288,7 +321,9 @@ export class ContainerService extends EventEmitter {
   async create(input: CreateOptions): Promise<ContainerRecord> {
     const parsed = CreateOptionsSchema.safeParse(input);
     if (!parsed.success) throw invalidArgument(`invalid container options: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
+    for (const h of parsed.data.extraHosts) parseExtraHost(h); // refused at create, as Docker does
     const options = parsed.data;
+    checkHostOptions(options);
     const { images, store, snapshots, volumes, network } = this.deps;
     const image = images.resolve(options.image);
     const config = (await images.config(image.id)).config ?? {};
@@ -297,15 +332,26 @@ export class ContainerService extends EventEmitter {
     if (name !== undefined && name !== "") {
       if (!VALID_CONTAINER_NAME.test(name)) throw invalidArgument(`Invalid container name (${name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
     } else {
-      do name = generateName(); while (store.nameTaken(name));
+      do name = generateName();
+      while (store.nameTaken(name));
     }
     const existing = store.nameTaken(name);
-    if (existing) throw conflict(`Conflict. The container name "/${name}" is already in use by container "${existing.id}". You have to remove (or rename) that container to be able to reuse that name.`);
+    if (existing)
+      throw conflict(
+        `Conflict. The container name "/${name}" is already in use by container "${existing.id}". You have to remove (or rename) that container to be able to reuse that name.`,
+      );
 
     const { path, args } = commandLine(config, options);
     if (options.networkMode.startsWith("container:")) throw notImplemented("--network container:NAME is not supported");
-    if (!["bridge", "host", "none", "default"].includes(options.networkMode)) await network.inspect(options.networkMode);
     if (options.networkMode === "default") options.networkMode = "bridge";
+    // Docker joins the networks of NetworkingConfig (when given) rather than NetworkMode's. A network
+    // that does not exist is refused at start ("network X not found"), as Docker does: a 404 here
+    // would make the docker CLI believe the image is missing and pull it.
+    const networks = joinsNetworks(options.networkMode) ? defaultNetworks(options) : [];
+    // A network that does not exist (yet) is refused at start, as Docker does; only its name is looked up here.
+    for (const n of networks)
+      n.name =
+        (await network.inspect(n.name).catch((e: unknown) => (isEngineError(e) && e.kind === "NotFound" ? undefined : Promise.reject(e))))?.name ?? n.name;
 
     checkNamespaceModes(options);
     validateHealthcheck(options.healthcheck);
@@ -341,8 +387,19 @@ export class ContainerService extends EventEmitter {
       options: { ...options, ports, hostname: options.hostname || (options.networkMode === "host" || options.utsMode === "host" ? osHostname() : undefined) },
       path,
       args,
-      state: { status: "created", pid: 0, exitCode: 0, error: "", oomKilled: false, startedAt: NEVER, finishedAt: NEVER, restartCount: 0, stoppedByUser: false },
+      state: {
+        status: "created",
+        pid: 0,
+        exitCode: 0,
+        error: "",
+        oomKilled: false,
+        startedAt: NEVER,
+        finishedAt: NEVER,
+        restartCount: 0,
+        stoppedByUser: false,
+      },
       endpoints: [],
+      networks,
       publishedPorts: [],
       mounts,
     };
@@ -368,10 +425,21 @@ export class ContainerService extends EventEmitter {
       if (seen.has(m.destination)) throw invalidArgument(`Duplicate mount point: ${m.destination}`);
       seen.add(m.destination);
       if (m.type === "bind") {
-        if (!m.source.startsWith("/")) throw invalidArgument(`invalid mount config for type "bind": invalid mount path: '${m.source}' mount path must be absolute`);
+        if (!m.source.startsWith("/"))
+          throw invalidArgument(`invalid mount config for type "bind": invalid mount path: '${m.source}' mount path must be absolute`);
         mounts.push(options.hostPathRules ? { ...m, source: await confineBindSource(m.source, m.readonly, options.hostPathRules) } : m);
       } else {
         mounts.push({ ...m, source: m.source || randomBytes(32).toString("hex"), anonymous: m.anonymous || !m.source });
+      }
+    }
+    // --volumes-from: the other container's volumes and binds, where this one mounts nothing itself;
+    // shared, so never this container's anonymous volumes to remove with it.
+    for (const vf of options.volumesFrom) {
+      const { container, mode } = parseVolumesFrom(vf);
+      for (const m of this.get(container).mounts) {
+        if (seen.has(m.destination)) continue;
+        seen.add(m.destination);
+        mounts.push({ ...m, readonly: mode === "" ? m.readonly : mode === "ro", anonymous: false });
       }
     }
     for (const dest of Object.keys(config.Volumes ?? {})) {
@@ -392,33 +460,37 @@ export class ContainerService extends EventEmitter {
   private async startLocked(record: ContainerRecord): Promise<boolean> {
     if (record.state.status === "running") return false;
     if (record.state.status === "paused") throw conflict("cannot start a paused container, try unpause instead");
-    if (record.state.status === "removing" || record.state.status === "dead") throw conflict(`container ${record.id} is marked for removal and cannot be started`);
+    if (record.state.status === "removing" || record.state.status === "dead")
+      throw conflict(`container ${record.id} is marked for removal and cannot be started`);
     const timer = this.restartTimers.get(record.id);
     if (timer) {
       clearTimeout(timer);
       this.restartTimers.delete(record.id);
     }
-    const { images, snapshots, network, volumes, monitor, runc, logger } = this.deps;
+    const { images, network, volumes, monitor, runc, logger } = this.deps;
     const p = this.paths(record.id);
     const undo: Array<() => Promise<unknown>> = [];
     try {
       const image = await images.config(record.imageId).catch(bestEffort(this.deps.logger, `read the config of image ${record.imageId}`));
       const config = image?.config ?? {};
-      await mkdir(p.rootfs, { recursive: true });
-      await mountAll(await snapshots.mounts(record.id), p.rootfs);
-      undo.push(() => unmountAll(p.rootfs, { detach: true }));
+      await this.rootfsMounts.acquire(record.id, p.rootfs, RUNNING);
+      undo.push(() => this.rootfsMounts.release(record.id, p.rootfs, RUNNING));
       const replaced = await guardRuntimeDirs(p.rootfs);
       if (replaced.length) logger.info({ id: record.id, replaced }, "image paths runc mounts over were not directories: replaced in the container's layer");
 
       const hostname = record.options.hostname || record.id.slice(0, 12);
       await writeFile(p.hostnamePath, `${hostname}\n`);
+      const joins = joinsNetworks(record.options.networkMode) ? this.withShortIdAliases(record, record.networks ?? defaultNetworks(record.options)) : [];
+      record.networks = joins;
       const attached = await network.attach({
         containerId: record.id,
         name: record.name,
         hostname,
         networkMode: record.options.networkMode,
         ports: record.options.ports,
-        aliases: record.options.aliases,
+        networks: joins.map((n) => ({ network: n.name, aliases: n.aliases, ipv4Address: n.ipv4Address })),
+        macAddress: record.options.macAddress || undefined,
+        extraHosts: record.options.extraHosts,
         hostsPath: p.hostsPath,
         resolvConfPath: p.resolvConfPath,
       });
@@ -439,11 +511,17 @@ export class ContainerService extends EventEmitter {
       // Directories are made in advance (safely, inside the rootfs); a file bind's destination is
       // left to runc, which creates an empty file there (a directory would make the mount fail).
       for (const b of binds) {
-        if (!(await stat(b.source).then((st) => st.isDirectory(), () => true))) continue;
+        if (
+          !(await stat(b.source).then(
+            (st) => st.isDirectory(),
+            () => true,
+          ))
+        )
+          continue;
         await mkdirInRoot(p.rootfs, b.destination).catch(bestEffort(this.deps.logger, `make the mount point ${b.destination}`));
       }
 
-      const user = await resolveUser(p.rootfs, record.options.user ?? config.User ?? "");
+      const user = await resolveUser(p.rootfs, record.options.user ?? config.User ?? "", record.options.groupAdd);
       const devices: DeviceNode[] = record.options.privileged ? await hostDevices() : [];
       for (const d of record.options.devices) devices.push(...(await deviceNodes(d)));
       const spec = buildRuntimeSpec({
@@ -465,7 +543,15 @@ export class ContainerService extends EventEmitter {
       await writeFile(join(p.bundle, "config.json"), JSON.stringify(spec));
       await runc.delete(record.id, { force: true }).catch(bestEffort(this.deps.logger, `runc delete ${record.id}`));
       await rm(p.stateDir, { recursive: true, force: true });
-      const created = await monitor.create({ ...monitorPaths(p), id: record.id, name: record.name, tty: record.options.tty, stdin: record.options.openStdin, stdinOnce: record.options.stdinOnce, logMaxSize: LOG_MAX_BYTES });
+      const created = await monitor.create({
+        ...monitorPaths(p),
+        id: record.id,
+        name: record.name,
+        tty: record.options.tty,
+        stdin: record.options.openStdin,
+        stdinOnce: record.options.stdinOnce,
+        logMaxSize: LOG_MAX_BYTES,
+      });
       undo.push(() => runc.delete(record.id, { force: true }));
       // Clients that asked to attach before the start (docker run) are connected now, so they miss no output.
       for (const pending of this.pendingAttach.get(record.id) ?? []) {
@@ -473,9 +559,20 @@ export class ContainerService extends EventEmitter {
       }
       this.pendingAttach.delete(record.id);
       await monitor.start(record.id, monitorPaths(p));
-      record.state = { ...record.state, status: "running", pid: created.pid, exitCode: 0, error: "", oomKilled: false, startedAt: new Date().toISOString(), finishedAt: NEVER, stoppedByUser: false };
+      record.state = {
+        ...record.state,
+        status: "running",
+        pid: created.pid,
+        exitCode: 0,
+        error: "",
+        oomKilled: false,
+        startedAt: new Date().toISOString(),
+        finishedAt: NEVER,
+        stoppedByUser: false,
+      };
       this.health.start(record, healthProbe(effectiveHealthcheck(config.Healthcheck, record.options.healthcheck), config.Shell));
       record.endpoints = attached.endpoints;
+      record.networks = joins.map((n) => ({ ...n, networkId: attached.endpoints.find((e) => e.networkName === n.name)?.networkId ?? n.networkId }));
       record.publishedPorts = attached.ports;
       await this.deps.store.save(record);
       this.watchExit(record);
@@ -494,7 +591,9 @@ export class ContainerService extends EventEmitter {
       // Docker removes an AutoRemove (`--rm`) container whose start failed: `docker run --rm`
       // waits for the removal after a failed start, and would otherwise wait forever.
       if (record.options.autoRemove) {
-        await this.finishRemove(record, { volumes: true }).catch((rmErr: unknown) => logger.warn({ err: rmErr, id: record.id }, "auto-remove after a failed start failed"));
+        await this.finishRemove(record, { volumes: true }).catch((rmErr: unknown) =>
+          logger.warn({ err: rmErr, id: record.id }, "auto-remove after a failed start failed"),
+        );
       }
       throw err;
     }
@@ -535,7 +634,7 @@ export class ContainerService extends EventEmitter {
     // Without a monitor the processes may still run: --force kills them all (the cgroup) before deleting.
     await runc.delete(record.id, { force: true }).catch((err: unknown) => logger.warn({ err, id: record.id }, "runc delete after the exit failed"));
     await network.detach(record.id).catch((err: unknown) => logger.warn({ err, id: record.id }, "network detach failed"));
-    await unmountAll(p.rootfs, { detach: true }).catch((err: unknown) => logger.warn({ err, id: record.id }, "unmount failed"));
+    await this.rootfsMounts.release(record.id, p.rootfs, RUNNING).catch((err: unknown) => logger.warn({ err, id: record.id }, "unmount failed"));
     const ranFor = record.state.startedAt !== NEVER ? Date.now() - Date.parse(record.state.startedAt) : 0;
     record.state = {
       ...record.state,
@@ -563,26 +662,30 @@ export class ContainerService extends EventEmitter {
 
     if (restart) {
       // Docker's back-off: doubles from 100 ms while the container keeps failing fast; reset after 10 s of running.
-      const delay = ranFor > 10_000 ? RESTART_BACKOFF_START_MS : Math.min(RESTART_BACKOFF_MAX_MS, RESTART_BACKOFF_START_MS * 2 ** Math.min(record.state.restartCount, 10));
-      const t = setTimeout(() => {
-        this.restartTimers.delete(record.id);
-        // Under the container's lock, and still "restarting" while it starts: a `docker stop`
-        // meanwhile waits for the lock and then stops what this start made (see stop()).
-        this.withLock(record.id, async () => {
-          const current = this.deps.store.get(record.id);
-          if (!current || current.state.status !== "restarting" || current.state.stoppedByUser) return;
-          try {
-            await this.startLocked(current);
-          } catch (err) {
-            // Docker leaves a container whose policy restart failed exited, and does not retry.
-            if (current.state.status === "restarting") {
-              current.state.status = "exited";
-              await this.deps.store.save(current);
+      const delay =
+        ranFor > 10_000 ? RESTART_BACKOFF_START_MS : Math.min(RESTART_BACKOFF_MAX_MS, RESTART_BACKOFF_START_MS * 2 ** Math.min(record.state.restartCount, 10));
+      const t = setTimeout(
+        () => {
+          this.restartTimers.delete(record.id);
+          // Under the container's lock, and still "restarting" while it starts: a `docker stop`
+          // meanwhile waits for the lock and then stops what this start made (see stop()).
+          this.withLock(record.id, async () => {
+            const current = this.deps.store.get(record.id);
+            if (!current || current.state.status !== "restarting" || current.state.stoppedByUser) return;
+            try {
+              await this.startLocked(current);
+            } catch (err) {
+              // Docker leaves a container whose policy restart failed exited, and does not retry.
+              if (current.state.status === "restarting") {
+                current.state.status = "exited";
+                await this.deps.store.save(current);
+              }
+              throw err;
             }
-            throw err;
-          }
-        }).catch((err: unknown) => logger.warn({ err, id: record.id }, "restart policy: start failed"));
-      }, opts.adopting ? 0 : delay);
+          }).catch((err: unknown) => logger.warn({ err, id: record.id }, "restart policy: start failed"));
+        },
+        opts.adopting ? 0 : delay,
+      );
       this.restartTimers.set(record.id, t);
       return;
     }
@@ -634,7 +737,11 @@ export class ContainerService extends EventEmitter {
     const exited = this.nextExit(record.id);
     await this.deps.store.save(record);
     const timeout = timeoutSeconds ?? record.options.stopTimeout ?? 10;
-    const sig = signal ?? record.options.stopSignal ?? (await this.deps.images.config(record.imageId).catch(bestEffort(this.deps.logger, `read the config of image ${record.imageId}`)))?.config?.StopSignal ?? "SIGTERM";
+    const sig =
+      signal ??
+      record.options.stopSignal ??
+      (await this.deps.images.config(record.imageId).catch(bestEffort(this.deps.logger, `read the config of image ${record.imageId}`)))?.config?.StopSignal ??
+      "SIGTERM";
     if (record.state.status === "paused") await this.deps.runc.resume(record.id).catch(bestEffort(this.deps.logger, `resume ${record.id} before stopping it`));
     await this.deps.runc.kill(record.id, sig).catch(bestEffort(this.deps.logger, `send ${sig} to ${record.id}`));
     const graceful = timeout < 0 ? await exited.then(() => true) : await Promise.race([exited.then(() => true), sleep(timeout * 1000).then(() => false)]);
@@ -697,6 +804,42 @@ export class ContainerService extends EventEmitter {
     this.emitEvent("unpause", record);
   }
 
+  /**
+   * `docker update`: new limits and restart policy, kept in the record (inspect shows them)
+   * and applied at once to a running or paused container (runc update); a restarting or
+   * stopped one gets them at its next start. All or nothing: a refused change changes nothing.
+   * @returns Docker's warnings (none).
+   * @throws InvalidArgument for a bad value (Docker's text), Conflict for what Docker refuses.
+   */
+  update(idOrName: string, changes: ContainerUpdate): Promise<string[]> {
+    const record = this.get(idOrName);
+    return this.withLock(record.id, async () => {
+      if (record.state.status === "removing" || record.state.status === "dead")
+        throw conflict(`Cannot update container ${record.id}: container is marked for removal and cannot be "update"`);
+      const next = applyUpdate(record.id, record.options, changes, this.deps.specHost.swapLimit);
+      // Docker's checks of the values (the same as at create), and the cgroup values to apply.
+      const spec = buildRuntimeSpec({
+        image: {},
+        run: { ...runOptions(next, "x"), cmd: ["x"] },
+        rootfs: "rootfs",
+        user: { uid: 0, gid: 0, additionalGids: [] },
+        namespaces: { ...namespaceModes(next, () => 1), network: "none" },
+        cgroupsPath: "/validate",
+        host: this.deps.specHost,
+      });
+      if (record.state.status === "running" || record.state.status === "paused") {
+        const { memory, cpu, pids } = spec.linux.resources;
+        await this.deps.runc.update(record.id, { ...(memory ? { memory } : {}), ...(cpu ? { cpu } : {}), ...(pids ? { pids } : {}) }).catch((e: unknown) => {
+          throw conflict(`Cannot update container ${record.id}: ${(e as Error).message}`, e);
+        });
+      }
+      record.options = next;
+      await this.deps.store.save(record);
+      this.emitEvent("update", record);
+      return [];
+    });
+  }
+
   // --- remove, rename, wait ------------------------------------------------------
 
   async remove(idOrName: string, opts: { force?: boolean; volumes?: boolean } = {}): Promise<void> {
@@ -706,7 +849,10 @@ export class ContainerService extends EventEmitter {
         throw conflict(`You cannot remove a ${record.state.status} container ${record.id}. Stop the container before attempting removal or force remove`);
       }
       if (record.state.status === "restarting") await this.stop(record.id);
-      else await this.kill(record.id, "SIGKILL").catch((e: unknown) => { if (!isEngineError(e, "Conflict")) throw e; });
+      else
+        await this.kill(record.id, "SIGKILL").catch((e: unknown) => {
+          if (!isEngineError(e, "Conflict")) throw e;
+        });
     }
     await this.withLock(record.id, () => this.finishRemove(record, { volumes: !!opts.volumes }));
   }
@@ -725,7 +871,9 @@ export class ContainerService extends EventEmitter {
     const p = this.paths(record.id);
     await runc.delete(record.id, { force: true }).catch(bestEffort(logger, `runc delete ${record.id}`));
     await network.detach(record.id);
-    await unmountAll(p.rootfs, { detach: true }).catch((err: unknown) => logger.warn({ err, id: record.id }, "unmounting the container's root failed"));
+    await this.rootfsMounts
+      .releaseAll(record.id, p.rootfs)
+      .catch((err: unknown) => logger.warn({ err, id: record.id }, "unmounting the container's root failed"));
     await snapshots.remove(record.id);
     await monitor.cleanup(monitorPaths(p)).catch(bestEffort(logger, `clean up the monitor files of ${record.id}`));
     await store.delete(record.id).catch(async (err: unknown) => {
@@ -739,7 +887,9 @@ export class ContainerService extends EventEmitter {
     if (opts.volumes) {
       for (const m of record.mounts) {
         if (m.type !== "volume" || !m.anonymous) continue;
-        await volumes.remove(m.source, {}, (n: string) => this.volumeUsers(n)).catch((err: unknown) => logger.warn({ err, volume: m.source }, "could not remove an anonymous volume"));
+        await volumes
+          .remove(m.source, {}, (n: string) => this.volumeUsers(n))
+          .catch((err: unknown) => logger.warn({ err, volume: m.source }, "could not remove an anonymous volume"));
       }
     }
     this.emitEvent("destroy", record);
@@ -755,7 +905,10 @@ export class ContainerService extends EventEmitter {
     if (!VALID_CONTAINER_NAME.test(name)) throw invalidArgument(`Invalid container name (${name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
     if (name === record.name) throw conflict(`Renaming a container with the same name as its current name`);
     const other = this.deps.store.nameTaken(name, record.id);
-    if (other) throw conflict(`Error when allocating new name: Conflict. The container name "/${name}" is already in use by container "${other.id}". You have to remove (or rename) that container to be able to reuse that name.`);
+    if (other)
+      throw conflict(
+        `Error when allocating new name: Conflict. The container name "/${name}" is already in use by container "${other.id}". You have to remove (or rename) that container to be able to reuse that name.`,
+      );
     const old = record.name;
     record.name = name;
     await this.deps.store.save(record);
@@ -820,6 +973,7 @@ export class ContainerService extends EventEmitter {
 
   logs(idOrName: string, opts: { follow?: boolean; tail?: number; since?: number; until?: number; signal?: AbortSignal }) {
     const record = this.get(idOrName);
+    if (!logsReadable(record.options)) throw notImplemented("configured logging driver does not support reading");
     return readLogs(this.paths(record.id).logPath, {
       ...opts,
       isRunning: async () => {
@@ -834,7 +988,15 @@ export class ContainerService extends EventEmitter {
     if (record.state.status === "paused") throw conflict(`Container ${record.id} is paused, unpause the container before exec`);
     if (record.state.status !== "running") throw conflict(`Container ${record.id} is not running`);
     if (config.cmd.length === 0) throw invalidArgument("No exec command specified");
-    const exec: ExecInstance = { id: randomBytes(32).toString("hex"), containerId: record.id, config, running: false, exitCode: null, pid: 0, done: Promise.resolve() };
+    const exec: ExecInstance = {
+      id: randomBytes(32).toString("hex"),
+      containerId: record.id,
+      config,
+      running: false,
+      exitCode: null,
+      pid: 0,
+      done: Promise.resolve(),
+    };
     this.execs.set(exec.id, exec);
     return exec;
   }
@@ -854,7 +1016,8 @@ export class ContainerService extends EventEmitter {
       process.kill(exec.pid, "SIGKILL");
       this.deps.logger.debug({ exec: id, pid: exec.pid }, "killed an exec process whose client left");
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== "ESRCH") this.deps.logger.warn({ err: e, exec: id, pid: exec.pid }, "could not kill an exec process whose client left");
+      if ((e as NodeJS.ErrnoException).code !== "ESRCH")
+        this.deps.logger.warn({ err: e, exec: id, pid: exec.pid }, "could not kill an exec process whose client left");
     }
   }
 
@@ -869,14 +1032,38 @@ export class ContainerService extends EventEmitter {
     if (exec.running || exec.exitCode !== null) throw conflict(`Error: Exec command ${execId} has already run`);
     const record = this.deps.store.get(exec.containerId);
     if (!record || record.state.status !== "running") throw conflict(`Container ${exec.containerId} is not running`);
-    const process = await this.execProcess(record, exec.config);
     exec.running = true;
-    const session = await this.deps.monitor.exec(record.id, monitorPaths(this.paths(record.id)), process, { tty: exec.config.tty, stdin: exec.config.attachStdin, detach: opts.detach });
+    try {
+      return await this.runExec(exec, record, opts);
+    } catch (e) {
+      // As Docker: an exec that could not start has ended, with 127 for a command that is not
+      // there and 126 for anything else (not executable, unknown user…); its client reads that.
+      exec.running = false;
+      exec.exitCode = /executable file not found|no such file or directory/.test(e instanceof Error ? e.message : "") ? 127 : 126;
+      // containerd's wording around runc's message, which Docker's clients print.
+      if (e instanceof RuncError) throw new EngineError(e.kind, `OCI runtime exec failed: ${e.message}: unknown`, { cause: e });
+      throw e;
+    }
+  }
+
+  private async runExec(exec: ExecInstance, record: ContainerRecord, opts: { detach?: boolean }): Promise<ExecSession> {
+    const process = await this.execProcess(record, exec.config);
+    const session = await this.deps.monitor.exec(record.id, monitorPaths(this.paths(record.id)), process, {
+      tty: exec.config.tty,
+      stdin: exec.config.attachStdin,
+      detach: opts.detach,
+    });
     exec.session = session;
     exec.pid = session.pid;
     exec.done = session.wait().then(
-      (code) => { exec.running = false; exec.exitCode = code; },
-      () => { exec.running = false; exec.exitCode = 126; },
+      (code) => {
+        exec.running = false;
+        exec.exitCode = code;
+      },
+      () => {
+        exec.running = false;
+        exec.exitCode = 126;
+      },
     );
     this.emitEvent("exec_start", record, { execID: exec.id });
     return session;
@@ -885,12 +1072,22 @@ export class ContainerService extends EventEmitter {
   /** The process of an exec in a running container: its user, environment and working directory as Docker resolves them. */
   private async execProcess(record: ContainerRecord, config: ExecConfig): Promise<SpecProcess> {
     const p = this.paths(record.id);
-    const image = (await this.deps.images.config(record.imageId).catch(bestEffort(this.deps.logger, `read the config of image ${record.imageId}`)))?.config ?? {};
-    const user = await resolveUser(p.rootfs, config.user || record.options.user || image.User || "");
+    const image =
+      (await this.deps.images.config(record.imageId).catch(bestEffort(this.deps.logger, `read the config of image ${record.imageId}`)))?.config ?? {};
+    const user = await resolveUser(p.rootfs, config.user || record.options.user || image.User || "", record.options.groupAdd);
     const spec = buildRuntimeSpec({
       image,
       // `exec --privileged` gives the process every capability; runc keeps the container's seccomp filter, as with Docker.
-      run: { ...runOptions(record.options, record.options.hostname || record.id.slice(0, 12)), cmd: config.cmd, entrypoint: "", env: [...record.options.env, ...config.env], tty: config.tty, workingDir: config.workingDir || record.options.workingDir, privileged: record.options.privileged || !!config.privileged },
+      run: {
+        ...runOptions(record.options, record.options.hostname || record.id.slice(0, 12)),
+        cmd: config.cmd,
+        entrypoint: "",
+        init: false,
+        env: [...record.options.env, ...config.env],
+        tty: config.tty,
+        workingDir: config.workingDir || record.options.workingDir,
+        privileged: record.options.privileged || !!config.privileged,
+      },
       rootfs: p.rootfs,
       user,
       namespaces: { network: "none" },
@@ -912,7 +1109,8 @@ export class ContainerService extends EventEmitter {
   }
 
   private async healthProbeOf(record: ContainerRecord) {
-    const config = (await this.deps.images.config(record.imageId).catch(bestEffort(this.deps.logger, `read the config of image ${record.imageId}`)))?.config ?? {};
+    const config =
+      (await this.deps.images.config(record.imageId).catch(bestEffort(this.deps.logger, `read the config of image ${record.imageId}`)))?.config ?? {};
     return healthProbe(effectiveHealthcheck(config.Healthcheck, record.options.healthcheck), config.Shell);
   }
 
@@ -947,17 +1145,19 @@ export class ContainerService extends EventEmitter {
     return { titles, processes };
   }
 
-  /** Runs `fn` with the container's root filesystem mounted (it is mounted already while running). */
-  async withRootfs<T>(idOrName: string, fn: (rootfs: string) => Promise<T>): Promise<T> {
+  /**
+   * Runs `fn` with the container's root filesystem mounted (it is mounted already while
+   * running). The mount is shared: a start or another operation meanwhile keeps it.
+   */
+  async withRootfs<T>(idOrName: string, fn: (rootfs: string, record: ContainerRecord) => Promise<T>): Promise<T> {
     const record = this.get(idOrName);
     const p = this.paths(record.id);
-    if (await isMounted(p.rootfs)) return fn(p.rootfs);
-    await mkdir(p.rootfs, { recursive: true });
-    await mountAll(await this.deps.snapshots.mounts(record.id), p.rootfs);
+    const holder = randomBytes(8).toString("hex");
+    await this.rootfsMounts.acquire(record.id, p.rootfs, holder);
     try {
-      return await fn(p.rootfs);
+      return await fn(p.rootfs, record);
     } finally {
-      await unmountAll(p.rootfs, { detach: true });
+      await this.rootfsMounts.release(record.id, p.rootfs, holder).catch(bestEffort(this.deps.logger, `unmount the root of ${record.id}`));
     }
   }
 
@@ -987,21 +1187,83 @@ export class ContainerService extends EventEmitter {
     return { deleted, spaceReclaimed };
   }
 
-  /** `docker network connect`: a running container joins another network. */
-  async connect(idOrName: string, networkName: string, aliases: string[]): Promise<void> {
+  /**
+   * `docker network connect`. A running container joins at once; a created or stopped one gets the
+   * network recorded and joins it at its next start (as Docker: compose disconnects and reconnects
+   * containers it has just created).
+   * @throws NotFound container or network; Conflict host/none modes, a container being removed; and
+   *         the network manager's errors (address in use, aliases or `--ip` where Docker refuses them).
+   */
+  async connect(idOrName: string, networkName: string, cfg: Partial<Omit<NetworkAttachment, "name">>): Promise<void> {
     const record = this.get(idOrName);
-    if (record.state.status !== "running" && record.state.status !== "paused") throw conflict(`Container ${record.id} is not running`);
-    const ep = await this.deps.network.connect(record.id, networkName, aliases);
-    record.endpoints = [...record.endpoints.filter((e) => e.networkId !== ep.networkId), ep];
-    await this.deps.store.save(record);
+    await this.withLock(record.id, async () => {
+      if (record.state.status === "removing" || record.state.status === "dead")
+        throw conflict(`container ${record.id} is marked for removal and cannot be connected or disconnected to the network`);
+      const net = await this.deps.network.inspect(networkName === "default" ? "bridge" : networkName);
+      const mode = record.options.networkMode;
+      if (mode === "host" || net.driver === "host") throw conflict("container cannot be disconnected from host network or connected to host network");
+      if (mode === "none" || net.driver === "null")
+        throw conflict("container cannot be connected to multiple networks with one of the networks in private (none) mode");
+      const desired = record.networks ?? defaultNetworks(record.options);
+      const [attachment] = this.withShortIdAliases(record, [
+        { name: net.name, aliases: cfg.aliases ?? [], ipv4Address: cfg.ipv4Address || undefined, links: cfg.links ?? [], driverOpts: cfg.driverOpts ?? {} },
+      ]);
+      if (record.state.status === "running" || record.state.status === "paused") {
+        const ep = await this.deps.network.connect(record.id, { network: net.id, aliases: attachment!.aliases, ipv4Address: attachment!.ipv4Address });
+        record.endpoints = [...record.endpoints.filter((e) => e.networkId !== ep.networkId), ep];
+        attachment!.networkId = ep.networkId;
+      } else {
+        if (desired.some((n) => n.name === net.name)) return; // Docker keeps the first settings
+        if (net.name === "bridge" && attachment!.aliases.length > 0)
+          throw invalidArgument("network-scoped alias is supported only for containers in user defined networks");
+        if (attachment!.ipv4Address && (net.name === "bridge" || !net.userSubnet)) {
+          throw invalidArgument(
+            net.name === "bridge"
+              ? "user specified IP address is supported on user defined networks only"
+              : "user specified IP address is supported only when connecting to networks with user configured subnets",
+          );
+        }
+      }
+      record.networks = [...desired.filter((n) => n.name !== net.name), attachment!];
+      await this.deps.store.save(record);
+    });
   }
 
+  /**
+   * `docker network disconnect`: off the network now if running, and in any case not joined again
+   * at the next start. `force`: also for a network that no longer exists.
+   */
   async disconnect(idOrName: string, networkName: string, force: boolean): Promise<void> {
     const record = this.get(idOrName);
-    await this.deps.network.disconnect(record.id, networkName, force);
-    const info = await this.deps.network.inspect(networkName).catch(bestEffort(this.deps.logger, `inspect network ${networkName}`));
-    record.endpoints = record.endpoints.filter((e) => e.networkName !== networkName && e.networkId !== info?.id);
-    await this.deps.store.save(record);
+    await this.withLock(record.id, async () => {
+      const net = await this.deps.network.inspect(networkName).catch((e: unknown) => {
+        if (force) return undefined;
+        throw e;
+      });
+      const name = net?.name ?? networkName;
+      if (record.options.networkMode === "host" || net?.driver === "host")
+        throw conflict("container cannot be disconnected from host network or connected to host network");
+      const desired = record.networks ?? defaultNetworks(record.options);
+      if (record.state.status === "running" || record.state.status === "paused") {
+        if (net) await this.deps.network.disconnect(record.id, net.id, force);
+        record.endpoints = record.endpoints.filter((e) => e.networkName !== name && e.networkId !== net?.id);
+      } else if (!desired.some((n) => n.name === name) && !force) {
+        throw conflict(`container ${record.id} is not connected to the network ${name}`);
+      }
+      record.networks = desired.filter((n) => n.name !== name);
+      await this.deps.store.save(record);
+    });
+  }
+
+  /** Docker adds a container's short ID to its aliases on every user-defined network it joins. */
+  private withShortIdAliases(record: ContainerRecord, networks: NetworkAttachment[]): NetworkAttachment[] {
+    const short = record.id.slice(0, 12);
+    const out: NetworkAttachment[] = [];
+    for (const n of networks) {
+      const predefined = ["bridge", "host", "none"].includes(n.name);
+      out.push(predefined || n.aliases.includes(short) ? n : { ...n, aliases: [...n.aliases, short] });
+    }
+    return out;
   }
 
   exists(id: string): boolean {
@@ -1040,7 +1302,17 @@ export class ContainerService extends EventEmitter {
    * new config is the container's (command, env, ports…) with `changes` applied, and a
    * history entry records author and message.
    */
-  async commit(idOrName: string, opts: { reference?: string; author?: string; comment?: string; changes?: string[]; pause?: boolean; config?: { Cmd?: string[]; Entrypoint?: string[]; Env?: string[]; Labels?: Record<string, string> } }): Promise<string> {
+  async commit(
+    idOrName: string,
+    opts: {
+      reference?: string;
+      author?: string;
+      comment?: string;
+      changes?: string[];
+      pause?: boolean;
+      config?: { Cmd?: string[]; Entrypoint?: string[]; Env?: string[]; Labels?: Record<string, string> };
+    },
+  ): Promise<string> {
     const record = this.get(idOrName);
     const { images, layers, content, runc } = { ...this.deps, content: this.deps.images.deps.content };
     const ref = opts.reference ? withDefaultTag(parseNormalizedReference(opts.reference)) : undefined;
@@ -1049,20 +1321,27 @@ export class ContainerService extends EventEmitter {
     const containerConfig = applyChanges(
       {
         ...(base.config ?? {}),
-        Env: mergeEnvList(base.config?.Env ?? [], record.options.env),
+        Env: containerEnv(base.config?.Env, record.options.env),
         Cmd: record.options.cmd?.length ? record.options.cmd : record.options.entrypoint !== undefined ? [] : base.config?.Cmd,
-        Entrypoint: record.options.entrypoint === "" ? null : record.options.entrypoint ?? base.config?.Entrypoint,
+        Entrypoint: record.options.entrypoint === "" ? null : (record.options.entrypoint ?? base.config?.Entrypoint),
         WorkingDir: record.options.workingDir ?? base.config?.WorkingDir,
         User: record.options.user ?? base.config?.User,
         Labels: { ...(base.config?.Labels ?? {}), ...record.options.labels },
-        ...(record.options.healthcheck ? { Healthcheck: healthcheckToDocker(effectiveHealthcheck(base.config?.Healthcheck, record.options.healthcheck)!) } : {}),
+        ...(record.options.healthcheck
+          ? { Healthcheck: healthcheckToDocker(effectiveHealthcheck(base.config?.Healthcheck, record.options.healthcheck)!) }
+          : {}),
         ...(opts.config?.Cmd ? { Cmd: opts.config.Cmd } : {}),
         ...(opts.config?.Entrypoint ? { Entrypoint: opts.config.Entrypoint } : {}),
       },
       opts.changes ?? [],
     );
+    // As Docker: a running container is paused while its layer is read (consistent files), and
+    // resumed after, also when the commit fails.
     const paused = opts.pause !== false && record.state.status === "running";
-    if (paused) await runc.pause(record.id);
+    if (paused) {
+      await runc.pause(record.id);
+      this.emitEvent("pause", record);
+    }
     try {
       const upper = await this.upperDir(record.id);
       const [toStore, toUnpack] = teeStream(upperToLayerTar(upper, { exclude: BIND_TARGETS }));
@@ -1077,7 +1356,12 @@ export class ContainerService extends EventEmitter {
         rootfs: { type: "layers", diff_ids: [...base.rootfs.diff_ids, blob.digest] },
         history: [
           ...(base.history ?? []),
-          { created: now, created_by: [record.path, ...record.args].join(" "), ...(opts.author ? { author: opts.author } : {}), ...(opts.comment ? { comment: opts.comment } : {}) },
+          {
+            created: now,
+            created_by: [record.path, ...record.args].join(" "),
+            ...(opts.author ? { author: opts.author } : {}),
+            ...(opts.comment ? { comment: opts.comment } : {}),
+          },
         ],
       };
       const { id } = await images.registerImage(
@@ -1085,7 +1369,13 @@ export class ContainerService extends EventEmitter {
           configBytes: Buffer.from(JSON.stringify(config)),
           layers: [
             ...(baseRecord?.layers ?? []),
-            { diffId: blob.digest, chainId: layer.chainId, size: layer.size, tarSize: blob.size, blob: { mediaType: "application/vnd.docker.image.rootfs.diff.tar", digest: blob.digest, size: blob.size } },
+            {
+              diffId: blob.digest,
+              chainId: layer.chainId,
+              size: layer.size,
+              tarSize: blob.size,
+              blob: { mediaType: "application/vnd.docker.image.rootfs.diff.tar", digest: blob.digest, size: blob.size },
+            },
           ],
           parent: record.imageId,
         },
@@ -1094,7 +1384,10 @@ export class ContainerService extends EventEmitter {
       this.emitEvent("commit", record, { comment: opts.comment ?? "" });
       return id;
     } finally {
-      if (paused) await runc.resume(record.id).catch(bestEffort(this.deps.logger, `resume ${record.id}`));
+      if (paused) {
+        await runc.resume(record.id).catch((err: unknown) => this.deps.logger.warn({ err, id: record.id }, "could not resume the container after its commit"));
+        this.emitEvent("unpause", record);
+      }
     }
   }
 
@@ -1128,10 +1421,6 @@ function waitInList<T>(lists: Map<string, Array<(v: T) => void>>, key: string, o
 /** Files the engine bind-mounts into every container: not part of its filesystem. */
 const BIND_TARGETS = ["/etc/hosts", "/etc/hostname", "/etc/resolv.conf"];
 
-function mergeEnvList(base: readonly string[], run: readonly string[]): string[] {
-  return mergeEnv(base, run.filter((e) => e.includes("=")).map((e) => [e.slice(0, e.indexOf("=")), e.slice(e.indexOf("=") + 1)] as const));
-}
-
 function monitorPaths(p: MonitorPaths): MonitorPaths {
   return { stateDir: p.stateDir, bundle: p.bundle, logPath: p.logPath };
 }
@@ -1158,13 +1447,35 @@ export function commandLine(image: ContainerConfig, options: { cmd?: string[]; e
 function checkNamespaceModes(o: ReturnType<typeof CreateOptionsSchema.parse>): void {
   if (!(o.pidMode === "" || o.pidMode === "host" || /^container:.+$/.test(o.pidMode))) throw invalidArgument(`invalid PID mode: ${o.pidMode}`);
   if (!(o.utsMode === "" || o.utsMode === "host")) throw invalidArgument(`invalid UTS mode: ${o.utsMode}`);
-  if (o.ipcMode.startsWith("container:")) throw notImplemented(`--ipc ${o.ipcMode} is not supported by Berth: a container can have an IPC namespace of its own (private, shareable, none) or the host's`);
+  if (o.ipcMode.startsWith("container:"))
+    throw notImplemented(
+      `--ipc ${o.ipcMode} is not supported by Berth: a container can have an IPC namespace of its own (private, shareable, none) or the host's`,
+    );
   if (!["", "private", "shareable", "none", "host"].includes(o.ipcMode)) throw invalidArgument(`invalid IPC mode: ${o.ipcMode}`);
 }
 
 /** The pid, ipc and uts namespaces of a container; `pidOf` gives a `container:<name>` target's init PID. */
+/** Whether a network mode joins networks (bridge or a user network), rather than host, none or another container's. */
+function joinsNetworks(mode: string): boolean {
+  return !["host", "none"].includes(mode) && !mode.startsWith("container:");
+}
+
+/** The networks a container created with these options joins: NetworkingConfig's, or else NetworkMode's. */
+function defaultNetworks(o: ContainerOptions): NetworkAttachment[] {
+  if (o.networks && o.networks.length > 0)
+    return o.networks.map((n) => ({
+      ...n,
+      name: n.name === "default" ? "bridge" : n.name,
+      aliases: [...n.aliases],
+      links: [...n.links],
+      driverOpts: { ...n.driverOpts },
+    }));
+  return [{ name: o.networkMode === "default" ? "bridge" : o.networkMode, aliases: [...o.aliases], links: [], driverOpts: {} }];
+}
+
 function namespaceModes(o: ReturnType<typeof CreateOptionsSchema.parse>, pidOf: (target: string) => number): Omit<NamespaceOptions, "network"> {
-  const pid = o.pidMode === "host" ? "host" : o.pidMode.startsWith("container:") ? { path: `/proc/${pidOf(o.pidMode.slice("container:".length))}/ns/pid` } : "private";
+  const pid =
+    o.pidMode === "host" ? "host" : o.pidMode.startsWith("container:") ? { path: `/proc/${pidOf(o.pidMode.slice("container:".length))}/ns/pid` } : "private";
   const ipc = o.ipcMode === "host" ? "host" : o.ipcMode === "none" ? "none" : "private";
   return { pid, ipc, uts: o.utsMode === "host" ? "host" : "private", cgroup: o.cgroupns };
 }
@@ -1194,9 +1505,15 @@ function runOptions(o: ReturnType<typeof CreateOptionsSchema.parse>, hostname: s
     memorySwap: o.memorySwap || undefined,
     cpus: o.nanoCpus ? o.nanoCpus / 1e9 : undefined,
     cpuShares: o.cpuShares || undefined,
+    cpuQuota: o.cpuQuota || undefined,
+    cpuPeriod: o.cpuPeriod || undefined,
     cpusetCpus: o.cpusetCpus || undefined,
     pidsLimit: o.pidsLimit,
     shmSize: o.shmSize || undefined,
+    init: o.init,
+    tmpfs: o.tmpfs,
+    memorySwappiness: o.memorySwappiness,
+    oomKillDisable: o.oomKillDisable,
   };
 }
 
@@ -1214,5 +1531,3 @@ function publishedPortSpecs(o: ReturnType<typeof CreateOptionsSchema.parse>, con
   }
   return ports;
 }
-
-

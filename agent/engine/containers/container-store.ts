@@ -1,8 +1,10 @@
-import { mkdir, open, readdir, readFile, rename, rm } from "node:fs/promises";
+import { KeyedQueue } from "../keyed-queue.ts";
+import { mkdir, readdir, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import { alreadyExists, conflict, invalidArgument, notFound } from "../errors.ts";
 import { ContainerRecordSchema, type ContainerRecord } from "./container-record.ts";
+import { writeFileAtomic } from "../fs-util.ts";
 
 /**
  * Container records on disk: ROOT/<id>/container.json (replaced atomically), with the
@@ -12,9 +14,13 @@ import { ContainerRecordSchema, type ContainerRecord } from "./container-record.
  */
 export class ContainerStore {
   private readonly records = new Map<string, ContainerRecord>();
-  private readonly saving = new Map<string, Promise<unknown>>();
+  /** Per record: the save under way, which the next one waits for. */
+  private readonly saving = new KeyedQueue();
 
-  constructor(readonly root: string, private readonly logger?: Logger) {}
+  constructor(
+    readonly root: string,
+    private readonly logger?: Logger,
+  ) {}
 
   dir(id: string): string {
     return join(this.root, id);
@@ -67,38 +73,26 @@ export class ContainerStore {
   /** Reserves a new record (its directory is created here). @throws AlreadyExists for a taken name */
   async add(record: ContainerRecord): Promise<void> {
     const other = this.nameTaken(record.name);
-    if (other) throw alreadyExists(`Conflict. The container name "/${record.name}" is already in use by container "${other.id}". You have to remove (or rename) that container to be able to reuse that name.`);
+    if (other)
+      throw alreadyExists(
+        `Conflict. The container name "/${record.name}" is already in use by container "${other.id}". You have to remove (or rename) that container to be able to reuse that name.`,
+      );
     this.records.set(record.id, record);
     await mkdir(this.dir(record.id), { recursive: true, mode: 0o700 });
     await this.save(record);
   }
 
   /**
-   * Persists the record as it is now (temp file, fsync, rename). Saves of one record are
-   * serialised: writers that overlapped on the one temp file could leave it mixed (the health
-   * monitor saves while the lifecycle does).
+   * Persists the record as it is now, atomically. Saves of one record run one after another:
+   * two at once (a stop saving while a policy restart saves) could finish out of order.
    */
   save(record: ContainerRecord): Promise<void> {
-    const prev = this.saving.get(record.id) ?? Promise.resolve();
-    const next = prev.then(() => this.write(record));
-    const settled = next.catch(() => undefined);
-    this.saving.set(record.id, settled);
-    void settled.then(() => { if (this.saving.get(record.id) === settled) this.saving.delete(record.id); });
-    return next;
+    return this.saving.run(record.id, () => this.write(record));
   }
 
   private async write(record: ContainerRecord): Promise<void> {
     if (!this.records.has(record.id)) return; // removed meanwhile
-    const file = join(this.dir(record.id), "container.json");
-    const tmp = `${file}.tmp`;
-    const fh = await open(tmp, "w", 0o600);
-    try {
-      await fh.writeFile(JSON.stringify(record));
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, file);
+    await writeFileAtomic(join(this.dir(record.id), "container.json"), JSON.stringify(record));
   }
 
   async delete(id: string): Promise<void> {

@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import type { Logger } from "pino";
 import { invalidArgument } from "../errors.ts";
+import { bestEffort, type DebugLog } from "../../../shared/best-effort.ts";
 import type { ExecSession, OutputChunk } from "../monitor/monitor.ts";
 import { killProcessTree, killProcessTreeSync } from "../monitor/process-tree.ts";
 import type { ContainerRecord, HealthcheckSpec, HealthResult, HealthState } from "./container-record.ts";
@@ -139,7 +140,12 @@ export function startingHealth(previous: HealthState | undefined): HealthState {
  * container's start (ISO 8601): a failure whose probe began within the start period,
  * while the container has not been healthy yet, does not count.
  */
-export function applyProbeResult(health: HealthState, result: HealthResult, probe: Pick<HealthProbe, "retries" | "startPeriodMs">, startedAt: string): HealthState {
+export function applyProbeResult(
+  health: HealthState,
+  result: HealthResult,
+  probe: Pick<HealthProbe, "retries" | "startPeriodMs">,
+  startedAt: string,
+): HealthState {
   const log = [...health.log, result].slice(-MAX_LOG_ENTRIES);
   if (result.exitCode === 0) return { status: "healthy", failingStreak: 0, log };
   if (health.status === "starting" && Date.parse(result.start) - Date.parse(startedAt) < probe.startPeriodMs) {
@@ -173,15 +179,15 @@ export class LimitedOutput {
  * Runs one probe to its end: output collected, and when `signal` fires the process is killed
  * with everything it started, and awaited (dying probes must not pile up).
  */
-export async function runProbe(session: ExecSession, signal: AbortSignal): Promise<{ exitCode: number; output: string }> {
+export async function runProbe(session: ExecSession, signal: AbortSignal, log: DebugLog): Promise<{ exitCode: number; output: string }> {
   const output = new LimitedOutput();
-  const kill = () => void killProcessTree(session.pid).catch(() => undefined);
+  const kill = () => void killProcessTree(session.pid).catch(bestEffort(log, `kill the health probe ${session.pid}`));
   signal.addEventListener("abort", kill, { once: true });
   if (signal.aborted) kill();
   try {
     const drained = (async () => {
       for await (const chunk of session.output as AsyncIterable<OutputChunk>) output.write(chunk.data);
-    })().catch(() => undefined);
+    })().catch(bestEffort(log, "read the output of a health probe"));
     const exitCode = await session.wait();
     let grace: NodeJS.Timeout | undefined;
     await Promise.race([drained, new Promise<void>((r) => (grace = setTimeout(r, OUTPUT_GRACE_MS)))]);
@@ -304,7 +310,7 @@ export class HealthMonitor {
       const session = await this.deps.exec(id, probe.cmd);
       this.probing.set(id, session.pid);
       event(`exec_start: ${command}`);
-      const { exitCode, output } = await runProbe(session, timeout.signal);
+      const { exitCode, output } = await runProbe(session, timeout.signal, this.deps.logger);
       event("exec_die", { exitCode: String(exitCode) });
       if (timeout.signal.aborted) return { start: start.toISOString(), end: new Date().toISOString(), exitCode: -1, output: probe.timeoutText };
       return { start: start.toISOString(), end: new Date().toISOString(), exitCode, output };

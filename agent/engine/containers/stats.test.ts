@@ -28,7 +28,10 @@ test("cgroup v2: CPU in ns from usage_usec, memory, pids and io from the unified
   assert.equal(s.memory.limit, 16_777_216);
   assert.equal(s.memory.stats.inactive_file, 2000);
   assert.deepEqual(s.pids, { current: 3, limit: 0 });
-  assert.deepEqual(s.blkio, [{ major: 8, minor: 0, op: "read", value: 4096 }, { major: 8, minor: 0, op: "write", value: 8192 }]);
+  assert.deepEqual(s.blkio, [
+    { major: 8, minor: 0, op: "read", value: 4096 },
+    { major: 8, minor: 0, op: "write", value: 8192 },
+  ]);
 });
 
 test("cgroup v1: per-controller directories", async (t) => {

@@ -7,11 +7,24 @@ import { join } from "node:path";
  */
 export interface ContainerStats {
   read: string;
-  cpu: { totalUsage: number; perCpu: number[]; kernel: number; user: number; systemUsage: number; onlineCpus: number; throttledPeriods: number; throttledTime: number; periods: number };
+  cpu: {
+    totalUsage: number;
+    perCpu: number[];
+    kernel: number;
+    user: number;
+    systemUsage: number;
+    onlineCpus: number;
+    throttledPeriods: number;
+    throttledTime: number;
+    periods: number;
+  };
   memory: { usage: number; maxUsage: number; limit: number; stats: Record<string, number> };
   pids: { current: number; limit: number };
   blkio: Array<{ major: number; minor: number; op: string; value: number }>;
-  networks: Record<string, { rxBytes: number; rxPackets: number; rxErrors: number; rxDropped: number; txBytes: number; txPackets: number; txErrors: number; txDropped: number }>;
+  networks: Record<
+    string,
+    { rxBytes: number; rxPackets: number; rxErrors: number; rxDropped: number; txBytes: number; txPackets: number; txErrors: number; txDropped: number }
+  >;
 }
 
 const V1 = "/sys/fs/cgroup";
@@ -59,7 +72,10 @@ async function networkStats(pid: number): Promise<ContainerStats["networks"]> {
  * the version is detected from it: a unified (v2) hierarchy has cgroup.controllers at its top.
  */
 export async function readContainerStats(cgroupsPath: string, pid: number, onlineCpus: number, root = V1): Promise<ContainerStats> {
-  const unified = await readFile(join(root, "cgroup.controllers"), "utf8").then(() => true, () => false);
+  const unified = await readFile(join(root, "cgroup.controllers"), "utf8").then(
+    () => true,
+    () => false,
+  );
   if (unified) return readV2Stats(join(root, cgroupsPath), pid, onlineCpus);
   const V1root = root;
   const cpuDir = join(V1root, "cpuacct", cgroupsPath);

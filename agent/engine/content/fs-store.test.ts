@@ -50,15 +50,25 @@ test("parseDigest accepts only sha256 with 64 lowercase hex", () => {
     `SHA256:${hex}`,
   ];
   for (const d of bad) {
-    assert.throws(() => parseDigest(d), (e) => isEngineError(e, "InvalidArgument") && /invalid digest format/.test(e.message), d);
+    assert.throws(
+      () => parseDigest(d),
+      (e) => isEngineError(e, "InvalidArgument") && /invalid digest format/.test(e.message),
+      d,
+    );
   }
 });
 
 test("invalid digest strings are refused before touching any path", async (t) => {
   const { store, root } = await newStore(t);
   const evil = "sha256:../../../etc/passwd";
-  assert.throws(() => store.path(evil), (e) => isEngineError(e, "InvalidArgument"));
-  assert.throws(() => store.read(evil), (e) => isEngineError(e, "InvalidArgument"));
+  assert.throws(
+    () => store.path(evil),
+    (e) => isEngineError(e, "InvalidArgument"),
+  );
+  assert.throws(
+    () => store.read(evil),
+    (e) => isEngineError(e, "InvalidArgument"),
+  );
   await assert.rejects(store.info(evil), (e) => isEngineError(e, "InvalidArgument"));
   await assert.rejects(store.has(evil), (e) => isEngineError(e, "InvalidArgument"));
   await assert.rejects(store.readBytes(evil), (e) => isEngineError(e, "InvalidArgument"));
@@ -91,7 +101,10 @@ test("writeBytes, info, has, read, readBytes, list, delete", async (t) => {
   const empty = await store.writeBytes(new Uint8Array(0));
   assert.deepEqual(empty, { digest: sha(new Uint8Array(0)), size: 0 });
   const listed = (await store.list()).sort((a, b) => a.digest.localeCompare(b.digest));
-  assert.deepEqual(listed, [empty, { digest: d, size: data.length }].sort((a, b) => a.digest.localeCompare(b.digest)));
+  assert.deepEqual(
+    listed,
+    [empty, { digest: d, size: data.length }].sort((a, b) => a.digest.localeCompare(b.digest)),
+  );
 
   // Writing an existing blob again is fine.
   assert.deepEqual(await store.writeBytes(data, d), { digest: d, size: data.length });
@@ -140,7 +153,10 @@ test("expected size exceeded fails at once, before the source ends", async (t) =
       this.push(Buffer.alloc(1024, 1));
     },
   });
-  await assert.rejects(store.writeStream(endless, { size: 10_000 }), (e) => isEngineError(e, "DataLoss") && /exceeds its expected size of 10000/.test(e.message));
+  await assert.rejects(
+    store.writeStream(endless, { size: 10_000 }),
+    (e) => isEngineError(e, "DataLoss") && /exceeds its expected size of 10000/.test(e.message),
+  );
   assert.ok(pulled < 200, `source read ${pulled} times`);
   assert.deepEqual(await ingestFiles(root), []);
 

@@ -120,7 +120,8 @@ export class FsContentStore implements ContentStore {
       await pipeline(source, w, signal ? { signal } : {});
       return await w.commit();
     } catch (e) {
-      if (signal?.aborted || (e instanceof Error && e.name === "AbortError")) throw canceled(`writing blob ${expected?.digest ?? "(digest unknown)"} canceled`, e);
+      if (signal?.aborted || (e instanceof Error && e.name === "AbortError"))
+        throw canceled(`writing blob ${expected?.digest ?? "(digest unknown)"} canceled`, e);
       throw e;
     } finally {
       await w.abort();
@@ -230,7 +231,10 @@ class FsBlobWriter extends Writable implements BlobWriter {
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
     // A clean auto-destroy after 'finish' keeps the file for commit(); anything else releases it.
     if (err || !this.writableFinished || this.aborted) {
-      this.release().then(() => cb(err), () => cb(err));
+      this.release().then(
+        () => cb(err),
+        () => cb(err),
+      );
     } else {
       cb(err);
     }
@@ -317,5 +321,3 @@ async function exists(p: string): Promise<boolean> {
     throw e;
   }
 }
-
-

@@ -1,5 +1,6 @@
 import { invalidArgument } from "../errors.ts";
 import type { ContainerConfig } from "./image-config.ts";
+import { mergeEnv } from "../../../shared/env.ts";
 
 /**
  * Applies Dockerfile-style `--change` instructions (docker import -c, docker commit -c)
@@ -23,7 +24,10 @@ export function applyChanges(base: ContainerConfig, changes: readonly string[]):
         config.Entrypoint = execOrShell(rest, instruction);
         break;
       case "ENV":
-        config.Env = mergeEnv(config.Env ?? [], keyValues(rest, instruction));
+        config.Env = mergeEnv(
+          config.Env ?? [],
+          keyValues(rest, instruction).map(([k, v]) => `${k}=${v}`),
+        );
         break;
       case "LABEL":
         config.Labels = { ...(config.Labels ?? {}), ...Object.fromEntries(keyValues(rest, instruction)) };
@@ -92,14 +96,4 @@ function keyValues(rest: string, instruction: string): Array<[string, string]> {
   while ((m = re.exec(rest))) out.push([m[1]!, m[3] !== undefined ? m[3].replace(/\\(.)/g, "$1") : (m[4] ?? m[5] ?? "")]);
   if (out.length === 0) throw invalidArgument(`${instruction}: cannot parse "${rest}"`);
   return out;
-}
-
-export function mergeEnv(base: readonly string[], add: ReadonlyArray<readonly [string, string]>): string[] {
-  const env = [...base];
-  for (const [k, v] of add) {
-    const i = env.findIndex((e) => e.split("=")[0] === k);
-    if (i >= 0) env[i] = `${k}=${v}`;
-    else env.push(`${k}=${v}`);
-  }
-  return env;
 }

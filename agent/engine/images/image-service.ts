@@ -82,7 +82,12 @@ function matchesReferencePattern(pattern: string, key: string): boolean {
   const ref = parseNormalizedReference(key);
   const candidates = [familiarName(ref), familiarString(ref)];
   const re = new RegExp(
-    "^" + pattern.split("").map((c) => (c === "*" ? "[^/]*" : c === "?" ? "[^/]" : c.replace(/[.+^${}()|[\]\\]/g, "\\$&"))).join("") + "$",
+    "^" +
+      pattern
+        .split("")
+        .map((c) => (c === "*" ? "[^/]*" : c === "?" ? "[^/]" : c.replace(/[.+^${}()|[\]\\]/g, "\\$&")))
+        .join("") +
+      "$",
   );
   return candidates.some((c) => re.test(c));
 }
@@ -100,7 +105,8 @@ export class ImageService {
     // beside the image index is left from work a crash interrupted.
     const scratch = await new ScratchDir(this.deps.tmpDir, this.deps.logger).sweep();
     const indexTemps = await this.deps.store.removeStaleTemps();
-    if (ingests || layerTemps || scratch || indexTemps) this.deps.logger.info({ ingests, layerTemps, scratch, indexTemps }, "removed leftovers of interrupted work");
+    if (ingests || layerTemps || scratch || indexTemps)
+      this.deps.logger.info({ ingests, layerTemps, scratch, indexTemps }, "removed leftovers of interrupted work");
   }
 
   /** The image's config document. @throws NotFound */
@@ -254,7 +260,9 @@ export class ImageService {
       const remaining = allKeys.filter((k) => k !== key);
       if (remaining.length === 0 && users.length > 0 && !opts.force) {
         const u = users[0]!;
-        throw conflict(`conflict: unable to remove repository reference "${nameOrId}" (must force) - container ${u.id.slice(0, 12)} is using its referenced image ${short}`);
+        throw conflict(
+          `conflict: unable to remove repository reference "${nameOrId}" (must force) - container ${u.id.slice(0, 12)} is using its referenced image ${short}`,
+        );
       }
       const untag = [key];
       if (!ref.digest) {
@@ -271,8 +279,10 @@ export class ImageService {
       const repos = new Set(allKeys.map((k) => parseNormalizedReference(k)).map((r) => familiarName(r)));
       if (users.length > 0) {
         const running = users.find((u) => u.running);
-        if (running) throw conflict(`conflict: unable to delete ${short} (cannot be forced) - image is being used by running container ${running.id.slice(0, 12)}`);
-        if (!opts.force) throw conflict(`conflict: unable to delete ${short} (must be forced) - image is being used by stopped container ${users[0]!.id.slice(0, 12)}`);
+        if (running)
+          throw conflict(`conflict: unable to delete ${short} (cannot be forced) - image is being used by running container ${running.id.slice(0, 12)}`);
+        if (!opts.force)
+          throw conflict(`conflict: unable to delete ${short} (must be forced) - image is being used by stopped container ${users[0]!.id.slice(0, 12)}`);
       }
       if (repos.size > 1 && !opts.force) {
         throw conflict(`conflict: unable to delete ${short} (must be forced) - image is referenced in multiple repositories`);

@@ -1,7 +1,8 @@
-import { mkdir, open, readdir, readFile, rename, rm } from "node:fs/promises";
+import { mkdir, readdir, readFile, rm } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { z } from "zod";
 import { conflict, invalidArgument, notFound } from "../errors.ts";
+import { tempPrefixOf, writeFileAtomic } from "../fs-util.ts";
 import { familiarString, fullName, parseNormalizedReference, withDefaultTag, type ImageReference } from "../../../shared/reference.ts";
 import { settled } from "../../../shared/best-effort.ts";
 
@@ -90,10 +91,11 @@ export class ImageStore {
 
   /** Deletes temp files of writes a crash interrupted (before their rename). Call before the first write. @returns how many. */
   async removeStaleTemps(): Promise<number> {
-    const prefix = `${basename(this.file)}.tmp-`;
+    // writeFileAtomic's temp names; `NAME.tmp-…` were those of earlier versions.
+    const prefixes = [tempPrefixOf(this.file), `${basename(this.file)}.tmp-`];
     let n = 0;
     for (const name of await readdir(this.root).catch(() => [] as string[])) {
-      if (!name.startsWith(prefix)) continue;
+      if (!prefixes.some((p) => name.startsWith(p))) continue;
       await rm(join(this.root, name), { force: true });
       n++;
     }
@@ -115,15 +117,7 @@ export class ImageStore {
   }
 
   private async persist(next: StoreFile): Promise<void> {
-    const tmp = `${this.file}.tmp-${process.pid}-${Date.now()}`;
-    const fh = await open(tmp, "w", 0o600);
-    try {
-      await fh.writeFile(JSON.stringify(next));
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, this.file);
+    await writeFileAtomic(this.file, JSON.stringify(next));
   }
 
   images(): ImageRecord[] {

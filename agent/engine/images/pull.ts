@@ -103,9 +103,7 @@ export class Puller {
     const config = parseImageConfig(configBytes, `${familiarString(ref)}`);
     const diffIds = config.rootfs.diff_ids;
     if (diffIds.length !== manifest.layers.length) {
-      throw invalidArgument(
-        `${familiarString(ref)}: the manifest lists ${manifest.layers.length} layers but the image config has ${diffIds.length} diff IDs`,
-      );
+      throw invalidArgument(`${familiarString(ref)}: the manifest lists ${manifest.layers.length} layers but the image config has ${diffIds.length} diff IDs`);
     }
 
     const chainIds = diffIds.map((_, i) => chainIdOf(diffIds.slice(0, i + 1)));
@@ -131,7 +129,10 @@ export class Puller {
     const used = new Set(store.images().flatMap((img) => img.layers.map((l) => l.chainId)));
     const ordered = (await layers.list()).filter((l) => created.has(l.chainId));
     // Children before parents: the layer store refuses to remove a parent.
-    const depth = (c: string | undefined): number => { const l = ordered.find((x) => x.chainId === c); return l ? 1 + depth(l.parent) : 0; };
+    const depth = (c: string | undefined): number => {
+      const l = ordered.find((x) => x.chainId === c);
+      return l ? 1 + depth(l.parent) : 0;
+    };
     for (const l of ordered.sort((a, b) => depth(b.chainId) - depth(a.chainId))) {
       if (used.has(l.chainId) || (this.claims.get(l.chainId) ?? 0) > 1) continue;
       await layers.remove(l.chainId).catch((err: unknown) => logger.warn({ err, chainId: l.chainId }, "could not remove a layer of a failed pull"));
@@ -158,7 +159,10 @@ export class Puller {
       const existing = await this.images.deps.layers.get(chainId);
       if (existing) {
         onProgress({ id, status: "Already exists" });
-        const known = this.images.deps.store.images().flatMap((img) => img.layers).find((l) => l.chainId === chainId);
+        const known = this.images.deps.store
+          .images()
+          .flatMap((img) => img.layers)
+          .find((l) => l.chainId === chainId);
         const blob = (await content.has(desc.digest)) ? pickDescriptor(desc) : known?.blob;
         return { diffId: diffIds[i]!, chainId, size: existing.size, tarSize: known?.tarSize, blob } satisfies ImageLayerRecord;
       }
@@ -178,7 +182,11 @@ export class Puller {
     const manifests = [{ repository: fullName(ref), digest: resolved.digest, mediaType: resolved.mediaType }];
     if (resolved.indexDigest && resolved.indexBytes) {
       await content.writeBytes(resolved.indexBytes, resolved.indexDigest);
-      manifests.push({ repository: fullName(ref), digest: resolved.indexDigest, mediaType: resolved.indexMediaType ?? "application/vnd.oci.image.index.v1+json" });
+      manifests.push({
+        repository: fullName(ref),
+        digest: resolved.indexDigest,
+        mediaType: resolved.indexMediaType ?? "application/vnd.oci.image.index.v1+json",
+      });
     }
     const repoDigest = resolved.indexDigest ?? resolved.digest;
     const digestRef: ImageReference = { domain: ref.domain, path: ref.path, digest: repoDigest };
@@ -198,7 +206,13 @@ export class Puller {
   }
 
   /** Downloads one blob into the content store, retrying broken transfers. */
-  private async fetchBlobVerified(resolved: ResolvedManifest, target: { domain: string; path: string }, desc: Descriptor, opts: PullOptions, onBytes: ((n: number) => void) | undefined): Promise<void> {
+  private async fetchBlobVerified(
+    resolved: ResolvedManifest,
+    target: { domain: string; path: string },
+    desc: Descriptor,
+    opts: PullOptions,
+    onBytes: ((n: number) => void) | undefined,
+  ): Promise<void> {
     const { registry, content } = this.images.deps;
     await this.withRetries(desc, async () => {
       const { stream } = await registry.openBlob(resolved.endpoint, target, desc, opts.credentials, opts.signal);
@@ -244,7 +258,10 @@ export class Puller {
       return { diffId, chainId, size: done.size, blob: (await content.has(desc.digest)) ? pickDescriptor(desc) : undefined };
     }
     let tarSize = 0;
-    const countTar = () => countingStream((n) => { tarSize = n; }, 1000);
+    const countTar = () =>
+      countingStream((n) => {
+        tarSize = n;
+      }, 1000);
 
     if (await content.has(desc.digest)) {
       // A verified blob from an earlier, interrupted pull: unpack it without downloading.
@@ -264,7 +281,10 @@ export class Puller {
         stream.destroy();
         throw e;
       }
-      const counted = through(stream, countingStream((n) => onProgress({ id, status: "Downloading", current: n, total: desc.size })));
+      const counted = through(
+        stream,
+        countingStream((n) => onProgress({ id, status: "Downloading", current: n, total: desc.size })),
+      );
       const [toStore, toUnpack] = teeStream(counted);
       // Both branches are watched from here on: a branch whose consumer gave up before
       // reading (an unpack refused at once) must not carry an unheard 'error'.
@@ -286,7 +306,8 @@ export class Puller {
       }
       if (stored.status === "rejected" || unpacked.status === "rejected") {
         await writer.abort();
-        if (unpacked.status === "fulfilled") await layers.remove(chainId).catch((err: unknown) => this.images.deps.logger.warn({ err, chainId }, "could not remove a layer of a failed pull"));
+        if (unpacked.status === "fulfilled")
+          await layers.remove(chainId).catch((err: unknown) => this.images.deps.logger.warn({ err, chainId }, "could not remove a layer of a failed pull"));
         throw rootCause(stored.status === "rejected" ? stored.reason : undefined, unpacked.status === "rejected" ? unpacked.reason : undefined);
       }
       onProgress({ id, status: "Verifying Checksum" });
@@ -327,12 +348,19 @@ function rootCause(stored: unknown, unpacked: unknown): unknown {
   const failures = [stored, unpacked].filter((e) => e !== undefined);
   const noSpace = failures.find((e) => hasErrno(e, "ENOSPC"));
   if (noSpace) return noSpace;
-  const consequence = (e: unknown) => e instanceof Error && (/stream consumer closed early|premature close/i.test(e.message) || (e as NodeJS.ErrnoException).code === "ERR_STREAM_PREMATURE_CLOSE");
+  const consequence = (e: unknown) =>
+    e instanceof Error &&
+    (/stream consumer closed early|premature close/i.test(e.message) || (e as NodeJS.ErrnoException).code === "ERR_STREAM_PREMATURE_CLOSE");
   return toEngineError(failures.find((e) => !consequence(e)) ?? failures[0]);
 }
 
 function isNetworkReset(e: unknown): boolean {
   const code = (e as NodeJS.ErrnoException | undefined)?.code;
-  return code === "ECONNRESET" || code === "EPIPE" || code === "ETIMEDOUT" || code === "UND_ERR_SOCKET" || (e instanceof Error && /terminated|socket hang up|premature close/i.test(e.message));
+  return (
+    code === "ECONNRESET" ||
+    code === "EPIPE" ||
+    code === "ETIMEDOUT" ||
+    code === "UND_ERR_SOCKET" ||
+    (e instanceof Error && /terminated|socket hang up|premature close/i.test(e.message))
+  );
 }
-

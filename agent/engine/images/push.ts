@@ -136,7 +136,10 @@ export class Pusher {
       if (!(await content.has(m.digest))) continue;
       const bytes = await content.readBytes(m.digest, 4 * 1024 * 1024);
       const parsed = JSON.parse(bytes.toString("utf8")) as { config?: Descriptor; layers?: Descriptor[] };
-      const sameBlobs = parsed.config?.digest === record.id && parsed.layers?.length === record.layers.length && parsed.layers.every((d, i) => d.digest === record.layers[i]!.blob?.digest);
+      const sameBlobs =
+        parsed.config?.digest === record.id &&
+        parsed.layers?.length === record.layers.length &&
+        parsed.layers.every((d, i) => d.digest === record.layers[i]!.blob?.digest);
       if (sameBlobs) return { bytes, mediaType: m.mediaType };
     }
     const manifest = {

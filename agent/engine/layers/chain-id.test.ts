@@ -22,6 +22,12 @@ test("chain ID folds sha256(parent + ' ' + diffID)", () => {
 });
 
 test("bad input is InvalidArgument", () => {
-  assert.throws(() => chainIdOf([]), (e) => isEngineError(e, "InvalidArgument"));
-  assert.throws(() => chainIdOf([d1, "sha256:nothex"]), (e) => isEngineError(e, "InvalidArgument") && /invalid digest format/.test(e.message));
+  assert.throws(
+    () => chainIdOf([]),
+    (e) => isEngineError(e, "InvalidArgument"),
+  );
+  assert.throws(
+    () => chainIdOf([d1, "sha256:nothex"]),
+    (e) => isEngineError(e, "InvalidArgument") && /invalid digest format/.test(e.message),
+  );
 });

@@ -16,7 +16,10 @@ async function collect(r: Readable): Promise<Buffer> {
 function trickle(buf: Buffer): Readable {
   const parts: Buffer[] = [...buf.subarray(0, 8)].map((b) => Buffer.from([b]));
   parts.push(buf.subarray(8));
-  return Readable.from(parts.filter((p) => p.length), { objectMode: false });
+  return Readable.from(
+    parts.filter((p) => p.length),
+    { objectMode: false },
+  );
 }
 
 const tar = makeTar([{ name: "hello.txt", data: "hello ".repeat(1000) }]);
@@ -49,14 +52,21 @@ test("zstd, bzip2 and xz are refused clearly", async () => {
   if (!("createZstdDecompress" in (await import("node:zlib")))) cases.push(["zstd", Buffer.concat([Buffer.from([0x28, 0xb5, 0x2f, 0xfd]), Buffer.alloc(20)])]);
   for (const [kind, data] of cases) {
     const input = Readable.from([data], { objectMode: false });
-    await assert.rejects(collect(decompressStream(input)), (e) => isEngineError(e, "InvalidArgument") && e.message.startsWith(`unsupported layer compression: ${kind}`), kind);
+    await assert.rejects(
+      collect(decompressStream(input)),
+      (e) => isEngineError(e, "InvalidArgument") && e.message.startsWith(`unsupported layer compression: ${kind}`),
+      kind,
+    );
     assert.ok(input.destroyed, `${kind}: input destroyed`);
   }
 });
 
 test("corrupt or truncated gzip is DataLoss; input errors pass through", async () => {
   const gz = gzipSync(tar);
-  await assert.rejects(collect(decompressStream(trickle(gz.subarray(0, gz.length - 30)))), (e) => isEngineError(e, "DataLoss") && /corrupt gzip/.test(e.message));
+  await assert.rejects(
+    collect(decompressStream(trickle(gz.subarray(0, gz.length - 30)))),
+    (e) => isEngineError(e, "DataLoss") && /corrupt gzip/.test(e.message),
+  );
   const bad = Buffer.from(gz);
   bad.fill(0x55, 20, 60);
   await assert.rejects(collect(decompressStream(trickle(bad))), (e) => isEngineError(e, "DataLoss"));

@@ -185,7 +185,13 @@ test("later entries replace earlier ones; an existing directory keeps its conten
 
 test("absolute names are stripped and stay inside, as Docker does", async (t) => {
   const sb = await sandbox(t);
-  await extract([{ name: "/abs/evil", data: "inside" }, { name: "///x//./y/../z", data: "z" }], sb.layer);
+  await extract(
+    [
+      { name: "/abs/evil", data: "inside" },
+      { name: "///x//./y/../z", data: "z" },
+    ],
+    sb.layer,
+  );
   assert.equal(await readFile(join(sb.layer, "abs/evil"), "utf8"), "inside");
   assert.equal(await readFile(join(sb.layer, "x/z"), "utf8"), "z");
   await assertOutsideUntouched(sb);
@@ -258,14 +264,20 @@ test("hostile host files are never linked: /etc/passwd link count unchanged", as
 
 test("truncated tars are DataLoss, garbage is InvalidArgument", async (t) => {
   const sb = await sandbox(t);
-  const tar = makeTar([{ name: "a", data: Buffer.alloc(5000, 1) }, { name: "b", data: "bb" }]);
+  const tar = makeTar([
+    { name: "a", data: Buffer.alloc(5000, 1) },
+    { name: "b", data: "bb" },
+  ]);
   // Cut inside the data of "a".
   await assert.rejects(extractLayer(chunked(tar.subarray(0, 3000)), sb.layer), (e) => isEngineError(e, "DataLoss") && /truncated/.test(e.message));
   // Cut exactly after an entry, before the end-of-archive marker.
   const noEnd = makeTar([{ name: "a", data: "a" }], { noEnd: true });
   await assert.rejects(extractLayer(chunked(noEnd), sb.layer), (e) => isEngineError(e, "DataLoss") && /end-of-archive/.test(e.message));
   await assert.rejects(extractLayer(chunked(Buffer.alloc(0)), sb.layer), (e) => isEngineError(e, "DataLoss"));
-  await assert.rejects(extractLayer(chunked(Buffer.from("this is not a tar file".repeat(100))), sb.layer), (e) => isEngineError(e, "InvalidArgument") && /invalid layer tar/.test(e.message));
+  await assert.rejects(
+    extractLayer(chunked(Buffer.from("this is not a tar file".repeat(100))), sb.layer),
+    (e) => isEngineError(e, "InvalidArgument") && /invalid layer tar/.test(e.message),
+  );
   // An input stream that fails passes its error on.
   const broken = Readable.from(
     (async function* () {
@@ -321,9 +333,19 @@ test("an abort signal cancels extraction", async (t) => {
 test("a filesystem error names the entry (and does not hang)", async (t) => {
   const sb = await sandbox(t);
   const tooLong = "n".repeat(300);
-  await assert.rejects(extract([{ name: "ok", data: "1" }, { name: tooLong, data: "x" }, { name: "after", data: "2" }], sb.layer), (e) => {
-    assert.ok(isEngineError(e, "Internal"));
-    assert.match(e.message, new RegExp(`extracting layer tar entry ${tooLong}: .*name too long`));
-    return true;
-  });
+  await assert.rejects(
+    extract(
+      [
+        { name: "ok", data: "1" },
+        { name: tooLong, data: "x" },
+        { name: "after", data: "2" },
+      ],
+      sb.layer,
+    ),
+    (e) => {
+      assert.ok(isEngineError(e, "Internal"));
+      assert.match(e.message, new RegExp(`extracting layer tar entry ${tooLong}: .*name too long`));
+      return true;
+    },
+  );
 });

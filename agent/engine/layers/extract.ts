@@ -556,7 +556,12 @@ class Extractor {
       const st = await lstatIfAny(this.abs(rel));
       if (!st?.isDirectory()) throw new EngineError("Internal", `opaque marker for ${rel || "/"} has no directory`);
     }
-    await setXattr("trusted.overlay.opaque", Buffer.from("y"), opaque.map((r) => this.abs(r)), "an opaque directory marker (.wh..wh..opq)");
+    await setXattr(
+      "trusted.overlay.opaque",
+      Buffer.from("y"),
+      opaque.map((r) => this.abs(r)),
+      "an opaque directory marker (.wh..wh..opq)",
+    );
 
     // Group identical (name, value) pairs so one setfattr call covers many paths.
     const groups = new Map<string, { name: string; value: Buffer; paths: string[] }>();

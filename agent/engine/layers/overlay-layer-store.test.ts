@@ -33,7 +33,10 @@ function stream(buf: Buffer, chunk = 4096): Readable {
 async function assertOnly(root: string, chainIds: string[]): Promise<void> {
   const names = await readdir(root).catch(() => [] as string[]);
   assert.deepEqual(names.filter((n) => HEX64.test(n)).sort(), chainIds.map((c) => c.slice(7)).sort());
-  assert.deepEqual(names.filter((n) => !HEX64.test(n) && n !== "l" && n !== "tmp"), []);
+  assert.deepEqual(
+    names.filter((n) => !HEX64.test(n) && n !== "l" && n !== "tmp"),
+    [],
+  );
   assert.deepEqual(await readdir(join(root, "tmp")).catch(() => []), [], "no temporary directories left");
   assert.equal((await readdir(join(root, "l")).catch(() => [])).length, chainIds.length, "one short link per layer");
 }
@@ -83,7 +86,10 @@ test("unpack, get, list: chain IDs, diff IDs, sizes, links and meta.json", async
   assert.equal(await store.get(`sha256:${"0".repeat(64)}`), undefined);
   await assert.rejects(store.get("sha256:../../x"), (e) => isEngineError(e, "InvalidArgument"));
   const all = (await store.list()).sort((a, b) => a.chainId.localeCompare(b.chainId));
-  assert.deepEqual(all, [base, top].sort((a, b) => a.chainId.localeCompare(b.chainId)));
+  assert.deepEqual(
+    all,
+    [base, top].sort((a, b) => a.chainId.localeCompare(b.chainId)),
+  );
   assert.deepEqual(await store.lowerDirs(top.chainId), { cwd: root, lowers: [`l/${top.link}`, `l/${base.link}`] });
   await assertOnly(root, [base.chainId, top.chainId]);
 });
@@ -169,7 +175,12 @@ test("unpacking an existing layer consumes the stream and returns the existing o
 
 test("parallel unpacks: different layers of one image, and the same layer twice", async (t) => {
   const { store, root } = await newStore(t);
-  const tars = [0, 1, 2, 3].map((i) => makeTar([{ name: `layer${i}/`, type: "directory" }, { name: `layer${i}/data`, data: Buffer.alloc(200_000 + i, i) }]));
+  const tars = [0, 1, 2, 3].map((i) =>
+    makeTar([
+      { name: `layer${i}/`, type: "directory" },
+      { name: `layer${i}/data`, data: Buffer.alloc(200_000 + i, i) },
+    ]),
+  );
   const diffIds = tars.map((x) => sha(x));
   const chains = diffIds.map((_, i) => chainIdOf(diffIds.slice(0, i + 1)));
   // Parents first (unpack only checks that a named parent exists)...

@@ -249,7 +249,14 @@ export class OverlayLayerStore implements LayerStore {
       const p = join(this.linkDir, name);
       const st = await lstatIfAny(p);
       if (!st) continue;
-      if (st.isSymbolicLink() && (await stat(p).then(() => true, () => false))) continue; // resolves: a live layer
+      if (
+        st.isSymbolicLink() &&
+        (await stat(p).then(
+          () => true,
+          () => false,
+        ))
+      )
+        continue; // resolves: a live layer
       await rm(p, { recursive: true, force: true });
       n++;
     }
@@ -312,4 +319,3 @@ async function syncfs(path: string): Promise<void> {
   const r = await runTool("sync", ["-f", path]);
   if (r.exitCode !== 0) throw new Error(`sync -f ${path}: ${toolDetail(r) || `exit code ${r.exitCode}`}`);
 }
-

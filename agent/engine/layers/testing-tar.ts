@@ -45,7 +45,18 @@ function octal(buf: Buffer, off: number, len: number, value: number): void {
   buf.write(value.toString(8).padStart(len - 1, "0") + "\0", off, len, "latin1");
 }
 
-function header(fields: { name: string; typeflag: string; size: number; mode: number; uid: number; gid: number; mtime: Date; linkname?: string; devmajor?: number; devminor?: number }): Buffer {
+function header(fields: {
+  name: string;
+  typeflag: string;
+  size: number;
+  mode: number;
+  uid: number;
+  gid: number;
+  mtime: Date;
+  linkname?: string;
+  devmajor?: number;
+  devminor?: number;
+}): Buffer {
   const b = Buffer.alloc(512);
   b.write(fields.name, 0, 100, "utf8");
   octal(b, 100, 8, fields.mode);
@@ -98,7 +109,18 @@ export function makeTar(entries: TarEntry[], opts?: { noEnd?: boolean }): Buffer
     }
     const mode = e.mode ?? (type === "directory" ? 0o755 : 0o644);
     out.push(
-      header({ name, typeflag: TYPEFLAG[type], size: data.length, mode, uid: e.uid ?? 0, gid: e.gid ?? 0, mtime, linkname, devmajor: e.devmajor, devminor: e.devminor }),
+      header({
+        name,
+        typeflag: TYPEFLAG[type],
+        size: data.length,
+        mode,
+        uid: e.uid ?? 0,
+        gid: e.gid ?? 0,
+        mtime,
+        linkname,
+        devmajor: e.devmajor,
+        devminor: e.devminor,
+      }),
       ...padded(data),
     );
   }
@@ -120,57 +142,105 @@ export interface EvilCase {
 export function evilCases(outside: string): EvilCase[] {
   return [
     { title: "../evil", entries: [{ name: "../evil", data: "x" }], message: /escapes the layer root: \.\.\/evil/ },
-    { title: "a/../../evil", entries: [{ name: "a/", type: "directory" }, { name: "a/../../evil", data: "x" }], message: /escapes the layer root: a\/\.\.\/\.\.\/evil/ },
+    {
+      title: "a/../../evil",
+      entries: [
+        { name: "a/", type: "directory" },
+        { name: "a/../../evil", data: "x" },
+      ],
+      message: /escapes the layer root: a\/\.\.\/\.\.\/evil/,
+    },
     { title: "/../evil", entries: [{ name: "/../evil", data: "x" }], message: /escapes the layer root: \/\.\.\/evil/ },
     {
       title: "file through a symlink to an outside directory",
-      entries: [{ name: "lnk", type: "symlink", linkname: outside }, { name: "lnk/evil", data: "x" }],
+      entries: [
+        { name: "lnk", type: "symlink", linkname: outside },
+        { name: "lnk/evil", data: "x" },
+      ],
       message: /lnk\/evil.*through a symlink/,
     },
     {
       title: "directory through a symlink to an outside directory",
-      entries: [{ name: "lnk", type: "symlink", linkname: outside }, { name: "lnk/sub/", type: "directory" }],
+      entries: [
+        { name: "lnk", type: "symlink", linkname: outside },
+        { name: "lnk/sub/", type: "directory" },
+      ],
       message: /lnk\/sub.*through a symlink/,
     },
     {
       title: "file through a symlink to ..",
-      entries: [{ name: "up", type: "symlink", linkname: ".." }, { name: "up/evil", data: "x" }],
+      entries: [
+        { name: "up", type: "symlink", linkname: ".." },
+        { name: "up/evil", data: "x" },
+      ],
       message: /up\/evil.*through a symlink/,
     },
     {
       title: "deep file through a relative symlink chain",
-      entries: [{ name: "d/", type: "directory" }, { name: "d/up", type: "symlink", linkname: "../.." }, { name: "d/up/evil", data: "x" }],
+      entries: [
+        { name: "d/", type: "directory" },
+        { name: "d/up", type: "symlink", linkname: "../.." },
+        { name: "d/up/evil", data: "x" },
+      ],
       message: /d\/up\/evil.*through a symlink/,
     },
     {
       title: "whiteout through a symlink",
-      entries: [{ name: "lnk", type: "symlink", linkname: outside }, { name: "lnk/.wh.sentinel", data: "" }],
+      entries: [
+        { name: "lnk", type: "symlink", linkname: outside },
+        { name: "lnk/.wh.sentinel", data: "" },
+      ],
       message: /lnk\/\.wh\.sentinel.*through a symlink/,
     },
     {
       title: "opaque marker through a symlink",
-      entries: [{ name: "lnk", type: "symlink", linkname: outside }, { name: "lnk/.wh..wh..opq", data: "" }],
+      entries: [
+        { name: "lnk", type: "symlink", linkname: outside },
+        { name: "lnk/.wh..wh..opq", data: "" },
+      ],
       message: /lnk\/\.wh\.\.wh\.\.opq.*through a symlink/,
     },
     {
       title: "hardlink through a symlink",
-      entries: [{ name: "f", data: "x" }, { name: "lnk", type: "symlink", linkname: outside }, { name: "lnk/hl", type: "link", linkname: "f" }],
+      entries: [
+        { name: "f", data: "x" },
+        { name: "lnk", type: "symlink", linkname: outside },
+        { name: "lnk/hl", type: "link", linkname: "f" },
+      ],
       message: /lnk\/hl.*through a symlink/,
     },
-    { title: "hardlink to ../../etc/passwd", entries: [{ name: "hl", type: "link", linkname: "../../etc/passwd" }], message: /hl: hardlink target \.\.\/\.\.\/etc\/passwd escapes the layer root/ },
-    { title: "hardlink to /etc/passwd", entries: [{ name: "hl", type: "link", linkname: "/etc/passwd" }], message: /hl: hardlink target \/etc\/passwd does not exist in the layer/ },
+    {
+      title: "hardlink to ../../etc/passwd",
+      entries: [{ name: "hl", type: "link", linkname: "../../etc/passwd" }],
+      message: /hl: hardlink target \.\.\/\.\.\/etc\/passwd escapes the layer root/,
+    },
+    {
+      title: "hardlink to /etc/passwd",
+      entries: [{ name: "hl", type: "link", linkname: "/etc/passwd" }],
+      message: /hl: hardlink target \/etc\/passwd does not exist in the layer/,
+    },
     {
       title: "hardlink to a file reached through a symlink",
-      entries: [{ name: "etc", type: "symlink", linkname: "/etc" }, { name: "hl", type: "link", linkname: "etc/passwd" }],
+      entries: [
+        { name: "etc", type: "symlink", linkname: "/etc" },
+        { name: "hl", type: "link", linkname: "etc/passwd" },
+      ],
       message: /hl: hardlink target etc\/passwd is reached through a symlink/,
     },
     {
       title: "hardlink target outside through a symlink",
-      entries: [{ name: "lnk", type: "symlink", linkname: outside }, { name: "hl", type: "link", linkname: "lnk/sentinel" }],
+      entries: [
+        { name: "lnk", type: "symlink", linkname: outside },
+        { name: "hl", type: "link", linkname: "lnk/sentinel" },
+      ],
       message: /hl: hardlink target lnk\/sentinel is reached through a symlink/,
     },
     { title: "block device sda", entries: [{ name: "sda", type: "block-device", devmajor: 8, devminor: 0 }], message: /sda is a block device/ },
-    { title: "char device null 1/3", entries: [{ name: "dev/null", type: "character-device", devmajor: 1, devminor: 3 }], message: /dev\/null is a character device \(1\/3\)/ },
+    {
+      title: "char device null 1/3",
+      entries: [{ name: "dev/null", type: "character-device", devmajor: 1, devminor: 3 }],
+      message: /dev\/null is a character device \(1\/3\)/,
+    },
     { title: "GNU sparse file", entries: [{ name: "sparse", type: "gnu-sparse", data: "x" }], message: /sparse has an unsupported type/ },
   ];
 }

@@ -94,7 +94,10 @@ export async function writeCtl(ctlPath: string, line: string, what: string): Pro
 
 /** `1 ROWS COLS\n` after checking the size as conmon does (0..1000). */
 export function resizeLine(cols: number, rows: number): string {
-  for (const [name, v] of [["cols", cols], ["rows", rows]] as const) {
+  for (const [name, v] of [
+    ["cols", cols],
+    ["rows", rows],
+  ] as const) {
     if (!Number.isInteger(v) || v < 0 || v > 1000) throw new EngineError("InvalidArgument", `invalid terminal ${name} ${v}: must be an integer from 0 to 1000`);
   }
   return `1 ${rows} ${cols}\n`;
@@ -104,10 +107,7 @@ export function resizeLine(cols: number, rows: number): string {
  * Wraps a connected attach socket as a StdioSession. Owns the socket: `close()`
  * (or the end of the output) releases it.
  */
-export function stdioSession(
-  sock: SeqpacketSocket,
-  opts: { stdin: boolean; stdout: boolean; stderr: boolean; ctlPath: string; what: string },
-): StdioSession {
+export function stdioSession(sock: SeqpacketSocket, opts: { stdin: boolean; stdout: boolean; stderr: boolean; ctlPath: string; what: string }): StdioSession {
   let ended = false;
   let closed = false;
   const output = new Readable({ objectMode: true, read() {} });

@@ -117,7 +117,11 @@ async function removeCgroups(parent: string, children: string[]): Promise<void> 
 }
 
 /** Reads `output` until `done(text per stream)` holds or it ends; fails after `ms`. */
-async function readUntil(output: Readable, done: (o: { stdout: string; stderr: string }) => boolean, ms = 10_000): Promise<{ stdout: string; stderr: string; ended: boolean }> {
+async function readUntil(
+  output: Readable,
+  done: (o: { stdout: string; stderr: string }) => boolean,
+  ms = 10_000,
+): Promise<{ stdout: string; stderr: string; ended: boolean }> {
   const got = { stdout: "", stderr: "" };
   if (done(got)) return { ...got, ended: false };
   return new Promise((resolve, reject) => {
@@ -173,7 +177,11 @@ test("create + start: both streams logged in order with timestamps, exit code 3;
   for await (const e of readLogs(c.paths.logPath)) entries.push(e);
   assert.deepEqual(
     entries.map((e) => [e.stream, e.data.toString()]),
-    [["stdout", "out\n"], ["stderr", "err\n"], ["stdout", "no newline"]],
+    [
+      ["stdout", "out\n"],
+      ["stderr", "err\n"],
+      ["stdout", "no newline"],
+    ],
   );
   const times = entries.map((e) => e.time);
   for (const time of times) assert.match(time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$/);
@@ -181,7 +189,10 @@ test("create + start: both streams logged in order with timestamps, exit code 3;
   assert.ok(Date.parse(times[0]!) >= before - 1000);
 
   await until("the monitor to end", async () => ((await env.monitor.monitorAlive(c.paths)) ? undefined : true));
-  await assert.rejects(env.monitor.attach(c.paths, { stdin: false, stdout: true, stderr: true }), (e) => isEngineError(e, "Conflict") && /not running/.test(e.message));
+  await assert.rejects(
+    env.monitor.attach(c.paths, { stdin: false, stdout: true, stderr: true }),
+    (e) => isEngineError(e, "Conflict") && /not running/.test(e.message),
+  );
 
   // A new run on the same paths replaces the old exit record.
   await env.runc.delete(c.id);
@@ -210,7 +221,9 @@ test("a container outlives the SIGKILLed process that started it; a new monitor 
   const env = await setup(t);
   const c = await env.container(["sh", "-c", "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done"]);
   const input: ChildInput = { runcRoot: env.runcRoot, monitorCgroup: `${env.cgroupParent}/conmon`, create: c.createOptions() };
-  const child = spawn(process.execPath, ["--import", "tsx", fileURLToPath(new URL("./testing-child.ts", import.meta.url)), JSON.stringify(input)], { stdio: ["ignore", "pipe", "inherit"] });
+  const child = spawn(process.execPath, ["--import", "tsx", fileURLToPath(new URL("./testing-child.ts", import.meta.url)), JSON.stringify(input)], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
   t.after(() => {
     if (child.exitCode === null) child.kill("SIGKILL");
   });
@@ -250,7 +263,12 @@ test("a container outlives the SIGKILLed process that started it; a new monitor 
   t.after(() => ac.abort());
   const seen: number[] = [];
   let killed = false;
-  for await (const e of readLogs(c.paths.logPath, { follow: true, tail: 5, signal: ac.signal, isRunning: async () => (await fresh.exitStatus(c.paths)) === undefined })) {
+  for await (const e of readLogs(c.paths.logPath, {
+    follow: true,
+    tail: 5,
+    signal: ac.signal,
+    isRunning: async () => (await fresh.exitStatus(c.paths)) === undefined,
+  })) {
     seen.push(Number(/tick (\d+)/.exec(e.data.toString())?.[1]));
     if (!killed && seen.length >= 15) {
       killed = true;
@@ -336,12 +354,18 @@ test("exec: output and exit code, stdin, tty with resize, detached; refused into
   assert.ok(e4.pid > 0);
   assert.equal(await e4.wait(), 2);
 
-  await assert.rejects(env.monitor.exec(c.id, c.paths, proc(["nosuchcmd"]), { tty: false, stdin: false }), (e) => isEngineError(e, "InvalidArgument") && /nosuchcmd/.test(e.message));
+  await assert.rejects(
+    env.monitor.exec(c.id, c.paths, proc(["nosuchcmd"]), { tty: false, stdin: false }),
+    (e) => isEngineError(e, "InvalidArgument") && /nosuchcmd/.test(e.message),
+  );
   await until("exec sessions to be cleaned up", async () => ((await readdir(join(c.paths.stateDir, "exec"))).length === 0 ? true : undefined));
 
   await env.runc.kill(c.id, "KILL");
   assert.equal((await env.monitor.waitExit(c.paths, AbortSignal.timeout(10_000))).exitCode, 137);
-  await assert.rejects(env.monitor.exec(c.id, c.paths, proc(["true"]), { tty: false, stdin: false }), (e) => isEngineError(e, "Conflict") && e.message === `Container ${c.id} is not running`);
+  await assert.rejects(
+    env.monitor.exec(c.id, c.paths, proc(["true"]), { tty: false, stdin: false }),
+    (e) => isEngineError(e, "Conflict") && e.message === `Container ${c.id} is not running`,
+  );
 });
 
 test("OOM: a process over an 8 MB limit is killed and the monitor records it", async (t) => {

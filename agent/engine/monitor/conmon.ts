@@ -99,11 +99,16 @@ export class ConmonMonitor implements ContainerMonitor {
 
   async create(opts: CreateOptions): Promise<{ pid: number; monitorPid: number }> {
     checkId(opts.id);
-    for (const [what, p] of [["log path", opts.logPath], ["bundle", opts.bundle], ["state directory", opts.stateDir]] as const) {
+    for (const [what, p] of [
+      ["log path", opts.logPath],
+      ["bundle", opts.bundle],
+      ["state directory", opts.stateDir],
+    ] as const) {
       // conmon splits `-l DRIVER:PATH` at colons and passes paths on to runc flags.
       if (p.includes(":") || p.includes("\n") || !p.startsWith("/")) throw invalidArgument(`${what} ${JSON.stringify(p)} must be an absolute path without ':'`);
     }
-    if (opts.logMaxSize !== undefined && (!Number.isSafeInteger(opts.logMaxSize) || opts.logMaxSize < 0)) throw invalidArgument(`invalid log size limit ${opts.logMaxSize}`);
+    if (opts.logMaxSize !== undefined && (!Number.isSafeInteger(opts.logMaxSize) || opts.logMaxSize < 0))
+      throw invalidArgument(`invalid log size limit ${opts.logMaxSize}`);
     const f = files(opts);
     await mkdir(f.exitDir, { recursive: true });
     await mkdir(f.persistDir, { recursive: true });
@@ -111,20 +116,32 @@ export class ConmonMonitor implements ContainerMonitor {
     await Promise.all([f.exitFile, f.oomFile, join(f.exitDir, opts.id), f.runcLog, f.pidFile, f.conmonPid].map((p) => rm(p, { force: true })));
 
     const args = [
-      "--api-version", "1",
-      "-c", opts.id,
-      "-u", opts.id,
-      "-r", this.runcPath,
-      "-b", opts.bundle,
-      "-p", f.pidFile,
-      "-n", opts.name || opts.id,
-      "--exit-dir", f.exitDir,
-      "-l", `k8s-file:${opts.logPath}`,
+      "--api-version",
+      "1",
+      "-c",
+      opts.id,
+      "-u",
+      opts.id,
+      "-r",
+      this.runcPath,
+      "-b",
+      opts.bundle,
+      "-p",
+      f.pidFile,
+      "-n",
+      opts.name || opts.id,
+      "--exit-dir",
+      f.exitDir,
+      "-l",
+      `k8s-file:${opts.logPath}`,
       ...(opts.logMaxSize ? ["--log-size-max", String(opts.logMaxSize)] : []),
-      "--persist-dir", f.persistDir,
+      "--persist-dir",
+      f.persistDir,
       "--full-attach",
-      "--socket-dir-path", opts.stateDir,
-      "--conmon-pidfile", f.conmonPid,
+      "--socket-dir-path",
+      opts.stateDir,
+      "--conmon-pidfile",
+      f.conmonPid,
       ...this.runtimeArgs(f.runcLog),
     ];
     if (opts.tty) args.push("-t");
@@ -135,7 +152,9 @@ export class ConmonMonitor implements ContainerMonitor {
       launch.start();
       const reply = await launch.reply(this.timeoutMs);
       if (reply.data < 0) {
-        await this.runc.delete(opts.id, { force: true }).catch((err: unknown) => this.logger?.warn({ err, id: opts.id }, "could not delete the runc container of a failed create"));
+        await this.runc
+          .delete(opts.id, { force: true })
+          .catch((err: unknown) => this.logger?.warn({ err, id: opts.id }, "could not delete the runc container of a failed create"));
         throw await runtimeError("create", opts.id, reply, f.runcLog);
       }
       const monitorPid = await readPid(f.conmonPid);
@@ -239,23 +258,38 @@ export class ConmonMonitor implements ContainerMonitor {
       await mkdir(ef.persistDir, { recursive: true });
       await writeFile(ef.spec, JSON.stringify({ ...execProcess, terminal: opts.tty }));
       const args = [
-        "--api-version", "1",
-        "-c", id,
-        "-u", sid,
-        "-r", this.runcPath,
-        "-b", dir,
-        "-p", ef.pidFile,
-        "-n", id,
-        "--exit-dir", ef.exitDir,
-        "-l", "none",
-        "--persist-dir", ef.persistDir,
+        "--api-version",
+        "1",
+        "-c",
+        id,
+        "-u",
+        sid,
+        "-r",
+        this.runcPath,
+        "-b",
+        dir,
+        "-p",
+        ef.pidFile,
+        "-n",
+        id,
+        "--exit-dir",
+        ef.exitDir,
+        "-l",
+        "none",
+        "--persist-dir",
+        ef.persistDir,
         "--full-attach",
-        "--socket-dir-path", dir,
-        "--conmon-pidfile", ef.conmonPid,
+        "--socket-dir-path",
+        dir,
+        "--conmon-pidfile",
+        ef.conmonPid,
         ...this.runtimeArgs(ef.runcLog),
         ...(opts.tty ? ["-t"] : []),
         ...(opts.stdin && attached ? ["-i"] : []),
-        "-e", "--exec-attach", "--exec-process-spec", ef.spec,
+        "-e",
+        "--exec-attach",
+        "--exec-process-spec",
+        ef.spec,
       ];
       launch = this.launch(args, ef.persistDir, true);
       launch.start();
@@ -291,7 +325,8 @@ export class ConmonMonitor implements ContainerMonitor {
       };
       let exitCode: Promise<number> | undefined;
       const wait = () => (exitCode ??= waitExitCode());
-      if (attached) void settled(wait()); // its failure goes to whoever calls wait()
+      if (attached)
+        void settled(wait()); // its failure goes to whoever calls wait()
       else l.close();
       const s = session ?? detachedSession(join(dir, "ctl"));
       return { ...s, pid, wait };
@@ -363,7 +398,10 @@ class Launch {
   private stderr = "";
   private readonly exited: Promise<number | null>;
 
-  constructor(private readonly child: ChildProcess, private readonly binary: string) {
+  constructor(
+    private readonly child: ChildProcess,
+    private readonly binary: string,
+  ) {
     const [, , err, sync, start] = child.stdio;
     const attach = (child.stdio as unknown as (Readable | null | undefined)[])[5];
     this.sync = new JsonLines(sync as Readable);
@@ -497,7 +535,11 @@ async function runtimeError(command: "create" | "exec", id: string, reply: SyncM
 }
 
 function kindOf(msg: string): EngineErrorKind {
-  if (/exec: "[^"]*": |executable file not found|permission denied|not a directory|no such file or directory/.test(msg) && /exec|start container process/.test(msg)) return "InvalidArgument";
+  if (
+    /exec: "[^"]*": |executable file not found|permission denied|not a directory|no such file or directory/.test(msg) &&
+    /exec|start container process/.test(msg)
+  )
+    return "InvalidArgument";
   if (/container with id exists|already exists/.test(msg)) return "AlreadyExists";
   if (/does not exist/.test(msg)) return "NotFound";
   if (/not running|stopped container|is paused|container is stopped|has stopped/.test(msg)) return "Conflict";
@@ -698,7 +740,10 @@ async function isMonitorProcess(pid: number, persistDir: string): Promise<boolea
 
 /** SIGTERM (conmon forwards it to the container), then SIGKILL; only a verified monitor. */
 async function stopMonitor(pid: number, persistDir: string, logger?: Logger): Promise<void> {
-  for (const [sig, waitMs] of [["SIGTERM", 2000], ["SIGKILL", 2000]] as const) {
+  for (const [sig, waitMs] of [
+    ["SIGTERM", 2000],
+    ["SIGKILL", 2000],
+  ] as const) {
     if (!(await isMonitorProcess(pid, persistDir))) return;
     logger?.warn({ pid, signal: sig }, "stopping a container monitor that outlived its container");
     try {

@@ -56,7 +56,11 @@ test("readLogs: partial records joined per stream, streams interleaved, tail, si
   assert.equal(all[2]?.time, "2024-05-01T10:00:02.123456789Z", "a joined line carries the time of its first part");
 
   assert.deepEqual(await collect(readLogs(log, { tail: 2 })), ["stdout:three\n", "stderr:unfinished"]);
-  assert.deepEqual(await collect(readLogs(log, { tail: 3 })), ["stdout:two\n", "stdout:three\n", "stderr:unfinished"], "the partial parts of a tailed line come along");
+  assert.deepEqual(
+    await collect(readLogs(log, { tail: 3 })),
+    ["stdout:two\n", "stdout:three\n", "stderr:unfinished"],
+    "the partial parts of a tailed line come along",
+  );
   assert.deepEqual(await collect(readLogs(log, { tail: 0 })), []);
   assert.deepEqual(await collect(readLogs(log, { tail: 100 })), await collect(readLogs(log)));
   assert.deepEqual(await collect(readLogs(log, { since: T0 + 2.5 })), ["stdout:three\n", "stderr:unfinished"]);

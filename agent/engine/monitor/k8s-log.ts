@@ -291,7 +291,10 @@ class ChangeWaiter {
   private wake: (() => void) | undefined;
   private changed = false;
 
-  constructor(path: string, private readonly pollMs: number) {
+  constructor(
+    path: string,
+    private readonly pollMs: number,
+  ) {
     const name = basename(path);
     try {
       this.watcher = watch(dirname(path), { persistent: false }, (_event, file) => {

@@ -34,7 +34,10 @@ function loadAddon(): Addon {
     addon = createRequire(import.meta.url)(pkg) as Addon;
     return addon;
   } catch (e) {
-    throw notImplemented(`attaching to a container needs SOCK_SEQPACKET sockets, from the npm package ${pkg}, which is not installed (published for linux/x64 only)`, e);
+    throw notImplemented(
+      `attaching to a container needs SOCK_SEQPACKET sockets, from the npm package ${pkg}, which is not installed (published for linux/x64 only)`,
+      e,
+    );
   }
 }
 

@@ -3,7 +3,7 @@ import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { filterResolvConf, hostnameNames, renderHosts, writeInPlace } from "./hosts.ts";
+import { dnsResolvConf, filterResolvConf, hostnameNames, renderHosts, writeInPlace } from "./hosts.ts";
 
 test("resolv.conf: 127.x nameservers dropped, options kept, Google's as the fallback", () => {
   assert.equal(filterResolvConf("search lan\nnameserver 127.0.0.53\nnameserver 10.0.0.2\noptions edns0\n"), "search lan\nnameserver 10.0.0.2\noptions edns0\n");
@@ -11,8 +11,23 @@ test("resolv.conf: 127.x nameservers dropped, options kept, Google's as the fall
   assert.equal(filterResolvConf(""), "nameserver 8.8.8.8\nnameserver 8.8.4.4\n");
 });
 
+test("resolv.conf on a user network: the DNS server only (it forwards), the host's search and options, ndots:0 as Docker", () => {
+  assert.equal(
+    dnsResolvConf("search lan\nnameserver 127.0.0.53\nnameserver 10.0.0.2\noptions edns0\n", "10.210.0.1"),
+    "nameserver 10.210.0.1\nsearch lan\noptions edns0\noptions ndots:0\n",
+  );
+  assert.equal(dnsResolvConf("nameserver 10.0.0.2\noptions ndots:2\n", "10.210.0.1"), "nameserver 10.210.0.1\noptions ndots:2\n");
+  assert.equal(dnsResolvConf("", "10.210.0.1"), "nameserver 10.210.0.1\noptions ndots:0\n");
+});
+
 test("hosts: localhost lines, own entries, then peers, Docker's layout", () => {
-  const text = renderHosts([{ ip: "10.1.0.2", names: ["web", "web", "w"] }], [{ ip: "10.1.0.3", names: ["db", "database", ""] }, { ip: "10.1.0.9", names: [] }]);
+  const text = renderHosts(
+    [{ ip: "10.1.0.2", names: ["web", "web", "w"] }],
+    [
+      { ip: "10.1.0.3", names: ["db", "database", ""] },
+      { ip: "10.1.0.9", names: [] },
+    ],
+  );
   const lines = text.split("\n");
   assert.equal(lines[0], "127.0.0.1\tlocalhost");
   assert.equal(lines[1], "::1\tlocalhost ip6-localhost ip6-loopback");

@@ -1,14 +1,17 @@
 /**
  * The `/etc/hosts` and `/etc/resolv.conf` a container gets.
  *
- * Name resolution on user-defined networks is done with hosts files (Berth has
- * no embedded DNS server): every member's file lists the peers it shares a user
- * network with, and is rewritten whenever a member comes or goes. The files are
+ * On user-defined networks, names resolve through the DNS server (dns.ts) and,
+ * as a fallback that needs no server, through hosts files: every member's file
+ * lists the peers it shares a user network with, and is rewritten whenever a
+ * member comes or goes. The files are
  * bind-mounted into the container, so they are rewritten in place (truncate and
  * write the same inode); a rename would leave the container looking at the old
  * file.
  */
 import { readFile, writeFile } from "node:fs/promises";
+import { isIP } from "node:net";
+import { invalidArgument } from "../errors.ts";
 
 export interface HostsEntry {
   ip: string;
@@ -23,6 +26,19 @@ const LOCALHOST_LINES = [
   "ff02::1\tip6-allnodes",
   "ff02::2\tip6-allrouters",
 ];
+
+/**
+ * One `--add-host` entry, "NAME:IP", split at the first colon (an IPv6 address keeps its own);
+ * the IP may be `host-gateway`, which the network manager resolves. Docker's error otherwise.
+ */
+export function parseExtraHost(entry: string): { name: string; ip: string } {
+  const i = entry.indexOf(":");
+  const name = i > 0 ? entry.slice(0, i) : "";
+  const ip = i > 0 ? entry.slice(i + 1) : "";
+  if (!name || /[\s#]/.test(name)) throw invalidArgument(`bad format for add-host: ${JSON.stringify(entry)}`);
+  if (ip !== "host-gateway" && isIP(ip) === 0) throw invalidArgument(`invalid IP address in add-host: ${JSON.stringify(ip)}`);
+  return { name, ip };
+}
 
 /** "web.example.com" → ["web.example.com", "web"]; "web" → ["web"]. */
 export function hostnameNames(hostname: string): string[] {
@@ -67,6 +83,16 @@ export function filterResolvConf(host: string): string {
   while (kept.length > 0 && kept[kept.length - 1]!.trim() === "") kept.pop();
   if (nameservers === 0) kept.push("nameserver 8.8.8.8", "nameserver 8.8.4.4");
   return kept.join("\n") + "\n";
+}
+
+/**
+ * A container's resolv.conf on a user network, as Docker writes it for its embedded server:
+ * the host's search and options lines, the DNS server as the only nameserver (it forwards
+ * everything else to the host's resolvers), and `options ndots:0`.
+ */
+export function dnsResolvConf(host: string, server: string): string {
+  const kept = host.split("\n").filter((l) => /^\s*(search|domain|options)\s/.test(l));
+  return ["nameserver " + server, ...kept, ...(kept.some((l) => /ndots:/.test(l)) ? [] : ["options ndots:0"])].join("\n") + "\n";
 }
 
 /** Nameserver addresses of a resolv.conf (so new subnets can avoid them). */

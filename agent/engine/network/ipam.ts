@@ -73,12 +73,12 @@ export function subnetSize(s: Subnet): number {
 }
 
 export function contains(s: Subnet, ip: number): boolean {
-  return ((ip & maskOf(s.prefixLen)) >>> 0) === s.base;
+  return (ip & maskOf(s.prefixLen)) >>> 0 === s.base;
 }
 
 export function overlaps(a: Subnet, b: Subnet): boolean {
   const len = Math.min(a.prefixLen, b.prefixLen);
-  return ((a.base & maskOf(len)) >>> 0) === ((b.base & maskOf(len)) >>> 0);
+  return (a.base & maskOf(len)) >>> 0 === (b.base & maskOf(len)) >>> 0;
 }
 
 /** The first host address: what Docker uses as the gateway. */
@@ -103,14 +103,19 @@ export class AddressAllocator {
   private readonly used = new Set<number>();
   private readonly reserved: Set<number>;
   private cursor: number;
+  /** Where allocate() picks from (`--ip-range`); reserve() takes any address of the subnet, as Docker's `--ip`. */
+  private readonly pool: Subnet;
 
-  constructor(subnet: Subnet, gateway: string) {
+  constructor(subnet: Subnet, gateway: string, range?: Subnet) {
     this.subnet = subnet;
     const gw = ipToInt(gateway);
     if (!contains(subnet, gw)) throw invalidArgument(`gateway ${gateway} is not in subnet ${formatSubnet(subnet)}`);
+    if (range && (range.prefixLen < subnet.prefixLen || !contains(subnet, range.base)))
+      throw invalidArgument(`ip-range ${formatSubnet(range)} is not inside subnet ${formatSubnet(subnet)}`);
     const last = subnet.base + subnetSize(subnet) - 1;
     this.reserved = new Set([subnet.base, last, gw]);
-    this.cursor = subnet.base;
+    this.pool = range ?? subnet;
+    this.cursor = this.pool.base;
   }
 
   /** Number of addresses handed out. */
@@ -127,15 +132,15 @@ export class AddressAllocator {
    * @throws Conflict "no available IPv4 addresses on network …" when the subnet is full.
    */
   allocate(networkName: string): string {
-    const size = subnetSize(this.subnet);
+    const size = subnetSize(this.pool);
     for (let i = 1; i <= size; i++) {
-      const candidate = this.subnet.base + ((this.cursor - this.subnet.base + i) % size);
+      const candidate = this.pool.base + ((this.cursor - this.pool.base + i) % size);
       if (this.reserved.has(candidate) || this.used.has(candidate)) continue;
       this.used.add(candidate);
       this.cursor = candidate;
       return intToIp(candidate);
     }
-    throw conflict(`no available IPv4 addresses on network ${networkName} (${formatSubnet(this.subnet)})`);
+    throw conflict(`no available IPv4 addresses on network ${networkName} (${formatSubnet(this.pool)})`);
   }
 
   /**
@@ -144,8 +149,10 @@ export class AddressAllocator {
    */
   reserve(ip: string): void {
     const n = ipToInt(ip);
-    if (!contains(this.subnet, n) || this.reserved.has(n)) throw invalidArgument(`address ${ip} is not assignable in ${formatSubnet(this.subnet)}`);
-    if (this.used.has(n)) throw conflict(`address ${ip} is already in use`);
+    // Docker's (libnetwork's) texts: clients and users meet them on `--ip`.
+    if (!contains(this.subnet, n)) throw invalidArgument(`Invalid address ${ip}: It does not belong to any of this network's subnets`);
+    if (this.reserved.has(n)) throw invalidArgument(`address ${ip} is not assignable in ${formatSubnet(this.subnet)} (network, broadcast or gateway address)`);
+    if (this.used.has(n)) throw conflict("Address already in use");
     this.used.add(n);
   }
 
@@ -168,5 +175,7 @@ export function pickSubnet(pool: Subnet, prefixLen: number, taken: Subnet[]): Su
     const candidate = { base: pool.base + i * step, prefixLen };
     if (!taken.some((t) => overlaps(t, candidate))) return candidate;
   }
-  throw conflict(`could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network (pool ${formatSubnet(pool)} exhausted)`);
+  throw conflict(
+    `could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network (pool ${formatSubnet(pool)} exhausted)`,
+  );
 }

@@ -24,7 +24,9 @@
  *   filter P-FORWARD      ← FORWARD                                    accept replies and DNATed connections (published ports),
  *                                                                       traffic within a bridge and out of it; drop anything
  *                                                                       else into a bridge (isolation between networks)
- *   filter P-INPUT        ← INPUT                                      drop new connections from a bridge to 127.0.0.0/8 (route_localnet is on)
+ *   filter P-INPUT        ← INPUT                                      drop new connections from a bridge to 127.0.0.0/8 (route_localnet is on);
+ *                                                                       accept DNS queries to the gateway of user networks (their DNS
+ *                                                                       server, dns.ts), also where the host's INPUT policy is DROP
  *
  * Only these chains and jump rules are ever touched; nothing else in the
  * firewall is read for anything but comparison.
@@ -37,6 +39,8 @@ export interface RuleNetwork {
   bridge: string;
   subnet: string;
   internal: boolean;
+  /** The gateway, when a DNS server listens on it (user networks). */
+  dnsServer?: string;
 }
 
 export interface RulePort {
@@ -100,6 +104,8 @@ export function renderRules(prefix: string, networks: RuleNetwork[], ports: Rule
     // The host reaching a published port on 127.0.0.1: the container must answer to the gateway.
     post.push(`-A ${POST} -s 127.0.0.0/8 -o ${n.bridge} -j MASQUERADE`);
     input.push(`-A ${IN} -d 127.0.0.0/8 -i ${n.bridge} -m conntrack ! --ctstate RELATED,ESTABLISHED -j DROP`);
+    if (n.dnsServer)
+      for (const proto of ["udp", "tcp"]) input.push(`-A ${IN} -d ${n.dnsServer}/32 -i ${n.bridge} -p ${proto} -m ${proto} --dport 53 -j ACCEPT`);
   }
   // Replies, and connections our DNAT rules sent to a published port (from anywhere, other bridges too).
   for (const n of networks) fwd.push(`-A ${FWD} -o ${n.bridge} -m conntrack --ctstate RELATED,ESTABLISHED${n.internal ? "" : ",DNAT"} -j ACCEPT`);

@@ -17,6 +17,7 @@
  */
 import { rm, writeFile } from "node:fs/promises";
 import { unavailable } from "../errors.ts";
+import { settled } from "../../../shared/best-effort.ts";
 import { run, runRaw } from "./exec.ts";
 
 /** The agent's own network namespace, as a path `ip … netns` accepts. */
@@ -68,11 +69,20 @@ export async function createNetns(path: string, interfaces: InterfaceSpec[]): Pr
     await removeNetns(path); // a leftover of an interrupted attempt for the same container
     await writeFile(path, "", { flag: "wx", mode: 0o444 });
   });
-  const enslave = interfaces.map((i) => ` && ${hostSide(i).map((l) => `ip ${l}`).join(" && ")}`).join("");
+  const enslave = interfaces
+    .map(
+      (i) =>
+        ` && ${hostSide(i)
+          .map((l) => `ip ${l}`)
+          .join(" && ")}`,
+    )
+    .join("");
   try {
     await run("sh", ["-c", `unshare --net="$1" ip -batch -${enslave}`, "sh", path], ["link set lo up", ...interfaces.flatMap(insideLines)].join("\n") + "\n");
   } catch (e) {
-    await deleteLinks(interfaces.map((i) => i.hostVeth)).catch(() => undefined);
+    // The set-up's own failure is what the caller hears; a veth that cannot be deleted now is
+    // swept with the namespace's other leftovers (network-manager's veth sweep).
+    await settled(deleteLinks(interfaces.map((i) => i.hostVeth)));
     await removeNetns(path);
     throw e;
   }

@@ -70,7 +70,13 @@ test("two containers on the default bridge: distinct addresses, reach each other
   const rules = await env.ourRules();
   const P = env.opts.chainPrefix;
   assert.ok(rules.includes(`-A ${P}-POSTROUTING -s ${env.opts.defaultSubnet} ! -o ${env.opts.bridgeName} -j MASQUERADE`), "outbound NAT");
-  for (const jump of [`-A PREROUTING -m addrtype --dst-type LOCAL -j ${P}-PREROUTING`, `-A OUTPUT -m addrtype --dst-type LOCAL -j ${P}-OUTPUT`, `-A POSTROUTING -j ${P}-POSTROUTING`, `-A FORWARD -j ${P}-FORWARD`, `-A INPUT -j ${P}-INPUT`]) {
+  for (const jump of [
+    `-A PREROUTING -m addrtype --dst-type LOCAL -j ${P}-PREROUTING`,
+    `-A OUTPUT -m addrtype --dst-type LOCAL -j ${P}-OUTPUT`,
+    `-A POSTROUTING -j ${P}-POSTROUTING`,
+    `-A FORWARD -j ${P}-FORWARD`,
+    `-A INPUT -j ${P}-INPUT`,
+  ]) {
     assert.ok(rules.includes(jump), jump);
   }
   assert.equal((await readFile("/proc/sys/net/ipv4/ip_forward", "utf8")).trim(), "1");
@@ -132,7 +138,11 @@ test("a published udp port answers from the host", async (t) => {
   assert.equal(await eventually(() => udpAsk("127.0.0.1", hostPort, "ping")), "echo:ping");
   const hostIp = await hostAddress();
   if (hostIp) assert.equal(await eventually(() => udpAsk(hostIp, hostPort, "pong")), "echo:pong");
-  assert.ok((await env.ourRules()).includes(`-A ${env.opts.chainPrefix}-PREROUTING -p udp -m udp --dport ${hostPort} -j DNAT --to-destination ${c.endpoints[0]!.ipAddress}:5353`));
+  assert.ok(
+    (await env.ourRules()).includes(
+      `-A ${env.opts.chainPrefix}-PREROUTING -p udp -m udp --dport ${hostPort} -j DNAT --to-destination ${c.endpoints[0]!.ipAddress}:5353`,
+    ),
+  );
 });
 
 test("a port published on 127.0.0.1 is reachable from the host only", async (t) => {
@@ -144,10 +154,15 @@ test("a port published on 127.0.0.1 is reachable from the host only", async (t) 
   assert.equal(await httpGet("127.0.0.1", port), "local only\n");
   await assert.rejects(wgetIn(env, ext.netnsPath, `http://${ext.hostSideIp}:${port}/`, 2), "not through the host's other addresses");
   // Even a packet addressed to 127.0.0.1 arriving from the external namespace is not forwarded.
-  await run("nsenter", [`--net=${ext.netnsPath}`, "ip", "route", "add", "127.0.0.99/32", "via", ext.hostSideIp, "dev", "eth0", "onlink"]).catch(() => undefined);
+  await run("nsenter", [`--net=${ext.netnsPath}`, "ip", "route", "add", "127.0.0.99/32", "via", ext.hostSideIp, "dev", "eth0", "onlink"]).catch(
+    () => undefined,
+  );
   await assert.rejects(wgetIn(env, ext.netnsPath, `http://127.0.0.99:${port}/`, 2));
   const rules = await env.ourRules();
-  assert.ok(!rules.some((r) => r.startsWith(`-A ${env.opts.chainPrefix}-PREROUTING`) && r.includes(`--dport ${port}`)), "no PREROUTING DNAT for a loopback binding");
+  assert.ok(
+    !rules.some((r) => r.startsWith(`-A ${env.opts.chainPrefix}-PREROUTING`) && r.includes(`--dport ${port}`)),
+    "no PREROUTING DNAT for a loopback binding",
+  );
 });
 
 test("a host port in use is a clear Conflict and leaves nothing behind", async (t) => {
@@ -157,7 +172,10 @@ test("a host port in use is a clear Conflict and leaves nothing behind", async (
   await new Promise<void>((r) => srv.listen(0, "0.0.0.0", () => r()));
   const busy = (srv.address() as { port: number }).port;
   const req = await env.request("clash", { ports: [{ containerPort: 80, protocol: "tcp", hostIp: "", hostPort: busy }] });
-  await assert.rejects(env.m.attach(req), (e: unknown) => isEngineError(e, "Conflict") && e.message.includes(`Bind for 0.0.0.0:${busy} failed: port is already allocated`));
+  await assert.rejects(
+    env.m.attach(req),
+    (e: unknown) => isEngineError(e, "Conflict") && e.message.includes(`Bind for 0.0.0.0:${busy} failed: port is already allocated`),
+  );
   assert.deepEqual(await env.bridgePorts(), []);
   assert.deepEqual(await env.netnsFiles(), []);
   assert.deepEqual(await env.stateFiles(), []);
@@ -169,9 +187,17 @@ test("a host port in use is a clear Conflict and leaves nothing behind", async (
   const port = await freePort();
   const first = await env.m.attach(await env.request("first", { ports: [{ containerPort: 80, protocol: "tcp", hostIp: "", hostPort: port }] }));
   const second = await env.request("second", { ports: [{ containerPort: 80, protocol: "tcp", hostIp: "127.0.0.1", hostPort: port }] });
-  await assert.rejects(env.m.attach(second), (e: unknown) => isEngineError(e, "Conflict") && e.message.includes(`Bind for 127.0.0.1:${port} failed: port is already allocated`));
+  await assert.rejects(
+    env.m.attach(second),
+    (e: unknown) => isEngineError(e, "Conflict") && e.message.includes(`Bind for 127.0.0.1:${port} failed: port is already allocated`),
+  );
   const spare = await freePort();
-  const third = await env.request("third", { ports: [{ containerPort: 81, protocol: "tcp", hostIp: "", hostPort: spare }, { containerPort: 82, protocol: "tcp", hostIp: "", hostPort: busy }] });
+  const third = await env.request("third", {
+    ports: [
+      { containerPort: 81, protocol: "tcp", hostIp: "", hostPort: spare },
+      { containerPort: 82, protocol: "tcp", hostIp: "", hostPort: busy },
+    ],
+  });
   await assert.rejects(env.m.attach(third), (e: unknown) => isEngineError(e, "Conflict"));
   const probe = createServer();
   await new Promise<void>((resolve, reject) => probe.once("error", reject).listen(spare, "0.0.0.0", () => resolve()));
@@ -180,8 +206,13 @@ test("a host port in use is a clear Conflict and leaves nothing behind", async (
   assert.deepEqual(await env.netnsFiles(), [first.netnsPath!.split("/").pop()]);
   assert.equal((await env.stateFiles()).length, 1);
   // Bad input is InvalidArgument.
-  await assert.rejects(env.m.attach(await env.request("bad", { ports: [{ containerPort: 0, protocol: "tcp", hostIp: "", hostPort: 1 }] })), (e: unknown) => isEngineError(e, "InvalidArgument"));
-  await assert.rejects(env.m.attach(await env.request("bad", { ports: [{ containerPort: 80, protocol: "sctp" as "tcp", hostIp: "", hostPort: 1 }] })), (e: unknown) => isEngineError(e, "InvalidArgument"));
+  await assert.rejects(env.m.attach(await env.request("bad", { ports: [{ containerPort: 0, protocol: "tcp", hostIp: "", hostPort: 1 }] })), (e: unknown) =>
+    isEngineError(e, "InvalidArgument"),
+  );
+  await assert.rejects(
+    env.m.attach(await env.request("bad", { ports: [{ containerPort: 80, protocol: "sctp" as "tcp", hostIp: "", hostPort: 1 }] })),
+    (e: unknown) => isEngineError(e, "InvalidArgument"),
+  );
   await assert.rejects(env.m.attach({ ...(await env.request("bad")), containerId: "xyz" }), (e: unknown) => isEngineError(e, "InvalidArgument"));
 });
 
@@ -261,7 +292,9 @@ test("init() after a crash: dead containers lose everything, live ones keep thei
   assert.notEqual(fresh.endpoints[0]!.ipAddress, liveIp);
 
   // A lost veth of a live container is re-created from its record.
-  const record = JSON.parse(await readFile(join(env.opts.stateDir, "containers", `${liveReq.containerId}.json`), "utf8")) as { endpoints: { hostVeth: string }[] };
+  const record = JSON.parse(await readFile(join(env.opts.stateDir, "containers", `${liveReq.containerId}.json`), "utf8")) as {
+    endpoints: { hostVeth: string }[];
+  };
   await run("ip", ["link", "del", record.endpoints[0]!.hostVeth]);
   assert.equal((await env.bridgePorts()).length, 1);
   await assert.rejects(httpGet("127.0.0.1", live.ports[0]!.hostPort, 1000));
@@ -332,7 +365,10 @@ test("none mode: a namespace with only lo; host mode: no namespace, the host's f
   assert.deepEqual(none.ports, []);
   assert.equal(none.endpoints[0]!.networkName, "none");
   const links = JSON.parse((await env.execIn(none.netnsPath, ["ip", "-j", "link", "show"])).stdout) as { ifname: string; flags: string[] }[];
-  assert.deepEqual(links.map((l) => l.ifname), ["lo"]);
+  assert.deepEqual(
+    links.map((l) => l.ifname),
+    ["lo"],
+  );
   assert.ok(links[0]!.flags.includes("UP"));
   assert.equal(await readFile(reqNone.hostsPath, "utf8").then((h) => h.split("\n").filter(Boolean).length), 6, "localhost lines only");
 

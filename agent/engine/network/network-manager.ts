@@ -18,9 +18,10 @@
  *   endpoint (reachable from outside, from the host itself, also through
  *   127.0.0.1, and from other containers), plus a bound socket holding the host
  *   port. A port bound to a 127.x address is reachable from the host only.
- * - Name resolution: on user-defined networks (not on "bridge", as in Docker)
- *   every member's hosts file lists the peers it shares a network with (name,
- *   aliases, hostname, short ID), kept up to date as members come and go.
+ * - Name resolution: on user-defined networks (not on "bridge", as in Docker) a
+ *   DNS server answers for the members (dns.ts), and every member's hosts file
+ *   lists the peers it shares a network with (name, aliases, hostname, short
+ *   ID), both kept up to date as members come and go.
  *
  * Call order and ownership:
  * 1. `init(liveContainerIds)` once at start-up, before anything else, with the
@@ -60,13 +61,50 @@ import { isAbsolute, join } from "node:path";
 import pino, { type Logger } from "pino";
 import { alreadyExists, conflict, invalidArgument, notFound, unavailable } from "../errors.ts";
 import { run } from "./exec.ts";
-import { filterResolvConf, hostnameNames, type HostsEntry, nameserversOf, readHostFile, renderHosts, writeInPlace } from "./hosts.ts";
+import { EmbeddedDns, type DnsNetwork } from "./dns.ts";
+import {
+  dnsResolvConf,
+  filterResolvConf,
+  hostnameNames,
+  parseExtraHost,
+  type HostsEntry,
+  nameserversOf,
+  readHostFile,
+  renderHosts,
+  writeInPlace,
+} from "./hosts.ts";
 import { IptablesChains, renderRules, type RuleNetwork, type RulePort, type Ruleset } from "./iptables.ts";
-import { AddressAllocator, coveredSubnet, defaultGateway, formatSubnet, ipToInt, isIPv4, macFromIp, overlaps, parseSubnet, pickSubnet, contains, type Subnet, subnetSize } from "./ipam.ts";
-import { addInterface, createNetns, deleteLinks, type InterfaceSpec, ipInNetns, listAddresses, listLinks, listRoutes, removeNetns, removeNetnsAll } from "./netns.ts";
+import {
+  AddressAllocator,
+  coveredSubnet,
+  defaultGateway,
+  formatSubnet,
+  ipToInt,
+  isIPv4,
+  macFromIp,
+  overlaps,
+  parseSubnet,
+  pickSubnet,
+  contains,
+  type Subnet,
+  subnetSize,
+} from "./ipam.ts";
+import {
+  addInterface,
+  createNetns,
+  deleteLinks,
+  type InterfaceSpec,
+  ipInNetns,
+  listAddresses,
+  listLinks,
+  listRoutes,
+  removeNetns,
+  removeNetnsAll,
+} from "./netns.ts";
 import { allocatedError, clash, holdPort, normalizePorts, type PortBinding, type PortHold } from "./ports.ts";
 import { type ContainerRecord, type EndpointRecord, type NetworkRecord, StateStore } from "./state.ts";
 import { bestEffort } from "../../../shared/best-effort.ts";
+import { KeyedQueue } from "../keyed-queue.ts";
 
 export type { PortBinding } from "./ports.ts";
 
@@ -82,6 +120,16 @@ export interface NetworkEndpoint {
   aliases: string[];
 }
 
+/** One network a container joins, with its endpoint settings (Docker's EndpointSettings). */
+export interface EndpointRequest {
+  /** Name, ID or unique ID prefix. */
+  network: string;
+  /** Network-scoped aliases; only on user-defined networks. */
+  aliases?: string[];
+  /** `--ip`: only on networks created with `--subnet`, as in Docker. */
+  ipv4Address?: string;
+}
+
 export interface AttachRequest {
   /** 64 lowercase hex. */
   containerId: string;
@@ -95,6 +143,11 @@ export interface AttachRequest {
   /** Network-scoped aliases; only on user-defined networks. */
   aliases?: string[];
   /**
+   * Bridge-like modes: the networks to join, the first one as eth0 (carrying the published ports).
+   * Default: `networkMode` with `aliases`. Empty: a namespace with loopback only (all disconnected).
+   */
+  networks?: EndpointRequest[];
+  /**
    * The file the container gets bind-mounted at /etc/hosts. The manager writes it and keeps
    * it up to date in place (same inode). Host mode: a copy of the host's /etc/hosts.
    */
@@ -104,6 +157,10 @@ export interface AttachRequest {
    * 8.8.4.4 if none is left); host mode: an unchanged copy of the host's.
    */
   resolvConfPath: string;
+  /** `--mac-address` of the first interface; default: derived from its IP, as Docker does. */
+  macAddress?: string;
+  /** `--add-host` entries ("NAME:IP", IP may be `host-gateway`), written to the hosts file before its own entry, as Docker does. */
+  extraHosts?: string[];
 }
 
 export interface AttachResult {
@@ -125,6 +182,10 @@ export interface CreateNetworkOptions {
   subnet?: string;
   /** Defaults to the subnet's first address; needs `subnet`. */
   gateway?: string;
+  /** `--ip-range`: dynamic addresses come from this part of the subnet; needs `subnet`. */
+  ipRange?: string;
+  /** Driver options (`-o`): kept and shown as given. */
+  options?: Record<string, string>;
   /** No outbound access, no traffic in from outside the bridge. */
   internal?: boolean;
   labels?: Record<string, string>;
@@ -146,6 +207,11 @@ export interface NetworkManagerOptions {
   /** The host files containers' copies are made from. Defaults /etc/hosts and /etc/resolv.conf. */
   hostHostsPath?: string;
   hostResolvConfPath?: string;
+  /**
+   * Directory of the DNS server of user networks (dns.ts). Absent: no DNS server, names resolve
+   * through hosts files only.
+   */
+  dnsDir?: string;
   /** fsync state files (default true; tests may turn it off). */
   durable?: boolean;
   logger?: Logger;
@@ -159,10 +225,10 @@ async function enableForwarding(): Promise<void> {
   try {
     await writeFile(path, "1");
   } catch (e) {
-    if ((await readFile(path, "utf8").catch(() => "0")).trim() !== "1") throw unavailable(`cannot enable IPv4 forwarding (${path}): ${(e as Error).message}`, e);
+    if ((await readFile(path, "utf8").catch(() => "0")).trim() !== "1")
+      throw unavailable(`cannot enable IPv4 forwarding (${path}): ${(e as Error).message}`, e);
   }
 }
-const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 const IFNAME_RE = /^[a-zA-Z0-9_.-]{1,15}$/;
 const DOCKER_SUBNET = parseSubnet("172.17.0.0/16");
 const USER_PREFIX_LEN = 24;
@@ -177,12 +243,14 @@ export class NetworkManager {
   private readonly pool: Subnet;
   private readonly hostHostsPath: string;
   private readonly hostResolvConfPath: string;
+  private readonly dns: EmbeddedDns | undefined;
 
   private readonly networks = new Map<string, NetworkRecord>();
   private readonly containers = new Map<string, ContainerRecord>();
   private readonly allocators = new Map<string, AddressAllocator>();
   private readonly holds = new Map<string, PortHold[]>();
-  private queue: Promise<unknown> = Promise.resolve();
+  /** Changes to networks and attachments, one at a time. */
+  private readonly queue = new KeyedQueue();
   private readonly sweepSet = new Set<string>();
   private sweepTimer: NodeJS.Timeout | undefined;
   /** The ruleset our chains hold, as far as we know (undefined: unknown, rewrite in full next time). */
@@ -196,7 +264,8 @@ export class NetworkManager {
     if (!IFNAME_RE.test(this.bridgeName)) throw invalidArgument(`invalid bridge name ${JSON.stringify(this.bridgeName)}`);
     if (this.bridgeName === "docker0") throw invalidArgument("the bridge name docker0 belongs to Docker Engine; choose another");
     this.defaultSubnet = parseSubnet(opts.defaultSubnet ?? "10.209.0.0/16");
-    if (overlaps(this.defaultSubnet, DOCKER_SUBNET)) throw invalidArgument(`default subnet ${formatSubnet(this.defaultSubnet)} overlaps Docker Engine's 172.17.0.0/16; choose another`);
+    if (overlaps(this.defaultSubnet, DOCKER_SUBNET))
+      throw invalidArgument(`default subnet ${formatSubnet(this.defaultSubnet)} overlaps Docker Engine's 172.17.0.0/16; choose another`);
     const prefix = opts.chainPrefix ?? "BERTH";
     if (!/^[A-Za-z0-9_-]{1,14}$/.test(prefix)) throw invalidArgument(`invalid chain prefix ${JSON.stringify(prefix)}: 1 to 14 of A-Z a-z 0-9 _ -`);
     this.chains = new IptablesChains(prefix);
@@ -206,6 +275,7 @@ export class NetworkManager {
     this.hostHostsPath = opts.hostHostsPath ?? "/etc/hosts";
     this.hostResolvConfPath = opts.hostResolvConfPath ?? "/etc/resolv.conf";
     this.store = new StateStore(opts.stateDir, this.log, opts.durable ?? true);
+    this.dns = opts.dnsDir ? new EmbeddedDns(opts.dnsDir, this.log) : undefined;
   }
 
   // ─── start-up and reconciliation ──────────────────────────────────────────
@@ -308,6 +378,7 @@ export class NetworkManager {
       const rules = this.rules();
       await this.chains.reconcile(rules);
       this.applied = rules;
+      await this.syncDns();
       this.initialized = true;
     });
   }
@@ -341,12 +412,13 @@ export class NetworkManager {
       this.requireInit();
       if (typeof req.containerId !== "string" || !ID_RE.test(req.containerId)) throw invalidArgument(`invalid container id ${JSON.stringify(req.containerId)}`);
       if (!isAbsolute(req.hostsPath) || !isAbsolute(req.resolvConfPath)) throw invalidArgument("hostsPath and resolvConfPath must be absolute");
+      this.extraHostEntries(req.extraHosts); // refused before anything is made
       if (this.containers.has(req.containerId)) throw conflict(`container ${req.containerId} is already attached to its networks`);
       const mode = req.networkMode === "default" || req.networkMode === "" ? "bridge" : req.networkMode;
       const net = this.resolve(mode);
       if (net.driver === "host") return this.attachHost(req, net);
       if (net.driver === "null") return this.attachNone(req, net);
-      return this.attachBridge(req, net);
+      return this.attachBridge(req, req.networks ?? [{ network: mode, aliases: req.aliases }]);
     });
   }
 
@@ -381,23 +453,26 @@ export class NetworkManager {
   /**
    * Joins an attached (bridge-mode) container to another network: a new interface eth1, eth2…
    * If the container has no default route yet (only internal networks so far), it gets one here.
-   * @throws NotFound unknown container or network; AlreadyExists already on it; Conflict host/none.
+   * @throws NotFound unknown container or network; AlreadyExists already on it; Conflict host/none,
+   *         address in use; InvalidArgument aliases or `--ip` where Docker refuses them.
    */
-  connect(containerId: string, network: string, aliases?: string[]): Promise<NetworkEndpoint> {
+  connect(containerId: string, request: EndpointRequest): Promise<NetworkEndpoint> {
     return this.exclusive(async () => {
       this.requireInit();
       const c = this.containers.get(containerId);
       if (!c) throw notFound(`container ${containerId} is not running or has no network`);
-      const net = this.resolve(network);
+      const net = this.resolve(request.network);
       if (net.driver === "host" || c.mode === "host") throw conflict("container cannot be disconnected from host network or connected to host network");
-      if (net.driver === "null" || c.mode === "none") throw conflict("container cannot be connected to multiple networks with one of the networks in private (none) mode");
+      if (net.driver === "null" || c.mode === "none")
+        throw conflict("container cannot be connected to multiple networks with one of the networks in private (none) mode");
       if (c.endpoints.some((e) => e.networkId === net.id)) throw alreadyExists(`endpoint with name ${c.name} already exists in network ${net.name}`);
-      const names = this.checkAliases(net, aliases);
+      const names = this.checkAliases(net, request.aliases);
+      this.checkStaticIp(net, request.ipv4Address);
       const used = new Set(c.endpoints.map((e) => e.ifName));
       let n = 0;
       while (used.has(`eth${n}`)) n++;
       const alloc = this.allocators.get(net.id)!;
-      const ip = alloc.allocate(net.name);
+      const ip = this.lease(net, request.ipv4Address);
       const e: EndpointRecord = this.endpointRecord(net, ip, `eth${n}`, names);
       const routeBefore = this.routeEndpoint(c);
       const portsRetarget = c.ports.length > 0 && c.endpoints.length === 0;
@@ -414,6 +489,8 @@ export class NetworkManager {
         throw err;
       }
       await this.writeHosts(c);
+      await this.syncDns();
+      await this.updateResolvConf(c);
       await this.refreshPeers([net.id], c.containerId);
       return this.endpointInfo(e);
     });
@@ -455,6 +532,7 @@ export class NetworkManager {
       }
       if (c.ports.length > 0 && index === 0) await this.applyRulesLogged();
       await this.writeHosts(c);
+      await this.updateResolvConf(c);
       await this.refreshPeers([net.id], c.containerId);
     });
   }
@@ -469,7 +547,9 @@ export class NetworkManager {
   createNetwork(opts: CreateNetworkOptions): Promise<NetworkInfo> {
     return this.exclusive(async () => {
       this.requireInit();
-      if (typeof opts.name !== "string" || !NAME_RE.test(opts.name)) throw invalidArgument(`invalid network name ${JSON.stringify(opts.name)}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
+      // Docker takes any name (spaces too): the name is never used as a file or interface name here.
+      if (typeof opts.name !== "string" || opts.name.trim() === "") throw invalidArgument("network name is required");
+      if (["bridge", "host", "none", "default"].includes(opts.name)) throw conflict(`${opts.name} is a pre-defined network and cannot be created`);
       const driver: string = opts.driver ?? "bridge";
       if (driver === "host" || driver === "null") throw conflict(`only one instance of "${driver}" network is allowed`);
       if (driver !== "bridge") throw notFound(`plugin "${driver}" not found`);
@@ -481,13 +561,21 @@ export class NetworkManager {
         if (others.some((o) => overlaps(o, subnet))) throw conflict(`Pool overlaps with other one on this address space: ${formatSubnet(subnet)}`);
       } else {
         if (opts.gateway) throw invalidArgument("a gateway needs an explicit subnet");
+        if (opts.ipRange) throw invalidArgument("an ip-range needs an explicit subnet");
         subnet = pickSubnet(this.pool, USER_PREFIX_LEN, [...others, ...(await this.hostSubnets())]);
       }
+      const ipRange = opts.ipRange ? parseSubnet(opts.ipRange) : undefined;
       const gateway = opts.gateway ?? defaultGateway(subnet);
-      if (!isIPv4(gateway) || !contains(subnet, ipToInt(gateway)) || ipToInt(gateway) === subnet.base || ipToInt(gateway) === subnet.base + subnetSize(subnet) - 1) {
+      if (
+        !isIPv4(gateway) ||
+        !contains(subnet, ipToInt(gateway)) ||
+        ipToInt(gateway) === subnet.base ||
+        ipToInt(gateway) === subnet.base + subnetSize(subnet) - 1
+      ) {
         throw invalidArgument(`gateway ${gateway} is not a host address of subnet ${formatSubnet(subnet)}`);
       }
       const id = randomBytes(32).toString("hex");
+      const allocator = new AddressAllocator(subnet, gateway, ipRange);
       const rec: NetworkRecord = {
         id,
         name: opts.name,
@@ -495,13 +583,17 @@ export class NetworkManager {
         subnet: formatSubnet(subnet),
         gateway,
         bridge: `berth-${id.slice(0, 9)}`,
+        userSubnet: !!opts.subnet,
+        userGateway: !!opts.gateway,
+        ...(ipRange ? { ipRange: formatSubnet(ipRange) } : {}),
+        options: { ...(opts.options ?? {}) },
         internal: opts.internal ?? false,
         labels: { ...(opts.labels ?? {}) },
         created: new Date().toISOString(),
         predefined: false,
       };
       this.networks.set(id, rec);
-      this.allocators.set(id, new AddressAllocator(subnet, gateway));
+      this.allocators.set(id, allocator);
       try {
         await this.store.saveNetwork(rec);
         await this.ensureBridges([rec]);
@@ -545,6 +637,11 @@ export class NetworkManager {
 
   /** Reads answer from memory at once, without waiting for operations under way. */
   async list(): Promise<NetworkInfo[]> {
+    return this.listNow();
+  }
+
+  /** list() for synchronous callers (inspect output naming the networks of a stopped container). */
+  listNow(): NetworkInfo[] {
     this.requireInit();
     return [...this.networks.values()].sort((a, b) => a.created.localeCompare(b.created) || a.name.localeCompare(b.name)).map((n) => this.info(n));
   }
@@ -583,9 +680,7 @@ export class NetworkManager {
   }
 
   private exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    const p = this.queue.then(fn, fn);
-    this.queue = p.catch(() => undefined);
-    return p;
+    return this.queue.run("networks", fn);
   }
 
   private requireInit(): void {
@@ -608,7 +703,15 @@ export class NetworkManager {
   private async ensurePredefined(containers: ContainerRecord[]): Promise<void> {
     const find = (name: string) => [...this.networks.values()].find((n) => n.predefined && n.name === name);
     const created = new Date().toISOString();
-    const make = (name: string, driver: NetworkRecord["driver"]): NetworkRecord => ({ id: randomBytes(32).toString("hex"), name, driver, internal: false, labels: {}, created, predefined: true });
+    const make = (name: string, driver: NetworkRecord["driver"]): NetworkRecord => ({
+      id: randomBytes(32).toString("hex"),
+      name,
+      driver,
+      internal: false,
+      labels: {},
+      created,
+      predefined: true,
+    });
     const want = { subnet: formatSubnet(this.defaultSubnet), gateway: defaultGateway(this.defaultSubnet), bridge: this.bridgeName };
     let bridge = find("bridge");
     if (!bridge) {
@@ -617,7 +720,10 @@ export class NetworkManager {
     } else if (bridge.subnet !== want.subnet || bridge.bridge !== want.bridge) {
       // Configuration changed. Only safe when no container still uses the old addresses.
       if (containers.some((c) => c.endpoints.some((e) => e.networkId === bridge!.id))) {
-        this.log.warn({ configured: want, kept: { subnet: bridge.subnet, bridge: bridge.bridge } }, "default network settings changed but containers still use it: keeping the old ones");
+        this.log.warn(
+          { configured: want, kept: { subnet: bridge.subnet, bridge: bridge.bridge } },
+          "default network settings changed but containers still use it: keeping the old ones",
+        );
       } else {
         if (bridge.bridge) await deleteLinks([bridge.bridge]); // ours, unused; re-created with the new settings below
         Object.assign(bridge, want);
@@ -635,7 +741,8 @@ export class NetworkManager {
       await this.store.saveNetwork(rec);
     }
     for (const n of this.networks.values()) {
-      if (n.driver === "bridge" && n.subnet && n.gateway) this.allocators.set(n.id, new AddressAllocator(parseSubnet(n.subnet), n.gateway));
+      if (n.driver === "bridge" && n.subnet && n.gateway)
+        this.allocators.set(n.id, new AddressAllocator(parseSubnet(n.subnet), n.gateway, n.ipRange ? parseSubnet(n.ipRange) : undefined));
     }
   }
 
@@ -651,7 +758,11 @@ export class NetworkManager {
       const prefixLen = parseSubnet(n.subnet).prefixLen;
       const link = links.find((l) => l.ifname === n.bridge);
       if (!link) {
-        lines.push(`link add ${n.bridge} address ${macFromIp(n.gateway)} type bridge`, `addr add ${n.gateway}/${prefixLen} dev ${n.bridge}`, `link set ${n.bridge} up`);
+        lines.push(
+          `link add ${n.bridge} address ${macFromIp(n.gateway)} type bridge`,
+          `addr add ${n.gateway}/${prefixLen} dev ${n.bridge}`,
+          `link set ${n.bridge} up`,
+        );
         continue;
       }
       const has = addrs.find((a) => a.ifname === n.bridge)?.addr_info?.some((a) => a.local === n.gateway && a.prefixlen === prefixLen);
@@ -693,9 +804,25 @@ export class NetworkManager {
   }
 
   private async attachHost(req: AttachRequest, net: NetworkRecord): Promise<AttachResult> {
-    const c: ContainerRecord = { containerId: req.containerId, name: req.name, hostname: req.hostname, mode: "host", hostsPath: req.hostsPath, resolvConfPath: req.resolvConfPath, ports: [], endpoints: [] };
+    const extraHosts = this.extraHostEntries(req.extraHosts);
+    const c: ContainerRecord = {
+      containerId: req.containerId,
+      name: req.name,
+      hostname: req.hostname,
+      mode: "host",
+      hostsPath: req.hostsPath,
+      resolvConfPath: req.resolvConfPath,
+      ports: [],
+      endpoints: [],
+      extraHosts,
+    };
     await writeInPlace(req.resolvConfPath, await readHostFile(this.hostResolvConfPath));
-    await writeInPlace(req.hostsPath, await readHostFile(this.hostHostsPath));
+    // The host's own file, then the added entries (Docker appends them in host mode).
+    const hostHosts = await readHostFile(this.hostHostsPath);
+    await writeInPlace(
+      req.hostsPath,
+      hostHosts + (hostHosts && !hostHosts.endsWith("\n") ? "\n" : "") + extraHosts.map((e) => `${e.ip}\t${e.names.join(" ")}\n`).join(""),
+    );
     await this.store.saveContainer(c);
     this.containers.set(c.containerId, c);
     return { endpoints: [this.emptyEndpoint(net)], ports: [] };
@@ -703,7 +830,18 @@ export class NetworkManager {
 
   private async attachNone(req: AttachRequest, net: NetworkRecord): Promise<AttachResult> {
     const netnsPath = join(this.netnsDir, req.containerId);
-    const c: ContainerRecord = { containerId: req.containerId, name: req.name, hostname: req.hostname, mode: "none", netnsPath, hostsPath: req.hostsPath, resolvConfPath: req.resolvConfPath, ports: [], endpoints: [] };
+    const c: ContainerRecord = {
+      containerId: req.containerId,
+      name: req.name,
+      hostname: req.hostname,
+      mode: "none",
+      netnsPath,
+      hostsPath: req.hostsPath,
+      resolvConfPath: req.resolvConfPath,
+      ports: [],
+      endpoints: [],
+      extraHosts: this.extraHostEntries(req.extraHosts),
+    };
     await this.store.saveContainer(c);
     this.containers.set(c.containerId, c);
     try {
@@ -719,10 +857,20 @@ export class NetworkManager {
     return { netnsPath, endpoints: [this.emptyEndpoint(net)], ports: [] };
   }
 
-  private async attachBridge(req: AttachRequest, net: NetworkRecord): Promise<AttachResult> {
-    const aliases = this.checkAliases(net, req.aliases);
+  private async attachBridge(req: AttachRequest, requests: EndpointRequest[]): Promise<AttachResult> {
+    // Validated in full before anything is made.
+    const joins: Array<{ net: NetworkRecord; aliases: string[]; ip?: string }> = [];
+    for (const r of requests) {
+      const net = this.resolve(r.network);
+      if (net.driver === "host") throw conflict("container cannot be disconnected from host network or connected to host network");
+      if (net.driver === "null") throw conflict("container cannot be connected to multiple networks with one of the networks in private (none) mode");
+      if (joins.some((j) => j.net.id === net.id)) continue;
+      this.checkStaticIp(net, r.ipv4Address);
+      joins.push({ net, aliases: this.checkAliases(net, r.aliases), ...(r.ipv4Address ? { ip: r.ipv4Address } : {}) });
+    }
     const label = `${req.name} (${req.containerId.slice(0, 12)})`;
-    const wanted = net.internal ? [] : normalizePorts(req.ports ?? []);
+    const first = joins[0]?.net;
+    const wanted = !first || first.internal ? [] : normalizePorts(req.ports ?? []);
     // Conflicts with other containers and within the request (explicit host ports).
     const taken = [...this.containers.values()].flatMap((c) => c.ports);
     for (const [i, p] of wanted.entries()) {
@@ -731,8 +879,7 @@ export class NetworkManager {
     const held: PortHold[] = [];
     const ports: PortBinding[] = [];
     const netnsPath = join(this.netnsDir, req.containerId);
-    const alloc = this.allocators.get(net.id)!;
-    let ip: string | undefined;
+    const leases: Array<{ net: NetworkRecord; ip: string }> = [];
     let c: ContainerRecord | undefined;
     try {
       for (const p of wanted) {
@@ -742,14 +889,36 @@ export class NetworkManager {
         if (p.hostPort === 0 && (taken.some((t) => clash(t, resolved)) || ports.some((q) => clash(q, resolved)))) throw allocatedError(resolved, label);
         ports.push(resolved);
       }
-      ip = alloc.allocate(net.name);
-      const e = this.endpointRecord(net, ip, "eth0", aliases);
-      c = { containerId: req.containerId, name: req.name, hostname: req.hostname, mode: "bridge", netnsPath, hostsPath: req.hostsPath, resolvConfPath: req.resolvConfPath, ports, endpoints: [e] };
+      const endpoints: EndpointRecord[] = [];
+      for (const [i, j] of joins.entries()) {
+        const ip = this.lease(j.net, j.ip);
+        leases.push({ net: j.net, ip });
+        // --mac-address is the first interface's, as Docker applies it.
+        endpoints.push(this.endpointRecord(j.net, ip, `eth${i}`, j.aliases, i === 0 ? req.macAddress : undefined));
+      }
+      c = {
+        containerId: req.containerId,
+        name: req.name,
+        hostname: req.hostname,
+        mode: "bridge",
+        netnsPath,
+        hostsPath: req.hostsPath,
+        resolvConfPath: req.resolvConfPath,
+        ports,
+        endpoints,
+        extraHosts: this.extraHostEntries(req.extraHosts),
+      };
       // The record first: after a crash from here on, init() finds and removes what follows.
       await this.store.saveContainer(c);
       this.containers.set(c.containerId, c);
-      await createNetns(netnsPath, [this.interfaceSpec(c, e, !net.internal)]);
-      await writeInPlace(req.resolvConfPath, filterResolvConf(await readHostFile(this.hostResolvConfPath)));
+      const route = this.routeEndpoint(c);
+      await createNetns(
+        netnsPath,
+        endpoints.map((e, i) => this.interfaceSpec(c!, e, i === route)),
+      );
+      // The server learns the new member (and listens on a new network's gateway) before resolv.conf names it.
+      await this.syncDns();
+      await this.updateResolvConf(c, true);
       await this.writeHosts(c, true);
       if (ports.length > 0) await this.applyRules();
       this.holds.set(c.containerId, held);
@@ -761,11 +930,31 @@ export class NetworkManager {
         await removeNetns(netnsPath).catch(bestEffort(this.log, `remove netns ${netnsPath}`));
         await this.store.deleteContainer(c.containerId).catch(bestEffort(this.log, `forget the network state of ${c.containerId}`));
       }
-      if (ip) alloc.release(ip);
+      for (const l of leases) this.allocators.get(l.net.id)?.release(l.ip);
+      await this.syncDns();
       throw err;
     }
-    await this.refreshPeers([net.id], c.containerId);
+    await this.refreshPeers(
+      joins.map((j) => j.net.id),
+      c.containerId,
+    );
     return { netnsPath, endpoints: c.endpoints.map((e) => this.endpointInfo(e)), ports: ports.map((p) => ({ ...p })) };
+  }
+
+  /** `--ip` as Docker allows it: on user networks created with a subnet. */
+  private checkStaticIp(net: NetworkRecord, ip: string | undefined): void {
+    if (!ip) return;
+    if (net.predefined) throw invalidArgument("user specified IP address is supported on user defined networks only");
+    if (!net.userSubnet) throw invalidArgument("user specified IP address is supported only when connecting to networks with user configured subnets");
+    if (!isIPv4(ip)) throw invalidArgument(`invalid IPv4 address: ${ip}`);
+  }
+
+  /** An address of the network for a new endpoint: the requested one, or the next free one. */
+  private lease(net: NetworkRecord, ip: string | undefined): string {
+    const alloc = this.allocators.get(net.id)!;
+    if (!ip) return alloc.allocate(net.name);
+    alloc.reserve(ip);
+    return ip;
   }
 
   private checkAliases(net: NetworkRecord, aliases: string[] | undefined): string[] {
@@ -776,7 +965,7 @@ export class NetworkManager {
     return list;
   }
 
-  private endpointRecord(net: NetworkRecord, ip: string, ifName: string, aliases: string[]): EndpointRecord {
+  private endpointRecord(net: NetworkRecord, ip: string, ifName: string, aliases: string[], macAddress?: string): EndpointRecord {
     return {
       networkId: net.id,
       ifName,
@@ -786,14 +975,22 @@ export class NetworkManager {
       ipAddress: ip,
       prefixLen: parseSubnet(net.subnet!).prefixLen,
       gateway: net.gateway!,
-      macAddress: macFromIp(ip),
+      macAddress: macAddress || macFromIp(ip),
       aliases,
     };
   }
 
   private interfaceSpec(c: ContainerRecord, e: EndpointRecord, defaultRoute: boolean): InterfaceSpec {
     const net = this.networks.get(e.networkId)!;
-    return { ifName: e.ifName, hostVeth: e.hostVeth, macAddress: e.macAddress, ipAddress: e.ipAddress, prefixLen: e.prefixLen, bridge: net.bridge!, ...(defaultRoute ? { defaultGateway: e.gateway } : {}) };
+    return {
+      ifName: e.ifName,
+      hostVeth: e.hostVeth,
+      macAddress: e.macAddress,
+      ipAddress: e.ipAddress,
+      prefixLen: e.prefixLen,
+      bridge: net.bridge!,
+      ...(defaultRoute ? { defaultGateway: e.gateway } : {}),
+    };
   }
 
   /** Index of the endpoint carrying the container's default route: the first non-internal one, or -1. */
@@ -824,7 +1021,8 @@ export class NetworkManager {
   private membersOf(networkId: string): ContainerRecord[] {
     const net = this.networks.get(networkId);
     return [...this.containers.values()].filter(
-      (c) => c.endpoints.some((e) => e.networkId === networkId) || (net?.driver === "host" && c.mode === "host") || (net?.driver === "null" && c.mode === "none"),
+      (c) =>
+        c.endpoints.some((e) => e.networkId === networkId) || (net?.driver === "host" && c.mode === "host") || (net?.driver === "null" && c.mode === "none"),
     );
   }
 
@@ -841,6 +1039,10 @@ export class NetworkManager {
       ...(n.subnet ? { subnet: n.subnet } : {}),
       ...(n.gateway ? { gateway: n.gateway } : {}),
       ...(n.bridge ? { bridge: n.bridge } : {}),
+      ...(n.userSubnet ? { userSubnet: true } : {}),
+      ...(n.userGateway ? { userGateway: true } : {}),
+      ...(n.ipRange ? { ipRange: n.ipRange } : {}),
+      options: { ...(n.options ?? {}) },
       internal: n.internal,
       labels: { ...n.labels },
       created: n.created,
@@ -850,7 +1052,15 @@ export class NetworkManager {
 
   private rules() {
     const networks: RuleNetwork[] = [];
-    for (const n of this.networks.values()) if (n.driver === "bridge" && n.bridge && n.subnet) networks.push({ bridge: n.bridge, subnet: n.subnet, internal: n.internal });
+    for (const n of this.networks.values()) {
+      if (n.driver === "bridge" && n.bridge && n.subnet)
+        networks.push({
+          bridge: n.bridge,
+          subnet: n.subnet,
+          internal: n.internal,
+          ...(this.dns && !n.predefined && n.gateway ? { dnsServer: n.gateway } : {}),
+        });
+    }
     const ports: RulePort[] = [];
     for (const c of this.containers.values()) {
       const e = c.endpoints[0];
@@ -893,9 +1103,62 @@ export class NetworkManager {
     this.holds.delete(containerId);
   }
 
+  /** The DNS server a container uses: the gateway of its first user network, when the server runs. */
+  private async dnsServerOf(c: ContainerRecord): Promise<string | undefined> {
+    if (!this.dns || !(await this.dns.isAvailable())) return undefined;
+    const gateway = c.endpoints.find((e) => !this.networks.get(e.networkId)?.predefined)?.gateway;
+    return gateway && (await this.dns.serving(gateway)) ? gateway : undefined;
+  }
+
+  /**
+   * Writes the container's resolv.conf when the nameserver it should name changed (or at attach):
+   * the DNS server on a user network, the host's resolvers otherwise (Docker's default bridge).
+   */
+  private async updateResolvConf(c: ContainerRecord, initial = false): Promise<void> {
+    const server = await this.dnsServerOf(c);
+    if (!initial && server === c.dnsServer) return;
+    const host = await readHostFile(this.hostResolvConfPath);
+    try {
+      await writeInPlace(c.resolvConfPath, server ? dnsResolvConf(host, server) : filterResolvConf(host));
+    } catch (err) {
+      if (initial) throw err;
+      this.log.warn({ err, containerId: c.containerId, path: c.resolvConfPath }, "cannot update resolv.conf");
+      return;
+    }
+    if (server) c.dnsServer = server;
+    else delete c.dnsServer;
+    if (!initial) await this.store.saveContainer(c).catch(bestEffort(this.log, `save the network state of ${c.containerId}`));
+  }
+
+  /** Gives the DNS server the members of every user network (the server itself logs its failures). */
+  private async syncDns(): Promise<void> {
+    if (!this.dns) return;
+    const nets: DnsNetwork[] = [];
+    for (const n of this.networks.values()) {
+      if (n.predefined || n.driver !== "bridge" || !n.gateway) continue;
+      const members = [];
+      for (const c of this.containers.values()) {
+        const e = c.endpoints.find((x) => x.networkId === n.id);
+        if (e) members.push({ containerId: c.containerId, ipAddress: e.ipAddress, names: [c.name, ...e.aliases, c.containerId.slice(0, 12)] });
+      }
+      if (members.length > 0) nets.push({ id: n.id, gateway: n.gateway, members });
+    }
+    await this.dns.sync(nets);
+  }
+
   /** Own entries and peers (members of the same user networks) of a container. */
+  /** `--add-host` entries as hosts lines, `host-gateway` as the default bridge's gateway (Docker's default host-gateway-ip). */
+  private extraHostEntries(extraHosts: readonly string[] | undefined): HostsEntry[] {
+    return (extraHosts ?? []).map((entry) => {
+      const { name, ip } = parseExtraHost(entry);
+      const resolved = ip === "host-gateway" ? [...this.networks.values()].find((n) => n.predefined && n.name === "bridge")?.gateway : ip;
+      if (!resolved) throw invalidArgument("add-host: host-gateway has no address (the default bridge has no gateway)");
+      return { ip: resolved, names: [name] };
+    });
+  }
+
   private hostsEntries(c: ContainerRecord): { own: HostsEntry[]; peers: HostsEntry[] } {
-    const own: HostsEntry[] = [];
+    const own: HostsEntry[] = [...(c.extraHosts ?? [])];
     const peers: HostsEntry[] = [];
     const first = c.endpoints[0];
     if (first) {
@@ -932,10 +1195,10 @@ export class NetworkManager {
   private async refreshPeers(networkIds: string[], except?: string): Promise<void> {
     const ids = new Set(networkIds.filter((id) => !this.networks.get(id)?.predefined));
     if (ids.size === 0) return;
+    await this.syncDns();
     for (const c of this.containers.values()) {
       if (c.containerId === except) continue;
       if (c.endpoints.some((e) => ids.has(e.networkId))) await this.writeHosts(c);
     }
   }
 }
-

@@ -32,10 +32,12 @@ export interface PortBinding {
 export function normalizePorts(ports: PortBinding[]): PortBinding[] {
   return ports.map((p) => {
     if (p.protocol !== "tcp" && p.protocol !== "udp") throw invalidArgument(`invalid protocol ${JSON.stringify(p.protocol)} for published port: tcp or udp`);
-    if (!Number.isInteger(p.containerPort) || p.containerPort < 1 || p.containerPort > 65535) throw invalidArgument(`invalid container port ${p.containerPort}`);
+    if (!Number.isInteger(p.containerPort) || p.containerPort < 1 || p.containerPort > 65535)
+      throw invalidArgument(`invalid container port ${p.containerPort}`);
     if (!Number.isInteger(p.hostPort) || p.hostPort < 0 || p.hostPort > 65535) throw invalidArgument(`invalid host port ${p.hostPort}`);
     const hostIp = p.hostIp === "0.0.0.0" ? "" : p.hostIp;
-    if (hostIp !== "" && !isIPv4(hostIp)) throw invalidArgument(`invalid host IP ${JSON.stringify(p.hostIp)} for published port: only IPv4 addresses are supported`);
+    if (hostIp !== "" && !isIPv4(hostIp))
+      throw invalidArgument(`invalid host IP ${JSON.stringify(p.hostIp)} for published port: only IPv4 addresses are supported`);
     return { containerPort: p.containerPort, protocol: p.protocol, hostIp, hostPort: p.hostPort };
   });
 }
@@ -50,7 +52,9 @@ export function clash(a: PortBinding, b: PortBinding): boolean {
 }
 
 export function allocatedError(p: PortBinding, endpoint: string): Error {
-  return conflict(`driver failed programming external connectivity on endpoint ${endpoint}: Bind for ${p.hostIp || "0.0.0.0"}:${p.hostPort} failed: port is already allocated`);
+  return conflict(
+    `driver failed programming external connectivity on endpoint ${endpoint}: Bind for ${p.hostIp || "0.0.0.0"}:${p.hostPort} failed: port is already allocated`,
+  );
 }
 
 /** A bound host port; `close()` releases it and is safe to call twice. */
@@ -68,7 +72,10 @@ export async function holdPort(p: PortBinding, endpoint: string): Promise<PortHo
   const host = p.hostIp || "0.0.0.0";
   const mapError = (e: NodeJS.ErrnoException): Error => {
     if (e.code === "EADDRINUSE") return allocatedError(p, endpoint);
-    if (e.code === "EADDRNOTAVAIL") return invalidArgument(`driver failed programming external connectivity on endpoint ${endpoint}: listen ${p.protocol}4 ${host}:${p.hostPort}: bind: cannot assign requested address`);
+    if (e.code === "EADDRNOTAVAIL")
+      return invalidArgument(
+        `driver failed programming external connectivity on endpoint ${endpoint}: listen ${p.protocol}4 ${host}:${p.hostPort}: bind: cannot assign requested address`,
+      );
     return invalidArgument(`cannot bind ${p.protocol} ${host}:${p.hostPort}: ${e.message}`);
   };
   if (p.protocol === "tcp") {

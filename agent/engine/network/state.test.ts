@@ -12,10 +12,22 @@ test("records round-trip; temporary files of a crash are deleted, unreadable rec
   dir = await mkdtemp(join(tmpdir(), "berth-netstate-"));
   const store = new StateStore(dir, pino({ enabled: false }));
   await store.open();
-  const c: ContainerRecord = { containerId: "a".repeat(64), name: "x", hostname: "x", mode: "bridge", netnsPath: "/run/x", hostsPath: "/h", resolvConfPath: "/r", ports: [], endpoints: [] };
+  const c: ContainerRecord = {
+    containerId: "a".repeat(64),
+    name: "x",
+    hostname: "x",
+    mode: "bridge",
+    netnsPath: "/run/x",
+    hostsPath: "/h",
+    resolvConfPath: "/r",
+    ports: [],
+    endpoints: [],
+  };
   await store.saveContainer(c);
   await store.saveContainer({ ...c, name: "y" });
   await writeFile(join(dir, "containers", `.${"b".repeat(64)}.0000.tmp`), "{half");
+  // writeFileAtomic's temporary name (fs-util.ts tempPrefixOf), left by a crash before its rename.
+  await writeFile(join(dir, "containers", `.${"d".repeat(64)}.json.tmp-4242-0badf00d`), "{half");
   await writeFile(join(dir, "containers", `${"c".repeat(64)}.json`), "{half");
   const loaded = await store.loadContainers();
   assert.deepEqual(loaded, [{ ...c, name: "y" }]);

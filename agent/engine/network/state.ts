@@ -11,9 +11,9 @@
  * crash leaves behind is named by some record, and reconciliation at start-up
  * can remove it.
  */
-import { randomBytes } from "node:crypto";
-import { mkdir, open, readdir, readFile, rename, rm } from "node:fs/promises";
+import { mkdir, readdir, readFile, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
+import { writeFileAtomic } from "../fs-util.ts";
 import type { Logger } from "pino";
 
 export interface NetworkRecord {
@@ -26,6 +26,14 @@ export interface NetworkRecord {
   gateway?: string;
   /** Name of the Linux bridge (bridge networks only). */
   bridge?: string;
+  /** `--subnet` was given (Docker allows `--ip` only then); absent in records of older agents. */
+  userSubnet?: boolean;
+  /** `--gateway` was given (Docker shows a gateway in the IPAM config only then, or with no `--subnet`). */
+  userGateway?: boolean;
+  /** `--ip-range`: where dynamic addresses come from. */
+  ipRange?: string;
+  /** Driver options as the user gave them (`-o`), shown unchanged. */
+  options?: Record<string, string>;
   internal: boolean;
   labels: Record<string, string>;
   /** RFC 3339. */
@@ -68,6 +76,10 @@ export interface ContainerRecord {
   ports: StoredPort[];
   /** In the order they were attached; the first one is eth0. */
   endpoints: EndpointRecord[];
+  /** `--add-host` lines of its hosts file, before its own entry (absent in state of older agents). */
+  extraHosts?: Array<{ ip: string; names: string[] }>;
+  /** The nameserver its resolv.conf names: a user network's gateway (the DNS server), or absent (the host's). */
+  dnsServer?: string;
 }
 
 export class StateStore {
@@ -113,21 +125,7 @@ export class StateStore {
   }
 
   private async write(dir: string, id: string, value: unknown): Promise<void> {
-    const final = join(dir, `${id}.json`);
-    const tmp = join(dir, `.${id}.${randomBytes(4).toString("hex")}.tmp`);
-    const fh = await open(tmp, "w", 0o600);
-    try {
-      await fh.writeFile(JSON.stringify(value));
-      if (this.durable) await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    try {
-      await rename(tmp, final);
-    } catch (e) {
-      await rm(tmp, { force: true });
-      throw e;
-    }
+    await writeFileAtomic(join(dir, `${id}.json`), JSON.stringify(value), { durable: this.durable });
   }
 
   /** Reads every record of a directory; deletes temporary files a crash left; sets aside unreadable records. */
@@ -135,7 +133,8 @@ export class StateStore {
     const out: T[] = [];
     for (const name of await readdir(dir)) {
       const path = join(dir, name);
-      if (name.endsWith(".tmp")) {
+      // writeFileAtomic's temporary files (`.ID.json.tmp-…`); `.ID.RANDOM.tmp` of earlier versions.
+      if (name.startsWith(".") && (name.endsWith(".tmp") || name.includes(".json.tmp-"))) {
         await rm(path, { force: true });
         continue;
       }
@@ -146,7 +145,9 @@ export class StateStore {
         out.push(r);
       } catch (e) {
         this.log.error({ err: e, path }, "unreadable network state record set aside");
-        await rename(path, `${path}.corrupt`).catch(() => undefined);
+        await rename(path, `${path}.corrupt`).catch((err: unknown) =>
+          this.log.warn({ err, path }, "could not set the unreadable record aside: it is skipped again at the next start"),
+        );
       }
     }
     return out;

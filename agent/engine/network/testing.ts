@@ -7,6 +7,7 @@
  * cleanup registered with `t.after` before anything is created, which removes
  * everything the test made, also on failure.
  */
+import { settled } from "../../../shared/best-effort.ts";
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { createSocket } from "node:dgram";
@@ -60,10 +61,13 @@ async function freeSubnet(make: () => string): Promise<string> {
   for (let i = 0; i < 50; i++) {
     const s = make();
     const sub = parseSubnet(s);
-    if (!routes.some((r) => {
-      const covered = coveredSubnet(r.dst);
-      return covered && covered.prefixLen > 0 && overlaps(covered, sub);
-    })) return s;
+    if (
+      !routes.some((r) => {
+        const covered = coveredSubnet(r.dst);
+        return covered && covered.prefixLen > 0 && overlaps(covered, sub);
+      })
+    )
+      return s;
   }
   throw new Error("no free test subnet");
 }
@@ -77,8 +81,9 @@ export async function netTestEnv(t: TestContext): Promise<NetTestEnv> {
     for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill("SIGKILL");
     await Promise.all(procs.map((p) => (p.exitCode === null && p.signalCode === null ? new Promise((r) => p.once("close", r)) : undefined)));
     for (const x of externals) {
-      await deleteLinks([x.veth]).catch(() => undefined);
-      await removeNetns(x.netnsPath).catch(() => undefined);
+      // Gone already when the test removed them itself.
+      await settled(deleteLinks([x.veth]));
+      await settled(removeNetns(x.netnsPath));
     }
     if (opts) await removeNetworking(opts);
     if (dir) await rm(dir, { recursive: true, force: true });
@@ -107,7 +112,16 @@ export async function netTestEnv(t: TestContext): Promise<NetTestEnv> {
     async request(name, extra) {
       const cdir = join(dir, "containers", `${name}-${hex(2)}`);
       await mkdir(cdir, { recursive: true });
-      return { containerId: hex(32), name, hostname: name, networkMode: "bridge", ports: [], hostsPath: join(cdir, "hosts"), resolvConfPath: join(cdir, "resolv.conf"), ...extra };
+      return {
+        containerId: hex(32),
+        name,
+        hostname: name,
+        networkMode: "bridge",
+        ports: [],
+        hostsPath: join(cdir, "hosts"),
+        resolvConfPath: join(cdir, "resolv.conf"),
+        ...extra,
+      };
     },
     spawnIn(netnsPath, cmd) {
       const p = spawn("nsenter", [`--net=${netnsPath}`, ...cmd], { stdio: ["ignore", "pipe", "pipe"] });
@@ -126,13 +140,17 @@ export async function netTestEnv(t: TestContext): Promise<NetTestEnv> {
       const x = { netnsPath: join(dir, `ext-${etag}`), veth: `berthX${etag}` };
       externals.push(x);
       await writeFile(x.netnsPath, "");
-      await run("unshare", [`--net=${x.netnsPath}`, "ip", "-batch", "-"], [
-        "link set lo up",
-        `link add eth0 type veth peer name ${x.veth} netns ${HOST_NETNS}`,
-        `addr add ${ip}/30 dev eth0`,
-        "link set eth0 up",
-        `route add default via ${hostSideIp}`,
-      ].join("\n") + "\n");
+      await run(
+        "unshare",
+        [`--net=${x.netnsPath}`, "ip", "-batch", "-"],
+        [
+          "link set lo up",
+          `link add eth0 type veth peer name ${x.veth} netns ${HOST_NETNS}`,
+          `addr add ${ip}/30 dev eth0`,
+          "link set eth0 up",
+          `route add default via ${hostSideIp}`,
+        ].join("\n") + "\n",
+      );
       await run("ip", ["-batch", "-"], `addr add ${hostSideIp}/30 dev ${x.veth}\nlink set ${x.veth} up\n`);
       return { netnsPath: x.netnsPath, hostSideIp, ip };
     },
@@ -225,5 +243,9 @@ export async function hostAddress(): Promise<string | undefined> {
 
 /** Node one-liner: a UDP echo server on 0.0.0.0:PORT answering "echo:<msg>". */
 export function udpEchoScript(port: number): string[] {
-  return [process.execPath, "-e", `const s=require("dgram").createSocket("udp4");s.on("message",(m,r)=>s.send("echo:"+m,r.port,r.address));s.bind(${port},"0.0.0.0");`];
+  return [
+    process.execPath,
+    "-e",
+    `const s=require("dgram").createSocket("udp4");s.on("message",(m,r)=>s.send("echo:"+m,r.port,r.address));s.bind(${port},"0.0.0.0");`,
+  ];
 }

@@ -114,7 +114,10 @@ function parseScopes(scopes: string[]): Map<string, Set<string>> {
     const last = scope.lastIndexOf(":");
     if (last <= 0) continue;
     const resource = scope.slice(0, last);
-    const actions = scope.slice(last + 1).split(",").filter(Boolean);
+    const actions = scope
+      .slice(last + 1)
+      .split(",")
+      .filter(Boolean);
     const set = m.get(resource) ?? new Set<string>();
     for (const a of actions) set.add(a);
     m.set(resource, set);
@@ -168,7 +171,11 @@ export class TokenCache {
 
   forget(key: string, token: string): void {
     const list = this.entries.get(key);
-    if (list) this.entries.set(key, list.filter((e) => e.token !== token));
+    if (list)
+      this.entries.set(
+        key,
+        list.filter((e) => e.token !== token),
+      );
   }
 }
 
@@ -344,9 +351,7 @@ export class Authenticator {
   private readonly cache = new TokenCache();
   private readonly inflight = new Map<string, Promise<TokenResult>>();
 
-  constructor(
-    private readonly opts: { userAgent: string; retry: { attempts: number; baseDelayMs: number }; logger?: Logger; stallTimeoutMs?: number },
-  ) {}
+  constructor(private readonly opts: { userAgent: string; retry: { attempts: number; baseDelayMs: number }; logger?: Logger; stallTimeoutMs?: number }) {}
 
   /** Records the challenges of a 401 from `origin` ("https://host:port"). */
   noteChallenges(origin: string, header: string | null): void {
@@ -373,7 +378,16 @@ export class Authenticator {
       const flightKey = `${key}\n${[...scopes].sort().join(" ")}\n${opts.fresh ? "fresh" : ""}`;
       let p = this.inflight.get(flightKey);
       if (!p) {
-        p = fetchToken({ challenge: bearer, scopes, creds, userAgent: this.opts.userAgent, signal: opts.signal, retry: this.opts.retry, logger: this.opts.logger, stallTimeoutMs: this.opts.stallTimeoutMs });
+        p = fetchToken({
+          challenge: bearer,
+          scopes,
+          creds,
+          userAgent: this.opts.userAgent,
+          signal: opts.signal,
+          retry: this.opts.retry,
+          logger: this.opts.logger,
+          stallTimeoutMs: this.opts.stallTimeoutMs,
+        });
         this.inflight.set(flightKey, p);
         p.then(
           (t) => this.cache.store(key, scopes, t.token, t.expiresAt),

@@ -151,7 +151,10 @@ describe("registryBaseUrl", () => {
 describe("refuseAmbiguousManifest (CVE-2021-41190)", () => {
   const desc = { mediaType: MediaType.OciLayer, digest: `sha256:${"a".repeat(64)}`, size: 1 };
   const refused = (body: Record<string, unknown>, mediaType: string, why: RegExp) =>
-    assert.throws(() => refuseAmbiguousManifest(body, mediaType, "x/y:z"), (e: unknown) => isEngineError(e, "DataLoss") && why.test(e.message) && e.message.startsWith("invalid manifest for x/y:z: ambiguous document refused: "));
+    assert.throws(
+      () => refuseAmbiguousManifest(body, mediaType, "x/y:z"),
+      (e: unknown) => isEngineError(e, "DataLoss") && why.test(e.message) && e.message.startsWith("invalid manifest for x/y:z: ambiguous document refused: "),
+    );
   test("manifests together with layers or config: refused under any media type", () => {
     for (const mt of [MediaType.DockerManifest, MediaType.OciManifest, MediaType.OciIndex, MediaType.DockerManifestList]) {
       refused({ manifests: [], layers: [desc] }, mt, /it has both "manifests" and "layers"/);
@@ -254,11 +257,7 @@ describe("open registry (no auth)", () => {
     const rest = await client.openBlob(r().url, target, desc, undefined, undefined, 12_345);
     assert.equal(rest.size, raw.layer.length - 12_345);
     assert.deepEqual(await collect(rest.stream), raw.layer.subarray(12_345));
-    await rejectsWith(
-      client.openBlob(r().url, target, { ...desc, digest: sha256(Buffer.from("absent")) }),
-      "NotFound",
-      /blob sha256:[0-9a-f]{64} not found/,
-    );
+    await rejectsWith(client.openBlob(r().url, target, { ...desc, digest: sha256(Buffer.from("absent")) }), "NotFound", /blob sha256:[0-9a-f]{64} not found/);
   });
 
   test("hasBlob", async () => {
@@ -434,9 +433,7 @@ describe("token-auth registry (Docker Hub flow)", () => {
     const ref = parseNormalizedReference(`${r().host}/team/app:1.0`);
     const got = await client.resolveManifest(ref, creds());
     assert.equal(got.digest, raw.manifestDigest);
-    await Promise.all(
-      [got.manifest.config, ...got.manifest.layers].map(async (d) => collect((await client.openBlob(got.endpoint, ref, d, creds())).stream)),
-    );
+    await Promise.all([got.manifest.config, ...got.manifest.layers].map(async (d) => collect((await client.openBlob(got.endpoint, ref, d, creds())).stream)));
     await client.resolveManifest(ref, creds());
     assert.deepEqual(
       r().tokenRequests.map((t) => ({ method: t.method, scope: t.scope, user: t.user, status: t.status })),
@@ -583,7 +580,10 @@ describe("faults", () => {
     const got = await registryFetch(reg!, `/v2/library/retried/blobs/${sha256(blob)}`);
     assert.deepEqual(Buffer.from(await got.arrayBuffer()), blob);
     // the abandoned upload session was cancelled
-    assert.ok(proxy.requests.some((q) => q.method === "DELETE"), "DELETE of the failed upload");
+    assert.ok(
+      proxy.requests.some((q) => q.method === "DELETE"),
+      "DELETE of the failed upload",
+    );
   });
 
   test("a registry that takes an upload chunk and never answers fails the push with the stall timeout", async () => {
@@ -601,7 +601,9 @@ describe("faults", () => {
     await rejectsWith(
       client.uploadBlob({ domain: proxy.host, path: "library/mute" }, sha256(blob), blob.length, () => Readable.from([blob])),
       "Unavailable",
-      new RegExp(`^registry ${proxy.host.replace(/\./g, "\\.")} stalled: it did not answer in 300 ms \\(the registry stall timeout\\) for /v2/library/mute/blobs/uploads/`),
+      new RegExp(
+        `^registry ${proxy.host.replace(/\./g, "\\.")} stalled: it did not answer in 300 ms \\(the registry stall timeout\\) for /v2/library/mute/blobs/uploads/`,
+      ),
     );
     assert.equal(patches, 2, "the stalled chunk was not retried exactly once");
   });
@@ -626,7 +628,11 @@ describe("faults", () => {
       res.writeHead(400, { "content-type": "application/json" });
       res.end(JSON.stringify({ errors: [{ code: "MANIFEST_INVALID", message: "manifest invalid" }] }));
     });
-    await rejectsWith(new RegistryClient({ retry: FAST_RETRY }).resolveManifest(parseNormalizedReference(`${s.host}/x/y:z`)), "InvalidArgument", /manifest invalid: manifest invalid/);
+    await rejectsWith(
+      new RegistryClient({ retry: FAST_RETRY }).resolveManifest(parseNormalizedReference(`${s.host}/x/y:z`)),
+      "InvalidArgument",
+      /manifest invalid: manifest invalid/,
+    );
     assert.equal(s.requests.length, 1);
   });
 
@@ -645,7 +651,11 @@ describe("faults", () => {
       res.writeHead(200, { "content-type": MediaType.OciManifest, "content-length": String(big.length) });
       res.end(big);
     });
-    await rejectsWith(new RegistryClient({ retry: FAST_RETRY }).resolveManifest(parseNormalizedReference(`${withLength.host}/x/y:z`)), "DataLoss", /manifest too large/);
+    await rejectsWith(
+      new RegistryClient({ retry: FAST_RETRY }).resolveManifest(parseNormalizedReference(`${withLength.host}/x/y:z`)),
+      "DataLoss",
+      /manifest too large/,
+    );
     let written = 0;
     const streaming = await serve((_req, res) => {
       res.writeHead(200, { "content-type": MediaType.OciManifest });
@@ -661,7 +671,11 @@ describe("faults", () => {
       res.on("close", () => res.removeAllListeners("drain"));
       pump();
     });
-    await rejectsWith(new RegistryClient({ retry: FAST_RETRY }).resolveManifest(parseNormalizedReference(`${streaming.host}/x/y:z`)), "DataLoss", /manifest too large/);
+    await rejectsWith(
+      new RegistryClient({ retry: FAST_RETRY }).resolveManifest(parseNormalizedReference(`${streaming.host}/x/y:z`)),
+      "DataLoss",
+      /manifest too large/,
+    );
     assert.ok(written < 16 * 1024 * 1024, `server wrote ${written} bytes before the client hung up`);
   });
 
@@ -698,7 +712,11 @@ describe("faults", () => {
       res.writeHead(200, { "content-type": MediaType.DockerSchema1Signed });
       res.end(JSON.stringify({ schemaVersion: 1, name: "x/y", tag: "z", fsLayers: [], history: [] }));
     });
-    await rejectsWith(new RegistryClient({ retry: FAST_RETRY }).resolveManifest(parseNormalizedReference(`${s.host}/x/y:z`)), "NotImplemented", /schema 1 support has been removed/);
+    await rejectsWith(
+      new RegistryClient({ retry: FAST_RETRY }).resolveManifest(parseNormalizedReference(`${s.host}/x/y:z`)),
+      "NotImplemented",
+      /schema 1 support has been removed/,
+    );
   });
 
   test("a redirect to another host does not carry the Authorization header", async () => {
@@ -728,7 +746,12 @@ describe("faults", () => {
       res.end();
     });
     const client = new RegistryClient({ retry: FAST_RETRY });
-    const { stream } = await client.openBlob(origin.url, { domain: origin.host, path: "x/y" }, { mediaType: MediaType.OciLayerGzip, digest, size: blob.length }, { username: "u", password: "p" });
+    const { stream } = await client.openBlob(
+      origin.url,
+      { domain: origin.host, path: "x/y" },
+      { mediaType: MediaType.OciLayerGzip, digest, size: blob.length },
+      { username: "u", password: "p" },
+    );
     assert.deepEqual(await collect(stream), blob);
     const expected = `Basic ${Buffer.from("u:p").toString("base64")}`;
     assert.deepEqual(
@@ -802,7 +825,13 @@ describe("faults", () => {
 
   test("a manifest holding both manifests and layers is refused whatever its Content-Type (CVE-2021-41190)", async () => {
     const doc = JSON.parse(raw.manifest.toString("utf8")) as Record<string, unknown>;
-    const ambiguous = Buffer.from(JSON.stringify({ ...doc, mediaType: undefined, manifests: [{ mediaType: MediaType.DockerManifest, digest: raw.manifestDigest, size: raw.manifest.length, platform: AMD64 }] }));
+    const ambiguous = Buffer.from(
+      JSON.stringify({
+        ...doc,
+        mediaType: undefined,
+        manifests: [{ mediaType: MediaType.DockerManifest, digest: raw.manifestDigest, size: raw.manifest.length, platform: AMD64 }],
+      }),
+    );
     for (const contentType of [MediaType.DockerManifest, MediaType.OciManifest, MediaType.OciIndex, MediaType.DockerManifestList, "application/json"]) {
       const s = await serve((_req, res) => {
         res.writeHead(200, { "content-type": contentType });
@@ -838,13 +867,21 @@ describe("faults", () => {
     const client = new RegistryClient({ retry: { attempts: 2, baseDelayMs: 5 }, stallTimeoutMs: 300 });
     const target = { domain: s.host, path: "x/y" };
 
-    await rejectsWith(client.openBlob(s.url, target, desc), "Unavailable", `registry ${s.host} stalled: it did not answer in 300 ms (the registry stall timeout) for blob ${desc.digest} of x/y`);
+    await rejectsWith(
+      client.openBlob(s.url, target, desc),
+      "Unavailable",
+      `registry ${s.host} stalled: it did not answer in 300 ms (the registry stall timeout) for blob ${desc.digest} of x/y`,
+    );
     assert.equal(requests, 2, "a stalled request was not retried exactly once");
 
     for (const m of ["stop", "drip"] as const) {
       mode = m;
       const { stream } = await client.openBlob(s.url, target, desc);
-      await rejectsWith(collect(stream), "Unavailable", `registry ${s.host} stalled: it sent less than ${STALL_MIN_BYTES} bytes in 300 ms (the registry stall timeout) for blob ${desc.digest} of x/y`);
+      await rejectsWith(
+        collect(stream),
+        "Unavailable",
+        `registry ${s.host} stalled: it sent less than ${STALL_MIN_BYTES} bytes in 300 ms (the registry stall timeout) for blob ${desc.digest} of x/y`,
+      );
     }
 
     // The clock runs only while the agent waits on the registry: a reader that takes its time is no stall.
@@ -865,7 +902,14 @@ describe("faults", () => {
       res.end(blob);
     });
     const client = new RegistryClient({ retry: FAST_RETRY });
-    const { stream, size } = await client.openBlob(s.url, { domain: s.host, path: "x/y" }, { mediaType: MediaType.OciLayer, digest: sha256(blob), size: blob.length }, undefined, undefined, 4000);
+    const { stream, size } = await client.openBlob(
+      s.url,
+      { domain: s.host, path: "x/y" },
+      { mediaType: MediaType.OciLayer, digest: sha256(blob), size: blob.length },
+      undefined,
+      undefined,
+      4000,
+    );
     assert.equal(size, 1000);
     assert.deepEqual(await collect(stream), blob.subarray(4000));
     assert.equal(s.requests[0]!.headers.range, "bytes=4000-");

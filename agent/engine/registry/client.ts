@@ -228,6 +228,49 @@ export class RegistryClient {
     throw lastError;
   }
 
+  /**
+   * What the registry has under a reference, without pulling (Docker's
+   * `GET /distribution/{name}/json`): the descriptor of the document the reference
+   * names (an index or a manifest) and the platforms it serves (the index's entries, or
+   * the platform in a single manifest's config).
+   * @throws as resolveManifest
+   */
+  async inspectDistribution(ref: ImageReference, creds?: Credentials, signal?: AbortSignal): Promise<{ descriptor: Descriptor; platforms: Platform[] }> {
+    const origin = this.baseUrl(ref.domain);
+    const endpoints = DOCKER_HUB_DOMAINS.has(ref.domain) ? [...this.mirrors, origin] : [origin];
+    let lastError: unknown;
+    for (const endpoint of endpoints) {
+      const isMirror = endpoint !== origin;
+      try {
+        const target = { domain: ref.domain, path: ref.path };
+        const top = await this.fetchManifest(endpoint, target, ref.digest ?? ref.tag ?? "latest", ref, isMirror ? undefined : creds, signal);
+        const descriptor: Descriptor = { mediaType: top.mediaType, digest: top.digest, size: top.bytes.length };
+        if (isIndexMediaType(top.mediaType)) {
+          const parsed = imageIndexSchema.safeParse(top.body);
+          if (!parsed.success) throw dataLoss(`invalid manifest list for ${familiarString(ref)}: ${parsed.error.issues[0]?.message ?? "malformed"}`);
+          return { descriptor, platforms: parsed.data.manifests.flatMap((m) => (m.platform ? [m.platform as Platform] : [])) };
+        }
+        const manifest = this.parseManifest(top.body, ref);
+        const { stream } = await this.openBlob(endpoint, target, manifest.config, isMirror ? undefined : creds, signal);
+        const chunks: Buffer[] = [];
+        for await (const c of stream) chunks.push(c as Buffer);
+        const config = JSON.parse(Buffer.concat(chunks).toString("utf8")) as { architecture?: string; os?: string; variant?: string; "os.version"?: string };
+        const platform = {
+          architecture: config.architecture ?? "",
+          os: config.os ?? "",
+          ...(config.variant ? { variant: config.variant } : {}),
+          ...(config["os.version"] ? { "os.version": config["os.version"] } : {}),
+        } as Platform;
+        return { descriptor, platforms: [platform] };
+      } catch (e) {
+        if (!isMirror || signal?.aborted || (e instanceof EngineError && e.kind === "Canceled")) throw e;
+        this.logger?.warn({ mirror: endpoint, err: e }, "mirror failed, trying the next endpoint");
+        lastError = e;
+      }
+    }
+    throw lastError;
+  }
+
   private async resolveAt(endpoint: string, ref: ImageReference, creds: Credentials | undefined, signal?: AbortSignal): Promise<ResolvedManifest> {
     const target = { domain: ref.domain, path: ref.path };
     const reference = ref.digest ?? ref.tag ?? "latest";
@@ -330,7 +373,9 @@ export class RegistryClient {
       return notFound(`manifest for ${familiarString(ref)} not found: ${first ? cause : "manifest unknown: manifest unknown"}`);
     }
     if (res.status === 401 || res.status === 403 || code === "DENIED" || code === "UNAUTHORIZED") {
-      return unauthorized(`pull access denied for ${familiarName(ref)}, repository does not exist or may require 'docker login': ${first ? cause : "denied: requested access to the resource is denied"}`);
+      return unauthorized(
+        `pull access denied for ${familiarName(ref)}, repository does not exist or may require 'docker login': ${first ? cause : "denied: requested access to the resource is denied"}`,
+      );
     }
     return new EngineError(kindForStatus(res.status), `${redactUrl(what)}: ${cause}`);
   }
@@ -547,7 +592,14 @@ export class RegistryClient {
    * in the repository already.
    * @returns the manifest's digest, computed from `bytes`
    */
-  async putManifest(target: RepositoryTarget, reference: string, bytes: Uint8Array, mediaType: string, creds?: Credentials, signal?: AbortSignal): Promise<string> {
+  async putManifest(
+    target: RepositoryTarget,
+    reference: string,
+    bytes: Uint8Array,
+    mediaType: string,
+    creds?: Credentials,
+    signal?: AbortSignal,
+  ): Promise<string> {
     const url = `${this.baseUrl(target.domain)}/v2/${target.path}/manifests/${reference}`;
     const digest = reference.includes(":") ? digestLike(reference, bytes) : sha256(bytes);
     if (reference.includes(":") && digest !== reference) throw invalidArgument(`manifest content does not match digest ${reference}`);
@@ -623,7 +675,17 @@ export class RegistryClient {
         } else {
           if (!creds.identitytoken && !(creds.username && creds.password)) throw refused("authentication required");
           try {
-            const t = await fetchToken({ challenge: bearer, scopes: [], creds, offline: true, userAgent: this.userAgent, signal, retry: this.retry, logger: this.logger, stallTimeoutMs: this.stallTimeoutMs });
+            const t = await fetchToken({
+              challenge: bearer,
+              scopes: [],
+              creds,
+              offline: true,
+              userAgent: this.userAgent,
+              signal,
+              retry: this.retry,
+              logger: this.logger,
+              stallTimeoutMs: this.stallTimeoutMs,
+            });
             header = `Bearer ${t.token}`;
             identityToken = t.refreshToken;
           } catch (e) {
@@ -707,7 +769,13 @@ export class RegistryClient {
   }
 
   /** One HTTP exchange with redirects followed by hand; network failures become EngineErrors. */
-  private async sendRaw(spec: { method: RequestSpec["method"]; url: string; headers?: Record<string, string>; body?: Uint8Array; signal?: AbortSignal }): Promise<HttpResponse> {
+  private async sendRaw(spec: {
+    method: RequestSpec["method"];
+    url: string;
+    headers?: Record<string, string>;
+    body?: Uint8Array;
+    signal?: AbortSignal;
+  }): Promise<HttpResponse> {
     try {
       return await send({ ...spec, headers: { "user-agent": this.userAgent, ...spec.headers }, stallTimeoutMs: this.stallTimeoutMs });
     } catch (e) {
@@ -786,10 +854,16 @@ function truncationAware(body: Readable, desc: Descriptor, offset: number): Read
       }
     } catch (e) {
       if (e instanceof EngineError) throw e;
-      throw new EngineError("Unavailable", `unexpected EOF: the download of blob ${desc.digest} broke off after ${got} of ${desc.size} bytes (${(e as Error).message})`, { cause: e });
+      throw new EngineError(
+        "Unavailable",
+        `unexpected EOF: the download of blob ${desc.digest} broke off after ${got} of ${desc.size} bytes (${(e as Error).message})`,
+        { cause: e },
+      );
     }
   }
   const out = Readable.from(counted(), { objectMode: false });
-  out.once("close", () => { if (!body.destroyed) body.destroy(); });
+  out.once("close", () => {
+    if (!body.destroyed) body.destroy();
+  });
   return out;
 }

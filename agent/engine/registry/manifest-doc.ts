@@ -43,4 +43,3 @@ export function schema1Error(name: string): EngineError {
     `Docker Image Format v1 and Docker Image manifest version 2, schema 1 support has been removed. Suggest the author of ${name} to upgrade the image to the OCI Format or Docker Image manifest v2, schema 2. More information at https://docs.docker.com/go/deprecated-image-specs/`,
   );
 }
-

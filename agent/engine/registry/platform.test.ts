@@ -6,7 +6,10 @@ import type { Descriptor } from "./types.ts";
 
 const entry = (architecture: string, variant?: string, os = "linux"): Descriptor => ({
   mediaType: "application/vnd.oci.image.manifest.v1+json",
-  digest: `sha256:${(architecture + (variant ?? "") + os).padEnd(64, "0").slice(0, 64).replace(/[^0-9a-f]/g, "a")}`,
+  digest: `sha256:${(architecture + (variant ?? "") + os)
+    .padEnd(64, "0")
+    .slice(0, 64)
+    .replace(/[^0-9a-f]/g, "a")}`,
   size: 100,
   platform: variant ? { os, architecture, variant } : { os, architecture },
 });
@@ -30,12 +33,23 @@ test("normalizePlatform", () => {
 });
 
 test("selectPlatformManifest: os+arch, variants preferred, attestations skipped", () => {
-  const list = [entry("unknown", undefined, "unknown"), entry("arm", "v6"), entry("arm64"), entry("amd64"), entry("arm", "v7"), entry("amd64", undefined, "windows")];
+  const list = [
+    entry("unknown", undefined, "unknown"),
+    entry("arm", "v6"),
+    entry("arm64"),
+    entry("amd64"),
+    entry("arm", "v7"),
+    entry("amd64", undefined, "windows"),
+  ];
   assert.equal(selectPlatformManifest(list, { os: "linux", architecture: "amd64" }), list[3]);
   assert.equal(selectPlatformManifest(list, { os: "linux", architecture: "arm64", variant: "v8" }), list[2], "arm64 entry without variant serves v8");
   assert.equal(selectPlatformManifest(list, { os: "linux", architecture: "arm", variant: "v7" }), list[4], "exact variant beats an earlier compatible one");
   assert.equal(selectPlatformManifest(list, { os: "linux", architecture: "arm", variant: "v6" }), list[1]);
-  assert.equal(selectPlatformManifest([entry("arm", "v5"), entry("arm", "v6")], { os: "linux", architecture: "arm", variant: "v7" }).platform?.variant, "v6", "closest older variant");
+  assert.equal(
+    selectPlatformManifest([entry("arm", "v5"), entry("arm", "v6")], { os: "linux", architecture: "arm", variant: "v7" }).platform?.variant,
+    "v6",
+    "closest older variant",
+  );
   assert.equal(selectPlatformManifest(list, { os: "windows", architecture: "amd64" }), list[5]);
   assert.throws(
     () => selectPlatformManifest([entry("arm", "v8")], { os: "linux", architecture: "arm", variant: "v7" }),

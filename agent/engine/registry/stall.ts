@@ -137,4 +137,3 @@ export function watchBody(res: Response, clock: StallClock, stallOf: () => Regis
   // Response refuses a body with a null-body status; those have no body to watch anyway.
   return new Response(watched, { status: res.status, statusText: res.statusText, headers: res.headers });
 }
-

@@ -32,15 +32,27 @@ test("a device node, through a symlink, at the path asked for", async () => {
 
 test("a directory gives every node below it, at the same place under the container path", async () => {
   const nodes = await deviceNodes({ pathOnHost: join(dir, "snd"), pathInContainer: "/dev/snd", cgroupPermissions: "rwm" });
-  assert.deepEqual(nodes.map((n) => [n.path, n.major, n.minor]).sort(), [["/dev/snd/a", 1, 3], ["/dev/snd/sub/b", 1, 5]]);
+  assert.deepEqual(nodes.map((n) => [n.path, n.major, n.minor]).sort(), [
+    ["/dev/snd/a", 1, 3],
+    ["/dev/snd/sub/b", 1, 5],
+  ]);
 });
 
 test("what is no device, or missing, or badly written, is refused with Docker's message", async () => {
   const refused = (d: { pathOnHost: string; pathInContainer: string; cgroupPermissions: string }, message: string | RegExp) =>
-    assert.rejects(deviceNodes(d), (e) => isEngineError(e, "InvalidArgument") && (typeof message === "string" ? e.message === message : message.test(e.message)));
+    assert.rejects(
+      deviceNodes(d),
+      (e) => isEngineError(e, "InvalidArgument") && (typeof message === "string" ? e.message === message : message.test(e.message)),
+    );
   const file = join(dir, "snd", "not-a-device");
-  await refused({ pathOnHost: file, pathInContainer: "/dev/x", cgroupPermissions: "rwm" }, `error gathering device information while adding custom device ${JSON.stringify(file)}: not a device node`);
-  await refused({ pathOnHost: "/dev/no-such", pathInContainer: "/dev/x", cgroupPermissions: "rwm" }, 'error gathering device information while adding custom device "/dev/no-such": no such file or directory');
+  await refused(
+    { pathOnHost: file, pathInContainer: "/dev/x", cgroupPermissions: "rwm" },
+    `error gathering device information while adding custom device ${JSON.stringify(file)}: not a device node`,
+  );
+  await refused(
+    { pathOnHost: "/dev/no-such", pathInContainer: "/dev/x", cgroupPermissions: "rwm" },
+    'error gathering device information while adding custom device "/dev/no-such": no such file or directory',
+  );
   await refused({ pathOnHost: join(dir, "pts-less"), pathInContainer: "/dev/x", cgroupPermissions: "rwm" }, /no such file or directory/);
   await refused({ pathOnHost: "/dev/null", pathInContainer: "/dev/x", cgroupPermissions: "rwx" }, "invalid device mode: rwx");
   await refused({ pathOnHost: "/dev/null", pathInContainer: "/dev/x", cgroupPermissions: "rr" }, "invalid device mode: rr");
@@ -50,5 +62,8 @@ test("what is no device, or missing, or badly written, is refused with Docker's 
 test("the host's devices for --privileged skip pts, shm… and the console", async () => {
   const nodes = await hostDevices(dir);
   assert.deepEqual(nodes.map((n) => n.path).sort(), [join(dir, "snd", "a"), join(dir, "snd", "sub", "b")]);
-  assert.ok((await hostDevices()).some((n) => n.path === "/dev/null" && n.major === 1 && n.minor === 3), "the real /dev");
+  assert.ok(
+    (await hostDevices()).some((n) => n.path === "/dev/null" && n.major === 1 && n.minor === 3),
+    "the real /dev",
+  );
 });

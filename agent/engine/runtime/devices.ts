@@ -24,8 +24,10 @@ const SKIP_DIRS = new Set(["pts", "shm", "fd", "mqueue", ".lxc", ".lxd-mounts", 
 
 /** Checks a mapping's paths and mode (create time; the nodes are read at start). */
 export function checkDeviceMapping(d: DeviceMapping): void {
-  if (!posix.isAbsolute(d.pathOnHost) || d.pathOnHost.includes("\0")) throw invalidArgument(`invalid device path on host ${JSON.stringify(d.pathOnHost)}: it must be absolute`);
-  if (!posix.isAbsolute(d.pathInContainer) || d.pathInContainer.includes("\0")) throw invalidArgument(`invalid device path in container ${JSON.stringify(d.pathInContainer)}: it must be absolute`);
+  if (!posix.isAbsolute(d.pathOnHost) || d.pathOnHost.includes("\0"))
+    throw invalidArgument(`invalid device path on host ${JSON.stringify(d.pathOnHost)}: it must be absolute`);
+  if (!posix.isAbsolute(d.pathInContainer) || d.pathInContainer.includes("\0"))
+    throw invalidArgument(`invalid device path in container ${JSON.stringify(d.pathInContainer)}: it must be absolute`);
   if (!/^(?!.*(.).*\1)[rwm]{1,3}$/.test(d.cgroupPermissions)) throw invalidArgument(`invalid device mode: ${d.cgroupPermissions}`);
 }
 

@@ -79,7 +79,13 @@ async function removeCgroups(parent: string, ids: string[]): Promise<void> {
 }
 
 /** Writes config.json for the bundle; returns the spec. */
-async function writeSpec(env: Env, b: { id: string; dir: string; rootfs: string }, image: ContainerConfig, run: Partial<RunOptions>, more?: Partial<SpecInput>) {
+async function writeSpec(
+  env: Env,
+  b: { id: string; dir: string; rootfs: string },
+  image: ContainerConfig,
+  run: Partial<RunOptions>,
+  more?: Partial<SpecInput>,
+) {
   const user = await resolveUser(b.rootfs, run.user ?? image.User ?? "");
   const spec = buildRuntimeSpec({
     image,
@@ -112,7 +118,13 @@ test("runc run: sh -c 'echo hi; id -u' as --user 1000, with /etc/hosts bound in 
   const b = await env.bundle("run");
   const hosts = join(b.dir, "hosts");
   await writeFile(hosts, "127.0.0.1\tlocalhost\n10.0.0.2\tberth-test\n");
-  await writeSpec(env, b, { Cmd: ["sh"] }, { user: "1000", cmd: ["sh", "-c", "echo hi; id -u; id -G; cat /etc/hosts; echo $HOSTNAME; pwd; echo err >&2"] }, { files: { hosts } });
+  await writeSpec(
+    env,
+    b,
+    { Cmd: ["sh"] },
+    { user: "1000", cmd: ["sh", "-c", "echo hi; id -u; id -G; cat /etc/hosts; echo $HOSTNAME; pwd; echo err >&2"] },
+    { files: { hosts } },
+  );
   const r = await env.runc.run(b.id, b.dir);
   assert.equal(r.stderr.toString(), "err\n");
   assert.equal(r.stdout.toString(), `hi\n1000\n1000 50\n127.0.0.1\tlocalhost\n10.0.0.2\tberth-test\n${hostnameOf(b.id)}\n/\n`);
@@ -125,7 +137,10 @@ test("runc run: sh -c 'echo hi; id -u' as --user 1000, with /etc/hosts bound in 
   assert.equal((await env.runc.run(b.id, b.dir, { stdin: "from stdin\n" })).stdout.toString(), "from stdin\n");
 
   await writeSpec(env, b, { Cmd: ["/no/such/binary"] }, {});
-  await assert.rejects(env.runc.run(b.id, b.dir), (e) => e instanceof RuncError && e.kind === "Internal" && /no\/such\/binary/.test(e.message) && e.stderr.length > 0);
+  await assert.rejects(
+    env.runc.run(b.id, b.dir),
+    (e) => e instanceof RuncError && e.kind === "Internal" && /no\/such\/binary/.test(e.message) && e.stderr.length > 0,
+  );
 });
 
 test("runc create/start with limits: memory, pids and CPU quota land in the container's cgroup; ps, exec, pause, resume, kill, delete", async (t) => {
@@ -192,7 +207,11 @@ test("signalNumber: names, numbers and refusals", () => {
   assert.equal(signalNumber(2), 2);
   assert.equal(signalNumber("15"), 15);
   assert.equal(signalNumber("SIGRTMIN+2"), 36);
-  for (const bad of ["NOPE", "0", "65", "", "SIG"]) assert.throws(() => signalNumber(bad), (e) => isEngineError(e, "InvalidArgument") && e.message === `Invalid signal: ${bad}`);
+  for (const bad of ["NOPE", "0", "65", "", "SIG"])
+    assert.throws(
+      () => signalNumber(bad),
+      (e) => isEngineError(e, "InvalidArgument") && e.message === `Invalid signal: ${bad}`,
+    );
 });
 
 test("WORKDIR /proc/self/fd/N (the runc CVE-2024-21626 class) is refused, not reached", async (t) => {

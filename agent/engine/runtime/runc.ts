@@ -239,6 +239,16 @@ export class Runc {
     return (JSON.parse(r.stdout.toString("utf8") || "null") as number[] | null) ?? [];
   }
 
+  /**
+   * `runc update --resources -`: new cgroup limits for a running (or paused) container.
+   * @param resources the OCI `linux.resources` to apply (memory, cpu, pids; devices are not updated).
+   * @throws NotFound, Internal (the kernel refused a value: runc's message)
+   */
+  async update(id: string, resources: Record<string, unknown>): Promise<void> {
+    checkId(id);
+    this.check("update", id, await this.call(["update", "--resources", "-", id], { capture: true, stdin: JSON.stringify(resources) }));
+  }
+
   /** `runc events --stats`: one snapshot of the container's cgroup statistics (runc's `types.Stats`). @throws NotFound */
   async stats(id: string): Promise<Record<string, unknown>> {
     checkId(id);

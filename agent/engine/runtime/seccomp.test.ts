@@ -13,8 +13,26 @@ test("the default profile for Docker's default capabilities on x86_64", () => {
   assert.equal(s.defaultAction, "SCMP_ACT_ERRNO");
   assert.equal(s.defaultErrnoRet, 1, "EPERM");
   assert.deepEqual(s.architectures, ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"]);
-  for (const name of ["read", "write", "execve", "openat", "arch_prctl", "modify_ldt", "chroot", "ptrace", "process_vm_readv"]) assert.ok(plainlyAllowed(s, name), name);
-  for (const name of ["unshare", "mount", "umount2", "setns", "bpf", "keyctl", "add_key", "request_key", "kexec_load", "reboot", "init_module", "open_by_handle_at", "cacheflush", "clock_settime", "syslog", "perf_event_open"]) {
+  for (const name of ["read", "write", "execve", "openat", "arch_prctl", "modify_ldt", "chroot", "ptrace", "process_vm_readv"])
+    assert.ok(plainlyAllowed(s, name), name);
+  for (const name of [
+    "unshare",
+    "mount",
+    "umount2",
+    "setns",
+    "bpf",
+    "keyctl",
+    "add_key",
+    "request_key",
+    "kexec_load",
+    "reboot",
+    "init_module",
+    "open_by_handle_at",
+    "cacheflush",
+    "clock_settime",
+    "syslog",
+    "perf_event_open",
+  ]) {
     assert.ok(!plainlyAllowed(s, name), name);
   }
   // clone only without namespace flags; clone3 answers ENOSYS so libcs fall back to clone.
@@ -77,15 +95,24 @@ test("profiles of one's own: Docker's format, 'architectures' or 'archMap', 'nam
   assert.equal(seccompForContainer(parseSeccompProfile("{}"), amd64), undefined, "an empty profile means no filter, as in moby");
 
   const refused = (profile: unknown, message: RegExp) =>
-    assert.throws(() => parseSeccompProfile(typeof profile === "string" ? profile : JSON.stringify(profile)), (e) => isEngineError(e, "InvalidArgument") && message.test(e.message));
+    assert.throws(
+      () => parseSeccompProfile(typeof profile === "string" ? profile : JSON.stringify(profile)),
+      (e) => isEngineError(e, "InvalidArgument") && message.test(e.message),
+    );
   refused("not json", /^Decoding seccomp profile failed: /);
   refused([], /must be a JSON object/);
-  refused({ defaultAction: "SCMP_ACT_ALLOW", architectures: ["SCMP_ARCH_X86_64"], archMap: [{ architecture: "SCMP_ARCH_X86_64", subArchitectures: null }] }, /use either 'architectures' or 'archMap'/);
+  refused(
+    { defaultAction: "SCMP_ACT_ALLOW", architectures: ["SCMP_ARCH_X86_64"], archMap: [{ architecture: "SCMP_ARCH_X86_64", subArchitectures: null }] },
+    /use either 'architectures' or 'archMap'/,
+  );
   refused({ syscalls: [{ name: "a", names: ["b"], action: "SCMP_ACT_ALLOW" }] }, /use either 'name' or 'names'/);
   refused({ syscalls: [{ names: ["a"], action: "SCMP_ACT_NOTIFY" }] }, /SCMP_ACT_NOTIFY .* not supported/);
   refused({ syscalls: [{ names: ["a"], action: "ALLOW" }] }, /syscalls\[0\]: unknown action "ALLOW"/);
   refused({ syscalls: [{ names: ["a"], action: "SCMP_ACT_ALLOW", args: [{ index: 6, value: 0, op: "SCMP_CMP_EQ" }] }] }, /index must be 0 to 5/);
   refused({ syscalls: [{ names: ["a"], action: "SCMP_ACT_ALLOW", args: [{ index: 0, value: 0, op: "EQ" }] }] }, /unknown operator "EQ"/);
-  refused('{"syscalls":[{"names":["a"],"action":"SCMP_ACT_ALLOW","args":[{"index":0,"value":18446744073709551615,"op":"SCMP_CMP_EQ"}]}]}', /must be an integer from 0 to 2\^53-1/);
+  refused(
+    '{"syscalls":[{"names":["a"],"action":"SCMP_ACT_ALLOW","args":[{"index":0,"value":18446744073709551615,"op":"SCMP_CMP_EQ"}]}]}',
+    /must be an integer from 0 to 2\^53-1/,
+  );
   refused({ syscalls: [{ names: [], action: "SCMP_ACT_ALLOW" }] }, /names no system call/);
 });

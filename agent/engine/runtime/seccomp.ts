@@ -123,7 +123,16 @@ const NATIVE_TO_SCMP: Record<string, string> = {
   riscv64: "SCMP_ARCH_RISCV64",
 };
 
-const ACTIONS = new Set(["SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_TRAP", "SCMP_ACT_ERRNO", "SCMP_ACT_TRACE", "SCMP_ACT_ALLOW", "SCMP_ACT_LOG"]);
+const ACTIONS = new Set([
+  "SCMP_ACT_KILL",
+  "SCMP_ACT_KILL_PROCESS",
+  "SCMP_ACT_KILL_THREAD",
+  "SCMP_ACT_TRAP",
+  "SCMP_ACT_ERRNO",
+  "SCMP_ACT_TRACE",
+  "SCMP_ACT_ALLOW",
+  "SCMP_ACT_LOG",
+]);
 const OPERATORS = new Set(["SCMP_CMP_NE", "SCMP_CMP_LT", "SCMP_CMP_LE", "SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_MASKED_EQ"]);
 const FLAGS = new Set(["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW"]);
 
@@ -144,7 +153,8 @@ export function parseSeccompProfile(text: string): DockerSeccompProfile {
   } catch (e) {
     throw invalidArgument(`Decoding seccomp profile failed: ${(e as Error).message}`);
   }
-  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw invalidArgument("Decoding seccomp profile failed: the profile must be a JSON object");
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw))
+    throw invalidArgument("Decoding seccomp profile failed: the profile must be a JSON object");
   checkProfile(raw as DockerSeccompProfile);
   return raw as DockerSeccompProfile;
 }
@@ -153,10 +163,12 @@ function checkProfile(p: DockerSeccompProfile): void {
   const bad = (what: string) => invalidArgument(`Decoding seccomp profile failed: ${what}`);
   const isStrings = (v: unknown) => v === undefined || v === null || (Array.isArray(v) && v.every((x) => typeof x === "string"));
   const isErrno = (v: unknown) => v === undefined || (Number.isInteger(v) && (v as number) >= 0 && (v as number) < 4096);
-  if (p.defaultAction !== undefined && (typeof p.defaultAction !== "string" || !ACTIONS.has(p.defaultAction))) throw bad(`unknown defaultAction ${JSON.stringify(p.defaultAction)}`);
+  if (p.defaultAction !== undefined && (typeof p.defaultAction !== "string" || !ACTIONS.has(p.defaultAction)))
+    throw bad(`unknown defaultAction ${JSON.stringify(p.defaultAction)}`);
   if (!isErrno(p.defaultErrnoRet)) throw bad(`invalid defaultErrnoRet ${JSON.stringify(p.defaultErrnoRet)}`);
   if (!isStrings(p.architectures)) throw bad("architectures must be a list of names");
-  if (p.architectures?.length && p.archMap?.length) throw bad("'architectures' and 'archMap' were specified in the seccomp profile, use either 'architectures' or 'archMap'");
+  if (p.architectures?.length && p.archMap?.length)
+    throw bad("'architectures' and 'archMap' were specified in the seccomp profile, use either 'architectures' or 'archMap'");
   for (const a of p.architectures ?? []) if (!Object.values(NATIVE_TO_SCMP).includes(a)) throw bad(`unknown architecture ${JSON.stringify(a)}`);
   if (p.archMap !== undefined && p.archMap !== null && !Array.isArray(p.archMap)) throw bad("archMap must be a list");
   for (const m of p.archMap ?? []) {
@@ -168,7 +180,8 @@ function checkProfile(p: DockerSeccompProfile): void {
   for (const [i, s] of (p.syscalls ?? []).entries()) {
     const at = `syscalls[${i}]`;
     if (typeof s !== "object" || s === null) throw bad(`${at} must be an object`);
-    if (s.name !== undefined && s.name !== "" && s.names?.length) throw bad("'name' and 'names' were specified in the seccomp profile, use either 'name' or 'names'");
+    if (s.name !== undefined && s.name !== "" && s.names?.length)
+      throw bad("'name' and 'names' were specified in the seccomp profile, use either 'name' or 'names'");
     if (s.name !== undefined && typeof s.name !== "string") throw bad(`${at}.name must be a string`);
     if (!isStrings(s.names)) throw bad(`${at}.names must be a list of names`);
     if (!s.name && !s.names?.length) throw bad(`${at} names no system call`);
@@ -223,7 +236,9 @@ export function seccompForContainer(profile: DockerSeccompProfile, target: Secco
       names: call.name ? [call.name] : [...(call.names ?? [])],
       action: call.action,
       ...(call.errnoRet !== undefined ? { errnoRet: call.errnoRet } : {}),
-      ...(call.args?.length ? { args: call.args.map((a) => ({ index: a.index, value: a.value, ...(a.valueTwo ? { valueTwo: a.valueTwo } : {}), op: a.op })) } : {}),
+      ...(call.args?.length
+        ? { args: call.args.map((a) => ({ index: a.index, value: a.value, ...(a.valueTwo ? { valueTwo: a.valueTwo } : {}), op: a.op })) }
+        : {}),
     });
   }
   return {

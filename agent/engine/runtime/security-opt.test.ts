@@ -11,11 +11,17 @@ test("--security-opt values with Docker's meaning", () => {
   assert.deepEqual(parseSecurityOpts(["seccomp=unconfined"]), { noNewPrivileges: false, seccompProfile: "unconfined" });
   assert.deepEqual(parseSecurityOpts(["seccomp:unconfined"]), { noNewPrivileges: false, seccompProfile: "unconfined" });
   assert.deepEqual(parseSecurityOpts(["seccomp=builtin"]), { noNewPrivileges: false, seccompProfile: undefined });
-  assert.deepEqual(parseSecurityOpts(['seccomp={"defaultAction":"SCMP_ACT_ALLOW"}']), { noNewPrivileges: false, seccompProfile: '{"defaultAction":"SCMP_ACT_ALLOW"}' });
+  assert.deepEqual(parseSecurityOpts(['seccomp={"defaultAction":"SCMP_ACT_ALLOW"}']), {
+    noNewPrivileges: false,
+    seccompProfile: '{"defaultAction":"SCMP_ACT_ALLOW"}',
+  });
   assert.deepEqual(parseSecurityOpts(["label=disable", "disable", "apparmor=unconfined"]), { noNewPrivileges: false });
 
   const refused = (opt: string, message: string | RegExp) =>
-    assert.throws(() => parseSecurityOpts([opt]), (e) => isEngineError(e, "InvalidArgument") && (typeof message === "string" ? e.message === message : message.test(e.message)));
+    assert.throws(
+      () => parseSecurityOpts([opt]),
+      (e) => isEngineError(e, "InvalidArgument") && (typeof message === "string" ? e.message === message : message.test(e.message)),
+    );
   refused("bogus", 'invalid --security-opt 1: "bogus"');
   refused("bogus=1", 'invalid --security-opt 2: "bogus=1"');
   refused("no-new-privileges=maybe", 'invalid --security-opt 2: "no-new-privileges=maybe"');

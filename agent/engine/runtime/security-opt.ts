@@ -41,10 +41,16 @@ export function parseSecurityOpts(opts: readonly string[]): SecurityOptions {
         out.seccompProfile = value === "builtin" ? undefined : value;
         break;
       case "label":
-        if (value !== "disable") throw invalidArgument(`--security-opt ${opt}: SELinux labels are not supported by Berth (containers run without SELinux; only label=disable is accepted)`);
+        if (value !== "disable")
+          throw invalidArgument(
+            `--security-opt ${opt}: SELinux labels are not supported by Berth (containers run without SELinux; only label=disable is accepted)`,
+          );
         break;
       case "apparmor":
-        if (value !== "unconfined") throw invalidArgument(`--security-opt ${opt}: AppArmor profiles are not supported by Berth (containers run without AppArmor; only apparmor=unconfined is accepted)`);
+        if (value !== "unconfined")
+          throw invalidArgument(
+            `--security-opt ${opt}: AppArmor profiles are not supported by Berth (containers run without AppArmor; only apparmor=unconfined is accepted)`,
+          );
         break;
       default:
         throw invalidArgument(`invalid --security-opt 2: ${JSON.stringify(opt)}`);

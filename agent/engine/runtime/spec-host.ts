@@ -6,7 +6,7 @@ import { readFile, access } from "node:fs/promises";
 import { availableParallelism, release } from "node:os";
 import { join } from "node:path";
 import { nativeArch } from "./seccomp.ts";
-import { ALL_CAPABILITIES, NOFILE_LIMIT, type SpecHost } from "./spec.ts";
+import { ALL_CAPABILITIES, INIT_CANDIDATES, NOFILE_LIMIT, type SpecHost } from "./spec.ts";
 
 const CAP_SYS_RESOURCE = 24n;
 
@@ -21,15 +21,33 @@ export async function readSpecHost(): Promise<SpecHost> {
     seccomp: /^Seccomp:/m.test(status),
     arch: nativeArch(process.arch),
     kernel: release(),
+    initPath: await firstExisting(INIT_CANDIDATES),
+    memoryV1: await access("/sys/fs/cgroup/memory/memory.oom_control").then(
+      () => true,
+      () => false,
+    ),
   };
+}
+
+async function firstExisting(paths: readonly string[]): Promise<string | undefined> {
+  for (const p of paths)
+    if (
+      await access(p).then(
+        () => true,
+        () => false,
+      )
+    )
+      return p;
+  return undefined;
 }
 
 /** Whether the memory controller can limit swap (Docker's `sysInfo.SwapLimit`). */
 async function swapLimit(): Promise<boolean> {
-  const exists = (p: string) => access(p).then(
-    () => true,
-    () => false,
-  );
+  const exists = (p: string) =>
+    access(p).then(
+      () => true,
+      () => false,
+    );
   if (await exists("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes")) return true;
   if (!(await exists("/sys/fs/cgroup/cgroup.controllers"))) return false;
   // cgroup v2 only: the file exists in every non-root cgroup when swap accounting is on.

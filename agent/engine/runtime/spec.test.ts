@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { isEngineError } from "../errors.ts";
 import type { ContainerConfig } from "../images/image-config.ts";
-import { buildRuntimeSpec, DEFAULT_CAPABILITIES, MASKED_PATHS, READONLY_PATHS, type RunOptions, type SpecInput } from "./spec.ts";
+import { buildRuntimeSpec, DEFAULT_CAPABILITIES, MASKED_PATHS, READONLY_PATHS, tmpfsOptions, type RunOptions, type SpecInput } from "./spec.ts";
 
 const root = { uid: 0, gid: 0, additionalGids: [] };
 
@@ -94,7 +94,10 @@ test("capabilities: Docker's default set in bounding/effective/permitted only; a
   assert.equal(DEFAULT_CAPABILITIES.length, 14);
 
   assert.deepEqual(caps(["net_admin", "CAP_SYS_PTRACE", "chown"]).bounding, [...DEFAULT_CAPABILITIES, "CAP_NET_ADMIN", "CAP_SYS_PTRACE"]);
-  assert.deepEqual(caps(undefined, ["CHOWN", "cap_net_raw"]).bounding, DEFAULT_CAPABILITIES.filter((c) => c !== "CAP_CHOWN" && c !== "CAP_NET_RAW"));
+  assert.deepEqual(
+    caps(undefined, ["CHOWN", "cap_net_raw"]).bounding,
+    DEFAULT_CAPABILITIES.filter((c) => c !== "CAP_CHOWN" && c !== "CAP_NET_RAW"),
+  );
   assert.deepEqual(caps(["chown"], ["ALL"]).bounding, ["CAP_CHOWN"]);
   const all = caps(["ALL"], ["MKNOD"]).bounding;
   assert.ok(all.includes("CAP_SYS_ADMIN") && !all.includes("CAP_MKNOD") && all.length === 40);
@@ -139,10 +142,12 @@ test("security defaults: masked and read-only paths, devices deny-all first, rli
   rejectsWith(() => buildRuntimeSpec(input({ Cmd: ["sh"] }, { hostname: "a b" })), "InvalidArgument", "invalid hostname format: a b");
 });
 
-test("user: uid, gid and supplementary groups from the resolved user", () => {
+test("user: uid, gid and supplementary groups from the resolved user, the primary group among them as Docker does", () => {
   const s = buildRuntimeSpec(input({ Cmd: ["sh"] }, {}, { user: { uid: 1000, gid: 100, additionalGids: [10, 20] } }));
-  assert.deepEqual(s.process.user, { uid: 1000, gid: 100, additionalGids: [10, 20] });
-  assert.deepEqual(buildRuntimeSpec(input({ Cmd: ["sh"] })).process.user, { uid: 0, gid: 0 });
+  assert.deepEqual(s.process.user, { uid: 1000, gid: 100, additionalGids: [100, 10, 20] });
+  assert.deepEqual(buildRuntimeSpec(input({ Cmd: ["sh"] })).process.user, { uid: 0, gid: 0, additionalGids: [0] });
+  const member = buildRuntimeSpec(input({ Cmd: ["sh"] }, {}, { user: { uid: 0, gid: 0, additionalGids: [0, 10] } }));
+  assert.deepEqual(member.process.user, { uid: 0, gid: 0, additionalGids: [0, 10] });
 });
 
 test("namespaces: new, none, host and joined network namespaces", () => {
@@ -177,9 +182,19 @@ test("mounts: Docker's defaults, /dev/shm 64m, the container's files, user binds
     s.mounts.map((m) => m.destination),
     ["/proc", "/dev", "/dev/pts", "/sys", "/sys/fs/cgroup", "/dev/mqueue", "/dev/shm", "/data", "/data/sub", "/etc/resolv.conf", "/etc/hostname", "/etc/hosts"],
   );
-  assert.deepEqual(byDest.get("/dev/shm"), { destination: "/dev/shm", type: "tmpfs", source: "shm", options: ["nosuid", "noexec", "nodev", "mode=1777", "size=67108864"] });
+  assert.deepEqual(byDest.get("/dev/shm"), {
+    destination: "/dev/shm",
+    type: "tmpfs",
+    source: "shm",
+    options: ["nosuid", "noexec", "nodev", "mode=1777", "size=67108864"],
+  });
   assert.deepEqual(byDest.get("/sys")!.options, ["nosuid", "noexec", "nodev", "ro"]);
-  assert.deepEqual(byDest.get("/sys/fs/cgroup"), { destination: "/sys/fs/cgroup", type: "cgroup", source: "cgroup", options: ["ro", "nosuid", "noexec", "nodev"] });
+  assert.deepEqual(byDest.get("/sys/fs/cgroup"), {
+    destination: "/sys/fs/cgroup",
+    type: "cgroup",
+    source: "cgroup",
+    options: ["ro", "nosuid", "noexec", "nodev"],
+  });
   assert.equal(byDest.get("/dev/mqueue")!.type, "mqueue");
   assert.deepEqual(byDest.get("/etc/hosts"), { destination: "/etc/hosts", type: "bind", source: "/c/hosts", options: ["rbind", "rprivate"] });
   assert.deepEqual(byDest.get("/data"), { destination: "/data", type: "bind", source: "/vol/a", options: ["rbind", "ro", "rprivate"] });
@@ -191,12 +206,26 @@ test("mounts: Docker's defaults, /dev/shm 64m, the container's files, user binds
   assert.equal(shm.filter((m) => m.destination === "/dev/shm").length, 1);
   assert.equal(shm.find((m) => m.destination === "/dev/shm")!.type, "bind");
   const dev = buildRuntimeSpec(input({ Cmd: ["sh"] }, {}, { mounts: [{ source: "/host/dev", destination: "/dev" }] })).mounts;
-  assert.deepEqual(dev.filter((m) => m.destination.startsWith("/dev")).map((m) => m.type), ["bind"], "a /dev bind replaces every /dev default");
-  const hostsVol = buildRuntimeSpec(input({ Cmd: ["sh"] }, {}, { files: { hosts: "/c/hosts" }, mounts: [{ source: "/mine", destination: "/etc/hosts" }] })).mounts;
-  assert.deepEqual(hostsVol.filter((m) => m.destination === "/etc/hosts").map((m) => m.source), ["/mine"]);
+  assert.deepEqual(
+    dev.filter((m) => m.destination.startsWith("/dev")).map((m) => m.type),
+    ["bind"],
+    "a /dev bind replaces every /dev default",
+  );
+  const hostsVol = buildRuntimeSpec(
+    input({ Cmd: ["sh"] }, {}, { files: { hosts: "/c/hosts" }, mounts: [{ source: "/mine", destination: "/etc/hosts" }] }),
+  ).mounts;
+  assert.deepEqual(
+    hostsVol.filter((m) => m.destination === "/etc/hosts").map((m) => m.source),
+    ["/mine"],
+  );
 
-  const bad = (m: { source: string; destination: string }) => () => buildRuntimeSpec(input({ Cmd: ["sh"] }, {}, { mounts: [m, { source: "/y", destination: "/dup" }, { source: "/z", destination: "/dup/" }] }));
-  rejectsWith(bad({ source: "/x", destination: "data" }), "InvalidArgument", `invalid mount config for type "bind": invalid mount path: 'data' mount path must be absolute`);
+  const bad = (m: { source: string; destination: string }) => () =>
+    buildRuntimeSpec(input({ Cmd: ["sh"] }, {}, { mounts: [m, { source: "/y", destination: "/dup" }, { source: "/z", destination: "/dup/" }] }));
+  rejectsWith(
+    bad({ source: "/x", destination: "data" }),
+    "InvalidArgument",
+    `invalid mount config for type "bind": invalid mount path: 'data' mount path must be absolute`,
+  );
   rejectsWith(bad({ source: "/x", destination: "/" }), "InvalidArgument", "invalid specification: destination can't be '/'");
   rejectsWith(bad({ source: "/x", destination: "/ok" }), "InvalidArgument", "Duplicate mount point: /dup");
 });
@@ -215,7 +244,11 @@ test("resources: memory, swap, cpus, shares, cpuset, pids — and Docker's refus
   assert.deepEqual(res({ memory: 6 * 1024 * 1024 }).memory?.limit, 6 * 1024 * 1024);
   rejectsWith(() => res({ memory: 4 << 20 }), "InvalidArgument", "Minimum memory limit allowed is 6MB");
   rejectsWith(() => res({ memory: -5 }), "InvalidArgument", "Minimum memory limit allowed is 6MB");
-  rejectsWith(() => res({ memory: 64 << 20, memorySwap: 32 << 20 }), "InvalidArgument", "Minimum memoryswap limit should be larger than memory limit, see usage");
+  rejectsWith(
+    () => res({ memory: 64 << 20, memorySwap: 32 << 20 }),
+    "InvalidArgument",
+    "Minimum memoryswap limit should be larger than memory limit, see usage",
+  );
   rejectsWith(() => res({ memorySwap: 32 << 20 }), "InvalidArgument", "You should always set the Memory limit when using Memoryswap limit, see usage");
 
   assert.deepEqual(res({ cpus: 0.5 }).cpu, { period: 100000, quota: 50000 });
@@ -261,14 +294,20 @@ test("seccomp: Docker's default profile for the container's capabilities, unconf
 
   assert.equal(spec({ seccompProfile: "unconfined" }).linux.seccomp, undefined);
   assert.equal(spec({ seccompProfile: "unconfined" }).linux.maskedPaths!.length, MASKED_PATHS.length, "unconfined drops only seccomp");
-  const own = spec({ seccompProfile: JSON.stringify({ defaultAction: "SCMP_ACT_ALLOW", syscalls: [{ names: ["mkdir"], action: "SCMP_ACT_ERRNO", errnoRet: 13 }] }) }).linux.seccomp;
+  const own = spec({
+    seccompProfile: JSON.stringify({ defaultAction: "SCMP_ACT_ALLOW", syscalls: [{ names: ["mkdir"], action: "SCMP_ACT_ERRNO", errnoRet: 13 }] }),
+  }).linux.seccomp;
   assert.deepEqual(own, { defaultAction: "SCMP_ACT_ALLOW", syscalls: [{ names: ["mkdir"], action: "SCMP_ACT_ERRNO", errnoRet: 13 }] });
   rejectsWith(() => spec({ seccompProfile: "{nope" }), "InvalidArgument", /^Decoding seccomp profile failed: /);
   rejectsWith(() => spec({ seccompProfile: JSON.stringify({ defaultAction: "SCMP_ACT_NOPE" }) }), "InvalidArgument", /unknown defaultAction "SCMP_ACT_NOPE"/);
 
   const noSeccomp = { ...amd64, seccomp: false };
   assert.equal(spec({}, noSeccomp).linux.seccomp, undefined, "Docker runs without its profile on a kernel without seccomp");
-  rejectsWith(() => spec({ seccompProfile: "{}" }, noSeccomp), "InvalidArgument", "seccomp is not enabled in your kernel, cannot run a custom seccomp profile.");
+  rejectsWith(
+    () => spec({ seccompProfile: "{}" }, noSeccomp),
+    "InvalidArgument",
+    "seccomp is not enabled in your kernel, cannot run a custom seccomp profile.",
+  );
 });
 
 test("privileged: every capability, all devices, writable /sys and cgroups, no masked paths, no seccomp", () => {
@@ -280,7 +319,9 @@ test("privileged: every capability, all devices, writable /sys and cgroups, no m
   assert.deepEqual([s.linux.maskedPaths, s.linux.readonlyPaths], [[], []]);
   const bounded = buildRuntimeSpec(input({ Cmd: ["sh"] }, { privileged: true }, { host: { ...amd64, boundingCapabilities: ["CAP_CHOWN", "CAP_SYS_ADMIN"] } }));
   assert.deepEqual(bounded.process.capabilities!.bounding, ["CAP_CHOWN", "CAP_SYS_ADMIN"], "no more than the agent's own bounding set");
-  const addAll = buildRuntimeSpec(input({ Cmd: ["sh"] }, { capAdd: ["ALL"], capDrop: ["CHOWN"] }, { host: { ...amd64, boundingCapabilities: ["CAP_CHOWN", "CAP_KILL"] } }));
+  const addAll = buildRuntimeSpec(
+    input({ Cmd: ["sh"] }, { capAdd: ["ALL"], capDrop: ["CHOWN"] }, { host: { ...amd64, boundingCapabilities: ["CAP_CHOWN", "CAP_KILL"] } }),
+  );
   assert.deepEqual(addAll.process.capabilities!.bounding, ["CAP_KILL"]);
   assert.equal(s.linux.seccomp, undefined);
   assert.deepEqual(s.mounts.find((m) => m.destination === "/sys")!.options, ["nosuid", "noexec", "nodev"]);
@@ -290,12 +331,16 @@ test("privileged: every capability, all devices, writable /sys and cgroups, no m
 });
 
 test("pid, ipc and uts: private by default, the host's, another container's PID namespace", () => {
-  const spec = (namespaces: Partial<SpecInput["namespaces"]>) => buildRuntimeSpec(input({ Cmd: ["sh"] }, {}, { host: amd64, namespaces: { network: "new", ...namespaces } }));
+  const spec = (namespaces: Partial<SpecInput["namespaces"]>) =>
+    buildRuntimeSpec(input({ Cmd: ["sh"] }, {}, { host: amd64, namespaces: { network: "new", ...namespaces } }));
   const types = (namespaces: Partial<SpecInput["namespaces"]>) => spec(namespaces).linux.namespaces.map((n) => n.type);
   assert.deepEqual(types({ pid: "host" }), ["mount", "network", "uts", "ipc"]);
   assert.deepEqual(types({ ipc: "host" }), ["mount", "network", "uts", "pid"]);
   assert.deepEqual(types({ uts: "host" }), ["mount", "network", "pid", "ipc"]);
-  assert.deepEqual(spec({ pid: { path: "/proc/42/ns/pid" } }).linux.namespaces.find((n) => n.type === "pid"), { type: "pid", path: "/proc/42/ns/pid" });
+  assert.deepEqual(
+    spec({ pid: { path: "/proc/42/ns/pid" } }).linux.namespaces.find((n) => n.type === "pid"),
+    { type: "pid", path: "/proc/42/ns/pid" },
+  );
   assert.equal(spec({ uts: "host" }).hostname, undefined, "runc sets no hostname in the host's UTS namespace");
   const shm = (ipc: "host" | "none") => spec({ ipc }).mounts.find((m) => m.destination === "/dev/shm");
   assert.deepEqual(shm("host"), { destination: "/dev/shm", type: "bind", source: "/dev/shm", options: ["rbind", "nosuid", "noexec", "nodev", "rprivate"] });
@@ -310,7 +355,9 @@ test("devices and sysctls", () => {
   assert.deepEqual(s.linux.resources.devices.at(-1), { allow: true, type: "c", major: 1, minor: 3, access: "rw" });
   assert.deepEqual(s.linux.resources.devices[0], { allow: false, access: "rwm" }, "still deny-all first");
   rejectsWith(() => buildRuntimeSpec(input({ Cmd: ["sh"] }, {}, { devices: [{ ...node, access: "rwx" }] })), "InvalidArgument", "invalid device mode: rwx");
-  const rules = buildRuntimeSpec(input({ Cmd: ["sh"] }, { deviceCgroupRules: ["c 10:237 rw", "b *:* m", "a 7:* r"] }, { host: amd64 })).linux.resources.devices.slice(-3);
+  const rules = buildRuntimeSpec(
+    input({ Cmd: ["sh"] }, { deviceCgroupRules: ["c 10:237 rw", "b *:* m", "a 7:* r"] }, { host: amd64 }),
+  ).linux.resources.devices.slice(-3);
   assert.deepEqual(rules, [
     { allow: true, type: "c", major: 10, minor: 237, access: "rw" },
     { allow: true, type: "b", access: "m" },
@@ -323,7 +370,69 @@ test("devices and sysctls", () => {
   const sys = (sysctls: Record<string, string>, namespaces: Partial<SpecInput["namespaces"]> = {}) =>
     buildRuntimeSpec(input({ Cmd: ["sh"] }, { sysctls }, { host: amd64, namespaces: { network: "new", ...namespaces } })).linux.sysctl;
   assert.equal(sys({ "net.ipv4.ip_forward": "1", "kernel.shmmax": "100" })!["net.ipv4.ip_forward"], "1");
-  rejectsWith(() => sys({ "net.ipv4.ip_forward": "1" }, { network: "host" }), "InvalidArgument", `sysctl "net.ipv4.ip_forward" not allowed in host network namespace`);
+  rejectsWith(
+    () => sys({ "net.ipv4.ip_forward": "1" }, { network: "host" }),
+    "InvalidArgument",
+    `sysctl "net.ipv4.ip_forward" not allowed in host network namespace`,
+  );
   rejectsWith(() => sys({ "kernel.shmmax": "1" }, { ipc: "host" }), "InvalidArgument", /conflicts with the OCI "ipc" setting/);
   rejectsWith(() => sys({ "vm.swappiness": "1" }), "InvalidArgument", `sysctl "vm.swappiness" is not in a separate kernel namespace`);
+});
+
+test("--init: the host's init mounted read-only at /sbin/docker-init runs the command; refused without one", () => {
+  const host = { ncpu: 2, swapLimit: true, initPath: "/usr/bin/tini-static" };
+  const s = buildRuntimeSpec(input({ Entrypoint: ["sh"], Cmd: ["-c", "x"] }, { init: true }, { host }));
+  assert.deepEqual(s.process.args, ["/sbin/docker-init", "--", "sh", "-c", "x"]);
+  assert.deepEqual(
+    s.mounts.find((m) => m.destination === "/sbin/docker-init"),
+    { destination: "/sbin/docker-init", type: "bind", source: "/usr/bin/tini-static", options: ["rbind", "ro", "rprivate"] },
+  );
+  assert.equal(
+    buildRuntimeSpec(input({ Cmd: ["sh"] }, {}, { host })).mounts.some((m) => m.destination === "/sbin/docker-init"),
+    false,
+  );
+  rejectsWith(() => buildRuntimeSpec(input({ Cmd: ["sh"] }, { init: true })), "InvalidArgument", /--init: no docker-init on this node/);
+});
+
+test("--tmpfs: Docker's noexec,nosuid,nodev,rprivate with the given options merged over them", () => {
+  const table: Array<[string, string[]]> = [
+    ["", ["noexec", "nosuid", "nodev", "rprivate"]],
+    ["rw,size=1m", ["noexec", "nosuid", "nodev", "rprivate", "rw", "size=1m"]],
+    ["exec,mode=1777", ["exec", "nosuid", "nodev", "rprivate", "mode=1777"]],
+    ["size=1m,size=2m,ro,rw", ["noexec", "nosuid", "nodev", "rprivate", "size=2m", "rw"]],
+  ];
+  for (const [data, want] of table) assert.deepEqual(tmpfsOptions(data), want, data);
+  const s = buildRuntimeSpec(input({ Cmd: ["sh"] }, { tmpfs: { "/run": "size=1m" } }));
+  assert.deepEqual(
+    s.mounts.find((m) => m.destination === "/run"),
+    { destination: "/run", type: "tmpfs", source: "tmpfs", options: ["noexec", "nosuid", "nodev", "rprivate", "size=1m"] },
+  );
+  rejectsWith(
+    () => buildRuntimeSpec(input({ Cmd: ["sh"] }, { tmpfs: { run: "" } })),
+    "InvalidArgument",
+    /invalid mount path: 'run' mount path must be absolute/,
+  );
+  rejectsWith(
+    () => buildRuntimeSpec(input({ Cmd: ["sh"] }, { tmpfs: { "/run": "" } }, { mounts: [{ source: "/x", destination: "/run" }] })),
+    "InvalidArgument",
+    "Duplicate mount point: /run",
+  );
+});
+
+test("--memory-swappiness and --oom-kill-disable: cgroup v1 knobs, checked as Docker does", () => {
+  const v1 = { ncpu: 2, swapLimit: true, memoryV1: true };
+  assert.deepEqual(buildRuntimeSpec(input({ Cmd: ["sh"] }, { memorySwappiness: 30, oomKillDisable: true }, { host: v1 })).linux.resources.memory, {
+    swappiness: 30,
+    disableOOMKiller: true,
+  });
+  assert.equal(
+    buildRuntimeSpec(input({ Cmd: ["sh"] }, { memorySwappiness: 30, oomKillDisable: true })).linux.resources.memory,
+    undefined,
+    "cgroup v2: dropped, as Docker does",
+  );
+  rejectsWith(
+    () => buildRuntimeSpec(input({ Cmd: ["sh"] }, { memorySwappiness: 101 })),
+    "InvalidArgument",
+    "Invalid value: 101, valid memory swappiness range is 0-100",
+  );
 });

@@ -27,9 +27,13 @@ import { invalidArgument } from "../errors.ts";
 import type { ContainerConfig } from "../images/image-config.ts";
 import { defaultSeccomp, nativeArch, parseSeccompProfile, seccompForContainer, type SpecSeccomp } from "./seccomp.ts";
 import type { ResolvedUser } from "./user.ts";
+import { containerEnv, processEnv } from "../../../shared/env.ts";
 
 export const OCI_VERSION = "1.0.2";
-export const DEFAULT_PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/** Where Docker mounts its init (`--init`) in a container. */
+export const DOCKER_INIT = "/sbin/docker-init";
+/** Debian's tini, static first: it runs in any rootfs, as Docker's docker-init does. */
+export const INIT_CANDIDATES = ["/usr/bin/tini-static", "/usr/bin/tini"];
 /** Docker refuses smaller `--memory` values. */
 export const MIN_MEMORY = 6 * 1024 * 1024;
 export const DEFAULT_SHM_SIZE = 64 * 1024 * 1024;
@@ -174,7 +178,7 @@ export interface SpecDeviceRule {
 
 export interface SpecResources {
   devices: SpecDeviceRule[];
-  memory?: { limit?: number; swap?: number; reservation?: number; swappiness?: number };
+  memory?: { limit?: number; swap?: number; reservation?: number; swappiness?: number; disableOOMKiller?: boolean };
   cpu?: { shares?: number; quota?: number; period?: number; cpus?: string; mems?: string };
   pids?: { limit: number };
 }
@@ -254,6 +258,9 @@ export interface RunOptions {
   memorySwap?: number;
   /** `--cpus`: fractional CPUs, as a CFS quota over a 100 ms period. */
   cpus?: number;
+  /** `--cpu-quota` and `--cpu-period` (microseconds): the CFS values themselves; not with `cpus`. */
+  cpuQuota?: number;
+  cpuPeriod?: number;
   /** `--cpu-shares`: relative weight (cgroup v1 cpu.shares, clamped to 2..262144). */
   cpuShares?: number;
   /** `--cpuset-cpus`, e.g. "0-2,4". */
@@ -262,6 +269,14 @@ export interface RunOptions {
   pidsLimit?: number;
   /** `--shm-size` in bytes, default 64 MiB. */
   shmSize?: number;
+  /** `--init`: `SpecHost.initPath` mounted read-only at /sbin/docker-init runs as PID 1 and starts the command. */
+  init?: boolean;
+  /** `--tmpfs`: mount point → options ("size=1m,mode=1777"…), over Docker's noexec,nosuid,nodev. */
+  tmpfs?: Record<string, string>;
+  /** `--memory-swappiness` 0-100 (cgroup v1 only: `SpecHost.memoryV1`). */
+  memorySwappiness?: number;
+  /** `--oom-kill-disable` (cgroup v1 only: `SpecHost.memoryV1`). */
+  oomKillDisable?: boolean;
 }
 
 /** A bind mount: `-v`/`--mount`, named and anonymous volumes (their data directory as source). */
@@ -336,6 +351,10 @@ export interface SpecHost {
   arch?: string;
   /** The kernel release, for the profile's `minKernel` rules. Default: `os.release()`. */
   kernel?: string;
+  /** A static init for `--init` (Debian's tini-static, as Docker's docker-init); absent: `--init` is refused. */
+  initPath?: string;
+  /** Whether the memory cgroup is v1 (memory.swappiness and memory.oom_control exist); v2 has neither knob. */
+  memoryV1?: boolean;
 }
 
 export interface SpecInput {
@@ -367,8 +386,9 @@ export function buildRuntimeSpec(input: SpecInput): RuntimeSpec {
   const image = input.image ?? {};
   const privileged = !!run.privileged;
 
-  const args = processArgs(image, run);
-  const env = processEnv(image, run);
+  if (run.init && !host.initPath) throw invalidArgument(`--init: no docker-init on this node (install Debian's tini: ${INIT_CANDIDATES.join(" or ")})`);
+  const args = run.init ? [DOCKER_INIT, "--", ...processArgs(image, run)] : processArgs(image, run);
+  const env = runProcessEnv(image, run);
   const cwd = workingDir(image, run);
   checkHostname(run.hostname);
   // Docker: a privileged container has every capability, whatever --cap-add/--cap-drop say.
@@ -385,7 +405,9 @@ export function buildRuntimeSpec(input: SpecInput): RuntimeSpec {
   const process: SpecProcess = {
     terminal: !!run.tty,
     ...(run.tty && run.consoleSize ? { consoleSize: run.consoleSize } : {}),
-    user: { uid: user.uid, gid: user.gid, ...(user.additionalGids.length ? { additionalGids: [...user.additionalGids] } : {}) },
+    // Docker (since 20.10.18, CVE-2022-36109) counts the primary group among the supplementary
+    // ones, so a group's "deny" permission bits apply whatever setgroups the process calls later.
+    user: { uid: user.uid, gid: user.gid, additionalGids: [...new Set([user.gid, ...user.additionalGids])] },
     args,
     env,
     cwd,
@@ -481,7 +503,10 @@ function checkSysctl(key: string, value: string, host: { hostNetwork: boolean; h
   if (value.includes("\0") || value.includes("\n")) throw invalidArgument(`invalid value for sysctl ${key}`);
   const ipc = ["kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"];
   if (ipc.includes(key) || key.startsWith("fs.mqueue.")) {
-    if (host.hostIpc) throw invalidArgument(`sysctl ${JSON.stringify(key)} is not allowed as it conflicts with the OCI "ipc" setting (the container uses the host's IPC namespace)`);
+    if (host.hostIpc)
+      throw invalidArgument(
+        `sysctl ${JSON.stringify(key)} is not allowed as it conflicts with the OCI "ipc" setting (the container uses the host's IPC namespace)`,
+      );
     return;
   }
   if (key.startsWith("net.")) {
@@ -489,7 +514,10 @@ function checkSysctl(key: string, value: string, host: { hostNetwork: boolean; h
     return;
   }
   if (key === "kernel.domainname" || key === "kernel.hostname") {
-    if (host.hostUts) throw invalidArgument(`sysctl ${JSON.stringify(key)} is not allowed as it conflicts with the OCI "uts" setting (the container uses the host's UTS namespace)`);
+    if (host.hostUts)
+      throw invalidArgument(
+        `sysctl ${JSON.stringify(key)} is not allowed as it conflicts with the OCI "uts" setting (the container uses the host's UTS namespace)`,
+      );
     return;
   }
   throw invalidArgument(`sysctl ${JSON.stringify(key)} is not in a separate kernel namespace`);
@@ -533,32 +561,13 @@ function processArgs(image: ContainerConfig, run: RunOptions): string[] {
   return args;
 }
 
-/**
- * Docker's environment: image Env merged with the run's `-e` (run wins by key),
- * then laid over the defaults PATH, HOSTNAME and (with a TTY) TERM=xterm. A bare
- * `KEY` in the run's env removes that key. Later duplicates of a key replace
- * the earlier value in place.
- */
-function processEnv(image: ContainerConfig, run: RunOptions): string[] {
+/** The process environment: the image's and the run's env merged as Docker does (shared/env.ts). */
+function runProcessEnv(image: ContainerConfig, run: RunOptions): string[] {
   const runEnv = run.env ?? [];
   for (const e of runEnv) {
     if (e === "" || e.startsWith("=")) throw invalidArgument(`invalid environment variable: ${e}`);
   }
-  const keyOf = (e: string) => (e.includes("=") ? e.slice(0, e.indexOf("=")) : e);
-  const runKeys = new Set(runEnv.map(keyOf));
-  const merged = [...runEnv, ...(image.Env ?? []).filter((e) => !runKeys.has(keyOf(e)))];
-
-  const out = new Map<string, string>();
-  out.set("PATH", DEFAULT_PATH_ENV);
-  out.set("HOSTNAME", `HOSTNAME=${run.hostname}`);
-  if (run.tty) out.set("TERM", "TERM=xterm");
-  for (const e of merged) {
-    const key = keyOf(e);
-    if (key === "") continue;
-    if (!e.includes("=")) out.delete(key);
-    else out.set(key, e);
-  }
-  return [...out.values()];
+  return processEnv(containerEnv(image.Env, runEnv), { hostname: run.hostname, tty: !!run.tty });
 }
 
 function workingDir(image: ContainerConfig, run: RunOptions): string {
@@ -623,6 +632,21 @@ function cgroupResources(run: RunOptions, host: SpecHost): SpecResources {
     cpu.period = CPU_PERIOD;
     cpu.quota = Math.floor((nano * CPU_PERIOD) / 1e9);
   }
+  if ((run.cpuQuota || run.cpuPeriod) && run.cpus !== undefined) {
+    throw invalidArgument(
+      run.cpuPeriod ? "Conflicting options: Nano CPUs and CPU Period cannot both be set" : "Conflicting options: Nano CPUs and CPU Quota cannot both be set",
+    );
+  }
+  if (run.cpuPeriod) {
+    if (!Number.isSafeInteger(run.cpuPeriod) || run.cpuPeriod < 1000 || run.cpuPeriod > 1_000_000)
+      throw invalidArgument("CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1 second (i.e. 1000000)");
+    cpu.period = run.cpuPeriod;
+  }
+  if (run.cpuQuota) {
+    if (!Number.isSafeInteger(run.cpuQuota) || (run.cpuQuota > 0 && run.cpuQuota < 1000))
+      throw invalidArgument("CPU cfs quota can not be less than 1ms (i.e. 1000)");
+    cpu.quota = run.cpuQuota;
+  }
   if (run.cpuShares !== undefined && run.cpuShares !== 0) {
     if (!Number.isSafeInteger(run.cpuShares)) throw invalidArgument(`invalid CPU shares ${run.cpuShares}`);
     cpu.shares = Math.min(262144, Math.max(2, run.cpuShares));
@@ -637,6 +661,14 @@ function cgroupResources(run: RunOptions, host: SpecHost): SpecResources {
   }
   if (Object.keys(cpu).length) resources.cpu = cpu;
 
+  const swappiness = run.memorySwappiness;
+  if (swappiness !== undefined && swappiness !== -1) {
+    if (!Number.isInteger(swappiness) || swappiness < 0 || swappiness > 100)
+      throw invalidArgument(`Invalid value: ${swappiness}, valid memory swappiness range is 0-100`);
+    // Docker on cgroup v2 drops it with a warning; so does Berth.
+    if (host.memoryV1) resources.memory = { ...resources.memory, swappiness };
+  }
+  if (run.oomKillDisable && host.memoryV1) resources.memory = { ...resources.memory, disableOOMKiller: true };
   if (run.pidsLimit !== undefined && run.pidsLimit !== 0) {
     if (!Number.isSafeInteger(run.pidsLimit)) throw invalidArgument(`invalid pids limit ${run.pidsLimit}`);
     resources.pids = { limit: run.pidsLimit < 0 ? -1 : run.pidsLimit };
@@ -666,7 +698,13 @@ function parseCpuSet(s: string): number[] | undefined {
  * cgroup v1 a deny after the mknod wildcard is refused by runc.)
  */
 function defaultDeviceRules(): SpecDeviceRule[] {
-  const c = (major: number, minor: number | undefined, access = "rwm"): SpecDeviceRule => ({ allow: true, type: "c", major, ...(minor === undefined ? {} : { minor }), access });
+  const c = (major: number, minor: number | undefined, access = "rwm"): SpecDeviceRule => ({
+    allow: true,
+    type: "c",
+    major,
+    ...(minor === undefined ? {} : { minor }),
+    access,
+  });
   return [
     { allow: false, access: "rwm" },
     { allow: true, type: "c", access: "m" },
@@ -706,10 +744,19 @@ function specMounts(input: SpecInput, opts: { privileged: boolean; ipc: "private
     const shm = defaults.findIndex((m) => m.destination === "/dev/shm");
     defaults[shm] = { destination: "/dev/shm", type: "bind", source: "/dev/shm", options: ["rbind", "nosuid", "noexec", "nodev", "rprivate"] };
   } else if (opts.ipc === "none") {
-    defaults.splice(defaults.findIndex((m) => m.destination === "/dev/shm"), 1);
+    defaults.splice(
+      defaults.findIndex((m) => m.destination === "/dev/shm"),
+      1,
+    );
   }
 
-  const user: BindMount[] = [...(input.mounts ?? [])];
+  const user: Array<BindMount & { tmpfs?: string[] }> = [...(input.mounts ?? [])];
+  for (const [destination, data] of Object.entries(run.tmpfs ?? {})) {
+    if (!posix.isAbsolute(destination))
+      throw invalidArgument(`invalid mount config for type "tmpfs": invalid mount path: '${destination}' mount path must be absolute`);
+    user.push({ source: "tmpfs", destination, tmpfs: tmpfsOptions(data) });
+  }
+  if (run.init && input.host.initPath) user.push({ source: input.host.initPath, destination: DOCKER_INIT, readonly: true });
   const files = input.files ?? {};
   const fileRw = !run.readonlyRootfs;
   const fileMounts: [string | undefined, string][] = [
@@ -718,12 +765,12 @@ function specMounts(input: SpecInput, opts: { privileged: boolean; ipc: "private
     [files.hosts, "/etc/hosts"],
   ];
   const seen = new Set<string>();
-  const checked: (BindMount & { destination: string })[] = [];
+  const checked: (BindMount & { destination: string; tmpfs?: string[] })[] = [];
   for (const m of user) {
     if (!posix.isAbsolute(m.destination)) {
       throw invalidArgument(`invalid mount config for type "bind": invalid mount path: '${m.destination}' mount path must be absolute`);
     }
-    if (!posix.isAbsolute(m.source)) {
+    if (!m.tmpfs && !posix.isAbsolute(m.source)) {
       throw invalidArgument(`invalid mount config for type "bind": invalid mount path: '${m.source}' mount path must be absolute`);
     }
     const destination = posix.normalize(m.destination).replace(/(.)\/$/, "$1");
@@ -743,12 +790,39 @@ function specMounts(input: SpecInput, opts: { privileged: boolean; ipc: "private
   const mountDev = destinations.has("/dev");
   const out = defaults.filter((m) => !destinations.has(m.destination) && !(mountDev && m.destination.startsWith("/dev/")));
   for (const m of checked) {
+    if (m.tmpfs) {
+      out.push({ destination: m.destination, type: "tmpfs", source: "tmpfs", options: m.tmpfs });
+      continue;
+    }
     out.push({
       destination: m.destination,
       type: "bind",
       source: m.source,
       options: ["rbind", ...(m.readonly ? ["ro"] : []), m.propagation ?? "rprivate"],
     });
+  }
+  return out;
+}
+
+/**
+ * Docker's `--tmpfs` options (moby `WithMounts` and `mount.MergeTmpfsOptions`): noexec,
+ * nosuid, nodev and rprivate, then the user's; a later flag replaces its opposite
+ * (exec ↔ noexec…) and a later key=value its key.
+ */
+export function tmpfsOptions(data: string): string[] {
+  const opposite = (o: string) => (o.startsWith("no") ? o.slice(2) : `no${o}`);
+  const FLAGS = new Set(["exec", "noexec", "suid", "nosuid", "dev", "nodev", "atime", "noatime", "diratime", "nodiratime", "ro", "rw"]);
+  const out: string[] = [];
+  for (const o of ["noexec", "nosuid", "nodev", "rprivate", ...data.split(",").filter(Boolean)]) {
+    const eq = o.indexOf("=");
+    let i: number;
+    if (eq > 0) i = out.findIndex((x) => x.startsWith(o.slice(0, eq + 1)));
+    else if (o === "ro" || o === "rw") i = out.findIndex((x) => x === "ro" || x === "rw");
+    else if (FLAGS.has(o)) i = out.findIndex((x) => x === o || x === opposite(o));
+    else if (/^r?(private|shared|slave)$/.test(o)) i = out.findIndex((x) => /^r?(private|shared|slave)$/.test(x));
+    else i = out.indexOf(o);
+    if (i >= 0) out[i] = o;
+    else out.push(o);
   }
   return out;
 }

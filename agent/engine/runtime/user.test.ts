@@ -117,7 +117,10 @@ test("resolveUser never reads the host's files through a symlink", async (t) => 
   // 5. A FIFO as /etc/group is refused without blocking.
   const r5 = await rootfsWith(join(dir, "r5-parent"), { "etc/passwd": PASSWD });
   execFileSync("mkfifo", [join(r5, "etc/group")]);
-  await assert.rejects(resolveUser(r5, "app"), (e) => isEngineError(e, "InvalidArgument") && /\/etc\/group in the container is not a regular file/.test(e.message));
+  await assert.rejects(
+    resolveUser(r5, "app"),
+    (e) => isEngineError(e, "InvalidArgument") && /\/etc\/group in the container is not a regular file/.test(e.message),
+  );
 });
 
 test("secureJoin: symlinks resolved inside the root, .. clamped, missing parts kept, loops refused", async (t) => {
@@ -162,4 +165,18 @@ test("mkdirInRoot creates WORKDIR inside the root even through symlinks to host 
   assert.equal(await mkdirInRoot(root, "/srv/app/data"), made, "idempotent");
   assert.equal(await mkdirInRoot(root, "/"), root);
   await assert.rejects(mkdirInRoot(root, "/file/sub"), (e) => isEngineError(e, "InvalidArgument") && e.message === "Cannot mkdir: /file is not a directory");
+});
+
+test("resolveUser with --group-add: names from the container's /etc/group, numbers as given, appended once; an unknown name is Docker's error", async (t) => {
+  const rootfs = await rootfsWith(await tempDir(t), { "etc/passwd": PASSWD, "etc/group": GROUP });
+  assert.deepEqual(await resolveUser(rootfs, "", ["audio", "4242", "wheel"]), { uid: 0, gid: 0, additionalGids: [10, 29, 4242] });
+  assert.deepEqual(await resolveUser(rootfs, "app:staff", ["29"]), { uid: 1000, gid: 50, additionalGids: [29] });
+  await assert.rejects(
+    resolveUser(rootfs, "", ["nosuch"]),
+    (e: unknown) => isEngineError(e, "InvalidArgument") && e.message === "Unable to find group nosuch: no matching entries in group file",
+  );
+  // Without /etc/group only numbers resolve.
+  const bare = await rootfsWith(await tempDir(t), {});
+  assert.deepEqual(await resolveUser(bare, "", ["7"]), { uid: 0, gid: 0, additionalGids: [7] });
+  await assert.rejects(resolveUser(bare, "", ["audio"]), /Unable to find group audio/);
 });

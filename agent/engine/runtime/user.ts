@@ -45,11 +45,13 @@ interface GroupEntry {
 /**
  * @param rootfs the container's root filesystem on the host (a mounted snapshot).
  * @param user `name`, `uid`, `uid:gid`, `name:group` (`""` means root).
+ * @param groupAdd `--group-add`: group names or numeric IDs, appended to the supplementary
+ *   groups (runc's `GetAdditionalGroups`: a name must be in /etc/group, a number need not).
  * @throws InvalidArgument "unable to find user NAME: no matching entries in passwd file",
  *   "unable to find group NAME: no matching entries in group file",
  *   "uids and gids must be in range 0-2147483647", or for a passwd/group file that is not a regular file.
  */
-export async function resolveUser(rootfs: string, user: string): Promise<ResolvedUser> {
+export async function resolveUser(rootfs: string, user: string, groupAdd: readonly string[] = []): Promise<ResolvedUser> {
   const colon = user.indexOf(":");
   const userArg = colon < 0 ? user : user.slice(0, colon);
   const groupArg = colon < 0 ? "" : user.slice(colon + 1);
@@ -69,8 +71,10 @@ export async function resolveUser(rootfs: string, user: string): Promise<Resolve
   }
 
   let additionalGids: number[] = [];
+  let groupFile: GroupEntry[] | undefined;
+  const groupsOf = async () => (groupFile ??= parseGroup(await readInRoot(rootfs, "/etc/group")));
   if (groupArg !== "" || name !== "") {
-    const groups = parseGroup(await readInRoot(rootfs, "/etc/group"));
+    const groups = await groupsOf();
     if (groupArg !== "") {
       const g = groups.find((x) => x.name === groupArg || String(x.gid) === groupArg);
       if (g) gid = g.gid;
@@ -79,6 +83,12 @@ export async function resolveUser(rootfs: string, user: string): Promise<Resolve
     } else {
       additionalGids = groups.filter((g) => g.members.includes(name)).map((g) => g.gid);
     }
+  }
+  for (const ag of groupAdd) {
+    const g = (await groupsOf()).find((x) => x.name === ag || String(x.gid) === ag);
+    const id = g?.gid ?? parseId(ag);
+    if (id === undefined) throw invalidArgument(`Unable to find group ${ag}: no matching entries in group file`);
+    if (!additionalGids.includes(id)) additionalGids.push(id);
   }
   return { uid, gid, additionalGids };
 }

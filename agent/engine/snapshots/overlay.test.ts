@@ -111,7 +111,10 @@ test("2-layer chain: merged view, writes land in upper, lower layers untouched",
   assert.equal(await isMounted(rootfs), false);
   await unmountAll(rootfs); // idempotent
 
-  assert.deepEqual((await snaps.list()).map((s) => [s.key, s.parent]), [["c1", l1.chainId]]);
+  assert.deepEqual(
+    (await snaps.list()).map((s) => [s.key, s.parent]),
+    [["c1", l1.chainId]],
+  );
   await snaps.remove("c1");
   await snaps.remove("c1"); // idempotent
   assert.deepEqual(await readdir(snaps.root), ["tmp"]);
@@ -159,7 +162,12 @@ test("120-layer chain mounts within one page of options; 140 layers is refused n
   const { layers, snaps, target } = await setup(t, { nest: join("d".repeat(200), "e".repeat(200)) });
   const chain: LayerInfo[] = [];
   for (let i = 0; i < 140; i++) {
-    chain.push(await unpack(layers, chain.at(-1)?.chainId, [{ name: `layer-${i}`, content: `${i}\n` }, { name: "top", content: `top ${i}\n` }]));
+    chain.push(
+      await unpack(layers, chain.at(-1)?.chainId, [
+        { name: `layer-${i}`, content: `${i}\n` },
+        { name: "top", content: `top ${i}\n` },
+      ]),
+    );
   }
   const l120 = chain[119]!;
   const mounts = await snaps.prepare("deep", l120.chainId);

@@ -150,7 +150,13 @@ export class OverlaySnapshotter implements Snapshotter {
     // Not made by rename of a complete directory (no meta.json): delete, unless mounted.
     for (const name of await readdirOrEmpty(this.root)) {
       if (name === "tmp" || !KEY_RE.test(name)) continue;
-      if (await lstat(join(this.root, name, "meta.json")).then(() => true, () => false)) continue;
+      if (
+        await lstat(join(this.root, name, "meta.json")).then(
+          () => true,
+          () => false,
+        )
+      )
+        continue;
       if (await this.mountedAt(name)) continue;
       await this.scratch.trash(join(this.root, name), `stale-${name}`);
       n++;
@@ -162,7 +168,13 @@ export class OverlaySnapshotter implements Snapshotter {
     const dir = join(this.root, key);
     if (/[,:]/.test(dir)) throw invalidArgument(`snapshot path ${dir} contains "," or ":", which overlay mount options cannot hold`);
     if (parent === undefined) {
-      return [{ type: "overlay", source: "overlay", options: ["index=off", `lowerdir=${join(dir, "lower")}`, `upperdir=${join(dir, "upper")}`, `workdir=${join(dir, "work")}`] }];
+      return [
+        {
+          type: "overlay",
+          source: "overlay",
+          options: ["index=off", `lowerdir=${join(dir, "lower")}`, `upperdir=${join(dir, "upper")}`, `workdir=${join(dir, "work")}`],
+        },
+      ];
     }
     const { cwd, lowers } = await this.layers.lowerDirs(parent);
     const lowerOpt = `lowerdir=${lowers.join(":")}`;
@@ -173,7 +185,9 @@ export class OverlaySnapshotter implements Snapshotter {
     }
     const size = options.join(",").length;
     if (size > MAX_MOUNT_DATA) {
-      throw invalidArgument(`the ${lowers.length} layers of ${parent} need ${size} bytes of overlay mount options, over the kernel's limit of ${MAX_MOUNT_DATA}`);
+      throw invalidArgument(
+        `the ${lowers.length} layers of ${parent} need ${size} bytes of overlay mount options, over the kernel's limit of ${MAX_MOUNT_DATA}`,
+      );
     }
     return [{ type: "overlay", source: "overlay", options, cwd }];
   }
@@ -204,8 +218,6 @@ export class OverlaySnapshotter implements Snapshotter {
       throw invalidArgument(`invalid snapshot key ${JSON.stringify(key)}: expected [a-zA-Z0-9][a-zA-Z0-9_.-]* of at most 128 characters`);
     }
   }
-
-
 }
 
 /** Sizes of regular files and symlinks under `dir` (hard links once) and the number of inodes. */
@@ -240,5 +252,3 @@ async function diskUsage(dir: string): Promise<SnapshotUsage> {
   }
   return { size, inodes };
 }
-
-

@@ -27,16 +27,19 @@ test("create, get, list with filters, remove in use, prune anonymous", async (t)
   const { store, root } = await newStore(t);
 
   const web = await store.create({ name: "web-data", labels: { app: "web", tier: "front" } });
-  assert.deepEqual({ ...web, createdAt: "" }, {
-    name: "web-data",
-    driver: "local",
-    mountpoint: join(root, "web-data", "_data"),
-    createdAt: "",
-    labels: { app: "web", tier: "front" },
-    options: {},
-    scope: "local",
-    anonymous: false,
-  });
+  assert.deepEqual(
+    { ...web, createdAt: "" },
+    {
+      name: "web-data",
+      driver: "local",
+      mountpoint: join(root, "web-data", "_data"),
+      createdAt: "",
+      labels: { app: "web", tier: "front" },
+      options: {},
+      scope: "local",
+      anonymous: false,
+    },
+  );
   assert.match(web.createdAt, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
   assert.ok((await lstat(web.mountpoint)).isDirectory());
   assert.deepEqual(await store.create({ name: "web-data", labels: { other: "x" } }), web, "existing name: the existing volume");
@@ -73,8 +76,16 @@ test("create, get, list with filters, remove in use, prune anonymous", async (t)
   assert.deepEqual(await names({ label: ["app=web", "tier"] }), ["web-data"]);
   assert.deepEqual(await names({ label: ["app=nope"] }), []);
 
-  await rejects(store.remove("db", {}, (n) => (n === "db" ? ["c1", "c2"] : [])), "Conflict", "remove db: volume is in use - [c1, c2]");
-  await rejects(store.remove("db", { force: true }, () => ["c1"]), "Conflict", "remove db: volume is in use - [c1]");
+  await rejects(
+    store.remove("db", {}, (n) => (n === "db" ? ["c1", "c2"] : [])),
+    "Conflict",
+    "remove db: volume is in use - [c1, c2]",
+  );
+  await rejects(
+    store.remove("db", { force: true }, () => ["c1"]),
+    "Conflict",
+    "remove db: volume is in use - [c1]",
+  );
   await rejects(store.remove("nope", {}), "NotFound", "get nope: no such volume");
   await store.remove("nope", { force: true });
 

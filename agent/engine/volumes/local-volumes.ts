@@ -312,4 +312,3 @@ function labelsMatch(filters: string[], labels: Record<string, string>): boolean
     return Object.hasOwn(labels, k) && labels[k] === f.slice(eq + 1);
   });
 }
-

@@ -134,7 +134,10 @@ function TwoFactorPanel() {
           <p>Scan this with an authenticator app (or type the key), then enter the code it shows.</p>
           <img src={begin.data.qrDataUrl} alt="QR code for your authenticator app" width={220} height={220} data-testid="totp-qr" />
           <p>
-            Key: <code data-testid="totp-secret" style={{ userSelect: "all" }}>{begin.data.secret}</code>
+            Key:{" "}
+            <code data-testid="totp-secret" style={{ userSelect: "all" }}>
+              {begin.data.secret}
+            </code>
           </p>
           <Field label="Code from the app">
             <input id="tf-code" inputMode="numeric" autoComplete="one-time-code" value={code} onChange={(e) => setCode(e.target.value)} required />
@@ -216,7 +219,12 @@ function SessionsPanel() {
         </tbody>
       </table>
       <p>
-        <ConfirmButton label="End every session" confirmLabel="End every session, this one too" onConfirm={() => everywhere.mutate()} disabled={everywhere.isPending} />
+        <ConfirmButton
+          label="End every session"
+          confirmLabel="End every session, this one too"
+          onConfirm={() => everywhere.mutate()}
+          disabled={everywhere.isPending}
+        />
       </p>
     </section>
   );

@@ -128,7 +128,14 @@ const usersRouter = router({
 
   /** Makes a user who must choose a new password at the first sign-in; without `password` one is generated and returned once. */
   create: adminProcedure
-    .input(z.object({ email: Email, name: PersonName.default(""), role: Role, password: z.preprocess((v) => (v === "" || v === null ? undefined : v), Password.optional()) }))
+    .input(
+      z.object({
+        email: Email,
+        name: PersonName.default(""),
+        role: Role,
+        password: z.preprocess((v) => (v === "" || v === null ? undefined : v), Password.optional()),
+      }),
+    )
     .mutation(async ({ ctx, input }) => {
       const { prisma } = ctx.services;
       const email = normalizeEmail(input.email);
@@ -139,7 +146,10 @@ const usersRouter = router({
       const passwordHash = await hashPassword(input.password ?? generated!);
       let user: { id: string; email: string };
       try {
-        user = await prisma.user.create({ data: { email, name: input.name, role: input.role, passwordHash, mustChangePassword: true }, select: { id: true, email: true } });
+        user = await prisma.user.create({
+          data: { email, name: input.name, role: input.role, passwordHash, mustChangePassword: true },
+          select: { id: true, email: true },
+        });
       } catch (e) {
         if (isUniqueViolation(e)) throw new TRPCError({ code: "CONFLICT", message: `a user with email ${email} already exists` });
         throw e;
@@ -150,14 +160,22 @@ const usersRouter = router({
     }),
 
   update: adminProcedure
-    .input(z.object({ userId: UserId, name: PersonName.optional(), role: Role.optional(), disabled: z.boolean({ error: "disabled must be true or false" }).optional() }))
+    .input(
+      z.object({
+        userId: UserId,
+        name: PersonName.optional(),
+        role: Role.optional(),
+        disabled: z.boolean({ error: "disabled must be true or false" }).optional(),
+      }),
+    )
     .mutation(async ({ ctx, input }) => {
       const { prisma } = ctx.services;
       const before = await userOrThrow(ctx, input.userId);
       ctx.audit.details.email = before.email;
       if (input.userId === ctx.user.id) {
         if (input.disabled === true) throw new TRPCError({ code: "BAD_REQUEST", message: "you may not disable your own account; ask another admin" });
-        if (input.role !== undefined && input.role !== "admin") throw new TRPCError({ code: "BAD_REQUEST", message: `you may not change your own role to ${input.role}; ask another admin` });
+        if (input.role !== undefined && input.role !== "admin")
+          throw new TRPCError({ code: "BAD_REQUEST", message: `you may not change your own role to ${input.role}; ask another admin` });
       }
       await prisma.user.update({
         where: { id: input.userId },
@@ -207,7 +225,10 @@ const usersRouter = router({
 // ---------------------------------------------------------------- teams
 
 async function teamNameFree(ctx: AuthedContext, name: string, except?: string): Promise<void> {
-  const other = await ctx.services.prisma.team.findFirst({ where: { name: { equals: name, mode: "insensitive" }, ...(except ? { id: { not: except } } : {}) }, select: { id: true } });
+  const other = await ctx.services.prisma.team.findFirst({
+    where: { name: { equals: name, mode: "insensitive" }, ...(except ? { id: { not: except } } : {}) },
+    select: { id: true },
+  });
   if (other) throw new TRPCError({ code: "CONFLICT", message: `team "${name}" already exists` });
 }
 
@@ -223,7 +244,13 @@ const teamsRouter = router({
         grants: { select: { nodeGroup: { select: { id: true, name: true } } }, orderBy: { nodeGroup: { name: "asc" } } },
       },
     });
-    return teams.map((t) => ({ id: t.id, name: t.name, createdAt: t.createdAt.toISOString(), members: t.memberships.map((m) => m.user), groups: t.grants.map((g) => g.nodeGroup) }));
+    return teams.map((t) => ({
+      id: t.id,
+      name: t.name,
+      createdAt: t.createdAt.toISOString(),
+      members: t.memberships.map((m) => m.user),
+      groups: t.grants.map((g) => g.nodeGroup),
+    }));
   }),
 
   create: adminProcedure.input(z.object({ name: nameOf("team") })).mutation(async ({ ctx, input }) => {
@@ -303,7 +330,10 @@ const teamsRouter = router({
 // ---------------------------------------------------------------- node groups
 
 async function groupNameFree(ctx: AuthedContext, name: string, except?: string): Promise<void> {
-  const other = await ctx.services.prisma.nodeGroup.findFirst({ where: { name: { equals: name, mode: "insensitive" }, ...(except ? { id: { not: except } } : {}) }, select: { id: true } });
+  const other = await ctx.services.prisma.nodeGroup.findFirst({
+    where: { name: { equals: name, mode: "insensitive" }, ...(except ? { id: { not: except } } : {}) },
+    select: { id: true },
+  });
   if (other) throw new TRPCError({ code: "CONFLICT", message: `node group "${name}" already exists` });
 }
 
@@ -409,7 +439,12 @@ const tokensRouter = router({
       z.object({
         note: z.string().trim().max(200, "note is longer than 200 characters").default(""),
         nodeGroupId: GroupId.nullish(),
-        ttlHours: z.number({ error: "ttlHours must be a number of hours" }).int("ttlHours must be a whole number of hours").min(1, "a join token lives at least 1 hour").max(168, "a join token lives at most 168 hours (7 days)").default(24),
+        ttlHours: z
+          .number({ error: "ttlHours must be a number of hours" })
+          .int("ttlHours must be a whole number of hours")
+          .min(1, "a join token lives at least 1 hour")
+          .max(168, "a join token lives at most 168 hours (7 days)")
+          .default(24),
       }),
     )
     .mutation(async ({ ctx, input }) => {
@@ -433,7 +468,10 @@ const tokensRouter = router({
       const t = await prisma.joinToken.findUnique({ where: { id: input.tokenId }, select: { node: { select: { id: true, name: true } } } });
       if (!t) throw new TRPCError({ code: "NOT_FOUND", message: `join token ${input.tokenId} does not exist` });
       if (t.node) ctx.audit.nodeIds.add(t.node.id);
-      throw new TRPCError({ code: "PRECONDITION_FAILED", message: `join token ${input.tokenId} was already used${t.node ? ` by node ${t.node.name}` : ""}; revoke the node instead` });
+      throw new TRPCError({
+        code: "PRECONDITION_FAILED",
+        message: `join token ${input.tokenId} was already used${t.node ? ` by node ${t.node.name}` : ""}; revoke the node instead`,
+      });
     }
     ctx.services.live.adminChanged("tokens");
     return { ok: true };
@@ -447,12 +485,23 @@ const Address = z
   .trim()
   .min(1, "registry address is required")
   .max(260, "registry address is too long")
-  .regex(/^[A-Za-z0-9.-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:]+\](:\d{1,5})?$/, "registry address must be host[:port], e.g. registry.example.com:5000 (no scheme, no path)");
+  .regex(
+    /^[A-Za-z0-9.-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:]+\](:\d{1,5})?$/,
+    "registry address must be host[:port], e.g. registry.example.com:5000 (no scheme, no path)",
+  );
 
 const registriesRouter = router({
   list: adminProcedure.query(async ({ ctx }) => {
     const rows = await ctx.services.registries.list();
-    return rows.map((r) => ({ id: r.id, address: r.address, username: r.username, hasPassword: r.hasPassword, insecure: r.insecure, createdAt: r.createdAt.toISOString(), updatedAt: r.updatedAt.toISOString() }));
+    return rows.map((r) => ({
+      id: r.id,
+      address: r.address,
+      username: r.username,
+      hasPassword: r.hasPassword,
+      insecure: r.insecure,
+      createdAt: r.createdAt.toISOString(),
+      updatedAt: r.updatedAt.toISOString(),
+    }));
   }),
 
   /** Creates or updates the registry at `address`. An empty or absent password keeps the stored one; `clearPassword` removes it. */

@@ -13,7 +13,10 @@ export { MIN_PASSWORD_LENGTH };
 
 /** Inputs named `password`/`token` are redacted from the audit log by server/db/audit.ts. */
 const CurrentPassword = z.string({ error: "the current password is required" }).min(1, "the current password is required").max(MAX_PASSWORD_BYTES);
-const Code = z.string().trim().regex(/^\d{6}$/, "the code is the 6 digits your authenticator app shows");
+const Code = z
+  .string()
+  .trim()
+  .regex(/^\d{6}$/, "the code is the 6 digits your authenticator app shows");
 
 async function requirePassword(ctx: AuthedContext, password: string): Promise<void> {
   const row = await ctx.services.prisma.user.findUniqueOrThrow({ where: { id: ctx.user.id }, select: { passwordHash: true } });
@@ -81,7 +84,12 @@ export const authRouter = router({
   }),
 
   changePassword: authedProcedure
-    .input(z.object({ current: z.string().max(MAX_PASSWORD_BYTES), next: z.string().min(MIN_PASSWORD_LENGTH, `the new password needs at least ${MIN_PASSWORD_LENGTH} characters`).max(MAX_PASSWORD_BYTES) }))
+    .input(
+      z.object({
+        current: z.string().max(MAX_PASSWORD_BYTES),
+        next: z.string().min(MIN_PASSWORD_LENGTH, `the new password needs at least ${MIN_PASSWORD_LENGTH} characters`).max(MAX_PASSWORD_BYTES),
+      }),
+    )
     .mutation(async ({ ctx, input }) => {
       const { prisma } = ctx.services;
       const row = await prisma.user.findUniqueOrThrow({ where: { id: ctx.user.id }, select: { passwordHash: true } });
@@ -104,7 +112,8 @@ export const authRouter = router({
 
   /** Ends one of the signed-in user's sessions (another browser, or this one). */
   revokeSession: authedProcedure.input(z.object({ sessionId: z.uuid({ error: "not a session ID" }) })).mutation(async ({ ctx, input }) => {
-    if (!(await revokeSessionById(ctx.services.prisma, ctx.user.id, input.sessionId))) throw new TRPCError({ code: "NOT_FOUND", message: `you have no session ${input.sessionId}` });
+    if (!(await revokeSessionById(ctx.services.prisma, ctx.user.id, input.sessionId)))
+      throw new TRPCError({ code: "NOT_FOUND", message: `you have no session ${input.sessionId}` });
     await ctx.services.live.refreshUser(ctx.user.id);
     return { ok: true };
   }),

@@ -14,7 +14,17 @@
 import { TRPCError } from "@trpc/server";
 import { z } from "zod";
 import { recordAudit } from "../../db/audit.ts";
-import { checkHost, installAgent, InstallError, KnownHosts, nodeWaiter, probeHost, removeAgent, type SshCredentials, type SshTarget } from "../../installer/index.ts";
+import {
+  checkHost,
+  installAgent,
+  InstallError,
+  KnownHosts,
+  nodeWaiter,
+  probeHost,
+  removeAgent,
+  type SshCredentials,
+  type SshTarget,
+} from "../../installer/index.ts";
 import { normalizeHostFingerprint } from "../../installer/host-key.ts";
 import { RunConflictError, type InstallRun, type InstallRuns } from "../../installer/runs.ts";
 import { normalizePrefix } from "../../installer/shell.ts";
@@ -30,7 +40,11 @@ const Host = z
   .min(1, "host is required")
   .max(253, "host is longer than 253 characters")
   .regex(/^[A-Za-z0-9._:-]+$/, "host must be a host name or an IP address");
-const Port = z.number({ error: "port must be a number" }).int("port must be a whole number").min(1, "port must be 1..65535").max(65535, "port must be 1..65535");
+const Port = z
+  .number({ error: "port must be a number" })
+  .int("port must be a whole number")
+  .min(1, "port must be 1..65535")
+  .max(65535, "port must be 1..65535");
 const Prefix = z
   .string()
   .trim()
@@ -49,7 +63,12 @@ const Secret = (what: string) => z.string().max(16_384, `${what} is too long`).o
 const Target = z.object({
   host: Host,
   port: Port.default(22),
-  username: z.string({ error: "user is required" }).trim().min(1, "user is required").max(64, "user is longer than 64 characters").regex(/^[A-Za-z0-9._-]+$/, "user may hold letters, digits, '.', '_', '-'"),
+  username: z
+    .string({ error: "user is required" })
+    .trim()
+    .min(1, "user is required")
+    .max(64, "user is longer than 64 characters")
+    .regex(/^[A-Za-z0-9._-]+$/, "user may hold letters, digits, '.', '_', '-'"),
   password: Secret("password"),
   privateKey: Secret("private key"),
   passphrase: Secret("passphrase"),
@@ -57,7 +76,6 @@ const Target = z.object({
   prefix: Prefix,
 });
 type TargetInput = z.infer<typeof Target>;
-
 
 // ---------------------------------------------------------------- helpers
 
@@ -114,7 +132,14 @@ function requireLogin(c: SshCredentials): void {
   if (!c.password && !c.privateKey) throw new TRPCError({ code: "BAD_REQUEST", message: "give a password or a private key for the SSH login" });
 }
 
-async function auditEnd(services: ConsoleServices, ctx: AuthedContext, action: string, run: InstallRun, extra: Record<string, unknown>, nodeId?: string): Promise<void> {
+async function auditEnd(
+  services: ConsoleServices,
+  ctx: AuthedContext,
+  action: string,
+  run: InstallRun,
+  extra: Record<string, unknown>,
+  nodeId?: string,
+): Promise<void> {
   const v = run.view;
   const target = v.result?.nodeId ?? nodeId;
   await recordAudit(services.prisma, {
@@ -144,7 +169,9 @@ export const installerRouter = router({
   hosts: adminProcedure.query(async ({ ctx }) => {
     const rows = await knownHosts(ctx).list();
     const nodeIds = rows.map((r) => r.nodeId).filter((id): id is string => !!id);
-    const nodes = nodeIds.length ? await ctx.services.prisma.node.findMany({ where: { id: { in: nodeIds } }, select: { id: true, name: true, revokedAt: true } }) : [];
+    const nodes = nodeIds.length
+      ? await ctx.services.prisma.node.findMany({ where: { id: { in: nodeIds } }, select: { id: true, name: true, revokedAt: true } })
+      : [];
     const runs = ctx.services.installs;
     return rows.map((r) => {
       const n = nodes.find((x) => x.id === r.nodeId);
@@ -180,36 +207,45 @@ export const installerRouter = router({
    * Pins the key the admin confirmed. The host is probed again: the key it presents now must
    * be the one the admin saw, or nothing is pinned.
    */
-  trust: adminProcedure.input(z.object({ host: Host, port: Port, fingerprint: z.string().trim().min(1, "fingerprint is required").max(100) })).mutation(async ({ ctx, input }) => {
-    let confirmed: string;
-    try {
-      confirmed = normalizeHostFingerprint(input.fingerprint);
-    } catch (e) {
-      throw toTrpc(e);
-    }
-    const kh = knownHosts(ctx);
-    const pinned = await kh.fingerprint(input.host, input.port);
-    if (pinned && pinned !== confirmed) {
-      throw new TRPCError({ code: "CONFLICT", message: `${input.host}:${input.port} is pinned to another host key (${pinned}); if the host was reinstalled, forget the pinned key first` });
-    }
-    let key;
-    try {
-      key = await probeHost({ host: input.host, port: input.port });
-    } catch (e) {
-      throw toTrpc(e);
-    }
-    if (key.fingerprint !== confirmed) {
-      throw new TRPCError({ code: "PRECONDITION_FAILED", message: `${input.host}:${input.port} now presents ${key.fingerprint}, not the ${confirmed} you confirmed: check the host key again` });
-    }
-    const row = await kh.pin(input.host, input.port, key);
-    ctx.audit.details.fingerprint = key.fingerprint;
-    ctx.services.live.adminChanged("ssh-hosts");
-    return { host: row.host, port: row.port, algorithm: row.hostKey.algorithm, fingerprint: row.hostKey.fingerprint };
-  }),
+  trust: adminProcedure
+    .input(z.object({ host: Host, port: Port, fingerprint: z.string().trim().min(1, "fingerprint is required").max(100) }))
+    .mutation(async ({ ctx, input }) => {
+      let confirmed: string;
+      try {
+        confirmed = normalizeHostFingerprint(input.fingerprint);
+      } catch (e) {
+        throw toTrpc(e);
+      }
+      const kh = knownHosts(ctx);
+      const pinned = await kh.fingerprint(input.host, input.port);
+      if (pinned && pinned !== confirmed) {
+        throw new TRPCError({
+          code: "CONFLICT",
+          message: `${input.host}:${input.port} is pinned to another host key (${pinned}); if the host was reinstalled, forget the pinned key first`,
+        });
+      }
+      let key;
+      try {
+        key = await probeHost({ host: input.host, port: input.port });
+      } catch (e) {
+        throw toTrpc(e);
+      }
+      if (key.fingerprint !== confirmed) {
+        throw new TRPCError({
+          code: "PRECONDITION_FAILED",
+          message: `${input.host}:${input.port} now presents ${key.fingerprint}, not the ${confirmed} you confirmed: check the host key again`,
+        });
+      }
+      const row = await kh.pin(input.host, input.port, key);
+      ctx.audit.details.fingerprint = key.fingerprint;
+      ctx.services.live.adminChanged("ssh-hosts");
+      return { host: row.host, port: row.port, algorithm: row.hostKey.algorithm, fingerprint: row.hostKey.fingerprint };
+    }),
 
   /** Forgets a pin and any credentials kept with it. */
   forget: adminProcedure.input(z.object({ host: Host, port: Port })).mutation(async ({ ctx, input }) => {
-    if (ctx.services.installs.active(input.host, input.port)) throw new TRPCError({ code: "CONFLICT", message: `a run is going on ${input.host}:${input.port}: wait for it to end` });
+    if (ctx.services.installs.active(input.host, input.port))
+      throw new TRPCError({ code: "CONFLICT", message: `a run is going on ${input.host}:${input.port}: wait for it to end` });
     const removed = await knownHosts(ctx).forget(input.host, input.port);
     if (!removed) throw new TRPCError({ code: "NOT_FOUND", message: `${input.host}:${input.port} has no pinned host key` });
     ctx.services.live.adminChanged("ssh-hosts");
@@ -262,7 +298,9 @@ export const installerRouter = router({
       try {
         run = beginRun(runs, "install", input.host, input.port, secretsOf(credentials, [issued.token]));
       } catch (e) {
-        await services.prisma.joinToken.deleteMany({ where: { id: issued.id, usedAt: null } }).catch((err: unknown) => services.logger.warn({ err }, "could not delete an unused join token; it stays valid until it expires"));
+        await services.prisma.joinToken
+          .deleteMany({ where: { id: issued.id, usedAt: null } })
+          .catch((err: unknown) => services.logger.warn({ err }, "could not delete an unused join token; it stays valid until it expires"));
         throw e;
       }
       ctx.audit.details.runId = run.view.id;
@@ -287,7 +325,12 @@ export const installerRouter = router({
             run.signal,
           );
           await kh
-            .remember(input.host, input.port, { nodeId: result.nodeId, username: input.username, installPrefix: prefix, credentials: input.keepCredentials ? credentials : null })
+            .remember(input.host, input.port, {
+              nodeId: result.nodeId,
+              username: input.username,
+              installPrefix: prefix,
+              credentials: input.keepCredentials ? credentials : null,
+            })
             .catch((e: unknown) => services.logger.error({ err: e, host: input.host }, "cannot record the installed node with its pinned host"));
           run.succeed({ nodeId: result.nodeId, version: result.version, upgraded: result.upgraded });
         } catch (e) {
@@ -295,7 +338,9 @@ export const installerRouter = router({
           run.fail({ step: err.step, kind: err.kind, message: err.message });
         } finally {
           // An unused token is a live bearer secret: gone once the run no longer needs it.
-          await services.prisma.joinToken.deleteMany({ where: { id: issued.id, usedAt: null } }).catch((err: unknown) => services.logger.warn({ err }, "could not delete an unused join token; it stays valid until it expires"));
+          await services.prisma.joinToken
+            .deleteMany({ where: { id: issued.id, usedAt: null } })
+            .catch((err: unknown) => services.logger.warn({ err }, "could not delete an unused join token; it stays valid until it expires"));
           services.live.adminChanged("ssh-hosts");
           await auditEnd(services, actor, "installer.install.finished", run, { prefix, keepCredentials: input.keepCredentials });
         }
@@ -306,7 +351,8 @@ export const installerRouter = router({
   /** A run's state: steps with output, checklist, rollback, and the result or error. */
   run: adminProcedure.input(z.object({ runId: z.uuid({ error: "not a run ID" }) })).query(({ ctx, input }) => {
     const run = ctx.services.installs.get(input.runId);
-    if (!run) throw new TRPCError({ code: "NOT_FOUND", message: `install run ${input.runId} is not known (runs are kept in memory; the audit log has its outcome)` });
+    if (!run)
+      throw new TRPCError({ code: "NOT_FOUND", message: `install run ${input.runId} is not known (runs are kept in memory; the audit log has its outcome)` });
     return run.view;
   }),
 
@@ -320,7 +366,13 @@ export const installerRouter = router({
         nodeId: z.uuid({ error: "not a node ID" }),
         removeData: z.boolean().default(false),
         credentials: z
-          .object({ username: z.string().trim().max(64).optional(), password: Secret("password"), privateKey: Secret("private key"), passphrase: Secret("passphrase"), sudoPassword: Secret("sudo password") })
+          .object({
+            username: z.string().trim().max(64).optional(),
+            password: Secret("password"),
+            privateKey: Secret("private key"),
+            passphrase: Secret("passphrase"),
+            sudoPassword: Secret("sudo password"),
+          })
           .optional(),
       }),
     )
@@ -328,7 +380,11 @@ export const installerRouter = router({
       const { services } = ctx;
       const kh = knownHosts(ctx);
       const [pin] = await kh.byNode(input.nodeId);
-      if (!pin) throw new TRPCError({ code: "NOT_FOUND", message: `node ${input.nodeId} was not installed over SSH from this console (no pinned host): remove the agent on the host itself` });
+      if (!pin)
+        throw new TRPCError({
+          code: "NOT_FOUND",
+          message: `node ${input.nodeId} was not installed over SSH from this console (no pinned host): remove the agent on the host itself`,
+        });
       let credentials = input.credentials ? credentialsOf(input.credentials) : {};
       if (!credentials.password && !credentials.privateKey) {
         credentials =
@@ -336,7 +392,11 @@ export const installerRouter = router({
             services.logger.warn({ err, host: pin.host, port: pin.port }, "could not read the SSH credentials kept for a host");
             return null;
           })) ?? {};
-        if (!credentials.password && !credentials.privateKey) throw new TRPCError({ code: "PRECONDITION_FAILED", message: `no credentials are kept for ${pin.host}:${pin.port}: give the SSH login to remove the agent` });
+        if (!credentials.password && !credentials.privateKey)
+          throw new TRPCError({
+            code: "PRECONDITION_FAILED",
+            message: `no credentials are kept for ${pin.host}:${pin.port}: give the SSH login to remove the agent`,
+          });
       }
       const username = input.credentials?.username || pin.username;
       if (!username) throw new TRPCError({ code: "BAD_REQUEST", message: `no SSH user is known for ${pin.host}:${pin.port}: give one` });
@@ -347,12 +407,18 @@ export const installerRouter = router({
       (async () => {
         try {
           const r = await removeAgent(
-            { target: { host: pin.host, port: pin.port, username, credentials, hostKeyFingerprint: pin.hostKey.fingerprint }, prefix: pin.installPrefix, removeData: input.removeData },
+            {
+              target: { host: pin.host, port: pin.port, username, credentials, hostKeyFingerprint: pin.hostKey.fingerprint },
+              prefix: pin.installPrefix,
+              removeData: input.removeData,
+            },
             (e) => run.record(e),
             run.signal,
           );
           await services.hub.revoke(input.nodeId, "agent removed over SSH");
-          await kh.remember(pin.host, pin.port, { nodeId: null, credentials: null }).catch(bestEffort(services.logger, `forget the node of ${pin.host}:${pin.port}`));
+          await kh
+            .remember(pin.host, pin.port, { nodeId: null, credentials: null })
+            .catch(bestEffort(services.logger, `forget the node of ${pin.host}:${pin.port}`));
           run.succeed({ nodeId: input.nodeId, found: r.found, dataRemoved: r.dataRemoved, ...(r.version ? { version: r.version } : {}) });
         } catch (e) {
           const err = e instanceof InstallError ? e : new InstallError("stop", "command", (e as Error)?.message ?? String(e));

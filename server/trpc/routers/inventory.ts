@@ -4,7 +4,7 @@
  * browser never receives the whole fleet.
  */
 import { z } from "zod";
-import type { InventoryContainer, InventoryImage, InventoryNetwork, InventoryVolume, LogLine } from "../../../agent/link/contract.ts";
+import type { InventoryContainer, InventoryImage, InventoryNetwork, InventoryVolume, LinkErrorKind, LogLine } from "../../../agent/link/contract.ts";
 import { LinkRequestError } from "../../hub/agent-hub.ts";
 import { TRPCError } from "@trpc/server";
 import { authedProcedure, requireNodes, router, type AuthedContext } from "../trpc.ts";
@@ -89,30 +89,31 @@ export const inventoryRouter = router({
   }),
 
   /** Images by repository:tag and ID, each with the nodes holding it. `digest` answers "which nodes hold this digest". */
-  images: authedProcedure.input(z.object({ ...Page, digest: z.string().max(100).optional(), dangling: z.boolean().optional() })).query(async ({ ctx, input }) => {
-    const q = input.search?.trim().toLowerCase();
-    const rows = new Map<string, FleetImage>();
-    for (const { node, inv } of await nodesWithInventory(ctx, input.nodeId)) {
-      for (const img of inv?.images ?? []) {
-
-        if (input.digest && !img.repoDigests.some((d) => d.endsWith(`@${input.digest}`)) && img.id !== input.digest) continue;
-        const tags = img.repoTags.length ? img.repoTags : ["<none>:<none>"];
-        if (input.dangling !== undefined && input.dangling !== (img.repoTags.length === 0)) continue;
-        for (const rt of tags) {
-          const i = rt.lastIndexOf(":");
-          const repository = rt.slice(0, i);
-          const tag = rt.slice(i + 1);
-          if (!has(q, repository, tag, img.id, ...img.repoDigests)) continue;
-          const key = `${rt}|${img.id}`;
-          let row = rows.get(key);
-          if (!row) rows.set(key, (row = { repository, tag, id: img.id, digest: cliDigest(repository, img.repoDigests), size: img.size, created: img.created, nodes: [] }));
-          row.nodes.push(node);
+  images: authedProcedure
+    .input(z.object({ ...Page, digest: z.string().max(100).optional(), dangling: z.boolean().optional() }))
+    .query(async ({ ctx, input }) => {
+      const q = input.search?.trim().toLowerCase();
+      const rows = new Map<string, FleetImage>();
+      for (const { node, inv } of await nodesWithInventory(ctx, input.nodeId)) {
+        for (const img of inv?.images ?? []) {
+          if (input.digest && !img.repoDigests.some((d) => d.endsWith(`@${input.digest}`)) && img.id !== input.digest) continue;
+          const tags = img.repoTags.length ? img.repoTags : ["<none>:<none>"];
+          if (input.dangling !== undefined && input.dangling !== (img.repoTags.length === 0)) continue;
+          for (const rt of tags) {
+            const i = rt.lastIndexOf(":");
+            const repository = rt.slice(0, i);
+            const tag = rt.slice(i + 1);
+            if (!has(q, repository, tag, img.id, ...img.repoDigests)) continue;
+            const key = `${rt}|${img.id}`;
+            let row = rows.get(key);
+            if (!row) rows.set(key, (row = { repository, tag, id: img.id, digest: cliDigest(repository, img.repoDigests), size: img.size, created: img.created, nodes: [] }));
+            row.nodes.push(node);
+          }
         }
       }
-    }
-    const sorted = [...rows.values()].sort((a, b) => b.created - a.created || a.repository.localeCompare(b.repository) || a.tag.localeCompare(b.tag));
-    return paginate(sorted, input.page, input.pageSize);
-  }),
+      const sorted = [...rows.values()].sort((a, b) => b.created - a.created || a.repository.localeCompare(b.repository) || a.tag.localeCompare(b.tag));
+      return paginate(sorted, input.page, input.pageSize);
+    }),
 
   /** Containers with their node ("where does this container run"). */
   containers: authedProcedure
@@ -143,7 +144,9 @@ export const inventoryRouter = router({
     const q = input.search?.trim().toLowerCase();
     const rows: Array<Omit<InventoryVolume, "labels"> & { node: NodeRef }> = [];
     for (const { node, inv } of await nodesWithInventory(ctx, input.nodeId)) {
-      for (const v of inv?.volumes ?? []) if (has(q, v.name, v.driver, node.name)) rows.push({ name: v.name, driver: v.driver, mountpoint: v.mountpoint, createdAt: v.createdAt, anonymous: v.anonymous, node });
+      for (const v of inv?.volumes ?? [])
+        if (has(q, v.name, v.driver, node.name))
+          rows.push({ name: v.name, driver: v.driver, mountpoint: v.mountpoint, createdAt: v.createdAt, anonymous: v.anonymous, node });
     }
     rows.sort((a, b) => a.name.localeCompare(b.name) || a.node.name.localeCompare(b.node.name));
     return paginate(rows, input.page, input.pageSize);
@@ -153,7 +156,19 @@ export const inventoryRouter = router({
     const q = input.search?.trim().toLowerCase();
     const rows: Array<Omit<InventoryNetwork, "labels"> & { node: NodeRef }> = [];
     for (const { node, inv } of await nodesWithInventory(ctx, input.nodeId)) {
-      for (const n of inv?.networks ?? []) if (has(q, n.name, n.id, n.driver, n.subnet, node.name)) rows.push({ id: n.id, name: n.name, driver: n.driver, subnet: n.subnet, gateway: n.gateway, internal: n.internal, created: n.created, containers: n.containers, node });
+      for (const n of inv?.networks ?? [])
+        if (has(q, n.name, n.id, n.driver, n.subnet, node.name))
+          rows.push({
+            id: n.id,
+            name: n.name,
+            driver: n.driver,
+            subnet: n.subnet,
+            gateway: n.gateway,
+            internal: n.internal,
+            created: n.created,
+            containers: n.containers,
+            node,
+          });
     }
     rows.sort((a, b) => a.name.localeCompare(b.name) || a.node.name.localeCompare(b.node.name));
     return paginate(rows, input.page, input.pageSize);
@@ -181,6 +196,21 @@ export const inventoryRouter = router({
       }
     }),
 
+  /** One container as its node keeps it (the container page, and the Run form's prefill). */
+  containerInspect: authedProcedure.input(z.object({ nodeId: z.uuid(), id: z.string().min(1).max(128) })).query(async ({ ctx, input }) => {
+    await requireNodes(ctx, [input.nodeId], "read");
+    try {
+      const inspect = await ctx.services.hub.request(input.nodeId, "container.inspect", { id: input.id }, { timeoutMs: 30_000 });
+      const st = ctx.services.hub.node(input.nodeId);
+      return {
+        ...inspect,
+        node: { id: input.nodeId, hostname: st?.facts?.hostname ?? st?.hostname ?? "", online: !!st?.online, address: st?.remoteAddress ?? null },
+      };
+    } catch (e) {
+      throw linkError(e);
+    }
+  }),
+
   /** The `docker image history` of an image on a node. */
   imageHistory: authedProcedure.input(z.object({ nodeId: z.uuid(), reference: z.string().min(1).max(512) })).query(async ({ ctx, input }) => {
     await requireNodes(ctx, [input.nodeId], "read");
@@ -192,11 +222,26 @@ export const inventoryRouter = router({
   }),
 });
 
+/** Each kind of a failed link request, once, as the tRPC code the browser can act on. */
+const TRPC_CODE_OF: Record<LinkErrorKind, TRPCError["code"]> = {
+  InvalidArgument: "BAD_REQUEST",
+  NotFound: "NOT_FOUND",
+  AlreadyExists: "CONFLICT",
+  Conflict: "CONFLICT",
+  // A registry refused the credentials: not the console session (401 would read as "signed out").
+  Unauthorized: "PRECONDITION_FAILED",
+  Unavailable: "SERVICE_UNAVAILABLE",
+  DataLoss: "UNPROCESSABLE_CONTENT",
+  NotImplemented: "NOT_IMPLEMENTED",
+  Canceled: "CLIENT_CLOSED_REQUEST",
+  Internal: "INTERNAL_SERVER_ERROR",
+  Interrupted: "INTERNAL_SERVER_ERROR",
+};
+
 /** A link failure as the API's error: the engine's message, with a code the browser can act on. */
 export function linkError(e: unknown): TRPCError {
   if (!(e instanceof LinkRequestError)) return new TRPCError({ code: "INTERNAL_SERVER_ERROR", message: (e as Error).message, cause: e });
-  const code = e.kind === "NotFound" ? "NOT_FOUND" : e.kind === "InvalidArgument" ? "BAD_REQUEST" : e.kind === "Conflict" ? "CONFLICT" : e.kind === "Unavailable" ? "SERVICE_UNAVAILABLE" : "INTERNAL_SERVER_ERROR";
-  return new TRPCError({ code, message: e.message, cause: e });
+  return new TRPCError({ code: TRPC_CODE_OF[e.kind], message: e.message, cause: e });
 }
 
 export type { InventoryImage };

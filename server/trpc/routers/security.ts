@@ -19,10 +19,18 @@ const GroupId = z.uuid({ error: "not a node group ID" });
 const hostAccessRouter = router({
   /** Every node group with its host policy (none: host-level options are admin-only there). */
   list: adminProcedure.query(async ({ ctx }) => {
-    const groups = await ctx.services.prisma.nodeGroup.findMany({ orderBy: { name: "asc" }, select: { id: true, name: true, hostPolicy: { select: { allowHostNetwork: true, bindMounts: true, updatedAt: true } } } });
+    const groups = await ctx.services.prisma.nodeGroup.findMany({
+      orderBy: { name: "asc" },
+      select: { id: true, name: true, hostPolicy: { select: { allowHostNetwork: true, bindMounts: true, updatedAt: true } } },
+    });
     return groups.map((g) => {
       const parsed = g.hostPolicy ? HostPolicyRulesSchema.safeParse(g.hostPolicy) : undefined;
-      return { groupId: g.id, groupName: g.name, rules: parsed?.success ? parsed.data : NO_HOST_ACCESS, updatedAt: g.hostPolicy?.updatedAt.toISOString() ?? null };
+      return {
+        groupId: g.id,
+        groupName: g.name,
+        rules: parsed?.success ? parsed.data : NO_HOST_ACCESS,
+        updatedAt: g.hostPolicy?.updatedAt.toISOString() ?? null,
+      };
     });
   }),
 
@@ -47,11 +55,13 @@ const locksRouter = router({
   list: adminProcedure.query(({ ctx }) => listThrottles(ctx.services.prisma)),
 
   /** Ends a lock (and its delay) at once. */
-  unlock: adminProcedure.input(z.object({ key: z.string().regex(/^(account|address):.{1,400}$/, "not a lock key (account:<email> or address:<ip>)") })).mutation(async ({ ctx, input }) => {
-    if (!(await clearThrottle(ctx.services.prisma, input.key))) throw new TRPCError({ code: "NOT_FOUND", message: `${input.key} is not locked` });
-    ctx.services.live.adminChanged("users");
-    return { ok: true };
-  }),
+  unlock: adminProcedure
+    .input(z.object({ key: z.string().regex(/^(account|address):.{1,400}$/, "not a lock key (account:<email> or address:<ip>)") }))
+    .mutation(async ({ ctx, input }) => {
+      if (!(await clearThrottle(ctx.services.prisma, input.key))) throw new TRPCError({ code: "NOT_FOUND", message: `${input.key} is not locked` });
+      ctx.services.live.adminChanged("users");
+      return { ok: true };
+    }),
 });
 
 export const securityRouter = router({
@@ -62,7 +72,10 @@ export const securityRouter = router({
 
   updateSettings: adminProcedure.input(SecuritySettingsSchema.partial()).mutation(async ({ ctx, input }) => {
     if (input.requireAdminTwoFactor && !ctx.user.twoFactor) {
-      throw new TRPCError({ code: "BAD_REQUEST", message: "turn on two-factor sign-in for your own account first (Account page), or you would lock yourself out of admin pages" });
+      throw new TRPCError({
+        code: "BAD_REQUEST",
+        message: "turn on two-factor sign-in for your own account first (Account page), or you would lock yourself out of admin pages",
+      });
     }
     return updateSecuritySettings(ctx.services.prisma, input);
   }),

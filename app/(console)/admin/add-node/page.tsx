@@ -88,14 +88,21 @@ export default function AddNodePage() {
     <>
       <h1>Add node</h1>
       <p className="muted">
-        Installs the Berth agent on a Linux host over SSH as the systemd service berth-agent, and enrolls it. The host key is checked before any credential is sent. Credentials are used
-        for this run only, unless you ask to keep them (then they are encrypted at rest).
+        Installs the Berth agent on a Linux host over SSH as the systemd service berth-agent, and enrolls it. The host key is checked before any credential is
+        sent. Credentials are used for this run only, unless you ask to keep them (then they are encrypted at rest).
       </p>
 
       <form className="panel" onSubmit={checkKey} aria-label="SSH host">
         <div className="grid2">
           <Field label="Host">
-            <input id="an-host" value={host} onChange={(e) => (setHost(e.target.value), reset())} placeholder="node7.example.com or 10.0.0.7" required style={wide} />
+            <input
+              id="an-host"
+              value={host}
+              onChange={(e) => (setHost(e.target.value), reset())}
+              placeholder="node7.example.com or 10.0.0.7"
+              required
+              style={wide}
+            />
           </Field>
           <Field label="Port">
             <input id="an-port" type="number" min={1} max={65535} value={port} onChange={(e) => (setPort(e.target.value), reset())} required />
@@ -107,13 +114,28 @@ export default function AddNodePage() {
             <input id="an-password" type="password" value={password} onChange={(e) => setPassword(e.target.value)} autoComplete="new-password" />
           </Field>
           <Field label="Private key">
-            <textarea id="an-key" value={privateKey} onChange={(e) => setPrivateKey(e.target.value)} rows={3} placeholder="-----BEGIN OPENSSH PRIVATE KEY-----" className="mono" style={wide} />
+            <textarea
+              id="an-key"
+              value={privateKey}
+              onChange={(e) => setPrivateKey(e.target.value)}
+              rows={3}
+              placeholder="-----BEGIN OPENSSH PRIVATE KEY-----"
+              className="mono"
+              style={wide}
+            />
           </Field>
           <Field label="Passphrase">
             <input id="an-passphrase" type="password" value={passphrase} onChange={(e) => setPassphrase(e.target.value)} autoComplete="new-password" />
           </Field>
           <Field label="Sudo password">
-            <input id="an-sudo" type="password" value={sudoPassword} onChange={(e) => setSudoPassword(e.target.value)} placeholder="the login password if empty" autoComplete="new-password" />
+            <input
+              id="an-sudo"
+              type="password"
+              value={sudoPassword}
+              onChange={(e) => setSudoPassword(e.target.value)}
+              placeholder="the login password if empty"
+              autoComplete="new-password"
+            />
           </Field>
           <Field label="Node group">
             <select id="an-group" value={groupId} onChange={(e) => setGroupId(e.target.value)}>
@@ -144,12 +166,21 @@ export default function AddNodePage() {
         <div className="panel" data-testid="host-key" data-state={keyState}>
           <div>
             Host key ({probe.algorithm}): <code data-testid="host-fingerprint">{probe.fingerprint}</code>{" "}
-            <Badge kind={keyState === "pinned" ? "ok" : keyState === "changed" ? "bad" : "warn"}>{keyState === "pinned" ? "pinned" : keyState === "changed" ? "changed" : "new"}</Badge>
+            <Badge kind={keyState === "pinned" ? "ok" : keyState === "changed" ? "bad" : "warn"}>
+              {keyState === "pinned" ? "pinned" : keyState === "changed" ? "changed" : "new"}
+            </Badge>
           </div>
           {keyState === "new" && (
             <>
-              <p className="muted">First contact with this host. Compare the fingerprint with `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` on the host before trusting it.</p>
-              <button type="button" className="primary" disabled={trustM.isPending} onClick={() => trustM.mutate({ host: host.trim(), port: Number(port), fingerprint: probe.fingerprint })}>
+              <p className="muted">
+                First contact with this host. Compare the fingerprint with `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` on the host before trusting it.
+              </p>
+              <button
+                type="button"
+                className="primary"
+                disabled={trustM.isPending}
+                onClick={() => trustM.mutate({ host: host.trim(), port: Number(port), fingerprint: probe.fingerprint })}
+              >
                 Trust this key
               </button>
             </>
@@ -157,11 +188,16 @@ export default function AddNodePage() {
           {keyState === "changed" && (
             <>
               <div className="error" role="alert" data-testid="host-key-changed">
-                The host key has changed: it was pinned as {probe.pinned}. The connection was refused before any credential was sent. If the host was reinstalled, forget the pinned key
-                and check again; otherwise someone may be intercepting the connection.
+                The host key has changed: it was pinned as {probe.pinned}. The connection was refused before any credential was sent. If the host was
+                reinstalled, forget the pinned key and check again; otherwise someone may be intercepting the connection.
               </div>
               <p>
-                <ConfirmButton label="Forget pinned key" confirmLabel="Really forget the pinned key" disabled={forgetM.isPending} onConfirm={() => forgetM.mutate({ host: host.trim(), port: Number(port) })} />
+                <ConfirmButton
+                  label="Forget pinned key"
+                  confirmLabel="Really forget the pinned key"
+                  disabled={forgetM.isPending}
+                  onConfirm={() => forgetM.mutate({ host: host.trim(), port: Number(port) })}
+                />
               </p>
             </>
           )}
@@ -187,7 +223,9 @@ export default function AddNodePage() {
                 <>
                   <p>
                     <Badge kind={preflight.ok ? "ok" : "bad"}>{preflight.ok ? "all checks pass" : "some checks fail"}</Badge>
-                    {preflight.installedVersion && <span className="muted"> berth-agent {preflight.installedVersion} is installed: installing again upgrades it in place.</span>}
+                    {preflight.installedVersion && (
+                      <span className="muted"> berth-agent {preflight.installedVersion} is installed: installing again upgrades it in place.</span>
+                    )}
                   </p>
                   <Checklist checks={preflight.checks} />
                 </>
@@ -215,10 +253,10 @@ export default function AddNodePage() {
           </tr>
         </thead>
         <tbody>
-          {hosts.data?.map((h) => <PinnedRow key={`${h.host}:${h.port}`} h={h} onForget={() => forgetM.mutate({ host: h.host, port: h.port })} forgetting={forgetM.isPending} />)}
-          {hosts.data?.length === 0 && (
-            <EmptyRow cols={6}>No pinned hosts yet.</EmptyRow>
-          )}
+          {hosts.data?.map((h) => (
+            <PinnedRow key={`${h.host}:${h.port}`} h={h} onForget={() => forgetM.mutate({ host: h.host, port: h.port })} forgetting={forgetM.isPending} />
+          ))}
+          {hosts.data?.length === 0 && <EmptyRow cols={6}>No pinned hosts yet.</EmptyRow>}
         </tbody>
       </table>
     </>
@@ -245,7 +283,10 @@ function PinnedRow({ h, onForget, forgetting }: { h: Host; onForget: () => void;
         <td>
           {h.node ? (
             <>
-              <Link href={`/nodes/${h.node.id}`}>{h.node.name}</Link> <Badge kind={h.node.revoked ? "revoked" : h.node.online ? "online" : "offline"}>{h.node.revoked ? "revoked" : h.node.online ? "online" : "offline"}</Badge>
+              <Link href={`/nodes/${h.node.id}`}>{h.node.name}</Link>{" "}
+              <Badge kind={h.node.revoked ? "revoked" : h.node.online ? "online" : "offline"}>
+                {h.node.revoked ? "revoked" : h.node.online ? "online" : "offline"}
+              </Badge>
             </>
           ) : (
             <span className="muted">—</span>
@@ -260,7 +301,15 @@ function PinnedRow({ h, onForget, forgetting }: { h: Host; onForget: () => void;
               <span className="row" style={{ display: "inline-flex" }}>
                 <input id={`rm-data-${id}`} type="checkbox" checked={removeData} onChange={(e) => setRemoveData(e.target.checked)} />
                 <label htmlFor={`rm-data-${id}`}>Also remove containers, images and volumes</label>
-                {!h.hasCredentials && <input aria-label={`SSH password for ${h.host}`} type="password" placeholder="SSH password" value={rmPassword} onChange={(e) => setRmPassword(e.target.value)} />}
+                {!h.hasCredentials && (
+                  <input
+                    aria-label={`SSH password for ${h.host}`}
+                    type="password"
+                    placeholder="SSH password"
+                    value={rmPassword}
+                    onChange={(e) => setRmPassword(e.target.value)}
+                  />
+                )}
                 <ConfirmButton
                   label="Remove agent"
                   confirmLabel={removeData ? "Really remove agent and data" : "Really remove agent"}
@@ -291,7 +340,9 @@ function ManualInstall({ groups }: { groups: Array<{ id: string; name: string }>
   return (
     <section className="panel" aria-label="Manual install">
       <h2>Manual install</h2>
-      <p className="muted">For a host the console cannot reach over SSH: this makes a join token (valid 24 hours, one node) and a command to run on the host as root.</p>
+      <p className="muted">
+        For a host the console cannot reach over SSH: this makes a join token (valid 24 hours, one node) and a command to run on the host as root.
+      </p>
       <div className="row">
         <label htmlFor="mi-group">Group of the new node</label>
         <select id="mi-group" value={groupId} onChange={(e) => setGroupId(e.target.value)}>

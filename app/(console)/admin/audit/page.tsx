@@ -42,10 +42,12 @@ export default function AuditPage() {
   );
   const nodeName = new Map(nodes.data?.nodes.map((n) => [n.id, nodeLabel(n)]) ?? []);
   // Any filter change starts again from the first page.
-  const set = <T,>(f: (v: T) => void) => (v: T) => {
-    f(v);
-    setPage(1);
-  };
+  const set =
+    <T,>(f: (v: T) => void) =>
+    (v: T) => {
+      f(v);
+      setPage(1);
+    };
 
   return (
     <>
@@ -56,9 +58,17 @@ export default function AuditPage() {
             <input id="audit-actor" value={actor} onChange={(e) => set(setActor)(e.target.value)} />
           </Field>
           <Field label="Action (starts with)">
-            <input id="audit-action" list="audit-actions" value={action} onChange={(e) => set(setAction)(e.target.value)} placeholder="e.g. jobs. or admin.users." />
+            <input
+              id="audit-action"
+              list="audit-actions"
+              value={action}
+              onChange={(e) => set(setAction)(e.target.value)}
+              placeholder="e.g. jobs. or admin.users."
+            />
             <datalist id="audit-actions">
-              {actions.data?.map((a) => <option key={a} value={a} />)}
+              {actions.data?.map((a) => (
+                <option key={a} value={a} />
+              ))}
             </datalist>
           </Field>
           <Field label="Node">
@@ -121,9 +131,7 @@ export default function AuditPage() {
               </td>
             </tr>
           ))}
-          {list.data?.items.length === 0 && (
-            <EmptyRow cols={7}>Nothing matches these filters.</EmptyRow>
-          )}
+          {list.data?.items.length === 0 && <EmptyRow cols={7}>Nothing matches these filters.</EmptyRow>}
         </tbody>
       </table>
       {list.data && <Pager page={list.data.page} pages={list.data.pages} total={list.data.total} onPage={setPage} />}

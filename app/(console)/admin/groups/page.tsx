@@ -22,7 +22,14 @@ export default function GroupsPage() {
     <>
       <h1>Node groups</h1>
       <p className="muted">Teams are given node groups. A node in no group is reached by admins only.</p>
-      <CreateByNameForm id="group-name" ariaLabel="new node group" label="Group name" button="Create group" pending={create.isPending} onCreate={(name, clear) => create.mutate({ name }, { onSuccess: clear })} />
+      <CreateByNameForm
+        id="group-name"
+        ariaLabel="new node group"
+        label="Group name"
+        button="Create group"
+        pending={create.isPending}
+        onCreate={(name, clear) => create.mutate({ name }, { onSuccess: clear })}
+      />
       <ErrorBox error={create.error} />
       <ErrorBox error={groups.error} />
       <table data-testid="groups">
@@ -36,10 +43,10 @@ export default function GroupsPage() {
           </tr>
         </thead>
         <tbody>
-          {groups.data?.map((g) => <GroupRow key={g.id} group={g} onChanged={refresh} />)}
-          {groups.data?.length === 0 && (
-            <EmptyRow cols={5}>No node groups yet.</EmptyRow>
-          )}
+          {groups.data?.map((g) => (
+            <GroupRow key={g.id} group={g} onChanged={refresh} />
+          ))}
+          {groups.data?.length === 0 && <EmptyRow cols={5}>No node groups yet.</EmptyRow>}
         </tbody>
       </table>
 
@@ -74,9 +81,7 @@ export default function GroupsPage() {
               </td>
             </tr>
           ))}
-          {nodes.data?.nodes.length === 0 && (
-            <EmptyRow cols={3}>No nodes enrolled yet.</EmptyRow>
-          )}
+          {nodes.data?.nodes.length === 0 && <EmptyRow cols={3}>No nodes enrolled yet.</EmptyRow>}
         </tbody>
       </table>
     </>
@@ -122,7 +127,11 @@ function GroupRow({ group: g, onChanged }: { group: Group; onChanged: () => void
               Rename
             </button>
           )}
-          <ConfirmButton label={`Delete group ${g.name}`} confirmLabel={`Really delete ${g.name} (its ${g.nodeCount} nodes move to no group)`} onConfirm={() => del.mutate({ groupId: g.id })} />
+          <ConfirmButton
+            label={`Delete group ${g.name}`}
+            confirmLabel={`Really delete ${g.name} (its ${g.nodeCount} nodes move to no group)`}
+            onConfirm={() => del.mutate({ groupId: g.id })}
+          />
         </div>
       </td>
     </tr>

@@ -53,11 +53,13 @@ export default function RegistriesPage() {
           </Field>
           <div>
             <label htmlFor="registry-insecure">
-              <input id="registry-insecure" type="checkbox" checked={insecure} onChange={(e) => setInsecure(e.target.checked)} /> Insecure (plain HTTP or an unverified certificate)
+              <input id="registry-insecure" type="checkbox" checked={insecure} onChange={(e) => setInsecure(e.target.checked)} /> Insecure (plain HTTP or an
+              unverified certificate)
             </label>
             {known?.hasPassword && (
               <label htmlFor="registry-clear-password">
-                <input id="registry-clear-password" type="checkbox" checked={clearPassword} onChange={(e) => setClearPassword(e.target.checked)} /> Remove the stored password
+                <input id="registry-clear-password" type="checkbox" checked={clearPassword} onChange={(e) => setClearPassword(e.target.checked)} /> Remove the
+                stored password
               </label>
             )}
           </div>
@@ -121,14 +123,16 @@ export default function RegistriesPage() {
                   >
                     Edit
                   </button>
-                  <ConfirmButton label={`Remove ${r.address}`} confirmLabel={`Really remove ${r.address}`} onConfirm={() => remove.mutate({ address: r.address })} />
+                  <ConfirmButton
+                    label={`Remove ${r.address}`}
+                    confirmLabel={`Really remove ${r.address}`}
+                    onConfirm={() => remove.mutate({ address: r.address })}
+                  />
                 </div>
               </td>
             </tr>
           ))}
-          {registries.data?.length === 0 && (
-            <EmptyRow cols={6}>No registries. Images from registries not listed here are pulled anonymously.</EmptyRow>
-          )}
+          {registries.data?.length === 0 && <EmptyRow cols={6}>No registries. Images from registries not listed here are pulled anonymously.</EmptyRow>}
         </tbody>
       </table>
     </>

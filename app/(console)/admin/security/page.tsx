@@ -35,7 +35,14 @@ function HostAccessRow({ g }: { g: GroupAccess }) {
     <tr data-testid={`host-access-${g.groupName}`}>
       <td>{g.groupName}</td>
       <td>
-        <textarea aria-label={`host paths operators may bind in ${g.groupName}`} rows={Math.max(2, text.split("\n").length)} cols={36} value={text} onChange={(e) => setText(e.target.value)} placeholder="/srv/data rw" />
+        <textarea
+          aria-label={`host paths operators may bind in ${g.groupName}`}
+          rows={Math.max(2, text.split("\n").length)}
+          cols={36}
+          value={text}
+          onChange={(e) => setText(e.target.value)}
+          placeholder="/srv/data rw"
+        />
       </td>
       <td>
         <label>
@@ -43,7 +50,11 @@ function HostAccessRow({ g }: { g: GroupAccess }) {
         </label>
       </td>
       <td>
-        <button type="button" onClick={() => save.mutate({ groupId: g.groupId, allowHostNetwork: net, bindMounts: parseRules(text) })} disabled={save.isPending}>
+        <button
+          type="button"
+          onClick={() => save.mutate({ groupId: g.groupId, allowHostNetwork: net, bindMounts: parseRules(text) })}
+          disabled={save.isPending}
+        >
           Save
         </button>
         {save.isSuccess && <span className="badge ok">saved</span>}
@@ -108,9 +119,10 @@ export default function SecurityPage() {
 
       <h2 style={{ fontSize: 16 }}>Host access</h2>
       <p className="muted">
-        Bind mounts of host paths, the host network, --privileged, added capabilities, devices, security options, sysctls and shared PID/IPC/UTS namespaces reach past a container into its node:
-        only admins may use them, unless a node group allows operators the host paths below (one per line: <code>/path ro</code> or <code>/path rw</code>) or the host network. Named volumes are always
-        allowed. A read-write path lets a container leave files and links there: grant it only for a directory no one else relies on.
+        Bind mounts of host paths, the host network, --privileged, added capabilities, devices, security options, sysctls and shared PID/IPC/UTS namespaces
+        reach past a container into its node: only admins may use them, unless a node group allows operators the host paths below (one per line:{" "}
+        <code>/path ro</code> or <code>/path rw</code>) or the host network. Named volumes are always allowed. A read-write path lets a container leave files
+        and links there: grant it only for a directory no one else relies on.
       </p>
       <ErrorBox error={access.error} />
       <table data-testid="host-access">
@@ -123,7 +135,9 @@ export default function SecurityPage() {
           </tr>
         </thead>
         <tbody>
-          {access.data?.map((g) => <HostAccessRow key={g.groupId} g={g} />)}
+          {access.data?.map((g) => (
+            <HostAccessRow key={g.groupId} g={g} />
+          ))}
           {access.data?.length === 0 && <EmptyRow cols={4}>No node groups: nodes in no group allow operators no host access.</EmptyRow>}
         </tbody>
       </table>
@@ -182,7 +196,16 @@ export default function SecurityPage() {
               <td>{u.email}</td>
               <td>{u.role}</td>
               <td>{u.twoFactor ? <span className="badge ok">on</span> : <span className="muted">off</span>}</td>
-              <td>{u.twoFactor && <ConfirmButton label="Reset" confirmLabel={`Turn off two-factor for ${u.email}`} onConfirm={() => reset.mutate({ userId: u.id })} disabled={reset.isPending} />}</td>
+              <td>
+                {u.twoFactor && (
+                  <ConfirmButton
+                    label="Reset"
+                    confirmLabel={`Turn off two-factor for ${u.email}`}
+                    onConfirm={() => reset.mutate({ userId: u.id })}
+                    disabled={reset.isPending}
+                  />
+                )}
+              </td>
             </tr>
           ))}
         </tbody>

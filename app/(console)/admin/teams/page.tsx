@@ -19,7 +19,14 @@ export default function TeamsPage() {
     <>
       <h1>Teams</h1>
       <p className="muted">A team&apos;s members act, with their own role, on the nodes of the node groups given to the team.</p>
-      <CreateByNameForm id="team-name" ariaLabel="new team" label="Team name" button="Create team" pending={create.isPending} onCreate={(name, clear) => create.mutate({ name }, { onSuccess: clear })} />
+      <CreateByNameForm
+        id="team-name"
+        ariaLabel="new team"
+        label="Team name"
+        button="Create team"
+        pending={create.isPending}
+        onCreate={(name, clear) => create.mutate({ name }, { onSuccess: clear })}
+      />
       <ErrorBox error={create.error} />
       <ErrorBox error={teams.error ?? users.error ?? groups.error} />
       {teams.data?.map((t) => (

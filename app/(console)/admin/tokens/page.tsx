@@ -89,12 +89,14 @@ export default function TokensPage() {
                 {t.usedAt && <div className="muted">{when(t.usedAt)}</div>}
               </td>
               <td>{t.node?.name ?? <span className="muted">—</span>}</td>
-              <td>{t.status !== "used" && <ConfirmButton label={`Revoke ${t.note || "token"}`} confirmLabel="Really revoke" onConfirm={() => revoke.mutate({ tokenId: t.id })} />}</td>
+              <td>
+                {t.status !== "used" && (
+                  <ConfirmButton label={`Revoke ${t.note || "token"}`} confirmLabel="Really revoke" onConfirm={() => revoke.mutate({ tokenId: t.id })} />
+                )}
+              </td>
             </tr>
           ))}
-          {tokens.data?.length === 0 && (
-            <EmptyRow cols={8}>No join tokens.</EmptyRow>
-          )}
+          {tokens.data?.length === 0 && <EmptyRow cols={8}>No join tokens.</EmptyRow>}
         </tbody>
       </table>
     </>

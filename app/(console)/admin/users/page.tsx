@@ -61,7 +61,14 @@ export default function UsersPage() {
             </select>
           </Field>
           <Field label="Initial password (empty: generate a one-time password)">
-            <input id="user-password" type="password" autoComplete="new-password" value={password} onChange={(e) => setPassword(e.target.value)} style={{ width: "100%" }} />
+            <input
+              id="user-password"
+              type="password"
+              autoComplete="new-password"
+              value={password}
+              onChange={(e) => setPassword(e.target.value)}
+              style={{ width: "100%" }}
+            />
           </Field>
         </div>
         <p className="muted">The user must choose a new password at the first sign-in.</p>
@@ -102,9 +109,7 @@ export default function UsersPage() {
               onDelete={() => remove.mutate({ userId: u.id })}
             />
           ))}
-          {users.data?.length === 0 && (
-            <EmptyRow cols={8}>No users.</EmptyRow>
-          )}
+          {users.data?.length === 0 && <EmptyRow cols={8}>No users.</EmptyRow>}
         </tbody>
       </table>
     </>
@@ -179,7 +184,12 @@ function UserRow({
       <td>
         {!self && (
           <div className="row">
-            <button type="button" disabled={busy} onClick={() => onUpdate({ disabled: !u.disabled })} aria-label={`${u.disabled ? "Enable" : "Disable"} ${u.email}`}>
+            <button
+              type="button"
+              disabled={busy}
+              onClick={() => onUpdate({ disabled: !u.disabled })}
+              aria-label={`${u.disabled ? "Enable" : "Disable"} ${u.email}`}
+            >
               {u.disabled ? "Enable" : "Disable"}
             </button>
             <button type="button" disabled={busy} onClick={onReset} aria-label={`Reset password of ${u.email}`}>

@@ -2,10 +2,11 @@
 import Link from "next/link";
 import { NodeName } from "../../../components/node-name.tsx";
 import { useParams } from "next/navigation";
+import { useEffect } from "react";
 import { trpc } from "../../../lib/trpc.ts";
 import { ApiError, useCan } from "../../../components/action-bar.tsx";
 import { ago } from "../../../components/format.ts";
-import { asProgress, LayerBars, useLiveJob } from "../../../components/job-progress.tsx";
+import { asProgress, BuildLog, LayerBars, useLiveJob } from "../../../components/job-progress.tsx";
 import { describeJob } from "../../../components/jobs-table.tsx";
 import { Badge, ErrorBox } from "../../../components/ui.tsx";
 
@@ -22,6 +23,20 @@ function duration(from: string | null, to: string | null, now = Date.now()): str
 function ResultCell({ action, result }: { action: string; result: unknown }) {
   if (!result || typeof result !== "object" || Object.keys(result).length === 0) return null;
   const r = result as Record<string, unknown>;
+  if (action === "image.build" && typeof r.imageId === "string") {
+    const tags = Array.isArray(r.tags) ? r.tags.filter((t): t is string => typeof t === "string") : [];
+    return (
+      <div data-testid="build-result">
+        built <span className="mono">{r.imageId.replace(/^sha256:/, "").slice(0, 12)}</span>
+        {tags.length > 0 && (
+          <>
+            {" "}
+            tagged <span className="mono">{tags.join(", ")}</span>
+          </>
+        )}
+      </div>
+    );
+  }
   if (action === "container.run" && typeof r.name === "string") {
     return (
       <div>
@@ -54,6 +69,12 @@ export default function JobPage() {
     return { ...s, status: later(s.status, l?.status), progress: l?.progress ?? asProgress(s.progress) };
   });
   const status = j ? later(j.status, live.status) : "";
+  // Live notices carry status and progress, not a step's result: read the job again once it ends.
+  const refetch = job.refetch;
+  const ended = (RANK[live.status ?? ""] ?? 0) === 2;
+  useEffect(() => {
+    if (ended) void refetch();
+  }, [ended, refetch]);
   const count = (st: string) => steps.filter((s) => s.status === st).length;
   const stages = j ? new Set(j.steps.map((s) => s.seq)).size : 0;
   return (
@@ -80,7 +101,12 @@ export default function JobPage() {
             <span className="mono">{j.kind}</span>
             <span>by {j.createdBy ?? "system"}</span>
             <span title={new Date(j.createdAt).toLocaleString()}>created {ago(Date.parse(j.createdAt))}</span>
-            {j.startedAt && <span>ran {duration(j.startedAt, j.finishedAt)}{j.finishedAt ? "" : " so far"}</span>}
+            {j.startedAt && (
+              <span>
+                ran {duration(j.startedAt, j.finishedAt)}
+                {j.finishedAt ? "" : " so far"}
+              </span>
+            )}
             <span>
               {count("succeeded")} of {steps.length} steps succeeded
               {count("failed") ? `, ${count("failed")} failed` : ""}
@@ -123,6 +149,7 @@ export default function JobPage() {
                         </div>
                       )}
                       <LayerBars progress={s.progress} />
+                      <BuildLog progress={s.progress} />
                       <ResultCell action={s.action} result={s.result} />
                     </td>
                   </tr>

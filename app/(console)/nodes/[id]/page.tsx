@@ -88,7 +88,8 @@ export default function NodePage() {
           {confirming === "revoke" && (
             <div className="panel" role="alertdialog" aria-label="confirm revoke">
               <p style={{ marginTop: 0 }}>
-                Revoke <b>{n.name}</b>? Its credential stops working and it is disconnected now; containers on it keep running. To bring it back it must enroll again with a new join token.
+                Revoke <b>{n.name}</b>? Its credential stops working and it is disconnected now; containers on it keep running. To bring it back it must enroll
+                again with a new join token.
               </p>
               <div className="row">
                 <button type="button" className="danger" onClick={() => revoke.mutate({ nodeId: n.id })} disabled={revoke.isPending}>
