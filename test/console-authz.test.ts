@@ -440,7 +440,11 @@ describe("authorisation matrix: host-level options", () => {
 
   test("a volume whose driver options bind a host path is judged like that bind", async () => {
     const create = async (who: keyof typeof cookies, driverOpts: Record<string, string>): Promise<CallResult> => {
-      const res = await fetch(`${c.url}/api/trpc/jobs.createVolume`, { method: "POST", headers: { origin: c.url, "content-type": "application/json", cookie: cookies[who] }, body: JSON.stringify({ nodeIds: [nodeId], name: "hostroot", driverOpts }) });
+      const res = await fetch(`${c.url}/api/trpc/jobs.createVolume`, {
+        method: "POST",
+        headers: { origin: c.url, "content-type": "application/json", cookie: cookies[who] },
+        body: JSON.stringify({ nodeIds: [nodeId], name: "hostroot", driverOpts }),
+      });
       const body = (await res.json().catch(() => ({}))) as { error?: { message?: string; data?: { code?: string } } };
       return { status: res.status, code: body.error?.data?.code ?? (res.ok ? "OK" : `HTTP ${res.status}`), message: body.error?.message ?? "" };
     };

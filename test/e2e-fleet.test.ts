@@ -17,7 +17,17 @@ import { createUser, startTestConsole, type TestConsole, type TestUser } from ".
 import { PROJECT_ROOT } from "../server/console.ts";
 
 const ARTIFACTS = join(PROJECT_ROOT, "test-artifacts", "e2e-fleet");
-const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"];
+const CHROMIUM_ARGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+  "--disable-dev-shm-usage",
+];
 const MIRROR = "https://mirror.e2e.example";
 
 describe("nodes, volumes and networks in a browser", () => {
@@ -71,7 +81,10 @@ describe("nodes, volumes and networks in a browser", () => {
     await signIn(page, admin.email, admin.password);
     // Two agents on this one machine: two nodes with the same hostname.
     for (let i = 0; i < 2; i++) {
-      const r = await page.request.post("/api/trpc/admin.tokens.create", { headers: { origin: c.url, "content-type": "application/json" }, data: { note: `e2e-${i}`, nodeGroupId: null, ttlHours: 1 } });
+      const r = await page.request.post("/api/trpc/admin.tokens.create", {
+        headers: { origin: c.url, "content-type": "application/json" },
+        data: { note: `e2e-${i}`, nodeGroupId: null, ttlHours: 1 },
+      });
       assert.equal(r.status(), 200, await r.text());
       const token = ((await r.json()) as { result: { data: { token: string } } }).result.data.token;
       agents.push(await startAgent({ consoleUrl: c.url, joinToken: token, registryMirrors: i === 0 ? [MIRROR] : [], insecureRegistries: [registry.host] }));
@@ -97,7 +110,11 @@ describe("nodes, volumes and networks in a browser", () => {
     [prodAgent, otherAgent] = [agents[0]!, agents[1]!];
     const shown = await rows.locator(".node-name").allInnerTexts();
     assert.equal(new Set(shown).size, 2, `the two rows differ: ${JSON.stringify(shown)}`);
-    for (const id of [prodId, otherId]) assert.ok(shown.some((t) => t.includes(id.replace(/-/g, "").slice(0, 8))), "each row shows its node's short ID");
+    for (const id of [prodId, otherId])
+      assert.ok(
+        shown.some((t) => t.includes(id.replace(/-/g, "").slice(0, 8))),
+        "each row shows its node's short ID",
+      );
     assert.match(shown[0]!, /\d+\.\d+\.\d+\.\d+|:/, "an address is shown");
     await screenshot(page, "fleet-two-nodes-one-hostname");
   });
@@ -139,7 +156,10 @@ describe("nodes, volumes and networks in a browser", () => {
     await page.locator("[data-testid=nodes] tbody tr").nth(1).waitFor({ state: "detached" });
     await screenshot(page, "fleet-search-by-label");
     const audit = await c.services.prisma.auditLog.findMany({ where: { action: "nodes.update", outcome: "success" } });
-    assert.ok(audit.some((a) => a.targetNodeIds.includes(prodId)), "the rename is in the audit log");
+    assert.ok(
+      audit.some((a) => a.targetNodeIds.includes(prodId)),
+      "the rename is in the audit log",
+    );
   });
 
   test('Distribute: "all nodes with env=prod" picks the labelled node', async () => {
@@ -183,7 +203,10 @@ describe("nodes, volumes and networks in a browser", () => {
     await page.getByRole("dialog").getByText("every file in it are deleted for good").waitFor();
     await page.getByRole("dialog").getByRole("button", { name: "Confirm: remove e2e-data" }).click();
     assert.equal(await jobOutcome(page), "failed");
-    await page.getByTestId("step-error").getByText(/volume is in use/).waitFor();
+    await page
+      .getByTestId("step-error")
+      .getByText(/volume is in use/)
+      .waitFor();
     await screenshot(page, "volume-remove-in-use");
 
     await dockerOk(prodAgent, ["rm", "-f", "vol-user"]);
@@ -264,7 +287,10 @@ describe("nodes, volumes and networks in a browser", () => {
     await page.goto("/admin/registries");
     await page.getByLabel("Address (host[:port])").fill("https://registry.example/path");
     await page.getByRole("button", { name: "Save registry" }).click();
-    await page.locator('[data-field="address"]').getByText(/registry address must be host\[:port\]/).waitFor();
+    await page
+      .locator('[data-field="address"]')
+      .getByText(/registry address must be host\[:port\]/)
+      .waitFor();
     assert.equal(await page.getByText(/"code":|\[\s*\{/).count(), 0, "no zod JSON on the page");
     await screenshot(page, "registries-field-error");
   });
@@ -298,7 +324,10 @@ describe("nodes, volumes and networks in a browser", () => {
     await page.getByRole("button", { name: "Prune networks" }).click();
     await page.getByRole("dialog").getByRole("button", { name: "Confirm: prune networks" }).click();
     await page.getByTestId("job-notice").getByRole("link", { name: "view job" }).click();
-    await page.getByTestId("step-waiting").getByText(/waiting for .* to come back online/).waitFor();
+    await page
+      .getByTestId("step-waiting")
+      .getByText(/waiting for .* to come back online/)
+      .waitFor();
     await screenshot(page, "job-waiting-offline-node");
     await otherAgent.restart();
     await page.getByTestId("step").and(page.locator('[data-status="succeeded"]')).waitFor({ timeout: 60_000 });

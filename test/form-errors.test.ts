@@ -10,7 +10,10 @@ import { nodeMatches } from "../server/trpc/routers/nodes.ts";
 import { appRouter } from "../server/trpc/router.ts";
 
 /** What the browser gets for an input that fails validation: the console formats the error itself. */
-async function browserError(path: string, input: unknown): Promise<{ message: string; data: { code?: string; issues?: Array<{ path: Array<string | number>; message: string }> } }> {
+async function browserError(
+  path: string,
+  input: unknown,
+): Promise<{ message: string; data: { code?: string; issues?: Array<{ path: Array<string | number>; message: string }> } }> {
   const { getErrorShape, getTRPCErrorFromUnknown } = await import("@trpc/server/unstable-core-do-not-import");
   const schema = (appRouter._def.procedures as unknown as Record<string, { _def: { inputs: z.ZodType[] } }>)[path]!._def.inputs[0]!;
   const r = schema.safeParse(input);
@@ -49,7 +52,10 @@ test("an older answer with zod's JSON as its message is read the same way", () =
 });
 
 test("any other error is the form's message as the server wrote it", () => {
-  assert.deepEqual(formErrors({ message: "the current password is wrong", data: { code: "BAD_REQUEST" } }, ["current"]), { fields: {}, form: "the current password is wrong" });
+  assert.deepEqual(formErrors({ message: "the current password is wrong", data: { code: "BAD_REQUEST" } }, ["current"]), {
+    fields: {},
+    form: "the current password is wrong",
+  });
   assert.deepEqual(formErrors(null), { fields: {}, form: null });
   // "[" alone is not JSON: shown as it is.
   assert.equal(formErrors({ message: "[node 3] is offline" }).form, "[node 3] is offline");

@@ -68,7 +68,8 @@ export default function ConsoleLayout({ children }: { children: ReactNode }) {
   const user = me.data;
   // A page the role cannot use says so, instead of rendering forms whose every call is refused.
   const route = NAV.find((n) => n.href !== "/" && (path === n.href || path.startsWith(`${n.href}/`)));
-  const refused = route && ((route.admin && !user.can.admin) || (route.operate && !user.can.operate)) ? (route.admin ? "admins" : "operators and admins") : null;
+  const refused =
+    route && ((route.admin && !user.can.admin) || (route.operate && !user.can.operate)) ? (route.admin ? "admins" : "operators and admins") : null;
   return (
     <div className="shell">
       <nav className="nav">

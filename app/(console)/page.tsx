@@ -34,7 +34,13 @@ export default function FleetPage() {
         </div>
       )}
       <div className="row panel">
-        <input placeholder="Search nodes (name, ID, address, label env=prod, OS, kernel, group, version)" value={search} onChange={(e) => setSearch(e.target.value)} style={{ flex: 1 }} aria-label="search nodes" />
+        <input
+          placeholder="Search nodes (name, ID, address, label env=prod, OS, kernel, group, version)"
+          value={search}
+          onChange={(e) => setSearch(e.target.value)}
+          style={{ flex: 1 }}
+          aria-label="search nodes"
+        />
         <select value={status} onChange={(e) => setStatus(e.target.value as typeof status)} aria-label="status">
           <option value="">any status</option>
           <option value="online">online</option>
@@ -68,14 +74,24 @@ export default function FleetPage() {
                 {Object.keys(n.labels).length > 0 && (
                   <div className="row" style={{ gap: 4, marginTop: 3 }}>
                     {Object.entries(n.labels).map(([k, v]) => (
-                      <button key={k} type="button" className="badge" data-label={`${k}=${v}`} style={{ border: 0 }} title="show the nodes with this label" onClick={() => setSearch(`${k}=${v}`)}>
+                      <button
+                        key={k}
+                        type="button"
+                        className="badge"
+                        data-label={`${k}=${v}`}
+                        style={{ border: 0 }}
+                        title="show the nodes with this label"
+                        onClick={() => setSearch(`${k}=${v}`)}
+                      >
                         {k}={v}
                       </button>
                     ))}
                   </div>
                 )}
               </td>
-              <td><Badge kind={n.revoked ? "revoked" : n.online ? "online" : "offline"}>{n.revoked ? "revoked" : n.online ? "online" : "offline"}</Badge></td>
+              <td>
+                <Badge kind={n.revoked ? "revoked" : n.online ? "online" : "offline"}>{n.revoked ? "revoked" : n.online ? "online" : "offline"}</Badge>
+              </td>
               <td>{n.online ? "now" : ago(n.lastSeen)}</td>
               <td className="mono">{n.agentVersion ?? "—"}</td>
               <td>

@@ -96,7 +96,11 @@ export function ImagesTable({ nodeId: fixedNodeId }: { nodeId?: string }) {
                 <td className="mono">{img.repository}</td>
                 <td className="mono">{img.tag}</td>
                 <td className="mono" title={img.id}>
-                  {img.nodes[0] ? <Link href={`/images/${img.nodes.find((n) => n.online)?.id ?? img.nodes[0].id}/${encodeURIComponent(img.id)}`}>{shortId(img.id)}</Link> : shortId(img.id)}
+                  {img.nodes[0] ? (
+                    <Link href={`/images/${img.nodes.find((n) => n.online)?.id ?? img.nodes[0].id}/${encodeURIComponent(img.id)}`}>{shortId(img.id)}</Link>
+                  ) : (
+                    shortId(img.id)
+                  )}
                 </td>
                 <td className="mono">
                   {img.digest ? (

@@ -191,7 +191,9 @@ export function NetworksTable({ nodeId }: { nodeId?: string }) {
           <td className="num">{n.containers.length}</td>
           {!nodeId && <NodeCell node={n.node} />}
           <td>{n.created ? new Date(n.created).toLocaleString() : "—"}</td>
-          {can.operate && <td>{!PREDEFINED_NETWORKS.has(n.name) && <RemoveButton kind="network" nodeId={n.node.id} nodeName={n.node.name} id={n.id} name={n.name} />}</td>}
+          {can.operate && (
+            <td>{!PREDEFINED_NETWORKS.has(n.name) && <RemoveButton kind="network" nodeId={n.node.id} nodeName={n.node.name} id={n.id} name={n.name} />}</td>
+          )}
         </tr>
       ))}
     </Frame>

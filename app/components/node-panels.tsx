@@ -63,7 +63,14 @@ export function NodeSettings({ node }: { node: { id: string; name: string; label
             )
           }
         >
-          <textarea id="node-labels" value={labels} onChange={(e) => setLabels(e.target.value)} rows={3} placeholder={"env=prod\nrack=b2"} style={{ width: "100%" }} />
+          <textarea
+            id="node-labels"
+            value={labels}
+            onChange={(e) => setLabels(e.target.value)}
+            rows={3}
+            placeholder={"env=prod\nrack=b2"}
+            style={{ width: "100%" }}
+          />
         </Field>
       </div>
       <ApiError error={update.error} fields={NODE_FIELDS} />

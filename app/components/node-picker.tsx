@@ -18,7 +18,9 @@ export interface NodeOption {
 
 export function useNodeOptions(): { nodes: NodeOption[]; loading: boolean; error: { message: string } | null } {
   const q = trpc.nodes.list.useQuery(undefined, { staleTime: 5_000 });
-  const nodes = (q.data?.nodes ?? []).filter((n) => !n.revoked).map((n) => ({ id: n.id, name: n.name, shortId: n.shortId, addresses: n.addresses, labels: n.labels, online: n.online }));
+  const nodes = (q.data?.nodes ?? [])
+    .filter((n) => !n.revoked)
+    .map((n) => ({ id: n.id, name: n.name, shortId: n.shortId, addresses: n.addresses, labels: n.labels, online: n.online }));
   return { nodes, loading: q.isLoading, error: q.error };
 }
 

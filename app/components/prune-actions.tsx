@@ -12,7 +12,10 @@ const TEXT: Record<PruneKind, { title: string; lost: string; all?: { label: stri
   images: {
     title: "Prune images",
     lost: "Removes dangling images: untagged and used by no container. Their layers are deleted.",
-    all: { label: "every unused image, tagged or not", lost: "Also removes every tagged image no container uses: nodes must pull them again before running them." },
+    all: {
+      label: "every unused image, tagged or not",
+      lost: "Also removes every tagged image no container uses: nodes must pull them again before running them.",
+    },
   },
   containers: {
     title: "Prune stopped containers",
@@ -30,7 +33,15 @@ const TEXT: Record<PruneKind, { title: string; lost: string; all?: { label: stri
  * A "Prune …" button; the job starts only from its dialog's confirm button. Without
  * `nodeIds` the dialog asks on which nodes.
  */
-export function PruneButton({ kind, nodeIds: fixed, nodesText: fixedText }: { kind: PruneKind; nodeIds?: readonly string[]; /** "on web-1" */ nodesText?: string }) {
+export function PruneButton({
+  kind,
+  nodeIds: fixed,
+  nodesText: fixedText,
+}: {
+  kind: PruneKind;
+  nodeIds?: readonly string[];
+  /** "on web-1" */ nodesText?: string;
+}) {
   const [chosen, setChosen] = useState<string[]>([]);
   const nodeIds = fixed ?? chosen;
   const nodesText = fixedText ?? `on ${chosen.length} node${chosen.length === 1 ? "" : "s"}`;

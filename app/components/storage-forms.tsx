@@ -12,7 +12,17 @@ import { Field } from "./ui.tsx";
 const VOLUME_FIELDS = ["nodeIds", "name", "driverOpts", "labels"] as const;
 const NETWORK_FIELDS = ["nodeIds", "name", "subnet", "gateway", "labels"] as const;
 
-function LinesError({ bad, field, error, fields }: { bad: number[]; field: string; error: Parameters<typeof FieldError>[0]["error"]; fields: readonly string[] }) {
+function LinesError({
+  bad,
+  field,
+  error,
+  fields,
+}: {
+  bad: number[];
+  field: string;
+  error: Parameters<typeof FieldError>[0]["error"];
+  fields: readonly string[];
+}) {
   if (bad.length)
     return (
       <div className="field-error" role="alert" data-field={field}>
@@ -70,11 +80,15 @@ export function CreateVolumeButton({ nodeId }: { nodeId?: string }) {
                 <NodeMultiSelect id="volume-nodes" value={nodeIds} onChange={setNodeIds} />
               </Field>
             )}
-            <Field label="Driver options of the local driver (key=value a line: type=tmpfs, device=tmpfs, o=size=64m)" error={<LinesError bad={bad.opts} field="driverOpts" error={create.error} fields={VOLUME_FIELDS} />}>
+            <Field
+              label="Driver options of the local driver (key=value a line: type=tmpfs, device=tmpfs, o=size=64m)"
+              error={<LinesError bad={bad.opts} field="driverOpts" error={create.error} fields={VOLUME_FIELDS} />}
+            >
               <textarea id="volume-opts" value={opts} onChange={(e) => setOpts(e.target.value)} rows={3} style={{ width: "100%" }} />
             </Field>
             <p className="muted" style={{ fontSize: 12, margin: "3px 0" }}>
-              Options that bind a host directory (o=bind, device=/path) count as a bind mount of that path: operators need the node group&apos;s host policy to allow it.
+              Options that bind a host directory (o=bind, device=/path) count as a bind mount of that path: operators need the node group&apos;s host policy to
+              allow it.
             </p>
             <Field label="Labels (key=value a line)" error={<LinesError bad={bad.labels} field="labels" error={create.error} fields={VOLUME_FIELDS} />}>
               <textarea id="volume-labels" value={labels} onChange={(e) => setLabels(e.target.value)} rows={2} style={{ width: "100%" }} />
@@ -154,7 +168,8 @@ export function CreateNetworkButton({ nodeId }: { nodeId?: string }) {
               </Field>
             </div>
             <label htmlFor="network-internal" style={{ fontWeight: 400 }}>
-              <input id="network-internal" type="checkbox" checked={internal} onChange={(e) => setInternal(e.target.checked)} /> Internal (no route out of the node)
+              <input id="network-internal" type="checkbox" checked={internal} onChange={(e) => setInternal(e.target.checked)} /> Internal (no route out of the
+              node)
             </label>
             <Field label="Labels (key=value a line)" error={<LinesError bad={bad} field="labels" error={create.error} fields={NETWORK_FIELDS} />}>
               <textarea id="network-labels" value={labels} onChange={(e) => setLabels(e.target.value)} rows={2} style={{ width: "100%" }} />

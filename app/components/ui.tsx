@@ -18,7 +18,15 @@ export function ErrorBox({ error }: { error: ApiErrorLike | null | undefined }) 
 }
 
 /** A labelled form control: the label points at the control's own `id`, so the two cannot drift apart. */
-export function Field({ label, children, error }: { label: string; children: ReactNode; /** the field's own message (<FieldError>), under the control */ error?: ReactNode }) {
+export function Field({
+  label,
+  children,
+  error,
+}: {
+  label: string;
+  children: ReactNode;
+  /** the field's own message (<FieldError>), under the control */ error?: ReactNode;
+}) {
   const id = isValidElement<{ id?: string }>(children) ? children.props.id : undefined;
   return (
     <div>

@@ -38,7 +38,10 @@ export function issuesOf(error: ApiErrorLike | null | undefined): Issue[] | null
     const out: Issue[] = [];
     for (const i of parsed as Array<{ path?: unknown; message?: unknown }>) {
       if (typeof i?.message !== "string") return null;
-      out.push({ path: Array.isArray(i.path) ? i.path.filter((p): p is string | number => typeof p === "string" || typeof p === "number") : [], message: i.message });
+      out.push({
+        path: Array.isArray(i.path) ? i.path.filter((p): p is string | number => typeof p === "string" || typeof p === "number") : [],
+        message: i.message,
+      });
     }
     return out;
   } catch {

@@ -7,7 +7,8 @@ export function labelsSchema(opts: { key: RegExp; keyRule: string; maxKey: numbe
     if (keys.length > opts.maxLabels) ctx.addIssue({ code: "custom", message: `at most ${opts.maxLabels} labels` });
     for (const k of keys) {
       if (!k.trim()) ctx.addIssue({ code: "custom", path: [k], message: "a label needs a key" });
-      else if (k.length > opts.maxKey || !opts.key.test(k)) ctx.addIssue({ code: "custom", path: [k], message: `label key ${JSON.stringify(k)}: ${opts.keyRule}` });
+      else if (k.length > opts.maxKey || !opts.key.test(k))
+        ctx.addIssue({ code: "custom", path: [k], message: `label key ${JSON.stringify(k)}: ${opts.keyRule}` });
     }
   });
 }

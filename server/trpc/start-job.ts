@@ -17,9 +17,16 @@ export async function requireHostAccess(ctx: AuthedContext, steps: readonly Step
 }
 
 export async function startJob(ctx: AuthedContext, kind: string, params: Record<string, unknown>, steps: StepSpec[]): Promise<{ jobId: string }> {
-  await requireNodes(ctx, steps.map((s) => s.nodeId), "operate");
+  await requireNodes(
+    ctx,
+    steps.map((s) => s.nodeId),
+    "operate",
+  );
   // Every job passes here, so no procedure that makes a container can skip the host check.
-  await requireHostAccess(ctx, steps.map((s) => ({ nodeId: s.nodeId, action: s.action, params: s.params })));
+  await requireHostAccess(
+    ctx,
+    steps.map((s) => ({ nodeId: s.nodeId, action: s.action, params: s.params })),
+  );
   const { jobId } = await ctx.services.jobs.create({ kind, params, steps, createdById: ctx.user.id });
   ctx.audit.details.jobId = jobId;
   return { jobId };

@@ -34,8 +34,19 @@ export interface Context {
 const t = initTRPC.context<Context>().create({
   errorFormatter({ shape, error }) {
     // Input validation failures carry their issues by field, for forms to show each under its control (app/lib/form-errors.ts).
-    const issues = error.code === "BAD_REQUEST" && error.cause instanceof ZodError ? error.cause.issues.slice(0, 50).map((i) => ({ path: i.path.map((p) => (typeof p === "symbol" ? String(p) : p)), message: i.message })) : undefined;
-    return { ...shape, data: { ...shape.data, stack: undefined, cause: error.cause instanceof Error && error.code !== "INTERNAL_SERVER_ERROR" && !issues ? error.cause.message : undefined, issues } };
+    const issues =
+      error.code === "BAD_REQUEST" && error.cause instanceof ZodError
+        ? error.cause.issues.slice(0, 50).map((i) => ({ path: i.path.map((p) => (typeof p === "symbol" ? String(p) : p)), message: i.message }))
+        : undefined;
+    return {
+      ...shape,
+      data: {
+        ...shape.data,
+        stack: undefined,
+        cause: error.cause instanceof Error && error.code !== "INTERNAL_SERVER_ERROR" && !issues ? error.cause.message : undefined,
+        issues,
+      },
+    };
   },
 });
 

@@ -69,7 +69,11 @@ export const inventoryRouter = router({
     const here = all.find((x) => x.node.id === input.nodeId);
     const wanted = input.id.startsWith("sha256:") ? input.id : `sha256:${input.id}`;
     const img = here?.inv?.images.find((i) => i.id === wanted);
-    if (!here || !img) throw new TRPCError({ code: "NOT_FOUND", message: `image ${input.id} is not on this node${here?.node.online === false ? " (as last known: the node is offline)" : ""}` });
+    if (!here || !img)
+      throw new TRPCError({
+        code: "NOT_FOUND",
+        message: `image ${input.id} is not on this node${here?.node.online === false ? " (as last known: the node is offline)" : ""}`,
+      });
     const tags = img.repoTags.map((rt) => {
       const i = rt.lastIndexOf(":");
       const repository = rt.slice(0, i);
@@ -106,7 +110,11 @@ export const inventoryRouter = router({
             if (!has(q, repository, tag, img.id, ...img.repoDigests)) continue;
             const key = `${rt}|${img.id}`;
             let row = rows.get(key);
-            if (!row) rows.set(key, (row = { repository, tag, id: img.id, digest: cliDigest(repository, img.repoDigests), size: img.size, created: img.created, nodes: [] }));
+            if (!row)
+              rows.set(
+                key,
+                (row = { repository, tag, id: img.id, digest: cliDigest(repository, img.repoDigests), size: img.size, created: img.created, nodes: [] }),
+              );
             row.nodes.push(node);
           }
         }

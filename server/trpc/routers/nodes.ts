@@ -8,7 +8,13 @@ import { adminProcedure, authedProcedure, requireNodes, router, type AuthedConte
 const NodeId = z.uuid({ error: "not a node ID" });
 
 /** Node labels: keys as `docker --label` writes them, so "env=prod" selects cleanly. */
-const Labels = labelsSchema({ key: /^[A-Za-z0-9][A-Za-z0-9._\/-]*$/, keyRule: "letters, digits and . _ / - only (no spaces, no =)", maxKey: 128, maxValue: 256, maxLabels: 64 });
+const Labels = labelsSchema({
+  key: /^[A-Za-z0-9][A-Za-z0-9._\/-]*$/,
+  keyRule: "letters, digits and . _ / - only (no spaces, no =)",
+  maxKey: 128,
+  maxValue: 256,
+  maxLabels: 64,
+});
 
 /** The labels column as stored (anything not a string map counts as none). */
 export function labelsOf(json: unknown): Record<string, string> {
@@ -40,7 +46,19 @@ export function nodeMatches(n: Pick<NodeSummary, "id" | "name" | "hostname" | "l
     const [, k, v] = eq as unknown as [string, string, string];
     return Object.entries(n.labels).some(([lk, lv]) => lk.toLowerCase() === k && (v === "" || lv.toLowerCase() === v));
   }
-  return [n.name, n.hostname, n.id, shortId(n.id), n.os, n.kernel, n.group?.name, n.agentVersion, n.architecture, ...n.addresses, ...Object.entries(n.labels).map(([k, v]) => `${k}=${v}`)].some((v) => v?.toLowerCase().includes(q));
+  return [
+    n.name,
+    n.hostname,
+    n.id,
+    shortId(n.id),
+    n.os,
+    n.kernel,
+    n.group?.name,
+    n.agentVersion,
+    n.architecture,
+    ...n.addresses,
+    ...Object.entries(n.labels).map(([k, v]) => `${k}=${v}`),
+  ].some((v) => v?.toLowerCase().includes(q));
 }
 
 export interface NodeSummary {
@@ -70,8 +88,30 @@ export interface NodeSummary {
   createdAt: string;
 }
 
-type NodeRow = { id: string; name: string; hostname: string; createdAt: Date; revokedAt: Date | null; lastSeenAt: Date | null; agentVersion: string | null; labels: unknown; facts: unknown; group: { id: string; name: string } | null };
-export const NODE_ROW_SELECT = { id: true, name: true, hostname: true, createdAt: true, revokedAt: true, lastSeenAt: true, agentVersion: true, labels: true, facts: true, group: { select: { id: true, name: true } } } as const;
+type NodeRow = {
+  id: string;
+  name: string;
+  hostname: string;
+  createdAt: Date;
+  revokedAt: Date | null;
+  lastSeenAt: Date | null;
+  agentVersion: string | null;
+  labels: unknown;
+  facts: unknown;
+  group: { id: string; name: string } | null;
+};
+export const NODE_ROW_SELECT = {
+  id: true,
+  name: true,
+  hostname: true,
+  createdAt: true,
+  revokedAt: true,
+  lastSeenAt: true,
+  agentVersion: true,
+  labels: true,
+  facts: true,
+  group: { select: { id: true, name: true } },
+} as const;
 
 export function summarizeNode(row: NodeRow, st: NodeStatus | undefined): NodeSummary {
   const inv = st?.inventory;
@@ -137,7 +177,11 @@ export interface NodeRef {
  */
 export async function visibleNodeRefs(ctx: AuthedContext): Promise<NodeRef[]> {
   const scope = await ctx.nodeScope();
-  const rows = await ctx.services.prisma.node.findMany({ where: scope.all ? {} : { id: { in: [...scope.nodeIds] } }, select: { id: true, name: true, facts: true }, orderBy: { name: "asc" } });
+  const rows = await ctx.services.prisma.node.findMany({
+    where: scope.all ? {} : { id: { in: [...scope.nodeIds] } },
+    select: { id: true, name: true, facts: true },
+    orderBy: { name: "asc" },
+  });
   return rows.map((r) => {
     const st = ctx.services.hub.node(r.id);
     const online = st?.online ?? false;
@@ -149,26 +193,28 @@ export async function visibleNodeRefs(ctx: AuthedContext): Promise<NodeRef[]> {
 
 export const nodesRouter = router({
   /** The fleet dashboard: every node the user may see, with status and the `docker info` set; `search` matches name, ID, address, label ("env=prod"), OS, kernel, group, version. */
-  list: authedProcedure.input(z.object({ search: z.string().max(200).optional(), status: z.enum(["online", "offline", "revoked"]).optional() }).optional()).query(async ({ ctx, input }) => {
-    await requireNodes(ctx, [], "read");
-    const all = await visibleNodes(ctx);
-    let nodes = all;
-    const q = input?.search?.trim();
-    if (q) nodes = nodes.filter((n) => nodeMatches(n, q));
-    if (input?.status === "online") nodes = nodes.filter((n) => n.online);
-    if (input?.status === "offline") nodes = nodes.filter((n) => !n.online && !n.revoked);
-    if (input?.status === "revoked") nodes = nodes.filter((n) => n.revoked);
-    return {
-      nodes,
-      totals: {
-        nodes: all.length,
-        online: all.filter((n) => n.online).length,
-        containers: all.reduce((a, n) => a + n.containers.total, 0),
-        running: all.reduce((a, n) => a + n.containers.running, 0),
-        images: all.reduce((a, n) => a + n.images, 0),
-      },
-    };
-  }),
+  list: authedProcedure
+    .input(z.object({ search: z.string().max(200).optional(), status: z.enum(["online", "offline", "revoked"]).optional() }).optional())
+    .query(async ({ ctx, input }) => {
+      await requireNodes(ctx, [], "read");
+      const all = await visibleNodes(ctx);
+      let nodes = all;
+      const q = input?.search?.trim();
+      if (q) nodes = nodes.filter((n) => nodeMatches(n, q));
+      if (input?.status === "online") nodes = nodes.filter((n) => n.online);
+      if (input?.status === "offline") nodes = nodes.filter((n) => !n.online && !n.revoked);
+      if (input?.status === "revoked") nodes = nodes.filter((n) => n.revoked);
+      return {
+        nodes,
+        totals: {
+          nodes: all.length,
+          online: all.filter((n) => n.online).length,
+          containers: all.reduce((a, n) => a + n.containers.total, 0),
+          running: all.reduce((a, n) => a + n.containers.running, 0),
+          images: all.reduce((a, n) => a + n.images, 0),
+        },
+      };
+    }),
 
   get: authedProcedure.input(z.object({ nodeId: NodeId })).query(async ({ ctx, input }) => {
     await requireNodes(ctx, [input.nodeId], "read");
@@ -223,7 +269,14 @@ export const nodesRouter = router({
   }),
 
   update: adminProcedure
-    .input(z.object({ nodeId: NodeId, name: z.string().trim().min(1, "a name is needed").max(253).optional(), groupId: z.uuid().nullable().optional(), labels: Labels.optional() }))
+    .input(
+      z.object({
+        nodeId: NodeId,
+        name: z.string().trim().min(1, "a name is needed").max(253).optional(),
+        groupId: z.uuid().nullable().optional(),
+        labels: Labels.optional(),
+      }),
+    )
     .mutation(async ({ ctx, input }) => {
       ctx.audit.nodeIds.add(input.nodeId);
       if (input.groupId) {
@@ -232,7 +285,11 @@ export const nodesRouter = router({
       }
       const r = await ctx.services.prisma.node.updateMany({
         where: { id: input.nodeId },
-        data: { ...(input.name !== undefined ? { name: input.name } : {}), ...(input.groupId !== undefined ? { groupId: input.groupId } : {}), ...(input.labels !== undefined ? { labels: input.labels } : {}) },
+        data: {
+          ...(input.name !== undefined ? { name: input.name } : {}),
+          ...(input.groupId !== undefined ? { groupId: input.groupId } : {}),
+          ...(input.labels !== undefined ? { labels: input.labels } : {}),
+        },
       });
       if (!r.count) throw new TRPCError({ code: "NOT_FOUND", message: `node ${input.nodeId} does not exist` });
       ctx.services.live.nodeChanged(input.nodeId, "status");

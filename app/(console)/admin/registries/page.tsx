@@ -43,13 +43,31 @@ export default function RegistriesPage() {
         <b>{known ? `Edit ${known.address}` : "Add a registry"}</b>
         <div className="grid2">
           <Field label="Address (host[:port])" error={<FieldError error={save.error} field="address" fields={REGISTRY_FIELDS} />}>
-            <input id="registry-address" value={address} onChange={(e) => setAddress(e.target.value)} placeholder="registry.example.com:5000" required style={{ width: "100%" }} />
+            <input
+              id="registry-address"
+              value={address}
+              onChange={(e) => setAddress(e.target.value)}
+              placeholder="registry.example.com:5000"
+              required
+              style={{ width: "100%" }}
+            />
           </Field>
           <Field label="Username" error={<FieldError error={save.error} field="username" fields={REGISTRY_FIELDS} />}>
             <input id="registry-username" value={username} onChange={(e) => setUsername(e.target.value)} autoComplete="off" style={{ width: "100%" }} />
           </Field>
-          <Field label={`Password${known?.hasPassword ? " (empty: keep the stored one)" : ""}`} error={<FieldError error={save.error} field="password" fields={REGISTRY_FIELDS} />}>
-            <input id="registry-password" type="password" value={password} onChange={(e) => setPassword(e.target.value)} autoComplete="new-password" disabled={clearPassword} style={{ width: "100%" }} />
+          <Field
+            label={`Password${known?.hasPassword ? " (empty: keep the stored one)" : ""}`}
+            error={<FieldError error={save.error} field="password" fields={REGISTRY_FIELDS} />}
+          >
+            <input
+              id="registry-password"
+              type="password"
+              value={password}
+              onChange={(e) => setPassword(e.target.value)}
+              autoComplete="new-password"
+              disabled={clearPassword}
+              style={{ width: "100%" }}
+            />
           </Field>
           <div>
             <label htmlFor="registry-insecure">

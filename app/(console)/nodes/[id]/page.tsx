@@ -139,7 +139,10 @@ export default function NodePage() {
                   <dt className="muted" style={{ fontSize: 12 }}>
                     {k}
                   </dt>
-                  <dd style={{ margin: 0, overflowWrap: "anywhere" }} className={k === "Kernel" || k === "Agent version" || k === "Node ID" || k === "Addresses" ? "mono" : ""}>
+                  <dd
+                    style={{ margin: 0, overflowWrap: "anywhere" }}
+                    className={k === "Kernel" || k === "Agent version" || k === "Node ID" || k === "Addresses" ? "mono" : ""}
+                  >
                     {v}
                   </dd>
                 </div>

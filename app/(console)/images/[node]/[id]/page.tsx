@@ -55,7 +55,12 @@ export default function ImagePage() {
                   ["Image ID", img.id],
                   ["Size", bytes(img.size)],
                   ["Created", `${new Date(img.created * 1000).toLocaleString()} (${ago(img.created * 1000)})`],
-                  ["Labels", Object.entries(img.labels).map(([k, v]) => `${k}=${v}`).join(", ") || "none"],
+                  [
+                    "Labels",
+                    Object.entries(img.labels)
+                      .map(([k, v]) => `${k}=${v}`)
+                      .join(", ") || "none",
+                  ],
                 ] as Array<[string, string]>
               ).map(([k, v]) => (
                 <div key={k}>
@@ -72,7 +77,16 @@ export default function ImagePage() {
           {can.operate && (
             <div className="row panel">
               {img.tags.length > 0 && (
-                <button type="button" onClick={() => pull.mutate({ nodeIds: [nodeId], reference: `${img.tags[0]!.repository}:${img.tags[0]!.tag}` }, started(`Pull of ${img.tags[0]!.repository}:${img.tags[0]!.tag}`))} disabled={pull.isPending || !online}>
+                <button
+                  type="button"
+                  onClick={() =>
+                    pull.mutate(
+                      { nodeIds: [nodeId], reference: `${img.tags[0]!.repository}:${img.tags[0]!.tag}` },
+                      started(`Pull of ${img.tags[0]!.repository}:${img.tags[0]!.tag}`),
+                    )
+                  }
+                  disabled={pull.isPending || !online}
+                >
                   Pull {img.tags[0]!.repository}:{img.tags[0]!.tag} again
                 </button>
               )}
@@ -82,7 +96,8 @@ export default function ImagePage() {
                 </button>
               ) : (
                 <span className="row" role="alertdialog" aria-label="confirm remove">
-                  Removes {img.tags.length ? `the tags ${img.tags.map((t) => `${t.repository}:${t.tag}`).join(", ")} and ` : ""}the image from {img.node.name}; layers no other image uses are deleted.
+                  Removes {img.tags.length ? `the tags ${img.tags.map((t) => `${t.repository}:${t.tag}`).join(", ")} and ` : ""}the image from {img.node.name};
+                  layers no other image uses are deleted.
                   <label htmlFor="image-force" style={{ fontWeight: 400, margin: 0 }}>
                     <input id="image-force" type="checkbox" checked={force} onChange={(e) => setForce(e.target.checked)} /> force (also when containers use it)
                   </label>
@@ -182,7 +197,11 @@ export default function ImagePage() {
           <ul data-testid="image-nodes">
             {img.nodes.map((n) => (
               <li key={n.id}>
-                {n.id === nodeId ? <NodeName node={n} /> : <Link href={`/images/${n.id}/${encodeURIComponent(img.id)}`}>{`${n.name} · ${n.shortId}${n.address ? ` · ${n.address}` : ""}`}</Link>}{" "}
+                {n.id === nodeId ? (
+                  <NodeName node={n} />
+                ) : (
+                  <Link href={`/images/${n.id}/${encodeURIComponent(img.id)}`}>{`${n.name} · ${n.shortId}${n.address ? ` · ${n.address}` : ""}`}</Link>
+                )}{" "}
                 {!n.online && <LastKnown asOf={n.asOf} />}
               </li>
             ))}

@@ -38,14 +38,27 @@ export default function VolumePage() {
       {v && (
         <>
           <div className="panel">
-            <dl data-testid="volume-facts" style={{ display: "grid", gridTemplateColumns: "repeat(auto-fill, minmax(230px, 1fr))", gap: "8px 20px", margin: 0 }}>
+            <dl
+              data-testid="volume-facts"
+              style={{ display: "grid", gridTemplateColumns: "repeat(auto-fill, minmax(230px, 1fr))", gap: "8px 20px", margin: 0 }}
+            >
               {(
                 [
                   ["Driver", v.driver],
                   ["Mount point", v.mountpoint],
                   ["Created", v.createdAt ? new Date(v.createdAt).toLocaleString() : "—"],
-                  ["Options", Object.entries(v.options).map(([k, x]) => `${k}=${x}`).join(", ") || "none"],
-                  ["Labels", Object.entries(v.labels).map(([k, x]) => `${k}=${x}`).join(", ") || "none"],
+                  [
+                    "Options",
+                    Object.entries(v.options)
+                      .map(([k, x]) => `${k}=${x}`)
+                      .join(", ") || "none",
+                  ],
+                  [
+                    "Labels",
+                    Object.entries(v.labels)
+                      .map(([k, x]) => `${k}=${x}`)
+                      .join(", ") || "none",
+                  ],
                 ] as Array<[string, string]>
               ).map(([k, x]) => (
                 <div key={k}>
