@@ -135,6 +135,7 @@ export class StandInEngine implements StandInSurface {
       ncpu: 4,
       memTotal: 8 * 1024 ** 3,
       cgroupVersion: "2",
+      addresses: [`10.99.${Math.floor(n / 256) % 256}.${n % 256}`],
     };
 
     // Started three days ago: the status text ("Up 3 days") then stays put, so the only

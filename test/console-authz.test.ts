@@ -118,7 +118,7 @@ describe("authorisation matrix", () => {
       "nodes.get": { nodeId },
       "nodes.revoke": { nodeId: randomUUID() },
       "nodes.delete": { nodeId: randomUUID() },
-      "nodes.update": { nodeId: randomUUID(), name: "x" },
+      "nodes.update": { nodeId: randomUUID(), name: "x", labels: { env: "prod" } },
       "inventory.images": { nodeId },
       "inventory.containers": { nodeId },
       "inventory.volumes": { nodeId },
@@ -126,6 +126,17 @@ describe("authorisation matrix", () => {
       "inventory.containerLogs": { nodeId, id: "web" },
       "inventory.containerInspect": { nodeId, id: "web" },
       "inventory.imageHistory": { nodeId, reference: "busybox" },
+      "inventory.volume": { nodeId, name: "data" },
+      "inventory.image": { nodeId, id: "sha256:0000" },
+      "nodes.engine": { nodeId },
+      "nodes.diskUsage": { nodeId },
+      "jobs.createVolume": { nodeIds: [nodeId], name: "data", driverOpts: { type: "tmpfs", device: "tmpfs" } },
+      "jobs.removeVolumes": { targets: [{ nodeId, name: "data" }] },
+      "jobs.pruneVolumes": { nodeIds: [nodeId] },
+      "jobs.createNetwork": { nodeIds: [nodeId], name: "backend", subnet: "10.30.0.0/24", gateway: "10.30.0.1" },
+      "jobs.removeNetworks": { targets: [{ nodeId, id: "backend" }] },
+      "jobs.pruneNetworks": { nodeIds: [nodeId] },
+      "jobs.pruneContainers": { nodeIds: [nodeId] },
       "jobs.list": { nodeId },
       "jobs.get": { jobId },
       "jobs.cancel": { jobId },
@@ -425,6 +436,29 @@ describe("authorisation matrix: host-level options", () => {
       ports: ["8080:80"],
     });
     assert.equal(r.code, "OK", r.message);
+  });
+
+  test("a volume whose driver options bind a host path is judged like that bind", async () => {
+    const create = async (who: keyof typeof cookies, driverOpts: Record<string, string>): Promise<CallResult> => {
+      const res = await fetch(`${c.url}/api/trpc/jobs.createVolume`, {
+        method: "POST",
+        headers: { origin: c.url, "content-type": "application/json", cookie: cookies[who] },
+        body: JSON.stringify({ nodeIds: [nodeId], name: "hostroot", driverOpts }),
+      });
+      const body = (await res.json().catch(() => ({}))) as { error?: { message?: string; data?: { code?: string } } };
+      return { status: res.status, code: body.error?.data?.code ?? (res.ok ? "OK" : `HTTP ${res.status}`), message: body.error?.message ?? "" };
+    };
+    const op = await create("operator", { type: "none", o: "bind", device: "/" });
+    assert.equal(op.code, "FORBIDDEN", op.message);
+    assert.match(op.message, /--opt "device=\/" binds host path \/,/);
+    assert.equal((await create("operator", { type: "tmpfs", device: "tmpfs", o: "size=1m" })).code, "OK");
+    assert.equal((await create("admin", { type: "none", o: "bind", device: "/" })).code, "OK");
+    await setPolicy({ allowHostNetwork: false, bindMounts: [{ path: "/srv/data", access: "rw" }] });
+    try {
+      assert.equal((await create("operator", { type: "none", o: "bind", device: "/srv/data/vol" })).code, "OK");
+    } finally {
+      await setPolicy({ allowHostNetwork: false, bindMounts: [] });
+    }
   });
 
   test("a node group's policy: operators inside its prefixes, read-only where it says so, nothing else", async () => {

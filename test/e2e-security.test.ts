@@ -245,7 +245,9 @@ describe("console security in a browser", () => {
     await page.getByRole("heading", { name: "Fleet" }).waitFor();
     assert.equal(await page.getByRole("link", { name: "Security" }).count(), 0);
     await page.goto("/admin/security");
-    await page.getByText("needs the admin role; you are viewer").first().waitFor();
+    // The admins-only page, not the forms with every call refused.
+    await page.getByTestId("not-allowed").getByRole("heading", { name: "For admins only" }).waitFor();
+    await page.getByTestId("not-allowed").getByText("viewer").waitFor();
     assert.equal(await page.getByTestId("locks").locator("tbody tr").count(), 0);
     await screenshot(page, "viewer-admin-security");
     await page.context().close();

@@ -90,6 +90,11 @@ export const HostFactsSchema = z.object({
   ncpu: z.number().int().nonnegative(),
   memTotal: z.number().nonnegative(),
   cgroupVersion: z.enum(["1", "2"]),
+  /**
+   * The node's own addresses (not loopback, link-local or the engine's bridges), so two
+   * nodes with one hostname can be told apart. Optional: agents before it send none.
+   */
+  addresses: z.array(z.string().max(64)).max(64).optional(),
 });
 export type HostFactsWire = z.infer<typeof HostFactsSchema>;
 
@@ -347,9 +352,23 @@ export const SystemInfoSchema = z.object({
   registryMirrors: z.array(z.string()),
   insecureRegistries: z.array(z.string()),
   systemTime: z.string(),
+  /** The OCI runtime containers run with (`docker info` Default Runtime); optional: older agents leave it out. */
+  defaultRuntime: z.string().optional(),
 });
 export type SystemInfo = z.infer<typeof SystemInfoSchema>;
 
+/** `docker system df`, summed: what images, containers and volumes take on the data root. */
+export const SystemDfSchema = z.object({
+  images: z.object({ count: z.number().int(), active: z.number().int(), size: z.number() }),
+  containers: z.object({ count: z.number().int(), running: z.number().int(), size: z.number() }),
+  volumes: z.object({ count: z.number().int(), inUse: z.number().int(), size: z.number() }),
+});
+export type SystemDf = z.infer<typeof SystemDfSchema>;
+
+const VolumeNameSchema = z.string().min(1).max(256);
+const NetworkRefSchema = z.string().min(1).max(256);
+const LabelsSchema = z.record(z.string().max(256), z.string().max(4096));
+const PruneResult = z.object({ deleted: z.array(z.string()), spaceReclaimed: z.number() });
 /** One reading of a container's usage, as `docker stats` computes it. */
 export const StatsSampleSchema = z.object({
   /** Unix milliseconds of the reading. */
@@ -539,6 +558,84 @@ export const METHODS = {
     abortable: false,
     defaultTimeoutMs: MINUTE,
   },
+  "system.df": { params: NoParams, result: SystemDfSchema, stream: z.never(), mutating: false, abortable: false, defaultTimeoutMs: 5 * MINUTE },
+  "container.prune": { params: NoParams, result: PruneResult, stream: z.never(), mutating: true, abortable: false, defaultTimeoutMs: 10 * MINUTE },
+  "volume.create": {
+    params: z.object({
+      name: VolumeNameSchema.optional(),
+      driverOpts: z.record(z.string().max(256), z.string().max(4096)).default({}),
+      labels: LabelsSchema.default({}),
+    }),
+    result: z.object({ name: z.string() }),
+    stream: z.never(),
+    mutating: true,
+    abortable: false,
+    defaultTimeoutMs: 2 * MINUTE,
+  },
+  "volume.remove": {
+    params: z.object({ name: VolumeNameSchema, force: z.boolean().default(false) }),
+    result: NoResult,
+    stream: z.never(),
+    mutating: true,
+    abortable: false,
+    defaultTimeoutMs: 5 * MINUTE,
+  },
+  /** `all`: also named volumes (Docker's `volume prune --all`); otherwise anonymous ones only. */
+  "volume.prune": {
+    params: z.object({ all: z.boolean().default(false) }),
+    result: PruneResult,
+    stream: z.never(),
+    mutating: true,
+    abortable: false,
+    defaultTimeoutMs: 10 * MINUTE,
+  },
+  /** A volume with the containers that use it (any state). */
+  "volume.inspect": {
+    params: z.object({ name: VolumeNameSchema }),
+    result: z.object({
+      name: z.string(),
+      driver: z.string(),
+      mountpoint: z.string(),
+      createdAt: z.string(),
+      labels: z.record(z.string(), z.string()),
+      options: z.record(z.string(), z.string()),
+      containers: z.array(z.object({ id: z.string(), name: z.string(), state: z.string() })),
+    }),
+    stream: z.never(),
+    mutating: false,
+    abortable: false,
+    defaultTimeoutMs: MINUTE,
+  },
+  "network.create": {
+    params: z.object({
+      name: NetworkRefSchema,
+      subnet: z.string().max(64).optional(),
+      gateway: z.string().max(64).optional(),
+      internal: z.boolean().default(false),
+      labels: LabelsSchema.default({}),
+    }),
+    result: z.object({ id: z.string() }),
+    stream: z.never(),
+    mutating: true,
+    abortable: false,
+    defaultTimeoutMs: 2 * MINUTE,
+  },
+  "network.remove": {
+    params: z.object({ id: NetworkRefSchema }),
+    result: NoResult,
+    stream: z.never(),
+    mutating: true,
+    abortable: false,
+    defaultTimeoutMs: 2 * MINUTE,
+  },
+  "network.prune": {
+    params: NoParams,
+    result: z.object({ deleted: z.array(z.string()) }),
+    stream: z.never(),
+    mutating: true,
+    abortable: false,
+    defaultTimeoutMs: 5 * MINUTE,
+  },
   "container.create": {
     params: CreateOptionsSchema,
     result: z.object({ id: z.string(), name: z.string() }),
@@ -693,6 +790,15 @@ export const RequestSchema = z.discriminatedUnion("method", [
   requestOf("image.remove"),
   requestOf("image.prune"),
   requestOf("image.history"),
+  requestOf("system.df"),
+  requestOf("container.prune"),
+  requestOf("volume.create"),
+  requestOf("volume.remove"),
+  requestOf("volume.prune"),
+  requestOf("volume.inspect"),
+  requestOf("network.create"),
+  requestOf("network.remove"),
+  requestOf("network.prune"),
   requestOf("container.create"),
   requestOf("container.start"),
   requestOf("container.stop"),

@@ -152,6 +152,7 @@ export function linkHandlers(engine: Engine, log: DebugLog): Handlers {
         registryMirrors: engine.config.registryMirrors,
         insecureRegistries: engine.config.insecureRegistries,
         systemTime: new Date().toISOString(),
+        defaultRuntime: "runc",
       };
     },
     "image.pull": async (p, ctx) => {
@@ -235,6 +236,75 @@ export function linkHandlers(engine: Engine, log: DebugLog): Handlers {
       return { ...deleteLists(r.deleted), spaceReclaimed: r.spaceReclaimed };
     },
     "image.history": async (p) => ({ items: await images.history(p.reference) }),
+    "system.df": async () => {
+      const du = await images.diskUsage();
+      const all = containers.list();
+      let containerBytes = 0;
+      for (const c of all) containerBytes += await containers.sizeRw(c.id);
+      const vols = await engine.volumes.list({});
+      let volumeBytes = 0;
+      let inUse = 0;
+      for (const v of vols) {
+        volumeBytes += (await engine.volumes.usage(v.name).catch(bestEffort(log, `measure volume ${v.name}`))) ?? 0;
+        if (containers.volumeUsers(v.name).length) inUse++;
+      }
+      return {
+        images: { count: du.images.length, active: du.images.filter((i) => all.some((c) => c.imageId === i.id)).length, size: du.layersSize },
+        containers: { count: all.length, running: all.filter((c) => c.state.status === "running").length, size: containerBytes },
+        volumes: { count: vols.length, inUse, size: volumeBytes },
+      };
+    },
+    "container.prune": async (_p, ctx) => {
+      const r = await containers.prune();
+      ctx.inventoryChanged();
+      return r;
+    },
+    "volume.create": async (p, ctx) => {
+      const v = await engine.volumes.create({ ...(p.name ? { name: p.name } : {}), labels: p.labels, options: p.driverOpts });
+      ctx.inventoryChanged();
+      return { name: v.name };
+    },
+    "volume.remove": async (p, ctx) => {
+      await engine.volumes.remove(p.name, { force: p.force }, (n) => containers.volumeUsers(n));
+      ctx.inventoryChanged();
+      return {};
+    },
+    "volume.prune": async (p, ctx) => {
+      const r = await engine.volumes.prune((n) => containers.volumeUsers(n).length > 0, { all: p.all });
+      ctx.inventoryChanged();
+      return r;
+    },
+    "volume.inspect": async (p) => {
+      const v = await engine.volumes.get(p.name);
+      const users = new Set(containers.volumeUsers(v.name));
+      return {
+        name: v.name,
+        driver: v.driver,
+        mountpoint: v.mountpoint,
+        createdAt: v.createdAt,
+        labels: v.labels,
+        options: v.options,
+        containers: containers
+          .list()
+          .filter((c) => users.has(c.id))
+          .map((c) => ({ id: c.id, name: c.name, state: c.state.status })),
+      };
+    },
+    "network.create": async (p, ctx) => {
+      const n = await engine.network.createNetwork({ name: p.name, subnet: p.subnet, gateway: p.gateway, internal: p.internal, labels: p.labels });
+      ctx.inventoryChanged();
+      return { id: n.id };
+    },
+    "network.remove": async (p, ctx) => {
+      await engine.network.removeNetwork(p.id);
+      ctx.inventoryChanged();
+      return {};
+    },
+    "network.prune": async (_p, ctx) => {
+      const deleted = await engine.network.prune();
+      ctx.inventoryChanged();
+      return { deleted };
+    },
     "container.create": async (p) => {
       const record = await containers.create(p);
       return { id: record.id, name: record.name };

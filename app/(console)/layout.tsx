@@ -66,6 +66,10 @@ export default function ConsoleLayout({ children }: { children: ReactNode }) {
 
   if (!me.data) return <div className="main muted">{me.error ? me.error.message : "Loading…"}</div>;
   const user = me.data;
+  // A page the role cannot use says so, instead of rendering forms whose every call is refused.
+  const route = NAV.find((n) => n.href !== "/" && (path === n.href || path.startsWith(`${n.href}/`)));
+  const refused =
+    route && ((route.admin && !user.can.admin) || (route.operate && !user.can.operate)) ? (route.admin ? "admins" : "operators and admins") : null;
   return (
     <div className="shell">
       <nav className="nav">
@@ -98,9 +102,23 @@ export default function ConsoleLayout({ children }: { children: ReactNode }) {
             </button>
           </div>
         </div>
-        {children}
+        {refused ? <NotAllowed who={refused} role={user.role} /> : children}
       </div>
       <Toasts />
     </div>
+  );
+}
+
+function NotAllowed({ who, role }: { who: string; role: string }) {
+  return (
+    <section className="panel" role="alert" aria-label="not allowed" data-testid="not-allowed" style={{ maxWidth: 560 }}>
+      <h1 style={{ marginTop: 0 }}>For {who} only</h1>
+      <p>
+        This page is for {who}; you are signed in as <b>{role}</b>. An admin can change your role under Users.
+      </p>
+      <p>
+        <Link href="/">Back to the fleet</Link>
+      </p>
+    </section>
   );
 }

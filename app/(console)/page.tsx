@@ -1,9 +1,9 @@
 "use client";
-import Link from "next/link";
 import { useState } from "react";
 import { trpc } from "../lib/trpc.ts";
 import { ago, bytes } from "../components/format.ts";
 import { Badge, ErrorBox } from "../components/ui.tsx";
+import { LastKnown, NodeName } from "../components/node-name.tsx";
 
 export default function FleetPage() {
   const [search, setSearch] = useState("");
@@ -35,7 +35,7 @@ export default function FleetPage() {
       )}
       <div className="row panel">
         <input
-          placeholder="Search nodes (name, OS, kernel, group, version)"
+          placeholder="Search nodes (name, ID, address, label env=prod, OS, kernel, group, version)"
           value={search}
           onChange={(e) => setSearch(e.target.value)}
           style={{ flex: 1 }}
@@ -69,7 +69,25 @@ export default function FleetPage() {
           {nodes.data?.nodes.map((n) => (
             <tr key={n.id} data-node={n.name}>
               <td>
-                <Link href={`/nodes/${n.id}`}>{n.name}</Link>
+                <NodeName node={n} />
+                {n.hostname !== n.name && <div className="muted mono">{n.hostname}</div>}
+                {Object.keys(n.labels).length > 0 && (
+                  <div className="row" style={{ gap: 4, marginTop: 3 }}>
+                    {Object.entries(n.labels).map(([k, v]) => (
+                      <button
+                        key={k}
+                        type="button"
+                        className="badge"
+                        data-label={`${k}=${v}`}
+                        style={{ border: 0 }}
+                        title="show the nodes with this label"
+                        onClick={() => setSearch(`${k}=${v}`)}
+                      >
+                        {k}={v}
+                      </button>
+                    ))}
+                  </div>
+                )}
               </td>
               <td>
                 <Badge kind={n.revoked ? "revoked" : n.online ? "online" : "offline"}>{n.revoked ? "revoked" : n.online ? "online" : "offline"}</Badge>
@@ -87,6 +105,11 @@ export default function FleetPage() {
               <td className="num">{n.disk ? `${bytes(n.disk.free)} of ${bytes(n.disk.total)}` : "—"}</td>
               <td className="num">
                 {n.containers.running} / {n.containers.paused} / {n.containers.stopped}
+                {!n.online && n.containers.total + n.images > 0 && (
+                  <div>
+                    <LastKnown asOf={n.lastKnownAt} />
+                  </div>
+                )}
               </td>
               <td className="num">{n.images}</td>
               <td>{n.group?.name ?? <span className="muted">none</span>}</td>

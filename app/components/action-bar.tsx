@@ -4,6 +4,7 @@
 import Link from "next/link";
 import type { ReactNode } from "react";
 import { trpc } from "../lib/trpc.ts";
+import { errorText, formErrors, type ApiErrorLike } from "../lib/form-errors.ts";
 
 /** What the signed-in user may do; false while loading, so action buttons never flash for viewers. */
 export function useCan(): { operate: boolean; exec: boolean; admin: boolean } {
@@ -11,39 +12,15 @@ export function useCan(): { operate: boolean; exec: boolean; admin: boolean } {
   return me.data?.can ?? { operate: false, exec: false, admin: false };
 }
 
-/**
- * A tRPC error as text. Input validation errors arrive as zod's JSON list of issues;
- * those read better as "field: message" lines than as JSON.
- */
-export function errorText(error: { message: string } | null | undefined): string | null {
-  if (!error) return null;
-  const m = error.message;
-  if (m.startsWith("[")) {
-    try {
-      const issues = JSON.parse(m) as Array<{ path?: Array<string | number>; message?: string }>;
-      if (Array.isArray(issues) && issues.length) {
-        return issues
-          .map(
-            (i) =>
-              (i.path?.length
-                ? `${i.path
-                    .map((p) => (typeof p === "number" ? `[${p}]` : p))
-                    .join(".")
-                    .replace(/\.\[/g, "[")}: `
-                : "") + (i.message ?? ""),
-          )
-          .join("\n");
-      }
-    } catch {
-      // not JSON after all: show it as it is
-    }
-  }
-  return m;
-}
+/** A tRPC error as text: validation issues as "field: message" lines, never zod's JSON. */
+export { errorText };
 
-/** Like ui.tsx's ErrorBox, with validation issues spelled out. */
-export function ApiError({ error }: { error: { message: string } | null | undefined }) {
-  const text = errorText(error);
+/**
+ * The form-level part of an error: the server's message, or the validation issues of
+ * fields the form does not show under a control (those in `fields` go to <FieldError>).
+ */
+export function ApiError({ error, fields }: { error: ApiErrorLike | null | undefined; fields?: readonly string[] }) {
+  const text = formErrors(error, fields).form;
   if (!text) return null;
   return (
     <div className="error" role="alert">
@@ -76,6 +53,17 @@ export function Toolbar({ children }: { children: ReactNode }) {
   return (
     <div className="row" style={{ marginBottom: 8 }}>
       {children}
+    </div>
+  );
+}
+
+/** The message of one field, under its control (empty when the error is not about it). */
+export function FieldError({ error, field, fields }: { error: ApiErrorLike | null | undefined; field: string; fields: readonly string[] }) {
+  const m = formErrors(error, fields).fields[field];
+  if (!m) return null;
+  return (
+    <div className="field-error" role="alert" data-field={field}>
+      {m}
     </div>
   );
 }

@@ -12,6 +12,7 @@ import { useCan } from "./action-bar.tsx";
 import { ACTIONS, actionLabel, ContainerButtons, STATES, useContainerActions, type State, type Target } from "./container-actions.tsx";
 import { ago, ports, shortId } from "./format.ts";
 import { NodeFilter } from "./node-picker.tsx";
+import { NodeRefCell } from "./node-name.tsx";
 import { containerKey, usePending } from "./toasts.tsx";
 import { Badge, EmptyRow, ErrorBox, PageFooter, useClampPage } from "./ui.tsx";
 
@@ -186,13 +187,7 @@ export function ContainersTable({ nodeId: fixedNodeId }: { nodeId?: string }) {
                   <Badge kind={c.state}>{c.state}</Badge> {containerStatusText(c, now)}
                 </td>
                 <td className="mono">{ports(c.ports) || <span className="muted">—</span>}</td>
-                {!fixedNodeId && (
-                  <td>
-                    <Link href={`/nodes/${c.node.id}`} className={c.node.online ? "" : "muted"}>
-                      {c.node.name}
-                    </Link>
-                  </td>
-                )}
+                {!fixedNodeId && <NodeRefCell node={c.node} />}
                 <td>{ago(c.created * 1000, now)}</td>
                 {can.operate && (
                   <td>

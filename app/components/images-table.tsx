@@ -1,13 +1,14 @@
 "use client";
 // The image inventory, across the fleet or on one node (`nodeId`), with the image actions
 // for those who may operate. Searching, filtering and paging happen on the server.
-import Link from "next/link";
 import { useState } from "react";
+import Link from "next/link";
 import { trpc } from "../lib/trpc.ts";
 import { useCan } from "./action-bar.tsx";
 import { ago, bytes, shortId } from "./format.ts";
 import { ImageActionDialog, type ImageAction } from "./image-actions.tsx";
 import { NodeFilter } from "./node-picker.tsx";
+import { LastKnown, NodeName } from "./node-name.tsx";
 import { EmptyRow, ErrorBox, PageFooter, useClampPage } from "./ui.tsx";
 
 const PAGE_SIZE = 50;
@@ -95,7 +96,11 @@ export function ImagesTable({ nodeId: fixedNodeId }: { nodeId?: string }) {
                 <td className="mono">{img.repository}</td>
                 <td className="mono">{img.tag}</td>
                 <td className="mono" title={img.id}>
-                  {shortId(img.id)}
+                  {img.nodes[0] ? (
+                    <Link href={`/images/${img.nodes.find((n) => n.online)?.id ?? img.nodes[0].id}/${encodeURIComponent(img.id)}`}>{shortId(img.id)}</Link>
+                  ) : (
+                    shortId(img.id)
+                  )}
                 </td>
                 <td className="mono">
                   {img.digest ? (
@@ -118,9 +123,8 @@ export function ImagesTable({ nodeId: fixedNodeId }: { nodeId?: string }) {
                   {img.nodes.map((n, i) => (
                     <span key={n.id}>
                       {i > 0 && ", "}
-                      <Link href={`/nodes/${n.id}`} className={n.online ? "" : "muted"} title={n.online ? "online" : "offline"}>
-                        {n.name}
-                      </Link>
+                      <NodeName node={n} muted={!n.online} />
+                      {!n.online && <LastKnown asOf={n.asOf} />}
                     </span>
                   ))}
                 </td>

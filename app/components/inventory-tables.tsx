@@ -1,10 +1,18 @@
 "use client";
-// Volumes and networks: read-only inventory tables, across the fleet or on one node.
-import Link from "next/link";
+// Volumes and networks: inventory tables across the fleet or on one node, with create,
+// remove and prune for those who may operate.
 import { useState, type ReactNode } from "react";
 import { trpc } from "../lib/trpc.ts";
 import { shortId } from "./format.ts";
 import { NodeFilter } from "./node-picker.tsx";
+import Link from "next/link";
+import { NodeRefCell } from "./node-name.tsx";
+import { useCan } from "./action-bar.tsx";
+import { PruneButton } from "./prune-actions.tsx";
+import { CreateNetworkButton, CreateVolumeButton, RemoveButton } from "./storage-forms.tsx";
+
+/** Docker's networks every node has: they cannot be removed. */
+const PREDEFINED_NETWORKS = new Set(["bridge", "host", "none"]);
 import { Badge, EmptyRow, ErrorBox, PageFooter, useClampPage } from "./ui.tsx";
 
 const PAGE_SIZE = 50;
@@ -41,6 +49,7 @@ function Frame(props: {
   head: ReactNode;
   cols: number;
   children: ReactNode;
+  actions?: ReactNode;
 }) {
   const { paging: p, data } = props;
   useClampPage(data?.pages, p.page, p.setPage);
@@ -55,6 +64,7 @@ function Frame(props: {
           aria-label={`search ${props.what}`}
         />
         {!props.fixedNodeId && <NodeFilter value={p.nodeFilter} onChange={p.setNodeFilter} />}
+        {props.actions}
       </div>
       <ErrorBox error={props.error} />
       <table data-testid={props.what}>
@@ -74,17 +84,10 @@ function Frame(props: {
   );
 }
 
-function NodeCell({ node }: { node: { id: string; name: string; online: boolean } }) {
-  return (
-    <td>
-      <Link href={`/nodes/${node.id}`} className={node.online ? "" : "muted"}>
-        {node.name}
-      </Link>
-    </td>
-  );
-}
+const NodeCell = NodeRefCell;
 
 export function VolumesTable({ nodeId }: { nodeId?: string }) {
+  const can = useCan();
   const paging = usePaging(nodeId);
   const q = trpc.inventory.volumes.useQuery(paging.input, { placeholderData: (p) => p });
   return (
@@ -95,7 +98,15 @@ export function VolumesTable({ nodeId }: { nodeId?: string }) {
       paging={paging}
       data={q.data}
       error={q.error}
-      cols={nodeId ? 4 : 5}
+      cols={(nodeId ? 4 : 5) + (can.operate ? 1 : 0)}
+      actions={
+        can.operate && (
+          <>
+            <CreateVolumeButton nodeId={nodeId} />
+            <PruneButton kind="volumes" {...(nodeId ? { nodeIds: [nodeId], nodesText: "on this node" } : {})} />
+          </>
+        )
+      }
       head={
         <tr>
           <th>Name</th>
@@ -103,18 +114,27 @@ export function VolumesTable({ nodeId }: { nodeId?: string }) {
           <th>Mount point</th>
           {!nodeId && <th>Node</th>}
           <th>Created</th>
+          {can.operate && <th />}
         </tr>
       }
     >
       {q.data?.items.map((v) => (
         <tr key={`${v.node.id}|${v.name}`} data-volume={v.name}>
           <td className="mono">
-            {v.anonymous ? shortId(v.name) : v.name} {v.anonymous && <Badge>anonymous</Badge>}
+            <Link href={`/volumes/${v.node.id}/${encodeURIComponent(v.name)}`} title={v.name}>
+              {v.anonymous ? shortId(v.name) : v.name}
+            </Link>{" "}
+            {v.anonymous && <Badge>anonymous</Badge>}
           </td>
           <td>{v.driver}</td>
           <td className="mono muted">{v.mountpoint}</td>
           {!nodeId && <NodeCell node={v.node} />}
           <td>{v.createdAt ? new Date(v.createdAt).toLocaleString() : "—"}</td>
+          {can.operate && (
+            <td>
+              <RemoveButton kind="volume" nodeId={v.node.id} nodeName={v.node.name} id={v.name} name={v.anonymous ? shortId(v.name) : v.name} />
+            </td>
+          )}
         </tr>
       ))}
     </Frame>
@@ -122,6 +142,7 @@ export function VolumesTable({ nodeId }: { nodeId?: string }) {
 }
 
 export function NetworksTable({ nodeId }: { nodeId?: string }) {
+  const can = useCan();
   const paging = usePaging(nodeId);
   const q = trpc.inventory.networks.useQuery(paging.input, { placeholderData: (p) => p });
   return (
@@ -132,7 +153,15 @@ export function NetworksTable({ nodeId }: { nodeId?: string }) {
       paging={paging}
       data={q.data}
       error={q.error}
-      cols={nodeId ? 6 : 7}
+      cols={(nodeId ? 6 : 7) + (can.operate ? 1 : 0)}
+      actions={
+        can.operate && (
+          <>
+            <CreateNetworkButton nodeId={nodeId} />
+            <PruneButton kind="networks" {...(nodeId ? { nodeIds: [nodeId], nodesText: "on this node" } : {})} />
+          </>
+        )
+      }
       head={
         <tr>
           <th>Name</th>
@@ -142,6 +171,7 @@ export function NetworksTable({ nodeId }: { nodeId?: string }) {
           <th className="num">Containers</th>
           {!nodeId && <th>Node</th>}
           <th>Created</th>
+          {can.operate && <th />}
         </tr>
       }
     >
@@ -161,6 +191,9 @@ export function NetworksTable({ nodeId }: { nodeId?: string }) {
           <td className="num">{n.containers.length}</td>
           {!nodeId && <NodeCell node={n.node} />}
           <td>{n.created ? new Date(n.created).toLocaleString() : "—"}</td>
+          {can.operate && (
+            <td>{!PREDEFINED_NETWORKS.has(n.name) && <RemoveButton kind="network" nodeId={n.node.id} nodeName={n.node.name} id={n.id} name={n.name} />}</td>
+          )}
         </tr>
       ))}
     </Frame>

@@ -1,27 +1,38 @@
 "use client";
 import { isValidElement, useEffect, type ReactNode } from "react";
+import { errorText, type ApiErrorLike } from "../lib/form-errors.ts";
 
 export function Badge({ kind, children }: { kind?: string; children: ReactNode }) {
   return <span className={`badge ${kind ?? ""}`}>{children}</span>;
 }
 
-/** A tRPC error as the user should read it: the server's message. */
-export function ErrorBox({ error }: { error: { message: string } | null | undefined }) {
-  if (!error) return null;
+/** A tRPC error as the user should read it: the server's message, validation issues as "field: message" lines. */
+export function ErrorBox({ error }: { error: ApiErrorLike | null | undefined }) {
+  const text = errorText(error);
+  if (!text) return null;
   return (
     <div className="error" role="alert">
-      {error.message}
+      {text}
     </div>
   );
 }
 
 /** A labelled form control: the label points at the control's own `id`, so the two cannot drift apart. */
-export function Field({ label, children }: { label: string; children: ReactNode }) {
+export function Field({
+  label,
+  children,
+  error,
+}: {
+  label: string;
+  children: ReactNode;
+  /** the field's own message (<FieldError>), under the control */ error?: ReactNode;
+}) {
   const id = isValidElement<{ id?: string }>(children) ? children.props.id : undefined;
   return (
     <div>
       <label htmlFor={id}>{label}</label>
       {children}
+      {error}
     </div>
   );
 }

@@ -197,6 +197,11 @@ function sharesNamespace(mode: unknown): boolean {
 export function hostOptionUses(params: Record<string, unknown>, container: boolean): Array<HostOptionUse & { bind?: BindUse; hostNetwork?: true }> {
   const uses: Array<HostOptionUse & { bind?: BindUse; hostNetwork?: true }> = [];
   for (const b of bindsOf(params)) uses.push({ option: "--volume", value: `${b.source}:${b.destination}${b.readonly ? ":ro" : ""}`, bind: b });
+  // A volume-create step: a local volume whose driver options bind a host path is that bind.
+  if (params.driverOpts && typeof params.driverOpts === "object") {
+    const b = volumeOptionsAsBind(params.driverOpts as Record<string, string>);
+    if (b) uses.push({ option: "--opt", value: `device=${b.source}${b.readonly ? " (ro)" : ""}`, bind: b });
+  }
   // The networks a container joins (NetworkingConfig): named like --network, so judged like it.
   const joined = Array.isArray(params.networks) ? params.networks.map((n) => (n && typeof n === "object" ? (n as { name?: unknown }).name : undefined)) : [];
   for (const mode of new Set([params.networkMode, params.network, ...joined])) {

@@ -36,7 +36,16 @@ import { hostOptionsMessage, hostOptionUses, NO_HOST_ACCESS } from "../auth/host
 export type StepAction =
   | Exclude<
       MethodName,
-      "inventory.snapshot" | "system.info" | "container.logs" | "container.exec" | "image.history" | "build.upload" | "container.inspect" | "container.stats"
+      | "inventory.snapshot"
+      | "system.info"
+      | "container.logs"
+      | "container.exec"
+      | "image.history"
+      | "build.upload"
+      | "container.inspect"
+      | "container.stats"
+      | "system.df"
+      | "volume.inspect"
     >
   | "container.run";
 

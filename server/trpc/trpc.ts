@@ -10,6 +10,7 @@
  * (success, failure, or denied) and the nodes it touched (`ctx.audit.nodeIds`).
  */
 import { initTRPC, TRPCError } from "@trpc/server";
+import { ZodError } from "zod";
 import type { Logger } from "pino";
 import type { ValidSession } from "../auth/sessions.ts";
 import type { PrismaClient } from "../db/generated/client.ts";
@@ -32,12 +33,18 @@ export interface Context {
 
 const t = initTRPC.context<Context>().create({
   errorFormatter({ shape, error }) {
+    // Input validation failures carry their issues by field, for forms to show each under its control (app/lib/form-errors.ts).
+    const issues =
+      error.code === "BAD_REQUEST" && error.cause instanceof ZodError
+        ? error.cause.issues.slice(0, 50).map((i) => ({ path: i.path.map((p) => (typeof p === "symbol" ? String(p) : p)), message: i.message }))
+        : undefined;
     return {
       ...shape,
       data: {
         ...shape.data,
         stack: undefined,
-        cause: error.cause instanceof Error && error.code !== "INTERNAL_SERVER_ERROR" ? error.cause.message : undefined,
+        cause: error.cause instanceof Error && error.code !== "INTERNAL_SERVER_ERROR" && !issues ? error.cause.message : undefined,
+        issues,
       },
     };
   },

@@ -13,6 +13,26 @@ export interface HostFacts {
   ncpu: number;
   memTotal: number;
   cgroupVersion: "1" | "2";
+  /** The node's own addresses: what tells two nodes with one hostname apart. */
+  addresses: string[];
+}
+
+/** Interfaces the engine (or another engine) makes for containers: their addresses are not the node's. */
+const CONTAINER_LINK = /^(berth|veth|docker|br-|cni|flannel|cali|virbr)/;
+
+/** Global addresses of the node's interfaces, IPv4 first. */
+export function nodeAddresses(): string[] {
+  const v4: string[] = [];
+  const v6: string[] = [];
+  for (const [name, addrs] of Object.entries(os.networkInterfaces())) {
+    if (CONTAINER_LINK.test(name)) continue;
+    for (const a of addrs ?? []) {
+      if (a.internal) continue;
+      if (a.family === "IPv4") v4.push(a.address);
+      else if (!a.address.toLowerCase().startsWith("fe80")) v6.push(a.address);
+    }
+  }
+  return [...v4, ...v6].slice(0, 64);
 }
 
 export async function readHostFacts(): Promise<HostFacts> {
@@ -43,5 +63,6 @@ export async function readHostFacts(): Promise<HostFacts> {
     ncpu: os.cpus().length,
     memTotal: os.totalmem(),
     cgroupVersion,
+    addresses: nodeAddresses(),
   };
 }

@@ -3,6 +3,9 @@ import { useState, type FormEvent } from "react";
 import { signOut } from "next-auth/react";
 import { trpc } from "../../lib/trpc.ts";
 import { ErrorBox, Field } from "../../components/ui.tsx";
+import { ApiError, FieldError } from "../../components/action-bar.tsx";
+
+const PASSWORD_FIELDS = ["current", "next"] as const;
 import { ConfirmButton, when } from "../../components/admin-ui.tsx";
 
 function PasswordPanel() {
@@ -13,6 +16,12 @@ function PasswordPanel() {
   const [next, setNext] = useState("");
   const [repeat, setRepeat] = useState("");
   const [mismatch, setMismatch] = useState(false);
+  // An edit makes the last attempt's messages stale: they go as soon as the user types.
+  const edited = (set: (v: string) => void) => (v: string) => {
+    set(v);
+    setMismatch(false);
+    if (change.error || change.isSuccess) change.reset();
+  };
   function submit(e: FormEvent) {
     e.preventDefault();
     setMismatch(next !== repeat);
@@ -24,18 +33,22 @@ function PasswordPanel() {
       <p>
         Signed in as <b>{me.data?.email}</b> ({me.data?.role})
       </p>
-      <Field label="Current password">
-        <input id="current" type="password" value={current} onChange={(e) => setCurrent(e.target.value)} autoComplete="current-password" required />
+      <Field label="Current password" error={<FieldError error={change.error} field="current" fields={PASSWORD_FIELDS} />}>
+        <input id="current" type="password" value={current} onChange={(e) => edited(setCurrent)(e.target.value)} autoComplete="current-password" required />
       </Field>
-      <Field label="New password (12 characters or more)">
-        <input id="new" type="password" value={next} onChange={(e) => setNext(e.target.value)} autoComplete="new-password" required />
+      <Field label="New password (12 characters or more)" error={<FieldError error={change.error} field="next" fields={PASSWORD_FIELDS} />}>
+        <input id="new" type="password" value={next} onChange={(e) => edited(setNext)(e.target.value)} autoComplete="new-password" required />
       </Field>
       <p className="muted">Not a common password, a keyboard pattern, a repeat or your own name or email: the console estimates how easy it is to guess.</p>
       <Field label="New password again">
-        <input id="repeat" type="password" value={repeat} onChange={(e) => setRepeat(e.target.value)} autoComplete="new-password" required />
+        <input id="repeat" type="password" value={repeat} onChange={(e) => edited(setRepeat)(e.target.value)} autoComplete="new-password" required />
       </Field>
-      {mismatch && <div className="error">The two new passwords differ.</div>}
-      <ErrorBox error={change.error} />
+      {mismatch && (
+        <div className="field-error" role="alert" data-field="repeat">
+          The two new passwords differ.
+        </div>
+      )}
+      <ApiError error={change.error} fields={PASSWORD_FIELDS} />
       {change.isSuccess && <p className="badge ok">Password changed.</p>}
       <p>
         <button className="primary" type="submit" disabled={change.isPending}>

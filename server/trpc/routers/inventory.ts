@@ -8,7 +8,7 @@ import type { InventoryContainer, InventoryImage, InventoryNetwork, InventoryVol
 import { LinkRequestError } from "../../hub/agent-hub.ts";
 import { TRPCError } from "@trpc/server";
 import { authedProcedure, requireNodes, router, type AuthedContext } from "../trpc.ts";
-import { visibleNodeRefs } from "./nodes.ts";
+import { visibleNodeRefs, type NodeRef } from "./nodes.ts";
 
 const Page = {
   nodeId: z.uuid().optional(),
@@ -17,11 +17,7 @@ const Page = {
   pageSize: z.number().int().min(1).max(500).default(50),
 };
 
-export interface NodeRef {
-  id: string;
-  name: string;
-  online: boolean;
-}
+export type { NodeRef };
 
 async function nodesWithInventory(ctx: AuthedContext, nodeId: string | undefined) {
   if (nodeId) await requireNodes(ctx, [nodeId], "read");
@@ -51,7 +47,51 @@ export interface FleetContainer extends Omit<InventoryContainer, "labels"> {
   node: NodeRef;
 }
 
+/**
+ * The digest `docker images --digests` shows for a repository: the registry digest of that
+ * repository, if the image was pulled from or pushed to it; none for a local-only tag
+ * (`web:v2` of an image pulled as `nginx`), however many digests the image has elsewhere.
+ */
+export function cliDigest(repository: string, repoDigests: readonly string[]): string | null {
+  if (repository === "<none>") return repoDigests[0]?.split("@")[1] ?? null;
+  const d = repoDigests.find((rd) => rd.slice(0, rd.lastIndexOf("@")) === repository);
+  return d ? d.slice(d.lastIndexOf("@") + 1) : null;
+}
+
 export const inventoryRouter = router({
+  /**
+   * One image on one node, from its inventory: tags with their CLI digests, the containers
+   * using it there, and every node (visible to the user) holding the same image ID.
+   */
+  image: authedProcedure.input(z.object({ nodeId: z.uuid(), id: z.string().min(1).max(200) })).query(async ({ ctx, input }) => {
+    await requireNodes(ctx, [input.nodeId], "read");
+    const all = await nodesWithInventory(ctx, undefined);
+    const here = all.find((x) => x.node.id === input.nodeId);
+    const wanted = input.id.startsWith("sha256:") ? input.id : `sha256:${input.id}`;
+    const img = here?.inv?.images.find((i) => i.id === wanted);
+    if (!here || !img)
+      throw new TRPCError({
+        code: "NOT_FOUND",
+        message: `image ${input.id} is not on this node${here?.node.online === false ? " (as last known: the node is offline)" : ""}`,
+      });
+    const tags = img.repoTags.map((rt) => {
+      const i = rt.lastIndexOf(":");
+      const repository = rt.slice(0, i);
+      return { repository, tag: rt.slice(i + 1), digest: cliDigest(repository, img.repoDigests) };
+    });
+    return {
+      node: here.node,
+      id: img.id,
+      tags,
+      repoDigests: img.repoDigests,
+      size: img.size,
+      created: img.created,
+      labels: img.labels,
+      containers: (here.inv?.containers ?? []).filter((c) => c.imageId === img.id).map((c) => ({ id: c.id, name: c.name, state: c.state, status: c.status })),
+      nodes: all.filter((x) => x.inv?.images.some((i) => i.id === img.id)).map((x) => x.node),
+    };
+  }),
+
   /** Images by repository:tag and ID, each with the nodes holding it. `digest` answers "which nodes hold this digest". */
   images: authedProcedure
     .input(z.object({ ...Page, digest: z.string().max(100).optional(), dangling: z.boolean().optional() }))
@@ -60,7 +100,6 @@ export const inventoryRouter = router({
       const rows = new Map<string, FleetImage>();
       for (const { node, inv } of await nodesWithInventory(ctx, input.nodeId)) {
         for (const img of inv?.images ?? []) {
-          const digest = img.repoDigests[0]?.split("@")[1] ?? null;
           if (input.digest && !img.repoDigests.some((d) => d.endsWith(`@${input.digest}`)) && img.id !== input.digest) continue;
           const tags = img.repoTags.length ? img.repoTags : ["<none>:<none>"];
           if (input.dangling !== undefined && input.dangling !== (img.repoTags.length === 0)) continue;
@@ -71,7 +110,11 @@ export const inventoryRouter = router({
             if (!has(q, repository, tag, img.id, ...img.repoDigests)) continue;
             const key = `${rt}|${img.id}`;
             let row = rows.get(key);
-            if (!row) rows.set(key, (row = { repository, tag, id: img.id, digest, size: img.size, created: img.created, nodes: [] }));
+            if (!row)
+              rows.set(
+                key,
+                (row = { repository, tag, id: img.id, digest: cliDigest(repository, img.repoDigests), size: img.size, created: img.created, nodes: [] }),
+              );
             row.nodes.push(node);
           }
         }
@@ -137,6 +180,16 @@ export const inventoryRouter = router({
     }
     rows.sort((a, b) => a.name.localeCompare(b.name) || a.node.name.localeCompare(b.node.name));
     return paginate(rows, input.page, input.pageSize);
+  }),
+
+  /** One volume, read from its node now, with the containers that use it. */
+  volume: authedProcedure.input(z.object({ nodeId: z.uuid(), name: z.string().min(1).max(256) })).query(async ({ ctx, input }) => {
+    await requireNodes(ctx, [input.nodeId], "read");
+    try {
+      return await ctx.services.hub.request(input.nodeId, "volume.inspect", { name: input.name }, { timeoutMs: 30_000 });
+    } catch (e) {
+      throw linkError(e);
+    }
   }),
 
   /** One container's last log lines, read from its node now. */

@@ -11,10 +11,10 @@ import { rm, writeFile } from "node:fs/promises";
 import { MAX_BUILD_CONTEXT_BYTES, MAX_DOCKERFILE_TEXT } from "../../../agent/link/contract.ts";
 import { contextArchiveProblem } from "../../jobs/build-context.ts";
 import type { BuildStepParams, StepSpec } from "../../jobs/job-service.ts";
-import { judgeHostAccess, type StepRequest } from "../../auth/host-access.ts";
-import { hostOptionsMessage } from "../../auth/host-options.ts";
 import { createOptionsFromForm, hostRequestOfForm, RunFormError, RunFormSchema } from "../run-form.ts";
-import { authedProcedure, requireNodes, router, type AuthedContext } from "../trpc.ts";
+import { authedProcedure, requireNodes, router } from "../trpc.ts";
+import { requireHostAccess, startJob } from "../start-job.ts";
+import { storageJobs } from "./storage-jobs.ts";
 
 const NodeIds = z
   .array(z.uuid({ error: "not a node ID" }))
@@ -33,33 +33,6 @@ const Reference = z
     }
   });
 const ContainerAction = z.enum(["start", "stop", "restart", "pause", "unpause", "kill", "remove"]);
-
-/**
- * Refuses host-level container options (bind mounts of host paths, host network,
- * --privileged…) the user's role and the nodes' host policies do not allow; the ones
- * used are noted in the audit log either way.
- */
-async function requireHostAccess(ctx: AuthedContext, steps: readonly StepRequest[]): Promise<void> {
-  const { used, refused } = await judgeHostAccess(ctx.services.prisma, ctx.user, steps);
-  if (used.length) ctx.audit.details.hostOptions = used.map((u) => `${u.option} ${u.value}`);
-  if (refused.length) throw new TRPCError({ code: "FORBIDDEN", message: hostOptionsMessage(refused) });
-}
-
-async function startJob(ctx: AuthedContext, kind: string, params: Record<string, unknown>, steps: StepSpec[]) {
-  await requireNodes(
-    ctx,
-    steps.map((s) => s.nodeId),
-    "operate",
-  );
-  // Every job passes here, so no procedure that makes a container can skip the host check.
-  await requireHostAccess(
-    ctx,
-    steps.map((s) => ({ nodeId: s.nodeId, action: s.action, params: s.params })),
-  );
-  const { jobId } = await ctx.services.jobs.create({ kind, params, steps, createdById: ctx.user.id });
-  ctx.audit.details.jobId = jobId;
-  return { jobId };
-}
 
 const MIB = 1024 * 1024;
 
@@ -133,6 +106,7 @@ function jobSummary<Kind extends string, Status extends string>(j: {
 }
 
 export const jobsRouter = router({
+  ...storageJobs,
   list: authedProcedure
     .input(
       z.object({

@@ -1,5 +1,6 @@
 "use client";
 import { useState } from "react";
+import { nodeLabel } from "../../../components/node-name.tsx";
 import { trpc } from "../../../lib/trpc.ts";
 import { Badge, EmptyRow, ErrorBox, Pager, Field } from "../../../components/ui.tsx";
 import { when } from "../../../components/admin-ui.tsx";
@@ -39,7 +40,7 @@ export default function AuditPage() {
     },
     { placeholderData: (p) => p },
   );
-  const nodeName = new Map(nodes.data?.nodes.map((n) => [n.id, n.name]) ?? []);
+  const nodeName = new Map(nodes.data?.nodes.map((n) => [n.id, nodeLabel(n)]) ?? []);
   // Any filter change starts again from the first page.
   const set =
     <T,>(f: (v: T) => void) =>
@@ -75,7 +76,7 @@ export default function AuditPage() {
               <option value="">any node</option>
               {nodes.data?.nodes.map((n) => (
                 <option key={n.id} value={n.id}>
-                  {n.name}
+                  {nodeLabel(n)}
                 </option>
               ))}
             </select>

@@ -1,5 +1,6 @@
 "use client";
 import { useState } from "react";
+import { NodeName, nodeLabel } from "../../../components/node-name.tsx";
 import { trpc, type RouterOutputs } from "../../../lib/trpc.ts";
 import { Badge, EmptyRow, ErrorBox } from "../../../components/ui.tsx";
 import { ConfirmButton, CreateByNameForm, NodeGroupOptions } from "../../../components/admin-ui.tsx";
@@ -63,14 +64,14 @@ export default function GroupsPage() {
           {nodes.data?.nodes.map((n) => (
             <tr key={n.id} data-node={n.name}>
               <td>
-                {n.name} <span className="muted mono">{n.hostname !== n.name ? n.hostname : ""}</span>
+                <NodeName node={n} /> <span className="muted mono">{n.hostname !== n.name ? `(${n.hostname})` : ""}</span>
               </td>
               <td>
                 <Badge kind={n.revoked ? "revoked" : n.online ? "online" : "offline"}>{n.revoked ? "revoked" : n.online ? "online" : "offline"}</Badge>
               </td>
               <td>
                 <select
-                  aria-label={`group of ${n.name}`}
+                  aria-label={`group of ${nodeLabel(n)}`}
                   value={n.group?.id ?? ""}
                   disabled={assign.isPending}
                   onChange={(e) => assign.mutate({ nodeId: n.id, groupId: e.target.value || null })}
@@ -117,7 +118,7 @@ function GroupRow({ group: g, onChanged }: { group: Group; onChanged: () => void
         <ErrorBox error={rename.error ?? del.error} />
       </td>
       <td className="num">{g.nodeCount}</td>
-      <td>{g.nodes.length ? g.nodes.map((n) => n.name).join(", ") : <span className="muted">none</span>}</td>
+      <td>{g.nodes.length ? g.nodes.map((n) => nodeLabel(n)).join(", ") : <span className="muted">none</span>}</td>
       <td>{g.teams.length ? g.teams.map((t) => t.name).join(", ") : <span className="muted">none</span>}</td>
       <td>
         <div className="row">

@@ -3,6 +3,9 @@ import { useState, type FormEvent } from "react";
 import { trpc } from "../../../lib/trpc.ts";
 import { Badge, EmptyRow, ErrorBox, Field } from "../../../components/ui.tsx";
 import { ConfirmButton, when } from "../../../components/admin-ui.tsx";
+import { ApiError, FieldError } from "../../../components/action-bar.tsx";
+
+const REGISTRY_FIELDS = ["address", "username", "password"] as const;
 
 export default function RegistriesPage() {
   const registries = trpc.admin.registries.list.useQuery();
@@ -28,6 +31,7 @@ export default function RegistriesPage() {
   function submit(e: FormEvent) {
     e.preventDefault();
     setSaved(null);
+    save.reset();
     save.mutate({ address, username, insecure, ...(password ? { password } : {}), ...(clearPassword ? { clearPassword } : {}) });
   }
 
@@ -38,7 +42,7 @@ export default function RegistriesPage() {
       <form className="panel" onSubmit={submit} aria-label="registry">
         <b>{known ? `Edit ${known.address}` : "Add a registry"}</b>
         <div className="grid2">
-          <Field label="Address (host[:port])">
+          <Field label="Address (host[:port])" error={<FieldError error={save.error} field="address" fields={REGISTRY_FIELDS} />}>
             <input
               id="registry-address"
               value={address}
@@ -48,10 +52,13 @@ export default function RegistriesPage() {
               style={{ width: "100%" }}
             />
           </Field>
-          <Field label="Username">
+          <Field label="Username" error={<FieldError error={save.error} field="username" fields={REGISTRY_FIELDS} />}>
             <input id="registry-username" value={username} onChange={(e) => setUsername(e.target.value)} autoComplete="off" style={{ width: "100%" }} />
           </Field>
-          <Field label={`Password${known?.hasPassword ? " (empty: keep the stored one)" : ""}`}>
+          <Field
+            label={`Password${known?.hasPassword ? " (empty: keep the stored one)" : ""}`}
+            error={<FieldError error={save.error} field="password" fields={REGISTRY_FIELDS} />}
+          >
             <input
               id="registry-password"
               type="password"
@@ -75,7 +82,7 @@ export default function RegistriesPage() {
             )}
           </div>
         </div>
-        <ErrorBox error={save.error} />
+        <ApiError error={save.error} fields={REGISTRY_FIELDS} />
         {saved && <p className="badge ok">Saved {saved}.</p>}
         <p className="row">
           <button className="primary" type="submit" disabled={save.isPending}>

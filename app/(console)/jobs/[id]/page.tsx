@@ -1,5 +1,6 @@
 "use client";
 import Link from "next/link";
+import { NodeName } from "../../../components/node-name.tsx";
 import { useParams } from "next/navigation";
 import { useEffect } from "react";
 import { trpc } from "../../../lib/trpc.ts";
@@ -60,6 +61,9 @@ export default function JobPage() {
   const live = useLiveJob(id);
   const cancel = trpc.jobs.cancel.useMutation();
   const j = job.data;
+  // Node status for the steps: a step waiting on an offline node says so (the list refreshes on node changes).
+  const nodes = trpc.nodes.list.useQuery(undefined, { staleTime: 5_000 });
+  const nodeOf = new Map((nodes.data?.nodes ?? []).map((n) => [n.id, n]));
   const steps = (j?.steps ?? []).map((s) => {
     const l = live.steps.get(s.id);
     return { ...s, status: later(s.status, l?.status), progress: l?.progress ?? asProgress(s.progress) };
@@ -125,7 +129,7 @@ export default function JobPage() {
                 return (
                   <tr key={s.id} data-testid="step" data-node={s.nodeName} data-status={s.status}>
                     <td>
-                      <Link href={`/nodes/${s.nodeId}`}>{s.nodeName}</Link>
+                      <NodeName node={nodeOf.get(s.nodeId) ?? { id: s.nodeId, name: s.nodeName }} />
                     </td>
                     {stages > 1 && <td className="num">{s.seq + 1}</td>}
                     <td className="mono">{s.action}</td>
@@ -137,6 +141,11 @@ export default function JobPage() {
                       {s.error && (s.status === "failed" || s.status === "skipped" || s.status === "canceled") && (
                         <div className="error" style={{ margin: "0 0 4px" }} data-testid="step-error">
                           {s.error}
+                        </div>
+                      )}
+                      {(s.status === "running" || s.status === "pending") && nodeOf.get(s.nodeId)?.online === false && (
+                        <div className="badge warn" role="status" data-testid="step-waiting">
+                          waiting for {s.nodeName} to come back online{nodeOf.get(s.nodeId)?.revoked ? " (it is revoked: the step will fail)" : ""}
                         </div>
                       )}
                       <LayerBars progress={s.progress} />

@@ -10,6 +10,8 @@ import { ImagesTable } from "../../../components/images-table.tsx";
 import { NetworksTable, VolumesTable } from "../../../components/inventory-tables.tsx";
 import { JobsTable } from "../../../components/jobs-table.tsx";
 import { Badge, ErrorBox } from "../../../components/ui.tsx";
+import { LastKnown } from "../../../components/node-name.tsx";
+import { DiskUsagePanel, EnginePanel, NodeSettings } from "../../../components/node-panels.tsx";
 
 // Containers and images are always shown; the rest behind tabs to keep the page short.
 const TABS = ["Jobs", "Volumes", "Networks"] as const;
@@ -30,6 +32,8 @@ export default function NodePage() {
 
   const facts: Array<[string, string]> = n
     ? [
+        ["Node ID", n.id],
+        ["Addresses", n.addresses.length ? n.addresses.join(", ") : "—"],
         ["Hostname", f?.hostname ?? n.hostname],
         ["Status", status],
         ["Last seen", n.online ? "now" : ago(n.lastSeen)],
@@ -59,7 +63,12 @@ export default function NodePage() {
         <>
           <div className="row" style={{ justifyContent: "space-between" }}>
             <h1 style={{ margin: "0 0 8px" }}>
-              {n.name} <Badge kind={status}>{status}</Badge>
+              {n.name}{" "}
+              <span className="muted mono" style={{ fontSize: 14 }} title={n.id}>
+                {n.shortId}
+                {n.addresses[0] ? ` · ${n.addresses[0]}` : ""}
+              </span>{" "}
+              <Badge kind={status}>{status}</Badge>
             </h1>
             {can.admin && (
               <div className="row">
@@ -109,6 +118,20 @@ export default function NodePage() {
               <ApiError error={del.error} />
             </div>
           )}
+          {Object.keys(n.labels).length > 0 && (
+            <p className="row" data-testid="node-labels" style={{ gap: 4, marginTop: 0 }}>
+              {Object.entries(n.labels).map(([k, v]) => (
+                <Badge key={k}>
+                  {k}={v}
+                </Badge>
+              ))}
+            </p>
+          )}
+          {!n.online && (
+            <p role="status">
+              <LastKnown asOf={n.lastKnownAt} /> <span className="muted">The node is offline: what this page lists is its inventory as last received.</span>
+            </p>
+          )}
           <div className="panel">
             <dl data-testid="node-facts" style={{ display: "grid", gridTemplateColumns: "repeat(auto-fill, minmax(230px, 1fr))", gap: "8px 20px", margin: 0 }}>
               {facts.map(([k, v]) => (
@@ -116,13 +139,19 @@ export default function NodePage() {
                   <dt className="muted" style={{ fontSize: 12 }}>
                     {k}
                   </dt>
-                  <dd style={{ margin: 0 }} className={k === "Kernel" || k === "Agent version" ? "mono" : ""}>
+                  <dd
+                    style={{ margin: 0, overflowWrap: "anywhere" }}
+                    className={k === "Kernel" || k === "Agent version" || k === "Node ID" || k === "Addresses" ? "mono" : ""}
+                  >
                     {v}
                   </dd>
                 </div>
               ))}
             </dl>
           </div>
+          {can.admin && <NodeSettings key={n.id} node={n} />}
+          <EnginePanel nodeId={n.id} online={n.online} />
+          <DiskUsagePanel nodeId={n.id} nodeName={n.name} online={n.online} canOperate={can.operate && !n.revoked} />
           <h2 style={{ fontSize: 17 }}>Containers</h2>
           <ContainersTable nodeId={n.id} />
           <h2 style={{ fontSize: 17, marginTop: 24 }}>Images</h2>
