@@ -126,6 +126,8 @@ describe("console security in a browser", () => {
     await screenshot(page, "two-factor-recovery-codes");
     await panel.getByRole("button", { name: "I have kept them" }).click();
     await panel.getByTestId("two-factor-state").filter({ hasText: "On" }).waitFor();
+    // Gone once the page has re-rendered (waiting fails if they stay).
+    await list.waitFor({ state: "detached", timeout: 10_000 });
     assert.equal(await list.count(), 0, "the codes are not shown again");
     await page.context().close();
   });
