@@ -14,7 +14,8 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { gzipSync } from "node:zlib";
 import * as tarStream from "tar-stream";
-import { chromium, type Browser } from "playwright-core";
+import { type Browser } from "playwright-core";
+import { launchChromium } from "./helpers/chromium.ts";
 import { startRegistry, type RegistryFixture } from "./fixtures/registry.ts";
 import { pushFixtureImages, type FixtureImages } from "./fixtures/images.ts";
 import { startAgent, dockerOk, type AgentHandle } from "./helpers/agent.ts";
@@ -34,17 +35,6 @@ import {
 import { PROJECT_ROOT } from "../server/console.ts";
 
 const ARTIFACTS = join(PROJECT_ROOT, "test-artifacts", "build");
-const CHROMIUM_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--disable-dev-shm-usage",
-];
 
 /** A gzip-compressed tar holding `files`. */
 async function tarGz(files: Record<string, string>): Promise<Buffer> {
@@ -288,7 +278,7 @@ describe("build through the console", () => {
   test("in the browser: Images → Build, type a Dockerfile, build, watch the output to 'Successfully built'", async (t) => {
     let browser: Browser | undefined;
     try {
-      browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: CHROMIUM_ARGS });
+      browser = await launchChromium();
       const context = await browser.newContext({ baseURL: c.url, viewport: { width: 1400, height: 1000 } });
       const page = await context.newPage();
       page.setDefaultTimeout(30_000);

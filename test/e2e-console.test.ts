@@ -9,7 +9,8 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
+import { type Browser, type BrowserContext, type Page } from "playwright-core";
+import { launchChromium } from "./helpers/chromium.ts";
 import { startRegistry, type RegistryFixture } from "./fixtures/registry.ts";
 import { pushFixtureImages, type FixtureImages } from "./fixtures/images.ts";
 import { startAgent, dockerOk, type AgentHandle } from "./helpers/agent.ts";
@@ -17,17 +18,6 @@ import { createTeamWithGroup, createUser, startTestConsole, type TestConsole, ty
 import { PROJECT_ROOT } from "../server/console.ts";
 
 const ARTIFACTS = join(PROJECT_ROOT, "test-artifacts", "e2e");
-const CHROMIUM_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--disable-dev-shm-usage",
-];
 const NEW_PASSWORD = "a long new admin password";
 
 describe("the console in a browser", () => {
@@ -55,7 +45,7 @@ describe("the console in a browser", () => {
     registry = await startRegistry({ auth: "none" });
     images = await pushFixtureImages(registry);
     c = await startTestConsole("e2e-console", { ui: true });
-    browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: CHROMIUM_ARGS });
+    browser = await launchChromium();
     adminContext = await browser.newContext({ baseURL: c.url, viewport: { width: 1400, height: 900 } });
     page = await adminContext.newPage();
     page.setDefaultTimeout(30_000);

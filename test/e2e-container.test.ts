@@ -8,7 +8,8 @@ import assert from "node:assert/strict";
 import { mkdir, rm } from "node:fs/promises";
 import { createServer, type Server } from "node:net";
 import { join } from "node:path";
-import { chromium, type Browser, type Page } from "playwright-core";
+import { type Browser, type Page } from "playwright-core";
+import { launchChromium } from "./helpers/chromium.ts";
 import { startRegistry, type RegistryFixture } from "./fixtures/registry.ts";
 import { pushFixtureImages, type FixtureImages } from "./fixtures/images.ts";
 import { startAgent, dockerOk, type AgentHandle } from "./helpers/agent.ts";
@@ -17,17 +18,6 @@ import { createUser, startTestConsole, type TestConsole } from "./helpers/consol
 import { PROJECT_ROOT } from "../server/console.ts";
 
 const ARTIFACTS = join(PROJECT_ROOT, "test-artifacts", "container");
-const CHROMIUM_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--disable-dev-shm-usage",
-];
 
 describe("the container page and safe actions in a browser", () => {
   let registry: RegistryFixture;
@@ -63,7 +53,7 @@ describe("the container page and safe actions in a browser", () => {
       60_000,
     );
     const admin = await createUser(c, "admin");
-    browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: CHROMIUM_ARGS });
+    browser = await launchChromium();
     const ctx = await browser.newContext({ baseURL: c.url, viewport: { width: 1400, height: 1000 } });
     page = await ctx.newPage();
     page.setDefaultTimeout(30_000);

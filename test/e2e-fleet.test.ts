@@ -9,7 +9,8 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { chromium, type Browser, type Page } from "playwright-core";
+import { type Browser, type Page } from "playwright-core";
+import { launchChromium } from "./helpers/chromium.ts";
 import { startRegistry, type RegistryFixture } from "./fixtures/registry.ts";
 import { pushFixtureImages, type FixtureImages } from "./fixtures/images.ts";
 import { docker, dockerOk, startAgent, type AgentHandle } from "./helpers/agent.ts";
@@ -17,17 +18,6 @@ import { createUser, startTestConsole, type TestConsole, type TestUser } from ".
 import { PROJECT_ROOT } from "../server/console.ts";
 
 const ARTIFACTS = join(PROJECT_ROOT, "test-artifacts", "e2e-fleet");
-const CHROMIUM_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--disable-dev-shm-usage",
-];
 const MIRROR = "https://mirror.e2e.example";
 
 describe("nodes, volumes and networks in a browser", () => {
@@ -74,7 +64,7 @@ describe("nodes, volumes and networks in a browser", () => {
     images = await pushFixtureImages(registry);
     c = await startTestConsole("e2e-fleet", { ui: true });
     admin = await createUser(c, "admin");
-    browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: CHROMIUM_ARGS });
+    browser = await launchChromium();
     const ctx = await browser.newContext({ baseURL: c.url, viewport: { width: 1400, height: 900 } });
     page = await ctx.newPage();
     page.setDefaultTimeout(30_000);

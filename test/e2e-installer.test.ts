@@ -17,7 +17,8 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { chromium, type Browser, type Page } from "playwright-core";
+import { type Browser, type Page } from "playwright-core";
+import { launchChromium } from "./helpers/chromium.ts";
 import { PROJECT_ROOT } from "../server/console.ts";
 import { createUser, sessionCookie, startTestConsole, type TestConsole } from "./helpers/console.ts";
 import { createTestUser, startSshd, type SshdHandle, type TestUser } from "./helpers/sshd.ts";
@@ -25,17 +26,6 @@ import { cleanUpInstalledAgents, startFromUnit, type UnitProcess } from "./helpe
 
 const execFileP = promisify(execFile);
 const ARTIFACTS = join(PROJECT_ROOT, "test-artifacts", "e2e-installer");
-const CHROMIUM_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--disable-dev-shm-usage",
-];
 const VERSION = "0.9.0-e2e";
 
 describe("Add node over SSH in the browser", () => {
@@ -75,7 +65,7 @@ describe("Add node over SSH in the browser", () => {
     const admin = await createUser(c, "admin");
     const cookie = await sessionCookie(c, admin.id);
     const eq = cookie.indexOf("=");
-    browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: CHROMIUM_ARGS });
+    browser = await launchChromium();
     const context = await browser.newContext({ baseURL: c.url, viewport: { width: 1400, height: 1000 } });
     await context.addCookies([{ name: cookie.slice(0, eq), value: cookie.slice(eq + 1), url: c.url, httpOnly: true, sameSite: "Lax" }]);
     page = await context.newPage();

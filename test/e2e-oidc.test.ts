@@ -4,22 +4,11 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { createServer, type Server } from "node:http";
-import { chromium, type Browser, type Page } from "playwright-core";
+import { type Browser, type Page } from "playwright-core";
+import { launchChromium } from "./helpers/chromium.ts";
 import Provider from "oidc-provider";
 import { createUser, startTestConsole, type TestConsole, type TestUser } from "./helpers/console.ts";
 import { freePort } from "./helpers/sshd.ts";
-
-const CHROMIUM_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--disable-dev-shm-usage",
-];
 
 describe("single sign-on with OpenID Connect", () => {
   let op: Server;
@@ -61,7 +50,7 @@ describe("single sign-on with OpenID Connect", () => {
     });
     c = await startTestConsole("e2e-oidc", { ui: true, port: consolePort });
     user = await createUser(c, "operator", { email: "sso-user@test.local" });
-    browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: CHROMIUM_ARGS });
+    browser = await launchChromium();
   });
 
   after(async () => {

@@ -10,7 +10,8 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { chromium, type Browser, type Page } from "playwright-core";
+import { type Browser, type Page } from "playwright-core";
+import { launchChromium } from "./helpers/chromium.ts";
 import { createTeamWithGroup, createUser, startTestConsole, type TestConsole, type TestUser } from "./helpers/console.ts";
 import { PROJECT_ROOT } from "../server/console.ts";
 import { createSession } from "../server/auth/sessions.ts";
@@ -18,17 +19,6 @@ import { ACCOUNT_RULE, recordFailure } from "../server/auth/throttle.ts";
 import { currentCode } from "../server/auth/two-factor.ts";
 
 const ARTIFACTS = join(PROJECT_ROOT, "test-artifacts", "e2e-security");
-const CHROMIUM_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--disable-dev-shm-usage",
-];
 
 describe("console security in a browser", () => {
   let c: TestConsole;
@@ -75,7 +65,7 @@ describe("console security in a browser", () => {
     admin = await createUser(c, "admin", { email: "root-admin@test.local" });
     operator = await createUser(c, "operator", { email: "op@test.local", teamIds: [team] });
     viewer = await createUser(c, "viewer", { email: "viewer@test.local", teamIds: [team] });
-    browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: CHROMIUM_ARGS });
+    browser = await launchChromium();
   });
 
   after(async () => {
