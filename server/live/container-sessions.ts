@@ -197,68 +197,69 @@ export function attachContainerSessions(socket: AnySocket, deps: SessionDeps): v
     const s = m.success ? owned(m.data.sessionId) : undefined;
     if (m.success && s) deps.hub.cancel(s.nodeId, m.data.sessionId);
   });
-  socket.on("logs.follow", async (raw: unknown, ack: unknown) => {
-    const reply = typeof ack === "function" ? (ack as Parameters<SessionClientEvents["logs.follow"]>[1]) : () => undefined;
-    const parsed = FollowSchema.safeParse(raw);
-    if (!parsed.success) return reply({ ok: false, error: invalid("logs.follow", parsed.error) });
-    const req = parsed.data;
-    const { session, refusal } = await authorise(socket, deps, req.nodeId, "read");
-    if (refusal) {
-      if (!session) socket.disconnect(true);
-      return reply({ ok: false, error: refusal });
-    }
-    const sessionId = randomUUID();
-    sessions.set(sessionId, { nodeId: req.nodeId });
-    reply({ ok: true, sessionId });
-    deps.hub
-      .request(
+  /**
+   * A followed stream (logs, stats): the request is checked and authorised, answered with a
+   * session ID, then the node's stream is relayed until it ends, the browser stops it or leaves.
+   */
+  function follow<T extends { nodeId: string }>(
+    event: "logs.follow" | "stats.follow",
+    schema: z.ZodType<T>,
+    relay: (req: T, sessionId: string) => Promise<unknown>,
+    endEvent: "logs.end" | "stats.end",
+    stopEvent: "logs.stop" | "stats.stop",
+  ): void {
+    socket.on(event, async (raw: unknown, ack: unknown) => {
+      const reply = typeof ack === "function" ? (ack as Parameters<SessionClientEvents[typeof event]>[1]) : () => undefined;
+      const parsed = schema.safeParse(raw);
+      if (!parsed.success) return reply({ ok: false, error: invalid(event, parsed.error) });
+      const req = parsed.data;
+      const { session, refusal } = await authorise(socket, deps, req.nodeId, "read");
+      if (refusal) {
+        if (!session) socket.disconnect(true);
+        return reply({ ok: false, error: refusal });
+      }
+      const sessionId = randomUUID();
+      sessions.set(sessionId, { nodeId: req.nodeId });
+      reply({ ok: true, sessionId });
+      relay(req, sessionId)
+        .then(
+          () => socket.emit(endEvent, { sessionId }),
+          (e: Error) => socket.emit(endEvent, { sessionId, error: e.message }),
+        )
+        .finally(() => sessions.delete(sessionId));
+    });
+    socket.on(stopEvent, (raw: unknown) => {
+      const m = CloseSchema.safeParse(raw);
+      const s = m.success ? owned(m.data.sessionId) : undefined;
+      if (m.success && s) deps.hub.cancel(s.nodeId, m.data.sessionId);
+    });
+  }
+  follow(
+    "logs.follow",
+    FollowSchema,
+    (req, sessionId) =>
+      deps.hub.request(
         req.nodeId,
         "container.logs",
         { id: req.containerId, tail: req.tail, follow: true },
         { requestId: sessionId, timeoutMs: FOLLOW_LIMIT_MS, onStream: (line) => socket.emit("logs.line", { sessionId, line }) },
-      )
-      .then(
-        () => socket.emit("logs.end", { sessionId }),
-        (e: Error) => socket.emit("logs.end", { sessionId, error: e.message }),
-      )
-      .finally(() => sessions.delete(sessionId));
-  });
-  socket.on("logs.stop", (raw: unknown) => {
-    const m = CloseSchema.safeParse(raw);
-    const s = m.success ? owned(m.data.sessionId) : undefined;
-    if (m.success && s) deps.hub.cancel(s.nodeId, m.data.sessionId);
-  });
-  socket.on("stats.follow", async (raw: unknown, ack: unknown) => {
-    const reply = typeof ack === "function" ? (ack as Parameters<SessionClientEvents["stats.follow"]>[1]) : () => undefined;
-    const parsed = StatsSchema.safeParse(raw);
-    if (!parsed.success) return reply({ ok: false, error: invalid("stats.follow", parsed.error) });
-    const req = parsed.data;
-    const { session, refusal } = await authorise(socket, deps, req.nodeId, "read");
-    if (refusal) {
-      if (!session) socket.disconnect(true);
-      return reply({ ok: false, error: refusal });
-    }
-    const sessionId = randomUUID();
-    sessions.set(sessionId, { nodeId: req.nodeId });
-    reply({ ok: true, sessionId });
-    deps.hub
-      .request(
+      ),
+    "logs.end",
+    "logs.stop",
+  );
+  follow(
+    "stats.follow",
+    StatsSchema,
+    (req, sessionId) =>
+      deps.hub.request(
         req.nodeId,
         "container.stats",
         { id: req.containerId },
         { requestId: sessionId, timeoutMs: FOLLOW_LIMIT_MS, onStream: (sample) => socket.emit("stats.sample", { sessionId, sample }) },
-      )
-      .then(
-        () => socket.emit("stats.end", { sessionId }),
-        (e: Error) => socket.emit("stats.end", { sessionId, error: e.message }),
-      )
-      .finally(() => sessions.delete(sessionId));
-  });
-  socket.on("stats.stop", (raw: unknown) => {
-    const m = CloseSchema.safeParse(raw);
-    const s = m.success ? owned(m.data.sessionId) : undefined;
-    if (m.success && s) deps.hub.cancel(s.nodeId, m.data.sessionId);
-  });
+      ),
+    "stats.end",
+    "stats.stop",
+  );
   socket.on("disconnect", () => {
     for (const [id, s] of sessions) deps.hub.cancel(s.nodeId, id);
     sessions.clear();
