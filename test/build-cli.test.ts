@@ -4,13 +4,14 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile, spawn } from "node:child_process";
-import { link, mkdir, readdir, symlink, writeFile } from "node:fs/promises";
+import { link, readdir, symlink, writeFile } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { gzipSync } from "node:zlib";
 import { docker, dockerOk } from "./helpers/agent.ts";
+import { writeTree, type Files } from "./helpers/files.ts";
 import { until } from "./helpers/wait.ts";
 import { startBusyboxAgent, type BusyboxAgent } from "./helpers/busybox-agent.ts";
 import { makeTar } from "../agent/engine/layers/testing-tar.ts";
@@ -31,17 +32,7 @@ describe("docker build (classic builder) through the docker CLI", () => {
   });
 
   /** A fresh context directory with these files (string content, or a function that makes the entry). */
-  async function context(files: Record<string, string | ((dir: string) => Promise<void>)>): Promise<string> {
-    const dir = join(bb.work, `ctx-${++n}`);
-    await mkdir(dir, { recursive: true });
-    for (const [name, content] of Object.entries(files)) {
-      const p = join(dir, name);
-      await mkdir(join(p, ".."), { recursive: true });
-      if (typeof content === "string") await writeFile(p, content);
-      else await content(p);
-    }
-    return dir;
-  }
+  const context = (files: Files): Promise<string> => writeTree(join(bb.work, `ctx-${++n}`), files);
 
   const build = (args: string[], opts: { input?: Buffer | string } = {}) => docker(bb.agent, ["build", ...args], { ...opts, env, timeoutMs: 180_000 });
   const run = (args: string[]) => dockerOk(bb.agent, ["run", "--rm", ...args]);

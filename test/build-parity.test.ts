@@ -4,13 +4,12 @@
 // ubuntu and centos). Builds use `--network none` (the private dockerd has no bridge).
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { link, mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
+import { link, mkdtemp, rm, symlink } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { dockerCli, dockerCliOk, type CliTarget } from "./helpers/dockerd.ts";
 import { startBerthAndDocker, type BerthAndDocker } from "./helpers/parity.ts";
-
-type Files = Record<string, string | ((p: string) => Promise<void>)>;
+import { writeTree, type Files } from "./helpers/files.ts";
 
 const CASES: Array<{ name: string; files: Files; run?: string[] }> = [
   { name: "hello-docker", files: { Dockerfile: `FROM busybox\nCMD echo "hello docker!"\n` } },
@@ -82,16 +81,7 @@ describe("docker build: Berth and Docker Engine 20.10 agree", () => {
     await dockerCliOk(engine, ["tag", pair.fx.busybox.ref, "busybox:latest"]);
   });
 
-  async function contextDir(name: string, files: Files): Promise<string> {
-    const dir = join(work!, name);
-    for (const [f, content] of Object.entries(files)) {
-      const p = join(dir, f);
-      await mkdir(join(p, ".."), { recursive: true });
-      if (typeof content === "string") await writeFile(p, content);
-      else await content(p);
-    }
-    return dir;
-  }
+  const contextDir = (name: string, files: Files): Promise<string> => writeTree(join(work!, name), files);
 
   /** What the user compares: run output, Config (the parent image's ID aside), history (content hashes aside). */
   async function observe(target: CliTarget, tag: string, runArgs: string[]) {

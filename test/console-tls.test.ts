@@ -2,19 +2,16 @@
 // socket on wss, and an agent pinning the certificate's fingerprint enrolls over wss.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { X509Certificate } from "node:crypto";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { request } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { io as ioClient } from "socket.io-client";
 import { startAgent, type AgentHandle } from "./helpers/agent.ts";
 import { createUser, sessionCookie, startTestConsole, type TestConsole } from "./helpers/console.ts";
+import { selfSignedCert } from "./helpers/files.ts";
 import { until } from "./helpers/wait.ts";
-
-const execFileP = promisify(execFile);
 
 /** GET over https trusting exactly `ca` (the console's self-signed certificate). */
 function httpsGet(url: string, ca: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
@@ -38,27 +35,9 @@ describe("the console over HTTPS", () => {
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), "berth-console-tls-"));
-    await execFileP("openssl", [
-      "req",
-      "-x509",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:prime256v1",
-      "-nodes",
-      "-keyout",
-      join(dir, "key.pem"),
-      "-out",
-      join(dir, "cert.pem"),
-      "-days",
-      "1",
-      "-subj",
-      "/CN=berth-console",
-      "-addext",
-      "subjectAltName=IP:127.0.0.1",
-    ]);
-    cert = await readFile(join(dir, "cert.pem"), "utf8");
-    c = await startTestConsole("console-tls", { tls: { cert, key: await readFile(join(dir, "key.pem"), "utf8") } });
+    const pair = await selfSignedCert(dir);
+    cert = pair.cert;
+    c = await startTestConsole("console-tls", { tls: { cert, key: pair.key } });
   });
 
   after(async () => {

@@ -15,7 +15,7 @@ import { request } from "node:http";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import * as tarStream from "tar-stream";
-import { docker, dockerOk, type AgentHandle } from "./helpers/agent.ts";
+import { docker, dockerOk, type AgentHandle, runShellDetached } from "./helpers/agent.ts";
 import { startBusyboxAgent, type BusyboxAgent } from "./helpers/busybox-agent.ts";
 import { sleep, until } from "./helpers/wait.ts";
 
@@ -111,16 +111,7 @@ describe("docker cp, update, commit and the other missing endpoints against the 
   test("cp out of and into a running container: a file, a directory, its contents with /., a missing path", async (t) => {
     const c = uniq("cp-run");
     removeAfter(t, c);
-    await dockerOk(agent, [
-      "run",
-      "-d",
-      "--name",
-      c,
-      "busybox",
-      "sh",
-      "-c",
-      "mkdir -p /srv/d/sub && echo one > /srv/d/a && echo two > /srv/d/sub/b && sleep 1000",
-    ]);
+    await runShellDetached(agent, c, "mkdir -p /srv/d/sub && echo one > /srv/d/a && echo two > /srv/d/sub/b && sleep 1000");
     const out = join(work, c);
     await mkdir(out);
     // A file out: the same bytes the container sees.
@@ -239,16 +230,11 @@ describe("docker cp, update, commit and the other missing endpoints against the 
     const c = uniq("cp-escape");
     removeAfter(t, c);
     const marker = uniq("container-only");
-    await dockerOk(agent, [
-      "run",
-      "-d",
-      "--name",
+    await runShellDetached(
+      agent,
       c,
-      "busybox",
-      "sh",
-      "-c",
       `ln -s / /escape && ln -s /etc/shadow /x && echo ${marker}:x:0:0 > /etc/shadow && echo ${marker} >> /etc/passwd && touch /ready && sleep 1000`,
-    ]);
+    );
     await dockerOk(agent, ["exec", c, "sh", "-c", "until [ -f /ready ]; do sleep 0.1; done"]);
     for (const state of ["running", "stopped"]) {
       // Out through /escape: the container's passwd, not the host's.

@@ -44,6 +44,33 @@ function eventsOf(target: CliTarget, args: string[]) {
   };
 }
 
+interface Check {
+  cmd: string;
+  interval?: string;
+  timeout?: string;
+  retries?: number;
+  startPeriod?: string;
+}
+
+/** `docker run -d` of a container without a network whose health check is given as --health-* flags. */
+const runChecked = (target: CliTarget, name: string, check: Check, image = "busybox", command = ["sleep", "1000"]) =>
+  dockerCliOk(target, [
+    "run",
+    "-d",
+    "--name",
+    name,
+    "--network",
+    "none",
+    "--health-cmd",
+    check.cmd,
+    ...(check.interval ? ["--health-interval", check.interval] : []),
+    ...(check.timeout ? ["--health-timeout", check.timeout] : []),
+    ...(check.retries !== undefined ? ["--health-retries", String(check.retries)] : []),
+    ...(check.startPeriod ? ["--health-start-period", check.startPeriod] : []),
+    image,
+    ...command,
+  ]);
+
 const health = async (target: CliTarget, name: string): Promise<Health | null> =>
   JSON.parse(await dockerCliOk(target, ["inspect", "--format", "{{json .State.Health}}", name])) as Health | null;
 const statusColumn = async (target: CliTarget, name: string) =>
@@ -71,23 +98,7 @@ async function walkThrough(target: CliTarget, image: string) {
   const events = eventsOf(target, ["--filter", "event=health_status", "--filter", `container=${c}`, "--format", "{{.Action}}"]);
   try {
     await new Promise((r) => setTimeout(r, 300)); // the events stream is listening
-    await dockerCliOk(target, [
-      "run",
-      "-d",
-      "--name",
-      c,
-      "--network",
-      "none",
-      "--health-cmd",
-      "test -f /tmp/ok",
-      "--health-interval",
-      "1s",
-      "--health-retries",
-      "2",
-      image,
-      "sleep",
-      "1000",
-    ]);
+    await runChecked(target, c, { cmd: "test -f /tmp/ok", interval: "1s", retries: 2 }, image);
     await dockerCliOk(target, ["run", "-d", "--name", none, "--network", "none", "--no-healthcheck", image, "sleep", "1000"]);
     const seen: Record<string, unknown> = {};
     seen.initial = await health(target, c);
@@ -187,25 +198,7 @@ describe("container health checks through the docker CLI", () => {
   test("a check that outlives --health-timeout is killed, counts as a failure, and leaves no process behind", async (t) => {
     const c = uniq("slow");
     removeAfter(t, c);
-    await dockerOk(bb.agent, [
-      "run",
-      "-d",
-      "--name",
-      c,
-      "--network",
-      "none",
-      "--health-cmd",
-      "sleep 100; echo never",
-      "--health-timeout",
-      "1s",
-      "--health-interval",
-      "2s",
-      "--health-retries",
-      "1",
-      "busybox",
-      "sleep",
-      "1000",
-    ]);
+    await runChecked(bb.agent, c, { cmd: "sleep 100; echo never", timeout: "1s", interval: "2s", retries: 1 });
     const h = await waitHealth(bb.agent, c, "unhealthy");
     assert.deepEqual({ ExitCode: h.Log[0]!.ExitCode, Output: h.Log[0]!.Output }, { ExitCode: -1, Output: "Health check exceeded timeout (1s)" });
     const took = Date.parse(h.Log[0]!.End) - Date.parse(h.Log[0]!.Start);
@@ -224,23 +217,7 @@ describe("container health checks through the docker CLI", () => {
   test('a probe\'s output is kept up to 4 KiB, then "..."; the log keeps the last five results', async (t) => {
     const c = uniq("chatty");
     removeAfter(t, c);
-    await dockerOk(bb.agent, [
-      "run",
-      "-d",
-      "--name",
-      c,
-      "--network",
-      "none",
-      "--health-cmd",
-      "head -c 5000 /dev/zero | tr '\\0' a; echo; exit 1",
-      "--health-interval",
-      "1s",
-      "--health-retries",
-      "100",
-      "busybox",
-      "sleep",
-      "1000",
-    ]);
+    await runChecked(bb.agent, c, { cmd: "head -c 5000 /dev/zero | tr '\\0' a; echo; exit 1", interval: "1s", retries: 100 });
     const h = await until(
       "six results",
       async () => {
@@ -259,25 +236,7 @@ describe("container health checks through the docker CLI", () => {
   test("--health-start-period: failures before it ends do not count", async (t) => {
     const c = uniq("slowstart");
     removeAfter(t, c);
-    await dockerOk(bb.agent, [
-      "run",
-      "-d",
-      "--name",
-      c,
-      "--network",
-      "none",
-      "--health-cmd",
-      "false",
-      "--health-interval",
-      "1s",
-      "--health-retries",
-      "1",
-      "--health-start-period",
-      "4s",
-      "busybox",
-      "sleep",
-      "1000",
-    ]);
+    await runChecked(bb.agent, c, { cmd: "false", interval: "1s", retries: 1, startPeriod: "4s" });
     const early = await until(
       "a first result",
       async () => {
@@ -320,23 +279,7 @@ describe("container health checks through the docker CLI", () => {
   test("an agent that stops kills the probe under way: nothing of it is left in the container", async (t) => {
     const c = uniq("orphan");
     removeAfter(t, c);
-    await dockerOk(bb.agent, [
-      "run",
-      "-d",
-      "--name",
-      c,
-      "--network",
-      "none",
-      "--health-cmd",
-      "sleep 100; echo never",
-      "--health-interval",
-      "3s",
-      "--health-timeout",
-      "60s",
-      "busybox",
-      "sleep",
-      "1000",
-    ]);
+    await runChecked(bb.agent, c, { cmd: "sleep 100; echo never", interval: "3s", timeout: "60s" });
     await until("a probe in docker top", async () => /sleep 100$/m.test(await dockerOk(bb.agent, ["top", c])), 15_000, bb.agent, 50);
     await bb.agent.restart();
     // The restarted agent's first probe is an interval (3 s) away.
@@ -348,24 +291,7 @@ describe("container health checks through the docker CLI", () => {
   test('the checks go on after the agent restarts (from "starting", as Docker after a daemon restart)', async (t) => {
     const c = uniq("survivor");
     removeAfter(t, c);
-    await dockerOk(bb.agent, [
-      "run",
-      "-d",
-      "--name",
-      c,
-      "--network",
-      "none",
-      "--health-cmd",
-      "test -f /tmp/ok",
-      "--health-interval",
-      "1s",
-      "--health-retries",
-      "1",
-      "busybox",
-      "sh",
-      "-c",
-      "touch /tmp/ok; exec sleep 1000",
-    ]);
+    await runChecked(bb.agent, c, { cmd: "test -f /tmp/ok", interval: "1s", retries: 1 }, "busybox", ["sh", "-c", "touch /tmp/ok; exec sleep 1000"]);
     await waitHealth(bb.agent, c, "healthy");
     await bb.agent.restart();
     const after = (await health(bb.agent, c))!;

@@ -16,7 +16,7 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { hostname as hostHostname } from "node:os";
 import { join } from "node:path";
 import { freePort } from "./fixtures/registry.ts";
-import { docker, dockerOk, type AgentHandle } from "./helpers/agent.ts";
+import { docker, dockerOk, type AgentHandle, runShellDetached } from "./helpers/agent.ts";
 import { startBusyboxAgent, type BusyboxAgent } from "./helpers/busybox-agent.ts";
 import { poll, sleep } from "./helpers/wait.ts";
 
@@ -409,16 +409,11 @@ describe("containers through the docker CLI: run flags, commands, volumes and ne
   test("attach to a running container prints its output and returns its exit code", async (t) => {
     const c = uniq("attach");
     removeAfter(t, c);
-    await dockerOk(agent, [
-      "run",
-      "-d",
-      "--name",
+    await runShellDetached(
+      agent,
       c,
-      "busybox",
-      "sh",
-      "-c",
       "echo before-attach; while [ ! -f /go ]; do sleep 0.1; done; for i in 1 2 3; do echo tick $i; done; echo oops >&2; exit 3",
-    ]);
+    );
     const att = dockerBackground(agent, ["attach", "--sig-proxy=false", c]);
     t.after(() => att.kill());
     await sleep(1000);

@@ -4,7 +4,6 @@
 // revocation, refused handshakes and a pinned TLS certificate.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { randomUUID, X509Certificate } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
@@ -12,7 +11,6 @@ import { createServer as createHttpServer, type Server as HttpServer } from "nod
 import { createServer as createHttpsServer } from "node:https";
 import os, { tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import pino from "pino";
 import { Server } from "socket.io";
 import { io as ioClient } from "socket.io-client";
@@ -23,9 +21,9 @@ import { startLinkProxy as startProxy, type LinkProxy } from "./helpers/link-pro
 import { AgentHub, LinkRequestError } from "../server/hub/agent-hub.ts";
 import { MemoryNodeRegistry } from "../server/hub/memory-node-registry.ts";
 import { LINK_MAX_MESSAGE_BYTES, LINK_PROTOCOL_VERSION, type EngineEvent, type InventoryContainer, type ProgressEventWire } from "../agent/link/contract.ts";
+import { selfSignedCert } from "./helpers/files.ts";
 import { sleep, until } from "./helpers/wait.ts";
 
-const execFileP = promisify(execFile);
 /** How long the agent is cut off in the outage test (the issue's minute, shortened by default). */
 const OUTAGE_MS = Number(process.env.BERTH_LINK_OUTAGE_MS ?? 15_000);
 const logger = pino({ level: process.env.BERTH_TEST_LOG ?? "silent" });
@@ -543,31 +541,10 @@ describe("agent link with real agents", () => {
   test("with a pinned fingerprint the agent talks only to the console holding that certificate", async (t) => {
     const dir = await mkdtemp(join(tmpdir(), "berth-link-tls-"));
     t.after(() => rm(dir, { recursive: true, force: true }));
-    const key = join(dir, "key.pem");
-    const cert = join(dir, "cert.pem");
-    await execFileP("openssl", [
-      "req",
-      "-x509",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:prime256v1",
-      "-nodes",
-      "-keyout",
-      key,
-      "-out",
-      cert,
-      "-days",
-      "1",
-      "-subj",
-      "/CN=berth-console",
-      "-addext",
-      "subjectAltName=IP:127.0.0.1",
-    ]);
-    const pem = await readFile(cert, "utf8");
+    const { key, cert: pem } = await selfSignedCert(dir);
     const fingerprint = new X509Certificate(pem).fingerprint256;
     const tlsRegistry = new MemoryNodeRegistry();
-    const secure = await startConsole(tlsRegistry, { tls: { key: await readFile(key, "utf8"), cert: pem } });
+    const secure = await startConsole(tlsRegistry, { tls: { key, cert: pem } });
     consoles.push(secure);
 
     const wrongToken = tlsRegistry.createJoinToken();

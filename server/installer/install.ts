@@ -3,7 +3,7 @@
  *
  *   connect   host key checked against the pin before authenticating
  *   preflight the checklist (preflight.ts); nothing changes on the host before it passes
- *   packages  runc, conmon, iptables, iproute2, attr, ca-certificates (+ nodejs) via apt or dnf
+ *   packages  packages.ts (runc, conmon, iptables, tini, aardvark-dns…, + nodejs) via apt or dnf
  *   upload    the artifact over SFTP to a private temp directory, checksum verified
  *   unpack    into <prefix>/usr/lib/berth-agent/<version>
  *   config    <prefix>/etc/berth/agent.json (0600): console URL, join token, paths
@@ -26,6 +26,7 @@ import { bestEffort } from "../../shared/best-effort.ts";
 import type { AgentConfigFile } from "../../agent/config.ts";
 import { ArtifactError, defaultArtifactPath, readArtifact, type AgentArtifact } from "./artifact.ts";
 import { InstallError } from "./errors.ts";
+import { AGENT_PACKAGES } from "./packages.ts";
 import type { HostKey } from "./host-key.ts";
 import {
   DEFAULT_MIN_FREE_DISK_BYTES,
@@ -225,11 +226,6 @@ export async function checkHost(opts: PreflightOptions & { target: SshTarget }, 
   }
 }
 
-const PACKAGES: Record<PackageManager, string[]> = {
-  apt: ["runc", "conmon", "iptables", "iproute2", "attr", "ca-certificates"],
-  dnf: ["runc", "conmon", "iptables", "iproute", "attr", "ca-certificates"],
-};
-
 function missingScript(pm: PackageManager, packages: string[]): string {
   const list = packages.map(q).join(" ");
   return pm === "apt"
@@ -243,7 +239,7 @@ async function packagesStep(run: StepRunner, session: SshSession, pre: Preflight
     if (!pm) throw new InstallError("packages", "unsupported-os", "no supported package manager (apt-get or dnf)");
     for (const p of extra)
       if (!/^[A-Za-z0-9][A-Za-z0-9.+_:-]*$/.test(p)) throw new InstallError("packages", "invalid", `not a package name: ${JSON.stringify(p)}`);
-    const wanted = [...PACKAGES[pm], ...(pre.needsNodePackage ? ["nodejs"] : []), ...extra];
+    const wanted = [...AGENT_PACKAGES[pm], ...(pre.needsNodePackage ? ["nodejs"] : []), ...extra];
     const probe = await session.exec(missingScript(pm, wanted));
     const missing = probe.stdout
       .split("\n")

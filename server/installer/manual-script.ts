@@ -10,6 +10,7 @@
  * BERTH_PREFIX=/some/dir installs under a prefix and leaves systemd alone (tests, staging).
  */
 import type { AgentConfigExtras } from "./install.ts";
+import { AGENT_PACKAGES } from "./packages.ts";
 import { q } from "./shell.ts";
 import { MIN_KERNEL, MIN_NODE_MAJOR } from "./preflight.ts";
 import { PREFIX_PLACEHOLDER } from "./unit.ts";
@@ -119,8 +120,8 @@ if [ "$PREFIX" = / ]; then
   [ -d /run/systemd/system ] || die "systemd is not running (PID 1 is $(cat /proc/1/comm)): the agent is installed as a systemd service"
   SYSTEMD=1
 fi
-if command -v apt-get >/dev/null; then PM=apt; PKGS="runc conmon iptables iproute2 attr ca-certificates"
-elif command -v dnf >/dev/null; then PM=dnf; PKGS="runc conmon iptables iproute attr ca-certificates"
+if command -v apt-get >/dev/null; then PM=apt; PKGS="${AGENT_PACKAGES.apt.join(" ")}"
+elif command -v dnf >/dev/null; then PM=dnf; PKGS="${AGENT_PACKAGES.dnf.join(" ")}"
 else die "no supported package manager (apt-get or dnf)"; fi
 node_major() { local v; v=$(node --version 2>/dev/null || nodejs --version 2>/dev/null || true); v=\${v#v}; echo "\${v%%.*}"; }
 nm=$(node_major)

@@ -253,3 +253,7 @@ export async function dockerOk(agent: AgentHandle, args: string[], opts: { input
     );
   return r.stdout;
 }
+
+/** `docker run -d --name NAME busybox sh -c SCRIPT`: a background container that runs a shell script. */
+export const runShellDetached = (agent: AgentHandle, name: string, script: string): Promise<string> =>
+  dockerOk(agent, ["run", "-d", "--name", name, "busybox", "sh", "-c", script]);
