@@ -7,7 +7,7 @@ import { ApiError, FieldError, JobNotice } from "./action-bar.tsx";
 import { Dialog } from "./dialog.tsx";
 import { parseLabelLines } from "./node-panels.tsx";
 import { NodeMultiSelect } from "./node-picker.tsx";
-import { Field } from "./ui.tsx";
+import { Field, LinesField, TextField } from "./ui.tsx";
 
 const VOLUME_FIELDS = ["nodeIds", "name", "driverOpts", "labels"] as const;
 const NETWORK_FIELDS = ["nodeIds", "name", "subnet", "gateway", "labels"] as const;
@@ -72,9 +72,13 @@ export function CreateVolumeButton({ nodeId }: { nodeId?: string }) {
       {open && (
         <Dialog title="Create a volume" onClose={() => setOpen(false)}>
           <form onSubmit={submit} aria-label="create volume">
-            <Field label="Name (empty: a random one)" error={<FieldError error={create.error} field="name" fields={VOLUME_FIELDS} />}>
-              <input id="volume-name" value={name} onChange={(e) => setName(e.target.value)} style={{ width: "100%" }} />
-            </Field>
+            <TextField
+              label="Name (empty: a random one)"
+              id="volume-name"
+              value={name}
+              onChange={setName}
+              error={<FieldError error={create.error} field="name" fields={VOLUME_FIELDS} />}
+            />
             {!nodeId && (
               <Field label="Nodes" error={<FieldError error={create.error} field="nodeIds" fields={VOLUME_FIELDS} />}>
                 <NodeMultiSelect id="volume-nodes" value={nodeIds} onChange={setNodeIds} />
@@ -90,9 +94,14 @@ export function CreateVolumeButton({ nodeId }: { nodeId?: string }) {
               Options that bind a host directory (o=bind, device=/path) count as a bind mount of that path: operators need the node group&apos;s host policy to
               allow it.
             </p>
-            <Field label="Labels (key=value a line)" error={<LinesError bad={bad.labels} field="labels" error={create.error} fields={VOLUME_FIELDS} />}>
-              <textarea id="volume-labels" value={labels} onChange={(e) => setLabels(e.target.value)} rows={2} style={{ width: "100%" }} />
-            </Field>
+            <LinesField
+              label="Labels (key=value a line)"
+              id="volume-labels"
+              value={labels}
+              onChange={setLabels}
+              rows={2}
+              error={<LinesError bad={bad.labels} field="labels" error={create.error} fields={VOLUME_FIELDS} />}
+            />
             <ApiError error={create.error} fields={VOLUME_FIELDS} />
             <p className="row">
               <button type="submit" className="primary" disabled={create.isPending}>
@@ -151,29 +160,48 @@ export function CreateNetworkButton({ nodeId }: { nodeId?: string }) {
       {open && (
         <Dialog title="Create a bridge network" onClose={() => setOpen(false)}>
           <form onSubmit={submit} aria-label="create network">
-            <Field label="Name" error={<FieldError error={create.error} field="name" fields={NETWORK_FIELDS} />}>
-              <input id="network-name" value={name} onChange={(e) => setName(e.target.value)} style={{ width: "100%" }} />
-            </Field>
+            <TextField
+              label="Name"
+              id="network-name"
+              value={name}
+              onChange={setName}
+              error={<FieldError error={create.error} field="name" fields={NETWORK_FIELDS} />}
+            />
             {!nodeId && (
               <Field label="Nodes" error={<FieldError error={create.error} field="nodeIds" fields={NETWORK_FIELDS} />}>
                 <NodeMultiSelect id="network-nodes" value={nodeIds} onChange={setNodeIds} />
               </Field>
             )}
             <div className="grid2">
-              <Field label="Subnet (empty: chosen by the node)" error={<FieldError error={create.error} field="subnet" fields={NETWORK_FIELDS} />}>
-                <input id="network-subnet" value={subnet} onChange={(e) => setSubnet(e.target.value)} placeholder="10.30.0.0/24" style={{ width: "100%" }} />
-              </Field>
-              <Field label="Gateway" error={<FieldError error={create.error} field="gateway" fields={NETWORK_FIELDS} />}>
-                <input id="network-gateway" value={gateway} onChange={(e) => setGateway(e.target.value)} placeholder="10.30.0.1" style={{ width: "100%" }} />
-              </Field>
+              <TextField
+                label="Subnet (empty: chosen by the node)"
+                id="network-subnet"
+                value={subnet}
+                onChange={setSubnet}
+                placeholder="10.30.0.0/24"
+                error={<FieldError error={create.error} field="subnet" fields={NETWORK_FIELDS} />}
+              />
+              <TextField
+                label="Gateway"
+                id="network-gateway"
+                value={gateway}
+                onChange={setGateway}
+                placeholder="10.30.0.1"
+                error={<FieldError error={create.error} field="gateway" fields={NETWORK_FIELDS} />}
+              />
             </div>
             <label htmlFor="network-internal" style={{ fontWeight: 400 }}>
               <input id="network-internal" type="checkbox" checked={internal} onChange={(e) => setInternal(e.target.checked)} /> Internal (no route out of the
               node)
             </label>
-            <Field label="Labels (key=value a line)" error={<LinesError bad={bad} field="labels" error={create.error} fields={NETWORK_FIELDS} />}>
-              <textarea id="network-labels" value={labels} onChange={(e) => setLabels(e.target.value)} rows={2} style={{ width: "100%" }} />
-            </Field>
+            <LinesField
+              label="Labels (key=value a line)"
+              id="network-labels"
+              value={labels}
+              onChange={setLabels}
+              rows={2}
+              error={<LinesError bad={bad} field="labels" error={create.error} fields={NETWORK_FIELDS} />}
+            />
             <ApiError error={create.error} fields={NETWORK_FIELDS} />
             <p className="row">
               <button type="submit" className="primary" disabled={create.isPending}>

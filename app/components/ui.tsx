@@ -37,6 +37,77 @@ export function Field({
   );
 }
 
+interface TextFieldProps {
+  label: string;
+  id: string;
+  value: string;
+  onChange: (value: string) => void;
+  placeholder?: string;
+  /** monospace: commands, paths, key=value lines */ mono?: boolean;
+  required?: boolean;
+  error?: ReactNode;
+}
+
+/** A labelled one-line text input, the width of its column. */
+export function TextField({
+  label,
+  id,
+  value,
+  onChange,
+  placeholder,
+  mono,
+  required,
+  error,
+  inputMode,
+  list,
+}: TextFieldProps & { inputMode?: "decimal" | "numeric"; list?: string }) {
+  return (
+    <Field label={label} error={error}>
+      <input
+        id={id}
+        value={value}
+        onChange={(e) => onChange(e.target.value)}
+        placeholder={placeholder}
+        className={mono ? "mono" : undefined}
+        required={required}
+        inputMode={inputMode}
+        list={list}
+        style={{ width: "100%" }}
+      />
+    </Field>
+  );
+}
+
+/** A labelled text area (usually one entry a line), the width of its column. */
+export function LinesField({
+  label,
+  id,
+  value,
+  onChange,
+  placeholder,
+  mono,
+  required,
+  error,
+  rows = 4,
+  spellCheck,
+}: TextFieldProps & { rows?: number; spellCheck?: boolean }) {
+  return (
+    <Field label={label} error={error}>
+      <textarea
+        id={id}
+        value={value}
+        onChange={(e) => onChange(e.target.value)}
+        placeholder={placeholder}
+        rows={rows}
+        className={mono ? "mono" : undefined}
+        required={required}
+        spellCheck={spellCheck}
+        style={{ width: "100%" }}
+      />
+    </Field>
+  );
+}
+
 export function Pager({ page, pages, total, onPage }: { page: number; pages: number; total: number; onPage: (p: number) => void }) {
   return (
     <div className="pager">

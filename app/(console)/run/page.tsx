@@ -10,7 +10,7 @@ import { trpc, type RouterOutputs } from "../../lib/trpc.ts";
 import { ApiError, useCan } from "../../components/action-bar.tsx";
 import { NodeSelect } from "../../components/node-picker.tsx";
 import { showToast } from "../../components/toasts.tsx";
-import { Badge, Field } from "../../components/ui.tsx";
+import { Badge, Field, LinesField, TextField } from "../../components/ui.tsx";
 
 const RESTART = ["no", "always", "on-failure", "unless-stopped"] as const;
 const lines = (text: string) =>
@@ -212,130 +212,39 @@ function RunForm() {
           <Field label="Node">
             <NodeSelect id={f("node")} value={nodeId} onChange={setNodeId} />
           </Field>
-          <Field label="Image">
-            <input
-              id={f("image")}
-              value={image}
-              onChange={(e) => setImage(e.target.value)}
-              placeholder="127.0.0.1:5000/library/busybox:latest"
-              required
-              style={{ width: "100%" }}
-            />
-          </Field>
-          <Field label="Name">
-            <input id={f("name")} value={name} onChange={(e) => setName(e.target.value)} placeholder="optional, e.g. web" style={{ width: "100%" }} />
-          </Field>
-          <Field label="Command">
-            <input
-              id={f("command")}
-              value={command}
-              onChange={(e) => setCommand(e.target.value)}
-              placeholder="empty: the image's command"
-              className="mono"
-              style={{ width: "100%" }}
-            />
-          </Field>
-          <Field label="Entrypoint">
-            <input
-              id={f("entrypoint")}
-              value={entrypoint}
-              onChange={(e) => setEntrypoint(e.target.value)}
-              placeholder="empty: the image's entrypoint"
-              className="mono"
-              style={{ width: "100%" }}
-            />
-          </Field>
+          <TextField label="Image" id={f("image")} value={image} onChange={setImage} placeholder="127.0.0.1:5000/library/busybox:latest" required />
+          <TextField label="Name" id={f("name")} value={name} onChange={setName} placeholder="optional, e.g. web" />
+          <TextField label="Command" id={f("command")} value={command} onChange={setCommand} placeholder="empty: the image's command" mono />
+          <TextField label="Entrypoint" id={f("entrypoint")} value={entrypoint} onChange={setEntrypoint} placeholder="empty: the image's entrypoint" mono />
           <div className="grid2">
-            <Field label="Working directory">
-              <input
-                id={f("workdir")}
-                value={workdir}
-                onChange={(e) => setWorkdir(e.target.value)}
-                placeholder="e.g. /app"
-                className="mono"
-                style={{ width: "100%" }}
-              />
-            </Field>
-            <Field label="User">
-              <input
-                id={f("user")}
-                value={user}
-                onChange={(e) => setUser(e.target.value)}
-                placeholder="e.g. 1000:1000"
-                className="mono"
-                style={{ width: "100%" }}
-              />
-            </Field>
+            <TextField label="Working directory" id={f("workdir")} value={workdir} onChange={setWorkdir} placeholder="e.g. /app" mono />
+            <TextField label="User" id={f("user")} value={user} onChange={setUser} placeholder="e.g. 1000:1000" mono />
           </div>
-          <Field label="Environment">
-            <textarea
-              id={f("env")}
-              value={env}
-              onChange={(e) => setEnv(e.target.value)}
-              placeholder={"one per line: NAME=value"}
-              rows={4}
-              className="mono"
-              style={{ width: "100%" }}
-            />
-          </Field>
-          <Field label="Ports">
-            <textarea
-              id={f("ports")}
-              value={ports}
-              onChange={(e) => setPorts(e.target.value)}
-              placeholder={"one per line: 8080:80, 127.0.0.1:5353:53/udp"}
-              rows={4}
-              className="mono"
-              style={{ width: "100%" }}
-            />
-          </Field>
-          <Field label="Volumes">
-            <textarea
-              id={f("volumes")}
-              value={volumes}
-              onChange={(e) => setVolumes(e.target.value)}
-              placeholder={"one per line: data:/var/lib/app, /srv/www:/www:ro"}
-              rows={4}
-              className="mono"
-              style={{ width: "100%" }}
-            />
-          </Field>
-          <Field label="Labels">
-            <textarea
-              id={f("labels")}
-              value={labels}
-              onChange={(e) => setLabels(e.target.value)}
-              placeholder={"one per line: key=value"}
-              rows={4}
-              className="mono"
-              style={{ width: "100%" }}
-            />
-          </Field>
+          <LinesField label="Environment" id={f("env")} value={env} onChange={setEnv} placeholder={"one per line: NAME=value"} rows={4} mono />
+          <LinesField
+            label="Ports"
+            id={f("ports")}
+            value={ports}
+            onChange={setPorts}
+            placeholder={"one per line: 8080:80, 127.0.0.1:5353:53/udp"}
+            rows={4}
+            mono
+          />
+          <LinesField
+            label="Volumes"
+            id={f("volumes")}
+            value={volumes}
+            onChange={setVolumes}
+            placeholder={"one per line: data:/var/lib/app, /srv/www:/www:ro"}
+            rows={4}
+            mono
+          />
+          <LinesField label="Labels" id={f("labels")} value={labels} onChange={setLabels} placeholder={"one per line: key=value"} rows={4} mono />
           <div>
             <div className="grid2">
-              <Field label="Memory">
-                <input id={f("memory")} value={memory} onChange={(e) => setMemory(e.target.value)} placeholder="e.g. 256m" style={{ width: "100%" }} />
-              </Field>
-              <Field label="CPUs">
-                <input
-                  id={f("cpus")}
-                  value={cpus}
-                  onChange={(e) => setCpus(e.target.value)}
-                  inputMode="decimal"
-                  placeholder="e.g. 0.5"
-                  style={{ width: "100%" }}
-                />
-              </Field>
-              <Field label="PIDs limit">
-                <input
-                  id={f("pids")}
-                  value={pidsLimit}
-                  onChange={(e) => setPidsLimit(e.target.value)}
-                  inputMode="numeric"
-                  placeholder="e.g. 100"
-                  style={{ width: "100%" }}
-                />
-              </Field>
+              <TextField label="Memory" id={f("memory")} value={memory} onChange={setMemory} placeholder="e.g. 256m" />
+              <TextField label="CPUs" id={f("cpus")} value={cpus} onChange={setCpus} placeholder="e.g. 0.5" inputMode="decimal" />
+              <TextField label="PIDs limit" id={f("pids")} value={pidsLimit} onChange={setPidsLimit} placeholder="e.g. 100" inputMode="numeric" />
               <Field label="Restart policy">
                 <select id={f("restart")} value={restart} onChange={(e) => setRestart(e.target.value as typeof restart)} style={{ width: "100%" }}>
                   {RESTART.map((r) => (
@@ -346,16 +255,14 @@ function RunForm() {
                 </select>
               </Field>
               {restart === "on-failure" && (
-                <Field label="Retries (0: no limit)">
-                  <input
-                    id={f("retries")}
-                    value={restartRetries}
-                    onChange={(e) => setRestartRetries(e.target.value)}
-                    inputMode="numeric"
-                    placeholder="e.g. 5"
-                    style={{ width: "100%" }}
-                  />
-                </Field>
+                <TextField
+                  label="Retries (0: no limit)"
+                  id={f("retries")}
+                  value={restartRetries}
+                  onChange={setRestartRetries}
+                  placeholder="e.g. 5"
+                  inputMode="numeric"
+                />
               )}
             </div>
           </div>

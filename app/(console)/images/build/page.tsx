@@ -6,7 +6,7 @@ import { useId, useState, type FormEvent } from "react";
 import { trpc } from "../../../lib/trpc.ts";
 import { ApiError, useCan } from "../../../components/action-bar.tsx";
 import { NodeMultiSelect, NodeSelect } from "../../../components/node-picker.tsx";
-import { Field } from "../../../components/ui.tsx";
+import { Field, LinesField, TextField } from "../../../components/ui.tsx";
 
 /** The server's limit (MAX_BUILD_CONTEXT_BYTES): checked here too, so a big file is refused before it is read. */
 const MIB = 1024 * 1024;
@@ -109,18 +109,7 @@ export default function BuildPage() {
     <>
       <h1>Build an image</h1>
       <form className="panel" onSubmit={(e) => void submit(e)} style={{ maxWidth: 960 }} aria-label="build an image">
-        <Field label="Dockerfile">
-          <textarea
-            id={f("dockerfile")}
-            value={dockerfile}
-            onChange={(e) => setDockerfile(e.target.value)}
-            rows={14}
-            className="mono"
-            spellCheck={false}
-            style={{ width: "100%" }}
-            required
-          />
-        </Field>
+        <LinesField label="Dockerfile" id={f("dockerfile")} value={dockerfile} onChange={setDockerfile} rows={14} mono required spellCheck={false} />
         <div className="grid2">
           <Field label="Node">
             <NodeSelect id={f("node")} value={nodeId} onChange={setNodeId} />
@@ -133,38 +122,16 @@ export default function BuildPage() {
               onChange={(e) => setFile(e.target.files?.[0] ?? null)}
             />
           </Field>
-          <Field label="Tags">
-            <input
-              id={f("tags")}
-              value={tags}
-              onChange={(e) => setTags(e.target.value)}
-              placeholder="optional: 127.0.0.1:5000/team/app:1.0 (several: space or comma)"
-              style={{ width: "100%" }}
-            />
-          </Field>
-          <Field label="Build args">
-            <textarea
-              id={f("args")}
-              value={buildArgs}
-              onChange={(e) => setBuildArgs(e.target.value)}
-              placeholder="one per line: NAME=value"
-              rows={3}
-              className="mono"
-              style={{ width: "100%" }}
-            />
-          </Field>
-          <Field label="Target stage">
-            <input
-              id={f("target")}
-              value={target}
-              onChange={(e) => setTarget(e.target.value)}
-              placeholder="optional: the last stage"
-              style={{ width: "100%" }}
-            />
-          </Field>
-          <Field label="Network for RUN">
-            <input id={f("network")} value={network} onChange={(e) => setNetwork(e.target.value)} list={f("networks")} style={{ width: "100%" }} />
-          </Field>
+          <TextField
+            label="Tags"
+            id={f("tags")}
+            value={tags}
+            onChange={setTags}
+            placeholder="optional: 127.0.0.1:5000/team/app:1.0 (several: space or comma)"
+          />
+          <LinesField label="Build args" id={f("args")} value={buildArgs} onChange={setBuildArgs} placeholder="one per line: NAME=value" rows={3} mono />
+          <TextField label="Target stage" id={f("target")} value={target} onChange={setTarget} placeholder="optional: the last stage" />
+          <TextField label="Network for RUN" id={f("network")} value={network} onChange={setNetwork} list={f("networks")} />
           <datalist id={f("networks")}>
             {["bridge", "none", "host"].map((n) => (
               <option key={n} value={n} />
