@@ -81,6 +81,21 @@ describe("ordered container actions, clean failed runs, recreate and stats", () 
     blocker = undefined;
   });
 
+  test("a Run pulls an image the node lacks first; a Run on a missing network fails as such", async () => {
+    await dockerOk(agent, ["pull", image]);
+    const noNet = await admin.jobs.run.mutate({ nodeId, image, name: "nonet", command: "sleep 300", network: "no-such-net" });
+    const failed = await finished(noNet.jobId);
+    assert.equal(failed.status, "failed");
+    assert.match(failed.steps[0]!.error ?? "", /network no-such-net not found/i);
+    assert.doesNotMatch(await dockerOk(agent, ["ps", "-a", "--format", "{{.Names}}"]), /nonet/);
+    const absent = `${registry.host}/${images.multilayer.repository}:${images.multilayer.tag}`;
+    const run = await admin.jobs.run.mutate({ nodeId, image: absent, name: "pulledfirst", command: "sleep 300" });
+    const j = await finished(run.jobId);
+    assert.equal(j.status, "succeeded", JSON.stringify(j.steps));
+    assert.equal((await dockerOk(agent, ["inspect", "-f", "{{.State.Status}} {{.Config.Image}}", "pulledfirst"])).trim(), `running ${absent}`);
+    await dockerOk(agent, ["rm", "-f", "pulledfirst"]);
+  });
+
   test("Recreate with a changed env: same name, new env in inspect, the old one gone", async () => {
     const run = await admin.jobs.run.mutate({
       nodeId,

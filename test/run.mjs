@@ -1,5 +1,7 @@
 // Runs every test file (agent/**, server/**, shared/**, test/**) with Node's test runner, one file
 // at a time: the integration tests share root-only resources (mounts, iptables, ports).
+// `--unit`: only the unit tests beside the code (agent/, server/, shared/): a quick check that
+// needs no build (npm run test:unit). Otherwise the arguments name the files to run.
 import { spawnSync } from "node:child_process";
 import { readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
@@ -14,11 +16,13 @@ function collect(dir, out) {
   return out;
 }
 
-const only = process.argv.slice(2);
+const args = process.argv.slice(2);
+const unit = args[0] === "--unit";
+const only = unit ? [] : args;
 const files = (
   only.length
     ? only
-    : ["agent", "server", "shared", "test"].flatMap((d) => {
+    : (unit ? ["agent", "server", "shared"] : ["agent", "server", "shared", "test"]).flatMap((d) => {
         try {
           return collect(d, []);
         } catch {

@@ -452,6 +452,17 @@ export class JobService {
   }
 
   /** The registry settings for a reference, looked up once per stage of a job (every step pulls the same image). */
+  /** Whether the node holds the image (`image.history` answers NotFound for one it lacks). */
+  private async nodeHasImage(nodeId: string, reference: string, signal: AbortSignal): Promise<boolean> {
+    try {
+      await this.deps.hub.request(nodeId, "image.history", { reference }, { signal });
+      return true;
+    } catch (e) {
+      if (e instanceof LinkRequestError && e.kind === "NotFound") return false;
+      throw e;
+    }
+  }
+
   private registryAccess(reference: unknown, cache: Map<string, Promise<RegistryAccess>>): Promise<RegistryAccess> {
     const host = typeof reference === "string" ? registryOf(reference) : undefined;
     if (!host) return Promise.resolve({});
@@ -489,8 +500,9 @@ export class JobService {
         try {
           created = await hub.request(nodeId, "container.create", create, opts);
         } catch (e) {
-          // `docker run` pulls a missing image first; so does the console.
-          if (!(e instanceof LinkRequestError && e.kind === "NotFound" && /image/i.test(e.message))) throw e;
+          // `docker run` pulls a missing image first; so does the console. Other things a create
+          // can miss (a network, a --volumes-from container) are not pulled for: ask the node.
+          if (!(e instanceof LinkRequestError && e.kind === "NotFound") || (await this.nodeHasImage(nodeId, create.image, signal))) throw e;
           const access = await this.registryAccess(create.image, cache);
           await hub.request(nodeId, "image.pull", { reference: create.image, ...access }, { requestId: derivedRequestId(stepId, "pull"), signal, onStream });
           created = await hub.request(nodeId, "container.create", create, { requestId: derivedRequestId(stepId, "create"), signal });
