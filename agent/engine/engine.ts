@@ -20,8 +20,10 @@ import { Puller } from "./images/pull.ts";
 import { Pusher } from "./images/push.ts";
 import { readHostFacts, type HostFacts } from "./system/host-facts.ts";
 import { Builder } from "./build/builder.ts";
+import type { BuildUploads } from "./build/uploads.ts";
 import { isErrno } from "./fs-util.ts";
 import { bestEffort } from "../../shared/best-effort.ts";
+import { EventBus, type EngineEvents } from "./system/events.ts";
 
 export interface EngineConfig {
   dataRoot: string;
@@ -37,20 +39,81 @@ export interface EngineConfig {
   chainPrefix?: string;
 }
 
+/*
+ * The engine's public surface: what the doors (Docker API, console link) may call, split as
+ * moby's daemon Backend is (lifecycle, stdio and monitoring, exec, filesystem, networks of a
+ * container; images; networks; volumes; system and events). The facets are picked from the
+ * concerns' classes so signatures stay in one place, but no door sees a class: not its
+ * collaborators (`deps`), nor its internals.
+ */
+
+/** Create, start, stop, kill, restart, pause, update, remove, rename, wait, prune; the records. */
+export type ContainerLifecycle = Pick<
+  ContainerService,
+  | "get"
+  | "list"
+  | "exists"
+  | "create"
+  | "start"
+  | "stop"
+  | "kill"
+  | "restart"
+  | "pause"
+  | "unpause"
+  | "update"
+  | "remove"
+  | "rename"
+  | "wait"
+  | "prune"
+  | "paths"
+  | "readTextFile"
+  | "volumeUsers"
+  | "volumeMountpoint"
+  | "seccompAvailable"
+  | "memorySwap"
+>;
+/** Stdio and monitoring of containers: attach, logs, resize, top, stats, sizes. */
+export type ContainerMonitoring = Pick<ContainerService, "attach" | "logs" | "resize" | "top" | "stats" | "sizeRw">;
+/** Processes run in a running container, and their end when their client leaves. */
+export type ContainerExec = Pick<ContainerService, "createExec" | "startExec" | "getExec" | "execDone" | "killExec" | "killExecTree" | "execIds">;
+/** A container's filesystem as a whole: diff, export, commit, its writable layer. */
+export type ContainerSnapshotOps = Pick<ContainerService, "diff" | "exportTo" | "commit" | "upperDir">;
+/** The networks a container joins (`docker network connect/disconnect`). */
+export type ContainerNetworking = Pick<ContainerService, "connect" | "disconnect">;
+export type Containers = ContainerLifecycle & ContainerMonitoring & ContainerExec & ContainerSnapshotOps & ContainerNetworking;
+
+/** Stored images: list, inspect, history, tag, remove, prune, save, load, import. */
+export type Images = Pick<
+  ImageService,
+  "list" | "resolve" | "config" | "details" | "history" | "tag" | "remove" | "prune" | "diskUsage" | "count" | "parentOf" | "size" | "save" | "load" | "importRootfs"
+>;
+export type ImagePuller = Pick<Puller, "pull">;
+export type ImagePusher = Pick<Pusher, "push">;
+/** Registries as the doors meet them: login, search, distribution inspect, insecure domains. */
+export type Registries = Pick<RegistryClient, "allowInsecure" | "checkLogin" | "inspectDistribution" | "catalog">;
+export type Networks = Pick<NetworkManager, "list" | "listNow" | "inspect" | "createNetwork" | "removeNetwork" | "prune">;
+export type Volumes = Pick<LocalVolumeStore, "create" | "get" | "list" | "remove" | "prune" | "usage">;
+export interface ImageBuilder extends Pick<Builder, "build"> {
+  /** Build contexts sent in pieces over the console link. */
+  uploads: Pick<BuildUploads, "write" | "open" | "remove">;
+}
+
 /** The engine of one node, built from the agent's config: the one place where concerns are wired. */
 export interface Engine {
   config: EngineConfig;
   facts: HostFacts;
-  registry: RegistryClient;
-  images: ImageService;
-  puller: Puller;
-  pusher: Pusher;
-  containers: ContainerService;
+  registry: Registries;
+  images: Images;
+  puller: ImagePuller;
+  pusher: ImagePusher;
+  containers: Containers;
   /** `docker cp`: paths inside containers, read and written without leaving them. */
   files: ContainerFilesystem;
-  network: NetworkManager;
-  volumes: LocalVolumeStore;
-  builder: Builder;
+  network: Networks;
+  volumes: Volumes;
+  builder: ImageBuilder;
+  /** The one event stream of containers, images, volumes and networks (`docker events`). */
+  events: EngineEvents;
   /** A stable ID for this engine (Docker's `info.ID`). */
   id: string;
   close(): void;
@@ -69,6 +132,7 @@ export async function createEngine(config: EngineConfig, logger: Logger): Promis
     stallTimeoutMs: config.registryStallTimeoutMs,
     logger: logger.child({ concern: "registry" }),
   });
+  const events = new EventBus();
   const store = new ImageStore(join(root, "images"));
   let containers: ContainerService | undefined;
   const images = new ImageService({
@@ -94,11 +158,13 @@ export async function createEngine(config: EngineConfig, logger: Logger): Promis
     logger: logger.child({ concern: "network" }),
   });
   const volumes = new LocalVolumeStore(join(root, "volumes"), logger.child({ concern: "volumes" }));
+  const facts = await readHostFacts();
+  const snapshots = new OverlaySnapshotter(join(root, "snapshots"), layers, logger.child({ concern: "snapshots" }));
   containers = new ContainerService({
     store: new ContainerStore(join(root, "containers"), logger.child({ concern: "containers" })),
     images,
     layers,
-    snapshots: new OverlaySnapshotter(join(root, "snapshots"), layers, logger.child({ concern: "snapshots" })),
+    snapshots,
     monitor: new ConmonMonitor({ runcRoot, logger: logger.child({ concern: "monitor" }) }),
     runc,
     network,
@@ -106,11 +172,14 @@ export async function createEngine(config: EngineConfig, logger: Logger): Promis
     specHost: await readSpecHost(),
     logger: logger.child({ concern: "containers" }),
     cgroupParent: "/berth",
+    ncpu: facts.ncpu,
+    events: events.publish,
   });
   const puller = new Puller(images, { dataRoot: root });
   const builder = new Builder({
     images,
     containers,
+    snapshots,
     puller,
     root: join(root, "build"),
     contextsRoot: join(root, "build-contexts"),
@@ -119,7 +188,6 @@ export async function createEngine(config: EngineConfig, logger: Logger): Promis
   await builder.recover(); // before the snapshots are swept: a crashed build's mounts hold them
   await containers.init();
   await builder.removeLeftoverContainers();
-  const facts = await readHostFacts();
   const id = await engineId(root);
   const c = containers;
   const files = new ContainerFiles({
@@ -128,7 +196,7 @@ export async function createEngine(config: EngineConfig, logger: Logger): Promis
     paths: (cid) => c.paths(cid),
     imageUser: async (imageId) => (await images.config(imageId).catch(bestEffort(logger, `read the config of image ${imageId}`)))?.config?.User ?? "",
   });
-  return { config, facts, registry, images, puller, pusher: new Pusher(images), containers: c, files, network, volumes, builder, id, close: () => c.close() };
+  return { config, facts, registry, images, puller, pusher: new Pusher(images), containers: c, files, network, volumes, builder, events, id, close: () => c.close() };
 }
 
 async function engineId(root: string): Promise<string> {

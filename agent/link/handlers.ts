@@ -2,8 +2,7 @@ import { Readable } from "node:stream";
 import type { Engine } from "../engine/engine.ts";
 import { isDockerfileError } from "../engine/build/dockerfile.ts";
 import { invalidArgument } from "../engine/errors.ts";
-import { killProcessTree } from "../engine/monitor/process-tree.ts";
-import { readContainerStats, type ContainerStats } from "../engine/containers/stats.ts";
+import type { ContainerStats } from "../engine/containers/stats.ts";
 import type { ContainerRecord } from "../engine/containers/container-record.ts";
 import type { DeleteRecord } from "../engine/images/image-service.ts";
 import { familiarString, parseNormalizedReference } from "../../shared/reference.ts";
@@ -144,7 +143,7 @@ export function linkHandlers(engine: Engine, log: DebugLog): Handlers {
         facts: engine.facts,
         dataRoot: engine.config.dataRoot,
         driver: "overlay2",
-        images: images.deps.store.images().length,
+        images: images.count(),
         containers: all.length,
         containersRunning: count("running"),
         containersPaused: count("paused"),
@@ -343,7 +342,7 @@ export function linkHandlers(engine: Engine, log: DebugLog): Handlers {
         if (input.eof) session.stdin?.end();
       });
       // The console's user left (closed terminal, logout, role taken away): end what they ran, not only the stream.
-      const abort = () => void killProcessTree(session.pid).finally(() => session.close());
+      const abort = () => void containers.killExecTree(exec.id).finally(() => session.close());
       ctx.signal.addEventListener("abort", abort, { once: true });
       try {
         await containers.execDone(exec.id);
@@ -390,10 +389,9 @@ export function linkHandlers(engine: Engine, log: DebugLog): Handlers {
     },
     "container.stats": async (p, ctx) => {
       let previous: ContainerStats | undefined;
-      const cgroup = (c: ContainerRecord) => `${containers.deps.cgroupParent}/${c.id}`;
       // Ends when the container stops (like `docker stats` on one container) or the viewer leaves.
       for (let c = containers.get(p.id); isLive(c) && !ctx.signal.aborted; c = containers.get(c.id)) {
-        const s = await readContainerStats(cgroup(c), c.state.pid, engine.facts.ncpu);
+        const s = await containers.stats(c);
         ctx.stream(statsSample(s, previous));
         previous = s;
         await new Promise<void>((resolve) => {

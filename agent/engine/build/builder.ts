@@ -49,6 +49,7 @@ import { formatPlatform, normalizePlatform, platformFromNode } from "../registry
 import { mkdirInRoot } from "../runtime/mkdir-in-root.ts";
 import { resolveUser } from "../runtime/user.ts";
 import { mountAll, unmountAll, isMounted } from "../snapshots/mount.ts";
+import type { Snapshotter } from "../snapshots/snapshotter.ts";
 import { teeStream } from "../streams.ts";
 import { ContextCache } from "./context.ts";
 import { copyInto, findSources, hashSources, isDirInRoot, type CopyOwner, type SourceItem } from "./copy.ts";
@@ -98,6 +99,8 @@ export interface BuildResult {
 export interface BuilderDeps {
   images: ImageService;
   containers: ContainerService;
+  /** Where a COPY/ADD step's private snapshot of the stage's image is made. */
+  snapshots: Snapshotter;
   puller: Puller;
   /** `<dataRoot>/build`: the builder's private directory. */
   root: string;
@@ -715,7 +718,7 @@ export class Builder {
 
   /** Runs `fn` on a private snapshot of the stage's current image, mounted; the snapshot and mount go afterwards. */
   private async withSnapshot<T>(run: BuildRun, chainId: string | undefined, fn: (rootfs: string, upper: string) => Promise<T>): Promise<T> {
-    const snapshots = this.deps.containers.deps.snapshots;
+    const snapshots = this.deps.snapshots;
     const key = randomBytes(32).toString("hex");
     const mnt = join(run.dir, `mnt-${key.slice(0, 12)}`);
     await mkdir(mnt);

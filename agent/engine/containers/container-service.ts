@@ -1,5 +1,4 @@
 import { randomBytes } from "node:crypto";
-import { EventEmitter } from "node:events";
 import { readFile, realpath, rm, stat, writeFile } from "node:fs/promises";
 import { hostname as osHostname } from "node:os";
 import { join } from "node:path";
@@ -51,6 +50,9 @@ import { confineBindSource } from "./bind-confinement.ts";
 import { parseExtraHost } from "../network/hosts.ts";
 import { KeyedQueue } from "../keyed-queue.ts";
 import { bestEffort } from "../../../shared/best-effort.ts";
+import { killProcessTree } from "../monitor/process-tree.ts";
+import { readContainerStats, type ContainerStats } from "./stats.ts";
+import type { EngineEvent, PublishEvent } from "../system/events.ts";
 
 export interface ContainerServiceDeps {
   store: ContainerStore;
@@ -65,15 +67,14 @@ export interface ContainerServiceDeps {
   logger: Logger;
   /** cgroup parent of every container ("/berth" → /sys/fs/cgroup/<controller>/berth/<id>). */
   cgroupParent: string;
+  /** The engine's event stream. */
+  events: PublishEvent;
+  /** The host's CPUs (stats' online CPUs when the cgroup does not say). */
+  ncpu: number;
 }
 
-export interface ContainerEvent {
-  type: "container";
-  action: string;
-  id: string;
-  attributes: Record<string, string>;
-  time: number;
-}
+/** A container's event on the engine's stream (system/events.ts). */
+export type ContainerEvent = EngineEvent & { type: "container" };
 
 export interface WaitResult {
   statusCode: number;
@@ -126,7 +127,7 @@ const MONITOR_DIED = "its monitor died: the container was stopped";
  * stack (nothing is left if a step fails); the exit handler releases them; remove
  * releases what is left. Operations on one container are serialised.
  */
-export class ContainerService extends EventEmitter {
+export class ContainerService {
   private readonly locks = new KeyedQueue();
   private readonly exitWatchers = new Map<string, AbortController>();
   private readonly exitWaiters = new Map<string, Array<(r: WaitResult) => void>>();
@@ -136,14 +137,13 @@ export class ContainerService extends EventEmitter {
     Array<{ opts: { stdin: boolean; stdout: boolean; stderr: boolean }; resolve: (s: StdioSession) => void; reject: (e: unknown) => void }>
   >();
   private readonly restartTimers = new Map<string, NodeJS.Timeout>();
-  readonly execs = new Map<string, ExecInstance>();
+  private readonly execs = new Map<string, ExecInstance>();
   private reconcileTimer?: NodeJS.Timeout;
   private readonly health: HealthMonitor;
   /** The one owner of every container's rootfs mount: the running container and copies share it. */
   private readonly rootfsMounts: RootfsMounts;
 
-  constructor(readonly deps: ContainerServiceDeps) {
-    super();
+  constructor(private readonly deps: ContainerServiceDeps) {
     this.rootfsMounts = new RootfsMounts((id) => deps.snapshots.mounts(id));
     this.health = new HealthMonitor({
       exec: (id, cmd) => this.probeExec(id, cmd),
@@ -159,6 +159,19 @@ export class ContainerService extends EventEmitter {
   /** Whether containers get a seccomp filter (Docker's default profile) on this kernel. */
   get seccompAvailable(): boolean {
     return this.deps.specHost.seccomp !== false;
+  }
+
+  /**
+   * Docker's HostConfig.MemorySwap of a container: as given, or when only a memory limit is set
+   * and the kernel accounts swap, twice that limit (what runc is then given).
+   */
+  memorySwap(o: { memory: number; memorySwap: number }): number {
+    return o.memorySwap || (o.memory > 0 && this.deps.specHost.swapLimit ? o.memory * 2 : 0);
+  }
+
+  /** One reading of a running container's cgroup and network counters (`docker stats`). */
+  stats(record: ContainerRecord): Promise<ContainerStats> {
+    return readContainerStats(`${this.deps.cgroupParent}/${record.id}`, record.state.pid, this.deps.ncpu);
   }
 
   get(idOrName: string): ContainerRecord {
@@ -207,14 +220,7 @@ export class ContainerService extends EventEmitter {
   }
 
   private emitEvent(action: string, record: ContainerRecord, extra: Record<string, string> = {}): void {
-    const event: ContainerEvent = {
-      type: "container",
-      action,
-      id: record.id,
-      attributes: { name: record.name, image: record.imageName, ...extra },
-      time: Date.now(),
-    };
-    this.emit("event", event);
+    this.deps.events("container", action, record.id, { name: record.name, image: record.imageName, ...extra });
   }
 
   private withLock<T>(id: string, fn: () => Promise<T>): Promise<T> {
@@ -1019,6 +1025,22 @@ export class ContainerService extends EventEmitter {
       if ((e as NodeJS.ErrnoException).code !== "ESRCH")
         this.deps.logger.warn({ err: e, exec: id, pid: exec.pid }, "could not kill an exec process whose client left");
     }
+  }
+
+  /**
+   * Ends a running exec and everything it started (SIGKILL to its process tree): a console
+   * terminal that closes must not leave its commands running. An ended exec is left alone.
+   */
+  async killExecTree(id: string): Promise<void> {
+    const exec = this.execs.get(id);
+    if (!exec?.running || exec.pid <= 0) return;
+    await killProcessTree(exec.pid);
+    this.deps.logger.debug({ exec: id, pid: exec.pid }, "killed an exec's process tree whose client left");
+  }
+
+  /** The IDs of the container's exec instances (inspect's ExecIDs). */
+  execIds(containerId: string): string[] {
+    return [...this.execs.values()].filter((e) => e.containerId === containerId).map((e) => e.id);
   }
 
   getExec(id: string): ExecInstance {

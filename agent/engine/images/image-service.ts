@@ -7,6 +7,8 @@ import { familiarName, familiarString, parseNormalizedReference, withDefaultTag,
 import { parseImageConfig, type ImageConfig } from "./image-config.ts";
 import { familiarKey, referenceKey, type ImageLayerRecord, type ImageRecord, type ImageStore } from "./image-store.ts";
 import { ScratchDir } from "../scratch-dir.ts";
+import type { Readable, Writable } from "node:stream";
+import { importRootfs, loadImages, saveImages, type ImportOptions, type LoadResult } from "../archive/docker-archive.ts";
 
 /** What the image concern needs from the rest of the engine. */
 export interface ImageServiceDeps {
@@ -126,6 +128,22 @@ export class ImageService {
     return record;
   }
 
+  /** How many images are stored (`docker info`). */
+  count(): number {
+    return this.deps.store.images().length;
+  }
+
+  /** The image an image was built or committed on, if it is stored here (Docker's parent chain). */
+  parentOf(id: string): string | undefined {
+    return this.deps.store.get(id)?.parent;
+  }
+
+  /** Bytes of an image's layers; 0 for an image that is not stored. */
+  size(id: string): number {
+    const record = this.deps.store.get(id);
+    return record ? this.imageSize(record) : 0;
+  }
+
   private imageSize(record: ImageRecord): number {
     return record.layers.reduce((n, l) => n + l.size, 0);
   }
@@ -221,6 +239,21 @@ export class ImageService {
       }
     });
     return { id, replaced };
+  }
+
+  /** `docker save`: the named images as one docker-archive written into `out`. */
+  save(names: readonly string[], out: Writable): Promise<void> {
+    return saveImages(this, names, out);
+  }
+
+  /** `docker load`: the images of a docker-archive, stored and tagged. */
+  load(input: Readable, signal?: AbortSignal): Promise<LoadResult> {
+    return loadImages(this, input, signal);
+  }
+
+  /** `docker import`: a root filesystem tarball becomes a one-layer image; returns its ID. */
+  importRootfs(input: Readable, opts: ImportOptions = {}): Promise<string> {
+    return importRootfs(this, input, opts);
   }
 
   /** `docker tag SOURCE TARGET` */
