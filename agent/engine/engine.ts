@@ -142,6 +142,7 @@ export async function createEngine(config: EngineConfig, logger: Logger): Promis
     registry,
     logger: logger.child({ concern: "images" }),
     tmpDir,
+    events: events.publish,
     containersUsing: (id) => containers?.usingImage(id) ?? [],
   });
   await images.init();
@@ -156,8 +157,9 @@ export async function createEngine(config: EngineConfig, logger: Logger): Promis
     defaultSubnet: config.bridgeSubnet,
     chainPrefix: config.chainPrefix,
     logger: logger.child({ concern: "network" }),
+    events: events.publish,
   });
-  const volumes = new LocalVolumeStore(join(root, "volumes"), logger.child({ concern: "volumes" }));
+  const volumes = new LocalVolumeStore(join(root, "volumes"), logger.child({ concern: "volumes" }), events.publish);
   const facts = await readHostFacts();
   const snapshots = new OverlaySnapshotter(join(root, "snapshots"), layers, logger.child({ concern: "snapshots" }));
   containers = new ContainerService({

@@ -10,7 +10,6 @@ import { API_VERSION, BERTH_VERSION, ENGINE_VERSION } from "../version.ts";
 import {
   MAX_LOG_BYTES,
   type ContainerInspect,
-  type EngineEvent,
   type StatsSample,
   type ExecInput,
   type LinkRequest,
@@ -28,8 +27,6 @@ export interface HandlerContext {
   signal: AbortSignal;
   /** Reports a stream event of the request (progress, log lines). */
   stream: (event: unknown) => void;
-  /** Reports an engine event the engine itself does not emit (image events of link requests). */
-  engineEvent: (event: EngineEvent) => void;
   /** Asks for an inventory look soon (after a change the engine does not announce). */
   inventoryChanged: () => void;
   /** Sends a fresh full snapshot on the link and returns it (`inventory.snapshot`). */
@@ -116,14 +113,6 @@ export function statsSample(s: ContainerStats, previous: ContainerStats | undefi
 
 const isLive = (c: ContainerRecord) => c.state.status === "running" || c.state.status === "paused";
 
-const imageEvent = (action: string, id: string, attributes: Record<string, string> = {}): EngineEvent => ({
-  type: "image",
-  action,
-  id,
-  attributes,
-  time: Date.now(),
-});
-
 /**
  * The link's methods as engine calls: one translation per method, nothing else. Errors
  * are the engine's own (EngineError); the caller turns them into acknowledgements.
@@ -158,14 +147,12 @@ export function linkHandlers(engine: Engine, log: DebugLog): Handlers {
       if (p.insecure) engine.registry.allowInsecure(parseNormalizedReference(p.reference).domain);
       const r = await engine.puller.pull(p.reference, { credentials: p.credentials, onProgress: ctx.stream, signal: ctx.signal });
       const reference = familiarString(r.reference);
-      ctx.engineEvent(imageEvent("pull", reference));
       ctx.inventoryChanged();
       return { id: r.id, reference, digest: r.digest, upToDate: r.upToDate };
     },
     "image.push": async (p, ctx) => {
       if (p.insecure) engine.registry.allowInsecure(parseNormalizedReference(p.reference).domain);
       const pushed = await engine.pusher.push(p.reference, p.tag, { credentials: p.credentials, onProgress: ctx.stream, signal: ctx.signal });
-      ctx.engineEvent(imageEvent("push", p.reference));
       return { pushed };
     },
     "build.upload": async (p) => ({ size: await engine.builder.uploads.write(p.uploadId, p.offset, Buffer.from(p.data, "base64")) }),
@@ -203,7 +190,6 @@ export function linkHandlers(engine: Engine, log: DebugLog): Handlers {
             aux: () => undefined,
           },
         );
-        for (const tag of r.tags) ctx.engineEvent(imageEvent("tag", r.imageId, { name: tag }));
         ctx.inventoryChanged();
         return { imageId: r.imageId, tags: r.tags };
       } catch (e) {
@@ -217,15 +203,11 @@ export function linkHandlers(engine: Engine, log: DebugLog): Handlers {
     },
     "image.tag": async (p, ctx) => {
       await images.tag(p.source, p.target);
-      ctx.engineEvent(imageEvent("tag", p.source, { name: p.target }));
       ctx.inventoryChanged();
       return {};
     },
     "image.remove": async (p, ctx) => {
       const result = deleteLists(await images.remove(p.reference, { force: p.force, noPrune: p.noPrune }));
-      for (const u of result.untagged) ctx.engineEvent(imageEvent("untag", u));
-      const image = result.deleted[0]; // the image ID comes first, then its layers
-      if (image) ctx.engineEvent(imageEvent("delete", image));
       ctx.inventoryChanged();
       return result;
     },

@@ -459,7 +459,6 @@ export class ConsoleLink extends EventEmitter {
       signal,
       stream: (event) =>
         req.method === "image.pull" || req.method === "image.push" ? coalescer.push(event as ProgressEventWire) : this.sendStream(req.id, event),
-      engineEvent: (event) => this.queueEvent(event),
       inventoryChanged: () => this.markDirty(),
       snapshot: () => this.sendSnapshot(),
       onInput: (listener) => this.inputs.set(req.id, listener),

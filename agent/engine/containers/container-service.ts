@@ -26,7 +26,7 @@ import type { Snapshotter } from "../snapshots/snapshotter.ts";
 import type { VolumeStore } from "../volumes/volume-store.ts";
 import { applyChanges } from "../images/changes.ts";
 import { containerEnv } from "../../../shared/env.ts";
-import { parseNormalizedReference, withDefaultTag } from "../../../shared/reference.ts";
+import { familiarString, parseNormalizedReference, withDefaultTag } from "../../../shared/reference.ts";
 import { teeStream } from "../streams.ts";
 import { pipeline } from "node:stream/promises";
 import { diffUpper, type Change } from "../archive/upper-diff.ts";
@@ -221,6 +221,16 @@ export class ContainerService {
 
   private emitEvent(action: string, record: ContainerRecord, extra: Record<string, string> = {}): void {
     this.deps.events("container", action, record.id, { name: record.name, image: record.imageName, ...extra });
+  }
+
+  /** moby's volume mount/unmount events of a container's start and end (named and anonymous volumes, not binds). */
+  private volumeEvents(action: "mount" | "unmount", record: ContainerRecord): void {
+    for (const m of record.mounts) {
+      if (m.type !== "volume") continue;
+      const attributes: Record<string, string> = { driver: "local", container: record.id };
+      if (action === "mount") Object.assign(attributes, { destination: m.destination, "read/write": String(!m.readonly), propagation: "" });
+      this.deps.events("volume", action, m.source, attributes);
+    }
   }
 
   private withLock<T>(id: string, fn: () => Promise<T>): Promise<T> {
@@ -514,6 +524,8 @@ export class ContainerService {
         await volumes.populate(m.source, p.rootfs, m.destination);
         binds.push({ source: v.mountpoint, destination: m.destination, readonly: m.readonly });
       }
+      this.volumeEvents("mount", record);
+      undo.push(async () => this.volumeEvents("unmount", record));
       // Directories are made in advance (safely, inside the rootfs); a file bind's destination is
       // left to runc, which creates an empty file there (a directory would make the mount fail).
       for (const b of binds) {
@@ -641,6 +653,7 @@ export class ContainerService {
     await runc.delete(record.id, { force: true }).catch((err: unknown) => logger.warn({ err, id: record.id }, "runc delete after the exit failed"));
     await network.detach(record.id).catch((err: unknown) => logger.warn({ err, id: record.id }, "network detach failed"));
     await this.rootfsMounts.release(record.id, p.rootfs, RUNNING).catch((err: unknown) => logger.warn({ err, id: record.id }, "unmount failed"));
+    this.volumeEvents("unmount", record);
     const ranFor = record.state.startedAt !== NEVER ? Date.now() - Date.parse(record.state.startedAt) : 0;
     record.state = {
       ...record.state,
@@ -1403,6 +1416,7 @@ export class ContainerService {
         },
         ref ? [ref] : [],
       );
+      if (ref) images.publishEvent("tag", id, familiarString(ref));
       this.emitEvent("commit", record, { comment: opts.comment ?? "" });
       return id;
     } finally {

@@ -71,7 +71,10 @@ export class Puller {
    */
   async pull(name: string, opts: PullOptions = {}): Promise<PullResult> {
     try {
-      return await this.pullUnlogged(name, opts);
+      const result = await this.pullUnlogged(name, opts);
+      const reference = familiarString(result.reference);
+      this.images.publishEvent("pull", reference);
+      return result;
     } catch (e) {
       const { logger } = this.images.deps;
       if (hasErrno(e, "ENOSPC")) {

@@ -35,7 +35,10 @@ export class Pusher {
 
   async push(name: string, tag: string | undefined, opts: PushOptions = {}): Promise<PushedTag[]> {
     try {
-      return await this.pushUnlogged(name, tag, opts);
+      const pushed = await this.pushUnlogged(name, tag, opts);
+      const repo = familiarName(parseNormalizedReference(name));
+      for (const p of pushed) this.images.publishEvent("push", `${repo}:${p.tag}`);
+      return pushed;
     } catch (e) {
       const err = toEngineError(e);
       if (err.kind === "Canceled") this.images.deps.logger.info({ image: name }, "push canceled");
