@@ -29,7 +29,6 @@ import { parseExtraHost } from "../network/hosts.ts";
 import { KeyedQueue } from "../keyed-queue.ts";
 import { bestEffort } from "../../../shared/best-effort.ts";
 import { readContainerStats, type ContainerStats } from "./stats.ts";
-import type { EngineEvent } from "../system/events.ts";
 import type { ContainerCore, ContainerPaths, ContainerServiceDeps } from "./container-core.ts";
 import { ContainerExecs, type ExecConfig, type ExecInstance } from "./exec.ts";
 import { ContainerSnapshotOps } from "./snapshot-ops.ts";
@@ -50,13 +49,6 @@ import {
   withShortIdAliases,
   commandLine,
 } from "./run-options.ts";
-
-export type { ContainerServiceDeps } from "./container-core.ts";
-export type { ExecConfig, ExecInstance } from "./exec.ts";
-export { commandLine } from "./run-options.ts";
-
-/** A container's event on the engine's stream (system/events.ts). */
-export type ContainerEvent = EngineEvent & { type: "container" };
 
 export interface WaitResult {
   statusCode: number;
