@@ -14,7 +14,7 @@ import { Runc } from "./runtime/runc.ts";
 import { readSpecHost } from "./runtime/spec-host.ts";
 import { OverlaySnapshotter } from "./snapshots/overlay.ts";
 import { LocalVolumeStore } from "./volumes/local-volumes.ts";
-import { ImageService } from "./images/image-service.ts";
+import { ImageService, type ImageServiceDeps } from "./images/image-service.ts";
 import { ImageStore } from "./images/image-store.ts";
 import { Puller } from "./images/pull.ts";
 import { Pusher } from "./images/push.ts";
@@ -135,7 +135,9 @@ export async function createEngine(config: EngineConfig, logger: Logger): Promis
   const events = new EventBus();
   const store = new ImageStore(join(root, "images"));
   let containers: ContainerService | undefined;
-  const images = new ImageService({
+  // The image concern's stores, wired here once: the pull, the push, the builder and a
+  // container's commit write into them besides the image service itself.
+  const imageDeps: ImageServiceDeps = {
     content,
     layers,
     store,
@@ -144,7 +146,8 @@ export async function createEngine(config: EngineConfig, logger: Logger): Promis
     tmpDir,
     events: events.publish,
     containersUsing: (id) => containers?.usingImage(id) ?? [],
-  });
+  };
+  const images = new ImageService(imageDeps);
   await images.init();
 
   const runcRoot = join(execRoot, "runc");
@@ -165,6 +168,7 @@ export async function createEngine(config: EngineConfig, logger: Logger): Promis
   containers = new ContainerService({
     store: new ContainerStore(join(root, "containers"), logger.child({ concern: "containers" })),
     images,
+    imageStores: imageDeps,
     layers,
     snapshots,
     monitor: new ConmonMonitor({ runcRoot, logger: logger.child({ concern: "monitor" }) }),
@@ -177,10 +181,11 @@ export async function createEngine(config: EngineConfig, logger: Logger): Promis
     ncpu: facts.ncpu,
     events: events.publish,
   });
-  const puller = new Puller(images, { dataRoot: root });
+  const puller = new Puller(images, imageDeps, { dataRoot: root });
   const builder = new Builder({
     images,
     containers,
+    imageStores: imageDeps,
     snapshots,
     puller,
     root: join(root, "build"),
@@ -198,7 +203,7 @@ export async function createEngine(config: EngineConfig, logger: Logger): Promis
     paths: (cid) => c.paths(cid),
     imageUser: async (imageId) => (await images.config(imageId).catch(bestEffort(logger, `read the config of image ${imageId}`)))?.config?.User ?? "",
   });
-  return { config, facts, registry, images, puller, pusher: new Pusher(images), containers: c, files, network, volumes, builder, events, id, close: () => c.close() };
+  return { config, facts, registry, images, puller, pusher: new Pusher(images, imageDeps), containers: c, files, network, volumes, builder, events, id, close: () => c.close() };
 }
 
 async function engineId(root: string): Promise<string> {

@@ -1,5 +1,5 @@
 import type { Logger } from "pino";
-import type { ImageService } from "../images/image-service.ts";
+import type { ImageService, ImageServiceDeps } from "../images/image-service.ts";
 import type { LayerStore } from "../layers/layer-store.ts";
 import type { ContainerMonitor, MonitorPaths } from "../monitor/monitor.ts";
 import type { NetworkManager } from "../network/network-manager.ts";
@@ -15,6 +15,8 @@ import type { RootfsMounts } from "./rootfs-mounts.ts";
 export interface ContainerServiceDeps {
   store: ContainerStore;
   images: ImageService;
+  /** The image concern's stores: a commit writes its layer into them. */
+  imageStores: Pick<ImageServiceDeps, "store" | "content">;
   layers: LayerStore;
   snapshots: Snapshotter;
   monitor: ContainerMonitor;

@@ -85,10 +85,11 @@ export class ContainerSnapshotOps {
     },
   ): Promise<string> {
     const record = this.core.get(idOrName);
-    const { images, layers, content, runc } = { ...this.core.deps, content: this.core.deps.images.deps.content };
+    const { images, layers, runc } = this.core.deps;
+    const { content, store } = this.core.deps.imageStores;
     const ref = opts.reference ? withDefaultTag(parseNormalizedReference(opts.reference)) : undefined;
     const base = await images.config(record.imageId);
-    const baseRecord = images.deps.store.get(record.imageId);
+    const baseRecord = store.get(record.imageId);
     const containerConfig = applyChanges(
       {
         ...(base.config ?? {}),

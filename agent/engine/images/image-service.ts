@@ -9,7 +9,7 @@ import { familiarKey, referenceKey, type ImageLayerRecord, type ImageRecord, typ
 import { ScratchDir } from "../scratch-dir.ts";
 import type { PublishEvent } from "../system/events.ts";
 import type { Readable, Writable } from "node:stream";
-import { importRootfs, loadImages, saveImages, type ImportOptions, type LoadResult } from "../archive/docker-archive.ts";
+import { importRootfs, loadImages, saveImages, type ArchiveImages, type ImportOptions, type LoadResult } from "../archive/docker-archive.ts";
 
 /** What the image concern needs from the rest of the engine. */
 export interface ImageServiceDeps {
@@ -100,7 +100,7 @@ function matchesReferencePattern(pattern: string, key: string): boolean {
 export class ImageService {
   private readonly configCache = new Map<string, ImageConfig>();
 
-  constructor(readonly deps: ImageServiceDeps) {}
+  constructor(private readonly deps: ImageServiceDeps) {}
 
   async init(): Promise<void> {
     await this.deps.store.load();
@@ -261,22 +261,27 @@ export class ImageService {
     return { id, replaced };
   }
 
+  /** What docker-archive.ts works with: the stores, and the one way images are registered. */
+  private archiveHost(): ArchiveImages {
+    return { deps: this.deps, registerImage: (image, refs) => this.registerImage(image, refs) };
+  }
+
   /** `docker save`: the named images as one docker-archive written into `out`. */
   async save(names: readonly string[], out: Writable): Promise<void> {
-    await saveImages(this, names, out);
+    await saveImages(this.archiveHost(), names, out);
     for (const id of new Set(names.map((n) => this.deps.store.resolve(n).id))) this.publishEvent("save", id);
   }
 
   /** `docker load`: the images of a docker-archive, stored and tagged. */
   async load(input: Readable, signal?: AbortSignal): Promise<LoadResult> {
-    const result = await loadImages(this, input, signal);
+    const result = await loadImages(this.archiveHost(), input, signal);
     for (const id of result.ids) this.publishEvent("load", id);
     return result;
   }
 
   /** `docker import`: a root filesystem tarball becomes a one-layer image; returns its ID. */
   async importRootfs(input: Readable, opts: ImportOptions = {}): Promise<string> {
-    const id = await importRootfs(this, input, opts);
+    const id = await importRootfs(this.archiveHost(), input, opts);
     if (opts.reference) this.publishEvent("tag", id, familiarString(withDefaultTag(parseNormalizedReference(opts.reference))));
     this.publishEvent("import", id);
     return id;
