@@ -64,7 +64,7 @@ async function start(req: Extract<WorkerRequest, { type: "start" }>): Promise<vo
     });
     const link = new ConsoleLink({
       url: req.url,
-      engine: engine.asEngine(),
+      engine,
       credentialFile: join(dataRoot, "credential.json"),
       joinToken: token,
       logger: logger.child({ node: engine.hostname }),

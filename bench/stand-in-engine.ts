@@ -7,30 +7,26 @@
  * Nothing outside bench/ may use it.
  */
 import { createHash } from "node:crypto";
-import { EventEmitter } from "node:events";
-import type { Engine } from "../agent/engine/engine.ts";
+import type { Containers, Engine, ImageBuilder, Images, ImagePuller, ImagePusher, Networks, Registries, Volumes } from "../agent/engine/engine.ts";
 import { ContainerRecordSchema, type ContainerRecord, type ContainerStatus } from "../agent/engine/containers/container-record.ts";
-import type { ContainerEvent, ContainerService } from "../agent/engine/containers/container-service.ts";
-import { conflict, notFound } from "../agent/engine/errors.ts";
-import type { ImageService, ImageSummary } from "../agent/engine/images/image-service.ts";
-import type { PullOptions, PullResult, Puller } from "../agent/engine/images/pull.ts";
-import type { NetworkInfo, NetworkManager } from "../agent/engine/network/network-manager.ts";
+import type { ContainerFilesystem } from "../agent/engine/containers/filesystem.ts";
+import { conflict, notFound, notImplemented } from "../agent/engine/errors.ts";
+import type { ImageSummary } from "../agent/engine/images/image-service.ts";
+import type { PullOptions, PullResult } from "../agent/engine/images/pull.ts";
+import type { NetworkInfo } from "../agent/engine/network/network-manager.ts";
+import { EventBus } from "../agent/engine/system/events.ts";
 import { familiarString, parseNormalizedReference, withDefaultTag } from "../shared/reference.ts";
-import type { LocalVolumeStore } from "../agent/engine/volumes/local-volumes.ts";
 import type { Volume } from "../agent/engine/volumes/volume-store.ts";
 
 /**
- * The Engine surface the stand-in implements, checked against the real classes' own
- * signatures so that a change in the engine breaks this file rather than the benchmark.
+ * What the stand-in does not do (run, exec, build, push…): the call fails as an engine error,
+ * which comes back to the console as an error acknowledgement, never silently.
  */
-export interface StandInSurface extends Pick<Engine, "id" | "facts" | "config"> {
-  images: Pick<ImageService, "list">;
-  // on/off return `this`, which no stand-in can be: compared as plain EventEmitter methods.
-  containers: Pick<ContainerService, "list" | "start" | "stop" | "pause" | "unpause"> & Pick<EventEmitter, "on" | "off">;
-  volumes: Pick<LocalVolumeStore, "list">;
-  network: Pick<NetworkManager, "list">;
-  puller: Pick<Puller, "pull">;
-}
+const no =
+  (what: string) =>
+  (): never => {
+    throw notImplemented(`the stand-in engine of bench/fleet does not ${what}`);
+  };
 
 export const CONTAINERS_PER_NODE = 20;
 export const IMAGES_PER_NODE = 10;
@@ -47,24 +43,60 @@ export function rareContainerName(nodeIndex: number): string {
   return `billing-${nodeIndex % 100}`;
 }
 
-class StandInContainers extends EventEmitter {
-  constructor(private readonly records: ContainerRecord[]) {
-    super();
-  }
+/** The containers the link's benchmark paths touch: list, start, stop, pause, unpause; the rest refused. */
+class StandInContainers implements Containers {
+  constructor(
+    private readonly records: ContainerRecord[],
+    private readonly events: EventBus,
+  ) {}
+
+  readonly seccompAvailable = false;
+  readonly exists = (id: string) => this.records.some((c) => c.id === id);
+  readonly create = no("create containers");
+  readonly kill = no("kill containers");
+  readonly restart = no("restart containers");
+  readonly update = no("update containers");
+  readonly remove = no("remove containers");
+  readonly rename = no("rename containers");
+  readonly wait = no("wait for containers");
+  readonly prune = no("prune containers");
+  readonly paths = no("keep container files");
+  readonly readTextFile = no("keep container files");
+  readonly volumeUsers = () => [];
+  readonly volumeMountpoint = no("mount volumes");
+  readonly memorySwap = () => 0;
+  readonly attach = no("attach to containers");
+  readonly logs = no("keep logs");
+  readonly resize = no("resize terminals");
+  readonly top = no("list processes");
+  readonly stats = no("read stats");
+  readonly sizeRw = async () => 0;
+  readonly createExec = no("exec");
+  readonly startExec = no("exec");
+  readonly getExec = no("exec");
+  readonly execDone = no("exec");
+  readonly killExec = no("exec");
+  readonly killExecTree = no("exec");
+  readonly execIds = () => [];
+  readonly diff = no("diff containers");
+  readonly exportTo = no("export containers");
+  readonly commit = no("commit containers");
+  readonly upperDir = no("keep container layers");
+  readonly connect = no("connect networks");
+  readonly disconnect = no("disconnect networks");
 
   list(): ContainerRecord[] {
     return this.records;
   }
 
-  private get(idOrName: string): ContainerRecord {
+  get(idOrName: string): ContainerRecord {
     const r = this.records.find((c) => c.id === idOrName || c.name === idOrName || c.id.startsWith(idOrName));
     if (!r) throw notFound(`No such container: ${idOrName}`);
     return r;
   }
 
   private emitEvent(action: string, record: ContainerRecord): void {
-    const event: ContainerEvent = { type: "container", action, id: record.id, attributes: { name: record.name, image: record.imageName }, time: Date.now() };
-    this.emit("event", event);
+    this.events.publish("container", action, record.id, { name: record.name, image: record.imageName });
   }
 
   async start(idOrName: string): Promise<boolean> {
@@ -109,15 +141,25 @@ export interface StandInEngineOptions {
 }
 
 /** One simulated node: 20 containers (mostly running) and 10 images, all synthetic. */
-export class StandInEngine implements StandInSurface {
+export class StandInEngine implements Engine {
   readonly id: string;
   readonly facts: Engine["facts"];
   readonly config: Engine["config"];
-  readonly images: Pick<ImageService, "list">;
+  readonly images: Images;
   readonly containers: StandInContainers;
-  readonly volumes: Pick<LocalVolumeStore, "list">;
-  readonly network: Pick<NetworkManager, "list">;
-  readonly puller: Pick<Puller, "pull">;
+  readonly volumes: Volumes;
+  readonly network: Networks;
+  readonly puller: ImagePuller;
+  readonly pusher: ImagePusher = { push: no("push images") };
+  readonly registry: Registries = {
+    allowInsecure: () => undefined,
+    checkLogin: no("log in to registries"),
+    inspectDistribution: no("inspect registries"),
+    catalog: no("search registries"),
+  };
+  readonly builder: ImageBuilder = { build: no("build images"), uploads: { write: no("build images"), open: no("build images"), remove: async () => undefined } };
+  readonly files: ContainerFilesystem = { statPath: no("copy files"), archivePath: no("copy files"), extractToDir: no("copy files") };
+  readonly events = new EventBus();
   readonly hostname: string;
 
   constructor(opts: StandInEngineOptions) {
@@ -180,7 +222,7 @@ export class StandInEngine implements StandInSurface {
         publishedPorts: k < 3 ? [{ containerPort: 8000 + k, protocol: "tcp", hostIp: "0.0.0.0", hostPort: 18000 + k }] : [],
       });
     });
-    this.containers = new StandInContainers(records);
+    this.containers = new StandInContainers(records, this.events);
 
     const volumes: Volume[] = [
       {
@@ -208,9 +250,39 @@ export class StandInEngine implements StandInSurface {
         containers: {},
       },
     ];
-    this.images = { list: async () => images };
-    this.volumes = { list: async () => volumes };
-    this.network = { list: async () => networks };
+    this.images = {
+      list: async () => images,
+      count: () => images.length,
+      resolve: no("inspect images"),
+      config: no("inspect images"),
+      details: no("inspect images"),
+      history: no("inspect images"),
+      parentOf: () => undefined,
+      size: () => 0,
+      tag: no("tag images"),
+      remove: no("remove images"),
+      prune: no("prune images"),
+      diskUsage: no("measure images"),
+      save: no("save images"),
+      load: no("load images"),
+      importRootfs: no("import images"),
+    };
+    this.volumes = {
+      list: async () => volumes,
+      get: no("inspect volumes"),
+      create: no("create volumes"),
+      remove: no("remove volumes"),
+      prune: no("prune volumes"),
+      usage: async () => 0,
+    };
+    this.network = {
+      list: async () => networks,
+      listNow: () => networks,
+      inspect: no("inspect networks"),
+      createNetwork: no("create networks"),
+      removeNetwork: no("remove networks"),
+      prune: no("prune networks"),
+    };
     this.puller = {
       pull: async (name: string, o: PullOptions = {}): Promise<PullResult> => {
         const ref = withDefaultTag(parseNormalizedReference(name));
@@ -247,14 +319,7 @@ export class StandInEngine implements StandInSurface {
     };
   }
 
-  /**
-   * The Engine the link expects. The stand-in implements only StandInSurface (what the
-   * link's code paths in this benchmark use); any other engine call fails inside the
-   * handler and comes back to the console as an error acknowledgement, never silently.
-   */
-  asEngine(): Engine {
-    return this as unknown as Engine;
-  }
+  close(): void {}
 
   /** Flips the first container between running and paused, as `docker pause/unpause` would. */
   async toggle(): Promise<string> {

@@ -1,5 +1,4 @@
 import type { Engine } from "../engine/engine.ts";
-import type { Builder } from "../engine/build/builder.ts";
 import { invalidArgument, notImplemented, toEngineError } from "../engine/errors.ts";
 import { JsonMessageStream } from "./json-stream.ts";
 import { boolParam, sendJson, type Router } from "./router.ts";
@@ -13,7 +12,7 @@ import { boolParam, sendJson, type Router } from "./router.ts";
  * `errorDetail` (with the exit code of a failed RUN, which the CLI exits with).
  * A client that hangs up cancels the build.
  */
-export function addBuildRoutes(router: Router, engine: Engine & { builder: Builder }): void {
+export function addBuildRoutes(router: Router, engine: Engine): void {
   router.post("/build", async ({ req, res, query }) => {
     if (query.get("remote")) throw notImplemented("building from a remote context (Git or URL) is not supported: send the context as a tar");
     const version = query.get("version");

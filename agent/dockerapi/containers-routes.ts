@@ -1,6 +1,5 @@
 import type { Engine } from "../engine/engine.ts";
 import type { ContainerRecord, CreateOptions, MountSpec, PortSpec } from "../engine/containers/container-record.ts";
-import { readContainerStats } from "../engine/containers/stats.ts";
 import { EngineError, invalidArgument, isEngineError, notFound } from "../engine/errors.ts";
 import { settled } from "../../shared/best-effort.ts";
 import { parseUntil } from "../engine/images/image-service.ts";
@@ -744,7 +743,7 @@ function filterContainers(list: ContainerRecord[], f: Map<string, string[]>, all
   // Docker's ancestor filter also matches containers of images built on the given ones (their parent chain).
   const descendsFromAncestor = (imageId: string) => {
     const seen = new Set<string>();
-    for (let id: string | undefined = imageId; id && !seen.has(id); id = engine.images.deps.store.get(id)?.parent) {
+    for (let id: string | undefined = imageId; id && !seen.has(id); id = engine.images.parentOf(id)) {
       if (ancestorIds.includes(id)) return true;
       seen.add(id);
     }
@@ -812,7 +811,7 @@ async function containerSummaryJson(engine: Engine, c: ContainerRecord, size: bo
     HostConfig: { NetworkMode: c.options.networkMode },
     NetworkSettings: { Networks: networksJson(engine, c) },
     Mounts: await mountsJson(engine, c),
-    ...(rw !== undefined ? { SizeRw: rw, SizeRootFs: rw + (engine.images.deps.store.get(c.imageId)?.layers.reduce((n, l) => n + l.size, 0) ?? 0) } : {}),
+    ...(rw !== undefined ? { SizeRw: rw, SizeRootFs: rw + engine.images.size(c.imageId) } : {}),
   };
 }
 
@@ -939,7 +938,7 @@ async function containerInspectJson(engine: Engine, c: ContainerRecord, size: bo
     MountLabel: "",
     ProcessLabel: "",
     AppArmorProfile: "",
-    ExecIDs: [...engine.containers.execs.values()].filter((e) => e.containerId === c.id).map((e) => e.id),
+    ExecIDs: engine.containers.execIds(c.id),
     HostConfig: {
       Binds: nullIfEmpty(o.mounts.filter((m) => !m.anonymous).map((m) => `${m.source}:${m.destination}${m.readonly ? ":ro" : ""}`)),
       NetworkMode: o.networkMode,
@@ -952,7 +951,7 @@ async function containerInspectJson(engine: Engine, c: ContainerRecord, size: bo
       CapDrop: o.capDrop.length ? o.capDrop : null,
       Memory: o.memory,
       // Docker records the swap limit it applies: without --memory-swap, twice --memory (when swap can be limited).
-      MemorySwap: o.memorySwap || (o.memory > 0 && engine.containers.deps.specHost.swapLimit ? o.memory * 2 : 0),
+      MemorySwap: engine.containers.memorySwap(o),
       NanoCpus: o.nanoCpus,
       CpuShares: o.cpuShares,
       CpuQuota: o.cpuQuota,
@@ -1023,7 +1022,7 @@ interface StatsSample {
 
 async function statsJson(engine: Engine, c: ContainerRecord, previous: StatsSample | undefined) {
   const running = c.state.status === "running" || c.state.status === "paused";
-  const s = running ? await readContainerStats(`${engine.containers.deps.cgroupParent}/${c.id}`, c.state.pid, engine.facts.ncpu) : undefined;
+  const s = running ? await engine.containers.stats(c) : undefined;
   const cpuStats = s
     ? {
         cpu_usage: { total_usage: s.cpu.totalUsage, percpu_usage: s.cpu.perCpu, usage_in_kernelmode: s.cpu.kernel, usage_in_usermode: s.cpu.user },

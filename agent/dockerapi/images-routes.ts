@@ -1,5 +1,4 @@
 import type { Engine } from "../engine/engine.ts";
-import { importRootfs, loadImages, saveImages } from "../engine/archive/docker-archive.ts";
 import { invalidArgument } from "../engine/errors.ts";
 import { configuredRegistryDomains, searchRegistries } from "../engine/images/search.ts";
 import { familiarString, parseNormalizedReference } from "../../shared/reference.ts";
@@ -41,7 +40,7 @@ export function addImageRoutes(router: Router, engine: Engine): void {
       const reference = repo ? (tag ? `${repo}:${tag}` : repo) : undefined;
       const stream = new JsonMessageStream(res);
       try {
-        const id = await importRootfs(images, req, {
+        const id = await images.importRootfs(req, {
           reference,
           message: query.get("message") ?? undefined,
           changes: query.getAll("changes"),
@@ -105,7 +104,7 @@ export function addImageRoutes(router: Router, engine: Engine): void {
     for (const n of names) images.resolve(n); // fail with 404 before the tar starts
     res.writeHead(200, { "Content-Type": "application/x-tar" });
     try {
-      await saveImages(images, names, res);
+      await images.save(names, res);
     } catch (e) {
       // Half a tar was sent: cutting the connection is how the client learns it is incomplete.
       res.destroy(e as Error);
@@ -115,7 +114,7 @@ export function addImageRoutes(router: Router, engine: Engine): void {
   router.post("/images/load", async (ctx) => {
     const { req, res, query } = ctx;
     const quiet = boolParam(query, "quiet");
-    const result = await loadImages(images, req, clientGone(ctx));
+    const result = await images.load(req, clientGone(ctx));
     const stream = new JsonMessageStream(res);
     for (const m of result.messages) stream.write({ stream: m + "\n" });
     void quiet;
@@ -139,7 +138,7 @@ export function addImageRoutes(router: Router, engine: Engine): void {
     images.resolve(params.name!);
     res.writeHead(200, { "Content-Type": "application/x-tar" });
     try {
-      await saveImages(images, [params.name!], res);
+      await images.save([params.name!], res);
     } catch (e) {
       res.destroy(e as Error);
     }

@@ -54,7 +54,7 @@ export function addSystemRoutes(router: Router, engine: Engine): void {
 
   router.get("/info", async ({ res }) => {
     const f = engine.facts;
-    const images = engine.images.deps.store.images().length;
+    const images = engine.images.count();
     const all = engine.containers.list();
     const count = (st: string) => all.filter((c) => c.state.status === st).length;
     sendJson(res, 200, {

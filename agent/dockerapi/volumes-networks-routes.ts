@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import type { Engine } from "../engine/engine.ts";
-import type { ContainerEvent } from "../engine/containers/container-service.ts";
+import type { EngineEvent } from "../engine/system/events.ts";
 import { invalidArgument } from "../engine/errors.ts";
 import { parseUntil } from "../engine/images/image-service.ts";
 import { boolParam, clientGone, parseFilters, readJsonBody, sendJson, sendNoContent, type Router } from "./router.ts";
@@ -178,31 +178,16 @@ export function addVolumeNetworkRoutes(router: Router, engine: Engine): void {
     const f = parseFilters(query);
     res.writeHead(200, { "Content-Type": "application/json" });
     res.flushHeaders();
-    const send = (e: ContainerEvent) => {
-      if (f.get("type") && !f.get("type")!.includes(e.type)) return;
-      if (f.get("event") && !eventMatches(f.get("event")!, e.action)) return;
-      if (f.get("container") && !f.get("container")!.some((c) => e.id.startsWith(c) || e.attributes.name === c)) return;
+    const send = (e: EngineEvent) => {
+      if (!eventWanted(f, e)) return;
       const secs = Math.floor(e.time / 1000);
       if (since !== undefined && secs < since) return;
-      if (!res.writableEnded)
-        res.write(
-          JSON.stringify({
-            status: e.action,
-            id: e.id,
-            from: e.attributes.image,
-            Type: e.type,
-            Action: e.action,
-            Actor: { ID: e.id, Attributes: e.attributes },
-            scope: "local",
-            time: secs,
-            timeNano: e.time * 1e6,
-          }) + "\n",
-        );
+      if (!res.writableEnded) res.write(JSON.stringify(dockerEvent(e)) + "\n");
     };
-    containers.on("event", send);
+    const unsubscribe = engine.events.subscribe(send);
     let timer: NodeJS.Timeout | undefined;
     const stop = () => {
-      containers.off("event", send);
+      unsubscribe();
       clearTimeout(timer);
       res.end();
     };
@@ -211,6 +196,52 @@ export function addVolumeNetworkRoutes(router: Router, engine: Engine): void {
     gone.addEventListener("abort", stop, { once: true });
     if (until !== undefined) timer = setTimeout(stop, Math.max(0, until * 1000 - Date.now()));
   });
+}
+
+/** Docker's `/events` message; the legacy status/id/from fields only for containers and images, as moby fills them. */
+export function dockerEvent(e: EngineEvent): Record<string, unknown> {
+  const legacy =
+    e.type === "container" ? { status: e.action, id: e.id, from: e.attributes.image } : e.type === "image" ? { status: e.action, id: e.id } : {};
+  return {
+    ...legacy,
+    Type: e.type,
+    Action: e.action,
+    Actor: { ID: e.id, Attributes: e.attributes },
+    scope: "local",
+    time: Math.floor(e.time / 1000),
+    timeNano: e.time * 1e6,
+  };
+}
+
+/**
+ * Docker's event filters (moby daemon/events/filter.go): every filter given must match, any of
+ * its values. container, volume and network match the actor's ID or name attribute, exactly or
+ * as a prefix, whatever the event's type; image matches the ID or image name (a container's
+ * `image`, an image's `name`), with or without its tag.
+ */
+function eventWanted(f: Map<string, string[]>, e: EngineEvent): boolean {
+  const a = e.attributes;
+  const fuzzy = (key: string, ...values: Array<string | undefined>) => {
+    const wanted = f.get(key);
+    return !wanted || wanted.some((w) => values.some((v) => v !== undefined && v.startsWith(w)));
+  };
+  const exact = (key: string, ...values: Array<string | undefined>) => {
+    const wanted = f.get(key);
+    return !wanted || wanted.some((w) => values.includes(w));
+  };
+  const stripTag = (r: string | undefined) => r?.replace(/(@.*|:[^:/]*)$/, "");
+  const actions = f.get("event");
+  if (actions && !eventMatches(actions, e.action)) return false;
+  const imageName = e.type === "image" ? a.name : a.image;
+  const labels = f.get("label");
+  return (
+    exact("type", e.type) &&
+    fuzzy("container", e.id, a.name) &&
+    fuzzy("volume", e.id, a.name) &&
+    fuzzy("network", e.id, a.name) &&
+    exact("image", e.id, imageName, stripTag(e.id), stripTag(imageName)) &&
+    (!labels || labels.every((l) => (l.includes("=") ? a[l.slice(0, l.indexOf("="))] === l.slice(l.indexOf("=") + 1) : l in a)))
+  );
 }
 
 /**

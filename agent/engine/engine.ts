@@ -14,14 +14,16 @@ import { Runc } from "./runtime/runc.ts";
 import { readSpecHost } from "./runtime/spec-host.ts";
 import { OverlaySnapshotter } from "./snapshots/overlay.ts";
 import { LocalVolumeStore } from "./volumes/local-volumes.ts";
-import { ImageService } from "./images/image-service.ts";
+import { ImageService, type ImageServiceDeps } from "./images/image-service.ts";
 import { ImageStore } from "./images/image-store.ts";
 import { Puller } from "./images/pull.ts";
 import { Pusher } from "./images/push.ts";
 import { readHostFacts, type HostFacts } from "./system/host-facts.ts";
 import { Builder } from "./build/builder.ts";
+import type { BuildUploads } from "./build/uploads.ts";
 import { isErrno } from "./fs-util.ts";
 import { bestEffort } from "../../shared/best-effort.ts";
+import { EventBus, type EngineEvents } from "./system/events.ts";
 
 export interface EngineConfig {
   dataRoot: string;
@@ -37,20 +39,81 @@ export interface EngineConfig {
   chainPrefix?: string;
 }
 
+/*
+ * The engine's public surface: what the doors (Docker API, console link) may call, split as
+ * moby's daemon Backend is (lifecycle, stdio and monitoring, exec, filesystem, networks of a
+ * container; images; networks; volumes; system and events). The facets are picked from the
+ * concerns' classes so signatures stay in one place, but no door sees a class: not its
+ * collaborators (`deps`), nor its internals.
+ */
+
+/** Create, start, stop, kill, restart, pause, update, remove, rename, wait, prune; the records. */
+export type ContainerLifecycle = Pick<
+  ContainerService,
+  | "get"
+  | "list"
+  | "exists"
+  | "create"
+  | "start"
+  | "stop"
+  | "kill"
+  | "restart"
+  | "pause"
+  | "unpause"
+  | "update"
+  | "remove"
+  | "rename"
+  | "wait"
+  | "prune"
+  | "paths"
+  | "readTextFile"
+  | "volumeUsers"
+  | "volumeMountpoint"
+  | "seccompAvailable"
+  | "memorySwap"
+>;
+/** Stdio and monitoring of containers: attach, logs, resize, top, stats, sizes. */
+export type ContainerMonitoring = Pick<ContainerService, "attach" | "logs" | "resize" | "top" | "stats" | "sizeRw">;
+/** Processes run in a running container, and their end when their client leaves. */
+export type ContainerExec = Pick<ContainerService, "createExec" | "startExec" | "getExec" | "execDone" | "killExec" | "killExecTree" | "execIds">;
+/** A container's filesystem as a whole: diff, export, commit, its writable layer. */
+export type ContainerSnapshotOps = Pick<ContainerService, "diff" | "exportTo" | "commit" | "upperDir">;
+/** The networks a container joins (`docker network connect/disconnect`). */
+export type ContainerNetworking = Pick<ContainerService, "connect" | "disconnect">;
+export type Containers = ContainerLifecycle & ContainerMonitoring & ContainerExec & ContainerSnapshotOps & ContainerNetworking;
+
+/** Stored images: list, inspect, history, tag, remove, prune, save, load, import. */
+export type Images = Pick<
+  ImageService,
+  "list" | "resolve" | "config" | "details" | "history" | "tag" | "remove" | "prune" | "diskUsage" | "count" | "parentOf" | "size" | "save" | "load" | "importRootfs"
+>;
+export type ImagePuller = Pick<Puller, "pull">;
+export type ImagePusher = Pick<Pusher, "push">;
+/** Registries as the doors meet them: login, search, distribution inspect, insecure domains. */
+export type Registries = Pick<RegistryClient, "allowInsecure" | "checkLogin" | "inspectDistribution" | "catalog">;
+export type Networks = Pick<NetworkManager, "list" | "listNow" | "inspect" | "createNetwork" | "removeNetwork" | "prune">;
+export type Volumes = Pick<LocalVolumeStore, "create" | "get" | "list" | "remove" | "prune" | "usage">;
+export interface ImageBuilder extends Pick<Builder, "build"> {
+  /** Build contexts sent in pieces over the console link. */
+  uploads: Pick<BuildUploads, "write" | "open" | "remove">;
+}
+
 /** The engine of one node, built from the agent's config: the one place where concerns are wired. */
 export interface Engine {
   config: EngineConfig;
   facts: HostFacts;
-  registry: RegistryClient;
-  images: ImageService;
-  puller: Puller;
-  pusher: Pusher;
-  containers: ContainerService;
+  registry: Registries;
+  images: Images;
+  puller: ImagePuller;
+  pusher: ImagePusher;
+  containers: Containers;
   /** `docker cp`: paths inside containers, read and written without leaving them. */
   files: ContainerFilesystem;
-  network: NetworkManager;
-  volumes: LocalVolumeStore;
-  builder: Builder;
+  network: Networks;
+  volumes: Volumes;
+  builder: ImageBuilder;
+  /** The one event stream of containers, images, volumes and networks (`docker events`). */
+  events: EngineEvents;
   /** A stable ID for this engine (Docker's `info.ID`). */
   id: string;
   close(): void;
@@ -69,17 +132,22 @@ export async function createEngine(config: EngineConfig, logger: Logger): Promis
     stallTimeoutMs: config.registryStallTimeoutMs,
     logger: logger.child({ concern: "registry" }),
   });
+  const events = new EventBus();
   const store = new ImageStore(join(root, "images"));
   let containers: ContainerService | undefined;
-  const images = new ImageService({
+  // The image concern's stores, wired here once: the pull, the push, the builder and a
+  // container's commit write into them besides the image service itself.
+  const imageDeps: ImageServiceDeps = {
     content,
     layers,
     store,
     registry,
     logger: logger.child({ concern: "images" }),
     tmpDir,
+    events: events.publish,
     containersUsing: (id) => containers?.usingImage(id) ?? [],
-  });
+  };
+  const images = new ImageService(imageDeps);
   await images.init();
 
   const runcRoot = join(execRoot, "runc");
@@ -92,13 +160,17 @@ export async function createEngine(config: EngineConfig, logger: Logger): Promis
     defaultSubnet: config.bridgeSubnet,
     chainPrefix: config.chainPrefix,
     logger: logger.child({ concern: "network" }),
+    events: events.publish,
   });
-  const volumes = new LocalVolumeStore(join(root, "volumes"), logger.child({ concern: "volumes" }));
+  const volumes = new LocalVolumeStore(join(root, "volumes"), logger.child({ concern: "volumes" }), events.publish);
+  const facts = await readHostFacts();
+  const snapshots = new OverlaySnapshotter(join(root, "snapshots"), layers, logger.child({ concern: "snapshots" }));
   containers = new ContainerService({
     store: new ContainerStore(join(root, "containers"), logger.child({ concern: "containers" })),
     images,
+    imageStores: imageDeps,
     layers,
-    snapshots: new OverlaySnapshotter(join(root, "snapshots"), layers, logger.child({ concern: "snapshots" })),
+    snapshots,
     monitor: new ConmonMonitor({ runcRoot, logger: logger.child({ concern: "monitor" }) }),
     runc,
     network,
@@ -106,11 +178,15 @@ export async function createEngine(config: EngineConfig, logger: Logger): Promis
     specHost: await readSpecHost(),
     logger: logger.child({ concern: "containers" }),
     cgroupParent: "/berth",
+    ncpu: facts.ncpu,
+    events: events.publish,
   });
-  const puller = new Puller(images, { dataRoot: root });
+  const puller = new Puller(images, imageDeps, { dataRoot: root });
   const builder = new Builder({
     images,
     containers,
+    imageStores: imageDeps,
+    snapshots,
     puller,
     root: join(root, "build"),
     contextsRoot: join(root, "build-contexts"),
@@ -119,7 +195,6 @@ export async function createEngine(config: EngineConfig, logger: Logger): Promis
   await builder.recover(); // before the snapshots are swept: a crashed build's mounts hold them
   await containers.init();
   await builder.removeLeftoverContainers();
-  const facts = await readHostFacts();
   const id = await engineId(root);
   const c = containers;
   const files = new ContainerFiles({
@@ -128,7 +203,7 @@ export async function createEngine(config: EngineConfig, logger: Logger): Promis
     paths: (cid) => c.paths(cid),
     imageUser: async (imageId) => (await images.config(imageId).catch(bestEffort(logger, `read the config of image ${imageId}`)))?.config?.User ?? "",
   });
-  return { config, facts, registry, images, puller, pusher: new Pusher(images), containers: c, files, network, volumes, builder, id, close: () => c.close() };
+  return { config, facts, registry, images, puller, pusher: new Pusher(images, imageDeps), containers: c, files, network, volumes, builder, events, id, close: () => c.close() };
 }
 
 async function engineId(root: string): Promise<string> {

@@ -2,8 +2,7 @@ import { Readable } from "node:stream";
 import type { Engine } from "../engine/engine.ts";
 import { isDockerfileError } from "../engine/build/dockerfile.ts";
 import { invalidArgument } from "../engine/errors.ts";
-import { killProcessTree } from "../engine/monitor/process-tree.ts";
-import { readContainerStats, type ContainerStats } from "../engine/containers/stats.ts";
+import type { ContainerStats } from "../engine/containers/stats.ts";
 import type { ContainerRecord } from "../engine/containers/container-record.ts";
 import type { DeleteRecord } from "../engine/images/image-service.ts";
 import { familiarString, parseNormalizedReference } from "../../shared/reference.ts";
@@ -11,7 +10,6 @@ import { API_VERSION, BERTH_VERSION, ENGINE_VERSION } from "../version.ts";
 import {
   MAX_LOG_BYTES,
   type ContainerInspect,
-  type EngineEvent,
   type StatsSample,
   type ExecInput,
   type LinkRequest,
@@ -29,8 +27,6 @@ export interface HandlerContext {
   signal: AbortSignal;
   /** Reports a stream event of the request (progress, log lines). */
   stream: (event: unknown) => void;
-  /** Reports an engine event the engine itself does not emit (image events of link requests). */
-  engineEvent: (event: EngineEvent) => void;
   /** Asks for an inventory look soon (after a change the engine does not announce). */
   inventoryChanged: () => void;
   /** Sends a fresh full snapshot on the link and returns it (`inventory.snapshot`). */
@@ -117,14 +113,6 @@ export function statsSample(s: ContainerStats, previous: ContainerStats | undefi
 
 const isLive = (c: ContainerRecord) => c.state.status === "running" || c.state.status === "paused";
 
-const imageEvent = (action: string, id: string, attributes: Record<string, string> = {}): EngineEvent => ({
-  type: "image",
-  action,
-  id,
-  attributes,
-  time: Date.now(),
-});
-
 /**
  * The link's methods as engine calls: one translation per method, nothing else. Errors
  * are the engine's own (EngineError); the caller turns them into acknowledgements.
@@ -144,7 +132,7 @@ export function linkHandlers(engine: Engine, log: DebugLog): Handlers {
         facts: engine.facts,
         dataRoot: engine.config.dataRoot,
         driver: "overlay2",
-        images: images.deps.store.images().length,
+        images: images.count(),
         containers: all.length,
         containersRunning: count("running"),
         containersPaused: count("paused"),
@@ -159,14 +147,12 @@ export function linkHandlers(engine: Engine, log: DebugLog): Handlers {
       if (p.insecure) engine.registry.allowInsecure(parseNormalizedReference(p.reference).domain);
       const r = await engine.puller.pull(p.reference, { credentials: p.credentials, onProgress: ctx.stream, signal: ctx.signal });
       const reference = familiarString(r.reference);
-      ctx.engineEvent(imageEvent("pull", reference));
       ctx.inventoryChanged();
       return { id: r.id, reference, digest: r.digest, upToDate: r.upToDate };
     },
     "image.push": async (p, ctx) => {
       if (p.insecure) engine.registry.allowInsecure(parseNormalizedReference(p.reference).domain);
       const pushed = await engine.pusher.push(p.reference, p.tag, { credentials: p.credentials, onProgress: ctx.stream, signal: ctx.signal });
-      ctx.engineEvent(imageEvent("push", p.reference));
       return { pushed };
     },
     "build.upload": async (p) => ({ size: await engine.builder.uploads.write(p.uploadId, p.offset, Buffer.from(p.data, "base64")) }),
@@ -204,7 +190,6 @@ export function linkHandlers(engine: Engine, log: DebugLog): Handlers {
             aux: () => undefined,
           },
         );
-        for (const tag of r.tags) ctx.engineEvent(imageEvent("tag", r.imageId, { name: tag }));
         ctx.inventoryChanged();
         return { imageId: r.imageId, tags: r.tags };
       } catch (e) {
@@ -218,15 +203,11 @@ export function linkHandlers(engine: Engine, log: DebugLog): Handlers {
     },
     "image.tag": async (p, ctx) => {
       await images.tag(p.source, p.target);
-      ctx.engineEvent(imageEvent("tag", p.source, { name: p.target }));
       ctx.inventoryChanged();
       return {};
     },
     "image.remove": async (p, ctx) => {
       const result = deleteLists(await images.remove(p.reference, { force: p.force, noPrune: p.noPrune }));
-      for (const u of result.untagged) ctx.engineEvent(imageEvent("untag", u));
-      const image = result.deleted[0]; // the image ID comes first, then its layers
-      if (image) ctx.engineEvent(imageEvent("delete", image));
       ctx.inventoryChanged();
       return result;
     },
@@ -343,7 +324,7 @@ export function linkHandlers(engine: Engine, log: DebugLog): Handlers {
         if (input.eof) session.stdin?.end();
       });
       // The console's user left (closed terminal, logout, role taken away): end what they ran, not only the stream.
-      const abort = () => void killProcessTree(session.pid).finally(() => session.close());
+      const abort = () => void containers.killExecTree(exec.id).finally(() => session.close());
       ctx.signal.addEventListener("abort", abort, { once: true });
       try {
         await containers.execDone(exec.id);
@@ -390,10 +371,9 @@ export function linkHandlers(engine: Engine, log: DebugLog): Handlers {
     },
     "container.stats": async (p, ctx) => {
       let previous: ContainerStats | undefined;
-      const cgroup = (c: ContainerRecord) => `${containers.deps.cgroupParent}/${c.id}`;
       // Ends when the container stops (like `docker stats` on one container) or the viewer leaves.
       for (let c = containers.get(p.id); isLive(c) && !ctx.signal.aborted; c = containers.get(c.id)) {
-        const s = await readContainerStats(cgroup(c), c.state.pid, engine.facts.ncpu);
+        const s = await containers.stats(c);
         ctx.stream(statsSample(s, previous));
         previous = s;
         await new Promise<void>((resolve) => {

@@ -4,7 +4,6 @@ import { writeSync } from "node:fs";
 import type { Logger } from "pino";
 import { Manager, type Socket } from "socket.io-client";
 import type { Engine } from "../engine/engine.ts";
-import type { ContainerEvent } from "../engine/containers/container-service.ts";
 import { BERTH_VERSION } from "../version.ts";
 import {
   AGENTS_NAMESPACE,
@@ -172,6 +171,7 @@ export class ConsoleLink extends EventEmitter {
   private flushQueued = false;
   private lastFlush = 0;
   private pendingEvents: EngineEvent[] = [];
+  private unsubscribeEvents?: () => void;
   private pollTimer?: NodeJS.Timeout;
   private readonly streamSeq = new Map<string, number>();
   /** Where `input` messages of running execs go, by request id. */
@@ -239,7 +239,7 @@ export class ConsoleLink extends EventEmitter {
       const r = parseRevoked(raw);
       void this.onRevoked(r.ok ? r.value.reason : "revoked by the console");
     });
-    this.opts.engine.containers.on("event", this.onContainerEvent);
+    this.unsubscribeEvents = this.opts.engine.events.subscribe(this.onEngineEvent);
     this.pollTimer = setInterval(() => this.markDirty(), this.opts.pollIntervalMs ?? 2_000);
     this.pollTimer.unref();
     this.setState("connecting");
@@ -265,7 +265,8 @@ export class ConsoleLink extends EventEmitter {
     clearTimeout(this.manualTimer);
     clearTimeout(this.flushTimer);
     clearInterval(this.pollTimer);
-    this.opts.engine.containers.off("event", this.onContainerEvent);
+    this.unsubscribeEvents?.();
+    this.unsubscribeEvents = undefined;
     if (this.socket) {
       this.socket.removeAllListeners();
       this.socket.disconnect();
@@ -458,7 +459,6 @@ export class ConsoleLink extends EventEmitter {
       signal,
       stream: (event) =>
         req.method === "image.pull" || req.method === "image.push" ? coalescer.push(event as ProgressEventWire) : this.sendStream(req.id, event),
-      engineEvent: (event) => this.queueEvent(event),
       inventoryChanged: () => this.markDirty(),
       snapshot: () => this.sendSnapshot(),
       onInput: (listener) => this.inputs.set(req.id, listener),
@@ -490,7 +490,7 @@ export class ConsoleLink extends EventEmitter {
 
   // --- inventory and events -----------------------------------------------------------
 
-  private readonly onContainerEvent = (event: ContainerEvent): void => {
+  private readonly onEngineEvent = (event: EngineEvent): void => {
     this.queueEvent(event);
     this.markDirty();
   };

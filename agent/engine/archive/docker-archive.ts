@@ -10,7 +10,13 @@ import { decompressStream } from "../layers/decompress.ts";
 import { familiarString, parseNormalizedReference, withDefaultTag, type ImageReference } from "../../../shared/reference.ts";
 import { countingStream, through } from "../streams.ts";
 import { parseImageConfig } from "../images/image-config.ts";
-import type { ImageService } from "../images/image-service.ts";
+import type { ImageService, ImageServiceDeps } from "../images/image-service.ts";
+
+/** The image concern as save, load and import use it: its stores and its registration of new images. */
+export interface ArchiveImages {
+  deps: ImageServiceDeps;
+  registerImage: ImageService["registerImage"];
+}
 import type { ImageLayerRecord } from "../images/image-store.ts";
 import { referenceKey } from "../images/image-store.ts";
 import { z } from "zod";
@@ -36,7 +42,7 @@ const UNCOMPRESSED_LAYER = "application/vnd.docker.image.rootfs.diff.tar";
  * Writes the named images into `out` as one docker-archive.
  * @throws when `out` closes early (the client left) or a layer cannot be read; the work stops then.
  */
-export async function saveImages(images: ImageService, names: readonly string[], out: Writable): Promise<void> {
+export async function saveImages(images: ArchiveImages, names: readonly string[], out: Writable): Promise<void> {
   if (names.length === 0) throw invalidArgument("no images given to save");
   const byId = new Map<string, string[]>();
   for (const name of names) {
@@ -95,12 +101,12 @@ export async function saveImages(images: ImageService, names: readonly string[],
 }
 
 /** The uncompressed tar of a layer, from whichever blob holds it. */
-function layerTar(images: ImageService, layer: ImageLayerRecord): Readable {
+function layerTar(images: ArchiveImages, layer: ImageLayerRecord): Readable {
   const digest = layer.blob?.digest ?? layer.diffId;
   return decompressStream(images.deps.content.read(digest));
 }
 
-async function layerTarSize(images: ImageService, layer: ImageLayerRecord): Promise<number> {
+async function layerTarSize(images: ArchiveImages, layer: ImageLayerRecord): Promise<number> {
   if (layer.tarSize !== undefined) return layer.tarSize;
   if (!layer.blob || layer.blob.digest === layer.diffId) {
     const info = await images.deps.content.info(layer.diffId);
@@ -126,7 +132,7 @@ export interface LoadResult {
  * temporary directory first (entries may come in any order); every layer is verified
  * against the diff IDs of its config before the image becomes visible.
  */
-export async function loadImages(images: ImageService, input: Readable, signal?: AbortSignal): Promise<LoadResult> {
+export async function loadImages(images: ArchiveImages, input: Readable, signal?: AbortSignal): Promise<LoadResult> {
   const tmp = await mkdtemp(join(images.deps.tmpDir, "load-"));
   try {
     const files = await spoolArchive(input, tmp, signal);
@@ -173,7 +179,7 @@ export async function loadImages(images: ImageService, input: Readable, signal?:
 }
 
 /** Stores one layer tar (compressed or not) from a file as a blob and an unpacked layer. */
-async function storeLayerFromFile(images: ImageService, file: string, diffIds: string[], signal?: AbortSignal): Promise<ImageLayerRecord> {
+async function storeLayerFromFile(images: ArchiveImages, file: string, diffIds: string[], signal?: AbortSignal): Promise<ImageLayerRecord> {
   const { layers, content } = images.deps;
   const diffId = diffIds[diffIds.length - 1]!;
   const chainId = chainIdOf(diffIds);
@@ -262,7 +268,7 @@ export interface ImportOptions {
 }
 
 /** `docker import`: a root filesystem tarball (optionally compressed) becomes a one-layer image. */
-export async function importRootfs(images: ImageService, input: Readable, opts: ImportOptions = {}): Promise<string> {
+export async function importRootfs(images: ArchiveImages, input: Readable, opts: ImportOptions = {}): Promise<string> {
   const { applyChanges } = await import("../images/changes.ts");
   const ref = opts.reference ? withDefaultTag(parseNormalizedReference(opts.reference)) : undefined;
   const tmp = await mkdtemp(join(images.deps.tmpDir, "import-"));

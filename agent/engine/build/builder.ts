@@ -35,7 +35,7 @@ import { upperToLayerTar } from "../archive/layer-tar.ts";
 import type { ContainerService } from "../containers/container-service.ts";
 import { canceled, EngineError, invalidArgument, isEngineError, notFound } from "../errors.ts";
 import type { ContainerConfig, HistoryEntry, ImageConfig } from "../images/image-config.ts";
-import type { ImageService } from "../images/image-service.ts";
+import type { ImageService, ImageServiceDeps } from "../images/image-service.ts";
 import type { ImageLayerRecord } from "../images/image-store.ts";
 import type { ProgressEvent } from "../images/progress.ts";
 import type { Puller } from "../images/pull.ts";
@@ -49,6 +49,7 @@ import { formatPlatform, normalizePlatform, platformFromNode } from "../registry
 import { mkdirInRoot } from "../runtime/mkdir-in-root.ts";
 import { resolveUser } from "../runtime/user.ts";
 import { mountAll, unmountAll, isMounted } from "../snapshots/mount.ts";
+import type { Snapshotter } from "../snapshots/snapshotter.ts";
 import { teeStream } from "../streams.ts";
 import { ContextCache } from "./context.ts";
 import { copyInto, findSources, hashSources, isDirInRoot, type CopyOwner, type SourceItem } from "./copy.ts";
@@ -98,6 +99,10 @@ export interface BuildResult {
 export interface BuilderDeps {
   images: ImageService;
   containers: ContainerService;
+  /** The image concern's stores: a step's layer is written into them and read back. */
+  imageStores: Pick<ImageServiceDeps, "store" | "content" | "layers">;
+  /** Where a COPY/ADD step's private snapshot of the stage's image is made. */
+  snapshots: Snapshotter;
   puller: Puller;
   /** `<dataRoot>/build`: the builder's private directory. */
   root: string;
@@ -589,7 +594,7 @@ export class Builder {
    */
   private async useCache(run: BuildRun, stage: Stage, probe: ContainerConfig): Promise<boolean> {
     if (run.opts.noCache) return false;
-    const { store } = this.deps.images.deps;
+    const { store } = this.deps.imageStores;
     const key = cacheKey(probe);
     const parent = stage.imageId ?? "";
     const candidates = store
@@ -618,7 +623,7 @@ export class Builder {
       if (!entry.empty_layer && !layer) continue;
       if (srcHistory.length === history.length + 1) {
         // The source's last step: the source itself is the result, as in Docker, now a child of the current image.
-        const bytes = await this.deps.images.deps.content.readBytes(srcId, 8 * 1024 * 1024);
+        const bytes = await this.deps.imageStores.content.readBytes(srcId, 8 * 1024 * 1024);
         await this.deps.images.registerImage({ configBytes: bytes, layers: record.layers, ...(stage.imageId ? { parent: stage.imageId } : {}) }, []);
         return this.cacheHit(run, stage, srcId);
       }
@@ -657,7 +662,7 @@ export class Builder {
   }
 
   private isAncestorOrSelf(id: string, of: string): boolean {
-    const { store } = this.deps.images.deps;
+    const { store } = this.deps.imageStores;
     for (let cur: string | undefined = of, n = 0; cur && n < 10_000; cur = store.get(cur)?.parent, n++) if (cur === id) return true;
     return false;
   }
@@ -693,7 +698,7 @@ export class Builder {
 
   /** The changes in a snapshot's upper directory as a layer on the stage's chain, or undefined when nothing changed. */
   private async layerFromUpper(stage: Stage, upper: string): Promise<ImageLayerRecord | undefined> {
-    const { layers, content } = this.deps.images.deps;
+    const { layers, content } = this.deps.imageStores;
     const parentChain = stage.layers[stage.layers.length - 1]?.chainId;
     const lowers: string[] = [];
     if (parentChain) {
@@ -715,7 +720,7 @@ export class Builder {
 
   /** Runs `fn` on a private snapshot of the stage's current image, mounted; the snapshot and mount go afterwards. */
   private async withSnapshot<T>(run: BuildRun, chainId: string | undefined, fn: (rootfs: string, upper: string) => Promise<T>): Promise<T> {
-    const snapshots = this.deps.containers.deps.snapshots;
+    const snapshots = this.deps.snapshots;
     const key = randomBytes(32).toString("hex");
     const mnt = join(run.dir, `mnt-${key.slice(0, 12)}`);
     await mkdir(mnt);

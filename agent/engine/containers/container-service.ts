@@ -1,132 +1,81 @@
 import { randomBytes } from "node:crypto";
-import { EventEmitter } from "node:events";
-import { readFile, realpath, rm, stat, writeFile } from "node:fs/promises";
+import { readFile, rm, stat, writeFile } from "node:fs/promises";
 import { hostname as osHostname } from "node:os";
 import { join } from "node:path";
 
-import type { Logger } from "pino";
-import { canceled, conflict, EngineError, invalidArgument, isEngineError, notFound, notImplemented, toEngineError } from "../errors.ts";
-import type { ImageService } from "../images/image-service.ts";
+import { canceled, conflict, invalidArgument, isEngineError, notImplemented, toEngineError } from "../errors.ts";
 import type { ContainerConfig } from "../images/image-config.ts";
-import type { LayerStore } from "../layers/layer-store.ts";
 import { chainIdOf } from "../layers/chain-id.ts";
-import type { ContainerMonitor, ExecSession, ExitStatus, MonitorPaths, StdioSession } from "../monitor/monitor.ts";
+import type { ExecSession, ExitStatus, StdioSession } from "../monitor/monitor.ts";
 import { readLogs } from "../monitor/monitor.ts";
 import { resizeLine, writeCtl } from "../monitor/attach.ts";
-import type { NetworkManager } from "../network/network-manager.ts";
-import { buildRuntimeSpec, type DeviceNode, type NamespaceOptions, type SpecHost, type SpecProcess, type BindMount } from "../runtime/spec.ts";
+import { buildRuntimeSpec, type DeviceNode, type BindMount } from "../runtime/spec.ts";
 import { deviceNodes, hostDevices } from "../runtime/devices.ts";
-import { Runc, RuncError, signalNumber } from "../runtime/runc.ts";
+import { signalNumber } from "../runtime/runc.ts";
 import { resolveUser } from "../runtime/user.ts";
 import { mkdirInRoot } from "../runtime/mkdir-in-root.ts";
 import { guardRuntimeDirs } from "../runtime/rootfs-guard.ts";
-import { unmountAll, isMounted } from "../snapshots/mount.ts";
+import { unmountAll } from "../snapshots/mount.ts";
 import { RootfsMounts, RUNNING } from "./rootfs-mounts.ts";
 import { applyUpdate, type ContainerUpdate } from "./update.ts";
-import type { Snapshotter } from "../snapshots/snapshotter.ts";
-import type { VolumeStore } from "../volumes/volume-store.ts";
-import { applyChanges } from "../images/changes.ts";
-import { containerEnv } from "../../../shared/env.ts";
-import { parseNormalizedReference, withDefaultTag } from "../../../shared/reference.ts";
-import { teeStream } from "../streams.ts";
-import { pipeline } from "node:stream/promises";
-import { diffUpper, type Change } from "../archive/upper-diff.ts";
-import { upperToLayerTar } from "../archive/layer-tar.ts";
-import { rootfsTar } from "../archive/rootfs-tar.ts";
-import {
-  CreateOptionsSchema,
-  type ContainerOptions,
-  type ContainerRecord,
-  type CreateOptions,
-  type MountSpec,
-  type NetworkAttachment,
-  type PortSpec,
-} from "./container-record.ts";
-import type { ContainerStore } from "./container-store.ts";
+import type { Change } from "../archive/upper-diff.ts";
+import { CreateOptionsSchema, type ContainerRecord, type CreateOptions, type MountSpec, type NetworkAttachment } from "./container-record.ts";
 import { generateName, VALID_CONTAINER_NAME } from "./names.ts";
-import { effectiveHealthcheck, healthcheckToDocker, healthProbe, HealthMonitor, validateHealthcheck } from "./health.ts";
+import { effectiveHealthcheck, healthProbe, HealthMonitor, validateHealthcheck } from "./health.ts";
 import { checkHostOptions, logsReadable, parseVolumesFrom } from "./host-options.ts";
 import { isErrno } from "../fs-util.ts";
 import { confineBindSource } from "./bind-confinement.ts";
 import { parseExtraHost } from "../network/hosts.ts";
 import { KeyedQueue } from "../keyed-queue.ts";
 import { bestEffort } from "../../../shared/best-effort.ts";
-
-export interface ContainerServiceDeps {
-  store: ContainerStore;
-  images: ImageService;
-  layers: LayerStore;
-  snapshots: Snapshotter;
-  monitor: ContainerMonitor;
-  runc: Runc;
-  network: NetworkManager;
-  volumes: VolumeStore;
-  specHost: SpecHost;
-  logger: Logger;
-  /** cgroup parent of every container ("/berth" → /sys/fs/cgroup/<controller>/berth/<id>). */
-  cgroupParent: string;
-}
-
-export interface ContainerEvent {
-  type: "container";
-  action: string;
-  id: string;
-  attributes: Record<string, string>;
-  time: number;
-}
+import { readContainerStats, type ContainerStats } from "./stats.ts";
+import type { ContainerCore, ContainerPaths, ContainerServiceDeps } from "./container-core.ts";
+import { ContainerExecs, type ExecConfig, type ExecInstance } from "./exec.ts";
+import { ContainerSnapshotOps } from "./snapshot-ops.ts";
+import { ContainerNetworking } from "./networking.ts";
+import { adoptContainers } from "./adoption.ts";
+import { decideRestart } from "./restart-policy.ts";
+import {
+  checkNamespaceModes,
+  defaultNetworks,
+  joinsNetworks,
+  monitorPaths,
+  namespaceModes,
+  NEVER,
+  publishedPortSpecs,
+  runOptions,
+  sleep,
+  waitInList,
+  withShortIdAliases,
+  commandLine,
+} from "./run-options.ts";
 
 export interface WaitResult {
   statusCode: number;
   error?: string;
 }
 
-export interface ExecConfig {
-  cmd: string[];
-  tty: boolean;
-  attachStdin: boolean;
-  /** Whether the client reads the process's stdout / stderr (Docker's AttachStdout/AttachStderr); undefined: it does. */
-  attachStdout?: boolean;
-  attachStderr?: boolean;
-  env: string[];
-  user?: string;
-  workingDir?: string;
-  privileged?: boolean;
-  /** The client's detach keys as it gave them (Docker's form, e.g. "ctrl-p,ctrl-q"); kept for its door. */
-  detachKeys?: string;
-}
-
-export interface ExecInstance {
-  id: string;
-  containerId: string;
-  config: ExecConfig;
-  running: boolean;
-  exitCode: number | null;
-  pid: number;
-  session?: ExecSession;
-  /** Settles when the exec process has ended and its exit code is recorded. */
-  done: Promise<void>;
-}
-
-const NEVER = "0001-01-01T00:00:00Z";
 /** conmon rotates a container's log at this size, so a chatty container cannot fill the disk. */
 const LOG_MAX_BYTES = 64 * 1024 * 1024;
-const RESTART_BACKOFF_START_MS = 100;
-const RESTART_BACKOFF_MAX_MS = 60_000;
 /** State.Error of a container whose monitor (conmon) died without recording its exit. */
 const MONITOR_DIED = "its monitor died: the container was stopped";
 
 /**
  * The container lifecycle (Docker's semantics): create, start, stop, kill, restart,
- * pause, remove, rename, wait, logs, exec, attach, top, diff, export, commit, and
- * restart policies, built from the snapshotter (root filesystem), the runtime spec,
- * the monitor (conmon holds stdio, logs and the exit code, so containers outlive the
- * agent), the network manager and the volume store.
+ * pause, remove, rename, wait, logs, attach, top, and restart policies, built from the
+ * snapshotter (root filesystem), the runtime spec, the monitor (conmon holds stdio, logs
+ * and the exit code, so containers outlive the agent), the network manager and the
+ * volume store. Its parts, each in its own file: exec (exec.ts), the filesystem as a
+ * whole (snapshot-ops.ts), networks joined by hand (networking.ts), adoption at start-up
+ * (adoption.ts), the restart decision (restart-policy.ts) and what options derive
+ * (run-options.ts).
  *
  * Each container has one owner of its resources: start builds them with an undo
  * stack (nothing is left if a step fails); the exit handler releases them; remove
- * releases what is left. Operations on one container are serialised.
+ * releases what is left. Operations on one container are serialised by one lock, this
+ * service's, which the parts take through the core they share.
  */
-export class ContainerService extends EventEmitter {
+export class ContainerService {
   private readonly locks = new KeyedQueue();
   private readonly exitWatchers = new Map<string, AbortController>();
   private readonly exitWaiters = new Map<string, Array<(r: WaitResult) => void>>();
@@ -136,17 +85,33 @@ export class ContainerService extends EventEmitter {
     Array<{ opts: { stdin: boolean; stdout: boolean; stderr: boolean }; resolve: (s: StdioSession) => void; reject: (e: unknown) => void }>
   >();
   private readonly restartTimers = new Map<string, NodeJS.Timeout>();
-  readonly execs = new Map<string, ExecInstance>();
+  /** The back-off of each container failing fast under its restart policy (Docker keeps it in memory too). */
+  private readonly restartDelays = new Map<string, number>();
+  private closed = false;
   private reconcileTimer?: NodeJS.Timeout;
+  private readonly core: ContainerCore;
+  private readonly execs: ContainerExecs;
+  private readonly snapshotOps: ContainerSnapshotOps;
+  private readonly networking: ContainerNetworking;
   private readonly health: HealthMonitor;
   /** The one owner of every container's rootfs mount: the running container and copies share it. */
   private readonly rootfsMounts: RootfsMounts;
 
-  constructor(readonly deps: ContainerServiceDeps) {
-    super();
+  constructor(private readonly deps: ContainerServiceDeps) {
     this.rootfsMounts = new RootfsMounts((id) => deps.snapshots.mounts(id));
+    this.core = {
+      deps,
+      get: (idOrName) => this.get(idOrName),
+      paths: (id) => this.paths(id),
+      withLock: (id, fn) => this.withLock(id, fn),
+      emitEvent: (action, record, extra) => this.emitEvent(action, record, extra),
+      rootfsMounts: this.rootfsMounts,
+    };
+    this.execs = new ContainerExecs(this.core);
+    this.snapshotOps = new ContainerSnapshotOps(this.core);
+    this.networking = new ContainerNetworking(this.core);
     this.health = new HealthMonitor({
-      exec: (id, cmd) => this.probeExec(id, cmd),
+      exec: (id, cmd) => this.execs.probeExec(id, cmd),
       record: (id) => this.deps.store.get(id),
       save: (record) => this.deps.store.save(record),
       event: (record, action, attributes) => this.emitEvent(action, record, attributes),
@@ -159,6 +124,19 @@ export class ContainerService extends EventEmitter {
   /** Whether containers get a seccomp filter (Docker's default profile) on this kernel. */
   get seccompAvailable(): boolean {
     return this.deps.specHost.seccomp !== false;
+  }
+
+  /**
+   * Docker's HostConfig.MemorySwap of a container: as given, or when only a memory limit is set
+   * and the kernel accounts swap, twice that limit (what runc is then given).
+   */
+  memorySwap(o: { memory: number; memorySwap: number }): number {
+    return o.memorySwap || (o.memory > 0 && this.deps.specHost.swapLimit ? o.memory * 2 : 0);
+  }
+
+  /** One reading of a running container's cgroup and network counters (`docker stats`). */
+  stats(record: ContainerRecord): Promise<ContainerStats> {
+    return readContainerStats(`${this.deps.cgroupParent}/${record.id}`, record.state.pid, this.deps.ncpu);
   }
 
   get(idOrName: string): ContainerRecord {
@@ -185,7 +163,7 @@ export class ContainerService extends EventEmitter {
       .map((c) => c.id);
   }
 
-  paths(id: string): MonitorPaths & { dir: string; rootfs: string; hostsPath: string; hostnamePath: string; resolvConfPath: string } {
+  paths(id: string): ContainerPaths {
     const dir = this.deps.store.dir(id);
     return {
       dir,
@@ -207,102 +185,36 @@ export class ContainerService extends EventEmitter {
   }
 
   private emitEvent(action: string, record: ContainerRecord, extra: Record<string, string> = {}): void {
-    const event: ContainerEvent = {
-      type: "container",
-      action,
-      id: record.id,
-      attributes: { name: record.name, image: record.imageName, ...extra },
-      time: Date.now(),
-    };
-    this.emit("event", event);
+    this.deps.events("container", action, record.id, { name: record.name, image: record.imageName, ...extra });
+  }
+
+  /** moby's volume mount/unmount events of a container's start and end (named and anonymous volumes, not binds). */
+  private volumeEvents(action: "mount" | "unmount", record: ContainerRecord): void {
+    for (const m of record.mounts) {
+      if (m.type !== "volume") continue;
+      const attributes: Record<string, string> = { driver: "local", container: record.id };
+      if (action === "mount") Object.assign(attributes, { destination: m.destination, "read/write": String(!m.readonly), propagation: "" });
+      this.deps.events("volume", action, m.source, attributes);
+    }
   }
 
   private withLock<T>(id: string, fn: () => Promise<T>): Promise<T> {
     return this.locks.run(id, fn);
   }
 
-  // --- start-up: adopt what survived the agent --------------------------------
+  // --- start-up: adopt what survived the agent (adoption.ts) ----------------------
 
-  /**
-   * Adopts every container found on disk with its true state: running ones are
-   * watched again; those that exited while the agent was away get their exit
-   * handled (resources released, restart policy applied); leftovers of crashed
-   * operations (a half-created or half-removed container, orphan snapshots, runc
-   * state, mounts) are cleaned up.
-   */
   async init(): Promise<void> {
-    const { store, network, snapshots, runc, logger } = this.deps;
-    const records = await store.load();
-    const live: ContainerRecord[] = [];
-    const removing: ContainerRecord[] = [];
-    for (const r of records) {
-      if (r.state.status === "removing") removing.push(r);
-      else if (["running", "paused", "restarting"].includes(r.state.status)) live.push(r);
-    }
-    const stillRunning: ContainerRecord[] = [];
-    for (const r of live) {
-      const paths = this.paths(r.id);
-      const state = await runc.state(r.id).catch(bestEffort(this.deps.logger, `runc state ${r.id}`));
-      const alive = state && (state.status === "running" || state.status === "paused") && (await this.deps.monitor.monitorAlive(paths));
-      if (alive) {
-        r.state.status = state.status === "paused" ? "paused" : "running";
-        r.state.pid = state.pid ?? r.state.pid;
-        stillRunning.push(r);
-      }
-    }
-    await network.init(stillRunning.map((r) => r.id));
-    // Removals cut short by a crash are finished (they need the network manager initialised).
-    for (const r of removing) {
-      await this.finishRemove(r, { volumes: false }).catch((err: unknown) => logger.warn({ err, id: r.id }, "could not finish an interrupted remove"));
-    }
-    for (const r of stillRunning) {
-      this.rootfsMounts.adopt(r.id, RUNNING);
-      // As Docker at daemon start: the check starts again, from "starting".
-      this.health.start(r, await this.healthProbeOf(r));
-      if (r.state.status === "paused") await this.health.stop(r); // as at pause()
-      await store.save(r);
-      this.watchExit(r);
-      logger.info({ id: r.id, name: r.name }, "adopted a running container");
-    }
-    // Orphans, before any restart policy can start a container again: runc containers and
-    // rootfs mounts of every container that is not running (a start cut short after `runc
-    // create` leaves a "created" runc container, its init process and cgroups), and runc
-    // state and snapshots without a record.
-    const running = new Set(stillRunning.map((r) => r.id));
-    const known = new Set(store.list().map((r) => r.id));
-    for (const s of await runc.list().catch(() => [])) {
-      if (running.has(s.id)) continue;
-      if (known.has(s.id)) logger.info({ id: s.id, status: s.status }, "removing the runc container of a container that is not running");
-      await runc.delete(s.id, { force: true }).catch((err: unknown) => logger.warn({ err, id: s.id }, "could not delete an orphan runc container"));
-    }
-    for (const s of await snapshots.list()) {
-      if (!known.has(s.key)) {
-        await unmountAll(join(store.dir(s.key), "rootfs"), { detach: true }).catch(bestEffort(this.deps.logger, "unmount a leftover root"));
-        await snapshots.remove(s.key).catch((err: unknown) => logger.warn({ err, key: s.key }, "could not remove an orphan snapshot"));
-      }
-    }
-    for (const r of store.list()) {
-      if (running.has(r.id)) continue;
-      const { rootfs } = this.paths(r.id);
-      if (await isMounted(rootfs)) await unmountAll(rootfs, { detach: true }).catch(bestEffort(this.deps.logger, `unmount ${rootfs}`));
-    }
-    await snapshots.removeStale();
-    for (const r of live) {
-      if (stillRunning.includes(r)) continue;
-      const recorded = await this.deps.monitor.exitStatus(this.paths(r.id)).catch(bestEffort(this.deps.logger, `read the recorded exit of ${r.id}`));
-      const status = recorded ?? { exitCode: 255, oomKilled: false, finishedAt: new Date().toISOString() };
-      logger.info({ id: r.id, exitCode: status.exitCode, monitorDied: !recorded }, "container exited while the agent was away");
-      await this.handleExit(r, status, { adopting: true, monitorDied: !recorded });
-    }
-    // Restart policies that apply after a host reboot or agent restart. As Docker at daemon
-    // start: `always` even when it was stopped by hand, `unless-stopped` only if it was not.
-    for (const r of store.list()) {
-      if (r.state.status === "running" || r.state.status === "paused") continue;
-      const p = r.options.restartPolicy.name;
-      if ((p === "always" || (p === "unless-stopped" && !r.state.stoppedByUser)) && r.state.startedAt !== NEVER) {
-        this.start(r.id).catch((err: unknown) => logger.warn({ err, id: r.id }, "restart policy: start failed"));
-      }
-    }
+    await adoptContainers({
+      core: this.core,
+      health: this.health,
+      healthProbeOf: (r) => this.healthProbeOf(r),
+      finishRemove: (r, opts) => this.finishRemove(r, opts),
+      handleExit: (r, status, opts) => this.handleExit(r, status, opts),
+      watchExit: (r) => this.watchExit(r),
+      start: (id) => this.start(id),
+    });
+    const { network, logger } = this.deps;
     this.reconcileTimer = setInterval(() => {
       network.reconcileRules().catch((err: unknown) => logger.warn({ err }, "firewall reconcile failed"));
     }, 10_000);
@@ -310,6 +222,7 @@ export class ContainerService extends EventEmitter {
   }
 
   close(): void {
+    this.closed = true;
     if (this.reconcileTimer) clearInterval(this.reconcileTimer);
     for (const c of this.exitWatchers.values()) c.abort();
     for (const t of this.restartTimers.values()) clearTimeout(t);
@@ -454,6 +367,8 @@ export class ContainerService extends EventEmitter {
   /** @returns false when the container was already running (Docker's 304) */
   start(idOrName: string): Promise<boolean> {
     const record = this.get(idOrName);
+    // As `docker start` (moby ResetRestartManager): a new run of the policy's back-off.
+    this.restartDelays.delete(record.id);
     return this.withLock(record.id, () => this.startLocked(record));
   }
 
@@ -480,7 +395,7 @@ export class ContainerService extends EventEmitter {
 
       const hostname = record.options.hostname || record.id.slice(0, 12);
       await writeFile(p.hostnamePath, `${hostname}\n`);
-      const joins = joinsNetworks(record.options.networkMode) ? this.withShortIdAliases(record, record.networks ?? defaultNetworks(record.options)) : [];
+      const joins = joinsNetworks(record.options.networkMode) ? withShortIdAliases(record, record.networks ?? defaultNetworks(record.options)) : [];
       record.networks = joins;
       const attached = await network.attach({
         containerId: record.id,
@@ -508,6 +423,8 @@ export class ContainerService extends EventEmitter {
         await volumes.populate(m.source, p.rootfs, m.destination);
         binds.push({ source: v.mountpoint, destination: m.destination, readonly: m.readonly });
       }
+      this.volumeEvents("mount", record);
+      undo.push(async () => this.volumeEvents("unmount", record));
       // Directories are made in advance (safely, inside the rootfs); a file bind's destination is
       // left to runc, which creates an empty file there (a directory would make the mount fail).
       for (const b of binds) {
@@ -635,6 +552,7 @@ export class ContainerService extends EventEmitter {
     await runc.delete(record.id, { force: true }).catch((err: unknown) => logger.warn({ err, id: record.id }, "runc delete after the exit failed"));
     await network.detach(record.id).catch((err: unknown) => logger.warn({ err, id: record.id }, "network detach failed"));
     await this.rootfsMounts.release(record.id, p.rootfs, RUNNING).catch((err: unknown) => logger.warn({ err, id: record.id }, "unmount failed"));
+    this.volumeEvents("unmount", record);
     const ranFor = record.state.startedAt !== NEVER ? Date.now() - Date.parse(record.state.startedAt) : 0;
     record.state = {
       ...record.state,
@@ -649,7 +567,17 @@ export class ContainerService extends EventEmitter {
     record.publishedPorts = [];
     // Straight from running to restarting: never "exited" in between, where a `docker stop`
     // would find nothing to stop and the policy would bring the container back anyway.
-    const restart = this.shouldRestart(record);
+    const decision = decideRestart({
+      policy: record.options.restartPolicy,
+      restartCount: record.state.restartCount,
+      exitCode: status.exitCode,
+      manualStop: record.state.stoppedByUser,
+      shuttingDown: this.closed,
+      ranForMs: ranFor,
+      previousDelayMs: this.restartDelays.get(record.id) ?? 0,
+    });
+    const restart = decision.restart;
+    if (decision.restart) this.restartDelays.set(record.id, decision.delayMs);
     if (restart) {
       record.state.restartCount += 1;
       record.state.status = "restarting";
@@ -660,10 +588,8 @@ export class ContainerService extends EventEmitter {
     for (const w of this.exitWaiters.get(record.id) ?? []) w({ statusCode: status.exitCode });
     this.exitWaiters.delete(record.id);
 
-    if (restart) {
-      // Docker's back-off: doubles from 100 ms while the container keeps failing fast; reset after 10 s of running.
-      const delay =
-        ranFor > 10_000 ? RESTART_BACKOFF_START_MS : Math.min(RESTART_BACKOFF_MAX_MS, RESTART_BACKOFF_START_MS * 2 ** Math.min(record.state.restartCount, 10));
+    if (decision.restart) {
+      const delay = decision.delayMs;
       const t = setTimeout(
         () => {
           this.restartTimers.delete(record.id);
@@ -691,20 +617,6 @@ export class ContainerService extends EventEmitter {
     }
     if (record.options.autoRemove) {
       await this.finishRemove(record, { volumes: true }).catch((err: unknown) => logger.warn({ err, id: record.id }, "auto-remove failed"));
-    }
-  }
-
-  private shouldRestart(record: ContainerRecord): boolean {
-    if (record.state.stoppedByUser) return false;
-    const policy = record.options.restartPolicy;
-    switch (policy.name) {
-      case "always":
-      case "unless-stopped":
-        return true;
-      case "on-failure":
-        return record.state.exitCode !== 0 && (policy.maximumRetryCount === 0 || record.state.restartCount < policy.maximumRetryCount);
-      default:
-        return false;
     }
   }
 
@@ -895,7 +807,8 @@ export class ContainerService extends EventEmitter {
     this.emitEvent("destroy", record);
     for (const w of this.removeWaiters.get(record.id) ?? []) w();
     this.removeWaiters.delete(record.id);
-    for (const [execId, e] of this.execs) if (e.containerId === record.id) this.execs.delete(execId);
+    this.execs.forget(record.id);
+    this.restartDelays.delete(record.id);
   }
 
   async rename(idOrName: string, newName: string): Promise<void> {
@@ -983,130 +896,7 @@ export class ContainerService extends EventEmitter {
     });
   }
 
-  createExec(idOrName: string, config: ExecConfig): ExecInstance {
-    const record = this.get(idOrName);
-    if (record.state.status === "paused") throw conflict(`Container ${record.id} is paused, unpause the container before exec`);
-    if (record.state.status !== "running") throw conflict(`Container ${record.id} is not running`);
-    if (config.cmd.length === 0) throw invalidArgument("No exec command specified");
-    const exec: ExecInstance = {
-      id: randomBytes(32).toString("hex"),
-      containerId: record.id,
-      config,
-      running: false,
-      exitCode: null,
-      pid: 0,
-      done: Promise.resolve(),
-    };
-    this.execs.set(exec.id, exec);
-    return exec;
-  }
-
-  execDone(id: string): Promise<void> {
-    return this.getExec(id).done;
-  }
-
-  /**
-   * Ends a running exec process with SIGKILL: what Docker does when the client of an
-   * attached (not detached) exec goes away. A process that already ended is left alone.
-   */
-  killExec(id: string): void {
-    const exec = this.execs.get(id);
-    if (!exec?.running || exec.pid <= 0) return;
-    try {
-      process.kill(exec.pid, "SIGKILL");
-      this.deps.logger.debug({ exec: id, pid: exec.pid }, "killed an exec process whose client left");
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== "ESRCH")
-        this.deps.logger.warn({ err: e, exec: id, pid: exec.pid }, "could not kill an exec process whose client left");
-    }
-  }
-
-  getExec(id: string): ExecInstance {
-    const e = this.execs.get(id);
-    if (!e) throw notFound(`No such exec instance: ${id}`);
-    return e;
-  }
-
-  async startExec(execId: string, opts: { detach?: boolean } = {}): Promise<ExecSession> {
-    const exec = this.getExec(execId);
-    if (exec.running || exec.exitCode !== null) throw conflict(`Error: Exec command ${execId} has already run`);
-    const record = this.deps.store.get(exec.containerId);
-    if (!record || record.state.status !== "running") throw conflict(`Container ${exec.containerId} is not running`);
-    exec.running = true;
-    try {
-      return await this.runExec(exec, record, opts);
-    } catch (e) {
-      // As Docker: an exec that could not start has ended, with 127 for a command that is not
-      // there and 126 for anything else (not executable, unknown user…); its client reads that.
-      exec.running = false;
-      exec.exitCode = /executable file not found|no such file or directory/.test(e instanceof Error ? e.message : "") ? 127 : 126;
-      // containerd's wording around runc's message, which Docker's clients print.
-      if (e instanceof RuncError) throw new EngineError(e.kind, `OCI runtime exec failed: ${e.message}: unknown`, { cause: e });
-      throw e;
-    }
-  }
-
-  private async runExec(exec: ExecInstance, record: ContainerRecord, opts: { detach?: boolean }): Promise<ExecSession> {
-    const process = await this.execProcess(record, exec.config);
-    const session = await this.deps.monitor.exec(record.id, monitorPaths(this.paths(record.id)), process, {
-      tty: exec.config.tty,
-      stdin: exec.config.attachStdin,
-      detach: opts.detach,
-    });
-    exec.session = session;
-    exec.pid = session.pid;
-    exec.done = session.wait().then(
-      (code) => {
-        exec.running = false;
-        exec.exitCode = code;
-      },
-      () => {
-        exec.running = false;
-        exec.exitCode = 126;
-      },
-    );
-    this.emitEvent("exec_start", record, { execID: exec.id });
-    return session;
-  }
-
-  /** The process of an exec in a running container: its user, environment and working directory as Docker resolves them. */
-  private async execProcess(record: ContainerRecord, config: ExecConfig): Promise<SpecProcess> {
-    const p = this.paths(record.id);
-    const image =
-      (await this.deps.images.config(record.imageId).catch(bestEffort(this.deps.logger, `read the config of image ${record.imageId}`)))?.config ?? {};
-    const user = await resolveUser(p.rootfs, config.user || record.options.user || image.User || "", record.options.groupAdd);
-    const spec = buildRuntimeSpec({
-      image,
-      // `exec --privileged` gives the process every capability; runc keeps the container's seccomp filter, as with Docker.
-      run: {
-        ...runOptions(record.options, record.options.hostname || record.id.slice(0, 12)),
-        cmd: config.cmd,
-        entrypoint: "",
-        init: false,
-        env: [...record.options.env, ...config.env],
-        tty: config.tty,
-        workingDir: config.workingDir || record.options.workingDir,
-        privileged: record.options.privileged || !!config.privileged,
-      },
-      rootfs: p.rootfs,
-      user,
-      namespaces: { network: "none" },
-      cgroupsPath: `${this.deps.cgroupParent}/${record.id}`,
-      host: this.deps.specHost,
-    });
-    return spec.process;
-  }
-
   // --- health checks (the monitor is health.ts; these feed it) -----------------------------
-
-  /** A health probe's exec: the container's user and environment, output attached, no stdin. */
-  private async probeExec(id: string, cmd: string[]): Promise<ExecSession> {
-    const record = this.deps.store.get(id);
-    if (record?.state.status === "paused") throw conflict(`Container ${id} is paused, unpause the container before exec`);
-    if (!record || record.state.status !== "running") throw conflict(`Container ${id} is not running`);
-    const process = await this.execProcess(record, { cmd, tty: false, attachStdin: false, env: [] });
-    return this.deps.monitor.exec(record.id, monitorPaths(this.paths(record.id)), process, { tty: false, stdin: false });
-  }
 
   private async healthProbeOf(record: ContainerRecord) {
     const config =
@@ -1145,35 +935,6 @@ export class ContainerService extends EventEmitter {
     return { titles, processes };
   }
 
-  /**
-   * Runs `fn` with the container's root filesystem mounted (it is mounted already while
-   * running). The mount is shared: a start or another operation meanwhile keeps it.
-   */
-  async withRootfs<T>(idOrName: string, fn: (rootfs: string, record: ContainerRecord) => Promise<T>): Promise<T> {
-    const record = this.get(idOrName);
-    const p = this.paths(record.id);
-    const holder = randomBytes(8).toString("hex");
-    await this.rootfsMounts.acquire(record.id, p.rootfs, holder);
-    try {
-      return await fn(p.rootfs, record);
-    } finally {
-      await this.rootfsMounts.release(record.id, p.rootfs, holder).catch(bestEffort(this.deps.logger, `unmount the root of ${record.id}`));
-    }
-  }
-
-  async upperDir(idOrName: string): Promise<string> {
-    return this.deps.snapshots.upperDir(this.get(idOrName).id);
-  }
-
-  /** Absolute lower dirs of the container's image, topmost first. */
-  async lowerDirs(idOrName: string): Promise<string[]> {
-    const record = this.get(idOrName);
-    if (!record.imageChainId) return [];
-    const { cwd, lowers } = await this.deps.layers.lowerDirs(record.imageChainId);
-    // The short links are symlinks; the diff walks real directories without following any.
-    return Promise.all(lowers.map((l) => realpath(join(cwd, l))));
-  }
-
   /** Removes every stopped container. */
   async prune(): Promise<{ deleted: string[]; spaceReclaimed: number }> {
     const deleted: string[] = [];
@@ -1185,85 +946,6 @@ export class ContainerService extends EventEmitter {
       deleted.push(r.id);
     }
     return { deleted, spaceReclaimed };
-  }
-
-  /**
-   * `docker network connect`. A running container joins at once; a created or stopped one gets the
-   * network recorded and joins it at its next start (as Docker: compose disconnects and reconnects
-   * containers it has just created).
-   * @throws NotFound container or network; Conflict host/none modes, a container being removed; and
-   *         the network manager's errors (address in use, aliases or `--ip` where Docker refuses them).
-   */
-  async connect(idOrName: string, networkName: string, cfg: Partial<Omit<NetworkAttachment, "name">>): Promise<void> {
-    const record = this.get(idOrName);
-    await this.withLock(record.id, async () => {
-      if (record.state.status === "removing" || record.state.status === "dead")
-        throw conflict(`container ${record.id} is marked for removal and cannot be connected or disconnected to the network`);
-      const net = await this.deps.network.inspect(networkName === "default" ? "bridge" : networkName);
-      const mode = record.options.networkMode;
-      if (mode === "host" || net.driver === "host") throw conflict("container cannot be disconnected from host network or connected to host network");
-      if (mode === "none" || net.driver === "null")
-        throw conflict("container cannot be connected to multiple networks with one of the networks in private (none) mode");
-      const desired = record.networks ?? defaultNetworks(record.options);
-      const [attachment] = this.withShortIdAliases(record, [
-        { name: net.name, aliases: cfg.aliases ?? [], ipv4Address: cfg.ipv4Address || undefined, links: cfg.links ?? [], driverOpts: cfg.driverOpts ?? {} },
-      ]);
-      if (record.state.status === "running" || record.state.status === "paused") {
-        const ep = await this.deps.network.connect(record.id, { network: net.id, aliases: attachment!.aliases, ipv4Address: attachment!.ipv4Address });
-        record.endpoints = [...record.endpoints.filter((e) => e.networkId !== ep.networkId), ep];
-        attachment!.networkId = ep.networkId;
-      } else {
-        if (desired.some((n) => n.name === net.name)) return; // Docker keeps the first settings
-        if (net.name === "bridge" && attachment!.aliases.length > 0)
-          throw invalidArgument("network-scoped alias is supported only for containers in user defined networks");
-        if (attachment!.ipv4Address && (net.name === "bridge" || !net.userSubnet)) {
-          throw invalidArgument(
-            net.name === "bridge"
-              ? "user specified IP address is supported on user defined networks only"
-              : "user specified IP address is supported only when connecting to networks with user configured subnets",
-          );
-        }
-      }
-      record.networks = [...desired.filter((n) => n.name !== net.name), attachment!];
-      await this.deps.store.save(record);
-    });
-  }
-
-  /**
-   * `docker network disconnect`: off the network now if running, and in any case not joined again
-   * at the next start. `force`: also for a network that no longer exists.
-   */
-  async disconnect(idOrName: string, networkName: string, force: boolean): Promise<void> {
-    const record = this.get(idOrName);
-    await this.withLock(record.id, async () => {
-      const net = await this.deps.network.inspect(networkName).catch((e: unknown) => {
-        if (force) return undefined;
-        throw e;
-      });
-      const name = net?.name ?? networkName;
-      if (record.options.networkMode === "host" || net?.driver === "host")
-        throw conflict("container cannot be disconnected from host network or connected to host network");
-      const desired = record.networks ?? defaultNetworks(record.options);
-      if (record.state.status === "running" || record.state.status === "paused") {
-        if (net) await this.deps.network.disconnect(record.id, net.id, force);
-        record.endpoints = record.endpoints.filter((e) => e.networkName !== name && e.networkId !== net?.id);
-      } else if (!desired.some((n) => n.name === name) && !force) {
-        throw conflict(`container ${record.id} is not connected to the network ${name}`);
-      }
-      record.networks = desired.filter((n) => n.name !== name);
-      await this.deps.store.save(record);
-    });
-  }
-
-  /** Docker adds a container's short ID to its aliases on every user-defined network it joins. */
-  private withShortIdAliases(record: ContainerRecord, networks: NetworkAttachment[]): NetworkAttachment[] {
-    const short = record.id.slice(0, 12);
-    const out: NetworkAttachment[] = [];
-    for (const n of networks) {
-      const predefined = ["bridge", "host", "none"].includes(n.name);
-      out.push(predefined || n.aliases.includes(short) ? n : { ...n, aliases: [...n.aliases, short] });
-    }
-    return out;
   }
 
   exists(id: string): boolean {
@@ -1281,114 +963,70 @@ export class ContainerService extends EventEmitter {
     return (await this.deps.volumes.get(name).catch(bestEffort(this.deps.logger, `read volume ${name}`)))?.mountpoint ?? "";
   }
 
-  /** Bytes in the container's writable layer. */
-  async sizeRw(idOrName: string): Promise<number> {
-    return (await this.deps.snapshots.usage(this.get(idOrName).id).catch(() => ({ size: 0 }))).size;
+  // --- exec (exec.ts) ---------------------------------------------------------------
+
+  createExec(idOrName: string, config: ExecConfig): ExecInstance {
+    return this.execs.createExec(idOrName, config);
   }
 
-  /** `docker diff`: changes of the writable layer against the image. */
-  async diff(idOrName: string): Promise<Change[]> {
-    const record = this.get(idOrName);
-    return diffUpper(await this.upperDir(record.id), await this.lowerDirs(record.id), { exclude: BIND_TARGETS });
+  getExec(id: string): ExecInstance {
+    return this.execs.getExec(id);
   }
 
-  /** `docker export`: the container's merged filesystem as a tar. */
-  async exportTo(idOrName: string, out: NodeJS.WritableStream): Promise<void> {
-    await this.withRootfs(idOrName, (rootfs) => pipeline(rootfsTar(rootfs), out as import("node:stream").Writable));
+  startExec(execId: string, opts: { detach?: boolean } = {}): Promise<ExecSession> {
+    return this.execs.startExec(execId, opts);
   }
 
-  /**
-   * `docker commit`: the writable layer becomes a new layer on top of the image; the
-   * new config is the container's (command, env, ports…) with `changes` applied, and a
-   * history entry records author and message.
-   */
-  async commit(
-    idOrName: string,
-    opts: {
-      reference?: string;
-      author?: string;
-      comment?: string;
-      changes?: string[];
-      pause?: boolean;
-      config?: { Cmd?: string[]; Entrypoint?: string[]; Env?: string[]; Labels?: Record<string, string> };
-    },
-  ): Promise<string> {
-    const record = this.get(idOrName);
-    const { images, layers, content, runc } = { ...this.deps, content: this.deps.images.deps.content };
-    const ref = opts.reference ? withDefaultTag(parseNormalizedReference(opts.reference)) : undefined;
-    const base = await images.config(record.imageId);
-    const baseRecord = images.deps.store.get(record.imageId);
-    const containerConfig = applyChanges(
-      {
-        ...(base.config ?? {}),
-        Env: containerEnv(base.config?.Env, record.options.env),
-        Cmd: record.options.cmd?.length ? record.options.cmd : record.options.entrypoint !== undefined ? [] : base.config?.Cmd,
-        Entrypoint: record.options.entrypoint === "" ? null : (record.options.entrypoint ?? base.config?.Entrypoint),
-        WorkingDir: record.options.workingDir ?? base.config?.WorkingDir,
-        User: record.options.user ?? base.config?.User,
-        Labels: { ...(base.config?.Labels ?? {}), ...record.options.labels },
-        ...(record.options.healthcheck
-          ? { Healthcheck: healthcheckToDocker(effectiveHealthcheck(base.config?.Healthcheck, record.options.healthcheck)!) }
-          : {}),
-        ...(opts.config?.Cmd ? { Cmd: opts.config.Cmd } : {}),
-        ...(opts.config?.Entrypoint ? { Entrypoint: opts.config.Entrypoint } : {}),
-      },
-      opts.changes ?? [],
-    );
-    // As Docker: a running container is paused while its layer is read (consistent files), and
-    // resumed after, also when the commit fails.
-    const paused = opts.pause !== false && record.state.status === "running";
-    if (paused) {
-      await runc.pause(record.id);
-      this.emitEvent("pause", record);
-    }
-    try {
-      const upper = await this.upperDir(record.id);
-      const [toStore, toUnpack] = teeStream(upperToLayerTar(upper, { exclude: BIND_TARGETS }));
-      const [blob, layer] = await Promise.all([content.writeStream(toStore), layers.unpack({ parent: record.imageChainId }, toUnpack)]);
-      const now = new Date().toISOString();
-      const config = {
-        ...base,
-        created: now,
-        author: opts.author ?? "",
-        ...(opts.comment ? { comment: opts.comment } : {}),
-        config: containerConfig,
-        rootfs: { type: "layers", diff_ids: [...base.rootfs.diff_ids, blob.digest] },
-        history: [
-          ...(base.history ?? []),
-          {
-            created: now,
-            created_by: [record.path, ...record.args].join(" "),
-            ...(opts.author ? { author: opts.author } : {}),
-            ...(opts.comment ? { comment: opts.comment } : {}),
-          },
-        ],
-      };
-      const { id } = await images.registerImage(
-        {
-          configBytes: Buffer.from(JSON.stringify(config)),
-          layers: [
-            ...(baseRecord?.layers ?? []),
-            {
-              diffId: blob.digest,
-              chainId: layer.chainId,
-              size: layer.size,
-              tarSize: blob.size,
-              blob: { mediaType: "application/vnd.docker.image.rootfs.diff.tar", digest: blob.digest, size: blob.size },
-            },
-          ],
-          parent: record.imageId,
-        },
-        ref ? [ref] : [],
-      );
-      this.emitEvent("commit", record, { comment: opts.comment ?? "" });
-      return id;
-    } finally {
-      if (paused) {
-        await runc.resume(record.id).catch((err: unknown) => this.deps.logger.warn({ err, id: record.id }, "could not resume the container after its commit"));
-        this.emitEvent("unpause", record);
-      }
-    }
+  execDone(id: string): Promise<void> {
+    return this.execs.execDone(id);
+  }
+
+  killExec(id: string): void {
+    this.execs.killExec(id);
+  }
+
+  killExecTree(id: string): Promise<void> {
+    return this.execs.killExecTree(id);
+  }
+
+  execIds(containerId: string): string[] {
+    return this.execs.execIds(containerId);
+  }
+
+  // --- the filesystem as a whole (snapshot-ops.ts) -----------------------------------
+
+  withRootfs<T>(idOrName: string, fn: (rootfs: string, record: ContainerRecord) => Promise<T>): Promise<T> {
+    return this.snapshotOps.withRootfs(idOrName, fn);
+  }
+
+  upperDir(idOrName: string): Promise<string> {
+    return this.snapshotOps.upperDir(idOrName);
+  }
+
+  sizeRw(idOrName: string): Promise<number> {
+    return this.snapshotOps.sizeRw(idOrName);
+  }
+
+  diff(idOrName: string): Promise<Change[]> {
+    return this.snapshotOps.diff(idOrName);
+  }
+
+  exportTo(idOrName: string, out: NodeJS.WritableStream): Promise<void> {
+    return this.snapshotOps.exportTo(idOrName, out);
+  }
+
+  commit(idOrName: string, opts: Parameters<ContainerSnapshotOps["commit"]>[1]): Promise<string> {
+    return this.snapshotOps.commit(idOrName, opts);
+  }
+
+  // --- networks joined by hand (networking.ts) ------------------------------------------
+
+  connect(idOrName: string, networkName: string, cfg: Partial<Omit<NetworkAttachment, "name">>): Promise<void> {
+    return this.networking.connect(idOrName, networkName, cfg);
+  }
+
+  disconnect(idOrName: string, networkName: string, force: boolean): Promise<void> {
+    return this.networking.disconnect(idOrName, networkName, force);
   }
 
   async readTextFile(id: string, name: "hosts" | "hostname" | "resolv.conf"): Promise<string> {
@@ -1396,138 +1034,3 @@ export class ContainerService extends EventEmitter {
   }
 }
 
-/**
- * Joins the waiters of `key` until one of them is called, or `signal` fires: then the
- * waiter leaves the list (a client that gave up leaves nothing behind) and `onAbort` is the answer.
- */
-function waitInList<T>(lists: Map<string, Array<(v: T) => void>>, key: string, onAbort: T, signal?: AbortSignal): Promise<T> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve(onAbort);
-    const abort = () => {
-      const left = (lists.get(key) ?? []).filter((w) => w !== waiter);
-      if (left.length) lists.set(key, left);
-      else lists.delete(key);
-      resolve(onAbort);
-    };
-    const waiter = (v: T) => {
-      signal?.removeEventListener("abort", abort);
-      resolve(v);
-    };
-    signal?.addEventListener("abort", abort, { once: true });
-    lists.set(key, [...(lists.get(key) ?? []), waiter]);
-  });
-}
-
-/** Files the engine bind-mounts into every container: not part of its filesystem. */
-const BIND_TARGETS = ["/etc/hosts", "/etc/hostname", "/etc/resolv.conf"];
-
-function monitorPaths(p: MonitorPaths): MonitorPaths {
-  return { stateDir: p.stateDir, bundle: p.bundle, logPath: p.logPath };
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms).unref());
-}
-
-/** Docker's command line of a container: entrypoint and cmd, with run-time overrides. */
-export function commandLine(image: ContainerConfig, options: { cmd?: string[]; entrypoint?: string[] | "" }): { path: string; args: string[] } {
-  let entrypoint = image.Entrypoint ?? [];
-  let cmd = image.Cmd ?? [];
-  if (options.entrypoint !== undefined) {
-    entrypoint = options.entrypoint === "" ? [] : options.entrypoint.filter((x, i) => !(i === 0 && x === "" && options.entrypoint!.length === 1));
-    cmd = [];
-  }
-  if (options.cmd && options.cmd.length > 0) cmd = options.cmd;
-  const full = [...entrypoint, ...cmd];
-  if (full.length === 0) throw invalidArgument("No command specified");
-  return { path: full[0]!, args: full.slice(1) };
-}
-
-/** Docker's accepted `--pid`, `--ipc` and `--uts` values; what Berth cannot do is refused by name. */
-function checkNamespaceModes(o: ReturnType<typeof CreateOptionsSchema.parse>): void {
-  if (!(o.pidMode === "" || o.pidMode === "host" || /^container:.+$/.test(o.pidMode))) throw invalidArgument(`invalid PID mode: ${o.pidMode}`);
-  if (!(o.utsMode === "" || o.utsMode === "host")) throw invalidArgument(`invalid UTS mode: ${o.utsMode}`);
-  if (o.ipcMode.startsWith("container:"))
-    throw notImplemented(
-      `--ipc ${o.ipcMode} is not supported by Berth: a container can have an IPC namespace of its own (private, shareable, none) or the host's`,
-    );
-  if (!["", "private", "shareable", "none", "host"].includes(o.ipcMode)) throw invalidArgument(`invalid IPC mode: ${o.ipcMode}`);
-}
-
-/** The pid, ipc and uts namespaces of a container; `pidOf` gives a `container:<name>` target's init PID. */
-/** Whether a network mode joins networks (bridge or a user network), rather than host, none or another container's. */
-function joinsNetworks(mode: string): boolean {
-  return !["host", "none"].includes(mode) && !mode.startsWith("container:");
-}
-
-/** The networks a container created with these options joins: NetworkingConfig's, or else NetworkMode's. */
-function defaultNetworks(o: ContainerOptions): NetworkAttachment[] {
-  if (o.networks && o.networks.length > 0)
-    return o.networks.map((n) => ({
-      ...n,
-      name: n.name === "default" ? "bridge" : n.name,
-      aliases: [...n.aliases],
-      links: [...n.links],
-      driverOpts: { ...n.driverOpts },
-    }));
-  return [{ name: o.networkMode === "default" ? "bridge" : o.networkMode, aliases: [...o.aliases], links: [], driverOpts: {} }];
-}
-
-function namespaceModes(o: ReturnType<typeof CreateOptionsSchema.parse>, pidOf: (target: string) => number): Omit<NamespaceOptions, "network"> {
-  const pid =
-    o.pidMode === "host" ? "host" : o.pidMode.startsWith("container:") ? { path: `/proc/${pidOf(o.pidMode.slice("container:".length))}/ns/pid` } : "private";
-  const ipc = o.ipcMode === "host" ? "host" : o.ipcMode === "none" ? "none" : "private";
-  return { pid, ipc, uts: o.utsMode === "host" ? "host" : "private", cgroup: o.cgroupns };
-}
-
-function runOptions(o: ReturnType<typeof CreateOptionsSchema.parse>, hostname: string) {
-  return {
-    cmd: o.cmd,
-    entrypoint: o.entrypoint,
-    env: o.env,
-    workingDir: o.workingDir || undefined,
-    hostname,
-    domainname: o.domainname,
-    tty: o.tty,
-    openStdin: o.openStdin,
-    consoleSize: o.consoleSize,
-    readonlyRootfs: o.readonlyRootfs,
-    capAdd: o.capAdd,
-    capDrop: o.capDrop,
-    noNewPrivileges: o.noNewPrivileges,
-    privileged: o.privileged,
-    seccompProfile: o.seccompProfile,
-    sysctls: o.sysctls,
-    deviceCgroupRules: o.deviceCgroupRules,
-    maskedPaths: o.maskedPaths,
-    readonlyPaths: o.readonlyPaths,
-    memory: o.memory || undefined,
-    memorySwap: o.memorySwap || undefined,
-    cpus: o.nanoCpus ? o.nanoCpus / 1e9 : undefined,
-    cpuShares: o.cpuShares || undefined,
-    cpuQuota: o.cpuQuota || undefined,
-    cpuPeriod: o.cpuPeriod || undefined,
-    cpusetCpus: o.cpusetCpus || undefined,
-    pidsLimit: o.pidsLimit,
-    shmSize: o.shmSize || undefined,
-    init: o.init,
-    tmpfs: o.tmpfs,
-    memorySwappiness: o.memorySwappiness,
-    oomKillDisable: o.oomKillDisable,
-  };
-}
-
-/** Port bindings, with `-P` adding every exposed port (image EXPOSE and --expose) on a free host port. */
-function publishedPortSpecs(o: ReturnType<typeof CreateOptionsSchema.parse>, config: ContainerConfig): PortSpec[] {
-  const ports = [...o.ports];
-  if (o.publishAll) {
-    const exposed = new Set([...Object.keys(config.ExposedPorts ?? {}), ...o.exposedPorts]);
-    for (const e of exposed) {
-      const [port, proto] = e.split("/");
-      const containerPort = Number(port);
-      const protocol = (proto === "udp" ? "udp" : "tcp") as "tcp" | "udp";
-      if (!ports.some((p) => p.containerPort === containerPort && p.protocol === protocol)) ports.push({ containerPort, protocol, hostIp: "", hostPort: 0 });
-    }
-  }
-  return ports;
-}

@@ -7,6 +7,9 @@ import { familiarName, familiarString, parseNormalizedReference, withDefaultTag,
 import { parseImageConfig, type ImageConfig } from "./image-config.ts";
 import { familiarKey, referenceKey, type ImageLayerRecord, type ImageRecord, type ImageStore } from "./image-store.ts";
 import { ScratchDir } from "../scratch-dir.ts";
+import type { PublishEvent } from "../system/events.ts";
+import type { Readable, Writable } from "node:stream";
+import { importRootfs, loadImages, saveImages, type ArchiveImages, type ImportOptions, type LoadResult } from "../archive/docker-archive.ts";
 
 /** What the image concern needs from the rest of the engine. */
 export interface ImageServiceDeps {
@@ -17,6 +20,8 @@ export interface ImageServiceDeps {
   logger: Logger;
   /** The engine's private directory for temporary files of load/import (on the same filesystem as the stores); emptied by init(). */
   tmpDir: string;
+  /** The engine's event stream (pull, push, tag, untag, delete, load, import, save). */
+  events?: PublishEvent;
   /** Containers using an image; the container concern plugs in here (none until it exists). */
   containersUsing?: (imageId: string) => Array<{ id: string; running: boolean }>;
 }
@@ -95,7 +100,7 @@ function matchesReferencePattern(pattern: string, key: string): boolean {
 export class ImageService {
   private readonly configCache = new Map<string, ImageConfig>();
 
-  constructor(readonly deps: ImageServiceDeps) {}
+  constructor(private readonly deps: ImageServiceDeps) {}
 
   async init(): Promise<void> {
     await this.deps.store.load();
@@ -124,6 +129,39 @@ export class ImageService {
     const record = this.deps.store.get(id);
     if (!record) throw notFound(`No such image: ${nameOrId}`);
     return record;
+  }
+
+  /**
+   * Reports an image event as moby's LogImageEvent does: the actor is an image ID (or the
+   * reference of a pull or push), its `name` attribute the reference or ID the event is about,
+   * plus the image's labels when its config has been read.
+   */
+  publishEvent(action: string, actor: string, name = actor): void {
+    if (!this.deps.events) return;
+    let id = actor;
+    try {
+      id = this.deps.store.resolve(actor).id;
+    } catch {
+      // a deleted image, or a reference no longer stored: the event carries no labels then
+    }
+    const labels = this.configCache.get(id)?.config?.Labels ?? {};
+    this.deps.events("image", action, actor, { ...labels, name });
+  }
+
+  /** How many images are stored (`docker info`). */
+  count(): number {
+    return this.deps.store.images().length;
+  }
+
+  /** The image an image was built or committed on, if it is stored here (Docker's parent chain). */
+  parentOf(id: string): string | undefined {
+    return this.deps.store.get(id)?.parent;
+  }
+
+  /** Bytes of an image's layers; 0 for an image that is not stored. */
+  size(id: string): number {
+    const record = this.deps.store.get(id);
+    return record ? this.imageSize(record) : 0;
   }
 
   private imageSize(record: ImageRecord): number {
@@ -223,6 +261,32 @@ export class ImageService {
     return { id, replaced };
   }
 
+  /** What docker-archive.ts works with: the stores, and the one way images are registered. */
+  private archiveHost(): ArchiveImages {
+    return { deps: this.deps, registerImage: (image, refs) => this.registerImage(image, refs) };
+  }
+
+  /** `docker save`: the named images as one docker-archive written into `out`. */
+  async save(names: readonly string[], out: Writable): Promise<void> {
+    await saveImages(this.archiveHost(), names, out);
+    for (const id of new Set(names.map((n) => this.deps.store.resolve(n).id))) this.publishEvent("save", id);
+  }
+
+  /** `docker load`: the images of a docker-archive, stored and tagged. */
+  async load(input: Readable, signal?: AbortSignal): Promise<LoadResult> {
+    const result = await loadImages(this.archiveHost(), input, signal);
+    for (const id of result.ids) this.publishEvent("load", id);
+    return result;
+  }
+
+  /** `docker import`: a root filesystem tarball becomes a one-layer image; returns its ID. */
+  async importRootfs(input: Readable, opts: ImportOptions = {}): Promise<string> {
+    const id = await importRootfs(this.archiveHost(), input, opts);
+    if (opts.reference) this.publishEvent("tag", id, familiarString(withDefaultTag(parseNormalizedReference(opts.reference))));
+    this.publishEvent("import", id);
+    return id;
+  }
+
   /** `docker tag SOURCE TARGET` */
   async tag(source: string, target: string): Promise<void> {
     const record = this.resolve(source);
@@ -234,6 +298,7 @@ export class ImageService {
       const img = draft.images[record.id];
       if (img) img.lastTagTime = new Date().toISOString();
     });
+    this.publishEvent("tag", record.id, familiarString(withTag));
   }
 
   /**
@@ -272,7 +337,10 @@ export class ImageService {
       await store.update((draft) => {
         for (const k of untag) delete draft.references[k];
       });
-      for (const k of untag) records.push({ Untagged: familiarKey(k) });
+      for (const k of untag) {
+        records.push({ Untagged: familiarKey(k) });
+        this.publishEvent("untag", id);
+      }
       if (allKeys.some((k) => !untag.includes(k))) return records;
       if (users.length > 0) return records; // forced untag of an image in use keeps the image
     } else {
@@ -292,7 +360,10 @@ export class ImageService {
       throw conflict(`conflict: unable to delete ${short} (cannot be forced) - image has dependent child images`);
     }
     const leftKeys = store.referencesOf(id);
-    for (const k of [...leftKeys.tags, ...leftKeys.digests]) records.push({ Untagged: familiarKey(k) });
+    for (const k of [...leftKeys.tags, ...leftKeys.digests]) {
+      records.push({ Untagged: familiarKey(k) });
+      this.publishEvent("untag", id);
+    }
     const parent = store.get(id)?.parent;
     records.push(...(await this.deleteImage(id)));
     if (!opts.noPrune) records.push(...(await this.deleteUntaggedParents(parent)));
@@ -327,6 +398,7 @@ export class ImageService {
       delete draft.images[id];
       for (const [k, v] of Object.entries(draft.references)) if (v === id) delete draft.references[k];
     });
+    this.publishEvent("delete", id);
     this.configCache.delete(id);
     const out: DeleteRecord[] = [{ Deleted: id }];
     const remaining = store.images();
@@ -352,7 +424,10 @@ export class ImageService {
       if (img.containers > 0) continue;
       if (this.deps.store.images().some((other) => other.parent === img.id)) continue;
       const before = await this.layerBytes();
-      for (const k of [...img.repoTags, ...img.repoDigests]) deleted.push({ Untagged: k });
+      for (const k of [...img.repoTags, ...img.repoDigests]) {
+        deleted.push({ Untagged: k });
+        this.publishEvent("untag", img.id);
+      }
       const parent = this.deps.store.get(img.id)?.parent;
       deleted.push(...(await this.deleteImage(img.id)));
       deleted.push(...(await this.deleteUntaggedParents(parent)));

@@ -7,7 +7,7 @@ import { familiarString, fullName, parseNormalizedReference, withDefaultTag, typ
 import type { Credentials, Descriptor, ResolvedManifest } from "../registry/client.ts";
 import { countingStream, teeStream, through } from "../streams.ts";
 import { parseImageConfig } from "./image-config.ts";
-import type { ImageService } from "./image-service.ts";
+import type { ImageService, ImageServiceDeps } from "./image-service.ts";
 import type { ImageLayerRecord } from "./image-store.ts";
 import { noProgress, shortDigest, type ProgressSink } from "./progress.ts";
 
@@ -62,6 +62,8 @@ export class Puller {
 
   constructor(
     private readonly images: ImageService,
+    /** The image concern's stores (content, layers, index, registry): a pull writes into them. */
+    private readonly stores: ImageServiceDeps,
     private readonly where: { dataRoot: string },
   ) {}
 
@@ -71,9 +73,12 @@ export class Puller {
    */
   async pull(name: string, opts: PullOptions = {}): Promise<PullResult> {
     try {
-      return await this.pullUnlogged(name, opts);
+      const result = await this.pullUnlogged(name, opts);
+      const reference = familiarString(result.reference);
+      this.images.publishEvent("pull", reference);
+      return result;
     } catch (e) {
-      const { logger } = this.images.deps;
+      const { logger } = this.stores;
       if (hasErrno(e, "ENOSPC")) {
         const err = new EngineError("Unavailable", `no space left on device under ${this.where.dataRoot} while pulling ${name}`, { cause: e });
         logger.error({ err, image: name, dataRoot: this.where.dataRoot }, "pull failed: no space left on device under the data root");
@@ -88,7 +93,7 @@ export class Puller {
 
   private async pullUnlogged(name: string, opts: PullOptions): Promise<PullResult> {
     const onProgress = opts.onProgress ?? noProgress;
-    const { registry, content } = this.images.deps;
+    const { registry, content } = this.stores;
     const ref = withDefaultTag(parseNormalizedReference(name));
     const target = { domain: ref.domain, path: ref.path };
     onProgress({ id: ref.digest ?? ref.tag, status: `Pulling from ${ref.path}` });
@@ -125,7 +130,7 @@ export class Puller {
 
   /** Removes layers a failed pull unpacked, unless an image or another pull uses them (blobs stay for the next try). */
   private async releaseNewLayers(created: Set<string>): Promise<void> {
-    const { layers, store, logger } = this.images.deps;
+    const { layers, store, logger } = this.stores;
     const used = new Set(store.images().flatMap((img) => img.layers.map((l) => l.chainId)));
     const ordered = (await layers.list()).filter((l) => created.has(l.chainId));
     // Children before parents: the layer store refuses to remove a parent.
@@ -148,7 +153,7 @@ export class Puller {
     opts: PullOptions,
   ): Promise<PullResult> {
     const onProgress = opts.onProgress ?? noProgress;
-    const { content, logger } = this.images.deps;
+    const { content, logger } = this.stores;
     const target = { domain: ref.domain, path: ref.path };
     const manifest = resolved.manifest;
     const limit = limiter(opts.concurrency ?? 4);
@@ -156,10 +161,10 @@ export class Puller {
       const chainId = chainIdOf(diffIds.slice(0, i + 1));
       const parent = i > 0 ? chainIdOf(diffIds.slice(0, i)) : undefined;
       const id = shortDigest(desc.digest);
-      const existing = await this.images.deps.layers.get(chainId);
+      const existing = await this.stores.layers.get(chainId);
       if (existing) {
         onProgress({ id, status: "Already exists" });
-        const known = this.images.deps.store
+        const known = this.stores.store
           .images()
           .flatMap((img) => img.layers)
           .find((l) => l.chainId === chainId);
@@ -191,7 +196,7 @@ export class Puller {
     const repoDigest = resolved.indexDigest ?? resolved.digest;
     const digestRef: ImageReference = { domain: ref.domain, path: ref.path, digest: repoDigest };
     const references = ref.tag && !ref.digest ? [ref, digestRef] : [digestRef];
-    const before = this.images.deps.store.referenceTarget(`${fullName(ref)}${ref.tag && !ref.digest ? ":" + ref.tag : "@" + repoDigest}`);
+    const before = this.stores.store.referenceTarget(`${fullName(ref)}${ref.tag && !ref.digest ? ":" + ref.tag : "@" + repoDigest}`);
     const { id } = await this.images.registerImage({ configBytes, layers, manifests }, references);
     logger.info({ image: familiarString(ref), id, digest: repoDigest }, "pulled image");
     return { id, reference: ref, digest: repoDigest, upToDate: before === id };
@@ -213,7 +218,7 @@ export class Puller {
     opts: PullOptions,
     onBytes: ((n: number) => void) | undefined,
   ): Promise<void> {
-    const { registry, content } = this.images.deps;
+    const { registry, content } = this.stores;
     await this.withRetries(desc, async () => {
       const { stream } = await registry.openBlob(resolved.endpoint, target, desc, opts.credentials, opts.signal);
       await content.writeStream(onBytes ? through(stream, countingStream(onBytes)) : stream, { digest: desc.digest, size: desc.size }, opts.signal);
@@ -232,7 +237,7 @@ export class Puller {
         // Only broken transfers are worth another try; a lying registry or bad content is not.
         if (!isEngineError(last, "Unavailable") && !isNetworkReset(e)) throw last;
         if (i + 1 === LAYER_ATTEMPTS) break;
-        this.images.deps.logger.warn({ digest: desc.digest, attempt: i + 1, err: last }, "blob download broke, retrying");
+        this.stores.logger.warn({ digest: desc.digest, attempt: i + 1, err: last }, "blob download broke, retrying");
         await new Promise((r) => setTimeout(r, 200 * 2 ** i));
       }
     }
@@ -249,7 +254,7 @@ export class Puller {
     opts: PullOptions,
   ): Promise<ImageLayerRecord> {
     const onProgress = opts.onProgress ?? noProgress;
-    const { registry, content, layers } = this.images.deps;
+    const { registry, content, layers } = this.stores;
     const id = shortDigest(desc.digest);
     const done = await layers.get(chainId);
     if (done) {
@@ -301,20 +306,20 @@ export class Puller {
         } catch (e) {
           if (isEngineError(e, "DataLoss")) throw dataLoss(`filesystem layer verification failed for digest ${desc.digest}: ${e.message}`);
         }
-        await content.delete(desc.digest).catch(bestEffort(this.images.deps.logger, `delete blob ${desc.digest} of a layer that did not unpack`));
+        await content.delete(desc.digest).catch(bestEffort(this.stores.logger, `delete blob ${desc.digest} of a layer that did not unpack`));
         throw toEngineError(unpacked.reason);
       }
       if (stored.status === "rejected" || unpacked.status === "rejected") {
         await writer.abort();
         if (unpacked.status === "fulfilled")
-          await layers.remove(chainId).catch((err: unknown) => this.images.deps.logger.warn({ err, chainId }, "could not remove a layer of a failed pull"));
+          await layers.remove(chainId).catch((err: unknown) => this.stores.logger.warn({ err, chainId }, "could not remove a layer of a failed pull"));
         throw rootCause(stored.status === "rejected" ? stored.reason : undefined, unpacked.status === "rejected" ? unpacked.reason : undefined);
       }
       onProgress({ id, status: "Verifying Checksum" });
       try {
         await writer.commit();
       } catch (e) {
-        await layers.remove(chainId).catch((err: unknown) => this.images.deps.logger.warn({ err, chainId }, "could not remove a layer of a failed pull"));
+        await layers.remove(chainId).catch((err: unknown) => this.stores.logger.warn({ err, chainId }, "could not remove a layer of a failed pull"));
         throw isEngineError(e, "DataLoss") ? dataLoss(`filesystem layer verification failed for digest ${desc.digest}: ${(e as Error).message}`) : e;
       }
       onProgress({ id, status: "Download complete" });

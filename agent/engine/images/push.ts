@@ -3,7 +3,7 @@ import { pipeline } from "node:stream/promises";
 import { invalidArgument, notFound, toEngineError } from "../errors.ts";
 import { familiarName, fullName, parseNormalizedReference, type ImageReference } from "../../../shared/reference.ts";
 import type { Credentials, Descriptor } from "../registry/client.ts";
-import type { ImageService } from "./image-service.ts";
+import type { ImageService, ImageServiceDeps } from "./image-service.ts";
 import type { ImageLayerRecord, ImageRecord } from "./image-store.ts";
 import { noProgress, shortDigest, type ProgressSink } from "./progress.ts";
 
@@ -31,15 +31,22 @@ const OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
  * original manifest bytes, so its digest stays the same everywhere.
  */
 export class Pusher {
-  constructor(private readonly images: ImageService) {}
+  constructor(
+    private readonly images: ImageService,
+    /** The image concern's stores (content, index, registry): a push reads from them. */
+    private readonly stores: ImageServiceDeps,
+  ) {}
 
   async push(name: string, tag: string | undefined, opts: PushOptions = {}): Promise<PushedTag[]> {
     try {
-      return await this.pushUnlogged(name, tag, opts);
+      const pushed = await this.pushUnlogged(name, tag, opts);
+      const repo = familiarName(parseNormalizedReference(name));
+      for (const p of pushed) this.images.publishEvent("push", `${repo}:${p.tag}`);
+      return pushed;
     } catch (e) {
       const err = toEngineError(e);
-      if (err.kind === "Canceled") this.images.deps.logger.info({ image: name }, "push canceled");
-      else this.images.deps.logger.warn({ err, image: name, tag }, "push failed");
+      if (err.kind === "Canceled") this.stores.logger.info({ image: name }, "push canceled");
+      else this.stores.logger.warn({ err, image: name, tag }, "push failed");
       throw err;
     }
   }
@@ -49,7 +56,7 @@ export class Pusher {
     const ref = parseNormalizedReference(name);
     if (ref.digest) throw invalidArgument("cannot push a digest reference");
     const repo = fullName(ref);
-    const store = this.images.deps.store;
+    const store = this.stores.store;
     const tags: Array<{ tag: string; id: string }> = [];
     const wanted = tag || ref.tag;
     for (const [key, id] of store.allReferences()) {
@@ -68,7 +75,7 @@ export class Pusher {
   }
 
   private async pushOne(ref: ImageReference, id: string, onProgress: ProgressSink, opts: PushOptions): Promise<PushedTag> {
-    const { registry, content, store } = this.images.deps;
+    const { registry, content, store } = this.stores;
     const target = { domain: ref.domain, path: ref.path };
     let record = store.get(id);
     if (!record) throw notFound(`No such image: ${id}`);
@@ -130,7 +137,7 @@ export class Pusher {
 
   /** The image's original manifest when its blobs are the ones we hold, else a new schema2 manifest. */
   private async manifestFor(record: ImageRecord, configSize: number): Promise<{ bytes: Uint8Array; mediaType: string }> {
-    const { content } = this.images.deps;
+    const { content } = this.stores;
     for (const m of record.manifests) {
       if (m.mediaType !== DOCKER_MANIFEST && m.mediaType !== OCI_MANIFEST) continue;
       if (!(await content.has(m.digest))) continue;
@@ -157,7 +164,7 @@ export class Pusher {
    * push sends the same bytes and the same digest.
    */
   private async ensureCompressedBlobs(record: ImageRecord): Promise<ImageRecord> {
-    const { content, store } = this.images.deps;
+    const { content, store } = this.stores;
     const updated: ImageLayerRecord[] = [];
     let changed = false;
     for (const l of record.layers) {

@@ -14,7 +14,7 @@ export interface SearchResult {
  * mirrors) matched against the term; "HOST[:PORT]/TERM" searches that registry only.
  */
 export async function searchRegistries(
-  registry: RegistryClient,
+  registry: Pick<RegistryClient, "catalog">,
   configured: readonly string[],
   term: string,
   credentialsFor: (domain: string) => Credentials | undefined,

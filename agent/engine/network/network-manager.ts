@@ -104,6 +104,7 @@ import {
 import { allocatedError, clash, holdPort, normalizePorts, type PortBinding, type PortHold } from "./ports.ts";
 import { type ContainerRecord, type EndpointRecord, type NetworkRecord, StateStore } from "./state.ts";
 import { bestEffort } from "../../../shared/best-effort.ts";
+import type { PublishEvent } from "../system/events.ts";
 import { KeyedQueue } from "../keyed-queue.ts";
 
 export type { PortBinding } from "./ports.ts";
@@ -215,6 +216,8 @@ export interface NetworkManagerOptions {
   /** fsync state files (default true; tests may turn it off). */
   durable?: boolean;
   logger?: Logger;
+  /** The engine's event stream: create, destroy, connect, disconnect (moby's network events). */
+  events?: PublishEvent;
 }
 
 const ID_RE = /^[0-9a-f]{64}$/;
@@ -244,6 +247,7 @@ export class NetworkManager {
   private readonly hostHostsPath: string;
   private readonly hostResolvConfPath: string;
   private readonly dns: EmbeddedDns | undefined;
+  private readonly events: PublishEvent | undefined;
 
   private readonly networks = new Map<string, NetworkRecord>();
   private readonly containers = new Map<string, ContainerRecord>();
@@ -276,6 +280,13 @@ export class NetworkManager {
     this.hostResolvConfPath = opts.hostResolvConfPath ?? "/etc/resolv.conf";
     this.store = new StateStore(opts.stateDir, this.log, opts.durable ?? true);
     this.dns = opts.dnsDir ? new EmbeddedDns(opts.dnsDir, this.log) : undefined;
+    this.events = opts.events;
+  }
+
+  /** moby's network event: the network's ID as actor, its name and driver (`type`), and the container of a (dis)connect. */
+  private event(action: string, net: { id: string; name: string; driver: string } | undefined, containerId?: string): void {
+    if (!net) return;
+    this.events?.("network", action, net.id, { ...(containerId ? { container: containerId } : {}), name: net.name, type: net.driver });
   }
 
   // ─── start-up and reconciliation ──────────────────────────────────────────
@@ -416,9 +427,14 @@ export class NetworkManager {
       if (this.containers.has(req.containerId)) throw conflict(`container ${req.containerId} is already attached to its networks`);
       const mode = req.networkMode === "default" || req.networkMode === "" ? "bridge" : req.networkMode;
       const net = this.resolve(mode);
-      if (net.driver === "host") return this.attachHost(req, net);
-      if (net.driver === "null") return this.attachNone(req, net);
-      return this.attachBridge(req, req.networks ?? [{ network: mode, aliases: req.aliases }]);
+      const result =
+        net.driver === "host"
+          ? await this.attachHost(req, net)
+          : net.driver === "null"
+            ? await this.attachNone(req, net)
+            : await this.attachBridge(req, req.networks ?? [{ network: mode, aliases: req.aliases }]);
+      for (const e of result.endpoints) this.event("connect", this.networks.get(e.networkId), req.containerId);
+      return result;
     });
   }
 
@@ -447,6 +463,9 @@ export class NetworkManager {
       if (c.ports.length > 0) await this.applyRulesLogged();
       await this.store.deleteContainer(containerId);
       await this.refreshPeers(c.endpoints.map((e) => e.networkId));
+      const left =
+        c.mode === "host" || c.mode === "none" ? [[...this.networks.values()].find((n) => n.name === c.mode)] : c.endpoints.map((e) => this.networks.get(e.networkId));
+      for (const n of left) this.event("disconnect", n, containerId);
     });
   }
 
@@ -492,6 +511,7 @@ export class NetworkManager {
       await this.syncDns();
       await this.updateResolvConf(c);
       await this.refreshPeers([net.id], c.containerId);
+      this.event("connect", net, containerId);
       return this.endpointInfo(e);
     });
   }
@@ -534,6 +554,7 @@ export class NetworkManager {
       await this.writeHosts(c);
       await this.updateResolvConf(c);
       await this.refreshPeers([net.id], c.containerId);
+      this.event("disconnect", net, containerId);
     });
   }
 
@@ -606,6 +627,7 @@ export class NetworkManager {
         throw err;
       }
       this.log.info({ network: rec.name, id, subnet: rec.subnet }, "network created");
+      this.event("create", rec);
       return this.info(rec);
     });
   }
@@ -801,6 +823,7 @@ export class NetworkManager {
     await this.applyRulesLogged();
     await this.store.deleteNetwork(n.id);
     this.log.info({ network: n.name, id: n.id }, "network removed");
+    this.event("destroy", n);
   }
 
   private async attachHost(req: AttachRequest, net: NetworkRecord): Promise<AttachResult> {

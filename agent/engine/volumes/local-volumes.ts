@@ -28,6 +28,7 @@ import type { Volume, VolumeListFilters, VolumeStore } from "./volume-store.ts";
 import { fsyncDir, isErrno, lstatIfAny, pathExists, readdirOrEmpty, writeNewFileSynced } from "../fs-util.ts";
 import { pino, type Logger } from "pino";
 import { bestEffort, settled } from "../../../shared/best-effort.ts";
+import type { PublishEvent } from "../system/events.ts";
 import { ScratchDir } from "../scratch-dir.ts";
 
 const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
@@ -58,8 +59,15 @@ export class LocalVolumeStore implements VolumeStore {
 
   private readonly log: Logger;
 
-  /** @param root directory of the volumes (created on demand). */
-  constructor(root: string, logger?: Logger) {
+  /**
+   * @param root directory of the volumes (created on demand).
+   * @param events the engine's event stream (create, destroy; containers report mount, unmount).
+   */
+  constructor(
+    root: string,
+    logger?: Logger,
+    private readonly events?: PublishEvent,
+  ) {
     this.root = root;
     this.tmpDir = join(root, TMP);
     this.log = logger ?? pino({ enabled: false });
@@ -95,6 +103,7 @@ export class LocalVolumeStore implements VolumeStore {
           return theirs;
         }
         await fsyncDir(this.root);
+        this.events?.("volume", "create", name, { driver: "local" });
         return this.toVolume(meta);
       } finally {
         await rm(tmp, { recursive: true, force: true });
@@ -141,6 +150,7 @@ export class LocalVolumeStore implements VolumeStore {
       const mounted = (await mountInfo()).find((m) => m.mountPoint === dir || m.mountPoint.startsWith(dir + "/"));
       if (mounted) throw conflict(`remove ${name}: volume is in use - something is mounted on ${mounted.mountPoint}`);
       await this.scratch.trash(dir, `remove-${name}`, { syncParent: this.root });
+      this.events?.("volume", "destroy", name, { driver: "local" });
     });
   }
 
