@@ -4,6 +4,7 @@ import type { ContainerEvent } from "../engine/containers/container-service.ts";
 import { invalidArgument } from "../engine/errors.ts";
 import { parseUntil } from "../engine/images/image-service.ts";
 import { boolParam, clientGone, parseFilters, readJsonBody, sendJson, sendNoContent, type Router } from "./router.ts";
+import { NetworkConnectBodySchema, NetworkCreateBodySchema, NetworkDisconnectBodySchema, parseDockerBody, VolumeCreateBodySchema } from "./schemas.ts";
 
 /** /volumes, /networks and /events of the Docker Engine API. */
 export function addVolumeNetworkRoutes(router: Router, engine: Engine): void {
@@ -30,7 +31,7 @@ export function addVolumeNetworkRoutes(router: Router, engine: Engine): void {
     sendJson(res, 200, { Volumes: list.map(volumeJson), Warnings: null });
   });
   router.post("/volumes/create", async ({ req, res }) => {
-    const body = await readJsonBody<{ Name?: string; Driver?: string; Labels?: Record<string, string>; DriverOpts?: Record<string, string> }>(req);
+    const body = parseDockerBody(VolumeCreateBodySchema, await readJsonBody(req));
     if (body.Driver && body.Driver !== "local") throw invalidArgument(`volume driver ${body.Driver} is not supported; only "local"`);
     sendJson(res, 201, volumeJson(await volumes.create({ name: body.Name || undefined, labels: body.Labels ?? {}, options: body.DriverOpts ?? {} })));
   });
@@ -103,18 +104,7 @@ export function addVolumeNetworkRoutes(router: Router, engine: Engine): void {
     sendJson(res, 200, list.map(networkJson));
   });
   router.post("/networks/create", async ({ req, res }) => {
-    const body = await readJsonBody<{
-      Name?: string;
-      Driver?: string;
-      Internal?: boolean;
-      EnableIPv6?: boolean;
-      Labels?: Record<string, string> | null;
-      Options?: Record<string, string> | null;
-      IPAM?: {
-        Driver?: string;
-        Config?: Array<{ Subnet?: string; IPRange?: string; Gateway?: string; AuxiliaryAddresses?: Record<string, string> }> | null;
-      } | null;
-    }>(req);
+    const body = parseDockerBody(NetworkCreateBodySchema, await readJsonBody(req));
     if (!body.Name) throw invalidArgument("network name is required");
     if (body.Driver && body.Driver !== "bridge") throw invalidArgument(`network driver ${body.Driver} is not supported; only "bridge"`);
     if (body.EnableIPv6) throw invalidArgument("IPv6 networks are not supported by Berth (EnableIPv6)");
@@ -146,15 +136,7 @@ export function addVolumeNetworkRoutes(router: Router, engine: Engine): void {
     sendNoContent(res);
   });
   router.post("/networks/{id}/connect", async ({ req, res, params }) => {
-    const body = await readJsonBody<{
-      Container?: string;
-      EndpointConfig?: {
-        Aliases?: string[] | null;
-        IPAMConfig?: { IPv4Address?: string; IPv6Address?: string } | null;
-        Links?: string[] | null;
-        DriverOpts?: Record<string, string> | null;
-      } | null;
-    }>(req);
+    const body = parseDockerBody(NetworkConnectBodySchema, await readJsonBody(req));
     const ep = body.EndpointConfig ?? {};
     if (ep.IPAMConfig?.IPv6Address) throw invalidArgument("IPv6 addresses are not supported by Berth (--ip6)");
     await containers.connect(body.Container ?? "", params.id!, {
@@ -166,7 +148,7 @@ export function addVolumeNetworkRoutes(router: Router, engine: Engine): void {
     sendNoContent(res, 200);
   });
   router.post("/networks/{id}/disconnect", async ({ req, res, params }) => {
-    const body = await readJsonBody<{ Container?: string; Force?: boolean }>(req);
+    const body = parseDockerBody(NetworkDisconnectBodySchema, await readJsonBody(req));
     await containers.disconnect(body.Container ?? "", params.id!, !!body.Force);
     sendNoContent(res, 200);
   });
