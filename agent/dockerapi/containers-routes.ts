@@ -517,7 +517,8 @@ export function createOptionsFromDocker(body: DockerCreateBody, name: string | u
     exposedPorts: Object.keys(body.ExposedPorts ?? {}),
     stopSignal: body.StopSignal || undefined,
     stopTimeout: body.StopTimeout ?? undefined,
-    networkMode: hc.NetworkMode || "bridge",
+    // Docker records "default" when no mode was given (the default bridge), and shows it so.
+    networkMode: hc.NetworkMode || "default",
     ports,
     publishAll: !!hc.PublishAllPorts,
     aliases,
@@ -579,6 +580,10 @@ export function createOptionsFromDocker(body: DockerCreateBody, name: string | u
     memorySwappiness: hc.MemorySwappiness === null || hc.MemorySwappiness === undefined || hc.MemorySwappiness === -1 ? undefined : hc.MemorySwappiness,
     oomKillDisable: !!hc.OomKillDisable,
     volumeDriver: hc.VolumeDriver ?? "",
+    dns: hc.Dns ?? [],
+    dnsSearch: hc.DnsSearch ?? [],
+    dnsOptions: hc.DnsOptions ?? [],
+    links: hc.Links ?? [],
     macAddress: body.MacAddress || Object.values(body.NetworkingConfig?.EndpointsConfig ?? {}).find((e) => e?.MacAddress)?.MacAddress || "",
   };
 }
@@ -734,7 +739,7 @@ function networksJson(engine: Engine, c: ContainerRecord) {
     c.networks ??
     (["host", "none"].includes(c.options.networkMode)
       ? []
-      : [{ name: c.options.networkMode, aliases: c.options.aliases, links: [], driverOpts: {} as Record<string, string>, ipv4Address: undefined }]);
+      : [{ name: c.options.networkMode === "default" ? "bridge" : c.options.networkMode, aliases: c.options.aliases, links: [], driverOpts: {} as Record<string, string>, ipv4Address: undefined }]);
   const endpoint = (e: ContainerRecord["endpoints"][number] | undefined) => ({
     NetworkID: e?.networkId ?? "",
     EndpointID: e ? endpointId(e.networkId) : "",

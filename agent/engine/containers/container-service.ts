@@ -26,7 +26,8 @@ import { applyUpdate, type ContainerUpdate } from "./update.ts";
 import type { Snapshotter } from "../snapshots/snapshotter.ts";
 import type { VolumeStore } from "../volumes/volume-store.ts";
 import { applyChanges } from "../images/changes.ts";
-import { containerEnv } from "../../../shared/env.ts";
+import { containerEnv, envKey } from "../../../shared/env.ts";
+import { resolveLinks } from "./links.ts";
 import { parseNormalizedReference, withDefaultTag } from "../../../shared/reference.ts";
 import { teeStream } from "../streams.ts";
 import { pipeline } from "node:stream/promises";
@@ -343,7 +344,6 @@ export class ContainerService extends EventEmitter {
 
     const { path, args } = commandLine(config, options);
     if (options.networkMode.startsWith("container:")) throw notImplemented("--network container:NAME is not supported");
-    if (options.networkMode === "default") options.networkMode = "bridge";
     // Docker joins the networks of NetworkingConfig (when given) rather than NetworkMode's. A network
     // that does not exist is refused at start ("network X not found"), as Docker does: a 404 here
     // would make the docker CLI believe the image is missing and pull it.
@@ -482,6 +482,11 @@ export class ContainerService extends EventEmitter {
       await writeFile(p.hostnamePath, `${hostname}\n`);
       const joins = joinsNetworks(record.options.networkMode) ? this.withShortIdAliases(record, record.networks ?? defaultNetworks(record.options)) : [];
       record.networks = joins;
+      const links = await resolveLinks(
+        record,
+        (n) => this.get(n),
+        async (imageId) => (await images.config(imageId).catch(bestEffort(logger, `read the config of image ${imageId}`)))?.config ?? undefined,
+      );
       const attached = await network.attach({
         containerId: record.id,
         name: record.name,
@@ -490,7 +495,8 @@ export class ContainerService extends EventEmitter {
         ports: record.options.ports,
         networks: joins.map((n) => ({ network: n.name, aliases: n.aliases, ipv4Address: n.ipv4Address })),
         macAddress: record.options.macAddress || undefined,
-        extraHosts: record.options.extraHosts,
+        extraHosts: [...record.options.extraHosts, ...links.hosts],
+        dns: { servers: record.options.dns, search: record.options.dnsSearch, options: record.options.dnsOptions },
         hostsPath: p.hostsPath,
         resolvConfPath: p.resolvConfPath,
       });
@@ -539,6 +545,9 @@ export class ContainerService extends EventEmitter {
         cgroupsPath: `${this.deps.cgroupParent}/${record.id}`,
         host: this.deps.specHost,
       });
+      // The container's own variables win over the links', as in Docker.
+      const own = new Set(spec.process.env.map(envKey));
+      spec.process.env.push(...links.env.filter((e) => !own.has(envKey(e))));
       await mkdirInRoot(p.rootfs, spec.process.cwd);
       await writeFile(join(p.bundle, "config.json"), JSON.stringify(spec));
       await runc.delete(record.id, { force: true }).catch(bestEffort(this.deps.logger, `runc delete ${record.id}`));

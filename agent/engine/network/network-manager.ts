@@ -63,8 +63,8 @@ import { alreadyExists, conflict, invalidArgument, notFound, unavailable } from 
 import { run } from "./exec.ts";
 import { EmbeddedDns, type DnsNetwork } from "./dns.ts";
 import {
-  dnsResolvConf,
-  filterResolvConf,
+  renderResolvConf,
+  type DnsSettings,
   hostnameNames,
   parseExtraHost,
   type HostsEntry,
@@ -161,6 +161,8 @@ export interface AttachRequest {
   macAddress?: string;
   /** `--add-host` entries ("NAME:IP", IP may be `host-gateway`), written to the hosts file before its own entry, as Docker does. */
   extraHosts?: string[];
+  /** `--dns`, `--dns-search`, `--dns-option` (hosts.ts renderResolvConf); ignored in host mode, as Docker does. */
+  dns?: DnsSettings;
 }
 
 export interface AttachResult {
@@ -841,12 +843,13 @@ export class NetworkManager {
       ports: [],
       endpoints: [],
       extraHosts: this.extraHostEntries(req.extraHosts),
+      ...(req.dns ? { dns: req.dns } : {}),
     };
     await this.store.saveContainer(c);
     this.containers.set(c.containerId, c);
     try {
       await createNetns(netnsPath, []);
-      await writeInPlace(req.resolvConfPath, filterResolvConf(await readHostFile(this.hostResolvConfPath)));
+      await writeInPlace(req.resolvConfPath, renderResolvConf(await readHostFile(this.hostResolvConfPath), undefined, req.dns));
       await this.writeHosts(c, true);
     } catch (err) {
       this.containers.delete(c.containerId);
@@ -907,6 +910,7 @@ export class NetworkManager {
         ports,
         endpoints,
         extraHosts: this.extraHostEntries(req.extraHosts),
+        ...(req.dns ? { dns: req.dns } : {}),
       };
       // The record first: after a crash from here on, init() finds and removes what follows.
       await this.store.saveContainer(c);
@@ -1119,7 +1123,7 @@ export class NetworkManager {
     if (!initial && server === c.dnsServer) return;
     const host = await readHostFile(this.hostResolvConfPath);
     try {
-      await writeInPlace(c.resolvConfPath, server ? dnsResolvConf(host, server) : filterResolvConf(host));
+      await writeInPlace(c.resolvConfPath, renderResolvConf(host, server, c.dns));
     } catch (err) {
       if (initial) throw err;
       this.log.warn({ err, containerId: c.containerId, path: c.resolvConfPath }, "cannot update resolv.conf");

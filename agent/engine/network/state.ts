@@ -80,6 +80,8 @@ export interface ContainerRecord {
   extraHosts?: Array<{ ip: string; names: string[] }>;
   /** The nameserver its resolv.conf names: a user network's gateway (the DNS server), or absent (the host's). */
   dnsServer?: string;
+  /** `--dns*` of the container, kept for the rewrites of its resolv.conf. */
+  dns?: { servers: string[]; search: string[]; options: string[] };
 }
 
 export class StateStore {
