@@ -840,7 +840,8 @@ async function containerInspectJson(engine: Engine, c: ContainerRecord, size: bo
     ResolvConfPath: p.resolvConfPath,
     HostnamePath: p.hostnamePath,
     HostsPath: p.hostsPath,
-    LogPath: p.logPath,
+    // Docker names a file only for json-file, the format tools read.
+    LogPath: c.options.logConfig.type === "json-file" ? p.jsonLogPath : "",
     Name: `/${c.name}`,
     RestartCount: c.state.restartCount,
     Driver: "overlay2",

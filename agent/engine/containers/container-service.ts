@@ -12,6 +12,7 @@ import type { LayerStore } from "../layers/layer-store.ts";
 import { chainIdOf } from "../layers/chain-id.ts";
 import type { ContainerMonitor, ExecSession, ExitStatus, MonitorPaths, StdioSession } from "../monitor/monitor.ts";
 import { readLogs } from "../monitor/monitor.ts";
+import { JsonLogMirror, jsonLogLimits } from "../monitor/json-log.ts";
 import { resizeLine, writeCtl } from "../monitor/attach.ts";
 import type { NetworkManager } from "../network/network-manager.ts";
 import { buildRuntimeSpec, type DeviceNode, type NamespaceOptions, type SpecHost, type SpecProcess, type BindMount } from "../runtime/spec.ts";
@@ -139,6 +140,8 @@ export class ContainerService extends EventEmitter {
   private readonly restartTimers = new Map<string, NodeJS.Timeout>();
   readonly execs = new Map<string, ExecInstance>();
   private reconcileTimer?: NodeJS.Timeout;
+  private jsonLogTimer?: NodeJS.Timeout;
+  private readonly jsonLogs = new Map<string, JsonLogMirror>();
   private readonly health: HealthMonitor;
   /** The one owner of every container's rootfs mount: the running container and copies share it. */
   private readonly rootfsMounts: RootfsMounts;
@@ -186,13 +189,14 @@ export class ContainerService extends EventEmitter {
       .map((c) => c.id);
   }
 
-  paths(id: string): MonitorPaths & { dir: string; rootfs: string; hostsPath: string; hostnamePath: string; resolvConfPath: string } {
+  paths(id: string): MonitorPaths & { dir: string; jsonLogPath: string; rootfs: string; hostsPath: string; hostnamePath: string; resolvConfPath: string } {
     const dir = this.deps.store.dir(id);
     return {
       dir,
       stateDir: join(dir, "monitor"),
       bundle: dir,
       logPath: join(dir, "container.log"),
+      jsonLogPath: join(dir, `${id}-json.log`),
       rootfs: join(dir, "rootfs"),
       hostsPath: join(dir, "hosts"),
       hostnamePath: join(dir, "hostname"),
@@ -308,9 +312,35 @@ export class ContainerService extends EventEmitter {
       network.reconcileRules().catch((err: unknown) => logger.warn({ err }, "firewall reconcile failed"));
     }, 10_000);
     this.reconcileTimer.unref();
+    // Docker's json-file is written as the container writes; here it follows conmon's file within a second (json-log.ts).
+    this.jsonLogTimer = setInterval(() => {
+      for (const r of store.list()) {
+        if (r.state.status === "running" || r.state.status === "paused" || r.state.status === "restarting")
+          this.jsonLog(r)
+            ?.sync()
+            .catch((err: unknown) => logger.warn({ err, id: r.id }, "json-file log: catching up failed"));
+      }
+    }, 1000);
+    this.jsonLogTimer.unref();
+  }
+
+  /** The json-file mirror of a container's log (json-file and local drivers), made on first use. */
+  private jsonLog(record: ContainerRecord): JsonLogMirror | undefined {
+    const driver = record.options.logConfig.type;
+    if (driver !== "json-file" && driver !== "local") return undefined;
+    let m = this.jsonLogs.get(record.id);
+    if (!m) {
+      const p = this.paths(record.id);
+      m = new JsonLogMirror(p.logPath, p.jsonLogPath, jsonLogLimits(driver, record.options.logConfig.config));
+      this.jsonLogs.set(record.id, m);
+    }
+    return m;
   }
 
   close(): void {
+    if (this.jsonLogTimer) clearInterval(this.jsonLogTimer);
+    for (const m of this.jsonLogs.values()) void m.close().catch(bestEffort(this.deps.logger, "close a json-file log"));
+    this.jsonLogs.clear();
     if (this.reconcileTimer) clearInterval(this.reconcileTimer);
     for (const c of this.exitWatchers.values()) c.abort();
     for (const t of this.restartTimers.values()) clearTimeout(t);
@@ -640,6 +670,10 @@ export class ContainerService extends EventEmitter {
     if (record.state.status !== "running" && record.state.status !== "paused" && record.state.status !== "restarting") return; // handled already
     const p = this.paths(record.id);
     await this.health.stop(record);
+    // The last lines reach the json file now, not at the next look.
+    await this.jsonLog(record)
+      ?.sync(true)
+      .catch(bestEffort(logger, `json-file log of ${record.id}: last catch-up`));
     // Without a monitor the processes may still run: --force kills them all (the cgroup) before deleting.
     await runc.delete(record.id, { force: true }).catch((err: unknown) => logger.warn({ err, id: record.id }, "runc delete after the exit failed"));
     await network.detach(record.id).catch((err: unknown) => logger.warn({ err, id: record.id }, "network detach failed"));
@@ -901,6 +935,11 @@ export class ContainerService extends EventEmitter {
           .catch((err: unknown) => logger.warn({ err, volume: m.source }, "could not remove an anonymous volume"));
       }
     }
+    await this.jsonLogs
+      .get(record.id)
+      ?.close()
+      .catch(bestEffort(logger, `close the json-file log of ${record.id}`));
+    this.jsonLogs.delete(record.id);
     this.emitEvent("destroy", record);
     for (const w of this.removeWaiters.get(record.id) ?? []) w();
     this.removeWaiters.delete(record.id);
@@ -983,7 +1022,8 @@ export class ContainerService extends EventEmitter {
   logs(idOrName: string, opts: { follow?: boolean; tail?: number; since?: number; until?: number; signal?: AbortSignal }) {
     const record = this.get(idOrName);
     if (!logsReadable(record.options)) throw notImplemented("configured logging driver does not support reading");
-    return readLogs(this.paths(record.id).logPath, {
+    const mirror = this.jsonLog(record);
+    return (mirror ? mirror.read.bind(mirror) : (o: Parameters<typeof readLogs>[1]) => readLogs(this.paths(record.id).logPath, o))({
       ...opts,
       isRunning: async () => {
         const r = this.deps.store.get(record.id);
