@@ -746,9 +746,9 @@ function networksJson(engine: Engine, c: ContainerRecord) {
     Gateway: e?.gateway ?? "",
     IPAddress: e?.ipAddress ?? "",
     IPPrefixLen: e?.prefixLen ?? 0,
-    IPv6Gateway: "",
-    GlobalIPv6Address: "",
-    GlobalIPv6PrefixLen: 0,
+    IPv6Gateway: e?.ipv6Gateway ?? "",
+    GlobalIPv6Address: e?.ipv6Address ?? "",
+    GlobalIPv6PrefixLen: e?.ipv6PrefixLen ?? 0,
     MacAddress: e?.macAddress ?? "",
   });
   for (const n of configured) {

@@ -55,13 +55,16 @@ export function addVolumeNetworkRoutes(router: Router, engine: Engine): void {
     Created: n.created,
     Scope: "local",
     Driver: n.driver,
-    EnableIPv6: false,
+    EnableIPv6: !!n.subnet6,
     // As Docker 20.10: a gateway only when given, or when the subnet was picked too.
     IPAM: {
       Driver: "default",
       Options: n.name === "bridge" ? null : {},
       Config: n.subnet
-        ? [{ Subnet: n.subnet, ...(n.ipRange ? { IPRange: n.ipRange } : {}), ...(!n.userSubnet || n.userGateway ? { Gateway: n.gateway } : {}) }]
+        ? [
+            { Subnet: n.subnet, ...(n.ipRange ? { IPRange: n.ipRange } : {}), ...(!n.userSubnet || n.userGateway ? { Gateway: n.gateway } : {}) },
+            ...(n.subnet6 ? [{ Subnet: n.subnet6, Gateway: n.gateway6 }] : []),
+          ]
         : [],
     },
     Internal: n.internal,
@@ -77,7 +80,7 @@ export function addVolumeNetworkRoutes(router: Router, engine: Engine): void {
           EndpointID: createHash("sha256").update(`${n.id}/${id}`).digest("hex"),
           MacAddress: e.macAddress,
           IPv4Address: `${e.ipAddress}/${e.prefixLen}`,
-          IPv6Address: "",
+          IPv6Address: e.ipv6Address ? `${e.ipv6Address}/${e.ipv6PrefixLen}` : "",
         },
       ]),
     ),
@@ -107,17 +110,22 @@ export function addVolumeNetworkRoutes(router: Router, engine: Engine): void {
     const body = parseDockerBody(NetworkCreateBodySchema, await readJsonBody(req));
     if (!body.Name) throw invalidArgument("network name is required");
     if (body.Driver && body.Driver !== "bridge") throw invalidArgument(`network driver ${body.Driver} is not supported; only "bridge"`);
-    if (body.EnableIPv6) throw invalidArgument("IPv6 networks are not supported by Berth (EnableIPv6)");
     if (body.IPAM?.Driver && body.IPAM.Driver !== "default") throw invalidArgument(`IPAM driver ${body.IPAM.Driver} is not supported; only "default"`);
-    const configs = body.IPAM?.Config ?? [];
-    if (configs.some((c) => c.Subnet?.includes(":") || c.Gateway?.includes(":"))) throw invalidArgument("IPv6 networks are not supported by Berth");
-    if (configs.length > 1) throw invalidArgument("bridge driver doesn't support multiple subnets");
+    const all = body.IPAM?.Config ?? [];
+    const isV6 = (c: (typeof all)[number]) => !!(c.Subnet?.includes(":") || c.Gateway?.includes(":"));
+    const configs = all.filter((c) => !isV6(c));
+    const v6 = all.filter(isV6);
+    if (v6.length > 0 && !body.EnableIPv6) throw invalidArgument("an IPv6 subnet needs IPv6 enabled on the network (--ipv6)");
+    if (body.EnableIPv6 && v6.length === 0) throw invalidArgument("IPv6 networks need an IPv6 --subnet: Berth picks no IPv6 subnet by itself");
+    if (v6.some((c) => c.Gateway || c.IPRange)) throw invalidArgument("IPv6 --gateway and --ip-range are not supported by Berth: the gateway is the subnet's first address");
+    if (configs.length > 1 || v6.length > 1) throw invalidArgument("bridge driver doesn't support multiple subnets");
     const cfg = configs[0];
     const n = await network.createNetwork({
       name: body.Name,
       subnet: cfg?.Subnet || undefined,
       gateway: cfg?.Gateway || undefined,
       ipRange: cfg?.IPRange || undefined,
+      subnet6: v6[0]?.Subnet || undefined,
       internal: !!body.Internal,
       labels: body.Labels ?? {},
       options: body.Options ?? {},

@@ -55,6 +55,7 @@
  * use or predefined, subnet overlap, container not connected), Unavailable (a
  * host tool failed: the message names the command and its error).
  */
+import { addressInSubnet6, ipv6Available, overlaps6, parseSubnet6 } from "./ipv6.ts";
 import { randomBytes } from "node:crypto";
 import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { isAbsolute, join } from "node:path";
@@ -118,6 +119,10 @@ export interface NetworkEndpoint {
   gateway: string;
   macAddress: string;
   aliases: string[];
+  /** On IPv6 networks. */
+  ipv6Address?: string;
+  ipv6PrefixLen?: number;
+  ipv6Gateway?: string;
 }
 
 /** One network a container joins, with its endpoint settings (Docker's EndpointSettings). */
@@ -186,6 +191,8 @@ export interface CreateNetworkOptions {
   gateway?: string;
   /** `--ip-range`: dynamic addresses come from this part of the subnet; needs `subnet`. */
   ipRange?: string;
+  /** `--ipv6` with an IPv6 `--subnet`: members get an address of it too. */
+  subnet6?: string;
   /** Driver options (`-o`): kept and shown as given. */
   options?: Record<string, string>;
   /** No outbound access, no traffic in from outside the bridge. */
@@ -576,6 +583,10 @@ export class NetworkManager {
       ) {
         throw invalidArgument(`gateway ${gateway} is not a host address of subnet ${formatSubnet(subnet)}`);
       }
+      const subnet6 = opts.subnet6 ? parseSubnet6(opts.subnet6) : undefined;
+      if (subnet6 && !(await ipv6Available())) throw invalidArgument("IPv6 is disabled in this host's kernel (net.ipv6.conf.all.disable_ipv6)");
+      if (subnet6 && [...this.networks.values()].some((n) => n.subnet6 && overlaps6(parseSubnet6(n.subnet6), subnet6)))
+        throw conflict(`Pool overlaps with other one on this address space: ${subnet6.cidr}`);
       const id = randomBytes(32).toString("hex");
       const allocator = new AddressAllocator(subnet, gateway, ipRange);
       const rec: NetworkRecord = {
@@ -588,6 +599,7 @@ export class NetworkManager {
         userSubnet: !!opts.subnet,
         userGateway: !!opts.gateway,
         ...(ipRange ? { ipRange: formatSubnet(ipRange) } : {}),
+        ...(subnet6 ? { subnet6: subnet6.cidr, gateway6: addressInSubnet6(subnet6, 1) } : {}),
         options: { ...(opts.options ?? {}) },
         internal: opts.internal ?? false,
         labels: { ...(opts.labels ?? {}) },
@@ -770,6 +782,12 @@ export class NetworkManager {
       const has = addrs.find((a) => a.ifname === n.bridge)?.addr_info?.some((a) => a.local === n.gateway && a.prefixlen === prefixLen);
       if (!has) lines.push(`addr add ${n.gateway}/${prefixLen} dev ${n.bridge}`);
       if (!link.flags?.includes("UP")) lines.push(`link set ${n.bridge} up`);
+    }
+    for (const n of networks) {
+      if (n.driver !== "bridge" || !n.bridge || !n.subnet6 || !n.gateway6) continue;
+      const len = parseSubnet6(n.subnet6).prefixLen;
+      const has = addrs.find((a) => a.ifname === n.bridge)?.addr_info?.some((a) => a.local === n.gateway6 && a.prefixlen === len);
+      if (!has) lines.push(`addr add ${n.gateway6}/${len} dev ${n.bridge} nodad`);
     }
     if (lines.length > 0) {
       await run("ip", ["-batch", "-"], lines.join("\n") + "\n");
@@ -981,6 +999,12 @@ export class NetworkManager {
       gateway: net.gateway!,
       macAddress: macAddress || macFromIp(ip),
       aliases,
+      ...(net.subnet6 && net.gateway6
+        ? (() => {
+            const s6 = parseSubnet6(net.subnet6);
+            return { ipv6Address: addressInSubnet6(s6, ipToInt(ip) - parseSubnet(net.subnet!).base), ipv6PrefixLen: s6.prefixLen, ipv6Gateway: net.gateway6 };
+          })()
+        : {}),
     };
   }
 
@@ -994,6 +1018,7 @@ export class NetworkManager {
       prefixLen: e.prefixLen,
       bridge: net.bridge!,
       ...(defaultRoute ? { defaultGateway: e.gateway } : {}),
+      ...(e.ipv6Address && e.ipv6Gateway ? { ipv6: { address: e.ipv6Address, prefixLen: e.ipv6PrefixLen ?? 64, gateway: e.ipv6Gateway } } : {}),
     };
   }
 
@@ -1015,6 +1040,7 @@ export class NetworkManager {
       gateway: e.gateway,
       macAddress: e.macAddress,
       aliases: [...e.aliases],
+      ...(e.ipv6Address ? { ipv6Address: e.ipv6Address, ipv6PrefixLen: e.ipv6PrefixLen, ipv6Gateway: e.ipv6Gateway } : {}),
     };
   }
 
@@ -1046,6 +1072,7 @@ export class NetworkManager {
       ...(n.userSubnet ? { userSubnet: true } : {}),
       ...(n.userGateway ? { userGateway: true } : {}),
       ...(n.ipRange ? { ipRange: n.ipRange } : {}),
+      ...(n.subnet6 ? { subnet6: n.subnet6, gateway6: n.gateway6 } : {}),
       options: { ...(n.options ?? {}) },
       internal: n.internal,
       labels: { ...n.labels },
