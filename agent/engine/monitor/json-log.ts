@@ -74,6 +74,7 @@ export class JsonLogMirror {
   private outSize = 0;
   private queue: Promise<unknown> = Promise.resolve();
   private closed = false;
+  private savedPos: string | undefined;
 
   constructor(
     readonly sourcePath: string,
@@ -141,7 +142,12 @@ export class JsonLogMirror {
       for (const [stream, p] of left) await this.write(JSON.stringify({ log: Buffer.concat(p.parts).toString("utf8"), stream, time: p.time }) + "\n");
     }
     const safe = Math.min(this.pos - this.rest.length, ...[...this.pending.values()].map((p) => p.at));
-    await writeFile(this.posPath, JSON.stringify({ ino: this.srcIno, pos: safe }));
+    const saved = JSON.stringify({ ino: this.srcIno, pos: safe });
+    // Most looks find nothing new: the file is written only when the place moved.
+    if (saved !== this.savedPos) {
+      await writeFile(this.posPath, saved);
+      this.savedPos = saved;
+    }
   }
 
   private async drain(): Promise<void> {
