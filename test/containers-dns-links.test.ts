@@ -122,6 +122,7 @@ describe("network mode, --dns* and --link", () => {
     ])
       assert.ok(env.includes(v), `${v} in\n${envText}`);
     assert.ok(!env.some((e) => e.startsWith("CACHE_ENV_PATH=")), envText);
+    assert.equal(await inspect(web, "{{json .HostConfig.Links}}"), JSON.stringify([`/${db}:/${web}/cache`]));
     const lines = hosts.split("\n");
     for (const name of ["cache", db]) assert.ok(lines.includes(`${ip}\t${name}`), `${name} in\n${hosts}`);
   });

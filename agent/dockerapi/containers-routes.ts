@@ -882,7 +882,7 @@ async function containerInspectJson(engine: Engine, c: ContainerRecord, size: bo
       ...(Object.keys(o.sysctls).length ? { Sysctls: o.sysctls } : {}),
       MaskedPaths: o.maskedPaths ?? (o.privileged ? null : MASKED_PATHS),
       ReadonlyPaths: o.readonlyPaths ?? (o.privileged ? null : READONLY_PATHS),
-      ...hostConfigFields(o),
+      ...hostConfigFields(o, c.name),
     },
     GraphDriver: { Name: "overlay2", Data: { UpperDir: await engine.containers.upperDir(c.id).catch(() => ""), MergedDir: p.rootfs } },
     ...(rw !== undefined ? { SizeRw: rw } : {}),

@@ -1,4 +1,5 @@
 import type { ContainerOptions, MountSpec } from "../engine/containers/container-record.ts";
+import { parseLink } from "../engine/containers/links.ts";
 
 /**
  * The HostConfig fields of `docker inspect` beyond those containers-routes.ts builds from
@@ -8,7 +9,7 @@ import type { ContainerOptions, MountSpec } from "../engine/containers/container
  * when set (Ulimits, OomScoreAdj, CgroupParent, UsernsMode, DeviceRequests…) or does not
  * take from the request have only their zero value here.
  */
-export function hostConfigFields(o: ContainerOptions) {
+export function hostConfigFields(o: ContainerOptions, name: string) {
   return {
     ContainerIDFile: "",
     LogConfig: { Type: o.logConfig.type, Config: o.logConfig.config },
@@ -21,7 +22,12 @@ export function hostConfigFields(o: ContainerOptions) {
     GroupAdd: o.groupAdd.length ? o.groupAdd : null,
     Cgroup: "",
     // Docker shows them as it resolved them: "/linked:/this/alias".
-    Links: o.links.length ? o.links : null,
+    Links: o.links.length
+      ? o.links.map((l) => {
+          const { name: linked, alias } = parseLink(l);
+          return `/${linked}:/${name}/${alias}`;
+        })
+      : null,
     OomScoreAdj: 0,
     UsernsMode: "",
     ...(Object.keys(o.tmpfs).length ? { Tmpfs: o.tmpfs } : {}),
