@@ -174,6 +174,12 @@ export const CreateOptionsSchema = z.object({
   volumeDriver: z.string().default(""),
   /** `--mac-address`: the MAC of the container's interface ("" for a generated one). */
   macAddress: z.string().default(""),
+  /** `--dns`, `--dns-search`, `--dns-option`: the container's resolv.conf (see network/hosts.ts renderResolvConf). */
+  dns: z.array(z.string()).default([]),
+  dnsSearch: z.array(z.string()).default([]),
+  dnsOptions: z.array(z.string()).default([]),
+  /** `--link NAME[:ALIAS]` on the default bridge (HostConfig.Links): a hosts entry and Docker's legacy variables. */
+  links: z.array(z.string()).default([]),
 });
 export type CreateOptions = z.input<typeof CreateOptionsSchema>;
 export type ContainerOptions = z.infer<typeof CreateOptionsSchema>;

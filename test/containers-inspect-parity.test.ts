@@ -21,8 +21,8 @@ type Json = Record<string, unknown>;
 
 /**
  * `docker create` flags Berth keeps or applies, as one run; the ones Berth refuses
- * (`--ulimit`, `--oom-score-adj`) or does not take yet (`--dns*`, `--add-host`, health
- * checks: issue 12's other parts) are left out.
+ * (`--ulimit`, `--oom-score-adj`) or does not take yet (`--add-host`, health checks: issue
+ * 12's other parts) are left out.
  */
 const MANY_FLAGS = [
   "--init",
@@ -71,6 +71,12 @@ const MANY_FLAGS = [
   "none",
   "--domainname",
   "example.org",
+  "--dns",
+  "192.0.2.53",
+  "--dns-search",
+  "corp.example",
+  "--dns-option",
+  "ndots:2",
   "-w",
   "/tmp",
   "-u",
@@ -101,11 +107,10 @@ const MANY_FLAGS = [
 ];
 
 /**
- * Keys whose values differ by nature or by choice: a container's own ID; Docker's name
- * "default" for the default network (Berth records "bridge"); Berth also masks
+ * Keys whose values differ by nature or by choice: a container's own ID; Berth also masks
  * /sys/devices/virtual/powercap, as Docker 25 does (CVE-2020-8694).
  */
-const OWN_VALUES = new Set(["Config.Hostname", "HostConfig.NetworkMode", "HostConfig.MaskedPaths"]);
+const OWN_VALUES = new Set(["Config.Hostname", "HostConfig.MaskedPaths"]);
 /** The docker CLI (28.x) sends `-e` entries in random order (it goes through a map): compared as sets. */
 const UNORDERED = new Set(["Config.Env"]);
 

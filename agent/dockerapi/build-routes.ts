@@ -2,6 +2,8 @@ import type { Engine } from "../engine/engine.ts";
 import { invalidArgument, notImplemented, toEngineError } from "../engine/errors.ts";
 import { JsonMessageStream } from "./json-stream.ts";
 import { boolParam, sendJson, type Router } from "./router.ts";
+import { BuildArgsSchema, BuildCacheFromSchema, BuildLabelsSchema, parseDockerBody } from "./schemas.ts";
+import type { z } from "zod";
 
 /**
  * `POST /build`: the classic builder's API (what docker CLI 28 uses without
@@ -31,11 +33,11 @@ export function addBuildRoutes(router: Router, engine: Engine): void {
           context: req,
           dockerfile: query.get("dockerfile") ?? undefined,
           tags: query.getAll("t").filter(Boolean),
-          buildArgs: jsonParam<Record<string, string | null>>(query, "buildargs", {}),
+          buildArgs: jsonParam(query, "buildargs", BuildArgsSchema, "build args", {}),
           target: query.get("target") || undefined,
           noCache: boolParam(query, "nocache"),
           pull: boolParam(query, "pull"),
-          labels: jsonParam<Record<string, string>>(query, "labels", {}),
+          labels: jsonParam(query, "labels", BuildLabelsSchema, "labels", {}),
           networkMode: query.get("networkmode") || "bridge",
           extraHosts: (query.getAll("extrahosts") ?? [])
             .flatMap((h) => h.split(","))
@@ -44,7 +46,7 @@ export function addBuildRoutes(router: Router, engine: Engine): void {
           shmSize: numberParam(query, "shmsize"),
           rm: query.get("rm") === null ? true : boolParam(query, "rm"),
           forceRm: boolParam(query, "forcerm"),
-          cacheFrom: jsonParam<string[]>(query, "cachefrom", []),
+          cacheFrom: jsonParam(query, "cachefrom", BuildCacheFromSchema, "cache from", []),
           platform: query.get("platform") || undefined,
           signal: abort.signal,
         },
@@ -82,13 +84,20 @@ export function addBuildRoutes(router: Router, engine: Engine): void {
   });
 }
 
-function jsonParam<T>(q: URLSearchParams, name: string, fallback: T): T {
+/** A JSON query parameter, decoded as Docker does: "error reading <what>: <Go's json error>". */
+function jsonParam<S extends z.ZodType>(q: URLSearchParams, name: string, schema: S, what: string, fallback: NonNullable<z.infer<S>>): NonNullable<z.infer<S>> {
   const raw = q.get(name);
-  if (!raw) return fallback;
+  if (!raw || raw === "null") return fallback;
+  let value: unknown;
   try {
-    return JSON.parse(raw) as T;
-  } catch {
-    throw invalidArgument(`invalid ${name} parameter: not JSON: ${raw}`);
+    value = JSON.parse(raw);
+  } catch (e) {
+    throw invalidArgument(`error reading ${what}: ${(e as Error).message}`, e);
+  }
+  try {
+    return parseDockerBody(schema, value);
+  } catch (e) {
+    throw invalidArgument(`error reading ${what}: ${(e as Error).message}`, e);
   }
 }
 

@@ -8,31 +8,11 @@ import type { ContainerUpdate } from "../engine/containers/update.ts";
 import { parseNormalizedReference } from "../../shared/reference.ts";
 import { credentialsFromHeader } from "./registry-auth.ts";
 import { clientGone, readJsonBody, sendJson, type Router } from "./router.ts";
+import { parseDockerBody, UpdateBodySchema } from "./schemas.ts";
 import type { Engine } from "../engine/engine.ts";
 
-/** The part of Docker's UpdateConfig Berth applies; the CLI sends every resource field, unset ones as 0. */
-const UpdateBodySchema = z
-  .object({
-    Memory: z.number().int().nullish(),
-    MemorySwap: z.number().int().nullish(),
-    NanoCpus: z.number().int().nullish(),
-    CpuShares: z.number().int().nullish(),
-    CpuQuota: z.number().int().nullish(),
-    CpuPeriod: z.number().int().nullish(),
-    CpusetCpus: z.string().nullish(),
-    PidsLimit: z.number().int().nullish(),
-    RestartPolicy: z.object({ Name: z.string().nullish(), MaximumRetryCount: z.number().int().nullish() }).nullish(),
-    // Fields Berth has no equivalent for: refused when set, ignored at their zero value.
-    BlkioWeight: z.number().nullish(),
-    CpusetMems: z.string().nullish(),
-    MemoryReservation: z.number().nullish(),
-    KernelMemory: z.number().nullish(),
-    CpuRealtimePeriod: z.number().nullish(),
-    CpuRealtimeRuntime: z.number().nullish(),
-  })
-  .passthrough();
-
-const UNSUPPORTED: Array<[keyof z.infer<typeof UpdateBodySchema>, string]> = [
+/** Fields Berth has no equivalent for: refused when set, ignored at their zero value (the CLI sends every resource field, unset ones as 0). */
+const UNSUPPORTED: Array<[keyof NonNullable<z.infer<typeof UpdateBodySchema>> & string, string]> = [
   ["BlkioWeight", "--blkio-weight"],
   ["CpusetMems", "--cpuset-mems"],
   ["MemoryReservation", "--memory-reservation"],
@@ -43,9 +23,7 @@ const UNSUPPORTED: Array<[keyof z.infer<typeof UpdateBodySchema>, string]> = [
 
 /** Docker's UpdateConfig → the engine's update; Docker's texts for what it refuses. */
 export function updateFromDocker(raw: unknown): ContainerUpdate {
-  const parsed = UpdateBodySchema.safeParse(raw);
-  if (!parsed.success) throw invalidArgument(`invalid update: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
-  const b = parsed.data;
+  const b = parseDockerBody(UpdateBodySchema, raw);
   for (const [field, flag] of UNSUPPORTED) {
     const v = b[field];
     if (v !== undefined && v !== null && v !== 0 && v !== "") throw invalidArgument(`${flag} is not supported by Berth (${field}: ${JSON.stringify(v)})`);

@@ -14,13 +14,25 @@ import { configFields, configVolumes, hostConfigFields } from "./inspect-fields.
 import { parseSecurityOpts } from "../engine/runtime/security-opt.ts";
 import { MASKED_PATHS, READONLY_PATHS } from "../engine/runtime/spec.ts";
 import { effectiveHealthcheck, healthcheckToDocker } from "../engine/containers/health.ts";
+import {
+  CommitBodySchema,
+  CreateBodySchema,
+  ExecCreateBodySchema,
+  ExecStartBodySchema,
+  parseDockerBody,
+  type DockerCreateBody,
+  type DockerHostConfig,
+} from "./schemas.ts";
 
 /** The /containers and /exec endpoints of the Docker Engine API, translated into engine calls. */
 export function addContainerRoutes(router: Router, engine: Engine): void {
   const { containers } = engine;
 
   router.post("/containers/create", async ({ req, res, query, apiVersion }) => {
-    const body = await readJsonBody<DockerCreateBody>(req);
+    const body = parseDockerBody(CreateBodySchema, await readJsonBody(req));
+    // Go leaves the embedded Config nil when no field of it was sent.
+    if (Object.keys(body).every((k) => k === "HostConfig" || k === "NetworkingConfig"))
+      throw invalidArgument("Config cannot be empty in order to create a container");
     const endpoints = Object.keys(body.NetworkingConfig?.EndpointsConfig ?? {});
     // Before API 1.44 Docker took one network at create (the others by connect), and says so.
     if (endpoints.length > 1 && versionBelow(apiVersion, "1.44"))
@@ -249,18 +261,7 @@ export function addContainerRoutes(router: Router, engine: Engine): void {
   });
 
   router.post("/containers/{id}/exec", async ({ req, res, params }) => {
-    const body = await readJsonBody<{
-      Cmd?: string[];
-      Tty?: boolean;
-      AttachStdin?: boolean;
-      AttachStdout?: boolean;
-      AttachStderr?: boolean;
-      Env?: string[];
-      User?: string;
-      WorkingDir?: string;
-      Privileged?: boolean;
-      DetachKeys?: string;
-    }>(req);
+    const body = parseDockerBody(ExecCreateBodySchema, await readJsonBody(req));
     const detachKeys = body.DetachKeys ?? "";
     try {
       parseDetachKeys(detachKeys);
@@ -283,7 +284,7 @@ export function addContainerRoutes(router: Router, engine: Engine): void {
   });
 
   router.post("/exec/{id}/start", async (ctx) => {
-    const { body } = await readUpgradeBody(ctx);
+    const body = parseDockerBody(ExecStartBodySchema, (await readUpgradeBody(ctx)).body);
     const exec = containers.getExec(ctx.params.id!);
     const detach = !!body.Detach;
     if (detach) {
@@ -351,7 +352,7 @@ export function addContainerRoutes(router: Router, engine: Engine): void {
   });
 
   router.post("/commit", async ({ req, res, query }) => {
-    const body = await readJsonBody<{ Cmd?: string[]; Entrypoint?: string[]; Env?: string[]; Labels?: Record<string, string> }>(req);
+    const body = parseDockerBody(CommitBodySchema, await readJsonBody(req));
     const container = query.get("container");
     if (!container) throw invalidArgument("container is required");
     const repo = query.get("repo") ?? "";
@@ -365,7 +366,7 @@ export function addContainerRoutes(router: Router, engine: Engine): void {
         .flatMap((c) => c.split("\n"))
         .filter(Boolean),
       pause: query.get("pause") === null ? true : boolParam(query, "pause"),
-      config: body,
+      config: { Cmd: asArray(body.Cmd), Entrypoint: asArray(body.Entrypoint), Env: body.Env ?? undefined, Labels: body.Labels ?? undefined },
     });
     sendJson(res, 201, { Id: id });
   });
@@ -403,96 +404,6 @@ function logTime(value: string): number {
 
 // --- Docker JSON ↔ engine options ------------------------------------------------------------
 
-export interface DockerCreateBody {
-  Hostname?: string;
-  Domainname?: string;
-  User?: string;
-  AttachStdin?: boolean;
-  Tty?: boolean;
-  OpenStdin?: boolean;
-  StdinOnce?: boolean;
-  Env?: string[] | null;
-  Cmd?: string[] | string | null;
-  Entrypoint?: string[] | string | null;
-  Image?: string;
-  Volumes?: Record<string, object> | null;
-  WorkingDir?: string;
-  Labels?: Record<string, string> | null;
-  ExposedPorts?: Record<string, object> | null;
-  StopSignal?: string;
-  StopTimeout?: number | null;
-  Healthcheck?: DockerHealthcheck | null;
-  AttachStdout?: boolean;
-  AttachStderr?: boolean;
-  /** API < 1.44; later clients send it per network (EndpointsConfig.*.MacAddress). */
-  MacAddress?: string;
-  HostConfig?: {
-    Binds?: string[] | null;
-    NetworkMode?: string;
-    PortBindings?: Record<string, Array<{ HostIp?: string; HostPort?: string }> | null> | null;
-    PublishAllPorts?: boolean;
-    RestartPolicy?: { Name?: string; MaximumRetryCount?: number };
-    AutoRemove?: boolean;
-    Memory?: number;
-    MemorySwap?: number;
-    NanoCpus?: number;
-    CpuShares?: number;
-    CpuQuota?: number;
-    CpuPeriod?: number;
-    CpusetCpus?: string;
-    PidsLimit?: number | null;
-    ReadonlyRootfs?: boolean;
-    CapAdd?: string[] | null;
-    CapDrop?: string[] | null;
-    SecurityOpt?: string[] | null;
-    ShmSize?: number;
-    Privileged?: boolean;
-    Mounts?: Array<{ Type?: string; Source?: string; Target?: string; ReadOnly?: boolean }> | null;
-    ConsoleSize?: [number, number] | null;
-    PidMode?: string;
-    IpcMode?: string;
-    UTSMode?: string;
-    CgroupnsMode?: string;
-    Devices?: Array<{ PathOnHost?: string; PathInContainer?: string; CgroupPermissions?: string }> | null;
-    Sysctls?: Record<string, string> | null;
-    DeviceCgroupRules?: string[] | null;
-    MaskedPaths?: string[] | null;
-    ReadonlyPaths?: string[] | null;
-    Init?: boolean | null;
-    GroupAdd?: string[] | null;
-    LogConfig?: { Type?: string; Config?: Record<string, string> | null } | null;
-    Tmpfs?: Record<string, string> | null;
-    /** `--add-host`: "NAME:IP". */
-    ExtraHosts?: string[] | null;
-    VolumesFrom?: string[] | null;
-    Runtime?: string;
-    Isolation?: string;
-    MemorySwappiness?: number | null;
-    OomKillDisable?: boolean | null;
-    VolumeDriver?: string;
-  } & UnsupportedHostConfig;
-  NetworkingConfig?: { EndpointsConfig?: Record<string, DockerEndpointSettings | null> | null };
-}
-
-interface DockerEndpointSettings {
-  Aliases?: string[] | null;
-  IPAMConfig?: { IPv4Address?: string; IPv6Address?: string; LinkLocalIPs?: string[] | null } | null;
-  Links?: string[] | null;
-  DriverOpts?: Record<string, string> | null;
-  /** API ≥ 1.44 sends --mac-address per network. */
-  MacAddress?: string;
-}
-
-/** Config.Healthcheck; durations in nanoseconds. StartInterval (API 1.44) is accepted and not used. */
-interface DockerHealthcheck {
-  Test?: string[] | null;
-  Interval?: number;
-  Timeout?: number;
-  StartPeriod?: number;
-  StartInterval?: number;
-  Retries?: number;
-}
-
 /** "1.41" < "1.44" */
 function versionBelow(v: string, than: string): boolean {
   const [a = 0, b = 0] = v.split(".").map(Number);
@@ -504,14 +415,7 @@ function versionBelow(v: string, than: string): boolean {
  * Security-relevant HostConfig fields Berth does not implement: refused when set (not
  * their empty or default value, which the docker CLI always sends) instead of ignored.
  */
-interface UnsupportedHostConfig {
-  UsernsMode?: string;
-  Capabilities?: string[] | null;
-  DeviceRequests?: unknown[] | null;
-  Ulimits?: unknown[] | null;
-  OomScoreAdj?: number;
-  CgroupParent?: string;
-}
+type UnsupportedHostConfig = Pick<DockerHostConfig, "UsernsMode" | "Capabilities" | "DeviceRequests" | "Ulimits" | "OomScoreAdj" | "CgroupParent">;
 
 const UNSUPPORTED_HOST_CONFIG: Array<[keyof UnsupportedHostConfig, string, (v: unknown) => boolean]> = [
   ["UsernsMode", "--userns", (v) => v !== "" && v !== "host"],
@@ -612,7 +516,8 @@ export function createOptionsFromDocker(body: DockerCreateBody, name: string | u
     exposedPorts: Object.keys(body.ExposedPorts ?? {}),
     stopSignal: body.StopSignal || undefined,
     stopTimeout: body.StopTimeout ?? undefined,
-    networkMode: hc.NetworkMode || "bridge",
+    // Docker records "default" when no mode was given (the default bridge), and shows it so.
+    networkMode: hc.NetworkMode || "default",
     ports,
     publishAll: !!hc.PublishAllPorts,
     aliases,
@@ -629,8 +534,8 @@ export function createOptionsFromDocker(body: DockerCreateBody, name: string | u
     cpusetCpus: hc.CpusetCpus ?? "",
     pidsLimit: hc.PidsLimit ?? undefined,
     readonlyRootfs: !!hc.ReadonlyRootfs,
-    capAdd: hc.CapAdd ?? [],
-    capDrop: hc.CapDrop ?? [],
+    capAdd: asArray(hc.CapAdd) ?? [],
+    capDrop: asArray(hc.CapDrop) ?? [],
     noNewPrivileges: security.noNewPrivileges,
     seccompProfile: security.seccompProfile,
     securityOpt,
@@ -649,7 +554,7 @@ export function createOptionsFromDocker(body: DockerCreateBody, name: string | u
     maskedPaths: hc.MaskedPaths ?? undefined,
     readonlyPaths: hc.ReadonlyPaths ?? undefined,
     shmSize: hc.ShmSize ?? 0,
-    consoleSize: hc.ConsoleSize && hc.ConsoleSize[0] > 0 ? { height: hc.ConsoleSize[0], width: hc.ConsoleSize[1] } : undefined,
+    consoleSize: hc.ConsoleSize && (hc.ConsoleSize[0] ?? 0) > 0 ? { height: hc.ConsoleSize[0]!, width: hc.ConsoleSize[1] ?? 0 } : undefined,
     healthcheck: body.Healthcheck
       ? {
           test: body.Healthcheck.Test ?? [],
@@ -674,6 +579,10 @@ export function createOptionsFromDocker(body: DockerCreateBody, name: string | u
     memorySwappiness: hc.MemorySwappiness === null || hc.MemorySwappiness === undefined || hc.MemorySwappiness === -1 ? undefined : hc.MemorySwappiness,
     oomKillDisable: !!hc.OomKillDisable,
     volumeDriver: hc.VolumeDriver ?? "",
+    dns: hc.Dns ?? [],
+    dnsSearch: hc.DnsSearch ?? [],
+    dnsOptions: hc.DnsOptions ?? [],
+    links: hc.Links ?? [],
     macAddress: body.MacAddress || Object.values(body.NetworkingConfig?.EndpointsConfig ?? {}).find((e) => e?.MacAddress)?.MacAddress || "",
   };
 }
@@ -829,16 +738,16 @@ function networksJson(engine: Engine, c: ContainerRecord) {
     c.networks ??
     (["host", "none"].includes(c.options.networkMode)
       ? []
-      : [{ name: c.options.networkMode, aliases: c.options.aliases, links: [], driverOpts: {} as Record<string, string>, ipv4Address: undefined }]);
+      : [{ name: c.options.networkMode === "default" ? "bridge" : c.options.networkMode, aliases: c.options.aliases, links: [], driverOpts: {} as Record<string, string>, ipv4Address: undefined }]);
   const endpoint = (e: ContainerRecord["endpoints"][number] | undefined) => ({
     NetworkID: e?.networkId ?? "",
     EndpointID: e ? endpointId(e.networkId) : "",
     Gateway: e?.gateway ?? "",
     IPAddress: e?.ipAddress ?? "",
     IPPrefixLen: e?.prefixLen ?? 0,
-    IPv6Gateway: "",
-    GlobalIPv6Address: "",
-    GlobalIPv6PrefixLen: 0,
+    IPv6Gateway: e?.ipv6Gateway ?? "",
+    GlobalIPv6Address: e?.ipv6Address ?? "",
+    GlobalIPv6PrefixLen: e?.ipv6PrefixLen ?? 0,
     MacAddress: e?.macAddress ?? "",
   });
   for (const n of configured) {
@@ -930,7 +839,8 @@ async function containerInspectJson(engine: Engine, c: ContainerRecord, size: bo
     ResolvConfPath: p.resolvConfPath,
     HostnamePath: p.hostnamePath,
     HostsPath: p.hostsPath,
-    LogPath: p.logPath,
+    // Docker names a file only for json-file, the format tools read.
+    LogPath: c.options.logConfig.type === "json-file" ? p.jsonLogPath : "",
     Name: `/${c.name}`,
     RestartCount: c.state.restartCount,
     Driver: "overlay2",
@@ -971,7 +881,7 @@ async function containerInspectJson(engine: Engine, c: ContainerRecord, size: bo
       ...(Object.keys(o.sysctls).length ? { Sysctls: o.sysctls } : {}),
       MaskedPaths: o.maskedPaths ?? (o.privileged ? null : MASKED_PATHS),
       ReadonlyPaths: o.readonlyPaths ?? (o.privileged ? null : READONLY_PATHS),
-      ...hostConfigFields(o),
+      ...hostConfigFields(o, c.name),
     },
     GraphDriver: { Name: "overlay2", Data: { UpperDir: await engine.containers.upperDir(c.id).catch(() => ""), MergedDir: p.rootfs } },
     ...(rw !== undefined ? { SizeRw: rw } : {}),

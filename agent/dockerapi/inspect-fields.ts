@@ -1,4 +1,5 @@
 import type { ContainerOptions, MountSpec } from "../engine/containers/container-record.ts";
+import { parseLink } from "../engine/containers/links.ts";
 
 /**
  * The HostConfig fields of `docker inspect` beyond those containers-routes.ts builds from
@@ -8,19 +9,25 @@ import type { ContainerOptions, MountSpec } from "../engine/containers/container
  * when set (Ulimits, OomScoreAdj, CgroupParent, UsernsMode, DeviceRequests…) or does not
  * take from the request have only their zero value here.
  */
-export function hostConfigFields(o: ContainerOptions) {
+export function hostConfigFields(o: ContainerOptions, name: string) {
   return {
     ContainerIDFile: "",
     LogConfig: { Type: o.logConfig.type, Config: o.logConfig.config },
     VolumeDriver: o.volumeDriver,
     VolumesFrom: o.volumesFrom.length ? o.volumesFrom : null,
-    Dns: [] as string[],
-    DnsOptions: [] as string[],
-    DnsSearch: [] as string[],
+    Dns: o.dns,
+    DnsOptions: o.dnsOptions,
+    DnsSearch: o.dnsSearch,
     ExtraHosts: o.extraHosts.length ? o.extraHosts : null,
     GroupAdd: o.groupAdd.length ? o.groupAdd : null,
     Cgroup: "",
-    Links: null,
+    // Docker shows them as it resolved them: "/linked:/this/alias".
+    Links: o.links.length
+      ? o.links.map((l) => {
+          const { name: linked, alias } = parseLink(l);
+          return `/${linked}:/${name}/${alias}`;
+        })
+      : null,
     OomScoreAdj: 0,
     UsernsMode: "",
     ...(Object.keys(o.tmpfs).length ? { Tmpfs: o.tmpfs } : {}),

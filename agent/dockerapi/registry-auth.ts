@@ -1,24 +1,28 @@
 import type { IncomingMessage } from "node:http";
 import type { Credentials } from "../engine/registry/client.ts";
+import { AuthConfigSchema } from "./schemas.ts";
 
 /** Decodes Docker's X-Registry-Auth header (base64url JSON of the AuthConfig). */
 export function credentialsFromHeader(req: IncomingMessage): Credentials | undefined {
   const raw = req.headers["x-registry-auth"];
   if (typeof raw !== "string" || !raw) return undefined;
+  let json: unknown;
   try {
-    const json = JSON.parse(Buffer.from(raw.replace(/-/g, "+").replace(/_/g, "/"), "base64").toString("utf8")) as Record<string, unknown>;
-    const str = (k: string) => (typeof json[k] === "string" && json[k] ? (json[k] as string) : undefined);
-    const creds: Credentials = {
-      username: str("username"),
-      password: str("password"),
-      identitytoken: str("identitytoken"),
-      registrytoken: str("registrytoken"),
-    };
-    return creds.username || creds.identitytoken || creds.registrytoken ? creds : undefined;
+    json = JSON.parse(Buffer.from(raw.replace(/-/g, "+").replace(/_/g, "/"), "base64").toString("utf8"));
   } catch {
-    // A malformed header means "no credentials", as in Docker.
+    // A malformed header means "no credentials", as in Docker (pull and push both default to none).
     return undefined;
   }
+  const parsed = AuthConfigSchema.safeParse(json);
+  if (!parsed.success || !parsed.data) return undefined;
+  const str = (v: string | null | undefined) => v || undefined;
+  const creds: Credentials = {
+    username: str(parsed.data.username),
+    password: str(parsed.data.password),
+    identitytoken: str(parsed.data.identitytoken),
+    registrytoken: str(parsed.data.registrytoken),
+  };
+  return creds.username || creds.identitytoken || creds.registrytoken ? creds : undefined;
 }
 
 /** "https://index.docker.io/v1/" → "docker.io"; "127.0.0.1:5000" stays. */

@@ -192,7 +192,8 @@ export function sendNoContent(res: ServerResponse, status = 204): void {
   res.end();
 }
 
-export async function readJsonBody<T = unknown>(req: IncomingMessage, maxBytes = 1024 * 1024): Promise<T> {
+/** A request's JSON, unchecked: every route passes it through its schema (schemas.ts parseDockerBody). */
+export async function readJsonBody(req: IncomingMessage, maxBytes = 1024 * 1024): Promise<unknown> {
   const chunks: Buffer[] = [];
   let n = 0;
   for await (const c of req) {
@@ -201,9 +202,9 @@ export async function readJsonBody<T = unknown>(req: IncomingMessage, maxBytes =
     chunks.push(c as Buffer);
   }
   const text = Buffer.concat(chunks).toString("utf8");
-  if (!text.trim()) return {} as T;
+  if (!text.trim()) return {};
   try {
-    return JSON.parse(text) as T;
+    return JSON.parse(text) as unknown;
   } catch (e) {
     throw new EngineError("InvalidArgument", `invalid JSON in request body: ${(e as Error).message}`);
   }

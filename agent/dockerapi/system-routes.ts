@@ -3,6 +3,7 @@ import { API_VERSION, BERTH_VERSION, ENGINE_VERSION, MIN_API_VERSION } from "../
 import { imageSummaryJson } from "./images-routes.ts";
 import { registryDomain } from "./registry-auth.ts";
 import { readJsonBody, sendJson, type Router } from "./router.ts";
+import { AuthConfigSchema, parseDockerBody } from "./schemas.ts";
 
 export function addSystemRoutes(router: Router, engine: Engine): void {
   const ping = ({ res, req }: { res: import("node:http").ServerResponse; req: import("node:http").IncomingMessage }) => {
@@ -120,9 +121,9 @@ export function addSystemRoutes(router: Router, engine: Engine): void {
   });
 
   router.post("/auth", async ({ req, res }) => {
-    const body = await readJsonBody<{ username?: string; password?: string; serveraddress?: string; identitytoken?: string }>(req);
-    const domain = registryDomain(body.serveraddress);
-    const result = await engine.registry.checkLogin(domain, { username: body.username, password: body.password, identitytoken: body.identitytoken });
+    const body = parseDockerBody(AuthConfigSchema, await readJsonBody(req));
+    const domain = registryDomain(body.serveraddress ?? undefined);
+    const result = await engine.registry.checkLogin(domain, { username: body.username ?? undefined, password: body.password ?? undefined, identitytoken: body.identitytoken ?? undefined });
     sendJson(res, 200, { Status: "Login Succeeded", IdentityToken: result.identityToken ?? "" });
   });
 

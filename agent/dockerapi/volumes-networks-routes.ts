@@ -4,6 +4,7 @@ import type { EngineEvent } from "../engine/system/events.ts";
 import { invalidArgument } from "../engine/errors.ts";
 import { parseUntil } from "../engine/images/image-service.ts";
 import { boolParam, clientGone, parseFilters, readJsonBody, sendJson, sendNoContent, type Router } from "./router.ts";
+import { NetworkConnectBodySchema, NetworkCreateBodySchema, NetworkDisconnectBodySchema, parseDockerBody, VolumeCreateBodySchema } from "./schemas.ts";
 
 /** /volumes, /networks and /events of the Docker Engine API. */
 export function addVolumeNetworkRoutes(router: Router, engine: Engine): void {
@@ -30,7 +31,7 @@ export function addVolumeNetworkRoutes(router: Router, engine: Engine): void {
     sendJson(res, 200, { Volumes: list.map(volumeJson), Warnings: null });
   });
   router.post("/volumes/create", async ({ req, res }) => {
-    const body = await readJsonBody<{ Name?: string; Driver?: string; Labels?: Record<string, string>; DriverOpts?: Record<string, string> }>(req);
+    const body = parseDockerBody(VolumeCreateBodySchema, await readJsonBody(req));
     if (body.Driver && body.Driver !== "local") throw invalidArgument(`volume driver ${body.Driver} is not supported; only "local"`);
     sendJson(res, 201, volumeJson(await volumes.create({ name: body.Name || undefined, labels: body.Labels ?? {}, options: body.DriverOpts ?? {} })));
   });
@@ -54,13 +55,16 @@ export function addVolumeNetworkRoutes(router: Router, engine: Engine): void {
     Created: n.created,
     Scope: "local",
     Driver: n.driver,
-    EnableIPv6: false,
+    EnableIPv6: !!n.subnet6,
     // As Docker 20.10: a gateway only when given, or when the subnet was picked too.
     IPAM: {
       Driver: "default",
       Options: n.name === "bridge" ? null : {},
       Config: n.subnet
-        ? [{ Subnet: n.subnet, ...(n.ipRange ? { IPRange: n.ipRange } : {}), ...(!n.userSubnet || n.userGateway ? { Gateway: n.gateway } : {}) }]
+        ? [
+            { Subnet: n.subnet, ...(n.ipRange ? { IPRange: n.ipRange } : {}), ...(!n.userSubnet || n.userGateway ? { Gateway: n.gateway } : {}) },
+            ...(n.subnet6 ? [{ Subnet: n.subnet6, Gateway: n.gateway6 }] : []),
+          ]
         : [],
     },
     Internal: n.internal,
@@ -76,7 +80,7 @@ export function addVolumeNetworkRoutes(router: Router, engine: Engine): void {
           EndpointID: createHash("sha256").update(`${n.id}/${id}`).digest("hex"),
           MacAddress: e.macAddress,
           IPv4Address: `${e.ipAddress}/${e.prefixLen}`,
-          IPv6Address: "",
+          IPv6Address: e.ipv6Address ? `${e.ipv6Address}/${e.ipv6PrefixLen}` : "",
         },
       ]),
     ),
@@ -103,31 +107,25 @@ export function addVolumeNetworkRoutes(router: Router, engine: Engine): void {
     sendJson(res, 200, list.map(networkJson));
   });
   router.post("/networks/create", async ({ req, res }) => {
-    const body = await readJsonBody<{
-      Name?: string;
-      Driver?: string;
-      Internal?: boolean;
-      EnableIPv6?: boolean;
-      Labels?: Record<string, string> | null;
-      Options?: Record<string, string> | null;
-      IPAM?: {
-        Driver?: string;
-        Config?: Array<{ Subnet?: string; IPRange?: string; Gateway?: string; AuxiliaryAddresses?: Record<string, string> }> | null;
-      } | null;
-    }>(req);
+    const body = parseDockerBody(NetworkCreateBodySchema, await readJsonBody(req));
     if (!body.Name) throw invalidArgument("network name is required");
     if (body.Driver && body.Driver !== "bridge") throw invalidArgument(`network driver ${body.Driver} is not supported; only "bridge"`);
-    if (body.EnableIPv6) throw invalidArgument("IPv6 networks are not supported by Berth (EnableIPv6)");
     if (body.IPAM?.Driver && body.IPAM.Driver !== "default") throw invalidArgument(`IPAM driver ${body.IPAM.Driver} is not supported; only "default"`);
-    const configs = body.IPAM?.Config ?? [];
-    if (configs.some((c) => c.Subnet?.includes(":") || c.Gateway?.includes(":"))) throw invalidArgument("IPv6 networks are not supported by Berth");
-    if (configs.length > 1) throw invalidArgument("bridge driver doesn't support multiple subnets");
+    const all = body.IPAM?.Config ?? [];
+    const isV6 = (c: (typeof all)[number]) => !!(c.Subnet?.includes(":") || c.Gateway?.includes(":"));
+    const configs = all.filter((c) => !isV6(c));
+    const v6 = all.filter(isV6);
+    if (v6.length > 0 && !body.EnableIPv6) throw invalidArgument("an IPv6 subnet needs IPv6 enabled on the network (--ipv6)");
+    if (body.EnableIPv6 && v6.length === 0) throw invalidArgument("IPv6 networks need an IPv6 --subnet: Berth picks no IPv6 subnet by itself");
+    if (v6.some((c) => c.Gateway || c.IPRange)) throw invalidArgument("IPv6 --gateway and --ip-range are not supported by Berth: the gateway is the subnet's first address");
+    if (configs.length > 1 || v6.length > 1) throw invalidArgument("bridge driver doesn't support multiple subnets");
     const cfg = configs[0];
     const n = await network.createNetwork({
       name: body.Name,
       subnet: cfg?.Subnet || undefined,
       gateway: cfg?.Gateway || undefined,
       ipRange: cfg?.IPRange || undefined,
+      subnet6: v6[0]?.Subnet || undefined,
       internal: !!body.Internal,
       labels: body.Labels ?? {},
       options: body.Options ?? {},
@@ -146,15 +144,7 @@ export function addVolumeNetworkRoutes(router: Router, engine: Engine): void {
     sendNoContent(res);
   });
   router.post("/networks/{id}/connect", async ({ req, res, params }) => {
-    const body = await readJsonBody<{
-      Container?: string;
-      EndpointConfig?: {
-        Aliases?: string[] | null;
-        IPAMConfig?: { IPv4Address?: string; IPv6Address?: string } | null;
-        Links?: string[] | null;
-        DriverOpts?: Record<string, string> | null;
-      } | null;
-    }>(req);
+    const body = parseDockerBody(NetworkConnectBodySchema, await readJsonBody(req));
     const ep = body.EndpointConfig ?? {};
     if (ep.IPAMConfig?.IPv6Address) throw invalidArgument("IPv6 addresses are not supported by Berth (--ip6)");
     await containers.connect(body.Container ?? "", params.id!, {
@@ -166,7 +156,7 @@ export function addVolumeNetworkRoutes(router: Router, engine: Engine): void {
     sendNoContent(res, 200);
   });
   router.post("/networks/{id}/disconnect", async ({ req, res, params }) => {
-    const body = await readJsonBody<{ Container?: string; Force?: boolean }>(req);
+    const body = parseDockerBody(NetworkDisconnectBodySchema, await readJsonBody(req));
     await containers.disconnect(body.Container ?? "", params.id!, !!body.Force);
     sendNoContent(res, 200);
   });

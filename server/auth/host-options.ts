@@ -107,6 +107,10 @@ const ORDINARY_FIELDS = new Set([
   "memorySwappiness",
   // Lines of the container's own hosts file.
   "extraHosts",
+  // The container's own resolv.conf.
+  "dns",
+  "dnsSearch",
+  "dnsOptions",
 ]);
 
 /** Fields the console sets itself when it sends a step (server/jobs/job-service.ts), whatever the request held. */
@@ -134,6 +138,8 @@ const JUDGED_FIELDS = new Set([
   "cgroupnsMode",
   "usernsMode",
   "volumesFrom",
+  // A legacy link hands the linked container's environment (its secrets too) to this one.
+  "links",
   "cgroupParent",
   "runtime",
   // Without a memory limit a container the OOM killer may not touch can take the node's memory.
@@ -224,6 +230,7 @@ export function hostOptionUses(params: Record<string, unknown>, container: boole
     ["deviceCgroupRules", "--device-cgroup-rule"],
     ["sysctls", "--sysctl"],
     ["volumesFrom", "--volumes-from"],
+    ["links", "--link"],
     ["cgroupParent", "--cgroup-parent"],
     ["runtime", "--runtime"],
     ["oomKillDisable", "--oom-kill-disable"],

@@ -75,6 +75,9 @@ export const EndpointSchema = z.object({
   gateway: z.string(),
   macAddress: z.string(),
   aliases: z.array(z.string()),
+  ipv6Address: z.string().optional(),
+  ipv6PrefixLen: z.number().optional(),
+  ipv6Gateway: z.string().optional(),
 });
 export type Endpoint = z.infer<typeof EndpointSchema>;
 

@@ -8,6 +8,7 @@ import type { ContainerConfig } from "../images/image-config.ts";
 import { chainIdOf } from "../layers/chain-id.ts";
 import type { ExecSession, ExitStatus, StdioSession } from "../monitor/monitor.ts";
 import { readLogs } from "../monitor/monitor.ts";
+import { JsonLogMirror, jsonLogLimits } from "../monitor/json-log.ts";
 import { resizeLine, writeCtl } from "../monitor/attach.ts";
 import { buildRuntimeSpec, type DeviceNode, type BindMount } from "../runtime/spec.ts";
 import { deviceNodes, hostDevices } from "../runtime/devices.ts";
@@ -20,6 +21,8 @@ import { RootfsMounts, RUNNING } from "./rootfs-mounts.ts";
 import { applyUpdate, type ContainerUpdate } from "./update.ts";
 import type { Change } from "../archive/upper-diff.ts";
 import { CreateOptionsSchema, type ContainerRecord, type CreateOptions, type MountSpec, type NetworkAttachment } from "./container-record.ts";
+import { envKey } from "../../../shared/env.ts";
+import { resolveLinks } from "./links.ts";
 import { generateName, VALID_CONTAINER_NAME } from "./names.ts";
 import { effectiveHealthcheck, healthProbe, HealthMonitor, validateHealthcheck } from "./health.ts";
 import { checkHostOptions, logsReadable, parseVolumesFrom } from "./host-options.ts";
@@ -93,6 +96,8 @@ export class ContainerService {
   private readonly execs: ContainerExecs;
   private readonly snapshotOps: ContainerSnapshotOps;
   private readonly networking: ContainerNetworking;
+  private jsonLogTimer?: NodeJS.Timeout;
+  private readonly jsonLogs = new Map<string, JsonLogMirror>();
   private readonly health: HealthMonitor;
   /** The one owner of every container's rootfs mount: the running container and copies share it. */
   private readonly rootfsMounts: RootfsMounts;
@@ -170,6 +175,7 @@ export class ContainerService {
       stateDir: join(dir, "monitor"),
       bundle: dir,
       logPath: join(dir, "container.log"),
+      jsonLogPath: join(dir, `${id}-json.log`),
       rootfs: join(dir, "rootfs"),
       hostsPath: join(dir, "hosts"),
       hostnamePath: join(dir, "hostname"),
@@ -219,10 +225,36 @@ export class ContainerService {
       network.reconcileRules().catch((err: unknown) => logger.warn({ err }, "firewall reconcile failed"));
     }, 10_000);
     this.reconcileTimer.unref();
+    // Docker's json-file is written as the container writes; here it follows conmon's file within a second (json-log.ts).
+    this.jsonLogTimer = setInterval(() => {
+      for (const r of this.deps.store.list()) {
+        if (r.state.status === "running" || r.state.status === "paused" || r.state.status === "restarting")
+          this.jsonLog(r)
+            ?.sync()
+            .catch((err: unknown) => logger.warn({ err, id: r.id }, "json-file log: catching up failed"));
+      }
+    }, 1000);
+    this.jsonLogTimer.unref();
+  }
+
+  /** The json-file mirror of a container's log (json-file and local drivers), made on first use. */
+  private jsonLog(record: ContainerRecord): JsonLogMirror | undefined {
+    const driver = record.options.logConfig.type;
+    if (driver !== "json-file" && driver !== "local") return undefined;
+    let m = this.jsonLogs.get(record.id);
+    if (!m) {
+      const p = this.paths(record.id);
+      m = new JsonLogMirror(p.logPath, p.jsonLogPath, jsonLogLimits(driver, record.options.logConfig.config));
+      this.jsonLogs.set(record.id, m);
+    }
+    return m;
   }
 
   close(): void {
     this.closed = true;
+    if (this.jsonLogTimer) clearInterval(this.jsonLogTimer);
+    for (const m of this.jsonLogs.values()) void m.close().catch(bestEffort(this.deps.logger, "close a json-file log"));
+    this.jsonLogs.clear();
     if (this.reconcileTimer) clearInterval(this.reconcileTimer);
     for (const c of this.exitWatchers.values()) c.abort();
     for (const t of this.restartTimers.values()) clearTimeout(t);
@@ -256,7 +288,6 @@ export class ContainerService {
 
     const { path, args } = commandLine(config, options);
     if (options.networkMode.startsWith("container:")) throw notImplemented("--network container:NAME is not supported");
-    if (options.networkMode === "default") options.networkMode = "bridge";
     // Docker joins the networks of NetworkingConfig (when given) rather than NetworkMode's. A network
     // that does not exist is refused at start ("network X not found"), as Docker does: a 404 here
     // would make the docker CLI believe the image is missing and pull it.
@@ -397,6 +428,11 @@ export class ContainerService {
       await writeFile(p.hostnamePath, `${hostname}\n`);
       const joins = joinsNetworks(record.options.networkMode) ? withShortIdAliases(record, record.networks ?? defaultNetworks(record.options)) : [];
       record.networks = joins;
+      const links = await resolveLinks(
+        record,
+        (n) => this.get(n),
+        async (imageId) => (await images.config(imageId).catch(bestEffort(logger, `read the config of image ${imageId}`)))?.config ?? undefined,
+      );
       const attached = await network.attach({
         containerId: record.id,
         name: record.name,
@@ -405,7 +441,8 @@ export class ContainerService {
         ports: record.options.ports,
         networks: joins.map((n) => ({ network: n.name, aliases: n.aliases, ipv4Address: n.ipv4Address })),
         macAddress: record.options.macAddress || undefined,
-        extraHosts: record.options.extraHosts,
+        extraHosts: [...record.options.extraHosts, ...links.hosts],
+        dns: { servers: record.options.dns, search: record.options.dnsSearch, options: record.options.dnsOptions },
         hostsPath: p.hostsPath,
         resolvConfPath: p.resolvConfPath,
       });
@@ -456,6 +493,9 @@ export class ContainerService {
         cgroupsPath: `${this.deps.cgroupParent}/${record.id}`,
         host: this.deps.specHost,
       });
+      // The container's own variables win over the links', as in Docker.
+      const own = new Set(spec.process.env.map(envKey));
+      spec.process.env.push(...links.env.filter((e) => !own.has(envKey(e))));
       await mkdirInRoot(p.rootfs, spec.process.cwd);
       await writeFile(join(p.bundle, "config.json"), JSON.stringify(spec));
       await runc.delete(record.id, { force: true }).catch(bestEffort(this.deps.logger, `runc delete ${record.id}`));
@@ -548,6 +588,10 @@ export class ContainerService {
     if (record.state.status !== "running" && record.state.status !== "paused" && record.state.status !== "restarting") return; // handled already
     const p = this.paths(record.id);
     await this.health.stop(record);
+    // The last lines reach the json file now, not at the next look.
+    await this.jsonLog(record)
+      ?.sync(true)
+      .catch(bestEffort(logger, `json-file log of ${record.id}: last catch-up`));
     // Without a monitor the processes may still run: --force kills them all (the cgroup) before deleting.
     await runc.delete(record.id, { force: true }).catch((err: unknown) => logger.warn({ err, id: record.id }, "runc delete after the exit failed"));
     await network.detach(record.id).catch((err: unknown) => logger.warn({ err, id: record.id }, "network detach failed"));
@@ -804,6 +848,11 @@ export class ContainerService {
           .catch((err: unknown) => logger.warn({ err, volume: m.source }, "could not remove an anonymous volume"));
       }
     }
+    await this.jsonLogs
+      .get(record.id)
+      ?.close()
+      .catch(bestEffort(logger, `close the json-file log of ${record.id}`));
+    this.jsonLogs.delete(record.id);
     this.emitEvent("destroy", record);
     for (const w of this.removeWaiters.get(record.id) ?? []) w();
     this.removeWaiters.delete(record.id);
@@ -887,7 +936,8 @@ export class ContainerService {
   logs(idOrName: string, opts: { follow?: boolean; tail?: number; since?: number; until?: number; signal?: AbortSignal }) {
     const record = this.get(idOrName);
     if (!logsReadable(record.options)) throw notImplemented("configured logging driver does not support reading");
-    return readLogs(this.paths(record.id).logPath, {
+    const mirror = this.jsonLog(record);
+    return (mirror ? mirror.read.bind(mirror) : (o: Parameters<typeof readLogs>[1]) => readLogs(this.paths(record.id).logPath, o))({
       ...opts,
       isRunning: async () => {
         const r = this.deps.store.get(record.id);

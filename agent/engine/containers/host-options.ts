@@ -1,5 +1,7 @@
 import { invalidArgument, notImplemented } from "../errors.ts";
 import type { ContainerOptions } from "./container-record.ts";
+import { jsonLogLimits } from "../monitor/json-log.ts";
+import { parseLink } from "./links.ts";
 
 /**
  * Create-time checks of the host options whose only effect Berth has is the one Docker
@@ -36,6 +38,8 @@ export function checkHostOptions(o: ContainerOptions): void {
   for (const key of Object.keys(o.logConfig.config)) {
     if (!LOG_OPTS[driver as (typeof LOG_DRIVERS)[number]].includes(key)) throw invalidArgument(`unknown log opt '${key}' for ${driver} log driver`);
   }
+  if (driver === "json-file" || driver === "local") jsonLogLimits(driver, o.logConfig.config);
+  for (const l of o.links) parseLink(l);
   if (o.runtime === "") o.runtime = "runc";
   if (o.runtime !== "runc") throw invalidArgument(`unknown or invalid runtime name: ${o.runtime}`);
   if (o.isolation !== "" && o.isolation !== "default") throw invalidArgument(`Invalid isolation: "${o.isolation}" - linux only supports 'default'`);

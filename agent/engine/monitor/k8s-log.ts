@@ -50,6 +50,8 @@ export interface ReadLogsOptions {
   isRunning?: () => Promise<boolean>;
   /** For `follow`: how often to look for new data without a file-system event (default 250 ms). */
   pollMs?: number;
+  /** Start at this offset when the file is still this inode (json-log.ts continues from its mirror). */
+  startAt?: { ino: number; pos: number };
 }
 
 const CHUNK = 64 * 1024;
@@ -82,7 +84,7 @@ export async function* readLogs(logPath: string, opts: ReadLogsOptions = {}): As
   let waiter: ChangeWaiter | undefined;
   try {
     let ino = fh ? (await fh.stat()).ino : undefined;
-    let pos = 0;
+    let pos = opts.startAt && opts.startAt.ino === ino ? opts.startAt.pos : 0;
     let rest: Buffer = Buffer.alloc(0);
     const drain = async (): Promise<JoinedLine[]> => {
       if (!fh) return [];

@@ -3,7 +3,7 @@ import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { dnsResolvConf, filterResolvConf, hostnameNames, renderHosts, writeInPlace } from "./hosts.ts";
+import { dnsResolvConf, filterResolvConf, hostnameNames, renderHosts, renderResolvConf, writeInPlace } from "./hosts.ts";
 
 test("resolv.conf: 127.x nameservers dropped, options kept, Google's as the fallback", () => {
   assert.equal(filterResolvConf("search lan\nnameserver 127.0.0.53\nnameserver 10.0.0.2\noptions edns0\n"), "search lan\nnameserver 10.0.0.2\noptions edns0\n");
@@ -46,4 +46,21 @@ test("writeInPlace keeps the inode (bind mounts see the change)", async (t) => {
   await writeInPlace(p, "short\n");
   assert.equal((await stat(p)).ino, before);
   assert.equal(await readFile(p, "utf8"), "short\n");
+});
+
+test("--dns* (libnetwork's rules): each flag replaces the host's lines; '.' means no search; a user network keeps its server", () => {
+  const host = "search lan\nnameserver 127.0.0.53\nnameserver 10.0.0.2\noptions edns0\n";
+  const none = { servers: [], search: [], options: [] };
+  assert.equal(renderResolvConf(host, undefined, none), filterResolvConf(host));
+  assert.equal(renderResolvConf(host, "10.210.0.1", undefined), dnsResolvConf(host, "10.210.0.1"));
+  assert.equal(
+    renderResolvConf(host, undefined, { servers: ["192.0.2.1"], search: [], options: [] }),
+    "nameserver 192.0.2.1\nsearch lan\noptions edns0\n",
+  );
+  assert.equal(renderResolvConf(host, undefined, { servers: [], search: ["a.example", "b.example"], options: [] }), "nameserver 10.0.0.2\nsearch a.example b.example\noptions edns0\n");
+  assert.equal(renderResolvConf(host, undefined, { servers: ["192.0.2.1"], search: ["."], options: ["ndots:2"] }), "nameserver 192.0.2.1\noptions ndots:2\n");
+  assert.equal(
+    renderResolvConf(host, "10.210.0.1", { servers: ["192.0.2.1"], search: ["x.example"], options: ["timeout:1"] }),
+    "nameserver 10.210.0.1\nsearch x.example\noptions timeout:1 ndots:0\n",
+  );
 });

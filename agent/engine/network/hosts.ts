@@ -95,6 +95,47 @@ export function dnsResolvConf(host: string, server: string): string {
   return ["nameserver " + server, ...kept, ...(kept.some((l) => /ndots:/.test(l)) ? [] : ["options ndots:0"])].join("\n") + "\n";
 }
 
+/** `--dns`, `--dns-search`, `--dns-option` of a container. */
+export interface DnsSettings {
+  servers: string[];
+  search: string[];
+  options: string[];
+}
+
+/**
+ * A container's resolv.conf with Docker's rules (libnetwork's setupDNS): without any `--dns*`,
+ * the host's (filtered) or the embedded server's; otherwise each of nameservers, search domains
+ * and options comes from its flag when given and from the host's file when not, and
+ * `--dns-search .` means no search domain. On a user network (`server` set) the server stays the
+ * only nameserver, as Docker's 127.0.0.11 does; Docker makes `--dns` the embedded server's
+ * upstreams, which aardvark-dns 1.4 (Debian bookworm's) cannot take per container: there they
+ * are not used (the server forwards to the host's resolvers) and only search and options apply.
+ */
+export function renderResolvConf(host: string, server: string | undefined, dns: DnsSettings | undefined): string {
+  if (!dns || (dns.servers.length === 0 && dns.search.length === 0 && dns.options.length === 0))
+    return server ? dnsResolvConf(host, server) : filterResolvConf(host);
+  const hostLines = (key: string) =>
+    host
+      .split("\n")
+      .map((l) => new RegExp(`^\\s*${key}\\s+(.*)$`).exec(l)?.[1]?.trim())
+      .filter((v): v is string => !!v);
+  const nameservers = server
+    ? [server]
+    : dns.servers.length
+      ? dns.servers
+      : nameserversOf(filterResolvConf(host));
+  const search = dns.search.length ? (dns.search[0] === "." ? [] : dns.search) : hostLines("search").flatMap((l) => l.split(/\s+/));
+  const options = dns.options.length ? [...dns.options] : hostLines("options").flatMap((l) => l.split(/\s+/));
+  if (server && !options.some((o) => o.startsWith("ndots:"))) options.push("ndots:0");
+  return (
+    [
+      ...nameservers.map((n) => `nameserver ${n}`),
+      ...(search.length ? [`search ${search.join(" ")}`] : []),
+      ...(options.length ? [`options ${options.join(" ")}`] : []),
+    ].join("\n") + "\n"
+  );
+}
+
 /** Nameserver addresses of a resolv.conf (so new subnets can avoid them). */
 export function nameserversOf(resolvConf: string): string[] {
   const out: string[] = [];

@@ -35,6 +35,8 @@ export interface InterfaceSpec {
   defaultGateway?: string;
   /** Bridge the host end joins. */
   bridge: string;
+  /** An IPv6 address too (IPv6 networks), and the IPv6 default route's gateway with `defaultGateway`. */
+  ipv6?: { address: string; prefixLen: number; gateway: string };
 }
 
 /** `ip -batch` lines run inside the container's namespace to create and configure one interface. */
@@ -45,6 +47,9 @@ function insideLines(i: InterfaceSpec): string[] {
     `link set ${i.ifName} up`,
   ];
   if (i.defaultGateway) lines.push(`route add default via ${i.defaultGateway} dev ${i.ifName}`);
+  // nodad: the address is the network's to give (unique by construction); waiting for duplicate detection only delays it.
+  if (i.ipv6) lines.push(`addr add ${i.ipv6.address}/${i.ipv6.prefixLen} dev ${i.ifName} nodad`);
+  if (i.ipv6 && i.defaultGateway) lines.push(`route add ::/0 via ${i.ipv6.gateway} dev ${i.ifName}`);
   return lines;
 }
 

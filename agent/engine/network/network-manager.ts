@@ -55,6 +55,7 @@
  * use or predefined, subnet overlap, container not connected), Unavailable (a
  * host tool failed: the message names the command and its error).
  */
+import { addressInSubnet6, ipv6Available, overlaps6, parseSubnet6 } from "./ipv6.ts";
 import { randomBytes } from "node:crypto";
 import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { isAbsolute, join } from "node:path";
@@ -63,8 +64,8 @@ import { alreadyExists, conflict, invalidArgument, notFound, unavailable } from 
 import { run } from "./exec.ts";
 import { EmbeddedDns, type DnsNetwork } from "./dns.ts";
 import {
-  dnsResolvConf,
-  filterResolvConf,
+  renderResolvConf,
+  type DnsSettings,
   hostnameNames,
   parseExtraHost,
   type HostsEntry,
@@ -119,6 +120,10 @@ export interface NetworkEndpoint {
   gateway: string;
   macAddress: string;
   aliases: string[];
+  /** On IPv6 networks. */
+  ipv6Address?: string;
+  ipv6PrefixLen?: number;
+  ipv6Gateway?: string;
 }
 
 /** One network a container joins, with its endpoint settings (Docker's EndpointSettings). */
@@ -162,6 +167,8 @@ export interface AttachRequest {
   macAddress?: string;
   /** `--add-host` entries ("NAME:IP", IP may be `host-gateway`), written to the hosts file before its own entry, as Docker does. */
   extraHosts?: string[];
+  /** `--dns`, `--dns-search`, `--dns-option` (hosts.ts renderResolvConf); ignored in host mode, as Docker does. */
+  dns?: DnsSettings;
 }
 
 export interface AttachResult {
@@ -185,6 +192,8 @@ export interface CreateNetworkOptions {
   gateway?: string;
   /** `--ip-range`: dynamic addresses come from this part of the subnet; needs `subnet`. */
   ipRange?: string;
+  /** `--ipv6` with an IPv6 `--subnet`: members get an address of it too. */
+  subnet6?: string;
   /** Driver options (`-o`): kept and shown as given. */
   options?: Record<string, string>;
   /** No outbound access, no traffic in from outside the bridge. */
@@ -595,6 +604,10 @@ export class NetworkManager {
       ) {
         throw invalidArgument(`gateway ${gateway} is not a host address of subnet ${formatSubnet(subnet)}`);
       }
+      const subnet6 = opts.subnet6 ? parseSubnet6(opts.subnet6) : undefined;
+      if (subnet6 && !(await ipv6Available())) throw invalidArgument("IPv6 is disabled in this host's kernel (net.ipv6.conf.all.disable_ipv6)");
+      if (subnet6 && [...this.networks.values()].some((n) => n.subnet6 && overlaps6(parseSubnet6(n.subnet6), subnet6)))
+        throw conflict(`Pool overlaps with other one on this address space: ${subnet6.cidr}`);
       const id = randomBytes(32).toString("hex");
       const allocator = new AddressAllocator(subnet, gateway, ipRange);
       const rec: NetworkRecord = {
@@ -607,6 +620,7 @@ export class NetworkManager {
         userSubnet: !!opts.subnet,
         userGateway: !!opts.gateway,
         ...(ipRange ? { ipRange: formatSubnet(ipRange) } : {}),
+        ...(subnet6 ? { subnet6: subnet6.cidr, gateway6: addressInSubnet6(subnet6, 1) } : {}),
         options: { ...(opts.options ?? {}) },
         internal: opts.internal ?? false,
         labels: { ...(opts.labels ?? {}) },
@@ -791,6 +805,12 @@ export class NetworkManager {
       if (!has) lines.push(`addr add ${n.gateway}/${prefixLen} dev ${n.bridge}`);
       if (!link.flags?.includes("UP")) lines.push(`link set ${n.bridge} up`);
     }
+    for (const n of networks) {
+      if (n.driver !== "bridge" || !n.bridge || !n.subnet6 || !n.gateway6) continue;
+      const len = parseSubnet6(n.subnet6).prefixLen;
+      const has = addrs.find((a) => a.ifname === n.bridge)?.addr_info?.some((a) => a.local === n.gateway6 && a.prefixlen === len);
+      if (!has) lines.push(`addr add ${n.gateway6}/${len} dev ${n.bridge} nodad`);
+    }
     if (lines.length > 0) {
       await run("ip", ["-batch", "-"], lines.join("\n") + "\n");
     }
@@ -864,12 +884,13 @@ export class NetworkManager {
       ports: [],
       endpoints: [],
       extraHosts: this.extraHostEntries(req.extraHosts),
+      ...(req.dns ? { dns: req.dns } : {}),
     };
     await this.store.saveContainer(c);
     this.containers.set(c.containerId, c);
     try {
       await createNetns(netnsPath, []);
-      await writeInPlace(req.resolvConfPath, filterResolvConf(await readHostFile(this.hostResolvConfPath)));
+      await writeInPlace(req.resolvConfPath, renderResolvConf(await readHostFile(this.hostResolvConfPath), undefined, req.dns));
       await this.writeHosts(c, true);
     } catch (err) {
       this.containers.delete(c.containerId);
@@ -930,6 +951,7 @@ export class NetworkManager {
         ports,
         endpoints,
         extraHosts: this.extraHostEntries(req.extraHosts),
+        ...(req.dns ? { dns: req.dns } : {}),
       };
       // The record first: after a crash from here on, init() finds and removes what follows.
       await this.store.saveContainer(c);
@@ -1000,6 +1022,12 @@ export class NetworkManager {
       gateway: net.gateway!,
       macAddress: macAddress || macFromIp(ip),
       aliases,
+      ...(net.subnet6 && net.gateway6
+        ? (() => {
+            const s6 = parseSubnet6(net.subnet6);
+            return { ipv6Address: addressInSubnet6(s6, ipToInt(ip) - parseSubnet(net.subnet!).base), ipv6PrefixLen: s6.prefixLen, ipv6Gateway: net.gateway6 };
+          })()
+        : {}),
     };
   }
 
@@ -1013,6 +1041,7 @@ export class NetworkManager {
       prefixLen: e.prefixLen,
       bridge: net.bridge!,
       ...(defaultRoute ? { defaultGateway: e.gateway } : {}),
+      ...(e.ipv6Address && e.ipv6Gateway ? { ipv6: { address: e.ipv6Address, prefixLen: e.ipv6PrefixLen ?? 64, gateway: e.ipv6Gateway } } : {}),
     };
   }
 
@@ -1034,6 +1063,7 @@ export class NetworkManager {
       gateway: e.gateway,
       macAddress: e.macAddress,
       aliases: [...e.aliases],
+      ...(e.ipv6Address ? { ipv6Address: e.ipv6Address, ipv6PrefixLen: e.ipv6PrefixLen, ipv6Gateway: e.ipv6Gateway } : {}),
     };
   }
 
@@ -1065,6 +1095,7 @@ export class NetworkManager {
       ...(n.userSubnet ? { userSubnet: true } : {}),
       ...(n.userGateway ? { userGateway: true } : {}),
       ...(n.ipRange ? { ipRange: n.ipRange } : {}),
+      ...(n.subnet6 ? { subnet6: n.subnet6, gateway6: n.gateway6 } : {}),
       options: { ...(n.options ?? {}) },
       internal: n.internal,
       labels: { ...n.labels },
@@ -1142,7 +1173,7 @@ export class NetworkManager {
     if (!initial && server === c.dnsServer) return;
     const host = await readHostFile(this.hostResolvConfPath);
     try {
-      await writeInPlace(c.resolvConfPath, server ? dnsResolvConf(host, server) : filterResolvConf(host));
+      await writeInPlace(c.resolvConfPath, renderResolvConf(host, server, c.dns));
     } catch (err) {
       if (initial) throw err;
       this.log.warn({ err, containerId: c.containerId, path: c.resolvConfPath }, "cannot update resolv.conf");

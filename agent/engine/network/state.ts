@@ -32,6 +32,9 @@ export interface NetworkRecord {
   userGateway?: boolean;
   /** `--ip-range`: where dynamic addresses come from. */
   ipRange?: string;
+  /** `--ipv6 --subnet <v6 CIDR>`: the IPv6 subnet and its gateway (the bridge's address), next to the IPv4 ones. */
+  subnet6?: string;
+  gateway6?: string;
   /** Driver options as the user gave them (`-o`), shown unchanged. */
   options?: Record<string, string>;
   internal: boolean;
@@ -60,6 +63,10 @@ export interface EndpointRecord {
   gateway: string;
   macAddress: string;
   aliases: string[];
+  /** On an IPv6 network (ipv6.ts: the IPv4 lease's host number in the IPv6 subnet). */
+  ipv6Address?: string;
+  ipv6PrefixLen?: number;
+  ipv6Gateway?: string;
 }
 
 export interface ContainerRecord {
@@ -80,6 +87,8 @@ export interface ContainerRecord {
   extraHosts?: Array<{ ip: string; names: string[] }>;
   /** The nameserver its resolv.conf names: a user network's gateway (the DNS server), or absent (the host's). */
   dnsServer?: string;
+  /** `--dns*` of the container, kept for the rewrites of its resolv.conf. */
+  dns?: { servers: string[]; search: string[]; options: string[] };
 }
 
 export class StateStore {
