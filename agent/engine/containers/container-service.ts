@@ -541,7 +541,7 @@ export class ContainerService extends EventEmitter {
       });
       await mkdirInRoot(p.rootfs, spec.process.cwd);
       await writeFile(join(p.bundle, "config.json"), JSON.stringify(spec));
-      await runc.delete(record.id, { force: true }).catch(bestEffort(this.deps.logger, `runc delete ${record.id}`));
+      if (await runc.hasState(record.id)) await runc.delete(record.id, { force: true }).catch(bestEffort(this.deps.logger, `runc delete ${record.id}`));
       await rm(p.stateDir, { recursive: true, force: true });
       const created = await monitor.create({
         ...monitorPaths(p),
@@ -869,7 +869,8 @@ export class ContainerService extends EventEmitter {
     this.exitWatchers.delete(record.id);
     await this.health.stop(record);
     const p = this.paths(record.id);
-    await runc.delete(record.id, { force: true }).catch(bestEffort(logger, `runc delete ${record.id}`));
+    // Usually deleted at the exit already: a second `runc delete` would only fork to say so.
+    if (await runc.hasState(record.id)) await runc.delete(record.id, { force: true }).catch(bestEffort(logger, `runc delete ${record.id}`));
     await network.detach(record.id);
     await this.rootfsMounts
       .releaseAll(record.id, p.rootfs)
