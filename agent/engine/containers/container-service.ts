@@ -17,6 +17,7 @@ import type { NetworkManager } from "../network/network-manager.ts";
 import { buildRuntimeSpec, type DeviceNode, type NamespaceOptions, type SpecHost, type SpecProcess, type BindMount } from "../runtime/spec.ts";
 import { deviceNodes, hostDevices } from "../runtime/devices.ts";
 import { Runc, RuncError, signalNumber } from "../runtime/runc.ts";
+import type { Runtimes } from "../runtime/runtimes.ts";
 import { resolveUser } from "../runtime/user.ts";
 import { mkdirInRoot } from "../runtime/mkdir-in-root.ts";
 import { guardRuntimeDirs } from "../runtime/rootfs-guard.ts";
@@ -65,6 +66,8 @@ export interface ContainerServiceDeps {
   logger: Logger;
   /** cgroup parent of every container ("/berth" → /sys/fs/cgroup/<controller>/berth/<id>). */
   cgroupParent: string;
+  /** The runtime `runc` and `monitor` run (default: runc only), for `--runtime` at create. */
+  runtimes?: Runtimes;
 }
 
 export interface ContainerEvent {
@@ -323,7 +326,7 @@ export class ContainerService extends EventEmitter {
     if (!parsed.success) throw invalidArgument(`invalid container options: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
     for (const h of parsed.data.extraHosts) parseExtraHost(h); // refused at create, as Docker does
     const options = parsed.data;
-    checkHostOptions(options);
+    checkHostOptions(options, this.deps.runtimes);
     const { images, store, snapshots, volumes, network } = this.deps;
     const image = images.resolve(options.image);
     const config = (await images.config(image.id)).config ?? {};

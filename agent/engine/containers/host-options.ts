@@ -1,4 +1,5 @@
 import { invalidArgument, notImplemented } from "../errors.ts";
+import { Runtimes } from "../runtime/runtimes.ts";
 import type { ContainerOptions } from "./container-record.ts";
 
 /**
@@ -27,7 +28,7 @@ export function logsReadable(o: Pick<ContainerOptions, "logConfig">): boolean {
  * Normalizes (an empty log driver is json-file) and checks, in place.
  * @throws InvalidArgument / NotImplemented naming the option, as Docker words it
  */
-export function checkHostOptions(o: ContainerOptions): void {
+export function checkHostOptions(o: ContainerOptions, runtimes: Runtimes = Runtimes.runcOnly()): void {
   if (o.logConfig.type === "") o.logConfig.type = "json-file";
   const driver = o.logConfig.type;
   if (DOCKER_ONLY_LOG_DRIVERS.includes(driver))
@@ -36,8 +37,7 @@ export function checkHostOptions(o: ContainerOptions): void {
   for (const key of Object.keys(o.logConfig.config)) {
     if (!LOG_OPTS[driver as (typeof LOG_DRIVERS)[number]].includes(key)) throw invalidArgument(`unknown log opt '${key}' for ${driver} log driver`);
   }
-  if (o.runtime === "") o.runtime = "runc";
-  if (o.runtime !== "runc") throw invalidArgument(`unknown or invalid runtime name: ${o.runtime}`);
+  o.runtime = runtimes.resolve(o.runtime);
   if (o.isolation !== "" && o.isolation !== "default") throw invalidArgument(`Invalid isolation: "${o.isolation}" - linux only supports 'default'`);
   if (o.volumeDriver !== "" && o.volumeDriver !== "local")
     throw invalidArgument(`error looking up volume plugin ${o.volumeDriver}: plugin "${o.volumeDriver}" not found`);
