@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { z } from "zod";
+import { RUNTIME_NAMES, type RuntimeName } from "./engine/runtime/runtimes.ts";
 import { normalizeFingerprint } from "./link/pinned-tls.ts";
 
 function isFingerprint(value: string): boolean {
@@ -29,6 +30,7 @@ export const AgentConfigSchema = z.object({
   "registry-stall-timeout": z.coerce.number().positive("a number of seconds greater than 0").max(3600).default(30),
   "log-level": z.enum(["trace", "debug", "info", "warn", "error", "fatal"]).default("info"),
   "exec-root": z.string().min(1).default("/run/berth"),
+  runtime: z.enum(RUNTIME_NAMES, { error: `one of ${RUNTIME_NAMES.join(", ")}` }).default("runc"),
   bridge: z
     .string()
     .regex(/^[a-zA-Z0-9_.-]{1,15}$/, "a network interface name of at most 15 characters")
@@ -56,6 +58,8 @@ export interface AgentConfig {
   registryStallTimeoutMs: number;
   logLevel: string;
   execRoot: string;
+  /** The OCI runtime every container runs with. */
+  runtime: RuntimeName;
   bridge: string;
   bridgeSubnet: string;
   /** Present only when a console URL is configured. */
@@ -82,6 +86,8 @@ Options (each is also a key of the JSON config file):
   --registry-stall-timeout SECONDS  a registry request or download without progress for this long fails (default 30)
   --log-level LEVEL            trace|debug|info|warn|error (default info)
   --exec-root DIR              run-time state: runc state, network namespaces (default /run/berth)
+  --runtime runc|crun          the OCI runtime containers run with (default runc; crun needs a host
+                               without hybrid cgroups: the agent says at start why it cannot use one)
   --bridge NAME                the default bridge (default berth0)
   --bridge-subnet CIDR         its subnet (default 10.209.0.0/16; Docker's 172.17.0.0/16 is left alone)
   --console-url URL            the Berth console to dial (https://console:8443); none: no console link
@@ -113,6 +119,7 @@ export function loadAgentConfig(argv: string[]): AgentConfig | "help" {
         "registry-stall-timeout": { type: "string" },
         "log-level": { type: "string" },
         "exec-root": { type: "string" },
+        runtime: { type: "string" },
         bridge: { type: "string" },
         "bridge-subnet": { type: "string" },
         "console-url": { type: "string" },
@@ -152,6 +159,7 @@ export function loadAgentConfig(argv: string[]): AgentConfig | "help" {
     "registry-stall-timeout",
     "log-level",
     "exec-root",
+    "runtime",
     "bridge",
     "bridge-subnet",
     "console-url",
@@ -185,6 +193,7 @@ export function loadAgentConfig(argv: string[]): AgentConfig | "help" {
     registryStallTimeoutMs: Math.round(c["registry-stall-timeout"] * 1000),
     logLevel: c["log-level"],
     execRoot: c["exec-root"],
+    runtime: c.runtime,
     bridge: c.bridge,
     bridgeSubnet: c["bridge-subnet"],
   };

@@ -55,6 +55,7 @@ async function main(): Promise<void> {
       insecureRegistries: config.insecureRegistries,
       registryStallTimeoutMs: config.registryStallTimeoutMs,
       execRoot: config.execRoot,
+      runtime: config.runtime,
       bridgeName: config.bridge,
       bridgeSubnet: config.bridgeSubnet,
       chainPrefix: chainPrefixOf(config.bridge),

@@ -25,8 +25,13 @@
  *    The containers' own processes (sleep) are not counted.
  * 3. With --thousand: 1,000 running `sleep` containers on Berth (same method), the count and
  *    per-container memory checked, then removed.
+ * 4. With --scale N: N running `sleep` containers on Berth and on Docker Engine 20.10, one
+ *    engine after the other (same method): the wall time of the 1st, N/2-th and N-th
+ *    `run -d` (each also as the median of the ten starts from there), of all N starts and of
+ *    all N removals; whether a start costs more as the running count grows.
  *
- * Usage: bench/run [--runs N] [--count N] [--thousand]   (defaults 5, 100). Exits 1 if anything failed.
+ * Usage: bench/run [--runs N] [--count N] [--thousand] [--scale N] [--engines berth,docker,podman]
+ *   (defaults 5, 100, every engine; --runs 0 skips 1. and 2.). Exits 1 if anything failed.
  * Everything it starts (daemons, containers, bridges, firewall chains and rules, mounts,
  * temporary directories) is removed at the end, on failure and on SIGINT/SIGTERM.
  */
@@ -207,6 +212,8 @@ async function runRm(ctx: Context, v: Variant): Promise<number> {
 
 interface BatchResult {
   start: number;
+  /** Wall time of each `run -d`, in order (s). */
+  starts: number[];
   remove: number;
   perContainer: number;
   perContainerRss: number;
@@ -219,10 +226,12 @@ async function batch(ctx: Context, engine: EngineName, count: number, progress: 
   await new Promise((r) => setTimeout(r, SETTLE_MS));
   const before = await engineMemory(ctx, engine);
   const ids: string[] = [];
+  const starts: number[] = [];
   const t0 = performance.now();
   try {
     for (let i = 0; i < count; i++) {
       const r = await client(ctx, engine, ["run", "-d", ctx.ref, "sleep", "3600"]);
+      starts.push(r.seconds);
       if (r.code !== 0) throw new Error(`container ${i + 1}/${count}: ${failure(`${engine} run -d`, r)}${daemonTail(ctx, engine)}`);
       ids.push(r.stdout.trim().split("\n").pop()!);
       if ((i + 1) % 100 === 0 && count > 100) progress(`${i + 1}/${count} started, ${((performance.now() - t0) / 1000).toFixed(1)} s`);
@@ -246,7 +255,7 @@ async function batch(ctx: Context, engine: EngineName, count: number, progress: 
     const remove = (performance.now() - t1) / 1000;
     const left = await containerIds(ctx, engine, false);
     if (left.length) throw new Error(`${engine}: ${left.length} container(s) left after rm -f`);
-    return { start, remove, perContainer: (after.pss - before.pss) / count, perContainerRss: (after.rss - before.rss) / count, before, after };
+    return { start, starts, remove, perContainer: (after.pss - before.pss) / count, perContainerRss: (after.rss - before.rss) / count, before, after };
   } finally {
     // A failed batch must not leave containers for the next one.
     if (ids.length && !interrupted()) await client(ctx, engine, ["rm", "-f", ...ids], 600_000);
@@ -271,24 +280,44 @@ interface Cell {
 
 const stats = (xs: number[], digits = 3) => (xs.length ? [median(xs), Math.min(...xs), Math.max(...xs)].map((x) => x.toFixed(digits)) : ["-", "-", "-"]);
 
-function parseArgs(argv: string[]): { runs: number; count: number; thousand: boolean } {
+const USAGE = "usage: bench/run [--runs N] [--count N] [--thousand] [--scale N] [--engines berth,docker,podman]";
+
+function parseArgs(argv: string[]): { runs: number; count: number; thousand: boolean; scale: number; engines: EngineName[] } {
   let runs = 5;
   let count = 100;
   let thousand = false;
+  let scale = 0;
+  let engines = ENGINES;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === "--runs") runs = Number(argv[++i]);
     else if (a === "--count") count = Number(argv[++i]);
     else if (a === "--thousand") thousand = true;
-    else throw new Error(`unknown argument ${a}\nusage: bench/run [--runs N] [--count N] [--thousand]`);
+    else if (a === "--scale") scale = Number(argv[++i]);
+    else if (a === "--engines") {
+      const names = (argv[++i] ?? "").split(",").filter(Boolean);
+      const bad = names.filter((n) => !(ENGINES as string[]).includes(n));
+      if (!names.length || bad.length)
+        throw new Error(`--engines wants a list of ${ENGINES.join(", ")}${bad.length ? `, not ${bad.join(", ")}` : ""}\n${USAGE}`);
+      engines = ENGINES.filter((e) => names.includes(e));
+    } else throw new Error(`unknown argument ${a}\n${USAGE}`);
   }
-  if (!Number.isInteger(runs) || runs < 1) throw new Error("--runs wants a positive integer");
+  if (!Number.isInteger(runs) || runs < 0) throw new Error("--runs wants a whole number (0 skips run --rm and the batches)");
   if (!Number.isInteger(count) || count < 1) throw new Error("--count wants a positive integer");
-  return { runs, count, thousand };
+  if (!Number.isInteger(scale) || scale < 0 || scale === 1) throw new Error("--scale wants an integer of at least 2");
+  return { runs, count, thousand, scale, engines };
+}
+
+/** "0.412 s (median of 10 from there 0.398 s)": the `i`-th start (0-based) and the ten from there. */
+function startAt(starts: number[], i: number): string {
+  const window = starts.slice(Math.max(0, Math.min(i, starts.length - 10)), Math.max(0, Math.min(i, starts.length - 10)) + 10);
+  return `${starts[i]!.toFixed(3)} s (median of ${window.length} from there ${median(window).toFixed(3)} s)`;
 }
 
 async function main(): Promise<number> {
-  const { runs, count, thousand } = parseArgs(process.argv.slice(2));
+  const { runs, count, thousand, scale, engines } = parseArgs(process.argv.slice(2));
+  const runVariants = RUN_RM_VARIANTS.filter((v) => v.engine === "runc" || engines.includes(v.engine));
+  const scaleEngines = engines.filter((e) => e !== "podman");
   if (process.getuid?.() !== 0) throw new Error("bench/run needs root (containers, bridges, iptables)");
   for (const [bin, pkg] of [
     ["/usr/sbin/dockerd", "docker.io"],
@@ -387,7 +416,7 @@ async function main(): Promise<number> {
   });
 
   const ctx: Context = { ref, agent, dockerd, podmanDir, podmanEnv: env, runcRoot, bundle, seq: 0 };
-  for (const engine of ENGINES) {
+  for (const engine of engines) {
     const pull = engine === "podman" ? ["pull", "-q", "--tls-verify=false", ref] : ["pull", "-q", ref];
     await clientOk(ctx, engine, pull, 300_000);
   }
@@ -401,7 +430,7 @@ async function main(): Promise<number> {
   };
   const key = (v: Variant) => `${v.engine}|${v.network}`;
   log("warm-up: one run --rm of each");
-  for (const v of RUN_RM_VARIANTS) {
+  for (const v of runs > 0 ? runVariants : []) {
     try {
       const s = await runRm(ctx, v);
       log(`  warm-up ${v.engine} ${v.network}: ${s.toFixed(3)} s`);
@@ -412,7 +441,7 @@ async function main(): Promise<number> {
     }
   }
   for (let run = 1; run <= runs; run++) {
-    for (const v of RUN_RM_VARIANTS) {
+    for (const v of runVariants) {
       const c = cell(key(v));
       try {
         const s = await runRm(ctx, v);
@@ -427,9 +456,9 @@ async function main(): Promise<number> {
   }
 
   // 2. COUNT sleep containers
-  const batches = new Map<EngineName, { results: BatchResult[]; errors: string[] }>(ENGINES.map((e) => [e, { results: [], errors: [] }]));
+  const batches = new Map<EngineName, { results: BatchResult[]; errors: string[] }>(engines.map((e) => [e, { results: [], errors: [] }]));
   for (let run = 1; run <= runs; run++) {
-    for (const engine of ENGINES) {
+    for (const engine of engines) {
       const b = batches.get(engine)!;
       try {
         const res = await batch(ctx, engine, count, (s) => log(`    ${engine}: ${s}`));
@@ -459,6 +488,23 @@ async function main(): Promise<number> {
     }
   }
 
+  // 4. N on Berth and Docker
+  const scaled = new Map<EngineName, BatchResult | string>();
+  if (scale) {
+    for (const engine of scaleEngines) {
+      log(`${scale} containers on ${engine}`);
+      try {
+        const res = await batch(ctx, engine, scale, (s) => log(`    ${engine}: ${s}`));
+        scaled.set(engine, res);
+        log(`  ${scale} containers ${engine}: start ${res.start.toFixed(1)} s, remove ${res.remove.toFixed(1)} s`);
+      } catch (e) {
+        checkInterrupted();
+        scaled.set(engine, (e as Error).message);
+        log(`  ${scale} containers ${engine}: FAILED ${(e as Error).message.split("\n")[0]}`);
+      }
+    }
+  }
+
   // The report.
   const [dockerVersion, podmanVersion, runcVersion] = await Promise.all([
     client(ctx, "docker", ["version", "--format", "{{.Server.Version}}"]),
@@ -477,71 +523,97 @@ async function main(): Promise<number> {
     `image ${ref} (fixture busybox, 1 layer); bridges: berth ${agent.bridge} ${agent.subnet}, docker ${dockerd.bridge} ${dockerd.subnet}, podman podman0 10.88.0.0/16 (netavark)`,
   );
   out.push("");
-  out.push("1. `run --rm busybox true`: wall time of the client, spawn to exit (s)");
-  out.push(
-    ...table(
-      ["engine", "network", "client", "median", "min", "max"],
-      RUN_RM_VARIANTS.map((v) => {
-        const c = cell(key(v));
-        const line = [
-          v.engine,
-          v.network,
-          v.engine === "runc" ? "runc run (bundle)" : v.engine === "podman" ? "podman run --rm" : "docker run --rm",
-          ...stats(c.samples),
-        ];
-        if (c.errors.length) line.push(`(${c.errors.length} FAILED: ${c.errors[0]!.split("\n")[0]})`);
-        return line;
-      }),
-      [false, false, false, true, true, true],
-    ),
-  );
-  out.push("");
-  out.push(
-    `2. ${count} × \`run -d busybox sleep 3600\` then ${count} × \`rm -f ID\`, default bridge network, one client call at a time (sequential, from one script, same for every engine); wall time of each phase (s); memory per running container: (${hasSmapsRollup ? "PSS" : "RSS"} with ${count} running − with none) / ${count}`,
-  );
-  const memNote: Record<EngineName, string> = { berth: "agent + conmon", docker: "dockerd + containerd + shims", podman: "conmon (no daemon)" };
-  out.push(
-    ...table(
-      [
-        "engine",
-        `start ${count} median`,
-        "min",
-        "max",
-        `remove ${count} median`,
-        "min",
-        "max",
-        "MiB/container median",
-        "min",
-        "max",
-        "RSS MiB/ctr",
-        "processes measured (at count)",
-      ],
-      ENGINES.map((engine) => {
-        const b = batches.get(engine)!;
-        const rs = b.results;
-        const mem = rs.map((x) => x.perContainer / 1024 / 1024);
-        const last = rs[rs.length - 1];
-        const line = [
-          engine,
-          ...stats(
-            rs.map((x) => x.start),
-            2,
-          ),
-          ...stats(
-            rs.map((x) => x.remove),
-            2,
-          ),
-          ...stats(mem, 2),
-          rs.length ? median(rs.map((x) => x.perContainerRss / 1024 / 1024)).toFixed(2) : "-",
-          last ? `${memNote[engine]} (last run): ${memoryBreakdown(last, count)}` : memNote[engine],
-        ];
-        if (b.errors.length) line.push(`(${b.errors.length}/${runs} FAILED: ${b.errors[0]!.split("\n")[0]})`);
-        return line;
-      }),
-      [false, true, true, true, true, true, true, true, true, true, true, false],
-    ),
-  );
-  out.push("");
+  if (runs > 0) {
+    out.push("1. `run --rm busybox true`: wall time of the client, spawn to exit (s)");
+    out.push(
+      ...table(
+        ["engine", "network", "client", "median", "min", "max"],
+        runVariants.map((v) => {
+          const c = cell(key(v));
+          const line = [
+            v.engine,
+            v.network,
+            v.engine === "runc" ? "runc run (bundle)" : v.engine === "podman" ? "podman run --rm" : "docker run --rm",
+            ...stats(c.samples),
+          ];
+          if (c.errors.length) line.push(`(${c.errors.length} FAILED: ${c.errors[0]!.split("\n")[0]})`);
+          return line;
+        }),
+        [false, false, false, true, true, true],
+      ),
+    );
+    out.push("");
+    out.push(
+      `2. ${count} × \`run -d busybox sleep 3600\` then ${count} × \`rm -f ID\`, default bridge network, one client call at a time (sequential, from one script, same for every engine); wall time of each phase (s); memory per running container: (${hasSmapsRollup ? "PSS" : "RSS"} with ${count} running − with none) / ${count}`,
+    );
+    const memNote: Record<EngineName, string> = { berth: "agent + conmon", docker: "dockerd + containerd + shims", podman: "conmon (no daemon)" };
+    out.push(
+      ...table(
+        [
+          "engine",
+          `start ${count} median`,
+          "min",
+          "max",
+          `remove ${count} median`,
+          "min",
+          "max",
+          "MiB/container median",
+          "min",
+          "max",
+          "RSS MiB/ctr",
+          "processes measured (at count)",
+        ],
+        engines.map((engine) => {
+          const b = batches.get(engine)!;
+          const rs = b.results;
+          const mem = rs.map((x) => x.perContainer / 1024 / 1024);
+          const last = rs[rs.length - 1];
+          const line = [
+            engine,
+            ...stats(
+              rs.map((x) => x.start),
+              2,
+            ),
+            ...stats(
+              rs.map((x) => x.remove),
+              2,
+            ),
+            ...stats(mem, 2),
+            rs.length ? median(rs.map((x) => x.perContainerRss / 1024 / 1024)).toFixed(2) : "-",
+            last ? `${memNote[engine]} (last run): ${memoryBreakdown(last, count)}` : memNote[engine],
+          ];
+          if (b.errors.length) line.push(`(${b.errors.length}/${runs} FAILED: ${b.errors[0]!.split("\n")[0]})`);
+          return line;
+        }),
+        [false, true, true, true, true, true, true, true, true, true, true, false],
+      ),
+    );
+    out.push("");
+  }
+  if (scale) {
+    out.push(
+      `4. ${scale} × \`run -d busybox sleep 3600\` then ${scale} × \`rm -f ID\` (same method as 2.): wall time of single starts as the count grows, and of each phase`,
+    );
+    out.push(
+      ...table(
+        ["engine", "1st start", `${Math.floor(scale / 2)}th start`, `${scale}th start`, `start ${scale}`, `remove ${scale}`],
+        scaleEngines.map((engine) => {
+          const r = scaled.get(engine);
+          if (r === undefined || typeof r === "string") return [engine, `FAILED: ${(r ?? "not run").split("\n")[0]}`];
+          return [
+            engine,
+            startAt(r.starts, 0),
+            startAt(r.starts, Math.floor(scale / 2) - 1),
+            startAt(r.starts, scale - 1),
+            `${r.start.toFixed(1)} s`,
+            `${r.remove.toFixed(1)} s`,
+          ];
+        }),
+        [false, true, true, true, true, true],
+      ),
+    );
+    out.push("");
+  }
   if (thousand) {
     if (thousandResult) {
       const t = thousandResult;
@@ -559,7 +631,7 @@ async function main(): Promise<number> {
     ratio === undefined ? `${what}: n/a (a run failed)` : `${what}: ${ratio.toFixed(2)}× ${ratio <= target ? "met" : "MISSED"} (target ≤ ${target}×)`;
   const ratio = (a: number | undefined, b: number | undefined) => (a === undefined || b === undefined ? undefined : a / b);
   const bm = (e: EngineName, f: (x: BatchResult) => number) => {
-    const rs = batches.get(e)!.results;
+    const rs = batches.get(e)?.results ?? [];
     return rs.length ? median(rs.map(f)) : undefined;
   };
   out.push("Targets (Berth / Docker Engine, medians):");
@@ -589,6 +661,17 @@ async function main(): Promise<number> {
   out.push(
     `  memory per running container: ${perC === undefined ? "n/a" : `${mb(perC)} MiB ${perC <= TARGETS.perContainerMiB * 1024 * 1024 ? "met" : "MISSED"}`} (target ≤ ${TARGETS.perContainerMiB} MiB; Docker: ${mb(bm("docker", (x) => x.perContainer) ?? NaN)} MiB)`,
   );
+  if (scale) {
+    const got = (e: EngineName) => {
+      const r = scaled.get(e);
+      return r === undefined || typeof r === "string" ? undefined : r;
+    };
+    const [b, d] = [got("berth"), got("docker")];
+    out.push(`  ${verdict(ratio(b?.start, d?.start), TARGETS.startVsDocker, `start ${scale}`)}`);
+    out.push(`  ${verdict(ratio(b?.remove, d?.remove), TARGETS.removeVsDocker, `remove ${scale}`)}`);
+    const growth = (r: BatchResult | undefined) => (r ? median(r.starts.slice(-10)) / median(r.starts.slice(0, 10)) : undefined);
+    out.push(`  a start at ${scale} running / at none (medians of 10): berth ${growth(b)?.toFixed(2) ?? "n/a"}×, docker ${growth(d)?.toFixed(2) ?? "n/a"}×`);
+  }
   if (thousand)
     out.push(
       `  1,000 running containers: ${thousandResult ? "met" : "MISSED"}${thousandResult ? ` (${mb(thousandResult.perContainer)} MiB per container)` : ""}`,
@@ -599,6 +682,7 @@ async function main(): Promise<number> {
   for (const [k, c] of cells) if (c.errors.length) ((failed = true), log(`\n${k} failures:\n${c.errors.map((e) => `- ${e}`).join("\n")}`));
   for (const [k, b] of batches) if (b.errors.length) ((failed = true), log(`\n${k} ${count}-container failures:\n${b.errors.map((e) => `- ${e}`).join("\n")}`));
   if (thousandError) ((failed = true), log(`\n1,000 containers: ${thousandError}`));
+  for (const [e, r] of scaled) if (typeof r === "string") ((failed = true), log(`\n${e} ${scale} containers: ${r}`));
   return failed ? 1 : 0;
 }
 

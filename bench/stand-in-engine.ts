@@ -6,6 +6,7 @@
  * so what bench/fleet measures is the console and the real link protocol, not an engine.
  * Nothing outside bench/ may use it.
  */
+import { Runtimes } from "../agent/engine/runtime/runtimes.ts";
 import { createHash } from "node:crypto";
 import type { Containers, Engine, ImageBuilder, Images, ImagePuller, ImagePusher, Networks, Registries, Volumes } from "../agent/engine/engine.ts";
 import { ContainerRecordSchema, type ContainerRecord, type ContainerStatus } from "../agent/engine/containers/container-record.ts";
@@ -160,6 +161,7 @@ export class StandInEngine implements Engine {
   readonly builder: ImageBuilder = { build: no("build images"), uploads: { write: no("build images"), open: no("build images"), remove: async () => undefined } };
   readonly files: ContainerFilesystem = { statPath: no("copy files"), archivePath: no("copy files"), extractToDir: no("copy files") };
   readonly events = new EventBus();
+  readonly runtimes = Runtimes.runcOnly();
   readonly hostname: string;
 
   constructor(opts: StandInEngineOptions) {

@@ -162,8 +162,8 @@ export const CreateOptionsSchema = z.object({
   tmpfs: z.record(z.string(), z.string()).default({}),
   /** `--volumes-from`: "container[:ro|:rw]", resolved into `mounts` at create and kept for inspect. */
   volumesFrom: z.array(z.string()).default([]),
-  /** `--runtime`: only runc. */
-  runtime: z.string().default("runc"),
+  /** `--runtime`: "" is the agent's runtime (its --runtime setting); another is refused, naming why. */
+  runtime: z.string().default(""),
   /** `--isolation`: "" or "default" (Linux has no other). */
   isolation: z.string().default(""),
   /** `--memory-swappiness` (0-100); absent: the kernel's. */

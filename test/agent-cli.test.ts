@@ -22,6 +22,7 @@ test("flags and the config file give the same keys; flags win; defaults as docum
     registryStallTimeoutMs: 30_000,
     logLevel: "info",
     execRoot: "/run/berth",
+    runtime: "runc",
     bridge: "berth0",
     bridgeSubnet: "10.209.0.0/16",
   });
@@ -48,6 +49,9 @@ test("flags and the config file give the same keys; flags win; defaults as docum
   assert.deepEqual(both.registryMirrors, ["http://m:5000"]);
   const stall = loadAgentConfig(["--registry-stall-timeout", "2.5"]);
   assert.equal(stall !== "help" && stall.registryStallTimeoutMs, 2500);
+  const crun = loadAgentConfig(["--runtime", "crun"]);
+  assert.equal(crun !== "help" && crun.runtime, "crun");
+  assert.throws(() => loadAgentConfig(["--runtime", "kata"]), /runtime: one of runc, crun/);
 });
 
 test("bad configuration is refused with a message naming what is wrong", async (t) => {

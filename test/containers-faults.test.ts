@@ -705,6 +705,48 @@ describe("container faults, escapes and bad input through the docker CLI", () =>
     await expectNoLeftovers(agent, seenIds, "after the removal");
   });
 
+  test("kill -9 of conmon gives Exited (255) within a second, for a container this agent started and for one it adopted after a restart", async (t) => {
+    const adopted = uniq("deadmon-adopted");
+    const own = uniq("deadmon-own");
+    const idle = uniq("deadmon-idle");
+    removeAfter(t, adopted, own, idle);
+    const run = async (name: string) => {
+      const id = (await dockerOk(agent, ["run", "-d", "--name", name, "busybox", "sleep", "300"])).trim();
+      seenIds.add(id);
+      return id;
+    };
+    const adoptedId = await run(adopted);
+    const idleId = await run(idle);
+    await agent.kill();
+    await agent.restart();
+    const ownId = await run(own);
+    for (const id of [adoptedId, ownId]) {
+      const killedAt = Date.now();
+      process.kill(await monitorOf(id), "SIGKILL");
+      await until(
+        `docker inspect to show ${id.slice(0, 12)} exited 255`,
+        async () => {
+          const s = JSON.parse(await dockerOk(agent, ["inspect", "--format", "{{json .State}}", id])) as { Status: string; ExitCode: number };
+          return s.Status === "exited" && s.ExitCode === 255;
+        },
+        15_000,
+        agent,
+      );
+      const state = JSON.parse(await dockerOk(agent, ["inspect", "--format", "{{json .State}}", id])) as { FinishedAt: string; Error: string };
+      assert.match(state.Error, /its monitor died/);
+      // FinishedAt is when the agent noticed (the monitor recorded nothing): the agent's clock, as the kill's.
+      const noticedAfter = Date.parse(state.FinishedAt) - killedAt;
+      t.diagnostic(`${id === ownId ? "own" : "adopted"} container: the monitor's death noticed ${noticedAfter} ms after the kill`);
+      assert.ok(noticedAfter < 1000, `${id === ownId ? "own" : "adopted"} container: the monitor's death noticed after ${noticedAfter} ms`);
+    }
+    // The other adopted container is untouched and still watched: its normal end is recorded.
+    assert.equal((await dockerOk(agent, ["inspect", "--format", "{{.State.Status}}", idleId])).trim(), "running");
+    await dockerOk(agent, ["kill", idle]);
+    assert.equal((await dockerOk(agent, ["wait", idle], { timeoutMs: 20_000 })).trim(), "137");
+    await dockerOk(agent, ["rm", "-f", adopted, own, idle]);
+    await expectNoLeftovers(agent, seenIds, "after the dead monitors' containers were removed");
+  });
+
   test("a container with --restart always whose conmon is killed is started again under a new monitor", async (t) => {
     const name = uniq("deadmon-always");
     removeAfter(t, name);

@@ -573,7 +573,7 @@ export function createOptionsFromDocker(body: DockerCreateBody, name: string | u
     tmpfs: hc.Tmpfs ?? {},
     extraHosts: hc.ExtraHosts ?? [],
     volumesFrom: hc.VolumesFrom ?? [],
-    runtime: hc.Runtime || "runc",
+    runtime: hc.Runtime ?? "",
     isolation: hc.Isolation ?? "",
     // -1 is the API's "unset".
     memorySwappiness: hc.MemorySwappiness === null || hc.MemorySwappiness === undefined || hc.MemorySwappiness === -1 ? undefined : hc.MemorySwappiness,

@@ -108,15 +108,16 @@ export function addSystemRoutes(router: Router, engine: Engine): void {
       Labels: [],
       ExperimentalBuild: false,
       ServerVersion: ENGINE_VERSION,
-      Runtimes: { runc: { path: "runc" } },
-      DefaultRuntime: "runc",
+      Runtimes: Object.fromEntries(engine.runtimes.offered.map((r) => [r.name, { path: r.path }])),
+      DefaultRuntime: engine.runtimes.default.name,
       Swarm: { LocalNodeState: "inactive", ControlAvailable: false, NodeID: "", NodeAddr: "", RemoteManagers: null },
       LiveRestoreEnabled: true,
       Isolation: "",
       InitBinary: "",
       // Docker's wording: containers get its default profile unless the kernel has no seccomp.
       SecurityOptions: engine.containers.seccompAvailable ? ["name=seccomp,profile=default"] : [],
-      Warnings: null,
+      // Docker's place for what the engine cannot do here; the CLI prints each as a WARNING.
+      Warnings: engine.runtimes.notOffered.length ? engine.runtimes.notOffered : null,
     });
   });
 

@@ -11,6 +11,7 @@ import { ConmonMonitor } from "./monitor/conmon.ts";
 import { NetworkManager } from "./network/network-manager.ts";
 import { RegistryClient } from "./registry/client.ts";
 import { Runc } from "./runtime/runc.ts";
+import { detectRuntimes, Runtimes, type RuntimeName } from "./runtime/runtimes.ts";
 import { readSpecHost } from "./runtime/spec-host.ts";
 import { OverlaySnapshotter } from "./snapshots/overlay.ts";
 import { LocalVolumeStore } from "./volumes/local-volumes.ts";
@@ -33,6 +34,8 @@ export interface EngineConfig {
   registryStallTimeoutMs?: number;
   /** Where run-time state lives (runc state, network namespaces): gone after a reboot. */
   execRoot?: string;
+  /** The OCI runtime containers run with (default runc). */
+  runtime?: RuntimeName;
   /** Name of the default bridge and its subnet (tests use their own). */
   bridgeName?: string;
   bridgeSubnet?: string;
@@ -114,6 +117,8 @@ export interface Engine {
   builder: ImageBuilder;
   /** The one event stream of containers, images, volumes and networks (`docker events`). */
   events: EngineEvents;
+  /** The OCI runtime containers run with, and why others are not offered. */
+  runtimes: Runtimes;
   /** A stable ID for this engine (Docker's `info.ID`). */
   id: string;
   close(): void;
@@ -150,8 +155,13 @@ export async function createEngine(config: EngineConfig, logger: Logger): Promis
   const images = new ImageService(imageDeps);
   await images.init();
 
-  const runcRoot = join(execRoot, "runc");
-  const runc = new Runc({ root: runcRoot });
+  // Told before anything else is set up: a runtime that cannot run containers here stops the start.
+  const runtimes = new Runtimes(await detectRuntimes(), config.runtime ?? "runc");
+  for (const why of runtimes.notOffered) logger.warn(why);
+  logger.info({ runtime: runtimes.default.name, path: runtimes.default.path }, "containers run with this OCI runtime");
+  // Each runtime its own state directory: their formats differ (runc's keeps its old place).
+  const runcRoot = join(execRoot, runtimes.default.name);
+  const runc = new Runc({ root: runcRoot, binary: runtimes.default.path });
   const network = new NetworkManager({
     stateDir: join(root, "network"),
     netnsDir: join(execRoot, "netns"),
@@ -171,7 +181,7 @@ export async function createEngine(config: EngineConfig, logger: Logger): Promis
     imageStores: imageDeps,
     layers,
     snapshots,
-    monitor: new ConmonMonitor({ runcRoot, logger: logger.child({ concern: "monitor" }) }),
+    monitor: new ConmonMonitor({ runcRoot, runc: runtimes.default.path, logger: logger.child({ concern: "monitor" }) }),
     runc,
     network,
     volumes,
@@ -180,6 +190,7 @@ export async function createEngine(config: EngineConfig, logger: Logger): Promis
     cgroupParent: "/berth",
     ncpu: facts.ncpu,
     events: events.publish,
+    runtimes,
   });
   const puller = new Puller(images, imageDeps, { dataRoot: root });
   const builder = new Builder({
@@ -203,7 +214,7 @@ export async function createEngine(config: EngineConfig, logger: Logger): Promis
     paths: (cid) => c.paths(cid),
     imageUser: async (imageId) => (await images.config(imageId).catch(bestEffort(logger, `read the config of image ${imageId}`)))?.config?.User ?? "",
   });
-  return { config, facts, registry, images, puller, pusher: new Pusher(images, imageDeps), containers: c, files, network, volumes, builder, events, id, close: () => c.close() };
+  return { config, facts, registry, images, puller, pusher: new Pusher(images, imageDeps), containers: c, files, network, volumes, builder, events, runtimes, id, close: () => c.close() };
 }
 
 async function engineId(root: string): Promise<string> {

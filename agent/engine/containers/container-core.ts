@@ -1,3 +1,4 @@
+import type { Runtimes } from "../runtime/runtimes.ts";
 import type { Logger } from "pino";
 import type { ImageService, ImageServiceDeps } from "../images/image-service.ts";
 import type { LayerStore } from "../layers/layer-store.ts";
@@ -31,6 +32,8 @@ export interface ContainerServiceDeps {
   events: PublishEvent;
   /** The host's CPUs (stats' online CPUs when the cgroup does not say). */
   ncpu: number;
+  /** The runtime `runc` and `monitor` run (default: runc only), for `--runtime` at create. */
+  runtimes?: Runtimes;
 }
 
 /** Where a container's files are: its directory, bundle, monitor state, log, root and the files bound into it. */

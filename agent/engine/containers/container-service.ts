@@ -268,7 +268,7 @@ export class ContainerService {
     if (!parsed.success) throw invalidArgument(`invalid container options: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
     for (const h of parsed.data.extraHosts) parseExtraHost(h); // refused at create, as Docker does
     const options = parsed.data;
-    checkHostOptions(options);
+    checkHostOptions(options, this.deps.runtimes);
     const { images, store, snapshots, volumes, network } = this.deps;
     const image = images.resolve(options.image);
     const config = (await images.config(image.id)).config ?? {};
@@ -498,7 +498,7 @@ export class ContainerService {
       spec.process.env.push(...links.env.filter((e) => !own.has(envKey(e))));
       await mkdirInRoot(p.rootfs, spec.process.cwd);
       await writeFile(join(p.bundle, "config.json"), JSON.stringify(spec));
-      await runc.delete(record.id, { force: true }).catch(bestEffort(this.deps.logger, `runc delete ${record.id}`));
+      if (await runc.hasState(record.id)) await runc.delete(record.id, { force: true }).catch(bestEffort(this.deps.logger, `runc delete ${record.id}`));
       await rm(p.stateDir, { recursive: true, force: true });
       const created = await monitor.create({
         ...monitorPaths(p),
@@ -825,7 +825,8 @@ export class ContainerService {
     this.exitWatchers.delete(record.id);
     await this.health.stop(record);
     const p = this.paths(record.id);
-    await runc.delete(record.id, { force: true }).catch(bestEffort(logger, `runc delete ${record.id}`));
+    // Usually deleted at the exit already: a second `runc delete` would only fork to say so.
+    if (await runc.hasState(record.id)) await runc.delete(record.id, { force: true }).catch(bestEffort(logger, `runc delete ${record.id}`));
     await network.detach(record.id);
     await this.rootfsMounts
       .releaseAll(record.id, p.rootfs)

@@ -1,4 +1,5 @@
 import { invalidArgument, notImplemented } from "../errors.ts";
+import { Runtimes } from "../runtime/runtimes.ts";
 import type { ContainerOptions } from "./container-record.ts";
 import { jsonLogLimits } from "../monitor/json-log.ts";
 import { parseLink } from "./links.ts";
@@ -29,7 +30,7 @@ export function logsReadable(o: Pick<ContainerOptions, "logConfig">): boolean {
  * Normalizes (an empty log driver is json-file) and checks, in place.
  * @throws InvalidArgument / NotImplemented naming the option, as Docker words it
  */
-export function checkHostOptions(o: ContainerOptions): void {
+export function checkHostOptions(o: ContainerOptions, runtimes: Runtimes = Runtimes.runcOnly()): void {
   if (o.logConfig.type === "") o.logConfig.type = "json-file";
   const driver = o.logConfig.type;
   if (DOCKER_ONLY_LOG_DRIVERS.includes(driver))
@@ -40,8 +41,7 @@ export function checkHostOptions(o: ContainerOptions): void {
   }
   if (driver === "json-file" || driver === "local") jsonLogLimits(driver, o.logConfig.config);
   for (const l of o.links) parseLink(l);
-  if (o.runtime === "") o.runtime = "runc";
-  if (o.runtime !== "runc") throw invalidArgument(`unknown or invalid runtime name: ${o.runtime}`);
+  o.runtime = runtimes.resolve(o.runtime);
   if (o.isolation !== "" && o.isolation !== "default") throw invalidArgument(`Invalid isolation: "${o.isolation}" - linux only supports 'default'`);
   if (o.volumeDriver !== "" && o.volumeDriver !== "local")
     throw invalidArgument(`error looking up volume plugin ${o.volumeDriver}: plugin "${o.volumeDriver}" not found`);

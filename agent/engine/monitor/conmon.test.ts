@@ -415,3 +415,45 @@ test("a monitor killed with SIGKILL: waitExit of the container and of an exec se
   await env.runc.delete(c.id, { force: true });
   assert.equal(await execWait, 137);
 });
+
+test("a monitor's end is noticed within a second through its fifo, by a waiter that did not start it, and by the poll where the fifo is gone", async (t) => {
+  const env = await setup(t);
+  const [a, b, c] = [await env.container(["sleep", "300"]), await env.container(["sleep", "300"]), await env.container(["sh", "-c", "sleep 1; exit 9"])];
+  const pids: number[] = [];
+  for (const x of [a, b, c]) {
+    pids.push((await env.monitor.create(x.createOptions())).monitorPid);
+    await env.monitor.start(x.id, x.paths);
+  }
+  // A monitor of another agent process: only the files on disk are shared.
+  const fresh = new ConmonMonitor({ runcRoot: env.runcRoot });
+  const timed = async (p: Promise<unknown>) => {
+    const t0 = Date.now();
+    const r = await p.then(
+      (v) => ({ ok: true, v }),
+      (e: unknown) => ({ ok: false, v: e }),
+    );
+    return { ...r, ms: Date.now() - t0 };
+  };
+  const waitA = timed(fresh.waitExit(a.paths, AbortSignal.timeout(10_000)));
+  await new Promise((r) => setTimeout(r, 100));
+  process.kill(pids[0]!, "SIGKILL");
+  const ra = await waitA;
+  assert.equal(ra.ok, false);
+  assert.ok(isEngineError(ra.v, "Unavailable"), String(ra.v));
+  assert.ok(ra.ms < 1000, `noticed after ${ra.ms} ms`);
+
+  // Without the fifo (gone from the bundle), the shared poll notices it.
+  await rm(join(b.paths.bundle, "winsz"));
+  const waitB = fresh.waitExit(b.paths, AbortSignal.timeout(10_000));
+  await new Promise((r) => setTimeout(r, 100));
+  const killedAt = Date.now();
+  process.kill(pids[1]!, "SIGKILL");
+  await assert.rejects(waitB, (e) => isEngineError(e, "Unavailable"));
+  assert.ok(Date.now() - killedAt < 1500, `polled: noticed after ${Date.now() - killedAt} ms`);
+
+  // A normal exit: the recorded status, soon after it was recorded.
+  const st = await fresh.waitExit(c.paths, AbortSignal.timeout(10_000));
+  assert.equal(st.exitCode, 9);
+  const lag = Date.now() - Date.parse(st.finishedAt);
+  assert.ok(lag < 500, `the exit was seen ${lag} ms after it was recorded`);
+});

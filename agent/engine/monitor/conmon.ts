@@ -32,8 +32,9 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, watch, writeFileSync, type FSWatcher } from "node:fs";
+import { closeSync, constants as fsConstants, existsSync, mkdirSync, openSync, readSync, watch, writeFileSync, type FSWatcher } from "node:fs";
 import { access, mkdir, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { Socket } from "node:net";
 import { basename, join } from "node:path";
 import { PassThrough, type Readable } from "node:stream";
 import type { Logger } from "pino";
@@ -227,7 +228,7 @@ export class ConmonMonitor implements ContainerMonitor {
 
   async waitExit(paths: MonitorPaths, signal?: AbortSignal): Promise<ExitStatus> {
     const f = files(paths);
-    return waitForExit({ watchDir: f.exitDir, persistDir: f.persistDir, pidFile: f.conmonPid, signal, what: "container" });
+    return waitForExit({ watchDir: f.exitDir, persistDir: f.persistDir, pidFile: f.conmonPid, fifo: join(paths.bundle, "winsz"), signal, what: "container" });
   }
 
   async monitorAlive(paths: MonitorPaths): Promise<boolean> {
@@ -313,6 +314,7 @@ export class ConmonMonitor implements ContainerMonitor {
           if (end && end.data >= 0) return end.data;
           const st = await waitForExit({
             watchDir: ef.exitDir,
+            fifo: join(dir, "winsz"),
             persistDir: ef.persistDir,
             pidFile: ef.conmonPid,
             what: "exec session",
@@ -596,65 +598,126 @@ async function readExitStatus(persistDir: string): Promise<ExitStatus | undefine
 }
 
 /**
- * One watch over the liveness of every monitor the agent waits on (containers and exec
- * sessions), so a monitor that dies without recording an exit (kill -9 of conmon) is
- * noticed at once, and a monitor that records its exit is noticed even if the exit
- * directory's inotify event is lost.
+ * How the agent learns that a monitor ended (it recorded the exit and quit, or it was
+ * killed, -9 included), with nothing on a timer and nothing done per idle container.
  *
- * Why a poll: conmon double-forks, so the agent is not the monitor's parent and never
- * sees it exit (no 'exit' event, no SIGCHLD); Node has no pidfd; /proc cannot be
- * watched with inotify; and the agent may be a new process adopting monitors started by
- * an earlier one. So one timer, shared by all, runs while anything is watched: every
- * tick a signal-0 probe per monitor (a syscall, no I/O) catches a monitor that was
- * reaped; every fourth tick a look at /proc/PID also catches one that is a zombie
- * (its reaper is slow) and a PID taken by another process.
+ * conmon double-forks, so the agent is not its parent (no 'exit' event, no SIGCHLD); Node
+ * has no pidfd; /proc cannot be watched with inotify; and the agent may be a new process
+ * adopting monitors an earlier one started. But conmon opens a dummy writer on the `winsz`
+ * fifo it makes beside its attach socket (O_CLOEXEC, so runc and the container never hold
+ * it) and keeps it for its whole life. A reader the agent opens there gets POLLHUP the
+ * moment that descriptor closes, at the monitor's end, even while its reaper is slow to
+ * reap it (a zombie holds no descriptors): one non-blocking descriptor in the agent's epoll
+ * set per watched monitor, shared by every wait on it, found again by path after an agent
+ * restart. Nothing writes to `winsz` (resizes go to `ctl`), so the reader takes nothing
+ * from conmon; a stray byte is read and dropped.
+ *
+ * Where the fifo cannot be opened (gone from the bundle), a shared 250 ms poll over those
+ * monitors only: a signal-0 probe per tick and a look at /proc every fourth tick (a zombie,
+ * a PID taken by another process).
  */
 class MonitorWatch {
   static readonly TICK_MS = 250;
   private static readonly VERIFY_EVERY = 4;
-  private readonly watched = new Set<{ pid: number; persistDir: string; gone: () => void }>();
+  /** By fifo path: one reader and its waiters. */
+  private readonly fifos = new Map<string, { socket: Socket; waiters: Set<() => void> }>();
+  private readonly polled = new Set<{ pid: number; persistDir: string; gone: () => void }>();
   private timer: NodeJS.Timeout | undefined;
   private ticks = 0;
 
-  /** Calls `gone` once, when the monitor `pid` is no longer alive. @returns the unwatch function */
-  add(pid: number, persistDir: string, gone: () => void): () => void {
+  /**
+   * Calls `gone` once, when the monitor `pid` (holding the fifo `fifo`) is no longer alive;
+   * at once (on the next turn) if it is gone already.
+   * @returns the unwatch function, and whether the fifo is watched (else the monitor is polled)
+   */
+  add(m: { pid: number; persistDir: string; fifo: string }, gone: () => void): { unwatch: () => void; byFifo: boolean } {
     let fired = false;
-    const entry = {
-      pid,
-      persistDir,
-      gone: () => {
-        if (fired) return;
-        fired = true;
-        this.watched.delete(entry);
-        gone();
-      },
+    const once = () => {
+      if (fired) return;
+      fired = true;
+      gone();
     };
-    this.watched.add(entry);
-    // Kept referenced, as a wait is: it ends when nothing is watched (waits end or are aborted).
+    const shared = this.fifos.get(m.fifo) ?? this.openFifo(m.fifo);
+    if (shared) {
+      shared.waiters.add(once);
+      const unwatch = () => {
+        shared.waiters.delete(once);
+        if (shared.waiters.size === 0 && this.fifos.get(m.fifo) === shared) {
+          this.fifos.delete(m.fifo);
+          shared.socket.destroy();
+        }
+      };
+      return { unwatch, byFifo: true };
+    }
+    const entry = { pid: m.pid, persistDir: m.persistDir, gone: once };
+    this.polled.add(entry);
+    // Kept referenced, as a wait is: it ends when nothing is polled (waits end or are aborted).
     this.timer ??= setInterval(() => this.tick(), MonitorWatch.TICK_MS);
-    return () => {
-      this.watched.delete(entry);
+    const unwatch = () => {
+      this.polled.delete(entry);
       this.stopIfIdle();
     };
+    return { unwatch, byFifo: false };
+  }
+
+  /** A reader on the monitor's fifo, or undefined if there is none to open. */
+  private openFifo(path: string): { socket: Socket; waiters: Set<() => void> } | undefined {
+    let fd: number;
+    try {
+      fd = openSync(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
+    } catch {
+      return undefined;
+    }
+    // A reader opened while no writer holds the fifo never gets POLLHUP; read(2) tells the
+    // two cases apart without a race: 0 (EOF) is no writer, so the monitor is gone already.
+    let writer = true;
+    try {
+      writer = readSync(fd, Buffer.alloc(64)) > 0;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EAGAIN") {
+        closeSync(fd);
+        return undefined;
+      }
+    }
+    const socket = new Socket({ fd, readable: true, writable: false });
+    const entry = { socket, waiters: new Set<() => void>() };
+    const fire = () => {
+      if (this.fifos.get(path) === entry) this.fifos.delete(path);
+      socket.destroy();
+      for (const w of [...entry.waiters]) w();
+      entry.waiters.clear();
+    };
+    socket.on("data", () => undefined);
+    socket.once("end", fire);
+    socket.once("close", fire);
+    socket.on("error", fire);
+    if (writer) this.fifos.set(path, entry);
+    else setImmediate(fire);
+    return entry;
   }
 
   private tick(): void {
     const verify = ++this.ticks % MonitorWatch.VERIFY_EVERY === 0;
-    for (const e of [...this.watched]) {
+    for (const e of [...this.polled]) {
       try {
         process.kill(e.pid, 0);
       } catch (err) {
         // EPERM: a process of another user holds the PID now, so the monitor is gone too.
-        if ((err as NodeJS.ErrnoException).code === "ESRCH" || (err as NodeJS.ErrnoException).code === "EPERM") e.gone();
+        if ((err as NodeJS.ErrnoException).code === "ESRCH" || (err as NodeJS.ErrnoException).code === "EPERM") this.firePolled(e);
         continue;
       }
-      if (verify) void isMonitorProcess(e.pid, e.persistDir).then((alive) => alive || e.gone());
+      if (verify) void isMonitorProcess(e.pid, e.persistDir).then((alive) => alive || this.firePolled(e));
     }
     this.stopIfIdle();
   }
 
+  private firePolled(e: { gone: () => void }): void {
+    this.polled.delete(e as { pid: number; persistDir: string; gone: () => void });
+    e.gone();
+  }
+
   private stopIfIdle(): void {
-    if (this.watched.size > 0 || !this.timer) return;
+    if (this.polled.size > 0 || !this.timer) return;
     clearInterval(this.timer);
     this.timer = undefined;
   }
@@ -663,11 +726,19 @@ class MonitorWatch {
 const monitorWatch = new MonitorWatch();
 
 /**
- * Waits for PERSIST/exit: woken by an inotify watch on the exit directory (conmon writes
- * there as the process ends) and by the shared MonitorWatch when the monitor is gone.
+ * Waits for PERSIST/exit: woken by the shared MonitorWatch when the monitor ends (conmon
+ * records the exit, then quits) and, for a polled monitor, by an inotify watch on the
+ * exit directory, where conmon writes as the process ends.
  * @throws Unavailable when the monitor is gone and recorded no exit status
  */
-async function waitForExit(o: { watchDir: string; persistDir: string; pidFile: string; signal?: AbortSignal; what: string }): Promise<ExitStatus> {
+async function waitForExit(o: {
+  watchDir: string;
+  persistDir: string;
+  pidFile: string;
+  fifo: string;
+  signal?: AbortSignal;
+  what: string;
+}): Promise<ExitStatus> {
   if (o.signal?.aborted) throw canceled(`waiting for the ${o.what} canceled`);
   let wake: (() => void) | undefined;
   let pending = false;
@@ -676,12 +747,6 @@ async function waitForExit(o: { watchDir: string; persistDir: string; pidFile: s
     else pending = true;
   };
   let watcher: FSWatcher | undefined;
-  try {
-    watcher = watch(o.watchDir, { persistent: false }, poke);
-    watcher.on("error", () => undefined); // the monitor watch still wakes us
-  } catch {
-    watcher = undefined; // the monitor watch still wakes us
-  }
   let monitorGone = false;
   let unwatch: (() => void) | undefined;
   const onAbort = () => poke();
@@ -689,11 +754,21 @@ async function waitForExit(o: { watchDir: string; persistDir: string; pidFile: s
   try {
     const pid = await readPid(o.pidFile);
     if (pid === undefined || !(await isMonitorProcess(pid, o.persistDir))) monitorGone = true;
-    else
-      unwatch = monitorWatch.add(pid, o.persistDir, () => {
+    else {
+      const w = monitorWatch.add({ pid, persistDir: o.persistDir, fifo: o.fifo }, () => {
         monitorGone = true;
         poke();
       });
+      unwatch = w.unwatch;
+      if (!w.byFifo) {
+        try {
+          watcher = watch(o.watchDir, { persistent: false }, poke);
+          watcher.on("error", () => undefined); // the poll still wakes us
+        } catch {
+          watcher = undefined; // the poll still wakes us
+        }
+      }
+    }
     for (;;) {
       // Read before deciding: a monitor records its exit, then ends.
       const gone = monitorGone;

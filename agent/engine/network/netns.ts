@@ -15,7 +15,7 @@
  * placed directly in the host's namespace, so wiring an interface is one
  * process in the container's namespace plus one on the host.
  */
-import { rm, writeFile } from "node:fs/promises";
+import { lstat, rm, writeFile } from "node:fs/promises";
 import { unavailable } from "../errors.ts";
 import { settled } from "../../../shared/best-effort.ts";
 import { run, runRaw } from "./exec.ts";
@@ -124,7 +124,13 @@ export async function deleteLinks(names: string[]): Promise<void> {
 
 /** Unmounts (every stacked mount of) and deletes a namespace file. Missing is fine. */
 export async function removeNetns(path: string): Promise<void> {
-  await runRaw("umount", [path]); // fails harmlessly when not mounted or missing
+  // No file, no mount: the usual case on a second detach (exit, then removal), without a process.
+  const present = await lstat(path).then(
+    () => true,
+    () => false,
+  );
+  if (!present) return;
+  await runRaw("umount", [path]); // fails harmlessly when not mounted
   await removeNetnsFile(path);
 }
 

@@ -149,7 +149,9 @@ test("runc create/start with limits: memory, pids and CPU quota land in the cont
   const spec = await writeSpec(env, b, { Cmd: ["sleep", "30"] }, { memory: 64 << 20, pidsLimit: 50, cpus: 0.5, cpuShares: 512 });
   const cg = (ctrl: string, file: string) => readFile(join(CGROUP_ROOT, ctrl, env.cgroupParent, b.id, file), "utf8").then((s) => s.trim());
 
+  assert.equal(await env.runc.hasState(b.id), false);
   await env.runc.create(b.id, b.dir);
+  assert.equal(await env.runc.hasState(b.id), true);
   await assert.rejects(env.runc.create(b.id, b.dir), (e) => isEngineError(e, "AlreadyExists"));
   const created = await env.runc.state(b.id);
   assert.equal(created.status, "created");
@@ -187,6 +189,7 @@ test("runc create/start with limits: memory, pids and CPU quota land in the cont
   await env.runc.delete(b.id);
   await assert.rejects(env.runc.state(b.id), (e) => isEngineError(e, "NotFound") && /does not exist/.test(e.message));
   await assert.rejects(env.runc.delete(b.id), (e) => isEngineError(e, "NotFound"));
+  assert.equal(await env.runc.hasState(b.id), false, "no state left, so no delete is needed");
   assert.equal(await exists(join(CGROUP_ROOT, "memory", env.cgroupParent, b.id)), false, "runc delete removed the cgroup");
 });
 

@@ -32,7 +32,7 @@
 import type { StdioNull, StdioPipe } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { constants as osConstants, tmpdir } from "node:os";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { access, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Stream } from "node:stream";
 import { runTool } from "../child-process.ts";
@@ -201,6 +201,18 @@ export class Runc {
   async delete(id: string, opts?: { force?: boolean }): Promise<void> {
     checkId(id);
     this.check("delete", id, await this.call(["delete", ...(opts?.force ? ["--force"] : []), id]));
+  }
+
+  /**
+   * Whether runc keeps state for `id` (its directory `ROOT/<id>`): without it `delete` has
+   * nothing to do, and asking costs a lookup instead of a process.
+   */
+  async hasState(id: string): Promise<boolean> {
+    checkId(id);
+    return access(join(this.root, id)).then(
+      () => true,
+      () => false,
+    );
   }
 
   /** `runc state`. @throws NotFound */
