@@ -24,6 +24,8 @@
  *    into place: a layer either exists complete and verified or not at all.
  *    Unpacking a layer that already exists is not an error; the stream is still
  *    consumed (and its diff ID checked), and the existing layer is returned.
+ *    (Callers look a layer up first: an existing layer is read only when two
+ *    unpacks of it race.)
  *    The caller owns the tar stream it passes; `unpack` consumes it to the end,
  *    or destroys it on failure.
  * 3. `lowerDirs()` gives the snapshotter what it needs to mount a chain; the
@@ -61,6 +63,16 @@ export interface UnpackParams {
   parent?: string;
   /** If given, the tar's sha256 must equal it, or the unpack fails with DataLoss. */
   expectedDiffId?: string;
+  /**
+   * The stream is the layer blob as stored (gzip, or a plain tar: recognised by its first
+   * bytes), not the tar: the store decompresses it itself, off the main thread.
+   */
+  compressed?: boolean;
+}
+
+export interface UnpackedLayer extends LayerInfo {
+  /** Length of the uncompressed tar, when this unpack read it (not for a layer that already existed). */
+  tarSize?: number;
 }
 
 export interface LowerDirs {
@@ -82,7 +94,7 @@ export interface LayerStore {
    *   InvalidArgument for an unsafe or malformed tar.
    *   In every failure case nothing is left on disk.
    */
-  unpack(params: UnpackParams, tar: Readable, signal?: AbortSignal): Promise<LayerInfo>;
+  unpack(params: UnpackParams, tar: Readable, signal?: AbortSignal): Promise<UnpackedLayer>;
   /**
    * Removes a layer. No error if it does not exist.
    * @throws Conflict if another layer names it as its parent (or one is being unpacked on it).
@@ -96,6 +108,8 @@ export interface LayerStore {
    * @throws NotFound if a layer of the chain is missing.
    */
   lowerDirs(chainId: string): Promise<LowerDirs>;
+  /** Gets ready for unpacks soon to come (starts worker threads); a hint, no failure. */
+  warm(): void;
   /** Start-up cleanup of interrupted unpacks and removals. @returns how many leftovers were deleted. */
   removeStale(): Promise<number>;
 }
