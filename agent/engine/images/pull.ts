@@ -259,12 +259,14 @@ export class Puller {
       return { diffId, chainId, size: done.size, blob: (await content.has(desc.digest)) ? pickDescriptor(desc) : undefined };
     }
     // The store gets the blob as it comes (compressed): its worker threads gunzip, hash and write.
+    let tarSize: number | undefined;
+    const onTarSize = (n: number) => (tarSize = n);
     if (await content.has(desc.digest)) {
       // A verified blob from an earlier, interrupted pull: unpack it without downloading.
       onProgress({ id, status: "Extracting", current: 0, total: desc.size });
-      const info = await layers.unpack({ parent, expectedDiffId: diffId, compressed: true }, content.read(desc.digest), opts.signal);
+      const info = await layers.unpack({ parent, expectedDiffId: diffId, compressed: true, onTarSize }, content.read(desc.digest), opts.signal);
       onProgress({ id, status: "Pull complete" });
-      return { diffId, chainId, size: info.size, tarSize: info.tarSize, blob: pickDescriptor(desc) };
+      return { diffId, chainId, size: info.size, tarSize, blob: pickDescriptor(desc) };
     }
 
     return this.withRetries(desc, async () => {
@@ -286,7 +288,7 @@ export class Puller {
       // reading (an unpack refused at once) must not carry an unheard 'error'.
       const unpackBranchDone = settled(finished(toUnpack)); // its failure reaches unpacking
       const storing = pipeline(toStore, writer);
-      const unpacking = layers.unpack({ parent, expectedDiffId: diffId, compressed: true }, toUnpack, opts.signal);
+      const unpacking = layers.unpack({ parent, expectedDiffId: diffId, compressed: true, onTarSize }, toUnpack, opts.signal);
       const [stored, unpacked] = await Promise.allSettled([storing, unpacking]);
       await unpackBranchDone;
       if (stored.status === "fulfilled" && unpacked.status === "rejected") {
@@ -316,7 +318,7 @@ export class Puller {
       onProgress({ id, status: "Download complete" });
       onProgress({ id, status: "Extracting", current: desc.size, total: desc.size });
       onProgress({ id, status: "Pull complete" });
-      return { diffId, chainId, size: unpacked.value.size, tarSize: unpacked.value.tarSize, blob: pickDescriptor(desc) };
+      return { diffId, chainId, size: unpacked.value.size, tarSize, blob: pickDescriptor(desc) };
     });
   }
 }

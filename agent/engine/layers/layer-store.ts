@@ -68,11 +68,8 @@ export interface UnpackParams {
    * bytes), not the tar: the store decompresses it itself, off the main thread.
    */
   compressed?: boolean;
-}
-
-export interface UnpackedLayer extends LayerInfo {
-  /** Length of the uncompressed tar, when this unpack read it (not for a layer that already existed). */
-  tarSize?: number;
+  /** Told the length of the uncompressed tar once this unpack has read it all. */
+  onTarSize?: (bytes: number) => void;
 }
 
 export interface LowerDirs {
@@ -94,7 +91,7 @@ export interface LayerStore {
    *   InvalidArgument for an unsafe or malformed tar.
    *   In every failure case nothing is left on disk.
    */
-  unpack(params: UnpackParams, tar: Readable, signal?: AbortSignal): Promise<UnpackedLayer>;
+  unpack(params: UnpackParams, tar: Readable, signal?: AbortSignal): Promise<LayerInfo>;
   /**
    * Removes a layer. No error if it does not exist.
    * @throws Conflict if another layer names it as its parent (or one is being unpacked on it).

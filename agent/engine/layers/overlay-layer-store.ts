@@ -21,7 +21,7 @@ import { runTool, toolDetail } from "../child-process.ts";
 import { canceled, conflict, dataLoss, EngineError, notFound } from "../errors.ts";
 import { chainIdOf } from "./chain-id.ts";
 import { decompressStream } from "./decompress.ts";
-import type { LayerInfo, LayerStore, LowerDirs, UnpackedLayer, UnpackParams } from "./layer-store.ts";
+import type { LayerInfo, LayerStore, LowerDirs, UnpackParams } from "./layer-store.ts";
 import { unpackPool, type UnpackPool } from "./unpack-pool.ts";
 import { fsyncDir, isErrno, lstatIfAny, pathExists, readdirOrEmpty, writeNewFileSynced } from "../fs-util.ts";
 import { pino, type Logger } from "pino";
@@ -107,8 +107,9 @@ export class OverlayLayerStore implements LayerStore {
     return out;
   }
 
-  async unpack(params: UnpackParams, tar: Readable, signal?: AbortSignal): Promise<UnpackedLayer> {
+  async unpack(params: UnpackParams, tar: Readable, signal?: AbortSignal): Promise<LayerInfo> {
     const { parent, expectedDiffId, compressed = false } = params;
+    const onTarSize = params.onTarSize ?? (() => undefined);
     try {
       if (expectedDiffId !== undefined) parseDigest(expectedDiffId);
       if (parent !== undefined) parseDigest(parent);
@@ -122,11 +123,11 @@ export class OverlayLayerStore implements LayerStore {
       if (expectedDiffId !== undefined) {
         const existing = await this.get(chainOf(parent, expectedDiffId));
         if (existing) {
-          await drainVerify(compressed ? decompressStream(tar) : tar, expectedDiffId, signal);
+          onTarSize(await drainVerify(compressed ? decompressStream(tar) : tar, expectedDiffId, signal));
           return existing;
         }
       }
-      return await this.unpackNew(parent, expectedDiffId, compressed, tar, signal);
+      return await this.unpackNew(parent, expectedDiffId, compressed, tar, signal, onTarSize);
     } catch (e) {
       tar.destroy(); // the stream is ours: a failure before it was read must still release it (an open file)
       throw e;
@@ -141,7 +142,8 @@ export class OverlayLayerStore implements LayerStore {
     compressed: boolean,
     tar: Readable,
     signal: AbortSignal | undefined,
-  ): Promise<UnpackedLayer> {
+    onTarSize: (bytes: number) => void,
+  ): Promise<LayerInfo> {
     await mkdir(this.tmpDir, { recursive: true });
     await mkdir(this.linkDir, { recursive: true });
     const tmpName = `unpack-${randomBytes(8).toString("hex")}`;
@@ -151,13 +153,14 @@ export class OverlayLayerStore implements LayerStore {
       await mkdir(join(tmp, "diff"), { recursive: true, mode: 0o700 });
       // Decompressed, hashed and written in a worker thread; settles once the worker stopped writing.
       const { size, diffId, tarSize } = await this.pool.run(tar, { dir: join(tmp, "diff"), compressed }, signal);
+      onTarSize(tarSize);
       if (expectedDiffId !== undefined && diffId !== expectedDiffId) {
         throw dataLoss(`layer diff ID mismatch: expected ${expectedDiffId} got ${diffId}`);
       }
       const chainId = chainOf(parent, diffId);
       const finalDir = this.layerDir(chainId);
       const existing = await this.get(chainId);
-      if (existing) return { ...existing, tarSize };
+      if (existing) return existing;
 
       const link = newLink();
       const meta: Meta = { chainId, diffId, ...(parent ? { parent } : {}), size };
@@ -174,11 +177,11 @@ export class OverlayLayerStore implements LayerStore {
         // Unpacked concurrently by someone else: theirs wins.
         const theirs = await this.get(chainId);
         if (!theirs) throw e;
-        return { ...theirs, tarSize };
+        return theirs;
       }
       linkPath = undefined;
       if (this.durable) await fsyncDir(this.root);
-      return { chainId, diffId, ...(parent ? { parent } : {}), size, diffDir: join(finalDir, "diff"), link, tarSize };
+      return { chainId, diffId, ...(parent ? { parent } : {}), size, diffDir: join(finalDir, "diff"), link };
     } catch (e) {
       throw mapAbort(e, signal);
     } finally {
@@ -288,12 +291,14 @@ function chainOf(parent: string | undefined, diffId: string): string {
 }
 
 /** Consumes a tar whose layer already exists, still checking its diff ID. */
-async function drainVerify(tar: Readable, expectedDiffId: string, signal: AbortSignal | undefined): Promise<void> {
+async function drainVerify(tar: Readable, expectedDiffId: string, signal: AbortSignal | undefined): Promise<number> {
   const hash = createHash("sha256");
+  let n = 0;
   try {
     for await (const chunk of tar as AsyncIterable<Buffer>) {
       if (signal?.aborted) throw signal.reason;
       hash.update(chunk);
+      n += chunk.length;
     }
   } catch (e) {
     tar.destroy();
@@ -301,6 +306,7 @@ async function drainVerify(tar: Readable, expectedDiffId: string, signal: AbortS
   }
   const got = `sha256:${hash.digest("hex")}`;
   if (got !== expectedDiffId) throw dataLoss(`layer diff ID mismatch: expected ${expectedDiffId} got ${got}`);
+  return n;
 }
 
 function mapAbort(e: unknown, signal: AbortSignal | undefined): unknown {
