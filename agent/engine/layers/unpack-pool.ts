@@ -45,10 +45,7 @@ export type ToWorker =
   | { t: "abort" };
 
 /** Worker → main thread. */
-export type FromWorker =
-  | { t: "ack"; n: number }
-  | ({ t: "done" } & UnpackOutcome)
-  | { t: "error"; kind: string; message: string; code?: string };
+export type FromWorker = { t: "ack"; n: number } | ({ t: "done" } & UnpackOutcome) | { t: "error"; kind: string; message: string; code?: string };
 
 /** Bytes posted to a worker and not yet taken by its tar reader: bounds the memory a fast download can fill. */
 const WINDOW = 4 * 1024 * 1024;
