@@ -16,6 +16,7 @@
  */
 import { availableParallelism } from "node:os";
 import type { Readable } from "node:stream";
+import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import { canceled, ENGINE_ERROR_KINDS, EngineError, type EngineErrorKind } from "../errors.ts";
 
@@ -48,7 +49,8 @@ export type ToWorker =
 export type FromWorker = { t: "ack"; n: number } | ({ t: "done" } & UnpackOutcome) | { t: "error"; kind: string; message: string; code?: string };
 
 /** Bytes posted to a worker and not yet taken by its tar reader: bounds the memory a fast download can fill. */
-const WINDOW = 4 * 1024 * 1024;
+const WINDOW = 2 * 1024 * 1024;
+const YOUNG_MB = Number(process.env.BERTH_UNPACK_YOUNG_MB ?? 4);
 /** An idle worker ends after this long (its memory goes back); the next pull starts a new one. */
 const IDLE_MS = 60_000;
 
@@ -60,18 +62,41 @@ interface Slot {
   job?: { onMessage(m: FromWorker): void; onDeath(e: Error): void };
 }
 
-/** Where the worker's code is: beside this module from the sources (through tsx), or beside the bundle. */
-function workerFor(): Worker {
-  const here = import.meta.url;
-  if (here.endsWith(".ts")) {
-    // Node 20 does not hand tsx's loader to worker threads: the worker registers it itself.
-    const boot =
-      `import { register } from ${JSON.stringify(import.meta.resolve("tsx/esm/api"))};\n` +
-      `register();\n` +
-      `await import(${JSON.stringify(new URL("./unpack-worker.ts", here).href)});\n`;
-    return new Worker(new URL(`data:text/javascript,${encodeURIComponent(boot)}`), { name: "berth-unpack" });
-  }
-  return new Worker(new URL("./berth-agent-unpack-worker.mjs", here), { name: "berth-unpack" });
+/**
+ * The worker's code. Beside the agent's bundle (scripts/build-agent.mjs builds it); from the
+ * sources, bundled here once per process with esbuild (a dev dependency, as tsx is): Node 20
+ * hands tsx's loader to no worker thread, and a loader in each worker would cost a second
+ * thread, ~100 MB and a second or more of start-up per worker.
+ */
+let script: Promise<URL> | undefined;
+let scriptUrl: URL | undefined;
+
+function workerScript(): Promise<URL> {
+  script ??= (async () => {
+    const here = import.meta.url;
+    if (!here.endsWith(".ts")) return new URL("./berth-agent-unpack-worker.mjs", here);
+    const { build } = await import("esbuild");
+    const entry = fileURLToPath(new URL("./unpack-worker.ts", here));
+    const out = await build({
+      entryPoints: [entry],
+      bundle: true,
+      platform: "node",
+      format: "esm",
+      target: `node${process.versions.node.split(".")[0]}`,
+      write: false,
+      logLevel: "warning",
+      // Bundled CommonJS dependencies (tar-stream) call require() for Node's builtins.
+      banner: { js: `import { createRequire } from "node:module"; const require = createRequire(${JSON.stringify(entry)});` },
+    });
+    return new URL(`data:text/javascript,${encodeURIComponent(out.outputFiles[0]!.text)}`);
+  })().then(
+    (url) => (scriptUrl = url),
+    (e: unknown) => {
+      script = undefined; // the next job tries again
+      throw new EngineError("Internal", `cannot prepare the layer unpack worker: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+    },
+  );
+  return script;
 }
 
 export class UnpackPool {
@@ -85,7 +110,12 @@ export class UnpackPool {
 
   /** Starts the workers ahead of need (a pull calls this while it fetches the manifest and config). */
   warm(): void {
-    while (this.slots.size < this.size) this.idle(this.spawn());
+    workerScript().then(
+      () => {
+        while (this.slots.size < this.size) this.idle(this.spawn());
+      },
+      () => undefined, // a hint only: the first job meets (and reports) the same failure
+    );
   }
 
   /** Workers running a job now (tests use this to kill one mid-unpack). */
@@ -119,8 +149,11 @@ export class UnpackPool {
     }
   }
 
+  /** A new worker; workerScript() must have resolved. */
   private spawn(): Slot {
-    const worker = workerFor();
+    // A small young generation: a worker's data are Buffers (outside the V8 heap), and each
+    // worker's heap counts in the agent's memory.
+    const worker = new Worker(scriptUrl!, { name: "berth-unpack", resourceLimits: { maxYoungGenerationSizeMb: YOUNG_MB } });
     const slot: Slot = { worker, busy: false };
     this.slots.add(slot);
     const died = (e: Error) => {
@@ -156,15 +189,16 @@ export class UnpackPool {
     }, IDLE_MS).unref();
   }
 
-  private acquire(signal: AbortSignal | undefined): Promise<Slot> {
+  private async acquire(signal: AbortSignal | undefined): Promise<Slot> {
+    await workerScript();
     const take = (s: Slot) => {
       clearTimeout(s.idleTimer);
       s.busy = true;
       s.worker.ref();
       return s;
     };
-    for (const s of this.slots) if (!s.busy) return Promise.resolve(take(s));
-    if (this.slots.size < this.size) return Promise.resolve(take(this.spawn()));
+    for (const s of this.slots) if (!s.busy) return take(s);
+    if (this.slots.size < this.size) return take(this.spawn());
     return new Promise((resolve, reject) => {
       const waiter = (s: Slot) => {
         signal?.removeEventListener("abort", onAbort);
@@ -229,9 +263,11 @@ function feed(slot: Slot, input: Readable, job: UnpackJob, signal: AbortSignal |
           if (over) return;
           const bytes = typeof chunk === "string" ? Buffer.from(chunk) : chunk;
           if (bytes.length === 0) continue;
-          const copy = new Uint8Array(bytes); // its own buffer, handed over without a second copy
-          worker.postMessage({ t: "data", chunk: copy } satisfies ToWorker, [copy.buffer]);
-          outstanding += copy.length;
+          // Posting copies the chunk's whole ArrayBuffer: a small view of a big one is cut out first.
+          // (Transferring would detach a buffer the caller may still hold, a tee's other branch.)
+          const chunkOut = bytes.buffer.byteLength > 2 * bytes.length + 8192 ? new Uint8Array(bytes) : bytes;
+          worker.postMessage({ t: "data", chunk: chunkOut } satisfies ToWorker);
+          outstanding += bytes.length;
           while (outstanding >= WINDOW && !over) await new Promise<void>((r) => (wake = r));
           wake = undefined;
         }

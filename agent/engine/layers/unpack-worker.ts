@@ -46,7 +46,7 @@ function post(m: FromWorker): void {
 }
 
 function start(dir: string, compressed: boolean): void {
-  const input = new PassThrough({ highWaterMark: 1024 * 1024 });
+  const input = new PassThrough({ highWaterMark: 256 * 1024 });
   const abort = new AbortController();
   const current = { input, abort };
   job = current;
