@@ -38,19 +38,25 @@ export interface UnpackOutcome {
 
 /** Main thread → worker. */
 export type ToWorker =
-  | { t: "start"; dir: string; compressed: boolean }
+  | { t: "start"; job: number; dir: string; compressed: boolean }
   | { t: "data"; chunk: Uint8Array }
   | { t: "end" }
   /** The input failed on the main thread: stop, the main thread reports its error. */
   | { t: "fail"; message: string }
   | { t: "abort" };
 
-/** Worker → main thread. */
-export type FromWorker = { t: "ack"; n: number } | ({ t: "done" } & UnpackOutcome) | { t: "error"; kind: string; message: string; code?: string };
+/** Worker → main thread, each naming the job (its start message's number): a late word of an ended job is ignored. */
+export type FromWorker =
+  | { t: "ack"; job: number; n: number }
+  | ({ t: "done"; job: number } & UnpackOutcome)
+  | { t: "error"; job: number; kind: string; message: string; code?: string };
+
+let jobSeq = 0;
 
 /** Bytes posted to a worker and not yet taken by its tar reader: bounds the memory a fast download can fill. */
 const WINDOW = 2 * 1024 * 1024;
-const YOUNG_MB = Number(process.env.BERTH_UNPACK_YOUNG_MB ?? 4);
+/** A small young generation: a worker's data are Buffers (outside the V8 heap), and each worker's heap counts in the agent's memory. */
+const YOUNG_MB = 4;
 /** An idle worker ends after this long (its memory goes back); the next pull starts a new one. */
 const IDLE_MS = 60_000;
 
@@ -151,8 +157,6 @@ export class UnpackPool {
 
   /** A new worker; workerScript() must have resolved. */
   private spawn(): Slot {
-    // A small young generation: a worker's data are Buffers (outside the V8 heap), and each
-    // worker's heap counts in the agent's memory.
     const worker = new Worker(scriptUrl!, { name: "berth-unpack", resourceLimits: { maxYoungGenerationSizeMb: YOUNG_MB } });
     const slot: Slot = { worker, busy: false };
     this.slots.add(slot);
@@ -185,7 +189,9 @@ export class UnpackPool {
     slot.worker.unref(); // an idle worker keeps no process alive
     clearTimeout(slot.idleTimer);
     slot.idleTimer = setTimeout(() => {
-      if (!slot.busy) void slot.worker.terminate();
+      if (slot.busy) return;
+      this.slots.delete(slot); // out of reach of acquire() before it goes
+      void slot.worker.terminate();
     }, IDLE_MS).unref();
   }
 
@@ -242,8 +248,10 @@ function feed(slot: Slot, input: Readable, job: UnpackJob, signal: AbortSignal |
       worker.postMessage({ t: "abort" } satisfies ToWorker);
       input.destroy();
     };
+    const id = ++jobSeq;
     slot.job = {
       onMessage(m) {
+        if (m.job !== id) return;
         if (m.t === "ack") {
           outstanding -= m.n;
           if (outstanding < WINDOW) wake?.();
@@ -255,7 +263,7 @@ function feed(slot: Slot, input: Readable, job: UnpackJob, signal: AbortSignal |
       },
     };
     signal?.addEventListener("abort", onAbort, { once: true });
-    worker.postMessage({ t: "start", dir: job.dir, compressed: job.compressed } satisfies ToWorker);
+    worker.postMessage({ t: "start", job: id, dir: job.dir, compressed: job.compressed } satisfies ToWorker);
 
     void (async () => {
       try {

@@ -14,18 +14,18 @@ import type { FromWorker, ToWorker } from "./unpack-pool.ts";
 const port = parentPort;
 if (!port) throw new Error("unpack-worker.ts runs only as a worker thread (unpack-pool.ts starts it)");
 
-let job: { input: PassThrough; abort: AbortController } | undefined;
+let job: { id: number; input: PassThrough; abort: AbortController } | undefined;
 
 port.on("message", (m: ToWorker) => {
   switch (m.t) {
     case "start":
-      start(m.dir, m.compressed);
+      start(m.job, m.dir, m.compressed);
       return;
     case "data": {
-      const input = job?.input;
-      if (!input || input.destroyed) return;
+      const current = job;
+      if (!current || current.input.destroyed) return;
       const n = m.chunk.length;
-      input.write(Buffer.from(m.chunk.buffer, m.chunk.byteOffset, n), () => post({ t: "ack", n }));
+      current.input.write(Buffer.from(m.chunk.buffer, m.chunk.byteOffset, n), () => post({ t: "ack", job: current.id, n }));
       return;
     }
     case "end":
@@ -45,10 +45,10 @@ function post(m: FromWorker): void {
   port!.postMessage(m);
 }
 
-function start(dir: string, compressed: boolean): void {
+function start(id: number, dir: string, compressed: boolean): void {
   const input = new PassThrough({ highWaterMark: 256 * 1024 });
   const abort = new AbortController();
-  const current = { input, abort };
+  const current = { id, input, abort };
   job = current;
   const hash = createHash("sha256");
   let tarSize = 0;
@@ -60,12 +60,12 @@ function start(dir: string, compressed: boolean): void {
   extractTarHere(tar, dir, { signal: abort.signal, observe }).then(
     ({ size }) => {
       if (job === current) job = undefined;
-      post({ t: "done", size, diffId: `sha256:${hash.digest("hex")}`, tarSize });
+      post({ t: "done", job: id, size, diffId: `sha256:${hash.digest("hex")}`, tarSize });
     },
     (e: unknown) => {
       if (job === current) job = undefined;
       if (!tar.destroyed) tar.destroy();
-      post({ t: "error", kind: e instanceof EngineError ? e.kind : "Internal", message: e instanceof Error ? e.message : String(e), ...errnoOf(e) });
+      post({ t: "error", job: id, kind: e instanceof EngineError ? e.kind : "Internal", message: e instanceof Error ? e.message : String(e), ...errnoOf(e) });
     },
   );
 }
