@@ -18,6 +18,7 @@ import { availableParallelism } from "node:os";
 import type { Readable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
+import type * as Esbuild from "esbuild";
 import { canceled, ENGINE_ERROR_KINDS, EngineError, type EngineErrorKind } from "../errors.ts";
 
 export interface UnpackJob {
@@ -81,7 +82,9 @@ function workerScript(): Promise<URL> {
   script ??= (async () => {
     const here = import.meta.url;
     if (!here.endsWith(".ts")) return new URL("./berth-agent-unpack-worker.mjs", here);
-    const { build } = await import("esbuild");
+    // A name the agent's bundler does not follow: the bundle must not carry esbuild (it has its worker file).
+    const bundler = "esbuild";
+    const { build } = (await import(bundler)) as typeof Esbuild;
     const entry = fileURLToPath(new URL("./unpack-worker.ts", here));
     const out = await build({
       entryPoints: [entry],
