@@ -2,7 +2,8 @@
 // Builds the agent artifact that the installer ships to nodes:
 //
 //   <out>/berth-agent/            berth-agent.mjs (agent/main.ts and its npm dependencies, one ESM file
-//                                 for Node 18, what Debian 12 ships), berth-agent (launcher),
+//                                 for Node 18, what Debian 12 ships), berth-agent-unpack-worker.mjs
+//                                 (its layer unpack worker thread), berth-agent (launcher),
 //                                 berth-agent-teardown.mjs (removes the agent's containers and data),
 //                                 berth-agent.service (systemd unit template), VERSION, and
 //                                 node_modules/node-unix-socket-linux-x64-gnu/ (the SOCK_SEQPACKET addon
@@ -76,6 +77,8 @@ const common = {
 // The agent, and the node-side teardown that "remove node and its data" runs with the agent stopped.
 await build({ ...common, entryPoints: [join(ROOT, "agent/main.ts")], outfile: join(dir, "berth-agent.mjs") });
 await build({ ...common, entryPoints: [join(ROOT, "agent/teardown.ts")], outfile: join(dir, "berth-agent-teardown.mjs") });
+// The layer unpack worker thread (agent/engine/layers/unpack-pool.ts starts it from beside the agent's bundle).
+await build({ ...common, entryPoints: [join(ROOT, "agent/engine/layers/unpack-worker.ts")], outfile: join(dir, "berth-agent-unpack-worker.mjs") });
 
 const addonDir = join(ROOT, "node_modules", ADDON);
 if (existsSync(addonDir)) {

@@ -8,7 +8,7 @@ import { canceled, dataLoss, invalidArgument } from "../errors.ts";
 import { chainIdOf } from "../layers/chain-id.ts";
 import { decompressStream } from "../layers/decompress.ts";
 import { familiarString, parseNormalizedReference, withDefaultTag, type ImageReference } from "../../../shared/reference.ts";
-import { countingStream, through } from "../streams.ts";
+import { countingStream } from "../streams.ts";
 import { parseImageConfig } from "../images/image-config.ts";
 import type { ImageService, ImageServiceDeps } from "../images/image-service.ts";
 
@@ -178,29 +178,26 @@ export async function loadImages(images: ArchiveImages, input: Readable, signal?
   }
 }
 
-/** Stores one layer tar (compressed or not) from a file as a blob and an unpacked layer. */
+/**
+ * Stores one layer tar (compressed or not) from a file as a blob and an unpacked layer.
+ * What the store already holds (the layer, the blob) is not read again.
+ */
 async function storeLayerFromFile(images: ArchiveImages, file: string, diffIds: string[], signal?: AbortSignal): Promise<ImageLayerRecord> {
   const { layers, content } = images.deps;
   const diffId = diffIds[diffIds.length - 1]!;
   const chainId = chainIdOf(diffIds);
   const parent = diffIds.length > 1 ? chainIdOf(diffIds.slice(0, -1)) : undefined;
   let tarSize = 0;
-  const existing = await layers.get(chainId);
-  const counted = through(
-    decompressStream(createReadStream(file)),
-    countingStream((n) => (tarSize = n), 1000),
-  );
-  let info;
-  try {
-    info = existing ?? (await layers.unpack({ parent, expectedDiffId: diffId }, counted, signal));
-    if (existing) await pipeline(counted, new PassThrough().resume(), { signal });
-  } finally {
-    counted.destroy(); // done or failed: its file is closed either way
-  }
+  // The layer store's worker threads gunzip (when it is compressed), hash and unpack the file.
+  const info =
+    (await layers.get(chainId)) ??
+    (await layers.unpack({ parent, expectedDiffId: diffId, compressed: true, onTarSize: (n) => (tarSize = n) }, createReadStream(file), signal));
   // Keep the layer's tar as an uncompressed blob whose digest is the diff ID itself.
-  const blob = await content.writeStream(decompressStream(createReadStream(file)), { digest: diffId }, signal).catch((e) => {
-    throw dataLoss(`layer ${diffId}: the tar in the archive does not match the config's diff ID: ${(e as Error).message}`);
-  });
+  const blob =
+    (await content.info(diffId)) ??
+    (await content.writeStream(decompressStream(createReadStream(file)), { digest: diffId }, signal).catch((e) => {
+      throw dataLoss(`layer ${diffId}: the tar in the archive does not match the config's diff ID: ${(e as Error).message}`);
+    }));
   return { diffId, chainId, size: info.size, tarSize: blob.size || tarSize, blob: { mediaType: UNCOMPRESSED_LAYER, digest: blob.digest, size: blob.size } };
 }
 

@@ -112,6 +112,8 @@ export class ImageService {
     const indexTemps = await this.deps.store.removeStaleTemps();
     if (ingests || layerTemps || scratch || indexTemps)
       this.deps.logger.info({ ingests, layerTemps, scratch, indexTemps }, "removed leftovers of interrupted work");
+    // The unpack workers start now rather than in the first pull (they end after a minute idle).
+    this.deps.layers.warm();
   }
 
   /** The image's config document. @throws NotFound */

@@ -2,7 +2,6 @@ import { finished, pipeline } from "node:stream/promises";
 import { dataLoss, EngineError, invalidArgument, isEngineError, toEngineError } from "../errors.ts";
 import { bestEffort, settled } from "../../../shared/best-effort.ts";
 import { chainIdOf } from "../layers/chain-id.ts";
-import { decompressStream } from "../layers/decompress.ts";
 import { familiarString, fullName, parseNormalizedReference, withDefaultTag, type ImageReference } from "../../../shared/reference.ts";
 import type { Credentials, Descriptor, ResolvedManifest } from "../registry/client.ts";
 import { countingStream, teeStream, through } from "../streams.ts";
@@ -99,6 +98,8 @@ export class Puller {
     onProgress({ id: ref.digest ?? ref.tag, status: `Pulling from ${ref.path}` });
 
     const resolved = await registry.resolveManifest(ref, opts.credentials, opts.signal);
+    // Unpack workers start while the config is fetched, not when the first layer bytes arrive.
+    if (resolved.manifest.layers.length > 0) this.stores.layers.warm();
     const manifest = resolved.manifest;
     const configDesc = manifest.config;
     if (!(await content.has(configDesc.digest))) {
@@ -262,16 +263,13 @@ export class Puller {
       onProgress({ id, status: "Already exists" });
       return { diffId, chainId, size: done.size, blob: (await content.has(desc.digest)) ? pickDescriptor(desc) : undefined };
     }
-    let tarSize = 0;
-    const countTar = () =>
-      countingStream((n) => {
-        tarSize = n;
-      }, 1000);
-
+    // The store gets the blob as it comes (compressed): its worker threads gunzip, hash and write.
+    let tarSize: number | undefined;
+    const onTarSize = (n: number) => (tarSize = n);
     if (await content.has(desc.digest)) {
       // A verified blob from an earlier, interrupted pull: unpack it without downloading.
       onProgress({ id, status: "Extracting", current: 0, total: desc.size });
-      const info = await layers.unpack({ parent, expectedDiffId: diffId }, through(decompressStream(content.read(desc.digest)), countTar()), opts.signal);
+      const info = await layers.unpack({ parent, expectedDiffId: diffId, compressed: true, onTarSize }, content.read(desc.digest), opts.signal);
       onProgress({ id, status: "Pull complete" });
       return { diffId, chainId, size: info.size, tarSize, blob: pickDescriptor(desc) };
     }
@@ -295,7 +293,7 @@ export class Puller {
       // reading (an unpack refused at once) must not carry an unheard 'error'.
       const unpackBranchDone = settled(finished(toUnpack)); // its failure reaches unpacking
       const storing = pipeline(toStore, writer);
-      const unpacking = layers.unpack({ parent, expectedDiffId: diffId }, through(decompressStream(toUnpack), countTar()), opts.signal);
+      const unpacking = layers.unpack({ parent, expectedDiffId: diffId, compressed: true, onTarSize }, toUnpack, opts.signal);
       const [stored, unpacked] = await Promise.allSettled([storing, unpacking]);
       await unpackBranchDone;
       if (stored.status === "fulfilled" && unpacked.status === "rejected") {

@@ -6,9 +6,11 @@
  * - Entry names are cleaned lexically (leading "/" and "." components dropped,
  *   "a/../b" folded); a name that climbs above the root is refused.
  * - No parent component may be a symlink (checked with lstat; the directory is
- *   private to the extraction, so nothing else changes it meanwhile). Whatever
- *   exists at an entry's final name is removed first (never followed), and
- *   regular files are created with O_CREAT|O_EXCL|O_NOFOLLOW.
+ *   private to the extraction, so nothing else changes it meanwhile). Entries are
+ *   created exclusively (regular files with O_CREAT|O_EXCL|O_NOFOLLOW, mkdir,
+ *   symlink, link: all fail on an existing name without following it); when the
+ *   name is taken, whatever is there is removed (never followed) and the entry
+ *   created again.
  * - Hard-link targets are cleaned the same way and must already exist in this
  *   layer, reached without symlinks.
  * - Device nodes are never created from the tar: block devices and character
@@ -21,19 +23,46 @@
  * markers and extended attributes are applied after the last entry (so
  * capabilities survive the chown, and directory mtimes are set last).
  *
+ * Threads: the writer uses synchronous file-system calls (no event-loop round trip
+ * per file), so it runs in a worker thread of unpack-pool.ts: `extractLayer` sends
+ * the tar there; `extractTarHere` is what the worker runs. Fewer calls per file:
+ * a file or directory gets its final mode at creation when the umask and a setgid
+ * parent leave it whole and it has no setuid/setgid/sticky bit, and is chowned only
+ * when the tar names another owner than the creating (root) user's.
+ *
  * On any error the directory is left half-written: the caller removes it.
  * External tools: /usr/bin/mknod and /usr/bin/mkfifo (coreutils), setfattr
  * (Debian package `attr`).
  */
-import { constants as fsc } from "node:fs";
-import { chmod, link, lchown, lstat, lutimes, mkdir, open, rm, symlink, unlink, type FileHandle } from "node:fs/promises";
+import {
+  chmodSync,
+  closeSync,
+  constants as fsc,
+  fchmodSync,
+  fchownSync,
+  futimesSync,
+  lchownSync,
+  linkSync,
+  lutimesSync,
+  mkdirSync,
+  openSync,
+  rmSync,
+  symlinkSync,
+  unlinkSync,
+  writeSync,
+} from "node:fs";
+import { lstat } from "node:fs/promises";
 import { join } from "node:path";
 import { Transform, type Readable, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import * as tarStream from "tar-stream";
 import { canceled, dataLoss, EngineError, invalidArgument, unavailable } from "../errors.ts";
 import { runTool, toolDetail } from "../child-process.ts";
-import { cleanRelativePath, isErrno, lstatIfAny } from "../fs-util.ts";
+import { cleanRelativePath, isErrno, lstatOr } from "../fs-util.ts";
+import { unpackPool } from "./unpack-pool.ts";
+
+/** This thread's umask (a worker may read it, not set it): what mkdir and open take away from a mode. */
+const UMASK = process.umask();
 
 export interface ExtractResult {
   /** Total bytes of regular files written (hard links not counted twice). */
@@ -41,23 +70,40 @@ export interface ExtractResult {
 }
 
 /**
- * Unpacks `tar` into `dir` (which must exist and should be empty).
- * The stream is consumed to its end (the whole stream, so a caller hashing it
- * sees every byte) or destroyed on error.
+ * Unpacks `tar` (uncompressed) into `dir` (which must exist and should be empty), in a
+ * worker thread of the shared pool. The stream is consumed to its end or destroyed on error.
  * @throws InvalidArgument for a malformed or unsafe tar (the message names the entry),
  *   DataLoss for a truncated one, Canceled if `signal` fires, Unavailable if a
- *   needed tool (setfattr, mknod, mkfifo) is missing.
+ *   needed tool (setfattr, mknod, mkfifo) is missing, Internal if the worker died.
  */
 export async function extractLayer(tar: Readable, dir: string, opts?: { signal?: AbortSignal }): Promise<ExtractResult> {
+  let st;
+  try {
+    st = await lstat(dir);
+  } catch (e) {
+    tar.destroy();
+    throw e;
+  }
+  if (!st.isDirectory()) {
+    tar.destroy();
+    throw invalidArgument(`extraction target ${dir} is not a directory`);
+  }
+  const { size } = await unpackPool().run(tar, { dir, compressed: false }, opts?.signal);
+  return { size };
+}
+
+/**
+ * extractLayer's work, on this thread, with synchronous file-system calls: only for a
+ * worker thread (unpack-worker.ts). `observe` sees every byte of the tar, in order.
+ */
+export async function extractTarHere(tar: Readable, dir: string, opts?: { signal?: AbortSignal; observe?: (chunk: Buffer) => void }): Promise<ExtractResult> {
   const signal = opts?.signal;
-  const st = await lstat(dir);
-  if (!st.isDirectory()) throw invalidArgument(`extraction target ${dir} is not a directory`);
   if (signal?.aborted) {
     tar.destroy();
     throw canceled("layer extraction canceled", signal.reason);
   }
 
-  const scanner = new TarScanner();
+  const scanner = new TarScanner(opts?.observe);
   const ex = tarStream.extract();
   const x = new Extractor(dir);
   let feedError: unknown;
@@ -137,12 +183,17 @@ class TarScanner extends Transform {
   private localPax: Map<string, Buffer> | undefined;
   private globalPax: Map<string, Buffer> | undefined;
 
+  constructor(private readonly observe?: (chunk: Buffer) => void) {
+    super();
+  }
+
   takeEntry(): ScannedEntry {
     return this.queue.shift() ?? { xattrs: new Map(), afterEnd: false };
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     try {
+      this.observe?.(chunk);
       this.scan(chunk);
     } catch (e) {
       cb(e as Error);
@@ -325,11 +376,16 @@ class Extractor {
   private readonly root: string;
   /** Relative paths known to be real directories (not symlinks). The root is implied. */
   private readonly dirs = new Set<string>();
+  /** Setgid directories: what is created in them takes their group, so chown is not skipped there. */
+  private readonly sgidDirs = new Set<string>();
   private readonly whiteouts = new Map<string, Owner>();
   private readonly opaque = new Set<string>();
   private readonly xattrs = new Map<string, Map<string, Buffer>>();
   private readonly dirTimes = new Map<string, Date>();
   private readonly skipped: string[] = [];
+  /** Who owns what this thread creates: chown is skipped when the tar asks for exactly that. */
+  private readonly uid = process.geteuid?.() ?? -1;
+  private readonly gid = process.getegid?.() ?? -1;
 
   constructor(root: string) {
     this.root = root;
@@ -344,38 +400,38 @@ class Extractor {
     const name = h.name;
     const rel = cleanEntryName(name);
     if (rel === undefined) throw invalidArgument(`layer tar entry escapes the layer root: ${name}`);
-    if (this.skipped.some((p) => under(rel, p))) return;
+    if (this.skipped.length && this.skipped.some((p) => under(rel, p))) return;
     const base = baseOf(rel);
     const type = h.type;
     if (rel !== "" && base.startsWith(WH)) {
-      if (base === WH_OPAQUE) return await this.markOpaque(rel, name);
+      if (base === WH_OPAQUE) return this.markOpaque(rel, name);
       if (base.startsWith(WH_META)) {
         if (type === "directory") this.skipped.push(rel);
         return;
       }
-      return await this.whiteout(`${parentOf(rel) ? parentOf(rel) + "/" : ""}${base.slice(WH.length)}`, name, h, base.length === WH.length);
+      return this.whiteout(`${parentOf(rel) ? parentOf(rel) + "/" : ""}${base.slice(WH.length)}`, name, h, base.length === WH.length);
     }
     if (rel === "" && type !== "directory") throw invalidArgument(`layer tar entry ${name} names the layer root but is a ${type ?? "entry of unknown type"}`);
     switch (type) {
       case "directory":
-        await this.directory(rel, name, h);
+        this.directory(rel, name, h);
         break;
       case "file":
       case "contiguous-file":
         await this.file(rel, name, h, data);
         break;
       case "symlink":
-        await this.symlink(rel, name, h);
+        this.symlink(rel, name, h);
         break;
       case "link":
-        await this.hardlink(rel, name, h);
+        this.hardlink(rel, name, h);
         return; // a hard link shares its target's inode: no metadata, no xattrs of its own
       case "fifo":
         await this.fifo(rel, name, h);
         break;
       case "character-device":
         if ((h.devmajor ?? 0) === 0 && (h.devminor ?? 0) === 0) {
-          await this.whiteout(rel, name, h, false);
+          this.whiteout(rel, name, h, false);
           break;
         }
         throw invalidArgument(`layer tar entry ${name} is a character device (${h.devmajor}/${h.devminor}); device nodes are not allowed in layers`);
@@ -388,14 +444,15 @@ class Extractor {
   }
 
   /** Creates missing parent directories of `rel`; refuses symlinks and non-directories on the way. */
-  private async ensureParents(rel: string, name: string): Promise<void> {
+  private ensureParents(rel: string, name: string): void {
     for (const cur of parentPaths(rel)) {
       if (this.dirs.has(cur)) continue;
       const abs = this.abs(cur);
-      const st = await lstatIfAny(abs);
+      const st = lstatOr(abs);
       if (!st) {
-        await mkdir(abs);
-        await chmod(abs, 0o755);
+        mkdirSync(abs, { mode: 0o755 });
+        // A setgid parent hands down its setgid bit; the umask may take bits away.
+        if (UMASK & 0o755 || this.sgidDirs.has(parentOf(cur))) chmodSync(abs, 0o755);
         this.whiteouts.delete(cur);
       } else if (st.isSymbolicLink()) {
         throw invalidArgument(`layer tar entry ${name} would be written through a symlink: ${cur}`);
@@ -407,10 +464,10 @@ class Extractor {
   }
 
   /** Like ensureParents, creating nothing: false if a parent is missing. */
-  private async parentsAreDirs(rel: string, name: string, what: string): Promise<boolean> {
+  private parentsAreDirs(rel: string, name: string, what: string): boolean {
     for (const cur of parentPaths(rel)) {
       if (this.dirs.has(cur)) continue;
-      const st = await lstatIfAny(this.abs(cur));
+      const st = lstatOr(this.abs(cur));
       if (!st) return false;
       if (st.isSymbolicLink()) throw invalidArgument(`layer tar entry ${name}: ${what} is reached through a symlink: ${cur}`);
       if (!st.isDirectory()) return false;
@@ -420,111 +477,165 @@ class Extractor {
   }
 
   /**
+   * Forgets what a new entry at `rel` replaces. The name itself is cleared only when
+   * creating it fails with EEXIST (`clear`): most names are new, and an lstat per entry
+   * first would be wasted.
+   */
+  private replacing(rel: string): void {
+    this.whiteouts.delete(rel);
+    this.xattrs.delete(rel);
+  }
+
+  /**
    * Clears the final name: whatever is there is removed (a directory too,
    * unless `keepDir`), never followed. Returns whether a directory was kept.
    */
-  private async clear(rel: string, keepDir: boolean): Promise<boolean> {
+  private clear(rel: string, keepDir: boolean): boolean {
     const abs = this.abs(rel);
-    this.whiteouts.delete(rel);
-    const st = await lstatIfAny(abs);
+    this.replacing(rel);
+    const st = lstatOr(abs);
     if (!st) return false; // nothing is remembered about a path that does not exist
     if (st.isDirectory()) {
       if (keepDir) return true;
-      await rm(abs, { recursive: true, force: true });
+      rmSync(abs, { recursive: true, force: true });
       this.forgetTree(rel);
     } else {
-      await unlink(abs);
-      this.xattrs.delete(rel);
+      unlinkSync(abs);
     }
     return false;
   }
 
+  /** Runs `create`; if the name is taken, clears it (see `clear`) and runs it again. */
+  private createAt(rel: string, create: () => void): void {
+    this.replacing(rel);
+    try {
+      create();
+    } catch (e) {
+      if (!isErrno(e, "EEXIST")) throw e;
+      this.clear(rel, false);
+      create();
+    }
+  }
+
   /** Drops everything remembered about a removed directory `rel` and below it (rare: not on the hot path). */
   private forgetTree(rel: string): void {
-    for (const set of [this.dirs, this.opaque]) for (const k of set) if (under(k, rel)) set.delete(k);
+    for (const set of [this.dirs, this.opaque, this.sgidDirs]) for (const k of set) if (under(k, rel)) set.delete(k);
     for (const map of [this.whiteouts, this.xattrs, this.dirTimes]) for (const k of map.keys()) if (under(k, rel)) map.delete(k);
   }
 
-  private async directory(rel: string, name: string, h: tarStream.Header): Promise<void> {
+  /**
+   * Owner of something just created at `rel`: chown only when the tar asks for another owner
+   * than the creator's, or when a setgid parent directory handed down its group.
+   */
+  private chownNew(abs: string, rel: string, uid: number, gid: number, fd: number | false): void {
+    if (uid === this.uid && gid === this.gid && !this.sgidDirs.has(parentOf(rel))) return;
+    if (fd === false) lchownSync(abs, uid, gid);
+    else fchownSync(fd, uid, gid);
+  }
+
+  private directory(rel: string, name: string, h: tarStream.Header): void {
     const abs = this.abs(rel);
+    const mode = modeOf(h, 0o755);
+    // As for files: the final mode at mkdir when nothing (umask, setgid parent, special bits) changes it.
+    const exact = rel !== "" && (mode & 0o7000) === 0 && (mode & UMASK) === 0 && !this.sgidDirs.has(parentOf(rel));
+    let created = false;
     if (rel !== "") {
-      await this.ensureParents(rel, name);
-      const kept = await this.clear(rel, true);
-      if (!kept) await mkdir(abs, { mode: 0o700 });
+      this.ensureParents(rel, name);
+      this.replacing(rel);
+      const make = () => {
+        mkdirSync(abs, { mode: exact ? mode : 0o700 });
+        created = true;
+      };
+      try {
+        make();
+      } catch (e) {
+        if (!isErrno(e, "EEXIST")) throw e;
+        if (!this.clear(rel, true)) make();
+      }
       this.dirs.add(rel);
     }
-    await lchown(abs, h.uid ?? 0, h.gid ?? 0);
-    await chmod(abs, modeOf(h, 0o755));
+    const uid = h.uid ?? 0;
+    const gid = h.gid ?? 0;
+    if (created) this.chownNew(abs, rel, uid, gid, false);
+    else lchownSync(abs, uid, gid);
+    if (!(created && exact)) chmodSync(abs, mode); // after chown, which clears setgid
+    if (mode & 0o2000) this.sgidDirs.add(rel);
+    else this.sgidDirs.delete(rel);
     this.dirTimes.set(rel, mtimeOf(h));
   }
 
   private async file(rel: string, name: string, h: tarStream.Header, data: AsyncIterable<Buffer>): Promise<void> {
-    await this.ensureParents(rel, name);
-    await this.clear(rel, false);
-    const fh: FileHandle = await open(this.abs(rel), fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
+    this.ensureParents(rel, name);
+    const abs = this.abs(rel);
+    const mode = modeOf(h, 0o644);
+    // Created with its final mode when the umask leaves it whole and no setuid/setgid/sticky
+    // bit is asked for (those need the chmod after the chown, which clears them).
+    const exact = (mode & 0o7000) === 0 && (mode & UMASK) === 0;
+    let fd = -1;
+    this.createAt(rel, () => {
+      fd = openSync(abs, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, exact ? mode : 0o600);
+    });
     try {
       for await (const chunk of data) {
         let off = 0;
-        while (off < chunk.length) off += (await fh.write(chunk, off, chunk.length - off)).bytesWritten;
+        while (off < chunk.length) off += writeSync(fd, chunk, off, chunk.length - off);
         this.size += chunk.length;
       }
-      await fh.chown(h.uid ?? 0, h.gid ?? 0);
-      await fh.chmod(modeOf(h, 0o644)); // after chown, which clears setuid/setgid
+      this.chownNew(abs, rel, h.uid ?? 0, h.gid ?? 0, fd);
+      if (!exact) fchmodSync(fd, mode); // after chown, which clears setuid/setgid
       const t = mtimeOf(h);
-      await fh.utimes(t, t);
+      futimesSync(fd, t, t);
     } finally {
-      await fh.close();
+      closeSync(fd);
     }
   }
 
-  private async symlink(rel: string, name: string, h: tarStream.Header): Promise<void> {
+  private symlink(rel: string, name: string, h: tarStream.Header): void {
     const target = h.linkname ?? "";
     if (target === "") throw invalidArgument(`layer tar entry ${name} is a symlink with an empty target`);
-    await this.ensureParents(rel, name);
-    await this.clear(rel, false);
+    this.ensureParents(rel, name);
     const abs = this.abs(rel);
-    await symlink(target, abs); // the target text is kept as is; it is resolved inside the container
-    await lchown(abs, h.uid ?? 0, h.gid ?? 0);
+    this.createAt(rel, () => symlinkSync(target, abs)); // the target text is kept as is; it is resolved inside the container
+    this.chownNew(abs, rel, h.uid ?? 0, h.gid ?? 0, false);
     const t = mtimeOf(h);
-    await lutimes(abs, t, t);
+    lutimesSync(abs, t, t);
   }
 
-  private async hardlink(rel: string, name: string, h: tarStream.Header): Promise<void> {
+  private hardlink(rel: string, name: string, h: tarStream.Header): void {
     const rawTarget = h.linkname ?? "";
     const target = cleanEntryName(rawTarget);
     if (target === undefined) throw invalidArgument(`layer tar entry ${name}: hardlink target ${rawTarget} escapes the layer root`);
     if (target === "") throw invalidArgument(`layer tar entry ${name} is a hardlink to the layer root`);
     if (target === rel) throw invalidArgument(`layer tar entry ${name} is a hardlink to itself`);
     const missing = () => invalidArgument(`layer tar entry ${name}: hardlink target ${rawTarget} does not exist in the layer`);
-    if (!(await this.parentsAreDirs(target, name, `hardlink target ${rawTarget}`))) throw missing();
-    const st = await lstatIfAny(this.abs(target));
+    if (!this.parentsAreDirs(target, name, `hardlink target ${rawTarget}`)) throw missing();
+    const st = lstatOr(this.abs(target));
     if (!st) throw missing();
     if (st.isDirectory()) throw invalidArgument(`layer tar entry ${name}: hardlink target ${rawTarget} is a directory`);
-    await this.ensureParents(rel, name);
-    await this.clear(rel, false);
-    await link(this.abs(target), this.abs(rel)); // link(2) does not follow a symlink target
+    this.ensureParents(rel, name);
+    this.createAt(rel, () => linkSync(this.abs(target), this.abs(rel))); // link(2) does not follow a symlink target
   }
 
   private async fifo(rel: string, name: string, h: tarStream.Header): Promise<void> {
-    await this.ensureParents(rel, name);
-    await this.clear(rel, false);
+    this.ensureParents(rel, name);
+    this.clear(rel, false);
     const abs = this.abs(rel);
     await run("/usr/bin/mkfifo", ["-m", "600", "--", abs], "coreutils");
-    await lchown(abs, h.uid ?? 0, h.gid ?? 0);
-    await chmod(abs, modeOf(h, 0o644));
+    lchownSync(abs, h.uid ?? 0, h.gid ?? 0);
+    chmodSync(abs, modeOf(h, 0o644));
     const t = mtimeOf(h);
-    await lutimes(abs, t, t);
+    lutimesSync(abs, t, t);
   }
 
-  private async whiteout(rel: string, name: string, h: tarStream.Header, empty: boolean): Promise<void> {
+  private whiteout(rel: string, name: string, h: tarStream.Header, empty: boolean): void {
     if (empty || rel === "") throw invalidArgument(`layer tar entry ${name} is a whiteout without a name`);
-    await this.ensureParents(rel, name);
-    await this.clear(rel, false);
+    this.ensureParents(rel, name);
+    this.clear(rel, false);
     this.whiteouts.set(rel, { uid: h.uid ?? 0, gid: h.gid ?? 0 }); // created in finish()
   }
 
-  private async markOpaque(rel: string, name: string): Promise<void> {
-    await this.ensureParents(rel, name);
+  private markOpaque(rel: string, name: string): void {
+    this.ensureParents(rel, name);
     this.opaque.add(parentOf(rel));
   }
 
@@ -539,21 +650,21 @@ class Extractor {
 
   /** Applies what was deferred: whiteouts, opaque markers, xattrs, then directory times. */
   async finish(): Promise<void> {
-    const check = async (rel: string, what: string) => {
-      if (!(await this.parentsAreDirs(rel, rel, what))) throw new EngineError("Internal", `layer extraction lost the parent directory of ${rel}`);
+    const check = (rel: string, what: string) => {
+      if (!this.parentsAreDirs(rel, rel, what)) throw new EngineError("Internal", `layer extraction lost the parent directory of ${rel}`);
     };
 
     await forEachLimit([...this.whiteouts], 16, async ([rel, owner]) => {
-      await check(rel, "whiteout");
+      check(rel, "whiteout");
       const abs = this.abs(rel);
       await run("/usr/bin/mknod", ["-m", "000", "--", abs, "c", "0", "0"], "coreutils");
-      await lchown(abs, owner.uid, owner.gid);
+      lchownSync(abs, owner.uid, owner.gid);
     });
 
     const opaque = [...this.opaque];
     for (const rel of opaque) {
-      await check(rel, "opaque directory");
-      const st = await lstatIfAny(this.abs(rel));
+      check(rel, "opaque directory");
+      const st = lstatOr(this.abs(rel));
       if (!st?.isDirectory()) throw new EngineError("Internal", `opaque marker for ${rel || "/"} has no directory`);
     }
     await setXattr(
@@ -566,7 +677,7 @@ class Extractor {
     // Group identical (name, value) pairs so one setfattr call covers many paths.
     const groups = new Map<string, { name: string; value: Buffer; paths: string[] }>();
     for (const [rel, attrs] of this.xattrs) {
-      await check(rel, "xattr");
+      check(rel, "xattr");
       for (const [k, v] of attrs) {
         const key = `${k}\0${v.toString("hex")}`;
         let g = groups.get(key);
@@ -577,7 +688,7 @@ class Extractor {
     for (const g of groups.values()) await setXattr(g.name, g.value, g.paths, "an extended attribute from the tar");
 
     const dirs = [...this.dirTimes].sort((a, b) => depth(b[0]) - depth(a[0]));
-    for (const [rel, t] of dirs) await lutimes(this.abs(rel), t, t);
+    for (const [rel, t] of dirs) lutimesSync(this.abs(rel), t, t);
   }
 }
 

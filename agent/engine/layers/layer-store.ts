@@ -24,6 +24,8 @@
  *    into place: a layer either exists complete and verified or not at all.
  *    Unpacking a layer that already exists is not an error; the stream is still
  *    consumed (and its diff ID checked), and the existing layer is returned.
+ *    (Callers look a layer up first: an existing layer is read only when two
+ *    unpacks of it race.)
  *    The caller owns the tar stream it passes; `unpack` consumes it to the end,
  *    or destroys it on failure.
  * 3. `lowerDirs()` gives the snapshotter what it needs to mount a chain; the
@@ -61,6 +63,13 @@ export interface UnpackParams {
   parent?: string;
   /** If given, the tar's sha256 must equal it, or the unpack fails with DataLoss. */
   expectedDiffId?: string;
+  /**
+   * The stream is the layer blob as stored (gzip, or a plain tar: recognised by its first
+   * bytes), not the tar: the store decompresses it itself, off the main thread.
+   */
+  compressed?: boolean;
+  /** Told the length of the uncompressed tar once this unpack has read it all. */
+  onTarSize?: (bytes: number) => void;
 }
 
 export interface LowerDirs {
@@ -96,6 +105,8 @@ export interface LayerStore {
    * @throws NotFound if a layer of the chain is missing.
    */
   lowerDirs(chainId: string): Promise<LowerDirs>;
+  /** Gets ready for unpacks soon to come (starts worker threads); a hint, no failure. */
+  warm(): void;
   /** Start-up cleanup of interrupted unpacks and removals. @returns how many leftovers were deleted. */
   removeStale(): Promise<number>;
 }

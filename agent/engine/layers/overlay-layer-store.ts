@@ -20,8 +20,9 @@ import { parseDigest } from "../content/store.ts";
 import { runTool, toolDetail } from "../child-process.ts";
 import { canceled, conflict, dataLoss, EngineError, notFound } from "../errors.ts";
 import { chainIdOf } from "./chain-id.ts";
-import { extractLayer } from "./extract.ts";
+import { decompressStream } from "./decompress.ts";
 import type { LayerInfo, LayerStore, LowerDirs, UnpackParams } from "./layer-store.ts";
+import { unpackPool, type UnpackPool } from "./unpack-pool.ts";
 import { fsyncDir, isErrno, lstatIfAny, pathExists, readdirOrEmpty, writeNewFileSynced } from "../fs-util.ts";
 import { pino, type Logger } from "pino";
 import { bestEffort } from "../../../shared/best-effort.ts";
@@ -42,6 +43,8 @@ export interface OverlayLayerStoreOptions {
   /** Flush a layer's files to disk (syncfs) before it gets its final name. Default true. */
   durable?: boolean;
   logger?: Logger;
+  /** Worker threads that unpack (default: the process's shared pool). */
+  pool?: UnpackPool;
 }
 
 export class OverlayLayerStore implements LayerStore {
@@ -54,6 +57,7 @@ export class OverlayLayerStore implements LayerStore {
   /** Parents of unpacks in progress, with counts: remove() refuses them. */
   private readonly pinned = new Map<string, number>();
   private readonly log: Logger;
+  private readonly pool: UnpackPool;
 
   constructor(root: string, opts?: OverlayLayerStoreOptions) {
     this.root = root;
@@ -61,6 +65,7 @@ export class OverlayLayerStore implements LayerStore {
     this.linkDir = join(root, "l");
     this.tmpDir = join(root, "tmp");
     this.log = opts?.logger ?? pino({ enabled: false });
+    this.pool = opts?.pool ?? unpackPool();
     this.scratch = new ScratchDir(this.tmpDir, this.log);
   }
 
@@ -103,7 +108,8 @@ export class OverlayLayerStore implements LayerStore {
   }
 
   async unpack(params: UnpackParams, tar: Readable, signal?: AbortSignal): Promise<LayerInfo> {
-    const { parent, expectedDiffId } = params;
+    const { parent, expectedDiffId, compressed = false } = params;
+    const onTarSize = params.onTarSize ?? (() => undefined);
     try {
       if (expectedDiffId !== undefined) parseDigest(expectedDiffId);
       if (parent !== undefined) parseDigest(parent);
@@ -117,11 +123,11 @@ export class OverlayLayerStore implements LayerStore {
       if (expectedDiffId !== undefined) {
         const existing = await this.get(chainOf(parent, expectedDiffId));
         if (existing) {
-          await drainVerify(tar, expectedDiffId, signal);
+          onTarSize(await drainVerify(compressed ? decompressStream(tar) : tar, expectedDiffId, signal));
           return existing;
         }
       }
-      return await this.unpackNew(parent, expectedDiffId, tar, signal);
+      return await this.unpackNew(parent, expectedDiffId, compressed, tar, signal, onTarSize);
     } catch (e) {
       tar.destroy(); // the stream is ours: a failure before it was read must still release it (an open file)
       throw e;
@@ -130,7 +136,14 @@ export class OverlayLayerStore implements LayerStore {
     }
   }
 
-  private async unpackNew(parent: string | undefined, expectedDiffId: string | undefined, tar: Readable, signal: AbortSignal | undefined): Promise<LayerInfo> {
+  private async unpackNew(
+    parent: string | undefined,
+    expectedDiffId: string | undefined,
+    compressed: boolean,
+    tar: Readable,
+    signal: AbortSignal | undefined,
+    onTarSize: (bytes: number) => void,
+  ): Promise<LayerInfo> {
     await mkdir(this.tmpDir, { recursive: true });
     await mkdir(this.linkDir, { recursive: true });
     const tmpName = `unpack-${randomBytes(8).toString("hex")}`;
@@ -138,18 +151,9 @@ export class OverlayLayerStore implements LayerStore {
     let linkPath: string | undefined;
     try {
       await mkdir(join(tmp, "diff"), { recursive: true, mode: 0o700 });
-      const hash = createHash("sha256");
-      const hashed = Readable.from(
-        (async function* () {
-          for await (const chunk of tar as AsyncIterable<Buffer>) {
-            hash.update(chunk);
-            yield chunk;
-          }
-        })(),
-        { objectMode: false },
-      );
-      const { size } = await extractLayer(hashed, join(tmp, "diff"), signal ? { signal } : {});
-      const diffId = `sha256:${hash.digest("hex")}`;
+      // Decompressed, hashed and written in a worker thread; settles once the worker stopped writing.
+      const { size, diffId, tarSize } = await this.pool.run(tar, { dir: join(tmp, "diff"), compressed }, signal);
+      onTarSize(tarSize);
       if (expectedDiffId !== undefined && diffId !== expectedDiffId) {
         throw dataLoss(`layer diff ID mismatch: expected ${expectedDiffId} got ${diffId}`);
       }
@@ -185,6 +189,10 @@ export class OverlayLayerStore implements LayerStore {
       await rm(tmp, { recursive: true, force: true });
       this.scratch.release(tmpName);
     }
+  }
+
+  warm(): void {
+    this.pool.warm();
   }
 
   async remove(chainId: string): Promise<void> {
@@ -283,12 +291,14 @@ function chainOf(parent: string | undefined, diffId: string): string {
 }
 
 /** Consumes a tar whose layer already exists, still checking its diff ID. */
-async function drainVerify(tar: Readable, expectedDiffId: string, signal: AbortSignal | undefined): Promise<void> {
+async function drainVerify(tar: Readable, expectedDiffId: string, signal: AbortSignal | undefined): Promise<number> {
   const hash = createHash("sha256");
+  let n = 0;
   try {
     for await (const chunk of tar as AsyncIterable<Buffer>) {
       if (signal?.aborted) throw signal.reason;
       hash.update(chunk);
+      n += chunk.length;
     }
   } catch (e) {
     tar.destroy();
@@ -296,6 +306,7 @@ async function drainVerify(tar: Readable, expectedDiffId: string, signal: AbortS
   }
   const got = `sha256:${hash.digest("hex")}`;
   if (got !== expectedDiffId) throw dataLoss(`layer diff ID mismatch: expected ${expectedDiffId} got ${got}`);
+  return n;
 }
 
 function mapAbort(e: unknown, signal: AbortSignal | undefined): unknown {
