@@ -1,0 +1,151 @@
+/**
+ * The pages of bench/fleet (issue 15 §7): browsers in Debian's Chromium (playwright-core,
+ * test/helpers/chromium.ts), signed in as an admin, open the fleet, containers, images and
+ * a node page while the simulated nodes keep changing. Two figures per page:
+ *
+ *  - navigation to content: from `page.goto` to the page's first data row (a full load:
+ *    the bundle from the browser's cache, the session, the live socket and the queries);
+ *  - refetches: the tRPC queries the page sends (each query of a batched request counted)
+ *    over a window of node changes, per browser and per node change — what a change on one
+ *    node costs every browser that has a page open.
+ *
+ * The browsers are contexts of one Chromium process (each its own cookie jar, cache and
+ * live socket): five Chromium processes next to 500 simulated nodes would measure the
+ * machine's memory, not the console.
+ */
+import type { Browser, BrowserContext, Page, Request } from "playwright-core";
+import { launchChromium } from "../test/helpers/chromium.ts";
+
+export interface PageSpec {
+  name: string;
+  path: string;
+  /** A selector that matches once the page shows its data. */
+  content: string;
+  /** The node the page is about (queries keyed by another node's id are counted as foreign). */
+  nodeId?: string;
+}
+
+export interface PageFigures {
+  name: string;
+  /** Navigation to content, ms. */
+  loads: number[];
+  /** Queries sent per browser during the window. */
+  queriesPerBrowser: number[];
+  /** Node changes made during the window (the whole fleet). */
+  changes: number;
+  windowMs: number;
+  /**
+   * A node page's: queries per browser in a window where only other nodes change, and in
+   * one where only its own node changes, with the changes made in each.
+   */
+  split?: { othersQueries: number[]; othersChanges: number; ownQueries: number[]; ownChanges: number };
+}
+
+export interface PagesOptions {
+  url: string;
+  /** `name=value` of the admin's session cookie. */
+  cookie: string;
+  pages: PageSpec[];
+  browsers: number;
+  /** Full loads per page per browser. */
+  samples: number;
+  /** How long each page is watched for refetches (ms). */
+  windowMs: number;
+  /** Node changes made so far (the caller keeps changing nodes in the background). */
+  changeCount: () => number;
+  /** Which nodes the caller changes: any (default), all but `nodeId`, or only `nodeId`. */
+  focus: (mode: { only?: string; except?: string } | null) => void;
+  checkInterrupted: () => void;
+  log: (line: string) => void;
+}
+
+/** The queries of one tRPC request: `/api/trpc/a,b?batch=1&input={"0":…,"1":…}` is two. */
+function queriesOf(req: Request): Array<{ path: string; nodeId?: string }> {
+  const u = new URL(req.url());
+  if (!u.pathname.startsWith("/api/trpc/") || req.method() !== "GET") return [];
+  const paths = decodeURIComponent(u.pathname.slice("/api/trpc/".length)).split(",");
+  let inputs: Record<string, { nodeId?: unknown } | undefined> = {};
+  try {
+    const raw = u.searchParams.get("input");
+    if (raw) inputs = JSON.parse(raw) as typeof inputs;
+  } catch {
+    // an input we cannot read counts as a query without a node
+  }
+  return paths.map((path, i) => {
+    const nodeId = inputs[String(i)]?.nodeId;
+    return typeof nodeId === "string" ? { path, nodeId } : { path };
+  });
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export async function measurePages(opts: PagesOptions): Promise<PageFigures[]> {
+  const browser: Browser = await launchChromium();
+  try {
+    const [name, ...rest] = opts.cookie.split("=");
+    const contexts: BrowserContext[] = [];
+    const pages: Page[] = [];
+    const sent: Array<Array<{ t: number; path: string; nodeId?: string }>> = [];
+    for (let b = 0; b < opts.browsers; b++) {
+      const ctx = await browser.newContext({ baseURL: opts.url, viewport: { width: 1400, height: 900 } });
+      await ctx.addCookies([{ name: name!, value: rest.join("="), url: opts.url }]);
+      const page = await ctx.newPage();
+      page.setDefaultTimeout(60_000);
+      const log: Array<{ t: number; path: string; nodeId?: string }> = [];
+      page.on("request", (r) => {
+        for (const q of queriesOf(r)) log.push({ t: Date.now(), ...q });
+      });
+      contexts.push(ctx);
+      pages.push(page);
+      sent.push(log);
+    }
+    // Warm-up: the bundles in each browser's cache, Next's pages compiled on the server side.
+    await Promise.all(pages.map(async (p) => Promise.all([p.goto(opts.pages[0]!.path), p.locator(opts.pages[0]!.content).first().waitFor()])));
+
+    const figures: PageFigures[] = [];
+    for (const spec of opts.pages) {
+      opts.checkInterrupted();
+      const loads: number[] = [];
+      await Promise.all(
+        pages.map(async (page) => {
+          for (let s = 0; s < opts.samples; s++) {
+            opts.checkInterrupted();
+            const start = performance.now();
+            await page.goto(spec.path, { waitUntil: "commit" });
+            await page.locator(spec.content).first().waitFor();
+            loads.push(performance.now() - start);
+          }
+        }),
+      );
+      // The pages stay open: what do they fetch while the fleet changes?
+      const watch = async (windowMs: number) => {
+        await sleep(1_000); // what the last load or the previous window started
+        const from = Date.now();
+        const changes0 = opts.changeCount();
+        await sleep(windowMs);
+        const to = Date.now();
+        return { queries: sent.map((log) => log.filter((q) => q.t >= from && q.t < to).length), changes: opts.changeCount() - changes0, windowMs: to - from };
+      };
+      const all = await watch(opts.windowMs);
+      const f: PageFigures = { name: spec.name, loads, queriesPerBrowser: all.queries, changes: all.changes, windowMs: all.windowMs };
+      if (spec.nodeId) {
+        try {
+          opts.focus({ except: spec.nodeId });
+          const others = await watch(opts.windowMs / 2);
+          opts.focus({ only: spec.nodeId });
+          const own = await watch(opts.windowMs / 2);
+          f.split = { othersQueries: others.queries, othersChanges: others.changes, ownQueries: own.queries, ownChanges: own.changes };
+        } finally {
+          opts.focus(null);
+        }
+      }
+      figures.push(f);
+      opts.log(
+        `  ${spec.name}: ${loads.length} loads; ${f.changes} node changes in ${Math.round(f.windowMs / 1000)} s, ${f.queriesPerBrowser.join("/")} queries per browser`,
+      );
+    }
+    return figures;
+  } finally {
+    await browser.close();
+  }
+}
