@@ -99,8 +99,21 @@ export async function measurePages(opts: PagesOptions): Promise<PageFigures[]> {
       pages.push(page);
       sent.push(log);
     }
-    // Warm-up: the bundles in each browser's cache, Next's pages compiled on the server side.
-    await Promise.all(pages.map(async (p) => Promise.all([p.goto(opts.pages[0]!.path), p.locator(opts.pages[0]!.content).first().waitFor()])));
+    let retried = 0;
+    // Warm-up: the bundles in each browser's cache.
+    await Promise.all(
+      pages.map(async (p) => {
+        for (let attempt = 1; ; attempt++) {
+          try {
+            await p.goto(opts.pages[0]!.path);
+            await p.locator(opts.pages[0]!.content).first().waitFor({ timeout: 30_000 });
+            break;
+          } catch (e) {
+            if (attempt >= 5) throw e;
+          }
+        }
+      }),
+    );
 
     const figures: PageFigures[] = [];
     for (const spec of opts.pages) {
@@ -110,9 +123,22 @@ export async function measurePages(opts: PagesOptions): Promise<PageFigures[]> {
         pages.map(async (page) => {
           for (let s = 0; s < opts.samples; s++) {
             opts.checkInterrupted();
-            const start = performance.now();
-            await page.goto(spec.path, { waitUntil: "commit" });
-            await page.locator(spec.content).first().waitFor();
+            let start = performance.now();
+            // Chromium drops a navigation when the machine's interfaces change (other agents
+            // making bridges and veths here) and shows its error page: that load is made
+            // again, timed from its retry.
+            for (let attempt = 1; ; attempt++) {
+              try {
+                await page.goto(spec.path, { waitUntil: "commit" });
+                await page.locator(spec.content).first().waitFor({ timeout: 30_000 });
+                break;
+              } catch (e) {
+                const dropped = /ERR_NETWORK_CHANGED|chrome-error:|interrupted by another navigation/.test((e as Error).message) || page.url().startsWith("chrome-error:");
+                if (attempt >= 5 || !dropped) throw e;
+                retried += 1;
+                start = performance.now();
+              }
+            }
             loads.push(performance.now() - start);
           }
         }),
@@ -141,7 +167,7 @@ export async function measurePages(opts: PagesOptions): Promise<PageFigures[]> {
       }
       figures.push(f);
       opts.log(
-        `  ${spec.name}: ${loads.length} loads; ${f.changes} node changes in ${Math.round(f.windowMs / 1000)} s, ${f.queriesPerBrowser.join("/")} queries per browser`,
+        `  ${spec.name}: ${loads.length} loads (${retried} navigations retried after ERR_NETWORK_CHANGED so far); ${f.changes} node changes in ${Math.round(f.windowMs / 1000)} s, ${f.queriesPerBrowser.join("/")} queries per browser`,
       );
     }
     return figures;
