@@ -133,7 +133,8 @@ export async function measurePages(opts: PagesOptions): Promise<PageFigures[]> {
                 await page.locator(spec.content).first().waitFor({ timeout: 30_000 });
                 break;
               } catch (e) {
-                const dropped = /ERR_NETWORK_CHANGED|chrome-error:|interrupted by another navigation/.test((e as Error).message) || page.url().startsWith("chrome-error:");
+                const dropped =
+                  /ERR_NETWORK_CHANGED|chrome-error:|interrupted by another navigation/.test((e as Error).message) || page.url().startsWith("chrome-error:");
                 if (attempt >= 5 || !dropped) throw e;
                 retried += 1;
                 start = performance.now();

@@ -49,7 +49,17 @@ interface Args {
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { agents: 500, workers: 0, samples: 200, pullNodes: 100, enrollConcurrency: 2, browsers: 5, pageSamples: 10, changeRate: 25, pageWindowS: 10 };
+  const a: Args = {
+    agents: 500,
+    workers: 0,
+    samples: 200,
+    pullNodes: 100,
+    enrollConcurrency: 2,
+    browsers: 5,
+    pageSamples: 10,
+    changeRate: 25,
+    pageWindowS: 10,
+  };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i]!;
     const key = (

@@ -119,10 +119,16 @@ describe("agent actions and live update scope in a browser", () => {
     await screenshot("restart-confirmation");
     await confirm.getByRole("button", { name: "Confirm restart" }).click();
     await page.locator('[data-testid=restart-status][data-phase="offline"]').waitFor({ timeout: 30_000 });
-    await page.getByRole("heading", { name: /node-a/ }).getByText("offline").waitFor();
+    await page
+      .getByRole("heading", { name: /node-a/ })
+      .getByText("offline")
+      .waitFor();
     await screenshot("restart-offline");
     await page.locator('[data-testid=restart-status][data-phase="back"]').waitFor({ timeout: 60_000 });
-    await page.getByRole("heading", { name: /node-a/ }).getByText("online").waitFor();
+    await page
+      .getByRole("heading", { name: /node-a/ })
+      .getByText("online")
+      .waitFor();
     assert.notEqual(agentA.process.pid, firstAgentPid, `a new agent process runs:\n${agentA.logs().slice(-2000)}`);
     assert.match(agentA.logs(), /\[test supervisor\] berth-agent exited \(0\)/, "the agent exited by itself, cleanly");
     // The same container, still running, adopted by the new agent: the page and the CLI agree.
@@ -140,7 +146,10 @@ describe("agent actions and live update scope in a browser", () => {
     await page.goto(`/nodes/${idB}`);
     await page.getByTestId("engine-facts").waitFor();
     await page.getByRole("button", { name: "Restart agent" }).click();
-    await page.getByTestId("restart-unavailable").getByText(/not supervised.*Restart it on the host/).waitFor();
+    await page
+      .getByTestId("restart-unavailable")
+      .getByText(/not supervised.*Restart it on the host/)
+      .waitFor();
     assert.equal(await page.getByRole("button", { name: "Confirm restart" }).count(), 0, "no way to confirm");
     await screenshot("restart-not-supervised");
     // Asked anyway (an old page, a script): the agent refuses and keeps running.
@@ -156,7 +165,10 @@ describe("agent actions and live update scope in a browser", () => {
     assert.equal(c.services.hub.node(idB)?.online, true);
 
     await page.getByRole("button", { name: "Upgrade agent" }).click();
-    await page.getByTestId("upgrade-unavailable").getByText(/not installed over SSH/).waitFor();
+    await page
+      .getByTestId("upgrade-unavailable")
+      .getByText(/not installed over SSH/)
+      .waitFor();
     await screenshot("upgrade-not-available");
   });
 

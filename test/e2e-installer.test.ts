@@ -207,7 +207,10 @@ describe("Add node over SSH in the browser", () => {
     await page.goto(`/nodes/${nodeId}`);
     // Installed without "keep credentials": the button says what to do instead of failing.
     await page.getByRole("button", { name: "Upgrade agent" }).click();
-    await page.getByTestId("upgrade-unavailable").getByText(/no SSH login is kept/).waitFor();
+    await page
+      .getByTestId("upgrade-unavailable")
+      .getByText(/no SSH login is kept/)
+      .waitFor();
     await screenshot("upgrade-needs-kept-login");
 
     // A newer agent for the console to ship, and the login kept (as "Keep credentials" at install keeps it).

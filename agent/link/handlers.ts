@@ -164,9 +164,7 @@ export function linkHandlers(engine: Engine, log: DebugLog, agent: AgentProcess 
     // The restart itself is the link's, once this answer is sent (ConsoleLink "restart").
     "agent.restart": async () => {
       if (!agent.supervisor)
-        throw conflict(
-          "this agent is not supervised (no systemd unit, no --supervised): nothing would start it again after it exits; restart it on the host",
-        );
+        throw conflict("this agent is not supervised (no systemd unit, no --supervised): nothing would start it again after it exits; restart it on the host");
       return { supervisor: agent.supervisor };
     },
     "image.pull": async (p, ctx) => {

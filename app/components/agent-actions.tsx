@@ -70,9 +70,9 @@ export function AgentActions({ node }: { node: { id: string; name: string; onlin
         ) : (
           <div className="panel" role="alertdialog" aria-label="confirm restart agent">
             <p style={{ marginTop: 0 }}>
-              Restart the agent on <b>{node.name}</b>? It stops and {supervisor === "systemd" ? "systemd" : "its supervisor"} starts it again: the node is offline
-              for a few seconds. <b>Running containers keep running</b> — the agent adopts them when it is back. Pulls, builds, logs and terminals running on the
-              node now are cut off.
+              Restart the agent on <b>{node.name}</b>? It stops and {supervisor === "systemd" ? "systemd" : "its supervisor"} starts it again: the node is
+              offline for a few seconds. <b>Running containers keep running</b> — the agent adopts them when it is back. Pulls, builds, logs and terminals
+              running on the node now are cut off.
             </p>
             <div className="row">
               <button

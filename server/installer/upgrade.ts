@@ -35,8 +35,7 @@ export interface UpgradeDeps {
 }
 
 export type UpgradeAvailability =
-  | { available: true; host: string; port: number; version: string; installedVersion: string | null }
-  | { available: false; reason: string };
+  { available: true; host: string; port: number; version: string; installedVersion: string | null } | { available: false; reason: string };
 
 /** The pinned host and kept login an upgrade of `nodeId` needs, or why there are none. */
 async function upgradeTarget(
@@ -91,7 +90,12 @@ export function agentUpgradeStep(deps: UpgradeDeps): ConsoleStepRunner {
     const { pin, credentials } = t;
     let run;
     try {
-      run = deps.installs.begin("install", pin.host, pin.port, [credentials.password, credentials.passphrase, credentials.sudoPassword].filter((s): s is string => !!s));
+      run = deps.installs.begin(
+        "install",
+        pin.host,
+        pin.port,
+        [credentials.password, credentials.passphrase, credentials.sudoPassword].filter((s): s is string => !!s),
+      );
     } catch (e) {
       if (e instanceof RunConflictError) throw new Error(`${e.message}: wait for it to end, then upgrade again`, { cause: e });
       throw e;
@@ -118,9 +122,15 @@ export function agentUpgradeStep(deps: UpgradeDeps): ConsoleStepRunner {
         },
         run.signal,
       );
-      if (!result.upgraded) throw new InstallError("preflight", "invalid", `no agent was installed on ${pin.host}:${pin.port}: this was a new install, not an upgrade`);
+      if (!result.upgraded)
+        throw new InstallError("preflight", "invalid", `no agent was installed on ${pin.host}:${pin.port}: this was a new install, not an upgrade`);
       run.succeed({ nodeId: result.nodeId, version: result.version, upgraded: true });
-      return { host: `${pin.host}:${pin.port}`, version: result.version, ...(result.previousVersion ? { previousVersion: result.previousVersion } : {}), runId: run.view.id };
+      return {
+        host: `${pin.host}:${pin.port}`,
+        version: result.version,
+        ...(result.previousVersion ? { previousVersion: result.previousVersion } : {}),
+        runId: run.view.id,
+      };
     } catch (e) {
       const err = e instanceof InstallError ? e : new InstallError("connect", "command", (e as Error)?.message ?? String(e));
       run.fail({ step: err.step, kind: err.kind, message: err.message });

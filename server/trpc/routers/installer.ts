@@ -367,7 +367,8 @@ export const installerRouter = router({
     ctx.audit.nodeIds.add(input.nodeId);
     const a = await upgradeAvailability(upgradeDeps(ctx.services), input.nodeId);
     if (!a.available) throw new TRPCError({ code: "PRECONDITION_FAILED", message: a.reason });
-    if (ctx.services.installs.active(a.host, a.port)) throw new TRPCError({ code: "CONFLICT", message: `a run is going on ${a.host}:${a.port}: wait for it to end` });
+    if (ctx.services.installs.active(a.host, a.port))
+      throw new TRPCError({ code: "CONFLICT", message: `a run is going on ${a.host}:${a.port}: wait for it to end` });
     ctx.audit.details.host = `${a.host}:${a.port}`;
     ctx.audit.details.version = a.version;
     return startJob(ctx, "agent.upgrade", { host: `${a.host}:${a.port}`, version: a.version }, [{ nodeId: input.nodeId, action: "agent.upgrade", params: {} }]);
