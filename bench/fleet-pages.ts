@@ -109,7 +109,8 @@ export async function measurePages(opts: PagesOptions): Promise<PageFigures[]> {
             await p.locator(opts.pages[0]!.content).first().waitFor({ timeout: 30_000 });
             break;
           } catch (e) {
-            if (attempt >= 5) throw e;
+            if (attempt >= 30) throw e;
+            await sleep(250);
           }
         }
       }),
@@ -135,8 +136,9 @@ export async function measurePages(opts: PagesOptions): Promise<PageFigures[]> {
               } catch (e) {
                 const dropped =
                   /ERR_NETWORK_CHANGED|chrome-error:|interrupted by another navigation/.test((e as Error).message) || page.url().startsWith("chrome-error:");
-                if (attempt >= 5 || !dropped) throw e;
+                if (attempt >= 30 || !dropped) throw e;
                 retried += 1;
+                await sleep(250); // Chromium's own reload of its error page settles first
                 start = performance.now();
               }
             }
