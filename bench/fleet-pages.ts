@@ -27,8 +27,10 @@ export interface PageSpec {
 
 export interface PageFigures {
   name: string;
-  /** Navigation to content, ms. */
+  /** Navigation to content, ms (a load that never showed content counts as contentTimeoutMs). */
   loads: number[];
+  /** Loads that showed no content within contentTimeoutMs. */
+  timeouts: number;
   /** Queries sent per browser during the window. */
   queriesPerBrowser: number[];
   /** Node changes made during the window (the whole fleet). */
@@ -51,6 +53,8 @@ export interface PagesOptions {
   samples: number;
   /** How long each page is watched for refetches (ms). */
   windowMs: number;
+  /** How long a load may take to show content before it counts as never shown. */
+  contentTimeoutMs: number;
   /** Node changes made so far (the caller keeps changing nodes in the background). */
   changeCount: () => number;
   /** Which nodes the caller changes: any (default), all but `nodeId`, or only `nodeId`. */
@@ -103,13 +107,13 @@ export async function measurePages(opts: PagesOptions): Promise<PageFigures[]> {
     // Warm-up: the bundles in each browser's cache.
     await Promise.all(
       pages.map(async (p) => {
-        for (let attempt = 1; ; attempt++) {
+        for (let attempt = 1; attempt <= 5; attempt++) {
           try {
             await p.goto(opts.pages[0]!.path);
-            await p.locator(opts.pages[0]!.content).first().waitFor({ timeout: 30_000 });
+            await p.locator(opts.pages[0]!.content).first().waitFor({ timeout: opts.contentTimeoutMs });
             break;
           } catch (e) {
-            if (attempt >= 30) throw e;
+            opts.log(`  warm-up load ${attempt}: ${(e as Error).message.split("\n")[0]}`);
             await sleep(250);
           }
         }
@@ -120,6 +124,7 @@ export async function measurePages(opts: PagesOptions): Promise<PageFigures[]> {
     for (const spec of opts.pages) {
       opts.checkInterrupted();
       const loads: number[] = [];
+      let timeouts = 0;
       await Promise.all(
         pages.map(async (page) => {
           for (let s = 0; s < opts.samples; s++) {
@@ -131,11 +136,16 @@ export async function measurePages(opts: PagesOptions): Promise<PageFigures[]> {
             for (let attempt = 1; ; attempt++) {
               try {
                 await page.goto(spec.path, { waitUntil: "commit" });
-                await page.locator(spec.content).first().waitFor({ timeout: 30_000 });
+                await page.locator(spec.content).first().waitFor({ timeout: opts.contentTimeoutMs });
                 break;
               } catch (e) {
                 const dropped =
                   /ERR_NETWORK_CHANGED|chrome-error:|interrupted by another navigation/.test((e as Error).message) || page.url().startsWith("chrome-error:");
+                if (!dropped && (e as Error).name === "TimeoutError") {
+                  // A page that shows nothing for this long is a figure (counted, at the limit), not a failed run.
+                  timeouts += 1;
+                  break;
+                }
                 if (attempt >= 30 || !dropped) throw e;
                 retried += 1;
                 await sleep(250); // Chromium's own reload of its error page settles first
@@ -156,7 +166,7 @@ export async function measurePages(opts: PagesOptions): Promise<PageFigures[]> {
         return { queries: sent.map((log) => log.filter((q) => q.t >= from && q.t < to).length), changes: opts.changeCount() - changes0, windowMs: to - from };
       };
       const all = await watch(opts.windowMs);
-      const f: PageFigures = { name: spec.name, loads, queriesPerBrowser: all.queries, changes: all.changes, windowMs: all.windowMs };
+      const f: PageFigures = { name: spec.name, loads, timeouts, queriesPerBrowser: all.queries, changes: all.changes, windowMs: all.windowMs };
       if (spec.nodeId) {
         try {
           opts.focus({ except: spec.nodeId });
