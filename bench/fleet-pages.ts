@@ -12,9 +12,18 @@
  * The browsers are contexts of one Chromium process (each its own cookie jar, cache and
  * live socket): five Chromium processes next to 500 simulated nodes would measure the
  * machine's memory, not the console.
+ *
+ * Chromium runs in a network namespace of its own, with only a loopback, reaching the
+ * console through a unix socket: on a machine shared with other agents (bridges and veths
+ * come and go every few seconds) Chromium otherwise fails its navigations and fetches
+ * with ERR_NETWORK_CHANGED, and the figures measure the neighbours.
  */
-import type { Browser, BrowserContext, Page, Request } from "playwright-core";
-import { launchChromium } from "../test/helpers/chromium.ts";
+import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { connect, createServer, type Server } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { chromium, type Browser, type BrowserContext, type Page, type Request } from "playwright-core";
+import { CHROMIUM_ARGS } from "../test/helpers/chromium.ts";
 
 export interface PageSpec {
   name: string;
@@ -83,8 +92,58 @@ function queriesOf(req: Request): Array<{ path: string; nodeId?: string }> {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * Chromium in its own network namespace (root: `unshare --net`), where 127.0.0.1:<port> is
+ * forwarded to the console's port through a unix socket. Returns the browser and a clean-up.
+ */
+async function isolatedChromium(consoleUrl: string): Promise<{ browser: Browser; close: () => Promise<void> }> {
+  const u = new URL(consoleUrl);
+  const dir = await mkdtemp(join(tmpdir(), "berth-bench-chromium-"));
+  const sock = join(dir, "console.sock");
+  const bridge: Server = createServer((c) => {
+    const up = connect(Number(u.port), u.hostname);
+    c.on("error", () => up.destroy());
+    up.on("error", () => c.destroy());
+    c.pipe(up).pipe(c);
+  });
+  await new Promise<void>((resolve, reject) => bridge.once("error", reject).listen(sock, resolve));
+  const forward = join(dir, "forward.mjs");
+  await writeFile(
+    forward,
+    `import { connect, createServer } from "node:net";
+createServer((c) => {
+  const up = connect(${JSON.stringify(sock)});
+  c.on("error", () => up.destroy());
+  up.on("error", () => c.destroy());
+  c.pipe(up).pipe(c);
+}).listen(${Number(u.port)}, "127.0.0.1");
+// Chromium (which this shell became) is the parent: gone, so is the forwarder.
+const parent = process.ppid;
+setInterval(() => process.ppid !== parent && process.exit(0), 500);
+`,
+  );
+  // Playwright talks to Chromium over fds 3 and 4: the forwarder must not hold them open.
+  const wrapper = join(dir, "chromium");
+  await writeFile(
+    wrapper,
+    `#!/bin/sh
+exec unshare --net -- /bin/sh -c 'ip link set lo up && { ${JSON.stringify(process.execPath)} ${JSON.stringify(forward)} 3>&- 4>&- & } && sleep 0.3 && exec /usr/bin/chromium "$@"' chromium "$@"
+`,
+  );
+  await chmod(wrapper, 0o755);
+  const browser = await chromium.launch({ executablePath: wrapper, args: CHROMIUM_ARGS });
+  return {
+    browser,
+    close: async () => {
+      await browser.close();
+      await new Promise<void>((r) => bridge.close(() => r()));
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
 export async function measurePages(opts: PagesOptions): Promise<PageFigures[]> {
-  const browser: Browser = await launchChromium();
+  const { browser, close } = await isolatedChromium(opts.url);
   try {
     const [name, ...rest] = opts.cookie.split("=");
     const contexts: BrowserContext[] = [];
@@ -185,6 +244,6 @@ export async function measurePages(opts: PagesOptions): Promise<PageFigures[]> {
     }
     return figures;
   } finally {
-    await browser.close();
+    await close();
   }
 }
