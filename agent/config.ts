@@ -43,6 +43,8 @@ export const AgentConfigSchema = z.object({
   "join-token": z.string().min(8, "a join token from the console").optional(),
   "credential-file": z.string().min(1).default("/etc/berth/node-credential"),
   "console-fingerprint": z.string().refine(isFingerprint, "a SHA-256 certificate fingerprint: 64 hex digits, colons allowed").optional(),
+  /** A supervisor other than systemd starts the agent again when it exits (systemd is seen by itself). */
+  supervised: z.boolean().default(false),
 });
 
 export type AgentConfigFile = z.input<typeof AgentConfigSchema>;
@@ -62,6 +64,11 @@ export interface AgentConfig {
   runtime: RuntimeName;
   bridge: string;
   bridgeSubnet: string;
+  /**
+   * What starts the agent again when it exits: "systemd" (a unit: INVOCATION_ID is set),
+   * "supervisor" (--supervised), or null. The console's "Restart agent" needs one.
+   */
+  supervisor: "systemd" | "supervisor" | null;
   /** Present only when a console URL is configured. */
   link?: LinkConfig;
 }
@@ -94,6 +101,8 @@ Options (each is also a key of the JSON config file):
   --join-token TOKEN           one-time token to enroll this node (used only while there is no credential file)
   --credential-file PATH       where the node credential is kept, mode 0600 (default /etc/berth/node-credential)
   --console-fingerprint SHA256 accept only the console certificate with this SHA-256 fingerprint
+  --supervised                 a supervisor (other than systemd, which is detected) starts the agent again
+                               when it exits: the console may then ask it to restart itself
   --help                       show this text
 `;
 
@@ -126,6 +135,7 @@ export function loadAgentConfig(argv: string[]): AgentConfig | "help" {
         "join-token": { type: "string" },
         "credential-file": { type: "string" },
         "console-fingerprint": { type: "string" },
+        supervised: { type: "boolean" },
         help: { type: "boolean" },
       },
     });
@@ -155,6 +165,7 @@ export function loadAgentConfig(argv: string[]): AgentConfig | "help" {
   if (v["docker-socket-group"] !== undefined) merged["docker-socket-group"] = v["docker-socket-group"];
   if (v["registry-mirror"] !== undefined) merged["registry-mirrors"] = v["registry-mirror"];
   if (v["insecure-registry"] !== undefined) merged["insecure-registries"] = v["insecure-registry"];
+  if (v.supervised !== undefined) merged.supervised = v.supervised;
   for (const key of [
     "registry-stall-timeout",
     "log-level",
@@ -196,6 +207,8 @@ export function loadAgentConfig(argv: string[]): AgentConfig | "help" {
     runtime: c.runtime,
     bridge: c.bridge,
     bridgeSubnet: c["bridge-subnet"],
+    // systemd sets INVOCATION_ID for the processes of a unit it runs (and restarts: Restart=always).
+    supervisor: process.env.INVOCATION_ID ? "systemd" : c.supervised ? "supervisor" : null,
   };
   if (consoleUrl !== undefined) {
     config.link = { consoleUrl, credentialFile: c["credential-file"] };

@@ -72,6 +72,7 @@ async function main(): Promise<void> {
       joinToken: config.link.joinToken,
       fingerprint: config.link.consoleFingerprint,
       requestJournal: join(config.dataRoot, "link", "requests.journal"),
+      supervisor: config.supervisor,
       logger,
     });
     await link.start();
@@ -91,6 +92,8 @@ async function main(): Promise<void> {
     process.exit(0);
   };
   process.on("SIGTERM", () => void stop("SIGTERM"));
+  // Asked by the console (agent.restart, only when supervised): stop as on SIGTERM, for the supervisor to start the agent again.
+  link?.on("restart", () => void stop("restart asked by the console"));
   process.on("SIGINT", () => void stop("SIGINT"));
 }
 

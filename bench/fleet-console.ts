@@ -11,7 +11,7 @@ import pino from "pino";
 import { startConsole, type RunningConsole } from "../server/console.ts";
 import { createUser, sessionCookie } from "../test/helpers/console.ts";
 
-export type ConsoleRequest = { type: "start"; databaseUrl: string; dataDir: string; tokens: number } | { type: "arrivals" } | { type: "stop" };
+export type ConsoleRequest = { type: "start"; databaseUrl: string; dataDir: string; tokens: number; ui: boolean } | { type: "arrivals" } | { type: "stop" };
 
 export type ConsoleReply =
   | { type: "ready"; url: string; cookie: string; tokens: string[] }
@@ -33,7 +33,8 @@ async function start(req: Extract<ConsoleRequest, { type: "start" }>): Promise<v
     host: "127.0.0.1",
     dataDir: req.dataDir,
     databaseUrl: req.databaseUrl,
-    ui: false,
+    // The pages (a `next build` in .next) only when the benchmark drives browsers.
+    ui: req.ui,
     // Info level logs a line per node connection and request: 500 nodes' worth of that is the benchmark measuring pino.
     logger: pino({ level: process.env.BERTH_BENCH_LOG ?? "warn" }),
     firstAdminEmail: "admin@bench.local",

@@ -14,7 +14,7 @@
  * Usage: bench/fleet [--agents N] [--workers N] [--samples N] [--pull-nodes N] [--enroll-concurrency N per worker]
  */
 import { fork, type ChildProcess } from "node:child_process";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { build } from "esbuild";
@@ -24,8 +24,10 @@ import { checkInterrupted, cpuCount, gitRev, mb, median, onCleanup, processMemor
 import type { ConsoleReply, ConsoleRequest } from "./fleet-console.ts";
 import type { WorkerReply, WorkerRequest } from "./fleet-agents.ts";
 import { CONTAINERS_PER_NODE, IMAGES_PER_NODE, rareContainerName } from "./stand-in-engine.ts";
+import { measurePages, type PageFigures } from "./fleet-pages.ts";
 
-const USAGE = "usage: bench/fleet [--agents N] [--workers N] [--samples N] [--pull-nodes N] [--enroll-concurrency N]";
+const USAGE =
+  "usage: bench/fleet [--agents N] [--workers N] [--samples N] [--pull-nodes N] [--enroll-concurrency N] [--browsers N] [--page-samples N] [--change-rate N] [--page-window-s N]";
 const PULL_REFERENCE = "registry.example.com/fleet/bench-pull:1.0";
 
 /** Wall-clock milliseconds with sub-millisecond precision, comparable across processes on one machine. */
@@ -38,10 +40,26 @@ interface Args {
   samples: number;
   pullNodes: number;
   enrollConcurrency: number;
+  /** Browsers on the pages (0: no pages, the console without its UI). */
+  browsers: number;
+  pageSamples: number;
+  /** Node changes per second while the pages are open. */
+  changeRate: number;
+  pageWindowS: number;
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { agents: 500, workers: 0, samples: 200, pullNodes: 100, enrollConcurrency: 2 };
+  const a: Args = {
+    agents: 500,
+    workers: 0,
+    samples: 200,
+    pullNodes: 100,
+    enrollConcurrency: 2,
+    browsers: 5,
+    pageSamples: 10,
+    changeRate: 25,
+    pageWindowS: 10,
+  };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i]!;
     const key = (
@@ -51,10 +69,14 @@ function parseArgs(argv: string[]): Args {
         "--samples": "samples",
         "--pull-nodes": "pullNodes",
         "--enroll-concurrency": "enrollConcurrency",
+        "--browsers": "browsers",
+        "--page-samples": "pageSamples",
+        "--change-rate": "changeRate",
+        "--page-window-s": "pageWindowS",
       } as const
     )[flag];
     const value = Number(argv[++i]);
-    if (!key || !Number.isInteger(value) || value < 1) throw new Error(`${flag}: ${USAGE}`);
+    if (!key || !Number.isInteger(value) || value < (key === "browsers" ? 0 : 1)) throw new Error(`${flag}: ${USAGE}`);
     a[key] = value;
   }
   a.workers = a.workers === 0 ? a.agents : Math.min(a.workers, a.agents);
@@ -186,7 +208,9 @@ async function main(): Promise<number> {
   // --- the console ---------------------------------------------------------------
   const consoleChild = spawnChild<ConsoleRequest, ConsoleReply>(join(ROOT, "bench", "fleet-console.ts"), "console", () => undefined);
   onCleanup(() => consoleChild.stop({ type: "stop" }, 30_000));
-  consoleChild.send({ type: "start", databaseUrl: db.url, dataDir: join(work, "console"), tokens: args.agents });
+  if (args.browsers > 0 && !(await stat(join(ROOT, ".next", "BUILD_ID")).catch(() => null)))
+    throw new Error("the pages need the UI built: run `npx next build` first (or --browsers 0)");
+  consoleChild.send({ type: "start", databaseUrl: db.url, dataDir: join(work, "console"), tokens: args.agents, ui: args.browsers > 0 });
   const ready = await consoleChild.next((m): m is Extract<ConsoleReply, { type: "ready" }> => m.type === "ready", "console start", 120_000);
   const consolePid = consoleChild.proc.pid!;
   const { url, cookie } = ready;
@@ -397,6 +421,66 @@ async function main(): Promise<number> {
     process.stderr.write(`pull job ${job.status}: ${succeeded}/${args.pullNodes} steps succeeded; ${errs.join(" | ")}\n`);
   }
 
+  // --- pages in browsers while the fleet changes ------------------------------------------
+  let pageFigures: PageFigures[] = [];
+  if (args.browsers > 0) {
+    const focusIndex = Math.floor(args.agents / 3);
+    const focusId = nodeIdOf.get(focusIndex)!;
+    let changes = 0;
+    let changing = true;
+    let focus = null as { only?: string; except?: string } | null; // set by the pages (a closure TypeScript cannot follow)
+    let sample = 1_000_000; // apart from the event samples above
+    const change = (index: number) => {
+      ownerOf.get(index)!.send({ type: "toggle", index, sample: sample++ });
+      changes += 1;
+    };
+    // Changes at random nodes at --change-rate per second, and the node page's own node every
+    // 2 s; while a node page is watched, only other nodes, then only its own (every 500 ms).
+    const changer = (async () => {
+      let last = Date.now();
+      let focusAt = Date.now();
+      while (changing) {
+        await sleep(20);
+        const now = Date.now();
+        const due = Math.floor(((now - last) * args.changeRate) / 1000);
+        if (due > 0) last += (due * 1000) / args.changeRate;
+        if (!focus?.only)
+          for (let i = 0; i < due; i++) {
+            const index = Math.floor(Math.random() * args.agents);
+            if (focus?.except !== nodeIdOf.get(index)) change(index);
+          }
+        if (!focus?.except && now - focusAt >= (focus?.only ? 500 : 2_000)) {
+          focusAt = now;
+          change(focusIndex);
+        }
+      }
+    })();
+    process.stderr.write(`pages: ${args.browsers} browsers, ${args.changeRate} node changes/s\n`);
+    try {
+      pageFigures = await measurePages({
+        url,
+        cookie,
+        browsers: args.browsers,
+        samples: args.pageSamples,
+        windowMs: args.pageWindowS * 1000,
+        contentTimeoutMs: 20_000,
+        pages: [
+          { name: "fleet", path: "/", content: '[data-testid="nodes"] tbody tr[data-node]' },
+          { name: "containers", path: "/containers", content: '[data-testid="containers"] tbody tr[data-container]' },
+          { name: "images", path: "/images", content: '[data-testid="images"] tbody tr' },
+          { name: "node", path: `/nodes/${focusId}`, content: '[data-testid="containers"] tbody tr[data-container]', nodeId: focusId },
+        ],
+        changeCount: () => changes,
+        focus: (f) => (focus = f),
+        checkInterrupted,
+        log: (line) => process.stderr.write(`${line}\n`),
+      });
+    } finally {
+      changing = false;
+      await changer;
+    }
+  }
+
   // --- memory at the end -------------------------------------------------------------
   const rssEnd = (await processMemory(consolePid)).rss;
   const rssPeak = await statusKb(consolePid, "VmHWM");
@@ -441,6 +525,31 @@ async function main(): Promise<number> {
         [`pull job: request reached all ${args.pullNodes} nodes`, ms(allReachedMs), "", ""],
         [`pull job: all ${args.pullNodes} steps shown running (browser)`, ms(allRunningMs), "", ""],
         [`pull job: finished (browser), ${succeeded}/${args.pullNodes} succeeded`, ms(finishedMs), "", job.status === "succeeded" ? "" : "FAILED"],
+        ...pageFigures.flatMap((f) => {
+          const queries = f.queriesPerBrowser.reduce((a, b) => a + b, 0) / f.queriesPerBrowser.length;
+          const per = (q: number, n: number) => (n ? (q / n).toFixed(3) : "n/a");
+          const avg = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+          const rows = [
+            [
+              `${f.name} page: navigation to content (${f.loads.length}×${f.timeouts ? `, ${f.timeouts} showed nothing within 20 s, counted as 20 s` : ""}) p50`,
+              ms(percentile(f.loads, 50)),
+              "",
+              "",
+            ],
+            [`${f.name} page: navigation to content p95`, ms(p95(f.loads)), "< 1 s", verdict(p95(f.loads) < 1000)],
+            [
+              `${f.name} page: queries per browser per node change (${f.changes} changes in ${Math.round(f.windowMs / 1000)} s)`,
+              per(queries, f.changes),
+              "",
+              "",
+            ],
+          ];
+          if (f.split) {
+            rows.push([`  per change on another node only (${f.split.othersChanges} changes)`, per(avg(f.split.othersQueries), f.split.othersChanges), "", ""]);
+            rows.push([`  per change on its own node only (${f.split.ownChanges} changes)`, per(avg(f.split.ownQueries), f.split.ownChanges), "", ""]);
+          }
+          return rows;
+        }),
       ],
       [false, true, false, false],
     ),

@@ -32,6 +32,7 @@ import { pruneExpiredSessions } from "./auth/sessions.ts";
 import { AgentHub } from "./hub/agent-hub.ts";
 import { LiveUpdates } from "./live/live-updates.ts";
 import { JobService } from "./jobs/job-service.ts";
+import { agentUpgradeStep } from "./installer/upgrade.ts";
 import { InstallRuns } from "./installer/runs.ts";
 import { appRouter } from "./trpc/router.ts";
 import type { ConsoleServices } from "./services.ts";
@@ -180,6 +181,7 @@ export async function startConsole(options: ConsoleOptions): Promise<RunningCons
     const registries = new RegistryStore(prisma, secretBox);
     const live = new LiveUpdates({ io, prisma, hub, authSecret, allowedOrigins, logger });
     cleanups.push(() => live.close());
+    const installs = new InstallRuns();
     const buildContextsDir = join(options.dataDir, "build-contexts");
     await mkdir(buildContextsDir, { recursive: true, mode: 0o700 });
     const jobs = new JobService({
@@ -189,11 +191,11 @@ export async function startConsole(options: ConsoleOptions): Promise<RunningCons
       live,
       logger,
       buildContextsDir,
+      consoleSteps: { "agent.upgrade": agentUpgradeStep({ prisma, hub, secretBox, installs, publicUrl, logger }) },
       ...(options.jobOfflineWaitMs !== undefined ? { offlineWaitMs: options.jobOfflineWaitMs } : {}),
     });
     cleanups.push(() => jobs.close());
 
-    const installs = new InstallRuns();
     // Small notices: the page refetches the run through `installer.run`, where access is checked again.
     installs.onChange((run, change) =>
       live.installOutput({ runId: run.view.id, step: change.step, status: change.status, ...(change.line !== undefined ? { line: change.line } : {}) }),

@@ -25,6 +25,8 @@ test("flags and the config file give the same keys; flags win; defaults as docum
     runtime: "runc",
     bridge: "berth0",
     bridgeSubnet: "10.209.0.0/16",
+    // Under a systemd unit (INVOCATION_ID) the agent knows systemd starts it again.
+    supervisor: process.env.INVOCATION_ID ? "systemd" : null,
   });
   const file = join(dir, "agent.json");
   await writeFile(file, JSON.stringify({ "data-root": "/srv/berth", "insecure-registries": ["reg.local:5000"], "registry-mirrors": ["https://mirror.local"] }));
@@ -52,6 +54,13 @@ test("flags and the config file give the same keys; flags win; defaults as docum
   const crun = loadAgentConfig(["--runtime", "crun"]);
   assert.equal(crun !== "help" && crun.runtime, "crun");
   assert.throws(() => loadAgentConfig(["--runtime", "kata"]), /runtime: one of runc, crun/);
+  if (!process.env.INVOCATION_ID) {
+    const supervised = loadAgentConfig(["--supervised"]);
+    assert.equal(supervised !== "help" && supervised.supervisor, "supervisor", "--supervised: another supervisor starts it again");
+    await writeFile(join(dir, "supervised.json"), JSON.stringify({ supervised: true }));
+    const fromKey = loadAgentConfig(["--config", join(dir, "supervised.json")]);
+    assert.equal(fromKey !== "help" && fromKey.supervisor, "supervisor", "the config file's supervised key too");
+  }
 });
 
 test("bad configuration is refused with a message naming what is wrong", async (t) => {

@@ -14,9 +14,11 @@ const execFileP = promisify(execFile);
 
 test("bench/fleet prints every figure for 6 agent processes, each target with its verdict", { timeout: 300_000 }, async () => {
   const bench = resolve(import.meta.dirname, "../bench/fleet");
-  const { stdout: out, stderr: err } = await execFileP("bash", [bench, "--agents", "6", "--samples", "10", "--pull-nodes", "4"], { maxBuffer: 16 << 20 }).catch(
-    (e: ExecFileException & { stderr: string }) => assert.fail(`bench/fleet failed (exit ${e.code}):\n${e.stderr.slice(-3000)}`),
-  );
+  const { stdout: out, stderr: err } = await execFileP(
+    "bash",
+    [bench, "--agents", "6", "--samples", "10", "--pull-nodes", "4", "--browsers", "1", "--page-samples", "2", "--page-window-s", "2"],
+    { maxBuffer: 16 << 20 },
+  ).catch((e: ExecFileException & { stderr: string }) => assert.fail(`bench/fleet failed (exit ${e.code}):\n${e.stderr.slice(-3000)}`));
 
   assert.match(out, /6 simulated nodes over 6 worker processes/);
   for (const figure of [
@@ -27,11 +29,18 @@ test("bench/fleet prints every figure for 6 agent processes, each target with it
     "pull job on 4 nodes: POST answered",
     "pull job: request reached all 4 nodes",
     "pull job: finished (browser), 4/4 succeeded",
+    "fleet page: navigation to content p95",
+    "containers page: navigation to content p95",
+    "images page: navigation to content p95",
+    "node page: navigation to content p95",
+    "node page: queries per browser per node change",
+    "per change on another node only",
+    "per change on its own node only",
   ]) {
     assert.ok(out.includes(figure), `missing figure "${figure}" in:\n${out}`);
   }
   const targetRows = out.split("\n").filter((l) => /\|\s*< /.test(l));
-  assert.equal(targetRows.length, 5, `five figures have a target:\n${out}`);
+  assert.equal(targetRows.length, 9, `nine figures have a target (four of them the pages'):\n${out}`);
   for (const row of targetRows) assert.match(row, /\|\s*(met|MISSED)\s*$/, `a target row without its verdict: ${row}`);
   assert.match(err, /cleaning up|total/, "the run reports its end");
   const database = /database (berth_t_fleet_\S+)/.exec(err)?.[1];

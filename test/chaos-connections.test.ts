@@ -488,7 +488,9 @@ describe("connection chaos: clients hang up at random points of every streaming 
     const dataRoot = agent.dataRoot;
     // One clean round first, so what the agent opens once and keeps (the inotify instance,
     // the thread pool, lazily loaded modules) is in the baseline.
-    for (const e of endpoints) await chaosRequest(sock, await e.request(), { at: "mid-body", bytes: 1, ms: 300 });
+    // A follow of the logs stays long enough to reach its file watch (the inotify instance).
+    for (const e of endpoints)
+      await chaosRequest(sock, await e.request(), e.name === "logs -f" ? { at: "mid-body", bytes: 1e9, ms: 1500 } : { at: "mid-body", bytes: 1, ms: 300 });
     await sleep(5000); // idle registry connections of the warm-up time out
     const startFds = await fdFloor(pid);
     const startFdList = await fdTargets(pid);

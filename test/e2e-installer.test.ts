@@ -23,10 +23,12 @@ import { PROJECT_ROOT } from "../server/console.ts";
 import { createUser, sessionCookie, startTestConsole, type TestConsole } from "./helpers/console.ts";
 import { createTestUser, startSshd, type SshdHandle, type TestUser } from "./helpers/sshd.ts";
 import { cleanUpInstalledAgents, startFromUnit, type UnitProcess } from "./helpers/unit.ts";
+import { KnownHosts } from "../server/installer/known-hosts.ts";
 
 const execFileP = promisify(execFile);
 const ARTIFACTS = join(PROJECT_ROOT, "test-artifacts", "e2e-installer");
 const VERSION = "0.9.0-e2e";
+const VERSION_2 = "0.9.1-e2e";
 
 describe("Add node over SSH in the browser", () => {
   let work: string;
@@ -198,6 +200,52 @@ describe("Add node over SSH in the browser", () => {
     assert.equal(script.status, 200);
     assert.match(await script.text(), /^#!\/bin\/bash/);
     await screenshot("manual-install");
+  });
+
+  test("Upgrade agent on the node page: a job re-uploads the console's agent over SSH, and the node comes back on the new version", async () => {
+    assert.ok(nodeId, "installed by the first test");
+    await page.goto(`/nodes/${nodeId}`);
+    // Installed without "keep credentials": the button says what to do instead of failing.
+    await page.getByRole("button", { name: "Upgrade agent" }).click();
+    await page
+      .getByTestId("upgrade-unavailable")
+      .getByText(/no SSH login is kept/)
+      .waitFor();
+    await screenshot("upgrade-needs-kept-login");
+
+    // A newer agent for the console to ship, and the login kept (as "Keep credentials" at install keeps it).
+    await execFileP(process.execPath, [join(PROJECT_ROOT, "scripts/build-agent.mjs"), "--out", join(work, "artifact-v2"), "--version", VERSION_2]);
+    process.env.BERTH_AGENT_ARTIFACT = join(work, "artifact-v2", "berth-agent.tar.gz");
+    await new KnownHosts(c.services.prisma, c.services.secretBox).remember(sshd.host, sshd.port, {
+      credentials: { password: user.password, sudoPassword: user.password },
+    });
+    await page.reload();
+    await page.getByRole("button", { name: "Upgrade agent" }).click();
+    const confirm = page.getByRole("alertdialog", { name: "confirm upgrade agent" });
+    await confirm.getByText(/Running containers keep running/).waitFor();
+    assert.match(await confirm.innerText(), new RegExp(`from ${VERSION.replace(/\./g, "\\.")} to ${VERSION_2.replace(/\./g, "\\.")}`));
+    assert.match(await confirm.innerText(), new RegExp(`${sshd.host}:${sshd.port}`));
+    await screenshot("upgrade-confirmation");
+    await confirm.getByRole("button", { name: "Confirm upgrade" }).click();
+    const job = page.getByTestId("inline-job");
+    // No systemd here: when the run waits for the node, restart the agent as `systemctl restart` would (KillMode=process).
+    await job.getByText(/Wait for the node to come back online: running/).waitFor({ timeout: 120_000 });
+    await screenshot("upgrade-running");
+    await agents.at(-1)!.stop();
+    agents.push(await startFromUnit(join(prefix, "etc/systemd/system/berth-agent.service")));
+    await page.locator('[data-testid=inline-job][data-status="succeeded"]').waitFor({ timeout: 120_000 });
+    assert.equal(c.services.hub.node(nodeId)?.agentVersion, VERSION_2, agentLog());
+    await page.getByRole("heading").getByText("online").waitFor();
+    await screenshot("upgrade-succeeded");
+    const row = await c.services.prisma.jobStep.findFirstOrThrow({ where: { nodeId, action: "agent.upgrade" } });
+    assert.equal(row.status, "succeeded");
+    assert.equal((row.result as { version?: string }).version, VERSION_2);
+    const audit = await c.services.prisma.auditLog.findFirstOrThrow({ where: { action: "installer.upgrade" } });
+    assert.equal(audit.outcome, "success");
+    assert.deepEqual(audit.targetNodeIds, [nodeId]);
+    assert.ok(!JSON.stringify(await c.services.prisma.job.findMany()).includes(user.password), "the SSH password is in no job");
+    // Back to how the install left it (no login kept): the removal below gives its own.
+    await new KnownHosts(c.services.prisma, c.services.secretBox).remember(sshd.host, sshd.port, { credentials: null });
   });
 
   test("Remove agent from the pinned hosts: the agent stops, its files and data go, the node is revoked", async () => {

@@ -354,6 +354,11 @@ export const SystemInfoSchema = z.object({
   systemTime: z.string(),
   /** The OCI runtime containers run with (`docker info` Default Runtime); optional: older agents leave it out. */
   defaultRuntime: z.string().optional(),
+  /**
+   * What starts the agent again when it exits ("systemd", "supervisor"), or null when nothing
+   * would: then `agent.restart` is refused. Absent: an older agent, which has no `agent.restart`.
+   */
+  supervisor: z.string().max(32).nullable().optional(),
 });
 export type SystemInfo = z.infer<typeof SystemInfoSchema>;
 
@@ -467,6 +472,19 @@ const MINUTE = 60_000;
 export const METHODS = {
   "inventory.snapshot": { params: NoParams, result: InventorySnapshotSchema, stream: z.never(), mutating: false, abortable: false, defaultTimeoutMs: MINUTE },
   "system.info": { params: NoParams, result: SystemInfoSchema, stream: z.never(), mutating: false, abortable: false, defaultTimeoutMs: MINUTE },
+  /**
+   * The agent answers, then stops (as on SIGTERM) for its supervisor to start it again:
+   * containers keep running and the next agent adopts them. Refused (Conflict) when nothing
+   * supervises the agent: it would not come back.
+   */
+  "agent.restart": {
+    params: NoParams,
+    result: z.object({ supervisor: z.string() }),
+    stream: z.never(),
+    mutating: true,
+    abortable: false,
+    defaultTimeoutMs: MINUTE,
+  },
   "image.pull": {
     /** `insecure`: the console's registry entry allows plain HTTP for this registry. */
     params: z.object({ reference: ReferenceSchema, credentials: RegistryCredentialsSchema.optional(), insecure: z.boolean().optional() }),
@@ -782,6 +800,7 @@ function requestOf<M extends MethodName>(method: M) {
 export const RequestSchema = z.discriminatedUnion("method", [
   requestOf("inventory.snapshot"),
   requestOf("system.info"),
+  requestOf("agent.restart"),
   requestOf("image.pull"),
   requestOf("image.push"),
   requestOf("build.upload"),

@@ -1,7 +1,7 @@
 import { Readable } from "node:stream";
 import type { Engine } from "../engine/engine.ts";
 import { isDockerfileError } from "../engine/build/dockerfile.ts";
-import { invalidArgument } from "../engine/errors.ts";
+import { conflict, invalidArgument } from "../engine/errors.ts";
 import type { ContainerStats } from "../engine/containers/stats.ts";
 import type { ContainerRecord } from "../engine/containers/container-record.ts";
 import type { DeleteRecord } from "../engine/images/image-service.ts";
@@ -113,11 +113,16 @@ export function statsSample(s: ContainerStats, previous: ContainerStats | undefi
 
 const isLive = (c: ContainerRecord) => c.state.status === "running" || c.state.status === "paused";
 
+/** The agent process as the link sees it: what would start it again after it exits. */
+export interface AgentProcess {
+  supervisor: string | null;
+}
+
 /**
  * The link's methods as engine calls: one translation per method, nothing else. Errors
  * are the engine's own (EngineError); the caller turns them into acknowledgements.
  */
-export function linkHandlers(engine: Engine, log: DebugLog): Handlers {
+export function linkHandlers(engine: Engine, log: DebugLog, agent: AgentProcess = { supervisor: null }): Handlers {
   const { images, containers } = engine;
   return {
     "inventory.snapshot": async (_p, ctx) => ctx.snapshot(),
@@ -141,7 +146,14 @@ export function linkHandlers(engine: Engine, log: DebugLog): Handlers {
         insecureRegistries: engine.config.insecureRegistries,
         systemTime: new Date().toISOString(),
         defaultRuntime: "runc",
+        supervisor: agent.supervisor,
       };
+    },
+    // The restart itself is the link's, once this answer is sent (ConsoleLink "restart").
+    "agent.restart": async () => {
+      if (!agent.supervisor)
+        throw conflict("this agent is not supervised (no systemd unit, no --supervised): nothing would start it again after it exits; restart it on the host");
+      return { supervisor: agent.supervisor };
     },
     "image.pull": async (p, ctx) => {
       if (p.insecure) engine.registry.allowInsecure(parseNormalizedReference(p.reference).domain);

@@ -65,6 +65,11 @@ export interface ConsoleLinkOptions {
    * are answered as interrupted after its restart instead of running again. Memory only when unset.
    */
   requestJournal?: string;
+  /**
+   * What starts the agent again when it exits (agent/config.ts `supervisor`). With one, an
+   * `agent.restart` request is answered and then the link emits "restart" for the agent to stop.
+   */
+  supervisor?: string | null;
 }
 
 export type LinkState = "idle" | "connecting" | "connected" | "refused" | "revoked" | "stopped";
@@ -184,7 +189,7 @@ export class ConsoleLink extends EventEmitter {
     this.opts = opts;
     this.log = opts.logger.child({ concern: "link" });
     this.ledger = new RequestLedger({ retentionMs: opts.requestRetentionMs, journalFile: opts.requestJournal, logger: this.log });
-    this.handlers = linkHandlers(opts.engine, this.log);
+    this.handlers = linkHandlers(opts.engine, this.log, { supervisor: opts.supervisor ?? null });
   }
 
   get state(): LinkState {
@@ -450,6 +455,8 @@ export class ConsoleLink extends EventEmitter {
     clearTimeout(timer);
     if (!outcome.ok) this.log.info({ requestId: req.id, method: req.method, kind: outcome.error.kind, err: outcome.error.message }, "request failed");
     reply({ id: req.id, ...outcome });
+    // After the answer is on its way; a repeat of the request after the restart is answered from the ledger and restarts nothing.
+    if (req.method === "agent.restart" && outcome.ok && !begun.joined) setImmediate(() => this.emit("restart"));
   }
 
   private async execute(req: LinkRequest, signal: AbortSignal): Promise<unknown> {

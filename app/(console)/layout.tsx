@@ -2,9 +2,11 @@
 import Link from "next/link";
 import { usePathname, useRouter } from "next/navigation";
 import { signOut } from "next-auth/react";
-import { useCallback, useEffect, type ReactNode } from "react";
+import { useCallback, useEffect, useMemo, type ReactNode } from "react";
+import { useQueryClient } from "@tanstack/react-query";
 import { trpc } from "../lib/trpc.ts";
 import { closeLiveSocket, useLive, useLiveConnected } from "../lib/live.ts";
+import { NodeRefresher } from "../lib/node-refresh.ts";
 import { Toasts } from "../components/toasts.tsx";
 
 const NAV: Array<{ href: string; label: string; admin?: boolean; operate?: boolean; section?: string }> = [
@@ -37,20 +39,12 @@ export default function ConsoleLayout({ children }: { children: ReactNode }) {
     else if ((me.data?.mustChangePassword || me.data?.mustEnrolTwoFactor) && path !== "/account") router.replace("/account");
   }, [me.isSuccess, me.data, path, router]);
 
-  // Any change on a node refreshes what shows nodes and inventory; jobs refresh on job notices.
-  // A container's inspect is read from its node: only a change on that node refreshes it.
-  const onNode = useCallback(
-    (p: { nodeId: string }) => {
-      void utils.nodes.invalidate();
-      void utils.inventory.invalidate(undefined, {
-        predicate: (q) => {
-          const [path, opts] = q.queryKey as [unknown, { input?: { nodeId?: string } } | undefined];
-          return !(Array.isArray(path) && path[1] === "containerInspect") || opts?.input?.nodeId === p.nodeId;
-        },
-      });
-    },
-    [utils],
-  );
+  // A change on a node refreshes the queries keyed by that node at once, and the fleet-wide
+  // lists at most once per FLEET_REFRESH_MS (see app/lib/node-refresh.ts).
+  const queryClient = useQueryClient();
+  const refresher = useMemo(() => new NodeRefresher(queryClient), [queryClient]);
+  useEffect(() => () => refresher.close(), [refresher]);
+  const onNode = useCallback((p: { nodeId: string }) => refresher.nodeChanged(p.nodeId), [refresher]);
   // Progress notices (several a second during a pull) are drawn by the job page itself; lists refetch on status changes only.
   const onJob = useCallback(
     (p: { status?: string; progress?: unknown }) => {

@@ -118,6 +118,7 @@ export function EnginePanel({ nodeId, online }: { nodeId: string; online: boolea
             ["API version", i.apiVersion],
             ["Agent version", i.agentVersion],
             ["Runtime", i.defaultRuntime ?? "runc"],
+            ["Supervised by", i.supervisor === undefined ? "unknown (older agent)" : (i.supervisor ?? "nothing (restart it on the host)")],
             ["Storage driver", i.driver],
             ["Data root", i.dataRoot],
             ["Registry mirrors", i.registryMirrors.length ? i.registryMirrors.join(", ") : "none"],

@@ -46,8 +46,24 @@ export type StepAction =
       | "container.stats"
       | "system.df"
       | "volume.inspect"
+      | "agent.restart"
     >
-  | "container.run";
+  | "container.run"
+  | ConsoleStepAction;
+
+/**
+ * Steps the console runs itself rather than sending to the node (the agent upgrade over
+ * SSH): no waiting for the node to be online, progress reported as status and log text.
+ */
+export type ConsoleStepAction = "agent.upgrade";
+export type ConsoleStepRunner = (step: {
+  stepId: string;
+  nodeId: string;
+  params: Record<string, unknown>;
+  signal: AbortSignal;
+  /** A status line, or text for the step's log. */
+  report: (e: { status: string } | { text: string }) => void;
+}) => Promise<unknown>;
 
 /**
  * The params of an `image.build` step as stored: the link's params without the context,
@@ -159,6 +175,7 @@ export class JobService {
       offlineWaitMs?: number;
       /** Where build contexts wait for their job (`<dataDir>/build-contexts`); the build step removes its own when it ends. */
       buildContextsDir?: string;
+      consoleSteps?: Partial<Record<ConsoleStepAction, ConsoleStepRunner>>;
     },
   ) {}
 
@@ -336,9 +353,13 @@ export class JobService {
         this.notify(jobId, { stepId: step.id, nodeId: step.nodeId, status: "running", progress }, createdById);
       });
       progress.status = "";
-      await this.waitOnline(step.nodeId, signal);
-      const judged = await this.judgeAtRunTime(createdById, step.nodeId, step.action, params);
-      const result = await this.send(step.id, step.nodeId, step.action as StepAction, judged, onStream, signal, credentials).finally(() => {
+      const consoleStep = this.deps.consoleSteps?.[step.action as ConsoleStepAction];
+      const result = await (async () => {
+        if (consoleStep) return consoleStep({ stepId: step.id, nodeId: step.nodeId, params, signal, report: onStream });
+        await this.waitOnline(step.nodeId, signal);
+        const judged = await this.judgeAtRunTime(createdById, step.nodeId, step.action, params);
+        return this.send(step.id, step.nodeId, step.action as StepAction, judged, onStream, signal, credentials);
+      })().finally(() => {
         settled = true;
         clearTimeout(trailing);
       });
@@ -540,6 +561,8 @@ export class JobService {
         }
         return hub.request(nodeId, "image.build", { ...build, ...(context ? { context } : {}) }, { ...opts, onStream });
       }
+      case "agent.upgrade":
+        throw new Error(`${action} is run by the console, and this console has no runner for it`);
       default:
         return hub.request(nodeId, action, params as never, opts);
     }

@@ -56,6 +56,11 @@ export interface StartAgentOptions {
   runtime?: { node: string; entry: string };
   /** More environment for the agent (kept across restart()), e.g. the test-only BERTH_TEST_CRASH_ON. */
   env?: Record<string, string>;
+  /**
+   * Play systemd's Restart=always: the agent runs with --supervised and is started again
+   * (after 200 ms) whenever it exits on its own; stop(), kill(), restart() and destroy() are not exits on its own.
+   */
+  supervised?: boolean;
 }
 
 /**
@@ -99,6 +104,10 @@ export async function startAgent(opts: StartAgentOptions = {}): Promise<AgentHan
   for (const r of opts.insecureRegistries ?? []) args.push("--insecure-registry", r);
   for (const m of opts.registryMirrors ?? []) args.push("--registry-mirror", m);
   args.push(...(opts.extraArgs ?? []));
+  if (opts.supervised) args.push("--supervised");
+  /** Set while the test itself stops the agent: the supervisor then leaves it down. */
+  let intended = false;
+  let respawns = 0;
   if (opts.consoleUrl !== undefined) {
     args.push("--console-url", opts.consoleUrl, "--credential-file", credentialFile);
     if (opts.joinToken !== undefined) args.push("--join-token", opts.joinToken);
@@ -111,11 +120,22 @@ export async function startAgent(opts: StartAgentOptions = {}): Promise<AgentHan
       env: { ...process.env, UV_THREADPOOL_SIZE: "16", ...opts.env },
     });
     liveAgents.add(child);
-    child.once("exit", () => liveAgents.delete(child));
+    const self = child;
+    child.once("exit", () => {
+      liveAgents.delete(self);
+      if (!opts.supervised || intended || destroyed) return;
+      respawns += 1;
+      output += `\n[test supervisor] berth-agent exited (${self.exitCode ?? self.signalCode}); starting it again (${respawns})\n`;
+      setTimeout(() => {
+        if (intended || destroyed) return;
+        launch().catch((e: unknown) => (output += `\n[test supervisor] could not start berth-agent again: ${(e as Error).message}\n`));
+      }, 200);
+    });
     child.stdout!.on("data", (d: Buffer) => (output += d.toString()));
     child.stderr!.on("data", (d: Buffer) => (output += d.toString()));
     const deadline = Date.now() + 30_000;
-    while (!output.includes("berth-agent started")) {
+    const from = output.length; // a supervised agent's output goes on across its restarts
+    while (!output.slice(from).includes("berth-agent started")) {
       if (child.exitCode !== null) throw new Error(`berth-agent exited with ${child.exitCode}:\n${output}`);
       if (Date.now() > deadline) throw new Error(`berth-agent did not start in 30 s:\n${output}`);
       await new Promise((r) => setTimeout(r, 50));
@@ -134,12 +154,14 @@ export async function startAgent(opts: StartAgentOptions = {}): Promise<AgentHan
     process: undefined as unknown as ChildProcess,
     logs: () => output,
     stop: async () => {
+      intended = true;
       if (child.exitCode === null && child.signalCode === null) {
         child.kill("SIGTERM");
         await waitExit();
       }
     },
     kill: async () => {
+      intended = true;
       if (child.exitCode === null && child.signalCode === null) {
         child.kill("SIGKILL");
         await waitExit();
@@ -149,6 +171,7 @@ export async function startAgent(opts: StartAgentOptions = {}): Promise<AgentHan
       await handle.stop();
       output = "";
       await launch();
+      intended = false;
     },
     destroy: async () => {
       if (destroyed) return;

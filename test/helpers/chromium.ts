@@ -1,7 +1,7 @@
 /** Debian's Chromium, headless, for the end-to-end tests (playwright-core drives it). */
 import { chromium, type Browser } from "playwright-core";
 
-const CHROMIUM_ARGS = [
+export const CHROMIUM_ARGS = [
   "--headless",
   "--no-sandbox",
   "--disable-gpu",

@@ -30,6 +30,8 @@ import { RunConflictError, type InstallRun, type InstallRuns } from "../../insta
 import { normalizePrefix } from "../../installer/shell.ts";
 import type { ConsoleServices } from "../../services.ts";
 import { adminProcedure, router, type AuthedContext } from "../trpc.ts";
+import { startJob } from "../start-job.ts";
+import { upgradeAvailability, type UpgradeDeps } from "../../installer/upgrade.ts";
 import { bestEffort } from "../../../shared/best-effort.ts";
 
 // ---------------------------------------------------------------- inputs
@@ -160,6 +162,10 @@ function beginRun(runs: InstallRuns, kind: "install" | "remove", host: string, p
     if (e instanceof RunConflictError) throw new TRPCError({ code: "CONFLICT", message: e.message });
     throw e;
   }
+}
+
+function upgradeDeps(s: ConsoleServices): UpgradeDeps {
+  return { prisma: s.prisma, hub: s.hub, secretBox: s.secretBox, installs: s.installs, publicUrl: s.publicUrl, logger: s.logger };
 }
 
 // ---------------------------------------------------------------- the router
@@ -347,6 +353,26 @@ export const installerRouter = router({
       })().catch((err: unknown) => services.logger.error({ err, runId: run.view.id }, "the install run's clean-up or audit failed"));
       return { runId: run.view.id };
     }),
+
+  /** Whether "Upgrade agent" can run for a node (installed over SSH from here, with its login kept), or why not. */
+  upgradeAvailability: adminProcedure.input(z.object({ nodeId: z.uuid({ error: "not a node ID" }) })).query(async ({ ctx, input }) => {
+    return upgradeAvailability(upgradeDeps(ctx.services), input.nodeId);
+  }),
+
+  /**
+   * Upgrades a node's agent through the installer, as a durable job (one console-run step:
+   * upload the console's agent artifact, switch, restart the unit, wait for the node).
+   */
+  upgrade: adminProcedure.input(z.object({ nodeId: z.uuid({ error: "not a node ID" }) })).mutation(async ({ ctx, input }) => {
+    ctx.audit.nodeIds.add(input.nodeId);
+    const a = await upgradeAvailability(upgradeDeps(ctx.services), input.nodeId);
+    if (!a.available) throw new TRPCError({ code: "PRECONDITION_FAILED", message: a.reason });
+    if (ctx.services.installs.active(a.host, a.port))
+      throw new TRPCError({ code: "CONFLICT", message: `a run is going on ${a.host}:${a.port}: wait for it to end` });
+    ctx.audit.details.host = `${a.host}:${a.port}`;
+    ctx.audit.details.version = a.version;
+    return startJob(ctx, "agent.upgrade", { host: `${a.host}:${a.port}`, version: a.version }, [{ nodeId: input.nodeId, action: "agent.upgrade", params: {} }]);
+  }),
 
   /** A run's state: steps with output, checklist, rollback, and the result or error. */
   run: adminProcedure.input(z.object({ runId: z.uuid({ error: "not a run ID" }) })).query(({ ctx, input }) => {

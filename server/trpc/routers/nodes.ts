@@ -1,6 +1,6 @@
 import { TRPCError } from "@trpc/server";
 import { z } from "zod";
-import type { NodeStatus } from "../../hub/agent-hub.ts";
+import { LinkRequestError, type NodeStatus } from "../../hub/agent-hub.ts";
 import { linkError } from "./inventory.ts";
 import { labelsSchema } from "../labels.ts";
 import { adminProcedure, authedProcedure, requireNodes, router, type AuthedContext } from "../trpc.ts";
@@ -243,6 +243,27 @@ export const nodesRouter = router({
     try {
       return await ctx.services.hub.request(input.nodeId, "system.df", {}, { timeoutMs: 120_000 });
     } catch (e) {
+      throw linkError(e);
+    }
+  }),
+
+  /**
+   * Asks the node's agent to restart itself: it answers, stops (containers keep running),
+   * and its supervisor (systemd, or what --supervised names) starts it again, which adopts
+   * the containers. Refused when nothing supervises the agent: it would not come back.
+   */
+  restartAgent: adminProcedure.input(z.object({ nodeId: NodeId })).mutation(async ({ ctx, input }) => {
+    ctx.audit.nodeIds.add(input.nodeId);
+    const st = ctx.services.hub.node(input.nodeId);
+    if (!st) throw new TRPCError({ code: "NOT_FOUND", message: `node ${input.nodeId} does not exist` });
+    if (st.revoked) throw new TRPCError({ code: "PRECONDITION_FAILED", message: `node ${st.hostname} is revoked` });
+    if (!st.online) throw new TRPCError({ code: "PRECONDITION_FAILED", message: `node ${st.hostname} is offline: its agent cannot be asked to restart` });
+    try {
+      const r = await ctx.services.hub.request(input.nodeId, "agent.restart", {}, { timeoutMs: 30_000 });
+      ctx.audit.details.supervisor = r.supervisor;
+      return r;
+    } catch (e) {
+      if (e instanceof LinkRequestError && e.kind === "Conflict") throw new TRPCError({ code: "PRECONDITION_FAILED", message: e.message, cause: e });
       throw linkError(e);
     }
   }),

@@ -25,7 +25,9 @@ export default function AddNodePage() {
   const utils = trpc.useUtils();
   const refreshHosts = useCallback(() => void utils.installer.hosts.invalidate(), [utils]);
   useLive("admin.changed", refreshHosts);
-  useLive("node.changed", refreshHosts);
+  // The pinned hosts show their nodes' status and names, not inventory: inventory notices (many a second in a big fleet) are not theirs.
+  const onNode = useCallback((p: { what: string }) => p.what !== "inventory" && refreshHosts(), [refreshHosts]);
+  useLive("node.changed", onNode);
 
   const [host, setHost] = useState("");
   const [port, setPort] = useState("22");

@@ -12,6 +12,7 @@ import { JobsTable } from "../../../components/jobs-table.tsx";
 import { Badge, ErrorBox } from "../../../components/ui.tsx";
 import { LastKnown } from "../../../components/node-name.tsx";
 import { DiskUsagePanel, EnginePanel, NodeSettings } from "../../../components/node-panels.tsx";
+import { AgentActions } from "../../../components/agent-actions.tsx";
 
 // Containers and images are always shown; the rest behind tabs to keep the page short.
 const TABS = ["Jobs", "Volumes", "Networks"] as const;
@@ -85,6 +86,7 @@ export default function NodePage() {
               </div>
             )}
           </div>
+          {can.admin && <AgentActions key={n.id} node={n} />}
           {confirming === "revoke" && (
             <div className="panel" role="alertdialog" aria-label="confirm revoke">
               <p style={{ marginTop: 0 }}>
