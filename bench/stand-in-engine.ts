@@ -23,11 +23,9 @@ import type { Volume } from "../agent/engine/volumes/volume-store.ts";
  * What the stand-in does not do (run, exec, build, push…): the call fails as an engine error,
  * which comes back to the console as an error acknowledgement, never silently.
  */
-const no =
-  (what: string) =>
-  (): never => {
-    throw notImplemented(`the stand-in engine of bench/fleet does not ${what}`);
-  };
+const no = (what: string) => (): never => {
+  throw notImplemented(`the stand-in engine of bench/fleet does not ${what}`);
+};
 
 export const CONTAINERS_PER_NODE = 20;
 export const IMAGES_PER_NODE = 10;
@@ -158,7 +156,10 @@ export class StandInEngine implements Engine {
     inspectDistribution: no("inspect registries"),
     catalog: no("search registries"),
   };
-  readonly builder: ImageBuilder = { build: no("build images"), uploads: { write: no("build images"), open: no("build images"), remove: async () => undefined } };
+  readonly builder: ImageBuilder = {
+    build: no("build images"),
+    uploads: { write: no("build images"), open: no("build images"), remove: async () => undefined },
+  };
   readonly files: ContainerFilesystem = { statPath: no("copy files"), archivePath: no("copy files"), extractToDir: no("copy files") };
   readonly events = new EventBus();
   readonly runtimes = Runtimes.runcOnly();

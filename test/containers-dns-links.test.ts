@@ -61,7 +61,10 @@ describe("network mode, --dns* and --link", () => {
       "/etc/resolv.conf",
     ]);
     assert.equal(out, "nameserver 192.0.2.53\nnameserver 192.0.2.54\nsearch corp.example\noptions ndots:3 timeout:2\n");
-    assert.equal(await inspect(c, "{{json .HostConfig.Dns}} {{json .HostConfig.DnsSearch}} {{json .HostConfig.DnsOptions}}"), '["192.0.2.53","192.0.2.54"] ["corp.example"] ["ndots:3","timeout:2"]');
+    assert.equal(
+      await inspect(c, "{{json .HostConfig.Dns}} {{json .HostConfig.DnsSearch}} {{json .HostConfig.DnsOptions}}"),
+      '["192.0.2.53","192.0.2.54"] ["corp.example"] ["ndots:3","timeout:2"]',
+    );
   });
 
   test("default bridge: only --dns-search given keeps the host's nameservers; `--dns-search .` drops the search line", async (t) => {
@@ -91,7 +94,22 @@ describe("network mode, --dns* and --link", () => {
     await dockerOk(agent, ["network", "create", net]);
     const gateway = (await dockerOk(agent, ["network", "inspect", "--format", "{{(index .IPAM.Config 0).Gateway}}", net])).trim();
     const out = (
-      await dockerOk(agent, ["run", "--name", c, "--network", net, "--dns", "192.0.2.53", "--dns-search", "corp.example", "--dns-option", "timeout:2", "busybox", "cat", "/etc/resolv.conf"])
+      await dockerOk(agent, [
+        "run",
+        "--name",
+        c,
+        "--network",
+        net,
+        "--dns",
+        "192.0.2.53",
+        "--dns-search",
+        "corp.example",
+        "--dns-option",
+        "timeout:2",
+        "busybox",
+        "cat",
+        "/etc/resolv.conf",
+      ])
     ).split("\n");
     const servers = out.filter((l) => l.startsWith("nameserver"));
     assert.equal(servers.length, 1, out.join("\n"));
@@ -106,7 +124,19 @@ describe("network mode, --dns* and --link", () => {
     removeAfter(t, web, db);
     await dockerOk(agent, ["run", "-d", "--name", db, "--expose", "6379", "--expose", "53/udp", "-e", "SECRET=s3", "-e", "OTHER=o", "busybox", "sleep", "300"]);
     const ip = await inspect(db, "{{.NetworkSettings.IPAddress}}");
-    const out = await dockerOk(agent, ["run", "--name", web, "--link", `${db}:cache`, "-e", "CACHE_ENV_OTHER=mine", "busybox", "sh", "-c", "env; echo ---; cat /etc/hosts"]);
+    const out = await dockerOk(agent, [
+      "run",
+      "--name",
+      web,
+      "--link",
+      `${db}:cache`,
+      "-e",
+      "CACHE_ENV_OTHER=mine",
+      "busybox",
+      "sh",
+      "-c",
+      "env; echo ---; cat /etc/hosts",
+    ]);
     const [envText = "", hosts = ""] = out.split("---\n");
     const env = envText.split("\n");
     for (const v of [

@@ -102,7 +102,13 @@ describe("json-file log driver: Docker's file format and rotation", () => {
     assert.equal(logsOut, expected);
     const live = await jsonLines(path);
     const tail = live.length + 5; // reaches into .1
-    assert.equal(await dockerOk(agent, ["logs", "--tail", String(tail), c]), all.slice(-tail).map((l) => l.log).join(""));
+    assert.equal(
+      await dockerOk(agent, ["logs", "--tail", String(tail), c]),
+      all
+        .slice(-tail)
+        .map((l) => l.log)
+        .join(""),
+    );
     // --since a time in .1: Docker's cut is by time, so lines sharing that time come too.
     const older = await jsonLines(`${path}.1`);
     const since = older[Math.floor(older.length / 2)]!.time;
@@ -120,7 +126,20 @@ describe("json-file log driver: Docker's file format and rotation", () => {
   test("docker logs -f follows a running container from its json file on", async (t) => {
     const c = uniq("jfollow");
     removeAfter(t, c);
-    await dockerOk(agent, ["run", "-d", "--name", c, "--log-opt", "max-size=100", "--log-opt", "max-file=2", "busybox", "sh", "-c", "echo first; sleep 2; echo second; echo third"]);
+    await dockerOk(agent, [
+      "run",
+      "-d",
+      "--name",
+      c,
+      "--log-opt",
+      "max-size=100",
+      "--log-opt",
+      "max-file=2",
+      "busybox",
+      "sh",
+      "-c",
+      "echo first; sleep 2; echo second; echo third",
+    ]);
     const out = await dockerOk(agent, ["logs", "-f", c], { timeoutMs: 20_000 });
     assert.equal(out, "first\nsecond\nthird\n");
   });

@@ -39,12 +39,37 @@ describe("Docker API bodies: Go's decoding rules and texts", () => {
   after(() => suite?.stop());
 
   const wrongTypes: Array<[string, string, unknown, string]> = [
-    ["POST", "/v1.41/containers/create", { Image: "busybox", HostConfig: { Memory: "1g" } }, "json: cannot unmarshal string into Go struct field HostConfig.HostConfig.Memory of type int64"],
-    ["POST", "/v1.41/containers/create", { Image: "busybox", Tty: "yes" }, "json: cannot unmarshal string into Go struct field ContainerConfigWrapper.Tty of type bool"],
-    ["POST", "/v1.41/containers/create", { Image: "busybox", Env: "A=1" }, "json: cannot unmarshal string into Go struct field ContainerConfigWrapper.Env of type []string"],
-    ["POST", "/v1.41/containers/create", { Image: "busybox", Labels: { a: 1 } }, "json: cannot unmarshal number into Go struct field ContainerConfigWrapper.Labels of type string"],
+    [
+      "POST",
+      "/v1.41/containers/create",
+      { Image: "busybox", HostConfig: { Memory: "1g" } },
+      "json: cannot unmarshal string into Go struct field HostConfig.HostConfig.Memory of type int64",
+    ],
+    [
+      "POST",
+      "/v1.41/containers/create",
+      { Image: "busybox", Tty: "yes" },
+      "json: cannot unmarshal string into Go struct field ContainerConfigWrapper.Tty of type bool",
+    ],
+    [
+      "POST",
+      "/v1.41/containers/create",
+      { Image: "busybox", Env: "A=1" },
+      "json: cannot unmarshal string into Go struct field ContainerConfigWrapper.Env of type []string",
+    ],
+    [
+      "POST",
+      "/v1.41/containers/create",
+      { Image: "busybox", Labels: { a: 1 } },
+      "json: cannot unmarshal number into Go struct field ContainerConfigWrapper.Labels of type string",
+    ],
     ["POST", "/v1.41/containers/create", { Image: 5 }, "json: cannot unmarshal number into Go struct field ContainerConfigWrapper.Image of type string"],
-    ["POST", "/v1.41/containers/create", { Image: "busybox", HostConfig: { Memory: 1.5 } }, "json: cannot unmarshal number 1.5 into Go struct field HostConfig.HostConfig.Memory of type int64"],
+    [
+      "POST",
+      "/v1.41/containers/create",
+      { Image: "busybox", HostConfig: { Memory: 1.5 } },
+      "json: cannot unmarshal number 1.5 into Go struct field HostConfig.HostConfig.Memory of type int64",
+    ],
     [
       "POST",
       "/v1.41/containers/create",
@@ -63,17 +88,42 @@ describe("Docker API bodies: Go's decoding rules and texts", () => {
       { Image: "busybox", HostConfig: { PortBindings: { "80/tcp": [{ HostPort: 80 }] } } },
       "json: cannot unmarshal number into Go struct field PortBinding.HostConfig.PortBindings.HostPort of type string",
     ],
-    ["POST", "/v1.41/containers/create", { Image: "busybox", Healthcheck: { Test: "x" } }, "json: cannot unmarshal string into Go struct field HealthConfig.Healthcheck.Test of type []string"],
-    ["POST", "/v1.41/containers/create", { Image: "busybox", Cmd: 5 }, "json: cannot unmarshal number into Go struct field ContainerConfigWrapper.Cmd of type string"],
+    [
+      "POST",
+      "/v1.41/containers/create",
+      { Image: "busybox", Healthcheck: { Test: "x" } },
+      "json: cannot unmarshal string into Go struct field HealthConfig.Healthcheck.Test of type []string",
+    ],
+    [
+      "POST",
+      "/v1.41/containers/create",
+      { Image: "busybox", Cmd: 5 },
+      "json: cannot unmarshal number into Go struct field ContainerConfigWrapper.Cmd of type string",
+    ],
     ["POST", "/v1.41/containers/create", [1], "json: cannot unmarshal array into Go value of type runconfig.ContainerConfigWrapper"],
     ["POST", "/v1.41/containers/{c}/update", { Memory: "1" }, "json: cannot unmarshal string into Go struct field UpdateConfig.Memory of type int64"],
     ["POST", "/v1.41/containers/{c}/exec", { Cmd: "ls" }, "json: cannot unmarshal string into Go struct field ExecConfig.Cmd of type []string"],
     ["POST", "/v1.41/containers/{c}/exec", { Tty: 1 }, "json: cannot unmarshal number into Go struct field ExecConfig.Tty of type bool"],
     ["POST", "/v1.41/networks/create", { Name: 5 }, "json: cannot unmarshal number into Go struct field NetworkCreateRequest.Name of type string"],
-    ["POST", "/v1.41/networks/create", { Name: "n", Internal: "yes" }, "json: cannot unmarshal string into Go struct field NetworkCreateRequest.Internal of type bool"],
-    ["POST", "/v1.41/networks/create", { Name: "n", IPAM: { Config: [{ Subnet: 5 }] } }, "json: cannot unmarshal number into Go struct field IPAMConfig.IPAM.Config.Subnet of type string"],
+    [
+      "POST",
+      "/v1.41/networks/create",
+      { Name: "n", Internal: "yes" },
+      "json: cannot unmarshal string into Go struct field NetworkCreateRequest.Internal of type bool",
+    ],
+    [
+      "POST",
+      "/v1.41/networks/create",
+      { Name: "n", IPAM: { Config: [{ Subnet: 5 }] } },
+      "json: cannot unmarshal number into Go struct field IPAMConfig.IPAM.Config.Subnet of type string",
+    ],
     ["POST", "/v1.41/networks/bridge/connect", { Container: 5 }, "json: cannot unmarshal number into Go struct field NetworkConnect.Container of type string"],
-    ["POST", "/v1.41/networks/bridge/disconnect", { Container: "c", Force: "yes" }, "json: cannot unmarshal string into Go struct field NetworkDisconnect.Force of type bool"],
+    [
+      "POST",
+      "/v1.41/networks/bridge/disconnect",
+      { Container: "c", Force: "yes" },
+      "json: cannot unmarshal string into Go struct field NetworkDisconnect.Force of type bool",
+    ],
     ["POST", "/v1.41/volumes/create", { Name: 5 }, "json: cannot unmarshal number into Go struct field VolumeCreateBody.Name of type string"],
     ["POST", "/v1.41/volumes/create", { Labels: { a: 5 } }, "json: cannot unmarshal number into Go struct field VolumeCreateBody.Labels of type string"],
     ["POST", "/v1.41/commit?container={c}", { Cmd: 5 }, "json: cannot unmarshal number into Go struct field ContainerConfigWrapper.Cmd of type string"],
@@ -127,7 +177,10 @@ describe("Docker API bodies: Go's decoding rules and texts", () => {
       }),
     );
     assert.equal(r.status, 201, r.json.message);
-    assert.equal((await dockerOk(agent, ["inspect", "--format", "{{json .Config.Labels}} {{.HostConfig.Memory}} {{json .Config.Cmd}}", c])).trim(), `{"k":""} 0 ["true"]`);
+    assert.equal(
+      (await dockerOk(agent, ["inspect", "--format", "{{json .Config.Labels}} {{.HostConfig.Memory}} {{json .Config.Cmd}}", c])).trim(),
+      `{"k":""} 0 ["true"]`,
+    );
     await dockerOk(agent, ["start", "-a", c]);
   });
 

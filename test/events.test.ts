@@ -109,7 +109,10 @@ describe("docker events: images, volumes and networks on the engine's one stream
     assert.equal(untag?.Actor.Attributes.name, id);
     assert.equal(find("load")?.Actor.ID, id, watch.output);
     assert.equal(find("import")?.Actor.ID, imported, watch.output);
-    assert.ok(find("tag", (e) => e.Actor.ID === imported && e.Actor.Attributes.name === `${repo}:imported`), watch.output);
+    assert.ok(
+      find("tag", (e) => e.Actor.ID === imported && e.Actor.Attributes.name === `${repo}:imported`),
+      watch.output,
+    );
     assert.equal(find("delete")?.Actor.ID, imported, watch.output);
     // The legacy fields moby fills for images (status, id), with seconds and nanoseconds of one instant.
     assert.equal(pull?.status, "pull");

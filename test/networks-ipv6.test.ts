@@ -31,7 +31,10 @@ describe("IPv6 networks", () => {
       await docker(agent, ["network", "rm", net]);
     });
     await dockerOk(agent, ["network", "create", "--ipv6", "--subnet", `${prefix}/64`, net]);
-    const info = JSON.parse(await dockerOk(agent, ["network", "inspect", net])) as Array<{ EnableIPv6: boolean; IPAM: { Config: Array<{ Subnet: string; Gateway?: string }> } }>;
+    const info = JSON.parse(await dockerOk(agent, ["network", "inspect", net])) as Array<{
+      EnableIPv6: boolean;
+      IPAM: { Config: Array<{ Subnet: string; Gateway?: string }> };
+    }>;
     assert.equal(info[0]!.EnableIPv6, true);
     assert.deepEqual(
       info[0]!.IPAM.Config.find((c) => c.Subnet.includes(":")),
@@ -46,8 +49,14 @@ describe("IPv6 networks", () => {
     const ping = await docker(agent, ["exec", b, "ping", "-6", "-c", "1", "-W", "5", ipA]);
     assert.equal(ping.code, 0, ping.stdout + ping.stderr);
     assert.equal((await dockerOk(agent, ["exec", b, "nc", "-w", "5", ipA, "8080"])).trim(), "over-v6");
-    const members = JSON.parse(await dockerOk(agent, ["network", "inspect", "--format", "{{json .Containers}}", net])) as Record<string, { IPv6Address: string }>;
-    assert.ok(Object.values(members).some((m) => m.IPv6Address === `${ipA}/64`), JSON.stringify(members));
+    const members = JSON.parse(await dockerOk(agent, ["network", "inspect", "--format", "{{json .Containers}}", net])) as Record<
+      string,
+      { IPv6Address: string }
+    >;
+    assert.ok(
+      Object.values(members).some((m) => m.IPv6Address === `${ipA}/64`),
+      JSON.stringify(members),
+    );
   });
 
   test("refusals: --ipv6 without an IPv6 subnet, an IPv6 subnet without --ipv6, an overlapping one", async (t) => {

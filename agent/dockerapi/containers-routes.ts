@@ -738,7 +738,15 @@ function networksJson(engine: Engine, c: ContainerRecord) {
     c.networks ??
     (["host", "none"].includes(c.options.networkMode)
       ? []
-      : [{ name: c.options.networkMode === "default" ? "bridge" : c.options.networkMode, aliases: c.options.aliases, links: [], driverOpts: {} as Record<string, string>, ipv4Address: undefined }]);
+      : [
+          {
+            name: c.options.networkMode === "default" ? "bridge" : c.options.networkMode,
+            aliases: c.options.aliases,
+            links: [],
+            driverOpts: {} as Record<string, string>,
+            ipv4Address: undefined,
+          },
+        ]);
   const endpoint = (e: ContainerRecord["endpoints"][number] | undefined) => ({
     NetworkID: e?.networkId ?? "",
     EndpointID: e ? endpointId(e.networkId) : "",

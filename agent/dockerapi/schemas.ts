@@ -60,14 +60,18 @@ const setMap = () => z.record(z.string(), goStruct("struct {}", {})).nullish();
 /** strslice.StrSlice (Cmd, Entrypoint, CapAdd): a string or an array of strings; Go names its fallback, string. */
 const strSlice = () => leaf(z.union([z.string(), z.array(z.string())]), "string");
 
-const HealthConfig = goStruct("HealthConfig", {
-  Test: strings(),
-  Interval: int("time.Duration"),
-  Timeout: int("time.Duration"),
-  StartPeriod: int("time.Duration"),
-  StartInterval: int("time.Duration"),
-  Retries: int("int"),
-}, "*container.HealthConfig");
+const HealthConfig = goStruct(
+  "HealthConfig",
+  {
+    Test: strings(),
+    Interval: int("time.Duration"),
+    Timeout: int("time.Duration"),
+    StartPeriod: int("time.Duration"),
+    StartInterval: int("time.Duration"),
+    Retries: int("int"),
+  },
+  "*container.HealthConfig",
+);
 
 /** container.Config: its fields sit at the top of a create body (Go embeds it in ContainerConfigWrapper). */
 function configShape() {
@@ -102,88 +106,94 @@ function configShape() {
 
 const RestartPolicy = goStruct("RestartPolicy", { Name: str(), MaximumRetryCount: int("int") }, "container.RestartPolicy");
 
-const HostConfig = goStruct("HostConfig", {
-  Binds: strings(),
-  ContainerIDFile: str(),
-  LogConfig: goStruct("LogConfig", { Type: str(), Config: stringMap() }, "container.LogConfig"),
-  NetworkMode: str("container.NetworkMode"),
-  PortBindings: z.record(z.string(), z.array(goObject("PortBinding", { HostIp: str(), HostPort: str() }, "nat.PortBinding")).nullish()).nullish(),
-  RestartPolicy,
-  AutoRemove: bool(),
-  VolumeDriver: str(),
-  VolumesFrom: strings(),
-  CapAdd: strSlice(),
-  CapDrop: strSlice(),
-  CgroupnsMode: str("container.CgroupnsMode"),
-  Dns: strings(),
-  DnsOptions: strings(),
-  DnsSearch: strings(),
-  ExtraHosts: strings(),
-  GroupAdd: strings(),
-  IpcMode: str("container.IpcMode"),
-  Cgroup: str("container.CgroupSpec"),
-  Links: strings(),
-  OomScoreAdj: int("int"),
-  PidMode: str("container.PidMode"),
-  Privileged: bool(),
-  PublishAllPorts: bool(),
-  ReadonlyRootfs: bool(),
-  SecurityOpt: strings(),
-  StorageOpt: stringMap(),
-  Tmpfs: stringMap(),
-  UTSMode: str("container.UTSMode"),
-  UsernsMode: str("container.UsernsMode"),
-  ShmSize: int(),
-  Sysctls: stringMap(),
-  Runtime: str(),
-  ConsoleSize: leaf(z.array(z.number().int().nonnegative()), "[2]uint"),
-  Isolation: str("container.Isolation"),
-  // container.Resources, embedded: Go reports its fields as HostConfig's.
-  CpuShares: int(),
-  Memory: int(),
-  NanoCpus: int(),
-  CgroupParent: str(),
-  BlkioWeight: uint("uint16"),
-  CpuPeriod: int(),
-  CpuQuota: int(),
-  CpuRealtimePeriod: int(),
-  CpuRealtimeRuntime: int(),
-  CpusetCpus: str(),
-  CpusetMems: str(),
-  Devices: z
-    .array(goObject("DeviceMapping", { PathOnHost: str(), PathInContainer: str(), CgroupPermissions: str() }))
-    .nullish(),
-  DeviceCgroupRules: strings(),
-  DeviceRequests: leaf(z.array(z.unknown()), "[]container.DeviceRequest"),
-  KernelMemory: int(),
-  KernelMemoryTCP: int(),
-  MemoryReservation: int(),
-  MemorySwap: int(),
-  MemorySwappiness: int(),
-  OomKillDisable: bool(),
-  PidsLimit: int(),
-  Ulimits: leaf(z.array(z.unknown()), "[]*units.Ulimit"),
-  CpuCount: int(),
-  CpuPercent: int(),
-  Mounts: z
-    .array(goObject("Mount", { Type: str("mount.Type"), Source: str(), Target: str(), ReadOnly: bool(), Consistency: str("mount.Consistency") }))
-    .nullish(),
-  MaskedPaths: strings(),
-  ReadonlyPaths: strings(),
-  Init: bool(),
-  // Not part of Docker's HostConfig since 1.25, but the type Berth refuses it by (UNSUPPORTED_HOST_CONFIG).
-  Capabilities: strings(),
-}, "*container.HostConfig");
+const HostConfig = goStruct(
+  "HostConfig",
+  {
+    Binds: strings(),
+    ContainerIDFile: str(),
+    LogConfig: goStruct("LogConfig", { Type: str(), Config: stringMap() }, "container.LogConfig"),
+    NetworkMode: str("container.NetworkMode"),
+    PortBindings: z.record(z.string(), z.array(goObject("PortBinding", { HostIp: str(), HostPort: str() }, "nat.PortBinding")).nullish()).nullish(),
+    RestartPolicy,
+    AutoRemove: bool(),
+    VolumeDriver: str(),
+    VolumesFrom: strings(),
+    CapAdd: strSlice(),
+    CapDrop: strSlice(),
+    CgroupnsMode: str("container.CgroupnsMode"),
+    Dns: strings(),
+    DnsOptions: strings(),
+    DnsSearch: strings(),
+    ExtraHosts: strings(),
+    GroupAdd: strings(),
+    IpcMode: str("container.IpcMode"),
+    Cgroup: str("container.CgroupSpec"),
+    Links: strings(),
+    OomScoreAdj: int("int"),
+    PidMode: str("container.PidMode"),
+    Privileged: bool(),
+    PublishAllPorts: bool(),
+    ReadonlyRootfs: bool(),
+    SecurityOpt: strings(),
+    StorageOpt: stringMap(),
+    Tmpfs: stringMap(),
+    UTSMode: str("container.UTSMode"),
+    UsernsMode: str("container.UsernsMode"),
+    ShmSize: int(),
+    Sysctls: stringMap(),
+    Runtime: str(),
+    ConsoleSize: leaf(z.array(z.number().int().nonnegative()), "[2]uint"),
+    Isolation: str("container.Isolation"),
+    // container.Resources, embedded: Go reports its fields as HostConfig's.
+    CpuShares: int(),
+    Memory: int(),
+    NanoCpus: int(),
+    CgroupParent: str(),
+    BlkioWeight: uint("uint16"),
+    CpuPeriod: int(),
+    CpuQuota: int(),
+    CpuRealtimePeriod: int(),
+    CpuRealtimeRuntime: int(),
+    CpusetCpus: str(),
+    CpusetMems: str(),
+    Devices: z.array(goObject("DeviceMapping", { PathOnHost: str(), PathInContainer: str(), CgroupPermissions: str() })).nullish(),
+    DeviceCgroupRules: strings(),
+    DeviceRequests: leaf(z.array(z.unknown()), "[]container.DeviceRequest"),
+    KernelMemory: int(),
+    KernelMemoryTCP: int(),
+    MemoryReservation: int(),
+    MemorySwap: int(),
+    MemorySwappiness: int(),
+    OomKillDisable: bool(),
+    PidsLimit: int(),
+    Ulimits: leaf(z.array(z.unknown()), "[]*units.Ulimit"),
+    CpuCount: int(),
+    CpuPercent: int(),
+    Mounts: z
+      .array(goObject("Mount", { Type: str("mount.Type"), Source: str(), Target: str(), ReadOnly: bool(), Consistency: str("mount.Consistency") }))
+      .nullish(),
+    MaskedPaths: strings(),
+    ReadonlyPaths: strings(),
+    Init: bool(),
+    // Not part of Docker's HostConfig since 1.25, but the type Berth refuses it by (UNSUPPORTED_HOST_CONFIG).
+    Capabilities: strings(),
+  },
+  "*container.HostConfig",
+);
 
 const EndpointIPAMConfig = goStruct("EndpointIPAMConfig", { IPv4Address: str(), IPv6Address: str(), LinkLocalIPs: strings() }, "*network.EndpointIPAMConfig");
 
-const EndpointSettings = goStruct("EndpointSettings", {
-  IPAMConfig: EndpointIPAMConfig,
-  Links: strings(),
-  Aliases: strings(),
-  DriverOpts: stringMap(),
-  MacAddress: str(),
-}, "*network.EndpointSettings");
+const EndpointSettings = goStruct(
+  "EndpointSettings",
+  {
+    IPAMConfig: EndpointIPAMConfig,
+    Links: strings(),
+    Aliases: strings(),
+    DriverOpts: stringMap(),
+    MacAddress: str(),
+  },
+  "*network.EndpointSettings",
+);
 
 /** POST /containers/create (runconfig.ContainerConfigWrapper: Config embedded, HostConfig, NetworkingConfig). */
 export const CreateBodySchema = goStruct(

@@ -124,7 +124,11 @@ export function addSystemRoutes(router: Router, engine: Engine): void {
   router.post("/auth", async ({ req, res }) => {
     const body = parseDockerBody(AuthConfigSchema, await readJsonBody(req));
     const domain = registryDomain(body.serveraddress ?? undefined);
-    const result = await engine.registry.checkLogin(domain, { username: body.username ?? undefined, password: body.password ?? undefined, identitytoken: body.identitytoken ?? undefined });
+    const result = await engine.registry.checkLogin(domain, {
+      username: body.username ?? undefined,
+      password: body.password ?? undefined,
+      identitytoken: body.identitytoken ?? undefined,
+    });
     sendJson(res, 200, { Status: "Login Succeeded", IdentityToken: result.identityToken ?? "" });
   });
 

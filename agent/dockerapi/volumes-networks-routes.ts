@@ -117,7 +117,8 @@ export function addVolumeNetworkRoutes(router: Router, engine: Engine): void {
     const v6 = all.filter(isV6);
     if (v6.length > 0 && !body.EnableIPv6) throw invalidArgument("an IPv6 subnet needs IPv6 enabled on the network (--ipv6)");
     if (body.EnableIPv6 && v6.length === 0) throw invalidArgument("IPv6 networks need an IPv6 --subnet: Berth picks no IPv6 subnet by itself");
-    if (v6.some((c) => c.Gateway || c.IPRange)) throw invalidArgument("IPv6 --gateway and --ip-range are not supported by Berth: the gateway is the subnet's first address");
+    if (v6.some((c) => c.Gateway || c.IPRange))
+      throw invalidArgument("IPv6 --gateway and --ip-range are not supported by Berth: the gateway is the subnet's first address");
     if (configs.length > 1 || v6.length > 1) throw invalidArgument("bridge driver doesn't support multiple subnets");
     const cfg = configs[0];
     const n = await network.createNetwork({
@@ -190,8 +191,7 @@ export function addVolumeNetworkRoutes(router: Router, engine: Engine): void {
 
 /** Docker's `/events` message; the legacy status/id/from fields only for containers and images, as moby fills them. */
 export function dockerEvent(e: EngineEvent): Record<string, unknown> {
-  const legacy =
-    e.type === "container" ? { status: e.action, id: e.id, from: e.attributes.image } : e.type === "image" ? { status: e.action, id: e.id } : {};
+  const legacy = e.type === "container" ? { status: e.action, id: e.id, from: e.attributes.image } : e.type === "image" ? { status: e.action, id: e.id } : {};
   return {
     ...legacy,
     Type: e.type,

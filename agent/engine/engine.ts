@@ -88,7 +88,21 @@ export type Containers = ContainerLifecycle & ContainerMonitoring & ContainerExe
 /** Stored images: list, inspect, history, tag, remove, prune, save, load, import. */
 export type Images = Pick<
   ImageService,
-  "list" | "resolve" | "config" | "details" | "history" | "tag" | "remove" | "prune" | "diskUsage" | "count" | "parentOf" | "size" | "save" | "load" | "importRootfs"
+  | "list"
+  | "resolve"
+  | "config"
+  | "details"
+  | "history"
+  | "tag"
+  | "remove"
+  | "prune"
+  | "diskUsage"
+  | "count"
+  | "parentOf"
+  | "size"
+  | "save"
+  | "load"
+  | "importRootfs"
 >;
 export type ImagePuller = Pick<Puller, "pull">;
 export type ImagePusher = Pick<Pusher, "push">;
@@ -214,7 +228,23 @@ export async function createEngine(config: EngineConfig, logger: Logger): Promis
     paths: (cid) => c.paths(cid),
     imageUser: async (imageId) => (await images.config(imageId).catch(bestEffort(logger, `read the config of image ${imageId}`)))?.config?.User ?? "",
   });
-  return { config, facts, registry, images, puller, pusher: new Pusher(images, imageDeps), containers: c, files, network, volumes, builder, events, runtimes, id, close: () => c.close() };
+  return {
+    config,
+    facts,
+    registry,
+    images,
+    puller,
+    pusher: new Pusher(images, imageDeps),
+    containers: c,
+    files,
+    network,
+    volumes,
+    builder,
+    events,
+    runtimes,
+    id,
+    close: () => c.close(),
+  };
 }
 
 async function engineId(root: string): Promise<string> {

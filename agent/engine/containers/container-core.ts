@@ -37,7 +37,14 @@ export interface ContainerServiceDeps {
 }
 
 /** Where a container's files are: its directory, bundle, monitor state, log, root and the files bound into it. */
-export type ContainerPaths = MonitorPaths & { dir: string; jsonLogPath: string; rootfs: string; hostsPath: string; hostnamePath: string; resolvConfPath: string };
+export type ContainerPaths = MonitorPaths & {
+  dir: string;
+  jsonLogPath: string;
+  rootfs: string;
+  hostsPath: string;
+  hostnamePath: string;
+  resolvConfPath: string;
+};
 
 /**
  * What the parts of the container concern (exec, snapshot operations, networking, adoption)

@@ -1084,4 +1084,3 @@ export class ContainerService {
     return readFile(join(this.deps.store.dir(id), name), "utf8").catch(() => "");
   }
 }
-

@@ -89,7 +89,11 @@ export async function resolveLinks(
       name: target.name,
       hostname: target.options.hostname || target.id.slice(0, 12),
       ip,
-      ports: [...Object.keys(image?.ExposedPorts ?? {}), ...target.options.exposedPorts, ...target.options.ports.map((p) => `${p.containerPort}/${p.protocol}`)].map((p) => (p.includes("/") ? p : `${p}/tcp`)),
+      ports: [
+        ...Object.keys(image?.ExposedPorts ?? {}),
+        ...target.options.exposedPorts,
+        ...target.options.ports.map((p) => `${p.containerPort}/${p.protocol}`),
+      ].map((p) => (p.includes("/") ? p : `${p}/tcp`)),
       env: containerEnv(image?.Env, target.options.env),
     };
     out.hosts.push(...linkHosts(alias, linked));

@@ -29,7 +29,11 @@ const cases: Array<[string, Partial<RestartInput>, RestartDecision]> = [
   ["unless-stopped: not after a manual stop", { policy: { name: "unless-stopped", maximumRetryCount: 0 }, manualStop: true }, no],
   ["on-failure: after a non-zero exit", { policy: { name: "on-failure", maximumRetryCount: 0 } }, now()],
   ["on-failure: not after exit 0", { policy: { name: "on-failure", maximumRetryCount: 0 }, exitCode: 0 }, no],
-  ["on-failure (no limit): after many restarts", { policy: { name: "on-failure", maximumRetryCount: 0 }, restartCount: 1000, previousDelayMs: 60_000 }, now(60_000)],
+  [
+    "on-failure (no limit): after many restarts",
+    { policy: { name: "on-failure", maximumRetryCount: 0 }, restartCount: 1000, previousDelayMs: 60_000 },
+    now(60_000),
+  ],
   ["on-failure:3: the third restart", { policy: { name: "on-failure", maximumRetryCount: 3 }, restartCount: 2, previousDelayMs: 200 }, now(400)],
   ["on-failure:3: no fourth", { policy: { name: "on-failure", maximumRetryCount: 3 }, restartCount: 3, previousDelayMs: 400 }, no],
   ["on-failure:3: not after a manual stop", { policy: { name: "on-failure", maximumRetryCount: 3 }, manualStop: true }, no],
@@ -37,7 +41,11 @@ const cases: Array<[string, Partial<RestartInput>, RestartDecision]> = [
   ["back-off: keeps doubling", { policy: { name: "always", maximumRetryCount: 0 }, previousDelayMs: 25_600 }, now(51_200)],
   ["back-off: at most a minute", { policy: { name: "always", maximumRetryCount: 0 }, previousDelayMs: 51_200 }, now(60_000)],
   ["back-off: stays at a minute", { policy: { name: "always", maximumRetryCount: 0 }, previousDelayMs: 60_000 }, now(60_000)],
-  ["back-off: from 100 ms again after 10 s of running", { policy: { name: "always", maximumRetryCount: 0 }, previousDelayMs: 60_000, ranForMs: 10_000 }, now(100)],
+  [
+    "back-off: from 100 ms again after 10 s of running",
+    { policy: { name: "always", maximumRetryCount: 0 }, previousDelayMs: 60_000, ranForMs: 10_000 },
+    now(100),
+  ],
   ["back-off: not reset by 9.9 s of running", { policy: { name: "always", maximumRetryCount: 0 }, previousDelayMs: 800, ranForMs: 9_900 }, now(1600)],
 ];
 

@@ -158,7 +158,9 @@ export class ContainerSnapshotOps {
       return id;
     } finally {
       if (paused) {
-        await runc.resume(record.id).catch((err: unknown) => this.core.deps.logger.warn({ err, id: record.id }, "could not resume the container after its commit"));
+        await runc
+          .resume(record.id)
+          .catch((err: unknown) => this.core.deps.logger.warn({ err, id: record.id }, "could not resume the container after its commit"));
         this.core.emitEvent("unpause", record);
       }
     }

@@ -26,7 +26,10 @@ test("the mirror: partial records joined, rotation, a restart continues where th
   assert.equal(await readFile(dst, "utf8"), '{"log":"err\\n","stream":"stderr","time":"2024-05-01T10:00:00.500000000Z"}\n');
   await appendFile(src, "2024-05-01T10:00:01Z stdout F lo\n");
   await m.sync();
-  const lines = (await readFile(dst, "utf8")).trim().split("\n").map((l) => JSON.parse(l) as { log: string; time: string });
+  const lines = (await readFile(dst, "utf8"))
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l) as { log: string; time: string });
   assert.deepEqual(lines[1], { log: "hello\n", stream: "stdout", time: "2024-05-01T10:00:00.000000001Z" });
   await m.close();
   // Another mirror (an agent restart) goes on from the saved place, and rotates past 100 bytes.

@@ -53,11 +53,11 @@ test("--dns* (libnetwork's rules): each flag replaces the host's lines; '.' mean
   const none = { servers: [], search: [], options: [] };
   assert.equal(renderResolvConf(host, undefined, none), filterResolvConf(host));
   assert.equal(renderResolvConf(host, "10.210.0.1", undefined), dnsResolvConf(host, "10.210.0.1"));
+  assert.equal(renderResolvConf(host, undefined, { servers: ["192.0.2.1"], search: [], options: [] }), "nameserver 192.0.2.1\nsearch lan\noptions edns0\n");
   assert.equal(
-    renderResolvConf(host, undefined, { servers: ["192.0.2.1"], search: [], options: [] }),
-    "nameserver 192.0.2.1\nsearch lan\noptions edns0\n",
+    renderResolvConf(host, undefined, { servers: [], search: ["a.example", "b.example"], options: [] }),
+    "nameserver 10.0.0.2\nsearch a.example b.example\noptions edns0\n",
   );
-  assert.equal(renderResolvConf(host, undefined, { servers: [], search: ["a.example", "b.example"], options: [] }), "nameserver 10.0.0.2\nsearch a.example b.example\noptions edns0\n");
   assert.equal(renderResolvConf(host, undefined, { servers: ["192.0.2.1"], search: ["."], options: ["ndots:2"] }), "nameserver 192.0.2.1\noptions ndots:2\n");
   assert.equal(
     renderResolvConf(host, "10.210.0.1", { servers: ["192.0.2.1"], search: ["x.example"], options: ["timeout:1"] }),

@@ -119,11 +119,7 @@ export function renderResolvConf(host: string, server: string | undefined, dns: 
       .split("\n")
       .map((l) => new RegExp(`^\\s*${key}\\s+(.*)$`).exec(l)?.[1]?.trim())
       .filter((v): v is string => !!v);
-  const nameservers = server
-    ? [server]
-    : dns.servers.length
-      ? dns.servers
-      : nameserversOf(filterResolvConf(host));
+  const nameservers = server ? [server] : dns.servers.length ? dns.servers : nameserversOf(filterResolvConf(host));
   const search = dns.search.length ? (dns.search[0] === "." ? [] : dns.search) : hostLines("search").flatMap((l) => l.split(/\s+/));
   const options = dns.options.length ? [...dns.options] : hostLines("options").flatMap((l) => l.split(/\s+/));
   if (server && !options.some((o) => o.startsWith("ndots:"))) options.push("ndots:0");

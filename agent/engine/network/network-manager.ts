@@ -473,7 +473,9 @@ export class NetworkManager {
       await this.store.deleteContainer(containerId);
       await this.refreshPeers(c.endpoints.map((e) => e.networkId));
       const left =
-        c.mode === "host" || c.mode === "none" ? [[...this.networks.values()].find((n) => n.name === c.mode)] : c.endpoints.map((e) => this.networks.get(e.networkId));
+        c.mode === "host" || c.mode === "none"
+          ? [[...this.networks.values()].find((n) => n.name === c.mode)]
+          : c.endpoints.map((e) => this.networks.get(e.networkId));
       for (const n of left) this.event("disconnect", n, containerId);
     });
   }
