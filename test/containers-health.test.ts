@@ -5,11 +5,10 @@
 // Docker 20.10 too (test/helpers/dockerd.ts) and what a user sees must be the same.
 import { after, before, describe, test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { docker, dockerOk } from "./helpers/agent.ts";
+import { docker, dockerBackground, dockerOk } from "./helpers/agent.ts";
 import { startBusyboxAgent, type BusyboxAgent } from "./helpers/busybox-agent.ts";
 import { dockerCli, dockerCliOk, startDockerd, type CliTarget, type DockerdHandle } from "./helpers/dockerd.ts";
 import { pushFixtureImages } from "./fixtures/images.ts";
@@ -25,22 +24,12 @@ interface Health {
 
 /** `docker events` left running: what it printed so far, and a way to end it. */
 function eventsOf(target: CliTarget, args: string[]) {
-  const child = spawn("docker", ["events", ...args], {
-    env: { ...process.env, DOCKER_HOST: target.dockerHost, DOCKER_CONFIG: target.dockerConfig },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let out = "";
-  child.stdout.on("data", (d: Buffer) => (out += d.toString()));
-  child.stderr.on("data", (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<void>((r) => child.once("close", () => r()));
+  const cli = dockerBackground(target, ["events", ...args]);
   return {
     get lines() {
-      return out.trim().split("\n").filter(Boolean);
+      return (cli.stdout + cli.stderr).trim().split("\n").filter(Boolean);
     },
-    stop: async () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-      await exited;
-    },
+    stop: cli.kill,
   };
 }
 

@@ -16,39 +16,13 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { hostname as hostHostname } from "node:os";
 import { join } from "node:path";
 import { freePort } from "./fixtures/registry.ts";
-import { docker, dockerOk, type AgentHandle, runShellDetached } from "./helpers/agent.ts";
+import { docker, dockerOk, type AgentHandle, runShellDetached, dockerBackground } from "./helpers/agent.ts";
 import { startBusyboxAgent, type BusyboxAgent } from "./helpers/busybox-agent.ts";
 import { poll, sleep } from "./helpers/wait.ts";
 
 const uniq = (prefix: string) => `${prefix}-${randomBytes(3).toString("hex")}`;
 
 /** Polls `fn` until it returns a truthy value or `ms` pass; returns the last value. */
-
-/** A docker CLI process left running (attach, events, streaming stats): its output so far, and a way to end it. */
-function dockerBackground(agent: AgentHandle, args: string[]) {
-  const child = spawn("docker", args, {
-    env: { ...process.env, DOCKER_HOST: agent.dockerHost, DOCKER_CONFIG: agent.dockerConfig, DOCKER_CLI_HINTS: "false" },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-  const exited = new Promise<number | null>((r) => child.once("close", (code) => r(code)));
-  return {
-    get stdout() {
-      return stdout;
-    },
-    get stderr() {
-      return stderr;
-    },
-    exited,
-    kill: async () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-      await exited;
-    },
-  };
-}
 
 describe("containers through the docker CLI: run flags, commands, volumes and networks", () => {
   let agent: AgentHandle;

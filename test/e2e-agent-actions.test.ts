@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { type Browser, type Page, type Request } from "playwright-core";
-import { launchChromium } from "./helpers/chromium.ts";
+import { consolePage, launchChromium } from "./helpers/chromium.ts";
 import { startRegistry, type RegistryFixture } from "./fixtures/registry.ts";
 import { pushFixtureImages, type FixtureImages } from "./fixtures/images.ts";
 import { dockerOk, startAgent, type AgentHandle } from "./helpers/agent.ts";
@@ -79,9 +79,7 @@ describe("agent actions and live update scope in a browser", () => {
     c = await startTestConsole("e2e-agent-actions", { ui: true });
     admin = await createUser(c, "admin");
     browser = await launchChromium();
-    const ctx = await browser.newContext({ baseURL: c.url, viewport: { width: 1400, height: 900 } });
-    page = await ctx.newPage();
-    page.setDefaultTimeout(30_000);
+    page = await consolePage(browser, c.url);
     page.on("request", (r) => {
       for (const q of queriesOf(r)) sent.push({ t: Date.now(), ...q });
     });

@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { type Browser, type BrowserContext, type Page } from "playwright-core";
-import { launchChromium } from "./helpers/chromium.ts";
+import { consolePage, launchChromium } from "./helpers/chromium.ts";
 import { startRegistry, type RegistryFixture } from "./fixtures/registry.ts";
 import { pushFixtureImages, type FixtureImages } from "./fixtures/images.ts";
 import { startAgent, dockerOk, type AgentHandle } from "./helpers/agent.ts";
@@ -190,9 +190,7 @@ describe("the console in a browser", () => {
     await c.services.prisma.node.update({ where: { id: nodeId }, data: { groupId: group.id } });
     const team = await createTeamWithGroup(c, "e2e-team", group.id);
     viewer = await createUser(c, "viewer", { teamIds: [team] });
-    const ctx = await browser.newContext({ baseURL: c.url, viewport: { width: 1400, height: 900 } });
-    const vp = await ctx.newPage();
-    vp.setDefaultTimeout(30_000);
+    const vp = await consolePage(browser, c.url);
     await signIn(vp, viewer.email, viewer.password);
     await vp.getByRole("heading", { name: "Fleet" }).waitFor();
     await vp.locator("[data-testid=nodes] tbody tr").first().getByText("online").waitFor();
@@ -221,6 +219,6 @@ describe("the console in a browser", () => {
     }, nodeId);
     assert.equal(refused.status, 403);
     assert.match(refused.body, /viewer role may not/);
-    await ctx.close();
+    await vp.context().close();
   });
 });

@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { type Browser, type Page } from "playwright-core";
-import { launchChromium } from "./helpers/chromium.ts";
+import { consolePage, launchChromium } from "./helpers/chromium.ts";
 import { startRegistry, type RegistryFixture } from "./fixtures/registry.ts";
 import { pushFixtureImages, type FixtureImages } from "./fixtures/images.ts";
 import { docker, dockerOk, startAgent, type AgentHandle } from "./helpers/agent.ts";
@@ -65,9 +65,7 @@ describe("nodes, volumes and networks in a browser", () => {
     c = await startTestConsole("e2e-fleet", { ui: true });
     admin = await createUser(c, "admin");
     browser = await launchChromium();
-    const ctx = await browser.newContext({ baseURL: c.url, viewport: { width: 1400, height: 900 } });
-    page = await ctx.newPage();
-    page.setDefaultTimeout(30_000);
+    page = await consolePage(browser, c.url);
     await signIn(page, admin.email, admin.password);
     // Two agents on this one machine: two nodes with the same hostname.
     for (let i = 0; i < 2; i++) {
@@ -287,9 +285,7 @@ describe("nodes, volumes and networks in a browser", () => {
 
   test("a non-admin on an admin URL gets the admins-only page", async () => {
     const operator = await createUser(c, "operator");
-    const ctx = await browser.newContext({ baseURL: c.url, viewport: { width: 1400, height: 900 } });
-    const op = await ctx.newPage();
-    op.setDefaultTimeout(30_000);
+    const op = await consolePage(browser, c.url);
     await signIn(op, operator.email, operator.password);
     for (const url of ["/admin/users", "/admin/registries", "/admin/add-node"]) {
       await op.goto(url);
@@ -297,7 +293,7 @@ describe("nodes, volumes and networks in a browser", () => {
       assert.equal(await op.locator("form").count(), 0, `no forms on ${url}`);
     }
     await screenshot(op, "admins-only");
-    await ctx.close();
+    await op.context().close();
   });
 
   test("an offline node: its inventory is marked last known, a job waiting for it says so", async () => {

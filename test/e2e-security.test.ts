@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { type Browser, type Page } from "playwright-core";
-import { launchChromium } from "./helpers/chromium.ts";
+import { consolePage, launchChromium } from "./helpers/chromium.ts";
 import { createTeamWithGroup, createUser, startTestConsole, type TestConsole, type TestUser } from "./helpers/console.ts";
 import { PROJECT_ROOT } from "../server/console.ts";
 import { createSession } from "../server/auth/sessions.ts";
@@ -36,9 +36,7 @@ describe("console security in a browser", () => {
   };
 
   const newPage = async () => {
-    const ctx = await browser.newContext({ baseURL: c.url, viewport: { width: 1400, height: 900 } });
-    const p = await ctx.newPage();
-    p.setDefaultTimeout(30_000);
+    const p = await consolePage(browser, c.url);
     return p;
   };
 

@@ -4,12 +4,11 @@
 // `--filter type=…` as Docker does.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { execFileSync } from "node:child_process";
-import { docker, dockerOk, type AgentHandle } from "./helpers/agent.ts";
+import { docker, dockerBackground, dockerOk, type AgentHandle } from "./helpers/agent.ts";
 import { startBusyboxAgent, type BusyboxAgent } from "./helpers/busybox-agent.ts";
 import { poll, sleep } from "./helpers/wait.ts";
 
@@ -29,29 +28,17 @@ interface DockerEventJson {
 
 /** `docker events --format '{{json .}}'` with the given filters, left running; its events so far and a way to end it. */
 function watchEvents(agent: AgentHandle, filters: string[]) {
-  const args = ["events", "--format", "{{json .}}", ...filters.flatMap((f) => ["--filter", f])];
-  const child = spawn("docker", args, {
-    env: { ...process.env, DOCKER_HOST: agent.dockerHost, DOCKER_CONFIG: agent.dockerConfig, DOCKER_CLI_HINTS: "false" },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-  const exited = new Promise<void>((r) => child.once("close", () => r()));
+  const cli = dockerBackground(agent, ["events", "--format", "{{json .}}", ...filters.flatMap((f) => ["--filter", f])]);
   return {
     events: (): DockerEventJson[] =>
-      stdout
+      cli.stdout
         .split("\n")
         .filter((l) => l.trim())
         .map((l) => JSON.parse(l) as DockerEventJson),
     get output() {
-      return stdout + stderr;
+      return cli.stdout + cli.stderr;
     },
-    kill: async () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-      await exited;
-    },
+    kill: cli.kill,
   };
 }
 

@@ -280,3 +280,29 @@ export async function dockerOk(agent: AgentHandle, args: string[], opts: { input
 /** `docker run -d --name NAME busybox sh -c SCRIPT`: a background container that runs a shell script. */
 export const runShellDetached = (agent: AgentHandle, name: string, script: string): Promise<string> =>
   dockerOk(agent, ["run", "-d", "--name", name, "busybox", "sh", "-c", script]);
+
+/** A docker CLI process left running (attach, events, streaming stats): its output so far, and a way to end it. */
+export function dockerBackground(agent: Pick<AgentHandle, "dockerHost" | "dockerConfig">, args: string[]) {
+  const child = spawn("docker", args, {
+    env: { ...process.env, DOCKER_HOST: agent.dockerHost, DOCKER_CONFIG: agent.dockerConfig, DOCKER_CLI_HINTS: "false" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<number | null>((r) => child.once("close", (code) => r(code)));
+  return {
+    get stdout() {
+      return stdout;
+    },
+    get stderr() {
+      return stderr;
+    },
+    exited,
+    kill: async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+      await exited;
+    },
+  };
+}
