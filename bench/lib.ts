@@ -209,9 +209,15 @@ export async function startBerth(opts: StartBerthOptions = {}): Promise<Agent> {
 // ---------------------------------------------------------------------------
 // podman with storage of its own
 
-/** Global flags giving podman a private root, run root, tmp dir and network config dir under `dir`. */
+/**
+ * Global flags giving podman a private root, run root, tmp dir and network config dir under `dir`.
+ * The runtime is runc, as for Berth and Docker: podman prefers crun when it is installed, and crun
+ * 1.8 refuses hybrid cgroup hosts.
+ */
 export function podmanFlags(dir: string): string[] {
   return [
+    "--runtime",
+    "runc",
     "--root",
     join(dir, "root"),
     "--runroot",
