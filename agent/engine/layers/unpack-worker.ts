@@ -5,6 +5,8 @@
  */
 import { createHash } from "node:crypto";
 import { PassThrough, type Readable } from "node:stream";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { parentPort } from "node:worker_threads";
 import { EngineError } from "../errors.ts";
 import { decompressStream } from "./decompress.ts";
@@ -13,6 +15,15 @@ import type { FromWorker, ToWorker } from "./unpack-pool.ts";
 
 const port = parentPort;
 if (!port) throw new Error("unpack-worker.ts runs only as a worker thread (unpack-pool.ts starts it)");
+
+// Every chunk in (a message's copy) and out of gunzip is a new Buffer outside V8's heap; V8
+// collects them only when that external memory passes its own threshold (tens of MB), which
+// each worker would otherwise hold on top of the main thread's. A collection every few MB of
+// layer keeps a worker's dead buffers small; on a small heap it takes about a millisecond.
+setFlagsFromString("--expose-gc");
+const collectGarbage = runInNewContext("gc") as () => void;
+const COLLECT_EVERY_BYTES = 4 * 1024 * 1024;
+let sinceCollect = 0;
 
 let job: { id: number; input: PassThrough; abort: AbortController } | undefined;
 
@@ -56,6 +67,11 @@ function start(id: number, dir: string, compressed: boolean): void {
   const observe = (chunk: Buffer) => {
     hash.update(chunk);
     tarSize += chunk.length;
+    sinceCollect += chunk.length;
+    if (sinceCollect >= COLLECT_EVERY_BYTES) {
+      sinceCollect = 0;
+      collectGarbage();
+    }
   };
   extractTarHere(tar, dir, { signal: abort.signal, observe }).then(
     ({ size }) => {
