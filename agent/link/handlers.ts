@@ -145,7 +145,7 @@ export function linkHandlers(engine: Engine, log: DebugLog, agent: AgentProcess 
         registryMirrors: engine.config.registryMirrors,
         insecureRegistries: engine.config.insecureRegistries,
         systemTime: new Date().toISOString(),
-        defaultRuntime: "runc",
+        defaultRuntime: engine.runtimes.default.name,
         supervisor: agent.supervisor,
       };
     },
