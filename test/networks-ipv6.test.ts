@@ -53,8 +53,11 @@ describe("IPv6 networks", () => {
       string,
       { IPv6Address: string }
     >;
+    // b still runs (a's nc ended with the one connection it served).
+    const ipB = (await dockerOk(agent, ["inspect", "--format", `{{(index .NetworkSettings.Networks "${net}").GlobalIPv6Address}}`, b])).trim();
+    assert.ok(ipB.startsWith(prefix) && ipB !== ipA, ipB);
     assert.ok(
-      Object.values(members).some((m) => m.IPv6Address === `${ipA}/64`),
+      Object.values(members).some((m) => m.IPv6Address === `${ipB}/64`),
       JSON.stringify(members),
     );
   });
