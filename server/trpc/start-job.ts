@@ -16,17 +16,22 @@ export async function requireHostAccess(ctx: AuthedContext, steps: readonly Step
   if (refused.length) throw new TRPCError({ code: "FORBIDDEN", message: hostOptionsMessage(refused) });
 }
 
-export async function startJob(ctx: AuthedContext, kind: string, params: Record<string, unknown>, steps: StepSpec[]): Promise<{ jobId: string }> {
+/** The caller may operate every node of the steps, and use the host-level options they hold. */
+export async function requireStepAccess(ctx: AuthedContext, steps: readonly StepSpec[]): Promise<void> {
   await requireNodes(
     ctx,
     steps.map((s) => s.nodeId),
     "operate",
   );
-  // Every job passes here, so no procedure that makes a container can skip the host check.
   await requireHostAccess(
     ctx,
     steps.map((s) => ({ nodeId: s.nodeId, action: s.action, params: s.params })),
   );
+}
+
+export async function startJob(ctx: AuthedContext, kind: string, params: Record<string, unknown>, steps: StepSpec[]): Promise<{ jobId: string }> {
+  // Every job passes here, so no procedure that makes a container can skip the host check.
+  await requireStepAccess(ctx, steps);
   const { jobId } = await ctx.services.jobs.create({ kind, params, steps, createdById: ctx.user.id });
   ctx.audit.details.jobId = jobId;
   return { jobId };

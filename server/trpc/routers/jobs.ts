@@ -13,7 +13,7 @@ import { contextArchiveProblem } from "../../jobs/build-context.ts";
 import type { BuildStepParams, StepSpec } from "../../jobs/job-service.ts";
 import { createOptionsFromForm, hostRequestOfForm, RunFormError, RunFormSchema } from "../run-form.ts";
 import { authedProcedure, requireNodes, router } from "../trpc.ts";
-import { requireHostAccess, startJob } from "../start-job.ts";
+import { requireHostAccess, requireStepAccess, startJob } from "../start-job.ts";
 import { storageJobs } from "./storage-jobs.ts";
 
 const NodeIds = z
@@ -258,15 +258,7 @@ export const jobsRouter = router({
       ...input.distributeTo.flatMap((nodeId) => input.tags.map((reference) => ({ nodeId, seq: 2, action: "image.pull" as const, params: { reference } }))),
     ];
     // Refused before the archive is decoded or stored: a viewer's 64 MiB costs nothing but the upload.
-    await requireNodes(
-      ctx,
-      steps.map((s) => s.nodeId),
-      "operate",
-    );
-    await requireHostAccess(
-      ctx,
-      steps.map((s) => ({ nodeId: s.nodeId, action: s.action, params: s.params })),
-    );
+    await requireStepAccess(ctx, steps);
     let contextFile: string | undefined;
     if (input.context) {
       const archive = Buffer.from(input.context.contentBase64, "base64");
