@@ -21,7 +21,8 @@ function needOf(path: string): Need | undefined {
   if (path === "auth.me") return "public";
   if (["auth.changePassword", "auth.logoutEverywhere", "auth.sessions", "auth.revokeSession"].includes(path) || path.startsWith("auth.twoFactor."))
     return "signed-in";
-  if (path.startsWith("admin.") || path.startsWith("installer.") || ["nodes.revoke", "nodes.delete", "nodes.update", "nodes.restartAgent"].includes(path)) return "admin";
+  if (path.startsWith("admin.") || path.startsWith("installer.") || ["nodes.revoke", "nodes.delete", "nodes.update", "nodes.restartAgent"].includes(path))
+    return "admin";
   if (path.startsWith("jobs.") && !["jobs.list", "jobs.get"].includes(path)) return "operate";
   if (path.startsWith("nodes.") || path.startsWith("inventory.") || path.startsWith("jobs.")) return "read";
   return undefined;
