@@ -48,62 +48,33 @@ interface TextFieldProps {
   error?: ReactNode;
 }
 
+/** What an input and a text area of a field share: its value, its look, its width. */
+function controlProps({ id, value, onChange, placeholder, mono, required }: TextFieldProps) {
+  return {
+    id,
+    value,
+    onChange: (e: { target: { value: string } }) => onChange(e.target.value),
+    placeholder,
+    className: mono ? "mono" : undefined,
+    required,
+    style: { width: "100%" },
+  };
+}
+
 /** A labelled one-line text input, the width of its column. */
-export function TextField({
-  label,
-  id,
-  value,
-  onChange,
-  placeholder,
-  mono,
-  required,
-  error,
-  inputMode,
-  list,
-}: TextFieldProps & { inputMode?: "decimal" | "numeric"; list?: string }) {
+export function TextField(props: TextFieldProps & { inputMode?: "decimal" | "numeric"; list?: string }) {
   return (
-    <Field label={label} error={error}>
-      <input
-        id={id}
-        value={value}
-        onChange={(e) => onChange(e.target.value)}
-        placeholder={placeholder}
-        className={mono ? "mono" : undefined}
-        required={required}
-        inputMode={inputMode}
-        list={list}
-        style={{ width: "100%" }}
-      />
+    <Field label={props.label} error={props.error}>
+      <input {...controlProps(props)} inputMode={props.inputMode} list={props.list} />
     </Field>
   );
 }
 
 /** A labelled text area (usually one entry a line), the width of its column. */
-export function LinesField({
-  label,
-  id,
-  value,
-  onChange,
-  placeholder,
-  mono,
-  required,
-  error,
-  rows = 4,
-  spellCheck,
-}: TextFieldProps & { rows?: number; spellCheck?: boolean }) {
+export function LinesField(props: TextFieldProps & { rows?: number; spellCheck?: boolean }) {
   return (
-    <Field label={label} error={error}>
-      <textarea
-        id={id}
-        value={value}
-        onChange={(e) => onChange(e.target.value)}
-        placeholder={placeholder}
-        rows={rows}
-        className={mono ? "mono" : undefined}
-        required={required}
-        spellCheck={spellCheck}
-        style={{ width: "100%" }}
-      />
+    <Field label={props.label} error={props.error}>
+      <textarea {...controlProps(props)} rows={props.rows ?? 4} spellCheck={props.spellCheck} />
     </Field>
   );
 }
