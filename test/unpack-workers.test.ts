@@ -93,7 +93,9 @@ test("a corrupt gzip blob fails with DataLoss in the worker and leaves nothing",
   const { store, root } = await newStore(t);
   const { gz } = bigLayer(8);
   const bad = Buffer.from(gz);
-  for (let i = 1000; i < 1100; i++) bad[i] = bad[i]! ^ 0x5a;
+  // The first deflate block's header (right after gzip's 10-byte header) says block type 3,
+  // which does not exist: zlib fails before a byte of tar comes out, whatever the timing.
+  bad[10] = 0xff;
   const tarSizes: number[] = [];
   await assert.rejects(
     store.unpack({ compressed: true, onTarSize: (n) => tarSizes.push(n) }, Readable.from([bad])),
